@@ -1,0 +1,10 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+func runLab(ctx context.Context, c *cli, args []string) error {
+	return errors.New("lab: not implemented yet")
+}

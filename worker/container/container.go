@@ -1,0 +1,127 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors, wrapped with the container's name and the cause.
+var (
+	// ErrNotFound: no container of that name or ID exists on this node.
+	ErrNotFound = errors.New("container: not found on this node")
+	// ErrNotRunning: the container exists but has no running process.
+	ErrNotRunning = errors.New("container: not running")
+)
+
+// Ref identifies a running container on this node: what the primitives need.
+type Ref struct {
+	// ID is the full Docker container ID (also the runc container ID).
+	ID string
+	// Name is the Docker name without the leading slash, for messages.
+	Name string
+	// Pid is the host PID of the container's init process.
+	Pid int
+}
+
+// String names the container for error messages.
+func (r Ref) String() string {
+	if r.Name != "" {
+		return fmt.Sprintf("%s (%.12s)", r.Name, r.ID)
+	}
+	return fmt.Sprintf("%.12s", r.ID)
+}
+
+// Network is one network attachment of a container.
+type Network struct {
+	// Name of the Docker network.
+	Name string `json:"name"`
+	// IPv4 is the container's address on it (empty when none).
+	IPv4 string `json:"ipv4,omitempty"`
+	// IPv6 is the container's IPv6 address on it (empty when none).
+	IPv6 string `json:"ipv6,omitempty"`
+	// Aliases are the DNS aliases of the container on that network.
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Mount is one mount of a container.
+type Mount struct {
+	// Type is bind, volume or tmpfs.
+	Type string `json:"type"`
+	// Source is the host path (bind) or the volume name (volume).
+	Source string `json:"source,omitempty"`
+	// Target is the path inside the container.
+	Target string `json:"target"`
+	// ReadOnly mounts are read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// Spec is everything needed to recreate a container on another node so that CRIU can
+// restore its processes into it.
+type Spec struct {
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	ImageID    string            `json:"imageID,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Hostname   string            `json:"hostname,omitempty"`
+	Tty        bool              `json:"tty,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Mounts     []Mount           `json:"mounts,omitempty"`
+	Networks   []Network         `json:"networks,omitempty"`
+	// Service and Task are the swarm service and task names (empty for standalone
+	// containers); Slot is the task's slot (0 for global or standalone).
+	Service string `json:"service,omitempty"`
+	Task    string `json:"task,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+}
+
+// Swarm label keys Docker puts on task containers.
+const (
+	LabelServiceName = "com.docker.swarm.service.name"
+	LabelTaskName    = "com.docker.swarm.task.name"
+)
+
+// SwarmFromLabels fills Service, Task and Slot from the swarm labels of a task container.
+// A task is named SERVICE.SLOT.TASKID (replicated) or SERVICE.NODEID.TASKID (global).
+func SwarmFromLabels(labels map[string]string) (service, task string, slot int) {
+	service, task = labels[LabelServiceName], labels[LabelTaskName]
+	if service == "" || task == "" {
+		return service, task, 0
+	}
+	rest := strings.TrimPrefix(task, service+".")
+	if i := strings.IndexByte(rest, '.'); i > 0 {
+		if n, err := strconv.Atoi(rest[:i]); err == nil {
+			slot = n
+		}
+	}
+	return service, task, slot
+}
+
+// Addrs returns the container's IP addresses over all its networks.
+func (s Spec) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, n := range s.Networks {
+		for _, a := range []string{n.IPv4, n.IPv6} {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
+// Inspector looks containers up on one node.
+type Inspector interface {
+	// Resolve returns the running container named or identified by nameOrID, or an error
+	// wrapping ErrNotFound or ErrNotRunning.
+	Resolve(ctx context.Context, nameOrID string) (Ref, error)
+	// Spec returns what is needed to recreate the container elsewhere.
+	Spec(ctx context.Context, nameOrID string) (Spec, error)
+}

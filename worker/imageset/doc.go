@@ -1,0 +1,9 @@
+// Package imageset is the on-disk form of one container's checkpoint: a directory
+//
+//	<set>/manifest.json   what was dumped, how to recreate the container, sha256 per file
+//	<set>/images/         the CRIU image files written by runc/CRIU
+//
+// Directories are 0700 and files 0600 (checkpoint images hold the container's memory).
+// Verify re-hashes every file against the manifest; restore paths call it (or receive
+// the set through a verifying transfer) and never skip it.
+package imageset

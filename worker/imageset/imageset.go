@@ -1,0 +1,250 @@
+package imageset
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+)
+
+// Layout names inside a set directory.
+const (
+	ManifestName = "manifest.json"
+	ImagesDir    = "images"
+	// DirMode and FileMode are the permissions of every directory and file of a set.
+	DirMode  fs.FileMode = 0o700
+	FileMode fs.FileMode = 0o600
+	// Version is the manifest format version; bump on incompatible changes.
+	Version = 1
+)
+
+// Sentinel errors.
+var (
+	// ErrChecksum: a file's content does not match its manifest sha256 or size.
+	ErrChecksum = errors.New("imageset: checksum mismatch")
+	// ErrMissing: a file listed in the manifest is absent, or an unlisted one is present.
+	ErrMissing = errors.New("imageset: file set differs from manifest")
+	// ErrManifest: the manifest is absent, unreadable or of an unknown version.
+	ErrManifest = errors.New("imageset: bad manifest")
+)
+
+// File is one image file of the set.
+type File struct {
+	// Name is the path relative to images/, slash separated.
+	Name string `json:"name"`
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is the lowercase hex digest of the content.
+	SHA256 string `json:"sha256"`
+}
+
+// Manifest describes one image set.
+type Manifest struct {
+	Version int `json:"version"`
+	// ContainerID is the ID of the dumped container on its source node.
+	ContainerID string `json:"containerID"`
+	// Node is the name of the source node.
+	Node string `json:"node,omitempty"`
+	// Spec recreates the container.
+	Spec container.Spec `json:"spec"`
+	// LeaveRunning tells whether the source kept running after the dump.
+	LeaveRunning bool `json:"leaveRunning"`
+	// CRIUVersion and Kernel describe the source so a target can refuse mismatches.
+	CRIUVersion string `json:"criuVersion"`
+	Kernel      string `json:"kernel"`
+	// Created is when the dump finished; DumpSeconds how long it took.
+	Created     time.Time `json:"created"`
+	DumpSeconds float64   `json:"dumpSeconds"`
+	// Files lists every file under images/, sorted by name.
+	Files []File `json:"files"`
+}
+
+// TotalBytes is the sum of all file sizes.
+func (m *Manifest) TotalBytes() int64 {
+	var n int64
+	for _, f := range m.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// Lookup returns the manifest entry for name.
+func (m *Manifest) Lookup(name string) (File, bool) {
+	i := sort.Search(len(m.Files), func(i int) bool { return m.Files[i].Name >= name })
+	if i < len(m.Files) && m.Files[i].Name == name {
+		return m.Files[i], true
+	}
+	return File{}, false
+}
+
+// ImagesPath returns <set>/images.
+func ImagesPath(set string) string { return filepath.Join(set, ImagesDir) }
+
+// HashFile returns the size and sha256 of one file, reading it with a fixed buffer.
+func HashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return 0, "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Seal hashes every file under <set>/images, fixes permissions (dirs 0700, files 0600),
+// fills m.Files and writes the manifest atomically. Symlinks and special files are refused.
+func Seal(set string, m *Manifest) error {
+	m.Version = Version
+	m.Files = m.Files[:0]
+	root := ImagesPath(set)
+	if err := os.Chmod(set, DirMode); err != nil {
+		return fmt.Errorf("imageset: seal %s: %w", set, err)
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case d.IsDir():
+			return os.Chmod(p, DirMode)
+		case !d.Type().IsRegular():
+			return fmt.Errorf("imageset: %s is not a regular file", p)
+		}
+		if err := os.Chmod(p, FileMode); err != nil {
+			return err
+		}
+		size, sum, err := HashFile(p)
+		if err != nil {
+			return err
+		}
+		m.Files = append(m.Files, File{Name: filepath.ToSlash(rel), Size: size, SHA256: sum})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("imageset: seal %s: %w", set, err)
+	}
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	return WriteManifest(set, m)
+}
+
+// WriteManifest writes <set>/manifest.json atomically with mode 0600.
+func WriteManifest(set string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("imageset: encode manifest: %w", err)
+	}
+	tmp := filepath.Join(set, ManifestName+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), FileMode); err != nil {
+		return fmt.Errorf("imageset: write manifest in %s: %w", set, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(set, ManifestName)); err != nil {
+		return fmt.Errorf("imageset: write manifest in %s: %w", set, err)
+	}
+	return nil
+}
+
+// ReadManifest reads and decodes <set>/manifest.json.
+func ReadManifest(set string) (*Manifest, error) {
+	f, err := os.Open(filepath.Join(set, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	defer f.Close()
+	return DecodeManifest(bufio.NewReader(f))
+}
+
+// DecodeManifest decodes and sanity-checks a manifest.
+func DecodeManifest(r io.Reader) (*Manifest, error) {
+	var m Manifest
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: decode: %w", ErrManifest, err)
+	}
+	if m.Version != Version {
+		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrManifest, m.Version, Version)
+	}
+	for i, f := range m.Files {
+		if err := CheckName(f.Name); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrManifest, err)
+		}
+		if len(f.SHA256) != 64 || f.Size < 0 {
+			return nil, fmt.Errorf("%w: file %q has no valid sha256/size", ErrManifest, f.Name)
+		}
+		if i > 0 && m.Files[i-1].Name >= f.Name {
+			return nil, fmt.Errorf("%w: files not sorted or duplicated at %q", ErrManifest, f.Name)
+		}
+	}
+	return &m, nil
+}
+
+// CheckName refuses file names that could escape the images directory.
+func CheckName(name string) error {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
+		return fmt.Errorf("bad file name %q", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("bad file name %q", name)
+		}
+	}
+	return nil
+}
+
+// Verify re-reads every file of the set and compares it with the manifest: sizes,
+// sha256, no missing and no extra files. It returns the manifest when all match.
+func Verify(set string) (*Manifest, error) {
+	m, err := ReadManifest(set)
+	if err != nil {
+		return nil, fmt.Errorf("imageset: verify %s: %w", set, err)
+	}
+	root := ImagesPath(set)
+	seen := 0
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		want, ok := m.Lookup(filepath.ToSlash(rel))
+		if !ok {
+			return fmt.Errorf("%w: %s is not in the manifest", ErrMissing, rel)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%w: %s is not a regular file", ErrChecksum, rel)
+		}
+		size, sum, err := HashFile(p)
+		if err != nil {
+			return err
+		}
+		if size != want.Size || sum != want.SHA256 {
+			return fmt.Errorf("%w: %s has %d bytes sha256 %.12s, manifest says %d bytes %.12s",
+				ErrChecksum, rel, size, sum, want.Size, want.SHA256)
+		}
+		seen++
+		return nil
+	})
+	if err == nil && seen != len(m.Files) {
+		err = fmt.Errorf("%w: %d of %d files present", ErrMissing, seen, len(m.Files))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imageset: verify %s (container %.12s): %w", set, m.ContainerID, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,272 @@
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Default ports. They are not NATS's and etcd's well-known ports (4222, 2379, 2380) so
+// that an embedded coordinator never collides with a real server on the same host.
+const (
+	DefaultNATSPort     = 14222
+	DefaultEtcdPort     = 12379
+	DefaultEtcdPeerPort = 12380
+	tokenFile           = "nats.token"
+)
+
+// ErrStart is wrapped by every error that prevents the servers from starting.
+var ErrStart = errors.New("embedded: cannot start control-plane servers")
+
+// Config says where the embedded servers listen and persist.
+type Config struct {
+	// DataDir holds etcd's data and the NATS token. Created with mode 0700. Required.
+	DataDir string
+	// Host is the address both servers bind to. Default 127.0.0.1 (loopback only).
+	Host string
+	// NATSPort is the NATS client port; 0 picks a free port. Default DefaultNATSPort
+	// when the whole Config comes from DefaultConfig.
+	NATSPort int
+	// EtcdPort and EtcdPeerPort are etcd's client and peer ports; 0 picks free ports.
+	EtcdPort, EtcdPeerPort int
+	// NoAuth turns the NATS token off. Only for tests and trusted single-user hosts.
+	NoAuth bool
+	// TLS, when set, makes the NATS server require TLS from clients.
+	TLS *tls.Config
+	// StartTimeout bounds how long Start waits for both servers. Default 30s.
+	StartTimeout time.Duration
+	// Log receives the servers' lifecycle events. Default slog.Default().
+	Log *slog.Logger
+}
+
+// DefaultConfig returns the configuration `swarmckpt coordinator` uses with no flags.
+func DefaultConfig(dataDir string) Config {
+	return Config{DataDir: dataDir, Host: "127.0.0.1", NATSPort: DefaultNATSPort,
+		EtcdPort: DefaultEtcdPort, EtcdPeerPort: DefaultEtcdPeerPort, StartTimeout: 30 * time.Second}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: no data directory given (set --data-dir)", ErrStart)
+	}
+	for name, p := range map[string]int{"NATS port": c.NATSPort, "etcd port": c.EtcdPort, "etcd peer port": c.EtcdPeerPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("%w: %s %d is out of range 0-65535", ErrStart, name, p)
+		}
+	}
+	return nil
+}
+
+// Servers are the running embedded NATS and etcd servers.
+type Servers struct {
+	nats  *natsserver.Server
+	etcd  *embed.Etcd
+	token string
+	log   *slog.Logger
+	tls   bool
+}
+
+// Start starts NATS and etcd and waits until both accept clients or ctx ends.
+func Start(ctx context.Context, cfg Config) (*Servers, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "embedded")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: data directory %s: %w", ErrStart, cfg.DataDir, err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: data directory %s: %w", ErrStart, cfg.DataDir, err)
+	}
+	s := &Servers{log: log, tls: cfg.TLS != nil}
+	if !cfg.NoAuth {
+		tok, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStart, err)
+		}
+		s.token = tok
+	}
+	if err := s.startNATS(cfg); err != nil {
+		return nil, err
+	}
+	if err := s.startEtcd(ctx, cfg); err != nil {
+		s.nats.Shutdown()
+		return nil, err
+	}
+	log.Info("embedded control plane up", "nats", s.NATSURL(), "etcd", strings.Join(s.EtcdEndpoints(), ","), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+func (s *Servers) startNATS(cfg Config) error {
+	port, err := freePortIfZero(cfg.Host, cfg.NATSPort)
+	if err != nil {
+		return fmt.Errorf("%w: NATS port: %w", ErrStart, err)
+	}
+	opts := &natsserver.Options{
+		ServerName:    "swarmckpt-embedded",
+		Host:          cfg.Host,
+		Port:          port,
+		NoSigs:        true,
+		NoLog:         true,
+		Authorization: s.token,
+		MaxPayload:    8 << 20,
+	}
+	if cfg.TLS != nil {
+		opts.TLS = true
+		opts.TLSConfig = cfg.TLS
+		opts.TLSTimeout = 5
+	}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("%w: NATS: %w", ErrStart, err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(cfg.StartTimeout) {
+		ns.Shutdown()
+		return fmt.Errorf("%w: NATS did not accept connections on %s:%d within %s (is the port taken? pick another with --nats-port)",
+			ErrStart, cfg.Host, port, cfg.StartTimeout)
+	}
+	s.nats = ns
+	return nil
+}
+
+func (s *Servers) startEtcd(ctx context.Context, cfg Config) error {
+	cport, err := freePortIfZero(cfg.Host, cfg.EtcdPort)
+	if err != nil {
+		return fmt.Errorf("%w: etcd port: %w", ErrStart, err)
+	}
+	pport, err := freePortIfZero(cfg.Host, cfg.EtcdPeerPort)
+	if err != nil {
+		return fmt.Errorf("%w: etcd peer port: %w", ErrStart, err)
+	}
+	ec := embed.NewConfig()
+	ec.Name = "swarmckpt"
+	ec.Dir = filepath.Join(cfg.DataDir, "etcd")
+	ec.LogLevel = "error"
+	ec.LogOutputs = []string{filepath.Join(cfg.DataDir, "etcd.log")}
+	hostport := func(p int) url.URL {
+		return url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(p))}
+	}
+	ec.ListenClientUrls = []url.URL{hostport(cport)}
+	ec.AdvertiseClientUrls = ec.ListenClientUrls
+	ec.ListenPeerUrls = []url.URL{hostport(pport)}
+	ec.AdvertisePeerUrls = ec.ListenPeerUrls
+	ec.ListenMetricsUrls = nil
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		return fmt.Errorf("%w: etcd on %s:%d (data %s): %w", ErrStart, cfg.Host, cport, ec.Dir, err)
+	}
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return fmt.Errorf("%w: etcd: %w", ErrStart, err)
+	case <-timer.C:
+		e.Close()
+		return fmt.Errorf("%w: etcd not ready within %s (see %s)", ErrStart, cfg.StartTimeout, ec.LogOutputs[0])
+	case <-ctx.Done():
+		e.Close()
+		return fmt.Errorf("%w: %w", ErrStart, ctx.Err())
+	}
+	s.etcd = e
+	return nil
+}
+
+// NATSURL is the URL clients use to reach the embedded NATS server.
+func (s *Servers) NATSURL() string {
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return scheme + "://" + s.nats.Addr().String()
+}
+
+// Token is the NATS token clients must present; empty when auth is off.
+func (s *Servers) Token() string { return s.token }
+
+// EtcdEndpoints are the client endpoints of the embedded etcd.
+func (s *Servers) EtcdEndpoints() []string {
+	out := make([]string, 0, len(s.etcd.Clients))
+	for _, l := range s.etcd.Clients {
+		out = append(out, "http://"+l.Addr().String())
+	}
+	return out
+}
+
+// Close stops both servers; safe to call once.
+func (s *Servers) Close() error {
+	s.etcd.Close()
+	s.nats.Shutdown()
+	s.nats.WaitForShutdown()
+	s.log.Info("embedded control plane stopped")
+	return nil
+}
+
+// TokenPath is where Start keeps the NATS token of a data directory.
+func TokenPath(dataDir string) string { return filepath.Join(dataDir, tokenFile) }
+
+func loadOrCreateToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("NATS token file %s is empty; delete it to generate a new token", path)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			return "", fmt.Errorf("NATS token file %s: %w", path, err)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("NATS token file %s: %w", path, err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate NATS token: %w", err)
+	}
+	tok := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write NATS token %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+func freePortIfZero(host string, port int) (int, error) {
+	if port != 0 {
+		return port, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

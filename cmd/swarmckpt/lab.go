@@ -2,9 +2,138 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
+const labUsage = `Usage: swarmckpt lab <up|down|status|env|deploy> [flags]
+
+A real multi-node Docker Swarm on this machine: each node is its own dockerd in its own
+network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
+
+  swarmckpt lab up --nodes 3            create lab "lab" with 3 nodes, load workload images
+  swarmckpt lab status                  show the nodes
+  eval "$(swarmckpt lab env)"           point plain docker at the manager
+  swarmckpt lab deploy deploy/examples/echo.yml echo
+                                        load the images the file needs, deploy it as a stack
+  swarmckpt lab down                    remove everything the lab created (also after a crash)`
+
 func runLab(ctx context.Context, c *cli, args []string) error {
-	return errors.New("lab: not implemented yet")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(c.stdout, labUsage)
+		if len(args) == 0 {
+			return usagef("lab needs a subcommand: up, down, status, env or deploy")
+		}
+		return errHelp
+	}
+	sub, args := args[0], args[1:]
+	cfg := lab.DefaultConfig()
+	fs := flag.NewFlagSet("lab "+sub, flag.ContinueOnError)
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "lab name: prefix of its nodes, namespaces and directories")
+	fs.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "root of sockets and exec roots")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "root of node data and logs")
+	fs.StringVar(&cfg.ImageDir, "images", cfg.ImageDir, "directory of image tars (*.tar) to load onto every node")
+	output := fs.String("output", "text", "status output: text or json")
+	timeout := fs.Duration("timeout", 2*time.Minute, "deploy: how long to wait for the stack's tasks to run")
+	runtime := fs.String("runtime", "auto", "OCI runtime to make every node's default: a path, 'auto' (swarmckpt-runtime next to this binary or in /usr/local/bin, if present) or 'runc'")
+	if sub == "up" {
+		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
+	}
+	if err := parseFlags(c, fs, labUsage, args); err != nil {
+		return err
+	}
+	switch sub {
+	case "up":
+		if fs.NArg() != 0 {
+			return usagef("lab up takes no arguments, got %q", fs.Args())
+		}
+		cfg.Runtime = resolveRuntime(*runtime)
+		start := time.Now()
+		p, err := lab.Up(ctx, c.log, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "lab %s is up: %d nodes in %.1fs\n", p.Name, len(p.Nodes), time.Since(start).Seconds())
+		return printStatus(ctx, c, p, "text")
+	case "down":
+		if err := lab.Down(ctx, c.log, cfg); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "lab %s removed\n", cfg.Name)
+		return nil
+	case "status":
+		p, err := lab.Load(cfg.RunDir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		return printStatus(ctx, c, p, *output)
+	case "env":
+		p, err := lab.Load(cfg.RunDir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "export DOCKER_HOST=%s\n", p.Manager().DockerHost())
+		fmt.Fprintf(c.stdout, "# run: eval \"$(swarmckpt lab env --name %s)\"\n", p.Name)
+		return nil
+	case "deploy":
+		if fs.NArg() != 2 {
+			return usagef("usage: swarmckpt lab deploy FILE STACK")
+		}
+		p, err := lab.Load(cfg.RunDir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		if err := lab.Deploy(ctx, c.log, p, cfg.ImageDir, fs.Arg(0), fs.Arg(1), *timeout); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "stack %s deployed on lab %s; all services running\n", fs.Arg(1), p.Name)
+		return nil
+	}
+	return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
+}
+
+func resolveRuntime(flagValue string) string {
+	switch flagValue {
+	case "runc", "":
+		return ""
+	case "auto":
+		var cands []string
+		if exe, err := os.Executable(); err == nil {
+			cands = append(cands, filepath.Join(filepath.Dir(exe), "swarmckpt-runtime"))
+		}
+		cands = append(cands, "/usr/local/bin/swarmckpt-runtime")
+		for _, p := range cands {
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+				return p
+			}
+		}
+		return ""
+	}
+	return flagValue
+}
+
+func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
+	st := lab.Status(ctx, p)
+	if output == "json" {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"name": p.Name, "subnet": fmt.Sprintf("10.231.%d.0/24", p.Subnet), "runtime": p.Runtime, "nodes": st})
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tENGINE\tSWARM\tCONTAINERS\tDOCKER_HOST")
+	for _, s := range st {
+		state := s.SwarmState
+		if !s.Up {
+			state = "DOWN: " + s.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Addr, s.Role, s.Engine, state, s.Containers, s.DockerHost())
+	}
+	return tw.Flush()
 }

@@ -6,12 +6,12 @@
 // nodes are wired to one Linux bridge that lives in a private "switch" namespace, so the
 // host's own network namespace and firewall are never touched and nothing leaves the lab:
 //
-//	          netns NAME-sw
-//	     +---------br0---------+
-//	     |          |          |          veth pairs, one per node
-//	   eth0       eth0       eth0
-//	 netns NAME-1 NAME-2    NAME-3        10.231.K.11, .12, .13 /24
-//	 dockerd    dockerd    dockerd        swarm: NAME-1 manager, others workers
+//	         netns NAME-sw
+//	    +---------br0---------+
+//	    |          |          |          veth pairs, one per node
+//	  eth0       eth0       eth0
+//	netns NAME-1 NAME-2    NAME-3        10.231.K.11, .12, .13 /24
+//	dockerd    dockerd    dockerd        swarm: NAME-1 manager, others workers
 //
 // Everything a lab creates is named after the lab, so Down finds and removes it even when
 // Up crashed half-way and wrote no state: namespaces NAME-*, the directories

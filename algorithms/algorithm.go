@@ -1,0 +1,251 @@
+package algorithms
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Machine is one role of one algorithm: the coordinator role (one per stack, long-lived,
+// one snapshot at a time) or the container role (one per container, run by the worker of
+// the container's node, long-lived across snapshots). It never does I/O, never reads a
+// clock, never starts a goroutine and never uses randomness; it is not safe for
+// concurrent use (the caller serialises all calls).
+//
+// The caller's loop, like etcd raft's RawNode:
+//
+//	for {
+//		select { case m := <-inbox: err := sm.Step(m) /* refuse/log err */
+//		         case <-ticker: sm.Tick() }
+//		if sm.HasReady() {
+//			rd := sm.Ready()
+//			execute rd (see Ready for the order)
+//			sm.Advance()
+//		}
+//	}
+type Machine interface {
+	// Step feeds one message: a protocol message from another process, or the result of
+	// an executed Action (TypeActionDone, built with Done). Duplicated, reordered and
+	// stale messages are tolerated and ignored as needed. A returned error is about this
+	// message only (e.g. ErrBusy for a second snapshot request); the machine stays usable.
+	Step(m protocol.Envelope) error
+	// Tick advances logical time by one tick (deadlines and watchdogs are in ticks).
+	Tick()
+	// HasReady reports whether Ready has anything to execute.
+	HasReady() bool
+	// Ready returns the actions and messages accumulated so far and hands them over: the
+	// next Ready only holds what was produced after this call.
+	Ready() Ready
+	// Advance tells the machine the last Ready was executed (actions done in order,
+	// messages handed to the transport). Call it once per Ready, before the next Ready.
+	Advance()
+}
+
+// Ready is what the caller must execute, in this order:
+//
+//  1. Actions, in slice order, each completed before the next starts. In particular
+//     ActPersist, ActCommit and ActAbort are durable writes that must be on stable
+//     storage BEFORE any later action runs and BEFORE any message of this Ready is sent.
+//     Container actions (lock, freeze, dump, thaw, unlock) are executed on the container
+//     by its worker; the caller then feeds each one's outcome back with Step(Done(...)),
+//     at any time later (before or after Advance), exactly once per container action.
+//  2. Messages, after every action of this Ready completed, in any order (the transport
+//     may reorder, duplicate or lose them; the algorithms cope).
+//
+// Ready values are never modified by the machine after they are returned.
+type Ready struct {
+	Actions  []Action
+	Messages []protocol.Envelope
+}
+
+// Empty reports whether there is nothing to do.
+func (rd Ready) Empty() bool { return len(rd.Actions) == 0 && len(rd.Messages) == 0 }
+
+// ActionKind is what an Action asks for.
+type ActionKind uint8
+
+// Action kinds. Container actions come from container roles; Persist, Commit and Abort
+// from coordinator roles.
+const (
+	ActInvalid ActionKind = iota
+	// ActPersist: durably store Record (replacing the previous record of this
+	// coordinator). After a crash, RecoverCoordinator is given the last stored record.
+	ActPersist
+	// ActLock: lock the network of Container: every connection if Peers is nil, else
+	// only the connections to Peers. Packets are dropped, never delivered.
+	ActLock
+	// ActUnlock: undo ActLock for the same connections (nil Peers: all). Idempotent.
+	ActUnlock
+	// ActFreeze: freeze every process of Container (cgroup freezer).
+	ActFreeze
+	// ActThaw: undo ActFreeze. Idempotent.
+	ActThaw
+	// ActDump: record Container (CRIU images with its TCP queues), or, with ReuseFrom
+	// set, reuse its images of that earlier snapshot. The result carries DumpStats.
+	ActDump
+	// ActCommit: durably store Record, which marks the snapshot committed (the commit
+	// point), then report the outcome. Emitted exactly once per committed snapshot.
+	ActCommit
+	// ActAbort: durably store Record, which marks the snapshot aborted (Reason says
+	// why), then report the outcome and collect partial images. Exactly once per
+	// aborted snapshot.
+	ActAbort
+)
+
+var actionNames = [...]string{"invalid", "persist", "lock", "unlock", "freeze", "thaw", "dump", "commit", "abort"}
+
+// String returns the action's name, as used in ActionResult.Op.
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) {
+		return actionNames[k]
+	}
+	return fmt.Sprintf("action(%d)", k)
+}
+
+// ParseActionKind is the inverse of String.
+func ParseActionKind(s string) (ActionKind, bool) {
+	for i, n := range actionNames {
+		if n == s && i != 0 {
+			return ActionKind(i), true
+		}
+	}
+	return ActInvalid, false
+}
+
+// IsContainerAction reports whether k is executed on a container (and so must be
+// acknowledged with Step(Done(...))).
+func (k ActionKind) IsContainerAction() bool { return k >= ActLock && k <= ActDump }
+
+// Action is one thing the caller must do. Only the fields of its Kind are set.
+type Action struct {
+	Kind ActionKind
+	// Snapshot and Epoch identify the snapshot the action belongs to.
+	Snapshot string
+	Epoch    uint64
+	// Container is the container acted on (container actions).
+	Container string
+	// Peers limits ActLock/ActUnlock to the connections with these peers; nil means all
+	// connections of the container.
+	Peers []string
+	// LeaveRunning (ActDump): keep the container running after the dump.
+	LeaveRunning bool
+	// ReuseFrom (ActDump): reuse this earlier snapshot's images instead of dumping.
+	ReuseFrom string
+	// Record (ActPersist, ActCommit, ActAbort): opaque, deterministic bytes to store.
+	Record []byte
+	// Reason (ActAbort): why the snapshot was aborted.
+	Reason string
+}
+
+// Done builds the message that reports the outcome of the container action a back to
+// the container's machine: err nil on success; conns are the container's per-connection
+// counters when the action completed (required for ActLock and ActDump, optional
+// otherwise); stats describes the images of an ActDump (nil otherwise).
+func Done(a Action, err error, conns []protocol.ConnCounter, stats *protocol.DumpStats) protocol.Envelope {
+	r := &protocol.ActionResult{Op: a.Kind.String(), Peers: a.Peers, Conns: conns, Dump: stats}
+	if err != nil {
+		r.Error = err.Error()
+		if r.Error == "" {
+			r.Error = "unknown error"
+		}
+	}
+	addr := protocol.ContainerAddr(a.Container)
+	return protocol.Envelope{
+		Version: protocol.Version, Type: protocol.TypeActionDone,
+		Snapshot: a.Snapshot, Epoch: a.Epoch, From: addr, To: addr, Body: r,
+	}
+}
+
+// Config configures a coordinator role. Times are in coordinator ticks.
+type Config struct {
+	// Timeout is how many ticks a snapshot may take from its request until it is
+	// aborted. Default 600 (one minute at the coordinator's default 100 ms tick).
+	Timeout uint64
+	// WatchdogGrace is added to the remaining Timeout to form the Deadline.Ticks sent to
+	// containers, so that their watchdogs fire only after the coordinator has given up.
+	// Default 100.
+	WatchdogGrace uint64
+	// FirstEpoch is the epoch of the first snapshot of a fresh coordinator. Default 1.
+	FirstEpoch uint64
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config { return Config{Timeout: 600, WatchdogGrace: 100, FirstEpoch: 1} }
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.WatchdogGrace == 0 {
+		c.WatchdogGrace = d.WatchdogGrace
+	}
+	if c.FirstEpoch == 0 {
+		c.FirstEpoch = d.FirstEpoch
+	}
+	return c
+}
+
+// ContainerConfig configures a container role.
+type ContainerConfig struct {
+	// ID is the container this machine acts for.
+	ID string
+	// Recovering is set when the worker restarted and may have left the container
+	// locked or frozen: the machine's first Ready then thaws and unlocks it.
+	Recovering bool
+}
+
+// Algorithm is one checkpoint algorithm: how to build its two roles.
+type Algorithm interface {
+	// Name is the algorithm's name as used on the CLI and in SnapshotRequest.Algorithm.
+	Name() string
+	// NewCoordinator returns a fresh coordinator role.
+	NewCoordinator(cfg Config) Machine
+	// RecoverCoordinator rebuilds the coordinator role from the last record it asked to
+	// store (ActPersist/ActCommit/ActAbort). A snapshot that was not decided is aborted
+	// (its first Ready aborts it and releases every container); a decided one has its
+	// decision re-sent. A nil record is the same as NewCoordinator.
+	RecoverCoordinator(cfg Config, record []byte) (Machine, error)
+	// NewContainer returns the role of one container, run by its worker.
+	NewContainer(cfg ContainerConfig) Machine
+	// Guarantees says what a committed snapshot of this algorithm promises.
+	Guarantees() Guarantees
+}
+
+// Guarantees is what a committed snapshot of an algorithm promises.
+type Guarantees struct {
+	// ConsistentCut: every committed snapshot is a consistent cut (for every connection
+	// A->B, bytes B received at its recording <= bytes A sent at its recording).
+	// False for uncoordinated, whose consistent cut is found at restore by a recovery line.
+	ConsistentCut bool
+}
+
+// Errors returned by Step and RecoverCoordinator; match with errors.Is.
+var (
+	// ErrBusy: a snapshot request arrived while another snapshot is in progress.
+	ErrBusy = errors.New("algorithms: a snapshot is already in progress")
+	// ErrBadRequest: the snapshot request is invalid (empty, duplicate or unknown peers).
+	ErrBadRequest = errors.New("algorithms: invalid snapshot request")
+	// ErrUnexpected: the message is not one this role handles.
+	ErrUnexpected = errors.New("algorithms: unexpected message for this role")
+	// ErrBadRecord: the record given to RecoverCoordinator cannot be used.
+	ErrBadRecord = errors.New("algorithms: unusable coordinator record")
+)
+
+// BusyError is returned by a coordinator's Step for a snapshot request while another
+// snapshot is in progress. errors.Is(err, ErrBusy) is true.
+type BusyError struct {
+	// Active is the snapshot in progress, Requested the refused one.
+	Active, Requested string
+	// Epoch is the epoch of the active snapshot.
+	Epoch uint64
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("algorithms: snapshot %q refused: snapshot %q (epoch %d) is in progress; retry after it ends", e.Requested, e.Active, e.Epoch)
+}
+
+// Is makes errors.Is(err, ErrBusy) true.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }

@@ -1,0 +1,126 @@
+package protocol
+
+// Container is one participant of a snapshot: a container, the worker node it runs on,
+// and the containers of the same snapshot it has TCP connections with (its peers; the
+// relation is symmetric: if b is a peer of a, a is a peer of b). A connection between a
+// and b is two channels, a->b and b->a.
+type Container struct {
+	ID    string   `json:"id"`
+	Node  string   `json:"node"`
+	Peers []string `json:"peers,omitempty"`
+}
+
+// SnapshotRequest asks the coordinator for a snapshot of a set of containers.
+type SnapshotRequest struct {
+	// Algorithm is the algorithm name (blocking, chandy-lamport, uncoordinated, minimal).
+	Algorithm string `json:"algorithm"`
+	// Containers is the participant set.
+	Containers []Container `json:"containers"`
+}
+
+// SnapshotResult reports how a snapshot ended.
+type SnapshotResult struct {
+	Committed bool   `json:"committed"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Lock asks a container to lock its network and optionally freeze it.
+type Lock struct {
+	// All locks every connection of the container; otherwise only those to Peers.
+	All bool `json:"all,omitempty"`
+	// Peers are the peer containers whose connections to lock when All is false.
+	Peers []string `json:"peers,omitempty"`
+	// Freeze also freezes the container after locking it.
+	Freeze bool `json:"freeze,omitempty"`
+}
+
+// Dump asks a container to record itself.
+type Dump struct {
+	// LeaveRunning keeps the container running after the dump (CRIU --leave-running).
+	LeaveRunning bool `json:"leave_running,omitempty"`
+	// ReuseFrom, if set, names an earlier snapshot whose images of this container are
+	// reused instead of dumping again (minimal algorithm).
+	ReuseFrom string `json:"reuse_from,omitempty"`
+	// ReleaseAfter thaws and unlocks the container as soon as its dump is done.
+	ReleaseAfter bool `json:"release_after,omitempty"`
+}
+
+// ConnCounter is the application traffic of one connection seen from one end: bytes
+// this end has written to the peer (Sent) and bytes it has received from the peer
+// (Received), counted since the connection opened.
+type ConnCounter struct {
+	Peer     string `json:"peer"`
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+}
+
+// DumpStats describes a container's recorded images.
+type DumpStats struct {
+	// ImageBytes is the size of the image files written (0 when reused).
+	ImageBytes uint64 `json:"image_bytes,omitempty"`
+	// Conns are the per-connection counters inside the images (the recorded state).
+	Conns []ConnCounter `json:"conns,omitempty"`
+	// ReusedFrom names the snapshot whose images were reused, "" if freshly dumped.
+	ReusedFrom string `json:"reused_from,omitempty"`
+}
+
+// Result is what a container reports back: LockDone, DumpDone, Done, Failed.
+type Result struct {
+	// Error is empty on success, else what went wrong.
+	Error string `json:"error,omitempty"`
+	// Conns are the per-connection counters when the action completed (LockDone).
+	Conns []ConnCounter `json:"conns,omitempty"`
+	// Dump describes the recorded images (DumpDone).
+	Dump *DumpStats `json:"dump,omitempty"`
+}
+
+// Decision carries a Commit, Abort or Release.
+type Decision struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Marker is a Chandy-Lamport marker.
+type Marker struct {
+	// Peers is set by the coordinator: the receiving container's peers in this snapshot.
+	// A marker from a peer leaves it empty.
+	Peers []string `json:"peers,omitempty"`
+}
+
+// ActionResult is the outcome of one action a container's state machine asked its
+// worker to execute (fed back to that state machine, never sent between processes).
+type ActionResult struct {
+	// Op is the action: lock, unlock, freeze, thaw or dump.
+	Op string `json:"op"`
+	// Peers repeats the action's peers (lock, unlock), nil meaning all connections.
+	Peers []string `json:"peers,omitempty"`
+	// Error is empty on success.
+	Error string `json:"error,omitempty"`
+	// Conns are the container's per-connection counters when the action completed.
+	Conns []ConnCounter `json:"conns,omitempty"`
+	// Dump describes the images written or reused (dump).
+	Dump *DumpStats `json:"dump,omitempty"`
+}
+
+// BodyFor returns a new zero body for t (a pointer), or nil if t carries no body.
+// It is what the codec decodes into.
+func BodyFor(t Type) any {
+	switch t {
+	case TypeSnapshotRequest:
+		return new(SnapshotRequest)
+	case TypeSnapshotResult:
+		return new(SnapshotResult)
+	case TypeLock:
+		return new(Lock)
+	case TypeLockDone, TypeDumpDone, TypeDone, TypeFailed:
+		return new(Result)
+	case TypeDump:
+		return new(Dump)
+	case TypeCommit, TypeAbort, TypeRelease:
+		return new(Decision)
+	case TypeMarker:
+		return new(Marker)
+	case TypeActionDone:
+		return new(ActionResult)
+	}
+	return nil
+}

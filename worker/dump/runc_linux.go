@@ -1,0 +1,131 @@
+package dump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// WorkDir is the subdirectory of a set holding CRIU's logs (not part of the images).
+const WorkDir = "work"
+
+// Runc is the real Dumper.
+type Runc struct {
+	// Runc is the runc binary; empty means "runc" on PATH.
+	Runc string
+	// Root is runc's state root of the node's Docker containers
+	// (<docker exec-root>/runtime-runc/moby).
+	Root string
+	// CRIU is the criu binary used for `criu --version`; empty means "criu".
+	CRIU string
+
+	once        sync.Once
+	criuVersion string
+	kernel      string
+}
+
+var _ Dumper = (*Runc)(nil)
+
+// Versions returns the CRIU version and kernel release recorded in manifests.
+func (r *Runc) Versions() (criu, kernel string) {
+	r.once.Do(func() {
+		r.criuVersion, r.kernel = "unknown", "unknown"
+		if out, err := exec.Command(or(r.CRIU, "criu"), "--version").Output(); err == nil {
+			for _, line := range strings.Split(string(out), "\n") {
+				if v, ok := strings.CutPrefix(line, "Version: "); ok {
+					r.criuVersion = strings.TrimSpace(v)
+				}
+			}
+		}
+		if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+			r.kernel = strings.TrimSpace(string(b))
+		}
+	})
+	return r.criuVersion, r.kernel
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Dump implements Dumper.
+func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, set string, opts Options) (m *imageset.Manifest, err error) {
+	if err := os.MkdirAll(filepath.Dir(set), imageset.DirMode); err != nil {
+		return nil, fmt.Errorf("dump %s: %w", c, err)
+	}
+	if err := os.Mkdir(set, imageset.DirMode); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("dump %s into %s: %w", c, set, ErrExists)
+		}
+		return nil, fmt.Errorf("dump %s: %w (is the disk full or read-only?)", c, err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, os.RemoveAll(set))
+		}
+	}()
+	images, work := imageset.ImagesPath(set), filepath.Join(set, WorkDir)
+	for _, d := range []string{images, work} {
+		if err := os.Mkdir(d, imageset.DirMode); err != nil {
+			return nil, fmt.Errorf("dump %s: %w", c, err)
+		}
+	}
+	args := []string{"--root", r.Root, "checkpoint", "--image-path", images, "--work-path", work, "--tcp-established"}
+	if opts.LeaveRunning {
+		args = append(args, "--leave-running")
+	}
+	args = append(args, c.ID)
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, or(r.Runc, "runc"), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
+			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(filepath.Join(work, "dump.log"), 6))
+	}
+	took := time.Since(start)
+	criu, kernel := r.Versions()
+	m = &imageset.Manifest{
+		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
+		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
+	}
+	if err := imageset.Seal(set, m); err != nil {
+		return nil, fmt.Errorf("dump %s: %w", c, err)
+	}
+	return m, nil
+}
+
+// LogTail returns the last n error-ish lines of a CRIU log, or a note when unreadable.
+func LogTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log at %s: %v)", path, err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var errs []string
+	for _, l := range lines {
+		if strings.Contains(l, "Error") || strings.Contains(l, "error") || strings.Contains(l, "Warn") {
+			errs = append(errs, strings.TrimSpace(l))
+		}
+	}
+	if len(errs) == 0 {
+		errs = lines
+	}
+	if len(errs) > n {
+		errs = errs[len(errs)-n:]
+	}
+	return strings.Join(errs, " | ") + " (full log: " + path + ")"
+}

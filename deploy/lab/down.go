@@ -50,14 +50,17 @@ func Down(ctx context.Context, log *slog.Logger, c Config) error {
 
 	// 2. dockerd gently, then everything that names the lab's directories.
 	pidfiles, _ := filepath.Glob(filepath.Join(run, "*", "dockerd.pid"))
+	var dockerds []int
 	for _, pf := range pidfiles {
 		if b, err := os.ReadFile(pf); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && syscall.Kill(pid, syscall.SIGTERM) == nil {
+				dockerds = append(dockerds, pid)
 			}
 		}
 	}
-	waitGone(ctx, 10*time.Second, run+"/", data+"/")
+	if len(dockerds) > 0 {
+		waitPids(ctx, 10*time.Second, dockerds)
+	}
 	for _, pid := range procsMentioning(run+"/", data+"/") {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -152,6 +155,23 @@ func killCgroup(id string) {
 func removeCgroup(id string) {
 	for _, d := range cgroupDirs(id) {
 		_ = os.Remove(d)
+	}
+}
+
+// waitPids polls until none of pids exists, or timeout.
+func waitPids(ctx context.Context, timeout time.Duration, pids []int) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		alive := false
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				alive = true
+			}
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

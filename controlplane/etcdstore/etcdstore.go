@@ -1,0 +1,302 @@
+package etcdstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+)
+
+// DefaultPrefix is the versioned key prefix.
+const DefaultPrefix = "/swarmckpt/v1"
+
+// Config says how to reach etcd.
+type Config struct {
+	// Endpoints of the etcd cluster, e.g. http://127.0.0.1:12379. Required.
+	Endpoints []string
+	// Prefix of every key. Default DefaultPrefix.
+	Prefix string
+	// DialTimeout bounds the first connection. Default 5s.
+	DialTimeout time.Duration
+	// Username and Password for etcd authentication (optional).
+	Username, Password string
+}
+
+// Store is a store.Store over etcd.
+type Store struct {
+	cli    *clientv3.Client
+	prefix string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to etcd and checks that it answers.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcdstore: no etcd endpoints (set --etcd)")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,
+		Username: cfg.Username, Password: cfg.Password, Logger: nopLogger()})
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: connect to %v: %w", cfg.Endpoints, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(pctx, cfg.Prefix+"/ping"); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcdstore: etcd at %v does not answer: %w (is the coordinator or etcd running?)", cfg.Endpoints, err)
+	}
+	return &Store{cli: cli, prefix: strings.TrimRight(cfg.Prefix, "/")}, nil
+}
+
+// Client exposes the etcd client (diagnostics, tests).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+func (s *Store) snapKey(id string) string     { return s.prefix + "/snapshots/" + id }
+func (s *Store) lockKey(stack string) string  { return s.prefix + "/stacks/" + stack + "/lock" }
+func (s *Store) workerKey(node string) string { return s.prefix + "/workers/" + node }
+
+// Create implements store.Snapshots.
+func (s *Store) Create(ctx context.Context, m *store.Manifest) error {
+	b, err := store.Encode(m)
+	if err != nil {
+		return err
+	}
+	k := s.snapKey(m.ID)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("etcdstore: create snapshot %s: %w", m.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("snapshot %s: %w", m.ID, store.ErrExists)
+	}
+	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// Get implements store.Snapshots.
+func (s *Store) Get(ctx context.Context, id string) (*store.Manifest, error) {
+	resp, err := s.cli.Get(ctx, s.snapKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: get snapshot %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("snapshot %s: %w (list snapshots with 'swarmckpt ls')", id, store.ErrNotFound)
+	}
+	kv := resp.Kvs[0]
+	return store.Decode(id, kv.Value, kv.ModRevision)
+}
+
+func (s *Store) checkNotFinal(ctx context.Context, m *store.Manifest) error {
+	old, err := s.Get(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	if old.Revision != m.Revision {
+		return fmt.Errorf("snapshot %s (revision %d, stored %d): %w", m.ID, m.Revision, old.Revision, store.ErrConflict)
+	}
+	if old.State.Final() {
+		return fmt.Errorf("snapshot %s is %s: %w", m.ID, old.State, store.ErrFinal)
+	}
+	return nil
+}
+
+// Update implements store.Snapshots.
+func (s *Store) Update(ctx context.Context, m *store.Manifest) error {
+	b, err := store.Encode(m)
+	if err != nil {
+		return err
+	}
+	if err := s.checkNotFinal(ctx, m); err != nil {
+		return err
+	}
+	k := s.snapKey(m.ID)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", m.Revision)).
+		Then(clientv3.OpPut(k, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("etcdstore: update snapshot %s: %w", m.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("snapshot %s: %w", m.ID, store.ErrConflict)
+	}
+	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// Commit implements store.Snapshots.
+func (s *Store) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) error {
+	if err := m.Complete(); err != nil {
+		return err
+	}
+	el, ok := lock.(*etcdLock)
+	if !ok || el.stack != m.Stack {
+		return fmt.Errorf("commit snapshot %s: stack %s: %w", m.ID, m.Stack, store.ErrLockLost)
+	}
+	if err := s.checkNotFinal(ctx, m); err != nil {
+		return err
+	}
+	c := *m
+	c.State = store.StateCommitted
+	b, err := store.Encode(&c)
+	if err != nil {
+		return err
+	}
+	k, lk := s.snapKey(m.ID), s.lockKey(m.Stack)
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.ModRevision(k), "=", m.Revision),
+		clientv3.Compare(clientv3.LeaseValue(lk), "=", el.sess.Lease()),
+	).Then(clientv3.OpPut(k, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("etcdstore: commit snapshot %s: %w", m.ID, err)
+	}
+	if !resp.Succeeded {
+		// Tell which condition failed.
+		if g, err := s.cli.Get(ctx, lk); err == nil && (len(g.Kvs) == 0 || clientv3.LeaseID(g.Kvs[0].Lease) != el.sess.Lease()) {
+			return fmt.Errorf("commit snapshot %s: stack %s: %w", m.ID, m.Stack, store.ErrLockLost)
+		}
+		return fmt.Errorf("commit snapshot %s: %w", m.ID, store.ErrConflict)
+	}
+	m.State = store.StateCommitted
+	m.Revision = resp.Header.Revision
+	return nil
+}
+
+// List implements store.Snapshots.
+func (s *Store) List(ctx context.Context, stack string) ([]*store.Manifest, error) {
+	pfx := s.prefix + "/snapshots/"
+	resp, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: list snapshots: %w", err)
+	}
+	var out []*store.Manifest
+	for _, kv := range resp.Kvs {
+		id := strings.TrimPrefix(string(kv.Key), pfx)
+		m, err := store.Decode(id, kv.Value, kv.ModRevision)
+		if err != nil {
+			m = &store.Manifest{ID: id, State: store.StateCorrupt, Reason: err.Error(), Revision: kv.ModRevision}
+		}
+		if stack == "" || m.Stack == stack || m.State == store.StateCorrupt {
+			out = append(out, m)
+		}
+	}
+	store.SortManifests(out)
+	return out, nil
+}
+
+// Delete implements store.Snapshots.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	resp, err := s.cli.Delete(ctx, s.snapKey(id))
+	if err != nil {
+		return fmt.Errorf("etcdstore: delete snapshot %s: %w", id, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("snapshot %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+type etcdLock struct {
+	s     *Store
+	stack string
+	sess  *concurrency.Session
+}
+
+func (l *etcdLock) Stack() string         { return l.stack }
+func (l *etcdLock) Lost() <-chan struct{} { return l.sess.Done() }
+func (l *etcdLock) Unlock(ctx context.Context) error {
+	_, err := l.s.cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(l.s.lockKey(l.stack)), "=", l.sess.Lease())).
+		Then(clientv3.OpDelete(l.s.lockKey(l.stack))).Commit()
+	return errors.Join(err, l.sess.Close())
+}
+
+// LockStack implements store.Locker.
+func (s *Store) LockStack(ctx context.Context, stack, owner string, ttl time.Duration) (store.Lock, error) {
+	secs := int(ttl / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: lock stack %s: %w", stack, err)
+	}
+	k := s.lockKey(stack)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, owner, clientv3.WithLease(sess.Lease()))).
+		Else(clientv3.OpGet(k)).Commit()
+	if err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("etcdstore: lock stack %s: %w", stack, err)
+	}
+	if !resp.Succeeded {
+		sess.Close()
+		holder := "?"
+		if r := resp.Responses[0].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+			holder = string(r.Kvs[0].Value)
+		}
+		return nil, fmt.Errorf("stack %s is locked by %s: %w (wait for it to finish or abort it)", stack, holder, store.ErrLocked)
+	}
+	return &etcdLock{s: s, stack: stack, sess: sess}, nil
+}
+
+// RegisterWorker implements store.Workers.
+func (s *Store) RegisterWorker(ctx context.Context, w store.Worker, ttl time.Duration) (func(context.Context) error, error) {
+	if w.Node == "" {
+		return nil, errors.New("etcdstore: register worker: empty node name")
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: register worker %s: %w", w.Node, err)
+	}
+	secs := int(ttl / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: register worker %s: %w", w.Node, err)
+	}
+	if _, err := s.cli.Put(ctx, s.workerKey(w.Node), string(b), clientv3.WithLease(sess.Lease())); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("etcdstore: register worker %s: %w", w.Node, err)
+	}
+	return func(ctx context.Context) error {
+		_, err := s.cli.Delete(ctx, s.workerKey(w.Node))
+		return errors.Join(err, sess.Close())
+	}, nil
+}
+
+// ListWorkers implements store.Workers.
+func (s *Store) ListWorkers(ctx context.Context) ([]store.Worker, error) {
+	resp, err := s.cli.Get(ctx, s.prefix+"/workers/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: list workers: %w", err)
+	}
+	out := make([]store.Worker, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var w store.Worker
+		if err := json.Unmarshal(kv.Value, &w); err != nil {
+			return nil, fmt.Errorf("etcdstore: worker record %s: %w: %v", kv.Key, store.ErrCorrupt, err)
+		}
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.cli.Close() }

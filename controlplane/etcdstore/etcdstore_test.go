@@ -1,0 +1,96 @@
+package etcdstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
+	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/controlplane/store/storetest"
+)
+
+// One real embedded etcd for the package; each test gets its own key prefix.
+func startEtcd(t *testing.T) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), NoAuth: true,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("embedded etcd: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.EtcdEndpoints()
+}
+
+func TestEtcdConformance(t *testing.T) {
+	eps := startEtcd(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) (store.Store, func(string, []byte)) {
+		n++
+		prefix := fmt.Sprintf("/test%d/swarmckpt/v1", n)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := func(id string, b []byte) {
+			if _, err := s.Client().Put(context.Background(), prefix+"/snapshots/"+id, string(b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s, raw
+	})
+}
+
+// A holder that dies (its client closed without unlocking) loses the stack lock after
+// the TTL, and a later commit with that lock fails.
+func TestEtcdLockExpiresWhenHolderDies(t *testing.T) {
+	eps := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dead, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dead.LockStack(ctx, "bank", "dead-coordinator", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close() // keepalives stop, as with kill -9
+	live, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.LockStack(ctx, "bank", "live", time.Second); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("lock right after the holder died: %v, want ErrLocked", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		l, err := live.LockStack(ctx, "bank", "live", time.Second)
+		if err == nil {
+			_ = l.Unlock(ctx)
+			break
+		}
+		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("lock never expired: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: time.Second})
+	if err == nil {
+		t.Fatal("open of an unreachable etcd succeeded")
+	}
+}

@@ -1,0 +1,18 @@
+// Package store defines what swarmckpt keeps durably and the Store interface over it:
+// snapshot manifests, the per-stack snapshot lock, and worker registrations. The
+// etcd implementation is in controlplane/etcdstore; Memory here is the in-memory
+// fake; store/storetest is the conformance suite both pass.
+//
+// A snapshot's life (State):
+//
+//	            +-----------+   all dumps acked, images durable   +-----------+
+//	create ---> | preparing | --> dumping ---------------------->  | committed |
+//	            +-----------+        |                            +-----------+
+//	                  |              |  deadline, worker death,
+//	                  +--------------+--> aborted   Ctrl-C, error
+//
+// Commit is one transaction that succeeds only when every container's image set is
+// durable with a sha256 per file (Manifest.Complete), the manifest was not changed by
+// anyone else since it was read (revision check), and the caller still holds the
+// stack's lock. committed and aborted are final: Update refuses to change them.
+package store

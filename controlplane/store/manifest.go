@@ -1,0 +1,155 @@
+package store
+
+import (
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// State is a snapshot's state.
+type State string
+
+// Snapshot states. ONLY APPEND new states; stored manifests carry these strings.
+const (
+	StatePreparing State = "preparing"
+	StateDumping   State = "dumping"
+	StateCommitted State = "committed"
+	StateAborted   State = "aborted"
+	// StateCorrupt is never stored: List reports a manifest that fails to decode
+	// with this state so that `ls` can show it and `rm` can remove it.
+	StateCorrupt State = "corrupt"
+)
+
+// Final reports whether s can no longer change.
+func (s State) Final() bool { return s == StateCommitted || s == StateAborted }
+
+// Manifest describes one snapshot of one stack.
+type Manifest struct {
+	ID        string `json:"id"`
+	Stack     string `json:"stack"`
+	Algorithm string `json:"algorithm"`
+	State     State  `json:"state"`
+	// Reason says why a snapshot was aborted (or what is wrong with a corrupt one).
+	Reason string `json:"reason,omitempty"`
+	// LeaveRunning: the containers kept running after the dump.
+	LeaveRunning bool      `json:"leave_running"`
+	Coordinator  string    `json:"coordinator,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	CommittedAt  time.Time `json:"committed_at,omitzero"`
+	// TotalMS is the wall time from start to commit.
+	TotalMS    int64       `json:"total_ms,omitempty"`
+	Containers []Container `json:"containers"`
+	Warnings   []string    `json:"warnings,omitempty"`
+	// Verdict is the cut checker's result on the stored images.
+	Verdict *Verdict `json:"verdict,omitempty"`
+	// Restores records the restores made from this snapshot.
+	Restores []Restore `json:"restores,omitempty"`
+
+	// Revision is the store's version of this manifest, used for compare-and-swap.
+	// Not serialized.
+	Revision int64 `json:"-"`
+}
+
+// Container is one container of the snapshot: where it ran and what was dumped.
+type Container struct {
+	Service     string   `json:"service"`
+	Slot        int      `json:"slot"`
+	TaskID      string   `json:"task_id,omitempty"`
+	Node        string   `json:"node"`
+	NodeID      string   `json:"node_id,omitempty"`
+	ContainerID string   `json:"container_id"`
+	Name        string   `json:"name,omitempty"`
+	Image       string   `json:"image"`
+	IPs         []string `json:"ips,omitempty"`
+	Networks    []string `json:"networks,omitempty"`
+	// Spec is the container configuration needed to recreate it (worker-defined JSON).
+	Spec []byte `json:"spec,omitempty"`
+	// Images is the durable image set, nil until the dump is acknowledged.
+	Images *ImageSet `json:"images,omitempty"`
+	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
+	FreezeMS int64 `json:"freeze_ms,omitempty"`
+	DumpMS   int64 `json:"dump_ms,omitempty"`
+}
+
+// Key names a container inside a stack: SERVICE.SLOT.
+func (c Container) Key() string { return fmt.Sprintf("%s.%d", c.Service, c.Slot) }
+
+// ImageSet is a container's CRIU image directory on a node.
+type ImageSet struct {
+	Node    string `json:"node"`
+	Dir     string `json:"dir"`
+	Files   []File `json:"files"`
+	Durable bool   `json:"durable"`
+	// CRIUVersion that wrote the images.
+	CRIUVersion string `json:"criu_version,omitempty"`
+}
+
+// Bytes is the total size of the image files.
+func (s *ImageSet) Bytes() int64 {
+	var n int64
+	for _, f := range s.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// File is one image file with its checksum.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Verdict is the cut checker's result.
+type Verdict struct {
+	Consistent bool      `json:"consistent"`
+	Summary    string    `json:"summary"`
+	Lines      []string  `json:"lines,omitempty"`
+	CheckedAt  time.Time `json:"checked_at"`
+	// Error is set when the checker could not run (images unreadable).
+	Error string `json:"error,omitempty"`
+}
+
+// Restore records one restore of the snapshot.
+type Restore struct {
+	At      time.Time         `json:"at"`
+	Targets map[string]string `json:"targets"` // SERVICE.SLOT -> node
+	OK      bool              `json:"ok"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// Bytes is the total image size of the snapshot.
+func (m *Manifest) Bytes() int64 {
+	var n int64
+	for _, c := range m.Containers {
+		if c.Images != nil {
+			n += c.Images.Bytes()
+		}
+	}
+	return n
+}
+
+// Complete returns nil when every container's image set is durable and every file
+// has a valid sha256: the condition for Commit.
+func (m *Manifest) Complete() error {
+	if len(m.Containers) == 0 {
+		return fmt.Errorf("%w: snapshot %s has no containers", ErrIncomplete, m.ID)
+	}
+	for _, c := range m.Containers {
+		switch {
+		case c.Images == nil:
+			return fmt.Errorf("%w: container %s (%s) has no image set", ErrIncomplete, c.Key(), c.ContainerID)
+		case !c.Images.Durable:
+			return fmt.Errorf("%w: image set of %s on %s is not durable yet", ErrIncomplete, c.Key(), c.Images.Node)
+		case len(c.Images.Files) == 0:
+			return fmt.Errorf("%w: image set of %s lists no files", ErrIncomplete, c.Key())
+		}
+		for _, f := range c.Images.Files {
+			if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
+				return fmt.Errorf("%w: %s file %s has no valid sha256 (%q)", ErrIncomplete, c.Key(), f.Name, f.SHA256)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors, wrapped with the object they concern.
+var (
+	ErrNotFound   = errors.New("store: not found")
+	ErrExists     = errors.New("store: already exists")
+	ErrConflict   = errors.New("store: changed concurrently")
+	ErrFinal      = errors.New("store: snapshot already committed or aborted")
+	ErrIncomplete = errors.New("store: snapshot not complete")
+	ErrLocked     = errors.New("store: stack already being snapshotted")
+	ErrLockLost   = errors.New("store: stack lock lost")
+	ErrCorrupt    = errors.New("store: stored manifest does not decode")
+)
+
+// Snapshots stores snapshot manifests.
+type Snapshots interface {
+	// Create stores a new manifest; ErrExists if the id is taken. Sets m.Revision.
+	Create(ctx context.Context, m *Manifest) error
+	// Get returns a manifest; ErrNotFound, or ErrCorrupt if it does not decode.
+	Get(ctx context.Context, id string) (*Manifest, error)
+	// Update replaces a manifest if its stored revision is m.Revision (ErrConflict
+	// otherwise) and it is not final (ErrFinal). Sets m.Revision.
+	Update(ctx context.Context, m *Manifest) error
+	// Commit sets m's state to committed in one transaction, only if m.Complete(),
+	// the stored revision is m.Revision and lock is still held.
+	Commit(ctx context.Context, m *Manifest, lock Lock) error
+	// List returns the manifests of a stack ("" for all), oldest first. Manifests
+	// that fail to decode are returned with State StateCorrupt.
+	List(ctx context.Context, stack string) ([]*Manifest, error)
+	// Delete removes a manifest; ErrNotFound if absent.
+	Delete(ctx context.Context, id string) error
+}
+
+// Lock is a held stack lock.
+type Lock interface {
+	Stack() string
+	// Lost is closed when the lock is lost (lease expired, store unreachable).
+	Lost() <-chan struct{}
+	// Unlock releases the lock.
+	Unlock(ctx context.Context) error
+}
+
+// Locker hands out per-stack locks with a lease: a holder that dies loses the lock
+// after ttl.
+type Locker interface {
+	// LockStack takes the stack's lock for owner; ErrLocked (naming the holder) if
+	// someone else holds it.
+	LockStack(ctx context.Context, stack, owner string, ttl time.Duration) (Lock, error)
+}
+
+// Worker is a worker's registration.
+type Worker struct {
+	Node        string   `json:"node"`
+	Address     string   `json:"address,omitempty"`
+	CRIUVersion string   `json:"criu_version,omitempty"`
+	Features    []string `json:"features,omitempty"`
+}
+
+// Workers keeps lease-bound worker registrations.
+type Workers interface {
+	// RegisterWorker stores w until release is called or the caller dies (ttl).
+	RegisterWorker(ctx context.Context, w Worker, ttl time.Duration) (release func(context.Context) error, err error)
+	// ListWorkers returns the registered workers sorted by node.
+	ListWorkers(ctx context.Context) ([]Worker, error)
+}
+
+// Store is everything the coordinator keeps durably.
+type Store interface {
+	Snapshots
+	Locker
+	Workers
+	Close() error
+}

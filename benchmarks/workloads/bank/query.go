@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// ErrAudit is returned by the query when the audit found a problem (exit code 1).
+var ErrAudit = errors.New("audit failed")
+
+type queryConfig struct {
+	Holders []string      // host:port of each holder's HTTP server
+	Service string        // or: DNS name resolving to every holder
+	Port    string        // HTTP port with Service
+	Count   int           // expected holders; 0 = what the holders say
+	Initial int64         // expected initial balance; -1 = what the holders say
+	Settle  time.Duration // how long to wait for in-flight money to drain
+	NoPause bool          // read once without pausing (figures may be inconsistent)
+	JSON    bool          // print the Report as JSON
+}
+
+var httpc = &http.Client{Timeout: 3 * time.Second}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// each calls f for every holder address in parallel and joins the errors.
+func each(addrs []string, f func(addr string) error) error {
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() { errs[i] = f(a) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (q queryConfig) addrs(ctx context.Context) ([]string, error) {
+	if q.Service == "" {
+		return q.Holders, nil
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, q.Service)
+	if err != nil {
+		return nil, fmt.Errorf("resolving holders %q: %w (run the query on the stack's network)", q.Service, err)
+	}
+	var out []string
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip, q.Port))
+	}
+	return out, nil
+}
+
+func readStates(ctx context.Context, addrs []string) ([]State, error) {
+	states := make([]State, len(addrs))
+	err := each(addrs, func(a string) error {
+		i := indexOf(addrs, a)
+		return getJSON(ctx, "http://"+a+"/state", &states[i])
+	})
+	return states, err
+}
+
+func indexOf(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// runQuery pauses sending on every holder (receiving and acking go on), waits up to
+// Settle for the channels to drain, audits, resumes, prints, and returns ErrAudit
+// wrapped when the audit failed.
+func runQuery(ctx context.Context, out io.Writer, q queryConfig) error {
+	addrs, err := q.addrs(ctx)
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		return errors.New("no holders: give --holders host:8080,... or --service NAME")
+	}
+	if !q.NoPause {
+		defer func() {
+			if err := each(addrs, func(a string) error { return getJSON(context.Background(), "http://"+a+"/resume", nil) }); err != nil {
+				fmt.Fprintln(out, "warning: resume failed:", err)
+			}
+		}()
+		if err := each(addrs, func(a string) error { return getJSON(ctx, "http://"+a+"/pause", nil) }); err != nil {
+			return fmt.Errorf("pausing holders: %w", err)
+		}
+	}
+	deadline := time.Now().Add(q.Settle)
+	var rep Report
+	for {
+		states, err := readStates(ctx, addrs)
+		if err != nil {
+			return fmt.Errorf("reading holder states: %w", err)
+		}
+		count, initial := q.Count, q.Initial
+		if count == 0 && len(states) > 0 {
+			count = states[0].Count
+		}
+		if initial < 0 && len(states) > 0 {
+			initial = states[0].Initial
+		}
+		settled := q.NoPause || time.Now().After(deadline)
+		rep = Audit(states, count, initial, !q.NoPause && settled)
+		if settled || (rep.SumInFlight == 0 && !hasNegative(rep)) {
+			if !q.NoPause && !settled {
+				rep = Audit(states, count, initial, true)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if q.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		printReport(out, rep)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%w: %d problem(s), listed above", ErrAudit, len(rep.Problems))
+	}
+	return nil
+}
+
+func hasNegative(r Report) bool {
+	for _, c := range r.Channels {
+		if c.InFlight < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func printReport(out io.Writer, r Report) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOLDER\tBALANCE\tUNACKED\tSENT\tRECEIVED\tPEERS\tRECONNECTS\tINSTANCE")
+	for _, s := range r.Holders {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%v\t%d\t%s\n", s.ID, s.Balance, s.InFlight, s.TransfersSent,
+			s.TransfersReceived, s.ConnectedPeers, s.Reconnects, s.Instance)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	fmt.Fprintln(tw, "CHANNEL\tSENT\tRECEIVED\tIN_FLIGHT")
+	for _, c := range r.Channels {
+		fmt.Fprintf(tw, "%d->%d\t%d\t%d\t%d\n", c.From, c.To, c.Sent, c.Received, c.InFlight)
+	}
+	tw.Flush()
+	verdict := "OK"
+	if !r.OK() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(out, "\nsum(balances)=%d in_flight=%d total=%d expected=%d %s\n",
+		r.SumBalances, r.SumInFlight, r.Total, r.Expected, verdict)
+	for _, p := range r.Problems {
+		fmt.Fprintln(out, "PROBLEM:", p)
+	}
+}

@@ -43,6 +43,9 @@ type Dump struct {
 	ReuseFrom string `json:"reuse_from,omitempty"`
 	// ReleaseAfter thaws and unlocks the container as soon as its dump is done.
 	ReleaseAfter bool `json:"release_after,omitempty"`
+	// Locked says the container must still hold the lock of an earlier Lock of this
+	// snapshot; a container that does not (its worker restarted) answers Failed.
+	Locked bool `json:"locked,omitempty"`
 }
 
 // ConnCounter is the application traffic of one connection seen from one end: bytes

@@ -25,7 +25,7 @@ func samples() map[Type]Envelope {
 		TypeSnapshotResult:  base(TypeSnapshotResult, Coordinator, ClientAddr("cli-1"), &SnapshotResult{Committed: false, Reason: "timeout"}),
 		TypeLock:            base(TypeLock, Coordinator, a, &Lock{All: true, Freeze: true}),
 		TypeLockDone:        base(TypeLockDone, a, Coordinator, &Result{Conns: conns}),
-		TypeDump:            base(TypeDump, Coordinator, a, &Dump{LeaveRunning: true, ReuseFrom: "s-0", ReleaseAfter: true}),
+		TypeDump:            base(TypeDump, Coordinator, a, &Dump{LeaveRunning: true, ReuseFrom: "s-0", ReleaseAfter: true, Locked: true}),
 		TypeDumpDone:        base(TypeDumpDone, a, Coordinator, &Result{Dump: &DumpStats{ImageBytes: 1 << 20, Conns: conns}}),
 		TypeCommit:          base(TypeCommit, Coordinator, a, &Decision{}),
 		TypeAbort:           base(TypeAbort, Coordinator, a, &Decision{Reason: "container b did not answer in 600 ticks"}),

@@ -1,0 +1,303 @@
+package coord
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Phases stored in a Record.
+const (
+	PhaseActive    = "active"
+	PhaseCommitted = "committed"
+	PhaseAborted   = "aborted"
+)
+
+// Record is what a coordinator persists: enough to abort or re-announce its last
+// snapshot after a restart, plus algorithm state carried across snapshots.
+type Record struct {
+	Algorithm  string               `json:"algorithm"`
+	Epoch      uint64               `json:"epoch"`
+	Snapshot   string               `json:"snapshot"`
+	Phase      string               `json:"phase"`
+	Reason     string               `json:"reason,omitempty"`
+	Containers []protocol.Container `json:"containers"`
+	State      json.RawMessage      `json:"state,omitempty"`
+}
+
+// Base is the shared part of a coordinator role. Fields are read by the embedding
+// algorithm; mutate them only through the methods.
+type Base struct {
+	Cfg  algorithms.Config
+	Name string
+
+	// Epoch is the epoch of the current (or last) snapshot; 0 before the first.
+	Epoch uint64
+	// Snapshot is the id of the current (or last) snapshot.
+	Snapshot string
+	// Active is true between an accepted request and its decision.
+	Active bool
+	// Containers is the participant set of the current (or last) snapshot.
+	Containers []protocol.Container
+	// Index maps a container id to its position in Containers.
+	Index map[string]int
+
+	elapsed uint64
+	rd      algorithms.Ready
+}
+
+// Init sets up a fresh Base.
+func (b *Base) Init(name string, cfg algorithms.Config) {
+	b.Cfg = cfg.WithDefaults()
+	b.Name = name
+	b.Epoch = b.Cfg.FirstEpoch - 1
+}
+
+// Start validates a snapshot request and makes it the active snapshot. It returns
+// *algorithms.BusyError while another snapshot is active.
+func (b *Base) Start(m protocol.Envelope) (*protocol.SnapshotRequest, error) {
+	req, ok := m.Body.(*protocol.SnapshotRequest)
+	if !ok || req == nil {
+		return nil, fmt.Errorf("%s: snapshot request %q without a *SnapshotRequest body: %w", b.Name, m.Snapshot, algorithms.ErrBadRequest)
+	}
+	if b.Active {
+		if m.Snapshot == b.Snapshot {
+			return nil, nil // duplicate of the active request: ignore
+		}
+		return nil, &algorithms.BusyError{Active: b.Snapshot, Requested: m.Snapshot, Epoch: b.Epoch}
+	}
+	if m.Snapshot == "" {
+		return nil, fmt.Errorf("%s: snapshot request without a snapshot id: %w", b.Name, algorithms.ErrBadRequest)
+	}
+	if m.Snapshot == b.Snapshot {
+		return nil, nil // duplicate of the last (ended) request: ignore
+	}
+	if req.Algorithm != "" && req.Algorithm != b.Name {
+		return nil, fmt.Errorf("%s: snapshot %q asks for algorithm %q: %w", b.Name, m.Snapshot, req.Algorithm, algorithms.ErrBadRequest)
+	}
+	idx, err := Validate(req.Containers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: snapshot %q: %w", b.Name, m.Snapshot, err)
+	}
+	b.Epoch++
+	b.Snapshot = m.Snapshot
+	b.Active = true
+	b.Containers = req.Containers
+	b.Index = idx
+	b.elapsed = 0
+	return req, nil
+}
+
+// Validate checks a participant set: non-empty, unique ids, peers known, symmetric, no
+// self-loops. It returns the id -> position index.
+func Validate(cs []protocol.Container) (map[string]int, error) {
+	if len(cs) == 0 {
+		return nil, fmt.Errorf("no containers: %w", algorithms.ErrBadRequest)
+	}
+	idx := make(map[string]int, len(cs))
+	for i, c := range cs {
+		if c.ID == "" {
+			return nil, fmt.Errorf("container %d has no id: %w", i, algorithms.ErrBadRequest)
+		}
+		if _, dup := idx[c.ID]; dup {
+			return nil, fmt.Errorf("container %q listed twice: %w", c.ID, algorithms.ErrBadRequest)
+		}
+		idx[c.ID] = i
+	}
+	for _, c := range cs {
+		for _, p := range c.Peers {
+			j, ok := idx[p]
+			if !ok {
+				return nil, fmt.Errorf("container %q has peer %q outside the snapshot: %w", c.ID, p, algorithms.ErrBadRequest)
+			}
+			if p == c.ID {
+				return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
+			}
+			if !contains(cs[j].Peers, c.ID) {
+				return nil, fmt.Errorf("container %q has peer %q but not the other way round: %w", c.ID, p, algorithms.ErrBadRequest)
+			}
+		}
+	}
+	return idx, nil
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Accept reports whether m belongs to the active snapshot and comes from one of its
+// containers; stale, duplicate-after-end and foreign messages are not accepted.
+func (b *Base) Accept(m protocol.Envelope) bool {
+	if !b.Active || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
+		return false
+	}
+	_, ok := b.Index[m.From.ID]
+	return ok
+}
+
+// Deadline is the watchdog deadline given to containers: the remaining timeout plus grace.
+func (b *Base) Deadline() protocol.Deadline {
+	rem := uint64(0)
+	if b.elapsed < b.Cfg.Timeout {
+		rem = b.Cfg.Timeout - b.elapsed
+	}
+	return protocol.Deadline{Ticks: rem + b.Cfg.WatchdogGrace}
+}
+
+// Send queues a message of the active snapshot to container id.
+func (b *Base) Send(id string, t protocol.Type, body any) {
+	b.rd.Messages = append(b.rd.Messages, protocol.Envelope{
+		Version: protocol.Version, Type: t, Snapshot: b.Snapshot, Epoch: b.Epoch,
+		From: protocol.Coordinator, To: protocol.ContainerAddr(id), Deadline: b.Deadline(), Body: body,
+	})
+}
+
+// SendAll queues the same message to every container (bodies are shared, read-only).
+func (b *Base) SendAll(t protocol.Type, body any) {
+	for _, c := range b.Containers {
+		b.Send(c.ID, t, body)
+	}
+}
+
+// Record builds the record of the current snapshot with the given phase and state.
+func (b *Base) Record(phase, reason string, state any) []byte {
+	r := Record{Algorithm: b.Name, Epoch: b.Epoch, Snapshot: b.Snapshot, Phase: phase, Reason: reason, Containers: b.Containers}
+	if state != nil {
+		s, err := json.Marshal(state)
+		if err != nil {
+			panic(fmt.Sprintf("%s: state is not JSON-encodable: %v", b.Name, err)) // programming error
+		}
+		r.State = s
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		panic(fmt.Sprintf("%s: record is not JSON-encodable: %v", b.Name, err))
+	}
+	return out
+}
+
+// Persist queues an ActPersist of the active snapshot with the algorithm state.
+func (b *Base) Persist(state any) {
+	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActPersist, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseActive, "", state)})
+}
+
+// Commit decides the active snapshot committed: ActCommit with the record, then a
+// Commit to every container. state is the algorithm state to keep.
+func (b *Base) Commit(state any) {
+	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActCommit, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseCommitted, "", state)})
+	b.SendAll(protocol.TypeCommit, &protocol.Decision{})
+	b.Active = false
+}
+
+// Abort decides the active snapshot aborted: ActAbort with the record, then an Abort to
+// every container. state is the algorithm state to keep (as before the snapshot).
+func (b *Base) Abort(reason string, state any) {
+	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActAbort, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseAborted, reason, state), Reason: reason})
+	b.SendAll(protocol.TypeAbort, &protocol.Decision{Reason: reason})
+	b.Active = false
+}
+
+// Tick advances time; it returns true when the active snapshot just timed out.
+func (b *Base) Tick() bool {
+	if !b.Active {
+		return false
+	}
+	b.elapsed++
+	return b.elapsed == b.Cfg.Timeout
+}
+
+// Elapsed is the number of ticks since the active snapshot started.
+func (b *Base) Elapsed() uint64 { return b.elapsed }
+
+// TimeoutReason describes a timeout waiting for the containers for which waiting is true.
+func (b *Base) TimeoutReason(phase string, waiting func(id string) bool) string {
+	var missing []string
+	n := 0
+	for _, c := range b.Containers {
+		if waiting(c.ID) {
+			n++
+			if len(missing) < 3 {
+				missing = append(missing, c.ID)
+			}
+		}
+	}
+	sort.Strings(missing)
+	more := ""
+	if n > len(missing) {
+		more = fmt.Sprintf(" and %d more", n-len(missing))
+	}
+	return fmt.Sprintf("timeout after %d ticks in phase %s: no answer from %s%s", b.Cfg.Timeout, phase, strings.Join(missing, ", "), more)
+}
+
+// FailReason describes a container's failure report.
+func FailReason(m protocol.Envelope) string {
+	msg := "failed"
+	if r, ok := m.Body.(*protocol.Result); ok && r != nil && r.Error != "" {
+		msg = r.Error
+	}
+	return fmt.Sprintf("container %s: %s", m.From.ID, msg)
+}
+
+// Recover loads a record into a fresh Base and returns its algorithm state. An undecided
+// snapshot is aborted (ActAbort + Abort to all); a decided one has its decision re-sent.
+func (b *Base) Recover(record []byte) (json.RawMessage, error) {
+	if record == nil {
+		return nil, nil
+	}
+	var r Record
+	if err := json.Unmarshal(record, &r); err != nil {
+		return nil, fmt.Errorf("%s: decode record: %v: %w", b.Name, err, algorithms.ErrBadRecord)
+	}
+	if r.Algorithm != b.Name {
+		return nil, fmt.Errorf("%s: record was written by algorithm %q: %w", b.Name, r.Algorithm, algorithms.ErrBadRecord)
+	}
+	idx, err := Validate(r.Containers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: record of snapshot %q: %v: %w", b.Name, r.Snapshot, err, algorithms.ErrBadRecord)
+	}
+	b.Epoch, b.Snapshot, b.Containers, b.Index = r.Epoch, r.Snapshot, r.Containers, idx
+	switch r.Phase {
+	case PhaseActive:
+		b.Active = true
+		b.Abort("coordinator restarted before the snapshot was decided", rawState(r.State))
+	case PhaseCommitted:
+		b.SendAll(protocol.TypeCommit, &protocol.Decision{})
+	case PhaseAborted:
+		b.SendAll(protocol.TypeAbort, &protocol.Decision{Reason: r.Reason})
+	default:
+		return nil, fmt.Errorf("%s: record phase %q: %w", b.Name, r.Phase, algorithms.ErrBadRecord)
+	}
+	return r.State, nil
+}
+
+// rawState keeps an already-encoded state as is when re-recorded.
+type rawState json.RawMessage
+
+func (r rawState) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// HasReady, Ready and Advance implement algorithms.Machine.
+func (b *Base) HasReady() bool { return !b.rd.Empty() }
+
+// Ready hands over the queued actions and messages.
+func (b *Base) Ready() algorithms.Ready {
+	rd := b.rd
+	b.rd = algorithms.Ready{}
+	return rd
+}
+
+// Advance acknowledges the last Ready.
+func (b *Base) Advance() {}

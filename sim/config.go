@@ -1,0 +1,235 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrConfig is wrapped by Config.Validate and ParseFaults errors.
+var ErrConfig = errors.New("sim: invalid configuration")
+
+// Config describes one simulated run. Times are simulated milliseconds unless noted.
+type Config struct {
+	// Containers is the number of containers (default 100).
+	Containers int
+	// Nodes is the number of worker nodes; container i runs on node i mod Nodes (default 10).
+	Nodes int
+	// Graph is the communication graph (default ring).
+	Graph Graph
+	// Seed seeds every random choice of the run (default 1). Same seed, same report.
+	Seed uint64
+	// Rounds is the number of snapshots taken one after the other; the report describes
+	// the last one (default 2: a warm-up snapshot, then the measured one, so that the
+	// minimal algorithm has earlier images to reuse).
+	Rounds int
+	// RoundGapMs is the simulated time between one round's end and the next request
+	// (default 1000).
+	RoundGapMs float64
+
+	// MemMinMiB and MemMaxMiB bound the containers' memory sizes, drawn log-uniformly
+	// (defaults 64 and 2048).
+	MemMinMiB, MemMaxMiB float64
+	// DiskMBps is each node's disk bandwidth in MB/s (10^6 bytes), shared equally by the
+	// dumps running on the node at the same time (default 1100, measured on this machine).
+	DiskMBps float64
+	// DumpOverheadMs is CRIU's fixed cost per dump on top of writing pages (default 100).
+	DumpOverheadMs float64
+	// LockMs, FreezeMs: time to install/remove network lock rules and to freeze/thaw a
+	// container (defaults 2 and 5).
+	LockMs, FreezeMs float64
+	// PersistMs is a durable write of the coordinator (etcd) (default 5).
+	PersistMs float64
+
+	// NetDelayMs is the one-way control-message delay between nodes, NetJitterMs the
+	// uniform jitter added to it (defaults 0.25 and 0.1; messages may be reordered).
+	// Messages between containers of the same node take a tenth of it.
+	NetDelayMs, NetJitterMs float64
+	// DataDelayMs is the one-way delay of application bytes (default 0.25).
+	DataDelayMs float64
+	// TrafficBytesPerMs is the mean application traffic per connection direction while
+	// the sender runs (default 1000, i.e. 1 MB/s; each direction draws 0.5-1.5x).
+	TrafficBytesPerMs float64
+	// SendBufferBytes caps unacknowledged bytes per direction (TCP send buffer; default 4 MiB).
+	SendBufferBytes float64
+	// IdleFraction is the fraction of connections that carry no traffic after the first
+	// snapshot commits (what the minimal algorithm exploits; default 0.5).
+	IdleFraction float64
+	// AllToAllMax is the largest container count for which all-to-all is complete;
+	// AllToAllDegree is the degree of the bounded graph used above it (defaults 64, 16).
+	AllToAllMax, AllToAllDegree int
+	// PipelineStages is the number of stages of the pipeline graph (default 10).
+	PipelineStages int
+
+	// TickMs is the logical tick period of every algorithm instance (default 100).
+	TickMs float64
+	// TimeoutTicks and WatchdogGraceTicks configure the coordinator (algorithms.Config;
+	// defaults 600 and 100: a minute and 10 s at the default tick).
+	TimeoutTicks, WatchdogGraceTicks uint64
+
+	// Faults to inject during the measured (last) round.
+	Faults Faults
+}
+
+// Faults lists the faults injected into the measured round. Each fault starts at a
+// seeded random time within FaultWindowMs after the round's request.
+type Faults struct {
+	// WorkerCrashes is the number of worker agents that crash (distinct random nodes);
+	// each restarts after WorkerDownMs (default 2000) with recovering container roles.
+	WorkerCrashes int
+	WorkerDownMs  float64
+	// Loss is the probability that a control message is lost; Dup that it is delivered twice.
+	Loss, Dup float64
+	// Partitions is the number of partitions; each isolates PartitionNodes random nodes
+	// (default 1) from the coordinator and the other nodes for PartitionMs (default 3000),
+	// control messages and application bytes alike.
+	Partitions     int
+	PartitionNodes int
+	PartitionMs    float64
+	// CoordinatorCrash crashes the coordinator once; it recovers from its last persisted
+	// record after CoordinatorDownMs (default 1000).
+	CoordinatorCrash  bool
+	CoordinatorDownMs float64
+	// WindowMs is the window after the request in which faults start (default 2000).
+	WindowMs float64
+}
+
+// Any reports whether any fault is configured.
+func (f Faults) Any() bool {
+	return f.WorkerCrashes > 0 || f.Loss > 0 || f.Dup > 0 || f.Partitions > 0 || f.CoordinatorCrash
+}
+
+// String renders the faults in ParseFaults syntax ("none" if none).
+func (f Faults) String() string {
+	var p []string
+	if f.WorkerCrashes > 0 {
+		p = append(p, fmt.Sprintf("worker-crash=%d", f.WorkerCrashes))
+	}
+	if f.Loss > 0 {
+		p = append(p, "loss="+strconv.FormatFloat(f.Loss, 'g', -1, 64))
+	}
+	if f.Dup > 0 {
+		p = append(p, "dup="+strconv.FormatFloat(f.Dup, 'g', -1, 64))
+	}
+	if f.Partitions > 0 {
+		p = append(p, fmt.Sprintf("partition=%d", f.Partitions))
+	}
+	if f.CoordinatorCrash {
+		p = append(p, "coordinator-crash=1")
+	}
+	if len(p) == 0 {
+		return "none"
+	}
+	return strings.Join(p, ",")
+}
+
+// ParseFaults parses a comma-separated fault list: worker-crash=N, loss=P, dup=P,
+// partition=N, partition-nodes=N, partition-ms=MS, coordinator-crash=1,
+// worker-down-ms=MS, coordinator-down-ms=MS, window-ms=MS. "" and "none" mean no faults.
+func ParseFaults(s string) (Faults, error) {
+	var f Faults
+	if s == "" || s == "none" {
+		return f, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			v = "1"
+		}
+		num, err := strconv.ParseFloat(v, 64)
+		if err != nil || num < 0 {
+			return f, fmt.Errorf("%w: fault %q: value %q is not a non-negative number", ErrConfig, k, v)
+		}
+		switch k {
+		case "worker-crash":
+			f.WorkerCrashes = int(num)
+		case "worker-down-ms":
+			f.WorkerDownMs = num
+		case "loss":
+			f.Loss = num
+		case "dup":
+			f.Dup = num
+		case "partition":
+			f.Partitions = int(num)
+		case "partition-nodes":
+			f.PartitionNodes = int(num)
+		case "partition-ms":
+			f.PartitionMs = num
+		case "coordinator-crash":
+			f.CoordinatorCrash = num != 0
+		case "coordinator-down-ms":
+			f.CoordinatorDownMs = num
+		case "window-ms":
+			f.WindowMs = num
+		default:
+			return f, fmt.Errorf("%w: unknown fault %q (want worker-crash, loss, dup, partition, partition-nodes, partition-ms, coordinator-crash, worker-down-ms, coordinator-down-ms, window-ms)", ErrConfig, k)
+		}
+	}
+	if f.Loss >= 1 || f.Dup >= 1 {
+		return f, fmt.Errorf("%w: loss and dup are probabilities below 1", ErrConfig)
+	}
+	return f, nil
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Containers: 100, Nodes: 10, Graph: Ring, Seed: 1, Rounds: 2, RoundGapMs: 1000,
+		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100,
+		LockMs: 2, FreezeMs: 5, PersistMs: 5,
+		NetDelayMs: 0.25, NetJitterMs: 0.1, DataDelayMs: 0.25,
+		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,
+		AllToAllMax: 64, AllToAllDegree: 16, PipelineStages: 10,
+		TickMs: 100, TimeoutTicks: 600, WatchdogGraceTicks: 100,
+	}
+}
+
+// withFaultDefaults fills zero fault durations.
+func (c Config) withFaultDefaults() Config {
+	f := &c.Faults
+	if f.WorkerDownMs == 0 {
+		f.WorkerDownMs = 2000
+	}
+	if f.PartitionNodes == 0 {
+		f.PartitionNodes = 1
+	}
+	if f.PartitionMs == 0 {
+		f.PartitionMs = 3000
+	}
+	if f.CoordinatorDownMs == 0 {
+		f.CoordinatorDownMs = 1000
+	}
+	if f.WindowMs == 0 {
+		f.WindowMs = 2000
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Containers < 2:
+		return fmt.Errorf("%w: containers = %d, need at least 2", ErrConfig, c.Containers)
+	case c.Nodes < 1:
+		return fmt.Errorf("%w: nodes = %d, need at least 1", ErrConfig, c.Nodes)
+	case c.Rounds < 1:
+		return fmt.Errorf("%w: rounds = %d, need at least 1", ErrConfig, c.Rounds)
+	case c.MemMinMiB <= 0 || c.MemMaxMiB < c.MemMinMiB:
+		return fmt.Errorf("%w: memory range %g..%g MiB", ErrConfig, c.MemMinMiB, c.MemMaxMiB)
+	case c.DiskMBps <= 0:
+		return fmt.Errorf("%w: disk bandwidth %g MB/s", ErrConfig, c.DiskMBps)
+	case c.TickMs <= 0:
+		return fmt.Errorf("%w: tick %g ms", ErrConfig, c.TickMs)
+	case c.IdleFraction < 0 || c.IdleFraction > 1:
+		return fmt.Errorf("%w: idle fraction %g not in [0,1]", ErrConfig, c.IdleFraction)
+	case c.Faults.WorkerCrashes > c.Nodes:
+		return fmt.Errorf("%w: %d worker crashes but only %d nodes", ErrConfig, c.Faults.WorkerCrashes, c.Nodes)
+	}
+	for _, g := range Graphs {
+		if g == c.Graph {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown graph %q (want one of %v)", ErrConfig, c.Graph, Graphs)
+}

@@ -1,0 +1,45 @@
+// Package sim is a deterministic discrete-event simulator that drives the real
+// checkpoint algorithms (package algorithms and its subpackages) at a scale this machine
+// cannot host with real containers: 10,000 containers on 1,000 nodes.
+//
+// Everything is seeded (Config.Seed) and there is no wall clock: one run is a pure
+// function of its Config, so the same seed gives the same Report. Simulated time is in
+// microseconds; events live in a binary heap of small value structs ordered by time,
+// then insertion order.
+//
+// # Models
+//
+//   - Containers have a memory size (log-uniform between MemMinMiB and MemMaxMiB) and
+//     run on node i mod Nodes. A dump costs DumpOverheadMs plus writing the memory to the
+//     node's disk, whose bandwidth is shared equally by the dumps running on it at the
+//     same time (processor sharing), so dump time grows with the node's load.
+//   - Application traffic flows along a communication graph (ring, all-to-all,
+//     client/server tiers, pipeline) as a fluid: each direction of a connection writes
+//     TrafficBytesPerMs while its sender runs, up to SendBufferBytes unacknowledged
+//     while the path is locked; bytes arrive after DataDelayMs while both ends are
+//     unlocked and not partitioned. Counters are advanced lazily, only when something
+//     about a connection changes, so traffic costs no events.
+//   - Control messages (protocol.Envelope from the algorithms) take NetDelayMs plus
+//     jitter (so they can be reordered), a tenth of it within a node.
+//   - Faults in the measured round: worker crash (the node's agent dies with its
+//     container roles and running actions; it restarts with recovering roles), message
+//     loss and duplication, partitions (nodes cut from the coordinator and from the other
+//     nodes, for control messages and application bytes), coordinator crash (recovered
+//     from its last persisted record).
+//
+// # Driving the algorithms
+//
+// Every container role and the coordinator role run as in the real processes: Step and
+// Tick (every TickMs), then the Ready's actions one after the other, each completed (in
+// simulated time) before the next, each container action acknowledged with
+// Step(algorithms.Done(...)) carrying the container's live connection counters; then
+// the Ready's messages; then Advance.
+//
+// # What a run reports
+//
+// Per round (Report): snapshot latency, compute downtime per container (p50/p99/max),
+// connection hold time, control messages, bytes dumped, the cut checker's verdict (the
+// cut package, fed with what each container's images would hold), and the invariants:
+// exactly one decision per snapshot, nothing left locked or frozen once it ends, and a
+// consistent cut for every committed snapshot of an algorithm that promises one.
+package sim

@@ -1,0 +1,709 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// proc runs one algorithm role (a container role, or the coordinator) the way a worker
+// or the coordinator process would: Step/Tick, then execute Ready in its documented
+// order (actions one after the other, each completed before the next; then messages),
+// then Advance.
+type proc struct {
+	m     algorithms.Machine
+	alive bool
+	gen   int32 // bumped on crash: events of the dead incarnation are ignored
+	busy  bool
+	rd    algorithms.Ready
+	next  int
+}
+
+type msgSlot struct {
+	env  protocol.Envelope
+	to   int32
+	gen  int32
+	used bool
+}
+
+type faultKind uint8
+
+const (
+	fWorkerCrash faultKind = iota + 1
+	fPartition
+	fCoordinatorCrash
+)
+
+type fault struct {
+	kind  faultKind
+	nodes []int32
+	dur   Time
+}
+
+// runner is one simulated run.
+type runner struct {
+	cfg   Config
+	alg   algorithms.Algorithm
+	rng   *rand.Rand
+	w     world
+	q     queue
+	procs []proc // containers 0..N-1, coordinator at N
+	coord int32
+	ids   map[string]int32
+	req   []protocol.Container
+
+	slots     []msgSlot
+	freeSlots []int32
+	inflight  int
+
+	persisted []byte
+	faults    []fault
+
+	round     int
+	snap      string
+	roundAt   Time
+	decidedAt Time
+	decisions []decision
+	cur       roundStats
+	reports   []Report
+	stepErrs  int
+	endRound  Time
+	inRound   bool
+	done      bool
+}
+
+type decision struct {
+	snap      string
+	committed bool
+	reason    string
+}
+
+type roundStats struct {
+	messages    int
+	dropped     int
+	dumped      int
+	reused      int
+	bytesDumped float64
+}
+
+func (r *runner) tick() Time  { return Time(r.cfg.TickMs * float64(Millisecond)) }
+func ms(v float64) Time       { return Time(math.Round(v * float64(Millisecond))) }
+func (r *runner) push(e event) { r.q.push(e) }
+
+// Run simulates cfg with algorithm alg and returns the report of the last round.
+func Run(cfg Config, alg algorithms.Algorithm) (*Report, error) {
+	all, err := RunAll(cfg, alg)
+	if err != nil {
+		return nil, err
+	}
+	return &all[len(all)-1], nil
+}
+
+// RunAll simulates cfg with algorithm alg and returns one report per round.
+func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if alg == nil {
+		return nil, fmt.Errorf("%w: no algorithm", ErrConfig)
+	}
+	cfg = cfg.withFaultDefaults()
+	r := &runner{cfg: cfg, alg: alg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed))}
+	if err := r.build(); err != nil {
+		return nil, err
+	}
+	r.loop()
+	return r.reports, nil
+}
+
+func (r *runner) build() error {
+	cfg := &r.cfg
+	n := cfg.Containers
+	r.w = world{cfg: cfg, cs: make([]container, n), nodes: make([]node, cfg.Nodes)}
+	bw := cfg.DiskMBps * 1e6 / float64(Second) // bytes per microsecond
+	for i := range r.w.nodes {
+		r.w.nodes[i].disk.bw = bw
+		r.w.nodes[i].workerUp = true
+	}
+	r.ids = make(map[string]int32, n)
+	lo, hi := math.Log(cfg.MemMinMiB), math.Log(cfg.MemMaxMiB)
+	for i := 0; i < n; i++ {
+		c := &r.w.cs[i]
+		c.id = "c" + strconv.Itoa(i)
+		c.node = int32(i % cfg.Nodes)
+		c.mem = math.Exp(lo+(hi-lo)*r.rng.Float64()) * (1 << 20)
+		r.ids[c.id] = int32(i)
+		r.w.nodes[c.node].containers = append(r.w.nodes[c.node].containers, int32(i))
+	}
+	es, err := buildGraph(cfg.Graph, n, cfg, r.rng)
+	if err != nil {
+		return err
+	}
+	r.w.conns = make([]conn, len(es))
+	deg := make([]int32, n)
+	for _, e := range es {
+		deg[e.u]++
+		deg[e.v]++
+	}
+	for i := range r.w.cs {
+		r.w.cs[i].edges = make([]int32, 0, deg[i])
+	}
+	for i, e := range es {
+		r.w.conns[i] = conn{u: e.u, v: e.v, idleLater: e.idleSinceC}
+		r.w.conns[i].d[0].rate = e.rateUV
+		r.w.conns[i].d[1].rate = e.rateVU
+		r.w.cs[e.u].edges = append(r.w.cs[e.u].edges, int32(i))
+		r.w.cs[e.v].edges = append(r.w.cs[e.v].edges, int32(i))
+	}
+	r.req = make([]protocol.Container, n)
+	for i := range r.w.cs {
+		c := &r.w.cs[i]
+		peers := make([]string, 0, len(c.edges))
+		for _, ei := range c.edges {
+			p, _ := r.w.peerOf(ei, int32(i))
+			peers = append(peers, r.w.cs[p].id)
+		}
+		r.req[i] = protocol.Container{ID: c.id, Node: "node" + strconv.Itoa(int(c.node)), Peers: peers}
+	}
+	r.procs = make([]proc, n+1)
+	for i := 0; i < n; i++ {
+		r.procs[i] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[i].id}), alive: true}
+	}
+	r.coord = int32(n)
+	r.procs[n] = proc{m: r.alg.NewCoordinator(r.algConfig()), alive: true}
+	return nil
+}
+
+func (r *runner) algConfig() algorithms.Config {
+	return algorithms.Config{Timeout: r.cfg.TimeoutTicks, WatchdogGrace: r.cfg.WatchdogGraceTicks}
+}
+
+// loop runs events until the last round ends.
+func (r *runner) loop() {
+	r.startRound()
+	r.push(event{at: r.w.now + r.tick(), kind: evTick})
+	for r.q.len() > 0 && !r.done {
+		e := r.q.pop()
+		r.w.now = e.at
+		switch e.kind {
+		case evDeliver:
+			r.deliver(int32(e.c))
+		case evDone:
+			r.actionDone(e.a, e.b)
+		case evDumpIO:
+			r.dumpIO(e.a, e.b)
+		case evDiskCheck:
+			r.diskCheck(e.a, e.c)
+		case evTick:
+			r.onTick()
+			if !r.done {
+				r.push(event{at: r.w.now + r.tick(), kind: evTick})
+			}
+		case evFault:
+			r.onFault(int(e.a), e.b == 1)
+		case evRound:
+			r.startRound()
+		}
+	}
+}
+
+func (r *runner) startRound() {
+	r.round++
+	r.inRound = true
+	r.snap = "snap-" + strconv.Itoa(r.round)
+	r.roundAt = r.w.now
+	r.decidedAt = -1
+	r.cur = roundStats{}
+	for i := range r.w.conns {
+		r.w.advance(int32(i))
+		r.w.conns[i].held = 0
+		for k := 0; k < 2; k++ {
+			r.w.conns[i].d[k].curSentSet, r.w.conns[i].d[k].curRecSet = false, false
+		}
+	}
+	for i := range r.w.cs {
+		c := &r.w.cs[i]
+		c.downtime, c.recorded, c.dumpedFresh = 0, false, false
+		if c.down() {
+			c.downSince = r.w.now
+		}
+	}
+	r.endRound = r.w.now + Time(r.cfg.TimeoutTicks+r.cfg.WatchdogGraceTicks)*r.tick() + 60*Second
+	if r.round == r.cfg.Rounds && r.cfg.Faults.Any() {
+		r.scheduleFaults()
+	}
+	env := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest,
+		Snapshot: r.snap, From: protocol.ClientAddr("sim"), To: protocol.Coordinator,
+		Body: &protocol.SnapshotRequest{Algorithm: r.alg.Name(), Containers: r.req}}
+	p := &r.procs[r.coord]
+	if p.alive {
+		if err := p.m.Step(env); err != nil {
+			r.stepErrs++
+		}
+		r.kick(r.coord)
+	}
+}
+
+// nodeOf returns the node of proc i (-1 for the coordinator, which runs apart).
+func (r *runner) nodeOf(i int32) int32 {
+	if i == r.coord {
+		return -1
+	}
+	return r.w.cs[i].node
+}
+
+func (r *runner) isolated(n int32) bool { return n >= 0 && r.w.nodes[n].isolated }
+
+// route returns the proc a message is for, or -1.
+func (r *runner) route(a protocol.Addr) int32 {
+	switch a.Kind {
+	case protocol.KindCoordinator:
+		return r.coord
+	case protocol.KindContainer:
+		if i, ok := r.ids[a.ID]; ok {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *runner) send(from int32, env protocol.Envelope) {
+	to := r.route(env.To)
+	if env.To.Kind == protocol.KindClient {
+		return // the snapshot result for the CLI: the outcome is taken from ActCommit/ActAbort
+	}
+	r.cur.messages++
+	if to < 0 {
+		r.cur.dropped++
+		return
+	}
+	fn, tn := r.nodeOf(from), r.nodeOf(to)
+	if r.isolated(fn) != r.isolated(tn) || (r.cfg.Faults.Loss > 0 && r.rng.Float64() < r.cfg.Faults.Loss) {
+		r.cur.dropped++
+		return
+	}
+	copies := 1
+	if r.cfg.Faults.Dup > 0 && r.rng.Float64() < r.cfg.Faults.Dup {
+		copies = 2
+	}
+	for k := 0; k < copies; k++ {
+		d := r.cfg.NetDelayMs + r.cfg.NetJitterMs*r.rng.Float64()
+		if fn == tn {
+			d /= 10
+		}
+		slot := r.alloc(env, to)
+		r.inflight++
+		r.push(event{at: r.w.now + ms(d) + 1, kind: evDeliver, c: int64(slot)})
+	}
+}
+
+func (r *runner) alloc(env protocol.Envelope, to int32) int32 {
+	var s int32
+	if n := len(r.freeSlots); n > 0 {
+		s = r.freeSlots[n-1]
+		r.freeSlots = r.freeSlots[:n-1]
+	} else {
+		r.slots = append(r.slots, msgSlot{})
+		s = int32(len(r.slots) - 1)
+	}
+	r.slots[s] = msgSlot{env: env, to: to, gen: r.procs[to].gen, used: true}
+	return s
+}
+
+func (r *runner) deliver(s int32) {
+	m := r.slots[s]
+	r.slots[s] = msgSlot{}
+	r.freeSlots = append(r.freeSlots, s)
+	r.inflight--
+	p := &r.procs[m.to]
+	fn, tn := r.nodeOf(r.route(m.env.From)), r.nodeOf(m.to)
+	if !p.alive || r.isolated(fn) != r.isolated(tn) {
+		r.cur.dropped++
+		return
+	}
+	if err := p.m.Step(m.env); err != nil {
+		r.stepErrs++
+	}
+	r.kick(m.to)
+}
+
+// kick starts executing the proc's next Ready if it is idle and has one.
+func (r *runner) kick(i int32) {
+	p := &r.procs[i]
+	if !p.alive || p.busy || !p.m.HasReady() {
+		return
+	}
+	p.rd = p.m.Ready()
+	p.busy, p.next = true, 0
+	r.execNext(i)
+}
+
+func (r *runner) execNext(i int32) {
+	p := &r.procs[i]
+	for p.next < len(p.rd.Actions) {
+		if r.startAction(i, &p.rd.Actions[p.next]) {
+			return // completes later with evDone
+		}
+		p.next++
+	}
+	for _, m := range p.rd.Messages {
+		r.send(i, m)
+	}
+	p.rd = algorithms.Ready{}
+	p.busy = false
+	p.m.Advance()
+	r.kick(i)
+}
+
+// startAction begins action a of proc i and reports whether it completes later.
+func (r *runner) startAction(i int32, a *algorithms.Action) bool {
+	p := &r.procs[i]
+	var d Time
+	switch a.Kind {
+	case algorithms.ActPersist, algorithms.ActCommit, algorithms.ActAbort:
+		d = ms(r.cfg.PersistMs)
+	case algorithms.ActLock, algorithms.ActUnlock:
+		d = ms(r.cfg.LockMs)
+	case algorithms.ActFreeze, algorithms.ActThaw:
+		d = ms(r.cfg.FreezeMs)
+	case algorithms.ActDump:
+		c := r.containerOf(a)
+		if c < 0 {
+			return false
+		}
+		if a.ReuseFrom != "" {
+			d = ms(1)
+			break
+		}
+		r.w.setDown(c, func(ct *container) {
+			if !ct.down() {
+				ct.dumpFrozen = true
+			}
+			ct.dumping = true
+		})
+		r.w.record(c)
+		r.push(event{at: r.w.now + ms(r.cfg.DumpOverheadMs), kind: evDumpIO, a: i, b: p.gen})
+		return true
+	default:
+		return false
+	}
+	r.push(event{at: r.w.now + d, kind: evDone, a: i, b: p.gen})
+	return true
+}
+
+func (r *runner) containerOf(a *algorithms.Action) int32 {
+	c, ok := r.ids[a.Container]
+	if !ok {
+		return -1
+	}
+	return c
+}
+
+func (r *runner) peersOf(a *algorithms.Action) []int32 {
+	if a.Peers == nil {
+		return nil
+	}
+	out := make([]int32, 0, len(a.Peers))
+	for _, id := range a.Peers {
+		if c, ok := r.ids[id]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *runner) dumpIO(i int32, gen int32) {
+	p := &r.procs[i]
+	if p.gen != gen || !p.alive {
+		return
+	}
+	c := i
+	n := r.w.cs[c].node
+	r.w.diskProgress(n)
+	d := &r.w.nodes[n].disk
+	d.jobs = append(d.jobs, diskJob{container: c, remaining: r.w.cs[c].mem, token: int64(gen)})
+	r.rescheduleDisk(n)
+}
+
+func (r *runner) rescheduleDisk(n int32) {
+	d := &r.w.nodes[n].disk
+	d.version++
+	if at, ok := r.w.diskNext(n); ok {
+		r.push(event{at: at, kind: evDiskCheck, a: n, c: d.version})
+	}
+}
+
+func (r *runner) diskCheck(n int32, version int64) {
+	d := &r.w.nodes[n].disk
+	if d.version != version {
+		return
+	}
+	r.w.diskProgress(n)
+	var finished []diskJob
+	kept := d.jobs[:0]
+	for _, j := range d.jobs {
+		if j.remaining <= 0.5 {
+			finished = append(finished, j)
+		} else {
+			kept = append(kept, j)
+		}
+	}
+	d.jobs = kept
+	r.rescheduleDisk(n)
+	for _, j := range finished {
+		r.actionDone(j.container, int32(j.token))
+	}
+}
+
+// actionDone completes the current action of proc i: apply its effect, feed the
+// result back (container actions), continue with the rest of the Ready.
+func (r *runner) actionDone(i int32, gen int32) {
+	p := &r.procs[i]
+	if p.gen != gen || !p.alive || !p.busy || p.next >= len(p.rd.Actions) {
+		return
+	}
+	a := p.rd.Actions[p.next]
+	var stats *protocol.DumpStats
+	var err error
+	c := r.containerOf(&a)
+	switch a.Kind {
+	case algorithms.ActPersist:
+		r.persisted = a.Record
+	case algorithms.ActCommit, algorithms.ActAbort:
+		r.persisted = a.Record
+		r.decide(a)
+	case algorithms.ActLock:
+		r.w.setLock(c, r.peersOf(&a), true)
+	case algorithms.ActUnlock:
+		r.w.setLock(c, r.peersOf(&a), false)
+	case algorithms.ActFreeze:
+		r.w.setDown(c, func(ct *container) { ct.frozen = true })
+	case algorithms.ActThaw:
+		r.w.setDown(c, func(ct *container) { ct.frozen, ct.stopped = false, false })
+	case algorithms.ActDump:
+		stats = &protocol.DumpStats{}
+		if a.ReuseFrom != "" {
+			if r.w.cs[c].committedSnap != a.ReuseFrom {
+				err = fmt.Errorf("sim: container %s has no images of snapshot %q (latest committed: %q)",
+					a.Container, a.ReuseFrom, r.w.cs[c].committedSnap)
+				break
+			}
+			r.w.reuse(c)
+			r.cur.reused++
+			stats.ReusedFrom = a.ReuseFrom
+		} else {
+			r.w.setDown(c, func(ct *container) {
+				ct.dumpFrozen, ct.dumping = false, false
+				if !a.LeaveRunning && !ct.frozen {
+					ct.stopped = true
+				}
+			})
+			r.w.cs[c].dumpedFresh = true
+			r.cur.dumped++
+			r.cur.bytesDumped += r.w.cs[c].mem
+			stats.ImageBytes = uint64(r.w.cs[c].mem)
+		}
+		stats.Conns = r.recordedCounters(c)
+	}
+	if a.Kind.IsContainerAction() {
+		var conns []protocol.ConnCounter
+		if c >= 0 {
+			conns = r.liveCounters(c)
+		}
+		if e := p.m.Step(algorithms.Done(a, err, conns, stats)); e != nil {
+			r.stepErrs++
+		}
+	}
+	p.next++
+	r.execNext(i)
+}
+
+func (r *runner) liveCounters(c int32) []protocol.ConnCounter {
+	out := make([]protocol.ConnCounter, 0, len(r.w.cs[c].edges))
+	r.w.counters(c, func(peer int32, sent, recv uint64) {
+		out = append(out, protocol.ConnCounter{Peer: r.w.cs[peer].id, Sent: sent, Received: recv})
+	})
+	return out
+}
+
+func (r *runner) recordedCounters(c int32) []protocol.ConnCounter {
+	out := make([]protocol.ConnCounter, 0, len(r.w.cs[c].edges))
+	for _, ei := range r.w.cs[c].edges {
+		e := &r.w.conns[ei]
+		p, o := r.w.peerOf(ei, c)
+		out = append(out, protocol.ConnCounter{Peer: r.w.cs[p].id,
+			Sent: uint64(e.d[o].recSent), Received: uint64(e.d[1-o].recRecv)})
+	}
+	return out
+}
+
+func (r *runner) decide(a algorithms.Action) {
+	d := decision{snap: a.Snapshot, committed: a.Kind == algorithms.ActCommit, reason: a.Reason}
+	r.decisions = append(r.decisions, d)
+	if a.Snapshot == r.snap && r.decidedAt < 0 {
+		r.decidedAt = r.w.now
+	}
+	if d.committed {
+		r.w.commit(a.Snapshot)
+	}
+}
+
+func (r *runner) onTick() {
+	if p := &r.procs[r.coord]; p.alive {
+		p.m.Tick()
+		r.kick(r.coord)
+	}
+	for i := int32(0); i < r.coord; i++ {
+		if p := &r.procs[i]; p.alive {
+			p.m.Tick()
+			r.kick(i)
+		}
+	}
+	if r.inRound && r.roundOver() {
+		r.inRound = false
+		r.finishRound()
+	}
+}
+
+// roundOver: the snapshot is decided, nothing is in flight or executing, every
+// container is released and every fault has healed; or the round's time ran out.
+func (r *runner) roundOver() bool {
+	if r.w.now >= r.endRound {
+		return true
+	}
+	if r.decidedAt < 0 || r.inflight > 0 || len(r.faults) > 0 {
+		return false
+	}
+	for i := range r.procs {
+		if r.procs[i].busy || !r.procs[i].alive {
+			return false
+		}
+	}
+	for i := range r.w.cs {
+		if r.w.held(int32(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) finishRound() {
+	r.reports = append(r.reports, r.report())
+	if r.round == 1 {
+		// From now on the idle connections carry nothing (what minimal exploits).
+		for i := range r.w.conns {
+			r.w.advance(int32(i))
+			r.w.conns[i].idleNow = r.w.conns[i].idleLater
+		}
+	}
+	if r.round >= r.cfg.Rounds {
+		r.done = true
+		return
+	}
+	r.push(event{at: r.w.now + ms(r.cfg.RoundGapMs), kind: evRound})
+}
+
+// faults ------------------------------------------------------------------------------
+
+func (r *runner) scheduleFaults() {
+	f := r.cfg.Faults
+	at := func() Time { return r.w.now + ms(f.WindowMs*r.rng.Float64()) }
+	perm := r.rng.Perm(r.cfg.Nodes)
+	for k := 0; k < f.WorkerCrashes; k++ {
+		r.addFault(fault{kind: fWorkerCrash, nodes: []int32{int32(perm[k])}, dur: ms(f.WorkerDownMs)}, at())
+	}
+	for k := 0; k < f.Partitions; k++ {
+		var ns []int32
+		for _, n := range r.rng.Perm(r.cfg.Nodes)[:min(f.PartitionNodes, r.cfg.Nodes)] {
+			ns = append(ns, int32(n))
+		}
+		r.addFault(fault{kind: fPartition, nodes: ns, dur: ms(f.PartitionMs)}, at())
+	}
+	if f.CoordinatorCrash {
+		r.addFault(fault{kind: fCoordinatorCrash, dur: ms(f.CoordinatorDownMs)}, at())
+	}
+}
+
+func (r *runner) addFault(f fault, at Time) {
+	r.faults = append(r.faults, f)
+	r.push(event{at: at, kind: evFault, a: int32(len(r.faults) - 1)})
+}
+
+func (r *runner) onFault(k int, end bool) {
+	f := r.faults[k]
+	if !end {
+		r.push(event{at: r.w.now + f.dur, kind: evFault, a: int32(k), b: 1})
+	}
+	switch f.kind {
+	case fWorkerCrash:
+		n := f.nodes[0]
+		if !end {
+			r.crashWorker(n)
+		} else {
+			r.w.nodes[n].workerUp = true
+			for _, c := range r.w.nodes[n].containers {
+				r.procs[c] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[c].id, Recovering: true}),
+					alive: true, gen: r.procs[c].gen + 1}
+				r.kick(c)
+			}
+		}
+	case fPartition:
+		for _, n := range f.nodes {
+			for _, c := range r.w.nodes[n].containers {
+				r.w.touch(c)
+			}
+			r.w.nodes[n].isolated = !end
+		}
+	case fCoordinatorCrash:
+		p := &r.procs[r.coord]
+		if !end {
+			p.alive, p.busy, p.rd = false, false, algorithms.Ready{}
+			p.gen++
+		} else {
+			m, err := r.alg.RecoverCoordinator(r.algConfig(), r.persisted)
+			if err != nil {
+				r.stepErrs++
+				m = r.alg.NewCoordinator(r.algConfig())
+			}
+			*p = proc{m: m, alive: true, gen: p.gen + 1}
+			r.kick(r.coord)
+		}
+	}
+	if end {
+		r.healed(k)
+	}
+}
+
+func (r *runner) healed(k int) {
+	r.faults[k].kind = 0
+	for _, f := range r.faults {
+		if f.kind != 0 {
+			return
+		}
+	}
+	r.faults = nil
+}
+
+// crashWorker kills the worker agent of node n: its container roles and the actions
+// they were executing are lost; a dump in progress is abandoned (CRIU unfreezes the
+// container); cgroup freezes and network locks stay until the recovering roles release
+// them.
+func (r *runner) crashWorker(n int32) {
+	r.w.nodes[n].workerUp = false
+	r.w.diskProgress(n)
+	r.w.nodes[n].disk.jobs = r.w.nodes[n].disk.jobs[:0]
+	r.rescheduleDisk(n)
+	for _, c := range r.w.nodes[n].containers {
+		p := &r.procs[c]
+		p.alive, p.busy, p.rd = false, false, algorithms.Ready{}
+		p.gen++
+		if r.w.cs[c].dumping {
+			r.w.setDown(c, func(ct *container) { ct.dumpFrozen, ct.dumping = false, false })
+		}
+	}
+}
+

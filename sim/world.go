@@ -1,0 +1,328 @@
+package sim
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/swarmckpt/swarmckpt/cut"
+)
+
+// container is the simulated state of one container.
+type container struct {
+	id    string
+	node  int32
+	mem   float64 // bytes
+	edges []int32 // incident connections
+
+	frozen     bool // cgroup freezer (ActFreeze)
+	dumpFrozen bool // frozen by CRIU for the duration of a dump without prior freeze
+	stopped    bool // dumped without LeaveRunning: stays down until thawed
+	downSince  Time
+	downtime   Time // accumulated in the current round
+	lockAll    bool // every connection locked at this end
+	dumping    bool
+
+	recorded      bool // recorded in the current round
+	dumpedFresh   bool
+	committedSnap string // snapshot whose images are this container's latest committed ones
+}
+
+func (c *container) down() bool { return c.frozen || c.dumpFrozen || c.stopped }
+
+// dir holds one direction of a connection: bytes written by the sender, received by
+// the receiver, acknowledged back to the sender.
+type dir struct {
+	rate                  float64 // bytes per ms while the sender runs
+	sent, recv, acked     float64
+	recSent, recAcked     float64 // sender's recording (current round)
+	recRecv               float64 // receiver's recording (current round)
+	comSent, comAcked     float64 // sender's latest committed recording
+	comRecv               float64
+	curSentSet, curRecSet bool
+}
+
+// conn is one connection u<->v with two directions and a lock flag at each end.
+type conn struct {
+	u, v         int32
+	d            [2]dir // d[0]: u->v, d[1]: v->u
+	lockU, lockV bool
+	last         Time
+	held         Time // time spent locked (current round)
+	idleLater    bool // carries no traffic after the first commit
+	idleNow      bool
+}
+
+// disk models a node's disk shared equally by concurrent dumps (processor sharing).
+type disk struct {
+	bw      float64 // bytes per microsecond
+	jobs    []diskJob
+	last    Time
+	version int64
+}
+
+type diskJob struct {
+	container int32
+	remaining float64
+	token     int64
+}
+
+// node is one worker node.
+type node struct {
+	containers []int32
+	disk       disk
+	workerUp   bool
+	isolated   bool
+}
+
+// world is the physical model: containers, connections, nodes, traffic.
+type world struct {
+	cfg   *Config
+	cs    []container
+	conns []conn
+	nodes []node
+	now   Time
+}
+
+func (w *world) pathOpen(e *conn) bool {
+	if e.lockU || e.lockV || w.cs[e.u].lockAll || w.cs[e.v].lockAll {
+		return false
+	}
+	return w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
+}
+
+func (w *world) locked(e *conn) bool {
+	return e.lockU || e.lockV || w.cs[e.u].lockAll || w.cs[e.v].lockAll
+}
+
+// advance brings connection e's counters to w.now under the conditions that held since
+// its last update (callers update before changing any condition of e).
+func (w *world) advance(ei int32) {
+	e := &w.conns[ei]
+	dt := w.now - e.last
+	if dt <= 0 {
+		return
+	}
+	e.last = w.now
+	ms := float64(dt) / float64(Millisecond)
+	open := w.pathOpen(e)
+	if w.locked(e) {
+		e.held += dt
+	}
+	for k := 0; k < 2; k++ {
+		d := &e.d[k]
+		sender := e.u
+		if k == 1 {
+			sender = e.v
+		}
+		active := !w.cs[sender].down() && !e.idleNow && d.rate > 0
+		if active {
+			cap := d.acked + w.cfg.SendBufferBytes
+			if open {
+				cap = math.Inf(1)
+			}
+			if d.sent < cap {
+				d.sent = math.Min(d.sent+d.rate*ms, cap)
+			}
+		}
+		if open {
+			inflight := 0.0
+			if active {
+				inflight = d.rate * w.cfg.DataDelayMs
+			}
+			if r := d.sent - inflight; r > d.recv {
+				d.recv = r
+			}
+			if d.recv < d.sent && !active {
+				d.recv = d.sent // drained: the sender stopped writing
+			}
+			if a := d.recv - inflight; a > d.acked {
+				d.acked = a
+			}
+			if !active {
+				d.acked = d.recv
+			}
+		}
+	}
+}
+
+// touch advances every connection of container c.
+func (w *world) touch(c int32) {
+	for _, ei := range w.cs[c].edges {
+		w.advance(ei)
+	}
+}
+
+func (w *world) setDown(c int32, f func(*container)) {
+	ct := &w.cs[c]
+	was := ct.down()
+	w.touch(c)
+	f(ct)
+	switch now := ct.down(); {
+	case !was && now:
+		ct.downSince = w.now
+	case was && !now:
+		ct.downtime += w.now - ct.downSince
+	}
+}
+
+// peerOf returns the other end of e seen from c, and which direction c sends on.
+func (w *world) peerOf(ei, c int32) (peer int32, out int) {
+	e := &w.conns[ei]
+	if e.u == c {
+		return e.v, 0
+	}
+	return e.u, 1
+}
+
+// setLock sets the lock flag of c's end on the connections to peers (all if nil).
+func (w *world) setLock(c int32, peers []int32, on bool) {
+	w.touch(c)
+	if peers == nil {
+		w.cs[c].lockAll = on
+		for _, ei := range w.cs[c].edges {
+			e := &w.conns[ei]
+			if e.u == c {
+				e.lockU = on
+			} else {
+				e.lockV = on
+			}
+		}
+		return
+	}
+	for _, ei := range w.cs[c].edges {
+		p, _ := w.peerOf(ei, c)
+		for _, q := range peers {
+			if q == p {
+				e := &w.conns[ei]
+				if e.u == c {
+					e.lockU = on
+				} else {
+					e.lockV = on
+				}
+			}
+		}
+	}
+}
+
+// held reports whether c is frozen or holds any lock.
+func (w *world) held(c int32) bool {
+	ct := &w.cs[c]
+	if ct.down() || ct.lockAll {
+		return true
+	}
+	for _, ei := range ct.edges {
+		e := &w.conns[ei]
+		if (e.u == c && e.lockU) || (e.v == c && e.lockV) {
+			return true
+		}
+	}
+	return false
+}
+
+// record takes container c's recording: what CRIU's images would hold (send queue up
+// to what was written, receive queue up to what arrived, acknowledged offset).
+func (w *world) record(c int32) {
+	w.touch(c)
+	for _, ei := range w.cs[c].edges {
+		e := &w.conns[ei]
+		_, out := w.peerOf(ei, c)
+		o, in := &e.d[out], &e.d[1-out]
+		o.recSent, o.recAcked, o.curSentSet = o.sent, o.acked, true
+		in.recRecv, in.curRecSet = in.recv, true
+	}
+	w.cs[c].recorded = true
+}
+
+// reuse makes c's current recording its latest committed one.
+func (w *world) reuse(c int32) {
+	for _, ei := range w.cs[c].edges {
+		e := &w.conns[ei]
+		_, out := w.peerOf(ei, c)
+		o, in := &e.d[out], &e.d[1-out]
+		o.recSent, o.recAcked, o.curSentSet = o.comSent, o.comAcked, true
+		in.recRecv, in.curRecSet = in.comRecv, true
+	}
+	w.cs[c].recorded = true
+}
+
+// commit makes the current recordings of recorded containers the committed ones.
+func (w *world) commit(snap string) {
+	for ci := range w.cs {
+		c := int32(ci)
+		if !w.cs[c].recorded {
+			continue
+		}
+		w.cs[c].committedSnap = snap
+		for _, ei := range w.cs[c].edges {
+			e := &w.conns[ei]
+			_, out := w.peerOf(ei, c)
+			o, in := &e.d[out], &e.d[1-out]
+			o.comSent, o.comAcked = o.recSent, o.recAcked
+			in.comRecv = in.recRecv
+		}
+	}
+}
+
+// counters returns c's live per-peer counters (what tcp_info would say now).
+func (w *world) counters(c int32, fn func(peer int32, sent, recv uint64)) {
+	w.touch(c)
+	for _, ei := range w.cs[c].edges {
+		e := &w.conns[ei]
+		p, out := w.peerOf(ei, c)
+		fn(p, uint64(e.d[out].sent), uint64(e.d[1-out].recv))
+	}
+}
+
+// cutState builds the checker's input from the current round's recordings.
+func (w *world) cutState() cut.State {
+	st := cut.State{Containers: make(map[string]*cut.Container, len(w.cs))}
+	for ci := range w.cs {
+		ct := &w.cs[ci]
+		if !ct.recorded {
+			continue
+		}
+		cc := &cut.Container{Conns: make([]cut.Conn, 0, len(ct.edges))}
+		for _, ei := range ct.edges {
+			e := &w.conns[ei]
+			p, out := w.peerOf(ei, int32(ci))
+			name := strconv.Itoa(int(ei))
+			local, remote := ct.id+"#"+name, w.cs[p].id+"#"+name
+			o, in := &e.d[out], &e.d[1-out]
+			cc.Conns = append(cc.Conns, cut.Conn{Local: local, Remote: remote, Peer: w.cs[p].id,
+				Sent: uint64(o.recSent), Acked: uint64(o.recAcked), Received: uint64(in.recRecv)})
+		}
+		st.Containers[ct.id] = cc
+	}
+	return st
+}
+
+// disk scheduling ---------------------------------------------------------------------
+
+// diskProgress advances node n's running dumps to w.now.
+func (w *world) diskProgress(n int32) {
+	d := &w.nodes[n].disk
+	if len(d.jobs) > 0 {
+		share := d.bw / float64(len(d.jobs)) * float64(w.now-d.last)
+		for i := range d.jobs {
+			d.jobs[i].remaining -= share
+		}
+	}
+	d.last = w.now
+}
+
+// diskNext returns when the next dump of node n finishes, if any.
+func (w *world) diskNext(n int32) (Time, bool) {
+	d := &w.nodes[n].disk
+	if len(d.jobs) == 0 {
+		return 0, false
+	}
+	min := math.Inf(1)
+	for _, j := range d.jobs {
+		min = math.Min(min, j.remaining)
+	}
+	if min < 0 {
+		min = 0
+	}
+	dt := Time(math.Ceil(min * float64(len(d.jobs)) / d.bw))
+	return w.now + dt, true
+}

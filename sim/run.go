@@ -90,8 +90,8 @@ type roundStats struct {
 	bytesDumped float64
 }
 
-func (r *runner) tick() Time  { return Time(r.cfg.TickMs * float64(Millisecond)) }
-func ms(v float64) Time       { return Time(math.Round(v * float64(Millisecond))) }
+func (r *runner) tick() Time   { return Time(r.cfg.TickMs * float64(Millisecond)) }
+func ms(v float64) Time        { return Time(math.Round(v * float64(Millisecond))) }
 func (r *runner) push(e event) { r.q.push(e) }
 
 // Run simulates cfg with algorithm alg and returns the report of the last round.
@@ -706,4 +706,3 @@ func (r *runner) crashWorker(n int32) {
 		}
 	}
 }
-

@@ -60,6 +60,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"lab":     {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab},
 		"version": {summary: "print the version", run: runVersion},
+		"sim":     {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
 	}
 }
 

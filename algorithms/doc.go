@@ -31,33 +31,33 @@
 //
 // # Coordinator role (all algorithms)
 //
-//	          request (else *BusyError while active)
-//	  idle ─────────────────────────────────────────► active ──persist(active)──┐
-//	   ▲                                                │ results                 │
-//	   │                                                ▼                         │
-//	   │            all results in / phase done ─► commit (persist, decide) ──────┤
-//	   │        failed | timeout | recovered undecided ─► abort (persist, decide)─┤
-//	   └──────────────── send commit/abort (release) to every container ◄─────────┘
+//	        request (else *BusyError while active)
+//	idle ─────────────────────────────────────────► active ──persist(active)──┐
+//	 ▲                                                │ results                 │
+//	 │                                                ▼                         │
+//	 │            all results in / phase done ─► commit (persist, decide) ──────┤
+//	 │        failed | timeout | recovered undecided ─► abort (persist, decide)─┤
+//	 └──────────────── send commit/abort (release) to every container ◄─────────┘
 //
 // A restarted coordinator (RecoverCoordinator) aborts an undecided snapshot (presumed
 // abort) and re-sends the decision of a decided one; container roles ignore duplicates.
 //
 // # Container role, command-driven (participant: blocking, minimal, uncoordinated)
 //
-//	  idle ──lock──► locking ──acks──► held ──dump──► dumping ──ack──► recorded
-//	   ▲                                                                  │
-//	   │    commit | abort | release | watchdog | newer epoch (thaw+unlock)
-//	   └──────────────────────────────────────────────────────────────────┘
+//	idle ──lock──► locking ──acks──► held ──dump──► dumping ──ack──► recorded
+//	 ▲                                                                  │
+//	 │    commit | abort | release | watchdog | newer epoch (thaw+unlock)
+//	 └──────────────────────────────────────────────────────────────────┘
 //
 // # Container role, Chandy-Lamport
 //
-//	  idle ─coordinator marker─► locking(peers not yet recorded) ─ack─► dumping
-//	  (peer markers before it are remembered)            freeze, dump, thaw
-//	                                                           │ ack
-//	                                                           ▼
-//	  done ◄──all peers recorded, all unlocked── recorded: send markers to peers;
-//	   │                                         unlock c<->p when p's marker arrives
-//	   └─ commit | abort | watchdog: thaw + unlock all, end
+//	idle ─coordinator marker─► locking(peers not yet recorded) ─ack─► dumping
+//	(peer markers before it are remembered)            freeze, dump, thaw
+//	                                                         │ ack
+//	                                                         ▼
+//	done ◄──all peers recorded, all unlocked── recorded: send markers to peers;
+//	 │                                         unlock c<->p when p's marker arrives
+//	 └─ commit | abort | watchdog: thaw + unlock all, end
 //
 // Per-algorithm rules and guarantees are in docs/algorithms.md.
 package algorithms

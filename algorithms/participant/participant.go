@@ -121,17 +121,24 @@ func (m *Machine) Step(e protocol.Envelope) error {
 			}
 			return nil
 		}
-		m.lockIssued, m.locked = true, true
-		var peers []string
-		if !body.All {
-			peers = body.Peers
+		m.lockIssued = true
+		if body.All || len(body.Peers) > 0 {
+			var peers []string
+			if !body.All {
+				peers = body.Peers
+			}
+			m.locked = true
+			m.act(algorithms.Action{Kind: algorithms.ActLock, Peers: peers})
+			m.lockPending++
 		}
-		m.act(algorithms.Action{Kind: algorithms.ActLock, Peers: peers})
-		m.lockPending = 1
 		if body.Freeze {
 			m.frozen = true
 			m.act(algorithms.Action{Kind: algorithms.ActFreeze})
 			m.lockPending++
+		}
+		if m.lockPending == 0 {
+			m.lockReported = true
+			m.reportLock()
 		}
 	case protocol.TypeDump:
 		body, _ := e.Body.(*protocol.Dump)

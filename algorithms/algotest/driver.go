@@ -1,0 +1,459 @@
+package algotest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Faults are the probabilities (per mille) of faults the driver injects on its own.
+type Faults struct {
+	// Drop and Dup apply to every message between processes (never to action results).
+	Drop, Dup int
+	// CoordinatorCrash is the chance, per coordinator Ready, that the coordinator crashes
+	// after executing the Ready's actions but before sending its messages, and restarts
+	// from its last record.
+	CoordinatorCrash int
+	// WorkerCrash is the chance, per delivered message, that the receiving container's
+	// worker restarts (its container role is rebuilt with Recovering set).
+	WorkerCrash int
+}
+
+// Options configure a Driver.
+type Options struct {
+	// Containers is the participant set (validated like a snapshot request).
+	Containers []protocol.Container
+	// Config is the coordinator config; tests use small timeouts.
+	Config algorithms.Config
+	// Seed drives delivery order, traffic and faults.
+	Seed uint64
+	// Faults are injected at random (seeded).
+	Faults Faults
+}
+
+type chanKey struct{ from, to string }
+
+type channel struct {
+	sent, delivered uint64
+}
+
+type container struct {
+	id, node string
+	peers    []string
+	frozen   bool
+	lockAll  bool
+	lockPeer map[string]bool
+	muted    bool
+}
+
+func (c *container) locks(peer string) bool { return c.lockAll || c.lockPeer[peer] }
+func (c *container) held() bool             { return c.frozen || c.lockAll || len(c.lockPeer) > 0 }
+
+type inflight struct {
+	m     protocol.Envelope
+	local bool // an action result: never dropped or duplicated
+}
+
+// Outcome is a decision the coordinator made.
+type Outcome struct {
+	Epoch     uint64
+	Snapshot  string
+	Committed bool
+	Reason    string
+}
+
+// Recording is one container's recorded counters in one snapshot.
+type Recording struct {
+	Conns      []protocol.ConnCounter
+	ReusedFrom string
+}
+
+// Driver runs an algorithm in memory. It is deterministic for given Options.
+type Driver struct {
+	alg   algorithms.Algorithm
+	opts  Options
+	rng   *rand.Rand
+	coord algorithms.Machine
+	rec   []byte // last record the coordinator persisted
+
+	order []string // container ids in request order
+	cs    map[string]*container
+	parts map[string]algorithms.Machine
+	chans map[chanKey]*channel
+
+	net []inflight
+
+	// Outcomes lists every decision in order.
+	Outcomes []Outcome
+	// Accepted lists the snapshots the coordinator accepted (persisted as active).
+	Accepted map[string]uint64
+	// Recordings holds, per snapshot id, each container's recording.
+	Recordings map[string]map[string]Recording
+	// Messages counts messages sent between processes.
+	Messages int
+	// Errors collects contract violations the driver observed.
+	Errors []string
+
+	log *strings.Builder
+}
+
+// NewDriver builds a driver with a fresh coordinator and one container role per container.
+func NewDriver(alg algorithms.Algorithm, o Options) (*Driver, error) {
+	d := &Driver{
+		alg: alg, opts: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		cs: map[string]*container{}, parts: map[string]algorithms.Machine{}, chans: map[chanKey]*channel{},
+		Accepted: map[string]uint64{}, Recordings: map[string]map[string]Recording{},
+	}
+	for _, c := range o.Containers {
+		if _, dup := d.cs[c.ID]; dup {
+			return nil, fmt.Errorf("algotest: container %q twice", c.ID)
+		}
+		d.order = append(d.order, c.ID)
+		d.cs[c.ID] = &container{id: c.ID, node: c.Node, peers: c.Peers, lockPeer: map[string]bool{}}
+		d.parts[c.ID] = alg.NewContainer(algorithms.ContainerConfig{ID: c.ID})
+		for _, p := range c.Peers {
+			d.chans[chanKey{c.ID, p}] = &channel{}
+		}
+	}
+	d.coord = alg.NewCoordinator(o.Config)
+	return d, nil
+}
+
+// SetLog makes the driver write a transcript of everything it executes.
+func (d *Driver) SetLog(b *strings.Builder) { d.log = b }
+
+func (d *Driver) logf(format string, args ...any) {
+	if d.log != nil {
+		fmt.Fprintf(d.log, format+"\n", args...)
+	}
+}
+
+// Request asks the coordinator for snapshot id over every container.
+func (d *Driver) Request(id string) error {
+	m := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: id,
+		From: protocol.ClientAddr("test"), To: protocol.Coordinator,
+		Body: &protocol.SnapshotRequest{Algorithm: d.alg.Name(), Containers: d.opts.Containers}}
+	err := d.coord.Step(m)
+	if err != nil {
+		d.logf("request %s: refused: %v", id, err)
+	}
+	d.process()
+	return err
+}
+
+// process executes every pending Ready until none is left.
+func (d *Driver) process() {
+	for {
+		progressed := false
+		if d.coord.HasReady() {
+			d.execute("coordinator", d.coord, true)
+			progressed = true
+		}
+		for _, id := range d.order {
+			if p := d.parts[id]; p.HasReady() {
+				d.execute(id, p, false)
+				progressed = true
+			}
+		}
+		if !progressed {
+			return
+		}
+	}
+}
+
+func (d *Driver) execute(who string, sm algorithms.Machine, isCoord bool) {
+	rd := sm.Ready()
+	for _, a := range rd.Actions {
+		d.action(who, a)
+	}
+	crash := isCoord && d.roll(d.opts.Faults.CoordinatorCrash)
+	if crash {
+		d.logf("coordinator: CRASH before sending %d messages", len(rd.Messages))
+		sm.Advance()
+		d.CrashCoordinator()
+		return
+	}
+	for _, m := range rd.Messages {
+		d.send(m)
+	}
+	sm.Advance()
+}
+
+func (d *Driver) roll(permille int) bool {
+	return permille > 0 && d.rng.IntN(1000) < permille
+}
+
+func (d *Driver) send(m protocol.Envelope) {
+	d.Messages++
+	d.logf("%s -> %s: %s%s", m.From, m.To, m.Type, bodyText(m))
+	if d.roll(d.opts.Faults.Drop) {
+		d.logf("  (dropped)")
+		return
+	}
+	d.net = append(d.net, inflight{m: m})
+	if d.roll(d.opts.Faults.Dup) {
+		d.net = append(d.net, inflight{m: m})
+	}
+}
+
+func bodyText(m protocol.Envelope) string {
+	if m.Body == nil {
+		return ""
+	}
+	b, err := json.Marshal(m.Body)
+	if err != nil || string(b) == "{}" {
+		return ""
+	}
+	return " " + string(b)
+}
+
+func (d *Driver) action(who string, a algorithms.Action) {
+	switch a.Kind {
+	case algorithms.ActPersist:
+		d.rec = a.Record
+		d.Accepted[a.Snapshot] = a.Epoch
+		d.logf("coordinator: persist %s epoch=%d", a.Snapshot, a.Epoch)
+		return
+	case algorithms.ActCommit, algorithms.ActAbort:
+		d.rec = a.Record
+		o := Outcome{Epoch: a.Epoch, Snapshot: a.Snapshot, Committed: a.Kind == algorithms.ActCommit, Reason: a.Reason}
+		d.Outcomes = append(d.Outcomes, o)
+		if o.Committed {
+			d.logf("coordinator: COMMIT %s epoch=%d", a.Snapshot, a.Epoch)
+		} else {
+			d.logf("coordinator: ABORT %s epoch=%d: %s", a.Snapshot, a.Epoch, a.Reason)
+		}
+		return
+	}
+	c, ok := d.cs[a.Container]
+	if !ok || (who != "coordinator" && who != a.Container) {
+		d.Errors = append(d.Errors, fmt.Sprintf("%s emitted %s for container %q", who, a.Kind, a.Container))
+		return
+	}
+	var err error
+	var stats *protocol.DumpStats
+	desc := a.Kind.String()
+	if a.Peers != nil {
+		desc += " peers=" + strings.Join(a.Peers, ",")
+	}
+	switch a.Kind {
+	case algorithms.ActLock:
+		if a.Peers == nil {
+			c.lockAll = true
+		}
+		for _, p := range a.Peers {
+			c.lockPeer[p] = true
+		}
+	case algorithms.ActUnlock:
+		if a.Peers == nil {
+			c.lockAll = false
+			clear(c.lockPeer)
+		}
+		for _, p := range a.Peers {
+			delete(c.lockPeer, p)
+		}
+	case algorithms.ActFreeze:
+		c.frozen = true
+	case algorithms.ActThaw:
+		c.frozen = false
+	case algorithms.ActDump:
+		if a.LeaveRunning {
+			desc += " leave-running"
+		}
+		rec := Recording{Conns: d.counters(c)}
+		if a.ReuseFrom != "" {
+			desc += " reuse=" + a.ReuseFrom
+			prev, ok := d.Recordings[a.ReuseFrom][c.id]
+			if !ok {
+				err = fmt.Errorf("no images of %s in snapshot %s", c.id, a.ReuseFrom)
+			}
+			rec = Recording{Conns: prev.Conns, ReusedFrom: a.ReuseFrom}
+			if prev.ReusedFrom != "" {
+				rec.ReusedFrom = prev.ReusedFrom
+			}
+		}
+		if err == nil {
+			if d.Recordings[a.Snapshot] == nil {
+				d.Recordings[a.Snapshot] = map[string]Recording{}
+			}
+			d.Recordings[a.Snapshot][c.id] = rec
+			stats = &protocol.DumpStats{Conns: rec.Conns, ReusedFrom: rec.ReusedFrom}
+			if a.ReuseFrom == "" {
+				stats.ImageBytes = 4096
+			}
+		}
+	default:
+		d.Errors = append(d.Errors, fmt.Sprintf("%s emitted unknown action %v", who, a.Kind))
+		return
+	}
+	d.logf("%s: %s", a.Container, desc)
+	d.net = append(d.net, inflight{m: algorithms.Done(a, err, d.counters(c), stats), local: true})
+}
+
+// counters returns c's per-connection counters now, sorted by peer.
+func (d *Driver) counters(c *container) []protocol.ConnCounter {
+	out := make([]protocol.ConnCounter, 0, len(c.peers))
+	for _, p := range c.peers {
+		out = append(out, protocol.ConnCounter{Peer: p, Sent: d.chans[chanKey{c.id, p}].sent, Received: d.chans[chanKey{p, c.id}].delivered})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+// deliver hands message i of the network to its receiver.
+func (d *Driver) deliver(i int) {
+	f := d.net[i]
+	d.net = slices.Delete(d.net, i, i+1)
+	m := f.m
+	var sm algorithms.Machine
+	switch m.To.Kind {
+	case protocol.KindCoordinator:
+		sm = d.coord
+	case protocol.KindContainer:
+		c, ok := d.cs[m.To.ID]
+		if !ok {
+			d.Errors = append(d.Errors, fmt.Sprintf("message to unknown %s", m.To))
+			return
+		}
+		if c.muted && !f.local {
+			return
+		}
+		if !f.local && d.roll(d.opts.Faults.WorkerCrash) {
+			d.CrashWorker(c.id)
+		}
+		sm = d.parts[c.id]
+	default:
+		d.Errors = append(d.Errors, fmt.Sprintf("message to %s", m.To))
+		return
+	}
+	if err := sm.Step(m); err != nil && m.Type != protocol.TypeSnapshotRequest {
+		d.Errors = append(d.Errors, fmt.Sprintf("%s stepping %s from %s: %v", m.To, m.Type, m.From, err))
+	}
+	d.process()
+}
+
+// DeliverOne delivers one in-flight message chosen by the seeded generator (or the
+// oldest when fifo); it reports false when the network is empty.
+func (d *Driver) DeliverOne(fifo bool) bool {
+	if len(d.net) == 0 {
+		return false
+	}
+	i := 0
+	if !fifo {
+		i = d.rng.IntN(len(d.net))
+	}
+	d.deliver(i)
+	return true
+}
+
+// Tick ticks the coordinator and every container role once.
+func (d *Driver) Tick() {
+	d.coord.Tick()
+	for _, id := range d.order {
+		d.parts[id].Tick()
+	}
+	d.process()
+}
+
+// Traffic makes a's application write n bytes to b (nothing if a is frozen) and lets
+// every unblocked channel deliver what it carries.
+func (d *Driver) Traffic(a, b string, n uint64) bool {
+	ch, ok := d.chans[chanKey{a, b}]
+	if !ok || d.cs[a].frozen {
+		return false
+	}
+	ch.sent += n
+	d.Flow()
+	return true
+}
+
+// Flow delivers every byte in flight on channels that neither end locks.
+func (d *Driver) Flow() {
+	for k, ch := range d.chans {
+		if ch.delivered < ch.sent && !d.cs[k.from].locks(k.to) && !d.cs[k.to].locks(k.from) {
+			ch.delivered = ch.sent
+		}
+	}
+}
+
+// RandomTraffic writes a few bytes on a random channel.
+func (d *Driver) RandomTraffic() {
+	if len(d.order) == 0 {
+		return
+	}
+	a := d.cs[d.order[d.rng.IntN(len(d.order))]]
+	if len(a.peers) == 0 {
+		return
+	}
+	d.Traffic(a.id, a.peers[d.rng.IntN(len(a.peers))], uint64(1+d.rng.IntN(100)))
+}
+
+// Mute makes container id never answer: messages to it are dropped (its watchdog runs).
+func (d *Driver) Mute(id string) { d.cs[id].muted = true }
+
+// CrashCoordinator replaces the coordinator with one recovered from its last record.
+func (d *Driver) CrashCoordinator() {
+	c, err := d.alg.RecoverCoordinator(d.opts.Config, d.rec)
+	if err != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("recover coordinator: %v", err))
+		return
+	}
+	d.logf("coordinator: restarted from its last record")
+	d.coord = c
+	d.process()
+}
+
+// CrashWorker restarts the worker of container id: its role is rebuilt, Recovering.
+func (d *Driver) CrashWorker(id string) {
+	d.logf("%s: worker restarted", id)
+	d.parts[id] = d.alg.NewContainer(algorithms.ContainerConfig{ID: id, Recovering: true})
+	d.process()
+}
+
+// Drop removes every in-flight message to addr and returns how many.
+func (d *Driver) Drop(to protocol.Addr) int {
+	n := 0
+	d.net = slices.DeleteFunc(d.net, func(f inflight) bool {
+		if !f.local && f.m.To == to {
+			n++
+			return true
+		}
+		return false
+	})
+	return n
+}
+
+// InFlight is the number of messages not yet delivered.
+func (d *Driver) InFlight() int { return len(d.net) }
+
+// Held lists the containers left locked or frozen.
+func (d *Driver) Held() []string {
+	var out []string
+	for _, id := range d.order {
+		if d.cs[id].held() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Settle stops faults, then delivers and ticks until everything is decided and every
+// watchdog has had time to fire.
+func (d *Driver) Settle() {
+	d.opts.Faults = Faults{}
+	cfg := d.opts.Config.WithDefaults()
+	limit := int(cfg.Timeout+cfg.WatchdogGrace)*2 + 10
+	for range limit {
+		for d.DeliverOne(false) {
+		}
+		d.Tick()
+	}
+	for d.DeliverOne(false) {
+	}
+}

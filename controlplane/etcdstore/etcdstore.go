@@ -110,7 +110,7 @@ func (s *Store) checkNotFinal(ctx context.Context, m *store.Manifest) error {
 	if old.Revision != m.Revision {
 		return fmt.Errorf("snapshot %s (revision %d, stored %d): %w", m.ID, m.Revision, old.Revision, store.ErrConflict)
 	}
-	if old.State.Final() {
+	if old.State.Final() && old.State != m.State {
 		return fmt.Errorf("snapshot %s is %s: %w", m.ID, old.State, store.ErrFinal)
 	}
 	return nil

@@ -29,6 +29,11 @@ type Manifest struct {
 	Stack     string `json:"stack"`
 	Algorithm string `json:"algorithm"`
 	State     State  `json:"state"`
+	// Epoch is the per-stack snapshot sequence number (strictly increasing).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Record is the coordinator role's last persisted record (algorithms.ActPersist),
+	// used to finish or abort the snapshot after a coordinator restart.
+	Record []byte `json:"record,omitempty"`
 	// Reason says why a snapshot was aborted (or what is wrong with a corrupt one).
 	Reason string `json:"reason,omitempty"`
 	// LeaveRunning: the containers kept running after the dump.

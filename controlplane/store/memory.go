@@ -80,7 +80,7 @@ func (s *Memory) checkCAS(m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	if old.State.Final() {
+	if old.State.Final() && old.State != m.State {
 		return fmt.Errorf("snapshot %s is %s: %w", m.ID, old.State, ErrFinal)
 	}
 	return nil

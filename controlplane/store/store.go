@@ -25,7 +25,8 @@ type Snapshots interface {
 	// Get returns a manifest; ErrNotFound, or ErrCorrupt if it does not decode.
 	Get(ctx context.Context, id string) (*Manifest, error)
 	// Update replaces a manifest if its stored revision is m.Revision (ErrConflict
-	// otherwise) and it is not final (ErrFinal). Sets m.Revision.
+	// otherwise). The state of a final (committed, aborted) manifest cannot change
+	// (ErrFinal); its other fields (restores, verdict) can. Sets m.Revision.
 	Update(ctx context.Context, m *Manifest) error
 	// Commit sets m's state to committed in one transaction, only if m.Complete(),
 	// the stored revision is m.Revision and lock is still held.

@@ -160,9 +160,13 @@ func testCommit(t *testing.T, f Factory) {
 	if err != nil || got.State != store.StateCommitted || m.State != store.StateCommitted {
 		t.Fatalf("after commit: %+v %v", got, err)
 	}
-	m.Reason = "x"
+	m.Restores = append(m.Restores, store.Restore{OK: true, Targets: map[string]string{"bank_a.1": "n3"}})
+	if err := s.Update(ctx(t), m); err != nil {
+		t.Fatalf("recording a restore on a committed snapshot: %v", err)
+	}
+	m.State = store.StateAborted
 	if err := s.Update(ctx(t), m); !errors.Is(err, store.ErrFinal) {
-		t.Fatalf("update after commit: %v, want ErrFinal", err)
+		t.Fatalf("changing the state of a committed snapshot: %v, want ErrFinal", err)
 	}
 
 	// A lock that was released cannot commit.

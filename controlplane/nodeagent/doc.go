@@ -1,0 +1,23 @@
+// Package nodeagent is the node side of the control plane: it runs, for each container
+// of its node taking part in a snapshot, the container role of the snapshot's algorithm
+// (algorithms.Machine), feeds it the protocol messages arriving on the node's subject,
+// executes its container actions through an Executor (the worker's data plane: lock,
+// freeze, dump, thaw, unlock), and sends its messages to the coordinator and to peer
+// containers' nodes.
+//
+// Before a snapshot starts the coordinator sends each involved node a Plan
+// (request/reply on PlanSubject): which containers of the snapshot run where, with
+// their addresses, so that peer locks and markers can be routed. A node that does not
+// answer has no live worker, and the snapshot is refused before anything is locked.
+//
+// After a successful dump the agent publishes the container's image set (files with
+// sha256, durable) on ImagesSubject(snapshot), so the coordinator can commit only when
+// every image set is durable.
+//
+// Event loop (one goroutine per agent):
+//
+//	inbox (plan, protocol message, action result) ──► Step ──► Ready
+//	ticker (TickPeriod) ───────────────────────────► Tick ─┘     │
+//	  actions executed in order through the Executor, results Step'ped back
+//	  then messages published, then Advance
+package nodeagent

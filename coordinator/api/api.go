@@ -1,0 +1,209 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+)
+
+// Prefix of every subject of this API.
+const Prefix = "swarmckpt.v1.api"
+
+// Operations (the last subject token).
+const (
+	OpSnapshot = "snapshot"
+	OpList     = "list"
+	OpInspect  = "inspect"
+	OpRemove   = "rm"
+	OpAbort    = "abort"
+	OpRestore  = "restore"
+	OpMigrate  = "migrate"
+	OpStatus   = "status"
+)
+
+// Subject is the subject of an operation.
+func Subject(op string) string { return Prefix + "." + op }
+
+// ProgressSubject carries the Events of one snapshot, restore or migration.
+func ProgressSubject(id string) string { return "swarmckpt.v1.progress." + id }
+
+// Error codes. ONLY APPEND.
+const (
+	CodeBadRequest = "bad_request" // the request is invalid (CLI exit 2)
+	CodeNotFound   = "not_found"   // stack or snapshot does not exist (exit 3)
+	CodeBusy       = "busy"        // the stack is being snapshotted already (exit 4)
+	CodeNoWorker   = "no_worker"   // a node has no live worker (exit 1)
+	CodeAborted    = "aborted"     // the snapshot was aborted (exit 5)
+	CodeCorrupt    = "corrupt"     // a manifest or image failed to decode/verify (exit 1)
+	CodeFailed     = "failed"      // anything else (exit 1)
+)
+
+// Error is a failure reported by the coordinator.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Sentinels matched by (*Error).Is through the code.
+var (
+	ErrBadRequest = errors.New("bad request")
+	ErrNotFound   = errors.New("not found")
+	ErrBusy       = errors.New("busy")
+	ErrNoWorker   = errors.New("no live worker")
+	ErrAborted    = errors.New("aborted")
+	ErrCorrupt    = errors.New("corrupt")
+)
+
+// Is maps codes to sentinels.
+func (e *Error) Is(target error) bool {
+	switch e.Code {
+	case CodeBadRequest:
+		return target == ErrBadRequest
+	case CodeNotFound:
+		return target == ErrNotFound
+	case CodeBusy:
+		return target == ErrBusy
+	case CodeNoWorker:
+		return target == ErrNoWorker
+	case CodeAborted:
+		return target == ErrAborted
+	case CodeCorrupt:
+		return target == ErrCorrupt
+	}
+	return false
+}
+
+// Errorf builds an Error.
+func Errorf(code, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// Reply wraps every answer.
+type Reply[T any] struct {
+	Result *T     `json:"result,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// SnapshotRequest asks for a snapshot of a stack.
+type SnapshotRequest struct {
+	// ID of the new snapshot; the coordinator picks one when empty.
+	ID    string `json:"id,omitempty"`
+	Stack string `json:"stack"`
+	// Algorithm name; "" means blocking.
+	Algorithm string `json:"algorithm,omitempty"`
+	// Exit stops the containers after the dump (default: leave them running).
+	Exit bool `json:"exit,omitempty"`
+	// Timeout of the whole snapshot; 0 means the coordinator's default.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// SnapshotResult is the outcome of a snapshot (also on abort, with Error set).
+type SnapshotResult struct {
+	Snapshot *store.Manifest `json:"snapshot"`
+}
+
+// ListRequest lists snapshots (of one stack, or all).
+type ListRequest struct {
+	Stack string `json:"stack,omitempty"`
+}
+
+// ListResult holds the snapshots, oldest first.
+type ListResult struct {
+	Snapshots []*store.Manifest `json:"snapshots"`
+}
+
+// InspectRequest shows one snapshot; Verify runs the cut checker on its images.
+type InspectRequest struct {
+	ID     string `json:"id"`
+	Verify bool   `json:"verify,omitempty"`
+}
+
+// InspectResult is one snapshot.
+type InspectResult struct {
+	Snapshot *store.Manifest `json:"snapshot"`
+}
+
+// RemoveRequest deletes a snapshot and its images.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// RemoveResult says what was removed.
+type RemoveResult struct {
+	ID string `json:"id"`
+	// ImagesRemoved counts image sets deleted on workers; Warnings lists the ones not
+	// reachable (their nodes will collect them when their worker starts).
+	ImagesRemoved int      `json:"images_removed"`
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+// AbortRequest aborts a running snapshot.
+type AbortRequest struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// AbortResult acknowledges an abort.
+type AbortResult struct {
+	ID string `json:"id"`
+}
+
+// RestoreRequest restores a committed snapshot.
+type RestoreRequest struct {
+	ID string `json:"id"`
+	// Targets maps SERVICE.SLOT to a node; unmapped containers go to nodes other than
+	// their original ones.
+	Targets map[string]string `json:"targets,omitempty"`
+	// OnOriginal allows the original nodes.
+	OnOriginal bool `json:"on_original,omitempty"`
+}
+
+// RestoreResult is the outcome of a restore.
+type RestoreResult struct {
+	ID      string            `json:"id"`
+	Targets map[string]string `json:"targets"`
+	// Containers is the new container id per SERVICE.SLOT.
+	Containers map[string]string `json:"containers,omitempty"`
+	TotalMS    int64             `json:"total_ms"`
+}
+
+// MigrateRequest moves a stack (cold) to or away from a node.
+type MigrateRequest struct {
+	Stack     string `json:"stack"`
+	To        string `json:"to,omitempty"`
+	From      string `json:"from,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	ID        string `json:"id,omitempty"`
+}
+
+// MigrateResult is the outcome of a migration.
+type MigrateResult struct {
+	Snapshot *store.Manifest `json:"snapshot"`
+	Restore  *RestoreResult  `json:"restore"`
+}
+
+// StatusRequest asks for the coordinator's view of the cluster.
+type StatusRequest struct{}
+
+// StatusResult lists live workers.
+type StatusResult struct {
+	Coordinator string         `json:"coordinator"`
+	Workers     []store.Worker `json:"workers"`
+}
+
+// Event is one progress event.
+type Event struct {
+	At        time.Time `json:"at"`
+	ID        string    `json:"id"`
+	Container string    `json:"container,omitempty"` // SERVICE.SLOT
+	Node      string    `json:"node,omitempty"`
+	// Phase: resolved, locked, dumped, committed, aborted, restoring, restored, ...
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	MS      int64  `json:"ms,omitempty"`
+}

@@ -1,0 +1,8 @@
+// Package api is the request/reply contract between the swarmckpt CLI and the
+// coordinator, carried over the control-plane bus (NATS): one subject per operation,
+// a JSON request, a JSON reply holding either the result or a typed Error. Progress
+// of long operations is published as Event values on ProgressSubject(id).
+//
+// The algorithm messages between coordinator and workers are a different contract
+// (protocol/); this one only serves users.
+package api

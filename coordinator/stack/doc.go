@@ -1,0 +1,9 @@
+// Package stack resolves a Docker Swarm stack (the services labelled
+// com.docker.stack.namespace=<stack>) into the containers a snapshot covers: service,
+// slot, task, node, container id, image, networks and IPs. It also says up front what
+// cannot be preserved, with the fix: networks without a fixed subnet, services in VIP
+// endpoint mode, bind mounts that must exist on a target node.
+//
+// Build is pure (Docker API types in, Stack out) and tested with fixtures; Docker is
+// the I/O side that asks a swarm manager's API for those types.
+package stack

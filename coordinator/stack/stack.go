@@ -1,0 +1,188 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// NamespaceLabel marks the services, networks and containers of a stack.
+const NamespaceLabel = "com.docker.stack.namespace"
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("stack: not found")
+	ErrNotReady = errors.New("stack: not every task is running")
+)
+
+// Stack is a resolved stack.
+type Stack struct {
+	Name       string      `json:"name"`
+	Containers []Container `json:"containers"`
+	Warnings   []Warning   `json:"warnings,omitempty"`
+}
+
+// Container is one running task's container.
+type Container struct {
+	Service     string   `json:"service"`
+	ServiceID   string   `json:"service_id"`
+	Slot        int      `json:"slot"`
+	TaskID      string   `json:"task_id"`
+	NodeID      string   `json:"node_id"`
+	Node        string   `json:"node"`
+	ContainerID string   `json:"container_id"`
+	Image       string   `json:"image"`
+	IPs         []string `json:"ips,omitempty"`
+	Networks    []string `json:"networks,omitempty"`
+	BindMounts  []string `json:"bind_mounts,omitempty"`
+}
+
+// Key is SERVICE.SLOT.
+func (c Container) Key() string { return fmt.Sprintf("%s.%d", c.Service, c.Slot) }
+
+// Nodes returns the distinct nodes of the stack, sorted.
+func (s *Stack) Nodes() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range s.Containers {
+		if !seen[c.Node] {
+			seen[c.Node] = true
+			out = append(out, c.Node)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Warning is something a snapshot or restore cannot preserve, with the fix.
+type Warning struct {
+	Object  string `json:"object"`
+	Problem string `json:"problem"`
+	Fix     string `json:"fix"`
+}
+
+func (w Warning) String() string { return fmt.Sprintf("%s: %s; fix: %s", w.Object, w.Problem, w.Fix) }
+
+// Build resolves stack from what a swarm manager reports: the stack's services, their
+// tasks, and the swarm's nodes. Only tasks whose desired and current state is running
+// count; a service with fewer running tasks than its desired replicas is an error
+// (ErrNotReady) since a snapshot of half a stack is not what the user asked for.
+func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node) (*Stack, error) {
+	if len(services) == 0 {
+		return nil, fmt.Errorf("stack %q: %w: no service carries the label %s=%s (deploy it with 'docker stack deploy -c FILE %s')",
+			name, ErrNotFound, NamespaceLabel, name, name)
+	}
+	nodeName := map[string]string{}
+	for _, n := range nodes {
+		h := n.Description.Hostname
+		if h == "" {
+			h = n.ID
+		}
+		nodeName[n.ID] = h
+	}
+	svcByID := map[string]swarm.Service{}
+	for _, s := range services {
+		svcByID[s.ID] = s
+	}
+	st := &Stack{Name: name}
+	running := map[string]int{}
+	netWarned := map[string]bool{}
+	for _, t := range tasks {
+		s, ok := svcByID[t.ServiceID]
+		if !ok || t.DesiredState != swarm.TaskStateRunning || t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		if t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
+			continue
+		}
+		running[s.ID]++
+		c := Container{Service: s.Spec.Name, ServiceID: s.ID, Slot: t.Slot, TaskID: t.ID, NodeID: t.NodeID,
+			Node: nodeName[t.NodeID], ContainerID: t.Status.ContainerStatus.ContainerID}
+		if c.Node == "" {
+			c.Node = t.NodeID
+		}
+		if cs := t.Spec.ContainerSpec; cs != nil {
+			c.Image = stripDigest(cs.Image)
+			for _, m := range cs.Mounts {
+				if m.Type == mount.TypeBind {
+					c.BindMounts = append(c.BindMounts, m.Source)
+				}
+			}
+		}
+		if c.Slot == 0 { // global services have no slot: use the node as the slot's identity
+			c.Slot = 1
+		}
+		for _, na := range t.NetworksAttachments {
+			nname := na.Network.Spec.Name
+			if na.Network.Spec.Ingress {
+				continue
+			}
+			c.Networks = append(c.Networks, nname)
+			for _, a := range na.Addresses {
+				if p, err := netip.ParsePrefix(a); err == nil {
+					c.IPs = append(c.IPs, p.Addr().String())
+				} else if ad, err := netip.ParseAddr(a); err == nil {
+					c.IPs = append(c.IPs, ad.String())
+				}
+			}
+			if !netWarned[nname] && (na.Network.Spec.IPAMOptions == nil || len(na.Network.Spec.IPAMOptions.Configs) == 0 ||
+				na.Network.Spec.IPAMOptions.Configs[0].Subnet == "") {
+				netWarned[nname] = true
+				st.Warnings = append(st.Warnings, Warning{Object: "network " + nname,
+					Problem: "has no fixed subnet: a restore on another swarm or after the network is recreated gets other addresses, and TCP connections cannot be kept",
+					Fix:     "give it a subnet in the compose file (networks: NAME: ipam: config: - subnet: 10.x.y.0/24) and redeploy"})
+			}
+		}
+		st.Containers = append(st.Containers, c)
+	}
+	for _, s := range services {
+		want := 0
+		if s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil {
+			want = int(*s.Spec.Mode.Replicated.Replicas)
+		}
+		if running[s.ID] < want {
+			return nil, fmt.Errorf("stack %q: service %s has %d of %d tasks running: %w (wait until 'docker service ls' shows it converged, then retry)",
+				name, s.Spec.Name, running[s.ID], want, ErrNotReady)
+		}
+		if s.Spec.EndpointSpec == nil || s.Spec.EndpointSpec.Mode == "" || s.Spec.EndpointSpec.Mode == swarm.ResolutionModeVIP {
+			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
+				Problem: "uses VIP endpoint mode: clients connect through a virtual IP whose load-balancer state is not checkpointed (and this kernel has no IPVS)",
+				Fix:     "set deploy: endpoint_mode: dnsrr on the service"})
+		}
+	}
+	for _, c := range st.Containers {
+		for _, b := range c.BindMounts {
+			st.Warnings = append(st.Warnings, Warning{Object: "container " + c.Key(),
+				Problem: fmt.Sprintf("bind-mounts %s from its node: the path must exist on any restore target, and its content is not in the snapshot", b),
+				Fix:     "use a named volume, or make sure " + b + " exists on the target node before restore"})
+		}
+	}
+	if len(st.Containers) == 0 {
+		return nil, fmt.Errorf("stack %q: %w: it has services but no running task (scale it up or wait for it to start)", name, ErrNotFound)
+	}
+	sort.Slice(st.Containers, func(i, j int) bool {
+		if st.Containers[i].Service != st.Containers[j].Service {
+			return st.Containers[i].Service < st.Containers[j].Service
+		}
+		return st.Containers[i].Slot < st.Containers[j].Slot
+	})
+	return st, nil
+}
+
+func stripDigest(img string) string {
+	if i := strings.Index(img, "@sha256:"); i >= 0 {
+		return img[:i]
+	}
+	return img
+}
+
+// Resolver resolves stacks.
+type Resolver interface {
+	Resolve(ctx context.Context, name string) (*Stack, error)
+}

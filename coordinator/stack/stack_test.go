@@ -1,0 +1,110 @@
+package stack
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+func u64(v uint64) *uint64 { return &v }
+
+func svc(id, name string, replicas uint64, mode swarm.ResolutionMode, mounts ...mount.Mount) swarm.Service {
+	s := swarm.Service{ID: id}
+	s.Spec.Name = name
+	s.Spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: u64(replicas)}
+	if mode != "" {
+		s.Spec.EndpointSpec = &swarm.EndpointSpec{Mode: mode}
+	}
+	s.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Mounts: mounts}
+	return s
+}
+
+func task(id, svcID string, slot int, node, ctr string, subnet string, addr string, mounts ...mount.Mount) swarm.Task {
+	t := swarm.Task{ID: id, ServiceID: svcID, Slot: slot, NodeID: node, DesiredState: swarm.TaskStateRunning}
+	t.Status.State = swarm.TaskStateRunning
+	t.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: ctr}
+	t.Spec.ContainerSpec = &swarm.ContainerSpec{Image: "swarmckpt/bank:dev@sha256:abc", Mounts: mounts}
+	n := swarm.Network{}
+	n.Spec.Name = "bank_net"
+	if subnet != "" {
+		n.Spec.IPAMOptions = &swarm.IPAMOptions{Configs: []swarm.IPAMConfig{{Subnet: subnet}}}
+	}
+	t.NetworksAttachments = []swarm.NetworkAttachment{{Network: n, Addresses: []string{addr}}}
+	return t
+}
+
+func nodes() []swarm.Node {
+	var out []swarm.Node
+	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
+		nd := swarm.Node{ID: "id-" + n}
+		nd.Description.Hostname = n
+		out = append(out, nd)
+	}
+	return out
+}
+
+func TestBuildResolvesContainersNodesAndIPs(t *testing.T) {
+	services := []swarm.Service{svc("s1", "bank_holder", 2, swarm.ResolutionModeDNSRR), svc("s2", "bank_teller", 1, swarm.ResolutionModeDNSRR)}
+	tasks := []swarm.Task{
+		task("t2", "s1", 2, "id-lab-2", "c2", "10.10.0.0/24", "10.10.0.3/24"),
+		task("t1", "s1", 1, "id-lab-1", "c1", "10.10.0.0/24", "10.10.0.2/24"),
+		task("t3", "s2", 1, "id-lab-3", "c3", "10.10.0.0/24", "10.10.0.4/24"),
+	}
+	old := task("t0", "s1", 1, "id-lab-3", "c0", "10.10.0.0/24", "10.10.0.9/24")
+	old.Status.State = swarm.TaskStateShutdown
+	tasks = append(tasks, old)
+	st, err := Build("bank", services, tasks, nodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Containers) != 3 {
+		t.Fatalf("containers = %+v, want 3 (shut down tasks excluded)", st.Containers)
+	}
+	c := st.Containers[0]
+	if c.Key() != "bank_holder.1" || c.Node != "lab-1" || c.ContainerID != "c1" || c.IPs[0] != "10.10.0.2" || c.Image != "swarmckpt/bank:dev" {
+		t.Fatalf("first container %+v", c)
+	}
+	if got := strings.Join(st.Nodes(), ","); got != "lab-1,lab-2,lab-3" {
+		t.Fatalf("nodes %s", got)
+	}
+	if len(st.Warnings) != 0 {
+		t.Fatalf("unexpected warnings %v", st.Warnings)
+	}
+}
+
+func TestBuildWarnsWithFixes(t *testing.T) {
+	bind := mount.Mount{Type: mount.TypeBind, Source: "/srv/data", Target: "/data"}
+	services := []swarm.Service{svc("s1", "web", 1, "", bind)}
+	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "", "10.0.1.2/24", bind)}
+	st, err := Build("web", services, tasks, nodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, w := range st.Warnings {
+		if w.Fix == "" {
+			t.Errorf("warning without a fix: %+v", w)
+		}
+		all = append(all, w.String())
+	}
+	text := strings.Join(all, "\n")
+	for _, want := range []string{"no fixed subnet", "VIP endpoint mode", "endpoint_mode: dnsrr", "/srv/data"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("warnings lack %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	if _, err := Build("nope", nil, nil, nodes()); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "docker stack deploy") {
+		t.Fatalf("missing stack: %v", err)
+	}
+	services := []swarm.Service{svc("s1", "web", 3, swarm.ResolutionModeDNSRR)}
+	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.0.0/24", "10.0.0.2/24")}
+	if _, err := Build("web", services, tasks, nodes()); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "1 of 3") {
+		t.Fatalf("partial stack: %v", err)
+	}
+}

@@ -53,8 +53,9 @@ type Config struct {
 	TrafficBytesPerMs float64
 	// SendBufferBytes caps unacknowledged bytes per direction (TCP send buffer; default 4 MiB).
 	SendBufferBytes float64
-	// IdleFraction is the fraction of connections that carry no traffic after the first
-	// snapshot commits (what the minimal algorithm exploits; default 0.5).
+	// IdleFraction is the fraction of connections that carry no traffic at all (open but
+	// quiet, what the minimal algorithm exploits: a container whose connections are all
+	// quiet reuses its earlier images; default 0.5).
 	IdleFraction float64
 	// AllToAllMax is the largest container count for which all-to-all is complete;
 	// AllToAllDegree is the degree of the bounded graph used above it (defaults 64, 16).

@@ -32,10 +32,9 @@ var Graphs = []Graph{Ring, AllToAll, Tiers, Pipeline}
 // edge is one connection between two containers. Rates are bytes per millisecond of
 // running time of the sender in each direction (u->v, v->u).
 type edge struct {
-	u, v       int32
-	rateUV     float64
-	rateVU     float64
-	idleSinceC bool // the edge carries no traffic after the previous checkpoint (minimal)
+	u, v   int32
+	rateUV float64
+	rateVU float64
 }
 
 // buildGraph returns the connections of g over n containers.
@@ -132,7 +131,7 @@ func buildGraph(g Graph, n int, cfg *Config, rng *rand.Rand) ([]edge, error) {
 	if cfg.IdleFraction > 0 {
 		for i := range es {
 			if rng.Float64() < cfg.IdleFraction {
-				es[i].idleSinceC = true
+				es[i].rateUV, es[i].rateVU = 0, 0
 			}
 		}
 	}

@@ -153,7 +153,7 @@ func (r *runner) build() error {
 		r.w.cs[i].edges = make([]int32, 0, deg[i])
 	}
 	for i, e := range es {
-		r.w.conns[i] = conn{u: e.u, v: e.v, idleLater: e.idleSinceC}
+		r.w.conns[i] = conn{u: e.u, v: e.v}
 		r.w.conns[i].d[0].rate = e.rateUV
 		r.w.conns[i].d[1].rate = e.rateVU
 		r.w.cs[e.u].edges = append(r.w.cs[e.u].edges, int32(i))
@@ -593,13 +593,6 @@ func (r *runner) roundOver() bool {
 
 func (r *runner) finishRound() {
 	r.reports = append(r.reports, r.report())
-	if r.round == 1 {
-		// From now on the idle connections carry nothing (what minimal exploits).
-		for i := range r.w.conns {
-			r.w.advance(int32(i))
-			r.w.conns[i].idleNow = r.w.conns[i].idleLater
-		}
-	}
 	if r.round >= r.cfg.Rounds {
 		r.done = true
 		return

@@ -48,8 +48,6 @@ type conn struct {
 	lockU, lockV bool
 	last         Time
 	held         Time // time spent locked (current round)
-	idleLater    bool // carries no traffic after the first commit
-	idleNow      bool
 }
 
 // disk models a node's disk shared equally by concurrent dumps (processor sharing).
@@ -114,7 +112,7 @@ func (w *world) advance(ei int32) {
 		if k == 1 {
 			sender = e.v
 		}
-		active := !w.cs[sender].down() && !e.idleNow && d.rate > 0
+		active := !w.cs[sender].down() && d.rate > 0
 		if active {
 			cap := d.acked + w.cfg.SendBufferBytes
 			if open {

@@ -49,7 +49,7 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	faults := fs.String("faults", "", "faults injected into the measured snapshot (see above)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "snapshots taken one after the other; the last is reported")
-	fs.Float64Var(&cfg.IdleFraction, "idle", cfg.IdleFraction, "fraction of connections idle after the first snapshot")
+	fs.Float64Var(&cfg.IdleFraction, "idle", cfg.IdleFraction, "fraction of connections that carry no traffic")
 	fs.Float64Var(&cfg.TrafficBytesPerMs, "traffic", cfg.TrafficBytesPerMs, "mean bytes per ms per connection direction")
 	fs.Float64Var(&cfg.MemMinMiB, "mem-min", cfg.MemMinMiB, "smallest container memory, MiB")
 	fs.Float64Var(&cfg.MemMaxMiB, "mem-max", cfg.MemMaxMiB, "largest container memory, MiB")

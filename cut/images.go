@@ -271,3 +271,14 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 	}
 	return st
 }
+
+// VerifyImages reads the CRIU image directories of a cut (container ID -> directory) and
+// checks it: the entry point for `swarmckpt inspect --verify` and the benchmark harness.
+// The error is about reading the images; the verdict is in the Report.
+func VerifyImages(dirs map[string]string) (*Report, error) {
+	st, _, err := FromImages(dirs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return Check(st), nil
+}

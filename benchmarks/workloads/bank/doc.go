@@ -25,7 +25,8 @@
 // and the channels had time to drain was destroyed (a lost message). Transfers also
 // carry per-channel sequence numbers, and a holder counts any gap or repeat it receives.
 //
-// Holder endpoints (on --http): GET /state -> JSON State; GET|POST /pause and /resume
-// (stop / restart initiating transfers; receiving and acking go on); GET /healthz -> 200
+// Holder endpoints (on --http): GET /state -> JSON State; GET|POST /pause[?for=60s] and
+// /resume (stop / restart initiating transfers; receiving and acking go on; a pause is a
+// lease that ends by itself after ?for, default 60s); GET /healthz -> 200
 // when connected to all K-1 peers with no sequence anomaly, else 503.
 package main

@@ -56,7 +56,7 @@ type holder struct {
 
 	mu          sync.Mutex
 	ledger      *Ledger
-	paused      bool
+	pausedUntil time.Time // transfers are not initiated before this (a lease: see setPaused)
 	peers       map[int]*peerConn
 	ever        map[int]bool
 	reconnects  uint64
@@ -333,7 +333,7 @@ func (h *holder) transfers(ctx context.Context) {
 		case <-t.C:
 		}
 		h.mu.Lock()
-		if h.paused || len(h.peers) == 0 || h.ledger.Balance() == 0 {
+		if time.Now().Before(h.pausedUntil) || len(h.peers) == 0 || h.ledger.Balance() == 0 {
 			h.mu.Unlock()
 			continue
 		}
@@ -362,7 +362,8 @@ func (h *holder) state() State {
 	defer h.mu.Unlock()
 	s := h.ledger.State()
 	s.ConnectedPeers = sortedKeys(h.peers)
-	s.Reconnects, s.Disconnects, s.Paused, s.Instance = h.reconnects, h.disconnects, h.paused, h.instance
+	s.Reconnects, s.Disconnects, s.Instance = h.reconnects, h.disconnects, h.instance
+	s.Paused = time.Now().Before(h.pausedUntil)
 	return s
 }
 
@@ -389,16 +390,33 @@ func (h *holder) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+// setPaused serves /pause and /resume. A pause is a lease: it ends by itself after
+// ?for=DURATION (default 60s), so a query that dies half-way never leaves the bank
+// stopped.
 func (h *holder) setPaused(p bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			http.Error(w, "use GET or POST", http.StatusMethodNotAllowed)
 			return
 		}
+		lease := 60 * time.Second
+		if v := r.URL.Query().Get("for"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				http.Error(w, "bad ?for= duration, e.g. 30s", http.StatusBadRequest)
+				return
+			}
+			lease = d
+		}
 		h.mu.Lock()
-		h.paused = p
+		if p {
+			h.pausedUntil = time.Now().Add(lease)
+		} else {
+			h.pausedUntil = time.Time{}
+		}
+		until := h.pausedUntil
 		h.mu.Unlock()
-		serve.JSON(w, http.StatusOK, map[string]any{"id": h.cfg.ID, "paused": p})
+		serve.JSON(w, http.StatusOK, map[string]any{"id": h.cfg.ID, "paused": p, "until": until})
 	}
 }
 

@@ -105,13 +105,14 @@ func runQuery(ctx context.Context, out io.Writer, q queryConfig) error {
 	if len(addrs) == 0 {
 		return errors.New("no holders: give --holders host:8080,... or --service NAME")
 	}
+	lease := q.Settle + 15*time.Second // holders resume by themselves if we die
 	if !q.NoPause {
 		defer func() {
 			if err := each(addrs, func(a string) error { return getJSON(context.Background(), "http://"+a+"/resume", nil) }); err != nil {
 				fmt.Fprintln(out, "warning: resume failed:", err)
 			}
 		}()
-		if err := each(addrs, func(a string) error { return getJSON(ctx, "http://"+a+"/pause", nil) }); err != nil {
+		if err := each(addrs, func(a string) error { return getJSON(ctx, "http://"+a+"/pause?for="+lease.String(), nil) }); err != nil {
 			return fmt.Errorf("pausing holders: %w", err)
 		}
 	}

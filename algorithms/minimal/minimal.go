@@ -1,0 +1,205 @@
+package minimal
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
+	"github.com/swarmckpt/swarmckpt/algorithms/participant"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Name is the algorithm's name.
+const Name = "minimal"
+
+// Algorithm returns the minimal algorithm.
+func Algorithm() algorithms.Algorithm { return algo{} }
+
+type algo struct{}
+
+func (algo) Name() string                      { return Name }
+func (algo) Guarantees() algorithms.Guarantees { return algorithms.Guarantees{ConsistentCut: true} }
+func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine {
+	return NewCoordinator(c)
+}
+func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
+	return RecoverCoordinator(c, rec)
+}
+func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return participant.New(c) }
+
+// Base is a container's last fresh image: the snapshot it was dumped in and the
+// counters it recorded.
+type Base struct {
+	Snapshot string                 `json:"snapshot"`
+	Conns    []protocol.ConnCounter `json:"conns"`
+}
+
+type phase uint8
+
+const (
+	phaseIdle phase = iota
+	phaseLocking
+	phaseDumping
+)
+
+func (p phase) String() string { return [...]string{"idle", "locking", "dumping"}[p] }
+
+// Coordinator is the coordinator role.
+type Coordinator struct {
+	coord.Base
+	bases map[string]Base // committed bases, by container
+
+	phase phase
+	acked map[string]bool
+	dirty map[string]bool
+	fresh map[string][]protocol.ConnCounter // counters of this snapshot's fresh dumps
+}
+
+var _ algorithms.Machine = (*Coordinator)(nil)
+
+// NewCoordinator returns a fresh coordinator role.
+func NewCoordinator(cfg algorithms.Config) *Coordinator {
+	c := &Coordinator{bases: map[string]Base{}}
+	c.Init(Name, cfg)
+	return c
+}
+
+// RecoverCoordinator rebuilds the coordinator (and its bases) from its last record.
+func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error) {
+	c := NewCoordinator(cfg)
+	state, err := c.Recover(rec)
+	if err != nil {
+		return nil, err
+	}
+	if len(state) > 0 && string(state) != "null" {
+		if err := json.Unmarshal(state, &c.bases); err != nil {
+			return nil, fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
+		}
+		if c.bases == nil {
+			c.bases = map[string]Base{}
+		}
+	}
+	return c, nil
+}
+
+// Dirty reports how many containers dumped afresh in the last snapshot that got past
+// the lock phase (the rest reused their images).
+func (c *Coordinator) Dirty() int { return len(c.dirty) }
+
+// Step implements algorithms.Machine.
+func (c *Coordinator) Step(m protocol.Envelope) error {
+	switch m.Type {
+	case protocol.TypeSnapshotRequest:
+		req, err := c.Start(m)
+		if err != nil || req == nil {
+			return err
+		}
+		c.Persist(c.bases)
+		c.phase = phaseLocking
+		c.acked = make(map[string]bool, len(c.Containers))
+		c.dirty = map[string]bool{}
+		c.fresh = map[string][]protocol.ConnCounter{}
+		c.SendAll(protocol.TypeLock, &protocol.Lock{All: true})
+		return nil
+	case protocol.TypeLockDone, protocol.TypeDumpDone, protocol.TypeFailed:
+	default:
+		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
+	}
+	if !c.Accept(m) {
+		return nil
+	}
+	r, _ := m.Body.(*protocol.Result)
+	if r == nil {
+		r = &protocol.Result{}
+	}
+	id := m.From.ID
+	switch {
+	case m.Type == protocol.TypeFailed:
+		c.abort(coord.FailReason(m))
+	case m.Type == protocol.TypeLockDone && c.phase == phaseLocking:
+		if c.acked[id] {
+			return nil
+		}
+		c.acked[id] = true
+		if !c.clean(id, r.Conns) {
+			c.dirty[id] = true
+		}
+		if len(c.acked) == len(c.Containers) {
+			c.phase = phaseDumping
+			clear(c.acked)
+			fresh := &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true}
+			for _, ct := range c.Containers {
+				if c.dirty[ct.ID] {
+					c.Send(ct.ID, protocol.TypeDump, fresh)
+				} else {
+					c.Send(ct.ID, protocol.TypeDump, &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true, ReuseFrom: c.bases[ct.ID].Snapshot})
+				}
+			}
+		}
+	case m.Type == protocol.TypeDumpDone && c.phase == phaseDumping:
+		if c.acked[id] {
+			return nil
+		}
+		c.acked[id] = true
+		if c.dirty[id] {
+			conns := r.Conns
+			if r.Dump != nil && r.Dump.Conns != nil {
+				conns = r.Dump.Conns
+			}
+			c.fresh[id] = conns
+		}
+		if len(c.acked) == len(c.Containers) {
+			next := make(map[string]Base, len(c.bases)+len(c.fresh))
+			for k, v := range c.bases {
+				next[k] = v
+			}
+			for k, v := range c.fresh {
+				next[k] = Base{Snapshot: c.Snapshot, Conns: sorted(v)}
+			}
+			c.bases = next
+			c.phase = phaseIdle
+			c.Commit(c.bases)
+		}
+	}
+	return nil
+}
+
+func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
+	out := slices.Clone(cs)
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	return out
+}
+
+// clean reports whether container id carried no byte since its base image.
+func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
+	b, ok := c.bases[id]
+	if !ok || len(b.Conns) != len(now) {
+		return false
+	}
+	n := sorted(now)
+	peers := c.Containers[c.Index[id]].Peers
+	if len(peers) != len(n) {
+		return false
+	}
+	for i := range n {
+		if n[i] != b.Conns[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Coordinator) abort(reason string) {
+	c.phase = phaseIdle
+	c.Abort(reason, c.bases)
+}
+
+// Tick implements algorithms.Machine.
+func (c *Coordinator) Tick() {
+	if c.Base.Tick() {
+		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.acked[id] }))
+	}
+}

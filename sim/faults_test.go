@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
-	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
 )
 
 // faultSets are the fault mixes every algorithm must survive with its invariants intact.
@@ -38,7 +37,6 @@ func checkInvariants(t *testing.T, alg algorithms.Algorithm, seeds int) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Logf("%s", rep.BenchLine())
 					if len(rep.Violations) > 0 {
 						t.Fatalf("invariants violated:\n%s", rep)
 					}
@@ -51,6 +49,8 @@ func checkInvariants(t *testing.T, alg algorithms.Algorithm, seeds int) {
 	}
 }
 
-func TestInvariantsUnderFaultsBlocking(t *testing.T) {
-	checkInvariants(t, blocking.Algorithm(), 3)
+func TestInvariantsUnderFaults(t *testing.T) {
+	for _, a := range realAlgorithms() {
+		t.Run(a.Name(), func(t *testing.T) { checkInvariants(t, a, 3) })
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/algorithms/chandylamport"
 	"github.com/swarmckpt/swarmckpt/sim"
 )
 
@@ -33,7 +34,7 @@ Exit code 1 if an invariant was violated (e.g. a container left frozen).`
 // simAlgorithms are the algorithms the simulator can run, by name.
 func simAlgorithms() map[string]algorithms.Algorithm {
 	m := map[string]algorithms.Algorithm{}
-	for _, a := range []algorithms.Algorithm{blocking.Algorithm()} {
+	for _, a := range []algorithms.Algorithm{blocking.Algorithm(), chandylamport.Algorithm()} {
 		m[a.Name()] = a
 	}
 	return m

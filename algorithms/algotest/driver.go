@@ -457,3 +457,9 @@ func (d *Driver) Settle() {
 	for d.DeliverOne(false) {
 	}
 }
+
+// Record returns the last record the coordinator asked to persist.
+func (d *Driver) Record() []byte { return d.rec }
+
+// Containers returns the participant set.
+func (d *Driver) Containers() []protocol.Container { return d.opts.Containers }

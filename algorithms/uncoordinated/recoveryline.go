@@ -1,0 +1,103 @@
+package uncoordinated
+
+import (
+	"fmt"
+
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Line is a recovery line: for each container the checkpoint to restore.
+type Line struct {
+	// Index is the position in the container's history; -1 means its initial state
+	// (no usable checkpoint: the container restarts from scratch).
+	Index map[string]int
+	// RolledBack is how many checkpoints each container had to skip back from its
+	// latest one (the domino effect); len(history) when it fell to the initial state.
+	RolledBack map[string]int
+	// Total is the sum of RolledBack; Max its largest entry.
+	Total, Max int
+}
+
+// Snapshot returns the snapshot id of container id's checkpoint on the line, "" for its
+// initial state.
+func (l Line) Snapshot(h History, id string) string {
+	i := l.Index[id]
+	if i < 0 {
+		return ""
+	}
+	return h[id][i].Snapshot
+}
+
+func counter(cp []Checkpoint, i int, peer string) protocol.ConnCounter {
+	if i < 0 {
+		return protocol.ConnCounter{Peer: peer}
+	}
+	for _, c := range cp[i].Conns {
+		if c.Peer == peer {
+			return c
+		}
+	}
+	return protocol.ConnCounter{Peer: peer}
+}
+
+// RecoveryLine returns the latest consistent combination of checkpoints of the
+// containers cs given their history: for every channel a->b, bytes b received from a
+// in b's checkpoint <= bytes a sent to b in a's checkpoint. Counters of one connection
+// must not decrease along a container's history. It runs in
+// O((sum of rollbacks + containers) * degree * history) time.
+func RecoveryLine(cs []protocol.Container, h History) (Line, error) {
+	peers := make(map[string][]string, len(cs))
+	idx := make(map[string]int, len(cs))
+	for _, c := range cs {
+		if _, dup := peers[c.ID]; dup {
+			return Line{}, fmt.Errorf("%s: recovery line: container %q listed twice", Name, c.ID)
+		}
+		peers[c.ID] = c.Peers
+		idx[c.ID] = len(h[c.ID]) - 1
+	}
+	for _, c := range cs {
+		for _, p := range c.Peers {
+			if _, ok := peers[p]; !ok {
+				return Line{}, fmt.Errorf("%s: recovery line: container %q has peer %q outside the set", Name, c.ID, p)
+			}
+		}
+	}
+	work := make([]string, 0, len(cs))
+	queued := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		work = append(work, c.ID)
+		queued[c.ID] = true
+	}
+	for len(work) > 0 {
+		b := work[len(work)-1]
+		work = work[:len(work)-1]
+		queued[b] = false
+		// Check every incoming channel a->b; roll b back until all hold.
+		moved := false
+		for _, a := range peers[b] {
+			sent := counter(h[a], idx[a], b).Sent
+			for idx[b] >= 0 && counter(h[b], idx[b], a).Received > sent {
+				idx[b]--
+				moved = true
+			}
+		}
+		if moved {
+			// b now sent less: its peers' receipts may be orphans. b itself needs no
+			// re-check: rolling back only lowers its received counters.
+			for _, p := range peers[b] {
+				if !queued[p] {
+					queued[p] = true
+					work = append(work, p)
+				}
+			}
+		}
+	}
+	l := Line{Index: idx, RolledBack: make(map[string]int, len(cs))}
+	for _, c := range cs {
+		r := len(h[c.ID]) - 1 - idx[c.ID]
+		l.RolledBack[c.ID] = r
+		l.Total += r
+		l.Max = max(l.Max, r)
+	}
+	return l, nil
+}

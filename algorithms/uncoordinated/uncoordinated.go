@@ -1,0 +1,159 @@
+package uncoordinated
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
+	"github.com/swarmckpt/swarmckpt/algorithms/participant"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Name is the algorithm's name.
+const Name = "uncoordinated"
+
+// HistoryLimit is how many checkpoints per container the coordinator remembers.
+const HistoryLimit = 32
+
+// Algorithm returns the uncoordinated algorithm.
+func Algorithm() algorithms.Algorithm { return algo{} }
+
+type algo struct{}
+
+func (algo) Name() string                      { return Name }
+func (algo) Guarantees() algorithms.Guarantees { return algorithms.Guarantees{ConsistentCut: false} }
+func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine {
+	return NewCoordinator(c)
+}
+func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
+	return RecoverCoordinator(c, rec)
+}
+func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return participant.New(c) }
+
+// Checkpoint is one image of one container: the snapshot it was taken in and its
+// recorded per-connection counters.
+type Checkpoint struct {
+	Snapshot string                 `json:"snapshot"`
+	Epoch    uint64                 `json:"epoch"`
+	Conns    []protocol.ConnCounter `json:"conns"`
+}
+
+// History is every container's checkpoints, oldest first.
+type History map[string][]Checkpoint
+
+// Coordinator is the coordinator role.
+type Coordinator struct {
+	coord.Base
+	history History
+	got     map[string][]protocol.ConnCounter
+}
+
+var _ algorithms.Machine = (*Coordinator)(nil)
+
+// NewCoordinator returns a fresh coordinator role.
+func NewCoordinator(cfg algorithms.Config) *Coordinator {
+	c := &Coordinator{history: History{}}
+	c.Init(Name, cfg)
+	return c
+}
+
+// RecoverCoordinator rebuilds the coordinator (and its history) from its last record.
+func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error) {
+	c := NewCoordinator(cfg)
+	state, err := c.Recover(rec)
+	if err != nil {
+		return nil, err
+	}
+	if c.history, err = decodeHistory(state); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decodeHistory(state json.RawMessage) (History, error) {
+	h := History{}
+	if len(state) > 0 && string(state) != "null" {
+		if err := json.Unmarshal(state, &h); err != nil {
+			return nil, fmt.Errorf("%s: record history: %v: %w", Name, err, algorithms.ErrBadRecord)
+		}
+	}
+	return h, nil
+}
+
+// HistoryFromRecord extracts the checkpoint history from a coordinator record (for the
+// restore path, which computes the RecoveryLine).
+func HistoryFromRecord(rec []byte) (History, error) {
+	var r coord.Record
+	if err := json.Unmarshal(rec, &r); err != nil {
+		return nil, fmt.Errorf("%s: decode record: %v: %w", Name, err, algorithms.ErrBadRecord)
+	}
+	return decodeHistory(r.State)
+}
+
+// History returns the committed checkpoint history (shared; do not modify).
+func (c *Coordinator) History() History { return c.history }
+
+// Step implements algorithms.Machine.
+func (c *Coordinator) Step(m protocol.Envelope) error {
+	switch m.Type {
+	case protocol.TypeSnapshotRequest:
+		req, err := c.Start(m)
+		if err != nil || req == nil {
+			return err
+		}
+		c.Persist(c.history)
+		c.got = make(map[string][]protocol.ConnCounter, len(c.Containers))
+		c.SendAll(protocol.TypeDump, &protocol.Dump{LeaveRunning: true})
+		return nil
+	case protocol.TypeDumpDone, protocol.TypeFailed:
+	default:
+		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
+	}
+	if !c.Accept(m) {
+		return nil
+	}
+	if m.Type == protocol.TypeFailed {
+		c.Abort(coord.FailReason(m), c.history)
+		return nil
+	}
+	if _, dup := c.got[m.From.ID]; dup {
+		return nil
+	}
+	var conns []protocol.ConnCounter
+	if r, _ := m.Body.(*protocol.Result); r != nil {
+		conns = r.Conns
+		if r.Dump != nil && r.Dump.Conns != nil {
+			conns = r.Dump.Conns
+		}
+	}
+	if conns == nil {
+		conns = []protocol.ConnCounter{}
+	}
+	c.got[m.From.ID] = conns
+	if len(c.got) < len(c.Containers) {
+		return nil
+	}
+	next := make(History, len(c.history)+len(c.got))
+	for k, v := range c.history {
+		next[k] = v
+	}
+	for id, conns := range c.got {
+		h := append(slices.Clone(next[id]), Checkpoint{Snapshot: c.Snapshot, Epoch: c.Epoch, Conns: conns})
+		if len(h) > HistoryLimit {
+			h = h[len(h)-HistoryLimit:]
+		}
+		next[id] = h
+	}
+	c.history = next
+	c.Commit(c.history)
+	return nil
+}
+
+// Tick implements algorithms.Machine.
+func (c *Coordinator) Tick() {
+	if c.Base.Tick() {
+		c.Abort(c.TimeoutReason("dumping", func(id string) bool { _, ok := c.got[id]; return !ok }), c.history)
+	}
+}

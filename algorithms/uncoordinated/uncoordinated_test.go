@@ -1,0 +1,16 @@
+package uncoordinated
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/swarmckpt/swarmckpt/algorithms/algotest"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
+
+func TestConformance(t *testing.T) { algotest.Run(t, Algorithm()) }
+
+func FuzzSchedule(f *testing.F) { algotest.Fuzz(f, Algorithm()) }
+
+var _ = rewrite

@@ -108,30 +108,31 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 		}
 		idx[c.ID] = i
 	}
+	type edge struct{ a, b string }
+	total := 0
+	for _, c := range cs {
+		total += len(c.Peers)
+	}
+	edges := make(map[edge]struct{}, total)
 	for _, c := range cs {
 		for _, p := range c.Peers {
-			j, ok := idx[p]
-			if !ok {
+			if _, ok := idx[p]; !ok {
 				return nil, fmt.Errorf("container %q has peer %q outside the snapshot: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
 			if p == c.ID {
 				return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
 			}
-			if !contains(cs[j].Peers, c.ID) {
+			edges[edge{c.ID, p}] = struct{}{}
+		}
+	}
+	for _, c := range cs {
+		for _, p := range c.Peers {
+			if _, ok := edges[edge{p, c.ID}]; !ok {
 				return nil, fmt.Errorf("container %q has peer %q but not the other way round: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
 		}
 	}
 	return idx, nil
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Accept reports whether m belongs to the active snapshot and comes from one of its

@@ -69,6 +69,10 @@ type Config struct {
 	// defaults 600 and 100: a minute and 10 s at the default tick).
 	TimeoutTicks, WatchdogGraceTicks uint64
 
+	// ClientRetryMs: the client repeats an undecided snapshot request this often
+	// (default 5000).
+	ClientRetryMs float64
+
 	// Faults to inject during the measured (last) round.
 	Faults Faults
 }
@@ -182,7 +186,7 @@ func DefaultConfig() Config {
 		NetDelayMs: 0.25, NetJitterMs: 0.1, DataDelayMs: 0.25,
 		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,
 		AllToAllMax: 64, AllToAllDegree: 16, PipelineStages: 10,
-		TickMs: 100, TimeoutTicks: 600, WatchdogGraceTicks: 100,
+		TickMs: 100, TimeoutTicks: 600, WatchdogGraceTicks: 100, ClientRetryMs: 5000,
 	}
 }
 
@@ -220,6 +224,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: memory range %g..%g MiB", ErrConfig, c.MemMinMiB, c.MemMaxMiB)
 	case c.DiskMBps <= 0:
 		return fmt.Errorf("%w: disk bandwidth %g MB/s", ErrConfig, c.DiskMBps)
+	case c.ClientRetryMs <= 0:
+		return fmt.Errorf("%w: client retry %g ms", ErrConfig, c.ClientRetryMs)
 	case c.TickMs <= 0:
 		return fmt.Errorf("%w: tick %g ms", ErrConfig, c.TickMs)
 	case c.IdleFraction < 0 || c.IdleFraction > 1:

@@ -73,6 +73,7 @@ type runner struct {
 	stepErrs  int
 	endRound  Time
 	inRound   bool
+	lastReq   Time
 	done      bool
 }
 
@@ -236,6 +237,14 @@ func (r *runner) startRound() {
 	if r.round == r.cfg.Rounds && r.cfg.Faults.Any() {
 		r.scheduleFaults()
 	}
+	r.request()
+}
+
+// request hands the round's snapshot request to the coordinator, as the CLI does. The
+// client repeats it every ClientRetryMs until the snapshot is decided (a coordinator
+// that crashed before persisting it has forgotten it; a duplicate is ignored).
+func (r *runner) request() {
+	r.lastReq = r.w.now
 	env := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest,
 		Snapshot: r.snap, From: protocol.ClientAddr("sim"), To: protocol.Coordinator,
 		Body: &protocol.SnapshotRequest{Algorithm: r.alg.Name(), Containers: r.req}}
@@ -562,6 +571,9 @@ func (r *runner) onTick() {
 			p.m.Tick()
 			r.kick(i)
 		}
+	}
+	if r.inRound && r.decidedAt < 0 && r.w.now-r.lastReq >= ms(r.cfg.ClientRetryMs) {
+		r.request()
 	}
 	if r.inRound && r.roundOver() {
 		r.inRound = false

@@ -333,6 +333,7 @@ func (d *Driver) deliver(i int) {
 		return
 	}
 	if err := sm.Step(m); err != nil && m.Type != protocol.TypeSnapshotRequest {
+		d.logf("%s: error stepping %s from %s: %v", m.To, m.Type, m.From, err)
 		d.Errors = append(d.Errors, fmt.Sprintf("%s stepping %s from %s: %v", m.To, m.Type, m.From, err))
 	}
 	d.process()
@@ -428,6 +429,20 @@ func (d *Driver) Drop(to protocol.Addr) int {
 	})
 	return n
 }
+
+// Duplicate duplicates every in-flight message between processes.
+func (d *Driver) Duplicate() int {
+	n := len(d.net)
+	for i := 0; i < n; i++ {
+		if !d.net[i].local {
+			d.net = append(d.net, d.net[i])
+		}
+	}
+	return len(d.net) - n
+}
+
+// Reverse reverses the delivery order of the in-flight messages.
+func (d *Driver) Reverse() { slices.Reverse(d.net) }
 
 // InFlight is the number of messages not yet delivered.
 func (d *Driver) InFlight() int { return len(d.net) }

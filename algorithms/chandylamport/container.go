@@ -235,7 +235,7 @@ func (c *Container) stepResult(m protocol.Envelope) error {
 			return nil
 		}
 		c.phase = cRecorded
-		c.send(protocol.Coordinator, protocol.TypeDumpDone, &protocol.Result{Conns: r.Conns, Dump: r.Dump})
+		c.send(protocol.Coordinator, protocol.TypeDumpDone, &protocol.Result{Dump: r.Dump})
 		for _, p := range c.peers {
 			c.send(protocol.ContainerAddr(p), protocol.TypeMarker, &protocol.Marker{})
 		}

@@ -13,7 +13,7 @@ func TestConformance(t *testing.T) { algotest.Run(t, Algorithm()) }
 
 func FuzzSchedule(f *testing.F) { algotest.Fuzz(f, Algorithm()) }
 
-var _ = rewrite
+func TestScripts(t *testing.T) { algotest.RunScripts(t, Algorithm(), "testdata/*.txt", *rewrite) }
 
 func TestOnlyDirtyContainersDump(t *testing.T) {
 	d, err := algotest.NewDriver(Algorithm(), algotest.Options{Containers: algotest.Topology(6, 2), Config: algotest.TestConfig()})

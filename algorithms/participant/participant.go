@@ -206,7 +206,7 @@ func (m *Machine) stepResult(e protocol.Envelope) error {
 			m.end()
 			return nil
 		}
-		m.reply(protocol.TypeDumpDone, &protocol.Result{Conns: r.Conns, Dump: r.Dump})
+		m.reply(protocol.TypeDumpDone, &protocol.Result{Dump: r.Dump})
 		if m.releaseAfter {
 			m.release()
 		}

@@ -13,4 +13,4 @@ func TestConformance(t *testing.T) { algotest.Run(t, Algorithm()) }
 
 func FuzzSchedule(f *testing.F) { algotest.Fuzz(f, Algorithm()) }
 
-var _ = rewrite
+func TestScripts(t *testing.T) { algotest.RunScripts(t, Algorithm(), "testdata/*.txt", *rewrite) }

@@ -9,7 +9,9 @@ import (
 )
 
 func TestValidate(t *testing.T) {
-	c := func(id string, peers ...string) protocol.Container { return protocol.Container{ID: id, Node: "n", Peers: peers} }
+	c := func(id string, peers ...string) protocol.Container {
+		return protocol.Container{ID: id, Node: "n", Peers: peers}
+	}
 	bad := map[string][]protocol.Container{
 		"empty":      nil,
 		"no id":      {c("")},

@@ -1,3 +1,9 @@
+// CRIU cannot dump MPTCP sockets ("inet: Unsupported proto 262"), and Go >= 1.24 makes
+// listeners MPTCP by default: keep every socket plain TCP so the process can be
+// checkpointed. (Not a doc comment: see doc.go.)
+//
+//go:debug multipathtcp=0
+
 package main
 
 import (

@@ -46,6 +46,10 @@ type Config struct {
 	// uniform jitter added to it (defaults 0.25 and 0.1; messages may be reordered).
 	// Messages between containers of the same node take a tenth of it.
 	NetDelayMs, NetJitterMs float64
+	// SendCostMs is the time a process needs to hand one message to the transport; a
+	// process sends one message after the other, so a coordinator fanning out to 10,000
+	// containers takes 10,000 x SendCostMs (default 0.02, a NATS publish).
+	SendCostMs float64
 	// DataDelayMs is the one-way delay of application bytes (default 0.25).
 	DataDelayMs float64
 	// TrafficBytesPerMs is the mean application traffic per connection direction while
@@ -183,7 +187,7 @@ func DefaultConfig() Config {
 		Containers: 100, Nodes: 10, Graph: Ring, Seed: 1, Rounds: 2, RoundGapMs: 1000,
 		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100,
 		LockMs: 2, FreezeMs: 5, PersistMs: 5,
-		NetDelayMs: 0.25, NetJitterMs: 0.1, DataDelayMs: 0.25,
+		NetDelayMs: 0.25, NetJitterMs: 0.1, SendCostMs: 0.02, DataDelayMs: 0.25,
 		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,
 		AllToAllMax: 64, AllToAllDegree: 16, PipelineStages: 10,
 		TickMs: 100, TimeoutTicks: 600, WatchdogGraceTicks: 100, ClientRetryMs: 5000,

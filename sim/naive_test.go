@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/uncoordinated"
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
@@ -149,5 +150,30 @@ func TestNoTrafficNoInconsistency(t *testing.T) {
 	}
 	if rep.Verdict == nil || !rep.Verdict.Consistent() {
 		t.Fatalf("without traffic every cut is consistent:\n%s", rep)
+	}
+}
+
+// TestCheckerCatchesRealUncoordinatedUnderTraffic: the real uncoordinated algorithm
+// (algorithms/uncoordinated) dumps every container without a lock; with the
+// coordinator's fan-out spreading the dumps over a few milliseconds under traffic, its
+// cut is not consistent and the checker names the connections.
+func TestCheckerCatchesRealUncoordinatedUnderTraffic(t *testing.T) {
+	cfg := small()
+	cfg.Containers, cfg.Nodes, cfg.Graph = 100, 10, AllToAll
+	rep, err := Run(cfg, uncoordinated.Algorithm())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Outcome != "committed" || rep.Verdict == nil {
+		t.Fatalf("uncoordinated did not commit:\n%s", rep)
+	}
+	if rep.Verdict.Consistent() {
+		t.Fatalf("uncoordinated cut under traffic reported consistent:\n%s", rep)
+	}
+	if len(rep.Violations) != 0 {
+		t.Fatalf("uncoordinated promises no consistent cut, so an inconsistent one is no invariant violation: %v", rep.Violations)
+	}
+	if rep.Rollback == nil || rep.Rollback.Err != "" {
+		t.Fatalf("want a recovery line for uncoordinated, got %+v", rep.Rollback)
 	}
 }

@@ -27,6 +27,16 @@ func dist(v []float64) Dist {
 	return Dist{P50: q(0.50), P99: q(0.99), Max: v[len(v)-1]}
 }
 
+// Rollback is the domino effect of a recovery line.
+type Rollback struct {
+	// Total is the number of checkpoints skipped over all containers, Max the most any
+	// one container skipped, Containers how many containers rolled back at all, and
+	// ToInitial how many fell back to their initial state (no usable checkpoint).
+	Total, Max, Containers, ToInitial int
+	// Err is set when the recovery line could not be computed.
+	Err string
+}
+
 // Report describes one simulated snapshot (one round). All times are simulated.
 type Report struct {
 	Algorithm  string
@@ -60,6 +70,9 @@ type Report struct {
 	Verdict *cut.Report
 	// ConsistentCutPromised is the algorithm's guarantee (algorithms.Guarantees).
 	ConsistentCutPromised bool
+	// Rollback is set for an algorithm that picks a recovery line at restore
+	// (uncoordinated): how far the domino effect rolls back from the latest checkpoints.
+	Rollback *Rollback
 	// StepErrors counts Step calls that returned an error (refused or unexpected).
 	StepErrors int
 	// Violations lists broken invariants: none may be present for a correct algorithm.
@@ -112,6 +125,14 @@ func (r *Report) Write(w io.Writer) {
 	}
 	if !r.ConsistentCutPromised {
 		fmt.Fprintln(w, "  note              this algorithm does not promise a consistent cut (a recovery line is chosen at restore)")
+	}
+	if rb := r.Rollback; rb != nil {
+		if rb.Err != "" {
+			fmt.Fprintf(w, "  recovery line     error: %s\n", rb.Err)
+		} else {
+			fmt.Fprintf(w, "  recovery line     %d container(s) roll back (%d to their initial state), %d checkpoint(s) in total, at most %d for one container\n",
+				rb.Containers, rb.ToInitial, rb.Total, rb.Max)
+		}
 	}
 	if len(r.Violations) == 0 {
 		fmt.Fprintln(w, "  invariants        ok (one decision, nothing left locked or frozen)")
@@ -195,6 +216,7 @@ func (r *runner) report() Report {
 			rep.Violations = append(rep.Violations, fmt.Sprintf("committed with %d container(s) never recorded", missing))
 		}
 		rep.Verdict = cut.Check(r.w.cutState())
+		rep.Rollback = r.rollback()
 		if rep.ConsistentCutPromised && !rep.Verdict.Consistent() {
 			rep.Violations = append(rep.Violations, "committed snapshot is not a consistent cut: "+rep.Verdict.Err().Error())
 		}

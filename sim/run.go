@@ -20,7 +20,9 @@ type proc struct {
 	gen   int32 // bumped on crash: events of the dead incarnation are ignored
 	busy  bool
 	rd    algorithms.Ready
-	next  int
+	// sendFree is when the proc's transport can take its next message (SendCostMs each).
+	sendFree Time
+	next     int
 }
 
 type msgSlot struct {
@@ -228,7 +230,7 @@ func (r *runner) startRound() {
 	}
 	for i := range r.w.cs {
 		c := &r.w.cs[i]
-		c.downtime, c.recorded, c.dumpedFresh = 0, false, false
+		c.downtime, c.recorded, c.dumpedFresh, c.reusedFrom = 0, false, false, ""
 		if c.down() {
 			c.downSince = r.w.now
 		}
@@ -295,6 +297,9 @@ func (r *runner) send(from int32, env protocol.Envelope) {
 		r.cur.dropped++
 		return
 	}
+	// The sender hands messages to the transport one after the other.
+	start := max(r.w.now, r.procs[from].sendFree) + ms(r.cfg.SendCostMs)
+	r.procs[from].sendFree = start
 	copies := 1
 	if r.cfg.Faults.Dup > 0 && r.rng.Float64() < r.cfg.Faults.Dup {
 		copies = 2
@@ -306,7 +311,7 @@ func (r *runner) send(from int32, env protocol.Envelope) {
 		}
 		slot := r.alloc(env, to)
 		r.inflight++
-		r.push(event{at: r.w.now + ms(d) + 1, kind: evDeliver, c: int64(slot)})
+		r.push(event{at: start + ms(d) + 1, kind: evDeliver, c: int64(slot)})
 	}
 }
 
@@ -502,6 +507,7 @@ func (r *runner) actionDone(i int32, gen int32) {
 				break
 			}
 			r.w.reuse(c)
+			r.w.cs[c].reusedFrom = a.ReuseFrom
 			r.cur.reused++
 			stats.ReusedFrom = a.ReuseFrom
 		} else {

@@ -22,8 +22,9 @@ type container struct {
 	lockAll    bool // every connection locked at this end
 	dumping    bool
 
-	recorded      bool // recorded in the current round
-	dumpedFresh   bool
+	recorded      bool   // recorded in the current round
+	dumpedFresh   bool   // freshly dumped in the current round
+	reusedFrom    string // images reused in the current round (minimal)
 	committedSnap string // snapshot whose images are this container's latest committed ones
 }
 
@@ -251,6 +252,9 @@ func (w *world) commit(snap string) {
 			continue
 		}
 		w.cs[c].committedSnap = snap
+		if w.cs[c].reusedFrom != "" {
+			w.cs[c].committedSnap = w.cs[c].reusedFrom // the images are still the old ones
+		}
 		for _, ei := range w.cs[c].edges {
 			e := &w.conns[ei]
 			_, out := w.peerOf(ei, c)

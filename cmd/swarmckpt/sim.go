@@ -8,8 +8,7 @@ import (
 	"strings"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
-	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
-	"github.com/swarmckpt/swarmckpt/algorithms/chandylamport"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/sim"
 )
 
@@ -34,7 +33,7 @@ Exit code 1 if an invariant was violated (e.g. a container left frozen).`
 // simAlgorithms are the algorithms the simulator can run, by name.
 func simAlgorithms() map[string]algorithms.Algorithm {
 	m := map[string]algorithms.Algorithm{}
-	for _, a := range []algorithms.Algorithm{blocking.Algorithm(), chandylamport.Algorithm()} {
+	for _, a := range registry.All() {
 		m[a.Name()] = a
 	}
 	return m

@@ -157,6 +157,10 @@ func (r *runner) report() Report {
 	if r.round == r.cfg.Rounds {
 		rep.Faults = r.cfg.Faults.String()
 	}
+	for _, e := range r.recoverErrs {
+		rep.Violations = append(rep.Violations, "coordinator could not recover from its own last record: "+e)
+	}
+	r.recoverErrs = nil
 	var mine []decision
 	for _, d := range r.decisions {
 		if d.snap == r.snap {

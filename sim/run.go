@@ -22,7 +22,9 @@ type proc struct {
 	rd    algorithms.Ready
 	// sendFree is when the proc's transport can take its next message (SendCostMs each).
 	sendFree Time
-	next     int
+	// record is the last record the role persisted (survives a crash of the process).
+	record []byte
+	next   int
 }
 
 type msgSlot struct {
@@ -62,8 +64,7 @@ type runner struct {
 	freeSlots []int32
 	inflight  int
 
-	persisted []byte
-	faults    []fault
+	faults []fault
 
 	round     int
 	snap      string
@@ -73,10 +74,12 @@ type runner struct {
 	cur       roundStats
 	reports   []Report
 	stepErrs  int
-	endRound  Time
-	inRound   bool
-	lastReq   Time
-	done      bool
+	// recoverErrs are RecoverCoordinator failures (each is an invariant violation).
+	recoverErrs []string
+	endRound    Time
+	inRound     bool
+	lastReq     Time
+	done        bool
 }
 
 type decision struct {
@@ -486,9 +489,9 @@ func (r *runner) actionDone(i int32, gen int32) {
 	c := r.containerOf(&a)
 	switch a.Kind {
 	case algorithms.ActPersist:
-		r.persisted = a.Record
+		p.record = a.Record
 	case algorithms.ActCommit, algorithms.ActAbort:
-		r.persisted = a.Record
+		p.record = a.Record
 		r.decide(a)
 	case algorithms.ActLock:
 		r.w.setLock(c, r.peersOf(&a), true)
@@ -657,8 +660,9 @@ func (r *runner) onFault(k int, end bool) {
 		} else {
 			r.w.nodes[n].workerUp = true
 			for _, c := range r.w.nodes[n].containers {
-				r.procs[c] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[c].id, Recovering: true}),
-					alive: true, gen: r.procs[c].gen + 1}
+				old := &r.procs[c]
+				r.procs[c] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[c].id, Recovering: true, Record: old.record}),
+					alive: true, gen: old.gen + 1, record: old.record}
 				r.kick(c)
 			}
 		}
@@ -675,12 +679,12 @@ func (r *runner) onFault(k int, end bool) {
 			p.alive, p.busy, p.rd = false, false, algorithms.Ready{}
 			p.gen++
 		} else {
-			m, err := r.alg.RecoverCoordinator(r.algConfig(), r.persisted)
+			m, err := r.alg.RecoverCoordinator(r.algConfig(), p.record)
 			if err != nil {
-				r.stepErrs++
+				r.recoverErrs = append(r.recoverErrs, err.Error())
 				m = r.alg.NewCoordinator(r.algConfig())
 			}
-			*p = proc{m: m, alive: true, gen: p.gen + 1}
+			*p = proc{m: m, alive: true, gen: p.gen + 1, record: p.record}
 			r.kick(r.coord)
 		}
 	}

@@ -1,6 +1,7 @@
 package algorithms
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -69,8 +70,10 @@ type ActionKind uint8
 // from coordinator roles.
 const (
 	ActInvalid ActionKind = iota
-	// ActPersist: durably store Record (replacing the previous record of this
-	// coordinator). After a crash, RecoverCoordinator is given the last stored record.
+	// ActPersist: durably store Record, replacing the previous record of the same
+	// role: of the coordinator when Container is "" (after a crash RecoverCoordinator is
+	// given the last one), else of that container's role (a ContainerRecord; after a
+	// worker restart NewContainer is given the last one in ContainerConfig.Record).
 	ActPersist
 	// ActLock: lock the network of Container: every connection if Peers is nil, else
 	// only the connections to Peers. Packets are dropped, never delivered.
@@ -195,6 +198,37 @@ type ContainerConfig struct {
 	// Recovering is set when the worker restarted and may have left the container
 	// locked or frozen: the machine's first Ready then thaws and unlocks it.
 	Recovering bool
+	// Record is the last record this container's role asked to persist (ActPersist
+	// with Container set), nil if none. A role rebuilt with it refuses (answers Failed
+	// to) the snapshot it was taking part in before the restart: its locks were lost,
+	// so that snapshot can no longer be consistent.
+	Record []byte
+}
+
+// ContainerRecord is what a container role persists (ActPersist with Container set)
+// when it starts taking part in a snapshot: the epoch. It is tiny and written once per
+// snapshot per container, before any lock, freeze or dump of that snapshot.
+type ContainerRecord struct {
+	Epoch    uint64 `json:"epoch"`
+	Snapshot string `json:"snapshot"`
+}
+
+// Encode returns the record's deterministic bytes.
+func (r ContainerRecord) Encode() []byte {
+	b, _ := json.Marshal(r) // a struct of a number and a string always encodes
+	return b
+}
+
+// DecodeContainerRecord parses what ContainerRecord.Encode wrote; nil gives the zero record.
+func DecodeContainerRecord(b []byte) (ContainerRecord, error) {
+	var r ContainerRecord
+	if len(b) == 0 {
+		return r, nil
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("algorithms: container record %q: %v: %w", b, err, ErrBadRecord)
+	}
+	return r, nil
 }
 
 // Algorithm is one checkpoint algorithm: how to build its two roles.
@@ -230,8 +264,8 @@ var (
 	ErrBadRequest = errors.New("algorithms: invalid snapshot request")
 	// ErrUnexpected: the message is not one this role handles.
 	ErrUnexpected = errors.New("algorithms: unexpected message for this role")
-	// ErrBadRecord: the record given to RecoverCoordinator cannot be used.
-	ErrBadRecord = errors.New("algorithms: unusable coordinator record")
+	// ErrBadRecord: a persisted record cannot be used.
+	ErrBadRecord = errors.New("algorithms: unusable record")
 )
 
 // BusyError is returned by a coordinator's Step for a snapshot request while another

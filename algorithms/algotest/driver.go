@@ -80,7 +80,8 @@ type Driver struct {
 	opts  Options
 	rng   *rand.Rand
 	coord algorithms.Machine
-	rec   []byte // last record the coordinator persisted
+	rec   []byte            // last record the coordinator persisted
+	crec  map[string][]byte // last record each container role persisted
 
 	order []string // container ids in request order
 	cs    map[string]*container
@@ -107,7 +108,7 @@ type Driver struct {
 func NewDriver(alg algorithms.Algorithm, o Options) (*Driver, error) {
 	d := &Driver{
 		alg: alg, opts: o, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
-		cs: map[string]*container{}, parts: map[string]algorithms.Machine{}, chans: map[chanKey]*channel{},
+		cs: map[string]*container{}, crec: map[string][]byte{}, parts: map[string]algorithms.Machine{}, chans: map[chanKey]*channel{},
 		Accepted: map[string]uint64{}, Recordings: map[string]map[string]Recording{},
 	}
 	for _, c := range o.Containers {
@@ -216,6 +217,14 @@ func bodyText(m protocol.Envelope) string {
 func (d *Driver) action(who string, a algorithms.Action) {
 	switch a.Kind {
 	case algorithms.ActPersist:
+		if a.Container != "" {
+			if who != a.Container {
+				d.Errors = append(d.Errors, fmt.Sprintf("%s persisted the record of container %q", who, a.Container))
+			}
+			d.crec[a.Container] = a.Record
+			d.logf("%s: persist epoch=%d", a.Container, a.Epoch)
+			return
+		}
 		d.rec = a.Record
 		d.Accepted[a.Snapshot] = a.Epoch
 		d.logf("coordinator: persist %s epoch=%d", a.Snapshot, a.Epoch)
@@ -413,7 +422,7 @@ func (d *Driver) CrashCoordinator() {
 // CrashWorker restarts the worker of container id: its role is rebuilt, Recovering.
 func (d *Driver) CrashWorker(id string) {
 	d.logf("%s: worker restarted", id)
-	d.parts[id] = d.alg.NewContainer(algorithms.ContainerConfig{ID: id, Recovering: true})
+	d.parts[id] = d.alg.NewContainer(algorithms.ContainerConfig{ID: id, Recovering: true, Record: d.crec[id]})
 	d.process()
 }
 

@@ -49,6 +49,10 @@ func NewContainer(cfg algorithms.ContainerConfig) *Container {
 		c.act(algorithms.Action{Kind: algorithms.ActThaw})
 		c.act(algorithms.Action{Kind: algorithms.ActUnlock})
 	}
+	if r, err := algorithms.DecodeContainerRecord(cfg.Record); err == nil && r.Epoch > 0 {
+		// The snapshot of r.Epoch may have held this container before the restart.
+		c.epoch, c.snapshot, c.started, c.ended = r.Epoch, r.Snapshot, true, true
+	}
 	return c
 }
 
@@ -113,8 +117,12 @@ func (c *Container) Step(m protocol.Envelope) error {
 		*c = Container{id: c.id, self: c.self, rd: c.rd, epoch: m.Epoch, snapshot: m.Snapshot, started: true,
 			recorded: map[string]bool{}, locked: map[string]bool{}}
 		c.ttl, c.watchdog = m.Deadline.Ticks, m.Deadline.Ticks
+		c.act(algorithms.Action{Kind: algorithms.ActPersist, Record: algorithms.ContainerRecord{Epoch: m.Epoch, Snapshot: m.Snapshot}.Encode()})
 	}
 	if c.ended {
+		if m.Type == protocol.TypeMarker {
+			c.send(protocol.Coordinator, protocol.TypeFailed, &protocol.Result{Error: "container already released for this snapshot (decision, watchdog or worker restart)"})
+		}
 		return nil
 	}
 	switch m.Type {

@@ -35,12 +35,17 @@ type Machine struct {
 
 var _ algorithms.Machine = (*Machine)(nil)
 
-// New returns the role of container cfg.ID.
+// New returns the role of container cfg.ID. A malformed cfg.Record is treated as
+// absent after releasing the container (the worker should log it).
 func New(cfg algorithms.ContainerConfig) *Machine {
 	m := &Machine{id: cfg.ID, self: protocol.ContainerAddr(cfg.ID)}
 	if cfg.Recovering {
 		m.act(algorithms.Action{Kind: algorithms.ActThaw})
 		m.act(algorithms.Action{Kind: algorithms.ActUnlock})
+	}
+	if r, err := algorithms.DecodeContainerRecord(cfg.Record); err == nil && r.Epoch > 0 {
+		// The snapshot of r.Epoch may have held this container before the restart.
+		m.epoch, m.snapshot, m.started, m.ended = r.Epoch, r.Snapshot, true, true
 	}
 	return m
 }
@@ -102,6 +107,7 @@ func (m *Machine) Step(e protocol.Envelope) error {
 		*m = Machine{id: m.id, self: m.self, rd: m.rd, epoch: e.Epoch, snapshot: e.Snapshot, started: true}
 		m.ttl = e.Deadline.Ticks
 		m.watchdog = m.ttl
+		m.act(algorithms.Action{Kind: algorithms.ActPersist, Record: algorithms.ContainerRecord{Epoch: e.Epoch, Snapshot: e.Snapshot}.Encode()})
 	}
 	if m.ended {
 		if e.Type == protocol.TypeLock || e.Type == protocol.TypeDump {

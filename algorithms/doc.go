@@ -23,7 +23,10 @@
 //     reports results (lock-done, dump-done, done, failed). With Chandy-Lamport it also
 //     sends markers to its peers' container roles. Its watchdog releases the container
 //     (thaw + unlock) when the coordinator's deadline (Envelope.Deadline.Ticks) passes
-//     without a decision, so no container stays held because someone died.
+//     without a decision, so no container stays held because someone died. It persists
+//     the epoch it joins (ActPersist with Container set, a ContainerRecord) before any
+//     lock; rebuilt after a worker restart (ContainerConfig{Recovering, Record}) it
+//     releases the container and refuses that epoch, whose locks vanished.
 //
 // Epoch numbers snapshots of a stack (strictly increasing); container roles drop
 // messages of older epochs and release what an older epoch still holds when a newer one

@@ -23,11 +23,15 @@
 // dumps leaving the container running and thaws at once, then sends a marker to each
 // peer. c unlocks c<->p when it has recorded and p's marker has arrived.
 //
-// Guarantee: a consistent cut. While exactly one of c and p has recorded, the
-// unrecorded one... is not the one holding the lock: the recorded side r locked r<->u
-// before recording (u had not recorded) and keeps it until u's marker says u recorded,
-// so no byte sent after r's recording reaches u before u's recording (no orphan), and
-// bytes u sent before its recording that r did not receive are still in u's socket
-// send queue (saved by CRIU, no loss). Compute downtime of c is its own dump; a
-// connection is held from the first of its ends' recordings to the second.
+// Guarantee: a consistent cut. Take a connection c<->p and say c records first. c
+// locked c<->p before recording (p had not recorded) and keeps that lock until p's
+// marker says p recorded. So no byte c sends after its recording reaches p before p's
+// recording (no orphan), and bytes p sent before its recording that c had not received
+// when c recorded are still unacknowledged in p's socket send queue, which CRIU saves
+// with p (no loss). Compute downtime of c is its own dump; a connection is held from
+// the first of its ends' recordings to the second.
+//
+// A container role persists the epoch it joins (ActPersist) before locking; rebuilt
+// after a worker restart with that record, it answers Failed for that epoch, since its
+// locks vanished with the restart.
 package chandylamport

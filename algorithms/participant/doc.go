@@ -11,4 +11,6 @@
 // Once a snapshot ended for the container (decision, release or watchdog) every later
 // command of that epoch is ignored, and lock/dump commands are answered with Failed, so
 // a late command can never lock or record a container the coordinator gave up on.
+// The role persists the epoch it joins (ActPersist) before acting on it; rebuilt from
+// that record after a worker restart, it treats that epoch as ended.
 package participant

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -274,5 +273,3 @@ func (c *client) progress(ctx context.Context) {
 			"healthy", s.Healthy)
 	}
 }
-
-var errUsage = errors.New("usage")

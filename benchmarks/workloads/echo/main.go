@@ -26,6 +26,8 @@ const usage = `usage:
   echo client --connect HOST:PORT [--interval 10ms] [--size 0] [--http :8080]
   echo get URL...`
 
+var errUsage = errors.New("usage")
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -24,6 +24,7 @@ type serverConn struct {
 	Since    time.Time `json:"since"`
 	Messages uint64    `json:"messages"`
 	LastSeq  uint64    `json:"last_seq"`
+	conn     net.Conn
 }
 
 type server struct {
@@ -46,6 +47,11 @@ func runServer(ctx context.Context, log *slog.Logger, listen, httpAddr string) e
 	go func() {
 		<-ctx.Done()
 		ln.Close()
+		s.mu.Lock() // on shutdown close the connections too, so clients see it
+		for _, c := range s.conns {
+			c.conn.Close()
+		}
+		s.mu.Unlock()
 	}()
 	go func() {
 		mux := http.NewServeMux()
@@ -71,7 +77,7 @@ func runServer(ctx context.Context, log *slog.Logger, listen, httpAddr string) e
 func (s *server) handle(c net.Conn) {
 	defer c.Close()
 	id := s.total.Add(1)
-	sc := &serverConn{ID: id, Remote: c.RemoteAddr().String(), Local: c.LocalAddr().String(), Since: time.Now()}
+	sc := &serverConn{ID: id, Remote: c.RemoteAddr().String(), Local: c.LocalAddr().String(), Since: time.Now(), conn: c}
 	s.mu.Lock()
 	s.conns[id] = sc
 	s.mu.Unlock()

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestHoldersOverLoopback runs three real holders over loopback TCP, lets them trade,
+// and checks the query's audit, then breaks the invariant on purpose and checks the
+// query notices.
+func TestHoldersOverLoopback(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const k = 3
+	var peers, https []string
+	for i := 0; i < k; i++ {
+		peers = append(peers, freeAddr(t))
+		https = append(https, freeAddr(t))
+	}
+	errc := make(chan error, k)
+	for i := 0; i < k; i++ {
+		cfg := holderConfig{ID: i + 1, Count: k, Initial: 100, Interval: time.Millisecond, MaxAmount: 7,
+			Listen: peers[i], HTTP: https[i], Peers: peers, Seed: 1}
+		go func() { errc <- runHolder(ctx, log, cfg) }()
+	}
+	// Poll until every holder is connected to all peers and has traded.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		states, err := readStates(ctx, https)
+		ready := err == nil
+		for _, s := range states {
+			ready = ready && len(s.ConnectedPeers) == k-1 && s.TransfersReceived > 20
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holders did not connect and trade within 10s: err=%v states=%+v", err, states)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var out bytes.Buffer
+	q := queryConfig{Holders: https, Count: k, Initial: 100, Settle: 5 * time.Second}
+	if err := runQuery(ctx, &out, q); err != nil {
+		t.Fatalf("query of a healthy bank failed: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "total=300 expected=300 OK") {
+		t.Fatalf("query output lacks the OK total line:\n%s", out.String())
+	}
+	states, err := readStates(ctx, https)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if s.Reconnects != 0 || s.SeqAnomalies != 0 || s.Paused {
+			t.Fatalf("holder %d after query: reconnects=%d anomalies=%d paused=%v (query must resume)",
+				s.ID, s.Reconnects, s.SeqAnomalies, s.Paused)
+		}
+	}
+	// A wrong expectation must make the query fail.
+	q.Initial = 101
+	out.Reset()
+	if err := runQuery(ctx, &out, q); !errors.Is(err, ErrAudit) {
+		t.Fatalf("query expecting initial 101 returned %v, want ErrAudit\n%s", err, out.String())
+	}
+	cancel()
+	for i := 0; i < k; i++ {
+		if err := <-errc; err != nil {
+			t.Errorf("holder stopped with %v", err)
+		}
+	}
+}

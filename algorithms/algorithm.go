@@ -170,6 +170,8 @@ type Config struct {
 	// Default 100.
 	WatchdogGrace uint64
 	// FirstEpoch is the epoch of the first snapshot of a fresh coordinator. Default 1.
+	// It must be greater than every epoch used before for the stack (container roles
+	// ignore older epochs): a coordinator that lost its record derives it from its store.
 	FirstEpoch uint64
 }
 

@@ -1,0 +1,33 @@
+// Package ociwrap is the logic of swarmckpt-runtime, the OCI runtime wrapper installed as
+// each node's default Docker runtime. It sits on the start path of every container of
+// the node, so it is tiny, imports only the standard library, and hands every call it
+// does not recognise to runc unchanged with exec(2) (no Docker API calls, no parsing
+// beyond the argument list).
+//
+// Only two calls are ever intercepted:
+//
+//	create --bundle B --pid-file P ID
+//	    If a restore directory for this container exists on the node (see Marker), run
+//	    `runc <global flags> restore --detach --image-path DIR/images --work-path DIR/work
+//	    --bundle B --pid-file P [--console-socket S] ID` instead, then record in runc's
+//	    state dir that ID was restored and consume the directory (rename it to
+//	    <data-root>/swarmckpt/restored/...), so later restarts of the container start
+//	    fresh. A failed restore exits non-zero with CRIU's log tail and leaves the
+//	    directory in place with a last-error file: never a silent fresh start.
+//	start ID
+//	    If ID was restored by the previous create, answer success (the processes already
+//	    run); otherwise exec runc start.
+//
+// The marker (docs/restore.md): the bundle's config.json bind-mounts
+// <data-root>/containers/<ID>/hostname at /etc/hostname, which gives the node's Docker
+// data-root without any configuration. Restore directories live in the root-only
+// directory <data-root>/swarmckpt/restore/, filled by the worker:
+//
+//	id-<container ID>          a standalone container the worker created (docker create)
+//	svc-<service>.<slot>       the next task of that swarm service slot started here
+//
+// Service and slot come from the labels in <data-root>/containers/<ID>/config.v2.json,
+// which Docker writes before it calls the runtime; that file is read only when an svc-
+// directory exists. A directory is ready when it holds manifest.json; the worker
+// verified every file's sha256 before it renamed the directory into place.
+package ociwrap

@@ -1,0 +1,212 @@
+package ociwrap
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestParse(t *testing.T) {
+	inv := Parse(strings.Fields("--root /r --log /l.json --log-format json --systemd-cgroup create --bundle /b --pid-file /p --console-socket /s --no-pivot " + id))
+	if inv.Root != "/r" || inv.Log != "/l.json" || inv.Command != "create" || inv.Bundle != "/b" ||
+		inv.PidFile != "/p" || inv.ConsoleSocket != "/s" || inv.ID != id || !slices.Equal(inv.Extra, []string{"--no-pivot"}) {
+		t.Fatalf("%+v", inv)
+	}
+	if !slices.Equal(inv.Global, strings.Fields("--root /r --log /l.json --log-format json --systemd-cgroup")) {
+		t.Fatalf("global = %q", inv.Global)
+	}
+	inv = Parse([]string{"--root=/r", "create", "-b", "/b", "--pid-file=/p", id})
+	if inv.Root != "/r" || inv.Bundle != "/b" || inv.PidFile != "/p" || inv.ID != id {
+		t.Fatalf("= forms: %+v", inv)
+	}
+	inv = Parse([]string{"--root", "/r", "start", id})
+	if inv.Command != "start" || inv.ID != id {
+		t.Fatalf("start: %+v", inv)
+	}
+	if inv = Parse([]string{"--version"}); inv.Command != "" {
+		t.Fatalf("--version: %+v", inv)
+	}
+}
+
+// node is a fake Docker node: data-root with a container dir, a bundle, runc root, and a
+// fake runc script that logs its arguments and fails when $dataRoot/fail exists.
+type node struct {
+	dataRoot, bundle, root, runc, argsLog string
+}
+
+func newNode(t *testing.T, labels map[string]string) node {
+	t.Helper()
+	d := t.TempDir()
+	n := node{dataRoot: filepath.Join(d, "data"), bundle: filepath.Join(d, "bundle"), root: filepath.Join(d, "runc-root"),
+		runc: filepath.Join(d, "runc"), argsLog: filepath.Join(d, "runc.args")}
+	cdir := filepath.Join(n.dataRoot, "containers", id)
+	for _, p := range []string{cdir, n.bundle, n.root} {
+		must(t, os.MkdirAll(p, 0o700))
+	}
+	cfg := map[string]any{"mounts": []map[string]string{
+		{"destination": "/etc/resolv.conf", "source": filepath.Join(cdir, "resolv.conf")},
+		{"destination": "/etc/hostname", "source": filepath.Join(cdir, "hostname")},
+	}}
+	writeJSON(t, filepath.Join(n.bundle, "config.json"), cfg)
+	writeJSON(t, filepath.Join(cdir, "config.v2.json"), map[string]any{"Config": map[string]any{"Labels": labels}})
+	script := `#!/bin/sh
+echo "$@" >> ` + n.argsLog + `
+[ -e ` + filepath.Join(n.dataRoot, "fail") + ` ] && { echo "criu failed" >&2; exit 1; }
+for a in "$@"; do last=$a; done
+[ "$1" = "--root" ] && mkdir -p "$2/$last"
+exit 0
+`
+	must(t, os.WriteFile(n.runc, []byte(script), 0o700))
+	return n
+}
+
+func (n node) placeDir(t *testing.T, name string) string {
+	dir := filepath.Join(n.dataRoot, AreaDir, RestoreDir, name)
+	must(t, os.MkdirAll(filepath.Join(dir, "images"), 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, ReadyFile), []byte("{}"), 0o600))
+	return dir
+}
+
+// run runs the wrapper; exec is recorded instead of replacing the test process.
+func (n node) run(t *testing.T, args ...string) (code int, execed []string, stderr string) {
+	var errb bytes.Buffer
+	w := &Wrapper{Runc: n.runc, Stdin: strings.NewReader(""), Stdout: &errb, Stderr: &errb, Now: time.Now,
+		Exec: func(path string, argv []string, env []string) error {
+			execed = append([]string{path}, argv[1:]...)
+			return errors.New("exec recorded by test")
+		}}
+	code = w.Main(args)
+	return code, execed, errb.String()
+}
+
+func (n node) create() []string {
+	return []string{"--root", n.root, "--log", filepath.Join(n.bundle, "log.json"), "--log-format", "json",
+		"create", "--bundle", n.bundle, "--pid-file", filepath.Join(n.bundle, "init.pid"), id}
+}
+
+func TestPassThroughUnchanged(t *testing.T) {
+	n := newNode(t, nil)
+	for _, args := range [][]string{
+		{"--root", n.root, "delete", id},
+		{"--root", n.root, "start", id},
+		{"--version"},
+		{"--root", n.root, "create", "--bundle", "/nonexistent", id},
+		n.create(), // no restore area at all
+	} {
+		code, execed, _ := n.run(t, args...)
+		if !slices.Equal(execed, append([]string{n.runc}, args...)) {
+			t.Fatalf("args %q: exec'd %q, want runc with the same arguments", args, execed)
+		}
+		if code != 127 { // the recorded exec "failed", so Main reports 127
+			t.Fatalf("code %d", code)
+		}
+	}
+	// A restore area with a directory for another container, and one not ready yet.
+	n.placeDir(t, ForContainer("other"))
+	must(t, os.MkdirAll(filepath.Join(n.dataRoot, AreaDir, RestoreDir, ForContainer(id)), 0o700))
+	if _, execed, _ := n.run(t, n.create()...); len(execed) == 0 || execed[len(execed)-1] != id || slices.Contains(execed, "restore") {
+		t.Fatalf("create with no ready marker for this ID: exec'd %q, want plain runc create", execed)
+	}
+}
+
+func TestRestoreByContainerID(t *testing.T) {
+	n := newNode(t, nil)
+	dir := n.placeDir(t, ForContainer(id))
+	code, execed, stderr := n.run(t, n.create()...)
+	if code != 0 || execed != nil {
+		t.Fatalf("create: code %d exec %q stderr %s", code, execed, stderr)
+	}
+	got, _ := os.ReadFile(n.argsLog)
+	want := "--root " + n.root + " --log " + filepath.Join(n.bundle, "log.json") + " --log-format json restore --detach --image-path " +
+		dir + ".restoring-" + id + "/images --work-path " + dir + ".restoring-" + id + "/work --bundle " + n.bundle +
+		" --pid-file " + filepath.Join(n.bundle, "init.pid") + " " + id + "\n"
+	if string(got) != want {
+		t.Fatalf("runc called with\n%s\nwant\n%s", got, want)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("restore dir not consumed: %v", err)
+	}
+	done, _ := os.ReadDir(filepath.Join(n.dataRoot, AreaDir, RestoredDir))
+	if len(done) != 1 || !strings.HasPrefix(done[0].Name(), ForContainer(id)+".") {
+		t.Fatalf("restored area holds %v", done)
+	}
+	// start is answered without runc; a second start goes to runc.
+	if code, execed, _ := n.run(t, "--root", n.root, "start", id); code != 0 || execed != nil {
+		t.Fatalf("start after restore: code %d exec %q", code, execed)
+	}
+	if _, execed, _ := n.run(t, "--root", n.root, "start", id); len(execed) == 0 {
+		t.Fatal("second start was not passed to runc")
+	}
+	// A later create of the same container starts fresh: the marker was consumed.
+	if _, execed, _ := n.run(t, n.create()...); !slices.Contains(execed, "create") {
+		t.Fatalf("create after consumption: exec %q", execed)
+	}
+}
+
+func TestRestoreBySwarmSlot(t *testing.T) {
+	n := newNode(t, map[string]string{"com.docker.swarm.service.name": "st_web", "com.docker.swarm.task.name": "st_web.3.abcdef"})
+	n.placeDir(t, ForTask("st_web", 2)) // other slot: ignored
+	code, execed, _ := n.run(t, n.create()...)
+	if code != 127 || !slices.Contains(execed, "create") {
+		t.Fatalf("other slot: code %d exec %q", code, execed)
+	}
+	n.placeDir(t, ForTask("st_web", 3))
+	if code, execed, stderr := n.run(t, n.create()...); code != 0 || execed != nil {
+		t.Fatalf("slot 3: code %d exec %q %s", code, execed, stderr)
+	}
+}
+
+func TestFailedRestoreIsAnErrorNeverAFreshStart(t *testing.T) {
+	n := newNode(t, nil)
+	dir := n.placeDir(t, ForContainer(id))
+	must(t, os.WriteFile(filepath.Join(n.dataRoot, "fail"), nil, 0o600))
+	code, execed, stderr := n.run(t, n.create()...)
+	if code == 0 || execed != nil {
+		t.Fatalf("failed restore: code %d exec %q (must not fall back to runc create)", code, execed)
+	}
+	if !strings.Contains(stderr, "runc restore") || !strings.Contains(stderr, id) {
+		t.Fatalf("error message %q does not name the container and the cause", stderr)
+	}
+	msg, err := os.ReadFile(filepath.Join(dir, ErrorFile))
+	if err != nil || !strings.Contains(string(msg), "runc restore") {
+		t.Fatalf("restore dir must stay with %s: %v %q", ErrorFile, err, msg)
+	}
+	logb, _ := os.ReadFile(filepath.Join(n.bundle, "log.json"))
+	if !strings.Contains(string(logb), `"level":"error"`) {
+		t.Fatalf("runc log lacks the error line for containerd: %s", logb)
+	}
+	if _, err := os.Stat(filepath.Join(n.root, id, RestoredFlag)); err == nil {
+		t.Fatal("failed restore marked the container as restored")
+	}
+}
+
+func TestBrokenMarkerFailsClosed(t *testing.T) {
+	n := newNode(t, nil)
+	n.placeDir(t, ForTask("x", 1))
+	// config.v2.json unreadable while an svc- dir exists: refuse, don't guess.
+	must(t, os.WriteFile(filepath.Join(n.dataRoot, "containers", id, "config.v2.json"), []byte("{"), 0o600))
+	if code, execed, _ := n.run(t, n.create()...); code == 0 || execed != nil {
+		t.Fatalf("code %d exec %q", code, execed)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeJSON(t *testing.T, p string, v any) {
+	b, err := json.Marshal(v)
+	must(t, err)
+	must(t, os.WriteFile(p, b, 0o600))
+}

@@ -1,0 +1,193 @@
+package ociwrap
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Wrapper runs one runtime invocation.
+type Wrapper struct {
+	// Runc is the real runc binary.
+	Runc string
+	// Stdin, Stdout and Stderr are handed to runc restore (the container's stdio);
+	// Stderr also receives the wrapper's own error messages.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Exec replaces the process with argv (syscall.Exec); tests substitute it.
+	Exec func(path string, argv []string, env []string) error
+	// Now is the clock for log lines; tests may fix it.
+	Now func() time.Time
+}
+
+// FindRunc locates runc: $SWARMCKPT_RUNC, else runc on PATH, never self.
+func FindRunc() (string, error) {
+	if p := os.Getenv("SWARMCKPT_RUNC"); p != "" {
+		return p, nil
+	}
+	self, _ := os.Executable()
+	for _, p := range []string{"/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && p != self {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("runc")
+	if err != nil {
+		return "", fmt.Errorf("swarmckpt-runtime: runc not found (set SWARMCKPT_RUNC): %w", err)
+	}
+	return p, nil
+}
+
+// Main handles args (without argv[0]) and returns the exit code. Pass-through calls do
+// not return (exec) unless exec itself fails.
+func (w *Wrapper) Main(args []string) int {
+	inv := Parse(args)
+	switch inv.Command {
+	case "create":
+		if inv.ID != "" && inv.Bundle != "" {
+			dir, err := w.lookup(inv)
+			if err != nil {
+				// A broken marker must not turn into a silent fresh start.
+				w.fail(inv, err)
+				return 1
+			}
+			if dir != "" {
+				if err := w.restore(inv, dir); err != nil {
+					w.fail(inv, err)
+					return 1
+				}
+				return 0
+			}
+		}
+	case "start":
+		if inv.Root != "" && inv.ID != "" && !strings.ContainsRune(inv.ID, '/') {
+			flag := filepath.Join(inv.Root, inv.ID, RestoredFlag)
+			if err := os.Remove(flag); err == nil {
+				return 0
+			}
+		}
+	}
+	return w.passThrough(args)
+}
+
+func (w *Wrapper) passThrough(args []string) int {
+	err := w.Exec(w.Runc, append([]string{"runc"}, args...), os.Environ())
+	fmt.Fprintf(w.Stderr, "swarmckpt-runtime: exec %s: %v\n", w.Runc, err)
+	return 127
+}
+
+func (w *Wrapper) lookup(inv Invocation) (string, error) {
+	if strings.ContainsRune(inv.ID, '/') {
+		return "", nil
+	}
+	dataRoot, err := DataRoot(inv.Bundle, inv.ID)
+	if err != nil || dataRoot == "" {
+		// Not a Docker bundle (or unreadable: runc will report that itself).
+		return "", nil
+	}
+	return Find(dataRoot, inv.ID)
+}
+
+// restore claims dir, runs runc restore and consumes dir on success.
+func (w *Wrapper) restore(inv Invocation, dir string) error {
+	claimed := dir + ".restoring-" + inv.ID
+	if err := os.Rename(dir, claimed); err != nil {
+		return fmt.Errorf("claim restore directory %s: %w", dir, err)
+	}
+	w.log(inv, "info", "restoring container "+inv.ID+" from "+dir)
+	args := append([]string{"runc"}, inv.Global...)
+	args = append(args, "restore", "--detach",
+		"--image-path", filepath.Join(claimed, "images"),
+		"--work-path", filepath.Join(claimed, "work"),
+		"--bundle", inv.Bundle)
+	if inv.PidFile != "" {
+		args = append(args, "--pid-file", inv.PidFile)
+	}
+	if inv.ConsoleSocket != "" {
+		args = append(args, "--console-socket", inv.ConsoleSocket)
+	}
+	for _, e := range inv.Extra {
+		if e == "--no-pivot" || e == "--no-new-keyring" {
+			args = append(args, e)
+		}
+	}
+	args = append(args, inv.ID)
+	_ = os.MkdirAll(filepath.Join(claimed, "work"), 0o700)
+	// The restored processes get this process's stdio (containerd's pipes for the
+	// container's logs): runc maps the checkpointed stdio onto them with --inherit-fd.
+	// So no output capture here: runc reports errors into --log, we add CRIU's log tail.
+	cmd := &exec.Cmd{Path: w.Runc, Args: args, Env: os.Environ(), Stdin: w.Stdin, Stdout: w.Stdout, Stderr: w.Stderr}
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		msg := fmt.Sprintf("runc restore from %s failed: %v; CRIU log: %s", dir, err,
+			logTail(filepath.Join(claimed, "work", "restore.log")))
+		_ = os.WriteFile(filepath.Join(claimed, ErrorFile), []byte(msg+"\n"), 0o600)
+		if rerr := os.Rename(claimed, dir); rerr != nil {
+			msg += fmt.Sprintf(" (and could not put %s back: %v)", dir, rerr)
+		}
+		return errors.New(msg)
+	}
+	// The processes run: from here on, only bookkeeping. start must succeed.
+	if inv.Root != "" {
+		_ = os.WriteFile(filepath.Join(inv.Root, inv.ID, RestoredFlag), nil, 0o600)
+	}
+	area := filepath.Dir(filepath.Dir(dir))
+	done := filepath.Join(area, RestoredDir)
+	_ = os.MkdirAll(done, 0o700)
+	stamp := fmt.Sprintf("%s.%d", filepath.Base(dir), w.Now().UnixNano())
+	if err := os.Rename(claimed, filepath.Join(done, stamp)); err != nil {
+		w.log(inv, "warning", fmt.Sprintf("restored %s but could not move %s to %s: %v", inv.ID, claimed, done, err))
+	}
+	w.log(inv, "info", fmt.Sprintf("restored container %s from %s in %.3fs", inv.ID, dir, time.Since(start).Seconds()))
+	return nil
+}
+
+func (w *Wrapper) fail(inv Invocation, err error) {
+	msg := "swarmckpt-runtime: create " + inv.ID + ": " + err.Error()
+	fmt.Fprintln(w.Stderr, msg)
+	w.log(inv, "error", msg)
+}
+
+// log appends one JSON line in runc's log format to --log, where containerd looks for
+// the reason of a failure.
+func (w *Wrapper) log(inv Invocation, level, msg string) {
+	if inv.Log == "" {
+		return
+	}
+	f, err := os.OpenFile(inv.Log, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": w.Now().UTC().Format(time.RFC3339Nano)})
+	_, _ = f.Write(append(b, '\n'))
+}
+
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no " + path + ")"
+	}
+	var errs []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "Error") {
+			errs = append(errs, strings.TrimSpace(l))
+		}
+	}
+	if len(errs) > 4 {
+		errs = errs[len(errs)-4:]
+	}
+	return strings.Join(errs, " | ") + " (full log: " + path + ")"
+}
+
+// New returns a Wrapper that execs the real runc.
+func New(runc string) *Wrapper {
+	return &Wrapper{Runc: runc, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Exec: syscall.Exec, Now: time.Now}
+}

@@ -26,6 +26,7 @@ func checkInvariants(t *testing.T, alg algorithms.Algorithm, seeds int) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		effect := 0 // runs where the faults visibly did something
 		for _, g := range Graphs {
 			for seed := 1; seed <= seeds; seed++ {
 				name := fmt.Sprintf("%s/%s/seed%d", fs, g, seed)
@@ -37,6 +38,9 @@ func checkInvariants(t *testing.T, alg algorithms.Algorithm, seeds int) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if rep.Dropped > 0 || rep.Outcome != "committed" {
+						effect++
+					}
 					if len(rep.Violations) > 0 {
 						t.Fatalf("invariants violated:\n%s", rep)
 					}
@@ -45,6 +49,9 @@ func checkInvariants(t *testing.T, alg algorithms.Algorithm, seeds int) {
 					}
 				})
 			}
+		}
+		if effect == 0 {
+			t.Errorf("fault set %q never dropped a message nor stopped a commit: the faults were not injected", fs)
 		}
 	}
 }

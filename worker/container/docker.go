@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -109,6 +110,8 @@ func (d *Docker) Spec(ctx context.Context, nameOrID string) (Spec, error) {
 			}
 			s.Networks = append(s.Networks, n)
 		}
+		// Map order is random; the first network is the one the container is created on.
+		sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].Name < s.Networks[j].Name })
 	}
 	return s, nil
 }

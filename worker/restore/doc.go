@@ -1,0 +1,16 @@
+// Package restore brings a verified image set (imageset.Verified) back to life on this
+// node. Standalone containers are recreated with `docker create` (same image, command,
+// env, mounts, labels, networks, the same IP with --ip and the swarm service name as a
+// network alias), the set is renamed into the node's restore area as
+// <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), and `docker
+// start` makes the node's runtime wrapper (swarmckpt-runtime, see worker/ociwrap) run
+// `runc restore` in place of `runc create`. Swarm tasks are placed as
+// svc-<service>.<slot> for the replacement task swarm starts (PlaceForTask).
+//
+//	Verified ─check image, IP─▶ created ─place set─▶ placed ─docker start─▶ running
+//	                 │                │                    │
+//	                 └── error ◀──────┴─── rollback: rm container, set moved back
+//
+// Any failure removes the new container and moves the set back where it was: nothing
+// half-restored stays behind, and the error names the container and the cause.
+package restore

@@ -1,0 +1,196 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	dcontainer "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
+)
+
+// LabelRestoredFrom is set on restored containers: the source container ID.
+const LabelRestoredFrom = "io.swarmckpt.restored-from"
+
+// Docker is the real Restorer.
+type Docker struct {
+	Cli *client.Client
+	// DataRoot is the node's Docker data-root (docker info DockerRootDir).
+	DataRoot string
+	Log      *slog.Logger
+}
+
+var _ Restorer = (*Docker)(nil)
+
+// Area returns <data-root>/swarmckpt/restore.
+func (d *Docker) Area() string { return filepath.Join(d.DataRoot, ociwrap.AreaDir, ociwrap.RestoreDir) }
+
+// Restore implements Restorer.
+func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options) (ref container.Ref, err error) {
+	if !v.Valid() {
+		return ref, ErrUnverified
+	}
+	m := v.Manifest()
+	spec := m.Spec
+	name := opts.Name
+	if name == "" {
+		name = spec.Name
+	}
+	what := fmt.Sprintf("restore of container %s (was %.12s) from %s", name, m.ContainerID, v.Dir())
+	if err := d.precheck(ctx, spec, name); err != nil {
+		return ref, fmt.Errorf("%s: %w", what, err)
+	}
+	cfg, hc, nc := d.config(spec, m.ContainerID, opts)
+	created, err := d.Cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	if err != nil {
+		return ref, fmt.Errorf("%s: docker create: %w", what, err)
+	}
+	id := created.ID
+	placed := filepath.Join(d.Area(), ociwrap.ForContainer(id))
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Roll back: no half-restored container, the set back where it was.
+		rctx := context.WithoutCancel(ctx)
+		rmErr := d.Cli.ContainerRemove(rctx, id, dcontainer.RemoveOptions{Force: true})
+		var mvErr error
+		if _, serr := os.Stat(placed); serr == nil {
+			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
+			mvErr = os.Rename(placed, v.Dir())
+		}
+		err = errors.Join(err, rmErr, mvErr)
+	}()
+	for _, n := range spec.Networks[min(1, len(spec.Networks)):] {
+		if err := d.Cli.NetworkConnect(ctx, n.Name, id, endpoint(n, spec)); err != nil {
+			return ref, fmt.Errorf("%s: connect to network %s: %w", what, n.Name, err)
+		}
+	}
+	if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
+		return ref, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := os.Rename(v.Dir(), placed); err != nil {
+		return ref, fmt.Errorf("%s: place set (the set must be on the data-root's filesystem): %w", what, err)
+	}
+	if err := d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
+		cause := err
+		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
+			cause = fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
+		} else if _, serr := os.Stat(placed); serr == nil {
+			cause = fmt.Errorf("%w: the set was not consumed; is swarmckpt-runtime the node's runtime? docker start: %w", ErrRestore, err)
+		}
+		return ref, fmt.Errorf("%s: %w", what, cause)
+	}
+	if _, serr := os.Stat(placed); serr == nil {
+		// Started, but not by the wrapper: a fresh start instead of a restore.
+		return ref, fmt.Errorf("%s: %w: container started fresh without consuming %s; the node's runtime is not swarmckpt-runtime (use Options.Runtime)", what, ErrRestore, placed)
+	}
+	ci, err := d.Cli.ContainerInspect(ctx, id)
+	if err != nil || ci.State == nil || !ci.State.Running {
+		return ref, fmt.Errorf("%s: not running after restore: %w", what, err)
+	}
+	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
+}
+
+// precheck refuses early what docker start would refuse late.
+func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string) error {
+	if _, err := d.Cli.ImageInspect(ctx, spec.Image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("%w: %s (load it on the target node: docker save %s | docker -H <node> load)", ErrNoImage, spec.Image, spec.Image)
+		}
+		return fmt.Errorf("inspect image %s: %w", spec.Image, err)
+	}
+	if _, err := d.Cli.ContainerInspect(ctx, name); err == nil {
+		return fmt.Errorf("%w: %s (remove it first)", ErrNameTaken, name)
+	}
+	for _, n := range spec.Networks {
+		if n.IPv4 == "" || !pinnable(n.Name) {
+			continue
+		}
+		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if err != nil {
+			return fmt.Errorf("network %s on this node: %w (create it, attachable, with the same --subnet)", n.Name, err)
+		}
+		for cid, ep := range ni.Containers {
+			if strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") {
+				return fmt.Errorf("%w: %s on network %s is held by %s (%.12s)", ErrIPTaken, n.IPv4, n.Name, ep.Name, cid)
+			}
+		}
+	}
+	return nil
+}
+
+// pinnable: Docker accepts --ip only on user-defined networks.
+func pinnable(net string) bool { return net != "bridge" && net != "host" && net != "none" }
+
+func endpoint(n container.Network, spec container.Spec) *network.EndpointSettings {
+	es := &network.EndpointSettings{Aliases: n.Aliases}
+	if pinnable(n.Name) && (n.IPv4 != "" || n.IPv6 != "") {
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4, IPv6Address: n.IPv6}
+	}
+	if spec.Service != "" && pinnable(n.Name) {
+		has := false
+		for _, a := range es.Aliases {
+			has = has || a == spec.Service
+		}
+		if !has {
+			es.Aliases = append(es.Aliases, spec.Service)
+		}
+	}
+	return es
+}
+
+func (d *Docker) config(spec container.Spec, from string, opts Options) (*dcontainer.Config, *dcontainer.HostConfig, *network.NetworkingConfig) {
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		// Swarm's own labels would make swarm think it owns this standalone container.
+		if !strings.HasPrefix(k, "com.docker.swarm.") {
+			labels[k] = v
+		}
+	}
+	labels[LabelRestoredFrom] = from
+	cfg := &dcontainer.Config{
+		Image: spec.Image, Entrypoint: spec.Entrypoint, Cmd: spec.Cmd, Env: spec.Env,
+		WorkingDir: spec.WorkingDir, User: spec.User, Hostname: spec.Hostname, Tty: spec.Tty,
+		Labels: labels,
+	}
+	hc := &dcontainer.HostConfig{Runtime: opts.Runtime}
+	for _, m := range spec.Mounts {
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+	if len(spec.Networks) > 0 {
+		n := spec.Networks[0]
+		hc.NetworkMode = dcontainer.NetworkMode(n.Name)
+		nc.EndpointsConfig[n.Name] = endpoint(n, spec)
+	}
+	return cfg, hc, nc
+}
+
+// PlaceForTask moves v into the restore area as the images of the next task of swarm
+// service slot, for the replacement task swarm starts on this node. It returns the
+// placed set; the runtime wrapper consumes it.
+func (d *Docker) PlaceForTask(v imageset.Verified, service string, slot int) (imageset.Verified, error) {
+	if !v.Valid() {
+		return v, ErrUnverified
+	}
+	if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
+		return v, fmt.Errorf("restore: place %s: %w", v, err)
+	}
+	dst := filepath.Join(d.Area(), ociwrap.ForTask(service, slot))
+	if err := os.Rename(v.Dir(), dst); err != nil {
+		return v, fmt.Errorf("restore: place %s for %s slot %d: %w", v, service, slot, err)
+	}
+	return v.Moved(dst), nil
+}

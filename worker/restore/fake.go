@@ -1,0 +1,83 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// Fake is an in-memory Restorer: it tracks names and IPs of the containers it restored,
+// knows a set of images, and consumes sets by moving them under Consumed.
+type Fake struct {
+	// Images present on the fake node.
+	Images map[string]bool
+	// Consumed is where restored sets are moved.
+	Consumed string
+
+	mu    sync.Mutex
+	names map[string]bool
+	ips   map[string]string // "net/ip" -> name
+	next  int
+}
+
+var _ Restorer = (*Fake)(nil)
+
+// NewFake returns a Fake knowing images, consuming sets into dir.
+func NewFake(dir string, images ...string) *Fake {
+	f := &Fake{Images: map[string]bool{}, Consumed: dir, names: map[string]bool{}, ips: map[string]string{}}
+	for _, i := range images {
+		f.Images[i] = true
+	}
+	return f
+}
+
+// Exists tells whether a container of that name was restored.
+func (f *Fake) Exists(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.names[name]
+}
+
+// Restore implements Restorer.
+func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (container.Ref, error) {
+	if !v.Valid() {
+		return container.Ref{}, ErrUnverified
+	}
+	spec := v.Manifest().Spec
+	name := opts.Name
+	if name == "" {
+		name = spec.Name
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.Images[spec.Image] {
+		return container.Ref{}, fmt.Errorf("restore of %s: %w: %s", name, ErrNoImage, spec.Image)
+	}
+	if f.names[name] {
+		return container.Ref{}, fmt.Errorf("restore of %s: %w", name, ErrNameTaken)
+	}
+	for _, n := range spec.Networks {
+		if holder, ok := f.ips[n.Name+"/"+n.IPv4]; ok && n.IPv4 != "" {
+			return container.Ref{}, fmt.Errorf("restore of %s: %w: %s held by %s", name, ErrIPTaken, n.IPv4, holder)
+		}
+	}
+	if err := os.MkdirAll(f.Consumed, imageset.DirMode); err != nil {
+		return container.Ref{}, err
+	}
+	f.next++
+	if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
+		return container.Ref{}, err
+	}
+	f.names[name] = true
+	for _, n := range spec.Networks {
+		if n.IPv4 != "" {
+			f.ips[n.Name+"/"+n.IPv4] = name
+		}
+	}
+	return container.Ref{ID: fmt.Sprintf("fake%060d", f.next), Name: name, Pid: 1000 + f.next}, nil
+}

@@ -1,0 +1,39 @@
+package restore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// Sentinel errors.
+var (
+	// ErrNoImage: the container's image is not present on the target node.
+	ErrNoImage = errors.New("restore: image not on this node")
+	// ErrIPTaken: another container already holds the address on that network.
+	ErrIPTaken = errors.New("restore: address already in use")
+	// ErrUnverified: the set was not verified (zero imageset.Verified).
+	ErrUnverified = errors.New("restore: image set not verified")
+	// ErrRestore: the runtime failed to restore the processes (CRIU's reason attached).
+	ErrRestore = errors.New("restore: runtime could not restore the container")
+	// ErrNameTaken: a container of that name exists on the node.
+	ErrNameTaken = errors.New("restore: container name in use")
+)
+
+// Options tune a restore.
+type Options struct {
+	// Name of the new container; empty means the original name.
+	Name string
+	// Runtime is the Docker runtime to create the container with; empty means the
+	// node's default (which is swarmckpt-runtime on lab nodes).
+	Runtime string
+}
+
+// Restorer restores image sets on one node.
+type Restorer interface {
+	// Restore recreates and restores the container of set v. On success the set has
+	// been consumed (moved to the restored area); on failure it is back at v.Dir().
+	Restore(ctx context.Context, v imageset.Verified, opts Options) (container.Ref, error)
+}

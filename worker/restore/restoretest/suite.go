@@ -1,0 +1,74 @@
+// Package restoretest is the conformance suite every restore.Restorer must pass.
+package restoretest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+)
+
+// Env is what the suite needs from an implementation's test.
+type Env struct {
+	Restorer restore.Restorer
+	// Set dumps a running container whose spec was passed through mutate (to pin an IP,
+	// or to name a missing image) and returns its verified set. leaveRunning keeps the
+	// source running (and its IP taken).
+	Set func(t *testing.T, leaveRunning bool, mutate func(*container.Spec)) imageset.Verified
+	// Exists tells whether a container of that name exists on the target node.
+	Exists func(t *testing.T, name string) bool
+	// Name returns a fresh container name, removed at the end of the test.
+	Name func(t *testing.T) string
+}
+
+// Run runs the suite.
+func Run(t *testing.T, e Env) {
+	ctx := context.Background()
+	t.Run("restores and consumes the set", func(t *testing.T) {
+		v := e.Set(t, false, nil)
+		name := e.Name(t)
+		ref, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.Pid <= 0 || ref.Name != name || !e.Exists(t, name) {
+			t.Fatalf("restored ref %+v, exists %v", ref, e.Exists(t, name))
+		}
+		if _, err := os.Stat(v.Dir()); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("set %s still there after a successful restore", v.Dir())
+		}
+	})
+	t.Run("address taken: error, nothing left, set kept", func(t *testing.T) {
+		v := e.Set(t, true, nil)
+		name := e.Name(t)
+		_, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name})
+		if !errors.Is(err, restore.ErrIPTaken) {
+			t.Fatalf("err = %v, want ErrIPTaken", err)
+		}
+		if e.Exists(t, name) {
+			t.Fatal("half-restored container left behind")
+		}
+		if _, err := imageset.Verify(v.Dir()); err != nil {
+			t.Fatalf("set not intact after a failed restore: %v", err)
+		}
+	})
+	t.Run("image missing on target", func(t *testing.T) {
+		v := e.Set(t, false, func(s *container.Spec) { s.Image = "swarmckpt/absent:never" })
+		name := e.Name(t)
+		if _, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name}); !errors.Is(err, restore.ErrNoImage) {
+			t.Fatalf("err = %v, want ErrNoImage", err)
+		}
+		if e.Exists(t, name) {
+			t.Fatal("container left behind")
+		}
+	})
+	t.Run("unverified set refused", func(t *testing.T) {
+		if _, err := e.Restorer.Restore(ctx, imageset.Verified{}, restore.Options{}); !errors.Is(err, restore.ErrUnverified) {
+			t.Fatalf("err = %v, want ErrUnverified", err)
+		}
+	})
+}

@@ -36,6 +36,10 @@ type Config struct {
 	DiskMBps float64
 	// DumpOverheadMs is CRIU's fixed cost per dump on top of writing pages (default 100).
 	DumpOverheadMs float64
+	// CRIULock models CRIU's own network lock: with --tcp-established, CRIU drops every
+	// packet of the container it dumps from before it reads the sockets until the dump
+	// ends (default true, as on this project's nodes).
+	CRIULock bool
 	// LockMs, FreezeMs: time to install/remove network lock rules and to freeze/thaw a
 	// container (defaults 2 and 5).
 	LockMs, FreezeMs float64
@@ -185,7 +189,7 @@ func ParseFaults(s string) (Faults, error) {
 func DefaultConfig() Config {
 	return Config{
 		Containers: 100, Nodes: 10, Graph: Ring, Seed: 1, Rounds: 2, RoundGapMs: 1000,
-		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100,
+		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100, CRIULock: true,
 		LockMs: 2, FreezeMs: 5, PersistMs: 5,
 		NetDelayMs: 0.25, NetJitterMs: 0.1, SendCostMs: 0.02, DataDelayMs: 0.25,
 		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,

@@ -11,7 +11,7 @@ import (
 
 // naive is a deliberately wrong algorithm for the checker's negative test: the
 // coordinator tells every container to dump (leave running) with no lock and no freeze,
-// each container dumps on its own schedule (a delay of 0-19 ticks derived from its id),
+// each container dumps on its own schedule (a delay of 0-49 ticks derived from its id),
 // and the coordinator commits when all have dumped. Under traffic the recordings happen at different
 // times, so the cut is not consistent, and the checker must say so.
 type naive struct{}
@@ -78,7 +78,7 @@ func (c *naiveCont) Step(m protocol.Envelope) error {
 		for _, b := range []byte(c.id) {
 			h = h*31 + int(b)
 		}
-		c.pending, c.wait = &m, h%20
+		c.pending, c.wait = &m, h%50
 	case protocol.TypeActionDone:
 		c.rd.Messages = append(c.rd.Messages, protocol.Envelope{Type: protocol.TypeDumpDone, Snapshot: m.Snapshot,
 			Epoch: m.Epoch, From: protocol.ContainerAddr(c.id), To: protocol.Coordinator, Body: &protocol.Result{}})
@@ -154,12 +154,15 @@ func TestNoTrafficNoInconsistency(t *testing.T) {
 }
 
 // TestCheckerCatchesRealUncoordinatedUnderTraffic: the real uncoordinated algorithm
-// (algorithms/uncoordinated) dumps every container without a lock; with the
-// coordinator's fan-out spreading the dumps over a few milliseconds under traffic, its
-// cut is not consistent and the checker names the connections.
+// (algorithms/uncoordinated) dumps every container without a lock. With CRIU's own
+// network lock during each dump, dumps that overlap in time happen to form a consistent
+// cut; without it (CRIULock false), the coordinator's fan-out spreads the recordings
+// over a few milliseconds under traffic, the cut is not consistent, and the checker
+// names the connections.
 func TestCheckerCatchesRealUncoordinatedUnderTraffic(t *testing.T) {
 	cfg := small()
 	cfg.Containers, cfg.Nodes, cfg.Graph = 100, 10, AllToAll
+	cfg.CRIULock = false
 	rep, err := Run(cfg, uncoordinated.Algorithm())
 	if err != nil {
 		t.Fatal(err)

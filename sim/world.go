@@ -83,14 +83,19 @@ type world struct {
 }
 
 func (w *world) pathOpen(e *conn) bool {
-	if e.lockU || e.lockV || w.cs[e.u].lockAll || w.cs[e.v].lockAll {
+	if w.locked(e) {
 		return false
 	}
 	return w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
 }
 
+// locked reports whether no byte may cross e: a lock at either end, or (CRIULock) a
+// dump in progress at either end, CRIU's own network lock for --tcp-established.
 func (w *world) locked(e *conn) bool {
-	return e.lockU || e.lockV || w.cs[e.u].lockAll || w.cs[e.v].lockAll
+	if e.lockU || e.lockV || w.cs[e.u].lockAll || w.cs[e.v].lockAll {
+		return true
+	}
+	return w.cfg.CRIULock && (w.cs[e.u].dumping || w.cs[e.v].dumping)
 }
 
 // advance brings connection e's counters to w.now under the conditions that held since

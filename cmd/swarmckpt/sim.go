@@ -54,6 +54,7 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&cfg.MemMinMiB, "mem-min", cfg.MemMinMiB, "smallest container memory, MiB")
 	fs.Float64Var(&cfg.MemMaxMiB, "mem-max", cfg.MemMaxMiB, "largest container memory, MiB")
 	fs.Float64Var(&cfg.DiskMBps, "disk-mbps", cfg.DiskMBps, "disk bandwidth per node, MB/s, shared by its dumps")
+	fs.BoolVar(&cfg.CRIULock, "criu-lock", cfg.CRIULock, "model CRIU's own network lock during each dump (--tcp-established)")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")
 	if err := parseFlags(c, fs, simUsage, args); err != nil {
 		return err

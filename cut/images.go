@@ -209,7 +209,8 @@ func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 // ends are both present, counts are offsets from a common origin: the earlier of A's
 // snd_una and B's rcv_nxt, so Sent = write_seq_A - origin, Acked = snd_una_A - origin,
 // Received = rcv_nxt_B - origin. A socket whose peer is absent gets counts relative to
-// its own queues. Sockets without a stream record count as zero bytes.
+// its own queues. A pair where either socket has no stream record (CRIU saved no queue
+// state, e.g. a connection being closed) is not checked (Report.External).
 func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Addr) State {
 	st := State{Containers: make(map[string]*Container, len(ids))}
 	for _, id := range ids {
@@ -249,6 +250,11 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 			continue
 		}
 		p := socks[j]
+		if !s.HasStreamRecord || !p.HasStreamRecord {
+			// A socket CRIU saved without a stream (not established, e.g. closing):
+			// no queue state to compare; counted as external, not checked.
+			continue
+		}
 		c.Peer = p.Container
 		// Direction s -> p.
 		una := s.OutqSeq - s.OutqLen

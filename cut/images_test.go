@@ -64,3 +64,13 @@ func TestReadSocketsNotAnImageDir(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoImages", err)
 	}
 }
+
+func TestStateFromSocketsWithoutStreamIsNotChecked(t *testing.T) {
+	x := sock("x", "10.0.0.1:5000", "10.0.0.2:80", 0, 0, 10, 0)
+	y := sock("y", "10.0.0.2:80", "10.0.0.1:5000", 999, 0, 0, 0)
+	y.HasStreamRecord = false
+	r := Check(StateFromSockets([]string{"x", "y"}, []Socket{x, y}, nil))
+	if !r.Consistent() || len(r.Channels) != 0 || r.External != 2 {
+		t.Fatalf("want both ends unchecked (external), got %s: %v", r.Summary(), r.Lines())
+	}
+}

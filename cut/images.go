@@ -210,7 +210,7 @@ func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 // snd_una and B's rcv_nxt, so Sent = write_seq_A - origin, Acked = snd_una_A - origin,
 // Received = rcv_nxt_B - origin. A socket whose peer is absent gets counts relative to
 // its own queues. A pair where either socket has no stream record (CRIU saved no queue
-// state, e.g. a connection being closed) is not checked (Report.External).
+// state, e.g. a connection being closed) is left out: there is nothing to compare.
 func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Addr) State {
 	st := State{Containers: make(map[string]*Container, len(ids))}
 	for _, id := range ids {
@@ -237,6 +237,7 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 		byEnds[key{s.Local, s.Remote}] = i
 	}
 	conns := make([]Conn, len(socks))
+	skip := make([]bool, len(socks))
 	for i, s := range socks {
 		c := &conns[i]
 		c.Local, c.Remote = s.Local.String(), s.Remote.String()
@@ -251,8 +252,9 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 		}
 		p := socks[j]
 		if !s.HasStreamRecord || !p.HasStreamRecord {
-			// A socket CRIU saved without a stream (not established, e.g. closing):
-			// no queue state to compare; counted as external, not checked.
+			// CRIU saved no queue state (not established, e.g. closing): nothing to
+			// compare; left out of the State (still listed in the sockets).
+			skip[i] = true
 			continue
 		}
 		c.Peer = p.Container
@@ -273,7 +275,9 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 		c.Received = uint64(s.InqSeq - porigin)
 	}
 	for i, s := range socks {
-		st.Containers[s.Container].Conns = append(st.Containers[s.Container].Conns, conns[i])
+		if !skip[i] {
+			st.Containers[s.Container].Conns = append(st.Containers[s.Container].Conns, conns[i])
+		}
 	}
 	return st
 }

@@ -1,0 +1,71 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Node is this node's name (lab: lab-1). Required.
+	Node string
+	// DockerHost is the node's Docker socket, e.g. unix:///run/swarmckpt/lab/lab-1/docker.sock.
+	// Empty means the environment's DOCKER_HOST or the default socket.
+	DockerHost string
+	// ExecRoot is the node's Docker exec-root; runc's root is ExecRoot/runtime-runc/moby.
+	// Default /run/docker.
+	ExecRoot string
+	// DataRoot is the node's Docker data-root; empty means ask Docker (docker info).
+	DataRoot string
+	// JournalDir holds the deadline journal. Default /run/swarmckpt/worker/<Node>/holds.
+	JournalDir string
+	// Listen is the transfer endpoint's address. Default 127.0.0.1:0 (a free port).
+	Listen string
+	// MaxHold caps every Lock/Freeze deadline: a deadline further away is cut to now+MaxHold.
+	// Default 2 minutes.
+	MaxHold time.Duration
+	// WatchdogArgv starts the watchdog process; "{journal}" is replaced with JournalDir.
+	// Default: this executable with `worker watchdog --journal {journal}`.
+	WatchdogArgv []string
+	// Log receives the worker's logs. Default slog.Default().
+	Log *slog.Logger
+}
+
+// ErrConfig: a required setting is missing or invalid.
+var ErrConfig = errors.New("worker: bad config")
+
+// DefaultConfig returns the defaults for node.
+func DefaultConfig(node string) Config {
+	return Config{Node: node, ExecRoot: "/run/docker", Listen: "127.0.0.1:0", MaxHold: 2 * time.Minute,
+		JournalDir: filepath.Join("/run/swarmckpt/worker", node, "holds")}
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	d := DefaultConfig(c.Node)
+	if c.Node == "" || filepath.Base(c.Node) != c.Node {
+		return fmt.Errorf("%w: node name %q (use --node NAME)", ErrConfig, c.Node)
+	}
+	if c.ExecRoot == "" {
+		c.ExecRoot = d.ExecRoot
+	}
+	if c.JournalDir == "" {
+		c.JournalDir = d.JournalDir
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.MaxHold <= 0 {
+		c.MaxHold = d.MaxHold
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return nil
+}
+
+// RuncRoot is runc's state root for the node's containers.
+func (c *Config) RuncRoot() string { return filepath.Join(c.ExecRoot, "runtime-runc", "moby") }

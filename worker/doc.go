@@ -1,0 +1,19 @@
+// Package worker is the node agent's API: the container primitives of one Docker node
+// (Lock/Unlock, Freeze/Thaw, Dump, Restore, image transfer) behind one small, ctx-first
+// interface, Service, that the control plane calls (over NATS, built elsewhere).
+//
+// Every Lock and Freeze carries a deadline. The hold is journaled before the primitive
+// runs and a detached watchdog process thaws and unlocks the container when the deadline
+// passes, even if this worker was killed with -9 (see package watchdog); a restarted
+// worker reconciles the journal at once.
+//
+// Image sets live under the node's Docker data-root, <data-root>/swarmckpt/sets/<set ID>,
+// so that a restore renames them into the runtime wrapper's restore area without a copy.
+// Transfer between workers streams a tar of the set over HTTP (loopback in the lab); the
+// receiver hashes each file as it writes it and accepts the set only when every sha256
+// matches the manifest.
+//
+// The implementations it composes, each with a real and a fake implementation and one
+// conformance suite: container.Inspector, netlock.Locker, freezer.Freezer, dump.Dumper,
+// restore.Restorer.
+package worker

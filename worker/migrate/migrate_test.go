@@ -1,0 +1,77 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPreCopyRefusedWithoutSoftDirty(t *testing.T) {
+	err := PreCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true})
+	if !errors.Is(err, ErrPreCopyUnsupported) || !strings.Contains(err.Error(), "mem_dirty_track") || !strings.Contains(err.Error(), "CONFIG_MEM_SOFT_DIRTY") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := PreCopySupport(context.Background(), StaticFeatures{"mem_dirty_track": true}); err != nil {
+		t.Fatalf("with soft-dirty: %v", err)
+	}
+}
+
+func TestPostCopyRefusedWithReason(t *testing.T) {
+	err := PostCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true})
+	if PostCopyReason != "" && (!errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), PostCopyReason)) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := PostCopySupport(context.Background(), StaticFeatures{}); !errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "uffd") {
+		t.Fatalf("without uffd: %v", err)
+	}
+}
+
+// TestRealNodeRefusesPreCopy checks this machine's CRIU: the kernel lacks soft-dirty.
+func TestRealNodeFeatureCheckRuns(t *testing.T) {
+	ok, err := CRIUFeatures{}.Feature(context.Background(), "mem_dirty_track")
+	if err != nil {
+		t.Skipf("SKIPPED LOUDLY: criu not runnable here: %v", err)
+	}
+	t.Logf("criu check --feature mem_dirty_track: %v", ok)
+	if err := PreCopySupport(context.Background(), CRIUFeatures{}); (err == nil) != ok {
+		t.Fatalf("PreCopySupport = %v but feature = %v", err, ok)
+	}
+}
+
+func TestNextPreCopy(t *testing.T) {
+	p := DefaultPreCopyPolicy()
+	const M = 1 << 20
+	for _, c := range []struct {
+		written []int64
+		want    Step
+	}{
+		{nil, PreDump},
+		{[]int64{1024 * M}, PreDump},
+		{[]int64{1024 * M, 100 * M}, PreDump},
+		{[]int64{1024 * M, 100 * M, 10 * M}, FinalDump},                   // under threshold
+		{[]int64{1024 * M, 100 * M, 95 * M}, FinalDump},                   // not converging
+		{[]int64{1024 * M, 512 * M, 256 * M, 128 * M, 64 * M}, FinalDump}, // max iterations
+		{[]int64{1024 * M, 512 * M, 256 * M, 128 * M}, PreDump},
+	} {
+		if got, why := NextPreCopy(p, c.written); got != c.want {
+			t.Errorf("NextPreCopy(%v) = %v (%s), want %v", c.written, got, why, c.want)
+		}
+	}
+	if err := (PreCopyPolicy{}).Validate(); err == nil {
+		t.Error("zero policy validated")
+	}
+}
+
+func TestPreDumpArgsChainParents(t *testing.T) {
+	a := PreDumpArgs("/r", "cid", "/d", 0, false)
+	if !slices.Contains(a, "--pre-dump") || slices.Contains(a, "--parent-path") {
+		t.Fatalf("first: %q", a)
+	}
+	f := PreDumpArgs("/r", "cid", "/d", 2, true)
+	i := slices.Index(f, "--parent-path")
+	if slices.Contains(f, "--pre-dump") || i < 0 || f[i+1] != "../1" || f[len(f)-1] != "cid" {
+		t.Fatalf("final: %q", f)
+	}
+}

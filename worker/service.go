@@ -1,0 +1,66 @@
+package worker
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// Service is what the control plane calls on a node's worker. Container names or IDs
+// refer to containers of this node. Every call is bounded by ctx.
+type Service interface {
+	// Lock drops the container's packets to and from peers (all when empty) until
+	// Unlock or the deadline, whichever comes first.
+	Lock(ctx context.Context, containerName string, peers []netip.Addr, deadline time.Time) error
+	// Unlock stops dropping packets for peers (all when empty).
+	Unlock(ctx context.Context, containerName string, peers []netip.Addr) error
+	// Freeze stops the container's processes until Thaw or the deadline.
+	Freeze(ctx context.Context, containerName string, deadline time.Time) error
+	// Thaw resumes the container.
+	Thaw(ctx context.Context, containerName string) error
+	// Dump checkpoints the container into the new image set setID.
+	Dump(ctx context.Context, containerName, setID string, leaveRunning bool) (*imageset.Manifest, error)
+	// Send streams image set setID to the worker listening at addr (host:port), which
+	// verifies every file's sha256 before accepting it.
+	Send(ctx context.Context, setID, addr string) error
+	// Restore recreates the container of image set setID on this node and restores it.
+	Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error)
+	// Info describes the node.
+	Info(ctx context.Context) (NodeInfo, error)
+}
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Name of the restored container; empty keeps the original name.
+	Name string
+	// Runtime forces a Docker runtime (e.g. "swarmckpt"); empty uses the node's default.
+	Runtime string
+	// Service and Slot, when Service is set, place the set for the next task of that
+	// swarm service slot on this node instead of creating a container: swarm's
+	// replacement task is then restored by the runtime wrapper.
+	Service string
+	Slot    int
+}
+
+// NodeInfo describes a node for the coordinator's placement and compatibility checks.
+type NodeInfo struct {
+	Node        string `json:"node"`
+	CRIUVersion string `json:"criuVersion"`
+	Kernel      string `json:"kernel"`
+	// Addr is the host:port of this worker's transfer endpoint.
+	Addr string `json:"addr"`
+	// DataRoot is the Docker data-root; sets live under DataRoot/swarmckpt/sets.
+	DataRoot string `json:"dataRoot"`
+	// PreCopy and PostCopy say whether those migration modes can run here, and why not.
+	PreCopy  Capability `json:"preCopy"`
+	PostCopy Capability `json:"postCopy"`
+}
+
+// Capability is a yes/no with the reason for no.
+type Capability struct {
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}

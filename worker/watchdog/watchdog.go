@@ -1,0 +1,194 @@
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/freezer"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+)
+
+// Releaser undoes holds: the real NetLock and Freezer, or fakes in tests.
+type Releaser struct {
+	Lock   netlock.Locker
+	Freeze freezer.Freezer
+	// Owns checks that pid still belongs to container id (nil: BelongsTo).
+	Owns func(pid int, id string) bool
+	Log  *slog.Logger
+}
+
+// BelongsTo reports whether pid's cgroup names container id: guards against PID reuse.
+func BelongsTo(pid int, id string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	return err == nil && strings.Contains(string(b), id)
+}
+
+// Release thaws and unlocks the container of h and reports whether it acted. A
+// container whose process is gone needs nothing (its namespace and cgroup went with it).
+func (r Releaser) Release(ctx context.Context, h Hold) (bool, error) {
+	owns := r.Owns
+	if owns == nil {
+		owns = BelongsTo
+	}
+	if !owns(h.Pid, h.ContainerID) {
+		return false, nil
+	}
+	c := container.Ref{ID: h.ContainerID, Name: h.Name, Pid: h.Pid}
+	var errs []error
+	// Thaw first: a frozen container cannot answer retransmissions anyway.
+	if h.Frozen {
+		if err := r.Freeze.Thaw(ctx, c); err != nil && !errors.Is(err, freezer.ErrNoCgroup) {
+			errs = append(errs, err)
+		}
+	}
+	if h.Locked {
+		if err := r.Lock.Unlock(ctx, c, nil); err != nil && !errors.Is(err, netlock.ErrNamespace) {
+			errs = append(errs, err)
+		}
+	}
+	return true, errors.Join(errs...)
+}
+
+// Reconcile releases every expired hold of the journal at now and removes it. It
+// returns the released holds.
+func (r Releaser) Reconcile(ctx context.Context, j Journal, now time.Time) ([]Hold, error) {
+	holds, err := j.List()
+	var released []Hold
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, h := range holds {
+		if !h.Expired(now) {
+			continue
+		}
+		acted, err := r.Release(ctx, h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("release %s (%.12s) past its deadline %s: %w", h.Name, h.ContainerID, h.Deadline.Format(time.RFC3339Nano), err))
+			continue
+		}
+		// Remove only if the hold was not renewed meanwhile.
+		if cur, ok, _ := j.Get(h.ContainerID); ok && cur.Deadline.Equal(h.Deadline) {
+			_ = j.Remove(h.ContainerID)
+		}
+		if !acted {
+			if r.Log != nil {
+				r.Log.Info("expired hold of a container that is gone: dropped", "container", h.Name, "id", h.ContainerID)
+			}
+			continue
+		}
+		if r.Log != nil {
+			r.Log.Warn("deadline passed: container thawed and unlocked by the watchdog",
+				"container", h.Name, "id", h.ContainerID, "deadline", h.Deadline)
+		}
+		released = append(released, h)
+	}
+	return released, errors.Join(errs...)
+}
+
+// Run is the watchdog process's loop: reconcile every interval until ctx ends or the
+// journal directory is removed.
+func (r Releaser) Run(ctx context.Context, j Journal, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(j.Dir); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if _, err := r.Reconcile(ctx, j, time.Now()); err != nil && r.Log != nil {
+			r.Log.Error("watchdog", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// LockFile is the file inside the journal dir that a running watchdog holds flock on.
+const LockFile = "watchdog.lock"
+
+// Hold the flock for the process lifetime; returns false when another watchdog has it.
+func acquire(dir string) (*os.File, bool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(dir+"/"+LockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, false, nil
+	}
+	return f, true, nil
+}
+
+// Serve runs the watchdog for journal dir unless one already runs (then it returns nil at
+// once). It is the body of `swarmckpt worker watchdog`.
+func Serve(ctx context.Context, r Releaser, dir string, interval time.Duration) error {
+	f, ok, err := acquire(dir)
+	if err != nil {
+		return fmt.Errorf("watchdog: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	defer f.Close()
+	return r.Run(ctx, Journal{Dir: dir}, interval)
+}
+
+// Running reports whether a watchdog holds the journal's lock.
+func Running(dir string) bool {
+	f, ok, err := acquire(dir)
+	if err != nil {
+		return false
+	}
+	if ok {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		return false
+	}
+	return true
+}
+
+// Ensure starts the watchdog process argv (e.g. swarmckpt worker watchdog --journal DIR)
+// in its own session, detached from the worker, unless one already holds the journal.
+// It returns the started process's PID, or 0 when one was running.
+func Ensure(dir string, argv []string) (int, error) {
+	if Running(dir) {
+		return 0, nil
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer devnull.Close()
+	logf, err := os.OpenFile(dir+"/watchdog.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("watchdog: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("watchdog: start %v: %w", argv, err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }() // reap it if it ends while we live; it outlives us otherwise
+	// Wait until it holds the lock so that a following Ensure does not start a second.
+	for i := 0; i < 200 && !Running(dir); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pid, nil
+}

@@ -1,0 +1,372 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/freezer"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+)
+
+// Sentinel errors.
+var (
+	// ErrBadSetID: set IDs are [A-Za-z0-9_.-]+ and not "." or "..".
+	ErrBadSetID = errors.New("worker: bad image set ID")
+	// ErrNoSet: no image set of that ID on this node.
+	ErrNoSet = errors.New("worker: no such image set on this node")
+)
+
+// Parts are the primitives a Worker composes; tests pass fakes.
+type Parts struct {
+	Inspector container.Inspector
+	Locker    netlock.Locker
+	Freezer   freezer.Freezer
+	Dumper    dump.Dumper
+	Restorer  restore.Restorer
+	// Placer places sets for swarm tasks (restore.Docker); nil refuses Service restores.
+	Placer interface {
+		PlaceForTask(v imageset.Verified, service string, slot int) (imageset.Verified, error)
+	}
+	// CRIUVersion and Kernel for NodeInfo.
+	CRIUVersion, Kernel string
+	// Features answers `criu check --feature` (nil: all unsupported).
+	Features migrate.FeatureChecker
+	// Owns tells whether pid still belongs to container id before a hold is released
+	// (nil: watchdog.BelongsTo, the cgroup check). Tests with fake containers set it.
+	Owns func(pid int, id string) bool
+}
+
+// Worker implements Service on one node.
+type Worker struct {
+	cfg     Config
+	p       Parts
+	log     *slog.Logger
+	journal watchdog.Journal
+	rel     watchdog.Releaser
+
+	mu   sync.Mutex // serializes journal updates per worker
+	addr string
+	srv  *http.Server
+}
+
+var _ Service = (*Worker)(nil)
+
+// New returns a Worker over parts. Call Start to reconcile the journal, start the
+// watchdog and the transfer endpoint.
+func New(cfg Config, p Parts) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DataRoot == "" {
+		return nil, fmt.Errorf("%w: DataRoot unknown (use NewDocker, or set it)", ErrConfig)
+	}
+	w := &Worker{cfg: cfg, p: p, log: cfg.Log.With("component", "worker", "node", cfg.Node),
+		journal: watchdog.Journal{Dir: cfg.JournalDir}}
+	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
+	return w, nil
+}
+
+// NewDocker wires the real primitives for the Docker node of cfg.
+func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cli, err := container.DialDocker(cfg.DockerHost)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.DataRoot == "" {
+		info, err := cli.Info(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("worker %s: docker info at %q: %w (is the node's dockerd up?)", cfg.Node, cfg.DockerHost, err)
+		}
+		cfg.DataRoot = info.DockerRootDir
+	}
+	d := &dump.Runc{Root: cfg.RuncRoot()}
+	criu, kernel := d.Versions()
+	r := &restore.Docker{Cli: cli, DataRoot: cfg.DataRoot, Log: cfg.Log}
+	w, err := New(cfg, Parts{
+		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
+		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
+	})
+	return w, cli, err
+}
+
+// SetsDir is where image sets live: <data-root>/swarmckpt/sets.
+func (w *Worker) SetsDir() string { return filepath.Join(w.cfg.DataRoot, "swarmckpt", "sets") }
+
+func (w *Worker) setPath(id string) (string, error) {
+	if id == "" || id == "." || id == ".." || strings.IndexFunc(id, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) >= 0 {
+		return "", fmt.Errorf("%w: %q", ErrBadSetID, id)
+	}
+	return filepath.Join(w.SetsDir(), id), nil
+}
+
+// Start reconciles the journal (releasing holds whose deadline passed while no worker
+// ran), makes sure the watchdog process runs, and starts the transfer endpoint. It
+// returns when the endpoint listens; Close stops it.
+func (w *Worker) Start(ctx context.Context) error {
+	if rel, err := w.rel.Reconcile(ctx, w.journal, time.Now()); err != nil {
+		w.log.Error("journal reconcile", "err", err)
+	} else if len(rel) > 0 {
+		w.log.Warn("released holds that expired while no worker ran", "count", len(rel))
+	}
+	if err := os.MkdirAll(w.cfg.JournalDir, 0o700); err != nil {
+		return fmt.Errorf("worker %s: journal: %w", w.cfg.Node, err)
+	}
+	if err := w.ensureWatchdog(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", w.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("worker %s: listen %s: %w", w.cfg.Node, w.cfg.Listen, err)
+	}
+	w.addr = ln.Addr().String()
+	w.srv = &http.Server{Handler: w.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := w.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("transfer endpoint", "err", err)
+		}
+	}()
+	w.log.Info("worker started", "transfer", w.addr, "journal", w.cfg.JournalDir, "sets", w.SetsDir())
+	return nil
+}
+
+// Addr is the transfer endpoint's host:port (after Start).
+func (w *Worker) Addr() string { return w.addr }
+
+// Close stops the transfer endpoint. Holds stay journaled; the watchdog keeps running.
+func (w *Worker) Close() error {
+	if w.srv == nil {
+		return nil
+	}
+	return w.srv.Close()
+}
+
+func (w *Worker) ensureWatchdog() error {
+	argv := w.cfg.WatchdogArgv
+	if len(argv) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("worker: find own executable for the watchdog: %w", err)
+		}
+		argv = []string{self, "worker", "watchdog", "--journal", "{journal}"}
+	}
+	argv = append([]string(nil), argv...)
+	for i := range argv {
+		argv[i] = strings.ReplaceAll(argv[i], "{journal}", w.cfg.JournalDir)
+	}
+	pid, err := watchdog.Ensure(w.cfg.JournalDir, argv)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	if pid > 0 {
+		w.log.Info("watchdog started", "pid", pid)
+	}
+	return nil
+}
+
+// deadline clips d to now+MaxHold.
+func (w *Worker) deadline(d time.Time) time.Time {
+	if max := time.Now().Add(w.cfg.MaxHold); d.IsZero() || d.After(max) {
+		return max
+	}
+	return d
+}
+
+// hold records (merges) a hold in the journal before the primitive runs.
+func (w *Worker) hold(c container.Ref, lock, freeze bool, peers []netip.Addr, deadline time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h, _, err := w.journal.Get(c.ID)
+	if err != nil {
+		return err
+	}
+	h.ContainerID, h.Name, h.Pid = c.ID, c.Name, c.Pid
+	h.Locked = h.Locked || lock
+	h.Frozen = h.Frozen || freeze
+	for _, p := range peers {
+		h.Peers = append(h.Peers, p.String())
+	}
+	if deadline.After(h.Deadline) {
+		h.Deadline = deadline
+	}
+	if err := w.journal.Put(h); err != nil {
+		return err
+	}
+	return w.ensureWatchdog()
+}
+
+// unhold clears lock or freeze from the journal; the entry goes when nothing is held.
+func (w *Worker) unhold(c container.Ref, lock, freeze bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h, ok, err := w.journal.Get(c.ID)
+	if err != nil || !ok {
+		return err
+	}
+	if lock {
+		h.Locked, h.Peers = false, nil
+	}
+	if freeze {
+		h.Frozen = false
+	}
+	if !h.Locked && !h.Frozen {
+		return w.journal.Remove(c.ID)
+	}
+	return w.journal.Put(h)
+}
+
+func (w *Worker) resolve(ctx context.Context, name string) (container.Ref, error) {
+	c, err := w.p.Inspector.Resolve(ctx, name)
+	if err != nil {
+		return c, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	return c, nil
+}
+
+// Lock implements Service.
+func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, deadline time.Time) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := w.hold(c, true, false, peers, w.deadline(deadline)); err != nil {
+		return fmt.Errorf("lock %s: %w", c, err)
+	}
+	if err := w.p.Locker.Lock(ctx, c, peers); err != nil {
+		return errors.Join(err, w.p.Locker.Unlock(context.WithoutCancel(ctx), c, nil), w.unhold(c, true, false))
+	}
+	return nil
+}
+
+// Unlock implements Service.
+func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
+		return err
+	}
+	if st, err := w.p.Locker.State(ctx, c); err == nil && !st.Locked() {
+		return w.unhold(c, true, false)
+	}
+	return nil
+}
+
+// Freeze implements Service.
+func (w *Worker) Freeze(ctx context.Context, name string, deadline time.Time) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := w.hold(c, false, true, nil, w.deadline(deadline)); err != nil {
+		return fmt.Errorf("freeze %s: %w", c, err)
+	}
+	if err := w.p.Freezer.Freeze(ctx, c); err != nil {
+		return errors.Join(err, w.p.Freezer.Thaw(context.WithoutCancel(ctx), c), w.unhold(c, false, true))
+	}
+	return nil
+}
+
+// Thaw implements Service.
+func (w *Worker) Thaw(ctx context.Context, name string) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := w.p.Freezer.Thaw(ctx, c); err != nil {
+		return err
+	}
+	return w.unhold(c, false, true)
+}
+
+// Dump implements Service.
+func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{LeaveRunning: leaveRunning, Node: w.cfg.Node})
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	if !leaveRunning {
+		// The processes are gone: so are their lock and freeze.
+		_ = w.unhold(c, true, true)
+	}
+	return m, nil
+}
+
+// Restore implements Service. The set is verified (every sha256) before anything else.
+func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return container.Ref{}, err
+	}
+	if _, err := os.Stat(set); err != nil {
+		return container.Ref{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
+	}
+	v, err := imageset.Check(set)
+	if err != nil {
+		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, err)
+	}
+	if opts.Service != "" {
+		if w.p.Placer == nil {
+			return container.Ref{}, fmt.Errorf("worker %s: %w: no placer for swarm tasks", w.cfg.Node, ErrConfig)
+		}
+		_, err := w.p.Placer.PlaceForTask(v, opts.Service, opts.Slot)
+		return container.Ref{}, err
+	}
+	ref, err := w.p.Restorer.Restore(ctx, v, restore.Options{Name: opts.Name, Runtime: opts.Runtime})
+	if err != nil {
+		return ref, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	return ref, nil
+}
+
+// Info implements Service.
+func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
+	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
+	pre := migrate.PreCopySupport(ctx, w.p.Features)
+	post := migrate.PostCopySupport(ctx, w.p.Features)
+	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}
+	ni.PostCopy = Capability{OK: post == nil, Reason: errString(post)}
+	return ni, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,264 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/freezer"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+)
+
+// TestMain doubles as the watchdog process: the worker re-executes this test binary
+// with SWARMCKPT_TEST_WATCHDOG=<journal dir>, as `swarmckpt worker watchdog` does.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("SWARMCKPT_TEST_WATCHDOG"); dir != "" {
+		rel := watchdog.Releaser{Lock: &netlock.NFT{}, Freeze: &freezer.Cgroup{}}
+		if err := watchdog.Serve(context.Background(), rel, dir, 20*time.Millisecond); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// watchdogArgv re-executes this test binary as the watchdog (see TestMain).
+func watchdogArgv(t *testing.T) []string {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"/usr/bin/env", "SWARMCKPT_TEST_WATCHDOG={journal}", self}
+}
+
+type fakeNode struct {
+	w        *worker.Worker
+	insp     *container.Fake
+	lock     *netlock.Fake
+	freeze   *freezer.Fake
+	restorer *restore.Fake
+	journal  string
+}
+
+func newFakeNode(t *testing.T, name string) *fakeNode {
+	t.Helper()
+	dir := t.TempDir()
+	n := &fakeNode{insp: container.NewFake(), lock: netlock.NewFake(), freeze: freezer.NewFake(),
+		restorer: restore.NewFake(filepath.Join(dir, "consumed"), "img"), journal: filepath.Join(dir, "journal")}
+	cfg := worker.DefaultConfig(name)
+	cfg.DataRoot = filepath.Join(dir, "data")
+	cfg.JournalDir = n.journal
+	cfg.WatchdogArgv = watchdogArgv(t)
+	w, err := worker.New(cfg, worker.Parts{Inspector: n.insp, Locker: n.lock, Freezer: n.freeze,
+		Dumper: dump.Fake{}, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.w = w
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.Close()
+		os.RemoveAll(n.journal) // makes the watchdog process exit
+	})
+	return n
+}
+
+func (n *fakeNode) add(name string, pid int) container.Ref {
+	ref := container.Ref{ID: strings.Repeat(name, 64/len(name)+1)[:64], Name: name, Pid: pid}
+	n.insp.Add(ref, container.Spec{Name: name, Image: "img", Networks: []container.Network{{Name: "ov", IPv4: "10.9.0.2"}}})
+	return ref
+}
+
+func TestLockFreezeAreJournaledUntilReleased(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	ctx := context.Background()
+	c := n.add("web", 42)
+	j := watchdog.Journal{Dir: n.journal}
+	deadline := time.Now().Add(time.Minute)
+	if err := n.w.Lock(ctx, "web", []netip.Addr{netip.MustParseAddr("10.9.0.3")}, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.w.Freeze(ctx, "web", deadline); err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := j.Get(c.ID)
+	if err != nil || !ok || !h.Locked || !h.Frozen || h.Pid != 42 || !h.Deadline.Equal(deadline) {
+		t.Fatalf("hold = %+v ok %v err %v", h, ok, err)
+	}
+	if !watchdog.Running(n.journal) {
+		t.Fatal("no watchdog process holds the journal")
+	}
+	if err := n.w.Thaw(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := j.Get(c.ID); h.Frozen || !h.Locked {
+		t.Fatalf("after thaw: %+v", h)
+	}
+	if err := n.w.Unlock(ctx, "web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := j.Get(c.ID); ok {
+		t.Fatal("hold still journaled after Thaw and Unlock")
+	}
+}
+
+func TestDeadlineIsCapped(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	c := n.add("web", 42)
+	if err := n.w.Freeze(context.Background(), "web", time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := watchdog.Journal{Dir: n.journal}.Get(c.ID)
+	if time.Until(h.Deadline) > worker.DefaultConfig("x").MaxHold {
+		t.Fatalf("deadline %v not capped", h.Deadline)
+	}
+}
+
+func TestUnknownContainer(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	err := n.w.Lock(context.Background(), "nope", nil, time.Now().Add(time.Second))
+	if !errors.Is(err, container.ErrNotFound) || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := n.w.Dump(context.Background(), "nope", "s1", true); !errors.Is(err, container.ErrNotFound) {
+		t.Fatalf("dump err = %v", err)
+	}
+}
+
+// TestRestartReconcilesExpiredHolds: a worker that died left holds whose deadline passed
+// while nothing ran; the next worker releases them on Start.
+func TestRestartReconcilesExpiredHolds(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal")
+	lock, frz := netlock.NewFake(), freezer.NewFake()
+	ref := container.Ref{ID: strings.Repeat("a", 64), Name: "web", Pid: os.Getpid()}
+	ctx := context.Background()
+	_ = lock.Lock(ctx, ref, nil)
+	_ = frz.Freeze(ctx, ref)
+	j := watchdog.Journal{Dir: journal}
+	if err := j.Put(watchdog.Hold{ContainerID: ref.ID, Name: "web", Pid: ref.Pid, Locked: true, Frozen: true, Deadline: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := worker.DefaultConfig("n1")
+	cfg.DataRoot, cfg.JournalDir, cfg.WatchdogArgv = filepath.Join(dir, "data"), journal, watchdogArgv(t)
+	w, err := worker.New(cfg, worker.Parts{Inspector: container.NewFake(), Locker: lock, Freezer: frz, Dumper: dump.Fake{},
+		Owns: func(pid int, id string) bool { return pid == ref.Pid && id == ref.ID }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); os.RemoveAll(journal) })
+	if st, _ := lock.State(ctx, ref); st.Locked() {
+		t.Fatal("still locked after restart")
+	}
+	if f, _ := frz.Frozen(ctx, ref); f {
+		t.Fatal("still frozen after restart")
+	}
+	if _, ok, _ := j.Get(ref.ID); ok {
+		t.Fatal("hold not removed")
+	}
+}
+
+// TestPIDReuseGuard: a hold whose PID now belongs to another process is dropped without
+// touching that process.
+func TestPIDReuseGuard(t *testing.T) {
+	ctx := context.Background()
+	j := watchdog.Journal{Dir: t.TempDir()}
+	lock := netlock.NewFake()
+	ref := container.Ref{ID: strings.Repeat("b", 64), Pid: os.Getpid()} // our PID, not that container's
+	_ = lock.Lock(ctx, ref, nil)
+	_ = j.Put(watchdog.Hold{ContainerID: ref.ID, Pid: ref.Pid, Locked: true, Deadline: time.Now().Add(-time.Second)})
+	released, err := watchdog.Releaser{Lock: lock, Freeze: freezer.NewFake()}.Reconcile(ctx, j, time.Now())
+	if err != nil || len(released) != 0 {
+		t.Fatalf("released %v %v", released, err)
+	}
+	if st, _ := lock.State(ctx, ref); !st.Locked() {
+		t.Fatal("acted on a PID that does not belong to the container")
+	}
+	if _, ok, _ := j.Get(ref.ID); ok {
+		t.Fatal("stale hold kept")
+	}
+}
+
+func TestTransferAndRestore(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	ctx := context.Background()
+	a.add("web", 7)
+	m, err := a.w.Dump(ctx, "web", "snap1.web", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "snap1.web"))
+	if err != nil || got.ContainerID != m.ContainerID {
+		t.Fatalf("received set: %v %v", got, err)
+	}
+	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("second send of the same set: %v, want a 409 conflict", err)
+	}
+	ref, err := b.w.Restore(ctx, "snap1.web", worker.RestoreOptions{})
+	if err != nil || ref.Name != "web" {
+		t.Fatalf("restore: %+v %v", ref, err)
+	}
+	if _, err := b.w.Restore(ctx, "../x", worker.RestoreOptions{}); !errors.Is(err, worker.ErrBadSetID) {
+		t.Fatalf("bad set id: %v", err)
+	}
+}
+
+func TestCorruptSetIsRefused(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	ctx := context.Background()
+	a.add("web", 7)
+	if _, err := a.w.Dump(ctx, "web", "s", false); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(a.w.SetsDir(), "s", "images", "pages-1.img")
+	b0, _ := os.ReadFile(page)
+	b0[0] ^= 0xff // same size, different content
+	if err := os.WriteFile(page, b0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// In transit: the receiver refuses and keeps nothing.
+	err := a.w.Send(ctx, "s", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("send of a corrupt set: %v", err)
+	}
+	if entries, _ := os.ReadDir(b.w.SetsDir()); len(entries) != 0 {
+		t.Fatalf("receiver kept %v", entries)
+	}
+	// Locally: restore verifies before anything else.
+	if _, err := a.w.Restore(ctx, "s", worker.RestoreOptions{Name: "web2"}); !errors.Is(err, imageset.ErrChecksum) {
+		t.Fatalf("restore of a corrupt set: %v", err)
+	}
+	if a.restorer.Exists("web2") {
+		t.Fatal("restorer ran on a corrupt set")
+	}
+}
+
+func TestInfoRefusesPreCopyWithReason(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	ni, err := n.w.Info(context.Background())
+	if err != nil || ni.PreCopy.OK || !strings.Contains(ni.PreCopy.Reason, "mem_dirty_track") || ni.Addr == "" {
+		t.Fatalf("info %+v %v", ni, err)
+	}
+}

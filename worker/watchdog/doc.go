@@ -14,7 +14,7 @@
 // Before acting on a PID the watchdog checks that the process still belongs to the
 // container (its cgroup names the container ID), so a reused PID is never touched.
 //
-//	   hold written ──▶ lock/freeze ──▶ ... ──▶ thaw/unlock ──▶ hold removed
-//	        │                                      ▲
-//	        └──── deadline passed (watchdog) ──────┘
+//	hold written ──▶ lock/freeze ──▶ ... ──▶ thaw/unlock ──▶ hold removed
+//	     │                                      ▲
+//	     └──── deadline passed (watchdog) ──────┘
 package watchdog

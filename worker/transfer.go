@@ -37,6 +37,7 @@ func (w *Worker) handler() http.Handler {
 		}
 		fmt.Fprintf(rw, "received %s\n", v)
 	})
+	w.api(mux)
 	return mux
 }
 

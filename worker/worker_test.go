@@ -262,3 +262,29 @@ func TestInfoRefusesPreCopyWithReason(t *testing.T) {
 		t.Fatalf("info %+v %v", ni, err)
 	}
 }
+
+func TestHTTPClientIsAService(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	n.add("web", 42)
+	ctx := context.Background()
+	var s worker.Service = &worker.Client{Addr: n.w.Addr()}
+	if err := s.Lock(ctx, "web", nil, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := n.lock.State(ctx, container.Ref{ID: strings.Repeat("web", 22)[:64], Pid: 42}); !st.All {
+		t.Fatalf("lock through the client did not lock: %+v", st)
+	}
+	if err := s.Unlock(ctx, "web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Dump(ctx, "web", "s1", true); err != nil || len(m.Files) == 0 {
+		t.Fatalf("dump: %v %v", m, err)
+	}
+	err := s.Freeze(ctx, "ghost", time.Now().Add(time.Second))
+	if !errors.Is(err, worker.ErrRemote) || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("remote error: %v", err)
+	}
+	if ni, err := s.Info(ctx); err != nil || ni.Node != "n1" {
+		t.Fatalf("info %+v %v", ni, err)
+	}
+}

@@ -59,6 +59,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 func commands() map[string]command {
 	return map[string]command{
 		"lab":     {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab},
+		"worker":  {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker},
 		"version": {summary: "print the version", run: runVersion},
 		"sim":     {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
 	}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/freezer"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+)
+
+const workerUsage = `
+Usage: swarmckpt worker --node NAME [flags]
+       swarmckpt worker watchdog --journal DIR
+
+Runs the node agent of one Docker node: network lock, freeze, dump, restore and image
+transfer of the node's containers (see docs/dataplane.md). One worker per node; it talks
+to the node's dockerd, runc and CRIU. Every lock and freeze carries a deadline enforced by
+a detached watchdog process that outlives the worker.
+
+Examples:
+  swarmckpt worker --node lab-1 --docker-host unix:///run/swarmckpt/lab/lab-1/docker.sock \
+      --exec-root /run/swarmckpt/lab/lab-1/exec --listen 127.0.0.1:7301
+  swarmckpt worker --node host                  # the host's dockerd at /var/run/docker.sock
+`
+
+func runWorker(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "watchdog" {
+		return runWatchdog(ctx, c, args[1:])
+	}
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	node := fs.String("node", "", "this node's name (required)")
+	host := fs.String("docker-host", "", "the node's Docker socket (default: $DOCKER_HOST or /var/run/docker.sock)")
+	execRoot := fs.String("exec-root", "/run/docker", "the node's Docker exec-root (runc state is under runtime-runc/moby)")
+	dataRoot := fs.String("data-root", "", "the node's Docker data-root (default: ask docker info)")
+	listen := fs.String("listen", "127.0.0.1:0", "address of the transfer and local API endpoint")
+	journal := fs.String("journal", "", "deadline journal directory (default /run/swarmckpt/worker/<node>/holds)")
+	maxHold := fs.Duration("max-hold", 2*time.Minute, "longest deadline accepted for a lock or freeze")
+	addrFile := fs.String("addr-file", "", "write the bound endpoint address to this file once listening")
+	if err := parseFlags(c, fs, workerUsage, args); err != nil {
+		return err
+	}
+	if *node == "" {
+		return usagef("--node is required")
+	}
+	cfg := worker.DefaultConfig(*node)
+	cfg.DockerHost, cfg.ExecRoot, cfg.DataRoot, cfg.Listen, cfg.MaxHold = *host, *execRoot, *dataRoot, *listen, *maxHold
+	if *journal != "" {
+		cfg.JournalDir = *journal
+	}
+	cfg.Log = c.log
+	w, cli, err := worker.NewDocker(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	defer w.Close()
+	if *addrFile != "" {
+		if err := os.WriteFile(*addrFile, []byte(w.Addr()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write --addr-file: %w", err)
+		}
+	}
+	fmt.Fprintf(c.stdout, "worker %s listening on %s\n", *node, w.Addr())
+	<-ctx.Done()
+	return nil
+}
+
+func runWatchdog(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("worker watchdog", flag.ContinueOnError)
+	journal := fs.String("journal", "", "deadline journal directory to watch (required)")
+	interval := fs.Duration("interval", 20*time.Millisecond, "how often the journal is checked")
+	if err := parseFlags(c, fs, workerUsage, args); err != nil {
+		return err
+	}
+	if *journal == "" {
+		return usagef("--journal is required")
+	}
+	rel := watchdog.Releaser{Lock: &netlock.NFT{}, Freeze: &freezer.Cgroup{}, Log: c.log.With("component", "watchdog")}
+	return watchdog.Serve(ctx, rel, *journal, *interval)
+}

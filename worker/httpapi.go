@@ -1,0 +1,182 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// The worker's transfer endpoint also serves Service as JSON over HTTP, for local tools
+// (benchmarks, tests, debugging); the control plane uses NATS. Routes:
+//
+//	POST /v1/containers/{name}/lock    {"peers":[...],"deadline":"RFC3339"}
+//	POST /v1/containers/{name}/unlock  {"peers":[...]}
+//	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
+//	POST /v1/containers/{name}/thaw
+//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
+//	POST /v1/sets/{id}/send            {"addr":"host:port"}
+//	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
+//	GET  /v1/info                                                        -> NodeInfo
+//	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
+
+type apiRequest struct {
+	Peers        []netip.Addr   `json:"peers,omitempty"`
+	Deadline     time.Time      `json:"deadline,omitzero"`
+	Set          string         `json:"set,omitempty"`
+	LeaveRunning bool           `json:"leaveRunning,omitempty"`
+	Addr         string         `json:"addr,omitempty"`
+	Restore      RestoreOptions `json:"restore,omitzero"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (w *Worker) api(mux *http.ServeMux) {
+	handle := func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error)) {
+		mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
+			var req apiRequest
+			if r.Body != nil {
+				if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+					writeJSON(rw, http.StatusBadRequest, apiError{Error: "bad request body: " + err.Error()})
+					return
+				}
+			}
+			out, err := f(r.Context(), r, req)
+			if err != nil {
+				writeJSON(rw, http.StatusInternalServerError, apiError{Error: err.Error()})
+				return
+			}
+			writeJSON(rw, http.StatusOK, out)
+		})
+	}
+	name := func(r *http.Request) string { return r.PathValue("name") }
+	handle("POST /v1/containers/{name}/lock", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Lock(ctx, name(r), q.Peers, q.Deadline)
+	})
+	handle("POST /v1/containers/{name}/unlock", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Unlock(ctx, name(r), q.Peers)
+	})
+	handle("POST /v1/containers/{name}/freeze", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Freeze(ctx, name(r), q.Deadline)
+	})
+	handle("POST /v1/containers/{name}/thaw", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Thaw(ctx, name(r))
+	})
+	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
+	})
+	handle("POST /v1/sets/{id}/send", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Send(ctx, r.PathValue("id"), q.Addr)
+	})
+	handle("POST /v1/sets/{id}/restore", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.Restore(ctx, r.PathValue("id"), q.Restore)
+	})
+	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.Info(ctx)
+	})
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	_ = json.NewEncoder(rw).Encode(v)
+}
+
+// Client is Service over a worker's HTTP endpoint.
+type Client struct {
+	// Addr is the worker's host:port.
+	Addr string
+	// HTTP is the client to use; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+var _ Service = (*Client)(nil)
+
+// ErrRemote: the worker answered with an error (its message is attached).
+var ErrRemote = errors.New("worker: remote error")
+
+func (c *Client) call(ctx context.Context, method, path string, req apiRequest, out any) error {
+	b, _ := json.Marshal(req)
+	hr, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, strings.NewReader(string(b)))
+	if err != nil {
+		return err
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("worker at %s: %s %s: %w", c.Addr, method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var ae apiError
+		_ = json.NewDecoder(resp.Body).Decode(&ae)
+		return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func cpath(name, op string) string { return "/v1/containers/" + name + "/" + op }
+
+// Lock implements Service.
+func (c *Client) Lock(ctx context.Context, name string, peers []netip.Addr, deadline time.Time) error {
+	return c.call(ctx, http.MethodPost, cpath(name, "lock"), apiRequest{Peers: peers, Deadline: deadline}, nil)
+}
+
+// Unlock implements Service.
+func (c *Client) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
+	return c.call(ctx, http.MethodPost, cpath(name, "unlock"), apiRequest{Peers: peers}, nil)
+}
+
+// Freeze implements Service.
+func (c *Client) Freeze(ctx context.Context, name string, deadline time.Time) error {
+	return c.call(ctx, http.MethodPost, cpath(name, "freeze"), apiRequest{Deadline: deadline}, nil)
+}
+
+// Thaw implements Service.
+func (c *Client) Thaw(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodPost, cpath(name, "thaw"), apiRequest{}, nil)
+}
+
+// Dump implements Service.
+func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
+	var m imageset.Manifest
+	if err := c.call(ctx, http.MethodPost, cpath(name, "dump"), apiRequest{Set: setID, LeaveRunning: leaveRunning}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Send implements Service.
+func (c *Client) Send(ctx context.Context, setID, addr string) error {
+	return c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/send", apiRequest{Addr: addr}, nil)
+}
+
+// Restore implements Service.
+func (c *Client) Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error) {
+	var ref container.Ref
+	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/restore", apiRequest{Restore: opts}, &ref)
+	return ref, err
+}
+
+// Info implements Service.
+func (c *Client) Info(ctx context.Context) (NodeInfo, error) {
+	var ni NodeInfo
+	err := c.call(ctx, http.MethodGet, "/v1/info", apiRequest{}, &ni)
+	return ni, err
+}

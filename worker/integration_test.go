@@ -1,0 +1,159 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// swarmckptBinary builds cmd/swarmckpt once per test run.
+func swarmckptBinary(t *testing.T) string {
+	binOnce.Do(func() {
+		binPath = filepath.Join(os.TempDir(), fmt.Sprintf("swarmckpt-worker-test-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/swarmckpt")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ./cmd/swarmckpt: %w: %s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// daemon starts `swarmckpt worker` for node as a separate process and returns a client
+// and the process (to kill -9).
+func daemon(t *testing.T, n dockertest.Node, name string) (*worker.Client, *exec.Cmd, string) {
+	bin := swarmckptBinary(t)
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal")
+	addrFile := filepath.Join(dir, "addr")
+	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.Host, "--exec-root", n.ExecRoot,
+		"--journal", journal, "--addr-file", addrFile)
+	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		os.RemoveAll(journal) // the watchdog exits when its journal goes
+	})
+	for i := 0; i < 500; i++ {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
+			return &worker.Client{Addr: strings.TrimSpace(string(b))}, cmd, journal
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "worker.log"))
+	t.Fatalf("worker did not start: %s", b)
+	return nil, nil, ""
+}
+
+func lastCount(logs string) int {
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	n, _ := strconv.Atoi(strings.TrimPrefix(lines[len(lines)-1], "count "))
+	return n
+}
+
+// TestKilledWorkerLeavesNothingLockedOrFrozen: the worker is killed with -9 while a
+// container is frozen and locked; the watchdog thaws and unlocks it at the deadline.
+func TestKilledWorkerLeavesNothingLockedOrFrozen(t *testing.T) {
+	node := dockertest.Nodes(t, 1)[0]
+	name := "dpworker-kill9"
+	node.Run(t, name, dockertest.Image, "counter")
+	node.WaitLog(t, name, 10*time.Second, "counting", func(l string) bool { return strings.Contains(l, "count 1\n") })
+	cl, proc, _ := daemon(t, node, "kill9")
+	ctx := dockertest.Context(t, time.Minute)
+	deadline := time.Now().Add(2 * time.Second)
+	if err := cl.Lock(ctx, name, nil, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Freeze(ctx, name, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = proc.Process.Wait()
+	frozenAt := lastCount(node.MustDocker(t, "logs", name))
+	pid, _ := strconv.Atoi(node.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", name))
+	time.Sleep(time.Until(deadline) - 500*time.Millisecond)
+	if n := lastCount(node.MustDocker(t, "logs", name)); n != frozenAt {
+		t.Fatalf("counter moved from %d to %d before the deadline: the freeze did not hold", frozenAt, n)
+	}
+	// After the deadline: counting again, and our nft table is gone.
+	node.WaitLog(t, name, 5*time.Second, "counting after the deadline", func(l string) bool { return lastCount(l) > frozenAt+3 })
+	out, err := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", pid), "nft", "list", "tables").CombinedOutput()
+	if err != nil || strings.Contains(string(out), netlock.Table) {
+		t.Fatalf("after the deadline the container's tables are: %s (%v)", out, err)
+	}
+	if late := time.Since(deadline); late > 3*time.Second {
+		t.Fatalf("released %v after the deadline", late)
+	}
+}
+
+var sumRE = regexp.MustCompile(`sum ([0-9a-f]{64}) pass (\d+)`)
+
+// TestMemhogMigratesWithIdenticalMemory: dump on one node, stream to another, restore;
+// the memory checksum computed by the restored process equals the original's.
+func TestMemhogMigratesWithIdenticalMemory(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	src, dst := nodes[0], nodes[1]
+	name := fmt.Sprintf("dpmemhog-%d", time.Now().UnixNano()%100000)
+	src.Run(t, name, dockertest.Image, "memhog", "64")
+	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	want := sumRE.FindStringSubmatch(logs)[1]
+	a, _, _ := daemon(t, src, "src")
+	b, _, _ := daemon(t, dst, "dst")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	set := name + ".set"
+	if _, err := a.Dump(ctx, name, set, false); err != nil {
+		t.Fatal(err)
+	}
+	bi, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ctx, set, bi.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
+	ref, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Pid <= 0 {
+		t.Fatalf("restored ref %+v", ref)
+	}
+	logs = dst.WaitLog(t, name, 20*time.Second, "checksum after restore", func(l string) bool { return sumRE.MatchString(l) })
+	m := sumRE.FindStringSubmatch(logs)
+	if m[1] != want {
+		t.Fatalf("memory checksum after migration %s, before %s", m[1], want)
+	}
+	if p, _ := strconv.Atoi(m[2]); p == 0 {
+		t.Fatalf("restored process printed pass 0: it started fresh instead of being restored")
+	}
+}
+
+var _ = context.Background

@@ -18,6 +18,15 @@ import (
 // PlanSubject is where a node's agent receives snapshot plans (request/reply).
 func PlanSubject(node string) string { return "swarmckpt.v1.agent." + node + ".plan" }
 
+// HeartbeatSubject carries every agent's periodic Heartbeat.
+const HeartbeatSubject = "swarmckpt.v1.agent.heartbeat"
+
+// Heartbeat announces a live agent; Leaving is set on a clean shutdown.
+type Heartbeat struct {
+	Worker  store.Worker `json:"worker"`
+	Leaving bool         `json:"leaving,omitempty"`
+}
+
 // ImagesSubject is where agents report durable image sets of a snapshot.
 func ImagesSubject(snapshot string) string { return "swarmckpt.v1.images." + snapshot }
 
@@ -37,6 +46,9 @@ type Plan struct {
 	Algorithm  string   `json:"algorithm"`
 	Epoch      uint64   `json:"epoch"`
 	Containers []Target `json:"containers"`
+	// Exit stops the containers after their dump (migration) even when the algorithm
+	// asks to leave them running.
+	Exit bool `json:"exit,omitempty"`
 }
 
 // PlanReply answers a Plan.
@@ -87,6 +99,10 @@ type Config struct {
 	TickPeriod time.Duration
 	// ActionTimeout bounds one container action. Default 5m.
 	ActionTimeout time.Duration
+	// Info describes this worker in heartbeats (Node is filled in).
+	Info store.Worker
+	// HeartbeatPeriod between heartbeats. Default 1s.
+	HeartbeatPeriod time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -102,9 +118,9 @@ type Agent struct {
 	nodeOf   map[string]string             // container -> node (from plans)
 	targets  map[string]Target
 	algoOf   map[string]string // snapshot -> algorithm
-	freezeAt map[string]time.Time
+	queues   map[string]chan job
 
-	mu sync.Mutex // guards nothing shared with the loop but subscriptions
+	held heldSet
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -118,6 +134,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.TickPeriod <= 0 {
 		cfg.TickPeriod = 100 * time.Millisecond
 	}
+	if cfg.HeartbeatPeriod <= 0 {
+		cfg.HeartbeatPeriod = time.Second
+	}
+	cfg.Info.Node = cfg.Node
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
@@ -128,7 +148,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
-		algoOf: map[string]string{}, freezeAt: map[string]time.Time{}}, nil
+		algoOf: map[string]string{}, queues: map[string]chan job{}}, nil
 }
 
 // Run serves until ctx ends.
@@ -173,10 +193,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("node agent ready", "subject", protocol.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()
+	// Heartbeats run apart from the event loop: a long dump must not look like death.
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		hb := time.NewTicker(a.cfg.HeartbeatPeriod)
+		defer hb.Stop()
+		for {
+			a.heartbeat(ctx, false)
+			select {
+			case <-ctx.Done():
+				return
+			case <-hb.C:
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
+			<-hbDone
 			a.releaseAll()
+			a.heartbeat(context.Background(), true)
 			return nil
 		case f := <-a.inbox:
 			f()
@@ -186,6 +223,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		a.drain(ctx)
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context, leaving bool) {
+	b, _ := json.Marshal(Heartbeat{Worker: a.cfg.Info, Leaving: leaving})
+	if err := a.cfg.Bus.Publish(ctx, HeartbeatSubject, b); err != nil {
+		a.log.Debug("heartbeat not sent", "err", err)
 	}
 }
 
@@ -238,7 +282,10 @@ func (a *Agent) step(ctx context.Context, env protocol.Envelope) {
 	}
 }
 
-// drain executes every pending Ready.
+// drain hands every pending Ready to the queues of its containers. Each container's
+// actions run in order on that container's own goroutine (a stalled dump of one
+// container never delays the release of another), followed by the Ready's messages;
+// each action's outcome is stepped back into the machine from the event loop.
 func (a *Agent) drain(ctx context.Context) {
 	for again := true; again; {
 		again = false
@@ -248,16 +295,86 @@ func (a *Agent) drain(ctx context.Context) {
 			}
 			again = true
 			rd := m.Ready()
-			for _, act := range rd.Actions {
-				a.execute(ctx, m, act)
-			}
+			j := job{m: m}
 			for _, env := range rd.Messages {
-				a.send(ctx, env)
+				if o, ok := a.route(env); ok {
+					j.msgs = append(j.msgs, o)
+				}
 			}
+			for _, act := range rd.Actions {
+				j.acts = append(j.acts, a.prepare(act))
+			}
+			a.queue(ctx, k) <- j
 			m.Advance()
-			_ = k
 		}
 	}
+}
+
+type prepared struct {
+	act   algorithms.Action
+	t     Target
+	peers []Target
+	leave bool
+}
+
+type job struct {
+	m    algorithms.Machine
+	acts []prepared
+	msgs []outMsg
+}
+
+type outMsg struct {
+	subject string
+	data    []byte
+}
+
+// prepare resolves what an action needs from loop-owned state.
+func (a *Agent) prepare(act algorithms.Action) prepared {
+	t, ok := a.targets[act.Container]
+	if !ok {
+		t = Target{ID: act.Container, Node: a.cfg.Node}
+	}
+	leave := act.LeaveRunning
+	if p := a.plans[act.Snapshot]; p != nil && p.Exit {
+		leave = false
+	}
+	return prepared{act: act, t: t, peers: a.peersOf(act.Peers), leave: leave}
+}
+
+func (a *Agent) queue(ctx context.Context, k string) chan job {
+	if q, ok := a.queues[k]; ok {
+		return q
+	}
+	q := make(chan job, 256)
+	a.queues[k] = q
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case j := <-q:
+				for _, p := range j.acts {
+					res := a.execute(ctx, p)
+					m := j.m
+					select {
+					case a.inbox <- func() {
+						if err := m.Step(res); err != nil {
+							a.log.Warn("container role refused action result", "container", p.t.ID, "err", err)
+						}
+					}:
+					case <-ctx.Done():
+						return
+					}
+				}
+				for _, o := range j.msgs {
+					if err := a.cfg.Bus.Publish(ctx, o.subject, o.data); err != nil {
+						a.log.Warn("cannot send message", "subject", o.subject, "err", err)
+					}
+				}
+			}
+		}
+	}()
+	return q
 }
 
 func (a *Agent) peersOf(ids []string) []Target {
@@ -275,14 +392,12 @@ func (a *Agent) peersOf(ids []string) []Target {
 	return out
 }
 
-func (a *Agent) execute(ctx context.Context, m algorithms.Machine, act algorithms.Action) {
+// execute runs one container action and returns its Done message.
+func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
+	act, t := p.act, p.t
 	if !act.Kind.IsContainerAction() {
 		a.log.Warn("container role asked for a non-container action", "kind", act.Kind)
-		return
-	}
-	t, ok := a.targets[act.Container]
-	if !ok {
-		t = Target{ID: act.Container, Node: a.cfg.Node}
+		return algorithms.Done(act, fmt.Errorf("not a container action: %s", act.Kind), nil, nil)
 	}
 	actx, cancel := context.WithTimeout(ctx, a.cfg.ActionTimeout)
 	defer cancel()
@@ -294,26 +409,34 @@ func (a *Agent) execute(ctx context.Context, m algorithms.Machine, act algorithm
 	)
 	switch act.Kind {
 	case algorithms.ActLock:
-		conns, err = a.cfg.Exec.Lock(actx, t, a.peersOf(act.Peers))
+		conns, err = a.cfg.Exec.Lock(actx, t, p.peers)
+		if err == nil {
+			a.held.set("lock", t, true)
+		}
 	case algorithms.ActUnlock:
-		err = a.cfg.Exec.Unlock(actx, t, a.peersOf(act.Peers))
+		err = a.cfg.Exec.Unlock(actx, t, p.peers)
+		if err == nil && p.peers == nil {
+			a.held.set("lock", t, false)
+		}
 	case algorithms.ActFreeze:
 		err = a.cfg.Exec.Freeze(actx, t)
 		if err == nil {
-			a.freezeAt[t.ID] = start
+			a.held.set("freeze", t, true)
 		}
 	case algorithms.ActThaw:
 		err = a.cfg.Exec.Thaw(actx, t)
-		delete(a.freezeAt, t.ID)
+		if err == nil {
+			a.held.set("freeze", t, false)
+		}
 	case algorithms.ActDump:
 		var res *DumpResult
-		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, act.LeaveRunning, act.ReuseFrom)
+		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
 		if err == nil {
 			stats = &res.Stats
 			conns = res.Stats.Conns
 			rep := ImageReport{Snapshot: act.Snapshot, Container: t.ID, Images: res.Images, Stats: res.Stats,
 				DumpMS: time.Since(start).Milliseconds()}
-			if fz, ok := a.freezeAt[t.ID]; ok {
+			if fz, ok := a.held.since("freeze", t.ID); ok {
 				rep.FreezeMS = time.Since(fz).Milliseconds()
 			}
 			b, _ := json.Marshal(rep)
@@ -327,38 +450,83 @@ func (a *Agent) execute(ctx context.Context, m algorithms.Machine, act algorithm
 	} else {
 		a.log.Debug("container action done", "action", act.Kind, "container", t.ID, "ms", time.Since(start).Milliseconds())
 	}
-	if serr := m.Step(algorithms.Done(act, err, conns, stats)); serr != nil {
-		a.log.Warn("container role refused action result", "container", t.ID, "err", serr)
-	}
+	return algorithms.Done(act, err, conns, stats)
 }
 
-func (a *Agent) send(ctx context.Context, env protocol.Envelope) {
+// route encodes a message and finds its subject (loop-owned state).
+func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
 	subj, err := protocol.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
 	if err != nil {
 		a.log.Warn("cannot route message", "to", env.To, "err", err)
-		return
+		return outMsg{}, false
 	}
 	b, err := protocol.Encode(env)
 	if err != nil {
 		a.log.Warn("cannot encode message", "type", env.Type, "err", err)
-		return
+		return outMsg{}, false
 	}
-	if err := a.cfg.Bus.Publish(ctx, subj, b); err != nil {
-		a.log.Warn("cannot send message", "subject", subj, "type", env.Type, "err", err)
-	}
+	return outMsg{subject: subj, data: b}, true
 }
 
-// releaseAll thaws and unlocks every container this agent knows of, on shutdown.
+// releaseAll thaws and unlocks every container this agent still holds, on shutdown.
 func (a *Agent) releaseAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for id := range a.freezeAt {
-		t := a.targets[id]
-		if err := a.cfg.Exec.Thaw(ctx, t); err != nil {
-			a.log.Warn("thaw on shutdown failed", "container", id, "err", err)
+	for _, h := range a.held.all() {
+		var err error
+		if h.what == "freeze" {
+			err = a.cfg.Exec.Thaw(ctx, h.t)
+		} else {
+			err = a.cfg.Exec.Unlock(ctx, h.t, nil)
 		}
-		if err := a.cfg.Exec.Unlock(ctx, t, nil); err != nil {
-			a.log.Warn("unlock on shutdown failed", "container", id, "err", err)
+		if err != nil {
+			a.log.Warn("release on shutdown failed", "what", h.what, "container", h.t.ID, "err", err)
 		}
 	}
+}
+
+// heldSet records which containers this agent has locked or frozen (shared between
+// the container goroutines and shutdown).
+type heldSet struct {
+	mu sync.Mutex
+	m  map[string]heldEntry
+}
+
+type heldEntry struct {
+	what  string
+	t     Target
+	since time.Time
+}
+
+func (h *heldSet) set(what string, t Target, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]heldEntry{}
+	}
+	k := what + "/" + t.ID
+	if on {
+		if _, ok := h.m[k]; !ok {
+			h.m[k] = heldEntry{what: what, t: t, since: time.Now()}
+		}
+	} else {
+		delete(h.m, k)
+	}
+}
+
+func (h *heldSet) since(what, id string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.m[what+"/"+id]
+	return e.since, ok
+}
+
+func (h *heldSet) all() []heldEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]heldEntry, 0, len(h.m))
+	for _, e := range h.m {
+		out = append(out, e)
+	}
+	return out
 }

@@ -1,0 +1,117 @@
+package nodeagent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// FakeExecutor is an in-memory Executor for tests: it tracks which containers are
+// locked and frozen, and can be told to fail or stall a container's dump.
+type FakeExecutor struct {
+	Node string
+
+	mu       sync.Mutex
+	locked   map[string]bool
+	frozen   map[string]bool
+	dumps    map[string]int
+	FailDump map[string]error         // container -> error to return from Dump
+	Stall    map[string]chan struct{} // container -> Dump waits until closed (or ctx ends)
+	DumpTime time.Duration
+}
+
+var _ Executor = (*FakeExecutor)(nil)
+
+// NewFakeExecutor returns a FakeExecutor for node.
+func NewFakeExecutor(node string) *FakeExecutor {
+	return &FakeExecutor{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
+		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}}
+}
+
+// Held returns the containers currently locked or frozen.
+func (f *FakeExecutor) Held() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c, v := range f.locked {
+		if v {
+			out = append(out, "locked:"+c)
+		}
+	}
+	for c, v := range f.frozen {
+		if v {
+			out = append(out, "frozen:"+c)
+		}
+	}
+	return out
+}
+
+// Dumps returns how many times c was dumped.
+func (f *FakeExecutor) Dumps(c string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dumps[c]
+}
+
+func (f *FakeExecutor) Lock(_ context.Context, c Target, _ []Target) ([]protocol.ConnCounter, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[c.ID] = true
+	return nil, nil
+}
+
+func (f *FakeExecutor) Unlock(_ context.Context, c Target, _ []Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[c.ID] = false
+	return nil
+}
+
+func (f *FakeExecutor) Freeze(_ context.Context, c Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen[c.ID] = true
+	return nil
+}
+
+func (f *FakeExecutor) Thaw(_ context.Context, c Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen[c.ID] = false
+	return nil
+}
+
+func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bool, _ string) (*DumpResult, error) {
+	f.mu.Lock()
+	stall, fail, d := f.Stall[c.ID], f.FailDump[c.ID], f.DumpTime
+	f.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
+	if fail != nil {
+		return nil, fail
+	}
+	f.mu.Lock()
+	f.dumps[c.ID]++
+	f.mu.Unlock()
+	content := fmt.Sprintf("%s/%s", snapshot, c.ID)
+	sum := sha256.Sum256([]byte(content))
+	return &DumpResult{
+		Stats: protocol.DumpStats{ImageBytes: uint64(len(content))},
+		Images: store.ImageSet{Node: f.Node, Dir: "/fake/" + snapshot + "/" + c.ID, Durable: true,
+			Files: []store.File{{Name: "pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}},
+	}, nil
+}

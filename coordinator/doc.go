@@ -1,0 +1,23 @@
+// Package coordinator is the swarmckpt coordinator: it resolves a stack to its
+// containers (coordinator/stack), runs one instance of the chosen algorithm's
+// coordinator role (algorithms/) per snapshot, executes that machine's Ready (persist
+// and commit in the Store, messages to the workers over the bus), and serves the CLI
+// (coordinator/api).
+//
+// A snapshot, as the driver runs it:
+//
+//	resolve stack ─► take stack lock (lease) ─► create manifest (preparing)
+//	   ─► send a Plan to every node's agent (a node without a live worker: refused)
+//	   ─► Step(snapshot request) ─► loop { Step(worker messages) | Tick | abort }
+//	        ActPersist: record into the manifest (state dumping)
+//	        ActCommit : wait for every image set report, verify the cut, commit in
+//	                    one transaction (Store.Commit); if that fails: abort
+//	        ActAbort  : manifest aborted with the reason
+//	   ─► decision sent to the containers ─► unlock stack
+//
+// Aborts come from the algorithm (a container failed, the deadline passed), from the
+// user (api abort, e.g. the CLI's Ctrl-C), from a node leaving the cluster (NodeFailed)
+// and from losing the stack lock. A restarted coordinator finds the manifests that are
+// neither committed nor aborted and drives the algorithm's RecoverCoordinator on their
+// record, which aborts them and releases every container (presumed abort).
+package coordinator

@@ -1,0 +1,112 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+)
+
+// liveness tracks worker heartbeats: a worker silent for longer than its timeout is
+// declared failed, and every snapshot it is in is aborted.
+type liveness struct {
+	s       *Service
+	timeout time.Duration
+	mu      sync.Mutex
+	seen    map[string]time.Time
+	info    map[string]store.Worker
+	release map[string]func(context.Context) error
+}
+
+func newLiveness(s *Service, timeout time.Duration) *liveness {
+	return &liveness{s: s, timeout: timeout, seen: map[string]time.Time{}, info: map[string]store.Worker{},
+		release: map[string]func(context.Context) error{}}
+}
+
+func (l *liveness) subscribe() (bus.Subscription, error) {
+	return l.s.cfg.Bus.Subscribe(nodeagent.HeartbeatSubject, func(m *bus.Msg) {
+		var hb nodeagent.Heartbeat
+		if err := json.Unmarshal(m.Data, &hb); err != nil || hb.Worker.Node == "" {
+			return
+		}
+		if hb.Leaving {
+			l.gone(hb.Worker.Node, "its worker shut down")
+			return
+		}
+		l.mu.Lock()
+		_, known := l.seen[hb.Worker.Node]
+		l.seen[hb.Worker.Node] = time.Now()
+		l.info[hb.Worker.Node] = hb.Worker
+		l.mu.Unlock()
+		if !known {
+			l.s.log.Info("worker joined", "node", hb.Worker.Node, "criu", hb.Worker.CRIUVersion)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			rel, err := l.s.cfg.Store.RegisterWorker(ctx, hb.Worker, l.timeout)
+			cancel()
+			if err == nil {
+				l.mu.Lock()
+				l.release[hb.Worker.Node] = rel
+				l.mu.Unlock()
+			}
+		}
+	})
+}
+
+func (l *liveness) gone(node, why string) {
+	l.mu.Lock()
+	_, known := l.seen[node]
+	delete(l.seen, node)
+	delete(l.info, node)
+	rel := l.release[node]
+	delete(l.release, node)
+	l.mu.Unlock()
+	if rel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = rel(ctx)
+		cancel()
+	}
+	if known {
+		l.s.log.Warn("worker left", "node", node, "why", why)
+	}
+	l.s.NodeFailed(node, why)
+}
+
+func (l *liveness) watch(ctx context.Context) {
+	t := time.NewTicker(l.timeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var dead []string
+		l.mu.Lock()
+		for n, at := range l.seen {
+			if time.Since(at) > l.timeout {
+				dead = append(dead, n)
+			}
+		}
+		l.mu.Unlock()
+		for _, n := range dead {
+			l.gone(n, "no heartbeat for "+l.timeout.String())
+		}
+	}
+}
+
+// live returns the workers heard from recently, sorted by node.
+func (l *liveness) live() []store.Worker {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]store.Worker, 0, len(l.info))
+	for _, w := range l.info {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}

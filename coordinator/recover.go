@@ -1,0 +1,62 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// recover finishes what a previous coordinator left: every manifest neither committed
+// nor aborted is aborted through its algorithm's RecoverCoordinator (presumed abort),
+// which releases every container it held.
+func (s *Service) recover(ctx context.Context) error {
+	ms, err := s.cfg.Store.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.State.Final() || m.State == store.StateCorrupt {
+			continue
+		}
+		if err := s.recoverOne(ctx, m); err != nil {
+			s.log.Error("cannot recover snapshot", "snapshot", m.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
+	log := s.log.With("snapshot", m.ID, "stack", m.Stack, "state", m.State)
+	log.Warn("found an unfinished snapshot of a previous coordinator: aborting it and releasing its containers")
+	r := newRun(s, m, nil, nil, s.cfg.SnapshotTimeout)
+	// Agents that restarted lost their plans; resend them (best effort).
+	_ = r.sendPlans(ctx, false)
+	reason := fmt.Sprintf("coordinator %s restarted during the snapshot", m.Coordinator)
+	alg, err := s.cfg.Algorithms(m.Algorithm)
+	if err == nil && len(m.Record) > 0 {
+		mach, rerr := alg.RecoverCoordinator(algorithms.Config{Timeout: r.ticks(s.cfg.SnapshotTimeout), FirstEpoch: m.Epoch}, m.Record)
+		if rerr == nil {
+			r.mach = mach
+			for i := 0; i < 8 && mach.HasReady() && !r.decided; i++ {
+				r.process(ctx, time.Now())
+			}
+			if r.decided {
+				return nil
+			}
+			log.Warn("recovered algorithm did not decide; aborting directly")
+		} else {
+			log.Warn("cannot rebuild the algorithm from its record; aborting directly", "err", rerr)
+		}
+	}
+	// No usable record: abort and tell every container directly.
+	r.abort(ctx, reason)
+	for _, c := range m.Containers {
+		r.send(ctx, protocol.Envelope{Version: protocol.Version, Type: protocol.TypeAbort, Snapshot: m.ID, Epoch: m.Epoch,
+			From: protocol.Coordinator, To: protocol.ContainerAddr(c.ContainerID), Body: &protocol.Decision{Reason: reason}})
+	}
+	return nil
+}

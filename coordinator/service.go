@@ -1,0 +1,208 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// DefaultAlgorithm is used when a request names none.
+const DefaultAlgorithm = "blocking"
+
+// Verifier checks the cut of a manifest's stored images.
+type Verifier func(ctx context.Context, m *store.Manifest) *store.Verdict
+
+// Config configures a Service.
+type Config struct {
+	// Name identifies this coordinator (lock owner, logs). Required.
+	Name string
+	// Bus, Store, Resolver and Algorithms are required.
+	Bus        bus.Transport
+	Store      store.Store
+	Resolver   stack.Resolver
+	Algorithms nodeagent.Lookup
+	// TickPeriod is one logical tick of the algorithms. Default 100ms.
+	TickPeriod time.Duration
+	// SnapshotTimeout bounds a snapshot from request to decision. Default 2m.
+	SnapshotTimeout time.Duration
+	// LockTTL is the stack lock's lease: a dead coordinator's lock lapses after it.
+	// Default 10s.
+	LockTTL time.Duration
+	// PlanTimeout bounds each node's answer to the snapshot plan. Default 5s.
+	PlanTimeout time.Duration
+	// ImagesWait bounds how long a commit waits for image set reports. Default 30s.
+	ImagesWait time.Duration
+	// Verify, when set, checks every snapshot's cut before it commits (stored as the
+	// manifest's Verdict) and serves inspect --verify.
+	Verify Verifier
+	// Restorer, when set, serves restore and migrate.
+	Restorer Restorer
+	// WorkerTimeout: a worker silent for this long is dead. Default 3s.
+	WorkerTimeout time.Duration
+	// Log; default slog.Default().
+	Log *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.WorkerTimeout <= 0 {
+		c.WorkerTimeout = 3 * time.Second
+	}
+	if c.Name == "" || c.Bus == nil || c.Store == nil || c.Resolver == nil || c.Algorithms == nil {
+		return errors.New("coordinator: Name, Bus, Store, Resolver and Algorithms are required")
+	}
+	if c.TickPeriod <= 0 {
+		c.TickPeriod = 100 * time.Millisecond
+	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = 2 * time.Minute
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = 10 * time.Second
+	}
+	if c.PlanTimeout <= 0 {
+		c.PlanTimeout = 5 * time.Second
+	}
+	if c.ImagesWait <= 0 {
+		c.ImagesWait = 30 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return nil
+}
+
+// Service is a running coordinator.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	live *liveness
+
+	mu   sync.Mutex
+	runs map[string]*run // active snapshots by id
+}
+
+// New returns a Service; Run starts serving.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}}
+	s.live = newLiveness(s, cfg.WorkerTimeout)
+	return s, nil
+}
+
+// Run subscribes to the control plane, recovers unfinished snapshots and serves until
+// ctx ends. Snapshots still running when ctx ends stay recorded as they are; the next
+// coordinator recovers them.
+func (s *Service) Run(ctx context.Context) error {
+	var subs []bus.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}()
+	add := func(sub bus.Subscription, err error) error {
+		if err != nil {
+			return fmt.Errorf("coordinator: subscribe: %w", err)
+		}
+		subs = append(subs, sub)
+		return nil
+	}
+	if err := add(s.cfg.Bus.Subscribe(protocol.CoordinatorSubject(), func(m *bus.Msg) {
+		env, err := protocol.Decode(m.Data)
+		if err != nil {
+			s.log.Warn("dropping undecodable message", "err", err)
+			return
+		}
+		if r := s.active(env.Snapshot); r != nil {
+			r.deliver(env)
+		}
+	})); err != nil {
+		return err
+	}
+	if err := add(s.cfg.Bus.Subscribe(nodeagent.ImagesSubject("*"), func(m *bus.Msg) {
+		var rep nodeagent.ImageReport
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			s.log.Warn("dropping undecodable image report", "err", err)
+			return
+		}
+		if r := s.active(rep.Snapshot); r != nil {
+			r.report(rep)
+		}
+	})); err != nil {
+		return err
+	}
+	if err := add(s.live.subscribe()); err != nil {
+		return err
+	}
+	go s.live.watch(ctx)
+	for _, err := range s.serveAPI() {
+		if err := add(err.sub, err.err); err != nil {
+			return err
+		}
+	}
+	if err := s.recover(ctx); err != nil {
+		s.log.Error("recovery of unfinished snapshots failed", "err", err)
+	}
+	s.log.Info("coordinator ready", "name", s.cfg.Name)
+	<-ctx.Done()
+	s.mu.Lock()
+	runs := make([]*run, 0, len(s.runs))
+	for _, r := range s.runs {
+		runs = append(runs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range runs {
+		<-r.done
+	}
+	return nil
+}
+
+func (s *Service) active(id string) *run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs[id]
+}
+
+// NodeFailed aborts every active snapshot with a container on node (called when
+// membership says the node's worker died).
+func (s *Service) NodeFailed(node, why string) {
+	s.mu.Lock()
+	var rs []*run
+	for _, r := range s.runs {
+		rs = append(rs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		r.nodeFailed(node, why)
+	}
+}
+
+func (s *Service) event(ctx context.Context, e api.Event) {
+	e.At = time.Now().UTC()
+	b, _ := json.Marshal(e)
+	if err := s.cfg.Bus.Publish(ctx, api.ProgressSubject(e.ID), b); err != nil {
+		s.log.Debug("progress event not published", "err", err)
+	}
+}
+
+// NewID returns a new snapshot id for stack.
+func NewID(stack string, now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%s-%s", stack, now.UTC().Format("20060102-150405"), hex.EncodeToString(b))
+}

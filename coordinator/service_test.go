@@ -1,0 +1,328 @@
+package coordinator_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func lookup(name string) (algorithms.Algorithm, error) {
+	if name == blocking.Name {
+		return blocking.Algorithm(), nil
+	}
+	return nil, fmt.Errorf("unknown algorithm %q", name)
+}
+
+// env is a coordinator, three node agents with fake executors, an in-memory bus and
+// store: the whole control plane in one process.
+type env struct {
+	t      *testing.T
+	net    *bus.Network
+	store  *store.Memory
+	svc    *coordinator.Service
+	execs  map[string]*nodeagent.FakeExecutor
+	cancel map[string]context.CancelFunc
+	client api.Client
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func bankStack() *stack.Stack {
+	st := &stack.Stack{Name: "bank"}
+	for i, n := range []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"} {
+		st.Containers = append(st.Containers, stack.Container{Service: "bank_holder", Slot: i + 1, Node: n,
+			ContainerID: fmt.Sprintf("ctr%d", i+1), Image: "swarmckpt/bank:dev", IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}})
+	}
+	return st
+}
+
+func newEnv(t *testing.T, nodes ...string) *env {
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+		cancel: map[string]context.CancelFunc{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.store,
+		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond,
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, ImagesWait: 2 * time.Second,
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = svc
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = svc.Run(ctx) }()
+	for _, n := range nodes {
+		e.startAgent(n)
+	}
+	e.client = api.Client{T: e.net.Connect()}
+	t.Cleanup(func() {
+		cancel()
+		for _, c := range e.cancel {
+			c()
+		}
+		e.wg.Wait()
+	})
+	// Wait for the coordinator to serve and every worker to be seen.
+	waitFor(t, "coordinator and workers up", func() bool {
+		c, cl := context.WithTimeout(context.Background(), time.Second)
+		defer cl()
+		st, err := api.Call[api.StatusResult](c, e.client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(st.Workers) == len(nodes)
+	})
+	return e
+}
+
+func (e *env) startAgent(node string) {
+	ex, ok := e.execs[node]
+	if !ok {
+		ex = nodeagent.NewFakeExecutor(node)
+		e.execs[node] = ex
+	}
+	a, err := nodeagent.New(nodeagent.Config{Node: node, Bus: e.net.Connect(), Exec: ex, Algorithms: lookup,
+		TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel[node] = cancel
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = a.Run(ctx) }()
+}
+
+func (e *env) held() []string {
+	var out []string
+	for _, ex := range e.execs {
+		out = append(out, ex.Held()...)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) snapshot(id string) (*api.SnapshotResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: id, Stack: "bank"})
+}
+
+func TestSnapshotCommitsWithEveryImageSetDurable(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	var mu sync.Mutex
+	var events []api.Event
+	sub, err := e.net.Connect().Subscribe(api.ProgressSubject("snap-1"), func(m *bus.Msg) {
+		var ev api.Event
+		_ = json.Unmarshal(m.Data, &ev)
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	res, err := e.snapshot("snap-1")
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	m := res.Snapshot
+	if m.State != store.StateCommitted || m.Epoch != 1 {
+		t.Fatalf("state %s epoch %d, want committed epoch 1 (reason %q)", m.State, m.Epoch, m.Reason)
+	}
+	if err := m.Complete(); err != nil {
+		t.Fatalf("committed manifest incomplete: %v", err)
+	}
+	stored, err := e.store.Get(context.Background(), "snap-1")
+	if err != nil || stored.State != store.StateCommitted || len(stored.Containers) != 5 {
+		t.Fatalf("stored: %+v %v", stored, err)
+	}
+	for _, c := range bankStack().Containers {
+		if n := e.execs[c.Node].Dumps(c.ContainerID); n != 1 {
+			t.Errorf("%s dumped %d times, want 1", c.ContainerID, n)
+		}
+	}
+	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+	waitFor(t, "committed event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range events {
+			if ev.Phase == "committed" {
+				return true
+			}
+		}
+		return false
+	})
+	// The lock is free again: a second snapshot gets the next epoch.
+	res2, err := e.snapshot("snap-2")
+	if err != nil || res2.Snapshot.Epoch != 2 {
+		t.Fatalf("second snapshot: %+v %v", res2, err)
+	}
+	// ls and inspect through the API.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ls, err := api.Call[api.ListResult](ctx, e.client, api.OpList, api.ListRequest{Stack: "bank"})
+	if err != nil || len(ls.Snapshots) != 2 {
+		t.Fatalf("list: %+v %v", ls, err)
+	}
+	_, err = api.Call[api.InspectResult](ctx, e.client, api.OpInspect, api.InspectRequest{ID: "nope"})
+	if !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("inspect missing: %v, want not found", err)
+	}
+}
+
+func TestSnapshotRefusedWhenANodeHasNoWorker(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2") // lab-3 has no worker
+	res, err := e.snapshot("snap-x")
+	if !errors.Is(err, api.ErrNoWorker) || !strings.Contains(err.Error(), "lab-3") {
+		t.Fatalf("err = %v, want no live worker on lab-3", err)
+	}
+	if res == nil || res.Snapshot.State != store.StateAborted {
+		t.Fatalf("manifest not recorded as aborted: %+v", res)
+	}
+	if h := e.held(); len(h) != 0 {
+		t.Fatalf("containers held after a refused snapshot: %v", h)
+	}
+	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
+		t.Fatalf("stack lock not released: %v", err)
+	}
+}
+
+func TestSnapshotAbortsWhenADumpFailsAndReleasesEveryone(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	e.execs["lab-3"].FailDump["ctr3"] = errors.New("criu: dump failed: unsupported resource")
+	_, err := e.snapshot("snap-f")
+	if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "unsupported resource") {
+		t.Fatalf("err = %v, want aborted naming the cause", err)
+	}
+	m, _ := e.store.Get(context.Background(), "snap-f")
+	if m.State != store.StateAborted {
+		t.Fatalf("stored state %s", m.State)
+	}
+	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+}
+
+func TestUserAbortDuringDump(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	stall := make(chan struct{})
+	defer close(stall)
+	e.execs["lab-2"].Stall["ctr2"] = stall
+	errc := make(chan error, 1)
+	go func() { _, err := e.snapshot("snap-c"); errc <- err }()
+	waitFor(t, "snapshot running", func() bool {
+		m, err := e.store.Get(context.Background(), "snap-c")
+		return err == nil && m.State == store.StateDumping
+	})
+	// A concurrent snapshot of the same stack is refused.
+	if _, err := e.snapshot("snap-c2"); !errors.Is(err, api.ErrBusy) {
+		t.Fatalf("concurrent snapshot: %v, want busy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := api.Call[api.AbortResult](ctx, e.client, api.OpAbort, api.AbortRequest{ID: "snap-c", Reason: "interrupted (Ctrl-C)"}); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "Ctrl-C") {
+			t.Fatalf("snapshot ended with %v, want aborted by Ctrl-C", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("snapshot did not end after abort")
+	}
+	// ctr2 is still stuck in its dump; everything else is released.
+	waitFor(t, "others released", func() bool {
+		for _, h := range e.held() {
+			if !strings.HasSuffix(h, ":ctr2") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestWorkerDeathAbortsItsSnapshots(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	stall := make(chan struct{})
+	defer close(stall)
+	e.execs["lab-3"].Stall["ctr3"] = stall
+	errc := make(chan error, 1)
+	go func() { _, err := e.snapshot("snap-d"); errc <- err }()
+	waitFor(t, "snapshot dumping", func() bool {
+		m, err := e.store.Get(context.Background(), "snap-d")
+		return err == nil && m.State == store.StateDumping
+	})
+	e.cancel["lab-3"]() // the worker goes away
+	select {
+	case err := <-errc:
+		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "lab-3") {
+			t.Fatalf("snapshot ended with %v, want aborted naming lab-3", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("snapshot not aborted after its worker died")
+	}
+	waitFor(t, "containers of live nodes released", func() bool {
+		return len(e.execs["lab-1"].Held()) == 0 && len(e.execs["lab-2"].Held()) == 0
+	})
+}
+
+func TestRestartedCoordinatorAbortsUnfinishedSnapshots(t *testing.T) {
+	st := store.NewMemory()
+	// What a coordinator killed mid-snapshot leaves behind: a dumping manifest whose
+	// blocking record says active.
+	alg := blocking.Algorithm()
+	mach := alg.NewCoordinator(algorithms.Config{FirstEpoch: 1})
+	m := &store.Manifest{ID: "snap-k", Stack: "bank", Algorithm: "blocking", State: store.StatePreparing, Epoch: 1,
+		Coordinator: "dead", CreatedAt: time.Now()}
+	for _, c := range bankStack().Containers {
+		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, Node: c.Node, ContainerID: c.ContainerID})
+	}
+	if err := st.Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_ = mach
+	m.State = store.StateDumping
+	m.Record = []byte(`{"algorithm":"blocking","epoch":1,"snapshot":"snap-k","phase":"active","containers":[{"id":"ctr1","node":"lab-1"}]}`)
+	if err := st.Update(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	net := bus.NewNetwork()
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-2", Bus: net.Connect(), Store: st,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "unfinished snapshot aborted", func() bool {
+		got, err := st.Get(context.Background(), "snap-k")
+		return err == nil && got.State == store.StateAborted && strings.Contains(got.Reason+"", "")
+	})
+}

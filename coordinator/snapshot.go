@@ -1,0 +1,493 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// Snapshot takes a snapshot of a stack and returns its manifest once committed or
+// aborted. An aborted snapshot is returned together with an *api.Error (CodeAborted).
+func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
+	if req.Stack == "" {
+		return nil, api.Errorf(api.CodeBadRequest, "no stack given")
+	}
+	if req.Algorithm == "" {
+		req.Algorithm = DefaultAlgorithm
+	}
+	alg, err := s.cfg.Algorithms(req.Algorithm)
+	if err != nil {
+		return nil, api.Errorf(api.CodeBadRequest, "algorithm %q: %v", req.Algorithm, err)
+	}
+	if req.ID == "" {
+		req.ID = NewID(req.Stack, time.Now())
+	}
+	if err := protocol.ValidToken(req.ID); err != nil {
+		return nil, api.Errorf(api.CodeBadRequest, "snapshot id %q: %v", req.ID, err)
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = s.cfg.SnapshotTimeout
+	}
+	start := time.Now()
+	st, err := s.cfg.Resolver.Resolve(ctx, req.Stack)
+	if err != nil {
+		if errors.Is(err, stack.ErrNotFound) {
+			return nil, api.Errorf(api.CodeNotFound, "%v", err)
+		}
+		return nil, api.Errorf(api.CodeFailed, "resolve stack: %v", err)
+	}
+	lock, err := s.cfg.Store.LockStack(ctx, req.Stack, s.cfg.Name+"/"+req.ID, s.cfg.LockTTL)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, api.Errorf(api.CodeBusy, "%v", err)
+		}
+		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+	}
+	unlock := func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := lock.Unlock(uctx); err != nil {
+			s.log.Warn("stack unlock failed (the lease lapses by itself)", "stack", req.Stack, "err", err)
+		}
+	}
+	epoch, err := s.nextEpoch(ctx, req.Stack)
+	if err != nil {
+		unlock()
+		return nil, api.Errorf(api.CodeFailed, "%v", err)
+	}
+	now := time.Now().UTC()
+	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
+		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now}
+	for _, c := range st.Containers {
+		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
+			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks})
+	}
+	for _, w := range st.Warnings {
+		m.Warnings = append(m.Warnings, w.String())
+	}
+	if err := s.cfg.Store.Create(ctx, m); err != nil {
+		unlock()
+		if errors.Is(err, store.ErrExists) {
+			return nil, api.Errorf(api.CodeBadRequest, "%v: pick another id", err)
+		}
+		return nil, api.Errorf(api.CodeFailed, "%v", err)
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "resolved", Message: fmt.Sprintf("%d containers on %s, algorithm %s", len(m.Containers), strings.Join(st.Nodes(), ","), m.Algorithm)})
+	for _, w := range st.Warnings {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: w.String()})
+	}
+
+	r := newRun(s, m, lock, alg, timeout)
+	if err := r.sendPlans(ctx, req.Exit); err != nil {
+		r.finishEarly(ctx, err.Error())
+		unlock()
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return m, ae
+		}
+		return m, api.Errorf(api.CodeFailed, "%v", err)
+	}
+	mach := alg.NewCoordinator(algorithms.Config{Timeout: r.ticks(timeout), FirstEpoch: epoch})
+	r.mach = mach
+	s.mu.Lock()
+	s.runs[m.ID] = r
+	s.mu.Unlock()
+	go r.loop(context.WithoutCancel(ctx), start)
+	<-r.done
+	s.mu.Lock()
+	delete(s.runs, m.ID)
+	s.mu.Unlock()
+	unlock()
+	if r.m.State != store.StateCommitted {
+		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s", m.ID, r.m.Reason)
+	}
+	return r.m, nil
+}
+
+// Abort asks a running snapshot to abort.
+func (s *Service) Abort(id, reason string) error {
+	r := s.active(id)
+	if r == nil {
+		return api.Errorf(api.CodeNotFound, "snapshot %s is not running on this coordinator", id)
+	}
+	if reason == "" {
+		reason = "aborted by the user"
+	}
+	r.requestAbort(reason)
+	return nil
+}
+
+func (s *Service) nextEpoch(ctx context.Context, stackName string) (uint64, error) {
+	ms, err := s.cfg.Store.List(ctx, stackName)
+	if err != nil {
+		return 0, err
+	}
+	var max uint64
+	for _, m := range ms {
+		if m.Epoch > max {
+			max = m.Epoch
+		}
+	}
+	return max + 1, nil
+}
+
+// run is one snapshot being driven.
+type run struct {
+	s       *Service
+	m       *store.Manifest
+	lock    store.Lock
+	alg     algorithms.Algorithm
+	mach    algorithms.Machine
+	timeout time.Duration
+
+	inbox   chan protocol.Envelope
+	images  chan nodeagent.ImageReport
+	aborts  chan string
+	done    chan struct{}
+	nodeOf  map[string]string // container id -> node
+	index   map[string]int    // container id -> position in m.Containers
+	reports map[string]nodeagent.ImageReport
+
+	decided      bool
+	commitFailed string
+}
+
+func newRun(s *Service, m *store.Manifest, lock store.Lock, alg algorithms.Algorithm, timeout time.Duration) *run {
+	r := &run{s: s, m: m, lock: lock, alg: alg, timeout: timeout,
+		inbox: make(chan protocol.Envelope, 1024), images: make(chan nodeagent.ImageReport, 1024),
+		aborts: make(chan string, 16), done: make(chan struct{}),
+		nodeOf: map[string]string{}, index: map[string]int{}, reports: map[string]nodeagent.ImageReport{}}
+	for i, c := range m.Containers {
+		r.nodeOf[c.ContainerID] = c.Node
+		r.index[c.ContainerID] = i
+	}
+	return r
+}
+
+func (r *run) ticks(d time.Duration) uint64 {
+	t := uint64(d / r.s.cfg.TickPeriod)
+	if t < 1 {
+		t = 1
+	}
+	return t
+}
+
+func (r *run) deliver(env protocol.Envelope) {
+	select {
+	case r.inbox <- env:
+	case <-r.done:
+	}
+}
+
+func (r *run) report(rep nodeagent.ImageReport) {
+	select {
+	case r.images <- rep:
+	case <-r.done:
+	}
+}
+
+func (r *run) requestAbort(reason string) {
+	select {
+	case r.aborts <- reason:
+	case <-r.done:
+	}
+}
+
+func (r *run) nodeFailed(node, why string) {
+	for _, c := range r.m.Containers {
+		if c.Node == node {
+			r.requestAbort(fmt.Sprintf("node %s left the cluster (%s) while snapshotting %s", node, why, c.Key()))
+			return
+		}
+	}
+}
+
+// participants is the algorithm's view: every container, with every other container
+// of the stack as a peer (a conservative communication graph: the coordinator does not
+// know which containers talk to each other).
+func (r *run) participants() []protocol.Container {
+	out := make([]protocol.Container, 0, len(r.m.Containers))
+	for _, c := range r.m.Containers {
+		pc := protocol.Container{ID: c.ContainerID, Node: c.Node}
+		for _, p := range r.m.Containers {
+			if p.ContainerID != c.ContainerID {
+				pc.Peers = append(pc.Peers, p.ContainerID)
+			}
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+func (r *run) targets() []nodeagent.Target {
+	out := make([]nodeagent.Target, 0, len(r.m.Containers))
+	for _, c := range r.m.Containers {
+		out = append(out, nodeagent.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs})
+	}
+	return out
+}
+
+// sendPlans tells every node of the snapshot what it covers. A node without a live
+// worker fails the snapshot before anything is locked.
+func (r *run) sendPlans(ctx context.Context, exit bool) error {
+	plan := nodeagent.Plan{Snapshot: r.m.ID, Stack: r.m.Stack, Algorithm: r.m.Algorithm, Epoch: r.m.Epoch,
+		Containers: r.targets(), Exit: exit}
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range r.m.Containers {
+		if seen[c.Node] {
+			continue
+		}
+		seen[c.Node] = true
+		if err := protocol.ValidToken(c.Node); err != nil {
+			return api.Errorf(api.CodeFailed, "node %q of %s: %v", c.Node, c.Key(), err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.s.cfg.PlanTimeout)
+		out, err := r.s.cfg.Bus.Request(pctx, nodeagent.PlanSubject(c.Node), b)
+		cancel()
+		if err != nil {
+			if errors.Is(err, bus.ErrNoResponders) || errors.Is(err, bus.ErrTimeout) {
+				return api.Errorf(api.CodeNoWorker, "node %s (running %s) has no live worker: start 'swarmckpt worker' on it, then retry", c.Node, c.Key())
+			}
+			return api.Errorf(api.CodeFailed, "plan to node %s: %v", c.Node, err)
+		}
+		var rep nodeagent.PlanReply
+		if err := json.Unmarshal(out, &rep); err != nil {
+			return api.Errorf(api.CodeFailed, "node %s answered the plan with garbage: %v", c.Node, err)
+		}
+		if rep.Error != "" {
+			return api.Errorf(api.CodeFailed, "node %s refused the snapshot: %s", c.Node, rep.Error)
+		}
+	}
+	return nil
+}
+
+// finishEarly aborts a manifest before the algorithm started.
+func (r *run) finishEarly(ctx context.Context, reason string) {
+	r.m.State, r.m.Reason, r.m.UpdatedAt = store.StateAborted, reason, time.Now().UTC()
+	if err := r.s.cfg.Store.Update(context.WithoutCancel(ctx), r.m); err != nil {
+		r.s.log.Warn("cannot record abort", "snapshot", r.m.ID, "err", err)
+	}
+	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "aborted", Message: reason})
+}
+
+func (r *run) loop(ctx context.Context, start time.Time) {
+	defer close(r.done)
+	log := r.s.log.With("snapshot", r.m.ID, "stack", r.m.Stack)
+	req := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: r.m.ID,
+		From: protocol.ClientAddr(r.s.cfg.Name), To: protocol.Coordinator,
+		Body: &protocol.SnapshotRequest{Algorithm: r.m.Algorithm, Containers: r.participants()}}
+	if err := r.mach.Step(req); err != nil {
+		r.finishEarly(ctx, fmt.Sprintf("the %s algorithm refused the snapshot: %v", r.m.Algorithm, err))
+		return
+	}
+	tick := time.NewTicker(r.s.cfg.TickPeriod)
+	defer tick.Stop()
+	lost := r.lock.Lost()
+	for {
+		if r.mach.HasReady() {
+			r.process(ctx, start)
+		}
+		if r.decided {
+			log.Info("snapshot ended", "state", r.m.State, "reason", r.m.Reason, "total", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case env := <-r.inbox:
+			r.observe(ctx, env)
+			if err := r.mach.Step(env); err != nil {
+				log.Debug("algorithm refused message", "type", env.Type, "from", env.From, "err", err)
+			}
+		case rep := <-r.images:
+			r.addReport(ctx, rep)
+		case reason := <-r.aborts:
+			r.failWith(reason)
+		case <-lost:
+			lost = nil
+			r.failWith("the stack lock was lost (etcd unreachable or lease expired)")
+		case <-tick.C:
+			r.mach.Tick()
+		}
+	}
+}
+
+// failWith makes the algorithm abort by reporting a failure of the first container.
+func (r *run) failWith(reason string) {
+	if len(r.m.Containers) == 0 {
+		return
+	}
+	c := r.m.Containers[0]
+	env := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeFailed, Snapshot: r.m.ID, Epoch: r.m.Epoch,
+		From: protocol.ContainerAddr(c.ContainerID), To: protocol.Coordinator, Body: &protocol.Result{Error: reason}}
+	if err := r.mach.Step(env); err != nil {
+		r.s.log.Warn("algorithm refused the abort", "snapshot", r.m.ID, "err", err)
+	}
+}
+
+// observe turns worker messages into progress events.
+func (r *run) observe(ctx context.Context, env protocol.Envelope) {
+	i, ok := r.index[env.From.ID]
+	if !ok {
+		return
+	}
+	c := r.m.Containers[i]
+	e := api.Event{ID: r.m.ID, Container: c.Key(), Node: c.Node}
+	switch env.Type {
+	case protocol.TypeLockDone:
+		e.Phase = "locked"
+	case protocol.TypeDumpDone:
+		e.Phase = "dumped"
+		if res, ok := env.Body.(*protocol.Result); ok && res.Dump != nil {
+			e.Bytes = int64(res.Dump.ImageBytes)
+		}
+	case protocol.TypeDone:
+		e.Phase = "done"
+	case protocol.TypeFailed:
+		e.Phase = "failed"
+		if res, ok := env.Body.(*protocol.Result); ok {
+			e.Message = res.Error
+		}
+	default:
+		return
+	}
+	r.s.event(ctx, e)
+}
+
+func (r *run) addReport(ctx context.Context, rep nodeagent.ImageReport) {
+	i, ok := r.index[rep.Container]
+	if !ok {
+		return
+	}
+	r.reports[rep.Container] = rep
+	img := rep.Images
+	r.m.Containers[i].Images = &img
+	r.m.Containers[i].FreezeMS = rep.FreezeMS
+	r.m.Containers[i].DumpMS = rep.DumpMS
+	c := r.m.Containers[i]
+	r.s.event(ctx, api.Event{ID: r.m.ID, Container: c.Key(), Node: c.Node, Phase: "durable", Bytes: img.Bytes(), MS: rep.FreezeMS})
+}
+
+// process executes one Ready of the coordinator role.
+func (r *run) process(ctx context.Context, start time.Time) {
+	rd := r.mach.Ready()
+	for _, act := range rd.Actions {
+		switch act.Kind {
+		case algorithms.ActPersist:
+			r.m.Record = act.Record
+			if r.m.State == store.StatePreparing {
+				r.m.State = store.StateDumping
+			}
+			r.save(ctx)
+		case algorithms.ActCommit:
+			r.m.Record = act.Record
+			r.commit(ctx, start)
+			r.decided = true
+		case algorithms.ActAbort:
+			r.m.Record = act.Record
+			r.abort(ctx, act.Reason)
+			r.decided = true
+		}
+	}
+	deadline := time.Now().Add(r.timeout + 10*time.Second).UnixMilli()
+	for _, env := range rd.Messages {
+		if r.commitFailed != "" && env.Type == protocol.TypeCommit {
+			env.Type, env.Body = protocol.TypeAbort, &protocol.Decision{Reason: r.commitFailed}
+		}
+		if env.Deadline.Ticks > 0 {
+			env.Deadline.UnixMilli = time.Now().Add(time.Duration(env.Deadline.Ticks) * r.s.cfg.TickPeriod).UnixMilli()
+		} else if env.Deadline.UnixMilli == 0 && (env.Type == protocol.TypeLock || env.Type == protocol.TypeMarker) {
+			env.Deadline.UnixMilli = deadline
+		}
+		r.send(ctx, env)
+	}
+	r.mach.Advance()
+}
+
+func (r *run) send(ctx context.Context, env protocol.Envelope) {
+	subj, err := protocol.SubjectFor(env.To, func(c string) (string, bool) { n, ok := r.nodeOf[c]; return n, ok })
+	if err != nil {
+		r.s.log.Warn("cannot route message", "to", env.To, "err", err)
+		return
+	}
+	b, err := protocol.Encode(env)
+	if err != nil {
+		r.s.log.Warn("cannot encode message", "type", env.Type, "err", err)
+		return
+	}
+	if err := r.s.cfg.Bus.Publish(ctx, subj, b); err != nil {
+		r.s.log.Warn("cannot send message", "subject", subj, "type", env.Type, "err", err)
+	}
+}
+
+func (r *run) save(ctx context.Context) {
+	r.m.UpdatedAt = time.Now().UTC()
+	if err := r.s.cfg.Store.Update(ctx, r.m); err != nil {
+		r.s.log.Warn("cannot persist snapshot record", "snapshot", r.m.ID, "err", err)
+	}
+}
+
+// commit waits for every image set, verifies the cut and commits in one transaction.
+func (r *run) commit(ctx context.Context, start time.Time) {
+	wait := time.NewTimer(r.s.cfg.ImagesWait)
+	defer wait.Stop()
+	for len(r.reports) < len(r.m.Containers) {
+		select {
+		case rep := <-r.images:
+			r.addReport(ctx, rep)
+		case <-wait.C:
+			var missing []string
+			for _, c := range r.m.Containers {
+				if _, ok := r.reports[c.ContainerID]; !ok {
+					missing = append(missing, c.Key()+"@"+c.Node)
+				}
+			}
+			r.commitFailed = fmt.Sprintf("no durable image set reported within %s for %s", r.s.cfg.ImagesWait, strings.Join(missing, ", "))
+			r.abort(ctx, r.commitFailed)
+			return
+		}
+	}
+	if r.s.cfg.Verify != nil {
+		r.m.Verdict = r.s.cfg.Verify(ctx, r.m)
+		if v := r.m.Verdict; v != nil && !v.Consistent && v.Error == "" {
+			r.s.log.Error("committed cut is NOT consistent: algorithm bug", "snapshot", r.m.ID, "summary", v.Summary)
+		}
+	}
+	now := time.Now().UTC()
+	r.m.CommittedAt, r.m.UpdatedAt = now, now
+	r.m.TotalMS = time.Since(start).Milliseconds()
+	if err := r.s.cfg.Store.Commit(ctx, r.m, r.lock); err != nil {
+		r.commitFailed = fmt.Sprintf("commit refused: %v", err)
+		r.abort(ctx, r.commitFailed)
+		return
+	}
+	var bytes int64
+	for _, c := range r.m.Containers {
+		if c.Images != nil {
+			bytes += c.Images.Bytes()
+		}
+	}
+	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "committed", Bytes: bytes, MS: r.m.TotalMS})
+}
+
+func (r *run) abort(ctx context.Context, reason string) {
+	r.m.State, r.m.Reason, r.m.UpdatedAt = store.StateAborted, reason, time.Now().UTC()
+	if err := r.s.cfg.Store.Update(ctx, r.m); err != nil {
+		r.s.log.Warn("cannot record abort", "snapshot", r.m.ID, "err", err)
+	}
+	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "aborted", Message: reason})
+}

@@ -119,8 +119,13 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 			continue
 		}
 		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			// A swarm worker learns attachable overlays only when a container joins
+			// them: docker create decides (and names the network if it is missing).
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("network %s on this node: %w (create it, attachable, with the same --subnet)", n.Name, err)
+			return fmt.Errorf("network %s on this node: %w", n.Name, err)
 		}
 		for cid, ep := range ni.Containers {
 			if strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") {

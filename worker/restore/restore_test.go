@@ -72,7 +72,7 @@ func TestDockerConformance(t *testing.T) {
 	}
 	const net = "dptest-restore"
 	if _, err := node.Docker("network", "inspect", net); err != nil {
-		node.MustDocker(t, "network", "create", "--attachable", "--subnet", "10.231.0.0/24", net)
+		node.MustDocker(t, "network", "create", "--attachable", "--subnet", "10.232.7.0/24", net)
 	}
 	insp := container.NewDocker(cli)
 	r := &restore.Docker{Cli: cli, DataRoot: node.DataRoot}
@@ -83,7 +83,7 @@ func TestDockerConformance(t *testing.T) {
 		Restorer: runtimeRestorer{r},
 		Set: func(t *testing.T, leaveRunning bool, mutate func(*container.Spec)) imageset.Verified {
 			name := fmt.Sprintf("dprestore-src-%d", seq.Add(1))
-			node.Run(t, name, "--network", net, "--ip", fmt.Sprint("10.231.0.", ip.Add(1)), dockertest.Image, "counter")
+			node.Run(t, name, "--network", net, "--ip", fmt.Sprint("10.232.7.", ip.Add(1)), dockertest.Image, "counter")
 			node.WaitLog(t, name, 10*time.Second, "counting", func(l string) bool { return strings.Contains(l, "count 1\n") })
 			ctx := context.Background()
 			ref, err := insp.Resolve(ctx, name)

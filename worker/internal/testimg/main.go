@@ -6,12 +6,14 @@
 //	testimg memhog MIB            fills MIB MiB with a deterministic pattern, prints
 //	                              "sum HEX pass N" once a second (sha256 of the memory)
 //	testimg echo-server :PORT     echoes every line back on each TCP connection
+//	                              (plain TCP; TESTIMG_MPTCP=1 makes it MPTCP, which CRIU refuses)
 //	testimg echo-client ADDR      sends "seq N" lines, checks each echo, prints "ok N";
 //	                              prints "ERR ..." and exits 3 on any gap or error
 package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"net"
@@ -74,7 +76,11 @@ func memhog(mib string) {
 }
 
 func echoServer(addr string) {
-	l, err := net.Listen("tcp", addr)
+	// Go enables MPTCP on listeners by default, which CRIU cannot dump; TESTIMG_MPTCP=1
+	// keeps it on to test exactly that failure.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(os.Getenv("TESTIMG_MPTCP") == "1")
+	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		fmt.Println("ERR listen:", err)
 		os.Exit(3)
@@ -109,7 +115,9 @@ func echoClient(addr string) {
 	var c net.Conn
 	var err error
 	for i := 0; i < 100; i++ {
-		if c, err = net.Dial("tcp", addr); err == nil {
+		d := net.Dialer{}
+		d.SetMultipathTCP(false)
+		if c, err = d.Dial("tcp", addr); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -95,7 +95,10 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := n1.WaitLog(t, cli, 30*time.Second, "20 more echoes after the swap",
-		func(l string) bool { o := oks(l); return len(o) > 0 && o[len(o)-1] >= last+20 || strings.Contains(l, "ERR") })
+		func(l string) bool {
+			o := oks(l)
+			return len(o) > 0 && o[len(o)-1] >= last+20 || strings.Contains(l, "ERR")
+		})
 	if strings.Contains(logs, "ERR") || strings.Contains(logs, "connected") {
 		t.Fatalf("client after restore (on %s) reconnected or failed:\n%s", n1.Host, logs)
 	}

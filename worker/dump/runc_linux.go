@@ -93,8 +93,13 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		// Keep CRIU's log next to the (removed) set for diagnosis.
+		logPath := filepath.Join(work, "dump.log")
+		if os.Rename(logPath, set+".failed-dump.log") == nil {
+			logPath = set + ".failed-dump.log"
+		}
 		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
-			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(filepath.Join(work, "dump.log"), 6))
+			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6))
 	}
 	took := time.Since(start)
 	criu, kernel := r.Versions()

@@ -183,3 +183,36 @@ func TestRecoveryLineIsMaximum(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRecoveryLine: whatever the schedule and traffic, the recovery line over the
+// committed history is a consistent cut.
+func FuzzRecoveryLine(f *testing.F) {
+	f.Add(uint64(1), uint8(6), uint8(3))
+	f.Add(uint64(7), uint8(12), uint8(8))
+	f.Add(uint64(42), uint8(2), uint8(20))
+	f.Fuzz(func(t *testing.T, seed uint64, n, snaps uint8) {
+		cs := algotest.Topology(2+int(n)%14, 3)
+		d, err := algotest.NewDriver(Algorithm(), algotest.Options{Containers: cs, Config: algotest.TestConfig(), Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 1+int(snaps)%10; i++ {
+			_ = d.Request(fmt.Sprintf("s%d", i))
+			for d.DeliverOne(false) {
+				d.RandomTraffic()
+			}
+		}
+		d.Settle()
+		h, err := HistoryFromRecord(d.Record())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := RecoveryLine(cs, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := algotest.CheckCut(cs, recordingsOf(cs, h, l)); err != nil {
+			t.Fatalf("recovery line %v inconsistent: %v", l.Index, err)
+		}
+	})
+}

@@ -58,10 +58,17 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 
 func commands() map[string]command {
 	return map[string]command{
-		"lab":     {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab},
-		"worker":  {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker},
-		"version": {summary: "print the version", run: runVersion},
-		"sim":     {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
+		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab},
+		"worker":      {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker},
+		"version":     {summary: "print the version", run: runVersion},
+		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator},
+		"snapshot":    {summary: "take a consistent snapshot of a stack", run: runSnapshot},
+		"ls":          {summary: "list snapshots", run: runLs},
+		"inspect":     {summary: "show a snapshot; --verify checks its cut", run: runInspect},
+		"rm":          {summary: "delete snapshots", run: runRm},
+		"restore":     {summary: "restore a snapshot on other nodes", run: runRestore},
+		"migrate":     {summary: "move a stack to or off a node (cold)", run: runMigrate},
+		"sim":         {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
 	}
 }
 

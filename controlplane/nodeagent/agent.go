@@ -99,6 +99,8 @@ type Config struct {
 	TickPeriod time.Duration
 	// ActionTimeout bounds one container action. Default 5m.
 	ActionTimeout time.Duration
+	// Restorer, when set, serves image transfers and restores on this node.
+	Restorer Restorer
 	// Info describes this worker in heartbeats (Node is filled in).
 	Info store.Worker
 	// HeartbeatPeriod between heartbeats. Default 1s.
@@ -138,6 +140,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.HeartbeatPeriod = time.Second
 	}
 	cfg.Info.Node = cfg.Node
+	if cfg.Restorer != nil && cfg.Info.Address == "" {
+		cfg.Info.Address = cfg.Restorer.Addr()
+	}
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
@@ -190,6 +195,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.NodeSubject(a.cfg.Node), err)
 	}
 	defer msgSub.Unsubscribe()
+	rsubs, err := a.serveRestore(ctx)
+	if err != nil {
+		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
+	}
+	defer func() {
+		for _, s := range rsubs {
+			_ = s.Unsubscribe()
+		}
+	}()
 	a.log.Info("node agent ready", "subject", protocol.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
+	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/worker"
+)
+
+const defaultDataDir = "/var/lib/swarmckpt/coordinator"
+
+const coordinatorUsage = `
+Usage: swarmckpt coordinator [flags]
+       swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
+
+Runs the coordinator: it resolves stacks through a swarm manager's Docker API, drives
+one algorithm instance per snapshot, records snapshots in etcd and serves the CLI over
+NATS. With no --nats and no --etcd it runs both servers inside its own process, on
+loopback, persisting under --data-dir (mode 0700); the NATS token it generates is
+written to <data-dir>/nats.token (mode 0600): workers and the CLI read it from there.
+
+'coordinator agent' runs the control-plane agent of one node next to its worker
+('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
+worker's local API) and serves transfers and restores.
+
+Examples:
+  swarmckpt coordinator --docker unix:///run/swarmckpt/lab/lab-1/docker.sock
+  swarmckpt coordinator --nats nats://10.0.0.5:4222 --nats-token-file /etc/swarmckpt/token \
+      --etcd http://10.0.0.5:2379 --docker unix:///var/run/docker.sock
+  swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302
+`
+
+// natsFlags are the control-plane connection flags shared by every command.
+type natsFlags struct {
+	url, token, tokenFile, user, password, ca, cert, key, dataDir string
+}
+
+func (n *natsFlags) register(fs *flag.FlagSet, defaultURL bool) {
+	def := ""
+	if defaultURL {
+		def = fmt.Sprintf("nats://127.0.0.1:%d", embedded.DefaultNATSPort)
+	}
+	fs.StringVar(&n.url, "nats", def, "NATS URL of the control plane")
+	fs.StringVar(&n.token, "nats-token", "", "NATS token")
+	fs.StringVar(&n.tokenFile, "nats-token-file", "", "file holding the NATS token (default <data-dir>/nats.token when it exists)")
+	fs.StringVar(&n.user, "nats-user", "", "NATS user name")
+	fs.StringVar(&n.password, "nats-password", "", "NATS password (prefer $SWARMCKPT_NATS_PASSWORD)")
+	fs.StringVar(&n.ca, "nats-ca", "", "CA certificate to verify the NATS server (turns TLS on)")
+	fs.StringVar(&n.cert, "nats-cert", "", "client certificate for NATS (TLS)")
+	fs.StringVar(&n.key, "nats-key", "", "client key for NATS (TLS)")
+	fs.StringVar(&n.dataDir, "data-dir", defaultDataDir, "coordinator data directory (etcd data, NATS token)")
+}
+
+func (n *natsFlags) config(c *cli, name string) natsbus.Config {
+	cfg := natsbus.Config{URL: n.url, Token: n.token, TokenFile: n.tokenFile, User: n.user, Password: n.password,
+		CAFile: n.ca, CertFile: n.cert, KeyFile: n.key, Name: name, Log: c.log}
+	if cfg.Password == "" {
+		cfg.Password = os.Getenv("SWARMCKPT_NATS_PASSWORD")
+	}
+	if cfg.Token == "" && cfg.TokenFile == "" && cfg.User == "" {
+		if _, err := os.Stat(embedded.TokenPath(n.dataDir)); err == nil {
+			cfg.TokenFile = embedded.TokenPath(n.dataDir)
+		}
+	}
+	return cfg
+}
+
+// lookupAlgorithm maps a name to an algorithm of this build.
+func lookupAlgorithm(name string) (algorithms.Algorithm, error) {
+	for _, a := range availableAlgorithms() {
+		if a.Name() == name {
+			return a, nil
+		}
+	}
+	var names []string
+	for _, a := range availableAlgorithms() {
+		names = append(names, a.Name())
+	}
+	return nil, fmt.Errorf("unknown algorithm %q (available: %s)", name, strings.Join(names, ", "))
+}
+
+func availableAlgorithms() []algorithms.Algorithm {
+	return []algorithms.Algorithm{blocking.Algorithm()}
+}
+
+func runCoordinator(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] == "agent" {
+		return runAgent(ctx, c, args[1:])
+	}
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	var nf natsFlags
+	nf.register(fs, false)
+	etcdEPs := fs.String("etcd", "", "etcd endpoints, comma-separated (default: embedded etcd)")
+	listen := fs.String("listen", "127.0.0.1", "address the embedded NATS and etcd bind to")
+	natsPort := fs.Int("nats-port", embedded.DefaultNATSPort, "embedded NATS client port")
+	etcdPort := fs.Int("etcd-port", embedded.DefaultEtcdPort, "embedded etcd client port")
+	etcdPeer := fs.Int("etcd-peer-port", embedded.DefaultEtcdPeerPort, "embedded etcd peer port")
+	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without a token (trusted single-user hosts only)")
+	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
+	name := fs.String("name", "", "this coordinator's name (default the host name)")
+	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
+	if err := parseFlags(c, fs, coordinatorUsage, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		h, _ := os.Hostname()
+		*name = "coordinator-" + h
+	}
+	if err := os.MkdirAll(nf.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", nf.dataDir, err)
+	}
+	var endpoints []string
+	if *etcdEPs != "" {
+		endpoints = strings.Split(*etcdEPs, ",")
+	}
+	var srv *embedded.Servers
+	if nf.url == "" || len(endpoints) == 0 {
+		cfg := embedded.DefaultConfig(nf.dataDir)
+		cfg.Host, cfg.NATSPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.NoAuth, cfg.Log = *listen, *natsPort, *etcdPort, *etcdPeer, *noAuth, c.log
+		var err error
+		srv, err = embedded.Start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		if nf.url == "" {
+			nf.url = srv.NATSURL()
+			if srv.Token() != "" {
+				nf.token, nf.tokenFile = srv.Token(), ""
+			}
+		}
+		if len(endpoints) == 0 {
+			endpoints = srv.EtcdEndpoints()
+		}
+	}
+	tr, err := natsbus.Connect(ctx, nf.config(c, *name))
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	st, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: endpoints})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := stack.NewDocker(*docker)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
+		Algorithms: lookupAlgorithm, SnapshotTimeout: *timeout, Verify: coordinator.LocalVerifier, Log: c.log})
+	if err != nil {
+		return err
+	}
+	svc.SetRestorer(&coordinator.AgentRestorer{Bus: tr, Addr: svc.WorkerAddr, Events: svc.Emit})
+	fmt.Fprintf(c.stdout, "coordinator %s: NATS %s, etcd %s, data %s\n", *name, nf.url, strings.Join(endpoints, ","), nf.dataDir)
+	if srv != nil && srv.Token() != "" {
+		fmt.Fprintf(c.stdout, "NATS token: %s (workers: --nats-token-file %s)\n", embedded.TokenPath(nf.dataDir), embedded.TokenPath(nf.dataDir))
+	}
+	return svc.Run(ctx)
+}
+
+const agentUsage = `
+Usage: swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
+
+Runs one node's control-plane agent next to its worker ('swarmckpt worker', whose local
+API address is --worker, or read from --worker-addr-file). It connects to the
+coordinator's NATS, announces the node (heartbeats), runs the container side of every
+snapshot algorithm, and serves image transfers and restores.
+
+Examples:
+  swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301
+  swarmckpt coordinator agent --node lab-2 --worker-addr-file /run/swarmckpt/w2.addr \
+      --nats nats://127.0.0.1:14222 --nats-token-file /var/lib/swarmckpt/coordinator/nats.token
+`
+
+func runAgent(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("coordinator agent", flag.ContinueOnError)
+	var nf natsFlags
+	nf.register(fs, true)
+	node := fs.String("node", "", "this node's name as the swarm knows it (required)")
+	waddr := fs.String("worker", "", "the worker's local API address host:port")
+	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
+	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
+	if err := parseFlags(c, fs, agentUsage, args); err != nil {
+		return err
+	}
+	if *node == "" {
+		return usagef("--node is required")
+	}
+	addr := *waddr
+	if addr == "" && *waddrFile != "" {
+		b, err := os.ReadFile(*waddrFile)
+		if err != nil {
+			return fmt.Errorf("--worker-addr-file: %w", err)
+		}
+		addr = strings.TrimSpace(string(b))
+	}
+	if addr == "" {
+		return usagef("give the worker's address with --worker or --worker-addr-file")
+	}
+	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr}, *hold)
+	if err != nil {
+		return err
+	}
+	tr, err := natsbus.Connect(ctx, nf.config(c, "agent-"+*node))
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: lookupAlgorithm,
+		Info: workerInfo(ex.Info), Log: c.log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "agent %s: worker %s, NATS %s\n", *node, addr, nf.url)
+	return a.Run(ctx)
+}
+
+func workerInfo(i worker.NodeInfo) (w store.Worker) {
+	w.Node, w.Address, w.CRIUVersion = i.Node, i.Addr, i.CRIUVersion
+	if i.Kernel != "" {
+		w.Features = append(w.Features, "kernel="+i.Kernel)
+	}
+	if i.PostCopy.OK {
+		w.Features = append(w.Features, "post-copy")
+	}
+	if i.PreCopy.OK {
+		w.Features = append(w.Features, "pre-copy")
+	}
+	return w
+}

@@ -1,0 +1,630 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+// Exit codes of the user commands beyond main's (documented in docs/cli.md).
+const (
+	exitNotFound = 3 // stack or snapshot does not exist
+	exitBusy     = 4 // the stack is being snapshotted already
+	exitAborted  = 5 // the snapshot was aborted (and everything released)
+)
+
+// ctlFlags are the flags every user command shares.
+type ctlFlags struct {
+	natsFlags
+	output  string
+	timeout time.Duration
+}
+
+func newCtlFlags(name string, timeout time.Duration) (*flag.FlagSet, *ctlFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	f := &ctlFlags{}
+	f.register(fs, true)
+	fs.StringVar(&f.output, "output", "text", "output format: text or json")
+	fs.DurationVar(&f.timeout, "timeout", timeout, "how long to wait for the coordinator")
+	return fs, f
+}
+
+// parseInterleaved parses flags placed before or after positional arguments.
+func parseInterleaved(c *cli, fs *flag.FlagSet, usage string, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(c, fs, usage, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (f *ctlFlags) check() error {
+	if f.output != "text" && f.output != "json" {
+		return usagef("--output must be text or json, not %q", f.output)
+	}
+	return nil
+}
+
+func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Client, error) {
+	tr, err := natsbus.Connect(ctx, f.config(c, "swarmckpt-cli"))
+	if err != nil {
+		return nil, api.Client{}, err
+	}
+	return tr, api.Client{T: tr}, nil
+}
+
+// apiExit maps coordinator errors to exit codes.
+func apiExit(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Code {
+	case api.CodeBadRequest:
+		return &usageError{msg: ae.Message}
+	case api.CodeNotFound:
+		return &exitCodeError{code: exitNotFound, err: err}
+	case api.CodeBusy:
+		return &exitCodeError{code: exitBusy, err: err}
+	case api.CodeAborted:
+		return &exitCodeError{code: exitAborted, err: err}
+	}
+	return err
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// progress prints a long operation's events as they arrive.
+type progress struct {
+	mu   sync.Mutex
+	w    io.Writer
+	tty  bool
+	t0   time.Time
+	seen int
+}
+
+func (p *progress) handle(m *bus.Msg) {
+	var e api.Event
+	if err := json.Unmarshal(m.Data, &e); err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen++
+	what := e.Phase
+	if e.Container != "" {
+		what = fmt.Sprintf("%-24s %-10s %s", e.Container, e.Node, e.Phase)
+	}
+	extra := ""
+	if e.Bytes > 0 {
+		extra += " " + human(e.Bytes)
+	}
+	if e.MS > 0 {
+		extra += fmt.Sprintf(" %dms", e.MS)
+	}
+	if e.Message != "" {
+		extra += "  " + e.Message
+	}
+	fmt.Fprintf(p.w, "[%6.2fs] %s%s\n", time.Since(p.t0).Seconds(), what, extra)
+}
+
+func followProgress(tr bus.Transport, id string, w io.Writer) (func(), error) {
+	p := &progress{w: w, tty: isTerminal(w), t0: time.Now()}
+	sub, err := tr.Subscribe(api.ProgressSubject(id), p.handle)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+func printSummary(w io.Writer, m *store.Manifest) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTAINER\tNODE\tFROZEN\tDUMP\tIMAGES")
+	for _, c := range m.Containers {
+		size := "-"
+		if c.Images != nil {
+			size = human(c.Images.Bytes())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%dms\t%dms\t%s\n", c.Key(), c.Node, c.FreezeMS, c.DumpMS, size)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "snapshot %s of stack %s: %s, algorithm %s, %d containers, %s of images, total %dms\n",
+		m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers), human(m.Bytes()), m.TotalMS)
+	if m.Reason != "" {
+		fmt.Fprintf(w, "reason: %s\n", m.Reason)
+	}
+	if v := m.Verdict; v != nil {
+		if v.Error != "" {
+			fmt.Fprintf(w, "cut check: not run: %s\n", v.Error)
+		} else {
+			fmt.Fprintf(w, "cut check: %s\n", v.Summary)
+		}
+	}
+	for _, wn := range m.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", wn)
+	}
+}
+
+const snapshotUsage = `
+Usage: swarmckpt snapshot <stack> [--algorithm NAME] [flags]
+
+Takes a consistent snapshot of every container of a Docker Swarm stack. The containers
+keep running (each is frozen only while it is dumped). Progress is shown per container;
+the summary gives each container's freeze time and image size. Ctrl-C aborts the
+snapshot and releases every container (exit code 130).
+
+Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
+snapshotted already, 5 aborted, 130 interrupted.
+
+Examples:
+  swarmckpt snapshot bank
+  swarmckpt snapshot bank --algorithm blocking --output json
+  swarmckpt snapshot echo --id echo-before-upgrade
+`
+
+func runSnapshot(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("snapshot", 3*time.Minute)
+	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	id := fs.String("id", "", "id of the new snapshot (default STACK-DATE-TIME-RANDOM)")
+	pos, err := parseInterleaved(c, fs, snapshotUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give exactly one stack name (swarmckpt snapshot <stack>)")
+	}
+	if *id == "" {
+		*id = coordinator.NewID(pos[0], time.Now())
+	}
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if f.output == "text" {
+		stop, err := followProgress(tr, *id, c.stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(c.stdout, "snapshot %s of stack %s (algorithm %s)\n", *id, pos[0], *algo)
+	}
+	type result struct {
+		res *api.SnapshotResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		defer cancel()
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: f.timeout - 5*time.Second})
+		done <- result{r, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, aerr := api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: *id, Reason: "interrupted by the user (Ctrl-C)"})
+		cancel()
+		select {
+		case r = <-done:
+		case <-time.After(15 * time.Second):
+		}
+		if aerr != nil && !errors.Is(aerr, api.ErrNotFound) {
+			return fmt.Errorf("interrupted; the abort request failed (%v): the coordinator aborts it at its deadline", aerr)
+		}
+		if r.res != nil && r.res.Snapshot != nil {
+			return fmt.Errorf("interrupted: snapshot %s is %s", *id, r.res.Snapshot.State)
+		}
+		return fmt.Errorf("interrupted: snapshot %s aborted", *id)
+	}
+	if r.res != nil && r.res.Snapshot != nil {
+		if f.output == "json" {
+			if err := printJSON(c.stdout, r.res.Snapshot); err != nil {
+				return err
+			}
+		} else {
+			time.Sleep(50 * time.Millisecond) // let the last progress events print first
+			printSummary(c.stdout, r.res.Snapshot)
+		}
+	}
+	return apiExit(r.err)
+}
+
+func algoNames() string {
+	var n []string
+	for _, a := range availableAlgorithms() {
+		n = append(n, a.Name())
+	}
+	return strings.Join(n, "|")
+}
+
+const lsUsage = `
+Usage: swarmckpt ls [<stack>] [--output json]
+
+Lists snapshots (of one stack, or all), oldest first, with their state.
+
+Examples:
+  swarmckpt ls
+  swarmckpt ls bank --output json
+`
+
+func runLs(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("ls", 10*time.Second)
+	pos, err := parseInterleaved(c, fs, lsUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("give at most one stack name")
+	}
+	stackName := ""
+	if len(pos) == 1 {
+		stackName = pos[0]
+	}
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[api.ListResult](rctx, cl, api.OpList, api.ListRequest{Stack: stackName})
+	if err != nil {
+		return apiExit(err)
+	}
+	if f.output == "json" {
+		return printJSON(c.stdout, res.Snapshots)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTACK\tSTATE\tALGORITHM\tCONTAINERS\tIMAGES\tCREATED\tCUT")
+	for _, m := range res.Snapshots {
+		cutS := "-"
+		if m.Verdict != nil {
+			switch {
+			case m.Verdict.Error != "":
+				cutS = "unchecked"
+			case m.Verdict.Consistent:
+				cutS = "consistent"
+			default:
+				cutS = "INCONSISTENT"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers),
+			human(m.Bytes()), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), cutS)
+	}
+	return tw.Flush()
+}
+
+const inspectUsage = `
+Usage: swarmckpt inspect <snapshot> [--verify] [--output json]
+
+Shows a snapshot: state, containers with node, addresses, freeze time and images.
+--verify re-checks every image file's sha256 and runs the cut checker on the stored CRIU
+images: for every TCP connection between two containers of the snapshot, bytes received
+<= bytes sent in both directions, printed as per-connection evidence. Exit code 1 when
+the cut is inconsistent or the images are corrupt.
+
+Examples:
+  swarmckpt inspect bank-20261122-021500-1a2b3c
+  swarmckpt inspect bank-20261122-021500-1a2b3c --verify
+`
+
+func runInspect(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("inspect", time.Minute)
+	verify := fs.Bool("verify", false, "verify checksums and the consistency of the cut")
+	pos, err := parseInterleaved(c, fs, inspectUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give exactly one snapshot id (see 'swarmckpt ls')")
+	}
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[api.InspectResult](rctx, cl, api.OpInspect, api.InspectRequest{ID: pos[0], Verify: *verify})
+	if err != nil {
+		return apiExit(err)
+	}
+	m := res.Snapshot
+	if f.output == "json" {
+		if err := printJSON(c.stdout, m); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "ID:         %s\nStack:      %s\nState:      %s\nAlgorithm:  %s\nEpoch:      %d\nCreated:    %s\n",
+			m.ID, m.Stack, m.State, m.Algorithm, m.Epoch, m.CreatedAt.Local().Format(time.RFC3339))
+		if m.Reason != "" {
+			fmt.Fprintf(c.stdout, "Reason:     %s\n", m.Reason)
+		}
+		fmt.Fprintln(c.stdout)
+		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CONTAINER\tNODE\tCONTAINER ID\tIPS\tFROZEN\tIMAGES\tFILES\tDIR")
+		for _, ct := range m.Containers {
+			size, files, dir := "-", 0, "-"
+			if ct.Images != nil {
+				size, files, dir = human(ct.Images.Bytes()), len(ct.Images.Files), ct.Images.Dir
+			}
+			id := ct.ContainerID
+			if len(id) > 12 {
+				id = id[:12]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%d\t%s\n", ct.Key(), ct.Node, id, strings.Join(ct.IPs, ","), ct.FreezeMS, size, files, dir)
+		}
+		tw.Flush()
+		for _, r := range m.Restores {
+			st := "ok"
+			if !r.OK {
+				st = "FAILED: " + r.Error
+			}
+			keys := make([]string, 0, len(r.Targets))
+			for k, v := range r.Targets {
+				keys = append(keys, k+"->"+v)
+			}
+			sort.Strings(keys)
+			fmt.Fprintf(c.stdout, "restored %s: %s (%s)\n", r.At.Local().Format(time.RFC3339), st, strings.Join(keys, ", "))
+		}
+		for _, w := range m.Warnings {
+			fmt.Fprintf(c.stdout, "warning: %s\n", w)
+		}
+		if v := m.Verdict; v != nil {
+			fmt.Fprintln(c.stdout)
+			if v.Error != "" {
+				fmt.Fprintf(c.stdout, "cut check: could not run: %s\n", v.Error)
+			} else {
+				fmt.Fprintf(c.stdout, "cut check: %s\n", v.Summary)
+				for _, l := range v.Lines {
+					fmt.Fprintf(c.stdout, "  %s\n", l)
+				}
+			}
+		}
+	}
+	if *verify && m.Verdict != nil && (m.Verdict.Error != "" || !m.Verdict.Consistent) {
+		return fmt.Errorf("verification of %s failed", m.ID)
+	}
+	return nil
+}
+
+const rmUsage = `
+Usage: swarmckpt rm <snapshot>...
+
+Deletes snapshots from the store (a running snapshot must be aborted first).
+
+Examples:
+  swarmckpt rm bank-20261122-021500-1a2b3c
+`
+
+func runRm(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("rm", 10*time.Second)
+	pos, err := parseInterleaved(c, fs, rmUsage, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("give at least one snapshot id")
+	}
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	for _, id := range pos {
+		rctx, cancel := context.WithTimeout(ctx, f.timeout)
+		_, err := api.Call[api.RemoveResult](rctx, cl, api.OpRemove, api.RemoveRequest{ID: id})
+		cancel()
+		if err != nil {
+			return apiExit(err)
+		}
+		fmt.Fprintf(c.stdout, "removed %s\n", id)
+	}
+	return nil
+}
+
+const restoreUsage = `
+Usage: swarmckpt restore <snapshot> [--node SERVICE.SLOT=NODE ...] [--on-original]
+
+Restores every container of a committed snapshot: by default each on a node other than
+the one it was dumped on (round robin over nodes with a live worker); --node pins one.
+Image files are streamed to the target node and their sha256 verified before restore.
+
+Examples:
+  swarmckpt restore bank-20261122-021500-1a2b3c
+  swarmckpt restore bank-20261122-021500-1a2b3c --node bank_holder.1=lab-3 --node bank_holder.2=lab-1
+`
+
+type multiFlag map[string]string
+
+func (m multiFlag) String() string { return "" }
+func (m multiFlag) Set(v string) error {
+	k, n, ok := strings.Cut(v, "=")
+	if !ok || k == "" || n == "" {
+		return fmt.Errorf("want SERVICE.SLOT=NODE, got %q", v)
+	}
+	m[k] = n
+	return nil
+}
+
+func runRestore(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("restore", 10*time.Minute)
+	targets := multiFlag{}
+	fs.Var(targets, "node", "SERVICE.SLOT=NODE: restore that container on NODE (repeatable)")
+	onOrig := fs.Bool("on-original", false, "allow restoring on the original nodes")
+	pos, err := parseInterleaved(c, fs, restoreUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give exactly one snapshot id (see 'swarmckpt ls')")
+	}
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if f.output == "text" {
+		stop, err := followProgress(tr, pos[0], c.stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig})
+	if err != nil {
+		return apiExit(err)
+	}
+	if f.output == "json" {
+		return printJSON(c.stdout, res)
+	}
+	keys := make([]string, 0, len(res.Targets))
+	for k := range res.Targets {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(c.stdout, "%s -> %s (container %s)\n", k, res.Targets[k], res.Containers[k])
+	}
+	fmt.Fprintf(c.stdout, "restored %s in %dms\n", res.ID, res.TotalMS)
+	return nil
+}
+
+const migrateUsage = `
+Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME]
+
+Moves a stack cold: a snapshot that stops the containers after their dump, then a
+restore on the target (--to: every container on NODE; --from: every container of NODE
+elsewhere). If the restore fails, the originals are restored where they were.
+
+Examples:
+  swarmckpt migrate echo --to lab-3
+  swarmckpt migrate bank --from lab-2
+`
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("migrate", 10*time.Minute)
+	to := fs.String("to", "", "move every container of the stack to this node")
+	from := fs.String("from", "", "move every container off this node")
+	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	pos, err := parseInterleaved(c, fs, migrateUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("give exactly one stack name")
+	}
+	if (*to == "") == (*from == "") {
+		return usagef("give exactly one of --to NODE or --from NODE")
+	}
+	id := coordinator.NewID(pos[0], time.Now())
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if f.output == "text" {
+		stop, err := followProgress(tr, id, c.stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	var res *api.MigrateResult
+	go func() {
+		var err error
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})
+		acancel()
+		return fmt.Errorf("interrupted: migration %s aborted", id)
+	}
+	if f.output == "json" && res != nil {
+		_ = printJSON(c.stdout, res)
+	} else if res != nil && res.Snapshot != nil {
+		printSummary(c.stdout, res.Snapshot)
+		if res.Restore != nil {
+			fmt.Fprintf(c.stdout, "restored in %dms\n", res.Restore.TotalMS)
+		}
+	}
+	return apiExit(err)
+}

@@ -1,0 +1,101 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+)
+
+// Restorer moves and restores image sets on this node (the worker's data plane).
+type Restorer interface {
+	// Addr is this node's transfer endpoint (host:port), where other nodes send sets.
+	Addr() string
+	// Send streams image set set to the worker at toAddr, which verifies checksums.
+	Send(ctx context.Context, set, toAddr string) error
+	// Restore restores image set set on this node and returns the container id.
+	Restore(ctx context.Context, set string, o RestoreOptions) (string, error)
+}
+
+// RestoreOptions tune a restore.
+type RestoreOptions struct {
+	Name    string `json:"name,omitempty"`
+	Service string `json:"service,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+}
+
+// SetID names the image set of a container (SERVICE.SLOT, or its id) in a snapshot.
+func SetID(snapshot, key string) string { return snapshot + "." + key }
+
+// SendSubject and RestoreSubject are a node agent's transfer and restore requests.
+func SendSubject(node string) string    { return "swarmckpt.v1.agent." + node + ".send" }
+func RestoreSubject(node string) string { return "swarmckpt.v1.agent." + node + ".restore" }
+
+// SendRequest asks a node to stream a set to another node's transfer endpoint.
+type SendRequest struct {
+	Set string `json:"set"`
+	To  string `json:"to"`
+}
+
+// RestoreRequest asks a node to restore a set.
+type RestoreRequest struct {
+	Set     string         `json:"set"`
+	Options RestoreOptions `json:"options"`
+}
+
+// OpReply answers SendRequest and RestoreRequest.
+type OpReply struct {
+	Container string `json:"container,omitempty"`
+	MS        int64  `json:"ms"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
+	r := a.cfg.Restorer
+	handle := func(subject string, f func(ctx context.Context, data []byte) (string, error)) (bus.Subscription, error) {
+		return a.cfg.Bus.Subscribe(subject, func(m *bus.Msg) {
+			if !m.IsRequest() {
+				return
+			}
+			go func() {
+				start := time.Now()
+				var rep OpReply
+				if r == nil {
+					rep.Error = fmt.Sprintf("the agent of node %s has no restorer (run it with a worker)", a.cfg.Node)
+				} else {
+					id, err := f(ctx, m.Data)
+					rep.Container = id
+					if err != nil {
+						rep.Error = err.Error()
+					}
+				}
+				rep.MS = time.Since(start).Milliseconds()
+				a.respond(m, rep)
+			}()
+		})
+	}
+	s1, err := handle(SendSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+		var req SendRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return "", err
+		}
+		return "", r.Send(ctx, req.Set, req.To)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s2, err := handle(RestoreSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+		var req RestoreRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return "", err
+		}
+		return r.Restore(ctx, req.Set, req.Options)
+	})
+	if err != nil {
+		_ = s1.Unsubscribe()
+		return nil, err
+	}
+	return []bus.Subscription{s1, s2}, nil
+}

@@ -1,0 +1,117 @@
+package workerexec
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// Exec drives a worker.Service.
+type Exec struct {
+	W    worker.Service
+	Info worker.NodeInfo
+	// Hold is how long a lock or freeze may last before the worker's watchdog
+	// releases it (the coordinator's snapshot timeout plus a margin).
+	Hold time.Duration
+}
+
+var (
+	_ nodeagent.Executor = (*Exec)(nil)
+	_ nodeagent.Restorer = (*Exec)(nil)
+)
+
+// New asks the worker for its node info and returns an Exec.
+func New(ctx context.Context, w worker.Service, hold time.Duration) (*Exec, error) {
+	info, err := w.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("workerexec: worker info: %w (is 'swarmckpt worker' running on this node?)", err)
+	}
+	if hold <= 0 {
+		hold = 2 * time.Minute
+	}
+	return &Exec{W: w, Info: info, Hold: hold}, nil
+}
+
+func key(t nodeagent.Target) string {
+	if t.Service != "" {
+		return fmt.Sprintf("%s.%d", t.Service, t.Slot)
+	}
+	return t.ID
+}
+
+func addrs(peers []nodeagent.Target) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range peers {
+		for _, ip := range p.IPs {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// Lock implements nodeagent.Executor. nil peers lock every connection; peers whose
+// addresses are unknown are skipped (locking them all would lock too much).
+func (e *Exec) Lock(ctx context.Context, c nodeagent.Target, peers []nodeagent.Target) ([]protocol.ConnCounter, error) {
+	return nil, e.W.Lock(ctx, c.ID, addrs(peers), time.Now().Add(e.Hold))
+}
+
+// Unlock implements nodeagent.Executor.
+func (e *Exec) Unlock(ctx context.Context, c nodeagent.Target, peers []nodeagent.Target) error {
+	return e.W.Unlock(ctx, c.ID, addrs(peers))
+}
+
+// Freeze implements nodeagent.Executor.
+func (e *Exec) Freeze(ctx context.Context, c nodeagent.Target) error {
+	return e.W.Freeze(ctx, c.ID, time.Now().Add(e.Hold))
+}
+
+// Thaw implements nodeagent.Executor.
+func (e *Exec) Thaw(ctx context.Context, c nodeagent.Target) error { return e.W.Thaw(ctx, c.ID) }
+
+// Dump implements nodeagent.Executor.
+func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, leaveRunning bool, reuseFrom string) (*nodeagent.DumpResult, error) {
+	if reuseFrom != "" {
+		return nil, fmt.Errorf("workerexec: reusing images of %s is not supported by this worker yet", reuseFrom)
+	}
+	set := nodeagent.SetID(snapshot, key(c))
+	m, err := e.W.Dump(ctx, c.ID, set, leaveRunning)
+	if err != nil {
+		return nil, err
+	}
+	return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes())}, Images: ImageSet(e.Info, set, m)}, nil
+}
+
+// ImageSet converts a worker manifest to the store's form.
+func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) store.ImageSet {
+	is := store.ImageSet{Node: info.Node, Dir: filepath.Join(info.DataRoot, "swarmckpt", "sets", set), Durable: true,
+		CRIUVersion: m.CRIUVersion}
+	for _, f := range m.Files {
+		is.Files = append(is.Files, store.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})
+	}
+	return is
+}
+
+// Addr implements nodeagent.Restorer: this worker's transfer endpoint.
+func (e *Exec) Addr() string { return e.Info.Addr }
+
+// Send implements nodeagent.Restorer.
+func (e *Exec) Send(ctx context.Context, set, toAddr string) error { return e.W.Send(ctx, set, toAddr) }
+
+// Restore implements nodeagent.Restorer.
+func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptions) (string, error) {
+	ref, err := e.W.Restore(ctx, set, worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot})
+	if err != nil {
+		return "", err
+	}
+	return ref.ID, nil
+}

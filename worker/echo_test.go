@@ -38,7 +38,8 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 	}
 	sfx := time.Now().UnixNano() % 100000
 	srv, cli := fmt.Sprintf("dpecho-srv-%d", sfx), fmt.Sprintf("dpecho-cli-%d", sfx)
-	srvIP, cliIP := "10.232.9.10", "10.232.9.11"
+	// Fresh addresses per run: swarm releases overlay addresses asynchronously.
+	srvIP, cliIP := fmt.Sprintf("10.232.9.%d", 10+2*(sfx%100)), fmt.Sprintf("10.232.9.%d", 11+2*(sfx%100))
 	for _, n := range nodes {
 		for _, c := range []string{srv, cli} {
 			t.Cleanup(func() { _, _ = n.Docker("rm", "-f", c) })

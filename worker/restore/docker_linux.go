@@ -88,7 +88,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
 			cause = fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
 		} else if _, serr := os.Stat(placed); serr == nil {
-			cause = fmt.Errorf("%w: the set was not consumed; is swarmckpt-runtime the node's runtime? docker start: %w", ErrRestore, err)
+			cause = fmt.Errorf("%w: docker start failed and the runtime did not consume the set (it failed before the runtime ran, or the runtime is not swarmckpt-runtime): %w", ErrRestore, err)
 		}
 		return ref, fmt.Errorf("%s: %w", what, cause)
 	}

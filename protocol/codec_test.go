@@ -139,7 +139,9 @@ func TestEncodeRejects(t *testing.T) {
 }
 
 func TestSubjects(t *testing.T) {
-	nodeOf := func(c string) (string, bool) { return map[string]string{"a": "n1", "bad": "n.1"}[c], c == "a" || c == "bad" }
+	nodeOf := func(c string) (string, bool) {
+		return map[string]string{"a": "n1", "bad": "n.1"}[c], c == "a" || c == "bad"
+	}
 	if s, err := SubjectFor(ContainerAddr("a"), nodeOf); err != nil || s != "swarmckpt.v1.node.n1" {
 		t.Errorf("container a: %q %v", s, err)
 	}

@@ -1,0 +1,242 @@
+// Command dataplane benchmarks the worker's data path against Docker's checkpoint path
+// and raw runc on the same machine, in one run, on real lab nodes. It prints one BENCH
+// line per case (see README in docs/dataplane.md):
+//
+//	BENCH dump size_mib=N docker_s=.. runc_s=.. ours_s=.. vs_docker=.. vs_runc=..
+//	BENCH restore size_mib=N docker_s=.. ours_s=.. vs_docker=..
+//	BENCH migrate size_mib=N mode=cold downtime_s=.. total_s=.. worker_rss_mib=..
+//
+// Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+)
+
+type node struct {
+	host, execRoot, dataRoot string
+}
+
+func (n node) docker(args ...string) (string, error) {
+	out, err := exec.Command("docker", append([]string{"-H", n.host}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (n node) runcRoot() string { return filepath.Join(n.execRoot, "runtime-runc", "moby") }
+
+type nodesFlag []string
+
+func (f *nodesFlag) String() string     { return strings.Join(*f, ",") }
+func (f *nodesFlag) Set(s string) error { *f = append(*f, s); return nil }
+
+func main() {
+	var socks nodesFlag
+	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
+	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
+	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
+	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
+	flag.Parse()
+	if len(socks) < 2 || *bin == "" {
+		fmt.Fprintln(os.Stderr, "usage: dataplane --swarmckpt BIN --node unix:///...sock --node unix:///...sock")
+		os.Exit(2)
+	}
+	if err := run(*bin, socks, *sizes, *image); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, socks []string, sizes, image string) error {
+	var nodes []node
+	for _, s := range socks {
+		n := node{host: s, execRoot: filepath.Join(filepath.Dir(strings.TrimPrefix(s, "unix://")), "exec")}
+		root, err := n.docker("info", "--format", "{{.DockerRootDir}}")
+		if err != nil {
+			return err
+		}
+		n.dataRoot = root
+		nodes = append(nodes, n)
+	}
+	ctx := context.Background()
+	var workers []*worker.Client
+	var pids []int
+	for i, n := range nodes {
+		c, pid, stop, err := startWorker(bin, n, fmt.Sprintf("bench-%d", i+1))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		workers = append(workers, c)
+		pids = append(pids, pid)
+	}
+	a, b := workers[0], workers[1]
+	bi, err := b.Info(ctx)
+	if err != nil {
+		return err
+	}
+	stamp := time.Now().Format("150405")
+	for _, s := range strings.Split(sizes, ",") {
+		mib, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("bad size %q", s)
+		}
+		n := nodes[0]
+		names := map[string]string{}
+		for _, kind := range []string{"docker", "runc", "ours"} {
+			name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
+			names[kind] = name
+			if err := memhog(n, name, image, mib); err != nil {
+				return err
+			}
+			defer n.docker("rm", "-f", name)
+		}
+		// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
+		t0 := time.Now()
+		if _, err := n.docker("checkpoint", "create", names["docker"], "cp"); err != nil {
+			return err
+		}
+		dockerDump := time.Since(t0)
+		id, _ := n.docker("inspect", "-f", "{{.Id}}", names["runc"])
+		rdir := filepath.Join(n.dataRoot, "swarmckpt", "bench-runc-"+names["runc"])
+		os.MkdirAll(rdir+"/work", 0o700)
+		t0 = time.Now()
+		if out, err := exec.Command("runc", "--root", n.runcRoot(), "checkpoint", "--image-path", rdir+"/images",
+			"--work-path", rdir+"/work", "--tcp-established", id).CombinedOutput(); err != nil {
+			return fmt.Errorf("runc checkpoint: %w: %s", err, out)
+		}
+		runcDump := time.Since(t0)
+		os.RemoveAll(rdir)
+		set := names["ours"]
+		t0 = time.Now()
+		if _, err := a.Dump(ctx, names["ours"], set, false); err != nil {
+			return err
+		}
+		oursDump := time.Since(t0)
+		fmt.Printf("BENCH dump size_mib=%d docker_s=%.3f runc_s=%.3f ours_s=%.3f vs_docker=%.1fx vs_runc=%.2f\n",
+			mib, dockerDump.Seconds(), runcDump.Seconds(), oursDump.Seconds(),
+			dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds())
+
+		// restore: docker start --checkpoint vs the worker (new container, wrapper restore).
+		t0 = time.Now()
+		if _, err := n.docker("start", "--checkpoint", "cp", names["docker"]); err != nil {
+			return err
+		}
+		dockerRestore := time.Since(t0)
+		if _, err := n.docker("rm", "-f", names["ours"]); err != nil {
+			return err
+		}
+		t0 = time.Now()
+		if _, err := a.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
+			return err
+		}
+		oursRestore := time.Since(t0)
+		fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx\n",
+			mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds())
+
+		// migrate (cold): dump with exit on node 1, stream to node 2, restore there.
+		mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
+		if err := memhog(n, mname, image, mib); err != nil {
+			return err
+		}
+		defer nodes[1].docker("rm", "-f", mname)
+		defer n.docker("rm", "-f", mname)
+		t0 = time.Now()
+		if _, err := a.Dump(ctx, mname, mname, false); err != nil {
+			return err
+		}
+		tDump := time.Since(t0)
+		if err := a.Send(ctx, mname, bi.Addr); err != nil {
+			return err
+		}
+		tSend := time.Since(t0) - tDump
+		if _, err := n.docker("rm", "-f", mname); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+			return err
+		}
+		tRestore := time.Since(t1)
+		downtime := tDump + tSend + tRestore
+		total := time.Since(t0)
+		fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
+			mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
+			max(hwm(pids[0]), hwm(pids[1])))
+		// Cleanup of the sets made here.
+		for _, d := range []string{filepath.Join(n.dataRoot, "swarmckpt", "restored"), filepath.Join(nodes[1].dataRoot, "swarmckpt", "restored")} {
+			os.RemoveAll(d)
+		}
+	}
+	return nil
+}
+
+// memhog starts IMAGE memhog MIB and waits until its memory is filled.
+func memhog(n node, name, image string, mib int) error {
+	n.docker("rm", "-f", name)
+	if _, err := n.docker("run", "-d", "--name", name, image, "memhog", strconv.Itoa(mib)); err != nil {
+		return err
+	}
+	for i := 0; i < 600; i++ {
+		if out, _ := n.docker("logs", name); strings.Contains(out, "sum ") {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not fill its memory in 60 s", name)
+}
+
+// hwm is the peak RSS of pid in MiB (VmHWM).
+func hwm(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return -1
+}
+
+func startWorker(bin string, n node, name string) (*worker.Client, int, func(), error) {
+	dir, err := os.MkdirTemp("", "dpbench-")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	addrFile := filepath.Join(dir, "addr")
+	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.host, "--exec-root", n.execRoot,
+		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile)
+	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, 0, nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		os.RemoveAll(dir)
+	}
+	for i := 0; i < 500; i++ {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
+			return &worker.Client{Addr: strings.TrimSpace(string(b))}, cmd.Process.Pid, stop, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	return nil, 0, nil, fmt.Errorf("worker for %s did not start", n.host)
+}

@@ -61,7 +61,14 @@ func (w *Worker) Receive(ctx context.Context, id string, r io.Reader) (imageset.
 		return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
 	}
 	w.log.Info("image set received", "set", id, "bytes", v.Manifest().TotalBytes(), "seconds", time.Since(start).Seconds())
-	return v.Moved(final), nil
+	v = v.Moved(final)
+	w.recvMu.Lock()
+	if w.received == nil {
+		w.received = map[string]imageset.Verified{}
+	}
+	w.received[id] = v
+	w.recvMu.Unlock()
+	return v, nil
 }
 
 // Send implements Service: it streams set id to the worker at addr.

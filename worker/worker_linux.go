@@ -65,6 +65,9 @@ type Worker struct {
 	mu   sync.Mutex // serializes journal updates per worker
 	addr string
 	srv  *http.Server
+
+	recvMu   sync.Mutex
+	received map[string]imageset.Verified // sets hashed while received, by set ID
 }
 
 var _ Service = (*Worker)(nil)
@@ -336,7 +339,18 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if _, err := os.Stat(set); err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
 	}
-	v, err := imageset.Check(set)
+	// Sets received by this worker were hashed while they streamed in: Recheck accepts
+	// them if no file changed since (stat only); anything else is re-hashed in full.
+	w.recvMu.Lock()
+	cached, ok := w.received[setID]
+	delete(w.received, setID)
+	w.recvMu.Unlock()
+	var v imageset.Verified
+	if ok && cached.Dir() == set {
+		v, err = imageset.Recheck(cached)
+	} else {
+		v, err = imageset.Check(set)
+	}
 	if err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -121,5 +122,24 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRecheckFallsBackToFullHashOnChange(t *testing.T) {
+	src := makeSet(t)
+	var buf bytes.Buffer
+	must(t, imageset.Send(&buf, src))
+	dst := filepath.Join(t.TempDir(), "recv")
+	v, err := imageset.Receive(&buf, dst)
+	must(t, err)
+	if _, err := imageset.Recheck(v); err != nil {
+		t.Fatalf("unchanged set: %v", err)
+	}
+	// Same size, new content (a tamper): the stamp changes, Recheck re-hashes and refuses.
+	p := filepath.Join(dst, "images", "sub", "a.img")
+	time.Sleep(10 * time.Millisecond)
+	must(t, os.WriteFile(p, []byte("b"), 0o600))
+	if _, err := imageset.Recheck(v); !errors.Is(err, imageset.ErrChecksum) {
+		t.Fatalf("tampered set: %v, want ErrChecksum", err)
 	}
 }

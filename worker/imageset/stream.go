@@ -99,6 +99,7 @@ func Receive(r io.Reader, dir string) (v Verified, err error) {
 	}
 	buf := make([]byte, bufSize)
 	got := map[string]bool{}
+	stamps := map[string]stamp{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -112,24 +113,26 @@ func Receive(r io.Reader, dir string) (v Verified, err error) {
 		if !ok || !listed || got[name] || hdr.Typeflag != tar.TypeReg {
 			return v, fmt.Errorf("%w: unexpected entry %q in stream", ErrMissing, hdr.Name)
 		}
-		if err := receiveFile(tr, filepath.Join(ImagesPath(dir), filepath.FromSlash(name)), want, buf); err != nil {
+		st, err := receiveFile(tr, filepath.Join(ImagesPath(dir), filepath.FromSlash(name)), want, buf)
+		if err != nil {
 			return v, err
 		}
 		got[name] = true
+		stamps[name] = st
 	}
 	if len(got) != len(m.Files) {
 		return v, fmt.Errorf("%w: stream ended after %d of %d files", ErrMissing, len(got), len(m.Files))
 	}
-	return Verified{dir: dir, m: m}, nil
+	return Verified{dir: dir, m: m, stamps: stamps}, nil
 }
 
-func receiveFile(r io.Reader, path string, want File, buf []byte) error {
+func receiveFile(r io.Reader, path string, want File, buf []byte) (stamp, error) {
 	if err := os.MkdirAll(filepath.Dir(path), DirMode); err != nil {
-		return err
+		return stamp{}, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, FileMode)
 	if err != nil {
-		return err
+		return stamp{}, err
 	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, buf)
@@ -137,14 +140,18 @@ func receiveFile(r io.Reader, path string, want File, buf []byte) error {
 		err = cerr
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: stream cut inside %s after %d of %d bytes", ErrMissing, want.Name, n, want.Size)
+		return stamp{}, fmt.Errorf("%w: stream cut inside %s after %d of %d bytes", ErrMissing, want.Name, n, want.Size)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w (is the disk full?)", path, err)
+		return stamp{}, fmt.Errorf("write %s: %w (is the disk full?)", path, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); n != want.Size || sum != want.SHA256 {
-		return fmt.Errorf("%w: %s arrived with %d bytes sha256 %.12s, manifest says %d bytes %.12s",
+		return stamp{}, fmt.Errorf("%w: %s arrived with %d bytes sha256 %.12s, manifest says %d bytes %.12s",
 			ErrChecksum, want.Name, n, sum, want.Size, want.SHA256)
 	}
-	return nil
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stampOf(fi), nil
 }

@@ -1,6 +1,13 @@
 package imageset
 
-import "fmt"
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
 
 // Verified is an image set whose every file was checked against its manifest: by Verify
 // (re-hashing the files on disk) or by Receive (hashing while the files streamed in).
@@ -8,6 +15,23 @@ import "fmt"
 type Verified struct {
 	dir string
 	m   *Manifest
+	// stamps identify each file as it was when hashed (Receive only): a later Recheck
+	// accepts the set without re-reading it if no file changed since.
+	stamps map[string]stamp
+}
+
+type stamp struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+}
+
+func stampOf(fi fs.FileInfo) stamp {
+	st := stamp{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
 }
 
 // Dir is the set's directory.
@@ -20,7 +44,40 @@ func (v Verified) Manifest() *Manifest { return v.m }
 func (v Verified) Valid() bool { return v.dir != "" && v.m != nil }
 
 // Moved returns v for the same set after its directory was renamed to dir.
-func (v Verified) Moved(dir string) Verified { return Verified{dir: dir, m: v.m} }
+func (v Verified) Moved(dir string) Verified { return Verified{dir: dir, m: v.m, stamps: v.stamps} }
+
+// Recheck returns v again when every file still has the size, mtime and inode it had
+// when it was hashed while being received, and there is no extra file: the content
+// that was hashed is what is on disk (sets are root-only, 0600/0700). Otherwise, and for
+// sets verified by Check, it re-hashes everything with Check.
+func Recheck(v Verified) (Verified, error) {
+	if !v.Valid() || v.stamps == nil {
+		return Check(v.dir)
+	}
+	n := 0
+	err := filepath.WalkDir(ImagesPath(v.dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(ImagesPath(v.dir), p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if want, ok := v.stamps[filepath.ToSlash(rel)]; !ok || want != stampOf(fi) {
+			return ErrChecksum
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != len(v.stamps) {
+		return Check(v.dir)
+	}
+	if _, err := os.Stat(filepath.Join(v.dir, ManifestName)); err != nil {
+		return Check(v.dir)
+	}
+	return v, nil
+}
 
 // Check verifies the set at dir and returns it as Verified.
 func Check(dir string) (Verified, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
@@ -48,6 +49,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		name = spec.Name
 	}
 	what := fmt.Sprintf("restore of container %s (was %.12s) from %s", name, m.ContainerID, v.Dir())
+	t0 := time.Now()
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)
 	}
@@ -57,6 +59,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		return ref, fmt.Errorf("%s: docker create: %w", what, err)
 	}
 	id := created.ID
+	tCreate := time.Now()
 	placed := filepath.Join(d.Area(), ociwrap.ForContainer(id))
 	defer func() {
 		if err == nil {
@@ -83,6 +86,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if err := os.Rename(v.Dir(), placed); err != nil {
 		return ref, fmt.Errorf("%s: place set (the set must be on the data-root's filesystem): %w", what, err)
 	}
+	tPlaced := time.Now()
 	if err := d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
 		cause := err
 		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
@@ -99,6 +103,11 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	ci, err := d.Cli.ContainerInspect(ctx, id)
 	if err != nil || ci.State == nil || !ci.State.Running {
 		return ref, fmt.Errorf("%s: not running after restore: %w", what, err)
+	}
+	if d.Log != nil {
+		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
+			"check_create_s", tCreate.Sub(t0).Seconds(), "place_s", tPlaced.Sub(tCreate).Seconds(),
+			"start_s", time.Since(tPlaced).Seconds())
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
 }

@@ -173,6 +173,11 @@ type Config struct {
 	// It must be greater than every epoch used before for the stack (container roles
 	// ignore older epochs): a coordinator that lost its record derives it from its store.
 	FirstEpoch uint64
+	// Resend is how many ticks the coordinator waits before sending the current
+	// phase's command again to the containers that have not answered it (lost
+	// messages then delay a snapshot instead of aborting it); 0, the default, never
+	// re-sends. Must be well below Timeout to help, e.g. 20 with the default Timeout.
+	Resend uint64
 }
 
 // DefaultConfig returns the defaults documented on Config.

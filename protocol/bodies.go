@@ -87,6 +87,10 @@ type Marker struct {
 	// Peers is set by the coordinator: the receiving container's peers in this snapshot.
 	// A marker from a peer leaves it empty.
 	Peers []string `json:"peers,omitempty"`
+	// Resend is set on a marker a container sends again because its peer may have lost
+	// the first one; a peer that has recorded answers it with its own marker (Resend
+	// unset, so two containers never echo each other forever).
+	Resend bool `json:"resend,omitempty"`
 }
 
 // ActionResult is the outcome of one action a container's state machine asked its

@@ -29,7 +29,7 @@ func samples() map[Type]Envelope {
 		TypeDumpDone:        base(TypeDumpDone, a, Coordinator, &Result{Dump: &DumpStats{ImageBytes: 1 << 20, Conns: conns}}),
 		TypeCommit:          base(TypeCommit, Coordinator, a, &Decision{}),
 		TypeAbort:           base(TypeAbort, Coordinator, a, &Decision{Reason: "container b did not answer in 600 ticks"}),
-		TypeMarker:          base(TypeMarker, ContainerAddr("b"), a, &Marker{}),
+		TypeMarker:          base(TypeMarker, ContainerAddr("b"), a, &Marker{Resend: true}),
 		TypeDone:            base(TypeDone, a, Coordinator, &Result{}),
 		TypeFailed:          base(TypeFailed, a, Coordinator, &Result{Error: "watchdog expired"}),
 		TypeActionDone:      base(TypeActionDone, a, a, &ActionResult{Op: "lock", Peers: []string{"b"}, Conns: conns}),

@@ -176,11 +176,48 @@ func Run(t *testing.T, alg algorithms.Algorithm) {
 			}
 		}
 	})
+	t.Run("resend turns losses into delays", func(t *testing.T) {
+		commits := func(resend uint64) (committed, decided int) {
+			for seed := uint64(200); seed < 230; seed++ {
+				cfg := TestConfig()
+				cfg.Resend = resend
+				d, err := NewDriver(alg, Options{Containers: Topology(6, 2), Config: cfg, Seed: seed, Faults: Faults{Drop: 150, Dup: 50}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 1; i <= 3; i++ {
+					if err := d.Request(fmt.Sprintf("s%d", i)); err != nil {
+						t.Fatal(err)
+					}
+					for range 200 {
+						if !d.DeliverOne(false) {
+							d.Tick()
+						}
+					}
+				}
+				d.Settle()
+				if err := d.Check(alg.Guarantees().ConsistentCut); err != nil {
+					t.Fatalf("seed %d resend %d: %v", seed, resend, err)
+				}
+				committed += len(d.Committed())
+				decided += len(d.Outcomes)
+			}
+			return committed, decided
+		}
+		without, n1 := commits(0)
+		with, n2 := commits(4)
+		t.Logf("15%% message loss: %d/%d snapshots committed without resend, %d/%d with Resend=4", without, n1, with, n2)
+		if with <= without {
+			t.Fatalf("resend did not help: %d commits with, %d without", with, without)
+		}
+	})
 	t.Run("faults", func(t *testing.T) {
 		for seed := uint64(100); seed < 140; seed++ {
 			f := Faults{Drop: 30, Dup: 100, CoordinatorCrash: 20, WorkerCrash: 10}
-			if err := RunSchedule(alg, seed, f, 8, 400); err != nil {
-				t.Fatalf("seed %d: %v", seed, err)
+			cfg := TestConfig()
+			cfg.Resend = seed % 5 // every other value re-sends
+			if err := runSchedule(alg, cfg, seed, f, 8, 400); err != nil {
+				t.Fatalf("seed %d resend %d: %v", seed, cfg.Resend, err)
 			}
 		}
 	})
@@ -188,7 +225,11 @@ func Run(t *testing.T, alg algorithms.Algorithm) {
 
 // RunSchedule runs one random schedule with faults and checks the invariants.
 func RunSchedule(alg algorithms.Algorithm, seed uint64, f Faults, containers, steps int) error {
-	d, err := NewDriver(alg, Options{Containers: Topology(containers, 2), Config: TestConfig(), Seed: seed, Faults: f})
+	return runSchedule(alg, TestConfig(), seed, f, containers, steps)
+}
+
+func runSchedule(alg algorithms.Algorithm, cfg algorithms.Config, seed uint64, f Faults, containers, steps int) error {
+	d, err := NewDriver(alg, Options{Containers: Topology(containers, 2), Config: cfg, Seed: seed, Faults: f})
 	if err != nil {
 		return err
 	}
@@ -210,8 +251,10 @@ func Fuzz(f *testing.F, alg algorithms.Algorithm) {
 	f.Fuzz(func(t *testing.T, seed uint64, drop, dup, ccrash, wcrash, n uint8, steps uint16) {
 		containers := 2 + int(n)%14
 		faults := Faults{Drop: int(drop), Dup: int(dup), CoordinatorCrash: int(ccrash) / 2, WorkerCrash: int(wcrash) / 2}
-		if err := RunSchedule(alg, seed, faults, containers, int(steps)%1000); err != nil {
-			t.Fatalf("seed=%d faults=%+v containers=%d steps=%d:\n%v", seed, faults, containers, int(steps)%1000, err)
+		cfg := TestConfig()
+		cfg.Resend = seed % 7 // 0 (off) in one input of seven
+		if err := runSchedule(alg, cfg, seed, faults, containers, int(steps)%1000); err != nil {
+			t.Fatalf("seed=%d faults=%+v containers=%d steps=%d resend=%d:\n%v", seed, faults, containers, int(steps)%1000, cfg.Resend, err)
 		}
 	})
 }

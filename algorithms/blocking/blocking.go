@@ -71,7 +71,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		c.Persist(nil)
 		c.phase = phaseLocking
 		c.acked = make(map[string]bool, len(c.Containers))
-		c.SendAll(protocol.TypeLock, &protocol.Lock{All: true, Freeze: true})
+		c.SendAll(protocol.TypeLock, lockCmd)
 		return nil
 	case protocol.TypeLockDone, protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
@@ -87,7 +87,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		if c.ack(m.From.ID) {
 			c.phase = phaseDumping
 			clear(c.acked)
-			c.SendAll(protocol.TypeDump, &protocol.Dump{LeaveRunning: true, Locked: true})
+			c.SendAll(protocol.TypeDump, dumpCmd)
 		}
 	case m.Type == protocol.TypeDumpDone && c.phase == phaseDumping:
 		if c.ack(m.From.ID) {
@@ -113,5 +113,25 @@ func (c *Coordinator) abort(reason string) {
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
 		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.acked[id] }))
+		return
+	}
+	if c.ResendDue() {
+		for _, ct := range c.Containers {
+			if c.acked[ct.ID] {
+				continue
+			}
+			switch c.phase {
+			case phaseLocking:
+				c.Send(ct.ID, protocol.TypeLock, lockCmd)
+			case phaseDumping:
+				c.Send(ct.ID, protocol.TypeDump, dumpCmd)
+			}
+		}
 	}
 }
+
+// The commands of each phase (shared, read-only).
+var (
+	lockCmd = &protocol.Lock{All: true, Freeze: true}
+	dumpCmd = &protocol.Dump{LeaveRunning: true, Locked: true}
+)

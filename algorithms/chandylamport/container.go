@@ -132,7 +132,8 @@ func (c *Container) Step(m protocol.Envelope) error {
 	}
 	if m.From == protocol.Coordinator {
 		if c.havePeers {
-			return nil // duplicate
+			c.resend() // the coordinator re-sends to containers that are not done
+			return nil
 		}
 		body, _ := m.Body.(*protocol.Marker)
 		if body != nil {
@@ -145,6 +146,9 @@ func (c *Container) Step(m protocol.Envelope) error {
 		return nil
 	}
 	p := m.From.ID
+	if body, _ := m.Body.(*protocol.Marker); body != nil && body.Resend && c.phase == cRecorded {
+		c.send(protocol.ContainerAddr(p), protocol.TypeMarker, &protocol.Marker{}) // p may have lost ours
+	}
 	if c.recorded[p] {
 		return nil // duplicate
 	}
@@ -154,6 +158,25 @@ func (c *Container) Step(m protocol.Envelope) error {
 		c.maybeDone()
 	}
 	return nil
+}
+
+// resend answers a repeated coordinator marker: the coordinator has not heard Done.
+// Once recorded, c repeats Done if it was sent, else asks every peer whose marker has
+// not arrived for it again (with Resend set, so the peer also gets c's marker back if
+// it lost it). Before recording, c is waiting for its own actions: nothing to repeat.
+func (c *Container) resend() {
+	if c.phase != cRecorded {
+		return
+	}
+	if c.doneSent {
+		c.send(protocol.Coordinator, protocol.TypeDone, &protocol.Result{})
+		return
+	}
+	for _, p := range c.peers {
+		if !c.recorded[p] {
+			c.send(protocol.ContainerAddr(p), protocol.TypeMarker, &protocol.Marker{Resend: true})
+		}
+	}
 }
 
 func (c *Container) startRecording() {

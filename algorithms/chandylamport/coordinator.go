@@ -87,5 +87,13 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
 		c.Abort(c.TimeoutReason("recording", func(id string) bool { return !c.done[id] }), nil)
+		return
+	}
+	if c.ResendDue() {
+		for _, ct := range c.Containers {
+			if !c.done[ct.ID] {
+				c.Send(ct.ID, protocol.TypeMarker, &protocol.Marker{Peers: ct.Peers})
+			}
+		}
 	}
 }

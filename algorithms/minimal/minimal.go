@@ -102,7 +102,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		c.acked = make(map[string]bool, len(c.Containers))
 		c.dirty = map[string]bool{}
 		c.fresh = map[string][]protocol.ConnCounter{}
-		c.SendAll(protocol.TypeLock, &protocol.Lock{All: true})
+		c.SendAll(protocol.TypeLock, lockAll)
 		return nil
 	case protocol.TypeLockDone, protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
@@ -130,13 +130,8 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		if len(c.acked) == len(c.Containers) {
 			c.phase = phaseDumping
 			clear(c.acked)
-			fresh := &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true}
 			for _, ct := range c.Containers {
-				if c.dirty[ct.ID] {
-					c.Send(ct.ID, protocol.TypeDump, fresh)
-				} else {
-					c.Send(ct.ID, protocol.TypeDump, &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true, ReuseFrom: c.bases[ct.ID].Snapshot})
-				}
+				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(ct.ID))
 			}
 		}
 	case m.Type == protocol.TypeDumpDone && c.phase == phaseDumping:
@@ -192,6 +187,17 @@ func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	return true
 }
 
+// freshDump is the command for a dirty container (shared, read-only).
+var freshDump = &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true}
+
+// dumpCmd is the dump command for container id: fresh if dirty, else reuse its base.
+func (c *Coordinator) dumpCmd(id string) *protocol.Dump {
+	if c.dirty[id] {
+		return freshDump
+	}
+	return &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true, ReuseFrom: c.bases[id].Snapshot}
+}
+
 func (c *Coordinator) abort(reason string) {
 	c.phase = phaseIdle
 	c.Abort(reason, c.bases)
@@ -201,5 +207,21 @@ func (c *Coordinator) abort(reason string) {
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
 		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.acked[id] }))
+		return
+	}
+	if c.ResendDue() {
+		for _, ct := range c.Containers {
+			if c.acked[ct.ID] {
+				continue
+			}
+			switch c.phase {
+			case phaseLocking:
+				c.Send(ct.ID, protocol.TypeLock, lockAll)
+			case phaseDumping:
+				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(ct.ID))
+			}
+		}
 	}
 }
+
+var lockAll = &protocol.Lock{All: true}

@@ -25,6 +25,7 @@ type Machine struct {
 	lockReported   bool
 
 	dumpIssued   bool
+	dumpResult   *protocol.Result // answer to repeat for a duplicate dump
 	releaseAfter bool
 
 	watchdog uint64 // remaining ticks; 0 = off
@@ -152,6 +153,9 @@ func (m *Machine) Step(e protocol.Envelope) error {
 			body = &protocol.Dump{LeaveRunning: true}
 		}
 		if m.dumpIssued {
+			if m.dumpResult != nil {
+				m.reply(protocol.TypeDumpDone, m.dumpResult) // duplicate: answer again
+			}
 			return nil
 		}
 		if body.Locked && !m.locked {
@@ -212,7 +216,8 @@ func (m *Machine) stepResult(e protocol.Envelope) error {
 			m.end()
 			return nil
 		}
-		m.reply(protocol.TypeDumpDone, &protocol.Result{Dump: r.Dump})
+		m.dumpResult = &protocol.Result{Dump: r.Dump}
+		m.reply(protocol.TypeDumpDone, m.dumpResult)
 		if m.releaseAfter {
 			m.release()
 		}

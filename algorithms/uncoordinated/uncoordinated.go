@@ -105,7 +105,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		}
 		c.Persist(c.history)
 		c.got = make(map[string][]protocol.ConnCounter, len(c.Containers))
-		c.SendAll(protocol.TypeDump, &protocol.Dump{LeaveRunning: true})
+		c.SendAll(protocol.TypeDump, dumpCmd)
 		return nil
 	case protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
@@ -155,5 +155,15 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
 		c.Abort(c.TimeoutReason("dumping", func(id string) bool { _, ok := c.got[id]; return !ok }), c.history)
+		return
+	}
+	if c.ResendDue() {
+		for _, ct := range c.Containers {
+			if _, ok := c.got[ct.ID]; !ok {
+				c.Send(ct.ID, protocol.TypeDump, dumpCmd)
+			}
+		}
 	}
 }
+
+var dumpCmd = &protocol.Dump{LeaveRunning: true}

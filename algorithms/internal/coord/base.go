@@ -216,6 +216,12 @@ func (b *Base) Tick() bool {
 	return b.elapsed == b.Cfg.Timeout
 }
 
+// ResendDue reports whether the current tick is one at which unanswered commands are
+// sent again (Config.Resend); call it after Tick returned false.
+func (b *Base) ResendDue() bool {
+	return b.Active && b.Cfg.Resend > 0 && b.elapsed%b.Cfg.Resend == 0
+}
+
 // Elapsed is the number of ticks since the active snapshot started.
 func (b *Base) Elapsed() uint64 { return b.elapsed }
 

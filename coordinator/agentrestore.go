@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -54,40 +55,75 @@ func (r *AgentRestorer) call(ctx context.Context, subject string, req any) (*nod
 	return &rep, nil
 }
 
-// Restore implements Restorer.
+// Restore implements Restorer. Every set is first moved to its target node (in
+// parallel), then every container is restored (in parallel): connections between
+// containers of the set resume only once both ends run, so they come up together.
 func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, c := range m.Containers {
-		target, ok := targets[c.Key()]
-		if !ok {
-			continue
-		}
-		set := nodeagent.SetID(m.ID, c.Key())
-		emit := func(phase, msg string, ms int64) {
-			if r.Events != nil {
-				r.Events(ctx, api.Event{ID: m.ID, Container: c.Key(), Node: target, Phase: phase, Message: msg, MS: ms})
-			}
-		}
-		if target != c.Node {
-			addr, ok := r.Addr(target)
-			if !ok || addr == "" {
-				return out, fmt.Errorf("%s: target node %s has no live worker with a transfer address", c.Key(), target)
-			}
-			rep, err := r.call(ctx, nodeagent.SendSubject(c.Node), nodeagent.SendRequest{Set: set, To: addr})
-			if err != nil {
-				return out, fmt.Errorf("%s: transfer of its images from %s to %s: %w", c.Key(), c.Node, target, err)
-			}
-			emit("transferred", fmt.Sprintf("%s -> %s", c.Node, target), rep.MS)
-		}
-		name := strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(m.ID)
-		rep, err := r.call(ctx, nodeagent.RestoreSubject(target), nodeagent.RestoreRequest{Set: set, Options: nodeagent.RestoreOptions{Name: name}})
-		if err != nil {
-			return out, fmt.Errorf("%s: restore on %s: %w", c.Key(), target, err)
-		}
-		out[c.Key()] = rep.Container
-		emit("restored", "container "+shortID(rep.Container), rep.MS)
+	type item struct {
+		c      store.Container
+		target string
+		set    string
 	}
-	return out, nil
+	var items []item
+	for _, c := range m.Containers {
+		if t, ok := targets[c.Key()]; ok {
+			items = append(items, item{c: c, target: t, set: nodeagent.SetID(m.ID, c.Key())})
+		}
+	}
+	emit := func(it item, phase, msg string, ms int64) {
+		if r.Events != nil {
+			r.Events(ctx, api.Event{ID: m.ID, Container: it.c.Key(), Node: it.target, Phase: phase, Message: msg, MS: ms})
+		}
+	}
+	parallel := func(f func(it item) error) error {
+		errs := make([]error, len(items))
+		var wg sync.WaitGroup
+		for i, it := range items {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = f(it) }()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	err := parallel(func(it item) error {
+		if it.target == it.c.Node {
+			return nil
+		}
+		addr, ok := r.Addr(it.target)
+		if !ok || addr == "" {
+			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
+		}
+		rep, err := r.call(ctx, nodeagent.SendSubject(it.c.Node), nodeagent.SendRequest{Set: it.set, To: addr})
+		switch {
+		case err != nil && strings.Contains(err.Error(), "already exists"):
+			// An earlier restore already moved the set; the target verifies every
+			// checksum before restoring it.
+			emit(it, "transferred", "already on "+it.target, 0)
+		case err != nil:
+			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
+		default:
+			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	out := map[string]string{}
+	err = parallel(func(it item) error {
+		name := strings.ReplaceAll(it.c.Key(), ".", "-") + "-" + shortID(m.ID)
+		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set, Options: nodeagent.RestoreOptions{Name: name}})
+		if err != nil {
+			return fmt.Errorf("%s: restore on %s: %w", it.c.Key(), it.target, err)
+		}
+		mu.Lock()
+		out[it.c.Key()] = rep.Container
+		mu.Unlock()
+		emit(it, "restored", "container "+shortID(rep.Container), rep.MS)
+		return nil
+	})
+	return out, err
 }
 
 func shortID(s string) string {

@@ -116,6 +116,15 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 		return nil, err
 	}
 	start := time.Now()
+	if s.cfg.Stopper != nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: "scaling the running services of stack " + m.Stack + " to 0"})
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := s.cfg.Stopper.StopStack(sctx, m.Stack)
+		cancel()
+		if err != nil {
+			return nil, api.Errorf(api.CodeFailed, "stop the running stack before restoring: %v", err)
+		}
+	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: describeTargets(targets)})
 	ids, rerr := s.cfg.Restorer.Restore(ctx, m, targets)
 	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil}

@@ -17,6 +17,11 @@ type Restorer interface {
 	Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error)
 }
 
+// Stopper stops what still runs of a stack before it is restored.
+type Stopper interface {
+	StopStack(ctx context.Context, stack string) error
+}
+
 // PlanTargets picks a node for every container: the explicit ones, else a node other
 // than its original one (round robin over nodes), unless onOriginal. nodes are the
 // nodes with a live worker.

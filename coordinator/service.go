@@ -50,6 +50,9 @@ type Config struct {
 	Verify Verifier
 	// Restorer, when set, serves restore and migrate.
 	Restorer Restorer
+	// Stopper, when set, stops the stack's running tasks before a restore, so that the
+	// restored containers take over their addresses and the swarm runs no duplicates.
+	Stopper Stopper
 	// WorkerTimeout: a worker silent for this long is dead. Default 3s.
 	WorkerTimeout time.Duration
 	// Log; default slog.Default().

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
@@ -62,4 +63,55 @@ func (d *Docker) Resolve(ctx context.Context, name string) (*Stack, error) {
 		return nil, fmt.Errorf("stack %q: list nodes: %w", name, err)
 	}
 	return Build(name, services, tasks, nodes)
+}
+
+// StopStack scales every replicated service of the stack to 0 and waits until none of
+// their tasks runs, so that a restore can take over the tasks' addresses without the
+// swarm running duplicates. Global services are left alone (reported in the error).
+func (d *Docker) StopStack(ctx context.Context, name string) error {
+	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+name))
+	services, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("stack %q: list services: %w", name, err)
+	}
+	if len(services) == 0 {
+		return nil
+	}
+	tf := filters.NewArgs()
+	for _, s := range services {
+		tf.Add("service", s.ID)
+		if s.Spec.Mode.Replicated == nil {
+			return fmt.Errorf("stack %q: service %s is global: remove it (docker service rm) before restoring", name, s.Spec.Name)
+		}
+		if r := s.Spec.Mode.Replicated.Replicas; r != nil && *r == 0 {
+			continue
+		}
+		spec := s.Spec
+		zero := uint64(0)
+		spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &zero}
+		if _, err := d.cli.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+			return fmt.Errorf("stack %q: scale service %s to 0: %w", name, s.Spec.Name, err)
+		}
+	}
+	for {
+		tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
+		if err != nil {
+			return fmt.Errorf("stack %q: list tasks: %w", name, err)
+		}
+		running := 0
+		for _, t := range tasks {
+			switch t.Status.State {
+			case swarm.TaskStateRunning, swarm.TaskStateStarting, swarm.TaskStatePreparing, swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStateReady:
+				running++
+			}
+		}
+		if running == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stack %q: %d task(s) still running after scaling to 0: %w", name, running, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -32,12 +32,9 @@ lint:
 test-unit:
 	$(GO) test -count=1 ./...
 
-# Integration tests bring up their own labs (distinct names) and need root, Docker and CRIU
-# (make setup). They run one package at a time: the machine has 2 cores.
+# Integration tests on real labs (root, Docker, CRIU from make setup); see the script.
 test-integration: build images
-	SWARMCKPT_INTEGRATION=1 SWARMCKPT_BIN=$(CURDIR)/$(BIN)/swarmckpt SWARMCKPT_IMAGES=$(CURDIR)/build/workloads \
-		mkdir -p build && $(GO) test -count=1 -p 1 -timeout 50m -run Integration -v ./... 2>&1 | tee build/integration.log | \
-		grep -E '^(=== RUN|--- |PASS|FAIL|ok|SKIP)|SKIP|INTEGRATION' ; exit $${PIPESTATUS[0]}
+	deploy/test-integration.sh
 
 test: lint test-unit test-integration
 

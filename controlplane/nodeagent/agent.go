@@ -37,6 +37,9 @@ type Target struct {
 	Slot    int      `json:"slot,omitempty"`
 	Node    string   `json:"node"`
 	IPs     []string `json:"ips,omitempty"`
+	// Deadline, set on lock and freeze actions, is the coordinator's deadline for what
+	// the action holds: the worker's watchdog releases the container then.
+	Deadline time.Time `json:"-"`
 }
 
 // Plan tells a node which containers a snapshot covers.
@@ -121,6 +124,7 @@ type Agent struct {
 	targets  map[string]Target
 	algoOf   map[string]string // snapshot -> algorithm
 	queues   map[string]chan job
+	deadline map[string]time.Time // container -> last deadline received
 
 	held heldSet
 }
@@ -153,7 +157,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
-		algoOf: map[string]string{}, queues: map[string]chan job{}}, nil
+		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}}, nil
 }
 
 // Run serves until ctx ends.
@@ -291,6 +295,9 @@ func (a *Agent) step(ctx context.Context, env protocol.Envelope) {
 		a.log.Warn("message for a container not on this node", "container", env.To.ID, "type", env.Type)
 		return
 	}
+	if env.Deadline.UnixMilli > 0 {
+		a.deadline[env.To.ID] = time.UnixMilli(env.Deadline.UnixMilli)
+	}
 	if err := m.Step(env); err != nil {
 		a.log.Warn("container role refused message", "container", env.To.ID, "type", env.Type, "err", err)
 	}
@@ -351,6 +358,9 @@ func (a *Agent) prepare(act algorithms.Action) prepared {
 	leave := act.LeaveRunning
 	if p := a.plans[act.Snapshot]; p != nil && p.Exit {
 		leave = false
+	}
+	if act.Kind == algorithms.ActLock || act.Kind == algorithms.ActFreeze {
+		t.Deadline = a.deadline[act.Container]
 	}
 	return prepared{act: act, t: t, peers: a.peersOf(act.Peers), leave: leave}
 }

@@ -62,7 +62,16 @@ func addrs(peers []nodeagent.Target) []netip.Addr {
 // Lock implements nodeagent.Executor. nil peers lock every connection; peers whose
 // addresses are unknown are skipped (locking them all would lock too much).
 func (e *Exec) Lock(ctx context.Context, c nodeagent.Target, peers []nodeagent.Target) ([]protocol.ConnCounter, error) {
-	return nil, e.W.Lock(ctx, c.ID, addrs(peers), time.Now().Add(e.Hold))
+	return nil, e.W.Lock(ctx, c.ID, addrs(peers), e.deadline(c))
+}
+
+// deadline is the coordinator's deadline for c, capped at now+Hold.
+func (e *Exec) deadline(c nodeagent.Target) time.Time {
+	max := time.Now().Add(e.Hold)
+	if c.Deadline.IsZero() || c.Deadline.After(max) {
+		return max
+	}
+	return c.Deadline
 }
 
 // Unlock implements nodeagent.Executor.
@@ -72,7 +81,7 @@ func (e *Exec) Unlock(ctx context.Context, c nodeagent.Target, peers []nodeagent
 
 // Freeze implements nodeagent.Executor.
 func (e *Exec) Freeze(ctx context.Context, c nodeagent.Target) error {
-	return e.W.Freeze(ctx, c.ID, time.Now().Add(e.Hold))
+	return e.W.Freeze(ctx, c.ID, e.deadline(c))
 }
 
 // Thaw implements nodeagent.Executor.

@@ -1,0 +1,340 @@
+package coordinator_test
+
+// End-to-end tests with real processes on a real 3-node lab: `swarmckpt lab`, one
+// `swarmckpt worker` and one `swarmckpt coordinator agent` per node, and a coordinator
+// with embedded NATS and etcd, all driven through the CLI binary. They need
+// SWARMCKPT_INTEGRATION=1, root and the tools of 'make setup'; otherwise they skip
+// loudly. Run: SWARMCKPT_INTEGRATION=1 go test -run Integration -v ./coordinator/
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+type e2e struct {
+	t       *testing.T
+	bin     string
+	name    string
+	dir     string
+	nats    string
+	workers map[string]*exec.Cmd
+	agents  map[string]*exec.Cmd
+	coord   *exec.Cmd
+	ports   [3]int
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (e *e2e) run(timeout time.Duration, args ...string) (string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("%v: %v", args, err)
+	}
+	return out.String(), code
+}
+
+func (e *e2e) ctl(timeout time.Duration, args ...string) (string, int) {
+	return e.run(timeout, append(args, "--nats", e.nats, "--data-dir", e.dir)...)
+}
+
+func (e *e2e) start(name string, args ...string) *exec.Cmd {
+	f, err := os.Create(filepath.Join(e.dir, name+".log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(e.bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = cmd.Wait(); f.Close() }()
+	return cmd
+}
+
+func (e *e2e) docker(node string) string {
+	return fmt.Sprintf("unix:///run/swarmckpt/%s/%s/docker.sock", e.name, node)
+}
+
+func (e *e2e) startWorker(i int) {
+	node := fmt.Sprintf("%s-%d", e.name, i)
+	addrFile := filepath.Join(e.dir, node+".addr")
+	_ = os.Remove(addrFile)
+	e.workers[node] = e.start("worker-"+node, "worker", "--node", node, "--docker-host", e.docker(node),
+		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
+		"--journal", fmt.Sprintf("/run/swarmckpt/%s/holds-%s", e.name, node), "--addr-file", addrFile)
+	waitFor(e.t, "worker "+node+" address", func() bool { _, err := os.Stat(addrFile); return err == nil })
+}
+
+func (e *e2e) startAgent(i int) {
+	node := fmt.Sprintf("%s-%d", e.name, i)
+	e.agents[node] = e.start("agent-"+node, "coordinator", "agent", "--node", node, "--worker-addr-file",
+		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s")
+}
+
+func (e *e2e) startCoordinator() {
+	e.coord = e.start("coordinator", "coordinator", "--data-dir", e.dir, "--nats-port", fmt.Sprint(e.ports[0]),
+		"--etcd-port", fmt.Sprint(e.ports[1]), "--etcd-peer-port", fmt.Sprint(e.ports[2]), "--docker", e.docker(e.name+"-1"),
+		"--snapshot-timeout", "30s")
+	waitFor(e.t, "coordinator serving", func() bool { _, code := e.ctl(5*time.Second, "ls"); return code == 0 })
+}
+
+// bankOK runs the bank workload's own audit: no money created or destroyed.
+func (e *e2e) bankOK() (string, bool) {
+	cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+func (e *e2e) manifest(id string) *store.Manifest {
+	out, code := e.ctl(20*time.Second, "inspect", id, "--output", "json")
+	if code != 0 {
+		e.t.Fatalf("inspect %s: exit %d: %s", id, code, out)
+	}
+	var m store.Manifest
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		e.t.Fatalf("inspect %s: %v: %s", id, err, out)
+	}
+	return &m
+}
+
+func setupE2E(t *testing.T) *e2e {
+	if r := lab.IntegrationSkipReason(); r != "" {
+		t.Skip(r)
+	}
+	images, err := lab.ImageDirForTests()
+	if err != nil {
+		t.Skip("SKIP INTEGRATION: " + err.Error())
+	}
+	if _, err := os.Stat(filepath.Join(images, "bank.tar")); err != nil {
+		t.Skipf("SKIP INTEGRATION: no workload images in %s: run 'make images'", images)
+	}
+	e := &e2e{t: t, name: fmt.Sprintf("e2e%d", os.Getpid()%10000), dir: t.TempDir(),
+		workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
+	e.bin = filepath.Join(e.dir, "swarmckpt")
+	build := exec.Command("go", "build", "-o", e.bin, "./cmd/swarmckpt")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for i := range e.ports {
+		e.ports[i] = freePort(t)
+	}
+	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
+	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images); code != 0 {
+		t.Fatalf("lab up: %s", out)
+	}
+	t.Cleanup(func() {
+		for _, c := range []*exec.Cmd{e.coord} {
+			if c != nil && c.Process != nil {
+				_ = c.Process.Kill()
+			}
+		}
+		for _, m := range []map[string]*exec.Cmd{e.agents, e.workers} {
+			for _, c := range m {
+				_ = c.Process.Kill()
+			}
+		}
+		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
+			t.Errorf("lab down: %s", out)
+		}
+		if t.Failed() {
+			for _, f := range []string{"coordinator", "agent-" + e.name + "-1", "worker-" + e.name + "-1"} {
+				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
+				t.Logf("--- %s.log (tail) ---\n%s", f, tail(string(b), 3000))
+			}
+		}
+	})
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
+		filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"), "bank"); code != 0 {
+		t.Fatalf("lab deploy: %s", out)
+	}
+	for i := 1; i <= 3; i++ {
+		e.startWorker(i)
+	}
+	e.startCoordinator()
+	for i := 1; i <= 3; i++ {
+		e.startAgent(i)
+	}
+	waitLong(t, "bank healthy", func() bool { _, ok := e.bankOK(); return ok })
+	return e
+}
+
+// waitLong polls cond for up to 2 minutes (lock and freeze deadlines are ~40 s here).
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 2m waiting for %s", what)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestIntegrationE2E(t *testing.T) {
+	e := setupE2E(t)
+
+	t.Run("SnapshotBankVerified", func(t *testing.T) {
+		e.t = t
+		out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-s1")
+		if code != 0 {
+			t.Fatalf("snapshot: exit %d\n%s", code, out)
+		}
+		if !strings.Contains(out, "committed") || !strings.Contains(out, "bank_holder.5") {
+			t.Fatalf("snapshot output lacks the summary:\n%s", out)
+		}
+		m := e.manifest("bank-s1")
+		if m.State != store.StateCommitted || len(m.Containers) != 5 || m.Complete() != nil {
+			t.Fatalf("manifest: %+v", m)
+		}
+		vout, code := e.ctl(time.Minute, "inspect", "bank-s1", "--verify")
+		if code != 0 || !strings.Contains(vout, "cut check: consistent") {
+			t.Fatalf("inspect --verify: exit %d\n%s", code, vout)
+		}
+		if q, ok := e.bankOK(); !ok {
+			t.Fatalf("bank invariant broken after the snapshot:\n%s", q)
+		}
+	})
+
+	t.Run("CtrlCAborts", func(t *testing.T) {
+		e.t = t
+		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-int", "--nats", e.nats, "--data-dir", e.dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "containers locked", func() bool { return strings.Contains(out.String(), "locked") })
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 130 {
+			t.Fatalf("exit %v, want 130\n%s", err, out.String())
+		}
+		waitFor(t, "aborted in etcd", func() bool {
+			o, _ := e.ctl(10*time.Second, "inspect", "bank-int", "--output", "json")
+			return strings.Contains(o, `"state": "aborted"`) || strings.Contains(o, `"state": "committed"`)
+		})
+		if q, ok := e.bankOK(); !ok {
+			t.Fatalf("bank not healthy after Ctrl-C (something left frozen or locked?):\n%s", q)
+		}
+	})
+
+	t.Run("Kill9WorkerMidSnapshot", func(t *testing.T) {
+		e.t = t
+		node := e.name + "-2"
+		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-kw", "--nats", e.nats, "--data-dir", e.dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "containers locked", func() bool { return strings.Contains(out.String(), "locked") })
+		_ = e.workers[node].Process.Kill()
+		_ = e.agents[node].Process.Kill()
+		err := cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || (ee.ExitCode() != 5 && !strings.Contains(out.String(), "committed")) {
+			t.Fatalf("exit %v, want 5 (aborted)\n%s", err, out.String())
+		}
+		if ee.ExitCode() == 5 && !strings.Contains(out.String(), node) {
+			t.Errorf("abort reason does not name the dead node %s:\n%s", node, out.String())
+		}
+		// The restarted worker's watchdog and journal release what it held.
+		e.startWorker(2)
+		e.startAgent(2)
+		waitLong(t, "bank healthy after the worker restarted", func() bool { _, ok := e.bankOK(); return ok })
+	})
+
+	t.Run("Kill9CoordinatorMidSnapshot", func(t *testing.T) {
+		e.t = t
+		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-kc", "--nats", e.nats, "--data-dir", e.dir)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "containers locked", func() bool { return strings.Contains(out.String(), "locked") })
+		_ = e.coord.Process.Kill()
+		_ = cmd.Wait()
+		e.startCoordinator()
+		waitLong(t, "snapshot finished or aborted by the new coordinator", func() bool {
+			o, _ := e.ctl(10*time.Second, "inspect", "bank-kc", "--output", "json")
+			return strings.Contains(o, `"state": "aborted"`) || strings.Contains(o, `"state": "committed"`)
+		})
+		waitLong(t, "bank healthy", func() bool { _, ok := e.bankOK(); return ok })
+		// The stack lock lapsed: a new snapshot works.
+		if o, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-s2"); code != 0 {
+			t.Fatalf("snapshot after coordinator restart: exit %d\n%s", code, o)
+		}
+	})
+
+	t.Run("RestoreOnOtherNodes", func(t *testing.T) {
+		e.t = t
+		out, code := e.ctl(5*time.Minute, "restore", "bank-s2")
+		if code != 0 {
+			t.Fatalf("restore: exit %d\n%s", code, out)
+		}
+		m := e.manifest("bank-s2")
+		if len(m.Restores) == 0 || !m.Restores[len(m.Restores)-1].OK {
+			t.Fatalf("restore not recorded: %+v", m.Restores)
+		}
+		for k, n := range m.Restores[len(m.Restores)-1].Targets {
+			for _, c := range m.Containers {
+				if c.Key() == k && c.Node == n {
+					t.Errorf("%s restored on its original node %s", k, n)
+				}
+			}
+		}
+		// Known open problem (see docs/operations.md): the restored bank's channels do
+		// not all resume on the overlay; this asserts the product's promise anyway.
+		waitLong(t, "restored bank keeps its invariant", func() bool {
+			cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query",
+				"--holders", "10.240.4.2:8080,10.240.4.3:8080,10.240.4.4:8080,10.240.4.5:8080,10.240.4.6:8080", "--count", "5")
+			cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
+			return cmd.Run() == nil
+		})
+	})
+}

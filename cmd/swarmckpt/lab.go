@@ -18,9 +18,10 @@ const labUsage = `Usage: swarmckpt lab <up|down|status|env|deploy> [flags]
 A real multi-node Docker Swarm on this machine: each node is its own dockerd in its own
 network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
 
-  swarmckpt lab up --nodes 3            create lab "lab" with 3 nodes, load workload images
+  swarmckpt lab up --nodes 3            create lab "lab" with 3 nodes, load workload images,
+                                        start a coordinator and a worker + agent per node
   swarmckpt lab status                  show the nodes
-  eval "$(swarmckpt lab env)"           point plain docker at the manager
+  eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
                                         load the images the file needs, deploy it as a stack
   swarmckpt lab down                    remove everything the lab created (also after a crash)`
@@ -45,6 +46,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	runtime := fs.String("runtime", "auto", "OCI runtime to make every node's default: a path, 'auto' (swarmckpt-runtime next to this binary or in /usr/local/bin, if present) or 'runc'")
 	if sub == "up" {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
+		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
 	}
 	if err := parseFlags(c, fs, labUsage, args); err != nil {
 		return err
@@ -80,6 +82,9 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "export DOCKER_HOST=%s\n", p.Manager().DockerHost())
+		if d := p.Daemons; d != nil {
+			fmt.Fprintf(c.stdout, "export SWARMCKPT_NATS=%s\nexport SWARMCKPT_DATA_DIR=%s\n", d.NATSURL(), d.Dir)
+		}
 		fmt.Fprintf(c.stdout, "# run: eval \"$(swarmckpt lab env --name %s)\"\n", p.Name)
 		return nil
 	case "deploy":
@@ -135,5 +140,12 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Addr, s.Role, s.Engine, state, s.Containers, s.DockerHost())
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if d := p.Daemons; d != nil {
+		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s and etcd 127.0.0.1:%d, data and logs in %s; a worker and an agent per node\n",
+			d.NATSURL(), d.EtcdPort, d.Dir)
+	}
+	return nil
 }

@@ -60,6 +60,10 @@ func TestIntegrationLabEcho(t *testing.T) {
 	log := testLogger(t)
 	cfg := DefaultConfig()
 	cfg.Name, cfg.Nodes, cfg.ImageDir = "itlab", 2, images
+	// With the CLI binary built (make test-integration sets SWARMCKPT_BIN) the lab also runs
+	// swarmckpt's daemons, and Down must remove them too.
+	cfg.Binary = os.Getenv("SWARMCKPT_BIN")
+	cfg.Daemons = cfg.Binary != ""
 	if err := Down(ctx, log, cfg); err != nil && !errors.Is(err, ErrNotFound) {
 		t.Fatalf("clean previous run: %v", err)
 	}
@@ -149,7 +153,7 @@ func TestIntegrationLabDownAfterCrash(t *testing.T) {
 	}
 	ctx := context.Background()
 	cfg := DefaultConfig()
-	cfg.Name = "itcrash"
+	cfg.Name, cfg.Daemons = "itcrash", false
 	_ = Down(ctx, testLogger(t), cfg)
 	run := filepath.Join(cfg.RunDir, cfg.Name, cfg.Name+"-1")
 	if err := os.MkdirAll(run, 0o700); err != nil {

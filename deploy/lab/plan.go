@@ -36,11 +36,17 @@ type Config struct {
 	RunDir string
 	// DataDir is the root for node data roots and logs. Default /var/lib/swarmckpt.
 	DataDir string
+	// Daemons starts swarmckpt's own processes with the lab: a coordinator (embedded NATS
+	// and etcd) and a worker plus a control-plane agent per node. Default true.
+	Daemons bool
+	// Binary is the swarmckpt binary the daemons run. Empty: the running executable, or
+	// swarmckpt on PATH.
+	Binary string
 }
 
 // DefaultConfig returns the configuration `swarmckpt lab up` uses without flags.
 func DefaultConfig() Config {
-	return Config{Name: "lab", Nodes: 3, ImageDir: "build/workloads", RunDir: "/run/swarmckpt", DataDir: "/var/lib/swarmckpt"}
+	return Config{Name: "lab", Nodes: 3, ImageDir: "build/workloads", RunDir: "/run/swarmckpt", DataDir: "/var/lib/swarmckpt", Daemons: true}
 }
 
 // Validate reports what is wrong with c, naming the fix.
@@ -85,6 +91,8 @@ type Plan struct {
 	DataDir string `json:"data_dir"`
 	Runtime string `json:"runtime,omitempty"`
 	Nodes   []Node `json:"nodes"`
+	// Daemons is set when the lab runs swarmckpt's coordinator, workers and agents.
+	Daemons *Daemons `json:"daemons,omitempty"`
 }
 
 // NewPlan lays out a lab named c.Name with c.Nodes nodes on subnet 10.231.k.0/24.

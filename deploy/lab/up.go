@@ -56,6 +56,13 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 		return Plan{}, err
 	}
 	p := NewPlan(c, k)
+	if c.Daemons {
+		bin, err := findBinary(c.Binary)
+		if err != nil {
+			return Plan{}, err
+		}
+		p.Daemons = planDaemons(p, bin)
+	}
 	log = log.With("component", "lab", "lab", p.Name)
 	fail := func(err error) (Plan, error) {
 		return p, fmt.Errorf("lab up %s failed: %w; run 'swarmckpt lab down --name %s' to remove what was created", p.Name, err, p.Name)
@@ -88,6 +95,12 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 			return fail(err)
 		}
 		log.Info("images loaded", "images", len(tars), "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	if p.Daemons != nil {
+		if err := startDaemons(ctx, p); err != nil {
+			return fail(err)
+		}
+		log.Info("coordinator, workers and agents running", "nats", p.Daemons.NATSURL(), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return p, nil
 }

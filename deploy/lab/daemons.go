@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Daemons is where the lab's swarmckpt processes listen: one coordinator with embedded
+// NATS and etcd, and one worker plus one control-plane agent per node. Ports derive from
+// the lab's subnet so that several labs coexist.
+type Daemons struct {
+	Binary      string `json:"binary"`       // the swarmckpt binary that runs them
+	Dir         string `json:"dir"`          // coordinator --data-dir (etcd data, NATS token, logs)
+	NATSPort    int    `json:"nats_port"`    // embedded NATS client port on 127.0.0.1
+	EtcdPort    int    `json:"etcd_port"`    // embedded etcd client port
+	EtcdPeer    int    `json:"etcd_peer"`    // embedded etcd peer port
+	WorkerPort0 int    `json:"worker_port0"` // worker of node i listens on WorkerPort0+i
+}
+
+// NATSURL is the control plane URL the CLI uses (with --data-dir Dir for the token).
+func (d Daemons) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", d.NATSPort) }
+
+// planDaemons lays out the daemons of p; base port 20000+10*K.
+func planDaemons(p Plan, binary string) *Daemons {
+	base := 20000 + 10*p.Subnet
+	return &Daemons{Binary: binary, Dir: filepath.Join(p.DataDir, "coordinator"),
+		NATSPort: base + 1, EtcdPort: base + 2, EtcdPeer: base + 3, WorkerPort0: base + 4}
+}
+
+// startDaemons starts the coordinator, then a worker and an agent per node, detached (own
+// session, logs under d.Dir), and waits until each worker listens and the coordinator's
+// NATS answers. Down kills them: their command lines name the lab's directories.
+func startDaemons(ctx context.Context, p Plan) error {
+	d := p.Daemons
+	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", d.Dir, err)
+	}
+	m := p.Manager()
+	if err := spawn(d, "coordinator", "coordinator", "--data-dir", d.Dir, "--name", p.Name+"-coordinator",
+		"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort),
+		"--etcd-peer-port", fmt.Sprint(d.EtcdPeer), "--docker", m.DockerHost()); err != nil {
+		return err
+	}
+	if err := waitListening(ctx, "coordinator", filepath.Join(d.Dir, "coordinator.log"), fmt.Sprintf("127.0.0.1:%d", d.NATSPort)); err != nil {
+		return err
+	}
+	for _, n := range p.Nodes {
+		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
+		if err := spawn(d, "worker-"+n.Name, "worker", "--node", n.Name, "--docker-host", n.DockerHost(),
+			"--exec-root", n.ExecRoot, "--data-root", n.DataRoot, "--listen", addr,
+			"--journal", filepath.Join(p.RunDir, n.Name, "holds")); err != nil {
+			return err
+		}
+		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
+			return err
+		}
+		if err := spawn(d, "agent-"+n.Name, "coordinator", "agent", "--node", n.Name, "--worker", addr,
+			"--nats", d.NATSURL(), "--data-dir", d.Dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func spawn(d *Daemons, logName string, args ...string) error {
+	logFile := filepath.Join(d.Dir, logName+".log")
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: open log: %w", logName, err)
+	}
+	defer f.Close()
+	cmd := exec.Command(d.Binary, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", logName, err)
+	}
+	return cmd.Process.Release()
+}
+
+func waitListening(ctx context.Context, what, logFile, addr string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not listen on %s after 60s; log %s:\n%s", what, addr, logFile, tail(logFile, 8))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// findBinary returns the swarmckpt binary to run the daemons: explicit, else the running
+// executable when it is swarmckpt, else swarmckpt on PATH.
+func findBinary(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if exe, err := os.Executable(); err == nil && strings.HasPrefix(filepath.Base(exe), "swarmckpt") && !strings.HasSuffix(exe, ".test") {
+		return exe, nil
+	}
+	if p, err := exec.LookPath("swarmckpt"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("cannot find the swarmckpt binary to run the lab's daemons: run 'make build' and use bin/swarmckpt, or set --daemons=false")
+}

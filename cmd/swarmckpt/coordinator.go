@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
+	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
@@ -113,6 +114,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
+	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
 	if err := parseFlags(c, fs, coordinatorUsage, args); err != nil {
 		return err
 	}
@@ -168,6 +170,22 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	svc.SetRestorer(&coordinator.AgentRestorer{Bus: tr, Addr: svc.WorkerAddr, Events: svc.Emit})
+	if *gossip != "" {
+		cl, err := members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip,
+			Meta: members.Meta{Node: *name, Role: "coordinator"}, Log: c.log})
+		if err != nil {
+			return err
+		}
+		defer cl.Leave(2 * time.Second)
+		go func() {
+			for ev := range cl.Events() {
+				if ev.Kind == members.Leave && ev.Meta.Role == "worker" {
+					svc.NodeFailed(ev.Meta.Node, "memberlist: its agent left or stopped answering probes")
+				}
+			}
+		}()
+		fmt.Fprintf(c.stdout, "gossip (memberlist) on %s\n", cl.Addr())
+	}
 	fmt.Fprintf(c.stdout, "coordinator %s: NATS %s, etcd %s, data %s\n", *name, nf.url, strings.Join(endpoints, ","), nf.dataDir)
 	if srv != nil && srv.Token() != "" {
 		fmt.Fprintf(c.stdout, "NATS token: %s (workers: --nats-token-file %s)\n", embedded.TokenPath(nf.dataDir), embedded.TokenPath(nf.dataDir))
@@ -197,6 +215,8 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddr := fs.String("worker", "", "the worker's local API address host:port")
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
+	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
+	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	if err := parseFlags(c, fs, agentUsage, args); err != nil {
 		return err
 	}
@@ -227,6 +247,16 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		Info: workerInfo(ex.Info), Log: c.log})
 	if err != nil {
 		return err
+	}
+	if *gossipJoin != "" {
+		info := workerInfo(ex.Info)
+		cl, err := members.Start(members.Config{Name: "worker/" + *node, Bind: *gossipBind, Join: []string{*gossipJoin},
+			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
+			Log:  c.log})
+		if err != nil {
+			return err
+		}
+		defer cl.Leave(2 * time.Second)
 	}
 	fmt.Fprintf(c.stdout, "agent %s: worker %s, NATS %s\n", *node, addr, nf.url)
 	return a.Run(ctx)

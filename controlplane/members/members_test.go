@@ -1,0 +1,120 @@
+package members
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// transports returns n member configs on one network.
+type network func(t *testing.T, name string) Config
+
+func mockNetwork() network {
+	mn := &memberlist.MockNetwork{}
+	return func(t *testing.T, name string) Config { return Config{Name: name, Transport: mn.NewTransport(name)} }
+}
+
+func realNetwork(t *testing.T, name string) Config { return Config{Name: name, Bind: "127.0.0.1:0"} }
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startN(t *testing.T, nw network, n int) []*Cluster {
+	var cs []*Cluster
+	for i := 0; i < n; i++ {
+		cfg := nw(t, fmt.Sprintf("worker/n%d", i+1))
+		cfg.Meta = Meta{Node: fmt.Sprintf("n%d", i+1), Role: "worker", WorkerAddr: fmt.Sprintf("127.0.0.1:70%02d", i), CRIUVersion: "4.2.1", Features: []string{"uffd-noncoop"}}
+		if i > 0 {
+			cfg.Join = []string{cs[0].Addr()}
+		}
+		c, err := Start(cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v", cfg.Name, err)
+		}
+		cs = append(cs, c)
+		t.Cleanup(func() { _ = c.Shutdown() })
+	}
+	return cs
+}
+
+// conformance runs against both networks.
+func conformance(t *testing.T, nw network) {
+	t.Run("JoinAndMeta", func(t *testing.T) {
+		cs := startN(t, nw, 3)
+		waitFor(t, "3 members everywhere", 10*time.Second, func() bool {
+			for _, c := range cs {
+				if len(c.Names()) != 3 {
+					return false
+				}
+			}
+			return true
+		})
+		m := cs[2].Members()["worker/n1"]
+		if m.Node != "n1" || m.WorkerAddr != "127.0.0.1:7000" || m.CRIUVersion != "4.2.1" || m.Features[0] != "uffd-noncoop" {
+			t.Fatalf("metadata of n1 seen by n3: %+v", m)
+		}
+	})
+	t.Run("GracefulLeaveIsAnEvent", func(t *testing.T) {
+		cs := startN(t, nw, 3)
+		waitFor(t, "joined", 10*time.Second, func() bool { return len(cs[0].Names()) == 3 })
+		if err := cs[2].Leave(2 * time.Second); err != nil {
+			t.Fatalf("leave: %v", err)
+		}
+		waitFor(t, "leave event for n3", 10*time.Second, func() bool {
+			for {
+				select {
+				case ev := <-cs[0].Events():
+					if ev.Kind == Leave && ev.Meta.Node == "n3" {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		})
+	})
+}
+
+func TestMockNetworkConformance(t *testing.T) { conformance(t, mockNetwork()) }
+func TestRealNetworkConformance(t *testing.T) { conformance(t, realNetwork) }
+
+// A member that dies without a goodbye (kill -9) is detected by probes.
+func TestRealNetworkDetectsDeath(t *testing.T) {
+	cs := startN(t, realNetwork, 3)
+	waitFor(t, "joined", 10*time.Second, func() bool { return len(cs[0].Names()) == 3 })
+	start := time.Now()
+	_ = cs[1].Shutdown()
+	waitFor(t, "n2 declared dead", 30*time.Second, func() bool {
+		for {
+			select {
+			case ev := <-cs[0].Events():
+				if ev.Kind == Leave && ev.Meta.Node == "n2" {
+					t.Logf("death of n2 detected after %s", time.Since(start).Round(time.Millisecond))
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+}
+
+func TestMetaTooLarge(t *testing.T) {
+	big := make([]string, 100)
+	for i := range big {
+		big[i] = "some-long-kernel-feature-name"
+	}
+	if _, err := Start(Config{Name: "x", Bind: "127.0.0.1:0", Meta: Meta{Features: big}}); err == nil {
+		t.Fatal("oversized metadata accepted")
+	}
+}

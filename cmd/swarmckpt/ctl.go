@@ -254,8 +254,11 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		done <- result{r, err}
 	}()
 	var r result
+	gone := coordinatorGone(ctx, cl)
 	select {
 	case r = <-done:
+	case <-gone:
+		return fmt.Errorf("the coordinator stopped answering during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", *id, *id)
 	case <-ctx.Done():
 		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
 		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -284,6 +287,34 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	return apiExit(r.err)
+}
+
+// coordinatorGone is closed when the coordinator has not answered a status request for
+// 6 s (it died or lost NATS): a long request would otherwise wait for its own timeout.
+func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		last := time.Now()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err := api.Call[api.StatusResult](sctx, cl, api.OpStatus, api.StatusRequest{})
+			cancel()
+			if err == nil {
+				last = time.Now()
+			} else if time.Since(last) > 6*time.Second {
+				close(gone)
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 func algoNames() string {
@@ -610,8 +641,11 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo})
 		done <- err
 	}()
+	gone := coordinatorGone(ctx, cl)
 	select {
 	case err = <-done:
+	case <-gone:
+		return fmt.Errorf("the coordinator stopped answering during migration %s: check with 'swarmckpt inspect %s'", id, id)
 	case <-ctx.Done():
 		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})

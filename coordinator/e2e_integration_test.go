@@ -34,7 +34,7 @@ type e2e struct {
 	workers map[string]*exec.Cmd
 	agents  map[string]*exec.Cmd
 	coord   *exec.Cmd
-	ports   [3]int
+	ports   [4]int
 }
 
 func repoRoot() string {
@@ -102,13 +102,14 @@ func (e *e2e) startWorker(i int) {
 func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
 	e.agents[node] = e.start("agent-"+node, "coordinator", "agent", "--node", node, "--worker-addr-file",
-		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s")
+		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s",
+		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
 }
 
 func (e *e2e) startCoordinator() {
 	e.coord = e.start("coordinator", "coordinator", "--data-dir", e.dir, "--nats-port", fmt.Sprint(e.ports[0]),
 		"--etcd-port", fmt.Sprint(e.ports[1]), "--etcd-peer-port", fmt.Sprint(e.ports[2]), "--docker", e.docker(e.name+"-1"),
-		"--snapshot-timeout", "30s")
+		"--snapshot-timeout", "30s", "--gossip", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
 	waitFor(e.t, "coordinator serving", func() bool { _, code := e.ctl(5*time.Second, "ls"); return code == 0 })
 }
 

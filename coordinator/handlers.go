@@ -94,12 +94,12 @@ func (s *Service) serveAPI() []subErr {
 
 // Restore restores a committed snapshot on target nodes.
 func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.RestoreResult, error) {
-	if s.cfg.Restorer == nil {
-		return nil, api.Errorf(api.CodeFailed, "restore is not available: this coordinator has no restorer (the workers' restore primitive is not wired yet)")
-	}
 	m, err := s.cfg.Store.Get(ctx, req.ID)
 	if err != nil {
 		return nil, storeErr(err)
+	}
+	if s.cfg.Restorer == nil {
+		return nil, api.Errorf(api.CodeFailed, "restore is not available: this coordinator has no restorer (the workers' restore primitive is not wired yet)")
 	}
 	if m.State != store.StateCommitted {
 		return nil, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots can be restored", m.ID, m.State)

@@ -1,6 +1,7 @@
 package members
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func Start(cfg Config) (*Cluster, error) {
 	mc.Delegate = delegate{c}
 	mc.Events = eventDelegate{c}
 	mc.Logger = log.New(io.Discard, "", 0)
-	if lg.Enabled(nil, slog.LevelDebug) {
+	if lg.Enabled(context.Background(), slog.LevelDebug) {
 		mc.Logger = slog.NewLogLogger(lg.Handler(), slog.LevelDebug)
 	}
 	if cfg.Transport != nil {

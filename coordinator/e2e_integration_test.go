@@ -102,7 +102,7 @@ func (e *e2e) startWorker(i int) {
 func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
 	e.agents[node] = e.start("agent-"+node, "coordinator", "agent", "--node", node, "--worker-addr-file",
-		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s",
+		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
 		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
 }
 

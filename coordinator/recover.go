@@ -30,6 +30,14 @@ func (s *Service) recover(ctx context.Context) error {
 }
 
 func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
+	// The dead coordinator's stack lock names this snapshot: once it is aborted, the
+	// lock is broken at once instead of waiting for its lease (which etcd extends when it
+	// restarts, as the embedded one does with its coordinator).
+	defer func() {
+		if err := s.cfg.Store.BreakLock(ctx, m.Stack, m.Coordinator+"/"+m.ID); err != nil {
+			s.log.Warn("cannot break the dead coordinator's stack lock (it lapses with its lease)", "stack", m.Stack, "err", err)
+		}
+	}()
 	log := s.log.With("snapshot", m.ID, "stack", m.Stack, "state", m.State)
 	log.Warn("found an unfinished snapshot of a previous coordinator: aborting it and releasing its containers")
 	r := newRun(s, m, nil, nil, s.cfg.SnapshotTimeout)

@@ -306,6 +306,9 @@ func TestRestartedCoordinatorAbortsUnfinishedSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = mach
+	if _, err := st.LockStack(context.Background(), "bank", "dead/snap-k", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	m.State = store.StateDumping
 	m.Record = []byte(`{"algorithm":"blocking","epoch":1,"snapshot":"snap-k","phase":"active","containers":[{"id":"ctr1","node":"lab-1"}]}`)
 	if err := st.Update(context.Background(), m); err != nil {
@@ -323,6 +326,14 @@ func TestRestartedCoordinatorAbortsUnfinishedSnapshots(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitFor(t, "unfinished snapshot aborted", func() bool {
 		got, err := st.Get(context.Background(), "snap-k")
-		return err == nil && got.State == store.StateAborted && strings.Contains(got.Reason+"", "")
+		return err == nil && got.State == store.StateAborted && got.Reason != ""
+	})
+	// The dead coordinator's lock on the stack was broken: a new snapshot may start.
+	waitFor(t, "stack lock broken", func() bool {
+		l, err := st.LockStack(context.Background(), "bank", "probe", time.Second)
+		if err == nil {
+			_ = l.Unlock(context.Background())
+		}
+		return err == nil
 	})
 }

@@ -99,7 +99,7 @@ func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store
 		}
 		return m, api.Errorf(api.CodeFailed, "%v", err)
 	}
-	mach := alg.NewCoordinator(algorithms.Config{Timeout: r.ticks(timeout), FirstEpoch: epoch})
+	mach := alg.NewCoordinator(algorithms.Config{Timeout: r.ticks(timeout), FirstEpoch: epoch, Resend: r.ticks(2 * time.Second)})
 	r.mach = mach
 	s.mu.Lock()
 	s.runs[m.ID] = r

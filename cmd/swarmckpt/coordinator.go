@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -215,6 +216,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddr := fs.String("worker", "", "the worker's local API address host:port")
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
+	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default /var/lib/swarmckpt/agent/<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	if err := parseFlags(c, fs, agentUsage, args); err != nil {
@@ -234,6 +236,9 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	if addr == "" {
 		return usagef("give the worker's address with --worker or --worker-addr-file")
 	}
+	if *stateDir == "" {
+		*stateDir = filepath.Join("/var/lib/swarmckpt/agent", *node)
+	}
 	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr}, *hold)
 	if err != nil {
 		return err
@@ -243,7 +248,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer tr.Close()
-	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: lookupAlgorithm,
+	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: lookupAlgorithm, StateDir: *stateDir,
 		Info: workerInfo(ex.Info), Log: c.log})
 	if err != nil {
 		return err

@@ -253,6 +253,16 @@ func (s *Store) LockStack(ctx context.Context, stack, owner string, ttl time.Dur
 	return &etcdLock{s: s, stack: stack, sess: sess}, nil
 }
 
+// BreakLock implements store.Locker.
+func (s *Store) BreakLock(ctx context.Context, stack, owner string) error {
+	k := s.lockKey(stack)
+	_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", owner)).Then(clientv3.OpDelete(k)).Commit()
+	if err != nil {
+		return fmt.Errorf("etcdstore: break lock of stack %s: %w", stack, err)
+	}
+	return nil
+}
+
 // RegisterWorker implements store.Workers.
 func (s *Store) RegisterWorker(ctx context.Context, w store.Worker, ttl time.Duration) (func(context.Context) error, error) {
 	if w.Node == "" {

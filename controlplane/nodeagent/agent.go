@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,10 @@ type Config struct {
 	TickPeriod time.Duration
 	// ActionTimeout bounds one container action. Default 5m.
 	ActionTimeout time.Duration
+	// StateDir keeps the container roles' records (mode 0700), so that a restarted
+	// agent releases what its predecessor held and refuses the snapshots it was in.
+	// Empty keeps nothing.
+	StateDir string
 	// Restorer, when set, serves image transfers and restores on this node.
 	Restorer Restorer
 	// Info describes this worker in heartbeats (Node is filled in).
@@ -127,6 +132,7 @@ type Agent struct {
 	deadline map[string]time.Time // container -> last deadline received
 
 	held heldSet
+	recs records
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -157,7 +163,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
-		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}}, nil
+		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir}}, nil
 }
 
 // Run serves until ctx ends.
@@ -208,6 +214,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			_ = s.Unsubscribe()
 		}
 	}()
+	a.recover()
 	a.log.Info("node agent ready", "subject", protocol.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()
@@ -241,6 +248,28 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		a.drain(ctx)
+	}
+}
+
+// recover rebuilds the container roles of a previous agent from their records: each
+// starts by thawing and unlocking its container and refuses the snapshot it was in.
+func (a *Agent) recover() {
+	recs, err := a.recs.all()
+	if err != nil {
+		a.log.Error("cannot read container records; containers held by a previous agent are released by the worker's watchdog only", "err", err)
+		return
+	}
+	for _, r := range recs {
+		alg, err := a.cfg.Algorithms(r.algo)
+		if err != nil {
+			a.log.Warn("record of an unknown algorithm", "algorithm", r.algo, "container", r.container)
+			continue
+		}
+		a.log.Info("recovering container role of a previous agent: releasing the container", "container", r.container, "algorithm", r.algo)
+		a.machines[key(r.algo, r.container)] = alg.NewContainer(algorithms.ContainerConfig{ID: r.container, Recovering: true, Record: r.rec})
+		if _, ok := a.targets[r.container]; !ok {
+			a.targets[r.container] = Target{ID: r.container, Node: a.cfg.Node}
+		}
 	}
 }
 
@@ -317,13 +346,16 @@ func (a *Agent) drain(ctx context.Context) {
 			again = true
 			rd := m.Ready()
 			j := job{m: m}
+			algo, _, _ := strings.Cut(k, "/")
 			for _, env := range rd.Messages {
 				if o, ok := a.route(env); ok {
 					j.msgs = append(j.msgs, o)
 				}
 			}
 			for _, act := range rd.Actions {
-				j.acts = append(j.acts, a.prepare(act))
+				p := a.prepare(act)
+				p.algo = algo
+				j.acts = append(j.acts, p)
 			}
 			a.queue(ctx, k) <- j
 			m.Advance()
@@ -332,6 +364,7 @@ func (a *Agent) drain(ctx context.Context) {
 }
 
 type prepared struct {
+	algo  string
 	act   algorithms.Action
 	t     Target
 	peers []Target
@@ -378,6 +411,12 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 				return
 			case j := <-q:
 				for _, p := range j.acts {
+					if p.act.Kind == algorithms.ActPersist {
+						if err := a.recs.save(p.algo, p.act.Container, p.act.Record); err != nil {
+							a.log.Error("cannot persist container record", "container", p.act.Container, "err", err)
+						}
+						continue
+					}
 					res := a.execute(ctx, p)
 					m := j.m
 					select {

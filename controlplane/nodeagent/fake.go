@@ -52,6 +52,13 @@ func (f *FakeExecutor) Held() []string {
 	return out
 }
 
+// Hold marks c locked and frozen, as a crashed agent may have left it.
+func (f *FakeExecutor) Hold(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[c], f.frozen[c] = true, true
+}
+
 // Dumps returns how many times c was dumped.
 func (f *FakeExecutor) Dumps(c string) int {
 	f.mu.Lock()

@@ -190,6 +190,20 @@ func (s *Memory) LockStack(_ context.Context, stack, owner string, _ time.Durati
 	return l, nil
 }
 
+// BreakLock implements Locker.
+func (s *Memory) BreakLock(_ context.Context, stack, owner string) error {
+	s.mu.Lock()
+	l := s.locks[stack]
+	if l == nil || l.owner != owner {
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.locks, stack)
+	s.mu.Unlock()
+	l.once.Do(func() { close(l.lost) })
+	return nil
+}
+
 // ExpireLock makes the stack's lock lapse as if its holder died.
 func (s *Memory) ExpireLock(stack string) {
 	s.mu.Lock()

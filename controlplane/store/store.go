@@ -53,6 +53,9 @@ type Locker interface {
 	// LockStack takes the stack's lock for owner; ErrLocked (naming the holder) if
 	// someone else holds it.
 	LockStack(ctx context.Context, stack, owner string, ttl time.Duration) (Lock, error)
+	// BreakLock removes the stack's lock if owner holds it (a dead holder's lock, once
+	// its snapshot was aborted by a recovering coordinator). Not held by owner: no-op.
+	BreakLock(ctx context.Context, stack, owner string) error
 }
 
 // Worker is a worker's registration.

@@ -279,6 +279,21 @@ func testLock(t *testing.T, f Factory) {
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
+	// Breaking someone else's lock does nothing; breaking the named holder's frees it.
+	if err := s.BreakLock(ctx(t), "bank", "coord-1/snap-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LockStack(ctx(t), "bank", "x", 10*time.Second); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("lock after breaking another owner's lock: %v, want ErrLocked", err)
+	}
+	if err := s.BreakLock(ctx(t), "bank", "coord-1/snap-3"); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := s.LockStack(ctx(t), "bank", "coord-2/snap-4", 10*time.Second)
+	if err != nil {
+		t.Fatalf("lock after breaking the dead holder's lock: %v", err)
+	}
+	_ = l3.Unlock(ctx(t))
 	_ = l2.Unlock(ctx(t))
 }
 

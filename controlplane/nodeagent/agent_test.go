@@ -1,0 +1,64 @@
+package nodeagent_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+)
+
+func lookup(name string) (algorithms.Algorithm, error) {
+	if name == blocking.Name {
+		return blocking.Algorithm(), nil
+	}
+	return nil, fmt.Errorf("unknown algorithm %q", name)
+}
+
+// A restarted agent finds the records its predecessor (killed with -9) persisted and
+// releases those containers at once, without waiting for any deadline.
+func TestRestartedAgentReleasesWhatItsPredecessorHeld(t *testing.T) {
+	dir := t.TempDir()
+	rec := algorithms.ContainerRecord{Epoch: 3, Snapshot: "snap-3"}.Encode()
+	if err := os.MkdirAll(filepath.Join(dir, "blocking"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "blocking", "ctr1.rec"), rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ex := nodeagent.NewFakeExecutor("n1")
+	ex.Hold("ctr1")
+	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ex.Held()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still held after restart: %v", ex.Held())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := nodeagent.New(nodeagent.Config{}); err == nil {
+		t.Fatal("empty config accepted")
+	}
+	if _, err := nodeagent.New(nodeagent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Exec: nodeagent.NewFakeExecutor("x"), Algorithms: lookup}); err == nil {
+		t.Fatal("node name with a dot accepted (it is a subject token)")
+	}
+}

@@ -118,8 +118,13 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 			args = append(args, e)
 		}
 	}
-	args = append(args, inv.ID)
 	_ = os.MkdirAll(filepath.Join(claimed, "work"), 0o700)
+	if _, err := os.Stat(filepath.Join(claimed, LazyFile)); err == nil {
+		// Post-copy: the worker started `criu lazy-pages` with work dir DIR/work (its
+		// socket there is how CRIU's restore finds it); pages come on demand.
+		args = append(args, "--lazy-pages")
+	}
+	args = append(args, inv.ID)
 	// The restored processes get this process's stdio (containerd's pipes for the
 	// container's logs): runc maps the checkpointed stdio onto them with --inherit-fd.
 	// So no output capture here: runc reports errors into --log, we add CRIU's log tail.
@@ -148,6 +153,9 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 	w.log(inv, "info", fmt.Sprintf("restored container %s from %s in %.3fs", inv.ID, dir, time.Since(start).Seconds()))
 	return nil
 }
+
+// LazyFile in a restore directory asks for a lazy-pages (post-copy) restore.
+const LazyFile = "lazy-pages"
 
 func (w *Wrapper) fail(inv Invocation, err error) {
 	msg := "swarmckpt-runtime: create " + inv.ID + ": " + err.Error()

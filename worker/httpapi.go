@@ -23,6 +23,7 @@ import (
 //	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
+//	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	GET  /v1/info                                                        -> NodeInfo
@@ -74,6 +75,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
+	})
+	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
 	})
 	handle("POST /v1/sets/{id}/send", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.Send(ctx, r.PathValue("id"), q.Addr)
@@ -157,6 +161,15 @@ func (c *Client) Thaw(ctx context.Context, name string) error {
 func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dump"), apiRequest{Set: setID, LeaveRunning: leaveRunning}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// DumpLazy implements Service.
+func (c *Client) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
+	var m imageset.Manifest
+	if err := c.call(ctx, http.MethodPost, cpath(name, "dumplazy"), apiRequest{Set: setID, Addr: pageServer}, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

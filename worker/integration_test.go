@@ -157,3 +157,51 @@ func TestMemhogMigratesWithIdenticalMemory(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestMemhogPostCopy: post-copy migration (lazy pages): the container restarts on the
+// other node before its memory moved; pages come on demand from the source's page
+// server; the checksum matches and the source exits once every page was fetched.
+func TestMemhogPostCopy(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	src, dst := nodes[0], nodes[1]
+	name := fmt.Sprintf("dppostcopy-%d", time.Now().UnixNano()%100000)
+	src.Run(t, name, dockertest.Image, "memhog", "128")
+	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	want := sumRE.FindStringSubmatch(logs)[1]
+	a, _, _ := daemon(t, src, "src")
+	b, _, _ := daemon(t, dst, "dst")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
+		t.Skipf("SKIPPED LOUDLY: post-copy cannot run on this node: %s %v", ai.PostCopy.Reason, err)
+	}
+	set := name + ".set"
+	m, err := a.DumpLazy(ctx, name, set, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.LazyPages == "" || m.TotalBytes() > 16<<20 {
+		t.Fatalf("lazy dump wrote %d bytes, page server %q: memory should not be in the set", m.TotalBytes(), m.LazyPages)
+	}
+	bi, _ := b.Info(ctx)
+	if err := a.Send(ctx, set, bi.Addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
+	if _, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"}); err != nil {
+		t.Fatal(err)
+	}
+	logs = dst.WaitLog(t, name, 30*time.Second, "checksum after post-copy restore", func(l string) bool { return sumRE.MatchString(l) })
+	got := sumRE.FindStringSubmatch(logs)
+	if got[1] != want {
+		t.Fatalf("memory checksum after post-copy %s, before %s", got[1], want)
+	}
+	// The source exits once the lazy transfer completed.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := src.Docker("inspect", "-f", "{{.State.Status}}", name); st == "exited" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("source %s still not exited 30 s after the post-copy restore", name)
+}

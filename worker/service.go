@@ -23,6 +23,13 @@ type Service interface {
 	Thaw(ctx context.Context, containerName string) error
 	// Dump checkpoints the container into the new image set setID.
 	Dump(ctx context.Context, containerName, setID string, leaveRunning bool) (*imageset.Manifest, error)
+	// DumpLazy is Dump for post-copy migration: it writes every image but the memory
+	// pages, returns, and keeps the container frozen while serving its pages on
+	// pageServer (HOST:PORT; port 0 picks a free one, recorded in the manifest's
+	// LazyPages) to the restoring node; the container exits when all were fetched, or
+	// resumes if the transfer fails. Refused with the reason where post-copy cannot run
+	// (see NodeInfo.PostCopy).
+	DumpLazy(ctx context.Context, containerName, setID, pageServer string) (*imageset.Manifest, error)
 	// Send streams image set setID to the worker listening at addr (host:port), which
 	// verifies every file's sha256 before accepting it.
 	Send(ctx context.Context, setID, addr string) error

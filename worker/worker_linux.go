@@ -330,6 +330,81 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 	return m, nil
 }
 
+// DumpLazy implements Service.
+func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
+	if err := migrate.PostCopySupport(ctx, w.p.Features); err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	addr, err := freePort(pageServer)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: page server address %q: %w", w.cfg.Node, pageServer, err)
+	}
+	// CRIU keeps the container frozen while it serves pages: journal it so the
+	// watchdog thaws it if nobody fetches the pages before the deadline.
+	deadline := w.deadline(time.Time{})
+	if err := w.hold(c, false, true, nil, deadline); err != nil {
+		return nil, fmt.Errorf("dump %s: %w", c, err)
+	}
+	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{Node: w.cfg.Node, PageServer: addr})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true))
+	}
+	if lz, ok := w.p.Dumper.(interface{ LazyOf(string) (dump.Lazy, bool) }); ok {
+		if l, ok := lz.LazyOf(set); ok {
+			go func() {
+				t := time.NewTimer(time.Until(deadline))
+				defer t.Stop()
+				done := make(chan error, 1)
+				go func() { done <- l.Wait() }()
+				select {
+				case err := <-done:
+					if err != nil {
+						w.log.Error("post-copy page server failed; CRIU resumed the source", "container", c.Name, "err", err)
+					} else {
+						w.log.Info("post-copy: every page served, source container exited", "container", c.Name)
+					}
+				case <-t.C:
+					// Keep the hold: the deadline passed, the watchdog thaws the container.
+					w.log.Error("post-copy: pages not fetched before the deadline; stopping the page server", "container", c.Name)
+					l.Cancel()
+					return
+				}
+				_ = w.unhold(c, true, true)
+			}()
+		}
+	}
+	return m, nil
+}
+
+// freePort resolves HOST:0 to HOST:<a free port>.
+func freePort(hostport string) (string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", err
+	}
+	if port != "0" {
+		return hostport, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // Restore implements Service. The set is verified (every sha256) before anything else.
 func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error) {
 	set, err := w.setPath(setID)

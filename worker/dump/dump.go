@@ -23,6 +23,21 @@ type Options struct {
 	LeaveRunning bool
 	// Node names the source node in the manifest.
 	Node string
+	// PageServer, when set (HOST:PORT), makes a post-copy dump: memory pages are not
+	// written; CRIU keeps the container frozen and serves its pages lazily on that
+	// address until the restore side has fetched them all, then the container exits.
+	// Dump returns as soon as the other images are sealed; Lazy in the result tracks
+	// the page server.
+	PageServer string
+}
+
+// Lazy is the page server of a post-copy dump, running after Dump returned.
+type Lazy interface {
+	// Wait blocks until every page was served (nil) or the transfer failed, in which
+	// case CRIU resumes the source container.
+	Wait() error
+	// Cancel stops serving pages (the restore side, if any, fails).
+	Cancel()
 }
 
 // Dumper checkpoints containers.

@@ -32,6 +32,9 @@ type Runc struct {
 	once        sync.Once
 	criuVersion string
 	kernel      string
+
+	lazyMu sync.Mutex
+	lazy   map[string]Lazy // post-copy page servers by set dir
 }
 
 var _ Dumper = (*Runc)(nil)
@@ -82,6 +85,9 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		if err := os.Mkdir(d, imageset.DirMode); err != nil {
 			return nil, fmt.Errorf("dump %s: %w", c, err)
 		}
+	}
+	if opts.PageServer != "" {
+		return r.dumpLazy(ctx, c, spec, set, opts)
 	}
 	args := []string{"--root", r.Root, "checkpoint", "--image-path", images, "--work-path", work, "--tcp-established"}
 	if opts.LeaveRunning {

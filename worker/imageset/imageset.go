@@ -66,6 +66,9 @@ type Manifest struct {
 	// Created is when the dump finished; DumpSeconds how long it took.
 	Created     time.Time `json:"created"`
 	DumpSeconds float64   `json:"dumpSeconds"`
+	// LazyPages is the HOST:PORT of the source's page server for a post-copy dump
+	// (memory pages are not in the set; they are fetched on demand at restore).
+	LazyPages string `json:"lazyPages,omitempty"`
 	// Files lists every file under images/, sorted by name.
 	Files []File `json:"files"`
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -62,9 +64,24 @@ func PreCopySupport(ctx context.Context, f FeatureChecker) error {
 	return nil
 }
 
-// PostCopyReason is why lazy-pages migration is refused on nodes where userfaultfd
-// exists (see docs/dataplane.md, "Post-copy"); empty when it is known to work.
-var PostCopyReason = "runc 1.1.5 starts the lazy-pages page server of `runc checkpoint --lazy-pages` inside its own CRIU swrk call and relies on the restore side's `criu lazy-pages` daemon; on this machine the dump side fails with `page-pipe: splice: Bad file descriptor` when the daemon connects, so pages cannot be served (see docs/dataplane.md)"
+// MinPipeMaxSize is the smallest /proc/sys/fs/pipe-max-size with which CRIU's lazy page
+// server works without CAP_SYS_RESOURCE. CRIU's page server (page-xfer.c,
+// page_server_serve) calls pipe_read_dest_init, which sets its tee pipe to
+// PIPE_MAX_SIZE pages (4 MiB) with F_SETPIPE_SZ; above pipe-max-size that needs
+// CAP_SYS_RESOURCE, and on failure it returns before opening its /dev/null sink, a
+// return value the caller ignores: every page request then fails with
+// "page-pipe: splice: -1: Bad file descriptor" (splice into fd 0) and the dump reports
+// "Lazy pages transfer FAILED".
+const MinPipeMaxSize = 4 << 20
+
+// PipeMaxSize reads /proc/sys/fs/pipe-max-size; tests may replace it.
+var PipeMaxSize = func() (int, error) {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
 
 // PostCopySupport returns nil when lazy-pages migration can run, else why not.
 func PostCopySupport(ctx context.Context, f FeatureChecker) error {
@@ -78,8 +95,27 @@ func PostCopySupport(ctx context.Context, f FeatureChecker) error {
 	if !ok {
 		return fmt.Errorf("%w: `criu check --feature uffd-noncoop` fails: the kernel lacks non-cooperative userfaultfd", ErrPostCopyUnsupported)
 	}
-	if PostCopyReason != "" {
-		return fmt.Errorf("%w: %s", ErrPostCopyUnsupported, PostCopyReason)
+	n, err := PipeMaxSize()
+	if err != nil {
+		return fmt.Errorf("%w: read /proc/sys/fs/pipe-max-size: %w", ErrPostCopyUnsupported, err)
+	}
+	if n < MinPipeMaxSize && !hasCapSysResource() {
+		return fmt.Errorf("%w: /proc/sys/fs/pipe-max-size is %d and this process lacks CAP_SYS_RESOURCE, so CRIU's lazy page server cannot size its 4 MiB pipe and fails every page request (\"page-pipe: splice: -1: Bad file descriptor\"); run `sysctl -w fs.pipe-max-size=%d` on the source node", ErrPostCopyUnsupported, n, MinPipeMaxSize)
 	}
 	return nil
+}
+
+// hasCapSysResource reports whether CAP_SYS_RESOURCE (bit 24) is in our effective set.
+func hasCapSysResource() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<24) != 0
+		}
+	}
+	return false
 }

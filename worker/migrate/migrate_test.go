@@ -18,10 +18,17 @@ func TestPreCopyRefusedWithoutSoftDirty(t *testing.T) {
 	}
 }
 
-func TestPostCopyRefusedWithReason(t *testing.T) {
+func TestPostCopyNeedsPipeMaxSize(t *testing.T) {
+	old := PipeMaxSize
+	t.Cleanup(func() { PipeMaxSize = old })
+	PipeMaxSize = func() (int, error) { return 1 << 20, nil }
 	err := PostCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true})
-	if PostCopyReason != "" && (!errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), PostCopyReason)) {
+	if !hasCapSysResource() && (!errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "pipe-max-size")) {
 		t.Fatalf("err = %v", err)
+	}
+	PipeMaxSize = func() (int, error) { return MinPipeMaxSize, nil }
+	if err := PostCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true}); err != nil {
+		t.Fatalf("with a 4 MiB pipe-max-size: %v", err)
 	}
 	if err := PostCopySupport(context.Background(), StaticFeatures{}); !errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "uffd") {
 		t.Fatalf("without uffd: %v", err)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	dcontainer "github.com/docker/docker/api/types/container"
@@ -85,6 +87,17 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	}
 	if err := os.Rename(v.Dir(), placed); err != nil {
 		return ref, fmt.Errorf("%s: place set (the set must be on the data-root's filesystem): %w", what, err)
+	}
+	if m.LazyPages != "" {
+		daemon, derr := startLazyDaemon(placed, m.LazyPages)
+		if derr != nil {
+			return ref, fmt.Errorf("%s: %w", what, derr)
+		}
+		defer func() {
+			if err != nil {
+				_ = daemon.Process.Kill()
+			}
+		}()
 	}
 	tPlaced := time.Now()
 	if err := d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
@@ -207,4 +220,40 @@ func (d *Docker) PlaceForTask(v imageset.Verified, service string, slot int) (im
 		return v, fmt.Errorf("restore: place %s for %s slot %d: %w", v, service, slot, err)
 	}
 	return v.Moved(dst), nil
+}
+
+// startLazyDaemon starts `criu lazy-pages` for a post-copy restore of the set placed at
+// dir: it fetches pages from the source's page server at hostport and serves the
+// restored processes' page faults; CRIU's restore finds it through the socket in
+// dir/work. It runs in the worker's (host) network namespace, so the source's page
+// server on loopback is reachable, and exits when every page was transferred.
+func startLazyDaemon(dir, hostport string) (*exec.Cmd, error) {
+	host, port, ok := strings.Cut(hostport, ":")
+	if !ok {
+		return nil, fmt.Errorf("%w: bad page server address %q", ErrRestore, hostport)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(work, imageset.DirMode); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("criu", "lazy-pages", "--page-server", "--address", host, "--port", port,
+		"--images-dir", filepath.Join(dir, "images"), "--work-dir", work, "-v4", "-o", "lazy-pages.log")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start criu lazy-pages: %w", ErrRestore, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	sock := filepath.Join(work, "lazy-pages.socket")
+	for i := 0; i < 400; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, ociwrap.LazyFile), []byte(hostport+"\n"), imageset.FileMode); err != nil {
+				_ = cmd.Process.Kill()
+				return nil, err
+			}
+			return cmd, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	return nil, fmt.Errorf("%w: criu lazy-pages did not listen on %s within 2 s (log %s)", ErrRestore, sock, filepath.Join(work, "lazy-pages.log"))
 }

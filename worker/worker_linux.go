@@ -361,7 +361,9 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true))
 	}
-	if lz, ok := w.p.Dumper.(interface{ LazyOf(string) (dump.Lazy, bool) }); ok {
+	if lz, ok := w.p.Dumper.(interface {
+		LazyOf(string) (dump.Lazy, bool)
+	}); ok {
 		if l, ok := lz.LazyOf(set); ok {
 			go func() {
 				t := time.NewTimer(time.Until(deadline))

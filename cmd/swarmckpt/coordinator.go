@@ -52,11 +52,19 @@ type natsFlags struct {
 }
 
 func (n *natsFlags) register(fs *flag.FlagSet, defaultURL bool) {
-	def := ""
+	def, dir := "", defaultDataDir
 	if defaultURL {
+		// User commands and agents: $SWARMCKPT_NATS and $SWARMCKPT_DATA_DIR (what
+		// 'swarmckpt lab env' exports) override the built-in defaults.
 		def = fmt.Sprintf("nats://127.0.0.1:%d", embedded.DefaultNATSPort)
+		if v := os.Getenv("SWARMCKPT_NATS"); v != "" {
+			def = v
+		}
+		if v := os.Getenv("SWARMCKPT_DATA_DIR"); v != "" {
+			dir = v
+		}
 	}
-	fs.StringVar(&n.url, "nats", def, "NATS URL of the control plane")
+	fs.StringVar(&n.url, "nats", def, "NATS URL of the control plane ($SWARMCKPT_NATS)")
 	fs.StringVar(&n.token, "nats-token", "", "NATS token")
 	fs.StringVar(&n.tokenFile, "nats-token-file", "", "file holding the NATS token (default <data-dir>/nats.token when it exists)")
 	fs.StringVar(&n.user, "nats-user", "", "NATS user name")
@@ -64,7 +72,7 @@ func (n *natsFlags) register(fs *flag.FlagSet, defaultURL bool) {
 	fs.StringVar(&n.ca, "nats-ca", "", "CA certificate to verify the NATS server (turns TLS on)")
 	fs.StringVar(&n.cert, "nats-cert", "", "client certificate for NATS (TLS)")
 	fs.StringVar(&n.key, "nats-key", "", "client key for NATS (TLS)")
-	fs.StringVar(&n.dataDir, "data-dir", defaultDataDir, "coordinator data directory (etcd data, NATS token)")
+	fs.StringVar(&n.dataDir, "data-dir", dir, "coordinator data directory (etcd data, NATS token; $SWARMCKPT_DATA_DIR)")
 }
 
 func (n *natsFlags) config(c *cli, name string) natsbus.Config {

@@ -156,7 +156,7 @@ func setupE2E(t *testing.T) *e2e {
 		e.ports[i] = freePort(t)
 	}
 	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
-	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images); code != 0 {
+	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons=false"); code != 0 {
 		t.Fatalf("lab up: %s", out)
 	}
 	t.Cleanup(func() {

@@ -98,7 +98,15 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	cmd := exec.CommandContext(ctx, or(r.Runc, "runc"), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	// Hash the images while CRIU writes them (the second core is otherwise idle), so
+	// sealing does not re-read the memory pages afterwards.
+	stop := make(chan struct{})
+	hashed := make(chan map[string]imageset.File, 1)
+	go func() { hashed <- newFollower(images).run(stop, 2*time.Millisecond) }()
+	err = cmd.Run()
+	close(stop)
+	known := <-hashed
+	if err != nil {
 		// Keep CRIU's log next to the (removed) set for diagnosis.
 		logPath := filepath.Join(work, "dump.log")
 		if os.Rename(logPath, set+".failed-dump.log") == nil {
@@ -113,7 +121,7 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
 	}
-	if err := imageset.Seal(set, m); err != nil {
+	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)
 	}
 	return m, nil

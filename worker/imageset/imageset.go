@@ -111,7 +111,12 @@ func HashFile(path string) (int64, string, error) {
 
 // Seal hashes every file under <set>/images, fixes permissions (dirs 0700, files 0600),
 // fills m.Files and writes the manifest atomically. Symlinks and special files are refused.
-func Seal(set string, m *Manifest) error {
+func Seal(set string, m *Manifest) error { return SealKnown(set, m, nil) }
+
+// SealKnown is Seal reusing digests computed while the files were written (known, by
+// name relative to images/): a known entry is used only if its size is the file's size
+// now; every other file is hashed.
+func SealKnown(set string, m *Manifest, known map[string]File) error {
 	m.Version = Version
 	m.Files = m.Files[:0]
 	root := ImagesPath(set)
@@ -132,11 +137,18 @@ func Seal(set string, m *Manifest) error {
 		if err := os.Chmod(p, FileMode); err != nil {
 			return err
 		}
+		name := filepath.ToSlash(rel)
+		if k, ok := known[name]; ok {
+			if fi, err := d.Info(); err == nil && fi.Size() == k.Size {
+				m.Files = append(m.Files, File{Name: name, Size: k.Size, SHA256: k.SHA256})
+				return nil
+			}
+		}
 		size, sum, err := HashFile(p)
 		if err != nil {
 			return err
 		}
-		m.Files = append(m.Files, File{Name: filepath.ToSlash(rel), Size: size, SHA256: sum})
+		m.Files = append(m.Files, File{Name: name, Size: size, SHA256: sum})
 		return nil
 	})
 	if err != nil {

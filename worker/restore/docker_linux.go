@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -100,12 +101,24 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		}()
 	}
 	tPlaced := time.Now()
-	if err := d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
+	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
+	if err != nil && strings.Contains(err.Error(), "attaching to network failed") {
+		// A swarm manager under load times out attaching a standalone container to an
+		// overlay; the runtime never ran, so starting again is safe. Once.
+		if d.Log != nil {
+			d.Log.Warn("overlay attachment timed out; starting again", "container", name, "err", err)
+		}
+		err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
+	}
+	if err != nil {
 		cause := err
 		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
 			cause = fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
 		} else if _, serr := os.Stat(placed); serr == nil {
 			cause = fmt.Errorf("%w: docker start failed and the runtime did not consume the set (it failed before the runtime ran, or the runtime is not swarmckpt-runtime): %w", ErrRestore, err)
+		} else {
+			// Restored, then the processes exited at once: say what they printed.
+			cause = fmt.Errorf("%w: the restored processes exited right away (%w); last output: %s", ErrRestore, err, d.logTail(context.WithoutCancel(ctx), id))
 		}
 		return ref, fmt.Errorf("%s: %w", what, cause)
 	}
@@ -256,4 +269,24 @@ func startLazyDaemon(dir, hostport string) (*exec.Cmd, error) {
 	}
 	_ = cmd.Process.Kill()
 	return nil, fmt.Errorf("%w: criu lazy-pages did not listen on %s within 2 s (log %s)", ErrRestore, sock, filepath.Join(work, "lazy-pages.log"))
+}
+
+func (d *Docker) logTail(ctx context.Context, id string) string {
+	rc, err := d.Cli.ContainerLogs(ctx, id, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	if err != nil {
+		return "(no logs: " + err.Error() + ")"
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 4096))
+	// Strip the 8-byte stream headers of multiplexed logs.
+	var out []string
+	for len(b) >= 8 {
+		n := int(b[4])<<24 | int(b[5])<<16 | int(b[6])<<8 | int(b[7])
+		if 8+n > len(b) {
+			break
+		}
+		out = append(out, strings.TrimSpace(string(b[8:8+n])))
+		b = b[8+n:]
+	}
+	return strings.Join(out, " | ")
 }

@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 )
 
 // Docker is the Inspector backed by a Docker engine's API.
@@ -39,7 +39,7 @@ func DialDocker(host string) (*client.Client, error) {
 func (d *Docker) inspect(ctx context.Context, nameOrID string) (container.InspectResponse, error) {
 	ci, err := d.cli.ContainerInspect(ctx, nameOrID)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return ci, fmt.Errorf("container %q: %w (check the name and that it runs on this node)", nameOrID, ErrNotFound)
 		}
 		return ci, fmt.Errorf("container %q: docker inspect: %w", nameOrID, err)

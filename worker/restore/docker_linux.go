@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -111,7 +111,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
 	}
 	if err != nil {
-		cause := err
+		var cause error
 		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
 			cause = fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
 		} else if _, serr := os.Stat(placed); serr == nil {
@@ -141,7 +141,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 // precheck refuses early what docker start would refuse late.
 func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string) error {
 	if _, err := d.Cli.ImageInspect(ctx, spec.Image); err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("%w: %s (load it on the target node: docker save %s | docker -H <node> load)", ErrNoImage, spec.Image, spec.Image)
 		}
 		return fmt.Errorf("inspect image %s: %w", spec.Image, err)
@@ -154,7 +154,7 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 			continue
 		}
 		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			// A swarm worker learns attachable overlays only when a container joins
 			// them: docker create decides (and names the network if it is missing).
 			continue

@@ -224,7 +224,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddr := fs.String("worker", "", "the worker's local API address host:port")
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
-	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default /var/lib/swarmckpt/agent/<node>)")
+	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	if err := parseFlags(c, fs, agentUsage, args); err != nil {
@@ -245,7 +245,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		return usagef("give the worker's address with --worker or --worker-addr-file")
 	}
 	if *stateDir == "" {
-		*stateDir = filepath.Join("/var/lib/swarmckpt/agent", *node)
+		*stateDir = filepath.Join(nf.dataDir, "agent-"+*node)
 	}
 	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr}, *hold)
 	if err != nil {

@@ -217,27 +217,31 @@ func tail(s string, n int) string {
 func TestIntegrationE2E(t *testing.T) {
 	e := setupE2E(t)
 
-	t.Run("SnapshotBankVerified", func(t *testing.T) {
-		e.t = t
-		out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-s1")
-		if code != 0 {
-			t.Fatalf("snapshot: exit %d\n%s", code, out)
-		}
-		if !strings.Contains(out, "committed") || !strings.Contains(out, "bank_holder.5") {
-			t.Fatalf("snapshot output lacks the summary:\n%s", out)
-		}
-		m := e.manifest("bank-s1")
-		if m.State != store.StateCommitted || len(m.Containers) != 5 || m.Complete() != nil {
-			t.Fatalf("manifest: %+v", m)
-		}
-		vout, code := e.ctl(time.Minute, "inspect", "bank-s1", "--verify")
-		if code != 0 || !strings.Contains(vout, "cut check: consistent") {
-			t.Fatalf("inspect --verify: exit %d\n%s", code, vout)
-		}
-		if q, ok := e.bankOK(); !ok {
-			t.Fatalf("bank invariant broken after the snapshot:\n%s", q)
-		}
-	})
+	// Every algorithm whose committed snapshots promise a consistent cut.
+	for _, algo := range []string{"blocking", "chandy-lamport", "minimal"} {
+		t.Run("SnapshotBankVerified/"+algo, func(t *testing.T) {
+			e.t = t
+			id := "bank-" + strings.ReplaceAll(algo, "-", "")
+			out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", id, "--algorithm", algo)
+			if code != 0 {
+				t.Fatalf("snapshot: exit %d\n%s", code, out)
+			}
+			if !strings.Contains(out, "committed") || !strings.Contains(out, "bank_holder.5") {
+				t.Fatalf("snapshot output lacks the summary:\n%s", out)
+			}
+			m := e.manifest(id)
+			if m.State != store.StateCommitted || len(m.Containers) != 5 || m.Complete() != nil || m.Algorithm != algo {
+				t.Fatalf("manifest: %+v", m)
+			}
+			vout, code := e.ctl(time.Minute, "inspect", id, "--verify")
+			if code != 0 || !strings.Contains(vout, "cut check: consistent") {
+				t.Fatalf("inspect --verify: exit %d\n%s", code, vout)
+			}
+			if q, ok := e.bankOK(); !ok {
+				t.Fatalf("bank invariant broken after the snapshot:\n%s", q)
+			}
+		})
+	}
 
 	t.Run("CtrlCAborts", func(t *testing.T) {
 		e.t = t

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
-	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
@@ -103,9 +103,7 @@ func lookupAlgorithm(name string) (algorithms.Algorithm, error) {
 	return nil, fmt.Errorf("unknown algorithm %q (available: %s)", name, strings.Join(names, ", "))
 }
 
-func availableAlgorithms() []algorithms.Algorithm {
-	return []algorithms.Algorithm{blocking.Algorithm()}
-}
+func availableAlgorithms() []algorithms.Algorithm { return registry.All() }
 
 func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "agent" {

@@ -90,7 +90,16 @@ func (e *Exec) Thaw(ctx context.Context, c nodeagent.Target) error { return e.W.
 // Dump implements nodeagent.Executor.
 func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, leaveRunning bool, reuseFrom string) (*nodeagent.DumpResult, error) {
 	if reuseFrom != "" {
-		return nil, fmt.Errorf("workerexec: reusing images of %s is not supported by this worker yet", reuseFrom)
+		// The container did not change since reuseFrom: its image set there stands for
+		// this snapshot too. The set is verified (every sha256) before it is reused.
+		prev := nodeagent.SetID(reuseFrom, key(c))
+		dir := filepath.Join(e.Info.DataRoot, "swarmckpt", "sets", prev)
+		m, err := imageset.Verify(dir)
+		if err != nil {
+			return nil, fmt.Errorf("workerexec: reuse images of %s for %s: %w", reuseFrom, key(c), err)
+		}
+		is := ImageSet(e.Info, prev, m)
+		return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes()), ReusedFrom: reuseFrom}, Images: is}, nil
 	}
 	set := nodeagent.SetID(snapshot, key(c))
 	m, err := e.W.Dump(ctx, c.ID, set, leaveRunning)

@@ -62,12 +62,7 @@ func (w *Worker) Receive(ctx context.Context, id string, r io.Reader) (imageset.
 	}
 	w.log.Info("image set received", "set", id, "bytes", v.Manifest().TotalBytes(), "seconds", time.Since(start).Seconds())
 	v = v.Moved(final)
-	w.recvMu.Lock()
-	if w.received == nil {
-		w.received = map[string]imageset.Verified{}
-	}
-	w.received[id] = v
-	w.recvMu.Unlock()
+	w.remember(id, v)
 	return v, nil
 }
 

@@ -67,7 +67,7 @@ type Worker struct {
 	srv  *http.Server
 
 	recvMu   sync.Mutex
-	received map[string]imageset.Verified // sets hashed while received, by set ID
+	verified map[string]imageset.Verified // sets hashed as they were written here, by set ID
 }
 
 var _ Service = (*Worker)(nil)
@@ -327,6 +327,11 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 		// The processes are gone: so are their lock and freeze.
 		_ = w.unhold(c, true, true)
 	}
+	// Digests were computed from the content as CRIU wrote it: remember the files'
+	// stamps so a restore of this set on this node rechecks by stat (imageset.Recheck).
+	if v, err := imageset.Sealed(set, m); err == nil {
+		w.remember(setID, v)
+	}
 	return m, nil
 }
 
@@ -419,8 +424,8 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	// Sets received by this worker were hashed while they streamed in: Recheck accepts
 	// them if no file changed since (stat only); anything else is re-hashed in full.
 	w.recvMu.Lock()
-	cached, ok := w.received[setID]
-	delete(w.received, setID)
+	cached, ok := w.verified[setID]
+	delete(w.verified, setID)
 	w.recvMu.Unlock()
 	var v imageset.Verified
 	if ok && cached.Dir() == set {
@@ -460,4 +465,14 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// remember caches a set hashed as it was written on this node (dumped or received).
+func (w *Worker) remember(setID string, v imageset.Verified) {
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	if w.verified == nil {
+		w.verified = map[string]imageset.Verified{}
+	}
+	w.verified[setID] = v
 }

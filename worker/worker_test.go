@@ -233,6 +233,7 @@ func TestCorruptSetIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := filepath.Join(a.w.SetsDir(), "s", "images", "pages-1.img")
+	time.Sleep(20 * time.Millisecond) // past the file system's timestamp granularity
 	b0, _ := os.ReadFile(page)
 	b0[0] ^= 0xff // same size, different content
 	if err := os.WriteFile(page, b0, 0o600); err != nil {

@@ -109,20 +109,40 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	if err != nil {
 		return nil, err
 	}
+	// Each container comes back with its network locked: a restored container must
+	// not reach a peer whose sockets are not restored yet (that peer's kernel would
+	// reset the connection). Once every container is restored, all are unlocked.
+	locked := len(items) > 1
 	var mu sync.Mutex
 	out := map[string]string{}
+	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
 		name := strings.ReplaceAll(it.c.Key(), ".", "-") + "-" + shortID(m.ID)
-		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set, Options: nodeagent.RestoreOptions{Name: name}})
+		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set,
+			Options: nodeagent.RestoreOptions{Name: name, Locked: locked}})
+		if rep != nil && rep.Container != "" {
+			mu.Lock()
+			out[it.c.Key()] = rep.Container
+			byNode[it.target] = append(byNode[it.target], rep.Container)
+			mu.Unlock()
+		}
 		if err != nil {
 			return fmt.Errorf("%s: restore on %s: %w", it.c.Key(), it.target, err)
 		}
-		mu.Lock()
-		out[it.c.Key()] = rep.Container
-		mu.Unlock()
 		emit(it, "restored", "container "+shortID(rep.Container), rep.MS)
 		return nil
 	})
+	if locked {
+		start := time.Now()
+		for node, ids := range byNode {
+			if _, uerr := r.call(ctx, nodeagent.UnlockSubject(node), nodeagent.UnlockRequest{Containers: ids}); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s (their worker's watchdog unlocks them at the deadline): %w", node, uerr))
+			}
+		}
+		if r.Events != nil {
+			r.Events(ctx, api.Event{ID: m.ID, Phase: "unlocked", Message: fmt.Sprintf("%d restored containers", len(out)), MS: time.Since(start).Milliseconds()})
+		}
+	}
 	return out, err
 }
 

@@ -3,6 +3,7 @@ package nodeagent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,6 +25,12 @@ type RestoreOptions struct {
 	Name    string `json:"name,omitempty"`
 	Service string `json:"service,omitempty"`
 	Slot    int    `json:"slot,omitempty"`
+	// Locked locks the restored container's network right after its restore, until an
+	// UnlockRequest (or the deadline): a restored container must not talk to a peer
+	// whose sockets are not restored yet, whose kernel would reset the connection.
+	Locked bool `json:"locked,omitempty"`
+	// LockFor bounds the lock (the worker's watchdog releases it then). Default 2m.
+	LockFor time.Duration `json:"lock_for,omitempty"`
 }
 
 // SetID names the image set of a container (SERVICE.SLOT, or its id) in a snapshot.
@@ -32,6 +39,14 @@ func SetID(snapshot, key string) string { return snapshot + "." + key }
 // SendSubject and RestoreSubject are a node agent's transfer and restore requests.
 func SendSubject(node string) string    { return "swarmckpt.v1.agent." + node + ".send" }
 func RestoreSubject(node string) string { return "swarmckpt.v1.agent." + node + ".restore" }
+
+// UnlockSubject releases restored containers' network locks.
+func UnlockSubject(node string) string { return "swarmckpt.v1.agent." + node + ".unlock" }
+
+// UnlockRequest lists containers (ids) to unlock.
+type UnlockRequest struct {
+	Containers []string `json:"containers"`
+}
 
 // SendRequest asks a node to stream a set to another node's transfer endpoint.
 type SendRequest struct {
@@ -91,11 +106,40 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		if err := json.Unmarshal(data, &req); err != nil {
 			return "", err
 		}
-		return r.Restore(ctx, req.Set, req.Options)
+		id, err := r.Restore(ctx, req.Set, req.Options)
+		if err != nil || !req.Options.Locked {
+			return id, err
+		}
+		d := req.Options.LockFor
+		if d <= 0 {
+			d = 2 * time.Minute
+		}
+		if _, err := a.cfg.Exec.Lock(ctx, Target{ID: id, Node: a.cfg.Node, Deadline: time.Now().Add(d)}, nil); err != nil {
+			return id, fmt.Errorf("restored as %s but cannot lock its network until its peers are restored: %w", id, err)
+		}
+		return id, nil
 	})
 	if err != nil {
 		_ = s1.Unsubscribe()
 		return nil, err
 	}
-	return []bus.Subscription{s1, s2}, nil
+	s3, err := handle(UnlockSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+		var req UnlockRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return "", err
+		}
+		var errs []error
+		for _, id := range req.Containers {
+			if err := a.cfg.Exec.Unlock(ctx, Target{ID: id, Node: a.cfg.Node}, nil); err != nil {
+				errs = append(errs, fmt.Errorf("unlock %s: %w", id, err))
+			}
+		}
+		return "", errors.Join(errs...)
+	})
+	if err != nil {
+		_ = s1.Unsubscribe()
+		_ = s2.Unsubscribe()
+		return nil, err
+	}
+	return []bus.Subscription{s1, s2, s3}, nil
 }

@@ -134,6 +134,15 @@ func (w *Worker) Start(ctx context.Context) error {
 	} else if len(rel) > 0 {
 		w.log.Warn("released holds that expired while no worker ran", "count", len(rel))
 	}
+	if c, ok := w.p.Placer.(interface {
+		CollectRestored(time.Duration) (int, error)
+	}); ok {
+		if n, err := c.CollectRestored(time.Hour); err != nil {
+			w.log.Warn("collect consumed sets", "err", err)
+		} else if n > 0 {
+			w.log.Info("removed consumed sets older than an hour", "count", n)
+		}
+	}
 	if err := os.MkdirAll(w.cfg.JournalDir, 0o700); err != nil {
 		return fmt.Errorf("worker %s: journal: %w", w.cfg.Node, err)
 	}

@@ -130,6 +130,13 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if err != nil || ci.State == nil || !ci.State.Running {
 		return ref, fmt.Errorf("%s: not running after restore: %w", what, err)
 	}
+	// The consumed set (moved by the wrapper) is no longer needed: the snapshot's
+	// durable copy lives elsewhere. Remove it so restores do not fill the disk.
+	if done, _ := filepath.Glob(filepath.Join(filepath.Dir(d.Area()), ociwrap.RestoredDir, ociwrap.ForContainer(id)+".*")); len(done) > 0 {
+		for _, p := range done {
+			_ = os.RemoveAll(p)
+		}
+	}
 	if d.Log != nil {
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
 			"check_create_s", tCreate.Sub(t0).Seconds(), "place_s", tPlaced.Sub(tCreate).Seconds(),
@@ -289,4 +296,28 @@ func (d *Docker) logTail(ctx context.Context, id string) string {
 		b = b[8+n:]
 	}
 	return strings.Join(out, " | ")
+}
+
+// CollectRestored removes consumed sets (left by the runtime wrapper for swarm tasks in
+// <data-root>/swarmckpt/restored) older than age. It returns how many it removed.
+func (d *Docker) CollectRestored(age time.Duration) (int, error) {
+	dir := filepath.Join(filepath.Dir(d.Area()), ociwrap.RestoredDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("restore: collect %s: %w", dir, err)
+	}
+	n := 0
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < age {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -47,13 +47,24 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v xz >/dev/null || need+=(xz-utils)
+# External control-plane servers, used by the tests of `coordinator --nats/--etcd`; never
+# started by setup (the embedded servers are the default).
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v etcd >/dev/null || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
   apt_update
   say "installing ${need[*]}"
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-    || die 3 "apt-get install ${need[*]} failed"
+  # Packages must not start services here (etcd-server would start etcd on 2379).
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d; made_policy=1
+  fi
+  rc=0
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || rc=$?
+  [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || die 3 "apt-get install ${need[*]} failed"
 else
-  say "packages present (docker.io, nftables, iptables, iproute2, util-linux)"
+  say "packages present (docker.io, nftables, iptables, iproute2, util-linux, nats-server, etcd-server)"
 fi
 
 # --- 2. Docker configuration ----------------------------------------------------------

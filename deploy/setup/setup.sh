@@ -157,4 +157,11 @@ if ! cmp -s <(printf '%s' "$want_conf") /etc/criu/runc.conf 2>/dev/null; then
   say "writing /etc/criu/runc.conf"
   printf '%s' "$want_conf" >/etc/criu/runc.conf
 fi
+# --- 5. kernel settings -------------------------------------------------------------
+# Post-copy: CRIU's lazy page server grows a pipe to 4 MiB; without CAP_SYS_RESOURCE that
+# needs fs.pipe-max-size >= 4 MiB, or the transfer fails ("splice: Bad file descriptor").
+if [ "$(cat /proc/sys/fs/pipe-max-size)" -lt 4194304 ]; then
+  say "sysctl fs.pipe-max-size=4194304 (post-copy migration)"
+  sysctl -qw fs.pipe-max-size=4194304 || say "warning: could not raise fs.pipe-max-size; post-copy will refuse with the reason"
+fi
 say "done"

@@ -109,9 +109,11 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	if err != nil {
 		return nil, err
 	}
-	// Each container comes back with its network locked: a restored container must
-	// not reach a peer whose sockets are not restored yet (that peer's kernel would
-	// reset the connection). Once every container is restored, all are unlocked.
+	// Each container comes back with its network locked from before CRIU restores its
+	// sockets (the runtime wrapper installs the lock in its namespace): a restored
+	// container must not reach a peer whose address is up but whose sockets are not
+	// restored yet (that peer's kernel would reset the connection). Once every
+	// container is restored, all are unlocked together.
 	locked := len(items) > 1
 	var mu sync.Mutex
 	out := map[string]string{}
@@ -119,7 +121,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	err = parallel(func(it item) error {
 		name := strings.ReplaceAll(it.c.Key(), ".", "-") + "-" + shortID(m.ID)
 		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set,
-			Options: nodeagent.RestoreOptions{Name: name, Locked: locked}})
+			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
 )
 
 var okRE = regexp.MustCompile(`(?m)^ok (\d+)$`)
@@ -89,11 +91,40 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 	if err := b.Send(ctx, cli, ai.Addr); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Restore(ctx, srv, worker.RestoreOptions{}); err != nil {
+	// Locked restores (as the coordinator does them): each comes back with its network
+	// locked from before CRIU restored its sockets, and stays locked until Unlock.
+	lockUntil := time.Now().Add(time.Minute)
+	srvRef, err := b.Restore(ctx, srv, worker.RestoreOptions{LockUntil: lockUntil,
+		Aliases: map[string][]string{net: {"echo-server-alias"}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Restore(ctx, cli, worker.RestoreOptions{}); err != nil {
+	cliRef, err := a.Restore(ctx, cli, worker.RestoreOptions{LockUntil: lockUntil})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		n   dockertest.Node
+		pid int
+	}{{n2, srvRef.Pid}, {n1, cliRef.Pid}} {
+		if out, err := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(r.pid)+"/ns/net", "nft", "list", "table", "inet", netlock.Table).CombinedOutput(); err != nil {
+			t.Fatalf("restored container (pid %d on %s) has no lock table after a locked restore: %v: %s", r.pid, r.n.Host, err, out)
+		}
+	}
+	if got := n1.MustDocker(t, "logs", cli); len(oks(got)) > 0 && oks(got)[len(oks(got))-1] > last {
+		t.Fatalf("client echoed while locked (last before %d):\n%s", last, got)
+	}
+	if al := n2.MustDocker(t, "inspect", "-f", "{{json .NetworkSettings.Networks}}", srv); !strings.Contains(al, "echo-server-alias") {
+		t.Fatalf("restored server lacks the requested alias: %s", al)
+	}
+	if err := b.Unlock(ctx, srvRef.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Unlock(ctx, cliRef.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(cliRef.Pid)+"/ns/net", "nft", "list", "table", "inet", netlock.Table).CombinedOutput(); err == nil {
+		t.Fatalf("lock table still there after Unlock:\n%s", out)
 	}
 	logs := n1.WaitLog(t, cli, 30*time.Second, "20 more echoes after the swap",
 		func(l string) bool {

@@ -50,6 +50,14 @@ type RestoreOptions struct {
 	// replacement task is then restored by the runtime wrapper.
 	Service string
 	Slot    int
+	// Aliases are extra DNS aliases per network name (e.g. swarm's task aliases, which
+	// the container's own endpoint does not show), added to the recorded ones.
+	Aliases map[string][]string
+	// LockUntil, when set, restores the container with its network locked (every
+	// packet but loopback dropped) from before CRIU restores its sockets; the lock stays
+	// after the restore until Unlock, or until LockUntil, when the watchdog releases it.
+	// Standalone restores only.
+	LockUntil time.Time
 }
 
 // NodeInfo describes a node for the coordinator's placement and compatibility checks.

@@ -422,7 +422,7 @@ func freePort(hostport string) (string, error) {
 }
 
 // Restore implements Service. The set is verified (every sha256) before anything else.
-func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error) {
+func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (ref container.Ref, err error) {
 	set, err := w.setPath(setID)
 	if err != nil {
 		return container.Ref{}, err
@@ -452,7 +452,33 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 		_, err := w.p.Placer.PlaceForTask(v, opts.Service, opts.Slot)
 		return container.Ref{}, err
 	}
-	ref, err := w.p.Restorer.Restore(ctx, v, restore.Options{Name: opts.Name, Runtime: opts.Runtime})
+	ro := restore.Options{Name: opts.Name, Runtime: opts.Runtime, Aliases: opts.Aliases}
+	var created []container.Ref // one per attempt (a failed network attachment retries)
+	if !opts.LockUntil.IsZero() {
+		deadline := w.deadline(opts.LockUntil)
+		ro.NetworkLock = true
+		// Journaled before the runtime runs (pid unknown yet): the hold gets the pid once
+		// the container runs, and goes if the restore fails (the container, and with it
+		// its network namespace and lock, is removed then).
+		ro.Created = func(c container.Ref) error {
+			created = append(created, c)
+			return w.hold(c, true, false, nil, deadline)
+		}
+		defer func() {
+			for _, c := range created {
+				if err != nil || c.ID != ref.ID {
+					_ = w.unhold(c, true, false)
+				}
+			}
+			if err != nil {
+				return
+			}
+			if herr := w.hold(ref, true, false, nil, deadline); herr != nil {
+				w.log.Error("journal the restored container's lock (the coordinator's unlock still releases it)", "container", ref.ID, "err", herr)
+			}
+		}()
+	}
+	ref, err = w.p.Restorer.Restore(ctx, v, ro)
 	if err != nil {
 		return ref, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}

@@ -25,10 +25,13 @@ type RestoreOptions struct {
 	Name    string `json:"name,omitempty"`
 	Service string `json:"service,omitempty"`
 	Slot    int    `json:"slot,omitempty"`
-	// Locked locks the restored container's network right after its restore, until an
-	// UnlockRequest (or the deadline): a restored container must not talk to a peer
-	// whose sockets are not restored yet, whose kernel would reset the connection.
+	// Locked restores the container with its network locked (every packet but
+	// loopback dropped) from before its sockets are restored until an UnlockRequest (or
+	// the deadline): a restored container must not talk to a peer whose sockets are not
+	// restored yet, whose kernel would reset the connection.
 	Locked bool `json:"locked,omitempty"`
+	// Aliases are extra DNS aliases per network name (swarm's task aliases).
+	Aliases map[string][]string `json:"aliases,omitempty"`
 	// LockFor bounds the lock (the worker's watchdog releases it then). Default 2m.
 	LockFor time.Duration `json:"lock_for,omitempty"`
 }
@@ -106,18 +109,10 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		if err := json.Unmarshal(data, &req); err != nil {
 			return "", err
 		}
-		id, err := r.Restore(ctx, req.Set, req.Options)
-		if err != nil || !req.Options.Locked {
-			return id, err
+		if req.Options.Locked && req.Options.LockFor <= 0 {
+			req.Options.LockFor = 2 * time.Minute
 		}
-		d := req.Options.LockFor
-		if d <= 0 {
-			d = 2 * time.Minute
-		}
-		if _, err := a.cfg.Exec.Lock(ctx, Target{ID: id, Node: a.cfg.Node, Deadline: time.Now().Add(d)}, nil); err != nil {
-			return id, fmt.Errorf("restored as %s but cannot lock its network until its peers are restored: %w", id, err)
-		}
-		return id, nil
+		return r.Restore(ctx, req.Set, req.Options)
 	})
 	if err != nil {
 		_ = s1.Unsubscribe()

@@ -68,6 +68,8 @@ type Container struct {
 	Image       string   `json:"image"`
 	IPs         []string `json:"ips,omitempty"`
 	Networks    []string `json:"networks,omitempty"`
+	// Aliases are the task's DNS aliases per network name (from swarm's task spec).
+	Aliases map[string][]string `json:"aliases,omitempty"`
 	// Spec is the container configuration needed to recreate it (worker-defined JSON).
 	Spec []byte `json:"spec,omitempty"`
 	// Images is the durable image set, nil until the dump is acknowledged.

@@ -40,7 +40,11 @@ type Container struct {
 	Image       string   `json:"image"`
 	IPs         []string `json:"ips,omitempty"`
 	Networks    []string `json:"networks,omitempty"`
-	BindMounts  []string `json:"bind_mounts,omitempty"`
+	// Aliases are the DNS aliases swarm gives the task on each network (network name ->
+	// aliases, e.g. the compose service's short name): a restored container must carry
+	// them, and a worker node cannot read them from the container.
+	Aliases    map[string][]string `json:"aliases,omitempty"`
+	BindMounts []string            `json:"bind_mounts,omitempty"`
 }
 
 // Key is SERVICE.SLOT.
@@ -124,6 +128,14 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 				continue
 			}
 			c.Networks = append(c.Networks, nname)
+			for _, nc := range t.Spec.Networks {
+				if (nc.Target == na.Network.ID || nc.Target == nname) && len(nc.Aliases) > 0 {
+					if c.Aliases == nil {
+						c.Aliases = map[string][]string{}
+					}
+					c.Aliases[nname] = append(c.Aliases[nname], nc.Aliases...)
+				}
+			}
 			for _, a := range na.Addresses {
 				if p, err := netip.ParsePrefix(a); err == nil {
 					c.IPs = append(c.IPs, p.Addr().String())

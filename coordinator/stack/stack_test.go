@@ -27,8 +27,9 @@ func task(id, svcID string, slot int, node, ctr string, subnet string, addr stri
 	t.Status.State = swarm.TaskStateRunning
 	t.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: ctr}
 	t.Spec.ContainerSpec = &swarm.ContainerSpec{Image: "swarmckpt/bank:dev@sha256:abc", Mounts: mounts}
-	n := swarm.Network{}
+	n := swarm.Network{ID: "netid1"}
 	n.Spec.Name = "bank_net"
+	t.Spec.Networks = []swarm.NetworkAttachmentConfig{{Target: "netid1", Aliases: []string{"holder"}}}
 	if subnet != "" {
 		n.Spec.IPAMOptions = &swarm.IPAMOptions{Configs: []swarm.IPAMConfig{{Subnet: subnet}}}
 	}
@@ -66,6 +67,10 @@ func TestBuildResolvesContainersNodesAndIPs(t *testing.T) {
 	c := st.Containers[0]
 	if c.Key() != "bank_holder.1" || c.Node != "lab-1" || c.ContainerID != "c1" || c.IPs[0] != "10.10.0.2" || c.Image != "swarmckpt/bank:dev" {
 		t.Fatalf("first container %+v", c)
+	}
+	// The compose short name is an alias of the task spec, not of the container.
+	if a := c.Aliases["bank_net"]; len(a) != 1 || a[0] != "holder" {
+		t.Fatalf("aliases %v, want bank_net: [holder]", c.Aliases)
 	}
 	if got := strings.Join(st.Nodes(), ","); got != "lab-1,lab-2,lab-3" {
 		t.Fatalf("nodes %s", got)

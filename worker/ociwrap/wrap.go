@@ -48,6 +48,13 @@ func FindRunc() (string, error) {
 // Main handles args (without argv[0]) and returns the exit code. Pass-through calls do
 // not return (exec) unless exec itself fails.
 func (w *Wrapper) Main(args []string) int {
+	if len(args) == 2 && args[0] == HookCommand {
+		if err := Hook(args[1], w.Stdin); err != nil {
+			fmt.Fprintln(w.Stderr, "swarmckpt-runtime: "+err.Error())
+			return 1
+		}
+		return 0
+	}
 	inv := Parse(args)
 	switch inv.Command {
 	case "create":
@@ -102,6 +109,14 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 		return fmt.Errorf("claim restore directory %s: %w", dir, err)
 	}
 	w.log(inv, "info", "restoring container "+inv.ID+" from "+dir)
+	if err := w.lockBeforeRestore(inv, claimed); err != nil {
+		msg := err.Error()
+		_ = os.WriteFile(filepath.Join(claimed, ErrorFile), []byte(msg+"\n"), 0o600)
+		if rerr := os.Rename(claimed, dir); rerr != nil {
+			msg += fmt.Sprintf(" (and could not put %s back: %v)", dir, rerr)
+		}
+		return errors.New(msg)
+	}
 	args := append([]string{"runc"}, inv.Global...)
 	args = append(args, "restore", "--detach",
 		"--image-path", filepath.Join(claimed, "images"),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
 	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 )
 
@@ -56,72 +58,41 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)
 	}
-	cfg, hc, nc := d.config(spec, m.ContainerID, opts)
-	created, err := d.Cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
-	if err != nil {
-		return ref, fmt.Errorf("%s: docker create: %w", what, err)
+	var id, placed string
+	for attempt := 1; ; attempt++ {
+		var retry bool
+		id, placed, retry, err = d.attempt(ctx, v, spec, name, opts)
+		if err == nil {
+			break
+		}
+		if !retry || attempt >= maxAttempts || ctx.Err() != nil {
+			return ref, fmt.Errorf("%s: %w", what, err)
+		}
+		// The runtime never ran and everything was rolled back: a network that vanished
+		// from this node between create and start (a swarm worker drops an attachable
+		// overlay when its last task leaves) is looked up again by name.
+		if d.Log != nil {
+			d.Log.Warn("network attachment failed before the runtime ran; creating the container again", "container", name, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ref, fmt.Errorf("%s: %w", what, err)
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
 	}
-	id := created.ID
-	tCreate := time.Now()
-	placed := filepath.Join(d.Area(), ociwrap.ForContainer(id))
+	tStarted := time.Now()
 	defer func() {
 		if err == nil {
 			return
 		}
-		// Roll back: no half-restored container, the set back where it was.
-		rctx := context.WithoutCancel(ctx)
-		rmErr := d.Cli.ContainerRemove(rctx, id, dcontainer.RemoveOptions{Force: true})
+		rmErr := d.Cli.ContainerRemove(context.WithoutCancel(ctx), id, dcontainer.RemoveOptions{Force: true})
 		var mvErr error
 		if _, serr := os.Stat(placed); serr == nil {
-			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
+			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
 			mvErr = os.Rename(placed, v.Dir())
 		}
 		err = errors.Join(err, rmErr, mvErr)
 	}()
-	for _, n := range spec.Networks[min(1, len(spec.Networks)):] {
-		if err := d.Cli.NetworkConnect(ctx, n.Name, id, endpoint(n, spec)); err != nil {
-			return ref, fmt.Errorf("%s: connect to network %s: %w", what, n.Name, err)
-		}
-	}
-	if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
-		return ref, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := os.Rename(v.Dir(), placed); err != nil {
-		return ref, fmt.Errorf("%s: place set (the set must be on the data-root's filesystem): %w", what, err)
-	}
-	if m.LazyPages != "" {
-		daemon, derr := startLazyDaemon(placed, m.LazyPages)
-		if derr != nil {
-			return ref, fmt.Errorf("%s: %w", what, derr)
-		}
-		defer func() {
-			if err != nil {
-				_ = daemon.Process.Kill()
-			}
-		}()
-	}
-	tPlaced := time.Now()
-	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
-	if err != nil && strings.Contains(err.Error(), "attaching to network failed") {
-		// A swarm manager under load times out attaching a standalone container to an
-		// overlay; the runtime never ran, so starting again is safe. Once.
-		if d.Log != nil {
-			d.Log.Warn("overlay attachment timed out; starting again", "container", name, "err", err)
-		}
-		err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
-	}
-	if err != nil {
-		var cause error
-		if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
-			cause = fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
-		} else if _, serr := os.Stat(placed); serr == nil {
-			cause = fmt.Errorf("%w: docker start failed and the runtime did not consume the set (it failed before the runtime ran, or the runtime is not swarmckpt-runtime): %w", ErrRestore, err)
-		} else {
-			// Restored, then the processes exited at once: say what they printed.
-			cause = fmt.Errorf("%w: the restored processes exited right away (%w); last output: %s", ErrRestore, err, d.logTail(context.WithoutCancel(ctx), id))
-		}
-		return ref, fmt.Errorf("%s: %w", what, cause)
-	}
 	if _, serr := os.Stat(placed); serr == nil {
 		// Started, but not by the wrapper: a fresh start instead of a restore.
 		return ref, fmt.Errorf("%s: %w: container started fresh without consuming %s; the node's runtime is not swarmckpt-runtime (use Options.Runtime)", what, ErrRestore, placed)
@@ -139,10 +110,103 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	}
 	if d.Log != nil {
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
-			"check_create_s", tCreate.Sub(t0).Seconds(), "place_s", tPlaced.Sub(tCreate).Seconds(),
-			"start_s", time.Since(tPlaced).Seconds())
+			"check_create_start_s", tStarted.Sub(t0).Seconds(), "locked", opts.NetworkLock)
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
+}
+
+// maxAttempts bounds create+start attempts that failed before the runtime ran.
+const maxAttempts = 4
+
+// attempt creates the container, places the set for it and starts it. On error
+// everything is rolled back (container removed, set back at v.Dir()); retry tells
+// whether the failure happened before the runtime ran for a reason a new attempt may
+// not meet (the network attachment).
+func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec container.Spec, name string, opts Options) (id, placed string, retry bool, err error) {
+	m := v.Manifest()
+	cfg, hc, nc := d.config(spec, m.ContainerID, opts)
+	created, err := d.Cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	if err != nil {
+		return "", "", netGone(err), fmt.Errorf("docker create: %w", err)
+	}
+	id = created.ID
+	placed = filepath.Join(d.Area(), ociwrap.ForContainer(id))
+	consumed := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Roll back: no half-restored container, the set back where it was.
+		rctx := context.WithoutCancel(ctx)
+		rmErr := d.Cli.ContainerRemove(rctx, id, dcontainer.RemoveOptions{Force: true})
+		var mvErr error
+		if _, serr := os.Stat(placed); serr == nil {
+			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
+			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
+			mvErr = os.Rename(placed, v.Dir())
+		}
+		retry = retry && !consumed && mvErr == nil
+		err = errors.Join(err, rmErr, mvErr)
+	}()
+	if opts.Created != nil {
+		if err := opts.Created(container.Ref{ID: id, Name: name}); err != nil {
+			return id, placed, false, err
+		}
+	}
+	for _, n := range spec.Networks[min(1, len(spec.Networks)):] {
+		if err := d.Cli.NetworkConnect(ctx, n.Name, id, endpoint(n, spec, opts.Aliases[n.Name])); err != nil {
+			return id, placed, netGone(err), fmt.Errorf("connect to network %s: %w", n.Name, err)
+		}
+	}
+	if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
+		return id, placed, false, err
+	}
+	if err := os.Rename(v.Dir(), placed); err != nil {
+		return id, placed, false, fmt.Errorf("place set (the set must be on the data-root's filesystem): %w", err)
+	}
+	if opts.NetworkLock {
+		// The runtime installs this nft script in the container's network namespace
+		// before CRIU restores its sockets (ociwrap.LockFile).
+		script := netlock.Script(netlock.State{All: true})
+		if err := os.WriteFile(filepath.Join(placed, ociwrap.LockFile), []byte(script), imageset.FileMode); err != nil {
+			return id, placed, false, err
+		}
+	}
+	if m.LazyPages != "" {
+		daemon, derr := startLazyDaemon(placed, m.LazyPages)
+		if derr != nil {
+			return id, placed, false, derr
+		}
+		defer func() {
+			if err != nil {
+				_ = daemon.Process.Kill()
+			}
+		}()
+	}
+	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
+	if err == nil {
+		return id, placed, false, nil
+	}
+	if b, rerr := os.ReadFile(filepath.Join(placed, ociwrap.ErrorFile)); rerr == nil {
+		return id, placed, false, fmt.Errorf("%w: %s", ErrRestore, strings.TrimSpace(string(b)))
+	}
+	if _, serr := os.Stat(placed); serr == nil {
+		return id, placed, netGone(err), fmt.Errorf("%w: docker start failed and the runtime did not consume the set (it failed before the runtime ran, or the runtime is not swarmckpt-runtime): %w", ErrRestore, err)
+	}
+	// Restored, then the processes exited at once: say what they printed.
+	consumed = true
+	return id, placed, false, fmt.Errorf("%w: the restored processes exited right away (%w); last output: %s", ErrRestore, err, d.logTail(context.WithoutCancel(ctx), id))
+}
+
+// netGone tells whether a Docker error is a network attachment failing on this node
+// (network unknown here, or its attachment timing out): worth a new create and start.
+func netGone(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "attaching to network failed") ||
+		(strings.Contains(s, "network ") && strings.Contains(s, "not found"))
 }
 
 // precheck refuses early what docker start would refuse late.
@@ -181,8 +245,13 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 // pinnable: Docker accepts --ip only on user-defined networks.
 func pinnable(net string) bool { return net != "bridge" && net != "host" && net != "none" }
 
-func endpoint(n container.Network, spec container.Spec) *network.EndpointSettings {
-	es := &network.EndpointSettings{Aliases: n.Aliases}
+func endpoint(n container.Network, spec container.Spec, extra []string) *network.EndpointSettings {
+	es := &network.EndpointSettings{Aliases: slices.Clone(n.Aliases)}
+	for _, a := range extra {
+		if !slices.Contains(es.Aliases, a) {
+			es.Aliases = append(es.Aliases, a)
+		}
+	}
 	if pinnable(n.Name) && (n.IPv4 != "" || n.IPv6 != "") {
 		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4, IPv6Address: n.IPv6}
 	}
@@ -220,7 +289,7 @@ func (d *Docker) config(spec container.Spec, from string, opts Options) (*dconta
 	if len(spec.Networks) > 0 {
 		n := spec.Networks[0]
 		hc.NetworkMode = dcontainer.NetworkMode(n.Name)
-		nc.EndpointsConfig[n.Name] = endpoint(n, spec)
+		nc.EndpointsConfig[n.Name] = endpoint(n, spec, opts.Aliases[n.Name])
 	}
 	return cfg, hc, nc
 }

@@ -70,6 +70,12 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 		return container.Ref{}, err
 	}
 	f.next++
+	ref := container.Ref{ID: fmt.Sprintf("fake%060d", f.next), Name: name, Pid: 1000 + f.next}
+	if opts.Created != nil {
+		if err := opts.Created(container.Ref{ID: ref.ID, Name: name}); err != nil {
+			return container.Ref{}, fmt.Errorf("restore of %s: %w", name, err)
+		}
+	}
 	if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
 		return container.Ref{}, err
 	}
@@ -79,5 +85,5 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 			f.ips[n.Name+"/"+n.IPv4] = name
 		}
 	}
-	return container.Ref{ID: fmt.Sprintf("fake%060d", f.next), Name: name, Pid: 1000 + f.next}, nil
+	return ref, nil
 }

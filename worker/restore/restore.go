@@ -29,6 +29,18 @@ type Options struct {
 	// Runtime is the Docker runtime to create the container with; empty means the
 	// node's default (which is swarmckpt-runtime on lab nodes).
 	Runtime string
+	// Aliases are extra DNS aliases per network name, added to the recorded ones (swarm
+	// gives a task aliases, such as the compose service's short name, that its container
+	// does not show).
+	Aliases map[string][]string
+	// NetworkLock asks the runtime to lock the container's network (every packet but
+	// loopback dropped, nftables table netlock.Table in its namespace) before CRIU
+	// restores its sockets, and to leave it locked: the caller unlocks it once every
+	// peer is restored (netlock.Locker.Unlock).
+	NetworkLock bool
+	// Created, when set, is called with each container created for the restore, before
+	// the runtime can run (e.g. to journal the lock for the watchdog). An error aborts.
+	Created func(c container.Ref) error
 }
 
 // Restorer restores image sets on one node.

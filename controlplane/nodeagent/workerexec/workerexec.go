@@ -127,7 +127,13 @@ func (e *Exec) Send(ctx context.Context, set, toAddr string) error { return e.W.
 
 // Restore implements nodeagent.Restorer.
 func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptions) (string, error) {
-	ref, err := e.W.Restore(ctx, set, worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot})
+	ro := worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot, Aliases: o.Aliases}
+	if o.Locked {
+		// Locked from before CRIU restores its sockets; the coordinator unlocks every
+		// container of the set together (Unlock), the watchdog at this deadline.
+		ro.LockUntil = time.Now().Add(max(o.LockFor, time.Minute))
+	}
+	ref, err := e.W.Restore(ctx, set, ro)
 	if err != nil {
 		return "", err
 	}

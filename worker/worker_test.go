@@ -289,3 +289,45 @@ func TestHTTPClientIsAService(t *testing.T) {
 		t.Fatalf("info %+v %v", ni, err)
 	}
 }
+
+// TestLockedRestoreIsJournaledUntilUnlock: a locked restore journals the lock of the
+// restored container (with its pid, for the watchdog) until Unlock; a failed one leaves
+// nothing journaled.
+func TestLockedRestoreIsJournaledUntilUnlock(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	ctx := context.Background()
+	a.add("web", 7)
+	for _, set := range []string{"s1.web", "s2.web"} {
+		if _, err := a.w.Dump(ctx, "web", set, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.w.Send(ctx, set, b.w.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until := time.Now().Add(time.Minute)
+	ref, err := b.w.Restore(ctx, "s1.web", worker.RestoreOptions{Name: "web-r", LockUntil: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := watchdog.Journal{Dir: b.journal}
+	h, ok, err := j.Get(ref.ID)
+	if err != nil || !ok || !h.Locked || h.Pid != ref.Pid || h.Pid == 0 || !h.Deadline.Equal(until) {
+		t.Fatalf("hold of the restored container = %+v ok %v err %v (ref %+v)", h, ok, err, ref)
+	}
+	b.insp.Add(ref, container.Spec{Name: "web-r", Image: "img"})
+	if err := b.w.Unlock(ctx, ref.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := j.Get(ref.ID); ok {
+		t.Fatal("hold still journaled after Unlock")
+	}
+	// The runtime fails after the container was created: no hold may stay behind.
+	a.restorer.FailStart = errors.New("criu failed")
+	if _, err := a.w.Restore(ctx, "s2.web", worker.RestoreOptions{Name: "web-r2", LockUntil: until}); !errors.Is(err, restore.ErrRestore) {
+		t.Fatalf("failing restore: %v, want ErrRestore", err)
+	}
+	if hs, _ := (watchdog.Journal{Dir: a.journal}).List(); len(hs) != 0 {
+		t.Fatalf("holds left after a failed locked restore: %+v", hs)
+	}
+}

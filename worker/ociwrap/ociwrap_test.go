@@ -210,3 +210,87 @@ func writeJSON(t *testing.T, p string, v any) {
 	must(t, err)
 	must(t, os.WriteFile(p, b, 0o600))
 }
+
+// TestAddPrestartHookKeepsEverythingElse: the lock hook goes first among the prestart
+// hooks (before libnetwork's), every other field of config.json is kept.
+func TestAddPrestartHookKeepsEverythingElse(t *testing.T) {
+	b := t.TempDir()
+	orig := `{"ociVersion":"1.0.2","process":{"args":["/x"]},"linux":{"namespaces":[{"type":"network"}]},` +
+		`"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey","id"]}],"poststop":[{"path":"/p"}]}}`
+	must(t, os.WriteFile(filepath.Join(b, "config.json"), []byte(orig), 0o600))
+	must(t, AddPrestartHook(b, "/w", []string{"/w", HookCommand, "/dir/network-lock"}))
+	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
+	must(t, err)
+	var cfg struct {
+		OCIVersion string `json:"ociVersion"`
+		Process    struct {
+			Args []string `json:"args"`
+		} `json:"process"`
+		Hooks map[string][]struct {
+			Path string   `json:"path"`
+			Args []string `json:"args"`
+		} `json:"hooks"`
+	}
+	must(t, json.Unmarshal(raw, &cfg))
+	pre := cfg.Hooks["prestart"]
+	if len(pre) != 2 || pre[0].Path != "/w" || !slices.Equal(pre[0].Args, []string{"/w", HookCommand, "/dir/network-lock"}) ||
+		pre[1].Args[0] != "libnetwork-setkey" {
+		t.Fatalf("prestart hooks %+v", pre)
+	}
+	if cfg.OCIVersion != "1.0.2" || cfg.Process.Args[0] != "/x" || len(cfg.Hooks["poststop"]) != 1 {
+		t.Fatalf("other fields lost: %s", raw)
+	}
+	if fi, err := os.Stat(filepath.Join(b, "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode changed: %v %v", fi.Mode(), err)
+	}
+	path, found, err := netNamespace(b)
+	if err != nil || !found || path != "" {
+		t.Fatalf("netNamespace = %q %v %v, want a new namespace (no path)", path, found, err)
+	}
+}
+
+// TestLockedRestoreAddsTheHookAndUnlockedDoesNot: a restore directory with LockFile
+// makes the wrapper add its hook before runc restore; without it the bundle is untouched;
+// the hook refuses a state without a pid (no silent unlocked restore).
+func TestLockedRestoreAddsTheHookAndUnlockedDoesNot(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		n := newNode(t, nil)
+		cfgPath := filepath.Join(n.bundle, "config.json")
+		var cfg map[string]any
+		raw, _ := os.ReadFile(cfgPath)
+		must(t, json.Unmarshal(raw, &cfg))
+		cfg["linux"] = map[string]any{"namespaces": []map[string]string{{"type": "mount"}, {"type": "network"}}}
+		writeJSON(t, cfgPath, cfg)
+		dir := n.placeDir(t, ForContainer(id))
+		if locked {
+			must(t, os.WriteFile(filepath.Join(dir, LockFile), []byte("add table inet x\n"), 0o600))
+		}
+		before, _ := os.ReadFile(cfgPath)
+		if code, _, stderr := n.run(t, n.create()...); code != 0 {
+			t.Fatalf("locked=%v: exit %d: %s", locked, code, stderr)
+		}
+		after, _ := os.ReadFile(cfgPath)
+		if got := strings.Contains(string(after), HookCommand); got != locked {
+			t.Fatalf("locked=%v: hook in config.json = %v:\n%s", locked, got, after)
+		}
+		if !locked && !bytes.Equal(before, after) {
+			t.Fatalf("unlocked restore changed config.json")
+		}
+	}
+	// Host network (no network namespace entry): never locked, and said so.
+	n := newNode(t, nil)
+	dir := n.placeDir(t, ForContainer(id))
+	must(t, os.WriteFile(filepath.Join(dir, LockFile), []byte("add table inet x\n"), 0o600))
+	if code, _, stderr := n.run(t, n.create()...); code != 0 {
+		t.Fatalf("host network: exit %d: %s", code, stderr)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(n.bundle, "config.json")); strings.Contains(string(raw), HookCommand) {
+		t.Fatalf("hook added for a container in the host's network namespace")
+	}
+	if l, _ := os.ReadFile(filepath.Join(n.bundle, "log.json")); !strings.Contains(string(l), "host's network: not locked") {
+		t.Fatalf("no warning in the runtime log: %s", l)
+	}
+	if err := Hook("/nonexistent", strings.NewReader(`{"ociVersion":"1.0.2","id":"x"}`)); !errors.Is(err, ErrLock) {
+		t.Fatalf("hook without pid: %v, want ErrLock", err)
+	}
+}

@@ -18,6 +18,9 @@ type Fake struct {
 	Images map[string]bool
 	// Consumed is where restored sets are moved.
 	Consumed string
+	// FailStart, when set, fails every restore after its container was created (as a
+	// runtime failure would), leaving the set in place.
+	FailStart error
 
 	mu    sync.Mutex
 	names map[string]bool
@@ -75,6 +78,9 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 		if err := opts.Created(container.Ref{ID: ref.ID, Name: name}); err != nil {
 			return container.Ref{}, fmt.Errorf("restore of %s: %w", name, err)
 		}
+	}
+	if f.FailStart != nil {
+		return container.Ref{}, fmt.Errorf("restore of %s: %w: %w", name, ErrRestore, f.FailStart)
 	}
 	if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
 		return container.Ref{}, err

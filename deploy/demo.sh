@@ -27,7 +27,9 @@ on_node() { local n=$1; shift; DOCKER_HOST=unix:///run/swarmckpt/$LAB/$n/docker.
 where() {
   local n id
   for n in $NODES; do
+    # a swarm task, or a container restored from one (swarm's labels are not carried)
     id=$(on_node "$n" ps -q --filter "label=com.docker.swarm.service.name=$1" | head -1)
+    [ -n "$id" ] || id=$(on_node "$n" ps -q --filter "label=io.swarmckpt.service=$1" | head -1)
     if [ -n "$id" ]; then echo "$n $id"; return 0; fi
   done
   return 1

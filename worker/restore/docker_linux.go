@@ -29,6 +29,10 @@ import (
 // LabelRestoredFrom is set on restored containers: the source container ID.
 const LabelRestoredFrom = "io.swarmckpt.restored-from"
 
+// LabelService is set on a restored swarm task's container: its service name (swarm's
+// own labels are dropped, or swarm would think it owns the standalone container).
+const LabelService = "io.swarmckpt.service"
+
 // Docker is the real Restorer.
 type Docker struct {
 	Cli *client.Client
@@ -276,6 +280,9 @@ func (d *Docker) config(spec container.Spec, from string, opts Options) (*dconta
 		}
 	}
 	labels[LabelRestoredFrom] = from
+	if spec.Service != "" {
+		labels[LabelService] = spec.Service
+	}
 	cfg := &dcontainer.Config{
 		Image: spec.Image, Entrypoint: spec.Entrypoint, Cmd: spec.Cmd, Env: spec.Env,
 		WorkingDir: spec.WorkingDir, User: spec.User, Hostname: spec.Hostname, Tty: spec.Tty,

@@ -34,7 +34,7 @@ where() {
   done
   return 1
 }
-field() { grep -o "\"$1\": *[^,}]*" | head -1 | sed 's/.*: *//; s/"//g'; }
+field() { grep -o "\"$1\": *[^,}]*" | head -1 | sed 's/^"[^"]*": *//; s/"//g'; }
 echo_status() { local w; w=$(where echo_client) || return 1; on_node ${w% *} exec ${w#* } /echo get /status; }
 bank_query() { docker run --rm --network bank_net swarmckpt/bank:dev query --service holder --count 5 --settle 90s; }
 

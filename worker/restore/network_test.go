@@ -2,8 +2,10 @@ package restore_test
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
@@ -90,7 +93,12 @@ func TestOverlayLeavesWorkerNodeBetweenCreateAndStart(t *testing.T) {
 	if !strings.HasPrefix(out, "true "+ip+" ") || !strings.Contains(out, `"short"`) {
 		t.Fatalf("restored container: %q, want running on %s with alias short", out, ip)
 	}
-	// It was restored (continues counting), not started fresh, and it is locked.
+	// The source was never locked: the lock table in the restored namespace is the one
+	// the runtime installed before CRIU restored the sockets (NetworkLock).
+	if out, err := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(got.Pid)+"/ns/net", "nft", "list", "table", "inet", netlock.Table).CombinedOutput(); err != nil {
+		t.Fatalf("no lock table in the restored container (pid %d) after a locked restore: %v: %s", got.Pid, err, out)
+	}
+	// It was restored (continues counting), not started fresh.
 	logs := wk.MustDocker(t, "logs", got.ID)
 	if strings.Contains(logs, "count 1\n") {
 		t.Fatalf("started fresh instead of restored:\n%s", logs)

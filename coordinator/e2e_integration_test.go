@@ -147,10 +147,14 @@ func setupE2E(t *testing.T) *e2e {
 	e := &e2e{t: t, name: fmt.Sprintf("e2e%d", os.Getpid()%10000), dir: t.TempDir(),
 		workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
 	e.bin = filepath.Join(e.dir, "swarmckpt")
-	build := exec.Command("go", "build", "-o", e.bin, "./cmd/swarmckpt")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	// The runtime wrapper goes next to the CLI: `lab up --runtime auto` picks it up there
+	// and makes it every node's default runtime (without it no restore can work).
+	for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(e.dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Dir = repoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[1], err, out)
+		}
 	}
 	for i := range e.ports {
 		e.ports[i] = freePort(t)

@@ -57,7 +57,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 			return usagef("lab up takes no arguments, got %q", fs.Args())
 		}
 		cfg.Runtime = resolveRuntime(*runtime)
-		if cfg.Runtime == "" {
+		if cfg.Runtime == "" && *runtime == "auto" {
 			c.log.Warn("no swarmckpt-runtime found (looked next to this binary and in /usr/local/bin): nodes run plain runc and swarmckpt cannot restore on this lab; run 'make build' and use bin/swarmckpt, or pass --runtime PATH")
 		}
 		start := time.Now()

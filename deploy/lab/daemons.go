@@ -23,6 +23,7 @@ type Daemons struct {
 	EtcdPort    int    `json:"etcd_port"`    // embedded etcd client port
 	EtcdPeer    int    `json:"etcd_peer"`    // embedded etcd peer port
 	WorkerPort0 int    `json:"worker_port0"` // worker of node i listens on WorkerPort0+i
+	GossipPort  int    `json:"gossip_port"`  // coordinator's memberlist port; agents join it
 }
 
 // NATSURL is the control plane URL the CLI uses (with --data-dir Dir for the token).
@@ -32,7 +33,7 @@ func (d Daemons) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", d.
 func planDaemons(p Plan, binary string) *Daemons {
 	base := 20000 + 10*p.Subnet
 	return &Daemons{Binary: binary, Dir: filepath.Join(p.DataDir, "coordinator"),
-		NATSPort: base + 1, EtcdPort: base + 2, EtcdPeer: base + 3, WorkerPort0: base + 4}
+		GossipPort: base, NATSPort: base + 1, EtcdPort: base + 2, EtcdPeer: base + 3, WorkerPort0: base + 4}
 }
 
 // startDaemons starts the coordinator, then a worker and an agent per node, detached (own
@@ -46,11 +47,14 @@ func startDaemons(ctx context.Context, p Plan) error {
 	m := p.Manager()
 	if err := spawn(d, "coordinator", "coordinator", "--data-dir", d.Dir, "--name", p.Name+"-coordinator",
 		"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort),
-		"--etcd-peer-port", fmt.Sprint(d.EtcdPeer), "--docker", m.DockerHost()); err != nil {
+		"--etcd-peer-port", fmt.Sprint(d.EtcdPeer), "--docker", m.DockerHost(),
+		"--gossip", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)); err != nil {
 		return err
 	}
-	if err := waitListening(ctx, "coordinator", filepath.Join(d.Dir, "coordinator.log"), fmt.Sprintf("127.0.0.1:%d", d.NATSPort)); err != nil {
-		return err
+	for _, port := range []int{d.NATSPort, d.GossipPort} {
+		if err := waitListening(ctx, "coordinator", filepath.Join(d.Dir, "coordinator.log"), fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+			return err
+		}
 	}
 	for _, n := range p.Nodes {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
@@ -63,7 +67,7 @@ func startDaemons(ctx context.Context, p Plan) error {
 			return err
 		}
 		if err := spawn(d, "agent-"+n.Name, "coordinator", "agent", "--node", n.Name, "--worker", addr,
-			"--nats", d.NATSURL(), "--data-dir", d.Dir); err != nil {
+			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)); err != nil {
 			return err
 		}
 	}

@@ -3,8 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"sort"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
@@ -49,33 +47,6 @@ func Status(ctx context.Context, p Plan) []NodeStatus {
 		return nil
 	})
 	return out
-}
-
-// Labs returns the names of the labs that have a state file under runDir.
-func Labs(runDir string) []string {
-	c := DefaultConfig()
-	c.RunDir = runDir
-	m, _ := takenSubnetsByName(c)
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func takenSubnetsByName(c Config) (map[string]int, error) {
-	out := map[string]int{}
-	files, err := filepath.Glob(filepath.Join(c.RunDir, "*", "lab.json"))
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if p, err := readState(f); err == nil {
-			out[p.Name] = p.Subnet
-		}
-	}
-	return out, nil
 }
 
 // ServiceTasks returns, for every service of stack on the lab's manager, the number of

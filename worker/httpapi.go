@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
+//	DELETE /v1/sets/{id}                                                (idempotent)
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
 
@@ -84,6 +86,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/sets/{id}/restore", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Restore(ctx, r.PathValue("id"), q.Restore)
+	})
+	handle("DELETE /v1/sets/{id}", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.DropSet(ctx, r.PathValue("id"))
 	})
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Info(ctx)
@@ -185,6 +190,11 @@ func (c *Client) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	var ref container.Ref
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/restore", apiRequest{Restore: opts}, &ref)
 	return ref, err
+}
+
+// DropSet implements Service.
+func (c *Client) DropSet(ctx context.Context, setID string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/sets/"+url.PathEscape(setID), apiRequest{}, nil)
 }
 
 // Info implements Service.

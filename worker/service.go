@@ -37,6 +37,10 @@ type Service interface {
 	Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error)
 	// Info describes the node.
 	Info(ctx context.Context) (NodeInfo, error)
+	// DropSet deletes image set setID from this node (a snapshot aborted or removed).
+	// Refused (ErrBadSetID) for an ID that would escape the sets directory; dropping a
+	// set that is not there succeeds (idempotent).
+	DropSet(ctx context.Context, setID string) error
 }
 
 // RestoreOptions tune Restore.

@@ -502,6 +502,25 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// DropSet implements Service.
+func (w *Worker) DropSet(ctx context.Context, setID string) error {
+	dir, err := w.setPath(setID)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.recvMu.Lock()
+	delete(w.verified, setID)
+	w.recvMu.Unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)
+	}
+	w.log.Info("image set dropped", "set", setID)
+	return nil
+}
+
 // remember caches a set hashed as it was written on this node (dumped or received).
 func (w *Worker) remember(setID string, v imageset.Verified) {
 	w.recvMu.Lock()

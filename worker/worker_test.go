@@ -331,3 +331,44 @@ func TestLockedRestoreIsJournaledUntilUnlock(t *testing.T) {
 		t.Fatalf("holds left after a failed locked restore: %+v", hs)
 	}
 }
+
+// TestDropSet: DropSet deletes a set directly and through the HTTP client, is idempotent,
+// and refuses IDs that would escape the sets directory.
+func TestDropSet(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	n.add("web", 7)
+	ctx := context.Background()
+	outside := filepath.Join(filepath.Dir(n.w.SetsDir()), "keep")
+	if err := os.MkdirAll(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []worker.Service{n.w, &worker.Client{Addr: n.w.Addr()}} {
+		if _, err := s.Dump(ctx, "web", "snap1.web", true); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(n.w.SetsDir(), "snap1.web")
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("set not written: %v", err)
+		}
+		if err := s.DropSet(ctx, "snap1.web"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("set still there after DropSet: %v", err)
+		}
+		if err := s.DropSet(ctx, "snap1.web"); err != nil {
+			t.Fatalf("second DropSet of the same set: %v, want nil (idempotent)", err)
+		}
+		for _, bad := range []string{"..", "../keep", ".", ""} {
+			if err := s.DropSet(ctx, bad); err == nil {
+				t.Fatalf("DropSet(%q) succeeded", bad)
+			}
+		}
+		if _, err := os.Stat(outside); err != nil {
+			t.Fatalf("DropSet removed a directory outside the sets dir: %v", err)
+		}
+	}
+	if err := n.w.DropSet(ctx, "../keep"); !errors.Is(err, worker.ErrBadSetID) {
+		t.Fatalf("DropSet(../keep) = %v, want ErrBadSetID", err)
+	}
+}

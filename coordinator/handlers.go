@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -75,10 +76,7 @@ func (s *Service) serveAPI() []subErr {
 		if s.active(req.ID) != nil {
 			return nil, api.Errorf(api.CodeBusy, "snapshot %s is still running: abort it first", req.ID)
 		}
-		if err := s.cfg.Store.Delete(ctx, req.ID); err != nil {
-			return nil, storeErr(err)
-		}
-		return &api.RemoveResult{ID: req.ID}, nil
+		return s.remove(ctx, req.ID)
 	}))
 	add(api.Serve(t, api.OpStatus, func(ctx context.Context, req *api.StatusRequest) (*api.StatusResult, error) {
 		return &api.StatusResult{Coordinator: s.cfg.Name, Workers: s.live.live()}, nil
@@ -195,4 +193,41 @@ func (s *Service) rollback(ctx context.Context, m *store.Manifest, cause error) 
 			"migration failed (%v) and the rollback onto the original nodes failed too (%v): restore it by hand with 'swarmckpt restore %s --on-original'", cause, err, m.ID)
 	}
 	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were: %v", cause)
+}
+
+// remove deletes a snapshot's image sets from every node that holds one (best effort:
+// a node that is down is reported in the result's Warnings and never blocks the
+// removal), then its manifest. Sets still used by another snapshot are kept.
+func (s *Service) remove(ctx context.Context, id string) (*api.RemoveResult, error) {
+	m, err := s.cfg.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrCorrupt) {
+		// Its image sets cannot be listed: remove the manifest only.
+		if err := s.cfg.Store.Delete(ctx, id); err != nil {
+			return nil, storeErr(err)
+		}
+		return &api.RemoveResult{ID: id, Warnings: []string{fmt.Sprintf("manifest of %s was corrupt: its image sets (%s.*) were not collected, delete them by hand", id, id)}}, nil
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	res := &api.RemoveResult{ID: id}
+	used, err := s.inUseElsewhere(ctx, m)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	var sets []setRef
+	for _, r := range setsOf(m) {
+		if used[r.set] {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s: kept, a later snapshot reuses it", r.node, r.set))
+			continue
+		}
+		sets = append(sets, r)
+	}
+	n, left := s.dropSets(ctx, sets)
+	res.ImagesRemoved = n
+	res.Warnings = append(res.Warnings, left...)
+	if err := s.cfg.Store.Delete(ctx, id); err != nil {
+		return nil, storeErr(err)
+	}
+	return res, nil
 }

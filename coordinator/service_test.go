@@ -96,7 +96,7 @@ func (e *env) startAgent(node string) {
 		ex = nodeagent.NewFakeExecutor(node)
 		e.execs[node] = ex
 	}
-	a, err := nodeagent.New(nodeagent.Config{Node: node, Bus: e.net.Connect(), Exec: ex, Algorithms: lookup,
+	a, err := nodeagent.New(nodeagent.Config{Node: node, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		e.t.Fatal(err)

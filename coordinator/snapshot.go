@@ -111,6 +111,8 @@ func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store
 	s.mu.Unlock()
 	unlock()
 	if r.m.State != store.StateCommitted {
+		// An aborted snapshot's partial images are collected (best effort).
+		s.collectAborted(ctx, r.m)
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s", m.ID, r.m.Reason)
 	}
 	return r.m, nil

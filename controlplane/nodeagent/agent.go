@@ -131,8 +131,9 @@ type Agent struct {
 	queues   map[string]chan job
 	deadline map[string]time.Time // container -> last deadline received
 
-	held heldSet
-	recs records
+	held  heldSet
+	recs  records
+	drops tombstones
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -494,6 +495,12 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	case algorithms.ActDump:
 		var res *DumpResult
 		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
+		if set := SetID(act.Snapshot, t.SetKey()); a.drops.has(set) && a.cfg.Restorer != nil {
+			// The snapshot was aborted (its sets dropped) while this dump ran.
+			if derr := a.cfg.Restorer.DropSet(context.WithoutCancel(ctx), set); derr != nil {
+				a.log.Warn("cannot drop the image set of an aborted snapshot", "set", set, "err", derr)
+			}
+		}
 		if err == nil {
 			stats = &res.Stats
 			conns = res.Stats.Conns

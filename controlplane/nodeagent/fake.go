@@ -24,14 +24,20 @@ type FakeExecutor struct {
 	FailDump map[string]error         // container -> error to return from Dump
 	Stall    map[string]chan struct{} // container -> Dump waits until closed (or ctx ends)
 	DumpTime time.Duration
+	sets     map[string]bool // image sets on this node, by set ID
+	// FailDrop makes DropSet fail.
+	FailDrop error
 }
 
-var _ Executor = (*FakeExecutor)(nil)
+var (
+	_ Executor = (*FakeExecutor)(nil)
+	_ Restorer = (*FakeExecutor)(nil)
+)
 
 // NewFakeExecutor returns a FakeExecutor for node.
 func NewFakeExecutor(node string) *FakeExecutor {
 	return &FakeExecutor{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
-		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}}
+		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{}}
 }
 
 // Held returns the containers currently locked or frozen.
@@ -114,6 +120,7 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 	f.mu.Lock()
 	f.dumps[c.ID]++
 	f.mu.Unlock()
+	f.PutSet(SetID(snapshot, c.SetKey()))
 	content := fmt.Sprintf("%s/%s", snapshot, c.ID)
 	sum := sha256.Sum256([]byte(content))
 	return &DumpResult{
@@ -121,4 +128,42 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 		Images: store.ImageSet{Node: f.Node, Dir: "/fake/" + snapshot + "/" + c.ID, Durable: true,
 			Files: []store.File{{Name: "pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}},
 	}, nil
+}
+
+// PutSet records image set set on this node (as a dump, or a transfer, writes one).
+func (f *FakeExecutor) PutSet(set string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets[set] = true
+}
+
+// HasSet says whether image set set is on this node.
+func (f *FakeExecutor) HasSet(set string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sets[set]
+}
+
+// Addr implements Restorer (the fake has no transfer endpoint).
+func (f *FakeExecutor) Addr() string { return "" }
+
+// Send implements Restorer: the fake cannot stream sets.
+func (f *FakeExecutor) Send(_ context.Context, set, _ string) error {
+	return fmt.Errorf("fake executor of %s cannot send set %s", f.Node, set)
+}
+
+// Restore implements Restorer: the fake cannot restore.
+func (f *FakeExecutor) Restore(_ context.Context, set string, _ RestoreOptions) (string, error) {
+	return "", fmt.Errorf("fake executor of %s cannot restore set %s", f.Node, set)
+}
+
+// DropSet implements Restorer.
+func (f *FakeExecutor) DropSet(_ context.Context, set string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailDrop != nil {
+		return f.FailDrop
+	}
+	delete(f.sets, set)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -18,6 +19,8 @@ type Restorer interface {
 	Send(ctx context.Context, set, toAddr string) error
 	// Restore restores image set set on this node and returns the container id.
 	Restore(ctx context.Context, set string, o RestoreOptions) (string, error)
+	// DropSet deletes image set set from this node; dropping a missing set succeeds.
+	DropSet(ctx context.Context, set string) error
 }
 
 // RestoreOptions tune a restore.
@@ -42,6 +45,14 @@ func SetID(snapshot, key string) string { return snapshot + "." + key }
 // SendSubject and RestoreSubject are a node agent's transfer and restore requests.
 func SendSubject(node string) string    { return "swarmckpt.v1.agent." + node + ".send" }
 func RestoreSubject(node string) string { return "swarmckpt.v1.agent." + node + ".restore" }
+
+// DropSubject deletes an image set from a node (DropRequest, answered by OpReply).
+func DropSubject(node string) string { return "swarmckpt.v1.agent." + node + ".drop" }
+
+// DropRequest names the image set to delete.
+type DropRequest struct {
+	Set string `json:"set"`
+}
 
 // UnlockSubject releases restored containers' network locks.
 func UnlockSubject(node string) string { return "swarmckpt.v1.agent." + node + ".unlock" }
@@ -136,5 +147,58 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		_ = s2.Unsubscribe()
 		return nil, err
 	}
-	return []bus.Subscription{s1, s2, s3}, nil
+	s4, err := handle(DropSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+		var req DropRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return "", err
+		}
+		// A dump of this set still running finishes, then sees the tombstone and drops
+		// what it wrote (see runAction).
+		a.drops.add(req.Set)
+		return "", r.DropSet(ctx, req.Set)
+	})
+	if err != nil {
+		_ = s1.Unsubscribe()
+		_ = s2.Unsubscribe()
+		_ = s3.Unsubscribe()
+		return nil, err
+	}
+	return []bus.Subscription{s1, s2, s3, s4}, nil
+}
+
+// SetKey names t's image set within a snapshot: SERVICE.SLOT, or its id.
+func (t Target) SetKey() string {
+	if t.Service != "" {
+		return fmt.Sprintf("%s.%d", t.Service, t.Slot)
+	}
+	return t.ID
+}
+
+// tombstones remembers recently dropped sets (for an hour), so that a dump still
+// running when its snapshot's sets were dropped drops its own set when it ends.
+type tombstones struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (d *tombstones) add(set string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.at == nil {
+		d.at = map[string]time.Time{}
+	}
+	now := time.Now()
+	for s, t := range d.at {
+		if now.Sub(t) > time.Hour {
+			delete(d.at, s)
+		}
+	}
+	d.at[set] = now
+}
+
+func (d *tombstones) has(set string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.at[set]
+	return ok
 }

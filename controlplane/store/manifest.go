@@ -46,6 +46,9 @@ type Manifest struct {
 	TotalMS    int64       `json:"total_ms,omitempty"`
 	Containers []Container `json:"containers"`
 	Warnings   []string    `json:"warnings,omitempty"`
+	// Leftovers lists the image sets that could not be collected from their nodes
+	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
+	Leftovers []string `json:"leftovers,omitempty"`
 	// Verdict is the cut checker's result on the stored images.
 	Verdict *Verdict `json:"verdict,omitempty"`
 	// Restores records the restores made from this snapshot.

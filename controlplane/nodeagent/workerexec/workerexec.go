@@ -139,3 +139,6 @@ func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptio
 	}
 	return ref.ID, nil
 }
+
+// DropSet implements nodeagent.Restorer.
+func (e *Exec) DropSet(ctx context.Context, set string) error { return e.W.DropSet(ctx, set) }

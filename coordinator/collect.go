@@ -1,0 +1,141 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+)
+
+// setRef is one image set on one node.
+type setRef struct{ node, set string }
+
+// setsOf lists the image sets snapshot m wrote: each container's set on the node that
+// dumped it and on every node a restore moved it to. A set reused from an earlier
+// snapshot is named after that snapshot and is not listed (it is not m's to drop).
+func setsOf(m *store.Manifest) []setRef {
+	seen := map[setRef]bool{}
+	var out []setRef
+	add := func(node, set string) {
+		r := setRef{node, set}
+		if node != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	for _, c := range m.Containers {
+		set := nodeagent.SetID(m.ID, c.Key())
+		add(c.Node, set)
+		if c.Images != nil && c.Images.Node != "" && filepath.Base(c.Images.Dir) == set {
+			add(c.Images.Node, set)
+		}
+		for _, r := range m.Restores {
+			add(r.Targets[c.Key()], set)
+		}
+	}
+	return out
+}
+
+// dropSets asks every node to delete the given image sets (in parallel, each bounded
+// by the worker timeout). It never fails: it returns how many were dropped and one
+// line per set that could not be ("NODE SET: reason").
+func (s *Service) dropSets(ctx context.Context, sets []setRef) (int, []string) {
+	t := max(s.cfg.WorkerTimeout, 5*time.Second)
+	var (
+		mu      sync.Mutex
+		dropped int
+		left    []string
+		wg      sync.WaitGroup
+	)
+	for _, r := range sets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.dropSet(ctx, r, t)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				left = append(left, fmt.Sprintf("%s %s: %v", r.node, r.set, err))
+				return
+			}
+			dropped++
+		}()
+	}
+	wg.Wait()
+	sort.Strings(left)
+	for _, l := range left {
+		s.log.Warn("image set not collected (delete it by hand, or rm the snapshot again when its node is back)", "set", l)
+	}
+	return dropped, left
+}
+
+func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, _ := json.Marshal(nodeagent.DropRequest{Set: r.set})
+	out, err := s.cfg.Bus.Request(cctx, nodeagent.DropSubject(r.node), b)
+	if err != nil {
+		if errors.Is(err, bus.ErrNoResponders) {
+			return fmt.Errorf("no live worker on node %s", r.node)
+		}
+		return err
+	}
+	var rep nodeagent.OpReply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("node %s answered garbage: %w", r.node, err)
+	}
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	return nil
+}
+
+// collectAborted drops the partial image sets of an aborted snapshot and records the
+// ones it could not drop in the manifest's Leftovers.
+func (s *Service) collectAborted(ctx context.Context, m *store.Manifest) {
+	ctx = context.WithoutCancel(ctx)
+	_, left := s.dropSets(ctx, setsOf(m))
+	if len(left) == 0 {
+		return
+	}
+	cur, err := s.cfg.Store.Get(ctx, m.ID)
+	if err != nil {
+		s.log.Warn("cannot record uncollected image sets", "snapshot", m.ID, "err", err)
+		return
+	}
+	cur.Leftovers = left
+	if err := s.cfg.Store.Update(ctx, cur); err != nil {
+		s.log.Warn("cannot record uncollected image sets", "snapshot", m.ID, "err", err)
+		return
+	}
+	m.Leftovers = left
+}
+
+// inUseElsewhere returns the sets of sets that another manifest of the same stack
+// still points at (an unchanged container's images reused by a later snapshot).
+func (s *Service) inUseElsewhere(ctx context.Context, m *store.Manifest) (map[string]bool, error) {
+	ms, err := s.cfg.Store.List(ctx, m.Stack)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, o := range ms {
+		if o.ID == m.ID {
+			continue
+		}
+		for _, c := range o.Containers {
+			if c.Images != nil {
+				used[filepath.Base(c.Images.Dir)] = true
+			}
+		}
+	}
+	return used, nil
+}

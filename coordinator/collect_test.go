@@ -1,0 +1,119 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+// bankSets maps each image set of snapshot id to its node (see bankStack).
+func bankSets(id string) map[string]string {
+	out := map[string]string{}
+	for i, n := range []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"} {
+		out[nodeagent.SetID(id, fmt.Sprintf("bank_holder.%d", i+1))] = n
+	}
+	return out
+}
+
+func (e *env) remove(id string) (*api.RemoveResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return api.Call[api.RemoveResult](ctx, e.client, api.OpRemove, api.RemoveRequest{ID: id})
+}
+
+// TestAbortCollectsPartialImages: the image sets an aborted snapshot wrote are dropped
+// from their nodes; one a node fails to drop is recorded in the manifest's Leftovers.
+func TestAbortCollectsPartialImages(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	e.execs["lab-3"].FailDump["ctr3"] = errors.New("criu: dump failed: unsupported resource")
+	// A partial set, as a dump that failed half-way leaves it.
+	e.execs["lab-1"].PutSet(nodeagent.SetID("snap-a", "bank_holder.1"))
+	e.execs["lab-2"].FailDrop = errors.New("disk busy")
+	e.execs["lab-2"].PutSet(nodeagent.SetID("snap-a", "bank_holder.2"))
+	if _, err := e.snapshot("snap-a"); !errors.Is(err, api.ErrAborted) {
+		t.Fatalf("err = %v, want aborted", err)
+	}
+	for set, node := range bankSets("snap-a") {
+		if node == "lab-2" {
+			continue
+		}
+		if e.execs[node].HasSet(set) {
+			t.Errorf("set %s still on %s after the abort", set, node)
+		}
+	}
+	if !e.execs["lab-2"].HasSet(nodeagent.SetID("snap-a", "bank_holder.2")) {
+		t.Fatal("the fake dropped a set although told to fail")
+	}
+	m, err := e.store.Get(context.Background(), "snap-a")
+	if err != nil || m.State != store.StateAborted {
+		t.Fatalf("manifest %+v %v", m, err)
+	}
+	if len(m.Leftovers) == 0 || !strings.Contains(strings.Join(m.Leftovers, "\n"), "lab-2 snap-a.bank_holder.2: disk busy") {
+		t.Fatalf("leftovers %q do not name the set lab-2 could not drop", m.Leftovers)
+	}
+	for _, l := range m.Leftovers {
+		if !strings.HasPrefix(l, "lab-2 ") {
+			t.Errorf("leftover %q on a node that could drop it", l)
+		}
+	}
+}
+
+// TestRemoveDropsImages: rm deletes every image set of the snapshot, then its manifest.
+func TestRemoveDropsImages(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	if _, err := e.snapshot("snap-r"); err != nil {
+		t.Fatal(err)
+	}
+	for set, node := range bankSets("snap-r") {
+		if !e.execs[node].HasSet(set) {
+			t.Fatalf("set %s not on %s after the snapshot", set, node)
+		}
+	}
+	res, err := e.remove("snap-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ImagesRemoved != 5 || len(res.Warnings) != 0 {
+		t.Fatalf("result %+v, want 5 sets removed and no warnings", res)
+	}
+	for set, node := range bankSets("snap-r") {
+		if e.execs[node].HasSet(set) {
+			t.Errorf("set %s still on %s after rm", set, node)
+		}
+	}
+	if _, err := e.store.Get(context.Background(), "snap-r"); err == nil {
+		t.Fatal("manifest still stored after rm")
+	}
+}
+
+// TestRemoveWithADeadNode: a node that is down does not block rm; its sets are
+// reported as left over.
+func TestRemoveWithADeadNode(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	if _, err := e.snapshot("snap-d"); err != nil {
+		t.Fatal(err)
+	}
+	e.cancel["lab-3"]()
+	res, err := e.remove("snap-d")
+	if err != nil {
+		t.Fatalf("rm with lab-3 down: %v", err)
+	}
+	if res.ImagesRemoved != 4 || len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], "lab-3 snap-d.bank_holder.3:") {
+		t.Fatalf("result %+v, want 4 removed and the lab-3 set reported", res)
+	}
+	if _, err := e.store.Get(context.Background(), "snap-d"); err == nil {
+		t.Fatal("manifest still stored after rm")
+	}
+	for set, node := range bankSets("snap-d") {
+		if got := e.execs[node].HasSet(set); got != (node == "lab-3") {
+			t.Errorf("set %s on %s present=%v after rm", set, node, got)
+		}
+	}
+}

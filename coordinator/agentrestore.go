@@ -58,6 +58,8 @@ func (r *AgentRestorer) call(ctx context.Context, subject string, req any) (*nod
 // Restore implements Restorer. Every set is first moved to its target node (in
 // parallel), then every container is restored (in parallel): connections between
 // containers of the set resume only once both ends run, so they come up together.
+// It is all or nothing: if any container fails, those already restored are removed
+// before the error is returned.
 func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error) {
 	type item struct {
 		c      store.Container
@@ -134,6 +136,20 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		emit(it, "restored", "container "+shortID(rep.Container), rep.MS)
 		return nil
 	})
+	if err != nil {
+		// All or nothing: the containers this restore brought back are removed (still
+		// network-locked, so they talked to no one), so that a retry or migrate's
+		// rollback finds their names and addresses free.
+		for node, ids := range byNode {
+			if _, rerr := r.call(ctx, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: ids}); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, node, rerr))
+			}
+		}
+		if r.Events != nil {
+			r.Events(ctx, api.Event{ID: m.ID, Phase: "undone", Message: fmt.Sprintf("%d restored containers removed after a failure", len(out))})
+		}
+		return nil, err
+	}
 	if locked {
 		start := time.Now()
 		for node, ids := range byNode {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 )
 
@@ -115,5 +116,44 @@ func TestRemoveWithADeadNode(t *testing.T) {
 		if got := e.execs[node].HasSet(set); got != (node == "lab-3") {
 			t.Errorf("set %s on %s present=%v after rm", set, node, got)
 		}
+	}
+}
+
+// TestRestoreIsAllOrNothing: when one container fails to restore, the ones restored by
+// the same call are removed before the error is returned, so a second restore (as
+// migrate's rollback does) finds their names free.
+func TestRestoreIsAllOrNothing(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	if _, err := e.snapshot("snap-u"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.store.Get(context.Background(), "snap-u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]string{}
+	for _, c := range m.Containers {
+		targets[c.Key()] = c.Node
+	}
+	r := &coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(string) (string, bool) { return "", false }, Timeout: 5 * time.Second}
+	restored := func() []string {
+		var out []string
+		for _, ex := range e.execs {
+			out = append(out, ex.Restored()...)
+		}
+		return out
+	}
+	e.execs["lab-3"].FailRestore[nodeagent.SetID("snap-u", "bank_holder.3")] = errors.New("criu: restore failed")
+	ids, err := r.Restore(context.Background(), m, targets)
+	if err == nil || !strings.Contains(err.Error(), "criu: restore failed") {
+		t.Fatalf("restore with a failing container: ids %v err %v", ids, err)
+	}
+	if left := restored(); len(left) != 0 {
+		t.Fatalf("containers left running after a failed restore: %v", left)
+	}
+	delete(e.execs["lab-3"].FailRestore, nodeagent.SetID("snap-u", "bank_holder.3"))
+	ids, err = r.Restore(context.Background(), m, targets)
+	if err != nil || len(ids) != 5 || len(restored()) != 5 {
+		t.Fatalf("second restore: ids %v err %v running %v", ids, err, restored())
 	}
 }

@@ -27,6 +27,7 @@ import (
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
+//	DELETE /v1/containers/{name}                                        (idempotent)
 //	DELETE /v1/sets/{id}                                                (idempotent)
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
@@ -86,6 +87,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/sets/{id}/restore", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Restore(ctx, r.PathValue("id"), q.Restore)
+	})
+	handle("DELETE /v1/containers/{name}", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.RemoveContainer(ctx, name(r))
 	})
 	handle("DELETE /v1/sets/{id}", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.DropSet(ctx, r.PathValue("id"))
@@ -190,6 +194,11 @@ func (c *Client) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	var ref container.Ref
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/restore", apiRequest{Restore: opts}, &ref)
 	return ref, err
+}
+
+// RemoveContainer implements Service.
+func (c *Client) RemoveContainer(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodDelete, "/v1/containers/"+url.PathEscape(name), apiRequest{}, nil)
 }
 
 // DropSet implements Service.

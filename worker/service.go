@@ -41,6 +41,9 @@ type Service interface {
 	// Refused (ErrBadSetID) for an ID that would escape the sets directory; dropping a
 	// set that is not there succeeds (idempotent).
 	DropSet(ctx context.Context, setID string) error
+	// RemoveContainer force-removes a container this worker restored (by id or name)
+	// and releases its holds, to undo a restore; removing one that is gone succeeds.
+	RemoveContainer(ctx context.Context, containerName string) error
 }
 
 // RestoreOptions tune Restore.

@@ -521,6 +521,24 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	return nil
 }
 
+// RemoveContainer implements Service.
+func (w *Worker) RemoveContainer(ctx context.Context, name string) error {
+	if name == "" {
+		return fmt.Errorf("worker %s: remove container: %w: empty name", w.cfg.Node, container.ErrNotFound)
+	}
+	ref, rerr := w.resolve(ctx, name)
+	if err := w.p.Restorer.Remove(ctx, name); err != nil {
+		return fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	if rerr != nil {
+		ref = container.Ref{ID: name}
+	}
+	// Its network namespace, and with it any lock, is gone: drop the journaled holds.
+	_ = w.unhold(ref, true, true)
+	w.log.Info("container removed", "container", name)
+	return nil
+}
+
 // remember caches a set hashed as it was written on this node (dumped or received).
 func (w *Worker) remember(setID string, v imageset.Verified) {
 	w.recvMu.Lock()

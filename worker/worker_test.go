@@ -372,3 +372,38 @@ func TestDropSet(t *testing.T) {
 		t.Fatalf("DropSet(../keep) = %v, want ErrBadSetID", err)
 	}
 }
+
+// TestRemoveContainerUndoesARestore: RemoveContainer removes a restored container
+// (directly and through the HTTP client), drops its journaled lock, frees its name,
+// and succeeds for a container that is gone.
+func TestRemoveContainerUndoesARestore(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	n.add("web", 7)
+	ctx := context.Background()
+	for i, s := range []worker.Service{n.w, &worker.Client{Addr: n.w.Addr()}} {
+		set := fmt.Sprintf("s%d.web", i)
+		if _, err := s.Dump(ctx, "web", set, true); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := s.Restore(ctx, set, worker.RestoreOptions{Name: "web-r", LockUntil: time.Now().Add(time.Minute)})
+		if err != nil || !n.restorer.Exists("web-r") {
+			t.Fatalf("restore: %+v %v", ref, err)
+		}
+		j := watchdog.Journal{Dir: n.journal}
+		if _, ok, _ := j.Get(ref.ID); !ok {
+			t.Fatal("locked restore journaled no hold")
+		}
+		if err := s.RemoveContainer(ctx, ref.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n.restorer.Exists("web-r") {
+			t.Fatal("container still there after RemoveContainer")
+		}
+		if _, ok, _ := j.Get(ref.ID); ok {
+			t.Fatal("hold still journaled after RemoveContainer")
+		}
+		if err := s.RemoveContainer(ctx, ref.ID); err != nil {
+			t.Fatalf("second RemoveContainer: %v, want nil (idempotent)", err)
+		}
+	}
+}

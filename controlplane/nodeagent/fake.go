@@ -27,6 +27,9 @@ type FakeExecutor struct {
 	sets     map[string]bool // image sets on this node, by set ID
 	// FailDrop makes DropSet fail.
 	FailDrop error
+	// FailRestore: set -> error Restore returns for it.
+	FailRestore map[string]error
+	restored    map[string]bool // containers restored (by id = name), running
 }
 
 var (
@@ -37,7 +40,8 @@ var (
 // NewFakeExecutor returns a FakeExecutor for node.
 func NewFakeExecutor(node string) *FakeExecutor {
 	return &FakeExecutor{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
-		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{}}
+		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{},
+		FailRestore: map[string]error{}, restored: map[string]bool{}}
 }
 
 // Held returns the containers currently locked or frozen.
@@ -152,9 +156,45 @@ func (f *FakeExecutor) Send(_ context.Context, set, _ string) error {
 	return fmt.Errorf("fake executor of %s cannot send set %s", f.Node, set)
 }
 
-// Restore implements Restorer: the fake cannot restore.
-func (f *FakeExecutor) Restore(_ context.Context, set string, _ RestoreOptions) (string, error) {
-	return "", fmt.Errorf("fake executor of %s cannot restore set %s", f.Node, set)
+// Restore implements Restorer: a set on this node restores as a container whose id is
+// the requested name (or the set), unless FailRestore says otherwise.
+func (f *FakeExecutor) Restore(_ context.Context, set string, o RestoreOptions) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.FailRestore[set]; err != nil {
+		return "", err
+	}
+	if !f.sets[set] {
+		return "", fmt.Errorf("fake executor of %s: no image set %s", f.Node, set)
+	}
+	id := o.Name
+	if id == "" {
+		id = set
+	}
+	if f.restored[id] {
+		return "", fmt.Errorf("fake executor of %s: container name %s is taken", f.Node, id)
+	}
+	f.restored[id] = true
+	return id, nil
+}
+
+// Restored lists the containers restored on this node and not removed.
+func (f *FakeExecutor) Restored() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id := range f.restored {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Remove implements Restorer.
+func (f *FakeExecutor) Remove(_ context.Context, c string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.restored, c)
+	return nil
 }
 
 // DropSet implements Restorer.

@@ -21,6 +21,9 @@ type Restorer interface {
 	Restore(ctx context.Context, set string, o RestoreOptions) (string, error)
 	// DropSet deletes image set set from this node; dropping a missing set succeeds.
 	DropSet(ctx context.Context, set string) error
+	// Remove force-removes a container restored on this node (by id), to undo a
+	// restore; removing one that is gone succeeds.
+	Remove(ctx context.Context, container string) error
 }
 
 // RestoreOptions tune a restore.
@@ -48,6 +51,10 @@ func RestoreSubject(node string) string { return "swarmckpt.v1.agent." + node + 
 
 // DropSubject deletes an image set from a node (DropRequest, answered by OpReply).
 func DropSubject(node string) string { return "swarmckpt.v1.agent." + node + ".drop" }
+
+// RemoveSubject removes restored containers (UnlockRequest lists them), to undo a
+// restore that failed elsewhere.
+func RemoveSubject(node string) string { return "swarmckpt.v1.agent." + node + ".remove" }
 
 // DropRequest names the image set to delete.
 type DropRequest struct {
@@ -163,7 +170,26 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		_ = s3.Unsubscribe()
 		return nil, err
 	}
-	return []bus.Subscription{s1, s2, s3, s4}, nil
+	s5, err := handle(RemoveSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+		var req UnlockRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return "", err
+		}
+		var errs []error
+		for _, id := range req.Containers {
+			if err := r.Remove(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", id, err))
+			}
+		}
+		return "", errors.Join(errs...)
+	})
+	if err != nil {
+		for _, s := range []bus.Subscription{s1, s2, s3, s4} {
+			_ = s.Unsubscribe()
+		}
+		return nil, err
+	}
+	return []bus.Subscription{s1, s2, s3, s4, s5}, nil
 }
 
 // SetKey names t's image set within a snapshot: SERVICE.SLOT, or its id.

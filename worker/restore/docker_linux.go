@@ -397,3 +397,12 @@ func (d *Docker) CollectRestored(age time.Duration) (int, error) {
 	}
 	return n, nil
 }
+
+// Remove implements Restorer.
+func (d *Docker) Remove(ctx context.Context, c string) error {
+	err := d.Cli.ContainerRemove(ctx, c, dcontainer.RemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("restore: remove container %s: %w", c, err)
+	}
+	return nil
+}

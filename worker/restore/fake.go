@@ -24,6 +24,7 @@ type Fake struct {
 
 	mu    sync.Mutex
 	names map[string]bool
+	ids   map[string]string // id -> name
 	ips   map[string]string // "net/ip" -> name
 	next  int
 }
@@ -32,7 +33,7 @@ var _ Restorer = (*Fake)(nil)
 
 // NewFake returns a Fake knowing images, consuming sets into dir.
 func NewFake(dir string, images ...string) *Fake {
-	f := &Fake{Images: map[string]bool{}, Consumed: dir, names: map[string]bool{}, ips: map[string]string{}}
+	f := &Fake{Images: map[string]bool{}, Consumed: dir, names: map[string]bool{}, ids: map[string]string{}, ips: map[string]string{}}
 	for _, i := range images {
 		f.Images[i] = true
 	}
@@ -86,10 +87,33 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 		return container.Ref{}, err
 	}
 	f.names[name] = true
+	f.ids[ref.ID] = name
 	for _, n := range spec.Networks {
 		if n.IPv4 != "" {
 			f.ips[n.Name+"/"+n.IPv4] = name
 		}
 	}
 	return ref, nil
+}
+
+// Remove implements Restorer: the container's name and addresses are free again.
+func (f *Fake) Remove(_ context.Context, c string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name := c
+	if n, ok := f.ids[c]; ok {
+		name = n
+	}
+	delete(f.names, name)
+	for id, n := range f.ids {
+		if n == name {
+			delete(f.ids, id)
+		}
+	}
+	for k, n := range f.ips {
+		if n == name {
+			delete(f.ips, k)
+		}
+	}
+	return nil
 }

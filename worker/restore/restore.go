@@ -48,4 +48,7 @@ type Restorer interface {
 	// Restore recreates and restores the container of set v. On success the set has
 	// been consumed (moved to the restored area); on failure it is back at v.Dir().
 	Restore(ctx context.Context, v imageset.Verified, opts Options) (container.Ref, error)
+	// Remove force-removes a container (by id or name), as a restore that has to be
+	// undone needs; removing one that is not there succeeds.
+	Remove(ctx context.Context, container string) error
 }

@@ -127,3 +127,5 @@ func (rr runtimeRestorer) Restore(ctx context.Context, v imageset.Verified, o re
 	o.Runtime = "swarmckpt"
 	return rr.r.Restore(ctx, v, o)
 }
+
+func (rr runtimeRestorer) Remove(ctx context.Context, c string) error { return rr.r.Remove(ctx, c) }

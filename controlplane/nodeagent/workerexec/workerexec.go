@@ -142,3 +142,6 @@ func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptio
 
 // DropSet implements nodeagent.Restorer.
 func (e *Exec) DropSet(ctx context.Context, set string) error { return e.W.DropSet(ctx, set) }
+
+// Remove implements nodeagent.Restorer.
+func (e *Exec) Remove(ctx context.Context, c string) error { return e.W.RemoveContainer(ctx, c) }

@@ -42,6 +42,23 @@ func Run(t *testing.T, e Env) {
 			t.Fatalf("set %s still there after a successful restore", v.Dir())
 		}
 	})
+	t.Run("remove undoes a restore and is idempotent", func(t *testing.T) {
+		v := e.Set(t, false, nil)
+		name := e.Name(t)
+		ref, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Restorer.Remove(ctx, ref.ID); err != nil {
+			t.Fatal(err)
+		}
+		if e.Exists(t, name) {
+			t.Fatal("container still there after Remove")
+		}
+		if err := e.Restorer.Remove(ctx, ref.ID); err != nil {
+			t.Fatalf("second Remove: %v, want nil", err)
+		}
+	})
 	t.Run("address taken: error, nothing left, set kept", func(t *testing.T) {
 		v := e.Set(t, true, nil)
 		name := e.Name(t)

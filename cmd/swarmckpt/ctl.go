@@ -507,12 +507,15 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 	defer tr.Close()
 	for _, id := range pos {
 		rctx, cancel := context.WithTimeout(ctx, f.timeout)
-		_, err := api.Call[api.RemoveResult](rctx, cl, api.OpRemove, api.RemoveRequest{ID: id})
+		res, err := api.Call[api.RemoveResult](rctx, cl, api.OpRemove, api.RemoveRequest{ID: id})
 		cancel()
 		if err != nil {
 			return apiExit(err)
 		}
-		fmt.Fprintf(c.stdout, "removed %s\n", id)
+		fmt.Fprintf(c.stdout, "removed %s (%d image set(s) deleted on the nodes)\n", id, res.ImagesRemoved)
+		for _, w := range res.Warnings {
+			fmt.Fprintf(c.stdout, "  warning: %s\n", w)
+		}
 	}
 	return nil
 }

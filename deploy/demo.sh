@@ -82,6 +82,14 @@ $BIN restore demo-bank-chandy-lamport | tail -8 || die "restore failed"
 bank_query | tail -3 || die "bank total does not hold after restore"
 proved+=("bank restored on other nodes from the chandy-lamport cut; transfers continue and the total holds")
 
+step "remove a snapshot: its manifest and its image sets on the nodes go"
+out=$($BIN rm demo-bank-blocking) || die "rm failed"
+echo "$out"
+n=$(grep -o '([0-9]* image set' <<<"$out" | grep -o '[0-9]*')
+[ "${n:-0}" -ge 5 ] || die "rm deleted ${n:-0} image sets, want 5"
+! $BIN inspect demo-bank-blocking >/dev/null 2>&1 || die "demo-bank-blocking still listed after rm"
+proved+=("rm demo-bank-blocking deleted the manifest and $n image sets on the nodes")
+
 step "migrate the echo stack: move the client off its node"
 w=$(where echo_client) || die "echo client not found"
 from=${w% *}

@@ -66,7 +66,16 @@ func TestSwarmTaskRestoredAsTask(t *testing.T) {
 	if first <= lastOld || first > lastOld+5 {
 		t.Fatalf("replacement task started at count %d; the checkpoint was at %d: not restored from it", first, lastOld)
 	}
-	if st, _ := mgr.Docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", svc); !strings.HasPrefix(st, "Running") {
-		t.Fatalf("swarm does not see the restored task running: %q", st)
+	// The manager learns the task's state from the node asynchronously: poll.
+	var st string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st, _ = mgr.Docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", svc)
+		if strings.HasPrefix(st, "Running") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swarm does not see the restored task running after 30s: %q", st)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -328,7 +328,14 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
+	restoreLock, err := w.lockForDump(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s: %w", w.cfg.Node, c, err)
+	}
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{LeaveRunning: leaveRunning, Node: w.cfg.Node})
+	if lerr := restoreLock(leaveRunning || err != nil); lerr != nil {
+		err = errors.Join(err, lerr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
@@ -342,6 +349,54 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 		w.remember(setID, v)
 	}
 	return m, nil
+}
+
+// lockForDump locks every non-loopback packet of c for the duration of its dump and
+// returns the function that puts back the lock state c had before (when the container
+// still runs) and clears the journal entry it added.
+//
+// Why: CRIU reads each TCP socket's queues in repair mode and fails ("recv failed (39,
+// want 28)") when bytes arrive between measuring a queue and reading it. CRIU locks the
+// network itself only for a network namespace it dumps; a container's namespace is
+// external to the dump, so only our lock stops arrivals. The algorithms lock what the
+// cut needs (chandy-lamport only the channels to peers not yet recorded, uncoordinated
+// nothing), which leaves connections to recorded peers and to anything outside the
+// stack open during the dump. Dropped packets are retransmitted after the restore of
+// the previous state: nothing is lost, and the cut is unchanged because the dump records
+// c at the instant it was frozen.
+func (w *Worker) lockForDump(ctx context.Context, c container.Ref) (func(running bool) error, error) {
+	prev, err := w.p.Locker.State(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("read network lock: %w", err)
+	}
+	if prev.All {
+		return func(bool) error { return nil }, nil
+	}
+	if err := w.hold(c, true, false, nil, w.deadline(time.Time{})); err != nil {
+		return nil, fmt.Errorf("journal network lock: %w", err)
+	}
+	if err := w.p.Locker.Set(ctx, c, netlock.State{All: true}); err != nil {
+		return nil, errors.Join(fmt.Errorf("lock network for the dump: %w", err),
+			w.p.Locker.Set(context.WithoutCancel(ctx), c, prev), w.unholdIf(c, prev))
+	}
+	return func(running bool) error {
+		if !running {
+			return nil // the processes and their network namespace are gone
+		}
+		ctx := context.WithoutCancel(ctx)
+		if err := w.p.Locker.Set(ctx, c, prev); err != nil {
+			return fmt.Errorf("put back the network lock after the dump: %w", err)
+		}
+		return w.unholdIf(c, prev)
+	}, nil
+}
+
+// unholdIf clears the journal's lock of c unless c is still locked as in prev.
+func (w *Worker) unholdIf(c container.Ref, prev netlock.State) error {
+	if prev.Locked() {
+		return nil
+	}
+	return w.unhold(c, true, false)
 }
 
 // DumpLazy implements Service.
@@ -371,10 +426,16 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 	if err := w.hold(c, false, true, nil, deadline); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)
 	}
+	restoreLock, err := w.lockForDump(ctx, c)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: dump %s: %w", w.cfg.Node, c, err), w.unhold(c, false, true))
+	}
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{Node: w.cfg.Node, PageServer: addr})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true))
+		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), restoreLock(true), w.unhold(c, false, true))
 	}
+	// From here the source exits once every page is fetched (its lock goes with it); if
+	// it does not, the journaled lock and freeze are released by the watchdog.
 	if lz, ok := w.p.Dumper.(interface {
 		LazyOf(string) (dump.Lazy, bool)
 	}); ok {

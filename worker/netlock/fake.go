@@ -45,6 +45,21 @@ func (f *Fake) Unlock(_ context.Context, c container.Ref, peers []netip.Addr) er
 	return f.change(c, false, peers)
 }
 
+// Set implements Locker.
+func (f *Fake) Set(_ context.Context, c container.Ref, s State) error {
+	if c.Pid <= 0 {
+		return fmt.Errorf("netlock %s: %w", c, ErrNamespace)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s = normalState(s); s.Locked() {
+		f.state[c.ID] = s
+	} else {
+		delete(f.state, c.ID)
+	}
+	return nil
+}
+
 // State implements Locker.
 func (f *Fake) State(_ context.Context, c container.Ref) (State, error) {
 	if c.Pid <= 0 {

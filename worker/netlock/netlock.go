@@ -33,6 +33,10 @@ type Locker interface {
 	Unlock(ctx context.Context, c container.Ref, peers []netip.Addr) error
 	// State reports what is locked.
 	State(ctx context.Context, c container.Ref) (State, error)
+	// Set replaces what is locked with s in one step (no window in which less is
+	// locked than in both the old and the new state), e.g. to put back a State saved
+	// before a temporary full lock.
+	Set(ctx context.Context, c container.Ref, s State) error
 }
 
 // Apply computes the state after Lock (lock=true) or Unlock of peers. Pure.
@@ -60,6 +64,14 @@ func Apply(s State, lock bool, peers []netip.Addr) State {
 		out := slices.DeleteFunc(slices.Clone(s.Peers), func(a netip.Addr) bool { return slices.Contains(peers, a) })
 		return State{Peers: out}
 	}
+}
+
+// normalState returns s with its peers normalized (and dropped when All is set).
+func normalState(s State) State {
+	if s.All {
+		return State{All: true}
+	}
+	return State{Peers: normalize(s.Peers)}
 }
 
 // normalize unmaps, drops loopback/invalid addresses, sorts and deduplicates.

@@ -64,6 +64,13 @@ func (n *NFT) Unlock(ctx context.Context, c container.Ref, peers []netip.Addr) e
 	return n.change(ctx, c, false, peers)
 }
 
+// Set implements Locker: the table is replaced in one nft transaction.
+func (n *NFT) Set(ctx context.Context, c container.Ref, s State) error {
+	s = normalState(s)
+	_, err := n.run(ctx, c, Script(s), "-f", "-")
+	return err
+}
+
 func (n *NFT) change(ctx context.Context, c container.Ref, lock bool, peers []netip.Addr) error {
 	cur := State{}
 	if !(lock && len(peers) == 0) && !(!lock && len(peers) == 0) {

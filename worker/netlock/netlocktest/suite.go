@@ -80,6 +80,20 @@ func Run(t *testing.T, l netlock.Locker, target Target) {
 		must(t, l.Unlock(ctx, c, nil))
 		want(t, c, false)
 	})
+	t.Run("set replaces and restores a saved state", func(t *testing.T) {
+		c := target(t)
+		must(t, l.Lock(ctx, c, []netip.Addr{b, a}))
+		saved, err := l.State(ctx, c)
+		must(t, err)
+		must(t, l.Set(ctx, c, netlock.State{All: true}))
+		want(t, c, true)
+		must(t, l.Set(ctx, c, saved))
+		want(t, c, false, a, b)
+		must(t, l.Set(ctx, c, netlock.State{Peers: []netip.Addr{lo, v6}})) // loopback dropped
+		want(t, c, false, v6)
+		must(t, l.Set(ctx, c, netlock.State{}))
+		want(t, c, false)
+	})
 	t.Run("gone container", func(t *testing.T) {
 		c := container.Ref{ID: "gone", Name: "gone", Pid: 0}
 		if err := l.Lock(ctx, c, nil); !errors.Is(err, netlock.ErrNamespace) {

@@ -157,3 +157,22 @@ func TestRestoreIsAllOrNothing(t *testing.T) {
 		t.Fatalf("second restore: ids %v err %v running %v", ids, err, restored())
 	}
 }
+
+// TestSnapshotAfterRemovingTheLatest: rm of the latest snapshot must not make the next
+// snapshot reuse its epoch (the containers' participants would ignore it as stale and
+// the snapshot would hang until its deadline; seen on the lab with snapshot, rm in a loop).
+func TestSnapshotAfterRemovingTheLatest(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	for i, id := range []string{"snap-e1", "snap-e2", "snap-e3"} {
+		res, err := e.snapshot(id)
+		if err != nil {
+			t.Fatalf("snapshot %d after rm of the previous one: %v", i+1, err)
+		}
+		if m := res.Snapshot; m.State != store.StateCommitted || m.Epoch != uint64(i+1) {
+			t.Fatalf("%s: state %s epoch %d, want committed epoch %d (reason %q)", id, m.State, m.Epoch, i+1, m.Reason)
+		}
+		if _, err := e.remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

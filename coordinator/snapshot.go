@@ -142,7 +142,11 @@ func (s *Service) nextEpoch(ctx context.Context, stackName string) (uint64, erro
 			max = m.Epoch
 		}
 	}
-	return max + 1, nil
+	// The store remembers the last epoch of the stack: after `rm` of the latest
+	// snapshots the stored manifests alone would hand out an epoch again, which the
+	// containers' participants ignore as stale (the snapshot would hang until its
+	// deadline).
+	return s.cfg.Store.NextEpoch(ctx, stackName, max+1)
 }
 
 // run is one snapshot being driven.

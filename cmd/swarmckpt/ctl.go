@@ -75,6 +75,41 @@ func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Clie
 	return tr, api.Client{T: tr}, nil
 }
 
+// parse parses flags and positional arguments (flags may come after them), checks
+// --output and that there are min..max positional arguments (max < 0: no limit);
+// otherwise bad is the usage error.
+func (f *ctlFlags) parse(c *cli, fs *flag.FlagSet, usage string, args []string, min, max int, bad string) ([]string, error) {
+	pos, err := parseInterleaved(c, fs, usage, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	if len(pos) < min || (max >= 0 && len(pos) > max) {
+		return nil, usagef("%s", bad)
+	}
+	return pos, nil
+}
+
+// dial connects to the coordinator and, for text output with a non-empty progress id,
+// prints that operation's live progress until closed. close undoes both.
+func (f *ctlFlags) dial(ctx context.Context, c *cli, progress string) (cl api.Client, close func(), err error) {
+	tr, cl, err := f.connect(ctx, c)
+	if err != nil {
+		return cl, nil, err
+	}
+	if f.output != "text" || progress == "" {
+		return cl, func() { tr.Close() }, nil
+	}
+	stop, err := followProgress(tr, progress, c.stdout)
+	if err != nil {
+		tr.Close()
+		return cl, nil, err
+	}
+	return cl, func() { stop(); tr.Close() }, nil
+}
+
 // apiExit maps coordinator errors to exit codes.
 func apiExit(err error) error {
 	if err == nil {
@@ -216,30 +251,19 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 3*time.Minute)
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
 	id := fs.String("id", "", "id of the new snapshot (default STACK-DATE-TIME-RANDOM)")
-	pos, err := parseInterleaved(c, fs, snapshotUsage, args)
+	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
 		return err
-	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one stack name (swarmckpt snapshot <stack>)")
 	}
 	if *id == "" {
 		*id = coordinator.NewID(pos[0], time.Now())
 	}
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, *id)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer disconnect()
 	if f.output == "text" {
-		stop, err := followProgress(tr, *id, c.stdout)
-		if err != nil {
-			return err
-		}
-		defer stop()
 		fmt.Fprintf(c.stdout, "snapshot %s of stack %s (algorithm %s)\n", *id, pos[0], *algo)
 	}
 	type result struct {
@@ -337,25 +361,19 @@ Examples:
 
 func runLs(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("ls", 10*time.Second)
-	pos, err := parseInterleaved(c, fs, lsUsage, args)
+	pos, err := f.parse(c, fs, lsUsage, args, 0, 1, "give at most one stack name")
 	if err != nil {
 		return err
-	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return usagef("give at most one stack name")
 	}
 	stackName := ""
 	if len(pos) == 1 {
 		stackName = pos[0]
 	}
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	res, err := api.Call[api.ListResult](rctx, cl, api.OpList, api.ListRequest{Stack: stackName})
@@ -402,21 +420,15 @@ Examples:
 func runInspect(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("inspect", time.Minute)
 	verify := fs.Bool("verify", false, "verify checksums and the consistency of the cut")
-	pos, err := parseInterleaved(c, fs, inspectUsage, args)
+	pos, err := f.parse(c, fs, inspectUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
 	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one snapshot id (see 'swarmckpt ls')")
-	}
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	res, err := api.Call[api.InspectResult](rctx, cl, api.OpInspect, api.InspectRequest{ID: pos[0], Verify: *verify})
@@ -493,18 +505,15 @@ Examples:
 
 func runRm(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("rm", 10*time.Second)
-	pos, err := parseInterleaved(c, fs, rmUsage, args)
+	pos, err := f.parse(c, fs, rmUsage, args, 1, -1, "give at least one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return usagef("give at least one snapshot id")
-	}
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
+	defer disconnect()
 	for _, id := range pos {
 		rctx, cancel := context.WithTimeout(ctx, f.timeout)
 		res, err := api.Call[api.RemoveResult](rctx, cl, api.OpRemove, api.RemoveRequest{ID: id})
@@ -549,28 +558,15 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	targets := multiFlag{}
 	fs.Var(targets, "node", "SERVICE.SLOT=NODE: restore that container on NODE (repeatable)")
 	onOrig := fs.Bool("on-original", false, "allow restoring on the original nodes")
-	pos, err := parseInterleaved(c, fs, restoreUsage, args)
+	pos, err := f.parse(c, fs, restoreUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
 	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one snapshot id (see 'swarmckpt ls')")
-	}
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
-	if f.output == "text" {
-		stop, err := followProgress(tr, pos[0], c.stdout)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig})
@@ -609,32 +605,19 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	to := fs.String("to", "", "move every container of the stack to this node")
 	from := fs.String("from", "", "move every container off this node")
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
-	pos, err := parseInterleaved(c, fs, migrateUsage, args)
+	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
 		return err
-	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("give exactly one stack name")
 	}
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")
 	}
 	id := coordinator.NewID(pos[0], time.Now())
-	tr, cl, err := f.connect(ctx, c)
+	cl, disconnect, err := f.dial(ctx, c, id)
 	if err != nil {
 		return err
 	}
-	defer tr.Close()
-	if f.output == "text" {
-		stop, err := followProgress(tr, id, c.stdout)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer disconnect()
 	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	done := make(chan error, 1)

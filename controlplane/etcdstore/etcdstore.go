@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,7 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 func (s *Store) snapKey(id string) string     { return s.prefix + "/snapshots/" + id }
 func (s *Store) lockKey(stack string) string  { return s.prefix + "/stacks/" + stack + "/lock" }
 func (s *Store) workerKey(node string) string { return s.prefix + "/workers/" + node }
+func (s *Store) epochKey(stack string) string { return s.prefix + "/stacks/" + stack + "/epoch" }
 
 // Create implements store.Snapshots.
 func (s *Store) Create(ctx context.Context, m *store.Manifest) error {
@@ -208,6 +210,36 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("snapshot %s: %w", id, store.ErrNotFound)
 	}
 	return nil
+}
+
+// NextEpoch implements store.Snapshots: a compare-and-swap loop on the stack's epoch key.
+func (s *Store) NextEpoch(ctx context.Context, stack string, atLeast uint64) (uint64, error) {
+	k := s.epochKey(stack)
+	for {
+		resp, err := s.cli.Get(ctx, k)
+		if err != nil {
+			return 0, fmt.Errorf("etcdstore: read epoch of stack %s: %w", stack, err)
+		}
+		var cur uint64
+		cmp := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+		if len(resp.Kvs) > 0 {
+			kv := resp.Kvs[0]
+			if cur, err = strconv.ParseUint(string(kv.Value), 10, 64); err != nil {
+				return 0, fmt.Errorf("etcdstore: epoch of stack %s is %q, not a number (delete key %s to reset it): %w",
+					stack, kv.Value, k, store.ErrCorrupt)
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)
+		}
+		next := max(cur+1, atLeast)
+		tx, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(k, strconv.FormatUint(next, 10))).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("etcdstore: write epoch of stack %s: %w", stack, err)
+		}
+		if tx.Succeeded {
+			return next, nil
+		}
+		// Another coordinator took an epoch meanwhile: read again.
+	}
 }
 
 type etcdLock struct {

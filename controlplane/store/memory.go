@@ -18,6 +18,7 @@ type Memory struct {
 	snaps   map[string]memEntry
 	locks   map[string]*memLock
 	workers map[string]Worker
+	epochs  map[string]uint64
 }
 
 type memEntry struct {
@@ -29,7 +30,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}}
+	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}}
 }
 
 // PutRaw stores raw bytes as a manifest (to test corrupt manifests).
@@ -157,6 +158,15 @@ func (s *Memory) Delete(_ context.Context, id string) error {
 	}
 	delete(s.snaps, id)
 	return nil
+}
+
+// NextEpoch implements Snapshots.
+func (s *Memory) NextEpoch(_ context.Context, stack string, atLeast uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := max(s.epochs[stack]+1, atLeast)
+	s.epochs[stack] = e
+	return e, nil
 }
 
 type memLock struct {

@@ -36,6 +36,10 @@ type Snapshots interface {
 	List(ctx context.Context, stack string) ([]*Manifest, error)
 	// Delete removes a manifest; ErrNotFound if absent.
 	Delete(ctx context.Context, id string) error
+	// NextEpoch hands out the epoch of a new snapshot of stack: greater than every
+	// epoch it handed out for stack before (also of deleted snapshots: participants
+	// ignore epochs older than the last they saw) and at least atLeast.
+	NextEpoch(ctx context.Context, stack string, atLeast uint64) (uint64, error)
 }
 
 // Lock is a held stack lock.

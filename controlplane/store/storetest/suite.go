@@ -22,6 +22,33 @@ func Run(t *testing.T, f Factory) {
 	t.Run("ListDeleteCorrupt", func(t *testing.T) { testList(t, f) })
 	t.Run("Lock", func(t *testing.T) { testLock(t, f) })
 	t.Run("Workers", func(t *testing.T) { testWorkers(t, f) })
+	t.Run("NextEpoch", func(t *testing.T) { testNextEpoch(t, f) })
+}
+
+// Epochs only grow per stack, whatever is deleted, and honour the caller's floor.
+func testNextEpoch(t *testing.T, f Factory) {
+	s, _ := open(t, f)
+	next := func(stack string, atLeast, want uint64) {
+		t.Helper()
+		got, err := s.NextEpoch(ctx(t), stack, atLeast)
+		if err != nil || got != want {
+			t.Fatalf("NextEpoch(%s, %d) = %d, %v; want %d", stack, atLeast, got, err, want)
+		}
+	}
+	next("bank", 1, 1)
+	next("bank", 1, 2)
+	m := Manifest("x", "bank", time.Now())
+	m.Epoch = 2
+	if err := s.Create(ctx(t), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx(t), "x"); err != nil {
+		t.Fatal(err)
+	}
+	next("bank", 1, 3) // the deleted snapshot's epoch is not handed out again
+	next("bank", 10, 10)
+	next("bank", 0, 11)
+	next("echo", 0, 1) // per stack
 }
 
 func ctx(t *testing.T) context.Context {

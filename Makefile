@@ -9,7 +9,7 @@ LAB     ?= lab
 # The private-prefix criu wrapper lives in /usr/local/sbin; runc finds criu on PATH.
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all setup build images lint test test-unit test-integration lab-up lab-down demo \
+.PHONY: all setup build images images-thirdparty lint test test-unit test-integration lab-up lab-down demo \
         bench bench-dataplane bench-sim clean
 
 all: build
@@ -24,6 +24,11 @@ build:
 images:
 	benchmarks/workloads/build.sh
 
+# Third-party servers (Debian's redis, memcached, busybox) as image tars in build/thirdparty
+# (deploy/thirdparty/build.sh; the packages come from make setup).
+images-thirdparty:
+	deploy/thirdparty/build.sh
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
@@ -33,7 +38,7 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 # Integration tests on real labs (root, Docker, CRIU from make setup); see the script.
-test-integration: build images
+test-integration: build images images-thirdparty
 	deploy/test-integration.sh
 
 test: lint test-unit test-integration

@@ -51,6 +51,12 @@ command -v xz >/dev/null || need+=(xz-utils)
 # started by setup (the embedded servers are the default).
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v etcd >/dev/null || need+=(etcd-server)
+# Third-party servers packed into images by deploy/thirdparty/build.sh (make
+# images-thirdparty) to try swarmckpt on software that is not the project's; never started.
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v memcached >/dev/null || need+=(memcached)
+command -v busybox >/dev/null || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   apt_update
   say "installing ${need[*]}"
@@ -64,7 +70,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   [ "$rc" = 0 ] || die 3 "apt-get install ${need[*]} failed"
 else
-  say "packages present (docker.io, nftables, iptables, iproute2, util-linux, nats-server, etcd-server)"
+  say "packages present (docker.io, nftables, iptables, iproute2, util-linux, nats-server, etcd-server, redis-server, redis-tools, memcached, busybox)"
 fi
 
 # --- 2. Docker configuration ----------------------------------------------------------

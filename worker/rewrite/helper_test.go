@@ -58,6 +58,11 @@ func runHelper(role, addr string) int {
 			}()
 		}
 	case "client":
+		defer func() {
+			// Stay alive after an error: a process exiting while CRIU detaches from
+			// it fails the restore ("Unable to detach"). The test kills it.
+			select {}
+		}()
 		var c net.Conn
 		var err error
 		for i := 0; i < 500; i++ {

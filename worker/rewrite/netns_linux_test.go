@@ -25,6 +25,8 @@ type lab struct {
 	dir  string
 	a, b string // namespace names
 	pids []int  // processes to kill at the end (started or restored)
+	// reaped is closed when a started process was waited for (its pid is free again).
+	reaped map[int]chan struct{}
 }
 
 func requireCRIU(t *testing.T) {
@@ -112,7 +114,12 @@ func (l *lab) start(ns, name, role string) *exec.Cmd {
 	}
 	// nsenter execs the helper: the pid is the helper's.
 	l.pids = append(l.pids, c.Process.Pid)
-	go func() { _ = c.Wait() }()
+	done := make(chan struct{})
+	if l.reaped == nil {
+		l.reaped = map[int]chan struct{}{}
+	}
+	l.reaped[c.Process.Pid] = done
+	go func() { _ = c.Wait(); close(done) }()
 	return c
 }
 
@@ -193,6 +200,14 @@ func (l *lab) dump(ns string, pid int, name string, leaveRunning bool) string {
 	}
 	criu(l.t, ns, d, "dump.log", args...)
 	if !leaveRunning {
+		// CRIU restores the same pid: wait until the dumped process is reaped.
+		if done, ok := l.reaped[pid]; ok {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				l.t.Fatalf("process %d still not reaped 10 s after its dump", pid)
+			}
+		}
 		// Gone: never kill that pid later (CRIU restores it, or someone else gets it).
 		for i, p := range l.pids {
 			if p == pid {

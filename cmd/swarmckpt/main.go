@@ -69,6 +69,7 @@ func commands() map[string]command {
 		"restore":     {summary: "restore a snapshot on other nodes", run: runRestore},
 		"migrate":     {summary: "move a stack to or off a node (cold)", run: runMigrate},
 		"sim":         {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
+		"readdress":   {summary: "rewrite socket addresses in a restore directory's CRIU images (run by swarmckpt-runtime)", run: runReaddress},
 	}
 }
 

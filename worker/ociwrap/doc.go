@@ -26,6 +26,14 @@
 //	id-<container ID>          a standalone container the worker created (docker create)
 //	svc-<service>.<slot>       the next task of that swarm service slot started here
 //
+// Before runc restore, a claimed directory's addresses are prepared (readdress.go):
+// with address-map, the set's images are rewritten for the new task addresses by
+// `swarmckpt readdress` (worker/rewrite; a separate binary so that the wrapper links
+// only the standard library); address-map.wait makes the wrapper wait for that map
+// until a deadline; without a map, a tcp-close file (connections the worker found)
+// makes runc restore with CRIU's tcp-close through a CRIU config file named by the
+// bundle's org.criu.config annotation, and the closed connections are logged.
+//
 // Service and slot come from the labels in <data-root>/containers/<ID>/config.v2.json,
 // which Docker writes before it calls the runtime; that file is read only when an svc-
 // directory exists. A directory is ready when it holds manifest.json; the worker

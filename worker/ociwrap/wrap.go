@@ -109,7 +109,14 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 		return fmt.Errorf("claim restore directory %s: %w", dir, err)
 	}
 	w.log(inv, "info", "restoring container "+inv.ID+" from "+dir)
-	if err := w.lockBeforeRestore(inv, claimed); err != nil {
+	prepare := func() error {
+		// Addresses first (it may wait for the coordinator's map), then the lock.
+		if err := w.readdress(inv, claimed); err != nil {
+			return err
+		}
+		return w.lockBeforeRestore(inv, claimed)
+	}
+	if err := prepare(); err != nil {
 		msg := err.Error()
 		_ = os.WriteFile(filepath.Join(claimed, ErrorFile), []byte(msg+"\n"), 0o600)
 		if rerr := os.Rename(claimed, dir); rerr != nil {

@@ -1,0 +1,138 @@
+package restore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
+	"github.com/swarmckpt/swarmckpt/worker/rewrite"
+)
+
+// TaskOptions tune the placement of a set for a swarm task (PlaceTask).
+type TaskOptions struct {
+	// NetworkLock: the wrapper locks the task's network before CRIU restores its
+	// sockets (as Options.NetworkLock); the caller unlocks once every peer is back.
+	NetworkLock bool
+	// AddressMapUntil, when set, announces an address map (SetAddressMap): the wrapper
+	// waits for it until this time before it restores. Without a map by then, or
+	// without AddressMapUntil, the set's connections on non-loopback addresses are
+	// closed at restore (CRIU tcp-close), and Placement.Closed lists them.
+	AddressMapUntil time.Time
+}
+
+// Placement is the result of PlaceTask.
+type Placement struct {
+	// Set is the placed set.
+	Set imageset.Verified
+	// Closed lists the connections that will be closed at restore (no address map
+	// announced); empty when none, or when a map is announced.
+	Closed []rewrite.Conn
+	// Connections lists the set's connections on non-loopback addresses (those an
+	// address map must cover to keep them).
+	Connections []rewrite.Conn
+}
+
+// ErrNoPlacedTask: no set is placed (or being restored) for that service slot.
+var ErrNoPlacedTask = errors.New("restore: no set placed for that task")
+
+// PlaceTask is PlaceForTask with options: it reads the set's connections from its
+// images and writes the wrapper's instructions (network lock, address map wait, or
+// tcp-close with the list of connections it closes) into the placed directory.
+func (d *Docker) PlaceTask(v imageset.Verified, service string, slot int, opts TaskOptions) (Placement, error) {
+	if !v.Valid() {
+		return Placement{}, ErrUnverified
+	}
+	conns, err := rewrite.Connections(imageset.ImagesPath(v.Dir()))
+	if err != nil {
+		return Placement{}, fmt.Errorf("restore: place %s for %s slot %d: %w", v, service, slot, err)
+	}
+	// Instructions go in before the set is renamed into place: the wrapper may claim
+	// it the moment it appears.
+	var written []string
+	write := func(name string, b []byte) error {
+		written = append(written, name)
+		return os.WriteFile(filepath.Join(v.Dir(), name), b, imageset.FileMode)
+	}
+	undo := func() {
+		for _, n := range written {
+			_ = os.Remove(filepath.Join(v.Dir(), n))
+		}
+	}
+	p := Placement{Connections: conns}
+	if opts.NetworkLock {
+		if err := write(ociwrap.LockFile, []byte(netlock.Script(netlock.State{All: true}))); err != nil {
+			undo()
+			return Placement{}, err
+		}
+	}
+	if !opts.AddressMapUntil.IsZero() {
+		if err := write(ociwrap.AddressWaitFile, []byte(opts.AddressMapUntil.UTC().Format(time.RFC3339Nano))); err != nil {
+			undo()
+			return Placement{}, err
+		}
+	}
+	if len(conns) > 0 {
+		// Used by the wrapper only when no map is applied (none announced, or none by
+		// the deadline).
+		b, _ := json.Marshal(conns)
+		if err := write(ociwrap.TCPCloseFile, b); err != nil {
+			undo()
+			return Placement{}, err
+		}
+		if opts.AddressMapUntil.IsZero() {
+			p.Closed = conns
+			if d.Log != nil {
+				d.Log.Warn("swarm-native restore without an address map: these TCP connections will be closed (CRIU tcp-close)",
+					"service", service, "slot", slot, "connections", len(conns), "first", conns[0].String())
+			}
+		}
+	}
+	placed, err := d.PlaceForTask(v, service, slot)
+	if err != nil {
+		undo()
+		return Placement{}, err
+	}
+	p.Set = placed
+	return p, nil
+}
+
+// SetAddressMap gives the wrapper the address map for the set placed for service slot:
+// written atomically (0600) into the placed directory, or into the directory the
+// wrapper already claimed and waits in. It fails with ErrNoPlacedTask when there is
+// neither.
+func (d *Docker) SetAddressMap(service string, slot int, m rewrite.Map) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(d.Area(), ociwrap.ForTask(service, slot))
+	for attempt := 0; attempt < 3; attempt++ {
+		dirs := []string{base}
+		claimed, _ := filepath.Glob(base + ".restoring-*")
+		dirs = append(dirs, claimed...)
+		for _, dir := range dirs {
+			if _, err := os.Stat(filepath.Join(dir, imageset.ManifestName)); err != nil {
+				continue
+			}
+			tmp := filepath.Join(dir, ociwrap.AddressMapFile+".tmp")
+			if err := os.WriteFile(tmp, b, imageset.FileMode); err != nil {
+				continue // renamed under us: look again
+			}
+			if err := os.Rename(tmp, filepath.Join(dir, ociwrap.AddressMapFile)); err != nil {
+				_ = os.Remove(tmp)
+				continue
+			}
+			if d.Log != nil {
+				d.Log.Info("address map placed for the restore of a swarm task", "service", service, "slot", slot, "dir", dir, "addresses", m.Len())
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s slot %d on this node (%s)", ErrNoPlacedTask, service, slot, base)
+}

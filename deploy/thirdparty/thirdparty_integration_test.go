@@ -1,0 +1,457 @@
+package thirdparty_test
+
+// swarmckpt on third-party software: Debian's redis-server in a 3-node lab, driven through
+// the real CLI (built into a temp dir) and the lab's own coordinator, workers and agents.
+// Needs SWARMCKPT_INTEGRATION=1, root, the tools of 'make setup' and the images of
+// 'make images-thirdparty' (build/thirdparty, or $SWARMCKPT_THIRDPARTY_IMAGES); otherwise
+// it skips loudly. Run:
+//
+//	SWARMCKPT_INTEGRATION=1 go test -run Integration -v ./deploy/thirdparty/
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+// labName is this test's own lab; removed before and after the test.
+const labName = "tpit"
+
+const toolsImage = "swarmckpt-thirdparty/redis-tools:deb"
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+type tp struct {
+	t   *testing.T
+	bin string
+	env []string // SWARMCKPT_NATS, SWARMCKPT_DATA_DIR, DOCKER_HOST of the lab
+	img string   // image tar directory
+}
+
+// run runs the CLI with the lab's environment and returns its combined output and exit code.
+func (p *tp) run(timeout time.Duration, args ...string) (string, int) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatalf("swarmckpt %v: %v", args, err)
+	}
+	return out.String(), code
+}
+
+// docker runs plain docker against node (0 = the manager through DOCKER_HOST).
+func (p *tp) docker(node int, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	if node > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("DOCKER_HOST=unix:///run/swarmckpt/%s/%s-%d/docker.sock", labName, labName, node))
+	}
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// redis runs Debian's redis-cli in a throwaway container on the stack's attachable network
+// (its own connection; not part of the stack, and gone before any snapshot).
+func (p *tp) redis(args ...string) (string, error) {
+	return p.docker(0, append([]string{"run", "--rm", "--network", "redis_net", "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
+}
+
+func (p *tp) mustRedis(args ...string) string {
+	p.t.Helper()
+	out, err := p.redis(args...)
+	if err != nil {
+		p.t.Fatalf("redis-cli %v: %v: %s", args, err, out)
+	}
+	return out
+}
+
+// client is one line of CLIENT LIST.
+type client struct {
+	ID, Name, Flags string
+	Age             int
+}
+
+// clients returns the server's clients by role: "writer" (named by the writer) and
+// "subscriber" (the one with flag P, pub/sub).
+func (p *tp) clients() (map[string]client, error) {
+	out, err := p.redis("CLIENT", "LIST")
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	m := map[string]client{}
+	for _, line := range strings.Split(out, "\n") {
+		var c client
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				c.ID = v
+			case "name":
+				c.Name = v
+			case "flags":
+				c.Flags = v
+			case "age":
+				c.Age, _ = strconv.Atoi(v)
+			}
+		}
+		switch {
+		case c.Name == "writer":
+			m["writer"] = c
+		case strings.Contains(c.Flags, "P"):
+			m["subscriber"] = c
+		}
+	}
+	return m, nil
+}
+
+// logState checks the writer's list in one atomic script: it returns the list's length,
+// the value of "last" and the first position i where log[i] != i (0: the list is 1..n).
+const logCheck = `local items = redis.call('LRANGE', 'log', 0, -1)
+local last = tonumber(redis.call('GET', 'last') or '0')
+for i = 1, #items do if tonumber(items[i]) ~= i then return {#items, last, i} end end
+return {#items, last, 0}`
+
+func (p *tp) logState() (n, last, hole int, err error) {
+	out, err := p.redis("EVAL", logCheck, "0")
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("%v: %s", err, out)
+	}
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		return 0, 0, 0, fmt.Errorf("log check answered %q", out)
+	}
+	n, _ = strconv.Atoi(f[0])
+	last, _ = strconv.Atoi(f[1])
+	hole, _ = strconv.Atoi(f[2])
+	return n, last, hole, nil
+}
+
+// checkLog requires the writer's list to be exactly 1..n with last = n (or n-1, between
+// its RPUSH and its SET): no command of the one connection lost or replayed.
+func (p *tp) checkLog(when string) int {
+	p.t.Helper()
+	n, last, hole, err := p.logState()
+	if err != nil {
+		p.t.Fatalf("%s: %v", when, err)
+	}
+	if hole != 0 || (last != n && last != n-1) {
+		p.t.Fatalf("%s: the writer's list is not 1..%d (first hole at %d, last=%d): a command was lost or replayed", when, n, hole, last)
+	}
+	return n
+}
+
+// waitProgress waits until the writer's list grew by 20 entries beyond from (2 s of
+// writes); after a restore TCP retransmission backoff may delay the first ones.
+func (p *tp) waitProgress(what string, from int) int {
+	p.t.Helper()
+	var n int
+	waitFor(p.t, 2*time.Minute, what, func() bool {
+		var err error
+		n, _, _, err = p.logState()
+		return err == nil && n >= from+20
+	})
+	return n
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// info returns the fields of INFO server.
+func (p *tp) info() map[string]string {
+	p.t.Helper()
+	m := map[string]string{}
+	for _, line := range strings.Split(p.mustRedis("INFO", "server"), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// nodeOf returns the lab node index (1..3) running a container of service svc: a swarm
+// task or a container restored from one.
+func (p *tp) nodesOf(svc string) []int {
+	var out []int
+	for n := 1; n <= 3; n++ {
+		for _, label := range []string{"com.docker.swarm.service.name=" + svc, "io.swarmckpt.service=" + svc} {
+			ids, err := p.docker(n, "ps", "-q", "--filter", "label="+label)
+			if err == nil && ids != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func (p *tp) manifest(id string) *store.Manifest {
+	p.t.Helper()
+	out, code := p.run(20*time.Second, "inspect", id, "--output", "json")
+	if code != 0 {
+		p.t.Fatalf("inspect %s: exit %d: %s", id, code, out)
+	}
+	var m store.Manifest
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		p.t.Fatalf("inspect %s: %v: %s", id, err, out)
+	}
+	return &m
+}
+
+// deploy (re)deploys the redis stack and waits for both long-lived connections.
+func (p *tp) deploy() map[string]client {
+	p.t.Helper()
+	if out, code := p.run(3*time.Minute, "lab", "deploy", "--name", labName, "--images", p.img,
+		filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"), "redis"); code != 0 {
+		p.t.Fatalf("lab deploy redis: exit %d: %s", code, out)
+	}
+	var cl map[string]client
+	waitFor(p.t, 2*time.Minute, "the writer's and the subscriber's connections", func() bool {
+		var err error
+		cl, err = p.clients()
+		return err == nil && cl["writer"].ID != "" && cl["subscriber"].ID != ""
+	})
+	return cl
+}
+
+func setup(t *testing.T) *tp {
+	if r := lab.IntegrationSkipReason(); r != "" {
+		t.Skip(r)
+	}
+	img := os.Getenv("SWARMCKPT_THIRDPARTY_IMAGES")
+	if img == "" {
+		img = filepath.Join(repoRoot(), "build", "thirdparty")
+	}
+	for _, f := range []string{"redis.tar", "redis-tools.tar"} {
+		if _, err := os.Stat(filepath.Join(img, f)); err != nil {
+			t.Skipf("SKIP INTEGRATION: no third-party image %s in %s: run 'make setup images-thirdparty'", f, img)
+		}
+	}
+	dir := t.TempDir()
+	p := &tp{t: t, bin: filepath.Join(dir, "swarmckpt"), img: img}
+	// The runtime wrapper next to the CLI: `lab up --runtime auto` makes it every node's
+	// default runtime, and the lab's daemons run this CLI binary.
+	for _, b := range [][2]string{{p.bin, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Dir = repoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	p.run(3*time.Minute, "lab", "down", "--name", labName) // a leftover of an interrupted run
+	if out, code := p.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", labName, "--images", img); code != 0 {
+		t.Fatalf("lab up: exit %d: %s", code, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range []string{"coordinator", "worker-" + labName + "-1", "agent-" + labName + "-1"} {
+				b, _ := os.ReadFile(filepath.Join("/var/lib/swarmckpt", labName, "coordinator", f+".log"))
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				t.Logf("--- %s.log (tail) ---\n%s", f, b)
+			}
+		}
+		if out, code := p.run(3*time.Minute, "lab", "down", "--name", labName); code != 0 {
+			t.Errorf("lab down: %s", out)
+		}
+	})
+	out, code := p.run(10*time.Second, "lab", "env", "--name", labName)
+	if code != 0 {
+		t.Fatalf("lab env: %s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			p.env = append(p.env, kv)
+		}
+	}
+	if len(p.env) != 3 {
+		t.Fatalf("lab env gave %v, want DOCKER_HOST, SWARMCKPT_NATS and SWARMCKPT_DATA_DIR", p.env)
+	}
+	return p
+}
+
+func TestIntegrationThirdPartyRedis(t *testing.T) {
+	p := setup(t)
+	cl := p.deploy()
+
+	// Debian's redis-server, no persistence: the dataset exists only in its memory.
+	inf := p.info()
+	if inf["executable"] != "/usr/bin/redis-server" || inf["redis_version"] == "" {
+		t.Fatalf("not Debian's redis-server: %v", inf)
+	}
+	if got := p.mustRedis("CONFIG", "GET", "save"); strings.TrimSpace(strings.TrimPrefix(got, "save")) != "" {
+		t.Fatalf("redis has RDB snapshots configured (%q): the test needs a memory-only dataset", got)
+	}
+	if got := p.mustRedis("CONFIG", "GET", "appendonly"); !strings.HasSuffix(got, "no") {
+		t.Fatalf("redis has the AOF on (%q): the test needs a memory-only dataset", got)
+	}
+	const keys = 20000
+	p.mustRedis("EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'pop:' .. i, i) end return 1", "0", strconv.Itoa(keys))
+	p.mustRedis("SETRANGE", "big", "4000000", "x")
+	sumScript := "local s = 0 for i = 1, tonumber(ARGV[1]) do s = s + tonumber(redis.call('GET', 'pop:' .. i)) end return s"
+	wantSum := strconv.Itoa(keys * (keys + 1) / 2)
+	checkDataset := func(when string) {
+		t.Helper()
+		if got := p.mustRedis("EVAL", sumScript, "0", strconv.Itoa(keys)); got != wantSum {
+			t.Fatalf("%s: sum of pop:1..%d = %s, want %s: the dataset did not survive", when, keys, got, wantSum)
+		}
+		if got := p.mustRedis("STRLEN", "big"); got != "4000001" {
+			t.Fatalf("%s: STRLEN big = %s, want 4000001", when, got)
+		}
+	}
+	checkDataset("before the snapshots")
+	n0 := p.checkLog("before the snapshots")
+
+	snaps := map[string]string{}
+	for _, algo := range []string{"blocking", "chandy-lamport"} {
+		t.Run("Snapshot/"+algo, func(t *testing.T) {
+			p.t = t
+			id := "tp-redis-" + strings.ReplaceAll(algo, "-", "")
+			out, code := p.run(2*time.Minute, "snapshot", "redis", "--id", id, "--algorithm", algo)
+			if code != 0 {
+				t.Fatalf("snapshot: exit %d\n%s", code, out)
+			}
+			for _, want := range []string{"committed", "redis_server.1", "redis_writer.1", "redis_subscriber.1"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("snapshot output lacks %q:\n%s", want, out)
+				}
+			}
+			m := p.manifest(id)
+			if m.State != store.StateCommitted || len(m.Containers) != 3 || m.Complete() != nil {
+				t.Fatalf("manifest: %+v", m)
+			}
+			vout, code := p.run(time.Minute, "inspect", id, "--verify")
+			// writer<->server and subscriber<->server: 4 directions.
+			if code != 0 || !strings.Contains(vout, "cut check: consistent: 4 directions checked") {
+				t.Fatalf("inspect --verify: exit %d\n%s", code, vout)
+			}
+			snaps[algo] = id
+		})
+		p.t = t
+	}
+	if len(snaps) != 2 {
+		t.Fatal("a snapshot failed; restore and migrate not tried")
+	}
+	// The live stack went on through both snapshots on the same connections.
+	after := p.waitProgress("the writer after the snapshots", n0)
+	p.checkLog("after the snapshots")
+	if now, _ := p.clients(); now["writer"].ID != cl["writer"].ID || now["subscriber"].ID != cl["subscriber"].ID {
+		t.Fatalf("clients after the snapshots %v, before %v: a connection was replaced", now, cl)
+	}
+	t.Logf("writer at %d entries after the snapshots (%d before)", after, n0)
+
+	t.Run("RestoreOnOtherNodes", func(t *testing.T) {
+		p.t = t
+		id := snaps["chandy-lamport"]
+		out, code := p.run(5*time.Minute, "restore", id)
+		if code != 0 {
+			t.Fatalf("restore: exit %d\n%s", code, out)
+		}
+		m := p.manifest(id)
+		if len(m.Restores) == 0 || !m.Restores[len(m.Restores)-1].OK {
+			t.Fatalf("restore not recorded: %+v", m.Restores)
+		}
+		for k, n := range m.Restores[len(m.Restores)-1].Targets {
+			for _, c := range m.Containers {
+				if c.Key() == k && c.Node == n {
+					t.Errorf("%s restored on its original node %s", k, n)
+				}
+			}
+		}
+		if ps, err := p.docker(0, "service", "ps", "-q", "--filter", "desired-state=running", "redis_server", "redis_writer", "redis_subscriber"); err != nil || ps != "" {
+			t.Errorf("swarm still runs redis tasks next to the restored containers: %q %v", ps, err)
+		}
+		// The same process (run_id is drawn at start), with its memory-only dataset.
+		if got := p.info()["run_id"]; got != inf["run_id"] {
+			t.Fatalf("run_id %s after restore, %s before: redis was restarted, not restored", got, inf["run_id"])
+		}
+		checkDataset("after restore")
+		n := p.checkLog("right after restore")
+		p.waitProgress("the restored writer writing again", n)
+		p.checkLog("after restore")
+		now, err := p.clients()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now["writer"].ID != cl["writer"].ID {
+			t.Fatalf("writer connection %+v after restore, %+v before: the long-lived connection did not survive (redis-cli reconnected)", now["writer"], cl["writer"])
+		}
+		if now["subscriber"].ID != cl["subscriber"].ID {
+			t.Fatalf("subscriber connection %+v after restore, %+v before", now["subscriber"], cl["subscriber"])
+		}
+	})
+
+	t.Run("Migrate", func(t *testing.T) {
+		p.t = t
+		// Restored containers are standalone, not swarm tasks, so migrate cannot resolve
+		// the restored stack: start from a fresh deployment of it.
+		for n := 1; n <= 3; n++ {
+			if ids, _ := p.docker(n, "ps", "-aq", "--filter", "label=io.swarmckpt.service"); ids != "" {
+				if out, err := p.docker(n, append([]string{"rm", "-f"}, strings.Fields(ids)...)...); err != nil {
+					t.Fatalf("remove restored containers on node %d: %v: %s", n, err, out)
+				}
+			}
+		}
+		cl := p.deploy()
+		inf := p.info()
+		p.mustRedis("SET", "marker", "kept-by-migrate")
+		n := p.waitProgress("the redeployed writer", 0)
+		from := p.nodesOf("redis_server")
+		if len(from) != 1 {
+			t.Fatalf("redis_server runs on nodes %v, want one", from)
+		}
+		out, code := p.run(5*time.Minute, "migrate", "redis", "--from", fmt.Sprintf("%s-%d", labName, from[0]))
+		if code != 0 {
+			t.Fatalf("migrate: exit %d\n%s", code, out)
+		}
+		if to := p.nodesOf("redis_server"); len(to) != 1 || to[0] == from[0] {
+			t.Fatalf("redis_server on nodes %v after migrate --from %s-%d", to, labName, from[0])
+		}
+		if got := p.info()["run_id"]; got != inf["run_id"] {
+			t.Fatalf("run_id %s after migrate, %s before: redis was restarted", got, inf["run_id"])
+		}
+		if got := p.mustRedis("GET", "marker"); got != "kept-by-migrate" {
+			t.Fatalf("marker = %q after migrate", got)
+		}
+		p.waitProgress("the writer after migrate", n)
+		p.checkLog("after migrate")
+		now, err := p.clients()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now["writer"].ID != cl["writer"].ID || now["subscriber"].ID != cl["subscriber"].ID {
+			t.Fatalf("clients %+v after migrate, %+v before: a long-lived connection did not survive", now, cl)
+		}
+	})
+}

@@ -24,6 +24,7 @@ import (
 //	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
+//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
@@ -78,6 +79,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
+	})
+	handle("POST /v1/containers/{name}/dumpto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.DumpTo(ctx, name(r), q.Set, q.Addr, q.LeaveRunning)
 	})
 	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
@@ -170,6 +174,15 @@ func (c *Client) Thaw(ctx context.Context, name string) error {
 func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dump"), apiRequest{Set: setID, LeaveRunning: leaveRunning}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// DumpTo implements Service.
+func (c *Client) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
+	var m imageset.Manifest
+	if err := c.call(ctx, http.MethodPost, cpath(name, "dumpto"), apiRequest{Set: setID, Addr: addr, LeaveRunning: leaveRunning}, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

@@ -30,6 +30,10 @@ type Service interface {
 	// resumes if the transfer fails. Refused with the reason where post-copy cannot run
 	// (see NodeInfo.PostCopy).
 	DumpLazy(ctx context.Context, containerName, setID, pageServer string) (*imageset.Manifest, error)
+	// DumpTo is Dump streaming the images to the worker at addr (host:port) while CRIU
+	// writes them; it returns when the set is sealed here and the receiver verified its
+	// copy (the transfer overlaps the dump: cold migration is DumpTo + Restore there).
+	DumpTo(ctx context.Context, containerName, setID, addr string, leaveRunning bool) (*imageset.Manifest, error)
 	// Send streams image set setID to the worker listening at addr (host:port), which
 	// verifies every file's sha256 before accepting it.
 	Send(ctx context.Context, setID, addr string) error

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
-// Transfer endpoint: PUT /v1/sets/<set ID> with a tar stream (imageset.Send) as body.
+// Transfer endpoint: PUT /v1/sets/<set ID> with a tar stream (imageset.Send) as body, or
+// a live stream (imageset.LiveContentType, from DumpTo) written while the dump runs.
 // The receiver writes into <sets>/.incoming-<set ID>, hashing while it writes, and
 // renames it to <sets>/<set ID> only when every file matched the manifest.
 const setsPath = "/v1/sets/"
@@ -23,7 +25,11 @@ func (w *Worker) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT "+setsPath+"{id}", func(rw http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		v, err := w.Receive(r.Context(), id, r.Body)
+		receive := w.Receive
+		if r.Header.Get("Content-Type") == imageset.LiveContentType {
+			receive = w.ReceiveLive
+		}
+		v, err := receive(r.Context(), id, r.Body)
 		if err != nil {
 			code := http.StatusInternalServerError
 			switch {
@@ -41,8 +47,18 @@ func (w *Worker) handler() http.Handler {
 	return mux
 }
 
-// Receive stores the stream r as image set id, verified on the fly.
+// Receive stores the stream r (imageset.Send's tar) as image set id, verified on the fly.
 func (w *Worker) Receive(ctx context.Context, id string, r io.Reader) (imageset.Verified, error) {
+	return w.receive(id, r, imageset.Receive)
+}
+
+// ReceiveLive stores the live stream r (a dump streaming from DumpTo) as image set id,
+// verified on the fly against the manifest that ends the stream.
+func (w *Worker) ReceiveLive(ctx context.Context, id string, r io.Reader) (imageset.Verified, error) {
+	return w.receive(id, r, imageset.ReceiveLive)
+}
+
+func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (imageset.Verified, error)) (imageset.Verified, error) {
 	final, err := w.setPath(id)
 	if err != nil {
 		return imageset.Verified{}, err
@@ -53,7 +69,7 @@ func (w *Worker) Receive(ctx context.Context, id string, r io.Reader) (imageset.
 	tmp := filepath.Join(w.SetsDir(), ".incoming-"+id)
 	_ = os.RemoveAll(tmp) // a previous, interrupted transfer
 	start := time.Now()
-	v, err := imageset.Receive(r, tmp)
+	v, err := into(r, tmp)
 	if err != nil {
 		return v, fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err)
 	}
@@ -82,21 +98,65 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 func SendSet(ctx context.Context, set, url string) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(imageset.Send(pw, set)) }()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, pr)
+	return put(ctx, set, url, "application/x-tar", pr)
+}
+
+// put sends body to url and closes it when the receiver answered (so a writer still
+// feeding it stops at once).
+func put(ctx context.Context, set, url, contentType string, body *io.PipeReader) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
-		pr.Close()
+		body.Close()
 		return fmt.Errorf("send %s: %w", set, err)
 	}
-	req.Header.Set("Content-Type", "application/x-tar")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
+	body.CloseWithError(errReceiverDone)
 	if err != nil {
-		pr.Close()
 		return fmt.Errorf("send %s to %s: %w", set, url, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+var errReceiverDone = errors.New("the receiver stopped reading")
+
+// DumpTo implements Service: a Dump whose images stream to the worker at addr while CRIU
+// writes them (the memory pages as they grow, the rest when CRIU is done), so the
+// transfer overlaps the dump instead of following it. The set is also kept here, as
+// Dump keeps it. The receiver hashes what it writes and accepts the set only if the
+// closing manifest (digests of the very bytes sent) matches.
+func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	lw := imageset.NewLiveWriter(pw)
+	sent := make(chan error, 1)
+	go func() { sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, pr) }()
+	start := time.Now()
+	m, err := w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning, Sink: lw})
+	if err != nil {
+		pw.CloseWithError(fmt.Errorf("dump failed: %w", err)) // the receiver drops what it got
+		<-sent
+		return nil, err
+	}
+	mb, err := os.ReadFile(filepath.Join(set, imageset.ManifestName))
+	if err == nil {
+		err = lw.Finish(mb)
+	}
+	pw.CloseWithError(err)
+	serr := <-sent
+	if err = errors.Join(err, serr); err != nil {
+		return m, fmt.Errorf("worker %s: dumped %s into set %s, but streaming it to %s failed: %w (the set is intact on this node: Send it again, or restore it here)",
+			w.cfg.Node, name, setID, addr, err)
+	}
+	w.log.Info("image set dumped and streamed", "set", setID, "to", addr, "bytes", m.TotalBytes(),
+		"dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
+	return m, nil
 }

@@ -316,6 +316,13 @@ func (w *Worker) Thaw(ctx context.Context, name string) error {
 
 // Dump implements Service.
 func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
+	return w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning})
+}
+
+// dump is Dump with the dumper's options (DumpTo adds a sink).
+func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options) (*imageset.Manifest, error) {
+	leaveRunning := opts.LeaveRunning
+	opts.Node = w.cfg.Node
 	set, err := w.setPath(setID)
 	if err != nil {
 		return nil, err
@@ -332,7 +339,7 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s: %w", w.cfg.Node, c, err)
 	}
-	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{LeaveRunning: leaveRunning, Node: w.cfg.Node})
+	m, err := w.p.Dumper.Dump(ctx, c, spec, set, opts)
 	if lerr := restoreLock(leaveRunning || err != nil); lerr != nil {
 		err = errors.Join(err, lerr)
 	}

@@ -48,19 +48,28 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
+	cases := flag.String("cases", "dump,restore,cold-sequential,cold,post-copy", "cases to run (comma separated)")
+	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
 	if len(socks) < 2 || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: dataplane --swarmckpt BIN --node unix:///...sock --node unix:///...sock")
 		os.Exit(2)
 	}
-	if err := run(*bin, socks, *sizes, *image); err != nil {
+	if err := run(*bin, socks, *sizes, *image, *cases); err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, socks []string, sizes, image string) error {
+// logDir keeps the workers' logs when set (--logs).
+var logDir string
+
+func run(bin string, socks []string, sizes, image, cases string) error {
+	want := map[string]bool{}
+	for _, c := range strings.Split(cases, ",") {
+		want[strings.TrimSpace(c)] = true
+	}
 	var nodes []node
 	for _, s := range socks {
 		n := node{host: s, execRoot: filepath.Join(filepath.Dir(strings.TrimPrefix(s, "unix://")), "exec")}
@@ -95,92 +104,122 @@ func run(bin string, socks []string, sizes, image string) error {
 			return fmt.Errorf("bad size %q", s)
 		}
 		n := nodes[0]
-		names := map[string]string{}
-		for _, kind := range []string{"docker", "runc", "ours"} {
-			name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
-			names[kind] = name
-			if err := memhog(n, name, image, mib); err != nil {
+		coldDowntime := time.Duration(0)
+		if want["dump"] || want["restore"] {
+			names := map[string]string{}
+			for _, kind := range []string{"docker", "runc", "ours"} {
+				name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
+				names[kind] = name
+				if err := memhog(n, name, image, mib); err != nil {
+					return err
+				}
+				defer n.docker("rm", "-f", name)
+			}
+			// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
+			t0 := time.Now()
+			if _, err := n.docker("checkpoint", "create", names["docker"], "cp"); err != nil {
 				return err
 			}
-			defer n.docker("rm", "-f", name)
-		}
-		// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
-		t0 := time.Now()
-		if _, err := n.docker("checkpoint", "create", names["docker"], "cp"); err != nil {
-			return err
-		}
-		dockerDump := time.Since(t0)
-		id, _ := n.docker("inspect", "-f", "{{.Id}}", names["runc"])
-		rdir := filepath.Join(n.dataRoot, "swarmckpt", "bench-runc-"+names["runc"])
-		os.MkdirAll(rdir+"/work", 0o700)
-		t0 = time.Now()
-		if out, err := exec.Command("runc", "--root", n.runcRoot(), "checkpoint", "--image-path", rdir+"/images",
-			"--work-path", rdir+"/work", "--tcp-established", id).CombinedOutput(); err != nil {
-			return fmt.Errorf("runc checkpoint: %w: %s", err, out)
-		}
-		runcDump := time.Since(t0)
-		os.RemoveAll(rdir)
-		set := names["ours"]
-		t0 = time.Now()
-		if _, err := a.Dump(ctx, names["ours"], set, false); err != nil {
-			return err
-		}
-		oursDump := time.Since(t0)
-		fmt.Printf("BENCH dump size_mib=%d docker_s=%.3f runc_s=%.3f ours_s=%.3f vs_docker=%.1fx vs_runc=%.2f\n",
-			mib, dockerDump.Seconds(), runcDump.Seconds(), oursDump.Seconds(),
-			dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds())
+			dockerDump := time.Since(t0)
+			id, _ := n.docker("inspect", "-f", "{{.Id}}", names["runc"])
+			rdir := filepath.Join(n.dataRoot, "swarmckpt", "bench-runc-"+names["runc"])
+			os.MkdirAll(rdir+"/work", 0o700)
+			t0 = time.Now()
+			if out, err := exec.Command("runc", "--root", n.runcRoot(), "checkpoint", "--image-path", rdir+"/images",
+				"--work-path", rdir+"/work", "--tcp-established", id).CombinedOutput(); err != nil {
+				return fmt.Errorf("runc checkpoint: %w: %s", err, out)
+			}
+			runcDump := time.Since(t0)
+			os.RemoveAll(rdir)
+			set := names["ours"]
+			t0 = time.Now()
+			if _, err := a.Dump(ctx, names["ours"], set, false); err != nil {
+				return err
+			}
+			oursDump := time.Since(t0)
+			fmt.Printf("BENCH dump size_mib=%d docker_s=%.3f runc_s=%.3f ours_s=%.3f vs_docker=%.1fx vs_runc=%.2f\n",
+				mib, dockerDump.Seconds(), runcDump.Seconds(), oursDump.Seconds(),
+				dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds())
 
-		// restore: docker start --checkpoint vs the worker (new container, wrapper restore).
-		t0 = time.Now()
-		if _, err := n.docker("start", "--checkpoint", "cp", names["docker"]); err != nil {
-			return err
-		}
-		dockerRestore := time.Since(t0)
-		if _, err := n.docker("rm", "-f", names["ours"]); err != nil {
-			return err
-		}
-		t0 = time.Now()
-		if _, err := a.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
-			return err
-		}
-		oursRestore := time.Since(t0)
-		fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx\n",
-			mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds())
+			// restore: docker start --checkpoint vs the worker (new container, wrapper restore).
+			t0 = time.Now()
+			if _, err := n.docker("start", "--checkpoint", "cp", names["docker"]); err != nil {
+				return err
+			}
+			dockerRestore := time.Since(t0)
+			if _, err := n.docker("rm", "-f", names["ours"]); err != nil {
+				return err
+			}
+			t0 = time.Now()
+			if _, err := a.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
+				return err
+			}
+			oursRestore := time.Since(t0)
+			fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx\n",
+				mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds())
 
+		}
 		// migrate (cold): dump with exit on node 1, stream to node 2, restore there.
-		mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
-		if err := memhog(n, mname, image, mib); err != nil {
-			return err
+		// migrate (cold-sequential): dump with exit on node 1, then send the set, then
+		// restore on node 2 (three passes one after the other, as before DumpTo).
+		if want["cold-sequential"] {
+			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
+			if err := memhog(n, mname, image, mib); err != nil {
+				return err
+			}
+			defer nodes[1].docker("rm", "-f", mname)
+			defer n.docker("rm", "-f", mname)
+			t0 := time.Now()
+			if _, err := a.Dump(ctx, mname, mname, false); err != nil {
+				return err
+			}
+			tDump := time.Since(t0)
+			if err := a.Send(ctx, mname, bi.Addr); err != nil {
+				return err
+			}
+			tSend := time.Since(t0) - tDump
+			t1 := time.Now()
+			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+				return err
+			}
+			tRestore := time.Since(t1)
+			downtime := time.Since(t0)
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold-sequential downtime_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
+				mib, downtime.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])))
+			_ = a.DropSet(ctx, mname)
 		}
-		defer nodes[1].docker("rm", "-f", mname)
-		defer n.docker("rm", "-f", mname)
-		t0 = time.Now()
-		if _, err := a.Dump(ctx, mname, mname, false); err != nil {
-			return err
+		// migrate (cold): DumpTo on node 1 streams the images to node 2 while CRIU
+		// writes them (exit), then restore on node 2. downtime_s = dump start to the
+		// restored container running; dump_s includes the end of the stream.
+		if want["cold"] {
+			mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
+			if err := memhog(n, mname, image, mib); err != nil {
+				return err
+			}
+			defer nodes[1].docker("rm", "-f", mname)
+			defer n.docker("rm", "-f", mname)
+			t0 := time.Now()
+			m, err := a.DumpTo(ctx, mname, mname, bi.Addr, false)
+			if err != nil {
+				return err
+			}
+			tDump := time.Since(t0)
+			t1 := time.Now()
+			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+				return err
+			}
+			tRestore := time.Since(t1)
+			downtime := time.Since(t0)
+			coldDowntime = downtime
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
+				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])))
+			_ = a.DropSet(ctx, mname)
 		}
-		tDump := time.Since(t0)
-		if err := a.Send(ctx, mname, bi.Addr); err != nil {
-			return err
-		}
-		tSend := time.Since(t0) - tDump
-		if _, err := n.docker("rm", "-f", mname); err != nil {
-			return err
-		}
-		t1 := time.Now()
-		if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
-			return err
-		}
-		tRestore := time.Since(t1)
-		downtime := tDump + tSend + tRestore
-		coldDowntime := downtime
-		total := time.Since(t0)
-		fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
-			mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
-			max(hwm(pids[0]), hwm(pids[1])))
 		// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
 		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
 		// restored container runs; total_s when the source exited (all pages moved).
-		if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
+		if !want["post-copy"] {
+		} else if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
 			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
 		} else {
 			pname := fmt.Sprintf("bench-pc-%d-%s", mib, stamp)
@@ -189,7 +228,7 @@ func run(bin string, socks []string, sizes, image string) error {
 			}
 			defer nodes[1].docker("rm", "-f", pname)
 			defer n.docker("rm", "-f", pname)
-			t0 = time.Now()
+			t0 := time.Now()
 			if _, err := a.DumpLazy(ctx, pname, pname, "127.0.0.1:0"); err != nil {
 				return err
 			}
@@ -269,6 +308,10 @@ func startWorker(bin string, n node, name string) (*worker.Client, int, func(), 
 	stop := func() {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
+		if logDir != "" {
+			_ = os.MkdirAll(logDir, 0o700)
+			_ = os.Rename(filepath.Join(dir, "worker.log"), filepath.Join(logDir, name+".log"))
+		}
 		os.RemoveAll(dir)
 	}
 	for i := 0; i < 500; i++ {

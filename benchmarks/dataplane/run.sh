@@ -40,4 +40,4 @@ for i in 1 2; do
     fi
 done
 echo "# $(date -u +%FT%TZ) $(uname -r) criu $(criu --version | awk '/Version/{print $2}') $(nproc) cores" >&2
-go run ./benchmarks/dataplane --swarmckpt build/swarmckpt --image "$IMAGE" --sizes "$SIZES" "${nodes[@]}"
+go run ./benchmarks/dataplane --swarmckpt build/swarmckpt --image "$IMAGE" --sizes "$SIZES" "${nodes[@]}" "$@"

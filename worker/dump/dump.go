@@ -29,6 +29,22 @@ type Options struct {
 	// Dump returns as soon as the other images are sealed; Lazy in the result tracks
 	// the page server.
 	PageServer string
+	// Sink, when set, receives the images while CRIU writes them: the memory pages
+	// (pages-*.img, which CRIU only appends to) as they grow, every other file once CRIU
+	// is done; a file that changed under the follower is restarted and sent again. The
+	// manifest's digests are then those of the bytes the sink received. A sink that
+	// fails is no longer written to; the dump itself goes on (its error is the sink's
+	// to report). Not for post-copy dumps.
+	Sink Sink
+}
+
+// Sink receives image files (relative names under images/) while they are written,
+// in order per file; imageset.LiveWriter is one.
+type Sink interface {
+	// Append sends p as the next bytes of file name (an empty p announces the file).
+	Append(name string, p []byte) error
+	// Restart discards what was sent for name; its whole content follows again.
+	Restart(name string) error
 }
 
 // Lazy is the page server of a post-copy dump, running after Dump returned.

@@ -51,7 +51,13 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 	}
 	m = &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC()}
-	if err := imageset.Seal(set, m); err != nil {
+	known := map[string]imageset.File{}
+	if opts.Sink != nil {
+		if known, err = streamRest(images, known, nil, opts.Sink); err != nil {
+			return nil, err
+		}
+	}
+	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, err
 	}
 	return m, nil

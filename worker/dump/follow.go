@@ -5,22 +5,28 @@ import (
 	"encoding/hex"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
-// follower hashes the files of a directory while another process appends to them, so
-// that sealing a 1 GiB dump does not need a second pass over the pages after CRIU is
-// done (CRIU writes every image file sequentially). Files it could not follow to the
-// end, or whose size differs from what it hashed, are simply not reported: Seal hashes
-// those itself.
+// follower hashes the memory page files of a directory while CRIU appends to them, and
+// hands the bytes it read to a sink (a transfer to the target node) as it goes, so that
+// neither sealing nor sending a 1 GiB dump needs another pass over the pages after CRIU
+// is done. Only pages-*.img are followed: CRIU writes them strictly by appending (page
+// transfer splices into the open image); the other images are small and are read once
+// CRIU exited. Files it could not follow to the end, or whose size or inode differs from
+// what it read, are not reported: they are hashed (and re-sent) afterwards.
 type follower struct {
-	dir   string
-	files map[string]*followed
-	buf   []byte
+	dir     string
+	files   map[string]*followed
+	buf     []byte
+	sink    Sink
+	sinkErr error
 }
 
 type followed struct {
@@ -30,8 +36,23 @@ type followed struct {
 	bad bool
 }
 
-func newFollower(dir string) *follower {
-	return &follower{dir: dir, files: map[string]*followed{}, buf: make([]byte, 1<<20)}
+// followable tells whether the follower reads name while CRIU writes it.
+func followable(name string) bool {
+	return strings.HasPrefix(name, "pages-") && strings.HasSuffix(name, ".img")
+}
+
+func newFollower(dir string, sink Sink) *follower {
+	return &follower{dir: dir, files: map[string]*followed{}, buf: make([]byte, 1<<20), sink: sink}
+}
+
+// send hands p for name to the sink; after the sink's first error it is not used again.
+func (fl *follower) send(name string, p []byte) {
+	if fl.sink == nil {
+		return
+	}
+	if err := fl.sink.Append(name, p); err != nil {
+		fl.sinkErr, fl.sink = err, nil
+	}
 }
 
 // pass reads whatever was appended since the last pass.
@@ -41,7 +62,7 @@ func (fl *follower) pass() {
 		return
 	}
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
+		if !e.Type().IsRegular() || !followable(e.Name()) {
 			continue
 		}
 		x := fl.files[e.Name()]
@@ -52,6 +73,7 @@ func (fl *follower) pass() {
 			}
 			x = &followed{f: f, h: sha256.New()}
 			fl.files[e.Name()] = x
+			fl.send(e.Name(), nil)
 		}
 		if x.bad {
 			continue
@@ -60,6 +82,7 @@ func (fl *follower) pass() {
 			n, err := x.f.ReadAt(fl.buf, x.off)
 			if n > 0 {
 				x.h.Write(fl.buf[:n])
+				fl.send(e.Name(), fl.buf[:n])
 				x.off += int64(n)
 			}
 			if err == io.EOF || n == 0 {
@@ -73,8 +96,9 @@ func (fl *follower) pass() {
 	}
 }
 
-// run polls until stop is closed, then does a last pass and returns what it hashed.
-func (fl *follower) run(stop <-chan struct{}, interval time.Duration) map[string]imageset.File {
+// run polls until stop is closed, then does a last pass and returns what it hashed
+// completely (known) and every file it sent bytes of (streamed).
+func (fl *follower) run(stop <-chan struct{}, interval time.Duration) (known map[string]imageset.File, streamed map[string]bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -88,9 +112,11 @@ func (fl *follower) run(stop <-chan struct{}, interval time.Duration) map[string
 	}
 }
 
-func (fl *follower) result() map[string]imageset.File {
+func (fl *follower) result() (map[string]imageset.File, map[string]bool) {
 	out := map[string]imageset.File{}
+	streamed := map[string]bool{}
 	for name, x := range fl.files {
+		streamed[name] = true
 		fi, err := x.f.Stat()
 		x.f.Close()
 		if err != nil || x.bad || fi.Size() != x.off {
@@ -102,5 +128,63 @@ func (fl *follower) result() map[string]imageset.File {
 		}
 		out[name] = imageset.File{Name: name, Size: x.off, SHA256: hex.EncodeToString(x.h.Sum(nil))}
 	}
-	return out
+	return out, streamed
+}
+
+// streamRest sends every file under images that the follower did not send completely
+// (known) to sink — restarting the ones it sent part of (streamed) — hashing exactly
+// the bytes it sends, and adds their digests to known. It runs after CRIU exited. A
+// sink error stops the sending (the hashing goes on, for the local manifest); the sink
+// keeps it to report. The error returned is about reading the local files.
+func streamRest(images string, known map[string]imageset.File, streamed map[string]bool, sink Sink) (map[string]imageset.File, error) {
+	var sinkErr error
+	buf := make([]byte, 1<<20)
+	err := filepath.WalkDir(images, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil // Seal refuses it with a clear error
+		}
+		rel, _ := filepath.Rel(images, p)
+		name := filepath.ToSlash(rel)
+		if k, ok := known[name]; ok {
+			if fi, err := d.Info(); err == nil && fi.Size() == k.Size {
+				return nil
+			}
+		}
+		send := func(b []byte) {
+			if sinkErr == nil {
+				sinkErr = sink.Append(name, b)
+			}
+		}
+		if streamed[name] && sinkErr == nil {
+			sinkErr = sink.Restart(name)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		send(nil)
+		var n int64
+		for {
+			k, rerr := f.Read(buf)
+			if k > 0 {
+				h.Write(buf[:k])
+				send(buf[:k])
+				n += int64(k)
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+		known[name] = imageset.File{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+		return nil
+	})
+	return known, err
 }

@@ -100,12 +100,21 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Hash the images while CRIU writes them (the second core is otherwise idle), so
 	// sealing does not re-read the memory pages afterwards.
+	// With a sink, the pages also stream to the target node as they are read.
 	stop := make(chan struct{})
-	hashed := make(chan map[string]imageset.File, 1)
-	go func() { hashed <- newFollower(images).run(stop, 2*time.Millisecond) }()
+	type followed struct {
+		known    map[string]imageset.File
+		streamed map[string]bool
+	}
+	hashed := make(chan followed, 1)
+	go func() {
+		k, s := newFollower(images, opts.Sink).run(stop, 2*time.Millisecond)
+		hashed <- followed{k, s}
+	}()
 	err = cmd.Run()
 	close(stop)
-	known := <-hashed
+	fw := <-hashed
+	known := fw.known
 	if err != nil {
 		// Keep CRIU's log next to the (removed) set for diagnosis.
 		logPath := filepath.Join(work, "dump.log")
@@ -120,6 +129,11 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
+	}
+	if opts.Sink != nil {
+		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
+			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)
+		}
 	}
 	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)

@@ -4,6 +4,7 @@ package dumptest
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,6 +63,46 @@ func Run(t *testing.T, d dump.Dumper, target Target) {
 		}
 		if _, err := d.Dump(ctx, c, spec, set, dump.Options{LeaveRunning: true}); !errors.Is(err, dump.ErrExists) {
 			t.Fatalf("second dump into the same dir: %v, want ErrExists", err)
+		}
+	})
+	t.Run("sink receives the set while it is written", func(t *testing.T) {
+		c, spec := target(t)
+		set := filepath.Join(t.TempDir(), "sets", "streamed")
+		pr, pw := io.Pipe()
+		lw := imageset.NewLiveWriter(pw)
+		dst := filepath.Join(t.TempDir(), "target", "streamed")
+		type result struct {
+			v   imageset.Verified
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			v, err := imageset.ReceiveLive(pr, dst)
+			pr.CloseWithError(err)
+			got <- result{v, err}
+		}()
+		m, err := d.Dump(ctx, c, spec, set, dump.Options{LeaveRunning: true, Node: "n1", Sink: lw})
+		if err != nil {
+			pw.CloseWithError(err)
+			t.Fatal(err)
+		}
+		mb, err := os.ReadFile(filepath.Join(set, imageset.ManifestName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw.CloseWithError(lw.Finish(mb))
+		r := <-got
+		if r.err != nil {
+			t.Fatalf("receiver refused the streamed set: %v", r.err)
+		}
+		if len(r.v.Manifest().Files) != len(m.Files) || r.v.Manifest().TotalBytes() != m.TotalBytes() {
+			t.Fatalf("received %v, dumped %d files / %d bytes", r.v, len(m.Files), m.TotalBytes())
+		}
+		if _, err := imageset.Verify(dst); err != nil {
+			t.Fatalf("received set: %v", err)
+		}
+		if _, err := imageset.Verify(set); err != nil {
+			t.Fatalf("local set: %v", err)
 		}
 	})
 	t.Run("gone container leaves nothing", func(t *testing.T) {

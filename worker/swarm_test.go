@@ -2,13 +2,21 @@ package worker_test
 
 import (
 	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
 
 // TestSwarmTaskRestoredAsTask: a swarm service's task container is dumped (it exits, so
@@ -78,4 +86,237 @@ func TestSwarmTaskRestoredAsTask(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// swarmTask is one task of a service: its container on the node and its address on
+// the network.
+type swarmTask struct {
+	task, container string
+	ip              netip.Addr
+}
+
+// runningTask polls the manager for the task of svc that swarm wants running and that
+// is not one of not, with its address on network net (allocated before the task's
+// container is created).
+func runningTask(t *testing.T, mgr dockertest.Node, svc, net string, not ...string) swarmTask {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ids, _ := mgr.Docker("service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", svc)
+		for _, id := range strings.Fields(ids) {
+			if slices.Contains(not, id) {
+				continue
+			}
+			out, err := mgr.Docker("inspect", "--format", `{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "`+net+`"}}{{index .Addresses 0}}{{end}}{{end}}`, id)
+			if err != nil || out == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(out)
+			if err != nil {
+				t.Fatalf("task %s address %q: %v", id, out, err)
+			}
+			return swarmTask{task: id, ip: p.Addr()}
+		}
+	}
+	t.Fatalf("no new running task of %s with an address on %s after 60s", svc, net)
+	return swarmTask{}
+}
+
+// taskContainer polls node n for the running container of swarm task task.
+func taskContainer(t *testing.T, n dockertest.Node, task string) string {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, _ := n.Docker("ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.task.id="+task)
+		if f := strings.Fields(out); len(f) == 1 {
+			return f[0]
+		}
+	}
+	t.Fatalf("task %s has no running container on %s after 60s", task, n.Host)
+	return ""
+}
+
+// TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses: an echo server and client run
+// as swarm services on two nodes and talk over one TCP connection. Both are locked,
+// frozen and dumped (their tasks exit; swarm starts replacement tasks, which get new
+// IPs). Each set is placed for its service slot, network-locked, announcing an
+// address map; the test, in the coordinator's role, reads the replacement tasks' IPs
+// from the manager and gives both nodes the map {old IP -> new IP}. The runtime
+// wrappers rewrite the images and restore both as swarm tasks; once both run, they are
+// unlocked. The client must continue on the same connection: next echo, no reconnect,
+// no error; swarm shows both tasks running.
+func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	for _, n := range nodes {
+		if out, err := n.Docker("info", "--format", "{{.DefaultRuntime}}"); err != nil || out != "swarmckpt" {
+			t.Skipf("SKIPPED LOUDLY: node %s's default runtime is %q, not swarmckpt (swarm tasks use the default runtime)", n.Host, out)
+		}
+	}
+	host1, _ := n1.Docker("info", "--format", "{{.Name}}")
+	host2, _ := n2.Docker("info", "--format", "{{.Name}}")
+	sfx := time.Now().UnixNano() % 100000
+	net := fmt.Sprintf("rwnet%d", sfx)
+	srv, cli := fmt.Sprintf("rwsrv%d", sfx), fmt.Sprintf("rwcli%d", sfx)
+	if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", fmt.Sprintf("10.236.%d.0/24", sfx%250), net); err != nil {
+		t.Skipf("SKIPPED LOUDLY: cannot create an overlay network on %s (needs a lab manager): %v", n1.Host, err)
+	}
+	t.Cleanup(func() {
+		_, _ = n1.Docker("service", "rm", srv, cli)
+		for i := 0; i < 50; i++ {
+			if _, err := n1.Docker("network", "rm", net); err == nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	create := func(name, host string, cmd ...string) {
+		args := append([]string{"service", "create", "--detach", "--name", name, "--no-resolve-image", "--network", net,
+			"--endpoint-mode", "dnsrr", "--constraint", "node.hostname==" + host, "--restart-delay", "3s", dockertest.Image}, cmd...)
+		n1.MustDocker(t, args...)
+	}
+	create(srv, host1, "echo-server", ":7000")
+	create(cli, host2, "echo-client", srv+":7000")
+	oldSrv := runningTask(t, n1, srv, net)
+	oldCli := runningTask(t, n1, cli, net)
+	oldSrv.container = taskContainer(t, n1, oldSrv.task)
+	oldCli.container = taskContainer(t, n2, oldCli.task)
+	n2.WaitLog(t, oldCli.container, 30*time.Second, "20 echoes", func(l string) bool { return strings.Contains(l, "ok 20\n") })
+
+	a, _, _ := daemon(t, n1, "rw-a")
+	b, _, _ := daemon(t, n2, "rw-b")
+	ctx := dockertest.Context(t, 3*time.Minute)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, s := range []struct {
+		w *worker.Client
+		c string
+	}{{a, oldSrv.container}, {b, oldCli.container}} {
+		if err := s.w.Lock(ctx, s.c, nil, deadline); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.w.Freeze(ctx, s.c, deadline); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapUntil := time.Now().Add(90 * time.Second)
+	places := map[string]*restore.Docker{}
+	for _, s := range []struct {
+		w   *worker.Client
+		n   dockertest.Node
+		svc string
+		c   string
+	}{{a, n1, srv, oldSrv.container}, {b, n2, cli, oldCli.container}} {
+		set := s.svc + ".set"
+		if _, err := s.w.Dump(ctx, s.c, set, false); err != nil {
+			t.Fatal(err)
+		}
+		// The worker's part of a swarm-native restore, before swarm's restart delay ends.
+		v, err := imageset.Check(filepath.Join(s.n.DataRoot, "swarmckpt", "sets", set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := &restore.Docker{DataRoot: s.n.DataRoot}
+		p, err := rd.PlaceTask(v, s.svc, 1, restore.TaskOptions{NetworkLock: true, AddressMapUntil: mapUntil})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Connections) != 1 || len(p.Closed) != 0 {
+			t.Fatalf("%s: placement found connections %v, closes %v; want the one echo connection, none closed (a map is announced)", s.svc, p.Connections, p.Closed)
+		}
+		t.Logf("%s placed; its connection %s", s.svc, p.Connections[0])
+		places[s.svc] = rd
+	}
+	last := oks(n2.MustDocker(t, "logs", oldCli.container))
+	lastOK := last[len(last)-1]
+
+	// The coordinator's part: the replacement tasks' addresses, then the map.
+	t0 := time.Now()
+	newSrv := runningTask(t, n1, srv, net, oldSrv.task)
+	newCli := runningTask(t, n1, cli, net, oldCli.task)
+	if newSrv.ip == oldSrv.ip || newCli.ip == oldCli.ip {
+		t.Fatalf("replacement tasks kept their addresses (%s, %s): nothing to rewrite; the test proves nothing", newSrv.ip, newCli.ip)
+	}
+	m, err := rewrite.NewMap(map[netip.Addr]netip.Addr{oldSrv.ip: newSrv.ip, oldCli.ip: newCli.ip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("address map: server %s -> %s, client %s -> %s (learnt %v after the dumps)", oldSrv.ip, newSrv.ip, oldCli.ip, newCli.ip, time.Since(t0).Round(time.Millisecond))
+	for svc, rd := range places {
+		for i := 0; ; i++ {
+			err := rd.SetAddressMap(svc, 1, m)
+			if err == nil {
+				break
+			}
+			if i > 100 {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	tMap := time.Since(t0)
+	newSrv.container = taskContainer(t, n1, newSrv.task)
+	newCli.container = taskContainer(t, n2, newCli.task)
+	tRestored := time.Since(t0)
+	for _, x := range []struct {
+		n dockertest.Node
+		c string
+	}{{n1, newSrv.container}, {n2, newCli.container}} {
+		pid := x.n.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", x.c)
+		if out, err := exec.Command("nsenter", "--net=/proc/"+pid+"/ns/net", "nft", "list", "table", "inet", netlock.Table).CombinedOutput(); err != nil {
+			t.Fatalf("restored task container %.12s has no lock table: %v: %s", x.c, err, out)
+		}
+	}
+	if got := oks(n2.MustDocker(t, "logs", newCli.container)); len(got) > 0 {
+		t.Fatalf("client echoed while locked: %v", got)
+	}
+	pid := n2.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", newCli.container)
+	ss, _ := exec.Command("nsenter", "--net=/proc/"+pid+"/ns/net", "ss", "-tnH").CombinedOutput()
+	if !strings.Contains(string(ss), newCli.ip.String()+":") || !strings.Contains(string(ss), newSrv.ip.String()+":7000") {
+		t.Fatalf("restored client's socket is not %s -> %s:7000:\n%s", newCli.ip, newSrv.ip, ss)
+	}
+	t1 := time.Now()
+	if err := a.Unlock(ctx, newSrv.container, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unlock(ctx, newCli.container, nil); err != nil {
+		t.Fatal(err)
+	}
+	logs := n2.WaitLog(t, newCli.container, 30*time.Second, "20 echoes after the restore", func(l string) bool {
+		o := oks(l)
+		return len(o) > 0 && o[len(o)-1] >= lastOK+20 || strings.Contains(l, "ERR")
+	})
+	tEcho := time.Since(t1)
+	if strings.Contains(logs, "ERR") || strings.Contains(logs, "connected") {
+		t.Fatalf("client after the restore reconnected or failed:\n%s", logs)
+	}
+	after := oks(logs)
+	if after[0] != lastOK+1 {
+		t.Fatalf("first echo after the restore is %d, last before was %d: gap or duplicate", after[0], lastOK)
+	}
+	for i := 1; i < len(after); i++ {
+		if after[i] != after[i-1]+1 {
+			t.Fatalf("sequence broken after the restore: %v", after)
+		}
+	}
+	if sl := n1.MustDocker(t, "logs", newSrv.container); strings.Contains(sl, "accepted") || strings.Contains(sl, "closed") {
+		t.Fatalf("server after the restore saw a new or closed connection:\n%s", sl)
+	}
+	for _, x := range []struct {
+		n   dockertest.Node
+		svc string
+	}{{n1, srv}, {n2, cli}} {
+		recs, _ := filepath.Glob(filepath.Join(x.n.DataRoot, "swarmckpt", "restored", "svc-"+x.svc+".1.*", rewrite.RecordName))
+		if len(recs) != 1 {
+			t.Fatalf("%s: no record of the address rewrite in the consumed set: %v", x.svc, recs)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			st, _ := n1.Docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", x.svc)
+			if strings.HasPrefix(st, "Running") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("swarm does not see the restored task of %s running: %q", x.svc, st)
+			}
+		}
+	}
+	t.Logf("echo connection continued on the new task addresses: echoes %d..%d; after the dumps: map placed %v, both tasks running %v; 20 echoes %v after unlock",
+		lastOK+1, after[len(after)-1], tMap.Round(time.Millisecond), tRestored.Round(time.Millisecond), tEcho.Round(time.Millisecond))
 }

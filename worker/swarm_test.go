@@ -3,6 +3,7 @@ package worker_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -255,6 +256,13 @@ func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
 	newSrv.container = taskContainer(t, n1, newSrv.task)
 	newCli.container = taskContainer(t, n2, newCli.task)
 	tRestored := time.Since(t0)
+	t.Logf("map placed at %s", time.Now().Add(-time.Since(t0)+tMap).UTC().Format("15:04:05.000"))
+	for _, x := range []struct {
+		n dockertest.Node
+		c string
+	}{{n1, newSrv.container}, {n2, newCli.container}} {
+		t.Logf("runtime log of %.12s:\n%s", x.c, runtimeLog(x.n, x.c))
+	}
 	for _, x := range []struct {
 		n dockertest.Node
 		c string
@@ -279,6 +287,8 @@ func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
 	if err := b.Unlock(ctx, newCli.container, nil); err != nil {
 		t.Fatal(err)
 	}
+	n2.WaitLog(t, newCli.container, 30*time.Second, "the first echo after the restore", func(l string) bool { return len(oks(l)) > 0 || strings.Contains(l, "ERR") })
+	tFirst := time.Since(t1)
 	logs := n2.WaitLog(t, newCli.container, 30*time.Second, "20 echoes after the restore", func(l string) bool {
 		o := oks(l)
 		return len(o) > 0 && o[len(o)-1] >= lastOK+20 || strings.Contains(l, "ERR")
@@ -317,6 +327,16 @@ func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("echo connection continued on the new task addresses: echoes %d..%d; after the dumps: map placed %v, both tasks running %v; 20 echoes %v after unlock",
-		lastOK+1, after[len(after)-1], tMap.Round(time.Millisecond), tRestored.Round(time.Millisecond), tEcho.Round(time.Millisecond))
+	t.Logf("echo connection continued on the new task addresses: echoes %d..%d; after the dumps: map placed %v, both tasks running %v; first echo %v, 20 echoes %v after unlock",
+		lastOK+1, after[len(after)-1], tMap.Round(time.Millisecond), tRestored.Round(time.Millisecond), tFirst.Round(time.Millisecond), tEcho.Round(time.Millisecond))
+}
+
+// runtimeLog returns the lines of a container's runtime log (containerd's runc --log,
+// where swarmckpt-runtime records what it did).
+func runtimeLog(n dockertest.Node, id string) string {
+	b, err := os.ReadFile(filepath.Join(n.ExecRoot, "containerd", "daemon", "io.containerd.runtime.v2.task", "moby", id, "log.json"))
+	if err != nil {
+		return "(no runtime log: " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -263,6 +263,7 @@ func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, dead
 	if err != nil {
 		return err
 	}
+	w.harden(ctx, c)
 	if err := w.hold(c, true, false, peers, w.deadline(deadline)); err != nil {
 		return fmt.Errorf("lock %s: %w", c, err)
 	}
@@ -335,14 +336,8 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
-	restoreLock, err := w.lockForDump(ctx, c)
-	if err != nil {
-		return nil, fmt.Errorf("worker %s: dump %s: %w", w.cfg.Node, c, err)
-	}
+	w.harden(ctx, c)
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, opts)
-	if lerr := restoreLock(leaveRunning || err != nil); lerr != nil {
-		err = errors.Join(err, lerr)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
@@ -358,52 +353,13 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	return m, nil
 }
 
-// lockForDump locks every non-loopback packet of c for the duration of its dump and
-// returns the function that puts back the lock state c had before (when the container
-// still runs) and clears the journal entry it added.
-//
-// Why: CRIU reads each TCP socket's queues in repair mode and fails ("recv failed (39,
-// want 28)") when bytes arrive between measuring a queue and reading it. CRIU locks the
-// network itself only for a network namespace it dumps; a container's namespace is
-// external to the dump, so only our lock stops arrivals. The algorithms lock what the
-// cut needs (chandy-lamport only the channels to peers not yet recorded, uncoordinated
-// nothing), which leaves connections to recorded peers and to anything outside the
-// stack open during the dump. Dropped packets are retransmitted after the restore of
-// the previous state: nothing is lost, and the cut is unchanged because the dump records
-// c at the instant it was frozen.
-func (w *Worker) lockForDump(ctx context.Context, c container.Ref) (func(running bool) error, error) {
-	prev, err := w.p.Locker.State(ctx, c)
-	if err != nil {
-		return nil, fmt.Errorf("read network lock: %w", err)
+// harden makes c's TCP sockets dumpable before anything of ours drops its packets
+// (netlock.Locker.Harden). A failure is logged, not returned: the dump may still work,
+// and if it does not, CRIU's error says why.
+func (w *Worker) harden(ctx context.Context, c container.Ref) {
+	if err := w.p.Locker.Harden(ctx, c); err != nil {
+		w.log.Warn("could not turn off TCP retransmit collapsing; a dump may fail with 'recv failed'", "container", c.Name, "err", err)
 	}
-	if prev.All {
-		return func(bool) error { return nil }, nil
-	}
-	if err := w.hold(c, true, false, nil, w.deadline(time.Time{})); err != nil {
-		return nil, fmt.Errorf("journal network lock: %w", err)
-	}
-	if err := w.p.Locker.Set(ctx, c, netlock.State{All: true}); err != nil {
-		return nil, errors.Join(fmt.Errorf("lock network for the dump: %w", err),
-			w.p.Locker.Set(context.WithoutCancel(ctx), c, prev), w.unholdIf(c, prev))
-	}
-	return func(running bool) error {
-		if !running {
-			return nil // the processes and their network namespace are gone
-		}
-		ctx := context.WithoutCancel(ctx)
-		if err := w.p.Locker.Set(ctx, c, prev); err != nil {
-			return fmt.Errorf("put back the network lock after the dump: %w", err)
-		}
-		return w.unholdIf(c, prev)
-	}, nil
-}
-
-// unholdIf clears the journal's lock of c unless c is still locked as in prev.
-func (w *Worker) unholdIf(c container.Ref, prev netlock.State) error {
-	if prev.Locked() {
-		return nil
-	}
-	return w.unhold(c, true, false)
 }
 
 // DumpLazy implements Service.
@@ -433,16 +389,11 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 	if err := w.hold(c, false, true, nil, deadline); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)
 	}
-	restoreLock, err := w.lockForDump(ctx, c)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("worker %s: dump %s: %w", w.cfg.Node, c, err), w.unhold(c, false, true))
-	}
+	w.harden(ctx, c)
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{Node: w.cfg.Node, PageServer: addr})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), restoreLock(true), w.unhold(c, false, true))
+		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true))
 	}
-	// From here the source exits once every page is fetched (its lock goes with it); if
-	// it does not, the journaled lock and freeze are released by the watchdog.
 	if lz, ok := w.p.Dumper.(interface {
 		LazyOf(string) (dump.Lazy, bool)
 	}); ok {

@@ -230,82 +230,29 @@ func TestTransferAndRestore(t *testing.T) {
 	}
 }
 
-// lockSpy is a Dumper that records the container's network lock while it dumps.
-type lockSpy struct {
-	dump.Fake
-	lock *netlock.Fake
-	fail bool
-	seen []netlock.State
-}
-
-func (s *lockSpy) Dump(ctx context.Context, c container.Ref, spec container.Spec, set string, opts dump.Options) (*imageset.Manifest, error) {
-	st, err := s.lock.State(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	s.seen = append(s.seen, st)
-	if s.fail {
-		return nil, fmt.Errorf("dump %s: %w: injected", c, dump.ErrCRIU)
-	}
-	return s.Fake.Dump(ctx, c, spec, set, opts)
-}
-
-// Every dump runs with the container fully locked (CRIU cannot read a socket's queue
-// while bytes still arrive), and the lock state the algorithm chose is back afterwards:
-// a peer lock stays exactly that peer lock, an unlocked container is unlocked again and
-// its journal entry gone, also when the dump fails.
-func TestDumpLocksEverythingWhileItRuns(t *testing.T) {
-	spy := &lockSpy{}
-	n := newFakeNodeDumper(t, "a", spy)
-	spy.lock = n.lock
+// Dump hardens the container's TCP stack (tcpharden) before CRIU reads its sockets.
+func TestDumpHardensTCP(t *testing.T) {
+	n := newFakeNode(t, "a")
 	ctx := context.Background()
 	c := n.add("web", 7)
-	j := watchdog.Journal{Dir: n.journal}
-	peer := netip.MustParseAddr("10.9.0.3")
-
 	if _, err := n.w.Dump(ctx, "web", "s1", true); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := n.lock.State(ctx, c); st.Locked() {
-		t.Fatalf("after dump of an unlocked container: lock %+v, want none", st)
+	if on, err := n.lock.Hardened(ctx, c); err != nil || !on {
+		t.Fatalf("dumped container not hardened: %v %v", on, err)
 	}
-	if _, ok, _ := j.Get(c.ID); ok {
-		t.Fatal("journal still holds the dump's lock")
-	}
+}
 
-	if err := n.w.Lock(ctx, "web", []netip.Addr{peer}, time.Now().Add(time.Minute)); err != nil {
+// Lock hardens the container's TCP stack before dropping anything (tcpharden).
+func TestLockHardensTCP(t *testing.T) {
+	n := newFakeNode(t, "a")
+	ctx := context.Background()
+	c := n.add("web", 7)
+	if err := n.w.Lock(ctx, "web", nil, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.w.Dump(ctx, "web", "s2", true); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := n.lock.State(ctx, c); st.All || len(st.Peers) != 1 || st.Peers[0] != peer {
-		t.Fatalf("after dump of a peer-locked container: lock %+v, want only %v", st, peer)
-	}
-	if h, ok, _ := j.Get(c.ID); !ok || !h.Locked {
-		t.Fatalf("journal lost the algorithm's lock: %+v %v", h, ok)
-	}
-	if err := n.w.Unlock(ctx, "web", nil); err != nil {
-		t.Fatal(err)
-	}
-
-	spy.fail = true
-	if _, err := n.w.Dump(ctx, "web", "s3", true); !errors.Is(err, dump.ErrCRIU) {
-		t.Fatalf("failing dump: %v, want ErrCRIU", err)
-	}
-	if st, _ := n.lock.State(ctx, c); st.Locked() {
-		t.Fatalf("after a failed dump: lock %+v, want none", st)
-	}
-	if _, ok, _ := j.Get(c.ID); ok {
-		t.Fatal("journal still holds the failed dump's lock")
-	}
-	for i, st := range spy.seen {
-		if !st.All {
-			t.Errorf("dump %d ran with lock %+v, want everything locked", i+1, st)
-		}
-	}
-	if len(spy.seen) != 3 {
-		t.Fatalf("dumper called %d times, want 3", len(spy.seen))
+	if on, err := n.lock.Hardened(ctx, c); err != nil || !on {
+		t.Fatalf("locked container not hardened: %v %v", on, err)
 	}
 }
 

@@ -11,14 +11,36 @@ import (
 
 // Fake is an in-memory Locker. Containers with Pid <= 0 behave as gone (ErrNamespace).
 type Fake struct {
-	mu    sync.Mutex
-	state map[string]State
+	mu       sync.Mutex
+	state    map[string]State
+	hardened map[string]bool
 }
 
 var _ Locker = (*Fake)(nil)
 
 // NewFake returns a Fake with nothing locked.
-func NewFake() *Fake { return &Fake{state: map[string]State{}} }
+func NewFake() *Fake { return &Fake{state: map[string]State{}, hardened: map[string]bool{}} }
+
+// Harden implements Locker.
+func (f *Fake) Harden(_ context.Context, c container.Ref) error {
+	if c.Pid <= 0 {
+		return fmt.Errorf("netlock %s: %w", c, ErrNamespace)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hardened[c.ID] = true
+	return nil
+}
+
+// Hardened implements Locker.
+func (f *Fake) Hardened(_ context.Context, c container.Ref) (bool, error) {
+	if c.Pid <= 0 {
+		return false, fmt.Errorf("netlock %s: %w", c, ErrNamespace)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hardened[c.ID], nil
+}
 
 func (f *Fake) change(c container.Ref, lock bool, peers []netip.Addr) error {
 	if c.Pid <= 0 {

@@ -37,6 +37,11 @@ type Locker interface {
 	// locked than in both the old and the new state), e.g. to put back a State saved
 	// before a temporary full lock.
 	Set(ctx context.Context, c container.Ref, s State) error
+	// Harden makes the TCP sockets of c's network namespace dumpable (package
+	// tcpharden: retransmit collapsing off, for the namespace's life). Idempotent.
+	Harden(ctx context.Context, c container.Ref) error
+	// Hardened reports whether Harden's setting is in place.
+	Hardened(ctx context.Context, c container.Ref) (bool, error)
 }
 
 // Apply computes the state after Lock (lock=true) or Unlock of peers. Pure.

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
 	"github.com/swarmckpt/swarmckpt/worker/netlock/netlocktest"
+	"github.com/swarmckpt/swarmckpt/worker/tcpharden"
 )
 
 var seq atomic.Int64
@@ -94,5 +95,26 @@ func TestScriptUnlockedRemovesTable(t *testing.T) {
 	s := netlock.Script(netlock.State{})
 	if strings.Contains(s, "chain") || !strings.Contains(s, "delete table inet "+netlock.Table) {
 		t.Fatalf("unlock script:\n%s", s)
+	}
+}
+
+// TestNFTHardenStaysInTheNamespace: Harden writes the container's sysctl, seen from
+// inside its namespace, and never the host's.
+func TestNFTHardenStaysInTheNamespace(t *testing.T) {
+	requireRootNFT(t)
+	c := netnsProcess(t)
+	host, err := os.ReadFile(tcpharden.Sysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&netlock.NFT{}).Harden(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", c.Pid), "--", "cat", tcpharden.Sysctl).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Fatalf("inside the namespace %s = %q (%v), want 0", tcpharden.Sysctl, out, err)
+	}
+	if after, _ := os.ReadFile(tcpharden.Sysctl); string(after) != string(host) {
+		t.Fatalf("host %s changed from %q to %q", tcpharden.Sysctl, host, after)
 	}
 }

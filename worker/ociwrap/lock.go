@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/swarmckpt/swarmckpt/worker/tcpharden"
 )
 
 // LockFile in a restore directory asks for a locked restore: it holds the nft script
@@ -155,14 +157,16 @@ func Hook(script string, state io.Reader) error {
 	return nil
 }
 
-// applyScript runs `nsenter --net=ns nft -f script`.
+// applyScript runs `nsenter --net=ns nft -f script` and hardens the namespace's TCP
+// stack (tcpharden.Harden: the restored sockets will see retransmissions while locked,
+// and must stay dumpable for the next checkpoint).
 func applyScript(ns, script string) error {
 	nsenter, nft := tool("nsenter"), tool("nft")
 	out, err := exec.Command(nsenter, "--net="+ns, "--", nft, "-f", script).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("nsenter --net=%s nft -f %s: %w: %s", ns, script, err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	return tcpharden.Harden(ns)
 }
 
 // tool finds a binary on PATH, else in the usual sbin/bin directories (runtimes and

@@ -94,10 +94,25 @@ func Run(t *testing.T, l netlock.Locker, target Target) {
 		must(t, l.Set(ctx, c, netlock.State{}))
 		want(t, c, false)
 	})
+	t.Run("harden turns off retransmit collapsing", func(t *testing.T) {
+		c := target(t)
+		if on, err := l.Hardened(ctx, c); err != nil || on {
+			t.Fatalf("fresh namespace: hardened %v, %v; want false", on, err)
+		}
+		must(t, l.Harden(ctx, c))
+		must(t, l.Harden(ctx, c))
+		if on, err := l.Hardened(ctx, c); err != nil || !on {
+			t.Fatalf("after Harden: hardened %v, %v; want true", on, err)
+		}
+		want(t, c, false) // hardening locks nothing
+	})
 	t.Run("gone container", func(t *testing.T) {
 		c := container.Ref{ID: "gone", Name: "gone", Pid: 0}
 		if err := l.Lock(ctx, c, nil); !errors.Is(err, netlock.ErrNamespace) {
 			t.Fatalf("Lock of a container without process: err = %v, want ErrNamespace", err)
+		}
+		if err := l.Harden(ctx, c); !errors.Is(err, netlock.ErrNamespace) {
+			t.Fatalf("Harden of a container without process: err = %v, want ErrNamespace", err)
 		}
 	})
 }

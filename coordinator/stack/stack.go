@@ -114,8 +114,18 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 		if cs := t.Spec.ContainerSpec; cs != nil {
 			c.Image = stripDigest(cs.Image)
 			for _, m := range cs.Mounts {
-				if m.Type == mount.TypeBind {
+				switch m.Type {
+				case mount.TypeBind:
 					c.BindMounts = append(c.BindMounts, m.Source)
+				case mount.TypeVolume:
+					// CRIU dumps processes and tmpfs mounts, not volumes: say so up front.
+					vol := m.Source
+					if vol == "" {
+						vol = "(anonymous)"
+					}
+					st.Warnings = append(st.Warnings, Warning{Object: "container " + c.Key(),
+						Problem: fmt.Sprintf("mounts volume %s at %s: its content is not in the snapshot, and a restore on another node uses that node's volume of the same name (created empty if missing), so files the process wrote there are gone or older", vol, m.Target),
+						Fix:     "keep state that must survive in memory or on a tmpfs mount (both are in the snapshot), use a volume driver whose data every node sees, or restore on the same node"})
 				}
 			}
 		}

@@ -99,6 +99,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C or SIGTERM cancels ctx (commands abort and release cleanly);
+	// after it the default handling is back, so a second one ends the process at once.
+	go func() { <-ctx.Done(); stop() }()
 	err := cmd.run(ctx, c, args[1:])
 	if err == nil {
 		return exitOK

@@ -340,3 +340,90 @@ func runtimeLog(n dockertest.Node, id string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestSwarmTaskWithoutAddressMapClosesItsConnections: an echo server service is dumped
+// while a client service talks to it, and its set is placed for its slot with no
+// address map. The placement reports the connection it will close; the wrapper restores
+// the replacement task with CRIU's tcp-close and logs the closed connection; the
+// restored server is the checkpointed process (no fresh "listening" line), sees its
+// connection closed, and still listens.
+func TestSwarmTaskWithoutAddressMapClosesItsConnections(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	for _, n := range nodes {
+		if out, err := n.Docker("info", "--format", "{{.DefaultRuntime}}"); err != nil || out != "swarmckpt" {
+			t.Skipf("SKIPPED LOUDLY: node %s's default runtime is %q, not swarmckpt (swarm tasks use the default runtime)", n.Host, out)
+		}
+	}
+	host1, _ := n1.Docker("info", "--format", "{{.Name}}")
+	host2, _ := n2.Docker("info", "--format", "{{.Name}}")
+	sfx := time.Now().UnixNano() % 100000
+	net := fmt.Sprintf("rwnet%d", sfx)
+	srv, cli := fmt.Sprintf("rwsrv%d", sfx), fmt.Sprintf("rwcli%d", sfx)
+	if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", fmt.Sprintf("10.237.%d.0/24", sfx%250), net); err != nil {
+		t.Skipf("SKIPPED LOUDLY: cannot create an overlay network on %s (needs a lab manager): %v", n1.Host, err)
+	}
+	t.Cleanup(func() {
+		_, _ = n1.Docker("service", "rm", srv, cli)
+		for i := 0; i < 50; i++ {
+			if _, err := n1.Docker("network", "rm", net); err == nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	for _, s := range []struct{ name, host, cmd, arg string }{{srv, host1, "echo-server", ":7000"}, {cli, host2, "echo-client", srv + ":7000"}} {
+		n1.MustDocker(t, "service", "create", "--detach", "--name", s.name, "--no-resolve-image", "--network", net,
+			"--endpoint-mode", "dnsrr", "--constraint", "node.hostname=="+s.host, "--restart-delay", "3s", dockertest.Image, s.cmd, s.arg)
+	}
+	old := runningTask(t, n1, srv, net)
+	old.container = taskContainer(t, n1, old.task)
+	oldCli := runningTask(t, n1, cli, net)
+	n2.WaitLog(t, taskContainer(t, n2, oldCli.task), 30*time.Second, "20 echoes", func(l string) bool { return strings.Contains(l, "ok 20\n") })
+
+	a, _, _ := daemon(t, n1, "rw-nomap")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	set := srv + ".set"
+	if _, err := a.Dump(ctx, old.container, set, false); err != nil {
+		t.Fatal(err)
+	}
+	v, err := imageset.Check(filepath.Join(n1.DataRoot, "swarmckpt", "sets", set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := (&restore.Docker{DataRoot: n1.DataRoot}).PlaceTask(v, srv, 1, restore.TaskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Closed) != 1 || p.Closed[0].Local.Port() != 7000 || p.Closed[0].Remote.Addr().Unmap() != oldCli.ip {
+		t.Fatalf("placement reports closing %v; want the one connection from the client %s to port 7000", p.Closed, oldCli.ip)
+	}
+	t.Logf("placement reports: will close %s", p.Closed[0])
+	fresh := runningTask(t, n1, srv, net, old.task)
+	fresh.container = taskContainer(t, n1, fresh.task)
+	logs := n1.WaitLog(t, fresh.container, 30*time.Second, "the restored server to see its connection closed", func(l string) bool { return strings.Contains(l, "closed") })
+	if strings.Contains(logs, "listening") {
+		t.Fatalf("the replacement task started fresh instead of being restored:\n%s", logs)
+	}
+	rl := runtimeLog(n1, fresh.container)
+	if !strings.Contains(rl, "tcp-close") || !strings.Contains(rl, oldCli.ip.String()) {
+		t.Fatalf("runtime log does not report the closed connection:\n%s", rl)
+	}
+	confs, _ := filepath.Glob(filepath.Join(n1.DataRoot, "swarmckpt", "restored", "svc-"+srv+".1.*", "work", "criu.conf"))
+	if len(confs) != 1 {
+		t.Fatalf("no CRIU config of the tcp-close restore in the consumed set: %v", confs)
+	}
+	if b, _ := os.ReadFile(confs[0]); !strings.Contains(string(b), "tcp-close") {
+		t.Fatalf("CRIU config %s lacks tcp-close:\n%s", confs[0], b)
+	}
+	pid := n1.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", fresh.container)
+	if out, _ := exec.Command("nsenter", "--net=/proc/"+pid+"/ns/net", "ss", "-ltnH").CombinedOutput(); !strings.Contains(string(out), ":7000") {
+		t.Fatalf("restored server does not listen on 7000:\n%s", out)
+	}
+	t.Logf("restored server log: %s; runtime: %s", strings.TrimSpace(logs), lastLine(rl))
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return l[len(l)-1]
+}

@@ -169,6 +169,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			defer nodes[1].docker("rm", "-f", mname)
 			defer n.docker("rm", "-f", mname)
+			c0, d0 := cpu(pids[0]), cpu(pids[1])
 			t0 := time.Now()
 			if _, err := a.Dump(ctx, mname, mname, false); err != nil {
 				return err
@@ -184,8 +185,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold-sequential downtime_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
-				mib, downtime.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])))
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold-sequential downtime_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+				mib, downtime.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
+				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)
 		}
 		// migrate (cold): DumpTo on node 1 streams the images to node 2 while CRIU
@@ -198,6 +200,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			defer nodes[1].docker("rm", "-f", mname)
 			defer n.docker("rm", "-f", mname)
+			c0, d0 := cpu(pids[0]), cpu(pids[1])
 			t0 := time.Now()
 			m, err := a.DumpTo(ctx, mname, mname, bi.Addr, false)
 			if err != nil {
@@ -211,8 +214,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
 			coldDowntime = downtime
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_s=%.3f restore_s=%.3f worker_rss_mib=%.1f\n",
-				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])))
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
+				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)
 		}
 		// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
@@ -275,6 +279,21 @@ func memhog(n node, name, image string, mib int) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not fill its memory in 60 s", name)
+}
+
+// cpu is the CPU time (user+system) pid used so far, in seconds.
+func cpu(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return float64(u+k) / 100 // USER_HZ
 }
 
 // hwm is the peak RSS of pid in MiB (VmHWM).

@@ -1,0 +1,58 @@
+package worker_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+)
+
+// TestMemhogStreamedMigrationKeepsMemory: cold migration with DumpTo (images streamed
+// while CRIU writes them) restores a memhog on the other node with a byte-identical
+// memory checksum, continuing (not restarting) its passes.
+func TestMemhogStreamedMigrationKeepsMemory(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	src, dst := nodes[0], nodes[1]
+	name := fmt.Sprintf("dpstream-%d", time.Now().UnixNano()%100000)
+	src.Run(t, name, dockertest.Image, "memhog", "96")
+	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	want := sumRE.FindStringSubmatch(logs)[1]
+	a, _, _ := daemon(t, src, "src")
+	b, _, _ := daemon(t, dst, "dst")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	bi, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := name + ".set"
+	m, err := a.DumpTo(ctx, name, set, bi.Addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TotalBytes() < 96<<20 {
+		t.Fatalf("streamed set holds %d bytes, want the 96 MiB of memory", m.TotalBytes())
+	}
+	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
+	ref, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Pid <= 0 {
+		t.Fatalf("restored ref %+v", ref)
+	}
+	logs = dst.WaitLog(t, name, 20*time.Second, "checksum after restore", func(l string) bool { return sumRE.MatchString(l) })
+	got := sumRE.FindStringSubmatch(logs)
+	if got[1] != want {
+		t.Fatalf("memory checksum after streamed migration %s, before %s", got[1], want)
+	}
+	if p, _ := strconv.Atoi(got[2]); p == 0 {
+		t.Fatalf("restored process printed pass 0: it started fresh instead of being restored")
+	}
+	// The source keeps its sealed copy until told otherwise (fallback if the target fails).
+	if err := a.DropSet(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -207,7 +207,9 @@ func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunn
 	body := newStreamBody()
 	lw := imageset.NewLiveWriter(body)
 	sent := make(chan error, 1)
-	go func() { sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body, body.stop) }()
+	go func() {
+		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body, body.stop)
+	}()
 	start := time.Now()
 	m, err := w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning, Sink: lw})
 	if err != nil {

@@ -5,7 +5,11 @@
 // <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), and `docker
 // start` makes the node's runtime wrapper (swarmckpt-runtime, see worker/ociwrap) run
 // `runc restore` in place of `runc create`. Swarm tasks are placed as
-// svc-<service>.<slot> for the replacement task swarm starts (PlaceForTask).
+// svc-<service>.<slot> for the replacement task swarm starts (PlaceForTask; PlaceTask
+// adds the wrapper's instructions: network lock, a deadline to wait for the address
+// map, the connections to close without one), and SetAddressMap gives the wrapper the
+// old -> new task addresses, with which it rewrites the images (worker/rewrite) before
+// it restores: connections inside the set survive the new swarm task IPs.
 //
 //	Verified ─check image, IP─▶ created ─place set─▶ placed ─docker start─▶ running
 //	                 │                │                    │

@@ -301,8 +301,14 @@ func setup(t *testing.T) *tp {
 	return p
 }
 
-func TestIntegrationThirdPartyRedis(t *testing.T) {
+func TestIntegrationThirdParty(t *testing.T) {
 	p := setup(t)
+	t.Run("Redis", func(t *testing.T) { p.t = t; testRedis(t, p) })
+	t.Run("Memcached", func(t *testing.T) { p.t = t; testMemcached(t, p) })
+}
+
+// testRedis: Debian's redis-server with a memory-only dataset, a writer and a subscriber.
+func testRedis(t *testing.T, p *tp) {
 	cl := p.deploy()
 
 	// Debian's redis-server, no persistence: the dataset exists only in its memory.
@@ -378,6 +384,7 @@ func TestIntegrationThirdPartyRedis(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("restore: exit %d\n%s", code, out)
 		}
+		t.Logf("restore %s:\n%s", id, out)
 		m := p.manifest(id)
 		if len(m.Restores) == 0 || !m.Restores[len(m.Restores)-1].OK {
 			t.Fatalf("restore not recorded: %+v", m.Restores)
@@ -435,6 +442,7 @@ func TestIntegrationThirdPartyRedis(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
+		t.Logf("migrate redis --from %s-%d:\n%s", labName, from[0], out)
 		if to := p.nodesOf("redis_server"); len(to) != 1 || to[0] == from[0] {
 			t.Fatalf("redis_server on nodes %v after migrate --from %s-%d", to, labName, from[0])
 		}
@@ -454,4 +462,117 @@ func TestIntegrationThirdPartyRedis(t *testing.T) {
 			t.Fatalf("clients %+v after migrate, %+v before: a long-lived connection did not survive", now, cl)
 		}
 	})
+}
+
+// mc sends one memcached command line from a throwaway busybox container on the stack's
+// network (its own connection) and returns the answer.
+func (p *tp) mc(cmd string) (string, error) {
+	return p.docker(0, "run", "--rm", "--network", "memcached_net", "swarmckpt-thirdparty/busybox:deb", "-c",
+		`printf '`+cmd+`\r\nquit\r\n' | nc server 11211`)
+}
+
+// mcValue returns the value of key ("" if absent).
+func (p *tp) mcValue(key string) (string, error) {
+	out, err := p.mc("get " + key)
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	lines := strings.Split(strings.ReplaceAll(out, "\r", ""), "\n")
+	if len(lines) >= 2 && strings.HasPrefix(lines[0], "VALUE "+key+" ") {
+		return lines[1], nil
+	}
+	return "", nil
+}
+
+// mcStat returns one field of "stats" (or of "stats conns" with a prefix like "24:addr").
+func (p *tp) mcStats(which string) (map[string]string, error) {
+	out, err := p.mc(which)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.ReplaceAll(out, "\r", ""), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "STAT" {
+			m[f[1]] = f[2]
+		}
+	}
+	return m, nil
+}
+
+// writerConn returns the address:port of the memcached connection that comes from ip.
+func (p *tp) writerConn(ip string) string {
+	st, err := p.mcStats("stats conns")
+	if err != nil {
+		return ""
+	}
+	for k, v := range st {
+		if strings.HasSuffix(k, ":addr") && strings.HasPrefix(v, "tcp:"+ip+":") {
+			return v
+		}
+	}
+	return ""
+}
+
+// testMemcached: Debian's memcached and a busybox nc writer on one connection.
+func testMemcached(t *testing.T, p *tp) {
+	if _, err := os.Stat(filepath.Join(p.img, "memcached.tar")); err != nil {
+		t.Skipf("SKIP INTEGRATION: no memcached.tar in %s: run 'make images-thirdparty'", p.img)
+	}
+	if out, code := p.run(3*time.Minute, "lab", "deploy", "--name", labName, "--images", p.img,
+		filepath.Join(repoRoot(), "deploy", "examples", "memcached.yml"), "memcached"); code != 0 {
+		t.Fatalf("lab deploy memcached: exit %d: %s", code, out)
+	}
+	seq := func() int {
+		v, _ := p.mcValue("seq")
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	waitFor(t, 2*time.Minute, "the memcached writer", func() bool { return seq() >= 10 })
+	id := "tp-memcached"
+	out, code := p.run(2*time.Minute, "snapshot", "memcached", "--id", id, "--algorithm", "chandy-lamport")
+	if code != 0 || !strings.Contains(out, "committed") {
+		t.Fatalf("snapshot: exit %d\n%s", code, out)
+	}
+	if vout, code := p.run(time.Minute, "inspect", id, "--verify"); code != 0 || !strings.Contains(vout, "cut check: consistent: 2 directions checked") {
+		t.Fatalf("inspect --verify: exit %d\n%s", code, vout)
+	}
+	m := p.manifest(id)
+	var writerIP string
+	for _, c := range m.Containers {
+		if c.Service == "memcached_writer" && len(c.IPs) > 0 {
+			writerIP = c.IPs[0]
+		}
+	}
+	conn := p.writerConn(writerIP)
+	st, err := p.mcStats("stats")
+	if conn == "" || err != nil {
+		t.Fatalf("the writer's connection from %s not in stats conns (%v)", writerIP, err)
+	}
+	before := seq()
+	out, code = p.run(5*time.Minute, "restore", id)
+	if code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	t.Logf("restore %s:\n%s", id, out)
+	after := seq()
+	if after == 0 {
+		t.Fatal("seq is gone after restore: memcached was restarted, not restored")
+	}
+	waitFor(t, 2*time.Minute, "the restored writer writing again", func() bool { return seq() >= after+20 })
+	st2, _ := p.mcStats("stats")
+	up1, _ := strconv.Atoi(st["uptime"])
+	up2, _ := strconv.Atoi(st2["uptime"])
+	if up2 < up1 {
+		t.Fatalf("memcached uptime %d after restore, %d before the snapshot: a new process", up2, up1)
+	}
+	if got := p.writerConn(writerIP); got != conn {
+		t.Fatalf("the writer's connection is %q after restore, %q before: it did not survive", got, conn)
+	}
+	n := seq()
+	for _, k := range []int{1, n / 2, n - 1} {
+		if v, _ := p.mcValue(fmt.Sprintf("k%d", k)); v != strconv.Itoa(k) {
+			t.Fatalf("k%d = %q after restore (seq %d): a write of the one connection is missing", k, v, n)
+		}
+	}
+	t.Logf("memcached: seq %d on the original just before restore, %d right after it (the snapshot's state), %d now; writer connection %s kept", before, after, n, conn)
 }

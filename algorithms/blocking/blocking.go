@@ -13,17 +13,10 @@ import (
 const Name = "blocking"
 
 // Algorithm returns the blocking algorithm.
-func Algorithm() algorithms.Algorithm { return algo{} }
-
-type algo struct{}
-
-func (algo) Name() string                                          { return Name }
-func (algo) Guarantees() algorithms.Guarantees                     { return algorithms.Guarantees{ConsistentCut: true} }
-func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine { return NewCoordinator(c) }
-func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
-	return RecoverCoordinator(c, rec)
+func Algorithm() algorithms.Algorithm {
+	return coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}
 }
-func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return participant.New(c) }
 
 type phase uint8
 
@@ -53,11 +46,7 @@ func NewCoordinator(cfg algorithms.Config) *Coordinator {
 
 // RecoverCoordinator rebuilds the coordinator from its last record.
 func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error) {
-	c := NewCoordinator(cfg)
-	if _, err := c.Recover(rec); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return coord.RecoverBase(NewCoordinator, cfg, rec)
 }
 
 // Step implements algorithms.Machine.

@@ -12,19 +12,10 @@ import (
 const Name = "chandy-lamport"
 
 // Algorithm returns the Chandy-Lamport algorithm.
-func Algorithm() algorithms.Algorithm { return algo{} }
-
-type algo struct{}
-
-func (algo) Name() string                      { return Name }
-func (algo) Guarantees() algorithms.Guarantees { return algorithms.Guarantees{ConsistentCut: true} }
-func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine {
-	return NewCoordinator(c)
+func Algorithm() algorithms.Algorithm {
+	return coord.Algo[*Coordinator, *Container]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: NewContainer}
 }
-func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
-	return RecoverCoordinator(c, rec)
-}
-func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return NewContainer(c) }
 
 // Coordinator is the coordinator role.
 type Coordinator struct {
@@ -43,11 +34,7 @@ func NewCoordinator(cfg algorithms.Config) *Coordinator {
 
 // RecoverCoordinator rebuilds the coordinator from its last record.
 func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error) {
-	c := NewCoordinator(cfg)
-	if _, err := c.Recover(rec); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return coord.RecoverBase(NewCoordinator, cfg, rec)
 }
 
 // Step implements algorithms.Machine.

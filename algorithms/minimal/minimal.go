@@ -16,19 +16,10 @@ import (
 const Name = "minimal"
 
 // Algorithm returns the minimal algorithm.
-func Algorithm() algorithms.Algorithm { return algo{} }
-
-type algo struct{}
-
-func (algo) Name() string                      { return Name }
-func (algo) Guarantees() algorithms.Guarantees { return algorithms.Guarantees{ConsistentCut: true} }
-func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine {
-	return NewCoordinator(c)
+func Algorithm() algorithms.Algorithm {
+	return coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}
 }
-func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
-	return RecoverCoordinator(c, rec)
-}
-func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return participant.New(c) }
 
 // Base is a container's last fresh image: the snapshot it was dumped in and the
 // counters it recorded.

@@ -18,19 +18,10 @@ const Name = "uncoordinated"
 const HistoryLimit = 32
 
 // Algorithm returns the uncoordinated algorithm.
-func Algorithm() algorithms.Algorithm { return algo{} }
-
-type algo struct{}
-
-func (algo) Name() string                      { return Name }
-func (algo) Guarantees() algorithms.Guarantees { return algorithms.Guarantees{ConsistentCut: false} }
-func (algo) NewCoordinator(c algorithms.Config) algorithms.Machine {
-	return NewCoordinator(c)
+func Algorithm() algorithms.Algorithm {
+	return coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: false},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}
 }
-func (algo) RecoverCoordinator(c algorithms.Config, rec []byte) (algorithms.Machine, error) {
-	return RecoverCoordinator(c, rec)
-}
-func (algo) NewContainer(c algorithms.ContainerConfig) algorithms.Machine { return participant.New(c) }
 
 // Checkpoint is one image of one container: the snapshot it was taken in and its
 // recorded per-connection counters.

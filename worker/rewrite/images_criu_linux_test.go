@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
@@ -155,6 +156,15 @@ func TestImagesOfARealDump(t *testing.T) {
 	if sConn.Local.Addr().Unmap() != cConn.Remote.Addr() || sConn.Remote.Addr().Unmap() != cConn.Local.Addr() ||
 		sConn.Local.Port() != cConn.Remote.Port() || sConn.Remote.Port() != cConn.Local.Port() {
 		t.Fatalf("ends disagree after rewrite: client %s, server %s", cConn, sConn)
+	}
+	// The project's cut checker matches sockets by 4-tuple: it must pair the two ends
+	// again on the new addresses (two directions of one connection).
+	rep, err := cut.VerifyImages(map[string]string{"client": cDir, "server": sDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Channels) != 2 {
+		t.Fatalf("cut checker matched %d directions across the rewritten images, want 2: %s", len(rep.Channels), rep.Summary())
 	}
 	// The listener [::]:7000 is in the server's sockets but not mapped.
 	for _, c := range reports[1].Changes {

@@ -16,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
@@ -140,7 +141,8 @@ func taskContainer(t *testing.T, n dockertest.Node, task string) string {
 // frozen and dumped (their tasks exit; swarm starts replacement tasks, which get new
 // IPs). Each set is placed for its service slot, network-locked, announcing an
 // address map; the test, in the coordinator's role, reads the replacement tasks' IPs
-// from the manager and gives both nodes the map {old IP -> new IP}. The runtime
+// from the manager and, once both wrappers wait for it in `create`, gives both nodes
+// the map {old IP -> new IP}. The runtime
 // wrappers rewrite the images and restore both as swarm tasks; once both run, they are
 // unlocked. The client must continue on the same connection: next echo, no reconnect,
 // no error; swarm shows both tasks running.
@@ -240,6 +242,19 @@ func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("address map: server %s -> %s, client %s -> %s (learnt %v after the dumps)", oldSrv.ip, newSrv.ip, oldCli.ip, newCli.ip, time.Since(t0).Round(time.Millisecond))
+	// Give the map only once both wrappers claimed their set and wait in `create`: the
+	// slow order (swarm creates the containers before the coordinator knows all new
+	// addresses) must work too.
+	for svc, rd := range places {
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if m, _ := filepath.Glob(filepath.Join(rd.Area(), ociwrap.ForTask(svc, 1)+".restoring-*")); len(m) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the wrapper did not claim the set of %s within 60s", svc)
+			}
+		}
+	}
 	for svc, rd := range places {
 		for i := 0; ; i++ {
 			err := rd.SetAddressMap(svc, 1, m)
@@ -270,6 +285,14 @@ func TestSwarmEchoPairKeepsItsConnectionOnNewTaskAddresses(t *testing.T) {
 		pid := x.n.MustDocker(t, "inspect", "-f", "{{.State.Pid}}", x.c)
 		if out, err := exec.Command("nsenter", "--net=/proc/"+pid+"/ns/net", "nft", "list", "table", "inet", netlock.Table).CombinedOutput(); err != nil {
 			t.Fatalf("restored task container %.12s has no lock table: %v: %s", x.c, err, out)
+		}
+	}
+	for _, x := range []struct {
+		n dockertest.Node
+		c string
+	}{{n1, newSrv.container}, {n2, newCli.container}} {
+		if rl := runtimeLog(x.n, x.c); !strings.Contains(rl, "address map for") || !strings.Contains(rl, "rewritten for the new addresses") {
+			t.Fatalf("runtime log of %.12s shows no wait for the map and rewrite:\n%s", x.c, rl)
 		}
 	}
 	if got := oks(n2.MustDocker(t, "logs", newCli.container)); len(got) > 0 {

@@ -97,19 +97,22 @@ type swarmTask struct {
 	ip              netip.Addr
 }
 
-// runningTask polls the manager for the task of svc that swarm wants running and that
-// is not one of not, with its address on network net (allocated before the task's
+// runningTask polls the manager for the task of svc that swarm wants running (or ready:
+// waiting out the restart delay) and that is not one of not, with its address on network net (allocated before the task's
 // container is created).
 func runningTask(t *testing.T, mgr dockertest.Node, svc, net string, not ...string) swarmTask {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		ids, _ := mgr.Docker("service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", svc)
+		// A replacement task waits out the restart delay with desired state "ready";
+		// swarm allocated its address when it created it.
+		ids, _ := mgr.Docker("service", "ps", "-q", "--no-trunc", svc)
 		for _, id := range strings.Fields(ids) {
 			if slices.Contains(not, id) {
 				continue
 			}
-			out, err := mgr.Docker("inspect", "--format", `{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "`+net+`"}}{{index .Addresses 0}}{{end}}{{end}}`, id)
-			if err != nil || out == "" {
+			out, err := mgr.Docker("inspect", "--format", `{{.DesiredState}} {{range .NetworksAttachments}}{{if eq .Network.Spec.Name "`+net+`"}}{{index .Addresses 0}}{{end}}{{end}}`, id)
+			desired, out, _ := strings.Cut(out, " ")
+			if err != nil || out == "" || (desired != "running" && desired != "ready") {
 				continue
 			}
 			p, err := netip.ParsePrefix(out)

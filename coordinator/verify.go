@@ -4,14 +4,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/cut"
 )
@@ -70,4 +76,86 @@ func checkFile(path string, f store.File) error {
 			f.Name, n, got[:12], f.Size, f.SHA256[:min(12, len(f.SHA256))])
 	}
 	return nil
+}
+
+// AgentVerifier checks a snapshot where its images are: the node agent holding each
+// container's image set re-hashes every file, compares them with the manifest and
+// returns the TCP sockets of the CRIU images; the cut checker runs here on what the
+// nodes returned. It works across machines (no shared file system), in parallel over
+// the containers, each request bounded by timeout.
+func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
+	return func(ctx context.Context, m *store.Manifest) *store.Verdict {
+		v := &store.Verdict{CheckedAt: time.Now().UTC()}
+		type result struct {
+			socks []cut.Socket
+			err   error
+		}
+		results := make([]result, len(m.Containers))
+		var wg sync.WaitGroup
+		for i, c := range m.Containers {
+			if c.Images == nil || c.Images.Node == "" {
+				v.Error = fmt.Sprintf("%s has no image set", c.Key())
+				return v
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				socks, err := agentSockets(ctx, b, timeout, c)
+				results[i] = result{socks, err}
+			}()
+		}
+		wg.Wait()
+		ids := make([]string, 0, len(m.Containers))
+		addrs := map[string][]netip.Addr{}
+		var all []cut.Socket
+		for i, c := range m.Containers {
+			if err := results[i].err; err != nil {
+				v.Error = fmt.Sprintf("%s: %v", c.Key(), err)
+				return v
+			}
+			ids = append(ids, c.Key())
+			all = append(all, results[i].socks...)
+			for _, ip := range c.IPs {
+				if a, err := netip.ParseAddr(ip); err == nil {
+					addrs[c.Key()] = append(addrs[c.Key()], a)
+				}
+			}
+		}
+		sort.Strings(ids)
+		rep := cut.Check(cut.StateFromSockets(ids, all, addrs))
+		v.Consistent = rep.Consistent()
+		v.Summary = rep.Summary()
+		v.Lines = rep.Lines()
+		return v
+	}
+}
+
+// agentSockets asks the node holding c's image set to verify it and read its sockets.
+func agentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, c store.Container) ([]cut.Socket, error) {
+	node := c.Images.Node
+	req, _ := json.Marshal(nodeagent.VerifyRequest{Set: filepath.Base(c.Images.Dir), Label: c.Key(), Files: c.Images.Files})
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := b.Request(rctx, nodeagent.VerifySubject(node), req)
+	if err != nil {
+		if errors.Is(err, bus.ErrNoResponders) {
+			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again)", node)
+		}
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	var rep nodeagent.OpReply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return nil, fmt.Errorf("node %s answered garbage: %w", node, err)
+	}
+	if rep.Error != "" {
+		return nil, fmt.Errorf("node %s: %s", node, rep.Error)
+	}
+	var socks []cut.Socket
+	if err := json.Unmarshal(rep.Sockets, &socks); err != nil {
+		return nil, fmt.Errorf("node %s sent sockets that do not decode: %w", node, err)
+	}
+	for i := range socks {
+		socks[i].Container = c.Key() // never trust a label from the wire
+	}
+	return socks, nil
 }

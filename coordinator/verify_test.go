@@ -4,16 +4,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/cut"
 )
 
 func TestLocalVerifierCatchesChecksumMismatch(t *testing.T) {
@@ -62,4 +66,54 @@ func TestInspectOfCorruptManifest(t *testing.T) {
 	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("restore of a removed snapshot: %v, want not found", err)
 	}
+}
+
+// sockJSON is one direction pair of a connection between two holders, as a node sends
+// it: a (local) -> b (remote) with a's send queue and receive counters.
+func sockJSON(t *testing.T, local, remote string, inq, outq uint32) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal([]cut.Socket{{Container: "forged-label", Ino: 1, State: 1,
+		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote),
+		InqSeq: inq, OutqSeq: outq, HasStreamRecord: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAgentVerifier: the cut is checked from what the nodes holding the images report
+// (no shared file system): consistent and orphan cases, a failing node, a dead node.
+func TestAgentVerifier(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	res, err := e.snapshot("snap-v")
+	if err != nil || res.Snapshot.State != store.StateCommitted {
+		t.Fatalf("snapshot: %+v %v", res, err)
+	}
+	m := res.Snapshot
+	verify := coordinator.AgentVerifier(e.net.Connect(), 2*time.Second)
+	set := func(key string) string { return nodeagent.SetID("snap-v", key) }
+	// holder.1 (10.1.0.2, lab-1) <-> holder.2 (10.1.0.3, lab-2); the other holders have
+	// no connections.
+	e.execs["lab-1"].FakeSockets = map[string]json.RawMessage{
+		set("bank_holder.1"): sockJSON(t, "10.1.0.2:40000", "10.1.0.3:9000", 5000, 1000)}
+	e.execs["lab-2"].FakeSockets = map[string]json.RawMessage{
+		set("bank_holder.2"): sockJSON(t, "10.1.0.3:9000", "10.1.0.2:40000", 1000, 5000)}
+	v := verify(context.Background(), m)
+	if v.Error != "" || !v.Consistent || !strings.Contains(v.Summary, "2 directions") {
+		t.Fatalf("consistent pair: %+v", v)
+	}
+	// holder.2 received 100 bytes holder.1 never sent: an orphan.
+	e.execs["lab-2"].FakeSockets[set("bank_holder.2")] = sockJSON(t, "10.1.0.3:9000", "10.1.0.2:40000", 1100, 5000)
+	if v := verify(context.Background(), m); v.Error != "" || v.Consistent {
+		t.Fatalf("orphan not reported: %+v", v)
+	}
+	e.execs["lab-3"].FailVerify = errors.New("image file images/pages-1.img: checksum mismatch")
+	if v := verify(context.Background(), m); !strings.Contains(v.Error, "bank_holder.3: node lab-3: image file images/pages-1.img: checksum mismatch") {
+		t.Fatalf("failing node: %+v", v)
+	}
+	e.execs["lab-3"].FailVerify = nil
+	e.cancel["lab-3"]() // its agent goes away
+	waitFor(t, "lab-3's agent gone", func() bool {
+		return strings.Contains(verify(context.Background(), m).Error, "no live worker on node lab-3")
+	})
 }

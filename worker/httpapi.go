@@ -30,6 +30,7 @@ import (
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	DELETE /v1/containers/{name}                                        (idempotent)
 //	DELETE /v1/sets/{id}                                                (idempotent)
+//	POST /v1/sets/{id}/sockets         {"label":"SERVICE.SLOT"}          -> SetSockets
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
 
@@ -40,6 +41,7 @@ type apiRequest struct {
 	LeaveRunning bool           `json:"leaveRunning,omitempty"`
 	Addr         string         `json:"addr,omitempty"`
 	Restore      RestoreOptions `json:"restore,omitzero"`
+	Label        string         `json:"label,omitempty"`
 }
 
 type apiError struct {
@@ -97,6 +99,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("DELETE /v1/sets/{id}", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.DropSet(ctx, r.PathValue("id"))
+	})
+	handle("POST /v1/sets/{id}/sockets", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.Sockets(ctx, r.PathValue("id"), q.Label)
 	})
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Info(ctx)
@@ -217,6 +222,13 @@ func (c *Client) RemoveContainer(ctx context.Context, name string) error {
 // DropSet implements Service.
 func (c *Client) DropSet(ctx context.Context, setID string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/sets/"+url.PathEscape(setID), apiRequest{}, nil)
+}
+
+// Sockets implements Service.
+func (c *Client) Sockets(ctx context.Context, setID, label string) (SetSockets, error) {
+	var out SetSockets
+	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/sockets", apiRequest{Label: label}, &out)
+	return out, err
 }
 
 // Info implements Service.

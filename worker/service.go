@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -48,6 +49,18 @@ type Service interface {
 	// RemoveContainer force-removes a container this worker restored (by id or name)
 	// and releases its holds, to undo a restore; removing one that is gone succeeds.
 	RemoveContainer(ctx context.Context, containerName string) error
+	// Sockets re-verifies image set setID (every file's size and sha256 against its
+	// manifest, no missing or extra file) and reads the TCP sockets of its CRIU images,
+	// labelled label: the cut checker's input, computed where the images are.
+	Sockets(ctx context.Context, setID, label string) (SetSockets, error)
+}
+
+// SetSockets is what Sockets found in a verified image set.
+type SetSockets struct {
+	// Manifest is the set's manifest, every file of which was re-hashed and matched.
+	Manifest *imageset.Manifest `json:"manifest"`
+	// Sockets are the TCP sockets of the images (listening ones left out).
+	Sockets []cut.Socket `json:"sockets"`
 }
 
 // RestoreOptions tune Restore.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -538,6 +539,26 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	}
 	w.log.Info("image set dropped", "set", setID)
 	return nil
+}
+
+// Sockets implements Service.
+func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return SetSockets{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return SetSockets{}, err
+	}
+	m, err := imageset.Verify(set)
+	if err != nil {
+		return SetSockets{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	socks, err := cut.ReadSockets(label, imageset.ImagesPath(set))
+	if err != nil {
+		return SetSockets{}, fmt.Errorf("worker %s: image set %s: %w", w.cfg.Node, setID, err)
+	}
+	return SetSockets{Manifest: m, Sockets: socks}, nil
 }
 
 // RemoveContainer implements Service.

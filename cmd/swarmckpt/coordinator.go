@@ -172,7 +172,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	}
 	defer res.Close()
 	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
-		Algorithms: lookupAlgorithm, SnapshotTimeout: *timeout, Verify: coordinator.LocalVerifier, Stopper: res, Log: c.log})
+		Algorithms: lookupAlgorithm, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Log: c.log})
 	if err != nil {
 		return err
 	}

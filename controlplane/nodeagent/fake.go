@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type FakeExecutor struct {
 	Stall    map[string]chan struct{} // container -> Dump waits until closed (or ctx ends)
 	DumpTime time.Duration
 	sets     map[string]bool // image sets on this node, by set ID
+	// FakeSockets is what Verify returns per set; FailVerify makes it fail.
+	FakeSockets map[string]json.RawMessage
+	FailVerify  error
 	// FailDrop makes DropSet fail.
 	FailDrop error
 	// FailRestore: set -> error Restore returns for it.
@@ -129,7 +133,7 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 	sum := sha256.Sum256([]byte(content))
 	return &DumpResult{
 		Stats: protocol.DumpStats{ImageBytes: uint64(len(content))},
-		Images: store.ImageSet{Node: f.Node, Dir: "/fake/" + snapshot + "/" + c.ID, Durable: true,
+		Images: store.ImageSet{Node: f.Node, Dir: "/fake/sets/" + SetID(snapshot, c.SetKey()), Durable: true,
 			Files: []store.File{{Name: "pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}},
 	}, nil
 }
@@ -195,6 +199,23 @@ func (f *FakeExecutor) Remove(_ context.Context, c string) error {
 	defer f.mu.Unlock()
 	delete(f.restored, c)
 	return nil
+}
+
+// Verify implements Restorer: the set must be on this node; it returns FakeSockets[set]
+// (an empty list when unset), or FailVerify.
+func (f *FakeExecutor) Verify(_ context.Context, set, _ string, _ []store.File) (json.RawMessage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailVerify != nil {
+		return nil, f.FailVerify
+	}
+	if !f.sets[set] {
+		return nil, fmt.Errorf("image set %s is not on node %s", set, f.Node)
+	}
+	if s, ok := f.FakeSockets[set]; ok {
+		return s, nil
+	}
+	return json.RawMessage("[]"), nil
 }
 
 // DropSet implements Restorer.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
 
 // Restorer moves and restores image sets on this node (the worker's data plane).
@@ -24,6 +25,11 @@ type Restorer interface {
 	// Remove force-removes a container restored on this node (by id), to undo a
 	// restore; removing one that is gone succeeds.
 	Remove(ctx context.Context, container string) error
+	// Verify re-hashes image set set on this node, checks every file against want (the
+	// snapshot's manifest: same names, sizes and sha256, nothing missing or extra) and
+	// returns the TCP sockets of its CRIU images labelled label, as JSON (the cut
+	// checker's []cut.Socket): `inspect --verify` without reading images remotely.
+	Verify(ctx context.Context, set, label string, want []store.File) (json.RawMessage, error)
 }
 
 // RestoreOptions tune a restore.
@@ -51,6 +57,18 @@ func RestoreSubject(node string) string { return "swarmckpt.v1.agent." + node + 
 
 // DropSubject deletes an image set from a node (DropRequest, answered by OpReply).
 func DropSubject(node string) string { return "swarmckpt.v1.agent." + node + ".drop" }
+
+// VerifySubject re-verifies an image set on its node and returns its TCP sockets
+// (VerifyRequest, answered by OpReply with Sockets).
+func VerifySubject(node string) string { return "swarmckpt.v1.agent." + node + ".verify" }
+
+// VerifyRequest names the set to verify, the label of its sockets and the files the
+// snapshot's manifest lists for it.
+type VerifyRequest struct {
+	Set   string       `json:"set"`
+	Label string       `json:"label"`
+	Files []store.File `json:"files"`
+}
 
 // RemoveSubject removes restored containers (UnlockRequest lists them), to undo a
 // restore that failed elsewhere.
@@ -84,8 +102,10 @@ type RestoreRequest struct {
 // OpReply answers SendRequest and RestoreRequest.
 type OpReply struct {
 	Container string `json:"container,omitempty"`
-	MS        int64  `json:"ms"`
-	Error     string `json:"error,omitempty"`
+	// Sockets answers a VerifyRequest ([]cut.Socket as JSON).
+	Sockets json.RawMessage `json:"sockets,omitempty"`
+	MS      int64           `json:"ms"`
+	Error   string          `json:"error,omitempty"`
 }
 
 func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
@@ -189,7 +209,37 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		}
 		return nil, err
 	}
-	return []bus.Subscription{s1, s2, s3, s4, s5}, nil
+	s6, err := a.cfg.Bus.Subscribe(VerifySubject(a.cfg.Node), func(m *bus.Msg) {
+		if !m.IsRequest() {
+			return
+		}
+		go func() {
+			start := time.Now()
+			var rep OpReply
+			var req VerifyRequest
+			switch err := json.Unmarshal(m.Data, &req); {
+			case err != nil:
+				rep.Error = "bad verify request: " + err.Error()
+			case r == nil:
+				rep.Error = fmt.Sprintf("the agent of node %s has no restorer (run it with a worker)", a.cfg.Node)
+			default:
+				socks, err := r.Verify(ctx, req.Set, req.Label, req.Files)
+				if err != nil {
+					rep.Error = err.Error()
+				}
+				rep.Sockets = socks
+			}
+			rep.MS = time.Since(start).Milliseconds()
+			a.respond(m, rep)
+		}()
+	})
+	if err != nil {
+		for _, s := range []bus.Subscription{s1, s2, s3, s4, s5} {
+			_ = s.Unsubscribe()
+		}
+		return nil, err
+	}
+	return []bus.Subscription{s1, s2, s3, s4, s5, s6}, nil
 }
 
 // SetKey names t's image set within a snapshot: SERVICE.SLOT, or its id.

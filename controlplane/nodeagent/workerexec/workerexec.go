@@ -2,9 +2,13 @@ package workerexec
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
@@ -117,6 +121,43 @@ func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) store.Imag
 		is.Files = append(is.Files, store.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})
 	}
 	return is
+}
+
+// Verify implements nodeagent.Restorer: the worker re-hashes the set against its own
+// manifest, and that manifest must list exactly the snapshot's files.
+func (e *Exec) Verify(ctx context.Context, set, label string, want []store.File) (json.RawMessage, error) {
+	res, err := e.W.Sockets(ctx, set, label)
+	if err != nil {
+		return nil, err
+	}
+	if err := SameFiles(ImageSet(e.Info, set, res.Manifest).Files, want); err != nil {
+		return nil, fmt.Errorf("image set %s on node %s: %w", set, e.Info.Node, err)
+	}
+	return json.Marshal(res.Sockets)
+}
+
+// SameFiles compares the files of a set on a node with the snapshot's record of them.
+func SameFiles(got, want []store.File) error {
+	byName := make(map[string]store.File, len(got))
+	for _, f := range got {
+		byName[f.Name] = f
+	}
+	for _, w := range want {
+		g, ok := byName[w.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("file %s of the snapshot is missing: the set is incomplete; take a new snapshot", w.Name)
+		case g.Size != w.Size || !strings.EqualFold(g.SHA256, w.SHA256):
+			return fmt.Errorf("file %s differs from the snapshot's manifest (size %d sha256 %.12s, manifest says size %d sha256 %.12s): the images were changed; take a new snapshot",
+				w.Name, g.Size, g.SHA256, w.Size, w.SHA256)
+		}
+		delete(byName, w.Name)
+	}
+	if len(byName) > 0 {
+		extra := slices.Sorted(maps.Keys(byName))
+		return fmt.Errorf("file %s is not in the snapshot's manifest: the set was changed; take a new snapshot", extra[0])
+	}
+	return nil
 }
 
 // Addr implements nodeagent.Restorer: this worker's transfer endpoint.

@@ -9,7 +9,7 @@ LAB     ?= lab
 # The private-prefix criu wrapper lives in /usr/local/sbin; runc finds criu on PATH.
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all setup build images images-thirdparty lint test test-unit test-integration lab-up lab-down demo \
+.PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
         bench bench-dataplane bench-sim clean
 
 all: build
@@ -51,6 +51,10 @@ lab-down:
 
 demo: setup build images
 	deploy/demo.sh
+
+# Debian's redis (third-party software) snapshotted, verified and restored on a 3-node lab.
+demo-thirdparty: setup build images-thirdparty
+	deploy/thirdparty/demo.sh
 
 bench: bench-sim bench-dataplane
 

@@ -41,6 +41,7 @@ type tp struct {
 	bin string
 	env []string // SWARMCKPT_NATS, SWARMCKPT_DATA_DIR, DOCKER_HOST of the lab
 	img string   // image tar directory
+	net string   // the redis stack's network (redis_net)
 }
 
 // run runs the CLI with the lab's environment and returns its combined output and exit code.
@@ -77,7 +78,7 @@ func (p *tp) docker(node int, args ...string) (string, error) {
 // redis runs Debian's redis-cli in a throwaway container on the stack's attachable network
 // (its own connection; not part of the stack, and gone before any snapshot).
 func (p *tp) redis(args ...string) (string, error) {
-	return p.docker(0, append([]string{"run", "--rm", "--network", "redis_net", "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
+	return p.docker(0, append([]string{"run", "--rm", "--network", p.net, "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
 }
 
 func (p *tp) mustRedis(args ...string) string {
@@ -231,9 +232,13 @@ func (p *tp) manifest(id string) *store.Manifest {
 // deploy (re)deploys the redis stack and waits for both long-lived connections.
 func (p *tp) deploy() map[string]client {
 	p.t.Helper()
-	if out, code := p.run(3*time.Minute, "lab", "deploy", "--name", labName, "--images", p.img,
-		filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"), "redis"); code != 0 {
-		p.t.Fatalf("lab deploy redis: exit %d: %s", code, out)
+	return p.deployFile(filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"), "redis")
+}
+
+func (p *tp) deployFile(file, stack string) map[string]client {
+	p.t.Helper()
+	if out, code := p.run(3*time.Minute, "lab", "deploy", "--name", labName, "--images", p.img, file, stack); code != 0 {
+		p.t.Fatalf("lab deploy %s: exit %d: %s", stack, code, out)
 	}
 	var cl map[string]client
 	waitFor(p.t, 2*time.Minute, "the writer's and the subscriber's connections", func() bool {
@@ -258,7 +263,7 @@ func setup(t *testing.T) *tp {
 		}
 	}
 	dir := t.TempDir()
-	p := &tp{t: t, bin: filepath.Join(dir, "swarmckpt"), img: img}
+	p := &tp{t: t, bin: filepath.Join(dir, "swarmckpt"), img: img, net: "redis_net"}
 	// The runtime wrapper next to the CLI: `lab up --runtime auto` makes it every node's
 	// default runtime, and the lab's daemons run this CLI binary.
 	for _, b := range [][2]string{{p.bin, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
@@ -304,6 +309,7 @@ func setup(t *testing.T) *tp {
 func TestIntegrationThirdParty(t *testing.T) {
 	p := setup(t)
 	t.Run("Redis", func(t *testing.T) { p.t = t; testRedis(t, p) })
+	t.Run("RedisAsItsOwnUser", func(t *testing.T) { p.t = t; testNonRoot(t, p) })
 	t.Run("Memcached", func(t *testing.T) { p.t = t; testMemcached(t, p) })
 }
 
@@ -575,4 +581,63 @@ func testMemcached(t *testing.T, p *tp) {
 		}
 	}
 	t.Logf("memcached: seq %d on the original just before restore, %d right after it (the snapshot's state), %d now; writer connection %s kept", before, after, n, conn)
+}
+
+// hasCapSysResource reports whether CAP_SYS_RESOURCE (bit 24) is in this process's
+// effective set (the lab's workers run with the same capabilities).
+func hasCapSysResource(t *testing.T) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<24) != 0
+		}
+	}
+	return false
+}
+
+// testNonRoot: redis-server as the image's own user (uid 999), as Debian runs it. CRIU
+// reads each dumped process's rlimits with prlimit(2), which for another uid needs
+// CAP_SYS_RESOURCE: with it the snapshot commits; without it (this project's machines
+// withhold it even from root) the snapshot must abort cleanly (exit 5, the cause named)
+// and leave the stack running on the same connections.
+func testNonRoot(t *testing.T, p *tp) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose := strings.Replace(string(b), "    user: root\n", "", 1)
+	compose = strings.Replace(compose, "10.240.5.0/24", "10.240.9.0/24", 1)
+	if compose == string(b) || strings.Contains(compose, "user: root") {
+		t.Fatal("redis.yml no longer has the one 'user: root' line this test removes")
+	}
+	file := filepath.Join(t.TempDir(), "redis-nonroot.yml")
+	if err := os.WriteFile(file, []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.net = "rnr_net"
+	defer func() { p.net = "redis_net" }()
+	cl := p.deployFile(file, "rnr")
+	n := p.waitProgress("the writer of the non-root server", 0)
+	out, code := p.run(2*time.Minute, "snapshot", "rnr", "--id", "tp-rnr")
+	if hasCapSysResource(t) {
+		if code != 0 {
+			t.Fatalf("snapshot of a non-root redis with CAP_SYS_RESOURCE: exit %d\n%s", code, out)
+		}
+		t.Logf("CAP_SYS_RESOURCE present: the non-root redis was dumped")
+	} else {
+		if code != 5 || !strings.Contains(out, "rlimit") {
+			t.Fatalf("snapshot of a non-root redis without CAP_SYS_RESOURCE: exit %d, want 5 naming CRIU's rlimit error\n%s", code, out)
+		}
+		t.Logf("without CAP_SYS_RESOURCE the snapshot of a non-root redis aborted as expected (exit 5, \"Can't get rlimit\")")
+	}
+	// Released either way: the writer goes on, on the same connections.
+	p.waitProgress("the non-root stack's writer after the snapshot", n)
+	p.checkLog("non-root stack after the snapshot")
+	if now, _ := p.clients(); now["writer"].ID != cl["writer"].ID || now["subscriber"].ID != cl["subscriber"].ID {
+		t.Fatalf("clients %+v after the snapshot, %+v before", now, cl)
+	}
 }

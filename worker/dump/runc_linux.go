@@ -112,6 +112,7 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		hashed <- followed{k, s}
 	}()
 	err = cmd.Run()
+	took := time.Since(start) // runc and CRIU only (the follower may still be catching up)
 	close(stop)
 	fw := <-hashed
 	known := fw.known
@@ -124,11 +125,13 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
 			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6))
 	}
-	took := time.Since(start)
 	criu, kernel := r.Versions()
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for
 	}
 	if opts.Sink != nil {
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {

@@ -66,6 +66,8 @@ type Manifest struct {
 	// Created is when the dump finished; DumpSeconds how long it took.
 	Created     time.Time `json:"created"`
 	DumpSeconds float64   `json:"dumpSeconds"`
+	// DumpCPUSeconds is the CPU time runc and CRIU used for the dump (user+system).
+	DumpCPUSeconds float64 `json:"dumpCPUSeconds,omitempty"`
 	// LazyPages is the HOST:PORT of the source's page server for a post-copy dump
 	// (memory pages are not in the set; they are fetched on demand at restore).
 	LazyPages string `json:"lazyPages,omitempty"`

@@ -267,6 +267,48 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	// A corrupted image file on a node: inspect --verify, which runs on the node holding
+	// the set, must fail naming the file and the node.
+	t.Run("VerifyCatchesACorruptImageOnItsNode", func(t *testing.T) {
+		e.t = t
+		id := "bank-corrupt"
+		if out, code := e.ctl(time.Minute, "snapshot", "bank", "--id", id); code != 0 {
+			t.Fatalf("snapshot: exit %d\n%s", code, out)
+		}
+		m := e.manifest(id)
+		c := m.Containers[0]
+		var victim string
+		for _, f := range c.Images.Files {
+			if strings.HasPrefix(filepath.Base(f.Name), "pages-") && f.Size > 0 {
+				victim = filepath.Join(c.Images.Dir, filepath.FromSlash(f.Name))
+				break
+			}
+		}
+		if victim == "" {
+			t.Fatalf("no pages image in %+v", c.Images.Files)
+		}
+		fh, err := os.OpenFile(victim, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		if _, err := fh.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0xff
+		if _, err := fh.WriteAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		fh.Close()
+		out, code := e.ctl(time.Minute, "inspect", id, "--verify")
+		if code != 1 || !strings.Contains(out, "could not run") || !strings.Contains(out, c.Images.Node) || !strings.Contains(out, "sha256") {
+			t.Fatalf("inspect --verify of a corrupt set: exit %d, want 1 with the node and a checksum error\n%s", code, out)
+		}
+		if out, code := e.ctl(time.Minute, "rm", id); code != 0 {
+			t.Fatalf("rm: exit %d\n%s", code, out)
+		}
+	})
+
 	t.Run("CtrlCAborts", func(t *testing.T) {
 		e.t = t
 		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-int", "--nats", e.nats, "--data-dir", e.dir)

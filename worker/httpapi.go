@@ -33,6 +33,9 @@ import (
 //	POST /v1/sets/{id}/sockets         {"label":"SERVICE.SLOT"}          -> SetSockets
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
+//	POST /v1/sets/{id}/place           {"task":{"options":TaskOptions}} -> TaskPlacement (task.go)
+//	PUT  /v1/tasks/{service}/{slot}/address-map {"task":{"addresses":{old:new}}}
+//	DELETE /v1/tasks/{service}/{slot}  {"task":{"set":"ID"}}         -> TaskRelease
 
 type apiRequest struct {
 	Peers        []netip.Addr   `json:"peers,omitempty"`
@@ -42,6 +45,7 @@ type apiRequest struct {
 	Addr         string         `json:"addr,omitempty"`
 	Restore      RestoreOptions `json:"restore,omitzero"`
 	Label        string         `json:"label,omitempty"`
+	Task         taskRequest    `json:"task,omitzero"`
 }
 
 type apiError struct {
@@ -106,6 +110,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Info(ctx)
 	})
+	w.taskAPI(handle)
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

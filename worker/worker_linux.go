@@ -68,6 +68,7 @@ type Worker struct {
 	srv  *http.Server
 
 	recvMu   sync.Mutex
+	tasks    taskWatches                  // swarm-task placements (task_linux.go)
 	verified map[string]imageset.Verified // sets hashed as they were written here, by set ID
 }
 

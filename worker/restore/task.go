@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -135,4 +136,60 @@ func (d *Docker) SetAddressMap(service string, slot int, m rewrite.Map) error {
 		}
 	}
 	return fmt.Errorf("%w: %s slot %d on this node (%s)", ErrNoPlacedTask, service, slot, base)
+}
+
+// ClaimedBy lists the containers whose create claimed the set placed for service slot
+// and is restoring it now (the wrapper's `<dir>.restoring-<ID>`).
+func (d *Docker) ClaimedBy(service string, slot int) []string {
+	base := filepath.Join(d.Area(), ociwrap.ForTask(service, slot))
+	claimed, _ := filepath.Glob(base + ".restoring-*")
+	var ids []string
+	for _, c := range claimed {
+		ids = append(ids, strings.TrimPrefix(c, base+".restoring-"))
+	}
+	return ids
+}
+
+// instructionFiles are what PlaceTask and the coordinator add to a placed set; they go
+// before a set is put back into the sets directory (whose manifest does not list them).
+var instructionFiles = []string{ociwrap.LockFile, ociwrap.AddressWaitFile, ociwrap.TCPCloseFile,
+	ociwrap.AddressMapFile, ociwrap.AddressMapFile + ".tmp", ociwrap.ErrorFile, "work"}
+
+// UnplaceTask takes back the set placed for service slot if no task claimed it: it is
+// moved to backTo (a free path in the sets directory; its instructions removed), or
+// deleted when backTo is empty or taken, or when its images were already rewritten (an
+// applied address map: no longer the snapshot's images). It reports whether a placed set
+// was there. A set a wrapper is restoring right now is left alone.
+func (d *Docker) UnplaceTask(service string, slot int, backTo string) (bool, error) {
+	base := filepath.Join(d.Area(), ociwrap.ForTask(service, slot))
+	// Take it with one rename, so that a wrapper cannot claim it half-removed.
+	taken := fmt.Sprintf("%s.unplacing-%d", base, time.Now().UnixNano())
+	if err := os.Rename(base, taken); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("restore: take back the set placed for %s slot %d: %w", service, slot, err)
+	}
+	_, rerr := os.Stat(filepath.Join(taken, ociwrap.AddressMapFile+".applied"))
+	rewritten := rerr == nil
+	if backTo != "" && !rewritten {
+		if _, err := os.Stat(backTo); errors.Is(err, os.ErrNotExist) {
+			for _, f := range instructionFiles {
+				_ = os.RemoveAll(filepath.Join(taken, f))
+			}
+			if err := os.Rename(taken, backTo); err == nil {
+				if d.Log != nil {
+					d.Log.Info("placed set taken back", "service", service, "slot", slot, "set", backTo)
+				}
+				return true, nil
+			}
+		}
+	}
+	if err := os.RemoveAll(taken); err != nil {
+		return true, fmt.Errorf("restore: delete the set placed for %s slot %d: %w (remove %s by hand)", service, slot, err, taken)
+	}
+	if d.Log != nil {
+		d.Log.Info("placed set deleted", "service", service, "slot", slot, "rewritten", rewritten)
+	}
+	return true, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 // bankSets maps each image set of snapshot id to its node (see bankStack).
@@ -175,4 +176,47 @@ func TestSnapshotAfterRemovingTheLatest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestRecoveredAbortCollectsImages: a snapshot a dead coordinator left unfinished is
+// aborted by the next one, and its partial image sets are dropped on the nodes.
+func TestRecoveredAbortCollectsImages(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	ctx := context.Background()
+	m := &store.Manifest{ID: "snap-dead", Stack: "bank", Algorithm: "blocking", State: store.StatePreparing, Epoch: 7,
+		Coordinator: "dead", CreatedAt: time.Now()}
+	for _, c := range bankStack().Containers {
+		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, Node: c.Node, ContainerID: c.ContainerID})
+	}
+	if err := e.store.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.State = store.StateDumping
+	if err := e.store.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for set, node := range bankSets("snap-dead") {
+		e.execs[node].PutSet(set) // what the dumps wrote before the coordinator died
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-2", Bus: e.net.Connect(), Store: e.store,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "unfinished snapshot aborted and its sets dropped", func() bool {
+		got, err := e.store.Get(ctx, "snap-dead")
+		if err != nil || got.State != store.StateAborted {
+			return false
+		}
+		for set, node := range bankSets("snap-dead") {
+			if e.execs[node].HasSet(set) {
+				return false
+			}
+		}
+		return true
+	})
 }

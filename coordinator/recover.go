@@ -41,6 +41,12 @@ func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
 	log := s.log.With("snapshot", m.ID, "stack", m.Stack, "state", m.State)
 	log.Warn("found an unfinished snapshot of a previous coordinator: aborting it and releasing its containers")
 	r := newRun(s, m, nil, nil, s.cfg.SnapshotTimeout)
+	defer func() {
+		if r.m.State == store.StateAborted {
+			// Its partial image sets are collected like any aborted snapshot's.
+			s.collectAborted(ctx, r.m)
+		}
+	}()
 	// Agents that restarted lost their plans; resend them (best effort).
 	_ = r.sendPlans(ctx, false)
 	reason := fmt.Sprintf("coordinator %s restarted during the snapshot", m.Coordinator)

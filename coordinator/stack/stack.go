@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -172,6 +174,11 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 			return nil, fmt.Errorf("stack %q: service %s has %d of %d tasks running: %w (wait until 'docker service ls' shows it converged, then retry)",
 				name, s.Spec.Name, running[s.ID], want, ErrNotReady)
 		}
+		if cs := s.Spec.TaskTemplate.ContainerSpec; cs != nil {
+			if w, ok := healthcheckWarning(s.Spec.Name, cs.Healthcheck); ok {
+				st.Warnings = append(st.Warnings, w)
+			}
+		}
 		if s.Spec.EndpointSpec == nil || s.Spec.EndpointSpec.Mode == "" || s.Spec.EndpointSpec.Mode == swarm.ResolutionModeVIP {
 			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
 				Problem: "uses VIP endpoint mode: clients connect through a virtual IP whose load-balancer state is not checkpointed (and this kernel has no IPVS)",
@@ -195,6 +202,29 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 		return st.Containers[i].Slot < st.Containers[j].Slot
 	})
 	return st, nil
+}
+
+// healthcheckWarning warns about a service's healthcheck: Docker runs it with exec, which
+// fails while the container is frozen ("cannot exec in a paused container") or hangs until
+// its timeout, so a freeze longer than about interval x retries makes Docker mark the task
+// unhealthy and swarm replace it, losing the memory the snapshot was taken of (seen with
+// redis: 5 back-to-back snapshots with a 300 ms healthcheck). A healthcheck defined only in
+// the image is not in the service spec and cannot be seen here.
+func healthcheckWarning(service string, hc *container.HealthConfig) (Warning, bool) {
+	if hc == nil || len(hc.Test) == 0 || hc.Test[0] == "NONE" {
+		return Warning{}, false
+	}
+	interval, retries := hc.Interval, hc.Retries
+	if interval <= 0 {
+		interval = 30 * time.Second // Docker's defaults
+	}
+	if retries <= 0 {
+		retries = 3
+	}
+	return Warning{Object: "service " + service,
+		Problem: fmt.Sprintf("has a healthcheck (every %s, %d retries): its exec fails while a snapshot freezes the container, so a freeze longer than about %s makes Docker mark the task unhealthy and swarm replace it (the running process and its memory are lost)",
+			interval, retries, interval*time.Duration(retries)),
+		Fix: "keep interval x retries well above the longest freeze (the FROZEN column of 'swarmckpt snapshot'), or probe the service from outside its container"}, true
 }
 
 func stripDigest(img string) string {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -116,5 +118,25 @@ func TestBuildErrors(t *testing.T) {
 	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.0.0/24", "10.0.0.2/24")}
 	if _, err := Build("web", services, tasks, nodes()); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "1 of 3") {
 		t.Fatalf("partial stack: %v", err)
+	}
+}
+
+func TestBuildWarnsAboutHealthchecks(t *testing.T) {
+	services := []swarm.Service{svc("s1", "redis_server", 1, swarm.ResolutionModeDNSRR), svc("s2", "redis_writer", 1, swarm.ResolutionModeDNSRR)}
+	services[0].Spec.TaskTemplate.ContainerSpec.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "redis-cli", "ping"}, Interval: 300 * time.Millisecond}
+	services[1].Spec.TaskTemplate.ContainerSpec.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.1.0/24", "10.0.1.2/24"), task("t2", "s2", 1, "id-lab-2", "c2", "10.0.1.0/24", "10.0.1.3/24")}
+	st, err := Build("redis", services, tasks, nodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Warnings) != 1 {
+		t.Fatalf("warnings %v, want one about redis_server's healthcheck (none for a disabled one)", st.Warnings)
+	}
+	w := st.Warnings[0].String()
+	for _, want := range []string{"service redis_server", "every 300ms, 3 retries", "about 900ms", "FROZEN"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warning lacks %q: %s", want, w)
+		}
 	}
 }

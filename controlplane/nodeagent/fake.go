@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -34,6 +35,23 @@ type FakeExecutor struct {
 	// FailRestore: set -> error Restore returns for it.
 	FailRestore map[string]error
 	restored    map[string]bool // containers restored (by id = name), running
+
+	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
+	// serves Send.
+	TransferAddr string
+	SendTo       func(set, toAddr string) error
+	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
+	FailPlace map[string]error
+	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
+	claimed   map[string]string    // SERVICE.SLOT -> container that claimed its set
+}
+
+// FakeTask is a set placed for a swarm task on a FakeExecutor.
+type FakeTask struct {
+	Set       string
+	Locked    bool
+	WaitMap   bool
+	Addresses map[string]string
 }
 
 var (
@@ -152,11 +170,21 @@ func (f *FakeExecutor) HasSet(set string) bool {
 	return f.sets[set]
 }
 
-// Addr implements Restorer (the fake has no transfer endpoint).
-func (f *FakeExecutor) Addr() string { return "" }
+// Addr implements Restorer: TransferAddr ("" by default: no transfer endpoint).
+func (f *FakeExecutor) Addr() string { return f.TransferAddr }
 
-// Send implements Restorer: the fake cannot stream sets.
-func (f *FakeExecutor) Send(_ context.Context, set, _ string) error {
+// Send implements Restorer: through SendTo when set (e.g. PutSet on another fake),
+// else the fake cannot stream sets.
+func (f *FakeExecutor) Send(_ context.Context, set, to string) error {
+	if f.SendTo != nil {
+		f.mu.Lock()
+		has := f.sets[set]
+		f.mu.Unlock()
+		if !has {
+			return fmt.Errorf("fake executor of %s: no image set %s to send", f.Node, set)
+		}
+		return f.SendTo(set, to)
+	}
 	return fmt.Errorf("fake executor of %s cannot send set %s", f.Node, set)
 }
 
@@ -227,4 +255,103 @@ func (f *FakeExecutor) DropSet(_ context.Context, set string) error {
 	}
 	delete(f.sets, set)
 	return nil
+}
+
+var _ TaskRestorer = (*FakeExecutor)(nil)
+
+func fakeKey(service string, slot int) string { return fmt.Sprintf("%s.%d", service, slot) }
+
+// PlaceTask implements TaskRestorer: the set leaves this node's sets for the placement.
+func (f *FakeExecutor) PlaceTask(_ context.Context, req PlaceRequest) (connections, closed []string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(req.Service, req.Slot)
+	if err := f.FailPlace[k]; err != nil {
+		return nil, nil, err
+	}
+	if !f.sets[req.Set] {
+		return nil, nil, fmt.Errorf("fake executor of %s: no image set %s", f.Node, req.Set)
+	}
+	if f.tasks == nil {
+		f.tasks, f.claimed = map[string]*FakeTask{}, map[string]string{}
+	}
+	delete(f.sets, req.Set)
+	f.tasks[k] = &FakeTask{Set: req.Set, Locked: req.LockFor > 0, WaitMap: req.AddressMapFor > 0}
+	delete(f.claimed, k)
+	return nil, nil, nil
+}
+
+// SetAddressMap implements TaskRestorer.
+func (f *FakeExecutor) SetAddressMap(_ context.Context, service string, slot int, addresses map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tasks[fakeKey(service, slot)]
+	if t == nil {
+		return fmt.Errorf("fake executor of %s: no set placed for %s slot %d", f.Node, service, slot)
+	}
+	t.Addresses = addresses
+	return nil
+}
+
+// UnplaceTask implements TaskRestorer: an unclaimed placement goes back to the sets.
+func (f *FakeExecutor) UnplaceTask(_ context.Context, service string, slot int, set string) (bool, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(service, slot)
+	t := f.tasks[k]
+	claimed := f.claimed[k]
+	if t == nil {
+		return false, claimed, nil
+	}
+	delete(f.tasks, k)
+	if set != "" && t.Addresses == nil {
+		f.sets[set] = true
+	}
+	return true, claimed, nil
+}
+
+// StartTask plays the runtime wrapper for a swarm task container id of service slot
+// starting on this node: with a placed set it claims it and returns it (the container
+// is then restored, locked if the placement said so); without one it returns nil (a
+// fresh start).
+func (f *FakeExecutor) StartTask(service string, slot int, id string) *FakeTask {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(service, slot)
+	t := f.tasks[k]
+	if t == nil {
+		return nil
+	}
+	delete(f.tasks, k)
+	f.claimed[k] = id
+	if t.Locked {
+		f.locked[id] = true
+	}
+	return t
+}
+
+// Placed lists the SERVICE.SLOTs with a set placed (unclaimed) on this node.
+func (f *FakeExecutor) Placed() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k := range f.tasks {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PlacedTask returns the set placed for service slot (nil when none).
+func (f *FakeExecutor) PlacedTask(service string, slot int) *FakeTask {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tasks[fakeKey(service, slot)]
+}
+
+// IsLocked tells whether container id is locked.
+func (f *FakeExecutor) IsLocked(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.locked[id]
 }

@@ -106,6 +106,11 @@ type OpReply struct {
 	Sockets json.RawMessage `json:"sockets,omitempty"`
 	MS      int64           `json:"ms"`
 	Error   string          `json:"error,omitempty"`
+	// Connections and Closed answer a PlaceRequest (TaskPlacement); Removed and
+	// Container (the container that claimed the set) an UnplaceRequest.
+	Connections []string `json:"connections,omitempty"`
+	Closed      []string `json:"closed,omitempty"`
+	Removed     bool     `json:"removed,omitempty"`
 }
 
 func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
@@ -239,7 +244,14 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		}
 		return nil, err
 	}
-	return []bus.Subscription{s1, s2, s3, s4, s5, s6}, nil
+	tsubs, err := a.serveTasks(ctx)
+	if err != nil {
+		for _, s := range []bus.Subscription{s1, s2, s3, s4, s5, s6} {
+			_ = s.Unsubscribe()
+		}
+		return nil, err
+	}
+	return append([]bus.Subscription{s1, s2, s3, s4, s5, s6}, tsubs...), nil
 }
 
 // SetKey names t's image set within a snapshot: SERVICE.SLOT, or its id.
@@ -277,4 +289,123 @@ func (d *tombstones) has(set string) bool {
 	defer d.mu.Unlock()
 	_, ok := d.at[set]
 	return ok
+}
+
+// Swarm-native restores (docs/restore.md): a set is placed for the next task of a
+// service slot, swarm's replacement task is restored by the runtime wrapper.
+
+// TaskRestorer is what a node's Restorer offers for swarm-native restores (optional:
+// the agent answers these subjects with an error when its Restorer lacks it).
+type TaskRestorer interface {
+	// PlaceTask verifies set req.Set and places it for the next task of req.Service
+	// slot req.Slot on this node; it returns the set's connections on non-loopback
+	// addresses and those that will be closed (no address map announced).
+	PlaceTask(ctx context.Context, req PlaceRequest) (connections, closed []string, err error)
+	// SetAddressMap gives the set placed for service slot its address map.
+	SetAddressMap(ctx context.Context, service string, slot int, addresses map[string]string) error
+	// UnplaceTask takes back the set placed for service slot unless a task claimed it
+	// (moved back to image set set when possible); claimed is the container that
+	// claimed it, if any.
+	UnplaceTask(ctx context.Context, service string, slot int, set string) (removed bool, claimed string, err error)
+}
+
+// PlaceSubject places a set for a swarm task (PlaceRequest, answered by OpReply with
+// Connections and Closed).
+func PlaceSubject(node string) string { return "swarmckpt.v1.agent." + node + ".place" }
+
+// AddressMapSubject gives a placed set its address map (AddressMapRequest).
+func AddressMapSubject(node string) string { return "swarmckpt.v1.agent." + node + ".address-map" }
+
+// UnplaceSubject takes back a placed set (UnplaceRequest, answered by OpReply with
+// Removed and Container = the container that claimed it).
+func UnplaceSubject(node string) string { return "swarmckpt.v1.agent." + node + ".unplace" }
+
+// PlaceRequest places image set Set for the next task of Service slot Slot.
+type PlaceRequest struct {
+	Set     string `json:"set"`
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	// LockFor, when > 0, restores the task network-locked until an UnlockRequest or
+	// this long from now (the worker's watchdog releases it then).
+	LockFor time.Duration `json:"lock_for,omitempty"`
+	// AddressMapFor, when > 0, has the wrapper wait this long for the address map.
+	AddressMapFor time.Duration `json:"address_map_for,omitempty"`
+}
+
+// AddressMapRequest gives Service slot Slot's placed set its address map.
+type AddressMapRequest struct {
+	Service   string            `json:"service"`
+	Slot      int               `json:"slot"`
+	Addresses map[string]string `json:"addresses"`
+}
+
+// UnplaceRequest takes back the set placed for Service slot Slot (back to image set
+// Set when possible).
+type UnplaceRequest struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	Set     string `json:"set,omitempty"`
+}
+
+func (a *Agent) serveTasks(ctx context.Context) ([]bus.Subscription, error) {
+	tr, _ := a.cfg.Restorer.(TaskRestorer)
+	handle := func(subject string, f func(ctx context.Context, data []byte, rep *OpReply) error) (bus.Subscription, error) {
+		return a.cfg.Bus.Subscribe(subject, func(m *bus.Msg) {
+			if !m.IsRequest() {
+				return
+			}
+			go func() {
+				start := time.Now()
+				var rep OpReply
+				if tr == nil {
+					rep.Error = fmt.Sprintf("the agent of node %s cannot restore swarm tasks (its restorer has no task placement; run it with a worker)", a.cfg.Node)
+				} else if err := f(ctx, m.Data, &rep); err != nil {
+					rep.Error = err.Error()
+				}
+				rep.MS = time.Since(start).Milliseconds()
+				a.respond(m, rep)
+			}()
+		})
+	}
+	var subs []bus.Subscription
+	undo := func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}
+	for subject, f := range map[string]func(ctx context.Context, data []byte, rep *OpReply) error{
+		PlaceSubject(a.cfg.Node): func(ctx context.Context, data []byte, rep *OpReply) error {
+			var req PlaceRequest
+			if err := json.Unmarshal(data, &req); err != nil {
+				return fmt.Errorf("bad place request: %w", err)
+			}
+			var err error
+			rep.Connections, rep.Closed, err = tr.PlaceTask(ctx, req)
+			return err
+		},
+		AddressMapSubject(a.cfg.Node): func(ctx context.Context, data []byte, rep *OpReply) error {
+			var req AddressMapRequest
+			if err := json.Unmarshal(data, &req); err != nil {
+				return fmt.Errorf("bad address map request: %w", err)
+			}
+			return tr.SetAddressMap(ctx, req.Service, req.Slot, req.Addresses)
+		},
+		UnplaceSubject(a.cfg.Node): func(ctx context.Context, data []byte, rep *OpReply) error {
+			var req UnplaceRequest
+			if err := json.Unmarshal(data, &req); err != nil {
+				return fmt.Errorf("bad unplace request: %w", err)
+			}
+			var err error
+			rep.Removed, rep.Container, err = tr.UnplaceTask(ctx, req.Service, req.Slot, req.Set)
+			return err
+		},
+	} {
+		s, err := handle(subject, f)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	return subs, nil
 }

@@ -186,3 +186,50 @@ func (e *Exec) DropSet(ctx context.Context, set string) error { return e.W.DropS
 
 // Remove implements nodeagent.Restorer.
 func (e *Exec) Remove(ctx context.Context, c string) error { return e.W.RemoveContainer(ctx, c) }
+
+var _ nodeagent.TaskRestorer = (*Exec)(nil)
+
+func (e *Exec) tasks() (worker.TaskService, error) {
+	t, ok := e.W.(worker.TaskService)
+	if !ok {
+		return nil, fmt.Errorf("workerexec: the worker of node %s cannot place sets for swarm tasks (update it)", e.Info.Node)
+	}
+	return t, nil
+}
+
+// PlaceTask implements nodeagent.TaskRestorer.
+func (e *Exec) PlaceTask(ctx context.Context, req nodeagent.PlaceRequest) (connections, closed []string, err error) {
+	t, err := e.tasks()
+	if err != nil {
+		return nil, nil, err
+	}
+	o := worker.TaskOptions{Service: req.Service, Slot: req.Slot}
+	now := time.Now()
+	if req.LockFor > 0 {
+		o.LockUntil = now.Add(req.LockFor)
+	}
+	if req.AddressMapFor > 0 {
+		o.AddressMapUntil = now.Add(req.AddressMapFor)
+	}
+	p, err := t.PlaceTask(ctx, req.Set, o)
+	return p.Connections, p.Closed, err
+}
+
+// SetAddressMap implements nodeagent.TaskRestorer.
+func (e *Exec) SetAddressMap(ctx context.Context, service string, slot int, addresses map[string]string) error {
+	t, err := e.tasks()
+	if err != nil {
+		return err
+	}
+	return t.SetAddressMap(ctx, service, slot, addresses)
+}
+
+// UnplaceTask implements nodeagent.TaskRestorer.
+func (e *Exec) UnplaceTask(ctx context.Context, service string, slot int, set string) (bool, string, error) {
+	t, err := e.tasks()
+	if err != nil {
+		return false, "", err
+	}
+	r, err := t.UnplaceTask(ctx, service, slot, set)
+	return r.Removed, r.Claimed, err
+}

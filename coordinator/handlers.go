@@ -105,6 +105,13 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 	if err := m.Complete(); err != nil {
 		return nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
+	switch req.Mode {
+	case "", api.ModeExact:
+	case api.ModeSwarm:
+		return s.restoreSwarm(ctx, m, req) // swarmrestore.go
+	default:
+		return nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
+	}
 	var nodes []string
 	for _, w := range s.live.live() {
 		nodes = append(nodes, w.Node)
@@ -170,6 +177,18 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		case c.Node != req.From:
 			targets[c.Key()] = c.Node
 		}
+	}
+	if req.Mode == api.ModeSwarm {
+		// Swarm places the tasks: steer it with a constraint (kept on the services).
+		c := "node.hostname==" + req.To
+		if req.From != "" {
+			c = "node.hostname!=" + req.From
+		}
+		res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}})
+		if err != nil {
+			return s.rollback(ctx, m, err)
+		}
+		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 	}
 	plan, err := PlanTargets(m, targets, nodes, true)
 	if err != nil {

@@ -530,14 +530,25 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 }
 
 const restoreUsage = `
-Usage: swarmckpt restore <snapshot> [--node SERVICE.SLOT=NODE ...] [--on-original]
+Usage: swarmckpt restore <snapshot> [--mode exact|swarm] [--node SERVICE.SLOT=NODE ...] [--on-original]
 
-Restores every container of a committed snapshot: by default each on a node other than
-the one it was dumped on (round robin over nodes with a live worker); --node pins one.
-Image files are streamed to the target node and their sha256 verified before restore.
+Restores every container of a committed snapshot, all or nothing. The stack's services
+are scaled to 0 first (no duplicates). Image files are streamed to the target nodes and
+their sha256 verified before restore. Connections between the restored containers are
+kept in both modes.
+
+--mode exact (default): every container comes back as a standalone container on its
+  original IP address and aliases: by default each on a node other than the one it was
+  dumped on (round robin over nodes with a live worker); --node pins one. Swarm no
+  longer supervises them.
+--mode swarm: every container comes back as its service's own swarm task (docker
+  service ps shows it Running; swarm restarts and reschedules it), on the node and new
+  IP address swarm picks; the images are rewritten for the new addresses. --node is
+  refused (swarm places tasks). See docs/restore.md.
 
 Examples:
   swarmckpt restore bank-20261122-021500-1a2b3c
+  swarmckpt restore bank-20261122-021500-1a2b3c --mode swarm
   swarmckpt restore bank-20261122-021500-1a2b3c --node bank_holder.1=lab-3 --node bank_holder.2=lab-1
 `
 
@@ -558,9 +569,16 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	targets := multiFlag{}
 	fs.Var(targets, "node", "SERVICE.SLOT=NODE: restore that container on NODE (repeatable)")
 	onOrig := fs.Bool("on-original", false, "allow restoring on the original nodes")
+	mode := fs.String("mode", api.ModeExact, "exact (standalone containers on their original IPs) or swarm (swarm's own tasks on new IPs)")
 	pos, err := f.parse(c, fs, restoreUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
+	}
+	if *mode != api.ModeExact && *mode != api.ModeSwarm {
+		return usagef("--mode must be exact or swarm, not %q", *mode)
+	}
+	if *mode == api.ModeSwarm && len(targets) > 0 {
+		return usagef("--node cannot be used with --mode swarm: swarm places the tasks (use --mode exact to choose nodes)")
 	}
 	cl, disconnect, err := f.dial(ctx, c, pos[0])
 	if err != nil {
@@ -569,7 +587,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig})
+	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode})
 	if err != nil {
 		return apiExit(err)
 	}
@@ -584,19 +602,30 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	for _, k := range keys {
 		fmt.Fprintf(c.stdout, "%s -> %s (container %s)\n", k, res.Targets[k], res.Containers[k])
 	}
+	if res.Mode == api.ModeSwarm {
+		fmt.Fprintf(c.stdout, "as swarm tasks; address map: %s\n", mapString(res.Addresses))
+		for _, cl := range res.Closed {
+			fmt.Fprintf(c.stdout, "connection closed at restore: %s\n", cl)
+		}
+	}
 	fmt.Fprintf(c.stdout, "restored %s in %dms\n", res.ID, res.TotalMS)
 	return nil
 }
 
 const migrateUsage = `
-Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME]
+Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--mode exact|swarm]
 
 Moves a stack cold: a snapshot that stops the containers after their dump, then a
 restore on the target (--to: every container on NODE; --from: every container of NODE
 elsewhere). If the restore fails, the originals are restored where they were.
+--mode as for restore (default exact); with --mode swarm the move is a placement
+constraint added to the stack's services (node.hostname==NODE for --to,
+node.hostname!=NODE for --from), which stays: remove it with
+'docker service update --constraint-rm ...' to let swarm place them freely again.
 
 Examples:
   swarmckpt migrate echo --to lab-3
+  swarmckpt migrate echo --to lab-3 --mode swarm
   swarmckpt migrate bank --from lab-2
 `
 
@@ -605,9 +634,13 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	to := fs.String("to", "", "move every container of the stack to this node")
 	from := fs.String("from", "", "move every container off this node")
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
 		return err
+	}
+	if *mode != api.ModeExact && *mode != api.ModeSwarm {
+		return usagef("--mode must be exact or swarm, not %q", *mode)
 	}
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")
@@ -624,7 +657,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	var res *api.MigrateResult
 	go func() {
 		var err error
-		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo})
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
 		done <- err
 	}()
 	gone := coordinatorGone(ctx, cl)
@@ -643,8 +676,25 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	} else if res != nil && res.Snapshot != nil {
 		printSummary(c.stdout, res.Snapshot)
 		if res.Restore != nil {
+			if res.Restore.Mode == api.ModeSwarm {
+				fmt.Fprintf(c.stdout, "restored as swarm tasks on %s; address map: %s\n", mapString(res.Restore.Targets), mapString(res.Restore.Addresses))
+			}
 			fmt.Fprintf(c.stdout, "restored in %dms\n", res.Restore.TotalMS)
 		}
 	}
 	return apiExit(err)
+}
+
+// mapString prints a map sorted by key: "a->b, c->d".
+func mapString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"->"+m[k])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -160,7 +160,21 @@ type RestoreRequest struct {
 	Targets map[string]string `json:"targets,omitempty"`
 	// OnOriginal allows the original nodes.
 	OnOriginal bool `json:"on_original,omitempty"`
+	// Mode is ModeExact (default: standalone containers on their original addresses)
+	// or ModeSwarm (swarm's own replacement tasks, restored on new addresses with the
+	// set's connections kept by rewriting both ends; swarm picks the nodes, Targets
+	// must be empty). See docs/restore.md.
+	Mode string `json:"mode,omitempty"`
+	// Constraints (ModeSwarm) are added to the services' placement constraints
+	// before swarm starts the replacement tasks, e.g. "node.hostname!=lab-1".
+	Constraints []string `json:"constraints,omitempty"`
 }
+
+// Restore modes.
+const (
+	ModeExact = "exact"
+	ModeSwarm = "swarm"
+)
 
 // RestoreResult is the outcome of a restore.
 type RestoreResult struct {
@@ -169,6 +183,13 @@ type RestoreResult struct {
 	// Containers is the new container id per SERVICE.SLOT.
 	Containers map[string]string `json:"containers,omitempty"`
 	TotalMS    int64             `json:"total_ms"`
+	// Mode is the restore mode used.
+	Mode string `json:"mode,omitempty"`
+	// Addresses (ModeSwarm) is the address map applied: old IP -> new IP.
+	Addresses map[string]string `json:"addresses,omitempty"`
+	// Closed (ModeSwarm) lists connections closed at restore (none when every
+	// connection stays inside the restored set).
+	Closed []string `json:"closed,omitempty"`
 }
 
 // MigrateRequest moves a stack (cold) to or away from a node.
@@ -178,6 +199,8 @@ type MigrateRequest struct {
 	From      string `json:"from,omitempty"`
 	Algorithm string `json:"algorithm,omitempty"`
 	ID        string `json:"id,omitempty"`
+	// Mode is the restore mode (RestoreRequest.Mode).
+	Mode string `json:"mode,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

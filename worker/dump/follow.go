@@ -24,7 +24,7 @@ import (
 type follower struct {
 	dir     string
 	files   map[string]*followed
-	hasher  *imageset.ChunkHasher // sha256 on a goroutine of its own, next to reading and sending
+	buf     []byte
 	sink    Sink
 	sinkErr error
 }
@@ -42,7 +42,7 @@ func followable(name string) bool {
 }
 
 func newFollower(dir string, sink Sink) *follower {
-	return &follower{dir: dir, files: map[string]*followed{}, hasher: imageset.NewChunkHasher(4, 1<<20), sink: sink}
+	return &follower{dir: dir, files: map[string]*followed{}, buf: make([]byte, 1<<20), sink: sink}
 }
 
 // send hands p for name to the sink; after the sink's first error it is not used again.
@@ -79,14 +79,11 @@ func (fl *follower) pass() {
 			continue
 		}
 		for {
-			b := fl.hasher.Buffer()
-			n, err := x.f.ReadAt(b, x.off)
+			n, err := x.f.ReadAt(fl.buf, x.off)
 			if n > 0 {
-				fl.hasher.Hash(x.h, b[:n])
-				fl.send(e.Name(), b[:n])
+				x.h.Write(fl.buf[:n])
+				fl.send(e.Name(), fl.buf[:n])
 				x.off += int64(n)
-			} else {
-				fl.hasher.Release(b)
 			}
 			if err == io.EOF || n == 0 {
 				break
@@ -116,7 +113,6 @@ func (fl *follower) run(stop <-chan struct{}, interval time.Duration) (known map
 }
 
 func (fl *follower) result() (map[string]imageset.File, map[string]bool) {
-	fl.hasher.Close()
 	out := map[string]imageset.File{}
 	streamed := map[string]bool{}
 	for name, x := range fl.files {

@@ -42,8 +42,6 @@ const (
 	maxManifest = 64 << 20
 	// maxLiveFiles bounds how many files a live stream may create.
 	maxLiveFiles = 100000
-	// liveBuffers is how many bufSize buffers a receiver has in flight (being hashed).
-	liveBuffers = 4
 )
 
 // LiveWriter writes a live stream to w. Its methods may be called from several
@@ -149,8 +147,7 @@ type liveFile struct {
 // is written, and returns the set as Verified only when the closing manifest lists
 // exactly the received files with matching sizes and sha256. On any error (bad or cut
 // stream, mismatch, disk full) dir is removed: nothing half-received stays behind.
-// Memory use is bounded by a few fixed buffers, whatever the size of the set: the sha256
-// runs on a second goroutine while the next chunk is read and written.
+// Memory use is bounded by one fixed buffer, whatever the size of the set.
 func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), DirMode); err != nil {
 		return v, fmt.Errorf("imageset: receive into %s: %w", dir, err)
@@ -178,10 +175,7 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 	}
 	files := map[string]*liveFile{}
 	var curName string
-	buf := make([]byte, 1)
-	// Hash on a second goroutine while the next chunk is read and written.
-	hasher := NewChunkHasher(liveBuffers, bufSize)
-	defer hasher.Close()
+	buf := make([]byte, bufSize)
 	var hdr [4]byte
 	for {
 		op, err := br.ReadByte()
@@ -216,10 +210,9 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			if _, err := io.ReadFull(br, mb); err != nil {
 				return v, fmt.Errorf("%w: stream cut inside the manifest: %w", ErrMissing, err)
 			}
-			if n, _ := br.Read(buf); n > 0 {
+			if n, _ := br.Read(buf[:1]); n > 0 {
 				return v, fmt.Errorf("%w: data after the manifest", ErrMissing)
 			}
-			hasher.Wait()
 			return finishLive(dir, mb, files)
 		case opAppend, opRestart:
 		default:
@@ -248,7 +241,6 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			files[name] = f
 		case op == opRestart:
 			flags |= os.O_TRUNC
-			hasher.Wait()
 			f.h.Reset()
 			f.n = 0
 		}
@@ -266,23 +258,13 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			}
 			curName = name
 		}
-		for left := size; left > 0; {
-			b := hasher.Buffer()
-			n, err := io.ReadFull(br, b[:min(int64(len(b)), left)])
-			if n > 0 {
-				if _, werr := cur.Write(b[:n]); werr != nil {
-					hasher.Release(b)
-					return v, fmt.Errorf("write %s: %w (is the disk full?)", f.path, werr)
-				}
-				hasher.Hash(f.h, b[:n])
-				f.n += int64(n)
-				left -= int64(n)
-			} else {
-				hasher.Release(b)
-			}
-			if err != nil {
-				return v, fmt.Errorf("%w: stream cut inside %s: %w", ErrMissing, name, err)
-			}
+		n, err := io.CopyBuffer(io.MultiWriter(cur, f.h), io.LimitReader(br, size), buf)
+		f.n += n
+		if err != nil {
+			return v, fmt.Errorf("write %s: %w (is the disk full?)", f.path, err)
+		}
+		if n != size {
+			return v, fmt.Errorf("%w: stream cut inside %s", ErrMissing, name)
 		}
 	}
 }

@@ -304,7 +304,7 @@ func (f *FakeExecutor) UnplaceTask(_ context.Context, service string, slot int, 
 		return false, claimed, nil
 	}
 	delete(f.tasks, k)
-	if set != "" && t.Addresses == nil {
+	if set != "" { // unclaimed: its images were never rewritten
 		f.sets[set] = true
 	}
 	return true, claimed, nil

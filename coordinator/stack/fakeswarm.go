@@ -1,0 +1,115 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// FakeSwarm is an in-memory Swarm for tests: ScaleServices creates tasks for slots
+// 1..N, assigns them to Nodes round robin and gives them addresses on Network from
+// Subnet (".10" up); Tasks calls Start for every task not yet running, which says what
+// the node made of it (running with a container, or still starting, or failed).
+type FakeSwarm struct {
+	Nodes   []string
+	Network string
+	Subnet  string // e.g. "10.1.0." (addresses Subnet+10, +11, ...)
+	// Start decides the state of a task that is not running yet; nil: it runs.
+	Start func(t Task) (state, container, errMsg string)
+	// FailScale makes ScaleServices fail.
+	FailScale error
+
+	mu       sync.Mutex
+	replicas map[string]uint64
+	tasks    []*Task
+	next     int
+	rr       int
+	// Constraints records the constraints ScaleServices was given.
+	Constraints []string
+	Stops       int
+}
+
+var _ Swarm = (*FakeSwarm)(nil)
+
+// StopStack implements Swarm: every task is shut down, every service at 0.
+func (f *FakeSwarm) StopStack(_ context.Context, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Stops++
+	for s := range f.replicas {
+		f.replicas[s] = 0
+	}
+	for _, t := range f.tasks {
+		t.DesiredState, t.State = "shutdown", "shutdown"
+	}
+	return nil
+}
+
+// ScaleServices implements Swarm.
+func (f *FakeSwarm) ScaleServices(_ context.Context, _ string, replicas map[string]uint64, constraints []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailScale != nil {
+		return f.FailScale
+	}
+	if f.replicas == nil {
+		f.replicas = map[string]uint64{}
+	}
+	f.Constraints = append(f.Constraints, constraints...)
+	names := make([]string, 0, len(replicas))
+	for s := range replicas {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	for _, s := range names {
+		f.replicas[s] = replicas[s]
+		for slot := 1; slot <= int(replicas[s]); slot++ {
+			f.next++
+			node := f.Nodes[f.rr%len(f.Nodes)]
+			f.rr++
+			f.tasks = append(f.tasks, &Task{Service: s, Slot: slot, TaskID: fmt.Sprintf("task%d", f.next), Node: node, NodeID: node,
+				DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
+				Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
+		}
+	}
+	return nil
+}
+
+// Tasks implements Swarm.
+func (f *FakeSwarm) Tasks(_ context.Context, _ string) ([]Task, error) {
+	f.mu.Lock()
+	pending := []*Task{}
+	for _, t := range f.tasks {
+		if t.DesiredState == "running" && t.State != "running" && t.State != "failed" {
+			pending = append(pending, t)
+		}
+	}
+	f.mu.Unlock()
+	for _, t := range pending {
+		state, ctr, msg := "running", "ctr-"+t.TaskID, ""
+		if f.Start != nil {
+			state, ctr, msg = f.Start(*t)
+		}
+		f.mu.Lock()
+		if t.DesiredState == "running" {
+			t.State, t.ContainerID, t.Err = state, ctr, msg
+		}
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Task, 0, len(f.tasks))
+	for _, t := range f.tasks {
+		out = append(out, *t)
+	}
+	return out, nil
+}
+
+// Replicas returns the replicas of service.
+func (f *FakeSwarm) Replicas(service string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.replicas[service]
+}

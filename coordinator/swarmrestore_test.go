@@ -1,0 +1,252 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// swarmEnv is three node agents with fake executors on an in-memory bus and a fake
+// swarm whose nodes "start" tasks the way the runtime wrapper does: a task whose slot
+// has a placed set waits for the address map (when one was announced), then claims it.
+type swarmEnv struct {
+	net   *bus.Network
+	execs map[string]*nodeagent.FakeExecutor
+	sw    *stack.FakeSwarm
+	mu    sync.Mutex
+	// started: task SERVICE.SLOT -> what the node restored it from (nil: fresh start).
+	started map[string]*nodeagent.FakeTask
+	// fresh, when set, makes that task start without its placed set (as on a node
+	// without a placement).
+	fresh  string
+	failed string // that task fails to start
+	never  string // that task never runs
+	events []api.Event
+}
+
+var swarmNodes = []string{"n1", "n2", "n3"}
+
+func newSwarmEnv(t *testing.T) *swarmEnv {
+	e := &swarmEnv{net: bus.NewNetwork(), execs: map[string]*nodeagent.FakeExecutor{}, started: map[string]*nodeagent.FakeTask{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, n := range swarmNodes {
+		ex := nodeagent.NewFakeExecutor(n)
+		ex.TransferAddr = n
+		ex.SendTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		e.execs[n] = ex
+		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
+			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(ctx) }()
+	}
+	e.sw = &stack.FakeSwarm{Nodes: []string{"n2", "n3", "n1"}, Network: "bank_net", Subnet: "10.1.0.", Start: e.start}
+	// The agents subscribe in Run: wait until one answers.
+	waitFor(t, "agents up", func() bool {
+		c, cl := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cl()
+		_, err := e.net.Connect().Request(c, nodeagent.UnplaceSubject("n3"), []byte(`{"service":"x","slot":1}`))
+		return err == nil
+	})
+	return e
+}
+
+func (e *swarmEnv) start(t stack.Task) (string, string, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ex := e.execs[t.Node]
+	id := "ctr-" + t.TaskID
+	switch t.Key() {
+	case e.failed:
+		return "failed", "", "starting container failed: swarmckpt-runtime: create: rewrite failed"
+	case e.never:
+		return "starting", "", ""
+	case e.fresh:
+		e.started[t.Key()] = nil
+		return "running", id, ""
+	}
+	if p := ex.PlacedTask(t.Service, t.Slot); p != nil && p.WaitMap && p.Addresses == nil {
+		return "starting", "", "" // the wrapper waits for the map in create
+	}
+	e.started[t.Key()] = ex.StartTask(t.Service, t.Slot, id)
+	return "running", id, ""
+}
+
+// bankManifest: three holders of one service, each dumped on its own node.
+func bankManifest() *store.Manifest {
+	m := &store.Manifest{ID: "bank-s", Stack: "bank", State: store.StateCommitted}
+	for i, n := range swarmNodes {
+		m.Containers = append(m.Containers, store.Container{Service: "bank_holder", Slot: i + 1, Node: n,
+			IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}, Networks: []string{"bank_net"},
+			Images: &store.ImageSet{Node: n, Durable: true}})
+	}
+	return m
+}
+
+func (e *swarmEnv) putSets(m *store.Manifest) {
+	for _, c := range m.Containers {
+		e.execs[c.Images.Node].PutSet(nodeagent.SetID(m.ID, c.Key()))
+	}
+}
+
+func (e *swarmEnv) restorer() *coordinator.SwarmRestore {
+	return &coordinator.SwarmRestore{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Swarm: e.sw,
+		Timeout: 5 * time.Second, TaskTimeout: 3 * time.Second, Poll: 5 * time.Millisecond,
+		Events: func(_ context.Context, ev api.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }}
+}
+
+// nothingLeft: no placement anywhere, every set back on its home node only, the stack
+// scaled to 0.
+func (e *swarmEnv) requireUndone(t *testing.T, m *store.Manifest) {
+	t.Helper()
+	for _, n := range swarmNodes {
+		if p := e.execs[n].Placed(); len(p) > 0 {
+			t.Errorf("placements left on %s after a failed restore: %v", n, p)
+		}
+	}
+	for _, c := range m.Containers {
+		set := nodeagent.SetID(m.ID, c.Key())
+		for _, n := range swarmNodes {
+			if has := e.execs[n].HasSet(set); has != (n == c.Images.Node) {
+				t.Errorf("set %s on %s: %v, want only on its home node %s", set, n, has, c.Images.Node)
+			}
+		}
+	}
+	if r := e.sw.Replicas("bank_holder"); r != 0 {
+		t.Errorf("bank_holder has %d replicas after a failed restore, want 0 (scaled down again)", r)
+	}
+}
+
+func TestSwarmRestoreRunsTasksFromTheirSetsWithOneAddressMap(t *testing.T) {
+	e := newSwarmEnv(t)
+	m := bankManifest()
+	e.putSets(m)
+	out, err := e.restorer().Run(context.Background(), m, swarmNodes, []string{"node.hostname!=n9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Swarm placed slot 1 on n2, 2 on n3, 3 on n1 with addresses .10, .11, .12.
+	want := map[string]string{"10.1.0.2": "10.1.0.10", "10.1.0.3": "10.1.0.11", "10.1.0.4": "10.1.0.12"}
+	if fmt.Sprint(out.Addresses) != fmt.Sprint(want) {
+		t.Fatalf("address map %v, want %v", out.Addresses, want)
+	}
+	for i, n := range []string{"n2", "n3", "n1"} {
+		key := fmt.Sprintf("bank_holder.%d", i+1)
+		ft := e.started[key]
+		if ft == nil {
+			t.Fatalf("task %s started fresh, not from its set", key)
+		}
+		if ft.Set != nodeagent.SetID(m.ID, key) || !ft.Locked || !ft.WaitMap || fmt.Sprint(ft.Addresses) != fmt.Sprint(want) {
+			t.Errorf("task %s restored from %+v, want set %s, locked, with the whole map", key, ft, nodeagent.SetID(m.ID, key))
+		}
+		if out.Targets[key] != n || out.Containers[key] == "" {
+			t.Errorf("outcome for %s: node %q container %q, want node %s", key, out.Targets[key], out.Containers[key], n)
+		}
+		if e.execs[n].IsLocked(out.Containers[key]) {
+			t.Errorf("task %s still locked after the restore", key)
+		}
+	}
+	for _, n := range swarmNodes {
+		if p := e.execs[n].Placed(); len(p) > 0 {
+			t.Errorf("unused placements left on %s: %v", n, p)
+		}
+	}
+	// Copies are gone; a home node that did not run its task has its set back.
+	for _, c := range m.Containers {
+		set := nodeagent.SetID(m.ID, c.Key())
+		for _, n := range swarmNodes {
+			has := e.execs[n].HasSet(set)
+			if n != c.Images.Node && has {
+				t.Errorf("copy of %s left on %s", set, n)
+			}
+			if n == c.Images.Node && out.Targets[c.Key()] != n && !has {
+				t.Errorf("set %s not returned to its home node %s", set, n)
+			}
+		}
+	}
+	if fmt.Sprint(e.sw.Constraints) != "[node.hostname!=n9]" || e.sw.Stops != 1 {
+		t.Errorf("constraints %v, stops %d", e.sw.Constraints, e.sw.Stops)
+	}
+}
+
+func TestSwarmRestoreFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(e *swarmEnv)
+		want string
+	}{
+		{"fresh start is not a restore", func(e *swarmEnv) { e.fresh = "bank_holder.2" }, "did not start from its checkpoint"},
+		{"task fails", func(e *swarmEnv) { e.failed = "bank_holder.3" }, "rewrite failed"},
+		{"task never runs", func(e *swarmEnv) { e.never = "bank_holder.1" }, "did not all run"},
+		{"placement fails", func(e *swarmEnv) { e.execs["n2"].FailPlace = map[string]error{"bank_holder.2": errors.New("disk full")} }, "disk full"},
+		{"scale fails", func(e *swarmEnv) { e.sw.FailScale = errors.New("update out of sequence") }, "out of sequence"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSwarmEnv(t)
+			m := bankManifest()
+			e.putSets(m)
+			tc.set(e)
+			_, err := e.restorer().Run(context.Background(), m, swarmNodes, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+			e.requireUndone(t, m)
+			var undone bool
+			for _, ev := range e.events {
+				undone = undone || ev.Phase == "undone"
+			}
+			if !undone {
+				t.Errorf("no 'undone' event: %+v", e.events)
+			}
+		})
+	}
+}
+
+func TestPlanSlotsAndAddressMap(t *testing.T) {
+	m := &store.Manifest{ID: "s", Containers: []store.Container{
+		{Service: "a", Slot: 5, IPs: []string{"10.0.0.5"}, Networks: []string{"net"}, Images: &store.ImageSet{Node: "n1"}},
+		{Service: "a", Slot: 2, IPs: []string{"10.0.0.2"}, Networks: []string{"net"}, Images: &store.ImageSet{Node: "n2"}},
+	}}
+	plan, replicas, err := coordinator.PlanSlots(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replicas["a"] != 2 || plan[0].Old.Slot != 2 || plan[0].Slot != 1 || plan[1].Old.Slot != 5 || plan[1].Slot != 2 || plan[1].Set != "s.a.5" || plan[1].Home != "n1" {
+		t.Fatalf("plan %+v replicas %v: want slots 2,5 -> 1,2", plan, replicas)
+	}
+	now := time.Now()
+	tasks := []stack.Task{
+		{Service: "a", Slot: 1, DesiredState: "shutdown", CreatedAt: now, Addresses: []stack.NetAddr{{Network: "net", IP: "10.0.0.99"}}},
+		{Service: "a", Slot: 1, DesiredState: "running", CreatedAt: now, Addresses: []stack.NetAddr{{Network: "net", IP: "10.0.0.7"}}},
+		{Service: "a", Slot: 2, DesiredState: "running", CreatedAt: now.Add(-time.Hour), Addresses: []stack.NetAddr{{Network: "net", IP: "10.0.0.98"}}},
+		{Service: "a", Slot: 2, DesiredState: "ready", CreatedAt: now, Addresses: []stack.NetAddr{{Network: "other", IP: "10.9.0.8"}}},
+	}
+	cur := coordinator.CurrentTasks(plan, tasks, now.Add(-time.Second))
+	am, missing, err := coordinator.BuildAddressMap(plan, cur)
+	if err != nil || fmt.Sprint(am) != "map[10.0.0.2:10.0.0.7]" || fmt.Sprint(missing) != "[a.2]" {
+		t.Fatalf("map %v missing %v err %v: want 10.0.0.2->10.0.0.7 and a.2 missing (no address on its network yet)", am, missing, err)
+	}
+	tasks[3].Addresses = append(tasks[3].Addresses, stack.NetAddr{Network: "net", IP: "10.0.0.7"})
+	cur = coordinator.CurrentTasks(plan, tasks, now.Add(-time.Second))
+	if _, _, err := coordinator.BuildAddressMap(plan, cur); err == nil || !strings.Contains(err.Error(), "two restored containers") {
+		t.Fatalf("one new address for two containers: %v", err)
+	}
+	if _, _, err := coordinator.PlanSlots(&store.Manifest{ID: "s", Containers: []store.Container{{ContainerID: "abc", Images: &store.ImageSet{Node: "n"}}}}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("standalone container in swarm mode: %v", err)
+	}
+}

@@ -193,7 +193,9 @@ func TestSwarmRestoreFailures(t *testing.T) {
 		{"fresh start is not a restore", func(e *swarmEnv) { e.fresh = "bank_holder.2" }, "did not start from its checkpoint"},
 		{"task fails", func(e *swarmEnv) { e.failed = "bank_holder.3" }, "rewrite failed"},
 		{"task never runs", func(e *swarmEnv) { e.never = "bank_holder.1" }, "did not all run"},
-		{"placement fails", func(e *swarmEnv) { e.execs["n2"].FailPlace = map[string]error{"bank_holder.2": errors.New("disk full")} }, "disk full"},
+		{"placement fails", func(e *swarmEnv) {
+			e.execs["n2"].FailPlace = map[string]error{"bank_holder.2": errors.New("disk full")}
+		}, "disk full"},
 		{"scale fails", func(e *swarmEnv) { e.sw.FailScale = errors.New("update out of sequence") }, "out of sequence"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

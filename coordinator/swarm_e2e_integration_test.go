@@ -1,0 +1,298 @@
+package coordinator_test
+
+// Swarm-mode restore end to end on its own 3-node lab (lab name "sw<pid>"): the bank
+// stack snapshotted and restored with --mode swarm comes back as swarm's own tasks on
+// new addresses with every connection kept; the echo stack migrated with --mode swarm
+// keeps its TCP connection. Gated like e2e_integration_test.go:
+//   SWARMCKPT_INTEGRATION=1 go test -run IntegrationSwarmMode -v ./coordinator/
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+func setupSwarmE2E(t *testing.T) *e2e {
+	if r := lab.IntegrationSkipReason(); r != "" {
+		t.Skip(r)
+	}
+	images, err := lab.ImageDirForTests()
+	if err != nil {
+		t.Skip("SKIP INTEGRATION: " + err.Error())
+	}
+	if _, err := os.Stat(filepath.Join(images, "bank.tar")); err != nil {
+		t.Skipf("SKIP INTEGRATION: no workload images in %s: run 'make images'", images)
+	}
+	e := &e2e{t: t, name: fmt.Sprintf("sw%d", os.Getpid()%10000), dir: t.TempDir(),
+		workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
+	e.bin = filepath.Join(e.dir, "swarmckpt")
+	for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(e.dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Dir = repoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	for i := range e.ports {
+		e.ports[i] = freePort(t)
+	}
+	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
+	// The lab's dockerds inherit this: swarm's task manager then skips its registry pull
+	// before starting a task (no registry is reachable here, and the DNS timeout of that
+	// pull costs ~20 s per task start; docs/restore.md "Swarm mode").
+	t.Setenv("DOCKER_SERVICE_PREFER_OFFLINE_IMAGE", "1")
+	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons=false"); code != 0 {
+		t.Fatalf("lab up: %s", out)
+	}
+	t.Cleanup(func() {
+		for _, c := range []*exec.Cmd{e.coord} {
+			if c != nil && c.Process != nil {
+				_ = c.Process.Kill()
+			}
+		}
+		for _, m := range []map[string]*exec.Cmd{e.agents, e.workers} {
+			for _, c := range m {
+				_ = c.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			for _, f := range []string{"coordinator", "worker-" + e.name + "-1", "worker-" + e.name + "-2", "worker-" + e.name + "-3"} {
+				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
+				t.Logf("--- %s.log (tail) ---\n%s", f, tail(string(b), 3000))
+			}
+		}
+		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
+			t.Errorf("lab down: %s", out)
+		}
+	})
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
+		filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"), "bank"); code != 0 {
+		t.Fatalf("lab deploy: %s", out)
+	}
+	for i := 1; i <= 3; i++ {
+		e.startWorker(i)
+	}
+	e.startCoordinator()
+	for i := 1; i <= 3; i++ {
+		e.startAgent(i)
+	}
+	waitLong(t, "bank healthy", func() bool { _, ok := e.bankOK(); return ok })
+	return e
+}
+
+func (e *e2e) dockerOut(node string, args ...string) (string, error) {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+var sentRE = regexp.MustCompile(`sent=(\d+)`)
+
+// holderSent is the last "sent=N" progress counter in a holder container's log.
+func (e *e2e) holderSent(node, id string) int {
+	out, _ := e.dockerOut(node, "logs", id)
+	m := sentRE.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+func TestIntegrationSwarmMode(t *testing.T) {
+	e := setupSwarmE2E(t)
+	manager := e.name + "-1"
+
+	t.Run("BankRestoredAsSwarmTasks", func(t *testing.T) {
+		e.t = t
+		if out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-sw"); code != 0 {
+			t.Fatalf("snapshot: exit %d\n%s", code, out)
+		}
+		m := e.manifest("bank-sw")
+		old := map[string]bool{}
+		for _, c := range m.Containers {
+			for _, ip := range c.IPs {
+				old[ip] = true
+			}
+		}
+		start := time.Now()
+		out, code := e.ctl(5*time.Minute, "restore", "bank-sw", "--mode", "swarm", "--output", "json")
+		if code != 0 {
+			t.Fatalf("restore --mode swarm: exit %d\n%s", code, out)
+		}
+		t.Logf("restore --mode swarm took %s", time.Since(start).Round(time.Millisecond))
+		var res api.RestoreResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("restore output: %v\n%s", err, out)
+		}
+		if res.Mode != api.ModeSwarm || len(res.Addresses) != 5 || len(res.Containers) != 5 || len(res.Closed) != 0 {
+			t.Fatalf("restore result: %+v", res)
+		}
+		// Swarm's own tasks, one per slot, running, on new addresses.
+		ps, err := e.dockerOut(manager, "service", "ps", "bank_holder", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}} {{.CurrentState}}")
+		if err != nil {
+			t.Fatalf("service ps: %v\n%s", err, ps)
+		}
+		lines := strings.Split(strings.TrimSpace(ps), "\n")
+		names := map[string]bool{}
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) < 3 || f[2] != "Running" {
+				t.Errorf("task not running: %q", l)
+				continue
+			}
+			names[f[0]] = true
+		}
+		if len(lines) != 5 || len(names) != 5 {
+			t.Fatalf("docker service ps bank_holder shows %d running tasks (%d slots), want 5 distinct:\n%s", len(lines), len(names), ps)
+		}
+		t.Logf("docker service ps bank_holder:\n%s", ps)
+		var newIPs []string
+		for o, n := range res.Addresses {
+			if !old[o] {
+				t.Errorf("address map key %s is not a snapshot address (%v)", o, old)
+			}
+			newIPs = append(newIPs, n)
+		}
+		sort.Strings(newIPs)
+		tasks, _ := e.dockerOut(manager, "service", "ps", "bank_holder", "-q", "--filter", "desired-state=running")
+		var taskIPs []string
+		for _, id := range strings.Fields(tasks) {
+			o, _ := e.dockerOut(manager, "inspect", id, "--format", "{{range .NetworksAttachments}}{{if eq .Network.Spec.Name \"bank_net\"}}{{range .Addresses}}{{.}} {{end}}{{end}}{{end}}")
+			for _, a := range strings.Fields(o) {
+				taskIPs = append(taskIPs, strings.Split(a, "/")[0])
+			}
+		}
+		sort.Strings(taskIPs)
+		if fmt.Sprint(newIPs) != fmt.Sprint(taskIPs) {
+			t.Errorf("address map targets %v are not the running tasks' addresses %v", newIPs, taskIPs)
+		}
+		// No duplicates: exactly 5 holder containers run in the whole lab, all swarm tasks.
+		type holder struct{ node, id string }
+		var holders []holder
+		for i := 1; i <= 3; i++ {
+			node := fmt.Sprintf("%s-%d", e.name, i)
+			o, _ := e.dockerOut(node, "ps", "-q", "--filter", "name=bank_holder")
+			for _, id := range strings.Fields(o) {
+				lbl, _ := e.dockerOut(node, "inspect", id, "--format", "{{index .Config.Labels \"com.docker.swarm.task.id\"}}")
+				if strings.TrimSpace(lbl) == "" {
+					t.Errorf("holder container %s on %s is not a swarm task", id, node)
+				}
+				holders = append(holders, holder{node, id})
+			}
+		}
+		if len(holders) != 5 {
+			t.Fatalf("%d bank holder containers run in the lab, want 5 (no duplicates)", len(holders))
+		}
+		// The audit reaches the holders by the service's short name: the total holds.
+		cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--settle", "2m", "--service", "holder", "--count", "5")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(manager))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restored bank lost or created money (or 'holder' does not resolve):\n%s", tail(string(out), 2500))
+		} else {
+			t.Logf("audit: %s", strings.TrimSpace(tail(string(out), 120)))
+		}
+		// Transfers continue, on the restored connections (no reset, no reconnect).
+		before := map[string]int{}
+		for _, h := range holders {
+			before[h.id] = e.holderSent(h.node, h.id)
+		}
+		waitLong(t, "every holder sending more transfers", func() bool {
+			for _, h := range holders {
+				if e.holderSent(h.node, h.id) <= before[h.id] {
+					return false
+				}
+			}
+			return true
+		})
+		for _, h := range holders {
+			lg, _ := e.dockerOut(h.node, "logs", h.id)
+			for _, bad := range []string{"reset by peer", "connection to peer lost", "RECONNECT"} {
+				if strings.Contains(lg, bad) {
+					t.Errorf("restored holder %s on %s: %q in its log:\n%s", h.id, h.node, bad, tail(lg, 1500))
+				}
+			}
+		}
+	})
+
+	t.Run("EchoMigratedAsSwarmTasksKeepsItsConnection", func(t *testing.T) {
+		e.t = t
+		images, _ := lab.ImageDirForTests()
+		if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
+			filepath.Join(repoRoot(), "deploy", "examples", "echo.yml"), "echo"); code != 0 {
+			t.Fatalf("lab deploy echo: %s", out)
+		}
+		status := func(node string) (map[string]any, bool) {
+			id, err := e.dockerOut(node, "ps", "-q", "--filter", "name=echo_client")
+			if err != nil || len(strings.Fields(id)) == 0 {
+				return nil, false
+			}
+			out, err := e.dockerOut(node, "exec", strings.Fields(id)[0], "/echo", "get", "/status")
+			if err != nil {
+				return nil, false
+			}
+			var st map[string]any
+			if json.Unmarshal([]byte(out), &st) != nil {
+				return nil, false
+			}
+			return st, true
+		}
+		from := ""
+		waitLong(t, "echo client healthy before the migration", func() bool {
+			for i := 2; i <= 3; i++ {
+				n := fmt.Sprintf("%s-%d", e.name, i)
+				if st, ok := status(n); ok && st["healthy"] == true {
+					from = n
+					return true
+				}
+			}
+			return false
+		})
+		// The server is pinned to the manager (echo.yml), the client to workers: move the
+		// client off its node; both come back as swarm tasks on new addresses.
+		out, code := e.ctl(5*time.Minute, "migrate", "echo", "--from", from, "--mode", "swarm")
+		if code != 0 {
+			t.Fatalf("migrate --mode swarm: exit %d\n%s", code, out)
+		}
+		t.Logf("migrate output:\n%s", tail(out, 800))
+		ps, _ := e.dockerOut(manager, "service", "ps", "echo_client", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}} {{.CurrentState}}")
+		f := strings.Fields(ps)
+		if len(strings.Split(strings.TrimSpace(ps), "\n")) != 1 || len(f) < 3 || f[1] == from || f[2] != "Running" {
+			t.Fatalf("echo_client tasks after migrating off %s:\n%s", from, ps)
+		}
+		to := f[1]
+		var st map[string]any
+		waitLong(t, "migrated echo client answering", func() bool {
+			s, ok := status(to)
+			if ok && s["healthy"] == true {
+				st = s
+				return true
+			}
+			return false
+		})
+		for _, k := range []string{"reconnects", "gaps", "duplicates", "lost_on_reconnect"} {
+			if v, _ := st[k].(float64); v != 0 {
+				t.Errorf("%s = %v after migration, want 0 (status %v)", k, v, st)
+			}
+		}
+		if v, _ := st["conn_id"].(float64); v != 1 {
+			t.Errorf("conn_id = %v: the client reconnected instead of keeping its TCP connection", v)
+		}
+		t.Logf("echo client on %s after migrate: seq=%v conn_id=%v gaps=%v max_reply_gap_ms=%v", to, st["seq"], st["conn_id"], st["gaps"], st["max_reply_gap_ms"])
+		if _, err := e.dockerOut(manager, "service", "ps", "echo_server"); err != nil {
+			t.Errorf("echo_server service gone: %v", err)
+		}
+	})
+}

@@ -178,6 +178,16 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 			if w, ok := healthcheckWarning(s.Spec.Name, cs.Healthcheck); ok {
 				st.Warnings = append(st.Warnings, w)
 			}
+			if cs.Init != nil && *cs.Init {
+				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
+					Problem: "runs with init: true: Docker bind-mounts its init at /sbin/docker-init, the restored container is created without it, and CRIU's restore fails (\"mnt: No mapping for ... mountpoint\"); snapshots work, restore and migrate do not",
+					Fix:     "remove init: true from the service (put an init such as tini into the image if the program needs one)"})
+			}
+		}
+		if lost := notRestored(s.Spec); len(lost) > 0 {
+			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
+				Problem: "restore does not carry " + strings.Join(lost, ", ") + ": the restored container runs without them",
+				Fix:     "after a restore, re-apply them by hand (docker update for limits), or reach the service over the stack's overlay network instead of published ports"})
 		}
 		if s.Spec.EndpointSpec == nil || s.Spec.EndpointSpec.Mode == "" || s.Spec.EndpointSpec.Mode == swarm.ResolutionModeVIP {
 			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
@@ -225,6 +235,50 @@ func healthcheckWarning(service string, hc *container.HealthConfig) (Warning, bo
 		Problem: fmt.Sprintf("has a healthcheck (every %s, %d retries): its exec fails while a snapshot freezes the container, so a freeze longer than about %s makes Docker mark the task unhealthy and swarm replace it (the running process and its memory are lost)",
 			interval, retries, interval*time.Duration(retries)),
 		Fix: "keep interval x retries well above the longest freeze (the FROZEN column of 'swarmckpt snapshot'), or probe the service from outside its container"}, true
+}
+
+// notRestored lists the settings of a service that a restored container does not get
+// (restore recreates it from image, command, env, user, mounts and network; tried with
+// third-party stacks: a published port and a memory limit were gone after restore).
+func notRestored(spec swarm.ServiceSpec) []string {
+	var out []string
+	if ep := spec.EndpointSpec; ep != nil {
+		for _, p := range ep.Ports {
+			if p.PublishedPort != 0 {
+				out = append(out, fmt.Sprintf("published port %d->%d/%s", p.PublishedPort, p.TargetPort, p.Protocol))
+			}
+		}
+	}
+	if r := spec.TaskTemplate.Resources; r != nil && r.Limits != nil {
+		if r.Limits.MemoryBytes > 0 {
+			out = append(out, fmt.Sprintf("memory limit %d MiB", r.Limits.MemoryBytes>>20))
+		}
+		if r.Limits.NanoCPUs > 0 {
+			out = append(out, fmt.Sprintf("CPU limit %g", float64(r.Limits.NanoCPUs)/1e9))
+		}
+		if r.Limits.Pids > 0 {
+			out = append(out, fmt.Sprintf("pids limit %d", r.Limits.Pids))
+		}
+	}
+	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
+		for _, x := range []struct {
+			set  bool
+			name string
+		}{
+			{len(cs.CapabilityAdd) > 0, "cap_add " + strings.Join(cs.CapabilityAdd, ",")},
+			{len(cs.CapabilityDrop) > 0, "cap_drop " + strings.Join(cs.CapabilityDrop, ",")},
+			{len(cs.Ulimits) > 0, "ulimits"},
+			{len(cs.Sysctls) > 0, "sysctls"},
+			{len(cs.Hosts) > 0, "extra_hosts"},
+			{cs.ReadOnly, "read_only"},
+			{cs.StopSignal != "", "stop_signal " + cs.StopSignal},
+		} {
+			if x.set {
+				out = append(out, x.name)
+			}
+		}
+	}
+	return out
 }
 
 func stripDigest(img string) string {

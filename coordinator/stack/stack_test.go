@@ -140,3 +140,31 @@ func TestBuildWarnsAboutHealthchecks(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildWarnsAboutWhatRestoreDoesNotCarry(t *testing.T) {
+	yes := true
+	services := []swarm.Service{svc("s1", "redis_server", 1, swarm.ResolutionModeDNSRR)}
+	services[0].Spec.TaskTemplate.ContainerSpec.Init = &yes
+	services[0].Spec.TaskTemplate.ContainerSpec.CapabilityAdd = []string{"NET_ADMIN"}
+	services[0].Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 256 << 20}}
+	services[0].Spec.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 6379, PublishedPort: 16379, PublishMode: swarm.PortConfigPublishModeHost}}
+	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.1.0/24", "10.0.1.2/24")}
+	st, err := Build("redis", services, tasks, nodes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, w := range st.Warnings {
+		all = append(all, w.String())
+	}
+	text := strings.Join(all, "\n")
+	for _, want := range []string{"init: true", "/sbin/docker-init", "published port 16379->6379/tcp", "memory limit 256 MiB", "cap_add NET_ADMIN"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("warnings lack %q:\n%s", want, text)
+		}
+	}
+	// A plain service (the bank of TestBuild) gets none of these.
+	if got := notRestored(svc("s2", "plain", 1, swarm.ResolutionModeDNSRR).Spec); len(got) != 0 {
+		t.Errorf("notRestored of a plain service = %v", got)
+	}
+}

@@ -183,6 +183,11 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 					Problem: "runs with init: true: Docker bind-mounts its init at /sbin/docker-init, the restored container is created without it, and CRIU's restore fails (\"mnt: No mapping for ... mountpoint\"); snapshots work, restore and migrate do not",
 					Fix:     "remove init: true from the service (put an init such as tini into the image if the program needs one)"})
 			}
+			if len(cs.Secrets)+len(cs.Configs) > 0 {
+				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
+					Problem: fmt.Sprintf("uses %d swarm secret(s) and %d config(s): swarm mounts them as files, the restored container is created without those mounts, and CRIU's restore fails (\"mnt: No mapping for ... mountpoint\"); snapshots work, restore and migrate do not", len(cs.Secrets), len(cs.Configs)),
+					Fix:     "pass such values another way (environment, or a file in a volume or the image) until restore carries secrets and configs"})
+			}
 		}
 		if lost := notRestored(s.Spec); len(lost) > 0 {
 			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,

@@ -146,6 +146,7 @@ func TestBuildWarnsAboutWhatRestoreDoesNotCarry(t *testing.T) {
 	services := []swarm.Service{svc("s1", "redis_server", 1, swarm.ResolutionModeDNSRR)}
 	services[0].Spec.TaskTemplate.ContainerSpec.Init = &yes
 	services[0].Spec.TaskTemplate.ContainerSpec.CapabilityAdd = []string{"NET_ADMIN"}
+	services[0].Spec.TaskTemplate.ContainerSpec.Secrets = []*swarm.SecretReference{{SecretName: "pw"}}
 	services[0].Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 256 << 20}}
 	services[0].Spec.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 6379, PublishedPort: 16379, PublishMode: swarm.PortConfigPublishModeHost}}
 	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.1.0/24", "10.0.1.2/24")}
@@ -158,7 +159,7 @@ func TestBuildWarnsAboutWhatRestoreDoesNotCarry(t *testing.T) {
 		all = append(all, w.String())
 	}
 	text := strings.Join(all, "\n")
-	for _, want := range []string{"init: true", "/sbin/docker-init", "published port 16379->6379/tcp", "memory limit 256 MiB", "cap_add NET_ADMIN"} {
+	for _, want := range []string{"init: true", "/sbin/docker-init", "published port 16379->6379/tcp", "memory limit 256 MiB", "cap_add NET_ADMIN", "1 swarm secret(s) and 0 config(s)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("warnings lack %q:\n%s", want, text)
 		}

@@ -3,11 +3,13 @@
 // line per case (see README in docs/dataplane.md):
 //
 //	BENCH dump size_mib=N docker_s=.. runc_s=.. ours_s=.. vs_docker=.. vs_runc=..
-//	BENCH restore size_mib=N docker_s=.. ours_s=.. vs_docker=..
-//	BENCH migrate size_mib=N mode=cold downtime_s=.. total_s=.. worker_rss_mib=..
+//	BENCH restore size_mib=N docker_s=.. ours_s=.. vs_docker=.. floor_s=.. docker_vs_floor=..
+//	BENCH migrate size_mib=N mode=cold downtime_s=.. dump_s=.. send_s=.. restore_s=.. worker_rss_mib=..
+//	BENCH migrate size_mib=N mode=cold-streamed downtime_s=.. dump_s=.. criu_s=.. restore_s=.. worker_rss_mib=..
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
+// [--cases dump,restore,cold,cold-streamed,post-copy] [--logs DIR]
 package main
 
 import (
@@ -51,7 +53,7 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold-sequential,cold,post-copy", "cases to run (comma separated)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,post-copy", "cases to run (comma separated)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
@@ -170,10 +172,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds())
 
 		}
-		// migrate (cold): dump with exit on node 1, stream to node 2, restore there.
-		// migrate (cold-sequential): dump with exit on node 1, then send the set, then
-		// restore on node 2 (three passes one after the other, as before DumpTo).
-		if want["cold-sequential"] {
+		// migrate (cold): dump with exit on node 1, then send the set, then restore on
+		// node 2 (three passes one after the other).
+		if want["cold"] {
 			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
@@ -197,15 +198,16 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold-sequential downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+			coldDowntime = downtime
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
 				mib, downtime.Seconds(), tDump.Seconds(), sm.DumpCPUSeconds, tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
 				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)
 		}
-		// migrate (cold): DumpTo on node 1 streams the images to node 2 while CRIU
+		// migrate (cold-streamed): DumpTo on node 1 streams the images to node 2 while CRIU
 		// writes them (exit), then restore on node 2. downtime_s = dump start to the
 		// restored container running; dump_s includes the end of the stream.
-		if want["cold"] {
+		if want["cold-streamed"] {
 			mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
@@ -225,8 +227,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
-			coldDowntime = downtime
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold-streamed downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
 				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
 				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)

@@ -358,7 +358,6 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		}
 		mu.Lock()
 		placed[nodeSlot{j.node, j.p.Key()}] = true
-		delete(copied, nodeSlot{j.node, j.p.Set}) // the placement holds the copy now
 		for _, c := range rep.Closed {
 			closed[c] = true
 		}
@@ -493,6 +492,14 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	}
 	if err := errors.Join(verr...); err != nil {
 		return nil, undo(err)
+	}
+
+	// The copies made for the placements go (best effort: a copy left behind is only
+	// disk space, and 'swarmckpt rm' does not know about it, so say so).
+	for ns := range copied {
+		if _, err := ag.call(ctx, nodeagent.DropSubject(ns.node), nodeagent.DropRequest{Set: ns.key}); err != nil {
+			log.Warn("drop a copy made for a swarm-mode restore (delete it by hand)", "node", ns.node, "set", ns.key, "err", err)
+		}
 	}
 
 	// Unlock all together: no restored task accepted a packet before every socket of

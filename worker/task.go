@@ -12,14 +12,14 @@ import (
 // replacement task is restored by the runtime wrapper from a set placed for its
 // service slot (docs/restore.md). *Worker and *Client implement it.
 type TaskService interface {
-	// PlaceTask verifies image set setID and places it for the next task of
-	// o.Service slot o.Slot on this node.
+	// PlaceTask verifies image set setID and places a hard-linked copy of it for the
+	// next task of o.Service slot o.Slot on this node (the set itself stays).
 	PlaceTask(ctx context.Context, setID string, o TaskOptions) (TaskPlacement, error)
 	// SetAddressMap gives the wrapper the address map (old IP -> new IP of every
 	// container of the restored set) for the set placed for service slot.
 	SetAddressMap(ctx context.Context, service string, slot int, addresses map[string]string) error
 	// UnplaceTask takes back the set placed for service slot when no task claimed it
-	// (moved back to image set setID when possible, else deleted) and says which
+	// (deleted; moved back to image set setID if that is gone) and says which
 	// container claimed it, if one did.
 	UnplaceTask(ctx context.Context, service string, slot int, setID string) (TaskRelease, error)
 }

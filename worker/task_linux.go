@@ -92,7 +92,6 @@ func (w *Worker) verifiedSet(setID string) (imageset.Verified, error) {
 	}
 	w.recvMu.Lock()
 	cached, ok := w.verified[setID]
-	delete(w.verified, setID)
 	w.recvMu.Unlock()
 	var v imageset.Verified
 	if ok && cached.Dir() == set {
@@ -119,7 +118,7 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if err != nil {
 		return TaskPlacement{}, err
 	}
-	pl, err := p.PlaceTask(v, o.Service, o.Slot, restore.TaskOptions{NetworkLock: !o.LockUntil.IsZero(), AddressMapUntil: o.AddressMapUntil})
+	pl, err := p.PlaceTask(v, o.Service, o.Slot, restore.TaskOptions{NetworkLock: !o.LockUntil.IsZero(), AddressMapUntil: o.AddressMapUntil, Keep: true})
 	if err != nil {
 		return TaskPlacement{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}

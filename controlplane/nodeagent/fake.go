@@ -261,7 +261,7 @@ var _ TaskRestorer = (*FakeExecutor)(nil)
 
 func fakeKey(service string, slot int) string { return fmt.Sprintf("%s.%d", service, slot) }
 
-// PlaceTask implements TaskRestorer: the set leaves this node's sets for the placement.
+// PlaceTask implements TaskRestorer: the set stays (the worker places a linked copy).
 func (f *FakeExecutor) PlaceTask(_ context.Context, req PlaceRequest) (connections, closed []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -275,7 +275,6 @@ func (f *FakeExecutor) PlaceTask(_ context.Context, req PlaceRequest) (connectio
 	if f.tasks == nil {
 		f.tasks, f.claimed = map[string]*FakeTask{}, map[string]string{}
 	}
-	delete(f.sets, req.Set)
 	f.tasks[k] = &FakeTask{Set: req.Set, Locked: req.LockFor > 0, WaitMap: req.AddressMapFor > 0}
 	delete(f.claimed, k)
 	return nil, nil, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,11 @@ type TaskOptions struct {
 	// without AddressMapUntil, the set's connections on non-loopback addresses are
 	// closed at restore (CRIU tcp-close), and Placement.Closed lists them.
 	AddressMapUntil time.Time
+	// Keep leaves the set in place and places a hard-linked copy of it (same file
+	// system: no data copied). Safe because nothing rewrites an image in place: the
+	// address rewrite and the manifest update write new files and rename them over.
+	// The set then stays restorable (a second restore, a migration's rollback).
+	Keep bool
 }
 
 // Placement is the result of PlaceTask.
@@ -55,14 +61,29 @@ func (d *Docker) PlaceTask(v imageset.Verified, service string, slot int, opts T
 	}
 	// Instructions go in before the set is renamed into place: the wrapper may claim
 	// it the moment it appears.
+	dir := v.Dir()
+	if opts.Keep {
+		if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
+			return Placement{}, fmt.Errorf("restore: place %s: %w", v, err)
+		}
+		dir = filepath.Join(d.Area(), fmt.Sprintf(".placing-%s.%d-%d", service, slot, time.Now().UnixNano()))
+		if err := linkTree(v.Dir(), dir); err != nil {
+			_ = os.RemoveAll(dir)
+			return Placement{}, fmt.Errorf("restore: place a copy of %s for %s slot %d: %w", v, service, slot, err)
+		}
+	}
 	var written []string
 	write := func(name string, b []byte) error {
 		written = append(written, name)
-		return os.WriteFile(filepath.Join(v.Dir(), name), b, imageset.FileMode)
+		return os.WriteFile(filepath.Join(dir, name), b, imageset.FileMode)
 	}
 	undo := func() {
+		if opts.Keep {
+			_ = os.RemoveAll(dir)
+			return
+		}
 		for _, n := range written {
-			_ = os.Remove(filepath.Join(v.Dir(), n))
+			_ = os.Remove(filepath.Join(dir, n))
 		}
 	}
 	p := Placement{Connections: conns}
@@ -94,7 +115,7 @@ func (d *Docker) PlaceTask(v imageset.Verified, service string, slot int, opts T
 			}
 		}
 	}
-	placed, err := d.PlaceForTask(v, service, slot)
+	placed, err := d.PlaceForTask(v.Moved(dir), service, slot)
 	if err != nil {
 		undo()
 		return Placement{}, err
@@ -192,4 +213,26 @@ func (d *Docker) UnplaceTask(service string, slot int, backTo string) (bool, err
 		d.Log.Info("placed set deleted", "service", service, "slot", slot, "rewritten", rewritten)
 	}
 	return true, nil
+}
+
+// linkTree recreates directory src at dst (dirs 0700) with hard links to src's files.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case de.IsDir():
+			return os.MkdirAll(target, imageset.DirMode)
+		case de.Type().IsRegular():
+			return os.Link(path, target)
+		default:
+			return fmt.Errorf("%s: not a regular file or directory", path)
+		}
+	})
 }

@@ -97,22 +97,22 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 
 // SendSet streams the set directory to url (PUT), without staging it anywhere.
 func SendSet(ctx context.Context, set, url string) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(imageset.Send(pw, set)) }()
-	return put(ctx, set, url, "application/x-tar", pr, func() { pr.CloseWithError(errReceiverDone) })
+	body := newStreamBody()
+	go func() { body.end(imageset.Send(body, set)) }()
+	return put(ctx, set, url, "application/x-tar", body)
 }
 
-// put sends body to url; stop is called once the receiver answered, so that a writer
-// still feeding the body stops at once.
-func put(ctx context.Context, set, url, contentType string, body io.ReadCloser, stop func()) error {
+// put sends body to url and stops the body once the receiver answered, so that a
+// writer still feeding it stops at once.
+func put(ctx context.Context, set, url, contentType string, body *streamBody) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
-		stop()
+		body.stop()
 		return fmt.Errorf("send %s: %w", set, err)
 	}
 	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
-	stop()
+	body.stop()
 	if err != nil {
 		return fmt.Errorf("send %s to %s: %w", set, url, err)
 	}
@@ -208,7 +208,7 @@ func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunn
 	lw := imageset.NewLiveWriter(body)
 	sent := make(chan error, 1)
 	go func() {
-		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body, body.stop)
+		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
 	}()
 	start := time.Now()
 	m, err := w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning, Sink: lw})

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	dcontainer "github.com/docker/docker/api/types/container"
@@ -175,6 +176,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// migrate (cold): dump with exit on node 1, then send the set, then restore on
 		// node 2 (three passes one after the other).
 		if want["cold"] {
+			settle()
 			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
@@ -208,6 +210,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// writes them (exit), then restore on node 2. downtime_s = dump start to the
 		// restored container running; dump_s includes the end of the stream.
 		if want["cold-streamed"] {
+			settle()
 			mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
@@ -236,7 +239,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
 		// restored container runs; total_s when the source exited (all pages moved).
 		if !want["post-copy"] {
-		} else if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
+		} else if ai, err := settledInfo(ctx, a); err != nil || !ai.PostCopy.OK {
 			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
 		} else {
 			pname := fmt.Sprintf("bench-pc-%d-%s", mib, stamp)
@@ -292,6 +295,19 @@ func memhog(n node, name, image string, mib int) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not fill its memory in 60 s", name)
+}
+
+// settle writes back the page cache's dirty data (earlier cases wrote GiBs: Docker's
+// checkpoint, the sets) before a migration case is timed, so that a case does not pay
+// for the writeback of the previous one.
+func settle() {
+	syscall.Sync()
+}
+
+// settledInfo is settle, then the worker's Info.
+func settledInfo(ctx context.Context, w *worker.Client) (worker.NodeInfo, error) {
+	settle()
+	return w.Info(ctx)
 }
 
 // startFloor times docker create + docker start (Docker API) of a fresh container that

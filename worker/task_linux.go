@@ -118,14 +118,6 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if err != nil {
 		return TaskPlacement{}, err
 	}
-	pl, err := p.PlaceTask(v, o.Service, o.Slot, restore.TaskOptions{NetworkLock: !o.LockUntil.IsZero(), AddressMapUntil: o.AddressMapUntil, Keep: true})
-	if err != nil {
-		return TaskPlacement{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
-	}
-	key := fmt.Sprintf("%s.%d", o.Service, o.Slot)
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	tw := &taskWatch{stop: stop}
-	w.tasks.put(key, tw)
 	until := o.LockUntil
 	if until.IsZero() {
 		until = o.AddressMapUntil
@@ -133,6 +125,17 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if until.IsZero() {
 		until = time.Now().Add(2 * time.Minute)
 	}
+	// A placement nobody took back (the coordinator died) goes stale a minute after
+	// the restore's own deadline: a later task of the slot then starts normally.
+	pl, err := p.PlaceTask(v, o.Service, o.Slot, restore.TaskOptions{NetworkLock: !o.LockUntil.IsZero(), AddressMapUntil: o.AddressMapUntil,
+		Keep: true, Expires: until.Add(time.Minute)})
+	if err != nil {
+		return TaskPlacement{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	key := fmt.Sprintf("%s.%d", o.Service, o.Slot)
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	tw := &taskWatch{stop: stop}
+	w.tasks.put(key, tw)
 	go w.watchTask(wctx, key, tw, p, o, w.deadline(until))
 	out := TaskPlacement{}
 	for _, c := range pl.Connections {

@@ -294,3 +294,36 @@ func TestLockedRestoreAddsTheHookAndUnlockedDoesNot(t *testing.T) {
 		t.Fatalf("hook without pid: %v, want ErrLock", err)
 	}
 }
+
+// TestExpiredPlacementIsRetiredAndTheTaskStartsNormally: a placement whose restore was
+// abandoned (past its expires time) must not bring a much later task back from an old
+// checkpoint; one not yet expired restores; a malformed expires file fails the create.
+func TestExpiredPlacementIsRetiredAndTheTaskStartsNormally(t *testing.T) {
+	n := newNode(t, map[string]string{"com.docker.swarm.service.name": "st_web", "com.docker.swarm.task.name": "st_web.3.abcdef"})
+	dir := n.placeDir(t, ForTask("st_web", 3))
+	must(t, os.WriteFile(filepath.Join(dir, ExpiresFile), []byte(time.Now().Add(-time.Second).Format(time.RFC3339Nano)), 0o600))
+	code, execed, _ := n.run(t, n.create()...)
+	if code != 127 || !slices.Contains(execed, "create") {
+		t.Fatalf("expired placement: code %d exec %q, want plain runc create", code, execed)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("expired placement not retired: %v", err)
+	}
+	done, _ := os.ReadDir(filepath.Join(n.dataRoot, AreaDir, RestoredDir))
+	if len(done) != 1 || !strings.Contains(done[0].Name(), ".expired.") {
+		t.Fatalf("restored area holds %v, want the retired placement", done)
+	}
+	logb, _ := os.ReadFile(filepath.Join(n.bundle, "log.json"))
+	if !strings.Contains(string(logb), "expired") {
+		t.Fatalf("runtime log does not say the placement expired: %s", logb)
+	}
+	dir = n.placeDir(t, ForTask("st_web", 3))
+	must(t, os.WriteFile(filepath.Join(dir, ExpiresFile), []byte("soon"), 0o600))
+	if code, execed, _ := n.run(t, n.create()...); code == 0 || execed != nil {
+		t.Fatalf("malformed expires: code %d exec %q, want a failed create", code, execed)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, ExpiresFile), []byte(time.Now().Add(time.Minute).Format(time.RFC3339Nano)), 0o600))
+	if code, execed, stderr := n.run(t, n.create()...); code != 0 || execed != nil {
+		t.Fatalf("placement not expired: code %d exec %q %s, want a restore", code, execed, stderr)
+	}
+}

@@ -66,6 +66,15 @@ func (w *Wrapper) Main(args []string) int {
 				return 1
 			}
 			if dir != "" {
+				at, stale, err := expired(dir, w.Now())
+				if err != nil {
+					w.fail(inv, err)
+					return 1
+				}
+				if stale {
+					w.retire(inv, dir, at)
+					return w.passThrough(args)
+				}
 				if err := w.restore(inv, dir); err != nil {
 					w.fail(inv, err)
 					return 1

@@ -31,6 +31,9 @@ type TaskOptions struct {
 	// address rewrite and the manifest update write new files and rename them over.
 	// The set then stays restorable (a second restore, a migration's rollback).
 	Keep bool
+	// Expires, when set, is when the placement goes stale: a task created later starts
+	// normally and the wrapper retires the placement (ociwrap.ExpiresFile).
+	Expires time.Time
 }
 
 // Placement is the result of PlaceTask.
@@ -89,6 +92,12 @@ func (d *Docker) PlaceTask(v imageset.Verified, service string, slot int, opts T
 	p := Placement{Connections: conns}
 	if opts.NetworkLock {
 		if err := write(ociwrap.LockFile, []byte(netlock.Script(netlock.State{All: true}))); err != nil {
+			undo()
+			return Placement{}, err
+		}
+	}
+	if !opts.Expires.IsZero() {
+		if err := write(ociwrap.ExpiresFile, []byte(opts.Expires.UTC().Format(time.RFC3339Nano))); err != nil {
 			undo()
 			return Placement{}, err
 		}
@@ -173,7 +182,7 @@ func (d *Docker) ClaimedBy(service string, slot int) []string {
 
 // instructionFiles are what PlaceTask and the coordinator add to a placed set; they go
 // before a set is put back into the sets directory (whose manifest does not list them).
-var instructionFiles = []string{ociwrap.LockFile, ociwrap.AddressWaitFile, ociwrap.TCPCloseFile,
+var instructionFiles = []string{ociwrap.LockFile, ociwrap.AddressWaitFile, ociwrap.TCPCloseFile, ociwrap.ExpiresFile,
 	ociwrap.AddressMapFile, ociwrap.AddressMapFile + ".tmp", ociwrap.ErrorFile, "work"}
 
 // UnplaceTask takes back the set placed for service slot if no task claimed it: it is

@@ -63,11 +63,11 @@ func TestPlaceTaskKeepAndUnplace(t *testing.T) {
 	d := &Docker{DataRoot: t.TempDir()}
 	v := placeableSet(t, container.Spec{Image: "img"})
 	orig := v.Dir()
-	if _, err := d.PlaceTask(v, "st_web", 1, TaskOptions{Keep: true, NetworkLock: true, AddressMapUntil: time.Now().Add(time.Minute)}); err != nil {
+	if _, err := d.PlaceTask(v, "st_web", 1, TaskOptions{Keep: true, NetworkLock: true, AddressMapUntil: time.Now().Add(time.Minute), Expires: time.Now().Add(2 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	placed := filepath.Join(d.Area(), ociwrap.ForTask("st_web", 1))
-	for _, f := range []string{ociwrap.LockFile, ociwrap.AddressWaitFile, imageset.ManifestName} {
+	for _, f := range []string{ociwrap.LockFile, ociwrap.AddressWaitFile, ociwrap.ExpiresFile, imageset.ManifestName} {
 		if _, err := os.Stat(filepath.Join(placed, f)); err != nil {
 			t.Fatalf("placed set lacks %s: %v", f, err)
 		}

@@ -229,6 +229,19 @@ func (p *tp) manifest(id string) *store.Manifest {
 	return &m
 }
 
+// removeRestored removes the containers an exact-mode restore created (label
+// io.swarmckpt.service) on every node.
+func (p *tp) removeRestored() {
+	p.t.Helper()
+	for n := 1; n <= 3; n++ {
+		if ids, _ := p.docker(n, "ps", "-aq", "--filter", "label=io.swarmckpt.service"); ids != "" {
+			if out, err := p.docker(n, append([]string{"rm", "-f"}, strings.Fields(ids)...)...); err != nil {
+				p.t.Fatalf("remove restored containers on node %d: %v: %s", n, err, out)
+			}
+		}
+	}
+}
+
 // deploy (re)deploys the redis stack and waits for both long-lived connections.
 func (p *tp) deploy() map[string]client {
 	p.t.Helper()
@@ -425,17 +438,40 @@ func testRedis(t *testing.T, p *tp) {
 		}
 	})
 
+	t.Run("RestoreAsSwarmTasks", func(t *testing.T) {
+		p.t = t
+		p.removeRestored()
+		id := snaps["chandy-lamport"]
+		out, code := p.run(5*time.Minute, "restore", id, "--mode", "swarm")
+		if code != 0 {
+			t.Fatalf("restore --mode swarm: exit %d\n%s", code, out)
+		}
+		t.Logf("restore %s --mode swarm:\n%s", id, out)
+		ps, err := p.docker(0, "service", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}", "redis_server", "redis_writer", "redis_subscriber")
+		if err != nil || strings.Count(ps, "Running") != 3 {
+			t.Fatalf("swarm does not run the 3 restored tasks: %v\n%s", err, ps)
+		}
+		if got := p.info()["run_id"]; got != inf["run_id"] {
+			t.Fatalf("run_id %s after restore --mode swarm, %s before: redis was restarted, not restored", got, inf["run_id"])
+		}
+		checkDataset("after restore --mode swarm")
+		n := p.checkLog("right after restore --mode swarm")
+		p.waitProgress("the writer restored as a swarm task writing again", n)
+		p.checkLog("after restore --mode swarm")
+		now, err := p.clients()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now["writer"].ID != cl["writer"].ID || now["subscriber"].ID != cl["subscriber"].ID {
+			t.Fatalf("clients %+v after restore --mode swarm (new addresses), %+v before: a long-lived connection did not survive the address rewrite", now, cl)
+		}
+	})
+
 	t.Run("Migrate", func(t *testing.T) {
 		p.t = t
-		// Restored containers are standalone, not swarm tasks, so migrate cannot resolve
-		// the restored stack: start from a fresh deployment of it.
-		for n := 1; n <= 3; n++ {
-			if ids, _ := p.docker(n, "ps", "-aq", "--filter", "label=io.swarmckpt.service"); ids != "" {
-				if out, err := p.docker(n, append([]string{"rm", "-f"}, strings.Fields(ids)...)...); err != nil {
-					t.Fatalf("remove restored containers on node %d: %v: %s", n, err, out)
-				}
-			}
-		}
+		// Start from a fresh deployment (containers restored in exact mode are not swarm
+		// tasks, and migrate cannot resolve such a stack).
+		p.removeRestored()
 		cl := p.deploy()
 		inf := p.info()
 		p.mustRedis("SET", "marker", "kept-by-migrate")

@@ -179,6 +179,14 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		if fmt.Sprint(newIPs) != fmt.Sprint(taskIPs) {
 			t.Errorf("address map targets %v are not the running tasks' addresses %v", newIPs, taskIPs)
 		}
+		// Nothing left in the nodes' restore areas: used placements consumed, unused
+		// ones taken back.
+		for i := 1; i <= 3; i++ {
+			area := fmt.Sprintf("/var/lib/swarmckpt/%s/%s-%d/docker/swarmckpt/restore", e.name, e.name, i)
+			if left, _ := filepath.Glob(filepath.Join(area, "svc-*")); len(left) > 0 {
+				t.Errorf("placements left on %s-%d after the restore: %v", e.name, i, left)
+			}
+		}
 		// No duplicates: exactly 5 holder containers run in the whole lab, all swarm tasks.
 		type holder struct{ node, id string }
 		var holders []holder

@@ -625,7 +625,7 @@ node.hostname!=NODE for --from), which stays: remove it with
 
 Examples:
   swarmckpt migrate echo --to lab-3
-  swarmckpt migrate echo --to lab-3 --mode swarm
+  swarmckpt migrate echo --from lab-2 --mode swarm
   swarmckpt migrate bank --from lab-2
 `
 

@@ -180,13 +180,13 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 			}
 			if cs.Init != nil && *cs.Init {
 				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
-					Problem: "runs with init: true: Docker bind-mounts its init at /sbin/docker-init, the restored container is created without it, and CRIU's restore fails (\"mnt: No mapping for ... mountpoint\"); snapshots work, restore and migrate do not",
+					Problem: "runs with init: true: Docker bind-mounts its init at /sbin/docker-init; an exact restore creates the container without it and CRIU fails (\"mnt: No mapping for ... mountpoint\"), and a --mode swarm restore failed as well (\"mnt-v2: Can't remount ... with MS_PRIVATE\"): snapshots work, restore and migrate do not",
 					Fix:     "remove init: true from the service (put an init such as tini into the image if the program needs one)"})
 			}
 			if len(cs.Secrets)+len(cs.Configs) > 0 {
 				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
-					Problem: fmt.Sprintf("uses %d swarm secret(s) and %d config(s): swarm mounts them as files, the restored container is created without those mounts, and CRIU's restore fails (\"mnt: No mapping for ... mountpoint\"); snapshots work, restore and migrate do not", len(cs.Secrets), len(cs.Configs)),
-					Fix:     "pass such values another way (environment, or a file in a volume or the image) until restore carries secrets and configs"})
+					Problem: fmt.Sprintf("uses %d swarm secret(s) and %d config(s): swarm mounts them as files, an exact restore (the default, and migrate) creates the container without those mounts and CRIU fails (\"mnt: No mapping for ... mountpoint\"); a --mode swarm restore works (swarm mounts them again)", len(cs.Secrets), len(cs.Configs)),
+					Fix:     "restore with --mode swarm, or pass such values another way (environment, a file in a volume or the image)"})
 			}
 		}
 		if lost := notRestored(s.Spec); len(lost) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -592,6 +593,13 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 		nodes = append(nodes, w.Node)
 	}
 	sort.Strings(nodes)
+	for _, c := range req.Constraints {
+		// migrate --to/--from: a node without a live worker cannot take the tasks (and
+		// an unknown one would leave them pending until the timeout).
+		if n, ok := strings.CutPrefix(c, "node.hostname=="); ok && !slices.Contains(nodes, n) {
+			return nil, api.Errorf(api.CodeNoWorker, "node %s has no live worker (live: %v)", n, nodes)
+		}
+	}
 	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log}
 	start := time.Now()
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})

@@ -93,7 +93,7 @@ func bankManifest() *store.Manifest {
 	for i, n := range swarmNodes {
 		m.Containers = append(m.Containers, store.Container{Service: "bank_holder", Slot: i + 1, Node: n,
 			IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}, Networks: []string{"bank_net"},
-			Images: &store.ImageSet{Node: n, Durable: true}})
+			Images: &store.ImageSet{Node: n, Durable: true, Files: []store.File{{Name: "files.img", Size: 1, SHA256: strings.Repeat("a", 64)}}}})
 	}
 	return m
 }
@@ -250,5 +250,66 @@ func TestPlanSlotsAndAddressMap(t *testing.T) {
 	}
 	if _, _, err := coordinator.PlanSlots(&store.Manifest{ID: "s", Containers: []store.Container{{ContainerID: "abc", Images: &store.ImageSet{Node: "n"}}}}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("standalone container in swarm mode: %v", err)
+	}
+}
+
+// TestRestoreModeSwarmThroughTheService: the API's mode field reaches the swarm path;
+// the restore is recorded with the nodes swarm chose; bad requests are refused before
+// anything is touched.
+func TestRestoreModeSwarmThroughTheService(t *testing.T) {
+	e := newSwarmEnv(t)
+	m := bankManifest()
+	e.putSets(m)
+	st := store.NewMemory()
+	if err := st.Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = svc.Run(ctx) }()
+	client := api.Client{T: e.net.Connect()}
+	waitFor(t, "workers seen", func() bool {
+		c, cl := context.WithTimeout(context.Background(), time.Second)
+		defer cl()
+		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(s.Workers) == 3
+	})
+	call := func(req api.RestoreRequest) (*api.RestoreResult, error) {
+		c, cl := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cl()
+		return api.Call[api.RestoreResult](c, client, api.OpRestore, req)
+	}
+	for _, bad := range []api.RestoreRequest{
+		{ID: m.ID, Mode: "bogus"},
+		{ID: m.ID, Mode: api.ModeSwarm, Targets: map[string]string{"bank_holder.1": "n1"}},
+		{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{"node.hostname==n9"}},
+	} {
+		if _, err := call(bad); err == nil {
+			t.Errorf("request %+v accepted", bad)
+		}
+	}
+	if e.sw.Stops != 0 {
+		t.Fatalf("a refused request touched the stack (%d stops)", e.sw.Stops)
+	}
+	res, err := call(api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != api.ModeSwarm || len(res.Addresses) != 3 || len(res.Containers) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	got, err := st.Get(context.Background(), m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := got.Restores[len(got.Restores)-1]
+	if !last.OK || last.Targets["bank_holder.1"] != "n2" || len(last.Targets) != 3 {
+		t.Fatalf("restore record %+v, want OK with the nodes swarm chose", last)
 	}
 }

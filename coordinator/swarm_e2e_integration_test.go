@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack/stacktest"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
@@ -114,6 +116,19 @@ func (e *e2e) holderSent(node, id string) int {
 func TestIntegrationSwarmMode(t *testing.T) {
 	e := setupSwarmE2E(t)
 	manager := e.name + "-1"
+
+	// stack.Docker passes the same conformance suite as stack.FakeSwarm (what the unit
+	// tests of the orchestration run on).
+	t.Run("SwarmConformance", func(t *testing.T) {
+		e.t = t
+		sw, err := stack.NewDocker(e.docker(manager))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sw.Close()
+		stacktest.Swarm(t, sw, "bank", "bank_holder", 5)
+		waitLong(t, "bank healthy again", func() bool { _, ok := e.bankOK(); return ok })
+	})
 
 	t.Run("BankRestoredAsSwarmTasks", func(t *testing.T) {
 		e.t = t

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,9 @@ type FakeSwarm struct {
 	Start func(t Task) (state, container, errMsg string)
 	// FailScale makes ScaleServices fail.
 	FailScale error
+	// Services, when set, are the stack's services: scaling another one fails with
+	// ErrNotFound (as on a real swarm).
+	Services []string
 
 	mu       sync.Mutex
 	replicas map[string]uint64
@@ -53,6 +57,13 @@ func (f *FakeSwarm) ScaleServices(_ context.Context, _ string, replicas map[stri
 	defer f.mu.Unlock()
 	if f.FailScale != nil {
 		return f.FailScale
+	}
+	if f.Services != nil {
+		for s := range replicas {
+			if !slices.Contains(f.Services, s) {
+				return fmt.Errorf("fake swarm: %w: service %s is not deployed", ErrNotFound, s)
+			}
+		}
 	}
 	if f.replicas == nil {
 		f.replicas = map[string]uint64{}

@@ -263,6 +263,10 @@ func startDockerd(ctx context.Context, p Plan, n Node) error {
 		"--pidfile", n.PidFile, "-H", "unix://" + n.Socket}, " ")
 	cmd := exec.Command("nsenter", "--net=/var/run/netns/"+n.Name, "--",
 		"unshare", "--uts", "--", "sh", "-c", "hostname "+n.Name+" && "+dockerd)
+	// Lab nodes have no registry: images are loaded from tars (lab deploy). Without
+	// this, every swarm task start first tries a pull and waits ~20 s for its DNS
+	// lookup to time out (docs/restore.md, "Measured").
+	cmd.Env = append(os.Environ(), "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

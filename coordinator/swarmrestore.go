@@ -604,9 +604,9 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	start := time.Now()
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})
 	out, rerr := sr.Run(ctx, m, nodes, req.Constraints)
-	rec := store.Restore{At: time.Now().UTC(), OK: rerr == nil}
+	rec := store.Restore{At: time.Now().UTC(), OK: rerr == nil, Mode: api.ModeSwarm}
 	if out != nil {
-		rec.Targets = out.Targets
+		rec.Targets, rec.Addresses = out.Targets, out.Addresses
 	}
 	if rerr != nil {
 		rec.Error = "mode swarm: " + rerr.Error()

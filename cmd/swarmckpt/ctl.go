@@ -471,7 +471,19 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 				keys = append(keys, k+"->"+v)
 			}
 			sort.Strings(keys)
-			fmt.Fprintf(c.stdout, "restored %s: %s (%s)\n", r.At.Local().Format(time.RFC3339), st, strings.Join(keys, ", "))
+			mode := ""
+			if r.Mode != "" {
+				mode = " --mode " + r.Mode
+			}
+			fmt.Fprintf(c.stdout, "restored%s %s: %s (%s)\n", mode, r.At.Local().Format(time.RFC3339), st, strings.Join(keys, ", "))
+			if len(r.Addresses) > 0 {
+				addrs := make([]string, 0, len(r.Addresses))
+				for o, n := range r.Addresses {
+					addrs = append(addrs, o+"->"+n)
+				}
+				sort.Strings(addrs)
+				fmt.Fprintf(c.stdout, "  addresses: %s\n", strings.Join(addrs, ", "))
+			}
 		}
 		for _, w := range m.Warnings {
 			fmt.Fprintf(c.stdout, "warning: %s\n", w)

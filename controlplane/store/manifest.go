@@ -121,12 +121,20 @@ type Verdict struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Restore records one restore of the snapshot.
+// Restore records one restore of the snapshot. Fields added after the first release
+// are optional: records written before them decode with their zero values.
 type Restore struct {
 	At      time.Time         `json:"at"`
 	Targets map[string]string `json:"targets"` // SERVICE.SLOT -> node
 	OK      bool              `json:"ok"`
 	Error   string            `json:"error,omitempty"`
+	// Mode is the restore mode ("exact" or "swarm"; empty in records written before
+	// it existed, which were exact unless Error says "mode swarm").
+	Mode string `json:"mode,omitempty"`
+	// Addresses is the address map a swarm-mode restore applied to the images (old IP
+	// -> new IP of every container of the set); empty for exact restores, which keep
+	// the snapshot's addresses.
+	Addresses map[string]string `json:"addresses,omitempty"`
 }
 
 // Bytes is the total image size of the snapshot.

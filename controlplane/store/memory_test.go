@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -31,5 +32,17 @@ func TestMemoryExpireLock(t *testing.T) {
 	}
 	if _, err := s.LockStack(ctx, "bank", "b", time.Second); err != nil {
 		t.Fatalf("lock after expiry: %v", err)
+	}
+}
+
+// A restore record written before Mode and Addresses existed still decodes.
+func TestRestoreRecordWithoutAddressesDecodes(t *testing.T) {
+	var m store.Manifest
+	old := `{"id":"bank-1","stack":"bank","state":"committed","containers":[],"restores":[{"at":"2026-11-20T10:00:00Z","targets":{"bank_holder.1":"lab-2"},"ok":true}]}`
+	if err := json.Unmarshal([]byte(old), &m); err != nil {
+		t.Fatalf("decode an old manifest: %v", err)
+	}
+	if len(m.Restores) != 1 || !m.Restores[0].OK || m.Restores[0].Targets["bank_holder.1"] != "lab-2" || m.Restores[0].Mode != "" || m.Restores[0].Addresses != nil {
+		t.Fatalf("old restore record decoded as %+v", m.Restores)
 	}
 }

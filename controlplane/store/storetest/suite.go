@@ -187,9 +187,15 @@ func testCommit(t *testing.T, f Factory) {
 	if err != nil || got.State != store.StateCommitted || m.State != store.StateCommitted {
 		t.Fatalf("after commit: %+v %v", got, err)
 	}
-	m.Restores = append(m.Restores, store.Restore{OK: true, Targets: map[string]string{"bank_a.1": "n3"}})
+	m.Restores = append(m.Restores, store.Restore{OK: true, Targets: map[string]string{"bank_a.1": "n3"}},
+		store.Restore{OK: true, Mode: "swarm", Targets: map[string]string{"bank_a.1": "n2"},
+			Addresses: map[string]string{"10.0.9.5": "10.0.9.17", "fd00::5": "fd00::17"}})
 	if err := s.Update(ctx(t), m); err != nil {
 		t.Fatalf("recording a restore on a committed snapshot: %v", err)
+	}
+	if got, err := s.Get(ctx(t), "s1"); err != nil || len(got.Restores) != 2 || got.Restores[0].Mode != "" || got.Restores[0].Addresses != nil ||
+		got.Restores[1].Mode != "swarm" || got.Restores[1].Addresses["10.0.9.5"] != "10.0.9.17" || got.Restores[1].Addresses["fd00::5"] != "fd00::17" {
+		t.Fatalf("restore records read back: %+v %v; want an exact record without addresses and a swarm record with its address map", got.Restores, err)
 	}
 	m.State = store.StateAborted
 	if err := s.Update(ctx(t), m); !errors.Is(err, store.ErrFinal) {

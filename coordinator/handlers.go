@@ -90,27 +90,39 @@ func (s *Service) serveAPI() []subErr {
 	return out
 }
 
-// Restore restores a committed snapshot on target nodes.
+// Restore restores a committed snapshot on target nodes. In exact mode nothing is
+// changed until the nodes said the restore can run (preflight); if it fails after the
+// stack's services were stopped, they are started again at their previous replicas.
 func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.RestoreResult, error) {
+	res, _, err := s.restore(ctx, req, true)
+	return res, err
+}
+
+// restore serves Restore. stopped are the replicas of the services it scaled to 0
+// (nil when it stopped nothing or cannot tell); scaleBack says whether a failure after
+// the stop starts them again (Migrate passes false: its rollback restores the
+// originals instead).
+func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack bool) (res *api.RestoreResult, stopped map[string]uint64, err error) {
 	m, err := s.cfg.Store.Get(ctx, req.ID)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, nil, storeErr(err)
 	}
 	if s.cfg.Restorer == nil {
-		return nil, api.Errorf(api.CodeFailed, "restore is not available: this coordinator has no restorer (the workers' restore primitive is not wired yet)")
+		return nil, nil, api.Errorf(api.CodeFailed, "restore is not available: this coordinator has no restorer (the workers' restore primitive is not wired yet)")
 	}
 	if m.State != store.StateCommitted {
-		return nil, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots can be restored", m.ID, m.State)
+		return nil, nil, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots can be restored", m.ID, m.State)
 	}
 	if err := m.Complete(); err != nil {
-		return nil, api.Errorf(api.CodeCorrupt, "%v", err)
+		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
 	switch req.Mode {
 	case "", api.ModeExact:
 	case api.ModeSwarm:
-		return s.restoreSwarm(ctx, m, req) // swarmrestore.go
+		res, err := s.restoreSwarm(ctx, m, req) // swarmrestore.go
+		return res, nil, err
 	default:
-		return nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
+		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
 	}
 	var nodes []string
 	for _, w := range s.live.live() {
@@ -118,17 +130,20 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 	}
 	targets, err := PlanTargets(m, req.Targets, nodes, req.OnOriginal)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + describeTargets(targets)})
+	if err := s.preflight(ctx, m, targets); err != nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
+		return nil, nil, err
 	}
 	start := time.Now()
-	if s.cfg.Stopper != nil {
-		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: "scaling the running services of stack " + m.Stack + " to 0"})
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := s.cfg.Stopper.StopStack(sctx, m.Stack)
-		cancel()
-		if err != nil {
-			return nil, api.Errorf(api.CodeFailed, "stop the running stack before restoring: %v", err)
+	stopped, err = s.stopStack(ctx, m)
+	if err != nil {
+		if scaleBack && len(stopped) > 0 {
+			return nil, nil, s.scaleBack(ctx, m, stopped, err)
 		}
+		return nil, stopped, err
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: describeTargets(targets)})
 	ids, rerr := s.cfg.Restorer.Restore(ctx, m, targets)
@@ -142,16 +157,19 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 	}
 	if rerr != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
-		return nil, api.Errorf(api.CodeFailed, "restore of %s: %v", m.ID, rerr)
+		if scaleBack {
+			return nil, nil, s.scaleBack(ctx, m, stopped, rerr)
+		}
+		return nil, stopped, api.Errorf(api.CodeFailed, "restore of %s: %v", m.ID, rerr)
 	}
-	res := &api.RestoreResult{ID: m.ID, Targets: targets, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
+	res = &api.RestoreResult{ID: m.ID, Targets: targets, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: res.TotalMS})
-	return res, nil
+	return res, stopped, nil
 }
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore
 // on the target nodes; if the restore fails, the originals are restored where they
-// were (rollback).
+// were (rollback); if that fails too, the stack's services are started again.
 func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error) {
 	if (req.To == "") == (req.From == "") {
 		return nil, api.Errorf(api.CodeBadRequest, "give exactly one of --to NODE or --from NODE")
@@ -186,30 +204,41 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		}
 		res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}})
 		if err != nil {
-			return s.rollback(ctx, m, err)
+			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
+			return s.rollback(ctx, m, nil, true, err)
 		}
 		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 	}
 	plan, err := PlanTargets(m, targets, nodes, true)
 	if err != nil {
-		return s.rollback(ctx, m, err)
+		return s.rollback(ctx, m, nil, false, err)
 	}
-	res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true})
+	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false)
 	if err != nil {
-		return s.rollback(ctx, m, err)
+		return s.rollback(ctx, m, stopped, stopped != nil, err)
 	}
 	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 }
 
-func (s *Service) rollback(ctx context.Context, m *store.Manifest, cause error) (*api.MigrateResult, error) {
+// rollback restores a failed migration's originals where they were. wasStopped says
+// whether the stack's services were already stopped (stopped: their replicas); if
+// not, they are stopped first (exact mode), so that no swarm task holds the
+// originals' addresses. If the rollback fails, the services are started again.
+func (s *Service) rollback(ctx context.Context, m *store.Manifest, stopped map[string]uint64, wasStopped bool, cause error) (*api.MigrateResult, error) {
 	orig := map[string]string{}
 	for _, c := range m.Containers {
 		orig[c.Key()] = c.Node
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	if !wasStopped {
+		var err error
+		if stopped, err = s.stopStack(ctx, m); err != nil {
+			return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, fmt.Errorf("migration failed (%v) and the rollback could not stop the stack: %w", cause, err))
+		}
+	}
 	if _, err := s.cfg.Restorer.Restore(ctx, m, orig); err != nil {
-		return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed,
-			"migration failed (%v) and the rollback onto the original nodes failed too (%v): restore it by hand with 'swarmckpt restore %s --on-original'", cause, err, m.ID)
+		err = fmt.Errorf("migration failed (%v) and the rollback onto the original nodes failed too (%w); to restore the snapshot by hand: 'swarmckpt restore %s --on-original'", cause, err, m.ID)
+		return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, err)
 	}
 	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were: %v", cause)
 }

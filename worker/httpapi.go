@@ -36,16 +36,18 @@ import (
 //	POST /v1/sets/{id}/place           {"task":{"options":TaskOptions}} -> TaskPlacement (task.go)
 //	PUT  /v1/tasks/{service}/{slot}/address-map {"task":{"addresses":{old:new}}}
 //	DELETE /v1/tasks/{service}/{slot}  {"task":{"set":"ID"}}         -> TaskRelease
+//	POST /v1/preflight                 {"preflight":PreflightRequest}   -> PreflightReport
 
 type apiRequest struct {
-	Peers        []netip.Addr   `json:"peers,omitempty"`
-	Deadline     time.Time      `json:"deadline,omitzero"`
-	Set          string         `json:"set,omitempty"`
-	LeaveRunning bool           `json:"leaveRunning,omitempty"`
-	Addr         string         `json:"addr,omitempty"`
-	Restore      RestoreOptions `json:"restore,omitzero"`
-	Label        string         `json:"label,omitempty"`
-	Task         taskRequest    `json:"task,omitzero"`
+	Peers        []netip.Addr      `json:"peers,omitempty"`
+	Deadline     time.Time         `json:"deadline,omitzero"`
+	Set          string            `json:"set,omitempty"`
+	LeaveRunning bool              `json:"leaveRunning,omitempty"`
+	Addr         string            `json:"addr,omitempty"`
+	Restore      RestoreOptions    `json:"restore,omitzero"`
+	Label        string            `json:"label,omitempty"`
+	Task         taskRequest       `json:"task,omitzero"`
+	Preflight    *PreflightRequest `json:"preflight,omitempty"`
 }
 
 type apiError struct {
@@ -109,6 +111,12 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Info(ctx)
+	})
+	handle("POST /v1/preflight", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		if q.Preflight == nil {
+			return nil, errors.New("preflight: empty request")
+		}
+		return w.Preflight(ctx, *q.Preflight)
 	})
 	w.taskAPI(handle)
 }

@@ -210,6 +210,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
 	}
+	if psub, err := a.servePreflight(ctx); err == nil {
+		rsubs = append(rsubs, psub)
+	} else {
+		a.log.Error("cannot serve restore pre-flight checks", "err", err)
+	}
 	defer func() {
 		for _, s := range rsubs {
 			_ = s.Unsubscribe()

@@ -35,6 +35,8 @@ type FakeExecutor struct {
 	// FailRestore: set -> error Restore returns for it.
 	FailRestore map[string]error
 	restored    map[string]bool // containers restored (by id = name), running
+	// PreflightProblems are what Preflight reports (besides missing sets).
+	PreflightProblems []string
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.

@@ -69,30 +69,85 @@ func (d *Docker) Resolve(ctx context.Context, name string) (*Stack, error) {
 // their tasks runs, so that a restore can take over the tasks' addresses without the
 // swarm running duplicates. Global services are left alone (reported in the error).
 func (d *Docker) StopStack(ctx context.Context, name string) error {
+	_, err := d.StopServices(ctx, name, nil)
+	return err
+}
+
+// StopServices is StopStack returning the replicas each service had before (by
+// service name, services already at 0 left out), so that ScaleServices can put them
+// back when what follows fails. kill, when set, is called right after the services
+// were scaled to 0 with the containers of the tasks that were running, by node
+// hostname: the caller may kill them at once (a restore brings back the snapshot, not
+// these processes) instead of waiting out their stop grace period. Nothing is changed
+// when a service is global. On error, prior lists the services already scaled to 0.
+func (d *Docker) StopServices(ctx context.Context, name string, kill func(ctx context.Context, byNode map[string][]string)) (prior map[string]uint64, err error) {
 	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+name))
 	services, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
 	if err != nil {
-		return fmt.Errorf("stack %q: list services: %w", name, err)
+		return nil, fmt.Errorf("stack %q: list services: %w", name, err)
 	}
 	if len(services) == 0 {
-		return nil
+		return nil, nil
 	}
 	tf := filters.NewArgs()
 	for _, s := range services {
 		tf.Add("service", s.ID)
 		if s.Spec.Mode.Replicated == nil {
-			return fmt.Errorf("stack %q: service %s is global: remove it (docker service rm) before restoring", name, s.Spec.Name)
+			return nil, fmt.Errorf("stack %q: service %s is global: remove it (docker service rm) before restoring", name, s.Spec.Name)
 		}
-		if r := s.Spec.Mode.Replicated.Replicas; r != nil && *r == 0 {
+	}
+	var running map[string][]string
+	if kill != nil {
+		running, err = d.runningContainers(ctx, services, tf)
+		if err != nil {
+			return nil, fmt.Errorf("stack %q: %w", name, err)
+		}
+	}
+	prior = map[string]uint64{}
+	for _, s := range services {
+		r := s.Spec.Mode.Replicated.Replicas
+		if r != nil && *r == 0 {
 			continue
 		}
 		spec := s.Spec
 		zero := uint64(0)
 		spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &zero}
 		if _, err := d.cli.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
-			return fmt.Errorf("stack %q: scale service %s to 0: %w", name, s.Spec.Name, err)
+			return prior, fmt.Errorf("stack %q: scale service %s to 0: %w", name, s.Spec.Name, err)
+		}
+		prior[s.Spec.Name] = 1
+		if r != nil {
+			prior[s.Spec.Name] = *r
 		}
 	}
+	if kill != nil && len(running) > 0 {
+		kill(ctx, running)
+	}
+	return prior, d.waitStopped(ctx, name, tf)
+}
+
+// runningContainers lists the containers of the services' running tasks by node
+// hostname.
+func (d *Docker) runningContainers(ctx context.Context, services []swarm.Service, tf filters.Args) (map[string][]string, error) {
+	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	out := map[string][]string{}
+	for _, t := range BuildTasks(services, tasks, nodes) {
+		if t.DesiredState == string(swarm.TaskStateRunning) && t.ContainerID != "" && t.Node != "" {
+			out[t.Node] = append(out[t.Node], t.ContainerID)
+		}
+	}
+	return out, nil
+}
+
+// waitStopped polls until none of the tasks of the services in tf runs.
+func (d *Docker) waitStopped(ctx context.Context, name string, tf filters.Args) error {
 	for {
 		tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
 		if err != nil {

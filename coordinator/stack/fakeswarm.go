@@ -19,8 +19,9 @@ type FakeSwarm struct {
 	Subnet  string // e.g. "10.1.0." (addresses Subnet+10, +11, ...)
 	// Start decides the state of a task that is not running yet; nil: it runs.
 	Start func(t Task) (state, container, errMsg string)
-	// FailScale makes ScaleServices fail.
-	FailScale error
+	// FailScale makes ScaleServices fail; FailStop makes StopStack and StopServices
+	// fail (nothing changed).
+	FailScale, FailStop error
 	// Services, when set, are the stack's services: scaling another one fails with
 	// ErrNotFound (as on a real swarm).
 	Services []string
@@ -33,22 +34,49 @@ type FakeSwarm struct {
 	// Constraints records the constraints ScaleServices was given.
 	Constraints []string
 	Stops       int
+	// Killed records the containers StopServices handed to its kill function.
+	Killed map[string][]string
 }
 
 var _ Swarm = (*FakeSwarm)(nil)
 
 // StopStack implements Swarm: every task is shut down, every service at 0.
-func (f *FakeSwarm) StopStack(_ context.Context, _ string) error {
+func (f *FakeSwarm) StopStack(ctx context.Context, stack string) error {
+	_, err := f.StopServices(ctx, stack, nil)
+	return err
+}
+
+// StopServices is StopStack returning the replicas each service had (as
+// stack.Docker's); kill gets the containers of the running tasks by node.
+func (f *FakeSwarm) StopServices(ctx context.Context, _ string, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if f.FailStop != nil {
+		f.mu.Unlock()
+		return nil, f.FailStop
+	}
 	f.Stops++
-	for s := range f.replicas {
+	prior := map[string]uint64{}
+	for s, n := range f.replicas {
+		if n > 0 {
+			prior[s] = n
+		}
 		f.replicas[s] = 0
 	}
+	running := map[string][]string{}
 	for _, t := range f.tasks {
+		if t.DesiredState == "running" && t.State == "running" && t.ContainerID != "" {
+			running[t.Node] = append(running[t.Node], t.ContainerID)
+		}
 		t.DesiredState, t.State = "shutdown", "shutdown"
 	}
-	return nil
+	f.mu.Unlock()
+	if kill != nil && len(running) > 0 {
+		kill(ctx, running)
+		f.mu.Lock()
+		f.Killed = running
+		f.mu.Unlock()
+	}
+	return prior, nil
 }
 
 // ScaleServices implements Swarm.

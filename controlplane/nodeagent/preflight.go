@@ -1,0 +1,99 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+)
+
+// PreflightSubject asks a node whether a restore can run there before anything is
+// changed (PreflightRequest, answered by PreflightReply): the coordinator asks every
+// node before it stops the stack.
+func PreflightSubject(node string) string { return "swarmckpt.v1.agent." + node + ".preflight" }
+
+// PreflightRequest lists what a restore needs of one node.
+type PreflightRequest struct {
+	// Stack is the stack whose swarm tasks are stopped before the restore: addresses
+	// held by its task containers do not count as taken ("" : every holder counts).
+	Stack string `json:"stack,omitempty"`
+	// Sets the restore reads on this node: each must be complete (every file present,
+	// with its size; checksums are verified before the restore itself).
+	Sets []PreflightSet `json:"sets,omitempty"`
+	// Containers restored on this node: their image must be here, their name free.
+	Containers []PreflightContainer `json:"containers,omitempty"`
+	// Addresses the restored containers take: no other container may hold one here.
+	Addresses []PreflightAddress `json:"addresses,omitempty"`
+}
+
+// PreflightSet is an image set and the files the snapshot recorded for it.
+type PreflightSet struct {
+	Set   string       `json:"set"`
+	Files []store.File `json:"files"`
+}
+
+// PreflightContainer is a container to restore: SERVICE.SLOT, its container name and
+// image.
+type PreflightContainer struct {
+	Key   string `json:"key"`
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// PreflightAddress is an address a restored container takes on one of Networks (all
+// networks when empty).
+type PreflightAddress struct {
+	Key      string   `json:"key"`
+	IP       string   `json:"ip"`
+	Networks []string `json:"networks,omitempty"`
+}
+
+// PreflightReply answers a PreflightRequest.
+type PreflightReply struct {
+	// Missing are the sets of the request that are not on this node at all.
+	Missing []string `json:"missing,omitempty"`
+	// Problems say what would make the restore fail here, each with its fix.
+	Problems []string `json:"problems,omitempty"`
+	// Unsupported: this node's agent or worker cannot answer (older version).
+	Unsupported bool   `json:"unsupported,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Preflighter is what a node's Restorer offers for pre-flight checks (optional: an
+// agent whose Restorer lacks it answers Unsupported).
+type Preflighter interface {
+	Preflight(ctx context.Context, req PreflightRequest) (PreflightReply, error)
+}
+
+func (a *Agent) servePreflight(ctx context.Context) (bus.Subscription, error) {
+	return a.cfg.Bus.Subscribe(PreflightSubject(a.cfg.Node), func(m *bus.Msg) {
+		if !m.IsRequest() {
+			return
+		}
+		go func() {
+			var rep PreflightReply
+			var req PreflightRequest
+			p, ok := a.cfg.Restorer.(Preflighter)
+			switch err := json.Unmarshal(m.Data, &req); {
+			case err != nil:
+				rep.Error = "bad preflight request: " + err.Error()
+			case a.cfg.Restorer == nil:
+				rep.Error = fmt.Sprintf("the agent of node %s has no restorer (run it with a worker)", a.cfg.Node)
+			case !ok:
+				rep.Unsupported = true
+			default:
+				cctx, cancel := context.WithTimeout(ctx, time.Minute)
+				r, err := p.Preflight(cctx, req)
+				cancel()
+				rep = r
+				if err != nil {
+					rep.Error = err.Error()
+				}
+			}
+			a.respond(m, rep)
+		}()
+	})
+}

@@ -1,0 +1,180 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+// preflightTimeout bounds each node's answer to a pre-flight request.
+const preflightTimeout = 30 * time.Second
+
+// restoredName is the name AgentRestorer gives the container of c restored from
+// snapshot id.
+func restoredName(id string, c store.Container) string {
+	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
+}
+
+// preflight asks the nodes, before anything is changed, whether the exact restore of
+// m onto targets can run: every node involved has a live worker; every image set is
+// on its node (or already on its target) with every file at its recorded size; every
+// target node has the container's image and its name free; no container that keeps
+// running (anything but the stack's own swarm tasks when the stack is stopped first)
+// holds an address the restored containers take, on any live node. It returns one
+// error listing every problem with its fix (CodeFailed; CodeNoWorker when only
+// workers are missing), nil when all is well. Nodes whose agent is too old to answer
+// are skipped with a warning event.
+func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
+	live := map[string]bool{}
+	for _, w := range s.live.live() {
+		live[w.Node] = true
+	}
+	stackName := ""
+	if s.cfg.Stopper != nil {
+		stackName = m.Stack
+	}
+	reqs := map[string]*nodeagent.PreflightRequest{}
+	get := func(n string) *nodeagent.PreflightRequest {
+		if reqs[n] == nil {
+			reqs[n] = &nodeagent.PreflightRequest{Stack: stackName}
+		}
+		return reqs[n]
+	}
+	var problems []string
+	noWorker := 0
+	var addrs []nodeagent.PreflightAddress
+	type where struct{ key, set, src, dst string }
+	var sets []where
+	for _, c := range m.Containers {
+		t, ok := targets[c.Key()]
+		if !ok {
+			continue
+		}
+		src := c.Node
+		if c.Images != nil && c.Images.Node != "" {
+			src = c.Images.Node
+		}
+		if !live[t] {
+			noWorker++
+			problems = append(problems, fmt.Sprintf("%s: target node %s has no live worker: start its worker and agent, or restore it elsewhere (--node %s=NODE)", c.Key(), t, c.Key()))
+		}
+		if !live[src] && src != t {
+			noWorker++
+			problems = append(problems, fmt.Sprintf("%s: its image set is on node %s, which has no live worker: start its worker and agent there", c.Key(), src))
+		}
+		set := nodeagent.SetID(m.ID, c.Key())
+		var files []store.File
+		if c.Images != nil {
+			files = c.Images.Files
+		}
+		get(src).Sets = append(get(src).Sets, nodeagent.PreflightSet{Set: set, Files: files})
+		if t != src {
+			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
+		}
+		sets = append(sets, where{c.Key(), set, src, t})
+		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
+		for _, ip := range c.IPs {
+			addrs = append(addrs, nodeagent.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
+		}
+	}
+	if len(addrs) > 0 {
+		for n := range live {
+			get(n).Addresses = addrs
+		}
+	}
+	type answer struct {
+		rep nodeagent.PreflightReply
+		err error
+	}
+	answers := map[string]answer{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for n, req := range reqs {
+		if !live[n] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := s.askPreflight(ctx, n, req)
+			mu.Lock()
+			answers[n] = answer{rep, err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	missing := map[string]bool{} // node + "/" + set
+	skipped := map[string]bool{}
+	for _, n := range slices.Sorted(maps.Keys(answers)) {
+		a := answers[n]
+		switch {
+		case errors.Is(a.err, bus.ErrNoResponders):
+			noWorker++
+			problems = append(problems, fmt.Sprintf("node %s: no agent answers (its worker or agent is down): start them, or restore elsewhere", n))
+			skipped[n] = true
+		case a.err != nil:
+			problems = append(problems, fmt.Sprintf("node %s: pre-flight check failed: %v (is its agent up?)", n, a.err))
+			skipped[n] = true
+		case a.rep.Unsupported:
+			s.log.Warn("node cannot answer restore pre-flight checks (older agent or worker): not checked", "node", n)
+			s.event(ctx, api.Event{ID: m.ID, Node: n, Phase: "preflight", Message: "node " + n + " cannot answer pre-flight checks (older agent or worker): not checked"})
+			skipped[n] = true
+		case a.rep.Error != "":
+			problems = append(problems, fmt.Sprintf("node %s: pre-flight check failed: %s", n, a.rep.Error))
+			skipped[n] = true
+		default:
+			problems = append(problems, a.rep.Problems...)
+			for _, set := range a.rep.Missing {
+				missing[n+"/"+set] = true
+			}
+		}
+	}
+	for _, w := range sets {
+		if skipped[w.src] || !live[w.src] || !missing[w.src+"/"+w.set] {
+			continue
+		}
+		if w.dst != w.src && !skipped[w.dst] && live[w.dst] && !missing[w.dst+"/"+w.set] {
+			continue // moved there by an earlier restore
+		}
+		problems = append(problems, fmt.Sprintf("%s: its image set %s is not on node %s (nor on its target %s): the snapshot's images are gone; take a new snapshot",
+			w.key, w.set, w.src, w.dst))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	problems = slices.Compact(problems)
+	code := api.CodeFailed
+	if noWorker == len(problems) {
+		code = api.CodeNoWorker
+	}
+	return api.Errorf(code, "restore of %s refused: nothing was changed (stack %s still runs as it did):\n  - %s",
+		m.ID, m.Stack, strings.Join(problems, "\n  - "))
+}
+
+func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {
+	b, _ := json.Marshal(req)
+	cctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	out, err := s.cfg.Bus.Request(cctx, nodeagent.PreflightSubject(node), b)
+	if err != nil {
+		return nodeagent.PreflightReply{}, err
+	}
+	var rep nodeagent.PreflightReply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return rep, fmt.Errorf("bad pre-flight answer: %w", err)
+	}
+	return rep, nil
+}

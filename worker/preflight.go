@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+)
+
+// PreflightRequest is what a restore needs of this node, checked before anything is
+// stopped: sets complete, images present, names and addresses free.
+type PreflightRequest struct {
+	restore.Check
+	// Sets must be on this node with every listed file at its size.
+	Sets []PreflightSet `json:"sets,omitempty"`
+}
+
+// PreflightSet is an image set and the files (relative to the set's directory, e.g.
+// "images/pages-1.img") a snapshot recorded for it.
+type PreflightSet struct {
+	Set   string          `json:"set"`
+	Files []PreflightFile `json:"files"`
+}
+
+// PreflightFile is a file name and its size.
+type PreflightFile struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// PreflightReport answers a PreflightRequest.
+type PreflightReport struct {
+	// Missing are the sets not on this node at all.
+	Missing []string `json:"missing,omitempty"`
+	// Problems say what would make a restore fail here, each with its fix.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Preflighter checks a restore's needs on a node without changing anything (the
+// Worker and the Client offer it).
+type Preflighter interface {
+	Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error)
+}
+
+var _ Preflighter = (*Client)(nil)
+
+// Preflight implements Preflighter: POST /v1/preflight.
+func (c *Client) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
+	var out PreflightReport
+	err := c.call(ctx, http.MethodPost, "/v1/preflight", apiRequest{Preflight: &req}, &out)
+	return out, err
+}

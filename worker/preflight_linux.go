@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+)
+
+var _ Preflighter = (*Worker)(nil)
+
+// Preflight implements Preflighter: each set's directory and files (presence and
+// size; checksums are verified by Restore), then the Docker checks of the restorer
+// (images, names, addresses) when it has them.
+func (w *Worker) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
+	var rep PreflightReport
+	for _, s := range req.Sets {
+		dir, err := w.setPath(s.Set)
+		if err != nil {
+			return rep, err
+		}
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			rep.Missing = append(rep.Missing, s.Set)
+			continue
+		}
+	files:
+		for _, f := range s.Files {
+			fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.Name)))
+			switch {
+			case err != nil:
+				rep.Problems = append(rep.Problems, fmt.Sprintf("image set %s on node %s: file %s: %v: the set is incomplete; take a new snapshot",
+					s.Set, w.cfg.Node, f.Name, err))
+			case fi.Size() != f.Size:
+				rep.Problems = append(rep.Problems, fmt.Sprintf("image set %s on node %s: file %s has %d bytes, the snapshot recorded %d: the set was changed; take a new snapshot",
+					s.Set, w.cfg.Node, f.Name, fi.Size(), f.Size))
+			default:
+				continue
+			}
+			break files // one problem per set is enough
+		}
+	}
+	type checker interface {
+		Check(ctx context.Context, node string, c restore.Check) ([]string, error)
+	}
+	if c, ok := w.p.Restorer.(checker); ok {
+		p, err := c.Check(ctx, w.cfg.Node, req.Check)
+		if err != nil {
+			return rep, fmt.Errorf("worker %s: preflight: %w", w.cfg.Node, err)
+		}
+		rep.Problems = append(rep.Problems, p...)
+	}
+	return rep, nil
+}

@@ -57,6 +57,33 @@ type Mount struct {
 	Target string `json:"target"`
 	// ReadOnly mounts are read-only.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// TmpfsSize and TmpfsMode are a tmpfs mount's size in bytes and permission bits
+	// (0: Docker's defaults).
+	TmpfsSize int64  `json:"tmpfsSize,omitempty"`
+	TmpfsMode uint32 `json:"tmpfsMode,omitempty"`
+}
+
+// PortBinding publishes a container port on the node (docker run -p).
+type PortBinding struct {
+	// Port is PORT/PROTO inside the container, e.g. 6379/tcp.
+	Port string `json:"port"`
+	// HostIP and HostPort are where it is published (empty: all addresses, any port).
+	HostIP   string `json:"hostIP,omitempty"`
+	HostPort string `json:"hostPort,omitempty"`
+}
+
+// Ulimit is one resource limit set on the container's processes (docker run --ulimit).
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
+}
+
+// Device is a host device made available in the container (docker run --device).
+type Device struct {
+	PathOnHost        string `json:"pathOnHost"`
+	PathInContainer   string `json:"pathInContainer,omitempty"`
+	CgroupPermissions string `json:"cgroupPermissions,omitempty"`
 }
 
 // Spec is everything needed to recreate a container on another node so that CRIU can
@@ -80,6 +107,43 @@ type Spec struct {
 	Service string `json:"service,omitempty"`
 	Task    string `json:"task,omitempty"`
 	Slot    int    `json:"slot,omitempty"`
+
+	// Runtime settings docker create accepts, as docker inspect shows them (zero: not
+	// set, Docker's default). Manifests written before they existed decode to zero.
+
+	// Init runs Docker's init (docker-init, bind-mounted at /sbin/docker-init) as PID 1
+	// with the program as its child (docker run --init, compose init: true).
+	Init         bool          `json:"init,omitempty"`
+	ExposedPorts []string      `json:"exposedPorts,omitempty"`
+	PortBindings []PortBinding `json:"portBindings,omitempty"`
+	// Memory, MemorySwap and MemoryReservation are in bytes (MemorySwap -1: unlimited).
+	Memory            int64  `json:"memory,omitempty"`
+	MemorySwap        int64  `json:"memorySwap,omitempty"`
+	MemoryReservation int64  `json:"memoryReservation,omitempty"`
+	NanoCPUs          int64  `json:"nanoCpus,omitempty"`
+	CPUShares         int64  `json:"cpuShares,omitempty"`
+	CPUQuota          int64  `json:"cpuQuota,omitempty"`
+	CPUPeriod         int64  `json:"cpuPeriod,omitempty"`
+	CpusetCpus        string `json:"cpusetCpus,omitempty"`
+	// PidsLimit is the pids cgroup limit (0: none).
+	PidsLimit      int64             `json:"pidsLimit,omitempty"`
+	CapAdd         []string          `json:"capAdd,omitempty"`
+	CapDrop        []string          `json:"capDrop,omitempty"`
+	Privileged     bool              `json:"privileged,omitempty"`
+	Ulimits        []Ulimit          `json:"ulimits,omitempty"`
+	Sysctls        map[string]string `json:"sysctls,omitempty"`
+	ExtraHosts     []string          `json:"extraHosts,omitempty"`
+	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
+	// Tmpfs are the --tmpfs mounts: target -> mount options (tmpfs mounts of the
+	// Mounts API, as swarm makes them, are in Mounts).
+	Tmpfs      map[string]string `json:"tmpfs,omitempty"`
+	StopSignal string            `json:"stopSignal,omitempty"`
+	// StopTimeout is the seconds docker stop waits before SIGKILL (nil: Docker's 10).
+	StopTimeout *int     `json:"stopTimeout,omitempty"`
+	SecurityOpt []string `json:"securityOpt,omitempty"`
+	// ShmSize is /dev/shm's size in bytes.
+	ShmSize int64    `json:"shmSize,omitempty"`
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // Swarm label keys Docker puts on task containers.

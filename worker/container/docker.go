@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -74,44 +73,5 @@ func (d *Docker) Spec(ctx context.Context, nameOrID string) (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
-	c := ci.Config
-	s := Spec{
-		Name:       strings.TrimPrefix(ci.Name, "/"),
-		Image:      c.Image,
-		ImageID:    ci.Image,
-		Entrypoint: c.Entrypoint,
-		Cmd:        c.Cmd,
-		Env:        c.Env,
-		WorkingDir: c.WorkingDir,
-		User:       c.User,
-		Hostname:   c.Hostname,
-		Tty:        c.Tty,
-		Labels:     c.Labels,
-	}
-	s.Service, s.Task, s.Slot = SwarmFromLabels(c.Labels)
-	for _, m := range ci.Mounts {
-		src := m.Source
-		if string(m.Type) == "volume" {
-			src = m.Name
-		}
-		s.Mounts = append(s.Mounts, Mount{Type: string(m.Type), Source: src, Target: m.Destination, ReadOnly: !m.RW})
-	}
-	if ci.NetworkSettings != nil {
-		for name, ep := range ci.NetworkSettings.Networks {
-			if ep == nil {
-				continue
-			}
-			n := Network{Name: name, IPv4: ep.IPAddress, IPv6: ep.GlobalIPv6Address}
-			for _, a := range ep.Aliases {
-				// Docker adds the short container ID as an alias; it changes on recreate.
-				if !strings.HasPrefix(ci.ID, a) {
-					n.Aliases = append(n.Aliases, a)
-				}
-			}
-			s.Networks = append(s.Networks, n)
-		}
-		// Map order is random; the first network is the one the container is created on.
-		sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].Name < s.Networks[j].Name })
-	}
-	return s, nil
+	return FromInspect(ci), nil
 }

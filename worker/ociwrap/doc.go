@@ -34,6 +34,11 @@
 // makes runc restore with CRIU's tcp-close through a CRIU config file named by the
 // bundle's org.criu.config annotation, and the closed connections are logged.
 //
+// Before runc restore the wrapper also resolves bind-mount sources that are symlinks
+// (mounts.go: CRIU cannot bind one; Docker's init is one) and arranges for the bundle's
+// net.* sysctls to be written in the restored network namespace (sysctl.go: runc's init,
+// which writes them on a fresh start, does not run on restore).
+//
 // Service and slot come from the labels in <data-root>/containers/<ID>/config.v2.json,
 // which Docker writes before it calls the runtime; that file is read only when an svc-
 // directory exists. A directory is ready when it holds manifest.json; the worker

@@ -48,6 +48,13 @@ func FindRunc() (string, error) {
 // Main handles args (without argv[0]) and returns the exit code. Pass-through calls do
 // not return (exec) unless exec itself fails.
 func (w *Wrapper) Main(args []string) int {
+	if len(args) == 1 && args[0] == SysctlHookCommand {
+		if err := SysctlHook(w.Stdin); err != nil {
+			fmt.Fprintln(w.Stderr, "swarmckpt-runtime: "+err.Error())
+			return 1
+		}
+		return 0
+	}
 	if len(args) == 2 && args[0] == HookCommand {
 		if err := Hook(args[1], w.Stdin); err != nil {
 			fmt.Fprintln(w.Stderr, "swarmckpt-runtime: "+err.Error())
@@ -121,6 +128,14 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 	prepare := func() error {
 		// Addresses first (it may wait for the coordinator's map), then the lock.
 		if err := w.readdress(inv, claimed); err != nil {
+			return err
+		}
+		if changed, err := ResolveBindSources(inv.Bundle); err != nil {
+			return err
+		} else if len(changed) > 0 {
+			w.log(inv, "info", "bind mount sources resolved for CRIU: "+strings.Join(changed, ", "))
+		}
+		if err := w.sysctlsBeforeRestore(inv); err != nil {
 			return err
 		}
 		return w.lockBeforeRestore(inv, claimed)

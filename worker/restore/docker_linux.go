@@ -16,7 +16,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	dcontainer "github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
@@ -287,15 +286,11 @@ func (d *Docker) config(spec container.Spec, from string, opts Options) (*dconta
 	if spec.Service != "" {
 		labels[LabelService] = spec.Service
 	}
-	cfg := &dcontainer.Config{
-		Image: spec.Image, Entrypoint: spec.Entrypoint, Cmd: spec.Cmd, Env: spec.Env,
-		WorkingDir: spec.WorkingDir, User: spec.User, Hostname: spec.Hostname, Tty: spec.Tty,
-		Labels: labels,
-	}
-	hc := &dcontainer.HostConfig{Runtime: opts.Runtime}
-	for _, m := range spec.Mounts {
-		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
+	// Every recorded setting (command, env, mounts, init, ports, limits, capabilities,
+	// ulimits, sysctls, ...): the restored processes find the container they left.
+	cfg, hc := spec.CreateConfig()
+	cfg.Labels = labels
+	hc.Runtime = opts.Runtime
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 	if len(spec.Networks) > 0 {
 		n := spec.Networks[0]

@@ -148,6 +148,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 		rmErr := d.Cli.ContainerRemove(rctx, id, dcontainer.RemoveOptions{Force: true})
 		var mvErr error
 		if _, serr := os.Stat(placed); serr == nil {
+			err = keepFailedLog(err, placed, v.Dir(), id) // before the set goes back
 			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
 			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
 			mvErr = os.Rename(placed, v.Dir())

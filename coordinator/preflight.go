@@ -29,7 +29,8 @@ func restoredName(id string, c store.Container) string {
 
 // preflight asks the nodes, before anything is changed, whether the exact restore of
 // m onto targets can run: every node involved has a live worker; every image set is
-// on its node (or already on its target) with every file at its recorded size; every
+// on its node with every file at its recorded size (and so is a copy already on its
+// target, which the restore would use); every
 // target node has the container's image and its name free; no container that keeps
 // running (anything but the stack's own swarm tasks when the stack is stopped first)
 // holds an address the restored containers take, on any live node. It returns one
@@ -55,7 +56,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 	var problems []string
 	noWorker := 0
 	var addrs []nodeagent.PreflightAddress
-	type where struct{ key, set, src, dst string }
+	type where struct{ key, set, src string }
 	var sets []where
 	for _, c := range m.Containers {
 		t, ok := targets[c.Key()]
@@ -83,7 +84,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 		if t != src {
 			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
 		}
-		sets = append(sets, where{c.Key(), set, src, t})
+		sets = append(sets, where{c.Key(), set, src})
 		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
 		for _, ip := range c.IPs {
 			addrs = append(addrs, nodeagent.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
@@ -145,11 +146,10 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 		if skipped[w.src] || !live[w.src] || !missing[w.src+"/"+w.set] {
 			continue
 		}
-		if w.dst != w.src && !skipped[w.dst] && live[w.dst] && !missing[w.dst+"/"+w.set] {
-			continue // moved there by an earlier restore
-		}
-		problems = append(problems, fmt.Sprintf("%s: its image set %s is not on node %s (nor on its target %s): the snapshot's images are gone; take a new snapshot",
-			w.key, w.set, w.src, w.dst))
+		// (A copy an earlier restore moved to the target does not help: the transfer
+		// starts from the set's home node.)
+		problems = append(problems, fmt.Sprintf("%s: its image set %s is not on node %s: the snapshot's images are gone from there; take a new snapshot",
+			w.key, w.set, w.src))
 	}
 	if len(problems) == 0 {
 		return nil

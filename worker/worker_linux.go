@@ -50,6 +50,10 @@ type Parts struct {
 	CRIUVersion, Kernel string
 	// Features answers `criu check --feature` (nil: all unsupported).
 	Features migrate.FeatureChecker
+	// Dumpable refuses, before anything is locked or frozen, a container that CRIU
+	// cannot dump here (container.Dumpable: a process of another user without
+	// CAP_SYS_RESOURCE). Nil: no check (tests with fake containers).
+	Dumpable func(c container.Ref) error
 	// Owns tells whether pid still belongs to container id before a hold is released
 	// (nil: watchdog.BelongsTo, the cgroup check). Tests with fake containers set it.
 	Owns func(pid int, id string) bool
@@ -111,6 +115,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 	w, err := New(cfg, Parts{
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
 		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
+		Dumpable: container.Dumpable,
 	})
 	return w, cli, err
 }
@@ -259,9 +264,22 @@ func (w *Worker) resolve(ctx context.Context, name string) (container.Ref, error
 	return c, nil
 }
 
+// resolveDumpable is resolve for the steps of a dump (lock, freeze, dump): a container
+// CRIU cannot dump here is refused before anything of it is locked or frozen.
+func (w *Worker) resolveDumpable(ctx context.Context, name string) (container.Ref, error) {
+	c, err := w.resolve(ctx, name)
+	if err != nil || w.p.Dumpable == nil {
+		return c, err
+	}
+	if err := w.p.Dumpable(c); err != nil {
+		return c, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	return c, nil
+}
+
 // Lock implements Service.
 func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, deadline time.Time) error {
-	c, err := w.resolve(ctx, name)
+	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -292,7 +310,7 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 
 // Freeze implements Service.
 func (w *Worker) Freeze(ctx context.Context, name string, deadline time.Time) error {
-	c, err := w.resolve(ctx, name)
+	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -330,7 +348,7 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	if err != nil {
 		return nil, err
 	}
-	c, err := w.resolve(ctx, name)
+	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +391,7 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 	if err != nil {
 		return nil, err
 	}
-	c, err := w.resolve(ctx, name)
+	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
 		return nil, err
 	}

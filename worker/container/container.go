@@ -144,6 +144,27 @@ type Spec struct {
 	// ShmSize is /dev/shm's size in bytes.
 	ShmSize int64    `json:"shmSize,omitempty"`
 	Devices []Device `json:"devices,omitempty"`
+	// DNS, DNSSearch and DNSOptions are the resolv.conf settings Docker writes.
+	DNS        []string `json:"dns,omitempty"`
+	DNSSearch  []string `json:"dnsSearch,omitempty"`
+	DNSOptions []string `json:"dnsOptions,omitempty"`
+	// GroupAdd are the extra groups of the container's user.
+	GroupAdd    []string `json:"groupAdd,omitempty"`
+	OomScoreAdj int      `json:"oomScoreAdj,omitempty"`
+	// Healthcheck is the container's own healthcheck (nil: the image's, if any).
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+}
+
+// Healthcheck is a container healthcheck (docker run --health-*, compose healthcheck:).
+type Healthcheck struct {
+	// Test is ["CMD", args...], ["CMD-SHELL", command] or ["NONE"].
+	Test []string `json:"test,omitempty"`
+	// Durations in nanoseconds (0: Docker's default).
+	Interval      int64 `json:"interval,omitempty"`
+	Timeout       int64 `json:"timeout,omitempty"`
+	StartPeriod   int64 `json:"startPeriod,omitempty"`
+	StartInterval int64 `json:"startInterval,omitempty"`
+	Retries       int   `json:"retries,omitempty"`
 }
 
 // Swarm label keys Docker puts on task containers.

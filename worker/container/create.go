@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
@@ -27,6 +28,10 @@ func FromInspect(ci dcontainer.InspectResponse) Spec {
 		if c.StopTimeout != nil {
 			v := *c.StopTimeout
 			s.StopTimeout = &v
+		}
+		if h := c.Healthcheck; h != nil {
+			s.Healthcheck = &Healthcheck{Test: slices.Clone(h.Test), Interval: int64(h.Interval), Timeout: int64(h.Timeout),
+				StartPeriod: int64(h.StartPeriod), StartInterval: int64(h.StartInterval), Retries: h.Retries}
 		}
 		for p := range c.ExposedPorts {
 			s.ExposedPorts = append(s.ExposedPorts, string(p))
@@ -108,12 +113,15 @@ func (s *Spec) fromHostConfig(h *dcontainer.HostConfig) {
 	s.Sysctls, s.Tmpfs = maps.Clone(h.Sysctls), maps.Clone(h.Tmpfs)
 	s.ExtraHosts, s.SecurityOpt = slices.Clone(h.ExtraHosts), slices.Clone(h.SecurityOpt)
 	s.ShmSize = h.ShmSize
+	s.DNS, s.DNSSearch, s.DNSOptions = slices.Clone(h.DNS), slices.Clone(h.DNSSearch), slices.Clone(h.DNSOptions)
+	s.GroupAdd, s.OomScoreAdj = slices.Clone(h.GroupAdd), h.OomScoreAdj
 }
 
 // CreateConfig is the docker create configuration that recreates the container of s
 // with every recorded setting: image, command, environment, labels, mounts and the
 // runtime settings (init, ports, resources, capabilities, ulimits, sysctls, hosts,
-// read-only root, tmpfs, stop signal and timeout, security options, shm, devices).
+// read-only root, tmpfs, stop signal and timeout, security options, shm, devices, DNS,
+// extra groups, OOM score, healthcheck).
 // Networks, the runtime and labels of the restore's own are the caller's to add.
 func (s Spec) CreateConfig() (*dcontainer.Config, *dcontainer.HostConfig) {
 	cfg := &dcontainer.Config{
@@ -131,6 +139,12 @@ func (s Spec) CreateConfig() (*dcontainer.Config, *dcontainer.HostConfig) {
 		Sysctls: maps.Clone(s.Sysctls), Tmpfs: maps.Clone(s.Tmpfs),
 		ExtraHosts: slices.Clone(s.ExtraHosts), SecurityOpt: slices.Clone(s.SecurityOpt),
 		ShmSize: s.ShmSize,
+		DNS:     slices.Clone(s.DNS), DNSSearch: slices.Clone(s.DNSSearch), DNSOptions: slices.Clone(s.DNSOptions),
+		GroupAdd: slices.Clone(s.GroupAdd), OomScoreAdj: s.OomScoreAdj,
+	}
+	if h := s.Healthcheck; h != nil {
+		cfg.Healthcheck = &dcontainer.HealthConfig{Test: slices.Clone(h.Test), Interval: time.Duration(h.Interval), Timeout: time.Duration(h.Timeout),
+			StartPeriod: time.Duration(h.StartPeriod), StartInterval: time.Duration(h.StartInterval), Retries: h.Retries}
 	}
 	if s.Init {
 		t := true

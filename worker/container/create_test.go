@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
@@ -29,7 +30,9 @@ func inspected() dcontainer.InspectResponse {
 				SecurityOpt:    []string{"no-new-privileges"},
 				Tmpfs:          map[string]string{"/run": "size=1m"},
 				ShmSize:        32 << 20,
-				Sysctls:        map[string]string{"net.core.somaxconn": "511"},
+				DNS:            []string{"10.240.6.1"}, DNSSearch: []string{"example"}, DNSOptions: []string{"ndots:2"},
+				GroupAdd: []string{"audio"}, OomScoreAdj: 100,
+				Sysctls: map[string]string{"net.core.somaxconn": "511"},
 				Resources: dcontainer.Resources{
 					Memory: 256 << 20, MemorySwap: 512 << 20, MemoryReservation: 64 << 20,
 					NanoCPUs: 500000000, CPUShares: 512, PidsLimit: &pids,
@@ -43,6 +46,7 @@ func inspected() dcontainer.InspectResponse {
 			Image: "swarmckpt-thirdparty/redis:deb", Cmd: []string{"redis-server"}, Env: []string{"A=1"},
 			User: "0", Hostname: "h", Labels: map[string]string{"x": "y"},
 			ExposedPorts: nat.PortSet{"6379/tcp": {}}, StopSignal: "SIGINT", StopTimeout: &stop,
+			Healthcheck: &dcontainer.HealthConfig{Test: []string{"CMD", "redis-cli", "ping"}, Interval: 5 * time.Second, Retries: 4},
 		},
 		Mounts: []dcontainer.MountPoint{
 			{Type: mount.TypeTmpfs, Destination: "/data", RW: true},
@@ -90,7 +94,9 @@ func TestInspectSpecCreateRoundTrip(t *testing.T) {
 		{"MemoryReservation", hc.MemoryReservation, wantH.MemoryReservation},
 		{"NanoCPUs", hc.NanoCPUs, wantH.NanoCPUs}, {"CPUShares", hc.CPUShares, wantH.CPUShares},
 		{"PidsLimit", *hc.PidsLimit, *wantH.PidsLimit}, {"Ulimits", hc.Ulimits, wantH.Ulimits},
-		{"Devices", hc.Devices, wantH.Devices},
+		{"Devices", hc.Devices, wantH.Devices}, {"Healthcheck", cfg.Healthcheck, want.Healthcheck},
+		{"DNS", hc.DNS, wantH.DNS}, {"DNSSearch", hc.DNSSearch, wantH.DNSSearch}, {"DNSOptions", hc.DNSOptions, wantH.DNSOptions},
+		{"GroupAdd", hc.GroupAdd, wantH.GroupAdd}, {"OomScoreAdj", hc.OomScoreAdj, wantH.OomScoreAdj},
 		{"Mounts", hc.Mounts, []mount.Mount{
 			{Type: mount.TypeTmpfs, Target: "/data", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 8 << 20, Mode: 0o1777}},
 			{Type: mount.TypeVolume, Source: "vol", Target: "/v", ReadOnly: true},

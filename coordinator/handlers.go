@@ -139,6 +139,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	}
 	start := time.Now()
 	stopped, err = s.stopStack(ctx, m)
+	if err == nil {
+		_, err = s.removeStandalone(ctx, m) // standalone.go: an earlier exact restore's containers
+	}
 	if err != nil {
 		if scaleBack && len(stopped) > 0 {
 			return nil, nil, s.scaleBack(ctx, m, stopped, err)

@@ -54,6 +54,10 @@ type SwarmRestore struct {
 	Poll   time.Duration
 	Events func(ctx context.Context, e api.Event)
 	Log    *slog.Logger
+	// RemoveStandalone, when set, removes the standalone containers of an earlier
+	// exact-mode restore of the stack, after the scale to 0 (step 1): they would run
+	// next to the restored tasks.
+	RemoveStandalone func(ctx context.Context) error
 }
 
 // SwarmOutcome is what a swarm-native restore did.
@@ -283,6 +287,9 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 				errs = append(errs, fmt.Errorf("undo: drop the copy of %s on %s: %w", ns.key, ns.node, err))
 			}
 		}
+		if err := r.removeConstraints(uctx, m, replicas, constraints); err != nil {
+			errs = append(errs, fmt.Errorf("undo: %w", err))
+		}
 		r.emit(ctx, m.ID, "", "", "undone", fmt.Sprintf("stack %s scaled to 0, %d placements taken back, %d copies dropped", m.Stack, len(placed), len(copied)), 0)
 		return errors.Join(errs...)
 	}
@@ -298,6 +305,9 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		defer cancel()
 		r.emit(ctx, m.ID, "", "", "stopping", "scaling the services of stack "+m.Stack+" to 0", 0)
 		stopErr = r.Swarm.StopStack(sctx, m.Stack)
+		if stopErr == nil && r.RemoveStandalone != nil {
+			stopErr = r.RemoveStandalone(sctx)
+		}
 	}()
 	type copyJob struct {
 		p    SlotPlan
@@ -515,12 +525,42 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	out.PhaseMS["unlock"] = time.Since(t).Milliseconds()
 	r.emit(ctx, m.ID, "", "", "unlocked", fmt.Sprintf("%d restored tasks", len(plan)), out.PhaseMS["unlock"])
 	out.Addresses = addrMap
+	// The placement constraints (migrate --to/--from) did their job: left on the
+	// services they would pin them for good and contradict the next migrate's. Swarm
+	// leaves the running tasks alone (their nodes satisfy what remains).
+	// A failure here is reported, not an error: the stack runs restored.
+	if err := r.removeConstraints(ctx, m, replicas, constraints); err != nil {
+		log.Warn("restored, but the placement constraints stay on the services", "snapshot", m.ID, "err", err)
+		r.emit(ctx, m.ID, "", "", "warning", "restored, but "+err.Error(), 0)
+	}
 	for c := range closed {
 		out.Closed = append(out.Closed, c)
 	}
 	sort.Strings(out.Closed)
 	log.Info("swarm-native restore done", "snapshot", m.ID, "targets", out.Targets, "phases_ms", out.PhaseMS)
 	return out, errors.Join(lerr...)
+}
+
+// removeConstraints takes constraints off the restored services again (when the
+// Swarm can: stack.ConstraintRemover).
+func (r *SwarmRestore) removeConstraints(ctx context.Context, m *store.Manifest, replicas map[string]uint64, constraints []string) error {
+	if len(constraints) == 0 {
+		return nil
+	}
+	cr, ok := r.Swarm.(stack.ConstraintRemover)
+	if !ok {
+		return nil
+	}
+	services := make([]string, 0, len(replicas))
+	for s := range replicas {
+		services = append(services, s)
+	}
+	sort.Strings(services)
+	if err := cr.RemoveConstraints(ctx, m.Stack, services, constraints); err != nil {
+		return fmt.Errorf("remove the placement constraints %v the restore added to %v: %w", constraints, services, err)
+	}
+	r.emit(ctx, m.ID, "", "", "constraints-removed", fmt.Sprintf("%v from %v", constraints, services), 0)
+	return nil
 }
 
 // sendMap gives every placement its address map; it must reach the node swarm
@@ -600,7 +640,8 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 			return nil, api.Errorf(api.CodeNoWorker, "node %s has no live worker (live: %v)", n, nodes)
 		}
 	}
-	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log}
+	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log,
+		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})
 	out, rerr := sr.Run(ctx, m, nodes, req.Constraints)

@@ -36,6 +36,7 @@ import (
 //	POST /v1/sets/{id}/place           {"task":{"options":TaskOptions}} -> TaskPlacement (task.go)
 //	PUT  /v1/tasks/{service}/{slot}/address-map {"task":{"addresses":{old:new}}}
 //	DELETE /v1/tasks/{service}/{slot}  {"task":{"set":"ID"}}         -> TaskRelease
+//	GET  /v1/standalone?stack=NAME                                       -> []restore.Standalone (standalone.go)
 //	POST /v1/preflight                 {"preflight":PreflightRequest}   -> PreflightReport
 
 type apiRequest struct {
@@ -119,6 +120,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.Preflight(ctx, *q.Preflight)
 	})
 	w.taskAPI(handle)
+	w.standaloneAPI(handle) // standalone_linux.go
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

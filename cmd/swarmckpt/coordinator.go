@@ -177,6 +177,9 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	svc.SetRestorer(&coordinator.AgentRestorer{Bus: tr, Addr: svc.WorkerAddr, Events: svc.Emit})
+	// A stack restored in exact mode runs as standalone containers the manager does not
+	// see: the workers list them (restore, snapshot and migrate it again).
+	res.SetStandalone(svc.StandaloneContainers)
 	if *gossip != "" {
 		cl, err := members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip,
 			Meta: members.Meta{Node: *name, Role: "coordinator"}, Log: c.log})

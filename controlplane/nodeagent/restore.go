@@ -251,7 +251,14 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		}
 		return nil, err
 	}
-	return append([]bus.Subscription{s1, s2, s3, s4, s5, s6}, tsubs...), nil
+	ssub, err := a.serveStandalone(ctx) // standalone.go
+	if err != nil {
+		for _, s := range append([]bus.Subscription{s1, s2, s3, s4, s5, s6}, tsubs...) {
+			_ = s.Unsubscribe()
+		}
+		return nil, err
+	}
+	return append([]bus.Subscription{s1, s2, s3, s4, s5, s6, ssub}, tsubs...), nil
 }
 
 // SetKey names t's image set within a snapshot: SERVICE.SLOT, or its id.

@@ -14,6 +14,9 @@ import (
 type Docker struct {
 	cli  *client.Client
 	host string
+	// standalone, when set, finds the containers exact-mode restores created (on the
+	// workers: the manager's API does not see them). SetStandalone.
+	standalone StandaloneFunc
 }
 
 var _ Resolver = (*Docker)(nil)
@@ -62,8 +65,18 @@ func (d *Docker) Resolve(ctx context.Context, name string) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stack %q: list nodes: %w", name, err)
 	}
-	return Build(name, services, tasks, nodes)
+	var standalone []Container
+	if d.standalone != nil && len(services) > 0 {
+		if standalone, err = d.standalone(ctx, name); err != nil {
+			return nil, fmt.Errorf("stack %q: find the containers restored for it: %w", name, err)
+		}
+	}
+	return BuildWith(name, services, tasks, nodes, standalone)
 }
+
+// SetStandalone makes Resolve count the standalone containers f finds (restored by
+// exact-mode restores) as the stack's containers (BuildWith). Set it before use.
+func (d *Docker) SetStandalone(f StandaloneFunc) { d.standalone = f }
 
 // StopStack scales every replicated service of the stack to 0 and waits until none of
 // their tasks runs, so that a restore can take over the tasks' addresses without the

@@ -80,6 +80,17 @@ func (w Warning) String() string { return fmt.Sprintf("%s: %s; fix: %s", w.Objec
 // count; a service with fewer running tasks than its desired replicas is an error
 // (ErrNotReady) since a snapshot of half a stack is not what the user asked for.
 func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node) (*Stack, error) {
+	return BuildWith(name, services, tasks, nodes, nil)
+}
+
+// BuildWith is Build counting standalone, the running standalone containers that
+// exact-mode restores created for the stack's services (docs/restore.md "Restoring a
+// restored stack"), each as the SERVICE.SLOT it was restored as: after such a restore
+// the services are at 0 replicas and these containers are the stack. A standalone
+// container whose service is gone from the stack, or whose slot a running task holds,
+// is left out with a warning; two standalone containers of one slot are an error (the
+// snapshot could not tell which one is the stack's).
+func BuildWith(name string, services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node, standalone []Container) (*Stack, error) {
 	if len(services) == 0 {
 		return nil, fmt.Errorf("stack %q: %w: no service carries the label %s=%s (deploy it with 'docker stack deploy -c FILE %s')",
 			name, ErrNotFound, NamespaceLabel, name, name)
@@ -165,6 +176,9 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 		}
 		st.Containers = append(st.Containers, c)
 	}
+	if err := addStandalone(st, name, services, standalone, running); err != nil {
+		return nil, err
+	}
 	for _, s := range services {
 		want := 0
 		if s.Spec.Mode.Replicated != nil && s.Spec.Mode.Replicated.Replicas != nil {
@@ -217,6 +231,53 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 		return st.Containers[i].Slot < st.Containers[j].Slot
 	})
 	return st, nil
+}
+
+// addStandalone adds the restored standalone containers to st (see BuildWith), counting
+// them in running (by service ID).
+func addStandalone(st *Stack, name string, services []swarm.Service, standalone []Container, running map[string]int) error {
+	if len(standalone) == 0 {
+		return nil
+	}
+	svcByName := map[string]swarm.Service{}
+	for _, s := range services {
+		svcByName[s.Spec.Name] = s
+	}
+	taken := map[string]bool{}
+	for _, c := range st.Containers {
+		taken[c.Key()] = true
+	}
+	seen := map[string]Container{}
+	for _, c := range standalone {
+		s, ok := svcByName[c.Service]
+		switch {
+		case !ok:
+			st.Warnings = append(st.Warnings, Warning{Object: "container " + c.ContainerID + " on " + c.Node,
+				Problem: fmt.Sprintf("was restored for service %s, which stack %s no longer has: it is not part of the snapshot", c.Service, name),
+				Fix:     "deploy the stack again (docker stack deploy) to include it, or remove the container (docker rm -f)"})
+			continue
+		case c.Slot < 1:
+			return fmt.Errorf("stack %q: restored container %s on %s (service %s) has no slot: %w (remove it with docker rm -f, or restore the stack again)",
+				name, c.ContainerID, c.Node, c.Service, ErrNotReady)
+		case taken[c.Key()]:
+			st.Warnings = append(st.Warnings, Warning{Object: "container " + c.Key() + " (" + c.ContainerID + " on " + c.Node + ")",
+				Problem: "was restored as a standalone container for a slot that a running swarm task holds now: the task is snapshotted, not this container",
+				Fix:     "remove the standalone container (docker rm -f " + c.ContainerID + ") so that the stack has one container per slot"})
+			continue
+		}
+		if prev, dup := seen[c.Key()]; dup {
+			return fmt.Errorf("stack %q: two restored containers run as %s: %s on %s and %s on %s: %w (remove the one that is not the stack's with docker rm -f, then retry)",
+				name, c.Key(), prev.ContainerID, prev.Node, c.ContainerID, c.Node, ErrNotReady)
+		}
+		seen[c.Key()] = c
+		c.ServiceID = s.ID
+		if c.Image == "" && s.Spec.TaskTemplate.ContainerSpec != nil {
+			c.Image = stripDigest(s.Spec.TaskTemplate.ContainerSpec.Image)
+		}
+		running[s.ID]++
+		st.Containers = append(st.Containers, c)
+	}
+	return nil
 }
 
 // healthcheckWarning warns about a service's healthcheck: Docker runs it with exec, which
@@ -292,6 +353,11 @@ func stripDigest(img string) string {
 	}
 	return img
 }
+
+// StandaloneFunc lists the running standalone containers that exact-mode restores
+// created for stack's services, on every node, as the SERVICE.SLOT each was restored
+// as (Node, ContainerID, IPs, Networks, Aliases set; TaskID empty).
+type StandaloneFunc func(ctx context.Context, stack string) ([]Container, error)
 
 // Resolver resolves stacks.
 type Resolver interface {

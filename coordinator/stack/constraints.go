@@ -1,0 +1,75 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// ConstraintRemover is a Swarm that can take placement constraints off the stack's
+// services again: `migrate --mode swarm` steers swarm with one (node.hostname==TO or
+// node.hostname!=FROM) only for the restore; left on the services it would pin them
+// to (or away from) a node forever, and a second migrate would add a contradictory
+// one. Swarm does not restart a task when only the placement constraints of its service
+// change and its node still satisfies them (swarmkit's IsTaskDirty), so removing a
+// constraint leaves the restored tasks alone.
+type ConstraintRemover interface {
+	// RemoveConstraints removes constraints from the placement of the stack's
+	// services named in services; replicas and everything else stay. Services
+	// without them are not updated.
+	RemoveConstraints(ctx context.Context, stack string, services []string, constraints []string) error
+}
+
+var (
+	_ ConstraintRemover = (*Docker)(nil)
+	_ ConstraintRemover = (*FakeSwarm)(nil)
+)
+
+// withoutConstraints returns cs without the constraints in drop, and whether any was
+// dropped.
+func withoutConstraints(cs, drop []string) ([]string, bool) {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		if !slices.Contains(drop, c) {
+			out = append(out, c)
+		}
+	}
+	return out, len(out) != len(cs)
+}
+
+// RemoveConstraints implements ConstraintRemover.
+func (d *Docker) RemoveConstraints(ctx context.Context, stack string, services []string, constraints []string) error {
+	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+stack))
+	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("stack %q: list services: %w", stack, err)
+	}
+	for _, s := range list {
+		if !slices.Contains(services, s.Spec.Name) || s.Spec.TaskTemplate.Placement == nil {
+			continue
+		}
+		kept, changed := withoutConstraints(s.Spec.TaskTemplate.Placement.Constraints, constraints)
+		if !changed {
+			continue
+		}
+		spec := s.Spec
+		p := *spec.TaskTemplate.Placement
+		p.Constraints = kept
+		spec.TaskTemplate.Placement = &p
+		if _, err := d.cli.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+			return fmt.Errorf("stack %q: remove placement constraints %v from service %s: %w (remove them by hand: docker service update --constraint-rm ...)", stack, constraints, s.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// RemoveConstraints implements ConstraintRemover: the constraints leave Constraints.
+func (f *FakeSwarm) RemoveConstraints(_ context.Context, _ string, _ []string, constraints []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Constraints, _ = withoutConstraints(f.Constraints, constraints)
+	return nil
+}

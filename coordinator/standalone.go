@@ -1,0 +1,184 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// A stack restored in exact mode runs as standalone containers (its services at 0
+// replicas), which the swarm manager does not see. Every node's agent lists the ones on
+// its node (nodeagent.StandaloneSubject), so that the stack can be snapshotted,
+// migrated and restored again (docs/restore.md "Restoring a restored stack").
+
+// LabelSlot, when a restored container carries it, is the slot it was restored as;
+// without it the slot is read from the container's name, which AgentRestorer makes
+// SERVICE-SLOT-SNAPSHOT (the dots of SERVICE.SLOT as dashes).
+const LabelSlot = "io.swarmckpt.slot"
+
+// standaloneTimeout bounds each node's answer.
+const standaloneTimeout = 15 * time.Second
+
+// listStandalone asks every live node's agent for the containers restored for stack's
+// services. A node whose agent predates the subject (no responder) is skipped with a
+// warning in the log; any other failure is an error, since a node that did not answer
+// may run part of the stack.
+func (s *Service) listStandalone(ctx context.Context, stackName string) (map[string][]nodeagent.Standalone, error) {
+	workers := s.live.live()
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		out  = map[string][]nodeagent.Standalone{}
+		errs []error
+	)
+	req, _ := json.Marshal(nodeagent.StandaloneRequest{Stack: stackName})
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, standaloneTimeout)
+			defer cancel()
+			b, err := s.cfg.Bus.Request(cctx, nodeagent.StandaloneSubject(w.Node), req)
+			var rep nodeagent.StandaloneReply
+			if err == nil {
+				err = json.Unmarshal(b, &rep)
+			}
+			if err == nil && rep.Error != "" {
+				err = errors.New(rep.Error)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, bus.ErrNoResponders):
+				s.log.Warn("node agent does not list restored containers (older version): a restored stack's containers on it are not found", "node", w.Node)
+			case err != nil:
+				errs = append(errs, fmt.Errorf("node %s: list the containers restored for stack %s: %w (retry when its worker answers)", w.Node, stackName, err))
+			case len(rep.Containers) > 0:
+				out[w.Node] = rep.Containers
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// StandaloneContainers implements stack.StandaloneFunc: the running containers restored
+// for stack's services, on every live node, each as the SERVICE.SLOT it was restored as.
+func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([]stack.Container, error) {
+	byNode, err := s.listStandalone(ctx, stackName)
+	if err != nil {
+		return nil, err
+	}
+	var out []stack.Container
+	for node, list := range byNode {
+		for _, sc := range list {
+			if !sc.Running {
+				continue
+			}
+			out = append(out, StandaloneContainer(node, sc))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() || out[i].Key() == out[j].Key() && out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// StandaloneContainer turns a node's restored container into the stack container it
+// stands for: service from its label, slot from LabelSlot or its name (0 if neither
+// tells), addresses and aliases from its endpoints.
+func StandaloneContainer(node string, sc nodeagent.Standalone) stack.Container {
+	c := stack.Container{Service: sc.Service, Slot: standaloneSlot(sc), Node: node, ContainerID: sc.ID, Image: sc.Image}
+	for _, n := range sc.Networks {
+		c.Networks = append(c.Networks, n.Name)
+		for _, a := range []string{n.IPv4, n.IPv6} {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				c.IPs = append(c.IPs, ip.String())
+			}
+		}
+		for _, a := range n.Aliases {
+			// Docker adds the container's short ID as an alias: it names this
+			// container, not the service.
+			if a == "" || len(a) >= 12 && strings.HasPrefix(sc.ID, a) {
+				continue
+			}
+			if c.Aliases == nil {
+				c.Aliases = map[string][]string{}
+			}
+			c.Aliases[n.Name] = append(c.Aliases[n.Name], a)
+		}
+	}
+	return c
+}
+
+func standaloneSlot(sc nodeagent.Standalone) int {
+	if v, ok := sc.Labels[LabelSlot]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	rest, ok := strings.CutPrefix(sc.Name, strings.ReplaceAll(sc.Service, ".", "-")+"-")
+	if !ok {
+		return 0
+	}
+	digits, _, _ := strings.Cut(rest, "-")
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
+}
+
+// removeStandalone force-removes every container restored for stack's services on
+// every live node (running or not: a stopped one keeps its name), before a restore
+// brings the stack back: the part of "stop what runs" the swarm manager cannot do. It
+// returns how many it removed.
+func (s *Service) removeStandalone(ctx context.Context, m *store.Manifest) (n int, err error) {
+	var errs []error
+	defer func() {
+		if err != nil {
+			err = api.Errorf(api.CodeFailed, "stop what runs of stack %s before restoring: %v", m.Stack, err)
+		}
+	}()
+	byNode, err := s.listStandalone(ctx, m.Stack)
+	if err != nil {
+		return 0, err
+	}
+	for node, list := range byNode {
+		ids := make([]string, 0, len(list))
+		for _, sc := range list {
+			ids = append(ids, sc.ID)
+		}
+		b, _ := json.Marshal(nodeagent.UnlockRequest{Containers: ids})
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		out, err := s.cfg.Bus.Request(cctx, nodeagent.RemoveSubject(node), b)
+		cancel()
+		var rep nodeagent.OpReply
+		if err == nil {
+			err = json.Unmarshal(out, &rep)
+		}
+		if err == nil && rep.Error != "" {
+			err = errors.New(rep.Error)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: remove the containers of an earlier restore of %s (%s): %w (remove them by hand: docker rm -f)", node, m.Stack, strings.Join(ids, " "), err))
+			continue
+		}
+		n += len(ids)
+	}
+	if n > 0 {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("removed %d standalone containers of an earlier restore of stack %s", n, m.Stack)})
+	}
+	return n, errors.Join(errs...)
+}

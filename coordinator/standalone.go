@@ -91,7 +91,9 @@ func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([
 			out = append(out, StandaloneContainer(node, sc))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() || out[i].Key() == out[j].Key() && out[i].Node < out[j].Node })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Key() < out[j].Key() || out[i].Key() == out[j].Key() && out[i].Node < out[j].Node
+	})
 	return out, nil
 }
 

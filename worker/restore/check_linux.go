@@ -55,7 +55,7 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 			}
 		}
 		if ct.Name != "" {
-			if ci, err := d.Cli.ContainerInspect(ctx, ct.Name); err == nil {
+			if ci, err := d.Cli.ContainerInspect(ctx, ct.Name); err == nil && !(ci.Config != nil && ofStack(c.Stack, ci.Config.Labels)) {
 				problems = append(problems, fmt.Sprintf("%s: a container named %s (%.12s) already exists on node %s (left by an earlier restore?): remove it (docker rm -f %s)",
 					ct.Key, ct.Name, ci.ID, node, ct.Name))
 			} else if !cerrdefs.IsNotFound(err) {
@@ -74,6 +74,9 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 		for _, h := range list {
 			if c.Stack != "" && h.Labels[labelStack] == c.Stack && h.Labels[labelTask] != "" {
 				continue // a task of the stack: stopped before the restore
+			}
+			if ofStack(c.Stack, h.Labels) {
+				continue // an earlier exact restore of the stack: removed before the restore
 			}
 			if h.NetworkSettings == nil {
 				continue
@@ -96,4 +99,14 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 		}
 	}
 	return problems, nil
+}
+
+// ofStack tells whether labels are those of a container an exact-mode restore created
+// for a service of stack (Standalone): the coordinator removes those before it restores
+// the stack again, so their names and addresses are not taken.
+func ofStack(stack string, labels map[string]string) bool {
+	if stack == "" || labels[LabelService] == "" {
+		return false
+	}
+	return Standalone{Service: labels[LabelService], Stack: labels[labelStack]}.InStack(stack)
 }

@@ -192,10 +192,8 @@ func BuildWith(name string, services []swarm.Service, tasks []swarm.Task, nodes 
 			if w, ok := healthcheckWarning(s.Spec.Name, cs.Healthcheck); ok {
 				st.Warnings = append(st.Warnings, w)
 			}
-			if cs.Init != nil && *cs.Init {
-				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
-					Problem: "runs with init: true: Docker bind-mounts its init at /sbin/docker-init; an exact restore creates the container without it and CRIU fails (\"mnt: No mapping for ... mountpoint\"), and a --mode swarm restore failed as well (\"mnt-v2: Can't remount ... with MS_PRIVATE\"): snapshots work, restore and migrate do not",
-					Fix:     "remove init: true from the service (put an init such as tini into the image if the program needs one)"})
+			if w, ok := userWarning(s.Spec.Name, cs.User); ok {
+				st.Warnings = append(st.Warnings, w)
 			}
 			if len(cs.Secrets)+len(cs.Configs) > 0 {
 				st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
@@ -205,8 +203,8 @@ func BuildWith(name string, services []swarm.Service, tasks []swarm.Task, nodes 
 		}
 		if lost := notRestored(s.Spec); len(lost) > 0 {
 			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
-				Problem: "restore does not carry " + strings.Join(lost, ", ") + ": the restored container runs without them",
-				Fix:     "after a restore, re-apply them by hand (docker update for limits), or reach the service over the stack's overlay network instead of published ports"})
+				Problem: "an exact restore (the default, and migrate) does not carry " + strings.Join(lost, ", ") + ": the restored container runs without them",
+				Fix:     "publish ports with mode: host or reach the service over the stack's overlay network, give docker stop -t by hand, or restore with --mode swarm (swarm applies the whole service spec)"})
 		}
 		if s.Spec.EndpointSpec == nil || s.Spec.EndpointSpec.Mode == "" || s.Spec.EndpointSpec.Mode == swarm.ResolutionModeVIP {
 			st.Warnings = append(st.Warnings, Warning{Object: "service " + s.Spec.Name,
@@ -303,48 +301,49 @@ func healthcheckWarning(service string, hc *container.HealthConfig) (Warning, bo
 		Fix: "keep interval x retries well above the longest freeze (the FROZEN column of 'swarmckpt snapshot'), or probe the service from outside its container"}, true
 }
 
-// notRestored lists the settings of a service that a restored container does not get
-// (restore recreates it from image, command, env, user, mounts and network; tried with
-// third-party stacks: a published port and a memory limit were gone after restore).
+// notRestored lists the settings of a service that a container restored in exact mode
+// does not get. The container is recreated from its recorded docker inspect (image,
+// command, env, user, mounts, network, and the runtime settings of container.Spec:
+// init, host-mode ports, limits, capabilities, ulimits, sysctls, extra_hosts, read_only,
+// tmpfs, stop_signal, healthcheck, ...); what swarm itself does for a task is not in
+// the container: publishing a port through the ingress routing mesh, and the stop
+// grace period (swarm's own timeout, not the container's StopTimeout).
 func notRestored(spec swarm.ServiceSpec) []string {
 	var out []string
 	if ep := spec.EndpointSpec; ep != nil {
 		for _, p := range ep.Ports {
-			if p.PublishedPort != 0 {
-				out = append(out, fmt.Sprintf("published port %d->%d/%s", p.PublishedPort, p.TargetPort, p.Protocol))
+			if p.PublishedPort != 0 && p.PublishMode != swarm.PortConfigPublishModeHost {
+				out = append(out, fmt.Sprintf("published port %d->%d/%s (ingress mode; mode: host ports are restored)", p.PublishedPort, p.TargetPort, p.Protocol))
 			}
 		}
 	}
-	if r := spec.TaskTemplate.Resources; r != nil && r.Limits != nil {
-		if r.Limits.MemoryBytes > 0 {
-			out = append(out, fmt.Sprintf("memory limit %d MiB", r.Limits.MemoryBytes>>20))
-		}
-		if r.Limits.NanoCPUs > 0 {
-			out = append(out, fmt.Sprintf("CPU limit %g", float64(r.Limits.NanoCPUs)/1e9))
-		}
-		if r.Limits.Pids > 0 {
-			out = append(out, fmt.Sprintf("pids limit %d", r.Limits.Pids))
-		}
-	}
-	if cs := spec.TaskTemplate.ContainerSpec; cs != nil {
-		for _, x := range []struct {
-			set  bool
-			name string
-		}{
-			{len(cs.CapabilityAdd) > 0, "cap_add " + strings.Join(cs.CapabilityAdd, ",")},
-			{len(cs.CapabilityDrop) > 0, "cap_drop " + strings.Join(cs.CapabilityDrop, ",")},
-			{len(cs.Ulimits) > 0, "ulimits"},
-			{len(cs.Sysctls) > 0, "sysctls"},
-			{len(cs.Hosts) > 0, "extra_hosts"},
-			{cs.ReadOnly, "read_only"},
-			{cs.StopSignal != "", "stop_signal " + cs.StopSignal},
-		} {
-			if x.set {
-				out = append(out, x.name)
-			}
-		}
+	if cs := spec.TaskTemplate.ContainerSpec; cs != nil && cs.StopGracePeriod != nil && *cs.StopGracePeriod != 10*time.Second {
+		out = append(out, fmt.Sprintf("stop_grace_period %s (the restored container gets docker stop's 10s)", *cs.StopGracePeriod))
 	}
 	return out
+}
+
+// rootUser tells whether a compose/Docker user ("", "0", "root", "0:0", "root:root",
+// ...) is uid 0 and gid 0 (or the image's default, which cannot be seen here).
+func rootUser(user string) bool {
+	u, g, _ := strings.Cut(user, ":")
+	return (u == "" || u == "0" || u == "root") && (g == "" || g == "0" || g == "root")
+}
+
+// userWarning warns about a service whose processes run as another user than root:
+// CRIU reads every dumped process's resource limits (prlimit), which the kernel refuses
+// for another user's process unless the dumping worker has CAP_SYS_RESOURCE. Where it
+// lacks it (as on hosts that withhold that capability even from root) the worker
+// refuses such a container before anything is locked (container.Dumpable), and the
+// snapshot aborts. A USER set only in the image is not in the service spec and is not
+// seen here (the worker still refuses it).
+func userWarning(service, user string) (Warning, bool) {
+	if rootUser(user) {
+		return Warning{}, false
+	}
+	return Warning{Object: "service " + service,
+		Problem: fmt.Sprintf("runs as user %q: CRIU must read the resource limits of every process it dumps, which for another user's process needs CAP_SYS_RESOURCE in the worker; on a node whose worker lacks it (grep CapEff /proc/self/status: bit 24 clear) the snapshot is refused before anything is locked (\"CRIU cannot dump a process of another user here\")", user),
+		Fix:     "run the worker with CAP_SYS_RESOURCE, or run the service as root (user: \"0:0\") on such nodes"}, true
 }
 
 func stripDigest(img string) string {

@@ -142,13 +142,19 @@ func TestBuildWarnsAboutHealthchecks(t *testing.T) {
 }
 
 func TestBuildWarnsAboutWhatRestoreDoesNotCarry(t *testing.T) {
-	yes := true
+	yes, grace := true, 3*time.Second
 	services := []swarm.Service{svc("s1", "redis_server", 1, swarm.ResolutionModeDNSRR)}
-	services[0].Spec.TaskTemplate.ContainerSpec.Init = &yes
-	services[0].Spec.TaskTemplate.ContainerSpec.CapabilityAdd = []string{"NET_ADMIN"}
-	services[0].Spec.TaskTemplate.ContainerSpec.Secrets = []*swarm.SecretReference{{SecretName: "pw"}}
+	cs := services[0].Spec.TaskTemplate.ContainerSpec
+	cs.Init = &yes
+	cs.CapabilityAdd = []string{"NET_ADMIN"}
+	cs.Secrets = []*swarm.SecretReference{{SecretName: "pw"}}
+	cs.StopGracePeriod = &grace
+	cs.User = "999"
 	services[0].Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 256 << 20}}
-	services[0].Spec.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 6379, PublishedPort: 16379, PublishMode: swarm.PortConfigPublishModeHost}}
+	services[0].Spec.EndpointSpec.Ports = []swarm.PortConfig{
+		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 6379, PublishedPort: 16379, PublishMode: swarm.PortConfigPublishModeHost},
+		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 6380, PublishedPort: 16380, PublishMode: swarm.PortConfigPublishModeIngress},
+	}
 	tasks := []swarm.Task{task("t1", "s1", 1, "id-lab-1", "c1", "10.0.1.0/24", "10.0.1.2/24")}
 	st, err := Build("redis", services, tasks, nodes())
 	if err != nil {
@@ -159,13 +165,25 @@ func TestBuildWarnsAboutWhatRestoreDoesNotCarry(t *testing.T) {
 		all = append(all, w.String())
 	}
 	text := strings.Join(all, "\n")
-	for _, want := range []string{"init: true", "/sbin/docker-init", "published port 16379->6379/tcp", "memory limit 256 MiB", "cap_add NET_ADMIN", "1 swarm secret(s) and 0 config(s)"} {
+	for _, want := range []string{"published port 16380->6380/tcp (ingress mode", "stop_grace_period 3s", "1 swarm secret(s) and 0 config(s)",
+		`runs as user "999"`, "CAP_SYS_RESOURCE", "refused before anything is locked"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("warnings lack %q:\n%s", want, text)
+		}
+	}
+	// Carried by an exact restore now (container.Spec): no warning about them.
+	for _, carried := range []string{"init: true", "docker-init", "16379", "memory limit", "cap_add"} {
+		if strings.Contains(text, carried) {
+			t.Errorf("warns about %q, which an exact restore carries:\n%s", carried, text)
 		}
 	}
 	// A plain service (the bank of TestBuild) gets none of these.
 	if got := notRestored(svc("s2", "plain", 1, swarm.ResolutionModeDNSRR).Spec); len(got) != 0 {
 		t.Errorf("notRestored of a plain service = %v", got)
+	}
+	for user, warn := range map[string]bool{"": false, "0": false, "root": false, "0:0": false, "root:root": false, "1000": true, "0:1000": true, "redis": true} {
+		if _, got := userWarning("s", user); got != warn {
+			t.Errorf("userWarning(%q) = %v, want %v", user, got, warn)
+		}
 	}
 }

@@ -442,6 +442,10 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	// The bank now runs as an exact restore: snapshot and restore it again, both modes
+	// (restoredagain_integration_test.go).
+	t.Run("RestoredBankAgain", e.restoredBankAgain)
+
 	t.Run("MigrateEchoSameConnection", func(t *testing.T) {
 		e.t = t
 		images, _ := lab.ImageDirForTests()
@@ -499,4 +503,7 @@ func TestIntegrationE2E(t *testing.T) {
 			t.Errorf("conn_id = %v: the client reconnected instead of keeping its TCP connection", v)
 		}
 	})
+
+	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).
+	t.Run("MigrateRestoredEchoAgain", e.migrateRestoredEchoAgain)
 }

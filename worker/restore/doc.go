@@ -1,7 +1,9 @@
 // Package restore brings a verified image set (imageset.Verified) back to life on this
-// node. Standalone containers are recreated with `docker create` (same image, command,
-// env, mounts, labels, networks, the same IP with --ip and the swarm service name as a
-// network alias), the set is renamed into the node's restore area as
+// node. Standalone containers are recreated with `docker create` from the recorded
+// container.Spec (Spec.CreateConfig: same image, command, env, mounts, labels and
+// runtime settings such as init, ports, limits, capabilities, ulimits and sysctls;
+// networks with the same IP by --ip and the swarm service name as a network alias),
+// the set is renamed into the node's restore area as
 // <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), and `docker
 // start` makes the node's runtime wrapper (swarmckpt-runtime, see worker/ociwrap) run
 // `runc restore` in place of `runc create`. Swarm tasks are placed as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -140,6 +141,20 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	start := time.Now()
 	stopped, err = s.stopStack(ctx, m)
 	if err == nil {
+		// What runs of a stack restored earlier in exact mode are standalone containers
+		// (its services at 0): should this restore fail, their services start again
+		// with as many replicas.
+		if byNode, lerr := s.listStandalone(ctx, m.Stack); lerr == nil && stopped != nil {
+			running := map[string]uint64{}
+			for _, list := range byNode {
+				for _, sc := range list {
+					if sc.Running && stopped[sc.Service] == 0 {
+						running[sc.Service]++
+					}
+				}
+			}
+			maps.Copy(stopped, running)
+		}
 		_, err = s.removeStandalone(ctx, m) // standalone.go: an earlier exact restore's containers
 	}
 	if err != nil {

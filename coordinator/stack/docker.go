@@ -152,7 +152,9 @@ func (d *Docker) runningContainers(ctx context.Context, services []swarm.Service
 	}
 	out := map[string][]string{}
 	for _, t := range BuildTasks(services, tasks, nodes) {
-		if t.DesiredState == string(swarm.TaskStateRunning) && t.ContainerID != "" && t.Node != "" {
+		// Running whatever its desired state: a task swarm is already stopping (an
+		// earlier scale-down) may still be in its stop grace period.
+		if (t.State == string(swarm.TaskStateRunning) || t.State == string(swarm.TaskStateStarting)) && t.ContainerID != "" && t.Node != "" {
 			out[t.Node] = append(out[t.Node], t.ContainerID)
 		}
 	}

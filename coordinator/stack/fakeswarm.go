@@ -64,7 +64,7 @@ func (f *FakeSwarm) StopServices(ctx context.Context, _ string, kill func(ctx co
 	}
 	running := map[string][]string{}
 	for _, t := range f.tasks {
-		if t.DesiredState == "running" && t.State == "running" && t.ContainerID != "" {
+		if t.State == "running" && t.ContainerID != "" {
 			running[t.Node] = append(running[t.Node], t.ContainerID)
 		}
 		t.DesiredState, t.State = "shutdown", "shutdown"

@@ -1,0 +1,173 @@
+package coordinator_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sleeperYML: a stack whose PID 1 (busybox sh, no SIGTERM trap) ignores SIGTERM, as
+// the shell-wrapped clients of deploy/examples/redis.yml do: a graceful stop costs the
+// whole stop grace period (10 s).
+const sleeperYML = `version: "3.8"
+services:
+  sleeper:
+    image: swarmckpt-thirdparty/busybox:deb
+    entrypoint: ["/bin/sh", "-c"]
+    command: ["i=0; while :; do i=$$((i + 1)); sleep 1; done"]
+    networks: [net]
+    deploy:
+      endpoint_mode: dnsrr
+      replicas: 2
+      restart_policy:
+        condition: any
+      labels:
+        swarmckpt.enable: "true"
+networks:
+  net:
+    driver: overlay
+    attachable: true
+    ipam:
+      config:
+        - subnet: 10.240.9.0/24
+`
+
+func (e *e2e) dockerCmd(node string, args ...string) (string, error) {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// runningTasks counts the service's tasks swarm reports Running (whatever their
+// desired state: a task being stopped still runs).
+func (e *e2e) runningTasks(service string) int {
+	out, err := e.dockerCmd(e.name+"-1", "service", "ps", service, "--format", "{{.CurrentState}}")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "Running") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIntegrationRestoreFailureScalesBack: an exact restore that passes the pre-flight
+// but fails in CRIU after the stack was stopped (on the target node the image's tag
+// points at another image: present, so the pre-flight passes, but the files the
+// processes had are not there) starts the services again at their replica count, keeps
+// CRIU's log on the node (mode 0600) and names it in the error. It also measures
+// stopping the stack: a graceful scale to 0 (what restore did before) against the
+// restore's stop, which kills the tasks' containers.
+func TestIntegrationRestoreFailureScalesBack(t *testing.T) {
+	tp := filepath.Join(repoRoot(), "build", "thirdparty")
+	if _, err := os.Stat(filepath.Join(tp, "busybox.tar")); err != nil {
+		t.Skipf("SKIP INTEGRATION: no %s/busybox.tar: run 'make images-thirdparty'", tp)
+	}
+	e := setupE2E(t)
+	yml := filepath.Join(e.dir, "sleeper.yml")
+	if err := os.WriteFile(yml, []byte(sleeperYML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ { // not a project image: lab deploy does not load it
+		if out, err := e.dockerCmd(fmt.Sprintf("%s-%d", e.name, i), "load", "-i", filepath.Join(tp, "busybox.tar")); err != nil {
+			t.Fatalf("load busybox: %v: %s", err, out)
+		}
+	}
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, yml, "sleeper"); code != 0 {
+		t.Fatalf("lab deploy sleeper: %s", out)
+	}
+	const svc = "sleeper_sleeper"
+	waitLong(t, "sleeper 2/2", func() bool { return e.runningTasks(svc) == 2 })
+
+	// Before: a graceful scale to 0, waiting until no task runs (the old StopStack).
+	t0 := time.Now()
+	if out, err := e.dockerCmd(e.name+"-1", "service", "scale", "--detach", svc+"=0"); err != nil {
+		t.Fatalf("scale to 0: %v: %s", err, out)
+	}
+	for e.runningTasks(svc) != 0 {
+		if time.Since(t0) > time.Minute {
+			t.Fatal("sleeper still runs a minute after scaling it to 0")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	graceful := time.Since(t0)
+	if out, err := e.dockerCmd(e.name+"-1", "service", "scale", "--detach", svc+"=2"); err != nil {
+		t.Fatalf("scale to 2: %v: %s", err, out)
+	}
+	waitLong(t, "sleeper 2/2 again", func() bool { return e.runningTasks(svc) == 2 })
+
+	out, code := e.ctl(2*time.Minute, "snapshot", "sleeper", "--id", "sleepfail")
+	if code != 0 {
+		t.Fatalf("snapshot: exit %d: %s", code, out)
+	}
+	target := e.name + "-3"
+	const img = "swarmckpt-thirdparty/busybox:deb"
+	orig, err := e.dockerCmd(target, "image", "inspect", "-f", "{{.Id}}", img)
+	if err != nil {
+		t.Fatalf("inspect %s on %s: %v: %s", img, target, err, orig)
+	}
+	if out, err := e.dockerCmd(target, "tag", "swarmckpt/echo:dev", img); err != nil {
+		t.Fatalf("retag on %s: %v: %s", target, err, out)
+	}
+	retagged := true
+	putBack := func() {
+		if retagged {
+			if out, err := e.dockerCmd(target, "tag", orig, img); err != nil {
+				t.Errorf("put %s back on %s: %v: %s", img, target, err, out)
+			}
+			retagged = false
+		}
+	}
+	t.Cleanup(putBack)
+
+	out, code = e.ctl(3*time.Minute, "restore", "sleepfail", "--node", svc+".1="+target, "--node", svc+".2="+target)
+	putBack() // the services' fresh tasks need the real image
+	t.Logf("restore (made to fail):\n%s", out)
+	if code == 0 {
+		t.Fatal("restore succeeded although the target's image was swapped")
+	}
+	for _, want := range []string{"started again fresh from their images", svc + "=2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restore error does not say %q", want)
+		}
+	}
+	m := regexp.MustCompile(`(/\S+\.failed-restore\.log)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("restore error names no kept CRIU log (<set>.failed-restore.log)")
+	} else if fi, err := os.Stat(m[1]); err != nil {
+		t.Errorf("kept CRIU log: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("kept CRIU log %s has mode %v, want 0600", m[1], fi.Mode().Perm())
+	} else if b, _ := os.ReadFile(m[1]); !strings.Contains(string(b), "Error") {
+		t.Errorf("kept CRIU log %s has no error line", m[1])
+	}
+	if sm := regexp.MustCompile(`stopped (\d+)ms`).FindStringSubmatch(out); sm != nil {
+		ms, _ := strconv.Atoi(sm[1])
+		t.Logf("STOP TIMES: graceful scale to 0 %.1fs; restore's stop (tasks killed) %.1fs", graceful.Seconds(), float64(ms)/1000)
+		fmt.Printf("STOP TIMES: graceful=%dms restore-stop=%dms\n", graceful.Milliseconds(), ms)
+	} else {
+		t.Errorf("no 'stopped' event in the restore's output")
+	}
+	for _, f := range []string{"coordinator", "worker-" + e.name + "-1", "worker-" + e.name + "-2", "worker-" + e.name + "-3"} {
+		b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "kill") || strings.Contains(l, "container removed") {
+				t.Logf("%s: %s", f, l)
+			}
+		}
+	}
+	waitLong(t, "sleeper back at 2/2 after the failed restore", func() bool { return e.runningTasks(svc) == 2 })
+	if r, err := e.dockerCmd(e.name+"-1", "service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", svc); err != nil || r != "2" {
+		t.Errorf("service %s replicas %q (%v), want 2", svc, r, err)
+	}
+}

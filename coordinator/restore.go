@@ -38,7 +38,7 @@ type Stopper interface {
 type ServiceStopper interface {
 	// StopServices scales the stack's services to 0 and returns the replicas they had
 	// (on error: those already scaled to 0). kill gets the containers of the tasks
-	// that were running, by node, right after the scale-down.
+	// still running, by node, once swarm ordered them to shut down.
 	StopServices(ctx context.Context, stack string, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error)
 	// ScaleServices sets the replicas of the stack's services by name.
 	ScaleServices(ctx context.Context, stack string, replicas map[string]uint64, constraints []string) error
@@ -49,8 +49,8 @@ const stopTimeout = time.Minute
 
 // stopStack stops the stack's running tasks before a restore (when a Stopper is
 // configured). With a ServiceStopper it returns the replicas the services had, and
-// the tasks' containers are killed through their nodes' agents right after the
-// scale-down: what gets restored is the snapshot, so the running processes need no
+// the tasks' containers are killed through their nodes' agents as soon as swarm
+// ordered their shutdown: what gets restored is the snapshot, so the running processes need no
 // graceful stop (a PID 1 without a SIGTERM handler would otherwise cost the whole stop
 // grace period, 10 s by default).
 func (s *Service) stopStack(ctx context.Context, m *store.Manifest) (map[string]uint64, error) {

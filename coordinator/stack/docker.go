@@ -88,8 +88,8 @@ func (d *Docker) StopStack(ctx context.Context, name string) error {
 
 // StopServices is StopStack returning the replicas each service had before (by
 // service name, services already at 0 left out), so that ScaleServices can put them
-// back when what follows fails. kill, when set, is called right after the services
-// were scaled to 0 with the containers of the tasks that were running, by node
+// back when what follows fails. kill, when set, is called once swarm ordered the
+// services' tasks to shut down, with the containers of those still running, by node
 // hostname: the caller may kill them at once (a restore brings back the snapshot, not
 // these processes) instead of waiting out their stop grace period. Nothing is changed
 // when a service is global. On error, prior lists the services already scaled to 0.
@@ -109,13 +109,6 @@ func (d *Docker) StopServices(ctx context.Context, name string, kill func(ctx co
 			return nil, fmt.Errorf("stack %q: service %s is global: remove it (docker service rm) before restoring", name, s.Spec.Name)
 		}
 	}
-	var running map[string][]string
-	if kill != nil {
-		running, err = d.runningContainers(ctx, services, tf)
-		if err != nil {
-			return nil, fmt.Errorf("stack %q: %w", name, err)
-		}
-	}
 	prior = map[string]uint64{}
 	for _, s := range services {
 		r := s.Spec.Mode.Replicated.Replicas
@@ -133,19 +126,41 @@ func (d *Docker) StopServices(ctx context.Context, name string, kill func(ctx co
 			prior[s.Spec.Name] = *r
 		}
 	}
-	if kill != nil && len(running) > 0 {
-		kill(ctx, running)
+	if kill != nil {
+		// Killed only once swarm shuts them down: a task killed before the orchestrator
+		// applied the scale-down would count as failed and be replaced (restart policy).
+		if running, err := d.shutdownOrdered(ctx, services, tf); err == nil && len(running) > 0 {
+			kill(ctx, running)
+		}
 	}
 	return prior, d.waitStopped(ctx, name, tf)
 }
 
-// runningContainers lists the containers of the services' running tasks by node
-// hostname.
-func (d *Docker) runningContainers(ctx context.Context, services []swarm.Service, tf filters.Args) (map[string][]string, error) {
-	tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
+// shutdownOrdered polls until no task of the services in tf is desired running any
+// more and returns the containers of the tasks still running, by node hostname.
+func (d *Docker) shutdownOrdered(ctx context.Context, services []swarm.Service, tf filters.Args) (map[string][]string, error) {
+	for {
+		tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		ordered := true
+		for _, t := range tasks {
+			ordered = ordered && t.DesiredState != swarm.TaskStateRunning
+		}
+		if ordered {
+			return d.runningContainers(ctx, services, tasks)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
+}
+
+// runningContainers lists the containers of the running tasks by node hostname.
+func (d *Docker) runningContainers(ctx context.Context, services []swarm.Service, tasks []swarm.Task) (map[string][]string, error) {
 	nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)

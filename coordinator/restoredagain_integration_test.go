@@ -124,6 +124,11 @@ func (e *e2e) restoredBankAgain(t *testing.T) {
 			t.Errorf("%s recorded as %.12s with IPs %v; the container is %s with %q", c.Key(), c.ContainerID, c.IPs, name, ip)
 		}
 	}
+	var seen []string
+	for _, c := range m.Containers {
+		seen = append(seen, fmt.Sprintf("%s@%s/%.12s/%s", c.Key(), c.Node, c.ContainerID, strings.Join(c.IPs, ",")))
+	}
+	t.Logf("snapshot bank-again of the restored bank: %s", strings.Join(seen, " "))
 	if strings.Join(keys, " ") != "bank_holder.1 bank_holder.2 bank_holder.3 bank_holder.4 bank_holder.5" {
 		t.Errorf("snapshot keys %v", keys)
 	}
@@ -136,6 +141,7 @@ func (e *e2e) restoredBankAgain(t *testing.T) {
 		t.Fatalf("exact restore over the restored bank: exit %d\n%s", code, out)
 	}
 	after := e.restoredOf("bank_holder", true)
+	t.Logf("exact restore over the exact restore: holders before %v, after %v", short(before), short(after))
 	if count(after) != 5 {
 		t.Errorf("after the second exact restore: %v restored holders (any state), want exactly the 5 new ones", after)
 	}
@@ -170,12 +176,24 @@ func (e *e2e) restoredBankAgain(t *testing.T) {
 	e.bankRestoredOK(t, tasks)
 	m = e.manifest("bank-again")
 	last := m.Restores[len(m.Restores)-1]
+	t.Logf("swarm-mode restore: tasks %v, address map %v", short(tasks), last.Addresses)
 	if !last.OK || last.Mode != "swarm" || len(last.Addresses) < 5 {
 		t.Errorf("swarm-mode restore record %+v, want OK, mode swarm, an address per holder", last)
 	}
 	if text, _ := e.ctl(20*time.Second, "inspect", "bank-again"); !strings.Contains(text, "restored --mode swarm") || !strings.Contains(text, "  addresses: ") {
 		t.Errorf("inspect does not show the swarm restore's address map:\n%s", text)
 	}
+}
+
+// short is m with 12-character IDs (for logs).
+func short(m map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range m {
+		for _, id := range v {
+			out[k] = append(out[k], id[:min(12, len(id))])
+		}
+	}
+	return out
 }
 
 // echoStatus is the /status of the echo container whose name contains name on node.
@@ -246,6 +264,7 @@ func (e *e2e) migrateRestoredEchoAgain(t *testing.T) {
 		t.Fatalf("migrate of the restored echo: exit %d\n%s", code, out)
 	}
 	e.echoSameConnection(t, e.node(2), "echo_client-1-")
+	t.Logf("restored echo migrated again (exact) to %s: client %v", e.node(2), short(e.restoredOf("echo_client", false)))
 	if all := e.restoredOf("echo_client", true); count(all) != 1 || len(all[e.node(2)]) != 1 {
 		t.Errorf("echo clients after the second migration: %v, want one, on %s", all, e.node(2))
 	}
@@ -269,6 +288,7 @@ func (e *e2e) migrateRestoredEchoAgain(t *testing.T) {
 		return strings.Join(f, " ")
 	}
 	t0 := taskIDs()
+	t.Logf("swarm-mode migrate from %s: running tasks %s", e.node(2), t0)
 	for _, svc := range []string{"echo_client", "echo_server"} {
 		c, err := e.dockerOn(e.node(1), "service", "inspect", "-f", "{{json .Spec.TaskTemplate.Placement.Constraints}}", svc)
 		if err != nil || strings.Contains(c, "node.hostname") {
@@ -284,4 +304,6 @@ func (e *e2e) migrateRestoredEchoAgain(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	e.echoSameConnection(t, e.node(3), "echo_client.1.")
+	st, _ := e.echoStatus(e.node(3), "echo_client.1.")
+	t.Logf("after the constraint removal: tasks %s unchanged for 10 s; client status %v", t0, st)
 }

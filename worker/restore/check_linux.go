@@ -55,11 +55,16 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 			}
 		}
 		if ct.Name != "" {
-			if ci, err := d.Cli.ContainerInspect(ctx, ct.Name); err == nil && !(ci.Config != nil && ofStack(c.Stack, ci.Config.Labels)) {
+			ci, err := d.Cli.ContainerInspect(ctx, ct.Name)
+			switch {
+			case cerrdefs.IsNotFound(err):
+			case err != nil:
+				return nil, fmt.Errorf("inspect container %s on node %s: %w", ct.Name, node, err)
+			case ci.Config != nil && ofStack(c.Stack, ci.Config.Labels):
+				// An earlier exact restore of the stack: removed before the restore.
+			default:
 				problems = append(problems, fmt.Sprintf("%s: a container named %s (%.12s) already exists on node %s (left by an earlier restore?): remove it (docker rm -f %s)",
 					ct.Key, ct.Name, ci.ID, node, ct.Name))
-			} else if !cerrdefs.IsNotFound(err) {
-				return nil, fmt.Errorf("inspect container %s on node %s: %w", ct.Name, node, err)
 			}
 		}
 	}

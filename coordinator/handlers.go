@@ -165,7 +165,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: describeTargets(targets)})
 	ids, rerr := s.cfg.Restorer.Restore(ctx, m, targets)
-	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil}
+	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil, Mode: api.ModeExact}
 	if rerr != nil {
 		rec.Error = rerr.Error()
 	}

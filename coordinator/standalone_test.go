@@ -202,3 +202,40 @@ func TestStandaloneContainerSlot(t *testing.T) {
 		t.Errorf("endpoint: %+v", c)
 	}
 }
+
+// A swarm-mode restore removes the standalone containers of an earlier exact restore
+// in its stop step, after the scale to 0 and before any task is scaled up; a failure to
+// remove them undoes the restore (nothing placed, the stack at 0).
+func TestSwarmRestoreRemovesStandaloneAfterTheStop(t *testing.T) {
+	e := newSwarmEnv(t)
+	m := bankManifest()
+	e.putSets(m)
+	r := e.restorer()
+	var stopsAtRemoval []int
+	r.RemoveStandalone = func(context.Context) error {
+		stopsAtRemoval = append(stopsAtRemoval, e.sw.Stops)
+		if n := e.sw.Replicas("bank_holder"); n != 0 {
+			t.Errorf("standalone containers removed while bank_holder has %d replicas", n)
+		}
+		return nil
+	}
+	if _, err := r.Run(context.Background(), m, swarmNodes, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(stopsAtRemoval) != "[1]" {
+		t.Fatalf("removal calls (stops done at each) %v, want one, after the stop", stopsAtRemoval)
+	}
+
+	e2 := newSwarmEnv(t)
+	e2.putSets(m)
+	r2 := e2.restorer()
+	r2.RemoveStandalone = func(context.Context) error { return fmt.Errorf("node n2: remove the containers of an earlier restore of bank: boom") }
+	_, err := r2.Run(context.Background(), m, swarmNodes, nil)
+	if err == nil || !strings.Contains(err.Error(), "earlier restore") {
+		t.Fatalf("restore with a failing removal: %v, want the removal's error", err)
+	}
+	e2.requireUndone(t, m)
+	if len(e2.started) != 0 {
+		t.Fatalf("tasks started although the removal failed: %v", e2.started)
+	}
+}

@@ -556,6 +556,7 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)
 	}
+	_ = os.Remove(restore.FailedLogPath(dir)) // a failed restore's CRIU log, if any
 	w.log.Info("image set dropped", "set", setID)
 	return nil
 }

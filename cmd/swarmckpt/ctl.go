@@ -544,10 +544,15 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 const restoreUsage = `
 Usage: swarmckpt restore <snapshot> [--mode exact|swarm] [--node SERVICE.SLOT=NODE ...] [--on-original]
 
-Restores every container of a committed snapshot, all or nothing. The stack's services
-are scaled to 0 first (no duplicates). Image files are streamed to the target nodes and
-their sha256 verified before restore. Connections between the restored containers are
-kept in both modes.
+Restores every container of a committed snapshot, all or nothing. Every node involved
+is asked first whether the restore can run (live worker, image sets complete, images
+present, names and addresses free): if not, it is refused with nothing changed, naming
+container, node and fix. Then the stack's services are scaled to 0 and their running
+tasks killed (no duplicates; the snapshot replaces them). Image files are streamed to
+the target nodes and their sha256 verified before restore. Connections between the
+restored containers are kept in both modes. If an exact restore fails after the stop,
+the services are scaled back to their replicas (started fresh from their images) and
+CRIU's log stays on the node as <set>.failed-restore.log.
 
 --mode exact (default): every container comes back as a standalone container on its
   original IP address and aliases: by default each on a node other than the one it was

@@ -229,7 +229,9 @@ func TestSwarmRestoreRemovesStandaloneAfterTheStop(t *testing.T) {
 	e2 := newSwarmEnv(t)
 	e2.putSets(m)
 	r2 := e2.restorer()
-	r2.RemoveStandalone = func(context.Context) error { return fmt.Errorf("node n2: remove the containers of an earlier restore of bank: boom") }
+	r2.RemoveStandalone = func(context.Context) error {
+		return fmt.Errorf("node n2: remove the containers of an earlier restore of bank: boom")
+	}
 	_, err := r2.Run(context.Background(), m, swarmNodes, nil)
 	if err == nil || !strings.Contains(err.Error(), "earlier restore") {
 		t.Fatalf("restore with a failing removal: %v, want the removal's error", err)

@@ -1,0 +1,117 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// newMigrateEnv is like newEnv (bank: 5 holders on lab-1..3), with a fake swarm
+// running bank_holder at 5 replicas as the Stopper and the agents as the restorer, sets
+// streamed between the fake nodes.
+func newMigrateEnv(t *testing.T) (*env, *stack.FakeSwarm) {
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+		cancel: map[string]context.CancelFunc{}}
+	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
+	ctx := context.Background()
+	if err := sw.ScaleServices(ctx, "bank", map[string]uint64{"bank_holder": 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.Tasks(ctx, "bank"); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: e.store,
+		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, ImagesWait: 2 * time.Second,
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	e.svc = svc
+	rctx, cancel := context.WithCancel(context.Background())
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
+	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
+		ex := nodeagent.NewFakeExecutor(n)
+		ex.TransferAddr = n
+		ex.SendTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		e.execs[n] = ex
+		e.startAgent(n)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, c := range e.cancel {
+			c()
+		}
+		e.wg.Wait()
+	})
+	e.client = api.Client{T: e.net.Connect()}
+	waitFor(t, "coordinator and workers up", func() bool {
+		c, cl := context.WithTimeout(context.Background(), time.Second)
+		defer cl()
+		st, err := api.Call[api.StatusResult](c, e.client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(st.Workers) == 3
+	})
+	return e, sw
+}
+
+// TestMigrateRollbackStillRestoresTheOriginals: a migration whose restore fails on the
+// target restores the originals where they were (its own rollback, no scale-back);
+// when that rollback fails too, the services are scaled back to their replicas.
+func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
+	t.Run("RolledBack", func(t *testing.T) {
+		e, sw := newMigrateEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.execs["lab-3"].FailRestore = map[string]error{nodeagent.SetID("mig1", "bank_holder.1"): errors.New("criu: boom")}
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "boom") {
+			t.Fatalf("migrate with a failing target: %v", err)
+		}
+		n := 0
+		for node, ex := range e.execs {
+			for _, c := range ex.Restored() {
+				n++
+				if node == "lab-3" && strings.HasPrefix(c, "bank_holder-1-") {
+					t.Errorf("bank_holder.1 restored on the failing target: %v", c)
+				}
+			}
+		}
+		if n != 5 {
+			t.Errorf("%d containers restored after the rollback, want the 5 originals", n)
+		}
+		if r := sw.Replicas("bank_holder"); r != 0 {
+			t.Errorf("bank_holder at %d replicas after a rollback that restored the originals, want 0", r)
+		}
+	})
+	t.Run("RollbackFailsToo", func(t *testing.T) {
+		e, sw := newMigrateEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		set := nodeagent.SetID("mig2", "bank_holder.1")
+		e.execs["lab-3"].FailRestore = map[string]error{set: errors.New("criu: boom")}
+		e.execs["lab-1"].FailRestore = map[string]error{set: errors.New("criu: boom again")}
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig2", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		if err == nil || !strings.Contains(err.Error(), "rollback onto the original nodes failed too") || !strings.Contains(err.Error(), "started again fresh from their images") {
+			t.Fatalf("migrate whose rollback fails: %v", err)
+		}
+		if r := sw.Replicas("bank_holder"); r != 5 {
+			t.Errorf("bank_holder at %d replicas after the failed rollback, want 5 (scaled back)", r)
+		}
+		for node, ex := range e.execs {
+			if r := ex.Restored(); len(r) > 0 {
+				t.Errorf("restored containers left on %s: %v", node, r)
+			}
+		}
+	})
+}

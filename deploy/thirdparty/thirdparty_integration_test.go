@@ -597,9 +597,17 @@ func testMemcached(t *testing.T, p *tp) {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	t.Logf("restore %s:\n%s", id, out)
-	after := seq()
+	// A client on the manager may not resolve "server" at once: the restored container
+	// runs on another node and its name reaches the manager's DNS by gossip. A restarted
+	// memcached never answers a seq.
+	var after int
+	for deadline := time.Now().Add(30 * time.Second); after == 0 && time.Now().Before(deadline); {
+		if after = seq(); after == 0 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	if after == 0 {
-		t.Fatal("seq is gone after restore: memcached was restarted, not restored")
+		t.Fatal("seq is gone after restore (30 s): memcached was restarted, not restored")
 	}
 	waitFor(t, 2*time.Minute, "the restored writer writing again", func() bool { return seq() >= after+20 })
 	st2, _ := p.mcStats("stats")

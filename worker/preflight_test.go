@@ -1,0 +1,55 @@
+package worker_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+)
+
+// Preflight reports a set that is not there as Missing, and a set whose files are
+// missing or of another size as a problem naming set, node and fix; a complete set
+// passes. It changes nothing (the fake restorer has no Docker checks).
+func TestPreflightChecksSetsBySize(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	sets := n.w.SetsDir()
+	write := func(set, name, content string) {
+		p := filepath.Join(sets, set, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("s.ok", "images/pages-1.img", "12345")
+	write("s.short", "images/pages-1.img", "123")
+	write("s.partial", "images/pages-1.img", "12345")
+	files := []worker.PreflightFile{{Name: "images/pages-1.img", Size: 5}}
+	req := worker.PreflightRequest{Sets: []worker.PreflightSet{
+		{Set: "s.ok", Files: files}, {Set: "s.gone", Files: files}, {Set: "s.short", Files: files},
+		{Set: "s.partial", Files: append(files, worker.PreflightFile{Name: "images/core-1.img", Size: 10})},
+	}}
+	// Through the worker's HTTP API, as the node agent asks it.
+	rep, err := (&worker.Client{Addr: n.w.Addr()}).Preflight(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Missing) != 1 || rep.Missing[0] != "s.gone" {
+		t.Errorf("missing %v, want [s.gone]", rep.Missing)
+	}
+	if len(rep.Problems) != 2 {
+		t.Fatalf("problems %q, want one for s.short and one for s.partial", rep.Problems)
+	}
+	for i, want := range []string{"image set s.short on node n1: file images/pages-1.img has 3 bytes, the snapshot recorded 5", "image set s.partial on node n1: file images/core-1.img"} {
+		if !strings.Contains(rep.Problems[i], want) || !strings.Contains(rep.Problems[i], "take a new snapshot") {
+			t.Errorf("problem %q, want %q and the fix", rep.Problems[i], want)
+		}
+	}
+	if _, err := n.w.Preflight(context.Background(), worker.PreflightRequest{Sets: []worker.PreflightSet{{Set: "../x"}}}); err == nil {
+		t.Error("a set ID escaping the sets directory was accepted")
+	}
+}

@@ -75,8 +75,9 @@ func (s *Service) listStandalone(ctx context.Context, stackName string) (map[str
 	return out, errors.Join(errs...)
 }
 
-// StandaloneContainers implements stack.StandaloneFunc: the running containers restored
-// for stack's services, on every live node, each as the SERVICE.SLOT it was restored as.
+// StandaloneContainers implements stack.StandaloneFunc: the containers restored for
+// stack's services, on every live node, each as the SERVICE.SLOT it was restored as,
+// with its State (stack.BuildWith counts the running ones).
 func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([]stack.Container, error) {
 	byNode, err := s.listStandalone(ctx, stackName)
 	if err != nil {
@@ -85,9 +86,6 @@ func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([
 	var out []stack.Container
 	for node, list := range byNode {
 		for _, sc := range list {
-			if !sc.Running {
-				continue
-			}
 			out = append(out, StandaloneContainer(node, sc))
 		}
 	}
@@ -101,7 +99,12 @@ func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([
 // stands for: service from its label, slot from LabelSlot or its name (0 if neither
 // tells), addresses and aliases from its endpoints.
 func StandaloneContainer(node string, sc nodeagent.Standalone) stack.Container {
-	c := stack.Container{Service: sc.Service, Slot: standaloneSlot(sc), Node: node, ContainerID: sc.ID, Image: sc.Image}
+	c := stack.Container{Service: sc.Service, Slot: standaloneSlot(sc), Node: node, ContainerID: sc.ID, Image: sc.Image, State: sc.State}
+	if sc.Running {
+		c.State = "running"
+	} else if c.State == "" || c.State == "running" {
+		c.State = "not running" // paused or restarting
+	}
 	for _, n := range sc.Networks {
 		c.Networks = append(c.Networks, n.Name)
 		for _, a := range []string{n.IPv4, n.IPv6} {

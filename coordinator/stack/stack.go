@@ -47,6 +47,9 @@ type Container struct {
 	// them, and a worker node cannot read them from the container.
 	Aliases    map[string][]string `json:"aliases,omitempty"`
 	BindMounts []string            `json:"bind_mounts,omitempty"`
+	// State is set only for a standalone container of an exact restore (BuildWith):
+	// Docker's state of it ("running", "exited", ...).
+	State string `json:"state,omitempty"`
 }
 
 // Key is SERVICE.SLOT.
@@ -83,8 +86,9 @@ func Build(name string, services []swarm.Service, tasks []swarm.Task, nodes []sw
 	return BuildWith(name, services, tasks, nodes, nil)
 }
 
-// BuildWith is Build counting standalone, the running standalone containers that
-// exact-mode restores created for the stack's services (docs/restore.md "Restoring a
+// BuildWith is Build counting standalone, the standalone containers that exact-mode
+// restores created for the stack's services (only the running ones: State "" or
+// "running"; one that stopped is named in a warning when nothing else runs its slot) (docs/restore.md "Restoring a
 // restored stack"), each as the SERVICE.SLOT it was restored as: after such a restore
 // the services are at 0 replicas and these containers are the stack. A standalone
 // container whose service is gone from the stack, or whose slot a running task holds,
@@ -246,7 +250,12 @@ func addStandalone(st *Stack, name string, services []swarm.Service, standalone 
 		taken[c.Key()] = true
 	}
 	seen := map[string]Container{}
+	var stopped []Container
 	for _, c := range standalone {
+		if c.State != "" && c.State != "running" {
+			stopped = append(stopped, c)
+			continue
+		}
 		s, ok := svcByName[c.Service]
 		switch {
 		case !ok:
@@ -274,6 +283,14 @@ func addStandalone(st *Stack, name string, services []swarm.Service, standalone 
 		}
 		running[s.ID]++
 		st.Containers = append(st.Containers, c)
+	}
+	for _, c := range stopped {
+		if taken[c.Key()] || seen[c.Key()].ContainerID != "" || svcByName[c.Service].ID == "" {
+			continue // its slot runs (or its service is gone): a leftover
+		}
+		st.Warnings = append(st.Warnings, Warning{Object: "container " + c.Key() + " (" + c.ContainerID + " on " + c.Node + ")",
+			Problem: "was restored as a standalone container and is " + c.State + ": the snapshot does not include it, so a restore of the snapshot brings the stack back without this slot",
+			Fix:     "restore the stack from a snapshot taken while it ran, or scale its service up (docker service scale " + c.Service + "=N) and remove the container (docker rm " + c.ContainerID + ")"})
 	}
 	return nil
 }
@@ -353,9 +370,9 @@ func stripDigest(img string) string {
 	return img
 }
 
-// StandaloneFunc lists the running standalone containers that exact-mode restores
-// created for stack's services, on every node, as the SERVICE.SLOT each was restored
-// as (Node, ContainerID, IPs, Networks, Aliases set; TaskID empty).
+// StandaloneFunc lists the standalone containers that exact-mode restores created for
+// stack's services, on every node, as the SERVICE.SLOT each was restored as (Node,
+// ContainerID, IPs, Networks, Aliases and State set; TaskID empty).
 type StandaloneFunc func(ctx context.Context, stack string) ([]Container, error)
 
 // Resolver resolves stacks.

@@ -83,6 +83,25 @@ func TestBuildWithStandaloneConflicts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a1 on lab-2") || !strings.Contains(err.Error(), "b1 on lab-3") {
 		t.Fatalf("two containers for one slot: %v, want an error naming both", err)
 	}
+	// A stopped standalone container is left out, with a warning when nothing runs its
+	// slot (a leftover next to a running one is not worth one).
+	stopped := restored("bank_holder", 3, "lab-1", "c3", "10.10.0.4")
+	stopped.State = "exited"
+	leftover := restored("bank_holder", 2, "lab-1", "old-c2", "10.10.0.3")
+	leftover.State = "exited"
+	st, err = BuildWith("bank", services, tasks, nodes(), []Container{restored("bank_holder", 2, "lab-3", "c2", "10.10.0.3"), stopped, leftover})
+	if err != nil || len(st.Containers) != 2 {
+		t.Fatalf("with stopped standalone containers: %+v %v, want the task and c2", st, err)
+	}
+	var about []string
+	for _, w := range st.Warnings {
+		if strings.Contains(w.Object, "c3") || strings.Contains(w.Object, "old-c2") {
+			about = append(about, w.String())
+		}
+	}
+	if len(about) != 1 || !strings.Contains(about[0], "bank_holder.3") || !strings.Contains(about[0], "exited") {
+		t.Fatalf("warnings about stopped containers %q, want one about bank_holder.3", about)
+	}
 	// A service at 1 replica whose only container is a standalone one is complete.
 	if _, err := BuildWith("bank", services, nil, nodes(), []Container{restored("bank_holder", 1, "lab-2", "a1", "10.10.0.2")}); err != nil {
 		t.Fatalf("standalone container standing for the service's one replica: %v", err)

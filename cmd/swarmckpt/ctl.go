@@ -557,7 +557,9 @@ CRIU's log stays on the node as <set>.failed-restore.log.
 --mode exact (default): every container comes back as a standalone container on its
   original IP address and aliases: by default each on a node other than the one it was
   dumped on (round robin over nodes with a live worker); --node pins one. Swarm no
-  longer supervises them.
+  longer supervises them, but swarmckpt still treats them as the stack: snapshot,
+  migrate and restore find them on every node, and a later restore (either mode)
+  removes them first.
 --mode swarm: every container comes back as its service's own swarm task (docker
   service ps shows it Running; swarm restarts and reschedules it), on the node and new
   IP address swarm picks; the images are rewritten for the new addresses. --node is
@@ -637,8 +639,10 @@ restore on the target (--to: every container on NODE; --from: every container of
 elsewhere). If the restore fails, the originals are restored where they were.
 --mode as for restore (default exact); with --mode swarm the move is a placement
 constraint added to the stack's services (node.hostname==NODE for --to,
-node.hostname!=NODE for --from), which stays: remove it with
-'docker service update --constraint-rm ...' to let swarm place them freely again.
+node.hostname!=NODE for --from) for the restore, and removed from them once the
+restored tasks run (swarm does not move a task whose node still satisfies the
+remaining constraints). A stack restored or migrated in exact mode (standalone
+containers) migrates again like a deployed one.
 
 Examples:
   swarmckpt migrate echo --to lab-3

@@ -337,3 +337,25 @@ func TestRestartedCoordinatorAbortsUnfinishedSnapshots(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestSnapshotRefusedBeforeAnyLockWhenANodeCannotDump: a node whose worker cannot dump
+// one of its containers (a process of another user without CAP_SYS_RESOURCE) refuses
+// the plan: the snapshot fails naming the container and the cause, before any
+// container of the stack is locked, and the stack's lock is released.
+func TestSnapshotRefusedBeforeAnyLockWhenANodeCannotDump(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	e.execs["lab-3"].Undumpable = map[string]error{"ctr3": errors.New("container ctr3: process 7 (redis-server) runs as uid 999 gid 999: CRIU cannot dump a process of another user here")}
+	res, err := e.snapshot("snap-u")
+	if err == nil || !strings.Contains(err.Error(), "refused the snapshot") || !strings.Contains(err.Error(), "uid 999") || !strings.Contains(err.Error(), "lab-3") {
+		t.Fatalf("err = %v, want lab-3's refusal naming the process's uid", err)
+	}
+	if res == nil || res.Snapshot.State != store.StateAborted {
+		t.Fatalf("manifest not recorded as aborted: %+v", res)
+	}
+	if h := e.held(); len(h) != 0 {
+		t.Fatalf("containers held after a refused snapshot: %v", h)
+	}
+	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
+		t.Fatalf("stack lock not released: %v", err)
+	}
+}

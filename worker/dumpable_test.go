@@ -67,6 +67,18 @@ func TestUndumpableContainerIsRefusedBeforeAnyHold(t *testing.T) {
 	if _, ok, _ := (watchdog.Journal{Dir: cfg.JournalDir}).Get(ref.ID); ok {
 		t.Error("refused container journaled as held")
 	}
+	// The node agent asks the same before accepting a plan, over HTTP: refused with the
+	// same reason, nothing held; a container of root processes passes.
+	var ch worker.DumpChecker = &worker.Client{Addr: w.Addr()}
+	if err := ch.CheckDump(ctx, "redis"); !errors.Is(err, worker.ErrRemote) || !strings.Contains(err.Error(), "uid 999") || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
+		t.Errorf("CheckDump over HTTP: %v, want the refusal naming uid 999 and CAP_SYS_RESOURCE", err)
+	}
+	if err := ch.CheckDump(ctx, "web"); err != nil {
+		t.Errorf("CheckDump of a root container: %v", err)
+	}
+	if _, ok, _ := (watchdog.Journal{Dir: cfg.JournalDir}).Get(ref.ID); ok {
+		t.Error("CheckDump journaled a hold")
+	}
 	// A container of root processes on the same worker goes ahead.
 	if err := w.Lock(ctx, "web", nil, deadline); err != nil {
 		t.Fatalf("root container: %v", err)

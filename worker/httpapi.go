@@ -23,6 +23,7 @@ import (
 //	POST /v1/containers/{name}/unlock  {"peers":[...]}
 //	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/thaw
+//	POST /v1/containers/{name}/dumpable                                 (DumpChecker: refused as Lock would)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
@@ -121,6 +122,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	w.taskAPI(handle)
 	w.standaloneAPI(handle) // standalone_linux.go
+	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

@@ -175,6 +175,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.respond(m, PlanReply{Node: a.cfg.Node, Error: "decode plan: " + err.Error()})
 			return
 		}
+		// Before the plan is accepted (and anything of the stack locked): can this
+		// node dump its containers at all (dumpcheck.go)?
+		if why := a.checkPlan(ctx, &p); why != "" {
+			a.respond(m, PlanReply{Node: a.cfg.Node, Error: why})
+			return
+		}
 		done := make(chan string, 1)
 		select {
 		case a.inbox <- func() { done <- a.acceptPlan(&p) }:

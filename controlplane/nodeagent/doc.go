@@ -8,7 +8,10 @@
 // Before a snapshot starts the coordinator sends each involved node a Plan
 // (request/reply on PlanSubject): which containers of the snapshot run where, with
 // their addresses, so that peer locks and markers can be routed. A node that does not
-// answer has no live worker, and the snapshot is refused before anything is locked.
+// answer has no live worker, and the snapshot is refused before anything is locked. A
+// node whose Executor is a DumpChecker first asks it about each of its containers and
+// refuses the plan if one cannot be dumped there (e.g. a process of another user while
+// the worker lacks CAP_SYS_RESOURCE): refused before anything is locked, too.
 //
 // After a successful dump the agent publishes the container's image set (files with
 // sha256, durable) on ImagesSubject(snapshot), so the coordinator can commit only when

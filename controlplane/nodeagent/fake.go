@@ -37,6 +37,8 @@ type FakeExecutor struct {
 	restored    map[string]bool // containers restored (by id = name), running
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
+	// Undumpable: container -> the error CheckDump returns for it (fake_dumpcheck.go).
+	Undumpable map[string]error
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.

@@ -657,8 +657,9 @@ func hasCapSysResource(t *testing.T) bool {
 // testNonRoot: redis-server as the image's own user (uid 999), as Debian runs it. CRIU
 // reads each dumped process's rlimits with prlimit(2), which for another uid needs
 // CAP_SYS_RESOURCE: with it the snapshot commits; without it (this project's machines
-// withhold it even from root) the snapshot must abort cleanly (exit 5, the cause named)
-// and leave the stack running on the same connections.
+// withhold it even from root) the snapshot must be refused before anything is locked
+// (exit 1, the container and cause named) and leave the stack running on the same
+// connections.
 func testNonRoot(t *testing.T, p *tp) {
 	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"))
 	if err != nil {
@@ -684,13 +685,14 @@ func testNonRoot(t *testing.T, p *tp) {
 		}
 		t.Logf("CAP_SYS_RESOURCE present: the non-root redis was dumped")
 	} else {
-		// The worker refuses the container before locking or freezing it, naming it,
-		// the process, the cause and the fix; the stack's warnings said so up front.
-		if code != 5 || !strings.Contains(out, "rlimit") || !strings.Contains(out, "rnr_server") || !strings.Contains(out, "runs as uid 999") ||
-			!strings.Contains(out, "CAP_SYS_RESOURCE") {
-			t.Fatalf("snapshot of a non-root redis without CAP_SYS_RESOURCE: exit %d, want 5 naming rnr_server, its uid and the rlimit cause\n%s", code, out)
+		// The node refuses the snapshot's plan before any container of the stack is
+		// locked or frozen (its worker checks every process's uid/gid), naming the
+		// container, the process, the cause and the fix.
+		if code != 1 || !strings.Contains(out, "refused the snapshot") || !strings.Contains(out, "rlimit") || !strings.Contains(out, "rnr_server") ||
+			!strings.Contains(out, "runs as uid 999") || !strings.Contains(out, "CAP_SYS_RESOURCE") || strings.Contains(out, " locked") {
+			t.Fatalf("snapshot of a non-root redis without CAP_SYS_RESOURCE: exit %d, want 1, refused before any lock, naming rnr_server, its uid and the rlimit cause\n%s", code, out)
 		}
-		t.Logf("without CAP_SYS_RESOURCE the snapshot of a non-root redis was refused as expected (exit 5): %s", firstLine(out, "runs as uid"))
+		t.Logf("without CAP_SYS_RESOURCE the snapshot of a non-root redis was refused before any lock as expected (exit 1): %s", firstLine(out, "runs as uid"))
 	}
 	// Released either way: the writer goes on, on the same connections.
 	p.waitProgress("the non-root stack's writer after the snapshot", n)

@@ -1,0 +1,12 @@
+package nodeagent
+
+import "context"
+
+var _ DumpChecker = (*FakeExecutor)(nil)
+
+// CheckDump implements DumpChecker: the error set in Undumpable for c, if any.
+func (f *FakeExecutor) CheckDump(_ context.Context, c Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Undumpable[c.ID]
+}

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +84,28 @@ func TestUndumpableContainerIsRefusedBeforeAnyHold(t *testing.T) {
 	// A container of root processes on the same worker goes ahead.
 	if err := w.Lock(ctx, "web", nil, deadline); err != nil {
 		t.Fatalf("root container: %v", err)
+	}
+}
+
+// TestCheckDumpOfAnOlderWorkerPasses: a worker without the route (404 from its mux)
+// cannot tell, which is not a refusal; a JSON error is.
+func TestCheckDumpOfAnOlderWorkerPasses(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/containers/bad/dumpable", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = rw.Write([]byte(`{"error":"runs as uid 999"}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := &worker.Client{Addr: strings.TrimPrefix(srv.URL, "http://")}
+	ctx := context.Background()
+	if err := c.CheckDump(ctx, "bad"); !errors.Is(err, worker.ErrRemote) || !strings.Contains(err.Error(), "uid 999") {
+		t.Fatalf("refusal: %v", err)
+	}
+	old := httptest.NewServer(http.NewServeMux()) // knows no route at all
+	defer old.Close()
+	if err := (&worker.Client{Addr: strings.TrimPrefix(old.URL, "http://")}).CheckDump(ctx, "x"); err != nil {
+		t.Fatalf("older worker: %v, want nil (cannot tell)", err)
 	}
 }

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 )
 
@@ -16,7 +18,31 @@ type DumpChecker interface {
 
 var _ DumpChecker = (*Client)(nil)
 
-// CheckDump implements DumpChecker: POST /v1/containers/{name}/dumpable.
+// CheckDump implements DumpChecker: POST /v1/containers/{name}/dumpable. A worker that
+// does not know the route (an older version) cannot tell: nil, and its Lock still
+// refuses what it must.
 func (c *Client) CheckDump(ctx context.Context, name string) error {
-	return c.call(ctx, http.MethodPost, cpath(name, "dumpable"), apiRequest{}, nil)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+cpath(name, "dumpable"), nil)
+	if err != nil {
+		return err
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(hr)
+	if err != nil {
+		return fmt.Errorf("worker at %s: check dump of %s: %w", c.Addr, name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) &&
+		resp.Header.Get("Content-Type") != "application/json" {
+		return nil // the route is unknown there, not a refusal
+	}
+	var ae apiError
+	_ = json.NewDecoder(resp.Body).Decode(&ae)
+	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
 }

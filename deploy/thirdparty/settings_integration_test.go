@@ -157,6 +157,8 @@ func (p *tp) liveOf(doc map[string]any) live {
 // stop signal, and init: true), compared field by field in docker inspect and, for the
 // ones the kernel shows, in the restored processes themselves. The init service must
 // come back with docker-init as PID 1 and the program as its child, still counting.
+// Then the same snapshot is restored as swarm tasks and the kernel-side checks and
+// the init tree are repeated.
 func testRuntimeSettings(t *testing.T, p *tp) {
 	if _, err := os.Stat(filepath.Join(p.img, "busybox.tar")); err != nil {
 		t.Skipf("SKIP INTEGRATION: no busybox.tar in %s: run 'make images-thirdparty'", p.img)
@@ -193,12 +195,7 @@ func testRuntimeSettings(t *testing.T, p *tp) {
 	if field(orig[stack+"_sleeper"], "HostConfig.Init") != true {
 		t.Fatalf("the original %s_sleeper does not run with init", stack)
 	}
-	ticks := func(n int, svcLabel string) int {
-		id, _ := p.docker(n, "ps", "-q", "--filter", "label="+svcLabel)
-		out, _ := p.docker(n, "logs", "--tail", "1", id)
-		v, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(out), "tick "))
-		return v
-	}
+	ticks := p.ticks
 	waitFor(t, time.Minute, "the sleeper to count", func() bool {
 		return ticks(p.nodesOf(stack + "_sleeper")[0], "com.docker.swarm.service.name="+stack+"_sleeper") >= 5
 	})
@@ -248,8 +245,40 @@ func testRuntimeSettings(t *testing.T, p *tp) {
 	}
 	// init: docker-init is PID 1 of the restored sleeper, the shell its child, and the
 	// count goes on from the checkpoint.
-	n := p.nodesOf(stack + "_sleeper")[0]
-	cid, _ := p.docker(n, "ps", "-q", "--filter", "label=io.swarmckpt.service="+stack+"_sleeper")
+	p.checkInit(stack+"_sleeper", "io.swarmckpt.service="+stack+"_sleeper", atSnapshot)
+
+	// The same snapshot restored as swarm tasks (the exact restore's containers are
+	// removed first): swarm applies the service spec itself; what the wrapper adds (net
+	// sysctls in the restored namespace, the resolved docker-init) must hold there too.
+	out, code = p.run(5*time.Minute, "restore", id, "--mode", "swarm")
+	if code != 0 {
+		t.Fatalf("restore --mode swarm: exit %d\n%s", code, out)
+	}
+	t.Logf("restore %s --mode swarm:\n%s", id, out)
+	srv := p.nodesOf(stack + "_server")
+	if len(srv) != 1 {
+		t.Fatalf("%s_server as a swarm task on nodes %v, want one", stack, srv)
+	}
+	task := p.inspectOf(srv[0], "com.docker.swarm.service.name="+stack+"_server")
+	if l := p.liveOf(task); l != origLive[stack+"_server"] {
+		t.Errorf("%s_server in effect after restore --mode swarm %+v, before %+v", stack, l, origLive[stack+"_server"])
+	} else {
+		t.Logf("%s_server as a swarm task, in effect: %+v (as before)", stack, l)
+	}
+	p.checkInit(stack+"_sleeper", "com.docker.swarm.service.name="+stack+"_sleeper", atSnapshot)
+}
+
+// checkInit checks that the one container with label (service svc) runs docker-init
+// as PID 1 with the shell as its child, at a tick of at least from, and counting on.
+func (p *tp) checkInit(svc, label string, from int) {
+	t := p.t
+	t.Helper()
+	nodes := p.nodesOf(svc)
+	if len(nodes) != 1 {
+		t.Fatalf("%s on nodes %v, want one", svc, nodes)
+	}
+	n := nodes[0]
+	cid, _ := p.docker(n, "ps", "-q", "--filter", "label="+label)
 	top, err := p.docker(n, "top", cid, "-o", "pid,ppid,args")
 	if err != nil {
 		t.Fatalf("docker top: %v: %s", err, top)
@@ -268,14 +297,20 @@ func testRuntimeSettings(t *testing.T, p *tp) {
 		}
 	}
 	if initPid == "" || shParent != initPid {
-		t.Fatalf("restored sleeper's processes:\n%s\nwant /sbin/docker-init with /bin/sh as its child", top)
+		t.Fatalf("restored %s's processes:\n%s\nwant /sbin/docker-init with /bin/sh as its child", svc, top)
 	}
-	first := ticks(n, "io.swarmckpt.service="+stack+"_sleeper")
-	if first < atSnapshot {
-		t.Fatalf("the restored sleeper is at tick %d, it was at %d just before the snapshot: restarted, not restored", first, atSnapshot)
+	first := p.ticks(n, label)
+	if first < from {
+		t.Fatalf("the restored %s is at tick %d, it was at %d just before the snapshot: restarted, not restored", svc, first, from)
 	}
-	waitFor(t, 30*time.Second, "the restored sleeper to count on", func() bool {
-		return ticks(n, "io.swarmckpt.service="+stack+"_sleeper") > first+3
-	})
-	t.Logf("init: true restored: docker-init (pid %s) with the shell as its child, counting from tick %d", initPid, first)
+	waitFor(t, 30*time.Second, "the restored "+svc+" to count on", func() bool { return p.ticks(n, label) > first+3 })
+	t.Logf("init: true restored (%s): docker-init (pid %s) with the shell as its child, counting from tick %d", label, initPid, first)
+}
+
+// ticks returns the last "tick N" the container with label on node n printed.
+func (p *tp) ticks(n int, label string) int {
+	id, _ := p.docker(n, "ps", "-q", "--filter", "label="+label)
+	out, _ := p.docker(n, "logs", "--tail", "1", id)
+	v, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(out), "tick "))
+	return v
 }

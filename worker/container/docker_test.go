@@ -61,13 +61,14 @@ func TestDockerSpecRecreatesSettings(t *testing.T) {
 		"--stop-signal", "SIGINT", "--stop-timeout", "3", "--security-opt", "no-new-privileges", "--shm-size", "32m",
 		"--dns", "10.9.9.53", "--dns-search", "example", "--dns-option", "ndots:2", "--group-add", "29", "--oom-score-adj", "100",
 		"--health-cmd", "true", "--health-interval", "5s", "--health-retries", "4",
+		"--device", "/dev/zero:/dev/myzero:rw", // --privileged cannot run here: root lacks CAP_SYS_RESOURCE, runc fails "unable to apply caps"
 		dockertest.Image, "counter")
 	node.WaitLog(t, name, 10*time.Second, "running", func(l string) bool { return strings.Contains(l, "count 0") })
 	s, err := d.Spec(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Init || s.Memory != 64<<20 || s.PidsLimit != 64 || len(s.PortBindings) != 1 || s.Healthcheck == nil {
+	if !s.Init || s.Memory != 64<<20 || s.PidsLimit != 64 || len(s.PortBindings) != 1 || s.Healthcheck == nil || len(s.Devices) != 1 {
 		t.Fatalf("spec lacks settings: %+v", s)
 	}
 	cfg, hc := s.CreateConfig()
@@ -104,6 +105,7 @@ func TestDockerSpecRecreatesSettings(t *testing.T) {
 		{"GroupAdd", m.GroupAdd, o.GroupAdd}, {"OomScoreAdj", m.OomScoreAdj, o.OomScoreAdj},
 		{"Healthcheck", made.Config.Healthcheck, orig.Config.Healthcheck},
 		{"Cmd", made.Config.Cmd, orig.Config.Cmd}, {"Env", made.Config.Env, orig.Config.Env},
+		{"Privileged", m.Privileged, o.Privileged}, {"Devices", m.Devices, o.Devices},
 	} {
 		if !reflect.DeepEqual(f.got, f.want) {
 			t.Errorf("%s: recreated %#v, original %#v", f.name, f.got, f.want)

@@ -59,47 +59,7 @@ func netNamespace(bundle string) (path string, found bool, err error) {
 // runs prestart hooks when CRIU has created the namespaces and before it restores any
 // socket. Every other field is kept as is.
 func AddPrestartHook(bundle string, path string, args []string) error {
-	p := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadBundle, err)
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadBundle, p, err)
-	}
-	hooks := map[string]json.RawMessage{}
-	if raw, ok := cfg["hooks"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &hooks); err != nil {
-			return fmt.Errorf("%w: %s hooks: %w", ErrBadBundle, p, err)
-		}
-	}
-	var pre []json.RawMessage
-	if raw, ok := hooks["prestart"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &pre); err != nil {
-			return fmt.Errorf("%w: %s prestart hooks: %w", ErrBadBundle, p, err)
-		}
-	}
-	h, _ := json.Marshal(struct {
-		Path string   `json:"path"`
-		Args []string `json:"args"`
-	}{path, args})
-	pre = append([]json.RawMessage{h}, pre...)
-	hooks["prestart"], _ = json.Marshal(pre)
-	cfg["hooks"], _ = json.Marshal(hooks)
-	out, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	tmp := p + ".swarmckpt"
-	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return addPrestartHook(bundle, path, args, true)
 }
 
 // lockBeforeRestore arranges for the script in dir/LockFile to be applied in the

@@ -249,6 +249,38 @@ func TestAddPrestartHookKeepsEverythingElse(t *testing.T) {
 	}
 }
 
+// TestSysctlHookGoesLastAndAnnotationsAreKept: the sysctl hook is appended after every
+// other prestart hook, and an annotation is added next to the existing ones.
+func TestSysctlHookGoesLastAndAnnotationsAreKept(t *testing.T) {
+	b := t.TempDir()
+	orig := `{"ociVersion":"1.0.2","annotations":{"a":"1"},` +
+		`"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey","id"]}]}}`
+	must(t, os.WriteFile(filepath.Join(b, "config.json"), []byte(orig), 0o600))
+	must(t, addPrestartHook(b, "/w", []string{"/w", SysctlHookCommand}, false))
+	must(t, AddAnnotation(b, "org.criu.config", "/x.conf"))
+	raw, err := os.ReadFile(filepath.Join(b, "config.json"))
+	must(t, err)
+	var cfg struct {
+		Annotations map[string]string `json:"annotations"`
+		Hooks       map[string][]struct {
+			Path string   `json:"path"`
+			Args []string `json:"args"`
+		} `json:"hooks"`
+	}
+	must(t, json.Unmarshal(raw, &cfg))
+	pre := cfg.Hooks["prestart"]
+	if len(pre) != 2 || pre[0].Args[0] != "libnetwork-setkey" || pre[1].Path != "/w" ||
+		!slices.Equal(pre[1].Args, []string{"/w", SysctlHookCommand}) {
+		t.Fatalf("prestart hooks %+v", pre)
+	}
+	if cfg.Annotations["a"] != "1" || cfg.Annotations["org.criu.config"] != "/x.conf" {
+		t.Fatalf("annotations %v", cfg.Annotations)
+	}
+	if err := AddAnnotation(t.TempDir(), "k", "v"); !errors.Is(err, ErrBadBundle) {
+		t.Fatalf("AddAnnotation without config.json: %v, want ErrBadBundle", err)
+	}
+}
+
 // TestLockedRestoreAddsTheHookAndUnlockedDoesNot: a restore directory with LockFile
 // makes the wrapper add its hook before runc restore; without it the bundle is untouched;
 // the hook refuses a state without a pid (no silent unlocked restore).

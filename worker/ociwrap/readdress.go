@@ -171,34 +171,16 @@ func lastLines(s string, n int) string {
 // annotations into the container's labels; org.criu.config names the CRIU
 // configuration file of its checkpoint and restore). Every other field is kept.
 func AddAnnotation(bundle, key, value string) error {
-	p := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadBundle, err)
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadBundle, p, err)
-	}
-	ann := map[string]string{}
-	if raw, ok := cfg["annotations"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &ann); err != nil {
-			return fmt.Errorf("%w: %s annotations: %w", ErrBadBundle, p, err)
+	return editConfig(bundle, func(p string, cfg map[string]json.RawMessage) error {
+		ann := map[string]string{}
+		if raw, ok := cfg["annotations"]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &ann); err != nil {
+				return fmt.Errorf("%w: %s annotations: %w", ErrBadBundle, p, err)
+			}
 		}
-	}
-	ann[key] = value
-	cfg["annotations"], _ = json.Marshal(ann)
-	out, err := json.Marshal(cfg)
-	if err != nil {
+		ann[key] = value
+		var err error
+		cfg["annotations"], err = json.Marshal(ann)
 		return err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	tmp := p + ".swarmckpt"
-	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	})
 }

@@ -79,7 +79,7 @@ func (w *Wrapper) sysctlsBeforeRestore(inv Invocation) error {
 	if err != nil {
 		return fmt.Errorf("%w: find own executable for the prestart hook: %w", ErrSysctl, err)
 	}
-	if err := appendPrestartHook(inv.Bundle, self, []string{self, SysctlHookCommand}); err != nil {
+	if err := addPrestartHook(inv.Bundle, self, []string{self, SysctlHookCommand}, false); err != nil {
 		return fmt.Errorf("%w: %w", ErrSysctl, err)
 	}
 	return nil
@@ -142,47 +142,4 @@ func ApplySysctls(path string, kv map[string]string) error {
 		done <- nil
 	}()
 	return <-done
-}
-
-// appendPrestartHook adds hook as the last prestart hook of the bundle's config.json,
-// keeping every other field.
-func appendPrestartHook(bundle, path string, args []string) error {
-	p := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadBundle, err)
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadBundle, p, err)
-	}
-	hooks := map[string]json.RawMessage{}
-	if raw, ok := cfg["hooks"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &hooks); err != nil {
-			return fmt.Errorf("%w: %s hooks: %w", ErrBadBundle, p, err)
-		}
-	}
-	var pre []json.RawMessage
-	if raw, ok := hooks["prestart"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &pre); err != nil {
-			return fmt.Errorf("%w: %s prestart hooks: %w", ErrBadBundle, p, err)
-		}
-	}
-	h, _ := json.Marshal(map[string]any{"path": path, "args": args})
-	pre = append(pre, h)
-	hooks["prestart"], _ = json.Marshal(pre)
-	cfg["hooks"], _ = json.Marshal(hooks)
-	out, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	tmp := p + ".swarmckpt"
-	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
 }

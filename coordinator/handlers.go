@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 )
@@ -142,20 +143,17 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	stopped, err = s.stopStack(ctx, m)
 	if err == nil {
 		// What runs of a stack restored earlier in exact mode are standalone containers
-		// (its services at 0): should this restore fail, their services start again
-		// with as many replicas.
-		if byNode, lerr := s.listStandalone(ctx, m.Stack); lerr == nil && stopped != nil {
-			running := map[string]uint64{}
-			for _, list := range byNode {
-				for _, sc := range list {
-					if sc.Running && stopped[sc.Service] == 0 {
-						running[sc.Service]++
-					}
-				}
+		// (its services at 0), listed once: they are removed now (standalone.go) and,
+		// should this restore fail, their services start again with as many replicas.
+		var byNode map[string][]nodeagent.Standalone
+		if byNode, err = s.listStandalone(ctx, m.Stack); err == nil {
+			if stopped != nil {
+				maps.Copy(stopped, standaloneReplicas(byNode, stopped))
 			}
-			maps.Copy(stopped, running)
+			_, err = s.removeListed(ctx, m, byNode)
+		} else {
+			err = stopWhatRunsErr(m, err)
 		}
-		_, err = s.removeStandalone(ctx, m) // standalone.go: an earlier exact restore's containers
 	}
 	if err != nil {
 		if scaleBack && len(stopped) > 0 {

@@ -149,17 +149,38 @@ func standaloneSlot(sc nodeagent.Standalone) int {
 // every live node (running or not: a stopped one keeps its name), before a restore
 // brings the stack back: the part of "stop what runs" the swarm manager cannot do. It
 // returns how many it removed.
-func (s *Service) removeStandalone(ctx context.Context, m *store.Manifest) (n int, err error) {
-	var errs []error
-	defer func() {
-		if err != nil {
-			err = api.Errorf(api.CodeFailed, "stop what runs of stack %s before restoring: %v", m.Stack, err)
-		}
-	}()
+func (s *Service) removeStandalone(ctx context.Context, m *store.Manifest) (int, error) {
 	byNode, err := s.listStandalone(ctx, m.Stack)
 	if err != nil {
-		return 0, err
+		return 0, stopWhatRunsErr(m, err)
 	}
+	return s.removeListed(ctx, m, byNode)
+}
+
+// stopWhatRunsErr is the error of a failed "stop what runs" step of a restore of m.
+func stopWhatRunsErr(m *store.Manifest, err error) error {
+	return api.Errorf(api.CodeFailed, "stop what runs of stack %s before restoring: %v", m.Stack, err)
+}
+
+// standaloneReplicas counts, per service, the running standalone containers in byNode
+// of the services not in stopped (those the scale to 0 found at 0 replicas): the
+// replicas a stack restored earlier in exact mode had.
+func standaloneReplicas(byNode map[string][]nodeagent.Standalone, stopped map[string]uint64) map[string]uint64 {
+	running := map[string]uint64{}
+	for _, list := range byNode {
+		for _, sc := range list {
+			if sc.Running && stopped[sc.Service] == 0 {
+				running[sc.Service]++
+			}
+		}
+	}
+	return running
+}
+
+// removeListed force-removes the standalone containers listStandalone found (byNode)
+// through their nodes' agents and returns how many it removed.
+func (s *Service) removeListed(ctx context.Context, m *store.Manifest, byNode map[string][]nodeagent.Standalone) (n int, err error) {
+	var errs []error
 	for node, list := range byNode {
 		ids := make([]string, 0, len(list))
 		for _, sc := range list {
@@ -185,5 +206,8 @@ func (s *Service) removeStandalone(ctx context.Context, m *store.Manifest) (n in
 	if n > 0 {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("removed %d standalone containers of an earlier restore of stack %s", n, m.Stack)})
 	}
-	return n, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return n, stopWhatRunsErr(m, err)
+	}
+	return n, nil
 }

@@ -26,9 +26,13 @@ type standaloneExec struct {
 	*nodeagent.FakeExecutor
 	mu      sync.Mutex
 	removed []string
+	lists   int // Standalone calls
 }
 
 func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]nodeagent.Standalone, error) {
+	x.mu.Lock()
+	x.lists++
+	x.mu.Unlock()
 	var out []nodeagent.Standalone
 	for _, id := range x.Restored() {
 		svc, rest, ok := strings.Cut(id, "-")
@@ -151,6 +155,12 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	}
 
 	// Restore it in exact mode over the running restored stack, on the original nodes.
+	listsBefore := map[string]int{}
+	for n, x := range execs {
+		x.mu.Lock()
+		listsBefore[n] = x.lists
+		x.mu.Unlock()
+	}
 	if err := call(api.OpRestore, api.RestoreRequest{ID: "bank-r1", OnOriginal: true, Targets: map[string]string{"bank_holder.1": "lab-2", "bank_holder.2": "lab-3"}}, nil); err != nil {
 		t.Fatalf("exact restore over an exact restore: %v", err)
 	}
@@ -164,6 +174,14 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 		}
 		if len(x.Restored()) != 1 {
 			t.Errorf("%s runs %v, want exactly the new restore's container", n, x.Restored())
+		}
+	}
+	for n, x := range execs {
+		x.mu.Lock()
+		lists := x.lists - listsBefore[n]
+		x.mu.Unlock()
+		if lists != 1 {
+			t.Errorf("%s: the restore listed its restored containers %d times, want once (counted for the scale-back and removed from one list)", n, lists)
 		}
 	}
 

@@ -54,6 +54,11 @@ type SwarmRestore struct {
 	Poll   time.Duration
 	Events func(ctx context.Context, e api.Event)
 	Log    *slog.Logger
+	// Kill, when set and Swarm is a ServiceStopper (stack.Docker is), force-removes the
+	// stack's task containers, by node, once swarm ordered their shutdown (the stop of
+	// step 1 and of the undo): what comes back is the snapshot, so the running
+	// processes need no graceful stop (Service.killTasks, as exact mode's stop).
+	Kill func(ctx context.Context, byNode map[string][]string)
 	// RemoveStandalone, when set, removes the standalone containers of an earlier
 	// exact-mode restore of the stack, after the scale to 0 (step 1): they would run
 	// next to the restored tasks.
@@ -72,7 +77,8 @@ type SwarmOutcome struct {
 	Addresses map[string]string
 	// Closed are connections the workers reported would be closed.
 	Closed []string
-	// MS per phase: transfer+stop, place, map (scale up to map sent), run, unlock.
+	// MS per phase: stop (scale to 0 until no task runs), stop_transfer (the stop and
+	// the copies, in parallel), place, map (scale up to map sent), run, unlock.
 	PhaseMS map[string]int64
 }
 
@@ -209,6 +215,17 @@ func BuildAddressMap(plan []SlotPlan, current map[string]stack.Task) (map[string
 	return out, missing, nil
 }
 
+// stop scales the stack's services to 0 and waits until none of their tasks runs;
+// with Kill (and a Swarm that can hand over the tasks' containers) they are killed
+// once swarm ordered their shutdown instead of stopping gracefully.
+func (r *SwarmRestore) stop(ctx context.Context, stackName string) error {
+	if ss, ok := r.Swarm.(ServiceStopper); ok && r.Kill != nil {
+		_, err := ss.StopServices(ctx, stackName, r.Kill)
+		return err
+	}
+	return r.Swarm.StopStack(ctx, stackName)
+}
+
 func (r *SwarmRestore) agents() *AgentRestorer {
 	return &AgentRestorer{Bus: r.Bus, Addr: r.Addr, Timeout: r.Timeout}
 }
@@ -269,7 +286,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		errs := []error{cause}
-		if err := r.Swarm.StopStack(uctx, m.Stack); err != nil {
+		if err := r.stop(uctx, m.Stack); err != nil {
 			errs = append(errs, fmt.Errorf("undo: scale the stack %s to 0 again (do it by hand: docker service scale SERVICE=0): %w", m.Stack, err))
 		}
 		for ns := range placed {
@@ -304,7 +321,12 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		r.emit(ctx, m.ID, "", "", "stopping", "scaling the services of stack "+m.Stack+" to 0", 0)
-		stopErr = r.Swarm.StopStack(sctx, m.Stack)
+		t0 := time.Now()
+		stopErr = r.stop(sctx, m.Stack)
+		if stopErr == nil {
+			out.PhaseMS["stop"] = time.Since(t0).Milliseconds()
+			r.emit(ctx, m.ID, "", "", "stopped", "services of stack "+m.Stack+" at 0", out.PhaseMS["stop"])
+		}
 		if stopErr == nil && r.RemoveStandalone != nil {
 			stopErr = r.RemoveStandalone(sctx)
 		}
@@ -640,7 +662,7 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 			return nil, api.Errorf(api.CodeNoWorker, "node %s has no live worker (live: %v)", n, nodes)
 		}
 	}
-	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log,
+	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log, Kill: s.killTasks,
 		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})

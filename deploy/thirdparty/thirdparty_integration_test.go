@@ -77,8 +77,21 @@ func (p *tp) docker(node int, args ...string) (string, error) {
 
 // redis runs Debian's redis-cli in a throwaway container on the stack's attachable network
 // (its own connection; not part of the stack, and gone before any snapshot).
+//
+// Right after the last task on the manager left the network (a migrate or restore
+// onto other nodes), dockerd may still be tearing down its local copy of the overlay
+// and `docker run --network` fails with "network ... not found" (Docker's attachable
+// overlay, seen in CI); that error alone is retried, for up to 30 s, and logged.
 func (p *tp) redis(args ...string) (string, error) {
-	return p.docker(0, append([]string{"run", "--rm", "--network", p.net, "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := p.docker(0, append([]string{"run", "--rm", "--network", p.net, "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
+		if err == nil || !strings.Contains(out, "not found") || !strings.Contains(out, "network") || time.Now().After(deadline) {
+			return out, err
+		}
+		p.t.Logf("redis-cli %v: %s: retrying (the manager's copy of the overlay is being re-created)", args, out)
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (p *tp) mustRedis(args ...string) string {

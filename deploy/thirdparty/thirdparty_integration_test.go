@@ -78,10 +78,11 @@ func (p *tp) docker(node int, args ...string) (string, error) {
 // redis runs Debian's redis-cli in a throwaway container on the stack's attachable network
 // (its own connection; not part of the stack, and gone before any snapshot).
 //
-// Right after the last task on the manager left the network (a migrate or restore
-// onto other nodes), dockerd may still be tearing down its local copy of the overlay
-// and `docker run --network` fails with "network ... not found" (Docker's attachable
-// overlay, seen in CI); that error alone is retried, for up to 30 s, and logged.
+// When no other container on the manager is on the network (after a migrate off the
+// manager), each throwaway container makes dockerd set up and tear down its local copy
+// of the attachable overlay, and the next `docker run --network` often fails once with
+// "network ... not found" (Docker's behaviour, seen in CI; the retry 0.5 s later works).
+// That error alone is retried, for up to 30 s, and logged.
 func (p *tp) redis(args ...string) (string, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -89,7 +90,7 @@ func (p *tp) redis(args ...string) (string, error) {
 		if err == nil || !strings.Contains(out, "not found") || !strings.Contains(out, "network") || time.Now().After(deadline) {
 			return out, err
 		}
-		p.t.Logf("redis-cli %v: %s: retrying (the manager's copy of the overlay is being re-created)", args, out)
+		p.t.Logf("redis-cli %v: %s: retrying (Docker's attachable overlay on a node with no other container on it)", args, out)
 		time.Sleep(500 * time.Millisecond)
 	}
 }

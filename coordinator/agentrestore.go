@@ -69,7 +69,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	var items []item
 	for _, c := range m.Containers {
 		if t, ok := targets[c.Key()]; ok {
-			items = append(items, item{c: c, target: t, set: nodeagent.SetID(m.ID, c.Key())})
+			items = append(items, item{c: c, target: t, set: restoreSetID(m, c)})
 		}
 	}
 	emit := func(it item, phase, msg string, ms int64) {

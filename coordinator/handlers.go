@@ -118,9 +118,16 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
+	chosen, err := s.chooseCut(ctx, m, req) // recoveryline.go: check the cut, or choose a recovery line
+	if err != nil {
+		return nil, nil, err
+	}
 	switch req.Mode {
 	case "", api.ModeExact:
 	case api.ModeSwarm:
+		if chosen.rolledBack() {
+			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
+		}
 		res, err := s.restoreSwarm(ctx, m, req) // swarmrestore.go
 		return res, nil, err
 	default:
@@ -130,12 +137,12 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	for _, w := range s.live.live() {
 		nodes = append(nodes, w.Node)
 	}
-	targets, err := PlanTargets(m, req.Targets, nodes, req.OnOriginal)
+	targets, err := PlanTargets(chosen.m, req.Targets, nodes, req.OnOriginal)
 	if err != nil {
 		return nil, nil, err
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + describeTargets(targets)})
-	if err := s.preflight(ctx, m, targets); err != nil {
+	if err := s.preflight(ctx, chosen.m, targets); err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
 		return nil, nil, err
 	}
@@ -162,8 +169,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 		return nil, stopped, err
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: describeTargets(targets)})
-	ids, rerr := s.cfg.Restorer.Restore(ctx, m, targets)
+	ids, rerr := s.cfg.Restorer.Restore(ctx, chosen.m, targets)
 	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil, Mode: api.ModeExact}
+	chosen.record(&rec, nil)
 	if rerr != nil {
 		rec.Error = rerr.Error()
 	}
@@ -179,6 +187,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 		return nil, stopped, api.Errorf(api.CodeFailed, "restore of %s: %v", m.ID, rerr)
 	}
 	res = &api.RestoreResult{ID: m.ID, Targets: targets, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
+	chosen.record(nil, res)
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: res.TotalMS})
 	return res, stopped, nil
 }

@@ -75,7 +75,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			noWorker++
 			problems = append(problems, fmt.Sprintf("%s: its image set is on node %s, which has no live worker: start its worker and agent there", c.Key(), src))
 		}
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := restoreSetID(m, c)
 		var files []store.File
 		if c.Images != nil {
 			files = c.Images.Files

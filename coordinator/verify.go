@@ -100,7 +100,7 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				socks, err := agentSockets(ctx, b, timeout, c)
+				socks, err := agentSockets(ctx, b, timeout, filepath.Base(c.Images.Dir), c)
 				results[i] = result{socks, err}
 			}()
 		}
@@ -130,10 +130,11 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 	}
 }
 
-// agentSockets asks the node holding c's image set to verify it and read its sockets.
-func agentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, c store.Container) ([]cut.Socket, error) {
+// agentSockets asks the node holding c's image set (set) to verify it and read its
+// sockets.
+func agentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
 	node := c.Images.Node
-	req, _ := json.Marshal(nodeagent.VerifyRequest{Set: filepath.Base(c.Images.Dir), Label: c.Key(), Files: c.Images.Files})
+	req, _ := json.Marshal(nodeagent.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files})
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := b.Request(rctx, nodeagent.VerifySubject(node), req)

@@ -19,6 +19,10 @@
 // and the result is the maximum consistent cut: every consistent combination is
 // component-wise at or below it.
 //
+// LineByCheck chooses a line over real evidence instead of counters: a check function
+// over a combination (the coordinator's runs the cut checker on the sockets of the
+// CRIU images) names the containers to move back; restore --recovery-line uses it.
+//
 // Guarantees: none for a committed snapshot by itself (Guarantees.ConsistentCut is
 // false); RecoveryLine always yields a consistent cut, possibly the initial state.
 //

@@ -543,6 +543,7 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 
 const restoreUsage = `
 Usage: swarmckpt restore <snapshot> [--mode exact|swarm] [--node SERVICE.SLOT=NODE ...] [--on-original]
+                         [--recovery-line | --force]
 
 Restores every container of a committed snapshot, all or nothing. Every node involved
 is asked first whether the restore can run (live worker, image sets complete, images
@@ -565,10 +566,25 @@ CRIU's log stays on the node as <set>.failed-restore.log.
   IP address swarm picks; the images are rewritten for the new addresses. --node is
   refused (swarm places tasks). See docs/restore.md.
 
+A snapshot whose algorithm promises no consistent cut (uncoordinated) has its cut
+checked first, over its images (each node re-hashes its sets and reads the TCP
+sockets of the CRIU images): an inconsistent cut is refused with nothing changed,
+naming the violating connections. Then either:
+--recovery-line: restore the newest consistent combination of the stack's committed
+  snapshots of the same algorithm up to <snapshot> instead: starting from <snapshot>
+  for every container, the receiver of an orphan and the sender of lost bytes go back
+  to their previous snapshot until the check finds nothing (refused if a container
+  would go back past its oldest one). Prints, per container, the snapshot it came
+  from and how many it rolled back. Exact mode only when a container goes back.
+--force: restore the recorded cut anyway, unchecked (connections may hang, reset or
+  lose bytes).
+Snapshots of the other algorithms are consistent cuts and are restored unchecked.
+
 Examples:
   swarmckpt restore bank-20261122-021500-1a2b3c
   swarmckpt restore bank-20261122-021500-1a2b3c --mode swarm
   swarmckpt restore bank-20261122-021500-1a2b3c --node bank_holder.1=lab-3 --node bank_holder.2=lab-1
+  swarmckpt restore bank-20261122-021500-1a2b3c --recovery-line
 `
 
 type multiFlag map[string]string
@@ -589,9 +605,14 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	fs.Var(targets, "node", "SERVICE.SLOT=NODE: restore that container on NODE (repeatable)")
 	onOrig := fs.Bool("on-original", false, "allow restoring on the original nodes")
 	mode := fs.String("mode", api.ModeExact, "exact (standalone containers on their original IPs) or swarm (swarm's own tasks on new IPs)")
+	line := fs.Bool("recovery-line", false, "uncoordinated snapshot: restore the newest consistent combination of the stack's snapshots up to this one")
+	force := fs.Bool("force", false, "uncoordinated snapshot: restore its recorded cut without checking it")
 	pos, err := f.parse(c, fs, restoreUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
+	}
+	if *line && *force {
+		return usagef("give --recovery-line (restore a consistent combination) or --force (restore the recorded cut unchecked), not both")
 	}
 	if *mode != api.ModeExact && *mode != api.ModeSwarm {
 		return usagef("--mode must be exact or swarm, not %q", *mode)
@@ -606,7 +627,8 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode})
+	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
+		RecoveryLine: *line, Force: *force})
 	if err != nil {
 		return apiExit(err)
 	}
@@ -619,7 +641,14 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(c.stdout, "%s -> %s (container %s)\n", k, res.Targets[k], res.Containers[k])
+		from := ""
+		if s, ok := res.From[k]; ok {
+			from = fmt.Sprintf(", from %s, %d checkpoint(s) back", s, res.RolledBack[k])
+		}
+		fmt.Fprintf(c.stdout, "%s -> %s (container %s%s)\n", k, res.Targets[k], res.Containers[k], from)
+	}
+	if res.CutCheck != "" {
+		fmt.Fprintf(c.stdout, "cut: %s\n", res.CutCheck)
 	}
 	if res.Mode == api.ModeSwarm {
 		fmt.Fprintf(c.stdout, "as swarm tasks; address map: %s\n", mapString(res.Addresses))

@@ -135,6 +135,12 @@ type Restore struct {
 	// -> new IP of every container of the set); empty for exact restores, which keep
 	// the snapshot's addresses.
 	Addresses map[string]string `json:"addresses,omitempty"`
+	// CutCheck says how the restored cut was checked (its summary), or why not.
+	CutCheck string `json:"cut_check,omitempty"`
+	// From and RolledBack (restore --recovery-line): per SERVICE.SLOT the snapshot
+	// whose images it was restored from and how many checkpoints it rolled back.
+	From       map[string]string `json:"from,omitempty"`
+	RolledBack map[string]int    `json:"rolled_back,omitempty"`
 }
 
 // Bytes is the total image size of the snapshot.

@@ -168,6 +168,13 @@ type RestoreRequest struct {
 	// Constraints (ModeSwarm) are added to the services' placement constraints
 	// before swarm starts the replacement tasks, e.g. "node.hostname!=lab-1".
 	Constraints []string `json:"constraints,omitempty"`
+	// Force restores a snapshot whose algorithm promises no consistent cut
+	// (uncoordinated) without checking its cut first.
+	Force bool `json:"force,omitempty"`
+	// RecoveryLine (uncoordinated snapshots) restores the newest consistent
+	// combination of the stack's snapshots of the same algorithm up to ID, checked
+	// over the images: each container from the snapshot the line chose for it.
+	RecoveryLine bool `json:"recovery_line,omitempty"`
 }
 
 // Restore modes.
@@ -190,6 +197,12 @@ type RestoreResult struct {
 	// Closed (ModeSwarm) lists connections closed at restore (none when every
 	// connection stays inside the restored set).
 	Closed []string `json:"closed,omitempty"`
+	// CutCheck says how the restored cut was checked (its summary), or why not.
+	CutCheck string `json:"cut_check,omitempty"`
+	// From and RolledBack (RecoveryLine): per SERVICE.SLOT the snapshot it was
+	// restored from and how many checkpoints it rolled back.
+	From       map[string]string `json:"from,omitempty"`
+	RolledBack map[string]int    `json:"rolled_back,omitempty"`
 }
 
 // MigrateRequest moves a stack (cold) to or away from a node.

@@ -105,6 +105,9 @@ func (e *e2e) bankRestoredOK(t *testing.T, ids map[string][]string) {
 // swarm mode (the standalone containers go, swarm tasks come back).
 func (e *e2e) restoredBankAgain(t *testing.T) {
 	e.t = t
+	if _, err := os.Stat(hostBusybox); err != nil {
+		t.Fatalf("no %s on this machine (make setup installs busybox-static): the DNS check needs its nslookup", hostBusybox)
+	}
 	before := e.restoredOf("bank_holder", false)
 	if count(before) != 5 {
 		// Run alone (-run .../RestoredBankAgain): restore the bank exactly first.
@@ -171,6 +174,15 @@ func (e *e2e) restoredBankAgain(t *testing.T) {
 			}
 		}
 	}
+	// Every node must resolve the alias to the 5 new holders. Known lag, not fixed
+	// (docs/restore.md "Restoring a restored stack"): in about 1 run in 3 a node that
+	// left the network and joined it again is not seen as a member of it by its peers'
+	// network DB, which then drop its endpoints and send it none of theirs until
+	// memberlist's push-pull (every 30 s, with a random peer) merges the membership
+	// again: 44-78 s measured. 2 minutes covers 4 push-pull rounds; the time is logged
+	// and, on a miss, each node's network DB view (peers, endpoints).
+	took := e.nameResolvesEverywhere(t, "bank_net", "holder", after, 2*time.Minute)
+	t.Logf("DNS: holder resolved to the 5 restored holders on every node %.1f s after the restore", took.Seconds())
 	e.bankRestoredOK(t, after)
 
 	// 3. Swarm-mode restore of the same snapshot over it: the standalone containers go,

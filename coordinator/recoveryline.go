@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -206,6 +207,19 @@ func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise s
 					}
 					return ""
 				}(), "-"))})
+		}
+		if len(fixes) > 0 {
+			moved := map[string]string{}
+			for _, f := range fixes {
+				if _, ok := moved[f.Container]; !ok {
+					moved[f.Container] = f.Reason
+				}
+			}
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(moved)) {
+				parts = append(parts, fmt.Sprintf("%s back from %s (%s)", k, snapOf(k), moved[k]))
+			}
+			s.event(ctx, api.Event{ID: m.ID, Phase: "recovery-line", Message: fmt.Sprintf("%s; moving %s", rep.Summary(), strings.Join(parts, "; "))})
 		}
 		return fixes, nil
 	})

@@ -470,7 +470,11 @@ func (r *run) commit(ctx context.Context, start time.Time) {
 	if r.s.cfg.Verify != nil {
 		r.m.Verdict = r.s.cfg.Verify(ctx, r.m)
 		if v := r.m.Verdict; v != nil && !v.Consistent && v.Error == "" {
-			r.s.log.Error("committed cut is NOT consistent: algorithm bug", "snapshot", r.m.ID, "summary", v.Summary)
+			if r.alg.Guarantees().ConsistentCut {
+				r.s.log.Error("committed cut is NOT consistent: algorithm bug", "snapshot", r.m.ID, "summary", v.Summary)
+			} else {
+				r.s.log.Info("committed cut is not consistent (the algorithm promises none: restore checks it, see restore --recovery-line)", "snapshot", r.m.ID, "summary", v.Summary)
+			}
 		}
 	}
 	now := time.Now().UTC()

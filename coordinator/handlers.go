@@ -202,6 +202,9 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if s.cfg.Restorer == nil {
 		return nil, api.Errorf(api.CodeFailed, "migrate is not available: this coordinator has no restorer (the workers' restore primitive is not wired yet)")
 	}
+	if err := s.migrateNeedsConsistentCut(req.Algorithm); err != nil { // recoveryline.go
+		return nil, err
+	}
 	m, err := s.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true})
 	if err != nil {
 		return &api.MigrateResult{Snapshot: m}, err

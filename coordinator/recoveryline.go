@@ -121,6 +121,18 @@ func (s *Service) chooseCut(ctx context.Context, m *store.Manifest, req api.Rest
 	return &chosenCut{m: m, check: rep.Summary()}, nil
 }
 
+// migrateNeedsConsistentCut refuses a migration with an algorithm that promises no
+// consistent cut: its containers stop after their dump, so an inconsistent cut could
+// neither be restored nor rolled back to anything better than itself.
+func (s *Service) migrateNeedsConsistentCut(name string) error {
+	name = cmp.Or(name, DefaultAlgorithm)
+	alg, err := s.cfg.Algorithms(name)
+	if err != nil || alg.Guarantees().ConsistentCut {
+		return nil // an unknown name is refused by the snapshot with the list of names
+	}
+	return api.Errorf(api.CodeBadRequest, "migrate with --algorithm %s refused: it promises no consistent cut, and a migration stops the containers after their dump, so an inconsistent cut could be neither restored nor rolled back; use a consistent-cut algorithm (--algorithm %s, or chandy-lamport, minimal)", name, DefaultAlgorithm)
+}
+
 // recoveryLine chooses, per container, a snapshot among the stack's committed
 // snapshots of m's algorithm up to m (newest first), starting with m for everyone and
 // moving back the end blamed by each violation (uncoordinated.LineByCheck), checking

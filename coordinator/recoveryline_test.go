@@ -249,3 +249,18 @@ func TestRestoreRecoveryLine(t *testing.T) {
 		e.requireUntouched(t, "u2")
 	})
 }
+
+// TestMigrateRefusesAlgorithmWithoutConsistentCut: migrate stops the containers after
+// their dump, so it needs a cut it can restore; nothing is snapshotted or stopped.
+func TestMigrateRefusesAlgorithmWithoutConsistentCut(t *testing.T) {
+	e := newLineEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{Stack: "bank", To: "n3", Algorithm: "uncoordinated"})
+	if err == nil || !strings.Contains(err.Error(), "promises no consistent cut") || !strings.Contains(err.Error(), "--algorithm blocking") {
+		t.Fatalf("migrate with uncoordinated: %v", err)
+	}
+	if ms, _ := e.st.List(ctx, "bank"); len(ms) != 0 || e.sw.Stops != 0 {
+		t.Fatalf("a refused migrate snapshotted or stopped: %d snapshots, %d stops", len(ms), e.sw.Stops)
+	}
+}

@@ -670,7 +670,8 @@ elsewhere). If the restore fails, the originals are restored where they were.
 constraint added to the stack's services (node.hostname==NODE for --to,
 node.hostname!=NODE for --from) for the restore, and removed from them once the
 restored tasks run (swarm does not move a task whose node still satisfies the
-remaining constraints). A stack restored or migrated in exact mode (standalone
+remaining constraints). An algorithm that promises no consistent cut (uncoordinated)
+is refused: the containers stop after their dump, so its cut must be restorable. A stack restored or migrated in exact mode (standalone
 containers) migrates again like a deployed one.
 
 Examples:

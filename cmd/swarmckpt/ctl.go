@@ -670,9 +670,10 @@ elsewhere). If the restore fails, the originals are restored where they were.
 constraint added to the stack's services (node.hostname==NODE for --to,
 node.hostname!=NODE for --from) for the restore, and removed from them once the
 restored tasks run (swarm does not move a task whose node still satisfies the
-remaining constraints). An algorithm that promises no consistent cut (uncoordinated)
-is refused: the containers stop after their dump, so its cut must be restorable. A stack restored or migrated in exact mode (standalone
-containers) migrates again like a deployed one.
+remaining constraints). A stack restored or migrated in exact mode (standalone
+containers) migrates again like a deployed one. An algorithm that promises no
+consistent cut (uncoordinated) is refused: the containers stop after their dump, so
+the cut must be restorable.
 
 Examples:
   swarmckpt migrate echo --to lab-3

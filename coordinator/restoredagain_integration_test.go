@@ -77,7 +77,10 @@ func (e *e2e) bankRestoredOK(t *testing.T, ids map[string][]string) {
 			}
 			break
 		}
-		if !strings.Contains(string(out), "did not answer") || time.Since(start) > 2*time.Minute {
+		// A holder the auditing node cannot reach yet (its overlay peer entries lag like
+		// its names, docs/restore.md) shows as "did not answer" or as a pause timing out.
+		unreachable := strings.Contains(string(out), "did not answer") || strings.Contains(string(out), "pausing holders")
+		if !unreachable || time.Since(start) > 2*time.Minute {
 			t.Fatalf("restored bank lost or created money (or its holders are not found as 'holder'), attempt %d:\n%s", attempt, tail(string(out), 2500))
 		}
 		if attempt == 1 {

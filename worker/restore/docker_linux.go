@@ -431,7 +431,7 @@ func (d *Docker) waitLeft(ctx context.Context, id string) {
 	t0 := time.Now()
 	for {
 		ni, err := d.Cli.NetworkInspect(ctx, id, network.InspectOptions{})
-		if err != nil || !netTeardown(ni) {
+		if err != nil || ni.Scope != "swarm" || !netTeardown(ni.Containers) {
 			if d.Log != nil && time.Since(t0) > 100*time.Millisecond {
 				d.Log.Info("node left the network of a removed container", "network", id, "waited_s", time.Since(t0).Seconds())
 			}

@@ -1,6 +1,10 @@
 package restore
 
-import "github.com/docker/docker/api/types/network"
+import (
+	"strings"
+
+	"github.com/docker/docker/api/types/network"
+)
 
 // Why Remove waits for the node to leave the container's swarm networks
 // (docs/restore.md "Network attachments on worker nodes"): a node whose last
@@ -17,18 +21,17 @@ import "github.com/docker/docker/api/types/network"
 // its endpoints and it got none of theirs until the gossip's 30 s push-pull (name
 // lookups missed the moved containers for 48-78 s).
 
-// netTeardown tells, from a node's view of a swarm overlay (docker network inspect),
-// whether the node is leaving it: it is still instantiated here (its load-balancer
-// endpoint "lb-NAME", named "NAME-endpoint", is listed) but no container of this node
-// is on it any more. A network the node does not have (not found, or listed by a
-// manager without local endpoints), with a container left on it, or the ingress
-// network (never torn down while the node is in the swarm) is settled.
-func netTeardown(ni network.Inspect) bool {
-	if ni.Scope != "swarm" || ni.Ingress || len(ni.Containers) == 0 {
+// netTeardown tells, from a node's view of a network (docker network inspect), whether
+// the node is leaving it: it is still instantiated here (its load-balancer endpoint
+// is listed) but no container of this node is on it any more. A network the node does
+// not have (not found, or listed by a manager without local endpoints) or with a
+// container left on it is settled.
+func netTeardown(containers map[string]network.EndpointResource) bool {
+	if len(containers) == 0 {
 		return false
 	}
-	for id, ep := range ni.Containers {
-		if id != "lb-"+ni.Name && ep.Name != ni.Name+"-endpoint" {
+	for id, ep := range containers {
+		if !strings.HasPrefix(id, "lb-") && !strings.HasSuffix(ep.Name, "-endpoint") {
 			return false
 		}
 	}

@@ -19,10 +19,4 @@
 //
 // Any failure removes the new container and moves the set back where it was: nothing
 // half-restored stays behind, and the error names the container and the cause.
-//
-// Remove (the coordinator kills a stack's tasks and removes an earlier restore's
-// containers with it) returns, when the container was the node's last one on a swarm
-// network, once the node has torn that network down (netleave.go): a restore that
-// attaches to it meanwhile fails in dockerd and leaves an attachment holding its
-// address.
 package restore

@@ -398,55 +398,11 @@ func (d *Docker) CollectRestored(age time.Duration) (int, error) {
 	return n, nil
 }
 
-// Remove implements Restorer. When the container was this node's last one on a
-// swarm network, it returns once the node has torn that network down (netleave.go:
-// a restore attaching to it meanwhile fails, and the node's rejoin can go unseen by
-// its peers), or after leaveWait with a warning.
+// Remove implements Restorer.
 func (d *Docker) Remove(ctx context.Context, c string) error {
-	var nets []string
-	if ci, err := d.Cli.ContainerInspect(ctx, c); err == nil && ci.NetworkSettings != nil {
-		for name, ep := range ci.NetworkSettings.Networks {
-			if ep != nil && ep.NetworkID != "" && pinnable(name) {
-				nets = append(nets, ep.NetworkID)
-			}
-		}
-	}
 	err := d.Cli.ContainerRemove(ctx, c, dcontainer.RemoveOptions{Force: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("restore: remove container %s: %w", c, err)
 	}
-	for _, n := range nets {
-		d.waitLeft(ctx, n)
-	}
 	return nil
-}
-
-// leaveWait bounds Remove's wait for the node to leave a network (measured: 0.2-4 s
-// after the removal on a loaded 3-node lab).
-const leaveWait = 10 * time.Second
-
-// waitLeft polls the node's view of swarm network id until the node is not tearing it
-// down (netTeardown), for up to leaveWait. Local networks are not waited for.
-func (d *Docker) waitLeft(ctx context.Context, id string) {
-	t0 := time.Now()
-	for {
-		ni, err := d.Cli.NetworkInspect(ctx, id, network.InspectOptions{})
-		if err != nil || ni.Scope != "swarm" || !netTeardown(ni.Containers) {
-			if d.Log != nil && time.Since(t0) > 100*time.Millisecond {
-				d.Log.Info("node left the network of a removed container", "network", id, "waited_s", time.Since(t0).Seconds())
-			}
-			return
-		}
-		if time.Since(t0) > leaveWait {
-			if d.Log != nil {
-				d.Log.Warn("node still tears down the network of a removed container; going on", "network", id, "waited_s", time.Since(t0).Seconds())
-			}
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

@@ -454,28 +454,9 @@ func TestIntegrationE2E(t *testing.T) {
 			t.Fatalf("lab deploy echo: %s", out)
 		}
 		target := e.name + "-3"
-		status := func(node, name string) (map[string]any, bool) {
-			cmd := exec.Command("docker", "ps", "-q", "--filter", "name="+name)
-			cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
-			id, err := cmd.Output()
-			if err != nil || len(bytes.TrimSpace(id)) == 0 {
-				return nil, false
-			}
-			cmd = exec.Command("docker", "exec", string(bytes.Fields(id)[0]), "/echo", "get", "/status")
-			cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
-			out, err := cmd.Output()
-			if err != nil {
-				return nil, false
-			}
-			var st map[string]any
-			if json.Unmarshal(out, &st) != nil {
-				return nil, false
-			}
-			return st, true
-		}
 		waitLong(t, "echo client healthy before the migration", func() bool {
 			for i := 1; i <= 3; i++ {
-				if st, ok := status(fmt.Sprintf("%s-%d", e.name, i), "echo_client"); ok && st["healthy"] == true {
+				if st, ok := e.echoStatus(fmt.Sprintf("%s-%d", e.name, i), "echo_client"); ok && st["healthy"] == true {
 					return true
 				}
 			}
@@ -485,23 +466,7 @@ func TestIntegrationE2E(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
-		var st map[string]any
-		waitLong(t, "migrated echo client answering", func() bool {
-			s, ok := status(target, "echo_client-1-")
-			if ok && s["healthy"] == true {
-				st = s
-				return true
-			}
-			return false
-		})
-		for _, k := range []string{"reconnects", "gaps", "duplicates", "lost_on_reconnect"} {
-			if v, _ := st[k].(float64); v != 0 {
-				t.Errorf("%s = %v after migration, want 0 (status %v)", k, v, st)
-			}
-		}
-		if v, _ := st["conn_id"].(float64); v != 1 {
-			t.Errorf("conn_id = %v: the client reconnected instead of keeping its TCP connection", v)
-		}
+		e.echoSameConnection(t, target, "echo_client-1-")
 	})
 
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).

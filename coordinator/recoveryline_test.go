@@ -13,7 +13,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 // lineEnv is exactEnv's setup (three fake agents, a fake swarm running bank_holder at
@@ -34,23 +33,7 @@ func newLineEnv(t *testing.T) *lineEnv {
 	if _, err := e.sw.Tasks(ctx, "bank"); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.st, Stopper: e.sw,
-		Resolver: stack.Static{}, Algorithms: registry.Lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
-	e.svc = svc
-	rctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = svc.Run(rctx) }()
-	client := api.Client{T: e.net.Connect()}
-	waitFor(t, "workers seen", func() bool {
-		c, cl := context.WithTimeout(context.Background(), time.Second)
-		defer cl()
-		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
-		return err == nil && len(s.Workers) == 3
-	})
+	e.svc = serveRestores(t, e.swarmEnv, e.st, registry.Lookup)
 	return e
 }
 

@@ -18,12 +18,10 @@ import (
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
-// dockerOn runs the docker CLI against node.
+// dockerOn is dockerOut with the output trimmed.
 func (e *e2e) dockerOn(node string, args ...string) (string, error) {
-	cmd := exec.Command("docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	out, err := e.dockerOut(node, args...)
+	return strings.TrimSpace(out), err
 }
 
 func (e *e2e) node(i int) string { return fmt.Sprintf("%s-%d", e.name, i) }
@@ -247,7 +245,10 @@ func (e *e2e) echoStatus(node, name string) (map[string]any, bool) {
 	return st, true
 }
 
-func (e *e2e) echoSameConnection(t *testing.T, node, name string) {
+// echoSameConnection waits for the echo client on node to answer and fails the test
+// unless it kept its first TCP connection with no gap, duplicate or reconnect; it
+// returns the client's status.
+func (e *e2e) echoSameConnection(t *testing.T, node, name string) map[string]any {
 	t.Helper()
 	var st map[string]any
 	waitLong(t, "echo client answering on "+node, func() bool {
@@ -266,6 +267,7 @@ func (e *e2e) echoSameConnection(t *testing.T, node, name string) {
 	if v, _ := st["conn_id"].(float64); v != 1 {
 		t.Errorf("conn_id = %v: the client reconnected instead of keeping its TCP connection", v)
 	}
+	return st
 }
 
 // migrateRestoredEchoAgain: the echo stack, migrated (exact) once, migrates again

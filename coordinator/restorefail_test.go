@@ -35,13 +35,20 @@ func newExactEnv(t *testing.T) *exactEnv {
 	if _, err := e.sw.Tasks(ctx, "bank"); err != nil { // the three tasks run
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.st, Stopper: e.sw,
-		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	e.svc = serveRestores(t, e.swarmEnv, e.st, lookup)
+	return e
+}
+
+// serveRestores runs a coordinator over e's agents and fake swarm with store st and
+// an AgentRestorer, and returns it once it has seen the three workers.
+func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos nodeagent.Lookup) *coordinator.Service {
+	t.Helper()
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
+		Resolver: stack.Static{}, Algorithms: algos, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
-	e.svc = svc
 	rctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = svc.Run(rctx) }()
@@ -52,7 +59,7 @@ func newExactEnv(t *testing.T) *exactEnv {
 		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
 		return err == nil && len(s.Workers) == 3
 	})
-	return e
+	return svc
 }
 
 func (e *exactEnv) restore(t *testing.T) error {

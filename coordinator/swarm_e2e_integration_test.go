@@ -93,6 +93,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 	return e
 }
 
+// dockerOut runs the docker CLI against node (output and errors combined).
 func (e *e2e) dockerOut(node string, args ...string) (string, error) {
 	cmd := exec.Command("docker", args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(node))
@@ -257,26 +258,11 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			filepath.Join(repoRoot(), "deploy", "examples", "echo.yml"), "echo"); code != 0 {
 			t.Fatalf("lab deploy echo: %s", out)
 		}
-		status := func(node string) (map[string]any, bool) {
-			id, err := e.dockerOut(node, "ps", "-q", "--filter", "name=echo_client")
-			if err != nil || len(strings.Fields(id)) == 0 {
-				return nil, false
-			}
-			out, err := e.dockerOut(node, "exec", strings.Fields(id)[0], "/echo", "get", "/status")
-			if err != nil {
-				return nil, false
-			}
-			var st map[string]any
-			if json.Unmarshal([]byte(out), &st) != nil {
-				return nil, false
-			}
-			return st, true
-		}
 		from := ""
 		waitLong(t, "echo client healthy before the migration", func() bool {
 			for i := 2; i <= 3; i++ {
 				n := fmt.Sprintf("%s-%d", e.name, i)
-				if st, ok := status(n); ok && st["healthy"] == true {
+				if st, ok := e.echoStatus(n, "echo_client"); ok && st["healthy"] == true {
 					from = n
 					return true
 				}
@@ -296,23 +282,7 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			t.Fatalf("echo_client tasks after migrating off %s:\n%s", from, ps)
 		}
 		to := f[1]
-		var st map[string]any
-		waitLong(t, "migrated echo client answering", func() bool {
-			s, ok := status(to)
-			if ok && s["healthy"] == true {
-				st = s
-				return true
-			}
-			return false
-		})
-		for _, k := range []string{"reconnects", "gaps", "duplicates", "lost_on_reconnect"} {
-			if v, _ := st[k].(float64); v != 0 {
-				t.Errorf("%s = %v after migration, want 0 (status %v)", k, v, st)
-			}
-		}
-		if v, _ := st["conn_id"].(float64); v != 1 {
-			t.Errorf("conn_id = %v: the client reconnected instead of keeping its TCP connection", v)
-		}
+		st := e.echoSameConnection(t, to, "echo_client")
 		t.Logf("echo client on %s after migrate: seq=%v conn_id=%v gaps=%v max_reply_gap_ms=%v", to, st["seq"], st["conn_id"], st["gaps"], st["max_reply_gap_ms"])
 		if _, err := e.dockerOut(manager, "service", "ps", "echo_server"); err != nil {
 			t.Errorf("echo_server service gone: %v", err)

@@ -23,5 +23,13 @@ go test -count=1 -p 1 -timeout 50m -v "${@:-./...}" >build/integration.log 2>&1
 rc=$?
 set -e
 grep -E '^(--- |ok |FAIL|PASS$)|SKIP|INTEGRATION|panic:' build/integration.log | grep -v '^=== ' || true
+if [ "$rc" != 0 ]; then
+	# What each failing test said (its t.Log/t.Fatal lines just before its FAIL line), so
+	# a CI report that shows only this output still names the cause.
+	echo "integration: the 80 log lines before each FAIL:"
+	awk '{ buf[NR] = $0 }
+	     /^ *--- FAIL: / { from = NR - 80; if (from <= last) from = last + 1; if (from < 1) from = 1
+	                       for (i = from; i <= NR; i++) print "| " buf[i]; last = NR }' build/integration.log
+fi
 echo "integration: full log in build/integration.log (exit $rc)"
 exit $rc

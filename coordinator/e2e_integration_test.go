@@ -177,6 +177,19 @@ func setupE2E(t *testing.T) *e2e {
 		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
 			t.Errorf("lab down: %s", out)
 		}
+		if keep := os.Getenv("SWARMCKPT_TEST_LOGS"); keep != "" {
+			// Keep every daemon's log for a look after the run.
+			to := filepath.Join(keep, t.Name())
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "*.log"))
+			if err := os.MkdirAll(to, 0o700); err == nil {
+				for _, l := range logs {
+					if b, err := os.ReadFile(l); err == nil {
+						_ = os.WriteFile(filepath.Join(to, filepath.Base(l)), b, 0o600)
+					}
+				}
+			}
+			t.Logf("daemon logs kept in %s (SWARMCKPT_TEST_LOGS)", to)
+		}
 		if t.Failed() {
 			for _, f := range []string{"coordinator", "agent-" + e.name + "-1", "worker-" + e.name + "-1"} {
 				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))

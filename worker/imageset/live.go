@@ -147,7 +147,7 @@ type liveFile struct {
 // is written, and returns the set as Verified only when the closing manifest lists
 // exactly the received files with matching sizes and sha256. On any error (bad or cut
 // stream, mismatch, disk full) dir is removed: nothing half-received stays behind.
-// Memory use is bounded by one fixed buffer, whatever the size of the set.
+// Memory use is bounded by three fixed buffers, whatever the size of the set.
 func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), DirMode); err != nil {
 		return v, fmt.Errorf("imageset: receive into %s: %w", dir, err)
@@ -175,7 +175,7 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 	}
 	files := map[string]*liveFile{}
 	var curName string
-	buf := make([]byte, bufSize)
+	bufs := newHashBuffers()
 	var hdr [4]byte
 	for {
 		op, err := br.ReadByte()
@@ -210,7 +210,7 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			if _, err := io.ReadFull(br, mb); err != nil {
 				return v, fmt.Errorf("%w: stream cut inside the manifest: %w", ErrMissing, err)
 			}
-			if n, _ := br.Read(buf[:1]); n > 0 {
+			if n, _ := br.Read(hdr[:1]); n > 0 {
 				return v, fmt.Errorf("%w: data after the manifest", ErrMissing)
 			}
 			return finishLive(dir, mb, files)
@@ -258,7 +258,7 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			}
 			curName = name
 		}
-		n, err := io.CopyBuffer(io.MultiWriter(cur, f.h), io.LimitReader(br, size), buf)
+		n, err := copyHashing(cur, io.LimitReader(br, size), f.h, bufs)
 		f.n += n
 		if err != nil {
 			return v, fmt.Errorf("write %s: %w (is the disk full?)", f.path, err)

@@ -97,7 +97,7 @@ func Receive(r io.Reader, dir string) (v Verified, err error) {
 	if err := os.WriteFile(filepath.Join(dir, ManifestName), mb, FileMode); err != nil {
 		return v, err
 	}
-	buf := make([]byte, bufSize)
+	bufs := newHashBuffers()
 	got := map[string]bool{}
 	stamps := map[string]stamp{}
 	for {
@@ -113,7 +113,7 @@ func Receive(r io.Reader, dir string) (v Verified, err error) {
 		if !ok || !listed || got[name] || hdr.Typeflag != tar.TypeReg {
 			return v, fmt.Errorf("%w: unexpected entry %q in stream", ErrMissing, hdr.Name)
 		}
-		st, err := receiveFile(tr, filepath.Join(ImagesPath(dir), filepath.FromSlash(name)), want, buf)
+		st, err := receiveFile(tr, filepath.Join(ImagesPath(dir), filepath.FromSlash(name)), want, bufs)
 		if err != nil {
 			return v, err
 		}
@@ -126,7 +126,7 @@ func Receive(r io.Reader, dir string) (v Verified, err error) {
 	return Verified{dir: dir, m: m, stamps: stamps}, nil
 }
 
-func receiveFile(r io.Reader, path string, want File, buf []byte) (stamp, error) {
+func receiveFile(r io.Reader, path string, want File, bufs *hashBuffers) (stamp, error) {
 	if err := os.MkdirAll(filepath.Dir(path), DirMode); err != nil {
 		return stamp{}, err
 	}
@@ -135,7 +135,7 @@ func receiveFile(r io.Reader, path string, want File, buf []byte) (stamp, error)
 		return stamp{}, err
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, buf)
+	n, err := copyHashing(f, r, h, bufs)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -191,18 +191,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 			}
 		}()
 	}
-	err = startAgain(ctx, startAttempts, func() error {
-		return d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
-	}, func() bool {
-		// The runtime ran: it consumed the set or left its error.
-		_, serr := os.Stat(placed)
-		_, eerr := os.Stat(filepath.Join(placed, ociwrap.ErrorFile))
-		return serr != nil || eerr == nil
-	}, func(n int, err error) {
-		if d.Log != nil {
-			d.Log.Warn("docker start failed on the network attachment before the runtime ran; starting the same container again", "container", name, "attempt", n, "err", err)
-		}
-	})
+	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
 	if err == nil {
 		return id, placed, false, nil
 	}
@@ -215,6 +204,17 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 	// Restored, then the processes exited at once: say what they printed.
 	consumed = true
 	return id, placed, false, fmt.Errorf("%w: the restored processes exited right away (%w); last output: %s", ErrRestore, err, d.logTail(context.WithoutCancel(ctx), id))
+}
+
+// netGone tells whether a Docker error is a network attachment failing on this node
+// (network unknown here, or its attachment timing out): worth a new create and start.
+func netGone(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "attaching to network failed") ||
+		(strings.Contains(s, "network ") && strings.Contains(s, "not found"))
 }
 
 // precheck refuses early what docker start would refuse late.

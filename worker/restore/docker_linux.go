@@ -63,7 +63,6 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	}
 	var id, placed string
 	for attempt := 1; ; attempt++ {
-		d.awaitTeardown(ctx, spec, name)
 		var retry bool
 		id, placed, retry, err = d.attempt(ctx, v, spec, name, opts)
 		if err == nil {
@@ -249,44 +248,6 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 		}
 	}
 	return nil
-}
-
-// teardownWait bounds how long a restore waits for this node to finish removing a
-// network it joins (pendingTeardown); it then goes ahead anyway.
-const teardownWait = 15 * time.Second
-
-// awaitTeardown waits, before the container is created, while this node is removing
-// one of the swarm networks the container joins with a fixed address (pendingTeardown):
-// a start overlapping the removal fails and leaks the address for minutes. It returns
-// once none is being removed, after teardownWait, or when ctx ends.
-func (d *Docker) awaitTeardown(ctx context.Context, spec container.Spec, name string) {
-	start := time.Now()
-	deadline := start.Add(teardownWait)
-	for _, n := range spec.Networks {
-		if n.IPv4 == "" || !pinnable(n.Name) {
-			continue
-		}
-		for {
-			ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
-			if err != nil || !pendingTeardown(ni) {
-				break
-			}
-			if time.Now().After(deadline) {
-				if d.Log != nil {
-					d.Log.Warn("network still being removed from this node; restoring anyway", "container", name, "network", n.Name, "waited_s", time.Since(start).Seconds())
-				}
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	if waited := time.Since(start); waited > 150*time.Millisecond && d.Log != nil {
-		d.Log.Info("waited for this node to finish removing a network before creating the container", "container", name, "waited_s", waited.Seconds())
-	}
 }
 
 // pinnable: Docker accepts --ip only on user-defined networks.

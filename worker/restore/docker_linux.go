@@ -38,6 +38,8 @@ type Docker struct {
 	// DataRoot is the node's Docker data-root (docker info DockerRootDir).
 	DataRoot string
 	Log      *slog.Logger
+
+	keep keepers // network keepers shared by concurrent restores (keeper.go)
 }
 
 var _ Restorer = (*Docker)(nil)
@@ -61,6 +63,8 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)
 	}
+	release := d.holdNetworks(ctx, spec, name)
+	defer release()
 	var id, placed string
 	for attempt := 1; ; attempt++ {
 		var retry bool

@@ -1,0 +1,79 @@
+package restore
+
+import (
+	"context"
+	"sync"
+)
+
+// LabelKeeper marks a network keeper container (value: the network it holds).
+const LabelKeeper = "io.swarmckpt.keeper"
+
+// keepers shares, per network, one keeper container among the restores running on a
+// node at the same time; the last of them to finish removes it.
+//
+// Why keepers: a node removes its instance of a swarm overlay asynchronously after the
+// last container on it stopped (here 2.5-3 s after the stack's tasks were killed, more
+// under load; a node also removes it when a late assignment update says it has no
+// task on it any more). A restored container that joins the network with its fixed
+// address while the node removes the network fails with "network ... not found", and
+// dockerd then keeps the failed start's swarm attachment with that address for
+// minutes: every later attempt with the address waits out the manager's 20 s
+// ("attaching to network failed ... context deadline exceeded"). A container running
+// on the network (the keeper: no fixed address, no program of the image) makes the
+// node keep its instance: a network with an active endpoint is not removed. See
+// docs/restore.md, "Network attachments on worker nodes".
+type keepers struct {
+	mu sync.Mutex
+	m  map[string]*keeper
+}
+
+type keeper struct {
+	ready chan struct{} // closed once the start returned
+	id    string        // "" when no keeper could be started
+	refs  int
+}
+
+// hold returns once a keeper of network runs (start started it, or another restore's
+// start did), or start failed, or ctx ended; release, called once the restore is over,
+// has the last holder stop the keeper (stop gets the id start returned).
+func (k *keepers) hold(ctx context.Context, network string, start func() (string, error), stop func(id string)) (release func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keeper{}
+	}
+	kp := k.m[network]
+	first := kp == nil
+	if first {
+		kp = &keeper{ready: make(chan struct{})}
+		k.m[network] = kp
+	}
+	kp.refs++
+	k.mu.Unlock()
+	if first {
+		kp.id, _ = start()
+		close(kp.ready)
+	} else {
+		select {
+		case <-kp.ready:
+		case <-ctx.Done():
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			k.mu.Lock()
+			kp.refs--
+			last := kp.refs == 0
+			if last {
+				delete(k.m, network)
+			}
+			k.mu.Unlock()
+			if last {
+				<-kp.ready
+				if kp.id != "" {
+					stop(kp.id)
+				}
+			}
+		})
+	}
+}

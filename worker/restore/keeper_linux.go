@@ -1,0 +1,128 @@
+package restore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	dcontainer "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
+)
+
+const (
+	// keeperLife bounds a keeper's life when nobody removes it (the worker was killed):
+	// its process exits and Docker removes the container (AutoRemove).
+	keeperLife = 2 * time.Minute
+	// keeperBin is where the runtime binary is mounted in a keeper container.
+	keeperBin = "/.swarmckpt-hold"
+)
+
+// holdNetworks starts (or shares) a keeper container on every swarm network the
+// restored container joins with a fixed address, and returns the release of all of
+// them. A keeper that cannot be started is logged and the restore goes on without it.
+func (d *Docker) holdNetworks(ctx context.Context, spec container.Spec, name string) (release func()) {
+	var releases []func()
+	for _, n := range spec.Networks {
+		if n.IPv4 == "" || !pinnable(n.Name) {
+			continue
+		}
+		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if err == nil && ni.Scope != "swarm" || err != nil && !cerrdefs.IsNotFound(err) {
+			// A local network is never removed under us; not found on this node is a
+			// swarm network a worker node learns when a container joins it.
+			continue
+		}
+		t0 := time.Now()
+		releases = append(releases, d.keep.hold(ctx, n.Name, func() (string, error) {
+			id, err := d.startKeeper(ctx, n.Name, spec.Image)
+			if d.Log != nil {
+				if err != nil {
+					d.Log.Warn("no network keeper: restoring without one", "container", name, "network", n.Name, "err", err)
+				} else {
+					d.Log.Info("network keeper started", "container", name, "network", n.Name, "keeper", id[:12], "seconds", time.Since(t0).Seconds())
+				}
+			}
+			return id, err
+		}, func(id string) {
+			go func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				_ = d.Cli.ContainerRemove(rctx, id, dcontainer.RemoveOptions{Force: true})
+			}()
+		}))
+	}
+	return func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+}
+
+// startKeeper runs a keeper container on network: the restored container's image (it
+// is on this node) running only the node runtime's own static binary in its hold mode
+// (ociwrap.HoldArg), with a dynamic address. A start failing on the network attachment
+// (the race the keeper is for) is tried again with a new container: its leaked
+// attachment holds a dynamic address nobody restores.
+func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string, error) {
+	bin, err := d.holdBinary(ctx)
+	if err != nil {
+		return "", err
+	}
+	cfg := &dcontainer.Config{
+		Image:      image,
+		Entrypoint: []string{keeperBin},
+		Cmd:        []string{ociwrap.HoldArg, keeperLife.String()},
+		Labels:     map[string]string{LabelKeeper: netName},
+	}
+	hc := &dcontainer.HostConfig{
+		AutoRemove:  true,
+		NetworkMode: dcontainer.NetworkMode(netName),
+		Binds:       []string{bin + ":" + keeperBin + ":ro"},
+	}
+	for attempt := 1; ; attempt++ {
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		c, err := d.Cli.ContainerCreate(ctx, cfg, hc, nil, nil, "swarmckpt-keep-"+netName+"-"+hex.EncodeToString(suffix))
+		if err != nil {
+			return "", fmt.Errorf("create network keeper: %w", err)
+		}
+		err = d.Cli.ContainerStart(ctx, c.ID, dcontainer.StartOptions{})
+		if err == nil {
+			return c.ID, nil
+		}
+		_ = d.Cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, dcontainer.RemoveOptions{Force: true})
+		if !netGone(err) || attempt >= 3 || ctx.Err() != nil {
+			return "", fmt.Errorf("start network keeper: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
+	}
+}
+
+// holdBinary is the host path of swarmckpt-runtime as this node's Docker knows it (a
+// static binary: it runs in any image).
+func (d *Docker) holdBinary(ctx context.Context) (string, error) {
+	info, err := d.Cli.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	if rt, ok := info.Runtimes[info.DefaultRuntime]; ok && filepath.Base(rt.Path) == "swarmckpt-runtime" {
+		return rt.Path, nil
+	}
+	for _, rt := range info.Runtimes {
+		if filepath.Base(rt.Path) == "swarmckpt-runtime" && filepath.IsAbs(rt.Path) {
+			return rt.Path, nil
+		}
+	}
+	return "", fmt.Errorf("no swarmckpt-runtime among this node's Docker runtimes (install it: docs/restore.md, Install)")
+}

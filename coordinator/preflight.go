@@ -152,6 +152,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			w.key, w.set, w.src))
 	}
 	if len(problems) == 0 {
+		s.prepare(ctx, reqs, live)
 		return nil
 	}
 	sort.Strings(problems)
@@ -162,6 +163,28 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 	}
 	return api.Errorf(code, "restore of %s refused: nothing was changed (stack %s still runs as it did):\n  - %s",
 		m.ID, m.Stack, strings.Join(problems, "\n  - "))
+}
+
+// prepare tells each live target node of a restore that passed its pre-flight checks
+// to get ready (nodeagent.PreflightRequest.Prepare: network keepers started while the
+// stack still runs). Best effort: a node that does not answer restores without.
+func (s *Service) prepare(ctx context.Context, reqs map[string]*nodeagent.PreflightRequest, live map[string]bool) {
+	var wg sync.WaitGroup
+	for n, req := range reqs {
+		if !live[n] || len(req.Containers) == 0 {
+			continue
+		}
+		p := *req
+		p.Prepare, p.Sets = true, nil
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if rep, err := s.askPreflight(ctx, n, &p); err != nil || rep.Error != "" {
+				s.log.Warn("node did not prepare the restore (it restores without network keepers)", "node", n, "err", err, "reply", rep.Error)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {

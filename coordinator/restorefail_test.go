@@ -85,6 +85,9 @@ func (e *exactEnv) requireUntouched(t *testing.T) {
 		if r := e.execs[n].Restored(); len(r) > 0 {
 			t.Errorf("containers restored on %s by a refused restore: %v", n, r)
 		}
+		if p := e.execs[n].Prepared(); len(p) > 0 {
+			t.Errorf("node %s was told to prepare a refused restore: %+v", n, p)
+		}
 	}
 	for _, c := range e.m.Containers {
 		set := nodeagent.SetID(e.m.ID, c.Key())
@@ -151,6 +154,14 @@ func TestExactRestoreFailureScalesBack(t *testing.T) {
 	}
 	if e.sw.Stops != 1 {
 		t.Errorf("stack stopped %d times, want 1", e.sw.Stops)
+	}
+	// Every check passed: each target node was told to prepare (network keepers) for
+	// the container it restores, with that container's addresses.
+	for key, n := range map[string]string{"bank_holder.1": "n2", "bank_holder.2": "n3", "bank_holder.3": "n1"} {
+		p := e.execs[n].Prepared()
+		if len(p) != 1 || len(p[0].Containers) != 1 || p[0].Containers[0].Key != key || len(p[0].Addresses) == 0 || len(p[0].Sets) != 0 {
+			t.Errorf("node %s prepared %+v, want one Prepare for %s with the addresses", n, p, key)
+		}
 	}
 	if r := e.sw.Replicas("bank_holder"); r != 3 {
 		t.Errorf("bank_holder has %d replicas after the failed restore, want 3 (scaled back)", r)

@@ -13,6 +13,9 @@ type PreflightRequest struct {
 	restore.Check
 	// Sets must be on this node with every listed file at its size.
 	Sets []PreflightSet `json:"sets,omitempty"`
+	// Prepare: the restore goes ahead (nodeagent.PreflightRequest.Prepare); nothing is
+	// checked.
+	Prepare bool `json:"prepare,omitempty"`
 }
 
 // PreflightSet is an image set and the files (relative to the set's directory, e.g.

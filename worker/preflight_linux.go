@@ -14,9 +14,19 @@ var _ Preflighter = (*Worker)(nil)
 
 // Preflight implements Preflighter: each set's directory and files (presence and
 // size; checksums are verified by Restore), then the Docker checks of the restorer
-// (images, names, addresses) when it has them.
+// (images, names, addresses) when it has them. A Prepare request only hands the
+// restore's needs to the restorer's Prepare (network keepers), when it has one.
 func (w *Worker) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	var rep PreflightReport
+	if req.Prepare {
+		type preparer interface {
+			Prepare(ctx context.Context, c restore.Check)
+		}
+		if p, ok := w.p.Restorer.(preparer); ok {
+			p.Prepare(ctx, req.Check)
+		}
+		return rep, nil
+	}
 	for _, s := range req.Sets {
 		dir, err := w.setPath(s.Set)
 		if err != nil {

@@ -37,6 +37,7 @@ type FakeExecutor struct {
 	restored    map[string]bool // containers restored (by id = name), running
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
+	prepared          []PreflightRequest // Prepare requests seen (Prepared)
 	// Undumpable: container -> the error CheckDump returns for it (fake_dumpcheck.go).
 	Undumpable map[string]error
 

@@ -27,6 +27,11 @@ type PreflightRequest struct {
 	Containers []PreflightContainer `json:"containers,omitempty"`
 	// Addresses the restored containers take: no other container may hold one here.
 	Addresses []PreflightAddress `json:"addresses,omitempty"`
+	// Prepare says the checks passed on every node and the restore goes ahead: the
+	// node starts what shortens it (a keeper on each swarm network the Containers
+	// restored here join with their Addresses, so the node keeps the network while the
+	// stack stops) and answers at once; nothing is checked.
+	Prepare bool `json:"prepare,omitempty"`
 }
 
 // PreflightSet is an image set and the files the snapshot recorded for it.

@@ -64,7 +64,10 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		return ref, fmt.Errorf("%s: %w", what, err)
 	}
 	release := d.holdNetworks(ctx, spec, name)
-	defer release()
+	defer func() {
+		release()
+		d.keep.endPrepared(name, nil) // Prepare's hold, if it made one, ends with the restore
+	}()
 	var id, placed string
 	for attempt := 1; ; attempt++ {
 		var retry bool

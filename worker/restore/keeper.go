@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // LabelKeeper marks a network keeper container (value: the network it holds).
@@ -23,8 +24,47 @@ const LabelKeeper = "io.swarmckpt.keeper"
 // node keep its instance: a network with an active endpoint is not removed. See
 // docs/restore.md, "Network attachments on worker nodes".
 type keepers struct {
-	mu sync.Mutex
-	m  map[string]*keeper
+	mu  sync.Mutex
+	m   map[string]*keeper
+	pre map[string]*preparedHold // by restored container name
+}
+
+// preparedHold is Prepare's hold on the keepers of a container about to be restored.
+type preparedHold struct {
+	release func()
+	timer   *time.Timer
+}
+
+// prepared records release as the prepared hold of container name: the end of its
+// restore (endPrepared) or ttl releases it, whichever comes first.
+func (k *keepers) prepared(name string, release func(), ttl time.Duration) {
+	h := &preparedHold{release: release}
+	k.mu.Lock()
+	if k.pre == nil {
+		k.pre = map[string]*preparedHold{}
+	}
+	old := k.pre[name]
+	k.pre[name] = h
+	h.timer = time.AfterFunc(ttl, func() { k.endPrepared(name, h) })
+	k.mu.Unlock()
+	if old != nil {
+		old.timer.Stop()
+		old.release()
+	}
+}
+
+// endPrepared releases the prepared hold of container name (only h, when h is set).
+func (k *keepers) endPrepared(name string, h *preparedHold) {
+	k.mu.Lock()
+	cur := k.pre[name]
+	if cur == nil || h != nil && cur != h {
+		k.mu.Unlock()
+		return
+	}
+	delete(k.pre, name)
+	k.mu.Unlock()
+	cur.timer.Stop()
+	cur.release()
 }
 
 type keeper struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -17,36 +18,79 @@ import (
 )
 
 const (
-	// keeperLife bounds a keeper's life when nobody removes it (the worker was killed):
-	// its process exits and Docker removes the container (AutoRemove).
-	keeperLife = 2 * time.Minute
+	// keeperLife bounds a keeper's life when nobody removes it (the worker was killed,
+	// or a prepared restore never came): its process exits and Docker removes the
+	// container (AutoRemove).
+	keeperLife = 5 * time.Minute
+	// preparedLife is how long Prepare's hold on a keeper lasts when no restore of the
+	// container ends it.
+	preparedLife = 4 * time.Minute
 	// keeperBin is where the runtime binary is mounted in a keeper container.
 	keeperBin = "/.swarmckpt-hold"
 )
+
+// Prepare starts, in the background, the keepers of the swarm networks the containers
+// of c restored on this node will join with their addresses, before the stack is
+// stopped: the node then keeps those networks through the stop, and the restore finds
+// its keepers running (they cost ~2.5 s each to start here, on the restore's path
+// otherwise). The restore of each container, or preparedLife, ends the hold.
+func (d *Docker) Prepare(ctx context.Context, c Check) {
+	for _, cc := range c.Containers {
+		var nets []string
+		for _, a := range c.Addresses {
+			if a.Key == cc.Key {
+				for _, n := range a.Networks {
+					if !slices.Contains(nets, n) {
+						nets = append(nets, n)
+					}
+				}
+			}
+		}
+		if len(nets) == 0 || cc.Image == "" {
+			continue
+		}
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		go func() {
+			defer cancel()
+			d.keep.prepared(cc.Name, d.holdNets(bg, cc.Image, nets, cc.Name), preparedLife)
+		}()
+	}
+}
 
 // holdNetworks starts (or shares) a keeper container on every swarm network the
 // restored container joins with a fixed address, and returns the release of all of
 // them. A keeper that cannot be started is logged and the restore goes on without it.
 func (d *Docker) holdNetworks(ctx context.Context, spec container.Spec, name string) (release func()) {
-	var releases []func()
+	var nets []string
 	for _, n := range spec.Networks {
-		if n.IPv4 == "" || !pinnable(n.Name) {
+		if n.IPv4 != "" && pinnable(n.Name) {
+			nets = append(nets, n.Name)
+		}
+	}
+	return d.holdNets(ctx, spec.Image, nets, name)
+}
+
+// holdNets holds a keeper on each of nets that is a swarm network (see holdNetworks).
+func (d *Docker) holdNets(ctx context.Context, image string, nets []string, name string) (release func()) {
+	var releases []func()
+	for _, netName := range nets {
+		if !pinnable(netName) {
 			continue
 		}
-		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		ni, err := d.Cli.NetworkInspect(ctx, netName, network.InspectOptions{})
 		if err == nil && ni.Scope != "swarm" || err != nil && !cerrdefs.IsNotFound(err) {
 			// A local network is never removed under us; not found on this node is a
 			// swarm network a worker node learns when a container joins it.
 			continue
 		}
 		t0 := time.Now()
-		releases = append(releases, d.keep.hold(ctx, n.Name, func() (string, error) {
-			id, err := d.startKeeper(ctx, n.Name, spec.Image)
+		releases = append(releases, d.keep.hold(ctx, netName, func() (string, error) {
+			id, err := d.startKeeper(ctx, netName, image)
 			if d.Log != nil {
 				if err != nil {
-					d.Log.Warn("no network keeper: restoring without one", "container", name, "network", n.Name, "err", err)
+					d.Log.Warn("no network keeper: restoring without one", "container", name, "network", netName, "err", err)
 				} else {
-					d.Log.Info("network keeper started", "container", name, "network", n.Name, "keeper", id[:12], "seconds", time.Since(t0).Seconds())
+					d.Log.Info("network keeper started", "container", name, "network", netName, "keeper", id[:12], "seconds", time.Since(t0).Seconds())
 				}
 			}
 			return id, err

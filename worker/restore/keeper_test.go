@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestKeepersShareOneKeeperPerNetwork: concurrent restores on one network share one
@@ -87,5 +88,57 @@ func TestKeepersShareOneKeeperPerNetwork(t *testing.T) {
 	}
 	if len(k.m) != 0 {
 		t.Fatalf("keepers left registered: %v", k.m)
+	}
+}
+
+// TestPreparedHolds: Prepare's hold on a container's keepers ends with the container's
+// restore, or after its time; a second Prepare of the same container replaces (and
+// releases) the first; a timer of a replaced hold does not end the new one.
+func TestPreparedHolds(t *testing.T) {
+	var k keepers
+	var released sync.Map
+	rel := func(name string) func() { return func() { released.Store(name, true) } }
+	isReleased := func(name string) bool { _, ok := released.Load(name); return ok }
+
+	k.prepared("c1", rel("c1-first"), time.Hour)
+	k.prepared("c1", rel("c1-second"), time.Hour)
+	if !isReleased("c1-first") || isReleased("c1-second") {
+		t.Fatalf("replacing a prepared hold: first released %v, second released %v", isReleased("c1-first"), isReleased("c1-second"))
+	}
+	k.endPrepared("c1", nil) // the restore of c1 ended
+	if !isReleased("c1-second") {
+		t.Fatal("the restore's end did not release the prepared hold")
+	}
+	k.endPrepared("c1", nil) // nothing left: no-op
+	k.endPrepared("never", nil)
+
+	k.prepared("c2", rel("c2"), 20*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for !isReleased("c2") {
+		if time.Now().After(deadline) {
+			t.Fatal("a prepared hold outlived its time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	k.mu.Lock()
+	left := len(k.pre)
+	k.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d prepared holds left", left)
+	}
+
+	// A stale hold's end (its timer firing after a replacement) leaves the new one.
+	k.prepared("c3", rel("c3-old"), time.Hour)
+	k.mu.Lock()
+	old := k.pre["c3"]
+	k.mu.Unlock()
+	k.prepared("c3", rel("c3-new"), time.Hour)
+	k.endPrepared("c3", old)
+	if isReleased("c3-new") {
+		t.Fatal("a replaced hold's timer released the new hold")
+	}
+	k.endPrepared("c3", nil)
+	if !isReleased("c3-new") {
+		t.Fatal("c3-new not released at the restore's end")
 	}
 }

@@ -17,7 +17,7 @@ func (e *Exec) Preflight(ctx context.Context, req nodeagent.PreflightRequest) (n
 	if !ok {
 		return nodeagent.PreflightReply{Unsupported: true}, nil
 	}
-	wr := worker.PreflightRequest{Check: restore.Check{Stack: req.Stack}}
+	wr := worker.PreflightRequest{Check: restore.Check{Stack: req.Stack}, Prepare: req.Prepare}
 	for _, c := range req.Containers {
 		wr.Containers = append(wr.Containers, restore.CheckContainer{Key: c.Key, Name: c.Name, Image: c.Image})
 	}

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
@@ -176,27 +177,44 @@ func (d *Docker) runningContainers(ctx context.Context, services []swarm.Service
 	return out, nil
 }
 
-// waitStopped polls until none of the tasks of the services in tf runs.
+// waitStopped polls until none of the tasks of the services in tf runs (stillRunning).
 func (d *Docker) waitStopped(ctx context.Context, name string, tf filters.Args) error {
 	for {
 		tasks, err := d.cli.TaskList(ctx, swarm.TaskListOptions{Filters: tf})
 		if err != nil {
 			return fmt.Errorf("stack %q: list tasks: %w", name, err)
 		}
-		running := 0
-		for _, t := range tasks {
-			switch t.Status.State {
-			case swarm.TaskStateRunning, swarm.TaskStateStarting, swarm.TaskStatePreparing, swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStateReady:
-				running++
-			}
-		}
-		if running == 0 {
+		running := stillRunning(tasks)
+		if len(running) == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stack %q: %d task(s) still running after scaling to 0: %w", name, running, ctx.Err())
+			return fmt.Errorf("stack %q: %d task(s) still running after scaling to 0 (%s): %w", name, len(running), strings.Join(running, ", "), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// stillRunning describes the tasks a stop still waits for: those with a container
+// that runs or is being started, and those not started yet that swarm still wants
+// running. A task not started yet whose desired state is no longer running never
+// gets a container (seen under load: a replacement task of a migrated container stuck
+// in "preparing" on its network attachment kept a stop waiting for a minute).
+func stillRunning(tasks []swarm.Task) []string {
+	var out []string
+	for _, t := range tasks {
+		switch t.Status.State {
+		case swarm.TaskStateRunning, swarm.TaskStateStarting:
+		case swarm.TaskStateNew, swarm.TaskStatePending, swarm.TaskStateAllocated, swarm.TaskStateAssigned,
+			swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady:
+			if t.DesiredState != swarm.TaskStateRunning {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, fmt.Sprintf("task %.12s %s, desired %s", t.ID, t.Status.State, t.DesiredState))
+	}
+	return out
 }

@@ -114,6 +114,14 @@ func (e *e2e) startCoordinator() {
 }
 
 // bankOK runs the bank workload's own audit: no money created or destroyed.
+// bankMeshed is bankOK that also requires every holder connected to all its peers
+// (a snapshot of a mesh still forming has connections one end has not accepted).
+func (e *e2e) bankMeshed() bool {
+	cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5", "--connected")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
+	return cmd.Run() == nil
+}
+
 func (e *e2e) bankOK() (string, bool) {
 	cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5")
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
@@ -208,7 +216,7 @@ func setupE2E(t *testing.T) *e2e {
 	for i := 1; i <= 3; i++ {
 		e.startAgent(i)
 	}
-	waitLong(t, "bank healthy", func() bool { _, ok := e.bankOK(); return ok })
+	waitLong(t, "bank healthy and meshed", e.bankMeshed)
 	return e
 }
 

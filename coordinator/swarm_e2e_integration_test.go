@@ -89,7 +89,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 	for i := 1; i <= 3; i++ {
 		e.startAgent(i)
 	}
-	waitLong(t, "bank healthy", func() bool { _, ok := e.bankOK(); return ok })
+	waitLong(t, "bank healthy and meshed", e.bankMeshed)
 	return e
 }
 

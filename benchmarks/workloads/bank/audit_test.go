@@ -203,3 +203,19 @@ func hasProblem(r Report, sub string) bool {
 	}
 	return false
 }
+
+// TestNotMeshed: query --connected names every holder short of a peer and every
+// holder that did not answer.
+func TestNotMeshed(t *testing.T) {
+	full := []State{
+		{ID: 1, ConnectedPeers: []int{2, 3}}, {ID: 2, ConnectedPeers: []int{1, 3}}, {ID: 3, ConnectedPeers: []int{1, 2}},
+	}
+	if m := notMeshed(full, 3); len(m) != 0 {
+		t.Fatalf("full mesh reported as %v", m)
+	}
+	forming := []State{{ID: 1, ConnectedPeers: []int{2, 3}}, {ID: 3, ConnectedPeers: []int{1}}}
+	m := notMeshed(forming, 3)
+	if len(m) != 2 || !strings.Contains(m[0], "holder 3 is connected to [1]") || !strings.Contains(m[1], "holder 2 did not answer") {
+		t.Fatalf("forming mesh: %v", m)
+	}
+}

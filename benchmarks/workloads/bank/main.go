@@ -110,6 +110,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.DurationVar(&q.Settle, "settle", 5*time.Second, "how long to wait for in-flight money to drain while paused")
 		fs.BoolVar(&q.NoPause, "no-pause", false, "read once without pausing transfers (channel figures may be inconsistent)")
 		fs.BoolVar(&q.JSON, "json", false, "print the report as JSON")
+		fs.BoolVar(&q.Connected, "connected", false, "also fail unless every holder is connected to all its peers")
 		if err := fs.Parse(args); err != nil {
 			return fmt.Errorf("%v: %w", err, errUsage)
 		}

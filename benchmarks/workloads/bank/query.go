@@ -26,6 +26,10 @@ type queryConfig struct {
 	Settle  time.Duration // how long to wait for in-flight money to drain
 	NoPause bool          // read once without pausing (figures may be inconsistent)
 	JSON    bool          // print the Report as JSON
+	// Connected also requires every holder to be connected to all count-1 peers (a
+	// snapshot taken while the mesh is still forming catches connections that one
+	// end has and the other has not accepted yet).
+	Connected bool
 }
 
 var httpc = &http.Client{Timeout: 3 * time.Second}
@@ -154,7 +158,35 @@ func runQuery(ctx context.Context, out io.Writer, q queryConfig) error {
 	if !rep.OK() {
 		return fmt.Errorf("%w: %d problem(s), listed above", ErrAudit, len(rep.Problems))
 	}
+	if q.Connected {
+		count := q.Count
+		if count == 0 && len(rep.Holders) > 0 {
+			count = rep.Holders[0].Count
+		}
+		if missing := notMeshed(rep.Holders, count); len(missing) > 0 {
+			return fmt.Errorf("%w: not every holder is connected to every peer yet: %s", ErrAudit, strings.Join(missing, "; "))
+		}
+	}
 	return nil
+}
+
+// notMeshed names the holders among states that are not connected to all count-1
+// peers, and the holders missing from states altogether.
+func notMeshed(states []State, count int) []string {
+	var out []string
+	seen := map[int]bool{}
+	for _, s := range states {
+		seen[s.ID] = true
+		if len(s.ConnectedPeers) != count-1 {
+			out = append(out, fmt.Sprintf("holder %d is connected to %v, want all %d peers", s.ID, s.ConnectedPeers, count-1))
+		}
+	}
+	for id := 1; id <= count; id++ {
+		if !seen[id] {
+			out = append(out, fmt.Sprintf("holder %d did not answer", id))
+		}
+	}
+	return out
 }
 
 func hasNegative(r Report) bool {

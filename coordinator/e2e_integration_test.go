@@ -114,16 +114,16 @@ func (e *e2e) startCoordinator() {
 }
 
 // bankOK runs the bank workload's own audit: no money created or destroyed.
+func (e *e2e) bankOK() (string, bool) { return e.bankQuery() }
+
 // bankMeshed is bankOK that also requires every holder connected to all its peers
 // (a snapshot of a mesh still forming has connections one end has not accepted).
-func (e *e2e) bankMeshed() bool {
-	cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5", "--connected")
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
-	return cmd.Run() == nil
-}
+func (e *e2e) bankMeshed() bool { _, ok := e.bankQuery("--connected"); return ok }
 
-func (e *e2e) bankOK() (string, bool) {
-	cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5")
+// bankQuery runs `bank query` with extra flags in the stack's network on node 1.
+func (e *e2e) bankQuery(extra ...string) (string, bool) {
+	args := append([]string{"run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--service", "holder", "--count", "5"}, extra...)
+	cmd := exec.Command("docker", args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
 	out, err := cmd.CombinedOutput()
 	return string(out), err == nil

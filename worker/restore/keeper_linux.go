@@ -63,14 +63,15 @@ func (d *Docker) Prepare(ctx context.Context, c Check) {
 func (d *Docker) holdNetworks(ctx context.Context, spec container.Spec, name string) (release func()) {
 	var nets []string
 	for _, n := range spec.Networks {
-		if n.IPv4 != "" && pinnable(n.Name) {
+		if n.IPv4 != "" {
 			nets = append(nets, n.Name)
 		}
 	}
 	return d.holdNets(ctx, spec.Image, nets, name)
 }
 
-// holdNets holds a keeper on each of nets that is a swarm network (see holdNetworks).
+// holdNets holds a keeper on each of nets that is a swarm network (see holdNetworks;
+// bridge, host and none are never one).
 func (d *Docker) holdNets(ctx context.Context, image string, nets []string, name string) (release func()) {
 	var releases []func()
 	for _, netName := range nets {

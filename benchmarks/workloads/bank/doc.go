@@ -4,7 +4,7 @@
 //
 //	bank holder --id I (or env BANK_ID) --count K (--peers h1:9000,h2:9000,... | --service NAME)
 //	            [--initial 1000] [--interval 20ms] [--max-amount 10] [--listen :9000] [--http :8080]
-//	bank query  (--holders h1:8080,... | --service NAME) [--count K] [--settle 5s] [--no-pause] [--json]
+//	bank query  (--holders h1:8080,... | --service NAME) [--count K] [--settle 5s] [--no-pause] [--connected] [--json]
 //	bank get URL...               # probe helper for scratch images
 //
 // Protocol (one TCP connection per pair of holders, dialed by the lower id, never

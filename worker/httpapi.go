@@ -26,6 +26,7 @@ import (
 //	POST /v1/containers/{name}/dumpable                                 (DumpChecker: refused as Lock would)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
+//	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
@@ -92,6 +93,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/containers/{name}/dumpto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.DumpTo(ctx, name(r), q.Set, q.Addr, q.LeaveRunning)
+	})
+	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.DumpInto(ctx, name(r), q.Set, q.Addr)
 	})
 	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
@@ -205,6 +209,15 @@ func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool
 func (c *Client) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dumpto"), apiRequest{Set: setID, Addr: addr, LeaveRunning: leaveRunning}, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// DumpInto implements Service.
+func (c *Client) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
+	var m imageset.Manifest
+	if err := c.call(ctx, http.MethodPost, cpath(name, "dumpinto"), apiRequest{Set: setID, Addr: addr}, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

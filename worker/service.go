@@ -35,6 +35,12 @@ type Service interface {
 	// writes them; it returns when the set is sealed here and the receiver verified its
 	// copy (the transfer overlaps the dump: cold migration is DumpTo + Restore there).
 	DumpTo(ctx context.Context, containerName, setID, addr string, leaveRunning bool) (*imageset.Manifest, error)
+	// DumpInto is cold migration without a copy on this node: CRIU sends the memory
+	// pages straight to a page server of the worker at addr, which hashes them as they
+	// arrive; the other images follow. The container is locked and frozen meanwhile and
+	// killed only once the target holds the verified set; on any failure it keeps
+	// running here and neither node keeps a set.
+	DumpInto(ctx context.Context, containerName, setID, addr string) (*imageset.Manifest, error)
 	// Send streams image set setID to the worker listening at addr (host:port), which
 	// verifies every file's sha256 before accepting it.
 	Send(ctx context.Context, setID, addr string) error

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -24,6 +26,26 @@ const setsPath = "/v1/sets/"
 
 func (w *Worker) handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+setsPath+"{id}/pages", func(rw http.ResponseWriter, r *http.Request) {
+		from, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			http.Error(rw, "bad remote address "+r.RemoteAddr, http.StatusBadRequest)
+			return
+		}
+		addr, err := w.ReceivePages(r.PathValue("id"), from.Addr())
+		if err != nil {
+			code := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, ErrBadSetID):
+				code = http.StatusBadRequest
+			case errors.Is(err, os.ErrExist):
+				code = http.StatusConflict
+			}
+			http.Error(rw, err.Error(), code)
+			return
+		}
+		fmt.Fprintln(rw, addr)
+	})
 	mux.HandleFunc("PUT "+setsPath+"{id}", func(rw http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		receive := w.Receive
@@ -72,7 +94,13 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	start := time.Now()
 	v, err := into(r, tmp)
 	if err != nil {
+		w.dropPages(id)
 		return v, fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err)
+	}
+	if pr := w.takePages(id); pr != nil {
+		if v, err = w.adoptPages(v, pr); err != nil {
+			return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
+		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
@@ -230,4 +258,102 @@ func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunn
 	w.log.Info("image set dumped and streamed", "set", setID, "to", addr, "bytes", m.TotalBytes(),
 		"dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
+}
+
+// DumpInto implements Service: cold migration's fastest path. CRIU sends the memory
+// pages straight to a page server of the worker at addr (no copy of them is written
+// on this node), the other images follow in a live stream, and the target hashes the
+// pages as they arrive. The container is network-locked and frozen (journaled, so the
+// watchdog releases it if this worker dies) and dumped with --leave-running; it is
+// killed only once the target verified and holds the whole set. If anything fails
+// before that, it is thawed and unlocked and keeps running here, and the target keeps
+// nothing. No set is left on this node either way.
+func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := w.resolveDumpable(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	killer, ok := w.p.Dumper.(interface {
+		Kill(context.Context, container.Ref) error
+	})
+	if !ok {
+		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
+	}
+	start := time.Now()
+	psAddr, err := openPages(ctx, addr, setID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
+	}
+	deadline := w.deadline(time.Time{})
+	if err := w.Lock(ctx, c.ID, nil, deadline); err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s: %w", w.cfg.Node, name, addr, err)
+	}
+	release := func() error {
+		ctx := context.WithoutCancel(ctx)
+		return errors.Join(w.Thaw(ctx, c.ID), w.Unlock(ctx, c.ID, nil))
+	}
+	if err := w.Freeze(ctx, c.ID, deadline); err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s: %w", w.cfg.Node, name, addr, err), release())
+	}
+	body := newStreamBody()
+	lw := imageset.NewLiveWriter(body)
+	sent := make(chan error, 1)
+	go func() {
+		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
+	}()
+	m, err := w.dump(ctx, c.ID, setID, dump.Options{LeaveRunning: true, Sink: lw, SendPages: psAddr})
+	if err == nil {
+		m.LeaveRunning = false // it is killed below once the target holds the set
+		if err = imageset.WriteManifest(set, m); err == nil {
+			var mb []byte
+			if mb, err = os.ReadFile(filepath.Join(set, imageset.ManifestName)); err == nil {
+				err = lw.Finish(mb)
+			}
+		}
+	}
+	body.end(err)
+	err = errors.Join(err, <-sent)
+	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s failed; the container keeps running here: %w", w.cfg.Node, name, addr, err), release())
+	}
+	if err := killer.Kill(context.WithoutCancel(ctx), c); err != nil {
+		// Thawing it would run it on both nodes: it stays frozen and locked until its
+		// deadline (the watchdog then thaws it).
+		return m, fmt.Errorf("worker %s: %s was migrated to %s, but ending it here failed: %w (it stays frozen until %s: remove it with docker rm -f)",
+			w.cfg.Node, name, addr, err, deadline.Format(time.RFC3339))
+	}
+	if err := w.p.Freezer.Thaw(context.WithoutCancel(ctx), c); err != nil {
+		w.log.Warn("thaw of a killed container failed; it ends when thawed", "container", name, "err", err)
+	} else {
+		// Its network namespace goes with its processes; a lock still there (a fake,
+		// or a namespace kept by another holder) is lifted.
+		_ = w.p.Locker.Unlock(context.WithoutCancel(ctx), c, nil)
+		_ = w.unhold(c, true, true)
+	}
+	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
+		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
+	return m, nil
+}
+
+// openPages asks the worker at addr to open a page server for set id.
+func openPages(ctx context.Context, addr, id string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+setsPath+id+"/pages", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("open a page server: %w", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("open a page server: receiver answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -74,6 +74,9 @@ type Worker struct {
 	recvMu   sync.Mutex
 	tasks    taskWatches                  // swarm-task placements (task_linux.go)
 	verified map[string]imageset.Verified // sets hashed as they were written here, by set ID
+
+	pagesMu sync.Mutex
+	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
 }
 
 var _ Service = (*Worker)(nil)

@@ -235,6 +235,34 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)
 		}
+		// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
+		// page server of node 2's worker (no copy written on node 1), the other images
+		// follow, node 2 hashes the pages as they arrive; then restore on node 2.
+		if want["cold-direct"] {
+			settle()
+			mname := fmt.Sprintf("bench-dir-%d-%s", mib, stamp)
+			if err := memhog(n, mname, image, mib); err != nil {
+				return err
+			}
+			defer nodes[1].docker("rm", "-f", mname)
+			defer n.docker("rm", "-f", mname)
+			c0, d0 := cpu(pids[0]), cpu(pids[1])
+			t0 := time.Now()
+			m, err := a.DumpInto(ctx, mname, mname, bi.Addr)
+			if err != nil {
+				return err
+			}
+			tDump := time.Since(t0)
+			t1 := time.Now()
+			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+				return err
+			}
+			tRestore := time.Since(t1)
+			downtime := time.Since(t0)
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold-direct downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
+				cpu(pids[0])-c0, cpu(pids[1])-d0)
+		}
 		// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
 		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
 		// restored container runs; total_s when the source exited (all pages moved).

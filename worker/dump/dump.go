@@ -36,6 +36,11 @@ type Options struct {
 	// fails is no longer written to; the dump itself goes on (its error is the sink's
 	// to report). Not for post-copy dumps.
 	Sink Sink
+	// SendPages, when set (HOST:PORT), sends the memory pages (pagemap-*.img and
+	// pages-*.img) to the CRIU page server listening there, on the target node, instead
+	// of writing them into the set: the set then holds every other image only. The
+	// page server's node hashes the pages (Worker.DumpInto). Not with PageServer.
+	SendPages string
 }
 
 // Sink receives image files (relative names under images/) while they are written,

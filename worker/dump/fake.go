@@ -1,9 +1,12 @@
 package dump
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,10 +44,18 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 	if err := os.Mkdir(images, imageset.DirMode); err != nil {
 		return nil, err
 	}
-	for name, content := range map[string]string{
+	files := map[string]string{
 		"inventory.img": "fake inventory " + c.ID,
 		"pages-1.img":   fmt.Sprintf("fake pages of pid %d", c.Pid),
-	} {
+	}
+	if opts.SendPages != "" {
+		pages := map[string]string{"pages-1.img": files["pages-1.img"], "pagemap-1.img": "fake pagemap " + c.ID}
+		delete(files, "pages-1.img")
+		if err := sendPages(opts.SendPages, pages); err != nil {
+			return nil, err
+		}
+	}
+	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(images, name), []byte(content), imageset.FileMode); err != nil {
 			return nil, err
 		}
@@ -61,4 +72,50 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 		return nil, err
 	}
 	return m, nil
+}
+
+// Kill implements the optional kill of a container dumped with LeaveRunning (fake
+// containers have no processes: nothing to do).
+func (Fake) Kill(context.Context, container.Ref) error { return nil }
+
+// PageServer is the fake's page server: it reads the files a Fake dump with SendPages
+// wrote to conn (name line, size line, content, repeated) into images.
+func (Fake) PageServer(_ context.Context, conn *os.File, images, _ string) error {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for {
+		var name string
+		var size int64
+		if _, err := fmt.Fscanf(r, "%s %d\n", &name, &size); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%w: fake page server: %w", ErrCRIU, err)
+		}
+		if err := imageset.CheckName(name); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(images, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, imageset.FileMode)
+		if err != nil {
+			return err
+		}
+		_, err = io.CopyN(f, r, size)
+		if err = errors.Join(err, f.Close()); err != nil {
+			return fmt.Errorf("%w: fake page server: %w", ErrCRIU, err)
+		}
+	}
+}
+
+// sendPages is the fake's side of SendPages: it writes pages to the page server at addr.
+func sendPages(addr string, files map[string]string) error {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: fake page server at %s: %w", ErrCRIU, addr, err)
+	}
+	defer conn.Close()
+	for name, content := range files {
+		if _, err := fmt.Fprintf(conn, "%s %d\n%s", name, len(content), content); err != nil {
+			return fmt.Errorf("%w: fake page server at %s: %w", ErrCRIU, addr, err)
+		}
+	}
+	return nil
 }

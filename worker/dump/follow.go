@@ -96,6 +96,15 @@ func (fl *follower) pass() {
 	}
 }
 
+// Follow hashes the memory page files (pages-*.img) of dir while another process
+// appends to them, until stop is closed, and returns the digests of the files it read
+// completely (name relative to dir); imageset.SealKnown uses them only where the size
+// still matches and hashes every other file.
+func Follow(dir string, stop <-chan struct{}) map[string]imageset.File {
+	known, _ := newFollower(dir, nil).run(stop, 2*time.Millisecond)
+	return known
+}
+
 // run polls until stop is closed, then does a last pass and returns what it hashed
 // completely (known) and every file it sent bytes of (streamed).
 func (fl *follower) run(stop <-chan struct{}, interval time.Duration) (known map[string]imageset.File, streamed map[string]bool) {

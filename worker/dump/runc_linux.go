@@ -93,6 +93,9 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	if opts.LeaveRunning {
 		args = append(args, "--leave-running")
 	}
+	if opts.SendPages != "" {
+		args = append(args, "--page-server", opts.SendPages)
+	}
 	args = append(args, c.ID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, or(r.Runc, "runc"), args...)
@@ -164,4 +167,29 @@ func LogTail(path string, n int) string {
 		errs = errs[len(errs)-n:]
 	}
 	return strings.Join(errs, " | ") + " (full log: " + path + ")"
+}
+
+// Kill ends the processes of c with SIGKILL (runc kill): a cold migration that dumped
+// them with --leave-running (the images were still in flight) ends them once the
+// target holds the whole set. A frozen container dies when thawed, without running.
+func (r *Runc) Kill(ctx context.Context, c container.Ref) error {
+	out, err := exec.CommandContext(ctx, or(r.Runc, "runc"), "--root", r.Root, "kill", c.ID, "KILL").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("kill %s: runc kill: %w: %s", c, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// PageServer runs `criu page-server` on the connected socket conn until the dumping
+// CRIU at the other end closes the session, writing the pages it sends into images.
+// CRIU's log goes to logFile. It returns CRIU's error, if any, with the log's tail.
+func (r *Runc) PageServer(ctx context.Context, conn *os.File, images, logFile string) error {
+	cmd := exec.CommandContext(ctx, or(r.CRIU, "criu"), "page-server", "--images-dir", images,
+		"--ps-socket", "3", "--work-dir", filepath.Dir(logFile), "-o", filepath.Base(logFile), "-v2")
+	cmd.ExtraFiles = []*os.File{conn}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: criu page-server: %w: %s; CRIU log: %s", ErrCRIU, err, strings.TrimSpace(string(out)), LogTail(logFile, 6))
+	}
+	return nil
 }

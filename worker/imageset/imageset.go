@@ -71,6 +71,10 @@ type Manifest struct {
 	// LazyPages is the HOST:PORT of the source's page server for a post-copy dump
 	// (memory pages are not in the set; they are fetched on demand at restore).
 	LazyPages string `json:"lazyPages,omitempty"`
+	// PagesReceivedBy names the node that received the memory pages straight from the
+	// dumping CRIU (its page server wrote them; Worker.DumpInto) and computed their
+	// digests: the source never wrote them to its disk.
+	PagesReceivedBy string `json:"pagesReceivedBy,omitempty"`
 	// Files lists every file under images/, sorted by name.
 	Files []File `json:"files"`
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 )
@@ -113,4 +114,52 @@ func Sealed(dir string, m *Manifest) (Verified, error) {
 		stamps[f.Name] = stampOf(fi)
 	}
 	return Verified{dir: dir, m: m, stamps: stamps}, nil
+}
+
+// Adopt moves files — image files under from (names relative to it), whose digests were
+// computed on this node as they were written — into v's images, adds them to v's
+// manifest with PagesReceivedBy set to by, and rewrites manifest.json. A name v
+// already holds, or a file whose size is not the one given, is refused (ErrChecksum /
+// ErrManifest) and v is left as it was but for the files already moved.
+func (v Verified) Adopt(from string, files []File, by string) (Verified, error) {
+	if !v.Valid() {
+		return v, fmt.Errorf("imageset: adopt into an unverified set")
+	}
+	m := *v.m
+	m.Files = append([]File(nil), v.m.Files...)
+	stamps := make(map[string]stamp, len(v.stamps)+len(files))
+	for k, s := range v.stamps {
+		stamps[k] = s
+	}
+	images := ImagesPath(v.dir)
+	for _, f := range files {
+		if err := CheckName(f.Name); err != nil {
+			return v, err
+		}
+		if _, ok := v.m.Lookup(f.Name); ok {
+			return v, fmt.Errorf("%w: %s came both in the set and from the page server", ErrManifest, f.Name)
+		}
+		dst := filepath.Join(images, filepath.FromSlash(f.Name))
+		if err := os.Rename(filepath.Join(from, filepath.FromSlash(f.Name)), dst); err != nil {
+			return v, fmt.Errorf("imageset: adopt %s: %w", f.Name, err)
+		}
+		fi, err := os.Stat(dst)
+		if err != nil {
+			return v, fmt.Errorf("imageset: adopt %s: %w", f.Name, err)
+		}
+		if fi.Size() != f.Size {
+			return v, fmt.Errorf("%w: %s has %d bytes, %d were hashed", ErrChecksum, f.Name, fi.Size(), f.Size)
+		}
+		if err := os.Chmod(dst, FileMode); err != nil {
+			return v, err
+		}
+		stamps[f.Name] = stampOf(fi)
+		m.Files = append(m.Files, f)
+	}
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+	m.PagesReceivedBy = by
+	if err := WriteManifest(v.dir, &m); err != nil {
+		return v, err
+	}
+	return Verified{dir: v.dir, m: &m, stamps: stamps}, nil
 }

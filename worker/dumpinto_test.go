@@ -1,0 +1,173 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+)
+
+// killRecorder is the fake dumper recording which containers DumpInto ended.
+type killRecorder struct {
+	dump.Fake
+	mu     sync.Mutex
+	killed []string
+}
+
+func (k *killRecorder) Kill(_ context.Context, c container.Ref) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.killed = append(k.killed, c.Name)
+	return nil
+}
+
+func (k *killRecorder) names() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return strings.Join(k.killed, ",")
+}
+
+// released fails unless c on n is neither frozen nor locked and nothing is journaled.
+func released(t *testing.T, n *fakeNode, c container.Ref) {
+	t.Helper()
+	ctx := context.Background()
+	if f, _ := n.freeze.Frozen(ctx, c); f {
+		t.Errorf("%s left frozen", c.Name)
+	}
+	if st, _ := n.lock.State(ctx, c); st.Locked() {
+		t.Errorf("%s left locked: %+v", c.Name, st)
+	}
+	if hs, _ := (watchdog.Journal{Dir: n.journal}).List(); len(hs) != 0 {
+		t.Errorf("holds left in the journal: %+v", hs)
+	}
+}
+
+// emptySets fails unless n's sets directory is (or becomes, within 5 s) empty.
+func emptySets(t *testing.T, n *fakeNode) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		entries, _ := os.ReadDir(n.w.SetsDir())
+		if len(entries) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s kept %v", n.w.SetsDir(), entries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDumpIntoMovesThePagesStraightToTheTarget(t *testing.T) {
+	k := &killRecorder{}
+	a, b := newFakeNodeDumper(t, "a", k), newFakeNode(t, "b")
+	ctx := context.Background()
+	web, api := a.add("web", 7), a.add("api", 8)
+	for i, s := range []worker.Service{a.w, &worker.Client{Addr: a.w.Addr()}} {
+		c := []container.Ref{web, api}[i]
+		if _, err := s.DumpInto(ctx, c.Name, "mig."+c.Name, b.w.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig."+c.Name))
+		if err != nil {
+			t.Fatalf("received set: %v", err)
+		}
+		if got.PagesReceivedBy != "b" || got.LeaveRunning || got.ContainerID != c.ID {
+			t.Fatalf("received manifest: %+v", got)
+		}
+		for _, name := range []string{"pages-1.img", "pagemap-1.img", "inventory.img"} {
+			if _, ok := got.Lookup(name); !ok {
+				t.Fatalf("received set lacks %s: %+v", name, got.Files)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(a.w.SetsDir(), "mig."+c.Name)); !os.IsNotExist(err) {
+			t.Fatalf("source kept a set without pages: %v", err)
+		}
+		released(t, a, c)
+		ref, err := b.w.Restore(ctx, "mig."+c.Name, worker.RestoreOptions{})
+		if err != nil || ref.Name != c.Name {
+			t.Fatalf("restore of the set: %+v %v", ref, err)
+		}
+		if err := b.w.RemoveContainer(ctx, c.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := k.names(); got != "web,api" {
+		t.Fatalf("killed %q, want web,api once each", got)
+	}
+	emptySets(t, b)
+}
+
+func TestDumpIntoRefusedLeavesTheContainerRunning(t *testing.T) {
+	k := &killRecorder{}
+	a, b := newFakeNodeDumper(t, "a", k), newFakeNode(t, "b")
+	web := a.add("web", 7)
+	if err := os.MkdirAll(filepath.Join(b.w.SetsDir(), "mig.web"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "nothing was done") {
+		t.Fatalf("DumpInto onto an existing set: %v, want a 409 before anything was done", err)
+	}
+	if k.names() != "" {
+		t.Fatalf("killed %q after a refusal", k.names())
+	}
+	released(t, a, web)
+}
+
+// failingInto fails the dump as CRIU does on an exited container, without sending pages.
+type failingInto struct{ killRecorder }
+
+func (*failingInto) Dump(_ context.Context, c container.Ref, _ container.Spec, _ string, _ dump.Options) (*imageset.Manifest, error) {
+	return nil, errors.New("dump " + c.Name + ": " + dump.ErrCRIU.Error() + ": container exited")
+}
+
+func TestDumpIntoFailedDumpThawsAndLeavesNothing(t *testing.T) {
+	d := &failingInto{}
+	a, b := newFakeNodeDumper(t, "a", d), newFakeNode(t, "b")
+	web := a.add("web", 7)
+	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "keeps running here") {
+		t.Fatalf("DumpInto whose dump fails: %v", err)
+	}
+	if d.names() != "" {
+		t.Fatalf("killed %q after a failed dump", d.names())
+	}
+	released(t, a, web)
+	emptySets(t, a)
+	emptySets(t, b) // the page server stops waiting once the stream was cut
+}
+
+// brokenPageServer receives the pages but reports a failure, as CRIU does on a full disk.
+type brokenPageServer struct{ dump.Fake }
+
+func (b brokenPageServer) PageServer(ctx context.Context, conn *os.File, images, log string) error {
+	_ = b.Fake.PageServer(ctx, conn, images, log)
+	return errors.New("criu page-server: No space left on device")
+}
+
+func TestDumpIntoTargetFailureThawsAndLeavesNothing(t *testing.T) {
+	k := &killRecorder{}
+	a, b := newFakeNodeDumper(t, "a", k), newFakeNodeDumper(t, "b", brokenPageServer{})
+	web := a.add("web", 7)
+	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "No space left") || !strings.Contains(err.Error(), "keeps running here") {
+		t.Fatalf("DumpInto whose page server fails: %v, want its error and the container kept", err)
+	}
+	if k.names() != "" {
+		t.Fatalf("killed %q although the target failed", k.names())
+	}
+	released(t, a, web)
+	emptySets(t, a)
+	emptySets(t, b)
+}

@@ -11,7 +11,9 @@
 // so that a restore renames them into the runtime wrapper's restore area without a copy.
 // Transfer between workers streams a tar of the set over HTTP (loopback in the lab); the
 // receiver hashes each file as it writes it and accepts the set only when every sha256
-// matches the manifest.
+// matches the manifest. DumpInto is the cold migration without a copy on the source:
+// CRIU sends the memory pages straight to a one-shot page server of the target worker,
+// which hashes them as they arrive (pages_linux.go).
 //
 // The implementations it composes, each with a real and a fake implementation and one
 // conformance suite: container.Inspector, netlock.Locker, freezer.Freezer, dump.Dumper,

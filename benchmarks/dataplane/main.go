@@ -54,7 +54,7 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold,cold-streamed,post-copy", "cases to run (comma separated)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()

@@ -7,8 +7,9 @@
 // removes the hold after the container is unlocked and thawed. Two things act on it:
 //
 //   - a detached watchdog process (`swarmckpt worker watchdog --journal DIR`, started by
-//     the worker in its own session so it outlives it) polls the journal and, for every
-//     hold whose deadline passed, thaws and unlocks the container and removes the hold;
+//     the worker in its own session so it outlives it) watches the journal (inotify,
+//     waking at the earliest deadline) and, for every hold whose deadline passed, thaws
+//     and unlocks the container and removes the hold;
 //   - a restarted worker calls Reconcile, which does the same at once for expired holds.
 //
 // Before acting on a PID the watchdog checks that the process still belongs to the

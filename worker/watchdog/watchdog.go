@@ -60,19 +60,31 @@ func (r Releaser) Release(ctx context.Context, h Hold) (bool, error) {
 // Reconcile releases every expired hold of the journal at now and removes it. It
 // returns the released holds.
 func (r Releaser) Reconcile(ctx context.Context, j Journal, now time.Time) ([]Hold, error) {
+	released, _, err := r.reconcile(ctx, j, now)
+	return released, err
+}
+
+// reconcile is Reconcile also returning the earliest deadline of the holds it kept
+// (zero when none is left).
+func (r Releaser) reconcile(ctx context.Context, j Journal, now time.Time) ([]Hold, time.Time, error) {
 	holds, err := j.List()
 	var released []Hold
 	var errs []error
+	var next time.Time
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, h := range holds {
 		if !h.Expired(now) {
+			if next.IsZero() || h.Deadline.Before(next) {
+				next = h.Deadline
+			}
 			continue
 		}
 		acted, err := r.Release(ctx, h)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("release %s (%.12s) past its deadline %s: %w", h.Name, h.ContainerID, h.Deadline.Format(time.RFC3339Nano), err))
+			next = now // try again after the interval
 			continue
 		}
 		// Remove only if the hold was not renewed meanwhile.
@@ -91,27 +103,86 @@ func (r Releaser) Reconcile(ctx context.Context, j Journal, now time.Time) ([]Ho
 		}
 		released = append(released, h)
 	}
-	return released, errors.Join(errs...)
+	return released, next, errors.Join(errs...)
 }
 
-// Run is the watchdog process's loop: reconcile every interval until ctx ends or the
-// journal directory is removed.
+// idleWait is the longest the watchdog sleeps between two looks at its journal when it
+// is told of every change to it (inotify): a safety net, not its precision.
+const idleWait = time.Second
+
+// Run is the watchdog process's loop: reconcile, then sleep until the earliest deadline
+// of the journal (at least interval, at most idleWait) or until the journal changes,
+// until ctx ends or the journal directory is removed. Without inotify it looks every
+// interval. A hold is thus released within interval of its deadline, and an idle
+// watchdog wakes once a second instead of polling.
 func (r Releaser) Run(ctx context.Context, j Journal, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	changed := watchDir(ctx, j.Dir)
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
 	for {
 		if _, err := os.Stat(j.Dir); errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		if _, err := r.Reconcile(ctx, j, time.Now()); err != nil && r.Log != nil {
+		now := time.Now()
+		_, next, err := r.reconcile(ctx, j, now)
+		if err != nil && r.Log != nil {
 			r.Log.Error("watchdog", "err", err)
 		}
+		timer.Reset(wakeAfter(now, next, interval, changed != nil))
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil // inotify failed: poll every interval
+			}
+		case <-timer.C:
 		}
 	}
+}
+
+// wakeAfter is how long Run sleeps at now, given the earliest deadline left (zero:
+// none) and whether it is woken by changes to the journal.
+func wakeAfter(now, next time.Time, interval time.Duration, notified bool) time.Duration {
+	if !notified {
+		return interval
+	}
+	wait := idleWait
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(now), interval))
+	}
+	return wait
+}
+
+// watchDir returns a channel that receives when an entry of dir is written, renamed
+// in or removed, or dir itself goes; nil if inotify is not available.
+func watchDir(ctx context.Context, dir string) <-chan struct{} {
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
+	if err != nil {
+		return nil
+	}
+	mask := uint32(syscall.IN_MOVED_TO | syscall.IN_CLOSE_WRITE | syscall.IN_DELETE | syscall.IN_DELETE_SELF | syscall.IN_MOVE_SELF)
+	if _, err := syscall.InotifyAddWatch(fd, dir, mask); err != nil {
+		syscall.Close(fd)
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "inotify:"+dir) // non-blocking: Close ends a Read
+	context.AfterFunc(ctx, func() { f.Close() })
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch
 }
 
 // LockFile is the file inside the journal dir that a running watchdog holds flock on.

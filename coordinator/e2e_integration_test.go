@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -358,12 +359,12 @@ func TestIntegrationE2E(t *testing.T) {
 		e.t = t
 		node := e.name + "-2"
 		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-kw", "--nats", e.nats, "--data-dir", e.dir)
-		var out bytes.Buffer
+		var out lockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "containers locked", func() bool { return strings.Contains(out.String(), "locked") })
+		waitOutput(t, cmd, &out, "locked")
 		_ = e.workers[node].Process.Kill()
 		_ = e.agents[node].Process.Kill()
 		err := cmd.Wait()
@@ -383,12 +384,12 @@ func TestIntegrationE2E(t *testing.T) {
 	t.Run("Kill9CoordinatorMidSnapshot", func(t *testing.T) {
 		e.t = t
 		cmd := exec.Command(e.bin, "snapshot", "bank", "--id", "bank-kc", "--nats", e.nats, "--data-dir", e.dir)
-		var out bytes.Buffer
+		var out lockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "containers locked", func() bool { return strings.Contains(out.String(), "locked") })
+		waitOutput(t, cmd, &out, "locked")
 		_ = e.coord.Process.Kill()
 		_ = cmd.Wait()
 		e.startCoordinator()
@@ -492,4 +493,36 @@ func TestIntegrationE2E(t *testing.T) {
 
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).
 	t.Run("MigrateRestoredEchoAgain", e.migrateRestoredEchoAgain)
+}
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitOutput waits up to 20 s for want in the output of the running cmd; if it does
+// not come (the command ended early, or hangs), the test fails with what it printed.
+func waitOutput(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no %q from %v within 20 s; it printed:\n%s", want, cmd.Args, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

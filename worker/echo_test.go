@@ -147,3 +147,75 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 		t.Fatalf("server after restore saw a new or closed connection:\n%s", srvLogs)
 	}
 }
+
+// TestEchoServerMovedWithDumpIntoKeepsTheConnection: DumpInto moves the echo server to
+// the client's node while the client keeps running; the server's socket comes back on
+// its address and the client carries on on the same connection, with no gap, no
+// duplicate and no error: nothing the source sent while it was killed (its sockets had
+// left CRIU's repair mode with --leave-running) reached the client.
+func TestEchoServerMovedWithDumpIntoKeepsTheConnection(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	const net, subnet = "dpecho", "10.232.9.0/24"
+	if _, err := n1.Docker("network", "inspect", net); err != nil {
+		if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", subnet, net); err != nil {
+			t.Skipf("SKIPPED LOUDLY: cannot create an attachable overlay on %s (needs a swarm manager; use a lab): %v", n1.Host, err)
+		}
+	}
+	sfx := time.Now().UnixNano() % 100000
+	srv, cli := fmt.Sprintf("dpinto-srv-%d", sfx), fmt.Sprintf("dpinto-cli-%d", sfx)
+	srvIP, cliIP := fmt.Sprintf("10.232.9.%d", 10+2*(sfx%100)), fmt.Sprintf("10.232.9.%d", 11+2*(sfx%100))
+	for _, n := range nodes {
+		for _, c := range []string{srv, cli} {
+			t.Cleanup(func() { _, _ = n.Docker("rm", "-f", c) })
+		}
+	}
+	n1.Run(t, srv, "--network", net, "--ip", srvIP, dockertest.Image, "echo-server", ":7000")
+	n2.Run(t, cli, "--network", net, "--ip", cliIP, dockertest.Image, "echo-client", srvIP+":7000")
+	n2.WaitLog(t, cli, 30*time.Second, "20 echoes", func(l string) bool { return strings.Contains(l, "ok 20\n") })
+
+	a, _, _ := daemon(t, n1, "into-a")
+	b, _, _ := daemon(t, n2, "into-b")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	bi, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpInto(ctx, srv, srv, bi.Addr); err != nil {
+		t.Fatal(err)
+	}
+	before := oks(n2.MustDocker(t, "logs", cli))
+	last := before[len(before)-1]
+	n1.MustDocker(t, "rm", "-f", srv) // exited with the migration: frees its name and address
+	ref, err := b.Restore(ctx, srv, worker.RestoreOptions{LockUntil: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unlock(ctx, ref.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	logs := n2.WaitLog(t, cli, 30*time.Second, "20 more echoes after the move",
+		func(l string) bool {
+			o := oks(l)
+			return len(o) > 0 && o[len(o)-1] >= last+20 || strings.Contains(l, "ERR")
+		})
+	after := oks(logs)
+	i := 0
+	for i < len(after) && after[i] <= last {
+		i++
+	}
+	if strings.Count(logs, "connected") > 1 || strings.Contains(logs, "ERR") {
+		t.Fatalf("client reconnected or failed after the server moved:\n%s", logs)
+	}
+	if i == len(after) || after[i] != last+1 {
+		t.Fatalf("echoes after the move %v, last before was %d: gap", after[i:], last)
+	}
+	for j := i + 1; j < len(after); j++ {
+		if after[j] != after[j-1]+1 {
+			t.Fatalf("sequence broken after the move: %v", after)
+		}
+	}
+	if srvLogs := n2.MustDocker(t, "logs", srv); strings.Contains(srvLogs, "accepted") || strings.Contains(srvLogs, "closed") {
+		t.Fatalf("server after the move saw a new or closed connection:\n%s", srvLogs)
+	}
+}

@@ -189,9 +189,14 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		defer cl.Leave(2 * time.Second)
 		go func() {
 			for ev := range cl.Events() {
-				if ev.Kind == members.Leave && ev.Meta.Role == "worker" {
-					svc.NodeFailed(ev.Meta.Node, "memberlist: its agent left or stopped answering probes")
+				if ev.Kind != members.Leave || ev.Meta.Role != "worker" {
+					continue
 				}
+				if members.Superseded(cl.Members(), ev) {
+					c.log.Info("an earlier agent of the node left; a newer one is alive", "node", ev.Meta.Node, "member", ev.Name)
+					continue
+				}
+				svc.NodeFailed(ev.Meta.Node, "memberlist: its agent left or stopped answering probes")
 			}
 		}()
 		fmt.Fprintf(c.stdout, "gossip (memberlist) on %s\n", cl.Addr())
@@ -264,7 +269,10 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	}
 	if *gossipJoin != "" {
 		info := workerInfo(ex.Info)
-		cl, err := members.Start(members.Config{Name: "worker/" + *node, Bind: *gossipBind, Join: []string{*gossipJoin},
+		// One name per incarnation (members.Superseded): a restarted agent joins before
+		// memberlist declares its killed predecessor dead.
+		member := fmt.Sprintf("worker/%s/%d", *node, time.Now().UnixNano())
+		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: []string{*gossipJoin},
 			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
 			Log:  c.log})
 		if err != nil {

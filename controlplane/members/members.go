@@ -206,3 +206,16 @@ type eventDelegate struct{ c *Cluster }
 func (e eventDelegate) NotifyJoin(n *memberlist.Node)   { e.c.emit(Join, n) }
 func (e eventDelegate) NotifyLeave(n *memberlist.Node)  { e.c.emit(Leave, n) }
 func (e eventDelegate) NotifyUpdate(n *memberlist.Node) { e.c.emit(Update, n) }
+
+// Superseded tells whether the member that left (a Leave event) has been replaced: a
+// live member of another name has the same role and node. An agent killed and restarted
+// joins under a new name (its incarnation) before memberlist declares the old one dead;
+// that death must not fail a node whose current agent is alive.
+func Superseded(live map[string]Meta, left Event) bool {
+	for name, m := range live {
+		if name != left.Name && m.Node == left.Meta.Node && m.Role == left.Meta.Role {
+			return true
+		}
+	}
+	return false
+}

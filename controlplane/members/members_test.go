@@ -118,3 +118,22 @@ func TestMetaTooLarge(t *testing.T) {
 		t.Fatal("oversized metadata accepted")
 	}
 }
+
+func TestSuperseded(t *testing.T) {
+	left := Event{Kind: Leave, Name: "worker/n2/1", Meta: Meta{Node: "n2", Role: "worker"}}
+	for _, c := range []struct {
+		name string
+		live map[string]Meta
+		want bool
+	}{
+		{"no one else", map[string]Meta{"coordinator/c": {Node: "c", Role: "coordinator"}}, false},
+		{"a newer agent of the node", map[string]Meta{"worker/n2/2": {Node: "n2", Role: "worker"}}, true},
+		{"the departed one still listed", map[string]Meta{"worker/n2/1": {Node: "n2", Role: "worker"}}, false},
+		{"an agent of another node", map[string]Meta{"worker/n3/1": {Node: "n3", Role: "worker"}}, false},
+		{"another role on the node", map[string]Meta{"coordinator/n2": {Node: "n2", Role: "coordinator"}}, false},
+	} {
+		if got := Superseded(c.live, left); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -29,17 +29,24 @@ func oks(logs string) []int {
 // a swarm, standalone containers with fixed IPs on an attachable overlay, are locked,
 // frozen and dumped, then restored with the nodes swapped. The client must continue on
 // the same TCP connection: no reconnect, no sequence gap or duplicate, no error.
-func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
+// echoNet is the attachable overlay the echo tests use.
+const echoNet = "dpecho"
+
+// echoPair starts an echo server (node 1) and its client (node 2) as standalone
+// containers with fixed addresses on the attachable overlay echoNet, named
+// <prefix>-srv-N and <prefix>-cli-N, and waits for 20 echoes. It skips loudly where no
+// such overlay can be made.
+func echoPair(t *testing.T, prefix string) (n1, n2 dockertest.Node, srv, cli string) {
+	t.Helper()
 	nodes := dockertest.Nodes(t, 2)
-	n1, n2 := nodes[0], nodes[1]
-	const net, subnet = "dpecho", "10.232.9.0/24"
-	if _, err := n1.Docker("network", "inspect", net); err != nil {
-		if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", subnet, net); err != nil {
+	n1, n2 = nodes[0], nodes[1]
+	if _, err := n1.Docker("network", "inspect", echoNet); err != nil {
+		if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", "10.232.9.0/24", echoNet); err != nil {
 			t.Skipf("SKIPPED LOUDLY: cannot create an attachable overlay on %s (needs a swarm manager; use a lab): %v", n1.Host, err)
 		}
 	}
 	sfx := time.Now().UnixNano() % 100000
-	srv, cli := fmt.Sprintf("dpecho-srv-%d", sfx), fmt.Sprintf("dpecho-cli-%d", sfx)
+	srv, cli = fmt.Sprintf("%s-srv-%d", prefix, sfx), fmt.Sprintf("%s-cli-%d", prefix, sfx)
 	// Fresh addresses per run: swarm releases overlay addresses asynchronously.
 	srvIP, cliIP := fmt.Sprintf("10.232.9.%d", 10+2*(sfx%100)), fmt.Sprintf("10.232.9.%d", 11+2*(sfx%100))
 	for _, n := range nodes {
@@ -47,9 +54,14 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 			t.Cleanup(func() { _, _ = n.Docker("rm", "-f", c) })
 		}
 	}
-	n1.Run(t, srv, "--network", net, "--ip", srvIP, dockertest.Image, "echo-server", ":7000")
-	n2.Run(t, cli, "--network", net, "--ip", cliIP, dockertest.Image, "echo-client", srvIP+":7000")
+	n1.Run(t, srv, "--network", echoNet, "--ip", srvIP, dockertest.Image, "echo-server", ":7000")
+	n2.Run(t, cli, "--network", echoNet, "--ip", cliIP, dockertest.Image, "echo-client", srvIP+":7000")
 	n2.WaitLog(t, cli, 30*time.Second, "20 echoes", func(l string) bool { return strings.Contains(l, "ok 20\n") })
+	return n1, n2, srv, cli
+}
+
+func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
+	n1, n2, srv, cli := echoPair(t, "dpecho")
 
 	a, _, _ := daemon(t, n1, "echo-a")
 	b, _, _ := daemon(t, n2, "echo-b")
@@ -95,7 +107,7 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 	// locked from before CRIU restored its sockets, and stays locked until Unlock.
 	lockUntil := time.Now().Add(time.Minute)
 	srvRef, err := b.Restore(ctx, srv, worker.RestoreOptions{LockUntil: lockUntil,
-		Aliases: map[string][]string{net: {"echo-server-alias"}}})
+		Aliases: map[string][]string{echoNet: {"echo-server-alias"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,25 +166,7 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 // duplicate and no error: nothing the source sent while it was killed (its sockets had
 // left CRIU's repair mode with --leave-running) reached the client.
 func TestEchoServerMovedWithDumpIntoKeepsTheConnection(t *testing.T) {
-	nodes := dockertest.Nodes(t, 2)
-	n1, n2 := nodes[0], nodes[1]
-	const net, subnet = "dpecho", "10.232.9.0/24"
-	if _, err := n1.Docker("network", "inspect", net); err != nil {
-		if _, err := n1.Docker("network", "create", "-d", "overlay", "--attachable", "--subnet", subnet, net); err != nil {
-			t.Skipf("SKIPPED LOUDLY: cannot create an attachable overlay on %s (needs a swarm manager; use a lab): %v", n1.Host, err)
-		}
-	}
-	sfx := time.Now().UnixNano() % 100000
-	srv, cli := fmt.Sprintf("dpinto-srv-%d", sfx), fmt.Sprintf("dpinto-cli-%d", sfx)
-	srvIP, cliIP := fmt.Sprintf("10.232.9.%d", 10+2*(sfx%100)), fmt.Sprintf("10.232.9.%d", 11+2*(sfx%100))
-	for _, n := range nodes {
-		for _, c := range []string{srv, cli} {
-			t.Cleanup(func() { _, _ = n.Docker("rm", "-f", c) })
-		}
-	}
-	n1.Run(t, srv, "--network", net, "--ip", srvIP, dockertest.Image, "echo-server", ":7000")
-	n2.Run(t, cli, "--network", net, "--ip", cliIP, dockertest.Image, "echo-client", srvIP+":7000")
-	n2.WaitLog(t, cli, 30*time.Second, "20 echoes", func(l string) bool { return strings.Contains(l, "ok 20\n") })
+	n1, n2, srv, cli := echoPair(t, "dpinto")
 
 	a, _, _ := daemon(t, n1, "into-a")
 	b, _, _ := daemon(t, n2, "into-b")

@@ -3,6 +3,10 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,4 +174,43 @@ func TestDumpIntoTargetFailureThawsAndLeavesNothing(t *testing.T) {
 	released(t, a, web)
 	emptySets(t, a)
 	emptySets(t, b)
+}
+
+// TestPageServerTakesOnlyTheAskingHost: the one-shot page server closes a connection
+// from any host but the one that asked for it, and serves that host's.
+func TestPageServerTakesOnlyTheAskingHost(t *testing.T) {
+	b := newFakeNode(t, "b")
+	asker := netip.MustParseAddr("127.0.0.9")
+	addr, err := b.w.ReceivePages("mig.web", asker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Dial("tcp", addr) // from 127.0.0.1
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = other.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := other.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("connection from another host: read %d, %v; want it closed (EOF)", n, err)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: asker.AsSlice()}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "pages-1.img 5\nhello"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	got := filepath.Join(b.w.SetsDir(), ".pages-mig.web", "images", "pages-1.img")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if b, err := os.ReadFile(got); err == nil && string(b) == "hello" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the asking host's pages never reached %s", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -214,3 +214,23 @@ func TestPageServerTakesOnlyTheAskingHost(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRestartRemovesStalePages: the page directory of a transfer that a killed worker
+// left is removed when a worker starts again (no page server outlives its worker).
+func TestRestartRemovesStalePages(t *testing.T) {
+	b := newFakeNode(t, "b")
+	stale := filepath.Join(b.w.SetsDir(), ".pages-mig.web", "images")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "pages-1.img"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.w.Close()
+	if err := b.w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(stale)); !os.IsNotExist(err) {
+		t.Fatalf("stale page directory after a restart: %v", err)
+	}
+}

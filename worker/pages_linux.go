@@ -26,8 +26,9 @@ import (
 // digests (imageset.Verified.Adopt) and the set is renamed into place. Whatever fails,
 // both directories are removed: nothing half-received stays.
 
-// pageServing bounds how long a page server waits for its connection, and how long a
-// live stream waits for its page server to finish.
+// pagesAcceptTimeout bounds how long a page server waits for its connection;
+// pagesWaitTimeout how long a live stream waits for its page server to finish. A page
+// transfer no live stream claimed is removed when both have passed.
 const (
 	pagesAcceptTimeout = 30 * time.Second
 	pagesWaitTimeout   = 2 * time.Minute
@@ -96,6 +97,11 @@ func (w *Worker) ReceivePages(id string, from netip.Addr) (string, error) {
 	go func() {
 		pr.files, pr.err = w.servePages(ctx, ps, ln.(*net.TCPListener), from, images, filepath.Join(dir, dump.WorkDir, "page-server.log"))
 		close(pr.done)
+		<-ctx.Done() // a live stream claims it (and cancels) before; else its time is up
+		if w.takePagesIf(id, pr) {
+			w.log.Warn("page transfer abandoned: no image set came to claim it; removed", "set", id, "err", pr.err)
+			_ = os.RemoveAll(pr.dir)
+		}
 	}()
 	w.log.Info("page server open", "set", id, "addr", ln.Addr().String(), "from", from)
 	return ln.Addr().String(), nil
@@ -159,6 +165,28 @@ func (w *Worker) takePages(id string) *pagesRecv {
 	pr := w.pages[id]
 	delete(w.pages, id)
 	return pr
+}
+
+// takePagesIf removes the page transfer of set id if it is still pr.
+func (w *Worker) takePagesIf(id string, pr *pagesRecv) bool {
+	w.pagesMu.Lock()
+	defer w.pagesMu.Unlock()
+	if w.pages[id] != pr {
+		return false
+	}
+	delete(w.pages, id)
+	return true
+}
+
+// removeStalePages removes the page directories a previous worker process left (no
+// page server outlives its worker).
+func (w *Worker) removeStalePages() {
+	stale, _ := filepath.Glob(filepath.Join(w.SetsDir(), ".pages-*"))
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err == nil {
+			w.log.Info("removed the pages of an interrupted transfer", "dir", d)
+		}
+	}
 }
 
 // adoptPages waits for the page transfer pr to end and moves its files into v.

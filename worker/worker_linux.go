@@ -153,6 +153,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.log.Info("removed consumed sets older than an hour", "count", n)
 		}
 	}
+	w.removeStalePages()
 	if err := os.MkdirAll(w.cfg.JournalDir, 0o700); err != nil {
 		return fmt.Errorf("worker %s: journal: %w", w.cfg.Node, err)
 	}

@@ -102,9 +102,12 @@ func (e *env) startAgent(node string) {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel[node] = cancel
+	done := make(chan struct{})
+	// Stopping an agent returns once it stopped: a request sent after it is not answered
+	// by it (TestRemoveWithADeadNode once saw the agent drop a set after its cancel).
+	e.cancel[node] = func() { cancel(); <-done }
 	e.wg.Add(1)
-	go func() { defer e.wg.Done(); _ = a.Run(ctx) }()
+	go func() { defer e.wg.Done(); defer close(done); _ = a.Run(ctx) }()
 }
 
 func (e *env) held() []string {

@@ -234,3 +234,43 @@ func TestRestartRemovesStalePages(t *testing.T) {
 		t.Fatalf("stale page directory after a restart: %v", err)
 	}
 }
+
+// slowInto is a dump that takes longer than the worker's --max-hold, recording the
+// deadline journaled for the container just before it ends.
+type slowInto struct {
+	killRecorder
+	journal string
+	took    time.Duration
+	seen    time.Time
+}
+
+func (s *slowInto) Dump(ctx context.Context, c container.Ref, spec container.Spec, set string, opts dump.Options) (*imageset.Manifest, error) {
+	time.Sleep(s.took) // the work of a large dump: what is measured is the journal after it
+	if h, ok, _ := (watchdog.Journal{Dir: s.journal}).Get(c.ID); ok {
+		s.seen = h.Deadline
+	}
+	return s.Fake.Dump(ctx, c, spec, set, opts)
+}
+
+// TestDumpIntoRenewsItsHoldsWhileItRuns: a transfer longer than --max-hold keeps the
+// container's hold in the journal ahead of now (renewed), so the watchdog does not
+// thaw it mid-dump, while a worker that dies stops renewing it.
+func TestDumpIntoRenewsItsHoldsWhileItRuns(t *testing.T) {
+	d := &slowInto{took: 900 * time.Millisecond}
+	a := newFakeNodeConfig(t, "a", d, func(c *worker.Config) { c.MaxHold = 300 * time.Millisecond })
+	d.journal = a.journal
+	b := newFakeNode(t, "b")
+	web := a.add("web", 7)
+	start := time.Now()
+	if _, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if d.seen.IsZero() {
+		t.Fatal("no hold journaled during the dump")
+	}
+	if !d.seen.After(start.Add(d.took)) {
+		t.Fatalf("hold deadline %v at the end of a %v dump that began %v: not renewed past --max-hold (300ms)",
+			d.seen.Sub(start), d.took, start.Format(time.StampMilli))
+	}
+	released(t, a, web)
+}

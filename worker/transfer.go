@@ -299,6 +299,10 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	if err := w.Freeze(ctx, c.ID, deadline); err != nil {
 		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s: %w", w.cfg.Node, name, addr, err), release())
 	}
+	// The holds are renewed while the transfer runs (a large container may take longer
+	// than --max-hold): if this worker dies, the watchdog releases them within
+	// --max-hold of the last renewal.
+	stopRenew := w.renewHolds(c, deadline, w.cfg.MaxHold/4)
 	body := newStreamBody()
 	lw := imageset.NewLiveWriter(body)
 	sent := make(chan error, 1)
@@ -317,6 +321,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	}
 	body.end(err)
 	err = errors.Join(err, <-sent)
+	deadline = stopRenew()
 	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s failed; the container keeps running here: %w", w.cfg.Node, name, addr, err), release())
@@ -338,6 +343,35 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
+}
+
+// renewHolds pushes the deadline of c's lock and freeze (journaled until first) to
+// now+MaxHold every interval until the returned function is called; that returns the
+// last deadline journaled.
+func (w *Worker) renewHolds(c container.Ref, first time.Time, interval time.Duration) (stop func() time.Time) {
+	done := make(chan struct{})
+	last := make(chan time.Time, 1)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		d := first
+		for {
+			select {
+			case <-done:
+				last <- d
+				return
+			case <-t.C:
+				d = w.deadline(time.Time{})
+				if err := w.hold(c, true, true, nil, d); err != nil {
+					w.log.Warn("could not renew the hold of a container being migrated", "container", c.Name, "err", err)
+				}
+			}
+		}
+	}()
+	return func() time.Time {
+		close(done)
+		return <-last
+	}
 }
 
 // openPages asks the worker at addr to open a page server for set id.

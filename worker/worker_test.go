@@ -61,6 +61,12 @@ func newFakeNode(t *testing.T, name string) *fakeNode {
 
 func newFakeNodeDumper(t *testing.T, name string, dumper dump.Dumper) *fakeNode {
 	t.Helper()
+	return newFakeNodeConfig(t, name, dumper, nil)
+}
+
+// newFakeNodeConfig is newFakeNodeDumper with the config changed by edit (nil: none).
+func newFakeNodeConfig(t *testing.T, name string, dumper dump.Dumper, edit func(*worker.Config)) *fakeNode {
+	t.Helper()
 	dir := t.TempDir()
 	n := &fakeNode{insp: container.NewFake(), lock: netlock.NewFake(), freeze: freezer.NewFake(),
 		restorer: restore.NewFake(filepath.Join(dir, "consumed"), "img"), journal: filepath.Join(dir, "journal")}
@@ -68,6 +74,9 @@ func newFakeNodeDumper(t *testing.T, name string, dumper dump.Dumper) *fakeNode 
 	cfg.DataRoot = filepath.Join(dir, "data")
 	cfg.JournalDir = n.journal
 	cfg.WatchdogArgv = watchdogArgv(t)
+	if edit != nil {
+		edit(&cfg)
+	}
 	w, err := worker.New(cfg, worker.Parts{Inspector: n.insp, Locker: n.lock, Freezer: n.freeze,
 		Dumper: dumper, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}})
 	if err != nil {

@@ -115,17 +115,47 @@ func TestKilledWorkerLeavesNothingLockedOrFrozen(t *testing.T) {
 
 var sumRE = regexp.MustCompile(`sum ([0-9a-f]{64}) pass (\d+)`)
 
+// memhogPair starts a memhog of mib MiB named <prefix>-N on node 1, waits for its first
+// memory checksum (want) and starts a worker daemon on each of two nodes.
+func memhogPair(t *testing.T, prefix string, mib int) (src, dst dockertest.Node, name, want string, a, b *worker.Client) {
+	t.Helper()
+	nodes := dockertest.Nodes(t, 2)
+	src, dst = nodes[0], nodes[1]
+	name = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)
+	src.Run(t, name, dockertest.Image, "memhog", strconv.Itoa(mib))
+	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	want = sumRE.FindStringSubmatch(logs)[1]
+	a, _, _ = daemon(t, src, "src")
+	b, _, _ = daemon(t, dst, "dst")
+	return src, dst, name, want, a, b
+}
+
+// restoredKeepsMemory restores set on dst through b and checks that the memhog came back
+// with the memory checksum want, continuing its passes rather than starting afresh.
+func restoredKeepsMemory(ctx context.Context, t *testing.T, b *worker.Client, dst dockertest.Node, name, set, want string) {
+	t.Helper()
+	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
+	ref, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Pid <= 0 {
+		t.Fatalf("restored ref %+v", ref)
+	}
+	logs := dst.WaitLog(t, name, 20*time.Second, "checksum after restore", func(l string) bool { return sumRE.MatchString(l) })
+	got := sumRE.FindStringSubmatch(logs)
+	if got[1] != want {
+		t.Fatalf("memory checksum after the migration %s, before %s", got[1], want)
+	}
+	if p, _ := strconv.Atoi(got[2]); p == 0 {
+		t.Fatalf("restored process printed pass 0: it started fresh instead of being restored")
+	}
+}
+
 // TestMemhogMigratesWithIdenticalMemory: dump on one node, stream to another, restore;
 // the memory checksum computed by the restored process equals the original's.
 func TestMemhogMigratesWithIdenticalMemory(t *testing.T) {
-	nodes := dockertest.Nodes(t, 2)
-	src, dst := nodes[0], nodes[1]
-	name := fmt.Sprintf("dpmemhog-%d", time.Now().UnixNano()%100000)
-	src.Run(t, name, dockertest.Image, "memhog", "64")
-	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
-	want := sumRE.FindStringSubmatch(logs)[1]
-	a, _, _ := daemon(t, src, "src")
-	b, _, _ := daemon(t, dst, "dst")
+	_, dst, name, want, a, b := memhogPair(t, "dpmemhog", 64)
 	ctx := dockertest.Context(t, 2*time.Minute)
 	set := name + ".set"
 	if _, err := a.Dump(ctx, name, set, false); err != nil {
@@ -138,38 +168,14 @@ func TestMemhogMigratesWithIdenticalMemory(t *testing.T) {
 	if err := a.Send(ctx, set, bi.Addr); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
-	ref, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ref.Pid <= 0 {
-		t.Fatalf("restored ref %+v", ref)
-	}
-	logs = dst.WaitLog(t, name, 20*time.Second, "checksum after restore", func(l string) bool { return sumRE.MatchString(l) })
-	m := sumRE.FindStringSubmatch(logs)
-	if m[1] != want {
-		t.Fatalf("memory checksum after migration %s, before %s", m[1], want)
-	}
-	if p, _ := strconv.Atoi(m[2]); p == 0 {
-		t.Fatalf("restored process printed pass 0: it started fresh instead of being restored")
-	}
+	restoredKeepsMemory(ctx, t, b, dst, name, set, want)
 }
-
-var _ = context.Background
 
 // TestMemhogPostCopy: post-copy migration (lazy pages): the container restarts on the
 // other node before its memory moved; pages come on demand from the source's page
 // server; the checksum matches and the source exits once every page was fetched.
 func TestMemhogPostCopy(t *testing.T) {
-	nodes := dockertest.Nodes(t, 2)
-	src, dst := nodes[0], nodes[1]
-	name := fmt.Sprintf("dppostcopy-%d", time.Now().UnixNano()%100000)
-	src.Run(t, name, dockertest.Image, "memhog", "128")
-	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
-	want := sumRE.FindStringSubmatch(logs)[1]
-	a, _, _ := daemon(t, src, "src")
-	b, _, _ := daemon(t, dst, "dst")
+	src, dst, name, want, a, b := memhogPair(t, "dppostcopy", 128)
 	ctx := dockertest.Context(t, 2*time.Minute)
 	if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
 		t.Skipf("SKIPPED LOUDLY: post-copy cannot run on this node: %s %v", ai.PostCopy.Reason, err)
@@ -190,7 +196,7 @@ func TestMemhogPostCopy(t *testing.T) {
 	if _, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"}); err != nil {
 		t.Fatal(err)
 	}
-	logs = dst.WaitLog(t, name, 30*time.Second, "checksum after post-copy restore", func(l string) bool { return sumRE.MatchString(l) })
+	logs := dst.WaitLog(t, name, 30*time.Second, "checksum after post-copy restore", func(l string) bool { return sumRE.MatchString(l) })
 	got := sumRE.FindStringSubmatch(logs)
 	if got[1] != want {
 		t.Fatalf("memory checksum after post-copy %s, before %s", got[1], want)

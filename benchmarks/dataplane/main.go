@@ -28,6 +28,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
 type node struct {
@@ -104,6 +105,13 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		return err
 	}
 	stamp := time.Now().Format("150405")
+	// cleanups run when run returns, last first (the migrated containers of every case).
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
 	for _, s := range strings.Split(sizes, ",") {
 		mib, err := strconv.Atoi(s)
 		if err != nil {
@@ -111,6 +119,36 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		}
 		n := nodes[0]
 		coldDowntime := time.Duration(0)
+		// oneCallMigration times a cold migration whose dump and transfer are one call
+		// (dumpFn on node 1, into node 2), then the restore on node 2, and prints its line.
+		// dropSource: the call leaves a set on node 1, dropped after the timing.
+		oneCallMigration := func(mode, mname string, dropSource bool, dumpFn func(name string) (*imageset.Manifest, error)) error {
+			settle()
+			if err := memhog(n, mname, image, mib); err != nil {
+				return err
+			}
+			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
+			c0, d0 := cpu(pids[0]), cpu(pids[1])
+			t0 := time.Now()
+			m, err := dumpFn(mname)
+			if err != nil {
+				return err
+			}
+			tDump := time.Since(t0)
+			t1 := time.Now()
+			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+				return err
+			}
+			tRestore := time.Since(t1)
+			downtime := time.Since(t0)
+			fmt.Printf("BENCH migrate size_mib=%d mode=%s downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+				mib, mode, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
+				cpu(pids[0])-c0, cpu(pids[1])-d0)
+			if dropSource {
+				_ = a.DropSet(ctx, mname)
+			}
+			return nil
+		}
 		if want["dump"] || want["restore"] {
 			names := map[string]string{}
 			for _, kind := range []string{"docker", "runc", "ours"} {
@@ -210,58 +248,21 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// writes them (exit), then restore on node 2. downtime_s = dump start to the
 		// restored container running; dump_s includes the end of the stream.
 		if want["cold-streamed"] {
-			settle()
-			mname := fmt.Sprintf("bench-mig-%d-%s", mib, stamp)
-			if err := memhog(n, mname, image, mib); err != nil {
+			if err := oneCallMigration("cold-streamed", fmt.Sprintf("bench-mig-%d-%s", mib, stamp), true, func(name string) (*imageset.Manifest, error) {
+				return a.DumpTo(ctx, name, name, bi.Addr, false)
+			}); err != nil {
 				return err
 			}
-			defer nodes[1].docker("rm", "-f", mname)
-			defer n.docker("rm", "-f", mname)
-			c0, d0 := cpu(pids[0]), cpu(pids[1])
-			t0 := time.Now()
-			m, err := a.DumpTo(ctx, mname, mname, bi.Addr, false)
-			if err != nil {
-				return err
-			}
-			tDump := time.Since(t0)
-			t1 := time.Now()
-			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
-				return err
-			}
-			tRestore := time.Since(t1)
-			downtime := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold-streamed downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
-				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
-				cpu(pids[0])-c0, cpu(pids[1])-d0)
-			_ = a.DropSet(ctx, mname)
 		}
 		// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
 		// page server of node 2's worker (no copy written on node 1), the other images
 		// follow, node 2 hashes the pages as they arrive; then restore on node 2.
 		if want["cold-direct"] {
-			settle()
-			mname := fmt.Sprintf("bench-dir-%d-%s", mib, stamp)
-			if err := memhog(n, mname, image, mib); err != nil {
+			if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, stamp), false, func(name string) (*imageset.Manifest, error) {
+				return a.DumpInto(ctx, name, name, bi.Addr)
+			}); err != nil {
 				return err
 			}
-			defer nodes[1].docker("rm", "-f", mname)
-			defer n.docker("rm", "-f", mname)
-			c0, d0 := cpu(pids[0]), cpu(pids[1])
-			t0 := time.Now()
-			m, err := a.DumpInto(ctx, mname, mname, bi.Addr)
-			if err != nil {
-				return err
-			}
-			tDump := time.Since(t0)
-			t1 := time.Now()
-			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
-				return err
-			}
-			tRestore := time.Since(t1)
-			downtime := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold-direct downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
-				mib, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
-				cpu(pids[0])-c0, cpu(pids[1])-d0)
 		}
 		// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
 		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the

@@ -75,7 +75,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 func runWatchdog(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("worker watchdog", flag.ContinueOnError)
 	journal := fs.String("journal", "", "deadline journal directory to watch (required)")
-	interval := fs.Duration("interval", 20*time.Millisecond, "how often the journal is checked")
+	interval := fs.Duration("interval", 20*time.Millisecond, "the most a release may lag its deadline (the journal is watched with inotify; without it, polled this often)")
 	if err := parseFlags(c, fs, workerUsage, args); err != nil {
 		return err
 	}

@@ -228,36 +228,55 @@ func (b *streamBody) Close() error { return nil }
 // Dump keeps it. The receiver hashes what it writes and accepts the set only if the
 // closing manifest (digests of the very bytes sent) matches.
 func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
-	set, err := w.setPath(setID)
-	if err != nil {
-		return nil, err
-	}
-	body := newStreamBody()
-	lw := imageset.NewLiveWriter(body)
-	sent := make(chan error, 1)
-	go func() {
-		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
-	}()
 	start := time.Now()
-	m, err := w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning, Sink: lw})
+	m, err, serr := w.dumpStreamed(ctx, name, setID, addr, dump.Options{LeaveRunning: leaveRunning}, nil)
 	if err != nil {
-		body.end(fmt.Errorf("dump failed: %w", err)) // the receiver drops what it got
-		<-sent
 		return nil, err
 	}
-	mb, err := os.ReadFile(filepath.Join(set, imageset.ManifestName))
-	if err == nil {
-		err = lw.Finish(mb)
-	}
-	body.end(err)
-	serr := <-sent
-	if err = errors.Join(err, serr); err != nil {
+	if serr != nil {
 		return m, fmt.Errorf("worker %s: dumped %s into set %s, but streaming it to %s failed: %w (the set is intact on this node: Send it again, or restore it here)",
-			w.cfg.Node, name, setID, addr, err)
+			w.cfg.Node, name, setID, addr, serr)
 	}
 	w.log.Info("image set dumped and streamed", "set", setID, "to", addr, "bytes", m.TotalBytes(),
 		"dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
+}
+
+// dumpStreamed is the dump of DumpTo and DumpInto: its images stream to the worker at
+// addr as a live set (opts.Sink), closed by the set's manifest once the dump sealed it;
+// fix, if not nil, amends the manifest first. The dump's error and the stream's come
+// apart: after a failed dump the stream is cut, so the receiver keeps nothing.
+func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opts dump.Options, fix func(*imageset.Manifest)) (m *imageset.Manifest, dumpErr, streamErr error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err, nil
+	}
+	body := newStreamBody()
+	lw := imageset.NewLiveWriter(body)
+	opts.Sink = lw
+	sent := make(chan error, 1)
+	go func() {
+		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
+	}()
+	m, err = w.dump(ctx, name, setID, opts)
+	if err != nil {
+		body.end(fmt.Errorf("dump failed: %w", err)) // the receiver drops what it got
+		<-sent
+		return nil, err, nil
+	}
+	if fix != nil {
+		fix(m)
+		err = imageset.WriteManifest(set, m)
+	}
+	var mb []byte
+	if err == nil {
+		mb, err = os.ReadFile(filepath.Join(set, imageset.ManifestName))
+	}
+	if err == nil {
+		err = lw.Finish(mb)
+	}
+	body.end(err)
+	return m, nil, errors.Join(err, <-sent)
 }
 
 // DumpInto implements Service: cold migration's fastest path. CRIU sends the memory
@@ -269,8 +288,7 @@ func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunn
 // before that, it is thawed and unlocked and keeps running here, and the target keeps
 // nothing. No set is left on this node either way.
 func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
-	set, err := w.setPath(setID)
-	if err != nil {
+	if _, err := w.setPath(setID); err != nil {
 		return nil, err
 	}
 	c, err := w.resolveDumpable(ctx, name)
@@ -303,24 +321,9 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	// than --max-hold): if this worker dies, the watchdog releases them within
 	// --max-hold of the last renewal.
 	stopRenew := w.renewHolds(c, deadline, w.cfg.MaxHold/4)
-	body := newStreamBody()
-	lw := imageset.NewLiveWriter(body)
-	sent := make(chan error, 1)
-	go func() {
-		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
-	}()
-	m, err := w.dump(ctx, c.ID, setID, dump.Options{LeaveRunning: true, Sink: lw, SendPages: psAddr})
-	if err == nil {
-		m.LeaveRunning = false // it is killed below once the target holds the set
-		if err = imageset.WriteManifest(set, m); err == nil {
-			var mb []byte
-			if mb, err = os.ReadFile(filepath.Join(set, imageset.ManifestName)); err == nil {
-				err = lw.Finish(mb)
-			}
-		}
-	}
-	body.end(err)
-	err = errors.Join(err, <-sent)
+	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, dump.Options{LeaveRunning: true, SendPages: psAddr},
+		func(m *imageset.Manifest) { m.LeaveRunning = false }) // it is killed below once the target holds the set
+	err = errors.Join(derr, serr)
 	deadline = stopRenew()
 	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
 	if err != nil {

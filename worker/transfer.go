@@ -320,7 +320,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	// The holds are renewed while the transfer runs (a large container may take longer
 	// than --max-hold): if this worker dies, the watchdog releases them within
 	// --max-hold of the last renewal.
-	stopRenew := w.renewHolds(c, deadline, w.cfg.MaxHold/4)
+	stopRenew := w.renewHolds(c, true, deadline, w.cfg.MaxHold/4)
 	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, dump.Options{LeaveRunning: true, SendPages: psAddr},
 		func(m *imageset.Manifest) { m.LeaveRunning = false }) // it is killed below once the target holds the set
 	err = errors.Join(derr, serr)
@@ -348,10 +348,10 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	return m, nil
 }
 
-// renewHolds pushes the deadline of c's lock and freeze (journaled until first) to
-// now+MaxHold every interval until the returned function is called; that returns the
-// last deadline journaled.
-func (w *Worker) renewHolds(c container.Ref, first time.Time, interval time.Duration) (stop func() time.Time) {
+// renewHolds pushes the deadline of c's freeze, and of its lock when lock is set,
+// (journaled until first) to now+MaxHold every interval until the returned function
+// is called; that returns the last deadline journaled.
+func (w *Worker) renewHolds(c container.Ref, lock bool, first time.Time, interval time.Duration) (stop func() time.Time) {
 	done := make(chan struct{})
 	last := make(chan time.Time, 1)
 	go func() {
@@ -365,8 +365,8 @@ func (w *Worker) renewHolds(c container.Ref, first time.Time, interval time.Dura
 				return
 			case <-t.C:
 				d = w.deadline(time.Time{})
-				if err := w.hold(c, true, true, nil, d); err != nil {
-					w.log.Warn("could not renew the hold of a container being migrated", "container", c.Name, "err", err)
+				if err := w.hold(c, lock, true, nil, d); err != nil {
+					w.log.Warn("could not renew the hold of a container being dumped", "container", c.Name, "err", err)
 				}
 			}
 		}

@@ -348,6 +348,7 @@ func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool
 func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options) (*imageset.Manifest, error) {
 	leaveRunning := opts.LeaveRunning
 	opts.Node = w.cfg.Node
+	t0 := time.Now()
 	set, err := w.setPath(setID)
 	if err != nil {
 		return nil, err
@@ -360,13 +361,22 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
+	tInspected := time.Now()
 	w.harden(ctx, c)
+	release := w.freezeForDump(ctx, c)
+	tFrozen := time.Now()
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, opts)
+	tDumped := time.Now()
 	if err != nil {
-		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), release(true))
 	}
-	if !leaveRunning {
+	if leaveRunning {
+		if err := release(true); err != nil {
+			return nil, fmt.Errorf("worker %s: dumped %s, but: %w", w.cfg.Node, c, err)
+		}
+	} else {
 		// The processes are gone: so are their lock and freeze.
+		_ = release(false)
 		_ = w.unhold(c, true, true)
 	}
 	// Digests were computed from the content as CRIU wrote it: remember the files'
@@ -374,8 +384,56 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	if v, err := imageset.Sealed(set, m); err == nil {
 		w.remember(setID, v)
 	}
+	w.log.Info("container dumped", "container", c.Name, "set", setID, "leave_running", leaveRunning, "bytes", m.TotalBytes(),
+		"seconds", time.Since(t0).Seconds(), "inspect_s", tInspected.Sub(t0).Seconds(), "freeze_s", tFrozen.Sub(tInspected).Seconds(),
+		"dump_s", tDumped.Sub(tFrozen).Seconds(), "criu_s", m.DumpSeconds)
 	return m, nil
 }
+
+// freezeForDump freezes c before its dump unless it is frozen already (the
+// coordinator's protocols freeze before they dump). CRIU would freeze it itself, but
+// it polls the freezer every 100 ms: a container that is not frozen at CRIU's first
+// look costs the dump (and the container, frozen all along) up to 100 ms more, a third
+// of a 64 MiB dump here. The freeze is journaled like Freeze's and renewed while the
+// dump runs, so the watchdog thaws c if this worker dies. release ends it: thaw (leave
+// running, or a failed dump: CRIU leaves a cgroup it found frozen frozen) or not (c's
+// processes are gone), and the hold goes. If c cannot be frozen within
+// preFreezeTimeout, CRIU's own freeze is left to try (and to say why it cannot).
+func (w *Worker) freezeForDump(ctx context.Context, c container.Ref) (release func(thaw bool) error) {
+	noop := func(bool) error { return nil }
+	if frozen, err := w.p.Freezer.Frozen(ctx, c); err != nil || frozen {
+		return noop
+	}
+	deadline := w.deadline(time.Time{})
+	if err := w.hold(c, false, true, nil, deadline); err != nil {
+		w.log.Warn("could not journal a freeze before the dump; CRIU freezes the container itself", "container", c.Name, "err", err)
+		return noop
+	}
+	fctx, cancel := context.WithTimeout(ctx, preFreezeTimeout)
+	err := w.p.Freezer.Freeze(fctx, c)
+	cancel()
+	if err != nil {
+		w.log.Warn("could not freeze the container before its dump; CRIU freezes it itself", "container", c.Name, "err", err)
+		return func(bool) error {
+			return errors.Join(w.p.Freezer.Thaw(context.WithoutCancel(ctx), c), w.unhold(c, false, true))
+		}
+	}
+	stopRenew := w.renewHolds(c, false, deadline, w.cfg.MaxHold/4)
+	return func(thaw bool) error {
+		stopRenew()
+		var terr error
+		if thaw {
+			if terr = w.p.Freezer.Thaw(context.WithoutCancel(ctx), c); terr != nil {
+				terr = fmt.Errorf("thaw %s after its dump: %w (the watchdog thaws it at its deadline)", c, terr)
+				return terr
+			}
+		}
+		return w.unhold(c, false, true)
+	}
+}
+
+// preFreezeTimeout bounds freezeForDump's freeze (CRIU's own gives up after 10 s).
+const preFreezeTimeout = 2 * time.Second
 
 // harden makes c's TCP sockets dumpable before anything of ours drops its packets
 // (netlock.Locker.Harden). A failure is logged, not returned: the dump may still work,

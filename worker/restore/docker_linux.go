@@ -63,6 +63,8 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)
 	}
+	var took phaseTimes
+	took.precheck = time.Since(t0)
 	release := d.holdNetworks(ctx, spec, name)
 	defer func() {
 		release()
@@ -71,7 +73,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	var id, placed string
 	for attempt := 1; ; attempt++ {
 		var retry bool
-		id, placed, retry, err = d.attempt(ctx, v, spec, name, opts)
+		id, placed, retry, err = d.attempt(ctx, v, spec, name, opts, &took)
 		if err == nil {
 			break
 		}
@@ -124,10 +126,14 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	}
 	if d.Log != nil {
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
-			"check_create_start_s", tStarted.Sub(t0).Seconds(), "locked", opts.NetworkLock)
+			"check_create_start_s", tStarted.Sub(t0).Seconds(), "precheck_s", took.precheck.Seconds(),
+			"create_s", took.create.Seconds(), "start_s", took.start.Seconds(), "locked", opts.NetworkLock)
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
 }
+
+// phaseTimes are the durations of a restore's steps, logged with its outcome.
+type phaseTimes struct{ precheck, create, start time.Duration }
 
 // maxAttempts bounds create+start attempts that failed before the runtime ran.
 const maxAttempts = 4
@@ -136,10 +142,12 @@ const maxAttempts = 4
 // everything is rolled back (container removed, set back at v.Dir()); retry tells
 // whether the failure happened before the runtime ran for a reason a new attempt may
 // not meet (the network attachment).
-func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec container.Spec, name string, opts Options) (id, placed string, retry bool, err error) {
+func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec container.Spec, name string, opts Options, took *phaseTimes) (id, placed string, retry bool, err error) {
 	m := v.Manifest()
 	cfg, hc, nc := d.config(spec, m.ContainerID, opts)
+	t := time.Now()
 	created, err := d.Cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	took.create = time.Since(t)
 	if err != nil {
 		return "", "", netGone(err), fmt.Errorf("docker create: %w", err)
 	}
@@ -198,7 +206,9 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 			}
 		}()
 	}
+	t = time.Now()
 	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
+	took.start = time.Since(t)
 	if err == nil {
 		return id, placed, false, nil
 	}

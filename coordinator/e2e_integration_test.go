@@ -24,6 +24,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 type e2e struct {
@@ -96,14 +97,24 @@ func (e *e2e) startWorker(i int) {
 	_ = os.Remove(addrFile)
 	e.workers[node] = e.start("worker-"+node, "worker", "--node", node, "--docker-host", e.docker(node),
 		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
-		"--journal", fmt.Sprintf("/run/swarmckpt/%s/holds-%s", e.name, node), "--addr-file", addrFile)
+		"--journal", fmt.Sprintf("/run/swarmckpt/%s/holds-%s", e.name, node), "--addr-file", addrFile,
+		"--token-file", e.workerToken())
 	waitFor(e.t, "worker "+node+" address", func() bool { _, err := os.Stat(addrFile); return err == nil })
+}
+
+// workerToken is the file of the workers' token, written on first use.
+func (e *e2e) workerToken() string {
+	f := filepath.Join(e.dir, "worker.token")
+	if _, err := worker.WriteNewTokenFile(f); err != nil {
+		e.t.Fatal(err)
+	}
+	return f
 }
 
 func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
 	e.agents[node] = e.start("agent-"+node, "coordinator", "agent", "--node", node, "--worker-addr-file",
-		filepath.Join(e.dir, node+".addr"), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
+		filepath.Join(e.dir, node+".addr"), "--worker-token-file", e.workerToken(), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
 		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
 }
 

@@ -30,6 +30,10 @@ type Config struct {
 	// WatchdogArgv starts the watchdog process; "{journal}" is replaced with JournalDir.
 	// Default: this executable with `worker watchdog --journal {journal}`.
 	WatchdogArgv []string
+	// Token, when set, is required of every request to the endpoint and sent with this
+	// worker's own requests to other workers (auth.go). All workers of a cluster share
+	// it. Empty: no authentication (tests, trusted single-user hosts).
+	Token string
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }

@@ -13,7 +13,9 @@
 // receiver hashes each file as it writes it and accepts the set only when every sha256
 // matches the manifest. DumpInto is the cold migration without a copy on the source:
 // CRIU sends the memory pages straight to a one-shot page server of the target worker,
-// which hashes them as they arrive (pages_linux.go).
+// which hashes them as they arrive (pages_linux.go). With Config.Token, every request
+// to the endpoint must carry the cluster's worker token, and workers send it to each
+// other (auth.go).
 //
 // The implementations it composes, each with a real and a fake implementation and one
 // conformance suite: container.Inspector, netlock.Locker, freezer.Freezer, dump.Dumper,

@@ -26,6 +26,7 @@ func (c *Client) CheckDump(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	authorize(hr, c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -44,5 +45,8 @@ func (c *Client) CheckDump(ctx context.Context, name string) error {
 	}
 	var ae apiError
 	_ = json.NewDecoder(resp.Body).Decode(&ae)
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
+	}
 	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
 }

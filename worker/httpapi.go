@@ -17,7 +17,8 @@ import (
 )
 
 // The worker's transfer endpoint also serves Service as JSON over HTTP, for local tools
-// (benchmarks, tests, debugging); the control plane uses NATS. Routes:
+// (benchmarks, tests, debugging); the control plane uses NATS. With Config.Token set,
+// every route needs it (auth.go; Client.Token). Routes:
 //
 //	POST /v1/containers/{name}/lock    {"peers":[...],"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/unlock  {"peers":[...]}
@@ -141,6 +142,9 @@ type Client struct {
 	Addr string
 	// HTTP is the client to use; nil means http.DefaultClient.
 	HTTP *http.Client
+	// Token is the worker's token (its Config.Token, swarmckpt worker --token-file);
+	// empty sends none.
+	Token string
 }
 
 var _ Service = (*Client)(nil)
@@ -154,6 +158,7 @@ func (c *Client) call(ctx context.Context, method, path string, req apiRequest, 
 	if err != nil {
 		return err
 	}
+	authorize(hr, c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -166,6 +171,9 @@ func (c *Client) call(ctx context.Context, method, path string, req apiRequest, 
 	if resp.StatusCode != http.StatusOK {
 		var ae apiError
 		_ = json.NewDecoder(resp.Body).Decode(&ae)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
+		}
 		return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
 	}
 	if out == nil {

@@ -40,15 +40,27 @@ func swarmckptBinary(t *testing.T) string {
 	return binPath
 }
 
+// daemonToken is the worker token file shared by every daemon of this test run (the
+// workers of a test send their sets to each other), next to the test binary.
+func daemonToken(t *testing.T) (file, token string) {
+	file = swarmckptBinary(t) + ".token"
+	token, err := worker.WriteNewTokenFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, token
+}
+
 // daemon starts `swarmckpt worker` for node as a separate process and returns a client
 // and the process (to kill -9).
 func daemon(t *testing.T, n dockertest.Node, name string) (*worker.Client, *exec.Cmd, string) {
 	bin := swarmckptBinary(t)
+	tokenFile, token := daemonToken(t)
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal")
 	addrFile := filepath.Join(dir, "addr")
 	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.Host, "--exec-root", n.ExecRoot,
-		"--journal", journal, "--addr-file", addrFile)
+		"--journal", journal, "--addr-file", addrFile, "--token-file", tokenFile)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -61,7 +73,7 @@ func daemon(t *testing.T, n dockertest.Node, name string) (*worker.Client, *exec
 	})
 	for i := 0; i < 500; i++ {
 		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
-			return &worker.Client{Addr: strings.TrimSpace(string(b))}, cmd, journal
+			return &worker.Client{Addr: strings.TrimSpace(string(b)), Token: token}, cmd, journal
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -67,7 +67,7 @@ func (w *Worker) handler() http.Handler {
 		fmt.Fprintf(rw, "received %s\n", v)
 	})
 	w.api(mux)
-	return mux
+	return w.authorized(mux)
 }
 
 // Receive stores the stream r (imageset.Send's tar) as image set id, verified on the fly.
@@ -120,25 +120,27 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 	if _, err := os.Stat(filepath.Join(set, imageset.ManifestName)); err != nil {
 		return fmt.Errorf("worker %s: send set %s: %w", w.cfg.Node, id, ErrNoSet)
 	}
-	return SendSet(ctx, set, "http://"+addr+setsPath+id)
+	return SendSet(ctx, set, "http://"+addr+setsPath+id, w.cfg.Token)
 }
 
-// SendSet streams the set directory to url (PUT), without staging it anywhere.
-func SendSet(ctx context.Context, set, url string) error {
+// SendSet streams the set directory to url (PUT), without staging it anywhere; token
+// is the receiving worker's (Config.Token), empty for none.
+func SendSet(ctx context.Context, set, url, token string) error {
 	body := newStreamBody()
 	go func() { body.end(imageset.Send(body, set)) }()
-	return put(ctx, set, url, "application/x-tar", body)
+	return put(ctx, set, url, "application/x-tar", token, body)
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a
 // writer still feeding it stops at once.
-func put(ctx context.Context, set, url, contentType string, body *streamBody) error {
+func put(ctx context.Context, set, url, contentType, token string, body *streamBody) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
 		body.stop()
 		return fmt.Errorf("send %s: %w", set, err)
 	}
 	req.Header.Set("Content-Type", contentType)
+	authorize(req, token)
 	resp, err := http.DefaultClient.Do(req)
 	body.stop()
 	if err != nil {
@@ -256,7 +258,7 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 	opts.Sink = lw
 	sent := make(chan error, 1)
 	go func() {
-		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, body)
+		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, w.cfg.Token, body)
 	}()
 	m, err = w.dump(ctx, name, setID, opts)
 	if err != nil {
@@ -302,7 +304,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
 	}
 	start := time.Now()
-	psAddr, err := openPages(ctx, addr, setID)
+	psAddr, err := openPages(ctx, addr, setID, w.cfg.Token)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}
@@ -377,12 +379,14 @@ func (w *Worker) renewHolds(c container.Ref, lock bool, first time.Time, interva
 	}
 }
 
-// openPages asks the worker at addr to open a page server for set id.
-func openPages(ctx context.Context, addr, id string) (string, error) {
+// openPages asks the worker at addr (whose token is token) to open a page server for
+// set id.
+func openPages(ctx context.Context, addr, id, token string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+setsPath+id+"/pages", nil)
 	if err != nil {
 		return "", err
 	}
+	authorize(req, token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("open a page server: %w", err)

@@ -33,7 +33,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binPath != "" { // the lab tests' binary and token (integration_test.go)
+		_ = os.Remove(binPath)
+		_ = os.Remove(binPath + ".token")
+	}
+	os.Exit(code)
 }
 
 // watchdogArgv re-executes this test binary as the watchdog (see TestMain).

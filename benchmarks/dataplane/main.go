@@ -88,10 +88,21 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		nodes = append(nodes, n)
 	}
 	ctx := context.Background()
+	// The benchmark's workers share one token (they send sets to each other).
+	tokDir, err := os.MkdirTemp("", "dpbench-token-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tokDir)
+	tokenFile := filepath.Join(tokDir, "worker.token")
+	token, err := worker.WriteNewTokenFile(tokenFile)
+	if err != nil {
+		return err
+	}
 	var workers []*worker.Client
 	var pids []int
 	for i, n := range nodes {
-		c, pid, stop, err := startWorker(bin, n, fmt.Sprintf("bench-%d", i+1))
+		c, pid, stop, err := startWorker(bin, n, fmt.Sprintf("bench-%d", i+1), tokenFile, token)
 		if err != nil {
 			return err
 		}
@@ -389,14 +400,14 @@ func hwm(pid int) float64 {
 	return -1
 }
 
-func startWorker(bin string, n node, name string) (*worker.Client, int, func(), error) {
+func startWorker(bin string, n node, name, tokenFile, token string) (*worker.Client, int, func(), error) {
 	dir, err := os.MkdirTemp("", "dpbench-")
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	addrFile := filepath.Join(dir, "addr")
 	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.host, "--exec-root", n.execRoot,
-		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile)
+		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile, "--token-file", tokenFile)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -413,7 +424,7 @@ func startWorker(bin string, n node, name string) (*worker.Client, int, func(), 
 	}
 	for i := 0; i < 500; i++ {
 		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
-			return &worker.Client{Addr: strings.TrimSpace(string(b))}, cmd.Process.Pid, stop, nil
+			return &worker.Client{Addr: strings.TrimSpace(string(b)), Token: token}, cmd.Process.Pid, stop, nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -43,7 +43,7 @@ Examples:
   swarmckpt coordinator --docker unix:///run/swarmckpt/lab/lab-1/docker.sock
   swarmckpt coordinator --nats nats://10.0.0.5:4222 --nats-token-file /etc/swarmckpt/token \
       --etcd http://10.0.0.5:2379 --docker unix:///var/run/docker.sock
-  swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302
+  swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
 `
 
 // natsFlags are the control-plane connection flags shared by every command.
@@ -212,13 +212,15 @@ const agentUsage = `
 Usage: swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
 
 Runs one node's control-plane agent next to its worker ('swarmckpt worker', whose local
-API address is --worker, or read from --worker-addr-file). It connects to the
-coordinator's NATS, announces the node (heartbeats), runs the container side of every
-snapshot algorithm, and serves image transfers and restores.
+API address is --worker, or read from --worker-addr-file, and whose token is read from
+--worker-token-file). It connects to the coordinator's NATS, announces the node
+(heartbeats), runs the container side of every snapshot algorithm, and serves image
+transfers and restores.
 
 Examples:
-  swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301
+  swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301 --worker-token-file /etc/swarmckpt/worker.token
   swarmckpt coordinator agent --node lab-2 --worker-addr-file /run/swarmckpt/w2.addr \
+      --worker-token-file /etc/swarmckpt/worker.token \
       --nats nats://127.0.0.1:14222 --nats-token-file /var/lib/swarmckpt/coordinator/nats.token
 `
 
@@ -229,6 +231,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	node := fs.String("node", "", "this node's name as the swarm knows it (required)")
 	waddr := fs.String("worker", "", "the worker's local API address host:port")
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
+	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
@@ -253,7 +256,15 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	if *stateDir == "" {
 		*stateDir = filepath.Join(nf.dataDir, "agent-"+*node)
 	}
-	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr}, *hold)
+	var wtoken string
+	if *wtokenFile != "" {
+		t, err := worker.ReadTokenFile(*wtokenFile)
+		if err != nil {
+			return usagef("--worker-token-file: %v", err)
+		}
+		wtoken = t
+	}
+	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr, Token: wtoken}, *hold)
 	if err != nil {
 		return err
 	}

@@ -147,8 +147,8 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 		return err
 	}
 	if d := p.Daemons; d != nil {
-		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node; data and logs in %s\n",
-			d.NATSURL(), d.EtcdPort, d.GossipPort, d.Dir)
+		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s); data and logs in %s\n",
+			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), d.Dir)
 	}
 	return nil
 }

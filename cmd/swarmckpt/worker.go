@@ -22,10 +22,19 @@ transfer of the node's containers (see docs/dataplane.md). One worker per node; 
 to the node's dockerd, runc and CRIU. Every lock and freeze carries a deadline enforced by
 a detached watchdog process that outlives the worker.
 
+Its endpoint can dump any container of the node (memory and secrets included), restore
+image sets as root and remove containers, so every request must carry the cluster's
+worker token: --token-file names a file (mode 0600) holding it, the same file on every
+node; the node agent reads it with --worker-token-file. Only on a trusted single-user
+host may --insecure-no-auth run the endpoint without one. swarmckpt lab writes a token
+for its workers and agents.
+
 Examples:
+  head -c 32 /dev/urandom | xxd -p -c 64 > /etc/swarmckpt/worker.token; chmod 600 /etc/swarmckpt/worker.token
   swarmckpt worker --node lab-1 --docker-host unix:///run/swarmckpt/lab/lab-1/docker.sock \
-      --exec-root /run/swarmckpt/lab/lab-1/exec --listen 127.0.0.1:7301
-  swarmckpt worker --node host                  # the host's dockerd at /var/run/docker.sock
+      --exec-root /run/swarmckpt/lab/lab-1/exec --listen 127.0.0.1:7301 \
+      --token-file /etc/swarmckpt/worker.token
+  swarmckpt worker --node host --token-file /etc/swarmckpt/worker.token   # the host's dockerd
 `
 
 func runWorker(ctx context.Context, c *cli, args []string) error {
@@ -41,13 +50,29 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	journal := fs.String("journal", "", "deadline journal directory (default /run/swarmckpt/worker/<node>/holds)")
 	maxHold := fs.Duration("max-hold", 2*time.Minute, "longest deadline accepted for a lock or freeze")
 	addrFile := fs.String("addr-file", "", "write the bound endpoint address to this file once listening")
+	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's worker token, required of every request and sent to other workers")
+	noAuth := fs.Bool("insecure-no-auth", false, "run the endpoint without a token (trusted single-user hosts only)")
 	if err := parseFlags(c, fs, workerUsage, args); err != nil {
 		return err
 	}
 	if *node == "" {
 		return usagef("--node is required")
 	}
+	var token string
+	switch {
+	case *tokenFile != "" && *noAuth:
+		return usagef("give --token-file or --insecure-no-auth, not both")
+	case *tokenFile != "":
+		t, err := worker.ReadTokenFile(*tokenFile)
+		if err != nil {
+			return usagef("--token-file: %v", err)
+		}
+		token = t
+	case !*noAuth:
+		return usagef("the worker's endpoint can dump any container of this node: give --token-file FILE (the cluster's worker token, mode 0600, the same on every node), or --insecure-no-auth on a trusted single-user host")
+	}
 	cfg := worker.DefaultConfig(*node)
+	cfg.Token = token
 	cfg.DockerHost, cfg.ExecRoot, cfg.DataRoot, cfg.Listen, cfg.MaxHold = *host, *execRoot, *dataRoot, *listen, *maxHold
 	if *journal != "" {
 		cfg.JournalDir = *journal

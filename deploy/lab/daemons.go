@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // Daemons is where the lab's swarmckpt processes listen: one coordinator with embedded
@@ -44,6 +46,11 @@ func startDaemons(ctx context.Context, p Plan) error {
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", d.Dir, err)
 	}
+	// One worker token for the lab's workers and agents (worker/auth.go).
+	tokenFile := filepath.Join(d.Dir, "worker.token")
+	if _, err := worker.WriteNewTokenFile(tokenFile); err != nil {
+		return err
+	}
 	m := p.Manager()
 	if err := spawn(d, "coordinator", "coordinator", "--data-dir", d.Dir, "--name", p.Name+"-coordinator",
 		"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort),
@@ -60,13 +67,13 @@ func startDaemons(ctx context.Context, p Plan) error {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
 		if err := spawn(d, "worker-"+n.Name, "worker", "--node", n.Name, "--docker-host", n.DockerHost(),
 			"--exec-root", n.ExecRoot, "--data-root", n.DataRoot, "--listen", addr,
-			"--journal", filepath.Join(p.RunDir, n.Name, "holds")); err != nil {
+			"--journal", filepath.Join(p.RunDir, n.Name, "holds"), "--token-file", tokenFile); err != nil {
 			return err
 		}
 		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
 			return err
 		}
-		if err := spawn(d, "agent-"+n.Name, "coordinator", "agent", "--node", n.Name, "--worker", addr,
+		if err := spawn(d, "agent-"+n.Name, "coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
 			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)); err != nil {
 			return err
 		}

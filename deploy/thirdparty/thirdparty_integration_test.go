@@ -84,13 +84,30 @@ func (p *tp) docker(node int, args ...string) (string, error) {
 // "network ... not found" (Docker's behaviour, seen in CI; the retry 0.5 s later works).
 // That error alone is retried, for up to 30 s, and logged.
 func (p *tp) redis(args ...string) (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	start := time.Now()
+	deadline, dnsDeadline := start.Add(30*time.Second), start.Add(2*time.Minute)
+	dnsMiss := false
 	for {
 		out, err := p.docker(0, append([]string{"run", "--rm", "--network", p.net, "--entrypoint", "redis-cli", toolsImage, "-h", "server"}, args...)...)
-		if err == nil || !strings.Contains(out, "not found") || !strings.Contains(out, "network") || time.Now().After(deadline) {
+		switch {
+		case err == nil:
+			if dnsMiss {
+				p.t.Logf("redis-cli %v: node 1 resolved the server after %.1fs (the name lookup lag of docs/restore.md)", args, time.Since(start).Seconds())
+			}
+			return out, nil
+		case strings.Contains(out, "not found") && strings.Contains(out, "network") && time.Now().Before(deadline):
+			p.t.Logf("redis-cli %v: %s: retrying (Docker's attachable overlay on a node with no other container on it)", args, out)
+		case strings.Contains(out, "name resolution") && time.Now().Before(dnsDeadline):
+			// Docker 20.10's network DB may leave a node without a moved container's name
+			// for up to a memberlist push-pull or two (docs/restore.md, "name lookups
+			// lag"); connections by address are not affected. Waited for and logged.
+			if !dnsMiss {
+				p.t.Logf("redis-cli %v: %s: node 1 does not resolve the server yet; waiting up to 2 min", args, strings.TrimSpace(out))
+			}
+			dnsMiss = true
+		default:
 			return out, err
 		}
-		p.t.Logf("redis-cli %v: %s: retrying (Docker's attachable overlay on a node with no other container on it)", args, out)
 		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -116,13 +116,19 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		return err
 	}
 	stamp := time.Now().Format("150405")
-	// cleanups run when run returns, last first (the migrated containers of every case).
+	// cleanups remove the containers of the case being measured, last first: right
+	// after its line is printed (flush), and when run returns. A memhog left running
+	// re-hashes its memory every second: the 64 and 256 MiB cases' containers, and the
+	// 1 GiB ones of the cases before, used to keep the machine at a load of 10-20 during
+	// the 1 GiB migrations (run 14 in RESULTS.md).
 	var cleanups []func()
-	defer func() {
+	flush := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
 			cleanups[i]()
 		}
-	}()
+		cleanups = nil
+	}
+	defer flush()
 	for _, s := range strings.Split(sizes, ",") {
 		mib, err := strconv.Atoi(s)
 		if err != nil {
@@ -135,10 +141,10 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// dropSource: the call leaves a set on node 1, dropped after the timing.
 		oneCallMigration := func(mode, mname string, dropSource bool, dumpFn func(name string) (*imageset.Manifest, error)) error {
 			settle()
+			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
 			}
-			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			c0, d0 := cpu(pids[0]), cpu(pids[1])
 			t0 := time.Now()
 			m, err := dumpFn(mname)
@@ -158,6 +164,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			if dropSource {
 				_ = a.DropSet(ctx, mname)
 			}
+			flush()
 			return nil
 		}
 		if want["dump"] || want["restore"] {
@@ -165,10 +172,10 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			for _, kind := range []string{"docker", "runc", "ours"} {
 				name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
 				names[kind] = name
+				cleanups = append(cleanups, func() { n.docker("rm", "-f", name) })
 				if err := memhog(n, name, image, mib); err != nil {
 					return err
 				}
-				defer n.docker("rm", "-f", name)
 			}
 			// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
 			t0 := time.Now()
@@ -220,18 +227,17 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx floor_s=%.3f docker_vs_floor=%.1fx\n",
 				mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds(),
 				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds())
-
+			flush()
 		}
 		// migrate (cold): dump with exit on node 1, then send the set, then restore on
 		// node 2 (three passes one after the other).
 		if want["cold"] {
 			settle()
 			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
+			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
 			}
-			defer nodes[1].docker("rm", "-f", mname)
-			defer n.docker("rm", "-f", mname)
 			c0, d0 := cpu(pids[0]), cpu(pids[1])
 			t0 := time.Now()
 			sm, err := a.Dump(ctx, mname, mname, false)
@@ -254,6 +260,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				mib, downtime.Seconds(), tDump.Seconds(), sm.DumpCPUSeconds, tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
 				cpu(pids[0])-c0, cpu(pids[1])-d0)
 			_ = a.DropSet(ctx, mname)
+			flush()
 		}
 		// migrate (cold-streamed): DumpTo on node 1 streams the images to node 2 while CRIU
 		// writes them (exit), then restore on node 2. downtime_s = dump start to the
@@ -283,11 +290,10 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
 		} else {
 			pname := fmt.Sprintf("bench-pc-%d-%s", mib, stamp)
+			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", pname) }, func() { n.docker("rm", "-f", pname) })
 			if err := memhog(n, pname, image, mib); err != nil {
 				return err
 			}
-			defer nodes[1].docker("rm", "-f", pname)
-			defer n.docker("rm", "-f", pname)
 			t0 := time.Now()
 			if _, err := a.DumpLazy(ctx, pname, pname, "127.0.0.1:0"); err != nil {
 				return err
@@ -310,9 +316,14 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				time.Sleep(50 * time.Millisecond)
 			}
 			total := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%.1fx worker_rss_mib=%.1f\n",
+			vsCold := "-" // the cold case did not run
+			if coldDowntime > 0 {
+				vsCold = fmt.Sprintf("%.1fx", coldDowntime.Seconds()/downtime.Seconds())
+			}
+			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%s worker_rss_mib=%.1f\n",
 				mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
-				coldDowntime.Seconds()/downtime.Seconds(), max(hwm(pids[0]), hwm(pids[1])))
+				vsCold, max(hwm(pids[0]), hwm(pids[1])))
+			flush()
 		}
 		// Cleanup of the sets made here.
 		for _, d := range []string{filepath.Join(n.dataRoot, "swarmckpt", "restored"), filepath.Join(nodes[1].dataRoot, "swarmckpt", "restored")} {

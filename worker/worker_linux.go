@@ -318,7 +318,13 @@ func (w *Worker) Freeze(ctx context.Context, name string, deadline time.Time) er
 	if err != nil {
 		return err
 	}
-	if err := w.hold(c, false, true, nil, w.deadline(deadline)); err != nil {
+	return w.freezeHeld(ctx, c, w.deadline(deadline))
+}
+
+// freezeHeld journals a freeze of c until deadline, then freezes it; if the freeze
+// fails, c is thawed and the hold removed again.
+func (w *Worker) freezeHeld(ctx context.Context, c container.Ref, deadline time.Time) error {
+	if err := w.hold(c, false, true, nil, deadline); err != nil {
 		return fmt.Errorf("freeze %s: %w", c, err)
 	}
 	if err := w.p.Freezer.Freeze(ctx, c); err != nil {
@@ -398,34 +404,27 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 // dump runs, so the watchdog thaws c if this worker dies. release ends it: thaw (leave
 // running, or a failed dump: CRIU leaves a cgroup it found frozen frozen) or not (c's
 // processes are gone), and the hold goes. If c cannot be frozen within
-// preFreezeTimeout, CRIU's own freeze is left to try (and to say why it cannot).
+// preFreezeTimeout, it is thawed, nothing stays journaled, and CRIU's own freeze is
+// left to try (and to say why it cannot).
 func (w *Worker) freezeForDump(ctx context.Context, c container.Ref) (release func(thaw bool) error) {
 	noop := func(bool) error { return nil }
 	if frozen, err := w.p.Freezer.Frozen(ctx, c); err != nil || frozen {
 		return noop
 	}
 	deadline := w.deadline(time.Time{})
-	if err := w.hold(c, false, true, nil, deadline); err != nil {
-		w.log.Warn("could not journal a freeze before the dump; CRIU freezes the container itself", "container", c.Name, "err", err)
-		return noop
-	}
 	fctx, cancel := context.WithTimeout(ctx, preFreezeTimeout)
-	err := w.p.Freezer.Freeze(fctx, c)
+	err := w.freezeHeld(fctx, c, deadline)
 	cancel()
 	if err != nil {
 		w.log.Warn("could not freeze the container before its dump; CRIU freezes it itself", "container", c.Name, "err", err)
-		return func(bool) error {
-			return errors.Join(w.p.Freezer.Thaw(context.WithoutCancel(ctx), c), w.unhold(c, false, true))
-		}
+		return noop
 	}
 	stopRenew := w.renewHolds(c, false, deadline, w.cfg.MaxHold/4)
 	return func(thaw bool) error {
 		stopRenew()
-		var terr error
 		if thaw {
-			if terr = w.p.Freezer.Thaw(context.WithoutCancel(ctx), c); terr != nil {
-				terr = fmt.Errorf("thaw %s after its dump: %w (the watchdog thaws it at its deadline)", c, terr)
-				return terr
+			if err := w.p.Freezer.Thaw(context.WithoutCancel(ctx), c); err != nil {
+				return fmt.Errorf("thaw %s after its dump: %w (the watchdog thaws it at its deadline)", c, err)
 			}
 		}
 		return w.unhold(c, false, true)

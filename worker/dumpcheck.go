@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 )
@@ -22,16 +21,7 @@ var _ DumpChecker = (*Client)(nil)
 // does not know the route (an older version) cannot tell: nil, and its Lock still
 // refuses what it must.
 func (c *Client) CheckDump(ctx context.Context, name string) error {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+cpath(name, "dumpable"), nil)
-	if err != nil {
-		return err
-	}
-	authorize(hr, c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(hr)
+	resp, err := c.do(ctx, http.MethodPost, cpath(name, "dumpable"), nil)
 	if err != nil {
 		return fmt.Errorf("worker at %s: check dump of %s: %w", c.Addr, name, err)
 	}
@@ -43,10 +33,5 @@ func (c *Client) CheckDump(ctx context.Context, name string) error {
 		resp.Header.Get("Content-Type") != "application/json" {
 		return nil // the route is unknown there, not a refusal
 	}
-	var ae apiError
-	_ = json.NewDecoder(resp.Body).Decode(&ae)
-	if resp.StatusCode == http.StatusUnauthorized {
-		return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
-	}
-	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
+	return c.remoteError(resp)
 }

@@ -152,29 +152,40 @@ var _ Service = (*Client)(nil)
 // ErrRemote: the worker answered with an error (its message is attached).
 var ErrRemote = errors.New("worker: remote error")
 
-func (c *Client) call(ctx context.Context, method, path string, req apiRequest, out any) error {
-	b, _ := json.Marshal(req)
-	hr, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, strings.NewReader(string(b)))
+// do sends a request with the worker's token through the client's HTTP client.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	authorize(hr, c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	resp, err := hc.Do(hr)
+	return hc.Do(hr)
+}
+
+// remoteError is the error of a worker's answer other than 200: ErrUnauthorized for a
+// 401, else ErrRemote, with the worker's message.
+func (c *Client) remoteError(resp *http.Response) error {
+	var ae apiError
+	_ = json.NewDecoder(resp.Body).Decode(&ae)
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
+	}
+	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
+}
+
+func (c *Client) call(ctx context.Context, method, path string, req apiRequest, out any) error {
+	b, _ := json.Marshal(req)
+	resp, err := c.do(ctx, method, path, strings.NewReader(string(b)))
 	if err != nil {
 		return fmt.Errorf("worker at %s: %s %s: %w", c.Addr, method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var ae apiError
-		_ = json.NewDecoder(resp.Body).Decode(&ae)
-		if resp.StatusCode == http.StatusUnauthorized {
-			return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
-		}
-		return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
+		return c.remoteError(resp)
 	}
 	if out == nil {
 		return nil

@@ -299,6 +299,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	}
 	killer, ok := w.p.Dumper.(interface {
 		Kill(context.Context, container.Ref) error
+		WaitEnded(context.Context, container.Ref) error
 	})
 	if !ok {
 		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
@@ -344,6 +345,13 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 		// or a namespace kept by another holder) is lifted.
 		_ = w.p.Locker.Unlock(context.WithoutCancel(ctx), c, nil)
 		_ = w.unhold(c, true, true)
+		// It ends as soon as it runs again; the caller may act on the source being gone
+		// (remove it, let swarm replace its task) as soon as this returns.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := killer.WaitEnded(wctx, c); err != nil {
+			w.log.Warn("killed container has not ended yet", "container", name, "err", err)
+		}
+		cancel()
 	}
 	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())

@@ -78,6 +78,10 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 // containers have no processes: nothing to do).
 func (Fake) Kill(context.Context, container.Ref) error { return nil }
 
+// WaitEnded implements the optional wait for a killed container's end (nothing to
+// wait for in a fake).
+func (Fake) WaitEnded(context.Context, container.Ref) error { return nil }
+
 // PageServer is the fake's page server: it reads the files a Fake dump with SendPages
 // wrote to conn (name line, size line, content, repeated) into images.
 func (Fake) PageServer(_ context.Context, conn *os.File, images, _ string) error {

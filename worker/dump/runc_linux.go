@@ -3,6 +3,7 @@ package dump
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -178,6 +179,32 @@ func (r *Runc) Kill(ctx context.Context, c container.Ref) error {
 		return fmt.Errorf("kill %s: runc kill: %w: %s", c, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// WaitEnded waits until the init process of c, killed by Kill and thawed, is gone
+// (runc state reports it stopped, or no longer knows the container), polling every
+// 5 ms until ctx ends.
+func (r *Runc) WaitEnded(ctx context.Context, c container.Ref) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		out, err := exec.CommandContext(ctx, or(r.Runc, "runc"), "--root", r.Root, "state", c.ID).Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "does not exist") {
+			return nil // the shim reaped it and runc forgot the container
+		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		if err == nil && json.Unmarshal(out, &st) == nil && st.Status == "stopped" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still runs after SIGKILL: %w", c, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // PageServer runs `criu page-server` on the connected socket conn until the dumping

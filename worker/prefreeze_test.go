@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,6 +133,49 @@ func TestDumpRenewsItsFreezeWhileItRuns(t *testing.T) {
 	_, h, held := d.seen()
 	if !held || !h.Deadline.After(start.Add(d.took)) {
 		t.Fatalf("hold at the end of a %v dump: %+v (journaled %v); want a deadline renewed past %v", d.took, h, held, start.Add(d.took))
+	}
+	released(t, n, web)
+}
+
+// A container that cannot be frozen before its dump is still dumped: CRIU freezes it
+// itself, and nothing of the failed pre-freeze (freeze, hold) is left.
+func TestDumpWhosePreFreezeFailsLeavesTheFreezeToCRIU(t *testing.T) {
+	d := &freezeWitness{}
+	n := newWitnessNode(t, d, nil)
+	web := n.add("web", 7)
+	n.freeze.Fail("freeze", errors.New("cgroup.freeze: device or resource busy"))
+	if _, err := n.w.Dump(context.Background(), "web", "s1", true); err != nil {
+		t.Fatalf("dump after a failed pre-freeze: %v, want it done (CRIU freezes)", err)
+	}
+	if frozen, h, held := d.seen(); frozen || held {
+		t.Fatalf("during the dump: frozen %v, journaled %v %+v; want neither (the pre-freeze failed)", frozen, held, h)
+	}
+	if _, err := os.Stat(filepath.Join(n.w.SetsDir(), "s1")); err != nil {
+		t.Fatalf("the set of the dump: %v", err)
+	}
+	released(t, n, web)
+}
+
+// A leave-running dump whose container cannot be thawed afterwards fails, naming the
+// container and the cause; its freeze stays journaled (the watchdog thaws it at its
+// deadline) and the set is dropped.
+func TestDumpWhoseThawFailsKeepsTheHoldAndDropsTheSet(t *testing.T) {
+	d := &freezeWitness{}
+	n := newWitnessNode(t, d, nil)
+	web := n.add("web", 7)
+	n.freeze.Fail("thaw", errors.New("cgroup.freeze: no such device"))
+	_, err := n.w.Dump(context.Background(), "web", "s1", true)
+	if err == nil || !strings.Contains(err.Error(), "web") || !strings.Contains(err.Error(), "no such device") {
+		t.Fatalf("dump with a failing thaw: %v; want an error naming web and the cause", err)
+	}
+	h, ok, jerr := (watchdog.Journal{Dir: n.journal}).Get(web.ID)
+	if jerr != nil || !ok || !h.Frozen || !h.Deadline.After(time.Now()) {
+		t.Fatalf("hold after the failed thaw: %+v ok %v err %v; want the freeze journaled with a deadline ahead", h, ok, jerr)
+	}
+	emptySets(t, n)
+	n.freeze.Fail("thaw", nil)
+	if err := n.w.Thaw(context.Background(), "web"); err != nil {
+		t.Fatal(err)
 	}
 	released(t, n, web)
 }

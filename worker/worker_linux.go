@@ -378,7 +378,10 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	}
 	if leaveRunning {
 		if err := release(true); err != nil {
-			return nil, fmt.Errorf("worker %s: dumped %s, but: %w", w.cfg.Node, c, err)
+			// A checkpoint whose container stays frozen is not what the caller asked
+			// for, and a set nobody was told of would stay on disk: it goes.
+			_ = w.DropSet(context.WithoutCancel(ctx), setID)
+			return nil, fmt.Errorf("worker %s: dumped %s, but: %w; the set was dropped, dump again once it runs", w.cfg.Node, c, err)
 		}
 	} else {
 		// The processes are gone: so are their lock and freeze.

@@ -12,6 +12,7 @@ import (
 type Fake struct {
 	mu     sync.Mutex
 	frozen map[string]bool
+	fail   map[string]error // by operation ("freeze", "thaw"): injected failures
 }
 
 var _ Freezer = (*Fake)(nil)
@@ -19,12 +20,30 @@ var _ Freezer = (*Fake)(nil)
 // NewFake returns a Fake with nothing frozen.
 func NewFake() *Fake { return &Fake{frozen: map[string]bool{}} }
 
+// Fail makes every later Freeze (op "freeze") or Thaw (op "thaw") fail with err,
+// changing nothing; a nil err ends that.
+func (f *Fake) Fail(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = map[string]error{}
+	}
+	f.fail[op] = err
+}
+
 func (f *Fake) set(c container.Ref, v bool) error {
 	if c.Pid <= 0 {
 		return fmt.Errorf("freezer %s: %w", c, ErrNoCgroup)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	op := "thaw"
+	if v {
+		op = "freeze"
+	}
+	if err := f.fail[op]; err != nil {
+		return fmt.Errorf("freezer %s: %s: %w", c, op, err)
+	}
 	f.frozen[c.ID] = v
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,6 +195,9 @@ func setupE2E(t *testing.T) *e2e {
 				_ = c.Process.Kill()
 			}
 		}
+		if t.Failed() {
+			logDockerd(t, e.name, 3) // before lab down removes them
+		}
 		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
 			t.Errorf("lab down: %s", out)
 		}
@@ -243,6 +247,38 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Second)
 	}
 }
+
+// logDockerd logs the last warnings and errors of each node's dockerd of lab (a node
+// whose dockerd stopped answering failed a CI run once, with nothing to say why).
+func logDockerd(t *testing.T, lab string, nodes int) {
+	for i := 1; i <= nodes; i++ {
+		node := fmt.Sprintf("%s-%d", lab, i)
+		b, err := os.ReadFile(filepath.Join("/var/lib/swarmckpt", lab, node, "dockerd.log"))
+		if err != nil {
+			t.Logf("--- %s dockerd.log: %v", node, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var bad []string
+		for _, l := range lines {
+			if !strings.Contains(l, "level=error") && !strings.Contains(l, "level=warning") &&
+				!strings.Contains(l, "level=fatal") && !strings.Contains(l, "panic") {
+				continue
+			}
+			if slices.ContainsFunc(benignDockerd, func(s string) bool { return strings.Contains(l, s) }) {
+				continue
+			}
+			bad = append(bad, tail(l, 300))
+		}
+		t.Logf("--- %s dockerd.log: %d bytes, last line %q; %d warnings and errors (known benign ones left out), the last 15 (full log lost with the lab) ---\n%s",
+			node, len(b), tail(lines[len(lines)-1], 200), len(bad), strings.Join(bad[max(0, len(bad)-15):], "\n"))
+	}
+}
+
+// benignDockerd are dockerd warnings and errors every lab node logs (its start on this
+// kernel and in a network namespace, no IPVS, containerd's cleanup after each container).
+var benignDockerd = []string{"cleaning up after shim disconnected", "cleanup warnings", "net.ipv4.vs.", "default vlan",
+	"experimental build", "deprecated", "devmapper", "cgroup blkio", "gc_thresh"}
 
 func tail(s string, n int) string {
 	if len(s) > n {

@@ -73,6 +73,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
 				t.Logf("--- %s.log (tail) ---\n%s", f, tail(string(b), 3000))
 			}
+			logDockerd(t, e.name, 3)
 		}
 		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
 			t.Errorf("lab down: %s", out)

@@ -34,6 +34,9 @@ type Config struct {
 	// worker's own requests to other workers (auth.go). All workers of a cluster share
 	// it. Empty: no authentication (tests, trusted single-user hosts).
 	Token string
+	// TLS, when set, makes the endpoint serve HTTPS and this worker reach the others
+	// over HTTPS (tls.go). All workers of a cluster run with it or all without.
+	TLS *TLS
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }

@@ -1,8 +1,14 @@
 package worker_test
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
 
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
 )
@@ -65,4 +71,52 @@ func TestMemhogDirectMigrationKeepsMemory(t *testing.T) {
 		}
 	}
 	restoredKeepsMemory(ctx, t, b, dst, name, set, want)
+}
+
+// TestMemhogMigratedBetweenTLSWorkers: workers started with --tls-* (certificates made
+// by `swarmckpt worker tls-init`) stream a memhog's images over HTTPS (DumpTo), and the
+// memhog comes back on the other node with its memory; a client without the CA is told
+// the worker runs with TLS, and post-copy is refused with the reason.
+func TestMemhogMigratedBetweenTLSWorkers(t *testing.T) {
+	nodes := dockertest.Nodes(t, 2)
+	src, dst := nodes[0], nodes[1]
+	name := fmt.Sprintf("dptls-%d", time.Now().UnixNano()%100000)
+	src.Run(t, name, dockertest.Image, "memhog", "64")
+	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	want := sumRE.FindStringSubmatch(logs)[1]
+	dir := filepath.Join(t.TempDir(), "tls")
+	flags := map[string][]string{}
+	for _, node := range []string{"src", "dst"} {
+		out, err := exec.Command(swarmckptBinary(t), "worker", "tls-init", "--dir", dir, "--node", node, "--ip", "127.0.0.1").CombinedOutput()
+		if err != nil {
+			t.Fatalf("worker tls-init: %v: %s", err, out)
+		}
+		flags[node] = []string{"--tls-ca", filepath.Join(dir, "ca.pem"), "--tls-cert", filepath.Join(dir, node+".pem"), "--tls-key", filepath.Join(dir, node+"-key.pem")}
+	}
+	a, _, _ := daemonArgs(t, src, "src", flags["src"]...)
+	b, _, _ := daemonArgs(t, dst, "dst", flags["dst"]...)
+	ctx := dockertest.Context(t, 2*time.Minute)
+	if _, err := a.Info(ctx); err == nil || !strings.Contains(err.Error(), "runs with TLS") {
+		t.Fatalf("a client without the CA: %v; want it told the worker runs with TLS", err)
+	}
+	pool, err := worker.LoadCA(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.TLS, b.TLS = worker.ClientTLS(pool), worker.ClientTLS(pool)
+	bi, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bi.PostCopy.OK || !strings.Contains(bi.PostCopy.Reason, "TLS") {
+		t.Fatalf("post-copy on a TLS worker: %+v; want it refused because of TLS", bi.PostCopy)
+	}
+	set := name + ".set"
+	if _, err := a.DumpTo(ctx, name, set, bi.Addr, false); err != nil {
+		t.Fatal(err)
+	}
+	restoredKeepsMemory(ctx, t, b, dst, name, set, want)
+	if err := a.DropSet(ctx, set); err != nil {
+		t.Fatal(err)
+	}
 }

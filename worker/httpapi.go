@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
@@ -140,11 +142,29 @@ func writeJSON(rw http.ResponseWriter, code int, v any) {
 type Client struct {
 	// Addr is the worker's host:port.
 	Addr string
-	// HTTP is the client to use; nil means http.DefaultClient.
+	// HTTP is the client to use; nil means http.DefaultClient, or one with TLS.
 	HTTP *http.Client
 	// Token is the worker's token (its Config.Token, swarmckpt worker --token-file);
 	// empty sends none.
 	Token string
+	// TLS, when set, reaches a worker that runs with TLS (Config.TLS) over HTTPS,
+	// verified by it: ClientTLS of the cluster's CA (LoadCA). Ignored when HTTP is set
+	// (that client's transport decides), except that HTTPS is used.
+	TLS *tls.Config
+
+	once sync.Once
+	p    peer
+}
+
+// peer is the client's way to the worker, set up on first use.
+func (c *Client) peer() peer {
+	c.once.Do(func() {
+		c.p = newPeer(c.TLS, c.Token)
+		if c.HTTP != nil {
+			c.p.hc = c.HTTP
+		}
+	})
+	return c.p
 }
 
 var _ Service = (*Client)(nil)
@@ -154,16 +174,12 @@ var ErrRemote = errors.New("worker: remote error")
 
 // do sends a request with the worker's token through the client's HTTP client.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	hr, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr+path, body)
+	p := c.peer()
+	hr, err := http.NewRequestWithContext(ctx, method, p.url(c.Addr, path), body)
 	if err != nil {
 		return nil, err
 	}
-	authorize(hr, c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	return hc.Do(hr)
+	return p.do(hr)
 }
 
 // remoteError is the error of a worker's answer other than 200: ErrUnauthorized for a

@@ -54,13 +54,18 @@ func daemonToken(t *testing.T) (file, token string) {
 // daemon starts `swarmckpt worker` for node as a separate process and returns a client
 // and the process (to kill -9).
 func daemon(t *testing.T, n dockertest.Node, name string) (*worker.Client, *exec.Cmd, string) {
+	return daemonArgs(t, n, name)
+}
+
+// daemonArgs is daemon with more flags for the worker.
+func daemonArgs(t *testing.T, n dockertest.Node, name string, extra ...string) (*worker.Client, *exec.Cmd, string) {
 	bin := swarmckptBinary(t)
 	tokenFile, token := daemonToken(t)
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal")
 	addrFile := filepath.Join(dir, "addr")
-	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.Host, "--exec-root", n.ExecRoot,
-		"--journal", journal, "--addr-file", addrFile, "--token-file", tokenFile)
+	cmd := exec.Command(bin, append([]string{"worker", "--node", name, "--docker-host", n.Host, "--exec-root", n.ExecRoot,
+		"--journal", journal, "--addr-file", addrFile, "--token-file", tokenFile}, extra...)...)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -27,6 +27,10 @@ const setsPath = "/v1/sets/"
 func (w *Worker) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+setsPath+"{id}/pages", func(rw http.ResponseWriter, r *http.Request) {
+		if w.cfg.TLS != nil {
+			http.Error(rw, w.errPagesInClear("a page server for set "+r.PathValue("id")).Error(), http.StatusForbidden)
+			return
+		}
 		from, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil {
 			http.Error(rw, "bad remote address "+r.RemoteAddr, http.StatusBadRequest)
@@ -120,28 +124,21 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 	if _, err := os.Stat(filepath.Join(set, imageset.ManifestName)); err != nil {
 		return fmt.Errorf("worker %s: send set %s: %w", w.cfg.Node, id, ErrNoSet)
 	}
-	return SendSet(ctx, set, "http://"+addr+setsPath+id, w.cfg.Token)
-}
-
-// SendSet streams the set directory to url (PUT), without staging it anywhere; token
-// is the receiving worker's (Config.Token), empty for none.
-func SendSet(ctx context.Context, set, url, token string) error {
 	body := newStreamBody()
 	go func() { body.end(imageset.Send(body, set)) }()
-	return put(ctx, set, url, "application/x-tar", token, body)
+	return put(ctx, w.peer, set, w.peer.url(addr, setsPath+id), "application/x-tar", body)
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a
 // writer still feeding it stops at once.
-func put(ctx context.Context, set, url, contentType, token string, body *streamBody) error {
+func put(ctx context.Context, p peer, set, url, contentType string, body *streamBody) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 	if err != nil {
 		body.stop()
 		return fmt.Errorf("send %s: %w", set, err)
 	}
 	req.Header.Set("Content-Type", contentType)
-	authorize(req, token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.do(req)
 	body.stop()
 	if err != nil {
 		return fmt.Errorf("send %s to %s: %w", set, url, err)
@@ -258,7 +255,7 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 	opts.Sink = lw
 	sent := make(chan error, 1)
 	go func() {
-		sent <- put(ctx, set, "http://"+addr+setsPath+setID, imageset.LiveContentType, w.cfg.Token, body)
+		sent <- put(ctx, w.peer, set, w.peer.url(addr, setsPath+setID), imageset.LiveContentType, body)
 	}()
 	m, err = w.dump(ctx, name, setID, opts)
 	if err != nil {
@@ -293,6 +290,9 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	if _, err := w.setPath(setID); err != nil {
 		return nil, err
 	}
+	if w.cfg.TLS != nil {
+		return nil, w.errPagesInClear("dump of " + name + " into another node's page server")
+	}
 	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
 		return nil, err
@@ -305,7 +305,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
 	}
 	start := time.Now()
-	psAddr, err := openPages(ctx, addr, setID, w.cfg.Token)
+	psAddr, err := openPages(ctx, w.peer, addr, setID)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}
@@ -387,15 +387,13 @@ func (w *Worker) renewHolds(c container.Ref, lock bool, first time.Time, interva
 	}
 }
 
-// openPages asks the worker at addr (whose token is token) to open a page server for
-// set id.
-func openPages(ctx context.Context, addr, id, token string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+setsPath+id+"/pages", nil)
+// openPages asks the worker at addr to open a page server for set id.
+func openPages(ctx context.Context, p peer, addr, id string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(addr, setsPath+id+"/pages"), nil)
 	if err != nil {
 		return "", err
 	}
-	authorize(req, token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.do(req)
 	if err != nil {
 		return "", fmt.Errorf("open a page server: %w", err)
 	}

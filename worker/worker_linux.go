@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,7 @@ type Worker struct {
 	mu   sync.Mutex // serializes journal updates per worker
 	addr string
 	srv  *http.Server
+	peer peer // how this worker reaches the others
 
 	recvMu   sync.Mutex
 	tasks    taskWatches                  // swarm-task placements (task_linux.go)
@@ -92,6 +94,11 @@ func New(cfg Config, p Parts) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, p: p, log: cfg.Log.With("component", "worker", "node", cfg.Node),
 		journal: watchdog.Journal{Dir: cfg.JournalDir}}
+	var peerTLS *tls.Config
+	if cfg.TLS != nil {
+		peerTLS = cfg.TLS.Client
+	}
+	w.peer = newPeer(peerTLS, cfg.Token)
 	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
 	return w, nil
 }
@@ -165,13 +172,16 @@ func (w *Worker) Start(ctx context.Context) error {
 		return fmt.Errorf("worker %s: listen %s: %w", w.cfg.Node, w.cfg.Listen, err)
 	}
 	w.addr = ln.Addr().String()
+	if w.cfg.TLS != nil {
+		ln = tls.NewListener(ln, w.cfg.TLS.Server)
+	}
 	w.srv = &http.Server{Handler: w.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := w.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error("transfer endpoint", "err", err)
 		}
 	}()
-	w.log.Info("worker started", "transfer", w.addr, "journal", w.cfg.JournalDir, "sets", w.SetsDir())
+	w.log.Info("worker started", "transfer", w.addr, "tls", w.cfg.TLS != nil, "journal", w.cfg.JournalDir, "sets", w.SetsDir())
 	return nil
 }
 
@@ -437,6 +447,16 @@ func (w *Worker) freezeForDump(ctx context.Context, c container.Ref) (release fu
 // preFreezeTimeout bounds freezeForDump's freeze (CRIU's own gives up after 10 s).
 const preFreezeTimeout = 2 * time.Second
 
+// postCopySupport is nil where post-copy can run here, else why not: what CRIU and the
+// kernel lack (migrate.PostCopySupport), or TLS (CRIU's lazy page server would send
+// the memory in clear).
+func (w *Worker) postCopySupport(ctx context.Context) error {
+	if w.cfg.TLS != nil {
+		return errors.New("post-copy refused: this worker runs with TLS, and CRIU's lazy page server would send the container's memory in clear; migrate with a cold mode")
+	}
+	return migrate.PostCopySupport(ctx, w.p.Features)
+}
+
 // harden makes c's TCP sockets dumpable before anything of ours drops its packets
 // (netlock.Locker.Harden). A failure is logged, not returned: the dump may still work,
 // and if it does not, CRIU's error says why.
@@ -448,7 +468,7 @@ func (w *Worker) harden(ctx context.Context, c container.Ref) {
 
 // DumpLazy implements Service.
 func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
-	if err := migrate.PostCopySupport(ctx, w.p.Features); err != nil {
+	if err := w.postCopySupport(ctx); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
 	set, err := w.setPath(setID)
@@ -548,6 +568,9 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, err)
 	}
+	if v.Manifest().LazyPages != "" && w.cfg.TLS != nil {
+		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, w.postCopySupport(ctx))
+	}
 	if opts.Service != "" {
 		if w.p.Placer == nil {
 			return container.Ref{}, fmt.Errorf("worker %s: %w: no placer for swarm tasks", w.cfg.Node, ErrConfig)
@@ -592,7 +615,7 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
 	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
-	post := migrate.PostCopySupport(ctx, w.p.Features)
+	post := w.postCopySupport(ctx)
 	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}
 	ni.PostCopy = Capability{OK: post == nil, Reason: errString(post)}
 	return ni, nil

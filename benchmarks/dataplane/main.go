@@ -6,10 +6,11 @@
 //	BENCH restore size_mib=N docker_s=.. ours_s=.. vs_docker=.. floor_s=.. docker_vs_floor=..
 //	BENCH migrate size_mib=N mode=cold downtime_s=.. dump_s=.. send_s=.. restore_s=.. worker_rss_mib=..
 //	BENCH migrate size_mib=N mode=cold-streamed downtime_s=.. dump_s=.. criu_s=.. restore_s=.. worker_rss_mib=..
+//	BENCH migrate size_mib=N mode=cold-streamed-tls ... (the same between workers with TLS)
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
-// [--cases dump,restore,cold,cold-streamed,post-copy] [--logs DIR]
+// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls] [--logs DIR]
 package main
 
 import (
@@ -55,7 +56,7 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
@@ -115,6 +116,16 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 	if err != nil {
 		return err
 	}
+	plain := pair{a: a, b: b, bAddr: bi.Addr, pids: pids}
+	// cold-streamed-tls: the same migration as cold-streamed, between a second pair of
+	// workers (on the same nodes) that run with TLS: the price of encrypting the stream.
+	var withTLS pair
+	if want["cold-streamed-tls"] {
+		if withTLS, err = startTLSPair(bin, nodes, tokDir, tokenFile, token); err != nil {
+			return err
+		}
+		defer withTLS.stop()
+	}
 	stamp := time.Now().Format("150405")
 	// cleanups remove the containers of the case being measured, last first: right
 	// after its line is printed (flush), and when run returns. A memhog left running
@@ -139,7 +150,8 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// oneCallMigration times a cold migration whose dump and transfer are one call
 		// (dumpFn on node 1, into node 2), then the restore on node 2, and prints its line.
 		// dropSource: the call leaves a set on node 1, dropped after the timing.
-		oneCallMigration := func(mode, mname string, dropSource bool, dumpFn func(name string) (*imageset.Manifest, error)) error {
+		oneCallMigration := func(mode, mname string, dropSource bool, p pair, dumpFn func(name string) (*imageset.Manifest, error)) error {
+			a, b, pids := p.a, p.b, p.pids
 			settle()
 			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			if err := memhog(n, mname, image, mib); err != nil {
@@ -270,8 +282,15 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// writes them (exit), then restore on node 2. downtime_s = dump start to the
 		// restored container running; dump_s includes the end of the stream.
 		if want["cold-streamed"] {
-			if err := oneCallMigration("cold-streamed", fmt.Sprintf("bench-mig-%d-%s", mib, stamp), true, func(name string) (*imageset.Manifest, error) {
+			if err := oneCallMigration("cold-streamed", fmt.Sprintf("bench-mig-%d-%s", mib, stamp), true, plain, func(name string) (*imageset.Manifest, error) {
 				return a.DumpTo(ctx, name, name, bi.Addr, false)
+			}); err != nil {
+				return err
+			}
+		}
+		if want["cold-streamed-tls"] {
+			if err := oneCallMigration("cold-streamed-tls", fmt.Sprintf("bench-tls-%d-%s", mib, stamp), true, withTLS, func(name string) (*imageset.Manifest, error) {
+				return withTLS.a.DumpTo(ctx, name, name, withTLS.bAddr, false)
 			}); err != nil {
 				return err
 			}
@@ -280,7 +299,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// page server of node 2's worker (no copy written on node 1), the other images
 		// follow, node 2 hashes the pages as they arrive; then restore on node 2.
 		if want["cold-direct"] {
-			if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, stamp), false, func(name string) (*imageset.Manifest, error) {
+			if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, stamp), false, plain, func(name string) (*imageset.Manifest, error) {
 				return a.DumpInto(ctx, name, name, bi.Addr)
 			}); err != nil {
 				return err
@@ -415,14 +434,67 @@ func hwm(pid int) float64 {
 	return -1
 }
 
-func startWorker(bin string, n node, name, tokenFile, token string) (*worker.Client, int, func(), error) {
+// pair is a worker on node 1 (a) and one on node 2 (b, at bAddr), with their pids.
+type pair struct {
+	a, b  *worker.Client
+	bAddr string
+	pids  []int
+	stop  func()
+}
+
+// startTLSPair starts a worker with TLS on each node (certificates by worker tls-init
+// in dir), and clients that trust their CA.
+func startTLSPair(bin string, nodes []node, dir, tokenFile, token string) (pair, error) {
+	var p pair
+	var stops []func()
+	p.stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	tlsDir := filepath.Join(dir, "tls")
+	for i, n := range nodes[:2] {
+		name := fmt.Sprintf("bench-tls-%d", i+1)
+		if out, err := exec.Command(bin, "worker", "tls-init", "--dir", tlsDir, "--node", name, "--ip", "127.0.0.1").CombinedOutput(); err != nil {
+			return p, fmt.Errorf("worker tls-init: %w: %s", err, out)
+		}
+		c, pid, stop, err := startWorker(bin, n, name, tokenFile, token, "--tls-ca", filepath.Join(tlsDir, "ca.pem"),
+			"--tls-cert", filepath.Join(tlsDir, name+".pem"), "--tls-key", filepath.Join(tlsDir, name+"-key.pem"))
+		if err != nil {
+			p.stop()
+			return p, err
+		}
+		stops = append(stops, stop)
+		pool, err := worker.LoadCA(filepath.Join(tlsDir, "ca.pem"))
+		if err != nil {
+			p.stop()
+			return p, err
+		}
+		c.TLS = worker.ClientTLS(pool)
+		p.pids = append(p.pids, pid)
+		if i == 0 {
+			p.a = c
+		} else {
+			p.b = c
+		}
+	}
+	bi, err := p.b.Info(context.Background())
+	if err != nil {
+		p.stop()
+		return p, err
+	}
+	p.bAddr = bi.Addr
+	return p, nil
+}
+
+func startWorker(bin string, n node, name, tokenFile, token string, extra ...string) (*worker.Client, int, func(), error) {
 	dir, err := os.MkdirTemp("", "dpbench-")
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	addrFile := filepath.Join(dir, "addr")
-	cmd := exec.Command(bin, "worker", "--node", name, "--docker-host", n.host, "--exec-root", n.execRoot,
-		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile, "--token-file", tokenFile)
+	cmd := exec.Command(bin, append([]string{"worker", "--node", name, "--docker-host", n.host, "--exec-root", n.execRoot,
+		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile, "--token-file", tokenFile}, extra...)...)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -213,7 +213,7 @@ Usage: swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
 
 Runs one node's control-plane agent next to its worker ('swarmckpt worker', whose local
 API address is --worker, or read from --worker-addr-file, and whose token is read from
---worker-token-file). It connects to the coordinator's NATS, announces the node
+--worker-token-file; with --worker-tls-ca when the worker runs with TLS). It connects to the coordinator's NATS, announces the node
 (heartbeats), runs the container side of every snapshot algorithm, and serves image
 transfers and restores.
 
@@ -232,6 +232,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddr := fs.String("worker", "", "the worker's local API address host:port")
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
+	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
@@ -264,7 +265,15 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		}
 		wtoken = t
 	}
-	ex, err := workerexec.New(ctx, &worker.Client{Addr: addr, Token: wtoken}, *hold)
+	wc := &worker.Client{Addr: addr, Token: wtoken}
+	if *wtlsCA != "" {
+		pool, err := worker.LoadCA(*wtlsCA)
+		if err != nil {
+			return usagef("--worker-tls-ca: %v", err)
+		}
+		wc.TLS = worker.ClientTLS(pool)
+	}
+	ex, err := workerexec.New(ctx, wc, *hold)
 	if err != nil {
 		return err
 	}

@@ -2,20 +2,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
 
 const workerUsage = `
 Usage: swarmckpt worker --node NAME [flags]
        swarmckpt worker watchdog --journal DIR
+       swarmckpt worker tls-init --dir DIR --node NAME --ip ADDR [--ip ADDR]... [--dns NAME]...
 
 Runs the node agent of one Docker node: network lock, freeze, dump, restore and image
 transfer of the node's containers (see docs/dataplane.md). One worker per node; it talks
@@ -29,7 +35,18 @@ node; the node agent reads it with --worker-token-file. Only on a trusted single
 host may --insecure-no-auth run the endpoint without one. swarmckpt lab writes a token
 for its workers and agents.
 
+Its endpoint authenticates, but does not encrypt, unless it runs with TLS: with
+--tls-ca, --tls-cert and --tls-key it serves HTTPS (TLS 1.3) and sends image sets to
+other workers over HTTPS verified by the CA. All workers of a cluster run with TLS or
+none do; agents then need --worker-tls-ca. Under TLS the modes whose pages go through
+CRIU's page server (post-copy, dump into another node) refuse: CRIU would send the
+memory in clear. 'worker tls-init' makes a CA in DIR (once; ca-key.pem stays there,
+mode 0600) and a certificate for one node naming the addresses others dial.
+
 Examples:
+  swarmckpt worker tls-init --dir /etc/swarmckpt/tls --node lab-1 --ip 10.231.1.11 --ip 127.0.0.1
+  swarmckpt worker --node lab-1 --token-file /etc/swarmckpt/worker.token --tls-ca /etc/swarmckpt/tls/ca.pem \
+      --tls-cert /etc/swarmckpt/tls/lab-1.pem --tls-key /etc/swarmckpt/tls/lab-1-key.pem
   head -c 32 /dev/urandom | xxd -p -c 64 > /etc/swarmckpt/worker.token; chmod 600 /etc/swarmckpt/worker.token
   swarmckpt worker --node lab-1 --docker-host unix:///run/swarmckpt/lab/lab-1/docker.sock \
       --exec-root /run/swarmckpt/lab/lab-1/exec --listen 127.0.0.1:7301 \
@@ -40,6 +57,9 @@ Examples:
 func runWorker(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "watchdog" {
 		return runWatchdog(ctx, c, args[1:])
+	}
+	if len(args) > 0 && args[0] == "tls-init" {
+		return runTLSInit(c, args[1:])
 	}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	node := fs.String("node", "", "this node's name (required)")
@@ -52,6 +72,9 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	addrFile := fs.String("addr-file", "", "write the bound endpoint address to this file once listening")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's worker token, required of every request and sent to other workers")
 	noAuth := fs.Bool("insecure-no-auth", false, "run the endpoint without a token (trusted single-user hosts only)")
+	tlsCA := fs.String("tls-ca", "", "with --tls-cert and --tls-key: serve HTTPS and reach other workers over HTTPS verified by this CA (the cluster's)")
+	tlsCert := fs.String("tls-cert", "", "this node's certificate (SANs: the addresses others dial), signed by --tls-ca")
+	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600)")
 	if err := parseFlags(c, fs, workerUsage, args); err != nil {
 		return err
 	}
@@ -73,6 +96,13 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	}
 	cfg := worker.DefaultConfig(*node)
 	cfg.Token = token
+	if *tlsCA != "" || *tlsCert != "" || *tlsKey != "" {
+		tl, err := worker.LoadTLS(worker.TLSFiles{CA: *tlsCA, Cert: *tlsCert, Key: *tlsKey})
+		if err != nil {
+			return usagef("%v", err)
+		}
+		cfg.TLS = tl
+	}
 	cfg.DockerHost, cfg.ExecRoot, cfg.DataRoot, cfg.Listen, cfg.MaxHold = *host, *execRoot, *dataRoot, *listen, *maxHold
 	if *journal != "" {
 		cfg.JournalDir = *journal
@@ -110,3 +140,64 @@ func runWatchdog(ctx context.Context, c *cli, args []string) error {
 	rel := watchdog.Releaser{Lock: &netlock.NFT{}, Freeze: &freezer.Cgroup{}, Log: c.log.With("component", "watchdog")}
 	return watchdog.Serve(ctx, rel, *journal, *interval)
 }
+
+// runTLSInit makes (or reuses) the CA in --dir and a certificate for --node.
+func runTLSInit(c *cli, args []string) error {
+	fs := flag.NewFlagSet("worker tls-init", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory of the cluster's CA and the node certificates (created 0700; required)")
+	node := fs.String("node", "", "the node whose certificate to make (required)")
+	var ips, names listFlag
+	fs.Var(&ips, "ip", "an IP address other workers and agents dial this node's worker at (repeat)")
+	fs.Var(&names, "dns", "a DNS name they dial it by (repeat)")
+	if err := parseFlags(c, fs, workerUsage, args); err != nil {
+		return err
+	}
+	if *dir == "" || *node == "" || filepath.Base(*node) != *node {
+		return usagef("give --dir and --node NAME")
+	}
+	var addrs []net.IP
+	for _, s := range ips {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return usagef("--ip %q is not an IP address", s)
+		}
+		addrs = append(addrs, ip)
+	}
+	if len(addrs) == 0 && len(names) == 0 {
+		return usagef("give the addresses others dial this node at: --ip ADDR (repeat), or --dns NAME")
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+	caCert, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
+	ca, err := pki.LoadCA(caCert, caKey)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if ca, err = pki.NewCA("swarmckpt workers"); err != nil {
+			return err
+		}
+		if _, _, err := ca.WriteCA(*dir); err != nil {
+			return fmt.Errorf("write the CA: %w", err)
+		}
+		fmt.Fprintf(c.stdout, "made the cluster's CA: %s (its key %s stays here: it signs node certificates)\n", caCert, caKey)
+	case err != nil:
+		return fmt.Errorf("the CA in %s: %w", *dir, err)
+	}
+	n, err := ca.Issue(*node, addrs, names)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	cert, key, err := n.Write(*dir, *node)
+	if err != nil {
+		return fmt.Errorf("write %s's certificate: %w (remove the old one first to replace it)", *node, err)
+	}
+	fmt.Fprintf(c.stdout, "made %s's certificate: %s, key %s\nrun: swarmckpt worker --node %s --tls-ca %s --tls-cert %s --tls-key %s ...\n",
+		*node, cert, key, *node, caCert, cert, key)
+	return nil
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }

@@ -1,0 +1,146 @@
+package worker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Encryption of the worker's endpoint.
+//
+// The token (auth.go) says who may ask; it does not hide what crosses the network, and
+// image sets are process memory, secrets included. With Config.TLS set, the endpoint
+// serves HTTPS (TLS 1.3) with the node's certificate, and this worker's own requests to
+// other workers (Send, DumpTo) go over HTTPS, verified against the cluster's CA: every
+// worker of a cluster must then run with TLS. Clients (node agent, CLI) verify the
+// worker against the same CA (Client.TLS). The CRIU page servers of DumpInto and of
+// post-copy speak CRIU's own protocol, outside this endpoint: with TLS set, both refuse
+// (their pages would cross in clear) and say which modes remain.
+
+// TLSFiles names the PEM files of a worker's TLS setup.
+type TLSFiles struct {
+	// CA is the cluster's CA certificate: the other workers' certificates must be
+	// signed by it.
+	CA string
+	// Cert and Key are this node's certificate (its IP addresses or names as SANs: the
+	// addresses others dial) and private key (mode 0600).
+	Cert, Key string
+}
+
+// TLS is a loaded TLSFiles: the endpoint's server side and the client side used to
+// reach the other workers.
+type TLS struct {
+	Server *tls.Config
+	Client *tls.Config
+}
+
+// ErrTLS: the worker's TLS files are missing, unreadable or do not fit together.
+var ErrTLS = errors.New("worker: TLS setup")
+
+// LoadTLS reads f. A key file that other users can read is refused.
+func LoadTLS(f TLSFiles) (*TLS, error) {
+	if f.CA == "" || f.Cert == "" || f.Key == "" {
+		return nil, fmt.Errorf("%w: give the CA, the node's certificate and its key (--tls-ca, --tls-cert, --tls-key), all three", ErrTLS)
+	}
+	if fi, err := os.Stat(f.Key); err != nil {
+		return nil, fmt.Errorf("%w: key: %w", ErrTLS, err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: key file %s is readable by other users (mode %v): chmod 600 %s", ErrTLS, f.Key, fi.Mode().Perm(), f.Key)
+	}
+	pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate %s with key %s: %w", ErrTLS, f.Cert, f.Key, err)
+	}
+	pool, err := LoadCA(f.CA)
+	if err != nil {
+		return nil, err
+	}
+	if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err == nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return nil, fmt.Errorf("%w: certificate %s is not valid for a server under CA %s: %w", ErrTLS, f.Cert, f.CA, err)
+		}
+		if len(leaf.IPAddresses) == 0 && len(leaf.DNSNames) == 0 {
+			return nil, fmt.Errorf("%w: certificate %s names no address (SAN): other workers could not verify it; add the node's IP addresses", ErrTLS, f.Cert)
+		}
+	}
+	return &TLS{
+		Server: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}},
+		Client: ClientTLS(pool),
+	}, nil
+}
+
+// LoadCA reads a PEM CA file into a pool.
+func LoadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CA: %w", ErrTLS, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrTLS, path)
+	}
+	return pool, nil
+}
+
+// ClientTLS is the client side that verifies workers against the CA pool.
+func ClientTLS(pool *x509.CertPool) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+}
+
+// peer is how a worker (or a Client) reaches workers: plain HTTP, or HTTPS verified
+// by a CA.
+type peer struct {
+	scheme string
+	hc     *http.Client
+	token  string
+}
+
+// newPeer returns the peer for conf (nil: plain HTTP) and token. Streams of image sets
+// may run for minutes: no overall timeout, only on connecting and on the answer's
+// headers after the body was sent.
+func newPeer(conf *tls.Config, token string) peer {
+	if conf == nil {
+		return peer{scheme: "http", hc: http.DefaultClient, token: token}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = conf.Clone()
+	tr.ForceAttemptHTTP2 = false // one TCP stream per set, as over HTTP
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	return peer{scheme: "https", hc: &http.Client{Transport: tr}, token: token}
+}
+
+func (p peer) url(addr, path string) string { return p.scheme + "://" + addr + path }
+
+// do sends req with the token. A worker and its caller that disagree on TLS get an
+// error that says so.
+func (p peer) do(req *http.Request) (*http.Response, error) {
+	authorize(req, p.token)
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		if p.scheme == "https" && (strings.Contains(err.Error(), "does not look like a TLS handshake") ||
+			strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")) {
+			return nil, fmt.Errorf("%w (the worker at %s does not run with TLS: every worker of a cluster needs --tls-ca, --tls-cert and --tls-key, or none)", err, req.URL.Host)
+		}
+		return nil, err
+	}
+	if p.scheme == "http" && resp.StatusCode == http.StatusBadRequest {
+		if b, _ := io.ReadAll(io.LimitReader(resp.Body, 512)); strings.Contains(string(b), "HTTPS server") {
+			resp.Body.Close()
+			return nil, fmt.Errorf("the worker at %s runs with TLS: give this side its CA (agent: --worker-tls-ca; worker: --tls-ca, --tls-cert, --tls-key)", req.URL.Host)
+		} else {
+			resp.Body = io.NopCloser(io.MultiReader(strings.NewReader(string(b)), resp.Body))
+		}
+	}
+	return resp, nil
+}
+
+// errPagesInClear is why the page-server modes refuse under TLS.
+func (w *Worker) errPagesInClear(what string) error {
+	return fmt.Errorf("worker %s: %s refused: this worker runs with TLS, and CRIU's page server would send the container's memory in clear; migrate with a cold mode (dump and send, or dumpto), which go over TLS", w.cfg.Node, what)
+}

@@ -152,18 +152,23 @@ type Client struct {
 	// (that client's transport decides), except that HTTPS is used.
 	TLS *tls.Config
 
-	once sync.Once
-	p    peer
+	mu    sync.Mutex
+	p     peer
+	pFrom [2]any // the TLS and HTTP that p was made from
 }
 
-// peer is the client's way to the worker, set up on first use.
+// peer is the client's way to the worker, made on first use and again whenever TLS,
+// HTTP or Token changed since.
 func (c *Client) peer() peer {
-	c.once.Do(func() {
-		c.p = newPeer(c.TLS, c.Token)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from := [2]any{c.TLS, c.HTTP}; c.p.hc == nil || from != c.pFrom {
+		c.p, c.pFrom = newPeer(c.TLS, c.Token), from
 		if c.HTTP != nil {
 			c.p.hc = c.HTTP
 		}
-	})
+	}
+	c.p.token = c.Token
 	return c.p
 }
 

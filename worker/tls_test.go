@@ -115,9 +115,14 @@ func TestTLSMismatchesSayWhatToDo(t *testing.T) {
 	p := newTestPKI(t)
 	tlsNode, plain := newTLSNode(t, p, "a"), newFakeNodeConfig(t, "b", dump.Fake{}, func(c *worker.Config) { c.Token = "s3cret" })
 	ctx := context.Background()
-	_, err := (&worker.Client{Addr: tlsNode.w.Addr(), Token: "s3cret"}).Info(ctx)
+	cl := &worker.Client{Addr: tlsNode.w.Addr(), Token: "s3cret"}
+	_, err := cl.Info(ctx)
 	if err == nil || !strings.Contains(err.Error(), "runs with TLS") {
 		t.Fatalf("plain client to a TLS worker: %v; want it told the worker runs with TLS", err)
+	}
+	cl.TLS = p.client(t) // given the CA afterwards, the same client gets through
+	if _, err := cl.Info(ctx); err != nil {
+		t.Fatalf("the client once given the CA: %v", err)
 	}
 	_, err = (&worker.Client{Addr: plain.w.Addr(), Token: "s3cret", TLS: p.client(t)}).Info(ctx)
 	if err == nil || !strings.Contains(err.Error(), "does not run with TLS") {

@@ -47,6 +47,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	if sub == "up" {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
 		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
+		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls; post-copy then refuses)")
 	}
 	if err := parseFlags(c, fs, labUsage, args); err != nil {
 		return err
@@ -147,8 +148,12 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 		return err
 	}
 	if d := p.Daemons; d != nil {
-		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s); data and logs in %s\n",
-			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), d.Dir)
+		tlsNote := ""
+		if d.TLS {
+			tlsNote = ", TLS with the CA " + filepath.Join(d.TLSDir(), "ca.pem")
+		}
+		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
+			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
 	}
 	return nil
 }

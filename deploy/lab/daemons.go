@@ -13,19 +13,54 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 // Daemons is where the lab's swarmckpt processes listen: one coordinator with embedded
 // NATS and etcd, and one worker plus one control-plane agent per node. Ports derive from
 // the lab's subnet so that several labs coexist.
 type Daemons struct {
-	Binary      string `json:"binary"`       // the swarmckpt binary that runs them
-	Dir         string `json:"dir"`          // coordinator --data-dir (etcd data, NATS token, logs)
-	NATSPort    int    `json:"nats_port"`    // embedded NATS client port on 127.0.0.1
-	EtcdPort    int    `json:"etcd_port"`    // embedded etcd client port
-	EtcdPeer    int    `json:"etcd_peer"`    // embedded etcd peer port
-	WorkerPort0 int    `json:"worker_port0"` // worker of node i listens on WorkerPort0+i
-	GossipPort  int    `json:"gossip_port"`  // coordinator's memberlist port; agents join it
+	Binary      string `json:"binary"`        // the swarmckpt binary that runs them
+	Dir         string `json:"dir"`           // coordinator --data-dir (etcd data, NATS token, logs)
+	NATSPort    int    `json:"nats_port"`     // embedded NATS client port on 127.0.0.1
+	EtcdPort    int    `json:"etcd_port"`     // embedded etcd client port
+	EtcdPeer    int    `json:"etcd_peer"`     // embedded etcd peer port
+	WorkerPort0 int    `json:"worker_port0"`  // worker of node i listens on WorkerPort0+i
+	GossipPort  int    `json:"gossip_port"`   // coordinator's memberlist port; agents join it
+	TLS         bool   `json:"tls,omitempty"` // workers run with TLS (certificates in Dir/tls)
+}
+
+// TLSDir holds the lab's worker CA and node certificates when TLS is on.
+func (d Daemons) TLSDir() string { return filepath.Join(d.Dir, "tls") }
+
+// workerTLS makes the lab's CA (once) and node's certificate (for 127.0.0.1, where the
+// lab's workers listen) and returns the worker's and the agent's TLS flags.
+func workerTLS(d *Daemons, node string) (workerFlags, agentFlags []string, err error) {
+	dir := d.TLSDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	ca, err := pki.LoadCA(caCert, caKey)
+	if errors.Is(err, os.ErrNotExist) {
+		if ca, err = pki.NewCA("swarmckpt lab workers"); err == nil {
+			_, _, err = ca.WriteCA(dir)
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab worker CA: %w", err)
+	}
+	cert, key := filepath.Join(dir, node+".pem"), filepath.Join(dir, node+"-key.pem")
+	if _, err := os.Stat(cert); errors.Is(err, os.ErrNotExist) {
+		n, err := ca.Issue(node, []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+		if err == nil {
+			_, _, err = n.Write(dir, node)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("lab worker certificate for %s: %w", node, err)
+		}
+	}
+	return []string{"--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key}, []string{"--worker-tls-ca", caCert}, nil
 }
 
 // NATSURL is the control plane URL the CLI uses (with --data-dir Dir for the token).
@@ -65,16 +100,23 @@ func startDaemons(ctx context.Context, p Plan) error {
 	}
 	for _, n := range p.Nodes {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
-		if err := spawn(d, "worker-"+n.Name, "worker", "--node", n.Name, "--docker-host", n.DockerHost(),
+		var wTLS, aTLS []string
+		if d.TLS {
+			var err error
+			if wTLS, aTLS, err = workerTLS(d, n.Name); err != nil {
+				return err
+			}
+		}
+		if err := spawn(d, "worker-"+n.Name, append([]string{"worker", "--node", n.Name, "--docker-host", n.DockerHost(),
 			"--exec-root", n.ExecRoot, "--data-root", n.DataRoot, "--listen", addr,
-			"--journal", filepath.Join(p.RunDir, n.Name, "holds"), "--token-file", tokenFile); err != nil {
+			"--journal", filepath.Join(p.RunDir, n.Name, "holds"), "--token-file", tokenFile}, wTLS...)...); err != nil {
 			return err
 		}
 		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
 			return err
 		}
-		if err := spawn(d, "agent-"+n.Name, "coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
-			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)); err != nil {
+		if err := spawn(d, "agent-"+n.Name, append([]string{"coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
+			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)}, aTLS...)...); err != nil {
 			return err
 		}
 	}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -64,6 +68,16 @@ func TestIntegrationLabEcho(t *testing.T) {
 	// swarmckpt's daemons, and Down must remove them too.
 	cfg.Binary = os.Getenv("SWARMCKPT_BIN")
 	cfg.Daemons = cfg.Binary != ""
+	// Its workers run with TLS (the other labs of the tests run without): the migrate
+	// below moves the images between them over HTTPS, driven by agents that trust the
+	// lab's CA.
+	cfg.TLS = cfg.Daemons
+	if rt := filepath.Join(filepath.Dir(cfg.Binary), "swarmckpt-runtime"); cfg.Daemons {
+		if _, err := os.Stat(rt); err != nil {
+			t.Fatalf("the migrate over TLS needs swarmckpt-runtime next to %s (make build): %v", cfg.Binary, err)
+		}
+		cfg.Runtime = rt
+	}
 	if err := Down(ctx, log, cfg); err != nil && !errors.Is(err, ErrNotFound) {
 		t.Fatalf("clean previous run: %v", err)
 	}
@@ -143,6 +157,40 @@ func TestIntegrationLabEcho(t *testing.T) {
 		t.Fatalf("echo client reports trouble: %+v", last)
 	}
 	t.Logf("INTEGRATION echo: client on %s, server on %s (%v), %d replies, conn %s", client.Node, server.Node, server.IPs, last.Replies, last.RemoteAddr)
+	if p.Daemons != nil {
+		migrateOverTLS(ctx, t, p, server.Node)
+	}
+}
+
+// migrateOverTLS moves the echo stack off node with `swarmckpt migrate` on a lab whose
+// workers run with TLS, and checks that the image sets went between the workers over
+// TLS: a plain client is refused by a worker, and the receiving worker logged the set.
+func migrateOverTLS(ctx context.Context, t *testing.T, p Plan, node string) {
+	t.Helper()
+	d := p.Daemons
+	w1 := &worker.Client{Addr: fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+1)}
+	if _, err := w1.Info(ctx); err == nil || !strings.Contains(err.Error(), "runs with TLS") {
+		t.Fatalf("a plain client to a lab worker with TLS: %v; want it told the worker runs with TLS", err)
+	}
+	cmd := exec.CommandContext(ctx, d.Binary, "migrate", "echo", "--from", node)
+	cmd.Env = append(os.Environ(), "SWARMCKPT_NATS="+d.NATSURL(), "SWARMCKPT_DATA_DIR="+d.Dir, "DOCKER_HOST="+p.Manager().DockerHost())
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("swarmckpt migrate echo --from %s over TLS: %v\n%s", node, err, out)
+	}
+	received := 0
+	for _, n := range p.Nodes {
+		b, _ := os.ReadFile(filepath.Join(d.Dir, "worker-"+n.Name+".log"))
+		if !strings.Contains(string(b), "tls=true") {
+			t.Errorf("worker %s did not start with TLS", n.Name)
+		}
+		received += strings.Count(string(b), "image set received")
+	}
+	if received == 0 {
+		t.Fatalf("no worker received an image set during the migrate:\n%s", out)
+	}
+	t.Logf("INTEGRATION migrate echo --from %s between TLS workers took %s (%d sets received)", node, time.Since(start).Round(time.Millisecond), received)
 }
 
 // TestIntegrationLabDownAfterCrash fakes an `up` that died half-way (namespaces, a

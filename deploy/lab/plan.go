@@ -42,6 +42,10 @@ type Config struct {
 	// Binary is the swarmckpt binary the daemons run. Empty: the running executable, or
 	// swarmckpt on PATH.
 	Binary string
+	// TLS runs the lab's workers with TLS (a CA and node certificates made under the
+	// coordinator's directory, tls/) and their agents with its CA. Post-copy then
+	// refuses (docs/operations.md, "Worker TLS").
+	TLS bool
 }
 
 // DefaultConfig returns the configuration `swarmckpt lab up` uses without flags.

@@ -62,6 +62,7 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 			return Plan{}, err
 		}
 		p.Daemons = planDaemons(p, bin)
+		p.Daemons.TLS = c.TLS
 	}
 	log = log.With("component", "lab", "lab", p.Name)
 	fail := func(err error) (Plan, error) {

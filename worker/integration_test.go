@@ -138,13 +138,19 @@ func memhogPair(t *testing.T, prefix string, mib int) (src, dst dockertest.Node,
 	t.Helper()
 	nodes := dockertest.Nodes(t, 2)
 	src, dst = nodes[0], nodes[1]
-	name = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)
-	src.Run(t, name, dockertest.Image, "memhog", strconv.Itoa(mib))
-	logs := src.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
-	want = sumRE.FindStringSubmatch(logs)[1]
+	name, want = runMemhog(t, src, prefix, mib)
 	a, _, _ = daemon(t, src, "src")
 	b, _, _ = daemon(t, dst, "dst")
 	return src, dst, name, want, a, b
+}
+
+// runMemhog starts a memhog of mib MiB on n and returns its name and first checksum.
+func runMemhog(t *testing.T, n dockertest.Node, prefix string, mib int) (name, want string) {
+	t.Helper()
+	name = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)
+	n.Run(t, name, dockertest.Image, "memhog", strconv.Itoa(mib))
+	logs := n.WaitLog(t, name, 20*time.Second, "first checksum", func(l string) bool { return sumRE.MatchString(l) })
+	return name, sumRE.FindStringSubmatch(logs)[1]
 }
 
 // restoredKeepsMemory restores set on dst through b and checks that the memhog came back
@@ -197,6 +203,13 @@ func TestMemhogPostCopy(t *testing.T) {
 	if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
 		t.Skipf("SKIPPED LOUDLY: post-copy cannot run on this node: %s %v", ai.PostCopy.Reason, err)
 	}
+	postCopyKeepsMemory(ctx, t, src, dst, a, b, name, want)
+}
+
+// postCopyKeepsMemory migrates the memhog name from src (worker a) to dst (worker b)
+// post-copy and checks its memory and that the source exits once every page moved.
+func postCopyKeepsMemory(ctx context.Context, t *testing.T, src, dst dockertest.Node, a, b *worker.Client, name, want string) {
+	t.Helper()
 	set := name + ".set"
 	m, err := a.DumpLazy(ctx, name, set, "127.0.0.1:0")
 	if err != nil {

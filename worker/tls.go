@@ -20,8 +20,9 @@ import (
 // other workers (Send, DumpTo) go over HTTPS, verified against the cluster's CA: every
 // worker of a cluster must then run with TLS. Clients (node agent, CLI) verify the
 // worker against the same CA (Client.TLS). The CRIU page servers of DumpInto and of
-// post-copy speak CRIU's own protocol, outside this endpoint: with TLS set, both refuse
-// (their pages would cross in clear) and say which modes remain.
+// post-copy speak CRIU's own protocol, outside this endpoint: with TLS set, CRIU runs
+// them with its own TLS (--tls, the same CA, certificate and key: dump.TLS), so those
+// pages are encrypted and both ends authenticated too.
 
 // TLSFiles names the PEM files of a worker's TLS setup.
 type TLSFiles struct {
@@ -38,6 +39,8 @@ type TLSFiles struct {
 type TLS struct {
 	Server *tls.Config
 	Client *tls.Config
+	// Files are the PEM files, which CRIU's page-server connections use too.
+	Files TLSFiles
 }
 
 // ErrTLS: the worker's TLS files are missing, unreadable or do not fit together.
@@ -72,6 +75,7 @@ func LoadTLS(f TLSFiles) (*TLS, error) {
 	return &TLS{
 		Server: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}},
 		Client: ClientTLS(pool),
+		Files:  f,
 	}, nil
 }
 
@@ -138,9 +142,4 @@ func (p peer) do(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
-}
-
-// errPagesInClear is why the page-server modes refuse under TLS.
-func (w *Worker) errPagesInClear(what string) error {
-	return fmt.Errorf("worker %s: %s refused: this worker runs with TLS, and CRIU's page server would send the container's memory in clear; migrate with a cold mode (dump and send, or dumpto), which go over TLS", w.cfg.Node, what)
 }

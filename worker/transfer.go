@@ -27,10 +27,6 @@ const setsPath = "/v1/sets/"
 func (w *Worker) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+setsPath+"{id}/pages", func(rw http.ResponseWriter, r *http.Request) {
-		if w.cfg.TLS != nil {
-			http.Error(rw, w.errPagesInClear("a page server for set "+r.PathValue("id")).Error(), http.StatusForbidden)
-			return
-		}
 		from, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil {
 			http.Error(rw, "bad remote address "+r.RemoteAddr, http.StatusBadRequest)
@@ -289,9 +285,6 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
 	if _, err := w.setPath(setID); err != nil {
 		return nil, err
-	}
-	if w.cfg.TLS != nil {
-		return nil, w.errPagesInClear("dump of " + name + " into another node's page server")
 	}
 	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {

@@ -122,6 +122,11 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 	d := &dump.Runc{Root: cfg.RuncRoot()}
 	criu, kernel := d.Versions()
 	r := &restore.Docker{Cli: cli, DataRoot: cfg.DataRoot, Log: cfg.Log}
+	if t := cfg.TLS; t != nil {
+		// CRIU's page-server connections (DumpInto, post-copy) with the worker's TLS files.
+		d.TLS = &dump.TLS{CA: t.Files.CA, Cert: t.Files.Cert, Key: t.Files.Key}
+		r.LazyArgs = d.TLS.Args()
+	}
 	w, err := New(cfg, Parts{
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
 		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
@@ -447,16 +452,6 @@ func (w *Worker) freezeForDump(ctx context.Context, c container.Ref) (release fu
 // preFreezeTimeout bounds freezeForDump's freeze (CRIU's own gives up after 10 s).
 const preFreezeTimeout = 2 * time.Second
 
-// postCopySupport is nil where post-copy can run here, else why not: what CRIU and the
-// kernel lack (migrate.PostCopySupport), or TLS (CRIU's lazy page server would send
-// the memory in clear).
-func (w *Worker) postCopySupport(ctx context.Context) error {
-	if w.cfg.TLS != nil {
-		return errors.New("post-copy refused: this worker runs with TLS, and CRIU's lazy page server would send the container's memory in clear; migrate with a cold mode")
-	}
-	return migrate.PostCopySupport(ctx, w.p.Features)
-}
-
 // harden makes c's TCP sockets dumpable before anything of ours drops its packets
 // (netlock.Locker.Harden). A failure is logged, not returned: the dump may still work,
 // and if it does not, CRIU's error says why.
@@ -468,7 +463,7 @@ func (w *Worker) harden(ctx context.Context, c container.Ref) {
 
 // DumpLazy implements Service.
 func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
-	if err := w.postCopySupport(ctx); err != nil {
+	if err := migrate.PostCopySupport(ctx, w.p.Features); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
 	set, err := w.setPath(setID)
@@ -568,9 +563,6 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, err)
 	}
-	if v.Manifest().LazyPages != "" && w.cfg.TLS != nil {
-		return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, w.postCopySupport(ctx))
-	}
 	if opts.Service != "" {
 		if w.p.Placer == nil {
 			return container.Ref{}, fmt.Errorf("worker %s: %w: no placer for swarm tasks", w.cfg.Node, ErrConfig)
@@ -615,7 +607,7 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
 	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
-	post := w.postCopySupport(ctx)
+	post := migrate.PostCopySupport(ctx, w.p.Features)
 	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}
 	ni.PostCopy = Capability{OK: post == nil, Reason: errString(post)}
 	return ni, nil

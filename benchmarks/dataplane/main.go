@@ -6,11 +6,12 @@
 //	BENCH restore size_mib=N docker_s=.. ours_s=.. vs_docker=.. floor_s=.. docker_vs_floor=..
 //	BENCH migrate size_mib=N mode=cold downtime_s=.. dump_s=.. send_s=.. restore_s=.. worker_rss_mib=..
 //	BENCH migrate size_mib=N mode=cold-streamed downtime_s=.. dump_s=.. criu_s=.. restore_s=.. worker_rss_mib=..
-//	BENCH migrate size_mib=N mode=cold-streamed-tls ... (the same between workers with TLS)
+//	BENCH migrate size_mib=N mode=cold-streamed-tls ... (the same between workers with TLS;
+//	                                      cold-direct-tls likewise, CRIU's TLS for the pages)
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
-// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls] [--logs DIR]
+// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls] [--logs DIR]
 package main
 
 import (
@@ -56,7 +57,7 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
@@ -117,10 +118,11 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		return err
 	}
 	plain := pair{a: a, b: b, bAddr: bi.Addr, pids: pids}
-	// cold-streamed-tls: the same migration as cold-streamed, between a second pair of
-	// workers (on the same nodes) that run with TLS: the price of encrypting the stream.
+	// cold-streamed-tls, cold-direct-tls: the same migrations as cold-streamed and
+	// cold-direct, between a second pair of workers (on the same nodes) that run with
+	// TLS: the price of encrypting the stream (Go's TLS), or the pages (CRIU's TLS).
 	var withTLS pair
-	if want["cold-streamed-tls"] {
+	if want["cold-streamed-tls"] || want["cold-direct-tls"] {
 		if withTLS, err = startTLSPair(bin, nodes, tokDir, tokenFile, token); err != nil {
 			return err
 		}
@@ -301,6 +303,13 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		if want["cold-direct"] {
 			if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, stamp), false, plain, func(name string) (*imageset.Manifest, error) {
 				return a.DumpInto(ctx, name, name, bi.Addr)
+			}); err != nil {
+				return err
+			}
+		}
+		if want["cold-direct-tls"] {
+			if err := oneCallMigration("cold-direct-tls", fmt.Sprintf("bench-dtls-%d-%s", mib, stamp), false, withTLS, func(name string) (*imageset.Manifest, error) {
+				return withTLS.a.DumpInto(ctx, name, name, withTLS.bAddr)
 			}); err != nil {
 				return err
 			}

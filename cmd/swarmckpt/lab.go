@@ -47,7 +47,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	if sub == "up" {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
 		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
-		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls; post-copy then refuses)")
+		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls)")
 	}
 	if err := parseFlags(c, fs, labUsage, args); err != nil {
 		return err

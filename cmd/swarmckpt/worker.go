@@ -38,10 +38,10 @@ for its workers and agents.
 Its endpoint authenticates, but does not encrypt, unless it runs with TLS: with
 --tls-ca, --tls-cert and --tls-key it serves HTTPS (TLS 1.3) and sends image sets to
 other workers over HTTPS verified by the CA. All workers of a cluster run with TLS or
-none do; agents then need --worker-tls-ca. Under TLS the modes whose pages go through
-CRIU's page server (post-copy, dump into another node) refuse: CRIU would send the
-memory in clear. 'worker tls-init' makes a CA in DIR (once; ca-key.pem stays there,
-mode 0600) and a certificate for one node naming the addresses others dial.
+none do; agents then need --worker-tls-ca. The modes whose pages go through CRIU's
+page server (post-copy, dump into another node) then run CRIU with its own TLS and the
+same files. 'worker tls-init' makes a CA in DIR (once; ca-key.pem stays there, mode
+0600) and a certificate for one node naming the addresses others dial.
 
 Examples:
   swarmckpt worker tls-init --dir /etc/swarmckpt/tls --node lab-1 --ip 10.231.1.11 --ip 127.0.0.1

@@ -43,8 +43,8 @@ type Config struct {
 	// swarmckpt on PATH.
 	Binary string
 	// TLS runs the lab's workers with TLS (a CA and node certificates made under the
-	// coordinator's directory, tls/) and their agents with its CA. Post-copy then
-	// refuses (docs/operations.md, "Worker TLS").
+	// coordinator's directory, tls/) and their agents with its CA (docs/operations.md,
+	// "Worker TLS").
 	TLS bool
 }
 

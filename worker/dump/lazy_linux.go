@@ -47,6 +47,9 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 		"--tcp-established", "--lazy-pages", "--page-server", opts.PageServer, "--status-fd", "3", c.ID}
 	// Not CommandContext: the page server must outlive this call.
 	cmd := exec.Command(or(r.Runc, "runc"), args...)
+	if cmd.Env, err = r.TLS.env(work); err != nil {
+		return nil, fmt.Errorf("dump %s: %w", c, err)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.ExtraFiles = []*os.File{pw}

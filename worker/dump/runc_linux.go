@@ -34,6 +34,10 @@ type Runc struct {
 	criuVersion string
 	kernel      string
 
+	// TLS, when set, encrypts the page-server connections (SendPages, post-copy, and
+	// PageServer's side of them) with CRIU's TLS.
+	TLS *TLS
+
 	lazyMu sync.Mutex
 	lazy   map[string]Lazy // post-copy page servers by set dir
 }
@@ -100,6 +104,11 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	args = append(args, c.ID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, or(r.Runc, "runc"), args...)
+	if opts.SendPages != "" {
+		if cmd.Env, err = r.TLS.env(work); err != nil {
+			return nil, fmt.Errorf("dump %s: %w", c, err)
+		}
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Hash the images while CRIU writes them (the second core is otherwise idle), so
@@ -211,8 +220,8 @@ func (r *Runc) WaitEnded(ctx context.Context, c container.Ref) error {
 // CRIU at the other end closes the session, writing the pages it sends into images.
 // CRIU's log goes to logFile. It returns CRIU's error, if any, with the log's tail.
 func (r *Runc) PageServer(ctx context.Context, conn *os.File, images, logFile string) error {
-	cmd := exec.CommandContext(ctx, or(r.CRIU, "criu"), "page-server", "--images-dir", images,
-		"--ps-socket", "3", "--work-dir", filepath.Dir(logFile), "-o", filepath.Base(logFile), "-v2")
+	cmd := exec.CommandContext(ctx, or(r.CRIU, "criu"), append([]string{"page-server", "--images-dir", images,
+		"--ps-socket", "3", "--work-dir", filepath.Dir(logFile), "-o", filepath.Base(logFile), "-v2"}, r.TLS.Args()...)...)
 	cmd.ExtraFiles = []*os.File{conn}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -38,6 +38,8 @@ type Docker struct {
 	// DataRoot is the node's Docker data-root (docker info DockerRootDir).
 	DataRoot string
 	Log      *slog.Logger
+	// LazyArgs are extra options for post-copy's `criu lazy-pages` (TLS: dump.TLS.Args).
+	LazyArgs []string
 
 	keep keepers // network keepers shared by concurrent restores (keeper.go)
 }
@@ -196,7 +198,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 		}
 	}
 	if m.LazyPages != "" {
-		daemon, derr := startLazyDaemon(placed, m.LazyPages)
+		daemon, derr := startLazyDaemon(placed, m.LazyPages, d.LazyArgs)
 		if derr != nil {
 			return id, placed, false, derr
 		}
@@ -340,7 +342,7 @@ func (d *Docker) PlaceForTask(v imageset.Verified, service string, slot int) (im
 // restored processes' page faults; CRIU's restore finds it through the socket in
 // dir/work. It runs in the worker's (host) network namespace, so the source's page
 // server on loopback is reachable, and exits when every page was transferred.
-func startLazyDaemon(dir, hostport string) (*exec.Cmd, error) {
+func startLazyDaemon(dir, hostport string, extra []string) (*exec.Cmd, error) {
 	host, port, ok := strings.Cut(hostport, ":")
 	if !ok {
 		return nil, fmt.Errorf("%w: bad page server address %q", ErrRestore, hostport)
@@ -349,8 +351,8 @@ func startLazyDaemon(dir, hostport string) (*exec.Cmd, error) {
 	if err := os.MkdirAll(work, imageset.DirMode); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("criu", "lazy-pages", "--page-server", "--address", host, "--port", port,
-		"--images-dir", filepath.Join(dir, "images"), "--work-dir", work, "-v4", "-o", "lazy-pages.log")
+	cmd := exec.Command("criu", append([]string{"lazy-pages", "--page-server", "--address", host, "--port", port,
+		"--images-dir", filepath.Join(dir, "images"), "--work-dir", work, "-v4", "-o", "lazy-pages.log"}, extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: start criu lazy-pages: %w", ErrRestore, err)

@@ -138,8 +138,14 @@ func (p peer) do(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 			return nil, fmt.Errorf("the worker at %s runs with TLS: give this side its CA (agent: --worker-tls-ca; worker: --tls-ca, --tls-cert, --tls-key)", req.URL.Host)
 		} else {
-			resp.Body = io.NopCloser(io.MultiReader(strings.NewReader(string(b)), resp.Body))
+			resp.Body = readCloser{io.MultiReader(strings.NewReader(string(b)), resp.Body), resp.Body}
 		}
 	}
 	return resp, nil
+}
+
+// readCloser reads from Reader and closes Closer (a body partly read ahead).
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -166,22 +165,13 @@ func runTLSInit(c *cli, args []string) error {
 	if len(addrs) == 0 && len(names) == 0 {
 		return usagef("give the addresses others dial this node at: --ip ADDR (repeat), or --dns NAME")
 	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return err
-	}
 	caCert, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
-	ca, err := pki.LoadCA(caCert, caKey)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if ca, err = pki.NewCA("swarmckpt workers"); err != nil {
-			return err
-		}
-		if _, _, err := ca.WriteCA(*dir); err != nil {
-			return fmt.Errorf("write the CA: %w", err)
-		}
-		fmt.Fprintf(c.stdout, "made the cluster's CA: %s (its key %s stays here: it signs node certificates)\n", caCert, caKey)
-	case err != nil:
+	ca, made, err := pki.OpenCA(*dir, "swarmckpt workers")
+	if err != nil {
 		return fmt.Errorf("the CA in %s: %w", *dir, err)
+	}
+	if made {
+		fmt.Fprintf(c.stdout, "made the cluster's CA: %s (its key %s stays here: it signs node certificates)\n", caCert, caKey)
 	}
 	n, err := ca.Issue(*node, addrs, names)
 	if err != nil {

@@ -37,19 +37,11 @@ func (d Daemons) TLSDir() string { return filepath.Join(d.Dir, "tls") }
 // lab's workers listen) and returns the worker's and the agent's TLS flags.
 func workerTLS(d *Daemons, node string) (workerFlags, agentFlags []string, err error) {
 	dir := d.TLSDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	ca, err := pki.LoadCA(caCert, caKey)
-	if errors.Is(err, os.ErrNotExist) {
-		if ca, err = pki.NewCA("swarmckpt lab workers"); err == nil {
-			_, _, err = ca.WriteCA(dir)
-		}
-	}
+	ca, _, err := pki.OpenCA(dir, "swarmckpt lab workers")
 	if err != nil {
 		return nil, nil, fmt.Errorf("lab worker CA: %w", err)
 	}
+	caCert := filepath.Join(dir, "ca.pem")
 	cert, key := filepath.Join(dir, node+".pem"), filepath.Join(dir, node+"-key.pem")
 	if _, err := os.Stat(cert); errors.Is(err, os.ErrNotExist) {
 		n, err := ca.Issue(node, []net.IP{net.IPv4(127, 0, 0, 1)}, nil)

@@ -79,6 +79,25 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, DER: cp.Bytes}, nil
 }
 
+// OpenCA loads the CA in dir (ca.pem, ca-key.pem), making it (named name) if dir holds
+// none; made says which. dir is created 0700.
+func OpenCA(dir, name string) (ca *CA, made bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, err
+	}
+	ca, err = LoadCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	if !errors.Is(err, os.ErrNotExist) {
+		return ca, false, err
+	}
+	if ca, err = NewCA(name); err != nil {
+		return nil, false, err
+	}
+	if _, _, err := ca.WriteCA(dir); err != nil {
+		return nil, false, fmt.Errorf("write the CA into %s: %w", dir, err)
+	}
+	return ca, true, nil
+}
+
 // Node is a node's certificate and key.
 type Node struct {
 	DER []byte

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/worker/pki"
@@ -62,5 +63,26 @@ func TestIssuedCertificateVerifiesForItsAddressesOnly(t *testing.T) {
 	}
 	if _, err := ca.Issue("n2", nil, nil); err == nil {
 		t.Fatal("a certificate without addresses was issued")
+	}
+}
+
+func TestOpenCAMakesOnceThenLoads(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	first, made, err := pki.OpenCA(dir, "c")
+	if err != nil || !made {
+		t.Fatalf("first OpenCA: made %v, %v", made, err)
+	}
+	again, made, err := pki.OpenCA(dir, "c")
+	if err != nil || made || !again.Cert.Equal(first.Cert) {
+		t.Fatalf("second OpenCA: made %v, same CA %v, %v", made, err == nil && again.Cert.Equal(first.Cert), err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("CA directory: %v %v, want mode 0700", fi.Mode().Perm(), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca-key.pem"), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pki.OpenCA(dir, "c"); err == nil {
+		t.Fatal("a damaged CA key was accepted (or replaced)")
 	}
 }

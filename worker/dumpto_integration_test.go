@@ -11,6 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker"
 
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 // TestMemhogStreamedMigrationKeepsMemory: cold migration with DumpTo (images streamed
@@ -88,7 +89,9 @@ func TestMemhogMigratedBetweenTLSWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("worker tls-init: %v: %s", err, out)
 		}
-		flags[node] = []string{"--tls-ca", filepath.Join(dir, "ca.pem"), "--tls-cert", filepath.Join(dir, node+".pem"), "--tls-key", filepath.Join(dir, node+"-key.pem")}
+		caCert, _ := pki.CAFiles(dir)
+		cert, key := pki.NodeFiles(dir, node)
+		flags[node] = []string{"--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key}
 	}
 	a, _, _ := daemonArgs(t, src, "src", flags["src"]...)
 	b, _, _ := daemonArgs(t, dst, "dst", flags["dst"]...)
@@ -96,7 +99,8 @@ func TestMemhogMigratedBetweenTLSWorkers(t *testing.T) {
 	if _, err := a.Info(ctx); err == nil || !strings.Contains(err.Error(), "runs with TLS") {
 		t.Fatalf("a client without the CA: %v; want it told the worker runs with TLS", err)
 	}
-	pool, err := worker.LoadCA(filepath.Join(dir, "ca.pem"))
+	caCert, _ := pki.CAFiles(dir)
+	pool, err := worker.LoadCA(caCert)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/dump"
 )
 
 // Encryption of the worker's endpoint.
@@ -24,23 +26,27 @@ import (
 // them with its own TLS (--tls, the same CA, certificate and key: dump.TLS), so those
 // pages are encrypted and both ends authenticated too.
 
-// TLSFiles names the PEM files of a worker's TLS setup.
-type TLSFiles struct {
-	// CA is the cluster's CA certificate: the other workers' certificates must be
-	// signed by it.
-	CA string
-	// Cert and Key are this node's certificate (its IP addresses or names as SANs: the
-	// addresses others dial) and private key (mode 0600).
-	Cert, Key string
-}
+// TLSFiles names the PEM files of a worker's TLS setup: the cluster's CA certificate
+// (the other workers' certificates must be signed by it), this node's certificate (its
+// IP addresses or names as SANs: the addresses others dial) and its private key (mode
+// 0600). They are the files CRIU's page-server connections use too, hence dump.TLS.
+type TLSFiles = dump.TLS
 
 // TLS is a loaded TLSFiles: the endpoint's server side and the client side used to
 // reach the other workers.
 type TLS struct {
 	Server *tls.Config
 	Client *tls.Config
-	// Files are the PEM files, which CRIU's page-server connections use too.
+	// Files are the PEM files (also given to the node's CRIU).
 	Files TLSFiles
+}
+
+// client is the client side, nil without TLS (t nil).
+func (t *TLS) client() *tls.Config {
+	if t == nil {
+		return nil
+	}
+	return t.Client
 }
 
 // ErrTLS: the worker's TLS files are missing, unreadable or do not fit together.
@@ -106,8 +112,8 @@ type peer struct {
 }
 
 // newPeer returns the peer for conf (nil: plain HTTP) and token. Streams of image sets
-// may run for minutes: no overall timeout, only on connecting and on the answer's
-// headers after the body was sent.
+// may run for minutes: no overall timeout (only the transport's own on connecting and
+// on the TLS handshake).
 func newPeer(conf *tls.Config, token string) peer {
 	if conf == nil {
 		return peer{scheme: "http", hc: http.DefaultClient, token: token}

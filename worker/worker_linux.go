@@ -94,11 +94,7 @@ func New(cfg Config, p Parts) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, p: p, log: cfg.Log.With("component", "worker", "node", cfg.Node),
 		journal: watchdog.Journal{Dir: cfg.JournalDir}}
-	var peerTLS *tls.Config
-	if cfg.TLS != nil {
-		peerTLS = cfg.TLS.Client
-	}
-	w.peer = newPeer(peerTLS, cfg.Token)
+	w.peer = newPeer(cfg.TLS.client(), cfg.Token)
 	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
 	return w, nil
 }
@@ -124,7 +120,8 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 	r := &restore.Docker{Cli: cli, DataRoot: cfg.DataRoot, Log: cfg.Log}
 	if t := cfg.TLS; t != nil {
 		// CRIU's page-server connections (DumpInto, post-copy) with the worker's TLS files.
-		d.TLS = &dump.TLS{CA: t.Files.CA, Cert: t.Files.Cert, Key: t.Files.Key}
+		files := t.Files
+		d.TLS = &files
 		r.LazyArgs = d.TLS.Args()
 	}
 	w, err := New(cfg, Parts{

@@ -31,6 +31,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 type node struct {
@@ -467,14 +468,15 @@ func startTLSPair(bin string, nodes []node, dir, tokenFile, token string) (pair,
 		if out, err := exec.Command(bin, "worker", "tls-init", "--dir", tlsDir, "--node", name, "--ip", "127.0.0.1").CombinedOutput(); err != nil {
 			return p, fmt.Errorf("worker tls-init: %w: %s", err, out)
 		}
-		c, pid, stop, err := startWorker(bin, n, name, tokenFile, token, "--tls-ca", filepath.Join(tlsDir, "ca.pem"),
-			"--tls-cert", filepath.Join(tlsDir, name+".pem"), "--tls-key", filepath.Join(tlsDir, name+"-key.pem"))
+		caCert, _ := pki.CAFiles(tlsDir)
+		cert, key := pki.NodeFiles(tlsDir, name)
+		c, pid, stop, err := startWorker(bin, n, name, tokenFile, token, "--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key)
 		if err != nil {
 			p.stop()
 			return p, err
 		}
 		stops = append(stops, stop)
-		pool, err := worker.LoadCA(filepath.Join(tlsDir, "ca.pem"))
+		pool, err := worker.LoadCA(caCert)
 		if err != nil {
 			p.stop()
 			return p, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 const labUsage = `Usage: swarmckpt lab <up|down|status|env|deploy> [flags]
@@ -150,7 +151,8 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 	if d := p.Daemons; d != nil {
 		tlsNote := ""
 		if d.TLS {
-			tlsNote = ", TLS with the CA " + filepath.Join(d.TLSDir(), "ca.pem")
+			caCert, _ := pki.CAFiles(d.TLSDir())
+			tlsNote = ", TLS with the CA " + caCert
 		}
 		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
 			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)

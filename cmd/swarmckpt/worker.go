@@ -165,7 +165,7 @@ func runTLSInit(c *cli, args []string) error {
 	if len(addrs) == 0 && len(names) == 0 {
 		return usagef("give the addresses others dial this node at: --ip ADDR (repeat), or --dns NAME")
 	}
-	caCert, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
+	caCert, caKey := pki.CAFiles(*dir)
 	ca, made, err := pki.OpenCA(*dir, "swarmckpt workers")
 	if err != nil {
 		return fmt.Errorf("the CA in %s: %w", *dir, err)

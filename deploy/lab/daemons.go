@@ -41,8 +41,8 @@ func workerTLS(d *Daemons, node string) (workerFlags, agentFlags []string, err e
 	if err != nil {
 		return nil, nil, fmt.Errorf("lab worker CA: %w", err)
 	}
-	caCert := filepath.Join(dir, "ca.pem")
-	cert, key := filepath.Join(dir, node+".pem"), filepath.Join(dir, node+"-key.pem")
+	caCert, _ := pki.CAFiles(dir)
+	cert, key := pki.NodeFiles(dir, node)
 	if _, err := os.Stat(cert); errors.Is(err, os.ErrNotExist) {
 		n, err := ca.Issue(node, []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
 		if err == nil {

@@ -79,13 +79,23 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, DER: cp.Bytes}, nil
 }
 
-// OpenCA loads the CA in dir (ca.pem, ca-key.pem), making it (named name) if dir holds
+// CAFiles are the CA's certificate and key in dir (ca.pem, ca-key.pem).
+func CAFiles(dir string) (cert, key string) {
+	return filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+}
+
+// NodeFiles are node's certificate and key in dir (<node>.pem, <node>-key.pem).
+func NodeFiles(dir, node string) (cert, key string) {
+	return filepath.Join(dir, node+".pem"), filepath.Join(dir, node+"-key.pem")
+}
+
+// OpenCA loads the CA in dir (CAFiles), making it (named name) if dir holds
 // none; made says which. dir is created 0700.
 func OpenCA(dir, name string) (ca *CA, made bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, err
 	}
-	ca, err = LoadCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	ca, err = LoadCA(CAFiles(dir))
 	if !errors.Is(err, os.ErrNotExist) {
 		return ca, false, err
 	}
@@ -131,17 +141,17 @@ func (ca *CA) Issue(node string, ips []net.IP, names []string) (*Node, error) {
 	return &Node{DER: der, Key: key}, nil
 }
 
-// WriteCA writes the CA's certificate (0644) and key (0600) into dir as ca.pem and
-// ca-key.pem, and returns their paths.
+// WriteCA writes the CA's certificate (0644) and key (0600) into dir (CAFiles), and
+// returns their paths.
 func (ca *CA) WriteCA(dir string) (certFile, keyFile string, err error) {
-	certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	certFile, keyFile = CAFiles(dir)
 	return certFile, keyFile, writePair(certFile, ca.DER, keyFile, ca.Key)
 }
 
-// Write writes the node's certificate (0644) and key (0600) into dir as
-// <name>.pem and <name>-key.pem, and returns their paths.
+// Write writes the node's certificate (0644) and key (0600) into dir (NodeFiles of
+// name), and returns their paths.
 func (n *Node) Write(dir, name string) (certFile, keyFile string, err error) {
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	certFile, keyFile = NodeFiles(dir, name)
 	return certFile, keyFile, writePair(certFile, n.DER, keyFile, n.Key)
 }
 

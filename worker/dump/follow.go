@@ -27,6 +27,9 @@ type follower struct {
 	buf     []byte
 	sink    Sink
 	sinkErr error
+	// writeback starts the disk write-out of what it read (Follow: a set arriving on
+	// its target node; imageset.WritebackEvery says why).
+	writeback bool
 }
 
 type followed struct {
@@ -34,6 +37,7 @@ type followed struct {
 	h   hash.Hash
 	off int64
 	bad bool
+	wb  *imageset.Writeback // nil unless the follower's writeback is on
 }
 
 // followable tells whether the follower reads name while CRIU writes it.
@@ -72,6 +76,9 @@ func (fl *follower) pass() {
 				continue
 			}
 			x = &followed{f: f, h: sha256.New()}
+			if fl.writeback {
+				x.wb = imageset.NewWriteback(f)
+			}
 			fl.files[e.Name()] = x
 			fl.send(e.Name(), nil)
 		}
@@ -84,6 +91,7 @@ func (fl *follower) pass() {
 				x.h.Write(fl.buf[:n])
 				fl.send(e.Name(), fl.buf[:n])
 				x.off += int64(n)
+				x.wb.Wrote(int64(n))
 			}
 			if err == io.EOF || n == 0 {
 				break
@@ -99,9 +107,12 @@ func (fl *follower) pass() {
 // Follow hashes the memory page files (pages-*.img) of dir while another process
 // appends to them, until stop is closed, and returns the digests of the files it read
 // completely (name relative to dir); imageset.SealKnown uses them only where the size
-// still matches and hashes every other file.
+// still matches and hashes every other file. It starts the disk write-out of what it
+// read as it goes (imageset.Writeback): Follow serves the node that receives the pages.
 func Follow(dir string, stop <-chan struct{}) map[string]imageset.File {
-	known, _ := newFollower(dir, nil).run(stop, 2*time.Millisecond)
+	fl := newFollower(dir, nil)
+	fl.writeback = true
+	known, _ := fl.run(stop, 2*time.Millisecond)
 	return known
 }
 

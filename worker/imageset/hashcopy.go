@@ -33,8 +33,9 @@ const writeChunk = 256 << 10
 // a migration here: sha256 of 1 GiB costs 0.81 CPU-s and its write into the page cache
 // 0.23-1.2 s, one after the other (benchmarks/dataplane/RESULTS.md). Every byte written
 // to dst is hashed, in order, by the time copyHashing returns; src's errors other than
-// io.EOF are returned as they are (io.ErrUnexpectedEOF of a cut stream included).
-func copyHashing(dst io.Writer, src io.Reader, h hash.Hash, bufs *hashBuffers) (written int64, err error) {
+// io.EOF are returned as they are (io.ErrUnexpectedEOF of a cut stream included). wb
+// (may be nil) starts the write-out of what was written as it goes.
+func copyHashing(dst io.Writer, src io.Reader, h hash.Hash, bufs *hashBuffers, wb *Writeback) (written int64, err error) {
 	free := make(chan []byte, len(bufs))
 	for _, b := range bufs {
 		free <- b
@@ -71,6 +72,7 @@ func copyHashing(dst io.Writer, src io.Reader, h hash.Hash, bufs *hashBuffers) (
 				end := min(off+writeChunk, n)
 				k, werr := dst.Write(buf[off:end])
 				written += int64(k)
+				wb.Wrote(int64(k))
 				if werr == nil && k != end-off {
 					werr = io.ErrShortWrite
 				}

@@ -34,7 +34,7 @@ func TestCopyHashingWritesAndHashesEveryByteInOrder(t *testing.T) {
 			}
 			var dst boundedWrites
 			h := sha256.New()
-			n, err := copyHashing(&dst, src, h, bufs)
+			n, err := copyHashing(&dst, src, h, bufs, nil)
 			if err != nil || n != int64(len(want)) || !bytes.Equal(dst.Bytes(), want) {
 				t.Fatalf("size %d %s: wrote %d (err %v), equal %v", size, name, n, err, bytes.Equal(dst.Bytes(), want))
 			}
@@ -68,17 +68,17 @@ func TestCopyHashingErrors(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 2*bufSize+10)
 	cut := io.MultiReader(bytes.NewReader(data), iotest.ErrReader(io.ErrUnexpectedEOF))
 	var dst bytes.Buffer
-	n, err := copyHashing(&dst, cut, sha256.New(), bufs)
+	n, err := copyHashing(&dst, cut, sha256.New(), bufs, nil)
 	if !errors.Is(err, io.ErrUnexpectedEOF) || n != int64(len(data)) || dst.Len() != len(data) {
 		t.Fatalf("cut stream: wrote %d, err %v; want %d and io.ErrUnexpectedEOF", n, err, len(data))
 	}
 	full := errors.New("no space left on device")
-	n, err = copyHashing(&failingWriter{left: bufSize, err: full}, bytes.NewReader(data), sha256.New(), bufs)
+	n, err = copyHashing(&failingWriter{left: bufSize, err: full}, bytes.NewReader(data), sha256.New(), bufs, nil)
 	if !errors.Is(err, full) || n != bufSize {
 		t.Fatalf("full disk: wrote %d, err %v; want %d and the write error", n, err, bufSize)
 	}
 	// The buffers are still usable afterwards (none kept by a finished copy).
-	if _, err := copyHashing(io.Discard, bytes.NewReader(data), sha256.New(), bufs); err != nil {
+	if _, err := copyHashing(io.Discard, bytes.NewReader(data), sha256.New(), bufs, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -117,7 +117,7 @@ func BenchmarkReceiveHashing(b *testing.B) {
 				if mode == "serial" {
 					_, err = io.CopyBuffer(io.MultiWriter(f, h), struct{ io.Reader }{bytes.NewReader(data)}, bufs[0])
 				} else {
-					_, err = copyHashing(f, struct{ io.Reader }{bytes.NewReader(data)}, h, bufs)
+					_, err = copyHashing(f, struct{ io.Reader }{bytes.NewReader(data)}, h, bufs, nil)
 				}
 				if cerr := f.Close(); err == nil {
 					err = cerr

@@ -141,6 +141,7 @@ type liveFile struct {
 	path string
 	h    hash.Hash
 	n    int64
+	wb   Writeback // its file is the one open while frames of this file arrive
 }
 
 // ReceiveLive reads a live stream into the new directory dir, hashing every file as it
@@ -257,8 +258,9 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 				return v, err
 			}
 			curName = name
+			f.wb.f = cur
 		}
-		n, err := copyHashing(cur, io.LimitReader(br, size), f.h, bufs)
+		n, err := copyHashing(cur, io.LimitReader(br, size), f.h, bufs, &f.wb)
 		f.n += n
 		if err != nil {
 			return v, fmt.Errorf("write %s: %w (is the disk full?)", f.path, err)

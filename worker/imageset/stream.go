@@ -135,7 +135,7 @@ func receiveFile(r io.Reader, path string, want File, bufs *hashBuffers) (stamp,
 		return stamp{}, err
 	}
 	h := sha256.New()
-	n, err := copyHashing(f, r, h, bufs)
+	n, err := copyHashing(f, r, h, bufs, NewWriteback(f))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package imageset
+
+import "os"
+
+func startWriteback(*os.File) error { return nil }

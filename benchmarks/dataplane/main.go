@@ -188,16 +188,26 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
 				names[kind] = name
 				cleanups = append(cleanups, func() { n.docker("rm", "-f", name) })
-				if err := memhog(n, name, image, mib); err != nil {
-					return err
-				}
+			}
+			// Each memhog starts right before its own dump: a memhog re-hashes its memory
+			// all the time (1 GiB: most of a core), so memhogs started together made the
+			// first dump (Docker's) run beside two busy ones and ours beside none.
+			hog := func(kind string) error {
+				settle()
+				return memhog(n, names[kind], image, mib)
 			}
 			// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
+			if err := hog("docker"); err != nil {
+				return err
+			}
 			t0 := time.Now()
 			if _, err := n.docker("checkpoint", "create", names["docker"], "cp"); err != nil {
 				return err
 			}
 			dockerDump := time.Since(t0)
+			if err := hog("runc"); err != nil {
+				return err
+			}
 			id, _ := n.docker("inspect", "-f", "{{.Id}}", names["runc"])
 			rdir := filepath.Join(n.dataRoot, "swarmckpt", "bench-runc-"+names["runc"])
 			os.MkdirAll(rdir+"/work", 0o700)
@@ -208,6 +218,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			runcDump := time.Since(t0)
 			set := names["ours"]
+			if err := hog("ours"); err != nil {
+				return err
+			}
 			t0 = time.Now()
 			if _, err := a.Dump(ctx, names["ours"], set, false); err != nil {
 				return err
@@ -228,9 +241,14 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				return err
 			}
 			dockerRestore := time.Since(t0)
-			if _, err := n.docker("rm", "-f", names["ours"]); err != nil {
-				return err
+			// Docker's restored memhog would run (and hash) beside ours: removed first,
+			// as is the exited source of our set.
+			for _, kind := range []string{"docker", "ours"} {
+				if _, err := n.docker("rm", "-f", names[kind]); err != nil {
+					return err
+				}
 			}
+			settle()
 			t0 = time.Now()
 			if _, err := a.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
 				return err

@@ -119,7 +119,12 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	// durable copy lives elsewhere. Remove it so restores do not fill the disk — in the
 	// background: the container already runs, and deleting 1 GiB of images takes ~0.5 s
 	// (CollectRestored catches what a worker exiting meanwhile leaves).
+	var criu criuTimes
 	if done, _ := filepath.Glob(filepath.Join(filepath.Dir(d.Area()), ociwrap.RestoredDir, ociwrap.ForContainer(id)+".*")); len(done) > 0 {
+		if f, err := os.Open(filepath.Join(done[0], "work", "restore.log")); err == nil {
+			criu, _ = readCRIUTimes(f)
+			f.Close()
+		}
 		go func() {
 			for _, p := range done {
 				_ = os.RemoveAll(p)
@@ -129,7 +134,8 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if d.Log != nil {
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
 			"check_create_start_s", tStarted.Sub(t0).Seconds(), "precheck_s", took.precheck.Seconds(),
-			"create_s", took.create.Seconds(), "start_s", took.start.Seconds(), "locked", opts.NetworkLock)
+			"create_s", took.create.Seconds(), "start_s", took.start.Seconds(),
+			"criu_restore_s", criu.Total.Seconds(), "criu_pages_s", criu.Pages.Seconds(), "locked", opts.NetworkLock)
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
 }

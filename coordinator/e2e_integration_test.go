@@ -535,6 +535,20 @@ func TestIntegrationE2E(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
+		// The echo server (on the manager) moves: its images streamed to the target
+		// while it was dumped, and the restore did not send them again.
+		if !strings.Contains(out, "streaming") {
+			t.Errorf("migrate --to %s printed no streaming plan:\n%s", target, out)
+		}
+		var streamed, skipped int
+		for i := 1; i <= 3; i++ {
+			b, _ := os.ReadFile(filepath.Join(e.dir, fmt.Sprintf("worker-%s-%d.log", e.name, i)))
+			streamed += strings.Count(string(b), "image set dumped and streamed")
+			skipped += strings.Count(string(b), "not sent again")
+		}
+		if streamed == 0 || skipped != streamed {
+			t.Errorf("workers logged %d streamed dumps and %d sets not sent again, want the same number, at least 1", streamed, skipped)
+		}
 		e.echoSameConnection(t, target, "echo_client-1-")
 	})
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -194,7 +195,10 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore
 // on the target nodes; if the restore fails, the originals are restored where they
-// were (rollback); if that fails too, the stack's services are started again.
+// were (rollback); if that fails too, the stack's services are started again. In exact
+// mode the targets are planned before the snapshot, and each moving container's dump
+// streams its images to its target while CRIU writes them (the dumping node keeps its
+// copy, which the rollback uses); the restore then finds the sets in place.
 func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error) {
 	if (req.To == "") == (req.From == "") {
 		return nil, api.Errorf(api.CodeBadRequest, "give exactly one of --to NODE or --from NODE")
@@ -205,10 +209,70 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err := s.migrateNeedsConsistentCut(req.Algorithm); err != nil { // recoveryline.go
 		return nil, err
 	}
-	m, err := s.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true})
+	var (
+		stream   streamPlan
+		streamed map[string]string // container key -> node its images were streamed to
+	)
+	if req.Mode != api.ModeSwarm {
+		stream = func(pre *store.Manifest) map[string]string {
+			plan, err := s.migrationPlan(pre, req)
+			if err != nil {
+				return nil // the plan after the snapshot reports it
+			}
+			out := map[string]string{}
+			streamed = map[string]string{}
+			for _, c := range pre.Containers {
+				t := plan[c.Key()]
+				if t == "" || t == c.Node {
+					continue
+				}
+				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
+					out[c.Key()] = addr
+					streamed[c.Key()] = t
+				}
+			}
+			if len(out) > 0 {
+				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
+			}
+			return out
+		}
+	}
+	m, err := s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream)
 	if err != nil {
+		s.dropStreamed(ctx, m, streamed, nil)
 		return &api.MigrateResult{Snapshot: m}, err
 	}
+	if req.Mode == api.ModeSwarm {
+		// Swarm places the tasks: steer it with a constraint (kept on the services).
+		c := "node.hostname==" + req.To
+		if req.From != "" {
+			c = "node.hostname!=" + req.From
+		}
+		res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}})
+		if err != nil {
+			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
+			return s.rollback(ctx, m, nil, true, err)
+		}
+		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
+	}
+	plan, err := s.migrationPlan(m, req)
+	if err != nil {
+		s.dropStreamed(ctx, m, streamed, nil)
+		return s.rollback(ctx, m, nil, false, err)
+	}
+	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false)
+	if err != nil {
+		s.dropStreamed(ctx, m, streamed, nil)
+		return s.rollback(ctx, m, stopped, stopped != nil, err)
+	}
+	s.dropStreamed(ctx, m, streamed, plan)
+	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
+}
+
+// migrationPlan picks the target node of every container of m for an exact-mode
+// migration: --to NODE moves all to NODE; --from NODE spreads NODE's containers over
+// the other live nodes and leaves the others where they are.
+func (s *Service) migrationPlan(m *store.Manifest, req api.MigrateRequest) (map[string]string, error) {
 	targets := map[string]string{}
 	var nodes []string
 	for _, w := range s.live.live() {
@@ -224,28 +288,31 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			targets[c.Key()] = c.Node
 		}
 	}
-	if req.Mode == api.ModeSwarm {
-		// Swarm places the tasks: steer it with a constraint (kept on the services).
-		c := "node.hostname==" + req.To
-		if req.From != "" {
-			c = "node.hostname!=" + req.From
+	return PlanTargets(m, targets, nodes, true)
+}
+
+// dropStreamed removes the image sets a migration streamed to target nodes that no
+// restore consumed: all of them after a failure (used nil), else those on a node other
+// than the one finally used. Best effort: what cannot be dropped is logged ('swarmckpt
+// rm' of the snapshot does not know these copies).
+func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, streamed, used map[string]string) {
+	if m == nil || len(streamed) == 0 {
+		return
+	}
+	var sets []setRef
+	for _, k := range slices.Sorted(maps.Keys(streamed)) {
+		if node := streamed[k]; used == nil || used[k] != node {
+			sets = append(sets, setRef{node, nodeagent.SetID(m.ID, k)})
 		}
-		res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}})
-		if err != nil {
-			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
-			return s.rollback(ctx, m, nil, true, err)
-		}
-		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 	}
-	plan, err := PlanTargets(m, targets, nodes, true)
-	if err != nil {
-		return s.rollback(ctx, m, nil, false, err)
+	if len(sets) == 0 {
+		return
 	}
-	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false)
-	if err != nil {
-		return s.rollback(ctx, m, stopped, stopped != nil, err)
+	n, left := s.dropSets(context.WithoutCancel(ctx), sets)
+	s.log.Info("dropped the streamed copies no restore used", "snapshot", m.ID, "dropped", n, "left", len(left))
+	for _, l := range left {
+		s.log.Warn("streamed copy of a migration left on its target node; delete it by hand", "snapshot", m.ID, "set", l)
 	}
-	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 }
 
 // rollback restores a failed migration's originals where they were. wasStopped says

@@ -17,8 +17,9 @@ import (
 
 // newMigrateEnv is like newEnv (bank: 5 holders on lab-1..3), with a fake swarm
 // running bank_holder at 5 replicas as the Stopper and the agents as the restorer, sets
-// streamed between the fake nodes.
-func newMigrateEnv(t *testing.T) (*env, *stack.FakeSwarm) {
+// streamed between the fake nodes. setup, if given, adjusts each node's executor
+// before its agent starts.
+func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, *stack.FakeSwarm) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
@@ -45,6 +46,9 @@ func newMigrateEnv(t *testing.T) (*env, *stack.FakeSwarm) {
 		ex := nodeagent.NewFakeExecutor(n)
 		ex.TransferAddr = n
 		ex.SendTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		for _, f := range setup {
+			f(ex)
+		}
 		e.execs[n] = ex
 		e.startAgent(n)
 	}

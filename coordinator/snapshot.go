@@ -20,6 +20,15 @@ import (
 // Snapshot takes a snapshot of a stack and returns its manifest once committed or
 // aborted. An aborted snapshot is returned together with an *api.Error (CodeAborted).
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
+	return s.snapshot(ctx, req, nil)
+}
+
+// streamPlan is given a snapshot's containers before anything is locked and returns,
+// by container key, the worker address each container's dump streams its images to
+// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
+type streamPlan func(m *store.Manifest) map[string]string
+
+func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream streamPlan) (*store.Manifest, error) {
 	if req.Stack == "" {
 		return nil, api.Errorf(api.CodeBadRequest, "no stack given")
 	}
@@ -90,6 +99,9 @@ func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store
 	}
 
 	r := newRun(s, m, lock, alg, timeout)
+	if stream != nil {
+		r.streamTo = stream(m)
+	}
 	if err := r.sendPlans(ctx, req.Exit); err != nil {
 		r.finishEarly(ctx, err.Error())
 		unlock()
@@ -165,6 +177,8 @@ type run struct {
 	nodeOf  map[string]string // container id -> node
 	index   map[string]int    // container id -> position in m.Containers
 	reports map[string]nodeagent.ImageReport
+	// streamTo: container key -> worker address its dump streams to (streamPlan).
+	streamTo map[string]string
 
 	decided      bool
 	commitFailed string
@@ -240,7 +254,8 @@ func (r *run) participants() []protocol.Container {
 func (r *run) targets() []nodeagent.Target {
 	out := make([]nodeagent.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
-		out = append(out, nodeagent.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs})
+		out = append(out, nodeagent.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
+			StreamTo: r.streamTo[c.Key()]})
 	}
 	return out
 }

@@ -46,6 +46,22 @@ func (w *Worker) handler() http.Handler {
 		}
 		fmt.Fprintln(rw, addr)
 	})
+	mux.HandleFunc("GET "+setsPath+"{id}/manifest", func(rw http.ResponseWriter, r *http.Request) {
+		// Send asks first whether this node holds the set already (a migration streamed
+		// it here while dumping): only complete sets are answered.
+		final, err := w.setPath(r.PathValue("id"))
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(final, imageset.ManifestName))
+		if err != nil {
+			http.Error(rw, "no image set "+r.PathValue("id")+" on this node", http.StatusNotFound)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write(b)
+	})
 	mux.HandleFunc("PUT "+setsPath+"{id}", func(rw http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		receive := w.Receive
@@ -117,12 +133,68 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(set, imageset.ManifestName)); err != nil {
+	local, err := imageset.ReadManifest(set)
+	if err != nil {
 		return fmt.Errorf("worker %s: send set %s: %w", w.cfg.Node, id, ErrNoSet)
+	}
+	if same, err := holdsSame(ctx, w.peer, addr, id, local); err != nil {
+		w.log.Debug("could not ask the target for the set; sending it", "set", id, "to", addr, "err", err)
+	} else if same {
+		// A migration streamed it there while dumping (DumpTo): nothing to send. The
+		// target verifies every file before it restores the set, as after any transfer.
+		w.log.Info("image set already on the target with the same files; not sent again", "set", id, "to", addr)
+		return nil
 	}
 	body := newStreamBody()
 	go func() { body.end(imageset.Send(body, set)) }()
 	return put(ctx, w.peer, set, w.peer.url(addr, setsPath+id), "application/x-tar", body)
+}
+
+// holdsSame tells whether the worker at addr holds set id with the files (names, sizes,
+// sha256) of local. A worker without the set answers 404: false.
+func holdsSame(ctx context.Context, p peer, addr, id string, local *imageset.Manifest) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url(addr, setsPath+id+"/manifest"), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := p.do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s", resp.Status)
+	}
+	remote, err := imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return false, err
+	}
+	return sameFiles(local, remote), nil
+}
+
+// sameFiles tells whether two manifests are of the same container and list the same
+// files with the same sizes and digests.
+func sameFiles(a, b *imageset.Manifest) bool {
+	if a.ContainerID != b.ContainerID || len(a.Files) != len(b.Files) {
+		return false
+	}
+	byName := make(map[string]imageset.File, len(a.Files))
+	for _, f := range a.Files {
+		byName[f.Name] = f
+	}
+	for _, f := range b.Files {
+		g, ok := byName[f.Name]
+		if !ok || g.Size != f.Size || !strings.EqualFold(g.SHA256, f.SHA256) {
+			return false
+		}
+	}
+	return true
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a

@@ -232,8 +232,25 @@ func TestTransferAndRestore(t *testing.T) {
 	if err != nil || got.ContainerID != m.ContainerID {
 		t.Fatalf("received set: %v %v", got, err)
 	}
-	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err == nil || !strings.Contains(err.Error(), "409") {
-		t.Fatalf("second send of the same set: %v, want a 409 conflict", err)
+	// The target holds the very same files (as after a migration's DumpTo): the second
+	// send sends nothing and succeeds.
+	fi, _ := os.Stat(filepath.Join(b.w.SetsDir(), "snap1.web", imageset.ManifestName))
+	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err != nil {
+		t.Fatalf("second send of the same set: %v, want nil (already there)", err)
+	}
+	if fj, err := os.Stat(filepath.Join(b.w.SetsDir(), "snap1.web", imageset.ManifestName)); err != nil || !os.SameFile(fi, fj) {
+		t.Fatalf("second send replaced the target's set (%v)", err)
+	}
+	// Another set under the same id on the target: refused (409), nothing replaced.
+	b.add("api", 8)
+	if _, err := b.w.Dump(ctx, "api", "snap2.web", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.w.Dump(ctx, "web", "snap2.web", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.w.Send(ctx, "snap2.web", b.w.Addr()); err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("send onto another set of the same id: %v, want a 409 conflict", err)
 	}
 	ref, err := b.w.Restore(ctx, "snap1.web", worker.RestoreOptions{})
 	if err != nil || ref.Name != "web" {

@@ -277,6 +277,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	ex.Log = c.log
 	tr, err := natsbus.Connect(ctx, nf.config(c, "agent-"+*node))
 	if err != nil {
 		return err

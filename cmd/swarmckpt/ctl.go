@@ -665,8 +665,10 @@ Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--m
 
 Moves a stack cold: a snapshot that stops the containers after their dump, then a
 restore on the target (--to: every container on NODE; --from: every container of NODE
-elsewhere). If the restore fails, the originals are restored where they were.
---mode as for restore (default exact); with --mode swarm the move is a placement
+elsewhere). In exact mode the targets are chosen before the snapshot and each moving
+container's images stream to its target while they are dumped (the dumping node keeps
+its copy); the restore then finds them in place. If the restore fails, the originals
+are restored where they were. --mode as for restore (default exact); with --mode swarm the move is a placement
 constraint added to the stack's services (node.hostname==NODE for --to,
 node.hostname!=NODE for --from) for the restore, and removed from them once the
 restored tasks run (swarm does not move a task whose node still satisfies the

@@ -38,6 +38,11 @@ type Target struct {
 	Slot    int      `json:"slot,omitempty"`
 	Node    string   `json:"node"`
 	IPs     []string `json:"ips,omitempty"`
+	// StreamTo, set by a migration for a container that moves to another node, is the
+	// transfer address (host:port) of that node's worker: the dump streams its images
+	// there while CRIU writes them (worker DumpTo) and keeps its own copy here, so the
+	// restore finds the set already on its target. Empty: a plain dump.
+	StreamTo string `json:"stream_to,omitempty"`
 	// Deadline, set on lock and freeze actions, is the coordinator's deadline for what
 	// the action holds: the worker's watchdog releases the container then.
 	Deadline time.Time `json:"-"`

@@ -45,6 +45,10 @@ type FakeExecutor struct {
 	// serves Send.
 	TransferAddr string
 	SendTo       func(set, toAddr string) error
+	// StreamTo, when set, serves a dump's streaming to Target.StreamTo (as SendTo
+	// serves Send); as the real worker does, a failed stream leaves the dump standing.
+	StreamTo func(set, toAddr string) error
+	streamed map[string]string // set -> address it was streamed to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
@@ -151,7 +155,20 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 	f.mu.Lock()
 	f.dumps[c.ID]++
 	f.mu.Unlock()
-	f.PutSet(SetID(snapshot, c.SetKey()))
+	set := SetID(snapshot, c.SetKey())
+	f.PutSet(set)
+	if c.StreamTo != "" {
+		f.mu.Lock()
+		if f.streamed == nil {
+			f.streamed = map[string]string{}
+		}
+		f.streamed[set] = c.StreamTo
+		hook := f.StreamTo
+		f.mu.Unlock()
+		if hook != nil {
+			_ = hook(set, c.StreamTo)
+		}
+	}
 	content := fmt.Sprintf("%s/%s", snapshot, c.ID)
 	sum := sha256.Sum256([]byte(content))
 	return &DumpResult{
@@ -159,6 +176,17 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 		Images: store.ImageSet{Node: f.Node, Dir: "/fake/sets/" + SetID(snapshot, c.SetKey()), Durable: true,
 			Files: []store.File{{Name: "pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}},
 	}, nil
+}
+
+// Streamed returns the sets whose dump streamed them, with the address they went to.
+func (f *FakeExecutor) Streamed() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range f.streamed {
+		out[k] = v
+	}
+	return out
 }
 
 // PutSet records image set set on this node (as a dump, or a transfer, writes one).

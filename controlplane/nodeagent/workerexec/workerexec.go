@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"path/filepath"
@@ -25,6 +26,8 @@ type Exec struct {
 	// Hold is how long a lock or freeze may last before the worker's watchdog
 	// releases it (the coordinator's snapshot timeout plus a margin).
 	Hold time.Duration
+	// Log; default slog.Default().
+	Log *slog.Logger
 }
 
 var (
@@ -106,11 +109,39 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 		return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes()), ReusedFrom: reuseFrom}, Images: is}, nil
 	}
 	set := nodeagent.SetID(snapshot, key(c))
+	if c.StreamTo != "" {
+		return e.dumpTo(ctx, c, set, leaveRunning)
+	}
 	m, err := e.W.Dump(ctx, c.ID, set, leaveRunning)
 	if err != nil {
 		return nil, err
 	}
 	return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes())}, Images: ImageSet(e.Info, set, m)}, nil
+}
+
+// dumpTo is a migration's dump: the images stream to the target's worker (c.StreamTo)
+// while CRIU writes them, and the set is kept here as a plain dump keeps it. If only
+// the stream failed, the dump stands: the set here is verified (every sha256) and the
+// restore sends it as it would have without streaming.
+func (e *Exec) dumpTo(ctx context.Context, c nodeagent.Target, set string, leaveRunning bool) (*nodeagent.DumpResult, error) {
+	m, err := e.W.DumpTo(ctx, c.ID, set, c.StreamTo, leaveRunning)
+	if err != nil {
+		local, verr := imageset.Verify(filepath.Join(e.Info.DataRoot, "swarmckpt", "sets", set))
+		if verr != nil {
+			return nil, err // the dump itself failed: no set here
+		}
+		e.log().Warn("streaming a migration's images to its target failed; the set is intact here and the restore will send it",
+			"container", key(c), "set", set, "to", c.StreamTo, "err", err)
+		m = local
+	}
+	return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes())}, Images: ImageSet(e.Info, set, m)}, nil
+}
+
+func (e *Exec) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.Default()
 }
 
 // ImageSet converts a worker manifest to the store's form.

@@ -1,0 +1,118 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+// streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
+// targets, and whose Send refuses a set the target already holds, as the worker does
+// (409, "already exists"). sends counts the transfers Send really made.
+func streamingEnv(t *testing.T) (e *env, sends *atomic.Int64) {
+	sends = &atomic.Int64{}
+	e, _ = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
+		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		ex.SendTo = func(set, to string) error {
+			if e.execs[to].HasSet(set) {
+				return fmt.Errorf("worker %s: receive set %s: already exists", to, set)
+			}
+			sends.Add(1)
+			e.execs[to].PutSet(set)
+			return nil
+		}
+	})
+	return e, sends
+}
+
+// bankNodes is where bankStack runs bank_holder.1..5.
+var bankNodes = []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"}
+
+// TestMigrateStreamsImagesToTheTargets: an exact-mode migration plans its targets
+// before the snapshot, and every container that moves has its dump streamed to its
+// target's worker (Target.StreamTo), so that the restore transfers nothing; a
+// container already on its target is dumped plainly. The dumping nodes keep their
+// sets (the rollback's). After a failed migration the streamed copies are dropped.
+func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
+	t.Run("Moved", func(t *testing.T) {
+		e, sends := streamingEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig3", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, node := range bankNodes {
+			key := fmt.Sprintf("bank_holder.%d", i+1)
+			set := nodeagent.SetID("mig3", key)
+			want := "lab-3"
+			if node == "lab-3" {
+				want = ""
+			}
+			if got := e.execs[node].Streamed()[set]; got != want {
+				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, node, got, want)
+			}
+			if !e.execs[node].HasSet(set) {
+				t.Errorf("%s: the dumping node %s lost its set", key, node)
+			}
+			if res.Restore.Targets[key] != "lab-3" {
+				t.Errorf("%s restored on %s, want lab-3", key, res.Restore.Targets[key])
+			}
+		}
+		if n := sends.Load(); n != 0 {
+			t.Errorf("the restore sent %d sets that were streamed already", n)
+		}
+		if got := len(e.execs["lab-3"].Restored()); got != 5 {
+			t.Errorf("%d containers restored on lab-3, want 5", got)
+		}
+	})
+	t.Run("FailedDropsTheCopies", func(t *testing.T) {
+		e, _ := streamingEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		e.execs["lab-3"].FailRestore = map[string]error{nodeagent.SetID("mig4", "bank_holder.2"): errors.New("criu: boom")}
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig4", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") {
+			t.Fatalf("migrate with a failing target: %v", err)
+		}
+		for i, node := range bankNodes {
+			set := nodeagent.SetID("mig4", fmt.Sprintf("bank_holder.%d", i+1))
+			if !e.execs[node].HasSet(set) {
+				t.Errorf("%s: the original node %s lost its set (the rollback's)", set, node)
+			}
+			if node != "lab-3" && e.execs["lab-3"].HasSet(set) {
+				t.Errorf("%s: the streamed copy stayed on lab-3 after the failed migration", set)
+			}
+		}
+	})
+	t.Run("FromSpreadsAndStreams", func(t *testing.T) {
+		e, sends := streamingEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig5", Stack: "bank", From: "lab-1", Algorithm: "blocking"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, node := range bankNodes {
+			key := fmt.Sprintf("bank_holder.%d", i+1)
+			got := e.execs[node].Streamed()[nodeagent.SetID("mig5", key)]
+			target := res.Restore.Targets[key]
+			switch {
+			case node != "lab-1" && (got != "" || target != node):
+				t.Errorf("%s stays on %s: streamed to %q, restored on %s", key, node, got, target)
+			case node == "lab-1" && (target == "lab-1" || got != target):
+				t.Errorf("%s leaves lab-1: streamed to %q, restored on %s", key, got, target)
+			}
+		}
+		if n := sends.Load(); n != 0 {
+			t.Errorf("the restore sent %d sets that were streamed already", n)
+		}
+	})
+}

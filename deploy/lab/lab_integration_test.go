@@ -164,7 +164,8 @@ func TestIntegrationLabEcho(t *testing.T) {
 
 // migrateOverTLS moves the echo stack off node with `swarmckpt migrate` on a lab whose
 // workers run with TLS, and checks that the image sets went between the workers over
-// TLS: a plain client is refused by a worker, and the receiving worker logged the set.
+// TLS: a plain client is refused by a worker, the receiving worker logged the set, and
+// the set streamed during the dump (not sent again by the restore).
 func migrateOverTLS(ctx context.Context, t *testing.T, p Plan, node string) {
 	t.Helper()
 	d := p.Daemons
@@ -179,16 +180,23 @@ func migrateOverTLS(ctx context.Context, t *testing.T, p Plan, node string) {
 	if err != nil {
 		t.Fatalf("swarmckpt migrate echo --from %s over TLS: %v\n%s", node, err, out)
 	}
-	received := 0
+	received, streamed, skipped := 0, 0, 0
 	for _, n := range p.Nodes {
 		b, _ := os.ReadFile(filepath.Join(d.Dir, "worker-"+n.Name+".log"))
 		if !strings.Contains(string(b), "tls=true") {
 			t.Errorf("worker %s did not start with TLS", n.Name)
 		}
 		received += strings.Count(string(b), "image set received")
+		streamed += strings.Count(string(b), "image set dumped and streamed")
+		skipped += strings.Count(string(b), "not sent again")
 	}
 	if received == 0 {
 		t.Fatalf("no worker received an image set during the migrate:\n%s", out)
+	}
+	// The moving container's images streamed over TLS while it was dumped, and the
+	// restore's transfer found them in place (the manifest asked over TLS too).
+	if streamed == 0 || skipped != streamed {
+		t.Errorf("workers logged %d streamed dumps and %d sets not sent again, want the same number, at least 1:\n%s", streamed, skipped, out)
 	}
 	t.Logf("INTEGRATION migrate echo --from %s between TLS workers took %s (%d sets received)", node, time.Since(start).Round(time.Millisecond), received)
 }

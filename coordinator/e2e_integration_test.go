@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -45,13 +46,33 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..")
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freePorts returns n distinct ports of 127.0.0.1 that are free now, below the kernel's
+// ephemeral range: a port from that range (a listener on :0, closed again) can be
+// taken before the daemon that was to listen on it starts, by any outgoing connection
+// or listener on :0 meanwhile. A CI run failed that way: the coordinator's etcd port
+// was taken while the lab came up ("bind: address already in use"). The lab's own
+// daemons use 20020-20029; each pick is a random port of 22000-31999 nothing listens on.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var out []int
+	for try := 0; len(out) < n; try++ {
+		if try == 1000 {
+			t.Fatalf("only %d free ports of %d in 127.0.0.1:22000-31999 after %d tries", len(out), n, try)
+		}
+		p := 22000 + rand.IntN(10000)
+		if seen[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		seen[p] = true
+		out = append(out, p)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return out
 }
 
 func (e *e2e) run(timeout time.Duration, args ...string) (string, int) {
@@ -177,9 +198,7 @@ func setupE2E(t *testing.T) *e2e {
 			t.Fatalf("build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	for i := range e.ports {
-		e.ports[i] = freePort(t)
-	}
+	copy(e.ports[:], freePorts(t, len(e.ports)))
 	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
 	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons=false"); code != 0 {
 		t.Fatalf("lab up: %s", out)

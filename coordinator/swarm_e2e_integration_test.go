@@ -46,9 +46,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 			t.Fatalf("build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	for i := range e.ports {
-		e.ports[i] = freePort(t)
-	}
+	copy(e.ports[:], freePorts(t, len(e.ports)))
 	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
 	// The lab's dockerds inherit this: swarm's task manager then skips its registry pull
 	// before starting a task (no registry is reachable here, and the DNS timeout of that

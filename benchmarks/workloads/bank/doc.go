@@ -24,6 +24,9 @@
 // the sender's state never sent); money that stays in flight once sending is paused
 // and the channels had time to drain was destroyed (a lost message). Transfers also
 // carry per-channel sequence numbers, and a holder counts any gap or repeat it receives.
+// With --service NAME and --count K the query first waits (up to --settle) for NAME to
+// resolve to K holders: swarm's DNS can lag behind the tasks of other nodes right after
+// a restore, and the holders it does not know yet would be reported as not answering.
 //
 // Holder endpoints (on --http): GET /state -> JSON State; GET|POST /pause[?for=60s] and
 // /resume (stop / restart initiating transfers; receiving and acking go on; a pause is a

@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		holders := fs.String("holders", "", "comma-separated host:port of every holder's --http")
 		fs.StringVar(&q.Service, "service", "", "DNS name resolving to all holders; instead of --holders")
 		fs.StringVar(&q.Port, "port", "8080", "HTTP port of holders found through --service")
-		fs.IntVar(&q.Count, "count", 0, "expected number of holders (default: what they report)")
+		fs.IntVar(&q.Count, "count", 0, "expected number of holders (default: what they report); with --service, the name is looked up again until it resolves to this many, up to --settle")
 		fs.Int64Var(&q.Initial, "initial", -1, "expected initial balance (default: what they report)")
 		fs.DurationVar(&q.Settle, "settle", 5*time.Second, "how long to wait for in-flight money to drain while paused")
 		fs.BoolVar(&q.NoPause, "no-pause", false, "read once without pausing transfers (channel figures may be inconsistent)")

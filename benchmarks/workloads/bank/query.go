@@ -30,6 +30,8 @@ type queryConfig struct {
 	// snapshot taken while the mesh is still forming catches connections that one
 	// end has and the other has not accepted yet).
 	Connected bool
+	// lookup resolves Service (net.DefaultResolver.LookupHost when nil).
+	lookup func(ctx context.Context, host string) ([]string, error)
 }
 
 var httpc = &http.Client{Timeout: 3 * time.Second}
@@ -65,19 +67,40 @@ func each(addrs []string, f func(addr string) error) error {
 	return errors.Join(errs...)
 }
 
-func (q queryConfig) addrs(ctx context.Context) ([]string, error) {
+// addrs returns the holders' addresses. With Service and Count, the name is looked up
+// again (every 250 ms, up to Settle) until it resolves to Count addresses: right after
+// a restore, swarm's DNS on a node can lag behind the tasks of other nodes for seconds
+// (docs/restore.md), and an audit of part of the holders would report the others as
+// not answering. waited is how long that took; a name still short of Count after
+// Settle is audited as it is (the missing holders are reported).
+func (q queryConfig) addrs(ctx context.Context) (out []string, waited time.Duration, err error) {
 	if q.Service == "" {
-		return q.Holders, nil
+		return q.Holders, 0, nil
 	}
-	ips, err := net.DefaultResolver.LookupHost(ctx, q.Service)
+	lookup := q.lookup
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	start := time.Now()
+	var ips []string
+	for {
+		ips, err = lookup(ctx, q.Service)
+		if err == nil && (q.Count == 0 || len(ips) >= q.Count) || time.Since(start) >= q.Settle {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, time.Since(start), ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("resolving holders %q: %w (run the query on the stack's network)", q.Service, err)
+		return nil, time.Since(start), fmt.Errorf("resolving holders %q: %w (run the query on the stack's network)", q.Service, err)
 	}
-	var out []string
 	for _, ip := range ips {
 		out = append(out, net.JoinHostPort(ip, q.Port))
 	}
-	return out, nil
+	return out, time.Since(start), nil
 }
 
 func readStates(ctx context.Context, addrs []string) ([]State, error) {
@@ -102,9 +125,12 @@ func indexOf(xs []string, x string) int {
 // Settle for the channels to drain, audits, resumes, prints, and returns ErrAudit
 // wrapped when the audit failed.
 func runQuery(ctx context.Context, out io.Writer, q queryConfig) error {
-	addrs, err := q.addrs(ctx)
+	addrs, waited, err := q.addrs(ctx)
 	if err != nil {
 		return err
+	}
+	if waited >= time.Second {
+		fmt.Fprintf(out, "note: %q resolved to %d of %d holders after %.1fs\n", q.Service, len(addrs), q.Count, waited.Seconds())
 	}
 	if len(addrs) == 0 {
 		return errors.New("no holders: give --holders host:8080,... or --service NAME")

@@ -668,14 +668,14 @@ restore on the target (--to: every container on NODE; --from: every container of
 elsewhere). In exact mode the targets are chosen before the snapshot and each moving
 container's images stream to its target while they are dumped (the dumping node keeps
 its copy); the restore then finds them in place. If the restore fails, the originals
-are restored where they were. --mode as for restore (default exact); with --mode swarm the move is a placement
-constraint added to the stack's services (node.hostname==NODE for --to,
-node.hostname!=NODE for --from) for the restore, and removed from them once the
-restored tasks run (swarm does not move a task whose node still satisfies the
-remaining constraints). A stack restored or migrated in exact mode (standalone
-containers) migrates again like a deployed one. An algorithm that promises no
-consistent cut (uncoordinated) is refused: the containers stop after their dump, so
-the cut must be restorable.
+are restored where they were. --mode as for restore (default exact); with --mode
+swarm the move is a placement constraint added to the stack's services
+(node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
+removed from them once the restored tasks run (swarm does not move a task whose node
+still satisfies the remaining constraints). A stack restored or migrated in exact mode
+(standalone containers) migrates again like a deployed one. An algorithm that
+promises no consistent cut (uncoordinated) is refused: the containers stop after
+their dump, so the cut must be restorable.
 
 Examples:
   swarmckpt migrate echo --to lab-3

@@ -227,7 +227,7 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		} else {
 			for _, l := range strings.Split(string(out), "\n") {
 				if strings.HasPrefix(l, "note:") {
-					t.Logf("audit %s (swarm's DNS on the manager lagged behind the restored tasks)", l)
+					t.Logf("audit %s (swarm's DNS or overlay on the manager lagged behind the restored tasks)", l)
 				}
 			}
 			t.Logf("audit: %s", strings.TrimSpace(tail(string(out), 120)))

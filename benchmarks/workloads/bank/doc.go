@@ -27,6 +27,9 @@
 // With --service NAME and --count K the query first waits (up to --settle) for NAME to
 // resolve to K holders: swarm's DNS can lag behind the tasks of other nodes right after
 // a restore, and the holders it does not know yet would be reported as not answering.
+// For the same reason a holder that does not answer is asked again (every 250 ms) until
+// --settle passes: the query's own new container may reach another node's tasks only
+// seconds later. Either wait is printed ("note: ...").
 //
 // Holder endpoints (on --http): GET /state -> JSON State; GET|POST /pause[?for=60s] and
 // /resume (stop / restart initiating transfers; receiving and acking go on; a pause is a

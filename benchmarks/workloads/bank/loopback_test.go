@@ -44,7 +44,7 @@ func TestHoldersOverLoopback(t *testing.T) {
 	// Poll until every holder is connected to all peers and has traded.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		states, err := readStates(ctx, https)
+		states, err := readStates(ctx, https, time.Time{}, nil)
 		ready := err == nil
 		for _, s := range states {
 			ready = ready && len(s.ConnectedPeers) == k-1 && s.TransfersReceived > 20
@@ -65,7 +65,7 @@ func TestHoldersOverLoopback(t *testing.T) {
 	if !strings.Contains(out.String(), "total=300 expected=300 OK") {
 		t.Fatalf("query output lacks the OK total line:\n%s", out.String())
 	}
-	states, err := readStates(ctx, https)
+	states, err := readStates(ctx, https, time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,13 +103,50 @@ func (q queryConfig) addrs(ctx context.Context) (out []string, waited time.Durat
 	return out, time.Since(start), nil
 }
 
-func readStates(ctx context.Context, addrs []string) ([]State, error) {
+func readStates(ctx context.Context, addrs []string, until time.Time, late *lateness) ([]State, error) {
 	states := make([]State, len(addrs))
 	err := each(addrs, func(a string) error {
 		i := indexOf(addrs, a)
-		return getJSON(ctx, "http://"+a+"/state", &states[i])
+		return retry(ctx, until, late, a, func() error { return getJSON(ctx, "http://"+a+"/state", &states[i]) })
 	})
 	return states, err
+}
+
+// lateness records the longest a holder took to answer at all (retry).
+type lateness struct {
+	mu   sync.Mutex
+	max  time.Duration
+	addr string
+}
+
+// retry calls f until it succeeds or until passes, every 250 ms, and records in late
+// how long addr took when it needed more than one try. Right after a restore a new
+// container on one node (the query's) can reach the tasks of other nodes only once
+// swarm's overlay has learnt their addresses, seconds later; a holder that does not
+// answer by until is an error.
+func retry(ctx context.Context, until time.Time, late *lateness, addr string, f func() error) error {
+	start := time.Now()
+	for tries := 1; ; tries++ {
+		err := f()
+		if err == nil {
+			if tries > 1 && late != nil {
+				late.mu.Lock()
+				if d := time.Since(start); d > late.max {
+					late.max, late.addr = d, addr
+				}
+				late.mu.Unlock()
+			}
+			return nil
+		}
+		if !time.Now().Before(until) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func indexOf(xs []string, x string) int {
@@ -142,14 +179,26 @@ func runQuery(ctx context.Context, out io.Writer, q queryConfig) error {
 				fmt.Fprintln(out, "warning: resume failed:", err)
 			}
 		}()
-		if err := each(addrs, func(a string) error { return getJSON(ctx, "http://"+a+"/pause?for="+lease.String(), nil) }); err != nil {
+	}
+	var late lateness
+	if !q.NoPause {
+		reach := time.Now().Add(q.Settle)
+		if err := each(addrs, func(a string) error {
+			return retry(ctx, reach, &late, a, func() error { return getJSON(ctx, "http://"+a+"/pause?for="+lease.String(), nil) })
+		}); err != nil {
 			return fmt.Errorf("pausing holders: %w", err)
 		}
 	}
+	// The channels get the whole of Settle to drain from the moment all are paused.
 	deadline := time.Now().Add(q.Settle)
+	defer func() {
+		if late.max >= time.Second {
+			fmt.Fprintf(out, "note: holder %s answered only after %.1fs\n", late.addr, late.max.Seconds())
+		}
+	}()
 	var rep Report
 	for {
-		states, err := readStates(ctx, addrs)
+		states, err := readStates(ctx, addrs, deadline, &late)
 		if err != nil {
 			return fmt.Errorf("reading holder states: %w", err)
 		}

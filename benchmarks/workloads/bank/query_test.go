@@ -50,3 +50,30 @@ func TestQueryWaitsForTheServiceToResolveToEveryHolder(t *testing.T) {
 		t.Fatal("a name that never resolved gave no error")
 	}
 }
+
+// A holder that cannot be reached at first (the query's new container does not reach
+// another node's tasks until swarm's overlay learnt them) is asked again until it
+// answers, and no longer than until; how late it answered is recorded.
+func TestRetryUntilTheHolderAnswers(t *testing.T) {
+	var late lateness
+	tries := 0
+	err := retry(context.Background(), time.Now().Add(10*time.Second), &late, "10.0.0.4:8080", func() error {
+		tries++
+		if tries < 4 {
+			return errors.New("Client.Timeout exceeded")
+		}
+		return nil
+	})
+	if err != nil || tries != 4 || late.addr != "10.0.0.4:8080" || late.max < 700*time.Millisecond {
+		t.Fatalf("retry = %v after %d tries, late %s after %s; want success on the 4th try, recorded late", err, tries, late.addr, late.max)
+	}
+	start := time.Now()
+	err = retry(context.Background(), time.Now().Add(500*time.Millisecond), nil, "x", func() error { return errors.New("unreachable") })
+	if err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("retry of a holder that never answers = %v after %s; want its error once until passed", err, time.Since(start))
+	}
+	tries = 0
+	if err := retry(context.Background(), time.Time{}, nil, "x", func() error { tries++; return errors.New("down") }); err == nil || tries != 1 {
+		t.Fatalf("retry with a past deadline: %v after %d tries, want one try", err, tries)
+	}
+}

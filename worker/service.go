@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/cut"
@@ -103,6 +104,13 @@ type NodeInfo struct {
 	PreCopy  Capability `json:"preCopy"`
 	PostCopy Capability `json:"postCopy"`
 }
+
+// SetDir is where image set id lives on this worker's node (the agent next to the
+// worker reads and verifies sets there).
+func (i NodeInfo) SetDir(id string) string { return filepath.Join(setsDir(i.DataRoot), id) }
+
+// setsDir is <data-root>/swarmckpt/sets.
+func setsDir(dataRoot string) string { return filepath.Join(dataRoot, "swarmckpt", "sets") }
 
 // Capability is a yes/no with the reason for no.
 type Capability struct {

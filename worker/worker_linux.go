@@ -133,7 +133,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 }
 
 // SetsDir is where image sets live: <data-root>/swarmckpt/sets.
-func (w *Worker) SetsDir() string { return filepath.Join(w.cfg.DataRoot, "swarmckpt", "sets") }
+func (w *Worker) SetsDir() string { return setsDir(w.cfg.DataRoot) }
 
 func (w *Worker) setPath(id string) (string, error) {
 	if id == "" || id == "." || id == ".." || strings.IndexFunc(id, func(r rune) bool {

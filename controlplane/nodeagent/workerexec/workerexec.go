@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -100,8 +99,7 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 		// The container did not change since reuseFrom: its image set there stands for
 		// this snapshot too. The set is verified (every sha256) before it is reused.
 		prev := nodeagent.SetID(reuseFrom, key(c))
-		dir := filepath.Join(e.Info.DataRoot, "swarmckpt", "sets", prev)
-		m, err := imageset.Verify(dir)
+		m, err := imageset.Verify(e.Info.SetDir(prev))
 		if err != nil {
 			return nil, fmt.Errorf("workerexec: reuse images of %s for %s: %w", reuseFrom, key(c), err)
 		}
@@ -126,7 +124,7 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 func (e *Exec) dumpTo(ctx context.Context, c nodeagent.Target, set string, leaveRunning bool) (*nodeagent.DumpResult, error) {
 	m, err := e.W.DumpTo(ctx, c.ID, set, c.StreamTo, leaveRunning)
 	if err != nil {
-		local, verr := imageset.Verify(filepath.Join(e.Info.DataRoot, "swarmckpt", "sets", set))
+		local, verr := imageset.Verify(e.Info.SetDir(set))
 		if verr != nil {
 			return nil, err // the dump itself failed: no set here
 		}
@@ -146,7 +144,7 @@ func (e *Exec) log() *slog.Logger {
 
 // ImageSet converts a worker manifest to the store's form.
 func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) store.ImageSet {
-	is := store.ImageSet{Node: info.Node, Dir: filepath.Join(info.DataRoot, "swarmckpt", "sets", set), Durable: true,
+	is := store.ImageSet{Node: info.Node, Dir: info.SetDir(set), Durable: true,
 		CRIUVersion: m.CRIUVersion}
 	for _, f := range m.Files {
 		is.Files = append(is.Files, store.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})

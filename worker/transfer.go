@@ -175,26 +175,7 @@ func holdsSame(ctx context.Context, p peer, addr, id string, local *imageset.Man
 	if err != nil {
 		return false, err
 	}
-	return sameFiles(local, remote), nil
-}
-
-// sameFiles tells whether two manifests are of the same container and list the same
-// files with the same sizes and digests.
-func sameFiles(a, b *imageset.Manifest) bool {
-	if a.ContainerID != b.ContainerID || len(a.Files) != len(b.Files) {
-		return false
-	}
-	byName := make(map[string]imageset.File, len(a.Files))
-	for _, f := range a.Files {
-		byName[f.Name] = f
-	}
-	for _, f := range b.Files {
-		g, ok := byName[f.Name]
-		if !ok || g.Size != f.Size || !strings.EqualFold(g.SHA256, f.SHA256) {
-			return false
-		}
-	}
-	return true
+	return local.SameFiles(remote), nil
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a

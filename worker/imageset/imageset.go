@@ -97,6 +97,21 @@ func (m *Manifest) Lookup(name string) (File, bool) {
 	return File{}, false
 }
 
+// SameFiles tells whether o is a manifest of the same container listing the same files
+// with the same sizes and sha256 (a copy of this set).
+func (m *Manifest) SameFiles(o *Manifest) bool {
+	if m.ContainerID != o.ContainerID || len(m.Files) != len(o.Files) {
+		return false
+	}
+	for _, f := range o.Files {
+		g, ok := m.Lookup(f.Name)
+		if !ok || g.Size != f.Size || !strings.EqualFold(g.SHA256, f.SHA256) {
+			return false
+		}
+	}
+	return true
+}
+
 // ImagesPath returns <set>/images.
 func ImagesPath(set string) string { return filepath.Join(set, ImagesDir) }
 

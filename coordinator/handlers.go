@@ -237,9 +237,15 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			return out
 		}
 	}
+	var (
+		m    *store.Manifest
+		used map[string]string // the final targets, once the restore succeeded
+	)
+	// Whatever the outcome, the streamed copies no restore used go (all of them when
+	// used is nil: a failed migration).
+	defer func() { s.dropStreamed(ctx, m, streamed, used) }()
 	m, err := s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream)
 	if err != nil {
-		s.dropStreamed(ctx, m, streamed, nil)
 		return &api.MigrateResult{Snapshot: m}, err
 	}
 	if req.Mode == api.ModeSwarm {
@@ -257,15 +263,13 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	}
 	plan, err := s.migrationPlan(m, req)
 	if err != nil {
-		s.dropStreamed(ctx, m, streamed, nil)
 		return s.rollback(ctx, m, nil, false, err)
 	}
 	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false)
 	if err != nil {
-		s.dropStreamed(ctx, m, streamed, nil)
 		return s.rollback(ctx, m, stopped, stopped != nil, err)
 	}
-	s.dropStreamed(ctx, m, streamed, plan)
+	used = plan
 	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 }
 

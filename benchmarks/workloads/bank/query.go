@@ -83,18 +83,20 @@ func (q queryConfig) addrs(ctx context.Context) (out []string, waited time.Durat
 	}
 	start := time.Now()
 	var ips []string
-	for {
-		ips, err = lookup(ctx, q.Service)
-		if err == nil && (q.Count == 0 || len(ips) >= q.Count) || time.Since(start) >= q.Settle {
-			break
+	err = retry(ctx, start.Add(q.Settle), nil, q.Service, func() error {
+		var lerr error
+		if ips, lerr = lookup(ctx, q.Service); lerr != nil {
+			return lerr
 		}
-		select {
-		case <-ctx.Done():
-			return nil, time.Since(start), ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		if q.Count > 0 && len(ips) < q.Count {
+			return errTooFew
 		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil, time.Since(start), ctx.Err()
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errTooFew) {
 		return nil, time.Since(start), fmt.Errorf("resolving holders %q: %w (run the query on the stack's network)", q.Service, err)
 	}
 	for _, ip := range ips {
@@ -102,6 +104,9 @@ func (q queryConfig) addrs(ctx context.Context) (out []string, waited time.Durat
 	}
 	return out, time.Since(start), nil
 }
+
+// errTooFew: the service name resolved to fewer holders than --count (yet).
+var errTooFew = errors.New("fewer addresses than holders")
 
 func readStates(ctx context.Context, addrs []string, until time.Time, late *lateness) ([]State, error) {
 	states := make([]State, len(addrs))

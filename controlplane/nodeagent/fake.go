@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -72,7 +73,7 @@ var (
 func NewFakeExecutor(node string) *FakeExecutor {
 	return &FakeExecutor{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
 		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{},
-		FailRestore: map[string]error{}, restored: map[string]bool{}}
+		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}}
 }
 
 // Held returns the containers currently locked or frozen.
@@ -159,9 +160,6 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 	f.PutSet(set)
 	if c.StreamTo != "" {
 		f.mu.Lock()
-		if f.streamed == nil {
-			f.streamed = map[string]string{}
-		}
 		f.streamed[set] = c.StreamTo
 		hook := f.StreamTo
 		f.mu.Unlock()
@@ -182,11 +180,7 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 func (f *FakeExecutor) Streamed() map[string]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range f.streamed {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.streamed)
 }
 
 // PutSet records image set set on this node (as a dump, or a transfer, writes one).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
 )
 
@@ -211,10 +212,30 @@ func TestMemhogPostCopy(t *testing.T) {
 func postCopyKeepsMemory(ctx context.Context, t *testing.T, src, dst dockertest.Node, a, b *worker.Client, name, want string) {
 	t.Helper()
 	set := name + ".set"
+	before := pipeMaxSize(t)
 	m, err := a.DumpLazy(ctx, name, set, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// CRIU's lazy page server needs a 4 MiB pipe: the worker holds the setting raised
+	// while it serves (worker/pipemax), and puts it back after.
+	if v := pipeMaxSize(t); v < migrate.MinPipeMaxSize {
+		t.Fatalf("fs.pipe-max-size %d while the post-copy page server runs, want >= %d", v, migrate.MinPipeMaxSize)
+	}
+	defer func() {
+		if t.Failed() {
+			return
+		}
+		// Other packages' post-copy tests may hold a raise of their own for a while.
+		deadline := time.Now().Add(2 * time.Minute)
+		for v := pipeMaxSize(t); v != before; v = pipeMaxSize(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("fs.pipe-max-size %d two minutes after the post-copy ended, %d before it", v, before)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("fs.pipe-max-size raised to >= 4 MiB while serving, back to %d after", before)
+	}()
 	if m.LazyPages == "" || m.TotalBytes() > 16<<20 {
 		t.Fatalf("lazy dump wrote %d bytes, page server %q: memory should not be in the set", m.TotalBytes(), m.LazyPages)
 	}
@@ -240,4 +261,18 @@ func postCopyKeepsMemory(ctx context.Context, t *testing.T, src, dst dockertest.
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("source %s still not exited 30 s after the post-copy restore", name)
+}
+
+// pipeMaxSize reads the host's fs.pipe-max-size.
+func pipeMaxSize(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

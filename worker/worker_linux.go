@@ -24,6 +24,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
@@ -51,6 +52,9 @@ type Parts struct {
 	CRIUVersion, Kernel string
 	// Features answers `criu check --feature` (nil: all unsupported).
 	Features migrate.FeatureChecker
+	// Pipes raises fs.pipe-max-size while a post-copy dump serves pages (pipemax.Governor).
+	// Nil: never raised; post-copy then needs the setting at 4 MiB already.
+	Pipes Pipes
 	// Dumpable refuses, before anything is locked or frozen, a container that CRIU
 	// cannot dump here (container.Dumpable: a process of another user without
 	// CAP_SYS_RESOURCE). Nil: no check (tests with fake containers).
@@ -58,6 +62,15 @@ type Parts struct {
 	// Owns tells whether pid still belongs to container id before a hold is released
 	// (nil: watchdog.BelongsTo, the cgroup check). Tests with fake containers set it.
 	Owns func(pid int, id string) bool
+}
+
+// Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
+type Pipes interface {
+	migrate.PipeLimit
+	// Raise makes the setting at least min until release.
+	Raise(min int) (release func() error, err error)
+	// Reconcile puts back a raise whose holder died.
+	Reconcile() error
 }
 
 // Worker implements Service on one node.
@@ -128,6 +141,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
 		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
+		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 	})
 	return w, cli, err
 }
@@ -163,6 +177,11 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 	}
 	w.removeStalePages()
+	if w.p.Pipes != nil {
+		if err := w.p.Pipes.Reconcile(); err != nil {
+			w.log.Warn("could not put back a fs.pipe-max-size raised by a post-copy dump whose worker died", "err", err)
+		}
+	}
 	if err := os.MkdirAll(w.cfg.JournalDir, 0o700); err != nil {
 		return fmt.Errorf("worker %s: journal: %w", w.cfg.Node, err)
 	}
@@ -460,7 +479,7 @@ func (w *Worker) harden(ctx context.Context, c container.Ref) {
 
 // DumpLazy implements Service.
 func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
-	if err := migrate.PostCopySupport(ctx, w.p.Features); err != nil {
+	if err := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit()); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
 	set, err := w.setPath(setID)
@@ -486,15 +505,28 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 		return nil, fmt.Errorf("dump %s: %w", c, err)
 	}
 	w.harden(ctx, c)
+	// CRIU's lazy page server sizes a 4 MiB pipe when the target connects: the setting
+	// stays raised until the page server ends.
+	unpipe, err := w.raisePipes()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: dump %s: post-copy: %w", w.cfg.Node, c, err), w.unhold(c, false, true))
+	}
 	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{Node: w.cfg.Node, PageServer: addr})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true))
+		return nil, errors.Join(fmt.Errorf("worker %s: %w", w.cfg.Node, err), w.unhold(c, false, true), unpipe())
 	}
+	served := false
 	if lz, ok := w.p.Dumper.(interface {
 		LazyOf(string) (dump.Lazy, bool)
 	}); ok {
 		if l, ok := lz.LazyOf(set); ok {
+			served = true
 			go func() {
+				defer func() {
+					if err := unpipe(); err != nil {
+						w.log.Warn("post-copy done; could not put fs.pipe-max-size back", "container", c.Name, "err", err)
+					}
+				}()
 				t := time.NewTimer(time.Until(deadline))
 				defer t.Stop()
 				done := make(chan error, 1)
@@ -516,7 +548,28 @@ func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 			}()
 		}
 	}
+	if !served {
+		if err := unpipe(); err != nil {
+			w.log.Warn("could not put fs.pipe-max-size back", "container", c.Name, "err", err)
+		}
+	}
 	return m, nil
+}
+
+// pipeLimit is Parts.Pipes as a migrate.PipeLimit (nil when none).
+func (w *Worker) pipeLimit() migrate.PipeLimit {
+	if w.p.Pipes == nil {
+		return nil
+	}
+	return w.p.Pipes
+}
+
+// raisePipes raises fs.pipe-max-size for a post-copy dump, if the setting is governed.
+func (w *Worker) raisePipes() (release func() error, err error) {
+	if w.p.Pipes == nil {
+		return func() error { return nil }, nil
+	}
+	return w.p.Pipes.Raise(migrate.MinPipeMaxSize)
 }
 
 // freePort resolves HOST:0 to HOST:<a free port>.
@@ -604,7 +657,7 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
 	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
-	post := migrate.PostCopySupport(ctx, w.p.Features)
+	post := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit())
 	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}
 	ni.PostCopy = Capability{OK: post == nil, Reason: errString(post)}
 	return ni, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
@@ -56,6 +57,7 @@ type fakeNode struct {
 	lock     *netlock.Fake
 	freeze   *freezer.Fake
 	restorer *restore.Fake
+	pipes    *pipemax.Fake
 	journal  string
 }
 
@@ -74,7 +76,8 @@ func newFakeNodeConfig(t *testing.T, name string, dumper dump.Dumper, edit func(
 	t.Helper()
 	dir := t.TempDir()
 	n := &fakeNode{insp: container.NewFake(), lock: netlock.NewFake(), freeze: freezer.NewFake(),
-		restorer: restore.NewFake(filepath.Join(dir, "consumed"), "img"), journal: filepath.Join(dir, "journal")}
+		restorer: restore.NewFake(filepath.Join(dir, "consumed"), "img"), journal: filepath.Join(dir, "journal"),
+		pipes: pipemax.NewFake(512 << 10)}
 	cfg := worker.DefaultConfig(name)
 	cfg.DataRoot = filepath.Join(dir, "data")
 	cfg.JournalDir = n.journal
@@ -83,7 +86,7 @@ func newFakeNodeConfig(t *testing.T, name string, dumper dump.Dumper, edit func(
 		edit(&cfg)
 	}
 	w, err := worker.New(cfg, worker.Parts{Inspector: n.insp, Locker: n.lock, Freezer: n.freeze,
-		Dumper: dumper, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}})
+		Dumper: dumper, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}, Pipes: n.pipes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@
 #     (SWARMCKPT_CRIU_PREFIX, default /opt/swarmckpt/criu) and run through that prefix's
 #     own dynamic loader, so the host libc is never upgraded;
 #   - /etc/criu/runc.conf with the options swarmckpt needs;
-#   - nftables, iproute2, util-linux (nsenter), iptables.
+#   - nftables, iproute2, util-linux (nsenter), iptables;
+#   - fs.pipe-max-size = 512 KiB (SWARMCKPT_PIPE_MAX_SIZE; "keep" leaves it): CRIU dumps
+#     faster with smaller page pipes on some hosts, see section 5.
 #
 # Idempotent: a second run changes nothing and takes seconds.
 # Exit codes: 0 ok, 2 wrong user/OS, 3 a package could not be installed, 4 CRIU check failed.
@@ -179,10 +181,15 @@ if ! cmp -s <(printf '%s' "$want_conf") /etc/criu/runc.conf 2>/dev/null; then
   printf '%s' "$want_conf" >/etc/criu/runc.conf
 fi
 # --- 5. kernel settings -------------------------------------------------------------
-# Post-copy: CRIU's lazy page server grows a pipe to 4 MiB; without CAP_SYS_RESOURCE that
-# needs fs.pipe-max-size >= 4 MiB, or the transfer fails ("splice: Bad file descriptor").
-if [ "$(cat /proc/sys/fs/pipe-max-size)" -lt 4194304 ]; then
-  say "sysctl fs.pipe-max-size=4194304 (post-copy migration)"
-  sysctl -qw fs.pipe-max-size=4194304 || say "warning: could not raise fs.pipe-max-size; post-copy will refuse with the reason"
+# fs.pipe-max-size caps CRIU's page pipes, and so the size of each splice of pages into
+# an image file. On VMs whose memory the host backs lazily, big splices allocate big
+# page-cache folios that are slow to fill: a raw runc checkpoint of 1 GiB took 0.8-1.2 s
+# at 512 KiB and 3.0-6.3 s at 4 MiB (docs/dataplane.md, "Pipe size"). Post-copy's lazy
+# page server needs 4 MiB: the worker raises the setting while one serves pages and puts
+# it back after (worker/pipemax). SWARMCKPT_PIPE_MAX_SIZE=keep leaves the setting alone.
+want_pipe=${SWARMCKPT_PIPE_MAX_SIZE:-524288}
+if [ "$want_pipe" != keep ] && [ "$(cat /proc/sys/fs/pipe-max-size)" != "$want_pipe" ]; then
+  say "sysctl fs.pipe-max-size=$want_pipe (CRIU's page pipes; SWARMCKPT_PIPE_MAX_SIZE=keep leaves it)"
+  sysctl -qw fs.pipe-max-size="$want_pipe" || say "warning: could not set fs.pipe-max-size; dumps may be slower (docs/dataplane.md, \"Pipe size\")"
 fi
 say "done"

@@ -74,17 +74,17 @@ func PreCopySupport(ctx context.Context, f FeatureChecker) error {
 // "Lazy pages transfer FAILED".
 const MinPipeMaxSize = 4 << 20
 
-// PipeMaxSize reads /proc/sys/fs/pipe-max-size; tests may replace it.
-var PipeMaxSize = func() (int, error) {
-	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
+// PipeLimit is the host's fs.pipe-max-size as a worker sees it (pipemax.Governor).
+type PipeLimit interface {
+	// Current reads the setting.
+	Current() (int, error)
+	// CanRaise returns nil if the worker may raise the setting for a post-copy dump.
+	CanRaise() error
 }
 
-// PostCopySupport returns nil when lazy-pages migration can run, else why not.
-func PostCopySupport(ctx context.Context, f FeatureChecker) error {
+// PostCopySupport returns nil when lazy-pages migration can run, else why not. pipes
+// nil reads /proc/sys/fs/pipe-max-size and assumes it cannot be raised.
+func PostCopySupport(ctx context.Context, f FeatureChecker, pipes PipeLimit) error {
 	if f == nil {
 		return fmt.Errorf("%w: no CRIU feature checker", ErrPostCopyUnsupported)
 	}
@@ -95,15 +95,34 @@ func PostCopySupport(ctx context.Context, f FeatureChecker) error {
 	if !ok {
 		return fmt.Errorf("%w: `criu check --feature uffd-noncoop` fails: the kernel lacks non-cooperative userfaultfd", ErrPostCopyUnsupported)
 	}
-	n, err := PipeMaxSize()
-	if err != nil {
-		return fmt.Errorf("%w: read /proc/sys/fs/pipe-max-size: %w", ErrPostCopyUnsupported, err)
+	if pipes == nil {
+		pipes = fixedPipes{}
 	}
-	if n < MinPipeMaxSize && !hasCapSysResource() {
-		return fmt.Errorf("%w: /proc/sys/fs/pipe-max-size is %d and this process lacks CAP_SYS_RESOURCE, so CRIU's lazy page server cannot size its 4 MiB pipe and fails every page request (\"page-pipe: splice: -1: Bad file descriptor\"); run `sysctl -w fs.pipe-max-size=%d` on the source node", ErrPostCopyUnsupported, n, MinPipeMaxSize)
+	n, err := pipes.Current()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPostCopyUnsupported, err)
+	}
+	if n >= MinPipeMaxSize || hasCapSysResource() {
+		return nil
+	}
+	if err := pipes.CanRaise(); err != nil {
+		return fmt.Errorf("%w: /proc/sys/fs/pipe-max-size is %d, this process lacks CAP_SYS_RESOURCE and cannot raise the setting for the dump (%w), so CRIU's lazy page server could not size its 4 MiB pipe and would fail every page request (\"page-pipe: splice: -1: Bad file descriptor\"); run `sysctl -w fs.pipe-max-size=%d` on the source node (cold dumps are then slower on some hosts: docs/dataplane.md, \"Pipe size\")", ErrPostCopyUnsupported, n, err, MinPipeMaxSize)
 	}
 	return nil
 }
+
+// fixedPipes reads the kernel's setting and cannot change it.
+type fixedPipes struct{}
+
+func (fixedPipes) Current() (int, error) {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/sys/fs/pipe-max-size: %w", err)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func (fixedPipes) CanRaise() error { return errors.New("no governor of the setting") }
 
 // hasCapSysResource reports whether CAP_SYS_RESOURCE (bit 24) is in our effective set.
 func hasCapSysResource() bool {

@@ -18,19 +18,29 @@ func TestPreCopyRefusedWithoutSoftDirty(t *testing.T) {
 	}
 }
 
+// pipes is a PipeLimit stand-in.
+type pipes struct {
+	n        int
+	canRaise error
+}
+
+func (p pipes) Current() (int, error) { return p.n, nil }
+func (p pipes) CanRaise() error       { return p.canRaise }
+
 func TestPostCopyNeedsPipeMaxSize(t *testing.T) {
-	old := PipeMaxSize
-	t.Cleanup(func() { PipeMaxSize = old })
-	PipeMaxSize = func() (int, error) { return 1 << 20, nil }
-	err := PostCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true})
-	if !hasCapSysResource() && (!errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "pipe-max-size")) {
-		t.Fatalf("err = %v", err)
+	ctx, uffd := context.Background(), StaticFeatures{"uffd-noncoop": true}
+	err := PostCopySupport(ctx, uffd, pipes{1 << 20, errors.New("read-only /proc/sys")})
+	if !hasCapSysResource() && (!errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "pipe-max-size is 1048576") ||
+		!strings.Contains(err.Error(), "read-only /proc/sys") || !strings.Contains(err.Error(), "sysctl -w fs.pipe-max-size=4194304")) {
+		t.Fatalf("a low setting that cannot be raised: %v", err)
 	}
-	PipeMaxSize = func() (int, error) { return MinPipeMaxSize, nil }
-	if err := PostCopySupport(context.Background(), StaticFeatures{"uffd-noncoop": true}); err != nil {
+	if err := PostCopySupport(ctx, uffd, pipes{512 << 10, nil}); err != nil {
+		t.Fatalf("a low setting the worker can raise: %v", err)
+	}
+	if err := PostCopySupport(ctx, uffd, pipes{MinPipeMaxSize, errors.New("read-only")}); err != nil {
 		t.Fatalf("with a 4 MiB pipe-max-size: %v", err)
 	}
-	if err := PostCopySupport(context.Background(), StaticFeatures{}); !errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "uffd") {
+	if err := PostCopySupport(ctx, StaticFeatures{}, pipes{MinPipeMaxSize, nil}); !errors.Is(err, ErrPostCopyUnsupported) || !strings.Contains(err.Error(), "uffd") {
 		t.Fatalf("without uffd: %v", err)
 	}
 }

@@ -22,6 +22,8 @@ CGO_ENABLED=0 go build -o build/dptest ./worker/internal/testimg
 
 started=
 if ! build/swarmckpt lab status --name "$LAB" >/dev/null 2>&1; then
+    # absent, or left behind by an ended session (status exits 1 when a node is down)
+    build/swarmckpt lab down --name "$LAB" >/dev/null 2>&1 || true
     build/swarmckpt lab up --nodes 2 --name "$LAB" >&2
     started=1
 fi

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,7 +22,7 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
 
   swarmckpt lab up --nodes 3            create lab "lab" with 3 nodes, load workload images,
                                         start a coordinator and a worker + agent per node
-  swarmckpt lab status                  show the nodes
+  swarmckpt lab status                  show the nodes (exit 1 if a node is down)
   eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
                                         load the images the file needs, deploy it as a stack
@@ -129,12 +130,24 @@ func resolveRuntime(flagValue string) string {
 	return flagValue
 }
 
+// printStatus prints the lab's nodes; it fails (exit 1, after printing) when a node's
+// engine does not answer, so that scripts can tell a lab left behind by a reboot or an
+// ended session from one that runs.
 func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 	st := lab.Status(ctx, p)
+	var down []string
+	for _, s := range st {
+		if !s.Up {
+			down = append(down, s.Name)
+		}
+	}
 	if output == "json" {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"name": p.Name, "subnet": fmt.Sprintf("10.231.%d.0/24", p.Subnet), "runtime": p.Runtime, "nodes": st})
+		if err := enc.Encode(map[string]any{"name": p.Name, "subnet": fmt.Sprintf("10.231.%d.0/24", p.Subnet), "runtime": p.Runtime, "nodes": st}); err != nil {
+			return err
+		}
+		return labDown(p.Name, down)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tADDRESS\tROLE\tENGINE\tSWARM\tCONTAINERS\tDOCKER_HOST")
@@ -157,5 +170,14 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
 			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
 	}
-	return nil
+	return labDown(p.Name, down)
+}
+
+// labDown is status's error for the nodes whose engine does not answer (nil: none).
+func labDown(name string, down []string) error {
+	if len(down) == 0 {
+		return nil
+	}
+	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
+		name, strings.Join(down, ", "), name)
 }

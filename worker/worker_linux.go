@@ -572,23 +572,6 @@ func (w *Worker) raisePipes() (release func() error, err error) {
 	return w.p.Pipes.Raise(migrate.MinPipeMaxSize)
 }
 
-// freePort resolves HOST:0 to HOST:<a free port>.
-func freePort(hostport string) (string, error) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return "", err
-	}
-	if port != "0" {
-		return hostport, nil
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // Restore implements Service. The set is verified (every sha256) before anything else.
 func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (ref container.Ref, err error) {
 	set, err := w.setPath(setID)

@@ -103,6 +103,9 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 			emit(it, "transferred", "already on "+it.target, 0)
 		case err != nil:
 			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
+		case rep.AlreadyThere:
+			// A migration streamed the images there while dumping (Target.StreamTo).
+			emit(it, "transferred", "already on "+it.target+" (streamed during the dump; nothing sent)", rep.MS)
 		default:
 			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
 		}

@@ -37,7 +37,8 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second,
+		Events: e.recordEvent})
 	e.svc = svc
 	rctx, cancel := context.WithCancel(context.Background())
 	e.wg.Add(1)
@@ -45,7 +46,7 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
 		ex := nodeagent.NewFakeExecutor(n)
 		ex.TransferAddr = n
-		ex.SendTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }
 		for _, f := range setup {
 			f(ex)
 		}

@@ -14,19 +14,19 @@ import (
 )
 
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
-// targets, and whose Send refuses a set the target already holds, as the worker does
-// (409, "already exists"). sends counts the transfers Send really made.
+// targets, and whose Send sends nothing to a target that already holds the set, as the
+// worker does (SendResult.AlreadyThere). sends counts the transfers Send really made.
 func streamingEnv(t *testing.T) (e *env, sends *atomic.Int64) {
 	sends = &atomic.Int64{}
 	e, _ = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
 		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
-		ex.SendTo = func(set, to string) error {
+		ex.SendTo = func(set, to string) (bool, error) {
 			if e.execs[to].HasSet(set) {
-				return fmt.Errorf("worker %s: receive set %s: already exists", to, set)
+				return true, nil
 			}
 			sends.Add(1)
 			e.execs[to].PutSet(set)
-			return nil
+			return false, nil
 		}
 	})
 	return e, sends
@@ -68,6 +68,16 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 		if n := sends.Load(); n != 0 {
 			t.Errorf("the restore sent %d sets that were streamed already", n)
+		}
+		// The progress says so: nothing was transferred by the restore.
+		tr := e.eventsOf("transferred")
+		if len(tr) != 4 {
+			t.Errorf("%d transferred events, want one per moved container (4): %+v", len(tr), tr)
+		}
+		for _, ev := range tr {
+			if !strings.Contains(ev.Message, "already on lab-3") || !strings.Contains(ev.Message, "nothing sent") {
+				t.Errorf("transferred event %q for %s, want it to say the images were already on lab-3", ev.Message, ev.Container)
+			}
 		}
 		if got := len(e.execs["lab-3"].Restored()); got != 5 {
 			t.Errorf("%d containers restored on lab-3, want 5", got)

@@ -43,6 +43,29 @@ type env struct {
 	client api.Client
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
+
+	evMu   sync.Mutex
+	events []api.Event // the restorer's progress events, where the env records them
+}
+
+// recordEvent is a restorer's Events hook that keeps every event.
+func (e *env) recordEvent(_ context.Context, ev api.Event) {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	e.events = append(e.events, ev)
+}
+
+// eventsOf returns the recorded events of phase.
+func (e *env) eventsOf(phase string) []api.Event {
+	e.evMu.Lock()
+	defer e.evMu.Unlock()
+	var out []api.Event
+	for _, ev := range e.events {
+		if ev.Phase == phase {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 func bankStack() *stack.Stack {

@@ -356,7 +356,10 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		mu.Lock()
 		copied[nodeSlot{j.node, j.p.Set}] = true
 		mu.Unlock()
-		if rep != nil {
+		switch {
+		case rep != nil && rep.AlreadyThere:
+			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", "already on "+j.node+" (nothing sent)", rep.MS)
+		case rep != nil:
 			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", j.p.Home+" -> "+j.node, rep.MS)
 		}
 		return nil

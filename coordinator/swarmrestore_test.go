@@ -45,7 +45,7 @@ func newSwarmEnv(t *testing.T) *swarmEnv {
 	for _, n := range swarmNodes {
 		ex := nodeagent.NewFakeExecutor(n)
 		ex.TransferAddr = n
-		ex.SendTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }
 		e.execs[n] = ex
 		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})

@@ -86,10 +86,10 @@ func TestWorkersSendTheirTokenToEachOther(t *testing.T) {
 	if _, err := a.w.Dump(ctx, "web", "s.web", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.w.Send(ctx, "s.web", other.w.Addr()); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := a.w.Send(ctx, "s.web", other.w.Addr()); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("Send to a worker with another token: %v, want 401", err)
 	}
-	if err := a.w.Send(ctx, "s.web", b.w.Addr()); err != nil {
+	if _, err := a.w.Send(ctx, "s.web", b.w.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.w.DumpInto(ctx, "api", "s.api", other.w.Addr()); err == nil || !strings.Contains(err.Error(), "401") {

@@ -97,10 +97,10 @@ func TestEchoPairSwapsNodesKeepingTheConnection(t *testing.T) {
 	n2.MustDocker(t, "rm", "-f", cli)
 	ai, _ := a.Info(ctx)
 	bi, _ := b.Info(ctx)
-	if err := a.Send(ctx, srv, bi.Addr); err != nil {
+	if _, err := a.Send(ctx, srv, bi.Addr); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Send(ctx, cli, ai.Addr); err != nil {
+	if _, err := b.Send(ctx, cli, ai.Addr); err != nil {
 		t.Fatal(err)
 	}
 	// Locked restores (as the coordinator does them): each comes back with its network

@@ -31,7 +31,7 @@ import (
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
-//	POST /v1/sets/{id}/send            {"addr":"host:port"}
+//	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	DELETE /v1/containers/{name}                                        (idempotent)
 //	DELETE /v1/sets/{id}                                                (idempotent)
@@ -104,7 +104,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
 	})
 	handle("POST /v1/sets/{id}/send", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return struct{}{}, w.Send(ctx, r.PathValue("id"), q.Addr)
+		return w.Send(ctx, r.PathValue("id"), q.Addr)
 	})
 	handle("POST /v1/sets/{id}/restore", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Restore(ctx, r.PathValue("id"), q.Restore)
@@ -273,8 +273,10 @@ func (c *Client) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 }
 
 // Send implements Service.
-func (c *Client) Send(ctx context.Context, setID, addr string) error {
-	return c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/send", apiRequest{Addr: addr}, nil)
+func (c *Client) Send(ctx context.Context, setID, addr string) (SendResult, error) {
+	var res SendResult
+	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/send", apiRequest{Addr: addr}, &res)
+	return res, err
 }
 
 // Restore implements Service.

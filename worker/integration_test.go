@@ -189,7 +189,7 @@ func TestMemhogMigratesWithIdenticalMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Send(ctx, set, bi.Addr); err != nil {
+	if _, err := a.Send(ctx, set, bi.Addr); err != nil {
 		t.Fatal(err)
 	}
 	restoredKeepsMemory(ctx, t, b, dst, name, set, want)
@@ -240,7 +240,7 @@ func postCopyKeepsMemory(ctx context.Context, t *testing.T, src, dst dockertest.
 		t.Fatalf("lazy dump wrote %d bytes, page server %q: memory should not be in the set", m.TotalBytes(), m.LazyPages)
 	}
 	bi, _ := b.Info(ctx)
-	if err := a.Send(ctx, set, bi.Addr); err != nil {
+	if _, err := a.Send(ctx, set, bi.Addr); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })

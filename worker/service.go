@@ -43,8 +43,10 @@ type Service interface {
 	// running here and neither node keeps a set.
 	DumpInto(ctx context.Context, containerName, setID, addr string) (*imageset.Manifest, error)
 	// Send streams image set setID to the worker listening at addr (host:port), which
-	// verifies every file's sha256 before accepting it.
-	Send(ctx context.Context, setID, addr string) error
+	// verifies every file's sha256 before accepting it. A target that already holds the
+	// set with the same files (a migration streamed it there while dumping) gets
+	// nothing: SendResult.AlreadyThere.
+	Send(ctx context.Context, setID, addr string) (SendResult, error)
 	// Restore recreates the container of image set setID on this node and restores it.
 	Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error)
 	// Info describes the node.
@@ -116,4 +118,11 @@ func setsDir(dataRoot string) string { return filepath.Join(dataRoot, "swarmckpt
 type Capability struct {
 	OK     bool   `json:"ok"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// SendResult is what Send did.
+type SendResult struct {
+	// AlreadyThere: the target held the set with the same files (names, sizes, sha256);
+	// nothing was sent. The target still verifies every file before a restore.
+	AlreadyThere bool `json:"alreadyThere,omitempty"`
 }

@@ -91,7 +91,7 @@ func TestTLSWorkersMoveSetsOverHTTPS(t *testing.T) {
 	if _, err := ca.Dump(ctx, "api", "s.api", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Send(ctx, "s.api", b.w.Addr()); err != nil {
+	if _, err := ca.Send(ctx, "s.api", b.w.Addr()); err != nil {
 		t.Fatalf("Send between TLS workers: %v", err)
 	}
 	for _, set := range []string{"mig.web", "s.api"} {
@@ -139,7 +139,7 @@ func TestTLSMismatchesSayWhatToDo(t *testing.T) {
 	if _, err := tlsNode.w.Dump(ctx, "web", "s.web", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := tlsNode.w.Send(ctx, "s.web", plain.w.Addr()); err == nil || !strings.Contains(err.Error(), "does not run with TLS") {
+	if _, err := tlsNode.w.Send(ctx, "s.web", plain.w.Addr()); err == nil || !strings.Contains(err.Error(), "does not run with TLS") {
 		t.Fatalf("TLS worker sending to a plain one: %v", err)
 	}
 	if entries, _ := os.ReadDir(plain.w.SetsDir()); len(entries) != 0 {

@@ -128,14 +128,14 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 }
 
 // Send implements Service: it streams set id to the worker at addr.
-func (w *Worker) Send(ctx context.Context, id, addr string) error {
+func (w *Worker) Send(ctx context.Context, id, addr string) (SendResult, error) {
 	set, err := w.setPath(id)
 	if err != nil {
-		return err
+		return SendResult{}, err
 	}
 	local, err := imageset.ReadManifest(set)
 	if err != nil {
-		return fmt.Errorf("worker %s: send set %s: %w", w.cfg.Node, id, ErrNoSet)
+		return SendResult{}, fmt.Errorf("worker %s: send set %s: %w", w.cfg.Node, id, ErrNoSet)
 	}
 	if same, err := holdsSame(ctx, w.peer, addr, id, local); err != nil {
 		w.log.Debug("could not ask the target for the set; sending it", "set", id, "to", addr, "err", err)
@@ -143,11 +143,11 @@ func (w *Worker) Send(ctx context.Context, id, addr string) error {
 		// A migration streamed it there while dumping (DumpTo): nothing to send. The
 		// target verifies every file before it restores the set, as after any transfer.
 		w.log.Info("image set already on the target with the same files; not sent again", "set", id, "to", addr)
-		return nil
+		return SendResult{AlreadyThere: true}, nil
 	}
 	body := newStreamBody()
 	go func() { body.end(imageset.Send(body, set)) }()
-	return put(ctx, w.peer, set, w.peer.url(addr, setsPath+id), "application/x-tar", body)
+	return SendResult{}, put(ctx, w.peer, set, w.peer.url(addr, setsPath+id), "application/x-tar", body)
 }
 
 // holdsSame tells whether the worker at addr holds set id with the files (names, sizes,

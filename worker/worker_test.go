@@ -228,8 +228,8 @@ func TestTransferAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err != nil {
-		t.Fatal(err)
+	if res, err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err != nil || res.AlreadyThere {
+		t.Fatalf("first send: %+v %v, want sent", res, err)
 	}
 	got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "snap1.web"))
 	if err != nil || got.ContainerID != m.ContainerID {
@@ -238,8 +238,10 @@ func TestTransferAndRestore(t *testing.T) {
 	// The target holds the very same files (as after a migration's DumpTo): the second
 	// send sends nothing and succeeds.
 	fi, _ := os.Stat(filepath.Join(b.w.SetsDir(), "snap1.web", imageset.ManifestName))
-	if err := a.w.Send(ctx, "snap1.web", b.w.Addr()); err != nil {
-		t.Fatalf("second send of the same set: %v, want nil (already there)", err)
+	// Through the HTTP API too, as the node agent calls it.
+	ca := &worker.Client{Addr: a.w.Addr()}
+	if res, err := ca.Send(ctx, "snap1.web", b.w.Addr()); err != nil || !res.AlreadyThere {
+		t.Fatalf("second send of the same set: %+v %v, want nil and AlreadyThere", res, err)
 	}
 	if fj, err := os.Stat(filepath.Join(b.w.SetsDir(), "snap1.web", imageset.ManifestName)); err != nil || !os.SameFile(fi, fj) {
 		t.Fatalf("second send replaced the target's set (%v)", err)
@@ -252,7 +254,7 @@ func TestTransferAndRestore(t *testing.T) {
 	if _, err := a.w.Dump(ctx, "web", "snap2.web", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.w.Send(ctx, "snap2.web", b.w.Addr()); err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "already exists") {
+	if _, err := a.w.Send(ctx, "snap2.web", b.w.Addr()); err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("send onto another set of the same id: %v, want a 409 conflict", err)
 	}
 	ref, err := b.w.Restore(ctx, "snap1.web", worker.RestoreOptions{})
@@ -305,7 +307,7 @@ func TestCorruptSetIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	// In transit: the receiver refuses and keeps nothing.
-	err := a.w.Send(ctx, "s", b.w.Addr())
+	_, err := a.w.Send(ctx, "s", b.w.Addr())
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("send of a corrupt set: %v", err)
 	}
@@ -366,7 +368,7 @@ func TestLockedRestoreIsJournaledUntilUnlock(t *testing.T) {
 		if _, err := a.w.Dump(ctx, "web", set, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.w.Send(ctx, set, b.w.Addr()); err != nil {
+		if _, err := a.w.Send(ctx, set, b.w.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -282,7 +282,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				return err
 			}
 			tDump := time.Since(t0)
-			if err := a.Send(ctx, mname, bi.Addr); err != nil {
+			if _, err := a.Send(ctx, mname, bi.Addr); err != nil {
 				return err
 			}
 			tSend := time.Since(t0) - tDump
@@ -350,7 +350,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				return err
 			}
 			tDump := time.Since(t0)
-			if err := a.Send(ctx, pname, bi.Addr); err != nil {
+			if _, err := a.Send(ctx, pname, bi.Addr); err != nil {
 				return err
 			}
 			tSend := time.Since(t0) - tDump

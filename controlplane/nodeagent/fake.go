@@ -45,7 +45,7 @@ type FakeExecutor struct {
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.
 	TransferAddr string
-	SendTo       func(set, toAddr string) error
+	SendTo       func(set, toAddr string) (alreadyThere bool, err error)
 	// StreamTo, when set, serves a dump's streaming to Target.StreamTo (as SendTo
 	// serves Send); as the real worker does, a failed stream leaves the dump standing.
 	StreamTo func(set, toAddr string) error
@@ -202,17 +202,17 @@ func (f *FakeExecutor) Addr() string { return f.TransferAddr }
 
 // Send implements Restorer: through SendTo when set (e.g. PutSet on another fake),
 // else the fake cannot stream sets.
-func (f *FakeExecutor) Send(_ context.Context, set, to string) error {
+func (f *FakeExecutor) Send(_ context.Context, set, to string) (bool, error) {
 	if f.SendTo != nil {
 		f.mu.Lock()
 		has := f.sets[set]
 		f.mu.Unlock()
 		if !has {
-			return fmt.Errorf("fake executor of %s: no image set %s to send", f.Node, set)
+			return false, fmt.Errorf("fake executor of %s: no image set %s to send", f.Node, set)
 		}
 		return f.SendTo(set, to)
 	}
-	return fmt.Errorf("fake executor of %s cannot send set %s", f.Node, set)
+	return false, fmt.Errorf("fake executor of %s cannot send set %s", f.Node, set)
 }
 
 // Restore implements Restorer: a set on this node restores as a container whose id is

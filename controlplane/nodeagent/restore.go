@@ -16,8 +16,9 @@ import (
 type Restorer interface {
 	// Addr is this node's transfer endpoint (host:port), where other nodes send sets.
 	Addr() string
-	// Send streams image set set to the worker at toAddr, which verifies checksums.
-	Send(ctx context.Context, set, toAddr string) error
+	// Send streams image set set to the worker at toAddr, which verifies checksums;
+	// alreadyThere: the target held the same set already and nothing was sent.
+	Send(ctx context.Context, set, toAddr string) (alreadyThere bool, err error)
 	// Restore restores image set set on this node and returns the container id.
 	Restore(ctx context.Context, set string, o RestoreOptions) (string, error)
 	// DropSet deletes image set set from this node; dropping a missing set succeeds.
@@ -106,6 +107,9 @@ type OpReply struct {
 	Sockets json.RawMessage `json:"sockets,omitempty"`
 	MS      int64           `json:"ms"`
 	Error   string          `json:"error,omitempty"`
+	// AlreadyThere answers a SendRequest whose target held the set already (a
+	// migration streamed it there while dumping): nothing was sent.
+	AlreadyThere bool `json:"already_there,omitempty"`
 	// Connections and Closed answer a PlaceRequest (TaskPlacement); Removed and
 	// Container (the container that claimed the set) an UnplaceRequest.
 	Connections []string `json:"connections,omitempty"`
@@ -115,56 +119,45 @@ type OpReply struct {
 
 func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 	r := a.cfg.Restorer
-	handle := func(subject string, f func(ctx context.Context, data []byte) (string, error)) (bus.Subscription, error) {
-		return a.cfg.Bus.Subscribe(subject, func(m *bus.Msg) {
-			if !m.IsRequest() {
-				return
-			}
-			go func() {
-				start := time.Now()
-				var rep OpReply
-				if r == nil {
-					rep.Error = fmt.Sprintf("the agent of node %s has no restorer (run it with a worker)", a.cfg.Node)
-				} else {
-					id, err := f(ctx, m.Data)
-					rep.Container = id
-					if err != nil {
-						rep.Error = err.Error()
-					}
-				}
-				rep.MS = time.Since(start).Milliseconds()
-				a.respond(m, rep)
-			}()
-		})
+	unavailable := ""
+	if r == nil {
+		unavailable = fmt.Sprintf("the agent of node %s has no restorer (run it with a worker)", a.cfg.Node)
 	}
-	s1, err := handle(SendSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+	handle := func(subject string, f func(ctx context.Context, data []byte, rep *OpReply) error) (bus.Subscription, error) {
+		return a.serveOp(ctx, subject, unavailable, f)
+	}
+	s1, err := handle(SendSubject(a.cfg.Node), func(ctx context.Context, data []byte, rep *OpReply) error {
 		var req SendRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return "", err
+			return err
 		}
-		return "", r.Send(ctx, req.Set, req.To)
+		var err error
+		rep.AlreadyThere, err = r.Send(ctx, req.Set, req.To)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s2, err := handle(RestoreSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+	s2, err := handle(RestoreSubject(a.cfg.Node), func(ctx context.Context, data []byte, rep *OpReply) error {
 		var req RestoreRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return "", err
+			return err
 		}
 		if req.Options.Locked && req.Options.LockFor <= 0 {
 			req.Options.LockFor = 2 * time.Minute
 		}
-		return r.Restore(ctx, req.Set, req.Options)
+		var err error
+		rep.Container, err = r.Restore(ctx, req.Set, req.Options)
+		return err
 	})
 	if err != nil {
 		_ = s1.Unsubscribe()
 		return nil, err
 	}
-	s3, err := handle(UnlockSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+	s3, err := handle(UnlockSubject(a.cfg.Node), func(ctx context.Context, data []byte, rep *OpReply) error {
 		var req UnlockRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return "", err
+			return err
 		}
 		var errs []error
 		for _, id := range req.Containers {
@@ -172,22 +165,22 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 				errs = append(errs, fmt.Errorf("unlock %s: %w", id, err))
 			}
 		}
-		return "", errors.Join(errs...)
+		return errors.Join(errs...)
 	})
 	if err != nil {
 		_ = s1.Unsubscribe()
 		_ = s2.Unsubscribe()
 		return nil, err
 	}
-	s4, err := handle(DropSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+	s4, err := handle(DropSubject(a.cfg.Node), func(ctx context.Context, data []byte, rep *OpReply) error {
 		var req DropRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return "", err
+			return err
 		}
 		// A dump of this set still running finishes, then sees the tombstone and drops
 		// what it wrote (see runAction).
 		a.drops.add(req.Set)
-		return "", r.DropSet(ctx, req.Set)
+		return r.DropSet(ctx, req.Set)
 	})
 	if err != nil {
 		_ = s1.Unsubscribe()
@@ -195,10 +188,10 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		_ = s3.Unsubscribe()
 		return nil, err
 	}
-	s5, err := handle(RemoveSubject(a.cfg.Node), func(ctx context.Context, data []byte) (string, error) {
+	s5, err := handle(RemoveSubject(a.cfg.Node), func(ctx context.Context, data []byte, rep *OpReply) error {
 		var req UnlockRequest
 		if err := json.Unmarshal(data, &req); err != nil {
-			return "", err
+			return err
 		}
 		var errs []error
 		for _, id := range req.Containers {
@@ -206,7 +199,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", id, err))
 			}
 		}
-		return "", errors.Join(errs...)
+		return errors.Join(errs...)
 	})
 	if err != nil {
 		for _, s := range []bus.Subscription{s1, s2, s3, s4} {
@@ -356,23 +349,12 @@ type UnplaceRequest struct {
 
 func (a *Agent) serveTasks(ctx context.Context) ([]bus.Subscription, error) {
 	tr, _ := a.cfg.Restorer.(TaskRestorer)
+	unavailable := ""
+	if tr == nil {
+		unavailable = fmt.Sprintf("the agent of node %s cannot restore swarm tasks (its restorer has no task placement; run it with a worker)", a.cfg.Node)
+	}
 	handle := func(subject string, f func(ctx context.Context, data []byte, rep *OpReply) error) (bus.Subscription, error) {
-		return a.cfg.Bus.Subscribe(subject, func(m *bus.Msg) {
-			if !m.IsRequest() {
-				return
-			}
-			go func() {
-				start := time.Now()
-				var rep OpReply
-				if tr == nil {
-					rep.Error = fmt.Sprintf("the agent of node %s cannot restore swarm tasks (its restorer has no task placement; run it with a worker)", a.cfg.Node)
-				} else if err := f(ctx, m.Data, &rep); err != nil {
-					rep.Error = err.Error()
-				}
-				rep.MS = time.Since(start).Milliseconds()
-				a.respond(m, rep)
-			}()
-		})
+		return a.serveOp(ctx, subject, unavailable, f)
 	}
 	var subs []bus.Subscription
 	undo := func() {
@@ -415,4 +397,25 @@ func (a *Agent) serveTasks(ctx context.Context) ([]bus.Subscription, error) {
 		subs = append(subs, s)
 	}
 	return subs, nil
+}
+
+// serveOp answers the requests on subject with the OpReply f fills in (MS is set here);
+// when unavailable is not empty, it is every request's error and f is not called.
+func (a *Agent) serveOp(ctx context.Context, subject, unavailable string, f func(ctx context.Context, data []byte, rep *OpReply) error) (bus.Subscription, error) {
+	return a.cfg.Bus.Subscribe(subject, func(m *bus.Msg) {
+		if !m.IsRequest() {
+			return
+		}
+		go func() {
+			start := time.Now()
+			var rep OpReply
+			if unavailable != "" {
+				rep.Error = unavailable
+			} else if err := f(ctx, m.Data, &rep); err != nil {
+				rep.Error = err.Error()
+			}
+			rep.MS = time.Since(start).Milliseconds()
+			a.respond(m, rep)
+		}()
+	})
 }

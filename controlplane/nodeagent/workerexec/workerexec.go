@@ -193,7 +193,10 @@ func SameFiles(got, want []store.File) error {
 func (e *Exec) Addr() string { return e.Info.Addr }
 
 // Send implements nodeagent.Restorer.
-func (e *Exec) Send(ctx context.Context, set, toAddr string) error { return e.W.Send(ctx, set, toAddr) }
+func (e *Exec) Send(ctx context.Context, set, toAddr string) (alreadyThere bool, err error) {
+	res, err := e.W.Send(ctx, set, toAddr)
+	return res.AlreadyThere, err
+}
 
 // Restore implements nodeagent.Restorer.
 func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptions) (string, error) {

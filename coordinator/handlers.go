@@ -221,7 +221,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			}
 			out := map[string]string{}
 			streamed = map[string]string{}
-			for _, c := range pre.Containers {
+			for i, c := range pre.Containers {
 				t := plan[c.Key()]
 				if t == "" || t == c.Node {
 					continue
@@ -229,6 +229,9 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
 					out[c.Key()] = addr
 					streamed[c.Key()] = t
+					// Kept with the manifest's next write: rm finds the copy even if
+					// dropping it below fails.
+					pre.Containers[i].StreamedTo = t
 				}
 			}
 			if len(out) > 0 {
@@ -315,7 +318,7 @@ func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, streamed,
 	n, left := s.dropSets(context.WithoutCancel(ctx), sets)
 	s.log.Info("dropped the streamed copies no restore used", "snapshot", m.ID, "dropped", n, "left", len(left))
 	for _, l := range left {
-		s.log.Warn("streamed copy of a migration left on its target node; delete it by hand", "snapshot", m.ID, "set", l)
+		s.log.Warn("streamed copy of a migration left on its target node; 'swarmckpt rm' of the snapshot deletes it once the node answers", "snapshot", m.ID, "set", l)
 	}
 }
 

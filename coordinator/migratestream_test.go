@@ -102,6 +102,42 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 			}
 		}
 	})
+	t.Run("AnUndroppedCopyIsLeftToRm", func(t *testing.T) {
+		e, _ := streamingEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// The snapshot aborts (no restore is ever tried, so no restore record names
+		// lab-3) after the other dumps streamed their copies there, and lab-3 cannot
+		// drop them then.
+		e.execs["lab-3"].FailDump["ctr3"] = errors.New("criu: dump failed: unsupported resource")
+		e.execs["lab-3"].FailDrop = errors.New("disk busy")
+		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig6", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); !errors.Is(err, api.ErrAborted) {
+			t.Fatalf("migrate whose snapshot aborts: %v", err)
+		}
+		copyOf := nodeagent.SetID("mig6", "bank_holder.1") // dumped on lab-1, streamed to lab-3
+		if !e.execs["lab-3"].HasSet(copyOf) {
+			t.Fatal("the fake dropped a streamed copy although told to fail")
+		}
+		m, err := e.store.Get(ctx, "mig6")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range m.Containers {
+			if want := map[bool]string{true: "", false: "lab-3"}[c.Node == "lab-3"]; c.StreamedTo != want {
+				t.Errorf("%s (on %s): manifest says streamed to %q, want %q", c.Key(), c.Node, c.StreamedTo, want)
+			}
+		}
+		e.execs["lab-3"].FailDrop = nil
+		if _, err := e.remove("mig6"); err != nil {
+			t.Fatal(err)
+		}
+		for i, node := range bankNodes {
+			set := nodeagent.SetID("mig6", fmt.Sprintf("bank_holder.%d", i+1))
+			if e.execs["lab-3"].HasSet(set) || e.execs[node].HasSet(set) {
+				t.Errorf("%s still on lab-3 or %s after rm", set, node)
+			}
+		}
+	})
 	t.Run("FromSpreadsAndStreams", func(t *testing.T) {
 		e, sends := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -77,6 +77,9 @@ type Container struct {
 	Spec []byte `json:"spec,omitempty"`
 	// Images is the durable image set, nil until the dump is acknowledged.
 	Images *ImageSet `json:"images,omitempty"`
+	// StreamedTo is the node a migration's dump also streamed the image set to (the
+	// set of the same name there), so that rm can find a copy no restore used.
+	StreamedTo string `json:"streamed_to,omitempty"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`

@@ -2,6 +2,7 @@ package pipemax
 
 import (
 	"bufio"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 func gov(t *testing.T, v int) Governor {
 	t.Helper()
 	d := t.TempDir()
-	g := Governor{Sysctl: filepath.Join(d, "pipe-max-size"), Dir: filepath.Join(d, "run")}
+	g := Governor{Sysctl: filepath.Join(d, "pipe-max-size"), Dir: filepath.Join(d, "run"), Log: slog.New(slog.DiscardHandler)}
 	if err := os.WriteFile(g.Sysctl, []byte(strconv.Itoa(v)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestHolderHelper(t *testing.T) {
 	if os.Getenv("PIPEMAX_HOLDER") == "" {
 		t.Skip("helper process of TestHolderProcesses, not a test on its own")
 	}
-	g := Governor{Sysctl: os.Getenv("PIPEMAX_SYSCTL"), Dir: os.Getenv("PIPEMAX_DIR")}
+	g := Governor{Sysctl: os.Getenv("PIPEMAX_SYSCTL"), Dir: os.Getenv("PIPEMAX_DIR"), Log: slog.New(slog.DiscardHandler)}
 	if _, err := g.Raise(4 << 20); err != nil {
 		os.Stdout.WriteString("error: " + err.Error() + "\n")
 		os.Exit(1)

@@ -568,6 +568,10 @@ func TestIntegrationE2E(t *testing.T) {
 		if streamed == 0 || skipped != streamed {
 			t.Errorf("workers logged %d streamed dumps and %d sets not sent again, want the same number, at least 1", streamed, skipped)
 		}
+		// ... and the restore's progress says so (no "NODE -> NODE" transfer).
+		if n := strings.Count(out, "already on "+target); n != streamed {
+			t.Errorf("migrate printed %d 'already on %s' transfers, want %d (one per streamed set):\n%s", n, target, streamed, out)
+		}
 		e.echoSameConnection(t, target, "echo_client-1-")
 	})
 

@@ -28,7 +28,8 @@ type follower struct {
 	sink    Sink
 	sinkErr error
 	// writeback starts the disk write-out of what it read (Follow: a set arriving on
-	// its target node; imageset.WritebackEvery says why).
+	// its target node, imageset.WritebackEvery says why; a local dump: the set is
+	// fsynced before it is reported durable, imageset.Sync).
 	writeback bool
 }
 

@@ -121,7 +121,11 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	}
 	hashed := make(chan followed, 1)
 	go func() {
-		k, s := newFollower(images, opts.Sink).run(stop, 2*time.Millisecond)
+		fl := newFollower(images, opts.Sink)
+		// The set must reach the disk before it is reported durable (worker's
+		// imageset.Sync): start the write-out of the pages as CRIU writes them.
+		fl.writeback = true
+		k, s := fl.run(stop, 2*time.Millisecond)
 		hashed <- followed{k, s}
 	}()
 	err = cmd.Run()

@@ -213,7 +213,9 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		stream   streamPlan
 		streamed map[string]string // container key -> node its images were streamed to
 	)
-	if req.Mode != api.ModeSwarm {
+	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
+	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
+	if req.Mode != api.ModeSwarm || req.To != "" {
 		stream = func(pre *store.Manifest) map[string]string {
 			plan, err := s.migrationPlan(pre, req)
 			if err != nil {
@@ -262,6 +264,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
 			return s.rollback(ctx, m, nil, true, err)
 		}
+		used = res.Targets
 		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 	}
 	plan, err := s.migrationPlan(m, req)

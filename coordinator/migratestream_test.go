@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
@@ -136,6 +137,54 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 			if e.execs["lab-3"].HasSet(set) || e.execs[node].HasSet(set) {
 				t.Errorf("%s still on lab-3 or %s after rm", set, node)
 			}
+		}
+	})
+	t.Run("SwarmModeToStreams", func(t *testing.T) {
+		var e *env
+		var sends atomic.Int64
+		e, sw := newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
+			ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+			ex.SendTo = func(set, to string) (bool, error) {
+				if e.execs[to].HasSet(set) {
+					return true, nil
+				}
+				sends.Add(1)
+				e.execs[to].PutSet(set)
+				return false, nil
+			}
+		})
+		// Each task starts from the set placed for it, once the address map is there
+		// (as the runtime wrapper does).
+		sw.Start = func(tk stack.Task) (string, string, string) {
+			ex := e.execs[tk.Node]
+			if p := ex.PlacedTask(tk.Service, tk.Slot); p != nil && p.WaitMap && p.Addresses == nil {
+				return "starting", "", ""
+			}
+			id := "ctr-" + tk.TaskID
+			ex.StartTask(tk.Service, tk.Slot, id)
+			return "running", id, ""
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig7", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, node := range bankNodes {
+			key := fmt.Sprintf("bank_holder.%d", i+1)
+			want := "lab-3"
+			if node == "lab-3" {
+				want = ""
+			}
+			if got := e.execs[node].Streamed()[nodeagent.SetID("mig7", key)]; got != want {
+				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, node, got, want)
+			}
+			if res.Restore.Targets[key] != "lab-3" {
+				t.Errorf("%s restored on %s, want lab-3", key, res.Restore.Targets[key])
+			}
+		}
+		if n := sends.Load(); n != 0 {
+			t.Errorf("the swarm-mode restore sent %d sets that were streamed already", n)
 		}
 	})
 	t.Run("FromSpreadsAndStreams", func(t *testing.T) {

@@ -72,7 +72,7 @@ func bankStack() *stack.Stack {
 	st := &stack.Stack{Name: "bank"}
 	for i, n := range []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"} {
 		st.Containers = append(st.Containers, stack.Container{Service: "bank_holder", Slot: i + 1, Node: n,
-			ContainerID: fmt.Sprintf("ctr%d", i+1), Image: "swarmckpt/bank:dev", IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}})
+			ContainerID: fmt.Sprintf("ctr%d", i+1), Image: "swarmckpt/bank:dev", IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}, Networks: []string{"bank_net"}})
 	}
 	return st
 }

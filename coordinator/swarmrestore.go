@@ -665,6 +665,12 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 			return nil, api.Errorf(api.CodeNoWorker, "node %s has no live worker (live: %v)", n, nodes)
 		}
 	}
+	// Swarm can place the tasks only on nodes the hostname constraints allow: the sets
+	// go there only (--to NODE: one node instead of all of them).
+	live := nodes
+	if nodes = stack.EligibleNodes(nodes, req.Constraints); len(nodes) == 0 {
+		return nil, api.Errorf(api.CodeNoWorker, "no node with a live worker satisfies %v (live: %v)", req.Constraints, live)
+	}
 	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log, Kill: s.killTasks,
 		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()

@@ -33,19 +33,27 @@ type swarmEnv struct {
 	failed string // that task fails to start
 	never  string // that task never runs
 	events []api.Event
+	sentTo map[string]int // node -> sets Send moved there
 }
 
 var swarmNodes = []string{"n1", "n2", "n3"}
 
 func newSwarmEnv(t *testing.T) *swarmEnv {
-	e := &swarmEnv{net: bus.NewNetwork(), execs: map[string]*nodeagent.FakeExecutor{}, started: map[string]*nodeagent.FakeTask{}}
+	e := &swarmEnv{net: bus.NewNetwork(), execs: map[string]*nodeagent.FakeExecutor{}, started: map[string]*nodeagent.FakeTask{},
+		sentTo: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, n := range swarmNodes {
 		ex := nodeagent.NewFakeExecutor(n)
 		ex.TransferAddr = n
-		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }
+		ex.SendTo = func(set, to string) (bool, error) {
+			e.mu.Lock()
+			e.sentTo[to]++
+			e.mu.Unlock()
+			e.execs[to].PutSet(set)
+			return false, nil
+		}
 		e.execs[n] = ex
 		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
@@ -263,29 +271,7 @@ func TestPlanSlotsAndAddressMap(t *testing.T) {
 // the restore is recorded with the nodes swarm chose; bad requests are refused before
 // anything is touched.
 func TestRestoreModeSwarmThroughTheService(t *testing.T) {
-	e := newSwarmEnv(t)
-	m := bankManifest()
-	e.putSets(m)
-	st := store.NewMemory()
-	if err := st.Create(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
-		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = svc.Run(ctx) }()
-	client := api.Client{T: e.net.Connect()}
-	waitFor(t, "workers seen", func() bool {
-		c, cl := context.WithTimeout(context.Background(), time.Second)
-		defer cl()
-		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
-		return err == nil && len(s.Workers) == 3
-	})
+	e, client, st, m := swarmService(t)
 	call := func(req api.RestoreRequest) (*api.RestoreResult, error) {
 		c, cl := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cl()
@@ -318,4 +304,57 @@ func TestRestoreModeSwarmThroughTheService(t *testing.T) {
 	if !last.OK || last.Targets["bank_holder.1"] != "n2" || len(last.Targets) != 3 {
 		t.Fatalf("restore record %+v, want OK with the nodes swarm chose", last)
 	}
+}
+
+// TestRestoreModeSwarmSendsSetsOnlyWhereSwarmMayPlace: with node.hostname==n3 (migrate
+// --to n3 --mode swarm) every set goes to n3 only, not to every node.
+func TestRestoreModeSwarmSendsSetsOnlyWhereSwarmMayPlace(t *testing.T) {
+	e, client, _, m := swarmService(t)
+	c, cl := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cl()
+	res, err := api.Call[api.RestoreResult](c, client, api.OpRestore, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{"node.hostname==n3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range res.Targets {
+		if n != "n3" {
+			t.Errorf("%s restored on %s, want n3", k, n)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// n1's and n2's sets went to n3; nothing went to n1 or n2.
+	if e.sentTo["n1"] != 0 || e.sentTo["n2"] != 0 || e.sentTo["n3"] != 2 {
+		t.Errorf("sets sent per node: %v, want n3: 2 and none to n1 or n2 (swarm may place only on n3)", e.sentTo)
+	}
+}
+
+// swarmService is newSwarmEnv with bankManifest's sets in place, a coordinator
+// serving the API over the env's bus, and its client.
+func swarmService(t *testing.T) (*swarmEnv, api.Client, *store.Memory, *store.Manifest) {
+	t.Helper()
+	e := newSwarmEnv(t)
+	m := bankManifest()
+	e.putSets(m)
+	st := store.NewMemory()
+	if err := st.Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = svc.Run(ctx) }()
+	client := api.Client{T: e.net.Connect()}
+	waitFor(t, "workers seen", func() bool {
+		c, cl := context.WithTimeout(context.Background(), time.Second)
+		defer cl()
+		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(s.Workers) == 3
+	})
+	return e, client, st, m
 }

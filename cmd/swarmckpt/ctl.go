@@ -672,7 +672,8 @@ are restored where they were. --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
 removed from them once the restored tasks run (swarm does not move a task whose node
-still satisfies the remaining constraints). A stack restored or migrated in exact mode
+still satisfies the remaining constraints); with --to the images also stream to NODE
+while they are dumped, and only NODE gets the sets. A stack restored or migrated in exact mode
 (standalone containers) migrates again like a deployed one. An algorithm that
 promises no consistent cut (uncoordinated) is refused: the containers stop after
 their dump, so the cut must be restorable.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
@@ -72,4 +73,24 @@ func (f *FakeSwarm) RemoveConstraints(_ context.Context, _ string, _ []string, c
 	defer f.mu.Unlock()
 	f.Constraints, _ = withoutConstraints(f.Constraints, constraints)
 	return nil
+}
+
+// EligibleNodes returns the nodes (by hostname) that the hostname constraints among cs
+// allow: `node.hostname==N` keeps N only, `node.hostname!=N` drops N (spaces around the
+// operator allowed, as swarm allows them). Other constraints are not evaluated here:
+// they filter nothing.
+func EligibleNodes(nodes, cs []string) []string {
+	out := slices.Clone(nodes)
+	for _, c := range cs {
+		for _, op := range []string{"==", "!="} {
+			k, v, ok := strings.Cut(c, op)
+			if !ok || strings.TrimSpace(k) != "node.hostname" {
+				continue
+			}
+			v = strings.TrimSpace(v)
+			out = slices.DeleteFunc(out, func(n string) bool { return (n == v) != (op == "==") })
+			break
+		}
+	}
+	return out
 }

@@ -102,11 +102,16 @@ func (f *FakeSwarm) ScaleServices(_ context.Context, _ string, replicas map[stri
 		names = append(names, s)
 	}
 	sort.Strings(names)
+	// As swarm does: tasks go only to nodes that satisfy the hostname constraints.
+	nodes := EligibleNodes(f.Nodes, constraints)
+	if len(nodes) == 0 {
+		return fmt.Errorf("fake swarm: no node of %v satisfies %v", f.Nodes, constraints)
+	}
 	for _, s := range names {
 		f.replicas[s] = replicas[s]
 		for slot := 1; slot <= int(replicas[s]); slot++ {
 			f.next++
-			node := f.Nodes[f.rr%len(f.Nodes)]
+			node := nodes[f.rr%len(nodes)]
 			f.rr++
 			f.tasks = append(f.tasks, &Task{Service: s, Slot: slot, TaskID: fmt.Sprintf("task%d", f.next), Node: node, NodeID: node,
 				DesiredState: "running", State: "assigned", CreatedAt: time.Now(),

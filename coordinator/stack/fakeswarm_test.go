@@ -1,6 +1,7 @@
 package stack_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -11,4 +12,26 @@ import (
 // on stack.Docker against a real swarm.
 func TestFakeSwarmConformance(t *testing.T) {
 	stacktest.Swarm(t, &stack.FakeSwarm{Nodes: []string{"n1", "n2"}, Network: "net", Subnet: "10.0.0.", Services: []string{"st_web"}}, "st", "st_web", 3)
+}
+
+func TestEligibleNodes(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	for _, c := range []struct {
+		cs   []string
+		want []string
+	}{
+		{nil, nodes},
+		{[]string{"node.hostname==n2"}, []string{"n2"}},
+		{[]string{"node.hostname != n2"}, []string{"n1", "n3"}},
+		{[]string{"node.hostname==n9"}, nil},
+		{[]string{"node.role==manager", "node.hostname!=n1"}, []string{"n2", "n3"}},
+		{[]string{"node.labels.hostname==n1"}, nodes},
+	} {
+		if got := stack.EligibleNodes(nodes, c.cs); !slices.Equal(got, c.want) {
+			t.Errorf("EligibleNodes(%v) = %v, want %v", c.cs, got, c.want)
+		}
+	}
+	if !slices.Equal(nodes, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("EligibleNodes changed its input: %v", nodes)
+	}
 }

@@ -17,9 +17,9 @@ import (
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
 // targets, and whose Send sends nothing to a target that already holds the set, as the
 // worker does (SendResult.AlreadyThere). sends counts the transfers Send really made.
-func streamingEnv(t *testing.T) (e *env, sends *atomic.Int64) {
+func streamingEnv(t *testing.T) (e *env, sw *stack.FakeSwarm, sends *atomic.Int64) {
 	sends = &atomic.Int64{}
-	e, _ = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
+	e, sw = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
 		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
 		ex.SendTo = func(set, to string) (bool, error) {
 			if e.execs[to].HasSet(set) {
@@ -30,7 +30,7 @@ func streamingEnv(t *testing.T) (e *env, sends *atomic.Int64) {
 			return false, nil
 		}
 	})
-	return e, sends
+	return e, sw, sends
 }
 
 // bankNodes is where bankStack runs bank_holder.1..5.
@@ -43,7 +43,7 @@ var bankNodes = []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"}
 // sets (the rollback's). After a failed migration the streamed copies are dropped.
 func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 	t.Run("Moved", func(t *testing.T) {
-		e, sends := streamingEnv(t)
+		e, _, sends := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig3", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
@@ -85,7 +85,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 	})
 	t.Run("FailedDropsTheCopies", func(t *testing.T) {
-		e, _ := streamingEnv(t)
+		e, _, _ := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		e.execs["lab-3"].FailRestore = map[string]error{nodeagent.SetID("mig4", "bank_holder.2"): errors.New("criu: boom")}
@@ -104,7 +104,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 	})
 	t.Run("AnUndroppedCopyIsLeftToRm", func(t *testing.T) {
-		e, _ := streamingEnv(t)
+		e, _, _ := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		// The snapshot aborts (no restore is ever tried, so no restore record names
@@ -140,19 +140,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 	})
 	t.Run("SwarmModeToStreams", func(t *testing.T) {
-		var e *env
-		var sends atomic.Int64
-		e, sw := newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
-			ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
-			ex.SendTo = func(set, to string) (bool, error) {
-				if e.execs[to].HasSet(set) {
-					return true, nil
-				}
-				sends.Add(1)
-				e.execs[to].PutSet(set)
-				return false, nil
-			}
-		})
+		e, sw, sends := streamingEnv(t)
 		// Each task starts from the set placed for it, once the address map is there
 		// (as the runtime wrapper does).
 		sw.Start = func(tk stack.Task) (string, string, string) {
@@ -188,7 +176,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 	})
 	t.Run("FromSpreadsAndStreams", func(t *testing.T) {
-		e, sends := streamingEnv(t)
+		e, _, sends := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig5", Stack: "bank", From: "lab-1", Algorithm: "blocking"})

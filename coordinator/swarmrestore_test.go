@@ -340,21 +340,7 @@ func swarmService(t *testing.T) (*swarmEnv, api.Client, *store.Memory, *store.Ma
 	if err := st.Create(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
-		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = svc.Run(ctx) }()
+	serveRestores(t, e, st, lookup)
 	client := api.Client{T: e.net.Connect()}
-	waitFor(t, "workers seen", func() bool {
-		c, cl := context.WithTimeout(context.Background(), time.Second)
-		defer cl()
-		s, err := api.Call[api.StatusResult](c, client, api.OpStatus, api.StatusRequest{})
-		return err == nil && len(s.Workers) == 3
-	})
 	return e, client, st, m
 }

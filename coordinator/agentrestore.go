@@ -105,7 +105,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
 		case rep.AlreadyThere:
 			// A migration streamed the images there while dumping (Target.StreamTo).
-			emit(it, "transferred", "already on "+it.target+" (streamed during the dump; nothing sent)", rep.MS)
+			emit(it, "transferred", alreadyThere(it.target), rep.MS)
 		default:
 			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
 		}
@@ -192,3 +192,7 @@ func (s *Service) Emit(ctx context.Context, e api.Event) { s.event(ctx, e) }
 
 // SetRestorer installs the restorer after construction (it may need the Service).
 func (s *Service) SetRestorer(r Restorer) { s.cfg.Restorer = r }
+
+// alreadyThere is the progress of a transfer the target did not need (OpReply.AlreadyThere):
+// a migration streamed the set there while dumping, or an earlier restore copied it.
+func alreadyThere(node string) string { return "already on " + node + " (same files; nothing sent)" }

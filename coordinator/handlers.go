@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -209,10 +208,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err := s.migrateNeedsConsistentCut(req.Algorithm); err != nil { // recoveryline.go
 		return nil, err
 	}
-	var (
-		stream   streamPlan
-		streamed map[string]string // container key -> node its images were streamed to
-	)
+	var stream streamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
 	if req.Mode != api.ModeSwarm || req.To != "" {
@@ -222,7 +218,6 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 				return nil // the plan after the snapshot reports it
 			}
 			out := map[string]string{}
-			streamed = map[string]string{}
 			for i, c := range pre.Containers {
 				t := plan[c.Key()]
 				if t == "" || t == c.Node {
@@ -230,9 +225,8 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 				}
 				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
 					out[c.Key()] = addr
-					streamed[c.Key()] = t
-					// Kept with the manifest's next write: rm finds the copy even if
-					// dropping it below fails.
+					// Kept with the manifest's next write: dropStreamed finds the
+					// copy there, and rm too if dropping it fails.
 					pre.Containers[i].StreamedTo = t
 				}
 			}
@@ -248,7 +242,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	)
 	// Whatever the outcome, the streamed copies no restore used go (all of them when
 	// used is nil: a failed migration).
-	defer func() { s.dropStreamed(ctx, m, streamed, used) }()
+	defer func() { s.dropStreamed(ctx, m, used) }()
 	m, err := s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream)
 	if err != nil {
 		return &api.MigrateResult{Snapshot: m}, err
@@ -301,18 +295,18 @@ func (s *Service) migrationPlan(m *store.Manifest, req api.MigrateRequest) (map[
 	return PlanTargets(m, targets, nodes, true)
 }
 
-// dropStreamed removes the image sets a migration streamed to target nodes that no
-// restore consumed: all of them after a failure (used nil), else those on a node other
-// than the one finally used. Best effort: what cannot be dropped is logged ('swarmckpt
-// rm' of the snapshot does not know these copies).
-func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, streamed, used map[string]string) {
-	if m == nil || len(streamed) == 0 {
-		return
+// dropStreamed removes the image sets a migration streamed to target nodes (the
+// manifest's StreamedTo) that no restore consumed: all of them after a failure (used
+// nil), else those on a node other than the one finally used. Best effort: what cannot
+// be dropped is logged, and 'swarmckpt rm' of the snapshot drops it later.
+func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, used map[string]string) {
+	if m == nil || m.State == store.StateAborted {
+		return // an aborted snapshot's sets, streamed copies included, went with collectAborted
 	}
 	var sets []setRef
-	for _, k := range slices.Sorted(maps.Keys(streamed)) {
-		if node := streamed[k]; used == nil || used[k] != node {
-			sets = append(sets, setRef{node, nodeagent.SetID(m.ID, k)})
+	for _, c := range m.Containers {
+		if c.StreamedTo != "" && (used == nil || used[c.Key()] != c.StreamedTo) {
+			sets = append(sets, setRef{c.StreamedTo, nodeagent.SetID(m.ID, c.Key())})
 		}
 	}
 	if len(sets) == 0 {

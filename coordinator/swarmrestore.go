@@ -358,7 +358,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		mu.Unlock()
 		switch {
 		case rep != nil && rep.AlreadyThere:
-			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", "already on "+j.node+" (nothing sent)", rep.MS)
+			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", alreadyThere(j.node), rep.MS)
 		case rep != nil:
 			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", j.p.Home+" -> "+j.node, rep.MS)
 		}

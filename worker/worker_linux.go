@@ -67,8 +67,8 @@ type Parts struct {
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
 type Pipes interface {
 	migrate.PipeLimit
-	// Raise makes the setting at least min until release.
-	Raise(min int) (release func() error, err error)
+	// Raise makes the setting at least atLeast until release.
+	Raise(atLeast int) (release func() error, err error)
 	// Reconcile puts back a raise whose holder died.
 	Reconcile() error
 }

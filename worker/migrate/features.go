@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 )
 
 // Sentinel errors.
@@ -96,7 +98,7 @@ func PostCopySupport(ctx context.Context, f FeatureChecker, pipes PipeLimit) err
 		return fmt.Errorf("%w: `criu check --feature uffd-noncoop` fails: the kernel lacks non-cooperative userfaultfd", ErrPostCopyUnsupported)
 	}
 	if pipes == nil {
-		pipes = fixedPipes{}
+		pipes = fixedPipes{pipemax.Governor{Sysctl: pipemax.DefaultSysctl}}
 	}
 	n, err := pipes.Current()
 	if err != nil {
@@ -111,16 +113,8 @@ func PostCopySupport(ctx context.Context, f FeatureChecker, pipes PipeLimit) err
 	return nil
 }
 
-// fixedPipes reads the kernel's setting and cannot change it.
-type fixedPipes struct{}
-
-func (fixedPipes) Current() (int, error) {
-	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
-	if err != nil {
-		return 0, fmt.Errorf("read /proc/sys/fs/pipe-max-size: %w", err)
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
+// fixedPipes reads the kernel's setting (Governor.Current) and cannot change it.
+type fixedPipes struct{ pipemax.Governor }
 
 func (fixedPipes) CanRaise() error { return errors.New("no governor of the setting") }
 

@@ -35,17 +35,17 @@ func (f *Fake) CanRaise() error {
 }
 
 // Raise implements the Governor's method.
-func (f *Fake) Raise(min int) (func() error, error) {
+func (f *Fake) Raise(atLeast int) (func() error, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.value < min {
+	if f.value < atLeast {
 		if f.ReadOnly != nil {
-			return nil, fmt.Errorf("set pipe-max-size to %d: %w", min, f.ReadOnly)
+			return nil, fmt.Errorf("set pipe-max-size to %d: %w", atLeast, f.ReadOnly)
 		}
 		if f.saved == 0 {
 			f.saved = f.value
 		}
-		f.value = min
+		f.value = atLeast
 	}
 	f.holders++
 	f.raises++

@@ -57,10 +57,10 @@ func (g Governor) CanRaise() error {
 	return nil
 }
 
-// Raise makes the setting at least min until the returned release is called (once;
+// Raise makes the setting at least atLeast until the returned release is called (once;
 // later calls do nothing). It blocks while another process of the host changes the
 // setting, which takes microseconds.
-func (g Governor) Raise(min int) (release func() error, err error) {
+func (g Governor) Raise(atLeast int) (release func() error, err error) {
 	if err := os.MkdirAll(g.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pipe-max-size: %w", err)
 	}
@@ -70,16 +70,16 @@ func (g Governor) Raise(min int) (release func() error, err error) {
 	}
 	err = g.locked(func() error {
 		cur, err := g.Current()
-		if err != nil || cur >= min {
+		if err != nil || cur >= atLeast {
 			return err
 		}
 		if err := g.save(cur); err != nil {
 			return err
 		}
-		if err := g.write(min); err != nil {
+		if err := g.write(atLeast); err != nil {
 			return err
 		}
-		g.log().Info("raised fs.pipe-max-size for CRIU's lazy page server", "from", cur, "to", min)
+		g.log().Info("raised fs.pipe-max-size for CRIU's lazy page server", "from", cur, "to", atLeast)
 		return nil
 	})
 	if err != nil {

@@ -121,7 +121,14 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	if err := os.Rename(tmp, final); err != nil {
 		return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
 	}
-	w.log.Info("image set received", "set", id, "bytes", v.Manifest().TotalBytes(), "seconds", time.Since(start).Seconds())
+	// Reported received means on disk: after a DumpInto the sender kills the container
+	// on this answer, and this set is then its only copy. The write-out started as the
+	// files arrived (imageset.Writeback) leaves little to wait for.
+	tSync := time.Now()
+	if err := w.p.Sync(final); err != nil {
+		return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w (is the disk full or failing?); nothing was kept", w.cfg.Node, id, err), os.RemoveAll(final))
+	}
+	w.log.Info("image set received", "set", id, "bytes", v.Manifest().TotalBytes(), "seconds", time.Since(start).Seconds(), "sync_s", time.Since(tSync).Seconds())
 	v = v.Moved(final)
 	w.remember(id, v)
 	return v, nil

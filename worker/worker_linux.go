@@ -62,6 +62,9 @@ type Parts struct {
 	// Owns tells whether pid still belongs to container id before a hold is released
 	// (nil: watchdog.BelongsTo, the cgroup check). Tests with fake containers set it.
 	Owns func(pid int, id string) bool
+	// Sync makes a set written here durable before it is reported, dumped or received
+	// (nil: imageset.Sync). Tests make it fail.
+	Sync func(set string) error
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -109,6 +112,9 @@ func New(cfg Config, p Parts) (*Worker, error) {
 		journal: watchdog.Journal{Dir: cfg.JournalDir}}
 	w.peer = newPeer(cfg.TLS.client(), cfg.Token)
 	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
+	if w.p.Sync == nil {
+		w.p.Sync = imageset.Sync
+	}
 	return w, nil
 }
 
@@ -422,7 +428,7 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	// The set is reported durable (a snapshot commits on it): on disk, not only in the
 	// page cache. The container already runs again (or is gone): this costs it nothing.
 	tReleased := time.Now()
-	if err := imageset.Sync(set); err != nil {
+	if err := w.p.Sync(set); err != nil {
 		_ = w.DropSet(context.WithoutCancel(ctx), setID)
 		return nil, fmt.Errorf("worker %s: dumped %s, but the set could not be written to disk: %w; the set was dropped (is the disk full or failing?)", w.cfg.Node, c, err)
 	}

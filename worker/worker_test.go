@@ -74,6 +74,12 @@ func newFakeNodeDumper(t *testing.T, name string, dumper dump.Dumper) *fakeNode 
 // newFakeNodeConfig is newFakeNodeDumper with the config changed by edit (nil: none).
 func newFakeNodeConfig(t *testing.T, name string, dumper dump.Dumper, edit func(*worker.Config)) *fakeNode {
 	t.Helper()
+	return newFakeNodeParts(t, name, dumper, edit, nil)
+}
+
+// newFakeNodeParts is newFakeNodeConfig with the parts changed by editParts (nil: none).
+func newFakeNodeParts(t *testing.T, name string, dumper dump.Dumper, edit func(*worker.Config), editParts func(*worker.Parts)) *fakeNode {
+	t.Helper()
 	dir := t.TempDir()
 	n := &fakeNode{insp: container.NewFake(), lock: netlock.NewFake(), freeze: freezer.NewFake(),
 		restorer: restore.NewFake(filepath.Join(dir, "consumed"), "img"), journal: filepath.Join(dir, "journal"),
@@ -85,8 +91,12 @@ func newFakeNodeConfig(t *testing.T, name string, dumper dump.Dumper, edit func(
 	if edit != nil {
 		edit(&cfg)
 	}
-	w, err := worker.New(cfg, worker.Parts{Inspector: n.insp, Locker: n.lock, Freezer: n.freeze,
-		Dumper: dumper, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}, Pipes: n.pipes})
+	parts := worker.Parts{Inspector: n.insp, Locker: n.lock, Freezer: n.freeze,
+		Dumper: dumper, Restorer: n.restorer, Features: migrate.StaticFeatures{"uffd-noncoop": true}, Pipes: n.pipes}
+	if editParts != nil {
+		editParts(&parts)
+	}
+	w, err := worker.New(cfg, parts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,109 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// syncs records the sets a worker made durable, failing for those fail names.
+type syncs struct {
+	mu   sync.Mutex
+	done []string
+	fail string // base name of a set whose sync fails ("" none)
+}
+
+func (s *syncs) sync(set string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != "" && filepath.Base(set) == s.fail {
+		return errors.New("fsync: input/output error")
+	}
+	s.done = append(s.done, set)
+	return imageset.Sync(set)
+}
+
+func (s *syncs) synced(set string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.done {
+		if d == set {
+			return true
+		}
+	}
+	return false
+}
+
+func withSync(s *syncs) func(*worker.Parts) {
+	return func(p *worker.Parts) { p.Sync = s.sync }
+}
+
+// TestReceivedSetIsDurableBeforeItIsReported: a received set is synced to disk under
+// its final name before the sender hears of it; one that cannot be synced is refused
+// and nothing of it is kept.
+func TestReceivedSetIsDurableBeforeItIsReported(t *testing.T) {
+	ctx := context.Background()
+	bs := &syncs{}
+	a, b := newFakeNode(t, "a"), newFakeNodeParts(t, "b", dump.Fake{}, nil, withSync(bs))
+	a.add("web", 7)
+	a.add("api", 8)
+	for _, c := range []string{"web", "api"} {
+		if _, err := a.w.Dump(ctx, c, "s."+c, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.w.Send(ctx, "s.web", b.w.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if final := filepath.Join(b.w.SetsDir(), "s.web"); !bs.synced(final) {
+		t.Fatalf("received set %s reported before it was synced (synced: %v)", final, bs.done)
+	}
+	bs.mu.Lock()
+	bs.fail = "s.api"
+	bs.mu.Unlock()
+	_, err := a.w.Send(ctx, "s.api", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "s.api") || !strings.Contains(err.Error(), "disk full or failing") {
+		t.Fatalf("send whose receiver cannot sync: %v, want an error naming the set and the disk", err)
+	}
+	if _, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "s.api")); err == nil {
+		t.Fatal("the receiver kept a set it could not make durable")
+	}
+}
+
+// TestDumpIntoTargetThatCannotSyncKeepsTheContainer: the source is killed only on a
+// set the target holds on disk; a target whose sync fails leaves it running here.
+func TestDumpIntoTargetThatCannotSyncKeepsTheContainer(t *testing.T) {
+	k := &killRecorder{}
+	a, b := newFakeNodeDumper(t, "a", k), newFakeNodeParts(t, "b", dump.Fake{}, nil, withSync(&syncs{fail: "mig.web"}))
+	web := a.add("web", 7)
+	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
+	if err == nil || !strings.Contains(err.Error(), "keeps running here") || !strings.Contains(err.Error(), "disk full or failing") {
+		t.Fatalf("DumpInto whose target cannot sync: %v, want the disk named and the container kept", err)
+	}
+	if k.names() != "" {
+		t.Fatalf("killed %q although the target never held the set on disk", k.names())
+	}
+	released(t, a, web)
+	emptySets(t, a)
+	emptySets(t, b)
+}
+
+// TestDumpThatCannotSyncIsDropped: a dump whose set cannot be synced fails, names the
+// disk, leaves the container running and keeps no set.
+func TestDumpThatCannotSyncIsDropped(t *testing.T) {
+	a := newFakeNodeParts(t, "a", dump.Fake{}, nil, withSync(&syncs{fail: "s.web"}))
+	web := a.add("web", 7)
+	_, err := a.w.Dump(context.Background(), "web", "s.web", true)
+	if err == nil || !strings.Contains(err.Error(), "web") || !strings.Contains(err.Error(), "disk full or failing") {
+		t.Fatalf("dump that cannot be synced: %v, want an error naming the container and the disk", err)
+	}
+	released(t, a, web)
+	emptySets(t, a)
+}

@@ -220,3 +220,31 @@ func TestRecoveredAbortCollectsImages(t *testing.T) {
 		return true
 	})
 }
+
+// TestDumpEndingAfterItsAbortKeepsNoSet: a dump still running when its snapshot is
+// aborted (and its sets collected) drops the set it wrote once it ends: the node's
+// agent remembers what the collection dropped.
+func TestDumpEndingAfterItsAbortKeepsNoSet(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	stall := make(chan struct{})
+	e.execs["lab-2"].Stall["ctr2"] = stall
+	errc := make(chan error, 1)
+	go func() { _, err := e.snapshot("snap-late"); errc <- err }()
+	waitFor(t, "snapshot dumping", func() bool {
+		m, err := e.store.Get(context.Background(), "snap-late")
+		return err == nil && m.State == store.StateDumping
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := api.Call[api.AbortResult](ctx, e.client, api.OpAbort, api.AbortRequest{ID: "snap-late", Reason: "test"}); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, api.ErrAborted) {
+		t.Fatalf("snapshot ended with %v, want aborted", err)
+	}
+	set := nodeagent.SetID("snap-late", "bank_holder.2")
+	close(stall) // the late dump ends and writes its set
+	waitFor(t, "the late dump's set dumped and dropped", func() bool {
+		return e.execs["lab-2"].Dumps("ctr2") == 1 && !e.execs["lab-2"].HasSet(set)
+	})
+}

@@ -1,12 +1,18 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
@@ -106,4 +112,76 @@ func TestDumpThatCannotSyncIsDropped(t *testing.T) {
 	}
 	released(t, a, web)
 	emptySets(t, a)
+}
+
+// TestSetDroppedWhileArrivingIsNotKept: a drop asked for while a set still arrives (a
+// dump that ended after its snapshot was aborted and collected, streaming into the
+// target) makes the receiver refuse it at its end, over HTTP with 410 Gone, and keep
+// nothing; the same set id is received normally afterwards (a later restore).
+func TestSetDroppedWhileArrivingIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	a.add("web", 7)
+	if _, err := a.w.Dump(ctx, "web", "s.web", true); err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if err := imageset.Send(&stream, filepath.Join(a.w.SetsDir(), "s.web")); err != nil {
+		t.Fatal(err)
+	}
+	half := stream.Len() / 2
+	for _, via := range []string{"Receive", "HTTP"} {
+		t.Run(via, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			done := make(chan error, 1)
+			go func() {
+				if via == "Receive" {
+					_, err := b.w.Receive(ctx, "s.web", pr)
+					done <- err
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+b.w.Addr()+"/v1/sets/s.web", pr)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					done <- err
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				done <- fmt.Errorf("%d %s", resp.StatusCode, body)
+			}()
+			if _, err := pw.Write(stream.Bytes()[:half]); err != nil {
+				t.Fatal(err)
+			}
+			// The set is arriving once the receiver made its directory.
+			incoming := filepath.Join(b.w.SetsDir(), ".incoming-s.web")
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, err := os.Stat(incoming); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s never appeared", incoming)
+				}
+			}
+			if err := b.w.DropSet(ctx, "s.web"); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = pw.Write(stream.Bytes()[half:])
+			pw.Close()
+			err := <-done
+			switch {
+			case via == "Receive" && !errors.Is(err, worker.ErrDroppedWhileArriving):
+				t.Fatalf("receive of a set dropped meanwhile: %v, want ErrDroppedWhileArriving", err)
+			case via == "HTTP" && (err == nil || !strings.HasPrefix(err.Error(), "410 ") || !strings.Contains(err.Error(), "dropped while it arrived")):
+				t.Fatalf("PUT of a set dropped meanwhile answered %v, want 410 and the reason", err)
+			}
+			emptySets(t, b)
+		})
+	}
+	if _, err := a.w.Send(ctx, "s.web", b.w.Addr()); err != nil {
+		t.Fatalf("a later send of the same set: %v", err)
+	}
+	if _, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "s.web")); err != nil {
+		t.Fatalf("a later send of the same set kept nothing: %v", err)
+	}
 }

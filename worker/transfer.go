@@ -40,6 +40,8 @@ func (w *Worker) handler() http.Handler {
 				code = http.StatusBadRequest
 			case errors.Is(err, os.ErrExist):
 				code = http.StatusConflict
+			case errors.Is(err, ErrDroppedWhileArriving):
+				code = http.StatusGone
 			}
 			http.Error(rw, err.Error(), code)
 			return
@@ -76,6 +78,8 @@ func (w *Worker) handler() http.Handler {
 				code = http.StatusBadRequest
 			case errors.Is(err, os.ErrExist):
 				code = http.StatusConflict
+			case errors.Is(err, ErrDroppedWhileArriving):
+				code = http.StatusGone
 			}
 			http.Error(rw, err.Error(), code)
 			return
@@ -107,6 +111,8 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	}
 	tmp := filepath.Join(w.SetsDir(), ".incoming-"+id)
 	_ = os.RemoveAll(tmp) // a previous, interrupted transfer
+	arr := w.arrive(id)
+	defer w.arrived(id, arr)
 	start := time.Now()
 	v, err := into(r, tmp)
 	if err != nil {
@@ -118,7 +124,7 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 			return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
 		}
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := w.keepArrived(id, arr, tmp, final); err != nil {
 		return v, errors.Join(fmt.Errorf("worker %s: receive set %s: %w", w.cfg.Node, id, err), os.RemoveAll(tmp))
 	}
 	// Reported received means on disk: after a DumpInto the sender kills the container
@@ -132,6 +138,46 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	v = v.Moved(final)
 	w.remember(id, v)
 	return v, nil
+}
+
+// arriving is a set being received; dropped: DropSet was asked for it meanwhile.
+type arriving struct{ dropped bool }
+
+// ErrDroppedWhileArriving: the set was dropped (its snapshot aborted or removed) while
+// it was being received, so it is not kept.
+var ErrDroppedWhileArriving = errors.New("the set was dropped while it arrived (its snapshot was aborted or removed); nothing was kept")
+
+// arrive records that set id is being received.
+func (w *Worker) arrive(id string) *arriving {
+	a := &arriving{}
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	if w.incoming == nil {
+		w.incoming = map[string]*arriving{}
+	}
+	w.incoming[id] = a
+	return a
+}
+
+// arrived ends the record of arrive.
+func (w *Worker) arrived(id string, a *arriving) {
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	if w.incoming[id] == a {
+		delete(w.incoming, id)
+	}
+}
+
+// keepArrived renames the received set tmp to final unless DropSet was asked for it
+// while it arrived. Under recvMu: a DropSet after it finds final and removes it.
+func (w *Worker) keepArrived(id string, a *arriving, tmp, final string) error {
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	if a.dropped {
+		w.log.Info("image set dropped while it arrived; not kept", "set", id)
+		return ErrDroppedWhileArriving
+	}
+	return os.Rename(tmp, final)
 }
 
 // Send implements Service: it streams set id to the worker at addr.

@@ -92,6 +92,7 @@ type Worker struct {
 	recvMu   sync.Mutex
 	tasks    taskWatches                  // swarm-task placements (task_linux.go)
 	verified map[string]imageset.Verified // sets hashed as they were written here, by set ID
+	incoming map[string]*arriving         // sets being received, by set ID (transfer.go)
 
 	pagesMu sync.Mutex
 	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
@@ -678,6 +679,11 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	}
 	w.recvMu.Lock()
 	delete(w.verified, setID)
+	if a := w.incoming[setID]; a != nil {
+		// Arriving still (a late dump streaming into an aborted snapshot): it is
+		// refused when it ends instead of being kept where nobody drops it again.
+		a.dropped = true
+	}
 	w.recvMu.Unlock()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)

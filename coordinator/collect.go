@@ -47,13 +47,13 @@ func setsOf(m *store.Manifest) []setRef {
 }
 
 // dropSets asks every node to delete the given image sets (in parallel, each bounded
-// by the worker timeout). It never fails: it returns how many were dropped and one
-// line per set that could not be ("NODE SET: reason").
-func (s *Service) dropSets(ctx context.Context, sets []setRef) (int, []string) {
+// by the worker timeout). It never fails: it returns the ones dropped (or found gone)
+// and one line per set that could not be ("NODE SET: reason").
+func (s *Service) dropSets(ctx context.Context, sets []setRef) ([]setRef, []string) {
 	t := max(s.cfg.WorkerTimeout, 5*time.Second)
 	var (
 		mu      sync.Mutex
-		dropped int
+		dropped []setRef
 		left    []string
 		wg      sync.WaitGroup
 	)
@@ -68,7 +68,7 @@ func (s *Service) dropSets(ctx context.Context, sets []setRef) (int, []string) {
 				left = append(left, fmt.Sprintf("%s %s: %v", r.node, r.set, err))
 				return
 			}
-			dropped++
+			dropped = append(dropped, r)
 		}()
 	}
 	wg.Wait()
@@ -77,6 +77,31 @@ func (s *Service) dropSets(ctx context.Context, sets []setRef) (int, []string) {
 		s.log.Warn("image set not collected (delete it by hand, or rm the snapshot again when its node is back)", "set", l)
 	}
 	return dropped, left
+}
+
+// wholeSets counts the image sets (one per container: distinct set names) of which
+// every copy in sets was dropped. A set lives on its dumping node and may have copies
+// elsewhere (a migration's streamed copy, one a restore sent); rm reports sets, not
+// copies, and a copy a restore consumed is already gone.
+func wholeSets(sets, dropped []setRef) int {
+	ok := map[setRef]bool{}
+	for _, r := range dropped {
+		ok[r] = true
+	}
+	whole := map[string]bool{}
+	for _, r := range sets {
+		if _, seen := whole[r.set]; !seen {
+			whole[r.set] = true
+		}
+		whole[r.set] = whole[r.set] && ok[r]
+	}
+	n := 0
+	for _, w := range whole {
+		if w {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {

@@ -312,8 +312,8 @@ func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, used map[
 	if len(sets) == 0 {
 		return
 	}
-	n, left := s.dropSets(context.WithoutCancel(ctx), sets)
-	s.log.Info("dropped the streamed copies no restore used", "snapshot", m.ID, "dropped", n, "left", len(left))
+	dropped, left := s.dropSets(context.WithoutCancel(ctx), sets)
+	s.log.Info("dropped the streamed copies no restore used", "snapshot", m.ID, "dropped", len(dropped), "left", len(left))
 	for _, l := range left {
 		s.log.Warn("streamed copy of a migration left on its target node; 'swarmckpt rm' of the snapshot deletes it once the node answers", "snapshot", m.ID, "set", l)
 	}
@@ -370,8 +370,8 @@ func (s *Service) remove(ctx context.Context, id string) (*api.RemoveResult, err
 		}
 		sets = append(sets, r)
 	}
-	n, left := s.dropSets(ctx, sets)
-	res.ImagesRemoved = n
+	dropped, left := s.dropSets(ctx, sets)
+	res.ImagesRemoved = wholeSets(sets, dropped)
 	res.Warnings = append(res.Warnings, left...)
 	if err := s.cfg.Store.Delete(ctx, id); err != nil {
 		return nil, storeErr(err)

@@ -83,6 +83,17 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if got := len(e.execs["lab-3"].Restored()); got != 5 {
 			t.Errorf("%d containers restored on lab-3, want 5", got)
 		}
+		// rm counts the snapshot's sets, not the copies it asked nodes to drop (the
+		// four streamed copies were consumed by their restores).
+		rm, err := e.remove("mig3")
+		if err != nil || rm.ImagesRemoved != 5 || len(rm.Warnings) != 0 {
+			t.Fatalf("rm of the migration's snapshot: %+v %v, want 5 image sets deleted", rm, err)
+		}
+		for i, node := range bankNodes {
+			if set := nodeagent.SetID("mig3", fmt.Sprintf("bank_holder.%d", i+1)); e.execs[node].HasSet(set) || e.execs["lab-3"].HasSet(set) {
+				t.Errorf("%s left after rm", set)
+			}
+		}
 	})
 	t.Run("FailedDropsTheCopies", func(t *testing.T) {
 		e, _, _ := streamingEnv(t)

@@ -533,7 +533,7 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return apiExit(err)
 		}
-		fmt.Fprintf(c.stdout, "removed %s (%d image set(s) deleted on the nodes)\n", id, res.ImagesRemoved)
+		fmt.Fprintf(c.stdout, "removed %s (%d image set(s) deleted on the nodes, every copy of each)\n", id, res.ImagesRemoved)
 		for _, w := range res.Warnings {
 			fmt.Fprintf(c.stdout, "  warning: %s\n", w)
 		}

@@ -135,8 +135,10 @@ type RemoveRequest struct {
 // RemoveResult says what was removed.
 type RemoveResult struct {
 	ID string `json:"id"`
-	// ImagesRemoved counts image sets deleted on workers; Warnings lists the ones not
-	// reachable (their nodes will collect them when their worker starts).
+	// ImagesRemoved counts the snapshot's image sets (one per container) of which
+	// every copy on the workers is gone now (a migration's streamed copy or a set a
+	// restore sent count with their set, not apart); Warnings lists the copies that
+	// could not be deleted (their nodes will collect them when their worker starts).
 	ImagesRemoved int      `json:"images_removed"`
 	Warnings      []string `json:"warnings,omitempty"`
 }

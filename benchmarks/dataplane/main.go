@@ -10,6 +10,9 @@
 //	                                      cold-direct-tls likewise, CRIU's TLS for the pages)
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
 //
+// Every line ends with mem_touch_s: the time to write N MiB of fresh memory right
+// before the case (touch), this VM's memory state, which moves the times 10x.
+//
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
 // [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls] [--logs DIR]
 package main
@@ -155,7 +158,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// dropSource: the call leaves a set on node 1, dropped after the timing.
 		oneCallMigration := func(mode, mname string, dropSource bool, p pair, dumpFn func(name string) (*imageset.Manifest, error)) error {
 			a, b, pids := p.a, p.b, p.pids
-			settle()
+			touched := settle(mib)
 			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			if err := memhog(n, mname, image, mib); err != nil {
 				return err
@@ -173,9 +176,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			}
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
-			fmt.Printf("BENCH migrate size_mib=%d mode=%s downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+			fmt.Printf("BENCH migrate size_mib=%d mode=%s downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f mem_touch_s=%.3f\n",
 				mib, mode, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
-				cpu(pids[0])-c0, cpu(pids[1])-d0)
+				cpu(pids[0])-c0, cpu(pids[1])-d0, touched.Seconds())
 			if dropSource {
 				_ = a.DropSet(ctx, mname)
 			}
@@ -192,8 +195,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			// Each memhog starts right before its own dump: a memhog re-hashes its memory
 			// all the time (1 GiB: most of a core), so memhogs started together made the
 			// first dump (Docker's) run beside two busy ones and ours beside none.
+			touched := map[string]time.Duration{}
 			hog := func(kind string) error {
-				settle()
+				touched[kind] = settle(mib)
 				return memhog(n, names[kind], image, mib)
 			}
 			// dump: docker checkpoint create (exit) vs raw runc checkpoint vs the worker.
@@ -231,9 +235,10 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			// runc's dump had to fault fresh memory in (1 GiB: ours 1.1 s vs runc 5-8 s
 			// in run 14, from that alone).
 			os.RemoveAll(rdir)
-			fmt.Printf("BENCH dump size_mib=%d docker_s=%.3f runc_s=%.3f ours_s=%.3f vs_docker=%.1fx vs_runc=%.2f\n",
+			fmt.Printf("BENCH dump size_mib=%d docker_s=%.3f runc_s=%.3f ours_s=%.3f vs_docker=%.1fx vs_runc=%.2f mem_touch_s=%.3f/%.3f/%.3f\n",
 				mib, dockerDump.Seconds(), runcDump.Seconds(), oursDump.Seconds(),
-				dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds())
+				dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds(),
+				touched["docker"].Seconds(), touched["runc"].Seconds(), touched["ours"].Seconds())
 
 			// restore: docker start --checkpoint vs the worker (new container, wrapper restore).
 			t0 = time.Now()
@@ -248,7 +253,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 					return err
 				}
 			}
-			settle()
+			restoreTouched := settle(mib)
 			t0 = time.Now()
 			if _, err := a.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
 				return err
@@ -261,15 +266,15 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx floor_s=%.3f docker_vs_floor=%.1fx\n",
+			fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx floor_s=%.3f docker_vs_floor=%.1fx mem_touch_s=%.3f\n",
 				mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds(),
-				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds())
+				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds(), restoreTouched.Seconds())
 			flush()
 		}
 		// migrate (cold): dump with exit on node 1, then send the set, then restore on
 		// node 2 (three passes one after the other).
 		if want["cold"] {
-			settle()
+			coldTouched := settle(mib)
 			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
 			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
 			if err := memhog(n, mname, image, mib); err != nil {
@@ -293,9 +298,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			tRestore := time.Since(t1)
 			downtime := time.Since(t0)
 			coldDowntime = downtime
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f\n",
+			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f mem_touch_s=%.3f\n",
 				mib, downtime.Seconds(), tDump.Seconds(), sm.DumpCPUSeconds, tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
-				cpu(pids[0])-c0, cpu(pids[1])-d0)
+				cpu(pids[0])-c0, cpu(pids[1])-d0, coldTouched.Seconds())
 			_ = a.DropSet(ctx, mname)
 			flush()
 		}
@@ -337,7 +342,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
 		// restored container runs; total_s when the source exited (all pages moved).
 		if !want["post-copy"] {
-		} else if ai, err := settledInfo(ctx, a); err != nil || !ai.PostCopy.OK {
+		} else if ai, pcTouched, err := settledInfo(ctx, a, mib); err != nil || !ai.PostCopy.OK {
 			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
 		} else {
 			pname := fmt.Sprintf("bench-pc-%d-%s", mib, stamp)
@@ -371,9 +376,9 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			if coldDowntime > 0 {
 				vsCold = fmt.Sprintf("%.1fx", coldDowntime.Seconds()/downtime.Seconds())
 			}
-			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%s worker_rss_mib=%.1f\n",
+			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%s worker_rss_mib=%.1f mem_touch_s=%.3f\n",
 				mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
-				vsCold, max(hwm(pids[0]), hwm(pids[1])))
+				vsCold, max(hwm(pids[0]), hwm(pids[1])), pcTouched.Seconds())
 			flush()
 		}
 		// Cleanup of the sets made here.
@@ -400,16 +405,40 @@ func memhog(n node, name, image string, mib int) error {
 }
 
 // settle writes back the page cache's dirty data (earlier cases wrote GiBs: Docker's
-// checkpoint, the sets) before a migration case is timed, so that a case does not pay
-// for the writeback of the previous one.
-func settle() {
+// checkpoint, the sets) before a case is timed, so that a case does not pay for the
+// writeback of the previous one. It then returns touch(mib): the state of the
+// machine's memory the case starts from.
+func settle(mib int) time.Duration {
 	syscall.Sync()
+	return touch(mib)
+}
+
+// touch times the first write of mib MiB of fresh anonymous memory (one byte per
+// page), then gives it back. On this VM that cost is not fixed: the host backs memory
+// the guest freed again only when it is touched (free page reporting), so the same
+// write of 1 GiB took 0.34 s and 3.4 s a minute apart (2026-12-04). Every case here
+// writes its size in fresh memory at least twice (page cache of the images, the
+// restored process), so each line prints mem_touch_s: a baseline of the same run to
+// read its times against.
+func touch(mib int) time.Duration {
+	t := time.Now()
+	b, err := syscall.Mmap(-1, 0, mib<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return 0
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	d := time.Since(t)
+	_ = syscall.Munmap(b)
+	return d
 }
 
 // settledInfo is settle, then the worker's Info.
-func settledInfo(ctx context.Context, w *worker.Client) (worker.NodeInfo, error) {
-	settle()
-	return w.Info(ctx)
+func settledInfo(ctx context.Context, w *worker.Client, mib int) (worker.NodeInfo, time.Duration, error) {
+	touched := settle(mib)
+	info, err := w.Info(ctx)
+	return info, touched, err
 }
 
 // startFloor times docker create + docker start (Docker API) of a fresh container that

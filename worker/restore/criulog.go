@@ -16,6 +16,12 @@ type criuTimes struct {
 	// processes (each "Preadv" line to its "`- returned" line): on this machine the
 	// part that grows with the container's memory and swings with the VM's memory.
 	Pages time.Duration
+	// Hooks is the time CRIU waited for runc's answer to its "setup-namespaces"
+	// notification, in which runc runs the bundle's prestart hooks (Docker's
+	// libnetwork-setkey, the wrapper's lock and sysctl hooks): from "Running
+	// setup-namespaces scripts" to CRIU's next own line. A fresh start pays the
+	// libnetwork hook too.
+	Hooks time.Duration
 }
 
 // readCRIUTimes reads the timestamps of a CRIU restore log (runc runs CRIU at log level
@@ -24,8 +30,8 @@ type criuTimes struct {
 func readCRIUTimes(r io.Reader) (t criuTimes, ok bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var last, preadv float64
-	reading := false
+	var last, preadv, hooks float64
+	reading, inHooks := false, false
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, "(") {
@@ -42,7 +48,14 @@ func readCRIUTimes(r io.Reader) (t criuTimes, ok bool) {
 		// Each CRIU process of the restore (restorer blobs log into the same file)
 		// counts from its own start; the largest value is the whole restore.
 		last, ok = max(last, s), true
-		switch rest := line[end+1:]; {
+		rest := line[end+1:]
+		if inHooks && !strings.Contains(rest, "RPC") {
+			t.Hooks += seconds(s - hooks)
+			inHooks = false
+		}
+		switch {
+		case strings.Contains(rest, "Running setup-namespaces scripts"):
+			hooks, inHooks = s, true
 		case strings.Contains(rest, " Preadv "):
 			preadv, reading = s, true
 		case reading && strings.Contains(rest, "`- returned"):

@@ -10,6 +10,9 @@ import (
 const criuRestoreLog = `(00.000000) CRIU run id = d37ef98d-0708-46b6-acc5-bc5034246535
 (00.000000) CRIU run id = f922e089-5212-407a-af93-eef5928d9794
 (00.069192) cg: Preparing cgroups yard (cgroups restore mode 0x4)
+(00.100000) Running setup-namespaces scripts
+(00.100002) 	RPC
+(00.225000) net: Restoring netns
 (00.347236)      1: cg: Move into 2
 (00.406215) pie: 1: 	mmap(0x7ffe9cb99000 -> 0x7ffe9cbba000, 0x3 0x132 -1)
 (00.406221) pie: 1: Preadv 0x400000:4096... (78 iovs)
@@ -31,6 +34,9 @@ func TestReadCRIUTimes(t *testing.T) {
 	}
 	if want := 2378258*time.Microsecond + 10*time.Millisecond; !near(got.Pages, want) {
 		t.Errorf("Pages = %s, want %s (two page reads)", got.Pages, want)
+	}
+	if !near(got.Hooks, 125*time.Millisecond) {
+		t.Errorf("Hooks = %s, want 0.125s (setup-namespaces to the next line after its RPC)", got.Hooks)
 	}
 	if _, ok := readCRIUTimes(strings.NewReader("Error (criu/cr-restore.c:1): no timestamps\n")); ok {
 		t.Error("a log without timestamps reported times")

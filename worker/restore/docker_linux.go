@@ -135,7 +135,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
 			"check_create_start_s", tStarted.Sub(t0).Seconds(), "precheck_s", took.precheck.Seconds(),
 			"create_s", took.create.Seconds(), "start_s", took.start.Seconds(),
-			"criu_restore_s", criu.Total.Seconds(), "criu_pages_s", criu.Pages.Seconds(), "locked", opts.NetworkLock)
+			"criu_restore_s", criu.Total.Seconds(), "criu_pages_s", criu.Pages.Seconds(), "criu_hooks_s", criu.Hooks.Seconds(), "locked", opts.NetworkLock)
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
 }

@@ -160,20 +160,36 @@ func (b brokenPageServer) PageServer(ctx context.Context, conn *os.File, images,
 	return errors.New("criu page-server: No space left on device")
 }
 
+// TestDumpIntoTargetFailureThawsAndLeavesNothing: the source is killed only once the
+// target holds the whole set on disk; a target whose page server fails, or which
+// cannot sync the set it received, leaves the container running here.
 func TestDumpIntoTargetFailureThawsAndLeavesNothing(t *testing.T) {
-	k := &killRecorder{}
-	a, b := newFakeNodeDumper(t, "a", k), newFakeNodeDumper(t, "b", brokenPageServer{})
-	web := a.add("web", 7)
-	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
-	if err == nil || !strings.Contains(err.Error(), "No space left") || !strings.Contains(err.Error(), "keeps running here") {
-		t.Fatalf("DumpInto whose page server fails: %v, want its error and the container kept", err)
+	for _, c := range []struct {
+		name   string
+		target func(t *testing.T) *fakeNode
+		want   string
+	}{
+		{"PageServerFails", func(t *testing.T) *fakeNode { return newFakeNodeDumper(t, "b", brokenPageServer{}) }, "No space left"},
+		{"SetCannotBeSynced", func(t *testing.T) *fakeNode {
+			return newFakeNodeParts(t, "b", dump.Fake{}, nil, withSync(&syncs{fail: "mig.web"}))
+		}, "disk full or failing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := &killRecorder{}
+			a, b := newFakeNodeDumper(t, "a", k), c.target(t)
+			web := a.add("web", 7)
+			_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "keeps running here") {
+				t.Fatalf("DumpInto whose target fails: %v, want %q and the container kept", err, c.want)
+			}
+			if k.names() != "" {
+				t.Fatalf("killed %q although the target failed", k.names())
+			}
+			released(t, a, web)
+			emptySets(t, a)
+			emptySets(t, b)
+		})
 	}
-	if k.names() != "" {
-		t.Fatalf("killed %q although the target failed", k.names())
-	}
-	released(t, a, web)
-	emptySets(t, a)
-	emptySets(t, b)
 }
 
 // TestPageServerTakesOnlyTheAskingHost: the one-shot page server closes a connection

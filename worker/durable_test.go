@@ -83,24 +83,6 @@ func TestReceivedSetIsDurableBeforeItIsReported(t *testing.T) {
 	}
 }
 
-// TestDumpIntoTargetThatCannotSyncKeepsTheContainer: the source is killed only on a
-// set the target holds on disk; a target whose sync fails leaves it running here.
-func TestDumpIntoTargetThatCannotSyncKeepsTheContainer(t *testing.T) {
-	k := &killRecorder{}
-	a, b := newFakeNodeDumper(t, "a", k), newFakeNodeParts(t, "b", dump.Fake{}, nil, withSync(&syncs{fail: "mig.web"}))
-	web := a.add("web", 7)
-	_, err := a.w.DumpInto(context.Background(), "web", "mig.web", b.w.Addr())
-	if err == nil || !strings.Contains(err.Error(), "keeps running here") || !strings.Contains(err.Error(), "disk full or failing") {
-		t.Fatalf("DumpInto whose target cannot sync: %v, want the disk named and the container kept", err)
-	}
-	if k.names() != "" {
-		t.Fatalf("killed %q although the target never held the set on disk", k.names())
-	}
-	released(t, a, web)
-	emptySets(t, a)
-	emptySets(t, b)
-}
-
 // TestDumpThatCannotSyncIsDropped: a dump whose set cannot be synced fails, names the
 // disk, leaves the container running and keeps no set.
 func TestDumpThatCannotSyncIsDropped(t *testing.T) {

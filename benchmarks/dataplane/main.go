@@ -12,9 +12,13 @@
 //
 // Every line ends with mem_touch_s: the time to write N MiB of fresh memory right
 // before the case (touch), this VM's memory state, which moves the times 10x.
+// With --reps K the migration cases run K times each, interleaved, and each mode ends
+// with
+//
+//	BENCH migrate-summary size_mib=N mode=M reps=K downtime_min_s=.. downtime_median_s=.. downtime_max_s=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
-// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls] [--logs DIR]
+// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls] [--reps K] [--logs DIR]
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,13 +68,18 @@ func main() {
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
 	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
+	reps := flag.Int("reps", 1, "run the migration cases this many times each, interleaved, and print a summary line per mode")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
 	if len(socks) < 2 || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: dataplane --swarmckpt BIN --node unix:///...sock --node unix:///...sock")
 		os.Exit(2)
 	}
-	if err := run(*bin, socks, *sizes, *image, *cases); err != nil {
+	if *reps < 1 {
+		fmt.Fprintln(os.Stderr, "dataplane: --reps must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*bin, socks, *sizes, *image, *cases, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
 		os.Exit(1)
 	}
@@ -78,7 +88,7 @@ func main() {
 // logDir keeps the workers' logs when set (--logs).
 var logDir string
 
-func run(bin string, socks []string, sizes, image, cases string) error {
+func run(bin string, socks []string, sizes, image, cases string, reps int) error {
 	want := map[string]bool{}
 	for _, c := range strings.Split(cases, ",") {
 		want[strings.TrimSpace(c)] = true
@@ -153,6 +163,8 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		}
 		n := nodes[0]
 		coldDowntime := time.Duration(0)
+		// downtimes (and post-copy's totals) per mode over the repetitions (--reps).
+		downtimes, totals := map[string][]time.Duration{}, map[string][]time.Duration{}
 		// oneCallMigration times a cold migration whose dump and transfer are one call
 		// (dumpFn on node 1, into node 2), then the restore on node 2, and prints its line.
 		// dropSource: the call leaves a set on node 1, dropped after the timing.
@@ -179,6 +191,7 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 			fmt.Printf("BENCH migrate size_mib=%d mode=%s downtime_s=%.3f dump_s=%.3f criu_s=%.3f criu_cpu_s=%.2f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f mem_touch_s=%.3f\n",
 				mib, mode, downtime.Seconds(), tDump.Seconds(), m.DumpSeconds, m.DumpCPUSeconds, tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
 				cpu(pids[0])-c0, cpu(pids[1])-d0, touched.Seconds())
+			downtimes[mode] = append(downtimes[mode], downtime)
 			if dropSource {
 				_ = a.DropSet(ctx, mname)
 			}
@@ -271,115 +284,141 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds(), restoreTouched.Seconds())
 			flush()
 		}
-		// migrate (cold): dump with exit on node 1, then send the set, then restore on
-		// node 2 (three passes one after the other).
-		if want["cold"] {
-			coldTouched := settle(mib)
-			mname := fmt.Sprintf("bench-seq-%d-%s", mib, stamp)
-			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
-			if err := memhog(n, mname, image, mib); err != nil {
-				return err
+		// The migration cases, --reps times, interleaved (each repetition runs every
+		// chosen mode once): this machine's memory state moves a 1 GiB case 2-5x within
+		// minutes, so one run per mode says little.
+		for r := 0; r < reps; r++ {
+			sfx := stamp
+			if reps > 1 {
+				sfx = fmt.Sprintf("%s-r%d", stamp, r+1)
 			}
-			c0, d0 := cpu(pids[0]), cpu(pids[1])
-			t0 := time.Now()
-			sm, err := a.Dump(ctx, mname, mname, false)
-			if err != nil {
-				return err
-			}
-			tDump := time.Since(t0)
-			if _, err := a.Send(ctx, mname, bi.Addr); err != nil {
-				return err
-			}
-			tSend := time.Since(t0) - tDump
-			t1 := time.Now()
-			if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
-				return err
-			}
-			tRestore := time.Since(t1)
-			downtime := time.Since(t0)
-			coldDowntime = downtime
-			fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f mem_touch_s=%.3f\n",
-				mib, downtime.Seconds(), tDump.Seconds(), sm.DumpCPUSeconds, tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
-				cpu(pids[0])-c0, cpu(pids[1])-d0, coldTouched.Seconds())
-			_ = a.DropSet(ctx, mname)
-			flush()
-		}
-		// migrate (cold-streamed): DumpTo on node 1 streams the images to node 2 while CRIU
-		// writes them (exit), then restore on node 2. downtime_s = dump start to the
-		// restored container running; dump_s includes the end of the stream.
-		if want["cold-streamed"] {
-			if err := oneCallMigration("cold-streamed", fmt.Sprintf("bench-mig-%d-%s", mib, stamp), true, plain, func(name string) (*imageset.Manifest, error) {
-				return a.DumpTo(ctx, name, name, bi.Addr, false)
-			}); err != nil {
-				return err
-			}
-		}
-		if want["cold-streamed-tls"] {
-			if err := oneCallMigration("cold-streamed-tls", fmt.Sprintf("bench-tls-%d-%s", mib, stamp), true, withTLS, func(name string) (*imageset.Manifest, error) {
-				return withTLS.a.DumpTo(ctx, name, name, withTLS.bAddr, false)
-			}); err != nil {
-				return err
-			}
-		}
-		// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
-		// page server of node 2's worker (no copy written on node 1), the other images
-		// follow, node 2 hashes the pages as they arrive; then restore on node 2.
-		if want["cold-direct"] {
-			if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, stamp), false, plain, func(name string) (*imageset.Manifest, error) {
-				return a.DumpInto(ctx, name, name, bi.Addr)
-			}); err != nil {
-				return err
-			}
-		}
-		if want["cold-direct-tls"] {
-			if err := oneCallMigration("cold-direct-tls", fmt.Sprintf("bench-dtls-%d-%s", mib, stamp), false, withTLS, func(name string) (*imageset.Manifest, error) {
-				return withTLS.a.DumpInto(ctx, name, name, withTLS.bAddr)
-			}); err != nil {
-				return err
-			}
-		}
-		// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
-		// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
-		// restored container runs; total_s when the source exited (all pages moved).
-		if !want["post-copy"] {
-		} else if ai, pcTouched, err := settledInfo(ctx, a, mib); err != nil || !ai.PostCopy.OK {
-			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
-		} else {
-			pname := fmt.Sprintf("bench-pc-%d-%s", mib, stamp)
-			cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", pname) }, func() { n.docker("rm", "-f", pname) })
-			if err := memhog(n, pname, image, mib); err != nil {
-				return err
-			}
-			t0 := time.Now()
-			if _, err := a.DumpLazy(ctx, pname, pname, "127.0.0.1:0"); err != nil {
-				return err
-			}
-			tDump := time.Since(t0)
-			if _, err := a.Send(ctx, pname, bi.Addr); err != nil {
-				return err
-			}
-			tSend := time.Since(t0) - tDump
-			t1 := time.Now()
-			if _, err := b.Restore(ctx, pname, worker.RestoreOptions{}); err != nil {
-				return err
-			}
-			tRestore := time.Since(t1)
-			downtime := time.Since(t0)
-			for i := 0; i < 1200; i++ {
-				if st, _ := n.docker("inspect", "-f", "{{.State.Status}}", pname); st == "exited" {
-					break
+			// migrate (cold): dump with exit on node 1, then send the set, then restore on
+			// node 2 (three passes one after the other).
+			if want["cold"] {
+				coldTouched := settle(mib)
+				mname := fmt.Sprintf("bench-seq-%d-%s", mib, sfx)
+				cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", mname) }, func() { n.docker("rm", "-f", mname) })
+				if err := memhog(n, mname, image, mib); err != nil {
+					return err
 				}
-				time.Sleep(50 * time.Millisecond)
+				c0, d0 := cpu(pids[0]), cpu(pids[1])
+				t0 := time.Now()
+				sm, err := a.Dump(ctx, mname, mname, false)
+				if err != nil {
+					return err
+				}
+				tDump := time.Since(t0)
+				if _, err := a.Send(ctx, mname, bi.Addr); err != nil {
+					return err
+				}
+				tSend := time.Since(t0) - tDump
+				t1 := time.Now()
+				if _, err := b.Restore(ctx, mname, worker.RestoreOptions{}); err != nil {
+					return err
+				}
+				tRestore := time.Since(t1)
+				downtime := time.Since(t0)
+				coldDowntime = downtime
+				downtimes["cold"] = append(downtimes["cold"], downtime)
+				fmt.Printf("BENCH migrate size_mib=%d mode=cold downtime_s=%.3f dump_s=%.3f criu_cpu_s=%.2f send_s=%.3f restore_s=%.3f worker_rss_mib=%.1f src_cpu_s=%.2f dst_cpu_s=%.2f mem_touch_s=%.3f\n",
+					mib, downtime.Seconds(), tDump.Seconds(), sm.DumpCPUSeconds, tSend.Seconds(), tRestore.Seconds(), max(hwm(pids[0]), hwm(pids[1])),
+					cpu(pids[0])-c0, cpu(pids[1])-d0, coldTouched.Seconds())
+				_ = a.DropSet(ctx, mname)
+				flush()
 			}
-			total := time.Since(t0)
-			vsCold := "-" // the cold case did not run
-			if coldDowntime > 0 {
-				vsCold = fmt.Sprintf("%.1fx", coldDowntime.Seconds()/downtime.Seconds())
+			// migrate (cold-streamed): DumpTo on node 1 streams the images to node 2 while CRIU
+			// writes them (exit), then restore on node 2. downtime_s = dump start to the
+			// restored container running; dump_s includes the end of the stream.
+			if want["cold-streamed"] {
+				if err := oneCallMigration("cold-streamed", fmt.Sprintf("bench-mig-%d-%s", mib, sfx), true, plain, func(name string) (*imageset.Manifest, error) {
+					return a.DumpTo(ctx, name, name, bi.Addr, false)
+				}); err != nil {
+					return err
+				}
 			}
-			fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%s worker_rss_mib=%.1f mem_touch_s=%.3f\n",
-				mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
-				vsCold, max(hwm(pids[0]), hwm(pids[1])), pcTouched.Seconds())
-			flush()
+			if want["cold-streamed-tls"] {
+				if err := oneCallMigration("cold-streamed-tls", fmt.Sprintf("bench-tls-%d-%s", mib, sfx), true, withTLS, func(name string) (*imageset.Manifest, error) {
+					return withTLS.a.DumpTo(ctx, name, name, withTLS.bAddr, false)
+				}); err != nil {
+					return err
+				}
+			}
+			// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
+			// page server of node 2's worker (no copy written on node 1), the other images
+			// follow, node 2 hashes the pages as they arrive; then restore on node 2.
+			if want["cold-direct"] {
+				if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, sfx), false, plain, func(name string) (*imageset.Manifest, error) {
+					return a.DumpInto(ctx, name, name, bi.Addr)
+				}); err != nil {
+					return err
+				}
+			}
+			if want["cold-direct-tls"] {
+				if err := oneCallMigration("cold-direct-tls", fmt.Sprintf("bench-dtls-%d-%s", mib, sfx), false, withTLS, func(name string) (*imageset.Manifest, error) {
+					return withTLS.a.DumpInto(ctx, name, name, withTLS.bAddr)
+				}); err != nil {
+					return err
+				}
+			}
+			// migrate (post-copy): lazy dump on node 1 (no memory written), send the small
+			// set, restore on node 2 at once; pages follow on demand. Downtime ends when the
+			// restored container runs; total_s when the source exited (all pages moved).
+			if !want["post-copy"] {
+			} else if ai, pcTouched, err := settledInfo(ctx, a, mib); err != nil || !ai.PostCopy.OK {
+				fmt.Printf("BENCH migrate size_mib=%d mode=post-copy refused=%q\n", mib, ai.PostCopy.Reason)
+			} else {
+				pname := fmt.Sprintf("bench-pc-%d-%s", mib, sfx)
+				cleanups = append(cleanups, func() { nodes[1].docker("rm", "-f", pname) }, func() { n.docker("rm", "-f", pname) })
+				if err := memhog(n, pname, image, mib); err != nil {
+					return err
+				}
+				t0 := time.Now()
+				if _, err := a.DumpLazy(ctx, pname, pname, "127.0.0.1:0"); err != nil {
+					return err
+				}
+				tDump := time.Since(t0)
+				if _, err := a.Send(ctx, pname, bi.Addr); err != nil {
+					return err
+				}
+				tSend := time.Since(t0) - tDump
+				t1 := time.Now()
+				if _, err := b.Restore(ctx, pname, worker.RestoreOptions{}); err != nil {
+					return err
+				}
+				tRestore := time.Since(t1)
+				downtime := time.Since(t0)
+				for i := 0; i < 1200; i++ {
+					if st, _ := n.docker("inspect", "-f", "{{.State.Status}}", pname); st == "exited" {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				total := time.Since(t0)
+				vsCold := "-" // the cold case did not run
+				if coldDowntime > 0 {
+					vsCold = fmt.Sprintf("%.1fx", coldDowntime.Seconds()/downtime.Seconds())
+				}
+				fmt.Printf("BENCH migrate size_mib=%d mode=post-copy downtime_s=%.3f total_s=%.3f dump_s=%.3f send_s=%.3f restore_s=%.3f vs_cold=%s worker_rss_mib=%.1f mem_touch_s=%.3f\n",
+					mib, downtime.Seconds(), total.Seconds(), tDump.Seconds(), tSend.Seconds(), tRestore.Seconds(),
+					vsCold, max(hwm(pids[0]), hwm(pids[1])), pcTouched.Seconds())
+				downtimes["post-copy"] = append(downtimes["post-copy"], downtime)
+				totals["post-copy"] = append(totals["post-copy"], total)
+				flush()
+			}
+		}
+		if reps > 1 {
+			for _, mode := range []string{"cold", "cold-streamed", "cold-streamed-tls", "cold-direct", "cold-direct-tls", "post-copy"} {
+				if d := downtimes[mode]; len(d) > 0 {
+					extra := ""
+					if t := totals[mode]; len(t) > 0 {
+						lo, med, hi := spread(t)
+						extra = fmt.Sprintf(" total_min_s=%.3f total_median_s=%.3f total_max_s=%.3f", lo, med, hi)
+					}
+					lo, med, hi := spread(d)
+					fmt.Printf("BENCH migrate-summary size_mib=%d mode=%s reps=%d downtime_min_s=%.3f downtime_median_s=%.3f downtime_max_s=%.3f%s\n",
+						mib, mode, len(d), lo, med, hi, extra)
+				}
+			}
 		}
 		// Cleanup of the sets made here.
 		for _, d := range []string{filepath.Join(n.dataRoot, "swarmckpt", "restored"), filepath.Join(nodes[1].dataRoot, "swarmckpt", "restored")} {
@@ -387,6 +426,17 @@ func run(bin string, socks []string, sizes, image, cases string) error {
 		}
 	}
 	return nil
+}
+
+// spread returns the smallest, median and largest of ds, in seconds.
+func spread(ds []time.Duration) (lo, med, hi float64) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[0].Seconds(), m.Seconds(), s[len(s)-1].Seconds()
 }
 
 // memhog starts IMAGE memhog MIB and waits until its memory is filled.

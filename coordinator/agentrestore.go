@@ -125,8 +125,12 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
 		name := strings.ReplaceAll(it.c.Key(), ".", "-") + "-" + shortID(m.ID)
+		// In place (the target is the dumping node): the set is the snapshot's only copy
+		// there, which a retry, a later restore or migrate's rollback still needs. A set
+		// sent for this restore is a copy and is used up.
+		inPlace := it.target == it.c.Node
 		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set,
-			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases}})
+			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container

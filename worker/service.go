@@ -91,6 +91,10 @@ type RestoreOptions struct {
 	// after the restore until Unlock, or until LockUntil, when the watchdog releases it.
 	// Standalone restores only.
 	LockUntil time.Time
+	// Keep restores from a hard-linked copy and leaves the set on this node, intact and
+	// restorable again (restore.Options.Keep): for the set a snapshot keeps here, as
+	// opposed to a copy sent for this restore. Standalone restores only.
+	Keep bool
 }
 
 // NodeInfo describes a node for the coordinator's placement and compatibility checks.

@@ -618,7 +618,7 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 		_, err := w.p.Placer.PlaceForTask(v, opts.Service, opts.Slot)
 		return container.Ref{}, err
 	}
-	ro := restore.Options{Name: opts.Name, Runtime: opts.Runtime, Aliases: opts.Aliases}
+	ro := restore.Options{Name: opts.Name, Runtime: opts.Runtime, Aliases: opts.Aliases, Keep: opts.Keep}
 	var created []container.Ref // one per attempt (a failed network attachment retries)
 	if !opts.LockUntil.IsZero() {
 		deadline := w.deadline(opts.LockUntil)

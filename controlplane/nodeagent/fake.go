@@ -216,7 +216,8 @@ func (f *FakeExecutor) Send(_ context.Context, set, to string) (bool, error) {
 }
 
 // Restore implements Restorer: a set on this node restores as a container whose id is
-// the requested name (or the set), unless FailRestore says otherwise.
+// the requested name (or the set), unless FailRestore says otherwise. The set is used
+// up unless o.Keep, as on a worker.
 func (f *FakeExecutor) Restore(_ context.Context, set string, o RestoreOptions) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -234,6 +235,9 @@ func (f *FakeExecutor) Restore(_ context.Context, set string, o RestoreOptions) 
 		return "", fmt.Errorf("fake executor of %s: container name %s is taken", f.Node, id)
 	}
 	f.restored[id] = true
+	if !o.Keep {
+		delete(f.sets, set) // consumed, as a worker's restore consumes it
+	}
 	return id, nil
 }
 

@@ -47,6 +47,10 @@ type RestoreOptions struct {
 	Aliases map[string][]string `json:"aliases,omitempty"`
 	// LockFor bounds the lock (the worker's watchdog releases it then). Default 2m.
 	LockFor time.Duration `json:"lock_for,omitempty"`
+	// Keep leaves the set on this node after the restore (the worker restores from a
+	// hard-linked copy): the coordinator asks for it when the set is the snapshot's own
+	// copy here, so that a restore in place does not use it up.
+	Keep bool `json:"keep,omitempty"`
 }
 
 // SetID names the image set of a container (SERVICE.SLOT, or its id) in a snapshot.

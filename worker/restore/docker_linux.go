@@ -103,7 +103,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		var mvErr error
 		if _, serr := os.Stat(placed); serr == nil {
 			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
-			mvErr = os.Rename(placed, v.Dir())
+			mvErr = unplace(v, placed, opts.Keep)
 		}
 		err = errors.Join(err, rmErr, mvErr)
 	}()
@@ -174,7 +174,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 			err = keepFailedLog(err, placed, v.Dir(), id) // before the set goes back
 			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
 			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
-			mvErr = os.Rename(placed, v.Dir())
+			mvErr = unplace(v, placed, opts.Keep)
 		}
 		retry = retry && !consumed && mvErr == nil
 		err = errors.Join(err, rmErr, mvErr)
@@ -192,7 +192,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 	if err := os.MkdirAll(d.Area(), imageset.DirMode); err != nil {
 		return id, placed, false, err
 	}
-	if err := os.Rename(v.Dir(), placed); err != nil {
+	if err := place(v, placed, opts.Keep); err != nil {
 		return id, placed, false, fmt.Errorf("place set (the set must be on the data-root's filesystem): %w", err)
 	}
 	if opts.NetworkLock {
@@ -229,6 +229,28 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 	// Restored, then the processes exited at once: say what they printed.
 	consumed = true
 	return id, placed, false, fmt.Errorf("%w: the restored processes exited right away (%w); last output: %s", ErrRestore, err, d.logTail(context.WithoutCancel(ctx), id))
+}
+
+// place puts set v where the runtime wrapper finds it for the container: the set
+// itself, or with keep a hard-linked copy of it (the set stays; nothing rewrites an
+// image in place: CRIU's restore only reads them and writes its log and stats as new
+// files, TaskOptions.Keep relies on the same).
+func place(v imageset.Verified, placed string, keep bool) error {
+	if !keep {
+		return os.Rename(v.Dir(), placed)
+	}
+	if err := linkTree(v.Dir(), placed); err != nil {
+		return errors.Join(err, os.RemoveAll(placed))
+	}
+	return nil
+}
+
+// unplace undoes place after a failed restore: the set goes back, or its copy goes.
+func unplace(v imageset.Verified, placed string, keep bool) error {
+	if keep {
+		return os.RemoveAll(placed)
+	}
+	return os.Rename(placed, v.Dir())
 }
 
 // netGone tells whether a Docker error is a network attachment failing on this node

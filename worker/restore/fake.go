@@ -83,8 +83,10 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 	if f.FailStart != nil {
 		return container.Ref{}, fmt.Errorf("restore of %s: %w: %w", name, ErrRestore, f.FailStart)
 	}
-	if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
-		return container.Ref{}, err
+	if !opts.Keep {
+		if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
+			return container.Ref{}, err
+		}
 	}
 	f.names[name] = true
 	f.ids[ref.ID] = name

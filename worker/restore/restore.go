@@ -41,12 +41,18 @@ type Options struct {
 	// Created, when set, is called with each container created for the restore, before
 	// the runtime can run (e.g. to journal the lock for the watchdog). An error aborts.
 	Created func(c container.Ref) error
+	// Keep restores from a hard-linked copy of the set (same file system: no data
+	// copied) and leaves the set where it is, verified and restorable again: for a set
+	// that is its snapshot's own copy on this node (a restore in place, a migration's
+	// container that stays). Without it the restore consumes the set.
+	Keep bool
 }
 
 // Restorer restores image sets on one node.
 type Restorer interface {
 	// Restore recreates and restores the container of set v. On success the set has
-	// been consumed (moved to the restored area); on failure it is back at v.Dir().
+	// been consumed (moved to the restored area) unless opts.Keep; on failure it is
+	// back at v.Dir() (with Keep it never left).
 	Restore(ctx context.Context, v imageset.Verified, opts Options) (container.Ref, error)
 	// Remove force-removes a container (by id or name), as a restore that has to be
 	// undone needs; removing one that is not there succeeds.

@@ -200,7 +200,7 @@ func (e *Exec) Send(ctx context.Context, set, toAddr string) (alreadyThere bool,
 
 // Restore implements nodeagent.Restorer.
 func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptions) (string, error) {
-	ro := worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot, Aliases: o.Aliases}
+	ro := worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot, Aliases: o.Aliases, Keep: o.Keep}
 	if o.Locked {
 		// Locked from before CRIU restores its sockets; the coordinator unlocks every
 		// container of the set together (Unlock), the watchdog at this deadline.

@@ -42,6 +42,34 @@ func Run(t *testing.T, e Env) {
 			t.Fatalf("set %s still there after a successful restore", v.Dir())
 		}
 	})
+	t.Run("keep restores from a copy and leaves the set restorable", func(t *testing.T) {
+		v := e.Set(t, false, nil)
+		name := e.Name(t)
+		ref, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name, Keep: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.Pid <= 0 || !e.Exists(t, name) {
+			t.Fatalf("restored ref %+v, exists %v", ref, e.Exists(t, name))
+		}
+		again, err := imageset.Check(v.Dir())
+		if err != nil {
+			t.Fatalf("set not intact after a restore with Keep: %v", err)
+		}
+		if err := e.Restorer.Remove(ctx, ref.ID); err != nil {
+			t.Fatal(err)
+		}
+		ref, err = e.Restorer.Restore(ctx, again, restore.Options{Name: name})
+		if err != nil {
+			t.Fatalf("second restore of the kept set: %v", err)
+		}
+		if ref.Pid <= 0 || !e.Exists(t, name) {
+			t.Fatalf("second restore: ref %+v, exists %v", ref, e.Exists(t, name))
+		}
+		if _, err := os.Stat(v.Dir()); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("set %s still there after a restore without Keep", v.Dir())
+		}
+	})
 	t.Run("remove undoes a restore and is idempotent", func(t *testing.T) {
 		v := e.Set(t, false, nil)
 		name := e.Name(t)

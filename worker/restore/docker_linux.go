@@ -116,7 +116,8 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		return ref, fmt.Errorf("%s: not running after restore: %w", what, err)
 	}
 	// The consumed set (moved by the wrapper) is no longer needed: the snapshot's
-	// durable copy lives elsewhere. Remove it so restores do not fill the disk — in the
+	// durable copy lives elsewhere (with Options.Keep this was a hard-linked copy of it:
+	// removing it removes links). Remove it so restores do not fill the disk — in the
 	// background: the container already runs, and deleting 1 GiB of images takes ~0.5 s
 	// (CollectRestored catches what a worker exiting meanwhile leaves).
 	var criu criuTimes

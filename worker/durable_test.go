@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +167,25 @@ func TestSetDroppedWhileArrivingIsNotKept(t *testing.T) {
 	}
 	if _, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "s.web")); err != nil {
 		t.Fatalf("a later send of the same set kept nothing: %v", err)
+	}
+}
+
+// TestDropClosesAPageServerOfTheSet: a drop of a set whose page server is open (a
+// DumpInto that has not connected yet) closes it and removes what it received.
+func TestDropClosesAPageServerOfTheSet(t *testing.T) {
+	b := newFakeNode(t, "b")
+	addr, err := b.w.ReceivePages("mig.web", netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.w.DropSet(context.Background(), "mig.web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.w.SetsDir(), ".pages-mig.web")); !os.IsNotExist(err) {
+		t.Fatalf("page directory after the drop: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("page server %s still accepts after the drop", addr)
 	}
 }

@@ -685,6 +685,9 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 		a.dropped = true
 	}
 	w.recvMu.Unlock()
+	// A page server opened for the set (DumpInto) closes: a dump that has not
+	// connected yet fails, and its container keeps running where it was.
+	w.dropPages(setID)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)
 	}

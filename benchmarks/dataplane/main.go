@@ -12,9 +12,11 @@
 //
 // Every line ends with mem_touch_s: the time to write N MiB of fresh memory right
 // before the case (touch), this VM's memory state, which moves the times 10x.
-// With --reps K the migration cases run K times each, interleaved, and each mode ends
-// with
+// With --reps K every case runs K times (the migration modes interleaved), and each
+// size ends with summary lines:
 //
+//	BENCH dump-summary size_mib=N reps=K vs_docker_min=.. vs_docker_median=.. vs_docker_max=.. vs_runc_min=.. ...
+//	BENCH restore-summary size_mib=N reps=K vs_docker_min=.. vs_docker_median=.. vs_docker_max=.. docker_vs_floor_median=..
 //	BENCH migrate-summary size_mib=N mode=M reps=K downtime_min_s=.. downtime_median_s=.. downtime_max_s=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
@@ -68,7 +70,7 @@ func main() {
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
 	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
-	reps := flag.Int("reps", 1, "run the migration cases this many times each, interleaved, and print a summary line per mode")
+	reps := flag.Int("reps", 1, "run every case this many times (migration modes interleaved) and print min/median/max summary lines")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
 	flag.Parse()
 	if len(socks) < 2 || *bin == "" {
@@ -198,10 +200,16 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			flush()
 			return nil
 		}
-		if want["dump"] || want["restore"] {
+		// dump and restore, --reps times (ratios per run; a summary line with --reps > 1).
+		ratios := map[string][]float64{}
+		for r := 0; r < reps && (want["dump"] || want["restore"]); r++ {
+			sfx := stamp
+			if reps > 1 {
+				sfx = fmt.Sprintf("%s-r%d", stamp, r+1)
+			}
 			names := map[string]string{}
 			for _, kind := range []string{"docker", "runc", "ours"} {
-				name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, stamp)
+				name := fmt.Sprintf("bench-%s-%d-%s", kind, mib, sfx)
 				names[kind] = name
 				cleanups = append(cleanups, func() { n.docker("rm", "-f", name) })
 			}
@@ -252,6 +260,8 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 				mib, dockerDump.Seconds(), runcDump.Seconds(), oursDump.Seconds(),
 				dockerDump.Seconds()/oursDump.Seconds(), oursDump.Seconds()/runcDump.Seconds(),
 				touched["docker"].Seconds(), touched["runc"].Seconds(), touched["ours"].Seconds())
+			ratios["dump vs_docker"] = append(ratios["dump vs_docker"], dockerDump.Seconds()/oursDump.Seconds())
+			ratios["dump vs_runc"] = append(ratios["dump vs_runc"], oursDump.Seconds()/runcDump.Seconds())
 
 			// restore: docker start --checkpoint vs the worker (new container, wrapper restore).
 			t0 = time.Now()
@@ -282,7 +292,19 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			fmt.Printf("BENCH restore size_mib=%d docker_s=%.3f ours_s=%.3f vs_docker=%.1fx floor_s=%.3f docker_vs_floor=%.1fx mem_touch_s=%.3f\n",
 				mib, dockerRestore.Seconds(), oursRestore.Seconds(), dockerRestore.Seconds()/oursRestore.Seconds(),
 				floor.Seconds(), dockerRestore.Seconds()/floor.Seconds(), restoreTouched.Seconds())
+			ratios["restore vs_docker"] = append(ratios["restore vs_docker"], dockerRestore.Seconds()/oursRestore.Seconds())
+			ratios["restore docker_vs_floor"] = append(ratios["restore docker_vs_floor"], dockerRestore.Seconds()/floor.Seconds())
 			flush()
+		}
+		if reps > 1 && len(ratios["dump vs_docker"]) > 0 {
+			dlo, dmed, dhi := spread(ratios["dump vs_docker"])
+			rlo, rmed, rhi := spread(ratios["dump vs_runc"])
+			fmt.Printf("BENCH dump-summary size_mib=%d reps=%d vs_docker_min=%.1fx vs_docker_median=%.1fx vs_docker_max=%.1fx vs_runc_min=%.2f vs_runc_median=%.2f vs_runc_max=%.2f\n",
+				mib, len(ratios["dump vs_docker"]), dlo, dmed, dhi, rlo, rmed, rhi)
+			lo, med, hi := spread(ratios["restore vs_docker"])
+			_, fmed, _ := spread(ratios["restore docker_vs_floor"])
+			fmt.Printf("BENCH restore-summary size_mib=%d reps=%d vs_docker_min=%.1fx vs_docker_median=%.1fx vs_docker_max=%.1fx docker_vs_floor_median=%.1fx\n",
+				mib, len(ratios["restore vs_docker"]), lo, med, hi, fmed)
 		}
 		// The migration cases, --reps times, interleaved (each repetition runs every
 		// chosen mode once): this machine's memory state moves a 1 GiB case 2-5x within
@@ -412,11 +434,11 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 					extra := ""
 					if t := totals[mode]; len(t) > 0 {
 						lo, med, hi := spread(t)
-						extra = fmt.Sprintf(" total_min_s=%.3f total_median_s=%.3f total_max_s=%.3f", lo, med, hi)
+						extra = fmt.Sprintf(" total_min_s=%.3f total_median_s=%.3f total_max_s=%.3f", lo.Seconds(), med.Seconds(), hi.Seconds())
 					}
 					lo, med, hi := spread(d)
 					fmt.Printf("BENCH migrate-summary size_mib=%d mode=%s reps=%d downtime_min_s=%.3f downtime_median_s=%.3f downtime_max_s=%.3f%s\n",
-						mib, mode, len(d), lo, med, hi, extra)
+						mib, mode, len(d), lo.Seconds(), med.Seconds(), hi.Seconds(), extra)
 				}
 			}
 		}
@@ -428,15 +450,15 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 	return nil
 }
 
-// spread returns the smallest, median and largest of ds, in seconds.
-func spread(ds []time.Duration) (lo, med, hi float64) {
-	s := slices.Clone(ds)
+// spread returns the smallest, median and largest of xs (not empty; xs is not changed).
+func spread[T ~int64 | ~float64](xs []T) (lo, med, hi T) {
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	m := s[len(s)/2]
 	if len(s)%2 == 0 {
 		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	return s[0].Seconds(), m.Seconds(), s[len(s)-1].Seconds()
+	return s[0], m, s[len(s)-1]
 }
 
 // memhog starts IMAGE memhog MIB and waits until its memory is filled.

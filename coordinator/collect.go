@@ -88,20 +88,14 @@ func wholeSets(sets, dropped []setRef) int {
 	for _, r := range dropped {
 		ok[r] = true
 	}
-	whole := map[string]bool{}
+	all, failed := map[string]bool{}, map[string]bool{}
 	for _, r := range sets {
-		if _, seen := whole[r.set]; !seen {
-			whole[r.set] = true
-		}
-		whole[r.set] = whole[r.set] && ok[r]
-	}
-	n := 0
-	for _, w := range whole {
-		if w {
-			n++
+		all[r.set] = true
+		if !ok[r] {
+			failed[r.set] = true
 		}
 	}
-	return n
+	return len(all) - len(failed)
 }
 
 func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {

@@ -34,16 +34,7 @@ func (w *Worker) handler() http.Handler {
 		}
 		addr, err := w.ReceivePages(r.PathValue("id"), from.Addr())
 		if err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, ErrBadSetID):
-				code = http.StatusBadRequest
-			case errors.Is(err, os.ErrExist):
-				code = http.StatusConflict
-			case errors.Is(err, ErrDroppedWhileArriving):
-				code = http.StatusGone
-			}
-			http.Error(rw, err.Error(), code)
+			http.Error(rw, err.Error(), transferStatus(err))
 			return
 		}
 		fmt.Fprintln(rw, addr)
@@ -72,22 +63,28 @@ func (w *Worker) handler() http.Handler {
 		}
 		v, err := receive(r.Context(), id, r.Body)
 		if err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, imageset.ErrChecksum), errors.Is(err, imageset.ErrMissing), errors.Is(err, imageset.ErrManifest), errors.Is(err, ErrBadSetID):
-				code = http.StatusBadRequest
-			case errors.Is(err, os.ErrExist):
-				code = http.StatusConflict
-			case errors.Is(err, ErrDroppedWhileArriving):
-				code = http.StatusGone
-			}
-			http.Error(rw, err.Error(), code)
+			http.Error(rw, err.Error(), transferStatus(err))
 			return
 		}
 		fmt.Fprintf(rw, "received %s\n", v)
 	})
 	w.api(mux)
 	return w.authorized(mux)
+}
+
+// transferStatus is the HTTP status of a failed receive (of a set or of its pages):
+// 400 for what the sender sent wrong, 409 for a set already here, 410 for one dropped
+// while it arrived, 500 otherwise.
+func transferStatus(err error) int {
+	switch {
+	case errors.Is(err, imageset.ErrChecksum), errors.Is(err, imageset.ErrMissing), errors.Is(err, imageset.ErrManifest), errors.Is(err, ErrBadSetID):
+		return http.StatusBadRequest
+	case errors.Is(err, os.ErrExist):
+		return http.StatusConflict
+	case errors.Is(err, ErrDroppedWhileArriving):
+		return http.StatusGone
+	}
+	return http.StatusInternalServerError
 }
 
 // Receive stores the stream r (imageset.Send's tar) as image set id, verified on the fly.

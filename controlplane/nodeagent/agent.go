@@ -510,14 +510,15 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		}
 	case algorithms.ActDump:
 		var res *DumpResult
-		if set := SetID(act.Snapshot, t.SetKey()); a.drops.has(set) {
+		set := SetID(act.Snapshot, t.SetKey())
+		if a.drops.has(set) {
 			// Aborted and collected before this dump began: a dump now would write (and
 			// stream to its target) a set nobody drops again.
 			err = fmt.Errorf("snapshot %s was aborted and its image sets dropped before the dump of %s began: not dumped", act.Snapshot, t.SetKey())
 			break
 		}
 		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
-		if set := SetID(act.Snapshot, t.SetKey()); a.drops.has(set) && a.cfg.Restorer != nil {
+		if a.drops.has(set) && a.cfg.Restorer != nil {
 			// The snapshot was aborted (its sets dropped) while this dump ran.
 			if derr := a.cfg.Restorer.DropSet(context.WithoutCancel(ctx), set); derr != nil {
 				a.log.Warn("cannot drop the image set of an aborted snapshot", "set", set, "err", derr)

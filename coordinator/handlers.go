@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sort"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -208,6 +209,9 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err := s.migrateNeedsConsistentCut(req.Algorithm); err != nil { // recoveryline.go
 		return nil, err
 	}
+	if err := s.migrateTargetLive(req); err != nil {
+		return nil, err
+	}
 	var stream streamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
@@ -273,6 +277,25 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
 }
 
+// migrateTargetLive refuses a migration --to a node without a live worker before
+// anything is touched (a migration would otherwise stop the stack first and only then
+// find it cannot restore it there).
+func (s *Service) migrateTargetLive(req api.MigrateRequest) error {
+	if req.To == "" {
+		return nil
+	}
+	var live []string
+	for _, w := range s.live.live() {
+		if w.Node == req.To {
+			return nil
+		}
+		live = append(live, w.Node)
+	}
+	sort.Strings(live)
+	return api.Errorf(api.CodeNoWorker, "migrate --to %s refused, nothing was changed: node %s has no live worker (nodes with one: %v); start its worker and agent, or pick one of those nodes",
+		req.To, req.To, live)
+}
+
 // migrationPlan picks the target node of every container of m for an exact-mode
 // migration: --to NODE moves all to NODE; --from NODE spreads NODE's containers over
 // the other live nodes and leaves the others where they are.
@@ -292,7 +315,7 @@ func (s *Service) migrationPlan(m *store.Manifest, req api.MigrateRequest) (map[
 			targets[c.Key()] = c.Node
 		}
 	}
-	return PlanTargets(m, targets, nodes, true)
+	return PlanTargets(m, targets, nodes, false)
 }
 
 // dropStreamed removes the image sets a migration streamed to target nodes (the

@@ -21,6 +21,10 @@ import (
 // preflightTimeout bounds each node's answer to a pre-flight request.
 const preflightTimeout = 30 * time.Second
 
+// verifyTimeout bounds each node's re-hash of one image set before a restore (about
+// 1 s per GiB here).
+const verifyTimeout = 2 * time.Minute
+
 // restoredName is the name AgentRestorer gives the container of c restored from
 // snapshot id.
 func restoredName(id string, c store.Container) string {
@@ -152,6 +156,12 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			w.key, w.set, w.src))
 	}
 	if len(problems) == 0 {
+		// Sizes match: now every file's checksum, on the node the restore reads the set
+		// from, before anything is stopped (a flipped byte would otherwise be found by the
+		// restore itself, after the running stack was stopped).
+		problems = append(problems, s.verifySets(ctx, m, targets, live)...)
+	}
+	if len(problems) == 0 {
 		s.prepare(ctx, reqs, live)
 		return nil
 	}
@@ -200,4 +210,37 @@ func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.
 		return rep, fmt.Errorf("bad pre-flight answer: %w", err)
 	}
 	return rep, nil
+}
+
+// verifySets re-hashes every image set a restore of m onto targets reads, on the node
+// that holds it (the agents' verify request, as 'inspect --verify' does), in parallel,
+// and returns one problem per set whose files do not match the manifest's checksums.
+func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		problems []string
+	)
+	t0 := time.Now()
+	n := 0
+	for _, c := range m.Containers {
+		if _, ok := targets[c.Key()]; !ok || c.Images == nil || c.Images.Node == "" || !live[c.Images.Node] {
+			continue
+		}
+		n++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, restoreSetID(m, c), c); err != nil {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%s: its image set on node %s failed verification: %v", c.Key(), c.Images.Node, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(problems) == 0 && n > 0 {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: fmt.Sprintf("checksums of %d image sets verified on their nodes", n), MS: time.Since(t0).Milliseconds()})
+	}
+	return problems
 }

@@ -141,9 +141,9 @@ func describeReplicas(r map[string]uint64) string {
 
 func scaleArgs(r map[string]uint64) string { return strings.ReplaceAll(describeReplicas(r), ",", "") }
 
-// PlanTargets picks a node for every container: the explicit ones, else a node other
-// than its original one (round robin over nodes), unless onOriginal. nodes are the
-// nodes with a live worker.
+// PlanTargets picks a node for every container: the explicit ones, else its original
+// node when onOriginal, else a node other than its original one (round robin over
+// nodes). nodes are the nodes with a live worker.
 func PlanTargets(m *store.Manifest, explicit map[string]string, nodes []string, onOriginal bool) (map[string]string, error) {
 	keys := map[string]bool{}
 	for _, c := range m.Containers {
@@ -170,10 +170,18 @@ func PlanTargets(m *store.Manifest, explicit map[string]string, nodes []string, 
 			out[c.Key()] = n
 			continue
 		}
+		if onOriginal {
+			if !live[c.Node] {
+				return nil, api.Errorf(api.CodeNoWorker, "%s goes back to its original node %s (--on-original), which has no live worker (live: %v): start its worker and agent, or map it elsewhere with --node %s=NODE",
+					c.Key(), c.Node, sorted, c.Key())
+			}
+			out[c.Key()] = c.Node
+			continue
+		}
 		picked := ""
 		for i := 0; i < len(sorted); i++ {
 			n := sorted[(next+i)%len(sorted)]
-			if onOriginal || n != c.Node {
+			if n != c.Node {
 				picked = n
 				next = (next + i + 1) % len(sorted)
 				break

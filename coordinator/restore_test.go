@@ -42,7 +42,31 @@ func TestPlanTargetsExplicitAndErrors(t *testing.T) {
 	if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not enough nodes") {
 		t.Fatalf("one node only: %v", err)
 	}
-	if _, err := coordinator.PlanTargets(twoContainers(), nil, []string{"n1"}, true); err != nil {
-		t.Fatalf("on original allowed: %v", err)
+	if _, err := coordinator.PlanTargets(twoContainers(), nil, []string{"n1"}, true); !errors.Is(err, api.ErrNoWorker) || !strings.Contains(err.Error(), "n2") {
+		t.Fatalf("on original, original node without worker: want ErrNoWorker naming n2, got %v", err)
+	}
+}
+
+// TestPlanTargetsOnOriginal: --on-original puts every container on its own original
+// node (not merely "allows" those nodes: round robin would swap them), explicit ones
+// aside.
+func TestPlanTargetsOnOriginal(t *testing.T) {
+	for _, nodes := range [][]string{{"n1", "n2"}, {"n2", "n1", "n3"}} {
+		got, err := coordinator.PlanTargets(twoContainers(), nil, nodes, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["echo_server.1"] != "n1" || got["echo_client.1"] != "n2" {
+			t.Fatalf("nodes %v: not on their original nodes: %v", nodes, got)
+		}
+	}
+	swapped := &store.Manifest{ID: "s", Containers: []store.Container{
+		{Service: "echo_server", Slot: 1, Node: "n2"}, {Service: "echo_client", Slot: 1, Node: "n1"}}}
+	if got, err := coordinator.PlanTargets(swapped, nil, []string{"n1", "n2"}, true); err != nil || got["echo_server.1"] != "n2" || got["echo_client.1"] != "n1" {
+		t.Fatalf("swapped originals: not on their original nodes: %v %v", got, err)
+	}
+	got, err := coordinator.PlanTargets(twoContainers(), map[string]string{"echo_client.1": "n3"}, []string{"n1", "n2", "n3"}, true)
+	if err != nil || got["echo_server.1"] != "n1" || got["echo_client.1"] != "n3" {
+		t.Fatalf("explicit with on-original: %v %v", got, err)
 	}
 }

@@ -603,7 +603,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("restore", 10*time.Minute)
 	targets := multiFlag{}
 	fs.Var(targets, "node", "SERVICE.SLOT=NODE: restore that container on NODE (repeatable)")
-	onOrig := fs.Bool("on-original", false, "allow restoring on the original nodes")
+	onOrig := fs.Bool("on-original", false, "restore every container not mapped with --node on its own original node")
 	mode := fs.String("mode", api.ModeExact, "exact (standalone containers on their original IPs) or swarm (swarm's own tasks on new IPs)")
 	line := fs.Bool("recovery-line", false, "uncoordinated snapshot: restore the newest consistent combination of the stack's snapshots up to this one")
 	force := fs.Bool("force", false, "uncoordinated snapshot: restore its recorded cut without checking it")

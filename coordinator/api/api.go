@@ -160,7 +160,7 @@ type RestoreRequest struct {
 	// Targets maps SERVICE.SLOT to a node; unmapped containers go to nodes other than
 	// their original ones.
 	Targets map[string]string `json:"targets,omitempty"`
-	// OnOriginal allows the original nodes.
+	// OnOriginal puts every container not in Targets back on its own original node.
 	OnOriginal bool `json:"on_original,omitempty"`
 	// Mode is ModeExact (default: standalone containers on their original addresses)
 	// or ModeSwarm (swarm's own replacement tasks, restored on new addresses with the

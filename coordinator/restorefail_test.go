@@ -134,6 +134,20 @@ func TestExactRestorePreflightRefusesWithNothingChanged(t *testing.T) {
 		}
 		e.requireUntouched(t)
 	})
+	t.Run("SetCorrupt", func(t *testing.T) {
+		// Every file is there with its size, but one byte differs: found by the node's
+		// re-hash in the pre-flight, before the stop (it used to be found by the restore
+		// itself, after the stack was stopped).
+		e := newExactEnv(t)
+		e.putSets(e.m)
+		e.execs["n2"].FailVerify = errors.New("image file images/pages-1.img: checksum mismatch (size 4096 sha256 0a1b2c, manifest says size 4096 sha256 9f8e7d): the images are corrupt; take a new snapshot")
+		err := e.restore(t)
+		if err == nil || !strings.Contains(err.Error(), "bank_holder.2: its image set on node n2 failed verification") ||
+			!strings.Contains(err.Error(), "checksum mismatch") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("restore of a corrupt set: %v", err)
+		}
+		e.requireUntouched(t)
+	})
 }
 
 // TestExactRestoreFailureScalesBack: a restore failing after the stack was stopped

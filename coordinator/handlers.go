@@ -97,15 +97,18 @@ func (s *Service) serveAPI() []subErr {
 // changed until the nodes said the restore can run (preflight); if it fails after the
 // stack's services were stopped, they are started again at their previous replicas.
 func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.RestoreResult, error) {
-	res, _, err := s.restore(ctx, req, true)
+	res, _, err := s.restore(ctx, req, true, nil)
 	return res, err
 }
 
 // restore serves Restore. stopped are the replicas of the services it scaled to 0
-// (nil when it stopped nothing or cannot tell); scaleBack says whether a failure after
-// the stop starts them again (Migrate passes false: its rollback restores the
-// originals instead).
-func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack bool) (res *api.RestoreResult, stopped map[string]uint64, err error) {
+// (nil when it stopped nothing or cannot tell). own says whether this is a restore of
+// its own (Restore), which checkpoints what runs of the stack before it replaces it
+// (so that a failure puts it back with its state, unless req.DiscardRunning) and
+// starts the services again when even that fails; Migrate passes false (its rollback
+// restores the originals from its own snapshot) and the stack lock it holds.
+func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool, held store.Lock) (res *api.RestoreResult, stopped map[string]uint64, err error) {
+	scaleBack := own
 	m, err := s.cfg.Store.Get(ctx, req.ID)
 	if err != nil {
 		return nil, nil, storeErr(err)
@@ -142,13 +145,49 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	if err != nil {
 		return nil, nil, err
 	}
+	if held == nil {
+		// One restore, migration or snapshot of a stack at a time, and no rm of the
+		// snapshot while it is restored (remove takes the same lock).
+		lock, err := s.lockStack(ctx, m.Stack, "restore-"+m.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer func() {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = lock.Unlock(uctx)
+		}()
+		held = lock
+	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + describeTargets(targets)})
 	if err := s.preflight(ctx, chosen.m, targets); err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
 		return nil, nil, err
 	}
 	start := time.Now()
-	stopped, err = s.stopStack(ctx, m)
+	var before *store.Manifest // what ran, checkpointed: put back if the restore fails
+	if own && !req.DiscardRunning {
+		if before, err = s.checkpointRunning(ctx, m, held); err != nil {
+			return nil, nil, err
+		}
+	}
+	if before != nil {
+		if err = s.stopParked(ctx, before, false); err != nil {
+			// Some may have ended: release the others, and put every one back from
+			// the checkpoint below (frozen since their dump, they lose nothing).
+			if rerr := s.stopParked(ctx, before, true); rerr != nil {
+				s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", before.ID, "err", rerr)
+			}
+		}
+	}
+	if err == nil {
+		stopped, err = s.stopStack(ctx, m)
+	} else if s.cfg.Stopper != nil {
+		var serr error
+		if stopped, serr = s.stopStack(ctx, m); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
 	if err == nil {
 		// What runs of a stack restored earlier in exact mode are standalone containers
 		// (its services at 0), listed once: they are removed now (standalone.go) and,
@@ -164,6 +203,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 		}
 	}
 	if err != nil {
+		if before != nil {
+			return nil, nil, s.putBack(ctx, m, before, stopped, err)
+		}
 		if scaleBack && len(stopped) > 0 {
 			return nil, nil, s.scaleBack(ctx, m, stopped, err)
 		}
@@ -182,12 +224,18 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, scaleBack
 	}
 	if rerr != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
+		if before != nil {
+			return nil, nil, s.putBack(ctx, m, before, stopped, rerr)
+		}
 		if scaleBack {
 			return nil, nil, s.scaleBack(ctx, m, stopped, rerr)
 		}
 		return nil, stopped, api.Errorf(api.CodeFailed, "restore of %s: %v", m.ID, rerr)
 	}
 	res = &api.RestoreResult{ID: m.ID, Targets: targets, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
+	if before != nil {
+		res.Before = before.ID
+	}
 	chosen.record(nil, res)
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: res.TotalMS})
 	return res, stopped, nil
@@ -240,6 +288,17 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			return out
 		}
 	}
+	// The stack's lock, held from the snapshot to the end of the restore or rollback:
+	// no other restore, migration, snapshot or rm of the stack meanwhile.
+	lock, err := s.lockStack(ctx, req.Stack, "migrate-"+req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}()
 	var (
 		m    *store.Manifest
 		used map[string]string // the final targets, once the restore succeeded
@@ -247,9 +306,18 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	// Whatever the outcome, the streamed copies no restore used go (all of them when
 	// used is nil: a failed migration).
 	defer func() { s.dropStreamed(ctx, m, used) }()
-	m, err := s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream)
+	m, err = s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream, lock)
 	if err != nil {
+		// An aborted snapshot released every container: they run on as before.
 		return &api.MigrateResult{Snapshot: m}, err
+	}
+	// The containers wait, frozen and locked since their dump, for this: only now that
+	// the snapshot holds them are they ended (nodeagent park.go).
+	if err := s.stopParked(ctx, m, false); err != nil {
+		if rerr := s.stopParked(ctx, m, true); rerr != nil {
+			s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", m.ID, "err", rerr)
+		}
+		return s.rollback(ctx, m, nil, false, err)
 	}
 	if req.Mode == api.ModeSwarm {
 		// Swarm places the tasks: steer it with a constraint (kept on the services).
@@ -257,7 +325,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		if req.From != "" {
 			c = "node.hostname!=" + req.From
 		}
-		res, err := s.Restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}})
+		res, _, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}}, false, lock)
 		if err != nil {
 			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
 			return s.rollback(ctx, m, nil, true, err)
@@ -269,7 +337,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err != nil {
 		return s.rollback(ctx, m, nil, false, err)
 	}
-	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false)
+	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false, lock)
 	if err != nil {
 		return s.rollback(ctx, m, stopped, stopped != nil, err)
 	}
@@ -380,6 +448,17 @@ func (s *Service) remove(ctx context.Context, id string) (*api.RemoveResult, err
 	if err != nil {
 		return nil, storeErr(err)
 	}
+	// Not while the stack is restored, migrated or snapshotted (a restore reads the
+	// sets; a snapshot of minimal may reuse them).
+	lock, err := s.lockStack(ctx, m.Stack, "rm-"+id)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}()
 	res := &api.RemoveResult{ID: id}
 	used, err := s.inUseElsewhere(ctx, m)
 	if err != nil {

@@ -123,6 +123,16 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		// drop them then.
 		e.execs["lab-3"].FailDump["ctr3"] = errors.New("criu: dump failed: unsupported resource")
 		e.execs["lab-3"].FailDrop = errors.New("disk busy")
+		// ctr3's dump fails only once another dump streamed its copy to lab-3 (else the
+		// abort may come first, and no copy is ever made).
+		streamed := make(chan struct{})
+		e.execs["lab-3"].Stall["ctr3"] = streamed
+		go func() {
+			defer close(streamed)
+			for ctx.Err() == nil && !e.execs["lab-3"].HasSet(nodeagent.SetID("mig6", "bank_holder.1")) {
+				time.Sleep(time.Millisecond)
+			}
+		}()
 		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig6", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); !errors.Is(err, api.ErrAborted) {
 			t.Fatalf("migrate whose snapshot aborts: %v", err)
 		}
@@ -143,7 +153,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 			}
 		}
 		if left == 0 {
-			t.Fatal("no streamed copy left on lab-3, although it was told to fail its drops")
+			t.Fatalf("no streamed copy left on lab-3, although it was told to fail its drops; dumps on lab-1: %d, lab-2: %d; %v", e.execs["lab-1"].Dumps("ctr1"), e.execs["lab-2"].Dumps("ctr2"), func() string { m, _ := e.store.Get(ctx, "mig6"); return m.Reason }())
 		}
 		m, err := e.store.Get(ctx, "mig6")
 		if err != nil {

@@ -20,7 +20,12 @@ import (
 // Snapshot takes a snapshot of a stack and returns its manifest once committed or
 // aborted. An aborted snapshot is returned together with an *api.Error (CodeAborted).
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
-	return s.snapshot(ctx, req, nil)
+	m, err := s.snapshot(ctx, req, nil, nil)
+	if err == nil && req.Exit {
+		// Its containers wait, frozen, for the commit (park.go): end them now.
+		err = s.stopParked(ctx, m, false)
+	}
+	return m, err
 }
 
 // streamPlan is given a snapshot's containers before anything is locked and returns,
@@ -28,7 +33,9 @@ func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store
 // (a migration's targets, Migrate); containers it leaves out are dumped plainly.
 type streamPlan func(m *store.Manifest) map[string]string
 
-func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream streamPlan) (*store.Manifest, error) {
+// snapshot takes a snapshot. held, when not nil, is the stack's lock, already taken by
+// the caller (a restore or migration holds it throughout); it stays held.
+func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream streamPlan, held store.Lock) (*store.Manifest, error) {
 	if req.Stack == "" {
 		return nil, api.Errorf(api.CodeBadRequest, "no stack given")
 	}
@@ -57,14 +64,17 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return nil, api.Errorf(api.CodeFailed, "resolve stack: %v", err)
 	}
-	lock, err := s.cfg.Store.LockStack(ctx, req.Stack, s.cfg.Name+"/"+req.ID, s.cfg.LockTTL)
+	lock, err := held, error(nil)
+	if lock == nil {
+		lock, err = s.lockStack(ctx, req.Stack, req.ID)
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, api.Errorf(api.CodeBusy, "%v", err)
-		}
-		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+		return nil, err
 	}
 	unlock := func() {
+		if held != nil {
+			return
+		}
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := lock.Unlock(uctx); err != nil {
@@ -128,6 +138,24 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s", m.ID, r.m.Reason)
 	}
 	return r.m, nil
+}
+
+// lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy
+// naming the holder if someone else has it.
+func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
+	owner := s.cfg.Name + "/" + op
+	if strings.HasPrefix(op, "restore-") || strings.HasPrefix(op, "migrate-") || strings.HasPrefix(op, "rm-") {
+		// Two restores of one snapshot are two owners (a snapshot's id is unique).
+		owner += "-" + NewID("", time.Now())[17:]
+	}
+	lock, err := s.cfg.Store.LockStack(ctx, stackName, owner, s.cfg.LockTTL)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
+		}
+		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+	}
+	return lock, nil
 }
 
 // Abort asks a running snapshot to abort.

@@ -161,7 +161,9 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 		listsBefore[n] = x.lists
 		x.mu.Unlock()
 	}
-	if err := call(api.OpRestore, api.RestoreRequest{ID: "bank-r1", OnOriginal: true, Targets: map[string]string{"bank_holder.1": "lab-2", "bank_holder.2": "lab-3"}}, nil); err != nil {
+	// (DiscardRunning: no checkpoint of what runs first, which resolves the stack, and
+	// so lists the restored containers, twice more: counted here is the restore's own.)
+	if err := call(api.OpRestore, api.RestoreRequest{ID: "bank-r1", OnOriginal: true, DiscardRunning: true, Targets: map[string]string{"bank_holder.1": "lab-2", "bank_holder.2": "lab-3"}}, nil); err != nil {
 		t.Fatalf("exact restore over an exact restore: %v", err)
 	}
 	for n, old := range map[string]string{"lab-2": "bank_holder-1-old", "lab-3": "bank_holder-2-old"} {

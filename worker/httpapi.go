@@ -26,6 +26,7 @@ import (
 //	POST /v1/containers/{name}/unlock  {"peers":[...]}
 //	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/thaw
+//	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (DumpChecker: refused as Lock would)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
@@ -90,6 +91,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/containers/{name}/thaw", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.Thaw(ctx, name(r))
+	})
+	handle("POST /v1/containers/{name}/stop", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Stop(ctx, name(r))
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
@@ -234,6 +238,11 @@ func (c *Client) Freeze(ctx context.Context, name string, deadline time.Time) er
 // Thaw implements Service.
 func (c *Client) Thaw(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "thaw"), apiRequest{}, nil)
+}
+
+// Stop implements Service.
+func (c *Client) Stop(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodPost, cpath(name, "stop"), apiRequest{}, nil)
 }
 
 // Dump implements Service.

@@ -55,6 +55,13 @@ type Service interface {
 	// Refused (ErrBadSetID) for an ID that would escape the sets directory; dropping a
 	// set that is not there succeeds (idempotent).
 	DropSet(ctx context.Context, setID string) error
+	// Stop ends a container that is frozen since its dump with exit deferred (a
+	// migration's or a restore's checkpoint that stops the stack, held until the
+	// snapshot committed): SIGKILL while frozen, then thaw, so its processes die
+	// without running again; its lock and freeze go with them. Refused (ErrNotFrozen)
+	// if the container is not frozen: it ran on after its dump, and ending it would
+	// lose what it did since.
+	Stop(ctx context.Context, containerName string) error
 	// RemoveContainer force-removes a container this worker restored (by id or name)
 	// and releases its holds, to undo a restore; removing one that is gone succeeds.
 	RemoveContainer(ctx context.Context, containerName string) error

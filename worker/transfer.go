@@ -393,10 +393,7 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	if err != nil {
 		return nil, err
 	}
-	killer, ok := w.p.Dumper.(interface {
-		Kill(context.Context, container.Ref) error
-		WaitEnded(context.Context, container.Ref) error
-	})
+	killer, ok := w.p.Dumper.(killer)
 	if !ok {
 		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
 	}
@@ -428,30 +425,68 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s failed; the container keeps running here: %w", w.cfg.Node, name, addr, err), release())
 	}
-	if err := killer.Kill(context.WithoutCancel(ctx), c); err != nil {
+	if err := w.end(context.WithoutCancel(ctx), c, killer); err != nil {
 		// Thawing it would run it on both nodes: it stays frozen and locked until its
 		// deadline (the watchdog then thaws it).
 		return m, fmt.Errorf("worker %s: %s was migrated to %s, but ending it here failed: %w (it stays frozen until %s: remove it with docker rm -f)",
 			w.cfg.Node, name, addr, err, deadline.Format(time.RFC3339))
 	}
-	if err := w.p.Freezer.Thaw(context.WithoutCancel(ctx), c); err != nil {
-		w.log.Warn("thaw of a killed container failed; it ends when thawed", "container", name, "err", err)
-	} else {
-		// Its network namespace goes with its processes; a lock still there (a fake,
-		// or a namespace kept by another holder) is lifted.
-		_ = w.p.Locker.Unlock(context.WithoutCancel(ctx), c, nil)
-		_ = w.unhold(c, true, true)
-		// It ends as soon as it runs again; the caller may act on the source being gone
-		// (remove it, let swarm replace its task) as soon as this returns.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := killer.WaitEnded(wctx, c); err != nil {
-			w.log.Warn("killed container has not ended yet", "container", name, "err", err)
-		}
-		cancel()
-	}
 	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
+}
+
+// killer ends a frozen container's processes (the runc dumper; the fake).
+type killer interface {
+	Kill(context.Context, container.Ref) error
+	WaitEnded(context.Context, container.Ref) error
+}
+
+// end kills c, frozen, and thaws it so that its processes die without running again;
+// its network namespace goes with them (a lock still there, a fake's or one kept by
+// another holder, is lifted) and so do its journaled holds. It waits up to 10 s for
+// the end, so that the caller may act on c being gone (remove it, let swarm replace
+// its task). An error from the kill leaves c frozen and held: the caller decides.
+func (w *Worker) end(ctx context.Context, c container.Ref, k killer) error {
+	if err := k.Kill(ctx, c); err != nil {
+		return err
+	}
+	if err := w.p.Freezer.Thaw(ctx, c); err != nil {
+		w.log.Warn("thaw of a killed container failed; it ends when thawed", "container", c.Name, "err", err)
+		return nil
+	}
+	_ = w.p.Locker.Unlock(ctx, c, nil)
+	_ = w.unhold(c, true, true)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := k.WaitEnded(wctx, c); err != nil {
+		w.log.Warn("killed container has not ended yet", "container", c.Name, "err", err)
+	}
+	return nil
+}
+
+// Stop implements Service.
+func (w *Worker) Stop(ctx context.Context, name string) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return fmt.Errorf("worker %s: stop %s: %w", w.cfg.Node, name, err)
+	}
+	k, ok := w.p.Dumper.(killer)
+	if !ok {
+		return fmt.Errorf("worker %s: stop %s: this node's dumper cannot end containers", w.cfg.Node, name)
+	}
+	frozen, err := w.p.Freezer.Frozen(ctx, c)
+	if err != nil {
+		return fmt.Errorf("worker %s: stop %s: %w", w.cfg.Node, name, err)
+	}
+	if !frozen {
+		return fmt.Errorf("worker %s: stop %s: %w: it ran on after its dump (its hold expired?), so ending it would lose what it did since; it keeps running", w.cfg.Node, name, ErrNotFrozen)
+	}
+	if err := w.end(ctx, c, k); err != nil {
+		return fmt.Errorf("worker %s: stop %s: %w (it stays frozen and locked until its hold's deadline)", w.cfg.Node, name, err)
+	}
+	w.log.Info("container stopped after its dump", "container", c.Name)
+	return nil
 }
 
 // renewHolds pushes the deadline of c's freeze, and of its lock when lock is set,

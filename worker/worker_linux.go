@@ -35,6 +35,8 @@ var (
 	ErrBadSetID = errors.New("worker: bad image set ID")
 	// ErrNoSet: no image set of that ID on this node.
 	ErrNoSet = errors.New("worker: no such image set on this node")
+	// ErrNotFrozen: Stop of a container that is not frozen since its dump.
+	ErrNotFrozen = errors.New("worker: container is not frozen")
 )
 
 // Parts are the primitives a Worker composes; tests pass fakes.

@@ -543,17 +543,28 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 
 const restoreUsage = `
 Usage: swarmckpt restore <snapshot> [--mode exact|swarm] [--node SERVICE.SLOT=NODE ...] [--on-original]
-                         [--recovery-line | --force]
+                         [--recovery-line | --force] [--discard-running]
 
 Restores every container of a committed snapshot, all or nothing. Every node involved
 is asked first whether the restore can run (live worker, image sets complete, images
-present, names and addresses free): if not, it is refused with nothing changed, naming
-container, node and fix. Then the stack's services are scaled to 0 and their running
-tasks killed (no duplicates; the snapshot replaces them). Image files are streamed to
-the target nodes and their sha256 verified before restore. Connections between the
-restored containers are kept in both modes. If an exact restore fails after the stop,
-the services are scaled back to their replicas (started fresh from their images) and
-CRIU's log stays on the node as <set>.failed-restore.log.
+present, names and addresses free, every image file's sha256 re-checked on its node):
+if not, it is refused with nothing changed, naming container, node and fix. One
+restore, migration, snapshot or rm of a stack at a time (else refused, exit 4).
+In exact mode what still runs of the stack is checkpointed first (a blocking snapshot
+whose containers are ended only once it committed; printed as "before"); if that
+cannot be done the restore is refused with nothing changed. Then the stack's services
+are scaled to 0 and their running tasks killed (no duplicates; the snapshot replaces
+them). Image files are streamed to the target nodes and their sha256 verified before
+restore. Connections between the restored containers are kept in both modes. If an
+exact restore fails after the stop, the stack is put back from that checkpoint: every
+container runs again on its node with its state ('swarmckpt restore BEFORE
+--on-original' does the same by hand); only if that fails too are the services scaled
+back to their replicas (started fresh from their images). CRIU's log stays on the
+node as <set>.failed-restore.log.
+--discard-running: skip the checkpoint of what runs (its state is lost; a failed
+  restore starts the services fresh).
+--on-original: every container not mapped with --node goes back to its own original
+  node.
 
 --mode exact (default): every container comes back as a standalone container on its
   original IP address and aliases: by default each on a node other than the one it was
@@ -607,6 +618,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	mode := fs.String("mode", api.ModeExact, "exact (standalone containers on their original IPs) or swarm (swarm's own tasks on new IPs)")
 	line := fs.Bool("recovery-line", false, "uncoordinated snapshot: restore the newest consistent combination of the stack's snapshots up to this one")
 	force := fs.Bool("force", false, "uncoordinated snapshot: restore its recorded cut without checking it")
+	discard := fs.Bool("discard-running", false, "exact mode: do not checkpoint what runs of the stack first (its state is lost; a failed restore starts it fresh)")
 	pos, err := f.parse(c, fs, restoreUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
@@ -628,7 +640,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
-		RecoveryLine: *line, Force: *force})
+		RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
 	if err != nil {
 		return apiExit(err)
 	}
@@ -657,6 +669,9 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	fmt.Fprintf(c.stdout, "restored %s in %dms\n", res.ID, res.TotalMS)
+	if res.Before != "" {
+		fmt.Fprintf(c.stdout, "before: what ran is kept as snapshot %s (undo: swarmckpt restore %s --on-original; or swarmckpt rm %s)\n", res.Before, res.Before, res.Before)
+	}
 	return nil
 }
 
@@ -667,8 +682,11 @@ Moves a stack cold: a snapshot that stops the containers after their dump, then 
 restore on the target (--to: every container on NODE; --from: every container of NODE
 elsewhere). In exact mode the targets are chosen before the snapshot and each moving
 container's images stream to its target while they are dumped (the dumping node keeps
-its copy); the restore then finds them in place. If the restore fails, the originals
-are restored where they were. --mode as for restore (default exact); with --mode
+its copy); the restore then finds them in place. The containers stay frozen and
+network-locked from their dump until the snapshot committed and are ended only then:
+a snapshot that aborts leaves every one running as before. --to a node without a
+live worker is refused before anything is touched. If the restore fails, the
+originals are restored where they were. --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
 removed from them once the restored tasks run (swarm does not move a task whose node

@@ -136,9 +136,10 @@ type Agent struct {
 	queues   map[string]chan job
 	deadline map[string]time.Time // container -> last deadline received
 
-	held  heldSet
-	recs  records
-	drops tombstones
+	held   heldSet
+	parked parkedSet // park.go
+	recs   records
+	drops  tombstones
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -220,6 +221,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	rsubs, err := a.serveRestore(ctx)
 	if err != nil {
 		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
+	}
+	if ssub, err := a.serveStop(ctx); err == nil {
+		rsubs = append(rsubs, ssub)
+	} else {
+		a.log.Error("cannot serve stops after dumps", "err", err)
 	}
 	if psub, err := a.servePreflight(ctx); err == nil {
 		rsubs = append(rsubs, psub)
@@ -344,6 +350,17 @@ func (a *Agent) step(ctx context.Context, env protocol.Envelope) {
 	if env.Deadline.UnixMilli > 0 {
 		a.deadline[env.To.ID] = time.UnixMilli(env.Deadline.UnixMilli)
 	}
+	if env.Type == protocol.TypeAbort && a.parks(env.Snapshot) {
+		// Queued before the role's own release: a container parked after its dump
+		// runs on (park.go).
+		id, snap := env.To.ID, env.Snapshot
+		errc := a.onContainer(ctx, snap, id, func(ctx context.Context) error { return a.unpark(ctx, snap, id) })
+		go func() {
+			if err := <-errc; err != nil {
+				a.log.Warn("cannot release a container held since its dump (its hold's deadline releases it)", "container", id, "snapshot", snap, "err", err)
+			}
+		}()
+	}
 	if err := m.Step(env); err != nil {
 		a.log.Warn("container role refused message", "container", env.To.ID, "type", env.Type, "err", err)
 	}
@@ -386,9 +403,11 @@ type prepared struct {
 	t     Target
 	peers []Target
 	leave bool
+	park  bool // a dump that parks its container (park.go)
 }
 
 type job struct {
+	fn   func(ctx context.Context) // alone: run it (park.go)
 	m    algorithms.Machine
 	acts []prepared
 	msgs []outMsg
@@ -405,14 +424,16 @@ func (a *Agent) prepare(act algorithms.Action) prepared {
 	if !ok {
 		t = Target{ID: act.Container, Node: a.cfg.Node}
 	}
-	leave := act.LeaveRunning
+	leave, park := act.LeaveRunning, false
 	if p := a.plans[act.Snapshot]; p != nil && p.Exit {
-		leave = false
+		// Stopped after the snapshot committed, not by its dump (park.go), when the
+		// executor can: an abort then leaves the container running.
+		leave, park = a.parks(act.Snapshot), a.parks(act.Snapshot)
 	}
-	if act.Kind == algorithms.ActLock || act.Kind == algorithms.ActFreeze {
+	if act.Kind == algorithms.ActLock || act.Kind == algorithms.ActFreeze || (park && act.Kind == algorithms.ActDump) {
 		t.Deadline = a.deadline[act.Container]
 	}
-	return prepared{act: act, t: t, peers: a.peersOf(act.Peers), leave: leave}
+	return prepared{act: act, t: t, peers: a.peersOf(act.Peers), leave: leave, park: park && act.Kind == algorithms.ActDump}
 }
 
 func (a *Agent) queue(ctx context.Context, k string) chan job {
@@ -427,6 +448,10 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 			case <-ctx.Done():
 				return
 			case j := <-q:
+				if j.fn != nil {
+					j.fn(ctx)
+					continue
+				}
 				for _, p := range j.acts {
 					if p.act.Kind == algorithms.ActPersist {
 						if err := a.recs.save(p.algo, p.act.Container, p.act.Record); err != nil {
@@ -494,6 +519,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			a.held.set("lock", t, true)
 		}
 	case algorithms.ActUnlock:
+		if a.parked.has(act.Snapshot, t.ID) {
+			break // held until the snapshot's outcome (park.go)
+		}
 		err = a.cfg.Exec.Unlock(actx, t, p.peers)
 		if err == nil && p.peers == nil {
 			a.held.set("lock", t, false)
@@ -504,6 +532,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			a.held.set("freeze", t, true)
 		}
 	case algorithms.ActThaw:
+		if a.parked.has(act.Snapshot, t.ID) {
+			break // held until the snapshot's outcome (park.go)
+		}
 		err = a.cfg.Exec.Thaw(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, false)
@@ -517,7 +548,20 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			err = fmt.Errorf("snapshot %s was aborted and its image sets dropped before the dump of %s began: not dumped", act.Snapshot, t.SetKey())
 			break
 		}
+		if p.park {
+			// Frozen from before the dump to the snapshot's outcome: the dump leaves it
+			// frozen, and nothing it does after the dump can be lost.
+			if _, frozen := a.held.since("freeze", t.ID); !frozen {
+				if err = a.cfg.Exec.Freeze(actx, t); err != nil {
+					break
+				}
+				a.held.set("freeze", t, true)
+			}
+		}
 		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
+		if err == nil && p.park {
+			a.parked.add(act.Snapshot, t)
+		}
 		if a.drops.has(set) && a.cfg.Restorer != nil {
 			// The snapshot was aborted (its sets dropped) while this dump ran.
 			if derr := a.cfg.Restorer.DropSet(context.WithoutCancel(ctx), set); derr != nil {

@@ -41,6 +41,9 @@ type FakeExecutor struct {
 	prepared          []PreflightRequest // Prepare requests seen (Prepared)
 	// Undumpable: container -> the error CheckDump returns for it (fake_dumpcheck.go).
 	Undumpable map[string]error
+	stopped    map[string]bool // containers ended by Stop
+	// FailStop makes Stop fail.
+	FailStop error
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.
@@ -73,7 +76,40 @@ var (
 func NewFakeExecutor(node string) *FakeExecutor {
 	return &FakeExecutor{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
 		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{},
-		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}}
+		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}, stopped: map[string]bool{}}
+}
+
+var _ Stopper = (*FakeExecutor)(nil)
+
+// Stop implements Stopper as the worker does: only a frozen container is ended (its
+// lock and freeze go with it).
+func (f *FakeExecutor) Stop(_ context.Context, c Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailStop != nil {
+		return f.FailStop
+	}
+	if !f.frozen[c.ID] {
+		return fmt.Errorf("fake %s: stop %s: not frozen", f.Node, c.ID)
+	}
+	f.stopped[c.ID] = true
+	f.frozen[c.ID], f.locked[c.ID] = false, false
+	return nil
+}
+
+// Stopped returns the containers ended by Stop or by a dump that did not leave them
+// running, sorted.
+func (f *FakeExecutor) Stopped() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c, ok := range f.stopped {
+		if ok {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Held returns the containers currently locked or frozen.
@@ -136,7 +172,7 @@ func (f *FakeExecutor) Thaw(_ context.Context, c Target) error {
 	return nil
 }
 
-func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bool, _ string) (*DumpResult, error) {
+func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, leaveRunning bool, _ string) (*DumpResult, error) {
 	f.mu.Lock()
 	stall, fail, d := f.Stall[c.ID], f.FailDump[c.ID], f.DumpTime
 	f.mu.Unlock()
@@ -155,6 +191,11 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, _ bo
 	}
 	f.mu.Lock()
 	f.dumps[c.ID]++
+	if !leaveRunning {
+		// As CRIU does without --leave-running: the processes end with the dump.
+		f.stopped[c.ID] = true
+		f.frozen[c.ID], f.locked[c.ID] = false, false
+	}
 	f.mu.Unlock()
 	set := SetID(snapshot, c.SetKey())
 	f.PutSet(set)

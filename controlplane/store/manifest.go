@@ -46,6 +46,9 @@ type Manifest struct {
 	TotalMS    int64       `json:"total_ms,omitempty"`
 	Containers []Container `json:"containers"`
 	Warnings   []string    `json:"warnings,omitempty"`
+	// Purpose says why the coordinator took this snapshot by itself, e.g. "before
+	// restore of ID" (empty: asked for by a user).
+	Purpose string `json:"purpose,omitempty"`
 	// Leftovers lists the image sets that could not be collected from their nodes
 	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
 	Leftovers []string `json:"leftovers,omitempty"`

@@ -177,6 +177,10 @@ type RestoreRequest struct {
 	// combination of the stack's snapshots of the same algorithm up to ID, checked
 	// over the images: each container from the snapshot the line chose for it.
 	RecoveryLine bool `json:"recovery_line,omitempty"`
+	// DiscardRunning (exact mode) replaces what runs of the stack without
+	// checkpointing it first: a failed restore then cannot put it back with its state
+	// (its services are started again fresh from their images).
+	DiscardRunning bool `json:"discard_running,omitempty"`
 }
 
 // Restore modes.
@@ -194,6 +198,10 @@ type RestoreResult struct {
 	TotalMS    int64             `json:"total_ms"`
 	// Mode is the restore mode used.
 	Mode string `json:"mode,omitempty"`
+	// Before is the snapshot of what ran of the stack before this restore replaced
+	// it (exact mode, unless DiscardRunning): 'swarmckpt restore BEFORE --on-original'
+	// undoes the restore; 'swarmckpt rm BEFORE' when it is not needed.
+	Before string `json:"before,omitempty"`
 	// Addresses (ModeSwarm) is the address map applied: old IP -> new IP.
 	Addresses map[string]string `json:"addresses,omitempty"`
 	// Closed (ModeSwarm) lists connections closed at restore (none when every

@@ -93,6 +93,11 @@ func (e *Exec) Freeze(ctx context.Context, c nodeagent.Target) error {
 // Thaw implements nodeagent.Executor.
 func (e *Exec) Thaw(ctx context.Context, c nodeagent.Target) error { return e.W.Thaw(ctx, c.ID) }
 
+// Stop implements nodeagent.Stopper.
+func (e *Exec) Stop(ctx context.Context, c nodeagent.Target) error { return e.W.Stop(ctx, c.ID) }
+
+var _ nodeagent.Stopper = (*Exec)(nil)
+
 // Dump implements nodeagent.Executor.
 func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, leaveRunning bool, reuseFrom string) (*nodeagent.DumpResult, error) {
 	if reuseFrom != "" {

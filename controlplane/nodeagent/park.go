@@ -1,0 +1,179 @@
+package nodeagent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+)
+
+// A snapshot that stops its containers (Plan.Exit: a migration's, or the checkpoint a
+// restore takes of what runs before replacing it) must not end them at their dump:
+// if the snapshot then aborts, or the restore after it fails, a container ended at
+// its dump is lost (its images are collected with the aborted snapshot). So under
+// Exit a container is dumped leaving it running but frozen and network-locked
+// ("parked"): the algorithm's later thaw and unlock of it are not carried out. Parked
+// containers leave that state in one of three ways:
+//
+//	snapshot aborts             -> released (thaw, unlock): they run on as before
+//	coordinator: Stop           -> ended (SIGKILL while frozen, then thaw): after commit
+//	coordinator: Stop, Resume   -> released: the coordinator changed its mind
+//	hold deadline (watchdog)    -> released by the worker: this agent or the
+//	                               coordinator died; nothing is lost
+//
+// An executor without Stopper keeps the old behaviour (ended by the dump itself).
+
+// Stopper is implemented by executors that can end a container frozen since its
+// dump (worker Stop).
+type Stopper interface {
+	Stop(ctx context.Context, c Target) error
+}
+
+// StopSubject ends (or, with Resume, releases) the parked containers of a committed
+// snapshot on this node (StopRequest, answered by OpReply).
+func StopSubject(node string) string { return "swarmckpt.v1.agent." + node + ".stop" }
+
+// StopRequest names a snapshot and the containers (ids, as in its Plan) to end.
+type StopRequest struct {
+	Snapshot   string   `json:"snapshot"`
+	Containers []string `json:"containers"`
+	// Resume releases them instead (thaw, unlock): they run on.
+	Resume bool `json:"resume,omitempty"`
+}
+
+// ErrNotParked: a Stop for a container that is not frozen since its dump in that
+// snapshot on this node (never dumped here, or already released).
+var ErrNotParked = errors.New("nodeagent: container is not held since its dump")
+
+// parkedSet records the containers parked after their dump, by snapshot (shared by
+// the container goroutines and the event loop).
+type parkedSet struct {
+	mu sync.Mutex
+	m  map[string]Target // snapshot + "/" + container id
+}
+
+func (p *parkedSet) add(snapshot string, t Target) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]Target{}
+	}
+	p.m[snapshot+"/"+t.ID] = t
+}
+
+func (p *parkedSet) has(snapshot, id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.m[snapshot+"/"+id]
+	return ok
+}
+
+// take removes and returns a parked container.
+func (p *parkedSet) take(snapshot, id string) (Target, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.m[snapshot+"/"+id]
+	delete(p.m, snapshot+"/"+id)
+	return t, ok
+}
+
+// parks says whether a dump of snapshot parks its container (Plan.Exit and an
+// executor that can end it later). Loop-owned state.
+func (a *Agent) parks(snapshot string) bool {
+	p := a.plans[snapshot]
+	if p == nil || !p.Exit {
+		return false
+	}
+	_, ok := a.cfg.Exec.(Stopper)
+	return ok
+}
+
+// unpark releases a parked container (thaw, unlock everything): it runs on. Runs on
+// the container's own goroutine.
+func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
+	t, ok := a.parked.take(snapshot, id)
+	if !ok {
+		return nil
+	}
+	err := errors.Join(a.cfg.Exec.Thaw(ctx, t), a.cfg.Exec.Unlock(ctx, t, nil))
+	if err == nil {
+		a.held.set("freeze", t, false)
+		a.held.set("lock", t, false)
+		a.log.Info("container released after its dump: it runs on", "container", id, "snapshot", snapshot)
+	}
+	return err
+}
+
+// endParked ends a parked container (Stopper). Runs on the container's goroutine.
+func (a *Agent) endParked(ctx context.Context, snapshot, id string) error {
+	t, ok := a.parked.take(snapshot, id)
+	if !ok {
+		return fmt.Errorf("container %s of snapshot %s on node %s: %w (its hold expired, or the agent restarted): it was not stopped",
+			id, snapshot, a.cfg.Node, ErrNotParked)
+	}
+	if err := a.cfg.Exec.(Stopper).Stop(ctx, t); err != nil {
+		a.parked.add(snapshot, t) // still held: a Resume or the deadline releases it
+		return err
+	}
+	a.held.set("freeze", t, false)
+	a.held.set("lock", t, false)
+	a.log.Info("container stopped after its snapshot committed", "container", id, "snapshot", snapshot)
+	return nil
+}
+
+// onContainer runs f on the goroutine of container id's role in snapshot (after the
+// actions queued before it) and returns its error. Loop-owned; f runs later.
+func (a *Agent) onContainer(ctx context.Context, snapshot, id string, f func(ctx context.Context) error) <-chan error {
+	out := make(chan error, 1)
+	algo, ok := a.algoOf[snapshot]
+	if !ok {
+		out <- fmt.Errorf("node %s has no plan of snapshot %s", a.cfg.Node, snapshot)
+		return out
+	}
+	a.queue(ctx, key(algo, id)) <- job{fn: func(ctx context.Context) { out <- f(ctx) }}
+	return out
+}
+
+// serveStop answers StopSubject.
+func (a *Agent) serveStop(ctx context.Context) (bus.Subscription, error) {
+	unavailable := ""
+	if _, ok := a.cfg.Exec.(Stopper); !ok {
+		unavailable = fmt.Sprintf("the agent of node %s cannot stop containers after their dump (its executor has no Stop)", a.cfg.Node)
+	}
+	return a.serveOp(ctx, StopSubject(a.cfg.Node), unavailable, func(ctx context.Context, data []byte, rep *OpReply) error {
+		var req StopRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return err
+		}
+		var chans []<-chan error
+		done := make(chan struct{})
+		select {
+		case a.inbox <- func() {
+			defer close(done)
+			for _, id := range req.Containers {
+				f := func(ctx context.Context) error { return a.endParked(ctx, req.Snapshot, id) }
+				if req.Resume {
+					f = func(ctx context.Context) error { return a.unpark(ctx, req.Snapshot, id) }
+				}
+				chans = append(chans, a.onContainer(ctx, req.Snapshot, id, f))
+			}
+		}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		<-done
+		var errs []error
+		for _, c := range chans {
+			select {
+			case err := <-c:
+				errs = append(errs, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return errors.Join(errs...)
+	})
+}

@@ -20,7 +20,7 @@ services:
   sleeper:
     image: swarmckpt-thirdparty/busybox:deb
     entrypoint: ["/bin/sh", "-c"]
-    command: ["i=0; while :; do i=$$((i + 1)); sleep 1; done"]
+    command: ["i=0; while :; do i=$$((i + 1)); echo $$i; sleep 1; done"]
     networks: [net]
     deploy:
       endpoint_mode: dnsrr
@@ -61,14 +61,16 @@ func (e *e2e) runningTasks(service string) int {
 	return n
 }
 
-// TestIntegrationRestoreFailureScalesBack: an exact restore that passes the pre-flight
-// but fails in CRIU after the stack was stopped (on the target node the image's tag
-// points at another image: present, so the pre-flight passes, but the files the
-// processes had are not there) starts the services again at their replica count, keeps
-// CRIU's log on the node (mode 0600) and names it in the error. It also measures
-// stopping the stack: a graceful scale to 0 (what restore did before) against the
-// restore's stop, which kills the tasks' containers.
-func TestIntegrationRestoreFailureScalesBack(t *testing.T) {
+// TestIntegrationRestoreFailurePutsTheStackBack: an exact restore that passes the
+// pre-flight but fails in CRIU after the stack was stopped (on the target node the
+// image's tag points at another image: present, so the pre-flight passes, but the files
+// the processes had are not there) puts the stack back as it ran, with its state: the
+// restore checkpointed it first, and its containers run again on their own nodes,
+// counting on from where they were (they used to be started fresh, counting from 1).
+// It keeps CRIU's log on the node (mode 0600) and names it in the error. It also
+// measures stopping the stack: a graceful scale to 0 (what restore did before) against
+// the restore's stop, which kills the tasks' containers.
+func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	tp := filepath.Join(repoRoot(), "build", "thirdparty")
 	if _, err := os.Stat(filepath.Join(tp, "busybox.tar")); err != nil {
 		t.Skipf("SKIP INTEGRATION: no %s/busybox.tar: run 'make images-thirdparty'", tp)
@@ -136,7 +138,7 @@ func TestIntegrationRestoreFailureScalesBack(t *testing.T) {
 	if code == 0 {
 		t.Fatal("restore succeeded although the target's image was swapped")
 	}
-	for _, want := range []string{"started again fresh from their images", svc + "=2"} {
+	for _, want := range []string{"put back as it was", "checkpointing the 2 running containers"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("restore error does not say %q", want)
 		}
@@ -166,8 +168,35 @@ func TestIntegrationRestoreFailureScalesBack(t *testing.T) {
 			}
 		}
 	}
-	waitLong(t, "sleeper back at 2/2 after the failed restore", func() bool { return e.runningTasks(svc) == 2 })
-	if r, err := e.dockerCmd(e.name+"-1", "service", "inspect", "-f", "{{.Spec.Mode.Replicated.Replicas}}", svc); err != nil || r != "2" {
-		t.Errorf("service %s replicas %q (%v), want 2", svc, r, err)
+	// Both sleepers run again (standalone, on their nodes), counting on: the first
+	// number each prints after the put-back continues its count (a fresh start prints 1).
+	var counts []int
+	waitLong(t, "both sleepers running again, counting on", func() bool {
+		counts = counts[:0]
+		for i := 1; i <= 3; i++ {
+			node := fmt.Sprintf("%s-%d", e.name, i)
+			names, err := e.dockerCmd(node, "ps", "--filter", "name=sleeper_sleeper-", "--format", "{{.Names}}")
+			if err != nil {
+				continue
+			}
+			for _, n := range strings.Fields(names) {
+				logs, err := e.dockerCmd(node, "logs", n)
+				if f := strings.Fields(logs); err == nil && len(f) > 0 {
+					if v, err := strconv.Atoi(f[0]); err == nil {
+						counts = append(counts, v)
+					}
+				}
+			}
+		}
+		return len(counts) == 2
+	})
+	for _, v := range counts {
+		if v <= 1 { // fresh from the image: the count starts at 1
+			t.Errorf("a put-back sleeper printed %d first: started fresh, not from its checkpoint (counts %v)", v, counts)
+		}
+	}
+	t.Logf("put-back sleepers continued at %v", counts)
+	if r := e.runningTasks(svc); r != 0 {
+		t.Errorf("service %s runs %d swarm tasks besides the put-back containers, want 0", svc, r)
 	}
 }

@@ -124,7 +124,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	out := map[string]string{}
 	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
-		name := strings.ReplaceAll(it.c.Key(), ".", "-") + "-" + shortID(m.ID)
+		name := restoredName(m.ID, it.c)
 		// In place (the target is the dumping node): the set is the snapshot's only copy
 		// there, which a retry, a later restore or migrate's rollback still needs. A set
 		// sent for this restore is a copy and is used up.
@@ -146,7 +146,16 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	if err != nil {
 		// All or nothing: the containers this restore brought back are removed (still
 		// network-locked, so they talked to no one), so that a retry or migrate's
-		// rollback finds their names and addresses free.
+		// rollback finds their names and addresses free. Also by name those whose
+		// restore failed: one created but not restored must not stay behind, exited,
+		// holding its name (a retry would be refused) or its address.
+		mu.Lock()
+		for _, it := range items {
+			if _, ok := out[it.c.Key()]; !ok {
+				byNode[it.target] = append(byNode[it.target], restoredName(m.ID, it.c))
+			}
+		}
+		mu.Unlock()
 		for node, ids := range byNode {
 			if _, rerr := r.call(ctx, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: ids}); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, node, rerr))

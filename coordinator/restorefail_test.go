@@ -201,3 +201,24 @@ func TestExactRestoreFailureScalesBack(t *testing.T) {
 		t.Errorf("bank_holder has %d replicas after a successful restore, want 0", r)
 	}
 }
+
+// TestExactRestoreUndoRemovesFailedContainersByName: a container whose restore failed
+// but that stayed behind (created, not restored) is removed by the undo too, by name:
+// a retry, or a rollback, finds its name free.
+func TestExactRestoreUndoRemovesFailedContainersByName(t *testing.T) {
+	e := newExactEnv(t)
+	e.putSets(e.m)
+	e.execs["n3"].LeaveFailed = true
+	e.execs["n3"].FailRestore = map[string]error{nodeagent.SetID(e.m.ID, "bank_holder.2"): errors.New("criu: restore failed")}
+	if err := e.restore(t); err == nil {
+		t.Fatal("restore succeeded although n3 fails it")
+	}
+	if r := e.execs["n3"].Restored(); len(r) > 0 {
+		t.Fatalf("the failed restore's container stayed on n3: %v", r)
+	}
+	e.execs["n3"].FailRestore = nil
+	e.putSets(e.m) // the scale-back does not bring back sets the transfer used up
+	if err := e.restore(t); err != nil {
+		t.Fatalf("retry after the failure: %v", err)
+	}
+}

@@ -33,8 +33,11 @@ type FakeExecutor struct {
 	FailVerify  error
 	// FailDrop makes DropSet fail.
 	FailDrop error
-	// FailRestore: set -> error Restore returns for it.
+	// FailRestore: set -> error Restore returns for it. With LeaveFailed the failed
+	// restore's container stays behind, holding its name (as a container Docker
+	// created but CRIU could not restore may).
 	FailRestore map[string]error
+	LeaveFailed bool
 	restored    map[string]bool // containers restored (by id = name), running
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
@@ -263,6 +266,9 @@ func (f *FakeExecutor) Restore(_ context.Context, set string, o RestoreOptions) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.FailRestore[set]; err != nil {
+		if f.LeaveFailed && o.Name != "" {
+			f.restored[o.Name] = true
+		}
 		return "", err
 	}
 	if !f.sets[set] {

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 type subErr struct {
@@ -260,6 +263,9 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err := s.migrateTargetLive(req); err != nil {
 		return nil, err
 	}
+	if err := s.migratePlaceable(ctx, req); err != nil {
+		return nil, err
+	}
 	var stream streamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
@@ -362,6 +368,45 @@ func (s *Service) migrateTargetLive(req api.MigrateRequest) error {
 	sort.Strings(live)
 	return api.Errorf(api.CodeNoWorker, "migrate --to %s refused, nothing was changed: node %s has no live worker (nodes with one: %v); start its worker and agent, or pick one of those nodes",
 		req.To, req.To, live)
+}
+
+// migratePlaceable refuses a swarm-mode migration whose added constraint leaves some
+// service of the stack no node with a live worker that its own placement constraints
+// allow (e.g. --from NODE of a service pinned to NODE), before anything is touched:
+// swarm would leave its tasks pending ("no suitable node") after the stack was stopped.
+func (s *Service) migratePlaceable(ctx context.Context, req api.MigrateRequest) error {
+	if req.Mode != api.ModeSwarm {
+		return nil
+	}
+	pr, ok := s.cfg.Stopper.(stack.PlacementReader)
+	if !ok {
+		return nil
+	}
+	placement, err := pr.Placement(ctx, req.Stack)
+	if err != nil {
+		return api.Errorf(api.CodeFailed, "migrate refused, nothing was changed: cannot read the placement of stack %s's services: %v", req.Stack, err)
+	}
+	added := "node.hostname==" + req.To
+	if req.From != "" {
+		added = "node.hostname!=" + req.From
+	}
+	var live []string
+	for _, w := range s.live.live() {
+		live = append(live, w.Node)
+	}
+	sort.Strings(live)
+	var problems []string
+	for _, svc := range slices.Sorted(maps.Keys(placement)) {
+		own := placement[svc]
+		if len(stack.EligibleNodes(live, append(slices.Clone(own), added))) == 0 {
+			problems = append(problems, fmt.Sprintf("service %s: its placement constraints %v and %s leave no suitable node (nodes with a live worker: %v)", svc, own, added, live))
+		}
+	}
+	if len(problems) > 0 {
+		return api.Errorf(api.CodeBadRequest, "migrate --mode swarm refused, nothing was changed: %s; remove the service's pinning constraint (docker service update --constraint-rm ...), or migrate with --mode exact",
+			strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // migrationPlan picks the target node of every container of m for an exact-mode

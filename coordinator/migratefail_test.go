@@ -120,3 +120,39 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateRefusedBeforeAnythingIsTouched: a migration that cannot succeed is
+// refused before the snapshot: --to a node without a live worker, and --mode swarm
+// --from the node a service is pinned to (its own constraint and the migration's leave
+// no node: swarm would keep its tasks pending after the stack was stopped).
+func TestMigrateRefusedBeforeAnythingIsTouched(t *testing.T) {
+	e, sw := newMigrateEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sw.ServiceConstraints = map[string][]string{"bank_holder": {"node.hostname==lab-2"}}
+	for _, tc := range []struct {
+		req  api.MigrateRequest
+		code error
+		want string
+	}{
+		{api.MigrateRequest{ID: "m1", Stack: "bank", To: "nosuchnode"}, api.ErrNoWorker, "node nosuchnode has no live worker"},
+		{api.MigrateRequest{ID: "m2", Stack: "bank", From: "lab-2", Mode: api.ModeSwarm}, api.ErrBadRequest, "service bank_holder: its placement constraints [node.hostname==lab-2] and node.hostname!=lab-2 leave no suitable node"},
+	} {
+		_, err := e.svc.Migrate(ctx, tc.req)
+		if !errors.Is(err, tc.code) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Errorf("migrate %+v: want %v saying %q, got %v", tc.req, tc.code, tc.want, err)
+		}
+	}
+	ms, err := e.store.List(ctx, "bank")
+	if err != nil || len(ms) != 0 {
+		t.Errorf("refused migrations left snapshots: %d (%v)", len(ms), err)
+	}
+	for n, ex := range e.execs {
+		if ex.Dumps("ctr1")+ex.Dumps("ctr2")+ex.Dumps("ctr3")+ex.Dumps("ctr4")+ex.Dumps("ctr5") > 0 {
+			t.Errorf("%s dumped containers for a refused migration", n)
+		}
+	}
+	if r := sw.Replicas("bank_holder"); r != 5 {
+		t.Errorf("bank_holder at %d replicas, want 5", r)
+	}
+}

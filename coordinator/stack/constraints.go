@@ -24,10 +24,49 @@ type ConstraintRemover interface {
 	RemoveConstraints(ctx context.Context, stack string, services []string, constraints []string) error
 }
 
+// PlacementReader tells the placement constraints each service of a stack has now,
+// so that a constraint added for a restore can be checked against them before
+// anything is touched (a service pinned to the node a migration leaves would
+// otherwise stay pending: "no suitable node").
+type PlacementReader interface {
+	// Placement returns each service's constraints, by service name.
+	Placement(ctx context.Context, stack string) (map[string][]string, error)
+}
+
 var (
 	_ ConstraintRemover = (*Docker)(nil)
 	_ ConstraintRemover = (*FakeSwarm)(nil)
+	_ PlacementReader   = (*Docker)(nil)
+	_ PlacementReader   = (*FakeSwarm)(nil)
 )
+
+// Placement implements PlacementReader.
+func (d *Docker) Placement(ctx context.Context, stack string) (map[string][]string, error) {
+	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+stack))
+	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("stack %q: list services: %w", stack, err)
+	}
+	out := map[string][]string{}
+	for _, s := range list {
+		out[s.Spec.Name] = nil
+		if p := s.Spec.TaskTemplate.Placement; p != nil {
+			out[s.Spec.Name] = slices.Clone(p.Constraints)
+		}
+	}
+	return out, nil
+}
+
+// Placement implements PlacementReader: ServiceConstraints.
+func (f *FakeSwarm) Placement(context.Context, string) (map[string][]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range f.ServiceConstraints {
+		out[k] = slices.Clone(v)
+	}
+	return out, nil
+}
 
 // withoutConstraints returns cs without the constraints in drop, and whether any was
 // dropped.

@@ -25,6 +25,8 @@ type FakeSwarm struct {
 	// Services, when set, are the stack's services: scaling another one fails with
 	// ErrNotFound (as on a real swarm).
 	Services []string
+	// ServiceConstraints are the services' own placement constraints (Placement).
+	ServiceConstraints map[string][]string
 
 	mu       sync.Mutex
 	replicas map[string]uint64

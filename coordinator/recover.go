@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
@@ -18,15 +19,63 @@ func (s *Service) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var unfinished []*store.Manifest
+	nodes := map[string]bool{}
 	for _, m := range ms {
 		if m.State.Final() || m.State == store.StateCorrupt {
 			continue
 		}
+		unfinished = append(unfinished, m)
+		for _, c := range m.Containers {
+			nodes[c.Node] = true
+		}
+	}
+	if len(unfinished) > 0 {
+		s.awaitAgents(ctx, nodes)
+	}
+	for _, m := range unfinished {
 		if err := s.recoverOne(ctx, m); err != nil {
 			s.log.Error("cannot recover snapshot", "snapshot", m.ID, "err", err)
 		}
 	}
 	return nil
+}
+
+// awaitAgents waits until every node in nodes has a live agent (a heartbeat since this
+// coordinator started), at most RecoverWait; the nodes still silent then are logged
+// (their workers' watchdogs release their containers).
+func (s *Service) awaitAgents(ctx context.Context, nodes map[string]bool) {
+	t0 := time.Now()
+	deadline := time.NewTimer(s.cfg.RecoverWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		heard := map[string]bool{}
+		for _, w := range s.live.live() {
+			heard[w.Node] = true
+		}
+		var missing []string
+		for n := range nodes {
+			if !heard[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			s.log.Info("agents of the unfinished snapshots' nodes are back", "nodes", len(nodes), "waited_s", time.Since(t0).Seconds())
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			sort.Strings(missing)
+			s.log.Warn("nodes of unfinished snapshots not heard from: aborting without them (their workers' watchdogs release their containers at the deadline)",
+				"nodes", missing, "waited_s", time.Since(t0).Seconds())
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {

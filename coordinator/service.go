@@ -55,6 +55,12 @@ type Config struct {
 	Stopper Stopper
 	// WorkerTimeout: a worker silent for this long is dead. Default 3s.
 	WorkerTimeout time.Duration
+	// RecoverWait bounds how long a starting coordinator waits for the agents of the
+	// nodes of a snapshot its predecessor left unfinished to be heard from (their
+	// heartbeats) before it aborts it: an abort sent before an agent reconnected (an
+	// embedded NATS restarts with its coordinator) would be lost, and its containers
+	// held until their deadline. Default 15s.
+	RecoverWait time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -80,6 +86,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ImagesWait <= 0 {
 		c.ImagesWait = 30 * time.Second
+	}
+	if c.RecoverWait <= 0 {
+		c.RecoverWait = 15 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

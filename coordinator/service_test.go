@@ -20,6 +20,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -342,7 +343,8 @@ func TestRestartedCoordinatorAbortsUnfinishedSnapshots(t *testing.T) {
 	}
 	net := bus.NewNetwork()
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-2", Bus: net.Connect(), Store: st,
-		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond, Log: quiet()})
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond,
+		RecoverWait: 100 * time.Millisecond, Log: quiet()}) // no agent comes back: aborted without them
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,4 +386,72 @@ func TestSnapshotRefusedBeforeAnyLockWhenANodeCannotDump(t *testing.T) {
 	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
 		t.Fatalf("stack lock not released: %v", err)
 	}
+}
+
+// TestRestartedCoordinatorWaitsForTheAgents: a coordinator that finds a snapshot its
+// predecessor left unfinished aborts it only once the agents of its nodes are heard
+// from again (an embedded NATS restarts with its coordinator: agents reconnect a few
+// seconds later, and an abort sent before is lost, leaving their containers held until
+// the deadline). Here the nodes come back 300 ms after the coordinator started: each
+// still gets the abort.
+func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
+	st := store.NewMemory()
+	m := &store.Manifest{ID: "snap-w", Stack: "bank", Algorithm: "blocking", State: store.StatePreparing, Epoch: 1,
+		Coordinator: "dead", CreatedAt: time.Now()}
+	for _, c := range bankStack().Containers {
+		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, Node: c.Node, ContainerID: c.ContainerID})
+	}
+	if err := st.Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	m.State = store.StateDumping
+	if err := st.Update(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	net := bus.NewNetwork()
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-3", Bus: net.Connect(), Store: st,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond,
+		WorkerTimeout: time.Second, RecoverWait: 10 * time.Second, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(300 * time.Millisecond) // the outage being modelled, not a synchronisation
+	var mu sync.Mutex
+	aborts := map[string]int{}
+	agents := net.Connect()
+	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
+		if _, err := agents.Subscribe(protocol.NodeSubject(n), func(msg *bus.Msg) {
+			if env, err := protocol.Decode(msg.Data); err == nil && env.Type == protocol.TypeAbort && env.Snapshot == "snap-w" {
+				mu.Lock()
+				aborts[n]++
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hbCtx, hbStop := context.WithCancel(ctx)
+	defer hbStop()
+	go func() {
+		for hbCtx.Err() == nil {
+			for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
+				b, _ := json.Marshal(nodeagent.Heartbeat{Worker: store.Worker{Node: n}})
+				_ = agents.Publish(hbCtx, nodeagent.HeartbeatSubject, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	waitFor(t, "unfinished snapshot aborted", func() bool {
+		got, err := st.Get(context.Background(), "snap-w")
+		return err == nil && got.State == store.StateAborted
+	})
+	waitFor(t, "every node got the abort", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return aborts["lab-1"] > 0 && aborts["lab-2"] > 0 && aborts["lab-3"] > 0
+	})
 }

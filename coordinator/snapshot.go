@@ -29,8 +29,8 @@ func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store
 type streamPlan func(m *store.Manifest) map[string]string
 
 func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream streamPlan) (*store.Manifest, error) {
-	if req.Stack == "" {
-		return nil, api.Errorf(api.CodeBadRequest, "no stack given")
+	if err := validSnapshotRequest(req); err != nil { // validate.go: before anything is locked or written
+		return nil, err
 	}
 	if req.Algorithm == "" {
 		req.Algorithm = DefaultAlgorithm
@@ -132,6 +132,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 
 // Abort asks a running snapshot to abort.
 func (s *Service) Abort(id, reason string) error {
+	if err := api.ValidID(id); err != nil {
+		return err
+	}
 	r := s.active(id)
 	if r == nil {
 		return api.Errorf(api.CodeNotFound, "snapshot %s is not running on this coordinator", id)

@@ -234,7 +234,7 @@ Examples:
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 3*time.Minute)
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
-	id := fs.String("id", "", "id of the new snapshot (default STACK-DATE-TIME-RANDOM)")
+	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
 		return err

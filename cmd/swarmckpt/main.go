@@ -143,7 +143,8 @@ func printUsage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'swarmckpt <command> --help' for a command's flags and examples.")
+	fmt.Fprintln(w, "\nFlags may come before or after the arguments; -- ends the flags.")
+	fmt.Fprintln(w, "Run 'swarmckpt <command> --help' for a command's flags and examples.")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 bad usage, 130 interrupted (see docs/cli.md).")
 }
 

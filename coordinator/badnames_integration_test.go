@@ -52,7 +52,9 @@ func (e *e2e) badNamesTouchNothing(t *testing.T) {
 	defer tr.Close()
 	var mu sync.Mutex
 	var heard []string
-	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.agent.>"} {
+	// Everything addressed to a node (not the agents' own heartbeats).
+	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.agent." + e.node(1) + ".>",
+		"swarmckpt.v1.agent." + e.node(2) + ".>", "swarmckpt.v1.agent." + e.node(3) + ".>"} {
 		sub, err := tr.Subscribe(subj, func(m *bus.Msg) {
 			mu.Lock()
 			heard = append(heard, m.Subject)

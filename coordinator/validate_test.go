@@ -27,7 +27,8 @@ func TestBadNamesRefusedBeforeAnythingIsTouched(t *testing.T) {
 
 	var mu sync.Mutex
 	var heard []string
-	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.agent.>"} {
+	// Everything addressed to a node (not the agents' own heartbeats).
+	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.agent.lab-1.>", "swarmckpt.v1.agent.lab-2.>", "swarmckpt.v1.agent.lab-3.>"} {
 		sub, err := e.net.Connect().Subscribe(subj, func(m *bus.Msg) {
 			mu.Lock()
 			heard = append(heard, m.Subject)

@@ -335,6 +335,8 @@ func TestIntegrationE2E(t *testing.T) {
 		})
 	}
 
+	t.Run("BadNamesTouchNothing", e.badNamesTouchNothing) // badnames_integration_test.go
+
 	// Back-to-back snapshots of busy connections, each removed again: every one must
 	// commit. Guards two bugs seen on the lab: CRIU failing a dump with "soccr recv
 	// failed (N+11, want N)" on a partly acknowledged collapsed retransmission (about one

@@ -50,6 +50,9 @@ func (s *Service) serveAPI() []subErr {
 		return &api.AbortResult{ID: req.ID}, nil
 	}))
 	add(api.Serve(t, api.OpList, func(ctx context.Context, req *api.ListRequest) (*api.ListResult, error) {
+		if err := validListRequest(*req); err != nil {
+			return nil, err
+		}
 		ms, err := s.cfg.Store.List(ctx, req.Stack)
 		if err != nil {
 			return nil, err
@@ -60,6 +63,9 @@ func (s *Service) serveAPI() []subErr {
 		return &api.ListResult{Snapshots: ms}, nil
 	}))
 	add(api.Serve(t, api.OpInspect, func(ctx context.Context, req *api.InspectRequest) (*api.InspectResult, error) {
+		if err := api.ValidID(req.ID); err != nil {
+			return nil, err
+		}
 		m, err := s.cfg.Store.Get(ctx, req.ID)
 		if err != nil {
 			return nil, storeErr(err)
@@ -79,6 +85,9 @@ func (s *Service) serveAPI() []subErr {
 		return &api.InspectResult{Snapshot: m}, nil
 	}))
 	add(api.Serve(t, api.OpRemove, func(ctx context.Context, req *api.RemoveRequest) (*api.RemoveResult, error) {
+		if err := api.ValidID(req.ID); err != nil {
+			return nil, err
+		}
 		if s.active(req.ID) != nil {
 			return nil, api.Errorf(api.CodeBusy, "snapshot %s is still running: abort it first", req.ID)
 		}
@@ -100,6 +109,9 @@ func (s *Service) serveAPI() []subErr {
 // changed until the nodes said the restore can run (preflight); if it fails after the
 // stack's services were stopped, they are started again at their previous replicas.
 func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.RestoreResult, error) {
+	if err := validRestoreRequest(req); err != nil { // validate.go
+		return nil, err
+	}
 	res, _, err := s.restore(ctx, req, true, nil)
 	return res, err
 }
@@ -251,6 +263,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 // streams its images to its target while CRIU writes them (the dumping node keeps its
 // copy, which the rollback uses); the restore then finds the sets in place.
 func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error) {
+	if err := validMigrateRequest(req); err != nil { // validate.go
+		return nil, err
+	}
 	if (req.To == "") == (req.From == "") {
 		return nil, api.Errorf(api.CodeBadRequest, "give exactly one of --to NODE or --from NODE")
 	}

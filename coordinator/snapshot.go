@@ -36,8 +36,8 @@ type streamPlan func(m *store.Manifest) map[string]string
 // snapshot takes a snapshot. held, when not nil, is the stack's lock, already taken by
 // the caller (a restore or migration holds it throughout); it stays held.
 func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream streamPlan, held store.Lock) (*store.Manifest, error) {
-	if req.Stack == "" {
-		return nil, api.Errorf(api.CodeBadRequest, "no stack given")
+	if err := validSnapshotRequest(req); err != nil { // validate.go: before anything is locked or written
+		return nil, err
 	}
 	if req.Algorithm == "" {
 		req.Algorithm = DefaultAlgorithm
@@ -160,6 +160,9 @@ func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lo
 
 // Abort asks a running snapshot to abort.
 func (s *Service) Abort(id, reason string) error {
+	if err := api.ValidID(id); err != nil {
+		return err
+	}
 	r := s.active(id)
 	if r == nil {
 		return api.Errorf(api.CodeNotFound, "snapshot %s is not running on this coordinator", id)

@@ -122,7 +122,11 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
-	if err := parseFlags(c, fs, coordinatorUsage, args); err != nil {
+	pos, err := c.parseArgs(fs, coordinatorUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("coordinator", pos); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -140,7 +144,6 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if nf.url == "" || len(endpoints) == 0 {
 		cfg := embedded.DefaultConfig(nf.dataDir)
 		cfg.Host, cfg.NATSPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.NoAuth, cfg.Log = *listen, *natsPort, *etcdPort, *etcdPeer, *noAuth, c.log
-		var err error
 		srv, err = embedded.Start(ctx, cfg)
 		if err != nil {
 			return err
@@ -237,11 +240,18 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
-	if err := parseFlags(c, fs, agentUsage, args); err != nil {
+	pos, err := c.parseArgs(fs, agentUsage, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("coordinator agent", pos); err != nil {
 		return err
 	}
 	if *node == "" {
 		return usagef("--node is required")
+	}
+	if err := badName(validNodeFlag("--node", *node)); err != nil {
+		return err
 	}
 	addr := *waddr
 	if addr == "" && *waddrFile != "" {

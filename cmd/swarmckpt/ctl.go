@@ -44,22 +44,6 @@ func newCtlFlags(name string, timeout time.Duration) (*flag.FlagSet, *ctlFlags) 
 	return fs, f
 }
 
-// parseInterleaved parses flags placed before or after positional arguments.
-func parseInterleaved(c *cli, fs *flag.FlagSet, usage string, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(c, fs, usage, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 func (f *ctlFlags) check() error {
 	if f.output != "text" && f.output != "json" {
 		return usagef("--output must be text or json, not %q", f.output)
@@ -79,7 +63,7 @@ func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Clie
 // --output and that there are min..max positional arguments (max < 0: no limit);
 // otherwise bad is the usage error.
 func (f *ctlFlags) parse(c *cli, fs *flag.FlagSet, usage string, args []string, min, max int, bad string) ([]string, error) {
-	pos, err := parseInterleaved(c, fs, usage, args)
+	pos, err := c.parseArgs(fs, usage, args)
 	if err != nil {
 		return nil, err
 	}
@@ -250,12 +234,19 @@ Examples:
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 3*time.Minute)
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
-	id := fs.String("id", "", "id of the new snapshot (default STACK-DATE-TIME-RANDOM)")
+	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
 		return err
 	}
-	if *id == "" {
+	if err := badName(api.ValidStack(pos[0])); err != nil {
+		return err
+	}
+	if *id != "" {
+		if err := badName(api.ValidID(*id)); err != nil {
+			return err
+		}
+	} else {
 		*id = coordinator.NewID(pos[0], time.Now())
 	}
 	cl, disconnect, err := f.dial(ctx, c, *id)
@@ -368,6 +359,9 @@ func runLs(ctx context.Context, c *cli, args []string) error {
 	stackName := ""
 	if len(pos) == 1 {
 		stackName = pos[0]
+		if err := badName(api.ValidStack(stackName)); err != nil {
+			return err
+		}
 	}
 	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {
@@ -422,6 +416,9 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 	verify := fs.Bool("verify", false, "verify checksums and the consistency of the cut")
 	pos, err := f.parse(c, fs, inspectUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
+		return err
+	}
+	if err := badName(api.ValidID(pos[0])); err != nil {
 		return err
 	}
 	cl, disconnect, err := f.dial(ctx, c, "")
@@ -520,6 +517,11 @@ func runRm(ctx context.Context, c *cli, args []string) error {
 	pos, err := f.parse(c, fs, rmUsage, args, 1, -1, "give at least one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err
+	}
+	for _, id := range pos { // every id before the first is removed
+		if err := badName(api.ValidID(id)); err != nil {
+			return err
+		}
 	}
 	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {
@@ -623,6 +625,9 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := badName(api.ValidID(pos[0]), api.ValidTargets(targets)); err != nil {
+		return err
+	}
 	if *line && *force {
 		return usagef("give --recovery-line (restore a consistent combination) or --force (restore the recorded cut unchecked), not both")
 	}
@@ -718,6 +723,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")
 	}
+	if err := badName(api.ValidStack(pos[0]), validNodeFlag("--to", *to), validNodeFlag("--from", *from)); err != nil {
+		return err
+	}
 	id := coordinator.NewID(pos[0], time.Now())
 	cl, disconnect, err := f.dial(ctx, c, id)
 	if err != nil {
@@ -770,4 +778,15 @@ func mapString(m map[string]string) string {
 		parts = append(parts, k+"->"+m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// validNodeFlag checks the node name given to flag, if any.
+func validNodeFlag(flag, node string) error {
+	if node == "" {
+		return nil
+	}
+	if err := api.ValidNode(node); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return nil
 }

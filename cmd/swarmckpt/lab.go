@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
@@ -37,6 +39,9 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		return errHelp
 	}
 	sub, args := args[0], args[1:]
+	if !slices.Contains(labSubcommands, sub) {
+		return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
+	}
 	cfg := lab.DefaultConfig()
 	fs := flag.NewFlagSet("lab "+sub, flag.ContinueOnError)
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "lab name: prefix of its nodes, namespaces and directories")
@@ -51,14 +56,17 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
 		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls)")
 	}
-	if err := parseFlags(c, fs, labUsage, args); err != nil {
+	pos, err := c.parseArgs(fs, labUsage, args)
+	if err != nil {
 		return err
+	}
+	if sub != "deploy" {
+		if err := noArgs("lab "+sub, pos); err != nil {
+			return err
+		}
 	}
 	switch sub {
 	case "up":
-		if fs.NArg() != 0 {
-			return usagef("lab up takes no arguments, got %q", fs.Args())
-		}
 		cfg.Runtime = resolveRuntime(*runtime)
 		if cfg.Runtime == "" && *runtime == "auto" {
 			c.log.Warn("no swarmckpt-runtime found (looked next to this binary and in /usr/local/bin): nodes run plain runc and swarmckpt cannot restore on this lab; run 'make build' and use bin/swarmckpt, or pass --runtime PATH")
@@ -94,21 +102,27 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "# run: eval \"$(swarmckpt lab env --name %s)\"\n", p.Name)
 		return nil
 	case "deploy":
-		if fs.NArg() != 2 {
+		if len(pos) != 2 {
 			return usagef("usage: swarmckpt lab deploy FILE STACK")
+		}
+		if err := badName(api.ValidStack(pos[1])); err != nil {
+			return err
 		}
 		p, err := lab.Load(cfg.RunDir, cfg.Name)
 		if err != nil {
 			return err
 		}
-		if err := lab.Deploy(ctx, c.log, p, cfg.ImageDir, fs.Arg(0), fs.Arg(1), *timeout); err != nil {
+		if err := lab.Deploy(ctx, c.log, p, cfg.ImageDir, pos[0], pos[1], *timeout); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "stack %s deployed on lab %s; all services running\n", fs.Arg(1), p.Name)
+		fmt.Fprintf(c.stdout, "stack %s deployed on lab %s; all services running\n", pos[1], p.Name)
 		return nil
 	}
 	return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
 }
+
+// labSubcommands are the words of 'swarmckpt lab'.
+var labSubcommands = []string{"up", "down", "status", "env", "deploy"}
 
 func resolveRuntime(flagValue string) string {
 	switch flagValue {

@@ -2,13 +2,15 @@
 // restores or migrates them onto other nodes. See README.md and docs/.
 //
 // The CLI uses the standard library's flag package: one FlagSet per subcommand, dispatched
-// from the table in commands(). Each subcommand lives in its own file of this package and
-// holds only flag parsing, wiring and output; the logic is in the library packages.
+// from the table in commands(), each parsed by cli.parseArgs (flags before or after the
+// arguments). Each subcommand lives in its own file of this package and holds only flag
+// parsing, wiring and output; the logic is in the library packages.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,12 +34,19 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	// parsed, when set (tests only), is called by parseArgs with the flag set and the
+	// positional arguments instead of returning them: the command then ends with
+	// errParsed before doing anything.
+	parsed func(fs *flag.FlagSet, pos []string)
 }
 
 // command is one subcommand.
 type command struct {
 	summary string
 	run     func(ctx context.Context, c *cli, args []string) error
+	// subs are the words that may follow the command's name to pick a subcommand
+	// ("" is the command alone); nil means the command has none.
+	subs []string
 }
 
 // usageError marks errors in the user's flags or arguments (exit code 2).
@@ -58,10 +67,10 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 
 func commands() map[string]command {
 	return map[string]command{
-		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab},
-		"worker":      {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker},
+		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab, subs: labSubcommands},
+		"worker":      {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker, subs: []string{"", "watchdog", "tls-init"}},
 		"version":     {summary: "print the version", run: runVersion},
-		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator},
+		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator, subs: []string{"", "agent"}},
 		"snapshot":    {summary: "take a consistent snapshot of a stack", run: runSnapshot},
 		"ls":          {summary: "list snapshots", run: runLs},
 		"inspect":     {summary: "show a snapshot; --verify checks its cut", run: runInspect},
@@ -134,29 +143,89 @@ func printUsage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'swarmckpt <command> --help' for a command's flags and examples.")
+	fmt.Fprintln(w, "\nFlags may come before or after the arguments; -- ends the flags.")
+	fmt.Fprintln(w, "Run 'swarmckpt <command> --help' for a command's flags and examples.")
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 failed, 2 bad usage, 130 interrupted (see docs/cli.md).")
 }
 
-// errHelp is returned by parseFlags when -h was given and usage was printed.
+// errHelp is returned by parseArgs when -h was given and usage was printed.
 var errHelp = errors.New("help requested")
 
-// parseFlags parses args into fs, printing usage (with examples) to c.stdout on -h.
-func parseFlags(c *cli, fs interface {
-	Parse([]string) error
-	SetOutput(io.Writer)
-	PrintDefaults()
-}, usage string, args []string) error {
+// errParsed is returned by parseArgs when cli.parsed is set (tests).
+var errParsed = errors.New("arguments parsed (test hook)")
+
+// parseArgs is how every command and subcommand parses its arguments: flags defined on
+// fs may come before, between or after the positional arguments, which it returns in
+// order; "--" ends the flags (every argument after it is positional, even one that
+// starts with '-'). -h or --help prints usage (with examples) and the flags to
+// c.stdout and returns errHelp; a bad flag is a usage error (exit 2).
+func (c *cli) parseArgs(fs *flag.FlagSet, usage string, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, errFlagHelp()) {
-			fmt.Fprintln(c.stdout, strings.TrimSpace(usage))
-			fmt.Fprintln(c.stdout, "\nFlags:")
-			fs.SetOutput(c.stdout)
-			fs.PrintDefaults()
-			return errHelp
+	var pos []string
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			pos = append(pos, args[1:]...)
+			break
 		}
-		return usagef("%v (run with --help for usage)", err)
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			args = args[1:]
+			continue
+		}
+		// One flag (with its value) at a time: fs parses exactly its tokens.
+		n := flagTokens(fs, args)
+		if err := fs.Parse(args[:n]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(c.stdout, strings.TrimSpace(usage))
+				fmt.Fprintln(c.stdout, "\nFlags:")
+				fs.SetOutput(c.stdout)
+				fs.PrintDefaults()
+				return nil, errHelp
+			}
+			return nil, usagef("%v (run with --help for usage)", err)
+		}
+		args = args[n:]
+	}
+	if c.parsed != nil {
+		c.parsed(fs, pos)
+		return nil, errParsed
+	}
+	return pos, nil
+}
+
+// flagTokens is how many of args, args[0] being a flag, that flag takes: 2 for a
+// flag with a value (not boolean) written as "--name value", else 1.
+func flagTokens(fs *flag.FlagSet, args []string) int {
+	name := strings.TrimPrefix(strings.TrimPrefix(args[0], "-"), "-")
+	if strings.Contains(name, "=") || len(args) < 2 {
+		return 1
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return 1 // unknown, or -h: Parse says so
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return 1
+	}
+	return 2
+}
+
+// noArgs refuses positional arguments of a command that takes none.
+func noArgs(cmd string, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q (flags start with --)", cmd, pos)
+	}
+	return nil
+}
+
+// badName turns the first failed name check (api.ValidID and friends) into a usage
+// error (exit 2); nil if all passed.
+func badName(checks ...error) error {
+	for _, err := range checks {
+		if err != nil {
+			return &usageError{msg: err.Error()}
+		}
 	}
 	return nil
 }

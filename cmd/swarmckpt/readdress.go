@@ -2,11 +2,20 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
+
+const readdressUsage = `
+Usage: swarmckpt readdress SET_DIR MAP_FILE
+
+Rewrites the socket addresses of MAP_FILE (a JSON address map: old IP -> new IP) in the
+CRIU images of the restore directory SET_DIR and updates its manifest.
+swarmckpt-runtime runs it before a swarm-native restore (docs/restore.md).
+`
 
 // runReaddress is `swarmckpt readdress SET MAPFILE`: the step the runtime
 // wrapper (swarmckpt-runtime) runs on a claimed restore directory before runc restore
@@ -14,6 +23,10 @@ import (
 // connections"). It rewrites the socket addresses of the map in the set's CRIU images
 // and updates the manifest (rewrite.Set), logging every change to stderr.
 func runReaddress(ctx context.Context, c *cli, args []string) error {
+	args, err := c.parseArgs(flag.NewFlagSet("readdress", flag.ContinueOnError), readdressUsage, args)
+	if err != nil {
+		return err
+	}
 	if len(args) != 2 {
 		return usagef("usage: swarmckpt readdress SET_DIR MAP_FILE")
 	}

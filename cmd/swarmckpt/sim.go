@@ -56,11 +56,12 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&cfg.DiskMBps, "disk-mbps", cfg.DiskMBps, "disk bandwidth per node, MB/s, shared by its dumps")
 	fs.BoolVar(&cfg.CRIULock, "criu-lock", cfg.CRIULock, "model CRIU's own network lock during each dump (--tcp-established)")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")
-	if err := parseFlags(c, fs, simUsage, args); err != nil {
+	pos, err := c.parseArgs(fs, simUsage, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return usagef("sim takes no arguments, got %q", fs.Args())
+	if err := noArgs("sim", pos); err != nil {
+		return err
 	}
 	cfg.Graph = sim.Graph(*graph)
 	f, err := sim.ParseFaults(*faults)

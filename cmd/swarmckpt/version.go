@@ -9,9 +9,14 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func errFlagHelp() error { return flag.ErrHelp }
-
 func runVersion(ctx context.Context, c *cli, args []string) error {
+	pos, err := c.parseArgs(flag.NewFlagSet("version", flag.ContinueOnError), "Usage: swarmckpt version", args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("version", pos); err != nil {
+		return err
+	}
 	fmt.Fprintf(c.stdout, "swarmckpt %s\n", version)
 	return nil
 }

@@ -265,7 +265,13 @@ func (e *e2e) workerAddr(node string) string {
 func (e *e2e) startWorkerAt(node, addr string) {
 	addrFile := filepath.Join(e.dir, node+".addr")
 	_ = os.Remove(addrFile)
-	e.workers[node] = e.start("worker-"+node+"-again", "worker", "--node", node, "--docker-host", e.docker(node),
+	logName := ""
+	for n := 1; logName == ""; n++ { // each restart logs to a file of its own
+		if _, err := os.Stat(filepath.Join(e.dir, fmt.Sprintf("worker-%s-restart%d.log", node, n))); os.IsNotExist(err) {
+			logName = fmt.Sprintf("worker-%s-restart%d", node, n)
+		}
+	}
+	e.workers[node] = e.start(logName, "worker", "--node", node, "--docker-host", e.docker(node),
 		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
 		"--journal", e.journalDir(node), "--addr-file", addrFile, "--listen", addr,
 		"--token-file", e.workerToken())

@@ -238,6 +238,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		a.log.Error("cannot serve restore pre-flight checks", "err", err)
 	}
+	if hsub, err := a.serveHolds(ctx); err == nil { // holds.go
+		rsubs = append(rsubs, hsub)
+	} else {
+		a.log.Error("cannot serve the list of held containers", "err", err)
+	}
 	defer func() {
 		for _, s := range rsubs {
 			_ = s.Unsubscribe()

@@ -2,6 +2,7 @@ package nodeagent_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -124,5 +125,44 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := nodeagent.New(nodeagent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Exec: nodeagent.NewFakeExecutor("x"), Algorithms: lookup}); err == nil {
 		t.Fatal("node name with a dot accepted (it is a subject token)")
+	}
+}
+
+// The holds subject answers with what the node's executor holds.
+func TestHoldsSubjectListsHeldContainers(t *testing.T) {
+	ex := nodeagent.NewFakeExecutor("n1")
+	ex.Hold("ctr1")
+	conn := bus.NewNetwork().Connect()
+	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: conn, Exec: ex, Algorithms: lookup,
+		TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var rep nodeagent.HoldsReply
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		out, err := conn.Request(rctx, nodeagent.HoldsSubject("n1"), []byte("{}"))
+		rcancel()
+		if err == nil {
+			if err := json.Unmarshal(out, &rep); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on %s: %v", nodeagent.HoldsSubject("n1"), err)
+		}
+		time.Sleep(10 * time.Millisecond) // the agent subscribes as it starts
+	}
+	if rep.Error != "" || rep.Node != "n1" || len(rep.Holds) != 1 {
+		t.Fatalf("reply %+v, want ctr1 held on n1", rep)
+	}
+	if h := rep.Holds[0]; h.ContainerID != "ctr1" || !h.Locked || !h.Frozen || !h.OwnerAlive {
+		t.Fatalf("hold %+v, want ctr1 locked and frozen", h)
 	}
 }

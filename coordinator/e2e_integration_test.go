@@ -423,6 +423,9 @@ func TestIntegrationE2E(t *testing.T) {
 		}
 	})
 
+	// A worker killed alone: its containers are released at once (holds_integration_test.go).
+	t.Run("Kill9WorkerReleasesAtOnce", e.kill9WorkerReleasesAtOnce)
+
 	t.Run("Kill9WorkerMidSnapshot", func(t *testing.T) {
 		e.t = t
 		node := e.name + "-2"

@@ -251,6 +251,33 @@ func TestRestartRemovesStalePages(t *testing.T) {
 	}
 }
 
+// TestRestartRemovesPartialIncomingSets: a worker killed while it received a set (a
+// migration streaming to it) left <sets>/.incoming-<id>; the next start removes it and
+// keeps the complete sets.
+func TestRestartRemovesPartialIncomingSets(t *testing.T) {
+	b := newFakeNode(t, "b")
+	partial := filepath.Join(b.w.SetsDir(), ".incoming-mig.web", "images")
+	complete := filepath.Join(b.w.SetsDir(), "snap.db", "images")
+	for _, d := range []string{partial, complete} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "pages-1.img"), []byte("data"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.w.Close()
+	if err := b.w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(partial)); !os.IsNotExist(err) {
+		t.Fatalf("partial incoming set after a restart: %v", err)
+	}
+	if _, err := os.Stat(complete); err != nil {
+		t.Fatalf("a complete set was removed with the partial one: %v", err)
+	}
+}
+
 // slowInto is a dump that takes longer than the worker's --max-hold, recording the
 // deadline journaled for the container just before it ends.
 type slowInto struct {

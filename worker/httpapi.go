@@ -134,6 +134,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.taskAPI(handle)
 	w.standaloneAPI(handle) // standalone_linux.go
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
+	w.holdsAPI(handle)      // holds_linux.go
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

@@ -137,6 +137,20 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	return v, nil
 }
 
+// removeStaleIncoming removes the partial sets of transfers a previous worker process
+// was receiving when it ended (killed mid-transfer: a failed receive removes its own).
+// Start calls it before the endpoint listens, so no transfer of this process is cut.
+func (w *Worker) removeStaleIncoming() {
+	stale, _ := filepath.Glob(filepath.Join(w.SetsDir(), ".incoming-*"))
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			w.log.Warn("could not remove the partial set of an interrupted transfer", "dir", d, "err", err)
+			continue
+		}
+		w.log.Info("removed the partial set of an interrupted transfer", "dir", d)
+	}
+}
+
 // arriving is a set being received; dropped: DropSet was asked for it meanwhile.
 type arriving struct{ dropped bool }
 

@@ -85,6 +85,7 @@ type Worker struct {
 	log     *slog.Logger
 	journal watchdog.Journal
 	rel     watchdog.Releaser
+	self    *watchdog.Owner // this process, written into every hold (nil: unknown)
 
 	mu   sync.Mutex // serializes journal updates per worker
 	addr string
@@ -115,6 +116,11 @@ func New(cfg Config, p Parts) (*Worker, error) {
 		journal: watchdog.Journal{Dir: cfg.JournalDir}}
 	w.peer = newPeer(cfg.TLS.client(), cfg.Token)
 	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
+	if self, err := watchdog.Self(); err != nil {
+		w.log.Warn("cannot identify this process for the watchdog; if this worker dies, its holds last until their deadline", "err", err)
+	} else {
+		w.self = &self
+	}
 	if w.p.Sync == nil {
 		w.p.Sync = imageset.Sync
 	}
@@ -167,14 +173,17 @@ func (w *Worker) setPath(id string) (string, error) {
 	return filepath.Join(w.SetsDir(), id), nil
 }
 
-// Start reconciles the journal (releasing holds whose deadline passed while no worker
-// ran), makes sure the watchdog process runs, and starts the transfer endpoint. It
-// returns when the endpoint listens; Close stops it.
+// Start reconciles the journal (releasing at once every hold of a worker process that
+// has ended, whatever its deadline, and every hold whose deadline passed while no
+// worker ran), makes sure the watchdog process runs, and starts the transfer endpoint.
+// It returns when the endpoint listens; Close stops it.
 func (w *Worker) Start(ctx context.Context) error {
-	if rel, err := w.rel.Reconcile(ctx, w.journal, time.Now()); err != nil {
-		w.log.Error("journal reconcile", "err", err)
-	} else if len(rel) > 0 {
-		w.log.Warn("released holds that expired while no worker ran", "count", len(rel))
+	rel, err := w.rel.Reconcile(ctx, w.journal, time.Now())
+	if err != nil {
+		w.log.Error("journal reconcile: some holds of a previous worker could not be released (the watchdog retries)", "err", err)
+	}
+	if len(rel) > 0 {
+		w.log.Warn("released the holds of a previous worker (it ended, or their deadline passed)", "count", len(rel))
 	}
 	if c, ok := w.p.Placer.(interface {
 		CollectRestored(time.Duration) (int, error)
@@ -186,6 +195,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 	}
 	w.removeStalePages()
+	w.removeStaleIncoming()
 	if w.p.Pipes != nil {
 		if err := w.p.Pipes.Reconcile(); err != nil {
 			w.log.Warn("could not put back a fs.pipe-max-size raised by a post-copy dump whose worker died", "err", err)
@@ -266,6 +276,7 @@ func (w *Worker) hold(c container.Ref, lock, freeze bool, peers []netip.Addr, de
 		return err
 	}
 	h.ContainerID, h.Name, h.Pid = c.ID, c.Name, c.Pid
+	h.Owner = w.self
 	h.Locked = h.Locked || lock
 	h.Frozen = h.Frozen || freeze
 	for _, p := range peers {

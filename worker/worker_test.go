@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,6 +134,10 @@ func TestLockFreezeAreJournaledUntilReleased(t *testing.T) {
 	if err != nil || !ok || !h.Locked || !h.Frozen || h.Pid != 42 || !h.Deadline.Equal(deadline) {
 		t.Fatalf("hold = %+v ok %v err %v", h, ok, err)
 	}
+	// The hold names this worker's process, so the watchdog releases it if it dies.
+	if self, err := watchdog.Self(); err != nil || h.Owner == nil || *h.Owner != self {
+		t.Fatalf("hold's owner = %v, want this process %v (%v)", h.Owner, self, err)
+	}
 	if !watchdog.Running(n.journal) {
 		t.Fatal("no watchdog process holds the journal")
 	}
@@ -206,6 +211,70 @@ func TestRestartReconcilesExpiredHolds(t *testing.T) {
 	}
 	if _, ok, _ := j.Get(ref.ID); ok {
 		t.Fatal("hold not removed")
+	}
+}
+
+// TestRestartReleasesHoldsOfADeadWorker: a worker killed with -9 left holds an hour
+// from their deadline; the next worker releases them on Start, not at the deadline.
+// A hold of a worker process that still runs (another one on this journal) is kept.
+func TestRestartReleasesHoldsOfADeadWorker(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal")
+	lock, frz := netlock.NewFake(), freezer.NewFake()
+	ctx := context.Background()
+	dead := exec.Command("sleep", "600") // the previous worker
+	if err := dead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadOwner, err := watchdog.OwnerOf(dead.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.Process.Kill()
+	_ = dead.Wait()
+	alive, err := watchdog.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := watchdog.Journal{Dir: journal}
+	orphan := container.Ref{ID: strings.Repeat("a", 64), Name: "web", Pid: 4242}
+	kept := container.Ref{ID: strings.Repeat("b", 64), Name: "db", Pid: 4343}
+	for _, h := range []struct {
+		c     container.Ref
+		owner watchdog.Owner
+	}{{orphan, deadOwner}, {kept, alive}} {
+		_ = lock.Lock(ctx, h.c, nil)
+		_ = frz.Freeze(ctx, h.c)
+		if err := j.Put(watchdog.Hold{ContainerID: h.c.ID, Name: h.c.Name, Pid: h.c.Pid, Locked: true, Frozen: true,
+			Deadline: time.Now().Add(time.Hour), Owner: &h.owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := worker.DefaultConfig("n1")
+	cfg.DataRoot, cfg.JournalDir, cfg.WatchdogArgv = filepath.Join(dir, "data"), journal, watchdogArgv(t)
+	w, err := worker.New(cfg, worker.Parts{Inspector: container.NewFake(), Locker: lock, Freezer: frz, Dumper: dump.Fake{},
+		Owns: func(pid int, id string) bool {
+			return pid == orphan.Pid && id == orphan.ID || pid == kept.Pid && id == kept.ID
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); os.RemoveAll(journal) })
+	if st, _ := lock.State(ctx, orphan); st.Locked() {
+		t.Fatal("the dead worker's container is still locked after the restart")
+	}
+	if f, _ := frz.Frozen(ctx, orphan); f {
+		t.Fatal("the dead worker's container is still frozen after the restart")
+	}
+	if _, ok, _ := j.Get(orphan.ID); ok {
+		t.Fatal("the dead worker's hold was not removed")
+	}
+	st, _ := lock.State(ctx, kept)
+	if f, _ := frz.Frozen(ctx, kept); !f || !st.Locked() {
+		t.Fatal("the hold of a worker process that still runs was released")
 	}
 }
 

@@ -112,6 +112,12 @@ type Config struct {
 	// agent releases what its predecessor held and refuses the snapshots it was in.
 	// Empty keeps nothing.
 	StateDir string
+	// RecordTTL is the age past which a restarted agent removes a container record
+	// unread instead of releasing its container again: every lock and freeze of its
+	// snapshot has ended by then (the worker's watchdog releases each at its deadline,
+	// at most the worker's --max-hold, 2 min by default, after it was last renewed).
+	// A record whose release succeeded is removed at once. Default 10m.
+	RecordTTL time.Duration
 	// Restorer, when set, serves image transfers and restores on this node.
 	Restorer Restorer
 	// Info describes this worker in heartbeats (Node is filled in).
@@ -140,6 +146,9 @@ type Agent struct {
 	parked parkedSet // park.go
 	recs   records
 	drops  tombstones
+	// recovering are the records recover rebuilt roles from, by machine key, until
+	// their release is queued (drain).
+	recovering map[string]stored
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -162,6 +171,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 5 * time.Minute
+	}
+	if cfg.RecordTTL <= 0 {
+		cfg.RecordTTL = 10 * time.Minute
 	}
 	log := cfg.Log
 	if log == nil {
@@ -232,6 +244,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		a.log.Error("cannot serve restore pre-flight checks", "err", err)
 	}
+	if hsub, err := a.serveHolds(ctx); err == nil { // holds.go
+		rsubs = append(rsubs, hsub)
+	} else {
+		a.log.Error("cannot serve the list of held containers", "err", err)
+	}
 	defer func() {
 		for _, s := range rsubs {
 			_ = s.Unsubscribe()
@@ -275,24 +292,43 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // recover rebuilds the container roles of a previous agent from their records: each
-// starts by thawing and unlocking its container and refuses the snapshot it was in.
+// starts by thawing and unlocking its container and refuses the snapshot it was in;
+// its record goes once that release succeeded. Records older than RecordTTL are
+// removed unread: nothing of theirs can still be held.
 func (a *Agent) recover() {
 	recs, err := a.recs.all()
 	if err != nil {
 		a.log.Error("cannot read container records; containers held by a previous agent are released by the worker's watchdog only", "err", err)
 		return
 	}
+	stale := 0
 	for _, r := range recs {
+		if !r.written.IsZero() && time.Since(r.written) > a.cfg.RecordTTL {
+			if err := a.recs.remove(r.algo, r.container, r.rec); err != nil {
+				a.log.Warn("cannot remove a stale container record", "container", r.container, "err", err)
+			} else {
+				stale++
+			}
+			continue
+		}
 		alg, err := a.cfg.Algorithms(r.algo)
 		if err != nil {
 			a.log.Warn("record of an unknown algorithm", "algorithm", r.algo, "container", r.container)
 			continue
 		}
 		a.log.Info("recovering container role of a previous agent: releasing the container", "container", r.container, "algorithm", r.algo)
-		a.machines[key(r.algo, r.container)] = alg.NewContainer(algorithms.ContainerConfig{ID: r.container, Recovering: true, Record: r.rec})
+		k := key(r.algo, r.container)
+		a.machines[k] = alg.NewContainer(algorithms.ContainerConfig{ID: r.container, Recovering: true, Record: r.rec})
+		if a.recovering == nil {
+			a.recovering = map[string]stored{}
+		}
+		a.recovering[k] = r
 		if _, ok := a.targets[r.container]; !ok {
 			a.targets[r.container] = Target{ID: r.container, Node: a.cfg.Node}
 		}
+	}
+	if stale > 0 {
+		a.log.Info("removed container records older than the record TTL unread (their holds ended long ago)", "count", stale, "ttl", a.cfg.RecordTTL)
 	}
 }
 
@@ -380,6 +416,11 @@ func (a *Agent) drain(ctx context.Context) {
 			again = true
 			rd := m.Ready()
 			j := job{m: m}
+			if r, ok := a.recovering[k]; ok {
+				// The recovered role's first Ready is the release of its container.
+				j.recovered = &r
+				delete(a.recovering, k)
+			}
 			algo, _, _ := strings.Cut(k, "/")
 			for _, env := range rd.Messages {
 				if o, ok := a.route(env); ok {
@@ -411,6 +452,9 @@ type job struct {
 	m    algorithms.Machine
 	acts []prepared
 	msgs []outMsg
+	// recovered: the record this (recovered) role was rebuilt from, removed once every
+	// container action of the job succeeded.
+	recovered *stored
 }
 
 type outMsg struct {
@@ -452,6 +496,7 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 					j.fn(ctx)
 					continue
 				}
+				released := true
 				for _, p := range j.acts {
 					if p.act.Kind == algorithms.ActPersist {
 						if err := a.recs.save(p.algo, p.act.Container, p.act.Record); err != nil {
@@ -460,6 +505,9 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 						continue
 					}
 					res := a.execute(ctx, p)
+					if r, ok := res.Body.(*protocol.ActionResult); !ok || r.Error != "" {
+						released = false
+					}
 					m := j.m
 					select {
 					case a.inbox <- func() {
@@ -469,6 +517,12 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 					}:
 					case <-ctx.Done():
 						return
+					}
+				}
+				if r := j.recovered; r != nil && released {
+					// Released: a later restart has nothing of it to release again.
+					if err := a.recs.remove(r.algo, r.container, r.rec); err != nil {
+						a.log.Warn("cannot remove the record of a released container", "container", r.container, "err", err)
 					}
 				}
 				for _, o := range j.msgs {

@@ -2,6 +2,7 @@ package nodeagent_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,6 +53,70 @@ func TestRestartedAgentReleasesWhatItsPredecessorHeld(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Released: the record goes, so that the next restart does not release it again.
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "blocking", "ctr1.rec")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record of a released container is still there")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A restarted agent removes records older than RecordTTL unread: it does not try to
+// release containers of snapshots that ended long ago (a node that took many
+// snapshots had a restarted agent retry ~30 unlocks of containers long gone).
+func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "blocking"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(c string, age time.Duration) string {
+		p := filepath.Join(dir, "blocking", c+".rec")
+		if err := os.WriteFile(p, algorithms.ContainerRecord{Epoch: 3, Snapshot: "snap-3"}.Encode(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := write("old", time.Hour)
+	recent := write("recent", time.Second)
+	ex := nodeagent.NewFakeExecutor("n1")
+	ex.Hold("old")    // held by someone else now: must not be touched by a stale record
+	ex.Hold("recent") // held by the killed predecessor
+	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+		StateDir: dir, RecordTTL: 10 * time.Minute, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, errRecent := os.Stat(recent)
+		if len(ex.Held()) == 2 && os.IsNotExist(errRecent) { // old's lock and freeze
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held %v, recent record: %v; want only old's holds and the recent record gone", ex.Held(), errRecent)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, h := range ex.Held() {
+		if h != "locked:old" && h != "frozen:old" {
+			t.Fatalf("held %v: want old's lock and freeze only", ex.Held())
+		}
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatalf("stale record still there: %v", err)
+	}
 }
 
 func TestNewValidates(t *testing.T) {
@@ -60,5 +125,44 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := nodeagent.New(nodeagent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Exec: nodeagent.NewFakeExecutor("x"), Algorithms: lookup}); err == nil {
 		t.Fatal("node name with a dot accepted (it is a subject token)")
+	}
+}
+
+// The holds subject answers with what the node's executor holds.
+func TestHoldsSubjectListsHeldContainers(t *testing.T) {
+	ex := nodeagent.NewFakeExecutor("n1")
+	ex.Hold("ctr1")
+	conn := bus.NewNetwork().Connect()
+	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: conn, Exec: ex, Algorithms: lookup,
+		TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var rep nodeagent.HoldsReply
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		out, err := conn.Request(rctx, nodeagent.HoldsSubject("n1"), []byte("{}"))
+		rcancel()
+		if err == nil {
+			if err := json.Unmarshal(out, &rep); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on %s: %v", nodeagent.HoldsSubject("n1"), err)
+		}
+		time.Sleep(10 * time.Millisecond) // the agent subscribes as it starts
+	}
+	if rep.Error != "" || rep.Node != "n1" || len(rep.Holds) != 1 {
+		t.Fatalf("reply %+v, want ctr1 held on n1", rep)
+	}
+	if h := rep.Holds[0]; h.ContainerID != "ctr1" || !h.Locked || !h.Frozen || !h.OwnerAlive {
+		t.Fatalf("hold %+v, want ctr1 locked and frozen", h)
 	}
 }

@@ -1,11 +1,13 @@
 package nodeagent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // records keeps the container roles' persisted records (algorithms.ActPersist with
@@ -46,6 +48,27 @@ func (r records) save(algo, container string, rec []byte) error {
 type stored struct {
 	algo, container string
 	rec             []byte
+	written         time.Time // the file's modification time
+}
+
+// remove deletes the record of container if it still is rec (a role that took part in
+// a newer snapshot meanwhile wrote another one, which stays).
+func (r records) remove(algo, container string, rec []byte) error {
+	if r.dir == "" {
+		return nil
+	}
+	p := r.path(algo, container)
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !bytes.Equal(cur, rec) {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(p)
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("nodeagent: remove the record of %s: %w", container, err)
+	}
+	return nil
 }
 
 // all returns every stored record.
@@ -77,7 +100,11 @@ func (r records) all() ([]stored, error) {
 			if err != nil {
 				return nil, fmt.Errorf("nodeagent: read record: %w", err)
 			}
-			out = append(out, stored{algo: a.Name(), container: strings.TrimSuffix(f.Name(), ".rec"), rec: b})
+			var written time.Time
+			if fi, err := f.Info(); err == nil {
+				written = fi.ModTime()
+			}
+			out = append(out, stored{algo: a.Name(), container: strings.TrimSuffix(f.Name(), ".rec"), rec: b, written: written})
 		}
 	}
 	return out, nil

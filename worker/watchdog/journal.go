@@ -20,10 +20,22 @@ type Hold struct {
 	Frozen      bool      `json:"frozen"`
 	Peers       []string  `json:"peers,omitempty"`
 	Deadline    time.Time `json:"deadline"`
+	// Owner is the worker process that holds the container (nil: unknown, a journal
+	// of an older worker): once it has ended, nobody will release the hold but the
+	// watchdog, which then does so at once instead of at the deadline.
+	Owner *Owner `json:"owner,omitempty"`
 }
 
 // Expired tells whether the hold's deadline has passed at now.
 func (h Hold) Expired(now time.Time) bool { return !now.Before(h.Deadline) }
+
+// Orphaned tells whether the hold's owner has ended.
+func (h Hold) Orphaned() bool { return h.Owner != nil && !h.Owner.Alive() }
+
+// sameOwner tells whether a and b were written by the same process.
+func sameOwner(a, b *Owner) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
 
 // PeerAddrs parses Peers.
 func (h Hold) PeerAddrs() []netip.Addr {

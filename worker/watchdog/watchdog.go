@@ -57,53 +57,77 @@ func (r Releaser) Release(ctx context.Context, h Hold) (bool, error) {
 	return true, errors.Join(errs...)
 }
 
-// Reconcile releases every expired hold of the journal at now and removes it. It
-// returns the released holds.
+// Reconcile releases every hold of the journal whose deadline passed at now or whose
+// owner (the worker that wrote it) has ended, and removes it. It returns the released
+// holds.
 func (r Releaser) Reconcile(ctx context.Context, j Journal, now time.Time) ([]Hold, error) {
-	released, _, err := r.reconcile(ctx, j, now)
-	return released, err
+	p, err := r.reconcile(ctx, j, now)
+	return p.released, err
 }
 
-// reconcile is Reconcile also returning the earliest deadline of the holds it kept
-// (zero when none is left).
-func (r Releaser) reconcile(ctx context.Context, j Journal, now time.Time) ([]Hold, time.Time, error) {
+// pass is what one reconcile did and left.
+type pass struct {
+	released []Hold
+	// next is the earliest deadline of the holds kept (zero when none is left).
+	next time.Time
+	// owners are the live owners of the holds kept.
+	owners map[Owner]bool
+}
+
+// reconcile is Reconcile also returning the earliest deadline and the owners of the
+// holds it kept.
+func (r Releaser) reconcile(ctx context.Context, j Journal, now time.Time) (pass, error) {
 	holds, err := j.List()
-	var released []Hold
+	var p pass
 	var errs []error
-	var next time.Time
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, h := range holds {
-		if !h.Expired(now) {
-			if next.IsZero() || h.Deadline.Before(next) {
-				next = h.Deadline
+		orphaned := h.Orphaned()
+		if !h.Expired(now) && !orphaned {
+			if p.next.IsZero() || h.Deadline.Before(p.next) {
+				p.next = h.Deadline
+			}
+			if h.Owner != nil {
+				if p.owners == nil {
+					p.owners = map[Owner]bool{}
+				}
+				p.owners[*h.Owner] = true
 			}
 			continue
 		}
+		why := "past its deadline " + h.Deadline.Format(time.RFC3339Nano)
+		if orphaned {
+			why = fmt.Sprintf("whose worker (%s) ended", h.Owner)
+		}
 		acted, err := r.Release(ctx, h)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("release %s (%.12s) past its deadline %s: %w", h.Name, h.ContainerID, h.Deadline.Format(time.RFC3339Nano), err))
-			next = now // try again after the interval
+			errs = append(errs, fmt.Errorf("release %s (%.12s) %s: %w", h.Name, h.ContainerID, why, err))
+			p.next = now // try again after the interval
 			continue
 		}
-		// Remove only if the hold was not renewed meanwhile.
-		if cur, ok, _ := j.Get(h.ContainerID); ok && cur.Deadline.Equal(h.Deadline) {
+		// Remove only if the hold was not renewed (or taken over) meanwhile.
+		if cur, ok, _ := j.Get(h.ContainerID); ok && cur.Deadline.Equal(h.Deadline) && sameOwner(cur.Owner, h.Owner) {
 			_ = j.Remove(h.ContainerID)
 		}
 		if !acted {
 			if r.Log != nil {
-				r.Log.Info("expired hold of a container that is gone: dropped", "container", h.Name, "id", h.ContainerID)
+				r.Log.Info("hold of a container that is gone: dropped", "container", h.Name, "id", h.ContainerID, "hold", why)
 			}
 			continue
 		}
 		if r.Log != nil {
-			r.Log.Warn("deadline passed: container thawed and unlocked by the watchdog",
-				"container", h.Name, "id", h.ContainerID, "deadline", h.Deadline)
+			msg := "deadline passed: container thawed and unlocked by the watchdog"
+			if orphaned {
+				msg = "the worker holding the container ended: container thawed and unlocked by the watchdog"
+			}
+			r.Log.Warn(msg, "container", h.Name, "id", h.ContainerID, "frozen", h.Frozen, "locked", h.Locked,
+				"deadline", h.Deadline, "owner", h.Owner)
 		}
-		released = append(released, h)
+		p.released = append(p.released, h)
 	}
-	return released, next, errors.Join(errs...)
+	return p, errors.Join(errs...)
 }
 
 // idleWait is the longest the watchdog sleeps between two looks at its journal when it
@@ -111,24 +135,36 @@ func (r Releaser) reconcile(ctx context.Context, j Journal, now time.Time) ([]Ho
 const idleWait = time.Second
 
 // Run is the watchdog process's loop: reconcile, then sleep until the earliest deadline
-// of the journal (at least interval, at most idleWait) or until the journal changes,
-// until ctx ends or the journal directory is removed. Without inotify it looks every
-// interval. A hold is thus released within interval of its deadline, and an idle
-// watchdog wakes once a second instead of polling.
+// of the journal (at least interval, at most idleWait), until the journal changes, or
+// until the owner of a hold ends, until ctx ends or the journal directory is removed.
+// Without inotify it looks every interval. A hold is thus released within interval of
+// its deadline, and at once (within interval) when the worker that wrote it dies;
+// an idle watchdog wakes once a second instead of polling.
 func (r Releaser) Run(ctx context.Context, j Journal, interval time.Duration) error {
 	changed := watchDir(ctx, j.Dir)
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	ended := make(chan struct{}, 1)
+	watching := map[Owner]ownerWatch{}
+	defer func() {
+		for _, w := range watching {
+			w.cancel()
+		}
+	}()
 	for {
 		if _, err := os.Stat(j.Dir); errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 		now := time.Now()
-		_, next, err := r.reconcile(ctx, j, now)
+		p, err := r.reconcile(ctx, j, now)
 		if err != nil && r.Log != nil {
 			r.Log.Error("watchdog", "err", err)
 		}
-		timer.Reset(wakeAfter(now, next, interval, changed != nil))
+		wait := wakeAfter(now, p.next, interval, changed != nil)
+		if watchOwners(ctx, watching, p.owners, interval, ended) {
+			wait = interval // an owner ended but looked alive still: look again soon
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -136,9 +172,53 @@ func (r Releaser) Run(ctx context.Context, j Journal, interval time.Duration) er
 			if !ok {
 				changed = nil // inotify failed: poll every interval
 			}
+		case <-ended:
 		case <-timer.C:
 		}
 	}
+}
+
+// ownerWatch is a running Exited of one owner.
+type ownerWatch struct {
+	cancel context.CancelFunc
+	done   <-chan struct{}
+}
+
+// watchOwners makes watching watch exactly owners: for each new one, a watch (Exited)
+// that signals ended when it ends; the watches of owners no longer needed stop. It
+// reports whether the watch of one of owners has seen it end already (a pass that saw
+// it alive raced with its exit).
+func watchOwners(ctx context.Context, watching map[Owner]ownerWatch, owners map[Owner]bool, interval time.Duration, ended chan<- struct{}) (endedAlready bool) {
+	for o, w := range watching {
+		if !owners[o] {
+			w.cancel()
+			delete(watching, o)
+		}
+	}
+	for o := range owners {
+		if w, ok := watching[o]; ok {
+			select {
+			case <-w.done:
+				endedAlready = true
+			default:
+			}
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		done := Exited(wctx, o, interval)
+		watching[o] = ownerWatch{cancel: cancel, done: done}
+		go func() {
+			select {
+			case <-done:
+				select {
+				case ended <- struct{}{}:
+				default:
+				}
+			case <-wctx.Done():
+			}
+		}()
+	}
+	return endedAlready
 }
 
 // wakeAfter is how long Run sleeps at now, given the earliest deadline left (zero:

@@ -247,6 +247,13 @@ func TestSnapshotAbortsWhenADumpFailsAndReleasesEveryone(t *testing.T) {
 	if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "unsupported resource") {
 		t.Fatalf("err = %v, want aborted naming the cause", err)
 	}
+	// It returns once the nodes report every container released, and says so.
+	if !strings.Contains(err.Error(), "every container was released") {
+		t.Errorf("err = %v, want it to say every container was released", err)
+	}
+	if h := e.held(); len(h) > 0 {
+		t.Errorf("still held when the aborted snapshot returned: %v", h)
+	}
 	m, _ := e.store.Get(context.Background(), "snap-f")
 	if m.State != store.StateAborted {
 		t.Fatalf("stored state %s", m.State)
@@ -278,6 +285,10 @@ func TestUserAbortDuringDump(t *testing.T) {
 	case err := <-errc:
 		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "Ctrl-C") {
 			t.Fatalf("snapshot ended with %v, want aborted by Ctrl-C", err)
+		}
+		// ctr2, stuck in its dump, is still frozen: the error says so, and where.
+		if !strings.Contains(err.Error(), "still held") || !strings.Contains(err.Error(), "bank_holder.2 on lab-2: frozen") {
+			t.Errorf("snapshot ended with %v, want it to name bank_holder.2 on lab-2 as still held", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("snapshot did not end after abort")

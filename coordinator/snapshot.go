@@ -135,7 +135,13 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if r.m.State != store.StateCommitted {
 		// An aborted snapshot's partial images are collected (best effort).
 		s.collectAborted(ctx, r.m)
-		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s", m.ID, r.m.Reason)
+		// It returns once its containers are released (or says which are not, and
+		// until when): a caller, Ctrl-C included, may rely on what it says.
+		if held := s.awaitReleased(context.WithoutCancel(ctx), r.m); len(held) > 0 {
+			return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; still held after %s:\n  - %s",
+				m.ID, r.m.Reason, releaseWait, strings.Join(held, "\n  - "))
+		}
+		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)
 	}
 	return r.m, nil
 }

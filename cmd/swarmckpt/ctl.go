@@ -25,7 +25,7 @@ import (
 const (
 	exitNotFound = 3 // stack or snapshot does not exist
 	exitBusy     = 4 // the stack is being snapshotted already
-	exitAborted  = 5 // the snapshot was aborted (and everything released)
+	exitAborted  = 5 // the snapshot was aborted (its error says whether everything was released)
 )
 
 // ctlFlags are the flags every user command shares.
@@ -285,6 +285,11 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		}
 		if aerr != nil && !errors.Is(aerr, api.ErrNotFound) {
 			return fmt.Errorf("interrupted; the abort request failed (%v): the coordinator aborts it at its deadline", aerr)
+		}
+		if r.err != nil && errors.Is(r.err, api.ErrAborted) {
+			// The coordinator answers once the nodes released the containers (or says
+			// which are still held, where and until when).
+			return fmt.Errorf("interrupted: %v", r.err)
 		}
 		if r.res != nil && r.res.Snapshot != nil {
 			return fmt.Errorf("interrupted: snapshot %s is %s", *id, r.res.Snapshot.State)

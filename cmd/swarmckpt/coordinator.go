@@ -155,7 +155,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
 		return usagef("--etcd-cacert, --etcd-cert and --etcd-key are for an external etcd (--etcd); the embedded one uses its own credentials in %s",
-			embedded.EtcdCredentialsPath(nf.dataDir).CA)
+			filepath.Dir(embedded.EtcdCredentialsPath(nf.dataDir).CA))
 	}
 	etcdCfg := etcdstore.Config{CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
 	var srv *embedded.Servers

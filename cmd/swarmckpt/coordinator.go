@@ -34,6 +34,15 @@ one algorithm instance per snapshot, records snapshots in etcd and serves the CL
 NATS. With no --nats and no --etcd it runs both servers inside its own process, on
 loopback, persisting under --data-dir (mode 0700); the NATS token it generates is
 written to <data-dir>/nats.token (mode 0600): workers and the CLI read it from there.
+The embedded etcd serves TLS only and requires a client certificate of the
+coordinator's own CA (<data-dir>/etcd-tls, 0700, files 0600; only the coordinator
+talks to etcd). It refuses to start when etcd's membership holds a member it did not
+create (recorded in <data-dir>/etcd-members.json); --etcd-force-new-cluster, given
+once, removes such members and keeps the data. --insecure-no-auth turns the NATS
+token and etcd's TLS off.
+
+An external etcd (--etcd) with TLS takes https:// endpoints, --etcd-cacert, and for
+client-certificate auth --etcd-cert and --etcd-key.
 
 'coordinator agent' runs the control-plane agent of one node next to its worker
 ('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
@@ -42,7 +51,9 @@ worker's local API) and serves transfers and restores.
 Examples:
   swarmckpt coordinator --docker unix:///run/swarmckpt/lab/lab-1/docker.sock
   swarmckpt coordinator --nats nats://10.0.0.5:4222 --nats-token-file /etc/swarmckpt/token \
-      --etcd http://10.0.0.5:2379 --docker unix:///var/run/docker.sock
+      --etcd https://10.0.0.5:2379 --etcd-cacert /etc/etcd/ca.pem \
+      --etcd-cert /etc/swarmckpt/etcd-client.pem --etcd-key /etc/swarmckpt/etcd-client-key.pem \
+      --docker unix:///var/run/docker.sock
   swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
 `
 
@@ -113,11 +124,15 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	var nf natsFlags
 	nf.register(fs, false)
 	etcdEPs := fs.String("etcd", "", "etcd endpoints, comma-separated (default: embedded etcd)")
-	listen := fs.String("listen", "127.0.0.1", "address the embedded NATS and etcd bind to")
+	etcdCA := fs.String("etcd-cacert", "", "external etcd: CA certificate that verifies its server certificate (https:// endpoints)")
+	etcdCert := fs.String("etcd-cert", "", "external etcd: client certificate (with --etcd-key)")
+	etcdKey := fs.String("etcd-key", "", "external etcd: client key (with --etcd-cert)")
+	listen := fs.String("listen", "127.0.0.1", "address the embedded NATS and etcd client port bind to")
 	natsPort := fs.Int("nats-port", embedded.DefaultNATSPort, "embedded NATS client port")
 	etcdPort := fs.Int("etcd-port", embedded.DefaultEtcdPort, "embedded etcd client port")
-	etcdPeer := fs.Int("etcd-peer-port", embedded.DefaultEtcdPeerPort, "embedded etcd peer port")
-	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without a token (trusted single-user hosts only)")
+	etcdPeer := fs.Int("etcd-peer-port", embedded.DefaultEtcdPeerPort, "embedded etcd peer port (on 127.0.0.1)")
+	forceNew := fs.Bool("etcd-force-new-cluster", false, "embedded etcd: remove every member this coordinator did not create, keeping the data (recovery; once)")
+	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without a token and embedded etcd without TLS (trusted single-user hosts only)")
 	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
@@ -139,11 +154,19 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	var endpoints []string
 	if *etcdEPs != "" {
 		endpoints = strings.Split(*etcdEPs, ",")
+		if *forceNew {
+			return usagef("--etcd-force-new-cluster is for the embedded etcd; an external etcd is recovered with its own --force-new-cluster")
+		}
+	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
+		return usagef("--etcd-cacert, --etcd-cert and --etcd-key are for an external etcd (--etcd); the embedded one uses its own credentials in %s",
+			filepath.Dir(embedded.EtcdCredentialsPath(nf.dataDir).CA))
 	}
+	etcdCfg := etcdstore.Config{CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
 	var srv *embedded.Servers
 	if nf.url == "" || len(endpoints) == 0 {
 		cfg := embedded.DefaultConfig(nf.dataDir)
 		cfg.Host, cfg.NATSPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.NoAuth, cfg.Log = *listen, *natsPort, *etcdPort, *etcdPeer, *noAuth, c.log
+		cfg.ForceNewCluster = *forceNew
 		srv, err = embedded.Start(ctx, cfg)
 		if err != nil {
 			return err
@@ -157,14 +180,18 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 		if len(endpoints) == 0 {
 			endpoints = srv.EtcdEndpoints()
+			if cr := srv.EtcdCredentials(); cr != nil {
+				etcdCfg.CAFile, etcdCfg.CertFile, etcdCfg.KeyFile = cr.CA, cr.Cert, cr.Key
+			}
 		}
 	}
+	etcdCfg.Endpoints = endpoints
 	tr, err := natsbus.Connect(ctx, nf.config(c, *name))
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	st, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: endpoints})
+	st, err := etcdstore.Open(ctx, etcdCfg)
 	if err != nil {
 		return err
 	}
@@ -205,6 +232,10 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "gossip (memberlist) on %s\n", cl.Addr())
 	}
 	fmt.Fprintf(c.stdout, "coordinator %s: NATS %s, etcd %s, data %s\n", *name, nf.url, strings.Join(endpoints, ","), nf.dataDir)
+	if srv != nil && *etcdEPs == "" && srv.EtcdCredentials() != nil {
+		cr := srv.EtcdCredentials()
+		fmt.Fprintf(c.stdout, "etcd: TLS with client certificates (etcdctl --cacert %s --cert %s --key %s)\n", cr.CA, cr.Cert, cr.Key)
+	}
 	if srv != nil && srv.Token() != "" {
 		fmt.Fprintf(c.stdout, "NATS token: %s (workers: --nats-token-file %s)\n", embedded.TokenPath(nf.dataDir), embedded.TokenPath(nf.dataDir))
 	}

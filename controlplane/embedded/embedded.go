@@ -27,6 +27,7 @@ const (
 	DefaultEtcdPort     = 12379
 	DefaultEtcdPeerPort = 12380
 	tokenFile           = "nats.token"
+	loopback            = "127.0.0.1"
 )
 
 // ErrStart is wrapped by every error that prevents the servers from starting.
@@ -43,8 +44,13 @@ type Config struct {
 	NATSPort int
 	// EtcdPort and EtcdPeerPort are etcd's client and peer ports; 0 picks free ports.
 	EtcdPort, EtcdPeerPort int
-	// NoAuth turns the NATS token off. Only for tests and trusted single-user hosts.
+	// NoAuth turns the NATS token and etcd's TLS with client certificates off. Only for
+	// tests and trusted single-user hosts.
 	NoAuth bool
+	// ForceNewCluster starts etcd with etcd's --force-new-cluster: every member but
+	// this coordinator's own is removed, the data kept. The recovery after
+	// ErrForeignMember.
+	ForceNewCluster bool
 	// TLS, when set, makes the NATS server require TLS from clients.
 	TLS *tls.Config
 	// StartTimeout bounds how long Start waits for both servers. Default 30s.
@@ -79,6 +85,8 @@ type Servers struct {
 	token string
 	log   *slog.Logger
 	tls   bool
+	// etcdCreds: the etcd client credentials; nil when etcd runs without TLS (NoAuth).
+	etcdCreds *EtcdCredentials
 }
 
 // Start starts NATS and etcd and waits until both accept clients or ctx ends.
@@ -160,7 +168,8 @@ func (s *Servers) startEtcd(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("%w: etcd port: %w", ErrStart, err)
 	}
-	pport, err := freePortIfZero(cfg.Host, cfg.EtcdPeerPort)
+	// A single member talks to no peer: its peer port listens on loopback only.
+	pport, err := freePortIfZero(loopback, cfg.EtcdPeerPort)
 	if err != nil {
 		return fmt.Errorf("%w: etcd peer port: %w", ErrStart, err)
 	}
@@ -169,32 +178,96 @@ func (s *Servers) startEtcd(ctx context.Context, cfg Config) error {
 	ec.Dir = filepath.Join(cfg.DataDir, "etcd")
 	ec.LogLevel = "error"
 	ec.LogOutputs = []string{filepath.Join(cfg.DataDir, "etcd.log")}
-	hostport := func(p int) url.URL {
-		return url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(p))}
+	ec.ForceNewCluster = cfg.ForceNewCluster
+	scheme := "http"
+	if !cfg.NoAuth {
+		t, err := ensureEtcdTLS(cfg.DataDir, cfg.Host)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrStart, err)
+		}
+		scheme = "https"
+		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = t.serverCert, t.serverKey
+		ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = t.ca, true
+		ec.ClientTLSInfo.MinVersion = tls.VersionTLS13
+		ec.PeerTLSInfo.CertFile, ec.PeerTLSInfo.KeyFile = t.serverCert, t.serverKey
+		ec.PeerTLSInfo.TrustedCAFile, ec.PeerTLSInfo.ClientCertAuth = t.ca, true
+		ec.PeerTLSInfo.MinVersion = tls.VersionTLS13
+		creds := t.client
+		s.etcdCreds = &creds
 	}
-	ec.ListenClientUrls = []url.URL{hostport(cport)}
+	hostport := func(h string, p int) url.URL {
+		return url.URL{Scheme: scheme, Host: net.JoinHostPort(h, strconv.Itoa(p))}
+	}
+	ec.ListenClientUrls = []url.URL{hostport(cfg.Host, cport)}
 	ec.AdvertiseClientUrls = ec.ListenClientUrls
-	ec.ListenPeerUrls = []url.URL{hostport(pport)}
+	ec.ListenPeerUrls = []url.URL{hostport(loopback, pport)}
 	ec.AdvertisePeerUrls = ec.ListenPeerUrls
 	ec.ListenMetricsUrls = nil
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+
+	recPath := MembersPath(cfg.DataDir)
+	_, statErr := os.Stat(filepath.Join(ec.Dir, "member"))
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	rec, err := readMembership(recPath)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	if fresh && rec != nil {
+		s.log.Warn("no etcd data: the membership record of earlier data is replaced", "record", recPath, "etcd_dir", ec.Dir)
+		rec = nil
+	}
+
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return fmt.Errorf("%w: etcd on %s:%d (data %s): %w", ErrStart, cfg.Host, cport, ec.Dir, err)
 	}
+	fail := func(err error) error {
+		// Stop the server first: Close alone waits for client servers that start
+		// only once etcd is ready, forever when it never was.
+		e.Server.HardStop()
+		e.Close()
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return fmt.Errorf("%w: etcd: %w", ErrStart, err)
-	case <-timer.C:
-		e.Close()
-		return fmt.Errorf("%w: etcd not ready within %s (see %s)", ErrStart, cfg.StartTimeout, ec.LogOutputs[0])
-	case <-ctx.Done():
-		e.Close()
-		return fmt.Errorf("%w: %w", ErrStart, ctx.Err())
+	// A foreign member takes the quorum away: etcd would never be ready. Its
+	// membership is known from its data right after StartEtcd (and log entries
+	// replayed meanwhile), so look while waiting. Not with ForceNewCluster, which
+	// removes the others while starting.
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+wait:
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			break wait
+		case <-poll.C:
+			if cfg.ForceNewCluster {
+				continue
+			}
+			if err := checkMembership(e, rec, cfg.DataDir); err != nil {
+				return fail(err)
+			}
+		case err := <-e.Err():
+			return fail(fmt.Errorf("etcd: %w", err))
+		case <-timer.C:
+			if err := checkMembership(e, rec, cfg.DataDir); err != nil {
+				return fail(err)
+			}
+			return fail(fmt.Errorf("etcd not ready within %s (see %s)", cfg.StartTimeout, ec.LogOutputs[0]))
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	if err := checkMembership(e, rec, cfg.DataDir); err != nil {
+		return fail(err)
+	}
+	now := membership{Cluster: e.Server.Cluster().ID().String(), Member: e.Server.MemberID().String()}
+	if rec == nil || *rec != now {
+		if err := writeMembership(recPath, now); err != nil {
+			return fail(err)
+		}
+		s.log.Info("recorded the embedded etcd's member", "member", now.Member, "cluster", now.Cluster, "record", recPath)
 	}
 	s.etcd = e
 	return nil
@@ -212,14 +285,27 @@ func (s *Servers) NATSURL() string {
 // Token is the NATS token clients must present; empty when auth is off.
 func (s *Servers) Token() string { return s.token }
 
-// EtcdEndpoints are the client endpoints of the embedded etcd.
+// EtcdEndpoints are the client endpoints of the embedded etcd (https:// unless
+// NoAuth). An unspecified bind address (0.0.0.0, ::) is given as loopback.
 func (s *Servers) EtcdEndpoints() []string {
+	scheme := "https://"
+	if s.etcdCreds == nil {
+		scheme = "http://"
+	}
 	out := make([]string, 0, len(s.etcd.Clients))
 	for _, l := range s.etcd.Clients {
-		out = append(out, "http://"+l.Addr().String())
+		addr := l.Addr().String()
+		if a, ok := l.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			addr = net.JoinHostPort(loopback, strconv.Itoa(a.Port))
+		}
+		out = append(out, scheme+addr)
 	}
 	return out
 }
+
+// EtcdCredentials are the files a client of the embedded etcd presents; nil when
+// etcd runs without TLS (NoAuth).
+func (s *Servers) EtcdCredentials() *EtcdCredentials { return s.etcdCreds }
 
 // Close stops both servers; safe to call once.
 func (s *Servers) Close() error {

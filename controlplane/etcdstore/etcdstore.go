@@ -2,9 +2,12 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +32,42 @@ type Config struct {
 	DialTimeout time.Duration
 	// Username and Password for etcd authentication (optional).
 	Username, Password string
+	// CAFile is the PEM CA that verifies etcd's server certificate (https://
+	// endpoints); empty: the system's CAs.
+	CAFile string
+	// CertFile and KeyFile are the PEM client certificate and key presented to an
+	// etcd that requires client certificates (the embedded one does: its
+	// embedded.EtcdCredentials). Both or neither.
+	CertFile, KeyFile string
+}
+
+// tlsConfig is the client TLS of cfg; nil when cfg names no TLS file.
+func (cfg Config) tlsConfig() (*tls.Config, error) {
+	if cfg.CAFile == "" && cfg.CertFile == "" && cfg.KeyFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		b, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: etcd CA (--etcd-cacert): %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("etcdstore: etcd CA file %s holds no PEM certificate (--etcd-cacert)", cfg.CAFile)
+		}
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("etcdstore: give the etcd client certificate and its key together (--etcd-cert and --etcd-key)")
+	}
+	if cfg.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcdstore: etcd client certificate %s with key %s: %w", cfg.CertFile, cfg.KeyFile, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }
 
 // Store is a store.Store over etcd.
@@ -50,8 +89,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: cfg.DialTimeout,
-		Username: cfg.Username, Password: cfg.Password, Logger: nopLogger()})
+		Username: cfg.Username, Password: cfg.Password, TLS: tc, Logger: nopLogger()})
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: connect to %v: %w", cfg.Endpoints, err)
 	}
@@ -59,7 +102,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	defer cancel()
 	if _, err := cli.Get(pctx, cfg.Prefix+"/ping"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("etcdstore: etcd at %v does not answer: %w (is the coordinator or etcd running?)", cfg.Endpoints, err)
+		hint := "is the coordinator or etcd running?"
+		if tc == nil {
+			hint += " An etcd that serves TLS needs https:// endpoints and its CA (--etcd-cacert), and one that requires client certificates a certificate and key (--etcd-cert, --etcd-key)"
+		} else {
+			hint += " Do the endpoints use https://, does --etcd-cacert hold the CA that signed etcd's certificate, and is --etcd-cert signed by a CA etcd trusts?"
+		}
+		return nil, fmt.Errorf("etcdstore: etcd at %v does not answer: %w (%s)", cfg.Endpoints, err, hint)
 	}
 	return &Store{cli: cli, prefix: strings.TrimRight(cfg.Prefix, "/")}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,29 +16,37 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store/storetest"
 )
 
-// One real embedded etcd for the package; each test gets its own key prefix.
-func startEtcd(t *testing.T) []string {
+// A real embedded etcd as the coordinator runs it (TLS, client certificates); the
+// returned config reaches it with the client credentials. Each test gets its own key
+// prefix.
+func startEtcd(t *testing.T) etcdstore.Config {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(), NoAuth: true,
+	s, err := embedded.Start(ctx, embedded.Config{DataDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("embedded etcd: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s.EtcdEndpoints()
+	cr := s.EtcdCredentials()
+	if cr == nil {
+		t.Fatal("embedded etcd runs without TLS by default")
+	}
+	return etcdstore.Config{Endpoints: s.EtcdEndpoints(), CAFile: cr.CA, CertFile: cr.Cert, KeyFile: cr.Key}
 }
 
 func TestEtcdConformance(t *testing.T) {
-	eps := startEtcd(t)
+	base := startEtcd(t)
 	n := 0
 	storetest.Run(t, func(t *testing.T) (store.Store, func(string, []byte)) {
 		n++
 		prefix := fmt.Sprintf("/test%d/swarmckpt/v1", n)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps, Prefix: prefix})
+		cfg := base
+		cfg.Prefix = prefix
+		s, err := etcdstore.Open(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,10 +62,10 @@ func TestEtcdConformance(t *testing.T) {
 // A holder that dies (its client closed without unlocking) loses the stack lock after
 // the TTL, and a later commit with that lock fails.
 func TestEtcdLockExpiresWhenHolderDies(t *testing.T) {
-	eps := startEtcd(t)
+	cfg := startEtcd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dead, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps})
+	dead, err := etcdstore.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +73,7 @@ func TestEtcdLockExpiresWhenHolderDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.Close() // keepalives stop, as with kill -9
-	live, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: eps})
+	live, err := etcdstore.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +101,25 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: time.Second})
 	if err == nil {
 		t.Fatal("open of an unreachable etcd succeeded")
+	}
+}
+
+// The embedded etcd requires a client certificate: a store opened without one fails
+// and says which flags to give; half a certificate is refused before dialling.
+func TestOpenWithoutCredentialsSaysWhatToGive(t *testing.T) {
+	cfg := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := etcdstore.Open(ctx, etcdstore.Config{Endpoints: cfg.Endpoints, DialTimeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "--etcd-cert") {
+		t.Fatalf("open without credentials: %v, want a refusal naming --etcd-cert", err)
+	}
+	_, err = etcdstore.Open(ctx, etcdstore.Config{Endpoints: cfg.Endpoints, CAFile: cfg.CAFile, DialTimeout: time.Second})
+	if err == nil {
+		t.Fatal("open with the CA but no client certificate succeeded")
+	}
+	_, err = etcdstore.Open(ctx, etcdstore.Config{Endpoints: cfg.Endpoints, CAFile: cfg.CAFile, CertFile: cfg.CertFile})
+	if err == nil || !strings.Contains(err.Error(), "--etcd-key") {
+		t.Fatalf("open with a certificate but no key: %v, want a refusal naming --etcd-key", err)
 	}
 }

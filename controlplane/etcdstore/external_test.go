@@ -11,6 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/controlplane/store/storetest"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 func port(t *testing.T) int {
@@ -70,4 +71,73 @@ func TestExternalEtcdConformance(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An external etcd with TLS and client-certificate auth (as `coordinator --etcd
+// https://... --etcd-cacert --etcd-cert --etcd-key` reaches it): the store works with
+// the credentials and is refused without the client certificate.
+func TestExternalEtcdWithClientCertificates(t *testing.T) {
+	binary, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("SKIP EXTERNAL ETCD: etcd not on PATH; install it with 'apt-get install etcd-server' to run this test")
+	}
+	dir := t.TempDir()
+	ca, err := pki.NewCA("external etcd test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _, err := ca.WriteCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files [2][2]string
+	for i, name := range []string{"server", "client"} {
+		n, err := ca.Issue(name, []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files[i][0], files[i][1], err = n.Write(dir, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, pp := port(t), port(t)
+	client := fmt.Sprintf("https://127.0.0.1:%d", cp)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
+	cmd := exec.Command(binary, "--name", "ext", "--data-dir", t.TempDir(),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "ext="+peer, "--log-level", "error",
+		"--cert-file", files[0][0], "--key-file", files[0][1], "--trusted-ca-file", caFile, "--client-cert-auth")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cfg := etcdstore.Config{Endpoints: []string{client}, CAFile: caFile, CertFile: files[1][0], KeyFile: files[1][1], DialTimeout: time.Second}
+	var s *etcdstore.Store
+	for deadline := time.Now().Add(20 * time.Second); s == nil; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err = etcdstore.Open(ctx, cfg)
+		cancel()
+		if err != nil && time.Now().After(deadline) {
+			t.Fatalf("external etcd with TLS not ready: %v", err)
+		}
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := s.LockStack(ctx, "bank", "test", 5*time.Second)
+	if err != nil {
+		t.Fatalf("lock over TLS: %v", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("unlock over TLS: %v", err)
+	}
+	noCert := cfg
+	noCert.CertFile, noCert.KeyFile = "", ""
+	if _, err := etcdstore.Open(ctx, noCert); err == nil {
+		t.Fatal("external etcd with --client-cert-auth accepted a store without a client certificate")
+	}
 }

@@ -142,10 +142,20 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
 			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6))
 	}
+	// The writable layer, before the images stream on (the tar is one more file of the
+	// set). A snapshot (leave running) whose layer cannot be packed fails: its
+	// container runs on, and a set that cannot be restored elsewhere is worse than none.
+	// After a dump that stopped the container, the processes are gone: the set is kept
+	// (it restores on this node) and says why the layer is missing.
+	rootfs, rerr := packRootfs(spec, images)
+	if rerr != nil && opts.LeaveRunning {
+		return nil, fmt.Errorf("dump %s: writable layer: %w", c, rerr)
+	}
 	criu, kernel := r.Versions()
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
+		Rootfs: rootfs,
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for

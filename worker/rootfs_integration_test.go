@@ -126,6 +126,6 @@ func TestWritableLayerMigrates(t *testing.T) {
 	if _, _, ok := copyOut(t, dst, name, "/etc/image-file"); ok {
 		t.Error("/etc/image-file, deleted before the dump, is back after the restore")
 	}
-	t.Logf("restored with %d bytes of %s/db (+%d since); layer: %d entries, %d bytes, packed in %.3fs",
-		len(want), dir, len(got)-len(want), m.Rootfs.Entries, m.Rootfs.Bytes, m.Rootfs.Seconds)
+	t.Logf("restored with %d bytes of %s/db (+%d since); layer: %d entries, %d bytes of content, tar %d bytes, packed in %.3fs",
+		len(want), dir, len(got)-len(want), m.Rootfs.Entries, m.Rootfs.Bytes, f.Size, m.Rootfs.Seconds)
 }

@@ -88,7 +88,7 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 	criu, kernel := r.Versions()
 	// CRIU holds the container frozen while it serves pages: its writable layer is the
 	// one of the dump. A layer that cannot be packed is reported in the manifest.
-	rootfs, _ := packRootfs(spec, imageset.ImagesPath(set))
+	rootfs, _, _ := packRootfs(spec, imageset.ImagesPath(set))
 	m := &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, CRIUVersion: criu, Kernel: kernel,
 		Created: time.Now().UTC(), DumpSeconds: time.Since(start).Seconds(), LazyPages: opts.PageServer, Rootfs: rootfs}
 	if err := imageset.Seal(set, m); err != nil {

@@ -16,18 +16,22 @@ import (
 // cgroup it found frozen frozen) or its processes are gone: the layer is the one the
 // images' open files refer to. A container on a storage driver other than overlay2 has
 // its layer not carried, and the result says why.
-func packRootfs(spec container.Spec, images string) (*imageset.Rootfs, error) {
+//
+// The tar's digest, computed while it was written, is file (empty when none was
+// written), for imageset.SealKnown.
+func packRootfs(spec container.Spec, images string) (_ *imageset.Rootfs, file imageset.File, _ error) {
 	if spec.UpperDir == "" {
 		reason := "the container's writable layer is not carried: Docker's storage driver here is " + fmt.Sprintf("%q", spec.StorageDriver) + ", not overlay2"
 		if spec.ReadonlyRootfs {
 			reason = "read-only root filesystem: nothing to carry"
 		}
-		return &imageset.Rootfs{Reason: reason}, nil
+		return &imageset.Rootfs{Reason: reason}, file, nil
 	}
 	st, err := rootfsdiff.PackFile(filepath.Join(images, rootfsdiff.FileName), spec.UpperDir)
 	if err != nil {
-		return &imageset.Rootfs{Reason: err.Error()}, err
+		return &imageset.Rootfs{Reason: err.Error()}, file, err
 	}
 	return &imageset.Rootfs{Carried: true, Entries: st.Entries, Whiteouts: st.Whiteouts, Bytes: st.Bytes,
-		Seconds: st.Took.Seconds(), Skipped: st.Skipped}, nil
+			Seconds: st.Took.Seconds(), Skipped: st.Skipped},
+		imageset.File{Name: rootfsdiff.FileName, Size: st.Size, SHA256: st.SHA256}, nil
 }

@@ -147,7 +147,7 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	// container runs on, and a set that cannot be restored elsewhere is worse than none.
 	// After a dump that stopped the container, the processes are gone: the set is kept
 	// (it restores on this node) and says why the layer is missing.
-	rootfs, rerr := packRootfs(spec, images)
+	rootfs, tarFile, rerr := packRootfs(spec, images)
 	if rerr != nil && opts.LeaveRunning {
 		return nil, fmt.Errorf("dump %s: writable layer: %w", c, rerr)
 	}
@@ -164,6 +164,13 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
 			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)
 		}
+	} else if tarFile.Name != "" {
+		// Hashed as it was written: sealing does not read it again (the container is
+		// still frozen). With a sink, streamRest sent and hashed it.
+		if known == nil {
+			known = map[string]imageset.File{}
+		}
+		known[tarFile.Name] = tarFile
 	}
 	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)

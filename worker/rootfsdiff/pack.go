@@ -2,6 +2,9 @@ package rootfsdiff
 
 import (
 	"archive/tar"
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +55,14 @@ type Stats struct {
 	Skipped []string
 	// Took is the wall time.
 	Took time.Duration
+	// Size and SHA256 (lowercase hex) of the tar PackFile wrote (empty for Pack).
+	Size   int64
+	SHA256 string
 }
 
 // PackFile writes the diff of upper into a new file path (mode 0600; an existing file
-// is an error). On error the file is removed.
+// is an error), hashing it as it writes (Stats.Size, Stats.SHA256). On error the file
+// is removed.
 func PackFile(path, upper string) (st Stats, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -69,7 +76,26 @@ func PackFile(path, upper string) (st Stats, err error) {
 			_ = os.Remove(path)
 		}
 	}()
-	return Pack(f, upper)
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	st, err = Pack(bw, upper)
+	if err == nil {
+		err = bw.Flush()
+	}
+	st.Size, st.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	return st, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Pack writes the content of the overlay upper directory upper to w as a tar in the

@@ -209,6 +209,9 @@ func TestPackApplyUpper(t *testing.T) {
 	if fi, err := os.Stat(tarPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("tar %v mode %v: want 0600", err, fi.Mode())
 	}
+	if b, err := os.ReadFile(tarPath); err != nil || int64(len(b)) != st.Size || fmt.Sprintf("%x", sha256.Sum256(b)) != st.SHA256 {
+		t.Fatalf("PackFile reports size %d sha256 %s; the file has %d bytes (%v)", st.Size, st.SHA256, len(b), err)
+	}
 	must(t, os.Remove(filepath.Join(up, "srv/sock")))
 	want := tree(t, up)
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/internal/dockertest"
 	"github.com/swarmckpt/swarmckpt/worker/rootfsdiff"
 )
@@ -56,14 +57,44 @@ func lastWrote(logs string) int {
 
 // TestWritableLayerMigrates: a process that keeps a file of the container's own
 // filesystem open and appends to it (and deleted a file of the image) is dumped on one
-// node and restored on another. The set carries the writable layer
-// (images/rootfs-diff.tar, checksummed with the images); the restore succeeds (without
-// the layer CRIU fails: "Can't open file ... No such file or directory"), the file's
-// content is exactly the dumped one and the process goes on appending to it, and the
-// deleted file stays deleted.
+// node and restored on another, over each way a set travels: dumped then sent, streamed
+// while CRIU writes (DumpTo), and with the pages sent straight to the target (DumpInto).
+// The set carries the writable layer (images/rootfs-diff.tar, checksummed with the
+// images); the restore succeeds (without the layer CRIU fails: "Can't open file ... No
+// such file or directory"), the file's content is exactly the dumped one and the process
+// goes on appending to it, and the deleted file stays deleted.
 func TestWritableLayerMigrates(t *testing.T) {
 	nodes := dockertest.Nodes(t, 2)
 	src, dst := nodes[0], nodes[1]
+	a, _, _ := daemon(t, src, "src")
+	b, _, _ := daemon(t, dst, "dst")
+	ctx := dockertest.Context(t, 3*time.Minute)
+	bi, err := b.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		how  string
+		move func(name, set string) (*imageset.Manifest, error)
+	}{
+		{"dump then send", func(name, set string) (*imageset.Manifest, error) {
+			m, err := a.Dump(ctx, name, set, false)
+			if err != nil {
+				return nil, err
+			}
+			_, err = a.Send(ctx, set, bi.Addr)
+			return m, err
+		}},
+		{"streamed", func(name, set string) (*imageset.Manifest, error) { return a.DumpTo(ctx, name, set, bi.Addr, false) }},
+		// The set's other files, the layer among them, stream to the target as well.
+		{"pages into the target", func(name, set string) (*imageset.Manifest, error) { return a.DumpInto(ctx, name, set, bi.Addr) }},
+	} {
+		t.Run(tc.how, func(t *testing.T) { layerMigrates(t, src, dst, b, tc.move) })
+	}
+}
+
+func layerMigrates(t *testing.T, src, dst dockertest.Node, b *worker.Client, move func(name, set string) (*imageset.Manifest, error)) {
+	ctx := dockertest.Context(t, 2*time.Minute)
 	name := fmt.Sprintf("dplayer-%d", time.Now().UnixNano()%100000)
 	const dir = "/var/lib/app"
 	src.Run(t, name, dockertest.Image, "filewriter", dir)
@@ -71,11 +102,8 @@ func TestWritableLayerMigrates(t *testing.T) {
 	if _, _, ok := copyOut(t, src, name, "/etc/image-file"); ok {
 		t.Fatal("the workload did not delete /etc/image-file: the test image lacks it or the workload is old")
 	}
-	a, _, _ := daemon(t, src, "src")
-	b, _, _ := daemon(t, dst, "dst")
-	ctx := dockertest.Context(t, 2*time.Minute)
 	set := name + ".set"
-	m, err := a.Dump(ctx, name, set, false)
+	m, err := move(name, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +121,6 @@ func TestWritableLayerMigrates(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")
 	dumpedLast, _ := strconv.Atoi(strings.TrimPrefix(lines[len(lines)-1], "line "))
 
-	bi, err := b.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Send(ctx, set, bi.Addr); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
 	if _, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"}); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,12 @@ type PreflightRequest struct {
 type PreflightSet struct {
 	Set   string          `json:"set"`
 	Files []PreflightFile `json:"files"`
+	// Target is the node the set is to be restored on ("": not said, not checked). A
+	// set whose container mounts a local named volume is refused for any node but the
+	// one it ran on (localVolumeProblems): that node's volume is not carried.
+	Target string `json:"target,omitempty"`
+	// Key names the container in messages (SERVICE.SLOT; "": the set's container name).
+	Key string `json:"key,omitempty"`
 }
 
 // PreflightFile is a file name and its size.

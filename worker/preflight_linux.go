@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
@@ -50,6 +51,14 @@ func (w *Worker) Preflight(ctx context.Context, req PreflightRequest) (Preflight
 				continue
 			}
 			break files // one problem per set is enough
+		}
+		if s.Target != "" {
+			m, err := imageset.ReadManifest(dir)
+			if err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("image set %s on node %s: %v: the set is damaged; take a new snapshot", s.Set, w.cfg.Node, err))
+				continue
+			}
+			rep.Problems = append(rep.Problems, localVolumeProblems(m, s.Key, s.Target)...)
 		}
 	}
 	type checker interface {

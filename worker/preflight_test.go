@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
 // Preflight reports a set that is not there as Missing, and a set whose files are
@@ -51,5 +53,36 @@ func TestPreflightChecksSetsBySize(t *testing.T) {
 	}
 	if _, err := n.w.Preflight(context.Background(), worker.PreflightRequest{Sets: []worker.PreflightSet{{Set: "../x"}}}); err == nil {
 		t.Error("a set ID escaping the sets directory was accepted")
+	}
+}
+
+// Preflight refuses, through the worker's API, a set whose container mounts a local
+// volume when the restore's target is another node than the one it ran on.
+func TestPreflightRefusesLocalVolumeElsewhere(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	set := filepath.Join(n.w.SetsDir(), "s.vol")
+	if err := os.MkdirAll(filepath.Join(set, "images"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(set, "images", "core-1.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &imageset.Manifest{Node: "n0", Spec: container.Spec{Name: "db", Mounts: []container.Mount{{Type: "volume", Source: "db_data", Target: "/data"}}}}
+	if err := imageset.Seal(set, m); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(target string) worker.PreflightReport {
+		rep, err := (&worker.Client{Addr: n.w.Addr()}).Preflight(context.Background(), worker.PreflightRequest{Sets: []worker.PreflightSet{
+			{Set: "s.vol", Files: []worker.PreflightFile{{Name: "images/core-1.img", Size: 1}}, Target: target, Key: "db.1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := ask("n2"); len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "db.1: mounts the local volume db_data at /data on node n0") {
+		t.Fatalf("restore on n2 of a set with a local volume of n0: problems %q", rep.Problems)
+	}
+	if rep := ask("n0"); len(rep.Problems) != 0 {
+		t.Fatalf("restore on the container's own node: problems %q", rep.Problems)
 	}
 }

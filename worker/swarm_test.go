@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -23,8 +24,11 @@ import (
 
 // TestSwarmTaskRestoredAsTask: a swarm service's task container is dumped (it exits, so
 // swarm starts a replacement task); the set was placed for the service slot on that node,
-// so the runtime wrapper restores the replacement from it: the task continues counting
-// from the checkpoint and stays a task swarm supervises.
+// so the runtime wrapper restores the replacement from it: the task continues writing
+// from the checkpoint and stays a task swarm supervises. Its state is also in the
+// container's own filesystem (a file it keeps open and appends to): the wrapper applies
+// the set's writable layer into the new task's rootfs before CRIU restores, so the
+// file is there with the dumped content.
 func TestSwarmTaskRestoredAsTask(t *testing.T) {
 	nodes := dockertest.Nodes(t, 2)
 	mgr, n2 := nodes[0], nodes[1]
@@ -37,7 +41,7 @@ func TestSwarmTaskRestoredAsTask(t *testing.T) {
 	}
 	svc := fmt.Sprintf("dpsvc%d", time.Now().UnixNano()%100000)
 	if _, err := mgr.Docker("service", "create", "--detach", "--name", svc, "--no-resolve-image",
-		"--constraint", "node.hostname=="+host, "--restart-delay", "3s", dockertest.Image, "counter"); err != nil {
+		"--constraint", "node.hostname=="+host, "--restart-delay", "3s", dockertest.Image, "filewriter", "/var/lib/app"); err != nil {
 		t.Skipf("SKIPPED LOUDLY: cannot create a swarm service on %s (needs a lab manager): %v", mgr.Host, err)
 	}
 	t.Cleanup(func() { _, _ = mgr.Docker("service", "rm", svc) })
@@ -55,7 +59,7 @@ func TestSwarmTaskRestoredAsTask(t *testing.T) {
 		return ""
 	}
 	old := taskContainer("")
-	n2.WaitLog(t, old, 20*time.Second, "counting", func(l string) bool { return strings.Contains(l, "count 10\n") })
+	n2.WaitLog(t, old, 20*time.Second, "writing", func(l string) bool { return lastWrote(l) >= 10 })
 	b, _, _ := daemon(t, n2, "swarm-b")
 	ctx := dockertest.Context(t, 2*time.Minute)
 	set := svc + ".set"
@@ -66,15 +70,25 @@ func TestSwarmTaskRestoredAsTask(t *testing.T) {
 	if m.Spec.Service != svc || m.Spec.Slot != 1 {
 		t.Fatalf("manifest spec service %q slot %d", m.Spec.Service, m.Spec.Slot)
 	}
-	lastOld := lastCount(n2.MustDocker(t, "logs", old))
+	lastOld := lastWrote(n2.MustDocker(t, "logs", old))
+	dumped, _, ok := copyOut(t, n2, old, "/var/lib/app/db")
+	if !ok {
+		t.Fatal("the dumped task's /var/lib/app/db is missing")
+	}
 	if _, err := b.Restore(ctx, set, worker.RestoreOptions{Service: svc, Slot: 1}); err != nil {
 		t.Fatal(err)
 	}
 	fresh := taskContainer(old)
-	logs := n2.WaitLog(t, fresh, 30*time.Second, "counting after restore", func(l string) bool { return strings.Contains(l, "count ") })
-	first, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(strings.TrimSpace(logs), "\n", 2)[0], "count "))
-	if first <= lastOld || first > lastOld+5 {
-		t.Fatalf("replacement task started at count %d; the checkpoint was at %d: not restored from it", first, lastOld)
+	logs := n2.WaitLog(t, fresh, 30*time.Second, "writing after restore", func(l string) bool { return lastWrote(l) > lastOld+1 })
+	first, _ := strconv.Atoi(wroteRE.FindStringSubmatch(logs)[1])
+	if first != lastOld+1 {
+		t.Fatalf("replacement task started at wrote %d; the checkpoint was at %d: not restored from it", first, lastOld)
+	}
+	if got, _, ok := copyOut(t, n2, fresh, "/var/lib/app/db"); !ok || !bytes.HasPrefix(got, dumped) || len(got) == len(dumped) {
+		t.Fatalf("restored task's /var/lib/app/db has %d bytes (found %v), the dumped one %d: the writable layer was not applied, or the process does not write to it", len(got), ok, len(dumped))
+	}
+	if _, _, ok := copyOut(t, n2, fresh, "/etc/image-file"); ok {
+		t.Fatal("/etc/image-file, deleted before the dump, is back in the restored task")
 	}
 	// The manager learns the task's state from the node asynchronously: poll.
 	var st string

@@ -455,6 +455,12 @@ func (w *Worker) dump(ctx context.Context, name, setID string, opts dump.Options
 	w.log.Info("container dumped", "container", c.Name, "set", setID, "leave_running", leaveRunning, "bytes", m.TotalBytes(),
 		"seconds", time.Since(t0).Seconds(), "inspect_s", tInspected.Sub(t0).Seconds(), "freeze_s", tFrozen.Sub(tInspected).Seconds(),
 		"dump_s", tDumped.Sub(tFrozen).Seconds(), "criu_s", m.DumpSeconds, "sync_s", tSynced.Sub(tReleased).Seconds())
+	if r := m.Rootfs; r != nil && r.Carried {
+		w.log.Info("writable layer carried", "container", c.Name, "set", setID, "entries", r.Entries, "whiteouts", r.Whiteouts,
+			"bytes", r.Bytes, "seconds", r.Seconds, "skipped", r.Skipped)
+	} else if r != nil {
+		w.log.Warn("writable layer NOT carried: a restore on another node recreates the container's filesystem from its image", "container", c.Name, "set", setID, "reason", r.Reason)
+	}
 	return m, nil
 }
 

@@ -61,6 +61,14 @@ type Mount struct {
 	// (0: Docker's defaults).
 	TmpfsSize int64  `json:"tmpfsSize,omitempty"`
 	TmpfsMode uint32 `json:"tmpfsMode,omitempty"`
+	// Driver is a volume's driver ("local" is the node's own disk; empty in specs
+	// recorded before it existed, which means local too).
+	Driver string `json:"driver,omitempty"`
+}
+
+// LocalVolume tells whether m is a volume whose data lives on its node only.
+func (m Mount) LocalVolume() bool {
+	return m.Type == "volume" && (m.Driver == "" || m.Driver == "local")
 }
 
 // PortBinding publishes a container port on the node (docker run -p).
@@ -153,6 +161,12 @@ type Spec struct {
 	OomScoreAdj int      `json:"oomScoreAdj,omitempty"`
 	// Healthcheck is the container's own healthcheck (nil: the image's, if any).
 	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+
+	// UpperDir is the container's writable layer on its node (overlay2's upper
+	// directory, docker inspect GraphDriver.Data.UpperDir) and StorageDriver Docker's
+	// storage driver; node-local facts for the dump, never recorded in a manifest.
+	UpperDir      string `json:"-"`
+	StorageDriver string `json:"-"`
 }
 
 // Healthcheck is a container healthcheck (docker run --health-*, compose healthcheck:).

@@ -39,6 +39,12 @@ func FromInspect(ci dcontainer.InspectResponse) Spec {
 		sort.Strings(s.ExposedPorts)
 	}
 	s.Service, s.Task, s.Slot = SwarmFromLabels(s.Labels)
+	if ci.ContainerJSONBase != nil {
+		s.StorageDriver = ci.GraphDriver.Name
+		if s.StorageDriver == "overlay2" {
+			s.UpperDir = ci.GraphDriver.Data["UpperDir"]
+		}
+	}
 	var hostMounts []mount.Mount
 	if ci.ContainerJSONBase != nil && ci.HostConfig != nil {
 		h := ci.HostConfig
@@ -54,6 +60,9 @@ func FromInspect(ci dcontainer.InspectResponse) Spec {
 			src = m.Name
 		}
 		mm := Mount{Type: string(m.Type), Source: src, Target: m.Destination, ReadOnly: !m.RW}
+		if m.Type == mount.TypeVolume {
+			mm.Driver = m.Driver
+		}
 		if m.Type == mount.TypeTmpfs {
 			for _, hm := range hostMounts {
 				if hm.Type == mount.TypeTmpfs && hm.Target == m.Destination && hm.TmpfsOptions != nil {

@@ -86,8 +86,11 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 		return nil, fmt.Errorf("dump %s: waiting for the lazy page server: %w", c, ctx.Err())
 	}
 	criu, kernel := r.Versions()
+	// CRIU holds the container frozen while it serves pages: its writable layer is the
+	// one of the dump. A layer that cannot be packed is reported in the manifest.
+	rootfs, _, _ := packRootfs(spec, imageset.ImagesPath(set))
 	m := &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, CRIUVersion: criu, Kernel: kernel,
-		Created: time.Now().UTC(), DumpSeconds: time.Since(start).Seconds(), LazyPages: opts.PageServer}
+		Created: time.Now().UTC(), DumpSeconds: time.Since(start).Seconds(), LazyPages: opts.PageServer, Rootfs: rootfs}
 	if err := imageset.Seal(set, m); err != nil {
 		_ = cmd.Process.Kill()
 		return nil, fmt.Errorf("dump %s: %w", c, err)

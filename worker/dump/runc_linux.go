@@ -142,10 +142,20 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
 			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6))
 	}
+	// The writable layer, before the images stream on (the tar is one more file of the
+	// set). A snapshot (leave running) whose layer cannot be packed fails: its
+	// container runs on, and a set that cannot be restored elsewhere is worse than none.
+	// After a dump that stopped the container, the processes are gone: the set is kept
+	// (it restores on this node) and says why the layer is missing.
+	rootfs, tarFile, rerr := packRootfs(spec, images)
+	if rerr != nil && opts.LeaveRunning {
+		return nil, fmt.Errorf("dump %s: writable layer: %w", c, rerr)
+	}
 	criu, kernel := r.Versions()
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
+		Rootfs: rootfs,
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for
@@ -154,6 +164,13 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
 			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)
 		}
+	} else if tarFile.Name != "" {
+		// Hashed as it was written: sealing does not read it again (the container is
+		// still frozen). With a sink, streamRest sent and hashed it.
+		if known == nil {
+			known = map[string]imageset.File{}
+		}
+		known[tarFile.Name] = tarFile
 	}
 	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)

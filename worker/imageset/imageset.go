@@ -75,8 +75,27 @@ type Manifest struct {
 	// dumping CRIU (its page server wrote them; Worker.DumpInto) and computed their
 	// digests: the source never wrote them to its disk.
 	PagesReceivedBy string `json:"pagesReceivedBy,omitempty"`
+	// Rootfs says what the set carries of the container's writable layer (the tar
+	// images/rootfs-diff.tar, package rootfsdiff); nil in sets written before it
+	// existed and in sets of fakes.
+	Rootfs *Rootfs `json:"rootfs,omitempty"`
 	// Files lists every file under images/, sorted by name.
 	Files []File `json:"files"`
+}
+
+// Rootfs describes the writable layer carried in a set.
+type Rootfs struct {
+	// Carried: images/rootfs-diff.tar holds the layer; else Reason says why not.
+	Carried bool   `json:"carried"`
+	Reason  string `json:"reason,omitempty"`
+	// Entries, Whiteouts (deleted paths) and Bytes (file content) of the layer, and
+	// the seconds packing it took (while the container was frozen or stopped).
+	Entries   int     `json:"entries,omitempty"`
+	Whiteouts int     `json:"whiteouts,omitempty"`
+	Bytes     int64   `json:"bytes,omitempty"`
+	Seconds   float64 `json:"seconds,omitempty"`
+	// Skipped are paths left out (sockets, names starting with .wh.).
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // TotalBytes is the sum of all file sizes.

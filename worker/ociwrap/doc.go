@@ -34,7 +34,10 @@
 // makes runc restore with CRIU's tcp-close through a CRIU config file named by the
 // bundle's org.criu.config annotation, and the closed connections are logged.
 //
-// Before runc restore the wrapper also resolves bind-mount sources that are symlinks
+// Before runc restore the wrapper also applies the set's writable layer
+// (images/rootfs-diff.tar, package rootfsdiff) into the bundle's mounted rootfs, unless
+// the worker already unpacked it into the container's upper directory (an exact
+// restore leaves RootfsAppliedFile): rootfs.go. It also resolves bind-mount sources that are symlinks
 // (mounts.go: CRIU cannot bind one; Docker's init is one) and arranges for the bundle's
 // net.* sysctls to be written in the restored network namespace (sysctl.go: runc's init,
 // which writes them on a fresh start, does not run on restore).

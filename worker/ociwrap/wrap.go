@@ -130,6 +130,10 @@ func (w *Wrapper) restore(inv Invocation, dir string) error {
 		if err := w.readdress(inv, claimed); err != nil {
 			return err
 		}
+		// The writable layer: the files the images' processes have open.
+		if err := w.rootfsBeforeRestore(inv, claimed); err != nil {
+			return err
+		}
 		if changed, err := ResolveBindSources(inv.Bundle); err != nil {
 			return err
 		} else if len(changed) > 0 {

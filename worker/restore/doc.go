@@ -4,8 +4,9 @@
 // runtime settings such as init, ports, limits, capabilities, ulimits and sysctls;
 // networks with the same IP by --ip and the swarm service name as a network alias),
 // the set is renamed into the node's restore area as
-// <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), and `docker
-// start` makes the node's runtime wrapper (swarmckpt-runtime, see worker/ociwrap) run
+// <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), the set's
+// writable layer (images/rootfs-diff.tar) is unpacked into the new container's overlay
+// upper directory (rootfs_linux.go), and `docker start` makes the node's runtime wrapper (swarmckpt-runtime, see worker/ociwrap) run
 // `runc restore` in place of `runc create`. Swarm tasks are placed as
 // svc-<service>.<slot> for the replacement task swarm starts (PlaceForTask; PlaceTask
 // adds the wrapper's instructions: network lock, a deadline to wait for the address

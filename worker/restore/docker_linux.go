@@ -103,6 +103,7 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		var mvErr error
 		if _, serr := os.Stat(placed); serr == nil {
 			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
+			_ = os.Remove(filepath.Join(placed, ociwrap.RootfsAppliedFile))
 			mvErr = unplace(v, placed, opts.Keep)
 		}
 		err = errors.Join(err, rmErr, mvErr)
@@ -175,6 +176,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 			err = keepFailedLog(err, placed, v.Dir(), id) // before the set goes back
 			_ = os.Remove(filepath.Join(placed, ociwrap.ErrorFile))
 			_ = os.Remove(filepath.Join(placed, ociwrap.LockFile))
+			_ = os.Remove(filepath.Join(placed, ociwrap.RootfsAppliedFile)) // it went with the container
 			mvErr = unplace(v, placed, opts.Keep)
 		}
 		retry = retry && !consumed && mvErr == nil
@@ -195,6 +197,9 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 	}
 	if err := place(v, placed, opts.Keep); err != nil {
 		return id, placed, false, fmt.Errorf("place set (the set must be on the data-root's filesystem): %w", err)
+	}
+	if err := d.applyRootfs(ctx, v, id, placed); err != nil {
+		return id, placed, false, err
 	}
 	if opts.NetworkLock {
 		// The runtime installs this nft script in the container's network namespace

@@ -1,8 +1,10 @@
 package restore_test
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -111,6 +113,39 @@ func TestDockerConformance(t *testing.T) {
 			}
 			return v
 		},
+		Layer: func(t *testing.T) (imageset.Verified, func(*testing.T, string)) {
+			name := fmt.Sprintf("dprestore-layer-%d", seq.Add(1))
+			node.Run(t, name, dockertest.Image, "filewriter", "/var/lib/app")
+			node.WaitLog(t, name, 10*time.Second, "writing", func(l string) bool { return strings.Contains(l, "wrote 3\n") })
+			ctx := context.Background()
+			ref, err := insp.Resolve(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := insp.Spec(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := filepath.Join(setsDir, fmt.Sprint(name, "-", time.Now().UnixNano()))
+			if _, err := (&dump.Runc{Root: node.RuncRoot()}).Dump(ctx, ref, spec, set, dump.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			v, err := imageset.Check(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dumped := catFile(t, node, name, "/var/lib/app/db")
+			node.MustDocker(t, "rm", "-f", name) // and with it, its writable layer
+			return v, func(t *testing.T, restored string) {
+				node.WaitLog(t, restored, 10*time.Second, "writing after the restore", func(l string) bool { return strings.Contains(l, "wrote ") })
+				if got := catFile(t, node, restored, "/var/lib/app/db"); !strings.HasPrefix(got, dumped) {
+					t.Fatalf("restored /var/lib/app/db = %q, want it to start with the dumped %q", got, dumped)
+				}
+				if _, err := node.Docker("cp", restored+":/etc/image-file", "-"); err == nil {
+					t.Fatal("/etc/image-file, deleted before the dump, is back")
+				}
+			}
+		},
 		Exists: func(t *testing.T, name string) bool { _, err := node.Docker("inspect", name); return err == nil },
 		Name: func(t *testing.T) string {
 			n := fmt.Sprintf("dprestore-%d", seq.Add(1))
@@ -129,3 +164,21 @@ func (rr runtimeRestorer) Restore(ctx context.Context, v imageset.Verified, o re
 }
 
 func (rr runtimeRestorer) Remove(ctx context.Context, c string) error { return rr.r.Remove(ctx, c) }
+
+// catFile reads one file of a container (running or stopped) through docker cp.
+func catFile(t *testing.T, node dockertest.Node, name, path string) string {
+	t.Helper()
+	out, err := node.Docker("cp", name+":"+path, "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(strings.NewReader(out))
+	if _, err := tr.Next(); err != nil {
+		t.Fatalf("docker cp %s:%s: %v", name, path, err)
+	}
+	b, err := io.ReadAll(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

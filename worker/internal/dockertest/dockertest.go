@@ -126,6 +126,10 @@ func ensureImage(t testing.TB, n Node) {
 	for _, d := range []string{"tmp/", "etc/"} {
 		_ = tw.WriteHeader(&tar.Header{Name: d, Mode: 0o1777, Typeflag: tar.TypeDir})
 	}
+	// A file of the image for tests of deletions in the writable layer (filewriter).
+	imageFile := []byte("from the image\n")
+	_ = tw.WriteHeader(&tar.Header{Name: "etc/image-file", Mode: 0o644, Size: int64(len(imageFile))})
+	_, _ = tw.Write(imageFile)
 	_ = tw.WriteHeader(&tar.Header{Name: "testimg", Mode: 0o755, Size: int64(len(bin))})
 	_, _ = tw.Write(bin)
 	_ = tw.Close()

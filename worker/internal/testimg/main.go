@@ -9,6 +9,10 @@
 //	                              (plain TCP; TESTIMG_MPTCP=1 makes it MPTCP, which CRIU refuses)
 //	testimg echo-client ADDR      sends "seq N" lines, checks each echo, prints "ok N";
 //	                              prints "ERR ..." and exits 3 on any gap or error
+//	testimg filewriter DIR        state in the container's own filesystem: deletes the
+//	                              image's /etc/image-file, writes DIR/config once, then
+//	                              keeps DIR/db open and appends "line N" to it every
+//	                              50 ms, printing "wrote N"
 package main
 
 import (
@@ -39,6 +43,8 @@ func main() {
 		echoServer(arg(2))
 	case "echo-client":
 		echoClient(arg(2))
+	case "filewriter":
+		fileWriter(arg(2))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown mode %q\n", os.Args[1])
 		os.Exit(2)
@@ -144,6 +150,33 @@ func echoClient(addr string) {
 			os.Exit(3)
 		}
 		fmt.Printf("ok %d\n", i)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fileWriter(dir string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "filewriter:", err)
+		os.Exit(1)
+	}
+	if err := os.Remove("/etc/image-file"); err != nil && !os.IsNotExist(err) {
+		fail(err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile(dir+"/config", []byte("written once\n"), 0o640); err != nil {
+		fail(err)
+	}
+	f, err := os.OpenFile(dir+"/db", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		fail(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := fmt.Fprintf(f, "line %d\n", i); err != nil {
+			fail(err)
+		}
+		fmt.Printf("wrote %d\n", i)
 		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -23,6 +23,12 @@ type Env struct {
 	Exists func(t *testing.T, name string) bool
 	// Name returns a fresh container name, removed at the end of the test.
 	Name func(t *testing.T) string
+	// Layer, when set, dumps (with exit) a container whose processes wrote into its own
+	// filesystem (and deleted a file of its image), and returns its verified set and a
+	// check that the restored container named name has that filesystem: the writable
+	// layer carried in the set. Nil: the implementation has no filesystems (the subtest
+	// says so and skips).
+	Layer func(t *testing.T) (v imageset.Verified, check func(t *testing.T, name string))
 }
 
 // Run runs the suite.
@@ -110,6 +116,24 @@ func Run(t *testing.T, e Env) {
 		if e.Exists(t, name) {
 			t.Fatal("container left behind")
 		}
+	})
+	t.Run("writable layer restored", func(t *testing.T) {
+		if e.Layer == nil {
+			t.Skip("SKIP: this Restorer has no container filesystems (Env.Layer nil); the real one is checked by TestDockerConformance")
+		}
+		v, check := e.Layer(t)
+		if _, ok := v.Manifest().Lookup("rootfs-diff.tar"); !ok {
+			t.Fatalf("set %s lists no rootfs-diff.tar: the dump did not carry the writable layer", v.Dir())
+		}
+		name := e.Name(t)
+		ref, err := e.Restorer.Restore(ctx, v, restore.Options{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.Pid <= 0 {
+			t.Fatalf("restored ref %+v", ref)
+		}
+		check(t, name)
 	})
 	t.Run("unverified set refused", func(t *testing.T) {
 		if _, err := e.Restorer.Restore(ctx, imageset.Verified{}, restore.Options{}); !errors.Is(err, restore.ErrUnverified) {

@@ -84,7 +84,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 		if c.Images != nil {
 			files = c.Images.Files
 		}
-		get(src).Sets = append(get(src).Sets, nodeagent.PreflightSet{Set: set, Files: files})
+		get(src).Sets = append(get(src).Sets, nodeagent.PreflightSet{Set: set, Files: files, Target: t, Key: c.Key()})
 		if t != src {
 			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
 		}

@@ -112,7 +112,18 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("snapshot: exit %d: %s", code, out)
 	}
-	target := e.name + "-3"
+	// The target (whose image is swapped below) must not run a sleeper: the stack is
+	// put back on the sleepers' own nodes, which must still have the real image.
+	target := ""
+	tasksAt, _ := e.dockerCmd(e.name+"-1", "service", "ps", svc, "--filter", "desired-state=running", "--format", "{{.Node}}")
+	for i := 3; i >= 1 && target == ""; i-- {
+		if n := fmt.Sprintf("%s-%d", e.name, i); !strings.Contains(tasksAt, n) {
+			target = n
+		}
+	}
+	if target == "" {
+		t.Fatalf("every node runs a sleeper (%q): no node to make the restore fail on", tasksAt)
+	}
 	const img = "swarmckpt-thirdparty/busybox:deb"
 	orig, err := e.dockerCmd(target, "image", "inspect", "-f", "{{.Id}}", img)
 	if err != nil {

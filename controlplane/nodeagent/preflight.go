@@ -38,6 +38,11 @@ type PreflightRequest struct {
 type PreflightSet struct {
 	Set   string       `json:"set"`
 	Files []store.File `json:"files"`
+	// Target is the node the set is to be restored on (sent to the set's own node
+	// only): a set whose container mounts a local named volume is refused for any
+	// other node than the one it ran on. Key names the container (SERVICE.SLOT).
+	Target string `json:"target,omitempty"`
+	Key    string `json:"key,omitempty"`
 }
 
 // PreflightContainer is a container to restore: SERVICE.SLOT, its container name and

@@ -25,7 +25,7 @@ func (e *Exec) Preflight(ctx context.Context, req nodeagent.PreflightRequest) (n
 		wr.Addresses = append(wr.Addresses, restore.CheckAddress{Key: a.Key, IP: a.IP, Networks: a.Networks})
 	}
 	for _, s := range req.Sets {
-		ps := worker.PreflightSet{Set: s.Set}
+		ps := worker.PreflightSet{Set: s.Set, Target: s.Target, Key: s.Key}
 		for _, f := range s.Files {
 			ps.Files = append(ps.Files, worker.PreflightFile{Name: f.Name, Size: f.Size})
 		}

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
+	"time"
 )
 
 // statesBlackhole is where the states client's pending connect goes: a loopback
@@ -37,6 +39,7 @@ func runStatesHelper(role, addr, status string) int {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				runtime.KeepAlive(keep)
 				return fail("accept", err)
 			}
 			keep = append(keep, c)
@@ -87,7 +90,11 @@ func runStatesHelper(role, addr, status string) int {
 		if err := os.WriteFile(status, []byte("ready"), 0o600); err != nil {
 			return fail("status", err)
 		}
-		select {} // hold fd and keep until killed
+		for { // hold every socket until killed (a collected net.Conn closes its socket)
+			time.Sleep(time.Hour)
+			runtime.KeepAlive(keep)
+			runtime.KeepAlive(fd)
+		}
 	}
 	return 2
 }

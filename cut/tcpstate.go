@@ -57,16 +57,6 @@ func (s TCPState) String() string {
 	return fmt.Sprintf("state(%d)", uint32(s))
 }
 
-// finSent reports whether the socket's own FIN is in its stream (it has a sequence
-// number, counted in write_seq): the application shut down its sending side.
-func (s TCPState) finSent() bool {
-	switch s {
-	case TCPFinWait1, TCPFinWait2, TCPClosing, TCPLastAck, TCPTimeWait:
-		return true
-	}
-	return false
-}
-
 // finUnacked reports whether the socket's own FIN is sent but not acknowledged yet.
 // CRIU (libsoccr's refresh_sk) leaves that FIN out of outq_len while write_seq counts
 // it, so snd_una = outq_seq - outq_len - 1 in these states.

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/pendingconn"
 	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
@@ -96,6 +97,9 @@ type Worker struct {
 
 	pagesMu sync.Mutex
 	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
+
+	pendingMu sync.Mutex
+	pending   map[string][]pendingconn.Ports // restored locked containers' pending connects, ended at their unlock (pending_linux.go)
 }
 
 var _ Service = (*Worker)(nil)
@@ -345,6 +349,7 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 		return err
 	}
 	if st, err := w.p.Locker.State(ctx, c); err == nil && !st.Locked() {
+		w.failPending(ctx, c, w.takePending(c.ID))
 		return w.unhold(c, true, false)
 	}
 	return nil
@@ -644,9 +649,15 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 			}
 		}()
 	}
+	pending := pendingConnects(v.Dir()) // before the restore, which may consume the set
 	ref, err = w.p.Restorer.Restore(ctx, v, ro)
 	if err != nil {
 		return ref, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	if ro.NetworkLock {
+		w.notePending(ref.ID, pending)
+	} else {
+		w.failPending(ctx, ref, pending) // CRIU's own restore lock is gone already
 	}
 	return ref, nil
 }

@@ -100,4 +100,33 @@ func (e *e2e) churnSnapshotsVerified(t *testing.T) {
 			t.Logf("churn client after the snapshots: %v", st["churn"])
 		}
 	}
+
+	// A migration restores what the cut caught: pending connects, which the worker ends
+	// at once after the unlock (worker/pendingconn) instead of leaving them to their
+	// SYN's retransmission 1 s or more later, and unpaired ends. The long-lived
+	// connection survives, and the churn goes on from the restored client.
+	target := e.name + "-3"
+	out, code := e.ctl(5*time.Minute, "migrate", "churn", "--to", target)
+	if code != 0 {
+		t.Fatalf("migrate churn --to %s: exit %d\n%s", target, code, out)
+	}
+	st := e.echoSameConnection(t, target, "churn_client-1-")
+	ch, _ := st["churn"].(map[string]any)
+	ok0, _ := ch["ok"].(float64)
+	waitLong(t, "churn connections succeeding from the restored client", func() bool {
+		s, ok := e.echoStatus(target, "churn_client-1-")
+		if !ok {
+			return false
+		}
+		c, _ := s["churn"].(map[string]any)
+		n, _ := c["ok"].(float64)
+		ch = c
+		return n >= ok0+30
+	})
+	ended := 0
+	for i := 1; i <= 3; i++ {
+		b, _ := os.ReadFile(filepath.Join(e.dir, fmt.Sprintf("worker-%s-%d.log", e.name, i)))
+		ended += strings.Count(string(b), "pending connects of a restored container ended at once")
+	}
+	t.Logf("after the migration: %d restored container(s) had pending connects ended at once; churn %v", ended, ch)
 }

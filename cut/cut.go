@@ -286,7 +286,11 @@ func Check(s State) *Report {
 				Sent: a.Sent, Acked: a.Acked, Received: b.Received, State: a.State}
 			if note, handshake := pairNote(a.State, b.State); note != 0 {
 				if !handshake {
-					ch.Note, ch.Detail = note, noteDetail(note, a.State, ch.To)
+					st := a.State
+					if note == Closed {
+						st = TCPClose // whichever end is over
+					}
+					ch.Note, ch.Detail = note, noteDetail(note, st, ch.To)
 					r.Unchecked = append(r.Unchecked, ch)
 					continue
 				}

@@ -32,6 +32,16 @@ func (e *e2e) churnSnapshotsVerified(t *testing.T) {
 		}
 		runs = n
 	}
+	// Without skip-in-flight a connection in the server's accept queue fails the dump.
+	skip := false
+	for _, f := range []string{"/etc/criu/runc.conf", os.Getenv("CRIU_CONFIG_FILE")} {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "\nskip-in-flight\n") {
+			skip = true
+		}
+	}
+	if !skip {
+		t.Fatalf("CRIU's skip-in-flight is not set in /etc/criu/runc.conf: run 'make setup' (deploy/setup writes it)")
+	}
 	images, _ := lab.ImageDirForTests()
 	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
 		filepath.Join(repoRoot(), "coordinator", "testdata", "churn.yml"), "churn"); code != 0 {

@@ -66,6 +66,11 @@ type Parts struct {
 	// Sync makes a set written here durable before it is reported, dumped or received
 	// (nil: imageset.Sync). Tests make it fail.
 	Sync func(set string) error
+	// EndPendingConnects: a restored container's connects pending when its network
+	// opens are ended at once (package pendingconn, through its processes' sockets).
+	// False (tests with fake containers, whose pids are not theirs): left to their SYN's
+	// retransmission.
+	EndPendingConnects bool
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -98,8 +103,8 @@ type Worker struct {
 	pagesMu sync.Mutex
 	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
 
-	pendingMu sync.Mutex
-	pending   map[string][]pendingconn.Ports // restored locked containers' pending connects, ended at their unlock (pending_linux.go)
+	pendingMu      sync.Mutex
+	restoredLocked map[string]bool // containers restored network-locked, by ID: their unlock ends pending connects (pending_linux.go)
 }
 
 var _ Service = (*Worker)(nil)
@@ -153,6 +158,8 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
+
+		EndPendingConnects: true,
 	})
 	return w, cli, err
 }
@@ -345,11 +352,12 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 	if err != nil {
 		return err
 	}
+	pending := w.restoredPending(c)
 	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
 		return err
 	}
 	if st, err := w.p.Locker.State(ctx, c); err == nil && !st.Locked() {
-		w.failPending(ctx, c, w.takePending(c.ID))
+		w.unlocked(ctx, c, pending)
 		return w.unhold(c, true, false)
 	}
 	return nil
@@ -649,15 +657,18 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 			}
 		}()
 	}
-	pending := pendingConnects(v.Dir()) // before the restore, which may consume the set
+	var pending []pendingconn.Ports
+	if !ro.NetworkLock && w.p.EndPendingConnects {
+		pending = pendingConnects(v.Dir()) // before the restore, which may consume the set
+	}
 	ref, err = w.p.Restorer.Restore(ctx, v, ro)
 	if err != nil {
 		return ref, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
 	if ro.NetworkLock {
-		w.notePending(ref.ID, pending)
+		w.markRestored(ref.ID) // its unlock ends the connects pending then
 	} else {
-		w.failPending(ctx, ref, pending) // CRIU's own restore lock is gone already
+		w.failPendingNow(ctx, ref, pending) // CRIU's own restore lock is gone already
 	}
 	return ref, nil
 }

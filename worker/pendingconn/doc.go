@@ -12,7 +12,10 @@
 // connect carried no byte (docs/algorithms.md, "TCP states at the cut"), so failing it
 // loses nothing a network could not have refused.
 //
-// Sockets are named by their ports (local, remote): a restore that rewrites addresses
-// keeps ports. Only sockets still in SYN_SENT are touched: one that completed meanwhile
-// is left alone.
+// The same holds for a connect the restored application starts before the unlock: its
+// SYN is dropped too. So the worker takes SynSent of a restored container right before
+// unlocking it (every connect pending then sent its SYN into the lock) and ends those
+// with FailInodes right after. Fail names sockets by their ports (local, remote; a
+// restore that rewrites addresses keeps ports), for a restore without a lock of ours.
+// Only sockets still in SYN_SENT are touched: one that completed meanwhile is left alone.
 package pendingconn

@@ -103,6 +103,13 @@ func TestFailEndsAPendingConnectAtOnce(t *testing.T) {
 		return 0
 	}
 	tPort, oPort := portOf(target.Process.Pid), portOf(other.Process.Pid)
+	before, err := SynSent(target.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 2 {
+		t.Fatalf("SynSent = %v, want the two pending connects of the namespace", before)
+	}
 
 	t0 := time.Now()
 	failed, err := Fail(context.Background(), target.Process.Pid, []Ports{{tPort, 80}, {1, 2}})
@@ -132,5 +139,24 @@ func TestFailEndsAPendingConnectAtOnce(t *testing.T) {
 	// Nothing pending is left for a second call.
 	if again, err := Fail(context.Background(), target.Process.Pid, []Ports{{tPort, 80}}); err != nil || len(again) != 0 {
 		t.Fatalf("second Fail = %v, %v; want nothing", again, err)
+	}
+	// By inode, as the worker does at an unlock: the socket SynSent saw and the target's
+	// (ended already, so skipped).
+	failed, err = FailInodes(context.Background(), target.Process.Pid, before)
+	if err != nil || len(failed) != 1 || failed[0] != (Ports{oPort, 80}) {
+		t.Fatalf("FailInodes = %v, %v; want only :%d->:80", failed, err, oPort)
+	}
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for {
+		if got, err := os.ReadFile(otherStatus); err == nil {
+			if !strings.Contains(string(got), syscall.ECONNRESET.Error()) {
+				t.Fatalf("the other connect returned %q", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other connect did not return within 0.9 s of FailInodes")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

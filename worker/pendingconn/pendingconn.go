@@ -87,19 +87,3 @@ func parseAddr(s string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
 }
-
-// Pending returns the inodes of the entries in SYN_SENT whose ports are in want.
-func Pending(entries []Entry, want []Ports) map[uint64]Ports {
-	set := make(map[Ports]bool, len(want))
-	for _, p := range want {
-		set[p] = true
-	}
-	out := map[uint64]Ports{}
-	for _, e := range entries {
-		p := Ports{e.Local.Port(), e.Remote.Port()}
-		if e.State == tcpSynSent && e.Inode != 0 && set[p] {
-			out[e.Inode] = p
-		}
-	}
-	return out
-}

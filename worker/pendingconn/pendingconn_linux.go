@@ -12,13 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Fail shuts down every socket in SYN_SENT whose ports are in want, held by any process
-// in the PID namespace of pid (a container's init), and returns the ports of those it
-// ended. A socket that left SYN_SENT before its turn is left alone.
-func Fail(ctx context.Context, pid int, want []Ports) ([]Ports, error) {
-	if len(want) == 0 {
-		return nil, nil
-	}
+// SynSent returns the sockets in SYN_SENT of the network namespace of pid (inode ->
+// ports). Taken while the namespace is still network-locked, it names every connect
+// whose SYN the lock dropped.
+func SynSent(pid int) (map[uint64]Ports, error) {
 	var entries []Entry
 	for _, name := range []string{"tcp", "tcp6"} {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, name))
@@ -35,7 +32,43 @@ func Fail(ctx context.Context, pid int, want []Ports) ([]Ports, error) {
 		}
 		entries = append(entries, es...)
 	}
-	pending := Pending(entries, want)
+	out := map[uint64]Ports{}
+	for _, e := range entries {
+		if e.State == tcpSynSent && e.Inode != 0 {
+			out[e.Inode] = Ports{e.Local.Port(), e.Remote.Port()}
+		}
+	}
+	return out, nil
+}
+
+// Fail shuts down every socket in SYN_SENT whose ports are in want, held by any process
+// in the PID namespace of pid (a container's init), and returns the ports of those it
+// ended. A socket that left SYN_SENT before its turn is left alone.
+func Fail(ctx context.Context, pid int, want []Ports) ([]Ports, error) {
+	if len(want) == 0 {
+		return nil, nil
+	}
+	all, err := SynSent(pid)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[Ports]bool, len(want))
+	for _, p := range want {
+		set[p] = true
+	}
+	pending := map[uint64]Ports{}
+	for ino, p := range all {
+		if set[p] {
+			pending[ino] = p
+		}
+	}
+	return FailInodes(ctx, pid, pending)
+}
+
+// FailInodes shuts down the sockets named by inode (as SynSent returns them) that are
+// still in SYN_SENT, held by any process in the PID namespace of pid, and returns the
+// ports of those it ended.
+func FailInodes(ctx context.Context, pid int, pending map[uint64]Ports) ([]Ports, error) {
 	if len(pending) == 0 {
 		return nil, nil
 	}

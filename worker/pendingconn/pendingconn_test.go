@@ -49,19 +49,3 @@ func TestParse(t *testing.T) {
 		t.Fatalf("garbage: err = %v, want ErrParse", err)
 	}
 }
-
-func TestPending(t *testing.T) {
-	es, err := Parse(strings.NewReader(procTCP))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := Pending(es, []Ports{{46500, 7000}, {46502, 7000}, {80, 40960}})
-	// 46500->7000: SYN_SENT, wanted. 46502->7000: established, left alone.
-	// :80->:40960 is SYN_SENT and wanted but has no inode (no file): left alone.
-	if len(got) != 1 || got[30763] != (Ports{46500, 7000}) {
-		t.Fatalf("pending = %v, want only inode 30763", got)
-	}
-	if len(Pending(es, nil)) != 0 {
-		t.Fatal("nothing wanted, something pending")
-	}
-}

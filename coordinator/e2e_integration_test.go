@@ -582,6 +582,9 @@ func TestIntegrationE2E(t *testing.T) {
 
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).
 	t.Run("MigrateRestoredEchoAgain", e.migrateRestoredEchoAgain)
+
+	// Connect-per-request traffic: every algorithm's snapshots verify (churn_integration_test.go).
+	t.Run("ChurnSnapshotsVerified", e.churnSnapshotsVerified)
 }
 
 // lockedBuffer is a bytes.Buffer a command writes while the test reads it.

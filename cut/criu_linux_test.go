@@ -2,6 +2,7 @@ package cut
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,3 +287,84 @@ func TestCRIUEchoWorkloadCutIsConsistent(t *testing.T) {
 		t.Logf("in flight %s -> %s: %d byte(s) sent but not received", ch.From, ch.To, ch.Sent-ch.Received)
 	}
 }
+
+// TestCRIUTCPStates dumps, with real CRIU, a client holding sockets in several TCP
+// states (a pending connect, an established connection, one its server closed, one it
+// half-closed itself) and its server, the coordinated way, and checks that the images
+// carry each socket's state and that the checker classifies each as
+// docs/algorithms.md ("TCP states at the cut") says.
+func TestCRIUTCPStates(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t)
+	ns := "--net=/run/netns/" + p.ns
+	// Every packet to the blackhole is dropped: a connect there stays SYN_SENT.
+	run(t, "nsenter", ns, "nft", "add table inet cuttest; add chain inet cuttest out { type filter hook output priority 0; }; add rule inet cuttest out ip daddr "+statesBlackhole+" drop")
+	status := filepath.Join(p.dir, "client.status")
+	env := func(role string) []string {
+		// Go >= 1.24 listens with MPTCP, which CRIU cannot dump.
+		return append(os.Environ(), "GODEBUG=multipathtcp=0", helperEnv+"="+role, helperAddrEnv+"=127.0.0.1:47002", helperStatusEnv+"="+status)
+	}
+	p.server = p.start("server", env("states-server"), exe, "-test.run=^$")
+	p.waitFor(func() bool {
+		return exec.Command("nsenter", ns, "ss", "-tlnH", "sport = :47002").Run() == nil &&
+			strings.Contains(string(must(exec.Command("nsenter", ns, "ss", "-tlnH", "sport = :47002").Output())), "47002")
+	}, "the states server listening")
+	p.client = p.start("client", env("states-client"), exe, "-test.run=^$")
+	// Wait until the kernel shows every state (the server's read of 'h' to EOF and the
+	// ACK of the client's FIN are asynchronous).
+	p.waitFor(func() bool {
+		if _, err := os.Stat(status); err != nil {
+			return false
+		}
+		out := string(must(exec.Command("nsenter", ns, "ss", "-tanH").Output()))
+		return strings.Count(out, "SYN-SENT") == 1 && strings.Count(out, "CLOSE-WAIT") == 2 && strings.Count(out, "FIN-WAIT-2") == 2
+	}, "SYN-SENT x1, CLOSE-WAIT x2 (client 'c', server 'h'), FIN-WAIT-2 x2 (client 'h', server's orphan 'c') in ss")
+	sDir := p.dump(p.server, "server", false)
+	cDir := p.dump(p.client, "client", false)
+
+	var socks []Socket
+	for _, d := range [][2]string{{"server", sDir}, {"client", cDir}} {
+		ss, err := ReadSockets(d[0], d[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, ss...)
+	}
+	got := map[string]int{}
+	for _, s := range socks {
+		t.Logf("socket %s", s)
+		if !s.HasStreamRecord {
+			t.Errorf("%s: no stream record (tcp-stream image)", s)
+		}
+		got[s.Container+" "+TCPState(s.State).String()]++
+	}
+	want := map[string]int{"client SYN_SENT": 1, "client ESTABLISHED": 1, "client CLOSE_WAIT": 1, "client FIN_WAIT2": 1,
+		"server ESTABLISHED": 1, "server CLOSE_WAIT": 1}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%d socket(s) %s in the images, want %d (all: %v)", got[k], k, n, got)
+		}
+	}
+	// The server owns 127.0.0.1 for the checker; "nowhere" owns the blackhole address
+	// (a container of the cut that has not accepted the connect: it has no socket).
+	addrs := map[string][]netip.Addr{"server": {netip.MustParseAddr("127.0.0.1")}, "nowhere": {netip.MustParseAddr(statesBlackhole)}}
+	r := Check(StateFromSockets([]string{"client", "nowhere", "server"}, socks, addrs))
+	for _, l := range r.Lines() {
+		t.Logf("evidence: %s", l)
+	}
+	if !r.Consistent() {
+		t.Fatalf("cut reported inconsistent: %s", r.Summary())
+	}
+	notes := map[Note]int{}
+	for _, u := range r.Unchecked {
+		notes[u.Note]++
+	}
+	if len(r.Channels) != 4 || notes[Pending] != 1 || notes[PeerClosed] != 1 || len(r.Unchecked) != 2 {
+		t.Fatalf("want 4 directions checked (the established and the half-closed connection), 1 pending connect, 1 peer-closed: %s", r.Summary())
+	}
+}
+
+func must(b []byte, _ error) []byte { return b }

@@ -38,6 +38,9 @@ type Conn struct {
 	// Received is the number of bytes that arrived from the peer (read by the
 	// application or still queued in the socket).
 	Received uint64
+	// State is the end's TCP state (StateUnknown: treated as established). A FIN
+	// counts as one byte of its direction's stream (it has a sequence number).
+	State TCPState
 }
 
 // Kind classifies a violation.
@@ -78,7 +81,12 @@ type Channel struct {
 	Sent, Acked, Received uint64
 	// Violation is 0 when the direction is consistent.
 	Violation Kind
-	// Detail explains a violation in words.
+	// Note is set (and Violation 0) for a connection that is not checked as a channel
+	// (Report.Unchecked).
+	Note Note
+	// State is the sending end's TCP state, when known.
+	State TCPState
+	// Detail explains a violation or a note in words.
 	Detail string
 }
 
@@ -88,8 +96,11 @@ func (ch Channel) OK() bool { return ch.Violation == 0 }
 // Line renders the channel as one evidence line.
 func (ch Channel) Line() string {
 	verdict := "ok"
-	if !ch.OK() {
+	switch {
+	case !ch.OK():
 		verdict = "VIOLATION " + ch.Violation.String() + ": " + ch.Detail
+	case ch.Note != 0:
+		verdict = "not checked, " + ch.Note.String() + ": " + ch.Detail
 	}
 	return fmt.Sprintf("%s -> %s [%s] sent=%d acked=%d received=%d %s",
 		ch.From, ch.To, ch.Conn, ch.Sent, ch.Acked, ch.Received, verdict)
@@ -104,6 +115,9 @@ type Report struct {
 	Violations []Channel
 	// External counts connections whose peer is outside the cut (not checked).
 	External int
+	// Unchecked lists the ends, one per connection end, that are not channels or whose
+	// peer's end can be in no image (Channel.Note says which); not violations.
+	Unchecked []Channel
 }
 
 // Consistent reports whether the cut has no violation.
@@ -119,10 +133,11 @@ func (r *Report) Err() error {
 	return fmt.Errorf("%w: %d violation(s), first: %s", ErrInconsistent, len(r.Violations), v.Line())
 }
 
-// Lines returns one evidence line per checked direction and per violation that is not
-// a direction (missing endpoints), violations first.
+// Lines returns one evidence line per checked direction, per violation that is not
+// a direction (missing endpoints) and per unchecked end: violations first, unchecked
+// ends last.
 func (r *Report) Lines() []string {
-	out := make([]string, 0, len(r.Channels)+len(r.Violations))
+	out := make([]string, 0, len(r.Channels)+len(r.Violations)+len(r.Unchecked))
 	for _, v := range r.Violations {
 		out = append(out, v.Line())
 	}
@@ -131,14 +146,35 @@ func (r *Report) Lines() []string {
 			out = append(out, ch.Line())
 		}
 	}
+	for _, ch := range r.Unchecked {
+		out = append(out, ch.Line())
+	}
 	return out
+}
+
+// uncheckedSummary is ", 2 pending-connect, 1 peer-closed" (empty without unchecked ends).
+func (r *Report) uncheckedSummary() string {
+	notes := map[Note]int{}
+	for _, u := range r.Unchecked {
+		notes[u.Note]++
+	}
+	var b strings.Builder
+	for _, n := range []Note{Pending, PeerClosed, Unpaired, Closed} {
+		if notes[n] > 0 {
+			fmt.Fprintf(&b, ", %d %s", notes[n], n)
+		}
+	}
+	if notes[Unpaired] > 0 {
+		b.WriteString(" (restore resets unpaired connections)")
+	}
+	return b.String()
 }
 
 // Summary is a one-line human summary.
 func (r *Report) Summary() string {
 	if r.Consistent() {
-		return fmt.Sprintf("consistent: %d directions checked, %d external connection(s) not checked",
-			len(r.Channels), r.External)
+		return fmt.Sprintf("consistent: %d directions checked, %d external connection(s) not checked%s",
+			len(r.Channels), r.External, r.uncheckedSummary())
 	}
 	kinds := map[Kind]int{}
 	for _, v := range r.Violations {
@@ -150,10 +186,25 @@ func (r *Report) Summary() string {
 			parts = append(parts, fmt.Sprintf("%d %s", kinds[k], k))
 		}
 	}
-	return fmt.Sprintf("INCONSISTENT: %s (of %d directions checked)", strings.Join(parts, ", "), len(r.Channels))
+	return fmt.Sprintf("INCONSISTENT: %s (of %d directions checked%s)", strings.Join(parts, ", "), len(r.Channels), r.uncheckedSummary())
 }
 
 type endKey struct{ local, remote string }
+
+// pairNote classifies a connection both of whose ends are recorded, by their states:
+// note 0 means "a channel: compare the counters". handshake=true means one end is
+// still connecting (SYN_SENT) while the other is not: a violation.
+func pairNote(a, b TCPState) (note Note, handshake bool) {
+	switch {
+	case a == TCPSynSent && b == TCPSynSent:
+		return Pending, false // simultaneous open, neither end synchronized
+	case a == TCPSynSent || b == TCPSynSent:
+		return Pending, true
+	case a == TCPClose || b == TCPClose:
+		return Closed, false
+	}
+	return 0, false
+}
 
 type endRef struct {
 	container string
@@ -201,30 +252,59 @@ func Check(s State) *Report {
 			continue
 		}
 		for _, a := range c.Conns {
+			conn := a.Local + "->" + a.Remote
 			peerRef, found := index[endKey{a.Remote, a.Local}]
 			if !found {
 				if a.Peer == "" {
 					r.External++
 					continue
 				}
+				_, present := s.Containers[a.Peer]
+				if note, ok := unpairedNote(a.State); ok && present {
+					r.Unchecked = append(r.Unchecked, Channel{From: id, To: a.Peer, Conn: conn,
+						Sent: a.Sent, Acked: a.Acked, Received: a.Received, State: a.State,
+						Note: note, Detail: noteDetail(note, a.State, a.Peer)})
+					continue
+				}
 				detail := fmt.Sprintf("peer %s recorded no end of this connection", a.Peer)
-				if _, present := s.Containers[a.Peer]; !present {
+				if !present {
 					detail = fmt.Sprintf("peer %s is not in the cut", a.Peer)
 				}
 				r.Violations = append(r.Violations, Channel{From: id, To: a.Peer,
-					Conn: a.Local + "->" + a.Remote, Sent: a.Sent, Acked: a.Acked,
+					Conn: conn, Sent: a.Sent, Acked: a.Acked, State: a.State,
 					Violation: MissingEndpoint, Detail: detail})
 				continue
 			}
 			if a.Peer != "" && a.Peer != peerRef.container {
 				r.Violations = append(r.Violations, Channel{From: id, To: a.Peer,
-					Conn: a.Local + "->" + a.Remote, Violation: MissingEndpoint,
+					Conn: conn, Violation: MissingEndpoint, State: a.State,
 					Detail: fmt.Sprintf("expected peer %s but the other end was recorded by %s", a.Peer, peerRef.container)})
 				continue
 			}
 			b := s.Containers[peerRef.container].Conns[peerRef.idx]
-			ch := Channel{From: id, To: peerRef.container, Conn: a.Local + "->" + a.Remote,
-				Sent: a.Sent, Acked: a.Acked, Received: b.Received}
+			ch := Channel{From: id, To: peerRef.container, Conn: conn,
+				Sent: a.Sent, Acked: a.Acked, Received: b.Received, State: a.State}
+			if note, handshake := pairNote(a.State, b.State); note != 0 {
+				if !handshake {
+					st := a.State
+					if note == Closed {
+						st = TCPClose // whichever end is over
+					}
+					ch.Note, ch.Detail = note, noteDetail(note, st, ch.To)
+					r.Unchecked = append(r.Unchecked, ch)
+					continue
+				}
+				// One end still connecting while the other holds a synchronized
+				// connection: the latter saw a handshake the former had not finished.
+				ch.Violation = Orphan
+				ch.Detail = fmt.Sprintf("%s holds a %s end of a connection whose connect %s had not completed (%s)", ch.To, b.State, ch.From, a.State)
+				if a.State != TCPSynSent {
+					ch.Detail = fmt.Sprintf("%s holds a %s end of a connection whose connect %s had not completed (%s)", ch.From, a.State, ch.To, b.State)
+				}
+				r.Channels = append(r.Channels, ch)
+				r.Violations = append(r.Violations, ch)
+				continue
+			}
 			switch {
 			case b.Received > a.Sent:
 				ch.Violation = Orphan

@@ -17,6 +17,16 @@
 // connection with its counters as evidence; Report.Lines gives one evidence line per
 // checked direction for `swarmckpt inspect --verify`.
 //
+// Whether a connection needs both ends depends on its TCP state (Conn.State; table in
+// docs/algorithms.md, "TCP states at the cut"). An end whose peer, a container of the
+// cut, recorded no end is not a violation when it is a pending connect (SYN_SENT: not a
+// channel), when it received the peer's FIN (CLOSE_WAIT, LAST_ACK, CLOSING: the peer
+// closed its file), when it is over (CLOSE), or when it is established or half-closed by
+// itself (unpaired: the peer closed or had not accepted it, its end was kernel-only and is
+// in no image; restore resets the connection). Those ends go to Report.Unchecked with a
+// Note. A FIN counts as one byte of its direction. An end of unknown state (a State
+// built by hand) needs both ends: a missing one is a MissingEndpoint violation.
+//
 // Two front ends produce the input: callers that know the counters directly (the
 // simulator, tests) build a State by hand, and FromImages reads them from real CRIU
 // image directories (tcp-stream-<inode>.img and the inet socket entries of files.img,

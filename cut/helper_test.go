@@ -21,6 +21,10 @@ const (
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(helperEnv); role != "" {
+		switch role {
+		case "states-server", "states-client":
+			os.Exit(runStatesHelper(role, os.Getenv(helperAddrEnv), os.Getenv(helperStatusEnv)))
+		}
 		os.Exit(runHelper(role, os.Getenv(helperAddrEnv), os.Getenv(helperStatusEnv)))
 	}
 	os.Exit(m.Run())

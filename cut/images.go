@@ -41,6 +41,14 @@ const (
 // application up to InqSeq-InqLen. On restore CRIU re-queues the whole send queue, so
 // what counts as "sent" for the cut is everything written (OutqSeq): unacknowledged
 // bytes are retransmitted and duplicates are dropped by the receiving TCP.
+//
+// State is the socket's TCP state (numbered as TCPState), which CRIU records for every
+// socket. A FIN has a sequence number: write_seq counts the socket's own FIN once the
+// application shut down its side (FIN_WAIT*, CLOSING, LAST_ACK), rcv_nxt counts the
+// peer's once it arrived (CLOSE_WAIT, LAST_ACK, CLOSING); libsoccr leaves an
+// unacknowledged own FIN out of OutqLen (Socket.sndUna corrects for it). With
+// --tcp-established CRIU saves a stream record for every connected socket, a SYN_SENT
+// one too (its write_seq is the initial sequence number + 1, its queues empty).
 type Socket struct {
 	Container       string
 	Ino             uint32
@@ -54,8 +62,19 @@ type Socket struct {
 }
 
 func (s Socket) String() string {
-	return fmt.Sprintf("%s ino=%d %s->%s rcv_nxt=%d inq=%d write_seq=%d outq=%d unsent=%d",
-		s.Container, s.Ino, s.Local, s.Remote, s.InqSeq, s.InqLen, s.OutqSeq, s.OutqLen, s.UnsqLen)
+	return fmt.Sprintf("%s ino=%d %s->%s %s rcv_nxt=%d inq=%d write_seq=%d outq=%d unsent=%d",
+		s.Container, s.Ino, s.Local, s.Remote, TCPState(s.State), s.InqSeq, s.InqLen, s.OutqSeq, s.OutqLen, s.UnsqLen)
+}
+
+// sndUna is the sequence number of the first byte the peer has not acknowledged. In
+// FIN_WAIT1, CLOSING and LAST_ACK write_seq counts the socket's own FIN, which is not
+// acknowledged yet, but CRIU leaves it out of outq_len (libsoccr refresh_sk).
+func (s Socket) sndUna() uint32 {
+	una := s.OutqSeq - s.OutqLen
+	if TCPState(s.State).finUnacked() {
+		una--
+	}
+	return una
 }
 
 // decodeFile decodes every entry of one CRIU image file.
@@ -241,6 +260,7 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 	for i, s := range socks {
 		c := &conns[i]
 		c.Local, c.Remote = s.Local.String(), s.Remote.String()
+		c.State = TCPState(s.State)
 		j, ok := byEnds[key{s.Remote, s.Local}]
 		if !ok {
 			if o, owned := owner[s.Remote.Addr()]; owned {
@@ -259,7 +279,7 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 		}
 		c.Peer = p.Container
 		// Direction s -> p.
-		una := s.OutqSeq - s.OutqLen
+		una := s.sndUna()
 		origin := una
 		if seqBefore(p.InqSeq, una) {
 			origin = p.InqSeq
@@ -267,7 +287,7 @@ func StateFromSockets(ids []string, socks []Socket, addrs map[string][]netip.Add
 		c.Sent = uint64(s.OutqSeq - origin)
 		c.Acked = uint64(una - origin)
 		// Direction p -> s: s's received counter relative to p's origin.
-		punA := p.OutqSeq - p.OutqLen
+		punA := p.sndUna()
 		porigin := punA
 		if seqBefore(s.InqSeq, punA) {
 			porigin = s.InqSeq

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/pendingconn"
 	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
@@ -67,6 +68,11 @@ type Parts struct {
 	// Sync makes a set written here durable before it is reported, dumped or received
 	// (nil: imageset.Sync). Tests make it fail.
 	Sync func(set string) error
+	// EndPendingConnects: a restored container's connects pending when its network
+	// opens are ended at once (package pendingconn, through its processes' sockets).
+	// False (tests with fake containers, whose pids are not theirs): left to their SYN's
+	// retransmission.
+	EndPendingConnects bool
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -99,6 +105,9 @@ type Worker struct {
 
 	pagesMu sync.Mutex
 	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
+
+	pendingMu      sync.Mutex
+	restoredLocked map[string]bool // containers restored network-locked, by ID: their unlock ends pending connects (pending_linux.go)
 }
 
 var _ Service = (*Worker)(nil)
@@ -157,6 +166,8 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
+
+		EndPendingConnects: true,
 	})
 	return w, cli, err
 }
@@ -354,10 +365,12 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 	if err != nil {
 		return err
 	}
+	pending := w.restoredPending(c)
 	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
 		return err
 	}
 	if st, err := w.p.Locker.State(ctx, c); err == nil && !st.Locked() {
+		w.unlocked(ctx, c, pending)
 		return w.unhold(c, true, false)
 	}
 	return nil
@@ -663,9 +676,18 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 			}
 		}()
 	}
+	var pending []pendingconn.Ports
+	if !ro.NetworkLock && w.p.EndPendingConnects {
+		pending = pendingConnects(v.Dir()) // before the restore, which may consume the set
+	}
 	ref, err = w.p.Restorer.Restore(ctx, v, ro)
 	if err != nil {
 		return ref, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	if ro.NetworkLock {
+		w.markRestored(ref.ID) // its unlock ends the connects pending then
+	} else {
+		w.failPendingNow(ctx, ref, pending) // CRIU's own restore lock is gone already
 	}
 	return ref, nil
 }

@@ -171,8 +171,12 @@ say "criu: $have_criu ($("$have_criu" --version | awk '/^Version:/{print $2}'), 
 
 # --- 4. /etc/criu/runc.conf -----------------------------------------------------------
 mkdir -p /etc/criu
+# skip-in-flight: a listener with connections in its accept queue (handshake done, not
+# accept()ed yet) would fail the dump; those connections are left out instead and the
+# client's end is restored unpaired (docs/algorithms.md, "TCP states at the cut").
 want_conf='# written by swarmckpt setup: options runc passes to CRIU on every checkpoint/restore
 tcp-established
+skip-in-flight
 file-locks
 network-lock nftables
 '

@@ -2,7 +2,7 @@
 // driving runc directly — `runc checkpoint --image-path --work-path [--leave-running]
 // --tcp-established` — never through `docker checkpoint`, whose path through containerd's
 // content store is ~25x slower. CRIU options common to every call (tcp-established,
-// file-locks, network-lock nftables) come from /etc/criu/runc.conf.
+// skip-in-flight, file-locks, network-lock nftables) come from /etc/criu/runc.conf.
 //
 // A dump either produces a sealed set (files 0600, dirs 0700, sha256 per file in the
 // manifest) or fails with the tail of CRIU's log and leaves no images behind; CRIU itself

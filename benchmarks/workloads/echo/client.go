@@ -39,6 +39,9 @@ type Status struct {
 	MaxRTTMS        float64  `json:"max_rtt_ms"`
 	Healthy         bool     `json:"healthy"`
 	Problems        []string `json:"problems,omitempty"`
+	// Churn is set with --churn (not part of Healthy: a churn connection caught
+	// half-open by a restore may legitimately fail).
+	Churn *ChurnStatus `json:"churn,omitempty"`
 }
 
 const sendRing = 1 << 14
@@ -49,6 +52,7 @@ type client struct {
 	interval time.Duration
 	size     int
 	instance string
+	churn    *churner // nil without --churn
 
 	mu         sync.Mutex
 	chk        *Checker
@@ -66,10 +70,14 @@ type client struct {
 	sentAt     [sendRing]time.Time
 }
 
-func runClient(ctx context.Context, log *slog.Logger, target string, interval time.Duration, size int, httpAddr string) error {
+func runClient(ctx context.Context, log *slog.Logger, target string, interval time.Duration, size int, churn time.Duration, httpAddr string) error {
 	c := &client{log: log, target: target, interval: interval, size: size,
 		instance: serve.InstanceID(), chk: NewChecker()}
-	log.Info("echo client starting", "connect", target, "interval", interval.String(), "size", size, "instance", c.instance)
+	log.Info("echo client starting", "connect", target, "interval", interval.String(), "size", size, "churn", churn.String(), "instance", c.instance)
+	if churn > 0 {
+		c.churn = &churner{target: target, every: churn, timeout: 10 * time.Second}
+		go c.churn.run(ctx)
+	}
 	go func() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /status", c.serveStatus)
@@ -239,6 +247,9 @@ func (c *client) status() Status {
 		}
 	}
 	s.Healthy = len(s.Problems) == 0
+	if c.churn != nil {
+		s.Churn = c.churn.status()
+	}
 	return s
 }
 

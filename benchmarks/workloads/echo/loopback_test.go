@@ -39,7 +39,7 @@ func TestClientServerOverLoopback(t *testing.T) {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	echoAddr, clientHTTP := freeAddr(t), freeAddr(t)
-	go func() { _ = runClient(ctx, log, echoAddr, 2*time.Millisecond, 16, clientHTTP) }()
+	go func() { _ = runClient(ctx, log, echoAddr, 2*time.Millisecond, 16, 0, clientHTTP) }()
 	time.Sleep(300 * time.Millisecond) // the client is dialing a server that is not there yet
 	sctx, stopServer := context.WithCancel(ctx)
 	serverDone := make(chan struct{})
@@ -71,5 +71,33 @@ func TestClientServerOverLoopback(t *testing.T) {
 	s = waitFor("a reconnect", func(s Status) bool { return s.ConnID >= 2 && s.Connected })
 	if s.Reconnects != 1 || s.Healthy {
 		t.Fatalf("after server restart: reconnects=%d healthy=%v, want 1 and false", s.Reconnects, s.Healthy)
+	}
+}
+
+// TestClientChurnOverLoopback: with --churn the client also opens a new connection every
+// period, each carrying one line and its echo; the server counts each one.
+func TestClientChurnOverLoopback(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	echoAddr, clientHTTP := freeAddr(t), freeAddr(t)
+	go func() { _ = runServer(ctx, log, echoAddr, freeAddr(t)) }()
+	go func() { _ = runClient(ctx, log, echoAddr, 10*time.Millisecond, 0, 5*time.Millisecond, clientHTTP) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := clientStatus("http://" + clientHTTP + "/status")
+		if err == nil && s.Churn != nil && s.Churn.OK >= 20 {
+			if s.Churn.Failed != 0 || s.Churn.MaxMS <= 0 || s.Churn.Every != "5ms" {
+				t.Fatalf("churn status %+v: want no failure, a duration, every 5ms", *s.Churn)
+			}
+			if !s.Healthy || s.ConnID != 1 {
+				t.Fatalf("the long-lived connection suffered from the churn: %+v", s)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for 20 churn connections: %+v err %v", s.Churn, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

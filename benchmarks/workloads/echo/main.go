@@ -23,7 +23,7 @@ import (
 
 const usage = `usage:
   echo server [--listen :7000] [--http :8080]
-  echo client --connect HOST:PORT [--interval 10ms] [--size 0] [--http :8080]
+  echo client --connect HOST:PORT [--interval 10ms] [--size 0] [--churn 0] [--http :8080]
   echo get URL...`
 
 var errUsage = errors.New("usage")
@@ -62,16 +62,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		target := fs.String("connect", "", "server address HOST:PORT (required), e.g. server:7000")
 		interval := fs.Duration("interval", 10*time.Millisecond, "time between messages")
 		size := fs.Int("size", 0, "payload bytes per message besides the seq")
+		churn := fs.Duration("churn", 0, "also open a new connection every this long, each carrying one line and its echo (0: off)")
 		if err := fs.Parse(args); err != nil {
 			return fmt.Errorf("%v: %w", err, errUsage)
 		}
 		if *target == "" {
 			return fmt.Errorf("--connect is required: %w", errUsage)
 		}
-		if *interval <= 0 || *size < 0 || *size > 32<<10 {
-			return fmt.Errorf("--interval must be > 0 and 0 <= --size <= 32768: %w", errUsage)
+		if *interval <= 0 || *size < 0 || *size > 32<<10 || *churn < 0 {
+			return fmt.Errorf("--interval must be > 0, 0 <= --size <= 32768 and --churn >= 0: %w", errUsage)
 		}
-		return runClient(ctx, serve.Logger(stdout, "echo-client"), *target, *interval, *size, *httpAddr)
+		return runClient(ctx, serve.Logger(stdout, "echo-client"), *target, *interval, *size, *churn, *httpAddr)
 	default:
 		return fmt.Errorf("unknown mode %q: %w", mode, errUsage)
 	}

@@ -112,7 +112,7 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 	if err := validRestoreRequest(req); err != nil { // validate.go
 		return nil, err
 	}
-	res, _, err := s.restore(ctx, req, true, nil)
+	res, _, err := s.restore(ctx, req, true, nil, nil)
 	return res, err
 }
 
@@ -121,8 +121,9 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 // its own (Restore), which checkpoints what runs of the stack before it replaces it
 // (so that a failure puts it back with its state, unless req.DiscardRunning) and
 // starts the services again when even that fails; Migrate passes false (its rollback
-// restores the originals from its own snapshot) and the stack lock it holds.
-func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool, held store.Lock) (res *api.RestoreResult, stopped map[string]uint64, err error) {
+// restores the originals from its own snapshot), the stack lock it holds and its
+// snapshot's parked containers (ended by the stop, parkedStack).
+func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool, held store.Lock, pk *parkedStack) (res *api.RestoreResult, stopped map[string]uint64, err error) {
 	scaleBack := own
 	m, err := s.cfg.Store.Get(ctx, req.ID)
 	if err != nil {
@@ -147,7 +148,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		if chosen.rolledBack() {
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
-		res, err := s.restoreSwarm(ctx, m, req) // swarmrestore.go
+		res, err := s.restoreSwarm(ctx, m, req, pk) // swarmrestore.go
 		return res, nil, err
 	default:
 		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
@@ -187,20 +188,22 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		}
 	}
 	if before != nil {
-		if err = s.stopParked(ctx, before, false); err != nil {
-			// Some may have ended: release the others, and put every one back from
-			// the checkpoint below (frozen since their dump, they lose nothing).
-			if rerr := s.stopParked(ctx, before, true); rerr != nil {
-				s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", before.ID, "err", rerr)
-			}
-		}
+		pk = s.newParkedStack(before)
 	}
-	if err == nil {
-		stopped, err = s.stopStack(ctx, m)
-	} else if s.cfg.Stopper != nil {
-		var serr error
-		if stopped, serr = s.stopStack(ctx, m); serr != nil {
-			err = errors.Join(err, serr)
+	// The parked containers (the checkpoint's, or a migration's) end once swarm
+	// ordered their tasks down (parkedStack), or after the stop when it kills nothing.
+	stopped, err = s.stopStack(ctx, m, pk.killFunc())
+	if pk != nil {
+		if err != nil && len(stopped) == 0 && !pk.wasEnded() {
+			// Nothing was stopped: they run on, as before.
+			pk.release(ctx)
+			if before != nil {
+				return nil, nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed (stack %s runs as before; its checkpoint %s is kept): %v", m.ID, m.Stack, before.ID, err)
+			}
+			return nil, nil, err
+		}
+		if perr := pk.end(ctx); perr != nil && err == nil {
+			err = perr
 		}
 	}
 	if err == nil {
@@ -332,13 +335,17 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		// An aborted snapshot released every container: they run on as before.
 		return &api.MigrateResult{Snapshot: m}, err
 	}
-	// The containers wait, frozen and locked since their dump, for this: only now that
-	// the snapshot holds them are they ended (nodeagent park.go).
-	if err := s.stopParked(ctx, m, false); err != nil {
-		if rerr := s.stopParked(ctx, m, true); rerr != nil {
-			s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", m.ID, "err", rerr)
+	// The containers wait, frozen and locked since their dump: the restore's stop ends
+	// them (parkedStack); a restore refused before its stop lets them run on.
+	pk := s.newParkedStack(m)
+	refused := func(err error) (*api.MigrateResult, error) {
+		pk.release(ctx)
+		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: "nothing was stopped: the stack runs on as before"})
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return &api.MigrateResult{Snapshot: m}, api.Errorf(ae.Code, "migration refused before anything was stopped (the stack runs on as before; snapshot %s is kept): %s", m.ID, ae.Message)
 		}
-		return s.rollback(ctx, m, nil, false, err)
+		return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration refused before anything was stopped (the stack runs on as before; snapshot %s is kept): %v", m.ID, err)
 	}
 	if req.Mode == api.ModeSwarm {
 		// Swarm places the tasks: steer it with a constraint (kept on the services).
@@ -346,8 +353,11 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		if req.From != "" {
 			c = "node.hostname!=" + req.From
 		}
-		res, _, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}}, false, lock)
+		res, _, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}}, false, lock, pk)
 		if err != nil {
+			if !pk.wasEnded() {
+				return refused(err)
+			}
 			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
 			return s.rollback(ctx, m, nil, true, err)
 		}
@@ -356,10 +366,13 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	}
 	plan, err := s.migrationPlan(m, req)
 	if err != nil {
-		return s.rollback(ctx, m, nil, false, err)
+		return refused(err)
 	}
-	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false, lock)
+	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false, lock, pk)
 	if err != nil {
+		if !pk.wasEnded() {
+			return refused(err)
+		}
 		return s.rollback(ctx, m, stopped, stopped != nil, err)
 	}
 	used = plan
@@ -482,7 +495,7 @@ func (s *Service) rollback(ctx context.Context, m *store.Manifest, stopped map[s
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
 	if !wasStopped {
 		var err error
-		if stopped, err = s.stopStack(ctx, m); err != nil {
+		if stopped, err = s.stopStack(ctx, m, nil); err != nil {
 			return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, fmt.Errorf("migration failed (%v) and the rollback could not stop the stack: %w", cause, err))
 		}
 	}

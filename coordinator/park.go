@@ -78,3 +78,74 @@ func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool
 	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: msg, MS: time.Since(t0).Milliseconds()})
 	return nil
 }
+
+// parkedStack ends the containers of an Exit snapshot, parked since their dump, at the
+// right moment of the stop that follows it: once swarm ordered their tasks to shut
+// down (StopServices' kill), not before. A task ended before the scale-down counts as
+// failed and swarm starts a replacement, whose address allocation can outlive the
+// scale-down and refuse the restored containers their addresses ("attaching to
+// network failed ... Address already in use", seen on the lab).
+type parkedStack struct {
+	s *Service
+	m *store.Manifest
+
+	mu       sync.Mutex
+	ended    bool // end ran
+	released bool // release ran
+	err      error
+}
+
+func (s *Service) newParkedStack(m *store.Manifest) *parkedStack { return &parkedStack{s: s, m: m} }
+
+// killFunc is the kill function of a stop: the parked containers first, then whatever
+// else still runs of the stack's tasks. A nil parkedStack kills the tasks only.
+func (p *parkedStack) killFunc() func(ctx context.Context, byNode map[string][]string) {
+	if p == nil {
+		return nil
+	}
+	return func(ctx context.Context, byNode map[string][]string) {
+		_ = p.end(ctx)
+		p.s.killTasks(ctx, byNode)
+	}
+}
+
+// end ends the parked containers, once; later calls return the first one's error.
+func (p *parkedStack) end(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ended && !p.released {
+		p.ended = true
+		p.err = p.s.stopParked(ctx, p.m, false)
+	}
+	return p.err
+}
+
+// release lets the parked containers run on, unless they were ended: what a
+// restore or migration refused before its stop does.
+func (p *parkedStack) release(ctx context.Context) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended || p.released {
+		return
+	}
+	p.released = true
+	if err := p.s.stopParked(ctx, p.m, true); err != nil {
+		p.s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", p.m.ID, "err", err)
+	}
+}
+
+// wasEnded says whether end ran (the stack was stopped, or is being stopped).
+func (p *parkedStack) wasEnded() bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}

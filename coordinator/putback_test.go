@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,11 +53,22 @@ func TestMigrateAbortLeavesEveryContainerRunning(t *testing.T) {
 }
 
 // TestMigrateStopsContainersAfterCommit: the containers of a migration's snapshot are
-// ended (Stop, frozen since their dump) after the commit, before the restore.
+// ended (Stop, frozen since their dump) after the commit, and only once swarm was
+// told to scale their services down (ended before, a task is replaced by swarm, and
+// the replacement can hold the address the restored container needs).
 func TestMigrateStopsContainersAfterCommit(t *testing.T) {
-	e, _ := newMigrateEnv(t)
+	e, sw := newMigrateEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	var mu sync.Mutex
+	replicasAtStop := map[string]uint64{}
+	for _, ex := range e.execs {
+		ex.OnStop = func(c string) {
+			mu.Lock()
+			replicasAtStop[c] = sw.Replicas("bank_holder")
+			mu.Unlock()
+		}
+	}
 	if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mok", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +81,13 @@ func TestMigrateStopsContainersAfterCommit(t *testing.T) {
 	}
 	if n != 5 {
 		t.Errorf("%d containers ended after the commit, want the 5 of the stack", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for c, r := range replicasAtStop {
+		if r != 0 {
+			t.Errorf("%s ended while bank_holder was still at %d replicas (swarm replaces it)", c, r)
+		}
 	}
 }
 
@@ -156,5 +175,35 @@ func TestRestoreHoldsTheStack(t *testing.T) {
 	}
 	if _, err := e.remove("held"); err != nil {
 		t.Errorf("rm once the restore ended: %v", err)
+	}
+}
+
+// TestMigrateRefusedAfterItsSnapshotLeavesTheStackRunning: a migration whose restore is
+// refused by the pre-flight (after its snapshot committed) releases the containers it
+// parked: they run on as before, none was ended, and the error says so.
+func TestMigrateRefusedAfterItsSnapshotLeavesTheStackRunning(t *testing.T) {
+	e, sw := newMigrateEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e.execs["lab-3"].PreflightProblems = []string{"bank_holder.1: image swarmckpt/bank:dev is not on node lab-3: load it there"}
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mref", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	if err == nil || !strings.Contains(err.Error(), "migration refused before anything was stopped") || !strings.Contains(err.Error(), "not on node lab-3") {
+		t.Fatalf("migrate refused by the pre-flight: %v", err)
+	}
+	waitFor(t, "every container released", func() bool {
+		for _, ex := range e.execs {
+			if len(ex.Held()) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for n, ex := range e.execs {
+		if s := ex.Stopped(); len(s) > 0 {
+			t.Errorf("%s: containers ended by a refused migration: %v", n, s)
+		}
+	}
+	if r := sw.Replicas("bank_holder"); r != 5 || sw.Stops != 0 {
+		t.Errorf("bank_holder at %d replicas, %d stops: want 5 and untouched", r, sw.Stops)
 	}
 }

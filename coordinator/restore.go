@@ -53,7 +53,8 @@ const stopTimeout = time.Minute
 // ordered their shutdown: what gets restored is the snapshot, so the running processes need no
 // graceful stop (a PID 1 without a SIGTERM handler would otherwise cost the whole stop
 // grace period, 10 s by default).
-func (s *Service) stopStack(ctx context.Context, m *store.Manifest) (map[string]uint64, error) {
+// kill, when not nil, replaces killTasks (parkedStack.killFunc).
+func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
 	if s.cfg.Stopper == nil {
 		return nil, nil
 	}
@@ -62,7 +63,10 @@ func (s *Service) stopStack(ctx context.Context, m *store.Manifest) (map[string]
 	defer cancel()
 	t0 := time.Now()
 	if ss, ok := s.cfg.Stopper.(ServiceStopper); ok {
-		prior, err := ss.StopServices(sctx, m.Stack, s.killTasks)
+		if kill == nil {
+			kill = s.killTasks
+		}
+		prior, err := ss.StopServices(sctx, m.Stack, kill)
 		if err != nil {
 			return prior, api.Errorf(api.CodeFailed, "stop the running stack before restoring: %v", err)
 		}

@@ -641,7 +641,7 @@ func describeMap(am map[string]string) string {
 // restoreSwarm serves RestoreRequest with api.ModeSwarm: the Stopper must also be a
 // stack.Swarm (stack.Docker is), the Restorer an *AgentRestorer (its bus and
 // transfer addresses are used).
-func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest) (*api.RestoreResult, error) {
+func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack) (*api.RestoreResult, error) {
 	if len(req.Targets) > 0 {
 		return nil, api.Errorf(api.CodeBadRequest, "--node cannot be honoured with --mode swarm: swarm places the replacement tasks itself (use --mode exact to choose nodes)")
 	}
@@ -671,7 +671,11 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	if nodes = stack.EligibleNodes(nodes, req.Constraints); len(nodes) == 0 {
 		return nil, api.Errorf(api.CodeNoWorker, "no node with a live worker satisfies %v (live: %v)", req.Constraints, live)
 	}
-	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log, Kill: s.killTasks,
+	kill := s.killTasks
+	if pk != nil {
+		kill = pk.killFunc() // a migration's parked containers end with the stop
+	}
+	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log, Kill: kill,
 		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})

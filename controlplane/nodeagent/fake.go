@@ -45,8 +45,10 @@ type FakeExecutor struct {
 	// Undumpable: container -> the error CheckDump returns for it (fake_dumpcheck.go).
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
-	// FailStop makes Stop fail.
+	// FailStop makes Stop fail; OnStop, when set, is called with each container Stop
+	// ends (outside the fake's lock).
 	FailStop error
+	OnStop   func(container string)
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.
@@ -88,15 +90,21 @@ var _ Stopper = (*FakeExecutor)(nil)
 // lock and freeze go with it).
 func (f *FakeExecutor) Stop(_ context.Context, c Target) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.FailStop != nil {
+		f.mu.Unlock()
 		return f.FailStop
 	}
 	if !f.frozen[c.ID] {
+		f.mu.Unlock()
 		return fmt.Errorf("fake %s: stop %s: not frozen", f.Node, c.ID)
 	}
 	f.stopped[c.ID] = true
 	f.frozen[c.ID], f.locked[c.ID] = false, false
+	hook := f.OnStop
+	f.mu.Unlock()
+	if hook != nil {
+		hook(c.ID)
+	}
 	return nil
 }
 

@@ -317,3 +317,41 @@ func TestDumpIntoRenewsItsHoldsWhileItRuns(t *testing.T) {
 	}
 	released(t, a, web)
 }
+
+// TestRestartPrunesOldFailedLogs: a starting worker removes the CRIU logs of failed
+// dumps and restores older than a week whose set is gone; newer ones, and those whose
+// set is still there, stay (they are named in the failures' errors).
+func TestRestartPrunesOldFailedLogs(t *testing.T) {
+	b := newFakeNode(t, "b")
+	dir := b.w.SetsDir()
+	old := time.Now().Add(-8 * 24 * time.Hour)
+	write := func(name string, mtime time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("Error (criu/...)"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "kept.db", "images"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	gone := []string{write("aborted.db.failed-dump.log", old), write("restored.db.failed-restore.log", old)}
+	stay := []string{write("recent.db.failed-dump.log", time.Now()), write("kept.db.failed-restore.log", old)}
+	b.w.Close()
+	if err := b.w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range gone {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s: an old failed log without its set is still there (%v)", filepath.Base(p), err)
+		}
+	}
+	for _, p := range stay {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(p), err)
+		}
+	}
+}

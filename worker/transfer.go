@@ -151,6 +151,33 @@ func (w *Worker) removeStaleIncoming() {
 	}
 }
 
+// failedLogTTL is how long the CRIU log of a failed dump or restore
+// (<set>.failed-dump.log, <set>.failed-restore.log) is kept once its set is gone: it
+// is named in the failure's error for diagnosis, so it outlives the drop of an aborted
+// snapshot's set, but not forever.
+const failedLogTTL = 7 * 24 * time.Hour
+
+// pruneFailedLogs removes the failed dumps' and restores' CRIU logs older than
+// failedLogTTL whose set is gone (Start calls it).
+func (w *Worker) pruneFailedLogs(now time.Time) {
+	for _, pat := range []string{"*.failed-dump.log", "*.failed-restore.log"} {
+		logs, _ := filepath.Glob(filepath.Join(w.SetsDir(), pat))
+		for _, l := range logs {
+			set := strings.TrimSuffix(strings.TrimSuffix(l, ".failed-dump.log"), ".failed-restore.log")
+			fi, err := os.Stat(l)
+			if err != nil || now.Sub(fi.ModTime()) < failedLogTTL {
+				continue
+			}
+			if _, err := os.Stat(set); err == nil {
+				continue // its set is still there: it goes with it
+			}
+			if err := os.Remove(l); err == nil {
+				w.log.Info("removed an old failed dump or restore log", "log", l)
+			}
+		}
+	}
+}
+
 // arriving is a set being received; dropped: DropSet was asked for it meanwhile.
 type arriving struct{ dropped bool }
 

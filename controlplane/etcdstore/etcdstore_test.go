@@ -123,3 +123,45 @@ func TestOpenWithoutCredentialsSaysWhatToGive(t *testing.T) {
 		t.Fatalf("open with a certificate but no key: %v, want a refusal naming --etcd-key", err)
 	}
 }
+
+// A worker registration is bound to a lease: the key carries it, and it is gone once
+// the registering coordinator dies (its client closed: keepalives stop).
+func TestEtcdWorkerRecordIsLeaseBound(t *testing.T) {
+	cfg := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dead, err := etcdstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dead.RegisterWorker(ctx, store.Worker{Node: "n1"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	live, err := etcdstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	resp, err := live.Client().Get(ctx, "/swarmckpt/v1/workers/n1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("worker record: %v %v", resp, err)
+	}
+	if resp.Kvs[0].Lease == 0 {
+		t.Fatal("worker record has no lease")
+	}
+	dead.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ws, err := live.ListWorkers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker record outlived its coordinator: %+v", ws)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

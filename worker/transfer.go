@@ -526,8 +526,33 @@ func (w *Worker) Stop(ctx context.Context, name string) error {
 	if err := w.end(ctx, c, k); err != nil {
 		return fmt.Errorf("worker %s: stop %s: %w (it stays frozen and locked until its hold's deadline)", w.cfg.Node, name, err)
 	}
+	w.awaitDockerStopped(ctx, c)
 	w.log.Info("container stopped after its dump", "container", c.Name)
 	return nil
+}
+
+// awaitDockerStopped waits (at most 10 s) until the engine itself reports c not
+// running: it has then handled the exit, network release included. A removal sent
+// while the engine still handles the exit raced with it on the lab and leaked c's
+// attachment to a swarm network, whose address a restored container then could not
+// get ("attaching to network failed ... Address already in use").
+func (w *Worker) awaitDockerStopped(ctx context.Context, c container.Ref) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		_, err := w.p.Inspector.Resolve(wctx, c.ID)
+		if errors.Is(err, container.ErrNotRunning) || errors.Is(err, container.ErrNotFound) {
+			return
+		}
+		select {
+		case <-wctx.Done():
+			w.log.Warn("the engine still reports a stopped container running", "container", c.Name, "err", err)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // renewHolds pushes the deadline of c's freeze, and of its lock when lock is set,

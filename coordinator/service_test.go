@@ -330,6 +330,10 @@ func TestWorkerDeathAbortsItsSnapshots(t *testing.T) {
 		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "lab-3") {
 			t.Fatalf("snapshot ended with %v, want aborted naming lab-3", err)
 		}
+		// An abort request of its own, not a failure pinned on the stack's first container.
+		if m, _ := e.store.Get(context.Background(), "snap-d"); m == nil || !strings.HasPrefix(m.Reason, "node lab-3 left the cluster") {
+			t.Errorf("stored reason %q, want it to start with the node's departure", m.Reason)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("snapshot not aborted after its worker died")
 	}

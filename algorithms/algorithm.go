@@ -51,6 +51,8 @@ type Machine interface {
 //     Container actions (lock, freeze, dump, thaw, unlock) are executed on the container
 //     by its worker; the caller then feeds each one's outcome back with Step(Done(...)),
 //     at any time later (before or after Advance), exactly once per container action.
+//     The outcome of ActCommit is fed back the same way, once, with
+//     Step(CommitDone(...)): the coordinator role sends the decision only then.
 //  2. Messages, after every action of this Ready completed, in any order (the transport
 //     may reorder, duplicate or lose them; the algorithms cope).
 //
@@ -87,8 +89,13 @@ const (
 	// ActDump: record Container (CRIU images with its TCP queues), or, with ReuseFrom
 	// set, reuse its images of that earlier snapshot. The result carries DumpStats.
 	ActDump
-	// ActCommit: durably store Record, which marks the snapshot committed (the commit
-	// point), then report the outcome. Emitted exactly once per committed snapshot.
+	// ActCommit: check the snapshot (every image set present; the cut consistent if the
+	// algorithm promises it) and durably store Record, which marks it committed (the
+	// commit point); then step the outcome back with CommitDone. Success: the role
+	// sends commit to every container. Failure (nothing stored): the role aborts the
+	// snapshot with the failure as its reason (ActAbort) and keeps the algorithm state
+	// it had before the snapshot. At most once per snapshot; between ActCommit and its
+	// outcome the role ignores container messages, timeouts and abort requests.
 	ActCommit
 	// ActAbort: durably store Record, which marks the snapshot aborted (Reason says
 	// why), then report the outcome and collect partial images. Exactly once per
@@ -158,6 +165,30 @@ func Done(a Action, err error, conns []protocol.ConnCounter, stats *protocol.Dum
 		Version: protocol.Version, Type: protocol.TypeActionDone,
 		Snapshot: a.Snapshot, Epoch: a.Epoch, From: addr, To: addr, Body: r,
 	}
+}
+
+// CommitDone builds the message that reports the outcome of ActCommit a back to the
+// coordinator role: err nil when Record is durable, else why the commit was not made
+// (its text becomes the abort's reason).
+func CommitDone(a Action, err error) protocol.Envelope {
+	r := &protocol.Result{}
+	if err != nil {
+		r.Error = err.Error()
+		if r.Error == "" {
+			r.Error = "commit failed"
+		}
+	}
+	return protocol.Envelope{Version: protocol.Version, Type: protocol.TypeCommitDone, Snapshot: a.Snapshot, Epoch: a.Epoch,
+		From: protocol.Coordinator, To: protocol.Coordinator, Body: r}
+}
+
+// AbortRequest builds the message that asks a coordinator role to abort its active
+// snapshot (id, epoch) for reason: the user asked, the stack lock was lost, a node of
+// the snapshot left. The role aborts with reason as given; it ignores the request once
+// the snapshot is decided or while its commit is being written.
+func AbortRequest(snapshot string, epoch uint64, reason string) protocol.Envelope {
+	return protocol.Envelope{Version: protocol.Version, Type: protocol.TypeAbortRequest, Snapshot: snapshot, Epoch: epoch,
+		From: protocol.Coordinator, To: protocol.Coordinator, Body: &protocol.Decision{Reason: reason}}
 }
 
 // Config configures a coordinator role. Times are in coordinator ticks.

@@ -16,7 +16,10 @@
 //   - the coordinator role: one per stack, long-lived, at most one snapshot at a time
 //     (a second request gets *BusyError). It receives protocol.TypeSnapshotRequest,
 //     sends commands (lock, dump, marker, commit, abort) to container roles, persists its
-//     state (ActPersist) and decides (ActCommit / ActAbort, exactly once per snapshot).
+//     state (ActPersist) and decides (ActCommit / ActAbort). Its own process steps in
+//     the outcome of ActCommit (TypeCommitDone: commit sent, or the snapshot aborted
+//     with the failure) and abort requests (TypeAbortRequest: user, lost stack lock,
+//     node gone); every snapshot ends committed or aborted exactly once.
 //   - the container role: one per container, run by the worker of the container's node.
 //     It turns commands into container actions (ActLock, ActFreeze, ActDump, ActThaw,
 //     ActUnlock), which the worker executes and acknowledges with Step(Done(...)), and
@@ -35,12 +38,18 @@
 // # Coordinator role (all algorithms)
 //
 //	        request (else *BusyError while active)
-//	idle ─────────────────────────────────────────► active ──persist(active)──┐
-//	 ▲                                                │ results                 │
-//	 │                                                ▼                         │
-//	 │            all results in / phase done ─► commit (persist, decide) ──────┤
-//	 │        failed | timeout | recovered undecided ─► abort (persist, decide)─┤
-//	 └──────────────── send commit/abort (release) to every container ◄─────────┘
+//	idle ──────────────────────────────────► active: persist(active), commands
+//	 ▲                                         │ results in / phase done
+//	 │                                         ▼
+//	 │                                    committing: ActCommit (container messages,
+//	 │                                         │      timeouts, abort requests ignored)
+//	 │                     commit-done ok ◄────┴────► commit-done failed
+//	 │                           │                          │
+//	 │                           │   failed | timeout | abort-request (while active)
+//	 │                           │   | recovered undecided  │
+//	 │                           ▼                          ▼
+//	 │                    commit to all            ActAbort, abort to all
+//	 └───────────────────────────┴──────────────────────────┘
 //
 // A restarted coordinator (RecoverCoordinator) aborts an undecided snapshot (presumed
 // abort) and re-sends the decision of a decided one; container roles ignore duplicates.

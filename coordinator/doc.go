@@ -8,16 +8,20 @@
 //
 //	resolve stack ─► take stack lock (lease) ─► create manifest (preparing)
 //	   ─► send a Plan to every node's agent (a node without a live worker: refused)
-//	   ─► Step(snapshot request) ─► loop { Step(worker messages) | Tick | abort }
+//	   ─► Step(snapshot request) ─► loop { Step(worker messages) | Tick | abort request }
+//	        dump-done : its image set recorded in the manifest
 //	        ActPersist: record into the manifest (state dumping)
-//	        ActCommit : wait for every image set report, verify the cut, commit in
-//	                    one transaction (Store.Commit); if that fails: abort
+//	        ActCommit : every image set present? cut consistent (if the algorithm
+//	                    promises it)? commit in one transaction (Store.Commit);
+//	                    the outcome is stepped back (commit-done): the role sends
+//	                    commit, or aborts with the failure as the reason
 //	        ActAbort  : manifest aborted with the reason
 //	   ─► decision sent to the containers ─► unlock stack
 //
-// Aborts come from the algorithm (a container failed, the deadline passed), from the
-// user (api abort, e.g. the CLI's Ctrl-C), from a node leaving the cluster (NodeFailed)
-// and from losing the stack lock. A restarted coordinator finds the manifests that are
+// Aborts come from the algorithm (a container failed, the deadline passed, the commit
+// failed) and, stepped in as abort-request messages, from the user (api abort, e.g. the
+// CLI's Ctrl-C), from a node leaving the cluster (NodeFailed) and from losing the stack
+// lock. A restarted coordinator finds the manifests that are
 // neither committed nor aborted and drives the algorithm's RecoverCoordinator on their
 // record, which aborts them and releases every container (presumed abort).
 package coordinator

@@ -32,7 +32,7 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	}
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: e.store,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
-		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, ImagesWait: 2 * time.Second,
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
 		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		t.Fatal(err)

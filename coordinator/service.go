@@ -43,10 +43,9 @@ type Config struct {
 	LockTTL time.Duration
 	// PlanTimeout bounds each node's answer to the snapshot plan. Default 5s.
 	PlanTimeout time.Duration
-	// ImagesWait bounds how long a commit waits for image set reports. Default 30s.
-	ImagesWait time.Duration
 	// Verify, when set, checks every snapshot's cut before it commits (stored as the
-	// manifest's Verdict) and serves inspect --verify.
+	// manifest's Verdict; an inconsistent cut of an algorithm that promises a
+	// consistent one aborts the snapshot) and serves inspect --verify.
 	Verify Verifier
 	// Restorer, when set, serves restore and migrate.
 	Restorer Restorer
@@ -83,9 +82,6 @@ func (c *Config) defaults() error {
 	}
 	if c.PlanTimeout <= 0 {
 		c.PlanTimeout = 5 * time.Second
-	}
-	if c.ImagesWait <= 0 {
-		c.ImagesWait = 30 * time.Second
 	}
 	if c.RecoverWait <= 0 {
 		c.RecoverWait = 15 * time.Second
@@ -142,18 +138,6 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		if r := s.active(env.Snapshot); r != nil {
 			r.deliver(env)
-		}
-	})); err != nil {
-		return err
-	}
-	if err := add(s.cfg.Bus.Subscribe(nodeagent.ImagesSubject("*"), func(m *bus.Msg) {
-		var rep nodeagent.ImageReport
-		if err := json.Unmarshal(m.Data, &rep); err != nil {
-			s.log.Warn("dropping undecodable image report", "err", err)
-			return
-		}
-		if r := s.active(rep.Snapshot); r != nil {
-			r.report(rep)
 		}
 	})); err != nil {
 		return err

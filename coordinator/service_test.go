@@ -14,6 +14,8 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
+	"github.com/swarmckpt/swarmckpt/algorithms/uncoordinated"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -25,12 +27,7 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func lookup(name string) (algorithms.Algorithm, error) {
-	if name == blocking.Name {
-		return blocking.Algorithm(), nil
-	}
-	return nil, fmt.Errorf("unknown algorithm %q", name)
-}
+func lookup(name string) (algorithms.Algorithm, error) { return registry.Lookup(name) }
 
 // env is a coordinator, three node agents with fake executors, an in-memory bus and
 // store: the whole control plane in one process.
@@ -78,15 +75,22 @@ func bankStack() *stack.Stack {
 	return st
 }
 
-func newEnv(t *testing.T, nodes ...string) *env {
+func newEnv(t *testing.T, nodes ...string) *env { return newEnvWith(t, nil, nodes...) }
+
+// newEnvWith is newEnv with the coordinator's config changed by edit (nil: none).
+func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *env {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
 		cancel: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.store,
+	cfg := coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.store,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond,
-		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, ImagesWait: 2 * time.Second,
-		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +290,11 @@ func TestUserAbortDuringDump(t *testing.T) {
 		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "Ctrl-C") {
 			t.Fatalf("snapshot ended with %v, want aborted by Ctrl-C", err)
 		}
+		// The abort request is a message of its own: the reason is the user's, not a
+		// failure pinned on some container.
+		if m, _ := e.store.Get(context.Background(), "snap-c"); m == nil || m.Reason != "interrupted (Ctrl-C)" {
+			t.Errorf("stored reason %q, want exactly the user's", m.Reason)
+		}
 		// ctr2, stuck in its dump, is still frozen: the error says so, and where.
 		if !strings.Contains(err.Error(), "still held") || !strings.Contains(err.Error(), "bank_holder.2 on lab-2: frozen") {
 			t.Errorf("snapshot ended with %v, want it to name bank_holder.2 on lab-2 as still held", err)
@@ -320,6 +329,10 @@ func TestWorkerDeathAbortsItsSnapshots(t *testing.T) {
 	case err := <-errc:
 		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "lab-3") {
 			t.Fatalf("snapshot ended with %v, want aborted naming lab-3", err)
+		}
+		// An abort request of its own, not a failure pinned on the stack's first container.
+		if m, _ := e.store.Get(context.Background(), "snap-d"); m == nil || !strings.HasPrefix(m.Reason, "node lab-3 left the cluster") {
+			t.Errorf("stored reason %q, want it to start with the node's departure", m.Reason)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("snapshot not aborted after its worker died")
@@ -465,4 +478,128 @@ func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
 		defer mu.Unlock()
 		return aborts["lab-1"] > 0 && aborts["lab-2"] > 0 && aborts["lab-3"] > 0
 	})
+}
+
+// TestSnapshotAbortsWhenTheStackLockIsLost: the lock's loss is stepped into the
+// algorithm as an abort request; the snapshot aborts with that reason and every
+// container is released.
+func TestSnapshotAbortsWhenTheStackLockIsLost(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	stall := make(chan struct{})
+	e.execs["lab-2"].Stall["ctr2"] = stall
+	errc := make(chan error, 1)
+	go func() { _, err := e.snapshot("snap-l"); errc <- err }()
+	waitFor(t, "snapshot dumping", func() bool {
+		m, err := e.store.Get(context.Background(), "snap-l")
+		return err == nil && m.State == store.StateDumping
+	})
+	e.store.ExpireLock("bank")
+	close(stall)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "stack lock was lost") {
+			t.Fatalf("snapshot ended with %v, want aborted: the stack lock was lost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("snapshot did not end after its lock was lost")
+	}
+	m, _ := e.store.Get(context.Background(), "snap-l")
+	if m.State != store.StateAborted || !strings.HasPrefix(m.Reason, "the stack lock was lost") {
+		t.Fatalf("stored %s %q, want aborted with the lock's loss as the reason", m.State, m.Reason)
+	}
+	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+}
+
+// failingCommit is a store whose Commit is refused.
+type failingCommit struct {
+	*store.Memory
+	err error
+}
+
+func (f failingCommit) Commit(context.Context, *store.Manifest, store.Lock) error { return f.err }
+
+// TestFailedCommitAbortsAndReleasesEveryone: the store refuses the commit; its outcome
+// is stepped back into the algorithm, which aborts the snapshot with the store's error
+// and sends every container an abort (blocking keeps them frozen until the decision).
+func TestFailedCommitAbortsAndReleasesEveryone(t *testing.T) {
+	var mem *store.Memory
+	e := newEnvWith(t, func(c *coordinator.Config) {
+		mem = c.Store.(*store.Memory)
+		c.Store = failingCommit{Memory: mem, err: fmt.Errorf("commit snapshot: %w", store.ErrConflict)}
+	}, "lab-1", "lab-2", "lab-3")
+	_, err := e.snapshot("snap-r")
+	if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "commit refused") || !strings.Contains(err.Error(), "every container was released") {
+		t.Fatalf("err = %v, want aborted: commit refused, every container released", err)
+	}
+	m, _ := mem.Get(context.Background(), "snap-r")
+	if m.State != store.StateAborted || !strings.Contains(m.Reason, store.ErrConflict.Error()) {
+		t.Fatalf("stored %s %q, want aborted naming the store's refusal", m.State, m.Reason)
+	}
+	if h := e.held(); len(h) > 0 {
+		t.Fatalf("held after the failed commit: %v", h)
+	}
+}
+
+// inconsistent is a Verifier that finds one orphan on every snapshot.
+func inconsistent(context.Context, *store.Manifest) *store.Verdict {
+	return &store.Verdict{Summary: "INCONSISTENT: 1 orphan (of 2 directions checked)", CheckedAt: time.Now(),
+		Lines: []string{"bank_holder.1 -> bank_holder.2 [10.1.0.2:80-10.1.0.3:4000] sent=10 acked=10 received=12 VIOLATION orphan: 2 bytes received never sent",
+			"bank_holder.2 -> bank_holder.1 [10.1.0.3:4000-10.1.0.2:80] sent=0 acked=0 received=0 ok"}}
+}
+
+// TestInconsistentCutAbortsAnAlgorithmThatPromisesConsistency: blocking promises a
+// consistent cut: a cut the checker finds inconsistent aborts the snapshot, naming the
+// violation, and every container is released; the verdict stays on the manifest.
+func TestInconsistentCutAbortsAnAlgorithmThatPromisesConsistency(t *testing.T) {
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Verify = inconsistent }, "lab-1", "lab-2", "lab-3")
+	_, err := e.snapshot("snap-i")
+	if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "not consistent") || !strings.Contains(err.Error(), "VIOLATION orphan") {
+		t.Fatalf("err = %v, want aborted naming the violation", err)
+	}
+	if strings.Contains(err.Error(), "sent=0 acked=0 received=0 ok") {
+		t.Errorf("err = %v: the reason lists channels that are fine", err)
+	}
+	m, _ := e.store.Get(context.Background(), "snap-i")
+	if m.State != store.StateAborted || m.Verdict == nil || m.Verdict.Consistent {
+		t.Fatalf("stored %s verdict %+v, want aborted with the verdict kept", m.State, m.Verdict)
+	}
+	if h := e.held(); len(h) > 0 {
+		t.Fatalf("held after the abort: %v", h)
+	}
+}
+
+// TestInconsistentCutOfUncoordinatedCommits: uncoordinated promises no consistent cut:
+// the snapshot commits with the verdict recorded (restore finds a recovery line).
+func TestInconsistentCutOfUncoordinatedCommits(t *testing.T) {
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Verify = inconsistent }, "lab-1", "lab-2", "lab-3")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "snap-u", Stack: "bank", Algorithm: uncoordinated.Name})
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if m := res.Snapshot; m.State != store.StateCommitted || m.Verdict == nil || m.Verdict.Consistent {
+		t.Fatalf("state %s verdict %+v, want committed with the inconsistent verdict recorded", m.State, m.Verdict)
+	}
+}
+
+// TestImageSetsArriveWithDumpDone: each container's image set and freeze and dump
+// times come with its dump-done (no separate report): the committed manifest has them.
+func TestImageSetsArriveWithDumpDone(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	for _, ex := range e.execs {
+		ex.DumpTime = 5 * time.Millisecond
+	}
+	res, err := e.snapshot("snap-s")
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	for _, c := range res.Snapshot.Containers {
+		if c.Images == nil || !c.Images.Durable || c.Images.Node != c.Node || len(c.Images.Files) == 0 {
+			t.Errorf("%s: image set %+v, want the durable set on %s", c.Key(), c.Images, c.Node)
+		}
+		if c.DumpMS < 5 || c.FreezeMS < c.DumpMS {
+			t.Errorf("%s: dump %d ms, frozen %d ms; want the dump's times (>= 5 ms, frozen at least as long)", c.Key(), c.DumpMS, c.FreezeMS)
+		}
+	}
 }

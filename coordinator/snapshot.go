@@ -207,25 +207,21 @@ type run struct {
 	mach    algorithms.Machine
 	timeout time.Duration
 
-	inbox   chan protocol.Envelope
-	images  chan nodeagent.ImageReport
-	aborts  chan string
-	done    chan struct{}
-	nodeOf  map[string]string // container id -> node
-	index   map[string]int    // container id -> position in m.Containers
-	reports map[string]nodeagent.ImageReport
+	inbox  chan protocol.Envelope
+	aborts chan string
+	done   chan struct{}
+	nodeOf map[string]string // container id -> node
+	index  map[string]int    // container id -> position in m.Containers
 	// streamTo: container key -> worker address its dump streams to (streamPlan).
 	streamTo map[string]string
 
-	decided      bool
-	commitFailed string
+	decided bool
 }
 
 func newRun(s *Service, m *store.Manifest, lock store.Lock, alg algorithms.Algorithm, timeout time.Duration) *run {
 	r := &run{s: s, m: m, lock: lock, alg: alg, timeout: timeout,
-		inbox: make(chan protocol.Envelope, 1024), images: make(chan nodeagent.ImageReport, 1024),
-		aborts: make(chan string, 16), done: make(chan struct{}),
-		nodeOf: map[string]string{}, index: map[string]int{}, reports: map[string]nodeagent.ImageReport{}}
+		inbox: make(chan protocol.Envelope, 1024), aborts: make(chan string, 16), done: make(chan struct{}),
+		nodeOf: map[string]string{}, index: map[string]int{}}
 	for i, c := range m.Containers {
 		r.nodeOf[c.ContainerID] = c.Node
 		r.index[c.ContainerID] = i
@@ -244,13 +240,6 @@ func (r *run) ticks(d time.Duration) uint64 {
 func (r *run) deliver(env protocol.Envelope) {
 	select {
 	case r.inbox <- env:
-	case <-r.done:
-	}
-}
-
-func (r *run) report(rep nodeagent.ImageReport) {
-	select {
-	case r.images <- rep:
 	case <-r.done:
 	}
 }
@@ -358,7 +347,7 @@ func (r *run) loop(ctx context.Context, start time.Time) {
 	defer tick.Stop()
 	lost := r.lock.Lost()
 	for {
-		if r.mach.HasReady() {
+		for r.mach.HasReady() { // a commit's outcome makes another Ready: the decision
 			r.process(ctx, start)
 		}
 		if r.decided {
@@ -368,36 +357,28 @@ func (r *run) loop(ctx context.Context, start time.Time) {
 		select {
 		case env := <-r.inbox:
 			r.observe(ctx, env)
-			if err := r.mach.Step(env); err != nil {
-				log.Debug("algorithm refused message", "type", env.Type, "from", env.From, "err", err)
-			}
-		case rep := <-r.images:
-			r.addReport(ctx, rep)
+			r.step(env)
 		case reason := <-r.aborts:
-			r.failWith(reason)
+			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, reason))
 		case <-lost:
 			lost = nil
-			r.failWith("the stack lock was lost (etcd unreachable or lease expired)")
+			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, "the stack lock was lost (etcd unreachable or lease expired)"))
 		case <-tick.C:
 			r.mach.Tick()
 		}
 	}
 }
 
-// failWith makes the algorithm abort by reporting a failure of the first container.
-func (r *run) failWith(reason string) {
-	if len(r.m.Containers) == 0 {
-		return
-	}
-	c := r.m.Containers[0]
-	env := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeFailed, Snapshot: r.m.ID, Epoch: r.m.Epoch,
-		From: protocol.ContainerAddr(c.ContainerID), To: protocol.Coordinator, Body: &protocol.Result{Error: reason}}
+// step feeds the coordinator role one message (from a container, or of this process:
+// an abort request, a commit's outcome).
+func (r *run) step(env protocol.Envelope) {
 	if err := r.mach.Step(env); err != nil {
-		r.s.log.Warn("algorithm refused the abort", "snapshot", r.m.ID, "err", err)
+		r.s.log.Debug("algorithm refused message", "snapshot", r.m.ID, "type", env.Type, "from", env.From, "err", err)
 	}
 }
 
-// observe turns worker messages into progress events.
+// observe turns worker messages into progress events, and records the image set each
+// dump-done carries.
 func (r *run) observe(ctx context.Context, env protocol.Envelope) {
 	i, ok := r.index[env.From.ID]
 	if !ok {
@@ -405,6 +386,7 @@ func (r *run) observe(ctx context.Context, env protocol.Envelope) {
 	}
 	c := r.m.Containers[i]
 	e := api.Event{ID: r.m.ID, Container: c.Key(), Node: c.Node}
+	var dump *protocol.DumpStats
 	switch env.Type {
 	case protocol.TypeLockDone:
 		e.Phase = "locked"
@@ -412,6 +394,7 @@ func (r *run) observe(ctx context.Context, env protocol.Envelope) {
 		e.Phase = "dumped"
 		if res, ok := env.Body.(*protocol.Result); ok && res.Dump != nil {
 			e.Bytes = int64(res.Dump.ImageBytes)
+			dump = res.Dump
 		}
 	case protocol.TypeDone:
 		e.Phase = "done"
@@ -424,25 +407,28 @@ func (r *run) observe(ctx context.Context, env protocol.Envelope) {
 		return
 	}
 	r.s.event(ctx, e)
+	if dump != nil {
+		r.addImages(ctx, env, i, dump)
+	}
 }
 
-func (r *run) addReport(ctx context.Context, rep nodeagent.ImageReport) {
-	i, ok := r.index[rep.Container]
-	if !ok {
-		return
+// addImages records the image set of container i that its dump-done (env) carries.
+func (r *run) addImages(ctx context.Context, env protocol.Envelope, i int, st *protocol.DumpStats) {
+	if st.Images == nil || env.Epoch != r.m.Epoch || r.m.Containers[i].Images != nil {
+		return // none (commit names it), another epoch's, or a duplicate
 	}
-	r.reports[rep.Container] = rep
-	img := rep.Images
+	img := *st.Images
 	r.m.Containers[i].Images = &img
-	r.m.Containers[i].FreezeMS = rep.FreezeMS
-	r.m.Containers[i].DumpMS = rep.DumpMS
+	r.m.Containers[i].FreezeMS = st.FreezeMS
+	r.m.Containers[i].DumpMS = st.DumpMS
 	c := r.m.Containers[i]
-	r.s.event(ctx, api.Event{ID: r.m.ID, Container: c.Key(), Node: c.Node, Phase: "durable", Bytes: img.Bytes(), MS: rep.FreezeMS})
+	r.s.event(ctx, api.Event{ID: r.m.ID, Container: c.Key(), Node: c.Node, Phase: "durable", Bytes: img.Bytes(), MS: st.FreezeMS})
 }
 
 // process executes one Ready of the coordinator role.
 func (r *run) process(ctx context.Context, start time.Time) {
 	rd := r.mach.Ready()
+	var outcomes []protocol.Envelope
 	for _, act := range rd.Actions {
 		switch act.Kind {
 		case algorithms.ActPersist:
@@ -452,9 +438,11 @@ func (r *run) process(ctx context.Context, start time.Time) {
 			}
 			r.save(ctx)
 		case algorithms.ActCommit:
-			r.m.Record = act.Record
-			r.commit(ctx, start)
-			r.decided = true
+			// Its outcome is stepped back once this Ready is done: the role then sends
+			// the decision (commit, or abort with the failure as the reason).
+			err := r.commit(ctx, act, start)
+			r.decided = err == nil
+			outcomes = append(outcomes, algorithms.CommitDone(act, err))
 		case algorithms.ActAbort:
 			r.m.Record = act.Record
 			r.abort(ctx, act.Reason)
@@ -463,9 +451,6 @@ func (r *run) process(ctx context.Context, start time.Time) {
 	}
 	deadline := time.Now().Add(r.timeout + 10*time.Second).UnixMilli()
 	for _, env := range rd.Messages {
-		if r.commitFailed != "" && env.Type == protocol.TypeCommit {
-			env.Type, env.Body = protocol.TypeAbort, &protocol.Decision{Reason: r.commitFailed}
-		}
 		if env.Deadline.Ticks > 0 {
 			env.Deadline.UnixMilli = time.Now().Add(time.Duration(env.Deadline.Ticks) * r.s.cfg.TickPeriod).UnixMilli()
 		} else if env.Deadline.UnixMilli == 0 && (env.Type == protocol.TypeLock || env.Type == protocol.TypeMarker) {
@@ -474,6 +459,9 @@ func (r *run) process(ctx context.Context, start time.Time) {
 		r.send(ctx, env)
 	}
 	r.mach.Advance()
+	for _, env := range outcomes {
+		r.step(env)
+	}
 }
 
 func (r *run) send(ctx context.Context, env protocol.Envelope) {
@@ -499,43 +487,42 @@ func (r *run) save(ctx context.Context) {
 	}
 }
 
-// commit waits for every image set, verifies the cut and commits in one transaction.
-func (r *run) commit(ctx context.Context, start time.Time) {
-	wait := time.NewTimer(r.s.cfg.ImagesWait)
-	defer wait.Stop()
-	for len(r.reports) < len(r.m.Containers) {
-		select {
-		case rep := <-r.images:
-			r.addReport(ctx, rep)
-		case <-wait.C:
-			var missing []string
-			for _, c := range r.m.Containers {
-				if _, ok := r.reports[c.ContainerID]; !ok {
-					missing = append(missing, c.Key()+"@"+c.Node)
-				}
-			}
-			r.commitFailed = fmt.Sprintf("no durable image set reported within %s for %s", r.s.cfg.ImagesWait, strings.Join(missing, ", "))
-			r.abort(ctx, r.commitFailed)
-			return
+// commit executes ActCommit: it checks that every container's dump-done brought its
+// image set, runs the cut checker, and commits the manifest with the role's record in
+// one transaction. A non-nil error means nothing was committed: the role then aborts
+// the snapshot with the error's text as the reason. A cut the checker finds
+// inconsistent fails the commit when the algorithm promises a consistent one; for one
+// that does not (uncoordinated) the verdict is only recorded, and restore finds a
+// recovery line.
+func (r *run) commit(ctx context.Context, act algorithms.Action, start time.Time) error {
+	var missing []string
+	for _, c := range r.m.Containers {
+		if c.Images == nil {
+			missing = append(missing, c.Key()+"@"+c.Node)
 		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no image set arrived with the dump-done of %s (an agent older than this coordinator, or a lost message): upgrade swarmckpt on those nodes, then take the snapshot again",
+			strings.Join(missing, ", "))
 	}
 	if r.s.cfg.Verify != nil {
 		r.m.Verdict = r.s.cfg.Verify(ctx, r.m)
 		if v := r.m.Verdict; v != nil && !v.Consistent && v.Error == "" {
 			if r.alg.Guarantees().ConsistentCut {
-				r.s.log.Error("committed cut is NOT consistent: algorithm bug", "snapshot", r.m.ID, "summary", v.Summary)
-			} else {
-				r.s.log.Info("committed cut is not consistent (the algorithm promises none: restore checks it, see restore --recovery-line)", "snapshot", r.m.ID, "summary", v.Summary)
+				r.s.log.Error("cut is NOT consistent: algorithm bug; snapshot aborted", "snapshot", r.m.ID, "algorithm", r.m.Algorithm, "summary", v.Summary)
+				return fmt.Errorf("the cut is not consistent, which the %s algorithm promises (a bug: please report it with `swarmckpt inspect --verify %s`): %s: %s",
+					r.m.Algorithm, r.m.ID, v.Summary, violations(v.Lines))
 			}
+			r.s.log.Info("committed cut is not consistent (the algorithm promises none: restore checks it, see restore --recovery-line)", "snapshot", r.m.ID, "summary", v.Summary)
 		}
 	}
 	now := time.Now().UTC()
+	r.m.Record = act.Record
 	r.m.CommittedAt, r.m.UpdatedAt = now, now
 	r.m.TotalMS = time.Since(start).Milliseconds()
 	if err := r.s.cfg.Store.Commit(ctx, r.m, r.lock); err != nil {
-		r.commitFailed = fmt.Sprintf("commit refused: %v", err)
-		r.abort(ctx, r.commitFailed)
-		return
+		r.m.CommittedAt = time.Time{}
+		return fmt.Errorf("commit refused: %w", err)
 	}
 	var bytes int64
 	for _, c := range r.m.Containers {
@@ -544,6 +531,25 @@ func (r *run) commit(ctx context.Context, start time.Time) {
 		}
 	}
 	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "committed", Bytes: bytes, MS: r.m.TotalMS})
+	return nil
+}
+
+// violations lists the violation lines of a verdict (at most 5), for an abort's reason.
+func violations(lines []string) string {
+	var out []string
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, "VIOLATION") {
+			n++
+			if len(out) < 5 {
+				out = append(out, l)
+			}
+		}
+	}
+	if n > len(out) {
+		out = append(out, fmt.Sprintf("and %d more", n-len(out)))
+	}
+	return strings.Join(out, "; ")
 }
 
 func (r *run) abort(ctx context.Context, reason string) {

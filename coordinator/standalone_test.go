@@ -106,7 +106,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: net.Connect(), Store: st,
 		Resolver:   resolveWith(func(ctx context.Context) ([]stack.Container, error) { return svc.StandaloneContainers(ctx, "bank") }),
 		Algorithms: lookup, TickPeriod: 10 * time.Millisecond, SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
-		ImagesWait: 2 * time.Second, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

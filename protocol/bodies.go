@@ -65,9 +65,46 @@ type DumpStats struct {
 	Conns []ConnCounter `json:"conns,omitempty"`
 	// ReusedFrom names the snapshot whose images were reused, "" if freshly dumped.
 	ReusedFrom string `json:"reused_from,omitempty"`
+	// Images is the durable image set the dump wrote (or reused), as the node agent
+	// reports it; the coordinator records it in the snapshot's manifest and commits only
+	// when it holds every container's set. nil from a driver without image files.
+	Images *ImageSet `json:"images,omitempty"`
+	// FreezeMS is how long the container had been frozen when its dump ended (0: not
+	// frozen); DumpMS how long the dump took. Filled in by the node agent.
+	FreezeMS int64 `json:"freeze_ms,omitempty"`
+	DumpMS   int64 `json:"dump_ms,omitempty"`
 }
 
-// Result is what a container reports back: LockDone, DumpDone, Done, Failed.
+// ImageSet is a container's CRIU image directory on a node: where it is and every
+// file with its size and sha256. It travels in DumpDone (DumpStats.Images) and is kept
+// in the snapshot's manifest (store.ImageSet is this type).
+type ImageSet struct {
+	Node    string      `json:"node"`
+	Dir     string      `json:"dir"`
+	Files   []ImageFile `json:"files"`
+	Durable bool        `json:"durable"`
+	// CRIUVersion that wrote the images.
+	CRIUVersion string `json:"criu_version,omitempty"`
+}
+
+// Bytes is the total size of the image files.
+func (s *ImageSet) Bytes() int64 {
+	var n int64
+	for _, f := range s.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// ImageFile is one image file with its checksum.
+type ImageFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Result is what a container reports back (LockDone, DumpDone, Done, Failed), and the
+// outcome of a commit (CommitDone).
 type Result struct {
 	// Error is empty on success, else what went wrong.
 	Error string `json:"error,omitempty"`
@@ -77,7 +114,7 @@ type Result struct {
 	Dump *DumpStats `json:"dump,omitempty"`
 }
 
-// Decision carries a Commit, Abort or Release.
+// Decision carries a Commit, Abort, Release or AbortRequest.
 type Decision struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -118,11 +155,11 @@ func BodyFor(t Type) any {
 		return new(SnapshotResult)
 	case TypeLock:
 		return new(Lock)
-	case TypeLockDone, TypeDumpDone, TypeDone, TypeFailed:
+	case TypeLockDone, TypeDumpDone, TypeDone, TypeFailed, TypeCommitDone:
 		return new(Result)
 	case TypeDump:
 		return new(Dump)
-	case TypeCommit, TypeAbort, TypeRelease:
+	case TypeCommit, TypeAbort, TypeRelease, TypeAbortRequest:
 		return new(Decision)
 	case TypeMarker:
 		return new(Marker)

@@ -26,14 +26,19 @@ func samples() map[Type]Envelope {
 		TypeLock:            base(TypeLock, Coordinator, a, &Lock{All: true, Freeze: true}),
 		TypeLockDone:        base(TypeLockDone, a, Coordinator, &Result{Conns: conns}),
 		TypeDump:            base(TypeDump, Coordinator, a, &Dump{LeaveRunning: true, ReuseFrom: "s-0", ReleaseAfter: true, Locked: true}),
-		TypeDumpDone:        base(TypeDumpDone, a, Coordinator, &Result{Dump: &DumpStats{ImageBytes: 1 << 20, Conns: conns}}),
-		TypeCommit:          base(TypeCommit, Coordinator, a, &Decision{}),
-		TypeAbort:           base(TypeAbort, Coordinator, a, &Decision{Reason: "container b did not answer in 600 ticks"}),
-		TypeMarker:          base(TypeMarker, ContainerAddr("b"), a, &Marker{Resend: true}),
-		TypeDone:            base(TypeDone, a, Coordinator, &Result{}),
-		TypeFailed:          base(TypeFailed, a, Coordinator, &Result{Error: "watchdog expired"}),
-		TypeActionDone:      base(TypeActionDone, a, a, &ActionResult{Op: "lock", Peers: []string{"b"}, Conns: conns}),
-		TypeRelease:         base(TypeRelease, Coordinator, a, &Decision{Reason: "images reused"}),
+		TypeDumpDone: base(TypeDumpDone, a, Coordinator, &Result{Dump: &DumpStats{ImageBytes: 1 << 20, Conns: conns,
+			Images: &ImageSet{Node: "n1", Dir: "/var/lib/swarmckpt/images/s-1.svc.1", Durable: true, CRIUVersion: "4.2.1",
+				Files: []ImageFile{{Name: "images/pages-1.img", Size: 1 << 20, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}},
+			FreezeMS: 412, DumpMS: 380}}),
+		TypeCommit:       base(TypeCommit, Coordinator, a, &Decision{}),
+		TypeAbort:        base(TypeAbort, Coordinator, a, &Decision{Reason: "container b did not answer in 600 ticks"}),
+		TypeMarker:       base(TypeMarker, ContainerAddr("b"), a, &Marker{Resend: true}),
+		TypeDone:         base(TypeDone, a, Coordinator, &Result{}),
+		TypeFailed:       base(TypeFailed, a, Coordinator, &Result{Error: "watchdog expired"}),
+		TypeActionDone:   base(TypeActionDone, a, a, &ActionResult{Op: "lock", Peers: []string{"b"}, Conns: conns}),
+		TypeRelease:      base(TypeRelease, Coordinator, a, &Decision{Reason: "images reused"}),
+		TypeAbortRequest: base(TypeAbortRequest, Coordinator, Coordinator, &Decision{Reason: "the stack lock was lost"}),
+		TypeCommitDone:   base(TypeCommitDone, Coordinator, Coordinator, &Result{Error: "commit refused: lock lost"}),
 	}
 	lk := m[TypeLock]
 	lk.Deadline = Deadline{Ticks: 700, UnixMilli: 1795000000000}
@@ -83,7 +88,7 @@ func TestGoldenEncodings(t *testing.T) {
 
 func TestTypeNumbersAreStable(t *testing.T) {
 	// The wire numbers; changing one breaks every deployed peer. ONLY APPEND.
-	want := []string{"", "snapshot-request", "snapshot-result", "lock", "lock-done", "dump", "dump-done", "commit", "abort", "marker", "done", "failed", "action-done", "release"}
+	want := []string{"", "snapshot-request", "snapshot-result", "lock", "lock-done", "dump", "dump-done", "commit", "abort", "marker", "done", "failed", "action-done", "release", "abort-request", "commit-done"}
 	for i := 1; i < len(want); i++ {
 		if got := Type(i).String(); got != want[i] {
 			t.Errorf("type %d is %q, want %q", i, got, want[i])

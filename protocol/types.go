@@ -48,6 +48,17 @@ const (
 	// TypeRelease (coordinator -> container): release this container now (thaw, unlock);
 	// the snapshot goes on without holding it. Body *Decision.
 	TypeRelease // 13
+	// TypeAbortRequest (coordinator process or CLI -> coordinator role): abort the active
+	// snapshot named by Snapshot and Epoch (the user asked, the stack lock was lost, a
+	// node left the cluster). The role aborts it with Reason, as given; ignored once the
+	// snapshot is decided or its commit is being written. Body *Decision.
+	TypeAbortRequest // 14
+	// TypeCommitDone (coordinator process -> its own coordinator role, never between
+	// processes): the outcome of ActCommit. Error empty: the commit record is durable and
+	// the role sends commit to every container; else why the commit was not written (no
+	// image set, an inconsistent cut of an algorithm that promises a consistent one, the
+	// store refused), and the role aborts the snapshot with that reason. Body *Result.
+	TypeCommitDone // 15
 
 	typeEnd // keep last: one past the highest known type
 )
@@ -67,6 +78,8 @@ var typeNames = [...]string{
 	TypeFailed:          "failed",
 	TypeActionDone:      "action-done",
 	TypeRelease:         "release",
+	TypeAbortRequest:    "abort-request",
+	TypeCommitDone:      "commit-done",
 }
 
 // Known reports whether t is a type this build understands.

@@ -513,6 +513,13 @@ func (r *runner) actionDone(i int32, gen int32) {
 		}
 		stats.Conns = r.recordedCounters(c)
 	}
+	if a.Kind == algorithms.ActCommit {
+		// The commit is written (the simulated store never refuses): step its outcome
+		// back, and the coordinator role sends the decision in its next Ready.
+		if e := p.m.Step(algorithms.CommitDone(a, nil)); e != nil {
+			r.stepErrs++
+		}
+	}
 	if a.Kind.IsContainerAction() {
 		var conns []protocol.ConnCounter
 		if c >= 0 {

@@ -26,6 +26,7 @@ func fastRun(alg algorithms.Algorithm, cs []protocol.Container) (msgs int, commi
 				switch {
 				case a.Kind == algorithms.ActCommit:
 					committed = true
+					q = append(q, algorithms.CommitDone(a, nil)) // written: the role sends commit
 				case a.Kind.IsContainerAction():
 					q = append(q, algorithms.Done(a, nil, nil, &protocol.DumpStats{}))
 				}

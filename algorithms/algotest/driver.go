@@ -2,6 +2,7 @@ package algotest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -90,6 +91,12 @@ type Driver struct {
 
 	net []inflight
 
+	// failCommit, when set, makes the next ActCommit fail with this reason.
+	failCommit string
+	// holdCommits keeps the outcomes of ActCommit in held until ReleaseCommits.
+	holdCommits bool
+	held        []protocol.Envelope
+
 	// Outcomes lists every decision in order.
 	Outcomes []Outcome
 	// Accepted lists the snapshots the coordinator accepted (persisted as active).
@@ -170,8 +177,11 @@ func (d *Driver) process() {
 
 func (d *Driver) execute(who string, sm algorithms.Machine, isCoord bool) {
 	rd := sm.Ready()
+	var outcomes []protocol.Envelope // of ActCommit, stepped back once the Ready is done
 	for _, a := range rd.Actions {
-		d.action(who, a)
+		if o, ok := d.action(who, a); ok {
+			outcomes = append(outcomes, o)
+		}
 	}
 	crash := isCoord && d.roll(d.opts.Faults.CoordinatorCrash)
 	if crash {
@@ -184,6 +194,48 @@ func (d *Driver) execute(who string, sm algorithms.Machine, isCoord bool) {
 		d.send(m)
 	}
 	sm.Advance()
+	if d.holdCommits {
+		d.held = append(d.held, outcomes...)
+		return
+	}
+	for _, o := range outcomes {
+		d.stepCoordinator(o)
+	}
+}
+
+// stepCoordinator feeds the coordinator a message of its own process (a commit's
+// outcome, an abort request).
+func (d *Driver) stepCoordinator(m protocol.Envelope) {
+	if err := d.coord.Step(m); err != nil {
+		d.Errors = append(d.Errors, fmt.Sprintf("coordinator stepping %s: %v", m.Type, err))
+	}
+}
+
+// FailNextCommit makes the next ActCommit fail with reason (as the coordinator's store
+// or cut check would): its outcome reports the failure and no decision is recorded.
+func (d *Driver) FailNextCommit(reason string) { d.failCommit = reason }
+
+// HoldCommits keeps the outcomes of ActCommit from the coordinator until
+// ReleaseCommits (a commit being written).
+func (d *Driver) HoldCommits() { d.holdCommits = true }
+
+// ReleaseCommits steps every held commit outcome into the coordinator and stops holding.
+func (d *Driver) ReleaseCommits() {
+	d.holdCommits = false
+	held := d.held
+	d.held = nil
+	for _, o := range held {
+		d.stepCoordinator(o)
+	}
+	d.process()
+}
+
+// RequestAbort asks the coordinator to abort snapshot id (of the epoch it was accepted
+// with), as the user, a lost stack lock or a departed node do.
+func (d *Driver) RequestAbort(id, reason string) {
+	d.logf("coordinator: abort requested for %s: %s", id, reason)
+	d.stepCoordinator(algorithms.AbortRequest(id, d.Accepted[id], reason))
+	d.process()
 }
 
 func (d *Driver) roll(permille int) bool {
@@ -214,7 +266,8 @@ func bodyText(m protocol.Envelope) string {
 	return " " + string(b)
 }
 
-func (d *Driver) action(who string, a algorithms.Action) {
+// action executes a; for an ActCommit it returns the outcome to step back.
+func (d *Driver) action(who string, a algorithms.Action) (protocol.Envelope, bool) {
 	switch a.Kind {
 	case algorithms.ActPersist:
 		if a.Container != "" {
@@ -223,27 +276,33 @@ func (d *Driver) action(who string, a algorithms.Action) {
 			}
 			d.crec[a.Container] = a.Record
 			d.logf("%s: persist epoch=%d", a.Container, a.Epoch)
-			return
+			return protocol.Envelope{}, false
 		}
 		d.rec = a.Record
 		d.Accepted[a.Snapshot] = a.Epoch
 		d.logf("coordinator: persist %s epoch=%d", a.Snapshot, a.Epoch)
-		return
-	case algorithms.ActCommit, algorithms.ActAbort:
-		d.rec = a.Record
-		o := Outcome{Epoch: a.Epoch, Snapshot: a.Snapshot, Committed: a.Kind == algorithms.ActCommit, Reason: a.Reason}
-		d.Outcomes = append(d.Outcomes, o)
-		if o.Committed {
-			d.logf("coordinator: COMMIT %s epoch=%d", a.Snapshot, a.Epoch)
-		} else {
-			d.logf("coordinator: ABORT %s epoch=%d: %s", a.Snapshot, a.Epoch, a.Reason)
+		return protocol.Envelope{}, false
+	case algorithms.ActCommit:
+		if reason := d.failCommit; reason != "" {
+			// Nothing is written: the last record stays the active one.
+			d.failCommit = ""
+			d.logf("coordinator: COMMIT %s epoch=%d FAILED: %s", a.Snapshot, a.Epoch, reason)
+			return algorithms.CommitDone(a, errors.New(reason)), true
 		}
-		return
+		d.rec = a.Record
+		d.Outcomes = append(d.Outcomes, Outcome{Epoch: a.Epoch, Snapshot: a.Snapshot, Committed: true})
+		d.logf("coordinator: COMMIT %s epoch=%d", a.Snapshot, a.Epoch)
+		return algorithms.CommitDone(a, nil), true
+	case algorithms.ActAbort:
+		d.rec = a.Record
+		d.Outcomes = append(d.Outcomes, Outcome{Epoch: a.Epoch, Snapshot: a.Snapshot, Reason: a.Reason})
+		d.logf("coordinator: ABORT %s epoch=%d: %s", a.Snapshot, a.Epoch, a.Reason)
+		return protocol.Envelope{}, false
 	}
 	c, ok := d.cs[a.Container]
 	if !ok || (who != "coordinator" && who != a.Container) {
 		d.Errors = append(d.Errors, fmt.Sprintf("%s emitted %s for container %q", who, a.Kind, a.Container))
-		return
+		return protocol.Envelope{}, false
 	}
 	var err error
 	var stats *protocol.DumpStats
@@ -281,6 +340,10 @@ func (d *Driver) action(who string, a algorithms.Action) {
 			prev, ok := d.Recordings[a.ReuseFrom][c.id]
 			if !ok {
 				err = fmt.Errorf("no images of %s in snapshot %s", c.id, a.ReuseFrom)
+			} else if !d.committed(a.ReuseFrom) {
+				// An aborted snapshot's images are collected: reusing them is a bug.
+				d.Errors = append(d.Errors, fmt.Sprintf("%s asked to reuse the images of %s, which was not committed", c.id, a.ReuseFrom))
+				err = fmt.Errorf("snapshot %s was not committed: its images are gone", a.ReuseFrom)
 			}
 			rec = Recording{Conns: prev.Conns, ReusedFrom: a.ReuseFrom}
 			if prev.ReusedFrom != "" {
@@ -299,10 +362,21 @@ func (d *Driver) action(who string, a algorithms.Action) {
 		}
 	default:
 		d.Errors = append(d.Errors, fmt.Sprintf("%s emitted unknown action %v", who, a.Kind))
-		return
+		return protocol.Envelope{}, false
 	}
 	d.logf("%s: %s", a.Container, desc)
 	d.net = append(d.net, inflight{m: algorithms.Done(a, err, d.counters(c), stats), local: true})
+	return protocol.Envelope{}, false
+}
+
+// committed reports whether snapshot id was committed.
+func (d *Driver) committed(id string) bool {
+	for _, o := range d.Outcomes {
+		if o.Snapshot == id && o.Committed {
+			return true
+		}
+	}
+	return false
 }
 
 // counters returns c's per-connection counters now, sorted by peer.

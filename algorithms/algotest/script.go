@@ -35,6 +35,8 @@ import (
 //	mute id=C             container C never answers from now on
 //	crash-coordinator     restart the coordinator from its last record
 //	crash-worker id=C     restart the worker of C (its role is rebuilt, Recovering)
+//	fail-commit           input: a reason; the next commit fails with it (not written)
+//	abort-request id=S    input: a reason; the coordinator's process asks to abort S
 //	settle                deliver and tick until everything is decided and released
 //	state                 containers held, counters, outcomes, and the invariant check
 type scriptCase struct {
@@ -249,6 +251,12 @@ func (s *scriptRun) exec(c *scriptCase) string {
 		return ""
 	case "crash-worker":
 		s.d.CrashWorker(c.args["id"])
+		return ""
+	case "fail-commit":
+		s.d.FailNextCommit(strings.Join(c.input, " "))
+		return ""
+	case "abort-request":
+		s.d.RequestAbort(c.args["id"], strings.Join(c.input, " "))
 		return ""
 	case "settle":
 		s.d.Settle()

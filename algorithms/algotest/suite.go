@@ -161,6 +161,85 @@ func Run(t *testing.T, alg algorithms.Algorithm) {
 			t.Fatalf("outcomes %+v; want exactly one", d.Outcomes)
 		}
 	})
+	t.Run("failed commit aborts and keeps the old state", func(t *testing.T) {
+		d := newDriver(t, alg, 5, 8, Faults{})
+		if err := d.Request("s1"); err != nil {
+			t.Fatal(err)
+		}
+		d.Settle()
+		d.Traffic("c0", "c1", 10)
+		d.FailNextCommit("commit refused: stack lock lost")
+		if err := d.Request("s2"); err != nil {
+			t.Fatal(err)
+		}
+		d.Settle()
+		mustCheck(t, d, alg)
+		if len(d.Outcomes) != 2 || d.Outcomes[1].Committed || d.Outcomes[1].Reason != "commit refused: stack lock lost" {
+			t.Fatalf("outcomes %+v; want s2 aborted with the commit's failure as its reason", d.Outcomes)
+		}
+		// The algorithm state is the one of s1: a third snapshot never builds on s2
+		// (the driver refuses to reuse the images of a snapshot that was not committed).
+		d.Traffic("c1", "c2", 5)
+		if err := d.Request("s3"); err != nil {
+			t.Fatal(err)
+		}
+		d.Settle()
+		mustCheck(t, d, alg)
+		if got := d.Committed(); len(got) != 2 || got[1] != "s3" {
+			t.Fatalf("committed %v, outcomes %+v; want s1 and s3", got, d.Outcomes)
+		}
+	})
+	t.Run("abort request aborts with its reason", func(t *testing.T) {
+		d := newDriver(t, alg, 5, 9, Faults{})
+		if err := d.Request("s1"); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			d.DeliverOne(true)
+		}
+		d.RequestAbort("s1", "aborted by the user")
+		d.RequestAbort("s1", "again") // after the decision: ignored
+		d.Settle()
+		mustCheck(t, d, alg)
+		if len(d.Outcomes) != 1 || d.Outcomes[0].Committed || d.Outcomes[0].Reason != "aborted by the user" {
+			t.Fatalf("outcomes %+v; want s1 aborted with the requested reason, as given", d.Outcomes)
+		}
+		d.RequestAbort("s0", "unknown snapshot") // not the active one: ignored
+		if err := d.Request("s2"); err != nil {
+			t.Fatal(err)
+		}
+		d.Settle()
+		mustCheck(t, d, alg)
+		if got := d.Committed(); len(got) != 1 || got[0] != "s2" {
+			t.Fatalf("committed %v; want s2", got)
+		}
+	})
+	t.Run("commit being written ignores aborts and timeouts", func(t *testing.T) {
+		d := newDriver(t, alg, 4, 10, Faults{})
+		d.HoldCommits()
+		if err := d.Request("s1"); err != nil {
+			t.Fatal(err)
+		}
+		for d.DeliverOne(true) {
+		}
+		if len(d.held) != 1 {
+			t.Fatalf("%d commit outcomes pending, want 1 (outcomes %+v)", len(d.held), d.Outcomes)
+		}
+		d.RequestAbort("s1", "too late")
+		for range TestConfig().Timeout + 1 {
+			d.coord.Tick()
+		}
+		d.process()
+		if d.InFlight() != 0 {
+			t.Fatalf("%d messages sent while the commit was being written, want none", d.InFlight())
+		}
+		d.ReleaseCommits()
+		d.Settle()
+		mustCheck(t, d, alg)
+		if got := d.Committed(); len(d.Outcomes) != 1 || len(got) != 1 {
+			t.Fatalf("outcomes %+v; want s1 committed once", d.Outcomes)
+		}
+	})
 	t.Run("duplicates and reordering", func(t *testing.T) {
 		for seed := uint64(10); seed < 30; seed++ {
 			d := newDriver(t, alg, 6, seed, Faults{Dup: 400})

@@ -62,6 +62,11 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		c.acked = make(map[string]bool, len(c.Containers))
 		c.SendAll(protocol.TypeLock, lockCmd)
 		return nil
+	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
+		if out, reason := c.Decide(m); out == coord.Aborting {
+			c.abort(reason)
+		}
+		return nil
 	case protocol.TypeLockDone, protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)

@@ -51,6 +51,11 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			c.Send(ct.ID, protocol.TypeMarker, &protocol.Marker{Peers: ct.Peers})
 		}
 		return nil
+	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
+		if out, reason := c.Decide(m); out == coord.Aborting {
+			c.Abort(reason, nil)
+		}
+		return nil
 	case protocol.TypeDumpDone, protocol.TypeDone, protocol.TypeFailed:
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)

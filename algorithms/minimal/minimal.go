@@ -42,6 +42,7 @@ func (p phase) String() string { return [...]string{"idle", "locking", "dumping"
 type Coordinator struct {
 	coord.Base
 	bases map[string]Base // committed bases, by container
+	next  map[string]Base // the bases once the commit being written is durable
 
 	phase phase
 	acked map[string]bool
@@ -95,6 +96,14 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		c.fresh = map[string][]protocol.ConnCounter{}
 		c.SendAll(protocol.TypeLock, lockAll)
 		return nil
+	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
+		switch out, reason := c.Decide(m); out {
+		case coord.Committed:
+			c.bases, c.next = c.next, nil
+		case coord.Aborting:
+			c.abort(reason)
+		}
+		return nil
 	case protocol.TypeLockDone, protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
@@ -145,9 +154,11 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			for k, v := range c.fresh {
 				next[k] = Base{Snapshot: c.Snapshot, Conns: sorted(v)}
 			}
-			c.bases = next
+			// The bases change only once the commit is durable: a snapshot whose commit
+			// fails is aborted, and its images must not be reused.
+			c.next = next
 			c.phase = phaseIdle
-			c.Commit(c.bases)
+			c.Commit(next)
 		}
 	}
 	return nil
@@ -191,6 +202,7 @@ func (c *Coordinator) dumpCmd(id string) *protocol.Dump {
 
 func (c *Coordinator) abort(reason string) {
 	c.phase = phaseIdle
+	c.next = nil
 	c.Abort(reason, c.bases)
 }
 

@@ -38,6 +38,7 @@ type History map[string][]Checkpoint
 type Coordinator struct {
 	coord.Base
 	history History
+	next    History // the history once the commit being written is durable
 	got     map[string][]protocol.ConnCounter
 }
 
@@ -98,6 +99,15 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		c.got = make(map[string][]protocol.ConnCounter, len(c.Containers))
 		c.SendAll(protocol.TypeDump, dumpCmd)
 		return nil
+	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
+		switch out, reason := c.Decide(m); out {
+		case coord.Committed:
+			c.history, c.next = c.next, nil
+		case coord.Aborting:
+			c.next = nil
+			c.Abort(reason, c.history)
+		}
+		return nil
 	case protocol.TypeDumpDone, protocol.TypeFailed:
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
@@ -137,8 +147,10 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		}
 		next[id] = h
 	}
-	c.history = next
-	c.Commit(c.history)
+	// The history changes only once the commit is durable (an aborted snapshot's images
+	// are collected: no recovery line may use them).
+	c.next = next
+	c.Commit(next)
 	return nil
 }
 

@@ -28,9 +28,6 @@ type Heartbeat struct {
 	Leaving bool         `json:"leaving,omitempty"`
 }
 
-// ImagesSubject is where agents report durable image sets of a snapshot.
-func ImagesSubject(snapshot string) string { return "swarmckpt.v1.images." + snapshot }
-
 // Target is one container of a snapshot.
 type Target struct {
 	ID      string   `json:"id"`
@@ -64,16 +61,6 @@ type Plan struct {
 type PlanReply struct {
 	Node  string `json:"node"`
 	Error string `json:"error,omitempty"`
-}
-
-// ImageReport is published after a container's dump is durable.
-type ImageReport struct {
-	Snapshot  string             `json:"snapshot"`
-	Container string             `json:"container"`
-	Images    store.ImageSet     `json:"images"`
-	Stats     protocol.DumpStats `json:"stats"`
-	FreezeMS  int64              `json:"freeze_ms,omitempty"`
-	DumpMS    int64              `json:"dump_ms,omitempty"`
 }
 
 // DumpResult is what an Executor returns for a dump.
@@ -623,17 +610,17 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			}
 		}
 		if err == nil {
-			stats = &res.Stats
-			conns = res.Stats.Conns
-			rep := ImageReport{Snapshot: act.Snapshot, Container: t.ID, Images: res.Images, Stats: res.Stats,
-				DumpMS: time.Since(start).Milliseconds()}
+			// The durable image set travels with the container role's dump-done: the
+			// coordinator records it from that one message.
+			st := res.Stats
+			img := res.Images
+			st.Images = &img
+			st.DumpMS = time.Since(start).Milliseconds()
 			if fz, ok := a.held.since("freeze", t.ID); ok {
-				rep.FreezeMS = time.Since(fz).Milliseconds()
+				st.FreezeMS = time.Since(fz).Milliseconds()
 			}
-			b, _ := json.Marshal(rep)
-			if perr := a.cfg.Bus.Publish(ctx, ImagesSubject(act.Snapshot), b); perr != nil {
-				a.log.Warn("cannot report image set", "container", t.ID, "err", perr)
-			}
+			stats = &st
+			conns = st.Conns
 		}
 	}
 	if err != nil {

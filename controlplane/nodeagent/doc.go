@@ -13,9 +13,11 @@
 // refuses the plan if one cannot be dumped there (e.g. a process of another user while
 // the worker lacks CAP_SYS_RESOURCE): refused before anything is locked, too.
 //
-// After a successful dump the agent publishes the container's image set (files with
-// sha256, durable) on ImagesSubject(snapshot), so the coordinator can commit only when
-// every image set is durable.
+// After a successful dump the agent puts the container's image set (files with sha256,
+// durable) and its freeze and dump times into the dump's result (DumpStats); the
+// container role passes them on in its dump-done, so the coordinator gets the image set
+// with the message that says the container is recorded, and commits only when it holds
+// every container's set.
 //
 // Event loop (one goroutine per agent):
 //

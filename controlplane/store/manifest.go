@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
 // State is a snapshot's state.
@@ -91,31 +93,12 @@ type Container struct {
 // Key names a container inside a stack: SERVICE.SLOT.
 func (c Container) Key() string { return fmt.Sprintf("%s.%d", c.Service, c.Slot) }
 
-// ImageSet is a container's CRIU image directory on a node.
-type ImageSet struct {
-	Node    string `json:"node"`
-	Dir     string `json:"dir"`
-	Files   []File `json:"files"`
-	Durable bool   `json:"durable"`
-	// CRIUVersion that wrote the images.
-	CRIUVersion string `json:"criu_version,omitempty"`
-}
-
-// Bytes is the total size of the image files.
-func (s *ImageSet) Bytes() int64 {
-	var n int64
-	for _, f := range s.Files {
-		n += f.Size
-	}
-	return n
-}
+// ImageSet is a container's CRIU image directory on a node: the set its node agent
+// reported with the container's dump-done (protocol.DumpStats.Images).
+type ImageSet = protocol.ImageSet
 
 // File is one image file with its checksum.
-type File struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
+type File = protocol.ImageFile
 
 // Verdict is the cut checker's result.
 type Verdict struct {

@@ -41,6 +41,10 @@ type Base struct {
 	Snapshot string
 	// Active is true between an accepted request and its decision.
 	Active bool
+	// Committing is true between Commit (ActCommit emitted) and the outcome the caller
+	// steps back (TypeCommitDone): container messages, timeouts and abort requests are
+	// ignored meanwhile, since the commit may already be durable.
+	Committing bool
 	// Containers is the participant set of the current (or last) snapshot.
 	Containers []protocol.Container
 	// Index maps a container id to its position in Containers.
@@ -138,7 +142,7 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 // Accept reports whether m belongs to the active snapshot and comes from one of its
 // containers; stale, duplicate-after-end and foreign messages are not accepted.
 func (b *Base) Accept(m protocol.Envelope) bool {
-	if !b.Active || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
+	if !b.Active || b.Committing || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
 		return false
 	}
 	_, ok := b.Index[m.From.ID]
@@ -191,12 +195,61 @@ func (b *Base) Persist(state any) {
 	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActPersist, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseActive, "", state)})
 }
 
-// Commit decides the active snapshot committed: ActCommit with the record, then a
-// Commit to every container. state is the algorithm state to keep.
+// Commit asks for the active snapshot to be committed: ActCommit with the record, whose
+// state is the algorithm state to keep. The snapshot is decided by the outcome the caller
+// steps back (TypeCommitDone, see Decide): on success a Commit goes to every container,
+// on failure the algorithm aborts with the state it had before the snapshot.
 func (b *Base) Commit(state any) {
 	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActCommit, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseCommitted, "", state)})
-	b.SendAll(protocol.TypeCommit, &protocol.Decision{})
-	b.Active = false
+	b.Committing = true
+}
+
+// Outcome is what Decide found.
+type Outcome uint8
+
+// Outcomes of Decide.
+const (
+	// Undecided: nothing to do (stale, duplicate, or not for the active snapshot).
+	Undecided Outcome = iota
+	// Committed: the commit is durable; a Commit went to every container. The algorithm
+	// keeps the state it passed to Commit.
+	Committed
+	// Aborting: the algorithm must abort the snapshot (Abort) with the returned reason
+	// and the state it had before the snapshot.
+	Aborting
+)
+
+// Decide handles the messages that decide the active snapshot from outside the
+// protocol's containers: TypeCommitDone (the outcome of ActCommit) and
+// TypeAbortRequest (the user, a lost stack lock, a node that left). An abort request
+// is ignored while the commit is being written and after the decision.
+func (b *Base) Decide(m protocol.Envelope) (Outcome, string) {
+	if !b.Active || m.Snapshot != b.Snapshot || m.Epoch != b.Epoch {
+		return Undecided, ""
+	}
+	switch m.Type {
+	case protocol.TypeCommitDone:
+		if !b.Committing {
+			return Undecided, ""
+		}
+		b.Committing = false
+		if r, _ := m.Body.(*protocol.Result); r != nil && r.Error != "" {
+			return Aborting, r.Error
+		}
+		b.SendAll(protocol.TypeCommit, &protocol.Decision{})
+		b.Active = false
+		return Committed, ""
+	case protocol.TypeAbortRequest:
+		if b.Committing {
+			return Undecided, ""
+		}
+		reason := "abort requested"
+		if d, _ := m.Body.(*protocol.Decision); d != nil && d.Reason != "" {
+			reason = d.Reason
+		}
+		return Aborting, reason
+	}
+	return Undecided, ""
 }
 
 // Abort decides the active snapshot aborted: ActAbort with the record, then an Abort to
@@ -205,11 +258,12 @@ func (b *Base) Abort(reason string, state any) {
 	b.rd.Actions = append(b.rd.Actions, algorithms.Action{Kind: algorithms.ActAbort, Snapshot: b.Snapshot, Epoch: b.Epoch, Record: b.Record(PhaseAborted, reason, state), Reason: reason})
 	b.SendAll(protocol.TypeAbort, &protocol.Decision{Reason: reason})
 	b.Active = false
+	b.Committing = false
 }
 
 // Tick advances time; it returns true when the active snapshot just timed out.
 func (b *Base) Tick() bool {
-	if !b.Active {
+	if !b.Active || b.Committing {
 		return false
 	}
 	b.elapsed++
@@ -219,7 +273,7 @@ func (b *Base) Tick() bool {
 // ResendDue reports whether the current tick is one at which unanswered commands are
 // sent again (Config.Resend); call it after Tick returned false.
 func (b *Base) ResendDue() bool {
-	return b.Active && b.Cfg.Resend > 0 && b.elapsed%b.Cfg.Resend == 0
+	return b.Active && !b.Committing && b.Cfg.Resend > 0 && b.elapsed%b.Cfg.Resend == 0
 }
 
 // Elapsed is the number of ticks since the active snapshot started.

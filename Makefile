@@ -19,7 +19,8 @@ setup:
 
 build:
 	$(GO) build -o $(BIN)/swarmckpt ./cmd/swarmckpt
-	@if [ -d cmd/swarmckpt-runtime ]; then $(GO) build -o $(BIN)/swarmckpt-runtime ./cmd/swarmckpt-runtime; fi
+	@# The runtime runs inside containers of any image (network keepers): static, always.
+	@if [ -d cmd/swarmckpt-runtime ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/swarmckpt-runtime ./cmd/swarmckpt-runtime; fi
 
 images:
 	benchmarks/workloads/build.sh

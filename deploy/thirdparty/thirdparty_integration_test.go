@@ -313,6 +313,8 @@ func setup(t *testing.T) *tp {
 	for _, b := range [][2]string{{p.bin, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
 		build := exec.Command("go", "build", "-o", b[0], b[1])
 		build.Dir = repoRoot()
+		// Static, as make build: the runtime also runs inside containers (network keepers).
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", b[1], err, out)
 		}

@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"crypto/rand"
+	"debug/elf"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
@@ -161,13 +162,38 @@ func (d *Docker) holdBinary(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	path := ""
 	if rt, ok := info.Runtimes[info.DefaultRuntime]; ok && filepath.Base(rt.Path) == "swarmckpt-runtime" {
-		return rt.Path, nil
+		path = rt.Path
 	}
 	for _, rt := range info.Runtimes {
-		if filepath.Base(rt.Path) == "swarmckpt-runtime" && filepath.IsAbs(rt.Path) {
-			return rt.Path, nil
+		if path == "" && filepath.Base(rt.Path) == "swarmckpt-runtime" && filepath.IsAbs(rt.Path) {
+			path = rt.Path
 		}
 	}
-	return "", fmt.Errorf("no swarmckpt-runtime among this node's Docker runtimes (install it: docs/restore.md, Install)")
+	if path == "" {
+		return "", fmt.Errorf("no swarmckpt-runtime among this node's Docker runtimes (install it: docs/restore.md, Install)")
+	}
+	// It runs inside images of any kind (FROM scratch included): a binary that needs
+	// a dynamic loader would exit at once and keep nothing.
+	if err := requireStatic(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// requireStatic refuses an ELF executable with a program interpreter (dynamically
+// linked): build it with CGO_ENABLED=0 (make build does).
+func requireStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("network keeper binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("network keeper binary %s is dynamically linked: it cannot run inside the restored container's image; build it statically (CGO_ENABLED=0 go build ./cmd/swarmckpt-runtime, as make build does)", path)
+		}
+	}
+	return nil
 }

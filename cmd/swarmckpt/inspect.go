@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+const inspectUsage = `
+Usage: swarmckpt inspect <snapshot> [--verify] [--output json]
+
+Shows a snapshot: state, containers with node, addresses, freeze time and images.
+--verify re-checks every image file's sha256 and runs the cut checker on the stored CRIU
+images: for every TCP connection between two containers of the snapshot, bytes received
+<= bytes sent in both directions, printed as per-connection evidence. Exit code 1 when
+the cut is inconsistent or the images are corrupt.
+
+Examples:
+  swarmckpt inspect bank-20261122-021500-1a2b3c
+  swarmckpt inspect bank-20261122-021500-1a2b3c --verify
+`
+
+func runInspect(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("inspect", time.Minute)
+	verify := fs.Bool("verify", false, "verify checksums and the consistency of the cut")
+	pos, err := f.parse(c, fs, inspectUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
+	if err != nil {
+		return err
+	}
+	if err := badName(api.ValidID(pos[0])); err != nil {
+		return err
+	}
+	cl, disconnect, err := f.dial(ctx, c, "")
+	if err != nil {
+		return err
+	}
+	defer disconnect()
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[api.InspectResult](rctx, cl, api.OpInspect, api.InspectRequest{ID: pos[0], Verify: *verify})
+	if err != nil {
+		return apiExit(err)
+	}
+	m := res.Snapshot
+	if f.output == "json" {
+		if err := printJSON(c.stdout, m); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "ID:         %s\nStack:      %s\nState:      %s\nAlgorithm:  %s\nEpoch:      %d\nCreated:    %s\n",
+			m.ID, m.Stack, m.State, m.Algorithm, m.Epoch, m.CreatedAt.Local().Format(time.RFC3339))
+		if m.Reason != "" {
+			fmt.Fprintf(c.stdout, "Reason:     %s\n", m.Reason)
+		}
+		fmt.Fprintln(c.stdout)
+		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CONTAINER\tNODE\tCONTAINER ID\tIPS\tFROZEN\tIMAGES\tFILES\tDIR")
+		for _, ct := range m.Containers {
+			size, files, dir := "-", 0, "-"
+			if ct.Images != nil {
+				size, files, dir = human(ct.Images.Bytes()), len(ct.Images.Files), ct.Images.Dir
+			}
+			id := ct.ContainerID
+			if len(id) > 12 {
+				id = id[:12]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%d\t%s\n", ct.Key(), ct.Node, id, strings.Join(ct.IPs, ","), ct.FreezeMS, size, files, dir)
+		}
+		tw.Flush()
+		for _, r := range m.Restores {
+			st := "ok"
+			if !r.OK {
+				st = "FAILED: " + r.Error
+			}
+			keys := make([]string, 0, len(r.Targets))
+			for k, v := range r.Targets {
+				keys = append(keys, k+"->"+v)
+			}
+			sort.Strings(keys)
+			mode := ""
+			if r.Mode != "" {
+				mode = " --mode " + r.Mode
+			}
+			fmt.Fprintf(c.stdout, "restored%s %s: %s (%s)\n", mode, r.At.Local().Format(time.RFC3339), st, strings.Join(keys, ", "))
+			if len(r.Addresses) > 0 {
+				addrs := make([]string, 0, len(r.Addresses))
+				for o, n := range r.Addresses {
+					addrs = append(addrs, o+"->"+n)
+				}
+				sort.Strings(addrs)
+				fmt.Fprintf(c.stdout, "  addresses: %s\n", strings.Join(addrs, ", "))
+			}
+		}
+		for _, w := range m.Warnings {
+			fmt.Fprintf(c.stdout, "warning: %s\n", w)
+		}
+		if v := m.Verdict; v != nil {
+			fmt.Fprintln(c.stdout)
+			if v.Error != "" {
+				fmt.Fprintf(c.stdout, "cut check: could not run: %s\n", v.Error)
+			} else {
+				fmt.Fprintf(c.stdout, "cut check: %s\n", v.Summary)
+				for _, l := range v.Lines {
+					fmt.Fprintf(c.stdout, "  %s\n", l)
+				}
+			}
+		}
+	}
+	if *verify && m.Verdict != nil && (m.Verdict.Error != "" || !m.Verdict.Consistent) {
+		return fmt.Errorf("verification of %s failed", m.ID)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+const lsUsage = `
+Usage: swarmckpt ls [<stack>] [--output json]
+
+Lists snapshots (of one stack, or all), oldest first, with their state.
+
+Examples:
+  swarmckpt ls
+  swarmckpt ls bank --output json
+`
+
+func runLs(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("ls", 10*time.Second)
+	pos, err := f.parse(c, fs, lsUsage, args, 0, 1, "give at most one stack name")
+	if err != nil {
+		return err
+	}
+	stackName := ""
+	if len(pos) == 1 {
+		stackName = pos[0]
+		if err := badName(api.ValidStack(stackName)); err != nil {
+			return err
+		}
+	}
+	cl, disconnect, err := f.dial(ctx, c, "")
+	if err != nil {
+		return err
+	}
+	defer disconnect()
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[api.ListResult](rctx, cl, api.OpList, api.ListRequest{Stack: stackName})
+	if err != nil {
+		return apiExit(err)
+	}
+	if f.output == "json" {
+		return printJSON(c.stdout, res.Snapshots)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTACK\tSTATE\tALGORITHM\tCONTAINERS\tIMAGES\tCREATED\tCUT")
+	for _, m := range res.Snapshots {
+		cutS := "-"
+		if m.Verdict != nil {
+			switch {
+			case m.Verdict.Error != "":
+				cutS = "unchecked"
+			case m.Verdict.Consistent:
+				cutS = "consistent"
+			default:
+				cutS = "INCONSISTENT"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers),
+			human(m.Bytes()), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), cutS)
+	}
+	return tw.Flush()
+}

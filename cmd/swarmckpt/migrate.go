@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+const migrateUsage = `
+Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--mode exact|swarm]
+
+Moves a stack cold: a snapshot that stops the containers after their dump, then a
+restore on the target (--to: every container on NODE; --from: every container of NODE
+elsewhere). In exact mode the targets are chosen before the snapshot and each moving
+container's images stream to its target while they are dumped (the dumping node keeps
+its copy); the restore then finds them in place. The containers stay frozen and
+network-locked from their dump until the snapshot committed and are ended only then:
+a snapshot that aborts leaves every one running as before. --to a node without a
+live worker is refused before anything is touched. If the restore fails, the
+originals are restored where they were. --mode as for restore (default exact); with --mode
+swarm the move is a placement constraint added to the stack's services
+(node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
+removed from them once the restored tasks run (swarm does not move a task whose node
+still satisfies the remaining constraints); with --to the images also stream to NODE
+while they are dumped, and only NODE gets the sets. A stack restored or migrated in exact mode
+(standalone containers) migrates again like a deployed one. An algorithm that
+promises no consistent cut (uncoordinated) is refused: the containers stop after
+their dump, so the cut must be restorable.
+
+Examples:
+  swarmckpt migrate echo --to lab-3
+  swarmckpt migrate echo --from lab-2 --mode swarm
+  swarmckpt migrate bank --from lab-2
+`
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("migrate", 10*time.Minute)
+	to := fs.String("to", "", "move every container of the stack to this node")
+	from := fs.String("from", "", "move every container off this node")
+	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
+	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
+	if err != nil {
+		return err
+	}
+	if *mode != api.ModeExact && *mode != api.ModeSwarm {
+		return usagef("--mode must be exact or swarm, not %q", *mode)
+	}
+	if (*to == "") == (*from == "") {
+		return usagef("give exactly one of --to NODE or --from NODE")
+	}
+	if err := badName(api.ValidStack(pos[0]), validNodeFlag("--to", *to), validNodeFlag("--from", *from)); err != nil {
+		return err
+	}
+	id := coordinator.NewID(pos[0], time.Now())
+	cl, disconnect, err := f.dial(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	defer disconnect()
+	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	var res *api.MigrateResult
+	go func() {
+		var err error
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
+		done <- err
+	}()
+	gone := coordinatorGone(ctx, cl)
+	select {
+	case err = <-done:
+	case <-gone:
+		return fmt.Errorf("the coordinator stopped answering during migration %s: check with 'swarmckpt inspect %s'", id, id)
+	case <-ctx.Done():
+		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})
+		acancel()
+		return fmt.Errorf("interrupted: migration %s aborted", id)
+	}
+	if f.output == "json" && res != nil {
+		_ = printJSON(c.stdout, res)
+	} else if res != nil && res.Snapshot != nil {
+		printSummary(c.stdout, res.Snapshot)
+		if res.Restore != nil {
+			if res.Restore.Mode == api.ModeSwarm {
+				fmt.Fprintf(c.stdout, "restored as swarm tasks on %s; address map: %s\n", mapString(res.Restore.Targets), mapString(res.Restore.Addresses))
+			}
+			fmt.Fprintf(c.stdout, "restored in %dms\n", res.Restore.TotalMS)
+		}
+	}
+	return apiExit(err)
+}
+
+// validNodeFlag checks the node name given to flag, if any.
+func validNodeFlag(flag, node string) error {
+	if node == "" {
+		return nil
+	}
+	if err := api.ValidNode(node); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+)
+
+const snapshotUsage = `
+Usage: swarmckpt snapshot <stack> [--algorithm NAME] [flags]
+
+Takes a consistent snapshot of every container of a Docker Swarm stack. The containers
+keep running (each is frozen only while it is dumped). Progress is shown per container;
+the summary gives each container's freeze time and image size. Ctrl-C aborts the
+snapshot and releases every container (exit code 130).
+
+Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
+snapshotted already, 5 aborted, 130 interrupted.
+
+Examples:
+  swarmckpt snapshot bank
+  swarmckpt snapshot bank --algorithm blocking --output json
+  swarmckpt snapshot echo --id echo-before-upgrade
+`
+
+func runSnapshot(ctx context.Context, c *cli, args []string) error {
+	fs, f := newCtlFlags("snapshot", 3*time.Minute)
+	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
+	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
+	if err != nil {
+		return err
+	}
+	if err := badName(api.ValidStack(pos[0])); err != nil {
+		return err
+	}
+	if *id != "" {
+		if err := badName(api.ValidID(*id)); err != nil {
+			return err
+		}
+	} else {
+		*id = coordinator.NewID(pos[0], time.Now())
+	}
+	cl, disconnect, err := f.dial(ctx, c, *id)
+	if err != nil {
+		return err
+	}
+	defer disconnect()
+	if f.output == "text" {
+		fmt.Fprintf(c.stdout, "snapshot %s of stack %s (algorithm %s)\n", *id, pos[0], *algo)
+	}
+	type result struct {
+		res *api.SnapshotResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		defer cancel()
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: f.timeout - 5*time.Second})
+		done <- result{r, err}
+	}()
+	var r result
+	gone := coordinatorGone(ctx, cl)
+	select {
+	case r = <-done:
+	case <-gone:
+		return fmt.Errorf("the coordinator stopped answering during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", *id, *id)
+	case <-ctx.Done():
+		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, aerr := api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: *id, Reason: "interrupted by the user (Ctrl-C)"})
+		cancel()
+		select {
+		case r = <-done:
+		case <-time.After(15 * time.Second):
+		}
+		if aerr != nil && !errors.Is(aerr, api.ErrNotFound) {
+			return fmt.Errorf("interrupted; the abort request failed (%v): the coordinator aborts it at its deadline", aerr)
+		}
+		if r.err != nil && errors.Is(r.err, api.ErrAborted) {
+			// The coordinator answers once the nodes released the containers (or says
+			// which are still held, where and until when).
+			return fmt.Errorf("interrupted: %v", r.err)
+		}
+		if r.res != nil && r.res.Snapshot != nil {
+			return fmt.Errorf("interrupted: snapshot %s is %s", *id, r.res.Snapshot.State)
+		}
+		return fmt.Errorf("interrupted: snapshot %s aborted", *id)
+	}
+	if r.res != nil && r.res.Snapshot != nil {
+		if f.output == "json" {
+			if err := printJSON(c.stdout, r.res.Snapshot); err != nil {
+				return err
+			}
+		} else {
+			time.Sleep(50 * time.Millisecond) // let the last progress events print first
+			printSummary(c.stdout, r.res.Snapshot)
+		}
+	}
+	return apiExit(r.err)
+}

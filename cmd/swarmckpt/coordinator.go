@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
@@ -100,22 +99,6 @@ func (n *natsFlags) config(c *cli, name string) natsbus.Config {
 	return cfg
 }
 
-// lookupAlgorithm maps a name to an algorithm of this build.
-func lookupAlgorithm(name string) (algorithms.Algorithm, error) {
-	for _, a := range availableAlgorithms() {
-		if a.Name() == name {
-			return a, nil
-		}
-	}
-	var names []string
-	for _, a := range availableAlgorithms() {
-		names = append(names, a.Name())
-	}
-	return nil, fmt.Errorf("unknown algorithm %q (available: %s)", name, strings.Join(names, ", "))
-}
-
-func availableAlgorithms() []algorithms.Algorithm { return registry.All() }
-
 func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
 		return runAgent(ctx, c, args[1:])
@@ -202,7 +185,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	}
 	defer res.Close()
 	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
-		Algorithms: lookupAlgorithm, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Log: c.log})
+		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Log: c.log})
 	if err != nil {
 		return err
 	}
@@ -324,7 +307,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer tr.Close()
-	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: lookupAlgorithm, StateDir: *stateDir,
+	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: registry.Lookup, StateDir: *stateDir,
 		Info: workerInfo(ex.Info), Log: c.log})
 	if err != nil {
 		return err

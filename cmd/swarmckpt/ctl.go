@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -241,13 +242,7 @@ func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
 	return gone
 }
 
-func algoNames() string {
-	var n []string
-	for _, a := range availableAlgorithms() {
-		n = append(n, a.Name())
-	}
-	return strings.Join(n, "|")
-}
+func algoNames() string { return strings.Join(registry.Names(), "|") }
 
 // mapString prints a map sorted by key: "a->b, c->d".
 func mapString(m map[string]string) string {

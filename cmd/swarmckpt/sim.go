@@ -30,15 +30,6 @@ The last output line of each run is machine-readable:
   BENCH sim algorithm=.. graph=.. containers=.. nodes=.. latency_ms=.. downtime_p99_ms=.. messages=.. consistent=true|false|n/a
 Exit code 1 if an invariant was violated (e.g. a container left frozen).`
 
-// simAlgorithms are the algorithms the simulator can run, by name.
-func simAlgorithms() map[string]algorithms.Algorithm {
-	m := map[string]algorithms.Algorithm{}
-	for _, a := range registry.All() {
-		m[a.Name()] = a
-	}
-	return m
-}
-
 func runSim(ctx context.Context, c *cli, args []string) error {
 	cfg := sim.DefaultConfig()
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
@@ -72,22 +63,18 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	algs := simAlgorithms()
-	names := make([]string, 0, len(algs))
-	for n := range algs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var run []algorithms.Algorithm
-	switch a, ok := algs[*algName]; {
-	case *algName == "all":
-		for _, n := range names {
-			run = append(run, algs[n])
+	if *algName == "all" {
+		run = registry.All()
+		sort.Slice(run, func(i, j int) bool { return run[i].Name() < run[j].Name() })
+	} else {
+		a, err := registry.Lookup(*algName)
+		if err != nil {
+			names := registry.Names()
+			sort.Strings(names)
+			return usagef("--algorithm %q: want one of %s or all", *algName, strings.Join(names, ", "))
 		}
-	case ok:
 		run = append(run, a)
-	default:
-		return usagef("--algorithm %q: want one of %s or all", *algName, strings.Join(names, ", "))
 	}
 	violated := 0
 	for _, a := range run {

@@ -3,7 +3,6 @@ package nodeagent_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,17 +11,13 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
-	"github.com/swarmckpt/swarmckpt/algorithms/blocking"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 )
 
-func lookup(name string) (algorithms.Algorithm, error) {
-	if name == blocking.Name {
-		return blocking.Algorithm(), nil
-	}
-	return nil, fmt.Errorf("unknown algorithm %q", name)
-}
+// lookup finds algorithms by name as the binaries do.
+func lookup(name string) (algorithms.Algorithm, error) { return registry.Lookup(name) }
 
 // A restarted agent finds the records its predecessor (killed with -9) persisted and
 // releases those containers at once, without waiting for any deadline.

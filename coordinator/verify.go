@@ -19,6 +19,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/cut"
 )
 
@@ -48,7 +49,7 @@ func LocalVerifier(ctx context.Context, m *store.Manifest) *store.Verdict {
 			}
 		}
 	}
-	st, _, err := cut.FromImages(dirs, addrs)
+	st, _, err := criuimg.FromImages(dirs, addrs)
 	if err != nil {
 		v.Error = fmt.Sprintf("read CRIU images: %v", err)
 		return v

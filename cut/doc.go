@@ -28,7 +28,9 @@
 // built by hand) needs both ends: a missing one is a MissingEndpoint violation.
 //
 // Two front ends produce the input: callers that know the counters directly (the
-// simulator, tests) build a State by hand, and FromImages reads them from real CRIU
-// image directories (tcp-stream-<inode>.img and the inet socket entries of files.img,
-// decoded with go-criu's crit package). Check itself is pure: no I/O, no clock.
+// simulator, tests) build a State by hand, and criuimg.FromImages reads them from real
+// CRIU image directories (tcp-stream-<inode>.img and the inet socket entries of
+// files.img, decoded with go-criu's crit package) into Sockets, which StateFromSockets
+// turns into a State. This package is pure: no I/O, no clock, and no CRIU decoder (the
+// simulator imports it and does not link go-criu).
 package cut

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 
+	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -18,7 +19,7 @@ import (
 // pendingConnects returns the ports of the sockets set's images hold in SYN_SENT.
 // Unreadable images give none (the restore says why).
 func pendingConnects(set string) []pendingconn.Ports {
-	socks, err := cut.ReadSockets("", imageset.ImagesPath(set))
+	socks, err := criuimg.ReadSockets("", imageset.ImagesPath(set))
 	if err != nil {
 		return nil
 	}

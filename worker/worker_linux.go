@@ -17,7 +17,7 @@ import (
 
 	"github.com/docker/docker/client"
 
-	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -751,7 +751,7 @@ func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	if err != nil {
 		return SetSockets{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
-	socks, err := cut.ReadSockets(label, imageset.ImagesPath(set))
+	socks, err := criuimg.ReadSockets(label, imageset.ImagesPath(set))
 	if err != nil {
 		return SetSockets{}, fmt.Errorf("worker %s: image set %s: %w", w.cfg.Node, setID, err)
 	}

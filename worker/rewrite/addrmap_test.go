@@ -9,6 +9,8 @@ import (
 
 	sk_inet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmckpt/swarmckpt/criuimg"
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -94,23 +96,23 @@ func TestMapFileRoundTrip(t *testing.T) {
 
 func sock(fam, state uint32, src, dst netip.AddrPort) *sk_inet.InetSkEntry {
 	w := func(a netip.Addr) []uint32 {
-		if fam == afInet6 && a.Is4() {
+		if fam == criuimg.FamilyInet6 && a.Is4() {
 			a = netip.AddrFrom16(a.As16())
 		}
-		return wordsFromAddr(a)
+		return criuimg.Words(a)
 	}
-	return &sk_inet.InetSkEntry{Ino: proto.Uint32(7), Family: proto.Uint32(fam), Proto: proto.Uint32(ipprotoTCP), State: proto.Uint32(state),
+	return &sk_inet.InetSkEntry{Ino: proto.Uint32(7), Family: proto.Uint32(fam), Proto: proto.Uint32(criuimg.ProtoTCP), State: proto.Uint32(state),
 		SrcPort: proto.Uint32(uint32(src.Port())), DstPort: proto.Uint32(uint32(dst.Port())),
 		SrcAddr: w(src.Addr()), DstAddr: w(dst.Addr())}
 }
 
 func ends(t *testing.T, s *sk_inet.InetSkEntry) (netip.AddrPort, netip.AddrPort) {
 	t.Helper()
-	l, err := addrFromWords(s.GetFamily(), s.GetSrcAddr())
+	l, err := criuimg.Addr(s.GetFamily(), s.GetSrcAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := addrFromWords(s.GetFamily(), s.GetDstAddr())
+	r, err := criuimg.Addr(s.GetFamily(), s.GetDstAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +125,8 @@ func ends(t *testing.T, s *sk_inet.InetSkEntry) (netip.AddrPort, netip.AddrPort)
 func TestRewriteSocketBothEndsConsistent(t *testing.T) {
 	m, _ := NewMap(map[netip.Addr]netip.Addr{ip("10.0.0.1"): ip("10.0.0.11"), ip("10.0.0.2"): ip("10.0.0.12")})
 	ap := netip.MustParseAddrPort
-	client := sock(afInet, tcpEstablished, ap("10.0.0.1:40000"), ap("10.0.0.2:7000"))
-	server := sock(afInet6, tcpEstablished, ap("10.0.0.2:7000"), ap("10.0.0.1:40000"))
+	client := sock(criuimg.FamilyInet, criuimg.StateEstablished, ap("10.0.0.1:40000"), ap("10.0.0.2:7000"))
+	server := sock(criuimg.FamilyInet6, criuimg.StateEstablished, ap("10.0.0.2:7000"), ap("10.0.0.1:40000"))
 	for _, s := range []*sk_inet.InetSkEntry{client, server} {
 		c, err := rewriteSocket("files.img", s, m)
 		if err != nil || len(c) != 2 {
@@ -140,11 +142,11 @@ func TestRewriteSocketBothEndsConsistent(t *testing.T) {
 		t.Fatalf("server now %s -> %s, client %s -> %s: ends disagree", sl, sr, cl, cr)
 	}
 	for _, s := range []*sk_inet.InetSkEntry{
-		sock(afInet, tcpEstablished, ap("127.0.0.1:5000"), ap("127.0.0.1:5001")),
-		sock(afInet6, tcpEstablished, ap("[::1]:5000"), ap("[::1]:5001")),
-		sock(afInet, tcpListen, ap("0.0.0.0:7000"), ap("0.0.0.0:0")),
-		sock(afInet6, tcpListen, ap("[::]:7000"), ap("[::]:0")),
-		sock(afInet, tcpEstablished, ap("10.0.0.3:40000"), ap("10.9.9.9:443")),
+		sock(criuimg.FamilyInet, criuimg.StateEstablished, ap("127.0.0.1:5000"), ap("127.0.0.1:5001")),
+		sock(criuimg.FamilyInet6, criuimg.StateEstablished, ap("[::1]:5000"), ap("[::1]:5001")),
+		sock(criuimg.FamilyInet, criuimg.StateListen, ap("0.0.0.0:7000"), ap("0.0.0.0:0")),
+		sock(criuimg.FamilyInet6, criuimg.StateListen, ap("[::]:7000"), ap("[::]:0")),
+		sock(criuimg.FamilyInet, criuimg.StateEstablished, ap("10.0.0.3:40000"), ap("10.9.9.9:443")),
 	} {
 		before := proto.Clone(s)
 		c, err := rewriteSocket("files.img", s, m)
@@ -153,29 +155,9 @@ func TestRewriteSocketBothEndsConsistent(t *testing.T) {
 		}
 	}
 	// One end mapped, the other outside the set: only the mapped end moves.
-	out := sock(afInet, tcpEstablished, ap("10.0.0.1:40001"), ap("10.9.9.9:443"))
+	out := sock(criuimg.FamilyInet, criuimg.StateEstablished, ap("10.0.0.1:40001"), ap("10.9.9.9:443"))
 	c, err := rewriteSocket("files.img", out, m)
 	if err != nil || len(c) != 1 || c[0].Field != "src" {
 		t.Fatalf("connection to an outside peer: %v %v", c, err)
-	}
-}
-
-func TestAddressWordsRoundTrip(t *testing.T) {
-	for _, s := range []string{"10.1.2.3", "fd00::1:2", "::ffff:10.1.2.3"} {
-		a := ip(s)
-		fam := uint32(afInet6)
-		if a.Is4() {
-			fam = afInet
-		}
-		back, err := addrFromWords(fam, wordsFromAddr(a))
-		if err != nil || back != a {
-			t.Errorf("%s -> %v -> %s (%v)", s, wordsFromAddr(a), back, err)
-		}
-	}
-	if _, err := addrFromWords(afInet, []uint32{1, 2}); err == nil {
-		t.Error("IPv4 address with 2 words accepted")
-	}
-	if _, err := addrFromWords(afInet6, []uint32{1}); err == nil {
-		t.Error("IPv6 address with 1 word accepted")
 	}
 }

@@ -1,11 +1,10 @@
 package rewrite
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"path/filepath"
+
+	"github.com/swarmckpt/swarmckpt/criuimg"
 )
 
 // Conn is one connected TCP socket found in a CRIU image directory.
@@ -27,29 +26,24 @@ func (c Conn) String() string {
 // on new addresses cannot restore as they are (CRIU binds them to their recorded
 // local address), and which a restore without an address map must close.
 func Connections(dir string) ([]Conn, error) {
+	imgs, err := criuimg.SocketImages(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrImage, err)
+	}
 	var out []Conn
-	found := false
-	for _, si := range socketImages {
-		img, err := decode(filepath.Join(dir, si.name), si.entry)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		found = true
-		for _, e := range img.Entries {
-			isk := inetOf(e.Message)
-			if isk == nil || isk.GetProto() != ipprotoTCP || isk.GetState() == tcpListen || len(isk.GetDstAddr()) == 0 {
+	for _, img := range imgs {
+		for _, e := range img.Image.Entries {
+			isk := criuimg.Inet(e.Message)
+			if isk == nil || isk.GetProto() != criuimg.ProtoTCP || isk.GetState() == criuimg.StateListen || len(isk.GetDstAddr()) == 0 {
 				continue
 			}
-			l, err := addrFromWords(isk.GetFamily(), isk.GetSrcAddr())
+			l, err := criuimg.Addr(isk.GetFamily(), isk.GetSrcAddr())
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s socket ino %d: %w", ErrImage, si.name, isk.GetIno(), err)
+				return nil, fmt.Errorf("%w: %s socket ino %d: %w", ErrImage, img.Name, isk.GetIno(), err)
 			}
-			r, err := addrFromWords(isk.GetFamily(), isk.GetDstAddr())
+			r, err := criuimg.Addr(isk.GetFamily(), isk.GetDstAddr())
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s socket ino %d: %w", ErrImage, si.name, isk.GetIno(), err)
+				return nil, fmt.Errorf("%w: %s socket ino %d: %w", ErrImage, img.Name, isk.GetIno(), err)
 			}
 			if l.Unmap().IsLoopback() || r.Unmap().IsUnspecified() {
 				continue
@@ -60,9 +54,6 @@ func Connections(dir string) ([]Conn, error) {
 			c.LocalS, c.RemoteS = c.Local.String(), c.Remote.String()
 			out = append(out, c)
 		}
-	}
-	if !found {
-		return nil, fmt.Errorf("%w: %s has neither files.img nor inetsk.img (is it a CRIU image directory?)", ErrImage, dir)
 	}
 	return out, nil
 }

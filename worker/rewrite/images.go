@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,23 +8,12 @@ import (
 	"sort"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
-	sk_inet "github.com/checkpoint-restore/go-criu/v7/crit/images/sk-inet"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/swarmckpt/swarmckpt/criuimg"
 )
 
 // imageMode is the mode of every rewritten image file.
 const imageMode fs.FileMode = 0o600
-
-// socketImages are the CRIU images that hold inet socket entries: files.img (every
-// file descriptor, CRIU >= 3.x) and inetsk.img (older CRIU versions).
-var socketImages = []struct {
-	name  string
-	entry proto.Message
-}{
-	{"files.img", &fdinfo.FileEntry{}},
-	{"inetsk.img", &sk_inet.InetSkEntry{}},
-}
 
 // networkImages are patterns of images of a dumped network namespace. They hold
 // addresses in raw netlink form (ip addr/route save), are not rewritten, and are not
@@ -59,25 +47,19 @@ func Images(dir string, m Map) (Report, error) {
 // content is in a temporary file, before the rename (Set checks the old content there).
 func images(dir string, m Map, commit func(name, tmp string) error) (Report, error) {
 	var r Report
-	found := false
-	for _, si := range socketImages {
-		path := filepath.Join(dir, si.name)
-		img, err := decode(path, si.entry)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return r, err
-		}
-		found = true
+	imgs, err := criuimg.SocketImages(dir)
+	if err != nil {
+		return r, fmt.Errorf("%w: %w", ErrImage, err)
+	}
+	for _, img := range imgs {
 		var changes []Change
-		for _, e := range img.Entries {
-			isk := inetOf(e.Message)
+		for _, e := range img.Image.Entries {
+			isk := criuimg.Inet(e.Message)
 			if isk == nil {
 				continue
 			}
 			r.Sockets++
-			c, err := rewriteSocket(si.name, isk, m)
+			c, err := rewriteSocket(img.Name, isk, m)
 			if err != nil {
 				return r, err
 			}
@@ -87,16 +69,13 @@ func images(dir string, m Map, commit func(name, tmp string) error) (Report, err
 			continue
 		}
 		r.Changes = append(r.Changes, changes...)
-		r.Files = append(r.Files, si.name)
+		r.Files = append(r.Files, img.Name)
 		if commit == nil {
 			continue
 		}
-		if err := write(path, img, commit); err != nil {
+		if err := write(img.Path, img.Image, commit); err != nil {
 			return r, err
 		}
-	}
-	if !found {
-		return r, fmt.Errorf("%w: %s has neither files.img nor inetsk.img (is it a CRIU image directory?)", ErrImage, dir)
 	}
 	for _, pat := range networkImages {
 		ms, _ := filepath.Glob(filepath.Join(dir, pat))
@@ -107,31 +86,6 @@ func images(dir string, m Map, commit func(name, tmp string) error) (Report, err
 	sort.Strings(r.Files)
 	sort.Strings(r.NotRewritten)
 	return r, nil
-}
-
-func inetOf(msg proto.Message) *sk_inet.InetSkEntry {
-	switch e := msg.(type) {
-	case *fdinfo.FileEntry:
-		if e.GetType() == fdinfo.FdTypes_INETSK {
-			return e.GetIsk()
-		}
-	case *sk_inet.InetSkEntry:
-		return e
-	}
-	return nil
-}
-
-func decode(path string, entry proto.Message) (*crit.CriuImage, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, err := crit.New(f, nil, "", false, false).Decode(entry)
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode %s: %w", ErrImage, path, err)
-	}
-	return img, nil
 }
 
 // write encodes img with crit into a temporary file next to path, lets commit check
@@ -147,7 +101,7 @@ func write(path string, img *crit.CriuImage, commit func(name, tmp string) error
 			_ = os.Remove(tmp)
 		}
 	}()
-	if err := crit.New(nil, f, "", false, false).Encode(img); err != nil {
+	if err := criuimg.Encode(f, img); err != nil {
 		f.Close()
 		return fmt.Errorf("%w: encode %s: %w", ErrImage, path, err)
 	}

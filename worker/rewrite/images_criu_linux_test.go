@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
@@ -159,7 +159,7 @@ func TestImagesOfARealDump(t *testing.T) {
 	}
 	// The project's cut checker matches sockets by 4-tuple: it must pair the two ends
 	// again on the new addresses (two directions of one connection).
-	rep, err := cut.VerifyImages(map[string]string{"client": cDir, "server": sDir})
+	rep, err := criuimg.VerifyImages(map[string]string{"client": cDir, "server": sDir})
 	if err != nil {
 		t.Fatal(err)
 	}

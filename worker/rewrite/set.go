@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
@@ -52,21 +53,21 @@ func Set(set string, m Map, log *slog.Logger) (Report, error) {
 	}
 	dir := imageset.ImagesPath(set)
 	var before []imageset.File
-	for _, si := range socketImages {
-		size, sum, err := imageset.HashFile(filepath.Join(dir, si.name))
+	for _, name := range criuimg.SocketImageNames() {
+		size, sum, err := imageset.HashFile(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return Report{}, fmt.Errorf("rewrite: set %s: %w", set, err)
 		}
-		want, ok := man.Lookup(si.name)
+		want, ok := man.Lookup(name)
 		if !ok {
-			return Report{}, fmt.Errorf("rewrite: set %s: %w: %s is not in the manifest", set, imageset.ErrChecksum, si.name)
+			return Report{}, fmt.Errorf("rewrite: set %s: %w: %s is not in the manifest", set, imageset.ErrChecksum, name)
 		}
 		if want.Size != size || want.SHA256 != sum {
 			return Report{}, fmt.Errorf("rewrite: set %s: %w: %s has %d bytes sha256 %.12s, manifest says %d bytes %.12s; refusing to re-seal it",
-				set, imageset.ErrChecksum, si.name, size, sum, want.Size, want.SHA256)
+				set, imageset.ErrChecksum, name, size, sum, want.Size, want.SHA256)
 		}
 		before = append(before, want)
 	}

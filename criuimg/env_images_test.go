@@ -1,15 +1,17 @@
-package cut
+package criuimg
 
 import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/swarmckpt/swarmckpt/cut"
 )
 
 // TestImagesFromEnv checks a cut made elsewhere, e.g. runc checkpoints of Docker
 // containers made by the worker:
 //
-//	SWARMCKPT_CUT_IMAGES=server=/path/to/images,client=/other/path go test ./cut -run ImagesFromEnv -v
+//	SWARMCKPT_CUT_IMAGES=server=/path/to/images,client=/other/path go test ./criuimg -run ImagesFromEnv -v
 //
 // SWARMCKPT_CUT_EXPECT=consistent (default) or inconsistent says what the verdict must be.
 func TestImagesFromEnv(t *testing.T) {
@@ -32,7 +34,7 @@ func TestImagesFromEnv(t *testing.T) {
 	for _, s := range socks {
 		t.Logf("socket %s", s)
 	}
-	r := Check(st)
+	r := cut.Check(st)
 	for _, l := range r.Lines() {
 		t.Logf("evidence: %s", l)
 	}

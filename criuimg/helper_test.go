@@ -1,4 +1,4 @@
-package cut
+package criuimg
 
 import (
 	"encoding/binary"

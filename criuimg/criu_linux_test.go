@@ -1,4 +1,4 @@
-package cut
+package criuimg
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/cut"
 )
 
 // criuPair is two helper processes holding one loopback TCP connection inside a fresh
@@ -29,7 +31,7 @@ type criuPair struct {
 func requireCRIU(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED LOUDLY: this test dumps real processes with CRIU and needs root; run `sudo go test ./cut/` to exercise the CRIU image front end")
+		t.Skip("SKIPPED LOUDLY: this test dumps real processes with CRIU and needs root; run `sudo go test ./criuimg/` to exercise the CRIU image front end")
 	}
 	for _, bin := range []string{"criu", "ip", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -154,7 +156,7 @@ func (p *criuPair) dump(cmd *exec.Cmd, name string, leaveRunning bool) string {
 	return dir
 }
 
-func checkImages(t *testing.T, dirs map[string]string) *Report {
+func checkImages(t *testing.T, dirs map[string]string) *cut.Report {
 	t.Helper()
 	st, socks, err := FromImages(dirs, nil)
 	if err != nil {
@@ -170,7 +172,7 @@ func checkImages(t *testing.T, dirs map[string]string) *Report {
 	if streams != 2 {
 		t.Fatalf("found %d TCP sockets with a stream record in the images, want 2 (one per end)", streams)
 	}
-	r := Check(st)
+	r := cut.Check(st)
 	for _, l := range r.Lines() {
 		t.Logf("evidence: %s", l)
 	}
@@ -224,7 +226,7 @@ func TestCRIUUncoordinatedCutIsCaught(t *testing.T) {
 	}
 	found := false
 	for _, v := range r.Violations {
-		if v.Violation == Orphan && v.From == "client" && v.To == "server" {
+		if v.Violation == cut.Orphan && v.From == "client" && v.To == "server" {
 			found = true
 			if v.Received <= v.Sent {
 				t.Fatalf("orphan evidence has received %d <= sent %d", v.Received, v.Sent)
@@ -325,7 +327,7 @@ func TestCRIUTCPStates(t *testing.T) {
 	sDir := p.dump(p.server, "server", false)
 	cDir := p.dump(p.client, "client", false)
 
-	var socks []Socket
+	var socks []cut.Socket
 	for _, d := range [][2]string{{"server", sDir}, {"client", cDir}} {
 		ss, err := ReadSockets(d[0], d[1])
 		if err != nil {
@@ -339,7 +341,7 @@ func TestCRIUTCPStates(t *testing.T) {
 		if !s.HasStreamRecord {
 			t.Errorf("%s: no stream record (tcp-stream image)", s)
 		}
-		got[s.Container+" "+TCPState(s.State).String()]++
+		got[s.Container+" "+cut.TCPState(s.State).String()]++
 	}
 	want := map[string]int{"client SYN_SENT": 1, "client ESTABLISHED": 1, "client CLOSE_WAIT": 1, "client FIN_WAIT2": 1,
 		"server ESTABLISHED": 1, "server CLOSE_WAIT": 1}
@@ -351,18 +353,18 @@ func TestCRIUTCPStates(t *testing.T) {
 	// The server owns 127.0.0.1 for the checker; "nowhere" owns the blackhole address
 	// (a container of the cut that has not accepted the connect: it has no socket).
 	addrs := map[string][]netip.Addr{"server": {netip.MustParseAddr("127.0.0.1")}, "nowhere": {netip.MustParseAddr(statesBlackhole)}}
-	r := Check(StateFromSockets([]string{"client", "nowhere", "server"}, socks, addrs))
+	r := cut.Check(cut.StateFromSockets([]string{"client", "nowhere", "server"}, socks, addrs))
 	for _, l := range r.Lines() {
 		t.Logf("evidence: %s", l)
 	}
 	if !r.Consistent() {
 		t.Fatalf("cut reported inconsistent: %s", r.Summary())
 	}
-	notes := map[Note]int{}
+	notes := map[cut.Note]int{}
 	for _, u := range r.Unchecked {
 		notes[u.Note]++
 	}
-	if len(r.Channels) != 4 || notes[Pending] != 1 || notes[PeerClosed] != 1 || len(r.Unchecked) != 2 {
+	if len(r.Channels) != 4 || notes[cut.Pending] != 1 || notes[cut.PeerClosed] != 1 || len(r.Unchecked) != 2 {
 		t.Fatalf("want 4 directions checked (the established and the half-closed connection), 1 pending connect, 1 peer-closed: %s", r.Summary())
 	}
 }

@@ -32,7 +32,7 @@ Runs the coordinator: it resolves stacks through a swarm manager's Docker API, d
 one algorithm instance per snapshot, records snapshots in etcd and serves the CLI over
 NATS. With no --nats and no --etcd it runs both servers inside its own process, on
 loopback, persisting under --data-dir (mode 0700); the NATS token it generates is
-written to <data-dir>/nats.token (mode 0600): workers and the CLI read it from there.
+written to <data-dir>/nats.token (mode 0600): node agents and the CLI read it from there.
 The embedded etcd serves TLS only and requires a client certificate of the
 coordinator's own CA (<data-dir>/etcd-tls, 0700, files 0600; only the coordinator
 talks to etcd). It refuses to start when etcd's membership holds a member it did not

@@ -68,7 +68,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 func commands() map[string]command {
 	return map[string]command{
 		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab, subs: labSubcommands},
-		"worker":      {summary: "run the node agent: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker, subs: []string{"", "watchdog", "tls-init"}},
+		"worker":      {summary: "run a node's data plane: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker, subs: []string{"", "watchdog", "tls-init"}},
 		"version":     {summary: "print the version", run: runVersion},
 		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator, subs: []string{"", "agent"}},
 		"snapshot":    {summary: "take a consistent snapshot of a stack", run: runSnapshot},
@@ -133,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func printUsage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "swarmckpt: consistent checkpoints, restore and live migration of Docker Swarm stacks")
+	fmt.Fprintln(w, "swarmckpt: consistent checkpoints, restore and (cold) migration of Docker Swarm stacks")
 	fmt.Fprintln(w, "\nUsage: swarmckpt <command> [flags] [args]\n\nCommands:")
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {

@@ -13,10 +13,13 @@ import (
 const snapshotUsage = `
 Usage: swarmckpt snapshot <stack> [--algorithm NAME] [flags]
 
-Takes a consistent snapshot of every container of a Docker Swarm stack. The containers
-keep running (each is frozen only while it is dumped). Progress is shown per container;
-the summary gives each container's freeze time and image size. Ctrl-C aborts the
-snapshot and releases every container (exit code 130).
+Takes a consistent snapshot of every container of a Docker Swarm stack (with
+--algorithm uncoordinated the cut is not guaranteed consistent). The containers keep
+running. How long each is frozen depends on the algorithm: blocking (the default)
+freezes every container from its network lock until the snapshot commits;
+chandy-lamport, minimal and uncoordinated freeze each only while it is dumped.
+Progress is shown per container; the summary gives each container's freeze time and
+image size. Ctrl-C aborts the snapshot and releases every container (exit code 130).
 
 Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
 snapshotted already, 5 aborted, 130 interrupted.

@@ -21,7 +21,7 @@ Usage: swarmckpt worker --node NAME [flags]
        swarmckpt worker watchdog --journal DIR
        swarmckpt worker tls-init --dir DIR --node NAME --ip ADDR [--ip ADDR]... [--dns NAME]...
 
-Runs the node agent of one Docker node: network lock, freeze, dump, restore and image
+Runs the worker (data plane) of one Docker node: network lock, freeze, dump, restore and image
 transfer of the node's containers (see docs/dataplane.md). One worker per node; it talks
 to the node's dockerd, runc and CRIU. Every lock and freeze carries a deadline enforced by
 a detached watchdog process that outlives the worker.

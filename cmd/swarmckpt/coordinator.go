@@ -120,11 +120,8 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
-	pos, err := c.parseArgs(fs, coordinatorUsage, args)
+	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
-		return err
-	}
-	if err := noArgs("coordinator", pos); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -254,11 +251,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
-	pos, err := c.parseArgs(fs, agentUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("coordinator agent", pos); err != nil {
+	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
 		return err
 	}
 	if *node == "" {

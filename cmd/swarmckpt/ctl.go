@@ -94,6 +94,23 @@ func (f *ctlFlags) dial(ctx context.Context, c *cli, progress string) (cl api.Cl
 	return cl, func() { stop(); tr.Close() }, nil
 }
 
+// call connects to the coordinator, sends it one op request within --timeout and
+// returns its result; errors are mapped to exit codes (apiExit).
+func call[R any](ctx context.Context, c *cli, f *ctlFlags, op string, req any) (*R, error) {
+	cl, disconnect, err := f.dial(ctx, c, "")
+	if err != nil {
+		return nil, err
+	}
+	defer disconnect()
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	res, err := api.Call[R](rctx, cl, op, req)
+	if err != nil {
+		return nil, apiExit(err)
+	}
+	return res, nil
+}
+
 // apiExit maps coordinator errors to exit codes.
 func apiExit(err error) error {
 	if err == nil {

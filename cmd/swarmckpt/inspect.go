@@ -35,16 +35,9 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 	if err := badName(api.ValidID(pos[0])); err != nil {
 		return err
 	}
-	cl, disconnect, err := f.dial(ctx, c, "")
+	res, err := call[api.InspectResult](ctx, c, f, api.OpInspect, api.InspectRequest{ID: pos[0], Verify: *verify})
 	if err != nil {
 		return err
-	}
-	defer disconnect()
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	res, err := api.Call[api.InspectResult](rctx, cl, api.OpInspect, api.InspectRequest{ID: pos[0], Verify: *verify})
-	if err != nil {
-		return apiExit(err)
 	}
 	m := res.Snapshot
 	if f.output == "json" {

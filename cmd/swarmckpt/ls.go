@@ -32,16 +32,9 @@ func runLs(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	cl, disconnect, err := f.dial(ctx, c, "")
+	res, err := call[api.ListResult](ctx, c, f, api.OpList, api.ListRequest{Stack: stackName})
 	if err != nil {
 		return err
-	}
-	defer disconnect()
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	res, err := api.Call[api.ListResult](rctx, cl, api.OpList, api.ListRequest{Stack: stackName})
-	if err != nil {
-		return apiExit(err)
 	}
 	if f.output == "json" {
 		return printJSON(c.stdout, res.Snapshots)

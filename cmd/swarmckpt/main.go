@@ -212,6 +212,16 @@ func flagTokens(fs *flag.FlagSet, args []string) int {
 }
 
 // noArgs refuses positional arguments of a command that takes none.
+// parseNoArgs is parseArgs for a command that takes no positional arguments (cmd names
+// it in the usage error).
+func (c *cli) parseNoArgs(fs *flag.FlagSet, usage, cmd string, args []string) error {
+	pos, err := c.parseArgs(fs, usage, args)
+	if err != nil {
+		return err
+	}
+	return noArgs(cmd, pos)
+}
+
 func noArgs(cmd string, pos []string) error {
 	if len(pos) > 0 {
 		return usagef("%s takes no arguments, got %q (flags start with --)", cmd, pos)

@@ -47,11 +47,7 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&cfg.DiskMBps, "disk-mbps", cfg.DiskMBps, "disk bandwidth per node, MB/s, shared by its dumps")
 	fs.BoolVar(&cfg.CRIULock, "criu-lock", cfg.CRIULock, "model CRIU's own network lock during each dump (--tcp-established)")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")
-	pos, err := c.parseArgs(fs, simUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("sim", pos); err != nil {
+	if err := c.parseNoArgs(fs, simUsage, "sim", args); err != nil {
 		return err
 	}
 	cfg.Graph = sim.Graph(*graph)

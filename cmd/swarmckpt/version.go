@@ -10,11 +10,7 @@ import (
 var version = "dev"
 
 func runVersion(ctx context.Context, c *cli, args []string) error {
-	pos, err := c.parseArgs(flag.NewFlagSet("version", flag.ContinueOnError), "Usage: swarmckpt version", args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("version", pos); err != nil {
+	if err := c.parseNoArgs(flag.NewFlagSet("version", flag.ContinueOnError), "Usage: swarmckpt version", "version", args); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "swarmckpt %s\n", version)

@@ -73,11 +73,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	tlsCA := fs.String("tls-ca", "", "with --tls-cert and --tls-key: serve HTTPS and reach other workers over HTTPS verified by this CA (the cluster's)")
 	tlsCert := fs.String("tls-cert", "", "this node's certificate (SANs: the addresses others dial), signed by --tls-ca")
 	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600)")
-	pos, err := c.parseArgs(fs, workerUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("worker", pos); err != nil {
+	if err := c.parseNoArgs(fs, workerUsage, "worker", args); err != nil {
 		return err
 	}
 	if *node == "" {
@@ -136,11 +132,7 @@ func runWatchdog(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("worker watchdog", flag.ContinueOnError)
 	journal := fs.String("journal", "", "deadline journal directory to watch (required)")
 	interval := fs.Duration("interval", 20*time.Millisecond, "the most a release may lag its deadline (the journal is watched with inotify; without it, polled this often)")
-	pos, err := c.parseArgs(fs, workerUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("worker watchdog", pos); err != nil {
+	if err := c.parseNoArgs(fs, workerUsage, "worker watchdog", args); err != nil {
 		return err
 	}
 	if *journal == "" {
@@ -158,11 +150,7 @@ func runTLSInit(c *cli, args []string) error {
 	var ips, names listFlag
 	fs.Var(&ips, "ip", "an IP address other workers and agents dial this node's worker at (repeat)")
 	fs.Var(&names, "dns", "a DNS name they dial it by (repeat)")
-	pos, err := c.parseArgs(fs, workerUsage, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("worker tls-init", pos); err != nil {
+	if err := c.parseNoArgs(fs, workerUsage, "worker tls-init", args); err != nil {
 		return err
 	}
 	if *dir == "" || *node == "" {

@@ -98,8 +98,9 @@ func FromImages(dirs map[string]string, addrs map[string][]netip.Addr) (cut.Stat
 }
 
 // VerifyImages reads the CRIU image directories of a cut (container ID -> directory) and
-// checks it: the entry point for `swarmckpt inspect --verify` and the benchmark harness.
-// The error is about reading the images; the verdict is in the Report.
+// checks it, for tests of image sets on one machine (`inspect --verify` reads each set
+// on its node instead: coordinator.AgentVerifier). The error is about reading the
+// images; the verdict is in the Report.
 func VerifyImages(dirs map[string]string) (*cut.Report, error) {
 	st, _, err := FromImages(dirs, nil)
 	if err != nil {

@@ -17,9 +17,10 @@ restore on the target (--to: every container on NODE; --from: every container of
 elsewhere). In exact mode the targets are chosen before the snapshot and each moving
 container's images stream to its target while they are dumped (the dumping node keeps
 its copy); the restore then finds them in place. The containers stay frozen and
-network-locked from their dump until the snapshot committed and are ended only then:
-a snapshot that aborts leaves every one running as before. --to a node without a
-live worker is refused before anything is touched. If the restore fails, the
+network-locked from their dump until the restore stops the stack (after the snapshot
+committed and the nodes were checked) and are ended only then: a snapshot that aborts,
+or a restore refused before that stop, leaves every one running as before. --to a
+node without a live worker is refused before anything is touched. If the restore fails, the
 originals are restored where they were. --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and

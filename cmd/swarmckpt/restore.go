@@ -20,11 +20,11 @@ present, names and addresses free, every image file's sha256 re-checked on its n
 if not, it is refused with nothing changed, naming container, node and fix. One
 restore, migration, snapshot or rm of a stack at a time (else refused, exit 4).
 In exact mode what still runs of the stack is checkpointed first (a blocking snapshot
-whose containers are ended only once it committed; printed as "before"); if that
+whose containers stay frozen after their dump; printed as "before"); if that
 cannot be done the restore is refused with nothing changed. Then the stack's services
-are scaled to 0 and their running tasks killed (no duplicates; the snapshot replaces
-them). Image files are streamed to the target nodes and their sha256 verified before
-restore. Connections between the restored containers are kept in both modes. If an
+are scaled to 0 and their running tasks, those frozen ones first, killed (no
+duplicates; the snapshot replaces them). Image files are streamed to the target
+nodes and their sha256 verified before restore. Connections between the restored containers are kept in both modes. If an
 exact restore fails after the stop, the stack is put back from that checkpoint: every
 container runs again on its node with its state ('swarmckpt restore BEFORE
 --on-original' does the same by hand); only if that fails too are the services scaled

@@ -35,7 +35,7 @@ func Labels(t *testing.T, src LabelSource, stackName, service string, setLabel f
 			t.Fatalf("no service event within a minute of changing a label of %s", service)
 		}
 		value = time.Now().Format("150405.000000")
-		setLabel("swarmckpt.test", value)
+		setLabel("io.swarmckpt.test", value)
 		for i := 0; i < 20 && events.Load() == 0; i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -50,8 +50,8 @@ func Labels(t *testing.T, src LabelSource, stackName, service string, setLabel f
 	}
 	for _, l := range ls {
 		if l.Service == service {
-			if l.Stack != stackName || l.Labels["swarmckpt.test"] != value || l.Labels[stack.NamespaceLabel] != stackName {
-				t.Fatalf("ServiceLabels lists %+v; want stack %s and swarmckpt.test=%s", l, stackName, value)
+			if l.Stack != stackName || l.Labels["io.swarmckpt.test"] != value || l.Labels[stack.NamespaceLabel] != stackName {
+				t.Fatalf("ServiceLabels lists %+v; want stack %s and io.swarmckpt.test=%s", l, stackName, value)
 			}
 			return
 		}

@@ -189,8 +189,17 @@ func (r *reconciler) reconcile(ctx context.Context, name string, services []poli
 	if p == nil && derr == nil {
 		// No swarmckpt.* label (any more), or the stack is gone: forget its record once
 		// no scheduled run of it goes on. Its snapshots stay.
-		if st == nil || st.Running != "" {
+		if st == nil {
 			return nil
+		}
+		if st.Running != "" {
+			if r.running[name] == st.Running {
+				return nil // this process runs it: forgotten once it ends
+			}
+			c := *st
+			if r.finishLeftover(ctx, &c, nil); c.Running != "" {
+				return nil
+			}
 		}
 		delete(r.logged, name)
 		r.log.Info("stack has no swarmckpt label (any more): no policy", "stack", name)

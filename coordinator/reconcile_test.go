@@ -331,3 +331,30 @@ func contains(s []string, x string) bool {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A stack whose labels are gone loses its record, also when its predecessor left a
+// scheduled run in it (finished first); its snapshots stay.
+func TestUnlabelledStackLosesItsRecord(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	m := &store.Manifest{ID: "bank-s1", Stack: "bank", Algorithm: "blocking", State: store.StateCommitted, Purpose: policy.PurposeScheduled, CreatedAt: time.Now()}
+	if err := st.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutPolicy(ctx, &store.PolicyState{Stack: "bank", Schedule: "@every 1h", Next: time.Now().Add(time.Hour), Running: "bank-s1"}); err != nil {
+		t.Fatal(err)
+	}
+	labels := &stack.FakeLabels{}
+	labels.Set("bank", "bank_holder", map[string]string{"other": "label"})
+	pe := newPolicyEnv(t, st, labels, nil)
+	waitFor(t, "the record removed", func() bool {
+		ps, err := st.ListPolicies(ctx)
+		return err == nil && len(ps) == 0
+	})
+	if _, err := st.Get(ctx, "bank-s1"); err != nil {
+		t.Fatalf("the stack's scheduled snapshot went with its record: %v", err)
+	}
+	if _, err := pe.policy("bank"); err == nil {
+		t.Fatal("policy of a stack without labels: no error")
+	}
+}

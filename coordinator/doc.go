@@ -24,4 +24,8 @@
 // lock. A restarted coordinator finds the manifests that are
 // neither committed nor aborted and drives the algorithm's RecoverCoordinator on their
 // record, which aborts them and releases every container (presumed abort).
+//
+// With Config.Policies set, Run also starts the policy reconciler (reconcile.go): it
+// applies the stacks' swarmckpt.* service labels (coordinator/policy) by taking
+// scheduled snapshots and removing the ones retention lets go (docs/policy.md).
 package coordinator

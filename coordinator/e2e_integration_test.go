@@ -243,7 +243,7 @@ func setupE2E(t *testing.T) *e2e {
 		}
 	})
 	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
-		filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"), "bank"); code != 0 {
+		quietBank(t, e.dir), "bank"); code != 0 { // no scheduled snapshots beside the tests' own (policy_integration_test.go)
 		t.Fatalf("lab deploy: %s", out)
 	}
 	for i := 1; i <= 3; i++ {
@@ -476,6 +476,10 @@ func TestIntegrationE2E(t *testing.T) {
 			t.Fatalf("snapshot after coordinator restart: exit %d\n%s", code, o)
 		}
 	})
+
+	// bank's own labels schedule snapshots, retention removes the old ones, also across
+	// a coordinator killed with -9 (policy_integration_test.go).
+	t.Run("PolicyScheduleAndRetention", e.policyScheduleAndRetention)
 
 	t.Run("RestoreOnOtherNodes", func(t *testing.T) {
 		e.t = t

@@ -37,6 +37,8 @@ func (s *Service) serveAPI() []subErr {
 	add := func(sub bus.Subscription, err error) { out = append(out, subErr{sub, err}) }
 	t := s.cfg.Bus
 	add(api.Serve(t, api.OpSnapshot, func(ctx context.Context, req *api.SnapshotRequest) (*api.SnapshotResult, error) {
+		defer s.userOp(req.Stack)() // reconcile.go: waits for a scheduled run of the stack
+		s.policyDefaults(req)
 		m, err := s.Snapshot(ctx, *req)
 		if m == nil {
 			return nil, err
@@ -91,16 +93,30 @@ func (s *Service) serveAPI() []subErr {
 		if s.active(req.ID) != nil {
 			return nil, api.Errorf(api.CodeBusy, "snapshot %s is still running: abort it first", req.ID)
 		}
+		defer s.userOpOf(ctx, req.ID)()
 		return s.remove(ctx, req.ID)
 	}))
 	add(api.Serve(t, api.OpStatus, func(ctx context.Context, req *api.StatusRequest) (*api.StatusResult, error) {
 		return &api.StatusResult{Coordinator: s.cfg.Name, Workers: s.live.live()}, nil
 	}))
 	add(api.Serve(t, api.OpRestore, func(ctx context.Context, req *api.RestoreRequest) (*api.RestoreResult, error) {
+		defer s.userOpOf(ctx, req.ID)()
 		return s.Restore(ctx, *req)
 	}))
 	add(api.Serve(t, api.OpMigrate, func(ctx context.Context, req *api.MigrateRequest) (*api.MigrateResult, error) {
+		defer s.userOp(req.Stack)()
 		return s.Migrate(ctx, *req)
+	}))
+	add(api.Serve(t, api.OpPolicy, func(ctx context.Context, req *api.PolicyRequest) (*api.PolicyResult, error) {
+		if req.Stack != "" {
+			if err := api.ValidStack(req.Stack); err != nil {
+				return nil, err
+			}
+		}
+		if s.rec == nil {
+			return nil, api.Errorf(api.CodeFailed, "this coordinator runs no policy reconciler (it was started with --policy=false): stacks' swarmckpt labels are not applied")
+		}
+		return s.rec.describe(ctx, req.Stack)
 	}))
 	return out
 }

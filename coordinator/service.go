@@ -60,6 +60,12 @@ type Config struct {
 	// embedded NATS restarts with its coordinator) would be lost, and its containers
 	// held until their deadline. Default 15s.
 	RecoverWait time.Duration
+	// Policies, when set, makes Run start the policy reconciler (reconcile.go): the
+	// stacks' swarmckpt.* labels are read from it and applied (docs/policy.md).
+	Policies PolicySource
+	// PolicyResync is the reconciler's longest pause between two passes when no
+	// service event comes. Default 30s.
+	PolicyResync time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -86,6 +92,9 @@ func (c *Config) defaults() error {
 	if c.RecoverWait <= 0 {
 		c.RecoverWait = 15 * time.Second
 	}
+	if c.PolicyResync <= 0 {
+		c.PolicyResync = 30 * time.Second
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -99,8 +108,12 @@ type Service struct {
 
 	live *liveness
 
-	mu   sync.Mutex
-	runs map[string]*run // active snapshots by id
+	// rec is the policy reconciler (nil without Config.Policies).
+	rec *reconciler
+
+	mu    sync.Mutex
+	runs  map[string]*run          // active snapshots by id
+	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
 }
 
 // New returns a Service; Run starts serving.
@@ -108,8 +121,11 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}}
+	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
+	if cfg.Policies != nil {
+		s.rec = newReconciler(s)
+	}
 	return s, nil
 }
 
@@ -155,7 +171,15 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.Error("recovery of unfinished snapshots failed", "err", err)
 	}
 	s.log.Info("coordinator ready", "name", s.cfg.Name)
+	recDone := make(chan struct{})
+	if s.rec != nil {
+		// After recovery: the scheduled runs a predecessor left are final by now.
+		go func() { defer close(recDone); s.rec.run(ctx) }()
+	} else {
+		close(recDone)
+	}
 	<-ctx.Done()
+	<-recDone
 	s.mu.Lock()
 	runs := make([]*run, 0, len(s.runs))
 	for _, r := range s.runs {

@@ -80,7 +80,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 		}
 	})
 	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
-		filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"), "bank"); code != 0 {
+		quietBank(t, e.dir), "bank"); code != 0 { // no scheduled snapshots beside the tests' own (policy_integration_test.go)
 		t.Fatalf("lab deploy: %s", out)
 	}
 	for i := 1; i <= 3; i++ {

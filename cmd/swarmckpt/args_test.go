@@ -198,6 +198,7 @@ func TestBadNamesExitTwo(t *testing.T) {
 		{[]string{"snapshot", long(5000)}, "stack name"},
 		{[]string{"snapshot", "my.stack"}, `contains '.'`},
 		{[]string{"ls", "a*"}, "stack name"},
+		{[]string{"policy", "a*"}, "stack name"},
 		{[]string{"inspect", "a b"}, "snapshot id"},
 		{[]string{"rm", "good-id", "../x"}, "snapshot id"},
 		{[]string{"restore", "a>b"}, "snapshot id"},

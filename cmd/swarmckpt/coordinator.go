@@ -47,6 +47,11 @@ client-certificate auth --etcd-cert and --etcd-key.
 ('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
 worker's local API) and serves transfers and restores.
 
+The coordinator applies the stacks' swarmckpt.* service labels (deploy.labels): it
+watches the manager's service events, takes scheduled snapshots and removes those that
+retention lets go (docs/policy.md; 'swarmckpt policy' shows what it applies).
+--policy=false leaves the labels unapplied.
+
 Examples:
   swarmckpt coordinator --docker unix:///run/swarmckpt/lab/lab-1/docker.sock
   swarmckpt coordinator --nats nats://10.0.0.5:4222 --nats-token-file /etc/swarmckpt/token \
@@ -120,6 +125,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
+	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
 		return err
@@ -182,7 +188,8 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	}
 	defer res.Close()
 	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
-		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Log: c.log})
+		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res,
+		Policies: policySource(*policies, res), Log: c.log})
 	if err != nil {
 		return err
 	}
@@ -220,6 +227,15 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "NATS token: %s (workers: --nats-token-file %s)\n", embedded.TokenPath(nf.dataDir), embedded.TokenPath(nf.dataDir))
 	}
 	return svc.Run(ctx)
+}
+
+// policySource is the coordinator's policy source: the swarm manager's services
+// (nil with --policy=false).
+func policySource(on bool, res *stack.Docker) coordinator.PolicySource {
+	if !on {
+		return nil
+	}
+	return res
 }
 
 const agentUsage = `

@@ -12,7 +12,9 @@ import (
 const lsUsage = `
 Usage: swarmckpt ls [<stack>] [--output json]
 
-Lists snapshots (of one stack, or all), oldest first, with their state.
+Lists snapshots (of one stack, or all), oldest first, with their state. BY says who
+took each: user, schedule (the stack's swarmckpt.schedule label; swarmckpt policy) or
+auto (the coordinator, e.g. before a restore).
 
 Examples:
   swarmckpt ls
@@ -40,7 +42,7 @@ func runLs(ctx context.Context, c *cli, args []string) error {
 		return printJSON(c.stdout, res.Snapshots)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTACK\tSTATE\tALGORITHM\tCONTAINERS\tIMAGES\tCREATED\tCUT")
+	fmt.Fprintln(tw, "ID\tSTACK\tSTATE\tALGORITHM\tBY\tCONTAINERS\tIMAGES\tCREATED\tCUT")
 	for _, m := range res.Snapshots {
 		cutS := "-"
 		if m.Verdict != nil {
@@ -53,7 +55,7 @@ func runLs(ctx context.Context, c *cli, args []string) error {
 				cutS = "INCONSISTENT"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, takenBy(m), len(m.Containers),
 			human(m.Bytes()), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), cutS)
 	}
 	return tw.Flush()

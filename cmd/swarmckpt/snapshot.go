@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ freezes every container from its network lock until the snapshot commits;
 chandy-lamport, minimal and uncoordinated freeze each only while it is dumped.
 Progress is shown per container; the summary gives each container's freeze time and
 image size. Ctrl-C aborts the snapshot and releases every container (exit code 130).
+The algorithm is --algorithm, else the stack's swarmckpt.algorithm label
+(docs/policy.md), else blocking; a scheduled snapshot of the stack in progress is
+waited for.
 
 Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
 snapshotted already, 5 aborted, 130 interrupted.
@@ -32,7 +36,7 @@ Examples:
 
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 3*time.Minute)
-	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	algo := fs.String("algorithm", "", "checkpoint algorithm ("+algoNames()+"); default: the stack's swarmckpt.algorithm label, else "+coordinator.DefaultAlgorithm)
 	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
@@ -54,7 +58,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	}
 	defer disconnect()
 	if f.output == "text" {
-		fmt.Fprintf(c.stdout, "snapshot %s of stack %s (algorithm %s)\n", *id, pos[0], *algo)
+		fmt.Fprintf(c.stdout, "snapshot %s of stack %s (algorithm %s)\n", *id, pos[0], cmp.Or(*algo, "of the stack's policy, else "+coordinator.DefaultAlgorithm))
 	}
 	type result struct {
 		res *api.SnapshotResult

@@ -19,6 +19,7 @@ type Memory struct {
 	locks   map[string]*memLock
 	workers map[string]Worker
 	epochs  map[string]uint64
+	pols    map[string]memEntry
 }
 
 type memEntry struct {
@@ -30,7 +31,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}}
+	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}}
 }
 
 // PutRaw stores raw bytes as a manifest (to test corrupt manifests).

@@ -60,6 +60,8 @@ type Locker interface {
 	// BreakLock removes the stack's lock if owner holds it (a dead holder's lock, once
 	// its snapshot was aborted by a recovering coordinator). Not held by owner: no-op.
 	BreakLock(ctx context.Context, stack, owner string) error
+	// LockHolder returns the owner of the stack's lock, "" when nobody holds it.
+	LockHolder(ctx context.Context, stack string) (string, error)
 }
 
 // Worker is a worker's registration.
@@ -83,5 +85,6 @@ type Store interface {
 	Snapshots
 	Locker
 	Workers
+	Policies
 	Close() error
 }

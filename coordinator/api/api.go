@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 )
 
 // Prefix of every subject of this API.
@@ -21,6 +22,7 @@ const (
 	OpRestore  = "restore"
 	OpMigrate  = "migrate"
 	OpStatus   = "status"
+	OpPolicy   = "policy"
 )
 
 // Subject is the subject of an operation.
@@ -99,6 +101,9 @@ type SnapshotRequest struct {
 	Exit bool `json:"exit,omitempty"`
 	// Timeout of the whole snapshot; 0 means the coordinator's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
+	// as the manifest's Purpose); never on the wire.
+	Purpose string `json:"-"`
 }
 
 // SnapshotResult is the outcome of a snapshot (also on abort, with Error set).
@@ -239,6 +244,37 @@ type StatusRequest struct{}
 type StatusResult struct {
 	Coordinator string         `json:"coordinator"`
 	Workers     []store.Worker `json:"workers"`
+}
+
+// PolicyRequest asks for the effective policy of one stack ("" for every stack with
+// a swarmckpt.* label).
+type PolicyRequest struct {
+	Stack string `json:"stack,omitempty"`
+}
+
+// PolicyResult lists the stacks' policies, sorted by stack.
+type PolicyResult struct {
+	Stacks []StackPolicy `json:"stacks"`
+}
+
+// StackPolicy is one stack's policy as the coordinator's reconciler applies it.
+type StackPolicy struct {
+	Stack string `json:"stack"`
+	// Policy is the effective policy with, per label, the services it came from; nil
+	// while LabelErrors holds anything (nothing of the labels is applied then).
+	Policy      *policy.Policy `json:"policy,omitempty"`
+	LabelErrors []string       `json:"label_errors,omitempty"`
+	// Next is the next scheduled run (zero without a schedule).
+	Next time.Time `json:"next,omitzero"`
+	// Running is the scheduled snapshot in progress.
+	Running string `json:"running,omitempty"`
+	// Last is the last scheduled run's outcome.
+	Last *store.PolicyRun `json:"last,omitempty"`
+	// Skipped counts the scheduled runs skipped because the previous one (or a
+	// manual operation on the stack) still went on.
+	Skipped int `json:"skipped,omitempty"`
+	// Kept counts the committed scheduled snapshots of the stack now stored.
+	Kept int `json:"kept"`
 }
 
 // Event is one progress event.

@@ -35,3 +35,11 @@ func TestEligibleNodes(t *testing.T) {
 		t.Fatalf("EligibleNodes changed its input: %v", nodes)
 	}
 }
+
+func TestFakeLabelsConformance(t *testing.T) {
+	f := &stack.FakeLabels{}
+	f.Set("st", "st_web", map[string]string{"a": "b"})
+	stacktest.Labels(t, f, "st", "st_web", func(k, v string) {
+		f.Set("st", "st_web", map[string]string{"a": "b", k: v})
+	})
+}

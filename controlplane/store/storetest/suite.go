@@ -23,6 +23,8 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Lock", func(t *testing.T) { testLock(t, f) })
 	t.Run("Workers", func(t *testing.T) { testWorkers(t, f) })
 	t.Run("NextEpoch", func(t *testing.T) { testNextEpoch(t, f) })
+	t.Run("Policies", func(t *testing.T) { testPolicies(t, f) })
+	t.Run("LockHolder", func(t *testing.T) { testLockHolder(t, f) })
 }
 
 // Epochs only grow per stack, whatever is deleted, and honour the caller's floor.

@@ -167,12 +167,16 @@ func TestIntegrationLabEcho(t *testing.T) {
 
 // daemonsRestarted kills a lab worker and an agent with -9: each one's supervisor (lab
 // supervise, as systemd's Restart=always would) must have it running again within
-// restartWithin, the worker listening on its address again, and the restart logged.
+// restartWithin, the worker listening on its address again, the agent subscribed again
+// ("node agent ready" logged once more), and the restart logged.
 func daemonsRestarted(t *testing.T, p Plan) {
 	t.Helper()
 	const restartWithin = 3 * time.Second
 	d := p.Daemons
 	for _, v := range []struct{ role, node string }{{"worker", p.Nodes[0].Name}, {"agent", p.Nodes[1].Name}} {
+		logFile := filepath.Join(d.Dir, v.role+"-"+v.node+".log")
+		readies := func() int { b, _ := os.ReadFile(logFile); return strings.Count(string(b), "node agent ready") }
+		ready0 := readies()
 		old := p.DaemonPid(v.role, v.node)
 		if old == 0 {
 			t.Fatalf("no %s of %s runs", v.role, v.node)
@@ -191,16 +195,19 @@ func daemonsRestarted(t *testing.T, p Plan) {
 					c.Close()
 				}
 			}
+			if up && v.role == "agent" {
+				up = readies() > ready0
+			}
 			if up {
 				t.Logf("INTEGRATION %s of %s killed with -9: running again (pid %d) after %s", v.role, v.node, pid, time.Since(killed).Round(time.Millisecond))
 				break
 			}
 			if time.Since(killed) > restartWithin {
-				t.Fatalf("%s of %s killed with -9 is not running again after %s; its log:\n%s", v.role, v.node, restartWithin, tail(filepath.Join(d.Dir, v.role+"-"+v.node+".log"), 8))
+				t.Fatalf("%s of %s killed with -9 is not running again after %s; its log:\n%s", v.role, v.node, restartWithin, tail(logFile, 8))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		b, _ := os.ReadFile(filepath.Join(d.Dir, v.role+"-"+v.node+".log"))
+		b, _ := os.ReadFile(logFile)
 		if !strings.Contains(string(b), "exited; restarting") || !strings.Contains(string(b), "signal killed") {
 			t.Errorf("the supervisor of the %s of %s did not log the restart", v.role, v.node)
 		}

@@ -105,6 +105,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	runs map[string]*run // active snapshots by id
+
+	started time.Time // when New ran (StatusResult.Started)
 }
 
 // New returns a Service; Run starts serving.
@@ -112,7 +114,7 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}}
+	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
 	return s, nil
 }

@@ -262,6 +262,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		err error
 	}
 	done := make(chan result, 1)
+	gone := coordinatorGone(ctx, cl)
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
@@ -269,11 +270,19 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		done <- result{r, err}
 	}()
 	var r result
-	gone := coordinatorGone(ctx, cl)
 	select {
 	case r = <-done:
-	case <-gone:
-		return fmt.Errorf("the coordinator stopped answering during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", *id, *id)
+	case why := <-gone:
+		// A restarted coordinator decides the snapshot at once (presumed abort): wait a
+		// little for that decision and report it.
+		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
+			r = result{res: &api.SnapshotResult{Snapshot: m}}
+			if m.State == store.StateAborted {
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s)", *id, m.Reason, why)
+			}
+			break
+		}
+		return fmt.Errorf("%s during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", why, *id, *id)
 	case <-ctx.Done():
 		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
 		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -304,10 +313,23 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	return apiExit(r.err)
 }
 
-// coordinatorGone is closed when the coordinator has not answered a status request for
-// 6 s (it died or lost NATS): a long request would otherwise wait for its own timeout.
-func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
-	gone := make(chan struct{})
+// coordinatorGone watches the coordinator during a long request, so that the request
+// does not wait for its own timeout when no answer can come: the channel says why, once
+// the coordinator has not answered a status request for 6 s (it died or lost NATS), or
+// answers as another process than when the request was sent (it restarted, for instance
+// under a supervisor within a second, and the request died with the old process). Call
+// it before sending the request.
+func coordinatorGone(ctx context.Context, cl api.Client) <-chan string {
+	gone := make(chan string, 1)
+	status := func() (*api.StatusResult, error) {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return api.Call[api.StatusResult](sctx, cl, api.OpStatus, api.StatusRequest{})
+	}
+	var started time.Time
+	if st, err := status(); err == nil {
+		started = st.Started
+	}
 	go func() {
 		last := time.Now()
 		t := time.NewTicker(time.Second)
@@ -318,18 +340,38 @@ func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
 				return
 			case <-t.C:
 			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := api.Call[api.StatusResult](sctx, cl, api.OpStatus, api.StatusRequest{})
-			cancel()
-			if err == nil {
+			st, err := status()
+			switch {
+			case err == nil && !started.IsZero() && !st.Started.IsZero() && !st.Started.Equal(started):
+				gone <- "the coordinator restarted (the request was lost with the process that had it)"
+				return
+			case err == nil:
 				last = time.Now()
-			} else if time.Since(last) > 6*time.Second {
-				close(gone)
+			case time.Since(last) > 6*time.Second:
+				gone <- "the coordinator stopped answering (it died or lost NATS)"
 				return
 			}
 		}
 	}()
 	return gone
+}
+
+// decided polls snapshot id's manifest for up to wait and returns it once committed or
+// aborted; nil if it is not decided by then (or cannot be read).
+func decided(ctx context.Context, cl api.Client, id string, wait time.Duration) *store.Manifest {
+	deadline := time.Now().Add(wait)
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		res, err := api.Call[api.InspectResult](ictx, cl, api.OpInspect, api.InspectRequest{ID: id})
+		cancel()
+		if err == nil && res.Snapshot != nil && res.Snapshot.State.Final() {
+			return res.Snapshot
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func algoNames() string {
@@ -644,8 +686,20 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
-		RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
+	gone := coordinatorGone(rctx, cl)
+	var res *api.RestoreResult
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		res, err = api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
+			RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case why := <-gone:
+		return fmt.Errorf("%s during the restore of %s: it did not finish; the stack's checkpoint taken first (if it committed) is listed by 'swarmckpt ls' and 'swarmckpt restore ID --on-original' puts it back", why, pos[0])
+	}
 	if err != nil {
 		return apiExit(err)
 	}
@@ -736,16 +790,16 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	var res *api.MigrateResult
+	gone := coordinatorGone(ctx, cl)
 	go func() {
 		var err error
 		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
 		done <- err
 	}()
-	gone := coordinatorGone(ctx, cl)
 	select {
 	case err = <-done:
-	case <-gone:
-		return fmt.Errorf("the coordinator stopped answering during migration %s: check with 'swarmckpt inspect %s'", id, id)
+	case why := <-gone:
+		return fmt.Errorf("%s during migration %s: check with 'swarmckpt inspect %s'", why, id, id)
 	case <-ctx.Done():
 		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})

@@ -207,7 +207,19 @@ func TestIntegrationFaults(t *testing.T) {
 			// next seed: a campaign reports every failing seed, not the first only.
 			fl.t = t
 			fl.repair(t)
-			last, lastSent = fl.checkSnapshot(t, fmt.Sprintf("flt-%d-repaired", f.seed))
+			for try := 1; ; try++ { // the restarted coordinator may wait for agents first
+				id := fmt.Sprintf("flt-%d-repaired%d", f.seed, try)
+				sent := fl.sentCounters(t)
+				out, code := fl.ctl(2*time.Minute, "snapshot", "bank", "--id", id)
+				if code == 0 {
+					last, lastSent = id, sent
+					break
+				}
+				if try == 5 {
+					t.Fatalf("no snapshot commits after the repair: exit %d\n%s", code, out)
+				}
+				time.Sleep(5 * time.Second)
+			}
 		}
 	}
 	t.Logf("FAULTS: %d runs from seed %d in %s, %d failed (seeds %s):\n%s", len(summary), base, time.Since(t0).Round(time.Second),
@@ -245,12 +257,18 @@ func (fl *faultLab) repair(t *testing.T) {
 	// Holds journaled for what is still held or removed now: a worker killed with -9
 	// has its watchdog release the first and drop the second at once (its supervisor
 	// restarts it).
+	// An operation still running in the coordinator (hung on the fault) holds the
+	// stack's lock: a restarted coordinator breaks it.
 	for _, n := range fl.p.Nodes {
 		if pid := fl.p.DaemonPid("worker", n.Name); pid != 0 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	if pid := fl.p.DaemonPid("coordinator", ""); pid != 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	fl.daemonsUp(t)
+	waitLong(t, "the coordinator answering after the repair", func() bool { _, code := fl.ctl(5*time.Second, "ls"); return code == 0 })
 	waitLong(t, "bank healthy and meshed after the repair", fl.bankMeshed)
 }
 

@@ -192,15 +192,6 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		defer cl.Leave(2 * time.Second)
 		go func() {
 			for ev := range cl.Events() {
-				if ev.Kind == members.Join && ev.Meta.Role == "worker" && members.Superseded(cl.Members(), ev) {
-					// A new agent of a node whose old one is still listed: the old one
-					// died and was restarted (a supervisor restarts it within a second,
-					// before heartbeats or probes miss it). The roles it had in running
-					// snapshots are gone (the new one released their containers), so
-					// those snapshots cannot finish: abort them now, not at their timeout.
-					svc.NodeFailed(ev.Meta.Node, "its agent restarted (its part in the snapshot was lost; the new agent released its containers)")
-					continue
-				}
 				if ev.Kind != members.Leave || ev.Meta.Role != "worker" {
 					continue
 				}

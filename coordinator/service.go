@@ -114,6 +114,8 @@ type Service struct {
 	mu    sync.Mutex
 	runs  map[string]*run          // active snapshots by id
 	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
+
+	started time.Time // when New ran (StatusResult.Started)
 }
 
 // New returns a Service; Run starts serving.
@@ -121,7 +123,7 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}}
+	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
 	if cfg.Policies != nil {
 		s.rec = newReconciler(s)

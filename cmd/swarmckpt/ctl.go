@@ -231,10 +231,23 @@ func printSummary(w io.Writer, m *store.Manifest) {
 	}
 }
 
-// coordinatorGone is closed when the coordinator has not answered a status request for
-// 6 s (it died or lost NATS): a long request would otherwise wait for its own timeout.
-func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
-	gone := make(chan struct{})
+// coordinatorGone watches the coordinator during a long request, so that the request
+// does not wait for its own timeout when no answer can come: the channel says why, once
+// the coordinator has not answered a status request for 6 s (it died or lost NATS), or
+// answers as another process than when the request was sent (it restarted, for instance
+// under a supervisor within a second, and the request died with the old process). Call
+// it before sending the request.
+func coordinatorGone(ctx context.Context, cl api.Client) <-chan string {
+	gone := make(chan string, 1)
+	status := func() (*api.StatusResult, error) {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return api.Call[api.StatusResult](sctx, cl, api.OpStatus, api.StatusRequest{})
+	}
+	var started time.Time
+	if st, err := status(); err == nil {
+		started = st.Started
+	}
 	go func() {
 		last := time.Now()
 		t := time.NewTicker(time.Second)
@@ -245,18 +258,38 @@ func coordinatorGone(ctx context.Context, cl api.Client) <-chan struct{} {
 				return
 			case <-t.C:
 			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			_, err := api.Call[api.StatusResult](sctx, cl, api.OpStatus, api.StatusRequest{})
-			cancel()
-			if err == nil {
+			st, err := status()
+			switch {
+			case err == nil && !started.IsZero() && !st.Started.IsZero() && !st.Started.Equal(started):
+				gone <- "the coordinator restarted (the request was lost with the process that had it)"
+				return
+			case err == nil:
 				last = time.Now()
-			} else if time.Since(last) > 6*time.Second {
-				close(gone)
+			case time.Since(last) > 6*time.Second:
+				gone <- "the coordinator stopped answering (it died or lost NATS)"
 				return
 			}
 		}
 	}()
 	return gone
+}
+
+// decided polls snapshot id's manifest for up to wait and returns it once committed or
+// aborted; nil if it is not decided by then (or cannot be read).
+func decided(ctx context.Context, cl api.Client, id string, wait time.Duration) *store.Manifest {
+	deadline := time.Now().Add(wait)
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		res, err := api.Call[api.InspectResult](ictx, cl, api.OpInspect, api.InspectRequest{ID: id})
+		cancel()
+		if err == nil && res.Snapshot != nil && res.Snapshot.State.Final() {
+			return res.Snapshot
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func algoNames() string { return strings.Join(registry.Names(), "|") }

@@ -28,7 +28,11 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
   eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
                                         load the images the file needs, deploy it as a stack
-  swarmckpt lab down                    remove everything the lab created (also after a crash)`
+  swarmckpt lab down                    remove everything the lab created (also after a crash)
+
+'lab up' runs each daemon under 'swarmckpt lab supervise -- COMMAND...', which restarts
+it whenever it ends (after 300 ms; later when it keeps dying at once), as systemd's
+Restart=always does for the units in deploy/systemd (docs/operations.md).`
 
 func runLab(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
@@ -60,7 +64,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if sub != "deploy" {
+	if sub != "deploy" && sub != "supervise" {
 		if err := noArgs("lab "+sub, pos); err != nil {
 			return err
 		}
@@ -101,6 +105,11 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "# run: eval \"$(swarmckpt lab env --name %s)\"\n", p.Name)
 		return nil
+	case "supervise":
+		if len(pos) == 0 {
+			return usagef("usage: swarmckpt lab supervise -- COMMAND [ARG...]")
+		}
+		return lab.Supervise(ctx, c.log, lab.DefaultRestartPolicy(), pos)
 	case "deploy":
 		if len(pos) != 2 {
 			return usagef("usage: swarmckpt lab deploy FILE STACK")
@@ -121,8 +130,9 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
 }
 
-// labSubcommands are the words of 'swarmckpt lab'.
-var labSubcommands = []string{"up", "down", "status", "env", "deploy"}
+// labSubcommands are the words of 'swarmckpt lab' ("supervise" is how 'lab up' runs
+// its daemons).
+var labSubcommands = []string{"up", "down", "status", "env", "deploy", "supervise"}
 
 func resolveRuntime(flagValue string) string {
 	switch flagValue {

@@ -66,16 +66,16 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	var res *api.MigrateResult
+	gone := coordinatorGone(ctx, cl)
 	go func() {
 		var err error
 		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
 		done <- err
 	}()
-	gone := coordinatorGone(ctx, cl)
 	select {
 	case err = <-done:
-	case <-gone:
-		return fmt.Errorf("the coordinator stopped answering during migration %s: check with 'swarmckpt inspect %s'", id, id)
+	case why := <-gone:
+		return fmt.Errorf("%s during migration %s: check with 'swarmckpt inspect %s'", why, id, id)
 	case <-ctx.Done():
 		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})

@@ -111,8 +111,20 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	defer disconnect()
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
-		RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
+	gone := coordinatorGone(rctx, cl)
+	var res *api.RestoreResult
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		res, err = api.Call[api.RestoreResult](rctx, cl, api.OpRestore, api.RestoreRequest{ID: pos[0], Targets: targets, OnOriginal: *onOrig, Mode: *mode,
+			RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case why := <-gone:
+		return fmt.Errorf("%s during the restore of %s: it did not finish; the stack's checkpoint taken first (if it committed) is listed by 'swarmckpt ls' and 'swarmckpt restore ID --on-original' puts it back", why, pos[0])
+	}
 	if err != nil {
 		return apiExit(err)
 	}

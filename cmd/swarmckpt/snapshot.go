@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 )
@@ -65,6 +66,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		err error
 	}
 	done := make(chan result, 1)
+	gone := coordinatorGone(ctx, cl)
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
@@ -72,11 +74,19 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		done <- result{r, err}
 	}()
 	var r result
-	gone := coordinatorGone(ctx, cl)
 	select {
 	case r = <-done:
-	case <-gone:
-		return fmt.Errorf("the coordinator stopped answering during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", *id, *id)
+	case why := <-gone:
+		// A restarted coordinator decides the snapshot at once (presumed abort): wait a
+		// little for that decision and report it.
+		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
+			r = result{res: &api.SnapshotResult{Snapshot: m}}
+			if m.State == store.StateAborted {
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s)", *id, m.Reason, why)
+			}
+			break
+		}
+		return fmt.Errorf("%s during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", why, *id, *id)
 	case <-ctx.Done():
 		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
 		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

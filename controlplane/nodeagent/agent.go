@@ -26,6 +26,9 @@ const HeartbeatSubject = "swarmckpt.v1.agent.heartbeat"
 type Heartbeat struct {
 	Worker  store.Worker `json:"worker"`
 	Leaving bool         `json:"leaving,omitempty"`
+	// Started is when this agent started: a coordinator that sees it change knows the
+	// node's agent restarted and its roles in running snapshots were lost.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Target is one container of a snapshot.
@@ -136,6 +139,8 @@ type Agent struct {
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
+
+	started time.Time // when New ran (Heartbeat.Started)
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -169,7 +174,8 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
-		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir}}, nil
+		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir},
+		started: time.Now()}, nil
 }
 
 // Run serves until ctx ends.
@@ -320,7 +326,7 @@ func (a *Agent) recover() {
 }
 
 func (a *Agent) heartbeat(ctx context.Context, leaving bool) {
-	b, _ := json.Marshal(Heartbeat{Worker: a.cfg.Info, Leaving: leaving})
+	b, _ := json.Marshal(Heartbeat{Worker: a.cfg.Info, Leaving: leaving, Started: a.started})
 	if err := a.cfg.Bus.Publish(ctx, HeartbeatSubject, b); err != nil {
 		a.log.Debug("heartbeat not sent", "err", err)
 	}

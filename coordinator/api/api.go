@@ -244,6 +244,9 @@ type StatusRequest struct{}
 type StatusResult struct {
 	Coordinator string         `json:"coordinator"`
 	Workers     []store.Worker `json:"workers"`
+	// Started is when this coordinator process started: a CLI that sees it change
+	// during a request knows the coordinator restarted and the request was lost.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // PolicyRequest asks for the effective policy of one stack ("" for every stack with

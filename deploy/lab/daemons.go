@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,8 +67,10 @@ func planDaemons(p Plan, binary string) *Daemons {
 }
 
 // startDaemons starts the coordinator, then a worker and an agent per node, detached (own
-// session, logs under d.Dir), and waits until each worker listens and the coordinator's
-// NATS answers. Down kills them: their command lines name the lab's directories.
+// session, logs under d.Dir), each under a supervisor that restarts it when it ends (as
+// the systemd units of deploy/systemd do), and waits until each worker listens and the
+// coordinator's NATS answers. Down kills them: their command lines name the lab's
+// directories.
 func startDaemons(ctx context.Context, p Plan) error {
 	d := p.Daemons
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
@@ -115,6 +118,8 @@ func startDaemons(ctx context.Context, p Plan) error {
 	return nil
 }
 
+// spawn starts `swarmckpt lab supervise -- swarmckpt ARGS...` (Supervise), both logging
+// to d.Dir/LOGNAME.log.
 func spawn(d *Daemons, logName string, args ...string) error {
 	logFile := filepath.Join(d.Dir, logName+".log")
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -122,7 +127,7 @@ func spawn(d *Daemons, logName string, args ...string) error {
 		return fmt.Errorf("%s: open log: %w", logName, err)
 	}
 	defer f.Close()
-	cmd := exec.Command(d.Binary, args...)
+	cmd := exec.Command(d.Binary, append([]string{"lab", "supervise", "--", d.Binary}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -163,4 +168,47 @@ func findBinary(explicit string) (string, error) {
 		return p, nil
 	}
 	return "", errors.New("cannot find the swarmckpt binary to run the lab's daemons: run 'make build' and use bin/swarmckpt, or set --daemons=false")
+}
+
+// DaemonPid is the PID of lab p's running daemon role ("coordinator", or "worker" or
+// "agent" of node), not of its supervisor; 0 if none runs. Found by command line.
+func (p Plan) DaemonPid(role, node string) int {
+	d := p.Daemons
+	if d == nil {
+		return 0
+	}
+	n, _ := p.NodeByName(node)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) < 3 || args[0] != d.Binary {
+			continue
+		}
+		has := func(flag, val string) bool {
+			for i := 0; i+1 < len(args); i++ {
+				if args[i] == flag && args[i+1] == val {
+					return true
+				}
+			}
+			return false
+		}
+		var match bool
+		switch role {
+		case "coordinator":
+			match = args[1] == "coordinator" && args[2] != "agent" && has("--data-dir", d.Dir)
+		case "agent":
+			match = args[1] == "coordinator" && args[2] == "agent" && has("--node", node) && has("--data-dir", d.Dir)
+		case "worker":
+			match = args[1] == "worker" && has("--node", node) && has("--exec-root", n.ExecRoot)
+		}
+		if match {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	return 0
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,7 +160,57 @@ func TestIntegrationLabEcho(t *testing.T) {
 	}
 	t.Logf("INTEGRATION echo: client on %s, server on %s (%v), %d replies, conn %s", client.Node, server.Node, server.IPs, last.Replies, last.RemoteAddr)
 	if p.Daemons != nil {
-		migrateOverTLS(ctx, t, p, server.Node)
+		daemonsRestarted(t, p)
+		migrateOverTLS(ctx, t, p, server.Node) // also proves the restarted daemons work
+	}
+}
+
+// daemonsRestarted kills a lab worker and an agent with -9: each one's supervisor (lab
+// supervise, as systemd's Restart=always would) must have it running again within
+// restartWithin, the worker listening on its address again, the agent subscribed again
+// ("node agent ready" logged once more), and the restart logged.
+func daemonsRestarted(t *testing.T, p Plan) {
+	t.Helper()
+	const restartWithin = 3 * time.Second
+	d := p.Daemons
+	for _, v := range []struct{ role, node string }{{"worker", p.Nodes[0].Name}, {"agent", p.Nodes[1].Name}} {
+		logFile := filepath.Join(d.Dir, v.role+"-"+v.node+".log")
+		readies := func() int { b, _ := os.ReadFile(logFile); return strings.Count(string(b), "node agent ready") }
+		ready0 := readies()
+		old := p.DaemonPid(v.role, v.node)
+		if old == 0 {
+			t.Fatalf("no %s of %s runs", v.role, v.node)
+		}
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 the %s of %s (pid %d): %v", v.role, v.node, old, err)
+		}
+		killed := time.Now()
+		for {
+			pid := p.DaemonPid(v.role, v.node)
+			up := pid != 0 && pid != old
+			if up && v.role == "worker" {
+				n, _ := p.NodeByName(v.node)
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index), time.Second)
+				if up = err == nil; up {
+					c.Close()
+				}
+			}
+			if up && v.role == "agent" {
+				up = readies() > ready0
+			}
+			if up {
+				t.Logf("INTEGRATION %s of %s killed with -9: running again (pid %d) after %s", v.role, v.node, pid, time.Since(killed).Round(time.Millisecond))
+				break
+			}
+			if time.Since(killed) > restartWithin {
+				t.Fatalf("%s of %s killed with -9 is not running again after %s; its log:\n%s", v.role, v.node, restartWithin, tail(logFile, 8))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(logFile)
+		if !strings.Contains(string(b), "exited; restarting") || !strings.Contains(string(b), "signal killed") {
+			t.Errorf("the supervisor of the %s of %s did not log the restart", v.role, v.node)
+		}
 	}
 }
 

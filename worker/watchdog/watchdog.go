@@ -23,6 +23,9 @@ type Releaser struct {
 	// Owns checks that pid still belongs to container id (nil: BelongsTo).
 	Owns func(pid int, id string) bool
 	Log  *slog.Logger
+	// UntracedWait bounds the wait for a CRIU still dumping the container before a
+	// release (awaitUntraced). Default 10 s.
+	UntracedWait time.Duration
 }
 
 // BelongsTo reports whether pid's cgroup names container id: guards against PID reuse.
@@ -42,6 +45,7 @@ func (r Releaser) Release(ctx context.Context, h Hold) (bool, error) {
 		return false, nil
 	}
 	c := container.Ref{ID: h.ContainerID, Name: h.Name, Pid: h.Pid}
+	r.awaitUntraced(ctx, h)
 	var errs []error
 	// Thaw first: a frozen container cannot answer retransmissions anyway.
 	if h.Frozen {
@@ -55,6 +59,58 @@ func (r Releaser) Release(ctx context.Context, h Hold) (bool, error) {
 		}
 	}
 	return true, errors.Join(errs...)
+}
+
+// awaitUntraced waits (at most UntracedWait) while h's process is ptrace-seized: a
+// dead worker's CRIU may still be dumping the container (runc and CRIU outlive the
+// worker that started them), and when it ends it puts back the freezer state it found,
+// frozen, so a thaw before that would be undone and the container left frozen with no
+// hold to release it (seen in the fault-injection test: kill -9 of a worker mid-dump).
+// A tracer still there after the wait is killed if it is a CRIU.
+func (r Releaser) awaitUntraced(ctx context.Context, h Hold) {
+	wait := r.UntracedWait
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		tracer := tracerOf(h.Pid)
+		if tracer == 0 {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if isCRIU(tracer) {
+				_ = syscall.Kill(tracer, syscall.SIGKILL)
+			}
+			if r.Log != nil {
+				r.Log.Warn("container still ptrace-seized: releasing it anyway", "container", h.Name, "tracer", tracer, "criu_killed", isCRIU(tracer))
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tracerOf is the TracerPid of pid (0: none, or unreadable).
+func tracerOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TracerPid:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	return 0
+}
+
+// isCRIU tells whether pid runs CRIU (directly or through a loader wrapper).
+func isCRIU(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(b), "criu")
 }
 
 // Reconcile releases every hold of the journal whose deadline passed at now or whose

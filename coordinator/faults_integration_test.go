@@ -1,0 +1,624 @@
+package coordinator_test
+
+// Fault injection (issue 21, "Done when"): on a 3-node lab whose daemons are supervised
+// (`lab up --daemons`: each restarted when it ends, as the systemd units restart them),
+// each seeded run starts a snapshot, restore or migration of the bank stack and kills,
+// with -9 and after a seeded delay, one of our processes: a worker, an agent, the
+// coordinator or a CRIU. After each run it checks the invariant: every holder runs with
+// its state (money conserved, no holder started fresh: its transfer counter did not go
+// back) or the operation completed; nothing frozen or network-locked, nothing journaled
+// held, a few seconds after the CLI returned; no leftovers (no .incoming-* set, no
+// exited restored container); and a following snapshot commits (no stale lock).
+//
+// Short by default (part of make test); the campaign: make faults RUNS=100 (or
+// go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N). A failing
+// run prints its seed; -seed N -runs 1 replays it.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/freezer"
+	"github.com/swarmckpt/swarmckpt/worker/netlock"
+	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+)
+
+var (
+	faultAll  = flag.Bool("all", false, "fault injection: also run the faults of knownOpen (make faults sets it)")
+	faultRuns = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
+	faultSeed = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
+)
+
+// heldAfter is how long after the CLI returned (or the kill, if later) a container may
+// still be frozen or network-locked.
+const heldAfter = 10 * time.Second
+
+var (
+	faultOps     = []string{"snapshot", "restore", "migrate"}
+	faultVictims = []string{"worker", "agent", "coordinator", "criu"}
+)
+
+// fault is what one seed picks: the operation, the process killed and when.
+type fault struct {
+	seed   int64
+	op     string // snapshot, restore, migrate
+	victim string // worker, agent, coordinator, criu
+	node   int    // 1..3: the victim's node (worker, agent), and migrate's --to/--from node
+	from   bool   // migrate --from node (else --to)
+	delay  time.Duration
+}
+
+// pickFault derives a run from its seed: op and victim cycle (seed mod 3, seed mod 4),
+// so that 4 consecutive seeds kill every process, 3 run every operation and 12 cover
+// every pair; node, direction and delay are random. The delay spans the
+// operation's usual length on the lab (snapshot ~0.5-0.8 s, restore and migrate ~2.5-4 s).
+func pickFault(seed int64) fault {
+	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+	u := uint64(seed)
+	f := fault{seed: seed, op: faultOps[u%3], victim: faultVictims[u%4], node: 1 + r.IntN(3), from: r.IntN(2) == 0}
+	span := time.Second
+	if f.op != "snapshot" {
+		span = 3500 * time.Millisecond
+	}
+	f.delay = time.Duration(r.Int64N(int64(span)))
+	return f
+}
+
+// knownOpen says why a fault is known to break the invariant today (issue 21, open:
+// see docs/operations.md, "Fault injection"), "" if it is not. The short run of make
+// test leaves these out (saying so); make faults runs them (-all).
+func knownOpen(f fault) string {
+	// A migration is in its restore phase from ~0.5 s (its snapshot done), a restore
+	// from ~1 s (its checkpoint of what runs done, the stack stopped).
+	phase := time.Second
+	if f.op == "migrate" {
+		phase = 500 * time.Millisecond
+	}
+	if f.op == "snapshot" || f.victim == "criu" || f.delay < phase {
+		return ""
+	}
+	switch f.victim {
+	case "coordinator":
+		return "a restarted coordinator neither finishes nor rolls back a restore phase it did not start: the restored containers stay network-locked until their lock deadline (1-2 min)"
+	case "agent":
+		return "a restore waits for the dead agent's answer (15 s to the agent's action bound, 5 min), the stack half restored and its lock held; a rollback leaves the ended originals exited"
+	default:
+		return "a worker restarting while the restore phase calls it fails the restore (no retry), and the rollback then fails on the half-restored containers"
+	}
+}
+
+func (f fault) String() string {
+	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, f.op, f.victim)
+	if f.victim == "worker" || f.victim == "agent" {
+		s += fmt.Sprintf(" of node %d", f.node)
+	}
+	return s + fmt.Sprintf(" after %v", f.delay.Round(time.Millisecond))
+}
+
+func TestPickFaultCoversEveryPair(t *testing.T) {
+	seen := map[string]bool{}
+	for s := int64(0); s < 12; s++ {
+		f := pickFault(s)
+		seen[f.op+"/"+f.victim] = true
+		if f != pickFault(s) {
+			t.Fatalf("seed %d picks differently twice", s)
+		}
+		if f.node < 1 || f.node > 3 || f.delay < 0 || f.delay > 3500*time.Millisecond {
+			t.Fatalf("seed %d: %+v out of range", s, f)
+		}
+	}
+	if len(seen) != 12 {
+		t.Fatalf("12 consecutive seeds cover %d op/victim pairs, want 12: %v", len(seen), seen)
+	}
+	// The short run of make test (seed 1, 6 runs, known-open faults left out) still
+	// kills every process and runs every operation.
+	ops, victims := map[string]bool{}, map[string]bool{}
+	var short []string
+	for s, ran := int64(1), 0; ran < 6; s++ {
+		if f := pickFault(s); knownOpen(f) == "" {
+			ops[f.op], victims[f.victim] = true, true
+			short = append(short, f.String())
+			ran++
+		}
+	}
+	if len(ops) != 3 || len(victims) != 4 {
+		t.Fatalf("the short run covers ops %v and victims %v, want all 3 and 4:\n%s", ops, victims, strings.Join(short, "\n"))
+	}
+}
+
+// faultLab is the lab of TestIntegrationFaults: an e2e (for its CLI and bank helpers)
+// over a lab whose daemons lab up runs.
+type faultLab struct {
+	*e2e
+	p lab.Plan
+}
+
+func setupFaults(t *testing.T) *faultLab {
+	if r := lab.IntegrationSkipReason(); r != "" {
+		t.Skip(r)
+	}
+	images, err := lab.ImageDirForTests()
+	if err != nil {
+		t.Skip("SKIP INTEGRATION: " + err.Error())
+	}
+	if _, err := os.Stat(filepath.Join(images, "bank.tar")); err != nil {
+		t.Skipf("SKIP INTEGRATION: no workload images in %s: run 'make images'", images)
+	}
+	e := &e2e{t: t, name: fmt.Sprintf("flt%d", os.Getpid()%10000), workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
+	// The lab's daemons run this binary; the runtime wrapper must be next to it.
+	e.bin = os.Getenv("SWARMCKPT_BIN")
+	if e.bin == "" {
+		dir := t.TempDir()
+		e.bin = filepath.Join(dir, "swarmckpt")
+		for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
+			build := exec.Command("go", "build", "-o", b[0], b[1])
+			build.Dir = repoRoot()
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("build %s: %v\n%s", b[1], err, out)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(e.bin), "swarmckpt-runtime")); err != nil {
+		t.Fatalf("no swarmckpt-runtime next to %s (make build): restores cannot work: %v", e.bin, err)
+	}
+	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons"); code != 0 {
+		t.Fatalf("lab up: %s", out)
+	}
+	p, err := lab.Load(lab.DefaultConfig().RunDir, e.name)
+	if err != nil || p.Daemons == nil {
+		t.Fatalf("lab %s: %v (daemons %v)", e.name, err, p.Daemons)
+	}
+	e.dir, e.nats = p.Daemons.Dir, p.Daemons.NATSURL()
+	t.Cleanup(func() {
+		if t.Failed() {
+			logDockerd(t, e.name, 3)
+			for _, f := range []string{"coordinator", "agent-" + e.node(1), "worker-" + e.node(1)} {
+				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
+				t.Logf("--- %s.log (tail) ---\n%s", f, tail(string(b), 3000))
+			}
+		}
+		if keep := os.Getenv("SWARMCKPT_TEST_LOGS"); keep != "" {
+			to := filepath.Join(keep, t.Name())
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "*.log"))
+			if err := os.MkdirAll(to, 0o700); err == nil {
+				for _, l := range logs {
+					if b, err := os.ReadFile(l); err == nil {
+						_ = os.WriteFile(filepath.Join(to, filepath.Base(l)), b, 0o600)
+					}
+				}
+			}
+			t.Logf("daemon logs kept in %s (SWARMCKPT_TEST_LOGS)", to)
+		}
+		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
+			t.Errorf("lab down: %s", out)
+		}
+	})
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
+		filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"), "bank"); code != 0 {
+		t.Fatalf("lab deploy: %s", out)
+	}
+	waitLong(t, "bank healthy and meshed", e.bankMeshed)
+	return &faultLab{e2e: e, p: p}
+}
+
+func TestIntegrationFaults(t *testing.T) {
+	base := *faultSeed
+	if base < 0 {
+		base = 1
+		if v := os.Getenv("SWARMCKPT_FAULT_SEED"); v != "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				base = n
+			}
+		}
+	}
+	fl := setupFaults(t)
+	t0 := time.Now()
+	// A committed snapshot to restore, and the transfer counters when it was taken.
+	last, lastSent := fl.checkSnapshot(t, "flt-start")
+	var summary, failed []string
+	for i, ran := 0, 0; ran < *faultRuns; i++ {
+		f := pickFault(base + int64(i))
+		if why := knownOpen(f); why != "" && !*faultAll {
+			t.Logf("KNOWN OPEN, left out of the short run (make faults runs it): %s: %s", f, why)
+			continue
+		}
+		ran++
+		line := fmt.Sprintf("  %s: FAILED", f)
+		ok := t.Run(fmt.Sprintf("seed%d", f.seed), func(t *testing.T) {
+			fl.t = t
+			line = fl.faultRun(t, f, last, lastSent)
+			last, lastSent = fl.checkSnapshot(t, fmt.Sprintf("flt-%d-after", f.seed))
+		})
+		summary = append(summary, line)
+		if !ok {
+			t.Logf("FAULT RUN FAILED: %s; replay: make faults SEED=%d RUNS=1", f, f.seed)
+			failed = append(failed, fmt.Sprint(f.seed))
+			// Put the bank back as deployed (its state is lost) and go on with the
+			// next seed: a campaign reports every failing seed, not the first only.
+			fl.t = t
+			fl.repair(t)
+			for try := 1; ; try++ { // the restarted coordinator may wait for agents first
+				id := fmt.Sprintf("flt-%d-repaired%d", f.seed, try)
+				sent := fl.sentCounters(t)
+				out, code := fl.ctl(2*time.Minute, "snapshot", "bank", "--id", id)
+				if code == 0 {
+					last, lastSent = id, sent
+					break
+				}
+				if try == 5 {
+					t.Fatalf("no snapshot commits after the repair: exit %d\n%s", code, out)
+				}
+				time.Sleep(5 * time.Second)
+			}
+		}
+	}
+	t.Logf("FAULTS: %d runs from seed %d in %s, %d failed (seeds %s):\n%s", len(summary), base, time.Since(t0).Round(time.Second),
+		len(failed), strings.Join(failed, " "), strings.Join(summary, "\n"))
+}
+
+// repair puts the bank back as deployed after a failed run: every restored container
+// removed, the service scaled back to 5 replicas (started fresh), meshed again.
+func (fl *faultLab) repair(t *testing.T) {
+	t.Helper()
+	t.Logf("repairing the bank: thawing and unlocking what is held, removing restored containers, scaling bank_holder back to 5")
+	ctx := context.Background()
+	fr, nl := &freezer.Cgroup{}, &netlock.NFT{}
+	for node, refs := range fl.allContainers(t) {
+		for _, c := range refs {
+			if fz, err := fr.Frozen(ctx, c); err == nil && fz {
+				t.Logf("repair: thawing %s on %s: %v", c.Name, node, fr.Thaw(ctx, c))
+			}
+			if st, err := nl.State(ctx, c); err == nil && st.Locked() {
+				t.Logf("repair: unlocking %s on %s: %v", c.Name, node, nl.Unlock(ctx, c, nil))
+			}
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		ids, _ := fl.dockerOn(fl.node(i), "ps", "-aq", "--filter", "label=io.swarmckpt.service")
+		if f := strings.Fields(ids); len(f) > 0 {
+			if out, err := fl.dockerOn(fl.node(i), append([]string{"rm", "-f"}, f...)...); err != nil {
+				t.Logf("docker rm on %s: %v: %s", fl.node(i), err, out)
+			}
+		}
+	}
+	if out, err := fl.dockerOn(fl.node(1), "service", "scale", "--detach", "bank_holder=5"); err != nil {
+		t.Fatalf("repair: scale bank_holder to 5: %v: %s", err, out)
+	}
+	// Holds journaled for what is still held or removed now: a worker killed with -9
+	// has its watchdog release the first and drop the second at once (its supervisor
+	// restarts it).
+	// An operation still running in the coordinator (hung on the fault) holds the
+	// stack's lock: a restarted coordinator breaks it.
+	for _, n := range fl.p.Nodes {
+		if pid := fl.p.DaemonPid("worker", n.Name); pid != 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if pid := fl.p.DaemonPid("coordinator", ""); pid != 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	fl.daemonsUp(t)
+	waitLong(t, "the coordinator answering after the repair", func() bool { _, code := fl.ctl(5*time.Second, "ls"); return code == 0 })
+	waitLong(t, "bank healthy and meshed after the repair", fl.bankMeshed)
+}
+
+// faultRun runs one seeded fault and checks the invariant; it returns a summary line.
+func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[int]int64) string {
+	t.Logf("%s", f)
+	// The counters from before the last snapshot: what runs now has sent at least as
+	// much, and a restore goes back to that snapshot.
+	before := lastSent
+	args := []string{f.op, "bank"}
+	switch f.op {
+	case "restore":
+		args = []string{"restore", last}
+	case "migrate":
+		if f.from {
+			args = append(args, "--from", fl.node(f.node))
+		} else {
+			args = append(args, "--to", fl.node(f.node))
+		}
+	case "snapshot":
+		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
+	}
+	cmd := exec.Command(fl.bin, append(args, "--nats", fl.nats, "--data-dir", fl.dir)...)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan int, 1)
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		exited <- code
+	}()
+	killed, what := fl.kill(t, f, start, exited)
+	var code int
+	select {
+	case code = <-exited:
+	case <-time.After(100 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("%s: the CLI still runs 100 s later (hung on the fault?):\n%s", f, out.String())
+	}
+	took := time.Since(start)
+	t.Logf("%s: %s; %v exited %d after %s:\n%s", f, what, args, code, took.Round(time.Millisecond), tail(out.String(), 1500))
+	from := time.Now()
+	if killed.After(from) {
+		from = killed
+	}
+	released := fl.waitNothingHeld(t, f, from)
+	fl.daemonsUp(t)
+	fl.stateKept(t, f, before)
+	fl.noLeftovers(t, f)
+	kill := "no kill (the operation ended first)"
+	if !killed.IsZero() {
+		kill = fmt.Sprintf("killed at %s", killed.Sub(start).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("  %s: %s; exit %d after %s; all released %s after the CLI returned", f, kill, code, took.Round(time.Millisecond), released.Round(time.Millisecond))
+}
+
+// kill waits f.delay after start (or until the CLI exits) and kills f's victim with -9;
+// a CRIU victim is the first CRIU of this lab seen from then on. It returns when it
+// killed (zero if it did not) and what.
+func (fl *faultLab) kill(t *testing.T, f fault, start time.Time, exited chan int) (time.Time, string) {
+	select {
+	case c := <-exited:
+		exited <- c
+		return time.Time{}, "the operation ended before the delay"
+	case <-time.After(time.Until(start.Add(f.delay))):
+	}
+	for {
+		var pid int
+		switch f.victim {
+		case "criu":
+			pid = fl.criuPid()
+		case "coordinator":
+			pid = fl.p.DaemonPid("coordinator", "")
+		default:
+			pid = fl.p.DaemonPid(f.victim, fl.node(f.node))
+		}
+		if pid != 0 {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+				return time.Now(), fmt.Sprintf("killed %s (pid %d) at %s", f.victim, pid, time.Since(start).Round(time.Millisecond))
+			}
+		}
+		select {
+		case c := <-exited:
+			exited <- c
+			return time.Time{}, "no " + f.victim + " to kill before the operation ended"
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// criuPid is a running CRIU of this lab (one whose ancestors name the lab's run
+// directory: the runc or swarmckpt-runtime that started it), 0 if none.
+func (fl *faultLab) criuPid() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cl := cmdline(pid)
+		if !strings.Contains(cl, "criu") || strings.Contains(cl, "swarmckpt") {
+			continue
+		}
+		for p, n := ppid(pid), 0; p > 1 && n < 10; p, n = ppid(p), n+1 {
+			if strings.Contains(cmdline(p), fl.p.RunDir+"/") {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// allContainers are the running containers of every node (node -> refs).
+func (fl *faultLab) allContainers(t *testing.T) map[string][]container.Ref {
+	out := map[string][]container.Ref{}
+	for i := 1; i <= 3; i++ {
+		node := fl.node(i)
+		ids, err := fl.dockerOn(node, "ps", "-q", "--no-trunc")
+		if err != nil {
+			t.Fatalf("docker ps on %s: %v: %s", node, err, ids)
+		}
+		if len(strings.Fields(ids)) == 0 {
+			continue
+		}
+		o, err := fl.dockerOn(node, append([]string{"inspect", "-f", "{{.Id}} {{.Name}} {{.State.Pid}}"}, strings.Fields(ids)...)...)
+		if err != nil {
+			continue // one ended meanwhile: the next poll sees the rest
+		}
+		for _, l := range strings.Split(o, "\n") {
+			var r container.Ref
+			if _, err := fmt.Sscan(l, &r.ID, &r.Name, &r.Pid); err == nil && r.Pid > 0 {
+				r.Name = strings.TrimPrefix(r.Name, "/")
+				out[node] = append(out[node], r)
+			}
+		}
+	}
+	return out
+}
+
+// waitNothingHeld polls until no container of the lab is frozen or network-locked and
+// no worker journals a hold, failing if that takes more than heldAfter from from. It
+// returns how long it took.
+func (fl *faultLab) waitNothingHeld(t *testing.T, f fault, from time.Time) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	fr, nl := &freezer.Cgroup{}, &netlock.NFT{}
+	for {
+		var held []string
+		for node, refs := range fl.allContainers(t) {
+			for _, c := range refs {
+				if fz, err := fr.Frozen(ctx, c); err == nil && fz {
+					held = append(held, fmt.Sprintf("%s on %s frozen", c.Name, node))
+				}
+				if st, err := nl.State(ctx, c); err == nil && st.Locked() {
+					held = append(held, fmt.Sprintf("%s on %s network-locked", c.Name, node))
+				}
+			}
+		}
+		for _, n := range fl.p.Nodes {
+			j := watchdog.Journal{Dir: filepath.Join(fl.p.RunDir, n.Name, "holds")}
+			if hs, _ := j.List(); len(hs) > 0 {
+				held = append(held, fmt.Sprintf("%d holds journaled by the worker of %s", len(hs), n.Name))
+			}
+		}
+		if len(held) == 0 {
+			return time.Since(from)
+		}
+		if time.Since(from) > heldAfter {
+			t.Fatalf("%s: %s later still held: %s", f, time.Since(from).Round(time.Millisecond), strings.Join(held, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// daemonsUp waits until every daemon runs again (restarted by its supervisor) and every
+// agent has subscribed since its last start.
+func (fl *faultLab) daemonsUp(t *testing.T) {
+	t.Helper()
+	waitLong(t, "every daemon of the lab running", func() bool {
+		if fl.p.DaemonPid("coordinator", "") == 0 {
+			return false
+		}
+		for _, n := range fl.p.Nodes {
+			if fl.p.DaemonPid("worker", n.Name) == 0 || fl.p.DaemonPid("agent", n.Name) == 0 {
+				return false
+			}
+			b, _ := os.ReadFile(filepath.Join(fl.dir, "agent-"+n.Name+".log"))
+			s := string(b)
+			// The last start of the agent logged "node agent ready" after it.
+			if i := strings.LastIndex(s, `msg=started`); i >= 0 && !strings.Contains(s[i:], "node agent ready") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// bankReport is `bank query --json`'s output (the parts checked here).
+type bankReport struct {
+	Holders []struct {
+		ID            int    `json:"id"`
+		Balance       int64  `json:"balance"`
+		TransfersSent int64  `json:"transfers_sent"`
+		Instance      string `json:"instance"`
+	} `json:"holders"`
+	Problems []string `json:"problems"`
+}
+
+// sentCounters audits the bank (failing the test if money was lost or created, or a
+// holder does not answer within 2 min) and returns each holder's transfer counter.
+func (fl *faultLab) sentCounters(t *testing.T) map[int]int64 {
+	t.Helper()
+	start := time.Now()
+	for {
+		cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--settle", "1m",
+			"--service", "holder", "--count", "5", "--json")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+fl.docker(fl.node(1)))
+		out, err := cmd.Output()
+		var rep bankReport
+		jerr := json.Unmarshal(out, &rep)
+		if err == nil && jerr == nil && len(rep.Holders) == 5 {
+			m := map[int]int64{}
+			for _, h := range rep.Holders {
+				m[h.ID] = h.TransfersSent
+			}
+			return m
+		}
+		if jerr == nil && len(rep.Problems) > 0 && len(rep.Holders) == 5 {
+			t.Fatalf("bank lost or created money: %v", rep.Problems)
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("bank audit failing for 2 min (a holder missing or money lost): %v %v\n%s", err, jerr, tail(string(out), 2000))
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// stateKept: every holder runs with its state: money is conserved and no holder's
+// transfer counter went back below what it was before the operation (a holder started
+// fresh from its image counts from 0).
+func (fl *faultLab) stateKept(t *testing.T, f fault, before map[int]int64) {
+	t.Helper()
+	after := fl.sentCounters(t)
+	for id, n := range before {
+		if after[id] < n {
+			t.Errorf("%s: holder %d sent %d transfers before and %d after: it lost its state (started fresh?)", f, id, n, after[id])
+		}
+	}
+}
+
+// noLeftovers: no partial incoming image set on any node, and no restored container
+// left exited or created.
+func (fl *faultLab) noLeftovers(t *testing.T, f fault) {
+	t.Helper()
+	for _, n := range fl.p.Nodes {
+		inc, _ := filepath.Glob(filepath.Join(n.DataRoot, "swarmckpt", "sets", ".incoming-*"))
+		if len(inc) > 0 {
+			t.Errorf("%s: partial incoming image sets left on %s: %v", f, n.Name, inc)
+		}
+		out, err := fl.dockerOn(n.Name, "ps", "-a", "--filter", "label=io.swarmckpt.service", "--filter", "status=exited",
+			"--filter", "status=created", "--format", "{{.Names}} {{.Status}}")
+		if err != nil {
+			t.Fatalf("docker ps on %s: %v: %s", n.Name, err, out)
+		}
+		if out != "" {
+			t.Errorf("%s: restored containers left behind on %s (not running):\n%s", f, n.Name, out)
+		}
+	}
+}
+
+// checkSnapshot takes a snapshot of the bank after a run: it must commit (no stale lock
+// or hold of the run in the way). It returns its ID and the transfer counters from
+// just before it.
+func (fl *faultLab) checkSnapshot(t *testing.T, id string) (string, map[int]int64) {
+	t.Helper()
+	sent := fl.sentCounters(t)
+	out, code := fl.ctl(2*time.Minute, "snapshot", "bank", "--id", id)
+	if code != 0 {
+		t.Fatalf("snapshot %s after the run: exit %d (a stale lock or hold?)\n%s", id, code, out)
+	}
+	return id, sent
+}

@@ -396,6 +396,25 @@ func TestIntegrationE2E(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "could not run") || !strings.Contains(out, c.Images.Node) || !strings.Contains(out, "sha256") {
 			t.Fatalf("inspect --verify of a corrupt set: exit %d, want 1 with the node and a checksum error\n%s", code, out)
 		}
+		// A restore of it is refused by the pre-flight's re-hash, before anything is
+		// checkpointed or stopped (it used to scale the stack to 0, then fail, and start
+		// the services fresh).
+		out, code = e.ctl(2*time.Minute, "restore", id)
+		if code != 1 || !strings.Contains(out, "failed verification") || !strings.Contains(out, "nothing was changed") ||
+			strings.Contains(out, "] checkpointing ") || strings.Contains(out, "] stopping ") { // phases, as the progress prints them
+			t.Fatalf("restore of a corrupt set: exit %d, want 1 refused by the pre-flight with nothing changed\n%s", code, out)
+		}
+		if n := e.runningTasks("bank_holder"); n != 5 {
+			t.Errorf("bank_holder runs %d tasks after a refused restore, want 5", n)
+		}
+		// A migration to a node without a worker is refused before its snapshot.
+		out, code = e.ctl(2*time.Minute, "migrate", "bank", "--to", "nosuchnode")
+		if code != 1 || !strings.Contains(out, "has no live worker") || !strings.Contains(out, "nothing was changed") || strings.Contains(out, "] resolved ") {
+			t.Fatalf("migrate --to nosuchnode: exit %d, want 1 refused before anything was snapshotted\n%s", code, out)
+		}
+		if _, ok := e.bankOK(); !ok {
+			t.Error("bank not healthy after the refused restore and migration")
+		}
 		if out, code := e.ctl(time.Minute, "rm", id); code != 0 {
 			t.Fatalf("rm: exit %d\n%s", code, out)
 		}
@@ -483,7 +502,29 @@ func TestIntegrationE2E(t *testing.T) {
 
 	t.Run("RestoreOnOtherNodes", func(t *testing.T) {
 		e.t = t
-		out, code := e.ctl(5*time.Minute, "restore", "bank-s2")
+		// While it runs, the stack is the restore's: a second restore of the snapshot and
+		// an rm of it are refused (exit 4, naming the restore); nothing of theirs runs.
+		cmd := exec.Command(e.bin, "restore", "bank-s2", "--nats", e.nats, "--data-dir", e.dir)
+		rout := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = rout, rout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitOutput(t, cmd, rout, "checkpointing")
+		for _, args := range [][]string{{"restore", "bank-s2"}, {"rm", "bank-s2"}} {
+			o, c := e.ctl(time.Minute, args...)
+			if c != 4 || !strings.Contains(o, "restore-bank-s2") {
+				t.Errorf("%v while bank-s2 is restored: exit %d, want 4 naming the running restore\n%s", args, c, o)
+			}
+		}
+		code := 0
+		if err := cmd.Wait(); err != nil {
+			code = -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+		}
+		out := rout.String()
 		if code != 0 {
 			t.Fatalf("restore: exit %d\n%s", code, out)
 		}
@@ -507,7 +548,7 @@ func TestIntegrationE2E(t *testing.T) {
 		// After the outage, peers' retransmission timers have backed off: give the audit
 		// time to drain the channels (benchmarks/workloads/README.md).
 		// By the compose short name: the restored containers carry the task's aliases.
-		cmd := exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--settle", "2m",
+		cmd = exec.Command("docker", "run", "--rm", "--network", "bank_net", "swarmckpt/bank:dev", "query", "--settle", "2m",
 			"--service", "holder", "--count", "5")
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+e.docker(e.name+"-1"))
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,28 +30,15 @@ type AgentRestorer struct {
 var _ Restorer = (*AgentRestorer)(nil)
 
 func (r *AgentRestorer) call(ctx context.Context, subject string, req any) (*nodeagent.OpReply, error) {
-	b, _ := json.Marshal(req)
 	t := r.Timeout
 	if t <= 0 {
 		t = 5 * time.Minute
 	}
-	cctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	out, err := r.Bus.Request(cctx, subject, b)
-	if err != nil {
-		if errors.Is(err, bus.ErrNoResponders) {
-			return nil, fmt.Errorf("no live worker answers on %s", subject)
-		}
-		return nil, err
+	rep, err := askNode(ctx, r.Bus, subject, req, t)
+	if errors.Is(err, bus.ErrNoResponders) {
+		return nil, fmt.Errorf("no live worker answers on %s", subject)
 	}
-	var rep nodeagent.OpReply
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return nil, err
-	}
-	if rep.Error != "" {
-		return &rep, errors.New(rep.Error)
-	}
-	return &rep, nil
+	return rep, err
 }
 
 // Restore implements Restorer. Every set is first moved to its target node (in

@@ -175,6 +175,25 @@ func (e *e2e) manifest(id string) *store.Manifest {
 	return &m
 }
 
+// buildBinaries builds the CLI and the runtime wrapper into dir and returns the CLI's
+// path. The runtime goes next to the CLI: `lab up --runtime auto` picks it up there and
+// makes it every node's default runtime (without it no restore can work). Both are
+// static, as make build builds them: the runtime also runs inside containers (network
+// keepers), where a dynamically linked one exits at once.
+func buildBinaries(t *testing.T, dir string) string {
+	t.Helper()
+	cli := filepath.Join(dir, "swarmckpt")
+	for _, b := range [][2]string{{cli, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Dir = repoRoot()
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return cli
+}
+
 func setupE2E(t *testing.T) *e2e {
 	if r := lab.IntegrationSkipReason(); r != "" {
 		t.Skip(r)
@@ -188,18 +207,7 @@ func setupE2E(t *testing.T) *e2e {
 	}
 	e := &e2e{t: t, name: fmt.Sprintf("e2e%d", os.Getpid()%10000), dir: t.TempDir(),
 		workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
-	e.bin = filepath.Join(e.dir, "swarmckpt")
-	// The runtime wrapper goes next to the CLI: `lab up --runtime auto` picks it up there
-	// and makes it every node's default runtime (without it no restore can work).
-	for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(e.dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
-		build := exec.Command("go", "build", "-o", b[0], b[1])
-		build.Dir = repoRoot()
-		// Static, as make build: the runtime also runs inside containers (network keepers).
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	e.bin = buildBinaries(t, e.dir)
 	copy(e.ports[:], freePorts(t, len(e.ports)))
 	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
 	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons=false"); code != 0 {

@@ -162,15 +162,7 @@ func setupFaults(t *testing.T) *faultLab {
 	// The lab's daemons run this binary; the runtime wrapper must be next to it.
 	e.bin = os.Getenv("SWARMCKPT_BIN")
 	if e.bin == "" {
-		dir := t.TempDir()
-		e.bin = filepath.Join(dir, "swarmckpt")
-		for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
-			build := exec.Command("go", "build", "-o", b[0], b[1])
-			build.Dir = repoRoot()
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("build %s: %v\n%s", b[1], err, out)
-			}
-		}
+		e.bin = buildBinaries(t, t.TempDir())
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(e.bin), "swarmckpt-runtime")); err != nil {
 		t.Fatalf("no swarmckpt-runtime next to %s (make build): restores cannot work: %v", e.bin, err)

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -44,18 +43,8 @@ func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := json.Marshal(nodeagent.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume})
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeoutPerNode)
-			defer cancel()
-			out, err := s.cfg.Bus.Request(cctx, nodeagent.StopSubject(node), b)
-			var rep nodeagent.OpReply
-			if err == nil {
-				if uerr := json.Unmarshal(out, &rep); uerr != nil {
-					err = uerr
-				} else if rep.Error != "" {
-					err = errors.New(rep.Error)
-				}
-			}
+			_, err := askNode(context.WithoutCancel(ctx), s.cfg.Bus, nodeagent.StopSubject(node),
+				nodeagent.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
 			if errors.Is(err, bus.ErrNoResponders) {
 				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
 			}

@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -88,18 +86,7 @@ func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := json.Marshal(nodeagent.UnlockRequest{Containers: ids})
-			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			out, err := s.cfg.Bus.Request(cctx, nodeagent.RemoveSubject(node), b)
-			var rep nodeagent.OpReply
-			if err == nil {
-				if uerr := json.Unmarshal(out, &rep); uerr != nil {
-					err = uerr
-				} else if rep.Error != "" {
-					err = errors.New(rep.Error)
-				}
-			}
+			_, err := askNode(ctx, s.cfg.Bus, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: ids}, 20*time.Second)
 			if err != nil {
 				s.log.Warn("cannot kill the stack's task containers (they stop gracefully instead)", "node", node, "containers", ids, "err", err)
 			}

@@ -38,16 +38,7 @@ func setupSwarmE2E(t *testing.T) *e2e {
 	}
 	e := &e2e{t: t, name: fmt.Sprintf("sw%d", os.Getpid()%10000), dir: t.TempDir(),
 		workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
-	e.bin = filepath.Join(e.dir, "swarmckpt")
-	for _, b := range [][2]string{{e.bin, "./cmd/swarmckpt"}, {filepath.Join(e.dir, "swarmckpt-runtime"), "./cmd/swarmckpt-runtime"}} {
-		build := exec.Command("go", "build", "-o", b[0], b[1])
-		build.Dir = repoRoot()
-		// Static, as make build: the runtime also runs inside containers (network keepers).
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	e.bin = buildBinaries(t, e.dir)
 	copy(e.ports[:], freePorts(t, len(e.ports)))
 	e.nats = fmt.Sprintf("nats://127.0.0.1:%d", e.ports[0])
 	// The lab's dockerds inherit this: swarm's task manager then skips its registry pull

@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -45,7 +46,8 @@ func (e *e2e) badNamesTouchNothing(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tr, err := natsbus.Connect(ctx, natsbus.Config{URL: e.nats, TokenFile: embedded.TokenPath(e.dir), Name: "badnames-test"})
+	tr, err := natsbus.Connect(ctx, natsbus.Config{URL: e.nats, UserFile: natsauth.UserFile(natsauth.Dir(e.dir), natsauth.RoleCoordinator),
+		CAFile: embedded.NATSCAPath(e.dir), Name: "badnames-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func (e *e2e) badNamesTouchNothing(t *testing.T) {
 	var mu sync.Mutex
 	var heard []string
 	// Everything addressed to a node (not the agents' own heartbeats).
-	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.agent." + e.node(1) + ".>",
+	for _, subj := range []string{"swarmckpt.v1.node.>", "swarmckpt.v1.peer.>", "swarmckpt.v1.agent." + e.node(1) + ".>",
 		"swarmckpt.v1.agent." + e.node(2) + ".>", "swarmckpt.v1.agent." + e.node(3) + ".>"} {
 		sub, err := tr.Subscribe(subj, func(m *bus.Msg) {
 			mu.Lock()

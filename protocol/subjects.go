@@ -56,3 +56,9 @@ func SubjectFor(a Addr, nodeOf func(container string) (string, bool)) (string, e
 	}
 	return "", fmt.Errorf("protocol: no subject for address %q: %w", a, ErrMalformed)
 }
+
+// PeerSubject is where containers of other nodes send a node's containers their
+// messages (Chandy-Lamport markers). Apart from NodeSubject, which carries the
+// coordinator's commands, so that NATS permissions can let agents publish markers to
+// other nodes but no command.
+func PeerSubject(node string) string { return SubjectPrefix + ".peer." + node }

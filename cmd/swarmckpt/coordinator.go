@@ -13,6 +13,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
@@ -31,17 +32,28 @@ Usage: swarmckpt coordinator [flags]
 Runs the coordinator: it resolves stacks through a swarm manager's Docker API, drives
 one algorithm instance per snapshot, records snapshots in etcd and serves the CLI over
 NATS. With no --nats and no --etcd it runs both servers inside its own process, on
-loopback, persisting under --data-dir (mode 0700); the NATS token it generates is
-written to <data-dir>/nats.token (mode 0600): node agents and the CLI read it from there.
+loopback, persisting under --data-dir (mode 0700). The embedded NATS serves TLS only
+(certificate of the coordinator's own CA, <data-dir>/etcd-tls/ca.pem) and knows one
+user per role, with NATS permissions from the subject table: the coordinator, the CLI
+(<data-dir>/nats-users/cli.user) and one per node agent ("agent.NODE", password derived
+from <data-dir>/nats-users/agent.key; 'swarmckpt coordinator credentials --node NAME'
+writes a node's file). An agent may publish only its replies, heartbeats, results and
+markers: no coordinator command. Commands and agents run with --data-dir find their
+role's credentials and the CA there; on other hosts give --nats-user-file and --nats-ca.
 The embedded etcd serves TLS only and requires a client certificate of the
 coordinator's own CA (<data-dir>/etcd-tls, 0700, files 0600; only the coordinator
 talks to etcd). It refuses to start when etcd's membership holds a member it did not
 create (recorded in <data-dir>/etcd-members.json); --etcd-force-new-cluster, given
-once, removes such members and keeps the data. --insecure-no-auth turns the NATS
-token and etcd's TLS off.
+once, removes such members and keeps the data. --insecure-no-auth turns NATS's TLS and
+users, etcd's TLS and the memberlist encryption off.
 
 An external etcd (--etcd) with TLS takes https:// endpoints, --etcd-cacert, and for
-client-certificate auth --etcd-cert and --etcd-key.
+client-certificate auth --etcd-cert and --etcd-key; for user/password auth --etcd-user
+and the password in $SWARMCKPT_ETCD_PASSWORD or --etcd-password-file.
+
+With --gossip, memberlist traffic is encrypted (AES-GCM) with <data-dir>/gossip.key
+(made on first start, 0600): agents join with the same key (--gossip-key-file, default
+<data-dir>/gossip.key); a node without it cannot join.
 
 'coordinator agent' runs the control-plane agent of one node next to its worker
 ('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
@@ -59,11 +71,12 @@ Examples:
       --etcd-cert /etc/swarmckpt/etcd-client.pem --etcd-key /etc/swarmckpt/etcd-client-key.pem \
       --docker unix:///var/run/docker.sock
   swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
+  swarmckpt coordinator credentials --node lab-2 --out /tmp/agent-lab-2.user   # copy to lab-2, 0600
 `
 
 // natsFlags are the control-plane connection flags shared by every command.
 type natsFlags struct {
-	url, token, tokenFile, user, password, ca, cert, key, dataDir string
+	url, token, tokenFile, user, password, userFile, ca, cert, key, dataDir string
 }
 
 func (n *natsFlags) register(fs *flag.FlagSet, defaultURL bool) {
@@ -81,32 +94,57 @@ func (n *natsFlags) register(fs *flag.FlagSet, defaultURL bool) {
 	}
 	fs.StringVar(&n.url, "nats", def, "NATS URL of the control plane ($SWARMCKPT_NATS)")
 	fs.StringVar(&n.token, "nats-token", "", "NATS token")
-	fs.StringVar(&n.tokenFile, "nats-token-file", "", "file holding the NATS token (default <data-dir>/nats.token when it exists)")
+	fs.StringVar(&n.tokenFile, "nats-token-file", "", "file holding the NATS token (external NATS servers)")
 	fs.StringVar(&n.user, "nats-user", "", "NATS user name")
 	fs.StringVar(&n.password, "nats-password", "", "NATS password (prefer $SWARMCKPT_NATS_PASSWORD)")
-	fs.StringVar(&n.ca, "nats-ca", "", "CA certificate to verify the NATS server (turns TLS on)")
+	fs.StringVar(&n.userFile, "nats-user-file", "", "file holding \"user:password\" for NATS (default: this role's credentials in <data-dir>/nats-users when they exist)")
+	fs.StringVar(&n.ca, "nats-ca", "", "CA certificate to verify the NATS server (turns TLS on; default <data-dir>/etcd-tls/ca.pem when the data directory has the embedded NATS's users)")
 	fs.StringVar(&n.cert, "nats-cert", "", "client certificate for NATS (TLS)")
 	fs.StringVar(&n.key, "nats-key", "", "client key for NATS (TLS)")
-	fs.StringVar(&n.dataDir, "data-dir", dir, "coordinator data directory (etcd data, NATS token; $SWARMCKPT_DATA_DIR)")
+	fs.StringVar(&n.dataDir, "data-dir", dir, "coordinator data directory (etcd data, NATS credentials and CA; $SWARMCKPT_DATA_DIR)")
 }
 
-func (n *natsFlags) config(c *cli, name string) natsbus.Config {
-	cfg := natsbus.Config{URL: n.url, Token: n.token, TokenFile: n.tokenFile, User: n.user, Password: n.password,
+// config is the NATS connection of role (node: an agent's). Without credential
+// flags, role's credentials in the data directory are used when they exist (the
+// embedded coordinator's, natsauth), and with them its CA.
+func (n *natsFlags) config(c *cli, name string, role natsauth.Role, node string) (natsbus.Config, error) {
+	cfg := natsbus.Config{URL: n.url, Token: n.token, TokenFile: n.tokenFile, User: n.user, Password: n.password, UserFile: n.userFile,
 		CAFile: n.ca, CertFile: n.cert, KeyFile: n.key, Name: name, Log: c.log}
 	if cfg.Password == "" {
 		cfg.Password = os.Getenv("SWARMCKPT_NATS_PASSWORD")
 	}
-	if cfg.Token == "" && cfg.TokenFile == "" && cfg.User == "" {
-		if _, err := os.Stat(embedded.TokenPath(n.dataDir)); err == nil {
-			cfg.TokenFile = embedded.TokenPath(n.dataDir)
+	dir := natsauth.Dir(n.dataDir)
+	if _, err := os.Stat(dir); err != nil {
+		return cfg, nil
+	}
+	if cfg.Token == "" && cfg.TokenFile == "" && cfg.User == "" && cfg.UserFile == "" {
+		switch role {
+		case natsauth.RoleAgent:
+			cr, err := natsauth.AgentCredentials(dir, node)
+			if err != nil {
+				return cfg, fmt.Errorf("NATS credentials of agent %s from %s: %w (or give --nats-user-file)", node, dir, err)
+			}
+			cfg.User, cfg.Password = cr.User, cr.Password
+		default:
+			if f := natsauth.UserFile(dir, role); fileExists(f) {
+				cfg.UserFile = f
+			}
 		}
 	}
-	return cfg
+	if cfg.CAFile == "" && cfg.CertFile == "" && fileExists(embedded.NATSCAPath(n.dataDir)) {
+		cfg.CAFile = embedded.NATSCAPath(n.dataDir)
+	}
+	return cfg, nil
 }
+
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
 		return runAgent(ctx, c, args[1:])
+	}
+	if len(args) > 0 && args[0] == "credentials" {
+		return runCredentials(c, args[1:])
 	}
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
 	var nf natsFlags
@@ -115,12 +153,14 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	etcdCA := fs.String("etcd-cacert", "", "external etcd: CA certificate that verifies its server certificate (https:// endpoints)")
 	etcdCert := fs.String("etcd-cert", "", "external etcd: client certificate (with --etcd-key)")
 	etcdKey := fs.String("etcd-key", "", "external etcd: client key (with --etcd-cert)")
+	etcdUser := fs.String("etcd-user", "", "external etcd: user name for etcd's authentication (password from $SWARMCKPT_ETCD_PASSWORD or --etcd-password-file)")
+	etcdPassFile := fs.String("etcd-password-file", "", "external etcd: file holding the password of --etcd-user (first line)")
 	listen := fs.String("listen", "127.0.0.1", "address the embedded NATS and etcd client port bind to")
 	natsPort := fs.Int("nats-port", embedded.DefaultNATSPort, "embedded NATS client port")
 	etcdPort := fs.Int("etcd-port", embedded.DefaultEtcdPort, "embedded etcd client port")
 	etcdPeer := fs.Int("etcd-peer-port", embedded.DefaultEtcdPeerPort, "embedded etcd peer port (on 127.0.0.1)")
 	forceNew := fs.Bool("etcd-force-new-cluster", false, "embedded etcd: remove every member this coordinator did not create, keeping the data (recovery; once)")
-	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without a token and embedded etcd without TLS (trusted single-user hosts only)")
+	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without TLS and users, embedded etcd without TLS, memberlist unencrypted (trusted single-user hosts only)")
 	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
@@ -143,11 +183,14 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		if *forceNew {
 			return usagef("--etcd-force-new-cluster is for the embedded etcd; an external etcd is recovered with its own --force-new-cluster")
 		}
-	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" {
-		return usagef("--etcd-cacert, --etcd-cert and --etcd-key are for an external etcd (--etcd); the embedded one uses its own credentials in %s",
+	} else if *etcdCA != "" || *etcdCert != "" || *etcdKey != "" || *etcdUser != "" || *etcdPassFile != "" {
+		return usagef("--etcd-cacert, --etcd-cert, --etcd-key, --etcd-user and --etcd-password-file are for an external etcd (--etcd); the embedded one uses its own credentials in %s",
 			filepath.Dir(embedded.EtcdCredentialsPath(nf.dataDir).CA))
 	}
 	etcdCfg := etcdstore.Config{CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
+	if etcdCfg.Username, etcdCfg.Password, err = etcdUserPassword(*etcdUser, *etcdPassFile); err != nil {
+		return err
+	}
 	var srv *embedded.Servers
 	if nf.url == "" || len(endpoints) == 0 {
 		cfg := embedded.DefaultConfig(nf.dataDir)
@@ -160,8 +203,14 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		defer srv.Close()
 		if nf.url == "" {
 			nf.url = srv.NATSURL()
-			if srv.Token() != "" {
-				nf.token, nf.tokenFile = srv.Token(), ""
+			cr, ok, err := srv.NATSCredentials(natsauth.RoleCoordinator, "")
+			if err != nil {
+				return err
+			}
+			if ok {
+				nf.token, nf.tokenFile, nf.userFile = "", "", ""
+				nf.user, nf.password = cr.User, cr.Password
+				nf.ca = embedded.NATSCAPath(nf.dataDir)
 			}
 		}
 		if len(endpoints) == 0 {
@@ -172,7 +221,11 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	etcdCfg.Endpoints = endpoints
-	tr, err := natsbus.Connect(ctx, nf.config(c, *name))
+	ncfg, err := nf.config(c, *name, natsauth.RoleCoordinator, "")
+	if err != nil {
+		return err
+	}
+	tr, err := natsbus.Connect(ctx, ncfg)
 	if err != nil {
 		return err
 	}
@@ -198,7 +251,13 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)
 	if *gossip != "" {
-		cl, err := members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip,
+		var key []byte
+		if !*noAuth {
+			if key, err = members.LoadOrCreateKey(members.KeyPath(nf.dataDir)); err != nil {
+				return err
+			}
+		}
+		cl, err := members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip, Key: key,
 			Meta: members.Meta{Node: *name, Role: "coordinator"}, Log: c.log})
 		if err != nil {
 			return err
@@ -223,8 +282,9 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		cr := srv.EtcdCredentials()
 		fmt.Fprintf(c.stdout, "etcd: TLS with client certificates (etcdctl --cacert %s --cert %s --key %s)\n", cr.CA, cr.Cert, cr.Key)
 	}
-	if srv != nil && srv.Token() != "" {
-		fmt.Fprintf(c.stdout, "NATS token: %s (workers: --nats-token-file %s)\n", embedded.TokenPath(nf.dataDir), embedded.TokenPath(nf.dataDir))
+	if _, ok, _ := natsCreds(srv); ok {
+		fmt.Fprintf(c.stdout, "NATS: TLS (CA %s) with per-role users in %s (agents on other hosts: 'swarmckpt coordinator credentials --node NAME')\n",
+			embedded.NATSCAPath(nf.dataDir), natsauth.Dir(nf.dataDir))
 	}
 	return svc.Run(ctx)
 }
@@ -245,13 +305,17 @@ Runs one node's control-plane agent next to its worker ('swarmckpt worker', whos
 API address is --worker, or read from --worker-addr-file, and whose token is read from
 --worker-token-file; with --worker-tls-ca when the worker runs with TLS). It connects to the coordinator's NATS, announces the node
 (heartbeats), runs the container side of every snapshot algorithm, and serves image
-transfers and restores.
+transfers and restores. Its NATS user is its node's own ("agent.NODE", derived from
+<data-dir>/nats-users/agent.key when this host has it, else --nats-user-file from
+'swarmckpt coordinator credentials'), with the coordinator's CA (--nats-ca, default
+<data-dir>/etcd-tls/ca.pem); its memberlist key is --gossip-key-file (default
+<data-dir>/gossip.key).
 
 Examples:
   swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301 --worker-token-file /etc/swarmckpt/worker.token
   swarmckpt coordinator agent --node lab-2 --worker-addr-file /run/swarmckpt/w2.addr \
       --worker-token-file /etc/swarmckpt/worker.token \
-      --nats nats://127.0.0.1:14222 --nats-token-file /var/lib/swarmckpt/coordinator/nats.token
+      --nats nats://10.0.0.5:14222 --nats-user-file /etc/swarmckpt/nats-agent.user --nats-ca /etc/swarmckpt/nats-ca.pem
 `
 
 func runAgent(ctx context.Context, c *cli, args []string) error {
@@ -267,6 +331,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
+	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
 	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
 		return err
 	}
@@ -311,7 +376,11 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	ex.Log = c.log
-	tr, err := natsbus.Connect(ctx, nf.config(c, "agent-"+*node))
+	ncfg, err := nf.config(c, "agent-"+*node, natsauth.RoleAgent, *node)
+	if err != nil {
+		return err
+	}
+	tr, err := natsbus.Connect(ctx, ncfg)
 	if err != nil {
 		return err
 	}
@@ -326,7 +395,16 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		// One name per incarnation (members.Superseded): a restarted agent joins before
 		// memberlist declares its killed predecessor dead.
 		member := fmt.Sprintf("worker/%s/%d", *node, time.Now().UnixNano())
-		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: []string{*gossipJoin},
+		var key []byte
+		if *gossipKey == "" && fileExists(members.KeyPath(nf.dataDir)) {
+			*gossipKey = members.KeyPath(nf.dataDir)
+		}
+		if *gossipKey != "" {
+			if key, err = members.ReadKey(*gossipKey); err != nil {
+				return usagef("--gossip-key-file: %v", err)
+			}
+		}
+		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: []string{*gossipJoin}, Key: key,
 			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
 			Log:  c.log})
 		if err != nil {
@@ -350,4 +428,76 @@ func workerInfo(i worker.NodeInfo) (w store.Worker) {
 		w.Features = append(w.Features, "pre-copy")
 	}
 	return w
+}
+
+// natsCreds says whether srv's NATS has per-role users.
+func natsCreds(srv *embedded.Servers) (natsauth.Credentials, bool, error) {
+	if srv == nil {
+		return natsauth.Credentials{}, false, nil
+	}
+	return srv.NATSCredentials(natsauth.RoleCoordinator, "")
+}
+
+// etcdUserPassword is the external etcd's user and password: the password from
+// passFile, else $SWARMCKPT_ETCD_PASSWORD.
+func etcdUserPassword(user, passFile string) (string, string, error) {
+	if user == "" {
+		if passFile != "" {
+			return "", "", usagef("--etcd-password-file needs --etcd-user")
+		}
+		return "", "", nil
+	}
+	pw := os.Getenv("SWARMCKPT_ETCD_PASSWORD")
+	if passFile != "" {
+		b, err := os.ReadFile(passFile)
+		if err != nil {
+			return "", "", usagef("--etcd-password-file: %v", err)
+		}
+		pw = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	}
+	if pw == "" {
+		return "", "", usagef("--etcd-user %s needs a password: --etcd-password-file FILE or $SWARMCKPT_ETCD_PASSWORD", user)
+	}
+	return user, pw, nil
+}
+
+const credentialsUsage = `
+Usage: swarmckpt coordinator credentials --node NAME [--out FILE] [--data-dir DIR]
+
+Writes the NATS credentials of one node's agent ("agent.NAME:password", mode 0600),
+derived from the embedded coordinator's agent key (<data-dir>/nats-users/agent.key).
+Copy the file to the node and start its agent with --nats-user-file FILE and --nats-ca
+(a copy of <data-dir>/etcd-tls/ca.pem). The agent may subscribe only to NAME's subjects
+and publish only its replies, heartbeats, results and markers.
+
+Examples:
+  swarmckpt coordinator credentials --node lab-2 --out /tmp/agent-lab-2.user
+`
+
+func runCredentials(c *cli, args []string) error {
+	fs := flag.NewFlagSet("coordinator credentials", flag.ContinueOnError)
+	node := fs.String("node", "", "the node whose agent gets the credentials (required)")
+	out := fs.String("out", "", "file to write (mode 0600); default: print to stdout")
+	dataDir := fs.String("data-dir", defaultDataDir, "the coordinator's data directory ($SWARMCKPT_DATA_DIR)")
+	if v := os.Getenv("SWARMCKPT_DATA_DIR"); v != "" {
+		*dataDir = v
+	}
+	if err := c.parseNoArgs(fs, credentialsUsage, "coordinator credentials", args); err != nil {
+		return err
+	}
+	if *node == "" {
+		return usagef("--node is required")
+	}
+	if err := badName(validNodeFlag("--node", *node)); err != nil {
+		return err
+	}
+	cr, err := natsauth.AgentCredentials(natsauth.Dir(*dataDir), *node)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		fmt.Fprintf(c.stdout, "%s:%s\n", cr.User, cr.Password)
+		return nil
+	}
+	return natsauth.WriteFile(*out, cr)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -52,7 +53,11 @@ func (f *ctlFlags) check() error {
 }
 
 func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Client, error) {
-	tr, err := natsbus.Connect(ctx, f.config(c, "swarmckpt-cli"))
+	cfg, err := f.config(c, "swarmckpt-cli", natsauth.RoleCLI, "")
+	if err != nil {
+		return nil, api.Client{}, err
+	}
+	tr, err := natsbus.Connect(ctx, cfg)
 	if err != nil {
 		return nil, api.Client{}, err
 	}

@@ -70,7 +70,7 @@ func commands() map[string]command {
 		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab, subs: labSubcommands},
 		"worker":      {summary: "run a node's data plane: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker, subs: []string{"", "watchdog", "tls-init"}},
 		"version":     {summary: "print the version", run: runVersion},
-		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator, subs: []string{"", "agent"}},
+		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator, subs: []string{"", "agent", "credentials"}},
 		"snapshot":    {summary: "take a consistent snapshot of a stack", run: runSnapshot},
 		"ls":          {summary: "list snapshots", run: runLs},
 		"policy":      {summary: "show each stack's policy from its swarmckpt.* labels: schedule, retention, next and last run", run: runPolicy},

@@ -2,9 +2,7 @@ package embedded
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,8 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 )
 
 // Default ports. They are not NATS's and etcd's well-known ports (4222, 2379, 2380) so
@@ -26,7 +26,6 @@ const (
 	DefaultNATSPort     = 14222
 	DefaultEtcdPort     = 12379
 	DefaultEtcdPeerPort = 12380
-	tokenFile           = "nats.token"
 	loopback            = "127.0.0.1"
 )
 
@@ -35,7 +34,8 @@ var ErrStart = errors.New("embedded: cannot start control-plane servers")
 
 // Config says where the embedded servers listen and persist.
 type Config struct {
-	// DataDir holds etcd's data and the NATS token. Created with mode 0700. Required.
+	// DataDir holds etcd's data, the TLS files and the NATS credentials. Created with
+	// mode 0700. Required.
 	DataDir string
 	// Host is the address both servers bind to. Default 127.0.0.1 (loopback only).
 	Host string
@@ -44,14 +44,15 @@ type Config struct {
 	NATSPort int
 	// EtcdPort and EtcdPeerPort are etcd's client and peer ports; 0 picks free ports.
 	EtcdPort, EtcdPeerPort int
-	// NoAuth turns the NATS token and etcd's TLS with client certificates off. Only for
-	// tests and trusted single-user hosts.
+	// NoAuth turns NATS's TLS and per-role users and etcd's TLS with client
+	// certificates off. Only for tests and trusted single-user hosts.
 	NoAuth bool
 	// ForceNewCluster starts etcd with etcd's --force-new-cluster: every member but
 	// this coordinator's own is removed, the data kept. The recovery after
 	// ErrForeignMember.
 	ForceNewCluster bool
-	// TLS, when set, makes the NATS server require TLS from clients.
+	// TLS, when set, is the NATS server's TLS instead of the certificate Start issues
+	// from its own CA (NATSCAPath).
 	TLS *tls.Config
 	// StartTimeout bounds how long Start waits for both servers. Default 30s.
 	StartTimeout time.Duration
@@ -80,11 +81,11 @@ func (c Config) Validate() error {
 
 // Servers are the running embedded NATS and etcd servers.
 type Servers struct {
-	nats  *natsserver.Server
-	etcd  *embed.Etcd
-	token string
-	log   *slog.Logger
-	tls   bool
+	nats    *natsserver.Server
+	etcd    *embed.Etcd
+	secrets *natsauth.Secrets // nil with NoAuth
+	log     *slog.Logger
+	tls     bool
 	// etcdCreds: the etcd client credentials; nil when etcd runs without TLS (NoAuth).
 	etcdCreds *EtcdCredentials
 }
@@ -113,11 +114,17 @@ func Start(ctx context.Context, cfg Config) (*Servers, error) {
 	}
 	s := &Servers{log: log, tls: cfg.TLS != nil}
 	if !cfg.NoAuth {
-		tok, err := loadOrCreateToken(filepath.Join(cfg.DataDir, tokenFile))
+		sec, err := natsauth.Open(natsauth.Dir(cfg.DataDir))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStart, err)
 		}
-		s.token = tok
+		s.secrets = sec
+		if cfg.TLS == nil {
+			if cfg.TLS, err = natsTLS(cfg.DataDir, cfg.Host); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrStart, err)
+			}
+			s.tls = true
+		}
 	}
 	if err := s.startNATS(cfg); err != nil {
 		return nil, err
@@ -136,13 +143,15 @@ func (s *Servers) startNATS(cfg Config) error {
 		return fmt.Errorf("%w: NATS port: %w", ErrStart, err)
 	}
 	opts := &natsserver.Options{
-		ServerName:    "swarmckpt-embedded",
-		Host:          cfg.Host,
-		Port:          port,
-		NoSigs:        true,
-		NoLog:         true,
-		Authorization: s.token,
-		MaxPayload:    8 << 20,
+		ServerName: "swarmckpt-embedded",
+		Host:       cfg.Host,
+		Port:       port,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 8 << 20,
+	}
+	if s.secrets != nil {
+		opts.CustomClientAuthentication = s.secrets
 	}
 	if cfg.TLS != nil {
 		opts.TLS = true
@@ -282,8 +291,15 @@ func (s *Servers) NATSURL() string {
 	return scheme + "://" + s.nats.Addr().String()
 }
 
-// Token is the NATS token clients must present; empty when auth is off.
-func (s *Servers) Token() string { return s.token }
+// NATSCredentials are role's NATS credentials (node: an agent's node); ok is false
+// when NATS runs without users (NoAuth).
+func (s *Servers) NATSCredentials(role natsauth.Role, node string) (c natsauth.Credentials, ok bool, err error) {
+	if s.secrets == nil {
+		return c, false, nil
+	}
+	c, err = s.secrets.For(role, node)
+	return c, err == nil, err
+}
 
 // EtcdEndpoints are the client endpoints of the embedded etcd (https:// unless
 // NoAuth). An unspecified bind address (0.0.0.0, ::) is given as loopback.
@@ -314,35 +330,6 @@ func (s *Servers) Close() error {
 	s.nats.WaitForShutdown()
 	s.log.Info("embedded control plane stopped")
 	return nil
-}
-
-// TokenPath is where Start keeps the NATS token of a data directory.
-func TokenPath(dataDir string) string { return filepath.Join(dataDir, tokenFile) }
-
-func loadOrCreateToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("NATS token file %s is empty; delete it to generate a new token", path)
-		}
-		if err := os.Chmod(path, 0o600); err != nil {
-			return "", fmt.Errorf("NATS token file %s: %w", path, err)
-		}
-		return tok, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("NATS token file %s: %w", path, err)
-	}
-	raw := make([]byte, 24)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("generate NATS token: %w", err)
-	}
-	tok := hex.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write NATS token %s: %w", path, err)
-	}
-	return tok, nil
 }
 
 func freePortIfZero(host string, port int) (int, error) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
@@ -88,7 +89,7 @@ func mode(t *testing.T, path string) os.FileMode {
 	return fi.Mode().Perm()
 }
 
-func TestEmbeddedServersWithTokenAndPersistence(t *testing.T) {
+func TestEmbeddedServersWithUsersAndPersistence(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	s := start(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -97,35 +98,42 @@ func TestEmbeddedServersWithTokenAndPersistence(t *testing.T) {
 	if m := mode(t, dir); m != 0o700 {
 		t.Fatalf("data dir mode = %v; want 0700", m)
 	}
-	if m := mode(t, embedded.TokenPath(dir)); m != 0o600 {
-		t.Fatalf("token file mode = %v; want 0600", m)
+	users := natsauth.Dir(dir)
+	if m := mode(t, users); m != 0o700 {
+		t.Fatalf("NATS users dir mode = %v; want 0700", m)
 	}
-	if len(s.Token()) < 32 {
-		t.Fatalf("token %q too short", s.Token())
+	for _, f := range []string{natsauth.UserFile(users, natsauth.RoleCoordinator), natsauth.UserFile(users, natsauth.RoleCLI), natsauth.KeyFile(users)} {
+		if m := mode(t, f); m != 0o600 {
+			t.Fatalf("%s mode = %v; want 0600", f, m)
+		}
 	}
 
-	// NATS: the token file works, no token is refused.
-	tr, err := natsbus.Connect(ctx, natsbus.Config{URL: s.NATSURL(), TokenFile: embedded.TokenPath(dir), Log: quiet()})
+	// NATS: TLS with the CA and the CLI's user file works; no user is refused.
+	tr, err := natsbus.Connect(ctx, natsbus.Config{URL: s.NATSURL(), UserFile: natsauth.UserFile(users, natsauth.RoleCLI), CAFile: embedded.NATSCAPath(dir), Log: quiet()})
 	if err != nil {
-		t.Fatalf("connect with token file: %v", err)
+		t.Fatalf("connect with the CLI's user file: %v", err)
 	}
 	tr.Close()
-	if _, err := natsbus.Connect(ctx, natsbus.Config{URL: s.NATSURL(), Log: quiet()}); err == nil {
-		t.Fatal("embedded NATS accepted a client without the token")
+	if _, err := natsbus.Connect(ctx, natsbus.Config{URL: s.NATSURL(), CAFile: embedded.NATSCAPath(dir), Log: quiet()}); err == nil {
+		t.Fatal("embedded NATS accepted a client without credentials")
+	}
+	coordCreds, _, err := s.NATSCredentials(natsauth.RoleCoordinator, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// etcd: write a key with the credentials.
 	if _, err := credentialed(t, s).Put(ctx, "/swarmckpt/test", "kept"); err != nil {
 		t.Fatalf("etcd put: %v", err)
 	}
-	token, creds := s.Token(), *s.EtcdCredentials()
+	creds := *s.EtcdCredentials()
 	s.Close()
 
-	// Restart on the same data dir: same token and credentials, the key survived.
+	// Restart on the same data dir: same NATS users and etcd credentials, the key survived.
 	s2 := start(t, dir)
 	defer s2.Close()
-	if s2.Token() != token {
-		t.Fatal("token changed across restarts; workers would lose access")
+	if c, _, err := s2.NATSCredentials(natsauth.RoleCoordinator, ""); err != nil || c != coordCreds {
+		t.Fatal("NATS credentials changed across restarts; agents and the CLI would lose access")
 	}
 	if *s2.EtcdCredentials() != creds {
 		t.Fatalf("etcd credentials moved across restarts: %+v, then %+v", creds, *s2.EtcdCredentials())

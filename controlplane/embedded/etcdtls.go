@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -21,6 +22,8 @@ import (
 //	ca.pem, ca-key.pem          the CA (made on first start, kept)
 //	server.pem, server-key.pem  the server's (and peer's) certificate: loopback and --listen
 //	client.pem, client-key.pem  the client certificate the coordinator (or etcdctl) uses
+//	nats-server.pem, nats-server-key.pem  the embedded NATS server's certificate
+//	                            (clients verify it with ca.pem: NATSCAPath)
 //
 // The server certificate is issued again when it no longer names the address etcd
 // binds to or is about to expire; the client certificate is kept while valid.
@@ -136,4 +139,42 @@ func certUsable(ca *pki.CA, certFile, keyFile string, ips []net.IP) bool {
 		}
 	}
 	return true
+}
+
+// NATSCAPath is the CA certificate that verifies the embedded NATS server of a data
+// directory (the CA of the embedded etcd's; public, copy it to other hosts' agents).
+func NATSCAPath(dataDir string) string {
+	ca, _ := pki.CAFiles(filepath.Join(dataDir, etcdTLSDir))
+	return ca
+}
+
+// natsTLS is the embedded NATS server's TLS: a server certificate for host and
+// loopback, issued (and renewed like etcd's) by the same CA.
+func natsTLS(dataDir, host string) (*tls.Config, error) {
+	dir := filepath.Join(dataDir, etcdTLSDir)
+	ca, _, err := pki.OpenCA(dir, "swarmckpt embedded etcd CA")
+	if err != nil {
+		return nil, fmt.Errorf("CA in %s: %w (move the directory away to make a new CA)", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("TLS directory %s: %w", dir, err)
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !slices.ContainsFunc(ips, ip.Equal) {
+		ips = append(ips, ip)
+	}
+	cert, key, err := ensureCert(ca, dir, "nats-server", ips, []string{"localhost"})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{cert, key} {
+		if err := os.Chmod(f, 0o600); err != nil {
+			return nil, fmt.Errorf("NATS TLS file: %w", err)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("NATS server certificate %s: %w", cert, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -7,4 +7,8 @@
 // Transport: the real one is memberlist's UDP+TCP net transport on a bind address; tests
 // also run on memberlist's in-memory MockNetwork. Both pass the conformance tests in
 // members_test.go.
+//
+// Config.Key encrypts and authenticates every gossip message (memberlist's keyring,
+// AES-GCM); a member without the key cannot join. LoadOrCreateKey keeps it in a file
+// (base64, 0600).
 package members

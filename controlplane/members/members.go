@@ -66,6 +66,10 @@ type Config struct {
 	Join []string
 	// Meta is announced to every member.
 	Meta Meta
+	// Key encrypts and authenticates all gossip (AES-GCM; 16, 24 or 32 bytes). A
+	// member with another key, or none, cannot join; nil: unencrypted gossip
+	// (--insecure-no-auth). LoadOrCreateKey makes and keeps one.
+	Key []byte
 	// Transport overrides the network (tests: memberlist.MockNetwork).
 	Transport memberlist.NodeAwareTransport
 	// Log; default slog.Default().
@@ -104,6 +108,14 @@ func Start(cfg Config) (*Cluster, error) {
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name = cfg.Name
 	mc.Delegate = delegate{c}
+	if cfg.Key != nil {
+		kr, err := memberlist.NewKeyring(nil, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("members: gossip key: %w (it must be 16, 24 or 32 bytes)", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	mc.Events = eventDelegate{c}
 	mc.Logger = log.New(io.Discard, "", 0)
 	if lg.Enabled(context.Background(), slog.LevelDebug) {
@@ -130,7 +142,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if len(cfg.Join) > 0 {
 		if _, err := ml.Join(cfg.Join); err != nil {
 			_ = ml.Shutdown()
-			return nil, fmt.Errorf("members: join %v: %w (is the coordinator's --gossip address right?)", cfg.Join, err)
+			return nil, fmt.Errorf("members: join %v: %w (is the coordinator's --gossip address right, and does this member have its key, <data-dir>/gossip.key?)", cfg.Join, err)
 		}
 	}
 	return c, nil

@@ -1,7 +1,9 @@
 package members
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -135,5 +137,48 @@ func TestSuperseded(t *testing.T) {
 		if got := Superseded(c.live, left); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Two real memberlist instances on loopback with the same key gossip; a member with
+// another key, or none, cannot join.
+func TestGossipKey(t *testing.T) {
+	dir := t.TempDir()
+	key, err := LoadOrCreateKey(dir + "/gossip.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir + "/gossip.key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("gossip.key: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+	again, err := LoadOrCreateKey(dir + "/gossip.key")
+	if err != nil || !bytes.Equal(again, key) {
+		t.Fatalf("the key was not kept: %v", err)
+	}
+	start := func(name string, k []byte, join ...string) (*Cluster, error) {
+		c, err := Start(Config{Name: name, Bind: "127.0.0.1:0", Key: k, Join: join, Meta: Meta{Node: name, Role: "worker"}})
+		if err == nil {
+			t.Cleanup(func() { _ = c.Shutdown() })
+		}
+		return c, err
+	}
+	a, err := start("coordinator/a", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := start("worker/b", key, a.Addr())
+	if err != nil {
+		t.Fatalf("a member with the key cannot join: %v", err)
+	}
+	waitFor(t, "both members on both sides", 10*time.Second, func() bool { return len(a.Names()) == 2 && len(b.Names()) == 2 })
+	other := bytes.Repeat([]byte{7}, 32)
+	if _, err := start("worker/other-key", other, a.Addr()); err == nil {
+		t.Error("a member with another key joined")
+	}
+	if _, err := start("worker/no-key", nil, a.Addr()); err == nil {
+		t.Error("a member without the key joined")
+	}
+	if n := a.Names(); len(n) != 2 {
+		t.Errorf("members after the refused joins: %v; want only a and b", n)
 	}
 }

@@ -23,6 +23,9 @@ type Config struct {
 	Token, TokenFile string
 	// User and Password authenticate with a user name and password.
 	User, Password string
+	// UserFile reads User and Password from a file holding "user:password" on its
+	// first line (the embedded coordinator's per-role files, ReadUserFile).
+	UserFile string
 	// CAFile verifies the server's certificate; CertFile and KeyFile present a client
 	// certificate. Any of them turns TLS on.
 	CAFile, CertFile, KeyFile string
@@ -44,8 +47,11 @@ func (c Config) Validate() error {
 	if c.Token != "" && c.TokenFile != "" {
 		return errors.New("natsbus: give a token or a token file, not both")
 	}
-	if (c.Token != "" || c.TokenFile != "") && c.User != "" {
+	if (c.Token != "" || c.TokenFile != "") && (c.User != "" || c.UserFile != "") {
 		return errors.New("natsbus: give a token or a user and password, not both")
+	}
+	if c.User != "" && c.UserFile != "" {
+		return errors.New("natsbus: give a user (--nats-user) or a user file (--nats-user-file), not both")
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("natsbus: a client certificate needs both --nats-cert and --nats-key")
@@ -89,6 +95,15 @@ func Connect(ctx context.Context, c Config) (*Transport, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
+		// The server's asynchronous errors: a permission violation (a subject this
+		// role may not use) says which subject.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Error("NATS error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Error("NATS error", "err", err)
+		}),
 	}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))
@@ -104,8 +119,15 @@ func Connect(ctx context.Context, c Config) (*Transport, error) {
 	if token != "" {
 		opts = append(opts, nats.Token(token))
 	}
-	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	user, password := c.User, c.Password
+	if c.UserFile != "" {
+		var err error
+		if user, password, err = ReadUserFile(c.UserFile); err != nil {
+			return nil, err
+		}
+	}
+	if user != "" {
+		opts = append(opts, nats.UserInfo(user, password))
 	}
 	switch {
 	case c.TLS != nil:
@@ -122,11 +144,28 @@ func Connect(ctx context.Context, c Config) (*Transport, error) {
 	if err != nil {
 		hint := "check that the coordinator (or your NATS server) runs and the URL is right"
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
-			hint = "check the credentials: the embedded coordinator's token is in <data-dir>/nats.token"
+			hint = "check the credentials: the embedded coordinator keeps its roles' users in <data-dir>/nats-users; an agent's is made with 'swarmckpt coordinator credentials --node NAME'"
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "certificate") || strings.Contains(strings.ToLower(err.Error()), "tls") {
+			hint = "check TLS: the embedded coordinator's NATS serves TLS only, verified with its CA <data-dir>/etcd-tls/ca.pem (--nats-ca)"
 		}
 		return nil, fmt.Errorf("natsbus: connect to %s: %w (%s)", c.URL, err, hint)
 	}
 	return &Transport{nc: nc, log: log}, nil
+}
+
+// ReadUserFile reads a "user:password" file (first line).
+func ReadUserFile(path string) (user, password string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("natsbus: NATS user file: %w (the embedded coordinator writes its roles' files in <data-dir>/nats-users; 'swarmckpt coordinator credentials --node NAME' makes an agent's)", err)
+	}
+	line := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	u, p, ok := strings.Cut(line, ":")
+	if !ok || u == "" || p == "" {
+		return "", "", fmt.Errorf("natsbus: NATS user file %s does not hold \"user:password\" on its first line", path)
+	}
+	return u, p, nil
 }
 
 // Conn exposes the underlying connection (for diagnostics and tests).

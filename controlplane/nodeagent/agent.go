@@ -223,6 +223,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.NodeSubject(a.cfg.Node), err)
 	}
 	defer msgSub.Unsubscribe()
+	// Markers from other nodes' containers: only container-to-container types, so
+	// that a peer cannot pass a coordinator's command off as its own.
+	peerSub, err := a.cfg.Bus.Subscribe(protocol.PeerSubject(a.cfg.Node), func(m *bus.Msg) {
+		env, err := protocol.Decode(m.Data)
+		if err != nil {
+			a.log.Warn("dropping undecodable message", "err", err)
+			return
+		}
+		if env.From.Kind != protocol.KindContainer || env.Type != protocol.TypeMarker {
+			a.log.Warn("dropping a message on the peer subject that is not a container's marker", "type", env.Type, "from", env.From)
+			return
+		}
+		select {
+		case a.inbox <- func() { a.step(ctx, env) }:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.PeerSubject(a.cfg.Node), err)
+	}
+	defer peerSub.Unsubscribe()
 	rsubs, err := a.serveRestore(ctx)
 	if err != nil {
 		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
@@ -643,6 +664,11 @@ func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
 	if err != nil {
 		a.log.Warn("cannot route message", "to", env.To, "err", err)
 		return outMsg{}, false
+	}
+	if env.From.Kind == protocol.KindContainer && env.To.Kind == protocol.KindContainer {
+		// Container to container (markers): the peer subject, the only one of another
+		// node an agent may publish on (controlplane/natsauth).
+		subj = protocol.PeerSubject(a.nodeOf[env.To.ID])
 	}
 	b, err := protocol.Encode(env)
 	if err != nil {

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
+	"github.com/swarmckpt/swarmckpt/controlplane/members"
+	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
@@ -110,8 +113,19 @@ func startDaemons(ctx context.Context, p Plan) error {
 		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
 			return err
 		}
+		// The agent's own NATS user (natsauth: it may address no other node) and the
+		// coordinator's memberlist key.
+		userFile := filepath.Join(d.Dir, "agent-"+n.Name+".user")
+		cr, err := natsauth.AgentCredentials(natsauth.Dir(d.Dir), n.Name)
+		if err != nil {
+			return err
+		}
+		if err := natsauth.WriteFile(userFile, cr); err != nil {
+			return err
+		}
 		if err := spawn(d, "agent-"+n.Name, append([]string{"coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
-			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)}, aTLS...)...); err != nil {
+			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--nats-user-file", userFile, "--nats-ca", embedded.NATSCAPath(d.Dir),
+			"--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
 			return err
 		}
 	}

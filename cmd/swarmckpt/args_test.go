@@ -7,6 +7,8 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -211,6 +213,7 @@ func TestBadNamesExitTwo(t *testing.T) {
 		{[]string{"worker", "--node", "a/b", "--insecure-no-auth"}, "--node: node name"},
 		{[]string{"worker", "tls-init", "--dir", t.TempDir(), "--node", "../x", "--ip", "127.0.0.1"}, "--node: node name"},
 		{[]string{"coordinator", "agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, "--node: node name"},
+		{[]string{"coordinator", "credentials", "--node", "lab.1", "--data-dir", t.TempDir()}, "--node: node name"},
 	} {
 		args := tc.args
 		if !slices.Contains([]string{"lab", "worker", "coordinator"}, args[0]) {
@@ -230,5 +233,36 @@ func TestBadNamesExitTwo(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(append([]string{"snapshot", "bank", "--id", "bank-1"}, nowhere...), &stdout, &stderr); code == exitUsage || code == exitOK {
 		t.Fatalf("snapshot with good names and no coordinator: exit %d, want a failure to connect\n%s", code, stderr.String())
+	}
+}
+
+// The external etcd's user/password flags: exit 2 saying what is missing, before
+// anything starts; the embedded etcd refuses them.
+func TestEtcdUserPasswordFlags(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SWARMCKPT_ETCD_PASSWORD", "")
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--etcd", "https://127.0.0.1:1", "--etcd-user", "root"}, "needs a password"},
+		{[]string{"--etcd", "https://127.0.0.1:1", "--etcd-password-file", pw}, "needs --etcd-user"},
+		{[]string{"--etcd-user", "root", "--etcd-password-file", pw}, "for an external etcd"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"coordinator", "--data-dir", t.TempDir()}, tc.args...)
+		if code := run(args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 saying %q", tc.args, code, stderr.String(), tc.says)
+		}
+	}
+	if u, p, err := etcdUserPassword("root", pw); err != nil || u != "root" || p != "s3cret" {
+		t.Fatalf("password file: %q %q %v", u, p, err)
+	}
+	t.Setenv("SWARMCKPT_ETCD_PASSWORD", "from-env")
+	if _, p, err := etcdUserPassword("root", ""); err != nil || p != "from-env" {
+		t.Fatalf("password from the environment: %q %v", p, err)
 	}
 }

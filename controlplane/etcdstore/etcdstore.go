@@ -108,6 +108,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		} else {
 			hint += " Do the endpoints use https://, does --etcd-cacert hold the CA that signed etcd's certificate, and is --etcd-cert signed by a CA etcd trusts?"
 		}
+		if es := err.Error(); strings.Contains(es, "user name") || strings.Contains(es, "authentication failed") || strings.Contains(es, "permission denied") {
+			hint = "etcd's authentication refused this client: give --etcd-user and its password (--etcd-password-file or $SWARMCKPT_ETCD_PASSWORD), a user with read-write on " + cfg.Prefix
+		}
 		return nil, fmt.Errorf("etcdstore: etcd at %v does not answer: %w (%s)", cfg.Endpoints, err, hint)
 	}
 	return &Store{cli: cli, prefix: strings.TrimRight(cfg.Prefix, "/")}, nil

@@ -2,11 +2,17 @@ package etcdstore_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -139,5 +145,117 @@ func TestExternalEtcdWithClientCertificates(t *testing.T) {
 	noCert.CertFile, noCert.KeyFile = "", ""
 	if _, err := etcdstore.Open(ctx, noCert); err == nil {
 		t.Fatal("external etcd with --client-cert-auth accepted a store without a client certificate")
+	}
+}
+
+// An external etcd with TLS and its own authentication (etcdctl auth enable), as
+// `coordinator --etcd https://... --etcd-cacert --etcd-user U --etcd-password-file F`
+// reaches it: the store works with the user's password; without credentials or with
+// a wrong password it can neither read nor write.
+func TestExternalEtcdWithTLSAndPassword(t *testing.T) {
+	binary, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("SKIP EXTERNAL ETCD: etcd not on PATH; install it with 'apt-get install etcd-server' to run this test")
+	}
+	dir := t.TempDir()
+	ca, err := pki.NewCA("external etcd test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _, err := ca.WriteCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ca.Issue("server", []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := n.Write(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, pp := port(t), port(t)
+	client := fmt.Sprintf("https://127.0.0.1:%d", cp)
+	peer := fmt.Sprintf("http://127.0.0.1:%d", pp)
+	cmd := exec.Command(binary, "--name", "ext", "--data-dir", t.TempDir(),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "ext="+peer, "--log-level", "error",
+		"--cert-file", cert, "--key-file", key)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	open := func(cfg etcdstore.Config) (*etcdstore.Store, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return etcdstore.Open(ctx, cfg)
+	}
+	anon := etcdstore.Config{Endpoints: []string{client}, CAFile: caFile, DialTimeout: time.Second}
+	var admin *etcdstore.Store
+	for deadline := time.Now().Add(20 * time.Second); admin == nil; {
+		admin, err = open(anon)
+		if err != nil && time.Now().After(deadline) {
+			t.Fatalf("external etcd with TLS not ready: %v", err)
+		}
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := admin.Client()
+	if _, err := c.UserAdd(ctx, "root", "r00t-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+
+	withPw := anon
+	withPw.Username, withPw.Password = "root", "r00t-pw"
+	s, err := open(withPw)
+	if err != nil {
+		t.Fatalf("open with user and password: %v", err)
+	}
+	defer s.Close()
+	l, err := s.LockStack(ctx, "bank", "test", 5*time.Second)
+	if err != nil {
+		t.Fatalf("lock with user and password: %v", err)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatalf("unlock: %v", err)
+	}
+	if err := s.Create(ctx, &store.Manifest{ID: "s1", Stack: "bank", State: store.StatePreparing}); err != nil {
+		t.Fatalf("create with user and password: %v", err)
+	}
+	if _, err := open(anon); err == nil {
+		t.Error("etcd with auth enabled was opened without credentials")
+	}
+	wrong := withPw
+	wrong.Password = "guess"
+	if _, err := open(wrong); err == nil {
+		t.Error("etcd with auth enabled was opened with a wrong password")
+	}
+	// A client without credentials can neither read the manifest nor write.
+	pool := x509.NewCertPool()
+	b, err := os.ReadFile(caFile)
+	if err != nil || !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("CA %s: %v", caFile, err)
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: time.Second, TLS: &tls.Config{RootCAs: pool}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if r, err := raw.Get(ctx, etcdstore.DefaultPrefix, clientv3.WithPrefix()); err == nil {
+		t.Errorf("read without credentials: %d keys", len(r.Kvs))
+	}
+	if _, err := raw.Put(ctx, etcdstore.DefaultPrefix+"/snapshots/forged", "{}"); err == nil {
+		t.Error("wrote without credentials")
 	}
 }

@@ -120,7 +120,7 @@ func (e *e2e) startWorker(i int) {
 	e.workers[node] = e.start("worker-"+node, "worker", "--node", node, "--docker-host", e.docker(node),
 		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
 		"--journal", fmt.Sprintf("/run/swarmckpt/%s/holds-%s", e.name, node), "--addr-file", addrFile,
-		"--token-file", e.workerToken())
+		"--token-file", e.workerToken(), "--insecure-no-tls")
 	waitFor(e.t, "worker "+node+" address", func() bool { _, err := os.Stat(addrFile); return err == nil })
 }
 

@@ -274,6 +274,6 @@ func (e *e2e) startWorkerAt(node, addr string) {
 	e.workers[node] = e.start(logName, "worker", "--node", node, "--docker-host", e.docker(node),
 		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
 		"--journal", e.journalDir(node), "--addr-file", addrFile, "--listen", addr,
-		"--token-file", e.workerToken())
+		"--token-file", e.workerToken(), "--insecure-no-tls")
 	waitFor(e.t, "worker "+node+" address", func() bool { _, err := os.Stat(addrFile); return err == nil })
 }

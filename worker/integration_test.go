@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ func daemonArgs(t *testing.T, n dockertest.Node, name string, extra ...string) (
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "journal")
 	addrFile := filepath.Join(dir, "addr")
+	if !slices.Contains(extra, "--tls-ca") {
+		extra = append(extra, "--insecure-no-tls") // workers on one host
+	}
 	cmd := exec.Command(bin, append([]string{"worker", "--node", name, "--docker-host", n.Host, "--exec-root", n.ExecRoot,
 		"--journal", journal, "--addr-file", addrFile, "--token-file", tokenFile}, extra...)...)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))

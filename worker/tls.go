@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/dump"
@@ -78,11 +79,55 @@ func LoadTLS(f TLSFiles) (*TLS, error) {
 			return nil, fmt.Errorf("%w: certificate %s names no address (SAN): other workers could not verify it; add the node's IP addresses", ErrTLS, f.Cert)
 		}
 	}
+	r := &certReloader{cert: f.Cert, key: f.Key, pair: &pair}
+	r.certStat, r.keyStat = fileStamp(f.Cert), fileStamp(f.Key)
 	return &TLS{
-		Server: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}},
+		Server: &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: r.get},
 		Client: ClientTLS(pool),
 		Files:  f,
 	}, nil
+}
+
+// Certificate rotation. The server side reads its certificate and key again on the
+// first handshake after either file changed (size or modification time), so a renewed
+// certificate is served without restarting the worker: connections made after the
+// change get the new one, connections (and image streams) already open keep theirs
+// until they end. A pair that does not load (e.g. the certificate written, the key not
+// yet) is not used: the previous pair is served until the files fit together again.
+// CRIU's page-server TLS reads the files at each run. The CA is not reloaded.
+type certReloader struct {
+	cert, key string
+
+	mu                sync.Mutex
+	pair              *tls.Certificate
+	certStat, keyStat string // fileStamp of the files the pair was read from
+}
+
+// fileStamp identifies a version of a file: size and modification time ("" if absent).
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cs, ks := fileStamp(r.cert), fileStamp(r.key)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cs == r.certStat && ks == r.keyStat {
+		return r.pair, nil
+	}
+	if fi, err := os.Stat(r.key); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		return r.pair, nil // a key others can read is not taken (LoadTLS's rule)
+	}
+	pair, err := tls.LoadX509KeyPair(r.cert, r.key)
+	if err != nil {
+		return r.pair, nil // half-written: keep serving the previous pair, retry next time
+	}
+	r.pair, r.certStat, r.keyStat = &pair, cs, ks
+	return r.pair, nil
 }
 
 // LoadCA reads a PEM CA file into a pool.

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
@@ -191,5 +193,99 @@ func TestLoadTLSRefusesBadFiles(t *testing.T) {
 	}
 	if _, err := worker.LoadTLS(worker.TLSFiles{CA: good.Key, Cert: good.Cert, Key: good.Key}); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Fatalf("a key as CA: %v", err)
+	}
+}
+
+// A renewed certificate is served without a restart: a connection made after the
+// files change gets the new certificate, while a stream already open on the old one
+// runs to its end. A half-written pair (new key, old certificate) is not served.
+func TestTLSCertificateRotation(t *testing.T) {
+	p := newTestPKI(t)
+	f := p.files(t, "a")
+	tl, err := worker.LoadTLS(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", tl.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/stream" {
+			_, _ = w.Write([]byte("ok"))
+			return
+		}
+		_, _ = w.Write([]byte("first,"))
+		w.(http.Flusher).Flush()
+		<-release // the stream is in flight while the certificate is rotated
+		_, _ = w.Write([]byte("last"))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	newClient := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: p.client(t), DisableKeepAlives: true}}
+	}
+	serial := func(r *http.Response) string { return r.TLS.PeerCertificates[0].SerialNumber.String() }
+	url := "https://" + ln.Addr().String()
+
+	inflight, err := newClient().Get(url + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inflight.Body.Close()
+	first := make([]byte, len("first,"))
+	if _, err := io.ReadFull(inflight.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	oldSerial := serial(inflight)
+
+	// Rotate: a new pair from the same CA, renamed over the files, key first.
+	n, err := p.ca.Issue("a", []net.IP{net.ParseIP("127.0.0.1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, nk, err := n.Write(t.TempDir(), "a-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	if err := os.Chtimes(nk, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(nk, f.Key); err != nil {
+		t.Fatal(err)
+	}
+	// New key, old certificate: not a pair; the old one is still served.
+	r, err := newClient().Get(url + "/")
+	if err != nil {
+		t.Fatalf("a connection while the files were half-rotated: %v", err)
+	}
+	r.Body.Close()
+	if serial(r) != oldSerial {
+		t.Fatal("a mismatched certificate and key were served")
+	}
+	if err := os.Chtimes(nc, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(nc, f.Cert); err != nil {
+		t.Fatal(err)
+	}
+	r, err = newClient().Get(url + "/")
+	if err != nil {
+		t.Fatalf("a connection after the rotation: %v", err)
+	}
+	r.Body.Close()
+	if serial(r) == oldSerial {
+		t.Fatal("a connection made after the rotation got the old certificate")
+	}
+	// The stream begun before the rotation completes, on its old certificate.
+	close(release)
+	rest, err := io.ReadAll(inflight.Body)
+	if err != nil || string(first)+string(rest) != "first,last" {
+		t.Fatalf("the stream in flight: %q %v; want it complete", string(first)+string(rest), err)
+	}
+	if serial(inflight) != oldSerial {
+		t.Fatal("the stream in flight changed certificate")
 	}
 }

@@ -623,6 +623,9 @@ func startWorker(bin string, n node, name, tokenFile, token string, extra ...str
 		return nil, 0, nil, err
 	}
 	addrFile := filepath.Join(dir, "addr")
+	if !slices.Contains(extra, "--tls-ca") {
+		extra = append(extra, "--insecure-no-tls") // workers on one host
+	}
 	cmd := exec.Command(bin, append([]string{"worker", "--node", name, "--docker-host", n.host, "--exec-root", n.execRoot,
 		"--journal", filepath.Join(dir, "journal"), "--addr-file", addrFile, "--token-file", tokenFile}, extra...)...)
 	logf, _ := os.Create(filepath.Join(dir, "worker.log"))

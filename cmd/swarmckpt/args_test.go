@@ -266,3 +266,24 @@ func TestEtcdUserPasswordFlags(t *testing.T) {
 		t.Fatalf("password from the environment: %q %v", p, err)
 	}
 }
+
+// The worker runs with TLS unless told otherwise: without --tls-* it refuses to start
+// (exit 2 naming the flags), and TLS and --insecure-no-tls together are refused.
+func TestWorkerTLSByDefault(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "worker.token")
+	if err := os.WriteFile(tok, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"worker", "--node", "n1", "--token-file", tok}, "--insecure-no-tls"},
+		{[]string{"worker", "--node", "n1", "--token-file", tok, "--insecure-no-tls", "--tls-ca", "ca.pem"}, "not both"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(tc.args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 saying %q", tc.args, code, stderr.String(), tc.says)
+		}
+	}
+}

@@ -33,9 +33,12 @@ node; the node agent reads it with --worker-token-file. Only on a trusted single
 host may --insecure-no-auth run the endpoint without one. swarmckpt lab writes a token
 for its workers and agents.
 
-Its endpoint authenticates, but does not encrypt, unless it runs with TLS: with
---tls-ca, --tls-cert and --tls-key it serves HTTPS (TLS 1.3) and sends image sets to
-other workers over HTTPS verified by the CA. All workers of a cluster run with TLS or
+Its endpoint runs with TLS by default: --tls-ca, --tls-cert and --tls-key are required
+(or --insecure-no-tls, which serves plain HTTP: one-host labs and tests;
+--insecure-no-auth implies it). It serves HTTPS (TLS 1.3) and sends image sets to
+other workers over HTTPS verified by the CA. A renewed certificate and key written over
+the files (rename the key first, then the certificate) are served from the next
+connection on, without a restart; streams already open finish on the old one. All workers of a cluster run with TLS or
 none do; agents then need --worker-tls-ca. The modes whose pages go through CRIU's
 page server (post-copy, dump into another node) then run CRIU with its own TLS and the
 same files. 'worker tls-init' makes a CA in DIR (once; ca-key.pem stays there, mode
@@ -48,8 +51,8 @@ Examples:
   head -c 32 /dev/urandom | xxd -p -c 64 > /etc/swarmckpt/worker.token; chmod 600 /etc/swarmckpt/worker.token
   swarmckpt worker --node lab-1 --docker-host unix:///run/swarmckpt/lab/lab-1/docker.sock \
       --exec-root /run/swarmckpt/lab/lab-1/exec --listen 127.0.0.1:7301 \
-      --token-file /etc/swarmckpt/worker.token
-  swarmckpt worker --node host --token-file /etc/swarmckpt/worker.token   # the host's dockerd
+      --token-file /etc/swarmckpt/worker.token --insecure-no-tls
+  swarmckpt worker --node host --token-file /etc/swarmckpt/worker.token --insecure-no-tls   # one host
 `
 
 func runWorker(ctx context.Context, c *cli, args []string) error {
@@ -72,7 +75,8 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	noAuth := fs.Bool("insecure-no-auth", false, "run the endpoint without a token (trusted single-user hosts only)")
 	tlsCA := fs.String("tls-ca", "", "with --tls-cert and --tls-key: serve HTTPS and reach other workers over HTTPS verified by this CA (the cluster's)")
 	tlsCert := fs.String("tls-cert", "", "this node's certificate (SANs: the addresses others dial), signed by --tls-ca")
-	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600)")
+	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600); the certificate and key are read again when their files change (rotation without a restart)")
+	noTLS := fs.Bool("insecure-no-tls", false, "serve plain HTTP: image sets (process memory, secrets included) cross the network in clear (one-host labs and tests only)")
 	if err := c.parseNoArgs(fs, workerUsage, "worker", args); err != nil {
 		return err
 	}
@@ -97,7 +101,14 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	}
 	cfg := worker.DefaultConfig(*node)
 	cfg.Token = token
-	if *tlsCA != "" || *tlsCert != "" || *tlsKey != "" {
+	tlsGiven := *tlsCA != "" || *tlsCert != "" || *tlsKey != ""
+	switch {
+	case tlsGiven && *noTLS:
+		return usagef("give --tls-ca/--tls-cert/--tls-key or --insecure-no-tls, not both")
+	case !tlsGiven && !*noTLS && !*noAuth:
+		return usagef("the worker sends and receives image sets (process memory, secrets included): give it TLS with --tls-ca, --tls-cert and --tls-key ('swarmckpt worker tls-init' makes them), or --insecure-no-tls where nothing crosses a network others can read")
+	}
+	if tlsGiven {
 		tl, err := worker.LoadTLS(worker.TLSFiles{CA: *tlsCA, Cert: *tlsCert, Key: *tlsKey})
 		if err != nil {
 			return usagef("%v", err)

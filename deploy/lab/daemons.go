@@ -98,7 +98,7 @@ func startDaemons(ctx context.Context, p Plan) error {
 	}
 	for _, n := range p.Nodes {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
-		var wTLS, aTLS []string
+		wTLS, aTLS := []string{"--insecure-no-tls"}, []string(nil) // the lab's workers share one host
 		if d.TLS {
 			var err error
 			if wTLS, aTLS, err = workerTLS(d, n.Name); err != nil {

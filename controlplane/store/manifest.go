@@ -78,8 +78,8 @@ type Container struct {
 	Networks    []string `json:"networks,omitempty"`
 	// Aliases are the task's DNS aliases per network name (from swarm's task spec).
 	Aliases map[string][]string `json:"aliases,omitempty"`
-	// Spec is the container configuration needed to recreate it (worker-defined JSON).
-	Spec []byte `json:"spec,omitempty"`
+	// No container configuration (environment, command, mounts): a restore reads it,
+	// with its secrets, from the image set's manifest.json on the node's disk (0600).
 	// Images is the durable image set, nil until the dump is acknowledged.
 	Images *ImageSet `json:"images,omitempty"`
 	// StreamedTo is the node a migration's dump also streamed the image set to (the

@@ -114,7 +114,8 @@ func (n *natsFlags) config(c *cli, name string, role natsauth.Role, node string)
 		cfg.Password = os.Getenv("SWARMCKPT_NATS_PASSWORD")
 	}
 	dir := natsauth.Dir(n.dataDir)
-	if _, err := os.Stat(dir); err != nil {
+	if _, err := os.Stat(dir); err != nil || role == natsauth.RoleCoordinator {
+		// The coordinator gets its credentials from its embedded NATS, or flags.
 		return cfg, nil
 	}
 	if cfg.Token == "" && cfg.TokenFile == "" && cfg.User == "" && cfg.UserFile == "" {
@@ -196,6 +197,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		cfg := embedded.DefaultConfig(nf.dataDir)
 		cfg.Host, cfg.NATSPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.NoAuth, cfg.Log = *listen, *natsPort, *etcdPort, *etcdPeer, *noAuth, c.log
 		cfg.ForceNewCluster = *forceNew
+		cfg.NoNATS = nf.url != "" // an external NATS: no embedded one, users or NATS certificate
 		srv, err = embedded.Start(ctx, cfg)
 		if err != nil {
 			return err

@@ -51,6 +51,9 @@ type Config struct {
 	// this coordinator's own is removed, the data kept. The recovery after
 	// ErrForeignMember.
 	ForceNewCluster bool
+	// NoNATS runs etcd only (the caller uses an external NATS server): no NATS
+	// server, users or certificate.
+	NoNATS bool
 	// TLS, when set, is the NATS server's TLS instead of the certificate Start issues
 	// from its own CA (NATSCAPath).
 	TLS *tls.Config
@@ -113,7 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Servers, error) {
 		return nil, fmt.Errorf("%w: data directory %s: %w", ErrStart, cfg.DataDir, err)
 	}
 	s := &Servers{log: log, tls: cfg.TLS != nil}
-	if !cfg.NoAuth {
+	if !cfg.NoAuth && !cfg.NoNATS {
 		sec, err := natsauth.Open(natsauth.Dir(cfg.DataDir))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStart, err)
@@ -126,11 +129,15 @@ func Start(ctx context.Context, cfg Config) (*Servers, error) {
 			s.tls = true
 		}
 	}
-	if err := s.startNATS(cfg); err != nil {
-		return nil, err
+	if !cfg.NoNATS {
+		if err := s.startNATS(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.startEtcd(ctx, cfg); err != nil {
-		s.nats.Shutdown()
+		if s.nats != nil {
+			s.nats.Shutdown()
+		}
 		return nil, err
 	}
 	log.Info("embedded control plane up", "nats", s.NATSURL(), "etcd", strings.Join(s.EtcdEndpoints(), ","), "data_dir", cfg.DataDir)
@@ -282,8 +289,11 @@ wait:
 	return nil
 }
 
-// NATSURL is the URL clients use to reach the embedded NATS server.
+// NATSURL is the URL clients use to reach the embedded NATS server ("" with NoNATS).
 func (s *Servers) NATSURL() string {
+	if s.nats == nil {
+		return ""
+	}
 	scheme := "nats"
 	if s.tls {
 		scheme = "tls"
@@ -326,8 +336,10 @@ func (s *Servers) EtcdCredentials() *EtcdCredentials { return s.etcdCreds }
 // Close stops both servers; safe to call once.
 func (s *Servers) Close() error {
 	s.etcd.Close()
-	s.nats.Shutdown()
-	s.nats.WaitForShutdown()
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+	}
 	s.log.Info("embedded control plane stopped")
 	return nil
 }

@@ -349,3 +349,26 @@ func TestValidate(t *testing.T) {
 		t.Fatal("port 70000 accepted")
 	}
 }
+
+// With NoNATS (the coordinator uses an external NATS) only etcd runs: no NATS users
+// or certificate are made, so that clients of this data directory do not take them
+// for the external server's.
+func TestNoNATSRunsEtcdOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := startCfg(t, embedded.Config{DataDir: dir, NoNATS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.NATSURL() != "" {
+		t.Fatalf("NoNATS: NATS URL %q", s.NATSURL())
+	}
+	if _, err := os.Stat(natsauth.Dir(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("NoNATS made NATS users: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := credentialed(t, s).Put(ctx, "/swarmckpt/v1/x", "y"); err != nil {
+		t.Fatalf("etcd with NoNATS: %v", err)
+	}
+}

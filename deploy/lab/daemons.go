@@ -25,7 +25,7 @@ import (
 // the lab's subnet so that several labs coexist.
 type Daemons struct {
 	Binary      string `json:"binary"`        // the swarmckpt binary that runs them
-	Dir         string `json:"dir"`           // coordinator --data-dir (etcd data, NATS token, logs)
+	Dir         string `json:"dir"`           // coordinator --data-dir (etcd data, NATS users, logs)
 	NATSPort    int    `json:"nats_port"`     // embedded NATS client port on 127.0.0.1
 	EtcdPort    int    `json:"etcd_port"`     // embedded etcd client port
 	EtcdPeer    int    `json:"etcd_peer"`     // embedded etcd peer port
@@ -59,7 +59,8 @@ func workerTLS(d *Daemons, node string) (workerFlags, agentFlags []string, err e
 	return []string{"--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key}, []string{"--worker-tls-ca", caCert}, nil
 }
 
-// NATSURL is the control plane URL the CLI uses (with --data-dir Dir for the token).
+// NATSURL is the control plane URL the CLI uses (with --data-dir Dir for its NATS user
+// and the CA: the embedded NATS serves TLS).
 func (d Daemons) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", d.NATSPort) }
 
 // planDaemons lays out the daemons of p; base port 20000+10*K.

@@ -465,6 +465,7 @@ func etcdUserPassword(user, passFile string) (string, string, error) {
 
 const credentialsUsage = `
 Usage: swarmckpt coordinator credentials --node NAME [--out FILE] [--data-dir DIR]
+       swarmckpt coordinator credentials --nats-server-config NODE,NODE,... [--out FILE] [--data-dir DIR]
 
 Writes the NATS credentials of one node's agent ("agent.NAME:password", mode 0600),
 derived from the embedded coordinator's agent key (<data-dir>/nats-users/agent.key).
@@ -472,20 +473,51 @@ Copy the file to the node and start its agent with --nats-user-file FILE and --n
 (a copy of <data-dir>/etcd-tls/ca.pem). The agent may subscribe only to NAME's subjects
 and publish only its replies, heartbeats, results and markers.
 
+With --nats-server-config it writes instead the authorization block of a nats-server
+configuration file with the same users and permissions (the coordinator, the CLI and
+the agents of the nodes listed), for an external NATS server (--nats); the data
+directory's users are made if missing. Passwords are in clear: keep the file 0600.
+
 Examples:
   swarmckpt coordinator credentials --node lab-2 --out /tmp/agent-lab-2.user
+  swarmckpt coordinator credentials --nats-server-config node-1,node-2,node-3 --out /etc/nats/swarmckpt-auth.conf
 `
 
 func runCredentials(c *cli, args []string) error {
 	fs := flag.NewFlagSet("coordinator credentials", flag.ContinueOnError)
 	node := fs.String("node", "", "the node whose agent gets the credentials (required)")
 	out := fs.String("out", "", "file to write (mode 0600); default: print to stdout")
+	serverConf := fs.String("nats-server-config", "", "comma-separated node names: write a nats-server authorization block for them instead")
 	dataDir := fs.String("data-dir", defaultDataDir, "the coordinator's data directory ($SWARMCKPT_DATA_DIR)")
 	if v := os.Getenv("SWARMCKPT_DATA_DIR"); v != "" {
 		*dataDir = v
 	}
 	if err := c.parseNoArgs(fs, credentialsUsage, "coordinator credentials", args); err != nil {
 		return err
+	}
+	if *serverConf != "" {
+		if *node != "" {
+			return usagef("give --node or --nats-server-config, not both")
+		}
+		nodes := strings.Split(*serverConf, ",")
+		for _, n := range nodes {
+			if err := badName(validNodeFlag("--nats-server-config", n)); err != nil {
+				return err
+			}
+		}
+		sec, err := natsauth.Open(natsauth.Dir(*dataDir))
+		if err != nil {
+			return err
+		}
+		conf, err := sec.ServerConfig(nodes)
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			fmt.Fprint(c.stdout, conf)
+			return nil
+		}
+		return os.WriteFile(*out, []byte(conf), 0o600)
 	}
 	if *node == "" {
 		return usagef("--node is required")

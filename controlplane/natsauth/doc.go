@@ -17,5 +17,6 @@
 //	                  of the node name): AgentCredentials(node) writes one node's file
 //
 // Check (an Authenticator) verifies a user and password and registers the user with
-// its role's permissions.
+// its role's permissions. ServerConfig writes the same users and permissions as a
+// nats-server authorization block, for an external server.
 package natsauth

@@ -251,3 +251,55 @@ func random(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// ServerConfig is the authorization block of a nats-server configuration file that
+// gives an external NATS server the same users and permissions as the embedded one:
+// the coordinator, the CLI and the agent of each of nodes (an external server cannot
+// derive agents' users on demand, so every node is listed). Passwords are in clear:
+// keep the file 0600.
+func (s *Secrets) ServerConfig(nodes []string) (string, error) {
+	var b strings.Builder
+	b.WriteString("authorization {\n  users = [\n")
+	add := func(role Role, node string) error {
+		c, err := s.For(role, node)
+		if err != nil {
+			return err
+		}
+		p, err := Permissions(role, node)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "    {user: %q, password: %q", c.User, c.Password)
+		if p != nil {
+			b.WriteString(", permissions: {")
+			fmt.Fprintf(&b, "publish: {allow: %s}, subscribe: {allow: %s}", quoteList(p.Publish.Allow), quoteList(p.Subscribe.Allow))
+			if p.Response != nil {
+				fmt.Fprintf(&b, ", allow_responses: {max: %d, expires: %q}", p.Response.MaxMsgs, p.Response.Expires.String())
+			}
+			b.WriteString("}")
+		}
+		b.WriteString("}\n")
+		return nil
+	}
+	if err := add(RoleCoordinator, ""); err != nil {
+		return "", err
+	}
+	if err := add(RoleCLI, ""); err != nil {
+		return "", err
+	}
+	for _, n := range nodes {
+		if err := add(RoleAgent, n); err != nil {
+			return "", err
+		}
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String(), nil
+}
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}

@@ -3,8 +3,12 @@ package natsauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +25,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -317,5 +322,108 @@ func TestAgentPermissionsCoverTheAgent(t *testing.T) {
 	}
 	if allowed(p.Publish.Allow, protocol.NodeSubject("n2")) || allowed(p.Subscribe.Allow, protocol.NodeSubject("n2")) {
 		t.Error("an agent's permissions allow another node's command subject")
+	}
+}
+
+// The same users and permissions on an external nats-server (Debian package) with TLS,
+// configured with ServerConfig: the roles' credentials work over TLS, and an agent
+// cannot publish a coordinator command to another node.
+func TestServerConfigOnExternalNATS(t *testing.T) {
+	binary, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Skip("SKIP EXTERNAL NATS: nats-server not on PATH; install it with 'apt-get install nats-server' to run this test")
+	}
+	dir := t.TempDir()
+	sec, err := natsauth.Open(filepath.Join(dir, "users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := sec.ServerConfig([]string{"n1", "n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.NewCA("external nats test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _, err := ca.WriteCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ca.Issue("nats", []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := n.Write(dir, "nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	confFile := filepath.Join(dir, "nats.conf")
+	full := fmt.Sprintf("listen: \"127.0.0.1:%d\"\ntls {\n  cert_file: %q\n  key_file: %q\n}\n%s", port, cert, key, conf)
+	if err := os.WriteFile(confFile, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "-c", confFile)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	cr := func(role natsauth.Role, node string) *natsauth.Credentials {
+		c, err := sec.For(role, node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	var coord *conn
+	deadline := time.Now().Add(10 * time.Second)
+	for coord == nil {
+		if coord, err = dial(t, url, caFile, cr(natsauth.RoleCoordinator, "")); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("coordinator on the external nats-server: %v\n%s", err, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var mu sync.Mutex
+	heard := map[string]bool{}
+	if _, err := coord.Subscribe(">", func(m *nats.Msg) { mu.Lock(); heard[m.Subject] = true; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	if err := coord.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(t, url, caFile, nil); err == nil {
+		t.Error("the external server admitted a client without credentials")
+	}
+	agent, err := dial(t, url, caFile, cr(natsauth.RoleAgent, "n1"))
+	if err != nil {
+		t.Fatalf("agent n1: %v", err)
+	}
+	for _, s := range []string{protocol.NodeSubject("n2"), protocol.CoordinatorSubject()} {
+		if err := agent.Publish(s, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := agent.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the agent's result at the coordinator", func() bool { mu.Lock(); defer mu.Unlock(); return heard[protocol.CoordinatorSubject()] })
+	waitFor(t, "the permission violation", func() bool {
+		return strings.Contains(agent.violations(), `Permissions Violation for Publish to "`+protocol.NodeSubject("n2")+`"`)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if heard[protocol.NodeSubject("n2")] {
+		t.Error("the agent's forged command reached the coordinator's subscription")
 	}
 }

@@ -161,4 +161,3 @@ func (s *Store) ListLocks(ctx context.Context) ([]store.LockInfo, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Stack < out[j].Stack })
 	return out, nil
 }
-

@@ -13,4 +13,3 @@ func TestMemoryElectionConformance(t *testing.T) {
 		return storetest.Joiner{Join: func(*testing.T) store.Elector { return e }, Kill: func(name string) { e.Kill(name) }, TTL: 0}
 	})
 }
-

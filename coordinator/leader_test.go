@@ -2,8 +2,10 @@ package coordinator_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +260,49 @@ func TestStartingCoordinatorLeavesTheLeadersSnapshotAlone(t *testing.T) {
 	}
 	if h := e.held(); len(h) != 0 {
 		t.Fatalf("held: %v", h)
+	}
+}
+
+// TestLeaderThatLosesItsLeadershipStops: a leader whose election lease lapses while it
+// lives (cut off from etcd) stops answering the CLI, aborts the snapshot it runs
+// (releasing its containers) and returns store.ErrLeadershipLost, so that its
+// supervisor restarts it as a standby. In-memory store and election.
+func TestLeaderThatLosesItsLeadershipStops(t *testing.T) {
+	el := store.NewMemoryElection()
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Elector = el; c.Name = "c1" }, "lab-1", "lab-2", "lab-3")
+	stall := make(chan struct{})
+	e.execs["lab-2"].Stall["ctr2"] = stall
+	errc := make(chan error, 1)
+	go func() { _, err := e.snapshot("snap-lost"); errc <- err }()
+	waitFor(t, "snapshot dumping", func() bool {
+		m, err := e.store.Get(context.Background(), "snap-lost")
+		return err == nil && m.State == store.StateDumping
+	})
+	if !el.Kill("c1") {
+		t.Fatal("c1 is no candidate")
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, api.ErrAborted) || !strings.Contains(err.Error(), "lost its leadership") {
+			t.Fatalf("snapshot ended with %v, want aborted naming the lost leadership", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot did not end after the leadership was lost")
+	}
+	close(stall)
+	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+	select {
+	case err := <-e.runErr:
+		if !errors.Is(err, store.ErrLeadershipLost) {
+			t.Fatalf("Run returned %v, want store.ErrLeadershipLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the leadership was lost")
+	}
+	// Nobody answers the CLI any more (no other candidate leads).
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := api.Call[api.StatusResult](ctx, e.client, api.OpStatus, api.StatusRequest{}); err == nil {
+		t.Fatal("the deposed leader still answers the CLI")
 	}
 }

@@ -59,17 +59,42 @@ func (l *leadership) Resign(ctx context.Context) error {
 func (e *Elector) Campaign(ctx context.Context, c store.Candidate) (store.Leadership, error) {
 	e.revokeDeadPredecessors(ctx, c)
 	secs := max(int(e.ttl/time.Second), 1)
-	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	// The lease is granted under ctx (an unreachable etcd does not block a stop); the
+	// session only keeps it alive.
+	lease, err := e.s.cli.Grant(ctx, int64(secs))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("etcdstore: election lease: %w", err)
+	}
+	sess, err := concurrency.NewSession(e.s.cli, concurrency.WithTTL(secs), concurrency.WithLease(lease.ID), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: election session: %w", err)
 	}
 	el := concurrency.NewElection(sess, e.prefix())
 	c.Leader, c.LeaderSince = false, time.Time{}
 	b, _ := json.Marshal(c)
-	if err := el.Campaign(ctx, string(b)); err != nil {
+	// A standby whose own lease lapses while it waits (cut off from etcd) stops
+	// waiting: its key is gone, it would lead without one.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	if err := el.Campaign(cctx, string(b)); err != nil {
 		sess.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		select {
+		case <-sess.Done():
+			return nil, fmt.Errorf("etcdstore: campaign for leadership: %w (this candidate's lease lapsed while it waited: etcd unreachable?)", store.ErrLeadershipLost)
+		default:
 		}
 		return nil, fmt.Errorf("etcdstore: campaign for leadership: %w", err)
 	}

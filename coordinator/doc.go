@@ -25,6 +25,13 @@
 // neither committed nor aborted and drives the algorithm's RecoverCoordinator on their
 // record, which aborts them and releases every container (presumed abort).
 //
+// With Config.Elector set, several coordinators share one store (leader.go): Run
+// waits as a standby until it wins the election; only the leader serves the CLI,
+// runs that recovery (so a coordinator that starts never touches a live leader's
+// snapshots) and the policy reconciler. A standby that takes over recovers what the
+// dead leader left; a leader that loses its leadership aborts its snapshots and
+// returns store.ErrLeadershipLost.
+//
 // With Config.Policies set, Run also starts the policy reconciler (reconcile.go): it
 // applies the stacks' swarmckpt.* service labels (coordinator/policy) by taking
 // scheduled snapshots and removing the ones retention lets go (docs/policy.md).

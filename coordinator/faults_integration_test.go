@@ -147,7 +147,9 @@ type faultLab struct {
 	p lab.Plan
 }
 
-func setupFaults(t *testing.T) *faultLab {
+// setupFaults brings up a lab named prefix+PID with supervised daemons (lab up
+// --daemons and upArgs) and the bank deployed and meshed; it is removed at the end.
+func setupFaults(t *testing.T, prefix string, upArgs ...string) *faultLab {
 	if r := lab.IntegrationSkipReason(); r != "" {
 		t.Skip(r)
 	}
@@ -158,7 +160,7 @@ func setupFaults(t *testing.T) *faultLab {
 	if _, err := os.Stat(filepath.Join(images, "bank.tar")); err != nil {
 		t.Skipf("SKIP INTEGRATION: no workload images in %s: run 'make images'", images)
 	}
-	e := &e2e{t: t, name: fmt.Sprintf("flt%d", os.Getpid()%10000), workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
+	e := &e2e{t: t, name: fmt.Sprintf("%s%d", prefix, os.Getpid()%10000), workers: map[string]*exec.Cmd{}, agents: map[string]*exec.Cmd{}}
 	// The lab's daemons run this binary; the runtime wrapper must be next to it.
 	e.bin = os.Getenv("SWARMCKPT_BIN")
 	if e.bin == "" {
@@ -167,7 +169,7 @@ func setupFaults(t *testing.T) *faultLab {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(e.bin), "swarmckpt-runtime")); err != nil {
 		t.Fatalf("no swarmckpt-runtime next to %s (make build): restores cannot work: %v", e.bin, err)
 	}
-	if out, code := e.run(3*time.Minute, "lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons"); code != 0 {
+	if out, code := e.run(3*time.Minute, append([]string{"lab", "up", "--nodes", "3", "--name", e.name, "--images", images, "--daemons"}, upArgs...)...); code != 0 {
 		t.Fatalf("lab up: %s", out)
 	}
 	p, err := lab.Load(lab.DefaultConfig().RunDir, e.name)
@@ -178,9 +180,10 @@ func setupFaults(t *testing.T) *faultLab {
 	t.Cleanup(func() {
 		if t.Failed() {
 			logDockerd(t, e.name, 3)
-			for _, f := range []string{"coordinator", "agent-" + e.node(1), "worker-" + e.node(1)} {
-				b, _ := os.ReadFile(filepath.Join(e.dir, f+".log"))
-				t.Logf("--- %s.log (tail) ---\n%s", f, tail(string(b), 3000))
+			coords, _ := filepath.Glob(filepath.Join(e.dir, "coordinator*.log"))
+			for _, f := range append(coords, filepath.Join(e.dir, "agent-"+e.node(1)+".log"), filepath.Join(e.dir, "worker-"+e.node(1)+".log")) {
+				b, _ := os.ReadFile(f)
+				t.Logf("--- %s (tail) ---\n%s", filepath.Base(f), tail(string(b), 3000))
 			}
 		}
 		if keep := os.Getenv("SWARMCKPT_TEST_LOGS"); keep != "" {
@@ -217,7 +220,7 @@ func TestIntegrationFaults(t *testing.T) {
 			}
 		}
 	}
-	fl := setupFaults(t)
+	fl := setupFaults(t, "flt")
 	t0 := time.Now()
 	// A committed snapshot to restore, and the transfer counters when it was taken.
 	last, lastSent := fl.checkSnapshot(t, "flt-start")

@@ -97,7 +97,7 @@ func (s *Service) serveAPI() []subErr {
 		return s.remove(ctx, req.ID)
 	}))
 	add(api.Serve(t, api.OpStatus, func(ctx context.Context, req *api.StatusRequest) (*api.StatusResult, error) {
-		return &api.StatusResult{Coordinator: s.cfg.Name, Workers: s.live.live(), Started: s.started}, nil
+		return s.status(ctx), nil
 	}))
 	add(api.Serve(t, api.OpRestore, func(ctx context.Context, req *api.RestoreRequest) (*api.RestoreResult, error) {
 		defer s.userOpOf(ctx, req.ID)()

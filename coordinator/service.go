@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -66,6 +68,18 @@ type Config struct {
 	// PolicyResync is the reconciler's longest pause between two passes when no
 	// service event comes. Default 30s.
 	PolicyResync time.Duration
+	// Elector, when set, makes this coordinator one of several on the same store
+	// (leader.go): it serves the CLI, recovers what a dead leader left unfinished and
+	// runs the policy reconciler only while it leads; until then it is a standby. Nil:
+	// it leads alone from the start (a single coordinator per store).
+	Elector store.Elector
+	// Host and PID name this process among the coordinators (swarmckpt status).
+	// Default the host name and os.Getpid().
+	Host string
+	PID  int
+	// Members, when set, returns the memberlist membership by member name (status
+	// shows each node's CRIU version and features from it).
+	Members func() map[string]members.Meta
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -98,6 +112,12 @@ func (c *Config) defaults() error {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.Host == "" {
+		c.Host, _ = os.Hostname()
+	}
+	if c.PID == 0 {
+		c.PID = os.Getpid()
+	}
 	return nil
 }
 
@@ -116,6 +136,9 @@ type Service struct {
 	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
 
 	started time.Time // when New ran (StatusResult.Started)
+
+	leaderMu    sync.Mutex
+	leaderSince time.Time // when this coordinator started to lead; zero while standby
 }
 
 // New returns a Service; Run starts serving.
@@ -131,9 +154,12 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Run subscribes to the control plane, recovers unfinished snapshots and serves until
-// ctx ends. Snapshots still running when ctx ends stay recorded as they are; the next
-// coordinator recovers them.
+// Run subscribes to the control plane and serves until ctx ends. With an Elector it
+// first waits as a standby until it leads (leader.go); as leader it serves the CLI,
+// recovers unfinished snapshots and runs the policy reconciler. Snapshots still
+// running when ctx ends stay recorded as they are; the next coordinator recovers
+// them. A leader that loses its leadership aborts its running snapshots and returns
+// an error matching store.ErrLeadershipLost (its supervisor restarts it as a standby).
 func (s *Service) Run(ctx context.Context) error {
 	var subs []bus.Subscription
 	defer func() {
@@ -164,34 +190,11 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	go s.live.watch(ctx)
-	for _, err := range s.serveAPI() {
-		if err := add(err.sub, err.err); err != nil {
-			return err
-		}
+	lead, err := s.campaign(ctx)
+	if err != nil || lead == nil {
+		return err
 	}
-	if err := s.recover(ctx); err != nil {
-		s.log.Error("recovery of unfinished snapshots failed", "err", err)
-	}
-	s.log.Info("coordinator ready", "name", s.cfg.Name)
-	recDone := make(chan struct{})
-	if s.rec != nil {
-		// After recovery: the scheduled runs a predecessor left are final by now.
-		go func() { defer close(recDone); s.rec.run(ctx) }()
-	} else {
-		close(recDone)
-	}
-	<-ctx.Done()
-	<-recDone
-	s.mu.Lock()
-	runs := make([]*run, 0, len(s.runs))
-	for _, r := range s.runs {
-		runs = append(runs, r)
-	}
-	s.mu.Unlock()
-	for _, r := range runs {
-		<-r.done
-	}
-	return nil
+	return s.lead(ctx, lead)
 }
 
 func (s *Service) active(id string) *run {

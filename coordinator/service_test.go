@@ -44,6 +44,8 @@ type env struct {
 
 	evMu   sync.Mutex
 	events []api.Event // the restorer's progress events, where the env records them
+
+	runErr chan error // what the coordinator's Run returned
 }
 
 // recordEvent is a restorer's Events hook that keeps every event.
@@ -80,7 +82,7 @@ func newEnv(t *testing.T, nodes ...string) *env { return newEnvWith(t, nil, node
 // newEnvWith is newEnv with the coordinator's config changed by edit (nil: none).
 func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *env {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
-		cancel: map[string]context.CancelFunc{}}
+		cancel: map[string]context.CancelFunc{}, runErr: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	cfg := coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: e.store,
@@ -96,7 +98,7 @@ func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *
 	}
 	e.svc = svc
 	e.wg.Add(1)
-	go func() { defer e.wg.Done(); _ = svc.Run(ctx) }()
+	go func() { defer e.wg.Done(); e.runErr <- svc.Run(ctx) }()
 	for _, n := range nodes {
 		e.startAgent(n)
 	}

@@ -55,6 +55,16 @@ With --gossip, memberlist traffic is encrypted (AES-GCM) with <data-dir>/gossip.
 (made on first start, 0600): agents join with the same key (--gossip-key-file, default
 <data-dir>/gossip.key); a node without it cannot join.
 
+Several coordinators may share one etcd and NATS (high availability): they elect a
+leader through etcd; the others stand by. Only the leader answers the CLI, takes
+snapshots and applies policies. When it dies, a standby leads --leader-ttl (5s) after
+its last lease renewal and first finishes or aborts what the dead leader left running
+(nothing stays frozen or locked); a leader cut off from etcd for that long stops
+(exit 1) so that its supervisor restarts it as a standby. --control-plane-only runs
+just the embedded NATS and etcd for such coordinators (each then runs with --nats,
+--nats-user-file <data-dir>/nats-users/coordinator.user, --nats-ca, --etcd and the
+embedded etcd's client certificate, as printed at start). 'swarmckpt status' shows which coordinator leads.
+
 'coordinator agent' runs the control-plane agent of one node next to its worker
 ('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
 worker's local API) and serves transfers and restores.
@@ -72,6 +82,7 @@ Examples:
       --docker unix:///var/run/docker.sock
   swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
   swarmckpt coordinator credentials --node lab-2 --out /tmp/agent-lab-2.user   # copy to lab-2, 0600
+  swarmckpt coordinator --control-plane-only --data-dir /var/lib/swarmckpt/cp
 `
 
 // natsFlags are the control-plane connection flags shared by every command.
@@ -166,6 +177,9 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
 	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
+	gossipJoin := fs.String("gossip-join", "", "other coordinators' memberlist addresses to join, comma-separated (several coordinators; unreachable ones are skipped)")
+	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")
+	cpOnly := fs.Bool("control-plane-only", false, "run only the embedded NATS and etcd, no coordinator: several coordinators share them with --nats and --etcd")
 	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
@@ -191,6 +205,9 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	etcdCfg := etcdstore.Config{CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey}
 	if etcdCfg.Username, etcdCfg.Password, err = etcdUserPassword(*etcdUser, *etcdPassFile); err != nil {
 		return err
+	}
+	if *cpOnly && (nf.url != "" || len(endpoints) > 0) {
+		return usagef("--control-plane-only runs the embedded NATS and etcd: give neither --nats nor --etcd")
 	}
 	var srv *embedded.Servers
 	if nf.url == "" || len(endpoints) == 0 {
@@ -223,6 +240,17 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	etcdCfg.Endpoints = endpoints
+	if *cpOnly {
+		cr := srv.EtcdCredentials()
+		fmt.Fprintf(c.stdout, "control plane only: NATS %s, etcd %s, data %s\n", nf.url, strings.Join(endpoints, ","), nf.dataDir)
+		if cr != nil {
+			fmt.Fprintf(c.stdout, "coordinators: swarmckpt coordinator --nats %s --nats-user-file %s --nats-ca %s --etcd %s --etcd-cacert %s --etcd-cert %s --etcd-key %s\n",
+				nf.url, natsauth.UserFile(natsauth.Dir(nf.dataDir), natsauth.RoleCoordinator), embedded.NATSCAPath(nf.dataDir),
+				strings.Join(endpoints, ","), cr.CA, cr.Cert, cr.Key)
+		}
+		<-ctx.Done()
+		return nil
+	}
 	ncfg, err := nf.config(c, *name, natsauth.RoleCoordinator, "")
 	if err != nil {
 		return err
@@ -242,9 +270,38 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer res.Close()
-	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
+	var cl *members.Cluster
+	if *gossip != "" {
+		meta := members.Meta{Node: *name, Role: "coordinator"}
+		var key []byte
+		if !*noAuth {
+			if key, err = members.LoadOrCreateKey(members.KeyPath(nf.dataDir)); err != nil {
+				return err
+			}
+		}
+		var join []string
+		if *gossipJoin != "" {
+			join = strings.Split(*gossipJoin, ",")
+		}
+		cl, err = members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip, Join: join, Key: key, Meta: meta, Log: c.log})
+		if err != nil && len(join) > 0 {
+			// The other coordinators may all be down: start a membership of our own;
+			// the agents join every coordinator's address.
+			c.log.Warn("cannot join the other coordinators' memberlist; starting alone", "join", join, "err", err)
+			cl, err = members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip, Key: key, Meta: meta, Log: c.log})
+		}
+		if err != nil {
+			return err
+		}
+		defer cl.Leave(2 * time.Second)
+	}
+	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
 		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res,
-		Policies: policySource(*policies, res), Log: c.log})
+		Policies: policySource(*policies, res), Log: c.log}
+	if cl != nil {
+		cfg.Members = cl.Members
+	}
+	svc, err := coordinator.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -252,19 +309,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	// A stack restored in exact mode runs as standalone containers the manager does not
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)
-	if *gossip != "" {
-		var key []byte
-		if !*noAuth {
-			if key, err = members.LoadOrCreateKey(members.KeyPath(nf.dataDir)); err != nil {
-				return err
-			}
-		}
-		cl, err := members.Start(members.Config{Name: "coordinator/" + *name, Bind: *gossip, Key: key,
-			Meta: members.Meta{Node: *name, Role: "coordinator"}, Log: c.log})
-		if err != nil {
-			return err
-		}
-		defer cl.Leave(2 * time.Second)
+	if cl != nil {
 		go func() {
 			for ev := range cl.Events() {
 				if ev.Kind != members.Leave || ev.Meta.Role != "worker" {
@@ -279,7 +324,8 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}()
 		fmt.Fprintf(c.stdout, "gossip (memberlist) on %s\n", cl.Addr())
 	}
-	fmt.Fprintf(c.stdout, "coordinator %s: NATS %s, etcd %s, data %s\n", *name, nf.url, strings.Join(endpoints, ","), nf.dataDir)
+	fmt.Fprintf(c.stdout, "coordinator %s: NATS %s, etcd %s, data %s; leads once elected (a standby until then, leader TTL %v)\n",
+		*name, nf.url, strings.Join(endpoints, ","), nf.dataDir, *leaderTTL)
 	if srv != nil && *etcdEPs == "" && srv.EtcdCredentials() != nil {
 		cr := srv.EtcdCredentials()
 		fmt.Fprintf(c.stdout, "etcd: TLS with client certificates (etcdctl --cacert %s --cert %s --key %s)\n", cr.CA, cr.Cert, cr.Key)
@@ -331,7 +377,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
 	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
-	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
+	gossipJoin := fs.String("gossip-join", "", "the coordinators' memberlist addresses to join (their --gossip), comma-separated; one reachable is enough")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
 	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
@@ -406,7 +452,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 				return usagef("--gossip-key-file: %v", err)
 			}
 		}
-		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: []string{*gossipJoin}, Key: key,
+		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: strings.Split(*gossipJoin, ","), Key: key,
 			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
 			Log:  c.log})
 		if err != nil {

@@ -266,7 +266,7 @@ func coordinatorGone(ctx context.Context, cl api.Client) <-chan string {
 			st, err := status()
 			switch {
 			case err == nil && !started.IsZero() && !st.Started.IsZero() && !st.Started.Equal(started):
-				gone <- "the coordinator restarted (the request was lost with the process that had it)"
+				gone <- "the coordinator restarted, or another one leads now: the request was lost with the process that had it"
 				return
 			case err == nil:
 				last = time.Now()

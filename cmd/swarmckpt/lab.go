@@ -24,6 +24,8 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
 
   swarmckpt lab up --nodes 3            create lab "lab" with 3 nodes, load workload images,
                                         start a coordinator and a worker + agent per node
+  swarmckpt lab up --coordinators 2     the same with two coordinators (a leader and a
+                                        standby; NATS and etcd in a process of their own)
   swarmckpt lab status                  show the nodes (exit 1 if a node is down)
   eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
@@ -59,6 +61,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
 		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
 		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls)")
+		fs.IntVar(&cfg.Coordinators, "coordinators", cfg.Coordinators, fmt.Sprintf("number of coordinators (1..%d); with more than one, a control-plane process runs NATS and etcd and the coordinators elect a leader (the others stand by)", lab.MaxCoordinators))
 	}
 	pos, err := c.parseArgs(fs, labUsage, args)
 	if err != nil {
@@ -191,8 +194,13 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 			caCert, _ := pki.CAFiles(d.TLSDir())
 			tlsNote = ", TLS with the CA " + caCert
 		}
-		fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
-			d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
+		if d.Coordinators > 1 {
+			fmt.Fprintf(c.stdout, "daemons: a control-plane process with NATS %s and etcd 127.0.0.1:%d; %d coordinators electing a leader (memberlist %s; 'swarmckpt status' shows which leads); a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
+				d.NATSURL(), d.EtcdPort, d.Coordinators, strings.Join(coordinatorGossips(p), ", "), filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
+		} else {
+			fmt.Fprintf(c.stdout, "daemons: coordinator with embedded NATS %s, etcd 127.0.0.1:%d and memberlist 127.0.0.1:%d; a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
+				d.NATSURL(), d.EtcdPort, d.GossipPort, filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
+		}
 	}
 	return labDown(p.Name, down)
 }
@@ -204,4 +212,13 @@ func labDown(name string, down []string) error {
 	}
 	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
 		name, strings.Join(down, ", "), name)
+}
+
+// coordinatorGossips are the memberlist addresses of lab p's coordinators.
+func coordinatorGossips(p lab.Plan) []string {
+	var out []string
+	for i := 1; i <= p.Daemons.Coordinators; i++ {
+		out = append(out, p.Daemons.CoordinatorGossip(p, i))
+	}
+	return out
 }

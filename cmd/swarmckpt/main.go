@@ -73,6 +73,7 @@ func commands() map[string]command {
 		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default) or a node's agent", run: runCoordinator, subs: []string{"", "agent", "credentials"}},
 		"snapshot":    {summary: "take a consistent snapshot of a stack", run: runSnapshot},
 		"ls":          {summary: "list snapshots", run: runLs},
+		"status":      {summary: "show the coordinators (leader, standbys), the nodes and the running operations", run: runStatus},
 		"policy":      {summary: "show each stack's policy from its swarmckpt.* labels: schedule, retention, next and last run", run: runPolicy},
 		"inspect":     {summary: "show a snapshot; --verify checks its cut", run: runInspect},
 		"rm":          {summary: "delete snapshots", run: runRm},

@@ -112,7 +112,7 @@ func Connect(ctx context.Context, c Config) (*Transport, error) {
 	if c.TokenFile != "" {
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("natsbus: read token file: %w (the embedded coordinator writes it as nats.token in its --data-dir)", err)
+			return nil, fmt.Errorf("natsbus: read token file: %w (give the file that holds the external server's token)", err)
 		}
 		token = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}

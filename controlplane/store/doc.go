@@ -1,7 +1,9 @@
 // Package store defines what swarmckpt keeps durably and the Store interface over it:
 // snapshot manifests, the per-stack snapshot lock, and worker registrations. The
 // etcd implementation is in controlplane/etcdstore; Memory here is the in-memory
-// fake; store/storetest is the conformance suite both pass.
+// fake; store/storetest is the conformance suite both pass. Elector (election.go)
+// elects one leader among the coordinators sharing a store (etcdstore.Elector,
+// MemoryElection; storetest.RunElection).
 //
 // A snapshot's life (State):
 //

@@ -62,6 +62,8 @@ type Locker interface {
 	BreakLock(ctx context.Context, stack, owner string) error
 	// LockHolder returns the owner of the stack's lock, "" when nobody holds it.
 	LockHolder(ctx context.Context, stack string) (string, error)
+	// ListLocks returns the held stack locks sorted by stack (swarmckpt status).
+	ListLocks(ctx context.Context) ([]LockInfo, error)
 }
 
 // Worker is a worker's registration.

@@ -240,13 +240,53 @@ type MigrateResult struct {
 // StatusRequest asks for the coordinator's view of the cluster.
 type StatusRequest struct{}
 
-// StatusResult lists live workers.
+// StatusResult is the leading coordinator's view: live workers, every coordinator,
+// the nodes and the running operations (swarmckpt status).
 type StatusResult struct {
-	Coordinator string         `json:"coordinator"`
+	Coordinator string         `json:"coordinator"` // the coordinator that answered (the leader)
 	Workers     []store.Worker `json:"workers"`
 	// Started is when this coordinator process started: a CLI that sees it change
-	// during a request knows the coordinator restarted and the request was lost.
+	// during a request knows the coordinator restarted (or another one leads now) and
+	// the request was lost.
 	Started time.Time `json:"started,omitzero"`
+	// Coordinators are every coordinator on the store, the leader first, then the
+	// standbys in the order they would take over.
+	Coordinators []store.Candidate `json:"coordinators,omitempty"`
+	// Nodes are the nodes heard from (heartbeats) or in the memberlist membership,
+	// sorted by name.
+	Nodes []NodeStatus `json:"nodes,omitempty"`
+	// Operations are the held stack locks: the snapshots, restores, migrations and
+	// removals running, with the coordinator that runs each.
+	Operations []Operation `json:"operations,omitempty"`
+	// Warnings say what could not be read (the status is partial then).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// NodeStatus is one node in StatusResult.
+type NodeStatus struct {
+	Node string `json:"node"`
+	// Live: its agent's heartbeats reach the coordinator.
+	Live bool `json:"live"`
+	// Member: its agent is an alive member of the memberlist membership (gossip);
+	// false also when the coordinator runs without --gossip.
+	Member bool `json:"member"`
+	// WorkerAddr, CRIUVersion and Features come from the membership metadata (from
+	// the heartbeat for a node that is not a member).
+	WorkerAddr  string   `json:"worker_addr,omitempty"`
+	CRIUVersion string   `json:"criu_version,omitempty"`
+	Features    []string `json:"features,omitempty"`
+}
+
+// Operation is one held stack lock.
+type Operation struct {
+	Stack string `json:"stack"`
+	// Owner is the lock's owner as stored: COORDINATOR/OPERATION.
+	Owner       string `json:"owner"`
+	Coordinator string `json:"coordinator"`
+	// Kind is snapshot, restore, migrate or rm; ID the snapshot the operation is of
+	// (or takes).
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
 }
 
 // PolicyRequest asks for the effective policy of one stack ("" for every stack with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 )
@@ -20,10 +21,10 @@ func Call[T any](ctx context.Context, c Client, op string, req any) (*T, error) 
 	if err != nil {
 		return nil, fmt.Errorf("api: encode %s request: %w", op, err)
 	}
-	out, err := c.T.Request(ctx, Subject(op), b)
+	out, err := request(ctx, c.T, Subject(op), b)
 	if err != nil {
 		if errors.Is(err, bus.ErrNoResponders) {
-			return nil, fmt.Errorf("no coordinator answers on the control plane: start one with 'swarmckpt coordinator' (%w)", err)
+			return nil, fmt.Errorf("no coordinator answers on the control plane (none runs, or none leads yet: a standby leads within seconds of a leader's death): start one with 'swarmckpt coordinator', or retry (%w)", err)
 		}
 		return nil, fmt.Errorf("api: %s: %w", op, err)
 	}
@@ -66,4 +67,25 @@ func Serve[Req, Res any](t bus.Transport, op string, h func(ctx context.Context,
 			_ = m.Respond(b)
 		}()
 	})
+}
+
+// FailoverWait is how long Call keeps resending a request that nobody answers (no
+// responders: it was not delivered, so resending is safe): between a leader's death
+// and a standby's takeover no coordinator serves the API (the election's lease,
+// etcdstore.DefaultLeaderTTL, plus the standby's start). Within ctx's deadline.
+const FailoverWait = 8 * time.Second
+
+func request(ctx context.Context, t bus.Transport, subject string, b []byte) ([]byte, error) {
+	deadline := time.Now().Add(FailoverWait)
+	for {
+		out, err := t.Request(ctx, subject, b)
+		if !errors.Is(err, bus.ErrNoResponders) || time.Now().After(deadline) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

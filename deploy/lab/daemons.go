@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +33,41 @@ type Daemons struct {
 	WorkerPort0 int    `json:"worker_port0"`  // worker of node i listens on WorkerPort0+i
 	GossipPort  int    `json:"gossip_port"`   // coordinator's memberlist port; agents join it
 	TLS         bool   `json:"tls,omitempty"` // workers run with TLS (certificates in Dir/tls)
+	// Coordinators is the number of coordinators when more than one: a control-plane
+	// process runs the embedded NATS and etcd and they elect a leader; 0: one
+	// coordinator with NATS and etcd embedded.
+	Coordinators int `json:"coordinators,omitempty"`
 }
+
+// CoordinatorName is the name of the lab's coordinator i (1-based).
+func (d Daemons) CoordinatorName(lab string, i int) string {
+	if d.Coordinators <= 1 {
+		return lab + "-coordinator"
+	}
+	return fmt.Sprintf("%s-coordinator-%d", lab, i)
+}
+
+// CoordinatorGossip is coordinator i's memberlist address (1-based): GossipPort for
+// the first, 24000+10*subnet+i for the others (outside every lab's base range).
+func (d Daemons) CoordinatorGossip(p Plan, i int) string {
+	if i <= 1 {
+		return fmt.Sprintf("127.0.0.1:%d", d.GossipPort)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", 24000+10*p.Subnet+i)
+}
+
+// gossipAddrs are every coordinator's memberlist address, comma-separated (what the
+// agents join).
+func (d Daemons) gossipAddrs(p Plan) string {
+	var as []string
+	for i := 1; i <= max(d.Coordinators, 1); i++ {
+		as = append(as, d.CoordinatorGossip(p, i))
+	}
+	return strings.Join(as, ",")
+}
+
+// EtcdURL is the embedded etcd's client URL (TLS).
+func (d Daemons) EtcdURL() string { return fmt.Sprintf("https://127.0.0.1:%d", d.EtcdPort) }
 
 // TLSDir holds the lab's worker CA and node certificates when TLS is on.
 func (d Daemons) TLSDir() string { return filepath.Join(d.Dir, "tls") }
@@ -85,17 +120,8 @@ func startDaemons(ctx context.Context, p Plan) error {
 	if _, err := worker.WriteNewTokenFile(tokenFile); err != nil {
 		return err
 	}
-	m := p.Manager()
-	if err := spawn(d, "coordinator", "coordinator", "--data-dir", d.Dir, "--name", p.Name+"-coordinator",
-		"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort),
-		"--etcd-peer-port", fmt.Sprint(d.EtcdPeer), "--docker", m.DockerHost(),
-		"--gossip", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)); err != nil {
+	if err := startCoordinators(ctx, p); err != nil {
 		return err
-	}
-	for _, port := range []int{d.NATSPort, d.GossipPort} {
-		if err := waitListening(ctx, "coordinator", filepath.Join(d.Dir, "coordinator.log"), fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
-			return err
-		}
 	}
 	for _, n := range p.Nodes {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
@@ -126,7 +152,57 @@ func startDaemons(ctx context.Context, p Plan) error {
 		}
 		if err := spawn(d, "agent-"+n.Name, append([]string{"coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
 			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--nats-user-file", userFile, "--nats-ca", embedded.NATSCAPath(d.Dir),
-			"--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
+			"--gossip-join", d.gossipAddrs(p), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startCoordinators starts the lab's coordinator with NATS and etcd embedded, or, for
+// several, a control-plane process running them ('coordinator --control-plane-only')
+// and the coordinators on it, each joining the others' memberlist; it waits until
+// NATS and every coordinator's memberlist listen.
+func startCoordinators(ctx context.Context, p Plan) error {
+	d := p.Daemons
+	m := p.Manager()
+	embeddedPorts := []string{"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort), "--etcd-peer-port", fmt.Sprint(d.EtcdPeer)}
+	if d.Coordinators <= 1 {
+		if err := spawn(d, "coordinator", append([]string{"coordinator", "--data-dir", d.Dir, "--name", d.CoordinatorName(p.Name, 1),
+			"--docker", m.DockerHost(), "--gossip", d.CoordinatorGossip(p, 1)}, embeddedPorts...)...); err != nil {
+			return err
+		}
+		for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", d.NATSPort), d.CoordinatorGossip(p, 1)} {
+			if err := waitListening(ctx, "coordinator", filepath.Join(d.Dir, "coordinator.log"), addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := spawn(d, "controlplane", append([]string{"coordinator", "--control-plane-only", "--data-dir", d.Dir}, embeddedPorts...)...); err != nil {
+		return err
+	}
+	for _, port := range []int{d.NATSPort, d.EtcdPort} {
+		if err := waitListening(ctx, "control plane (NATS, etcd)", filepath.Join(d.Dir, "controlplane.log"), fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+			return err
+		}
+	}
+	cr := embedded.EtcdCredentialsPath(d.Dir)
+	for i := 1; i <= d.Coordinators; i++ {
+		var others []string
+		for j := 1; j <= d.Coordinators; j++ {
+			if j != i {
+				others = append(others, d.CoordinatorGossip(p, j))
+			}
+		}
+		logName := fmt.Sprintf("coordinator-%d", i)
+		if err := spawn(d, logName, "coordinator", "--data-dir", d.Dir, "--name", d.CoordinatorName(p.Name, i),
+			"--nats", d.NATSURL(), "--nats-user-file", natsauth.UserFile(natsauth.Dir(d.Dir), natsauth.RoleCoordinator), "--nats-ca", embedded.NATSCAPath(d.Dir),
+			"--etcd", d.EtcdURL(), "--etcd-cacert", cr.CA, "--etcd-cert", cr.Cert, "--etcd-key", cr.Key,
+			"--docker", m.DockerHost(), "--gossip", d.CoordinatorGossip(p, i), "--gossip-join", strings.Join(others, ",")); err != nil {
+			return err
+		}
+		if err := waitListening(ctx, "coordinator "+fmt.Sprint(i), filepath.Join(d.Dir, logName+".log"), d.CoordinatorGossip(p, i)); err != nil {
 			return err
 		}
 	}
@@ -213,8 +289,10 @@ func (p Plan) DaemonPid(role, node string) int {
 		}
 		var match bool
 		switch role {
-		case "coordinator":
-			match = args[1] == "coordinator" && args[2] != "agent" && has("--data-dir", d.Dir)
+		case "coordinator": // any coordinator of the lab (the first found); see CoordinatorPids
+			match = args[1] == "coordinator" && args[2] != "agent" && !slices.Contains(args, "--control-plane-only") && has("--data-dir", d.Dir)
+		case "controlplane":
+			match = args[1] == "coordinator" && slices.Contains(args, "--control-plane-only") && has("--data-dir", d.Dir)
 		case "agent":
 			match = args[1] == "coordinator" && args[2] == "agent" && has("--node", node) && has("--data-dir", d.Dir)
 		case "worker":

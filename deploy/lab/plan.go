@@ -11,6 +11,9 @@ import (
 // MaxNodes is the largest lab Up accepts.
 const MaxNodes = 5
 
+// MaxCoordinators is the most coordinators a lab runs.
+const MaxCoordinators = 3
+
 // ErrExists is returned by Up when a lab of that name (or leftovers of one) exists.
 var ErrExists = errors.New("already exists")
 
@@ -42,6 +45,11 @@ type Config struct {
 	// Binary is the swarmckpt binary the daemons run. Empty: the running executable, or
 	// swarmckpt on PATH.
 	Binary string
+	// Coordinators is the number of coordinators (1..MaxCoordinators). One runs NATS
+	// and etcd embedded in its own process; with more, a control-plane process
+	// ('coordinator --control-plane-only') runs them and the coordinators elect a
+	// leader among themselves (the others stand by). 0 means 1.
+	Coordinators int
 	// TLS runs the lab's workers with TLS (a CA and node certificates made under the
 	// coordinator's directory, tls/) and their agents with its CA (docs/operations.md,
 	// "Worker TLS").
@@ -50,7 +58,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration `swarmckpt lab up` uses without flags.
 func DefaultConfig() Config {
-	return Config{Name: "lab", Nodes: 3, ImageDir: "build/workloads", RunDir: "/run/swarmckpt", DataDir: "/var/lib/swarmckpt", Daemons: true}
+	return Config{Name: "lab", Nodes: 3, ImageDir: "build/workloads", RunDir: "/run/swarmckpt", DataDir: "/var/lib/swarmckpt", Daemons: true, Coordinators: 1}
 }
 
 // Validate reports what is wrong with c, naming the fix.
@@ -60,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("--nodes %d is out of range: a lab has 1 to %d nodes", c.Nodes, MaxNodes)
+	}
+	if c.Coordinators < 0 || c.Coordinators > MaxCoordinators {
+		return fmt.Errorf("--coordinators %d is out of range: a lab runs 1 to %d coordinators", c.Coordinators, MaxCoordinators)
 	}
 	if c.RunDir == "" || c.DataDir == "" {
 		return errors.New("lab: run and data directories must be set")

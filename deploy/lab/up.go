@@ -63,6 +63,9 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 		}
 		p.Daemons = planDaemons(p, bin)
 		p.Daemons.TLS = c.TLS
+		if c.Coordinators > 1 {
+			p.Daemons.Coordinators = c.Coordinators
+		}
 	}
 	log = log.With("component", "lab", "lab", p.Name)
 	fail := func(err error) (Plan, error) {

@@ -5,13 +5,13 @@
 #
 #   LAB=drb REPS=20 benchmarks/drain/run.sh [CASES]
 #
-# CASES (default all): timing hold ckpt hold-timeout dump. Prints BENCH lines (the
-# recorded ones: benchmarks/drain/RESULTS.md); needs root; about 12 minutes in all.
+# CASES (default all): timing hold ckpt hold-timeout partial dump. Prints BENCH and PARTIAL lines (the
+# recorded ones: benchmarks/drain/RESULTS.md); needs root; about 14 minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-drb}
 REPS=${REPS:-20}
-CASES=${*:-timing hold ckpt hold-timeout dump}
+CASES=${*:-timing hold ckpt hold-timeout partial dump}
 STATE=/run/swarmckpt-drainbench
 export PATH=/usr/local/sbin:$PATH
 mkdir -p bin "$STATE"
@@ -46,6 +46,9 @@ for c in $CASES; do
         ;;
     hold-timeout)   # hold 75 s (> swarmkit's 60 s old-task timeout), grace 120 s
         bin/drainbench --lab "$LAB" --state "$STATE" --reps 1 --grace 120s --hold 75s --case hold-75s
+        ;;
+    partial)   # scale-down and pause behaviours the partial migration plan relies on
+        benchmarks/drain/partial.sh "$LAB" "$STATE"
         ;;
     dump)
         benchmarks/drain/dumpcost.sh "$LAB"

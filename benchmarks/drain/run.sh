@@ -5,8 +5,9 @@
 #
 #   LAB=drb REPS=20 benchmarks/drain/run.sh [CASES]
 #
-# CASES (default all): timing hold ckpt hold-timeout partial dump. Prints BENCH and PARTIAL lines (the
-# recorded ones: benchmarks/drain/RESULTS.md); needs root; about 14 minutes in all.
+# CASES (default all): timing hold ckpt hold-timeout partial dump. Prints BENCH and
+# PARTIAL lines (the recorded ones: benchmarks/drain/RESULTS.md); needs root; about 14
+# minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-drb}

@@ -10,7 +10,7 @@ LAB     ?= lab
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
 .PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
-        bench bench-dataplane bench-sim clean faults
+        bench bench-dataplane bench-sim bench-drain clean faults
 
 all: build
 
@@ -77,6 +77,11 @@ bench-sim: build
 
 bench-dataplane: build images
 	benchmarks/dataplane/run.sh
+
+# The drain race of docs/drain.md: drain -> swarm's kill -> replacement, holds, dump costs
+# on a 3-node lab whose runtime is the logging probe (benchmarks/drain/run.sh; REPS=20).
+bench-drain: build images
+	benchmarks/drain/run.sh
 
 clean:
 	rm -rf $(BIN) build

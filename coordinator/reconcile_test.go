@@ -16,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // policyEnv is env (service_test.go) with a policy reconciler reading labels from a
@@ -147,7 +148,7 @@ func TestScheduledSnapshotsAndRetention(t *testing.T) {
 			t.Fatalf("removed snapshot %s still stored", id)
 		}
 		for _, c := range bankStack().Containers {
-			set := nodeagent.SetID(id, c.Service+"."+itoa(c.Slot))
+			set := node.SetID(id, c.Service+"."+itoa(c.Slot))
 			if pe.execs[c.Node].HasSet(set) {
 				t.Fatalf("image set %s of removed snapshot %s still on %s", set, id, c.Node)
 			}
@@ -155,7 +156,7 @@ func TestScheduledSnapshotsAndRetention(t *testing.T) {
 	}
 	for _, m := range committed {
 		c := bankStack().Containers[0]
-		if !pe.execs[c.Node].HasSet(nodeagent.SetID(m.ID, c.Service+"."+itoa(c.Slot))) {
+		if !pe.execs[c.Node].HasSet(node.SetID(m.ID, c.Service+"."+itoa(c.Slot))) {
 			t.Fatalf("kept snapshot %s lost its image set on %s", m.ID, c.Node)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -448,7 +449,7 @@ func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
 	aborts := map[string]int{}
 	agents := net.Connect()
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-		if _, err := agents.Subscribe(protocol.NodeSubject(n), func(msg *bus.Msg) {
+		if _, err := agents.Subscribe(node.NodeSubject(n), func(msg *bus.Msg) {
 			if env, err := protocol.Decode(msg.Data); err == nil && env.Type == protocol.TypeAbort && env.Snapshot == "snap-w" {
 				mu.Lock()
 				aborts[n]++
@@ -463,8 +464,8 @@ func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
 	go func() {
 		for hbCtx.Err() == nil {
 			for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-				b, _ := json.Marshal(nodeagent.Heartbeat{Worker: store.Worker{Node: n}})
-				_ = agents.Publish(hbCtx, nodeagent.HeartbeatSubject, b)
+				b, _ := json.Marshal(node.Heartbeat{Worker: store.Worker{Node: n}})
+				_ = agents.Publish(hbCtx, node.HeartbeatSubject, b)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

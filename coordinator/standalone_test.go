@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // standaloneExec is a fake node whose restored containers (exact mode) are listed the
@@ -29,20 +30,20 @@ type standaloneExec struct {
 	lists   int // Standalone calls
 }
 
-func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]nodeagent.Standalone, error) {
+func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]node.Standalone, error) {
 	x.mu.Lock()
 	x.lists++
 	x.mu.Unlock()
-	var out []nodeagent.Standalone
+	var out []node.Standalone
 	for _, id := range x.Restored() {
 		svc, rest, ok := strings.Cut(id, "-")
 		if !ok || !strings.HasPrefix(svc, stackName+"_") {
 			continue
 		}
 		slot, _, _ := strings.Cut(rest, "-")
-		out = append(out, nodeagent.Standalone{ID: id, Name: id, Service: svc, Running: true, Image: "swarmckpt/bank:dev",
+		out = append(out, node.Standalone{ID: id, Name: id, Service: svc, Running: true, Image: "swarmckpt/bank:dev",
 			Labels:   map[string]string{"io.swarmckpt.service": svc},
-			Networks: []nodeagent.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.1" + slot, Aliases: []string{"holder", svc}}}})
+			Networks: []node.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.1" + slot, Aliases: []string{"holder", svc}}}})
 	}
 	return out, nil
 }
@@ -98,7 +99,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	// slot 2 on lab-3.
 	for n, name := range map[string]string{"lab-2": "bank_holder-1-old", "lab-3": "bank_holder-2-old"} {
 		execs[n].PutSet("seed." + name)
-		if _, err := execs[n].FakeExecutor.Restore(ctx, "seed."+name, nodeagent.RestoreOptions{Name: name}); err != nil {
+		if _, err := execs[n].FakeExecutor.Restore(ctx, "seed."+name, node.RestoreOptions{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,23 +202,23 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 // name AgentRestorer gives (service dots as dashes); a name that does not tell gives 0.
 func TestStandaloneContainerSlot(t *testing.T) {
 	for _, tc := range []struct {
-		sc   nodeagent.Standalone
+		sc   node.Standalone
 		want int
 	}{
-		{nodeagent.Standalone{Name: "bank_holder-3-20261202t1700", Service: "bank_holder"}, 3},
-		{nodeagent.Standalone{Name: "my-app_web-12-abc", Service: "my-app_web"}, 12},
-		{nodeagent.Standalone{Name: "a_b-c-2-x", Service: "a_b.c"}, 2},
-		{nodeagent.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{coordinator.LabelSlot: "4"}}, 4},
-		{nodeagent.Standalone{Name: "handmade", Service: "bank_holder"}, 0},
-		{nodeagent.Standalone{Name: "bank_holder-x-1", Service: "bank_holder"}, 0},
+		{node.Standalone{Name: "bank_holder-3-20261202t1700", Service: "bank_holder"}, 3},
+		{node.Standalone{Name: "my-app_web-12-abc", Service: "my-app_web"}, 12},
+		{node.Standalone{Name: "a_b-c-2-x", Service: "a_b.c"}, 2},
+		{node.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{coordinator.LabelSlot: "4"}}, 4},
+		{node.Standalone{Name: "handmade", Service: "bank_holder"}, 0},
+		{node.Standalone{Name: "bank_holder-x-1", Service: "bank_holder"}, 0},
 	} {
 		c := coordinator.StandaloneContainer("lab-1", tc.sc)
 		if c.Slot != tc.want || c.Node != "lab-1" || c.Service != tc.sc.Service {
 			t.Errorf("%+v -> %s slot %d on %s, want slot %d", tc.sc, c.Service, c.Slot, c.Node, tc.want)
 		}
 	}
-	c := coordinator.StandaloneContainer("lab-2", nodeagent.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
-		Networks: []nodeagent.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.5", IPv6: "fd00::5", Aliases: []string{"0123456789ab", "holder"}}}})
+	c := coordinator.StandaloneContainer("lab-2", node.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
+		Networks: []node.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.5", IPv6: "fd00::5", Aliases: []string{"0123456789ab", "holder"}}}})
 	if strings.Join(c.IPs, ",") != "10.1.0.5,fd00::5" || strings.Join(c.Aliases["bank_net"], ",") != "holder" || strings.Join(c.Networks, ",") != "bank_net" {
 		t.Errorf("endpoint: %+v", c)
 	}

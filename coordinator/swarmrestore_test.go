@@ -15,6 +15,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // swarmEnv is three node agents with fake executors on an in-memory bus and a fake
@@ -68,7 +69,7 @@ func newSwarmEnv(t *testing.T) *swarmEnv {
 	waitFor(t, "agents up", func() bool {
 		c, cl := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cl()
-		_, err := e.net.Connect().Request(c, nodeagent.UnplaceSubject("n3"), []byte(`{"service":"x","slot":1}`))
+		_, err := e.net.Connect().Request(c, node.UnplaceSubject("n3"), []byte(`{"service":"x","slot":1}`))
 		return err == nil
 	})
 	return e
@@ -108,7 +109,7 @@ func bankManifest() *store.Manifest {
 
 func (e *swarmEnv) putSets(m *store.Manifest) {
 	for _, c := range m.Containers {
-		e.execs[c.Images.Node].PutSet(nodeagent.SetID(m.ID, c.Key()))
+		e.execs[c.Images.Node].PutSet(node.SetID(m.ID, c.Key()))
 	}
 }
 
@@ -128,7 +129,7 @@ func (e *swarmEnv) requireUndone(t *testing.T, m *store.Manifest) {
 		}
 	}
 	for _, c := range m.Containers {
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := node.SetID(m.ID, c.Key())
 		for _, n := range swarmNodes {
 			if has := e.execs[n].HasSet(set); has != (n == c.Images.Node) {
 				t.Errorf("set %s on %s: %v, want only on its home node %s", set, n, has, c.Images.Node)
@@ -159,8 +160,8 @@ func TestSwarmRestoreRunsTasksFromTheirSetsWithOneAddressMap(t *testing.T) {
 		if ft == nil {
 			t.Fatalf("task %s started fresh, not from its set", key)
 		}
-		if ft.Set != nodeagent.SetID(m.ID, key) || !ft.Locked || !ft.WaitMap || fmt.Sprint(ft.Addresses) != fmt.Sprint(want) {
-			t.Errorf("task %s restored from %+v, want set %s, locked, with the whole map", key, ft, nodeagent.SetID(m.ID, key))
+		if ft.Set != node.SetID(m.ID, key) || !ft.Locked || !ft.WaitMap || fmt.Sprint(ft.Addresses) != fmt.Sprint(want) {
+			t.Errorf("task %s restored from %+v, want set %s, locked, with the whole map", key, ft, node.SetID(m.ID, key))
 		}
 		if out.Targets[key] != n || out.Containers[key] == "" {
 			t.Errorf("outcome for %s: node %q container %q, want node %s", key, out.Targets[key], out.Containers[key], n)
@@ -176,7 +177,7 @@ func TestSwarmRestoreRunsTasksFromTheirSetsWithOneAddressMap(t *testing.T) {
 	}
 	// Copies are gone; every set is still on its home node (restorable again).
 	for _, c := range m.Containers {
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := node.SetID(m.ID, c.Key())
 		for _, n := range swarmNodes {
 			has := e.execs[n].HasSet(set)
 			if n != c.Images.Node && has {

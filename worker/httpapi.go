@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -57,9 +58,9 @@ type apiRequest struct {
 	Preflight    *PreflightRequest `json:"preflight,omitempty"`
 }
 
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is every error answer's body: the message and its wire code
+// (node.Status), with the code's HTTP status (node.HTTPStatus).
+type apiError = node.Status
 
 func (w *Worker) api(mux *http.ServeMux) {
 	handle := func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error)) {
@@ -67,13 +68,14 @@ func (w *Worker) api(mux *http.ServeMux) {
 			var req apiRequest
 			if r.Body != nil {
 				if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-					writeJSON(rw, http.StatusBadRequest, apiError{Error: "bad request body: " + err.Error()})
+					writeJSON(rw, http.StatusBadRequest, apiError{Error: "bad request body: " + err.Error(), Code: node.CodeInvalidArgument})
 					return
 				}
 			}
 			out, err := f(r.Context(), r, req)
 			if err != nil {
-				writeJSON(rw, http.StatusInternalServerError, apiError{Error: err.Error()})
+				st := node.StatusOf(err)
+				writeJSON(rw, node.HTTPStatus(st.Code), st)
 				return
 			}
 			writeJSON(rw, http.StatusOK, out)
@@ -193,12 +195,16 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 }
 
 // remoteError is the error of a worker's answer other than 200: ErrUnauthorized for a
-// 401, else ErrRemote, with the worker's message.
+// 401, else ErrRemote, with the worker's message; it matches the worker's error code
+// and reason too (errors.Is(err, node.ErrNoSuchSet)).
 func (c *Client) remoteError(resp *http.Response) error {
 	var ae apiError
 	_ = json.NewDecoder(resp.Body).Decode(&ae)
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
+	}
+	if err := ae.Err(); err != nil {
+		return fmt.Errorf("%w: worker at %s: %w", ErrRemote, c.Addr, err)
 	}
 	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
 }

@@ -13,7 +13,7 @@ type PreflightRequest struct {
 	restore.Check
 	// Sets must be on this node with every listed file at its size.
 	Sets []PreflightSet `json:"sets,omitempty"`
-	// Prepare: the restore goes ahead (nodeagent.PreflightRequest.Prepare); nothing is
+	// Prepare: the restore goes ahead (node.PreflightRequest.Prepare); nothing is
 	// checked.
 	Prepare bool `json:"prepare,omitempty"`
 }

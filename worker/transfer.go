@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -286,7 +287,11 @@ func put(ctx context.Context, p peer, set, url, contentType string, body *stream
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusConflict {
+			err = node.Mark(err, node.ErrSetExists) // the target holds a set of that ID
+		}
+		return err
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/swarmckpt/swarmckpt/criuimg"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -30,14 +31,16 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
 
-// Sentinel errors.
+// Sentinel errors. Each wraps the wire contract's sentinel, so that a caller across
+// the node boundary (the worker's HTTP API, the agent's replies) matches it too:
+// errors.Is(err, node.ErrNoSuchSet).
 var (
 	// ErrBadSetID: set IDs are [A-Za-z0-9_.-]+ and not "." or "..".
-	ErrBadSetID = errors.New("worker: bad image set ID")
+	ErrBadSetID = fmt.Errorf("worker: %w", node.ErrBadSetID)
 	// ErrNoSet: no image set of that ID on this node.
-	ErrNoSet = errors.New("worker: no such image set on this node")
+	ErrNoSet = fmt.Errorf("worker: %w", node.ErrNoSuchSet)
 	// ErrNotFrozen: Stop of a container that is not frozen since its dump.
-	ErrNotFrozen = errors.New("worker: container is not frozen")
+	ErrNotFrozen = fmt.Errorf("worker: %w", node.ErrNotFrozen)
 )
 
 // Parts are the primitives a Worker composes; tests pass fakes.

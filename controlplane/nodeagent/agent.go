@@ -10,61 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
-
-// PlanSubject is where a node's agent receives snapshot plans (request/reply).
-func PlanSubject(node string) string { return "swarmckpt.v1.agent." + node + ".plan" }
-
-// HeartbeatSubject carries every agent's periodic Heartbeat.
-const HeartbeatSubject = "swarmckpt.v1.agent.heartbeat"
-
-// Heartbeat announces a live agent; Leaving is set on a clean shutdown.
-type Heartbeat struct {
-	Worker  store.Worker `json:"worker"`
-	Leaving bool         `json:"leaving,omitempty"`
-	// Started is when this agent started: a coordinator that sees it change knows the
-	// node's agent restarted and its roles in running snapshots were lost.
-	Started time.Time `json:"started,omitzero"`
-}
-
-// Target is one container of a snapshot.
-type Target struct {
-	ID      string   `json:"id"`
-	Service string   `json:"service,omitempty"`
-	Slot    int      `json:"slot,omitempty"`
-	Node    string   `json:"node"`
-	IPs     []string `json:"ips,omitempty"`
-	// StreamTo, set by a migration for a container that moves to another node, is the
-	// transfer address (host:port) of that node's worker: the dump streams its images
-	// there while CRIU writes them (worker DumpTo) and keeps its own copy here, so the
-	// restore finds the set already on its target. Empty: a plain dump.
-	StreamTo string `json:"stream_to,omitempty"`
-	// Deadline, set on lock and freeze actions, is the coordinator's deadline for what
-	// the action holds: the worker's watchdog releases the container then.
-	Deadline time.Time `json:"-"`
-}
-
-// Plan tells a node which containers a snapshot covers.
-type Plan struct {
-	Snapshot   string   `json:"snapshot"`
-	Stack      string   `json:"stack"`
-	Algorithm  string   `json:"algorithm"`
-	Epoch      uint64   `json:"epoch"`
-	Containers []Target `json:"containers"`
-	// Exit stops the containers after their dump (migration) even when the algorithm
-	// asks to leave them running.
-	Exit bool `json:"exit,omitempty"`
-}
-
-// PlanReply answers a Plan.
-type PlanReply struct {
-	Node  string `json:"node"`
-	Error string `json:"error,omitempty"`
-}
 
 // DumpResult is what an Executor returns for a dump.
 type DumpResult struct {
@@ -74,11 +26,11 @@ type DumpResult struct {
 
 // Executor performs container actions on this node (the worker's data plane).
 type Executor interface {
-	Lock(ctx context.Context, c Target, peers []Target) ([]protocol.ConnCounter, error)
-	Unlock(ctx context.Context, c Target, peers []Target) error
-	Freeze(ctx context.Context, c Target) error
-	Thaw(ctx context.Context, c Target) error
-	Dump(ctx context.Context, snapshot string, c Target, leaveRunning bool, reuseFrom string) (*DumpResult, error)
+	Lock(ctx context.Context, c node.Target, peers []node.Target) ([]protocol.ConnCounter, error)
+	Unlock(ctx context.Context, c node.Target, peers []node.Target) error
+	Freeze(ctx context.Context, c node.Target) error
+	Thaw(ctx context.Context, c node.Target) error
+	Dump(ctx context.Context, snapshot string, c node.Target, leaveRunning bool, reuseFrom string) (*DumpResult, error)
 }
 
 // Lookup finds an algorithm by name.
@@ -125,9 +77,9 @@ type Agent struct {
 	inbox chan func()
 	// loop-owned state:
 	machines map[string]algorithms.Machine // by algorithm + "/" + container
-	plans    map[string]*Plan              // by snapshot
+	plans    map[string]*node.Plan         // by snapshot
 	nodeOf   map[string]string             // container -> node (from plans)
-	targets  map[string]Target
+	targets  map[string]node.Target
 	algoOf   map[string]string // snapshot -> algorithm
 	queues   map[string]chan job
 	deadline map[string]time.Time // container -> last deadline received
@@ -173,23 +125,23 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
-		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
+		plans: map[string]*node.Plan{}, nodeOf: map[string]string{}, targets: map[string]node.Target{},
 		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir},
 		started: time.Now()}, nil
 }
 
 // Run serves until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	planSub, err := a.cfg.Bus.Subscribe(PlanSubject(a.cfg.Node), func(m *bus.Msg) {
-		var p Plan
+	planSub, err := a.cfg.Bus.Subscribe(node.PlanSubject(a.cfg.Node), func(m *bus.Msg) {
+		var p node.Plan
 		if err := json.Unmarshal(m.Data, &p); err != nil {
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: "decode plan: " + err.Error()})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: node.StatusOf(node.Mark(fmt.Errorf("decode plan: %w", err), node.ErrInvalidArgument))})
 			return
 		}
 		// Before the plan is accepted (and anything of the stack locked): can this
 		// node dump its containers at all (dumpcheck.go)?
 		if why := a.checkPlan(ctx, &p); why != "" {
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: why})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: refused(why)})
 			return
 		}
 		done := make(chan string, 1)
@@ -200,7 +152,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		select {
 		case e := <-done:
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: e})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: refused(e)})
 		case <-ctx.Done():
 		}
 	})
@@ -208,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("nodeagent: subscribe plans: %w", err)
 	}
 	defer planSub.Unsubscribe()
-	msgSub, err := a.cfg.Bus.Subscribe(protocol.NodeSubject(a.cfg.Node), func(m *bus.Msg) {
+	msgSub, err := a.cfg.Bus.Subscribe(node.NodeSubject(a.cfg.Node), func(m *bus.Msg) {
 		env, err := protocol.Decode(m.Data)
 		if err != nil {
 			a.log.Warn("dropping undecodable message", "err", err)
@@ -220,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.NodeSubject(a.cfg.Node), err)
+		return fmt.Errorf("nodeagent: subscribe %s: %w", node.NodeSubject(a.cfg.Node), err)
 	}
 	defer msgSub.Unsubscribe()
 	rsubs, err := a.serveRestore(ctx)
@@ -248,7 +200,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	a.recover()
-	a.log.Info("node agent ready", "subject", protocol.NodeSubject(a.cfg.Node))
+	a.log.Info("node agent ready", "subject", node.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()
 	// Heartbeats run apart from the event loop: a long dump must not look like death.
@@ -317,7 +269,7 @@ func (a *Agent) recover() {
 		}
 		a.recovering[k] = r
 		if _, ok := a.targets[r.container]; !ok {
-			a.targets[r.container] = Target{ID: r.container, Node: a.cfg.Node}
+			a.targets[r.container] = node.Target{ID: r.container, Node: a.cfg.Node}
 		}
 	}
 	if stale > 0 {
@@ -326,8 +278,8 @@ func (a *Agent) recover() {
 }
 
 func (a *Agent) heartbeat(ctx context.Context, leaving bool) {
-	b, _ := json.Marshal(Heartbeat{Worker: a.cfg.Info, Leaving: leaving, Started: a.started})
-	if err := a.cfg.Bus.Publish(ctx, HeartbeatSubject, b); err != nil {
+	b, _ := json.Marshal(node.Heartbeat{Worker: a.cfg.Info, Leaving: leaving, Started: a.started})
+	if err := a.cfg.Bus.Publish(ctx, node.HeartbeatSubject, b); err != nil {
 		a.log.Debug("heartbeat not sent", "err", err)
 	}
 }
@@ -337,9 +289,18 @@ func (a *Agent) respond(m *bus.Msg, v any) {
 	_ = m.Respond(b)
 }
 
+// refused is the status of a plan refused for why ("": accepted): this node cannot
+// take part (it cannot dump a container, or lacks the algorithm).
+func refused(why string) node.Status {
+	if why == "" {
+		return node.Status{}
+	}
+	return node.Status{Error: why, Code: node.CodeFailedPrecondition}
+}
+
 func key(algo, container string) string { return algo + "/" + container }
 
-func (a *Agent) acceptPlan(p *Plan) string {
+func (a *Agent) acceptPlan(p *node.Plan) string {
 	alg, err := a.cfg.Algorithms(p.Algorithm)
 	if err != nil {
 		return fmt.Sprintf("algorithm %q: %v", p.Algorithm, err)
@@ -434,8 +395,8 @@ func (a *Agent) drain(ctx context.Context) {
 type prepared struct {
 	algo  string
 	act   algorithms.Action
-	t     Target
-	peers []Target
+	t     node.Target
+	peers []node.Target
 	leave bool
 	park  bool // a dump that parks its container (park.go)
 }
@@ -459,7 +420,7 @@ type outMsg struct {
 func (a *Agent) prepare(act algorithms.Action) prepared {
 	t, ok := a.targets[act.Container]
 	if !ok {
-		t = Target{ID: act.Container, Node: a.cfg.Node}
+		t = node.Target{ID: act.Container, Node: a.cfg.Node}
 	}
 	leave, park := act.LeaveRunning, false
 	if p := a.plans[act.Snapshot]; p != nil && p.Exit {
@@ -529,16 +490,16 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 	return q
 }
 
-func (a *Agent) peersOf(ids []string) []Target {
+func (a *Agent) peersOf(ids []string) []node.Target {
 	if ids == nil {
 		return nil
 	}
-	out := make([]Target, 0, len(ids))
+	out := make([]node.Target, 0, len(ids))
 	for _, id := range ids {
 		if t, ok := a.targets[id]; ok {
 			out = append(out, t)
 		} else {
-			out = append(out, Target{ID: id})
+			out = append(out, node.Target{ID: id})
 		}
 	}
 	return out
@@ -588,7 +549,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		}
 	case algorithms.ActDump:
 		var res *DumpResult
-		set := SetID(act.Snapshot, t.SetKey())
+		set := node.SetID(act.Snapshot, t.SetKey())
 		if a.drops.has(set) {
 			// Aborted and collected before this dump began: a dump now would write (and
 			// stream to its target) a set nobody drops again.
@@ -639,7 +600,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 
 // route encodes a message and finds its subject (loop-owned state).
 func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
-	subj, err := protocol.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
+	subj, err := node.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
 	if err != nil {
 		a.log.Warn("cannot route message", "to", env.To, "err", err)
 		return outMsg{}, false
@@ -678,11 +639,11 @@ type heldSet struct {
 
 type heldEntry struct {
 	what  string
-	t     Target
+	t     node.Target
 	since time.Time
 }
 
-func (h *heldSet) set(what string, t Target, on bool) {
+func (h *heldSet) set(what string, t node.Target, on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.m == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // lookup finds algorithms by name as the binaries do.
@@ -137,11 +138,11 @@ func TestHoldsSubjectListsHeldContainers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	var rep nodeagent.HoldsReply
+	var rep node.HoldsReply
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
-		out, err := conn.Request(rctx, nodeagent.HoldsSubject("n1"), []byte("{}"))
+		out, err := conn.Request(rctx, node.HoldsSubject("n1"), []byte("{}"))
 		rcancel()
 		if err == nil {
 			if err := json.Unmarshal(out, &rep); err != nil {
@@ -150,7 +151,7 @@ func TestHoldsSubjectListsHeldContainers(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no answer on %s: %v", nodeagent.HoldsSubject("n1"), err)
+			t.Fatalf("no answer on %s: %v", node.HoldsSubject("n1"), err)
 		}
 		time.Sleep(10 * time.Millisecond) // the agent subscribes as it starts
 	}

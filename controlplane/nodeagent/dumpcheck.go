@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // DumpChecker is implemented by Executors that can tell, without touching a container,
@@ -12,7 +14,7 @@ import (
 // it for each of its containers when a plan arrives and refuses the plan on the first
 // error, so the snapshot fails before any container of the stack is locked or frozen.
 type DumpChecker interface {
-	CheckDump(ctx context.Context, c Target) error
+	CheckDump(ctx context.Context, c node.Target) error
 }
 
 // checkTimeout bounds the checks of one plan.
@@ -20,7 +22,7 @@ const checkTimeout = 10 * time.Second
 
 // checkPlan returns why this node cannot dump its containers of p ("" when it can, or
 // when its Executor cannot tell).
-func (a *Agent) checkPlan(ctx context.Context, p *Plan) string {
+func (a *Agent) checkPlan(ctx context.Context, p *node.Plan) string {
 	ch, ok := a.cfg.Exec.(DumpChecker)
 	if !ok {
 		return ""

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
@@ -41,7 +43,7 @@ type FakeExecutor struct {
 	restored    map[string]bool // containers restored (by id = name), running
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
-	prepared          []PreflightRequest // Prepare requests seen (Prepared)
+	prepared          []node.PreflightRequest // Prepare requests seen (Prepared)
 	// Undumpable: container -> the error CheckDump returns for it (fake_dumpcheck.go).
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
@@ -88,7 +90,7 @@ var _ Stopper = (*FakeExecutor)(nil)
 
 // Stop implements Stopper as the worker does: only a frozen container is ended (its
 // lock and freeze go with it).
-func (f *FakeExecutor) Stop(_ context.Context, c Target) error {
+func (f *FakeExecutor) Stop(_ context.Context, c node.Target) error {
 	f.mu.Lock()
 	if f.FailStop != nil {
 		f.mu.Unlock()
@@ -155,35 +157,35 @@ func (f *FakeExecutor) Dumps(c string) int {
 	return f.dumps[c]
 }
 
-func (f *FakeExecutor) Lock(_ context.Context, c Target, _ []Target) ([]protocol.ConnCounter, error) {
+func (f *FakeExecutor) Lock(_ context.Context, c node.Target, _ []node.Target) ([]protocol.ConnCounter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.locked[c.ID] = true
 	return nil, nil
 }
 
-func (f *FakeExecutor) Unlock(_ context.Context, c Target, _ []Target) error {
+func (f *FakeExecutor) Unlock(_ context.Context, c node.Target, _ []node.Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.locked[c.ID] = false
 	return nil
 }
 
-func (f *FakeExecutor) Freeze(_ context.Context, c Target) error {
+func (f *FakeExecutor) Freeze(_ context.Context, c node.Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.frozen[c.ID] = true
 	return nil
 }
 
-func (f *FakeExecutor) Thaw(_ context.Context, c Target) error {
+func (f *FakeExecutor) Thaw(_ context.Context, c node.Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.frozen[c.ID] = false
 	return nil
 }
 
-func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, leaveRunning bool, _ string) (*DumpResult, error) {
+func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c node.Target, leaveRunning bool, _ string) (*DumpResult, error) {
 	f.mu.Lock()
 	stall, fail, d := f.Stall[c.ID], f.FailDump[c.ID], f.DumpTime
 	f.mu.Unlock()
@@ -208,7 +210,7 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, leav
 		f.frozen[c.ID], f.locked[c.ID] = false, false
 	}
 	f.mu.Unlock()
-	set := SetID(snapshot, c.SetKey())
+	set := node.SetID(snapshot, c.SetKey())
 	f.PutSet(set)
 	if c.StreamTo != "" {
 		f.mu.Lock()
@@ -223,7 +225,7 @@ func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, leav
 	sum := sha256.Sum256([]byte(content))
 	return &DumpResult{
 		Stats: protocol.DumpStats{ImageBytes: uint64(len(content))},
-		Images: store.ImageSet{Node: f.Node, Dir: "/fake/sets/" + SetID(snapshot, c.SetKey()), Durable: true,
+		Images: store.ImageSet{Node: f.Node, Dir: "/fake/sets/" + node.SetID(snapshot, c.SetKey()), Durable: true,
 			Files: []store.File{{Name: "pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])}}},
 	}, nil
 }
@@ -270,7 +272,7 @@ func (f *FakeExecutor) Send(_ context.Context, set, to string) (bool, error) {
 // Restore implements Restorer: a set on this node restores as a container whose id is
 // the requested name (or the set), unless FailRestore says otherwise. The set is used
 // up unless o.Keep, as on a worker.
-func (f *FakeExecutor) Restore(_ context.Context, set string, o RestoreOptions) (string, error) {
+func (f *FakeExecutor) Restore(_ context.Context, set string, o node.RestoreOptions) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.FailRestore[set]; err != nil {
@@ -348,7 +350,7 @@ var _ TaskRestorer = (*FakeExecutor)(nil)
 func fakeKey(service string, slot int) string { return fmt.Sprintf("%s.%d", service, slot) }
 
 // PlaceTask implements TaskRestorer: the set stays (the worker places a linked copy).
-func (f *FakeExecutor) PlaceTask(_ context.Context, req PlaceRequest) (connections, closed []string, err error) {
+func (f *FakeExecutor) PlaceTask(_ context.Context, req node.PlaceRequest) (connections, closed []string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := fakeKey(req.Service, req.Slot)

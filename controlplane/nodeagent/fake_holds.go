@@ -3,19 +3,21 @@ package nodeagent
 import (
 	"context"
 	"sort"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 var _ HoldLister = (*FakeExecutor)(nil)
 
 // Holds implements HoldLister: the fake's locked and frozen containers (no deadline,
 // held by a live worker).
-func (f *FakeExecutor) Holds(_ context.Context) ([]Held, error) {
+func (f *FakeExecutor) Holds(_ context.Context) ([]node.Held, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	by := map[string]*Held{}
-	get := func(c string) *Held {
+	by := map[string]*node.Held{}
+	get := func(c string) *node.Held {
 		if by[c] == nil {
-			by[c] = &Held{ContainerID: c, Name: c, OwnerAlive: true}
+			by[c] = &node.Held{ContainerID: c, Name: c, OwnerAlive: true}
 		}
 		return by[c]
 	}
@@ -29,7 +31,7 @@ func (f *FakeExecutor) Holds(_ context.Context) ([]Held, error) {
 			get(c).Frozen = true
 		}
 	}
-	out := make([]Held, 0, len(by))
+	out := make([]node.Held, 0, len(by))
 	for _, h := range by {
 		out = append(out, *h)
 	}

@@ -1,16 +1,20 @@
 package nodeagent
 
-import "context"
+import (
+	"context"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
 
 var _ Preflighter = (*FakeExecutor)(nil)
 
 // Preflight implements Preflighter: the sets of req not on this node are Missing,
 // PreflightProblems are reported as they are; a Prepare request is only recorded
 // (Prepared).
-func (f *FakeExecutor) Preflight(_ context.Context, req PreflightRequest) (PreflightReply, error) {
+func (f *FakeExecutor) Preflight(_ context.Context, req node.PreflightRequest) (node.PreflightReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var rep PreflightReply
+	var rep node.PreflightReply
 	if req.Prepare {
 		f.prepared = append(f.prepared, req)
 		return rep, nil
@@ -25,8 +29,8 @@ func (f *FakeExecutor) Preflight(_ context.Context, req PreflightRequest) (Prefl
 }
 
 // Prepared returns the Prepare requests this node got, in order.
-func (f *FakeExecutor) Prepared() []PreflightRequest {
+func (f *FakeExecutor) Prepared() []node.PreflightRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]PreflightRequest(nil), f.prepared...)
+	return append([]node.PreflightRequest(nil), f.prepared...)
 }

@@ -2,10 +2,11 @@ package nodeagent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 )
@@ -29,37 +30,21 @@ import (
 // Stopper is implemented by executors that can end a container frozen since its
 // dump (worker Stop).
 type Stopper interface {
-	Stop(ctx context.Context, c Target) error
+	Stop(ctx context.Context, c node.Target) error
 }
-
-// StopSubject ends (or, with Resume, releases) the parked containers of a committed
-// snapshot on this node (StopRequest, answered by OpReply).
-func StopSubject(node string) string { return "swarmckpt.v1.agent." + node + ".stop" }
-
-// StopRequest names a snapshot and the containers (ids, as in its Plan) to end.
-type StopRequest struct {
-	Snapshot   string   `json:"snapshot"`
-	Containers []string `json:"containers"`
-	// Resume releases them instead (thaw, unlock): they run on.
-	Resume bool `json:"resume,omitempty"`
-}
-
-// ErrNotParked: a Stop for a container that is not frozen since its dump in that
-// snapshot on this node (never dumped here, or already released).
-var ErrNotParked = errors.New("nodeagent: container is not held since its dump")
 
 // parkedSet records the containers parked after their dump, by snapshot (shared by
 // the container goroutines and the event loop).
 type parkedSet struct {
 	mu sync.Mutex
-	m  map[string]Target // snapshot + "/" + container id
+	m  map[string]node.Target // snapshot + "/" + container id
 }
 
-func (p *parkedSet) add(snapshot string, t Target) {
+func (p *parkedSet) add(snapshot string, t node.Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[string]Target{}
+		p.m = map[string]node.Target{}
 	}
 	p.m[snapshot+"/"+t.ID] = t
 }
@@ -72,7 +57,7 @@ func (p *parkedSet) has(snapshot, id string) bool {
 }
 
 // take removes and returns a parked container.
-func (p *parkedSet) take(snapshot, id string) (Target, bool) {
+func (p *parkedSet) take(snapshot, id string) (node.Target, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t, ok := p.m[snapshot+"/"+id]
@@ -112,7 +97,7 @@ func (a *Agent) endParked(ctx context.Context, snapshot, id string) error {
 	t, ok := a.parked.take(snapshot, id)
 	if !ok {
 		return fmt.Errorf("container %s of snapshot %s on node %s: %w (its hold expired, or the agent restarted): it was not stopped",
-			id, snapshot, a.cfg.Node, ErrNotParked)
+			id, snapshot, a.cfg.Node, node.ErrNotParked)
 	}
 	if err := a.cfg.Exec.(Stopper).Stop(ctx, t); err != nil {
 		a.parked.add(snapshot, t) // still held: a Resume or the deadline releases it
@@ -139,15 +124,11 @@ func (a *Agent) onContainer(ctx context.Context, snapshot, id string, f func(ctx
 
 // serveStop answers StopSubject.
 func (a *Agent) serveStop(ctx context.Context) (bus.Subscription, error) {
-	unavailable := ""
+	var unavailable error
 	if _, ok := a.cfg.Exec.(Stopper); !ok {
-		unavailable = fmt.Sprintf("the agent of node %s cannot stop containers after their dump (its executor has no Stop)", a.cfg.Node)
+		unavailable = node.Mark(fmt.Errorf("the agent of node %s cannot stop containers after their dump (its executor has no Stop)", a.cfg.Node), node.ErrNoWorker)
 	}
-	return a.serveOp(ctx, StopSubject(a.cfg.Node), unavailable, func(ctx context.Context, data []byte, rep *OpReply) error {
-		var req StopRequest
-		if err := json.Unmarshal(data, &req); err != nil {
-			return err
-		}
+	return serveOp(ctx, a, node.OpStop, unavailable, func(ctx context.Context, req *node.StopRequest, rep *node.StopReply) error {
 		var chans []<-chan error
 		done := make(chan struct{})
 		select {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -59,7 +59,7 @@ func (w *dumpWorker) DumpTo(_ context.Context, name, set, addr string, _ bool) (
 // A migration's dump (Target.StreamTo) goes through DumpTo; a failed stream leaves a
 // dump that stands on its verified local set; a failed dump is an error.
 func TestDumpStreamsWhenAskedAndSurvivesAFailedStream(t *testing.T) {
-	c := nodeagent.Target{ID: "ctr1", Service: "memhog_memhog", Slot: 1, Node: "n1"}
+	c := node.Target{ID: "ctr1", Service: "memhog_memhog", Slot: 1, Node: "n1"}
 	for _, tc := range []struct {
 		name               string
 		streamTo           string

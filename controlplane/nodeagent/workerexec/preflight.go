@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
@@ -12,10 +13,10 @@ var _ nodeagent.Preflighter = (*Exec)(nil)
 
 // Preflight implements nodeagent.Preflighter through the worker; a worker without it
 // (older) answers Unsupported.
-func (e *Exec) Preflight(ctx context.Context, req nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {
+func (e *Exec) Preflight(ctx context.Context, req node.PreflightRequest) (node.PreflightReply, error) {
 	p, ok := e.W.(worker.Preflighter)
 	if !ok {
-		return nodeagent.PreflightReply{Unsupported: true}, nil
+		return node.PreflightReply{Unsupported: true}, nil
 	}
 	wr := worker.PreflightRequest{Check: restore.Check{Stack: req.Stack}, Prepare: req.Prepare}
 	for _, c := range req.Containers {
@@ -32,5 +33,5 @@ func (e *Exec) Preflight(ctx context.Context, req nodeagent.PreflightRequest) (n
 		wr.Sets = append(wr.Sets, ps)
 	}
 	rep, err := p.Preflight(ctx, wr)
-	return nodeagent.PreflightReply{Missing: rep.Missing, Problems: rep.Problems}, err
+	return node.PreflightReply{Missing: rep.Missing, Problems: rep.Problems}, err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -46,14 +47,14 @@ func New(ctx context.Context, w worker.Service, hold time.Duration) (*Exec, erro
 	return &Exec{W: w, Info: info, Hold: hold}, nil
 }
 
-func key(t nodeagent.Target) string {
+func key(t node.Target) string {
 	if t.Service != "" {
 		return fmt.Sprintf("%s.%d", t.Service, t.Slot)
 	}
 	return t.ID
 }
 
-func addrs(peers []nodeagent.Target) []netip.Addr {
+func addrs(peers []node.Target) []netip.Addr {
 	var out []netip.Addr
 	for _, p := range peers {
 		for _, ip := range p.IPs {
@@ -67,12 +68,12 @@ func addrs(peers []nodeagent.Target) []netip.Addr {
 
 // Lock implements nodeagent.Executor. nil peers lock every connection; peers whose
 // addresses are unknown are skipped (locking them all would lock too much).
-func (e *Exec) Lock(ctx context.Context, c nodeagent.Target, peers []nodeagent.Target) ([]protocol.ConnCounter, error) {
+func (e *Exec) Lock(ctx context.Context, c node.Target, peers []node.Target) ([]protocol.ConnCounter, error) {
 	return nil, e.W.Lock(ctx, c.ID, addrs(peers), e.deadline(c))
 }
 
 // deadline is the coordinator's deadline for c, capped at now+Hold.
-func (e *Exec) deadline(c nodeagent.Target) time.Time {
+func (e *Exec) deadline(c node.Target) time.Time {
 	max := time.Now().Add(e.Hold)
 	if c.Deadline.IsZero() || c.Deadline.After(max) {
 		return max
@@ -81,29 +82,29 @@ func (e *Exec) deadline(c nodeagent.Target) time.Time {
 }
 
 // Unlock implements nodeagent.Executor.
-func (e *Exec) Unlock(ctx context.Context, c nodeagent.Target, peers []nodeagent.Target) error {
+func (e *Exec) Unlock(ctx context.Context, c node.Target, peers []node.Target) error {
 	return e.W.Unlock(ctx, c.ID, addrs(peers))
 }
 
 // Freeze implements nodeagent.Executor.
-func (e *Exec) Freeze(ctx context.Context, c nodeagent.Target) error {
+func (e *Exec) Freeze(ctx context.Context, c node.Target) error {
 	return e.W.Freeze(ctx, c.ID, e.deadline(c))
 }
 
 // Thaw implements nodeagent.Executor.
-func (e *Exec) Thaw(ctx context.Context, c nodeagent.Target) error { return e.W.Thaw(ctx, c.ID) }
+func (e *Exec) Thaw(ctx context.Context, c node.Target) error { return e.W.Thaw(ctx, c.ID) }
 
 // Stop implements nodeagent.Stopper.
-func (e *Exec) Stop(ctx context.Context, c nodeagent.Target) error { return e.W.Stop(ctx, c.ID) }
+func (e *Exec) Stop(ctx context.Context, c node.Target) error { return e.W.Stop(ctx, c.ID) }
 
 var _ nodeagent.Stopper = (*Exec)(nil)
 
 // Dump implements nodeagent.Executor.
-func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, leaveRunning bool, reuseFrom string) (*nodeagent.DumpResult, error) {
+func (e *Exec) Dump(ctx context.Context, snapshot string, c node.Target, leaveRunning bool, reuseFrom string) (*nodeagent.DumpResult, error) {
 	if reuseFrom != "" {
 		// The container did not change since reuseFrom: its image set there stands for
 		// this snapshot too. The set is verified (every sha256) before it is reused.
-		prev := nodeagent.SetID(reuseFrom, key(c))
+		prev := node.SetID(reuseFrom, key(c))
 		m, err := imageset.Verify(e.Info.SetDir(prev))
 		if err != nil {
 			return nil, fmt.Errorf("workerexec: reuse images of %s for %s: %w", reuseFrom, key(c), err)
@@ -111,7 +112,7 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 		is := ImageSet(e.Info, prev, m)
 		return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes()), ReusedFrom: reuseFrom}, Images: is}, nil
 	}
-	set := nodeagent.SetID(snapshot, key(c))
+	set := node.SetID(snapshot, key(c))
 	if c.StreamTo != "" {
 		return e.dumpTo(ctx, c, set, leaveRunning)
 	}
@@ -126,7 +127,7 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 // while CRIU writes them, and the set is kept here as a plain dump keeps it. If only
 // the stream failed, the dump stands: the set here is verified (every sha256) and the
 // restore sends it as it would have without streaming.
-func (e *Exec) dumpTo(ctx context.Context, c nodeagent.Target, set string, leaveRunning bool) (*nodeagent.DumpResult, error) {
+func (e *Exec) dumpTo(ctx context.Context, c node.Target, set string, leaveRunning bool) (*nodeagent.DumpResult, error) {
 	m, err := e.W.DumpTo(ctx, c.ID, set, c.StreamTo, leaveRunning)
 	if err != nil {
 		local, verr := imageset.Verify(e.Info.SetDir(set))
@@ -204,7 +205,7 @@ func (e *Exec) Send(ctx context.Context, set, toAddr string) (alreadyThere bool,
 }
 
 // Restore implements nodeagent.Restorer.
-func (e *Exec) Restore(ctx context.Context, set string, o nodeagent.RestoreOptions) (string, error) {
+func (e *Exec) Restore(ctx context.Context, set string, o node.RestoreOptions) (string, error) {
 	ro := worker.RestoreOptions{Name: o.Name, Service: o.Service, Slot: o.Slot, Aliases: o.Aliases, Keep: o.Keep}
 	if o.Locked {
 		// Locked from before CRIU restores its sockets; the coordinator unlocks every
@@ -235,7 +236,7 @@ func (e *Exec) tasks() (worker.TaskService, error) {
 }
 
 // PlaceTask implements nodeagent.TaskRestorer.
-func (e *Exec) PlaceTask(ctx context.Context, req nodeagent.PlaceRequest) (connections, closed []string, err error) {
+func (e *Exec) PlaceTask(ctx context.Context, req node.PlaceRequest) (connections, closed []string, err error) {
 	t, err := e.tasks()
 	if err != nil {
 		return nil, nil, err

@@ -8,20 +8,20 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // newMigrateEnv is like newEnv (bank: 5 holders on lab-1..3), with a fake swarm
 // running bank_holder at 5 replicas as the Stopper and the agents as the restorer, sets
 // streamed between the fake nodes. setup, if given, adjusts each node's executor
 // before its agent starts.
-func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, *stack.FakeSwarm) {
-	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm) {
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
 	ctx := context.Background()
@@ -45,7 +45,7 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-		ex := nodeagent.NewFakeExecutor(n)
+		ex := worker.NewFake(n)
 		ex.TransferAddr = n
 		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }
 		for _, f := range setup {

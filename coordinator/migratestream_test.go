@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
@@ -20,7 +20,7 @@ import (
 // worker does (SendResult.AlreadyThere). sends counts the transfers Send really made.
 func streamingEnv(t *testing.T) (e *env, sw *stack.FakeSwarm, sends *atomic.Int64) {
 	sends = &atomic.Int64{}
-	e, sw = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
+	e, sw = newMigrateEnv(t, func(ex *worker.Fake) {
 		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
 		ex.SendTo = func(set, to string) (bool, error) {
 			if e.execs[to].HasSet(set) {

@@ -21,7 +21,7 @@ const stopTimeoutPerNode = 90 * time.Second
 
 // stopParked ends the containers of a committed snapshot taken with Exit (a
 // migration's, or the checkpoint a restore takes of the running stack), which their
-// nodes keep frozen and locked since their dump (nodeagent park.go); with resume it
+// nodes keep frozen and locked since their dump (worker/agent park.go); with resume it
 // releases them instead (they run on). Nodes in parallel. The error names every
 // container that could not be ended, and why.
 func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool) error {

@@ -318,7 +318,7 @@ func violationLines(rep *cut.Report) []string {
 }
 
 // socketReader reads the TCP sockets of image sets through the agents of the nodes
-// holding them (nodeagent verify: every file re-hashed first), each set once.
+// holding them (the agent's verify: every file re-hashed first), each set once.
 type socketReader struct {
 	s     *Service
 	mu    sync.Mutex

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -42,7 +42,7 @@ func newExactEnv(t *testing.T) *exactEnv {
 
 // serveRestores runs a coordinator over e's agents and fake swarm with store st and
 // an AgentRestorer, and returns it once it has seen the three workers.
-func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos nodeagent.Lookup) *coordinator.Service {
+func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos func(string) (algorithms.Algorithm, error)) *coordinator.Service {
 	t.Helper()
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
 		Resolver: stack.Static{}, Algorithms: algos, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})

@@ -17,13 +17,14 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/algorithms/uncoordinated"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -37,7 +38,7 @@ type env struct {
 	net    *bus.Network
 	store  *store.Memory
 	svc    *coordinator.Service
-	execs  map[string]*nodeagent.FakeExecutor
+	execs  map[string]*worker.Fake
 	cancel map[string]context.CancelFunc
 	client api.Client
 	stop   context.CancelFunc
@@ -80,7 +81,7 @@ func newEnv(t *testing.T, nodes ...string) *env { return newEnvWith(t, nil, node
 
 // newEnvWith is newEnv with the coordinator's config changed by edit (nil: none).
 func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *env {
-	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
@@ -122,10 +123,10 @@ func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *
 func (e *env) startAgent(node string) {
 	ex, ok := e.execs[node]
 	if !ok {
-		ex = nodeagent.NewFakeExecutor(node)
+		ex = worker.NewFake(node)
 		e.execs[node] = ex
 	}
-	a, err := nodeagent.New(nodeagent.Config{Node: node, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: node, Bus: e.net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		e.t.Fatal(err)

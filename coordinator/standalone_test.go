@@ -12,19 +12,20 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // standaloneExec is a fake node whose restored containers (exact mode) are listed the
 // way a worker lists them: by the name AgentRestorer gives them (SERVICE-SLOT-SNAPSHOT),
 // labelled with their service, on 10.1.0.(SLOT+1).
 type standaloneExec struct {
-	*nodeagent.FakeExecutor
+	*worker.Fake
 	mu      sync.Mutex
 	removed []string
 	lists   int // Standalone calls
@@ -48,11 +49,18 @@ func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]node
 	return out, nil
 }
 
-func (x *standaloneExec) Remove(ctx context.Context, c string) error {
+func (x *standaloneExec) RemoveContainer(ctx context.Context, c string) error {
 	x.mu.Lock()
 	x.removed = append(x.removed, c)
 	x.mu.Unlock()
-	return x.FakeExecutor.Remove(ctx, c)
+	return x.Fake.RemoveContainer(ctx, c)
+}
+
+// roles are the fake's roles with its own Standalone and RemoveContainer.
+func (x *standaloneExec) roles() worker.Roles {
+	r := x.Fake.Roles()
+	r.Inspector, r.Restorer = x, x
+	return r
 }
 
 // resolveWith resolves stack "bank" as stack.Docker does on a swarm whose services are
@@ -85,9 +93,9 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, n := range nodes {
-		x := &standaloneExec{FakeExecutor: nodeagent.NewFakeExecutor(n)}
+		x := &standaloneExec{Fake: worker.NewFake(n)}
 		execs[n] = x
-		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: net.Connect(), Exec: x, Restorer: x, Algorithms: lookup,
+		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: x.roles(), Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +107,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	// slot 2 on lab-3.
 	for n, name := range map[string]string{"lab-2": "bank_holder-1-old", "lab-3": "bank_holder-2-old"} {
 		execs[n].PutSet("seed." + name)
-		if _, err := execs[n].FakeExecutor.Restore(ctx, "seed."+name, node.RestoreOptions{Name: name}); err != nil {
+		if _, err := execs[n].Fake.Restore(ctx, "seed."+name, worker.RestoreOptions{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // commandLines returns the start of every command line: each command of commands()
-// and each of its subcommands (lab up, coordinator agent, worker tls-init, ...).
+// and each of its subcommands (lab up, worker tls-init, ...).
 func commandLines() [][]string {
 	var out [][]string
 	for name, cmd := range commands() {
@@ -82,7 +82,7 @@ func isBool(f *flag.Flag) bool {
 // argument prints the usage.
 func TestEveryCommandTakesFlagsAfterArguments(t *testing.T) {
 	lines := commandLines()
-	for _, want := range [][]string{{"lab", "deploy"}, {"lab", "up"}, {"coordinator", "agent"}, {"snapshot"}, {"worker", "tls-init"}} {
+	for _, want := range [][]string{{"lab", "deploy"}, {"lab", "up"}, {"agent"}, {"snapshot"}, {"worker", "tls-init"}} {
 		if !slices.ContainsFunc(lines, func(l []string) bool { return slices.Equal(l, want) }) {
 			t.Fatalf("%v is not among the command lines tested: %v", want, lines)
 		}
@@ -210,10 +210,10 @@ func TestBadNamesExitTwo(t *testing.T) {
 		{[]string{"lab", "deploy", "file.yml", "bad.stack"}, "stack name"},
 		{[]string{"worker", "--node", "a/b", "--insecure-no-auth"}, "--node: node name"},
 		{[]string{"worker", "tls-init", "--dir", t.TempDir(), "--node", "../x", "--ip", "127.0.0.1"}, "--node: node name"},
-		{[]string{"coordinator", "agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, "--node: node name"},
+		{[]string{"agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, "--node: node name"},
 	} {
 		args := tc.args
-		if !slices.Contains([]string{"lab", "worker", "coordinator"}, args[0]) {
+		if !slices.Contains([]string{"lab", "worker", "coordinator", "agent"}, args[0]) {
 			args = append(slices.Clone(args), nowhere...)
 		}
 		var stdout, stderr bytes.Buffer

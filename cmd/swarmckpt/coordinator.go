@@ -14,11 +14,9 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
-	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
 
@@ -26,7 +24,6 @@ const defaultDataDir = "/var/lib/swarmckpt/coordinator"
 
 const coordinatorUsage = `
 Usage: swarmckpt coordinator [flags]
-       swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
 
 Runs the coordinator: it resolves stacks through a swarm manager's Docker API, drives
 one algorithm instance per snapshot, records snapshots in etcd and serves the CLI over
@@ -43,9 +40,8 @@ token and etcd's TLS off.
 An external etcd (--etcd) with TLS takes https:// endpoints, --etcd-cacert, and for
 client-certificate auth --etcd-cert and --etcd-key.
 
-'coordinator agent' runs the control-plane agent of one node next to its worker
-('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
-worker's local API) and serves transfers and restores.
+Each node runs its agent with 'swarmckpt agent' ('swarmckpt coordinator agent' is a
+deprecated alias of it).
 
 The coordinator applies the stacks' swarmckpt.* service labels (deploy.labels): it
 watches the manager's service events, takes scheduled snapshots and removes those that
@@ -58,7 +54,6 @@ Examples:
       --etcd https://10.0.0.5:2379 --etcd-cacert /etc/etcd/ca.pem \
       --etcd-cert /etc/swarmckpt/etcd-client.pem --etcd-key /etc/swarmckpt/etcd-client-key.pem \
       --docker unix:///var/run/docker.sock
-  swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
 `
 
 // natsFlags are the control-plane connection flags shared by every command.
@@ -106,6 +101,7 @@ func (n *natsFlags) config(c *cli, name string) natsbus.Config {
 
 func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
+		fmt.Fprintln(c.stderr, "swarmckpt: 'coordinator agent' is deprecated; run 'swarmckpt agent' (same flags)")
 		return runAgent(ctx, c, args[1:])
 	}
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
@@ -238,107 +234,7 @@ func policySource(on bool, res *stack.Docker) coordinator.PolicySource {
 	return res
 }
 
-const agentUsage = `
-Usage: swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
-
-Runs one node's control-plane agent next to its worker ('swarmckpt worker', whose local
-API address is --worker, or read from --worker-addr-file, and whose token is read from
---worker-token-file; with --worker-tls-ca when the worker runs with TLS). It connects to the coordinator's NATS, announces the node
-(heartbeats), runs the container side of every snapshot algorithm, and serves image
-transfers and restores.
-
-Examples:
-  swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301 --worker-token-file /etc/swarmckpt/worker.token
-  swarmckpt coordinator agent --node lab-2 --worker-addr-file /run/swarmckpt/w2.addr \
-      --worker-token-file /etc/swarmckpt/worker.token \
-      --nats nats://127.0.0.1:14222 --nats-token-file /var/lib/swarmckpt/coordinator/nats.token
-`
-
-func runAgent(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("coordinator agent", flag.ContinueOnError)
-	var nf natsFlags
-	nf.register(fs, true)
-	node := fs.String("node", "", "this node's name as the swarm knows it (required)")
-	waddr := fs.String("worker", "", "the worker's local API address host:port")
-	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
-	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
-	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
-	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
-	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
-	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
-	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
-	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
-		return err
-	}
-	if *node == "" {
-		return usagef("--node is required")
-	}
-	if err := badName(validNodeFlag("--node", *node)); err != nil {
-		return err
-	}
-	addr := *waddr
-	if addr == "" && *waddrFile != "" {
-		b, err := os.ReadFile(*waddrFile)
-		if err != nil {
-			return fmt.Errorf("--worker-addr-file: %w", err)
-		}
-		addr = strings.TrimSpace(string(b))
-	}
-	if addr == "" {
-		return usagef("give the worker's address with --worker or --worker-addr-file")
-	}
-	if *stateDir == "" {
-		*stateDir = filepath.Join(nf.dataDir, "agent-"+*node)
-	}
-	var wtoken string
-	if *wtokenFile != "" {
-		t, err := worker.ReadTokenFile(*wtokenFile)
-		if err != nil {
-			return usagef("--worker-token-file: %v", err)
-		}
-		wtoken = t
-	}
-	wc := &worker.Client{Addr: addr, Token: wtoken}
-	if *wtlsCA != "" {
-		pool, err := worker.LoadCA(*wtlsCA)
-		if err != nil {
-			return usagef("--worker-tls-ca: %v", err)
-		}
-		wc.TLS = worker.ClientTLS(pool)
-	}
-	ex, err := workerexec.New(ctx, wc, *hold)
-	if err != nil {
-		return err
-	}
-	ex.Log = c.log
-	tr, err := natsbus.Connect(ctx, nf.config(c, "agent-"+*node))
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: registry.Lookup, StateDir: *stateDir,
-		Info: workerInfo(ex.Info), Log: c.log})
-	if err != nil {
-		return err
-	}
-	if *gossipJoin != "" {
-		info := workerInfo(ex.Info)
-		// One name per incarnation (members.Superseded): a restarted agent joins before
-		// memberlist declares its killed predecessor dead.
-		member := fmt.Sprintf("worker/%s/%d", *node, time.Now().UnixNano())
-		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: []string{*gossipJoin},
-			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
-			Log:  c.log})
-		if err != nil {
-			return err
-		}
-		defer cl.Leave(2 * time.Second)
-	}
-	fmt.Fprintf(c.stdout, "agent %s: worker %s, NATS %s\n", *node, addr, nf.url)
-	return a.Run(ctx)
-}
-
-func workerInfo(i worker.NodeInfo) (w store.Worker) {
+func workerInfo(i worker.NodeInfo) (w node.Worker) {
 	w.Node, w.Address, w.CRIUVersion = i.Node, i.Addr, i.CRIUVersion
 	if i.Kernel != "" {
 		w.Features = append(w.Features, "kernel="+i.Kernel)

@@ -110,7 +110,7 @@ func startDaemons(ctx context.Context, p Plan) error {
 		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
 			return err
 		}
-		if err := spawn(d, "agent-"+n.Name, append([]string{"coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
+		if err := spawn(d, "agent-"+n.Name, append([]string{"agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
 			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--gossip-join", fmt.Sprintf("127.0.0.1:%d", d.GossipPort)}, aTLS...)...); err != nil {
 			return err
 		}
@@ -201,7 +201,9 @@ func (p Plan) DaemonPid(role, node string) int {
 		case "coordinator":
 			match = args[1] == "coordinator" && args[2] != "agent" && has("--data-dir", d.Dir)
 		case "agent":
-			match = args[1] == "coordinator" && args[2] == "agent" && has("--node", node) && has("--data-dir", d.Dir)
+			// 'coordinator agent': started by an earlier build (the deprecated alias).
+			agent := args[1] == "agent" || args[1] == "coordinator" && args[2] == "agent"
+			match = agent && has("--node", node) && has("--data-dir", d.Dir)
 		case "worker":
 			match = args[1] == "worker" && has("--node", node) && has("--exec-root", n.ExecRoot)
 		}

@@ -264,10 +264,13 @@ type StandaloneReply struct {
 
 // Standalone is a container restored (exact mode) for a swarm service of the stack.
 type Standalone struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Image   string `json:"image,omitempty"`
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Image string `json:"image,omitempty"`
+	// Service is its io.swarmckpt.service label; Stack its stack label (empty if the
+	// container has none).
 	Service string `json:"service"`
+	Stack   string `json:"stack,omitempty"`
 	// Labels are its io.swarmckpt.* labels.
 	Labels   map[string]string `json:"labels,omitempty"`
 	Running  bool              `json:"running"`
@@ -285,3 +288,12 @@ type StandaloneNet struct {
 
 // Took records how long the operation took on the node.
 func (s *OpStatus) Took(d time.Duration) { s.MS = d.Milliseconds() }
+
+// InStack tells whether a restored container belongs to stack: by its stack label,
+// or, without one, by its service name (stack deploy names services STACK_NAME).
+func (s Standalone) InStack(stack string) bool {
+	if s.Stack != "" {
+		return s.Stack == stack
+	}
+	return len(s.Service) > len(stack)+1 && s.Service[:len(stack)+1] == stack+"_"
+}

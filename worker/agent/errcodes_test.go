@@ -1,4 +1,4 @@
-package nodeagent_test
+package agent_test
 
 import (
 	"context"
@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // startAgent runs an agent of node n1 on conn's network until the test ends.
-func startAgent(t *testing.T, cfg nodeagent.Config) {
+func startAgent(t *testing.T, cfg agent.Config) {
 	t.Helper()
 	cfg.Node, cfg.Algorithms, cfg.TickPeriod = "n1", lookup, 10*time.Millisecond
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := nodeagent.New(cfg)
+	a, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,16 +57,16 @@ func ask(t *testing.T, conn bus.Transport, subject string, req []byte, rep any) 
 // sentinels with errors.Is on the decoded reply, without parsing its message.
 func TestAgentRepliesCarryErrorCodes(t *testing.T) {
 	net := bus.NewNetwork()
-	ex := nodeagent.NewFakeExecutor("n1")
-	ex.FailDrop = fmt.Errorf("worker n1: drop set s1/web: %w", node.ErrBadSetID)
-	startAgent(t, nodeagent.Config{Bus: net.Connect(), Exec: ex, Restorer: ex})
+	ex := worker.NewFake("n1")
+	ex.FailDrop = fmt.Errorf("worker n1: drop set s1.web: %w", node.ErrNoSuchSet)
+	startAgent(t, agent.Config{Bus: net.Connect(), Worker: ex.Roles()})
 	conn := net.Connect()
 
 	var drop node.DropReply
-	b, _ := json.Marshal(node.DropRequest{Set: "s1/web"})
+	b, _ := json.Marshal(node.DropRequest{Set: "s1.web"})
 	ask(t, conn, node.DropSubject("n1"), b, &drop)
-	if err := drop.Err(); !errors.Is(err, node.ErrBadSetID) || !errors.Is(err, node.ErrInvalidArgument) || err.Error() != ex.FailDrop.Error() {
-		t.Fatalf("drop: %v, want node.ErrBadSetID with the worker's message", err)
+	if err := drop.Err(); !errors.Is(err, node.ErrNoSuchSet) || !errors.Is(err, node.ErrNotFound) || err.Error() != ex.FailDrop.Error() {
+		t.Fatalf("drop: %v, want node.ErrNoSuchSet with the worker's message", err)
 	}
 
 	var bad node.SendReply
@@ -86,7 +87,8 @@ func TestAgentRepliesCarryErrorCodes(t *testing.T) {
 // An agent without a worker for an operation answers node.ErrNoWorker (unavailable).
 func TestAgentWithoutRestorerAnswersUnavailable(t *testing.T) {
 	net := bus.NewNetwork()
-	startAgent(t, nodeagent.Config{Bus: net.Connect(), Exec: nodeagent.NewFakeExecutor("n1")})
+	f := worker.NewFake("n1")
+	startAgent(t, agent.Config{Bus: net.Connect(), Worker: worker.Roles{Holder: f, Dumper: f, Inspector: f}})
 	var rep node.RestoreReply
 	b, _ := json.Marshal(node.RestoreRequest{Set: "s1.web"})
 	ask(t, net.Connect(), node.RestoreSubject("n1"), b, &rep)

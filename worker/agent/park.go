@@ -1,4 +1,4 @@
-package nodeagent
+package agent
 
 import (
 	"context"
@@ -24,14 +24,6 @@ import (
 //	coordinator: Stop, Resume   -> released: the coordinator changed its mind
 //	hold deadline (watchdog)    -> released by the worker: this agent or the
 //	                               coordinator died; nothing is lost
-//
-// An executor without Stopper keeps the old behaviour (ended by the dump itself).
-
-// Stopper is implemented by executors that can end a container frozen since its
-// dump (worker Stop).
-type Stopper interface {
-	Stop(ctx context.Context, c node.Target) error
-}
 
 // parkedSet records the containers parked after their dump, by snapshot (shared by
 // the container goroutines and the event loop).
@@ -65,15 +57,11 @@ func (p *parkedSet) take(snapshot, id string) (node.Target, bool) {
 	return t, ok
 }
 
-// parks says whether a dump of snapshot parks its container (Plan.Exit and an
-// executor that can end it later). Loop-owned state.
+// parks says whether a dump of snapshot parks its container (Plan.Exit). Loop-owned
+// state.
 func (a *Agent) parks(snapshot string) bool {
 	p := a.plans[snapshot]
-	if p == nil || !p.Exit {
-		return false
-	}
-	_, ok := a.cfg.Exec.(Stopper)
-	return ok
+	return p != nil && p.Exit
 }
 
 // unpark releases a parked container (thaw, unlock everything): it runs on. Runs on
@@ -83,7 +71,7 @@ func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
 	if !ok {
 		return nil
 	}
-	err := errors.Join(a.cfg.Exec.Thaw(ctx, t), a.cfg.Exec.Unlock(ctx, t, nil))
+	err := errors.Join(a.thaw(ctx, t), a.unlock(ctx, t, nil))
 	if err == nil {
 		a.held.set("freeze", t, false)
 		a.held.set("lock", t, false)
@@ -92,14 +80,14 @@ func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
 	return err
 }
 
-// endParked ends a parked container (Stopper). Runs on the container's goroutine.
+// endParked ends a parked container (the worker's Stop). Runs on the container's goroutine.
 func (a *Agent) endParked(ctx context.Context, snapshot, id string) error {
 	t, ok := a.parked.take(snapshot, id)
 	if !ok {
 		return fmt.Errorf("container %s of snapshot %s on node %s: %w (its hold expired, or the agent restarted): it was not stopped",
 			id, snapshot, a.cfg.Node, node.ErrNotParked)
 	}
-	if err := a.cfg.Exec.(Stopper).Stop(ctx, t); err != nil {
+	if err := a.cfg.Worker.Holder.Stop(ctx, t.ID); err != nil {
 		a.parked.add(snapshot, t) // still held: a Resume or the deadline releases it
 		return err
 	}
@@ -124,11 +112,7 @@ func (a *Agent) onContainer(ctx context.Context, snapshot, id string, f func(ctx
 
 // serveStop answers StopSubject.
 func (a *Agent) serveStop(ctx context.Context) (bus.Subscription, error) {
-	var unavailable error
-	if _, ok := a.cfg.Exec.(Stopper); !ok {
-		unavailable = node.Mark(fmt.Errorf("the agent of node %s cannot stop containers after their dump (its executor has no Stop)", a.cfg.Node), node.ErrNoWorker)
-	}
-	return serveOp(ctx, a, node.OpStop, unavailable, func(ctx context.Context, req *node.StopRequest, rep *node.StopReply) error {
+	return serveOp(ctx, a, node.OpStop, nil, func(ctx context.Context, req *node.StopRequest, rep *node.StopReply) error {
 		var chans []<-chan error
 		done := make(chan struct{})
 		select {

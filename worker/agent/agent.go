@@ -1,4 +1,4 @@
-package nodeagent
+package agent
 
 import (
 	"context"
@@ -11,27 +11,12 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
-
-// DumpResult is what an Executor returns for a dump.
-type DumpResult struct {
-	Stats  protocol.DumpStats
-	Images store.ImageSet
-}
-
-// Executor performs container actions on this node (the worker's data plane).
-type Executor interface {
-	Lock(ctx context.Context, c node.Target, peers []node.Target) ([]protocol.ConnCounter, error)
-	Unlock(ctx context.Context, c node.Target, peers []node.Target) error
-	Freeze(ctx context.Context, c node.Target) error
-	Thaw(ctx context.Context, c node.Target) error
-	Dump(ctx context.Context, snapshot string, c node.Target, leaveRunning bool, reuseFrom string) (*DumpResult, error)
-}
 
 // Lookup finds an algorithm by name.
 type Lookup func(name string) (algorithms.Algorithm, error)
@@ -42,8 +27,17 @@ type Config struct {
 	Node string
 	// Bus connects to the control plane. Required.
 	Bus bus.Transport
-	// Exec executes container actions. Required.
-	Exec Executor
+	// Worker is this node's worker, by role (Client.Roles over its local HTTP API).
+	// Holder and Dumper are required; the operations of a nil role are answered with
+	// node.ErrNoWorker.
+	Worker worker.Roles
+	// NodeInfo describes the worker: where its image sets live, its transfer address.
+	// Zero: Run asks Worker.Inspector for it first.
+	NodeInfo worker.NodeInfo
+	// Hold caps every lock and freeze: the worker's watchdog releases it at the
+	// coordinator's deadline, at the latest this long after it was taken (the
+	// coordinator's snapshot timeout plus a margin). Default 2m.
+	Hold time.Duration
 	// Algorithms finds algorithms by name. Required.
 	Algorithms Lookup
 	// TickPeriod is the length of one logical tick. Default 100ms (the coordinator's).
@@ -60,10 +54,9 @@ type Config struct {
 	// at most the worker's --max-hold, 2 min by default, after it was last renewed).
 	// A record whose release succeeded is removed at once. Default 10m.
 	RecordTTL time.Duration
-	// Restorer, when set, serves image transfers and restores on this node.
-	Restorer Restorer
-	// Info describes this worker in heartbeats (Node is filled in).
-	Info store.Worker
+	// Info describes this worker in heartbeats (Node is filled in; Address defaults
+	// to the worker's transfer address when it has a Restorer).
+	Info node.Worker
 	// HeartbeatPeriod between heartbeats. Default 1s.
 	HeartbeatPeriod time.Duration
 	// Log; default slog.Default().
@@ -73,6 +66,7 @@ type Config struct {
 // Agent runs the container roles of one node.
 type Agent struct {
 	cfg   Config
+	info  worker.NodeInfo // the worker's (set before Run serves)
 	log   *slog.Logger
 	inbox chan func()
 	// loop-owned state:
@@ -97,11 +91,17 @@ type Agent struct {
 
 // New checks cfg and returns an Agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Node == "" || cfg.Bus == nil || cfg.Exec == nil || cfg.Algorithms == nil {
-		return nil, errors.New("nodeagent: Node, Bus, Exec and Algorithms are required")
+	if cfg.Node == "" || cfg.Bus == nil || cfg.Worker.Holder == nil || cfg.Worker.Dumper == nil || cfg.Algorithms == nil {
+		return nil, errors.New("agent: Node, Bus, Worker.Holder, Worker.Dumper and Algorithms are required")
 	}
 	if err := protocol.ValidToken(cfg.Node); err != nil {
-		return nil, fmt.Errorf("nodeagent: node name: %w", err)
+		return nil, fmt.Errorf("agent: node name: %w", err)
+	}
+	if cfg.NodeInfo.Node == "" && cfg.Worker.Inspector == nil {
+		return nil, errors.New("agent: NodeInfo or Worker.Inspector is required")
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 2 * time.Minute
 	}
 	if cfg.TickPeriod <= 0 {
 		cfg.TickPeriod = 100 * time.Millisecond
@@ -110,9 +110,6 @@ func New(cfg Config) (*Agent, error) {
 		cfg.HeartbeatPeriod = time.Second
 	}
 	cfg.Info.Node = cfg.Node
-	if cfg.Restorer != nil && cfg.Info.Address == "" {
-		cfg.Info.Address = cfg.Restorer.Addr()
-	}
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
@@ -123,7 +120,7 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
+	return &Agent{cfg: cfg, info: cfg.NodeInfo, log: log.With("component", "agent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*node.Plan{}, nodeOf: map[string]string{}, targets: map[string]node.Target{},
 		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir},
@@ -132,6 +129,16 @@ func New(cfg Config) (*Agent, error) {
 
 // Run serves until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.info.Node == "" {
+		info, err := a.cfg.Worker.Inspector.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: worker info: %w (is 'swarmckpt worker' running on this node?)", err)
+		}
+		a.info = info
+	}
+	if a.cfg.Worker.Restorer != nil && a.cfg.Info.Address == "" {
+		a.cfg.Info.Address = a.info.Addr
+	}
 	planSub, err := a.cfg.Bus.Subscribe(node.PlanSubject(a.cfg.Node), func(m *bus.Msg) {
 		var p node.Plan
 		if err := json.Unmarshal(m.Data, &p); err != nil {
@@ -157,7 +164,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe plans: %w", err)
+		return fmt.Errorf("agent: subscribe plans: %w", err)
 	}
 	defer planSub.Unsubscribe()
 	msgSub, err := a.cfg.Bus.Subscribe(node.NodeSubject(a.cfg.Node), func(m *bus.Msg) {
@@ -172,12 +179,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe %s: %w", node.NodeSubject(a.cfg.Node), err)
+		return fmt.Errorf("agent: subscribe %s: %w", node.NodeSubject(a.cfg.Node), err)
 	}
 	defer msgSub.Unsubscribe()
 	rsubs, err := a.serveRestore(ctx)
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
+		return fmt.Errorf("agent: subscribe restore: %w", err)
 	}
 	if ssub, err := a.serveStop(ctx); err == nil {
 		rsubs = append(rsubs, ssub)
@@ -522,7 +529,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	)
 	switch act.Kind {
 	case algorithms.ActLock:
-		conns, err = a.cfg.Exec.Lock(actx, t, p.peers)
+		err = a.lock(actx, t, p.peers)
 		if err == nil {
 			a.held.set("lock", t, true)
 		}
@@ -530,12 +537,12 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if a.parked.has(act.Snapshot, t.ID) {
 			break // held until the snapshot's outcome (park.go)
 		}
-		err = a.cfg.Exec.Unlock(actx, t, p.peers)
+		err = a.unlock(actx, t, p.peers)
 		if err == nil && p.peers == nil {
 			a.held.set("lock", t, false)
 		}
 	case algorithms.ActFreeze:
-		err = a.cfg.Exec.Freeze(actx, t)
+		err = a.freeze(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, true)
 		}
@@ -543,12 +550,12 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if a.parked.has(act.Snapshot, t.ID) {
 			break // held until the snapshot's outcome (park.go)
 		}
-		err = a.cfg.Exec.Thaw(actx, t)
+		err = a.thaw(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, false)
 		}
 	case algorithms.ActDump:
-		var res *DumpResult
+		var st protocol.DumpStats
 		set := node.SetID(act.Snapshot, t.SetKey())
 		if a.drops.has(set) {
 			// Aborted and collected before this dump began: a dump now would write (and
@@ -560,28 +567,25 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			// Frozen from before the dump to the snapshot's outcome: the dump leaves it
 			// frozen, and nothing it does after the dump can be lost.
 			if _, frozen := a.held.since("freeze", t.ID); !frozen {
-				if err = a.cfg.Exec.Freeze(actx, t); err != nil {
+				if err = a.freeze(actx, t); err != nil {
 					break
 				}
 				a.held.set("freeze", t, true)
 			}
 		}
-		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
+		st, err = a.dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
 		if err == nil && p.park {
 			a.parked.add(act.Snapshot, t)
 		}
-		if a.drops.has(set) && a.cfg.Restorer != nil {
+		if a.drops.has(set) && a.cfg.Worker.Sets != nil {
 			// The snapshot was aborted (its sets dropped) while this dump ran.
-			if derr := a.cfg.Restorer.DropSet(context.WithoutCancel(ctx), set); derr != nil {
+			if derr := a.cfg.Worker.Sets.DropSet(context.WithoutCancel(ctx), set); derr != nil {
 				a.log.Warn("cannot drop the image set of an aborted snapshot", "set", set, "err", derr)
 			}
 		}
 		if err == nil {
 			// The durable image set travels with the container role's dump-done: the
 			// coordinator records it from that one message.
-			st := res.Stats
-			img := res.Images
-			st.Images = &img
 			st.DumpMS = time.Since(start).Milliseconds()
 			if fz, ok := a.held.since("freeze", t.ID); ok {
 				st.FreezeMS = time.Since(fz).Milliseconds()
@@ -620,9 +624,9 @@ func (a *Agent) releaseAll() {
 	for _, h := range a.held.all() {
 		var err error
 		if h.what == "freeze" {
-			err = a.cfg.Exec.Thaw(ctx, h.t)
+			err = a.thaw(ctx, h.t)
 		} else {
-			err = a.cfg.Exec.Unlock(ctx, h.t, nil)
+			err = a.unlock(ctx, h.t, nil)
 		}
 		if err != nil {
 			a.log.Warn("release on shutdown failed", "what", h.what, "container", h.t.ID, "err", err)

@@ -1,4 +1,4 @@
-package nodeagent_test
+package agent_test
 
 import (
 	"context"
@@ -13,8 +13,9 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // lookup finds algorithms by name as the binaries do.
@@ -31,9 +32,9 @@ func TestRestartedAgentReleasesWhatItsPredecessorHeld(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "blocking", "ctr1.rec"), rec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("ctr1")
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -82,10 +83,10 @@ func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
 	}
 	old := write("old", time.Hour)
 	recent := write("recent", time.Second)
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("old")    // held by someone else now: must not be touched by a stale record
 	ex.Hold("recent") // held by the killed predecessor
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		StateDir: dir, RecordTTL: 10 * time.Minute, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -116,20 +117,20 @@ func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := nodeagent.New(nodeagent.Config{}); err == nil {
+	if _, err := agent.New(agent.Config{}); err == nil {
 		t.Fatal("empty config accepted")
 	}
-	if _, err := nodeagent.New(nodeagent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Exec: nodeagent.NewFakeExecutor("x"), Algorithms: lookup}); err == nil {
+	if _, err := agent.New(agent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Worker: worker.NewFake("x").Roles(), Algorithms: lookup}); err == nil {
 		t.Fatal("node name with a dot accepted (it is a subject token)")
 	}
 }
 
 // The holds subject answers with what the node's executor holds.
 func TestHoldsSubjectListsHeldContainers(t *testing.T) {
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("ctr1")
 	conn := bus.NewNetwork().Connect()
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: conn, Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: conn, Worker: ex.Roles(), Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

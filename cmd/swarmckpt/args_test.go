@@ -232,3 +232,19 @@ func TestBadNamesExitTwo(t *testing.T) {
 		t.Fatalf("snapshot with good names and no coordinator: exit %d, want a failure to connect\n%s", code, stderr.String())
 	}
 }
+
+// 'coordinator agent' is the deprecated alias of 'agent': it says so in one line and
+// runs the same command (the same flag checks).
+func TestCoordinatorAgentIsADeprecatedAlias(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"coordinator", "agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, &stdout, &stderr)
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	if code != exitUsage || !strings.Contains(first, "deprecated") || !strings.Contains(first, "'swarmckpt agent'") ||
+		!strings.Contains(stderr.String(), "--node: node name") {
+		t.Fatalf("coordinator agent: exit %d, stderr %q; want the deprecation line, then agent's refusal of the node name", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, &stdout, &stderr); code != exitUsage || strings.Contains(stderr.String(), "deprecated") {
+		t.Fatalf("agent: exit %d, stderr %q; want the refusal without a deprecation notice", code, stderr.String())
+	}
+}

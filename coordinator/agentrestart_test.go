@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // TestAgentRestartAbortsItsSnapshots: an agent that dies and is restarted at once (by a
@@ -32,8 +32,8 @@ func TestAgentRestartAbortsItsSnapshots(t *testing.T) {
 	// What a new agent of lab-3 sends (a killed agent sends no "leaving"): the same node,
 	// another start, well within the 500 ms heartbeat timeout.
 	start := time.Now()
-	b, _ := json.Marshal(nodeagent.Heartbeat{Worker: store.Worker{Node: "lab-3"}, Started: start})
-	if err := e.net.Connect().Publish(context.Background(), nodeagent.HeartbeatSubject, b); err != nil {
+	b, _ := json.Marshal(node.Heartbeat{Worker: store.Worker{Node: "lab-3"}, Started: start})
+	if err := e.net.Connect().Publish(context.Background(), node.HeartbeatSubject, b); err != nil {
 		t.Fatal(err)
 	}
 	// Decided at once (the call itself returns only once the nodes report the

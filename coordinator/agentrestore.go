@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // AgentRestorer restores through the node agents: the source node streams each image
@@ -29,12 +29,17 @@ type AgentRestorer struct {
 
 var _ Restorer = (*AgentRestorer)(nil)
 
-func (r *AgentRestorer) call(ctx context.Context, subject string, req any) (*nodeagent.OpReply, error) {
+// agentCall is askNode with r's timeout, and an error that says so when no agent
+// answers.
+func agentCall[R any, P interface {
+	*R
+	node.Reply
+}](ctx context.Context, r *AgentRestorer, subject string, req any) (*R, error) {
 	t := r.Timeout
 	if t <= 0 {
 		t = 5 * time.Minute
 	}
-	rep, err := askNode(ctx, r.Bus, subject, req, t)
+	rep, err := askNode[R, P](ctx, r.Bus, subject, req, t)
 	if errors.Is(err, bus.ErrNoResponders) {
 		return nil, fmt.Errorf("no live worker answers on %s", subject)
 	}
@@ -81,9 +86,9 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
 		}
-		rep, err := r.call(ctx, nodeagent.SendSubject(it.c.Node), nodeagent.SendRequest{Set: it.set, To: addr})
+		rep, err := agentCall[node.SendReply](ctx, r, node.SendSubject(it.c.Node), node.SendRequest{Set: it.set, To: addr})
 		switch {
-		case err != nil && strings.Contains(err.Error(), "already exists"):
+		case errors.Is(err, node.ErrSetExists):
 			// An earlier restore already moved the set; the target verifies every
 			// checksum before restoring it.
 			emit(it, "transferred", "already on "+it.target, 0)
@@ -115,8 +120,8 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		// there, which a retry, a later restore or migrate's rollback still needs. A set
 		// sent for this restore is a copy and is used up.
 		inPlace := it.target == it.c.Node
-		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set,
-			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases, Keep: inPlace}})
+		rep, err := agentCall[node.RestoreReply](ctx, r, node.RestoreSubject(it.target), node.RestoreRequest{Set: it.set,
+			Options: node.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container
@@ -142,9 +147,9 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 			}
 		}
 		mu.Unlock()
-		for node, ids := range byNode {
-			if _, rerr := r.call(ctx, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: ids}); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, node, rerr))
+		for nodeName, ids := range byNode {
+			if _, rerr := agentCall[node.RemoveReply](ctx, r, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, nodeName, rerr))
 			}
 		}
 		if r.Events != nil {
@@ -154,9 +159,9 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	}
 	if locked {
 		start := time.Now()
-		for node, ids := range byNode {
-			if _, uerr := r.call(ctx, nodeagent.UnlockSubject(node), nodeagent.UnlockRequest{Containers: ids}); uerr != nil {
-				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s (their worker's watchdog unlocks them at the deadline): %w", node, uerr))
+		for nodeName, ids := range byNode {
+			if _, uerr := agentCall[node.UnlockReply](ctx, r, node.UnlockSubject(nodeName), node.UnlockRequest{Containers: ids}); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s (their worker's watchdog unlocks them at the deadline): %w", nodeName, uerr))
 			}
 		}
 		if r.Events != nil {
@@ -192,6 +197,6 @@ func (s *Service) Emit(ctx context.Context, e api.Event) { s.event(ctx, e) }
 // SetRestorer installs the restorer after construction (it may need the Service).
 func (s *Service) SetRestorer(r Restorer) { s.cfg.Restorer = r }
 
-// alreadyThere is the progress of a transfer the target did not need (OpReply.AlreadyThere):
+// alreadyThere is the progress of a transfer the target did not need (node.SendReply.AlreadyThere):
 // a migration streamed the set there while dumping, or an earlier restore copied it.
 func alreadyThere(node string) string { return "already on " + node + " (same files; nothing sent)" }

@@ -3,17 +3,20 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
-// askNode sends req to a node agent's subject and decodes its OpReply, bounded by
+// askNode sends req to a node agent's subject and decodes its reply R, bounded by
 // timeout: the transport's error as it is (bus.ErrNoResponders when no agent
-// listens), or the agent's own error (with its reply).
-func askNode(ctx context.Context, b bus.Transport, subject string, req any, timeout time.Duration) (*nodeagent.OpReply, error) {
+// listens), or the agent's own error (with its reply), which matches the contract's
+// sentinels (node.ErrNoSuchSet, ...) with errors.Is.
+func askNode[R any, P interface {
+	*R
+	node.Reply
+}](ctx context.Context, b bus.Transport, subject string, req any, timeout time.Duration) (*R, error) {
 	data, _ := json.Marshal(req)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -21,12 +24,12 @@ func askNode(ctx context.Context, b bus.Transport, subject string, req any, time
 	if err != nil {
 		return nil, err
 	}
-	var rep nodeagent.OpReply
+	var rep R
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return nil, err
 	}
-	if rep.Error != "" {
-		return &rep, errors.New(rep.Error)
+	if err := P(&rep).Err(); err != nil {
+		return &rep, err
 	}
 	return &rep, nil
 }

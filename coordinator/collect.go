@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // setRef is one image set on one node.
@@ -25,15 +25,15 @@ type setRef struct{ node, set string }
 func setsOf(m *store.Manifest) []setRef {
 	seen := map[setRef]bool{}
 	var out []setRef
-	add := func(node, set string) {
-		r := setRef{node, set}
-		if node != "" && !seen[r] {
+	add := func(nodeName, set string) {
+		r := setRef{nodeName, set}
+		if nodeName != "" && !seen[r] {
 			seen[r] = true
 			out = append(out, r)
 		}
 	}
 	for _, c := range m.Containers {
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := node.SetID(m.ID, c.Key())
 		add(c.Node, set)
 		add(c.StreamedTo, set)
 		if c.Images != nil && c.Images.Node != "" && filepath.Base(c.Images.Dir) == set {
@@ -101,22 +101,19 @@ func wholeSets(sets, dropped []setRef) int {
 func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, _ := json.Marshal(nodeagent.DropRequest{Set: r.set})
-	out, err := s.cfg.Bus.Request(cctx, nodeagent.DropSubject(r.node), b)
+	b, _ := json.Marshal(node.DropRequest{Set: r.set})
+	out, err := s.cfg.Bus.Request(cctx, node.DropSubject(r.node), b)
 	if err != nil {
 		if errors.Is(err, bus.ErrNoResponders) {
 			return fmt.Errorf("no live worker on node %s", r.node)
 		}
 		return err
 	}
-	var rep nodeagent.OpReply
+	var rep node.DropReply
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return fmt.Errorf("node %s answered garbage: %w", r.node, err)
 	}
-	if rep.Error != "" {
-		return errors.New(rep.Error)
-	}
-	return nil
+	return rep.Err()
 }
 
 // collectAborted drops the partial image sets of an aborted snapshot and records the

@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // bankSets maps each image set of snapshot id to its node (see bankStack).
 func bankSets(id string) map[string]string {
 	out := map[string]string{}
 	for i, n := range []string{"lab-1", "lab-2", "lab-3", "lab-1", "lab-2"} {
-		out[nodeagent.SetID(id, fmt.Sprintf("bank_holder.%d", i+1))] = n
+		out[node.SetID(id, fmt.Sprintf("bank_holder.%d", i+1))] = n
 	}
 	return out
 }
@@ -36,21 +36,21 @@ func TestAbortCollectsPartialImages(t *testing.T) {
 	e := newEnv(t, "lab-1", "lab-2", "lab-3")
 	e.execs["lab-3"].FailDump["ctr3"] = errors.New("criu: dump failed: unsupported resource")
 	// A partial set, as a dump that failed half-way leaves it.
-	e.execs["lab-1"].PutSet(nodeagent.SetID("snap-a", "bank_holder.1"))
+	e.execs["lab-1"].PutSet(node.SetID("snap-a", "bank_holder.1"))
 	e.execs["lab-2"].FailDrop = errors.New("disk busy")
-	e.execs["lab-2"].PutSet(nodeagent.SetID("snap-a", "bank_holder.2"))
+	e.execs["lab-2"].PutSet(node.SetID("snap-a", "bank_holder.2"))
 	if _, err := e.snapshot("snap-a"); !errors.Is(err, api.ErrAborted) {
 		t.Fatalf("err = %v, want aborted", err)
 	}
-	for set, node := range bankSets("snap-a") {
-		if node == "lab-2" {
+	for set, nodeName := range bankSets("snap-a") {
+		if nodeName == "lab-2" {
 			continue
 		}
-		if e.execs[node].HasSet(set) {
-			t.Errorf("set %s still on %s after the abort", set, node)
+		if e.execs[nodeName].HasSet(set) {
+			t.Errorf("set %s still on %s after the abort", set, nodeName)
 		}
 	}
-	if !e.execs["lab-2"].HasSet(nodeagent.SetID("snap-a", "bank_holder.2")) {
+	if !e.execs["lab-2"].HasSet(node.SetID("snap-a", "bank_holder.2")) {
 		t.Fatal("the fake dropped a set although told to fail")
 	}
 	m, err := e.store.Get(context.Background(), "snap-a")
@@ -144,7 +144,7 @@ func TestRestoreIsAllOrNothing(t *testing.T) {
 		}
 		return out
 	}
-	e.execs["lab-3"].FailRestore[nodeagent.SetID("snap-u", "bank_holder.3")] = errors.New("criu: restore failed")
+	e.execs["lab-3"].FailRestore[node.SetID("snap-u", "bank_holder.3")] = errors.New("criu: restore failed")
 	ids, err := r.Restore(context.Background(), m, targets)
 	if err == nil || !strings.Contains(err.Error(), "criu: restore failed") {
 		t.Fatalf("restore with a failing container: ids %v err %v", ids, err)
@@ -152,7 +152,7 @@ func TestRestoreIsAllOrNothing(t *testing.T) {
 	if left := restored(); len(left) != 0 {
 		t.Fatalf("containers left running after a failed restore: %v", left)
 	}
-	delete(e.execs["lab-3"].FailRestore, nodeagent.SetID("snap-u", "bank_holder.3"))
+	delete(e.execs["lab-3"].FailRestore, node.SetID("snap-u", "bank_holder.3"))
 	ids, err = r.Restore(context.Background(), m, targets)
 	if err != nil || len(ids) != 5 || len(restored()) != 5 {
 		t.Fatalf("second restore: ids %v err %v running %v", ids, err, restored())
@@ -242,7 +242,7 @@ func TestDumpEndingAfterItsAbortKeepsNoSet(t *testing.T) {
 	if err := <-errc; !errors.Is(err, api.ErrAborted) {
 		t.Fatalf("snapshot ended with %v, want aborted", err)
 	}
-	set := nodeagent.SetID("snap-late", "bank_holder.2")
+	set := node.SetID("snap-late", "bank_holder.2")
 	close(stall) // the late dump ends and writes its set
 	waitFor(t, "the late dump's set dumped and dropped", func() bool {
 		return e.execs["lab-2"].Dumps("ctr2") == 1 && !e.execs["lab-2"].HasSet(set)

@@ -1,7 +1,7 @@
 package coordinator_test
 
 // End-to-end tests with real processes on a real 3-node lab: `swarmckpt lab`, one
-// `swarmckpt worker` and one `swarmckpt coordinator agent` per node, and a coordinator
+// `swarmckpt worker` and one `swarmckpt agent` per node, and a coordinator
 // with embedded NATS and etcd, all driven through the CLI binary. They need
 // SWARMCKPT_INTEGRATION=1, root and the tools of 'make setup'; otherwise they skip
 // loudly. Run: SWARMCKPT_INTEGRATION=1 go test -run Integration -v ./coordinator/
@@ -135,7 +135,7 @@ func (e *e2e) workerToken() string {
 
 func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
-	e.agents[node] = e.start("agent-"+node, "coordinator", "agent", "--node", node, "--worker-addr-file",
+	e.agents[node] = e.start("agent-"+node, "agent", "--node", node, "--worker-addr-file",
 		filepath.Join(e.dir, node+".addr"), "--worker-token-file", e.workerToken(), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
 		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
 }

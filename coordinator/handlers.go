@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 type subErr struct {
@@ -226,7 +226,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		// What runs of a stack restored earlier in exact mode are standalone containers
 		// (its services at 0), listed once: they are removed now (standalone.go) and,
 		// should this restore fail, their services start again with as many replicas.
-		var byNode map[string][]nodeagent.Standalone
+		var byNode map[string][]node.Standalone
 		if byNode, err = s.listStandalone(ctx, m.Stack); err == nil {
 			if stopped != nil {
 				maps.Copy(stopped, standaloneReplicas(byNode, stopped))
@@ -486,7 +486,7 @@ func (s *Service) dropStreamed(ctx context.Context, m *store.Manifest, used map[
 	var sets []setRef
 	for _, c := range m.Containers {
 		if c.StreamedTo != "" && (used == nil || used[c.Key()] != c.StreamedTo) {
-			sets = append(sets, setRef{c.StreamedTo, nodeagent.SetID(m.ID, c.Key())})
+			sets = append(sets, setRef{c.StreamedTo, node.SetID(m.ID, c.Key())})
 		}
 	}
 	if len(sets) == 0 {

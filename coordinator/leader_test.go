@@ -3,6 +3,8 @@ package coordinator_test
 import (
 	"context"
 	"errors"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,7 +14,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -28,7 +29,7 @@ type haEnv struct {
 	t      *testing.T
 	etcd   etcdstore.Config
 	net    *bus.Network
-	execs  map[string]*nodeagent.FakeExecutor
+	execs  map[string]*worker.Fake
 	client api.Client
 	coords map[string]*haCoord
 }
@@ -52,12 +53,12 @@ func newHAEnv(t *testing.T, nodes ...string) *haEnv {
 	t.Cleanup(func() { srv.Close() })
 	cr := srv.EtcdCredentials()
 	e := &haEnv{t: t, etcd: etcdstore.Config{Endpoints: srv.EtcdEndpoints(), CAFile: cr.CA, CertFile: cr.Cert, KeyFile: cr.Key},
-		net: bus.NewNetwork(), execs: map[string]*nodeagent.FakeExecutor{}, coords: map[string]*haCoord{}}
+		net: bus.NewNetwork(), execs: map[string]*worker.Fake{}, coords: map[string]*haCoord{}}
 	e.client = api.Client{T: e.net.Connect()}
 	for _, n := range nodes {
-		ex := nodeagent.NewFakeExecutor(n)
+		ex := worker.NewFake(n)
 		e.execs[n] = ex
-		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
+		a, err := agent.New(agent.Config{Node: n, Bus: e.net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 		if err != nil {
 			t.Fatal(err)

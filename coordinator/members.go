@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // liveness tracks worker heartbeats: a worker silent for longer than its timeout is
@@ -30,8 +30,8 @@ func newLiveness(s *Service, timeout time.Duration) *liveness {
 }
 
 func (l *liveness) subscribe() (bus.Subscription, error) {
-	return l.s.cfg.Bus.Subscribe(nodeagent.HeartbeatSubject, func(m *bus.Msg) {
-		var hb nodeagent.Heartbeat
+	return l.s.cfg.Bus.Subscribe(node.HeartbeatSubject, func(m *bus.Msg) {
+		var hb node.Heartbeat
 		if err := json.Unmarshal(m.Data, &hb); err != nil || hb.Worker.Node == "" {
 			return
 		}

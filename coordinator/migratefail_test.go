@@ -8,19 +8,20 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // newMigrateEnv is like newEnv (bank: 5 holders on lab-1..3), with a fake swarm
 // running bank_holder at 5 replicas as the Stopper and the agents as the restorer, sets
 // streamed between the fake nodes. setup, if given, adjusts each node's executor
 // before its agent starts.
-func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, *stack.FakeSwarm) {
-	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm) {
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
 	ctx := context.Background()
@@ -44,7 +45,7 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-		ex := nodeagent.NewFakeExecutor(n)
+		ex := worker.NewFake(n)
 		ex.TransferAddr = n
 		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }
 		for _, f := range setup {
@@ -78,16 +79,16 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		e, sw := newMigrateEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		e.execs["lab-3"].FailRestore = map[string]error{nodeagent.SetID("mig1", "bank_holder.1"): errors.New("criu: boom")}
+		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mig1", "bank_holder.1"): errors.New("criu: boom")}
 		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("migrate with a failing target: %v", err)
 		}
 		n := 0
-		for node, ex := range e.execs {
+		for nodeName, ex := range e.execs {
 			for _, c := range ex.Restored() {
 				n++
-				if node == "lab-3" && strings.HasPrefix(c, "bank_holder-1-") {
+				if nodeName == "lab-3" && strings.HasPrefix(c, "bank_holder-1-") {
 					t.Errorf("bank_holder.1 restored on the failing target: %v", c)
 				}
 			}
@@ -103,7 +104,7 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		e, sw := newMigrateEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		set := nodeagent.SetID("mig2", "bank_holder.1")
+		set := node.SetID("mig2", "bank_holder.1")
 		e.execs["lab-3"].FailRestore = map[string]error{set: errors.New("criu: boom")}
 		e.execs["lab-1"].FailRestore = map[string]error{set: errors.New("criu: boom again")}
 		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig2", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
@@ -113,9 +114,9 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		if r := sw.Replicas("bank_holder"); r != 5 {
 			t.Errorf("bank_holder at %d replicas after the failed rollback, want 5 (scaled back)", r)
 		}
-		for node, ex := range e.execs {
+		for nodeName, ex := range e.execs {
 			if r := ex.Restored(); len(r) > 0 {
-				t.Errorf("restored containers left on %s: %v", node, r)
+				t.Errorf("restored containers left on %s: %v", nodeName, r)
 			}
 		}
 	})

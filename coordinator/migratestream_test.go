@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
@@ -19,7 +20,7 @@ import (
 // worker does (SendResult.AlreadyThere). sends counts the transfers Send really made.
 func streamingEnv(t *testing.T) (e *env, sw *stack.FakeSwarm, sends *atomic.Int64) {
 	sends = &atomic.Int64{}
-	e, sw = newMigrateEnv(t, func(ex *nodeagent.FakeExecutor) {
+	e, sw = newMigrateEnv(t, func(ex *worker.Fake) {
 		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
 		ex.SendTo = func(set, to string) (bool, error) {
 			if e.execs[to].HasSet(set) {
@@ -50,18 +51,18 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, node := range bankNodes {
+		for i, nodeName := range bankNodes {
 			key := fmt.Sprintf("bank_holder.%d", i+1)
-			set := nodeagent.SetID("mig3", key)
+			set := node.SetID("mig3", key)
 			want := "lab-3"
-			if node == "lab-3" {
+			if nodeName == "lab-3" {
 				want = ""
 			}
-			if got := e.execs[node].Streamed()[set]; got != want {
-				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, node, got, want)
+			if got := e.execs[nodeName].Streamed()[set]; got != want {
+				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, nodeName, got, want)
 			}
-			if !e.execs[node].HasSet(set) {
-				t.Errorf("%s: the dumping node %s lost its set", key, node)
+			if !e.execs[nodeName].HasSet(set) {
+				t.Errorf("%s: the dumping node %s lost its set", key, nodeName)
 			}
 			if res.Restore.Targets[key] != "lab-3" {
 				t.Errorf("%s restored on %s, want lab-3", key, res.Restore.Targets[key])
@@ -89,8 +90,8 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if err != nil || rm.ImagesRemoved != 5 || len(rm.Warnings) != 0 {
 			t.Fatalf("rm of the migration's snapshot: %+v %v, want 5 image sets deleted", rm, err)
 		}
-		for i, node := range bankNodes {
-			if set := nodeagent.SetID("mig3", fmt.Sprintf("bank_holder.%d", i+1)); e.execs[node].HasSet(set) || e.execs["lab-3"].HasSet(set) {
+		for i, nodeName := range bankNodes {
+			if set := node.SetID("mig3", fmt.Sprintf("bank_holder.%d", i+1)); e.execs[nodeName].HasSet(set) || e.execs["lab-3"].HasSet(set) {
 				t.Errorf("%s left after rm", set)
 			}
 		}
@@ -99,17 +100,17 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		e, _, _ := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		e.execs["lab-3"].FailRestore = map[string]error{nodeagent.SetID("mig4", "bank_holder.2"): errors.New("criu: boom")}
+		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mig4", "bank_holder.2"): errors.New("criu: boom")}
 		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig4", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") {
 			t.Fatalf("migrate with a failing target: %v", err)
 		}
-		for i, node := range bankNodes {
-			set := nodeagent.SetID("mig4", fmt.Sprintf("bank_holder.%d", i+1))
-			if !e.execs[node].HasSet(set) {
-				t.Errorf("%s: the original node %s lost its set (the rollback's)", set, node)
+		for i, nodeName := range bankNodes {
+			set := node.SetID("mig4", fmt.Sprintf("bank_holder.%d", i+1))
+			if !e.execs[nodeName].HasSet(set) {
+				t.Errorf("%s: the original node %s lost its set (the rollback's)", set, nodeName)
 			}
-			if node != "lab-3" && e.execs["lab-3"].HasSet(set) {
+			if nodeName != "lab-3" && e.execs["lab-3"].HasSet(set) {
 				t.Errorf("%s: the streamed copy stayed on lab-3 after the failed migration", set)
 			}
 		}
@@ -129,7 +130,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		e.execs["lab-3"].Stall["ctr3"] = streamed
 		go func() {
 			defer close(streamed)
-			for ctx.Err() == nil && !e.execs["lab-3"].HasSet(nodeagent.SetID("mig6", "bank_holder.1")) {
+			for ctx.Err() == nil && !e.execs["lab-3"].HasSet(node.SetID("mig6", "bank_holder.1")) {
 				time.Sleep(time.Millisecond)
 			}
 		}()
@@ -147,8 +148,8 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 			return true
 		})
 		left := 0
-		for i, node := range bankNodes {
-			if node != "lab-3" && e.execs["lab-3"].HasSet(nodeagent.SetID("mig6", fmt.Sprintf("bank_holder.%d", i+1))) {
+		for i, nodeName := range bankNodes {
+			if nodeName != "lab-3" && e.execs["lab-3"].HasSet(node.SetID("mig6", fmt.Sprintf("bank_holder.%d", i+1))) {
 				left++
 			}
 		}
@@ -168,10 +169,10 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if _, err := e.remove("mig6"); err != nil {
 			t.Fatal(err)
 		}
-		for i, node := range bankNodes {
-			set := nodeagent.SetID("mig6", fmt.Sprintf("bank_holder.%d", i+1))
-			if e.execs["lab-3"].HasSet(set) || e.execs[node].HasSet(set) {
-				t.Errorf("%s still on lab-3 or %s after rm", set, node)
+		for i, nodeName := range bankNodes {
+			set := node.SetID("mig6", fmt.Sprintf("bank_holder.%d", i+1))
+			if e.execs["lab-3"].HasSet(set) || e.execs[nodeName].HasSet(set) {
+				t.Errorf("%s still on lab-3 or %s after rm", set, nodeName)
 			}
 		}
 	})
@@ -194,14 +195,14 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, node := range bankNodes {
+		for i, nodeName := range bankNodes {
 			key := fmt.Sprintf("bank_holder.%d", i+1)
 			want := "lab-3"
-			if node == "lab-3" {
+			if nodeName == "lab-3" {
 				want = ""
 			}
-			if got := e.execs[node].Streamed()[nodeagent.SetID("mig7", key)]; got != want {
-				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, node, got, want)
+			if got := e.execs[nodeName].Streamed()[node.SetID("mig7", key)]; got != want {
+				t.Errorf("%s (on %s): dump streamed to %q, want %q", key, nodeName, got, want)
 			}
 			if res.Restore.Targets[key] != "lab-3" {
 				t.Errorf("%s restored on %s, want lab-3", key, res.Restore.Targets[key])
@@ -219,14 +220,14 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, node := range bankNodes {
+		for i, nodeName := range bankNodes {
 			key := fmt.Sprintf("bank_holder.%d", i+1)
-			got := e.execs[node].Streamed()[nodeagent.SetID("mig5", key)]
+			got := e.execs[nodeName].Streamed()[node.SetID("mig5", key)]
 			target := res.Restore.Targets[key]
 			switch {
-			case node != "lab-1" && (got != "" || target != node):
-				t.Errorf("%s stays on %s: streamed to %q, restored on %s", key, node, got, target)
-			case node == "lab-1" && (target == "lab-1" || got != target):
+			case nodeName != "lab-1" && (got != "" || target != nodeName):
+				t.Errorf("%s stays on %s: streamed to %q, restored on %s", key, nodeName, got, target)
+			case nodeName == "lab-1" && (target == "lab-1" || got != target):
 				t.Errorf("%s leaves lab-1: streamed to %q, restored on %s", key, got, target)
 			}
 		}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // stopTimeoutPerNode bounds one node's answer to a stop (or resume) of the containers
@@ -21,7 +21,7 @@ const stopTimeoutPerNode = 90 * time.Second
 
 // stopParked ends the containers of a committed snapshot taken with Exit (a
 // migration's, or the checkpoint a restore takes of the running stack), which their
-// nodes keep frozen and locked since their dump (nodeagent park.go); with resume it
+// nodes keep frozen and locked since their dump (worker/agent park.go); with resume it
 // releases them instead (they run on). Nodes in parallel. The error names every
 // container that could not be ended, and why.
 func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool) error {
@@ -39,18 +39,18 @@ func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool
 		wg   sync.WaitGroup
 		errs []string
 	)
-	for node, ids := range byNode {
+	for nodeName, ids := range byNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := askNode(context.WithoutCancel(ctx), s.cfg.Bus, nodeagent.StopSubject(node),
-				nodeagent.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
+			_, err := askNode[node.StopReply](context.WithoutCancel(ctx), s.cfg.Bus, node.StopSubject(nodeName),
+				node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
 			if errors.Is(err, bus.ErrNoResponders) {
 				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
 			}
 			if err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Sprintf("node %s: %v", node, err))
+				errs = append(errs, fmt.Sprintf("node %s: %v", nodeName, err))
 				mu.Unlock()
 			}
 		}()

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // preflightTimeout bounds each node's answer to a pre-flight request.
@@ -50,16 +50,16 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 	if s.cfg.Stopper != nil {
 		stackName = m.Stack
 	}
-	reqs := map[string]*nodeagent.PreflightRequest{}
-	get := func(n string) *nodeagent.PreflightRequest {
+	reqs := map[string]*node.PreflightRequest{}
+	get := func(n string) *node.PreflightRequest {
 		if reqs[n] == nil {
-			reqs[n] = &nodeagent.PreflightRequest{Stack: stackName}
+			reqs[n] = &node.PreflightRequest{Stack: stackName}
 		}
 		return reqs[n]
 	}
 	var problems []string
 	noWorker := 0
-	var addrs []nodeagent.PreflightAddress
+	var addrs []node.PreflightAddress
 	type where struct{ key, set, src string }
 	var sets []where
 	for _, c := range m.Containers {
@@ -84,14 +84,14 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 		if c.Images != nil {
 			files = c.Images.Files
 		}
-		get(src).Sets = append(get(src).Sets, nodeagent.PreflightSet{Set: set, Files: files, Target: t, Key: c.Key()})
+		get(src).Sets = append(get(src).Sets, node.PreflightSet{Set: set, Files: files, Target: t, Key: c.Key()})
 		if t != src {
-			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
+			get(t).Sets = append(get(t).Sets, node.PreflightSet{Set: set, Files: files})
 		}
 		sets = append(sets, where{c.Key(), set, src})
-		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
+		get(t).Containers = append(get(t).Containers, node.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
 		for _, ip := range c.IPs {
-			addrs = append(addrs, nodeagent.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
+			addrs = append(addrs, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
 		}
 	}
 	if len(addrs) > 0 {
@@ -100,7 +100,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 		}
 	}
 	type answer struct {
-		rep nodeagent.PreflightReply
+		rep node.PreflightReply
 		err error
 	}
 	answers := map[string]answer{}
@@ -176,9 +176,9 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 }
 
 // prepare tells each live target node of a restore that passed its pre-flight checks
-// to get ready (nodeagent.PreflightRequest.Prepare: network keepers started while the
+// to get ready (node.PreflightRequest.Prepare: network keepers started while the
 // stack still runs). Best effort: a node that does not answer restores without.
-func (s *Service) prepare(ctx context.Context, reqs map[string]*nodeagent.PreflightRequest, live map[string]bool) {
+func (s *Service) prepare(ctx context.Context, reqs map[string]*node.PreflightRequest, live map[string]bool) {
 	var wg sync.WaitGroup
 	for n, req := range reqs {
 		if !live[n] || len(req.Containers) == 0 {
@@ -197,15 +197,15 @@ func (s *Service) prepare(ctx context.Context, reqs map[string]*nodeagent.Prefli
 	wg.Wait()
 }
 
-func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {
+func (s *Service) askPreflight(ctx context.Context, nodeName string, req *node.PreflightRequest) (node.PreflightReply, error) {
 	b, _ := json.Marshal(req)
 	cctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	out, err := s.cfg.Bus.Request(cctx, nodeagent.PreflightSubject(node), b)
+	out, err := s.cfg.Bus.Request(cctx, node.PreflightSubject(nodeName), b)
 	if err != nil {
-		return nodeagent.PreflightReply{}, err
+		return node.PreflightReply{}, err
 	}
-	var rep nodeagent.PreflightReply
+	var rep node.PreflightReply
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return rep, fmt.Errorf("bad pre-flight answer: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 // A restore replaces what runs of a stack. What runs has state of its own, which a
 // restore that fails after the stop must not lose: before anything is stopped, the
 // running stack is checkpointed (a blocking snapshot with Exit: its containers wait
-// frozen and locked for the commit, then end: nodeagent park.go), and a failure puts
+// frozen and locked for the commit, then end: worker/agent park.go), and a failure puts
 // that checkpoint back on the original nodes (putBack), as a migration's rollback
 // does. Only if that fails too are the services started fresh from their images.
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // TestMigrateAbortLeavesEveryContainerRunning: a migration stops its containers only
@@ -103,7 +103,7 @@ func TestRestoreFailurePutsTheRunningStackBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Restored on other nodes, bank_holder.1 fails on lab-2.
-	e.execs["lab-2"].FailRestore = map[string]error{nodeagent.SetID("old", "bank_holder.1"): errors.New("criu: boom")}
+	e.execs["lab-2"].FailRestore = map[string]error{node.SetID("old", "bank_holder.1"): errors.New("criu: boom")}
 	_, err := e.svc.Restore(ctx, api.RestoreRequest{ID: "old"})
 	if err == nil || !strings.Contains(err.Error(), "put back as it was") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("restore that fails over a running stack: %v", err)

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // policyEnv is env (service_test.go) with a policy reconciler reading labels from a
@@ -29,8 +30,8 @@ type policyEnv struct {
 // newPolicyEnv starts a coordinator on st with labels as its policy source and an
 // agent per node of bankStack. prepare, when set, is called with each node's fake
 // executor before its agent starts.
-func newPolicyEnv(t *testing.T, st *store.Memory, labels *stack.FakeLabels, prepare func(*nodeagent.FakeExecutor)) *policyEnv {
-	e := &env{t: t, net: bus.NewNetwork(), store: st, execs: map[string]*nodeagent.FakeExecutor{}, cancel: map[string]context.CancelFunc{}}
+func newPolicyEnv(t *testing.T, st *store.Memory, labels *stack.FakeLabels, prepare func(*worker.Fake)) *policyEnv {
+	e := &env{t: t, net: bus.NewNetwork(), store: st, execs: map[string]*worker.Fake{}, cancel: map[string]context.CancelFunc{}}
 	pe := &policyEnv{env: e, labels: labels, log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st,
@@ -44,7 +45,7 @@ func newPolicyEnv(t *testing.T, st *store.Memory, labels *stack.FakeLabels, prep
 	}
 	e.svc = svc
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-		ex := nodeagent.NewFakeExecutor(n)
+		ex := worker.NewFake(n)
 		if prepare != nil {
 			prepare(ex)
 		}
@@ -147,7 +148,7 @@ func TestScheduledSnapshotsAndRetention(t *testing.T) {
 			t.Fatalf("removed snapshot %s still stored", id)
 		}
 		for _, c := range bankStack().Containers {
-			set := nodeagent.SetID(id, c.Service+"."+itoa(c.Slot))
+			set := node.SetID(id, c.Service+"."+itoa(c.Slot))
 			if pe.execs[c.Node].HasSet(set) {
 				t.Fatalf("image set %s of removed snapshot %s still on %s", set, id, c.Node)
 			}
@@ -155,7 +156,7 @@ func TestScheduledSnapshotsAndRetention(t *testing.T) {
 	}
 	for _, m := range committed {
 		c := bankStack().Containers[0]
-		if !pe.execs[c.Node].HasSet(nodeagent.SetID(m.ID, c.Service+"."+itoa(c.Slot))) {
+		if !pe.execs[c.Node].HasSet(node.SetID(m.ID, c.Service+"."+itoa(c.Slot))) {
 			t.Fatalf("kept snapshot %s lost its image set on %s", m.ID, c.Node)
 		}
 	}
@@ -170,7 +171,7 @@ func TestScheduledRunStillGoingIsSkipped(t *testing.T) {
 	var once sync.Once
 	release := func() { once.Do(func() { close(stall) }) }
 	defer release()
-	pe := newPolicyEnv(t, st, labels, func(ex *nodeagent.FakeExecutor) {
+	pe := newPolicyEnv(t, st, labels, func(ex *worker.Fake) {
 		if ex.Node == "lab-1" {
 			ex.Stall = map[string]chan struct{}{"ctr1": stall}
 		}

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/algorithms/uncoordinated"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // cutReadTimeout bounds one node's re-hash and socket read of one image set.
@@ -73,7 +73,7 @@ func restoreSetID(m *store.Manifest, c store.Container) string {
 	if c.Images != nil && c.Images.Dir != "" {
 		return filepath.Base(c.Images.Dir)
 	}
-	return nodeagent.SetID(m.ID, c.Key())
+	return node.SetID(m.ID, c.Key())
 }
 
 // chooseCut decides which images a restore of m uses, before anything is stopped.
@@ -181,7 +181,7 @@ func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise s
 			rc := recOf(sn, k)
 			im := *rc.Images
 			if im.Dir == "" {
-				im.Dir = nodeagent.SetID(sn.ID, k) // its base names the set (restoreSetID)
+				im.Dir = node.SetID(sn.ID, k) // its base names the set (restoreSetID)
 			}
 			rc.Images = &im
 			recs[i] = rc
@@ -292,7 +292,7 @@ func cutOf(m *store.Manifest) ([]string, []store.Container) {
 	for i, c := range recs {
 		if c.Images != nil && c.Images.Dir == "" {
 			im := *c.Images
-			im.Dir = nodeagent.SetID(m.ID, c.Key()) // its base names the set (restoreSetID)
+			im.Dir = node.SetID(m.ID, c.Key()) // its base names the set (restoreSetID)
 			recs[i].Images = &im
 		}
 	}
@@ -318,7 +318,7 @@ func violationLines(rep *cut.Report) []string {
 }
 
 // socketReader reads the TCP sockets of image sets through the agents of the nodes
-// holding them (nodeagent verify: every file re-hashed first), each set once.
+// holding them (the agent's verify: every file re-hashed first), each set once.
 type socketReader struct {
 	s     *Service
 	mu    sync.Mutex

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // lineEnv is exactEnv's setup (three fake agents, a fake swarm running bank_holder at
@@ -50,15 +50,15 @@ func (e *lineEnv) commit(t *testing.T, id, alg string, epoch uint64, s holderSoc
 	m.ID, m.Algorithm, m.Epoch, m.CommittedAt = id, alg, epoch, time.Unix(int64(epoch), 0)
 	for i := range m.Containers {
 		c := &m.Containers[i]
-		c.Images.Dir = "/fake/sets/" + nodeagent.SetID(id, c.Key())
+		c.Images.Dir = "/fake/sets/" + node.SetID(id, c.Key())
 	}
 	e.putSets(m)
-	set := func(k string) string { return nodeagent.SetID(id, k) }
-	put := func(node, set string, raw json.RawMessage) {
-		if e.execs[node].FakeSockets == nil {
-			e.execs[node].FakeSockets = map[string]json.RawMessage{}
+	set := func(k string) string { return node.SetID(id, k) }
+	put := func(nodeName, set string, raw json.RawMessage) {
+		if e.execs[nodeName].FakeSockets == nil {
+			e.execs[nodeName].FakeSockets = map[string]json.RawMessage{}
 		}
-		e.execs[node].FakeSockets[set] = raw
+		e.execs[nodeName].FakeSockets[set] = raw
 	}
 	put("n1", set("bank_holder.1"), sockJSON(t, "10.1.0.2:40000", "10.1.0.3:9000", s.in1, s.out1))
 	put("n2", set("bank_holder.2"), sockJSON(t, "10.1.0.3:9000", "10.1.0.2:40000", s.in2, s.out2))
@@ -169,8 +169,8 @@ func TestRestoreRecoveryLine(t *testing.T) {
 		// Restoring bank_holder.2 from u2's set (or u3's) would fail: the line must use u1's.
 		for _, n := range swarmNodes {
 			e.execs[n].FailRestore = map[string]error{
-				nodeagent.SetID("u2", "bank_holder.2"): fmt.Errorf("restored from the orphan's set"),
-				nodeagent.SetID("u3", "bank_holder.2"): fmt.Errorf("restored from a newer snapshot")}
+				node.SetID("u2", "bank_holder.2"): fmt.Errorf("restored from the orphan's set"),
+				node.SetID("u3", "bank_holder.2"): fmt.Errorf("restored from a newer snapshot")}
 		}
 		res, err := e.restore(t, api.RestoreRequest{ID: "u2", RecoveryLine: true})
 		if err != nil {

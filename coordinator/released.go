@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // releaseWait bounds how long an aborted snapshot waits for its nodes to report its
@@ -49,31 +49,31 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	for node, cs := range byNode {
+	for nodeName, cs := range byNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var lines, quiet []string
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			b, err := s.cfg.Bus.Request(rctx, nodeagent.HoldsSubject(node), []byte("{}"))
-			var rep nodeagent.HoldsReply
+			b, err := s.cfg.Bus.Request(rctx, node.HoldsSubject(nodeName), []byte("{}"))
+			var rep node.HoldsReply
 			if err == nil {
 				err = json.Unmarshal(b, &rep)
 			}
 			switch {
 			case err != nil:
-				quiet = append(quiet, fmt.Sprintf("node %s did not say what it holds (%v): its containers are released at their hold's deadline at the latest", node, err))
+				quiet = append(quiet, fmt.Sprintf("node %s did not say what it holds (%v): its containers are released at their hold's deadline at the latest", nodeName, err))
 			case rep.Error != "":
 				// An agent that cannot list holds says nothing about them either way.
-				s.log.Debug("node cannot list its holds", "node", node, "err", rep.Error)
+				s.log.Debug("node cannot list its holds", "node", nodeName, "err", rep.Error)
 			default:
 				for _, h := range rep.Holds {
 					for _, c := range cs {
 						if !sameContainer(h.ContainerID, c.ContainerID) {
 							continue
 						}
-						lines = append(lines, describeHeld(node, c, h))
+						lines = append(lines, describeHeld(nodeName, c, h))
 					}
 				}
 			}
@@ -86,7 +86,7 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 	return held, silent
 }
 
-func describeHeld(node string, c store.Container, h nodeagent.Held) string {
+func describeHeld(nodeName string, c store.Container, h node.Held) string {
 	var what []string
 	if h.Frozen {
 		what = append(what, "frozen")
@@ -101,5 +101,5 @@ func describeHeld(node string, c store.Container, h nodeagent.Held) string {
 	if !h.OwnerAlive {
 		until = "until its watchdog releases it (its worker ended: at once)"
 	}
-	return fmt.Sprintf("%s on %s: %s %s", c.Key(), node, strings.Join(what, " and "), until)
+	return fmt.Sprintf("%s on %s: %s %s", c.Key(), nodeName, strings.Join(what, " and "), until)
 }

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
-
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Restorer brings a committed snapshot's containers back on target nodes.
@@ -82,13 +81,13 @@ func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ct
 // effort: a container left alone still stops gracefully).
 func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
 	var wg sync.WaitGroup
-	for node, ids := range byNode {
+	for nodeName, ids := range byNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := askNode(ctx, s.cfg.Bus, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: ids}, 20*time.Second)
+			_, err := askNode[node.RemoveReply](ctx, s.cfg.Bus, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}, 20*time.Second)
 			if err != nil {
-				s.log.Warn("cannot kill the stack's task containers (they stop gracefully instead)", "node", node, "containers", ids, "err", err)
+				s.log.Warn("cannot kill the stack's task containers (they stop gracefully instead)", "node", nodeName, "containers", ids, "err", err)
 			}
 		}()
 	}

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // exactEnv is swarmEnv (three agents with fake executors, a fake swarm) serving exact
@@ -41,7 +42,7 @@ func newExactEnv(t *testing.T) *exactEnv {
 
 // serveRestores runs a coordinator over e's agents and fake swarm with store st and
 // an AgentRestorer, and returns it once it has seen the three workers.
-func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos nodeagent.Lookup) *coordinator.Service {
+func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos func(string) (algorithms.Algorithm, error)) *coordinator.Service {
 	t.Helper()
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
 		Resolver: stack.Static{}, Algorithms: algos, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
@@ -90,7 +91,7 @@ func (e *exactEnv) requireUntouched(t *testing.T) {
 		}
 	}
 	for _, c := range e.m.Containers {
-		set := nodeagent.SetID(e.m.ID, c.Key())
+		set := node.SetID(e.m.ID, c.Key())
 		for _, n := range swarmNodes {
 			if n != c.Images.Node && e.execs[n].HasSet(set) {
 				t.Errorf("set %s was moved to %s by a refused restore", set, n)
@@ -124,7 +125,7 @@ func TestExactRestorePreflightRefusesWithNothingChanged(t *testing.T) {
 	t.Run("SetGone", func(t *testing.T) {
 		e := newExactEnv(t)
 		e.putSets(e.m)
-		set := nodeagent.SetID(e.m.ID, "bank_holder.2")
+		set := node.SetID(e.m.ID, "bank_holder.2")
 		if err := e.execs["n2"].DropSet(context.Background(), set); err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +157,7 @@ func TestExactRestorePreflightRefusesWithNothingChanged(t *testing.T) {
 func TestExactRestoreFailureScalesBack(t *testing.T) {
 	e := newExactEnv(t)
 	e.putSets(e.m)
-	e.execs["n3"].FailRestore = map[string]error{nodeagent.SetID(e.m.ID, "bank_holder.2"): errors.New("criu: restore failed: File bin/bank has bad size")}
+	e.execs["n3"].FailRestore = map[string]error{node.SetID(e.m.ID, "bank_holder.2"): errors.New("criu: restore failed: File bin/bank has bad size")}
 	err := e.restore(t)
 	if err == nil {
 		t.Fatal("restore succeeded although n3 fails it")
@@ -209,7 +210,7 @@ func TestExactRestoreUndoRemovesFailedContainersByName(t *testing.T) {
 	e := newExactEnv(t)
 	e.putSets(e.m)
 	e.execs["n3"].LeaveFailed = true
-	e.execs["n3"].FailRestore = map[string]error{nodeagent.SetID(e.m.ID, "bank_holder.2"): errors.New("criu: restore failed")}
+	e.execs["n3"].FailRestore = map[string]error{node.SetID(e.m.ID, "bank_holder.2"): errors.New("criu: restore failed")}
 	if err := e.restore(t); err == nil {
 		t.Fatal("restore succeeded although n3 fails it")
 	}

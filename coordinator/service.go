@@ -12,13 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // DefaultAlgorithm is used when a request names none.
@@ -35,7 +36,7 @@ type Config struct {
 	Bus        bus.Transport
 	Store      store.Store
 	Resolver   stack.Resolver
-	Algorithms nodeagent.Lookup
+	Algorithms func(name string) (algorithms.Algorithm, error)
 	// TickPeriod is one logical tick of the algorithms. Default 100ms.
 	TickPeriod time.Duration
 	// SnapshotTimeout bounds a snapshot from request to decision. Default 2m.
@@ -174,7 +175,7 @@ func (s *Service) Run(ctx context.Context) error {
 		subs = append(subs, sub)
 		return nil
 	}
-	if err := add(s.cfg.Bus.Subscribe(protocol.CoordinatorSubject(), func(m *bus.Msg) {
+	if err := add(s.cfg.Bus.Subscribe(node.CoordinatorSubject(), func(m *bus.Msg) {
 		env, err := protocol.Decode(m.Data)
 		if err != nil {
 			s.log.Warn("dropping undecodable message", "err", err)

@@ -17,12 +17,14 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/algorithms/uncoordinated"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -36,7 +38,7 @@ type env struct {
 	net    *bus.Network
 	store  *store.Memory
 	svc    *coordinator.Service
-	execs  map[string]*nodeagent.FakeExecutor
+	execs  map[string]*worker.Fake
 	cancel map[string]context.CancelFunc
 	client api.Client
 	stop   context.CancelFunc
@@ -81,7 +83,7 @@ func newEnv(t *testing.T, nodes ...string) *env { return newEnvWith(t, nil, node
 
 // newEnvWith is newEnv with the coordinator's config changed by edit (nil: none).
 func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *env {
-	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
+	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}, runErr: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
@@ -123,10 +125,10 @@ func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *
 func (e *env) startAgent(node string) {
 	ex, ok := e.execs[node]
 	if !ok {
-		ex = nodeagent.NewFakeExecutor(node)
+		ex = worker.NewFake(node)
 		e.execs[node] = ex
 	}
-	a, err := nodeagent.New(nodeagent.Config{Node: node, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: node, Bus: e.net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		e.t.Fatal(err)
@@ -450,7 +452,7 @@ func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
 	aborts := map[string]int{}
 	agents := net.Connect()
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-		if _, err := agents.Subscribe(protocol.NodeSubject(n), func(msg *bus.Msg) {
+		if _, err := agents.Subscribe(node.NodeSubject(n), func(msg *bus.Msg) {
 			if env, err := protocol.Decode(msg.Data); err == nil && env.Type == protocol.TypeAbort && env.Snapshot == "snap-w" {
 				mu.Lock()
 				aborts[n]++
@@ -465,8 +467,8 @@ func TestRestartedCoordinatorWaitsForTheAgents(t *testing.T) {
 	go func() {
 		for hbCtx.Err() == nil {
 			for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
-				b, _ := json.Marshal(nodeagent.Heartbeat{Worker: store.Worker{Node: n}})
-				_ = agents.Publish(hbCtx, nodeagent.HeartbeatSubject, b)
+				b, _ := json.Marshal(node.Heartbeat{Worker: store.Worker{Node: n}})
+				_ = agents.Publish(hbCtx, node.HeartbeatSubject, b)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

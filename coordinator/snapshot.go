@@ -10,11 +10,11 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Snapshot takes a snapshot of a stack and returns its manifest once committed or
@@ -277,10 +277,10 @@ func (r *run) participants() []protocol.Container {
 	return out
 }
 
-func (r *run) targets() []nodeagent.Target {
-	out := make([]nodeagent.Target, 0, len(r.m.Containers))
+func (r *run) targets() []node.Target {
+	out := make([]node.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
-		out = append(out, nodeagent.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
+		out = append(out, node.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
 			StreamTo: r.streamTo[c.Key()]})
 	}
 	return out
@@ -289,7 +289,7 @@ func (r *run) targets() []nodeagent.Target {
 // sendPlans tells every node of the snapshot what it covers. A node without a live
 // worker fails the snapshot before anything is locked.
 func (r *run) sendPlans(ctx context.Context, exit bool) error {
-	plan := nodeagent.Plan{Snapshot: r.m.ID, Stack: r.m.Stack, Algorithm: r.m.Algorithm, Epoch: r.m.Epoch,
+	plan := node.Plan{Snapshot: r.m.ID, Stack: r.m.Stack, Algorithm: r.m.Algorithm, Epoch: r.m.Epoch,
 		Containers: r.targets(), Exit: exit}
 	b, err := json.Marshal(plan)
 	if err != nil {
@@ -305,7 +305,7 @@ func (r *run) sendPlans(ctx context.Context, exit bool) error {
 			return api.Errorf(api.CodeFailed, "node %q of %s: %v", c.Node, c.Key(), err)
 		}
 		pctx, cancel := context.WithTimeout(ctx, r.s.cfg.PlanTimeout)
-		out, err := r.s.cfg.Bus.Request(pctx, nodeagent.PlanSubject(c.Node), b)
+		out, err := r.s.cfg.Bus.Request(pctx, node.PlanSubject(c.Node), b)
 		cancel()
 		if err != nil {
 			if errors.Is(err, bus.ErrNoResponders) || errors.Is(err, bus.ErrTimeout) {
@@ -313,7 +313,7 @@ func (r *run) sendPlans(ctx context.Context, exit bool) error {
 			}
 			return api.Errorf(api.CodeFailed, "plan to node %s: %v", c.Node, err)
 		}
-		var rep nodeagent.PlanReply
+		var rep node.PlanReply
 		if err := json.Unmarshal(out, &rep); err != nil {
 			return api.Errorf(api.CodeFailed, "node %s answered the plan with garbage: %v", c.Node, err)
 		}
@@ -465,7 +465,7 @@ func (r *run) process(ctx context.Context, start time.Time) {
 }
 
 func (r *run) send(ctx context.Context, env protocol.Envelope) {
-	subj, err := protocol.SubjectFor(env.To, func(c string) (string, bool) { n, ok := r.nodeOf[c]; return n, ok })
+	subj, err := node.SubjectFor(env.To, func(c string) (string, bool) { n, ok := r.nodeOf[c]; return n, ok })
 	if err != nil {
 		r.s.log.Warn("cannot route message", "to", env.To, "err", err)
 		return

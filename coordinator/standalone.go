@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // A stack restored in exact mode runs as standalone containers (its services at 0
 // replicas), which the swarm manager does not see. Every node's agent lists the ones on
-// its node (nodeagent.StandaloneSubject), so that the stack can be snapshotted,
+// its node (node.StandaloneSubject), so that the stack can be snapshotted,
 // migrated and restored again (docs/restore.md "Restoring a restored stack").
 
 // LabelSlot, when a restored container carries it, is the slot it was restored as;
@@ -36,23 +36,23 @@ const standaloneTimeout = 15 * time.Second
 // services. A node whose agent predates the subject (no responder) is skipped with a
 // warning in the log; any other failure is an error, since a node that did not answer
 // may run part of the stack.
-func (s *Service) listStandalone(ctx context.Context, stackName string) (map[string][]nodeagent.Standalone, error) {
+func (s *Service) listStandalone(ctx context.Context, stackName string) (map[string][]node.Standalone, error) {
 	workers := s.live.live()
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		out  = map[string][]nodeagent.Standalone{}
+		out  = map[string][]node.Standalone{}
 		errs []error
 	)
-	req, _ := json.Marshal(nodeagent.StandaloneRequest{Stack: stackName})
+	req, _ := json.Marshal(node.StandaloneRequest{Stack: stackName})
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, standaloneTimeout)
 			defer cancel()
-			b, err := s.cfg.Bus.Request(cctx, nodeagent.StandaloneSubject(w.Node), req)
-			var rep nodeagent.StandaloneReply
+			b, err := s.cfg.Bus.Request(cctx, node.StandaloneSubject(w.Node), req)
+			var rep node.StandaloneReply
 			if err == nil {
 				err = json.Unmarshal(b, &rep)
 			}
@@ -98,8 +98,8 @@ func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([
 // StandaloneContainer turns a node's restored container into the stack container it
 // stands for: service from its label, slot from LabelSlot or its name (0 if neither
 // tells), addresses and aliases from its endpoints.
-func StandaloneContainer(node string, sc nodeagent.Standalone) stack.Container {
-	c := stack.Container{Service: sc.Service, Slot: standaloneSlot(sc), Node: node, ContainerID: sc.ID, Image: sc.Image, State: sc.State}
+func StandaloneContainer(nodeName string, sc node.Standalone) stack.Container {
+	c := stack.Container{Service: sc.Service, Slot: standaloneSlot(sc), Node: nodeName, ContainerID: sc.ID, Image: sc.Image, State: sc.State}
 	if sc.Running {
 		c.State = "running"
 	} else if c.State == "" || c.State == "running" {
@@ -127,7 +127,7 @@ func StandaloneContainer(node string, sc nodeagent.Standalone) stack.Container {
 	return c
 }
 
-func standaloneSlot(sc nodeagent.Standalone) int {
+func standaloneSlot(sc node.Standalone) int {
 	if v, ok := sc.Labels[LabelSlot]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
 			return n
@@ -165,7 +165,7 @@ func stopWhatRunsErr(m *store.Manifest, err error) error {
 // standaloneReplicas counts, per service, the running standalone containers in byNode
 // of the services not in stopped (those the scale to 0 found at 0 replicas): the
 // replicas a stack restored earlier in exact mode had.
-func standaloneReplicas(byNode map[string][]nodeagent.Standalone, stopped map[string]uint64) map[string]uint64 {
+func standaloneReplicas(byNode map[string][]node.Standalone, stopped map[string]uint64) map[string]uint64 {
 	running := map[string]uint64{}
 	for _, list := range byNode {
 		for _, sc := range list {
@@ -179,26 +179,26 @@ func standaloneReplicas(byNode map[string][]nodeagent.Standalone, stopped map[st
 
 // removeListed force-removes the standalone containers listStandalone found (byNode)
 // through their nodes' agents and returns how many it removed.
-func (s *Service) removeListed(ctx context.Context, m *store.Manifest, byNode map[string][]nodeagent.Standalone) (n int, err error) {
+func (s *Service) removeListed(ctx context.Context, m *store.Manifest, byNode map[string][]node.Standalone) (n int, err error) {
 	var errs []error
-	for node, list := range byNode {
+	for nodeName, list := range byNode {
 		ids := make([]string, 0, len(list))
 		for _, sc := range list {
 			ids = append(ids, sc.ID)
 		}
-		b, _ := json.Marshal(nodeagent.UnlockRequest{Containers: ids})
+		b, _ := json.Marshal(node.RemoveRequest{Containers: ids})
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		out, err := s.cfg.Bus.Request(cctx, nodeagent.RemoveSubject(node), b)
+		out, err := s.cfg.Bus.Request(cctx, node.RemoveSubject(nodeName), b)
 		cancel()
-		var rep nodeagent.OpReply
+		var rep node.RemoveReply
 		if err == nil {
 			err = json.Unmarshal(out, &rep)
 		}
-		if err == nil && rep.Error != "" {
-			err = errors.New(rep.Error)
+		if err == nil {
+			err = rep.Err()
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("node %s: remove the containers of an earlier restore of %s (%s): %w (remove them by hand: docker rm -f)", node, m.Stack, strings.Join(ids, " "), err))
+			errs = append(errs, fmt.Errorf("node %s: remove the containers of an earlier restore of %s (%s): %w (remove them by hand: docker rm -f)", nodeName, m.Stack, strings.Join(ids, " "), err))
 			continue
 		}
 		n += len(ids)

@@ -12,46 +12,55 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // standaloneExec is a fake node whose restored containers (exact mode) are listed the
 // way a worker lists them: by the name AgentRestorer gives them (SERVICE-SLOT-SNAPSHOT),
 // labelled with their service, on 10.1.0.(SLOT+1).
 type standaloneExec struct {
-	*nodeagent.FakeExecutor
+	*worker.Fake
 	mu      sync.Mutex
 	removed []string
 	lists   int // Standalone calls
 }
 
-func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]nodeagent.Standalone, error) {
+func (x *standaloneExec) Standalone(_ context.Context, stackName string) ([]node.Standalone, error) {
 	x.mu.Lock()
 	x.lists++
 	x.mu.Unlock()
-	var out []nodeagent.Standalone
+	var out []node.Standalone
 	for _, id := range x.Restored() {
 		svc, rest, ok := strings.Cut(id, "-")
 		if !ok || !strings.HasPrefix(svc, stackName+"_") {
 			continue
 		}
 		slot, _, _ := strings.Cut(rest, "-")
-		out = append(out, nodeagent.Standalone{ID: id, Name: id, Service: svc, Running: true, Image: "swarmckpt/bank:dev",
+		out = append(out, node.Standalone{ID: id, Name: id, Service: svc, Running: true, Image: "swarmckpt/bank:dev",
 			Labels:   map[string]string{"io.swarmckpt.service": svc},
-			Networks: []nodeagent.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.1" + slot, Aliases: []string{"holder", svc}}}})
+			Networks: []node.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.1" + slot, Aliases: []string{"holder", svc}}}})
 	}
 	return out, nil
 }
 
-func (x *standaloneExec) Remove(ctx context.Context, c string) error {
+func (x *standaloneExec) RemoveContainer(ctx context.Context, c string) error {
 	x.mu.Lock()
 	x.removed = append(x.removed, c)
 	x.mu.Unlock()
-	return x.FakeExecutor.Remove(ctx, c)
+	return x.Fake.RemoveContainer(ctx, c)
+}
+
+// roles are the fake's roles with its own Standalone and RemoveContainer.
+func (x *standaloneExec) roles() worker.Roles {
+	r := x.Fake.Roles()
+	r.Inspector, r.Restorer = x, x
+	return r
 }
 
 // resolveWith resolves stack "bank" as stack.Docker does on a swarm whose services are
@@ -84,9 +93,9 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, n := range nodes {
-		x := &standaloneExec{FakeExecutor: nodeagent.NewFakeExecutor(n)}
+		x := &standaloneExec{Fake: worker.NewFake(n)}
 		execs[n] = x
-		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: net.Connect(), Exec: x, Restorer: x, Algorithms: lookup,
+		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: x.roles(), Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 		if err != nil {
 			t.Fatal(err)
@@ -98,7 +107,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	// slot 2 on lab-3.
 	for n, name := range map[string]string{"lab-2": "bank_holder-1-old", "lab-3": "bank_holder-2-old"} {
 		execs[n].PutSet("seed." + name)
-		if _, err := execs[n].FakeExecutor.Restore(ctx, "seed."+name, nodeagent.RestoreOptions{Name: name}); err != nil {
+		if _, err := execs[n].Fake.Restore(ctx, "seed."+name, worker.RestoreOptions{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -201,23 +210,23 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 // name AgentRestorer gives (service dots as dashes); a name that does not tell gives 0.
 func TestStandaloneContainerSlot(t *testing.T) {
 	for _, tc := range []struct {
-		sc   nodeagent.Standalone
+		sc   node.Standalone
 		want int
 	}{
-		{nodeagent.Standalone{Name: "bank_holder-3-20261202t1700", Service: "bank_holder"}, 3},
-		{nodeagent.Standalone{Name: "my-app_web-12-abc", Service: "my-app_web"}, 12},
-		{nodeagent.Standalone{Name: "a_b-c-2-x", Service: "a_b.c"}, 2},
-		{nodeagent.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{coordinator.LabelSlot: "4"}}, 4},
-		{nodeagent.Standalone{Name: "handmade", Service: "bank_holder"}, 0},
-		{nodeagent.Standalone{Name: "bank_holder-x-1", Service: "bank_holder"}, 0},
+		{node.Standalone{Name: "bank_holder-3-20261202t1700", Service: "bank_holder"}, 3},
+		{node.Standalone{Name: "my-app_web-12-abc", Service: "my-app_web"}, 12},
+		{node.Standalone{Name: "a_b-c-2-x", Service: "a_b.c"}, 2},
+		{node.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{coordinator.LabelSlot: "4"}}, 4},
+		{node.Standalone{Name: "handmade", Service: "bank_holder"}, 0},
+		{node.Standalone{Name: "bank_holder-x-1", Service: "bank_holder"}, 0},
 	} {
 		c := coordinator.StandaloneContainer("lab-1", tc.sc)
 		if c.Slot != tc.want || c.Node != "lab-1" || c.Service != tc.sc.Service {
 			t.Errorf("%+v -> %s slot %d on %s, want slot %d", tc.sc, c.Service, c.Slot, c.Node, tc.want)
 		}
 	}
-	c := coordinator.StandaloneContainer("lab-2", nodeagent.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
-		Networks: []nodeagent.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.5", IPv6: "fd00::5", Aliases: []string{"0123456789ab", "holder"}}}})
+	c := coordinator.StandaloneContainer("lab-2", node.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
+		Networks: []node.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.5", IPv6: "fd00::5", Aliases: []string{"0123456789ab", "holder"}}}})
 	if strings.Join(c.IPs, ",") != "10.1.0.5,fd00::5" || strings.Join(c.Aliases["bank_net"], ",") != "holder" || strings.Join(c.Networks, ",") != "bank_net" {
 		t.Errorf("endpoint: %+v", c)
 	}

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Swarm-native restore (api.ModeSwarm, docs/restore.md "Swarm mode"): swarm's own
@@ -121,7 +121,7 @@ func PlanSlots(m *store.Manifest) ([]SlotPlan, map[string]uint64, error) {
 		cs := byService[s]
 		sort.Slice(cs, func(i, j int) bool { return cs[i].Slot < cs[j].Slot })
 		for i, c := range cs {
-			out = append(out, SlotPlan{Old: c, Service: s, Slot: i + 1, Set: nodeagent.SetID(m.ID, c.Key()), Home: c.Images.Node})
+			out = append(out, SlotPlan{Old: c, Service: s, Slot: i + 1, Set: node.SetID(m.ID, c.Key()), Home: c.Images.Node})
 		}
 		replicas[s] = uint64(len(cs))
 	}
@@ -295,12 +295,12 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 			if ns.node == p.Home {
 				back = p.Set
 			}
-			if _, err := ag.call(uctx, nodeagent.UnplaceSubject(ns.node), nodeagent.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
+			if _, err := agentCall[node.UnplaceReply](uctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
 				errs = append(errs, fmt.Errorf("undo: take back the set placed for %s on %s: %w", ns.key, ns.node, err))
 			}
 		}
 		for ns := range copied {
-			if _, err := ag.call(uctx, nodeagent.DropSubject(ns.node), nodeagent.DropRequest{Set: ns.key}); err != nil {
+			if _, err := agentCall[node.DropReply](uctx, ag, node.DropSubject(ns.node), node.DropRequest{Set: ns.key}); err != nil {
 				errs = append(errs, fmt.Errorf("undo: drop the copy of %s on %s: %w", ns.key, ns.node, err))
 			}
 		}
@@ -349,8 +349,8 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: node %s has no live worker with a transfer address", j.p.Old.Key(), j.node)
 		}
-		rep, err := ag.call(ctx, nodeagent.SendSubject(j.p.Home), nodeagent.SendRequest{Set: j.p.Set, To: addr})
-		if err != nil && !strings.Contains(err.Error(), "already exists") {
+		rep, err := agentCall[node.SendReply](ctx, ag, node.SendSubject(j.p.Home), node.SendRequest{Set: j.p.Set, To: addr})
+		if err != nil && !errors.Is(err, node.ErrSetExists) {
 			return fmt.Errorf("%s: copy its images from %s to %s: %w", j.p.Old.Key(), j.p.Home, j.node, err)
 		}
 		mu.Lock()
@@ -387,7 +387,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	closed := map[string]bool{}
 	perr := parallelDo(len(pjobs), func(i int) error {
 		j := pjobs[i]
-		rep, err := ag.call(ctx, nodeagent.PlaceSubject(j.node), nodeagent.PlaceRequest{Set: j.p.Set, Service: j.p.Service, Slot: j.p.Slot,
+		rep, err := agentCall[node.PlaceReply](ctx, ag, node.PlaceSubject(j.node), node.PlaceRequest{Set: j.p.Set, Service: j.p.Service, Slot: j.p.Slot,
 			LockFor: lockFor, AddressMapFor: mapFor})
 		if err != nil {
 			return fmt.Errorf("%s: place its set for task %s on %s: %w", j.p.Old.Key(), j.p.Key(), j.node, err)
@@ -510,7 +510,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		if ns.node == p.Home && ns.node != tk.Node {
 			back = p.Set
 		}
-		rep, err := ag.call(ctx, nodeagent.UnplaceSubject(ns.node), nodeagent.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})
+		rep, err := agentCall[node.UnplaceReply](ctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})
 		if err != nil {
 			return fmt.Errorf("take back the unused placement of %s on %s: %w", ns.key, ns.node, err)
 		}
@@ -533,7 +533,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	// The copies made for the placements go (best effort: a copy left behind is only
 	// disk space, and 'swarmckpt rm' does not know about it, so say so).
 	for ns := range copied {
-		if _, err := ag.call(ctx, nodeagent.DropSubject(ns.node), nodeagent.DropRequest{Set: ns.key}); err != nil {
+		if _, err := agentCall[node.DropReply](ctx, ag, node.DropSubject(ns.node), node.DropRequest{Set: ns.key}); err != nil {
 			log.Warn("drop a copy made for a swarm-mode restore (delete it by hand)", "node", ns.node, "set", ns.key, "err", err)
 		}
 	}
@@ -542,9 +542,9 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	// the set existed.
 	t = time.Now()
 	var lerr []error
-	for node, ids := range byNode {
-		if _, err := ag.call(ctx, nodeagent.UnlockSubject(node), nodeagent.UnlockRequest{Containers: ids}); err != nil {
-			lerr = append(lerr, fmt.Errorf("unlock restored tasks on %s (their worker's watchdog unlocks them within %s): %w", node, lockFor, err))
+	for nodeName, ids := range byNode {
+		if _, err := agentCall[node.UnlockReply](ctx, ag, node.UnlockSubject(nodeName), node.UnlockRequest{Containers: ids}); err != nil {
+			lerr = append(lerr, fmt.Errorf("unlock restored tasks on %s (their worker's watchdog unlocks them within %s): %w", nodeName, lockFor, err))
 		}
 	}
 	out.PhaseMS["unlock"] = time.Since(t).Milliseconds()
@@ -603,7 +603,7 @@ func (r *SwarmRestore) sendMap(ctx context.Context, ag *AgentRestorer, id string
 	}
 	return parallelDo(len(jobs), func(i int) error {
 		j := jobs[i]
-		_, err := ag.call(ctx, nodeagent.AddressMapSubject(j.node), nodeagent.AddressMapRequest{Service: j.p.Service, Slot: j.p.Slot, Addresses: am})
+		_, err := agentCall[node.AddressMapReply](ctx, ag, node.AddressMapSubject(j.node), node.AddressMapRequest{Service: j.p.Service, Slot: j.p.Slot, Addresses: am})
 		if err != nil && current[j.p.Key()].Node == j.node {
 			return fmt.Errorf("give task %s on %s its address map: %w", j.p.Key(), j.node, err)
 		}

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // swarmEnv is three node agents with fake executors on an in-memory bus and a fake
@@ -22,11 +24,11 @@ import (
 // has a placed set waits for the address map (when one was announced), then claims it.
 type swarmEnv struct {
 	net   *bus.Network
-	execs map[string]*nodeagent.FakeExecutor
+	execs map[string]*worker.Fake
 	sw    *stack.FakeSwarm
 	mu    sync.Mutex
 	// started: task SERVICE.SLOT -> what the node restored it from (nil: fresh start).
-	started map[string]*nodeagent.FakeTask
+	started map[string]*worker.FakeTask
 	// fresh, when set, makes that task start without its placed set (as on a node
 	// without a placement).
 	fresh  string
@@ -39,13 +41,13 @@ type swarmEnv struct {
 var swarmNodes = []string{"n1", "n2", "n3"}
 
 func newSwarmEnv(t *testing.T) *swarmEnv {
-	e := &swarmEnv{net: bus.NewNetwork(), execs: map[string]*nodeagent.FakeExecutor{}, started: map[string]*nodeagent.FakeTask{},
+	e := &swarmEnv{net: bus.NewNetwork(), execs: map[string]*worker.Fake{}, started: map[string]*worker.FakeTask{},
 		sentTo: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for _, n := range swarmNodes {
-		ex := nodeagent.NewFakeExecutor(n)
+		ex := worker.NewFake(n)
 		ex.TransferAddr = n
 		ex.SendTo = func(set, to string) (bool, error) {
 			e.mu.Lock()
@@ -55,7 +57,7 @@ func newSwarmEnv(t *testing.T) *swarmEnv {
 			return false, nil
 		}
 		e.execs[n] = ex
-		a, err := nodeagent.New(nodeagent.Config{Node: n, Bus: e.net.Connect(), Exec: ex, Restorer: ex, Algorithms: lookup,
+		a, err := agent.New(agent.Config{Node: n, Bus: e.net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
 			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +70,7 @@ func newSwarmEnv(t *testing.T) *swarmEnv {
 	waitFor(t, "agents up", func() bool {
 		c, cl := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cl()
-		_, err := e.net.Connect().Request(c, nodeagent.UnplaceSubject("n3"), []byte(`{"service":"x","slot":1}`))
+		_, err := e.net.Connect().Request(c, node.UnplaceSubject("n3"), []byte(`{"service":"x","slot":1}`))
 		return err == nil
 	})
 	return e
@@ -101,14 +103,14 @@ func bankManifest() *store.Manifest {
 	for i, n := range swarmNodes {
 		m.Containers = append(m.Containers, store.Container{Service: "bank_holder", Slot: i + 1, Node: n,
 			IPs: []string{fmt.Sprintf("10.1.0.%d", i+2)}, Networks: []string{"bank_net"},
-			Images: &store.ImageSet{Node: n, Durable: true, Files: []store.File{{Name: "files.img", Size: 1, SHA256: strings.Repeat("a", 64)}}}})
+			Images: &store.ImageSet{Node: n, Durable: true, Files: worker.FakeImageFiles()}})
 	}
 	return m
 }
 
 func (e *swarmEnv) putSets(m *store.Manifest) {
 	for _, c := range m.Containers {
-		e.execs[c.Images.Node].PutSet(nodeagent.SetID(m.ID, c.Key()))
+		e.execs[c.Images.Node].PutSet(node.SetID(m.ID, c.Key()))
 	}
 }
 
@@ -128,7 +130,7 @@ func (e *swarmEnv) requireUndone(t *testing.T, m *store.Manifest) {
 		}
 	}
 	for _, c := range m.Containers {
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := node.SetID(m.ID, c.Key())
 		for _, n := range swarmNodes {
 			if has := e.execs[n].HasSet(set); has != (n == c.Images.Node) {
 				t.Errorf("set %s on %s: %v, want only on its home node %s", set, n, has, c.Images.Node)
@@ -159,8 +161,8 @@ func TestSwarmRestoreRunsTasksFromTheirSetsWithOneAddressMap(t *testing.T) {
 		if ft == nil {
 			t.Fatalf("task %s started fresh, not from its set", key)
 		}
-		if ft.Set != nodeagent.SetID(m.ID, key) || !ft.Locked || !ft.WaitMap || fmt.Sprint(ft.Addresses) != fmt.Sprint(want) {
-			t.Errorf("task %s restored from %+v, want set %s, locked, with the whole map", key, ft, nodeagent.SetID(m.ID, key))
+		if ft.Set != node.SetID(m.ID, key) || !ft.Locked || !ft.WaitMap || fmt.Sprint(ft.Addresses) != fmt.Sprint(want) {
+			t.Errorf("task %s restored from %+v, want set %s, locked, with the whole map", key, ft, node.SetID(m.ID, key))
 		}
 		if out.Targets[key] != n || out.Containers[key] == "" {
 			t.Errorf("outcome for %s: node %q container %q, want node %s", key, out.Targets[key], out.Containers[key], n)
@@ -176,7 +178,7 @@ func TestSwarmRestoreRunsTasksFromTheirSetsWithOneAddressMap(t *testing.T) {
 	}
 	// Copies are gone; every set is still on its home node (restorable again).
 	for _, c := range m.Containers {
-		set := nodeagent.SetID(m.ID, c.Key())
+		set := node.SetID(m.ID, c.Key())
 		for _, n := range swarmNodes {
 			has := e.execs[n].HasSet(set)
 			if n != c.Images.Node && has {

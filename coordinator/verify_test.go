@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 func TestLocalVerifierCatchesChecksumMismatch(t *testing.T) {
@@ -91,7 +91,7 @@ func TestAgentVerifier(t *testing.T) {
 	}
 	m := res.Snapshot
 	verify := coordinator.AgentVerifier(e.net.Connect(), 2*time.Second)
-	set := func(key string) string { return nodeagent.SetID("snap-v", key) }
+	set := func(key string) string { return node.SetID("snap-v", key) }
 	// holder.1 (10.1.0.2, lab-1) <-> holder.2 (10.1.0.3, lab-2); the other holders have
 	// no connections.
 	e.execs["lab-1"].FakeSockets = map[string]json.RawMessage{

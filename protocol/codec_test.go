@@ -143,24 +143,6 @@ func TestEncodeRejects(t *testing.T) {
 	}
 }
 
-func TestSubjects(t *testing.T) {
-	nodeOf := func(c string) (string, bool) {
-		return map[string]string{"a": "n1", "bad": "n.1"}[c], c == "a" || c == "bad"
-	}
-	if s, err := SubjectFor(ContainerAddr("a"), nodeOf); err != nil || s != "swarmckpt.v1.node.n1" {
-		t.Errorf("container a: %q %v", s, err)
-	}
-	if s, err := SubjectFor(Coordinator, nodeOf); err != nil || s != "swarmckpt.v1.coordinator" {
-		t.Errorf("coordinator: %q %v", s, err)
-	}
-	if _, err := SubjectFor(ContainerAddr("zz"), nodeOf); !errors.Is(err, ErrMalformed) {
-		t.Errorf("unknown container: %v", err)
-	}
-	if _, err := SubjectFor(ContainerAddr("bad"), nodeOf); !errors.Is(err, ErrMalformed) {
-		t.Errorf("node with a dot: %v", err)
-	}
-}
-
 func FuzzDecode(f *testing.F) {
 	for _, e := range samples() {
 		b, _ := Encode(e)

@@ -1,6 +1,6 @@
 // Package protocol is the versioned wire contract between the swarmckpt coordinator, its
 // workers and the CLI: the Envelope every message travels in, the append-only list of
-// message types, the message bodies, the NATS subjects, and a deterministic JSON codec.
+// message types, the message bodies, and a deterministic JSON codec.
 //
 // Compatibility rules:
 //   - Message types are numbered; the list in types.go is ONLY APPENDED TO. A number is
@@ -10,6 +10,9 @@
 //   - Unknown types are rejected with a *TypeError (errors.Is(err, ErrUnknownType)).
 //   - Bodies may gain fields (old receivers ignore them); fields are never removed or
 //     re-typed within a version.
+//
+// The NATS subjects, the node agents' operations (one request and one reply type each)
+// and the error codes that cross the node boundary are in protocol/node.
 //
 // The golden encodings in testdata/ pin the wire form; see docs/protocol.md.
 package protocol

@@ -1,6 +1,10 @@
-// Package worker is the node agent's API: the container primitives of one Docker node
-// (Lock/Unlock, Freeze/Thaw, Dump, Restore, image transfer) behind one small, ctx-first
-// interface, Service, that the control plane calls (over NATS, built elsewhere).
+// Package worker is the data plane of one Docker node: its container primitives
+// (Lock/Unlock, Freeze/Thaw, Dump, Restore, image transfer) behind small ctx-first role
+// interfaces (service.go: Holder, Dumper, Sets, Restorer, Tasks, Inspector), each
+// implemented by the Worker, its HTTP Client and the in-memory Fake, with one
+// conformance suite (workertest). The node side of the control plane is the agent next
+// to it (worker/agent, 'swarmckpt agent'), which calls these roles over the worker's
+// local HTTP API.
 //
 // Every Lock and Freeze carries a deadline. The hold is journaled before the primitive
 // runs and a detached watchdog process thaws and unlocks the container when the deadline

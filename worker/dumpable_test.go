@@ -71,7 +71,7 @@ func TestUndumpableContainerIsRefusedBeforeAnyHold(t *testing.T) {
 	}
 	// The node agent asks the same before accepting a plan, over HTTP: refused with the
 	// same reason, nothing held; a container of root processes passes.
-	var ch worker.DumpChecker = &worker.Client{Addr: w.Addr()}
+	var ch worker.Dumper = &worker.Client{Addr: w.Addr()}
 	if err := ch.CheckDump(ctx, "redis"); !errors.Is(err, worker.ErrRemote) || !strings.Contains(err.Error(), "uid 999") || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
 		t.Errorf("CheckDump over HTTP: %v, want the refusal naming uid 999 and CAP_SYS_RESOURCE", err)
 	}

@@ -5,9 +5,7 @@ import (
 	"net/http"
 )
 
-var _ DumpChecker = (*Worker)(nil)
-
-// CheckDump implements DumpChecker: the checks of a dump's first step, nothing held.
+// CheckDump implements Dumper: the checks of a dump's first step, nothing held.
 func (w *Worker) CheckDump(ctx context.Context, name string) error {
 	_, err := w.resolveDumpable(ctx, name)
 	return err

@@ -77,7 +77,7 @@ func TestDumpIntoMovesThePagesStraightToTheTarget(t *testing.T) {
 	a, b := newFakeNodeDumper(t, "a", k), newFakeNode(t, "b")
 	ctx := context.Background()
 	web, api := a.add("web", 7), a.add("api", 8)
-	for i, s := range []worker.Service{a.w, &worker.Client{Addr: a.w.Addr()}} {
+	for i, s := range []worker.Dumper{a.w, &worker.Client{Addr: a.w.Addr()}} {
 		c := []container.Ref{web, api}[i]
 		if _, err := s.DumpInto(ctx, c.Name, "mig."+c.Name, b.w.Addr()); err != nil {
 			t.Fatal(err)

@@ -21,7 +21,7 @@ func TestDumpToStreamsTheSetWhileDumping(t *testing.T) {
 	ctx := context.Background()
 	a.add("web", 7)
 	a.add("api", 8)
-	for i, s := range []worker.Service{a.w, &worker.Client{Addr: a.w.Addr()}} {
+	for i, s := range []worker.Dumper{a.w, &worker.Client{Addr: a.w.Addr()}} {
 		name := []string{"web", "api"}[i]
 		m, err := s.DumpTo(ctx, name, "mig."+name, b.w.Addr(), false)
 		if err != nil {

@@ -7,9 +7,7 @@ import (
 	"sort"
 )
 
-var _ HoldsService = (*Worker)(nil)
-
-// Holds implements HoldsService: the holds of this node's journal, soonest deadline
+// Holds implements Holder: the holds of this node's journal, soonest deadline
 // first.
 func (w *Worker) Holds(ctx context.Context) ([]Held, error) {
 	if err := ctx.Err(); err != nil {

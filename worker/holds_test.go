@@ -16,7 +16,7 @@ func TestHoldsListsTheJournal(t *testing.T) {
 	c := n.add("web", 42)
 	n.add("db", 43)
 	ctx := context.Background()
-	var s worker.HoldsService = &worker.Client{Addr: n.w.Addr()}
+	var s worker.Holder = &worker.Client{Addr: n.w.Addr()}
 	if hs, err := s.Holds(ctx); err != nil || len(hs) != 0 {
 		t.Fatalf("holds of an idle node: %+v %v", hs, err)
 	}

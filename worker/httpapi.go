@@ -14,12 +14,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
-// The worker's transfer endpoint also serves Service as JSON over HTTP, for local tools
-// (benchmarks, tests, debugging); the control plane uses NATS. With Config.Token set,
+// The worker's transfer endpoint also serves its roles as JSON over HTTP: for its node's
+// agent (worker/agent, through Client) and local tools (benchmarks, tests, debugging).
+// An error answers with node.Status (message, code, reason) and the code's HTTP status. With Config.Token set,
 // every route needs it (auth.go; Client.Token). Routes:
 //
 //	POST /v1/containers/{name}/lock    {"peers":[...],"deadline":"RFC3339"}
@@ -27,7 +29,7 @@ import (
 //	POST /v1/containers/{name}/freeze  {"deadline":"RFC3339"}
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
-//	POST /v1/containers/{name}/dumpable                                 (DumpChecker: refused as Lock would)
+//	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
@@ -57,9 +59,9 @@ type apiRequest struct {
 	Preflight    *PreflightRequest `json:"preflight,omitempty"`
 }
 
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is every error answer's body: the message and its wire code
+// (node.Status), with the code's HTTP status (node.HTTPStatus).
+type apiError = node.Status
 
 func (w *Worker) api(mux *http.ServeMux) {
 	handle := func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error)) {
@@ -67,13 +69,14 @@ func (w *Worker) api(mux *http.ServeMux) {
 			var req apiRequest
 			if r.Body != nil {
 				if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-					writeJSON(rw, http.StatusBadRequest, apiError{Error: "bad request body: " + err.Error()})
+					writeJSON(rw, http.StatusBadRequest, apiError{Error: "bad request body: " + err.Error(), Code: node.CodeInvalidArgument})
 					return
 				}
 			}
 			out, err := f(r.Context(), r, req)
 			if err != nil {
-				writeJSON(rw, http.StatusInternalServerError, apiError{Error: err.Error()})
+				st := node.StatusOf(err)
+				writeJSON(rw, node.HTTPStatus(st.Code), st)
 				return
 			}
 			writeJSON(rw, http.StatusOK, out)
@@ -143,7 +146,7 @@ func writeJSON(rw http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(rw).Encode(v)
 }
 
-// Client is Service over a worker's HTTP endpoint.
+// Client is the worker's roles over its HTTP endpoint.
 type Client struct {
 	// Addr is the worker's host:port.
 	Addr string
@@ -177,7 +180,19 @@ func (c *Client) peer() peer {
 	return c.p
 }
 
-var _ Service = (*Client)(nil)
+var (
+	_ Holder    = (*Client)(nil)
+	_ Dumper    = (*Client)(nil)
+	_ Sets      = (*Client)(nil)
+	_ Restorer  = (*Client)(nil)
+	_ Tasks     = (*Client)(nil)
+	_ Inspector = (*Client)(nil)
+)
+
+// Roles returns the worker's roles, all served over its HTTP API.
+func (c *Client) Roles() Roles {
+	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c}
+}
 
 // ErrRemote: the worker answered with an error (its message is attached).
 var ErrRemote = errors.New("worker: remote error")
@@ -193,12 +208,16 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 }
 
 // remoteError is the error of a worker's answer other than 200: ErrUnauthorized for a
-// 401, else ErrRemote, with the worker's message.
+// 401, else ErrRemote, with the worker's message; it matches the worker's error code
+// and reason too (errors.Is(err, node.ErrNoSuchSet)).
 func (c *Client) remoteError(resp *http.Response) error {
 	var ae apiError
 	_ = json.NewDecoder(resp.Body).Decode(&ae)
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("%w: worker at %s: %s", ErrUnauthorized, c.Addr, ae.Error)
+	}
+	if err := ae.Err(); err != nil {
+		return fmt.Errorf("%w: worker at %s: %w", ErrRemote, c.Addr, err)
 	}
 	return fmt.Errorf("%w: worker at %s: %s", ErrRemote, c.Addr, ae.Error)
 }
@@ -221,32 +240,32 @@ func (c *Client) call(ctx context.Context, method, path string, req apiRequest, 
 
 func cpath(name, op string) string { return "/v1/containers/" + name + "/" + op }
 
-// Lock implements Service.
+// Lock implements Holder.
 func (c *Client) Lock(ctx context.Context, name string, peers []netip.Addr, deadline time.Time) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "lock"), apiRequest{Peers: peers, Deadline: deadline}, nil)
 }
 
-// Unlock implements Service.
+// Unlock implements Holder.
 func (c *Client) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "unlock"), apiRequest{Peers: peers}, nil)
 }
 
-// Freeze implements Service.
+// Freeze implements Holder.
 func (c *Client) Freeze(ctx context.Context, name string, deadline time.Time) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "freeze"), apiRequest{Deadline: deadline}, nil)
 }
 
-// Thaw implements Service.
+// Thaw implements Holder.
 func (c *Client) Thaw(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "thaw"), apiRequest{}, nil)
 }
 
-// Stop implements Service.
+// Stop implements Holder.
 func (c *Client) Stop(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodPost, cpath(name, "stop"), apiRequest{}, nil)
 }
 
-// Dump implements Service.
+// Dump implements Dumper.
 func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dump"), apiRequest{Set: setID, LeaveRunning: leaveRunning}, &m); err != nil {
@@ -255,7 +274,7 @@ func (c *Client) Dump(ctx context.Context, name, setID string, leaveRunning bool
 	return &m, nil
 }
 
-// DumpTo implements Service.
+// DumpTo implements Dumper.
 func (c *Client) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dumpto"), apiRequest{Set: setID, Addr: addr, LeaveRunning: leaveRunning}, &m); err != nil {
@@ -264,7 +283,7 @@ func (c *Client) DumpTo(ctx context.Context, name, setID, addr string, leaveRunn
 	return &m, nil
 }
 
-// DumpInto implements Service.
+// DumpInto implements Dumper.
 func (c *Client) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dumpinto"), apiRequest{Set: setID, Addr: addr}, &m); err != nil {
@@ -273,7 +292,7 @@ func (c *Client) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	return &m, nil
 }
 
-// DumpLazy implements Service.
+// DumpLazy implements Dumper.
 func (c *Client) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
 	var m imageset.Manifest
 	if err := c.call(ctx, http.MethodPost, cpath(name, "dumplazy"), apiRequest{Set: setID, Addr: pageServer}, &m); err != nil {
@@ -282,38 +301,38 @@ func (c *Client) DumpLazy(ctx context.Context, name, setID, pageServer string) (
 	return &m, nil
 }
 
-// Send implements Service.
+// Send implements Sets.
 func (c *Client) Send(ctx context.Context, setID, addr string) (SendResult, error) {
 	var res SendResult
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/send", apiRequest{Addr: addr}, &res)
 	return res, err
 }
 
-// Restore implements Service.
+// Restore implements Restorer.
 func (c *Client) Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error) {
 	var ref container.Ref
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+setID+"/restore", apiRequest{Restore: opts}, &ref)
 	return ref, err
 }
 
-// RemoveContainer implements Service.
+// RemoveContainer implements Restorer.
 func (c *Client) RemoveContainer(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/containers/"+url.PathEscape(name), apiRequest{}, nil)
 }
 
-// DropSet implements Service.
+// DropSet implements Sets.
 func (c *Client) DropSet(ctx context.Context, setID string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/sets/"+url.PathEscape(setID), apiRequest{}, nil)
 }
 
-// Sockets implements Service.
+// Sockets implements Sets.
 func (c *Client) Sockets(ctx context.Context, setID, label string) (SetSockets, error) {
 	var out SetSockets
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/sockets", apiRequest{Label: label}, &out)
 	return out, err
 }
 
-// Info implements Service.
+// Info implements Inspector.
 func (c *Client) Info(ctx context.Context) (NodeInfo, error) {
 	var ni NodeInfo
 	err := c.call(ctx, http.MethodGet, "/v1/info", apiRequest{}, &ni)

@@ -13,7 +13,7 @@ type PreflightRequest struct {
 	restore.Check
 	// Sets must be on this node with every listed file at its size.
 	Sets []PreflightSet `json:"sets,omitempty"`
-	// Prepare: the restore goes ahead (nodeagent.PreflightRequest.Prepare); nothing is
+	// Prepare: the restore goes ahead (node.PreflightRequest.Prepare); nothing is
 	// checked.
 	Prepare bool `json:"prepare,omitempty"`
 }
@@ -45,15 +45,7 @@ type PreflightReport struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// Preflighter checks a restore's needs on a node without changing anything (the
-// Worker and the Client offer it).
-type Preflighter interface {
-	Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error)
-}
-
-var _ Preflighter = (*Client)(nil)
-
-// Preflight implements Preflighter: POST /v1/preflight.
+// Preflight implements Restorer: POST /v1/preflight.
 func (c *Client) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	var out PreflightReport
 	err := c.call(ctx, http.MethodPost, "/v1/preflight", apiRequest{Preflight: &req}, &out)

@@ -11,9 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
-var _ Preflighter = (*Worker)(nil)
-
-// Preflight implements Preflighter: each set's directory and files (presence and
+// Preflight implements Restorer: each set's directory and files (presence and
 // size; checksums are verified by Restore), then the Docker checks of the restorer
 // (images, names, addresses) when it has them. A Prepare request only hands the
 // restore's needs to the restorer's Prepare (network keepers), when it has one.

@@ -9,11 +9,19 @@ import (
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
-// Service is what the control plane calls on a node's worker. Container names or IDs
-// refer to containers of this node. Every call is bounded by ctx.
-type Service interface {
+// The worker's role interfaces: what the node agent (worker/agent) calls on its node's
+// worker, one small interface per role. Container names or IDs refer to containers of
+// this node; every call is bounded by ctx. *Worker (in-process) and *Client (its HTTP
+// API) implement every role, Fake (in memory, fake.go) too; workertest holds the
+// conformance suite run against all three. Roles bundles one worker's roles.
+
+// Holder holds containers still: the network lock and the freeze, each until released
+// or until its deadline (the watchdog's), and the stop of a container frozen since its
+// dump.
+type Holder interface {
 	// Lock drops the container's packets to and from peers (all when empty) until
 	// Unlock or the deadline, whichever comes first.
 	Lock(ctx context.Context, containerName string, peers []netip.Addr, deadline time.Time) error
@@ -23,18 +31,32 @@ type Service interface {
 	Freeze(ctx context.Context, containerName string, deadline time.Time) error
 	// Thaw resumes the container.
 	Thaw(ctx context.Context, containerName string) error
+	// Stop ends a container that is frozen since its dump with exit deferred (a
+	// migration's or a restore's checkpoint that stops the stack, held until the
+	// snapshot committed): SIGKILL while frozen, then thaw, so its processes die
+	// without running again; its lock and freeze go with them. Refused (ErrNotFrozen,
+	// node.ErrNotFrozen) if the container is not frozen: it ran on after its dump, and
+	// ending it would lose what it did since.
+	Stop(ctx context.Context, containerName string) error
+	// Holds returns every hold of the node's journal: the containers locked or frozen,
+	// and until when (docs/dataplane.md "Deadlines").
+	Holds(ctx context.Context) ([]Held, error)
+}
+
+// Dumper checkpoints containers into image sets.
+type Dumper interface {
+	// CheckDump checks, without touching the container, that this node can dump it:
+	// what the worker would refuse at Lock, Freeze or Dump (container.Dumpable: a
+	// process of another user while the worker lacks CAP_SYS_RESOURCE). The node agent
+	// asks it for every container of a snapshot plan, so that such a snapshot is
+	// refused before any container of the stack is locked.
+	CheckDump(ctx context.Context, containerName string) error
 	// Dump checkpoints the container into the new image set setID.
 	Dump(ctx context.Context, containerName, setID string, leaveRunning bool) (*imageset.Manifest, error)
-	// DumpLazy is Dump for post-copy migration: it writes every image but the memory
-	// pages, returns, and keeps the container frozen while serving its pages on
-	// pageServer (HOST:PORT; port 0 picks a free one, recorded in the manifest's
-	// LazyPages) to the restoring node; the container exits when all were fetched, or
-	// resumes if the transfer fails. Refused with the reason where post-copy cannot run
-	// (see NodeInfo.PostCopy).
-	DumpLazy(ctx context.Context, containerName, setID, pageServer string) (*imageset.Manifest, error)
 	// DumpTo is Dump streaming the images to the worker at addr (host:port) while CRIU
 	// writes them; it returns when the set is sealed here and the receiver verified its
 	// copy (the transfer overlaps the dump: cold migration is DumpTo + Restore there).
+	// A failed stream leaves the set sealed here.
 	DumpTo(ctx context.Context, containerName, setID, addr string, leaveRunning bool) (*imageset.Manifest, error)
 	// DumpInto is cold migration without a copy on this node: CRIU sends the memory
 	// pages straight to a page server of the worker at addr, which hashes them as they
@@ -42,33 +64,63 @@ type Service interface {
 	// killed only once the target holds the verified set; on any failure it keeps
 	// running here and neither node keeps a set.
 	DumpInto(ctx context.Context, containerName, setID, addr string) (*imageset.Manifest, error)
+	// DumpLazy is Dump for post-copy migration: it writes every image but the memory
+	// pages, returns, and keeps the container frozen while serving its pages on
+	// pageServer (HOST:PORT; port 0 picks a free one, recorded in the manifest's
+	// LazyPages) to the restoring node; the container exits when all were fetched, or
+	// resumes if the transfer fails. Refused with the reason where post-copy cannot run
+	// (see NodeInfo.PostCopy).
+	DumpLazy(ctx context.Context, containerName, setID, pageServer string) (*imageset.Manifest, error)
+}
+
+// Sets moves, checks and deletes the image sets on this node.
+type Sets interface {
 	// Send streams image set setID to the worker listening at addr (host:port), which
 	// verifies every file's sha256 before accepting it. A target that already holds the
 	// set with the same files (a migration streamed it there while dumping) gets
-	// nothing: SendResult.AlreadyThere.
+	// nothing: SendResult.AlreadyThere. Not here: node.ErrNoSuchSet; a target holding
+	// another set of that ID: node.ErrSetExists.
 	Send(ctx context.Context, setID, addr string) (SendResult, error)
-	// Restore recreates the container of image set setID on this node and restores it.
-	Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error)
-	// Info describes the node.
-	Info(ctx context.Context) (NodeInfo, error)
 	// DropSet deletes image set setID from this node (a snapshot aborted or removed).
 	// Refused (ErrBadSetID) for an ID that would escape the sets directory; dropping a
 	// set that is not there succeeds (idempotent).
 	DropSet(ctx context.Context, setID string) error
-	// Stop ends a container that is frozen since its dump with exit deferred (a
-	// migration's or a restore's checkpoint that stops the stack, held until the
-	// snapshot committed): SIGKILL while frozen, then thaw, so its processes die
-	// without running again; its lock and freeze go with them. Refused (ErrNotFrozen)
-	// if the container is not frozen: it ran on after its dump, and ending it would
-	// lose what it did since.
-	Stop(ctx context.Context, containerName string) error
-	// RemoveContainer force-removes a container this worker restored (by id or name)
-	// and releases its holds, to undo a restore; removing one that is gone succeeds.
-	RemoveContainer(ctx context.Context, containerName string) error
 	// Sockets re-verifies image set setID (every file's size and sha256 against its
 	// manifest, no missing or extra file) and reads the TCP sockets of its CRIU images,
 	// labelled label: the cut checker's input, computed where the images are.
 	Sockets(ctx context.Context, setID, label string) (SetSockets, error)
+}
+
+// Restorer brings containers back from image sets on this node.
+type Restorer interface {
+	// Preflight checks a restore's needs on this node without changing anything (or,
+	// with Prepare, starts what shortens it).
+	Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error)
+	// Restore recreates the container of image set setID on this node and restores it.
+	Restore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, error)
+	// RemoveContainer force-removes a container this worker restored (by id or name)
+	// and releases its holds, to undo a restore; removing one that is gone succeeds.
+	RemoveContainer(ctx context.Context, containerName string) error
+}
+
+// Inspector describes the node and what restores left on it.
+type Inspector interface {
+	// Info describes the node.
+	Info(ctx context.Context) (NodeInfo, error)
+	// Standalone returns this node's restored containers of stack's services (every
+	// state; Running tells which run): docs/restore.md "Restoring a restored stack".
+	Standalone(ctx context.Context, stack string) ([]restore.Standalone, error)
+}
+
+// Roles are one worker's roles, as the node agent takes them; a nil role is one the
+// worker does not offer (the agent answers its operations with node.ErrNoWorker).
+type Roles struct {
+	Holder    Holder
+	Dumper    Dumper
+	Sets      Sets
+	Restorer  Restorer
+	Tasks     Tasks
+	Inspector Inspector
 }
 
 // SetSockets is what Sockets found in a verified image set.

@@ -8,11 +8,11 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
-var _ StandaloneService = (*Worker)(nil)
-
-// Standalone implements StandaloneService (through the Restorer, restore.Docker).
+// Standalone implements Inspector (through the Restorer, restore.Docker).
 func (w *Worker) Standalone(ctx context.Context, stack string) ([]restore.Standalone, error) {
-	l, ok := w.p.Restorer.(StandaloneService)
+	l, ok := w.p.Restorer.(interface {
+		Standalone(ctx context.Context, stack string) ([]restore.Standalone, error)
+	})
 	if !ok {
 		return nil, fmt.Errorf("worker %s: its restorer cannot list restored containers", w.cfg.Node)
 	}

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// TaskService is what a worker offers for swarm-native restores, where swarm's own
+// Tasks is the role a worker offers for swarm-native restores, where swarm's own
 // replacement task is restored by the runtime wrapper from a set placed for its
 // service slot (docs/restore.md). *Worker and *Client implement it.
-type TaskService interface {
+type Tasks interface {
 	// PlaceTask verifies image set setID and places a hard-linked copy of it for the
 	// next task of o.Service slot o.Slot on this node (the set itself stays).
 	PlaceTask(ctx context.Context, setID string, o TaskOptions) (TaskPlacement, error)
@@ -63,25 +63,23 @@ type taskRequest struct {
 	Set       string            `json:"set,omitempty"`
 }
 
-var _ TaskService = (*Client)(nil)
-
 func taskPath(service string, slot int) string {
 	return "/v1/tasks/" + url.PathEscape(service) + "/" + strconv.Itoa(slot)
 }
 
-// PlaceTask implements TaskService.
+// PlaceTask implements Tasks.
 func (c *Client) PlaceTask(ctx context.Context, setID string, o TaskOptions) (TaskPlacement, error) {
 	var out TaskPlacement
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/place", apiRequest{Task: taskRequest{Options: o}}, &out)
 	return out, err
 }
 
-// SetAddressMap implements TaskService.
+// SetAddressMap implements Tasks.
 func (c *Client) SetAddressMap(ctx context.Context, service string, slot int, addresses map[string]string) error {
 	return c.call(ctx, http.MethodPut, taskPath(service, slot)+"/address-map", apiRequest{Task: taskRequest{Addresses: addresses}}, nil)
 }
 
-// UnplaceTask implements TaskService.
+// UnplaceTask implements Tasks.
 func (c *Client) UnplaceTask(ctx context.Context, service string, slot int, setID string) (TaskRelease, error) {
 	var out TaskRelease
 	err := c.call(ctx, http.MethodDelete, taskPath(service, slot), apiRequest{Task: taskRequest{Set: setID}}, &out)

@@ -17,8 +17,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
 
-var _ TaskService = (*Worker)(nil)
-
 // taskPlacer is restore.Docker's swarm-task side.
 type taskPlacer interface {
 	PlaceTask(v imageset.Verified, service string, slot int, opts restore.TaskOptions) (restore.Placement, error)
@@ -105,7 +103,7 @@ func (w *Worker) verifiedSet(setID string) (imageset.Verified, error) {
 	return v, nil
 }
 
-// PlaceTask implements TaskService.
+// PlaceTask implements Tasks.
 func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (TaskPlacement, error) {
 	if o.Service == "" || o.Slot <= 0 {
 		return TaskPlacement{}, fmt.Errorf("worker %s: place set %s: need a service and a slot > 0 (got %q, %d)", w.cfg.Node, setID, o.Service, o.Slot)
@@ -206,7 +204,7 @@ func (w *Worker) holdRestoredTask(ctx context.Context, id string, deadline time.
 	}
 }
 
-// SetAddressMap implements TaskService.
+// SetAddressMap implements Tasks.
 func (w *Worker) SetAddressMap(ctx context.Context, service string, slot int, addresses map[string]string) error {
 	p, err := w.placer()
 	if err != nil {
@@ -234,7 +232,7 @@ func (w *Worker) SetAddressMap(ctx context.Context, service string, slot int, ad
 	return nil
 }
 
-// UnplaceTask implements TaskService.
+// UnplaceTask implements Tasks.
 func (w *Worker) UnplaceTask(ctx context.Context, service string, slot int, setID string) (TaskRelease, error) {
 	p, err := w.placer()
 	if err != nil {
@@ -266,7 +264,7 @@ func (w *Worker) UnplaceTask(ctx context.Context, service string, slot int, setI
 	return rel, nil
 }
 
-// taskAPI serves TaskService over HTTP (see httpapi.go).
+// taskAPI serves Tasks over HTTP (see httpapi.go).
 func (w *Worker) taskAPI(handle func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error))) {
 	handle("POST /v1/sets/{id}/place", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.PlaceTask(ctx, r.PathValue("id"), q.Task.Options)

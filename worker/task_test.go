@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
+
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"

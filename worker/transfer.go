@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -218,7 +219,7 @@ func (w *Worker) keepArrived(id string, a *arriving, tmp, final string) error {
 	return os.Rename(tmp, final)
 }
 
-// Send implements Service: it streams set id to the worker at addr.
+// Send implements Sets: it streams set id to the worker at addr.
 func (w *Worker) Send(ctx context.Context, id, addr string) (SendResult, error) {
 	set, err := w.setPath(id)
 	if err != nil {
@@ -286,7 +287,11 @@ func put(ctx context.Context, p peer, set, url, contentType string, body *stream
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("send %s to %s: receiver answered %s: %s", set, url, resp.Status, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusConflict {
+			err = node.Mark(err, node.ErrSetExists) // the target holds a set of that ID
+		}
+		return err
 	}
 	return nil
 }
@@ -361,7 +366,7 @@ func (b *streamBody) Read([]byte) (int, error) {
 
 func (b *streamBody) Close() error { return nil }
 
-// DumpTo implements Service: a Dump whose images stream to the worker at addr while CRIU
+// DumpTo implements Dumper: a Dump whose images stream to the worker at addr while CRIU
 // writes them (the memory pages as they grow, the rest when CRIU is done), so the
 // transfer overlaps the dump instead of following it. The set is also kept here, as
 // Dump keeps it. The receiver hashes what it writes and accepts the set only if the
@@ -418,7 +423,7 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 	return m, nil, errors.Join(err, <-sent)
 }
 
-// DumpInto implements Service: cold migration's fastest path. CRIU sends the memory
+// DumpInto implements Dumper: cold migration's fastest path. CRIU sends the memory
 // pages straight to a page server of the worker at addr (no copy of them is written
 // on this node), the other images follow in a live stream, and the target hashes the
 // pages as they arrive. The container is network-locked and frozen (journaled, so the
@@ -506,7 +511,7 @@ func (w *Worker) end(ctx context.Context, c container.Ref, k killer) error {
 	return nil
 }
 
-// Stop implements Service.
+// Stop implements Holder.
 func (w *Worker) Stop(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/swarmckpt/swarmckpt/criuimg"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -30,14 +31,16 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
 
-// Sentinel errors.
+// Sentinel errors. Each wraps the wire contract's sentinel, so that a caller across
+// the node boundary (the worker's HTTP API, the agent's replies) matches it too:
+// errors.Is(err, node.ErrNoSuchSet).
 var (
 	// ErrBadSetID: set IDs are [A-Za-z0-9_.-]+ and not "." or "..".
-	ErrBadSetID = errors.New("worker: bad image set ID")
+	ErrBadSetID = fmt.Errorf("worker: %w", node.ErrBadSetID)
 	// ErrNoSet: no image set of that ID on this node.
-	ErrNoSet = errors.New("worker: no such image set on this node")
+	ErrNoSet = fmt.Errorf("worker: %w", node.ErrNoSuchSet)
 	// ErrNotFrozen: Stop of a container that is not frozen since its dump.
-	ErrNotFrozen = errors.New("worker: container is not frozen")
+	ErrNotFrozen = fmt.Errorf("worker: %w", node.ErrNotFrozen)
 )
 
 // Parts are the primitives a Worker composes; tests pass fakes.
@@ -110,7 +113,19 @@ type Worker struct {
 	restoredLocked map[string]bool // containers restored network-locked, by ID: their unlock ends pending connects (pending_linux.go)
 }
 
-var _ Service = (*Worker)(nil)
+var (
+	_ Holder    = (*Worker)(nil)
+	_ Dumper    = (*Worker)(nil)
+	_ Sets      = (*Worker)(nil)
+	_ Restorer  = (*Worker)(nil)
+	_ Tasks     = (*Worker)(nil)
+	_ Inspector = (*Worker)(nil)
+)
+
+// Roles returns the worker's roles, called in-process.
+func (w *Worker) Roles() Roles {
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w}
+}
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
 // watchdog and the transfer endpoint.
@@ -344,7 +359,7 @@ func (w *Worker) resolveDumpable(ctx context.Context, name string) (container.Re
 	return c, nil
 }
 
-// Lock implements Service.
+// Lock implements Holder.
 func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, deadline time.Time) error {
 	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
@@ -360,7 +375,7 @@ func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, dead
 	return nil
 }
 
-// Unlock implements Service.
+// Unlock implements Holder.
 func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
@@ -377,7 +392,7 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 	return nil
 }
 
-// Freeze implements Service.
+// Freeze implements Holder.
 func (w *Worker) Freeze(ctx context.Context, name string, deadline time.Time) error {
 	c, err := w.resolveDumpable(ctx, name)
 	if err != nil {
@@ -398,7 +413,7 @@ func (w *Worker) freezeHeld(ctx context.Context, c container.Ref, deadline time.
 	return nil
 }
 
-// Thaw implements Service.
+// Thaw implements Holder.
 func (w *Worker) Thaw(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
@@ -410,7 +425,7 @@ func (w *Worker) Thaw(ctx context.Context, name string) error {
 	return w.unhold(c, false, true)
 }
 
-// Dump implements Service.
+// Dump implements Dumper.
 func (w *Worker) Dump(ctx context.Context, name, setID string, leaveRunning bool) (*imageset.Manifest, error) {
 	return w.dump(ctx, name, setID, dump.Options{LeaveRunning: leaveRunning})
 }
@@ -525,7 +540,7 @@ func (w *Worker) harden(ctx context.Context, c container.Ref) {
 	}
 }
 
-// DumpLazy implements Service.
+// DumpLazy implements Dumper.
 func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
 	if err := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit()); err != nil {
 		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
@@ -620,7 +635,7 @@ func (w *Worker) raisePipes() (release func() error, err error) {
 	return w.p.Pipes.Raise(migrate.MinPipeMaxSize)
 }
 
-// Restore implements Service. The set is verified (every sha256) before anything else.
+// Restore implements Restorer. The set is verified (every sha256) before anything else.
 func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions) (ref container.Ref, err error) {
 	set, err := w.setPath(setID)
 	if err != nil {
@@ -693,7 +708,7 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	return ref, nil
 }
 
-// Info implements Service.
+// Info implements Inspector.
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
 	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
@@ -710,7 +725,7 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// DropSet implements Service.
+// DropSet implements Sets.
 func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	dir, err := w.setPath(setID)
 	if err != nil {
@@ -738,7 +753,7 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	return nil
 }
 
-// Sockets implements Service.
+// Sockets implements Sets.
 func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, error) {
 	set, err := w.setPath(setID)
 	if err != nil {
@@ -746,6 +761,9 @@ func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	}
 	if err := ctx.Err(); err != nil {
 		return SetSockets{}, err
+	}
+	if _, err := os.Stat(set); errors.Is(err, os.ErrNotExist) {
+		return SetSockets{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
 	}
 	m, err := imageset.Verify(set)
 	if err != nil {
@@ -758,7 +776,7 @@ func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	return SetSockets{Manifest: m, Sockets: socks}, nil
 }
 
-// RemoveContainer implements Service.
+// RemoveContainer implements Restorer.
 func (w *Worker) RemoveContainer(ctx context.Context, name string) error {
 	if name == "" {
 		return fmt.Errorf("worker %s: remove container: %w: empty name", w.cfg.Node, container.ErrNotFound)

@@ -414,7 +414,7 @@ func TestHTTPClientIsAService(t *testing.T) {
 	n := newFakeNode(t, "n1")
 	n.add("web", 42)
 	ctx := context.Background()
-	var s worker.Service = &worker.Client{Addr: n.w.Addr()}
+	s := &worker.Client{Addr: n.w.Addr()}
 	if err := s.Lock(ctx, "web", nil, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -488,25 +488,25 @@ func TestDropSet(t *testing.T) {
 	if err := os.MkdirAll(outside, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []worker.Service{n.w, &worker.Client{Addr: n.w.Addr()}} {
-		if _, err := s.Dump(ctx, "web", "snap1.web", true); err != nil {
+	for _, s := range []worker.Roles{n.w.Roles(), (&worker.Client{Addr: n.w.Addr()}).Roles()} {
+		if _, err := s.Dumper.Dump(ctx, "web", "snap1.web", true); err != nil {
 			t.Fatal(err)
 		}
 		dir := filepath.Join(n.w.SetsDir(), "snap1.web")
 		if _, err := os.Stat(dir); err != nil {
 			t.Fatalf("set not written: %v", err)
 		}
-		if err := s.DropSet(ctx, "snap1.web"); err != nil {
+		if err := s.Sets.DropSet(ctx, "snap1.web"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Fatalf("set still there after DropSet: %v", err)
 		}
-		if err := s.DropSet(ctx, "snap1.web"); err != nil {
+		if err := s.Sets.DropSet(ctx, "snap1.web"); err != nil {
 			t.Fatalf("second DropSet of the same set: %v, want nil (idempotent)", err)
 		}
 		for _, bad := range []string{"..", "../keep", ".", ""} {
-			if err := s.DropSet(ctx, bad); err == nil {
+			if err := s.Sets.DropSet(ctx, bad); err == nil {
 				t.Fatalf("DropSet(%q) succeeded", bad)
 			}
 		}
@@ -526,12 +526,12 @@ func TestRemoveContainerUndoesARestore(t *testing.T) {
 	n := newFakeNode(t, "n1")
 	n.add("web", 7)
 	ctx := context.Background()
-	for i, s := range []worker.Service{n.w, &worker.Client{Addr: n.w.Addr()}} {
+	for i, s := range []worker.Roles{n.w.Roles(), (&worker.Client{Addr: n.w.Addr()}).Roles()} {
 		set := fmt.Sprintf("s%d.web", i)
-		if _, err := s.Dump(ctx, "web", set, true); err != nil {
+		if _, err := s.Dumper.Dump(ctx, "web", set, true); err != nil {
 			t.Fatal(err)
 		}
-		ref, err := s.Restore(ctx, set, worker.RestoreOptions{Name: "web-r", LockUntil: time.Now().Add(time.Minute)})
+		ref, err := s.Restorer.Restore(ctx, set, worker.RestoreOptions{Name: "web-r", LockUntil: time.Now().Add(time.Minute)})
 		if err != nil || !n.restorer.Exists("web-r") {
 			t.Fatalf("restore: %+v %v", ref, err)
 		}
@@ -539,7 +539,7 @@ func TestRemoveContainerUndoesARestore(t *testing.T) {
 		if _, ok, _ := j.Get(ref.ID); !ok {
 			t.Fatal("locked restore journaled no hold")
 		}
-		if err := s.RemoveContainer(ctx, ref.ID); err != nil {
+		if err := s.Restorer.RemoveContainer(ctx, ref.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n.restorer.Exists("web-r") {
@@ -548,7 +548,7 @@ func TestRemoveContainerUndoesARestore(t *testing.T) {
 		if _, ok, _ := j.Get(ref.ID); ok {
 			t.Fatal("hold still journaled after RemoveContainer")
 		}
-		if err := s.RemoveContainer(ctx, ref.ID); err != nil {
+		if err := s.Restorer.RemoveContainer(ctx, ref.ID); err != nil {
 			t.Fatalf("second RemoveContainer: %v, want nil (idempotent)", err)
 		}
 	}

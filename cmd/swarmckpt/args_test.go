@@ -16,7 +16,7 @@ import (
 )
 
 // commandLines returns the start of every command line: each command of commands()
-// and each of its subcommands (lab up, coordinator agent, worker tls-init, ...).
+// and each of its subcommands (lab up, worker tls-init, ...).
 func commandLines() [][]string {
 	var out [][]string
 	for name, cmd := range commands() {
@@ -84,7 +84,7 @@ func isBool(f *flag.Flag) bool {
 // argument prints the usage.
 func TestEveryCommandTakesFlagsAfterArguments(t *testing.T) {
 	lines := commandLines()
-	for _, want := range [][]string{{"lab", "deploy"}, {"lab", "up"}, {"coordinator", "agent"}, {"snapshot"}, {"worker", "tls-init"}} {
+	for _, want := range [][]string{{"lab", "deploy"}, {"lab", "up"}, {"agent"}, {"snapshot"}, {"worker", "tls-init"}} {
 		if !slices.ContainsFunc(lines, func(l []string) bool { return slices.Equal(l, want) }) {
 			t.Fatalf("%v is not among the command lines tested: %v", want, lines)
 		}
@@ -212,11 +212,11 @@ func TestBadNamesExitTwo(t *testing.T) {
 		{[]string{"lab", "deploy", "file.yml", "bad.stack"}, "stack name"},
 		{[]string{"worker", "--node", "a/b", "--insecure-no-auth"}, "--node: node name"},
 		{[]string{"worker", "tls-init", "--dir", t.TempDir(), "--node", "../x", "--ip", "127.0.0.1"}, "--node: node name"},
-		{[]string{"coordinator", "agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, "--node: node name"},
 		{[]string{"coordinator", "credentials", "--node", "lab.1", "--data-dir", t.TempDir()}, "--node: node name"},
+		{[]string{"agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, "--node: node name"},
 	} {
 		args := tc.args
-		if !slices.Contains([]string{"lab", "worker", "coordinator"}, args[0]) {
+		if !slices.Contains([]string{"lab", "worker", "coordinator", "agent"}, args[0]) {
 			args = append(slices.Clone(args), nowhere...)
 		}
 		var stdout, stderr bytes.Buffer
@@ -285,5 +285,21 @@ func TestWorkerTLSByDefault(t *testing.T) {
 		if code := run(tc.args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), tc.says) {
 			t.Errorf("%q: exit %d, stderr %q; want exit 2 saying %q", tc.args, code, stderr.String(), tc.says)
 		}
+	}
+}
+
+// 'coordinator agent' is the deprecated alias of 'agent': it says so in one line and
+// runs the same command (the same flag checks).
+func TestCoordinatorAgentIsADeprecatedAlias(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"coordinator", "agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, &stdout, &stderr)
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	if code != exitUsage || !strings.Contains(first, "deprecated") || !strings.Contains(first, "'swarmckpt agent'") ||
+		!strings.Contains(stderr.String(), "--node: node name") {
+		t.Fatalf("coordinator agent: exit %d, stderr %q; want the deprecation line, then agent's refusal of the node name", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"agent", "--node", "lab.1", "--worker", "127.0.0.1:1"}, &stdout, &stderr); code != exitUsage || strings.Contains(stderr.String(), "deprecated") {
+		t.Fatalf("agent: exit %d, stderr %q; want the refusal without a deprecation notice", code, stderr.String())
 	}
 }

@@ -15,11 +15,9 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
-	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
 
@@ -27,7 +25,6 @@ const defaultDataDir = "/var/lib/swarmckpt/coordinator"
 
 const coordinatorUsage = `
 Usage: swarmckpt coordinator [flags]
-       swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
 
 Runs the coordinator: it resolves stacks through a swarm manager's Docker API, drives
 one algorithm instance per snapshot, records snapshots in etcd and serves the CLI over
@@ -65,9 +62,8 @@ just the embedded NATS and etcd for such coordinators (each then runs with --nat
 --nats-user-file <data-dir>/nats-users/coordinator.user, --nats-ca, --etcd and the
 embedded etcd's client certificate, as printed at start). 'swarmckpt status' shows which coordinator leads.
 
-'coordinator agent' runs the control-plane agent of one node next to its worker
-('swarmckpt worker'): it takes part in snapshots (lock, freeze, dump through the
-worker's local API) and serves transfers and restores.
+Each node runs its agent with 'swarmckpt agent' ('swarmckpt coordinator agent' is a
+deprecated alias of it).
 
 The coordinator applies the stacks' swarmckpt.* service labels (deploy.labels): it
 watches the manager's service events, takes scheduled snapshots and removes those that
@@ -80,7 +76,6 @@ Examples:
       --etcd https://10.0.0.5:2379 --etcd-cacert /etc/etcd/ca.pem \
       --etcd-cert /etc/swarmckpt/etcd-client.pem --etcd-key /etc/swarmckpt/etcd-client-key.pem \
       --docker unix:///var/run/docker.sock
-  swarmckpt coordinator agent --node lab-2 --worker 127.0.0.1:7302 --worker-token-file /etc/swarmckpt/worker.token
   swarmckpt coordinator credentials --node lab-2 --out /tmp/agent-lab-2.user   # copy to lab-2, 0600
   swarmckpt coordinator --control-plane-only --data-dir /var/lib/swarmckpt/cp
 `
@@ -153,6 +148,7 @@ func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if len(args) > 0 && args[0] == "agent" {
+		fmt.Fprintln(c.stderr, "swarmckpt: 'coordinator agent' is deprecated; run 'swarmckpt agent' (same flags)")
 		return runAgent(ctx, c, args[1:])
 	}
 	if len(args) > 0 && args[0] == "credentials" {
@@ -346,125 +342,7 @@ func policySource(on bool, res *stack.Docker) coordinator.PolicySource {
 	return res
 }
 
-const agentUsage = `
-Usage: swarmckpt coordinator agent --node NAME --worker HOST:PORT [flags]
-
-Runs one node's control-plane agent next to its worker ('swarmckpt worker', whose local
-API address is --worker, or read from --worker-addr-file, and whose token is read from
---worker-token-file; with --worker-tls-ca when the worker runs with TLS). It connects to the coordinator's NATS, announces the node
-(heartbeats), runs the container side of every snapshot algorithm, and serves image
-transfers and restores. Its NATS user is its node's own ("agent.NODE", derived from
-<data-dir>/nats-users/agent.key when this host has it, else --nats-user-file from
-'swarmckpt coordinator credentials'), with the coordinator's CA (--nats-ca, default
-<data-dir>/etcd-tls/ca.pem); its memberlist key is --gossip-key-file (default
-<data-dir>/gossip.key).
-
-Examples:
-  swarmckpt coordinator agent --node lab-1 --worker 127.0.0.1:7301 --worker-token-file /etc/swarmckpt/worker.token
-  swarmckpt coordinator agent --node lab-2 --worker-addr-file /run/swarmckpt/w2.addr \
-      --worker-token-file /etc/swarmckpt/worker.token \
-      --nats nats://10.0.0.5:14222 --nats-user-file /etc/swarmckpt/nats-agent.user --nats-ca /etc/swarmckpt/nats-ca.pem
-`
-
-func runAgent(ctx context.Context, c *cli, args []string) error {
-	fs := flag.NewFlagSet("coordinator agent", flag.ContinueOnError)
-	var nf natsFlags
-	nf.register(fs, true)
-	node := fs.String("node", "", "this node's name as the swarm knows it (required)")
-	waddr := fs.String("worker", "", "the worker's local API address host:port")
-	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
-	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
-	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
-	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
-	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
-	gossipJoin := fs.String("gossip-join", "", "the coordinators' memberlist addresses to join (their --gossip), comma-separated; one reachable is enough")
-	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
-	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
-	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
-		return err
-	}
-	if *node == "" {
-		return usagef("--node is required")
-	}
-	if err := badName(validNodeFlag("--node", *node)); err != nil {
-		return err
-	}
-	addr := *waddr
-	if addr == "" && *waddrFile != "" {
-		b, err := os.ReadFile(*waddrFile)
-		if err != nil {
-			return fmt.Errorf("--worker-addr-file: %w", err)
-		}
-		addr = strings.TrimSpace(string(b))
-	}
-	if addr == "" {
-		return usagef("give the worker's address with --worker or --worker-addr-file")
-	}
-	if *stateDir == "" {
-		*stateDir = filepath.Join(nf.dataDir, "agent-"+*node)
-	}
-	var wtoken string
-	if *wtokenFile != "" {
-		t, err := worker.ReadTokenFile(*wtokenFile)
-		if err != nil {
-			return usagef("--worker-token-file: %v", err)
-		}
-		wtoken = t
-	}
-	wc := &worker.Client{Addr: addr, Token: wtoken}
-	if *wtlsCA != "" {
-		pool, err := worker.LoadCA(*wtlsCA)
-		if err != nil {
-			return usagef("--worker-tls-ca: %v", err)
-		}
-		wc.TLS = worker.ClientTLS(pool)
-	}
-	ex, err := workerexec.New(ctx, wc, *hold)
-	if err != nil {
-		return err
-	}
-	ex.Log = c.log
-	ncfg, err := nf.config(c, "agent-"+*node, natsauth.RoleAgent, *node)
-	if err != nil {
-		return err
-	}
-	tr, err := natsbus.Connect(ctx, ncfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	a, err := nodeagent.New(nodeagent.Config{Node: *node, Bus: tr, Exec: ex, Restorer: ex, Algorithms: registry.Lookup, StateDir: *stateDir,
-		Info: workerInfo(ex.Info), Log: c.log})
-	if err != nil {
-		return err
-	}
-	if *gossipJoin != "" {
-		info := workerInfo(ex.Info)
-		// One name per incarnation (members.Superseded): a restarted agent joins before
-		// memberlist declares its killed predecessor dead.
-		member := fmt.Sprintf("worker/%s/%d", *node, time.Now().UnixNano())
-		var key []byte
-		if *gossipKey == "" && fileExists(members.KeyPath(nf.dataDir)) {
-			*gossipKey = members.KeyPath(nf.dataDir)
-		}
-		if *gossipKey != "" {
-			if key, err = members.ReadKey(*gossipKey); err != nil {
-				return usagef("--gossip-key-file: %v", err)
-			}
-		}
-		cl, err := members.Start(members.Config{Name: member, Bind: *gossipBind, Join: strings.Split(*gossipJoin, ","), Key: key,
-			Meta: members.Meta{Node: *node, Role: "worker", WorkerAddr: info.Address, CRIUVersion: info.CRIUVersion, Features: info.Features},
-			Log:  c.log})
-		if err != nil {
-			return err
-		}
-		defer cl.Leave(2 * time.Second)
-	}
-	fmt.Fprintf(c.stdout, "agent %s: worker %s, NATS %s\n", *node, addr, nf.url)
-	return a.Run(ctx)
-}
-
-func workerInfo(i worker.NodeInfo) (w store.Worker) {
+func workerInfo(i worker.NodeInfo) (w node.Worker) {
 	w.Node, w.Address, w.CRIUVersion = i.Node, i.Addr, i.CRIUVersion
 	if i.Kernel != "" {
 		w.Features = append(w.Features, "kernel="+i.Kernel)

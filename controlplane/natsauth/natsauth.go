@@ -16,9 +16,9 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Role is what a NATS user may do.
@@ -44,10 +44,10 @@ func AgentUser(node string) string { return agentPrefix + node }
 // of a large set takes minutes).
 const replyTTL = time.Hour
 
-// Permissions are role's NATS permissions (node: the agent's node; ignored for the
+// Permissions are role's NATS permissions (nodeName: the agent's node; ignored for the
 // other roles). nil means every subject (the coordinator). This is the one place
-// that derives permissions from the subject table (protocol, nodeagent, api).
-func Permissions(role Role, node string) (*natsserver.Permissions, error) {
+// that derives permissions from the subject table (protocol/node, api).
+func Permissions(role Role, nodeName string) (*natsserver.Permissions, error) {
 	switch role {
 	case RoleCoordinator:
 		return nil, nil
@@ -58,22 +58,17 @@ func Permissions(role Role, node string) (*natsserver.Permissions, error) {
 			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", api.ProgressSubject("*")}},
 		}, nil
 	case RoleAgent:
-		if err := protocol.ValidToken(node); err != nil {
+		if err := protocol.ValidToken(nodeName); err != nil {
 			return nil, fmt.Errorf("natsauth: agent node name: %w", err)
 		}
-		sub := []string{protocol.NodeSubject(node), protocol.PeerSubject(node)}
-		for _, f := range []func(string) string{
-			nodeagent.PlanSubject, nodeagent.HoldsSubject, nodeagent.StopSubject, nodeagent.PreflightSubject,
-			nodeagent.SendSubject, nodeagent.RestoreSubject, nodeagent.DropSubject, nodeagent.VerifySubject,
-			nodeagent.RemoveSubject, nodeagent.UnlockSubject, nodeagent.PlaceSubject, nodeagent.AddressMapSubject,
-			nodeagent.UnplaceSubject, nodeagent.StandaloneSubject,
-		} {
-			sub = append(sub, f(node))
+		sub := []string{node.NodeSubject(nodeName), node.PeerSubject(nodeName)}
+		for _, op := range node.Ops {
+			sub = append(sub, op.Subject(nodeName))
 		}
 		return &natsserver.Permissions{
 			// Results to the coordinator, heartbeats, markers to other nodes'
 			// containers; replies only to requests it received (Response).
-			Publish:   &natsserver.SubjectPermission{Allow: []string{protocol.CoordinatorSubject(), nodeagent.HeartbeatSubject, protocol.PeerSubject("*")}},
+			Publish:   &natsserver.SubjectPermission{Allow: []string{node.CoordinatorSubject(), node.HeartbeatSubject, node.PeerSubject("*")}},
 			Subscribe: &natsserver.SubjectPermission{Allow: sub},
 			Response:  &natsserver.ResponsePermission{MaxMsgs: 1, Expires: replyTTL},
 		}, nil

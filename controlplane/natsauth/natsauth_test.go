@@ -22,9 +22,11 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
@@ -142,7 +144,7 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 		t.Fatalf("agent n1: %v", err)
 	}
 	// What an agent must be able to do arrives.
-	allowed := []string{protocol.CoordinatorSubject(), nodeagent.HeartbeatSubject, protocol.PeerSubject("n2")}
+	allowed := []string{node.CoordinatorSubject(), node.HeartbeatSubject, node.PeerSubject("n2")}
 	for _, subj := range allowed {
 		if err := agent.Publish(subj, []byte("ok")); err != nil {
 			t.Fatal(err)
@@ -154,9 +156,9 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	denied := []string{protocol.NodeSubject("n2"), protocol.NodeSubject("n1"), nodeagent.PlanSubject("n2"),
-		nodeagent.RestoreSubject("n2"), nodeagent.UnlockSubject("n1"), api.Subject("snapshot"), api.ProgressSubject("x"),
-		protocol.PeerSubject("n2") + ".x", "_INBOX.forged"}
+	denied := []string{node.NodeSubject("n2"), node.NodeSubject("n1"), node.PlanSubject("n2"),
+		node.RestoreSubject("n2"), node.UnlockSubject("n1"), api.Subject("snapshot"), api.ProgressSubject("x"),
+		node.PeerSubject("n2") + ".x", "_INBOX.forged"}
 	for _, subj := range denied {
 		if err := agent.Publish(subj, lock); err != nil {
 			t.Fatal(err)
@@ -180,10 +182,10 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 	}
 	// The coordinator heard the allowed ones; give a stray forged one the time the
 	// allowed ones took, with a marker after it on the same connection.
-	if err := agent.Publish(protocol.CoordinatorSubject()+"", []byte("last")); err != nil {
+	if err := agent.Publish(node.CoordinatorSubject()+"", []byte("last")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the last message", func() bool { mu.Lock(); defer mu.Unlock(); return heard[protocol.CoordinatorSubject()] == "last" })
+	waitFor(t, "the last message", func() bool { mu.Lock(); defer mu.Unlock(); return heard[node.CoordinatorSubject()] == "last" })
 	for _, subj := range denied {
 		if got(subj) {
 			t.Errorf("an agent's message on %s reached the coordinator", subj)
@@ -191,19 +193,19 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 	}
 
 	// An agent cannot listen to another node's subjects; it answers requests to its own.
-	if _, err := agent.Subscribe(nodeagent.PlanSubject("n2"), func(*nats.Msg) {}); err != nil {
+	if _, err := agent.Subscribe(node.PlanSubject("n2"), func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := agent.Subscribe(nodeagent.PlanSubject("n1"), func(m *nats.Msg) { _ = m.Respond([]byte("planned")) }); err != nil {
+	if _, err := agent.Subscribe(node.PlanSubject("n1"), func(m *nats.Msg) { _ = m.Respond([]byte("planned")) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := agent.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the subscribe violation", func() bool {
-		return strings.Contains(agent.violations(), `Permissions Violation for Subscription to "`+nodeagent.PlanSubject("n2")+`"`)
+		return strings.Contains(agent.violations(), `Permissions Violation for Subscription to "`+node.PlanSubject("n2")+`"`)
 	})
-	rep, err := coord.Request(nodeagent.PlanSubject("n1"), []byte("{}"), 5*time.Second)
+	rep, err := coord.Request(node.PlanSubject("n1"), []byte("{}"), 5*time.Second)
 	if err != nil || string(rep.Data) != "planned" {
 		t.Fatalf("the agent's reply to a plan: %v %v", rep, err)
 	}
@@ -216,7 +218,7 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 	if _, err := cli.Subscribe(api.ProgressSubject("op1"), func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	for _, subj := range []string{api.Subject("ls"), protocol.NodeSubject("n1"), nodeagent.PlanSubject("n1")} {
+	for _, subj := range []string{api.Subject("ls"), node.NodeSubject("n1"), node.PlanSubject("n1")} {
 		if err := cli.Publish(subj, lock); err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +227,7 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the CLI's API call", func() bool { return got(api.Subject("ls")) })
-	for _, subj := range []string{protocol.NodeSubject("n1"), nodeagent.PlanSubject("n1")} {
+	for _, subj := range []string{node.NodeSubject("n1"), node.PlanSubject("n1")} {
 		waitFor(t, "the CLI's violation on "+subj, func() bool {
 			return strings.Contains(cli.violations(), `Permissions Violation for Publish to "`+subj+`"`)
 		})
@@ -274,8 +276,8 @@ func matches(pattern, subject string) bool {
 // permissions: the derivation covers the subject table.
 func TestAgentPermissionsCoverTheAgent(t *testing.T) {
 	rec := &recorder{Transport: bus.NewNetwork().Connect()}
-	ex := nodeagent.NewFakeExecutor("n1")
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: rec, Exec: ex, Restorer: ex,
+	ex := worker.NewFake("n1")
+	a, err := agent.New(agent.Config{Node: "n1", Bus: rec, Worker: ex.Roles(),
 		Algorithms: func(n string) (algorithms.Algorithm, error) { return registry.Lookup(n) },
 		StateDir:   t.TempDir(), HeartbeatPeriod: 10 * time.Millisecond, Log: quiet()})
 	if err != nil {
@@ -320,7 +322,7 @@ func TestAgentPermissionsCoverTheAgent(t *testing.T) {
 			t.Errorf("the agent publishes on %s, which its permissions refuse", s)
 		}
 	}
-	if allowed(p.Publish.Allow, protocol.NodeSubject("n2")) || allowed(p.Subscribe.Allow, protocol.NodeSubject("n2")) {
+	if allowed(p.Publish.Allow, node.NodeSubject("n2")) || allowed(p.Subscribe.Allow, node.NodeSubject("n2")) {
 		t.Error("an agent's permissions allow another node's command subject")
 	}
 }
@@ -409,7 +411,7 @@ func TestServerConfigOnExternalNATS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("agent n1: %v", err)
 	}
-	for _, s := range []string{protocol.NodeSubject("n2"), protocol.CoordinatorSubject()} {
+	for _, s := range []string{node.NodeSubject("n2"), node.CoordinatorSubject()} {
 		if err := agent.Publish(s, []byte("x")); err != nil {
 			t.Fatal(err)
 		}
@@ -417,13 +419,13 @@ func TestServerConfigOnExternalNATS(t *testing.T) {
 	if err := agent.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the agent's result at the coordinator", func() bool { mu.Lock(); defer mu.Unlock(); return heard[protocol.CoordinatorSubject()] })
+	waitFor(t, "the agent's result at the coordinator", func() bool { mu.Lock(); defer mu.Unlock(); return heard[node.CoordinatorSubject()] })
 	waitFor(t, "the permission violation", func() bool {
-		return strings.Contains(agent.violations(), `Permissions Violation for Publish to "`+protocol.NodeSubject("n2")+`"`)
+		return strings.Contains(agent.violations(), `Permissions Violation for Publish to "`+node.NodeSubject("n2")+`"`)
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	if heard[protocol.NodeSubject("n2")] {
+	if heard[node.NodeSubject("n2")] {
 		t.Error("the agent's forged command reached the coordinator's subscription")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Sentinel errors, wrapped with the object they concern.
@@ -66,13 +68,9 @@ type Locker interface {
 	ListLocks(ctx context.Context) ([]LockInfo, error)
 }
 
-// Worker is a worker's registration.
-type Worker struct {
-	Node        string   `json:"node"`
-	Address     string   `json:"address,omitempty"`
-	CRIUVersion string   `json:"criu_version,omitempty"`
-	Features    []string `json:"features,omitempty"`
-}
+// Worker is a worker's registration: the description its agent's heartbeats carry
+// (the wire contract's type).
+type Worker = node.Worker
 
 // Workers keeps lease-bound worker registrations.
 type Workers interface {

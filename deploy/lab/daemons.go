@@ -150,7 +150,7 @@ func startDaemons(ctx context.Context, p Plan) error {
 		if err := natsauth.WriteFile(userFile, cr); err != nil {
 			return err
 		}
-		if err := spawn(d, "agent-"+n.Name, append([]string{"coordinator", "agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
+		if err := spawn(d, "agent-"+n.Name, append([]string{"agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
 			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--nats-user-file", userFile, "--nats-ca", embedded.NATSCAPath(d.Dir),
 			"--gossip-join", d.gossipAddrs(p), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
 			return err
@@ -294,7 +294,9 @@ func (p Plan) DaemonPid(role, node string) int {
 		case "controlplane":
 			match = args[1] == "coordinator" && slices.Contains(args, "--control-plane-only") && has("--data-dir", d.Dir)
 		case "agent":
-			match = args[1] == "coordinator" && args[2] == "agent" && has("--node", node) && has("--data-dir", d.Dir)
+			// 'coordinator agent': started by an earlier build (the deprecated alias).
+			agent := args[1] == "agent" || args[1] == "coordinator" && args[2] == "agent"
+			match = agent && has("--node", node) && has("--data-dir", d.Dir)
 		case "worker":
 			match = args[1] == "worker" && has("--node", node) && has("--exec-root", n.ExecRoot)
 		}

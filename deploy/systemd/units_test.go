@@ -53,7 +53,7 @@ func (u unit) get(sec, key string) string {
 
 var units = map[string]string{ // file -> the subcommand its ExecStart runs
 	"swarmckpt-worker@.service":     "worker",
-	"swarmckpt-agent@.service":      "coordinator agent",
+	"swarmckpt-agent@.service":      "agent",
 	"swarmckpt-coordinator.service": "coordinator",
 }
 

@@ -7,6 +7,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	dcontainer "github.com/docker/docker/api/types/container"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Check lists what a restore needs of this node's Docker engine, asked before anything
@@ -21,19 +23,12 @@ type Check struct {
 	Addresses []CheckAddress `json:"addresses,omitempty"`
 }
 
-// CheckContainer is a container to restore: SERVICE.SLOT, its name, its image.
-type CheckContainer struct {
-	Key   string `json:"key"`
-	Name  string `json:"name"`
-	Image string `json:"image"`
-}
+// CheckContainer is a container to be restored here: SERVICE.SLOT, its name and
+// image (the wire contract's pre-flight container).
+type CheckContainer = node.PreflightContainer
 
 // CheckAddress is an address taken on one of Networks (any network when empty).
-type CheckAddress struct {
-	Key      string   `json:"key"`
-	IP       string   `json:"ip"`
-	Networks []string `json:"networks,omitempty"`
-}
+type CheckAddress = node.PreflightAddress
 
 // Labels swarm and docker stack put on a stack's task containers.
 const (

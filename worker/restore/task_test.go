@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
+
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"

@@ -1,4 +1,4 @@
-package nodeagent
+package agent
 
 import (
 	"bytes"
@@ -25,21 +25,21 @@ func (r records) save(algo, container string, rec []byte) error {
 	}
 	p := r.path(algo, container)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("nodeagent: record dir: %w", err)
+		return fmt.Errorf("agent: record dir: %w", err)
 	}
 	tmp := p + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("nodeagent: record of %s: %w", container, err)
+		return fmt.Errorf("agent: record of %s: %w", container, err)
 	}
 	_, werr := f.Write(rec)
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("nodeagent: record of %s: %w", container, err)
+		return fmt.Errorf("agent: record of %s: %w", container, err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("nodeagent: record of %s: %w", container, err)
+		return fmt.Errorf("agent: record of %s: %w", container, err)
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ func (r records) remove(algo, container string, rec []byte) error {
 		err = os.Remove(p)
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("nodeagent: remove the record of %s: %w", container, err)
+		return fmt.Errorf("agent: remove the record of %s: %w", container, err)
 	}
 	return nil
 }
@@ -81,7 +81,7 @@ func (r records) all() ([]stored, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("nodeagent: read state dir %s: %w", r.dir, err)
+		return nil, fmt.Errorf("agent: read state dir %s: %w", r.dir, err)
 	}
 	var out []stored
 	for _, a := range algos {
@@ -90,7 +90,7 @@ func (r records) all() ([]stored, error) {
 		}
 		files, err := os.ReadDir(filepath.Join(r.dir, a.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("nodeagent: read state dir: %w", err)
+			return nil, fmt.Errorf("agent: read state dir: %w", err)
 		}
 		for _, f := range files {
 			if !strings.HasSuffix(f.Name(), ".rec") {
@@ -98,7 +98,7 @@ func (r records) all() ([]stored, error) {
 			}
 			b, err := os.ReadFile(filepath.Join(r.dir, a.Name(), f.Name()))
 			if err != nil {
-				return nil, fmt.Errorf("nodeagent: read record: %w", err)
+				return nil, fmt.Errorf("agent: read record: %w", err)
 			}
 			var written time.Time
 			if fi, err := f.Info(); err == nil {

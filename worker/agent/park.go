@@ -1,11 +1,12 @@
-package nodeagent
+package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 )
@@ -23,43 +24,19 @@ import (
 //	coordinator: Stop, Resume   -> released: the coordinator changed its mind
 //	hold deadline (watchdog)    -> released by the worker: this agent or the
 //	                               coordinator died; nothing is lost
-//
-// An executor without Stopper keeps the old behaviour (ended by the dump itself).
-
-// Stopper is implemented by executors that can end a container frozen since its
-// dump (worker Stop).
-type Stopper interface {
-	Stop(ctx context.Context, c Target) error
-}
-
-// StopSubject ends (or, with Resume, releases) the parked containers of a committed
-// snapshot on this node (StopRequest, answered by OpReply).
-func StopSubject(node string) string { return "swarmckpt.v1.agent." + node + ".stop" }
-
-// StopRequest names a snapshot and the containers (ids, as in its Plan) to end.
-type StopRequest struct {
-	Snapshot   string   `json:"snapshot"`
-	Containers []string `json:"containers"`
-	// Resume releases them instead (thaw, unlock): they run on.
-	Resume bool `json:"resume,omitempty"`
-}
-
-// ErrNotParked: a Stop for a container that is not frozen since its dump in that
-// snapshot on this node (never dumped here, or already released).
-var ErrNotParked = errors.New("nodeagent: container is not held since its dump")
 
 // parkedSet records the containers parked after their dump, by snapshot (shared by
 // the container goroutines and the event loop).
 type parkedSet struct {
 	mu sync.Mutex
-	m  map[string]Target // snapshot + "/" + container id
+	m  map[string]node.Target // snapshot + "/" + container id
 }
 
-func (p *parkedSet) add(snapshot string, t Target) {
+func (p *parkedSet) add(snapshot string, t node.Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[string]Target{}
+		p.m = map[string]node.Target{}
 	}
 	p.m[snapshot+"/"+t.ID] = t
 }
@@ -72,7 +49,7 @@ func (p *parkedSet) has(snapshot, id string) bool {
 }
 
 // take removes and returns a parked container.
-func (p *parkedSet) take(snapshot, id string) (Target, bool) {
+func (p *parkedSet) take(snapshot, id string) (node.Target, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t, ok := p.m[snapshot+"/"+id]
@@ -80,15 +57,11 @@ func (p *parkedSet) take(snapshot, id string) (Target, bool) {
 	return t, ok
 }
 
-// parks says whether a dump of snapshot parks its container (Plan.Exit and an
-// executor that can end it later). Loop-owned state.
+// parks says whether a dump of snapshot parks its container (Plan.Exit). Loop-owned
+// state.
 func (a *Agent) parks(snapshot string) bool {
 	p := a.plans[snapshot]
-	if p == nil || !p.Exit {
-		return false
-	}
-	_, ok := a.cfg.Exec.(Stopper)
-	return ok
+	return p != nil && p.Exit
 }
 
 // unpark releases a parked container (thaw, unlock everything): it runs on. Runs on
@@ -98,7 +71,7 @@ func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
 	if !ok {
 		return nil
 	}
-	err := errors.Join(a.cfg.Exec.Thaw(ctx, t), a.cfg.Exec.Unlock(ctx, t, nil))
+	err := errors.Join(a.thaw(ctx, t), a.unlock(ctx, t, nil))
 	if err == nil {
 		a.held.set("freeze", t, false)
 		a.held.set("lock", t, false)
@@ -107,14 +80,14 @@ func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
 	return err
 }
 
-// endParked ends a parked container (Stopper). Runs on the container's goroutine.
+// endParked ends a parked container (the worker's Stop). Runs on the container's goroutine.
 func (a *Agent) endParked(ctx context.Context, snapshot, id string) error {
 	t, ok := a.parked.take(snapshot, id)
 	if !ok {
 		return fmt.Errorf("container %s of snapshot %s on node %s: %w (its hold expired, or the agent restarted): it was not stopped",
-			id, snapshot, a.cfg.Node, ErrNotParked)
+			id, snapshot, a.cfg.Node, node.ErrNotParked)
 	}
-	if err := a.cfg.Exec.(Stopper).Stop(ctx, t); err != nil {
+	if err := a.cfg.Worker.Holder.Stop(ctx, t.ID); err != nil {
 		a.parked.add(snapshot, t) // still held: a Resume or the deadline releases it
 		return err
 	}
@@ -139,15 +112,7 @@ func (a *Agent) onContainer(ctx context.Context, snapshot, id string, f func(ctx
 
 // serveStop answers StopSubject.
 func (a *Agent) serveStop(ctx context.Context) (bus.Subscription, error) {
-	unavailable := ""
-	if _, ok := a.cfg.Exec.(Stopper); !ok {
-		unavailable = fmt.Sprintf("the agent of node %s cannot stop containers after their dump (its executor has no Stop)", a.cfg.Node)
-	}
-	return a.serveOp(ctx, StopSubject(a.cfg.Node), unavailable, func(ctx context.Context, data []byte, rep *OpReply) error {
-		var req StopRequest
-		if err := json.Unmarshal(data, &req); err != nil {
-			return err
-		}
+	return serveOp(ctx, a, node.OpStop, nil, func(ctx context.Context, req *node.StopRequest, rep *node.StopReply) error {
 		var chans []<-chan error
 		done := make(chan struct{})
 		select {

@@ -1,4 +1,4 @@
-package nodeagent
+package agent
 
 import (
 	"context"
@@ -10,76 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
-
-// PlanSubject is where a node's agent receives snapshot plans (request/reply).
-func PlanSubject(node string) string { return "swarmckpt.v1.agent." + node + ".plan" }
-
-// HeartbeatSubject carries every agent's periodic Heartbeat.
-const HeartbeatSubject = "swarmckpt.v1.agent.heartbeat"
-
-// Heartbeat announces a live agent; Leaving is set on a clean shutdown.
-type Heartbeat struct {
-	Worker  store.Worker `json:"worker"`
-	Leaving bool         `json:"leaving,omitempty"`
-	// Started is when this agent started: a coordinator that sees it change knows the
-	// node's agent restarted and its roles in running snapshots were lost.
-	Started time.Time `json:"started,omitzero"`
-}
-
-// Target is one container of a snapshot.
-type Target struct {
-	ID      string   `json:"id"`
-	Service string   `json:"service,omitempty"`
-	Slot    int      `json:"slot,omitempty"`
-	Node    string   `json:"node"`
-	IPs     []string `json:"ips,omitempty"`
-	// StreamTo, set by a migration for a container that moves to another node, is the
-	// transfer address (host:port) of that node's worker: the dump streams its images
-	// there while CRIU writes them (worker DumpTo) and keeps its own copy here, so the
-	// restore finds the set already on its target. Empty: a plain dump.
-	StreamTo string `json:"stream_to,omitempty"`
-	// Deadline, set on lock and freeze actions, is the coordinator's deadline for what
-	// the action holds: the worker's watchdog releases the container then.
-	Deadline time.Time `json:"-"`
-}
-
-// Plan tells a node which containers a snapshot covers.
-type Plan struct {
-	Snapshot   string   `json:"snapshot"`
-	Stack      string   `json:"stack"`
-	Algorithm  string   `json:"algorithm"`
-	Epoch      uint64   `json:"epoch"`
-	Containers []Target `json:"containers"`
-	// Exit stops the containers after their dump (migration) even when the algorithm
-	// asks to leave them running.
-	Exit bool `json:"exit,omitempty"`
-}
-
-// PlanReply answers a Plan.
-type PlanReply struct {
-	Node  string `json:"node"`
-	Error string `json:"error,omitempty"`
-}
-
-// DumpResult is what an Executor returns for a dump.
-type DumpResult struct {
-	Stats  protocol.DumpStats
-	Images store.ImageSet
-}
-
-// Executor performs container actions on this node (the worker's data plane).
-type Executor interface {
-	Lock(ctx context.Context, c Target, peers []Target) ([]protocol.ConnCounter, error)
-	Unlock(ctx context.Context, c Target, peers []Target) error
-	Freeze(ctx context.Context, c Target) error
-	Thaw(ctx context.Context, c Target) error
-	Dump(ctx context.Context, snapshot string, c Target, leaveRunning bool, reuseFrom string) (*DumpResult, error)
-}
 
 // Lookup finds an algorithm by name.
 type Lookup func(name string) (algorithms.Algorithm, error)
@@ -90,8 +27,17 @@ type Config struct {
 	Node string
 	// Bus connects to the control plane. Required.
 	Bus bus.Transport
-	// Exec executes container actions. Required.
-	Exec Executor
+	// Worker is this node's worker, by role (Client.Roles over its local HTTP API).
+	// Holder and Dumper are required; the operations of a nil role are answered with
+	// node.ErrNoWorker.
+	Worker worker.Roles
+	// NodeInfo describes the worker: where its image sets live, its transfer address.
+	// Zero: Run asks Worker.Inspector for it first.
+	NodeInfo worker.NodeInfo
+	// Hold caps every lock and freeze: the worker's watchdog releases it at the
+	// coordinator's deadline, at the latest this long after it was taken (the
+	// coordinator's snapshot timeout plus a margin). Default 2m.
+	Hold time.Duration
 	// Algorithms finds algorithms by name. Required.
 	Algorithms Lookup
 	// TickPeriod is the length of one logical tick. Default 100ms (the coordinator's).
@@ -108,10 +54,9 @@ type Config struct {
 	// at most the worker's --max-hold, 2 min by default, after it was last renewed).
 	// A record whose release succeeded is removed at once. Default 10m.
 	RecordTTL time.Duration
-	// Restorer, when set, serves image transfers and restores on this node.
-	Restorer Restorer
-	// Info describes this worker in heartbeats (Node is filled in).
-	Info store.Worker
+	// Info describes this worker in heartbeats (Node is filled in; Address defaults
+	// to the worker's transfer address when it has a Restorer).
+	Info node.Worker
 	// HeartbeatPeriod between heartbeats. Default 1s.
 	HeartbeatPeriod time.Duration
 	// Log; default slog.Default().
@@ -121,13 +66,14 @@ type Config struct {
 // Agent runs the container roles of one node.
 type Agent struct {
 	cfg   Config
+	info  worker.NodeInfo // the worker's (set before Run serves)
 	log   *slog.Logger
 	inbox chan func()
 	// loop-owned state:
 	machines map[string]algorithms.Machine // by algorithm + "/" + container
-	plans    map[string]*Plan              // by snapshot
+	plans    map[string]*node.Plan         // by snapshot
 	nodeOf   map[string]string             // container -> node (from plans)
-	targets  map[string]Target
+	targets  map[string]node.Target
 	algoOf   map[string]string // snapshot -> algorithm
 	queues   map[string]chan job
 	deadline map[string]time.Time // container -> last deadline received
@@ -145,11 +91,17 @@ type Agent struct {
 
 // New checks cfg and returns an Agent; Run starts it.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Node == "" || cfg.Bus == nil || cfg.Exec == nil || cfg.Algorithms == nil {
-		return nil, errors.New("nodeagent: Node, Bus, Exec and Algorithms are required")
+	if cfg.Node == "" || cfg.Bus == nil || cfg.Worker.Holder == nil || cfg.Worker.Dumper == nil || cfg.Algorithms == nil {
+		return nil, errors.New("agent: Node, Bus, Worker.Holder, Worker.Dumper and Algorithms are required")
 	}
 	if err := protocol.ValidToken(cfg.Node); err != nil {
-		return nil, fmt.Errorf("nodeagent: node name: %w", err)
+		return nil, fmt.Errorf("agent: node name: %w", err)
+	}
+	if cfg.NodeInfo.Node == "" && cfg.Worker.Inspector == nil {
+		return nil, errors.New("agent: NodeInfo or Worker.Inspector is required")
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 2 * time.Minute
 	}
 	if cfg.TickPeriod <= 0 {
 		cfg.TickPeriod = 100 * time.Millisecond
@@ -158,9 +110,6 @@ func New(cfg Config) (*Agent, error) {
 		cfg.HeartbeatPeriod = time.Second
 	}
 	cfg.Info.Node = cfg.Node
-	if cfg.Restorer != nil && cfg.Info.Address == "" {
-		cfg.Info.Address = cfg.Restorer.Addr()
-	}
 	if cfg.ActionTimeout <= 0 {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
@@ -171,25 +120,35 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: log.With("component", "nodeagent", "node", cfg.Node),
+	return &Agent{cfg: cfg, info: cfg.NodeInfo, log: log.With("component", "agent", "node", cfg.Node),
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
-		plans: map[string]*Plan{}, nodeOf: map[string]string{}, targets: map[string]Target{},
+		plans: map[string]*node.Plan{}, nodeOf: map[string]string{}, targets: map[string]node.Target{},
 		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir},
 		started: time.Now()}, nil
 }
 
 // Run serves until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	planSub, err := a.cfg.Bus.Subscribe(PlanSubject(a.cfg.Node), func(m *bus.Msg) {
-		var p Plan
+	if a.info.Node == "" {
+		info, err := a.cfg.Worker.Inspector.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("agent: worker info: %w (is 'swarmckpt worker' running on this node?)", err)
+		}
+		a.info = info
+	}
+	if a.cfg.Worker.Restorer != nil && a.cfg.Info.Address == "" {
+		a.cfg.Info.Address = a.info.Addr
+	}
+	planSub, err := a.cfg.Bus.Subscribe(node.PlanSubject(a.cfg.Node), func(m *bus.Msg) {
+		var p node.Plan
 		if err := json.Unmarshal(m.Data, &p); err != nil {
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: "decode plan: " + err.Error()})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: node.StatusOf(node.Mark(fmt.Errorf("decode plan: %w", err), node.ErrInvalidArgument))})
 			return
 		}
 		// Before the plan is accepted (and anything of the stack locked): can this
 		// node dump its containers at all (dumpcheck.go)?
 		if why := a.checkPlan(ctx, &p); why != "" {
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: why})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: refused(why)})
 			return
 		}
 		done := make(chan string, 1)
@@ -200,15 +159,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		select {
 		case e := <-done:
-			a.respond(m, PlanReply{Node: a.cfg.Node, Error: e})
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: refused(e)})
 		case <-ctx.Done():
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe plans: %w", err)
+		return fmt.Errorf("agent: subscribe plans: %w", err)
 	}
 	defer planSub.Unsubscribe()
-	msgSub, err := a.cfg.Bus.Subscribe(protocol.NodeSubject(a.cfg.Node), func(m *bus.Msg) {
+	msgSub, err := a.cfg.Bus.Subscribe(node.NodeSubject(a.cfg.Node), func(m *bus.Msg) {
 		env, err := protocol.Decode(m.Data)
 		if err != nil {
 			a.log.Warn("dropping undecodable message", "err", err)
@@ -220,12 +179,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.NodeSubject(a.cfg.Node), err)
+		return fmt.Errorf("agent: subscribe %s: %w", node.NodeSubject(a.cfg.Node), err)
 	}
 	defer msgSub.Unsubscribe()
 	// Markers from other nodes' containers: only container-to-container types, so
 	// that a peer cannot pass a coordinator's command off as its own.
-	peerSub, err := a.cfg.Bus.Subscribe(protocol.PeerSubject(a.cfg.Node), func(m *bus.Msg) {
+	peerSub, err := a.cfg.Bus.Subscribe(node.PeerSubject(a.cfg.Node), func(m *bus.Msg) {
 		env, err := protocol.Decode(m.Data)
 		if err != nil {
 			a.log.Warn("dropping undecodable message", "err", err)
@@ -241,12 +200,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe %s: %w", protocol.PeerSubject(a.cfg.Node), err)
+		return fmt.Errorf("nodeagent: subscribe %s: %w", node.PeerSubject(a.cfg.Node), err)
 	}
 	defer peerSub.Unsubscribe()
 	rsubs, err := a.serveRestore(ctx)
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe restore: %w", err)
+		return fmt.Errorf("agent: subscribe restore: %w", err)
 	}
 	if ssub, err := a.serveStop(ctx); err == nil {
 		rsubs = append(rsubs, ssub)
@@ -269,7 +228,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	a.recover()
-	a.log.Info("node agent ready", "subject", protocol.NodeSubject(a.cfg.Node))
+	a.log.Info("node agent ready", "subject", node.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()
 	// Heartbeats run apart from the event loop: a long dump must not look like death.
@@ -338,7 +297,7 @@ func (a *Agent) recover() {
 		}
 		a.recovering[k] = r
 		if _, ok := a.targets[r.container]; !ok {
-			a.targets[r.container] = Target{ID: r.container, Node: a.cfg.Node}
+			a.targets[r.container] = node.Target{ID: r.container, Node: a.cfg.Node}
 		}
 	}
 	if stale > 0 {
@@ -347,8 +306,8 @@ func (a *Agent) recover() {
 }
 
 func (a *Agent) heartbeat(ctx context.Context, leaving bool) {
-	b, _ := json.Marshal(Heartbeat{Worker: a.cfg.Info, Leaving: leaving, Started: a.started})
-	if err := a.cfg.Bus.Publish(ctx, HeartbeatSubject, b); err != nil {
+	b, _ := json.Marshal(node.Heartbeat{Worker: a.cfg.Info, Leaving: leaving, Started: a.started})
+	if err := a.cfg.Bus.Publish(ctx, node.HeartbeatSubject, b); err != nil {
 		a.log.Debug("heartbeat not sent", "err", err)
 	}
 }
@@ -358,9 +317,18 @@ func (a *Agent) respond(m *bus.Msg, v any) {
 	_ = m.Respond(b)
 }
 
+// refused is the status of a plan refused for why ("": accepted): this node cannot
+// take part (it cannot dump a container, or lacks the algorithm).
+func refused(why string) node.Status {
+	if why == "" {
+		return node.Status{}
+	}
+	return node.Status{Error: why, Code: node.CodeFailedPrecondition}
+}
+
 func key(algo, container string) string { return algo + "/" + container }
 
-func (a *Agent) acceptPlan(p *Plan) string {
+func (a *Agent) acceptPlan(p *node.Plan) string {
 	alg, err := a.cfg.Algorithms(p.Algorithm)
 	if err != nil {
 		return fmt.Sprintf("algorithm %q: %v", p.Algorithm, err)
@@ -455,8 +423,8 @@ func (a *Agent) drain(ctx context.Context) {
 type prepared struct {
 	algo  string
 	act   algorithms.Action
-	t     Target
-	peers []Target
+	t     node.Target
+	peers []node.Target
 	leave bool
 	park  bool // a dump that parks its container (park.go)
 }
@@ -480,7 +448,7 @@ type outMsg struct {
 func (a *Agent) prepare(act algorithms.Action) prepared {
 	t, ok := a.targets[act.Container]
 	if !ok {
-		t = Target{ID: act.Container, Node: a.cfg.Node}
+		t = node.Target{ID: act.Container, Node: a.cfg.Node}
 	}
 	leave, park := act.LeaveRunning, false
 	if p := a.plans[act.Snapshot]; p != nil && p.Exit {
@@ -550,16 +518,16 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 	return q
 }
 
-func (a *Agent) peersOf(ids []string) []Target {
+func (a *Agent) peersOf(ids []string) []node.Target {
 	if ids == nil {
 		return nil
 	}
-	out := make([]Target, 0, len(ids))
+	out := make([]node.Target, 0, len(ids))
 	for _, id := range ids {
 		if t, ok := a.targets[id]; ok {
 			out = append(out, t)
 		} else {
-			out = append(out, Target{ID: id})
+			out = append(out, node.Target{ID: id})
 		}
 	}
 	return out
@@ -582,7 +550,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	)
 	switch act.Kind {
 	case algorithms.ActLock:
-		conns, err = a.cfg.Exec.Lock(actx, t, p.peers)
+		err = a.lock(actx, t, p.peers)
 		if err == nil {
 			a.held.set("lock", t, true)
 		}
@@ -590,12 +558,12 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if a.parked.has(act.Snapshot, t.ID) {
 			break // held until the snapshot's outcome (park.go)
 		}
-		err = a.cfg.Exec.Unlock(actx, t, p.peers)
+		err = a.unlock(actx, t, p.peers)
 		if err == nil && p.peers == nil {
 			a.held.set("lock", t, false)
 		}
 	case algorithms.ActFreeze:
-		err = a.cfg.Exec.Freeze(actx, t)
+		err = a.freeze(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, true)
 		}
@@ -603,13 +571,13 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if a.parked.has(act.Snapshot, t.ID) {
 			break // held until the snapshot's outcome (park.go)
 		}
-		err = a.cfg.Exec.Thaw(actx, t)
+		err = a.thaw(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, false)
 		}
 	case algorithms.ActDump:
-		var res *DumpResult
-		set := SetID(act.Snapshot, t.SetKey())
+		var st protocol.DumpStats
+		set := node.SetID(act.Snapshot, t.SetKey())
 		if a.drops.has(set) {
 			// Aborted and collected before this dump began: a dump now would write (and
 			// stream to its target) a set nobody drops again.
@@ -620,28 +588,25 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			// Frozen from before the dump to the snapshot's outcome: the dump leaves it
 			// frozen, and nothing it does after the dump can be lost.
 			if _, frozen := a.held.since("freeze", t.ID); !frozen {
-				if err = a.cfg.Exec.Freeze(actx, t); err != nil {
+				if err = a.freeze(actx, t); err != nil {
 					break
 				}
 				a.held.set("freeze", t, true)
 			}
 		}
-		res, err = a.cfg.Exec.Dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
+		st, err = a.dump(actx, act.Snapshot, t, p.leave, act.ReuseFrom)
 		if err == nil && p.park {
 			a.parked.add(act.Snapshot, t)
 		}
-		if a.drops.has(set) && a.cfg.Restorer != nil {
+		if a.drops.has(set) && a.cfg.Worker.Sets != nil {
 			// The snapshot was aborted (its sets dropped) while this dump ran.
-			if derr := a.cfg.Restorer.DropSet(context.WithoutCancel(ctx), set); derr != nil {
+			if derr := a.cfg.Worker.Sets.DropSet(context.WithoutCancel(ctx), set); derr != nil {
 				a.log.Warn("cannot drop the image set of an aborted snapshot", "set", set, "err", derr)
 			}
 		}
 		if err == nil {
 			// The durable image set travels with the container role's dump-done: the
 			// coordinator records it from that one message.
-			st := res.Stats
-			img := res.Images
-			st.Images = &img
 			st.DumpMS = time.Since(start).Milliseconds()
 			if fz, ok := a.held.since("freeze", t.ID); ok {
 				st.FreezeMS = time.Since(fz).Milliseconds()
@@ -660,7 +625,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 
 // route encodes a message and finds its subject (loop-owned state).
 func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
-	subj, err := protocol.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
+	subj, err := node.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
 	if err != nil {
 		a.log.Warn("cannot route message", "to", env.To, "err", err)
 		return outMsg{}, false
@@ -668,7 +633,7 @@ func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
 	if env.From.Kind == protocol.KindContainer && env.To.Kind == protocol.KindContainer {
 		// Container to container (markers): the peer subject, the only one of another
 		// node an agent may publish on (controlplane/natsauth).
-		subj = protocol.PeerSubject(a.nodeOf[env.To.ID])
+		subj = node.PeerSubject(a.nodeOf[env.To.ID])
 	}
 	b, err := protocol.Encode(env)
 	if err != nil {
@@ -685,9 +650,9 @@ func (a *Agent) releaseAll() {
 	for _, h := range a.held.all() {
 		var err error
 		if h.what == "freeze" {
-			err = a.cfg.Exec.Thaw(ctx, h.t)
+			err = a.thaw(ctx, h.t)
 		} else {
-			err = a.cfg.Exec.Unlock(ctx, h.t, nil)
+			err = a.unlock(ctx, h.t, nil)
 		}
 		if err != nil {
 			a.log.Warn("release on shutdown failed", "what", h.what, "container", h.t.ID, "err", err)
@@ -704,11 +669,11 @@ type heldSet struct {
 
 type heldEntry struct {
 	what  string
-	t     Target
+	t     node.Target
 	since time.Time
 }
 
-func (h *heldSet) set(what string, t Target, on bool) {
+func (h *heldSet) set(what string, t node.Target, on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.m == nil {

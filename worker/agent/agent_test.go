@@ -1,4 +1,4 @@
-package nodeagent_test
+package agent_test
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
-	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // lookup finds algorithms by name as the binaries do.
@@ -30,9 +32,9 @@ func TestRestartedAgentReleasesWhatItsPredecessorHeld(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "blocking", "ctr1.rec"), rec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("ctr1")
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -81,10 +83,10 @@ func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
 	}
 	old := write("old", time.Hour)
 	recent := write("recent", time.Second)
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("old")    // held by someone else now: must not be touched by a stale record
 	ex.Hold("recent") // held by the killed predecessor
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: ex.Roles(), Algorithms: lookup,
 		StateDir: dir, RecordTTL: 10 * time.Minute, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -115,20 +117,20 @@ func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := nodeagent.New(nodeagent.Config{}); err == nil {
+	if _, err := agent.New(agent.Config{}); err == nil {
 		t.Fatal("empty config accepted")
 	}
-	if _, err := nodeagent.New(nodeagent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Exec: nodeagent.NewFakeExecutor("x"), Algorithms: lookup}); err == nil {
+	if _, err := agent.New(agent.Config{Node: "a.b", Bus: bus.NewNetwork().Connect(), Worker: worker.NewFake("x").Roles(), Algorithms: lookup}); err == nil {
 		t.Fatal("node name with a dot accepted (it is a subject token)")
 	}
 }
 
 // The holds subject answers with what the node's executor holds.
 func TestHoldsSubjectListsHeldContainers(t *testing.T) {
-	ex := nodeagent.NewFakeExecutor("n1")
+	ex := worker.NewFake("n1")
 	ex.Hold("ctr1")
 	conn := bus.NewNetwork().Connect()
-	a, err := nodeagent.New(nodeagent.Config{Node: "n1", Bus: conn, Exec: ex, Algorithms: lookup,
+	a, err := agent.New(agent.Config{Node: "n1", Bus: conn, Worker: ex.Roles(), Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -137,11 +139,11 @@ func TestHoldsSubjectListsHeldContainers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	var rep nodeagent.HoldsReply
+	var rep node.HoldsReply
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
-		out, err := conn.Request(rctx, nodeagent.HoldsSubject("n1"), []byte("{}"))
+		out, err := conn.Request(rctx, node.HoldsSubject("n1"), []byte("{}"))
 		rcancel()
 		if err == nil {
 			if err := json.Unmarshal(out, &rep); err != nil {
@@ -150,7 +152,7 @@ func TestHoldsSubjectListsHeldContainers(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no answer on %s: %v", nodeagent.HoldsSubject("n1"), err)
+			t.Fatalf("no answer on %s: %v", node.HoldsSubject("n1"), err)
 		}
 		time.Sleep(10 * time.Millisecond) // the agent subscribes as it starts
 	}

@@ -1,0 +1,299 @@
+package node
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/protocol"
+)
+
+// File is one image file with its checksum (protocol.ImageFile; store.File is this type).
+type File = protocol.ImageFile
+
+// Reply is what every reply offers: its outcome as an error (nil on success).
+type Reply interface{ Err() error }
+
+// OpStatus is what the replies of the data operations carry besides their result: how
+// long the operation took on the node and its outcome.
+type OpStatus struct {
+	MS int64 `json:"ms"`
+	Status
+}
+
+// SendRequest asks a node to stream a set to another node's transfer endpoint (OpSend).
+type SendRequest struct {
+	Set string `json:"set"`
+	To  string `json:"to"`
+}
+
+// SendReply answers a SendRequest. ErrSetExists: the target holds a set of that ID.
+type SendReply struct {
+	// AlreadyThere: the target held the same set (a migration streamed it there while
+	// dumping): nothing was sent.
+	AlreadyThere bool `json:"already_there,omitempty"`
+	OpStatus
+}
+
+// RestoreOptions tune a restore.
+type RestoreOptions struct {
+	Name    string `json:"name,omitempty"`
+	Service string `json:"service,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+	// Locked restores the container with its network locked (every packet but
+	// loopback dropped) from before its sockets are restored until an UnlockRequest (or
+	// the deadline): a restored container must not talk to a peer whose sockets are not
+	// restored yet, whose kernel would reset the connection.
+	Locked bool `json:"locked,omitempty"`
+	// Aliases are extra DNS aliases per network name (swarm's task aliases).
+	Aliases map[string][]string `json:"aliases,omitempty"`
+	// LockFor bounds the lock (the worker's watchdog releases it then). Default 2m.
+	LockFor time.Duration `json:"lock_for,omitempty"`
+	// Keep leaves the set on this node after the restore (the worker restores from a
+	// hard-linked copy): the coordinator asks for it when the set is the snapshot's own
+	// copy here, so that a restore in place does not use it up.
+	Keep bool `json:"keep,omitempty"`
+}
+
+// RestoreRequest asks a node to restore a set (OpRestore).
+type RestoreRequest struct {
+	Set     string         `json:"set"`
+	Options RestoreOptions `json:"options"`
+}
+
+// RestoreReply answers a RestoreRequest with the restored container's id.
+type RestoreReply struct {
+	Container string `json:"container,omitempty"`
+	OpStatus
+}
+
+// DropRequest names the image set to delete (OpDrop); dropping a missing set succeeds.
+type DropRequest struct {
+	Set string `json:"set"`
+}
+
+// DropReply answers a DropRequest.
+type DropReply struct{ OpStatus }
+
+// VerifyRequest names the set to re-verify on its node, the label of its sockets and
+// the files the snapshot's manifest lists for it (OpVerify).
+type VerifyRequest struct {
+	Set   string `json:"set"`
+	Label string `json:"label"`
+	Files []File `json:"files"`
+}
+
+// VerifyReply answers a VerifyRequest with the set's TCP sockets ([]cut.Socket as JSON).
+type VerifyReply struct {
+	Sockets json.RawMessage `json:"sockets,omitempty"`
+	OpStatus
+}
+
+// RemoveRequest lists restored containers (ids) to force-remove, to undo a restore that
+// failed elsewhere (OpRemove).
+type RemoveRequest struct {
+	Containers []string `json:"containers"`
+}
+
+// RemoveReply answers a RemoveRequest.
+type RemoveReply struct{ OpStatus }
+
+// UnlockRequest lists restored containers (ids) whose network locks to release
+// (OpUnlock).
+type UnlockRequest struct {
+	Containers []string `json:"containers"`
+}
+
+// UnlockReply answers an UnlockRequest.
+type UnlockReply struct{ OpStatus }
+
+// PlaceRequest places image set Set for the next task of Service slot Slot (OpPlace).
+type PlaceRequest struct {
+	Set     string `json:"set"`
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	// LockFor, when > 0, restores the task network-locked until an UnlockRequest or
+	// this long from now (the worker's watchdog releases it then).
+	LockFor time.Duration `json:"lock_for,omitempty"`
+	// AddressMapFor, when > 0, has the wrapper wait this long for the address map.
+	AddressMapFor time.Duration `json:"address_map_for,omitempty"`
+}
+
+// PlaceReply answers a PlaceRequest: the set's connections on non-loopback addresses,
+// and those that will be closed (no address map announced).
+type PlaceReply struct {
+	Connections []string `json:"connections,omitempty"`
+	Closed      []string `json:"closed,omitempty"`
+	OpStatus
+}
+
+// AddressMapRequest gives Service slot Slot's placed set its address map
+// (OpAddressMap).
+type AddressMapRequest struct {
+	Service   string            `json:"service"`
+	Slot      int               `json:"slot"`
+	Addresses map[string]string `json:"addresses"`
+}
+
+// AddressMapReply answers an AddressMapRequest.
+type AddressMapReply struct{ OpStatus }
+
+// UnplaceRequest takes back the set placed for Service slot Slot (back to image set
+// Set when possible) (OpUnplace).
+type UnplaceRequest struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	Set     string `json:"set,omitempty"`
+}
+
+// UnplaceReply answers an UnplaceRequest: Removed, a placed unclaimed set was taken
+// back; Container, the container that claimed it, if any.
+type UnplaceReply struct {
+	Removed   bool   `json:"removed,omitempty"`
+	Container string `json:"container,omitempty"`
+	OpStatus
+}
+
+// StopRequest names a snapshot and the containers (ids, as in its Plan) parked since
+// their dump on this node, to end (OpStop). ErrNotParked: one was not parked.
+type StopRequest struct {
+	Snapshot   string   `json:"snapshot"`
+	Containers []string `json:"containers"`
+	// Resume releases them instead (thaw, unlock): they run on.
+	Resume bool `json:"resume,omitempty"`
+}
+
+// StopReply answers a StopRequest.
+type StopReply struct{ OpStatus }
+
+// HoldsRequest asks what a node's worker holds locked or frozen (OpHolds): after a
+// failure, the coordinator can tell the user which containers are still held, where
+// and until when, instead of presuming every one was released.
+type HoldsRequest struct{}
+
+// HoldsReply answers a HoldsRequest.
+type HoldsReply struct {
+	Node  string `json:"node"`
+	Holds []Held `json:"holds,omitempty"`
+	Status
+}
+
+// Held is one container held on the node.
+type Held struct {
+	ContainerID string    `json:"containerID"`
+	Name        string    `json:"name,omitempty"`
+	Locked      bool      `json:"locked"`
+	Frozen      bool      `json:"frozen"`
+	Deadline    time.Time `json:"deadline"`
+	// OwnerPid is the worker process that holds it (0: unknown); OwnerAlive false
+	// means that process ended and its watchdog releases the container at once.
+	OwnerPid   int  `json:"ownerPid,omitempty"`
+	OwnerAlive bool `json:"ownerAlive"`
+}
+
+// PreflightRequest lists what a restore needs of one node (OpPreflight), asked of
+// every node before the stack is stopped.
+type PreflightRequest struct {
+	// Stack is the stack whose swarm tasks are stopped before the restore: addresses
+	// held by its task containers do not count as taken ("" : every holder counts).
+	Stack string `json:"stack,omitempty"`
+	// Sets the restore reads on this node: each must be complete (every file present,
+	// with its size; checksums are verified before the restore itself).
+	Sets []PreflightSet `json:"sets,omitempty"`
+	// Containers restored on this node: their image must be here, their name free.
+	Containers []PreflightContainer `json:"containers,omitempty"`
+	// Addresses the restored containers take: no other container may hold one here.
+	Addresses []PreflightAddress `json:"addresses,omitempty"`
+	// Prepare says the checks passed on every node and the restore goes ahead: the
+	// node starts what shortens it (a keeper on each swarm network the Containers
+	// restored here join with their Addresses, so the node keeps the network while the
+	// stack stops) and answers at once; nothing is checked.
+	Prepare bool `json:"prepare,omitempty"`
+}
+
+// PreflightSet is an image set and the files the snapshot recorded for it.
+type PreflightSet struct {
+	Set   string `json:"set"`
+	Files []File `json:"files"`
+	// Target is the node the set is to be restored on (sent to the set's own node
+	// only): a set whose container mounts a local named volume is refused for any
+	// other node than the one it ran on. Key names the container (SERVICE.SLOT).
+	Target string `json:"target,omitempty"`
+	Key    string `json:"key,omitempty"`
+}
+
+// PreflightContainer is a container to restore: SERVICE.SLOT, its container name and
+// image.
+type PreflightContainer struct {
+	Key   string `json:"key"`
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// PreflightAddress is an address a restored container takes on one of Networks (all
+// networks when empty).
+type PreflightAddress struct {
+	Key      string   `json:"key"`
+	IP       string   `json:"ip"`
+	Networks []string `json:"networks,omitempty"`
+}
+
+// PreflightReply answers a PreflightRequest.
+type PreflightReply struct {
+	// Missing are the sets of the request that are not on this node at all.
+	Missing []string `json:"missing,omitempty"`
+	// Problems say what would make the restore fail here, each with its fix.
+	Problems []string `json:"problems,omitempty"`
+	// Unsupported: this node's agent or worker cannot answer (older version).
+	Unsupported bool `json:"unsupported,omitempty"`
+	Status
+}
+
+// StandaloneRequest names the stack whose exact-mode restored containers a node lists
+// (OpStandalone): the swarm manager knows only tasks, so the coordinator asks every
+// node for these to resolve a restored stack.
+type StandaloneRequest struct {
+	Stack string `json:"stack"`
+}
+
+// StandaloneReply answers a StandaloneRequest.
+type StandaloneReply struct {
+	Node       string       `json:"node"`
+	Containers []Standalone `json:"containers,omitempty"`
+	Status
+}
+
+// Standalone is a container restored (exact mode) for a swarm service of the stack.
+type Standalone struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Image string `json:"image,omitempty"`
+	// Service is its io.swarmckpt.service label; Stack its stack label (empty if the
+	// container has none).
+	Service string `json:"service"`
+	Stack   string `json:"stack,omitempty"`
+	// Labels are its io.swarmckpt.* labels.
+	Labels   map[string]string `json:"labels,omitempty"`
+	Running  bool              `json:"running"`
+	State    string            `json:"state,omitempty"`
+	Networks []StandaloneNet   `json:"networks,omitempty"`
+}
+
+// StandaloneNet is a Standalone container's endpoint on one network.
+type StandaloneNet struct {
+	Name    string   `json:"name"`
+	IPv4    string   `json:"ipv4,omitempty"`
+	IPv6    string   `json:"ipv6,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Took records how long the operation took on the node.
+func (s *OpStatus) Took(d time.Duration) { s.MS = d.Milliseconds() }
+
+// InStack tells whether a restored container belongs to stack: by its stack label,
+// or, without one, by its service name (stack deploy names services STACK_NAME).
+func (s Standalone) InStack(stack string) bool {
+	if s.Stack != "" {
+		return s.Stack == stack
+	}
+	return len(s.Service) > len(stack)+1 && s.Service[:len(stack)+1] == stack+"_"
+}

@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+)
+
+// A migration's dump (Target.StreamTo) goes through DumpTo; a failed stream leaves a
+// dump that stands on its verified local set; a failed dump is an error.
+func TestDumpStreamsWhenAskedAndSurvivesAFailedStream(t *testing.T) {
+	c := node.Target{ID: "ctr1", Service: "memhog_memhog", Slot: 1, Node: "n1"}
+	for _, tc := range []struct {
+		name               string
+		streamTo           string
+		dumpErr, streamErr error
+		streamed           bool
+		err                string
+	}{
+		{"plain", "", nil, nil, false, ""},
+		{"streamed", "127.0.0.1:7001", nil, nil, true, ""},
+		{"stream failed", "127.0.0.1:7001", nil, errors.New("connection refused"), true, ""},
+		{"dump failed", "127.0.0.1:7001", errors.New("criu: boom"), nil, false, "criu: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := worker.NewFake("n1")
+			if tc.dumpErr != nil {
+				w.FailDump["ctr1"] = tc.dumpErr
+			}
+			w.StreamTo = func(string, string) error { return tc.streamErr }
+			info, _ := w.Info(context.Background())
+			a := &Agent{cfg: Config{Node: "n1", Worker: w.Roles()}, info: info, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			tgt := c
+			tgt.StreamTo = tc.streamTo
+			st, err := a.dump(context.Background(), "s1", tgt, false, "")
+			if got := w.Streamed()["s1.memhog_memhog.1"] != ""; got != tc.streamed {
+				t.Fatalf("streamed = %v, want %v", got, tc.streamed)
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("dump = %v, want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Dumps("ctr1") != 1 || !w.HasSet("s1.memhog_memhog.1") {
+				t.Fatalf("dumps %d, set here %v: want one dump and its set here", w.Dumps("ctr1"), w.HasSet("s1.memhog_memhog.1"))
+			}
+			is := st.Images
+			if is == nil || is.Node != "n1" || len(is.Files) != 1 || is.Files[0].Name != "images/pages-1.img" || !strings.HasSuffix(is.Dir, "/s1.memhog_memhog.1") {
+				t.Fatalf("images %+v, want the local set's one file on n1", is)
+			}
+		})
+	}
+}
+
+// A dump that reuses an earlier snapshot's set reports that set, verified, and
+// dumps nothing; a missing earlier set fails the dump.
+func TestDumpReusesAVerifiedSet(t *testing.T) {
+	w := worker.NewFake("n1")
+	w.PutSet("s0.web.1")
+	info, _ := w.Info(context.Background())
+	a := &Agent{cfg: Config{Node: "n1", Worker: w.Roles()}, info: info, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := node.Target{ID: "ctr1", Service: "web", Slot: 1, Node: "n1"}
+	st, err := a.dump(context.Background(), "s1", c, true, "s0")
+	if err != nil || st.ReusedFrom != "s0" || st.Images == nil || !strings.HasSuffix(st.Images.Dir, "/s0.web.1") || w.Dumps("ctr1") != 0 {
+		t.Fatalf("reuse: %+v %v, want s0's set and no dump", st, err)
+	}
+	if _, err := a.dump(context.Background(), "s2", c, true, "gone"); !errors.Is(err, node.ErrNoSuchSet) {
+		t.Fatalf("reuse of a missing set: %v, want node.ErrNoSuchSet", err)
+	}
+}

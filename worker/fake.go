@@ -1,0 +1,609 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+)
+
+// Fake is an in-memory worker offering every role, for tests of the node agent and the
+// coordinator: it tracks which containers are locked, frozen, dumped, stopped and
+// restored and which image sets are on its node, and can be told to fail or stall an
+// operation. Any container name is taken as one of its node's. It passes the roles'
+// conformance suite (workertest) as the real worker does.
+type Fake struct {
+	Node string
+
+	mu     sync.Mutex
+	locked map[string]bool
+	frozen map[string]bool
+	dumps  map[string]int
+	// FailDump: container -> error its dumps return; Stall: container -> its dumps
+	// wait until the channel is closed (or ctx ends); DumpTime: every dump takes this.
+	FailDump map[string]error
+	Stall    map[string]chan struct{}
+	DumpTime time.Duration
+	sets     map[string]bool // image sets on this node, by set ID
+	// FakeSockets is the JSON of the []cut.Socket that Sockets returns per set (an
+	// empty list when unset); FailVerify makes Sockets fail.
+	FakeSockets map[string]json.RawMessage
+	FailVerify  error
+	// FailDrop makes DropSet fail.
+	FailDrop error
+	// FailRestore: set -> error Restore returns for it. With LeaveFailed the failed
+	// restore's container stays behind, holding its name (as a container Docker
+	// created but CRIU could not restore may).
+	FailRestore map[string]error
+	LeaveFailed bool
+	restored    map[string]bool // containers restored (by id = name), running
+	// PreflightProblems are what Preflight reports (besides missing sets).
+	PreflightProblems []string
+	prepared          []PreflightRequest // Prepare requests seen (Prepared)
+	// Undumpable: container -> the error CheckDump returns for it.
+	Undumpable map[string]error
+	stopped    map[string]bool // containers ended by Stop
+	// FailStop makes Stop fail; OnStop, when set, is called with each container Stop
+	// ends (outside the fake's lock).
+	FailStop error
+	OnStop   func(container string)
+	// TransferAddr is this node's transfer address (Info's Addr). SendTo, when set,
+	// serves Send and DumpInto (e.g. PutSet on another Fake); without it the fake
+	// cannot send sets.
+	TransferAddr string
+	SendTo       func(set, toAddr string) (alreadyThere bool, err error)
+	// StreamTo, when set, serves DumpTo's stream; as on the real worker, a failed
+	// stream fails DumpTo but leaves the set sealed here.
+	StreamTo func(set, toAddr string) error
+	streamed map[string]string // set -> address it was streamed to
+	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
+	FailPlace map[string]error
+	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
+	claimed   map[string]string    // SERVICE.SLOT -> container that claimed its set
+}
+
+// FakeTask is a set placed for a swarm task on a Fake.
+type FakeTask struct {
+	Set       string
+	Locked    bool
+	WaitMap   bool
+	Addresses map[string]string
+}
+
+var (
+	_ Holder    = (*Fake)(nil)
+	_ Dumper    = (*Fake)(nil)
+	_ Sets      = (*Fake)(nil)
+	_ Restorer  = (*Fake)(nil)
+	_ Tasks     = (*Fake)(nil)
+	_ Inspector = (*Fake)(nil)
+)
+
+// NewFake returns a Fake worker of node.
+func NewFake(node string) *Fake {
+	return &Fake{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
+		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{},
+		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}, stopped: map[string]bool{}}
+}
+
+// Roles returns the fake's roles.
+func (f *Fake) Roles() Roles {
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f}
+}
+
+// Info implements Inspector: the fake's node, its TransferAddr, no post-copy.
+func (f *Fake) Info(context.Context) (NodeInfo, error) {
+	return NodeInfo{Node: f.Node, CRIUVersion: "fake", Addr: f.TransferAddr, DataRoot: "/fake",
+		PostCopy: Capability{Reason: "a fake worker has no page server"},
+		PreCopy:  Capability{Reason: "a fake worker tracks no dirty pages"}}, nil
+}
+
+// Standalone implements Inspector: the fake node has no restored standalone containers
+// (tests that need some wrap the Fake and override this).
+func (f *Fake) Standalone(context.Context, string) ([]restore.Standalone, error) { return nil, nil }
+
+// Lock implements Holder.
+func (f *Fake) Lock(_ context.Context, name string, _ []netip.Addr, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[name] = true
+	return nil
+}
+
+// Unlock implements Holder.
+func (f *Fake) Unlock(_ context.Context, name string, _ []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[name] = false
+	return nil
+}
+
+// Freeze implements Holder.
+func (f *Fake) Freeze(_ context.Context, name string, _ time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen[name] = true
+	return nil
+}
+
+// Thaw implements Holder.
+func (f *Fake) Thaw(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen[name] = false
+	return nil
+}
+
+// Stop implements Holder as the worker does: only a frozen container is ended (its
+// lock and freeze go with it).
+func (f *Fake) Stop(_ context.Context, name string) error {
+	f.mu.Lock()
+	if f.FailStop != nil {
+		f.mu.Unlock()
+		return f.FailStop
+	}
+	if !f.frozen[name] {
+		f.mu.Unlock()
+		return fmt.Errorf("fake worker %s: stop %s: %w", f.Node, name, ErrNotFrozen)
+	}
+	f.stopped[name] = true
+	f.frozen[name], f.locked[name] = false, false
+	hook := f.OnStop
+	f.mu.Unlock()
+	if hook != nil {
+		hook(name)
+	}
+	return nil
+}
+
+// Holds implements Holder: the fake's locked and frozen containers (no deadline, held
+// by a live worker).
+func (f *Fake) Holds(context.Context) ([]Held, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	by := map[string]*Held{}
+	get := func(c string) *Held {
+		if by[c] == nil {
+			by[c] = &Held{ContainerID: c, Name: c, OwnerAlive: true}
+		}
+		return by[c]
+	}
+	for c, v := range f.locked {
+		if v {
+			get(c).Locked = true
+		}
+	}
+	for c, v := range f.frozen {
+		if v {
+			get(c).Frozen = true
+		}
+	}
+	out := make([]Held, 0, len(by))
+	for _, h := range by {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ContainerID < out[j].ContainerID })
+	return out, nil
+}
+
+// CheckDump implements Dumper: the error set in Undumpable for the container, if any.
+func (f *Fake) CheckDump(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Undumpable[name]
+}
+
+// fakeImage is the one image file of every fake set, the same on every Fake (so that
+// a set sent or placed elsewhere verifies there, and a manifest written by hand can
+// list it: FakeImageFiles).
+var fakeImage = []byte("fake CRIU images")
+
+func fakeManifest(containerName string) *imageset.Manifest {
+	sum := sha256.Sum256(fakeImage)
+	return &imageset.Manifest{Version: 1, ContainerID: containerName, CRIUVersion: "fake",
+		Files: []imageset.File{{Name: "pages-1.img", Size: int64(len(fakeImage)), SHA256: hex.EncodeToString(sum[:])}}}
+}
+
+// FakeImageFiles are the files of every fake set as a snapshot's manifest records
+// them (the agent's report of a Fake's dump).
+func FakeImageFiles() []node.File {
+	var out []node.File
+	for _, f := range fakeManifest("").Files {
+		out = append(out, node.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})
+	}
+	return out
+}
+
+// Dump implements Dumper.
+func (f *Fake) Dump(ctx context.Context, name, set string, leaveRunning bool) (*imageset.Manifest, error) {
+	f.mu.Lock()
+	stall, fail, d := f.Stall[name], f.FailDump[name], f.DumpTime
+	f.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if fail != nil {
+		return nil, fail
+	}
+	if err := validSet(set); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dumps[name]++
+	if !leaveRunning {
+		// As CRIU does without --leave-running: the processes end with the dump.
+		f.stopped[name] = true
+		f.frozen[name], f.locked[name] = false, false
+	}
+	f.sets[set] = true
+	return fakeManifest(name), nil
+}
+
+// DumpTo implements Dumper: Dump, then the stream through StreamTo (none without it).
+func (f *Fake) DumpTo(ctx context.Context, name, set, addr string, leaveRunning bool) (*imageset.Manifest, error) {
+	m, err := f.Dump(ctx, name, set, leaveRunning)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.streamed[set] = addr
+	hook := f.StreamTo
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(set, addr); err != nil {
+			return nil, fmt.Errorf("fake worker %s: stream %s to %s: %w", f.Node, set, addr, err)
+		}
+	}
+	return m, nil
+}
+
+// DumpInto implements Dumper: the set goes to addr through SendTo and none stays here;
+// the container ends only once it is there.
+func (f *Fake) DumpInto(ctx context.Context, name, set, addr string) (*imageset.Manifest, error) {
+	if f.SendTo == nil {
+		return nil, fmt.Errorf("fake worker %s cannot send sets: %w", f.Node, node.ErrUnavailable)
+	}
+	m, err := f.Dump(ctx, name, set, true)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.SendTo(set, addr)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sets, set)
+	if err != nil {
+		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (it keeps running here)", f.Node, name, addr, err)
+	}
+	f.stopped[name] = true
+	f.frozen[name], f.locked[name] = false, false
+	return m, nil
+}
+
+// DumpLazy implements Dumper: refused, as where post-copy cannot run (Info.PostCopy).
+func (f *Fake) DumpLazy(context.Context, string, string, string) (*imageset.Manifest, error) {
+	return nil, fmt.Errorf("fake worker %s: post-copy dump: a fake worker has no page server: %w", f.Node, node.ErrUnavailable)
+}
+
+// Streamed returns the sets whose dump streamed them, with the address they went to.
+func (f *Fake) Streamed() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.streamed)
+}
+
+// validSet refuses the set IDs the real worker refuses (ErrBadSetID).
+func validSet(set string) error {
+	if set == "" || set == "." || set == ".." || strings.ContainsAny(set, "/\\\x00") {
+		return fmt.Errorf("%w: %q", ErrBadSetID, set)
+	}
+	return nil
+}
+
+// PutSet records image set set on this node (as a dump, or a transfer, writes one).
+func (f *Fake) PutSet(set string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sets[set] = true
+}
+
+// HasSet says whether image set set is on this node.
+func (f *Fake) HasSet(set string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sets[set]
+}
+
+// Send implements Sets: through SendTo (else the fake cannot send sets).
+func (f *Fake) Send(_ context.Context, set, addr string) (SendResult, error) {
+	if err := validSet(set); err != nil {
+		return SendResult{}, err
+	}
+	if !f.HasSet(set) {
+		return SendResult{}, fmt.Errorf("fake worker %s: send set %s: %w", f.Node, set, ErrNoSet)
+	}
+	if f.SendTo == nil {
+		return SendResult{}, fmt.Errorf("fake worker %s cannot send set %s", f.Node, set)
+	}
+	there, err := f.SendTo(set, addr)
+	return SendResult{AlreadyThere: there}, err
+}
+
+// DropSet implements Sets.
+func (f *Fake) DropSet(_ context.Context, set string) error {
+	if err := validSet(set); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailDrop != nil {
+		return f.FailDrop
+	}
+	delete(f.sets, set)
+	return nil
+}
+
+// Sockets implements Sets: the set must be on this node; its sockets are
+// FakeSockets[set] (none when unset), or FailVerify.
+func (f *Fake) Sockets(_ context.Context, set, label string) (SetSockets, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.FailVerify != nil {
+		return SetSockets{}, f.FailVerify
+	}
+	if !f.sets[set] {
+		return SetSockets{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
+	}
+	out := SetSockets{Manifest: fakeManifest(""), Sockets: []cut.Socket{}}
+	if raw, ok := f.FakeSockets[set]; ok {
+		if err := json.Unmarshal(raw, &out.Sockets); err != nil {
+			return SetSockets{}, fmt.Errorf("fake worker %s: FakeSockets of %s: %w", f.Node, set, err)
+		}
+	}
+	for i := range out.Sockets {
+		out.Sockets[i].Container = label
+	}
+	return out, nil
+}
+
+// Preflight implements Restorer: the sets of req not on this node are Missing,
+// PreflightProblems are reported as they are; a Prepare request is only recorded
+// (Prepared).
+func (f *Fake) Preflight(_ context.Context, req PreflightRequest) (PreflightReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var rep PreflightReport
+	if req.Prepare {
+		f.prepared = append(f.prepared, req)
+		return rep, nil
+	}
+	for _, s := range req.Sets {
+		if !f.sets[s.Set] {
+			rep.Missing = append(rep.Missing, s.Set)
+		}
+	}
+	rep.Problems = append(rep.Problems, f.PreflightProblems...)
+	return rep, nil
+}
+
+// Prepared returns the Prepare requests this node got, in order.
+func (f *Fake) Prepared() []PreflightRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PreflightRequest(nil), f.prepared...)
+}
+
+// Restore implements Restorer: a set on this node restores as a container whose id is
+// the requested name (or the set), unless FailRestore says otherwise. The set is used
+// up unless o.Keep, as on a worker.
+func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (container.Ref, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.FailRestore[set]; err != nil {
+		if f.LeaveFailed && o.Name != "" {
+			f.restored[o.Name] = true
+		}
+		return container.Ref{}, err
+	}
+	if !f.sets[set] {
+		return container.Ref{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
+	}
+	id := o.Name
+	if id == "" {
+		id = set
+	}
+	if f.restored[id] {
+		return container.Ref{}, fmt.Errorf("fake worker %s: container name %s is taken", f.Node, id)
+	}
+	f.restored[id] = true
+	if !o.Keep {
+		delete(f.sets, set) // consumed, as a worker's restore consumes it
+	}
+	return container.Ref{ID: id, Name: id}, nil
+}
+
+// Restored lists the containers restored on this node and not removed.
+func (f *Fake) Restored() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id := range f.restored {
+		out = append(out, id)
+	}
+	return out
+}
+
+// RemoveContainer implements Restorer.
+func (f *Fake) RemoveContainer(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.restored, name)
+	return nil
+}
+
+func fakeKey(service string, slot int) string { return fmt.Sprintf("%s.%d", service, slot) }
+
+// PlaceTask implements Tasks: the set stays (the worker places a linked copy).
+func (f *Fake) PlaceTask(_ context.Context, set string, o TaskOptions) (TaskPlacement, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(o.Service, o.Slot)
+	if err := f.FailPlace[k]; err != nil {
+		return TaskPlacement{}, err
+	}
+	if !f.sets[set] {
+		return TaskPlacement{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
+	}
+	if f.tasks == nil {
+		f.tasks, f.claimed = map[string]*FakeTask{}, map[string]string{}
+	}
+	f.tasks[k] = &FakeTask{Set: set, Locked: !o.LockUntil.IsZero(), WaitMap: !o.AddressMapUntil.IsZero()}
+	delete(f.claimed, k)
+	return TaskPlacement{}, nil
+}
+
+// SetAddressMap implements Tasks.
+func (f *Fake) SetAddressMap(_ context.Context, service string, slot int, addresses map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tasks[fakeKey(service, slot)]
+	if t == nil {
+		return fmt.Errorf("fake worker %s: no set placed for %s slot %d: %w", f.Node, service, slot, node.ErrNotFound)
+	}
+	t.Addresses = addresses
+	return nil
+}
+
+// UnplaceTask implements Tasks: an unclaimed placement goes back to the sets.
+func (f *Fake) UnplaceTask(_ context.Context, service string, slot int, set string) (TaskRelease, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(service, slot)
+	t := f.tasks[k]
+	claimed := f.claimed[k]
+	if t == nil {
+		return TaskRelease{Claimed: claimed}, nil
+	}
+	delete(f.tasks, k)
+	if set != "" { // unclaimed: its images were never rewritten
+		f.sets[set] = true
+	}
+	return TaskRelease{Removed: true, Claimed: claimed}, nil
+}
+
+// StartTask plays the runtime wrapper for a swarm task container id of service slot
+// starting on this node: with a placed set it claims it and returns it (the container
+// is then restored, locked if the placement said so); without one it returns nil (a
+// fresh start).
+func (f *Fake) StartTask(service string, slot int, id string) *FakeTask {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := fakeKey(service, slot)
+	t := f.tasks[k]
+	if t == nil {
+		return nil
+	}
+	delete(f.tasks, k)
+	f.claimed[k] = id
+	if t.Locked {
+		f.locked[id] = true
+	}
+	return t
+}
+
+// Placed lists the SERVICE.SLOTs with a set placed (unclaimed) on this node.
+func (f *Fake) Placed() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k := range f.tasks {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PlacedTask returns the set placed for service slot (nil when none).
+func (f *Fake) PlacedTask(service string, slot int) *FakeTask {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tasks[fakeKey(service, slot)]
+}
+
+// IsLocked tells whether container id is locked.
+func (f *Fake) IsLocked(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.locked[id]
+}
+
+// Stopped returns the containers ended by Stop or by a dump that did not leave them
+// running, sorted.
+func (f *Fake) Stopped() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c, ok := range f.stopped {
+		if ok {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Held returns the containers currently locked or frozen ("locked:ID", "frozen:ID").
+func (f *Fake) Held() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c, v := range f.locked {
+		if v {
+			out = append(out, "locked:"+c)
+		}
+	}
+	for c, v := range f.frozen {
+		if v {
+			out = append(out, "frozen:"+c)
+		}
+	}
+	return out
+}
+
+// Hold marks c locked and frozen, as a crashed agent may have left it.
+func (f *Fake) Hold(c string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locked[c], f.frozen[c] = true, true
+}
+
+// Dumps returns how many times c was dumped.
+func (f *Fake) Dumps(c string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dumps[c]
+}

@@ -1,0 +1,104 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/workertest"
+)
+
+// The worker's roles pass their conformance suite in-process, over the HTTP API
+// (Client), and as the in-memory Fake the agent's and coordinator's tests use.
+func TestRolesConformance(t *testing.T) {
+	t.Run("Worker", func(t *testing.T) {
+		workertest.Run(t, func(t *testing.T) (a, b workertest.Node) {
+			return realNode(t, "a", false), realNode(t, "b", false)
+		})
+	})
+	t.Run("Client", func(t *testing.T) {
+		workertest.Run(t, func(t *testing.T) (a, b workertest.Node) {
+			return realNode(t, "a", true), realNode(t, "b", true)
+		})
+	})
+	t.Run("Fake", func(t *testing.T) {
+		workertest.Run(t, func(t *testing.T) (a, b workertest.Node) {
+			fa, fb := worker.NewFake("a"), worker.NewFake("b")
+			fa.TransferAddr, fb.TransferAddr = "fake-a:1", "fake-b:1"
+			fa.SendTo = func(set, to string) (bool, error) {
+				if to != fb.TransferAddr {
+					return false, fmt.Errorf("no worker at %s", to)
+				}
+				if fb.HasSet(set) {
+					return true, nil
+				}
+				fb.PutSet(set)
+				return false, nil
+			}
+			fa.StreamTo = func(set, to string) error { _, err := fa.SendTo(set, to); return err }
+			return fakeRoles(fa), fakeRoles(fb)
+		})
+	})
+}
+
+var ctrSeq atomic.Int64
+
+func fakeRoles(f *worker.Fake) workertest.Node {
+	return workertest.Node{Name: f.Node, Roles: f.Roles(), Addr: f.TransferAddr,
+		Container: func(*testing.T) string { return fmt.Sprintf("ctr%d", ctrSeq.Add(1)) }}
+}
+
+// listing is a restorer that lists the (no) standalone containers it restored for a
+// stack, as restore.Docker does.
+type listing struct{ restore.Restorer }
+
+func (listing) Standalone(context.Context, string) ([]restore.Standalone, error) { return nil, nil }
+
+// realNode is a worker with fake parts (and a set placer), through its Client when
+// overHTTP.
+func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
+	var dataRoot string
+	n := newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot = c.DataRoot },
+		func(p *worker.Parts) {
+			p.Placer = &restore.Docker{DataRoot: dataRoot}
+			p.Restorer = listing{p.Restorer}
+		})
+	roles := n.w.Roles()
+	if overHTTP {
+		roles = (&worker.Client{Addr: n.w.Addr()}).Roles()
+	}
+	return workertest.Node{Name: name, Roles: roles, Addr: n.w.Addr(),
+		Container: func(*testing.T) string {
+			i := ctrSeq.Add(1)
+			return n.add(fmt.Sprintf("ctr%d", i), int(100+i)).Name
+		},
+		// dump.Fake writes no CRIU images: add a socket-less files.img, as a dump
+		// leaves it, so that the set's sockets can be read and it can be placed.
+		Complete: func(t *testing.T, id string) {
+			set := filepath.Join(n.w.SetsDir(), id)
+			f, err := os.Create(filepath.Join(imageset.ImagesPath(set), "files.img"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := crit.New(nil, f, "", false, false).Encode(&crit.CriuImage{Magic: "FILES"}); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			m, err := imageset.ReadManifest(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := imageset.Seal(set, m); err != nil {
+				t.Fatal(err)
+			}
+		}}
+}

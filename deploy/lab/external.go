@@ -98,15 +98,19 @@ func (x External) NATSURL() string {
 }
 
 // EtcdPasswordFile holds EtcdUser's password; RootPasswordFile etcd root's.
-func (x External) EtcdPasswordFile() string { return filepath.Join(x.Dir, "etcd-"+EtcdUser+".password") }
+func (x External) EtcdPasswordFile() string {
+	return filepath.Join(x.Dir, "etcd-"+EtcdUser+".password")
+}
 
 // RootPasswordFile holds the password of etcd's root user (administration only).
 func (x External) RootPasswordFile() string { return filepath.Join(x.Dir, "etcd-root.password") }
 
 // memberDir is etcd member m's data directory; natsConfigFile NATS server m's
 // configuration. Each names the member, so ExternalPid finds its process.
-func (x External) memberDir(m ExternalMember) string      { return filepath.Join(x.Dir, m.Name) }
-func (x External) natsConfigFile(m ExternalMember) string { return filepath.Join(x.Dir, m.Name+".conf") }
+func (x External) memberDir(m ExternalMember) string { return filepath.Join(x.Dir, m.Name) }
+func (x External) natsConfigFile(m ExternalMember) string {
+	return filepath.Join(x.Dir, m.Name+".conf")
+}
 
 // tlsFiles are the CA and the members' server certificate and key (in the data
 // directory's CA directory, beside the CA).

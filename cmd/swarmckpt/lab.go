@@ -26,6 +26,9 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
                                         start a coordinator and a worker + agent per node
   swarmckpt lab up --coordinators 2     the same with two coordinators (a leader and a
                                         standby; NATS and etcd in a process of their own)
+  swarmckpt lab up --external-control-plane
+                                        the coordinator(s) on an external 3-member etcd
+                                        and 3-server NATS cluster (TLS, auth; Debian's)
   swarmckpt lab status                  show the nodes (exit 1 if a node is down)
   eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
@@ -61,6 +64,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, fmt.Sprintf("number of nodes (1..%d)", lab.MaxNodes))
 		fs.BoolVar(&cfg.Daemons, "daemons", cfg.Daemons, "also run swarmckpt's coordinator (embedded NATS and etcd) and a worker and agent per node")
 		fs.BoolVar(&cfg.TLS, "tls", cfg.TLS, "run the workers with TLS (CA and certificates made in <data>/coordinator/tls)")
+		fs.BoolVar(&cfg.ExternalControlPlane, "external-control-plane", false, "run the coordinators on an external 3-member etcd cluster (TLS, authentication) and 3-server NATS cluster (TLS, per-role users) of Debian's etcd and nats-server on 127.0.0.1, instead of the embedded servers")
 		fs.IntVar(&cfg.Coordinators, "coordinators", cfg.Coordinators, fmt.Sprintf("number of coordinators (1..%d); with more than one, a control-plane process runs NATS and etcd and the coordinators elect a leader (the others stand by)", lab.MaxCoordinators))
 	}
 	pos, err := c.parseArgs(fs, labUsage, args)
@@ -194,7 +198,11 @@ func printStatus(ctx context.Context, c *cli, p lab.Plan, output string) error {
 			caCert, _ := pki.CAFiles(d.TLSDir())
 			tlsNote = ", TLS with the CA " + caCert
 		}
-		if d.Coordinators > 1 {
+		if x := d.External; x != nil {
+			fmt.Fprintf(c.stdout, "daemons: external etcd cluster %s (TLS, user %s, password in %s) and NATS cluster %s (TLS, users in %s); %d coordinator(s) (memberlist %s; 'swarmckpt status' shows which leads); a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
+				strings.Join(x.EtcdEndpoints(), ","), lab.EtcdUser, x.EtcdPasswordFile(), d.NATSURL(), filepath.Join(d.Dir, "nats-users"), max(d.Coordinators, 1),
+				strings.Join(coordinatorGossips(p), ", "), filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
+		} else if d.Coordinators > 1 {
 			fmt.Fprintf(c.stdout, "daemons: a control-plane process with NATS %s and etcd 127.0.0.1:%d; %d coordinators electing a leader (memberlist %s; 'swarmckpt status' shows which leads); a worker and an agent per node (worker token in %s%s); data and logs in %s\n",
 				d.NATSURL(), d.EtcdPort, d.Coordinators, strings.Join(coordinatorGossips(p), ", "), filepath.Join(d.Dir, "worker.token"), tlsNote, d.Dir)
 		} else {
@@ -217,7 +225,7 @@ func labDown(name string, down []string) error {
 // coordinatorGossips are the memberlist addresses of lab p's coordinators.
 func coordinatorGossips(p lab.Plan) []string {
 	var out []string
-	for i := 1; i <= p.Daemons.Coordinators; i++ {
+	for i := 1; i <= max(p.Daemons.Coordinators, 1); i++ {
 		out = append(out, p.Daemons.CoordinatorGossip(p, i))
 	}
 	return out

@@ -37,6 +37,9 @@ type Daemons struct {
 	// process runs the embedded NATS and etcd and they elect a leader; 0: one
 	// coordinator with NATS and etcd embedded.
 	Coordinators int `json:"coordinators,omitempty"`
+	// External is set when the coordinators use an external 3-member etcd and
+	// 3-server NATS cluster instead of the embedded servers (external.go).
+	External *External `json:"external,omitempty"`
 }
 
 // CoordinatorName is the name of the lab's coordinator i (1-based).
@@ -95,8 +98,14 @@ func workerTLS(d *Daemons, node string) (workerFlags, agentFlags []string, err e
 }
 
 // NATSURL is the control plane URL the CLI uses (with --data-dir Dir for its NATS user
-// and the CA: the embedded NATS serves TLS).
-func (d Daemons) NATSURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", d.NATSPort) }
+// and the CA: the embedded NATS serves TLS): the external NATS servers, comma-separated,
+// when the lab runs them.
+func (d Daemons) NATSURL() string {
+	if d.External != nil {
+		return d.External.NATSURL()
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", d.NATSPort)
+}
 
 // planDaemons lays out the daemons of p; base port 20000+10*K.
 func planDaemons(p Plan, binary string) *Daemons {
@@ -161,12 +170,22 @@ func startDaemons(ctx context.Context, p Plan) error {
 
 // startCoordinators starts the lab's coordinator with NATS and etcd embedded, or, for
 // several, a control-plane process running them ('coordinator --control-plane-only')
-// and the coordinators on it, each joining the others' memberlist; it waits until
-// NATS and every coordinator's memberlist listen.
+// and the coordinators on it, each joining the others' memberlist; with an external
+// control plane, the external etcd and NATS clusters and the coordinators on them.
+// It waits until NATS and every coordinator's memberlist listen.
 func startCoordinators(ctx context.Context, p Plan) error {
 	d := p.Daemons
 	m := p.Manager()
 	embeddedPorts := []string{"--nats-port", fmt.Sprint(d.NATSPort), "--etcd-port", fmt.Sprint(d.EtcdPort), "--etcd-peer-port", fmt.Sprint(d.EtcdPeer)}
+	if d.External != nil {
+		if err := startExternal(ctx, p); err != nil {
+			return err
+		}
+		x := d.External
+		ca, _, _ := x.tlsFiles(d.Dir)
+		return startElecting(ctx, p, "--nats", d.NATSURL(), "--nats-user-file", natsauth.UserFile(natsauth.Dir(d.Dir), natsauth.RoleCoordinator), "--nats-ca", ca,
+			"--etcd", strings.Join(x.EtcdEndpoints(), ","), "--etcd-cacert", ca, "--etcd-user", EtcdUser, "--etcd-password-file", x.EtcdPasswordFile())
+	}
 	if d.Coordinators <= 1 {
 		if err := spawn(d, "coordinator", append([]string{"coordinator", "--data-dir", d.Dir, "--name", d.CoordinatorName(p.Name, 1),
 			"--docker", m.DockerHost(), "--gossip", d.CoordinatorGossip(p, 1)}, embeddedPorts...)...); err != nil {
@@ -188,18 +207,34 @@ func startCoordinators(ctx context.Context, p Plan) error {
 		}
 	}
 	cr := embedded.EtcdCredentialsPath(d.Dir)
-	for i := 1; i <= d.Coordinators; i++ {
+	return startElecting(ctx, p, "--nats", d.NATSURL(), "--nats-user-file", natsauth.UserFile(natsauth.Dir(d.Dir), natsauth.RoleCoordinator), "--nats-ca", embedded.NATSCAPath(d.Dir),
+		"--etcd", d.EtcdURL(), "--etcd-cacert", cr.CA, "--etcd-cert", cr.Cert, "--etcd-key", cr.Key)
+}
+
+// startElecting starts the lab's coordinators on a shared NATS and etcd (their
+// connection flags cp), each joining the others' memberlist, and waits until each
+// one's memberlist listens. They elect a leader; the others stand by.
+func startElecting(ctx context.Context, p Plan, cp ...string) error {
+	d := p.Daemons
+	m := p.Manager()
+	n := max(d.Coordinators, 1)
+	for i := 1; i <= n; i++ {
 		var others []string
-		for j := 1; j <= d.Coordinators; j++ {
+		for j := 1; j <= n; j++ {
 			if j != i {
 				others = append(others, d.CoordinatorGossip(p, j))
 			}
 		}
-		logName := fmt.Sprintf("coordinator-%d", i)
-		if err := spawn(d, logName, "coordinator", "--data-dir", d.Dir, "--name", d.CoordinatorName(p.Name, i),
-			"--nats", d.NATSURL(), "--nats-user-file", natsauth.UserFile(natsauth.Dir(d.Dir), natsauth.RoleCoordinator), "--nats-ca", embedded.NATSCAPath(d.Dir),
-			"--etcd", d.EtcdURL(), "--etcd-cacert", cr.CA, "--etcd-cert", cr.Cert, "--etcd-key", cr.Key,
-			"--docker", m.DockerHost(), "--gossip", d.CoordinatorGossip(p, i), "--gossip-join", strings.Join(others, ",")); err != nil {
+		logName := "coordinator"
+		if n > 1 {
+			logName = fmt.Sprintf("coordinator-%d", i)
+		}
+		args := append([]string{"coordinator", "--data-dir", d.Dir, "--name", d.CoordinatorName(p.Name, i)}, cp...)
+		args = append(args, "--docker", m.DockerHost(), "--gossip", d.CoordinatorGossip(p, i))
+		if len(others) > 0 {
+			args = append(args, "--gossip-join", strings.Join(others, ","))
+		}
+		if err := spawn(d, logName, args...); err != nil {
 			return err
 		}
 		if err := waitListening(ctx, "coordinator "+fmt.Sprint(i), filepath.Join(d.Dir, logName+".log"), d.CoordinatorGossip(p, i)); err != nil {
@@ -212,13 +247,19 @@ func startCoordinators(ctx context.Context, p Plan) error {
 // spawn starts `swarmckpt lab supervise -- swarmckpt ARGS...` (Supervise), both logging
 // to d.Dir/LOGNAME.log.
 func spawn(d *Daemons, logName string, args ...string) error {
+	return spawnProgram(d, logName, d.Binary, args...)
+}
+
+// spawnProgram starts `swarmckpt lab supervise -- PROGRAM ARGS...`, both logging to
+// d.Dir/LOGNAME.log.
+func spawnProgram(d *Daemons, logName, program string, args ...string) error {
 	logFile := filepath.Join(d.Dir, logName+".log")
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("%s: open log: %w", logName, err)
 	}
 	defer f.Close()
-	cmd := exec.Command(d.Binary, append([]string{"lab", "supervise", "--", d.Binary}, args...)...)
+	cmd := exec.Command(d.Binary, append([]string{"lab", "supervise", "--", program}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

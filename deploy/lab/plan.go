@@ -54,6 +54,12 @@ type Config struct {
 	// coordinator's directory, tls/) and their agents with its CA (docs/operations.md,
 	// "Worker TLS").
 	TLS bool
+	// ExternalControlPlane runs, instead of the embedded NATS and etcd, a 3-member etcd
+	// cluster (Debian's etcd) with TLS and authentication and a 3-server NATS cluster
+	// (Debian's nats-server) with TLS and per-role users, all on 127.0.0.1 and
+	// supervised; the coordinators connect to them as to external servers
+	// (docs/lab.md, "External control plane"). Needs Daemons.
+	ExternalControlPlane bool
 }
 
 // DefaultConfig returns the configuration `swarmckpt lab up` uses without flags.
@@ -71,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.Coordinators < 0 || c.Coordinators > MaxCoordinators {
 		return fmt.Errorf("--coordinators %d is out of range: a lab runs 1 to %d coordinators", c.Coordinators, MaxCoordinators)
+	}
+	if c.ExternalControlPlane && !c.Daemons {
+		return errors.New("--external-control-plane runs the lab's coordinators on external etcd and NATS clusters: it needs --daemons")
 	}
 	if c.RunDir == "" || c.DataDir == "" {
 		return errors.New("lab: run and data directories must be set")

@@ -33,6 +33,13 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 			return Plan{}, fmt.Errorf("%s is not installed: run 'make setup' first", tool)
 		}
 	}
+	if c.ExternalControlPlane {
+		for tool, pkg := range map[string]string{"etcd": "etcd-server", "nats-server": "nats-server"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return Plan{}, fmt.Errorf("%s is not installed: run 'make setup' (or 'apt-get install %s') for --external-control-plane", tool, pkg)
+			}
+		}
+	}
 	// One lab allocation at a time on this machine (tests bring labs up in parallel).
 	unlock, err := lockRunDir(c.RunDir)
 	if err != nil {
@@ -65,6 +72,9 @@ func Up(ctx context.Context, log *slog.Logger, c Config) (Plan, error) {
 		p.Daemons.TLS = c.TLS
 		if c.Coordinators > 1 {
 			p.Daemons.Coordinators = c.Coordinators
+		}
+		if c.ExternalControlPlane {
+			p.Daemons.External = planExternal(p, filepath.Join(p.Daemons.Dir, "external"))
 		}
 	}
 	log = log.With("component", "lab", "lab", p.Name)

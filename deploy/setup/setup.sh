@@ -49,8 +49,9 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v xz >/dev/null || need+=(xz-utils)
-# External control-plane servers, used by the tests of `coordinator --nats/--etcd`; never
-# started by setup (the embedded servers are the default).
+# External control-plane servers, used by the tests of `coordinator --nats/--etcd` and by
+# `lab up --external-control-plane` (3-member etcd, 3-server NATS); never started by setup
+# (the embedded servers are the default).
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v etcd >/dev/null || need+=(etcd-server)
 # Third-party servers packed into images by deploy/thirdparty/build.sh (make

@@ -116,7 +116,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		// sent for this restore is a copy and is used up.
 		inPlace := it.target == it.c.Node
 		rep, err := r.call(ctx, nodeagent.RestoreSubject(it.target), nodeagent.RestoreRequest{Set: it.set,
-			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases, Keep: inPlace}})
+			Options: nodeagent.RestoreOptions{Name: name, Locked: locked, LockFor: restoreHold(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container

@@ -104,6 +104,11 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		return nil, api.Errorf(api.CodeFailed, "%v", err)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "resolved", Message: fmt.Sprintf("%d containers on %s, algorithm %s", len(m.Containers), strings.Join(st.Nodes(), ","), m.Algorithm)})
+	if req.Timeout <= 0 { // holdbudget.go: the timeout, and so the holds' deadlines, follow the work
+		var how string
+		timeout, how = s.snapshotBudget(ctx, m)
+		s.event(ctx, api.Event{ID: m.ID, Phase: "budget", Message: fmt.Sprintf("may take %v (%s)", timeout.Round(time.Second), how)})
+	}
 	for _, w := range st.Warnings {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: w.String()})
 	}

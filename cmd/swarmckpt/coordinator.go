@@ -20,6 +20,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/holdtime"
 )
 
 const defaultDataDir = "/var/lib/swarmckpt/coordinator"
@@ -123,7 +124,10 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without a token and embedded etcd without TLS (trusted single-user hosts only)")
 	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
-	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
+	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted, when its work is unknown (the stack's first snapshot); otherwise the hold budget applies")
+	holdBase := fs.Duration("hold-base", holdtime.Default().Base, "hold budget: fixed part of a snapshot's timeout and its containers' hold deadlines")
+	holdFloor := fs.Int64("hold-floor", holdtime.Default().Floor>>20, "hold budget: slowest rate, in MiB/s, images are assumed to be written or streamed at")
+	holdMax := fs.Duration("hold-max", holdtime.Default().Max, "hold budget: longest timeout it gives (keep the agents' --hold and the workers' --max-hold above it)")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
 	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
@@ -188,7 +192,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	}
 	defer res.Close()
 	svc, err := coordinator.New(coordinator.Config{Name: *name, Bus: tr, Store: st, Resolver: res,
-		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res,
+		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax}, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res,
 		Policies: policySource(*policies, res), Log: c.log})
 	if err != nil {
 		return err
@@ -263,7 +267,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
 	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
-	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
+	hold := fs.Duration("hold", 11*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it (caps the coordinator's deadlines, which scale with the work)")
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinator's memberlist address to join (its --gossip)")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")

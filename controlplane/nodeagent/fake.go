@@ -49,6 +49,7 @@ type FakeExecutor struct {
 	// ends (outside the fake's lock).
 	FailStop error
 	OnStop   func(container string)
+	lockFor  map[string]time.Duration // container -> its last Lock's deadline, from then
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.
@@ -159,7 +160,21 @@ func (f *FakeExecutor) Lock(_ context.Context, c Target, _ []Target) ([]protocol
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.locked[c.ID] = true
+	if !c.Deadline.IsZero() {
+		if f.lockFor == nil {
+			f.lockFor = map[string]time.Duration{}
+		}
+		f.lockFor[c.ID] = time.Until(c.Deadline)
+	}
 	return nil, nil
+}
+
+// LockedFor returns how far away the deadline of c's last Lock was when it was locked
+// (0: never locked with one).
+func (f *FakeExecutor) LockedFor(c string) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lockFor[c]
 }
 
 func (f *FakeExecutor) Unlock(_ context.Context, c Target, _ []Target) error {

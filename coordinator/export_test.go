@@ -1,0 +1,7 @@
+package coordinator
+
+// Internals the external tests reach.
+var (
+	SnapshotBudget = (*Service).snapshotBudget
+	RestoreHold    = restoreHold
+)

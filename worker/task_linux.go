@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/pendingconn"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
@@ -136,7 +137,11 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	tw := &taskWatch{stop: stop}
 	w.tasks.put(key, tw)
-	go w.watchTask(wctx, key, tw, p, o, w.deadline(until))
+	var pending []pendingconn.Ports
+	if o.LockUntil.IsZero() && w.p.EndPendingConnects {
+		pending = pendingConnects(v.Dir()) // restored without our lock: ended once it runs
+	}
+	go w.watchTask(wctx, key, tw, p, o, w.deadline(until), pending)
 	out := TaskPlacement{}
 	for _, c := range pl.Connections {
 		out.Connections = append(out.Connections, c.String())
@@ -152,7 +157,7 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 // watchTask learns which container claims the placed set (until deadline) and, for a
 // locked restore, journals the lock of that container once it runs: the watchdog then
 // unlocks it at the deadline if the coordinator does not (it died, a node failed).
-func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p taskPlacer, o TaskOptions, deadline time.Time) {
+func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p taskPlacer, o TaskOptions, deadline time.Time, pending []pendingconn.Ports) {
 	defer tw.stop()
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -164,8 +169,12 @@ func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p tas
 			id := ids[0]
 			w.tasks.setClaimed(key, tw, id)
 			if o.LockUntil.IsZero() {
+				w.endPendingOfTask(ctx, id, pending) // pending_task_linux.go
 				return
 			}
+			// Restored network-locked, as an exact restore's container: the
+			// coordinator's Unlock ends the connects pending then (pending_linux.go).
+			w.markRestored(id)
 			if w.holdRestoredTask(ctx, id, deadline) {
 				return
 			}

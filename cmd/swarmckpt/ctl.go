@@ -52,6 +52,10 @@ func (f *ctlFlags) check() error {
 }
 
 func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Client, error) {
+	if c.transport != nil {
+		tr := c.transport()
+		return tr, api.Client{T: tr}, nil
+	}
 	tr, err := natsbus.Connect(ctx, f.config(c, "swarmckpt-cli"))
 	if err != nil {
 		return nil, api.Client{}, err

@@ -346,7 +346,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	// Whatever the outcome, the streamed copies no restore used go (all of them when
 	// used is nil: a failed migration).
 	defer func() { s.dropStreamed(ctx, m, used) }()
-	m, err = s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream, lock)
+	m, err = s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes}, stream, lock)
 	if err != nil {
 		// An aborted snapshot released every container: they run on as before.
 		return &api.MigrateResult{Snapshot: m}, err

@@ -119,6 +119,11 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if err != nil {
 		return TaskPlacement{}, err
 	}
+	if m := v.Manifest(); len(m.Volumes) > 0 && m.Node != "" && m.Node != w.cfg.Node {
+		// Swarm creates a task's volumes itself, empty, on whichever node it picks.
+		return TaskPlacement{}, fmt.Errorf("worker %s: place set %s: it carries volumes (%s), which a swarm-mode restore does not recreate on another node yet: restore with --mode exact",
+			w.cfg.Node, setID, carriedVolumesNote(m))
+	}
 	until := o.LockUntil
 	if until.IsZero() {
 		until = o.AddressMapUntil

@@ -367,8 +367,13 @@ func (b *streamBody) Close() error { return nil }
 // Dump keeps it. The receiver hashes what it writes and accepts the set only if the
 // closing manifest (digests of the very bytes sent) matches.
 func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
+	return w.dumpTo(ctx, name, setID, addr, dump.Options{LeaveRunning: leaveRunning})
+}
+
+// dumpTo is DumpTo with the dumper's options (DumpWith adds volumes).
+func (w *Worker) dumpTo(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
 	start := time.Now()
-	m, err, serr := w.dumpStreamed(ctx, name, setID, addr, dump.Options{LeaveRunning: leaveRunning}, nil)
+	m, err, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -655,6 +655,15 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 		_, err := w.p.Placer.PlaceForTask(v, opts.Service, opts.Slot)
 		return container.Ref{}, err
 	}
+	undoVolumes, err := w.fillVolumes(ctx, v) // carryvolumes_linux.go: before the container exists
+	if err != nil {
+		return container.Ref{}, err
+	}
+	defer func() {
+		if err != nil {
+			undoVolumes()
+		}
+	}()
 	ro := restore.Options{Name: opts.Name, Runtime: opts.Runtime, Aliases: opts.Aliases, Keep: opts.Keep}
 	var created []container.Ref // one per attempt (a failed network attachment retries)
 	if !opts.LockUntil.IsZero() {

@@ -220,6 +220,7 @@ func printSummary(w io.Writer, m *store.Manifest) {
 	tw.Flush()
 	fmt.Fprintf(w, "snapshot %s of stack %s: %s, algorithm %s, %d containers, %s of images, total %dms\n",
 		m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers), human(m.Bytes()), m.TotalMS)
+	printCarriedVolumes(w, m) // volumes.go
 	if m.Reason != "" {
 		fmt.Fprintf(w, "reason: %s\n", m.Reason)
 	}

@@ -30,7 +30,8 @@ still satisfies the remaining constraints); with --to the images also stream to 
 while they are dumped, and only NODE gets the sets. A stack restored or migrated in exact mode
 (standalone containers) migrates again like a deployed one. An algorithm that
 promises no consistent cut (uncoordinated) is refused: the containers stop after
-their dump, so the cut must be restorable. Ctrl-C aborts the migration's snapshot and
+their dump, so the cut must be restorable. A container with a local named volume moves
+only with --carry-volumes (the volume's content goes with it; exact mode). Ctrl-C aborts the migration's snapshot and
 returns once its containers are released (or names those still held, where and until
 when); past its snapshot a migration cannot be interrupted, and Ctrl-C waits for it
 to finish or roll back.
@@ -46,6 +47,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	to := fs.String("to", "", "move every container of the stack to this node")
 	from := fs.String("from", "", "move every container off this node")
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	carry := fs.Bool("carry-volumes", false, "move the containers' local named volumes with them (their content goes into the snapshot; exact mode)")
 	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
@@ -73,7 +75,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	gone := coordinatorGone(rctx, cl) // still watched after a Ctrl-C
 	go func() {
 		var err error
-		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry})
 		done <- err
 	}()
 	select {

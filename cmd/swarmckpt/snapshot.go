@@ -27,6 +27,11 @@ The algorithm is --algorithm, else the stack's swarmckpt.algorithm label
 (docs/policy.md), else blocking; a scheduled snapshot of the stack in progress is
 waited for.
 
+A container's local named volumes are not in the snapshot unless --carry-volumes is
+given: then their content is packed into it while the container is frozen (checksummed
+like every image file; the summary shows each volume's size), and a restore on another
+node recreates each volume with it before restoring the container (exact mode). Without
+it, such a snapshot restores only on the container's own node.
 Unless --timeout is given, the coordinator bounds the snapshot by its work (the
 stack's last image sizes: docs/operations.md, "How long holds last"); with it, the
 snapshot may take 5 s less than --timeout.
@@ -43,6 +48,7 @@ Examples:
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 15*time.Minute)
 	algo := fs.String("algorithm", "", "checkpoint algorithm ("+algoNames()+"); default: the stack's swarmckpt.algorithm label, else "+coordinator.DefaultAlgorithm)
+	carry := fs.Bool("carry-volumes", false, "pack the containers' local named volumes into the snapshot (their size is shown), so that a restore on another node recreates them with their content")
 	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
@@ -83,7 +89,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit})
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit, CarryVolumes: *carry})
 		done <- result{r, err}
 	}()
 	var r result

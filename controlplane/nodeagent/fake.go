@@ -50,6 +50,7 @@ type FakeExecutor struct {
 	FailStop error
 	OnStop   func(container string)
 	lockFor  map[string]time.Duration // container -> its last Lock's deadline, from then
+	carried  map[string]bool          // containers dumped with CarryVolumes
 
 	// Swarm tasks (TaskRestorer). TransferAddr is Addr's answer; SendTo, when set,
 	// serves Send.
@@ -169,6 +170,13 @@ func (f *FakeExecutor) Lock(_ context.Context, c Target, _ []Target) ([]protocol
 	return nil, nil
 }
 
+// CarriedVolumes tells whether c was dumped asked to carry its volumes.
+func (f *FakeExecutor) CarriedVolumes(c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.carried[c]
+}
+
 // LockedFor returns how far away the deadline of c's last Lock was when it was locked
 // (0: never locked with one).
 func (f *FakeExecutor) LockedFor(c string) time.Duration {
@@ -201,6 +209,12 @@ func (f *FakeExecutor) Thaw(_ context.Context, c Target) error {
 func (f *FakeExecutor) Dump(ctx context.Context, snapshot string, c Target, leaveRunning bool, _ string) (*DumpResult, error) {
 	f.mu.Lock()
 	stall, fail, d := f.Stall[c.ID], f.FailDump[c.ID], f.DumpTime
+	if c.CarryVolumes {
+		if f.carried == nil {
+			f.carried = map[string]bool{}
+		}
+		f.carried[c.ID] = true
+	}
 	f.mu.Unlock()
 	if stall != nil {
 		select {

@@ -101,6 +101,9 @@ type SnapshotRequest struct {
 	Exit bool `json:"exit,omitempty"`
 	// Timeout of the whole snapshot; 0 means the coordinator's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// CarryVolumes packs the containers' local named volumes into the snapshot, so
+	// that a restore on another node recreates them with their content.
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
 	// as the manifest's Purpose); never on the wire.
 	Purpose string `json:"-"`
@@ -229,6 +232,9 @@ type MigrateRequest struct {
 	ID        string `json:"id,omitempty"`
 	// Mode is the restore mode (RestoreRequest.Mode).
 	Mode string `json:"mode,omitempty"`
+	// CarryVolumes moves the containers' local named volumes with them
+	// (SnapshotRequest.CarryVolumes).
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

@@ -112,6 +112,9 @@ func (e *Exec) Dump(ctx context.Context, snapshot string, c nodeagent.Target, le
 		return &nodeagent.DumpResult{Stats: protocol.DumpStats{ImageBytes: uint64(m.TotalBytes()), ReusedFrom: reuseFrom}, Images: is}, nil
 	}
 	set := nodeagent.SetID(snapshot, key(c))
+	if c.CarryVolumes { // carryvolumes.go
+		return e.dumpCarrying(ctx, c, set, leaveRunning)
+	}
 	if c.StreamTo != "" {
 		return e.dumpTo(ctx, c, set, leaveRunning)
 	}

@@ -35,6 +35,7 @@ func TestCarriedVolumeIsRecreatedElsewhere(t *testing.T) {
 	must(os.MkdirAll(filepath.Join(vol, "member", "snap"), 0o755))
 	must(os.WriteFile(filepath.Join(vol, "member", "snap", "db"), []byte("every key"), 0o640))
 	must(os.WriteFile(filepath.Join(vol, "top"), []byte("x"), 0o600))
+	must(os.Chmod(vol, os.ModeSetgid|0o750)) // the root's own mode travels too (CRIU checks a cwd's)
 	ref := container.Ref{ID: strings.Repeat("d", 64), Name: "db", Pid: 42}
 	a.insp.Add(ref, container.Spec{Name: "db", Image: "img", Mounts: []container.Mount{
 		{Type: "volume", Source: "db_data", Target: "/var/lib/db"},
@@ -75,6 +76,9 @@ func TestCarriedVolumeIsRecreatedElsewhere(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(b.restorer.VolumesDir(), "db_data", "member", "snap", "db")); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("recreated file mode: %v %v, want 0640 as it was", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(b.restorer.VolumesDir(), "db_data")); err != nil || fi.Mode()&(os.ModePerm|os.ModeSetgid) != 0o750|os.ModeSetgid {
+		t.Fatalf("recreated volume root: %v %v, want drwxr-s--- as it was", fi, err)
 	}
 	// Again on that node: the volume holds data now.
 	if _, err := b.w.Restore(ctx, "s1.db.1", worker.RestoreOptions{Name: "db-r2", Keep: true}); !errors.Is(err, restore.ErrVolumeInUse) {

@@ -47,7 +47,7 @@ func volumeMigrates(t *testing.T, src, dst dockertest.Node, a, b *worker.Client,
 		_, _ = src.Docker("volume", "rm", "-f", vol)
 		_, _ = dst.Docker("volume", "rm", "-f", vol)
 	})
-	src.Run(t, name, "-v", vol+":"+dir, dockertest.Image, "filewriter", dir)
+	src.Run(t, name, "-v", vol+":"+dir, "-w", dir, dockertest.Image, "filewriter", dir) // its cwd in the volume too (redis: --dir)
 	src.WaitLog(t, name, 10*time.Second, "writes", func(l string) bool { return lastWrote(l) >= 5 })
 
 	set := name + ".set"

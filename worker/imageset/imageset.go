@@ -113,6 +113,12 @@ type Volume struct {
 	Entries int     `json:"entries"`
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds,omitempty"`
+	// Mode (permission bits, setgid/sticky included), UID and GID of the volume's root
+	// directory, which the tar's entries (relative to it) do not carry: a restore sets
+	// them on the recreated volume (CRIU refuses a working directory whose mode changed).
+	Mode uint32 `json:"mode"`
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
 }
 
 // VolumeFile is the name, under images/, of the tar carrying volume name.

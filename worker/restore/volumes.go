@@ -30,8 +30,10 @@ var (
 	_ VolumeFiller = (*Fake)(nil)
 )
 
-// fillVolume unpacks the set's tar of volume name into dir, which must be empty.
-func fillVolume(v imageset.Verified, name, dir string) error {
+// fillVolume unpacks the set's tar of volume vol into dir, which must be empty, and
+// gives dir the volume root's mode and owner.
+func fillVolume(v imageset.Verified, vol imageset.Volume, dir string) error {
+	name := vol.Name
 	empty, err := emptyDir(dir)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
@@ -44,7 +46,32 @@ func fillVolume(v imageset.Verified, name, dir string) error {
 	if _, err := rootfsdiff.ApplyFile(tar, dir, rootfsdiff.Rootfs); err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
 	}
+	if vol.Mode == 0 {
+		return nil // not recorded
+	}
+	// Owner first: chown clears setuid/setgid bits that chmod then sets.
+	if err := os.Lchown(dir, vol.UID, vol.GID); err != nil {
+		return fmt.Errorf("volume %s: owner of its root: %w", name, err)
+	}
+	if err := os.Chmod(dir, fileMode(vol.Mode)); err != nil {
+		return fmt.Errorf("volume %s: mode of its root: %w", name, err)
+	}
 	return nil
+}
+
+// fileMode converts Unix permission bits (with setuid, setgid, sticky) to fs.FileMode.
+func fileMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
 }
 
 func emptyDir(dir string) (bool, error) {
@@ -81,7 +108,7 @@ func (f *Fake) FillVolumes(_ context.Context, v imageset.Verified) (func(), erro
 			}
 			created = append(created, dir)
 		}
-		if err := fillVolume(v, vol.Name, dir); err != nil {
+		if err := fillVolume(v, vol, dir); err != nil {
 			undo()
 			return nil, err
 		}

@@ -43,7 +43,7 @@ func (d *Docker) FillVolumes(ctx context.Context, v imageset.Verified) (func(), 
 			undo()
 			return nil, fmt.Errorf("volume %s: %w: this node has it with driver %q, not local: the carried content cannot go into it", vol.Name, ErrVolumeInUse, dv.Driver)
 		}
-		if err := fillVolume(v, vol.Name, dv.Mountpoint); err != nil {
+		if err := fillVolume(v, vol, dv.Mountpoint); err != nil {
 			undo()
 			return nil, err
 		}

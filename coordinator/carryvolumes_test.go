@@ -3,9 +3,12 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 )
 
@@ -45,5 +48,22 @@ func TestCarryVolumesReachesEveryDump(t *testing.T) {
 	}
 	if n := carried(m); n != 5 {
 		t.Fatalf("migration: %d of 5 dumps asked to carry volumes", n)
+	}
+}
+
+// The pre-flight asks a target node about the volumes a set carries (each must be
+// missing there, or empty) only when the set is restored away from its own node.
+func TestCarriedVolumesForThePreflight(t *testing.T) {
+	c := store.Container{Service: "db", Slot: 1, Node: "lab-1", Images: &store.ImageSet{Files: []store.File{
+		{Name: "pages-1.img"}, {Name: "volume-db_data.tar"}, {Name: "rootfs-diff.tar"}, {Name: "volume-db_logs.tar"}}}}
+	if got := coordinator.CarriedVolumes(c, "lab-2"); !slices.Equal(got, []string{"db_data", "db_logs"}) {
+		t.Errorf("restored on lab-2: %q, want db_data and db_logs", got)
+	}
+	if got := coordinator.CarriedVolumes(c, "lab-1"); got != nil {
+		t.Errorf("restored on its own node: %q, want none (its volumes are used as they are)", got)
+	}
+	c.Images = nil
+	if got := coordinator.CarriedVolumes(c, "lab-2"); got != nil {
+		t.Errorf("no images: %q", got)
 	}
 }

@@ -4,4 +4,5 @@ package coordinator
 var (
 	SnapshotBudget = (*Service).snapshotBudget
 	RestoreHold    = restoreHold
+	CarriedVolumes = carriedVolumes
 )

@@ -11,7 +11,8 @@ import (
 
 // testRedisVolume: Debian's redis-server with its append-only file on a local named
 // volume (issue 21: a database whose data is in a local volume). A migration without
-// --carry-volumes is refused before anything is stopped, naming the volume; with it, the
+// --carry-volumes is refused before anything is stopped, naming the volume, and so is
+// one onto a node that has a volume of that name with data; with it, the
 // volume's content goes into the snapshot (its size shown) and is recreated on the
 // target node before redis is restored there: redis goes on with its dataset and its
 // AOF (CRIU reopens the file at the dumped size and offset), the writer's long-lived
@@ -45,28 +46,41 @@ func testRedisVolume(t *testing.T, p *tp) {
 	if len(from) != 1 {
 		t.Fatalf("redis_server runs on nodes %v, want one", from)
 	}
-	node := fmt.Sprintf("%s-%d", labName, from[0])
-
+	dest := from[0]%3 + 1 // another node
+	node := fmt.Sprintf("%s-%d", labName, dest)
+	refused := func(what, want string, args ...string) {
+		t.Helper()
+		out, code := p.run(5*time.Minute, append([]string{"migrate", "redis", "--to", node}, args...)...)
+		if code == 0 || !strings.Contains(out, want) {
+			t.Fatalf("migrate %s: exit %d, want a refusal saying %q:\n%s", what, code, want, out)
+		}
+		if now, _ := p.clients(); now["writer"].ID != cl["writer"].ID {
+			t.Fatalf("writer connection %+v after the refused migration (%s), %+v before: something was stopped", now["writer"], what, cl["writer"])
+		}
+	}
 	// Without --carry-volumes: refused, nothing stopped.
-	out, code := p.run(5*time.Minute, "migrate", "redis", "--from", node)
-	if code == 0 || !strings.Contains(out, "redis_data") || !strings.Contains(out, "--carry-volumes") {
-		t.Fatalf("migrate without --carry-volumes: exit %d, want a refusal naming the volume redis_data and --carry-volumes:\n%s", code, out)
+	refused("without --carry-volumes", "--carry-volumes")
+	// The target has a volume of that name with data (not ours to replace): refused
+	// by the pre-flight, before anything is stopped.
+	if out, err := p.docker(dest, "run", "--rm", "-v", "redis_data:/data", "--entrypoint", "/bin/sh", toolsImage, "-c", "echo other > /data/other"); err != nil {
+		t.Fatalf("plant a volume redis_data with data on %s: %v: %s", node, err, out)
 	}
-	if now, _ := p.clients(); now["writer"].ID != cl["writer"].ID {
-		t.Fatalf("writer connection %+v after the refused migration, %+v before: something was stopped", now["writer"], cl["writer"])
+	refused("onto a volume with data", "already has a volume redis_data with data", "--carry-volumes")
+	if out, err := p.docker(dest, "volume", "rm", "redis_data"); err != nil {
+		t.Fatalf("remove the planted volume on %s: %v: %s", node, err, out)
 	}
 
-	out, code = p.run(5*time.Minute, "migrate", "redis", "--from", node, "--carry-volumes")
+	out, code := p.run(5*time.Minute, "migrate", "redis", "--to", node, "--carry-volumes")
 	if code != 0 {
 		t.Fatalf("migrate --carry-volumes: exit %d\n%s", code, out)
 	}
-	t.Logf("migrate redis --from %s --carry-volumes:\n%s", node, out)
+	t.Logf("migrate redis --to %s --carry-volumes:\n%s", node, out)
 	if !strings.Contains(out, "volume redis_data of redis_server.1 carried: ") {
 		t.Fatalf("migrate's summary does not show the carried volume:\n%s", out)
 	}
 	to := p.nodesOf("redis_server")
-	if len(to) != 1 || to[0] == from[0] {
-		t.Fatalf("redis_server on nodes %v after migrate --from %s", to, node)
+	if len(to) != 1 || to[0] != dest {
+		t.Fatalf("redis_server on nodes %v after migrate --to %s", to, node)
 	}
 	if got := p.info()["run_id"]; got != inf["run_id"] {
 		t.Fatalf("run_id %s after migrate, %s before: redis was restarted, not restored", got, inf["run_id"])

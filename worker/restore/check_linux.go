@@ -26,6 +26,9 @@ type CheckContainer struct {
 	Key   string `json:"key"`
 	Name  string `json:"name"`
 	Image string `json:"image"`
+	// Volumes are the local named volumes the restore recreates here from the set
+	// (carried, VolumeFiller): each must be missing here, or local and empty.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // CheckAddress is an address taken on one of Networks (any network when empty).
@@ -53,6 +56,13 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 			} else if err != nil {
 				return nil, fmt.Errorf("inspect image %s on node %s: %w", ct.Image, node, err)
 			}
+		}
+		for _, vol := range ct.Volumes {
+			p, err := d.checkVolume(ctx, node, ct.Key, vol)
+			if err != nil {
+				return nil, err
+			}
+			problems = append(problems, p...)
 		}
 		if ct.Name != "" {
 			ci, err := d.Cli.ContainerInspect(ctx, ct.Name)

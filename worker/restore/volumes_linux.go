@@ -50,3 +50,28 @@ func (d *Docker) FillVolumes(ctx context.Context, v imageset.Verified) (func(), 
 	}
 	return undo, nil
 }
+
+// checkVolume says why volume vol, which the restore of key recreates here from its
+// set, cannot be (a pre-flight check, FillVolumes's own conditions): none when it is
+// missing, or local and empty.
+func (d *Docker) checkVolume(ctx context.Context, node, key, vol string) ([]string, error) {
+	dv, err := d.Cli.VolumeInspect(ctx, vol)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("inspect volume %s on node %s: %w", vol, node, err)
+	case dv.Driver != "local":
+		return []string{fmt.Sprintf("%s: node %s has a volume %s of driver %q, not local: the content the snapshot carries cannot go into it; restore %s elsewhere (--node %s=NODE)",
+			key, node, vol, dv.Driver, key, key)}, nil
+	}
+	empty, err := emptyDir(dv.Mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s on node %s: %w", vol, node, err)
+	}
+	if !empty {
+		return []string{fmt.Sprintf("%s: node %s already has a volume %s with data, which the snapshot's copy would replace: remove it there (docker volume rm %s) if its data is not needed, or restore %s elsewhere (--node %s=NODE)",
+			key, node, vol, vol, key, key)}, nil
+	}
+	return nil, nil
+}

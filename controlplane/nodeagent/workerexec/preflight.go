@@ -19,7 +19,7 @@ func (e *Exec) Preflight(ctx context.Context, req nodeagent.PreflightRequest) (n
 	}
 	wr := worker.PreflightRequest{Check: restore.Check{Stack: req.Stack}, Prepare: req.Prepare}
 	for _, c := range req.Containers {
-		wr.Containers = append(wr.Containers, restore.CheckContainer{Key: c.Key, Name: c.Name, Image: c.Image})
+		wr.Containers = append(wr.Containers, restore.CheckContainer{Key: c.Key, Name: c.Name, Image: c.Image, Volumes: c.Volumes})
 	}
 	for _, a := range req.Addresses {
 		wr.Addresses = append(wr.Addresses, restore.CheckAddress{Key: a.Key, IP: a.IP, Networks: a.Networks})

@@ -107,6 +107,9 @@ func (s *Service) serveAPI() []subErr {
 		defer s.userOp(req.Stack)()
 		return s.Migrate(ctx, *req)
 	}))
+	add(api.Serve(t, api.OpHeld, func(ctx context.Context, req *api.HeldRequest) (*api.HeldResult, error) {
+		return s.Held(ctx, req.ID) // released.go
+	}))
 	add(api.Serve(t, api.OpPolicy, func(ctx context.Context, req *api.PolicyRequest) (*api.PolicyResult, error) {
 		if req.Stack != "" {
 			if err := api.ValidStack(req.Stack); err != nil {

@@ -101,7 +101,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
 			r = result{res: &api.SnapshotResult{Snapshot: m}}
 			if m.State == store.StateAborted {
-				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s)", *id, m.Reason, why)
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s", *id, m.Reason, why, heldAfter(ctx, cl, *id)) // held.go
 			}
 			break
 		}

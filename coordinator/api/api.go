@@ -23,6 +23,7 @@ const (
 	OpMigrate  = "migrate"
 	OpStatus   = "status"
 	OpPolicy   = "policy"
+	OpHeld     = "held"
 )
 
 // Subject is the subject of an operation.
@@ -235,6 +236,20 @@ type MigrateRequest struct {
 	// CarryVolumes moves the containers' local named volumes with them
 	// (SnapshotRequest.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
+}
+
+// HeldRequest asks which containers of a snapshot that is not running are still held
+// (network-locked or frozen) on their nodes: a CLI whose coordinator restarted during
+// the snapshot asks the new one.
+type HeldRequest struct {
+	ID string `json:"id"`
+}
+
+// HeldResult names each container still held: where, what, until when (empty: every
+// one was released). The coordinator waits up to 5 s for the release first; a node
+// that does not answer is named too.
+type HeldResult struct {
+	Held []string `json:"held,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

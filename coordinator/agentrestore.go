@@ -121,7 +121,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		// sent for this restore is a copy and is used up.
 		inPlace := it.target == it.c.Node
 		rep, err := agentCall[node.RestoreReply](ctx, r, node.RestoreSubject(it.target), node.RestoreRequest{Set: it.set,
-			Options: node.RestoreOptions{Name: name, Locked: locked, Aliases: it.c.Aliases, Keep: inPlace}})
+			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: restoreHold(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container

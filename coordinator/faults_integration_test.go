@@ -93,7 +93,7 @@ func knownOpen(f fault) string {
 	}
 	switch f.victim {
 	case "coordinator":
-		return "a restarted coordinator neither finishes nor rolls back a restore or migration it did not start: the parked originals (frozen and locked since their checkpoint) or the restored containers (locked) stay held until their deadline (1-2 min)"
+		return "a restarted coordinator neither finishes nor rolls back a restore or migration it did not start: the parked originals (frozen and locked since their checkpoint) or the restored containers (locked) stay held until their deadline (scaled with the work: here ~40 s to 1 min)"
 	case "agent":
 		return "a restore waits for the dead agent's answer (15 s to the agent's action bound, 5 min), the stack half restored and its lock held; a rollback leaves the ended originals exited"
 	default:

@@ -107,6 +107,9 @@ func (s *Service) serveAPI() []subErr {
 		defer s.userOp(req.Stack)()
 		return s.Migrate(ctx, *req)
 	}))
+	add(api.Serve(t, api.OpHeld, func(ctx context.Context, req *api.HeldRequest) (*api.HeldResult, error) {
+		return s.Held(ctx, req.ID) // released.go
+	}))
 	add(api.Serve(t, api.OpPolicy, func(ctx context.Context, req *api.PolicyRequest) (*api.PolicyResult, error) {
 		if req.Stack != "" {
 			if err := api.ValidStack(req.Stack); err != nil {
@@ -346,7 +349,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	// Whatever the outcome, the streamed copies no restore used go (all of them when
 	// used is nil: a failed migration).
 	defer func() { s.dropStreamed(ctx, m, used) }()
-	m, err = s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true}, stream, lock)
+	m, err = s.snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes}, stream, lock)
 	if err != nil {
 		// An aborted snapshot released every container: they run on as before.
 		return &api.MigrateResult{Snapshot: m}, err

@@ -89,7 +89,8 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			get(t).Sets = append(get(t).Sets, node.PreflightSet{Set: set, Files: files})
 		}
 		sets = append(sets, where{c.Key(), set, src})
-		get(t).Containers = append(get(t).Containers, node.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
+		get(t).Containers = append(get(t).Containers, node.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image,
+			Volumes: carriedVolumes(c, t)}) // carryvolumes.go
 		for _, ip := range c.IPs {
 			addrs = append(addrs, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
 		}

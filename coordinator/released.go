@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -40,6 +41,23 @@ func (s *Service) awaitReleased(ctx context.Context, m *store.Manifest) []string
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// Held answers api.OpHeld: which containers of snapshot id are still held (after
+// waiting up to releaseWait for their release), for a CLI whose coordinator restarted
+// during the snapshot.
+func (s *Service) Held(ctx context.Context, id string) (*api.HeldResult, error) {
+	if err := api.ValidID(id); err != nil {
+		return nil, err
+	}
+	if s.active(id) != nil {
+		return nil, api.Errorf(api.CodeBusy, "snapshot %s is still running: its containers are held until it ends", id)
+	}
+	m, err := s.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &api.HeldResult{Held: s.awaitReleased(ctx, m)}, nil
 }
 
 // stillHeld is one round of awaitReleased: what the nodes hold, and the nodes that

@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -39,8 +40,14 @@ type Config struct {
 	Algorithms func(name string) (algorithms.Algorithm, error)
 	// TickPeriod is one logical tick of the algorithms. Default 100ms.
 	TickPeriod time.Duration
-	// SnapshotTimeout bounds a snapshot from request to decision. Default 2m.
+	// SnapshotTimeout bounds a snapshot from request to decision when the request
+	// gives no timeout and the stack's work is unknown (no earlier snapshot of each of
+	// its containers). Default 2m.
 	SnapshotTimeout time.Duration
+	// Hold turns a snapshot's work (its containers' image sizes in the stack's latest
+	// snapshot) into its timeout, and so its containers' hold deadlines (holdbudget.go,
+	// docs/operations.md "How long holds last"). Zero fields take holdtime's defaults.
+	Hold holdtime.Budget
 	// LockTTL is the stack lock's lease: a dead coordinator's lock lapses after it.
 	// Default 10s.
 	LockTTL time.Duration
@@ -98,6 +105,7 @@ func (c *Config) defaults() error {
 	if c.SnapshotTimeout <= 0 {
 		c.SnapshotTimeout = 2 * time.Minute
 	}
+	c.Hold = c.Hold.WithDefaults()
 	if c.LockTTL <= 0 {
 		c.LockTTL = 10 * time.Second
 	}

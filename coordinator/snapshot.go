@@ -88,7 +88,8 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
-		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose}
+		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
+		CarryVolumes: req.CarryVolumes}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})
@@ -104,6 +105,11 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		return nil, api.Errorf(api.CodeFailed, "%v", err)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "resolved", Message: fmt.Sprintf("%d containers on %s, algorithm %s", len(m.Containers), strings.Join(st.Nodes(), ","), m.Algorithm)})
+	if req.Timeout <= 0 { // holdbudget.go: the timeout, and so the holds' deadlines, follow the work
+		var how string
+		timeout, how = s.snapshotBudget(ctx, m)
+		s.event(ctx, api.Event{ID: m.ID, Phase: "budget", Message: fmt.Sprintf("may take %v (%s)", timeout.Round(time.Second), how)})
+	}
 	for _, w := range st.Warnings {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: w.String()})
 	}
@@ -281,7 +287,7 @@ func (r *run) targets() []node.Target {
 	out := make([]node.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
 		out = append(out, node.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
-			StreamTo: r.streamTo[c.Key()]})
+			StreamTo: r.streamTo[c.Key()], CarryVolumes: r.m.CarryVolumes})
 	}
 	return out
 }

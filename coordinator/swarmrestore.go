@@ -45,9 +45,10 @@ type SwarmRestore struct {
 	Addr  func(node string) (string, bool)
 	Swarm stack.Swarm
 	// Timeout bounds each agent call (default 5m); TaskTimeout the wait for the
-	// replacement tasks to run (default 2m).
+	// replacement tasks to run (default 2m, or restoreHold's budget if longer).
 	Timeout, TaskTimeout time.Duration
-	// LockFor bounds the restored tasks' network lock (default 2m); AddressMapFor the
+	// LockFor bounds the restored tasks' network lock (default restoreHold's budget
+	// of the sets' work, holdbudget.go); AddressMapFor the
 	// wrappers' wait for the map (default 1m).
 	LockFor, AddressMapFor time.Duration
 	// Poll is the manager polling period (default 100ms).
@@ -382,7 +383,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 			pjobs = append(pjobs, placeJob{p, n})
 		}
 	}
-	lockFor := dur(r.LockFor, 2*time.Minute)
+	lockFor := dur(r.LockFor, restoreHold(m, nil)) // holdbudget.go: scales with the sets
 	mapFor := dur(r.AddressMapFor, time.Minute)
 	closed := map[string]bool{}
 	perr := parallelDo(len(pjobs), func(i int) error {
@@ -417,7 +418,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	// 4-5. Follow the tasks: map as soon as every task has its addresses and node,
 	// then wait until all run.
 	poll := dur(r.Poll, 100*time.Millisecond)
-	wctx, cancel := context.WithTimeout(ctx, dur(r.TaskTimeout, 2*time.Minute))
+	wctx, cancel := context.WithTimeout(ctx, dur(r.TaskTimeout, max(2*time.Minute, restoreHold(m, nil))))
 	defer cancel()
 	var addrMap map[string]string
 	var current map[string]stack.Task
@@ -476,7 +477,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 				}
 			}
 			return nil, undo(fmt.Errorf("the replacement tasks did not all run within %s (address map sent: %v): %s",
-				dur(r.TaskTimeout, 2*time.Minute), mapSent, strings.Join(waiting, "; ")))
+				dur(r.TaskTimeout, max(2*time.Minute, restoreHold(m, nil))), mapSent, strings.Join(waiting, "; ")))
 		}
 		select {
 		case <-ctx.Done():

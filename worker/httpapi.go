@@ -30,8 +30,8 @@ import (
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
-//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
-//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
+//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
+//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
@@ -52,6 +52,7 @@ type apiRequest struct {
 	Deadline     time.Time         `json:"deadline,omitzero"`
 	Set          string            `json:"set,omitempty"`
 	LeaveRunning bool              `json:"leaveRunning,omitempty"`
+	CarryVolumes bool              `json:"carryVolumes,omitempty"`
 	Addr         string            `json:"addr,omitempty"`
 	Restore      RestoreOptions    `json:"restore,omitzero"`
 	Label        string            `json:"label,omitempty"`
@@ -99,10 +100,10 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return struct{}{}, w.Stop(ctx, name(r))
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
+		return w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, CarryVolumes: q.CarryVolumes})
 	})
 	handle("POST /v1/containers/{name}/dumpto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.DumpTo(ctx, name(r), q.Set, q.Addr, q.LeaveRunning)
+		return w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes})
 	})
 	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.DumpInto(ctx, name(r), q.Set, q.Addr)

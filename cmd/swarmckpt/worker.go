@@ -69,7 +69,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	dataRoot := fs.String("data-root", "", "the node's Docker data-root (default: ask docker info)")
 	listen := fs.String("listen", "127.0.0.1:0", "address of the transfer and local API endpoint")
 	journal := fs.String("journal", "", "deadline journal directory (default /run/swarmckpt/worker/<node>/holds)")
-	maxHold := fs.Duration("max-hold", 2*time.Minute, "longest deadline accepted for a lock or freeze")
+	maxHold := fs.Duration("max-hold", 11*time.Minute, "longest deadline accepted for a lock or freeze (the coordinator's scale with the work, at most 10 min by default)")
 	addrFile := fs.String("addr-file", "", "write the bound endpoint address to this file once listening")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's worker token, required of every request and sent to other workers")
 	noAuth := fs.Bool("insecure-no-auth", false, "run the endpoint without a token (trusted single-user hosts only)")

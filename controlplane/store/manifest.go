@@ -51,6 +51,9 @@ type Manifest struct {
 	// Purpose says why the coordinator took this snapshot by itself, e.g. "before
 	// restore of ID" (empty: asked for by a user).
 	Purpose string `json:"purpose,omitempty"`
+	// CarryVolumes: the dumps packed the containers' local named volumes into their
+	// sets (snapshot --carry-volumes), so a restore elsewhere recreates them.
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Leftovers lists the image sets that could not be collected from their nodes
 	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
 	Leftovers []string `json:"leftovers,omitempty"`

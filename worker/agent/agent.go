@@ -51,8 +51,8 @@ type Config struct {
 	// RecordTTL is the age past which a restarted agent removes a container record
 	// unread instead of releasing its container again: every lock and freeze of its
 	// snapshot has ended by then (the worker's watchdog releases each at its deadline,
-	// at most the worker's --max-hold, 2 min by default, after it was last renewed).
-	// A record whose release succeeded is removed at once. Default 10m.
+	// at most the worker's --max-hold, 11 min by default, after it was last renewed).
+	// A record whose release succeeded is removed at once. Default 15m.
 	RecordTTL time.Duration
 	// Info describes this worker in heartbeats (Node is filled in; Address defaults
 	// to the worker's transfer address when it has a Restorer).
@@ -114,7 +114,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
 	if cfg.RecordTTL <= 0 {
-		cfg.RecordTTL = 10 * time.Minute
+		cfg.RecordTTL = 15 * time.Minute
 	}
 	log := cfg.Log
 	if log == nil {

@@ -73,6 +73,10 @@ func main() {
 		logf("%v", err)
 		os.Exit(1)
 	}
+	if len(r.Failed) > 0 {
+		logf("FAILED: shapes %s (see the skipped lines)", strings.Join(r.Failed, ", "))
+		os.Exit(1)
+	}
 	if bad := Failures(r); *strict && len(bad) > 0 {
 		logf("FAILED (--strict): %s", strings.Join(bad, "; "))
 		os.Exit(1)
@@ -144,7 +148,13 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 	stamp := time.Now().UTC().Format("150405")
 	for si, s := range shapes {
 		if err := runShape(ctx, logf, r, b, s, si, reps, stamp, settle); err != nil {
-			return fmt.Errorf("shape %s: %w", s.Name, err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("shape %s: %w", s.Name, err)
+			}
+			// Recorded, and the run goes on with the next shape.
+			logf("SHAPE FAILED: %s: %v", s.Name, err)
+			r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: "all", Why: "shape failed: " + err.Error()})
+			r.Failed = append(r.Failed, s.Name)
 		}
 		if podmanWhy == "" {
 			for rep := range reps {
@@ -158,6 +168,9 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 					break
 				}
 				m.Shape, m.N, m.Rep, m.Order = s.Name, s.N, rep, len(LabMethods)
+				for i := range m.Containers {
+					m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"
+				}
 				logLine(logf, m)
 				r.Measurements = append(r.Measurements, m)
 			}
@@ -242,6 +255,7 @@ func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Ben
 			}
 			for i := range m.Containers {
 				m.Containers[i].App = win[m.Containers[i].Container]
+				m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"
 			}
 			logLine(logf, m)
 			r.Measurements = append(r.Measurements, m)

@@ -35,7 +35,8 @@ func Rotate(methods []string, rep int) []string {
 type Shape struct {
 	Name string // bank-5, mixed, fan-in, scale-10, ...
 	// Kind: "bank" (N holders, full mesh), "mixed" (a memhog of BigMiB and N-1
-	// holders), "echo" (one server and N-1 clients).
+	// holders), "echo" (one server and N-1 clients), "memhog" (N memhogs of BigMiB,
+	// no traffic: the issue's 8 x 128 MiB target).
 	Kind   string
 	N      int // containers
 	BigMiB int // mixed: the memhog's size
@@ -51,6 +52,7 @@ var Shapes = []Shape{
 	{Name: "fan-in", Kind: "echo", N: 21},
 	{Name: "scale-30", Kind: "echo", N: 30},
 	{Name: "mixed", Kind: "mixed", N: 8, BigMiB: 1024},
+	{Name: "memhog-8", Kind: "memhog", N: 8, BigMiB: 128},
 }
 
 // PickShapes returns the shapes named in list (comma separated; "" = all, or the quick
@@ -144,6 +146,8 @@ type Results struct {
 	Reps         int           `json:"reps"`
 	Measurements []Measurement `json:"measurements"`
 	Skipped      []Skip        `json:"skipped,omitempty"`
+	// Failed lists the shapes that could not be measured (deploy or health failed).
+	Failed []string `json:"failed_shapes,omitempty"`
 }
 
 // Pct is the nearest-rank percentile p (0..1) of v; NaN when v is empty.

@@ -95,6 +95,14 @@ func (p *Podman) Up(ctx context.Context, s Shape, prefix string) ([]podmanCtr, e
 			}
 			cs = append(cs, podmanCtr{name: name, app: "/bank", key: fmt.Sprintf("holder.%d", i), http: p.HTTPBase + i})
 		}
+	case "memhog":
+		for i := 1; i <= s.N; i++ {
+			name := fmt.Sprintf("%s-memhog-%d", prefix, i)
+			if err := run(name, "swarmckpt/memhog:dev", "--mib", fmt.Sprint(s.BigMiB), "--dirty-fraction", "0.05", "--listen", httpAddr(i)); err != nil {
+				return cs, err
+			}
+			cs = append(cs, podmanCtr{name: name, key: fmt.Sprintf("memhog.%d", i), http: p.HTTPBase + i})
+		}
 	case "echo":
 		name := prefix + "-server"
 		if err := run(name, "swarmckpt/echo:dev", "server", "--listen", port(0), "--http", httpAddr(0)); err != nil {

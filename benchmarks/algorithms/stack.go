@@ -35,6 +35,8 @@ func Compose(s Shape, sub int) string {
 			svc("memhog", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0.05", "--listen", ":8080"`, s.BigMiB), 1, "")
 		}
 		svc("holder", "swarmckpt/bank:dev", fmt.Sprintf(`"holder", "--count", "%d", "--service", "holder", "--initial", "1000", "--interval", "20ms", "--listen", ":9000", "--http", ":8080"`, holders), holders, "")
+	case "memhog":
+		svc("memhog", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0.05", "--listen", ":8080"`, s.BigMiB), s.N, "")
 	case "echo":
 		svc("server", "swarmckpt/echo:dev", `"server", "--listen", ":7000", "--http", ":8080"`, 1, "node.role == manager")
 		svc("client", "swarmckpt/echo:dev", `"client", "--connect", "server:7000", "--interval", "20ms", "--http", ":8080"`, s.N-1, "")

@@ -85,6 +85,8 @@ func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []C
 		m.Verdict = "checker error: " + v.Error
 	case v.Consistent:
 		m.Verdict = "consistent"
+	case strings.HasPrefix(v.Summary, "INCONSISTENT"):
+		m.Verdict = v.Summary
 	default:
 		m.Verdict = "INCONSISTENT: " + v.Summary
 	}

@@ -64,35 +64,34 @@ type Stats struct {
 	Truncated bool `json:"truncated,omitempty"`
 }
 
-// Window computes the stats of [from, to], now being the current time.
+// Window computes the stats of [from, to], now being the current time. It walks the
+// ring in place (oldest first) under the lock: no copy of the ring, so asking does not
+// grow the process's heap (and so a checkpoint's images).
 func (r *Ring) Window(from, to, now time.Time) Stats {
 	r.mu.Lock()
-	var at []int64
-	var lat []time.Duration
+	n, start := r.next, 0
 	if r.full {
-		at = append(slices.Clone(r.at[r.next:]), r.at[:r.next]...)
-		lat = append(slices.Clone(r.lat[r.next:]), r.lat[:r.next]...)
-	} else {
-		at, lat = slices.Clone(r.at[:r.next]), slices.Clone(r.lat[:r.next])
+		n, start = len(r.at), r.next
 	}
-	r.mu.Unlock()
 	s := Stats{From: from, To: to}
-	if r.full && (len(at) == 0 || time.Unix(0, at[0]).After(from)) {
+	if r.full && time.Unix(0, r.at[start]).After(from) {
 		s.Truncated = true
 	}
 	var in []time.Duration
 	var stall time.Duration
 	prev := time.Time{}
-	for i, ns := range at {
-		t := time.Unix(0, ns)
+	for k := range n {
+		i := (start + k) % len(r.at)
+		t := time.Unix(0, r.at[i])
 		if !prev.IsZero() && t.After(from) && !prev.After(to) {
 			stall = max(stall, t.Sub(prev))
 		}
 		if !t.Before(from) && !t.After(to) {
-			in = append(in, lat[i])
+			in = append(in, r.lat[i])
 		}
 		prev = t
 	}
+	r.mu.Unlock()
 	// The gap still open at now (no event since the last one).
 	if !prev.IsZero() && !prev.After(to) {
 		stall = max(stall, now.Sub(prev))

@@ -29,6 +29,7 @@ func main() {
 	replot := flag.String("replot", "", "only redo the summary, CSV and plots from this results.json")
 	withPodman := flag.Bool("podman", true, "also measure the Podman baseline")
 	strict := flag.Bool("strict", false, "exit 1 if a swarmckpt algorithm's snapshot failed or a coordinated algorithm's cut is not consistent (CI)")
+	withSim := flag.Bool("sim", true, "also run the simulator (swarmckpt sim) at the echo stacks' sizes and up to 10,000 containers, drawn with the lab's points")
 	settle := flag.Duration("settle", 2*time.Second, "pause between two measurements (traffic back to normal)")
 	flag.Parse()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -44,6 +45,9 @@ func main() {
 		if err := json.Unmarshal(b, &r); err != nil {
 			logf("%s: %v", *replot, err)
 			os.Exit(1)
+		}
+		if *withSim && len(r.Sim) == 0 {
+			addSim(ctx, logf, &r, *bin)
 		}
 		if err := Report(os.Stdout, r, *out); err != nil {
 			logf("%v", err)
@@ -68,6 +72,9 @@ func main() {
 		logf("FAILED: %v", err)
 		_ = Save(r, *out)
 		os.Exit(1)
+	}
+	if *withSim {
+		addSim(ctx, logf, &r, *bin)
 	}
 	if err := Report(os.Stdout, r, *out); err != nil {
 		logf("%v", err)
@@ -99,6 +106,18 @@ func Failures(r Results) []string {
 		}
 	}
 	return bad
+}
+
+// addSim runs the simulator for r's echo stacks (a failure is logged and recorded, not
+// fatal: the lab's measurements stand on their own).
+func addSim(ctx context.Context, logf func(string, ...any), r *Results, bin string) {
+	sim, err := RunSim(ctx, bin, EchoImageMiB(*r))
+	if err != nil {
+		logf("SIMULATOR FAILED: %v", err)
+		r.Skipped = append(r.Skipped, Skip{Method: "simulator", Why: err.Error()})
+		return
+	}
+	r.Sim = sim
 }
 
 func host() string {

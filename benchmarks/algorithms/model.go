@@ -146,6 +146,8 @@ type Results struct {
 	Reps         int           `json:"reps"`
 	Measurements []Measurement `json:"measurements"`
 	Skipped      []Skip        `json:"skipped,omitempty"`
+	// Sim: the simulator's predictions for the echo stacks' sizes and beyond (--sim).
+	Sim []SimPoint `json:"sim,omitempty"`
 	// Failed lists the shapes that could not be measured (deploy or health failed).
 	Failed []string `json:"failed_shapes,omitempty"`
 }

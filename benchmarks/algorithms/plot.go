@@ -107,6 +107,13 @@ func Plots(r Results, sums []Summary, dir string) ([]string, error) {
 			return files, err
 		}
 	}
+	if p, err := simPlot(r, sums); err != nil {
+		return files, err
+	} else if p != nil {
+		if err := save(p, "sim-vs-lab", 16*vg.Centimeter); err != nil {
+			return files, err
+		}
+	}
 	if p, err := bytesPlot(sums, shapes); err != nil {
 		return files, err
 	} else if p != nil {

@@ -272,6 +272,9 @@ func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Ben
 			if werr != nil {
 				m.Error = strings.TrimPrefix(m.Error+"; "+werr.Error(), "; ")
 			}
+			if slices.Contains(Algorithms, method) {
+				b.FillReleased(&m)
+			}
 			for i := range m.Containers {
 				m.Containers[i].App = win[m.Containers[i].Container]
 				m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"

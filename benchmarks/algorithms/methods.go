@@ -54,23 +54,9 @@ func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []C
 	if man.State != store.StateCommitted && m.Error == "" {
 		m.Error = fmt.Sprintf("snapshot %s ended %s: %s", id, man.State, man.Reason)
 	}
-	rel, rerr := ReadReleased(b.Plan.Daemons.Dir, id)
-	if rerr != nil {
-		m.Error = strings.TrimPrefix(m.Error+"; "+rerr.Error(), "; ")
-	}
 	for _, c := range man.Containers {
 		row := ContainerRow{Container: c.Key(), ID: c.ContainerID, Node: c.Node, DumpMS: float64(c.DumpMS),
 			FrozenMS: float64(c.FreezeMS), CommitMS: float64(man.TotalMS), Big: c.Service == "memhog" || strings.HasSuffix(c.Service, "_memhog")}
-		if v, ok := lookupID(rel.FrozenMS, c.ContainerID); ok {
-			row.FrozenMS = v
-		} else if row.FrozenMS == 0 {
-			// Not frozen by the algorithm (uncoordinated, minimal): CRIU freezes the
-			// process tree for its dump (leave-running) and thaws it at the end.
-			row.FrozenMS = row.DumpMS
-		}
-		if v, ok := lookupID(rel.LockedMS, c.ContainerID); ok {
-			row.LockedMS = v
-		}
 		if c.Images != nil {
 			row.Bytes = c.Images.Bytes()
 		}
@@ -96,6 +82,40 @@ func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []C
 		b.Log("WARNING: swarmckpt rm %s: %v: %s (its images stay on the nodes)", id, err, lastLine(string(out)))
 	}
 	return m
+}
+
+// FillReleased sets each container's frozen and locked time of algorithm measurement m
+// from the agents' "container released" lines. Call it a while after the snapshot
+// returned: the agents thaw and unlock after the commit, so the lines come after the
+// command's answer. It reads until two reads 300 ms apart agree.
+func (b *Bench) FillReleased(m *Measurement) {
+	var rel Released
+	var err error
+	for prev := -1; ; {
+		if rel, err = ReadReleased(b.Plan.Daemons.Dir, m.ID); err != nil {
+			m.Error = strings.TrimPrefix(m.Error+"; "+err.Error(), "; ")
+			return
+		}
+		n := len(rel.FrozenMS) + len(rel.LockedMS)
+		if n == prev {
+			break
+		}
+		prev = n
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i := range m.Containers {
+		c := &m.Containers[i]
+		if v, ok := lookupID(rel.FrozenMS, c.ID); ok {
+			c.FrozenMS = v
+		} else if c.FrozenMS == 0 {
+			// Not frozen by the algorithm (uncoordinated, minimal): CRIU freezes the
+			// process tree for its dump (leave-running) and thaws it at the end.
+			c.FrozenMS = c.DumpMS
+		}
+		if v, ok := lookupID(rel.LockedMS, c.ID); ok {
+			c.LockedMS = v
+		}
+	}
 }
 
 // lookupID finds a container's value by its ID, either one a prefix of the other (the

@@ -209,6 +209,9 @@ func Report(w io.Writer, r Results, dir string) error {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "BENCH skipped method=%s shape=%s why=%q\n", s.Method, cmpOr(s.Shape, "all"), s.Why)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(Table(sums)), 0o644); err != nil {
+		return err
+	}
 	files, err := Plots(r, sums, dir)
 	if err != nil {
 		return err
@@ -223,4 +226,35 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// Table renders the summaries as a markdown table (summary.md, pasted into RESULTS.md).
+func Table(sums []Summary) string {
+	var b strings.Builder
+	b.WriteString("| shape | method | reps | snapshot ms (p50) | frozen ms p50 / max | locked ms p50 | dump ms p50 | app stall ms p50 / max | app latency p99 ms (max) | MiB | cut | vs docker seq | / runc par |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	base := map[[2]string]float64{}
+	for _, s := range sums {
+		base[[2]string{s.Shape, s.Method}] = s.TotalP50
+	}
+	for _, s := range sums {
+		cut := "n/a"
+		if s.Checked > 0 {
+			cut = fmt.Sprintf("%d/%d consistent", s.Consistent, s.Checked)
+		}
+		vsD, vsR := "", ""
+		if d, ok := base[[2]string{s.Shape, MethodDockerSeq}]; ok && s.Method != MethodDockerSeq && s.TotalP50 > 0 {
+			vsD = fmt.Sprintf("%.1fx", d/s.TotalP50)
+		}
+		if rc, ok := base[[2]string{s.Shape, MethodRuncPar}]; ok && s.Method != MethodRuncPar && rc > 0 {
+			vsR = fmt.Sprintf("%.2f", s.TotalP50/rc)
+		}
+		if s.Errors > 0 {
+			cut += fmt.Sprintf(", %d errors", s.Errors)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s / %s | %s | %s | %s / %s | %s | %.1f | %s | %s | %s |\n",
+			s.Shape, s.Method, s.Reps, f0(s.TotalP50), f0(s.FrozenP50), f0(s.FrozenMax), f0(s.LockedP50), f0(s.DumpP50),
+			f0(s.StallP50), f0(s.StallMax), f0(s.LatP99Max), s.BytesP50/(1<<20), cut, vsD, vsR)
+	}
+	return b.String()
 }

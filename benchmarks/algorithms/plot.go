@@ -169,6 +169,7 @@ func boxes(r Results, shape string, get func(ContainerRow) (float64, bool)) (*pl
 		p.Add(s)
 	}
 	p.NominalX(labels(names)...)
+	p.X.Min, p.X.Max = -0.7, float64(len(names))-0.3 // room for the outer labels
 	return p, nil
 }
 

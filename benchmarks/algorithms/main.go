@@ -307,13 +307,13 @@ func errSuffix(e string) string {
 
 // removeStack removes the stack and waits until its containers are gone.
 func removeStack(ctx context.Context, logf func(string, ...any), b *Bench, stack string) {
-	if _, err := docker(ctx, b.Plan.Manager(), "stack", "rm", stack); err != nil {
-		logf("WARNING: %v", err)
-	}
+	_, _ = docker(ctx, b.Plan.Manager(), "stack", "rm", stack) // its network may stay: see below
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		cs, err := StackContainers(ctx, b.Plan, stack)
 		if err == nil && len(cs) == 0 {
+			// Again: the first rm cannot remove the network while tasks still end.
+			_, _ = docker(ctx, b.Plan.Manager(), "stack", "rm", stack)
 			return
 		}
 		time.Sleep(time.Second)

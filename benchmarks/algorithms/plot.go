@@ -191,7 +191,8 @@ func scalePlot(sums []Summary) (*plot.Plot, error) {
 	p.X.Label.Text = "containers"
 	p.Y.Label.Text = "ms (log)"
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, ticks125{}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.ConstantTicks([]plot.Tick{{Value: 3, Label: "3"}, {Value: 10, Label: "10"}, {Value: 21, Label: "21 (fan-in)"}, {Value: 30, Label: "30"}})
+	p.Legend.Top, p.Legend.Left = false, false
 	var args []any
 	for _, meth := range methodOrder {
 		if xy := lines[meth]; len(xy) > 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
@@ -164,7 +165,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		if chosen.rolledBack() {
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
-		res, err := s.restoreSwarm(ctx, m, req, pk) // swarmrestore.go
+		res, err := s.restoreSwarm(ctx, m, req, pk) // restoreswarm.go, coordinator/restore/swarm.go
 		return res, nil, err
 	default:
 		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
@@ -173,7 +174,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 	for _, w := range s.live.live() {
 		nodes = append(nodes, w.Node)
 	}
-	targets, err := PlanTargets(chosen.m, req.Targets, nodes, req.OnOriginal)
+	targets, err := restore.PlanTargets(chosen.m, req.Targets, nodes, req.OnOriginal)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,7 +192,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		}()
 		held = lock
 	}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + describeTargets(targets)})
+	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + restore.DescribeTargets(targets)})
 	if err := s.preflight(ctx, chosen.m, targets); err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
 		return nil, nil, err
@@ -245,7 +246,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		}
 		return nil, stopped, err
 	}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: describeTargets(targets)})
+	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: restore.DescribeTargets(targets)})
 	ids, rerr := s.cfg.Restorer.Restore(ctx, chosen.m, targets)
 	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil, Mode: api.ModeExact}
 	chosen.record(&rec, nil)
@@ -374,7 +375,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 			if !pk.wasEnded() {
 				return refused(err)
 			}
-			// A failed swarm-native restore leaves the services at 0 (swarmrestore.go).
+			// A failed swarm-native restore leaves the services at 0 (restore/swarm.go).
 			return s.rollback(ctx, m, nil, true, err)
 		}
 		used = res.Targets
@@ -472,7 +473,7 @@ func (s *Service) migrationPlan(m *store.Manifest, req api.MigrateRequest) (map[
 			targets[c.Key()] = c.Node
 		}
 	}
-	return PlanTargets(m, targets, nodes, false)
+	return restore.PlanTargets(m, targets, nodes, false)
 }
 
 // dropStreamed removes the image sets a migration streamed to target nodes (the

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
@@ -37,7 +38,7 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second,
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
 		Events: e.recordEvent})
 	e.svc = svc
 	rctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // preflightTimeout bounds each node's answer to a pre-flight request.
@@ -24,12 +25,6 @@ const preflightTimeout = 30 * time.Second
 // verifyTimeout bounds each node's re-hash of one image set before a restore (about
 // 1 s per GiB here).
 const verifyTimeout = 2 * time.Minute
-
-// restoredName is the name AgentRestorer gives the container of c restored from
-// snapshot id.
-func restoredName(id string, c store.Container) string {
-	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
-}
 
 // preflight asks the nodes, before anything is changed, whether the exact restore of
 // m onto targets can run: every node involved has a live worker; every image set is
@@ -79,7 +74,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			noWorker++
 			problems = append(problems, fmt.Sprintf("%s: its image set is on node %s, which has no live worker: start its worker and agent there", c.Key(), src))
 		}
-		set := restoreSetID(m, c)
+		set := restore.SetOf(m, c)
 		var files []store.File
 		if c.Images != nil {
 			files = c.Images.Files
@@ -89,7 +84,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
 		}
 		sets = append(sets, where{c.Key(), set, src})
-		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image})
+		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restore.ContainerName(m.ID, c), Image: c.Image})
 		for _, ip := range c.IPs {
 			addrs = append(addrs, nodeagent.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
 		}
@@ -231,7 +226,7 @@ func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, restoreSetID(m, c), c); err != nil {
+			if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, restore.SetOf(m, c), c); err != nil {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s: its image set on node %s failed verification: %v", c.Key(), c.Images.Node, err))
 				mu.Unlock()

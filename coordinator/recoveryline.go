@@ -65,17 +65,6 @@ func (c *chosenCut) record(rec *store.Restore, res *api.RestoreResult) {
 	}
 }
 
-// restoreSetID is the image set a restore uses for container c of m: the base of
-// its image directory (a composite manifest's containers point at the sets of other
-// snapshots; a minimal snapshot's reused container at an earlier one's), else the
-// set named after m.
-func restoreSetID(m *store.Manifest, c store.Container) string {
-	if c.Images != nil && c.Images.Dir != "" {
-		return filepath.Base(c.Images.Dir)
-	}
-	return nodeagent.SetID(m.ID, c.Key())
-}
-
 // chooseCut decides which images a restore of m uses, before anything is stopped.
 // A snapshot whose algorithm promises a consistent cut is restored as it is. Any
 // other (uncoordinated) has its cut checked over the real images (each node re-hashes
@@ -181,7 +170,7 @@ func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise s
 			rc := recOf(sn, k)
 			im := *rc.Images
 			if im.Dir == "" {
-				im.Dir = nodeagent.SetID(sn.ID, k) // its base names the set (restoreSetID)
+				im.Dir = nodeagent.SetID(sn.ID, k) // its base names the set (restore.SetOf)
 			}
 			rc.Images = &im
 			recs[i] = rc
@@ -292,7 +281,7 @@ func cutOf(m *store.Manifest) ([]string, []store.Container) {
 	for i, c := range recs {
 		if c.Images != nil && c.Images.Dir == "" {
 			im := *c.Images
-			im.Dir = nodeagent.SetID(m.ID, c.Key()) // its base names the set (restoreSetID)
+			im.Dir = nodeagent.SetID(m.ID, c.Key()) // its base names the set (restore.SetOf)
 			recs[i].Images = &im
 		}
 	}

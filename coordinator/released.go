@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // releaseWait bounds how long an aborted snapshot waits for its nodes to report its
@@ -70,7 +71,7 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 			default:
 				for _, h := range rep.Holds {
 					for _, c := range cs {
-						if !sameContainer(h.ContainerID, c.ContainerID) {
+						if !restore.SameContainer(h.ContainerID, c.ContainerID) {
 							continue
 						}
 						lines = append(lines, describeHeld(node, c, h))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -14,33 +13,16 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
-// Restorer brings a committed snapshot's containers back on target nodes.
-type Restorer interface {
-	// Restore restores every container of m, SERVICE.SLOT -> node in targets, and
-	// returns the new container id per SERVICE.SLOT. On error nothing restored by this
-	// call is left running.
-	Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error)
-}
-
-// Stopper stops what still runs of a stack before it is restored.
-type Stopper interface {
-	StopStack(ctx context.Context, stack string) error
-}
-
-// ServiceStopper is a Stopper that tells what it stopped and can start it again
-// (stack.Docker, stack.FakeSwarm): an exact restore that fails after the stop scales
-// the services back to the replicas they had.
-type ServiceStopper interface {
-	// StopServices scales the stack's services to 0 and returns the replicas they had
-	// (on error: those already scaled to 0). kill gets the containers of the tasks
-	// still running, by node, once swarm ordered them to shut down.
-	StopServices(ctx context.Context, stack string, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error)
-	// ScaleServices sets the replicas of the stack's services by name.
-	ScaleServices(ctx context.Context, stack string, replicas map[string]uint64, constraints []string) error
-}
+// Restorer, Stopper and ServiceStopper are the restore package's (coordinator/restore).
+type (
+	Restorer       = restore.Restorer
+	Stopper        = restore.Stopper
+	ServiceStopper = restore.ServiceStopper
+)
 
 // stopTimeout bounds stopping the stack before a restore.
 const stopTimeout = time.Minute
@@ -131,87 +113,6 @@ func describeReplicas(r map[string]uint64) string {
 }
 
 func scaleArgs(r map[string]uint64) string { return strings.ReplaceAll(describeReplicas(r), ",", "") }
-
-// PlanTargets picks a node for every container: the explicit ones, else its original
-// node when onOriginal, else a node other than its original one (round robin over
-// nodes). nodes are the nodes with a live worker.
-func PlanTargets(m *store.Manifest, explicit map[string]string, nodes []string, onOriginal bool) (map[string]string, error) {
-	keys := map[string]bool{}
-	for _, c := range m.Containers {
-		keys[c.Key()] = true
-	}
-	for k := range explicit {
-		if !keys[k] {
-			return nil, api.Errorf(api.CodeBadRequest, "--node %s=...: snapshot %s has no container %s (it has %v)", k, m.ID, k, sortedKeys(keys))
-		}
-	}
-	live := map[string]bool{}
-	for _, n := range nodes {
-		live[n] = true
-	}
-	sorted := append([]string(nil), nodes...)
-	sort.Strings(sorted)
-	out := map[string]string{}
-	next := 0
-	for _, c := range m.Containers {
-		if n, ok := explicit[c.Key()]; ok {
-			if !live[n] {
-				return nil, api.Errorf(api.CodeNoWorker, "target node %s for %s has no live worker (live: %v)", n, c.Key(), sorted)
-			}
-			out[c.Key()] = n
-			continue
-		}
-		if onOriginal {
-			if !live[c.Node] {
-				return nil, api.Errorf(api.CodeNoWorker, "%s goes back to its original node %s (--on-original), which has no live worker (live: %v): start its worker and agent, or map it elsewhere with --node %s=NODE",
-					c.Key(), c.Node, sorted, c.Key())
-			}
-			out[c.Key()] = c.Node
-			continue
-		}
-		picked := ""
-		for i := 0; i < len(sorted); i++ {
-			n := sorted[(next+i)%len(sorted)]
-			if n != c.Node {
-				picked = n
-				next = (next + i + 1) % len(sorted)
-				break
-			}
-		}
-		if picked == "" {
-			return nil, api.Errorf(api.CodeBadRequest,
-				"not enough nodes to restore %s on a node other than its original %s (live workers: %v): add a node, or map it with --node %s=NODE",
-				c.Key(), c.Node, sorted, c.Key())
-		}
-		out[c.Key()] = picked
-	}
-	return out, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func describeTargets(t map[string]string) string {
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	s := ""
-	for i, k := range keys {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%s->%s", k, t[k])
-	}
-	return s
-}
 
 var (
 	_ ServiceStopper = (*stack.Docker)(nil)

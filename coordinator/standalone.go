@@ -25,7 +25,7 @@ import (
 // migrated and restored again (docs/restore.md "Restoring a restored stack").
 
 // LabelSlot, when a restored container carries it, is the slot it was restored as;
-// without it the slot is read from the container's name, which AgentRestorer makes
+// without it the slot is read from the container's name, which restore.AgentRestorer makes
 // SERVICE-SLOT-SNAPSHOT (the dots of SERVICE.SLOT as dashes).
 const LabelSlot = "io.swarmckpt.slot"
 

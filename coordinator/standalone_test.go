@@ -16,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
@@ -110,7 +111,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
 	client := api.Client{T: net.Connect()}

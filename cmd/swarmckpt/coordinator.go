@@ -18,6 +18,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent/workerexec"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
@@ -193,7 +194,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: tr, Addr: svc.WorkerAddr, Events: svc.Emit})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: tr, AddrOf: svc.WorkerAddr}, Events: svc.Emit})
 	// A stack restored in exact mode runs as standalone containers the manager does not
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)

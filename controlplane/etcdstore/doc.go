@@ -5,6 +5,7 @@
 //	<prefix>/stacks/<stack>/lock   owner, bound to the holder's lease
 //	<prefix>/workers/<node>        worker registration, bound to the worker's lease
 //	<prefix>/policies/<stack>      policy reconciler's record (store.PolicyState), JSON
+//	<prefix>/operations/<owner>    journal of a restore or migration (store.Operation), JSON
 //
 // Compare-and-swap uses the key's mod revision (store.Manifest.Revision). Commit is
 // one transaction comparing the manifest's revision and that the lock key is still

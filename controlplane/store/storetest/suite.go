@@ -25,6 +25,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("NextEpoch", func(t *testing.T) { testNextEpoch(t, f) })
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, f) })
 	t.Run("LockHolder", func(t *testing.T) { testLockHolder(t, f) })
+	t.Run("Operations", func(t *testing.T) { testOperations(t, f) })
 }
 
 // Epochs only grow per stack, whatever is deleted, and honour the caller's floor.

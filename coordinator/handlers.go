@@ -129,7 +129,7 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 	if err := validRestoreRequest(req); err != nil { // validate.go
 		return nil, err
 	}
-	res, _, err := s.restore(ctx, req, true, nil, nil)
+	res, _, err := s.restore(ctx, req, true, nil, nil, nil)
 	return res, err
 }
 
@@ -139,8 +139,9 @@ func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (*api.Res
 // (so that a failure puts it back with its state, unless req.DiscardRunning) and
 // starts the services again when even that fails; Migrate passes false (its rollback
 // restores the originals from its own snapshot), the stack lock it holds and its
-// snapshot's parked containers (ended by the stop, parkedStack).
-func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool, held store.Lock, pk *parkedStack) (res *api.RestoreResult, stopped map[string]uint64, err error) {
+// snapshot's parked containers (ended by the stop, parkedStack) and its journal j (a
+// restore of its own journals itself: journal.go).
+func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool, held store.Lock, pk *parkedStack, j *opJournal) (res *api.RestoreResult, stopped map[string]uint64, err error) {
 	scaleBack := own
 	m, err := s.cfg.Store.Get(ctx, req.ID)
 	if err != nil {
@@ -165,7 +166,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		if chosen.rolledBack() {
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
-		res, err := s.restoreSwarm(ctx, m, req, pk) // restoreswarm.go, coordinator/restore/swarm.go
+		res, err := s.restoreSwarm(ctx, m, req, pk, j) // restoreswarm.go, coordinator/restore/swarm.go
 		return res, nil, err
 	default:
 		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
@@ -178,10 +179,12 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 	if err != nil {
 		return nil, nil, err
 	}
+	var owner string // the lock's, naming the journal
 	if held == nil {
 		// One restore, migration or snapshot of a stack at a time, and no rm of the
 		// snapshot while it is restored (remove takes the same lock).
-		lock, err := s.lockStack(ctx, m.Stack, "restore-"+m.ID)
+		var lock store.Lock
+		lock, owner, err = s.lockStackAs(ctx, m.Stack, "restore-"+m.ID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -199,13 +202,37 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 	}
 	start := time.Now()
 	var before *store.Manifest // what ran, checkpointed: put back if the restore fails
-	if own && !req.DiscardRunning {
-		if before, err = s.checkpointRunning(ctx, m, held); err != nil {
+	if own {
+		// Journaled from here (journal.go): the checkpoint's id is chosen before it
+		// is taken, so that a coordinator started after a crash finds its parked
+		// containers.
+		checkpoint := ""
+		if !req.DiscardRunning {
+			checkpoint = NewID(m.Stack, time.Now())
+		}
+		if j, err = s.beginOp(ctx, owner, "restore", m.Stack, m.ID, checkpoint); err != nil {
 			return nil, nil, err
+		}
+		defer j.end(ctx)
+		if checkpoint != "" {
+			if before, err = s.checkpointRunning(ctx, m, held, checkpoint); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	if before != nil {
 		pk = s.newParkedStack(before)
+	}
+	// The stop begins: from here a coordinator started after a crash rolls the
+	// restore back (restore.Decide). Without the journal it does not begin.
+	if err := j.step(ctx, restore.StepStopping, func(op *store.Operation) {
+		op.Targets, op.Mode = targets, api.ModeExact
+		if own && before == nil {
+			op.Parked = "" // nothing ran
+		}
+	}); err != nil {
+		pk.release(ctx)
+		return nil, nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed (stack %s runs as before): cannot journal its stop in the store: %v; check that etcd answers, then try again", m.ID, m.Stack, err)
 	}
 	// The parked containers (the checkpoint's, or a migration's) end once swarm
 	// ordered their tasks down (parkedStack), or after the stop when it kills nothing.
@@ -246,8 +273,12 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 		}
 		return nil, stopped, err
 	}
+	_ = j.step(ctx, restore.StepRestoring, func(op *store.Operation) { op.Stopped = stopped })
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: restore.DescribeTargets(targets)})
 	ids, rerr := s.cfg.Restorer.Restore(ctx, chosen.m, targets)
+	if rerr == nil {
+		_ = j.step(ctx, restore.StepRestored, nil)
+	}
 	rec := store.Restore{At: time.Now().UTC(), Targets: targets, OK: rerr == nil, Mode: api.ModeExact}
 	chosen.record(&rec, nil)
 	if rerr != nil {
@@ -331,7 +362,10 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	}
 	// The stack's lock, held from the snapshot to the end of the restore or rollback:
 	// no other restore, migration, snapshot or rm of the stack meanwhile.
-	lock, err := s.lockStack(ctx, req.Stack, "migrate-"+req.ID)
+	if req.ID == "" {
+		req.ID = NewID(req.Stack, time.Now()) // named before it is taken: the journal names it
+	}
+	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +374,13 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		defer cancel()
 		_ = lock.Unlock(uctx)
 	}()
+	// Journaled from here (journal.go): the snapshot's containers park after their
+	// dump, and a coordinator started after a crash releases them or puts them back.
+	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer j.end(ctx)
 	var (
 		m    *store.Manifest
 		used map[string]string // the final targets, once the restore succeeded
@@ -370,7 +411,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 		if req.From != "" {
 			c = "node.hostname!=" + req.From
 		}
-		res, _, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}}, false, lock, pk)
+		res, _, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Mode: api.ModeSwarm, Constraints: []string{c}}, false, lock, pk, j)
 		if err != nil {
 			if !pk.wasEnded() {
 				return refused(err)
@@ -385,7 +426,7 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err != nil {
 		return refused(err)
 	}
-	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false, lock, pk)
+	res, stopped, err := s.restore(ctx, api.RestoreRequest{ID: m.ID, Targets: plan, OnOriginal: true}, false, lock, pk, j)
 	if err != nil {
 		if !pk.wasEnded() {
 			return refused(err)

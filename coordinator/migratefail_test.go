@@ -21,6 +21,13 @@ import (
 // streamed between the fake nodes. setup, if given, adjusts each node's executor
 // before its agent starts.
 func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, *stack.FakeSwarm) {
+	e, sw, _ := newMigrateEnvWrapped(t, nil, setup...)
+	return e, sw
+}
+
+// newMigrateEnvWrapped is newMigrateEnv whose coordinator uses wrap(e.store) (nil: the
+// store itself); it also returns what stops that coordinator (it stops at cleanup).
+func newMigrateEnvWrapped(t *testing.T, wrap func(*store.Memory) store.Store, setup ...func(*nodeagent.FakeExecutor)) (*env, *stack.FakeSwarm, context.CancelFunc) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*nodeagent.FakeExecutor{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
@@ -31,19 +38,11 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 	if _, err := sw.Tasks(ctx, "bank"); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: e.store,
-		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
-		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
-		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
+	var st store.Store = e.store
+	if wrap != nil {
+		st = wrap(e.store)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
-		Events: e.recordEvent})
-	e.svc = svc
-	rctx, cancel := context.WithCancel(context.Background())
-	e.wg.Add(1)
-	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
+	cancel := e.startMigrateCoordinator(sw, st)
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
 		ex := nodeagent.NewFakeExecutor(n)
 		ex.TransferAddr = n
@@ -68,7 +67,26 @@ func newMigrateEnv(t *testing.T, setup ...func(*nodeagent.FakeExecutor)) (*env, 
 		st, err := api.Call[api.StatusResult](c, e.client, api.OpStatus, api.StatusRequest{})
 		return err == nil && len(st.Workers) == 3
 	})
-	return e, sw
+	return e, sw, cancel
+}
+
+// startMigrateCoordinator starts e's coordinator (e.svc) over sw and st, serving
+// restores through the agents; it returns what stops it.
+func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store) context.CancelFunc {
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: st,
+		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, RecoverWait: 3 * time.Second,
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+		Events: e.recordEvent})
+	e.svc = svc
+	rctx, cancel := context.WithCancel(context.Background())
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
+	return cancel
 }
 
 // TestMigrateRollbackStillRestoresTheOriginals: a migration whose restore fails on the

@@ -18,10 +18,10 @@ import (
 // that checkpoint back on the original nodes (putBack), as a migration's rollback
 // does. Only if that fails too are the services started fresh from their images.
 
-// checkpointRunning snapshots what runs of m's stack, holding held (the stack's lock),
-// before a restore of m replaces it. nil when nothing runs. A checkpoint that cannot
-// be taken refuses the restore with nothing changed.
-func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held store.Lock) (*store.Manifest, error) {
+// checkpointRunning snapshots what runs of m's stack as snapshot id, holding held (the
+// stack's lock), before a restore of m replaces it. nil when nothing runs. A checkpoint
+// that cannot be taken refuses the restore with nothing changed.
+func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held store.Lock, id string) (*store.Manifest, error) {
 	st, err := s.cfg.Resolver.Resolve(ctx, m.Stack)
 	switch {
 	case errors.Is(err, stack.ErrNotFound) || (err == nil && len(st.Containers) == 0):
@@ -31,7 +31,7 @@ func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "checkpointing", Message: fmt.Sprintf("checkpointing the %d running containers of stack %s first, so that a failed restore puts them back with their state", len(st.Containers), m.Stack)})
 	t0 := time.Now()
-	before, err := s.snapshot(ctx, api.SnapshotRequest{ID: NewID(m.Stack, time.Now()), Stack: m.Stack, Algorithm: DefaultAlgorithm, Exit: true}, nil, held)
+	before, err := s.snapshot(ctx, api.SnapshotRequest{ID: id, Stack: m.Stack, Algorithm: DefaultAlgorithm, Exit: true}, nil, held)
 	if err != nil {
 		code := api.CodeFailed
 		var ae *api.Error

@@ -13,7 +13,8 @@ import (
 
 // recover finishes what a previous coordinator left: every manifest neither committed
 // nor aborted is aborted through its algorithm's RecoverCoordinator (presumed abort),
-// which releases every container it held.
+// which releases every container it held; then every restore or migration it
+// journaled is finished or rolled back (RecoverOperations).
 func (s *Service) recover(ctx context.Context) error {
 	ms, err := s.cfg.Store.List(ctx, "")
 	if err != nil {
@@ -38,7 +39,9 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Error("cannot recover snapshot", "snapshot", m.ID, "err", err)
 		}
 	}
-	return nil
+	// Then the restores and migrations it journaled (recoverops.go): their parked
+	// snapshots are final now (committed, or aborted just above).
+	return s.RecoverOperations(ctx)
 }
 
 // awaitAgents waits until every node in nodes has a live agent (a heartbeat since this

@@ -18,7 +18,9 @@ import (
 // restoreSwarm serves RestoreRequest with api.ModeSwarm: the Stopper must also be a
 // stack.Swarm (stack.Docker is), the Restorer a *restore.AgentRestorer (its Nodes
 // transfer addresses are used).
-func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack) (*api.RestoreResult, error) {
+// j, when not nil, is the migration's journal: the stop and the restore are
+// journaled in it (journal.go).
+func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack, j *opJournal) (*api.RestoreResult, error) {
 	if len(req.Targets) > 0 {
 		return nil, api.Errorf(api.CodeBadRequest, "--node cannot be honoured with --mode swarm: swarm places the replacement tasks itself (use --mode exact to choose nodes)")
 	}
@@ -55,8 +57,18 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	sr := &restore.SwarmRestore{Nodes: ar.Nodes, Swarm: sw, Events: s.event, Log: s.log, Kill: kill,
 		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()
+	// The stop begins inside Run: from here a coordinator started after a crash rolls
+	// the migration back (restore.Decide). Without the journal it does not begin.
+	if err := j.step(ctx, restore.StepStopping, func(op *store.Operation) {
+		op.Mode, op.Nodes, op.Constraints = api.ModeSwarm, nodes, req.Constraints
+	}); err != nil {
+		return nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed: cannot journal its stop in the store: %v; check that etcd answers, then try again", m.ID, err)
+	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})
 	out, rerr := sr.Run(ctx, m, nodes, req.Constraints)
+	if rerr == nil {
+		_ = j.step(ctx, restore.StepRestored, nil)
+	}
 	rec := store.Restore{At: time.Now().UTC(), OK: rerr == nil, Mode: api.ModeSwarm}
 	if out != nil {
 		rec.Targets, rec.Addresses = out.Targets, out.Addresses

@@ -170,7 +170,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	if err := s.recover(ctx); err != nil {
-		s.log.Error("recovery of unfinished snapshots failed", "err", err)
+		s.log.Error("recovery of unfinished snapshots, restores or migrations failed", "err", err)
 	}
 	s.log.Info("coordinator ready", "name", s.cfg.Name)
 	recDone := make(chan struct{})

@@ -149,6 +149,13 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy
 // naming the holder if someone else has it.
 func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
+	lock, _, err := s.lockStackAs(ctx, stackName, op)
+	return lock, err
+}
+
+// lockStackAs is lockStack, also returning the lock's owner (the journal of a restore
+// or migration is named after it).
+func (s *Service) lockStackAs(ctx context.Context, stackName, op string) (store.Lock, string, error) {
 	owner := s.cfg.Name + "/" + op
 	if strings.HasPrefix(op, "restore-") || strings.HasPrefix(op, "migrate-") || strings.HasPrefix(op, "rm-") {
 		// Two restores of one snapshot are two owners (a snapshot's id is unique).
@@ -157,11 +164,11 @@ func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lo
 	lock, err := s.cfg.Store.LockStack(ctx, stackName, owner, s.cfg.LockTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
+			return nil, "", api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
 		}
-		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+		return nil, "", api.Errorf(api.CodeFailed, "lock stack: %v", err)
 	}
-	return lock, nil
+	return lock, owner, nil
 }
 
 // Abort asks a running snapshot to abort.

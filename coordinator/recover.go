@@ -99,8 +99,12 @@ func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
 			s.collectAborted(ctx, r.m)
 		}
 	}()
-	// Agents that restarted lost their plans; resend them (best effort).
-	_ = r.sendPlans(ctx, false)
+	// Agents that restarted lost their plans; resend them (best effort), with Exit as
+	// the snapshot had it: a plan without it would make the agents forget that the
+	// containers are parked since their dump, and the abort would leave them held
+	// (found by the fault-injection test: a restore's checkpoint, network-locked until
+	// the hold's deadline).
+	_ = r.sendPlans(ctx, !m.LeaveRunning)
 	reason := fmt.Sprintf("coordinator %s restarted during the snapshot", m.Coordinator)
 	alg, err := s.cfg.Algorithms(m.Algorithm)
 	if err == nil && len(m.Record) > 0 {

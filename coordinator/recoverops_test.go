@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ type crashStore struct {
 	dead   chan struct{}
 	hold   chan struct{}
 	once   sync.Once
+	armed  atomic.Bool // Commit crashes only once armed (the test's own snapshot first)
 	mu     sync.Mutex
 	last   store.Operation
 }
@@ -50,6 +52,19 @@ func (c *crashStore) PutOperation(ctx context.Context, op *store.Operation) erro
 	return nil
 }
 
+// stepCommit, as crashStore's step, kills the coordinator in the commit of the parked
+// snapshot (a migration's, or a restore's checkpoint): its containers are parked, the
+// snapshot unfinished.
+const stepCommit = "commit"
+
+func (c *crashStore) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) error {
+	if c.step == stepCommit && c.armed.Load() {
+		c.die()
+		return errors.New("coordinator dead")
+	}
+	return c.Store.Commit(ctx, m, lock)
+}
+
 func (c *crashStore) die() {
 	c.once.Do(func() { close(c.dead) })
 	<-c.hold
@@ -64,7 +79,8 @@ const (
 
 // TestRecoverInterruptedOperations: a coordinator dies (its store stops it) right
 // before or after each journaled step of a migration and of a restore over a running
-// stack; a coordinator started on the same store and agents releases, rolls back or
+// stack, and in the commit of its parked snapshot (the migration's own, the restore's
+// checkpoint: its containers parked, the snapshot unfinished); a coordinator started on the same store and agents releases, rolls back or
 // rolls forward by restore.Decide's rule, and afterwards nothing is held, the stack's
 // lock is free, the journal is gone, and either the stack runs as before, or its
 // originals run again on their own nodes from the parked snapshot, or the restore is
@@ -77,6 +93,7 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 			want   string
 		}{
 			{restore.StepBegun, false, released},
+			{stepCommit, true, released},
 			{restore.StepStopping, true, released},
 			{restore.StepStopping, false, rolledBack},
 			{restore.StepRestoring, false, rolledBack},
@@ -103,6 +120,7 @@ func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want s
 			t.Fatal(err)
 		}
 	}
+	cs.armed.Store(true)
 	// The dead coordinator's operation: its goroutine ends when the test does.
 	opCtx, opCancel := context.WithCancel(ctx)
 	opDone := make(chan struct{})

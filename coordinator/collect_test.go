@@ -137,7 +137,7 @@ func TestRestoreIsAllOrNothing(t *testing.T) {
 	for _, c := range m.Containers {
 		targets[c.Key()] = c.Node
 	}
-	r := &restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(string) (string, bool) { return "", false }, Timeout: 5 * time.Second}}
+	r := &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(string) (string, bool) { return "", false }, Timeout: 5 * time.Second}}
 	restored := func() []string {
 		var out []string
 		for _, ex := range e.execs {

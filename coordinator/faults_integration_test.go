@@ -84,7 +84,7 @@ func knownOpen(f fault) string {
 	// A migration is in its restore phase from ~0.5 s (its snapshot done), a restore
 	// from ~1 s (its checkpoint of what runs done, the stack stopped). A coordinator
 	// killed at any point of either is not open: the restarted one finds the journal
-	// and releases, rolls back or finishes the operation (coordinator/recoverops.go).
+	// and releases, rolls back or finishes the operation (coordinator/restore/recoverops.go).
 	phase := time.Second
 	if f.op == "migrate" {
 		phase = 500 * time.Millisecond

@@ -80,7 +80,7 @@ func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store) conte
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
 		Events: e.recordEvent})
 	e.svc = svc
 	rctx, cancel := context.WithCancel(context.Background())

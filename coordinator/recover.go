@@ -39,7 +39,7 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Error("cannot recover snapshot", "snapshot", m.ID, "err", err)
 		}
 	}
-	// Then the restores and migrations it journaled (recoverops.go): their parked
+	// Then the restores and migrations it journaled (coordinator/restore/recoverops.go): their parked
 	// snapshots are final now (committed, or aborted just above).
 	return s.RecoverOperations(ctx)
 }

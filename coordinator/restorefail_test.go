@@ -49,7 +49,7 @@ func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos nodeagent.Lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	rctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = svc.Run(rctx) }()

@@ -22,16 +22,11 @@ import (
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
 	m, err := s.snapshot(ctx, req, nil, nil)
 	if err == nil && req.Exit {
-		// Its containers wait, frozen, for the commit (park.go): end them now.
-		err = s.stopParked(ctx, m, false)
+		// Its containers wait, frozen, for the commit (coordinator/restore/park.go): end them now.
+		err = s.restores.StopParked(ctx, m, false)
 	}
 	return m, err
 }
-
-// streamPlan is given a snapshot's containers before anything is locked and returns,
-// by container key, the worker address each container's dump streams its images to
-// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
-type streamPlan func(m *store.Manifest) map[string]string
 
 // snapshot takes a snapshot. held, when not nil, is the stack's lock, already taken by
 // the caller (a restore or migration holds it throughout); it stays held.

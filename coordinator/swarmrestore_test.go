@@ -12,7 +12,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
-	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -114,7 +113,7 @@ func (e *swarmEnv) putSets(m *store.Manifest) {
 }
 
 func (e *swarmEnv) restorer() *restore.SwarmRestore {
-	return &restore.SwarmRestore{Nodes: coordinator.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+	return &restore.SwarmRestore{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
 		Swarm: e.sw, TaskTimeout: 3 * time.Second, Poll: 5 * time.Millisecond,
 		Events: func(_ context.Context, ev api.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }}
 }

@@ -194,7 +194,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: coordinator.AgentNodes{Bus: tr, AddrOf: svc.WorkerAddr}, Events: svc.Emit})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: tr, AddrOf: svc.WorkerAddr}, Events: svc.Emit})
 	// A stack restored in exact mode runs as standalone containers the manager does not
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)

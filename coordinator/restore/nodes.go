@@ -8,9 +8,9 @@ import (
 
 // Nodes is what a restore asks of the nodes' agents: the image sets it moves, the
 // containers it restores and releases, and (swarm mode) the sets it places for the
-// runtime wrapper. The coordinator implements it over the bus (AgentNodes in
-// coordinator/asknode.go); an error says which node failed and why (a node without a
-// live agent: "no live worker answers on ...").
+// runtime wrapper. AgentNodes (nodeclient.go) implements it over the bus; an error
+// says which node failed and why (a node without a live agent: "no live worker
+// answers on ...").
 type Nodes interface {
 	Sets
 	Containers

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // askNode sends req to a node agent's subject and decodes its OpReply, bounded by
@@ -33,7 +32,7 @@ func askNode(ctx context.Context, b bus.Transport, subject string, req any, time
 	return &rep, nil
 }
 
-// AgentNodes implements restore.Nodes over the bus: every call is one request to a
+// AgentNodes implements Nodes over the bus: every call is one request to a
 // node agent's subject (askNode), bounded by Timeout.
 type AgentNodes struct {
 	Bus bus.Transport
@@ -44,7 +43,7 @@ type AgentNodes struct {
 	Timeout time.Duration
 }
 
-var _ restore.Nodes = AgentNodes{}
+var _ Nodes = AgentNodes{}
 
 func (a AgentNodes) call(ctx context.Context, subject string, req any) (*nodeagent.OpReply, error) {
 	t := a.Timeout
@@ -58,7 +57,7 @@ func (a AgentNodes) call(ctx context.Context, subject string, req any) (*nodeage
 	return rep, err
 }
 
-// Addr implements restore.Sets.
+// Addr implements Sets.
 func (a AgentNodes) Addr(node string) (string, bool) {
 	if a.AddrOf == nil {
 		return "", false
@@ -66,45 +65,45 @@ func (a AgentNodes) Addr(node string) (string, bool) {
 	return a.AddrOf(node)
 }
 
-// Send implements restore.Sets.
+// Send implements Sets.
 func (a AgentNodes) Send(ctx context.Context, from string, req nodeagent.SendRequest) (*nodeagent.OpReply, error) {
 	return a.call(ctx, nodeagent.SendSubject(from), req)
 }
 
-// Drop implements restore.Sets.
+// Drop implements Sets.
 func (a AgentNodes) Drop(ctx context.Context, node, set string) error {
 	_, err := a.call(ctx, nodeagent.DropSubject(node), nodeagent.DropRequest{Set: set})
 	return err
 }
 
-// Restore implements restore.Containers.
+// Restore implements Containers.
 func (a AgentNodes) Restore(ctx context.Context, node string, req nodeagent.RestoreRequest) (*nodeagent.OpReply, error) {
 	return a.call(ctx, nodeagent.RestoreSubject(node), req)
 }
 
-// Unlock implements restore.Containers.
+// Unlock implements Containers.
 func (a AgentNodes) Unlock(ctx context.Context, node string, containers []string) error {
 	_, err := a.call(ctx, nodeagent.UnlockSubject(node), nodeagent.UnlockRequest{Containers: containers})
 	return err
 }
 
-// Remove implements restore.Containers.
+// Remove implements Containers.
 func (a AgentNodes) Remove(ctx context.Context, node string, containers []string) error {
 	_, err := a.call(ctx, nodeagent.RemoveSubject(node), nodeagent.UnlockRequest{Containers: containers})
 	return err
 }
 
-// Place implements restore.Placements.
+// Place implements Placements.
 func (a AgentNodes) Place(ctx context.Context, node string, req nodeagent.PlaceRequest) (*nodeagent.OpReply, error) {
 	return a.call(ctx, nodeagent.PlaceSubject(node), req)
 }
 
-// Unplace implements restore.Placements.
+// Unplace implements Placements.
 func (a AgentNodes) Unplace(ctx context.Context, node string, req nodeagent.UnplaceRequest) (*nodeagent.OpReply, error) {
 	return a.call(ctx, nodeagent.UnplaceSubject(node), req)
 }
 
-// AddressMap implements restore.Placements.
+// AddressMap implements Placements.
 func (a AgentNodes) AddressMap(ctx context.Context, node string, req nodeagent.AddressMapRequest) error {
 	_, err := a.call(ctx, nodeagent.AddressMapSubject(node), req)
 	return err

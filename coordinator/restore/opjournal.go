@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -6,24 +6,23 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // opJournal keeps the journal of one restore or migration in etcd (store.Operation):
 // each step is written before it begins, so that a coordinator started after this
 // one died knows whether to finish the operation or put back what ran
-// (recoverops.go; restore.Decide). A nil opJournal journals nothing.
+// (recoverops.go; Decide). A nil opJournal journals nothing.
 type opJournal struct {
-	s  *Service
+	s  *Restores
 	op *store.Operation
 }
 
-// beginOp journals a new operation at restore.StepBegun, before anything is changed:
+// beginOp journals a new operation at StepBegun, before anything is changed:
 // it is refused (nothing changed) if the journal cannot be written, since a crash
 // later would leave nothing to recover it by.
-func (s *Service) beginOp(ctx context.Context, owner, kind, stackName, snapshot, parked string) (*opJournal, error) {
+func (s *Restores) beginOp(ctx context.Context, owner, kind, stackName, snapshot, parked string) (*opJournal, error) {
 	op := &store.Operation{ID: owner, Kind: kind, Stack: stackName, Snapshot: snapshot, Parked: parked, Mode: api.ModeExact,
-		Step: restore.StepBegun, Coordinator: s.cfg.Name, UpdatedAt: time.Now().UTC()}
+		Step: StepBegun, Coordinator: s.cfg.Name, UpdatedAt: time.Now().UTC()}
 	if err := s.cfg.Store.PutOperation(ctx, op); err != nil {
 		return nil, api.Errorf(api.CodeFailed, "%s of %s refused, nothing was changed: cannot journal it in the store (%v); check that etcd answers, then try again", kind, snapshot, err)
 	}

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // preflightTimeout bounds each node's answer to a pre-flight request.
@@ -36,9 +35,9 @@ const verifyTimeout = 2 * time.Minute
 // error listing every problem with its fix (CodeFailed; CodeNoWorker when only
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
 // are skipped with a warning event.
-func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
+func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
 	live := map[string]bool{}
-	for _, w := range s.live.live() {
+	for _, w := range s.live() {
 		live[w.Node] = true
 	}
 	stackName := ""
@@ -74,7 +73,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			noWorker++
 			problems = append(problems, fmt.Sprintf("%s: its image set is on node %s, which has no live worker: start its worker and agent there", c.Key(), src))
 		}
-		set := restore.SetOf(m, c)
+		set := SetOf(m, c)
 		var files []store.File
 		if c.Images != nil {
 			files = c.Images.Files
@@ -84,7 +83,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			get(t).Sets = append(get(t).Sets, nodeagent.PreflightSet{Set: set, Files: files})
 		}
 		sets = append(sets, where{c.Key(), set, src})
-		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: restore.ContainerName(m.ID, c), Image: c.Image})
+		get(t).Containers = append(get(t).Containers, nodeagent.PreflightContainer{Key: c.Key(), Name: ContainerName(m.ID, c), Image: c.Image})
 		for _, ip := range c.IPs {
 			addrs = append(addrs, nodeagent.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
 		}
@@ -173,7 +172,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 // prepare tells each live target node of a restore that passed its pre-flight checks
 // to get ready (nodeagent.PreflightRequest.Prepare: network keepers started while the
 // stack still runs). Best effort: a node that does not answer restores without.
-func (s *Service) prepare(ctx context.Context, reqs map[string]*nodeagent.PreflightRequest, live map[string]bool) {
+func (s *Restores) prepare(ctx context.Context, reqs map[string]*nodeagent.PreflightRequest, live map[string]bool) {
 	var wg sync.WaitGroup
 	for n, req := range reqs {
 		if !live[n] || len(req.Containers) == 0 {
@@ -192,7 +191,7 @@ func (s *Service) prepare(ctx context.Context, reqs map[string]*nodeagent.Prefli
 	wg.Wait()
 }
 
-func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {
+func (s *Restores) askPreflight(ctx context.Context, node string, req *nodeagent.PreflightRequest) (nodeagent.PreflightReply, error) {
 	b, _ := json.Marshal(req)
 	cctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
@@ -210,7 +209,7 @@ func (s *Service) askPreflight(ctx context.Context, node string, req *nodeagent.
 // verifySets re-hashes every image set a restore of m onto targets reads, on the node
 // that holds it (the agents' verify request, as 'inspect --verify' does), in parallel,
 // and returns one problem per set whose files do not match the manifest's checksums.
-func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
+func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -226,7 +225,7 @@ func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, restore.SetOf(m, c), c); err != nil {
+			if _, err := AgentSockets(ctx, s.cfg.Bus, verifyTimeout, SetOf(m, c), c); err != nil {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s: its image set on node %s failed verification: %v", c.Key(), c.Images.Node, err))
 				mu.Unlock()

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -11,16 +11,15 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 // restoreSwarm serves RestoreRequest with api.ModeSwarm: the Stopper must also be a
-// stack.Swarm (stack.Docker is), the Restorer a *restore.AgentRestorer (its Nodes
+// stack.Swarm (stack.Docker is), the Restorer a *AgentRestorer (its Nodes
 // transfer addresses are used).
 // j, when not nil, is the migration's journal: the stop and the restore are
-// journaled in it (journal.go).
-func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack, j *opJournal) (*api.RestoreResult, error) {
+// journaled in it (opjournal.go).
+func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack, j *opJournal) (*api.RestoreResult, error) {
 	if len(req.Targets) > 0 {
 		return nil, api.Errorf(api.CodeBadRequest, "--node cannot be honoured with --mode swarm: swarm places the replacement tasks itself (use --mode exact to choose nodes)")
 	}
@@ -28,12 +27,12 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	if !ok {
 		return nil, api.Errorf(api.CodeFailed, "--mode swarm is not available: this coordinator has no swarm manager API (run it with --docker MANAGER_SOCKET)")
 	}
-	ar, ok := s.cfg.Restorer.(*restore.AgentRestorer)
+	ar, ok := s.restorer().(*AgentRestorer)
 	if !ok {
 		return nil, api.Errorf(api.CodeFailed, "--mode swarm is not available: this coordinator's restorer does not talk to node agents")
 	}
 	var nodes []string
-	for _, w := range s.live.live() {
+	for _, w := range s.live() {
 		nodes = append(nodes, w.Node)
 	}
 	sort.Strings(nodes)
@@ -54,12 +53,12 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	if pk != nil {
 		kill = pk.killFunc() // a migration's parked containers end with the stop
 	}
-	sr := &restore.SwarmRestore{Nodes: ar.Nodes, Swarm: sw, Events: s.event, Log: s.log, Kill: kill,
+	sr := &SwarmRestore{Nodes: ar.Nodes, Swarm: sw, Events: s.event, Log: s.log, Kill: kill,
 		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
 	start := time.Now()
 	// The stop begins inside Run: from here a coordinator started after a crash rolls
-	// the migration back (restore.Decide). Without the journal it does not begin.
-	if err := j.step(ctx, restore.StepStopping, func(op *store.Operation) {
+	// the migration back (Decide). Without the journal it does not begin.
+	if err := j.step(ctx, StepStopping, func(op *store.Operation) {
 		op.Mode, op.Nodes, op.Constraints = api.ModeSwarm, nodes, req.Constraints
 	}); err != nil {
 		return nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed: cannot journal its stop in the store: %v; check that etcd answers, then try again", m.ID, err)
@@ -67,7 +66,7 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})
 	out, rerr := sr.Run(ctx, m, nodes, req.Constraints)
 	if rerr == nil {
-		_ = j.step(ctx, restore.StepRestored, nil)
+		_ = j.step(ctx, StepRestored, nil)
 	}
 	rec := store.Restore{At: time.Now().UTC(), OK: rerr == nil, Mode: api.ModeSwarm}
 	if out != nil {
@@ -93,19 +92,3 @@ func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.R
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", Message: fmt.Sprintf("as swarm tasks; phases (ms): %v", out.PhaseMS), MS: res.TotalMS})
 	return res, nil
 }
-
-// WorkerAddr returns the transfer endpoint a node's agent announced.
-func (s *Service) WorkerAddr(node string) (string, bool) {
-	for _, w := range s.live.live() {
-		if w.Node == node {
-			return w.Address, w.Address != ""
-		}
-	}
-	return "", false
-}
-
-// Emit publishes a progress event (for restorers).
-func (s *Service) Emit(ctx context.Context, e api.Event) { s.event(ctx, e) }
-
-// SetRestorer installs the restorer after construction (it may need the Service).
-func (s *Service) SetRestorer(r Restorer) { s.cfg.Restorer = r }

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -13,15 +13,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
-)
-
-// Restorer, Stopper and ServiceStopper are the restore package's (coordinator/restore).
-type (
-	Restorer       = restore.Restorer
-	Stopper        = restore.Stopper
-	ServiceStopper = restore.ServiceStopper
 )
 
 // stopTimeout bounds stopping the stack before a restore.
@@ -34,7 +26,7 @@ const stopTimeout = time.Minute
 // graceful stop (a PID 1 without a SIGTERM handler would otherwise cost the whole stop
 // grace period, 10 s by default).
 // kill, when not nil, replaces killTasks (parkedStack.killFunc).
-func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
+func (s *Restores) stopStack(ctx context.Context, m *store.Manifest, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
 	if s.cfg.Stopper == nil {
 		return nil, nil
 	}
@@ -62,7 +54,7 @@ func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ct
 
 // killTasks force-removes the given containers through their nodes' agents (best
 // effort: a container left alone still stops gracefully).
-func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
+func (s *Restores) killTasks(ctx context.Context, byNode map[string][]string) {
 	var wg sync.WaitGroup
 	for node, ids := range byNode {
 		wg.Add(1)
@@ -81,7 +73,7 @@ func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
 // they had, and returns the error to report: the restore's cause, and that the
 // services run again, fresh from their images. Without recorded replicas it says
 // the stack was left stopped and how to start it.
-func (s *Service) scaleBack(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
+func (s *Restores) scaleBack(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
 	ss, ok := s.cfg.Stopper.(ServiceStopper)
 	if !ok || len(prior) == 0 {
 		if s.cfg.Stopper == nil {

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -11,12 +11,11 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/nodeagent"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
 // RecoverOperations finishes or rolls back every restore and migration whose journal
-// (store.Operation, journal.go) a dead coordinator left, by restore.Decide's rule:
+// (store.Operation, opjournal.go) a dead coordinator left, by Decide's rule:
 // released (nothing was stopped), rolled back (the parked snapshot put back on its
 // original nodes), scaled back (nothing was parked) or rolled forward (the restore
 // had completed). Each is done under the stack's lock, taken over from the dead
@@ -24,7 +23,7 @@ import (
 // stack locked by a live coordinator, the store unreachable) stays journaled for
 // the next call. The coordinator's startup recovery (recover.go) calls it after the
 // unfinished snapshots are aborted; a standby taking over calls it too.
-func (s *Service) RecoverOperations(ctx context.Context) error {
+func (s *Restores) RecoverOperations(ctx context.Context) error {
 	ops, err := s.cfg.Store.ListOperations(ctx)
 	if err != nil {
 		return fmt.Errorf("list the journaled restores and migrations: %w", err)
@@ -48,7 +47,7 @@ func (s *Service) RecoverOperations(ctx context.Context) error {
 			}
 		}
 	}
-	s.awaitAgents(ctx, nodes)
+	s.cfg.Host.AwaitAgents(ctx, nodes)
 	var errs []error
 	for _, op := range ops {
 		if err := s.recoverOp(ctx, op, parked[op.ID]); err != nil {
@@ -60,7 +59,7 @@ func (s *Service) RecoverOperations(ctx context.Context) error {
 
 // parkedOf is op's parked snapshot if it committed (its containers parked after their
 // dump), else nil (none, not taken, or aborted: its containers were released).
-func (s *Service) parkedOf(ctx context.Context, op *store.Operation) *store.Manifest {
+func (s *Restores) parkedOf(ctx context.Context, op *store.Operation) *store.Manifest {
 	if op.Parked == "" {
 		return nil
 	}
@@ -71,12 +70,12 @@ func (s *Service) parkedOf(ctx context.Context, op *store.Operation) *store.Mani
 	return m
 }
 
-// recoverOp does restore.Decide's action for op under its stack's lock, then deletes
+// recoverOp does Decide's action for op under its stack's lock, then deletes
 // its journal.
-func (s *Service) recoverOp(ctx context.Context, op *store.Operation, parked *store.Manifest) error {
-	act := restore.Decide(op)
-	if act == restore.ActRollBack && parked == nil {
-		act = restore.ActScaleBack // its checkpoint is gone or was never committed
+func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *store.Manifest) error {
+	act := Decide(op)
+	if act == ActRollBack && parked == nil {
+		act = ActScaleBack // its checkpoint is gone or was never committed
 	}
 	log := s.log.With("operation", op.ID, "kind", op.Kind, "snapshot", op.Snapshot, "stack", op.Stack, "step", op.Step, "action", string(act))
 	log.Warn("found a restore or migration a previous coordinator did not finish")
@@ -101,15 +100,15 @@ func (s *Service) recoverOp(ctx context.Context, op *store.Operation, parked *st
 	}
 	var rerr error
 	switch act {
-	case restore.ActRelease:
+	case ActRelease:
 		if parked != nil {
-			rerr = s.stopParked(ctx, parked, true)
+			rerr = s.StopParked(ctx, parked, true)
 		}
-	case restore.ActRollForward:
+	case ActRollForward:
 		s.rollForward(ctx, op, m, parked)
-	case restore.ActRollBack:
+	case ActRollBack:
 		rerr = s.rollBackOp(ctx, op, m, parked)
-	case restore.ActScaleBack:
+	case ActScaleBack:
 		rerr = s.scaleBackOp(ctx, op, m)
 	}
 	if rerr != nil {
@@ -126,9 +125,9 @@ func (s *Service) recoverOp(ctx context.Context, op *store.Operation, parked *st
 // rollForward finishes a restore that completed: the parked containers are ended
 // (the stop did; again in case), a migration's streamed copies that no restore used
 // are dropped, and the restore is recorded on the snapshot if it is not yet.
-func (s *Service) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) {
+func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) {
 	if parked != nil {
-		if err := s.stopParked(ctx, parked, false); err != nil {
+		if err := s.StopParked(ctx, parked, false); err != nil {
 			s.log.Debug("parked containers of a completed restore (ended by its stop)", "err", err)
 		}
 	}
@@ -153,7 +152,7 @@ func (s *Service) rollForward(ctx context.Context, op *store.Operation, m, parke
 // (an earlier restore's, and those the interrupted restore created); then it restores
 // the parked snapshot, retrying once; if that fails, the services are scaled back
 // (fresh, as a failed put-back does).
-func (s *Service) rollBackOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
+func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
 	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "rollback", Message: fmt.Sprintf("coordinator %s died during the %s at step %s: putting the stack back from %s", op.Coordinator, op.Kind, op.Step, parked.ID)})
 	pk := s.newParkedStack(parked)
 	stopped, err := s.stopStack(ctx, parked, pk.killFunc())
@@ -175,7 +174,7 @@ func (s *Service) rollBackOp(ctx context.Context, op *store.Operation, m, parked
 		if _, err := s.removeStandalone(ctx, parked); err != nil {
 			s.log.Warn("rollback: removing the stack's standalone containers", "stack", op.Stack, "err", err)
 		}
-		if _, perr = s.cfg.Restorer.Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
+		if _, perr = s.restorer().Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
 			break
 		}
 		s.log.Warn("rollback: putting back the parked snapshot failed", "snapshot", parked.ID, "try", try, "err", perr)
@@ -200,7 +199,7 @@ func (s *Service) rollBackOp(ctx context.Context, op *store.Operation, m, parked
 // --discard-running): whatever the interrupted restore created is removed and the
 // services are scaled back to the replicas the stop found (or, if it was not
 // recorded, the snapshot's), fresh, as a failed restore without a checkpoint does.
-func (s *Service) scaleBackOp(ctx context.Context, op *store.Operation, m *store.Manifest) error {
+func (s *Restores) scaleBackOp(ctx context.Context, op *store.Operation, m *store.Manifest) error {
 	s.undoPlacements(ctx, op, m)
 	s.removeInterrupted(ctx, op, m)
 	ref := m
@@ -217,7 +216,7 @@ func (s *Service) scaleBackOp(ctx context.Context, op *store.Operation, m *store
 
 // startAgain scales the stack's services to replicas (a failure's last resort: they
 // start fresh from their images).
-func (s *Service) startAgain(ctx context.Context, stackName string, replicas map[string]uint64) error {
+func (s *Restores) startAgain(ctx context.Context, stackName string, replicas map[string]uint64) error {
 	ss, ok := s.cfg.Stopper.(ServiceStopper)
 	if !ok || len(replicas) == 0 {
 		return nil
@@ -234,7 +233,7 @@ func (s *Service) startAgain(ctx context.Context, stackName string, replicas map
 // replicasBefore are the replicas to start again if nothing can be put back: those
 // the stop found (journaled, or found now), else the count of ref's containers per
 // service.
-func (s *Service) replicasBefore(op *store.Operation, stopped map[string]uint64, ref *store.Manifest) map[string]uint64 {
+func (s *Restores) replicasBefore(op *store.Operation, stopped map[string]uint64, ref *store.Manifest) map[string]uint64 {
 	out := map[string]uint64{}
 	maps.Copy(out, op.Stopped)
 	for k, v := range stopped {
@@ -256,11 +255,11 @@ func (s *Service) replicasBefore(op *store.Operation, stopped map[string]uint64,
 // placed on op.Nodes (every slot's placement, unused, on every candidate node), drops
 // the copies it sent there and removes the placement constraints it added.
 // Best effort: a placement that cannot be taken back expires at its deadline.
-func (s *Service) undoPlacements(ctx context.Context, op *store.Operation, m *store.Manifest) {
+func (s *Restores) undoPlacements(ctx context.Context, op *store.Operation, m *store.Manifest) {
 	if op.Mode != api.ModeSwarm || m == nil {
 		return
 	}
-	plan, replicas, err := restore.PlanSlots(m)
+	plan, replicas, err := PlanSlots(m)
 	if err != nil {
 		return
 	}
@@ -290,14 +289,14 @@ func (s *Service) undoPlacements(ctx context.Context, op *store.Operation, m *st
 // may have created on its targets (running, network-locked, or created and never
 // started), so that their names and addresses are free for what comes back.
 // Best effort: the standalone listing that follows finds what is left.
-func (s *Service) removeInterrupted(ctx context.Context, op *store.Operation, m *store.Manifest) {
+func (s *Restores) removeInterrupted(ctx context.Context, op *store.Operation, m *store.Manifest) {
 	if m == nil || len(op.Targets) == 0 {
 		return
 	}
 	byNode := map[string][]string{}
 	for _, c := range m.Containers {
 		if t, ok := op.Targets[c.Key()]; ok {
-			byNode[t] = append(byNode[t], restore.ContainerName(m.ID, c))
+			byNode[t] = append(byNode[t], ContainerName(m.ID, c))
 		}
 	}
 	nodes := AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Timeout: time.Minute}
@@ -309,7 +308,7 @@ func (s *Service) removeInterrupted(ctx context.Context, op *store.Operation, m 
 }
 
 // recordRecovered appends rec to m's restores (m nil: nothing).
-func (s *Service) recordRecovered(ctx context.Context, m *store.Manifest, rec store.Restore) {
+func (s *Restores) recordRecovered(ctx context.Context, m *store.Manifest, rec store.Restore) {
 	if m == nil {
 		return
 	}

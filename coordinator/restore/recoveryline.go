@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"cmp"
@@ -72,7 +72,7 @@ func (c *chosenCut) record(rec *store.Restore, res *api.RestoreResult) {
 // cut is restored, an inconsistent one refused naming the violating connections,
 // unless req.Force (restore it anyway) or req.RecoveryLine (restore the newest
 // consistent combination of the stack's snapshots, recoveryLine).
-func (s *Service) chooseCut(ctx context.Context, m *store.Manifest, req api.RestoreRequest) (*chosenCut, error) {
+func (s *Restores) chooseCut(ctx context.Context, m *store.Manifest, req api.RestoreRequest) (*chosenCut, error) {
 	name := cmp.Or(m.Algorithm, DefaultAlgorithm)
 	alg, err := s.cfg.Algorithms(name)
 	if err == nil && alg.Guarantees().ConsistentCut {
@@ -113,7 +113,7 @@ func (s *Service) chooseCut(ctx context.Context, m *store.Manifest, req api.Rest
 // migrateNeedsConsistentCut refuses a migration with an algorithm that promises no
 // consistent cut: its containers stop after their dump, so an inconsistent cut could
 // neither be restored nor rolled back to anything better than itself.
-func (s *Service) migrateNeedsConsistentCut(name string) error {
+func (s *Restores) migrateNeedsConsistentCut(name string) error {
 	name = cmp.Or(name, DefaultAlgorithm)
 	alg, err := s.cfg.Algorithms(name)
 	if err != nil || alg.Guarantees().ConsistentCut {
@@ -126,7 +126,7 @@ func (s *Service) migrateNeedsConsistentCut(name string) error {
 // snapshots of m's algorithm up to m (newest first), starting with m for everyone and
 // moving back the end blamed by each violation (uncoordinated.LineByCheck), checking
 // every combination over the real images (each set read once).
-func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise string) (*chosenCut, error) {
+func (s *Restores) recoveryLine(ctx context.Context, m *store.Manifest, promise string) (*chosenCut, error) {
 	all, err := s.cfg.Store.List(ctx, m.Stack)
 	if err != nil {
 		return nil, api.Errorf(api.CodeFailed, "recovery line for %s: list the snapshots of stack %s: %v", m.ID, m.Stack, err)
@@ -170,7 +170,7 @@ func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise s
 			rc := recOf(sn, k)
 			im := *rc.Images
 			if im.Dir == "" {
-				im.Dir = nodeagent.SetID(sn.ID, k) // its base names the set (restore.SetOf)
+				im.Dir = nodeagent.SetID(sn.ID, k) // its base names the set (SetOf)
 			}
 			rc.Images = &im
 			recs[i] = rc
@@ -281,7 +281,7 @@ func cutOf(m *store.Manifest) ([]string, []store.Container) {
 	for i, c := range recs {
 		if c.Images != nil && c.Images.Dir == "" {
 			im := *c.Images
-			im.Dir = nodeagent.SetID(m.ID, c.Key()) // its base names the set (restore.SetOf)
+			im.Dir = nodeagent.SetID(m.ID, c.Key()) // its base names the set (SetOf)
 			recs[i].Images = &im
 		}
 	}
@@ -309,12 +309,12 @@ func violationLines(rep *cut.Report) []string {
 // socketReader reads the TCP sockets of image sets through the agents of the nodes
 // holding them (nodeagent verify: every file re-hashed first), each set once.
 type socketReader struct {
-	s     *Service
+	s     *Restores
 	mu    sync.Mutex
 	cache map[string][]cut.Socket // node/set -> sockets (Container unset)
 }
 
-func newSocketReader(s *Service) *socketReader {
+func newSocketReader(s *Restores) *socketReader {
 	return &socketReader{s: s, cache: map[string][]cut.Socket{}}
 }
 
@@ -363,7 +363,7 @@ func (r *socketReader) read(ctx context.Context, key string, c store.Container) 
 	if ok {
 		return got, nil
 	}
-	socks, err := agentSockets(ctx, r.s.cfg.Bus, cutReadTimeout, set, c)
+	socks, err := AgentSockets(ctx, r.s.cfg.Bus, cutReadTimeout, set, c)
 	if err != nil {
 		return nil, fmt.Errorf("%s (image set %s on %s): %w", key, set, c.Images.Node, err)
 	}

@@ -1,8 +1,10 @@
 package coordinator
 
+import "github.com/swarmckpt/swarmckpt/coordinator/restore"
+
 // Internals the external tests reach.
 var (
 	SnapshotBudget = (*Service).snapshotBudget
-	RestoreHold    = restoreHold
-	CarriedVolumes = carriedVolumes
+	RestoreHold    = restore.HoldFor
+	CarriedVolumes = restore.CarriedVolumes
 )

@@ -49,27 +49,3 @@ func (s *Service) snapshotBudget(ctx context.Context, m *store.Manifest) (time.D
 	}
 	return s.cfg.Hold.Stack(work), "the work of " + last.ID + " (" + s.cfg.Hold.String() + ")"
 }
-
-// restoreHold is how long restored containers may stay network-locked, waiting for
-// the rest of m's containers, before their workers' watchdogs unlock them: the default
-// budget of the restore's busiest node (targets: SERVICE.SLOT -> node; nil when every
-// set goes to every node, as a swarm-mode restore places them).
-func restoreHold(m *store.Manifest, targets map[string]string) time.Duration {
-	work := map[string]holdtime.Work{}
-	for _, c := range m.Containers {
-		node := ""
-		if targets != nil {
-			t, ok := targets[c.Key()]
-			if !ok {
-				continue
-			}
-			node = t
-		}
-		var n int64
-		if c.Images != nil {
-			n = c.Images.Bytes()
-		}
-		work[node] = work[node].Add(holdtime.Work{Containers: 1, Bytes: n})
-	}
-	return holdtime.Default().Stack(work)
-}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -88,7 +89,7 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 			default:
 				for _, h := range rep.Holds {
 					for _, c := range cs {
-						if !sameContainer(h.ContainerID, c.ContainerID) {
+						if !restore.SameContainer(h.ContainerID, c.ContainerID) {
 							continue
 						}
 						lines = append(lines, describeHeld(nodeName, c, h))

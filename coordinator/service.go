@@ -18,13 +18,14 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // DefaultAlgorithm is used when a request names none.
-const DefaultAlgorithm = "blocking"
+const DefaultAlgorithm = restore.DefaultAlgorithm
 
 // Verifier checks the cut of a manifest's stored images.
 type Verifier func(ctx context.Context, m *store.Manifest) *store.Verdict
@@ -140,6 +141,9 @@ type Service struct {
 	// rec is the policy reconciler (nil without Config.Policies).
 	rec *reconciler
 
+	// restores serves restore and migrate (coordinator/restore).
+	restores *restore.Restores
+
 	mu    sync.Mutex
 	runs  map[string]*run          // active snapshots by id
 	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
@@ -157,6 +161,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
+	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
+		Algorithms: cfg.Algorithms, Restorer: cfg.Restorer, Stopper: cfg.Stopper, NewID: NewID, Log: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.restores = rs
 	if cfg.Policies != nil {
 		s.rec = newReconciler(s)
 	}

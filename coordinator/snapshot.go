@@ -22,16 +22,11 @@ import (
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
 	m, err := s.snapshot(ctx, req, nil, nil)
 	if err == nil && req.Exit {
-		// Its containers wait, frozen, for the commit (park.go): end them now.
-		err = s.stopParked(ctx, m, false)
+		// Its containers wait, frozen, for the commit (coordinator/restore/park.go): end them now.
+		err = s.restores.StopParked(ctx, m, false)
 	}
 	return m, err
 }
-
-// streamPlan is given a snapshot's containers before anything is locked and returns,
-// by container key, the worker address each container's dump streams its images to
-// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
-type streamPlan func(m *store.Manifest) map[string]string
 
 // snapshot takes a snapshot. held, when not nil, is the stack's lock, already taken by
 // the caller (a restore or migration holds it throughout); it stays held.
@@ -155,6 +150,13 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy
 // naming the holder if someone else has it.
 func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
+	lock, _, err := s.lockStackAs(ctx, stackName, op)
+	return lock, err
+}
+
+// lockStackAs is lockStack, also returning the lock's owner (the journal of a restore
+// or migration is named after it).
+func (s *Service) lockStackAs(ctx context.Context, stackName, op string) (store.Lock, string, error) {
 	owner := s.cfg.Name + "/" + op
 	if strings.HasPrefix(op, "restore-") || strings.HasPrefix(op, "migrate-") || strings.HasPrefix(op, "rm-") {
 		// Two restores of one snapshot are two owners (a snapshot's id is unique).
@@ -163,11 +165,11 @@ func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lo
 	lock, err := s.cfg.Store.LockStack(ctx, stackName, owner, s.cfg.LockTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
+			return nil, "", api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
 		}
-		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+		return nil, "", api.Errorf(api.CodeFailed, "lock stack: %v", err)
 	}
-	return lock, nil
+	return lock, owner, nil
 }
 
 // Abort asks a running snapshot to abort.

@@ -81,7 +81,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	select {
 	case err = <-done:
 	case why := <-gone:
-		return fmt.Errorf("%s during migration %s: check with 'swarmckpt inspect %s'", why, id, id)
+		return fmt.Errorf("%s during migration %s: the coordinator that runs next (restarted, or started again) finds it journaled and releases the stack, puts it back where it ran, or finishes the migration if it had completed; check with 'swarmckpt inspect %s'", why, id, id)
 	case <-ctx.Done():
 		// Ctrl-C returns only once the migration ended: its snapshot is aborted (the
 		// coordinator answers once the nodes released its containers, or says which are

@@ -131,7 +131,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 		case err = <-done:
 			waiting = false
 		case why := <-gone:
-			return fmt.Errorf("%s during the restore of %s: it did not finish; the stack's checkpoint taken first (if it committed) is listed by 'swarmckpt ls' and 'swarmckpt restore ID --on-original' puts it back", why, pos[0])
+			return fmt.Errorf("%s during the restore of %s: it did not finish here; the coordinator that runs next (restarted, or started again) finds it journaled and puts the stack back as it ran from the checkpoint taken first, or finishes it if it had completed; 'swarmckpt inspect %s' then shows the outcome", why, pos[0], pos[0])
 		case <-interrupted:
 			interrupted = nil
 			fmt.Fprintf(c.stderr, "interrupted: a restore cannot be stopped half-way; waiting for the restore of %s to finish or roll back (at most %v)\n", pos[0], f.timeout)

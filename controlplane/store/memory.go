@@ -20,6 +20,7 @@ type Memory struct {
 	workers map[string]Worker
 	epochs  map[string]uint64
 	pols    map[string]memEntry
+	ops     map[string]memEntry
 }
 
 type memEntry struct {
@@ -31,7 +32,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}}
+	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}, ops: map[string]memEntry{}}
 }
 
 // PutRaw stores raw bytes as a manifest (to test corrupt manifests).

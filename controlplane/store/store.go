@@ -86,5 +86,6 @@ type Store interface {
 	Locker
 	Workers
 	Policies
+	Operations
 	Close() error
 }

@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -36,19 +34,19 @@ import (
 //     saw that container claim it), take the unused placements back, unlock all.
 //
 // All or nothing: on any failure the stack is scaled to 0 again, every placement is
-// taken back (the set returned to its home node) and the copies are dropped.
+// taken back (the set returned to its home node) and the copies are dropped. Run
+// does these as named steps (stopAndCopy, place, scaleUp, followTasks,
+// takeBackPlacements, dropCopies, unlock; undo), each documented below.
 
 // SwarmRestore runs swarm-native restores through the node agents.
 type SwarmRestore struct {
-	Bus bus.Transport
-	// Addr returns a node's transfer endpoint.
-	Addr  func(node string) (string, bool)
+	Nodes Nodes
 	Swarm stack.Swarm
-	// Timeout bounds each agent call (default 5m); TaskTimeout the wait for the
-	// replacement tasks to run (default 2m, or restoreHold's budget if longer).
-	Timeout, TaskTimeout time.Duration
-	// LockFor bounds the restored tasks' network lock (default restoreHold's budget
-	// of the sets' work, holdbudget.go); AddressMapFor the
+	// TaskTimeout bounds the wait for the replacement tasks to run (default 2m, or
+	// HoldFor's budget if longer).
+	TaskTimeout time.Duration
+	// LockFor bounds the restored tasks' network lock (default HoldFor's budget of the
+	// sets' work, holdbudget.go); AddressMapFor the
 	// wrappers' wait for the map (default 1m).
 	LockFor, AddressMapFor time.Duration
 	// Poll is the manager polling period (default 100ms).
@@ -58,7 +56,8 @@ type SwarmRestore struct {
 	// Kill, when set and Swarm is a ServiceStopper (stack.Docker is), force-removes the
 	// stack's task containers, by node, once swarm ordered their shutdown (the stop of
 	// step 1 and of the undo): what comes back is the snapshot, so the running
-	// processes need no graceful stop (Service.killTasks, as exact mode's stop).
+	// processes need no graceful stop (the coordinator's killTasks, as exact mode's
+	// stop).
 	Kill func(ctx context.Context, byNode map[string][]string)
 	// RemoveStandalone, when set, removes the standalone containers of an earlier
 	// exact-mode restore of the stack, after the scale to 0 (step 1): they would run
@@ -227,10 +226,6 @@ func (r *SwarmRestore) stop(ctx context.Context, stackName string) error {
 	return r.Swarm.StopStack(ctx, stackName)
 }
 
-func (r *SwarmRestore) agents() *AgentRestorer {
-	return &AgentRestorer{Bus: r.Bus, Addr: r.Addr, Timeout: r.Timeout}
-}
-
 func (r *SwarmRestore) emit(ctx context.Context, id, key, node, phase, msg string, ms int64) {
 	if r.Events != nil {
 		r.Events(ctx, api.Event{ID: id, Container: key, Node: node, Phase: phase, Message: msg, MS: ms})
@@ -257,9 +252,73 @@ func parallelDo(n int, f func(i int) error) error {
 
 type nodeSlot struct{ node, key string }
 
+// swarmRun is one swarm-native restore in progress: what Run's steps did so far,
+// which undo takes back.
+type swarmRun struct {
+	r           *SwarmRestore
+	log         *slog.Logger
+	m           *store.Manifest
+	nodes       []string // candidate nodes
+	constraints []string
+	plan        []SlotPlan
+	replicas    map[string]uint64
+	setOf       map[string]SlotPlan // new SERVICE.SLOT -> its plan
+	lockFor     time.Duration
+	out         *SwarmOutcome
+
+	mu      sync.Mutex
+	copied  map[nodeSlot]bool // (node, set) copies made by this restore
+	placed  map[nodeSlot]bool // (node, new key) placements
+	closed  map[string]bool   // connections the workers reported would be closed
+	scaled  time.Time         // when the scale-up was asked
+	since   time.Time         // tasks created before this are not the restore's
+	addrMap map[string]string
+	current map[string]stack.Task // the replacement tasks, once all run
+	byNode  map[string][]string   // node -> the replacement tasks' containers
+}
+
 // Run restores m as swarm tasks. nodes are the candidate nodes (live workers where
 // swarm may run the tasks); constraints are added to the services' placement.
+//
+// Its steps, in order (each one's doc says what it checks or changes); the first
+// failure runs undo, which takes back what the steps before it did:
+//
+//	plan → stopAndCopy → place → scaleUp → followTasks → takeBackPlacements
+//	     → dropCopies → unlock → removeConstraints
+//
+// From dropCopies on nothing is undone: the stack runs restored.
 func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []string, constraints []string) (*SwarmOutcome, error) {
+	w, err := r.plan(m, nodes, constraints)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range []func(context.Context) error{w.stopAndCopy, w.place, w.scaleUp, w.followTasks, w.takeBackPlacements} {
+		if err := step(ctx); err != nil {
+			return nil, w.undo(ctx, err)
+		}
+	}
+	w.dropCopies(ctx)
+	lerr := w.unlock(ctx)
+	// The placement constraints (migrate --to/--from) did their job: left on the
+	// services they would pin them for good and contradict the next migrate's. Swarm
+	// leaves the running tasks alone (their nodes satisfy what remains).
+	// A failure here is reported, not an error: the stack runs restored.
+	if err := r.removeConstraints(ctx, m, w.replicas, constraints); err != nil {
+		w.log.Warn("restored, but the placement constraints stay on the services", "snapshot", m.ID, "err", err)
+		r.emit(ctx, m.ID, "", "", "warning", "restored, but "+err.Error(), 0)
+	}
+	for c := range w.closed {
+		w.out.Closed = append(w.out.Closed, c)
+	}
+	sort.Strings(w.out.Closed)
+	w.log.Info("swarm-native restore done", "snapshot", m.ID, "targets", w.out.Targets, "phases_ms", w.out.PhaseMS)
+	return w.out, lerr
+}
+
+// plan checks that m can be restored as swarm tasks on nodes (every container a
+// service task with a durable set, a candidate node, a swarm manager) and maps every
+// container to its replacement task's slot (PlanSlots). It changes nothing.
+func (r *SwarmRestore) plan(m *store.Manifest, nodes []string, constraints []string) (*swarmRun, error) {
 	plan, replicas, err := PlanSlots(m)
 	if err != nil {
 		return nil, err
@@ -274,45 +333,57 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ag := r.agents()
-	out := &SwarmOutcome{Targets: map[string]string{}, Containers: map[string]string{}, Tasks: map[string]string{}, PhaseMS: map[string]int64{}}
-	var mu sync.Mutex
-	copied := map[nodeSlot]bool{} // (node, set) copies made by this restore
-	placed := map[nodeSlot]bool{} // (node, new key) placements
-	setOf := map[string]SlotPlan{}
+	w := &swarmRun{r: r, log: log, m: m, nodes: nodes, constraints: constraints, plan: plan, replicas: replicas,
+		setOf: map[string]SlotPlan{}, lockFor: dur(r.LockFor, HoldFor(m, nil)), // holdbudget.go: scales with the sets
+		out:    &SwarmOutcome{Targets: map[string]string{}, Containers: map[string]string{}, Tasks: map[string]string{}, PhaseMS: map[string]int64{}},
+		copied: map[nodeSlot]bool{}, placed: map[nodeSlot]bool{}, closed: map[string]bool{}}
 	for _, p := range plan {
-		setOf[p.Key()] = p
+		w.setOf[p.Key()] = p
 	}
-	undo := func(cause error) error {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		errs := []error{cause}
-		if err := r.stop(uctx, m.Stack); err != nil {
-			errs = append(errs, fmt.Errorf("undo: scale the stack %s to 0 again (do it by hand: docker service scale SERVICE=0): %w", m.Stack, err))
-		}
-		for ns := range placed {
-			p := setOf[ns.key]
-			back := ""
-			if ns.node == p.Home {
-				back = p.Set
-			}
-			if _, err := agentCall[node.UnplaceReply](uctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
-				errs = append(errs, fmt.Errorf("undo: take back the set placed for %s on %s: %w", ns.key, ns.node, err))
-			}
-		}
-		for ns := range copied {
-			if _, err := agentCall[node.DropReply](uctx, ag, node.DropSubject(ns.node), node.DropRequest{Set: ns.key}); err != nil {
-				errs = append(errs, fmt.Errorf("undo: drop the copy of %s on %s: %w", ns.key, ns.node, err))
-			}
-		}
-		if err := r.removeConstraints(uctx, m, replicas, constraints); err != nil {
-			errs = append(errs, fmt.Errorf("undo: %w", err))
-		}
-		r.emit(ctx, m.ID, "", "", "undone", fmt.Sprintf("stack %s scaled to 0, %d placements taken back, %d copies dropped", m.Stack, len(placed), len(copied)), 0)
-		return errors.Join(errs...)
-	}
+	return w, nil
+}
 
-	// 1. Stop the stack while the sets travel to every candidate node.
+// undo takes back what the steps before a failure did: the stack is scaled to 0
+// again, every placement is taken back (the set returned to its home node), every
+// copy this restore made is dropped and the placement constraints it added are
+// removed. It returns cause joined with whatever of that failed.
+func (w *swarmRun) undo(ctx context.Context, cause error) error {
+	r, m := w.r, w.m
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	errs := []error{cause}
+	if err := r.stop(uctx, m.Stack); err != nil {
+		errs = append(errs, fmt.Errorf("undo: scale the stack %s to 0 again (do it by hand: docker service scale SERVICE=0): %w", m.Stack, err))
+	}
+	for ns := range w.placed {
+		p := w.setOf[ns.key]
+		back := ""
+		if ns.node == p.Home {
+			back = p.Set
+		}
+		if _, err := r.Nodes.Unplace(uctx, ns.node, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
+			errs = append(errs, fmt.Errorf("undo: take back the set placed for %s on %s: %w", ns.key, ns.node, err))
+		}
+	}
+	for ns := range w.copied {
+		if err := r.Nodes.Drop(uctx, ns.node, ns.key); err != nil {
+			errs = append(errs, fmt.Errorf("undo: drop the copy of %s on %s: %w", ns.key, ns.node, err))
+		}
+	}
+	if err := r.removeConstraints(uctx, m, w.replicas, w.constraints); err != nil {
+		errs = append(errs, fmt.Errorf("undo: %w", err))
+	}
+	r.emit(ctx, m.ID, "", "", "undone", fmt.Sprintf("stack %s scaled to 0, %d placements taken back, %d copies dropped", m.Stack, len(w.placed), len(w.copied)), 0)
+	return errors.Join(errs...)
+}
+
+// stopAndCopy scales the stack's services to 0 (and removes the standalone
+// containers of an earlier exact-mode restore, RemoveStandalone) while every set is
+// copied from its home node to every other candidate node: swarm, not us, decides
+// where each replacement task runs, so the set must already be on whichever node it
+// picks. Undone by undo: the stack stays at 0, the copies are dropped.
+func (w *swarmRun) stopAndCopy(ctx context.Context) error {
+	r, m := w.r, w.m
 	start := time.Now()
 	var stopErr error
 	var stopWG sync.WaitGroup
@@ -325,8 +396,11 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		t0 := time.Now()
 		stopErr = r.stop(sctx, m.Stack)
 		if stopErr == nil {
-			out.PhaseMS["stop"] = time.Since(t0).Milliseconds()
-			r.emit(ctx, m.ID, "", "", "stopped", "services of stack "+m.Stack+" at 0", out.PhaseMS["stop"])
+			ms := time.Since(t0).Milliseconds()
+			w.mu.Lock()
+			w.out.PhaseMS["stop"] = ms
+			w.mu.Unlock()
+			r.emit(ctx, m.ID, "", "", "stopped", "services of stack "+m.Stack+" at 0", ms)
 		}
 		if stopErr == nil && r.RemoveStandalone != nil {
 			stopErr = r.RemoveStandalone(sctx)
@@ -337,8 +411,8 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		node string
 	}
 	var jobs []copyJob
-	for _, p := range plan {
-		for _, n := range nodes {
+	for _, p := range w.plan {
+		for _, n := range w.nodes {
 			if n != p.Home {
 				jobs = append(jobs, copyJob{p, n})
 			}
@@ -346,20 +420,20 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	}
 	terr := parallelDo(len(jobs), func(i int) error {
 		j := jobs[i]
-		addr, ok := r.Addr(j.node)
+		addr, ok := r.Nodes.Addr(j.node)
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: node %s has no live worker with a transfer address", j.p.Old.Key(), j.node)
 		}
-		rep, err := agentCall[node.SendReply](ctx, ag, node.SendSubject(j.p.Home), node.SendRequest{Set: j.p.Set, To: addr})
+		rep, err := r.Nodes.Send(ctx, j.p.Home, node.SendRequest{Set: j.p.Set, To: addr})
 		if err != nil && !errors.Is(err, node.ErrSetExists) {
 			return fmt.Errorf("%s: copy its images from %s to %s: %w", j.p.Old.Key(), j.p.Home, j.node, err)
 		}
-		mu.Lock()
-		copied[nodeSlot{j.node, j.p.Set}] = true
-		mu.Unlock()
+		w.mu.Lock()
+		w.copied[nodeSlot{j.node, j.p.Set}] = true
+		w.mu.Unlock()
 		switch {
 		case rep != nil && rep.AlreadyThere:
-			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", alreadyThere(j.node), rep.MS)
+			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", AlreadyThere(j.node), rep.MS)
 		case rep != nil:
 			r.emit(ctx, m.ID, j.p.Old.Key(), j.node, "transferred", j.p.Home+" -> "+j.node, rep.MS)
 		}
@@ -367,204 +441,215 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	})
 	stopWG.Wait()
 	if err := errors.Join(terr, stopErr); err != nil {
-		return nil, undo(err)
+		return err
 	}
-	out.PhaseMS["stop_transfer"] = time.Since(start).Milliseconds()
+	w.out.PhaseMS["stop_transfer"] = time.Since(start).Milliseconds()
+	return nil
+}
 
-	// 2. Place every set on every candidate node.
+// place puts every set on every candidate node for its task slot (`svc-S.N`),
+// network-locked for LockFor, with an address-map deadline (AddressMapFor: the
+// runtime wrapper waits that long for the map). Undone by undo: every placement is
+// taken back.
+func (w *swarmRun) place(ctx context.Context) error {
+	r, m := w.r, w.m
 	t := time.Now()
 	type placeJob struct {
 		p    SlotPlan
 		node string
 	}
 	var pjobs []placeJob
-	for _, p := range plan {
-		for _, n := range nodes {
+	for _, p := range w.plan {
+		for _, n := range w.nodes {
 			pjobs = append(pjobs, placeJob{p, n})
 		}
 	}
-	lockFor := dur(r.LockFor, restoreHold(m, nil)) // holdbudget.go: scales with the sets
 	mapFor := dur(r.AddressMapFor, time.Minute)
-	closed := map[string]bool{}
-	perr := parallelDo(len(pjobs), func(i int) error {
+	err := parallelDo(len(pjobs), func(i int) error {
 		j := pjobs[i]
-		rep, err := agentCall[node.PlaceReply](ctx, ag, node.PlaceSubject(j.node), node.PlaceRequest{Set: j.p.Set, Service: j.p.Service, Slot: j.p.Slot,
-			LockFor: lockFor, AddressMapFor: mapFor})
+		rep, err := r.Nodes.Place(ctx, j.node, node.PlaceRequest{Set: j.p.Set, Service: j.p.Service, Slot: j.p.Slot,
+			LockFor: w.lockFor, AddressMapFor: mapFor})
 		if err != nil {
 			return fmt.Errorf("%s: place its set for task %s on %s: %w", j.p.Old.Key(), j.p.Key(), j.node, err)
 		}
-		mu.Lock()
-		placed[nodeSlot{j.node, j.p.Key()}] = true
+		w.mu.Lock()
+		w.placed[nodeSlot{j.node, j.p.Key()}] = true
 		for _, c := range rep.Closed {
-			closed[c] = true
+			w.closed[c] = true
 		}
-		mu.Unlock()
+		w.mu.Unlock()
 		return nil
 	})
-	if perr != nil {
-		return nil, undo(perr)
+	if err != nil {
+		return err
 	}
-	out.PhaseMS["place"] = time.Since(t).Milliseconds()
-	r.emit(ctx, m.ID, "", "", "placed", fmt.Sprintf("%d sets on %d nodes (%v)", len(plan), len(nodes), nodes), out.PhaseMS["place"])
+	w.out.PhaseMS["place"] = time.Since(t).Milliseconds()
+	r.emit(ctx, m.ID, "", "", "placed", fmt.Sprintf("%d sets on %d nodes (%v)", len(w.plan), len(w.nodes), w.nodes), w.out.PhaseMS["place"])
+	return nil
+}
 
-	// 3. Scale up: swarm creates the replacement tasks.
-	t = time.Now()
-	since := t.Add(-time.Second) // the manager's clock is this machine's in the lab; a margin for others
-	if err := r.Swarm.ScaleServices(ctx, m.Stack, replicas, constraints); err != nil {
-		return nil, undo(fmt.Errorf("start the replacement tasks: %w", err))
+// scaleUp scales the services back to the snapshot's replicas, with the added
+// constraints: swarm creates the tasks (slots 1..N), allocates their addresses and
+// assigns nodes. Undone by undo: the stack is scaled to 0 again, the constraints
+// removed.
+func (w *swarmRun) scaleUp(ctx context.Context) error {
+	r, m := w.r, w.m
+	w.scaled = time.Now()
+	w.since = w.scaled.Add(-time.Second) // the manager's clock is this machine's in the lab; a margin for others
+	if err := r.Swarm.ScaleServices(ctx, m.Stack, w.replicas, w.constraints); err != nil {
+		return fmt.Errorf("start the replacement tasks: %w", err)
 	}
-	r.emit(ctx, m.ID, "", "", "scaled", fmt.Sprintf("services of %s scaled to %v", m.Stack, replicas), time.Since(t).Milliseconds())
+	r.emit(ctx, m.ID, "", "", "scaled", fmt.Sprintf("services of %s scaled to %v", m.Stack, w.replicas), time.Since(w.scaled).Milliseconds())
+	return nil
+}
 
-	// 4-5. Follow the tasks: map as soon as every task has its addresses and node,
-	// then wait until all run.
+// followTasks polls the replacement tasks until every one runs (within TaskTimeout):
+// as soon as every task has a node and its addresses, it builds the address map
+// (snapshot IP -> task IP, BuildAddressMap) and sends it to every placement
+// (sendMap); the wrappers then rewrite both ends of every connection and
+// runc-restore. A task that fails, or one that does not run in time, fails the step.
+// Undone by undo (the stack is scaled to 0 again).
+func (w *swarmRun) followTasks(ctx context.Context) error {
+	r, m := w.r, w.m
 	poll := dur(r.Poll, 100*time.Millisecond)
-	wctx, cancel := context.WithTimeout(ctx, dur(r.TaskTimeout, max(2*time.Minute, restoreHold(m, nil))))
+	wctx, cancel := context.WithTimeout(ctx, dur(r.TaskTimeout, max(2*time.Minute, HoldFor(m, nil))))
 	defer cancel()
-	var addrMap map[string]string
-	var current map[string]stack.Task
 	mapSent := false
 	for {
 		tasks, err := r.Swarm.Tasks(wctx, m.Stack)
 		if err != nil && wctx.Err() == nil {
-			return nil, undo(fmt.Errorf("follow the replacement tasks: %w", err))
+			return fmt.Errorf("follow the replacement tasks: %w", err)
 		}
-		current = CurrentTasks(plan, tasks, since)
-		for _, p := range plan {
+		current := CurrentTasks(w.plan, tasks, w.since)
+		w.current = current
+		for _, p := range w.plan {
 			if tk, ok := current[p.Key()]; ok {
 				switch tk.State {
 				case "failed", "rejected", "shutdown", "complete", "orphaned", "remove":
-					return nil, undo(fmt.Errorf("task %s (%s, snapshot container %s) %s on %s: %s (the runtime log of that node's dockerd has the wrapper's error)",
-						p.Key(), tk.TaskID, p.Old.Key(), tk.State, tk.Node, tk.Err))
+					return fmt.Errorf("task %s (%s, snapshot container %s) %s on %s: %s (the runtime log of that node's dockerd has the wrapper's error)",
+						p.Key(), tk.TaskID, p.Old.Key(), tk.State, tk.Node, tk.Err)
 				}
 			}
 		}
 		if !mapSent {
-			am, missing, err := BuildAddressMap(plan, current)
+			am, missing, err := BuildAddressMap(w.plan, current)
 			if err != nil {
-				return nil, undo(err)
+				return err
 			}
 			assigned := true
-			for _, p := range plan {
+			for _, p := range w.plan {
 				if current[p.Key()].Node == "" {
 					assigned = false
 				}
 			}
 			if len(missing) == 0 && assigned {
-				addrMap = am
-				if err := r.sendMap(ctx, ag, m.ID, plan, nodes, current, am); err != nil {
-					return nil, undo(err)
+				w.addrMap = am
+				if err := w.sendMap(ctx, current, am); err != nil {
+					return err
 				}
 				mapSent = true
-				out.PhaseMS["map"] = time.Since(t).Milliseconds()
-				r.emit(ctx, m.ID, "", "", "address-map", describeMap(am), out.PhaseMS["map"])
+				w.out.PhaseMS["map"] = time.Since(w.scaled).Milliseconds()
+				r.emit(ctx, m.ID, "", "", "address-map", describeMap(am), w.out.PhaseMS["map"])
 			}
 		}
 		running := 0
-		for _, p := range plan {
+		for _, p := range w.plan {
 			if tk := current[p.Key()]; tk.State == "running" && tk.ContainerID != "" {
 				running++
 			}
 		}
-		if mapSent && running == len(plan) {
+		if mapSent && running == len(w.plan) {
 			break
 		}
 		if wctx.Err() != nil {
 			var waiting []string
-			for _, p := range plan {
+			for _, p := range w.plan {
 				tk := current[p.Key()]
 				if tk.State != "running" {
 					waiting = append(waiting, fmt.Sprintf("%s on %q is %q %s", p.Key(), tk.Node, tk.State, tk.Err))
 				}
 			}
-			return nil, undo(fmt.Errorf("the replacement tasks did not all run within %s (address map sent: %v): %s",
-				dur(r.TaskTimeout, max(2*time.Minute, restoreHold(m, nil))), mapSent, strings.Join(waiting, "; ")))
+			return fmt.Errorf("the replacement tasks did not all run within %s (address map sent: %v): %s",
+				dur(r.TaskTimeout, max(2*time.Minute, HoldFor(m, nil))), mapSent, strings.Join(waiting, "; "))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, undo(ctx.Err())
+			return ctx.Err()
 		case <-time.After(poll):
 		}
 	}
-	out.PhaseMS["run"] = time.Since(t).Milliseconds()
-
-	// Each task must have run from its placed set: its node's worker saw that very
-	// container claim it. The unused placements are taken back (the set returned to
-	// its home node, copies deleted).
-	byNode := map[string][]string{}
-	var verr []error
-	for _, p := range plan {
-		tk := current[p.Key()]
-		out.Targets[p.Old.Key()] = tk.Node
-		out.Containers[p.Old.Key()] = tk.ContainerID
-		out.Tasks[p.Old.Key()] = p.Key()
-		byNode[tk.Node] = append(byNode[tk.Node], tk.ContainerID)
+	w.out.PhaseMS["run"] = time.Since(w.scaled).Milliseconds()
+	w.out.Addresses = w.addrMap
+	w.byNode = map[string][]string{}
+	for _, p := range w.plan {
+		tk := w.current[p.Key()]
+		w.out.Targets[p.Old.Key()] = tk.Node
+		w.out.Containers[p.Old.Key()] = tk.ContainerID
+		w.out.Tasks[p.Old.Key()] = p.Key()
+		w.byNode[tk.Node] = append(w.byNode[tk.Node], tk.ContainerID)
 	}
+	return nil
+}
+
+// takeBackPlacements checks that each task ran from its placed set (its node's worker
+// saw that very container claim it: a fresh start is not a restore) and takes the
+// unused placements back (the set returned to its home node). Undone by undo (what
+// is still placed is taken back, the stack scaled to 0).
+func (w *swarmRun) takeBackPlacements(ctx context.Context) error {
+	r := w.r
 	var ujobs []nodeSlot
-	for ns := range placed {
+	for ns := range w.placed {
 		ujobs = append(ujobs, ns)
 	}
-	uerr := parallelDo(len(ujobs), func(i int) error {
+	return parallelDo(len(ujobs), func(i int) error {
 		ns := ujobs[i]
-		p := setOf[ns.key]
-		tk := current[ns.key]
+		p := w.setOf[ns.key]
+		tk := w.current[ns.key]
 		back := ""
 		if ns.node == p.Home && ns.node != tk.Node {
 			back = p.Set
 		}
-		rep, err := agentCall[node.UnplaceReply](ctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})
+		rep, err := r.Nodes.Unplace(ctx, ns.node, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})
 		if err != nil {
 			return fmt.Errorf("take back the unused placement of %s on %s: %w", ns.key, ns.node, err)
 		}
-		mu.Lock()
-		delete(placed, ns)
-		mu.Unlock()
-		if ns.node == tk.Node && (rep.Removed || !sameContainer(rep.Container, tk.ContainerID)) {
+		w.mu.Lock()
+		delete(w.placed, ns)
+		w.mu.Unlock()
+		if ns.node == tk.Node && (rep.Removed || !SameContainer(rep.Container, tk.ContainerID)) {
 			return fmt.Errorf("task %s (container %s on %s) did not start from its checkpoint (its placed set was %s, claimed by %q): a fresh start is not a restore",
 				ns.key, shortID12(tk.ContainerID), tk.Node, map[bool]string{true: "still unclaimed", false: "claimed by another container"}[rep.Removed], rep.Container)
 		}
 		return nil
 	})
-	if uerr != nil {
-		verr = append(verr, uerr)
-	}
-	if err := errors.Join(verr...); err != nil {
-		return nil, undo(err)
-	}
+}
 
-	// The copies made for the placements go (best effort: a copy left behind is only
-	// disk space, and 'swarmckpt rm' does not know about it, so say so).
-	for ns := range copied {
-		if _, err := agentCall[node.DropReply](ctx, ag, node.DropSubject(ns.node), node.DropRequest{Set: ns.key}); err != nil {
-			log.Warn("drop a copy made for a swarm-mode restore (delete it by hand)", "node", ns.node, "set", ns.key, "err", err)
+// dropCopies deletes the copies made for the placements (best effort: a copy left
+// behind is only disk space, and 'swarmckpt rm' does not know about it, so the log
+// says so). Nothing to undo.
+func (w *swarmRun) dropCopies(ctx context.Context) {
+	for ns := range w.copied {
+		if err := w.r.Nodes.Drop(ctx, ns.node, ns.key); err != nil {
+			w.log.Warn("drop a copy made for a swarm-mode restore (delete it by hand)", "node", ns.node, "set", ns.key, "err", err)
 		}
 	}
+}
 
-	// Unlock all together: no restored task accepted a packet before every socket of
-	// the set existed.
-	t = time.Now()
+// unlock lifts the network lock of every restored task together: no restored task
+// accepted a packet before every socket of the set existed. A failure is reported
+// (the workers' watchdogs unlock at LockFor); the stack runs restored.
+func (w *swarmRun) unlock(ctx context.Context) error {
+	r, m := w.r, w.m
+	t := time.Now()
 	var lerr []error
-	for nodeName, ids := range byNode {
-		if _, err := agentCall[node.UnlockReply](ctx, ag, node.UnlockSubject(nodeName), node.UnlockRequest{Containers: ids}); err != nil {
-			lerr = append(lerr, fmt.Errorf("unlock restored tasks on %s (their worker's watchdog unlocks them within %s): %w", nodeName, lockFor, err))
+	for nodeName, ids := range w.byNode {
+		if err := r.Nodes.Unlock(ctx, nodeName, ids); err != nil {
+			lerr = append(lerr, fmt.Errorf("unlock restored tasks on %s (their worker's watchdog unlocks them within %s): %w", nodeName, w.lockFor, err))
 		}
 	}
-	out.PhaseMS["unlock"] = time.Since(t).Milliseconds()
-	r.emit(ctx, m.ID, "", "", "unlocked", fmt.Sprintf("%d restored tasks", len(plan)), out.PhaseMS["unlock"])
-	out.Addresses = addrMap
-	// The placement constraints (migrate --to/--from) did their job: left on the
-	// services they would pin them for good and contradict the next migrate's. Swarm
-	// leaves the running tasks alone (their nodes satisfy what remains).
-	// A failure here is reported, not an error: the stack runs restored.
-	if err := r.removeConstraints(ctx, m, replicas, constraints); err != nil {
-		log.Warn("restored, but the placement constraints stay on the services", "snapshot", m.ID, "err", err)
-		r.emit(ctx, m.ID, "", "", "warning", "restored, but "+err.Error(), 0)
-	}
-	for c := range closed {
-		out.Closed = append(out.Closed, c)
-	}
-	sort.Strings(out.Closed)
-	log.Info("swarm-native restore done", "snapshot", m.ID, "targets", out.Targets, "phases_ms", out.PhaseMS)
-	return out, errors.Join(lerr...)
+	w.out.PhaseMS["unlock"] = time.Since(t).Milliseconds()
+	r.emit(ctx, m.ID, "", "", "unlocked", fmt.Sprintf("%d restored tasks", len(w.plan)), w.out.PhaseMS["unlock"])
+	return errors.Join(lerr...)
 }
 
 // removeConstraints takes constraints off the restored services again (when the
@@ -591,20 +676,20 @@ func (r *SwarmRestore) removeConstraints(ctx context.Context, m *store.Manifest,
 
 // sendMap gives every placement its address map; it must reach the node swarm
 // assigned each task to (elsewhere the placement is unused and taken back later).
-func (r *SwarmRestore) sendMap(ctx context.Context, ag *AgentRestorer, id string, plan []SlotPlan, nodes []string, current map[string]stack.Task, am map[string]string) error {
+func (w *swarmRun) sendMap(ctx context.Context, current map[string]stack.Task, am map[string]string) error {
 	type job struct {
 		p    SlotPlan
 		node string
 	}
 	var jobs []job
-	for _, p := range plan {
-		for _, n := range nodes {
+	for _, p := range w.plan {
+		for _, n := range w.nodes {
 			jobs = append(jobs, job{p, n})
 		}
 	}
 	return parallelDo(len(jobs), func(i int) error {
 		j := jobs[i]
-		_, err := agentCall[node.AddressMapReply](ctx, ag, node.AddressMapSubject(j.node), node.AddressMapRequest{Service: j.p.Service, Slot: j.p.Slot, Addresses: am})
+		err := w.r.Nodes.AddressMap(ctx, j.node, node.AddressMapRequest{Service: j.p.Service, Slot: j.p.Slot, Addresses: am})
 		if err != nil && current[j.p.Key()].Node == j.node {
 			return fmt.Errorf("give task %s on %s its address map: %w", j.p.Key(), j.node, err)
 		}
@@ -612,7 +697,8 @@ func (r *SwarmRestore) sendMap(ctx context.Context, ag *AgentRestorer, id string
 	})
 }
 
-func sameContainer(a, b string) bool {
+// SameContainer says whether two container ids (full or short) name one container.
+func SameContainer(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
@@ -637,71 +723,4 @@ func describeMap(am map[string]string) string {
 		parts = append(parts, k+"->"+am[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-// restoreSwarm serves RestoreRequest with api.ModeSwarm: the Stopper must also be a
-// stack.Swarm (stack.Docker is), the Restorer an *AgentRestorer (its bus and
-// transfer addresses are used).
-func (s *Service) restoreSwarm(ctx context.Context, m *store.Manifest, req api.RestoreRequest, pk *parkedStack) (*api.RestoreResult, error) {
-	if len(req.Targets) > 0 {
-		return nil, api.Errorf(api.CodeBadRequest, "--node cannot be honoured with --mode swarm: swarm places the replacement tasks itself (use --mode exact to choose nodes)")
-	}
-	sw, ok := s.cfg.Stopper.(stack.Swarm)
-	if !ok {
-		return nil, api.Errorf(api.CodeFailed, "--mode swarm is not available: this coordinator has no swarm manager API (run it with --docker MANAGER_SOCKET)")
-	}
-	ar, ok := s.cfg.Restorer.(*AgentRestorer)
-	if !ok {
-		return nil, api.Errorf(api.CodeFailed, "--mode swarm is not available: this coordinator's restorer does not talk to node agents")
-	}
-	var nodes []string
-	for _, w := range s.live.live() {
-		nodes = append(nodes, w.Node)
-	}
-	sort.Strings(nodes)
-	for _, c := range req.Constraints {
-		// migrate --to/--from: a node without a live worker cannot take the tasks (and
-		// an unknown one would leave them pending until the timeout).
-		if n, ok := strings.CutPrefix(c, "node.hostname=="); ok && !slices.Contains(nodes, n) {
-			return nil, api.Errorf(api.CodeNoWorker, "node %s has no live worker (live: %v)", n, nodes)
-		}
-	}
-	// Swarm can place the tasks only on nodes the hostname constraints allow: the sets
-	// go there only (--to NODE: one node instead of all of them).
-	live := nodes
-	if nodes = stack.EligibleNodes(nodes, req.Constraints); len(nodes) == 0 {
-		return nil, api.Errorf(api.CodeNoWorker, "no node with a live worker satisfies %v (live: %v)", req.Constraints, live)
-	}
-	kill := s.killTasks
-	if pk != nil {
-		kill = pk.killFunc() // a migration's parked containers end with the stop
-	}
-	sr := &SwarmRestore{Bus: ar.Bus, Addr: ar.Addr, Swarm: sw, Timeout: ar.Timeout, Events: s.event, Log: s.log, Kill: kill,
-		RemoveStandalone: func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err }}
-	start := time.Now()
-	s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: fmt.Sprintf("as swarm tasks (swarm places them; sets go to %v)", nodes)})
-	out, rerr := sr.Run(ctx, m, nodes, req.Constraints)
-	rec := store.Restore{At: time.Now().UTC(), OK: rerr == nil, Mode: api.ModeSwarm}
-	if out != nil {
-		rec.Targets, rec.Addresses = out.Targets, out.Addresses
-	}
-	if rerr != nil {
-		rec.Error = "mode swarm: " + rerr.Error()
-	}
-	m.Restores = append(m.Restores, rec)
-	if err := s.cfg.Store.Update(ctx, m); err != nil {
-		s.log.Warn("cannot record restore", "snapshot", m.ID, "err", err)
-	}
-	if rerr != nil {
-		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
-		var ae *api.Error
-		if errors.As(rerr, &ae) {
-			return nil, rerr
-		}
-		return nil, api.Errorf(api.CodeFailed, "restore of %s as swarm tasks: %v", m.ID, rerr)
-	}
-	res := &api.RestoreResult{ID: m.ID, Mode: api.ModeSwarm, Targets: out.Targets, Containers: out.Containers,
-		Addresses: out.Addresses, Closed: out.Closed, TotalMS: time.Since(start).Milliseconds()}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", Message: fmt.Sprintf("as swarm tasks; phases (ms): %v", out.PhaseMS), MS: res.TotalMS})
-	return res, nil
 }

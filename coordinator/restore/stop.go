@@ -1,11 +1,11 @@
-package coordinator
+package restore
 
 import (
 	"context"
 	"fmt"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,31 +15,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
-
-// Restorer brings a committed snapshot's containers back on target nodes.
-type Restorer interface {
-	// Restore restores every container of m, SERVICE.SLOT -> node in targets, and
-	// returns the new container id per SERVICE.SLOT. On error nothing restored by this
-	// call is left running.
-	Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error)
-}
-
-// Stopper stops what still runs of a stack before it is restored.
-type Stopper interface {
-	StopStack(ctx context.Context, stack string) error
-}
-
-// ServiceStopper is a Stopper that tells what it stopped and can start it again
-// (stack.Docker, stack.FakeSwarm): an exact restore that fails after the stop scales
-// the services back to the replicas they had.
-type ServiceStopper interface {
-	// StopServices scales the stack's services to 0 and returns the replicas they had
-	// (on error: those already scaled to 0). kill gets the containers of the tasks
-	// still running, by node, once swarm ordered them to shut down.
-	StopServices(ctx context.Context, stack string, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error)
-	// ScaleServices sets the replicas of the stack's services by name.
-	ScaleServices(ctx context.Context, stack string, replicas map[string]uint64, constraints []string) error
-}
 
 // stopTimeout bounds stopping the stack before a restore.
 const stopTimeout = time.Minute
@@ -51,7 +26,7 @@ const stopTimeout = time.Minute
 // graceful stop (a PID 1 without a SIGTERM handler would otherwise cost the whole stop
 // grace period, 10 s by default).
 // kill, when not nil, replaces killTasks (parkedStack.killFunc).
-func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
+func (s *Restores) stopStack(ctx context.Context, m *store.Manifest, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error) {
 	if s.cfg.Stopper == nil {
 		return nil, nil
 	}
@@ -79,13 +54,13 @@ func (s *Service) stopStack(ctx context.Context, m *store.Manifest, kill func(ct
 
 // killTasks force-removes the given containers through their nodes' agents (best
 // effort: a container left alone still stops gracefully).
-func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
+func (s *Restores) killTasks(ctx context.Context, byNode map[string][]string) {
 	var wg sync.WaitGroup
 	for nodeName, ids := range byNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := askNode[node.RemoveReply](ctx, s.cfg.Bus, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}, 20*time.Second)
+			_, err := nodecall.Ask[node.RemoveReply](ctx, s.cfg.Bus, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}, 20*time.Second)
 			if err != nil {
 				s.log.Warn("cannot kill the stack's task containers (they stop gracefully instead)", "node", nodeName, "containers", ids, "err", err)
 			}
@@ -98,7 +73,7 @@ func (s *Service) killTasks(ctx context.Context, byNode map[string][]string) {
 // they had, and returns the error to report: the restore's cause, and that the
 // services run again, fresh from their images. Without recorded replicas it says
 // the stack was left stopped and how to start it.
-func (s *Service) scaleBack(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
+func (s *Restores) scaleBack(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
 	ss, ok := s.cfg.Stopper.(ServiceStopper)
 	if !ok || len(prior) == 0 {
 		if s.cfg.Stopper == nil {
@@ -130,87 +105,6 @@ func describeReplicas(r map[string]uint64) string {
 }
 
 func scaleArgs(r map[string]uint64) string { return strings.ReplaceAll(describeReplicas(r), ",", "") }
-
-// PlanTargets picks a node for every container: the explicit ones, else its original
-// node when onOriginal, else a node other than its original one (round robin over
-// nodes). nodes are the nodes with a live worker.
-func PlanTargets(m *store.Manifest, explicit map[string]string, nodes []string, onOriginal bool) (map[string]string, error) {
-	keys := map[string]bool{}
-	for _, c := range m.Containers {
-		keys[c.Key()] = true
-	}
-	for k := range explicit {
-		if !keys[k] {
-			return nil, api.Errorf(api.CodeBadRequest, "--node %s=...: snapshot %s has no container %s (it has %v)", k, m.ID, k, sortedKeys(keys))
-		}
-	}
-	live := map[string]bool{}
-	for _, n := range nodes {
-		live[n] = true
-	}
-	sorted := append([]string(nil), nodes...)
-	sort.Strings(sorted)
-	out := map[string]string{}
-	next := 0
-	for _, c := range m.Containers {
-		if n, ok := explicit[c.Key()]; ok {
-			if !live[n] {
-				return nil, api.Errorf(api.CodeNoWorker, "target node %s for %s has no live worker (live: %v)", n, c.Key(), sorted)
-			}
-			out[c.Key()] = n
-			continue
-		}
-		if onOriginal {
-			if !live[c.Node] {
-				return nil, api.Errorf(api.CodeNoWorker, "%s goes back to its original node %s (--on-original), which has no live worker (live: %v): start its worker and agent, or map it elsewhere with --node %s=NODE",
-					c.Key(), c.Node, sorted, c.Key())
-			}
-			out[c.Key()] = c.Node
-			continue
-		}
-		picked := ""
-		for i := 0; i < len(sorted); i++ {
-			n := sorted[(next+i)%len(sorted)]
-			if n != c.Node {
-				picked = n
-				next = (next + i + 1) % len(sorted)
-				break
-			}
-		}
-		if picked == "" {
-			return nil, api.Errorf(api.CodeBadRequest,
-				"not enough nodes to restore %s on a node other than its original %s (live workers: %v): add a node, or map it with --node %s=NODE",
-				c.Key(), c.Node, sorted, c.Key())
-		}
-		out[c.Key()] = picked
-	}
-	return out, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func describeTargets(t map[string]string) string {
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	s := ""
-	for i, k := range keys {
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprintf("%s->%s", k, t[k])
-	}
-	return s
-}
 
 var (
 	_ ServiceStopper = (*stack.Docker)(nil)

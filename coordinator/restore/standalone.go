@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -36,8 +36,8 @@ const standaloneTimeout = 15 * time.Second
 // services. A node whose agent predates the subject (no responder) is skipped with a
 // warning in the log; any other failure is an error, since a node that did not answer
 // may run part of the stack.
-func (s *Service) listStandalone(ctx context.Context, stackName string) (map[string][]node.Standalone, error) {
-	workers := s.live.live()
+func (s *Restores) listStandalone(ctx context.Context, stackName string) (map[string][]node.Standalone, error) {
+	workers := s.live()
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -78,7 +78,7 @@ func (s *Service) listStandalone(ctx context.Context, stackName string) (map[str
 // StandaloneContainers implements stack.StandaloneFunc: the containers restored for
 // stack's services, on every live node, each as the SERVICE.SLOT it was restored as,
 // with its State (stack.BuildWith counts the running ones).
-func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([]stack.Container, error) {
+func (s *Restores) StandaloneContainers(ctx context.Context, stackName string) ([]stack.Container, error) {
 	byNode, err := s.listStandalone(ctx, stackName)
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func standaloneSlot(sc node.Standalone) int {
 // every live node (running or not: a stopped one keeps its name), before a restore
 // brings the stack back: the part of "stop what runs" the swarm manager cannot do. It
 // returns how many it removed.
-func (s *Service) removeStandalone(ctx context.Context, m *store.Manifest) (int, error) {
+func (s *Restores) removeStandalone(ctx context.Context, m *store.Manifest) (int, error) {
 	byNode, err := s.listStandalone(ctx, m.Stack)
 	if err != nil {
 		return 0, stopWhatRunsErr(m, err)
@@ -179,7 +179,7 @@ func standaloneReplicas(byNode map[string][]node.Standalone, stopped map[string]
 
 // removeListed force-removes the standalone containers listStandalone found (byNode)
 // through their nodes' agents and returns how many it removed.
-func (s *Service) removeListed(ctx context.Context, m *store.Manifest, byNode map[string][]node.Standalone) (n int, err error) {
+func (s *Restores) removeListed(ctx context.Context, m *store.Manifest, byNode map[string][]node.Standalone) (n int, err error) {
 	var errs []error
 	for nodeName, list := range byNode {
 		ids := make([]string, 0, len(list))

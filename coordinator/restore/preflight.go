@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -25,12 +25,6 @@ const preflightTimeout = 30 * time.Second
 // 1 s per GiB here).
 const verifyTimeout = 2 * time.Minute
 
-// restoredName is the name AgentRestorer gives the container of c restored from
-// snapshot id.
-func restoredName(id string, c store.Container) string {
-	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
-}
-
 // preflight asks the nodes, before anything is changed, whether the exact restore of
 // m onto targets can run: every node involved has a live worker; every image set is
 // on its node with every file at its recorded size (and so is a copy already on its
@@ -41,9 +35,9 @@ func restoredName(id string, c store.Container) string {
 // error listing every problem with its fix (CodeFailed; CodeNoWorker when only
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
 // are skipped with a warning event.
-func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
+func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
 	live := map[string]bool{}
-	for _, w := range s.live.live() {
+	for _, w := range s.live() {
 		live[w.Node] = true
 	}
 	stackName := ""
@@ -79,7 +73,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			noWorker++
 			problems = append(problems, fmt.Sprintf("%s: its image set is on node %s, which has no live worker: start its worker and agent there", c.Key(), src))
 		}
-		set := restoreSetID(m, c)
+		set := SetOf(m, c)
 		var files []store.File
 		if c.Images != nil {
 			files = c.Images.Files
@@ -89,8 +83,8 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 			get(t).Sets = append(get(t).Sets, node.PreflightSet{Set: set, Files: files})
 		}
 		sets = append(sets, where{c.Key(), set, src})
-		get(t).Containers = append(get(t).Containers, node.PreflightContainer{Key: c.Key(), Name: restoredName(m.ID, c), Image: c.Image,
-			Volumes: carriedVolumes(c, t)}) // carryvolumes.go
+		get(t).Containers = append(get(t).Containers, node.PreflightContainer{Key: c.Key(), Name: ContainerName(m.ID, c), Image: c.Image,
+			Volumes: CarriedVolumes(c, t)}) // carryvolumes.go
 		for _, ip := range c.IPs {
 			addrs = append(addrs, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
 		}
@@ -179,7 +173,7 @@ func (s *Service) preflight(ctx context.Context, m *store.Manifest, targets map[
 // prepare tells each live target node of a restore that passed its pre-flight checks
 // to get ready (node.PreflightRequest.Prepare: network keepers started while the
 // stack still runs). Best effort: a node that does not answer restores without.
-func (s *Service) prepare(ctx context.Context, reqs map[string]*node.PreflightRequest, live map[string]bool) {
+func (s *Restores) prepare(ctx context.Context, reqs map[string]*node.PreflightRequest, live map[string]bool) {
 	var wg sync.WaitGroup
 	for n, req := range reqs {
 		if !live[n] || len(req.Containers) == 0 {
@@ -198,7 +192,7 @@ func (s *Service) prepare(ctx context.Context, reqs map[string]*node.PreflightRe
 	wg.Wait()
 }
 
-func (s *Service) askPreflight(ctx context.Context, nodeName string, req *node.PreflightRequest) (node.PreflightReply, error) {
+func (s *Restores) askPreflight(ctx context.Context, nodeName string, req *node.PreflightRequest) (node.PreflightReply, error) {
 	b, _ := json.Marshal(req)
 	cctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
@@ -216,7 +210,7 @@ func (s *Service) askPreflight(ctx context.Context, nodeName string, req *node.P
 // verifySets re-hashes every image set a restore of m onto targets reads, on the node
 // that holds it (the agents' verify request, as 'inspect --verify' does), in parallel,
 // and returns one problem per set whose files do not match the manifest's checksums.
-func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
+func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -232,7 +226,7 @@ func (s *Service) verifySets(ctx context.Context, m *store.Manifest, targets map
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, restoreSetID(m, c), c); err != nil {
+			if _, err := AgentSockets(ctx, s.cfg.Bus, verifyTimeout, SetOf(m, c), c); err != nil {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s: its image set on node %s failed verification: %v", c.Key(), c.Images.Node, err))
 				mu.Unlock()

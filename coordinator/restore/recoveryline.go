@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"cmp"
@@ -65,17 +65,6 @@ func (c *chosenCut) record(rec *store.Restore, res *api.RestoreResult) {
 	}
 }
 
-// restoreSetID is the image set a restore uses for container c of m: the base of
-// its image directory (a composite manifest's containers point at the sets of other
-// snapshots; a minimal snapshot's reused container at an earlier one's), else the
-// set named after m.
-func restoreSetID(m *store.Manifest, c store.Container) string {
-	if c.Images != nil && c.Images.Dir != "" {
-		return filepath.Base(c.Images.Dir)
-	}
-	return node.SetID(m.ID, c.Key())
-}
-
 // chooseCut decides which images a restore of m uses, before anything is stopped.
 // A snapshot whose algorithm promises a consistent cut is restored as it is. Any
 // other (uncoordinated) has its cut checked over the real images (each node re-hashes
@@ -83,7 +72,7 @@ func restoreSetID(m *store.Manifest, c store.Container) string {
 // cut is restored, an inconsistent one refused naming the violating connections,
 // unless req.Force (restore it anyway) or req.RecoveryLine (restore the newest
 // consistent combination of the stack's snapshots, recoveryLine).
-func (s *Service) chooseCut(ctx context.Context, m *store.Manifest, req api.RestoreRequest) (*chosenCut, error) {
+func (s *Restores) chooseCut(ctx context.Context, m *store.Manifest, req api.RestoreRequest) (*chosenCut, error) {
 	name := cmp.Or(m.Algorithm, DefaultAlgorithm)
 	alg, err := s.cfg.Algorithms(name)
 	if err == nil && alg.Guarantees().ConsistentCut {
@@ -124,7 +113,7 @@ func (s *Service) chooseCut(ctx context.Context, m *store.Manifest, req api.Rest
 // migrateNeedsConsistentCut refuses a migration with an algorithm that promises no
 // consistent cut: its containers stop after their dump, so an inconsistent cut could
 // neither be restored nor rolled back to anything better than itself.
-func (s *Service) migrateNeedsConsistentCut(name string) error {
+func (s *Restores) migrateNeedsConsistentCut(name string) error {
 	name = cmp.Or(name, DefaultAlgorithm)
 	alg, err := s.cfg.Algorithms(name)
 	if err != nil || alg.Guarantees().ConsistentCut {
@@ -137,7 +126,7 @@ func (s *Service) migrateNeedsConsistentCut(name string) error {
 // snapshots of m's algorithm up to m (newest first), starting with m for everyone and
 // moving back the end blamed by each violation (uncoordinated.LineByCheck), checking
 // every combination over the real images (each set read once).
-func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise string) (*chosenCut, error) {
+func (s *Restores) recoveryLine(ctx context.Context, m *store.Manifest, promise string) (*chosenCut, error) {
 	all, err := s.cfg.Store.List(ctx, m.Stack)
 	if err != nil {
 		return nil, api.Errorf(api.CodeFailed, "recovery line for %s: list the snapshots of stack %s: %v", m.ID, m.Stack, err)
@@ -181,7 +170,7 @@ func (s *Service) recoveryLine(ctx context.Context, m *store.Manifest, promise s
 			rc := recOf(sn, k)
 			im := *rc.Images
 			if im.Dir == "" {
-				im.Dir = node.SetID(sn.ID, k) // its base names the set (restoreSetID)
+				im.Dir = node.SetID(sn.ID, k) // its base names the set (SetOf)
 			}
 			rc.Images = &im
 			recs[i] = rc
@@ -292,7 +281,7 @@ func cutOf(m *store.Manifest) ([]string, []store.Container) {
 	for i, c := range recs {
 		if c.Images != nil && c.Images.Dir == "" {
 			im := *c.Images
-			im.Dir = node.SetID(m.ID, c.Key()) // its base names the set (restoreSetID)
+			im.Dir = node.SetID(m.ID, c.Key()) // its base names the set (SetOf)
 			recs[i].Images = &im
 		}
 	}
@@ -320,12 +309,12 @@ func violationLines(rep *cut.Report) []string {
 // socketReader reads the TCP sockets of image sets through the agents of the nodes
 // holding them (the agent's verify: every file re-hashed first), each set once.
 type socketReader struct {
-	s     *Service
+	s     *Restores
 	mu    sync.Mutex
 	cache map[string][]cut.Socket // node/set -> sockets (Container unset)
 }
 
-func newSocketReader(s *Service) *socketReader {
+func newSocketReader(s *Restores) *socketReader {
 	return &socketReader{s: s, cache: map[string][]cut.Socket{}}
 }
 
@@ -374,7 +363,7 @@ func (r *socketReader) read(ctx context.Context, key string, c store.Container) 
 	if ok {
 		return got, nil
 	}
-	socks, err := agentSockets(ctx, r.s.cfg.Bus, cutReadTimeout, set, c)
+	socks, err := AgentSockets(ctx, r.s.cfg.Bus, cutReadTimeout, set, c)
 	if err != nil {
 		return nil, fmt.Errorf("%s (image set %s on %s): %w", key, set, c.Images.Node, err)
 	}

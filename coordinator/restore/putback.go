@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 // that checkpoint back on the original nodes (putBack), as a migration's rollback
 // does. Only if that fails too are the services started fresh from their images.
 
-// checkpointRunning snapshots what runs of m's stack, holding held (the stack's lock),
-// before a restore of m replaces it. nil when nothing runs. A checkpoint that cannot
-// be taken refuses the restore with nothing changed.
-func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held store.Lock) (*store.Manifest, error) {
+// checkpointRunning snapshots what runs of m's stack as snapshot id, holding held (the
+// stack's lock), before a restore of m replaces it. nil when nothing runs. A checkpoint
+// that cannot be taken refuses the restore with nothing changed.
+func (s *Restores) checkpointRunning(ctx context.Context, m *store.Manifest, held store.Lock, id string) (*store.Manifest, error) {
 	st, err := s.cfg.Resolver.Resolve(ctx, m.Stack)
 	switch {
 	case errors.Is(err, stack.ErrNotFound) || (err == nil && len(st.Containers) == 0):
@@ -31,7 +31,7 @@ func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "checkpointing", Message: fmt.Sprintf("checkpointing the %d running containers of stack %s first, so that a failed restore puts them back with their state", len(st.Containers), m.Stack)})
 	t0 := time.Now()
-	before, err := s.snapshot(ctx, api.SnapshotRequest{ID: NewID(m.Stack, time.Now()), Stack: m.Stack, Algorithm: DefaultAlgorithm, Exit: true}, nil, held)
+	before, err := s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: id, Stack: m.Stack, Algorithm: DefaultAlgorithm, Exit: true}, nil, held)
 	if err != nil {
 		code := api.CodeFailed
 		var ae *api.Error
@@ -52,13 +52,13 @@ func (s *Service) checkpointRunning(ctx context.Context, m *store.Manifest, held
 // putBack restores before (the checkpoint of what ran) on its original nodes after a
 // restore of m failed with cause once the stack was stopped. If that fails too, the
 // services are started again at the replicas they had (stopped), fresh.
-func (s *Service) putBack(ctx context.Context, m, before *store.Manifest, stopped map[string]uint64, cause error) error {
+func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, stopped map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "putting-back", Message: "restore failed: putting the stack back from " + before.ID + ": " + cause.Error()})
 	orig := map[string]string{}
 	for _, c := range before.Containers {
 		orig[c.Key()] = c.Node
 	}
-	if _, err := s.cfg.Restorer.Restore(context.WithoutCancel(ctx), before, orig); err != nil {
+	if _, err := s.restorer().Restore(context.WithoutCancel(ctx), before, orig); err != nil {
 		err = fmt.Errorf("restore failed (%v) and putting back what ran from snapshot %s failed too (%w); to put it back by hand: 'swarmckpt restore %s --on-original'",
 			cause, before.ID, err, before.ID)
 		return s.scaleBack(ctx, m, stopped, err)

@@ -1,50 +1,54 @@
-package coordinator
+package restore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
-// AgentRestorer restores through the node agents: the source node streams each image
-// set to the target node's worker (checksums verified on arrival), then the target
-// restores it.
+// Restorer brings a committed snapshot's containers back on target nodes.
+type Restorer interface {
+	// Restore restores every container of m, SERVICE.SLOT -> node in targets, and
+	// returns the new container id per SERVICE.SLOT. On error nothing restored by this
+	// call is left running.
+	Restore(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error)
+}
+
+// Stopper stops what still runs of a stack before it is restored.
+type Stopper interface {
+	StopStack(ctx context.Context, stack string) error
+}
+
+// ServiceStopper is a Stopper that tells what it stopped and can start it again
+// (stack.Docker, stack.FakeSwarm): an exact restore that fails after the stop scales
+// the services back to the replicas they had.
+type ServiceStopper interface {
+	// StopServices scales the stack's services to 0 and returns the replicas they had
+	// (on error: those already scaled to 0). kill gets the containers of the tasks
+	// still running, by node, once swarm ordered them to shut down.
+	StopServices(ctx context.Context, stack string, kill func(ctx context.Context, byNode map[string][]string)) (map[string]uint64, error)
+	// ScaleServices sets the replicas of the stack's services by name.
+	ScaleServices(ctx context.Context, stack string, replicas map[string]uint64, constraints []string) error
+}
+
+// AgentRestorer restores through the node agents (exact mode): the source node
+// streams each image set to the target node's worker (checksums verified on arrival),
+// then the target restores it.
 type AgentRestorer struct {
-	Bus bus.Transport
-	// Addr returns a node's transfer endpoint (from its heartbeats).
-	Addr func(node string) (string, bool)
-	// Timeout bounds each transfer and each restore. Default 5m.
-	Timeout time.Duration
+	Nodes Nodes
 	// Events, when set, receives per-container progress.
 	Events func(ctx context.Context, e api.Event)
 }
 
 var _ Restorer = (*AgentRestorer)(nil)
-
-// agentCall is askNode with r's timeout, and an error that says so when no agent
-// answers.
-func agentCall[R any, P interface {
-	*R
-	node.Reply
-}](ctx context.Context, r *AgentRestorer, subject string, req any) (*R, error) {
-	t := r.Timeout
-	if t <= 0 {
-		t = 5 * time.Minute
-	}
-	rep, err := askNode[R, P](ctx, r.Bus, subject, req, t)
-	if errors.Is(err, bus.ErrNoResponders) {
-		return nil, fmt.Errorf("no live worker answers on %s", subject)
-	}
-	return rep, err
-}
 
 // Restore implements Restorer. Every set is first moved to its target node (in
 // parallel), then every container is restored (in parallel): connections between
@@ -60,7 +64,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	var items []item
 	for _, c := range m.Containers {
 		if t, ok := targets[c.Key()]; ok {
-			items = append(items, item{c: c, target: t, set: restoreSetID(m, c)})
+			items = append(items, item{c: c, target: t, set: SetOf(m, c)})
 		}
 	}
 	emit := func(it item, phase, msg string, ms int64) {
@@ -82,11 +86,11 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		if it.target == it.c.Node {
 			return nil
 		}
-		addr, ok := r.Addr(it.target)
+		addr, ok := r.Nodes.Addr(it.target)
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
 		}
-		rep, err := agentCall[node.SendReply](ctx, r, node.SendSubject(it.c.Node), node.SendRequest{Set: it.set, To: addr})
+		rep, err := r.Nodes.Send(ctx, it.c.Node, node.SendRequest{Set: it.set, To: addr})
 		switch {
 		case errors.Is(err, node.ErrSetExists):
 			// An earlier restore already moved the set; the target verifies every
@@ -96,7 +100,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
 		case rep.AlreadyThere:
 			// A migration streamed the images there while dumping (Target.StreamTo).
-			emit(it, "transferred", alreadyThere(it.target), rep.MS)
+			emit(it, "transferred", AlreadyThere(it.target), rep.MS)
 		default:
 			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
 		}
@@ -115,13 +119,13 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	out := map[string]string{}
 	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
-		name := restoredName(m.ID, it.c)
+		name := ContainerName(m.ID, it.c)
 		// In place (the target is the dumping node): the set is the snapshot's only copy
 		// there, which a retry, a later restore or migrate's rollback still needs. A set
 		// sent for this restore is a copy and is used up.
 		inPlace := it.target == it.c.Node
-		rep, err := agentCall[node.RestoreReply](ctx, r, node.RestoreSubject(it.target), node.RestoreRequest{Set: it.set,
-			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: restoreHold(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
+		rep, err := r.Nodes.Restore(ctx, it.target, node.RestoreRequest{Set: it.set,
+			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: HoldFor(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
 			mu.Lock()
 			out[it.c.Key()] = rep.Container
@@ -143,12 +147,12 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		mu.Lock()
 		for _, it := range items {
 			if _, ok := out[it.c.Key()]; !ok {
-				byNode[it.target] = append(byNode[it.target], restoredName(m.ID, it.c))
+				byNode[it.target] = append(byNode[it.target], ContainerName(m.ID, it.c))
 			}
 		}
 		mu.Unlock()
 		for nodeName, ids := range byNode {
-			if _, rerr := agentCall[node.RemoveReply](ctx, r, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}); rerr != nil {
+			if rerr := r.Nodes.Remove(ctx, nodeName, ids); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, nodeName, rerr))
 			}
 		}
@@ -160,7 +164,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	if locked {
 		start := time.Now()
 		for nodeName, ids := range byNode {
-			if _, uerr := agentCall[node.UnlockReply](ctx, r, node.UnlockSubject(nodeName), node.UnlockRequest{Containers: ids}); uerr != nil {
+			if uerr := r.Nodes.Unlock(ctx, nodeName, ids); uerr != nil {
 				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s (their worker's watchdog unlocks them at the deadline): %w", nodeName, uerr))
 			}
 		}
@@ -169,6 +173,23 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		}
 	}
 	return out, err
+}
+
+// ContainerName is the name AgentRestorer gives the container of c restored from
+// snapshot id.
+func ContainerName(id string, c store.Container) string {
+	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
+}
+
+// SetOf is the image set a restore uses for container c of m: the base of its image
+// directory (a composite manifest's containers point at the sets of other snapshots;
+// a minimal snapshot's reused container at an earlier one's), else the set named
+// after m.
+func SetOf(m *store.Manifest, c store.Container) string {
+	if c.Images != nil && c.Images.Dir != "" {
+		return filepath.Base(c.Images.Dir)
+	}
+	return node.SetID(m.ID, c.Key())
 }
 
 func shortID(s string) string {
@@ -181,22 +202,6 @@ func shortID(s string) string {
 	return s
 }
 
-// WorkerAddr returns the transfer endpoint a node's agent announced.
-func (s *Service) WorkerAddr(node string) (string, bool) {
-	for _, w := range s.live.live() {
-		if w.Node == node {
-			return w.Address, w.Address != ""
-		}
-	}
-	return "", false
-}
-
-// Emit publishes a progress event (for restorers).
-func (s *Service) Emit(ctx context.Context, e api.Event) { s.event(ctx, e) }
-
-// SetRestorer installs the restorer after construction (it may need the Service).
-func (s *Service) SetRestorer(r Restorer) { s.cfg.Restorer = r }
-
-// alreadyThere is the progress of a transfer the target did not need (node.SendReply.AlreadyThere):
+// AlreadyThere is the progress of a transfer the target did not need (node.SendReply.AlreadyThere):
 // a migration streamed the set there while dumping, or an earlier restore copied it.
-func alreadyThere(node string) string { return "already on " + node + " (same files; nothing sent)" }
+func AlreadyThere(node string) string { return "already on " + node + " (same files; nothing sent)" }

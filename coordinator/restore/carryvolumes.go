@@ -1,4 +1,4 @@
-package coordinator
+package restore
 
 import (
 	"path"
@@ -7,12 +7,12 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
 
-// carriedVolumes names the local named volumes c's image set carries (snapshot
+// CarriedVolumes names the local named volumes c's image set carries (snapshot
 // --carry-volumes: images/volume-NAME.tar) when it is restored on node target other
 // than the one it was dumped on: the restore recreates them there, so the pre-flight
 // has that node check that it can (each missing, or empty). On c's own node the
 // volumes are used as they are: none.
-func carriedVolumes(c store.Container, target string) []string {
+func CarriedVolumes(c store.Container, target string) []string {
 	if c.Images == nil || target == c.Node {
 		return nil
 	}

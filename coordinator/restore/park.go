@@ -1,9 +1,10 @@
-package coordinator
+package restore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"sort"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ const stopTimeoutPerNode = 90 * time.Second
 // nodes keep frozen and locked since their dump (worker/agent park.go); with resume it
 // releases them instead (they run on). Nodes in parallel. The error names every
 // container that could not be ended, and why.
-func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool) error {
+func (s *Restores) StopParked(ctx context.Context, m *store.Manifest, resume bool) error {
 	byNode := map[string][]string{}
 	for _, c := range m.Containers {
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
@@ -43,7 +44,7 @@ func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := askNode[node.StopReply](context.WithoutCancel(ctx), s.cfg.Bus, node.StopSubject(nodeName),
+			_, err := nodecall.Ask[node.StopReply](context.WithoutCancel(ctx), s.cfg.Bus, node.StopSubject(nodeName),
 				node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
 			if errors.Is(err, bus.ErrNoResponders) {
 				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
@@ -75,7 +76,7 @@ func (s *Service) stopParked(ctx context.Context, m *store.Manifest, resume bool
 // scale-down and refuse the restored containers their addresses ("attaching to
 // network failed ... Address already in use", seen on the lab).
 type parkedStack struct {
-	s *Service
+	s *Restores
 	m *store.Manifest
 
 	mu       sync.Mutex
@@ -84,7 +85,7 @@ type parkedStack struct {
 	err      error
 }
 
-func (s *Service) newParkedStack(m *store.Manifest) *parkedStack { return &parkedStack{s: s, m: m} }
+func (s *Restores) newParkedStack(m *store.Manifest) *parkedStack { return &parkedStack{s: s, m: m} }
 
 // killFunc is the kill function of a stop: the parked containers first, then whatever
 // else still runs of the stack's tasks. A nil parkedStack kills the tasks only.
@@ -107,7 +108,7 @@ func (p *parkedStack) end(ctx context.Context) error {
 	defer p.mu.Unlock()
 	if !p.ended && !p.released {
 		p.ended = true
-		p.err = p.s.stopParked(ctx, p.m, false)
+		p.err = p.s.StopParked(ctx, p.m, false)
 	}
 	return p.err
 }
@@ -124,7 +125,7 @@ func (p *parkedStack) release(ctx context.Context) {
 		return
 	}
 	p.released = true
-	if err := p.s.stopParked(ctx, p.m, true); err != nil {
+	if err := p.s.StopParked(ctx, p.m, true); err != nil {
 		p.s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", p.m.ID, "err", err)
 	}
 }

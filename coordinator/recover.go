@@ -15,14 +15,19 @@ import (
 // nor aborted is aborted through its algorithm's RecoverCoordinator (presumed abort),
 // which releases every container it held.
 func (s *Service) recover(ctx context.Context) error {
-	ms, err := s.cfg.Store.List(ctx, "")
+	hs, err := s.cfg.Store.Headers(ctx, "")
 	if err != nil {
 		return err
 	}
 	var unfinished []*store.Manifest
 	nodes := map[string]bool{}
-	for _, m := range ms {
-		if m.State.Final() || m.State == store.StateCorrupt {
+	for _, h := range hs {
+		if h.State.Final() || h.State == store.StateCorrupt {
+			continue
+		}
+		m, err := s.cfg.Store.Get(ctx, h.ID)
+		if err != nil {
+			s.log.Error("cannot read unfinished snapshot", "snapshot", h.ID, "err", err)
 			continue
 		}
 		unfinished = append(unfinished, m)

@@ -181,7 +181,7 @@ func (s *Service) Abort(id, reason string) error {
 }
 
 func (s *Service) nextEpoch(ctx context.Context, stackName string) (uint64, error) {
-	ms, err := s.cfg.Store.List(ctx, stackName)
+	ms, err := s.cfg.Store.Headers(ctx, stackName)
 	if err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// Members, when set, returns the memberlist membership by member name (status
 	// shows each node's CRIU version and features from it).
 	Members func() map[string]members.Meta
+	// Metrics records the snapshots' durations, frozen times, bytes and failures
+	// (metrics.NewCoordinator on the caller's registry); nil: none.
+	Metrics *metrics.Coordinator
 	// Log; default slog.Default().
 	Log *slog.Logger
 }

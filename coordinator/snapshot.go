@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
@@ -114,6 +115,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	if err := r.sendPlans(ctx, req.Exit); err != nil {
 		r.finishEarly(ctx, err.Error())
+		s.cfg.Metrics.Aborted(m.Algorithm, failureClass(r.m.Reason))
 		unlock()
 		var ae *api.Error
 		if errors.As(err, &ae) {
@@ -126,12 +128,14 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	s.mu.Lock()
 	s.runs[m.ID] = r
 	s.mu.Unlock()
+	s.cfg.Metrics.Phase(m.Algorithm, metrics.PhasePrepare, time.Since(start))
 	go r.loop(context.WithoutCancel(ctx), start)
 	<-r.done
 	s.mu.Lock()
 	delete(s.runs, m.ID)
 	s.mu.Unlock()
 	unlock()
+	s.recordOutcome(r.m, start)
 	if r.m.State != store.StateCommitted {
 		// An aborted snapshot's partial images are collected (best effort).
 		s.collectAborted(ctx, r.m)
@@ -216,6 +220,8 @@ type run struct {
 	streamTo map[string]string
 
 	decided bool
+	// started is when the algorithm's run began (the end of the prepare phase).
+	started time.Time
 }
 
 func newRun(s *Service, m *store.Manifest, lock store.Lock, alg algorithms.Algorithm, timeout time.Duration) *run {
@@ -335,6 +341,7 @@ func (r *run) finishEarly(ctx context.Context, reason string) {
 
 func (r *run) loop(ctx context.Context, start time.Time) {
 	defer close(r.done)
+	r.started = time.Now()
 	log := r.s.log.With("snapshot", r.m.ID, "stack", r.m.Stack)
 	req := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: r.m.ID,
 		From: protocol.ClientAddr(r.s.cfg.Name), To: protocol.Coordinator,
@@ -440,7 +447,10 @@ func (r *run) process(ctx context.Context, start time.Time) {
 		case algorithms.ActCommit:
 			// Its outcome is stepped back once this Ready is done: the role then sends
 			// the decision (commit, or abort with the failure as the reason).
+			t0 := time.Now()
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseRun, t0.Sub(r.started))
 			err := r.commit(ctx, act, start)
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseCommit, time.Since(t0))
 			r.decided = err == nil
 			outcomes = append(outcomes, algorithms.CommitDone(act, err))
 		case algorithms.ActAbort:

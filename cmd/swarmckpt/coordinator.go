@@ -20,6 +20,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
 
@@ -181,8 +182,13 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the embedded NATS and etcd, no coordinator: several coordinators share them with --nats and --etcd")
 	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
+	var df daemonFlags
+	df.register(fs, true)
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -301,6 +307,15 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if cl != nil {
 		cfg.Members = cl.Members
 	}
+	reg, err := df.registry(ctx, c)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		if cfg.Metrics, err = metrics.NewCoordinator(reg); err != nil {
+			return err
+		}
+	}
 	svc, err := coordinator.New(cfg)
 	if err != nil {
 		return err
@@ -380,7 +395,12 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	gossipJoin := fs.String("gossip-join", "", "the coordinators' memberlist addresses to join (their --gossip), comma-separated; one reachable is enough")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
+	var df daemonFlags
+	df.register(fs, false)
 	if err := c.parseNoArgs(fs, agentUsage, "coordinator agent", args); err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *node == "" {

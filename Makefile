@@ -10,7 +10,7 @@ LAB     ?= lab
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
 .PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
-        bench bench-dataplane bench-sim bench-drain clean faults
+        bench bench-dataplane bench-sim bench-drain bench-record clean faults
 
 all: build
 
@@ -82,6 +82,11 @@ bench-dataplane: build images
 # on a 3-node lab whose runtime is the logging probe (benchmarks/drain/run.sh; REPS=20).
 bench-drain: build images
 	benchmarks/drain/run.sh
+
+# The snapshot record at scale: 50 and 5,000 containers of fake nodes on a real embedded
+# etcd (benchmarks/recordscale; no lab, ~1 min, ~2 GiB).
+bench-record:
+	go run ./benchmarks/recordscale --sizes 50,5000 --reps 3
 
 clean:
 	rm -rf $(BIN) build

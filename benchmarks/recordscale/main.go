@@ -12,13 +12,17 @@
 //
 //	go run ./benchmarks/recordscale [--sizes 50,5000] [--nodes 50] [--reps 3]
 //
-// Output, per size and operation, the median over the repetitions in ms:
+// Output, per size and operation, the median over the repetitions in ms, and per size
+// the store's record: the manifest's size as one JSON value (what the record was
+// before the parts), its header's size and its number of part keys:
 //
 //	BENCH recordscale path=coordinator|store containers=N op=OP median_ms=.. ratio=..
+//	BENCH recordscale path=store containers=N whole_manifest_bytes=.. header_bytes=.. part_keys=..
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +32,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
@@ -182,6 +188,19 @@ func run(sizes []int, nodes, reps int) error {
 			}
 			times["commit"] = append(times["commit"], time.Since(t0))
 			_ = lock.Unlock(ctx)
+			if r == 0 {
+				whole, _ := json.Marshal(m)
+				h, err := st.Client().Get(ctx, etcdstore.DefaultPrefix+"/snapshots/"+m.ID)
+				if err != nil || len(h.Kvs) == 0 {
+					return fmt.Errorf("read the header of %s: %v", m.ID, err)
+				}
+				p, err := st.Client().Get(ctx, etcdstore.DefaultPrefix+"/parts/"+m.ID+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+				if err != nil {
+					return err
+				}
+				fmt.Printf("BENCH recordscale path=store containers=%d whole_manifest_bytes=%d header_bytes=%d part_keys=%d\n",
+					n, len(whole), len(h.Kvs[0].Value), len(p.Kvs))
+			}
 			t0 = time.Now()
 			if _, err := st.Headers(ctx, ""); err != nil {
 				return err

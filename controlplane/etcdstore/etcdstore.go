@@ -259,9 +259,35 @@ func (s *Store) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) 
 	return nil
 }
 
-// List implements store.Snapshots: every header and every part in one read.
+// List implements store.Snapshots: every header and every part in one read; for one
+// stack, its headers, then each of its snapshots whole (Get), so that the parts of
+// other stacks are not read.
 func (s *Store) List(ctx context.Context, stack string) ([]*store.Manifest, error) {
-	return s.list(ctx, stack, true)
+	if stack == "" {
+		return s.list(ctx, stack, true)
+	}
+	hs, err := s.list(ctx, stack, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Manifest, 0, len(hs))
+	for _, h := range hs {
+		if h.State == store.StateCorrupt {
+			out = append(out, h)
+			continue
+		}
+		m, err := s.Get(ctx, h.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // removed meanwhile
+		case errors.Is(err, store.ErrCorrupt):
+			m = &store.Manifest{ID: h.ID, State: store.StateCorrupt, Reason: err.Error(), Revision: h.Revision}
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // Headers implements store.Snapshots: the snapshot keys only.

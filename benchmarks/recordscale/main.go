@@ -10,7 +10,7 @@
 //
 // It is a benchmark, not a product path. Usage:
 //
-//	go run ./benchmarks/recordscale [--sizes 50,5000] [--nodes 50] [--reps 3]
+//	go run ./benchmarks/recordscale [--sizes 50,5000] [--nodes 50] [--reps 3] [--cpuprofile FILE]
 //
 // Output, per size and operation, the median over the repetitions in ms, and per size
 // the store's record: the manifest's size as one JSON value (what the record was
@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,19 @@ func main() {
 	sizesF := flag.String("sizes", "50,5000", "container counts, comma-separated; the first is the baseline of the ratios")
 	nodes := flag.Int("nodes", 50, "fake node agents the containers are spread over")
 	reps := flag.Int("reps", 3, "repetitions per size")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "recordscale: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var sizes []int
 	for _, s := range strings.Split(*sizesF, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -63,6 +76,7 @@ func main() {
 		sizes = append(sizes, n)
 	}
 	if err := run(sizes, *nodes, *reps); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "recordscale:", err)
 		os.Exit(1)
 	}

@@ -10,7 +10,7 @@ LAB     ?= lab
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
 .PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
-        bench bench-dataplane bench-sim bench-drain bench-algorithms test-bench-quick clean faults
+        bench bench-dataplane bench-sim bench-drain bench-algorithms bench-record test-bench-quick clean faults
 
 all: build
 
@@ -93,6 +93,11 @@ bench-drain: build images
 BENCH_ARGS ?=
 bench-algorithms: build images
 	benchmarks/algorithms/run.sh $(BENCH_ARGS)
+
+# The snapshot record at scale: 50 and 5,000 containers of fake nodes on a real embedded
+# etcd (benchmarks/recordscale; no lab, ~1 min, ~2 GiB).
+bench-record:
+	go run ./benchmarks/recordscale --sizes 50,5000 --reps 3
 
 clean:
 	rm -rf $(BIN) build

@@ -39,7 +39,7 @@ func (s *Service) serveAPI() []subErr {
 		if err := validListRequest(*req); err != nil {
 			return nil, err
 		}
-		ms, err := s.cfg.Store.List(ctx, req.Stack)
+		ms, err := s.cfg.Store.Headers(ctx, req.Stack)
 		if err != nil {
 			return nil, err
 		}

@@ -16,14 +16,19 @@ import (
 // which releases every container it held; then every restore or migration it
 // journaled is finished or rolled back (RecoverOperations).
 func (s *Service) recover(ctx context.Context) error {
-	ms, err := s.cfg.Store.List(ctx, "")
+	hs, err := s.cfg.Store.Headers(ctx, "")
 	if err != nil {
 		return err
 	}
 	var unfinished []*store.Manifest
 	nodes := map[string]bool{}
-	for _, m := range ms {
-		if m.State.Final() || m.State == store.StateCorrupt {
+	for _, h := range hs {
+		if h.State.Final() || h.State == store.StateCorrupt {
+			continue
+		}
+		m, err := s.cfg.Store.Get(ctx, h.ID)
+		if err != nil {
+			s.log.Error("cannot read unfinished snapshot", "snapshot", h.ID, "err", err)
 			continue
 		}
 		unfinished = append(unfinished, m)

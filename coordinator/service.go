@@ -20,6 +20,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -89,6 +90,9 @@ type Config struct {
 	// Members, when set, returns the memberlist membership by member name (status
 	// shows each node's CRIU version and features from it).
 	Members func() map[string]members.Meta
+	// Metrics records the snapshots' durations, frozen times, bytes and failures
+	// (metrics.NewCoordinator on the caller's registry); nil: none.
+	Metrics *metrics.Coordinator
 	// Log; default slog.Default().
 	Log *slog.Logger
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -115,6 +116,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	if err := r.sendPlans(ctx, req.Exit); err != nil {
 		r.finishEarly(ctx, err.Error())
+		s.cfg.Metrics.Aborted(m.Algorithm, failureClass(r.m.Reason))
 		unlock()
 		var ae *api.Error
 		if errors.As(err, &ae) {
@@ -127,12 +129,14 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	s.mu.Lock()
 	s.runs[m.ID] = r
 	s.mu.Unlock()
+	s.cfg.Metrics.Phase(m.Algorithm, metrics.PhasePrepare, time.Since(start))
 	go r.loop(context.WithoutCancel(ctx), start)
 	<-r.done
 	s.mu.Lock()
 	delete(s.runs, m.ID)
 	s.mu.Unlock()
 	unlock()
+	s.recordOutcome(r.m, start)
 	if r.m.State != store.StateCommitted {
 		// An aborted snapshot's partial images are collected (best effort).
 		s.collectAborted(ctx, r.m)
@@ -189,7 +193,7 @@ func (s *Service) Abort(id, reason string) error {
 }
 
 func (s *Service) nextEpoch(ctx context.Context, stackName string) (uint64, error) {
-	ms, err := s.cfg.Store.List(ctx, stackName)
+	ms, err := s.cfg.Store.Headers(ctx, stackName)
 	if err != nil {
 		return 0, err
 	}
@@ -224,6 +228,8 @@ type run struct {
 	streamTo map[string]string
 
 	decided bool
+	// started is when the algorithm's run began (the end of the prepare phase).
+	started time.Time
 }
 
 func newRun(s *Service, m *store.Manifest, lock store.Lock, alg algorithms.Algorithm, timeout time.Duration) *run {
@@ -343,6 +349,7 @@ func (r *run) finishEarly(ctx context.Context, reason string) {
 
 func (r *run) loop(ctx context.Context, start time.Time) {
 	defer close(r.done)
+	r.started = time.Now()
 	log := r.s.log.With("snapshot", r.m.ID, "stack", r.m.Stack)
 	req := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: r.m.ID,
 		From: protocol.ClientAddr(r.s.cfg.Name), To: protocol.Coordinator,
@@ -448,7 +455,10 @@ func (r *run) process(ctx context.Context, start time.Time) {
 		case algorithms.ActCommit:
 			// Its outcome is stepped back once this Ready is done: the role then sends
 			// the decision (commit, or abort with the failure as the reason).
+			t0 := time.Now()
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseRun, t0.Sub(r.started))
 			err := r.commit(ctx, act, start)
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseCommit, time.Since(t0))
 			r.decided = err == nil
 			outcomes = append(outcomes, algorithms.CommitDone(act, err))
 		case algorithms.ActAbort:

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/metrics"
 )
 
 // Config configures a Worker.
@@ -43,6 +45,9 @@ type Config struct {
 	// TLS, when set, makes the endpoint serve HTTPS and this worker reach the others
 	// over HTTPS (tls.go). All workers of a cluster run with it or all without.
 	TLS *TLS
+	// Metrics records the API operations' durations and failures, frozen times and
+	// dumped bytes (metrics.NewWorker on the caller's registry); nil: none.
+	Metrics *metrics.Worker
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }

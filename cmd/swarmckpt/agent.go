@@ -51,7 +51,12 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	gossipJoin := fs.String("gossip-join", "", "the coordinators' memberlist addresses to join (their --gossip), comma-separated; one reachable is enough")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
+	var df daemonFlags
+	df.register(fs, false)
 	if err := c.parseNoArgs(fs, agentUsage, "agent", args); err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *node == "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
@@ -182,8 +183,13 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the embedded NATS and etcd, no coordinator: several coordinators share them with --nats and --etcd")
 	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
+	var df daemonFlags
+	df.register(fs, true)
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -301,6 +307,15 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
+	}
+	reg, err := df.registry(ctx, c)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		if cfg.Metrics, err = metrics.NewCoordinator(reg); err != nil {
+			return err
+		}
 	}
 	svc, err := coordinator.New(cfg)
 	if err != nil {

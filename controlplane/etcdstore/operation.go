@@ -2,12 +2,8 @@ package etcdstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
@@ -17,38 +13,21 @@ func (s *Store) operationKey(id string) string { return s.prefix + "/operations/
 // PutOperation implements store.Operations: a transaction comparing the key's
 // modification revision (0: absent) with op.Revision.
 func (s *Store) PutOperation(ctx context.Context, op *store.Operation) error {
-	b, err := json.Marshal(op)
+	rev, err := s.putIfRevision(ctx, s.operationKey(op.ID), op, op.Revision, "the journal of operation "+op.ID)
 	if err != nil {
-		return fmt.Errorf("etcdstore: encode operation %s: %w", op.ID, err)
+		return err
 	}
-	k := s.operationKey(op.ID)
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", op.Revision)).
-		Then(clientv3.OpPut(k, string(b))).Commit()
-	if err != nil {
-		return fmt.Errorf("etcdstore: journal operation %s: %w", op.ID, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("operation %s (revision %d): %w", op.ID, op.Revision, store.ErrConflict)
-	}
-	op.Revision = resp.Header.Revision
+	op.Revision = rev
 	return nil
 }
 
 // ListOperations implements store.Operations.
 func (s *Store) ListOperations(ctx context.Context) ([]*store.Operation, error) {
-	pfx := s.prefix + "/operations/"
-	resp, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix())
+	out, err := listJSON(ctx, s, s.prefix+"/operations/", "journaled operation",
+		func(op *store.Operation, rev int64) { op.Revision = rev },
+		func(k string) string { return "delete key " + k + " once its stack is checked by hand" })
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list journaled operations: %w", err)
-	}
-	var out []*store.Operation
-	for _, kv := range resp.Kvs {
-		op := &store.Operation{}
-		if err := json.Unmarshal(kv.Value, op); err != nil {
-			return nil, fmt.Errorf("operation %s: %w (delete key %s once its stack is checked by hand)", strings.TrimPrefix(string(kv.Key), pfx), store.ErrCorrupt, kv.Key)
-		}
-		op.Revision = kv.ModRevision
-		out = append(out, op)
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

@@ -2,12 +2,8 @@ package etcdstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
@@ -29,38 +25,21 @@ func (s *Store) LockHolder(ctx context.Context, stack string) (string, error) {
 // PutPolicy implements store.Policies: a transaction comparing the key's
 // modification revision (0: absent) with p.Revision.
 func (s *Store) PutPolicy(ctx context.Context, p *store.PolicyState) error {
-	b, err := json.Marshal(p)
+	rev, err := s.putIfRevision(ctx, s.policyKey(p.Stack), p, p.Revision, "policy state of stack "+p.Stack)
 	if err != nil {
-		return fmt.Errorf("etcdstore: encode policy state of stack %s: %w", p.Stack, err)
+		return err
 	}
-	k := s.policyKey(p.Stack)
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", p.Revision)).
-		Then(clientv3.OpPut(k, string(b))).Commit()
-	if err != nil {
-		return fmt.Errorf("etcdstore: put policy state of stack %s: %w", p.Stack, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("policy state of stack %s (revision %d): %w", p.Stack, p.Revision, store.ErrConflict)
-	}
-	p.Revision = resp.Header.Revision
+	p.Revision = rev
 	return nil
 }
 
 // ListPolicies implements store.Policies.
 func (s *Store) ListPolicies(ctx context.Context) ([]*store.PolicyState, error) {
-	pfx := s.prefix + "/policies/"
-	resp, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix())
+	out, err := listJSON(ctx, s, s.prefix+"/policies/", "policy state",
+		func(p *store.PolicyState, rev int64) { p.Revision = rev },
+		func(k string) string { return "delete key " + k + " to reset it" })
 	if err != nil {
-		return nil, fmt.Errorf("etcdstore: list policy states: %w", err)
-	}
-	var out []*store.PolicyState
-	for _, kv := range resp.Kvs {
-		p := &store.PolicyState{}
-		if err := json.Unmarshal(kv.Value, p); err != nil {
-			return nil, fmt.Errorf("policy state %s: %w (delete key %s to reset it)", strings.TrimPrefix(string(kv.Key), pfx), store.ErrCorrupt, kv.Key)
-		}
-		p.Revision = kv.ModRevision
-		out = append(out, p)
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Stack < out[j].Stack })
 	return out, nil

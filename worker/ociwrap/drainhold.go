@@ -198,6 +198,25 @@ func WaitVerdict(dir, id string, deadline time.Time, now func() time.Time) (*Ver
 	}
 }
 
+// BeginHold is the wrapper's side of a kill of container id with signal sig, given the
+// node's drain directory dir: when the container is armed and the signal may be held
+// (DecideKill), it writes the stop request (deadline: now + the armed budget) and
+// returns it with hold true. An unarmed container costs one stat.
+func BeginHold(dir, id, sig, root, bundle string, now time.Time) (StopRequest, bool, error) {
+	arm, armed, err := ReadArm(dir, id)
+	if err != nil {
+		return StopRequest{}, false, err
+	}
+	if DecideKill(armed, arm, sig) == KillPass {
+		return StopRequest{}, false, nil
+	}
+	req := StopRequest{ID: id, Signal: sig, Root: root, Bundle: bundle, Deadline: now.Add(arm.Budget()).UTC()}
+	if err := WriteJSONFile(dir, StopFile(id), req); err != nil {
+		return StopRequest{}, false, fmt.Errorf("write stop request: %w", err)
+	}
+	return req, true, nil
+}
+
 // kill handles `runc kill`: it holds the kill of an armed container (see DrainDir), then
 // passes it on. Any failure to read the drain files passes the kill on at once: the hold
 // must never turn a stop into a hang.
@@ -215,21 +234,16 @@ func (w *Wrapper) kill(inv Invocation, args []string) int {
 		return w.passThrough(args)
 	}
 	dir := filepath.Join(dataRoot, AreaDir, DrainDir)
-	arm, armed, err := ReadArm(dir, id)
+	start := w.Now()
+	req, hold, err := BeginHold(dir, id, sig, inv.Root, bundle, start)
 	if err != nil {
 		w.log(inv, "warning", "drain hold skipped: "+err.Error())
 		return w.passThrough(args)
 	}
-	if DecideKill(armed, arm, sig) == KillPass {
+	if !hold {
 		return w.passThrough(args)
 	}
-	start := w.Now()
-	req := StopRequest{ID: id, Signal: sig, Root: inv.Root, Bundle: bundle, Deadline: start.Add(arm.Budget()).UTC()}
-	if err := WriteJSONFile(dir, StopFile(id), req); err != nil {
-		w.log(inv, "warning", "drain hold skipped: write stop request: "+err.Error())
-		return w.passThrough(args)
-	}
-	w.log(inv, "info", fmt.Sprintf("holding kill %s of %s for the swarmckpt worker (budget %s)", sig, id, arm.Budget()))
+	w.log(inv, "info", fmt.Sprintf("holding kill %s of %s for the swarmckpt worker until %s", sig, id, req.Deadline.Format(time.RFC3339Nano)))
 	v, err := w.waitVerdict(dir, id, req.Deadline)
 	msg := fmt.Sprintf("kill %s of %s held %.3fs: %s", sig, id, w.Now().Sub(start).Seconds(), HoldOutcome(v))
 	if v != nil && v.Reason != "" {
@@ -239,6 +253,8 @@ func (w *Wrapper) kill(inv Invocation, args []string) int {
 		msg += "; " + err.Error()
 	}
 	w.log(inv, "info", msg)
+	// The stop request first: a worker that lists held stops never sees this one
+	// again without its verdict.
 	_ = os.Remove(filepath.Join(dir, StopFile(id)))
 	_ = os.Remove(filepath.Join(dir, VerdictFile(id)))
 	return w.passThrough(args)

@@ -29,12 +29,15 @@ type Drainer interface {
 	HeldStops(ctx context.Context) ([]HeldStop, error)
 	// CheckpointHeld dumps a held container (by ID) with exit into the new image set
 	// setID, under its network lock, found through runc's state (never the Docker API,
-	// which blocks while the stop is held); then the held stop proceeds and finds the
-	// container gone (verdict "checkpointed"). On failure the container is left running
-	// and unlocked and its stop proceeds (verdict "release", with the reason).
-	// Not held: ErrNotHeld (node.ErrNotFound).
+	// which blocks while the stop is held). The stop stays held until ReleaseHeld
+	// (verdict "checkpointed": the stop proceeds and finds the container gone), so that
+	// the set can be placed for swarm's replacement before swarm sees the old task end.
+	// On failure the container is left running and unlocked and its stop proceeds at
+	// once (verdict "release", with the reason). Not held: ErrNotHeld
+	// (node.ErrNotFound); checkpointed already: ErrCheckpointed.
 	CheckpointHeld(ctx context.Context, containerID, setID string) (*imageset.Manifest, error)
-	// ReleaseHeld lets a held stop proceed now (not a drain): verdict "release".
+	// ReleaseHeld lets a held stop proceed now: verdict "checkpointed" after
+	// CheckpointHeld, "release" otherwise (not a drain).
 	ReleaseHeld(ctx context.Context, containerID, reason string) error
 }
 
@@ -61,6 +64,8 @@ type HeldStop struct {
 	Deadline time.Time `json:"deadline"`
 	// Armed is the container's arming (its policy, service and slot).
 	Armed ArmOptions `json:"armed"`
+	// Set is the image set CheckpointHeld dumped it into ("" : not checkpointed).
+	Set string `json:"set,omitempty"`
 }
 
 // ErrNotHeld: no stop of that container is held on this node.
@@ -68,6 +73,9 @@ var ErrNotHeld = fmt.Errorf("worker: no held stop: %w", node.ErrNotFound)
 
 // ErrNotArmed: the container has no arming record here.
 var ErrNotArmed = fmt.Errorf("worker: container not armed for drain: %w", node.ErrNotFound)
+
+// ErrCheckpointed: the held container was checkpointed already.
+var ErrCheckpointed = fmt.Errorf("worker: held container checkpointed already: %w", node.ErrConflict)
 
 // ErrHoldTooShort: a held stop's deadline is too near for a checkpoint to finish.
 var ErrHoldTooShort = errors.New("worker: held stop too close to its deadline to checkpoint")

@@ -58,6 +58,24 @@ func (w *Worker) drainDir() string {
 
 func recFile(id string) string { return "rec-" + id }
 
+// ckptFile records that a held container was checkpointed (JSON: the set ID).
+func ckptFile(id string) string { return "ckpt-" + id }
+
+// release writes the verdict for a held stop of id: checkpointed when CheckpointHeld
+// dumped it, release otherwise.
+func (w *Worker) release(id, reason string) error {
+	outcome := ociwrap.VerdictRelease
+	var set string
+	if err := w.readJSON(ckptFile(id), &set); err == nil {
+		outcome = ociwrap.VerdictCheckpointed
+		if reason == "" {
+			reason = "set " + set
+		}
+	}
+	err := w.verdict(id, outcome, reason)
+	return errors.Join(err, rmMissingOK(filepath.Join(w.drainDir(), ckptFile(id))))
+}
+
 // Arm implements Drainer.
 func (w *Worker) Arm(ctx context.Context, name string, o ArmOptions) error {
 	if o.Budget <= 0 {
@@ -115,7 +133,7 @@ func (w *Worker) Disarm(ctx context.Context, name string) error {
 	dir := w.drainDir()
 	err := errors.Join(rmMissingOK(filepath.Join(dir, ociwrap.ArmFile(id))), rmMissingOK(filepath.Join(dir, recFile(id))))
 	if _, serr := os.Stat(filepath.Join(dir, ociwrap.StopFile(id))); serr == nil {
-		err = errors.Join(err, w.verdict(id, ociwrap.VerdictRelease, "disarmed"))
+		err = errors.Join(err, w.release(id, "disarmed"))
 	}
 	if err != nil {
 		return fmt.Errorf("worker %s: disarm %.12s: %w", w.cfg.Node, id, err)
@@ -166,6 +184,7 @@ func (w *Worker) HeldStops(ctx context.Context) ([]HeldStop, error) {
 		if err := w.readJSON(recFile(id), &rec); err == nil {
 			h.Name, h.Armed = rec.Ref.Name, rec.Arm
 		}
+		_ = w.readJSON(ckptFile(id), &h.Set)
 		out = append(out, h)
 	}
 	return out, nil
@@ -181,6 +200,9 @@ func (w *Worker) CheckpointHeld(ctx context.Context, id, setID string) (m *image
 	req, err := w.heldStop(id)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(w.drainDir(), ckptFile(id))); err == nil {
+		return nil, fmt.Errorf("worker %s: held container %.12s was checkpointed already: %w", w.cfg.Node, id, ErrCheckpointed)
 	}
 	var rec drainRecord
 	if err := w.readJSON(recFile(id), &rec); err != nil {
@@ -242,10 +264,10 @@ func (w *Worker) CheckpointHeld(ctx context.Context, id, setID string) (m *image
 	if v, err := imageset.Sealed(set, m); err == nil {
 		w.remember(setID, v)
 	}
-	if err := w.verdict(id, ociwrap.VerdictCheckpointed, "set "+setID); err != nil {
-		// The dump is done and the container gone; the wrapper passes the stop on at
-		// its deadline and finds nothing to stop.
-		w.log.Warn("could not write the drain verdict; the stop proceeds at its deadline", "container", c.Name, "err", err)
+	// The stop stays held until ReleaseHeld (the set is placed for swarm's
+	// replacement first): swarm must not see the old task end before.
+	if err := ociwrap.WriteJSONFile(w.drainDir(), ckptFile(id), setID); err != nil {
+		w.log.Warn("could not record the checkpoint of a held container; its release will say release", "container", c.Name, "err", err)
 	}
 	w.log.Info("held container checkpointed", "container", c.Name, "set", setID, "bytes", m.TotalBytes(), "seconds", time.Since(t0).Seconds(),
 		"left_of_hold", time.Until(req.Deadline).Seconds())
@@ -260,7 +282,7 @@ func (w *Worker) ReleaseHeld(ctx context.Context, id, reason string) error {
 	if _, err := w.heldStop(id); err != nil {
 		return err
 	}
-	return w.verdict(id, ociwrap.VerdictRelease, reason)
+	return w.release(id, reason)
 }
 
 // heldStop returns the stop request of id when it is held and undecided.

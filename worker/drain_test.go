@@ -118,8 +118,14 @@ func TestCheckpointHeldLocksThenDumps(t *testing.T) {
 	if m.Spec.Image != "img" {
 		t.Fatalf("manifest spec %+v, want the one recorded at Arm", m.Spec)
 	}
-	if v, _ := ociwrap.ReadVerdict(dir, ref.ID); v == nil || v.Outcome != ociwrap.VerdictCheckpointed {
-		t.Fatalf("verdict %+v, want checkpointed", v)
+	if v, _ := ociwrap.ReadVerdict(dir, ref.ID); v != nil {
+		t.Fatalf("verdict %+v before ReleaseHeld", v)
+	}
+	if err := n.w.ReleaseHeld(ctx, ref.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ociwrap.ReadVerdict(dir, ref.ID); v == nil || v.Outcome != ociwrap.VerdictCheckpointed || v.Reason != "set drain.web" {
+		t.Fatalf("verdict %+v, want checkpointed naming the set", v)
 	}
 	if hs, _ := n.w.Holds(ctx); len(hs) != 0 {
 		t.Fatalf("holds left after the container's exit: %+v", hs)

@@ -14,6 +14,7 @@ import (
 // fakeDrain is the Fake's Drainer state (containers are named by their name = ID).
 type fakeDrain struct {
 	mu       sync.Mutex
+	ckpt     map[string]string // held and checkpointed: container -> set
 	armed    map[string]ArmOptions
 	stops    map[string]HeldStop
 	verdicts map[string]ociwrap.Verdict
@@ -72,6 +73,13 @@ func (f *Fake) Disarm(_ context.Context, name string) error {
 }
 
 func (d *fakeDrain) decide(name, outcome, reason string) {
+	if set, ok := d.ckpt[name]; ok {
+		outcome = ociwrap.VerdictCheckpointed
+		if reason == "" {
+			reason = "set " + set
+		}
+		delete(d.ckpt, name)
+	}
 	delete(d.stops, name)
 	d.verdicts[name] = ociwrap.Verdict{Outcome: outcome, Reason: reason}
 }
@@ -82,19 +90,25 @@ func (f *Fake) HeldStops(context.Context) ([]HeldStop, error) {
 	defer f.drain.mu.Unlock()
 	out := make([]HeldStop, 0, len(f.drain.stops))
 	for _, h := range f.drain.stops {
+		h.Set = f.drain.ckpt[h.ContainerID]
 		out = append(out, h)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerID < out[j].ContainerID })
 	return out, nil
 }
 
-// CheckpointHeld implements Drainer: the fake dump (FailDump applies) into setID.
+// CheckpointHeld implements Drainer: the fake dump (FailDump applies) into setID; the
+// stop stays held until ReleaseHeld.
 func (f *Fake) CheckpointHeld(ctx context.Context, name, setID string) (*imageset.Manifest, error) {
 	f.drain.mu.Lock()
 	_, held := f.drain.stops[name]
+	_, done := f.drain.ckpt[name]
 	f.drain.mu.Unlock()
 	if !held {
 		return nil, fmt.Errorf("%w: container %s on fake %s", ErrNotHeld, name, f.Node)
+	}
+	if done {
+		return nil, fmt.Errorf("fake worker %s: %s: %w", f.Node, name, ErrCheckpointed)
 	}
 	m, err := f.Dump(ctx, name, setID, false)
 	f.drain.mu.Lock()
@@ -103,7 +117,10 @@ func (f *Fake) CheckpointHeld(ctx context.Context, name, setID string) (*imagese
 		f.drain.decide(name, ociwrap.VerdictRelease, err.Error())
 		return nil, err
 	}
-	f.drain.decide(name, ociwrap.VerdictCheckpointed, "set "+setID)
+	if f.drain.ckpt == nil {
+		f.drain.ckpt = map[string]string{}
+	}
+	f.drain.ckpt[name] = setID
 	return m, nil
 }
 

@@ -27,7 +27,8 @@ func heldStop(t *testing.T, n Node, ctr string) (worker.HeldStop, bool) {
 }
 
 // An armed container's stop is held (never a KILL, never an unarmed one) and listed
-// until a verdict: ReleaseHeld, CheckpointHeld (a set, verdict checkpointed) or Disarm.
+// until a verdict: ReleaseHeld (after CheckpointHeld: verdict checkpointed), a failed
+// checkpoint, or Disarm.
 func testDrainer(t *testing.T, f Factory) {
 	a, _ := f(t)
 	if a.Roles.Drainer == nil || a.HoldStop == nil || a.Verdict == nil {
@@ -77,8 +78,21 @@ func testDrainer(t *testing.T, f Factory) {
 	if err != nil || m == nil || len(m.Files) == 0 {
 		t.Fatalf("CheckpointHeld: %+v %v, want a manifest with files", m, err)
 	}
+	// Still held (the set is placed for the replacement first), and says so.
+	if v, ok := a.Verdict(t, ctr); ok {
+		t.Fatalf("verdict %+v before ReleaseHeld: the stop must stay held", v)
+	}
+	if h, ok := heldStop(t, a, ctr); !ok || h.Set != set {
+		t.Fatalf("held stop after CheckpointHeld: %+v %v, want held with set %s", h, ok, set)
+	}
+	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrConflict) {
+		t.Fatalf("second CheckpointHeld: %v, want node.ErrConflict", err)
+	}
+	if err := d.ReleaseHeld(ctx, h.ContainerID, ""); err != nil {
+		t.Fatalf("ReleaseHeld after the checkpoint: %v", err)
+	}
 	if v, ok := a.Verdict(t, ctr); !ok || v.Outcome != ociwrap.VerdictCheckpointed {
-		t.Fatalf("verdict after CheckpointHeld: %+v %v", v, ok)
+		t.Fatalf("verdict after CheckpointHeld and ReleaseHeld: %+v %v, want checkpointed", v, ok)
 	}
 	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("CheckpointHeld without a held stop: %v, want node.ErrNotFound", err)

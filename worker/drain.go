@@ -49,8 +49,9 @@ type ArmOptions struct {
 	// Policy is the stack's on-drain policy ("migrate"), recorded for the agent that
 	// decides what to do with a held stop.
 	Policy string `json:"policy,omitempty"`
-	// Service and Slot name the container's swarm task, recorded for the placement of
-	// its set for the replacement (empty when unknown).
+	// Stack, Service and Slot name the container's swarm task, recorded for the
+	// placement of its set for the replacement (empty when unknown).
+	Stack   string `json:"stack,omitempty"`
 	Service string `json:"service,omitempty"`
 	Slot    int    `json:"slot,omitempty"`
 }

@@ -316,7 +316,8 @@ type ArmEntry struct {
 	Budget time.Duration `json:"budget"`
 	// Policy is the stack's on-drain policy ("migrate").
 	Policy string `json:"policy,omitempty"`
-	// Service and Slot name its swarm task.
+	// Stack, Service and Slot name its swarm task.
+	Stack   string `json:"stack,omitempty"`
 	Service string `json:"service,omitempty"`
 	Slot    int    `json:"slot,omitempty"`
 }
@@ -351,6 +352,7 @@ type DrainEvent struct {
 	Node        string `json:"node"`
 	ContainerID string `json:"container_id"`
 	Name        string `json:"name,omitempty"`
+	Stack       string `json:"stack,omitempty"`
 	Service     string `json:"service,omitempty"`
 	Slot        int    `json:"slot,omitempty"`
 	Policy      string `json:"policy,omitempty"`

@@ -29,7 +29,7 @@ func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 			rep.Failed[c] = err.Error()
 		}
 		for _, e := range req.Arm {
-			if err := d.Arm(ctx, e.Container, worker.ArmOptions{Budget: e.Budget, Policy: e.Policy, Service: e.Service, Slot: e.Slot}); err != nil {
+			if err := d.Arm(ctx, e.Container, worker.ArmOptions{Budget: e.Budget, Policy: e.Policy, Stack: e.Stack, Service: e.Service, Slot: e.Slot}); err != nil {
 				fail(e.Container, err)
 			}
 		}
@@ -100,7 +100,7 @@ func (a *Agent) watchDrain(ctx context.Context) {
 
 // heldEvent is the DrainEvent of a held stop.
 func heldEvent(nodeName string, h worker.HeldStop) node.DrainEvent {
-	return node.DrainEvent{Node: nodeName, ContainerID: h.ContainerID, Name: h.Name, Service: h.Armed.Service,
+	return node.DrainEvent{Node: nodeName, ContainerID: h.ContainerID, Name: h.Name, Stack: h.Armed.Stack, Service: h.Armed.Service,
 		Slot: h.Armed.Slot, Policy: h.Armed.Policy, Signal: h.Signal, Deadline: h.Deadline, What: node.DrainHeld, Set: h.Set}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/worker/agent"
 
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -72,42 +73,9 @@ func (s staticSwarm) NodeAvailability(context.Context, string) (string, error) {
 // the slot, and only then released (verdict checkpointed); on an active node it is
 // released at once without a checkpoint.
 func TestDrainControllerMigratesHeldTask(t *testing.T) {
-	net := bus.NewNetwork()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	execs := map[string]*worker.Fake{}
-	actx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for _, n := range []string{"n1", "n2"} {
-		ex := worker.NewFake(n)
-		ex.TransferAddr = n
-		ex.SendTo = func(set, to string) (bool, error) { execs[to].PutSet(set); return false, nil }
-		execs[n] = ex
-		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: ex.Roles(), Log: quiet,
-			Algorithms: func(name string) (algorithms.Algorithm, error) { return registry.Lookup(name) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = a.Run(actx) }()
-	}
+	net, execs, quiet := drainAgents(t)
 	n1, n2 := execs["n1"], execs["n2"]
 	ctx := context.Background()
-	// The agents subscribe in Run: wait until both answer.
-	for _, n := range []string{"n1", "n2"} {
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			c, cl := context.WithTimeout(ctx, 200*time.Millisecond)
-			_, err := net.Connect().Request(c, node.HoldsSubject(n), []byte(`{}`))
-			cl()
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("agent %s not up: %v", n, err)
-			}
-			time.Sleep(10 * time.Millisecond) // polling the agent's start
-		}
-	}
 	ev := node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
 		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld}
 	arm := worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate", Stack: "st", Service: "st_web", Slot: 1}
@@ -136,5 +104,89 @@ func TestDrainControllerMigratesHeldTask(t *testing.T) {
 				t.Fatalf("placed on n2: %+v, want the drain set for st_web slot 1", placed)
 			}
 		}
+	}
+}
+
+// drainAgents runs agents n1 and n2 over fake workers on a memory bus.
+func drainAgents(t *testing.T) (*bus.Network, map[string]*worker.Fake, *slog.Logger) {
+	t.Helper()
+	net := bus.NewNetwork()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	execs := map[string]*worker.Fake{}
+	actx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, n := range []string{"n1", "n2"} {
+		ex := worker.NewFake(n)
+		ex.TransferAddr = n
+		ex.SendTo = func(set, to string) (bool, error) { execs[to].PutSet(set); return false, nil }
+		execs[n] = ex
+		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: ex.Roles(), Log: quiet,
+			Algorithms: func(name string) (algorithms.Algorithm, error) { return registry.Lookup(name) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(actx) }()
+	}
+	ctx := context.Background()
+	// The agents subscribe in Run: wait until both answer.
+	for _, n := range []string{"n1", "n2"} {
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			c, cl := context.WithTimeout(ctx, 200*time.Millisecond)
+			_, err := net.Connect().Request(c, node.HoldsSubject(n), []byte(`{}`))
+			cl()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s not up: %v", n, err)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the agent's start
+		}
+	}
+	return net, execs, quiet
+}
+
+// stoppingSwarm is a staticSwarm that is also the coordinator's Stopper.
+type stoppingSwarm struct{ staticSwarm }
+
+func (stoppingSwarm) StopStack(context.Context, string) error { return nil }
+
+// The reconciler arms the running tasks of a stack labelled on-drain migrate on their
+// nodes (not the ones swarm is stopping), once, and disarms them when the label goes.
+func TestReconcilerArmsLabelledTasks(t *testing.T) {
+	net, execs, quiet := drainAgents(t)
+	t0 := time.Unix(1000, 0)
+	sw := stoppingSwarm{staticSwarm{avail: "active", tasks: []stack.Task{
+		{Service: "st_web", Slot: 1, TaskID: "t1", Node: "n1", DesiredState: "running", State: "running", ContainerID: "c1", CreatedAt: t0},
+		{Service: "st_web", Slot: 2, TaskID: "t2", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c2", CreatedAt: t0},
+		{Service: "st_web", Slot: 3, TaskID: "t3", Node: "n1", DesiredState: "shutdown", State: "running", ContainerID: "c3", CreatedAt: t0},
+	}}}
+	r := &reconciler{s: &Service{cfg: Config{Bus: net.Connect(), Stopper: sw}}, log: quiet, armed: map[string]bool{}, armedStack: map[string]string{}}
+	ctx := context.Background()
+	labelled := []policy.Service{{Name: "st_web", Labels: map[string]string{policy.KeyOnDrain: "migrate"}}}
+	r.drainArm(ctx, "st", labelled)
+	if !r.armed["c1"] || !r.armed["c2"] || r.armed["c3"] {
+		t.Fatalf("armed %v, want c1 and c2", r.armed)
+	}
+	for n, c := range map[string]string{"n1": "c1", "n2": "c2"} {
+		if !execs[n].HoldStop(c, "15") {
+			t.Fatalf("%s not armed on %s", c, n)
+		}
+		_ = execs[n].ReleaseHeld(ctx, c, "test")
+	}
+	if execs["n1"].HoldStop("c3", "15") {
+		t.Fatal("a task swarm is stopping was armed")
+	}
+	// Disabled, then unlabelled: disarmed.
+	r.drainArm(ctx, "st", []policy.Service{{Name: "st_web", Labels: map[string]string{policy.KeyOnDrain: "migrate", policy.KeyEnable: "false"}}})
+	if len(r.armed) != 0 || execs["n1"].HoldStop("c1", "15") || execs["n2"].HoldStop("c2", "15") {
+		t.Fatalf("still armed after the policy was disabled: %v", r.armed)
+	}
+	r.drainArm(ctx, "st", labelled)
+	r.drainArm(ctx, "st", nil)
+	if len(r.armed) != 0 || execs["n1"].HoldStop("c1", "15") {
+		t.Fatalf("still armed after the label went: %v", r.armed)
 	}
 }

@@ -216,7 +216,11 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	log.Info("drain: held task checkpointed and placed for its replacement", "target", a.Target, "set", set,
 		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
 	if d.armed != nil {
-		d.armed()
+		// The replacement runs about a second after the release: a policy pass then
+		// arms it on its new node (pokes after ctx ended are dropped by the reconciler).
+		for _, after := range []time.Duration{0, 2 * time.Second, 5 * time.Second} {
+			time.AfterFunc(after, d.armed)
+		}
 	}
 }
 

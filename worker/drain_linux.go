@@ -102,7 +102,33 @@ func (w *Worker) Arm(ctx context.Context, name string, o ArmOptions) error {
 		return fmt.Errorf("worker %s: arm %s: %w", w.cfg.Node, c, err)
 	}
 	w.log.Info("container armed for drain", "container", c.Name, "id", c.ID, "budget", o.Budget, "policy", o.Policy)
+	w.pruneArmed(ctx, c.ID)
 	return nil
+}
+
+// pruneArmed removes the arming of containers that no longer run (tasks that ended or
+// were replaced), whose files would otherwise stay. A container whose stop is held is
+// left alone (docker inspect blocks then).
+func (w *Worker) pruneArmed(ctx context.Context, keep string) {
+	dir := w.drainDir()
+	recs, _ := filepath.Glob(filepath.Join(dir, recFile("*")))
+	for _, p := range recs {
+		id := strings.TrimPrefix(filepath.Base(p), recFile(""))
+		if id == keep {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, ociwrap.StopFile(id))); err == nil {
+			continue
+		}
+		_, err := w.p.Inspector.Resolve(ctx, id)
+		if !errors.Is(err, container.ErrNotFound) && !errors.Is(err, container.ErrNotRunning) {
+			continue
+		}
+		if err := errors.Join(rmMissingOK(filepath.Join(dir, ociwrap.ArmFile(id))), rmMissingOK(p),
+			rmMissingOK(filepath.Join(dir, ckptFile(id)))); err != nil {
+			w.log.Warn("cannot remove the drain arming of a container that is gone", "id", id, "err", err)
+		}
+	}
 }
 
 // findArmed returns the ID of the armed container named (or identified by) name

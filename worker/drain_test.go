@@ -131,3 +131,33 @@ func TestCheckpointHeldLocksThenDumps(t *testing.T) {
 		t.Fatalf("holds left after the container's exit: %+v", hs)
 	}
 }
+
+// Arming prunes the arming of containers that no longer run.
+func TestArmPrunesGoneContainers(t *testing.T) {
+	var dataRoot string
+	n := newFakeNodeParts(t, "n1", dump.Fake{}, func(cfg *worker.Config) { dataRoot = cfg.DataRoot }, nil)
+	ctx := context.Background()
+	web, old := n.add("web", 42), n.add("old", 43)
+	arm := worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate"}
+	for _, c := range []string{"old", "web"} {
+		if err := n.w.Arm(ctx, c, arm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(dataRoot, ociwrap.AreaDir, ociwrap.DrainDir)
+	armed := func(id string) bool { _, ok, _ := ociwrap.ReadArm(dir, id); return ok }
+	if !armed(web.ID) || !armed(old.ID) {
+		t.Fatal("not armed")
+	}
+	old.Pid = 0 // it exited
+	n.insp.Add(old, container.Spec{Name: "old", Image: "img"})
+	if err := n.w.Arm(ctx, "web", arm); err != nil {
+		t.Fatal(err)
+	}
+	if !armed(web.ID) || armed(old.ID) {
+		t.Fatalf("after arming web again: web armed %v (want true), old armed %v (want false)", armed(web.ID), armed(old.ID))
+	}
+	if recs, _ := filepath.Glob(filepath.Join(dir, "rec-*")); len(recs) != 1 {
+		t.Fatalf("records left: %v", recs)
+	}
+}

@@ -175,3 +175,32 @@ func mustJSON(t *testing.T, b []byte, v any) {
 		t.Fatalf("%s: %v", b, err)
 	}
 }
+
+// BenchmarkKillDecisionUnarmed is what the wrapper adds to the kill of a container
+// that is not armed (every unlabelled one): reading the bundle's config.json (here
+// padded to 16 KiB, about a Docker bundle's) and one stat.
+func BenchmarkKillDecisionUnarmed(b *testing.B) {
+	d := b.TempDir()
+	dataRoot, bundle := filepath.Join(d, "data"), filepath.Join(d, "bundle")
+	for _, p := range []string{filepath.Join(dataRoot, AreaDir, DrainDir), bundle} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"process": map[string]any{"env": []string{strings.Repeat("X", 16<<10)}},
+		"mounts":  []map[string]string{{"destination": "/etc/hostname", "source": filepath.Join(dataRoot, "containers", id, "hostname")}},
+	})
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		dr, err := DataRoot(bundle, id)
+		if err != nil || dr != dataRoot {
+			b.Fatal(dr, err)
+		}
+		if _, hold, err := BeginHold(filepath.Join(dr, AreaDir, DrainDir), id, "15", "/r", bundle, time.Now()); hold || err != nil {
+			b.Fatal(hold, err)
+		}
+	}
+}

@@ -36,10 +36,25 @@ type DrainSwarm interface {
 	NodeAvailability(ctx context.Context, node string) (string, error)
 }
 
-// drainBudget is the hold budget armed today: Docker's default stop_grace_period
-// (10 s) minus a 1 s margin (docs/drain.md: min(50 s, stop_grace_period) - 1 s; the
-// service's own stop_grace_period is not read yet).
-const drainBudget = 9 * time.Second
+// Hold budget (docs/drain.md): min(maxDrainHold, stop_grace_period) minus
+// drainMargin; Docker's default stop_grace_period is 10 s.
+const (
+	maxDrainHold       = 50 * time.Second
+	drainMargin        = time.Second
+	defaultGracePeriod = 10 * time.Second
+	// minDrainBudget: a shorter hold leaves no time for a checkpoint (the worker
+	// refuses one with less than 1 s left), so such a task is not armed.
+	minDrainBudget = 2 * time.Second
+)
+
+// drainBudget is the hold budget of a task whose stop_grace_period is grace (0: the
+// default); <= 0 means the task cannot be held (its grace period is too short).
+func drainBudget(grace time.Duration) time.Duration {
+	if grace <= 0 {
+		grace = defaultGracePeriod
+	}
+	return min(maxDrainHold, grace) - drainMargin
+}
 
 // heldAction is decideHeld's answer.
 type heldAction struct {
@@ -262,7 +277,19 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 		if r.armed[t.ContainerID] {
 			continue
 		}
-		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: drainBudget,
+		budget := drainBudget(t.StopGracePeriod)
+		if budget < minDrainBudget {
+			if r.unarmable == nil {
+				r.unarmable = map[string]bool{}
+			}
+			if !r.unarmable[t.ContainerID] {
+				r.unarmable[t.ContainerID] = true
+				r.log.Warn("task not armed for drains: its stop_grace_period leaves no time to checkpoint it; give it more (e.g. 10s)",
+					"stack", stackName, "service", t.Service, "slot", t.Slot, "stop_grace_period", t.StopGracePeriod)
+			}
+			continue
+		}
+		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget,
 			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
 	}
 	for c, st := range r.armedStack {

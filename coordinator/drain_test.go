@@ -30,6 +30,15 @@ func drainTasks() []stack.Task {
 	}
 }
 
+func TestDrainBudget(t *testing.T) {
+	for grace, want := range map[time.Duration]time.Duration{0: 9 * time.Second, 5 * time.Second: 4 * time.Second,
+		time.Minute: 49 * time.Second, time.Second: 0} {
+		if got := drainBudget(grace); got != want {
+			t.Errorf("drainBudget(%s) = %s, want %s", grace, got, want)
+		}
+	}
+}
+
 func TestDecideHeld(t *testing.T) {
 	held := node.DrainEvent{Node: "n1", ContainerID: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate", What: node.DrainHeld}
 	noRepl := drainTasks()[:1]
@@ -162,13 +171,30 @@ func TestReconcilerArmsLabelledTasks(t *testing.T) {
 		{Service: "st_web", Slot: 1, TaskID: "t1", Node: "n1", DesiredState: "running", State: "running", ContainerID: "c1", CreatedAt: t0},
 		{Service: "st_web", Slot: 2, TaskID: "t2", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c2", CreatedAt: t0},
 		{Service: "st_web", Slot: 3, TaskID: "t3", Node: "n1", DesiredState: "shutdown", State: "running", ContainerID: "c3", CreatedAt: t0},
+		{Service: "st_db", Slot: 1, TaskID: "t4", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c4", CreatedAt: t0,
+			StopGracePeriod: 2 * time.Second},
+		{Service: "st_db", Slot: 2, TaskID: "t5", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c5", CreatedAt: t0,
+			StopGracePeriod: 2 * time.Minute},
 	}}}
 	r := &reconciler{s: &Service{cfg: Config{Bus: net.Connect(), Stopper: sw}}, log: quiet, armed: map[string]bool{}, armedStack: map[string]string{}}
 	ctx := context.Background()
 	labelled := []policy.Service{{Name: "st_web", Labels: map[string]string{policy.KeyOnDrain: "migrate"}}}
 	r.drainArm(ctx, "st", labelled)
-	if !r.armed["c1"] || !r.armed["c2"] || r.armed["c3"] {
-		t.Fatalf("armed %v, want c1 and c2", r.armed)
+	if !r.armed["c1"] || !r.armed["c2"] || r.armed["c3"] || r.armed["c4"] || !r.armed["c5"] {
+		t.Fatalf("armed %v, want c1, c2 and c5 (c3 is being stopped, c4's grace period is too short)", r.armed)
+	}
+	// Budgets: the default grace period (10 s) minus 1 s; a long one capped at 50 s.
+	for c, want := range map[string]time.Duration{"c2": 9 * time.Second, "c5": 49 * time.Second} {
+		if !execs["n2"].HoldStop(c, "15") {
+			t.Fatalf("%s not armed", c)
+		}
+		hs, _ := execs["n2"].HeldStops(ctx)
+		for _, h := range hs {
+			if h.ContainerID == c && h.Armed.Budget != want {
+				t.Errorf("%s armed with budget %s, want %s", c, h.Armed.Budget, want)
+			}
+		}
+		_ = execs["n2"].ReleaseHeld(ctx, c, "test")
 	}
 	for n, c := range map[string]string{"n1": "c1", "n2": "c2"} {
 		if !execs[n].HoldStop(c, "15") {

@@ -63,6 +63,7 @@ type reconciler struct {
 	// stacks (drain.go).
 	armed      map[string]bool
 	armedStack map[string]string
+	unarmable  map[string]bool // containers whose grace period is too short (logged once)
 }
 
 func newReconciler(s *Service) *reconciler {

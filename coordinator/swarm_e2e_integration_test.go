@@ -330,10 +330,19 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		}
 		var from, ctr string
 		waitLong(t, "counter running", func() bool { from, ctr = task(); return ctr != "" && info(from, ctr) != nil })
-		// Armed by the coordinator's policy pass (service events, or the 30 s resync).
+		// Armed by the coordinator's policy pass, on service events or the 30 s resync:
+		// a service label change (no task restart) is an event once the task runs.
+		if out, err := e.dockerOut(manager, "service", "update", "--detach", "--label-add", "test.kick=1", "counter_counter"); err != nil {
+			t.Fatalf("service update: %v\n%s", err, out)
+		}
 		waitLong(t, "counter task armed for drains", func() bool {
 			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
-			return strings.Contains(string(lg), "tasks armed for drains") && strings.Contains(string(lg), "counter")
+			for _, l := range strings.Split(string(lg), "\n") {
+				if strings.Contains(l, "tasks armed for drains") && strings.Contains(l, "stack=counter") && strings.Contains(l, "node="+from+" ") {
+					return true
+				}
+			}
+			return false
 		})
 		before := info(from, ctr)
 		t.Logf("counter on %s before the drain: %v", from, before)
@@ -357,6 +366,15 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			return after != nil
 		})
 		t.Logf("counter on %s %.1fs after the drain of %s: %v", to, time.Since(t0).Seconds(), from, after)
+		waitLong(t, "the moved counter armed again on "+to, func() bool {
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+			for _, l := range strings.Split(string(lg), "\n") {
+				if strings.Contains(l, "tasks armed for drains") && strings.Contains(l, "stack=counter") && strings.Contains(l, "node="+to+" ") {
+					return true
+				}
+			}
+			return false
+		})
 		if after["instance"] != before["instance"] {
 			t.Errorf("the counter on %s is instance %v, was %v on %s: it restarted fresh instead of being restored (state lost)",
 				to, after["instance"], before["instance"], from)

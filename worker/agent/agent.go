@@ -62,6 +62,9 @@ type Config struct {
 	// DrainPoll is how often the agent looks for stops the runtime wrapper holds for a
 	// drain (drain.go). Default DefaultDrainPoll.
 	DrainPoll time.Duration
+	// DrainRepublish is how often a held stop that is still undecided is reported
+	// again. Default DefaultDrainRepublish.
+	DrainRepublish time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -111,6 +114,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.DrainPoll <= 0 {
 		cfg.DrainPoll = DefaultDrainPoll
+	}
+	if cfg.DrainRepublish <= 0 {
+		cfg.DrainRepublish = DefaultDrainRepublish
 	}
 	if cfg.HeartbeatPeriod <= 0 {
 		cfg.HeartbeatPeriod = time.Second

@@ -15,8 +15,12 @@ import (
 // wrapper holds their stop, the agent reports every held stop on DrainEventSubject
 // (watchDrain), and the coordinator decides it (OpHeld: checkpoint, then release).
 
-// DefaultDrainPoll is how often the agent looks for held stops (Config.DrainPoll).
-const DefaultDrainPoll = 200 * time.Millisecond
+// DefaultDrainPoll is how often the agent looks for held stops (Config.DrainPoll);
+// DefaultDrainRepublish how often it reports an undecided one again.
+const (
+	DefaultDrainPoll      = 200 * time.Millisecond
+	DefaultDrainRepublish = time.Second
+)
 
 func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 	d := a.cfg.Worker.Drainer
@@ -55,8 +59,10 @@ func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 	}))
 }
 
-// watchDrain publishes a DrainEvent for every stop the wrapper starts holding on this
-// node, once per hold, until ctx ends.
+// watchDrain publishes a DrainEvent for every stop the wrapper holds on this node, at
+// once and again every Config.DrainRepublish while it is undecided and not
+// checkpointed (a coordinator that was not listening, or a new leader, then still
+// decides it before its deadline), until ctx ends.
 func (a *Agent) watchDrain(ctx context.Context) {
 	d := a.cfg.Worker.Drainer
 	if d == nil {
@@ -64,7 +70,7 @@ func (a *Agent) watchDrain(ctx context.Context) {
 	}
 	t := time.NewTicker(a.cfg.DrainPoll)
 	defer t.Stop()
-	seen := map[string]bool{} // container + deadline of the holds reported
+	published := map[string]time.Time{} // container + deadline of a hold -> last published
 	failing := false
 	for {
 		hs, err := d.HeldStops(ctx)
@@ -74,21 +80,25 @@ func (a *Agent) watchDrain(ctx context.Context) {
 			failing = true
 		case err == nil:
 			failing = false
-			now := map[string]bool{}
+			now := map[string]time.Time{}
 			for _, h := range hs {
 				k := h.ContainerID + "@" + h.Deadline.String()
-				now[k] = true
-				if seen[k] {
+				last, seen := published[k]
+				now[k] = last
+				if seen && (h.Set != "" || time.Since(last) < a.cfg.DrainRepublish) {
 					continue
 				}
-				a.log.Info("stop held for a drain", "container", h.Name, "id", h.ContainerID, "service", h.Armed.Service,
-					"slot", h.Armed.Slot, "signal", h.Signal, "deadline", h.Deadline)
+				if !seen {
+					a.log.Info("stop held for a drain", "container", h.Name, "id", h.ContainerID, "service", h.Armed.Service,
+						"slot", h.Armed.Slot, "signal", h.Signal, "deadline", h.Deadline)
+				}
 				if err := a.publishDrain(ctx, heldEvent(a.cfg.Node, h)); err != nil {
 					a.log.Warn("cannot report a held stop to the coordinator; it proceeds at its deadline unless decided", "container", h.Name, "err", err)
-					continue // reported again next round
+					continue
 				}
+				now[k] = time.Now()
 			}
-			seen = now
+			published = now
 		}
 		select {
 		case <-ctx.Done():

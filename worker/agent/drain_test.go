@@ -19,7 +19,7 @@ import (
 func TestAgentDrainHold(t *testing.T) {
 	net := bus.NewNetwork()
 	f := worker.NewFake("n1")
-	startAgent(t, agent.Config{Bus: net.Connect(), Worker: f.Roles(), DrainPoll: 5 * time.Millisecond})
+	startAgent(t, agent.Config{Bus: net.Connect(), Worker: f.Roles(), DrainPoll: 5 * time.Millisecond, DrainRepublish: 20 * time.Millisecond})
 	conn := net.Connect()
 	events := make(chan node.DrainEvent, 16)
 	sub, err := conn.Subscribe(node.DrainEventSubject, func(m *bus.Msg) {
@@ -54,6 +54,15 @@ func TestAgentDrainHold(t *testing.T) {
 	}
 	if e.Node != "n1" || e.ContainerID != "web" || e.What != node.DrainHeld || e.Service != "st_web" || e.Slot != 1 || e.Policy != "migrate" || e.Signal != "15" {
 		t.Fatalf("event %+v", e)
+	}
+	// Undecided, it is reported again (a coordinator that missed it still decides).
+	select {
+	case e2 := <-events:
+		if e2.ContainerID != "web" || !e2.Deadline.Equal(e.Deadline) {
+			t.Fatalf("second event %+v, want the same hold", e2)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an undecided held stop was not reported again")
 	}
 
 	var held node.HeldReply

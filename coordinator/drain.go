@@ -108,7 +108,7 @@ type drainController struct {
 	addr  func(node string) (string, bool)
 	log   *slog.Logger
 	mu    sync.Mutex
-	busy  map[string]bool // containers being decided
+	busy  map[string]bool // holds (container@deadline) decided or being decided
 	wg    sync.WaitGroup
 	armed func() // pokes the reconciler (a moved task is armed again on its new node)
 }
@@ -138,20 +138,25 @@ func (s *Service) runDrain(ctx context.Context) {
 		if e.What != node.DrainHeld {
 			return
 		}
+		// One decision per hold: agents report an undecided hold again every second,
+		// and a report may cross the release.
+		k := e.ContainerID + "@" + e.Deadline.String()
 		d.mu.Lock()
-		if d.busy[e.ContainerID] {
+		if d.busy[k] {
 			d.mu.Unlock()
 			return
 		}
-		d.busy[e.ContainerID] = true
+		d.busy[k] = true
 		d.wg.Add(1)
 		d.mu.Unlock()
 		go func() {
 			defer d.wg.Done()
 			d.handle(ctx, e)
-			d.mu.Lock()
-			delete(d.busy, e.ContainerID)
-			d.mu.Unlock()
+			time.AfterFunc(time.Until(e.Deadline)+time.Second, func() {
+				d.mu.Lock()
+				delete(d.busy, k)
+				d.mu.Unlock()
+			})
 		}()
 	})
 	if err != nil {
@@ -206,6 +211,10 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	// A failed checkpoint releases the stop on the node (the container runs on, then
 	// stops as swarm asked).
 	if _, err := askNode[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
+		if errors.Is(err, node.ErrNotFound) {
+			log.Info("drain: the stop is no longer held (decided, or its deadline passed), or the container has no arming record there: its stop proceeds", "err", err)
+			return
+		}
 		log.Error("drain: checkpoint of the held task failed: swarm restarts it fresh", "err", err)
 		return
 	}

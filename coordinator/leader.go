@@ -94,6 +94,9 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 		s.log.Error("recovery of unfinished snapshots failed", "err", err)
 	}
 	s.log.Info("coordinator ready", "name", s.cfg.Name)
+	drainDone := make(chan struct{})
+	go func() { defer close(drainDone); s.runDrain(lctx) }() // drain.go
+	defer func() { <-drainDone }()
 	recDone := make(chan struct{})
 	if s.rec != nil {
 		// After recovery: the scheduled runs a predecessor left are final by now.

@@ -59,12 +59,17 @@ type reconciler struct {
 	logged  map[string]string             // stack -> label errors last logged
 	srcErr  string                        // last label source error logged
 	wg      sync.WaitGroup
+	// armed are the task containers armed for drains by this process, and their
+	// stacks (drain.go).
+	armed      map[string]bool
+	armedStack map[string]string
+	unarmable  map[string]bool // containers whose grace period is too short (logged once)
 }
 
 func newReconciler(s *Service) *reconciler {
 	return &reconciler{s: s, src: s.cfg.Policies, log: s.log.With("component", "policy"), now: time.Now,
 		resync: s.cfg.PolicyResync, kick: make(chan struct{}, 1),
-		running: map[string]string{}, logged: map[string]string{}}
+		running: map[string]string{}, logged: map[string]string{}, armed: map[string]bool{}, armedStack: map[string]string{}}
 }
 
 // poke asks for a pass soon (a service changed).
@@ -175,6 +180,7 @@ func (r *reconciler) pass(ctx context.Context, now time.Time) (next time.Time) {
 				return now.Add(time.Second)
 			}
 		}
+		r.drainArm(ctx, name, byStack[name]) // drain.go
 		if st := r.states[name]; st != nil && !st.Next.IsZero() && (next.IsZero() || st.Next.Before(next)) {
 			next = st.Next
 		}

@@ -285,4 +285,108 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			t.Errorf("echo_server service gone: %v", err)
 		}
 	})
+
+	// docs/drain.md: a plain `docker node update --availability drain` moves the task of
+	// a stack labelled swarmckpt.on-drain: migrate with its memory: the coordinator armed
+	// it, the runtime wrapper held swarm's stop, the node's worker checkpointed it, the
+	// set was placed for swarm's replacement on another node, which restored it.
+	t.Run("DrainMovesLabelledCounterWithItsState", func(t *testing.T) {
+		e.t = t
+		images, _ := lab.ImageDirForTests()
+		yml := filepath.Join(e.dir, "counter-drain.yml")
+		b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "counter.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		labelled := strings.Replace(string(b), `        swarmckpt.enable: "true"`, `        swarmckpt.enable: "true"
+        swarmckpt.on-drain: migrate`, 1)
+		if labelled == string(b) {
+			t.Fatal("counter.yml changed: no swarmckpt.enable label to add on-drain beside")
+		}
+		if err := os.WriteFile(yml, []byte(labelled), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images, yml, "counter"); code != 0 {
+			t.Fatalf("lab deploy counter: %s", out)
+		}
+		// The running task: node and container.
+		task := func() (nodeName, ctr string) {
+			out, _ := e.dockerOut(manager, "service", "ps", "counter_counter", "--filter", "desired-state=running",
+				"--format", "{{.Node}} {{.CurrentState}}")
+			f := strings.Fields(out)
+			if len(f) < 2 || f[1] != "Running" {
+				return "", ""
+			}
+			id, _ := e.dockerOut(f[0], "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=counter_counter")
+			return f[0], strings.TrimSpace(id)
+		}
+		info := func(nodeName, ctr string) map[string]any {
+			out, err := e.dockerOut(nodeName, "exec", ctr, "/counter", "get", "http://127.0.0.1:8080/info")
+			var m map[string]any
+			if err != nil || json.Unmarshal([]byte(out), &m) != nil {
+				return nil
+			}
+			return m
+		}
+		var from, ctr string
+		waitLong(t, "counter running", func() bool { from, ctr = task(); return ctr != "" && info(from, ctr) != nil })
+		// Armed by the coordinator's policy pass, on service events or the 30 s resync:
+		// a service label change (no task restart) is an event once the task runs.
+		if out, err := e.dockerOut(manager, "service", "update", "--detach", "--label-add", "test.kick=1", "counter_counter"); err != nil {
+			t.Fatalf("service update: %v\n%s", err, out)
+		}
+		waitLong(t, "counter task armed for drains", func() bool {
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+			for _, l := range strings.Split(string(lg), "\n") {
+				if strings.Contains(l, "tasks armed for drains") && strings.Contains(l, "stack=counter") && strings.Contains(l, "node="+from+" ") {
+					return true
+				}
+			}
+			return false
+		})
+		before := info(from, ctr)
+		t.Logf("counter on %s before the drain: %v", from, before)
+		t0 := time.Now()
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "drain", from); err != nil {
+			t.Fatalf("drain %s: %v\n%s", from, err, out)
+		}
+		defer func() {
+			if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", from); err != nil {
+				t.Errorf("set %s active again: %v\n%s", from, err, out)
+			}
+		}()
+		var to, ctr2 string
+		var after map[string]any
+		waitLong(t, "counter running on another node", func() bool {
+			to, ctr2 = task()
+			if to == "" || to == from || ctr2 == "" {
+				return false
+			}
+			after = info(to, ctr2)
+			return after != nil
+		})
+		t.Logf("counter on %s %.1fs after the drain of %s: %v", to, time.Since(t0).Seconds(), from, after)
+		waitLong(t, "the moved counter armed again on "+to, func() bool {
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+			for _, l := range strings.Split(string(lg), "\n") {
+				if strings.Contains(l, "tasks armed for drains") && strings.Contains(l, "stack=counter") && strings.Contains(l, "node="+to+" ") {
+					return true
+				}
+			}
+			return false
+		})
+		if after["instance"] != before["instance"] {
+			t.Errorf("the counter on %s is instance %v, was %v on %s: it restarted fresh instead of being restored (state lost)",
+				to, after["instance"], before["instance"], from)
+		}
+		if av, bv := after["value"].(float64), before["value"].(float64); av < bv {
+			t.Errorf("counter value %v on %s after the drain, %v before: state lost", av, to, bv)
+		}
+		lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		for _, l := range strings.Split(string(lg), "\n") {
+			if strings.Contains(l, "drain") && (strings.Contains(l, "armed") || strings.Contains(l, "held")) {
+				t.Log(l)
+			}
+		}
+	})
 }

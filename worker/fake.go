@@ -56,6 +56,7 @@ type Fake struct {
 	// Undumpable: container -> the error CheckDump returns for it.
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
+	drain      fakeDrain       // Drainer (drainfake.go)
 	// FailStop makes Stop fail; OnStop, when set, is called with each container Stop
 	// ends (outside the fake's lock).
 	FailStop error
@@ -103,7 +104,7 @@ func NewFake(node string) *Fake {
 
 // Roles returns the fake's roles.
 func (f *Fake) Roles() Roles {
-	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f}
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f}
 }
 
 // Info implements Inspector: the fake's node, its TransferAddr, no post-copy.

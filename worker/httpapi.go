@@ -46,6 +46,11 @@ import (
 //	DELETE /v1/tasks/{service}/{slot}  {"task":{"set":"ID"}}         -> TaskRelease
 //	GET  /v1/standalone?stack=NAME                                       -> []restore.Standalone (standalone.go)
 //	POST /v1/preflight                 {"preflight":PreflightRequest}   -> PreflightReport
+//	PUT  /v1/drain/{name}              {"drain":{"arm":ArmOptions}}     (Arm, drain.go)
+//	DELETE /v1/drain/{name}                                             (Disarm)
+//	GET  /v1/drain                                                       -> []HeldStop
+//	POST /v1/drain/{id}/checkpoint     {"set":"ID"}                      -> Manifest
+//	POST /v1/drain/{id}/release        {"drain":{"reason":"..."}}
 
 type apiRequest struct {
 	Peers        []netip.Addr      `json:"peers,omitempty"`
@@ -58,6 +63,7 @@ type apiRequest struct {
 	Label        string            `json:"label,omitempty"`
 	Task         taskRequest       `json:"task,omitzero"`
 	Preflight    *PreflightRequest `json:"preflight,omitempty"`
+	Drain        drainRequest      `json:"drain,omitzero"`
 }
 
 // apiError is every error answer's body: the message and its wire code
@@ -154,6 +160,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.standaloneAPI(handle) // standalone_linux.go
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
+	w.drainAPI(handle)      // drain_linux.go
 }
 
 // dumped returns what records a dump's result in the metrics and passes it on: its
@@ -239,7 +246,7 @@ var (
 
 // Roles returns the worker's roles, all served over its HTTP API.
 func (c *Client) Roles() Roles {
-	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c}
+	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c}
 }
 
 // ErrRemote: the worker answered with an error (its message is attached).

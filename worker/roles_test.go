@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/workertest"
 )
@@ -54,7 +56,9 @@ var ctrSeq atomic.Int64
 
 func fakeRoles(f *worker.Fake) workertest.Node {
 	return workertest.Node{Name: f.Node, Roles: f.Roles(), Addr: f.TransferAddr,
-		Container: func(*testing.T) string { return fmt.Sprintf("ctr%d", ctrSeq.Add(1)) }}
+		Container: func(*testing.T) string { return fmt.Sprintf("ctr%d", ctrSeq.Add(1)) },
+		HoldStop:  func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
+		Verdict:   func(_ *testing.T, ctr string) (ociwrap.Verdict, bool) { return f.Verdict(ctr) }}
 }
 
 // listing is a restorer that lists the (no) standalone containers it restored for a
@@ -67,11 +71,25 @@ func (listing) Standalone(context.Context, string) ([]restore.Standalone, error)
 // overHTTP.
 func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 	var dataRoot string
-	n := newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot = c.DataRoot },
+	var n *fakeNode
+	n = newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot = c.DataRoot },
 		func(p *worker.Parts) {
 			p.Placer = &restore.Docker{DataRoot: dataRoot}
 			p.Restorer = listing{p.Restorer}
+			// runc's state of a fake container: running, with its pid.
+			p.RuncState = func(ctx context.Context, _, id string) (worker.RuncState, error) {
+				ref, err := n.insp.Resolve(ctx, id)
+				return worker.RuncState{Pid: ref.Pid, Status: "running"}, err
+			}
 		})
+	drainDir := filepath.Join(dataRoot, ociwrap.AreaDir, ociwrap.DrainDir)
+	idOf := func(t *testing.T, ctr string) string {
+		ref, err := n.insp.Resolve(context.Background(), ctr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref.ID
+	}
 	roles := n.w.Roles()
 	if overHTTP {
 		roles = (&worker.Client{Addr: n.w.Addr()}).Roles()
@@ -80,6 +98,27 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 		Container: func(*testing.T) string {
 			i := ctrSeq.Add(1)
 			return n.add(fmt.Sprintf("ctr%d", i), int(100+i)).Name
+		},
+		// The wrapper's kill: the previous hold ended (its files gone), a new one begins.
+		HoldStop: func(t *testing.T, ctr, sig string) bool {
+			id := idOf(t, ctr)
+			os.Remove(filepath.Join(drainDir, ociwrap.StopFile(id)))
+			os.Remove(filepath.Join(drainDir, ociwrap.VerdictFile(id)))
+			_, held, err := ociwrap.BeginHold(drainDir, id, sig, "/run/runc-root", "/bundle", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return held
+		},
+		Verdict: func(t *testing.T, ctr string) (ociwrap.Verdict, bool) {
+			v, err := ociwrap.ReadVerdict(drainDir, idOf(t, ctr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v == nil {
+				return ociwrap.Verdict{}, false
+			}
+			return *v, true
 		},
 		// dump.Fake writes no CRIU images: add a socket-less files.img, as a dump
 		// leaves it, so that the set's sockets can be read and it can be placed.

@@ -124,6 +124,7 @@ type Roles struct {
 	Restorer  Restorer
 	Tasks     Tasks
 	Inspector Inspector
+	Drainer   Drainer
 }
 
 // SetSockets is what Sockets found in a verified image set.

@@ -76,6 +76,9 @@ type Parts struct {
 	// False (tests with fake containers, whose pids are not theirs): left to their SYN's
 	// retransmission.
 	EndPendingConnects bool
+	// RuncState answers `runc --root root state id` for a container whose stop is held
+	// (drain_linux.go); nil runs runc. Tests with fake containers set it.
+	RuncState func(ctx context.Context, root, id string) (RuncState, error)
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -124,7 +127,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the

@@ -1,8 +1,9 @@
 // Command swarmckpt-runtime is the OCI runtime wrapper installed as each node's default
 // Docker runtime (/usr/local/bin/swarmckpt-runtime, registered in daemon.json as runtime
 // "swarmckpt" with "default-runtime": "swarmckpt"). It turns `create` into `runc restore`
-// for containers whose checkpoint the swarmckpt worker placed on the node and passes
-// every other call to runc unchanged. See worker/ociwrap and docs/restore.md.
+// for containers whose checkpoint the swarmckpt worker placed on the node, holds the
+// `kill` of containers the worker armed for a drain until the worker has checkpointed
+// them (docs/drain.md), and passes every other call to runc unchanged. See worker/ociwrap and docs/restore.md.
 //
 // Called as `swarmckpt-runtime __swarmckpt_hold DURATION` it is instead the process of
 // a network keeper container (ociwrap.Hold): it sleeps until DURATION or SIGTERM.

@@ -132,6 +132,8 @@ func policyValue(p *policy.Policy, k string) string {
 		return p.Mode
 	case policy.KeyMigration:
 		return p.Migration
+	case policy.KeyOnDrain:
+		return p.OnDrain
 	case policy.KeyExclude:
 		return "false"
 	}

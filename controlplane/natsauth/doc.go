@@ -4,7 +4,7 @@
 //
 // Roles: the coordinator (every subject), the CLI (the coordinator's API and the
 // progress of operations, nothing addressed to nodes) and the node agents, one user per
-// node ("agent.<node>"), which may publish only their replies, heartbeats, results to
+// node ("agent.<node>"), which may publish only their replies, heartbeats, drain events, results to
 // the coordinator and container-to-container markers, and subscribe only to their own
 // node's subjects. An agent cannot publish a coordinator's command (lock, dump, commit,
 // a plan, a restore request) to any node, its own included.

@@ -66,9 +66,9 @@ func Permissions(role Role, nodeName string) (*natsserver.Permissions, error) {
 			sub = append(sub, op.Subject(nodeName))
 		}
 		return &natsserver.Permissions{
-			// Results to the coordinator, heartbeats, markers to other nodes'
-			// containers; replies only to requests it received (Response).
-			Publish:   &natsserver.SubjectPermission{Allow: []string{node.CoordinatorSubject(), node.HeartbeatSubject, node.PeerSubject("*")}},
+			// Results to the coordinator, heartbeats, drain events, markers to other
+			// nodes' containers; replies only to requests it received (Response).
+			Publish:   &natsserver.SubjectPermission{Allow: []string{node.CoordinatorSubject(), node.HeartbeatSubject, node.DrainEventSubject, node.PeerSubject("*")}},
 			Subscribe: &natsserver.SubjectPermission{Allow: sub},
 			Response:  &natsserver.ResponsePermission{MaxMsgs: 1, Expires: replyTTL},
 		}, nil

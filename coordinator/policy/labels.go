@@ -23,6 +23,7 @@ const (
 	KeyExclude   = "swarmckpt.exclude"
 	KeyMode      = "swarmckpt.mode"
 	KeyMigration = "swarmckpt.migration"
+	KeyOnDrain   = "swarmckpt.on-drain"
 )
 
 // Prefix starts every policy label.
@@ -30,7 +31,7 @@ const Prefix = "swarmckpt."
 
 // stackWide are the keys whose value is one for the whole stack: services that set
 // them must agree.
-var stackWide = []string{KeyEnable, KeyAlgorithm, KeyTimeout, KeySchedule, KeyRetain, KeyReplicas, KeyMode, KeyMigration}
+var stackWide = []string{KeyEnable, KeyAlgorithm, KeyTimeout, KeySchedule, KeyRetain, KeyReplicas, KeyMode, KeyMigration, KeyOnDrain}
 
 // Keys returns every known label key, sorted.
 func Keys() []string {
@@ -80,6 +81,10 @@ type Policy struct {
 	Replicas  int    `json:"replicas,omitempty"`
 	Mode      string `json:"mode,omitempty"`
 	Migration string `json:"migration,omitempty"`
+	// OnDrain is what a drain of a node does to the stack's tasks there: "migrate"
+	// (checkpointed while swarm's stop is held, restored as swarm's replacement:
+	// docs/drain.md); "" lets swarm restart them fresh.
+	OnDrain string `json:"on_drain,omitempty"`
 	// From names, per label key, the services that set it (sorted).
 	From map[string][]string `json:"from"`
 }
@@ -88,7 +93,11 @@ type Policy struct {
 var (
 	Modes      = []string{"exact", "swarm"}
 	Migrations = []string{"cold", "direct", "post-copy"}
+	OnDrains   = []string{OnDrainMigrate}
 )
+
+// OnDrainMigrate: a drained node's tasks of the stack move with their memory.
+const OnDrainMigrate = "migrate"
 
 // Derive computes the policy of stack from its services' labels. A stack none of
 // whose services carries a swarmckpt.* label has no policy (nil, nil). Every
@@ -210,6 +219,11 @@ func (p *Policy) apply(k, service, v string) error {
 			return bad("unknown migration kind: use one of " + strings.Join(Migrations, ", "))
 		}
 		p.Migration = v
+	case KeyOnDrain:
+		if !slices.Contains(OnDrains, v) {
+			return bad("unknown on-drain action: use " + strings.Join(OnDrains, ", ") + " (leave the label out for swarm's fresh restart)")
+		}
+		p.OnDrain = v
 	}
 	return nil
 }

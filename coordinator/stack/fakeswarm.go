@@ -38,6 +38,8 @@ type FakeSwarm struct {
 	Stops       int
 	// Killed records the containers StopServices handed to its kill function.
 	Killed map[string][]string
+	// availability is SetAvailability's (nodes.go).
+	availability map[string]string
 }
 
 var _ Swarm = (*FakeSwarm)(nil)

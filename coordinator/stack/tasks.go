@@ -29,6 +29,9 @@ type Task struct {
 	// Addresses are the task's addresses, network name -> IPs (ingress left out), in
 	// the order swarm lists its attachments.
 	Addresses []NetAddr `json:"addresses,omitempty"`
+	// StopGracePeriod is the task's stop_grace_period (0: not set, Docker's default
+	// of 10 s applies).
+	StopGracePeriod time.Duration `json:"stop_grace_period,omitempty"`
 }
 
 // NetAddr is an address on a named network.
@@ -151,6 +154,9 @@ func BuildTasks(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node
 		}
 		if t.Status.ContainerStatus != nil {
 			o.ContainerID = t.Status.ContainerStatus.ContainerID
+		}
+		if cs := t.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+			o.StopGracePeriod = *cs.StopGracePeriod
 		}
 		for _, na := range t.NetworksAttachments {
 			if na.Network.Spec.Ingress {

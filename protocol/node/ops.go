@@ -300,3 +300,79 @@ func (s Standalone) InStack(stack string) bool {
 	}
 	return len(s.Service) > len(stack)+1 && s.Service[:len(stack)+1] == stack+"_"
 }
+
+// ArmRequest arms containers of the node for the drain hold, or disarms them (OpArm):
+// the runtime wrapper then holds swarm's stop of an armed container until the node's
+// worker has given its verdict or the budget ran out (docs/drain.md).
+type ArmRequest struct {
+	Arm []ArmEntry `json:"arm,omitempty"`
+	// Disarm lists containers (names or IDs) to disarm; disarming one that is not
+	// armed, or gone, succeeds.
+	Disarm []string `json:"disarm,omitempty"`
+}
+
+// ArmEntry is one container to arm.
+type ArmEntry struct {
+	Container string `json:"container"`
+	// Budget is the longest hold of its stop: min(50 s, stop_grace_period) minus a
+	// margin.
+	Budget time.Duration `json:"budget"`
+	// Policy is the stack's on-drain policy ("migrate").
+	Policy string `json:"policy,omitempty"`
+	// Stack, Service and Slot name its swarm task.
+	Stack   string `json:"stack,omitempty"`
+	Service string `json:"service,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+}
+
+// ArmReply answers an ArmRequest: Failed names the containers that could not be
+// armed or disarmed, with why (the others were).
+type ArmReply struct {
+	Failed map[string]string `json:"failed,omitempty"`
+	OpStatus
+}
+
+// HeldRequest decides a held stop of Container (an ID) (OpHeld): with Release, let it
+// proceed now (Reason says why, for the log); otherwise checkpoint the container with
+// exit into image set Set, under its network lock, and keep the stop held until a
+// second request with Release (so that the set can be placed for swarm's replacement
+// before swarm sees the old task end). ErrNotFound: no such held stop.
+type HeldRequest struct {
+	Container string `json:"container"`
+	Set       string `json:"set,omitempty"`
+	Release   bool   `json:"release,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// HeldReply answers a HeldRequest: the checkpoint's files.
+type HeldReply struct {
+	Files []File `json:"files,omitempty"`
+	OpStatus
+}
+
+// DrainEvent is what an agent publishes on DrainEventSubject about a held stop.
+type DrainEvent struct {
+	Node        string `json:"node"`
+	ContainerID string `json:"container_id"`
+	Name        string `json:"name,omitempty"`
+	Stack       string `json:"stack,omitempty"`
+	Service     string `json:"service,omitempty"`
+	Slot        int    `json:"slot,omitempty"`
+	Policy      string `json:"policy,omitempty"`
+	Signal      string `json:"signal,omitempty"`
+	// Deadline is when the wrapper passes the stop on by itself.
+	Deadline time.Time `json:"deadline"`
+	// What happened: DrainHeld, DrainCheckpointed, DrainReleased, DrainFailed.
+	What string `json:"what"`
+	Set  string `json:"set,omitempty"`
+	// Reason says why (failures, releases).
+	Reason string `json:"reason,omitempty"`
+}
+
+// DrainEvent.What values.
+const (
+	DrainHeld         = "held"
+	DrainCheckpointed = "checkpointed"
+	DrainReleased     = "released"
+	DrainFailed       = "failed"
+)

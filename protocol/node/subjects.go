@@ -15,6 +15,7 @@ const Prefix = "swarmckpt.v1"
 //	Prefix.peer.<node>         protocol Envelopes from other nodes' containers (markers)
 //	Prefix.coordinator         protocol Envelopes to the active coordinator
 //	Prefix.agent.heartbeat     every agent's Heartbeat (publish)
+//	Prefix.agent.drain         every agent's DrainEvent (publish): a held stop and its outcome
 //	Prefix.agent.<node>.<op>   operation <op> of <node>'s agent (request/reply, Ops)
 
 // Op is one request/reply operation a node agent serves.
@@ -37,17 +38,22 @@ const (
 	OpHolds      Op = "holds"       // HoldsRequest -> HoldsReply
 	OpPreflight  Op = "preflight"   // PreflightRequest -> PreflightReply
 	OpStandalone Op = "standalone"  // StandaloneRequest -> StandaloneReply
+	OpArm        Op = "arm"         // ArmRequest -> ArmReply
+	OpHeld       Op = "held"        // HeldRequest -> HeldReply
 )
 
 // Ops lists every operation (the table above), for tests and tooling.
 var Ops = []Op{OpPlan, OpSend, OpRestore, OpDrop, OpVerify, OpRemove, OpUnlock, OpPlace,
-	OpAddressMap, OpUnplace, OpStop, OpHolds, OpPreflight, OpStandalone}
+	OpAddressMap, OpUnplace, OpStop, OpHolds, OpPreflight, OpStandalone, OpArm, OpHeld}
 
 // Subject is where node's agent serves operation o.
 func (o Op) Subject(node string) string { return Prefix + ".agent." + node + "." + string(o) }
 
 // HeartbeatSubject carries every agent's periodic Heartbeat.
 const HeartbeatSubject = Prefix + ".agent.heartbeat"
+
+// DrainEventSubject carries every agent's DrainEvent.
+const DrainEventSubject = Prefix + ".agent.drain"
 
 // NodeSubject is where node's agent receives the protocol messages of its containers.
 func NodeSubject(node string) string { return Prefix + ".node." + node }
@@ -77,6 +83,8 @@ func StopSubject(node string) string       { return OpStop.Subject(node) }
 func HoldsSubject(node string) string      { return OpHolds.Subject(node) }
 func PreflightSubject(node string) string  { return OpPreflight.Subject(node) }
 func StandaloneSubject(node string) string { return OpStandalone.Subject(node) }
+func ArmSubject(node string) string        { return OpArm.Subject(node) }
+func HeldSubject(node string) string       { return OpHeld.Subject(node) }
 
 // SubjectFor returns the subject to publish a protocol message for addr on; containers
 // need the container -> node map (nodeOf), coordinator and nodes do not.

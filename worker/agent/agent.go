@@ -59,6 +59,12 @@ type Config struct {
 	Info node.Worker
 	// HeartbeatPeriod between heartbeats. Default 1s.
 	HeartbeatPeriod time.Duration
+	// DrainPoll is how often the agent looks for stops the runtime wrapper holds for a
+	// drain (drain.go). Default DefaultDrainPoll.
+	DrainPoll time.Duration
+	// DrainRepublish is how often a held stop that is still undecided is reported
+	// again. Default DefaultDrainRepublish.
+	DrainRepublish time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -105,6 +111,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.TickPeriod <= 0 {
 		cfg.TickPeriod = 100 * time.Millisecond
+	}
+	if cfg.DrainPoll <= 0 {
+		cfg.DrainPoll = DefaultDrainPoll
+	}
+	if cfg.DrainRepublish <= 0 {
+		cfg.DrainRepublish = DefaultDrainRepublish
 	}
 	if cfg.HeartbeatPeriod <= 0 {
 		cfg.HeartbeatPeriod = time.Second
@@ -231,6 +243,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("node agent ready", "subject", node.NodeSubject(a.cfg.Node))
 	tick := time.NewTicker(a.cfg.TickPeriod)
 	defer tick.Stop()
+	drainDone := make(chan struct{})
+	go func() { defer close(drainDone); a.watchDrain(ctx) }() // drain.go
+	defer func() { <-drainDone }()
 	// Heartbeats run apart from the event loop: a long dump must not look like death.
 	hbDone := make(chan struct{})
 	go func() {

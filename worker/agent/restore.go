@@ -60,6 +60,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		return err
 	}))
 	a.serveTasks(ctx, &s)
+	a.serveDrain(ctx, &s)         // drain.go
 	s.add(a.serveStandalone(ctx)) // standalone.go
 	return s.done()
 }

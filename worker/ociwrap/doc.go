@@ -4,7 +4,7 @@
 // does not recognise to runc unchanged with exec(2) (no Docker API calls, no parsing
 // beyond the argument list).
 //
-// Only two calls are ever intercepted:
+// Only three calls are ever intercepted:
 //
 //	create --bundle B --pid-file P ID
 //	    If a restore directory for this container exists on the node (see Marker), run
@@ -17,6 +17,12 @@
 //	start ID
 //	    If ID was restored by the previous create, answer success (the processes already
 //	    run); otherwise exec runc start.
+//	kill ID SIGNAL
+//	    If the worker armed ID (<data-root>/swarmckpt/drain/arm-<ID>, one stat when it
+//	    did not) and SIGNAL is not KILL, hold the kill until the worker's verdict or the
+//	    armed budget (at most MaxHold), then exec runc kill unchanged: the drain hold of
+//	    docs/drain.md, in drainhold.go. The data-root comes from the bundle, the
+//	    working directory containerd's shim runs the runtime in.
 //
 // The marker (docs/restore.md): the bundle's config.json bind-mounts
 // <data-root>/containers/<ID>/hostname at /etc/hostname, which gives the node's Docker

@@ -25,6 +25,9 @@ type Wrapper struct {
 	Exec func(path string, argv []string, env []string) error
 	// Now is the clock for log lines; tests may fix it.
 	Now func() time.Time
+	// WaitVerdict waits for a held kill's verdict (drainhold.go); nil means poll the
+	// drain directory until the deadline (WaitVerdict). Tests substitute it.
+	WaitVerdict func(dir, id string, deadline time.Time) (*Verdict, error)
 }
 
 // FindRunc locates runc: $SWARMCKPT_RUNC, else runc on PATH, never self.
@@ -89,6 +92,8 @@ func (w *Wrapper) Main(args []string) int {
 				return 0
 			}
 		}
+	case "kill":
+		return w.kill(inv, args)
 	case "start":
 		if inv.Root != "" && inv.ID != "" && !strings.ContainsRune(inv.ID, '/') {
 			flag := filepath.Join(inv.Root, inv.ID, RestoredFlag)

@@ -1,5 +1,5 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
-// Dumper, Sets, Restorer, Tasks, Inspector): Run drives one implementation through
+// Dumper, Sets, Restorer, Tasks, Inspector, Drainer): Run drives one implementation through
 // what the node agent relies on, and is run against the worker in-process, its HTTP
 // Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 )
 
 // Node is one worker under test.
@@ -32,6 +33,11 @@ type Node struct {
 	// Complete, when set, makes a set the suite dumped on the node readable by Sockets
 	// and PlaceTask (a fake dumper's images are no CRIU images).
 	Complete func(t *testing.T, set string)
+	// HoldStop does what the runtime wrapper does at a `kill` of container ctr with
+	// signal sig (ociwrap.BeginHold) and says whether the stop is now held; Verdict
+	// reads the worker's verdict for ctr's last held stop. Nil: Drainer is skipped.
+	HoldStop func(t *testing.T, ctr, sig string) bool
+	Verdict  func(t *testing.T, ctr string) (ociwrap.Verdict, bool)
 }
 
 // Factory returns two fresh nodes of one implementation: a sends sets to b.
@@ -85,6 +91,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Restorer", func(t *testing.T) { testRestorer(t, f) })
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, f) })
 	t.Run("Inspector", func(t *testing.T) { testInspector(t, f) })
+	t.Run("Drainer", func(t *testing.T) { testDrainer(t, f) }) // drain.go
 }
 
 // Lock and freeze hold a container until released, and Holds lists them; Stop ends a

@@ -1,0 +1,360 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// The drain controller (docs/drain.md, decision "A"): the reconciler arms the running
+// tasks of stacks labelled swarmckpt.on-drain: migrate on their nodes (armTasks); when
+// swarm stops one, the runtime wrapper holds the stop and the node's agent reports it
+// (node.DrainEvent on node.DrainEventSubject). The controller decides with the pure
+// decideHeld: on a draining node, with swarm's replacement task assigned to another
+// node, the held container is checkpointed with exit into a set, the set is sent to
+// the replacement's node and placed for its service slot (the swarm-mode restore
+// path: the target's wrapper restores the replacement when swarm starts it), and only
+// then is the stop released, so that swarm starts the replacement after the set is in
+// place. Anything else releases the stop at once.
+
+// DrainSwarm is what the drain controller asks of the swarm manager (stack.Docker,
+// stack.FakeSwarm).
+type DrainSwarm interface {
+	// Tasks lists the tasks of the stack's services (every desired state).
+	Tasks(ctx context.Context, stack string) ([]stack.Task, error)
+	// NodeAvailability is the node's swarm availability (active, pause, drain).
+	NodeAvailability(ctx context.Context, node string) (string, error)
+}
+
+// Hold budget (docs/drain.md): min(maxDrainHold, stop_grace_period) minus
+// drainMargin; Docker's default stop_grace_period is 10 s.
+const (
+	maxDrainHold       = 50 * time.Second
+	drainMargin        = time.Second
+	defaultGracePeriod = 10 * time.Second
+	// minDrainBudget: a shorter hold leaves no time for a checkpoint (the worker
+	// refuses one with less than 1 s left), so such a task is not armed.
+	minDrainBudget = 2 * time.Second
+)
+
+// drainBudget is the hold budget of a task whose stop_grace_period is grace (0: the
+// default); <= 0 means the task cannot be held (its grace period is too short).
+func drainBudget(grace time.Duration) time.Duration {
+	if grace <= 0 {
+		grace = defaultGracePeriod
+	}
+	return min(maxDrainHold, grace) - drainMargin
+}
+
+// heldAction is decideHeld's answer.
+type heldAction struct {
+	// Migrate: checkpoint, send to Target, place for the slot, then release.
+	Migrate bool
+	Target  string
+	// Reason says why the stop is released without a checkpoint (Migrate false).
+	Reason string
+}
+
+// decideHeld decides a held stop (pure): availability is the held container's node's,
+// tasks the stack's tasks as the manager reports them.
+func decideHeld(e node.DrainEvent, availability string, tasks []stack.Task) heldAction {
+	release := func(why string) heldAction { return heldAction{Reason: why} }
+	if e.Policy != policy.OnDrainMigrate {
+		return release(fmt.Sprintf("the stack's on-drain policy is %q, not %q", e.Policy, policy.OnDrainMigrate))
+	}
+	if e.Stack == "" || e.Service == "" {
+		return release("the container was armed without its swarm task")
+	}
+	if availability != stack.AvailabilityDrain {
+		return release(fmt.Sprintf("node %s is %s, not draining: a stop for another reason (service update, scale down, stack rm, docker stop) proceeds", e.Node, availability))
+	}
+	var old *stack.Task
+	for i := range tasks {
+		if tasks[i].ContainerID == e.ContainerID {
+			old = &tasks[i]
+		}
+	}
+	if old == nil {
+		return release("the manager lists no task with this container")
+	}
+	var repl []stack.Task
+	for _, t := range tasks {
+		if t.Service == old.Service && t.Slot == old.Slot && t.TaskID != old.TaskID && t.Node != "" && t.Node != e.Node &&
+			(t.DesiredState == "ready" || t.DesiredState == "running") {
+			repl = append(repl, t)
+		}
+	}
+	if len(repl) == 0 {
+		return release(fmt.Sprintf("no replacement task of %s slot %d is assigned to another node", old.Service, old.Slot))
+	}
+	sort.Slice(repl, func(i, j int) bool { return repl[i].CreatedAt.After(repl[j].CreatedAt) })
+	return heldAction{Migrate: true, Target: repl[0].Node}
+}
+
+// drainController handles the agents' drain events (leader only).
+type drainController struct {
+	s     *Service
+	sw    DrainSwarm
+	addr  func(node string) (string, bool)
+	log   *slog.Logger
+	mu    sync.Mutex
+	busy  map[string]bool // holds (container@deadline) decided or being decided
+	wg    sync.WaitGroup
+	armed func() // pokes the reconciler (a moved task is armed again on its new node)
+}
+
+// drainSwarm is the coordinator's DrainSwarm, if its Stopper is one.
+func (s *Service) drainSwarm() (DrainSwarm, bool) {
+	sw, ok := s.cfg.Stopper.(DrainSwarm)
+	return sw, ok
+}
+
+// runDrain serves drain events until ctx ends (without a swarm manager: not at all).
+func (s *Service) runDrain(ctx context.Context) {
+	sw, ok := s.drainSwarm()
+	if !ok {
+		return
+	}
+	d := &drainController{s: s, sw: sw, addr: s.WorkerAddr, log: s.log.With("component", "drain"), busy: map[string]bool{}}
+	if s.rec != nil {
+		d.armed = s.rec.poke
+	}
+	sub, err := s.cfg.Bus.Subscribe(node.DrainEventSubject, func(m *bus.Msg) {
+		var e node.DrainEvent
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			d.log.Warn("dropping an undecodable drain event", "err", err)
+			return
+		}
+		if e.What != node.DrainHeld {
+			return
+		}
+		// One decision per hold: agents report an undecided hold again every second,
+		// and a report may cross the release.
+		k := e.ContainerID + "@" + e.Deadline.String()
+		d.mu.Lock()
+		if d.busy[k] {
+			d.mu.Unlock()
+			return
+		}
+		d.busy[k] = true
+		d.wg.Add(1)
+		d.mu.Unlock()
+		go func() {
+			defer d.wg.Done()
+			d.handle(ctx, e)
+			time.AfterFunc(time.Until(e.Deadline)+time.Second, func() {
+				d.mu.Lock()
+				delete(d.busy, k)
+				d.mu.Unlock()
+			})
+		}()
+	})
+	if err != nil {
+		s.log.Error("cannot subscribe to the agents' drain events: held stops proceed at their deadline", "err", err)
+		return
+	}
+	<-ctx.Done()
+	_ = sub.Unsubscribe()
+	d.wg.Wait()
+}
+
+// handle decides one held stop and carries the decision out before its deadline.
+func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
+	ctx, cancel := context.WithDeadline(ctx, e.Deadline)
+	defer cancel()
+	log := d.log.With("node", e.Node, "container", e.Name, "service", e.Service, "slot", e.Slot)
+	start := time.Now()
+	left := func() time.Duration { return max(time.Until(e.Deadline), 100*time.Millisecond) }
+	release := func(why string) {
+		if _, err := nodecall.Ask[node.HeldReply](context.WithoutCancel(ctx), d.s.cfg.Bus, node.HeldSubject(e.Node),
+			node.HeldRequest{Container: e.ContainerID, Release: true, Reason: why}, 5*time.Second); err != nil {
+			log.Warn("could not release a held stop; it proceeds at its deadline", "err", err, "deadline", e.Deadline)
+		}
+	}
+	avail, err := d.sw.NodeAvailability(ctx, e.Node)
+	if err != nil {
+		log.Warn("cannot read the node's availability: the held stop proceeds (fresh restart)", "err", err)
+		release("the coordinator could not read the node's availability: " + err.Error())
+		return
+	}
+	tasks, err := d.sw.Tasks(ctx, e.Stack)
+	if err != nil {
+		log.Warn("cannot list the stack's tasks: the held stop proceeds (fresh restart)", "stack", e.Stack, "err", err)
+		release("the coordinator could not list the stack's tasks: " + err.Error())
+		return
+	}
+	a := decideHeld(e, avail, tasks)
+	if !a.Migrate {
+		log.Info("held stop released: not a drain to migrate", "reason", a.Reason)
+		release(a.Reason)
+		return
+	}
+	to, ok := d.addr(a.Target)
+	if !ok {
+		why := fmt.Sprintf("node %s, where swarm put the replacement, has no live worker", a.Target)
+		log.Warn("held stop released: "+why+" (fresh restart)", "target", a.Target)
+		release(why)
+		return
+	}
+	set := fmt.Sprintf("drain.%s.%d.%d", e.Service, e.Slot, time.Now().UnixMilli())
+	log.Info("drain: checkpointing the held task for its replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
+	// A failed checkpoint releases the stop on the node (the container runs on, then
+	// stops as swarm asked).
+	if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
+		if errors.Is(err, node.ErrNotFound) {
+			log.Info("drain: the stop is no longer held (decided, or its deadline passed), or the container has no arming record there: its stop proceeds", "err", err)
+			return
+		}
+		log.Error("drain: checkpoint of the held task failed: swarm restarts it fresh", "err", err)
+		return
+	}
+	tCkpt := time.Now()
+	err = func() error {
+		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil {
+			return fmt.Errorf("send set %s to %s: %w", set, a.Target, err)
+		}
+		if _, err := nodecall.Ask[node.PlaceReply](ctx, d.s.cfg.Bus, node.PlaceSubject(a.Target),
+			node.PlaceRequest{Set: set, Service: e.Service, Slot: e.Slot}, left()); err != nil {
+			return fmt.Errorf("place set %s on %s for %s slot %d: %w", set, a.Target, e.Service, e.Slot, err)
+		}
+		return nil
+	}()
+	if err != nil {
+		// The container is gone (dumped with exit); its set stays on the node.
+		log.Error("drain: the task was checkpointed but its set could not be placed for the replacement: swarm starts it fresh; the state is in the set on the node",
+			"set", set, "err", err)
+		release("checkpointed into set " + set + " but not placed: " + err.Error())
+		return
+	}
+	release("checkpointed into set " + set + ", placed on " + a.Target)
+	log.Info("drain: held task checkpointed and placed for its replacement", "target", a.Target, "set", set,
+		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
+	if d.armed != nil {
+		// The replacement runs about a second after the release: a policy pass then
+		// arms it on its new node (pokes after ctx ended are dropped by the reconciler).
+		for _, after := range []time.Duration{0, 2 * time.Second, 5 * time.Second} {
+			time.AfterFunc(after, d.armed)
+		}
+	}
+}
+
+// drainArm arms the running tasks of a stack labelled on-drain migrate (an enabled,
+// valid policy), and disarms what was armed of a stack that is not (any more).
+func (r *reconciler) drainArm(ctx context.Context, stackName string, services []policy.Service) {
+	if p, err := policy.Derive(stackName, services); err == nil && p != nil && p.Enabled && p.OnDrain == policy.OnDrainMigrate {
+		r.armTasks(ctx, stackName)
+		return
+	}
+	for _, st := range r.armedStack {
+		if st == stackName {
+			r.disarmStack(ctx, stackName)
+			return
+		}
+	}
+}
+
+// armTasks arms, on their nodes, the running tasks of stack (policy on-drain
+// migrate) not armed yet (r.armed), and forgets those that are gone. Errors are
+// logged: the next pass tries again.
+func (r *reconciler) armTasks(ctx context.Context, stackName string) {
+	sw, ok := r.s.drainSwarm()
+	if !ok {
+		return
+	}
+	tasks, err := sw.Tasks(ctx, stackName)
+	if err != nil {
+		r.log.Warn("cannot list the stack's tasks to arm them for drains", "stack", stackName, "err", err)
+		return
+	}
+	byNode := map[string][]node.ArmEntry{}
+	running := map[string]bool{}
+	for _, t := range tasks {
+		if t.DesiredState != "running" || t.State != "running" || t.ContainerID == "" || t.Node == "" {
+			continue
+		}
+		running[t.ContainerID] = true
+		if r.armed[t.ContainerID] {
+			continue
+		}
+		budget := drainBudget(t.StopGracePeriod)
+		if budget < minDrainBudget {
+			if r.unarmable == nil {
+				r.unarmable = map[string]bool{}
+			}
+			if !r.unarmable[t.ContainerID] {
+				r.unarmable[t.ContainerID] = true
+				r.log.Warn("task not armed for drains: its stop_grace_period leaves no time to checkpoint it; give it more (e.g. 10s)",
+					"stack", stackName, "service", t.Service, "slot", t.Slot, "stop_grace_period", t.StopGracePeriod)
+			}
+			continue
+		}
+		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget,
+			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
+	}
+	for c, st := range r.armedStack {
+		if st == stackName && !running[c] {
+			delete(r.armed, c)
+			delete(r.armedStack, c)
+		}
+	}
+	for n, entries := range byNode {
+		rep, err := nodecall.Ask[node.ArmReply](ctx, r.s.cfg.Bus, node.ArmSubject(n), node.ArmRequest{Arm: entries}, 5*time.Second)
+		if err != nil {
+			r.log.Warn("cannot arm the stack's tasks for drains on a node; retrying next pass", "stack", stackName, "node", n, "err", err)
+			continue
+		}
+		for _, e := range entries {
+			if why, failed := rep.Failed[e.Container]; failed {
+				r.log.Warn("cannot arm a task for drains; retrying next pass", "stack", stackName, "node", n, "container", e.Container, "err", why)
+				continue
+			}
+			r.armed[e.Container] = true
+			r.armedStack[e.Container] = stackName
+		}
+		r.log.Info("tasks armed for drains", "stack", stackName, "node", n, "tasks", len(entries)-len(rep.Failed))
+	}
+}
+
+// disarmStack disarms what this coordinator armed of stack (its label went away).
+func (r *reconciler) disarmStack(ctx context.Context, stackName string) {
+	sw, ok := r.s.drainSwarm()
+	if !ok {
+		return
+	}
+	tasks, err := sw.Tasks(ctx, stackName)
+	if err != nil {
+		r.log.Warn("cannot list the stack's tasks to disarm them", "stack", stackName, "err", err)
+		return
+	}
+	byNode := map[string][]string{}
+	for _, t := range tasks {
+		if r.armed[t.ContainerID] && t.Node != "" {
+			byNode[t.Node] = append(byNode[t.Node], t.ContainerID)
+		}
+	}
+	var errs []error
+	for n, cs := range byNode {
+		if _, err := nodecall.Ask[node.ArmReply](ctx, r.s.cfg.Bus, node.ArmSubject(n), node.ArmRequest{Disarm: cs}, 5*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", n, err))
+			continue
+		}
+		for _, c := range cs {
+			delete(r.armed, c)
+			delete(r.armedStack, c)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.log.Warn("cannot disarm the stack's tasks; retrying next pass", "stack", stackName, "err", err)
+	}
+}

@@ -1,0 +1,218 @@
+package coordinator
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/worker/agent"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
+)
+
+func drainTasks() []stack.Task {
+	t0 := time.Unix(1000, 0)
+	return []stack.Task{
+		{Service: "st_web", Slot: 1, TaskID: "old", Node: "n1", DesiredState: "shutdown", State: "running", ContainerID: "c1", CreatedAt: t0},
+		{Service: "st_web", Slot: 1, TaskID: "new", Node: "n2", DesiredState: "ready", State: "assigned", CreatedAt: t0.Add(time.Minute)},
+		{Service: "st_web", Slot: 2, TaskID: "other", Node: "n3", DesiredState: "running", State: "running", ContainerID: "c2", CreatedAt: t0},
+	}
+}
+
+func TestDrainBudget(t *testing.T) {
+	for grace, want := range map[time.Duration]time.Duration{0: 9 * time.Second, 5 * time.Second: 4 * time.Second,
+		time.Minute: 49 * time.Second, time.Second: 0} {
+		if got := drainBudget(grace); got != want {
+			t.Errorf("drainBudget(%s) = %s, want %s", grace, got, want)
+		}
+	}
+}
+
+func TestDecideHeld(t *testing.T) {
+	held := node.DrainEvent{Node: "n1", ContainerID: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate", What: node.DrainHeld}
+	noRepl := drainTasks()[:1]
+	sameNode := append(drainTasks()[:1], stack.Task{Service: "st_web", Slot: 1, TaskID: "new", Node: "n1", DesiredState: "ready"})
+	for _, c := range []struct {
+		name   string
+		e      node.DrainEvent
+		avail  string
+		tasks  []stack.Task
+		target string // "" : release
+		reason string
+	}{
+		{"drain with a replacement elsewhere", held, "drain", drainTasks(), "n2", ""},
+		{"node active (update, scale down, docker stop)", held, "active", drainTasks(), "", "not draining"},
+		{"node paused", held, "pause", drainTasks(), "", "not draining"},
+		{"no replacement yet", held, "drain", noRepl, "", "no replacement task"},
+		{"replacement on the drained node", held, "drain", sameNode, "", "no replacement task"},
+		{"unknown container", func() node.DrainEvent { e := held; e.ContainerID = "zz"; return e }(), "drain", drainTasks(), "", "no task with this container"},
+		{"other policy", func() node.DrainEvent { e := held; e.Policy = ""; return e }(), "drain", drainTasks(), "", "on-drain policy"},
+		{"armed without task", func() node.DrainEvent { e := held; e.Service = ""; return e }(), "drain", drainTasks(), "", "without its swarm task"},
+	} {
+		a := decideHeld(c.e, c.avail, c.tasks)
+		if a.Migrate != (c.target != "") || a.Target != c.target || !strings.Contains(a.Reason, c.reason) {
+			t.Errorf("%s: %+v, want target %q reason %q", c.name, a, c.target, c.reason)
+		}
+	}
+}
+
+// staticSwarm is a DrainSwarm with fixed answers.
+type staticSwarm struct {
+	tasks []stack.Task
+	avail string
+}
+
+func (s staticSwarm) Tasks(context.Context, string) ([]stack.Task, error) { return s.tasks, nil }
+func (s staticSwarm) NodeAvailability(context.Context, string) (string, error) {
+	return s.avail, nil
+}
+
+// A held stop on a draining node: checkpointed on n1, sent to and placed on n2 for
+// the slot, and only then released (verdict checkpointed); on an active node it is
+// released at once without a checkpoint.
+func TestDrainControllerMigratesHeldTask(t *testing.T) {
+	net, execs, quiet := drainAgents(t)
+	n1, n2 := execs["n1"], execs["n2"]
+	ctx := context.Background()
+	ev := node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
+		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld}
+	arm := worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate", Stack: "st", Service: "st_web", Slot: 1}
+	for _, avail := range []string{"active", "drain"} {
+		if err := n1.Arm(ctx, "c1", arm); err != nil {
+			t.Fatal(err)
+		}
+		if !n1.HoldStop("c1", "15") {
+			t.Fatal("stop not held")
+		}
+		d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}}, sw: staticSwarm{tasks: drainTasks(), avail: avail},
+			addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
+		d.handle(ctx, ev)
+		v, ok := n1.Verdict("c1")
+		placed := n2.PlacedTask("st_web", 1)
+		switch avail {
+		case "active":
+			if !ok || v.Outcome != ociwrap.VerdictRelease || placed != nil {
+				t.Fatalf("active node: verdict %+v %v, placed %+v; want released, nothing placed", v, ok, placed)
+			}
+		case "drain":
+			if !ok || v.Outcome != ociwrap.VerdictCheckpointed || !strings.Contains(v.Reason, "placed on n2") {
+				t.Fatalf("draining node: verdict %+v %v, want checkpointed and placed on n2", v, ok)
+			}
+			if placed == nil || !strings.HasPrefix(placed.Set, "drain.st_web.1.") {
+				t.Fatalf("placed on n2: %+v, want the drain set for st_web slot 1", placed)
+			}
+		}
+	}
+}
+
+// drainAgents runs agents n1 and n2 over fake workers on a memory bus.
+func drainAgents(t *testing.T) (*bus.Network, map[string]*worker.Fake, *slog.Logger) {
+	t.Helper()
+	net := bus.NewNetwork()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	execs := map[string]*worker.Fake{}
+	actx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, n := range []string{"n1", "n2"} {
+		ex := worker.NewFake(n)
+		ex.TransferAddr = n
+		ex.SendTo = func(set, to string) (bool, error) { execs[to].PutSet(set); return false, nil }
+		execs[n] = ex
+		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: ex.Roles(), Log: quiet,
+			Algorithms: func(name string) (algorithms.Algorithm, error) { return registry.Lookup(name) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(actx) }()
+	}
+	ctx := context.Background()
+	// The agents subscribe in Run: wait until both answer.
+	for _, n := range []string{"n1", "n2"} {
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			c, cl := context.WithTimeout(ctx, 200*time.Millisecond)
+			_, err := net.Connect().Request(c, node.HoldsSubject(n), []byte(`{}`))
+			cl()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s not up: %v", n, err)
+			}
+			time.Sleep(10 * time.Millisecond) // polling the agent's start
+		}
+	}
+	return net, execs, quiet
+}
+
+// stoppingSwarm is a staticSwarm that is also the coordinator's Stopper.
+type stoppingSwarm struct{ staticSwarm }
+
+func (stoppingSwarm) StopStack(context.Context, string) error { return nil }
+
+// The reconciler arms the running tasks of a stack labelled on-drain migrate on their
+// nodes (not the ones swarm is stopping), once, and disarms them when the label goes.
+func TestReconcilerArmsLabelledTasks(t *testing.T) {
+	net, execs, quiet := drainAgents(t)
+	t0 := time.Unix(1000, 0)
+	sw := stoppingSwarm{staticSwarm{avail: "active", tasks: []stack.Task{
+		{Service: "st_web", Slot: 1, TaskID: "t1", Node: "n1", DesiredState: "running", State: "running", ContainerID: "c1", CreatedAt: t0},
+		{Service: "st_web", Slot: 2, TaskID: "t2", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c2", CreatedAt: t0},
+		{Service: "st_web", Slot: 3, TaskID: "t3", Node: "n1", DesiredState: "shutdown", State: "running", ContainerID: "c3", CreatedAt: t0},
+		{Service: "st_db", Slot: 1, TaskID: "t4", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c4", CreatedAt: t0,
+			StopGracePeriod: 2 * time.Second},
+		{Service: "st_db", Slot: 2, TaskID: "t5", Node: "n2", DesiredState: "running", State: "running", ContainerID: "c5", CreatedAt: t0,
+			StopGracePeriod: 2 * time.Minute},
+	}}}
+	r := &reconciler{s: &Service{cfg: Config{Bus: net.Connect(), Stopper: sw}}, log: quiet, armed: map[string]bool{}, armedStack: map[string]string{}}
+	ctx := context.Background()
+	labelled := []policy.Service{{Name: "st_web", Labels: map[string]string{policy.KeyOnDrain: "migrate"}}}
+	r.drainArm(ctx, "st", labelled)
+	if !r.armed["c1"] || !r.armed["c2"] || r.armed["c3"] || r.armed["c4"] || !r.armed["c5"] {
+		t.Fatalf("armed %v, want c1, c2 and c5 (c3 is being stopped, c4's grace period is too short)", r.armed)
+	}
+	// Budgets: the default grace period (10 s) minus 1 s; a long one capped at 50 s.
+	for c, want := range map[string]time.Duration{"c2": 9 * time.Second, "c5": 49 * time.Second} {
+		if !execs["n2"].HoldStop(c, "15") {
+			t.Fatalf("%s not armed", c)
+		}
+		hs, _ := execs["n2"].HeldStops(ctx)
+		for _, h := range hs {
+			if h.ContainerID == c && h.Armed.Budget != want {
+				t.Errorf("%s armed with budget %s, want %s", c, h.Armed.Budget, want)
+			}
+		}
+		_ = execs["n2"].ReleaseHeld(ctx, c, "test")
+	}
+	for n, c := range map[string]string{"n1": "c1", "n2": "c2"} {
+		if !execs[n].HoldStop(c, "15") {
+			t.Fatalf("%s not armed on %s", c, n)
+		}
+		_ = execs[n].ReleaseHeld(ctx, c, "test")
+	}
+	if execs["n1"].HoldStop("c3", "15") {
+		t.Fatal("a task swarm is stopping was armed")
+	}
+	// Disabled, then unlabelled: disarmed.
+	r.drainArm(ctx, "st", []policy.Service{{Name: "st_web", Labels: map[string]string{policy.KeyOnDrain: "migrate", policy.KeyEnable: "false"}}})
+	if len(r.armed) != 0 || execs["n1"].HoldStop("c1", "15") || execs["n2"].HoldStop("c2", "15") {
+		t.Fatalf("still armed after the policy was disabled: %v", r.armed)
+	}
+	r.drainArm(ctx, "st", labelled)
+	r.drainArm(ctx, "st", nil)
+	if len(r.armed) != 0 || execs["n1"].HoldStop("c1", "15") {
+		t.Fatalf("still armed after the label went: %v", r.armed)
+	}
+}

@@ -80,6 +80,7 @@ func (s *Service) serveAPI() []subErr {
 				return &api.InspectResult{Snapshot: m}, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots have a cut to verify", m.ID, m.State)
 			}
 			m.Verdict = s.cfg.Verify(ctx, m)
+			s.verifyCopies(ctx, m) // replicate.go: each copy's outcome in its Copy.Error
 			if err := s.cfg.Store.Update(ctx, m); err != nil {
 				s.log.Warn("cannot store verdict", "snapshot", m.ID, "err", err)
 			}
@@ -153,6 +154,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 	}
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
+	}
+	if err := s.healFromCopies(ctx, m); err != nil { // replicate.go: a bad original is replaced by a healthy copy
+		return nil, nil, err
 	}
 	chosen, err := s.chooseCut(ctx, m, req) // recoveryline.go: check the cut, or choose a recovery line
 	if err != nil {

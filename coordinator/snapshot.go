@@ -21,9 +21,11 @@ import (
 // aborted. An aborted snapshot is returned together with an *api.Error (CodeAborted).
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
 	m, err := s.snapshot(ctx, req, nil, nil)
-	if err == nil && req.Exit {
+	if req.Exit && m != nil && m.State == store.StateCommitted { // committed, even if short of copies (replicate.go)
 		// Its containers wait, frozen, for the commit (park.go): end them now.
-		err = s.stopParked(ctx, m, false)
+		if serr := s.stopParked(ctx, m, false); serr != nil {
+			err = serr
+		}
 	}
 	return m, err
 }
@@ -143,7 +145,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)
 	}
-	return r.m, nil
+	return r.m, s.replicate(ctx, r.m, req.Replicas) // replicate.go: the copies on other nodes
 }
 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy

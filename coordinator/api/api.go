@@ -101,6 +101,9 @@ type SnapshotRequest struct {
 	Exit bool `json:"exit,omitempty"`
 	// Timeout of the whole snapshot; 0 means the coordinator's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Replicas is how many nodes keep every image set (the original and N-1 copies on
+	// other nodes); 0 means the stack's swarmckpt.replicas label, else 1.
+	Replicas int `json:"replicas,omitempty"`
 	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
 	// as the manifest's Purpose); never on the wire.
 	Purpose string `json:"-"`

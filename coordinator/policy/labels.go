@@ -76,12 +76,25 @@ type Policy struct {
 	Schedule  string        `json:"schedule,omitempty"`
 	// Retain is how many committed scheduled snapshots are kept (0: all).
 	Retain int `json:"retain,omitempty"`
-	// Replicas is always 1 today (larger values are refused).
+	// Replicas is on how many nodes every image set is kept (1: its own node only).
 	Replicas  int    `json:"replicas,omitempty"`
 	Mode      string `json:"mode,omitempty"`
 	Migration string `json:"migration,omitempty"`
 	// From names, per label key, the services that set it (sorted).
 	From map[string][]string `json:"from"`
+}
+
+// MaxReplicas bounds swarmckpt.replicas.
+const MaxReplicas = 16
+
+// CheckNodes reports a replicas label that asks for more copies than there are
+// nodes (live is the number of nodes with a live worker; 0: unknown, not checked).
+func (p *Policy) CheckNodes(live int) error {
+	if p == nil || live == 0 || p.Replicas <= live {
+		return nil
+	}
+	return &LabelError{Service: strings.Join(p.From[KeyReplicas], ", "), Key: KeyReplicas, Value: strconv.Itoa(p.Replicas),
+		Problem: fmt.Sprintf("more copies than nodes: the cluster has %d nodes with a live worker, and each copy of an image set needs its own node: lower it to at most %d, or add nodes", live, live)}
 }
 
 // Values allowed for the enumerated keys.
@@ -197,9 +210,11 @@ func (p *Policy) apply(k, service, v string) error {
 		}
 		p.Retain = n
 	case KeyReplicas:
-		if v != "1" {
-			return bad("replicas > 1 is not implemented yet (issue 15): remove the label or set it to 1")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxReplicas {
+			return bad(fmt.Sprintf("not a whole number from 1 to %d: use e.g. \"2\" (the image sets on 2 nodes)", MaxReplicas))
 		}
+		p.Replicas = n
 	case KeyMode:
 		if !slices.Contains(Modes, v) {
 			return bad("unknown restore mode: use one of " + strings.Join(Modes, ", "))

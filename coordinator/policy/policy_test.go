@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,10 @@ func TestDerive(t *testing.T) {
 		{name: "exclude not bool", services: []Service{svc("a", KeyExclude, "yes please")}, errs: []string{"swarmckpt.exclude=\"yes please\": not a boolean"}},
 		{name: "exclude true", services: []Service{svc("a", KeyExclude, "true")}, errs: []string{"not implemented yet (issue 15)"}},
 		{name: "enable not bool", services: []Service{svc("a", KeyEnable, "maybe")}, errs: []string{"not a boolean"}},
-		{name: "replicas 2", services: []Service{svc("a", KeyReplicas, "2")},
-			errs: []string{`swarmckpt.replicas="2": replicas > 1 is not implemented yet (issue 15): remove the label or set it to 1`}},
+		{name: "replicas 0", services: []Service{svc("a", KeyReplicas, "0")},
+			errs: []string{`swarmckpt.replicas="0": not a whole number from 1 to 16`}},
+		{name: "replicas word", services: []Service{svc("a", KeyReplicas, "two")}, errs: []string{"not a whole number from 1 to 16"}},
+		{name: "replicas 17", services: []Service{svc("a", KeyReplicas, "17")}, errs: []string{"not a whole number from 1 to 16"}},
 		{name: "mode", services: []Service{svc("a", KeyMode, "fast")}, errs: []string{"unknown restore mode: use one of exact, swarm"}},
 		{name: "migration", services: []Service{svc("a", KeyMigration, "teleport")}, errs: []string{"unknown migration kind: use one of cold, direct, post-copy"}},
 		{name: "unknown key", services: []Service{svc("a", "swarmckpt.shedule", "@every 1m")}, errs: []string{"swarmckpt.shedule=\"@every 1m\": unknown swarmckpt label"}},
@@ -89,6 +92,27 @@ func TestDerive(t *testing.T) {
 }
 
 var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+
+func TestReplicas(t *testing.T) {
+	p, err := Derive("s", []Service{svc("a", KeyReplicas, "3"), svc("b", KeyReplicas, "3")})
+	if err != nil || p.Replicas != 3 || !slices.Equal(p.From[KeyReplicas], []string{"a", "b"}) {
+		t.Fatalf("Derive = %+v, %v; want replicas 3 from a, b", p, err)
+	}
+	if err := p.CheckNodes(3); err != nil {
+		t.Errorf("CheckNodes(3) with replicas 3 = %v; want nil", err)
+	}
+	if err := p.CheckNodes(0); err != nil {
+		t.Errorf("CheckNodes(0) (nodes unknown) = %v; want nil", err)
+	}
+	err = p.CheckNodes(2)
+	if !errors.Is(err, ErrLabel) || !strings.Contains(err.Error(), `service a, b: label swarmckpt.replicas="3": more copies than nodes: the cluster has 2 nodes`) {
+		t.Errorf("CheckNodes(2) with replicas 3 = %v; want a label error naming the services and the 2 nodes", err)
+	}
+	var none *Policy
+	if err := none.CheckNodes(1); err != nil {
+		t.Errorf("nil policy: %v", err)
+	}
+}
 
 func TestScheduleNext(t *testing.T) {
 	for _, tc := range []struct {

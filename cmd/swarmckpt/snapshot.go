@@ -24,7 +24,10 @@ Progress is shown per container; the summary gives each container's freeze time 
 image size. Ctrl-C aborts the snapshot and releases every container (exit code 130).
 The algorithm is --algorithm, else the stack's swarmckpt.algorithm label
 (docs/policy.md), else blocking; a scheduled snapshot of the stack in progress is
-waited for.
+waited for. --replicas N keeps every image set on N nodes: after the commit each set
+is copied to N-1 other live nodes (sha256-checked on arrival); default the stack's
+swarmckpt.replicas label, else 1. A snapshot that commits without all its copies
+exits 1 and says which are missing and why (it stays committed and restorable).
 
 Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
 snapshotted already, 5 aborted, 130 interrupted.
@@ -33,11 +36,13 @@ Examples:
   swarmckpt snapshot bank
   swarmckpt snapshot bank --algorithm blocking --output json
   swarmckpt snapshot echo --id echo-before-upgrade
+  swarmckpt snapshot bank --replicas 2
 `
 
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 3*time.Minute)
 	algo := fs.String("algorithm", "", "checkpoint algorithm ("+algoNames()+"); default: the stack's swarmckpt.algorithm label, else "+coordinator.DefaultAlgorithm)
+	replicas := fs.Int("replicas", 0, "on how many nodes to keep every image set (1 to 16); default: the stack's swarmckpt.replicas label, else 1")
 	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
@@ -45,6 +50,9 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	}
 	if err := badName(api.ValidStack(pos[0])); err != nil {
 		return err
+	}
+	if *replicas < 0 || *replicas > coordinator.MaxReplicas {
+		return &usageError{msg: fmt.Sprintf("--replicas %d: give a number from 1 to %d (on how many nodes each image set is kept)", *replicas, coordinator.MaxReplicas)}
 	}
 	if *id != "" {
 		if err := badName(api.ValidID(*id)); err != nil {
@@ -70,7 +78,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: f.timeout - 5*time.Second})
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: f.timeout - 5*time.Second, Replicas: *replicas})
 		done <- result{r, err}
 	}()
 	var r result

@@ -6,8 +6,7 @@
 # money total holding; the echo stack migrated to another node keeping its TCP connection;
 # bank's own labels (deploy/examples/bank.yml) schedule a chandy-lamport snapshot every
 # 15 s throughout, each image set copied to a second node, retention keeping the newest 2
-# (a command of the demo that meets a
-# scheduled run waits for it).
+# (a command of the demo that meets a scheduled run waits for it).
 # It prints what it proved, and leaves the lab up for you to explore.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -169,6 +169,9 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
 		res, err := s.restoreSwarm(ctx, m, req, pk) // swarmrestore.go
+		if err == nil {
+			err = s.startExcluded(ctx, m) // exclude.go
+		}
 		return res, nil, err
 	default:
 		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
@@ -276,7 +279,7 @@ func (s *Service) restore(ctx context.Context, req api.RestoreRequest, own bool,
 	}
 	chosen.record(nil, res)
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: res.TotalMS})
-	return res, stopped, nil
+	return res, stopped, s.startExcluded(ctx, m) // exclude.go
 }
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore

@@ -296,7 +296,7 @@ func (r *reconciler) putIfChanged(ctx context.Context, st *store.PolicyState, be
 
 // runScheduled takes one scheduled snapshot and applies retention after it commits.
 func (r *reconciler) runScheduled(ctx context.Context, p policy.Policy, id string) {
-	m, err := r.s.snapshot(ctx, api.SnapshotRequest{ID: id, Stack: p.Stack, Algorithm: p.Algorithm, Timeout: p.Timeout, Replicas: p.Replicas, Purpose: policy.PurposeScheduled}, nil, nil)
+	m, err := r.s.snapshot(ctx, api.SnapshotRequest{ID: id, Stack: p.Stack, Algorithm: p.Algorithm, Timeout: p.Timeout, Replicas: p.Replicas, Exclude: p.Excluded, Purpose: policy.PurposeScheduled}, nil, nil)
 	run := &store.PolicyRun{ID: id, At: r.now().UTC()}
 	switch {
 	case err == nil:

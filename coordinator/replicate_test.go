@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -214,5 +216,57 @@ func TestRestoreUsesACopy(t *testing.T) {
 	_, err = e.svc.Restore(ctx, api.RestoreRequest{ID: "heal", OnOriginal: true, DiscardRunning: true})
 	if !errors.Is(err, api.ErrCorrupt) || !strings.Contains(err.Error(), "no copy could replace it") || !strings.Contains(err.Error(), "copy on "+c0.Copies[0].Node) {
 		t.Fatalf("restore with no healthy copy: %v; want it refused naming the copy", err)
+	}
+}
+
+// TestExcludedServiceNotSnapshottedStartedFreshOnRestore: a service the snapshot
+// excludes (swarmckpt.exclude) has its containers neither dumped nor in the manifest,
+// which records how many it ran; an exact restore, having stopped the whole stack,
+// starts it again at that many replicas.
+func TestExcludedServiceNotSnapshottedStartedFreshOnRestore(t *testing.T) {
+	st := bankStack()
+	for i, n := range []string{"lab-1", "lab-2"} {
+		st.Containers = append(st.Containers, stack.Container{Service: "bank_web", Slot: i + 1, Node: n,
+			ContainerID: fmt.Sprintf("web%d", i+1), Image: "example/web", IPs: []string{fmt.Sprintf("10.1.0.%d", 20+i)}, Networks: []string{"bank_net"}})
+	}
+	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sw.ScaleServices(ctx, "bank", map[string]uint64{"bank_holder": 5, "bank_web": 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Resolver = stack.Static{"bank": st}; c.Stopper = sw }, "lab-1", "lab-2", "lab-3")
+	e.svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "ex", Stack: "bank", Exclude: []string{"bank_web"}})
+	if err != nil {
+		t.Fatalf("snapshot excluding bank_web: %v", err)
+	}
+	m := res.Snapshot
+	if len(m.Containers) != 5 || m.Excluded["bank_web"] != 2 {
+		t.Fatalf("manifest: %d containers, excluded %v; want the 5 holders, bank_web's 2 excluded", len(m.Containers), m.Excluded)
+	}
+	for _, c := range m.Containers {
+		if c.Service == "bank_web" {
+			t.Errorf("excluded container %s in the manifest", c.Key())
+		}
+	}
+	for _, id := range []string{"web1", "web2"} {
+		for n, ex := range e.execs {
+			if ex.Dumps(id) != 0 {
+				t.Errorf("excluded container %s dumped on %s", id, n)
+			}
+		}
+	}
+	if _, err := e.svc.Restore(ctx, api.RestoreRequest{ID: "ex", OnOriginal: true, DiscardRunning: true}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if h, w := sw.Replicas("bank_holder"), sw.Replicas("bank_web"); h != 0 || w != 2 {
+		t.Errorf("after the exact restore: bank_holder at %d, bank_web at %d; want 0 (restored standalone) and 2 (started fresh)", h, w)
+	}
+
+	// Every container excluded: refused, nothing locked.
+	_, err = api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{Stack: "bank", Exclude: []string{"bank_web", "bank_holder"}})
+	if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "nothing to snapshot") {
+		t.Errorf("snapshot with every service excluded: %v; want bad request, nothing to snapshot", err)
 	}
 }

@@ -66,6 +66,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return nil, api.Errorf(api.CodeFailed, "resolve stack: %v", err)
 	}
+	st, excluded, err := excludeServices(st, req.Exclude) // exclude.go
+	if err != nil {
+		return nil, err
+	}
 	lock, err := held, error(nil)
 	if lock == nil {
 		lock, err = s.lockStack(ctx, req.Stack, req.ID)
@@ -90,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
-		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose}
+		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose, Excluded: excluded}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})

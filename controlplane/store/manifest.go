@@ -54,6 +54,10 @@ type Manifest struct {
 	// Replicas is how many copies of every image set the snapshot asked for (0 or 1:
 	// only the original); Containers[i].Copies says where the others are.
 	Replicas int `json:"replicas,omitempty"`
+	// Excluded are the stack's services left out of the snapshot (swarmckpt.exclude),
+	// with how many containers each ran: a restore starts them again fresh, at that
+	// many replicas.
+	Excluded map[string]int `json:"excluded,omitempty"`
 	// Leftovers lists the image sets that could not be collected from their nodes
 	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
 	Leftovers []string `json:"leftovers,omitempty"`

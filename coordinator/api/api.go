@@ -104,6 +104,10 @@ type SnapshotRequest struct {
 	// Replicas is how many nodes keep every image set (the original and N-1 copies on
 	// other nodes); 0 means the stack's swarmckpt.replicas label, else 1.
 	Replicas int `json:"replicas,omitempty"`
+	// Exclude names services of the stack left out of the snapshot (their containers
+	// keep running untouched; a restore starts them fresh); nil means the services the
+	// stack's policy excludes (swarmckpt.exclude).
+	Exclude []string `json:"exclude,omitempty"`
 	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
 	// as the manifest's Purpose); never on the wire.
 	Purpose string `json:"-"`

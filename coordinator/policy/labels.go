@@ -80,6 +80,9 @@ type Policy struct {
 	Replicas  int    `json:"replicas,omitempty"`
 	Mode      string `json:"mode,omitempty"`
 	Migration string `json:"migration,omitempty"`
+	// Excluded are the services labelled swarmckpt.exclude=true (sorted): left out of
+	// the stack's snapshots, recreated fresh by its restores.
+	Excluded []string `json:"excluded,omitempty"`
 	// From names, per label key, the services that set it (sorted).
 	From map[string][]string `json:"from"`
 }
@@ -161,8 +164,7 @@ func Derive(stack string, services []Service) (*Policy, error) {
 		case err != nil:
 			errs = append(errs, &LabelError{Service: st.service, Key: KeyExclude, Value: st.value, Problem: "not a boolean: use true or false"})
 		case b:
-			errs = append(errs, &LabelError{Service: st.service, Key: KeyExclude, Value: st.value,
-				Problem: "excluding a service from its stack's snapshots is not implemented yet (issue 15): remove the label or set it to false"})
+			p.Excluded = append(p.Excluded, st.service)
 		}
 	}
 	if p.Retain > 0 && p.Schedule == "" && len(errs) == 0 {

@@ -52,7 +52,6 @@ func TestDerive(t *testing.T) {
 		{name: "retain word", services: []Service{svc("a", KeySchedule, "@every 1m", KeyRetain, "two")}, errs: []string{"at least 1"}},
 		{name: "retain without schedule", services: []Service{svc("a", KeyRetain, "2")}, errs: []string{"has no swarmckpt.schedule"}},
 		{name: "exclude not bool", services: []Service{svc("a", KeyExclude, "yes please")}, errs: []string{"swarmckpt.exclude=\"yes please\": not a boolean"}},
-		{name: "exclude true", services: []Service{svc("a", KeyExclude, "true")}, errs: []string{"not implemented yet (issue 15)"}},
 		{name: "enable not bool", services: []Service{svc("a", KeyEnable, "maybe")}, errs: []string{"not a boolean"}},
 		{name: "replicas 0", services: []Service{svc("a", KeyReplicas, "0")},
 			errs: []string{`swarmckpt.replicas="0": not a whole number from 1 to 16`}},
@@ -111,6 +110,13 @@ func TestReplicas(t *testing.T) {
 	var none *Policy
 	if err := none.CheckNodes(1); err != nil {
 		t.Errorf("nil policy: %v", err)
+	}
+}
+
+func TestExclude(t *testing.T) {
+	p, err := Derive("s", []Service{svc("web", KeyExclude, "true"), svc("db", KeySchedule, "@every 1m"), svc("cache", KeyExclude, "false"), svc("api", KeyExclude, "1")})
+	if err != nil || !slices.Equal(p.Excluded, []string{"api", "web"}) || !slices.Equal(p.From[KeyExclude], []string{"api", "cache", "web"}) {
+		t.Fatalf("Derive = %+v, %v; want api and web excluded, the label from api, cache, web", p, err)
 	}
 }
 

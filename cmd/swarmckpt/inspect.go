@@ -52,6 +52,14 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 		if m.Reason != "" {
 			fmt.Fprintf(c.stdout, "Reason:     %s\n", m.Reason)
 		}
+		if len(m.Excluded) > 0 {
+			var ex []string
+			for svc, n := range m.Excluded {
+				ex = append(ex, fmt.Sprintf("%s (%d containers)", svc, n))
+			}
+			sort.Strings(ex)
+			fmt.Fprintf(c.stdout, "Excluded:   %s: not snapshotted (swarmckpt.exclude), started fresh by a restore\n", strings.Join(ex, ", "))
+		}
 		fmt.Fprintln(c.stdout)
 		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CONTAINER\tNODE\tCONTAINER ID\tIPS\tFROZEN\tIMAGES\tFILES\tCOPIES\tDIR")

@@ -184,10 +184,7 @@ func (r *reconciler) pass(ctx context.Context, now time.Time) (next time.Time) {
 
 // reconcile brings one stack's record and runs in line with its labels (r.mu held).
 func (r *reconciler) reconcile(ctx context.Context, name string, services []policy.Service, now time.Time) error {
-	p, derr := policy.Derive(name, services)
-	if err := p.CheckNodes(len(r.s.live.live())); err != nil { // replicate.go's copies need as many nodes
-		p, derr = nil, err
-	}
+	p, derr := policy.DeriveOn(name, services, len(r.s.live.live())) // replicate.go's copies need as many nodes
 	st := r.states[name]
 	if p == nil && derr == nil {
 		// No swarmckpt.* label (any more), or the stack is gone: forget its record once

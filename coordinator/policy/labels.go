@@ -90,16 +90,6 @@ type Policy struct {
 // MaxReplicas bounds swarmckpt.replicas.
 const MaxReplicas = 16
 
-// CheckNodes reports a replicas label that asks for more copies than there are
-// nodes (live is the number of nodes with a live worker; 0: unknown, not checked).
-func (p *Policy) CheckNodes(live int) error {
-	if p == nil || live == 0 || p.Replicas <= live {
-		return nil
-	}
-	return &LabelError{Service: strings.Join(p.From[KeyReplicas], ", "), Key: KeyReplicas, Value: strconv.Itoa(p.Replicas),
-		Problem: fmt.Sprintf("more copies than nodes: the cluster has %d nodes with a live worker, and each copy of an image set needs its own node: lower it to at most %d, or add nodes", live, live)}
-}
-
 // Values allowed for the enumerated keys.
 var (
 	Modes      = []string{"exact", "swarm"}
@@ -111,7 +101,11 @@ var (
 // malformed or conflicting label is reported (errors.Join of *LabelError, each
 // matching ErrLabel), and then no policy is returned: a policy is applied whole or
 // not at all.
-func Derive(stack string, services []Service) (*Policy, error) {
+func Derive(stack string, services []Service) (*Policy, error) { return DeriveOn(stack, services, 0) }
+
+// DeriveOn is Derive on a cluster of live nodes with a live worker: a replicas label
+// above that is one more label error (live 0: unknown, not checked).
+func DeriveOn(stack string, services []Service, live int) (*Policy, error) {
 	svcs := slices.Clone(services)
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
 	known := Keys()
@@ -157,6 +151,10 @@ func Derive(stack string, services []Service) (*Policy, error) {
 		if err := p.apply(k, set[0].service, set[0].value); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if live > 0 && p.Replicas > live {
+		errs = append(errs, &LabelError{Service: strings.Join(p.From[KeyReplicas], ", "), Key: KeyReplicas, Value: strconv.Itoa(p.Replicas),
+			Problem: fmt.Sprintf("more copies than nodes: the cluster has %d nodes with a live worker, and each copy of an image set needs its own node: lower it to at most %d, or add nodes", live, live)})
 	}
 	for _, st := range byKey[KeyExclude] {
 		p.From[KeyExclude] = append(p.From[KeyExclude], st.service)

@@ -97,19 +97,14 @@ func TestReplicas(t *testing.T) {
 	if err != nil || p.Replicas != 3 || !slices.Equal(p.From[KeyReplicas], []string{"a", "b"}) {
 		t.Fatalf("Derive = %+v, %v; want replicas 3 from a, b", p, err)
 	}
-	if err := p.CheckNodes(3); err != nil {
-		t.Errorf("CheckNodes(3) with replicas 3 = %v; want nil", err)
+	two := []Service{svc("a", KeyReplicas, "3", KeyRetain, "-1"), svc("b", KeyReplicas, "3")}
+	if p, err := DeriveOn("s", two[1:], 3); err != nil || p.Replicas != 3 {
+		t.Errorf("DeriveOn 3 nodes with replicas 3 = %+v, %v; want replicas 3", p, err)
 	}
-	if err := p.CheckNodes(0); err != nil {
-		t.Errorf("CheckNodes(0) (nodes unknown) = %v; want nil", err)
-	}
-	err = p.CheckNodes(2)
-	if !errors.Is(err, ErrLabel) || !strings.Contains(err.Error(), `service a, b: label swarmckpt.replicas="3": more copies than nodes: the cluster has 2 nodes`) {
-		t.Errorf("CheckNodes(2) with replicas 3 = %v; want a label error naming the services and the 2 nodes", err)
-	}
-	var none *Policy
-	if err := none.CheckNodes(1); err != nil {
-		t.Errorf("nil policy: %v", err)
+	p, err = DeriveOn("s", two, 2)
+	les := Errors(err)
+	if p != nil || len(les) != 2 || !strings.Contains(err.Error(), `service a, b: label swarmckpt.replicas="3": more copies than nodes: the cluster has 2 nodes`) {
+		t.Errorf("DeriveOn 2 nodes with replicas 3 (and a bad retain) = %+v, %v; want both label errors, the replicas one naming the services and the 2 nodes", p, err)
 	}
 }
 

@@ -137,6 +137,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	s.mu.Lock()
 	delete(s.runs, m.ID)
 	s.mu.Unlock()
+	var replErr error
+	if r.m.State == store.StateCommitted { // the copies are made under the stack's lock: no rm meets them half made
+		replErr = s.replicate(ctx, r.m, req.Replicas) // replicate.go: the copies on other nodes
+	}
 	unlock()
 	if r.m.State != store.StateCommitted {
 		// An aborted snapshot's partial images are collected (best effort).
@@ -149,7 +153,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)
 	}
-	return r.m, s.replicate(ctx, r.m, req.Replicas) // replicate.go: the copies on other nodes
+	return r.m, replErr
 }
 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy

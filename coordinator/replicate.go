@@ -60,14 +60,12 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 		}
 	}
 	type job struct {
-		i          int
-		home, to   string
-		set        string
-		key        string
-		err        error
-		already    bool
-		ms         int64
-		copiedFrom string
+		i        int
+		home, to string
+		set      string
+		key      string
+		err      error
+		ms       int64
 	}
 	var jobs []*job
 	var problems []string
@@ -100,7 +98,7 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			rep, err := askNode[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
+			_, err := askNode[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
 			j.ms = time.Since(t0).Milliseconds()
 			switch {
 			case errors.Is(err, node.ErrSetExists):
@@ -114,8 +112,6 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 				j.err = fmt.Errorf("no live worker on node %s", j.home)
 			case err != nil:
 				j.err = err
-			default:
-				j.already = rep.AlreadyThere
 			}
 		}()
 	}

@@ -50,8 +50,7 @@ func progress(t *testing.T, e *env, id string) func(phase string) []api.Event {
 // newReplicaEnv is newEnv on lab-1..3 with the agents' verifier as the cut checker
 // and fake nodes that send sets to each other.
 func newReplicaEnv(t *testing.T) *env {
-	var e *env
-	e = newEnvWith(t, func(c *coordinator.Config) { c.Verify = coordinator.AgentVerifier(c.Bus, 5*time.Second) }, "lab-1", "lab-2", "lab-3")
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Verify = coordinator.AgentVerifier(c.Bus, 5*time.Second) }, "lab-1", "lab-2", "lab-3")
 	for n, ex := range e.execs {
 		ex.TransferAddr = n
 		ex.SendTo = func(set, to string) (bool, error) { e.execs[to].PutSet(set); return false, nil }

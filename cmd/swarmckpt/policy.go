@@ -132,7 +132,10 @@ func policyValue(p *policy.Policy, k string) string {
 		return p.Mode
 	case policy.KeyMigration:
 		return p.Migration
-	case policy.KeyExclude:
+	case policy.KeyExclude: // per service: FROM lists every service carrying it
+		if len(p.Excluded) > 0 {
+			return "true for " + strings.Join(p.Excluded, ", ")
+		}
 		return "false"
 	}
 	return "?"

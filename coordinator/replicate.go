@@ -187,9 +187,9 @@ func (s *Service) verifyCopies(ctx context.Context, m *store.Manifest) []string 
 // set has copies, it verifies the set on its own node; when that one is missing or
 // corrupt and the node is live, it replaces it by a copy that verifies (drop, then
 // send from the copy's node), so that the restore proceeds as if nothing had
-// happened, and says so in the restore's events. A set whose node is down is left to
-// the restore (which reports it). It returns an error only when a bad original has no
-// healthy copy either.
+// happened, and says so in the restore's events. When the set's node is down, a copy
+// that verifies on a live node becomes the set the restore reads (promoteCopy). It
+// returns an error only when neither the original nor any copy can be used.
 func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 	live := map[string]string{}
 	for _, w := range s.live.live() {
@@ -200,14 +200,11 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 		wg       sync.WaitGroup
 		problems []string
 	)
-	for _, c := range m.Containers {
+	for i, c := range m.Containers {
 		if c.Images == nil || len(c.Copies) == 0 {
 			continue
 		}
 		home := c.Images.Node
-		if _, ok := live[home]; !ok {
-			continue
-		}
 		set := node.SetID(m.ID, c.Key())
 		if filepath.Base(c.Images.Dir) != set {
 			continue // a set reused from an older snapshot: not this snapshot's to heal
@@ -215,6 +212,12 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if _, ok := live[home]; !ok {
+				// Its node is down: the restore reads a copy that verifies instead.
+				// Without one, preflight reports the node as without a live worker.
+				s.promoteCopy(ctx, m, i, live)
+				return
+			}
 			_, herr := agentSockets(ctx, s.cfg.Bus, verifyTimeout, set, c)
 			if herr == nil {
 				return
@@ -255,4 +258,54 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 		return api.Errorf(api.CodeCorrupt, "restore of %s refused, nothing was changed:\n  - %s", m.ID, strings.Join(problems, "\n  - "))
 	}
 	return nil
+}
+
+// imagesNode is the node holding the image set a restore of c reads: its Images.Node
+// (the dumping node, or the copy healFromCopies promoted), else its node.
+func imagesNode(c store.Container) string {
+	if c.Images != nil && c.Images.Node != "" {
+		return c.Images.Node
+	}
+	return c.Node
+}
+
+// keepsSet says whether a restore of c on node n must leave the set there (restore
+// from a hard-linked copy): the set the snapshot keeps on n, its original or one of
+// its replicas; a set sent to n for the restore alone is used up.
+func keepsSet(c store.Container, n string) bool {
+	if n == c.Node || n == imagesNode(c) {
+		return true
+	}
+	for _, cp := range c.Copies {
+		if cp.Node == n {
+			return true
+		}
+	}
+	return false
+}
+
+// promoteCopy makes the first copy of container i's set that verifies on a live node
+// the set the restore reads (Images.Node; the old node becomes a copy), and says so.
+// Each goroutine of healFromCopies touches its own container only.
+func (s *Service) promoteCopy(ctx context.Context, m *store.Manifest, i int, live map[string]string) bool {
+	c := m.Containers[i]
+	set := node.SetID(m.ID, c.Key())
+	for k, cp := range c.Copies {
+		if _, ok := live[cp.Node]; !ok {
+			continue
+		}
+		if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, set, copyAt(c, cp.Node)); err != nil {
+			continue
+		}
+		home := c.Images.Node
+		img := *c.Images
+		img.Node = cp.Node
+		m.Containers[i].Images = &img
+		m.Containers[i].Copies = slices.Clone(c.Copies)
+		m.Containers[i].Copies[k] = store.Copy{Node: home}
+		s.event(ctx, api.Event{ID: m.ID, Container: c.Key(), Node: cp.Node, Phase: "used-copy",
+			Message: fmt.Sprintf("node %s, which holds the image set, has no live worker: the restore reads the copy on %s (sha256 checked)", home, cp.Node)})
+		return true
+	}
+	return false
 }

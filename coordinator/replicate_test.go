@@ -209,6 +209,43 @@ func TestRestoreUsesACopy(t *testing.T) {
 		t.Errorf("used-copy event %+v; want it to name %s and the copy's node %s", used[0], c0.Key(), c0.Copies[0].Node)
 	}
 
+	// The node holding a set down: the restore reads the copy, says so.
+	res2, err := snapshotReplicas(e, "heal2", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+	events2 := progress(t, e, "heal2")
+	e.cancel["lab-3"]()
+	waitFor(t, "lab-3's worker seen gone", func() bool {
+		st, err := api.Call[api.StatusResult](ctx, e.client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(st.Workers) == 2
+	})
+	rr, err := e.svc.Restore(ctx, api.RestoreRequest{ID: "heal2", DiscardRunning: true})
+	if err != nil {
+		t.Fatalf("restore with lab-3 down: %v", err)
+	}
+	var onLab3 []string
+	for _, c := range res2.Snapshot.Containers {
+		if c.Node == "lab-3" {
+			onLab3 = append(onLab3, c.Key())
+			if rr.Targets[c.Key()] == "lab-3" {
+				t.Errorf("%s restored on the dead node lab-3", c.Key())
+			}
+		}
+	}
+	waitFor(t, "used-copy events for lab-3's sets", func() bool { return len(events2("used-copy")) == len(onLab3) })
+	for _, ev := range events2("used-copy") {
+		if !strings.Contains(ev.Message, "node lab-3, which holds the image set, has no live worker: the restore reads the copy on "+ev.Node) {
+			t.Errorf("used-copy event %+v; want it to name lab-3 and the copy's node", ev)
+		}
+	}
+	e.startAgent("lab-3")
+	waitFor(t, "lab-3 back", func() bool {
+		st, err := api.Call[api.StatusResult](ctx, e.client, api.OpStatus, api.StatusRequest{})
+		return err == nil && len(st.Workers) == 3
+	})
+
 	// Neither the original nor the copy: refused, naming both.
 	_ = e.execs[c0.Node].DropSet(ctx, set)
 	_ = e.execs[c0.Copies[0].Node].DropSet(ctx, set)

@@ -269,19 +269,21 @@ func imagesNode(c store.Container) string {
 	return c.Node
 }
 
-// keepsSet says whether a restore of c on node n must leave the set there (restore
-// from a hard-linked copy): the set the snapshot keeps on n, its original or one of
-// its replicas; a set sent to n for the restore alone is used up.
-func keepsSet(c store.Container, n string) bool {
-	if n == c.Node || n == imagesNode(c) {
-		return true
-	}
+// hasCopy says whether node n holds a replica of c's image set.
+func hasCopy(c store.Container, n string) bool {
 	for _, cp := range c.Copies {
 		if cp.Node == n {
 			return true
 		}
 	}
 	return false
+}
+
+// keepsSet says whether a restore of c on node n must leave the set there (restore
+// from a hard-linked copy): the set the snapshot keeps on n, its original or one of
+// its replicas; a set sent to n for the restore alone is used up.
+func keepsSet(c store.Container, n string) bool {
+	return n == c.Node || n == imagesNode(c) || hasCopy(c, n)
 }
 
 // promoteCopy makes the first copy of container i's set that verifies on a live node

@@ -292,7 +292,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		for ns := range placed {
 			p := setOf[ns.key]
 			back := ""
-			if ns.node == p.Home {
+			if ns.node == p.Home || hasCopy(p.Old, ns.node) { // replicate.go: a replica goes back too
 				back = p.Set
 			}
 			if _, err := agentCall[node.UnplaceReply](uctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
@@ -338,7 +338,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 	var jobs []copyJob
 	for _, p := range plan {
 		for _, n := range nodes {
-			if n != p.Home {
+			if n != p.Home && !hasCopy(p.Old, n) { // replicate.go: a replica is there already, and stays
 				jobs = append(jobs, copyJob{p, n})
 			}
 		}
@@ -507,7 +507,7 @@ func (r *SwarmRestore) Run(ctx context.Context, m *store.Manifest, nodes []strin
 		p := setOf[ns.key]
 		tk := current[ns.key]
 		back := ""
-		if ns.node == p.Home && ns.node != tk.Node {
+		if (ns.node == p.Home || hasCopy(p.Old, ns.node)) && ns.node != tk.Node { // replicate.go: a replica goes back too
 			back = p.Set
 		}
 		rep, err := agentCall[node.UnplaceReply](ctx, ag, node.UnplaceSubject(ns.node), node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})

@@ -275,6 +275,13 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		t.Fatalf("restore %s --mode swarm with the set of %s deleted on %s: exit %d; want 0 and the copy from %s used, said so\n%s", m.ID, c0.Key(), c0.Images.Node, code, c0.Copies[0].Node, out)
 	}
 	t.Logf("restore of %s after its set of %s was deleted on %s used the copy on %s", m.ID, c0.Key(), c0.Images.Node, c0.Copies[0].Node)
+	// The swarm-mode restore used one set of each container; the other (original or
+	// replica) is still on its node's disk, not dropped as a copy the restore made.
+	for _, c := range m.Containers {
+		if on := onDisks(t, c.Images.Dir); len(on) == 0 {
+			t.Errorf("after the swarm-mode restore of %s no set of %s is left on any disk (its replica was dropped)", m.ID, c.Key())
+		}
+	}
 	for _, m := range e.scheduledSnapshots(t) {
 		if out, code := e.ctl(time.Minute, "rm", m.ID); code != 0 {
 			t.Fatalf("rm %s: exit %d\n%s", m.ID, code, out)

@@ -10,7 +10,7 @@ LAB     ?= lab
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
 .PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
-        bench bench-dataplane bench-sim bench-drain clean faults
+        bench bench-dataplane bench-sim bench-drain bench-algorithms bench-record test-bench-quick clean faults
 
 all: build
 
@@ -42,7 +42,13 @@ test-unit:
 test-integration: build images images-thirdparty
 	deploy/test-integration.sh
 
-test: lint test-unit test-integration
+# The algorithm benchmark's quick mode (one repetition of bank-5 and scale-3 on its own
+# 3-node lab, ~3 min): fails if an algorithm's snapshot fails or a coordinated one's cut
+# is not consistent; writes build/bench-algorithms-quick/.
+test-bench-quick: build images
+	QUICK=1 benchmarks/algorithms/run.sh
+
+test: lint test-unit test-integration test-bench-quick
 
 # Fault injection campaign (coordinator/faults_integration_test.go): RUNS seeded runs,
 # each killing a worker, agent, coordinator or CRIU with -9 during a snapshot, restore or
@@ -70,7 +76,7 @@ demo: setup build images
 demo-thirdparty: setup build images-thirdparty
 	deploy/thirdparty/demo.sh
 
-bench: bench-sim bench-dataplane
+bench: bench-sim bench-dataplane bench-algorithms
 
 bench-sim: build
 	benchmarks/sim/run.sh
@@ -82,6 +88,16 @@ bench-dataplane: build images
 # on a 3-node lab whose runtime is the logging probe (benchmarks/drain/run.sh; REPS=20).
 bench-drain: build images
 	benchmarks/drain/run.sh
+# Algorithms vs baselines on real stacks (benchmarks/algorithms/RESULTS.md); a 3-node lab
+# of its own. BENCH_ARGS e.g. '--reps 3 --shapes bank-5,mixed'; QUICK=1 for the CI mode.
+BENCH_ARGS ?=
+bench-algorithms: build images
+	benchmarks/algorithms/run.sh $(BENCH_ARGS)
+
+# The snapshot record at scale: 50 and 5,000 containers of fake nodes on a real embedded
+# etcd (benchmarks/recordscale; no lab, ~1 min, ~2 GiB).
+bench-record:
+	go run ./benchmarks/recordscale --sizes 50,5000 --reps 3
 
 clean:
 	rm -rf $(BIN) build

@@ -11,6 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -136,7 +137,7 @@ func TestRestoreIsAllOrNothing(t *testing.T) {
 	for _, c := range m.Containers {
 		targets[c.Key()] = c.Node
 	}
-	r := &coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(string) (string, bool) { return "", false }, Timeout: 5 * time.Second}
+	r := &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(string) (string, bool) { return "", false }, Timeout: 5 * time.Second}}
 	restored := func() []string {
 		var out []string
 		for _, ex := range e.execs {

@@ -23,7 +23,12 @@
 // CLI's Ctrl-C), from a node leaving the cluster (NodeFailed) and from losing the stack
 // lock. A restarted coordinator finds the manifests that are
 // neither committed nor aborted and drives the algorithm's RecoverCoordinator on their
-// record, which aborts them and releases every container (presumed abort).
+// record, which aborts them and releases every container (presumed abort); then it
+// releases, rolls back or finishes the restores and migrations its predecessor
+// journaled (coordinator/restore: RecoverOperations).
+//
+// Restore and migrate are served by coordinator/restore (restore.Restores), to which
+// the Service is the restore.Host (restores.go).
 //
 // With Config.Elector set, several coordinators share one store (leader.go): Run
 // waits as a standby until it wins the election; only the leader serves the CLI,

@@ -38,7 +38,9 @@ type e2e struct {
 	workers map[string]*exec.Cmd
 	agents  map[string]*exec.Cmd
 	coord   *exec.Cmd
-	ports   [4]int
+	// ports: NATS, etcd, etcd peer, gossip, the coordinator's and node 1's worker's
+	// metrics endpoints.
+	ports [6]int
 }
 
 func repoRoot() string {
@@ -117,10 +119,14 @@ func (e *e2e) startWorker(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
 	addrFile := filepath.Join(e.dir, node+".addr")
 	_ = os.Remove(addrFile)
-	e.workers[node] = e.start("worker-"+node, "worker", "--node", node, "--docker-host", e.docker(node),
+	args := []string{"worker", "--node", node, "--docker-host", e.docker(node),
 		"--exec-root", fmt.Sprintf("/run/swarmckpt/%s/%s/exec", e.name, node),
 		"--journal", fmt.Sprintf("/run/swarmckpt/%s/holds-%s", e.name, node), "--addr-file", addrFile,
-		"--token-file", e.workerToken(), "--insecure-no-tls")
+		"--token-file", e.workerToken(), "--insecure-no-tls"}
+	if i == 1 { // metrics of one worker (TestIntegrationE2E's MetricsAfterSnapshots)
+		args = append(args, "--metrics", fmt.Sprintf("127.0.0.1:%d", e.ports[5]))
+	}
+	e.workers[node] = e.start("worker-"+node, args...)
 	waitFor(e.t, "worker "+node+" address", func() bool { _, err := os.Stat(addrFile); return err == nil })
 }
 
@@ -137,13 +143,14 @@ func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
 	e.agents[node] = e.start("agent-"+node, "agent", "--node", node, "--worker-addr-file",
 		filepath.Join(e.dir, node+".addr"), "--worker-token-file", e.workerToken(), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
-		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
+		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]), "--log-format", "json")
 }
 
 func (e *e2e) startCoordinator() {
 	e.coord = e.start("coordinator", "coordinator", "--data-dir", e.dir, "--nats-port", fmt.Sprint(e.ports[0]),
 		"--etcd-port", fmt.Sprint(e.ports[1]), "--etcd-peer-port", fmt.Sprint(e.ports[2]), "--docker", e.docker(e.name+"-1"),
-		"--snapshot-timeout", "30s", "--gossip", fmt.Sprintf("127.0.0.1:%d", e.ports[3]))
+		"--snapshot-timeout", "30s", "--gossip", fmt.Sprintf("127.0.0.1:%d", e.ports[3]),
+		"--metrics", fmt.Sprintf("127.0.0.1:%d", e.ports[4]))
 	waitFor(e.t, "coordinator serving", func() bool { _, code := e.ctl(5*time.Second, "ls"); return code == 0 })
 }
 
@@ -344,6 +351,8 @@ func TestIntegrationE2E(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("MetricsAfterSnapshots", e.metricsAfterSnapshots)
 
 	t.Run("BadNamesTouchNothing", e.badNamesTouchNothing) // badnames_integration_test.go
 

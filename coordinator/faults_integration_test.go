@@ -82,18 +82,17 @@ func pickFault(seed int64) fault {
 // test leaves these out (saying so); make faults runs them (-all).
 func knownOpen(f fault) string {
 	// A migration is in its restore phase from ~0.5 s (its snapshot done), a restore
-	// from ~1 s (its checkpoint of what runs done, the stack stopped); a coordinator
-	// killed at any point of either leaves what it parked or restored held.
+	// from ~1 s (its checkpoint of what runs done, the stack stopped). A coordinator
+	// killed at any point of either is not open: the restarted one finds the journal
+	// and releases, rolls back or finishes the operation (coordinator/restore/recoverops.go).
 	phase := time.Second
 	if f.op == "migrate" {
 		phase = 500 * time.Millisecond
 	}
-	if f.op == "snapshot" || f.victim == "criu" || f.delay < phase && f.victim != "coordinator" {
+	if f.op == "snapshot" || f.victim == "criu" || f.victim == "coordinator" || f.delay < phase {
 		return ""
 	}
 	switch f.victim {
-	case "coordinator":
-		return "a restarted coordinator neither finishes nor rolls back a restore or migration it did not start: the parked originals (frozen and locked since their checkpoint) or the restored containers (locked) stay held until their deadline (1-2 min)"
 	case "agent":
 		return "a restore waits for the dead agent's answer (15 s to the agent's action bound, 5 min), the stack half restored and its lock held; a rollback leaves the ended originals exited"
 	default:

@@ -11,6 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -21,6 +22,13 @@ import (
 // streamed between the fake nodes. setup, if given, adjusts each node's executor
 // before its agent starts.
 func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm) {
+	e, sw, _ := newMigrateEnvWrapped(t, nil, setup...)
+	return e, sw
+}
+
+// newMigrateEnvWrapped is newMigrateEnv whose coordinator uses wrap(e.store) (nil: the
+// store itself); it also returns what stops that coordinator (it stops at cleanup).
+func newMigrateEnvWrapped(t *testing.T, wrap func(*store.Memory) store.Store, setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm, context.CancelFunc) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
@@ -31,19 +39,11 @@ func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.Fake
 	if _, err := sw.Tasks(ctx, "bank"); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: e.store,
-		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
-		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
-		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
+	var st store.Store = e.store
+	if wrap != nil {
+		st = wrap(e.store)
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second,
-		Events: e.recordEvent})
-	e.svc = svc
-	rctx, cancel := context.WithCancel(context.Background())
-	e.wg.Add(1)
-	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
+	cancel := e.startMigrateCoordinator(sw, st)
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
 		ex := worker.NewFake(n)
 		ex.TransferAddr = n
@@ -68,7 +68,26 @@ func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.Fake
 		st, err := api.Call[api.StatusResult](c, e.client, api.OpStatus, api.StatusRequest{})
 		return err == nil && len(st.Workers) == 3
 	})
-	return e, sw
+	return e, sw, cancel
+}
+
+// startMigrateCoordinator starts e's coordinator (e.svc) over sw and st, serving
+// restores through the agents; it returns what stops it.
+func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store) context.CancelFunc {
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: st,
+		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, RecoverWait: 3 * time.Second,
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+		Events: e.recordEvent})
+	e.svc = svc
+	rctx, cancel := context.WithCancel(context.Background())
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = svc.Run(rctx) }()
+	return cancel
 }
 
 // TestMigrateRollbackStillRestoresTheOriginals: a migration whose restore fails on the

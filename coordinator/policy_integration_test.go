@@ -177,7 +177,13 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 			}
 			return len(kept) == 2 && sp.Kept == 2
 		})
+		for i, m := range kept { // ls lists headers: the containers come with inspect
+			kept[i] = e.inspectOf(t, m.ID)
+		}
 		for _, m := range kept {
+			if len(m.Containers) == 0 {
+				t.Fatalf("kept snapshot %s: inspect lists no container", m.ID)
+			}
 			if m.Algorithm != "chandy-lamport" {
 				t.Fatalf("scheduled snapshot %s: algorithm %s, want chandy-lamport", m.ID, m.Algorithm)
 			}
@@ -203,17 +209,15 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		for _, m := range kept {
 			keptIDs[m.ID] = true
 		}
+		// Every set of a removed snapshot, or a copy of it, is named ID.SERVICE.SLOT in
+		// the sets directory of a node (the layout of a kept snapshot's sets).
+		dir := kept[0].Containers[0].Images.Dir
 		for id, m := range seen {
 			if keptIDs[id] || m.State != store.StateCommitted {
 				continue
 			}
-			for _, c := range m.Containers {
-				if c.Images == nil {
-					continue
-				}
-				if on := onDisks(t, c.Images.Dir); len(on) > 0 {
-					t.Errorf("snapshot %s was removed by retention, but its set of %s (or a copy) is still on the disks: %v", id, c.Key(), on)
-				}
+			if on := onDisks(t, filepath.Join(filepath.Dir(dir), id+".*")); len(on) > 0 {
+				t.Errorf("snapshot %s was removed by retention, but sets of it (or copies) are still on the disks: %v", id, on)
 			}
 		}
 	}
@@ -263,7 +267,10 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 			m = s
 		}
 	}
-	if m == nil || len(m.Containers[0].Copies) != 1 {
+	if m != nil {
+		m = e.inspectOf(t, m.ID)
+	}
+	if m == nil || len(m.Containers) == 0 || len(m.Containers[0].Copies) != 1 {
 		t.Fatalf("newest committed scheduled snapshot %+v: want one with a copy of each set", m)
 	}
 	c0 := m.Containers[0]
@@ -290,8 +297,22 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 	waitLong(t, "bank healthy and meshed", e.bankMeshed)
 }
 
+// inspectOf is `swarmckpt inspect ID --output json`: the whole manifest.
+func (e *e2e) inspectOf(t *testing.T, id string) *store.Manifest {
+	t.Helper()
+	out, code := e.ctl(time.Minute, "inspect", id, "--output", "json")
+	if code != 0 {
+		t.Fatalf("inspect %s: exit %d\n%s", id, code, out)
+	}
+	var m store.Manifest
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("inspect %s --output json: %v\n%s", id, err, out)
+	}
+	return &m
+}
+
 // onDisks lists the paths of the image set at dir (a path on one node's data root,
-// ROOT/NODE/docker/swarmckpt/sets/SET) on every lab node's disk.
+// ROOT/NODE/docker/swarmckpt/sets/SET; SET may be a glob) on every lab node's disk.
 func onDisks(t *testing.T, dir string) []string {
 	t.Helper()
 	parts := strings.Split(filepath.Clean(dir), string(filepath.Separator))

@@ -365,7 +365,7 @@ func (r *reconciler) retain(ctx context.Context, p policy.Policy) []string {
 	if p.Retain < 1 {
 		return nil
 	}
-	ms, err := r.s.cfg.Store.List(ctx, p.Stack)
+	ms, err := r.s.cfg.Store.Headers(ctx, p.Stack)
 	if err != nil {
 		r.log.Warn("retention: cannot list the stack's snapshots (next run retries)", "stack", p.Stack, "err", err)
 		return nil
@@ -410,7 +410,7 @@ func (r *reconciler) describe(ctx context.Context, name string) (*api.PolicyResu
 				return nil, api.Errorf(api.CodeCorrupt, "policy record of stack %s: %v", st.Stack, err)
 			}
 		}
-		ms, err := r.s.cfg.Store.List(ctx, st.Stack)
+		ms, err := r.s.cfg.Store.Headers(ctx, st.Stack)
 		if err != nil {
 			return nil, api.Errorf(api.CodeFailed, "list the snapshots of stack %s: %v", st.Stack, err)
 		}

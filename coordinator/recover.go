@@ -13,16 +13,22 @@ import (
 
 // recover finishes what a previous coordinator left: every manifest neither committed
 // nor aborted is aborted through its algorithm's RecoverCoordinator (presumed abort),
-// which releases every container it held.
+// which releases every container it held; then every restore or migration it
+// journaled is finished or rolled back (RecoverOperations).
 func (s *Service) recover(ctx context.Context) error {
-	ms, err := s.cfg.Store.List(ctx, "")
+	hs, err := s.cfg.Store.Headers(ctx, "")
 	if err != nil {
 		return err
 	}
 	var unfinished []*store.Manifest
 	nodes := map[string]bool{}
-	for _, m := range ms {
-		if m.State.Final() || m.State == store.StateCorrupt {
+	for _, h := range hs {
+		if h.State.Final() || h.State == store.StateCorrupt {
+			continue
+		}
+		m, err := s.cfg.Store.Get(ctx, h.ID)
+		if err != nil {
+			s.log.Error("cannot read unfinished snapshot", "snapshot", h.ID, "err", err)
 			continue
 		}
 		unfinished = append(unfinished, m)
@@ -38,7 +44,9 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Error("cannot recover snapshot", "snapshot", m.ID, "err", err)
 		}
 	}
-	return nil
+	// Then the restores and migrations it journaled (coordinator/restore/recoverops.go): their parked
+	// snapshots are final now (committed, or aborted just above).
+	return s.RecoverOperations(ctx)
 }
 
 // awaitAgents waits until every node in nodes has a live agent (a heartbeat since this
@@ -96,8 +104,12 @@ func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
 			s.collectAborted(ctx, r.m)
 		}
 	}()
-	// Agents that restarted lost their plans; resend them (best effort).
-	_ = r.sendPlans(ctx, false)
+	// Agents that restarted lost their plans; resend them (best effort), with Exit as
+	// the snapshot had it: a plan without it would make the agents forget that the
+	// containers are parked since their dump, and the abort would leave them held
+	// (found by the fault-injection test: a restore's checkpoint, network-locked until
+	// the hold's deadline).
+	_ = r.sendPlans(ctx, !m.LeaveRunning)
 	reason := fmt.Sprintf("coordinator %s restarted during the snapshot", m.Coordinator)
 	alg, err := s.cfg.Algorithms(m.Algorithm)
 	if err == nil && len(m.Record) > 0 {

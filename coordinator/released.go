@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -42,6 +44,23 @@ func (s *Service) awaitReleased(ctx context.Context, m *store.Manifest) []string
 	}
 }
 
+// Held answers api.OpHeld: which containers of snapshot id are still held (after
+// waiting up to releaseWait for their release), for a CLI whose coordinator restarted
+// during the snapshot.
+func (s *Service) Held(ctx context.Context, id string) (*api.HeldResult, error) {
+	if err := api.ValidID(id); err != nil {
+		return nil, err
+	}
+	if s.active(id) != nil {
+		return nil, api.Errorf(api.CodeBusy, "snapshot %s is still running: its containers are held until it ends", id)
+	}
+	m, err := s.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &api.HeldResult{Held: s.awaitReleased(ctx, m)}, nil
+}
+
 // stillHeld is one round of awaitReleased: what the nodes hold, and the nodes that
 // did not answer.
 func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Container) (held, silent []string) {
@@ -70,7 +89,7 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 			default:
 				for _, h := range rep.Holds {
 					for _, c := range cs {
-						if !sameContainer(h.ContainerID, c.ContainerID) {
+						if !restore.SameContainer(h.ContainerID, c.ContainerID) {
 							continue
 						}
 						lines = append(lines, describeHeld(nodeName, c, h))

@@ -15,7 +15,9 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -26,6 +28,9 @@ const MaxReplicas = policy.MaxReplicas
 // copyTimeout bounds one copy of an image set to another node (the sender streams
 // it, the receiver checks every file's sha256 before it accepts the set).
 const copyTimeout = 5 * time.Minute
+
+// copyVerifyTimeout bounds each node's re-hash of one copy (about 1 s per GiB).
+const copyVerifyTimeout = 2 * time.Minute
 
 // ErrReplicas is wrapped by the error of a snapshot that committed without all the
 // copies it asked for.
@@ -98,13 +103,13 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			_, err := askNode[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
+			_, err := nodecall.Ask[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
 			j.ms = time.Since(t0).Milliseconds()
 			switch {
 			case errors.Is(err, node.ErrSetExists):
 				// A set of that name is there already (a retry): keep it only if it verifies.
 				c := m.Containers[j.i]
-				_, verr := agentSockets(ctx, s.cfg.Bus, copyTimeout, j.set, copyAt(c, j.to))
+				_, verr := restore.AgentSockets(ctx, s.cfg.Bus, copyTimeout, j.set, copyAt(c, j.to))
 				if verr != nil {
 					j.err = fmt.Errorf("node %s already holds a set %s that does not verify (%v): delete it there", j.to, j.set, verr)
 				}
@@ -167,7 +172,7 @@ func (s *Service) verifyCopies(ctx context.Context, m *store.Manifest) []string 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, node.SetID(m.ID, c.Key()), copyAt(c, cp.Node))
+				_, err := restore.AgentSockets(ctx, s.cfg.Bus, copyVerifyTimeout, node.SetID(m.ID, c.Key()), copyAt(c, cp.Node))
 				mu.Lock()
 				defer mu.Unlock()
 				m.Containers[i].Copies[k].Error = ""
@@ -218,7 +223,7 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 				s.promoteCopy(ctx, m, i, live)
 				return
 			}
-			_, herr := agentSockets(ctx, s.cfg.Bus, verifyTimeout, set, c)
+			_, herr := restore.AgentSockets(ctx, s.cfg.Bus, copyVerifyTimeout, set, c)
 			if herr == nil {
 				return
 			}
@@ -229,7 +234,7 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 					why = append(why, "copy on "+cp.Node+": no live worker")
 					continue
 				}
-				if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, set, copyAt(c, cp.Node)); err != nil {
+				if _, err := restore.AgentSockets(ctx, s.cfg.Bus, copyVerifyTimeout, set, copyAt(c, cp.Node)); err != nil {
 					why = append(why, fmt.Sprintf("copy on %s: %v", cp.Node, err))
 					continue
 				}
@@ -238,7 +243,7 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 					break
 				}
 				t0 := time.Now()
-				if _, err := askNode[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(cp.Node), node.SendRequest{Set: set, To: live[home]}, copyTimeout); err != nil {
+				if _, err := nodecall.Ask[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(cp.Node), node.SendRequest{Set: set, To: live[home]}, copyTimeout); err != nil {
 					why = append(why, fmt.Sprintf("copy %s -> %s: %v", cp.Node, home, err))
 					continue
 				}
@@ -260,32 +265,6 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 	return nil
 }
 
-// imagesNode is the node holding the image set a restore of c reads: its Images.Node
-// (the dumping node, or the copy healFromCopies promoted), else its node.
-func imagesNode(c store.Container) string {
-	if c.Images != nil && c.Images.Node != "" {
-		return c.Images.Node
-	}
-	return c.Node
-}
-
-// hasCopy says whether node n holds a replica of c's image set.
-func hasCopy(c store.Container, n string) bool {
-	for _, cp := range c.Copies {
-		if cp.Node == n {
-			return true
-		}
-	}
-	return false
-}
-
-// keepsSet says whether a restore of c on node n must leave the set there (restore
-// from a hard-linked copy): the set the snapshot keeps on n, its original or one of
-// its replicas; a set sent to n for the restore alone is used up.
-func keepsSet(c store.Container, n string) bool {
-	return n == c.Node || n == imagesNode(c) || hasCopy(c, n)
-}
-
 // promoteCopy makes the first copy of container i's set that verifies on a live node
 // the set the restore reads (Images.Node; the old node becomes a copy), and says so.
 // Each goroutine of healFromCopies touches its own container only.
@@ -296,7 +275,7 @@ func (s *Service) promoteCopy(ctx context.Context, m *store.Manifest, i int, liv
 		if _, ok := live[cp.Node]; !ok {
 			continue
 		}
-		if _, err := agentSockets(ctx, s.cfg.Bus, verifyTimeout, set, copyAt(c, cp.Node)); err != nil {
+		if _, err := restore.AgentSockets(ctx, s.cfg.Bus, copyVerifyTimeout, set, copyAt(c, cp.Node)); err != nil {
 			continue
 		}
 		home := c.Images.Node

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -272,7 +273,7 @@ func TestExcludedServiceNotSnapshottedStartedFreshOnRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(c *coordinator.Config) { c.Resolver = stack.Static{"bank": st}; c.Stopper = sw }, "lab-1", "lab-2", "lab-3")
-	e.svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	e.svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "ex", Stack: "bank", Exclude: []string{"bank_web"}})
 	if err != nil {
 		t.Fatalf("snapshot excluding bank_web: %v", err)

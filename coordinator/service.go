@@ -17,13 +17,16 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // DefaultAlgorithm is used when a request names none.
-const DefaultAlgorithm = "blocking"
+const DefaultAlgorithm = restore.DefaultAlgorithm
 
 // Verifier checks the cut of a manifest's stored images.
 type Verifier func(ctx context.Context, m *store.Manifest) *store.Verdict
@@ -39,8 +42,14 @@ type Config struct {
 	Algorithms func(name string) (algorithms.Algorithm, error)
 	// TickPeriod is one logical tick of the algorithms. Default 100ms.
 	TickPeriod time.Duration
-	// SnapshotTimeout bounds a snapshot from request to decision. Default 2m.
+	// SnapshotTimeout bounds a snapshot from request to decision when the request
+	// gives no timeout and the stack's work is unknown (no earlier snapshot of each of
+	// its containers). Default 2m.
 	SnapshotTimeout time.Duration
+	// Hold turns a snapshot's work (its containers' image sizes in the stack's latest
+	// snapshot) into its timeout, and so its containers' hold deadlines (holdbudget.go,
+	// docs/operations.md "How long holds last"). Zero fields take holdtime's defaults.
+	Hold holdtime.Budget
 	// LockTTL is the stack lock's lease: a dead coordinator's lock lapses after it.
 	// Default 10s.
 	LockTTL time.Duration
@@ -81,6 +90,9 @@ type Config struct {
 	// Members, when set, returns the memberlist membership by member name (status
 	// shows each node's CRIU version and features from it).
 	Members func() map[string]members.Meta
+	// Metrics records the snapshots' durations, frozen times, bytes and failures
+	// (metrics.NewCoordinator on the caller's registry); nil: none.
+	Metrics *metrics.Coordinator
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -98,6 +110,7 @@ func (c *Config) defaults() error {
 	if c.SnapshotTimeout <= 0 {
 		c.SnapshotTimeout = 2 * time.Minute
 	}
+	c.Hold = c.Hold.WithDefaults()
 	if c.LockTTL <= 0 {
 		c.LockTTL = 10 * time.Second
 	}
@@ -132,6 +145,9 @@ type Service struct {
 	// rec is the policy reconciler (nil without Config.Policies).
 	rec *reconciler
 
+	// restores serves restore and migrate (coordinator/restore).
+	restores *restore.Restores
+
 	mu    sync.Mutex
 	runs  map[string]*run          // active snapshots by id
 	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
@@ -149,6 +165,13 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
+	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
+		Algorithms: cfg.Algorithms, Restorer: cfg.Restorer, Stopper: cfg.Stopper, NewID: NewID, Log: s.log,
+		Heal: s.healFromCopies}) // replicate.go
+	if err != nil {
+		return nil, err
+	}
+	s.restores = rs
 	if cfg.Policies != nil {
 		s.rec = newReconciler(s)
 	}

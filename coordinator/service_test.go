@@ -225,6 +225,9 @@ func TestSnapshotCommitsWithEveryImageSetDurable(t *testing.T) {
 	if err != nil || len(ls.Snapshots) != 2 {
 		t.Fatalf("list: %+v %v", ls, err)
 	}
+	if h := ls.Snapshots[1]; len(h.Containers) != 0 || h.NContainers != 5 || h.ImageBytes == 0 {
+		t.Fatalf("ls sent %d containers, n_containers %d, image_bytes %d: want the header only, 5 containers and their bytes", len(h.Containers), h.NContainers, h.ImageBytes)
+	}
 	_, err = api.Call[api.InspectResult](ctx, e.client, api.OpInspect, api.InspectRequest{ID: "nope"})
 	if !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("inspect missing: %v, want not found", err)

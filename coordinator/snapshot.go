@@ -13,6 +13,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -22,18 +23,13 @@ import (
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
 	m, err := s.snapshot(ctx, req, nil, nil)
 	if req.Exit && m != nil && m.State == store.StateCommitted { // committed, even if short of copies (replicate.go)
-		// Its containers wait, frozen, for the commit (park.go): end them now.
-		if serr := s.stopParked(ctx, m, false); serr != nil {
+		// Its containers wait, frozen, for the commit (coordinator/restore/park.go): end them now.
+		if serr := s.restores.StopParked(ctx, m, false); serr != nil {
 			err = serr
 		}
 	}
 	return m, err
 }
-
-// streamPlan is given a snapshot's containers before anything is locked and returns,
-// by container key, the worker address each container's dump streams its images to
-// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
-type streamPlan func(m *store.Manifest) map[string]string
 
 // snapshot takes a snapshot. held, when not nil, is the stack's lock, already taken by
 // the caller (a restore or migration holds it throughout); it stays held.
@@ -94,7 +90,8 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
-		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose, Excluded: excluded}
+		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
+		CarryVolumes: req.CarryVolumes, Excluded: excluded}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})
@@ -110,6 +107,11 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		return nil, api.Errorf(api.CodeFailed, "%v", err)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "resolved", Message: fmt.Sprintf("%d containers on %s, algorithm %s", len(m.Containers), strings.Join(st.Nodes(), ","), m.Algorithm)})
+	if req.Timeout <= 0 { // holdbudget.go: the timeout, and so the holds' deadlines, follow the work
+		var how string
+		timeout, how = s.snapshotBudget(ctx, m)
+		s.event(ctx, api.Event{ID: m.ID, Phase: "budget", Message: fmt.Sprintf("may take %v (%s)", timeout.Round(time.Second), how)})
+	}
 	for _, w := range st.Warnings {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: w.String()})
 	}
@@ -120,6 +122,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 	if err := r.sendPlans(ctx, req.Exit); err != nil {
 		r.finishEarly(ctx, err.Error())
+		s.cfg.Metrics.Aborted(m.Algorithm, failureClass(r.m.Reason))
 		unlock()
 		var ae *api.Error
 		if errors.As(err, &ae) {
@@ -132,6 +135,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	s.mu.Lock()
 	s.runs[m.ID] = r
 	s.mu.Unlock()
+	s.cfg.Metrics.Phase(m.Algorithm, metrics.PhasePrepare, time.Since(start))
 	go r.loop(context.WithoutCancel(ctx), start)
 	<-r.done
 	s.mu.Lock()
@@ -142,6 +146,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		replErr = s.replicate(ctx, r.m, req.Replicas) // replicate.go: the copies on other nodes
 	}
 	unlock()
+	s.recordOutcome(r.m, start)
 	if r.m.State != store.StateCommitted {
 		// An aborted snapshot's partial images are collected (best effort).
 		s.collectAborted(ctx, r.m)
@@ -159,6 +164,13 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy
 // naming the holder if someone else has it.
 func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
+	lock, _, err := s.lockStackAs(ctx, stackName, op)
+	return lock, err
+}
+
+// lockStackAs is lockStack, also returning the lock's owner (the journal of a restore
+// or migration is named after it).
+func (s *Service) lockStackAs(ctx context.Context, stackName, op string) (store.Lock, string, error) {
 	owner := s.cfg.Name + "/" + op
 	if strings.HasPrefix(op, "restore-") || strings.HasPrefix(op, "migrate-") || strings.HasPrefix(op, "rm-") {
 		// Two restores of one snapshot are two owners (a snapshot's id is unique).
@@ -167,11 +179,11 @@ func (s *Service) lockStack(ctx context.Context, stackName, op string) (store.Lo
 	lock, err := s.cfg.Store.LockStack(ctx, stackName, owner, s.cfg.LockTTL)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
+			return nil, "", api.Errorf(api.CodeBusy, "%v: wait until it ends, then try again", err)
 		}
-		return nil, api.Errorf(api.CodeFailed, "lock stack: %v", err)
+		return nil, "", api.Errorf(api.CodeFailed, "lock stack: %v", err)
 	}
-	return lock, nil
+	return lock, owner, nil
 }
 
 // Abort asks a running snapshot to abort.
@@ -191,7 +203,7 @@ func (s *Service) Abort(id, reason string) error {
 }
 
 func (s *Service) nextEpoch(ctx context.Context, stackName string) (uint64, error) {
-	ms, err := s.cfg.Store.List(ctx, stackName)
+	ms, err := s.cfg.Store.Headers(ctx, stackName)
 	if err != nil {
 		return 0, err
 	}
@@ -226,6 +238,8 @@ type run struct {
 	streamTo map[string]string
 
 	decided bool
+	// started is when the algorithm's run began (the end of the prepare phase).
+	started time.Time
 }
 
 func newRun(s *Service, m *store.Manifest, lock store.Lock, alg algorithms.Algorithm, timeout time.Duration) *run {
@@ -291,7 +305,7 @@ func (r *run) targets() []node.Target {
 	out := make([]node.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
 		out = append(out, node.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
-			StreamTo: r.streamTo[c.Key()]})
+			StreamTo: r.streamTo[c.Key()], CarryVolumes: r.m.CarryVolumes})
 	}
 	return out
 }
@@ -345,6 +359,7 @@ func (r *run) finishEarly(ctx context.Context, reason string) {
 
 func (r *run) loop(ctx context.Context, start time.Time) {
 	defer close(r.done)
+	r.started = time.Now()
 	log := r.s.log.With("snapshot", r.m.ID, "stack", r.m.Stack)
 	req := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: r.m.ID,
 		From: protocol.ClientAddr(r.s.cfg.Name), To: protocol.Coordinator,
@@ -450,7 +465,10 @@ func (r *run) process(ctx context.Context, start time.Time) {
 		case algorithms.ActCommit:
 			// Its outcome is stepped back once this Ready is done: the role then sends
 			// the decision (commit, or abort with the failure as the reason).
+			t0 := time.Now()
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseRun, t0.Sub(r.started))
 			err := r.commit(ctx, act, start)
+			r.s.cfg.Metrics.Phase(r.m.Algorithm, metrics.PhaseCommit, time.Since(t0))
 			r.decided = err == nil
 			outcomes = append(outcomes, algorithms.CommitDone(act, err))
 		case algorithms.ActAbort:

@@ -15,6 +15,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -119,7 +120,7 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
 	client := api.Client{T: net.Connect()}
@@ -216,16 +217,16 @@ func TestStandaloneContainerSlot(t *testing.T) {
 		{node.Standalone{Name: "bank_holder-3-20261202t1700", Service: "bank_holder"}, 3},
 		{node.Standalone{Name: "my-app_web-12-abc", Service: "my-app_web"}, 12},
 		{node.Standalone{Name: "a_b-c-2-x", Service: "a_b.c"}, 2},
-		{node.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{coordinator.LabelSlot: "4"}}, 4},
+		{node.Standalone{Name: "whatever", Service: "bank_holder", Labels: map[string]string{restore.LabelSlot: "4"}}, 4},
 		{node.Standalone{Name: "handmade", Service: "bank_holder"}, 0},
 		{node.Standalone{Name: "bank_holder-x-1", Service: "bank_holder"}, 0},
 	} {
-		c := coordinator.StandaloneContainer("lab-1", tc.sc)
+		c := restore.StandaloneContainer("lab-1", tc.sc)
 		if c.Slot != tc.want || c.Node != "lab-1" || c.Service != tc.sc.Service {
 			t.Errorf("%+v -> %s slot %d on %s, want slot %d", tc.sc, c.Service, c.Slot, c.Node, tc.want)
 		}
 	}
-	c := coordinator.StandaloneContainer("lab-2", node.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
+	c := restore.StandaloneContainer("lab-2", node.Standalone{ID: "0123456789abcdef", Name: "bank_holder-1-x", Service: "bank_holder",
 		Networks: []node.StandaloneNet{{Name: "bank_net", IPv4: "10.1.0.5", IPv6: "fd00::5", Aliases: []string{"0123456789ab", "holder"}}}})
 	if strings.Join(c.IPs, ",") != "10.1.0.5,fd00::5" || strings.Join(c.Aliases["bank_net"], ",") != "holder" || strings.Join(c.Networks, ",") != "bank_net" {
 		t.Errorf("endpoint: %+v", c)

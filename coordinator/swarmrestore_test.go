@@ -11,8 +11,8 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
-	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -114,9 +114,9 @@ func (e *swarmEnv) putSets(m *store.Manifest) {
 	}
 }
 
-func (e *swarmEnv) restorer() *coordinator.SwarmRestore {
-	return &coordinator.SwarmRestore{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Swarm: e.sw,
-		Timeout: 5 * time.Second, TaskTimeout: 3 * time.Second, Poll: 5 * time.Millisecond,
+func (e *swarmEnv) restorer() *restore.SwarmRestore {
+	return &restore.SwarmRestore{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+		Swarm: e.sw, TaskTimeout: 3 * time.Second, Poll: 5 * time.Millisecond,
 		Events: func(_ context.Context, ev api.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }}
 }
 
@@ -240,7 +240,7 @@ func TestPlanSlotsAndAddressMap(t *testing.T) {
 		{Service: "a", Slot: 5, IPs: []string{"10.0.0.5"}, Networks: []string{"net"}, Images: &store.ImageSet{Node: "n1"}},
 		{Service: "a", Slot: 2, IPs: []string{"10.0.0.2"}, Networks: []string{"net"}, Images: &store.ImageSet{Node: "n2"}},
 	}}
-	plan, replicas, err := coordinator.PlanSlots(m)
+	plan, replicas, err := restore.PlanSlots(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,17 +254,17 @@ func TestPlanSlotsAndAddressMap(t *testing.T) {
 		{Service: "a", Slot: 2, DesiredState: "running", CreatedAt: now.Add(-time.Hour), Addresses: []stack.NetAddr{{Network: "net", IP: "10.0.0.98"}}},
 		{Service: "a", Slot: 2, DesiredState: "ready", CreatedAt: now, Addresses: []stack.NetAddr{{Network: "other", IP: "10.9.0.8"}}},
 	}
-	cur := coordinator.CurrentTasks(plan, tasks, now.Add(-time.Second))
-	am, missing, err := coordinator.BuildAddressMap(plan, cur)
+	cur := restore.CurrentTasks(plan, tasks, now.Add(-time.Second))
+	am, missing, err := restore.BuildAddressMap(plan, cur)
 	if err != nil || fmt.Sprint(am) != "map[10.0.0.2:10.0.0.7]" || fmt.Sprint(missing) != "[a.2]" {
 		t.Fatalf("map %v missing %v err %v: want 10.0.0.2->10.0.0.7 and a.2 missing (no address on its network yet)", am, missing, err)
 	}
 	tasks[3].Addresses = append(tasks[3].Addresses, stack.NetAddr{Network: "net", IP: "10.0.0.7"})
-	cur = coordinator.CurrentTasks(plan, tasks, now.Add(-time.Second))
-	if _, _, err := coordinator.BuildAddressMap(plan, cur); err == nil || !strings.Contains(err.Error(), "two restored containers") {
+	cur = restore.CurrentTasks(plan, tasks, now.Add(-time.Second))
+	if _, _, err := restore.BuildAddressMap(plan, cur); err == nil || !strings.Contains(err.Error(), "two restored containers") {
 		t.Fatalf("one new address for two containers: %v", err)
 	}
-	if _, _, err := coordinator.PlanSlots(&store.Manifest{ID: "s", Containers: []store.Container{{ContainerID: "abc", Images: &store.ImageSet{Node: "n"}}}}); !errors.Is(err, api.ErrBadRequest) {
+	if _, _, err := restore.PlanSlots(&store.Manifest{ID: "s", Containers: []store.Container{{ContainerID: "abc", Images: &store.ImageSet{Node: "n"}}}}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("standalone container in swarm mode: %v", err)
 	}
 }

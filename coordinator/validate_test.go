@@ -11,6 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 // TestBadNamesRefusedBeforeAnythingIsTouched: a request with a bad snapshot id, stack
@@ -19,7 +20,7 @@ import (
 // manifest written, the stack's lock free.
 func TestBadNamesRefusedBeforeAnythingIsTouched(t *testing.T) {
 	e := newEnv(t, "lab-1", "lab-2", "lab-3")
-	e.svc.SetRestorer(&coordinator.AgentRestorer{Bus: e.net.Connect(), Addr: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second})
+	e.svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	if _, err := e.snapshot("snap-ok"); err != nil {
 		t.Fatalf("a good snapshot: %v", err)
 	}

@@ -4,9 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"io"
 	"net/netip"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/cut"
-	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // LocalVerifier checks a snapshot whose image directories are readable from this
@@ -101,7 +99,7 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				socks, err := agentSockets(ctx, b, timeout, filepath.Base(c.Images.Dir), c)
+				socks, err := restore.AgentSockets(ctx, b, timeout, filepath.Base(c.Images.Dir), c)
 				results[i] = result{socks, err}
 			}()
 		}
@@ -129,35 +127,4 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 		v.Lines = rep.Lines()
 		return v
 	}
-}
-
-// agentSockets asks the node holding c's image set (set) to verify it and read its
-// sockets.
-func agentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
-	nodeName := c.Images.Node
-	req, _ := json.Marshal(node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files})
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out, err := b.Request(rctx, node.VerifySubject(nodeName), req)
-	if err != nil {
-		if errors.Is(err, bus.ErrNoResponders) {
-			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again)", nodeName)
-		}
-		return nil, fmt.Errorf("node %s: %w", nodeName, err)
-	}
-	var rep node.VerifyReply
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return nil, fmt.Errorf("node %s answered garbage: %w", nodeName, err)
-	}
-	if err := rep.Err(); err != nil {
-		return nil, fmt.Errorf("node %s: %w", nodeName, err)
-	}
-	var socks []cut.Socket
-	if err := json.Unmarshal(rep.Sockets, &socks); err != nil {
-		return nil, fmt.Errorf("node %s sent sockets that do not decode: %w", nodeName, err)
-	}
-	for i := range socks {
-		socks[i].Container = c.Key() // never trust a label from the wire
-	}
-	return socks, nil
 }

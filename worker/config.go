@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/metrics"
 )
 
 // Config configures a Worker.
@@ -25,8 +27,14 @@ type Config struct {
 	// Listen is the transfer endpoint's address. Default 127.0.0.1:0 (a free port).
 	Listen string
 	// MaxHold caps every Lock/Freeze deadline: a deadline further away is cut to now+MaxHold.
-	// Default 2 minutes.
+	// The coordinator's deadlines scale with the work (coordinator/holdtime, at most 10 min
+	// plus its grace by default), so the cap is above them. Default 11 minutes.
 	MaxHold time.Duration
+	// OwnHold is the deadline of a hold the worker takes for itself (a dump's own
+	// freeze, DumpInto's lock and freeze, a lazy page server), renewed every quarter of
+	// it while the work runs: if the worker hangs, the watchdog releases the container
+	// within OwnHold of the last renewal. Default 2 minutes, at most MaxHold.
+	OwnHold time.Duration
 	// WatchdogArgv starts the watchdog process; "{journal}" is replaced with JournalDir.
 	// Default: this executable with `worker watchdog --journal {journal}`.
 	WatchdogArgv []string
@@ -37,6 +45,9 @@ type Config struct {
 	// TLS, when set, makes the endpoint serve HTTPS and this worker reach the others
 	// over HTTPS (tls.go). All workers of a cluster run with it or all without.
 	TLS *TLS
+	// Metrics records the API operations' durations and failures, frozen times and
+	// dumped bytes (metrics.NewWorker on the caller's registry); nil: none.
+	Metrics *metrics.Worker
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }
@@ -46,7 +57,7 @@ var ErrConfig = errors.New("worker: bad config")
 
 // DefaultConfig returns the defaults for node.
 func DefaultConfig(node string) Config {
-	return Config{Node: node, ExecRoot: "/run/docker", Listen: "127.0.0.1:0", MaxHold: 2 * time.Minute,
+	return Config{Node: node, ExecRoot: "/run/docker", Listen: "127.0.0.1:0", MaxHold: 11 * time.Minute, OwnHold: 2 * time.Minute,
 		JournalDir: filepath.Join("/run/swarmckpt/worker", node, "holds")}
 }
 
@@ -68,6 +79,10 @@ func (c *Config) Validate() error {
 	if c.MaxHold <= 0 {
 		c.MaxHold = d.MaxHold
 	}
+	if c.OwnHold <= 0 {
+		c.OwnHold = d.OwnHold
+	}
+	c.OwnHold = min(c.OwnHold, c.MaxHold)
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}

@@ -60,6 +60,8 @@ type Fake struct {
 	// ends (outside the fake's lock).
 	FailStop error
 	OnStop   func(container string)
+	lockFor  map[string]time.Duration // container -> its last Lock's deadline, from then
+	carried  map[string]bool          // containers dumped with CarryVolumes
 	// TransferAddr is this node's transfer address (Info's Addr). SendTo, when set,
 	// serves Send and DumpInto (e.g. PutSet on another Fake); without it the fake
 	// cannot send sets.
@@ -116,11 +118,32 @@ func (f *Fake) Info(context.Context) (NodeInfo, error) {
 func (f *Fake) Standalone(context.Context, string) ([]restore.Standalone, error) { return nil, nil }
 
 // Lock implements Holder.
-func (f *Fake) Lock(_ context.Context, name string, _ []netip.Addr, _ time.Time) error {
+func (f *Fake) Lock(_ context.Context, name string, _ []netip.Addr, deadline time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.locked[name] = true
+	if !deadline.IsZero() {
+		if f.lockFor == nil {
+			f.lockFor = map[string]time.Duration{}
+		}
+		f.lockFor[name] = time.Until(deadline)
+	}
 	return nil
+}
+
+// LockedFor returns how far away the deadline of c's last Lock was when it was locked
+// (0: never locked with one).
+func (f *Fake) LockedFor(c string) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lockFor[c]
+}
+
+// CarriedVolumes tells whether c was dumped asked to carry its volumes.
+func (f *Fake) CarriedVolumes(c string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.carried[c]
 }
 
 // Unlock implements Holder.
@@ -280,6 +303,23 @@ func (f *Fake) DumpTo(ctx context.Context, name, set, addr string, leaveRunning 
 		}
 	}
 	return m, nil
+}
+
+// DumpWith implements Dumper: Dump, or DumpTo with o.StreamTo, recording a request to
+// carry volumes (CarriedVolumes).
+func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*imageset.Manifest, error) {
+	if o.CarryVolumes {
+		f.mu.Lock()
+		if f.carried == nil {
+			f.carried = map[string]bool{}
+		}
+		f.carried[name] = true
+		f.mu.Unlock()
+	}
+	if o.StreamTo != "" {
+		return f.DumpTo(ctx, name, set, o.StreamTo, o.LeaveRunning)
+	}
+	return f.Dump(ctx, name, set, o.LeaveRunning)
 }
 
 // DumpInto implements Dumper: the set goes to addr through SendTo and none stays here;

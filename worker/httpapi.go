@@ -30,8 +30,8 @@ import (
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
-//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool}  -> Manifest
-//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool} -> Manifest
+//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
+//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
@@ -52,6 +52,7 @@ type apiRequest struct {
 	Deadline     time.Time         `json:"deadline,omitzero"`
 	Set          string            `json:"set,omitempty"`
 	LeaveRunning bool              `json:"leaveRunning,omitempty"`
+	CarryVolumes bool              `json:"carryVolumes,omitempty"`
 	Addr         string            `json:"addr,omitempty"`
 	Restore      RestoreOptions    `json:"restore,omitzero"`
 	Label        string            `json:"label,omitempty"`
@@ -65,6 +66,7 @@ type apiError = node.Status
 
 func (w *Worker) api(mux *http.ServeMux) {
 	handle := func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error)) {
+		op := opName(pattern)
 		mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
 			var req apiRequest
 			if r.Body != nil {
@@ -73,7 +75,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 					return
 				}
 			}
+			t0 := time.Now()
 			out, err := f(r.Context(), r, req)
+			w.cfg.Metrics.Op(op, time.Since(t0), err)
 			if err != nil {
 				st := node.StatusOf(err)
 				writeJSON(rw, node.HTTPStatus(st.Code), st)
@@ -90,22 +94,34 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return struct{}{}, w.Unlock(ctx, name(r), q.Peers)
 	})
 	handle("POST /v1/containers/{name}/freeze", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return struct{}{}, w.Freeze(ctx, name(r), q.Deadline)
+		err := w.Freeze(ctx, name(r), q.Deadline)
+		if err == nil {
+			w.cfg.Metrics.Frozen(name(r), time.Now())
+		}
+		return struct{}{}, err
 	})
 	handle("POST /v1/containers/{name}/thaw", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return struct{}{}, w.Thaw(ctx, name(r))
+		err := w.Thaw(ctx, name(r))
+		if err == nil {
+			w.cfg.Metrics.Released(name(r), time.Now())
+		}
+		return struct{}{}, err
 	})
 	handle("POST /v1/containers/{name}/stop", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return struct{}{}, w.Stop(ctx, name(r))
+		err := w.Stop(ctx, name(r))
+		if err == nil {
+			w.cfg.Metrics.Released(name(r), time.Now())
+		}
+		return struct{}{}, err
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.Dump(ctx, name(r), q.Set, q.LeaveRunning)
+		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, CarryVolumes: q.CarryVolumes}))
 	})
 	handle("POST /v1/containers/{name}/dumpto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.DumpTo(ctx, name(r), q.Set, q.Addr, q.LeaveRunning)
+		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes}))
 	})
 	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.DumpInto(ctx, name(r), q.Set, q.Addr)
+		return w.dumped(name(r), true)(w.DumpInto(ctx, name(r), q.Set, q.Addr))
 	})
 	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
@@ -138,6 +154,38 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.standaloneAPI(handle) // standalone_linux.go
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
+}
+
+// dumped returns what records a dump's result in the metrics and passes it on: its
+// bytes, and the end of the container's freeze when the dump stopped it.
+func (w *Worker) dumped(name string, stops bool) func(*imageset.Manifest, error) (any, error) {
+	return func(m *imageset.Manifest, err error) (any, error) {
+		if err == nil && m != nil {
+			w.cfg.Metrics.Dumped(m.TotalBytes())
+			if stops {
+				w.cfg.Metrics.Released(name, time.Now())
+			}
+		}
+		return m, err
+	}
+}
+
+// opName is the op label of an API pattern: its last literal path element, with
+// "remove-" and the singular for DELETE ("DELETE /v1/sets/{id}": remove-set).
+func opName(pattern string) string {
+	method, path, _ := strings.Cut(pattern, " ")
+	els := strings.Split(path, "/")
+	op := ""
+	for i := len(els) - 1; i >= 0; i-- {
+		if e := els[i]; e != "" && !strings.HasPrefix(e, "{") {
+			op = e
+			break
+		}
+	}
+	if method == "DELETE" {
+		op = "remove-" + strings.TrimSuffix(op, "s")
+	}
+	return op
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

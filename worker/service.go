@@ -58,6 +58,9 @@ type Dumper interface {
 	// copy (the transfer overlaps the dump: cold migration is DumpTo + Restore there).
 	// A failed stream leaves the set sealed here.
 	DumpTo(ctx context.Context, containerName, setID, addr string, leaveRunning bool) (*imageset.Manifest, error)
+	// DumpWith is Dump, or DumpTo with o.StreamTo, with options: o.CarryVolumes packs
+	// the container's local named volumes into the set (snapshot --carry-volumes).
+	DumpWith(ctx context.Context, containerName, setID string, o DumpOptions) (*imageset.Manifest, error)
 	// DumpInto is cold migration without a copy on this node: CRIU sends the memory
 	// pages straight to a page server of the worker at addr, which hashes them as they
 	// arrive; the other images follow. The container is locked and frozen meanwhile and

@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/pendingconn"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/rewrite"
 )
@@ -116,6 +117,11 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if err != nil {
 		return TaskPlacement{}, err
 	}
+	if m := v.Manifest(); len(m.Volumes) > 0 && m.Node != "" && m.Node != w.cfg.Node {
+		// Swarm creates a task's volumes itself, empty, on whichever node it picks.
+		return TaskPlacement{}, fmt.Errorf("worker %s: place set %s: it carries volumes (%s), which a swarm-mode restore does not recreate on another node yet: restore with --mode exact",
+			w.cfg.Node, setID, carriedVolumesNote(m))
+	}
 	until := o.LockUntil
 	if until.IsZero() {
 		until = o.AddressMapUntil
@@ -134,7 +140,11 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	tw := &taskWatch{stop: stop}
 	w.tasks.put(key, tw)
-	go w.watchTask(wctx, key, tw, p, o, w.deadline(until))
+	var pending []pendingconn.Ports
+	if o.LockUntil.IsZero() && w.p.EndPendingConnects {
+		pending = pendingConnects(v.Dir()) // restored without our lock: ended once it runs
+	}
+	go w.watchTask(wctx, key, tw, p, o, w.deadline(until), pending)
 	out := TaskPlacement{}
 	for _, c := range pl.Connections {
 		out.Connections = append(out.Connections, c.String())
@@ -150,7 +160,7 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 // watchTask learns which container claims the placed set (until deadline) and, for a
 // locked restore, journals the lock of that container once it runs: the watchdog then
 // unlocks it at the deadline if the coordinator does not (it died, a node failed).
-func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p taskPlacer, o TaskOptions, deadline time.Time) {
+func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p taskPlacer, o TaskOptions, deadline time.Time, pending []pendingconn.Ports) {
 	defer tw.stop()
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -162,8 +172,12 @@ func (w *Worker) watchTask(ctx context.Context, key string, tw *taskWatch, p tas
 			id := ids[0]
 			w.tasks.setClaimed(key, tw, id)
 			if o.LockUntil.IsZero() {
+				w.endPendingOfTask(ctx, id, pending) // pending_task_linux.go
 				return
 			}
+			// Restored network-locked, as an exact restore's container: the
+			// coordinator's Unlock ends the connects pending then (pending_linux.go).
+			w.markRestored(id)
 			if w.holdRestoredTask(ctx, id, deadline) {
 				return
 			}

@@ -372,8 +372,13 @@ func (b *streamBody) Close() error { return nil }
 // Dump keeps it. The receiver hashes what it writes and accepts the set only if the
 // closing manifest (digests of the very bytes sent) matches.
 func (w *Worker) DumpTo(ctx context.Context, name, setID, addr string, leaveRunning bool) (*imageset.Manifest, error) {
+	return w.dumpTo(ctx, name, setID, addr, dump.Options{LeaveRunning: leaveRunning})
+}
+
+// dumpTo is DumpTo with the dumper's options (DumpWith adds volumes).
+func (w *Worker) dumpTo(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
 	start := time.Now()
-	m, err, serr := w.dumpStreamed(ctx, name, setID, addr, dump.Options{LeaveRunning: leaveRunning}, nil)
+	m, err, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -460,9 +465,9 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 		return nil, errors.Join(fmt.Errorf("worker %s: dump %s into %s: %w", w.cfg.Node, name, addr, err), release())
 	}
 	// The holds are renewed while the transfer runs (a large container may take longer
-	// than --max-hold): if this worker dies, the watchdog releases them within
-	// --max-hold of the last renewal.
-	stopRenew := w.renewHolds(c, true, deadline, w.cfg.MaxHold/4)
+	// than OwnHold): if this worker hangs, the watchdog releases them within OwnHold
+	// of the last renewal (at once if it dies).
+	stopRenew := w.renewHolds(c, true, deadline, w.cfg.OwnHold/4)
 	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, dump.Options{LeaveRunning: true, SendPages: psAddr},
 		func(m *imageset.Manifest) { m.LeaveRunning = false }) // it is killed below once the target holds the set
 	err = errors.Join(derr, serr)
@@ -561,7 +566,7 @@ func (w *Worker) awaitDockerStopped(ctx context.Context, c container.Ref) {
 }
 
 // renewHolds pushes the deadline of c's freeze, and of its lock when lock is set,
-// (journaled until first) to now+MaxHold every interval until the returned function
+// (journaled until first) to now+OwnHold every interval until the returned function
 // is called; that returns the last deadline journaled.
 func (w *Worker) renewHolds(c container.Ref, lock bool, first time.Time, interval time.Duration) (stop func() time.Time) {
 	done := make(chan struct{})

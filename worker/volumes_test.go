@@ -37,3 +37,17 @@ func TestLocalVolumeProblems(t *testing.T) {
 		t.Errorf("without a key the container is named by its name: %q", p)
 	}
 }
+
+// A volume the set carries (snapshot --carry-volumes) is not a problem elsewhere: the
+// restore recreates it; one it does not carry still is.
+func TestCarriedVolumeIsNoProblem(t *testing.T) {
+	m := &imageset.Manifest{Node: "n1", Volumes: []imageset.Volume{{Name: "db_data", Target: "/var/lib/etcd"}},
+		Spec: container.Spec{Name: "db_etcd.1.x", Mounts: []container.Mount{
+			{Type: "volume", Source: "db_data", Target: "/var/lib/etcd"},
+			{Type: "volume", Source: "db_logs", Target: "/logs"},
+		}}}
+	got := localVolumeProblems(m, "etcd.1", "n2")
+	if len(got) != 1 || !strings.Contains(got[0], "db_logs") || !strings.Contains(got[0], "--carry-volumes") {
+		t.Fatalf("problems %q, want only db_logs's, naming --carry-volumes", got)
+	}
+}

@@ -286,9 +286,13 @@ func (w *Worker) ensureWatchdog() error {
 	return nil
 }
 
-// deadline clips d to now+MaxHold.
+// deadline clips d to now+MaxHold; a zero d (a hold of the worker's own) is
+// now+OwnHold.
 func (w *Worker) deadline(d time.Time) time.Time {
-	if max := time.Now().Add(w.cfg.MaxHold); d.IsZero() || d.After(max) {
+	if d.IsZero() {
+		return time.Now().Add(w.cfg.OwnHold)
+	}
+	if max := time.Now().Add(w.cfg.MaxHold); d.After(max) {
 		return max
 	}
 	return d
@@ -516,7 +520,7 @@ func (w *Worker) freezeForDump(ctx context.Context, c container.Ref) (release fu
 		w.log.Warn("could not freeze the container before its dump; CRIU freezes it itself", "container", c.Name, "err", err)
 		return noop
 	}
-	stopRenew := w.renewHolds(c, false, deadline, w.cfg.MaxHold/4)
+	stopRenew := w.renewHolds(c, false, deadline, w.cfg.OwnHold/4)
 	return func(thaw bool) error {
 		stopRenew()
 		if thaw {
@@ -666,6 +670,15 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 		_, err := w.p.Placer.PlaceForTask(v, opts.Service, opts.Slot)
 		return container.Ref{}, err
 	}
+	undoVolumes, err := w.fillVolumes(ctx, v) // carryvolumes_linux.go: before the container exists
+	if err != nil {
+		return container.Ref{}, err
+	}
+	defer func() {
+		if err != nil {
+			undoVolumes()
+		}
+	}()
 	ro := restore.Options{Name: opts.Name, Runtime: opts.Runtime, Aliases: opts.Aliases, Keep: opts.Keep}
 	var created []container.Ref // one per attempt (a failed network attachment retries)
 	if !opts.LockUntil.IsZero() {

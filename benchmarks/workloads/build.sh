@@ -12,7 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-out=build/workloads
+out=${OUT:-build/workloads}
 tag=${TAG:-dev}
 workloads=(counter echo memhog bank)
 declare -A expose=(

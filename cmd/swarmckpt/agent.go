@@ -46,12 +46,17 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	waddrFile := fs.String("worker-addr-file", "", "file holding the worker's address (its --addr-file)")
 	wtokenFile := fs.String("worker-token-file", "", "file holding the worker's token (its --token-file)")
 	wtlsCA := fs.String("worker-tls-ca", "", "the cluster's CA file, when the worker runs with TLS (its --tls-ca)")
-	hold := fs.Duration("hold", 3*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it")
+	hold := fs.Duration("hold", 11*time.Minute, "longest a lock or freeze may be held before the worker's watchdog releases it (caps the coordinator's deadlines, which scale with the work)")
 	stateDir := fs.String("state-dir", "", "where the agent keeps its container roles' records (default <data-dir>/agent-<node>)")
 	gossipJoin := fs.String("gossip-join", "", "the coordinators' memberlist addresses to join (their --gossip), comma-separated; one reachable is enough")
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
+	var df daemonFlags
+	df.register(fs, false)
 	if err := c.parseNoArgs(fs, agentUsage, "agent", args); err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *node == "" {

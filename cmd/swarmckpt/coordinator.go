@@ -16,7 +16,10 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 )
@@ -171,14 +174,22 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	noAuth := fs.Bool("insecure-no-auth", false, "embedded NATS without TLS and users, embedded etcd without TLS, memberlist unencrypted (trusted single-user hosts only)")
 	docker := fs.String("docker", "", "Docker API of a swarm manager (default $DOCKER_HOST or the local socket)")
 	name := fs.String("name", "", "this coordinator's name (default the host name)")
-	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted")
+	timeout := fs.Duration("snapshot-timeout", 2*time.Minute, "longest a snapshot may take before it is aborted, when its work is unknown (the stack's first snapshot); otherwise the hold budget applies")
+	holdBase := fs.Duration("hold-base", holdtime.Default().Base, "hold budget: fixed part of a snapshot's timeout and its containers' hold deadlines")
+	holdFloor := fs.Int64("hold-floor", holdtime.Default().Floor>>20, "hold budget: slowest rate, in MiB/s, images are assumed to be written or streamed at")
+	holdMax := fs.Duration("hold-max", holdtime.Default().Max, "hold budget: longest timeout it gives (keep the agents' --hold and the workers' --max-hold above it)")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
 	gossipJoin := fs.String("gossip-join", "", "other coordinators' memberlist addresses to join, comma-separated (several coordinators; unreachable ones are skipped)")
 	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")
 	cpOnly := fs.Bool("control-plane-only", false, "run only the embedded NATS and etcd, no coordinator: several coordinators share them with --nats and --etcd")
 	policies := fs.Bool("policy", true, "apply the stacks' swarmckpt.* service labels: scheduled snapshots and retention (docs/policy.md); --policy=false ignores them")
+	var df daemonFlags
+	df.register(fs, true)
 	err := c.parseNoArgs(fs, coordinatorUsage, "coordinator", args)
 	if err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -292,16 +303,25 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		defer cl.Leave(2 * time.Second)
 	}
 	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
-		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res,
-		Policies: policySource(*policies, res), Log: c.log}
+		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
+		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
+	}
+	reg, err := df.registry(ctx, c)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		if cfg.Metrics, err = metrics.NewCoordinator(reg); err != nil {
+			return err
+		}
 	}
 	svc, err := coordinator.New(cfg)
 	if err != nil {
 		return err
 	}
-	svc.SetRestorer(&coordinator.AgentRestorer{Bus: tr, Addr: svc.WorkerAddr, Events: svc.Emit})
+	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: tr, AddrOf: svc.WorkerAddr}, Events: svc.Emit})
 	// A stack restored in exact mode runs as standalone containers the manager does not
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)

@@ -53,6 +53,10 @@ func (f *ctlFlags) check() error {
 }
 
 func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Client, error) {
+	if c.transport != nil {
+		tr := c.transport()
+		return tr, api.Client{T: tr}, nil
+	}
 	cfg, err := f.config(c, "swarmckpt-cli", natsauth.RoleCLI, "")
 	if err != nil {
 		return nil, api.Client{}, err
@@ -225,6 +229,7 @@ func printSummary(w io.Writer, m *store.Manifest) {
 	tw.Flush()
 	fmt.Fprintf(w, "snapshot %s of stack %s: %s, algorithm %s, %d containers, %s of images, total %dms\n",
 		m.ID, m.Stack, m.State, m.Algorithm, len(m.Containers), human(m.Bytes()), m.TotalMS)
+	printCarriedVolumes(w, m) // volumes.go
 	if m.Reason != "" {
 		fmt.Fprintf(w, "reason: %s\n", m.Reason)
 	}

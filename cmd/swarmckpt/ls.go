@@ -14,7 +14,9 @@ Usage: swarmckpt ls [<stack>] [--output json]
 
 Lists snapshots (of one stack, or all), oldest first, with their state. BY says who
 took each: user, schedule (the stack's swarmckpt.schedule label; swarmckpt policy) or
-auto (the coordinator, e.g. before a restore).
+auto (the coordinator, e.g. before a restore). Only the snapshots' headers are read:
+--output json has n_containers and image_bytes but no containers (swarmckpt inspect
+shows them).
 
 Examples:
   swarmckpt ls
@@ -55,8 +57,13 @@ func runLs(ctx context.Context, c *cli, args []string) error {
 				cutS = "INCONSISTENT"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, takenBy(m), len(m.Containers),
-			human(m.Bytes()), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), cutS)
+		// A coordinator older than the per-container records sends whole manifests.
+		n, bytes := m.NContainers, m.ImageBytes
+		if len(m.Containers) > 0 {
+			n, bytes = len(m.Containers), m.Bytes()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Stack, m.State, m.Algorithm, takenBy(m), n,
+			human(bytes), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), cutS)
 	}
 	return tw.Flush()
 }

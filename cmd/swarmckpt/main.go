@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 )
 
 // Exit codes, documented in docs/cli.md.
@@ -38,6 +40,9 @@ type cli struct {
 	// positional arguments instead of returning them: the command then ends with
 	// errParsed before doing anything.
 	parsed func(fs *flag.FlagSet, pos []string)
+	// transport, when set (tests only), is the control-plane connection the user
+	// commands use instead of dialing NATS.
+	transport func() bus.Transport
 }
 
 // command is one subcommand.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +30,11 @@ still satisfies the remaining constraints); with --to the images also stream to 
 while they are dumped, and only NODE gets the sets. A stack restored or migrated in exact mode
 (standalone containers) migrates again like a deployed one. An algorithm that
 promises no consistent cut (uncoordinated) is refused: the containers stop after
-their dump, so the cut must be restorable.
+their dump, so the cut must be restorable. A container with a local named volume moves
+only with --carry-volumes (the volume's content goes with it; exact mode). Ctrl-C aborts the migration's snapshot and
+returns once its containers are released (or names those still held, where and until
+when); past its snapshot a migration cannot be interrupted, and Ctrl-C waits for it
+to finish or roll back.
 
 Examples:
   swarmckpt migrate echo --to lab-3
@@ -42,6 +47,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	to := fs.String("to", "", "move every container of the stack to this node")
 	from := fs.String("from", "", "move every container off this node")
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
+	carry := fs.Bool("carry-volumes", false, "move the containers' local named volumes with them (their content goes into the snapshot; exact mode)")
 	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
@@ -66,21 +72,39 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	var res *api.MigrateResult
-	gone := coordinatorGone(ctx, cl)
+	gone := coordinatorGone(rctx, cl) // still watched after a Ctrl-C
 	go func() {
 		var err error
-		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode})
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry})
 		done <- err
 	}()
 	select {
 	case err = <-done:
 	case why := <-gone:
-		return fmt.Errorf("%s during migration %s: check with 'swarmckpt inspect %s'", why, id, id)
+		return fmt.Errorf("%s during migration %s: the coordinator that runs next (restarted, or started again) finds it journaled and releases the stack, puts it back where it ran, or finishes the migration if it had completed; check with 'swarmckpt inspect %s'", why, id, id)
 	case <-ctx.Done():
+		// Ctrl-C returns only once the migration ended: its snapshot is aborted (the
+		// coordinator answers once the nodes released its containers, or says which are
+		// still held, where and until when); past its snapshot it runs to its end or
+		// rolls back, and that is waited for.
+		fmt.Fprintf(c.stderr, "interrupted: aborting migration %s and releasing its containers...\n", id)
 		actx, acancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, _ = api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})
+		_, aerr := api.Call[api.AbortResult](actx, cl, api.OpAbort, api.AbortRequest{ID: id, Reason: "interrupted by the user (Ctrl-C)"})
 		acancel()
-		return fmt.Errorf("interrupted: migration %s aborted", id)
+		if errors.Is(aerr, api.ErrNotFound) {
+			fmt.Fprintf(c.stderr, "migration %s is past its snapshot: it cannot be interrupted now; waiting for it to finish or roll back\n", id)
+		}
+		select {
+		case err = <-done:
+		case why := <-gone:
+			return fmt.Errorf("interrupted; then %s during migration %s: check with 'swarmckpt inspect %s'", why, id, id)
+		}
+		if aerr != nil && !errors.Is(aerr, api.ErrNotFound) {
+			return fmt.Errorf("interrupted; the abort request failed (%v), and migration %s ended: %v", aerr, id, err)
+		}
+		if err != nil {
+			return fmt.Errorf("interrupted: %v", err)
+		}
 	}
 	if f.output == "json" && res != nil {
 		_ = printJSON(c.stdout, res)

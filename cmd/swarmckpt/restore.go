@@ -60,6 +60,9 @@ naming the violating connections. Then either:
   lose bytes).
 Snapshots of the other algorithms are consistent cuts and are restored unchecked.
 
+Ctrl-C does not stop a restore half-way (the stack would be neither as it was nor
+restored): it says so and waits for the restore to finish or roll back.
+
 Examples:
   swarmckpt restore bank-20261122-021500-1a2b3c
   swarmckpt restore bank-20261122-021500-1a2b3c --mode swarm
@@ -109,7 +112,9 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer disconnect()
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	// A restore cannot be interrupted half-way (it would leave the stack neither as it
+	// was nor restored): Ctrl-C says so and waits for its end.
+	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	gone := coordinatorGone(rctx, cl)
 	var res *api.RestoreResult
@@ -120,10 +125,17 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 			RecoveryLine: *line, Force: *force, DiscardRunning: *discard})
 		done <- err
 	}()
-	select {
-	case err = <-done:
-	case why := <-gone:
-		return fmt.Errorf("%s during the restore of %s: it did not finish; the stack's checkpoint taken first (if it committed) is listed by 'swarmckpt ls' and 'swarmckpt restore ID --on-original' puts it back", why, pos[0])
+	interrupted := ctx.Done()
+	for waiting := true; waiting; {
+		select {
+		case err = <-done:
+			waiting = false
+		case why := <-gone:
+			return fmt.Errorf("%s during the restore of %s: it did not finish here; the coordinator that runs next (restarted, or started again) finds it journaled and puts the stack back as it ran from the checkpoint taken first, or finishes it if it had completed; 'swarmckpt inspect %s' then shows the outcome", why, pos[0], pos[0])
+		case <-interrupted:
+			interrupted = nil
+			fmt.Fprintf(c.stderr, "interrupted: a restore cannot be stopped half-way; waiting for the restore of %s to finish or roll back (at most %v)\n", pos[0], f.timeout)
+		}
 	}
 	if err != nil {
 		return apiExit(err)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
@@ -29,6 +30,15 @@ is copied to N-1 other live nodes (sha256-checked on arrival); default the stack
 swarmckpt.replicas label, else 1. A snapshot that commits without all its copies
 exits 1 and says which are missing and why (it stays committed and restorable).
 
+A container's local named volumes are not in the snapshot unless --carry-volumes is
+given: then their content is packed into it while the container is frozen (checksummed
+like every image file; the summary shows each volume's size), and a restore on another
+node recreates each volume with it before restoring the container (exact mode). Without
+it, such a snapshot restores only on the container's own node.
+Unless --timeout is given, the coordinator bounds the snapshot by its work (the
+stack's last image sizes: docs/operations.md, "How long holds last"); with it, the
+snapshot may take 5 s less than --timeout.
+
 Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
 snapshotted already, 5 aborted, 130 interrupted.
 
@@ -40,9 +50,10 @@ Examples:
 `
 
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
-	fs, f := newCtlFlags("snapshot", 3*time.Minute)
+	fs, f := newCtlFlags("snapshot", 15*time.Minute)
 	algo := fs.String("algorithm", "", "checkpoint algorithm ("+algoNames()+"); default: the stack's swarmckpt.algorithm label, else "+coordinator.DefaultAlgorithm)
 	replicas := fs.Int("replicas", 0, "on how many nodes to keep every image set (1 to 16); default: the stack's swarmckpt.replicas label, else 1")
+	carry := fs.Bool("carry-volumes", false, "pack the containers' local named volumes into the snapshot (their size is shown), so that a restore on another node recreates them with their content")
 	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
 	if err != nil {
@@ -61,6 +72,14 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	} else {
 		*id = coordinator.NewID(pos[0], time.Now())
 	}
+	// Without --timeout the coordinator's hold budget bounds the snapshot (it scales
+	// with the stack's work); with it, the snapshot gets 5 s less than the wait.
+	var limit time.Duration
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "timeout" {
+			limit = max(f.timeout-5*time.Second, time.Second)
+		}
+	})
 	cl, disconnect, err := f.dial(ctx, c, *id)
 	if err != nil {
 		return err
@@ -78,7 +97,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: f.timeout - 5*time.Second, Replicas: *replicas})
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit, CarryVolumes: *carry, Replicas: *replicas})
 		done <- result{r, err}
 	}()
 	var r result
@@ -90,7 +109,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
 			r = result{res: &api.SnapshotResult{Snapshot: m}}
 			if m.State == store.StateAborted {
-				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s)", *id, m.Reason, why)
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s", *id, m.Reason, why, heldAfter(ctx, cl, *id)) // held.go
 			}
 			break
 		}

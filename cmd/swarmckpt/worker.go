@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
 	"github.com/swarmckpt/swarmckpt/worker/netlock"
@@ -69,7 +70,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	dataRoot := fs.String("data-root", "", "the node's Docker data-root (default: ask docker info)")
 	listen := fs.String("listen", "127.0.0.1:0", "address of the transfer and local API endpoint")
 	journal := fs.String("journal", "", "deadline journal directory (default /run/swarmckpt/worker/<node>/holds)")
-	maxHold := fs.Duration("max-hold", 2*time.Minute, "longest deadline accepted for a lock or freeze")
+	maxHold := fs.Duration("max-hold", 11*time.Minute, "longest deadline accepted for a lock or freeze (the coordinator's scale with the work, at most 10 min by default)")
 	addrFile := fs.String("addr-file", "", "write the bound endpoint address to this file once listening")
 	tokenFile := fs.String("token-file", "", "file (mode 0600) holding the cluster's worker token, required of every request and sent to other workers")
 	noAuth := fs.Bool("insecure-no-auth", false, "run the endpoint without a token (trusted single-user hosts only)")
@@ -77,7 +78,12 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "this node's certificate (SANs: the addresses others dial), signed by --tls-ca")
 	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600); the certificate and key are read again when their files change (rotation without a restart)")
 	noTLS := fs.Bool("insecure-no-tls", false, "serve plain HTTP: image sets (process memory, secrets included) cross the network in clear (one-host labs and tests only)")
+	var df daemonFlags
+	df.register(fs, true)
 	if err := c.parseNoArgs(fs, workerUsage, "worker", args); err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *node == "" {
@@ -120,6 +126,15 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		cfg.JournalDir = *journal
 	}
 	cfg.Log = c.log
+	reg, err := df.registry(ctx, c)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		if cfg.Metrics, err = metrics.NewWorker(reg); err != nil {
+			return err
+		}
+	}
 	w, cli, err := worker.NewDocker(ctx, cfg)
 	if err != nil {
 		return err

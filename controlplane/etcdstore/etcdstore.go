@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -126,15 +127,14 @@ func (s *Store) epochKey(stack string) string { return s.prefix + "/stacks/" + s
 
 // Create implements store.Snapshots.
 func (s *Store) Create(ctx context.Context, m *store.Manifest) error {
-	b, err := store.Encode(m)
-	if err != nil {
+	if err := writable(m); err != nil {
 		return err
 	}
+	m.Summarize()
 	k := s.snapKey(m.ID)
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(b))).Commit()
+	resp, err := s.write(ctx, m, nil, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), "=", 0)}, "create")
 	if err != nil {
-		return fmt.Errorf("etcdstore: create snapshot %s: %w", m.ID, err)
+		return err
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("snapshot %s: %w", m.ID, store.ErrExists)
@@ -143,47 +143,74 @@ func (s *Store) Create(ctx context.Context, m *store.Manifest) error {
 	return nil
 }
 
-// Get implements store.Snapshots.
-func (s *Store) Get(ctx context.Context, id string) (*store.Manifest, error) {
-	resp, err := s.cli.Get(ctx, s.snapKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("etcdstore: get snapshot %s: %w", id, err)
+// writable refuses what cannot be stored: no id, or a header read by Headers.
+func writable(m *store.Manifest) error {
+	if m.ID == "" {
+		return errors.New("store: manifest without id")
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("snapshot %s: %w (list snapshots with 'swarmckpt ls')", id, store.ErrNotFound)
-	}
-	kv := resp.Kvs[0]
-	return store.Decode(id, kv.Value, kv.ModRevision)
-}
-
-func (s *Store) checkNotFinal(ctx context.Context, m *store.Manifest) error {
-	old, err := s.Get(ctx, m.ID)
-	if err != nil {
-		return err
-	}
-	if old.Revision != m.Revision {
-		return fmt.Errorf("snapshot %s (revision %d, stored %d): %w", m.ID, m.Revision, old.Revision, store.ErrConflict)
-	}
-	if old.State.Final() && old.State != m.State {
-		return fmt.Errorf("snapshot %s is %s: %w", m.ID, old.State, store.ErrFinal)
+	if m.HeaderOnly() {
+		return fmt.Errorf("snapshot %s: %w", m.ID, store.ErrHeaderOnly)
 	}
 	return nil
 }
 
+// Get implements store.Snapshots: the header and its parts in one read.
+func (s *Store) Get(ctx context.Context, id string) (*store.Manifest, error) {
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.snapKey(id)), clientv3.OpGet(s.partsPrefix(id), clientv3.WithPrefix())).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: get snapshot %s: %w", id, err)
+	}
+	hk := resp.Responses[0].GetResponseRange().Kvs
+	if len(hk) == 0 {
+		return nil, fmt.Errorf("snapshot %s: %w (list snapshots with 'swarmckpt ls')", id, store.ErrNotFound)
+	}
+	m, p, err := decodeHeader(id, hk[0].Value, hk[0].ModRevision)
+	if err != nil || p == nil {
+		return m, err
+	}
+	if err := assemble(m, p, s.partValues(resp.Responses[1].GetResponseRange().Kvs, id)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// current reads the stored header of m and checks that m may replace it: same
+// revision, and a final state stays. It returns the header's parts.
+func (s *Store) current(ctx context.Context, m *store.Manifest) (*parts, error) {
+	resp, err := s.cli.Get(ctx, s.snapKey(m.ID))
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: get snapshot %s: %w", m.ID, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("snapshot %s: %w", m.ID, store.ErrNotFound)
+	}
+	old, p, err := decodeHeader(m.ID, resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	if err != nil {
+		return nil, err
+	}
+	if old.Revision != m.Revision {
+		return nil, fmt.Errorf("snapshot %s (revision %d, stored %d): %w", m.ID, m.Revision, old.Revision, store.ErrConflict)
+	}
+	if old.State.Final() && old.State != m.State {
+		return nil, fmt.Errorf("snapshot %s is %s: %w", m.ID, old.State, store.ErrFinal)
+	}
+	return p, nil
+}
+
 // Update implements store.Snapshots.
 func (s *Store) Update(ctx context.Context, m *store.Manifest) error {
-	b, err := store.Encode(m)
+	if err := writable(m); err != nil {
+		return err
+	}
+	base, err := s.current(ctx, m)
 	if err != nil {
 		return err
 	}
-	if err := s.checkNotFinal(ctx, m); err != nil {
-		return err
-	}
+	m.Summarize()
 	k := s.snapKey(m.ID)
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", m.Revision)).
-		Then(clientv3.OpPut(k, string(b))).Commit()
+	resp, err := s.write(ctx, m, base, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", m.Revision)}, "update")
 	if err != nil {
-		return fmt.Errorf("etcdstore: update snapshot %s: %w", m.ID, err)
+		return err
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("snapshot %s: %w", m.ID, store.ErrConflict)
@@ -194,6 +221,9 @@ func (s *Store) Update(ctx context.Context, m *store.Manifest) error {
 
 // Commit implements store.Snapshots.
 func (s *Store) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) error {
+	if err := writable(m); err != nil {
+		return err
+	}
 	if err := m.Complete(); err != nil {
 		return err
 	}
@@ -201,22 +231,20 @@ func (s *Store) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) 
 	if !ok || el.stack != m.Stack {
 		return fmt.Errorf("commit snapshot %s: stack %s: %w", m.ID, m.Stack, store.ErrLockLost)
 	}
-	if err := s.checkNotFinal(ctx, m); err != nil {
+	base, err := s.current(ctx, m)
+	if err != nil {
 		return err
 	}
 	c := *m
 	c.State = store.StateCommitted
-	b, err := store.Encode(&c)
-	if err != nil {
-		return err
-	}
+	c.Summarize()
 	k, lk := s.snapKey(m.ID), s.lockKey(m.Stack)
-	resp, err := s.cli.Txn(ctx).If(
+	resp, err := s.write(ctx, &c, base, []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(k), "=", m.Revision),
 		clientv3.Compare(clientv3.LeaseValue(lk), "=", el.sess.Lease()),
-	).Then(clientv3.OpPut(k, string(b))).Commit()
+	}, "commit")
 	if err != nil {
-		return fmt.Errorf("etcdstore: commit snapshot %s: %w", m.ID, err)
+		return err
 	}
 	if !resp.Succeeded {
 		// Tell which condition failed.
@@ -227,20 +255,71 @@ func (s *Store) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) 
 	}
 	m.State = store.StateCommitted
 	m.Revision = resp.Header.Revision
+	m.Summarize()
 	return nil
 }
 
-// List implements store.Snapshots.
+// List implements store.Snapshots: every header and every part in one read; for one
+// stack, its headers, then each of its snapshots whole (Get), so that the parts of
+// other stacks are not read.
 func (s *Store) List(ctx context.Context, stack string) ([]*store.Manifest, error) {
+	if stack == "" {
+		return s.list(ctx, stack, true)
+	}
+	hs, err := s.list(ctx, stack, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Manifest, 0, len(hs))
+	for _, h := range hs {
+		if h.State == store.StateCorrupt {
+			out = append(out, h)
+			continue
+		}
+		m, err := s.Get(ctx, h.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // removed meanwhile
+		case errors.Is(err, store.ErrCorrupt):
+			m = &store.Manifest{ID: h.ID, State: store.StateCorrupt, Reason: err.Error(), Revision: h.Revision}
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Headers implements store.Snapshots: the snapshot keys only.
+func (s *Store) Headers(ctx context.Context, stack string) ([]*store.Manifest, error) {
+	return s.list(ctx, stack, false)
+}
+
+func (s *Store) list(ctx context.Context, stack string, full bool) ([]*store.Manifest, error) {
 	pfx := s.prefix + "/snapshots/"
-	resp, err := s.cli.Get(ctx, pfx, clientv3.WithPrefix())
+	ops := []clientv3.Op{clientv3.OpGet(pfx, clientv3.WithPrefix())}
+	if full {
+		ops = append(ops, clientv3.OpGet(s.prefix+"/parts/", clientv3.WithPrefix()))
+	}
+	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: list snapshots: %w", err)
 	}
+	var pkvs []*mvccpb.KeyValue
+	if full {
+		pkvs = resp.Responses[1].GetResponseRange().Kvs
+	}
 	var out []*store.Manifest
-	for _, kv := range resp.Kvs {
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		id := strings.TrimPrefix(string(kv.Key), pfx)
-		m, err := store.Decode(id, kv.Value, kv.ModRevision)
+		m, p, err := decodeHeader(id, kv.Value, kv.ModRevision)
+		switch {
+		case err != nil:
+		case !full:
+			m = store.HeaderOf(m)
+		case p != nil:
+			err = assemble(m, p, s.partValues(pkvs, id))
+		}
 		if err != nil {
 			m = &store.Manifest{ID: id, State: store.StateCorrupt, Reason: err.Error(), Revision: kv.ModRevision}
 		}
@@ -252,13 +331,16 @@ func (s *Store) List(ctx context.Context, stack string) ([]*store.Manifest, erro
 	return out, nil
 }
 
-// Delete implements store.Snapshots.
+// Delete implements store.Snapshots: the header and every part in one transaction.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	resp, err := s.cli.Delete(ctx, s.snapKey(id))
+	k := s.snapKey(id)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+		Then(clientv3.OpDelete(k), clientv3.OpDelete(s.partsPrefix(id), clientv3.WithPrefix())).
+		Else(clientv3.OpDelete(s.partsPrefix(id), clientv3.WithPrefix())).Commit()
 	if err != nil {
 		return fmt.Errorf("etcdstore: delete snapshot %s: %w", id, err)
 	}
-	if resp.Deleted == 0 {
+	if !resp.Succeeded {
 		return fmt.Errorf("snapshot %s: %w", id, store.ErrNotFound)
 	}
 	return nil

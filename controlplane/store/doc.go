@@ -17,4 +17,8 @@
 // durable with a sha256 per file (Manifest.Complete), the manifest was not changed by
 // anyone else since it was read (revision check), and the caller still holds the
 // stack's lock. committed and aborted are final: Update refuses to change them.
+//
+// Headers lists manifests without their containers and record (what `ls` shows, in
+// one small read however many containers the snapshots hold); Get reads one whole.
+// A header cannot be written back (ErrHeaderOnly).
 package store

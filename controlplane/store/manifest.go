@@ -58,6 +58,9 @@ type Manifest struct {
 	// with how many containers each ran: a restore starts them again fresh, at that
 	// many replicas.
 	Excluded map[string]int `json:"excluded,omitempty"`
+	// CarryVolumes: the dumps packed the containers' local named volumes into their
+	// sets (snapshot --carry-volumes), so a restore elsewhere recreates them.
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Leftovers lists the image sets that could not be collected from their nodes
 	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
 	Leftovers []string `json:"leftovers,omitempty"`
@@ -65,10 +68,19 @@ type Manifest struct {
 	Verdict *Verdict `json:"verdict,omitempty"`
 	// Restores records the restores made from this snapshot.
 	Restores []Restore `json:"restores,omitempty"`
+	// NContainers and ImageBytes summarize Containers (their number and Bytes()) so
+	// that a header read without the containers (Snapshots.Headers, `ls`) can show
+	// them. Create, Update and Commit set them (Summarize); records written before
+	// they existed have them from Headers too.
+	NContainers int   `json:"n_containers,omitempty"`
+	ImageBytes  int64 `json:"image_bytes,omitempty"`
 
 	// Revision is the store's version of this manifest, used for compare-and-swap.
 	// Not serialized.
 	Revision int64 `json:"-"`
+	// headerOnly: read by Headers, without Containers and Record; Update and Commit
+	// refuse it (ErrHeaderOnly) so that a header cannot overwrite the containers.
+	headerOnly bool
 }
 
 // Container is one container of the snapshot: where it ran and what was dumped.
@@ -149,6 +161,23 @@ type Restore struct {
 	// whose images it was restored from and how many checkpoints it rolled back.
 	From       map[string]string `json:"from,omitempty"`
 	RolledBack map[string]int    `json:"rolled_back,omitempty"`
+}
+
+// Summarize sets NContainers and ImageBytes from Containers.
+func (m *Manifest) Summarize() { m.NContainers, m.ImageBytes = len(m.Containers), m.Bytes() }
+
+// HeaderOnly reports whether m was read by Headers (no Containers, no Record).
+func (m *Manifest) HeaderOnly() bool { return m.headerOnly }
+
+// HeaderOf returns m's header as Headers returns it: m without Containers and
+// Record, with NContainers and ImageBytes set (from Containers when m has them).
+func HeaderOf(m *Manifest) *Manifest {
+	h := *m
+	if len(m.Containers) > 0 {
+		h.Summarize()
+	}
+	h.Containers, h.Record, h.headerOnly = nil, nil, true
+	return &h
 }
 
 // Bytes is the total image size of the snapshot.

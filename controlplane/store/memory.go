@@ -20,6 +20,7 @@ type Memory struct {
 	workers map[string]Worker
 	epochs  map[string]uint64
 	pols    map[string]memEntry
+	ops     map[string]memEntry
 }
 
 type memEntry struct {
@@ -31,7 +32,7 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}}
+	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}, ops: map[string]memEntry{}}
 }
 
 // PutRaw stores raw bytes as a manifest (to test corrupt manifests).
@@ -107,6 +108,9 @@ func (s *Memory) Update(_ context.Context, m *Manifest) error {
 
 // Commit implements Snapshots.
 func (s *Memory) Commit(_ context.Context, m *Manifest, lock Lock) error {
+	if m.headerOnly {
+		return fmt.Errorf("commit snapshot %s: %w", m.ID, ErrHeaderOnly)
+	}
 	if err := m.Complete(); err != nil {
 		return err
 	}
@@ -129,6 +133,7 @@ func (s *Memory) Commit(_ context.Context, m *Manifest, lock Lock) error {
 	s.snaps[m.ID] = memEntry{data: b, rev: s.rev}
 	m.State = StateCommitted
 	m.Revision = s.rev
+	m.Summarize()
 	return nil
 }
 
@@ -148,6 +153,17 @@ func (s *Memory) List(_ context.Context, stack string) ([]*Manifest, error) {
 	}
 	sortManifests(out)
 	return out, nil
+}
+
+// Headers implements Snapshots.
+func (s *Memory) Headers(ctx context.Context, stack string) ([]*Manifest, error) {
+	ms, err := s.List(ctx, stack)
+	for i, m := range ms {
+		if m.State != StateCorrupt {
+			ms[i] = HeaderOf(m)
+		}
+	}
+	return ms, err
 }
 
 // Delete implements Snapshots.
@@ -261,6 +277,10 @@ func encode(m *Manifest) ([]byte, error) {
 	if m.ID == "" {
 		return nil, fmt.Errorf("store: manifest without id")
 	}
+	if m.headerOnly {
+		return nil, fmt.Errorf("snapshot %s: %w", m.ID, ErrHeaderOnly)
+	}
+	m.Summarize()
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode snapshot %s: %w", m.ID, err)

@@ -18,11 +18,14 @@ var (
 	ErrLocked     = errors.New("store: stack already being snapshotted")
 	ErrLockLost   = errors.New("store: stack lock lost")
 	ErrCorrupt    = errors.New("store: stored manifest does not decode")
+	// ErrHeaderOnly: Update or Commit of a manifest read by Headers.
+	ErrHeaderOnly = errors.New("store: manifest read without its containers (Headers): read it with Get to change it")
 )
 
 // Snapshots stores snapshot manifests.
 type Snapshots interface {
-	// Create stores a new manifest; ErrExists if the id is taken. Sets m.Revision.
+	// Create stores a new manifest; ErrExists if the id is taken. Sets m.Revision
+	// (Create, Update and Commit also set m.NContainers and m.ImageBytes).
 	Create(ctx context.Context, m *Manifest) error
 	// Get returns a manifest; ErrNotFound, or ErrCorrupt if it does not decode.
 	Get(ctx context.Context, id string) (*Manifest, error)
@@ -36,6 +39,10 @@ type Snapshots interface {
 	// List returns the manifests of a stack ("" for all), oldest first. Manifests
 	// that fail to decode are returned with State StateCorrupt.
 	List(ctx context.Context, stack string) ([]*Manifest, error)
+	// Headers is List without reading any container record: the manifests have no
+	// Containers and no Record (HeaderOnly; NContainers and ImageBytes say what
+	// they hold). Update and Commit refuse them (ErrHeaderOnly): Get to change one.
+	Headers(ctx context.Context, stack string) ([]*Manifest, error)
 	// Delete removes a manifest; ErrNotFound if absent.
 	Delete(ctx context.Context, id string) error
 	// NextEpoch hands out the epoch of a new snapshot of stack: greater than every
@@ -86,5 +93,6 @@ type Store interface {
 	Locker
 	Workers
 	Policies
+	Operations
 	Close() error
 }

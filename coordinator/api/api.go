@@ -23,6 +23,7 @@ const (
 	OpMigrate  = "migrate"
 	OpStatus   = "status"
 	OpPolicy   = "policy"
+	OpHeld     = "held"
 )
 
 // Subject is the subject of an operation.
@@ -108,6 +109,9 @@ type SnapshotRequest struct {
 	// keep running untouched; a restore starts them fresh); nil means the services the
 	// stack's policy excludes (swarmckpt.exclude).
 	Exclude []string `json:"exclude,omitempty"`
+	// CarryVolumes packs the containers' local named volumes into the snapshot, so
+	// that a restore on another node recreates them with their content.
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
 	// as the manifest's Purpose); never on the wire.
 	Purpose string `json:"-"`
@@ -236,6 +240,23 @@ type MigrateRequest struct {
 	ID        string `json:"id,omitempty"`
 	// Mode is the restore mode (RestoreRequest.Mode).
 	Mode string `json:"mode,omitempty"`
+	// CarryVolumes moves the containers' local named volumes with them
+	// (SnapshotRequest.CarryVolumes).
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
+}
+
+// HeldRequest asks which containers of a snapshot that is not running are still held
+// (network-locked or frozen) on their nodes: a CLI whose coordinator restarted during
+// the snapshot asks the new one.
+type HeldRequest struct {
+	ID string `json:"id"`
+}
+
+// HeldResult names each container still held: where, what, until when (empty: every
+// one was released). The coordinator waits up to 5 s for the release first; a node
+// that does not answer is named too.
+type HeldResult struct {
+	Held []string `json:"held,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

@@ -141,8 +141,8 @@ func BuildWith(name string, services []swarm.Service, tasks []swarm.Task, nodes 
 						vol = "(anonymous)"
 					}
 					st.Warnings = append(st.Warnings, Warning{Object: "container " + c.Key(),
-						Problem: fmt.Sprintf("mounts volume %s at %s: its content is not in the snapshot, and a restore on another node uses that node's volume of the same name (created empty if missing), so files the process wrote there are gone or older", vol, m.Target),
-						Fix:     "keep state that must survive in memory or on a tmpfs mount (both are in the snapshot), use a volume driver whose data every node sees, or restore on the same node"})
+						Problem: fmt.Sprintf("mounts volume %s at %s: its content is not in the snapshot (unless it is taken with --carry-volumes, for a local volume), and a restore on another node uses that node's volume of the same name (created empty if missing), so files the process wrote there are gone or older", vol, m.Target),
+						Fix:     "snapshot or migrate with --carry-volumes (a local volume's content then goes with it), keep state that must survive in memory or on a tmpfs mount (both are in the snapshot), use a volume driver whose data every node sees, or restore on the same node"})
 				}
 			}
 		}

@@ -60,6 +60,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v memcached >/dev/null || need+=(memcached)
 command -v busybox >/dev/null || need+=(busybox-static)
+# Podman: a baseline of the algorithm benchmark (benchmarks/algorithms, make
+# bench-algorithms), the single-container checkpoint tool users pick today; never started.
+command -v podman >/dev/null || need+=(podman)
 if [ ${#need[@]} -gt 0 ]; then
   apt_update
   say "installing ${need[*]}"
@@ -73,7 +76,7 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   [ "$rc" = 0 ] || die 3 "apt-get install ${need[*]} failed"
 else
-  say "packages present (docker.io, nftables, iptables, iproute2, util-linux, nats-server, etcd-server, redis-server, redis-tools, memcached, busybox)"
+  say "packages present (docker.io, nftables, iptables, iproute2, util-linux, nats-server, etcd-server, redis-server, redis-tools, memcached, busybox, podman)"
 fi
 
 # --- 2. Docker configuration ----------------------------------------------------------

@@ -355,6 +355,7 @@ func setup(t *testing.T) *tp {
 func TestIntegrationThirdParty(t *testing.T) {
 	p := setup(t)
 	t.Run("Redis", func(t *testing.T) { p.t = t; testRedis(t, p) })
+	t.Run("RedisAOFOnAVolume", func(t *testing.T) { p.t = t; testRedisVolume(t, p) }) // volume_integration_test.go
 	t.Run("RedisAsItsOwnUser", func(t *testing.T) { p.t = t; testNonRoot(t, p) })
 	t.Run("Memcached", func(t *testing.T) { p.t = t; testMemcached(t, p) })
 	t.Run("RuntimeSettings", func(t *testing.T) { p.t = t; testRuntimeSettings(t, p) })

@@ -227,6 +227,9 @@ type PreflightContainer struct {
 	Key   string `json:"key"`
 	Name  string `json:"name"`
 	Image string `json:"image"`
+	// Volumes are the local named volumes the set carries and the restore recreates
+	// on this node (snapshot --carry-volumes): each must be missing here, or empty.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // PreflightAddress is an address a restored container takes on one of Networks (all

@@ -36,6 +36,9 @@ type Target struct {
 	// there while CRIU writes them (worker DumpTo) and keeps its own copy here, so the
 	// restore finds the set already on its target. Empty: a plain dump.
 	StreamTo string `json:"stream_to,omitempty"`
+	// CarryVolumes: the dump packs the container's local named volumes into its set
+	// (snapshot --carry-volumes; worker.DumpOptions.CarryVolumes).
+	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Deadline, set on lock and freeze actions, is the coordinator's deadline for what
 	// the action holds: the worker's watchdog releases the container then. Not on the
 	// wire (the agent takes it from the protocol message's envelope).

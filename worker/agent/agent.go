@@ -51,8 +51,8 @@ type Config struct {
 	// RecordTTL is the age past which a restarted agent removes a container record
 	// unread instead of releasing its container again: every lock and freeze of its
 	// snapshot has ended by then (the worker's watchdog releases each at its deadline,
-	// at most the worker's --max-hold, 2 min by default, after it was last renewed).
-	// A record whose release succeeded is removed at once. Default 10m.
+	// at most the worker's --max-hold, 11 min by default, after it was last renewed).
+	// A record whose release succeeded is removed at once. Default 15m.
 	RecordTTL time.Duration
 	// Info describes this worker in heartbeats (Node is filled in; Address defaults
 	// to the worker's transfer address when it has a Restorer).
@@ -114,7 +114,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.ActionTimeout = 5 * time.Minute
 	}
 	if cfg.RecordTTL <= 0 {
-		cfg.RecordTTL = 10 * time.Minute
+		cfg.RecordTTL = 15 * time.Minute
 	}
 	log := cfg.Log
 	if log == nil {
@@ -200,7 +200,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nodeagent: subscribe %s: %w", node.PeerSubject(a.cfg.Node), err)
+		return fmt.Errorf("agent: subscribe %s: %w", node.PeerSubject(a.cfg.Node), err)
 	}
 	defer peerSub.Unsubscribe()
 	rsubs, err := a.serveRestore(ctx)
@@ -553,12 +553,16 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		err = a.lock(actx, t, p.peers)
 		if err == nil {
 			a.held.set("lock", t, true)
+			a.held.started("lock", t.ID, act.Snapshot)
 		}
 	case algorithms.ActUnlock:
 		if a.parked.has(act.Snapshot, t.ID) {
 			break // held until the snapshot's outcome (park.go)
 		}
 		err = a.unlock(actx, t, p.peers)
+		if err == nil {
+			a.logReleased("lock", t, act.Snapshot, len(p.peers))
+		}
 		if err == nil && p.peers == nil {
 			a.held.set("lock", t, false)
 		}
@@ -566,6 +570,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		err = a.freeze(actx, t)
 		if err == nil {
 			a.held.set("freeze", t, true)
+			a.held.started("freeze", t.ID, act.Snapshot)
 		}
 	case algorithms.ActThaw:
 		if a.parked.has(act.Snapshot, t.ID) {
@@ -573,6 +578,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		}
 		err = a.thaw(actx, t)
 		if err == nil {
+			a.logReleased("freeze", t, act.Snapshot, 0)
 			a.held.set("freeze", t, false)
 		}
 	case algorithms.ActDump:
@@ -623,6 +629,20 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	return algorithms.Done(act, err, conns, stats)
 }
 
+// logReleased logs, at info level, how long container t had been frozen or network
+// locked (what) when a snapshot's thaw or unlock released it (peers > 0: an unlock of
+// that many peers' connections only; the time counts from the first lock). The
+// algorithm benchmark (benchmarks/algorithms) reads these lines: the manifest's
+// freeze_ms ends with the dump, a blocking snapshot's freeze ends at its commit.
+func (a *Agent) logReleased(what string, t node.Target, snapshot string, peers int) {
+	since, ok := a.held.sinceFor(what, t.ID, snapshot)
+	if !ok {
+		return
+	}
+	a.log.Info("container released", "what", what, "container", t.ID, "snapshot", snapshot,
+		"held_ms", time.Since(since).Milliseconds(), "peers", peers)
+}
+
 // route encodes a message and finds its subject (loop-owned state).
 func (a *Agent) route(env protocol.Envelope) (outMsg, bool) {
 	subj, err := node.SubjectFor(env.To, func(c string) (string, bool) { n, ok := a.nodeOf[c]; return n, ok })
@@ -671,6 +691,10 @@ type heldEntry struct {
 	what  string
 	t     node.Target
 	since time.Time
+	// snapshot that took the hold, and when (started): a per-peer unlock leaves the
+	// entry in place, so a later snapshot's lock finds it already there.
+	snapshot string
+	at       time.Time
 }
 
 func (h *heldSet) set(what string, t node.Target, on bool) {
@@ -687,6 +711,29 @@ func (h *heldSet) set(what string, t node.Target, on bool) {
 	} else {
 		delete(h.m, k)
 	}
+}
+
+// started records that snapshot took the hold what on container id now (the entry
+// set has made), unless that snapshot had taken it already.
+func (h *heldSet) started(what, id, snapshot string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := what + "/" + id
+	if e, ok := h.m[k]; ok && e.snapshot != snapshot {
+		e.snapshot, e.at = snapshot, time.Now()
+		h.m[k] = e
+	}
+}
+
+// sinceFor is when snapshot took the hold what on container id (false: it holds none).
+func (h *heldSet) sinceFor(what, id, snapshot string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.m[what+"/"+id]
+	if !ok || e.snapshot != snapshot {
+		return time.Time{}, false
+	}
+	return e.at, true
 }
 
 func (h *heldSet) since(what, id string) (time.Time, bool) {

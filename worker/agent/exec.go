@@ -74,6 +74,9 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 		return a.stats(prev, m, reuseFrom), nil
 	}
 	set := node.SetID(snapshot, c.SetKey())
+	if c.CarryVolumes { // carryvolumes.go
+		return a.dumpCarrying(ctx, c, set, leaveRunning)
+	}
 	if c.StreamTo != "" {
 		return a.dumpTo(ctx, c, set, leaveRunning)
 	}

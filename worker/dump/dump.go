@@ -41,6 +41,15 @@ type Options struct {
 	// of writing them into the set: the set then holds every other image only. The
 	// page server's node hashes the pages (Worker.DumpInto). Not with PageServer.
 	SendPages string
+	// Volumes are local named volumes whose content goes into the set (packVolumes),
+	// while the container is frozen, right after CRIU's dump. Not for post-copy dumps.
+	Volumes []Volume
+}
+
+// Volume is a local named volume to carry: its name, where the container mounts it,
+// and its directory on this node (<data-root>/volumes/NAME/_data).
+type Volume struct {
+	Name, Target, Dir string
 }
 
 // Sink receives image files (relative names under images/) while they are written,

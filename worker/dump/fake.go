@@ -60,9 +60,15 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 			return nil, err
 		}
 	}
+	vols, known, err := packVolumes(opts.Volumes, images) // as the real dumper does
+	if err != nil {
+		return nil, err
+	}
+	if opts.Sink != nil {
+		known = map[string]imageset.File{} // streamRest sends and hashes them
+	}
 	m = &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
-		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC()}
-	known := map[string]imageset.File{}
+		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC(), Volumes: vols}
 	if opts.Sink != nil {
 		if known, err = streamRest(images, known, nil, opts.Sink); err != nil {
 			return nil, err

@@ -151,11 +151,15 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	if rerr != nil && opts.LeaveRunning {
 		return nil, fmt.Errorf("dump %s: writable layer: %w", c, rerr)
 	}
+	vols, volFiles, verr := packVolumes(opts.Volumes, images)
+	if verr != nil {
+		return nil, fmt.Errorf("dump %s: %w", c, verr)
+	}
 	criu, kernel := r.Versions()
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
-		Rootfs: rootfs,
+		Rootfs: rootfs, Volumes: vols,
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for
@@ -164,13 +168,18 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
 			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)
 		}
-	} else if tarFile.Name != "" {
-		// Hashed as it was written: sealing does not read it again (the container is
-		// still frozen). With a sink, streamRest sent and hashed it.
+	} else {
+		// Hashed as they were written: sealing does not read them again (the container
+		// is still frozen). With a sink, streamRest sent and hashed them.
 		if known == nil {
 			known = map[string]imageset.File{}
 		}
-		known[tarFile.Name] = tarFile
+		if tarFile.Name != "" {
+			known[tarFile.Name] = tarFile
+		}
+		for n, f := range volFiles {
+			known[n] = f
+		}
 	}
 	if err := imageset.SealKnown(set, m, known); err != nil {
 		return nil, fmt.Errorf("dump %s: %w", c, err)

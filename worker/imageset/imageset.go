@@ -79,6 +79,11 @@ type Manifest struct {
 	// images/rootfs-diff.tar, package rootfsdiff); nil in sets written before it
 	// existed and in sets of fakes.
 	Rootfs *Rootfs `json:"rootfs,omitempty"`
+	// Volumes are the local named volumes whose content the set carries (a dump asked
+	// to carry them, `--carry-volumes`): each in images/VolumeFile(name), a file of the
+	// set like the others (hashed, sealed, transferred, verified). A restore on another
+	// node recreates each volume with that content before the container is restored.
+	Volumes []Volume `json:"volumes,omitempty"`
 	// Files lists every file under images/, sorted by name.
 	Files []File `json:"files"`
 }
@@ -96,6 +101,37 @@ type Rootfs struct {
 	Seconds   float64 `json:"seconds,omitempty"`
 	// Skipped are paths left out (sockets, names starting with .wh.).
 	Skipped []string `json:"skipped,omitempty"`
+}
+
+// Volume is a local named volume carried in a set.
+type Volume struct {
+	// Name is the volume's name; Target where the container mounts it.
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	// Entries and Bytes (file content) packed, and the seconds packing took (while the
+	// container was frozen or stopped).
+	Entries int     `json:"entries"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds,omitempty"`
+	// Mode (permission bits, setgid/sticky included), UID and GID of the volume's root
+	// directory, which the tar's entries (relative to it) do not carry: a restore sets
+	// them on the recreated volume (CRIU refuses a working directory whose mode changed).
+	Mode uint32 `json:"mode"`
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+}
+
+// VolumeFile is the name, under images/, of the tar carrying volume name.
+func VolumeFile(name string) string { return "volume-" + name + ".tar" }
+
+// CarriesVolume tells whether the set carries the content of volume name.
+func (m *Manifest) CarriesVolume(name string) bool {
+	for _, v := range m.Volumes {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // TotalBytes is the sum of all file sizes.

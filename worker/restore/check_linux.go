@@ -49,6 +49,13 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 				return nil, fmt.Errorf("inspect image %s on node %s: %w", ct.Image, node, err)
 			}
 		}
+		for _, vol := range ct.Volumes {
+			p, err := d.checkVolume(ctx, node, ct.Key, vol)
+			if err != nil {
+				return nil, err
+			}
+			problems = append(problems, p...)
+		}
 		if ct.Name != "" {
 			ci, err := d.Cli.ContainerInspect(ctx, ct.Name)
 			switch {

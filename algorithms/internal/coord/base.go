@@ -26,7 +26,47 @@ type Record struct {
 	Phase      string               `json:"phase"`
 	Reason     string               `json:"reason,omitempty"`
 	Containers []protocol.Container `json:"containers"`
-	State      json.RawMessage      `json:"state,omitempty"`
+	// AllPeers: every container is every other's peer (the coordinator's conservative
+	// graph); Containers then carry no Peers, which keeps the record linear in the
+	// number of containers (a complete graph of 5,000 would be 25 million names).
+	// Records written before it existed list the peers.
+	AllPeers bool            `json:"all_peers,omitempty"`
+	State    json.RawMessage `json:"state,omitempty"`
+}
+
+// complete reports whether cs (valid: Validate passed) is the complete graph.
+func complete(cs []protocol.Container) bool {
+	for _, c := range cs {
+		if len(c.Peers) != len(cs)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// withoutPeers returns cs without their Peers.
+func withoutPeers(cs []protocol.Container) []protocol.Container {
+	out := make([]protocol.Container, len(cs))
+	for i, c := range cs {
+		out[i] = c
+		out[i].Peers = nil
+	}
+	return out
+}
+
+// withAllPeers returns cs with every other container as each one's peer.
+func withAllPeers(cs []protocol.Container) []protocol.Container {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	out := make([]protocol.Container, len(cs))
+	for i, c := range cs {
+		out[i] = c
+		out[i].Peers = make([]string, 0, len(cs)-1)
+		out[i].Peers = append(append(out[i].Peers, ids[:i]...), ids[i+1:]...)
+	}
+	return out
 }
 
 // Base is the shared part of a coordinator role. Fields are read by the embedding
@@ -112,6 +152,27 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 		}
 		idx[c.ID] = i
 	}
+	if complete(cs) {
+		// Every container lists n-1 peers: the complete graph (symmetric) if each
+		// list names only other known containers, each once. Checked without the
+		// edge set, whose size would be quadratic.
+		seen := make([]int, len(cs))
+		for i, c := range cs {
+			for _, p := range c.Peers {
+				j, ok := idx[p]
+				switch {
+				case !ok:
+					return nil, fmt.Errorf("container %q has peer %q outside the snapshot: %w", c.ID, p, algorithms.ErrBadRequest)
+				case j == i:
+					return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
+				case seen[j] == i+1:
+					return nil, fmt.Errorf("container %q lists peer %q twice: %w", c.ID, p, algorithms.ErrBadRequest)
+				}
+				seen[j] = i + 1
+			}
+		}
+		return idx, nil
+	}
 	type edge struct{ a, b string }
 	total := 0
 	for _, c := range cs {
@@ -176,6 +237,9 @@ func (b *Base) SendAll(t protocol.Type, body any) {
 // Record builds the record of the current snapshot with the given phase and state.
 func (b *Base) Record(phase, reason string, state any) []byte {
 	r := Record{Algorithm: b.Name, Epoch: b.Epoch, Snapshot: b.Snapshot, Phase: phase, Reason: reason, Containers: b.Containers}
+	if len(b.Containers) > 2 && complete(b.Containers) {
+		r.Containers, r.AllPeers = withoutPeers(b.Containers), true
+	}
 	if state != nil {
 		s, err := json.Marshal(state)
 		if err != nil {
@@ -320,6 +384,14 @@ func (b *Base) Recover(record []byte) (json.RawMessage, error) {
 	}
 	if r.Algorithm != b.Name {
 		return nil, fmt.Errorf("%s: record was written by algorithm %q: %w", b.Name, r.Algorithm, algorithms.ErrBadRecord)
+	}
+	if r.AllPeers {
+		for _, c := range r.Containers {
+			if len(c.Peers) > 0 {
+				return nil, fmt.Errorf("%s: record of snapshot %q says all_peers but lists peers of %q: %w", b.Name, r.Snapshot, c.ID, algorithms.ErrBadRecord)
+			}
+		}
+		r.Containers = withAllPeers(r.Containers)
 	}
 	idx, err := Validate(r.Containers)
 	if err != nil {

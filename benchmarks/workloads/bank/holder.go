@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/serve"
+	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/window"
 )
 
 // holderConfig is the configuration of one account holder.
@@ -62,6 +63,10 @@ type holder struct {
 	reconnects  uint64
 	disconnects uint64
 	addrIDs     map[string]int // dial target -> holder id learned in the handshake
+	// sentAt holds per peer the send time of every transfer not yet acked; an ack
+	// records each transfer it covers in acks with its latency (send to ack).
+	sentAt map[int]map[uint64]time.Time
+	acks   *window.Ring
 }
 
 func runHolder(ctx context.Context, log *slog.Logger, cfg holderConfig) error {
@@ -70,7 +75,8 @@ func runHolder(ctx context.Context, log *slog.Logger, cfg holderConfig) error {
 		return err
 	}
 	h := &holder{cfg: cfg, log: log.With("id", cfg.ID), instance: serve.InstanceID(), ledger: l,
-		peers: map[int]*peerConn{}, ever: map[int]bool{}, addrIDs: map[string]int{}}
+		peers: map[int]*peerConn{}, ever: map[int]bool{}, addrIDs: map[string]int{},
+		sentAt: map[int]map[uint64]time.Time{}, acks: window.New(0)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for peers on %s: %w", cfg.Listen, err)
@@ -88,6 +94,7 @@ func runHolder(ctx context.Context, log *slog.Logger, cfg holderConfig) error {
 	mux.HandleFunc("/pause", h.setPaused(true))
 	mux.HandleFunc("/resume", h.setPaused(false))
 	mux.HandleFunc("GET /healthz", h.serveHealth)
+	mux.HandleFunc("GET /window", h.acks.Handler(serve.JSON))
 	return serve.HTTP(ctx, h.log, cfg.HTTP, mux)
 }
 
@@ -284,8 +291,16 @@ func (h *holder) reader(pc *peerConn) {
 			default:
 			}
 		case "A":
+			now := time.Now()
 			h.mu.Lock()
 			err := h.ledger.Ack(pc.id, m.B)
+			// The ack names the newest transfer it covers (acks are cumulative).
+			for seq, t := range h.sentAt[pc.id] {
+				if seq <= uint64(m.A) {
+					h.acks.Add(now, now.Sub(t))
+					delete(h.sentAt[pc.id], seq)
+				}
+			}
 			h.mu.Unlock()
 			if err != nil {
 				h.log.Error("bad ack", "peer", pc.id, "err", err)
@@ -342,6 +357,12 @@ func (h *holder) transfers(ctx context.Context) {
 		amount := min(1+rng.Int64N(h.cfg.MaxAmount), h.ledger.Balance())
 		seq, err := h.ledger.Debit(to, amount)
 		pc := h.peers[to]
+		if err == nil {
+			if h.sentAt[to] == nil {
+				h.sentAt[to] = map[uint64]time.Time{}
+			}
+			h.sentAt[to][seq] = time.Now()
+		}
 		h.mu.Unlock()
 		if err != nil {
 			h.log.Error("debit failed", "err", err)

@@ -3,13 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/window"
 )
 
 func freeAddr(t *testing.T) string {
@@ -73,6 +78,19 @@ func TestHoldersOverLoopback(t *testing.T) {
 		if s.Reconnects != 0 || s.SeqAnomalies != 0 || s.Paused {
 			t.Fatalf("holder %d after query: reconnects=%d anomalies=%d paused=%v (query must resume)",
 				s.ID, s.Reconnects, s.SeqAnomalies, s.Paused)
+		}
+	}
+	// GET /window: every holder saw its transfers acked, with a latency, since start.
+	for _, h := range https {
+		resp, err := http.Get(fmt.Sprintf("http://%s/window?from=%d", h, time.Now().Add(-time.Minute).UnixNano()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w window.Stats
+		err = json.NewDecoder(resp.Body).Decode(&w)
+		resp.Body.Close()
+		if err != nil || w.Events < 20 || w.MaxMS <= 0 || w.StallMS <= 0 {
+			t.Fatalf("holder %s /window = %+v (%v), want >= 20 acked transfers with latencies and a stall", h, w, err)
 		}
 	}
 	// A wrong expectation must make the query fail.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/serve"
+	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/window"
 )
 
 // Status is the JSON the client serves on GET /status.
@@ -68,11 +69,12 @@ type client struct {
 	lastRTT    time.Duration
 	maxRTT     time.Duration
 	sentAt     [sendRing]time.Time
+	replies    *window.Ring // every reply with its round trip (GET /window)
 }
 
 func runClient(ctx context.Context, log *slog.Logger, target string, interval time.Duration, size int, churn time.Duration, httpAddr string) error {
 	c := &client{log: log, target: target, interval: interval, size: size,
-		instance: serve.InstanceID(), chk: NewChecker()}
+		instance: serve.InstanceID(), chk: NewChecker(), replies: window.New(0)}
 	log.Info("echo client starting", "connect", target, "interval", interval.String(), "size", size, "churn", churn.String(), "instance", c.instance)
 	if churn > 0 {
 		c.churn = &churner{target: target, every: churn, timeout: 10 * time.Second}
@@ -83,6 +85,7 @@ func runClient(ctx context.Context, log *slog.Logger, target string, interval ti
 		mux.HandleFunc("GET /status", c.serveStatus)
 		mux.HandleFunc("GET /{$}", c.serveStatus)
 		mux.HandleFunc("GET /healthz", c.serveHealth)
+		mux.HandleFunc("GET /window", c.replies.Handler(serve.JSON))
 		if err := serve.HTTP(ctx, log, httpAddr, mux); err != nil {
 			log.Error("status server stopped", "err", err)
 		}
@@ -206,6 +209,7 @@ func (c *client) read(conn net.Conn) error {
 				if c.lastRTT > c.maxRTT {
 					c.maxRTT = c.lastRTT
 				}
+				c.replies.Add(now, c.lastRTT)
 			}
 		}
 		c.mu.Unlock()

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/benchmarks/workloads/internal/window"
 )
 
 func freeAddr(t *testing.T) string {
@@ -63,6 +66,18 @@ func TestClientServerOverLoopback(t *testing.T) {
 	s := waitFor("100 clean replies", func(s Status) bool { return s.Replies >= 100 })
 	if !s.Healthy || s.Reconnects != 0 || s.Gaps != 0 || s.Duplicates != 0 || s.ConnID != 1 {
 		t.Fatalf("first connection not clean: %+v", s)
+	}
+	// GET /window: the replies so far, with their round trips and the longest gap.
+	from := time.Now().Add(-time.Minute)
+	resp, err := http.Get(fmt.Sprintf("http://%s/window?from=%d", clientHTTP, from.UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w window.Stats
+	err = json.NewDecoder(resp.Body).Decode(&w)
+	resp.Body.Close()
+	if err != nil || w.Events < 100 || w.MaxMS <= 0 || w.StallMS <= 0 {
+		t.Fatalf("/window = %+v (%v), want >= 100 replies with round trips and a longest gap", w, err)
 	}
 	stopServer()
 	<-serverDone

@@ -26,6 +26,10 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Policies", func(t *testing.T) { testPolicies(t, f) })
 	t.Run("LockHolder", func(t *testing.T) { testLockHolder(t, f) })
 	t.Run("ListLocks", func(t *testing.T) { testListLocks(t, f) })
+	t.Run("Operations", func(t *testing.T) { testOperations(t, f) })
+	t.Run("Headers", func(t *testing.T) { testHeaders(t, f) })
+	t.Run("LargeManifest", func(t *testing.T) { testLargeManifest(t, f) })
+	t.Run("OldRecord", func(t *testing.T) { testOldRecord(t, f) })
 }
 
 // Epochs only grow per stack, whatever is deleted, and honour the caller's floor.

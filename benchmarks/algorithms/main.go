@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+func main() {
+	bin := flag.String("swarmckpt", "bin/swarmckpt", "swarmckpt binary (the CLI that takes the snapshots)")
+	labName := flag.String("lab", "benchalgo", "name of the lab (up, with its daemons: swarmckpt lab up --name NAME)")
+	images := flag.String("images", "build/workloads", "directory of the workload image tars")
+	reps := flag.Int("reps", 3, "repetitions of every method on every shape (methods rotated within each)")
+	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones)")
+	quick := flag.Bool("quick", false, "quick mode: one repetition of the small shapes (bank-5, scale-3)")
+	out := flag.String("out", "benchmarks/algorithms", "directory for results.json, results.csv and the plots")
+	replot := flag.String("replot", "", "only redo the summary, CSV and plots from this results.json")
+	withPodman := flag.Bool("podman", true, "also measure the Podman baseline")
+	strict := flag.Bool("strict", false, "exit 1 if a swarmckpt algorithm's snapshot failed or a coordinated algorithm's cut is not consistent (CI)")
+	withSim := flag.Bool("sim", true, "also run the simulator (swarmckpt sim) at the echo stacks' sizes and up to 10,000 containers, drawn with the lab's points")
+	settle := flag.Duration("settle", 2*time.Second, "pause between two measurements (traffic back to normal)")
+	flag.Parse()
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *replot != "" {
+		b, err := os.ReadFile(*replot)
+		if err != nil {
+			logf("%v", err)
+			os.Exit(1)
+		}
+		var r Results
+		if err := json.Unmarshal(b, &r); err != nil {
+			logf("%s: %v", *replot, err)
+			os.Exit(1)
+		}
+		if *withSim && len(r.Sim) == 0 {
+			addSim(ctx, logf, &r, *bin)
+		}
+		if err := Report(os.Stdout, r, *out); err != nil {
+			logf("%v", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *quick {
+		*reps = 1
+	}
+	if *reps < 1 {
+		logf("--reps must be at least 1")
+		os.Exit(2)
+	}
+	picked, err := PickShapes(*shapes, *quick)
+	if err != nil {
+		logf("%v", err)
+		os.Exit(2)
+	}
+	r := Results{Command: strings.Join(os.Args, " "), Started: time.Now().UTC().Format(time.RFC3339), Reps: *reps, Host: host()}
+	if err := run(ctx, logf, &r, *bin, *labName, *images, *out, picked, *reps, *withPodman, *settle); err != nil {
+		logf("FAILED: %v", err)
+		_ = Save(r, *out)
+		os.Exit(1)
+	}
+	if *withSim {
+		addSim(ctx, logf, &r, *bin)
+	}
+	if err := Report(os.Stdout, r, *out); err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+	if len(r.Failed) > 0 {
+		logf("FAILED: shapes %s (see the skipped lines)", strings.Join(r.Failed, ", "))
+		os.Exit(1)
+	}
+	if bad := Failures(r); *strict && len(bad) > 0 {
+		logf("FAILED (--strict): %s", strings.Join(bad, "; "))
+		os.Exit(1)
+	}
+}
+
+// Failures lists the algorithm measurements that failed, and the coordinated
+// algorithms' snapshots whose cut was not found consistent (uncoordinated promises no
+// consistent cut; baselines have none).
+func Failures(r Results) []string {
+	var bad []string
+	for _, m := range r.Measurements {
+		if !slices.Contains(Algorithms, m.Method) {
+			continue
+		}
+		if m.Error != "" {
+			bad = append(bad, fmt.Sprintf("%s %s rep %d: %s", m.Shape, m.Method, m.Rep, m.Error))
+		} else if m.Method != "uncoordinated" && m.Verdict != "consistent" {
+			bad = append(bad, fmt.Sprintf("%s %s rep %d: cut %s", m.Shape, m.Method, m.Rep, m.Verdict))
+		}
+	}
+	return bad
+}
+
+// addSim runs the simulator for r's echo stacks (a failure is logged and recorded, not
+// fatal: the lab's measurements stand on their own).
+func addSim(ctx context.Context, logf func(string, ...any), r *Results, bin string) {
+	sim, err := RunSim(ctx, bin, EchoImageMiB(*r))
+	if err != nil {
+		logf("SIMULATOR FAILED: %v", err)
+		r.Skipped = append(r.Skipped, Skip{Method: "simulator", Why: err.Error()})
+		return
+	}
+	r.Sim = sim
+}
+
+func host() string {
+	k, _ := exec.Command("uname", "-r").Output()
+	c, _ := exec.Command("criu", "--version").Output()
+	v := ""
+	for _, l := range strings.Split(string(c), "\n") {
+		if strings.HasPrefix(l, "Version:") {
+			v = strings.TrimSpace(strings.TrimPrefix(l, "Version:"))
+		}
+	}
+	n, _ := exec.Command("nproc").Output()
+	return fmt.Sprintf("kernel %s, criu %s, %s cores", strings.TrimSpace(string(k)), v, strings.TrimSpace(string(n)))
+}
+
+func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labName, images, out string, shapes []Shape, reps int, withPodman bool, settle time.Duration) error {
+	p, err := lab.Load(lab.DefaultConfig().RunDir, labName)
+	if err != nil {
+		return err
+	}
+	if p.Daemons == nil {
+		return fmt.Errorf("lab %s runs without swarmckpt's daemons: bring it up with 'swarmckpt lab up --name %s' (daemons are on by default)", labName, labName)
+	}
+	scratch, err := os.MkdirTemp("/var/tmp", "bench-algorithms-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	b := &Bench{Bin: bin, Plan: p, Images: images, Scratch: scratch, Log: logf}
+	pm := &Podman{Images: images, Scratch: scratch, PortBase: 31000, HTTPBase: 32000, Log: logf}
+	podmanWhy := ""
+	if withPodman {
+		if podmanWhy = pm.Available(); podmanWhy == "" {
+			if err := pm.Load(ctx); err != nil {
+				podmanWhy = "cannot load the workload images into podman: " + err.Error()
+			}
+		}
+	} else {
+		podmanWhy = "disabled with --podman=false"
+	}
+	if podmanWhy != "" {
+		logf("BASELINE SKIPPED: %s: %s", MethodPodman, podmanWhy)
+		r.Skipped = append(r.Skipped, Skip{Method: MethodPodman, Why: podmanWhy})
+	}
+	r.Skipped = append(r.Skipped, Skip{Method: "dmtcp", Why: "DMTCP is not packaged for Debian 12 here; docs/algorithms.md compares with its published numbers instead"})
+	logf("DMTCP: not packaged here, not measured (docs/algorithms.md cites its published numbers)")
+	stamp := time.Now().UTC().Format("150405")
+	for si, s := range shapes {
+		if err := runShape(ctx, logf, r, b, s, si, reps, stamp, settle); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("shape %s: %w", s.Name, err)
+			}
+			// Recorded, and the run goes on with the next shape.
+			logf("SHAPE FAILED: %s: %v", s.Name, err)
+			r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: "all", Why: "shape failed: " + err.Error()})
+			r.Failed = append(r.Failed, s.Name)
+		}
+		if podmanWhy == "" {
+			for rep := range reps {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				m, err := podmanOnce(ctx, pm, s, stamp)
+				if err != nil {
+					logf("BASELINE FAILED: %s on %s: %v", MethodPodman, s.Name, err)
+					r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: MethodPodman, Why: err.Error()})
+					break
+				}
+				m.Shape, m.N, m.Rep, m.Order = s.Name, s.N, rep, len(LabMethods)
+				for i := range m.Containers {
+					m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"
+				}
+				logLine(logf, m)
+				r.Measurements = append(r.Measurements, m)
+			}
+		}
+		if err := Save(*r, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func podmanOnce(ctx context.Context, pm *Podman, s Shape, stamp string) (Measurement, error) {
+	prefix := "bench-pm-" + stamp
+	cs, err := pm.Up(ctx, s, prefix)
+	defer pm.Down(context.WithoutCancel(ctx), cs)
+	if err != nil {
+		return Measurement{}, err
+	}
+	time.Sleep(2 * time.Second) // a window of normal traffic before the checkpoints
+	started := time.Now().UTC().Format(time.RFC3339Nano)
+	m := pm.Checkpoint(ctx, cs)
+	m.Started = started
+	return m, nil
+}
+
+// stackName is the stack of shape s: letters and digits of its name.
+func stackName(s Shape) string {
+	return "b" + strings.NewReplacer("-", "", "_", "").Replace(s.Name)
+}
+
+func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Bench, s Shape, si, reps int, stamp string, settle time.Duration) error {
+	stack := stackName(s)
+	dir, err := os.MkdirTemp(b.Scratch, "compose-")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(dir, stack+".yml")
+	if err := os.WriteFile(file, []byte(Compose(s, 60+si)), 0o600); err != nil {
+		return err
+	}
+	logf("shape %s: deploying stack %s (%d containers)", s.Name, stack, s.N)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer removeStack(context.WithoutCancel(ctx), logf, b, stack)
+	if err := lab.Deploy(ctx, log, b.Plan, b.Images, file, stack, 4*time.Minute); err != nil {
+		return err
+	}
+	cs, err := StackContainers(ctx, b.Plan, stack)
+	if err != nil {
+		return err
+	}
+	if len(cs) != s.N {
+		return fmt.Errorf("stack %s runs %d containers, want %d", stack, len(cs), s.N)
+	}
+	if err := WaitHealthy(ctx, cs, 3*time.Minute); err != nil {
+		return err
+	}
+	for rep := range reps {
+		for order, method := range Rotate(LabMethods, rep) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			time.Sleep(settle)
+			id := fmt.Sprintf("%s-%s-%s-r%d", stack, stamp, strings.ReplaceAll(method, "-", ""), rep)
+			t0 := time.Now()
+			var m Measurement
+			switch method {
+			case MethodDockerSeq:
+				m = b.RunDocker(ctx, id, cs, false)
+			case MethodDockerPar:
+				m = b.RunDocker(ctx, id, cs, true)
+			case MethodRuncPar:
+				m = b.RunRunc(ctx, cs)
+			default:
+				m = b.RunAlgorithm(ctx, stack, method, id, cs)
+			}
+			t1 := time.Now()
+			m.Shape, m.N, m.Rep, m.Order, m.Started = s.Name, s.N, rep, order, t0.UTC().Format(time.RFC3339Nano)
+			time.Sleep(time.Second) // traffic resumes: the window's longest stall closes
+			win, werr := Window(ctx, cs, t0, t1)
+			if werr != nil {
+				m.Error = strings.TrimPrefix(m.Error+"; "+werr.Error(), "; ")
+			}
+			if slices.Contains(Algorithms, method) {
+				b.FillReleased(&m)
+			}
+			for i := range m.Containers {
+				m.Containers[i].App = win[m.Containers[i].Container]
+				m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"
+			}
+			logLine(logf, m)
+			r.Measurements = append(r.Measurements, m)
+		}
+	}
+	return nil
+}
+
+func logLine(logf func(string, ...any), m Measurement) {
+	var frozen, stall []float64
+	for _, c := range m.Containers {
+		frozen = append(frozen, c.FrozenMS)
+		if c.App != nil {
+			stall = append(stall, c.App.StallMS)
+		}
+	}
+	logf("%s rep %d %-18s total %8.0f ms  frozen p50 %7.0f max %7.0f ms  stall max %7.0f ms  %6.1f MiB  %s%s",
+		m.Shape, m.Rep, m.Method, m.TotalMS, Median(frozen), Pct(frozen, 1), Pct(stall, 1), float64(m.Bytes)/(1<<20), m.Verdict, errSuffix(m.Error))
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return "  ERROR: " + e
+}
+
+// removeStack removes the stack and waits until its containers are gone.
+func removeStack(ctx context.Context, logf func(string, ...any), b *Bench, stack string) {
+	_, _ = docker(ctx, b.Plan.Manager(), "stack", "rm", stack) // its network may stay: see below
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		cs, err := StackContainers(ctx, b.Plan, stack)
+		if err == nil && len(cs) == 0 {
+			// Again: the first rm cannot remove the network while tasks still end.
+			_, _ = docker(ctx, b.Plan.Manager(), "stack", "rm", stack)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+	logf("WARNING: containers of stack %s still there after 2m", stack)
+}

@@ -1,0 +1,99 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/metrics"
+)
+
+// scrape GETs the metrics of reg as Prometheus does.
+func scrape(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(metrics.Handler(reg))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// sample returns the value of the sample named by series (name{labels}) in a scrape,
+// failing the test when it is absent.
+func sample(t *testing.T, body, series string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no sample %s in the scrape:\n%s", series, body)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// After a committed and an aborted snapshot, the scrape has the durations of every
+// phase, each container's frozen and dump time, the image bytes and the failure by
+// its reason, labelled with the algorithm.
+func TestMetricsAfterSnapshots(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewCoordinator(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *coordinator.Config) { c.Metrics = m }, "lab-1", "lab-2", "lab-3")
+	if _, err := e.snapshot("snap-1"); err != nil {
+		t.Fatal(err)
+	}
+	e.execs["lab-2"].FailDump["ctr5"] = errors.New("criu: dump failed: unsupported resource")
+	if _, err := e.snapshot("snap-2"); err == nil {
+		t.Fatal("snapshot with a failing dump committed")
+	}
+	body := scrape(t, reg)
+	for _, phase := range []string{"prepare", "run", "commit", "total"} {
+		if n := sample(t, body, `swarmckpt_snapshot_duration_seconds_count{algorithm="blocking",phase="`+phase+`"}`); phase != "prepare" && phase != "run" && n != 1 {
+			t.Errorf("phase %s observed %v times, want 1 (the committed snapshot)", phase, n)
+		}
+	}
+	if n := sample(t, body, `swarmckpt_snapshot_duration_seconds_count{algorithm="blocking",phase="prepare"}`); n != 2 {
+		t.Errorf("prepare observed %v times, want 2 (both snapshots)", n)
+	}
+	if n := sample(t, body, `swarmckpt_container_frozen_seconds_count{algorithm="blocking"}`); n != 5 {
+		t.Errorf("frozen time of %v containers, want the 5 of the committed snapshot", n)
+	}
+	if n := sample(t, body, `swarmckpt_container_dump_seconds_count{algorithm="blocking"}`); n != 5 {
+		t.Errorf("dump time of %v containers, want 5", n)
+	}
+	if b := sample(t, body, `swarmckpt_snapshot_image_bytes_total{algorithm="blocking"}`); b <= 0 {
+		t.Errorf("image bytes %v, want the committed snapshot's", b)
+	}
+	if n := sample(t, body, `swarmckpt_snapshots_total{algorithm="blocking",result="committed"}`); n != 1 {
+		t.Errorf("%v committed, want 1", n)
+	}
+	if n := sample(t, body, `swarmckpt_snapshots_total{algorithm="blocking",result="aborted"}`); n != 1 {
+		t.Errorf("%v aborted, want 1", n)
+	}
+	if n := sample(t, body, `swarmckpt_snapshot_failures_total{algorithm="blocking",reason="container-failed"}`); n != 1 {
+		t.Errorf("%v failures for a failed dump, want 1 with reason container-failed", n)
+	}
+}

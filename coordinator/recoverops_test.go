@@ -1,0 +1,228 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
+)
+
+// crashStore is a coordinator's store through which that coordinator "dies" at one
+// journaled step of a restore or migration: when the journal is written at step
+// (before: just before that write, else just after it), the writing goroutine stops
+// there for good (until the test ends) and dead is closed, as if the process had been
+// killed at that point. The journal as it was then is kept in last.
+type crashStore struct {
+	store.Store
+	step   string
+	before bool
+	dead   chan struct{}
+	hold   chan struct{}
+	once   sync.Once
+	armed  atomic.Bool // Commit crashes only once armed (the test's own snapshot first)
+	mu     sync.Mutex
+	last   store.Operation
+}
+
+func (c *crashStore) PutOperation(ctx context.Context, op *store.Operation) error {
+	if c.before && op.Step == c.step {
+		c.die()
+		return errors.New("coordinator dead")
+	}
+	if err := c.Store.PutOperation(ctx, op); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.last = *op
+	c.mu.Unlock()
+	if op.Step == c.step {
+		c.die()
+		return errors.New("coordinator dead")
+	}
+	return nil
+}
+
+// stepCommit, as crashStore's step, kills the coordinator in the commit of the parked
+// snapshot (a migration's, or a restore's checkpoint): its containers are parked, the
+// snapshot unfinished.
+const stepCommit = "commit"
+
+func (c *crashStore) Commit(ctx context.Context, m *store.Manifest, lock store.Lock) error {
+	if c.step == stepCommit && c.armed.Load() {
+		c.die()
+		return errors.New("coordinator dead")
+	}
+	return c.Store.Commit(ctx, m, lock)
+}
+
+func (c *crashStore) die() {
+	c.once.Do(func() { close(c.dead) })
+	<-c.hold
+}
+
+// The outcomes a recovery may have.
+const (
+	released   = "released"    // nothing stopped: the stack runs as before
+	rolledBack = "rolled back" // the parked snapshot runs again on its original nodes
+	forward    = "forward"     // the restore completed
+)
+
+// TestRecoverInterruptedOperations: a coordinator dies (its store stops it) right
+// before or after each journaled step of a migration and of a restore over a running
+// stack, and in the commit of its parked snapshot (the migration's own, the restore's
+// checkpoint: its containers parked, the snapshot unfinished); a coordinator started on the same store and agents releases, rolls back or
+// rolls forward by restore.Decide's rule, and afterwards nothing is held, the stack's
+// lock is free, the journal is gone, and either the stack runs as before, or its
+// originals run again on their own nodes from the parked snapshot, or the restore is
+// complete: never at 0 replicas with nothing running.
+func TestRecoverInterruptedOperations(t *testing.T) {
+	for _, kind := range []string{"migrate", "restore"} {
+		for _, tc := range []struct {
+			step   string
+			before bool
+			want   string
+		}{
+			{restore.StepBegun, false, released},
+			{stepCommit, true, released},
+			{restore.StepStopping, true, released},
+			{restore.StepStopping, false, rolledBack},
+			{restore.StepRestoring, false, rolledBack},
+			{restore.StepRestored, true, rolledBack},
+			{restore.StepRestored, false, forward},
+		} {
+			when := "after"
+			if tc.before {
+				when = "before"
+			}
+			t.Run(fmt.Sprintf("%s/%s-%s", kind, when, tc.step), func(t *testing.T) {
+				testRecoverInterrupted(t, kind, tc.step, tc.before, tc.want)
+			})
+		}
+	}
+}
+
+func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want string) {
+	cs := &crashStore{step: step, before: before, dead: make(chan struct{}), hold: make(chan struct{})}
+	e, sw, stopDead := newMigrateEnvWrapped(t, func(m *store.Memory) store.Store { cs.Store = m; return cs })
+	ctx := context.Background()
+	if kind == "restore" {
+		if _, err := e.snapshot("old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.armed.Store(true)
+	// The dead coordinator's operation: its goroutine ends when the test does.
+	opCtx, opCancel := context.WithCancel(ctx)
+	opDone := make(chan struct{})
+	t.Cleanup(func() { opCancel(); close(cs.hold); <-opDone })
+	go func() {
+		defer close(opDone)
+		if kind == "migrate" {
+			_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		} else {
+			_, _ = e.svc.Restore(opCtx, api.RestoreRequest{ID: "old"})
+		}
+	}()
+	select {
+	case <-cs.dead:
+	case <-opDone:
+		t.Fatalf("the %s ended without reaching step %s", kind, step)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the %s did not reach step %s within 15 s", kind, step)
+	}
+	stopDead()
+	cs.mu.Lock()
+	op := cs.last
+	cs.mu.Unlock()
+	// A new coordinator on the same store and agents (the dead one's lock is still
+	// there: its lease would outlive the restart).
+	stopNew := e.startMigrateCoordinator(sw, e.store)
+	t.Cleanup(stopNew)
+	waitForLong(t, 20*time.Second, "the journal recovered", func() bool {
+		ops, err := e.store.ListOperations(ctx)
+		return err == nil && len(ops) == 0
+	})
+	if h, err := e.store.LockHolder(ctx, "bank"); err != nil || h != "" {
+		t.Errorf("stack lock held by %q after the recovery (%v), want free", h, err)
+	}
+	for n, ex := range e.execs {
+		if h := ex.Held(); len(h) > 0 {
+			t.Errorf("%s still holds %v after the recovery", n, h)
+		}
+	}
+	restored := map[string][]string{}
+	for n, ex := range e.execs {
+		if r := ex.Restored(); len(r) > 0 {
+			sort.Strings(r)
+			restored[n] = r
+		}
+	}
+	parked, snap := op.Parked, op.Snapshot
+	switch want {
+	case released:
+		if r := sw.Replicas("bank_holder"); r != 5 {
+			t.Errorf("bank_holder at %d replicas, want 5 (released: runs as before)", r)
+		}
+		for n, ex := range e.execs {
+			if s := ex.Stopped(); len(s) > 0 {
+				t.Errorf("%s: containers ended although nothing was to be stopped: %v", n, s)
+			}
+		}
+		if len(restored) > 0 {
+			t.Errorf("containers restored although the operation was released: %v", restored)
+		}
+	case rolledBack:
+		if r := sw.Replicas("bank_holder"); r != 0 {
+			t.Errorf("bank_holder at %d replicas, want 0 (the originals put back as standalone containers)", r)
+		}
+		pm, err := e.store.Get(ctx, parked)
+		if err != nil {
+			t.Fatalf("parked snapshot %q: %v", parked, err)
+		}
+		wantOn := map[string][]string{}
+		for _, c := range pm.Containers {
+			wantOn[c.Node] = append(wantOn[c.Node], restore.ContainerName(pm.ID, c))
+		}
+		for n := range wantOn {
+			sort.Strings(wantOn[n])
+		}
+		if fmt.Sprint(restored) != fmt.Sprint(wantOn) {
+			t.Errorf("after the rollback restored %v, want the parked %s on its original nodes: %v", restored, parked, wantOn)
+		}
+		m, _ := e.store.Get(ctx, snap)
+		if m == nil || len(m.Restores) == 0 || m.Restores[len(m.Restores)-1].OK || !strings.Contains(m.Restores[len(m.Restores)-1].Error, "put the stack back") {
+			t.Errorf("the rollback is not recorded on %s: %+v", snap, m)
+		}
+	case forward:
+		if r := sw.Replicas("bank_holder"); r != 0 {
+			t.Errorf("bank_holder at %d replicas, want 0 (restored as standalone containers)", r)
+		}
+		m, err := e.store.Get(ctx, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantOn := map[string][]string{}
+		for _, c := range m.Containers {
+			wantOn[op.Targets[c.Key()]] = append(wantOn[op.Targets[c.Key()]], restore.ContainerName(m.ID, c))
+		}
+		for n := range wantOn {
+			sort.Strings(wantOn[n])
+		}
+		if fmt.Sprint(restored) != fmt.Sprint(wantOn) {
+			t.Errorf("after rolling forward restored %v, want %s on its targets: %v", restored, snap, wantOn)
+		}
+		if !slices.ContainsFunc(m.Restores, func(r store.Restore) bool { return r.OK }) {
+			t.Errorf("the completed restore is not recorded on %s: %+v", snap, m.Restores)
+		}
+	}
+}

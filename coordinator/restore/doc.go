@@ -1,0 +1,23 @@
+// Package restore serves restores and migrations for the coordinator (Restores, to
+// which the coordinator is the Host: snapshots, stack locks, live workers, events).
+//
+// A restore or migration (handlers.go: Restores.Restore, Restores.Migrate), in order:
+// pre-flight on the nodes before anything changes (preflight.go), the choice of the
+// cut to restore (recoveryline.go), a checkpoint of what runs (putback.go; a
+// migration's own snapshot), its containers parked after their dump (park.go), the
+// stop (stop.go, standalone.go), the restore, and on failure the checkpoint put back
+// on the original nodes. Each step is journaled in the store before it begins
+// (opjournal.go), so that a coordinator started after a crash releases, rolls back or
+// finishes it (recoverops.go, by Decide's rule in journal.go).
+//
+// The restoring itself: exact mode (exact.go AgentRestorer: every image set moved to
+// its target node, then restored there as a standalone container on its recorded
+// address) and swarm mode (swarm.go SwarmRestore.Run, a sequence of named steps:
+// swarm's own replacement tasks restored by the runtime wrapper from sets placed on
+// every candidate node, their addresses rewritten). Both reach the nodes only through
+// Nodes, a small interface of the node operations they use (transfer, restore,
+// placement), implemented over the bus by AgentNodes (nodeclient.go); tests run it
+// against agents with fake executors. The other node requests of the package
+// (pre-flight, verify, standalone listing and removal, the stop of parked containers)
+// still go over the bus directly.
+package restore

@@ -1,0 +1,51 @@
+package restore
+
+import (
+	"context"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// Nodes is what a restore asks of the nodes' agents: the image sets it moves, the
+// containers it restores and releases, and (swarm mode) the sets it places for the
+// runtime wrapper. AgentNodes (nodeclient.go) implements it over the bus; an error
+// says which node failed and why (a node without a live agent: "no live worker
+// answers on ...").
+type Nodes interface {
+	Sets
+	Containers
+	Placements
+}
+
+// Sets moves and deletes image sets between nodes.
+type Sets interface {
+	// Addr returns a node's transfer endpoint (from its agent's heartbeats).
+	Addr(nodeName string) (string, bool)
+	// Send streams a set from node from to the worker at req.To (checksums verified on
+	// arrival). An error matching node.ErrSetExists means the target has it.
+	Send(ctx context.Context, from string, req node.SendRequest) (*node.SendReply, error)
+	// Drop deletes a set on node.
+	Drop(ctx context.Context, nodeName, set string) error
+}
+
+// Containers restores containers from sets and releases or removes them.
+type Containers interface {
+	// Restore restores a set on node into a new container (rep.Container, also set
+	// when the restore failed after the container was created).
+	Restore(ctx context.Context, nodeName string, req node.RestoreRequest) (*node.RestoreReply, error)
+	// Unlock lifts the network lock of restored containers (ids or names) on node.
+	Unlock(ctx context.Context, nodeName string, containers []string) error
+	// Remove force-removes containers (ids or names) on node.
+	Remove(ctx context.Context, nodeName string, containers []string) error
+}
+
+// Placements leaves sets for the runtime wrapper of swarm's replacement tasks.
+type Placements interface {
+	// Place puts a set where the wrapper of task SERVICE.SLOT on node finds it.
+	Place(ctx context.Context, nodeName string, req node.PlaceRequest) (*node.PlaceReply, error)
+	// Unplace takes a placement back (rep.Removed: it was unclaimed; rep.Container:
+	// the container that claimed it).
+	Unplace(ctx context.Context, nodeName string, req node.UnplaceRequest) (*node.UnplaceReply, error)
+	// AddressMap gives the placement of SERVICE.SLOT on node its address map.
+	AddressMap(ctx context.Context, nodeName string, req node.AddressMapRequest) error
+}

@@ -1,0 +1,141 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// stopTimeoutPerNode bounds one node's answer to a stop (or resume) of the containers
+// a snapshot parked there.
+const stopTimeoutPerNode = 90 * time.Second
+
+// stopParked ends the containers of a committed snapshot taken with Exit (a
+// migration's, or the checkpoint a restore takes of the running stack), which their
+// nodes keep frozen and locked since their dump (worker/agent park.go); with resume it
+// releases them instead (they run on). Nodes in parallel. The error names every
+// container that could not be ended, and why.
+func (s *Restores) StopParked(ctx context.Context, m *store.Manifest, resume bool) error {
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+	}
+	what := "stop"
+	if resume {
+		what = "release"
+	}
+	t0 := time.Now()
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []string
+	)
+	for nodeName, ids := range byNode {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := nodecall.Ask[node.StopReply](context.WithoutCancel(ctx), s.cfg.Bus, node.StopSubject(nodeName),
+				node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
+			if errors.Is(err, bus.ErrNoResponders) {
+				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("node %s: %v", nodeName, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("%s the containers of %s held since their dump: %s", what, m.ID, strings.Join(errs, "; "))
+	}
+	msg := fmt.Sprintf("%d containers ended, frozen since their dump", len(m.Containers))
+	if resume {
+		msg = fmt.Sprintf("%d containers released: they run on as before", len(m.Containers))
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: msg, MS: time.Since(t0).Milliseconds()})
+	return nil
+}
+
+// parkedStack ends the containers of an Exit snapshot, parked since their dump, at the
+// right moment of the stop that follows it: once swarm ordered their tasks to shut
+// down (StopServices' kill), not before. A task ended before the scale-down counts as
+// failed and swarm starts a replacement, whose address allocation can outlive the
+// scale-down and refuse the restored containers their addresses ("attaching to
+// network failed ... Address already in use", seen on the lab).
+type parkedStack struct {
+	s *Restores
+	m *store.Manifest
+
+	mu       sync.Mutex
+	ended    bool // end ran
+	released bool // release ran
+	err      error
+}
+
+func (s *Restores) newParkedStack(m *store.Manifest) *parkedStack { return &parkedStack{s: s, m: m} }
+
+// killFunc is the kill function of a stop: the parked containers first, then whatever
+// else still runs of the stack's tasks. A nil parkedStack kills the tasks only.
+func (p *parkedStack) killFunc() func(ctx context.Context, byNode map[string][]string) {
+	if p == nil {
+		return nil
+	}
+	return func(ctx context.Context, byNode map[string][]string) {
+		_ = p.end(ctx)
+		p.s.killTasks(ctx, byNode)
+	}
+}
+
+// end ends the parked containers, once; later calls return the first one's error.
+func (p *parkedStack) end(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ended && !p.released {
+		p.ended = true
+		p.err = p.s.StopParked(ctx, p.m, false)
+	}
+	return p.err
+}
+
+// release lets the parked containers run on, unless they were ended: what a
+// restore or migration refused before its stop does.
+func (p *parkedStack) release(ctx context.Context) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended || p.released {
+		return
+	}
+	p.released = true
+	if err := p.s.StopParked(ctx, p.m, true); err != nil {
+		p.s.log.Warn("cannot release the containers held since their dump (their holds' deadlines do)", "snapshot", p.m.ID, "err", err)
+	}
+}
+
+// wasEnded says whether end ran (the stack was stopped, or is being stopped).
+func (p *parkedStack) wasEnded() bool {
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}

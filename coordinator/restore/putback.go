@@ -1,0 +1,69 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// A restore replaces what runs of a stack. What runs has state of its own, which a
+// restore that fails after the stop must not lose: before anything is stopped, the
+// running stack is checkpointed (a blocking snapshot with Exit: its containers wait
+// frozen and locked for the commit, then end: worker/agent park.go), and a failure puts
+// that checkpoint back on the original nodes (putBack), as a migration's rollback
+// does. Only if that fails too are the services started fresh from their images.
+
+// checkpointRunning snapshots what runs of m's stack as snapshot id, holding held (the
+// stack's lock), before a restore of m replaces it. nil when nothing runs. A checkpoint
+// that cannot be taken refuses the restore with nothing changed.
+func (s *Restores) checkpointRunning(ctx context.Context, m *store.Manifest, held store.Lock, id string) (*store.Manifest, error) {
+	st, err := s.cfg.Resolver.Resolve(ctx, m.Stack)
+	switch {
+	case errors.Is(err, stack.ErrNotFound) || (err == nil && len(st.Containers) == 0):
+		return nil, nil
+	case err != nil:
+		return nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed: cannot tell what runs of stack %s to checkpoint it first: %v", m.ID, m.Stack, err)
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "checkpointing", Message: fmt.Sprintf("checkpointing the %d running containers of stack %s first, so that a failed restore puts them back with their state", len(st.Containers), m.Stack)})
+	t0 := time.Now()
+	before, err := s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: id, Stack: m.Stack, Algorithm: DefaultAlgorithm, Exit: true}, nil, held)
+	if err != nil {
+		code := api.CodeFailed
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == api.CodeNoWorker {
+			code = ae.Code
+		}
+		return nil, api.Errorf(code, "restore of %s refused, nothing was changed (stack %s runs as before): its running containers could not be checkpointed first, so a failed restore could not put them back: %v; to replace them anyway, losing their current state, add --discard-running",
+			m.ID, m.Stack, err)
+	}
+	before.Purpose = "before restore of " + m.ID
+	if err := s.cfg.Store.Update(ctx, before); err != nil {
+		s.log.Warn("cannot record the purpose of a snapshot", "snapshot", before.ID, "err", err)
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "checkpointed", Message: "the running stack is kept as snapshot " + before.ID, MS: time.Since(t0).Milliseconds()})
+	return before, nil
+}
+
+// putBack restores before (the checkpoint of what ran) on its original nodes after a
+// restore of m failed with cause once the stack was stopped. If that fails too, the
+// services are started again at the replicas they had (stopped), fresh.
+func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, stopped map[string]uint64, cause error) error {
+	s.event(ctx, api.Event{ID: m.ID, Phase: "putting-back", Message: "restore failed: putting the stack back from " + before.ID + ": " + cause.Error()})
+	orig := map[string]string{}
+	for _, c := range before.Containers {
+		orig[c.Key()] = c.Node
+	}
+	if _, err := s.restorer().Restore(context.WithoutCancel(ctx), before, orig); err != nil {
+		err = fmt.Errorf("restore failed (%v) and putting back what ran from snapshot %s failed too (%w); to put it back by hand: 'swarmckpt restore %s --on-original'",
+			cause, before.ID, err, before.ID)
+		return s.scaleBack(ctx, m, stopped, err)
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the stack's containers run again where they were, with their state, from " + before.ID})
+	return api.Errorf(api.CodeFailed, "restore of %s failed, so the stack was put back as it was: its containers run again on their nodes with the state they had (from snapshot %s, taken just before): %v",
+		m.ID, before.ID, cause)
+}

@@ -1,0 +1,319 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// RecoverOperations finishes or rolls back every restore and migration whose journal
+// (store.Operation, opjournal.go) a dead coordinator left, by Decide's rule:
+// released (nothing was stopped), rolled back (the parked snapshot put back on its
+// original nodes), scaled back (nothing was parked) or rolled forward (the restore
+// had completed). Each is done under the stack's lock, taken over from the dead
+// coordinator, and its journal deleted once done; one that cannot be done (its
+// stack locked by a live coordinator, the store unreachable) stays journaled for
+// the next call. The coordinator's startup recovery (recover.go) calls it after the
+// unfinished snapshots are aborted; a standby taking over calls it too.
+func (s *Restores) RecoverOperations(ctx context.Context) error {
+	ops, err := s.cfg.Store.ListOperations(ctx)
+	if err != nil {
+		return fmt.Errorf("list the journaled restores and migrations: %w", err)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	nodes := map[string]bool{}
+	parked := map[string]*store.Manifest{}
+	for _, op := range ops {
+		for _, n := range op.Targets {
+			nodes[n] = true
+		}
+		for _, n := range op.Nodes {
+			nodes[n] = true
+		}
+		if p := s.parkedOf(ctx, op); p != nil {
+			parked[op.ID] = p
+			for _, c := range p.Containers {
+				nodes[c.Node] = true
+			}
+		}
+	}
+	s.cfg.Host.AwaitAgents(ctx, nodes)
+	var errs []error
+	for _, op := range ops {
+		if err := s.recoverOp(ctx, op, parked[op.ID]); err != nil {
+			errs = append(errs, fmt.Errorf("%s of %s (stack %s): %w", op.Kind, op.Snapshot, op.Stack, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parkedOf is op's parked snapshot if it committed (its containers parked after their
+// dump), else nil (none, not taken, or aborted: its containers were released).
+func (s *Restores) parkedOf(ctx context.Context, op *store.Operation) *store.Manifest {
+	if op.Parked == "" {
+		return nil
+	}
+	m, err := s.cfg.Store.Get(ctx, op.Parked)
+	if err != nil || m.State != store.StateCommitted {
+		return nil
+	}
+	return m
+}
+
+// recoverOp does Decide's action for op under its stack's lock, then deletes
+// its journal.
+func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *store.Manifest) error {
+	act := Decide(op)
+	if act == ActRollBack && parked == nil {
+		act = ActScaleBack // its checkpoint is gone or was never committed
+	}
+	log := s.log.With("operation", op.ID, "kind", op.Kind, "snapshot", op.Snapshot, "stack", op.Stack, "step", op.Step, "action", string(act))
+	log.Warn("found a restore or migration a previous coordinator did not finish")
+	// The dead coordinator's lock lapses with its lease (which an embedded etcd,
+	// restarted with its coordinator, extends): break it at once, then hold the
+	// stack while recovering.
+	if err := s.cfg.Store.BreakLock(ctx, op.Stack, op.ID); err != nil {
+		log.Warn("cannot break the dead coordinator's stack lock (it lapses with its lease)", "err", err)
+	}
+	lock, err := s.lockStack(ctx, op.Stack, "recover-"+op.Snapshot)
+	if err != nil {
+		return fmt.Errorf("left journaled, retried at the next start: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}()
+	m, err := s.cfg.Store.Get(ctx, op.Snapshot)
+	if err != nil {
+		m = nil // recorded nowhere then; the action does not need it
+	}
+	var rerr error
+	switch act {
+	case ActRelease:
+		if parked != nil {
+			rerr = s.StopParked(ctx, parked, true)
+		}
+	case ActRollForward:
+		s.rollForward(ctx, op, m, parked)
+	case ActRollBack:
+		rerr = s.rollBackOp(ctx, op, m, parked)
+	case ActScaleBack:
+		rerr = s.scaleBackOp(ctx, op, m)
+	}
+	if rerr != nil {
+		log.Error("recovery of the operation failed", "err", rerr)
+	} else {
+		log.Info("recovered the operation")
+	}
+	if err := s.cfg.Store.DeleteOperation(ctx, op.ID); err != nil {
+		return fmt.Errorf("delete its journal: %w", err)
+	}
+	return rerr
+}
+
+// rollForward finishes a restore that completed: the parked containers are ended
+// (the stop did; again in case), a migration's streamed copies that no restore used
+// are dropped, and the restore is recorded on the snapshot if it is not yet.
+func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) {
+	if parked != nil {
+		if err := s.StopParked(ctx, parked, false); err != nil {
+			s.log.Debug("parked containers of a completed restore (ended by its stop)", "err", err)
+		}
+	}
+	if m == nil {
+		return
+	}
+	if op.Kind == "migrate" && op.Mode != api.ModeSwarm {
+		s.dropStreamed(ctx, m, op.Targets)
+	}
+	for _, r := range m.Restores {
+		if r.OK && !r.At.Before(op.UpdatedAt) {
+			return // recorded by the dead coordinator
+		}
+	}
+	s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, OK: true, Mode: op.Mode})
+}
+
+// rollBackOp puts an interrupted operation's parked snapshot back on its original
+// nodes: first it stops what still runs of the stack, as the restore's stop does
+// (idempotent): the parked containers ended, the services at 0, a swarm-mode
+// restore's placements taken back, every standalone container of the stack removed
+// (an earlier restore's, and those the interrupted restore created); then it restores
+// the parked snapshot, retrying once; if that fails, the services are scaled back
+// (fresh, as a failed put-back does).
+func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
+	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "rollback", Message: fmt.Sprintf("coordinator %s died during the %s at step %s: putting the stack back from %s", op.Coordinator, op.Kind, op.Step, parked.ID)})
+	pk := s.newParkedStack(parked)
+	stopped, err := s.stopStack(ctx, parked, pk.killFunc())
+	if err != nil {
+		s.log.Warn("rollback: stopping what runs of the stack", "stack", op.Stack, "err", err)
+	}
+	if err := pk.end(ctx); err != nil {
+		s.log.Debug("rollback: parked containers (already ended by the stop?)", "err", err)
+	}
+	s.undoPlacements(ctx, op, m)
+	s.removeInterrupted(ctx, op, m)
+	replicas := s.replicasBefore(op, stopped, parked)
+	orig := map[string]string{}
+	for _, c := range parked.Containers {
+		orig[c.Key()] = c.Node
+	}
+	var perr error
+	for try := 1; try <= 2; try++ {
+		if _, err := s.removeStandalone(ctx, parked); err != nil {
+			s.log.Warn("rollback: removing the stack's standalone containers", "stack", op.Stack, "err", err)
+		}
+		if _, perr = s.restorer().Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
+			break
+		}
+		s.log.Warn("rollback: putting back the parked snapshot failed", "snapshot", parked.ID, "try", try, "err", perr)
+	}
+	if op.Kind == "migrate" && m != nil && op.Mode != api.ModeSwarm {
+		s.dropStreamed(ctx, m, nil)
+	}
+	rec := store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
+		Error: fmt.Sprintf("coordinator %s died during the %s (step %s); the next coordinator put the stack back from %s", op.Coordinator, op.Kind, op.Step, parked.ID)}
+	if perr != nil {
+		rec.Error = fmt.Sprintf("coordinator %s died during the %s (step %s); putting the stack back from %s failed too: %v", op.Coordinator, op.Kind, op.Step, parked.ID, perr)
+		s.recordRecovered(ctx, m, rec)
+		return errors.Join(fmt.Errorf("putting back %s after coordinator %s died: %w; to put it back by hand: 'swarmckpt restore %s --on-original'", parked.ID, op.Coordinator, perr, parked.ID),
+			s.startAgain(ctx, op.Stack, replicas))
+	}
+	s.recordRecovered(ctx, m, rec)
+	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the stack's containers run again where they were, with their state, from " + parked.ID})
+	return nil
+}
+
+// scaleBackOp ends an interrupted operation that parked nothing (nothing ran, or
+// --discard-running): whatever the interrupted restore created is removed and the
+// services are scaled back to the replicas the stop found (or, if it was not
+// recorded, the snapshot's), fresh, as a failed restore without a checkpoint does.
+func (s *Restores) scaleBackOp(ctx context.Context, op *store.Operation, m *store.Manifest) error {
+	s.undoPlacements(ctx, op, m)
+	s.removeInterrupted(ctx, op, m)
+	ref := m
+	if ref == nil {
+		ref = &store.Manifest{ID: op.Snapshot, Stack: op.Stack}
+	}
+	if _, err := s.removeStandalone(ctx, ref); err != nil {
+		s.log.Warn("scale back: removing the stack's standalone containers", "stack", op.Stack, "err", err)
+	}
+	s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
+		Error: fmt.Sprintf("coordinator %s died during the %s (step %s); the next coordinator started the services again", op.Coordinator, op.Kind, op.Step)})
+	return s.startAgain(ctx, op.Stack, s.replicasBefore(op, nil, m))
+}
+
+// startAgain scales the stack's services to replicas (a failure's last resort: they
+// start fresh from their images).
+func (s *Restores) startAgain(ctx context.Context, stackName string, replicas map[string]uint64) error {
+	ss, ok := s.cfg.Stopper.(ServiceStopper)
+	if !ok || len(replicas) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	if err := ss.ScaleServices(cctx, stackName, replicas, nil); err != nil {
+		return fmt.Errorf("start the services of stack %s again failed (start them by hand: docker service scale %s): %w", stackName, scaleArgs(replicas), err)
+	}
+	s.log.Warn("services started again fresh from their images", "stack", stackName, "replicas", describeReplicas(replicas))
+	return nil
+}
+
+// replicasBefore are the replicas to start again if nothing can be put back: those
+// the stop found (journaled, or found now), else the count of ref's containers per
+// service.
+func (s *Restores) replicasBefore(op *store.Operation, stopped map[string]uint64, ref *store.Manifest) map[string]uint64 {
+	out := map[string]uint64{}
+	maps.Copy(out, op.Stopped)
+	for k, v := range stopped {
+		if v > out[k] {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 && ref != nil {
+		for _, c := range ref.Containers {
+			if c.Service != "" {
+				out[c.Service]++
+			}
+		}
+	}
+	return out
+}
+
+// undoPlacements takes back what an interrupted swarm-mode restore of m may have
+// placed on op.Nodes (every slot's placement, unused, on every candidate node), drops
+// the copies it sent there and removes the placement constraints it added.
+// Best effort: a placement that cannot be taken back expires at its deadline.
+func (s *Restores) undoPlacements(ctx context.Context, op *store.Operation, m *store.Manifest) {
+	if op.Mode != api.ModeSwarm || m == nil {
+		return
+	}
+	plan, replicas, err := PlanSlots(m)
+	if err != nil {
+		return
+	}
+	nodes := AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Timeout: time.Minute}
+	for _, n := range op.Nodes {
+		for _, p := range plan {
+			back := ""
+			if n == p.Home {
+				back = p.Set
+			}
+			if _, err := nodes.Unplace(ctx, n, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
+				s.log.Warn("rollback: take back a placement (it expires at its deadline)", "node", n, "slot", p.Key(), "err", err)
+			}
+			if n != p.Home {
+				_ = nodes.Drop(ctx, n, p.Set)
+			}
+		}
+	}
+	if cr, ok := s.cfg.Stopper.(stack.ConstraintRemover); ok && len(op.Constraints) > 0 {
+		if err := cr.RemoveConstraints(ctx, op.Stack, slices.Sorted(maps.Keys(replicas)), op.Constraints); err != nil {
+			s.log.Warn("rollback: the placement constraints stay on the services", "constraints", op.Constraints, "err", err)
+		}
+	}
+}
+
+// removeInterrupted removes, by name, the containers an interrupted exact restore of m
+// may have created on its targets (running, network-locked, or created and never
+// started), so that their names and addresses are free for what comes back.
+// Best effort: the standalone listing that follows finds what is left.
+func (s *Restores) removeInterrupted(ctx context.Context, op *store.Operation, m *store.Manifest) {
+	if m == nil || len(op.Targets) == 0 {
+		return
+	}
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		if t, ok := op.Targets[c.Key()]; ok {
+			byNode[t] = append(byNode[t], ContainerName(m.ID, c))
+		}
+	}
+	nodes := AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Timeout: time.Minute}
+	for node, names := range byNode {
+		if err := nodes.Remove(ctx, node, names); err != nil {
+			s.log.Warn("rollback: remove the interrupted restore's containers (remove them by hand: docker rm -f)", "node", node, "containers", names, "err", err)
+		}
+	}
+}
+
+// recordRecovered appends rec to m's restores (m nil: nothing).
+func (s *Restores) recordRecovered(ctx context.Context, m *store.Manifest, rec store.Restore) {
+	if m == nil {
+		return
+	}
+	m.Restores = append(m.Restores, rec)
+	if err := s.cfg.Store.Update(ctx, m); err != nil {
+		s.log.Warn("cannot record the recovered restore", "snapshot", m.ID, "err", err)
+	}
+}

@@ -1,0 +1,133 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// DefaultAlgorithm takes the checkpoint of what runs before a restore, and is the
+// algorithm of a request that names none.
+const DefaultAlgorithm = "blocking"
+
+// StreamPlan is given a snapshot's containers before anything is locked and returns,
+// by container key, the worker address each container's dump streams its images to
+// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
+type StreamPlan func(m *store.Manifest) map[string]string
+
+// SetRef is an image set on a node.
+type SetRef struct{ Node, Set string }
+
+// Host is what restores and migrations need of the coordinator that runs them: its
+// snapshots, stack locks, live workers and progress events.
+type Host interface {
+	// Snapshot takes a snapshot holding held (the stack's lock, kept), its dumps
+	// streamed by stream (nil: none).
+	Snapshot(ctx context.Context, req api.SnapshotRequest, stream StreamPlan, held store.Lock) (*store.Manifest, error)
+	// LockStack takes the stack's lock for op and returns it with its owner.
+	LockStack(ctx context.Context, stack, op string) (store.Lock, string, error)
+	// Live returns the workers heard from (heartbeats).
+	Live() []store.Worker
+	// AwaitAgents waits (bounded) until every node in nodes has a live agent.
+	AwaitAgents(ctx context.Context, nodes map[string]bool)
+	// DropSets deletes image sets from their nodes: those dropped, and what was left
+	// ("NODE SET: reason").
+	DropSets(ctx context.Context, sets []SetRef) ([]SetRef, []string)
+	// Event publishes a progress event.
+	Event(ctx context.Context, e api.Event)
+}
+
+// Config configures Restores.
+type Config struct {
+	// Name identifies the coordinator (journals, logs).
+	Name       string
+	Host       Host
+	Bus        bus.Transport
+	Store      store.Store
+	Resolver   stack.Resolver
+	Algorithms func(name string) (algorithms.Algorithm, error)
+	// Restorer, when set, serves restore and migrate (AgentRestorer).
+	Restorer Restorer
+	// Stopper, when set, stops the stack's running tasks before a restore.
+	Stopper Stopper
+	// NewID names a new snapshot of stack.
+	NewID func(stack string, now time.Time) string
+	// Heal, when set, runs before a restore reads a snapshot's image sets: it replaces
+	// a set missing or corrupt on its node by a replica, or has the restore read a
+	// replica when the set's node is down (coordinator/replicate.go), and may change
+	// m's Images.Node and Copies accordingly.
+	Heal func(ctx context.Context, m *store.Manifest) error
+	Log  *slog.Logger
+}
+
+// Restores serves restores and migrations for a coordinator: pre-flight, checkpoint
+// of what runs, stop, restore, put back on failure, all journaled (opjournal.go), and
+// the recovery of what a dead coordinator left (recoverops.go).
+type Restores struct {
+	mu  sync.Mutex // guards cfg.Restorer (SetRestorer)
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns Restores for cfg (Host, Store, Bus, NewID and Log required).
+func New(cfg Config) (*Restores, error) {
+	if cfg.Host == nil || cfg.Store == nil || cfg.Bus == nil || cfg.NewID == nil || cfg.Log == nil {
+		return nil, errors.New("restore: Host, Store, Bus, NewID and Log are required")
+	}
+	return &Restores{cfg: cfg, log: cfg.Log}, nil
+}
+
+// SetRestorer installs the restorer after construction (it may need the coordinator).
+func (s *Restores) SetRestorer(r Restorer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Restorer = r
+}
+
+func (s *Restores) restorer() Restorer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Restorer
+}
+
+func (s *Restores) event(ctx context.Context, e api.Event) { s.cfg.Host.Event(ctx, e) }
+
+func (s *Restores) live() []store.Worker { return s.cfg.Host.Live() }
+
+func (s *Restores) lockStackAs(ctx context.Context, stackName, op string) (store.Lock, string, error) {
+	return s.cfg.Host.LockStack(ctx, stackName, op)
+}
+
+func (s *Restores) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
+	l, _, err := s.cfg.Host.LockStack(ctx, stackName, op)
+	return l, err
+}
+
+// WorkerAddr returns the transfer endpoint a node's agent announced.
+func (s *Restores) WorkerAddr(node string) (string, bool) {
+	for _, w := range s.live() {
+		if w.Node == node {
+			return w.Address, w.Address != ""
+		}
+	}
+	return "", false
+}
+
+// StoreErr maps the store's not-found and corrupt errors to the API's codes.
+func StoreErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return api.Errorf(api.CodeNotFound, "%v", err)
+	case errors.Is(err, store.ErrCorrupt):
+		return api.Errorf(api.CodeCorrupt, "%v", err)
+	}
+	return err
+}

@@ -1,0 +1,37 @@
+package restore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
+	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// AgentSockets asks the node holding c's image set (set) to verify it and read its
+// sockets.
+func AgentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
+	nodeName := c.Images.Node
+	rep, err := nodecall.Ask[node.VerifyReply](ctx, b, node.VerifySubject(nodeName),
+		node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files}, timeout)
+	if err != nil {
+		if errors.Is(err, bus.ErrNoResponders) {
+			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again): %w", nodeName, node.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("node %s: %w", nodeName, err)
+	}
+	var socks []cut.Socket
+	if err := json.Unmarshal(rep.Sockets, &socks); err != nil {
+		return nil, fmt.Errorf("node %s sent sockets that do not decode: %w", nodeName, err)
+	}
+	for i := range socks {
+		socks[i].Container = c.Key() // never trust a label from the wire
+	}
+	return socks, nil
+}

@@ -1,0 +1,51 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+)
+
+// DumpOptions are the options of DumpWith.
+type DumpOptions struct {
+	// LeaveRunning keeps the container running after its dump.
+	LeaveRunning bool `json:"leaveRunning,omitempty"`
+	// StreamTo, when set (host:port), streams the images to the worker there while
+	// they are written, as DumpTo does.
+	StreamTo string `json:"streamTo,omitempty"`
+	// CarryVolumes packs the content of the container's local named volumes into the
+	// set (images/volume-NAME.tar, imageset.Manifest.Volumes), while it is frozen, so
+	// that a restore on another node recreates them with that content
+	// (`snapshot --carry-volumes`). Volumes of other drivers are not touched.
+	CarryVolumes bool `json:"carryVolumes,omitempty"`
+}
+
+// DumpWith implements Dumper: POST /v1/containers/{name}/dump, or dumpto with
+// StreamTo. A worker that does not know carryVolumes ignores it: its set then carries
+// no volume, and a restore elsewhere is refused as for any set without them.
+func (c *Client) DumpWith(ctx context.Context, name, setID string, o DumpOptions) (*imageset.Manifest, error) {
+	var m imageset.Manifest
+	req := apiRequest{Set: setID, LeaveRunning: o.LeaveRunning, CarryVolumes: o.CarryVolumes}
+	route := "dump"
+	if o.StreamTo != "" {
+		route, req.Addr = "dumpto", o.StreamTo
+	}
+	if err := c.call(ctx, http.MethodPost, cpath(name, route), req, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// carriedVolumesNote describes what a set carries of its container's volumes, for logs.
+func carriedVolumesNote(m *imageset.Manifest) string {
+	s := ""
+	for i, v := range m.Volumes {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s (%d bytes, %d entries)", v.Name, v.Bytes, v.Entries)
+	}
+	return s
+}

@@ -19,8 +19,8 @@ import (
 type setRef struct{ node, set string }
 
 // setsOf lists the image sets snapshot m wrote: each container's set on the node that
-// dumped it, on the node a migration streamed it to, and on every node a restore moved
-// it to. A set reused from an earlier
+// dumped it, on the node a migration streamed it to, on the nodes holding its copies
+// (replicas), and on every node a restore moved it to. A set reused from an earlier
 // snapshot is named after that snapshot and is not listed (it is not m's to drop).
 func setsOf(m *store.Manifest) []setRef {
 	seen := map[setRef]bool{}
@@ -36,6 +36,9 @@ func setsOf(m *store.Manifest) []setRef {
 		set := node.SetID(m.ID, c.Key())
 		add(c.Node, set)
 		add(c.StreamedTo, set)
+		for _, cp := range c.Copies { // replicate.go
+			add(cp.Node, set)
+		}
 		if c.Images != nil && c.Images.Node != "" && filepath.Base(c.Images.Dir) == set {
 			add(c.Images.Node, set)
 		}

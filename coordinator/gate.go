@@ -48,9 +48,9 @@ func (s *Service) userOpOf(ctx context.Context, id string) (release func()) {
 }
 
 // policyDefaults fills in a user's snapshot request the stack's policy algorithm
-// and timeout when the request names none.
+// timeout, replicas and excluded services when the request names none.
 func (s *Service) policyDefaults(req *api.SnapshotRequest) {
-	if s.rec == nil || (req.Algorithm != "" && req.Timeout > 0) {
+	if s.rec == nil || (req.Algorithm != "" && req.Timeout > 0 && req.Replicas > 0 && req.Exclude != nil) {
 		return
 	}
 	s.rec.mu.Lock()
@@ -69,5 +69,11 @@ func (s *Service) policyDefaults(req *api.SnapshotRequest) {
 	}
 	if req.Timeout <= 0 {
 		req.Timeout = p.Timeout
+	}
+	if req.Replicas <= 0 {
+		req.Replicas = p.Replicas
+	}
+	if req.Exclude == nil {
+		req.Exclude = p.Excluded
 	}
 }

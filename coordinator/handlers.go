@@ -64,6 +64,7 @@ func (s *Service) serveAPI() []subErr {
 				return &api.InspectResult{Snapshot: m}, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots have a cut to verify", m.ID, m.State)
 			}
 			m.Verdict = s.cfg.Verify(ctx, m)
+			s.verifyCopies(ctx, m) // replicate.go: each copy's outcome in its Copy.Error
 			if err := s.cfg.Store.Update(ctx, m); err != nil {
 				s.log.Warn("cannot store verdict", "snapshot", m.ID, "err", err)
 			}

@@ -1,10 +1,12 @@
 package coordinator_test
 
-// Stacks declare their own protection (issue 15, Done-when 1-3 without replicas):
-// bank's own compose labels schedule chandy-lamport snapshots every 15 s, retain 2;
-// retention removes the older sets from the nodes' disks; a coordinator killed with -9
-// between two runs goes on without a doubled run; malformed labels are an error in
-// `policy` and the log, with nothing applied. Part of TestIntegrationE2E (its lab).
+// Stacks declare their own protection (issue 15, Done-when 1-4): bank's own compose
+// labels schedule chandy-lamport snapshots every 15 s, retain 2, replicas 2: every set
+// is on 2 nodes' disks; retention removes the older sets and their copies from the
+// nodes' disks; a coordinator killed with -9 between two runs goes on without a
+// doubled run; malformed labels (replicas > nodes among them) are an error in `policy`
+// and the log, with nothing applied; a restore of a snapshot whose original set was
+// deleted by hand uses the copy and says so. Part of TestIntegrationE2E (its lab).
 
 import (
 	"encoding/json"
@@ -23,7 +25,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
-// quietBank writes bank.yml without its schedule, retention and algorithm labels into
+// quietBank writes bank.yml without its schedule, retention, algorithm and replicas labels into
 // dir: the lab tests that take their own snapshots deploy it, so that no scheduled
 // snapshot runs beside them (policyScheduleAndRetention deploys the real one).
 func quietBank(t *testing.T, dir string) string {
@@ -35,14 +37,15 @@ func quietBank(t *testing.T, dir string) string {
 	dropped := 0
 	for _, l := range strings.Split(string(b), "\n") {
 		k := strings.TrimSpace(l)
-		if strings.HasPrefix(k, policy.KeySchedule+":") || strings.HasPrefix(k, policy.KeyRetain+":") || strings.HasPrefix(k, policy.KeyAlgorithm+":") {
+		if strings.HasPrefix(k, policy.KeySchedule+":") || strings.HasPrefix(k, policy.KeyRetain+":") || strings.HasPrefix(k, policy.KeyAlgorithm+":") ||
+			strings.HasPrefix(k, policy.KeyReplicas+":") {
 			dropped++
 			continue
 		}
 		keep = append(keep, l)
 	}
-	if dropped != 3 {
-		t.Fatalf("bank.yml carries %d of the labels swarmckpt.schedule, retain and algorithm, want all 3", dropped)
+	if dropped != 4 {
+		t.Fatalf("bank.yml carries %d of the labels swarmckpt.schedule, retain, algorithm and replicas, want all 4", dropped)
 	}
 	p := filepath.Join(dir, "bank-quiet.yml")
 	if err := os.WriteFile(p, []byte(strings.Join(keep, "\n")), 0o600); err != nil {
@@ -109,7 +112,7 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 
 	// 3. Malformed labels: errors in `policy` and the log; nothing applied.
 	if out, err := e.dockerOut(e.name+"-1", "service", "update", "--detach", "--label-add", "swarmckpt.schedule=@every 15s",
-		"--label-add", "swarmckpt.retain=-1", "--label-add", "swarmckpt.replicas=2", "--label-add", "swarmckpt.algorithm=magic", "bank_holder"); err != nil {
+		"--label-add", "swarmckpt.retain=-1", "--label-add", "swarmckpt.replicas=5", "--label-add", "swarmckpt.algorithm=magic", "bank_holder"); err != nil {
 		t.Fatalf("service update: %v\n%s", err, out)
 	}
 	var sp *api.StackPolicy
@@ -118,7 +121,7 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		return sp != nil && len(sp.LabelErrors) >= 3
 	})
 	errs := strings.Join(sp.LabelErrors, "\n")
-	for _, want := range []string{`swarmckpt.retain="-1"`, "replicas > 1 is not implemented yet (issue 15): remove the label or set it to 1", `swarmckpt.algorithm="magic": unknown algorithm`} {
+	for _, want := range []string{`swarmckpt.retain="-1"`, `swarmckpt.replicas="5": more copies than nodes: the cluster has 3 nodes`, `swarmckpt.algorithm="magic": unknown algorithm`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("policy's label errors lack %q:\n%s", want, errs)
 		}
@@ -141,8 +144,8 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		sp, _ = e.policyOf(t)
 		return sp != nil && sp.Policy != nil && len(sp.LabelErrors) == 0
 	})
-	if p := sp.Policy; p.Schedule != "@every 15s" || p.Retain != 2 || p.Algorithm != "chandy-lamport" || strings.Join(p.From[policy.KeySchedule], ",") != "bank_holder" {
-		t.Fatalf("bank.yml's policy: %+v; want @every 15s, retain 2, chandy-lamport, from bank_holder", p)
+	if p := sp.Policy; p.Schedule != "@every 15s" || p.Retain != 2 || p.Algorithm != "chandy-lamport" || p.Replicas != 2 || strings.Join(p.From[policy.KeySchedule], ",") != "bank_holder" {
+		t.Fatalf("bank.yml's policy: %+v; want @every 15s, retain 2, chandy-lamport, replicas 2, from bank_holder", p)
 	}
 	seen := map[string]*store.Manifest{} // every scheduled snapshot observed
 	observe := func() []*store.Manifest {
@@ -174,13 +177,23 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 			}
 			return len(kept) == 2 && sp.Kept == 2
 		})
+		for i, m := range kept { // ls lists headers: the containers come with inspect
+			kept[i] = e.inspectOf(t, m.ID)
+		}
 		for _, m := range kept {
+			if len(m.Containers) == 0 {
+				t.Fatalf("kept snapshot %s: inspect lists no container", m.ID)
+			}
 			if m.Algorithm != "chandy-lamport" {
 				t.Fatalf("scheduled snapshot %s: algorithm %s, want chandy-lamport", m.ID, m.Algorithm)
 			}
 			for _, c := range m.Containers {
 				if _, err := os.Stat(c.Images.Dir); err != nil {
 					t.Fatalf("kept snapshot %s: image set of %s missing on %s's disk: %v", m.ID, c.Key(), c.Images.Node, err)
+				}
+				// replicas 2: the set is on 2 nodes' disks, the manifest says where.
+				if on := onDisks(t, c.Images.Dir); len(on) != 2 || len(c.Copies) != 1 || c.Copies[0].Node == c.Images.Node {
+					t.Fatalf("kept snapshot %s: set of %s on the disks %v, copies %+v; want it on 2 nodes, 1 copy on another node than %s", m.ID, c.Key(), on, c.Copies, c.Images.Node)
 				}
 			}
 		}
@@ -196,17 +209,15 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		for _, m := range kept {
 			keptIDs[m.ID] = true
 		}
+		// Every set of a removed snapshot, or a copy of it, is named ID.SERVICE.SLOT in
+		// the sets directory of a node (the layout of a kept snapshot's sets).
+		dir := kept[0].Containers[0].Images.Dir
 		for id, m := range seen {
 			if keptIDs[id] || m.State != store.StateCommitted {
 				continue
 			}
-			for _, c := range m.Containers {
-				if c.Images == nil {
-					continue
-				}
-				if _, err := os.Stat(c.Images.Dir); err == nil {
-					t.Errorf("snapshot %s was removed by retention, but its set of %s is still on %s's disk (%s)", id, c.Key(), c.Images.Node, c.Images.Dir)
-				}
+			if on := onDisks(t, filepath.Join(filepath.Dir(dir), id+".*")); len(on) > 0 {
+				t.Errorf("snapshot %s was removed by retention, but sets of it (or copies) are still on the disks: %v", id, on)
 			}
 		}
 	}
@@ -247,10 +258,71 @@ func (e *e2e) policyScheduleAndRetention(t *testing.T) {
 		sp, _ = e.policyOf(t)
 		return sp != nil && sp.Running == "" && sp.Next.IsZero()
 	})
+
+	// 4. The original set of a container deleted by hand: the restore uses its copy on
+	// the other node and says so.
+	var m *store.Manifest
+	for _, s := range e.scheduledSnapshots(t) {
+		if s.State == store.StateCommitted && (m == nil || s.CreatedAt.After(m.CreatedAt)) {
+			m = s
+		}
+	}
+	if m != nil {
+		m = e.inspectOf(t, m.ID)
+	}
+	if m == nil || len(m.Containers) == 0 || len(m.Containers[0].Copies) != 1 {
+		t.Fatalf("newest committed scheduled snapshot %+v: want one with a copy of each set", m)
+	}
+	c0 := m.Containers[0]
+	if err := os.RemoveAll(c0.Images.Dir); err != nil {
+		t.Fatal(err)
+	}
+	out, code := e.ctl(5*time.Minute, "restore", m.ID, "--mode", "swarm")
+	if code != 0 || !strings.Contains(out, "used-copy") || !strings.Contains(out, "copy from "+c0.Copies[0].Node) {
+		t.Fatalf("restore %s --mode swarm with the set of %s deleted on %s: exit %d; want 0 and the copy from %s used, said so\n%s", m.ID, c0.Key(), c0.Images.Node, code, c0.Copies[0].Node, out)
+	}
+	t.Logf("restore of %s after its set of %s was deleted on %s used the copy on %s", m.ID, c0.Key(), c0.Images.Node, c0.Copies[0].Node)
+	// The swarm-mode restore used one set of each container; the other (original or
+	// replica) is still on its node's disk, not dropped as a copy the restore made.
+	for _, c := range m.Containers {
+		if on := onDisks(t, c.Images.Dir); len(on) == 0 {
+			t.Errorf("after the swarm-mode restore of %s no set of %s is left on any disk (its replica was dropped)", m.ID, c.Key())
+		}
+	}
 	for _, m := range e.scheduledSnapshots(t) {
 		if out, code := e.ctl(time.Minute, "rm", m.ID); code != 0 {
 			t.Fatalf("rm %s: exit %d\n%s", m.ID, code, out)
 		}
 	}
 	waitLong(t, "bank healthy and meshed", e.bankMeshed)
+}
+
+// inspectOf is `swarmckpt inspect ID --output json`: the whole manifest.
+func (e *e2e) inspectOf(t *testing.T, id string) *store.Manifest {
+	t.Helper()
+	out, code := e.ctl(time.Minute, "inspect", id, "--output", "json")
+	if code != 0 {
+		t.Fatalf("inspect %s: exit %d\n%s", id, code, out)
+	}
+	var m store.Manifest
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("inspect %s --output json: %v\n%s", id, err, out)
+	}
+	return &m
+}
+
+// onDisks lists the paths of the image set at dir (a path on one node's data root,
+// ROOT/NODE/docker/swarmckpt/sets/SET; SET may be a glob) on every lab node's disk.
+func onDisks(t *testing.T, dir string) []string {
+	t.Helper()
+	parts := strings.Split(filepath.Clean(dir), string(filepath.Separator))
+	if len(parts) < 6 {
+		t.Fatalf("image set path %s: not ROOT/NODE/docker/swarmckpt/sets/SET", dir)
+	}
+	parts[len(parts)-5] = "*"
+	on, err := filepath.Glob(strings.Join(parts, string(filepath.Separator)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return on
 }

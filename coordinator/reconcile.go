@@ -190,7 +190,7 @@ func (r *reconciler) pass(ctx context.Context, now time.Time) (next time.Time) {
 
 // reconcile brings one stack's record and runs in line with its labels (r.mu held).
 func (r *reconciler) reconcile(ctx context.Context, name string, services []policy.Service, now time.Time) error {
-	p, derr := policy.Derive(name, services)
+	p, derr := policy.DeriveOn(name, services, len(r.s.live.live())) // replicate.go's copies need as many nodes
 	st := r.states[name]
 	if p == nil && derr == nil {
 		// No swarmckpt.* label (any more), or the stack is gone: forget its record once
@@ -299,7 +299,7 @@ func (r *reconciler) putIfChanged(ctx context.Context, st *store.PolicyState, be
 
 // runScheduled takes one scheduled snapshot and applies retention after it commits.
 func (r *reconciler) runScheduled(ctx context.Context, p policy.Policy, id string) {
-	m, err := r.s.snapshot(ctx, api.SnapshotRequest{ID: id, Stack: p.Stack, Algorithm: p.Algorithm, Timeout: p.Timeout, Purpose: policy.PurposeScheduled}, nil, nil)
+	m, err := r.s.snapshot(ctx, api.SnapshotRequest{ID: id, Stack: p.Stack, Algorithm: p.Algorithm, Timeout: p.Timeout, Replicas: p.Replicas, Exclude: p.Excluded, Purpose: policy.PurposeScheduled}, nil, nil)
 	run := &store.PolicyRun{ID: id, At: r.now().UTC()}
 	switch {
 	case err == nil:

@@ -202,7 +202,7 @@ func TestLabelErrorsApplyNothing(t *testing.T) {
 	st := store.NewMemory()
 	labels := &stack.FakeLabels{}
 	pe := newPolicyEnv(t, st, labels, nil)
-	labels.Set("bank", "bank_holder", map[string]string{policy.KeySchedule: "@every 1s", policy.KeyRetain: "-1", policy.KeyReplicas: "2"})
+	labels.Set("bank", "bank_holder", map[string]string{policy.KeySchedule: "@every 1s", policy.KeyRetain: "-1", policy.KeyReplicas: "0"})
 	labels.Set("bank", "bank_other", map[string]string{policy.KeySchedule: "every day"})
 	var res *api.PolicyResult
 	waitFor(t, "label errors in the policy API", func() bool {
@@ -212,7 +212,7 @@ func TestLabelErrorsApplyNothing(t *testing.T) {
 	})
 	sp := res.Stacks[0]
 	joined := strings.Join(sp.LabelErrors, "\n")
-	for _, want := range []string{`service bank_holder: label swarmckpt.retain="-1"`, "replicas > 1 is not implemented yet (issue 15)", `conflict: service bank_other says "every day"`} {
+	for _, want := range []string{`service bank_holder: label swarmckpt.retain="-1"`, `swarmckpt.replicas="0": not a whole number from 1 to 16`, `conflict: service bank_other says "every day"`} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("label errors lack %q:\n%s", want, joined)
 		}

@@ -22,9 +22,11 @@ import (
 // aborted. An aborted snapshot is returned together with an *api.Error (CodeAborted).
 func (s *Service) Snapshot(ctx context.Context, req api.SnapshotRequest) (*store.Manifest, error) {
 	m, err := s.snapshot(ctx, req, nil, nil)
-	if err == nil && req.Exit {
+	if req.Exit && m != nil && m.State == store.StateCommitted { // committed, even if short of copies (replicate.go)
 		// Its containers wait, frozen, for the commit (coordinator/restore/park.go): end them now.
-		err = s.restores.StopParked(ctx, m, false)
+		if serr := s.restores.StopParked(ctx, m, false); serr != nil {
+			err = serr
+		}
 	}
 	return m, err
 }
@@ -60,6 +62,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return nil, api.Errorf(api.CodeFailed, "resolve stack: %v", err)
 	}
+	st, excluded, err := excludeServices(st, req.Exclude) // exclude.go
+	if err != nil {
+		return nil, err
+	}
 	lock, err := held, error(nil)
 	if lock == nil {
 		lock, err = s.lockStack(ctx, req.Stack, req.ID)
@@ -85,7 +91,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
 		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
-		CarryVolumes: req.CarryVolumes}
+		CarryVolumes: req.CarryVolumes, Excluded: excluded}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})
@@ -135,6 +141,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	s.mu.Lock()
 	delete(s.runs, m.ID)
 	s.mu.Unlock()
+	var replErr error
+	if r.m.State == store.StateCommitted { // the copies are made under the stack's lock: no rm meets them half made
+		replErr = s.replicate(ctx, r.m, req.Replicas) // replicate.go: the copies on other nodes
+	}
 	unlock()
 	s.recordOutcome(r.m, start)
 	if r.m.State != store.StateCommitted {
@@ -148,7 +158,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)
 	}
-	return r.m, nil
+	return r.m, replErr
 }
 
 // lockStack takes stackName's lock for op (a snapshot id, or "restore-ID"): CodeBusy

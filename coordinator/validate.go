@@ -11,6 +11,9 @@ func validSnapshotRequest(req api.SnapshotRequest) error {
 	if err := api.ValidStack(req.Stack); err != nil {
 		return err
 	}
+	if req.Replicas < 0 || req.Replicas > MaxReplicas {
+		return api.Errorf(api.CodeBadRequest, "replicas %d: give a number from 1 to %d (on how many nodes each image set is kept)", req.Replicas, MaxReplicas)
+	}
 	if req.ID != "" {
 		return api.ValidID(req.ID)
 	}

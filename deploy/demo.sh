@@ -5,8 +5,8 @@
 # with every algorithm and each cut verified; a snapshot restored on other nodes with the
 # money total holding; the echo stack migrated to another node keeping its TCP connection;
 # bank's own labels (deploy/examples/bank.yml) schedule a chandy-lamport snapshot every
-# 15 s throughout, retention keeping the newest 2 (a command of the demo that meets a
-# scheduled run waits for it).
+# 15 s throughout, each image set copied to a second node, retention keeping the newest 2
+# (a command of the demo that meets a scheduled run waits for it).
 # It prints what it proved, and leaves the lab up for you to explore.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,7 +115,7 @@ echo "$s" | grep -E '"(replies|gaps|duplicates|reconnects|conn_id|remote_addr)"'
 [ "$(field replies <<<"$s")" -gt "$(field replies <<<"$s0")" ] || die "echo replies stopped after migrate"
 proved+=("echo client migrated $from -> ${w% *}: same TCP connection ($remote_before), no gap, duplicate or reconnect, replies continue")
 
-step "scheduled snapshots: bank.yml's labels schedule them, retention keeps the newest 2"
+step "scheduled snapshots: bank.yml's labels schedule them, 2 copies of each image set, retention keeps the newest 2"
 $BIN policy bank
 removed=""; kept=""; for _ in $(seq 1 60); do
   out=$($BIN policy bank --output json)
@@ -131,7 +131,13 @@ n=$($BIN ls bank | grep -cE ' committed +[a-z-]+ +schedule ' || true)
 ! $BIN inspect "$removed" >/dev/null 2>&1 || die "$removed still listed after retention removed it"
 left=$({ ls -d /var/lib/swarmckpt/"$LAB"/*/docker/swarmckpt/sets/"$removed".* 2>/dev/null || true; } | wc -l)
 [ "$left" = 0 ] || die "retention removed $removed but $left of its image sets are still on the nodes' disks"
-proved+=("bank.yml's labels schedule a chandy-lamport snapshot every 15 s: 'swarmckpt ls' lists the newest 2 scheduled ones, retention removed $removed with its image sets on every node")
+# swarmckpt.replicas "2": every set of a kept scheduled snapshot (the older of the 2, whose
+# copies are done) is on 2 nodes' disks.
+kept1=$($BIN ls bank | grep -E ' committed +[a-z-]+ +schedule ' | head -1 | awk '{print $1}')
+on=$({ ls -d /var/lib/swarmckpt/"$LAB"/*/docker/swarmckpt/sets/"$kept1".* 2>/dev/null || true; } | xargs -rn1 basename | sort | uniq -c | awk '{print $1}' | sort -u | paste -sd,)
+[ "$on" = 2 ] || die "the image sets of $kept1 are on $on nodes each, want 2 (swarmckpt.replicas 2)"
+$BIN inspect "$kept1" | grep -E '^CONTAINER|holder' || true
+proved+=("bank.yml's labels schedule a chandy-lamport snapshot every 15 s: 'swarmckpt ls' lists the newest 2 scheduled ones, each image set on 2 nodes' disks (replicas 2), retention removed $removed with its image sets and their copies on every node")
 
 step "summary"
 for p in "${proved[@]}"; do echo "PROVED: $p"; done

@@ -214,13 +214,17 @@ func followProgress(tr bus.Transport, id string, w io.Writer) (func(), error) {
 
 func printSummary(w io.Writer, m *store.Manifest) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONTAINER\tNODE\tFROZEN\tDUMP\tIMAGES")
+	hdr, copies := "", func(store.Container) string { return "" }
+	if m.Replicas > 1 {
+		hdr, copies = "\tCOPIES", func(c store.Container) string { return "\t" + copiesOf(c) }
+	}
+	fmt.Fprintln(tw, "CONTAINER\tNODE\tFROZEN\tDUMP\tIMAGES"+hdr)
 	for _, c := range m.Containers {
 		size := "-"
 		if c.Images != nil {
 			size = human(c.Images.Bytes())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%dms\t%dms\t%s\n", c.Key(), c.Node, c.FreezeMS, c.DumpMS, size)
+		fmt.Fprintf(tw, "%s\t%s\t%dms\t%dms\t%s%s\n", c.Key(), c.Node, c.FreezeMS, c.DumpMS, size, copies(c))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "snapshot %s of stack %s: %s, algorithm %s, %d containers, %s of images, total %dms\n",
@@ -239,6 +243,23 @@ func printSummary(w io.Writer, m *store.Manifest) {
 	for _, wn := range m.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", wn)
 	}
+}
+
+// copiesOf lists the nodes holding copies of c's image set ("-": none), a copy that
+// failed its last check marked "(BAD)".
+func copiesOf(c store.Container) string {
+	if len(c.Copies) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, cp := range c.Copies {
+		if cp.Error != "" {
+			out = append(out, cp.Node+"(BAD)")
+		} else {
+			out = append(out, cp.Node)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // coordinatorGone watches the coordinator during a long request, so that the request

@@ -14,11 +14,13 @@ import (
 const inspectUsage = `
 Usage: swarmckpt inspect <snapshot> [--verify] [--output json]
 
-Shows a snapshot: state, containers with node, addresses, freeze time and images.
---verify re-checks every image file's sha256 and runs the cut checker on the stored CRIU
-images: for every TCP connection between two containers of the snapshot, bytes received
-<= bytes sent in both directions, printed as per-connection evidence. Exit code 1 when
-the cut is inconsistent or the images are corrupt.
+Shows a snapshot: state, containers with node, addresses, freeze time, images and
+the nodes holding copies of each image set (COPIES, with swarmckpt.replicas or
+snapshot --replicas). --verify re-checks every image file's sha256 (on every copy
+too) and runs the cut checker on the stored CRIU images: for every TCP connection
+between two containers of the snapshot, bytes received <= bytes sent in both
+directions, printed as per-connection evidence. Exit code 1 when the cut is
+inconsistent, or the images or a copy of them are corrupt.
 
 Examples:
   swarmckpt inspect bank-20261122-021500-1a2b3c
@@ -50,9 +52,17 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 		if m.Reason != "" {
 			fmt.Fprintf(c.stdout, "Reason:     %s\n", m.Reason)
 		}
+		if len(m.Excluded) > 0 {
+			var ex []string
+			for svc, n := range m.Excluded {
+				ex = append(ex, fmt.Sprintf("%s (%d containers)", svc, n))
+			}
+			sort.Strings(ex)
+			fmt.Fprintf(c.stdout, "Excluded:   %s: not snapshotted (swarmckpt.exclude), started fresh by a restore\n", strings.Join(ex, ", "))
+		}
 		fmt.Fprintln(c.stdout)
 		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CONTAINER\tNODE\tCONTAINER ID\tIPS\tFROZEN\tIMAGES\tFILES\tDIR")
+		fmt.Fprintln(tw, "CONTAINER\tNODE\tCONTAINER ID\tIPS\tFROZEN\tIMAGES\tFILES\tCOPIES\tDIR")
 		for _, ct := range m.Containers {
 			size, files, dir := "-", 0, "-"
 			if ct.Images != nil {
@@ -62,9 +72,16 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 			if len(id) > 12 {
 				id = id[:12]
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%d\t%s\n", ct.Key(), ct.Node, id, strings.Join(ct.IPs, ","), ct.FreezeMS, size, files, dir)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%d\t%s\t%s\n", ct.Key(), ct.Node, id, strings.Join(ct.IPs, ","), ct.FreezeMS, size, files, copiesOf(ct), dir)
 		}
 		tw.Flush()
+		for _, ct := range m.Containers {
+			for _, cp := range ct.Copies {
+				if cp.Error != "" {
+					fmt.Fprintf(c.stdout, "copy of %s on %s is BAD: %s\n", ct.Key(), cp.Node, cp.Error)
+				}
+			}
+		}
 		for _, r := range m.Restores {
 			st := "ok"
 			if !r.OK {
@@ -106,6 +123,15 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 	}
 	if *verify && m.Verdict != nil && (m.Verdict.Error != "" || !m.Verdict.Consistent) {
 		return fmt.Errorf("verification of %s failed", m.ID)
+	}
+	if *verify {
+		for _, ct := range m.Containers {
+			for _, cp := range ct.Copies {
+				if cp.Error != "" {
+					return fmt.Errorf("verification of %s failed: the copy of %s's image set on %s is bad (%s): the snapshot is still restorable from its other copies; take a new snapshot to get every copy back", m.ID, ct.Key(), cp.Node, cp.Error)
+				}
+			}
+		}
 	}
 	return nil
 }

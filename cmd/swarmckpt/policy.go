@@ -134,7 +134,10 @@ func policyValue(p *policy.Policy, k string) string {
 		return p.Migration
 	case policy.KeyOnDrain:
 		return p.OnDrain
-	case policy.KeyExclude:
+	case policy.KeyExclude: // per service: FROM lists every service carrying it
+		if len(p.Excluded) > 0 {
+			return "true for " + strings.Join(p.Excluded, ", ")
+		}
 		return "false"
 	}
 	return "?"

@@ -25,7 +25,10 @@ Progress is shown per container; the summary gives each container's freeze time 
 image size. Ctrl-C aborts the snapshot and releases every container (exit code 130).
 The algorithm is --algorithm, else the stack's swarmckpt.algorithm label
 (docs/policy.md), else blocking; a scheduled snapshot of the stack in progress is
-waited for.
+waited for. --replicas N keeps every image set on N nodes: after the commit each set
+is copied to N-1 other live nodes (sha256-checked on arrival); default the stack's
+swarmckpt.replicas label, else 1. A snapshot that commits without all its copies
+exits 1 and says which are missing and why (it stays committed and restorable).
 
 A container's local named volumes are not in the snapshot unless --carry-volumes is
 given: then their content is packed into it while the container is frozen (checksummed
@@ -43,11 +46,13 @@ Examples:
   swarmckpt snapshot bank
   swarmckpt snapshot bank --algorithm blocking --output json
   swarmckpt snapshot echo --id echo-before-upgrade
+  swarmckpt snapshot bank --replicas 2
 `
 
 func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("snapshot", 15*time.Minute)
 	algo := fs.String("algorithm", "", "checkpoint algorithm ("+algoNames()+"); default: the stack's swarmckpt.algorithm label, else "+coordinator.DefaultAlgorithm)
+	replicas := fs.Int("replicas", 0, "on how many nodes to keep every image set (1 to 16); default: the stack's swarmckpt.replicas label, else 1")
 	carry := fs.Bool("carry-volumes", false, "pack the containers' local named volumes into the snapshot (their size is shown), so that a restore on another node recreates them with their content")
 	id := fs.String("id", "", "id of the new snapshot: 1 to 128 letters, digits, '-' or '_', starting with a letter or digit (default STACK-DATE-TIME-RANDOM)")
 	pos, err := f.parse(c, fs, snapshotUsage, args, 1, 1, "give exactly one stack name (swarmckpt snapshot <stack>)")
@@ -56,6 +61,9 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	}
 	if err := badName(api.ValidStack(pos[0])); err != nil {
 		return err
+	}
+	if *replicas < 0 || *replicas > coordinator.MaxReplicas {
+		return &usageError{msg: fmt.Sprintf("--replicas %d: give a number from 1 to %d (on how many nodes each image set is kept)", *replicas, coordinator.MaxReplicas)}
 	}
 	if *id != "" {
 		if err := badName(api.ValidID(*id)); err != nil {
@@ -89,7 +97,7 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit, CarryVolumes: *carry})
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit, CarryVolumes: *carry, Replicas: *replicas})
 		done <- result{r, err}
 	}()
 	var r result

@@ -51,6 +51,13 @@ type Manifest struct {
 	// Purpose says why the coordinator took this snapshot by itself, e.g. "before
 	// restore of ID" (empty: asked for by a user).
 	Purpose string `json:"purpose,omitempty"`
+	// Replicas is how many copies of every image set the snapshot asked for (0 or 1:
+	// only the original); Containers[i].Copies says where the others are.
+	Replicas int `json:"replicas,omitempty"`
+	// Excluded are the stack's services left out of the snapshot (swarmckpt.exclude),
+	// with how many containers each ran: a restore starts them again fresh, at that
+	// many replicas.
+	Excluded map[string]int `json:"excluded,omitempty"`
 	// CarryVolumes: the dumps packed the containers' local named volumes into their
 	// sets (snapshot --carry-volumes), so a restore elsewhere recreates them.
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
@@ -97,6 +104,10 @@ type Container struct {
 	// StreamedTo is the node a migration's dump also streamed the image set to (the
 	// set of the same name there), so that rm can find a copy no restore used.
 	StreamedTo string `json:"streamed_to,omitempty"`
+	// Copies are the replicas of the image set (swarmckpt.replicas, snapshot
+	// --replicas): the set of the same name on other nodes, each sha256-checked on
+	// arrival. The original is Images.Node's.
+	Copies []Copy `json:"copies,omitempty"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`
@@ -104,6 +115,14 @@ type Container struct {
 
 // Key names a container inside a stack: SERVICE.SLOT.
 func (c Container) Key() string { return fmt.Sprintf("%s.%d", c.Service, c.Slot) }
+
+// Copy is one replica of a container's image set on another node.
+type Copy struct {
+	Node string `json:"node"`
+	// Error is what the last check of this copy (inspect --verify) found wrong; empty
+	// when it verified.
+	Error string `json:"error,omitempty"`
+}
 
 // ImageSet is a container's CRIU image directory on a node: the set its node agent
 // reported with the container's dump-done (protocol.DumpStats.Images).

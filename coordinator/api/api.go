@@ -102,6 +102,13 @@ type SnapshotRequest struct {
 	Exit bool `json:"exit,omitempty"`
 	// Timeout of the whole snapshot; 0 means the coordinator's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Replicas is how many nodes keep every image set (the original and N-1 copies on
+	// other nodes); 0 means the stack's swarmckpt.replicas label, else 1.
+	Replicas int `json:"replicas,omitempty"`
+	// Exclude names services of the stack left out of the snapshot (their containers
+	// keep running untouched; a restore starts them fresh); nil means the services the
+	// stack's policy excludes (swarmckpt.exclude).
+	Exclude []string `json:"exclude,omitempty"`
 	// CarryVolumes packs the containers' local named volumes into the snapshot, so
 	// that a restore on another node recreates them with their content.
 	CarryVolumes bool `json:"carry_volumes,omitempty"`

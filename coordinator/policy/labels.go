@@ -77,7 +77,7 @@ type Policy struct {
 	Schedule  string        `json:"schedule,omitempty"`
 	// Retain is how many committed scheduled snapshots are kept (0: all).
 	Retain int `json:"retain,omitempty"`
-	// Replicas is always 1 today (larger values are refused).
+	// Replicas is on how many nodes every image set is kept (1: its own node only).
 	Replicas  int    `json:"replicas,omitempty"`
 	Mode      string `json:"mode,omitempty"`
 	Migration string `json:"migration,omitempty"`
@@ -85,9 +85,15 @@ type Policy struct {
 	// (checkpointed while swarm's stop is held, restored as swarm's replacement:
 	// docs/drain.md); "" lets swarm restart them fresh.
 	OnDrain string `json:"on_drain,omitempty"`
+	// Excluded are the services labelled swarmckpt.exclude=true (sorted): left out of
+	// the stack's snapshots, recreated fresh by its restores.
+	Excluded []string `json:"excluded,omitempty"`
 	// From names, per label key, the services that set it (sorted).
 	From map[string][]string `json:"from"`
 }
+
+// MaxReplicas bounds swarmckpt.replicas.
+const MaxReplicas = 16
 
 // Values allowed for the enumerated keys.
 var (
@@ -104,7 +110,11 @@ const OnDrainMigrate = "migrate"
 // malformed or conflicting label is reported (errors.Join of *LabelError, each
 // matching ErrLabel), and then no policy is returned: a policy is applied whole or
 // not at all.
-func Derive(stack string, services []Service) (*Policy, error) {
+func Derive(stack string, services []Service) (*Policy, error) { return DeriveOn(stack, services, 0) }
+
+// DeriveOn is Derive on a cluster of live nodes with a live worker: a replicas label
+// above that is one more label error (live 0: unknown, not checked).
+func DeriveOn(stack string, services []Service, live int) (*Policy, error) {
 	svcs := slices.Clone(services)
 	sort.Slice(svcs, func(i, j int) bool { return svcs[i].Name < svcs[j].Name })
 	known := Keys()
@@ -151,14 +161,17 @@ func Derive(stack string, services []Service) (*Policy, error) {
 			errs = append(errs, err)
 		}
 	}
+	if live > 0 && p.Replicas > live {
+		errs = append(errs, &LabelError{Service: strings.Join(p.From[KeyReplicas], ", "), Key: KeyReplicas, Value: strconv.Itoa(p.Replicas),
+			Problem: fmt.Sprintf("more copies than nodes: the cluster has %d nodes with a live worker, and each copy of an image set needs its own node: lower it to at most %d, or add nodes", live, live)})
+	}
 	for _, st := range byKey[KeyExclude] {
 		p.From[KeyExclude] = append(p.From[KeyExclude], st.service)
 		switch b, err := strconv.ParseBool(st.value); {
 		case err != nil:
 			errs = append(errs, &LabelError{Service: st.service, Key: KeyExclude, Value: st.value, Problem: "not a boolean: use true or false"})
 		case b:
-			errs = append(errs, &LabelError{Service: st.service, Key: KeyExclude, Value: st.value,
-				Problem: "excluding a service from its stack's snapshots is not implemented yet (issue 15): remove the label or set it to false"})
+			p.Excluded = append(p.Excluded, st.service)
 		}
 	}
 	if p.Retain > 0 && p.Schedule == "" && len(errs) == 0 {
@@ -206,9 +219,11 @@ func (p *Policy) apply(k, service, v string) error {
 		}
 		p.Retain = n
 	case KeyReplicas:
-		if v != "1" {
-			return bad("replicas > 1 is not implemented yet (issue 15): remove the label or set it to 1")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxReplicas {
+			return bad(fmt.Sprintf("not a whole number from 1 to %d: use e.g. \"2\" (the image sets on 2 nodes)", MaxReplicas))
 		}
+		p.Replicas = n
 	case KeyMode:
 		if !slices.Contains(Modes, v) {
 			return bad("unknown restore mode: use one of " + strings.Join(Modes, ", "))

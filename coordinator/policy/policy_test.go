@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,10 +52,11 @@ func TestDerive(t *testing.T) {
 		{name: "retain word", services: []Service{svc("a", KeySchedule, "@every 1m", KeyRetain, "two")}, errs: []string{"at least 1"}},
 		{name: "retain without schedule", services: []Service{svc("a", KeyRetain, "2")}, errs: []string{"has no swarmckpt.schedule"}},
 		{name: "exclude not bool", services: []Service{svc("a", KeyExclude, "yes please")}, errs: []string{"swarmckpt.exclude=\"yes please\": not a boolean"}},
-		{name: "exclude true", services: []Service{svc("a", KeyExclude, "true")}, errs: []string{"not implemented yet (issue 15)"}},
 		{name: "enable not bool", services: []Service{svc("a", KeyEnable, "maybe")}, errs: []string{"not a boolean"}},
-		{name: "replicas 2", services: []Service{svc("a", KeyReplicas, "2")},
-			errs: []string{`swarmckpt.replicas="2": replicas > 1 is not implemented yet (issue 15): remove the label or set it to 1`}},
+		{name: "replicas 0", services: []Service{svc("a", KeyReplicas, "0")},
+			errs: []string{`swarmckpt.replicas="0": not a whole number from 1 to 16`}},
+		{name: "replicas word", services: []Service{svc("a", KeyReplicas, "two")}, errs: []string{"not a whole number from 1 to 16"}},
+		{name: "replicas 17", services: []Service{svc("a", KeyReplicas, "17")}, errs: []string{"not a whole number from 1 to 16"}},
 		{name: "mode", services: []Service{svc("a", KeyMode, "fast")}, errs: []string{"unknown restore mode: use one of exact, swarm"}},
 		{name: "migration", services: []Service{svc("a", KeyMigration, "teleport")}, errs: []string{"unknown migration kind: use one of cold, direct, post-copy"}},
 		{name: "on-drain migrate", services: []Service{svc("a", KeyOnDrain, "migrate"), svc("b", KeyOnDrain, "migrate")},
@@ -93,6 +95,29 @@ func TestDerive(t *testing.T) {
 }
 
 var t0 = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+
+func TestReplicas(t *testing.T) {
+	p, err := Derive("s", []Service{svc("a", KeyReplicas, "3"), svc("b", KeyReplicas, "3")})
+	if err != nil || p.Replicas != 3 || !slices.Equal(p.From[KeyReplicas], []string{"a", "b"}) {
+		t.Fatalf("Derive = %+v, %v; want replicas 3 from a, b", p, err)
+	}
+	two := []Service{svc("a", KeyReplicas, "3", KeyRetain, "-1"), svc("b", KeyReplicas, "3")}
+	if p, err := DeriveOn("s", two[1:], 3); err != nil || p.Replicas != 3 {
+		t.Errorf("DeriveOn 3 nodes with replicas 3 = %+v, %v; want replicas 3", p, err)
+	}
+	p, err = DeriveOn("s", two, 2)
+	les := Errors(err)
+	if p != nil || len(les) != 2 || !strings.Contains(err.Error(), `service a, b: label swarmckpt.replicas="3": more copies than nodes: the cluster has 2 nodes`) {
+		t.Errorf("DeriveOn 2 nodes with replicas 3 (and a bad retain) = %+v, %v; want both label errors, the replicas one naming the services and the 2 nodes", p, err)
+	}
+}
+
+func TestExclude(t *testing.T) {
+	p, err := Derive("s", []Service{svc("web", KeyExclude, "true"), svc("db", KeySchedule, "@every 1m"), svc("cache", KeyExclude, "false"), svc("api", KeyExclude, "1")})
+	if err != nil || !slices.Equal(p.Excluded, []string{"api", "web"}) || !slices.Equal(p.From[KeyExclude], []string{"api", "cache", "web"}) {
+		t.Fatalf("Derive = %+v, %v; want api and web excluded, the label from api, cache, web", p, err)
+	}
+}
 
 func TestScheduleNext(t *testing.T) {
 	for _, tc := range []struct {

@@ -83,26 +83,27 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		return errors.Join(errs...)
 	}
 	err := parallel(func(it item) error {
-		if it.target == it.c.Node {
+		src := imagesNode(it.c) // copies.go: the node holding the set the restore reads
+		if it.target == src {
 			return nil
 		}
 		addr, ok := r.Nodes.Addr(it.target)
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
 		}
-		rep, err := r.Nodes.Send(ctx, it.c.Node, node.SendRequest{Set: it.set, To: addr})
+		rep, err := r.Nodes.Send(ctx, src, node.SendRequest{Set: it.set, To: addr})
 		switch {
 		case errors.Is(err, node.ErrSetExists):
 			// An earlier restore already moved the set; the target verifies every
 			// checksum before restoring it.
 			emit(it, "transferred", "already on "+it.target, 0)
 		case err != nil:
-			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
+			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), src, it.target, err)
 		case rep.AlreadyThere:
 			// A migration streamed the images there while dumping (Target.StreamTo).
 			emit(it, "transferred", AlreadyThere(it.target), rep.MS)
 		default:
-			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
+			emit(it, "transferred", fmt.Sprintf("%s -> %s", src, it.target), rep.MS)
 		}
 		return nil
 	})
@@ -123,7 +124,7 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		// In place (the target is the dumping node): the set is the snapshot's only copy
 		// there, which a retry, a later restore or migrate's rollback still needs. A set
 		// sent for this restore is a copy and is used up.
-		inPlace := it.target == it.c.Node
+		inPlace := keepsSet(it.c, it.target) // copies.go: the dumping node's set, or a replica
 		rep, err := r.Nodes.Restore(ctx, it.target, node.RestoreRequest{Set: it.set,
 			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: HoldFor(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {

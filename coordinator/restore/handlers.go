@@ -48,6 +48,9 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
+	if err := s.heal(ctx, m); err != nil { // copies.go: a bad original is replaced by a healthy replica
+		return nil, nil, err
+	}
 	chosen, err := s.chooseCut(ctx, m, req) // recoveryline.go: check the cut, or choose a recovery line
 	if err != nil {
 		return nil, nil, err
@@ -59,6 +62,9 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
 		res, err := s.restoreSwarm(ctx, m, req, pk, j) // restoreswarm.go, coordinator/restore/swarm.go
+		if err == nil {
+			err = s.startExcluded(ctx, m) // copies.go: swarmckpt.exclude
+		}
 		return res, nil, err
 	default:
 		return nil, nil, api.Errorf(api.CodeBadRequest, "unknown restore mode %q (use %s or %s)", req.Mode, api.ModeExact, api.ModeSwarm)
@@ -196,7 +202,7 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	}
 	chosen.record(nil, res)
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: res.TotalMS})
-	return res, stopped, nil
+	return res, stopped, s.startExcluded(ctx, m) // copies.go: swarmckpt.exclude
 }
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore

@@ -60,7 +60,12 @@ type Config struct {
 	Stopper Stopper
 	// NewID names a new snapshot of stack.
 	NewID func(stack string, now time.Time) string
-	Log   *slog.Logger
+	// Heal, when set, runs before a restore reads a snapshot's image sets: it replaces
+	// a set missing or corrupt on its node by a replica, or has the restore read a
+	// replica when the set's node is down (coordinator/replicate.go), and may change
+	// m's Images.Node and Copies accordingly.
+	Heal func(ctx context.Context, m *store.Manifest) error
+	Log  *slog.Logger
 }
 
 // Restores serves restores and migrations for a coordinator: pre-flight, checkpoint

@@ -358,7 +358,7 @@ func (w *swarmRun) undo(ctx context.Context, cause error) error {
 	for ns := range w.placed {
 		p := w.setOf[ns.key]
 		back := ""
-		if ns.node == p.Home {
+		if ns.node == p.Home || hasCopy(p.Old, ns.node) { // copies.go: a replica goes back too
 			back = p.Set
 		}
 		if _, err := r.Nodes.Unplace(uctx, ns.node, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
@@ -413,7 +413,7 @@ func (w *swarmRun) stopAndCopy(ctx context.Context) error {
 	var jobs []copyJob
 	for _, p := range w.plan {
 		for _, n := range w.nodes {
-			if n != p.Home {
+			if n != p.Home && !hasCopy(p.Old, n) { // copies.go: a replica is there already, and stays
 				jobs = append(jobs, copyJob{p, n})
 			}
 		}
@@ -606,7 +606,7 @@ func (w *swarmRun) takeBackPlacements(ctx context.Context) error {
 		p := w.setOf[ns.key]
 		tk := w.current[ns.key]
 		back := ""
-		if ns.node == p.Home && ns.node != tk.Node {
+		if (ns.node == p.Home || hasCopy(p.Old, ns.node)) && ns.node != tk.Node { // copies.go: a replica goes back too
 			back = p.Set
 		}
 		rep, err := r.Nodes.Unplace(ctx, ns.node, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back})

@@ -409,6 +409,8 @@ func (fl *faultLab) killLeaderMidRestore(t *testing.T, args []string, step strin
 	} else {
 		last := m.Restores[len(m.Restores)-1]
 		switch {
+		case last.At.Before(op.UpdatedAt):
+			t.Errorf("no restore of %s recorded since the %s's step %s (%v); the last: %+v", op.Snapshot, op.Kind, op.Step, op.UpdatedAt, last)
 		case last.OK:
 			t.Logf("the %s of %s was rolled forward (it had completed)", op.Kind, op.Snapshot)
 		case strings.Contains(last.Error, "put the stack back from"):

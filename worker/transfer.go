@@ -437,6 +437,11 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 // before that, it is thawed and unlocked and keeps running here, and the target keeps
 // nothing. No set is left on this node either way.
 func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
+	return w.dumpInto(ctx, name, setID, addr, dump.Options{})
+}
+
+// dumpInto is DumpInto with the dumper's options (DumpWith adds volumes).
+func (w *Worker) dumpInto(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
 	if _, err := w.setPath(setID); err != nil {
 		return nil, err
 	}
@@ -468,7 +473,8 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	// than OwnHold): if this worker hangs, the watchdog releases them within OwnHold
 	// of the last renewal (at once if it dies).
 	stopRenew := w.renewHolds(c, true, deadline, w.cfg.OwnHold/4)
-	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, dump.Options{LeaveRunning: true, SendPages: psAddr},
+	opts.LeaveRunning, opts.SendPages = true, psAddr
+	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, opts,
 		func(m *imageset.Manifest) { m.LeaveRunning = false }) // it is killed below once the target holds the set
 	err = errors.Join(derr, serr)
 	deadline = stopRenew()
@@ -483,6 +489,33 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 			w.cfg.Node, name, addr, err, deadline.Format(time.RFC3339))
 	}
 	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
+		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
+	return m, nil
+}
+
+// dumpIntoHeld is DumpInto's transfer for a container its caller holds (DumpWith with
+// Into and LeaveRunning: a migration's container, frozen and network-locked by the
+// node agent from before its dump to the migration's outcome, worker/agent park.go).
+// It takes no hold of its own and leaves the container as it found it, on success
+// too: the caller ends it once the migration committed, or releases it (it then runs
+// on here). On success the set's only copy is on the target, verified; on failure
+// the target keeps nothing. No set is left on this node either way.
+func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
+	if _, err := w.setPath(setID); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	psAddr, err := openPages(ctx, w.peer, addr, setID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
+	}
+	opts.LeaveRunning, opts.SendPages = true, psAddr
+	m, derr, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
+	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
+	if err := errors.Join(derr, serr); err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s failed (the target keeps nothing; the container is left as its caller holds it): %w", w.cfg.Node, name, addr, err)
+	}
+	w.log.Info("held container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
 }

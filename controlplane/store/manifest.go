@@ -97,6 +97,10 @@ type Container struct {
 	// StreamedTo is the node a migration's dump also streamed the image set to (the
 	// set of the same name there), so that rm can find a copy no restore used.
 	StreamedTo string `json:"streamed_to,omitempty"`
+	// Direct: the migration dumped the container straight into StreamedTo (migrate
+	// --copy direct): the set's only copy is there, and Images.Node names that node.
+	// A failed migration keeps it (its rollback restores from it); rm drops it there.
+	Direct bool `json:"direct,omitempty"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`

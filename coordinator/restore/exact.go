@@ -60,11 +60,12 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		c      store.Container
 		target string
 		set    string
+		home   string // the node holding the set (HomeOf)
 	}
 	var items []item
 	for _, c := range m.Containers {
 		if t, ok := targets[c.Key()]; ok {
-			items = append(items, item{c: c, target: t, set: SetOf(m, c)})
+			items = append(items, item{c: c, target: t, set: SetOf(m, c), home: HomeOf(c)})
 		}
 	}
 	emit := func(it item, phase, msg string, ms int64) {
@@ -83,26 +84,26 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		return errors.Join(errs...)
 	}
 	err := parallel(func(it item) error {
-		if it.target == it.c.Node {
+		if it.target == it.home {
 			return nil
 		}
 		addr, ok := r.Nodes.Addr(it.target)
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
 		}
-		rep, err := r.Nodes.Send(ctx, it.c.Node, node.SendRequest{Set: it.set, To: addr})
+		rep, err := r.Nodes.Send(ctx, it.home, node.SendRequest{Set: it.set, To: addr})
 		switch {
 		case errors.Is(err, node.ErrSetExists):
 			// An earlier restore already moved the set; the target verifies every
 			// checksum before restoring it.
 			emit(it, "transferred", "already on "+it.target, 0)
 		case err != nil:
-			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.c.Node, it.target, err)
+			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.home, it.target, err)
 		case rep.AlreadyThere:
 			// A migration streamed the images there while dumping (Target.StreamTo).
 			emit(it, "transferred", AlreadyThere(it.target), rep.MS)
 		default:
-			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.c.Node, it.target), rep.MS)
+			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.home, it.target), rep.MS)
 		}
 		return nil
 	})
@@ -120,10 +121,11 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
 		name := ContainerName(m.ID, it.c)
-		// In place (the target is the dumping node): the set is the snapshot's only copy
-		// there, which a retry, a later restore or migrate's rollback still needs. A set
-		// sent for this restore is a copy and is used up.
-		inPlace := it.target == it.c.Node
+		// In place (the target is the node holding the set: the dumping node, or a
+		// direct migration's target): the set is the snapshot's only copy there, which
+		// a retry, a later restore or migrate's rollback still needs. A set sent for
+		// this restore is a copy and is used up.
+		inPlace := it.target == it.home
 		rep, err := r.Nodes.Restore(ctx, it.target, node.RestoreRequest{Set: it.set,
 			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: HoldFor(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
@@ -179,6 +181,15 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 // snapshot id.
 func ContainerName(id string, c store.Container) string {
 	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
+}
+
+// HomeOf is the node holding c's image set: Images.Node (a direct migration's target,
+// store.Container.Direct), else the node c ran on.
+func HomeOf(c store.Container) string {
+	if c.Images != nil && c.Images.Node != "" {
+		return c.Images.Node
+	}
+	return c.Node
 }
 
 // SetOf is the image set a restore uses for container c of m: the base of its image

@@ -204,7 +204,10 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 // were (rollback); if that fails too, the stack's services are started again. In exact
 // mode the targets are planned before the snapshot, and each moving container's dump
 // streams its images to its target while CRIU writes them (the dumping node keeps its
-// copy, which the rollback uses); the restore then finds the sets in place.
+// copy, which the rollback uses); the restore then finds the sets in place. With
+// --copy direct (copymode.go) the dumps send the pages straight into the targets and
+// keep no copy: the target's set is the snapshot's only one (Images.Node), restored in
+// place and kept, and the rollback sends it back from there (HomeOf).
 // The request is validated (coordinator/validate.go).
 func (s *Restores) Migrate(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error) {
 	var copyMode string

@@ -389,8 +389,14 @@ func TestDumpIntoHeldLeavesTheContainerAsHeld(t *testing.T) {
 		for i, s := range []worker.Dumper{a.w, &worker.Client{Addr: a.w.Addr()}} {
 			c := []container.Ref{web, api}[i]
 			hold(t, a, c)
-			if _, err := s.DumpWith(ctx, c.Name, "mig."+c.Name, worker.DumpOptions{LeaveRunning: true, Into: b.w.Addr()}); err != nil {
+			m, err := s.DumpWith(ctx, c.Name, "mig."+c.Name, worker.DumpOptions{LeaveRunning: true, Into: b.w.Addr()})
+			if err != nil {
 				t.Fatal(err)
+			}
+			// The manifest returned is the target's: with the pages and their digests,
+			// so that a verify on the target compares like with like.
+			if f, ok := m.Lookup("pages-1.img"); !ok || f.SHA256 == "" {
+				t.Fatalf("returned manifest lacks the pages the target received: %+v", m.Files)
 			}
 			got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig."+c.Name))
 			if err != nil {

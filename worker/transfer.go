@@ -245,29 +245,35 @@ func (w *Worker) Send(ctx context.Context, id, addr string) (SendResult, error) 
 // holdsSame tells whether the worker at addr holds set id with the files (names, sizes,
 // sha256) of local. A worker without the set answers 404: false.
 func holdsSame(ctx context.Context, p peer, addr, id string, local *imageset.Manifest) (bool, error) {
+	remote, err := remoteManifest(ctx, p, addr, id)
+	if err != nil || remote == nil {
+		return false, err
+	}
+	return local.SameFiles(remote), nil
+}
+
+// remoteManifest is the manifest of set id on the worker at addr (nil, nil: it has no
+// such set).
+func remoteManifest(ctx context.Context, p peer, addr, id string) (*imageset.Manifest, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url(addr, setsPath+id+"/manifest"), nil)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	resp, err := p.do(req)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return false, nil
+		return nil, nil
 	default:
-		return false, fmt.Errorf("%s", resp.Status)
+		return nil, fmt.Errorf("%s", resp.Status)
 	}
-	remote, err := imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return false, err
-	}
-	return local.SameFiles(remote), nil
+	return imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a
@@ -515,6 +521,16 @@ func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opt
 	if err := errors.Join(derr, serr); err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s failed (the target keeps nothing; the container is left as its caller holds it): %w", w.cfg.Node, name, addr, err)
 	}
+	// The set as the target holds it: with the pages and the digests it computed (this
+	// node's manifest lists no pages), which a verify there compares with.
+	got, err := remoteManifest(ctx, w.peer, addr, setID)
+	if err == nil && got == nil {
+		err = errors.New("it does not hold the set it verified")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dumped %s into %s, but reading the set's manifest there failed: %w (the container is left as its caller holds it; drop set %s there)", w.cfg.Node, name, addr, err, setID)
+	}
+	m = got
 	w.log.Info("held container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil

@@ -516,21 +516,20 @@ func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opt
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}
 	opts.LeaveRunning, opts.SendPages = true, psAddr
-	m, derr, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
+	_, derr, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
 	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
 	if err := errors.Join(derr, serr); err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s failed (the target keeps nothing; the container is left as its caller holds it): %w", w.cfg.Node, name, addr, err)
 	}
 	// The set as the target holds it: with the pages and the digests it computed (this
 	// node's manifest lists no pages), which a verify there compares with.
-	got, err := remoteManifest(ctx, w.peer, addr, setID)
-	if err == nil && got == nil {
+	m, err := remoteManifest(ctx, w.peer, addr, setID)
+	if err == nil && m == nil {
 		err = errors.New("it does not hold the set it verified")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dumped %s into %s, but reading the set's manifest there failed: %w (the container is left as its caller holds it; drop set %s there)", w.cfg.Node, name, addr, err, setID)
 	}
-	m = got
 	w.log.Info("held container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil

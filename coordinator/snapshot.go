@@ -433,7 +433,7 @@ func (r *run) addImages(ctx context.Context, env protocol.Envelope, i int, st *p
 		return // none (commit names it), another epoch's, or a duplicate
 	}
 	img := *st.Images
-	if c := r.m.Containers[i]; c.Direct && c.StreamedTo != "" {
+	if c := r.m.Containers[i]; c.Direct && c.StreamedTo != "" && st.ReusedFrom == "" {
 		img.Node = c.StreamedTo // dumped into its target: the only copy is there
 	}
 	r.m.Containers[i].Images = &img

@@ -644,6 +644,34 @@ func TestIntegrationE2E(t *testing.T) {
 			t.Errorf("migrate printed %d 'already on %s' transfers, want %d (one per streamed set):\n%s", n, target, streamed, out)
 		}
 		e.echoSameConnection(t, target, "echo_client-1-")
+
+		// Direct, back to the manager: the pages go straight from CRIU to the target's
+		// page server, no set is written on the dumping node, the restore uses the sets
+		// in place, and the client keeps its connection.
+		back := e.node(1)
+		held := func() (n int) {
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "worker-"+e.name+"-*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				n += strings.Count(string(b), "held container dumped into another node")
+			}
+			return n
+		}
+		before := held()
+		out, code = e.ctl(5*time.Minute, "migrate", "echo", "--to", back, "--copy", "direct")
+		if code != 0 {
+			t.Fatalf("migrate --copy direct: exit %d\n%s", code, out)
+		}
+		if !strings.Contains(out, "dumped straight into their target nodes") || !strings.Contains(out, "(copy: direct)") {
+			t.Errorf("migrate --copy direct --to %s did not say it dumped straight into the target:\n%s", back, out)
+		}
+		if n := held() - before; n != 2 {
+			t.Errorf("workers logged %d direct (held) dumps, want 2 (server and client moved from %s)", n, target)
+		}
+		if strings.Contains(out, target+" -> "+back) {
+			t.Errorf("the restore sent a set the direct dump had put on %s already:\n%s", back, out)
+		}
+		e.echoSameConnection(t, back, "echo_client-1-")
 	})
 
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).

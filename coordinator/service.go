@@ -165,8 +165,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
+	// A migration without --copy takes the stack's swarmckpt.migration label, read
+	// where the reconciler reads labels, else from the stopper (stack.Docker).
+	var labels restore.LabelReader
+	if cfg.Policies != nil {
+		labels = cfg.Policies
+	} else if lr, ok := cfg.Stopper.(restore.LabelReader); ok {
+		labels = lr
+	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
-		Algorithms: cfg.Algorithms, Restorer: cfg.Restorer, Stopper: cfg.Stopper, NewID: NewID, Log: s.log,
+		Algorithms: cfg.Algorithms, Restorer: cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
 		Heal: s.healFromCopies}) // replicate.go
 	if err != nil {
 		return nil, err

@@ -305,7 +305,7 @@ func (r *run) targets() []node.Target {
 	out := make([]node.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
 		out = append(out, node.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
-			StreamTo: r.streamTo[c.Key()], CarryVolumes: r.m.CarryVolumes})
+			StreamTo: r.streamTo[c.Key()], Direct: c.Direct && r.streamTo[c.Key()] != "", CarryVolumes: r.m.CarryVolumes})
 	}
 	return out
 }
@@ -443,6 +443,9 @@ func (r *run) addImages(ctx context.Context, env protocol.Envelope, i int, st *p
 		return // none (commit names it), another epoch's, or a duplicate
 	}
 	img := *st.Images
+	if c := r.m.Containers[i]; c.Direct && c.StreamedTo != "" && st.ReusedFrom == "" {
+		img.Node = c.StreamedTo // dumped into its target: the only copy is there
+	}
 	r.m.Containers[i].Images = &img
 	r.m.Containers[i].FreezeMS = st.FreezeMS
 	r.m.Containers[i].DumpMS = st.DumpMS

@@ -15,6 +15,14 @@ type DumpOptions struct {
 	// StreamTo, when set (host:port), streams the images to the worker there while
 	// they are written, as DumpTo does.
 	StreamTo string `json:"streamTo,omitempty"`
+	// Into, when set (host:port), dumps as DumpInto does: the memory pages go straight
+	// to a page server of the worker there, the other images follow, and no set stays
+	// on this node. With LeaveRunning the container is left as its caller holds it
+	// (frozen and network-locked: a migration's parked container, worker/agent
+	// park.go), not killed: the caller ends it once the migration committed, or
+	// releases it. Without LeaveRunning it is DumpInto (its own hold, killed once the
+	// target holds the set). Overrides StreamTo.
+	Into string `json:"into,omitempty"`
 	// CarryVolumes packs the content of the container's local named volumes into the
 	// set (images/volume-NAME.tar, imageset.Manifest.Volumes), while it is frozen, so
 	// that a restore on another node recreates them with that content
@@ -22,8 +30,8 @@ type DumpOptions struct {
 	CarryVolumes bool `json:"carryVolumes,omitempty"`
 }
 
-// DumpWith implements Dumper: POST /v1/containers/{name}/dump, or dumpto with
-// StreamTo. A worker that does not know carryVolumes ignores it: its set then carries
+// DumpWith implements Dumper: POST /v1/containers/{name}/dump, dumpto with
+// StreamTo, or dumpinto with Into. A worker that does not know carryVolumes ignores it: its set then carries
 // no volume, and a restore elsewhere is refused as for any set without them.
 func (c *Client) DumpWith(ctx context.Context, name, setID string, o DumpOptions) (*imageset.Manifest, error) {
 	var m imageset.Manifest
@@ -31,6 +39,9 @@ func (c *Client) DumpWith(ctx context.Context, name, setID string, o DumpOptions
 	route := "dump"
 	if o.StreamTo != "" {
 		route, req.Addr = "dumpto", o.StreamTo
+	}
+	if o.Into != "" {
+		route, req.Addr = "dumpinto", o.Into
 	}
 	if err := c.call(ctx, http.MethodPost, cpath(name, route), req, &m); err != nil {
 		return nil, err

@@ -23,9 +23,14 @@ func (w *Worker) DumpWith(ctx context.Context, name, setID string, o DumpOptions
 	}
 	var m *imageset.Manifest
 	var err error
-	if o.StreamTo != "" {
+	switch {
+	case o.Into != "" && o.LeaveRunning:
+		m, err = w.dumpIntoHeld(ctx, name, setID, o.Into, opts)
+	case o.Into != "":
+		m, err = w.dumpInto(ctx, name, setID, o.Into, opts)
+	case o.StreamTo != "":
 		m, err = w.dumpTo(ctx, name, setID, o.StreamTo, opts)
-	} else {
+	default:
 		m, err = w.dump(ctx, name, setID, opts)
 	}
 	if err == nil && len(m.Volumes) > 0 {

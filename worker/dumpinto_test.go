@@ -355,3 +355,79 @@ func TestRestartPrunesOldFailedLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestDumpIntoHeldLeavesTheContainerAsHeld: DumpWith with Into and LeaveRunning (a
+// direct migration's dump of a container its agent parked) moves the pages straight
+// to the target as DumpInto does, keeps no set here, and leaves the container frozen
+// and locked as its caller holds it, neither killed nor thawed, on success and on a
+// failure of the target (which then keeps nothing).
+func TestDumpIntoHeldLeavesTheContainerAsHeld(t *testing.T) {
+	ctx := context.Background()
+	held := func(t *testing.T, n *fakeNode, c container.Ref) {
+		t.Helper()
+		if f, _ := n.freeze.Frozen(ctx, c); !f {
+			t.Errorf("%s thawed by a held dump", c.Name)
+		}
+		if st, _ := n.lock.State(ctx, c); !st.Locked() {
+			t.Errorf("%s unlocked by a held dump", c.Name)
+		}
+	}
+	hold := func(t *testing.T, n *fakeNode, c container.Ref) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		if err := n.w.Lock(ctx, c.ID, nil, deadline); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.w.Freeze(ctx, c.ID, deadline); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("Moved", func(t *testing.T) {
+		k := &killRecorder{}
+		a, b := newFakeNodeDumper(t, "a", k), newFakeNode(t, "b")
+		web, api := a.add("web", 7), a.add("api", 8)
+		for i, s := range []worker.Dumper{a.w, &worker.Client{Addr: a.w.Addr()}} {
+			c := []container.Ref{web, api}[i]
+			hold(t, a, c)
+			m, err := s.DumpWith(ctx, c.Name, "mig."+c.Name, worker.DumpOptions{LeaveRunning: true, Into: b.w.Addr()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The manifest returned is the target's: with the pages and their digests,
+			// so that a verify on the target compares like with like.
+			if f, ok := m.Lookup("pages-1.img"); !ok || f.SHA256 == "" {
+				t.Fatalf("returned manifest lacks the pages the target received: %+v", m.Files)
+			}
+			got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig."+c.Name))
+			if err != nil {
+				t.Fatalf("received set: %v", err)
+			}
+			if got.PagesReceivedBy != "b" || got.ContainerID != c.ID {
+				t.Fatalf("received manifest: %+v", got)
+			}
+			if _, err := os.Stat(filepath.Join(a.w.SetsDir(), "mig."+c.Name)); !os.IsNotExist(err) {
+				t.Fatalf("source kept a set without pages: %v", err)
+			}
+			held(t, a, c)
+		}
+		if got := k.names(); got != "" {
+			t.Fatalf("a held dump killed %q", got)
+		}
+	})
+	t.Run("TargetFails", func(t *testing.T) {
+		k := &killRecorder{}
+		a, b := newFakeNodeDumper(t, "a", k), newFakeNodeDumper(t, "b", brokenPageServer{})
+		web := a.add("web", 7)
+		hold(t, a, web)
+		_, err := a.w.DumpWith(ctx, "web", "mig.web", worker.DumpOptions{LeaveRunning: true, Into: b.w.Addr()})
+		if err == nil || !strings.Contains(err.Error(), "No space left") || !strings.Contains(err.Error(), "the target keeps nothing") {
+			t.Fatalf("held DumpInto whose target fails: %v", err)
+		}
+		if k.names() != "" {
+			t.Fatalf("killed %q although the target failed", k.names())
+		}
+		held(t, a, web)
+		emptySets(t, a)
+		emptySets(t, b)
+	})
+}

@@ -72,6 +72,7 @@ type Fake struct {
 	// stream fails DumpTo but leaves the set sealed here.
 	StreamTo func(set, toAddr string) error
 	streamed map[string]string // set -> address it was streamed to
+	into     map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
@@ -99,7 +100,7 @@ var (
 func NewFake(node string) *Fake {
 	return &Fake{Node: node, locked: map[string]bool{}, frozen: map[string]bool{}, dumps: map[string]int{},
 		FailDump: map[string]error{}, Stall: map[string]chan struct{}{}, sets: map[string]bool{},
-		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}, stopped: map[string]bool{}}
+		FailRestore: map[string]error{}, restored: map[string]bool{}, streamed: map[string]string{}, into: map[string]string{}, stopped: map[string]bool{}}
 }
 
 // Roles returns the fake's roles.
@@ -317,10 +318,45 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 		f.carried[name] = true
 		f.mu.Unlock()
 	}
-	if o.StreamTo != "" {
+	switch {
+	case o.Into != "" && o.LeaveRunning:
+		return f.dumpIntoHeld(ctx, name, set, o.Into)
+	case o.Into != "":
+		return f.DumpInto(ctx, name, set, o.Into)
+	case o.StreamTo != "":
 		return f.DumpTo(ctx, name, set, o.StreamTo, o.LeaveRunning)
 	}
 	return f.Dump(ctx, name, set, o.LeaveRunning)
+}
+
+// dumpIntoHeld is DumpWith with Into and LeaveRunning, as the real worker's: the set
+// goes to addr through SendTo and none stays here; the container is left as its
+// caller holds it (not ended, on success either).
+func (f *Fake) dumpIntoHeld(ctx context.Context, name, set, addr string) (*imageset.Manifest, error) {
+	if f.SendTo == nil {
+		return nil, fmt.Errorf("fake worker %s cannot send sets: %w", f.Node, node.ErrUnavailable)
+	}
+	m, err := f.Dump(ctx, name, set, true)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.SendTo(set, addr)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sets, set)
+	if err != nil {
+		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (the target keeps nothing)", f.Node, name, addr, err)
+	}
+	f.into[set] = addr
+	return m, nil
+}
+
+// DumpedInto returns the sets dumped into another node by a held dump (DumpWith with
+// Into and LeaveRunning), with the address they went to.
+func (f *Fake) DumpedInto() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.into)
 }
 
 // DumpInto implements Dumper: the set goes to addr through SendTo and none stays here;

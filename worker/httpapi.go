@@ -32,7 +32,7 @@ import (
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool} -> Manifest
-//	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port"}  -> Manifest
+//	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
@@ -127,6 +127,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes}))
 	})
 	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		if q.LeaveRunning || q.CarryVolumes {
+			return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, Into: q.Addr, CarryVolumes: q.CarryVolumes}))
+		}
 		return w.dumped(name(r), true)(w.DumpInto(ctx, name(r), q.Set, q.Addr))
 	})
 	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {

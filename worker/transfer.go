@@ -245,29 +245,35 @@ func (w *Worker) Send(ctx context.Context, id, addr string) (SendResult, error) 
 // holdsSame tells whether the worker at addr holds set id with the files (names, sizes,
 // sha256) of local. A worker without the set answers 404: false.
 func holdsSame(ctx context.Context, p peer, addr, id string, local *imageset.Manifest) (bool, error) {
+	remote, err := remoteManifest(ctx, p, addr, id)
+	if err != nil || remote == nil {
+		return false, err
+	}
+	return local.SameFiles(remote), nil
+}
+
+// remoteManifest is the manifest of set id on the worker at addr (nil, nil: it has no
+// such set).
+func remoteManifest(ctx context.Context, p peer, addr, id string) (*imageset.Manifest, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url(addr, setsPath+id+"/manifest"), nil)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	resp, err := p.do(req)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return false, nil
+		return nil, nil
 	default:
-		return false, fmt.Errorf("%s", resp.Status)
+		return nil, fmt.Errorf("%s", resp.Status)
 	}
-	remote, err := imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return false, err
-	}
-	return local.SameFiles(remote), nil
+	return imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a
@@ -437,6 +443,11 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 // before that, it is thawed and unlocked and keeps running here, and the target keeps
 // nothing. No set is left on this node either way.
 func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*imageset.Manifest, error) {
+	return w.dumpInto(ctx, name, setID, addr, dump.Options{})
+}
+
+// dumpInto is DumpInto with the dumper's options (DumpWith adds volumes).
+func (w *Worker) dumpInto(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
 	if _, err := w.setPath(setID); err != nil {
 		return nil, err
 	}
@@ -468,7 +479,8 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 	// than OwnHold): if this worker hangs, the watchdog releases them within OwnHold
 	// of the last renewal (at once if it dies).
 	stopRenew := w.renewHolds(c, true, deadline, w.cfg.OwnHold/4)
-	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, dump.Options{LeaveRunning: true, SendPages: psAddr},
+	opts.LeaveRunning, opts.SendPages = true, psAddr
+	m, derr, serr := w.dumpStreamed(ctx, c.ID, setID, addr, opts,
 		func(m *imageset.Manifest) { m.LeaveRunning = false }) // it is killed below once the target holds the set
 	err = errors.Join(derr, serr)
 	deadline = stopRenew()
@@ -483,6 +495,42 @@ func (w *Worker) DumpInto(ctx context.Context, name, setID, addr string) (*image
 			w.cfg.Node, name, addr, err, deadline.Format(time.RFC3339))
 	}
 	w.log.Info("container dumped into another node", "container", name, "set", setID, "to", addr,
+		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
+	return m, nil
+}
+
+// dumpIntoHeld is DumpInto's transfer for a container its caller holds (DumpWith with
+// Into and LeaveRunning: a migration's container, frozen and network-locked by the
+// node agent from before its dump to the migration's outcome, worker/agent park.go).
+// It takes no hold of its own and leaves the container as it found it, on success
+// too: the caller ends it once the migration committed, or releases it (it then runs
+// on here). On success the set's only copy is on the target, verified; on failure
+// the target keeps nothing. No set is left on this node either way.
+func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
+	if _, err := w.setPath(setID); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	psAddr, err := openPages(ctx, w.peer, addr, setID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
+	}
+	opts.LeaveRunning, opts.SendPages = true, psAddr
+	_, derr, serr := w.dumpStreamed(ctx, name, setID, addr, opts, nil)
+	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
+	if err := errors.Join(derr, serr); err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s into %s failed (the target keeps nothing; the container is left as its caller holds it): %w", w.cfg.Node, name, addr, err)
+	}
+	// The set as the target holds it: with the pages and the digests it computed (this
+	// node's manifest lists no pages), which a verify there compares with.
+	m, err := remoteManifest(ctx, w.peer, addr, setID)
+	if err == nil && m == nil {
+		err = errors.New("it does not hold the set it verified")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dumped %s into %s, but reading the set's manifest there failed: %w (the container is left as its caller holds it; drop set %s there)", w.cfg.Node, name, addr, err, setID)
+	}
+	w.log.Info("held container dumped into another node", "container", name, "set", setID, "to", addr,
 		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(start).Seconds())
 	return m, nil
 }

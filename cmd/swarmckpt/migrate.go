@@ -12,6 +12,7 @@ import (
 
 const migrateUsage = `
 Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--mode exact|swarm]
+                         [--copy streamed|direct]
 
 Moves a stack cold: a snapshot that stops the containers after their dump, then a
 restore on the target (--to: every container on NODE; --from: every container of NODE
@@ -22,7 +23,14 @@ network-locked from their dump until the restore stops the stack (after the snap
 committed and the nodes were checked) and are ended only then: a snapshot that aborts,
 or a restore refused before that stop, leaves every one running as before. --to a
 node without a live worker is refused before anything is touched. If the restore fails, the
-originals are restored where they were. --mode as for restore (default exact); with --mode
+originals are restored where they were. --copy says how the images reach the target
+(default: the stack's swarmckpt.migration label, cold = streamed, else streamed):
+streamed as above (the dumping node keeps a copy, which the rollback uses); direct
+sends the memory pages from CRIU straight to the target's page server, writing no
+copy on the dumping node (less downtime, the target verifies every page on arrival):
+the snapshot's only copy is then the target's, which a failed migration keeps and
+its rollback sends back (exact mode only). post-copy is refused: not in migrate yet.
+--mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
 removed from them once the restored tasks run (swarm does not move a task whose node
@@ -38,6 +46,7 @@ to finish or roll back.
 
 Examples:
   swarmckpt migrate echo --to lab-3
+  swarmckpt migrate echo --to lab-3 --copy direct
   swarmckpt migrate echo --from lab-2 --mode swarm
   swarmckpt migrate bank --from lab-2
 `
@@ -49,12 +58,18 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
 	carry := fs.Bool("carry-volumes", false, "move the containers' local named volumes with them (their content goes into the snapshot; exact mode)")
 	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
+	copyMode := fs.String("copy", "", "how the images reach the target: streamed or direct (default: the stack's swarmckpt.migration label, else streamed)")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
 		return err
 	}
 	if *mode != api.ModeExact && *mode != api.ModeSwarm {
 		return usagef("--mode must be exact or swarm, not %q", *mode)
+	}
+	switch *copyMode {
+	case "", api.CopyStreamed, api.CopyDirect, api.CopyPostCopy: // post-copy: the coordinator says why not
+	default:
+		return usagef("--copy must be streamed or direct, not %q", *copyMode)
 	}
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")
@@ -75,7 +90,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	gone := coordinatorGone(rctx, cl) // still watched after a Ctrl-C
 	go func() {
 		var err error
-		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry})
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry, Copy: *copyMode})
 		done <- err
 	}()
 	select {
@@ -114,7 +129,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 			if res.Restore.Mode == api.ModeSwarm {
 				fmt.Fprintf(c.stdout, "restored as swarm tasks on %s; address map: %s\n", mapString(res.Restore.Targets), mapString(res.Restore.Addresses))
 			}
-			fmt.Fprintf(c.stdout, "restored in %dms\n", res.Restore.TotalMS)
+			fmt.Fprintf(c.stdout, "restored in %dms (copy: %s)\n", res.Restore.TotalMS, res.Copy)
 		}
 	}
 	return apiExit(err)

@@ -108,6 +108,10 @@ type Container struct {
 	// --replicas): the set of the same name on other nodes, each sha256-checked on
 	// arrival. The original is Images.Node's.
 	Copies []Copy `json:"copies,omitempty"`
+	// Direct: the migration dumped the container straight into StreamedTo (migrate
+	// --copy direct): the set's only copy is there, and Images.Node names that node.
+	// A failed migration keeps it (its rollback restores from it); rm drops it there.
+	Direct bool `json:"direct,omitempty"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`

@@ -243,7 +243,25 @@ type MigrateRequest struct {
 	// CarryVolumes moves the containers' local named volumes with them
 	// (SnapshotRequest.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
+	// Copy is how the moving containers' images reach their targets: CopyStreamed,
+	// CopyDirect (CopyPostCopy is refused: not in migrate yet). Empty: the stack's
+	// swarmckpt.migration label (cold is CopyStreamed), else CopyStreamed.
+	Copy string `json:"copy,omitempty"`
 }
+
+// Migration copy modes (MigrateRequest.Copy).
+const (
+	// CopyStreamed: each moving container's images stream to its target while they
+	// are dumped, and the dumping node keeps its copy (the rollback's).
+	CopyStreamed = "streamed"
+	// CopyDirect: the memory pages go straight from CRIU to a page server of the
+	// target, no copy is written on the dumping node; the target's set is the
+	// snapshot's only copy (the rollback sends it back from there).
+	CopyDirect = "direct"
+	// CopyPostCopy: the container restarts on the target before its pages arrived
+	// (worker DumpLazy). Not available in migrate yet.
+	CopyPostCopy = "post-copy"
+)
 
 // HeldRequest asks which containers of a snapshot that is not running are still held
 // (network-locked or frozen) on their nodes: a CLI whose coordinator restarted during
@@ -263,6 +281,8 @@ type HeldResult struct {
 type MigrateResult struct {
 	Snapshot *store.Manifest `json:"snapshot"`
 	Restore  *RestoreResult  `json:"restore"`
+	// Copy is the copy mode used (MigrateRequest.Copy, or the default it resolved to).
+	Copy string `json:"copy,omitempty"`
 }
 
 // StatusRequest asks for the coordinator's view of the cluster.

@@ -9,16 +9,9 @@ import (
 )
 
 // The replicas of an image set (swarmckpt.replicas, coordinator/replicate.go): the set
-// of the same name on the nodes in Container.Copies.
-
-// imagesNode is the node holding the image set a restore of c reads: its Images.Node
-// (the dumping node, or the copy the coordinator's heal promoted), else its node.
-func imagesNode(c store.Container) string {
-	if c.Images != nil && c.Images.Node != "" {
-		return c.Images.Node
-	}
-	return c.Node
-}
+// of the same name on the nodes in Container.Copies. The set a restore of c reads is
+// on HomeOf(c) (exact.go): the dumping node, a direct migration's target, or the copy
+// the coordinator's heal promoted.
 
 // hasCopy says whether node n holds a replica of c's image set.
 func hasCopy(c store.Container, n string) bool {
@@ -34,7 +27,7 @@ func hasCopy(c store.Container, n string) bool {
 // from a hard-linked copy): the set the snapshot keeps on n, its original or one of
 // its replicas; a set sent to n for the restore alone is used up.
 func keepsSet(c store.Container, n string) bool {
-	return n == c.Node || n == imagesNode(c) || hasCopy(c, n)
+	return n == HomeOf(c) || hasCopy(c, n) || (n == c.Node && !c.Direct)
 }
 
 // heal runs the coordinator's Heal hook (nil: none) before a restore reads m's sets.

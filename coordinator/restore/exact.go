@@ -60,11 +60,12 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		c      store.Container
 		target string
 		set    string
+		home   string // the node holding the set (HomeOf)
 	}
 	var items []item
 	for _, c := range m.Containers {
 		if t, ok := targets[c.Key()]; ok {
-			items = append(items, item{c: c, target: t, set: SetOf(m, c)})
+			items = append(items, item{c: c, target: t, set: SetOf(m, c), home: HomeOf(c)})
 		}
 	}
 	emit := func(it item, phase, msg string, ms int64) {
@@ -83,27 +84,26 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		return errors.Join(errs...)
 	}
 	err := parallel(func(it item) error {
-		src := imagesNode(it.c) // copies.go: the node holding the set the restore reads
-		if it.target == src {
+		if it.target == it.home {
 			return nil
 		}
 		addr, ok := r.Nodes.Addr(it.target)
 		if !ok || addr == "" {
 			return fmt.Errorf("%s: target node %s has no live worker with a transfer address", it.c.Key(), it.target)
 		}
-		rep, err := r.Nodes.Send(ctx, src, node.SendRequest{Set: it.set, To: addr})
+		rep, err := r.Nodes.Send(ctx, it.home, node.SendRequest{Set: it.set, To: addr})
 		switch {
 		case errors.Is(err, node.ErrSetExists):
 			// An earlier restore already moved the set; the target verifies every
 			// checksum before restoring it.
 			emit(it, "transferred", "already on "+it.target, 0)
 		case err != nil:
-			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), src, it.target, err)
+			return fmt.Errorf("%s: transfer of its images from %s to %s: %w", it.c.Key(), it.home, it.target, err)
 		case rep.AlreadyThere:
 			// A migration streamed the images there while dumping (Target.StreamTo).
 			emit(it, "transferred", AlreadyThere(it.target), rep.MS)
 		default:
-			emit(it, "transferred", fmt.Sprintf("%s -> %s", src, it.target), rep.MS)
+			emit(it, "transferred", fmt.Sprintf("%s -> %s", it.home, it.target), rep.MS)
 		}
 		return nil
 	})
@@ -121,10 +121,11 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	byNode := map[string][]string{}
 	err = parallel(func(it item) error {
 		name := ContainerName(m.ID, it.c)
-		// In place (the target is the dumping node): the set is the snapshot's only copy
-		// there, which a retry, a later restore or migrate's rollback still needs. A set
-		// sent for this restore is a copy and is used up.
-		inPlace := keepsSet(it.c, it.target) // copies.go: the dumping node's set, or a replica
+		// In place (the target is the node holding the set: the dumping node, a direct
+		// migration's target, or a node holding a replica): the set is one the snapshot
+		// keeps there, which a retry, a later restore or migrate's rollback still needs.
+		// A set sent for this restore is a copy and is used up.
+		inPlace := keepsSet(it.c, it.target) // copies.go
 		rep, err := r.Nodes.Restore(ctx, it.target, node.RestoreRequest{Set: it.set,
 			Options: node.RestoreOptions{Name: name, Locked: locked, LockFor: HoldFor(m, targets), Aliases: it.c.Aliases, Keep: inPlace}})
 		if rep != nil && rep.Container != "" {
@@ -180,6 +181,16 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 // snapshot id.
 func ContainerName(id string, c store.Container) string {
 	return strings.ReplaceAll(c.Key(), ".", "-") + "-" + shortID(id)
+}
+
+// HomeOf is the node holding the image set a restore of c reads: Images.Node (the
+// dumping node, a direct migration's target (store.Container.Direct), or the copy the
+// coordinator's heal promoted), else the node c ran on.
+func HomeOf(c store.Container) string {
+	if c.Images != nil && c.Images.Node != "" {
+		return c.Images.Node
+	}
+	return c.Node
 }
 
 // SetOf is the image set a restore uses for container c of m: the base of its image

@@ -210,9 +210,22 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 // were (rollback); if that fails too, the stack's services are started again. In exact
 // mode the targets are planned before the snapshot, and each moving container's dump
 // streams its images to its target while CRIU writes them (the dumping node keeps its
-// copy, which the rollback uses); the restore then finds the sets in place.
+// copy, which the rollback uses); the restore then finds the sets in place. With
+// --copy direct (copymode.go) the dumps send the pages straight into the targets and
+// keep no copy: the target's set is the snapshot's only one (Images.Node), restored in
+// place and kept, and the rollback sends it back from there (HomeOf).
 // The request is validated (coordinator/validate.go).
 func (s *Restores) Migrate(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error) {
+	var copyMode string
+	res, err := s.migrate(ctx, req, &copyMode)
+	if res != nil {
+		res.Copy = copyMode
+	}
+	return res, err
+}
+
+// migrate serves Migrate; *copyMode is set to the copy mode once resolved.
+func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode *string) (*api.MigrateResult, error) {
 	if (req.To == "") == (req.From == "") {
 		return nil, api.Errorf(api.CodeBadRequest, "give exactly one of --to NODE or --from NODE")
 	}
@@ -228,6 +241,15 @@ func (s *Restores) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mi
 	if err := s.migratePlaceable(ctx, req); err != nil {
 		return nil, err
 	}
+	mode, explicit, err := s.migrationCopy(ctx, req) // copymode.go
+	if err != nil {
+		return nil, err
+	}
+	*copyMode = mode
+	if !explicit && mode != api.CopyStreamed {
+		s.log.Info("migration copy mode from the stack's swarmckpt.migration label", "stack", req.Stack, "copy", mode)
+	}
+	direct := mode == api.CopyDirect
 	var stream StreamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
@@ -246,11 +268,16 @@ func (s *Restores) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mi
 				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
 					out[c.Key()] = addr
 					// Kept with the manifest's next write: dropStreamed finds the
-					// copy there, and rm too if dropping it fails.
+					// copy there, and rm too if dropping it fails. Direct: the
+					// only copy is there (Images.Node names it once dumped).
 					pre.Containers[i].StreamedTo = t
+					pre.Containers[i].Direct = direct
 				}
 			}
-			if len(out) > 0 {
+			switch {
+			case len(out) > 0 && direct:
+				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped straight into their target nodes (--copy direct: no copy stays on the dumping node)", len(out))})
+			case len(out) > 0:
 				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
 			}
 			return out
@@ -423,6 +450,9 @@ func (s *Restores) dropStreamed(ctx context.Context, m *store.Manifest, used map
 	}
 	var sets []SetRef
 	for _, c := range m.Containers {
+		if c.Direct {
+			continue // the snapshot's only copy (a failed migration's rollback restores from it)
+		}
 		if c.StreamedTo != "" && (used == nil || used[c.Key()] != c.StreamedTo) {
 			sets = append(sets, SetRef{c.StreamedTo, node.SetID(m.ID, c.Key())})
 		}

@@ -58,6 +58,9 @@ type Config struct {
 	Restorer Restorer
 	// Stopper, when set, stops the stack's running tasks before a restore.
 	Stopper Stopper
+	// Labels, when set, lists the stacks' service labels: a migration without --copy
+	// takes the stack's swarmckpt.migration label (copymode.go).
+	Labels LabelReader
 	// NewID names a new snapshot of stack.
 	NewID func(stack string, now time.Time) string
 	// Heal, when set, runs before a restore reads a snapshot's image sets: it replaces

@@ -36,6 +36,13 @@ type Target struct {
 	// there while CRIU writes them (worker DumpTo) and keeps its own copy here, so the
 	// restore finds the set already on its target. Empty: a plain dump.
 	StreamTo string `json:"stream_to,omitempty"`
+	// Direct (with StreamTo, migrate --copy direct): the dump sends the memory pages
+	// straight to a page server of that node's worker (worker DumpWith with Into: no
+	// copy is written here) and keeps no set here, so the snapshot's only copy of the
+	// set is the target's. A failed direct dump fails the dump (there is no local copy
+	// to fall back on). An agent that does not know Direct streams as for StreamTo
+	// (and keeps its copy), which is safe.
+	Direct bool `json:"direct,omitempty"`
 	// CarryVolumes: the dump packs the container's local named volumes into its set
 	// (snapshot --carry-volumes; worker.DumpOptions.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`

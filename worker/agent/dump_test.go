@@ -78,3 +78,46 @@ func TestDumpReusesAVerifiedSet(t *testing.T) {
 		t.Fatalf("reuse of a missing set: %v, want node.ErrNoSuchSet", err)
 	}
 }
+
+// A direct migration's dump (Target.Direct) goes into the target through DumpWith with
+// Into, leaving the parked container held, and keeps no set here; a failed transfer
+// fails the dump (no local copy to fall back on).
+func TestDumpDirectGoesIntoTheTarget(t *testing.T) {
+	c := node.Target{ID: "ctr1", Service: "memhog_memhog", Slot: 1, Node: "n1", StreamTo: "127.0.0.1:7001", Direct: true}
+	for _, tc := range []struct {
+		name    string
+		sendErr error
+	}{{"moved", nil}, {"transfer failed", errors.New("connection refused")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := worker.NewFake("n1")
+			w.SendTo = func(string, string) (bool, error) { return false, tc.sendErr }
+			info, _ := w.Info(context.Background())
+			a := &Agent{cfg: Config{Node: "n1", Worker: w.Roles()}, info: info, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			st, err := a.dump(context.Background(), "s1", c, true, "")
+			if w.HasSet("s1.memhog_memhog.1") {
+				t.Fatal("a direct dump kept a set on the dumping node")
+			}
+			if len(w.Stopped()) != 0 {
+				t.Fatalf("a direct dump of a parked container ended it: %v", w.Stopped())
+			}
+			if w.Streamed()["s1.memhog_memhog.1"] != "" {
+				t.Fatal("a direct dump streamed (DumpTo) instead")
+			}
+			if tc.sendErr != nil {
+				if err == nil || !strings.Contains(err.Error(), "connection refused") {
+					t.Fatalf("dump = %v, want the transfer's error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := w.DumpedInto()["s1.memhog_memhog.1"]; got != c.StreamTo {
+				t.Fatalf("dumped into %q, want %q", got, c.StreamTo)
+			}
+			if st.Images == nil || len(st.Images.Files) == 0 {
+				t.Fatalf("images %+v, want the set's files", st.Images)
+			}
+		})
+	}
+}

@@ -74,6 +74,9 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 		return a.stats(prev, m, reuseFrom), nil
 	}
 	set := node.SetID(snapshot, c.SetKey())
+	if c.Direct && c.StreamTo != "" {
+		return a.dumpInto(ctx, c, set, leaveRunning)
+	}
 	if c.CarryVolumes { // carryvolumes.go
 		return a.dumpCarrying(ctx, c, set, leaveRunning)
 	}
@@ -101,6 +104,21 @@ func (a *Agent) dumpTo(ctx context.Context, c node.Target, set string, leaveRunn
 		a.log.Warn("streaming a migration's images to its target failed; the set is intact here and the restore will send it",
 			"container", c.SetKey(), "set", set, "to", c.StreamTo, "err", err)
 		m = local
+	}
+	return a.stats(set, m, ""), nil
+}
+
+// dumpInto is a direct migration's dump (c.Direct): the memory pages go straight to
+// the target's worker (c.StreamTo), which verifies the set; no set stays here. Parked
+// (leaveRunning), the container is left frozen and locked for the migration's outcome;
+// otherwise the worker ends it once the target holds the set. A failure fails the dump:
+// there is no copy here to fall back on, and the target keeps nothing. The image set
+// reported names this node: the coordinator records it as living on the target
+// (store.Container.Direct).
+func (a *Agent) dumpInto(ctx context.Context, c node.Target, set string, leaveRunning bool) (protocol.DumpStats, error) {
+	m, err := a.cfg.Worker.Dumper.DumpWith(ctx, c.ID, set, worker.DumpOptions{LeaveRunning: leaveRunning, Into: c.StreamTo, CarryVolumes: c.CarryVolumes})
+	if err != nil {
+		return protocol.DumpStats{}, err
 	}
 	return a.stats(set, m, ""), nil
 }

@@ -1,0 +1,81 @@
+package restore
+
+import (
+	"context"
+	"slices"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// LabelReader lists the stacks' services with their labels (stack.Docker,
+// stack.FakeLabels): a
+// migration without --copy takes the stack's swarmckpt.migration label.
+type LabelReader interface {
+	ServiceLabels(ctx context.Context) ([]stack.ServiceLabels, error)
+}
+
+// migrationCopy resolves the copy mode of req: --copy as given, else the stack's
+// swarmckpt.migration label (cold is streamed), else streamed. explicit says whether
+// the user chose it (--copy): a label's choice that cannot apply (direct in swarm mode)
+// falls back to streamed, an explicit one is refused.
+func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (mode string, explicit bool, err error) {
+	mode, explicit = req.Copy, req.Copy != ""
+	if !explicit {
+		mode = s.labelCopy(ctx, req.Stack)
+	}
+	switch mode {
+	case "", "cold", api.CopyStreamed:
+		return api.CopyStreamed, explicit, nil
+	case api.CopyDirect:
+		if req.Mode == api.ModeSwarm {
+			// Swarm mode places the tasks itself (with --from: anywhere but NODE) and
+			// restores sets as copies: not yet for a set whose only copy is the target's.
+			if explicit {
+				return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy direct --mode swarm refused, nothing was changed: direct copies need --mode exact (in swarm mode the set's only copy would be used up by the restore); use --mode exact, or --copy streamed")
+			}
+			return api.CopyStreamed, false, nil
+		}
+		return api.CopyDirect, explicit, nil
+	case api.CopyPostCopy:
+		if explicit {
+			return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: post-copy is not available in migrate yet (only in the worker's API and the data-plane benchmark); use --copy direct (least downtime of the available modes) or --copy streamed")
+		}
+		// The label asks for post-copy, which migrate cannot do yet: the fastest
+		// available mode instead.
+		return api.CopyDirect, false, nil
+	default:
+		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s is not in migrate yet)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy)
+	}
+}
+
+// labelCopy is the stack's swarmckpt.migration label ("" without one, or when the
+// labels cannot be read or do not derive a policy: the default applies).
+func (s *Restores) labelCopy(ctx context.Context, stackName string) string {
+	if s.cfg.Labels == nil {
+		return ""
+	}
+	all, err := s.cfg.Labels.ServiceLabels(ctx)
+	if err != nil {
+		s.log.Warn("cannot read the stack's labels for its migration default; migrating streamed", "stack", stackName, "err", err)
+		return ""
+	}
+	var mine []policy.Service
+	for _, sl := range all {
+		if sl.Stack == stackName {
+			mine = append(mine, policy.Service{Name: sl.Service, Labels: sl.Labels})
+		}
+	}
+	p, err := policy.Derive(stackName, mine)
+	if err != nil {
+		s.log.Warn("the stack's labels are not all valid (see 'swarmckpt policy'); its migration label applies if it is", "stack", stackName, "err", err)
+	}
+	if p == nil {
+		return ""
+	}
+	if !slices.Contains(policy.Migrations, p.Migration) {
+		return ""
+	}
+	return p.Migration
+}

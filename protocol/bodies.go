@@ -51,11 +51,18 @@ type Dump struct {
 // ConnCounter is the application traffic of one connection seen from one end: bytes
 // this end has written to the peer (Sent) and bytes it has received from the peer
 // (Received), counted since the connection opened.
+//
+// A worker that cannot tell connections apart reports one counter with Peer AllPeers:
+// the bytes of every connection of the container together (its network interfaces'
+// counters). Equal aggregates mean no connection carried a byte in between.
 type ConnCounter struct {
 	Peer     string `json:"peer"`
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
 }
+
+// AllPeers is the Peer of an aggregate ConnCounter (every connection of a container).
+const AllPeers = "*"
 
 // DumpStats describes a container's recorded images.
 type DumpStats struct {

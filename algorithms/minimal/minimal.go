@@ -15,10 +15,67 @@ import (
 // Name is the algorithm's name.
 const Name = "minimal"
 
-// Algorithm returns the minimal algorithm.
+// Algorithm returns the minimal algorithm (an algorithms.Continuer: its coordinator
+// role carries the containers' bases from one snapshot of a stack to the next).
 func Algorithm() algorithms.Algorithm {
-	return coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
-		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}
+	return algo{coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}}
+}
+
+type algo struct {
+	coord.Algo[*Coordinator, *participant.Machine]
+}
+
+var _ algorithms.Continuer = algo{}
+
+// ContinueCoordinator implements algorithms.Continuer.
+func (algo) ContinueCoordinator(cfg algorithms.Config, committed []byte) (algorithms.Machine, error) {
+	return ContinueCoordinator(cfg, committed)
+}
+
+// ContinueCoordinator returns a coordinator role for a stack's next snapshot that
+// starts from the bases in committed, the record of the stack's last committed minimal
+// snapshot (nil: no bases, every container dumps afresh).
+func ContinueCoordinator(cfg algorithms.Config, committed []byte) (*Coordinator, error) {
+	c := NewCoordinator(cfg)
+	if committed == nil {
+		return c, nil
+	}
+	var r coord.Record
+	if err := json.Unmarshal(committed, &r); err != nil {
+		return nil, fmt.Errorf("%s: decode record: %v: %w", Name, err, algorithms.ErrBadRecord)
+	}
+	if r.Algorithm != Name || r.Phase != coord.PhaseCommitted {
+		return nil, fmt.Errorf("%s: continue from a %s record of algorithm %q (want a committed %s one): %w", Name, r.Phase, r.Algorithm, Name, algorithms.ErrBadRecord)
+	}
+	if err := c.setBases(r.State); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Bases returns the committed bases, by container (a copy).
+func (c *Coordinator) Bases() map[string]Base {
+	out := make(map[string]Base, len(c.bases))
+	for k, v := range c.bases {
+		out[k] = v
+	}
+	return out
+}
+
+// DropBase forgets container id's base (its images are gone): it dumps afresh.
+func (c *Coordinator) DropBase(id string) { delete(c.bases, id) }
+
+func (c *Coordinator) setBases(state json.RawMessage) error {
+	if len(state) > 0 && string(state) != "null" {
+		if err := json.Unmarshal(state, &c.bases); err != nil {
+			return fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
+		}
+		if c.bases == nil {
+			c.bases = map[string]Base{}
+		}
+	}
+	return nil
 }
 
 // Base is a container's last fresh image: the snapshot it was dumped in and the
@@ -66,13 +123,8 @@ func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error)
 	if err != nil {
 		return nil, err
 	}
-	if len(state) > 0 && string(state) != "null" {
-		if err := json.Unmarshal(state, &c.bases); err != nil {
-			return nil, fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
-		}
-		if c.bases == nil {
-			c.bases = map[string]Base{}
-		}
+	if err := c.setBases(state); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -170,13 +222,19 @@ func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
 	return out
 }
 
-// clean reports whether container id carried no byte since its base image.
+// clean reports whether container id carried no byte since its base image: either
+// one counter per peer, each equal to the base's, or one aggregate counter (Peer
+// protocol.AllPeers: every connection together, the worker's interface counters) equal
+// to the base's aggregate.
 func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	b, ok := c.bases[id]
 	if !ok || len(b.Conns) != len(now) {
 		return false
 	}
 	n := sorted(now)
+	if len(n) == 1 && n[0].Peer == protocol.AllPeers {
+		return n[0] == b.Conns[0]
+	}
 	peers := c.Containers[c.Index[id]].Peers
 	if len(peers) != len(n) {
 		return false

@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/netcount"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
@@ -30,8 +31,10 @@ type Fake struct {
 
 	mu     sync.Mutex
 	locked map[string]bool
-	frozen map[string]bool
-	dumps  map[string]int
+	// traffic: what Traffic reports, by container (SetTraffic).
+	traffic map[string]netcount.Counters
+	frozen  map[string]bool
+	dumps   map[string]int
 	// FailDump: container -> error its dumps return; Stall: container -> its dumps
 	// wait until the channel is closed (or ctx ends); DumpTime: every dump takes this.
 	FailDump map[string]error

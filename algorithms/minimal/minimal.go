@@ -54,11 +54,12 @@ func ContinueCoordinator(cfg algorithms.Config, committed []byte) (*Coordinator,
 	return c, nil
 }
 
-// Bases returns the committed bases, by container (a copy).
-func (c *Coordinator) Bases() map[string]Base {
-	out := make(map[string]Base, len(c.bases))
+// ReusableFrom returns, by container, the snapshot whose images it would reuse if
+// idle (its base).
+func (c *Coordinator) ReusableFrom() map[string]string {
+	out := make(map[string]string, len(c.bases))
 	for k, v := range c.bases {
-		out[k] = v
+		out[k] = v.Snapshot
 	}
 	return out
 }
@@ -191,7 +192,9 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			return nil
 		}
 		c.acked[id] = true
-		if c.dirty[id] {
+		// A container told to reuse that dumped afresh instead (its worker found the
+		// base's images gone) has a new base too.
+		if c.dirty[id] || (r.Dump != nil && r.Dump.ReusedFrom == "" && r.Dump.Conns != nil) {
 			conns := r.Conns
 			if r.Dump != nil && r.Dump.Conns != nil {
 				conns = r.Dump.Conns

@@ -82,6 +82,8 @@ type Agent struct {
 	parked parkedSet // park.go
 	recs   records
 	drops  tombstones
+	// traffic: counters read at each container's lock, for its dump (traffic.go).
+	traffic trafficReadings
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
@@ -554,6 +556,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if err == nil {
 			a.held.set("lock", t, true)
 			a.held.started("lock", t.ID, act.Snapshot)
+			if p.peers == nil { // every connection locked: the reading is the images' (traffic.go)
+				conns = a.lockTraffic(actx, act.Snapshot, t)
+			}
 		}
 	case algorithms.ActUnlock:
 		if a.parked.has(act.Snapshot, t.ID) {
@@ -616,6 +621,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			st.DumpMS = time.Since(start).Milliseconds()
 			if fz, ok := a.held.since("freeze", t.ID); ok {
 				st.FreezeMS = time.Since(fz).Milliseconds()
+			}
+			if act.ReuseFrom == "" {
+				st.Conns = a.dumpedTraffic(act.Snapshot, t.ID)
 			}
 			stats = &st
 			conns = st.Conns

@@ -1,0 +1,126 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/netcount"
+)
+
+// Minimal on a stack: the coordinator continues the algorithm from the last committed
+// minimal snapshot's record in the store, so a container whose traffic counters did
+// not move is not dumped again (its manifest entry points at the earlier set); rm of
+// the earlier snapshot keeps the sets a later one reuses, and rm of the later one then
+// drops them.
+func TestMinimalReusesIdleContainersAcrossSnapshots(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	st := bankStack()
+	nodeOf := map[string]string{}
+	for _, c := range st.Containers {
+		nodeOf[c.ContainerID] = c.Node
+		e.execs[c.Node].SetTraffic(c.ContainerID, netcount.Counters{RxBytes: 100, TxBytes: 200})
+	}
+	snap := func(id string) *store.Manifest {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: id, Stack: "bank", Algorithm: "minimal"})
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", id, err)
+		}
+		if res.Snapshot.State != store.StateCommitted {
+			t.Fatalf("snapshot %s: %s (%s)", id, res.Snapshot.State, res.Snapshot.Reason)
+		}
+		return res.Snapshot
+	}
+	dumps := func() map[string]int {
+		out := map[string]int{}
+		for id, n := range nodeOf {
+			out[id] = e.execs[n].Dumps(id)
+		}
+		return out
+	}
+	setOf := func(m *store.Manifest, ctr string) string {
+		for _, c := range m.Containers {
+			if c.ContainerID == ctr {
+				return filepath.Base(c.Images.Dir)
+			}
+		}
+		t.Fatalf("%s: no container %s", m.ID, ctr)
+		return ""
+	}
+	key := func(ctr string) string {
+		for _, c := range st.Containers {
+			if c.ContainerID == ctr {
+				return fmt.Sprintf("%s.%d", c.Service, c.Slot)
+			}
+		}
+		return ""
+	}
+
+	snap("m1")
+	before := dumps()
+	// Only ctr1 carries traffic between the two snapshots.
+	e.execs[nodeOf["ctr1"]].SetTraffic("ctr1", netcount.Counters{RxBytes: 150, TxBytes: 260})
+	m2 := snap("m2")
+	after := dumps()
+	for id := range nodeOf {
+		fresh := after[id] - before[id]
+		want, wantSet := 0, node.SetID("m1", key(id))
+		if id == "ctr1" {
+			want, wantSet = 1, node.SetID("m2", key(id))
+		}
+		if fresh != want {
+			t.Errorf("m2: %s dumped %d times, want %d", id, fresh, want)
+		}
+		if got := setOf(m2, id); got != wantSet {
+			t.Errorf("m2: %s images in %s, want %s", id, got, wantSet)
+		}
+	}
+
+	// rm m1 keeps the sets m2 reuses.
+	res, err := e.remove("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "a later snapshot reuses it") {
+		t.Errorf("rm m1: warnings %q lack the kept sets", res.Warnings)
+	}
+	for id, n := range nodeOf {
+		if kept := e.execs[n].HasSet(node.SetID("m1", key(id))); kept != (id != "ctr1") {
+			t.Errorf("after rm m1: set m1 of %s on %s present=%v", id, n, kept)
+		}
+	}
+	// A third snapshot still reuses them (m2 points at them), nothing moved.
+	before = dumps()
+	m3 := snap("m3")
+	after = dumps()
+	for id := range nodeOf {
+		if after[id] != before[id] {
+			t.Errorf("m3: %s dumped again although idle", id)
+		}
+		if got, want := setOf(m3, id), setOf(m2, id); got != want {
+			t.Errorf("m3: %s images in %s, want %s", id, got, want)
+		}
+	}
+	// rm m2 and m3: the m1 sets nobody points at any more are dropped too.
+	for _, id := range []string{"m3", "m2"} {
+		if _, err := e.remove(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, n := range nodeOf {
+		for _, s := range []string{"m1", "m2"} {
+			if e.execs[n].HasSet(node.SetID(s, key(id))) {
+				t.Errorf("after rm of every snapshot: set %s of %s still on %s", s, id, n)
+			}
+		}
+	}
+}

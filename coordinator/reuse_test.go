@@ -11,7 +11,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
-	"github.com/swarmckpt/swarmckpt/worker/netcount"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 )
 
 // Minimal on a stack: the coordinator continues the algorithm from the last committed
@@ -25,7 +25,7 @@ func TestMinimalReusesIdleContainersAcrossSnapshots(t *testing.T) {
 	nodeOf := map[string]string{}
 	for _, c := range st.Containers {
 		nodeOf[c.ContainerID] = c.Node
-		e.execs[c.Node].SetTraffic(c.ContainerID, netcount.Counters{RxBytes: 100, TxBytes: 200})
+		e.execs[c.Node].SetActivity(c.ContainerID, activity.Counters{RxBytes: 100, TxBytes: 200})
 	}
 	snap := func(id string) *store.Manifest {
 		t.Helper()
@@ -68,7 +68,7 @@ func TestMinimalReusesIdleContainersAcrossSnapshots(t *testing.T) {
 	snap("m1")
 	before := dumps()
 	// Only ctr1 carries traffic between the two snapshots.
-	e.execs[nodeOf["ctr1"]].SetTraffic("ctr1", netcount.Counters{RxBytes: 150, TxBytes: 260})
+	e.execs[nodeOf["ctr1"]].SetActivity("ctr1", activity.Counters{RxBytes: 150, TxBytes: 260})
 	m2 := snap("m2")
 	after := dumps()
 	for id := range nodeOf {

@@ -52,17 +52,22 @@ type Dump struct {
 // this end has written to the peer (Sent) and bytes it has received from the peer
 // (Received), counted since the connection opened.
 //
-// A worker that cannot tell connections apart reports one counter with Peer AllPeers:
-// the bytes of every connection of the container together (its network interfaces'
-// counters). Equal aggregates mean no connection carried a byte in between.
+// A worker that cannot tell connections apart reports aggregate counters instead: one
+// with Peer AllPeers, the bytes of every connection of the container together (its
+// network interfaces' counters: equal ones mean no connection carried a byte in
+// between), and one with Peer CPUTime whose Sent is the CPU time (ns) the container
+// used so far.
 type ConnCounter struct {
 	Peer     string `json:"peer"`
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
 }
 
-// AllPeers is the Peer of an aggregate ConnCounter (every connection of a container).
-const AllPeers = "*"
+// Peers of the aggregate ConnCounters (see ConnCounter).
+const (
+	AllPeers = "*"
+	CPUTime  = "*cpu"
+)
 
 // DumpStats describes a container's recorded images.
 type DumpStats struct {

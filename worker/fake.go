@@ -15,9 +15,9 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
-	"github.com/swarmckpt/swarmckpt/worker/netcount"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
@@ -31,10 +31,10 @@ type Fake struct {
 
 	mu     sync.Mutex
 	locked map[string]bool
-	// traffic: what Traffic reports, by container (SetTraffic).
-	traffic map[string]netcount.Counters
-	frozen  map[string]bool
-	dumps   map[string]int
+	// acts: what Activity reports, by container (SetActivity).
+	acts   map[string]activity.Counters
+	frozen map[string]bool
+	dumps  map[string]int
 	// FailDump: container -> error its dumps return; Stall: container -> its dumps
 	// wait until the channel is closed (or ctx ends); DumpTime: every dump takes this.
 	FailDump map[string]error

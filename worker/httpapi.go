@@ -154,7 +154,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.standaloneAPI(handle) // standalone_linux.go
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
-	w.trafficAPI(handle)    // traffic_linux.go
+	w.activityAPI(handle)   // activity_linux.go
 }
 
 // dumped returns what records a dump's result in the metrics and passes it on: its

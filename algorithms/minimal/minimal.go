@@ -226,17 +226,17 @@ func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
 }
 
 // clean reports whether container id carried no byte since its base image: either
-// one counter per peer, each equal to the base's, or one aggregate counter (Peer
-// protocol.AllPeers: every connection together, the worker's interface counters) equal
-// to the base's aggregate.
+// one counter per peer, each equal to the base's, or the aggregate counters of a real
+// worker (protocol.AllPeers: every connection together, its interfaces' counters;
+// protocol.CPUTime: the CPU time it used) equal to the base's.
 func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	b, ok := c.bases[id]
 	if !ok || len(b.Conns) != len(now) {
 		return false
 	}
 	n := sorted(now)
-	if len(n) == 1 && n[0].Peer == protocol.AllPeers {
-		return n[0] == b.Conns[0]
+	if aggregate(n) {
+		return slices.Equal(n, b.Conns)
 	}
 	peers := c.Containers[c.Index[id]].Peers
 	if len(peers) != len(n) {
@@ -248,6 +248,16 @@ func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 		}
 	}
 	return true
+}
+
+// aggregate reports whether cs are aggregate counters (see protocol.ConnCounter).
+func aggregate(cs []protocol.ConnCounter) bool {
+	for _, c := range cs {
+		if c.Peer != protocol.AllPeers && c.Peer != protocol.CPUTime {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // freshDump is the command for a dirty container (shared, read-only).

@@ -71,7 +71,7 @@ func TestOnlyDirtyContainersDump(t *testing.T) {
 func TestAggregateCountersAndContinue(t *testing.T) {
 	cs := []protocol.Container{{ID: "a", Peers: []string{"b"}}, {ID: "b", Peers: []string{"a"}}}
 	agg := func(sent, recv uint64) []protocol.ConnCounter {
-		return []protocol.ConnCounter{{Peer: protocol.AllPeers, Sent: sent, Received: recv}}
+		return []protocol.ConnCounter{{Peer: protocol.CPUTime, Sent: 5000}, {Peer: protocol.AllPeers, Sent: sent, Received: recv}}
 	}
 	// snap runs one snapshot on a coordinator continued from rec, with the given
 	// lock-time counters, and returns the dump commands and the committed record.
@@ -130,6 +130,13 @@ func TestAggregateCountersAndContinue(t *testing.T) {
 	dumps, _ = snap(rec2, "s3", 3, map[string][]protocol.ConnCounter{"a": agg(10, 20), "b": agg(31, 40)})
 	if dumps["a"].ReuseFrom != "s1" || dumps["b"].ReuseFrom != "s2" {
 		t.Fatalf("s3: a reuse %q (want s1), b reuse %q (want s2)", dumps["a"].ReuseFrom, dumps["b"].ReuseFrom)
+	}
+	// A container that used CPU since (same traffic) is dirty too.
+	cpu := agg(10, 20)
+	cpu[0].Sent++
+	dumps, _ = snap(rec2, "s3c", 3, map[string][]protocol.ConnCounter{"a": cpu, "b": agg(31, 40)})
+	if dumps["a"].ReuseFrom != "" {
+		t.Fatalf("a container that used CPU reused %q", dumps["a"].ReuseFrom)
 	}
 	// A container without a reading (an older worker) is dirty.
 	dumps, _ = snap(rec2, "s3b", 3, map[string][]protocol.ConnCounter{"a": nil, "b": agg(31, 40)})

@@ -82,8 +82,8 @@ type Agent struct {
 	parked parkedSet // park.go
 	recs   records
 	drops  tombstones
-	// traffic: counters read at each container's lock, for its dump (traffic.go).
-	traffic trafficReadings
+	// locked: the snapshot that locked all of a container's connections (activity.go).
+	locked lockedAll
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
@@ -556,8 +556,8 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if err == nil {
 			a.held.set("lock", t, true)
 			a.held.started("lock", t.ID, act.Snapshot)
-			if p.peers == nil { // every connection locked: the reading is the images' (traffic.go)
-				conns = a.lockTraffic(actx, act.Snapshot, t)
+			if p.peers == nil { // every connection locked: what it did so far (activity.go)
+				conns = a.lockActivity(actx, act.Snapshot, t)
 			}
 		}
 	case algorithms.ActUnlock:
@@ -623,7 +623,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 				st.FreezeMS = time.Since(fz).Milliseconds()
 			}
 			if act.ReuseFrom == "" {
-				st.Conns = a.dumpedTraffic(act.Snapshot, t.ID)
+				st.Conns = a.dumpActivity(actx, act.Snapshot, t)
 			}
 			stats = &st
 			conns = st.Conns

@@ -17,7 +17,7 @@ import (
 // busy echo pair. After a first minimal snapshot, a next one must not dump the idle
 // container again: its manifest entry points at the first snapshot's image set, while
 // the echo pair dumps afresh, and the cut still verifies from the images. rm of the
-// first snapshot keeps the set the second reuses. An idle Go process still wakes up
+// first snapshot keeps the set the second reuses, which still verifies and restores. An idle Go process still wakes up
 // now and then (its runtime's forced GC every 2 minutes), which counts as a change: up
 // to three snapshots are taken to see one reuse.
 func (e *e2e) minimalReusesIdle(t *testing.T) {
@@ -27,7 +27,14 @@ func (e *e2e) minimalReusesIdle(t *testing.T) {
 		filepath.Join(repoRoot(), "coordinator", "testdata", "idle.yml"), "idle"); code != 0 {
 		t.Fatalf("lab deploy idle: %s", out)
 	}
-	t.Cleanup(func() { _, _ = e.dockerOn(e.node(1), "stack", "rm", "idle") })
+	t.Cleanup(func() {
+		_, _ = e.dockerOn(e.node(1), "stack", "rm", "idle")
+		for _, s := range []string{"idle_idle", "idle_server", "idle_client"} {
+			for n, ids := range e.restoredOf(s, true) {
+				_, _ = e.dockerOn(n, append([]string{"rm", "-f"}, ids...)...)
+			}
+		}
+	})
 	waitLong(t, "idle stack's echo client healthy", func() bool {
 		for i := 1; i <= 3; i++ {
 			if st, ok := e.echoStatus(e.node(i), "idle_client"); ok && st["healthy"] == true {
@@ -99,5 +106,14 @@ func (e *e2e) minimalReusesIdle(t *testing.T) {
 	vout, code = e.ctl(time.Minute, "inspect", reused.ID, "--verify")
 	if code != 0 || !strings.Contains(vout, "cut check: consistent") {
 		t.Fatalf("inspect --verify %s after rm %s: exit %d\n%s", reused.ID, owner, code, vout)
+	}
+	// ... and restores, the idle container from the reused set.
+	if out, code := e.ctl(5*time.Minute, "restore", reused.ID); code != 0 {
+		t.Fatalf("restore %s: exit %d\n%s", reused.ID, code, out)
+	}
+	for _, s := range []string{"idle_idle", "idle_server", "idle_client"} {
+		if n := count(e.restoredOf(s, false)); n != 1 {
+			t.Errorf("after restore %s: %d running restored %s containers, want 1", reused.ID, n, s)
+		}
 	}
 }

@@ -622,7 +622,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			if fz, ok := a.held.since("freeze", t.ID); ok {
 				st.FreezeMS = time.Since(fz).Milliseconds()
 			}
-			if act.ReuseFrom == "" {
+			if st.ReusedFrom == "" { // fresh (also a reuse whose images were gone)
 				st.Conns = a.dumpActivity(actx, act.Snapshot, t)
 			}
 			stats = &st

@@ -17,7 +17,11 @@ func (w *Worker) Activity(ctx context.Context, name string) (activity.Counters, 
 	if err != nil {
 		return activity.Counters{}, err
 	}
-	t, err := activity.Reader{}.Read(c.Pid)
+	read := w.p.Activity
+	if read == nil {
+		read = activity.Reader{}.Read
+	}
+	t, err := read(c.Pid)
 	if err != nil {
 		return activity.Counters{}, fmt.Errorf("worker %s: activity of %s: %w", w.cfg.Node, c, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
@@ -54,7 +55,11 @@ var ctrSeq atomic.Int64
 
 func fakeRoles(f *worker.Fake) workertest.Node {
 	return workertest.Node{Name: f.Node, Roles: f.Roles(), Addr: f.TransferAddr,
-		Container: func(*testing.T) string { return fmt.Sprintf("ctr%d", ctrSeq.Add(1)) }}
+		Container: func(*testing.T) string {
+			name := fmt.Sprintf("ctr%d", ctrSeq.Add(1))
+			f.SetActivity(name, activity.Counters{RxBytes: 1, TxBytes: 2, CPUNanos: 7})
+			return name
+		}}
 }
 
 // listing is a restorer that lists the (no) standalone containers it restored for a
@@ -71,6 +76,9 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 		func(p *worker.Parts) {
 			p.Placer = &restore.Docker{DataRoot: dataRoot}
 			p.Restorer = listing{p.Restorer}
+			p.Activity = func(pid int) (activity.Counters, error) {
+				return activity.Counters{RxBytes: uint64(pid), TxBytes: 2 * uint64(pid), CPUNanos: 7}, nil
+			}
 		})
 	roles := n.w.Roles()
 	if overHTTP {

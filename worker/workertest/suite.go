@@ -1,7 +1,7 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
-// Dumper, Sets, Restorer, Tasks, Inspector, ActivityCounter): Run drives one implementation through
-// what the node agent relies on, and is run against the worker in-process, its HTTP
-// Client and the in-memory worker.Fake (worker/roles_test.go).
+// Dumper, Sets, Restorer, Tasks, Inspector, ActivityCounter): Run drives one
+// implementation through what the node agent relies on, and is run against the worker
+// in-process, its HTTP Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
 
 import (

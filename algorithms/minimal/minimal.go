@@ -202,9 +202,13 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			c.fresh[id] = conns
 		}
 		if len(c.acked) == len(c.Containers) {
-			next := make(map[string]Base, len(c.bases)+len(c.fresh))
-			for k, v := range c.bases {
-				next[k] = v
+			// Only this snapshot's containers keep a base: those of containers gone
+			// since (restored ones are new containers) would pile up in the record.
+			next := make(map[string]Base, len(c.Containers))
+			for _, ct := range c.Containers {
+				if b, ok := c.bases[ct.ID]; ok {
+					next[ct.ID] = b
+				}
 			}
 			for k, v := range c.fresh {
 				next[k] = Base{Snapshot: c.Snapshot, Conns: sorted(v)}

@@ -1,6 +1,7 @@
 package minimal
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"testing"
@@ -142,6 +143,20 @@ func TestAggregateCountersAndContinue(t *testing.T) {
 	dumps, _ = snap(rec2, "s3b", 3, map[string][]protocol.ConnCounter{"a": nil, "b": agg(31, 40)})
 	if dumps["a"].ReuseFrom != "" {
 		t.Fatalf("a container without counters reused %q", dumps["a"].ReuseFrom)
+	}
+	// A container that left the stack loses its base.
+	var bases struct {
+		State map[string]Base `json:"state"`
+	}
+	if err := json.Unmarshal(rec2, &bases); err != nil || len(bases.State) != 2 {
+		t.Fatalf("s2's record: %v bases %v, want a and b", err, bases.State)
+	}
+	cs = cs[:1]
+	cs[0].Peers = nil
+	_, rec4 := snap(rec2, "s4", 4, map[string][]protocol.ConnCounter{"a": agg(10, 20)})
+	bases.State = nil
+	if err := json.Unmarshal(rec4, &bases); err != nil || len(bases.State) != 1 || bases.State["a"].Snapshot != "s1" {
+		t.Fatalf("s4's record: %v bases %v, want only a's (s1)", err, bases.State)
 	}
 	// Only a committed minimal record continues.
 	if _, err := ContinueCoordinator(algotest.TestConfig(), []byte(`{"algorithm":"blocking","phase":"committed"}`)); !errors.Is(err, algorithms.ErrBadRecord) {

@@ -17,7 +17,8 @@ import (
 // busy echo pair. After a first minimal snapshot, a next one must not dump the idle
 // container again: its manifest entry points at the first snapshot's image set, while
 // the echo pair dumps afresh, and the cut still verifies from the images. rm of the
-// first snapshot keeps the set the second reuses, which still verifies and restores. An idle Go process still wakes up
+// first snapshot keeps the set the second reuses, which still verifies and restores. A
+// container that ran (CPU time, no traffic) is dumped again. An idle Go process still wakes up
 // now and then (its runtime's forced GC every 2 minutes), which counts as a change: up
 // to three snapshots are taken to see one reuse.
 func (e *e2e) minimalReusesIdle(t *testing.T) {
@@ -107,7 +108,17 @@ func (e *e2e) minimalReusesIdle(t *testing.T) {
 	if code != 0 || !strings.Contains(vout, "cut check: consistent") {
 		t.Fatalf("inspect --verify %s after rm %s: exit %d\n%s", reused.ID, owner, code, vout)
 	}
-	// ... and restores, the idle container from the reused set.
+	// A container that ran, without a byte on its network (a process exec'd in it asks
+	// its server over loopback), is dumped afresh: CPU time counts as a change.
+	idle := byService(reused)["idle_idle"]
+	if out, err := e.dockerOn(idle.Node, "exec", idle.ContainerID, "/memhog", "get", "/stats"); err != nil {
+		t.Fatalf("exec in the idle container: %v: %s", err, out)
+	}
+	ran := snap("idle-min-ran")
+	if got, want := filepath.Base(byService(ran)["idle_idle"].Images.Dir), node.SetID(ran.ID, idle.Key()); got != want {
+		t.Errorf("%s: the idle container that ran has its images in %s, want a fresh set %s", ran.ID, got, want)
+	}
+	// ... and the reusing snapshot restores, the idle container from the reused set.
 	if out, code := e.ctl(5*time.Minute, "restore", reused.ID); code != 0 {
 		t.Fatalf("restore %s: exit %d\n%s", reused.ID, code, out)
 	}

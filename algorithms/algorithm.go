@@ -286,6 +286,21 @@ type Algorithm interface {
 	Guarantees() Guarantees
 }
 
+// Continuer is an Algorithm whose coordinator role carries state from one snapshot of
+// a stack to the next (minimal: each container's last fresh image). The coordinator
+// continues the role from the record its stack's last committed snapshot of this
+// algorithm stored (ActCommit), which lives in the snapshot store (etcd), so a
+// restarted coordinator continues too. An algorithm that is not a Continuer starts
+// every snapshot with NewCoordinator.
+type Continuer interface {
+	Algorithm
+	// ContinueCoordinator returns a coordinator role for a new snapshot that carries
+	// the state of committed, the record of the stack's last committed snapshot of this
+	// algorithm (nil: none, the same as NewCoordinator). It sends nothing for the
+	// earlier snapshot (unlike RecoverCoordinator).
+	ContinueCoordinator(cfg Config, committed []byte) (Machine, error)
+}
+
 // Guarantees is what a committed snapshot of an algorithm promises.
 type Guarantees struct {
 	// ConsistentCut: every committed snapshot is a consistent cut (for every connection

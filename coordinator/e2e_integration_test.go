@@ -352,6 +352,9 @@ func TestIntegrationE2E(t *testing.T) {
 		})
 	}
 
+	// Minimal does not dump an idle container again (minimal_integration_test.go).
+	t.Run("MinimalReusesIdleContainer", e.minimalReusesIdle)
+
 	t.Run("MetricsAfterSnapshots", e.metricsAfterSnapshots)
 
 	t.Run("BadNamesTouchNothing", e.badNamesTouchNothing) // badnames_integration_test.go

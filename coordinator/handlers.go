@@ -166,6 +166,11 @@ func (s *Service) remove(ctx context.Context, id string) (*api.RemoveResult, err
 		}
 		sets = append(sets, r)
 	}
+	orphans, err := s.reusedOrphans(ctx, m) // reuse.go: sets kept for m by an earlier rm
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	sets = append(sets, orphans...)
 	dropped, left := s.dropSets(ctx, sets)
 	res.ImagesRemoved = wholeSets(sets, dropped)
 	res.Warnings = append(res.Warnings, left...)

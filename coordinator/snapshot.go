@@ -130,7 +130,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		}
 		return m, api.Errorf(api.CodeFailed, "%v", err)
 	}
-	mach := alg.NewCoordinator(algorithms.Config{Timeout: r.ticks(timeout), FirstEpoch: epoch, Resend: r.ticks(2 * time.Second)})
+	mach := r.newMachine(ctx, algorithms.Config{Timeout: r.ticks(timeout), FirstEpoch: epoch, Resend: r.ticks(2 * time.Second)}) // continue.go
 	r.mach = mach
 	s.mu.Lock()
 	s.runs[m.ID] = r

@@ -51,11 +51,23 @@ type Dump struct {
 // ConnCounter is the application traffic of one connection seen from one end: bytes
 // this end has written to the peer (Sent) and bytes it has received from the peer
 // (Received), counted since the connection opened.
+//
+// A worker that cannot tell connections apart reports aggregate counters instead: one
+// with Peer AllPeers, the bytes of every connection of the container together (its
+// network interfaces' counters: equal ones mean no connection carried a byte in
+// between), and one with Peer CPUTime whose Sent is the CPU time (ns) the container
+// used so far.
 type ConnCounter struct {
 	Peer     string `json:"peer"`
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
 }
+
+// Peers of the aggregate ConnCounters (see ConnCounter).
+const (
+	AllPeers = "*"
+	CPUTime  = "*cpu"
+)
 
 // DumpStats describes a container's recorded images.
 type DumpStats struct {

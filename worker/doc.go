@@ -1,7 +1,8 @@
 // Package worker is the data plane of one Docker node: its container primitives
 // (Lock/Unlock, Freeze/Thaw, Dump, Restore, image transfer) behind small ctx-first role
-// interfaces (service.go: Holder, Dumper, Sets, Restorer, Tasks, Inspector; drain.go:
-// Drainer), each implemented by the Worker, its HTTP Client and the in-memory Fake, with one
+// interfaces (service.go: Holder, Dumper, Sets, Restorer, Tasks, Inspector; drain.go: Drainer; the
+// optional ActivityCounter of activity.go), each
+// implemented by the Worker, its HTTP Client and the in-memory Fake, with one
 // conformance suite (workertest). The node side of the control plane is the agent next
 // to it (worker/agent, 'swarmckpt agent'), which calls these roles over the worker's
 // local HTTP API.

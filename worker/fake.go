@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
@@ -30,6 +31,8 @@ type Fake struct {
 
 	mu     sync.Mutex
 	locked map[string]bool
+	// acts: what Activity reports, by container (SetActivity).
+	acts   map[string]activity.Counters
 	frozen map[string]bool
 	dumps  map[string]int
 	// FailDump: container -> error its dumps return; Stall: container -> its dumps

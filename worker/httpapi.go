@@ -164,6 +164,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
 	w.drainAPI(handle)      // drain_linux.go
+	w.activityAPI(handle)   // activity_linux.go
 }
 
 // dumped returns what records a dump's result in the metrics and passes it on: its

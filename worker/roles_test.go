@@ -12,6 +12,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 
 	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
@@ -56,9 +57,13 @@ var ctrSeq atomic.Int64
 
 func fakeRoles(f *worker.Fake) workertest.Node {
 	return workertest.Node{Name: f.Node, Roles: f.Roles(), Addr: f.TransferAddr,
-		Container: func(*testing.T) string { return fmt.Sprintf("ctr%d", ctrSeq.Add(1)) },
-		HoldStop:  func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
-		Verdict:   func(_ *testing.T, ctr string) (ociwrap.Verdict, bool) { return f.Verdict(ctr) }}
+		Container: func(*testing.T) string {
+			name := fmt.Sprintf("ctr%d", ctrSeq.Add(1))
+			f.SetActivity(name, activity.Counters{RxBytes: 1, TxBytes: 2, CPUNanos: 7})
+			return name
+		},
+		HoldStop: func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
+		Verdict:  func(_ *testing.T, ctr string) (ociwrap.Verdict, bool) { return f.Verdict(ctr) }}
 }
 
 // listing is a restorer that lists the (no) standalone containers it restored for a
@@ -80,6 +85,9 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 			p.RuncState = func(ctx context.Context, _, id string) (worker.RuncState, error) {
 				ref, err := n.insp.Resolve(ctx, id)
 				return worker.RuncState{Pid: ref.Pid, Status: "running"}, err
+			}
+			p.Activity = func(pid int) (activity.Counters, error) {
+				return activity.Counters{RxBytes: uint64(pid), TxBytes: 2 * uint64(pid), CPUNanos: 7}, nil
 			}
 		})
 	drainDir := filepath.Join(dataRoot, ociwrap.AreaDir, ociwrap.DrainDir)

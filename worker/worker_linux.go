@@ -19,6 +19,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/criuimg"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -61,6 +62,10 @@ type Parts struct {
 	// Pipes raises fs.pipe-max-size while a post-copy dump serves pages (pipemax.Governor).
 	// Nil: never raised; post-copy then needs the setting at 4 MiB already.
 	Pipes Pipes
+	// Activity reads what the container whose init process is pid did (nil:
+	// activity.Reader{}.Read, its /proc and cgroup counters). Tests with fake
+	// containers set it.
+	Activity func(pid int) (activity.Counters, error)
 	// Dumpable refuses, before anything is locked or frozen, a container that CRIU
 	// cannot dump here (container.Dumpable: a process of another user without
 	// CAP_SYS_RESOURCE). Nil: no check (tests with fake containers).

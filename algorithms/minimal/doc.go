@@ -23,5 +23,12 @@
 // and for p->c, c's received in the base image <= p's sent then <= p's sent now. Only
 // dirty containers pay a dump; everyone pays one lock round trip.
 //
+// A real worker reports aggregate counters instead of per-connection ones (Peer
+// protocol.AllPeers: the bytes of all its interfaces; protocol.CPUTime: the CPU time
+// it used): a clean container then also ran no instruction since its base reading.
+// The coordinator service continues the role across a stack's snapshots from the
+// last committed record (ContinueCoordinator, algorithms.Continuer), so the bases
+// survive a coordinator restart (docs/algorithms.md "minimal on a real stack").
+//
 // The container role is participant.Machine.
 package minimal

@@ -15,10 +15,68 @@ import (
 // Name is the algorithm's name.
 const Name = "minimal"
 
-// Algorithm returns the minimal algorithm.
+// Algorithm returns the minimal algorithm (an algorithms.Continuer: its coordinator
+// role carries the containers' bases from one snapshot of a stack to the next).
 func Algorithm() algorithms.Algorithm {
-	return coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
-		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}
+	return algo{coord.Algo[*Coordinator, *participant.Machine]{AlgoName: Name, Promise: algorithms.Guarantees{ConsistentCut: true},
+		New: NewCoordinator, Recover: RecoverCoordinator, Container: participant.New}}
+}
+
+type algo struct {
+	coord.Algo[*Coordinator, *participant.Machine]
+}
+
+var _ algorithms.Continuer = algo{}
+
+// ContinueCoordinator implements algorithms.Continuer.
+func (algo) ContinueCoordinator(cfg algorithms.Config, committed []byte) (algorithms.Machine, error) {
+	return ContinueCoordinator(cfg, committed)
+}
+
+// ContinueCoordinator returns a coordinator role for a stack's next snapshot that
+// starts from the bases in committed, the record of the stack's last committed minimal
+// snapshot (nil: no bases, every container dumps afresh).
+func ContinueCoordinator(cfg algorithms.Config, committed []byte) (*Coordinator, error) {
+	c := NewCoordinator(cfg)
+	if committed == nil {
+		return c, nil
+	}
+	var r coord.Record
+	if err := json.Unmarshal(committed, &r); err != nil {
+		return nil, fmt.Errorf("%s: decode record: %v: %w", Name, err, algorithms.ErrBadRecord)
+	}
+	if r.Algorithm != Name || r.Phase != coord.PhaseCommitted {
+		return nil, fmt.Errorf("%s: continue from a %s record of algorithm %q (want a committed %s one): %w", Name, r.Phase, r.Algorithm, Name, algorithms.ErrBadRecord)
+	}
+	if err := c.setBases(r.State); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ReusableFrom returns, by container, the snapshot whose images it would reuse if
+// idle (its base).
+func (c *Coordinator) ReusableFrom() map[string]string {
+	out := make(map[string]string, len(c.bases))
+	for k, v := range c.bases {
+		out[k] = v.Snapshot
+	}
+	return out
+}
+
+// DropBase forgets container id's base (its images are gone): it dumps afresh.
+func (c *Coordinator) DropBase(id string) { delete(c.bases, id) }
+
+func (c *Coordinator) setBases(state json.RawMessage) error {
+	if len(state) > 0 && string(state) != "null" {
+		if err := json.Unmarshal(state, &c.bases); err != nil {
+			return fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
+		}
+		if c.bases == nil {
+			c.bases = map[string]Base{}
+		}
+	}
+	return nil
 }
 
 // Base is a container's last fresh image: the snapshot it was dumped in and the
@@ -66,13 +124,8 @@ func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error)
 	if err != nil {
 		return nil, err
 	}
-	if len(state) > 0 && string(state) != "null" {
-		if err := json.Unmarshal(state, &c.bases); err != nil {
-			return nil, fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
-		}
-		if c.bases == nil {
-			c.bases = map[string]Base{}
-		}
+	if err := c.setBases(state); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -139,7 +192,9 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			return nil
 		}
 		c.acked[id] = true
-		if c.dirty[id] {
+		// A container told to reuse that dumped afresh instead (its worker found the
+		// base's images gone) has a new base too.
+		if c.dirty[id] || (r.Dump != nil && r.Dump.ReusedFrom == "" && r.Dump.Conns != nil) {
 			conns := r.Conns
 			if r.Dump != nil && r.Dump.Conns != nil {
 				conns = r.Dump.Conns
@@ -147,9 +202,13 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			c.fresh[id] = conns
 		}
 		if len(c.acked) == len(c.Containers) {
-			next := make(map[string]Base, len(c.bases)+len(c.fresh))
-			for k, v := range c.bases {
-				next[k] = v
+			// Only this snapshot's containers keep a base: those of containers gone
+			// since (restored ones are new containers) would pile up in the record.
+			next := make(map[string]Base, len(c.Containers))
+			for _, ct := range c.Containers {
+				if b, ok := c.bases[ct.ID]; ok {
+					next[ct.ID] = b
+				}
 			}
 			for k, v := range c.fresh {
 				next[k] = Base{Snapshot: c.Snapshot, Conns: sorted(v)}
@@ -170,13 +229,19 @@ func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
 	return out
 }
 
-// clean reports whether container id carried no byte since its base image.
+// clean reports whether container id carried no byte since its base image: either
+// one counter per peer, each equal to the base's, or the aggregate counters of a real
+// worker (protocol.AllPeers: every connection together, its interfaces' counters;
+// protocol.CPUTime: the CPU time it used) equal to the base's.
 func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	b, ok := c.bases[id]
 	if !ok || len(b.Conns) != len(now) {
 		return false
 	}
 	n := sorted(now)
+	if aggregate(n) {
+		return slices.Equal(n, b.Conns)
+	}
 	peers := c.Containers[c.Index[id]].Peers
 	if len(peers) != len(n) {
 		return false
@@ -187,6 +252,16 @@ func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 		}
 	}
 	return true
+}
+
+// aggregate reports whether cs are aggregate counters (see protocol.ConnCounter).
+func aggregate(cs []protocol.ConnCounter) bool {
+	for _, c := range cs {
+		if c.Peer != protocol.AllPeers && c.Peer != protocol.CPUTime {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // freshDump is the command for a dirty container (shared, read-only).

@@ -1,10 +1,14 @@
 package minimal
 
 import (
+	"encoding/json"
+	"errors"
 	"flag"
 	"testing"
 
+	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/algotest"
+	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
@@ -58,5 +62,104 @@ func TestOnlyDirtyContainersDump(t *testing.T) {
 		if r.ReusedFrom != want {
 			t.Errorf("s3 %s: reused from %q, want %q", id, r.ReusedFrom, want)
 		}
+	}
+}
+
+// A worker that counts a container's traffic only in aggregate (its interfaces'
+// counters, Peer protocol.AllPeers) still lets an idle container reuse its images, and
+// a coordinator continued from the committed record of the last snapshot (as the
+// coordinator service does for each new snapshot of a stack) keeps the bases.
+func TestAggregateCountersAndContinue(t *testing.T) {
+	cs := []protocol.Container{{ID: "a", Peers: []string{"b"}}, {ID: "b", Peers: []string{"a"}}}
+	agg := func(sent, recv uint64) []protocol.ConnCounter {
+		return []protocol.ConnCounter{{Peer: protocol.CPUTime, Sent: 5000}, {Peer: protocol.AllPeers, Sent: sent, Received: recv}}
+	}
+	// snap runs one snapshot on a coordinator continued from rec, with the given
+	// lock-time counters, and returns the dump commands and the committed record.
+	snap := func(rec []byte, id string, epoch uint64, counters map[string][]protocol.ConnCounter) (map[string]*protocol.Dump, []byte) {
+		t.Helper()
+		m, err := Algorithm().(algorithms.Continuer).ContinueCoordinator(algotest.TestConfig(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.(*Coordinator)
+		c.Base.Epoch = epoch - 1
+		if err := c.Step(protocol.Envelope{Type: protocol.TypeSnapshotRequest, Snapshot: id, Body: &protocol.SnapshotRequest{Containers: cs}}); err != nil {
+			t.Fatal(err)
+		}
+		c.Ready()
+		c.Advance()
+		from := func(ct string) protocol.Addr { return protocol.ContainerAddr(ct) }
+		for _, ct := range cs {
+			if err := c.Step(protocol.Envelope{Type: protocol.TypeLockDone, Snapshot: id, Epoch: epoch, From: from(ct.ID), Body: &protocol.Result{Conns: counters[ct.ID]}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dumps := map[string]*protocol.Dump{}
+		for _, env := range c.Ready().Messages {
+			if env.Type == protocol.TypeDump {
+				dumps[env.To.ID] = env.Body.(*protocol.Dump)
+			}
+		}
+		c.Advance()
+		for _, ct := range cs {
+			st := &protocol.DumpStats{ReusedFrom: dumps[ct.ID].ReuseFrom}
+			if st.ReusedFrom == "" {
+				st.Conns = counters[ct.ID]
+			}
+			if err := c.Step(protocol.Envelope{Type: protocol.TypeDumpDone, Snapshot: id, Epoch: epoch, From: from(ct.ID), Body: &protocol.Result{Dump: st}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out []byte
+		for _, a := range c.Ready().Actions {
+			if a.Kind == algorithms.ActCommit {
+				out = a.Record
+			}
+		}
+		if out == nil {
+			t.Fatalf("%s: no commit", id)
+		}
+		return dumps, out
+	}
+	_, rec1 := snap(nil, "s1", 1, map[string][]protocol.ConnCounter{"a": agg(10, 20), "b": agg(30, 40)})
+	// b carried traffic since s1, a did not.
+	dumps, rec2 := snap(rec1, "s2", 2, map[string][]protocol.ConnCounter{"a": agg(10, 20), "b": agg(31, 40)})
+	if dumps["a"].ReuseFrom != "s1" || dumps["b"].ReuseFrom != "" {
+		t.Fatalf("s2: a reuse %q (want s1), b reuse %q (want a fresh dump)", dumps["a"].ReuseFrom, dumps["b"].ReuseFrom)
+	}
+	dumps, _ = snap(rec2, "s3", 3, map[string][]protocol.ConnCounter{"a": agg(10, 20), "b": agg(31, 40)})
+	if dumps["a"].ReuseFrom != "s1" || dumps["b"].ReuseFrom != "s2" {
+		t.Fatalf("s3: a reuse %q (want s1), b reuse %q (want s2)", dumps["a"].ReuseFrom, dumps["b"].ReuseFrom)
+	}
+	// A container that used CPU since (same traffic) is dirty too.
+	cpu := agg(10, 20)
+	cpu[0].Sent++
+	dumps, _ = snap(rec2, "s3c", 3, map[string][]protocol.ConnCounter{"a": cpu, "b": agg(31, 40)})
+	if dumps["a"].ReuseFrom != "" {
+		t.Fatalf("a container that used CPU reused %q", dumps["a"].ReuseFrom)
+	}
+	// A container without a reading (an older worker) is dirty.
+	dumps, _ = snap(rec2, "s3b", 3, map[string][]protocol.ConnCounter{"a": nil, "b": agg(31, 40)})
+	if dumps["a"].ReuseFrom != "" {
+		t.Fatalf("a container without counters reused %q", dumps["a"].ReuseFrom)
+	}
+	// A container that left the stack loses its base.
+	var bases struct {
+		State map[string]Base `json:"state"`
+	}
+	if err := json.Unmarshal(rec2, &bases); err != nil || len(bases.State) != 2 {
+		t.Fatalf("s2's record: %v bases %v, want a and b", err, bases.State)
+	}
+	cs = cs[:1]
+	cs[0].Peers = nil
+	_, rec4 := snap(rec2, "s4", 4, map[string][]protocol.ConnCounter{"a": agg(10, 20)})
+	bases.State = nil
+	if err := json.Unmarshal(rec4, &bases); err != nil || len(bases.State) != 1 || bases.State["a"].Snapshot != "s1" {
+		t.Fatalf("s4's record: %v bases %v, want only a's (s1)", err, bases.State)
+	}
+	// Only a committed minimal record continues.
+	if _, err := ContinueCoordinator(algotest.TestConfig(), []byte(`{"algorithm":"blocking","phase":"committed"}`)); !errors.Is(err, algorithms.ErrBadRecord) {
+		t.Fatalf("continue from another algorithm's record: %v, want ErrBadRecord", err)
 	}
 }

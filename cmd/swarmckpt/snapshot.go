@@ -21,6 +21,8 @@ Takes a consistent snapshot of every container of a Docker Swarm stack (with
 running. How long each is frozen depends on the algorithm: blocking (the default)
 freezes every container from its network lock until the snapshot commits;
 chandy-lamport, minimal and uncoordinated freeze each only while it is dumped.
+minimal does not dump again a container that neither sent nor received a byte nor
+ran since its image in the stack's last minimal snapshot: it reuses that image.
 Progress is shown per container; the summary gives each container's freeze time and
 image size. Ctrl-C aborts the snapshot and releases every container (exit code 130).
 The algorithm is --algorithm, else the stack's swarmckpt.algorithm label

@@ -88,6 +88,8 @@ type Agent struct {
 	parked parkedSet // park.go
 	recs   records
 	drops  tombstones
+	// locked: the snapshot that locked all of a container's connections (activity.go).
+	locked lockedAll
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
@@ -569,6 +571,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 		if err == nil {
 			a.held.set("lock", t, true)
 			a.held.started("lock", t.ID, act.Snapshot)
+			if p.peers == nil { // every connection locked: what it did so far (activity.go)
+				conns = a.lockActivity(actx, act.Snapshot, t)
+			}
 		}
 	case algorithms.ActUnlock:
 		if a.parked.has(act.Snapshot, t.ID) {
@@ -631,6 +636,9 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			st.DumpMS = time.Since(start).Milliseconds()
 			if fz, ok := a.held.since("freeze", t.ID); ok {
 				st.FreezeMS = time.Since(fz).Milliseconds()
+			}
+			if st.ReusedFrom == "" { // fresh (also a reuse whose images were gone)
+				st.Conns = a.dumpActivity(actx, act.Snapshot, t)
 			}
 			stats = &st
 			conns = st.Conns

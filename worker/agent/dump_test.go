@@ -63,7 +63,7 @@ func TestDumpStreamsWhenAskedAndSurvivesAFailedStream(t *testing.T) {
 }
 
 // A dump that reuses an earlier snapshot's set reports that set, verified, and
-// dumps nothing; a missing earlier set fails the dump.
+// dumps nothing; a missing earlier set makes it a fresh dump.
 func TestDumpReusesAVerifiedSet(t *testing.T) {
 	w := worker.NewFake("n1")
 	w.PutSet("s0.web.1")
@@ -74,8 +74,17 @@ func TestDumpReusesAVerifiedSet(t *testing.T) {
 	if err != nil || st.ReusedFrom != "s0" || st.Images == nil || !strings.HasSuffix(st.Images.Dir, "/s0.web.1") || w.Dumps("ctr1") != 0 {
 		t.Fatalf("reuse: %+v %v, want s0's set and no dump", st, err)
 	}
-	if _, err := a.dump(context.Background(), "s2", c, true, "gone"); !errors.Is(err, node.ErrNoSuchSet) {
-		t.Fatalf("reuse of a missing set: %v, want node.ErrNoSuchSet", err)
+	// A missing earlier set: the container (locked, as for any dump of minimal) is
+	// dumped afresh instead, and reported as not reused.
+	st, err = a.dump(context.Background(), "s2", c, true, "gone")
+	if err != nil || st.ReusedFrom != "" || st.Images == nil || !strings.HasSuffix(st.Images.Dir, "/s2.web.1") || w.Dumps("ctr1") != 1 {
+		t.Fatalf("reuse of a missing set: %+v %v, want a fresh dump into s2's set", st, err)
+	}
+	// ... unless the dump's time is up: then it fails with the reuse's error.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := a.dump(ctx, "s3", c, true, "gone"); err == nil || !strings.Contains(err.Error(), "reuse images of gone") {
+		t.Fatalf("reuse of a missing set after the deadline: %v, want the reuse's error", err)
 	}
 }
 

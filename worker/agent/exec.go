@@ -68,10 +68,16 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 		// this snapshot too. The set is verified (every sha256) before it is reused.
 		prev := node.SetID(reuseFrom, c.SetKey())
 		m, err := a.verified(ctx, prev, c.SetKey())
-		if err != nil {
+		if err == nil {
+			return a.stats(prev, m, reuseFrom), nil
+		}
+		if ctx.Err() != nil {
 			return protocol.DumpStats{}, fmt.Errorf("agent: reuse images of %s for %s: %w", reuseFrom, c.SetKey(), err)
 		}
-		return a.stats(prev, m, reuseFrom), nil
+		// Gone or damaged: dump afresh (the container is still locked, as for any
+		// dump of minimal), which the dump-done reports as not reused; the
+		// coordinator then takes the new images as the container's base.
+		a.log.Warn("the images to reuse cannot be used: dumping afresh", "container", c.SetKey(), "reuse_from", reuseFrom, "err", err)
 	}
 	set := node.SetID(snapshot, c.SetKey())
 	if c.Direct && c.StreamTo != "" {

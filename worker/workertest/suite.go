@@ -1,7 +1,7 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
-// Dumper, Sets, Restorer, Tasks, Inspector, Drainer): Run drives one implementation through
-// what the node agent relies on, and is run against the worker in-process, its HTTP
-// Client and the in-memory worker.Fake (worker/roles_test.go).
+// Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter): Run drives one
+// implementation through what the node agent relies on, and is run against the worker
+// in-process, its HTTP Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
 
 import (
@@ -92,6 +92,36 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, f) })
 	t.Run("Inspector", func(t *testing.T) { testInspector(t, f) })
 	t.Run("Drainer", func(t *testing.T) { testDrainer(t, f) }) // drain.go
+	t.Run("Activity", func(t *testing.T) { testActivity(t, f) })
+}
+
+// A container's activity counters read the same twice when it did nothing in
+// between (the suite's containers run nothing), and locking it changes none of them.
+func testActivity(t *testing.T, f Factory) {
+	a, _ := f(t)
+	ac, ok := a.Roles.Holder.(worker.ActivityCounter)
+	if !ok {
+		t.Fatalf("%T is no worker.ActivityCounter", a.Roles.Holder)
+	}
+	ctx := context.Background()
+	ctr := a.Container(t)
+	c1, err := ac.Activity(ctx, ctr)
+	if err != nil {
+		t.Fatalf("Activity(%s): %v", ctr, err)
+	}
+	if c1.CPUNanos == 0 {
+		t.Fatalf("Activity(%s) = %+v: a running container used some CPU time", ctr, c1)
+	}
+	if err := a.Roles.Holder.Lock(ctx, ctr, nil, time.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	c2, err := ac.Activity(ctx, ctr)
+	if err != nil || c2 != c1 {
+		t.Fatalf("Activity(%s) after a lock = %+v, %v; want %+v again", ctr, c2, err, c1)
+	}
+	if err := a.Roles.Holder.Unlock(ctx, ctr, nil); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
 }
 
 // Lock and freeze hold a container until released, and Holds lists them; Stop ends a

@@ -197,7 +197,7 @@ func TestStandbyTakesOverAndRecovers(t *testing.T) {
 		return m != nil && m.State == store.StateAborted
 	})
 	close(stall) // the stuck dump ends; its container is released by the abort
-	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+	waitForLong(t, 20*time.Second, "every container released", func() bool { return len(e.held()) == 0 })
 	waitFor(t, "stack lock free", func() bool {
 		st, err := e.status()
 		return err == nil && len(st.Operations) == 0
@@ -291,7 +291,7 @@ func TestLeaderThatLosesItsLeadershipStops(t *testing.T) {
 		t.Fatal("the snapshot did not end after the leadership was lost")
 	}
 	close(stall)
-	waitFor(t, "every container released", func() bool { return len(e.held()) == 0 })
+	waitForLong(t, 20*time.Second, "every container released", func() bool { return len(e.held()) == 0 })
 	select {
 	case err := <-e.runErr:
 		if !errors.Is(err, store.ErrLeadershipLost) {

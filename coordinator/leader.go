@@ -71,6 +71,13 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 		case <-lctx.Done():
 		}
 	}()
+	// Every stack lock held now is a dead coordinator's: this one leads and has taken
+	// none yet, and standbys take none (listed before the CLI is served, so that no
+	// lock this leader takes is among them).
+	stale, lerr := s.cfg.Store.ListLocks(lctx)
+	if lerr != nil {
+		s.log.Warn("cannot list the stack locks a previous coordinator left (they lapse with their leases)", "err", lerr)
+	}
 	var apiSubs []bus.Subscription
 	unsubscribe := func() {
 		for _, sub := range apiSubs {
@@ -93,6 +100,7 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 	if err := s.recover(lctx); err != nil {
 		s.log.Error("recovery of unfinished snapshots failed", "err", err)
 	}
+	s.breakStaleLocks(lctx, stale) // recover.go
 	s.log.Info("coordinator ready", "name", s.cfg.Name)
 	drainDone := make(chan struct{})
 	go func() { defer close(drainDone); s.runDrain(lctx) }() // drain.go

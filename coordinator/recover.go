@@ -49,6 +49,26 @@ func (s *Service) recover(ctx context.Context) error {
 	return s.RecoverOperations(ctx)
 }
 
+// breakStaleLocks breaks the stack locks a dead coordinator held when this one began
+// to lead (stale) and recovery left in place: a lock whose snapshot had committed, or
+// was not found, when its holder died (e.g. killed while copying a committed
+// snapshot's sets to their replicas, before its unlock). Without this the stack
+// refused every snapshot, restore and migration until the lock's lease lapsed, which
+// an embedded etcd restarted with its coordinator extends. A lock whose owner changed
+// meanwhile (recovery took it over) is left alone (BreakLock compares the owner).
+func (s *Service) breakStaleLocks(ctx context.Context, stale []store.LockInfo) {
+	for _, l := range stale {
+		if h, err := s.cfg.Store.LockHolder(ctx, l.Stack); err != nil || h != l.Owner {
+			continue // released, or taken over by the recovery of its operation
+		}
+		if err := s.cfg.Store.BreakLock(ctx, l.Stack, l.Owner); err != nil {
+			s.log.Warn("cannot break a dead coordinator's stack lock (it lapses with its lease)", "stack", l.Stack, "owner", l.Owner, "err", err)
+			continue
+		}
+		s.log.Info("broke a dead coordinator's stack lock", "stack", l.Stack, "owner", l.Owner)
+	}
+}
+
 // awaitAgents waits until every node in nodes has a live agent (a heartbeat since this
 // coordinator started), at most RecoverWait; the nodes still silent then are logged
 // (their workers' watchdogs release their containers).

@@ -610,3 +610,37 @@ func TestImageSetsArriveWithDumpDone(t *testing.T) {
 		}
 	}
 }
+
+// A coordinator killed after its snapshot committed but before it unlocked the stack
+// (e.g. while copying the committed sets to their replicas) leaves a lock whose
+// snapshot is final: the next leader breaks it too, so the stack is not refused until
+// the lock's lease lapses (found by the fault-injection test, seed 6). A lock of
+// another stack the dead coordinator had already released stays released.
+func TestRestartedCoordinatorBreaksTheLockOfACommittedSnapshot(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	m := &store.Manifest{ID: "snap-c", Stack: "bank", Algorithm: "blocking", State: store.StateCommitted, Epoch: 1,
+		Coordinator: "dead", CreatedAt: time.Now()}
+	if err := st.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.LockStack(ctx, "bank", "dead/snap-c", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-2", Bus: bus.NewNetwork().Connect(), Store: st,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the dead coordinator's lock broken", func() bool {
+		h, err := st.LockHolder(ctx, "bank")
+		return err == nil && h == ""
+	})
+	if got, err := st.Get(ctx, "snap-c"); err != nil || got.State != store.StateCommitted {
+		t.Fatalf("snap-c = %+v, %v; want it committed as it was", got, err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -75,7 +74,6 @@ type Config struct {
 // of what runs, stop, restore, put back on failure, all journaled (opjournal.go), and
 // the recovery of what a dead coordinator left (recoverops.go).
 type Restores struct {
-	mu  sync.Mutex // guards cfg.Restorer (SetRestorer)
 	cfg Config
 	log *slog.Logger
 }
@@ -88,18 +86,7 @@ func New(cfg Config) (*Restores, error) {
 	return &Restores{cfg: cfg, log: cfg.Log}, nil
 }
 
-// SetRestorer installs the restorer after construction (it may need the coordinator).
-func (s *Restores) SetRestorer(r Restorer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cfg.Restorer = r
-}
-
-func (s *Restores) restorer() Restorer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg.Restorer
-}
+func (s *Restores) restorer() Restorer { return s.cfg.Restorer }
 
 func (s *Restores) event(ctx context.Context, e api.Event) { s.cfg.Host.Event(ctx, e) }
 

@@ -77,12 +77,12 @@ func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store) conte
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: st,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
 		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, RecoverWait: 3 * time.Second,
-		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
+		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
+			Events: e.recordEvent}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
-		Events: e.recordEvent})
 	e.svc = svc
 	rctx, cancel := context.WithCancel(context.Background())
 	e.wg.Add(1)

@@ -272,8 +272,11 @@ func TestExcludedServiceNotSnapshottedStartedFreshOnRestore(t *testing.T) {
 	if err := sw.ScaleServices(ctx, "bank", map[string]uint64{"bank_holder": 5, "bank_web": 2}, nil); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWith(t, func(c *coordinator.Config) { c.Resolver = stack.Static{"bank": st}; c.Stopper = sw }, "lab-1", "lab-2", "lab-3")
-	e.svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
+	e := newEnvWith(t, func(c *coordinator.Config) {
+		c.Resolver = stack.Static{"bank": st}
+		c.Stopper = sw
+		c.Restorer = &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: c.Bus, AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}}
+	}, "lab-1", "lab-2", "lab-3")
 	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "ex", Stack: "bank", Exclude: []string{"bank_web"}})
 	if err != nil {
 		t.Fatalf("snapshot excluding bank_web: %v", err)

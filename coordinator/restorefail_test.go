@@ -46,11 +46,11 @@ func newExactEnv(t *testing.T) *exactEnv {
 func serveRestores(t *testing.T, e *swarmEnv, st store.Store, algos func(string) (algorithms.Algorithm, error)) *coordinator.Service {
 	t.Helper()
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: e.net.Connect(), Store: st, Stopper: e.sw,
-		Resolver: stack.Static{}, Algorithms: algos, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		Resolver: stack.Static{}, Algorithms: algos, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
+		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	rctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = svc.Run(rctx) }()

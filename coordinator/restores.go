@@ -61,12 +61,6 @@ func (s *Service) WorkerAddr(node string) (string, bool) { return s.restores.Wor
 // Emit publishes a progress event (for restorers).
 func (s *Service) Emit(ctx context.Context, e api.Event) { s.event(ctx, e) }
 
-// SetRestorer installs the restorer after construction (it may need the Service).
-func (s *Service) SetRestorer(r Restorer) {
-	s.cfg.Restorer = r
-	s.restores.SetRestorer(r)
-}
-
 // RecoverOperations finishes or rolls back the restores and migrations a dead
 // coordinator journaled (restore.Restores.RecoverOperations). Startup recovery
 // (recover.go) calls it; a standby taking over calls it too.

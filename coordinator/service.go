@@ -59,7 +59,8 @@ type Config struct {
 	// manifest's Verdict; an inconsistent cut of an algorithm that promises a
 	// consistent one aborts the snapshot) and serves inspect --verify.
 	Verify Verifier
-	// Restorer, when set, serves restore and migrate.
+	// Restorer serves restore and migrate. Default: restore.AgentRestorer over Bus
+	// (the nodes' transfer endpoints from their agents' heartbeats, progress as events).
 	Restorer Restorer
 	// Stopper, when set, stops the stack's running tasks before a restore, so that the
 	// restored containers take over their addresses and the swarm runs no duplicates.
@@ -173,8 +174,11 @@ func New(cfg Config) (*Service, error) {
 	} else if lr, ok := cfg.Stopper.(restore.LabelReader); ok {
 		labels = lr
 	}
+	if s.cfg.Restorer == nil {
+		s.cfg.Restorer = &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr}, Events: s.Emit}
+	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
-		Algorithms: cfg.Algorithms, Restorer: cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
+		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
 		Heal: s.healFromCopies}) // replicate.go
 	if err != nil {
 		return nil, err

@@ -116,11 +116,11 @@ func TestRestoredStackSnapshotsAndRestoresAgain(t *testing.T) {
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-test", Bus: net.Connect(), Store: st,
 		Resolver:   resolveWith(func(ctx context.Context) ([]stack.Container, error) { return svc.StandaloneContainers(ctx, "bank") }),
 		Algorithms: lookup, TickPeriod: 10 * time.Millisecond, SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
-		WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
+		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
 	client := api.Client{T: net.Connect()}

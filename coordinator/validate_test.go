@@ -19,8 +19,9 @@ import (
 // of the API, and no node hears of it: no plan, no lock, no freeze, no restore, no
 // manifest written, the stack's lock free.
 func TestBadNamesRefusedBeforeAnythingIsTouched(t *testing.T) {
-	e := newEnv(t, "lab-1", "lab-2", "lab-3")
-	e.svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}})
+	e := newEnvWith(t, func(c *coordinator.Config) {
+		c.Restorer = &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: c.Bus, AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}}
+	}, "lab-1", "lab-2", "lab-3")
 	if _, err := e.snapshot("snap-ok"); err != nil {
 		t.Fatalf("a good snapshot: %v", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
-	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -321,7 +320,6 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc.SetRestorer(&restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: tr, AddrOf: svc.WorkerAddr}, Events: svc.Emit})
 	// A stack restored in exact mode runs as standalone containers the manager does not
 	// see: the workers list them (restore, snapshot and migrate it again).
 	res.SetStandalone(svc.StandaloneContainers)

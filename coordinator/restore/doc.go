@@ -14,10 +14,10 @@
 // its target node, then restored there as a standalone container on its recorded
 // address) and swarm mode (swarm.go SwarmRestore.Run, a sequence of named steps:
 // swarm's own replacement tasks restored by the runtime wrapper from sets placed on
-// every candidate node, their addresses rewritten). Both reach the nodes only through
-// Nodes, a small interface of the node operations they use (transfer, restore,
-// placement), implemented over the bus by AgentNodes (nodeclient.go); tests run it
-// against agents with fake executors. The other node requests of the package
-// (pre-flight, verify, standalone listing and removal, the stop of parked containers)
-// still go over the bus directly.
+// every candidate node, their addresses rewritten). Both, and every other node
+// request of the package (pre-flight, verify, standalone listing and removal, the
+// stop of parked containers), reach the nodes only through Nodes (nodes.go), small
+// roles of the node operations (Checks, Sets, Containers, Placements), implemented
+// over the bus by AgentNodes (nodeclient.go); Config.Nodes replaces it (a fake in
+// tests). Tests run AgentNodes against agents with fake executors.
 package restore

@@ -18,7 +18,7 @@ type AgentNodes struct {
 	// AddrOf returns a node's transfer endpoint (Service.WorkerAddr: from its agent's
 	// heartbeats).
 	AddrOf func(node string) (string, bool)
-	// Timeout bounds each transfer, restore and placement call. Default 5m.
+	// Timeout bounds each call (a shorter deadline of its ctx bounds it too). Default 5m.
 	Timeout time.Duration
 }
 
@@ -36,9 +36,42 @@ func call[R any, P interface {
 	}
 	rep, err := nodecall.Ask[R, P](ctx, a.Bus, subject, req, t)
 	if errors.Is(err, bus.ErrNoResponders) {
-		return nil, fmt.Errorf("no live worker answers on %s: %w", subject, node.ErrUnavailable)
+		return nil, noAgentError{subject}
 	}
 	return rep, err
+}
+
+// noAgentError is the error of a call no agent answers: it matches both
+// node.ErrUnavailable and bus.ErrNoResponders.
+type noAgentError struct{ subject string }
+
+func (e noAgentError) Error() string {
+	return fmt.Sprintf("no live worker answers on %s: %v", e.subject, node.ErrUnavailable)
+}
+
+func (e noAgentError) Unwrap() []error { return []error{node.ErrUnavailable, bus.ErrNoResponders} }
+
+// Preflight implements Checks.
+func (a AgentNodes) Preflight(ctx context.Context, nodeName string, req node.PreflightRequest) (*node.PreflightReply, error) {
+	rep, err := call[node.PreflightReply](ctx, a, node.PreflightSubject(nodeName), req)
+	if rep != nil {
+		return rep, nil // the node answered: its refusal is rep.Error
+	}
+	return nil, err
+}
+
+// Verify implements Checks.
+func (a AgentNodes) Verify(ctx context.Context, nodeName string, req node.VerifyRequest) (*node.VerifyReply, error) {
+	return call[node.VerifyReply](ctx, a, node.VerifySubject(nodeName), req)
+}
+
+// Standalone implements Checks.
+func (a AgentNodes) Standalone(ctx context.Context, nodeName, stack string) ([]node.Standalone, error) {
+	rep, err := call[node.StandaloneReply](ctx, a, node.StandaloneSubject(nodeName), node.StandaloneRequest{Stack: stack})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Containers, nil
 }
 
 // Addr implements Sets.
@@ -74,6 +107,12 @@ func (a AgentNodes) Unlock(ctx context.Context, nodeName string, containers []st
 // Remove implements Containers.
 func (a AgentNodes) Remove(ctx context.Context, nodeName string, containers []string) error {
 	_, err := call[node.RemoveReply](ctx, a, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: containers})
+	return err
+}
+
+// StopParked implements Containers.
+func (a AgentNodes) StopParked(ctx context.Context, nodeName string, req node.StopRequest) error {
+	_, err := call[node.StopReply](ctx, a, node.StopSubject(nodeName), req)
 	return err
 }
 

@@ -6,15 +6,29 @@ import (
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
-// Nodes is what a restore asks of the nodes' agents: the image sets it moves, the
-// containers it restores and releases, and (swarm mode) the sets it places for the
-// runtime wrapper. AgentNodes (nodeclient.go) implements it over the bus; an error
-// says which node failed and why (a node without a live agent: "no live worker
-// answers on ...").
+// Nodes is what a restore asks of the nodes' agents: the checks before it, the image
+// sets it moves, the containers it restores, stops and releases, and (swarm mode) the
+// sets it places for the runtime wrapper. AgentNodes (nodeclient.go) implements it
+// over the bus; an error says which node failed and why (a node without a live
+// agent: "no live worker answers on ...", matching node.ErrUnavailable and
+// bus.ErrNoResponders). Each call is bounded by its ctx (and AgentNodes.Timeout).
 type Nodes interface {
+	Checks
 	Sets
 	Containers
 	Placements
+}
+
+// Checks asks nodes what a restore must know before it changes anything.
+type Checks interface {
+	// Preflight asks node whether it can take a restore's containers and holds the
+	// sets it reads (req.Prepare: get ready for it). The node's refusal is in
+	// rep.Error, not in the error.
+	Preflight(ctx context.Context, nodeName string, req node.PreflightRequest) (*node.PreflightReply, error)
+	// Verify re-hashes a set's files on node and reads the sockets of its images.
+	Verify(ctx context.Context, nodeName string, req node.VerifyRequest) (*node.VerifyReply, error)
+	// Standalone lists the containers restored (exact mode) for stack's services on node.
+	Standalone(ctx context.Context, nodeName, stack string) ([]node.Standalone, error)
 }
 
 // Sets moves and deletes image sets between nodes.
@@ -37,6 +51,9 @@ type Containers interface {
 	Unlock(ctx context.Context, nodeName string, containers []string) error
 	// Remove force-removes containers (ids or names) on node.
 	Remove(ctx context.Context, nodeName string, containers []string) error
+	// StopParked ends the containers node keeps frozen since their dump (req.Resume:
+	// releases them: they run on).
+	StopParked(ctx context.Context, nodeName string, req node.StopRequest) error
 }
 
 // Placements leaves sets for the runtime wrapper of swarm's replacement tasks.

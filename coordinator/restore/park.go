@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"sort"
 	"strings"
 	"sync"
@@ -44,8 +43,9 @@ func (s *Restores) StopParked(ctx context.Context, m *store.Manifest, resume boo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := nodecall.Ask[node.StopReply](context.WithoutCancel(ctx), s.cfg.Bus, node.StopSubject(nodeName),
-				node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume}, stopTimeoutPerNode)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeoutPerNode)
+			err := s.nodes.StopParked(cctx, nodeName, node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume})
+			cancel()
 			if errors.Is(err, bus.ErrNoResponders) {
 				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
 			}

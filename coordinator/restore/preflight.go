@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -193,18 +192,13 @@ func (s *Restores) prepare(ctx context.Context, reqs map[string]*node.PreflightR
 }
 
 func (s *Restores) askPreflight(ctx context.Context, nodeName string, req *node.PreflightRequest) (node.PreflightReply, error) {
-	b, _ := json.Marshal(req)
 	cctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	out, err := s.cfg.Bus.Request(cctx, node.PreflightSubject(nodeName), b)
+	rep, err := s.nodes.Preflight(cctx, nodeName, *req)
 	if err != nil {
 		return node.PreflightReply{}, err
 	}
-	var rep node.PreflightReply
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return rep, fmt.Errorf("bad pre-flight answer: %w", err)
-	}
-	return rep, nil
+	return *rep, nil
 }
 
 // verifySets re-hashes every image set a restore of m onto targets reads, on the node
@@ -226,7 +220,7 @@ func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets ma
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := AgentSockets(ctx, s.cfg.Bus, verifyTimeout, SetOf(m, c), c); err != nil {
+			if _, err := Sockets(ctx, s.nodes, verifyTimeout, SetOf(m, c), c); err != nil {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s: its image set on node %s failed verification: %v", c.Key(), c.Images.Node, err))
 				mu.Unlock()

@@ -263,18 +263,21 @@ func (s *Restores) undoPlacements(ctx context.Context, op *store.Operation, m *s
 	if err != nil {
 		return
 	}
-	nodes := AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Timeout: time.Minute}
 	for _, n := range op.Nodes {
 		for _, p := range plan {
 			back := ""
 			if n == p.Home {
 				back = p.Set
 			}
-			if _, err := nodes.Unplace(ctx, n, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if _, err := s.nodes.Unplace(cctx, n, node.UnplaceRequest{Service: p.Service, Slot: p.Slot, Set: back}); err != nil {
 				s.log.Warn("rollback: take back a placement (it expires at its deadline)", "node", n, "slot", p.Key(), "err", err)
 			}
+			cancel()
 			if n != p.Home {
-				_ = nodes.Drop(ctx, n, p.Set)
+				cctx, cancel := context.WithTimeout(ctx, time.Minute)
+				_ = s.nodes.Drop(cctx, n, p.Set)
+				cancel()
 			}
 		}
 	}
@@ -299,11 +302,12 @@ func (s *Restores) removeInterrupted(ctx context.Context, op *store.Operation, m
 			byNode[t] = append(byNode[t], ContainerName(m.ID, c))
 		}
 	}
-	nodes := AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Timeout: time.Minute}
 	for node, names := range byNode {
-		if err := nodes.Remove(ctx, node, names); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.nodes.Remove(cctx, node, names); err != nil {
 			s.log.Warn("rollback: remove the interrupted restore's containers (remove them by hand: docker rm -f)", "node", node, "containers", names, "err", err)
 		}
+		cancel()
 	}
 }
 

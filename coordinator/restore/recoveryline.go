@@ -363,7 +363,7 @@ func (r *socketReader) read(ctx context.Context, key string, c store.Container) 
 	if ok {
 		return got, nil
 	}
-	socks, err := AgentSockets(ctx, r.s.cfg.Bus, cutReadTimeout, set, c)
+	socks, err := Sockets(ctx, r.s.nodes, cutReadTimeout, set, c)
 	if err != nil {
 		return nil, fmt.Errorf("%s (image set %s on %s): %w", key, set, c.Images.Node, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -48,9 +47,12 @@ type Host interface {
 // Config configures Restores.
 type Config struct {
 	// Name identifies the coordinator (journals, logs).
-	Name       string
-	Host       Host
-	Bus        bus.Transport
+	Name string
+	Host Host
+	Bus  bus.Transport
+	// Nodes, when set, is how the restores reach the nodes' agents (tests: a fake).
+	// Default: AgentNodes over Bus.
+	Nodes      Nodes
 	Store      store.Store
 	Resolver   stack.Resolver
 	Algorithms func(name string) (algorithms.Algorithm, error)
@@ -75,9 +77,9 @@ type Config struct {
 // of what runs, stop, restore, put back on failure, all journaled (opjournal.go), and
 // the recovery of what a dead coordinator left (recoverops.go).
 type Restores struct {
-	mu  sync.Mutex // guards cfg.Restorer (SetRestorer)
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	nodes Nodes
+	log   *slog.Logger
 }
 
 // New returns Restores for cfg (Host, Store, Bus, NewID and Log required).
@@ -85,21 +87,14 @@ func New(cfg Config) (*Restores, error) {
 	if cfg.Host == nil || cfg.Store == nil || cfg.Bus == nil || cfg.NewID == nil || cfg.Log == nil {
 		return nil, errors.New("restore: Host, Store, Bus, NewID and Log are required")
 	}
-	return &Restores{cfg: cfg, log: cfg.Log}, nil
+	s := &Restores{cfg: cfg, nodes: cfg.Nodes, log: cfg.Log}
+	if s.nodes == nil {
+		s.nodes = AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr}
+	}
+	return s, nil
 }
 
-// SetRestorer installs the restorer after construction (it may need the coordinator).
-func (s *Restores) SetRestorer(r Restorer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cfg.Restorer = r
-}
-
-func (s *Restores) restorer() Restorer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg.Restorer
-}
+func (s *Restores) restorer() Restorer { return s.cfg.Restorer }
 
 func (s *Restores) event(ctx context.Context, e api.Event) { s.cfg.Host.Event(ctx, e) }
 

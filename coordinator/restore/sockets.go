@@ -9,17 +9,23 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
-	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"github.com/swarmckpt/swarmckpt/cut"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // AgentSockets asks the node holding c's image set (set) to verify it and read its
-// sockets.
+// sockets, over b (Sockets through AgentNodes).
 func AgentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
+	return Sockets(ctx, AgentNodes{Bus: b}, timeout, set, c)
+}
+
+// Sockets asks the node holding c's image set (set) to verify it and read its
+// sockets, bounded by timeout.
+func Sockets(ctx context.Context, n Checks, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
 	nodeName := c.Images.Node
-	rep, err := nodecall.Ask[node.VerifyReply](ctx, b, node.VerifySubject(nodeName),
-		node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files}, timeout)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rep, err := n.Verify(cctx, nodeName, node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files})
 	if err != nil {
 		if errors.Is(err, bus.ErrNoResponders) {
 			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again): %w", nodeName, node.ErrUnavailable)

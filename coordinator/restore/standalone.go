@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -44,21 +43,13 @@ func (s *Restores) listStandalone(ctx context.Context, stackName string) (map[st
 		out  = map[string][]node.Standalone{}
 		errs []error
 	)
-	req, _ := json.Marshal(node.StandaloneRequest{Stack: stackName})
 	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, standaloneTimeout)
 			defer cancel()
-			b, err := s.cfg.Bus.Request(cctx, node.StandaloneSubject(w.Node), req)
-			var rep node.StandaloneReply
-			if err == nil {
-				err = json.Unmarshal(b, &rep)
-			}
-			if err == nil && rep.Error != "" {
-				err = errors.New(rep.Error)
-			}
+			list, err := s.nodes.Standalone(cctx, w.Node, stackName)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -66,8 +57,8 @@ func (s *Restores) listStandalone(ctx context.Context, stackName string) (map[st
 				s.log.Warn("node agent does not list restored containers (older version): a restored stack's containers on it are not found", "node", w.Node)
 			case err != nil:
 				errs = append(errs, fmt.Errorf("node %s: list the containers restored for stack %s: %w (retry when its worker answers)", w.Node, stackName, err))
-			case len(rep.Containers) > 0:
-				out[w.Node] = rep.Containers
+			case len(list) > 0:
+				out[w.Node] = list
 			}
 		}()
 	}
@@ -186,17 +177,9 @@ func (s *Restores) removeListed(ctx context.Context, m *store.Manifest, byNode m
 		for _, sc := range list {
 			ids = append(ids, sc.ID)
 		}
-		b, _ := json.Marshal(node.RemoveRequest{Containers: ids})
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		out, err := s.cfg.Bus.Request(cctx, node.RemoveSubject(nodeName), b)
+		err := s.nodes.Remove(cctx, nodeName, ids)
 		cancel()
-		var rep node.RemoveReply
-		if err == nil {
-			err = json.Unmarshal(out, &rep)
-		}
-		if err == nil {
-			err = rep.Err()
-		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("node %s: remove the containers of an earlier restore of %s (%s): %w (remove them by hand: docker rm -f)", nodeName, m.Stack, strings.Join(ids, " "), err))
 			continue

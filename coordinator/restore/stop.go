@@ -3,7 +3,6 @@ package restore
 import (
 	"context"
 	"fmt"
-	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"maps"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
-	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // stopTimeout bounds stopping the stack before a restore.
@@ -60,7 +58,9 @@ func (s *Restores) killTasks(ctx context.Context, byNode map[string][]string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := nodecall.Ask[node.RemoveReply](ctx, s.cfg.Bus, node.RemoveSubject(nodeName), node.RemoveRequest{Containers: ids}, 20*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err := s.nodes.Remove(cctx, nodeName, ids)
+			cancel()
 			if err != nil {
 				s.log.Warn("cannot kill the stack's task containers (they stop gracefully instead)", "node", nodeName, "containers", ids, "err", err)
 			}

@@ -1,0 +1,84 @@
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// liveHost is a restore.Host whose Live workers are fixed (the rest is not called).
+type liveHost struct {
+	restore.Host
+	nodes []string
+}
+
+func (h liveHost) Live() []store.Worker {
+	var out []store.Worker
+	for _, n := range h.nodes {
+		out = append(out, store.Worker{Node: n})
+	}
+	return out
+}
+
+// fakeChecks is a restore.Nodes whose Standalone answers from lists or errs by node
+// (the other calls are not made).
+type fakeChecks struct {
+	restore.Nodes
+	lists map[string][]node.Standalone
+	errs  map[string]error
+}
+
+func (f fakeChecks) Standalone(ctx context.Context, nodeName, stack string) ([]node.Standalone, error) {
+	if err := f.errs[nodeName]; err != nil {
+		return nil, err
+	}
+	return f.lists[nodeName], nil
+}
+
+// TestStandaloneListedThroughConfigNodes: Restores reaches the nodes through
+// Config.Nodes: a node without an agent (bus.ErrNoResponders) is skipped, another
+// node's failure is reported with its name, the listed containers come back.
+func TestStandaloneListedThroughConfigNodes(t *testing.T) {
+	nodes := fakeChecks{
+		lists: map[string][]node.Standalone{"n1": {{ID: "c1", Service: "bank_holder", Name: "bank_holder.1"}}},
+		errs:  map[string]error{"n2": bus.ErrNoResponders},
+	}
+	newRestores := func(n restore.Nodes, live ...string) *restore.Restores {
+		r, err := restore.New(restore.Config{Host: liveHost{nodes: live}, Bus: bus.NewNetwork().Connect(), Nodes: n,
+			Store: store.NewMemory(), NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	got, err := newRestores(nodes, "n1", "n2").StandaloneContainers(context.Background(), "bank")
+	if err != nil {
+		t.Fatalf("n2 has no agent, so it is skipped: %v", err)
+	}
+	if len(got) != 1 || got[0].Node != "n1" || got[0].ContainerID != "c1" || got[0].Service != "bank_holder" {
+		t.Fatalf("containers: %+v; want c1 (bank_holder) on n1", got)
+	}
+	nodes.errs["n3"] = errors.New("docker is down")
+	_, err = newRestores(nodes, "n1", "n2", "n3").StandaloneContainers(context.Background(), "bank")
+	if err == nil || !strings.Contains(err.Error(), "node n3") || !strings.Contains(err.Error(), "docker is down") {
+		t.Fatalf("err = %v; want node n3's failure", err)
+	}
+}
+
+// TestAgentNodesNoAgentMatchesBoth: a call no agent answers fails with an error that
+// says so and matches node.ErrUnavailable and bus.ErrNoResponders.
+func TestAgentNodesNoAgentMatchesBoth(t *testing.T) {
+	a := restore.AgentNodes{Bus: bus.NewNetwork().Connect(), Timeout: time.Second}
+	_, err := a.Standalone(context.Background(), "n1", "bank")
+	if !errors.Is(err, node.ErrUnavailable) || !errors.Is(err, bus.ErrNoResponders) || !strings.Contains(err.Error(), "no live worker answers on") {
+		t.Fatalf("err = %v; want no live worker, matching node.ErrUnavailable and bus.ErrNoResponders", err)
+	}
+}

@@ -336,6 +336,13 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 // goes to addr through SendTo and none stays here; the container is left as its
 // caller holds it (not ended, on success either).
 func (f *Fake) dumpIntoHeld(ctx context.Context, name, set, addr string) (*imageset.Manifest, error) {
+	return f.dumpAndSend(ctx, name, set, addr, "the target keeps nothing", func() { f.into[set] = addr })
+}
+
+// dumpAndSend dumps name into set and sends the set to addr through SendTo, keeping
+// none here; then done runs under the fake's lock. A failed send's error ends with
+// left (what the failure leaves).
+func (f *Fake) dumpAndSend(ctx context.Context, name, set, addr, left string, done func()) (*imageset.Manifest, error) {
 	if f.SendTo == nil {
 		return nil, fmt.Errorf("fake worker %s cannot send sets: %w", f.Node, node.ErrUnavailable)
 	}
@@ -348,9 +355,9 @@ func (f *Fake) dumpIntoHeld(ctx context.Context, name, set, addr string) (*image
 	defer f.mu.Unlock()
 	delete(f.sets, set)
 	if err != nil {
-		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (the target keeps nothing)", f.Node, name, addr, err)
+		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (%s)", f.Node, name, addr, err, left)
 	}
-	f.into[set] = addr
+	done()
 	return m, nil
 }
 
@@ -365,23 +372,10 @@ func (f *Fake) DumpedInto() map[string]string {
 // DumpInto implements Dumper: the set goes to addr through SendTo and none stays here;
 // the container ends only once it is there.
 func (f *Fake) DumpInto(ctx context.Context, name, set, addr string) (*imageset.Manifest, error) {
-	if f.SendTo == nil {
-		return nil, fmt.Errorf("fake worker %s cannot send sets: %w", f.Node, node.ErrUnavailable)
-	}
-	m, err := f.Dump(ctx, name, set, true)
-	if err != nil {
-		return nil, err
-	}
-	_, err = f.SendTo(set, addr)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.sets, set)
-	if err != nil {
-		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (it keeps running here)", f.Node, name, addr, err)
-	}
-	f.stopped[name] = true
-	f.frozen[name], f.locked[name] = false, false
-	return m, nil
+	return f.dumpAndSend(ctx, name, set, addr, "it keeps running here", func() {
+		f.stopped[name] = true
+		f.frozen[name], f.locked[name] = false, false
+	})
 }
 
 // DumpLazy implements Dumper: refused, as where post-copy cannot run (Info.PostCopy).

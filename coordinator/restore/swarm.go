@@ -454,16 +454,7 @@ func (w *swarmRun) stopAndCopy(ctx context.Context) error {
 func (w *swarmRun) place(ctx context.Context) error {
 	r, m := w.r, w.m
 	t := time.Now()
-	type placeJob struct {
-		p    SlotPlan
-		node string
-	}
-	var pjobs []placeJob
-	for _, p := range w.plan {
-		for _, n := range w.nodes {
-			pjobs = append(pjobs, placeJob{p, n})
-		}
-	}
+	pjobs := w.slotJobs()
 	mapFor := dur(r.AddressMapFor, time.Minute)
 	err := parallelDo(len(pjobs), func(i int) error {
 		j := pjobs[i]
@@ -674,19 +665,28 @@ func (r *SwarmRestore) removeConstraints(ctx context.Context, m *store.Manifest,
 	return nil
 }
 
+// slotJob is one task slot's set on one candidate node.
+type slotJob struct {
+	p    SlotPlan
+	node string
+}
+
+// slotJobs pairs every slot of the plan with every candidate node (what place and
+// sendMap do for each).
+func (w *swarmRun) slotJobs() []slotJob {
+	var jobs []slotJob
+	for _, p := range w.plan {
+		for _, n := range w.nodes {
+			jobs = append(jobs, slotJob{p, n})
+		}
+	}
+	return jobs
+}
+
 // sendMap gives every placement its address map; it must reach the node swarm
 // assigned each task to (elsewhere the placement is unused and taken back later).
 func (w *swarmRun) sendMap(ctx context.Context, current map[string]stack.Task, am map[string]string) error {
-	type job struct {
-		p    SlotPlan
-		node string
-	}
-	var jobs []job
-	for _, p := range w.plan {
-		for _, n := range w.nodes {
-			jobs = append(jobs, job{p, n})
-		}
-	}
+	jobs := w.slotJobs()
 	return parallelDo(len(jobs), func(i int) error {
 		j := jobs[i]
 		err := w.r.Nodes.AddressMap(ctx, j.node, node.AddressMapRequest{Service: j.p.Service, Slot: j.p.Slot, Addresses: am})

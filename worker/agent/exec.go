@@ -102,7 +102,18 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 // restore sends it as it would have without streaming.
 func (a *Agent) dumpTo(ctx context.Context, c node.Target, set string, leaveRunning bool) (protocol.DumpStats, error) {
 	m, err := a.cfg.Worker.Dumper.DumpTo(ctx, c.ID, set, c.StreamTo, leaveRunning)
+	return a.streamed(ctx, c, set, m, err)
+}
+
+// streamed is the outcome of a dump that streamed set to c.StreamTo (m, err): when
+// only the stream failed, the set here is verified (every sha256) and stands, and the
+// restore sends it as it would have without streaming; when the dump itself failed
+// there is no set here and the dump fails.
+func (a *Agent) streamed(ctx context.Context, c node.Target, set string, m *imageset.Manifest, err error) (protocol.DumpStats, error) {
 	if err != nil {
+		if c.StreamTo == "" {
+			return protocol.DumpStats{}, err
+		}
 		local, verr := a.verified(ctx, set, c.SetKey())
 		if verr != nil {
 			return protocol.DumpStats{}, err // the dump itself failed: no set here

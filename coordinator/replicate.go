@@ -147,7 +147,7 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 	return nil
 }
 
-// copyAt is c as if its image set were the copy on node n (for agentSockets and the
+// copyAt is c as if its image set were the copy on node n (for AgentSockets and the
 // verify request).
 func copyAt(c store.Container, n string) store.Container {
 	img := *c.Images

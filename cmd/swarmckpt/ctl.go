@@ -85,6 +85,20 @@ func (f *ctlFlags) parse(c *cli, fs *flag.FlagSet, usage string, args []string, 
 	return pos, nil
 }
 
+// parseStack is parse for a command that takes at most one argument, a stack name
+// ("" when none), checked as the coordinator would (exit 2 otherwise); bad says what
+// the command accepts.
+func (f *ctlFlags) parseStack(c *cli, fs *flag.FlagSet, usage string, args []string, bad string) (string, error) {
+	pos, err := f.parse(c, fs, usage, args, 0, 1, bad)
+	if err != nil || len(pos) == 0 {
+		return "", err
+	}
+	if err := badName(api.ValidStack(pos[0])); err != nil {
+		return "", err
+	}
+	return pos[0], nil
+}
+
 // dial connects to the coordinator and, for text output with a non-empty progress id,
 // prints that operation's live progress until closed. close undoes both.
 func (f *ctlFlags) dial(ctx context.Context, c *cli, progress string) (cl api.Client, close func(), err error) {

@@ -25,16 +25,9 @@ Examples:
 
 func runLs(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("ls", 10*time.Second)
-	pos, err := f.parse(c, fs, lsUsage, args, 0, 1, "give at most one stack name")
+	stackName, err := f.parseStack(c, fs, lsUsage, args, "give at most one stack name")
 	if err != nil {
 		return err
-	}
-	stackName := ""
-	if len(pos) == 1 {
-		stackName = pos[0]
-		if err := badName(api.ValidStack(stackName)); err != nil {
-			return err
-		}
 	}
 	res, err := call[api.ListResult](ctx, c, f, api.OpList, api.ListRequest{Stack: stackName})
 	if err != nil {

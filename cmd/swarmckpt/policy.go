@@ -29,16 +29,9 @@ Examples:
 
 func runPolicy(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("policy", 10*time.Second)
-	pos, err := f.parse(c, fs, policyUsage, args, 0, 1, "give at most one stack name (swarmckpt policy [<stack>])")
+	stackName, err := f.parseStack(c, fs, policyUsage, args, "give at most one stack name (swarmckpt policy [<stack>])")
 	if err != nil {
 		return err
-	}
-	stackName := ""
-	if len(pos) == 1 {
-		stackName = pos[0]
-		if err := badName(api.ValidStack(stackName)); err != nil {
-			return err
-		}
 	}
 	cl, disconnect, err := f.dial(ctx, c, "")
 	if err != nil {

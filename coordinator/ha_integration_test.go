@@ -10,7 +10,8 @@ package coordinator_test
 // Then the leader is killed mid-restore and mid-migration, the moment the operation's
 // journal in etcd reaches stopping or restoring: the new leader rolls it back from
 // the parked snapshot and deletes the journal, with the same checks (and no service
-// left at 0 without its containers).
+// left at 0 without its containers); last mid swarm-mode restore, which the new
+// leader rolls back to bank_holder's swarm tasks at their replicas.
 
 import (
 	"context"
@@ -103,6 +104,11 @@ func TestIntegrationLeaderFailover(t *testing.T) {
 	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(2)}, restore.StepRestoring, true, before)
 	fl.killLeaderMidRestore(t, []string{"restore", "ha-start"}, restore.StepStopping, true, before)
 	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(3)}, restore.StepStopping, false, before)
+	// A swarm-mode restore, journaled too: killed once its stop is done (the services
+	// at 0, the checkpoint's containers ended), the new leader puts the checkpoint back
+	// as swarm tasks (bank_holder at its replicas again, with its state).
+	fl.killLeaderMidRestore(t, []string{"restore", "ha-start", "--mode", "swarm"}, restore.StepRestoring, false, before)
+	fl.swarmTasksRun(t, 5)
 	fl.checkSnapshot(t, "ha-after")
 }
 
@@ -445,4 +451,33 @@ func (fl *faultLab) noServiceAtZeroWithout(t *testing.T, f fault) {
 	if running < 5 {
 		t.Errorf("%s: %d bank holders run after the failover, want 5 (a service left at 0?)", f, running)
 	}
+}
+
+// swarmTasksRun: bank_holder is at n replicas with n tasks running (the swarm-mode
+// put-back), polled for a while (the manager reports a task running shortly after its
+// container started).
+func (fl *faultLab) swarmTasksRun(t *testing.T, n int) {
+	t.Helper()
+	var out string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, err := fl.dockerOn(fl.node(1), "service", "ps", "bank_holder", "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
+		out = o
+		running := 0
+		for _, l := range strings.Split(o, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "Running") {
+				running++
+			}
+		}
+		if err == nil && running == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("bank_holder runs %d tasks 30 s after the swarm-mode put-back, want %d (a service left at 0?): %v\n%s", running, n, err, out)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	o, _ := fl.dockerOn(fl.node(1), "service", "ls", "--filter", "name=bank_holder", "--format", "{{.Name}} {{.Replicas}}")
+	t.Logf("after the swarm-mode restore's rollback: %s", strings.TrimSpace(o))
 }

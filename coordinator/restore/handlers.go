@@ -61,7 +61,7 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 		if chosen.rolledBack() {
 			return nil, nil, api.Errorf(api.CodeBadRequest, "restore of %s refused: its recovery line takes containers from older snapshots, which --mode swarm cannot restore yet: restore it in exact mode", m.ID)
 		}
-		res, err := s.restoreSwarm(ctx, m, req, pk, j) // restoreswarm.go, coordinator/restore/swarm.go
+		res, err := s.restoreSwarm(ctx, m, req, own, pk, j) // restoreswarm.go, coordinator/restore/swarm.go
 		if err == nil {
 			err = s.startExcluded(ctx, m) // copies.go: swarmckpt.exclude
 		}

@@ -165,6 +165,18 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 	s.undoPlacements(ctx, op, m)
 	s.removeInterrupted(ctx, op, m)
 	replicas := s.replicasBefore(op, stopped, parked)
+	if op.Kind == "restore" && op.Mode == api.ModeSwarm {
+		// A swarm-mode restore's checkpoint goes back as it ran: as swarm tasks, the
+		// services at the replicas they had (as its own failure does: swarmFailed).
+		err := s.swarmPutBack(ctx, parked)
+		if err == nil {
+			s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Mode: op.Mode,
+				Error: fmt.Sprintf("coordinator %s died during the %s (step %s); the next coordinator put the stack back from %s (as swarm tasks)", op.Coordinator, op.Kind, op.Step, parked.ID)})
+			s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the stack's services run again at the replicas they had, with their state, from " + parked.ID})
+			return nil
+		}
+		s.log.Warn("rollback: putting the checkpoint back as swarm tasks failed: putting it back on its original nodes", "snapshot", parked.ID, "err", err)
+	}
 	orig := map[string]string{}
 	for _, c := range parked.Containers {
 		orig[c.Key()] = c.Node
@@ -230,9 +242,9 @@ func (s *Restores) startAgain(ctx context.Context, stackName string, replicas ma
 	return nil
 }
 
-// replicasBefore are the replicas to start again if nothing can be put back: those
-// the stop found (journaled, or found now), else the count of ref's containers per
-// service.
+// replicasBefore are the replicas to start again if nothing can be put back: per
+// service the most of those the stop found (journaled, or found now) and the count
+// of ref's containers (what ran, or the snapshot's).
 func (s *Restores) replicasBefore(op *store.Operation, stopped map[string]uint64, ref *store.Manifest) map[string]uint64 {
 	out := map[string]uint64{}
 	maps.Copy(out, op.Stopped)
@@ -241,10 +253,16 @@ func (s *Restores) replicasBefore(op *store.Operation, stopped map[string]uint64
 			out[k] = v
 		}
 	}
-	if len(out) == 0 && ref != nil {
+	if ref != nil {
+		count := map[string]uint64{}
 		for _, c := range ref.Containers {
 			if c.Service != "" {
-				out[c.Service]++
+				count[c.Service]++
+			}
+		}
+		for k, v := range count {
+			if v > out[k] {
+				out[k] = v
 			}
 		}
 	}
@@ -266,7 +284,8 @@ func (s *Restores) undoPlacements(ctx context.Context, op *store.Operation, m *s
 	for _, n := range op.Nodes {
 		for _, p := range plan {
 			back := ""
-			if n == p.Home {
+			keeps := n == p.Home || hasCopy(p.Old, n) // copies.go: a replica goes back and stays
+			if keeps {
 				back = p.Set
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -274,7 +293,7 @@ func (s *Restores) undoPlacements(ctx context.Context, op *store.Operation, m *s
 				s.log.Warn("rollback: take back a placement (it expires at its deadline)", "node", n, "slot", p.Key(), "err", err)
 			}
 			cancel()
-			if n != p.Home {
+			if !keeps {
 				cctx, cancel := context.WithTimeout(ctx, time.Minute)
 				_ = s.nodes.Drop(cctx, n, p.Set)
 				cancel()

@@ -63,6 +63,11 @@ type SwarmRestore struct {
 	// exact-mode restore of the stack, after the scale to 0 (step 1): they would run
 	// next to the restored tasks.
 	RemoveStandalone func(ctx context.Context) error
+	// Stopped, when set, is called once the stop of step 1 is done (the services at 0),
+	// with the replicas the services had (nil when the Swarm cannot tell): the
+	// coordinator ends the containers parked since their checkpoint and journals the
+	// stop (restoreswarm.go). Its error fails the step (undo follows).
+	Stopped func(ctx context.Context, replicas map[string]uint64) error
 }
 
 // SwarmOutcome is what a swarm-native restore did.
@@ -217,13 +222,13 @@ func BuildAddressMap(plan []SlotPlan, current map[string]stack.Task) (map[string
 
 // stop scales the stack's services to 0 and waits until none of their tasks runs;
 // with Kill (and a Swarm that can hand over the tasks' containers) they are killed
-// once swarm ordered their shutdown instead of stopping gracefully.
-func (r *SwarmRestore) stop(ctx context.Context, stackName string) error {
-	if ss, ok := r.Swarm.(ServiceStopper); ok && r.Kill != nil {
-		_, err := ss.StopServices(ctx, stackName, r.Kill)
-		return err
+// once swarm ordered their shutdown instead of stopping gracefully. It returns the
+// replicas the services had when the Swarm tells (a ServiceStopper), else nil.
+func (r *SwarmRestore) stop(ctx context.Context, stackName string) (map[string]uint64, error) {
+	if ss, ok := r.Swarm.(ServiceStopper); ok {
+		return ss.StopServices(ctx, stackName, r.Kill) // nil Kill: they stop gracefully
 	}
-	return r.Swarm.StopStack(ctx, stackName)
+	return nil, r.Swarm.StopStack(ctx, stackName)
 }
 
 func (r *SwarmRestore) emit(ctx context.Context, id, key, node, phase, msg string, ms int64) {
@@ -352,7 +357,7 @@ func (w *swarmRun) undo(ctx context.Context, cause error) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	errs := []error{cause}
-	if err := r.stop(uctx, m.Stack); err != nil {
+	if _, err := r.stop(uctx, m.Stack); err != nil {
 		errs = append(errs, fmt.Errorf("undo: scale the stack %s to 0 again (do it by hand: docker service scale SERVICE=0): %w", m.Stack, err))
 	}
 	for ns := range w.placed {
@@ -394,13 +399,17 @@ func (w *swarmRun) stopAndCopy(ctx context.Context) error {
 		defer cancel()
 		r.emit(ctx, m.ID, "", "", "stopping", "scaling the services of stack "+m.Stack+" to 0", 0)
 		t0 := time.Now()
-		stopErr = r.stop(sctx, m.Stack)
+		var replicas map[string]uint64
+		replicas, stopErr = r.stop(sctx, m.Stack)
 		if stopErr == nil {
 			ms := time.Since(t0).Milliseconds()
 			w.mu.Lock()
 			w.out.PhaseMS["stop"] = ms
 			w.mu.Unlock()
 			r.emit(ctx, m.ID, "", "", "stopped", "services of stack "+m.Stack+" at 0", ms)
+		}
+		if stopErr == nil && r.Stopped != nil {
+			stopErr = r.Stopped(sctx, replicas)
 		}
 		if stopErr == nil && r.RemoveStandalone != nil {
 			stopErr = r.RemoveStandalone(sctx)

@@ -19,7 +19,7 @@ is asked first whether the restore can run (live worker, image sets complete, im
 present, names and addresses free, every image file's sha256 re-checked on its node):
 if not, it is refused with nothing changed, naming container, node and fix. One
 restore, migration, snapshot or rm of a stack at a time (else refused, exit 4).
-In exact mode what still runs of the stack is checkpointed first (a blocking snapshot
+In either mode what still runs of the stack is checkpointed first (a blocking snapshot
 whose containers stay frozen after their dump; printed as "before"); if that
 cannot be done the restore is refused with nothing changed. Then the stack's services
 are scaled to 0 and their running tasks, those frozen ones first, killed (no
@@ -27,9 +27,12 @@ duplicates; the snapshot replaces them). Image files are streamed to the target
 nodes and their sha256 verified before restore. Connections between the restored containers are kept in both modes. If an
 exact restore fails after the stop, the stack is put back from that checkpoint: every
 container runs again on its node with its state ('swarmckpt restore BEFORE
---on-original' does the same by hand); only if that fails too are the services scaled
-back to their replicas (started fresh from their images). CRIU's log stays on the
-node as <set>.failed-restore.log.
+--on-original' does the same by hand); a swarm-mode restore puts it back as swarm
+tasks (the services at the replicas they had, with their state), failing that on the
+original nodes; only if that fails too are the services scaled back to their
+replicas (started fresh from their images). CRIU's log stays on the node as
+<set>.failed-restore.log. A restore is journaled in etcd step by step: if the
+coordinator dies mid-way, the next one (or a standby) puts the stack back the same way.
 --discard-running: skip the checkpoint of what runs (its state is lost; a failed
   restore starts the services fresh).
 --on-original: every container not mapped with --node goes back to its own original
@@ -90,7 +93,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	mode := fs.String("mode", api.ModeExact, "exact (standalone containers on their original IPs) or swarm (swarm's own tasks on new IPs)")
 	line := fs.Bool("recovery-line", false, "uncoordinated snapshot: restore the newest consistent combination of the stack's snapshots up to this one")
 	force := fs.Bool("force", false, "uncoordinated snapshot: restore its recorded cut without checking it")
-	discard := fs.Bool("discard-running", false, "exact mode: do not checkpoint what runs of the stack first (its state is lost; a failed restore starts it fresh)")
+	discard := fs.Bool("discard-running", false, "do not checkpoint what runs of the stack first (its state is lost; a failed restore starts it fresh)")
 	pos, err := f.parse(c, fs, restoreUsage, args, 1, 1, "give exactly one snapshot id (see 'swarmckpt ls')")
 	if err != nil {
 		return err

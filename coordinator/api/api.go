@@ -193,7 +193,7 @@ type RestoreRequest struct {
 	// combination of the stack's snapshots of the same algorithm up to ID, checked
 	// over the images: each container from the snapshot the line chose for it.
 	RecoveryLine bool `json:"recovery_line,omitempty"`
-	// DiscardRunning (exact mode) replaces what runs of the stack without
+	// DiscardRunning (either mode) replaces what runs of the stack without
 	// checkpointing it first: a failed restore then cannot put it back with its state
 	// (its services are started again fresh from their images).
 	DiscardRunning bool `json:"discard_running,omitempty"`
@@ -215,8 +215,8 @@ type RestoreResult struct {
 	// Mode is the restore mode used.
 	Mode string `json:"mode,omitempty"`
 	// Before is the snapshot of what ran of the stack before this restore replaced
-	// it (exact mode, unless DiscardRunning): 'swarmckpt restore BEFORE --on-original'
-	// undoes the restore; 'swarmckpt rm BEFORE' when it is not needed.
+	// it (unless DiscardRunning): 'swarmckpt restore BEFORE --on-original' undoes the
+	// restore (a swarm-mode restore's: 'swarmckpt restore BEFORE --mode swarm' too); 'swarmckpt rm BEFORE' when it is not needed.
 	Before string `json:"before,omitempty"`
 	// Addresses (ModeSwarm) is the address map applied: old IP -> new IP.
 	Addresses map[string]string `json:"addresses,omitempty"`

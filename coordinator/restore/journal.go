@@ -11,10 +11,14 @@ const (
 	// be committed, its containers frozen and locked since their dump.
 	StepBegun = "begun"
 	// StepStopping: the stop begins: the parked containers are ended, the services
-	// scaled to 0, the standalone containers of an earlier restore removed.
+	// scaled to 0, the standalone containers of an earlier restore removed; in swarm
+	// mode (Operation.Mode) the sets are copied to the candidate nodes
+	// (Operation.Nodes) meanwhile.
 	StepStopping = "stopping"
 	// StepRestoring: the stop is done (Operation.Stopped recorded); the snapshot's
-	// containers are being restored on their targets.
+	// containers are being restored on their targets (swarm mode: sets placed for
+	// every slot on every candidate node, the services scaled up with
+	// Operation.Constraints, the tasks restored from their placements).
 	StepRestoring = "restoring"
 	// StepRestored: every container runs restored (and unlocked); what is left is
 	// bookkeeping (the restore's record, the migration's unused streamed copies).
@@ -32,7 +36,9 @@ const (
 	// ActRollBack: the stop may have begun: stop what still runs of the stack
 	// (idempotent: the parked containers ended, the services at 0, every standalone
 	// container of the stack removed, the half-restored ones included, placements
-	// taken back), then put the parked snapshot back on its original nodes.
+	// taken back, constraints removed), then put the parked snapshot back: a
+	// swarm-mode restore's checkpoint as swarm tasks (the services at the replicas
+	// they had), else (or if that fails) on its original nodes.
 	ActRollBack Action = "roll back"
 	// ActScaleBack: the stop may have begun, but nothing was parked (nothing ran, or
 	// the restore discarded the running state): the services are scaled back to the

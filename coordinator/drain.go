@@ -207,21 +207,30 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		release(why)
 		return
 	}
-	set := fmt.Sprintf("drain.%s.%d.%d", e.Service, e.Slot, time.Now().UnixMilli())
-	log.Info("drain: checkpointing the held task for its replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
-	// A failed checkpoint releases the stop on the node (the container runs on, then
-	// stops as swarm asked).
-	if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
-		if errors.Is(err, node.ErrNotFound) {
-			log.Info("drain: the stop is no longer held (decided, or its deadline passed), or the container has no arming record there: its stop proceeds", "err", err)
+	set := e.Set
+	if set != "" {
+		// Checkpointed already, by a leader that died before it placed the set and
+		// released the stop (the agent reports a held stop until it is released): the
+		// state is in the set; it goes on from there.
+		log.Info("drain: resuming a drain a previous leader checkpointed: sending and placing its set for the replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
+	} else {
+		set = fmt.Sprintf("drain.%s.%d.%d", e.Service, e.Slot, time.Now().UnixMilli())
+		log.Info("drain: checkpointing the held task for its replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
+		// A failed checkpoint releases the stop on the node (the container runs on, then
+		// stops as swarm asked).
+		if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
+			if errors.Is(err, node.ErrNotFound) {
+				log.Info("drain: the stop is no longer held (decided, or its deadline passed), or the container has no arming record there: its stop proceeds", "err", err)
+				return
+			}
+			log.Error("drain: checkpoint of the held task failed: swarm restarts it fresh", "err", err)
 			return
 		}
-		log.Error("drain: checkpoint of the held task failed: swarm restarts it fresh", "err", err)
-		return
 	}
 	tCkpt := time.Now()
 	err = func() error {
-		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil {
+		// ErrSetExists: a dead leader sent it already.
+		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil && !errors.Is(err, node.ErrSetExists) {
 			return fmt.Errorf("send set %s to %s: %w", set, a.Target, err)
 		}
 		if _, err := nodecall.Ask[node.PlaceReply](ctx, d.s.cfg.Bus, node.PlaceSubject(a.Target),

@@ -216,3 +216,41 @@ func TestReconcilerArmsLabelledTasks(t *testing.T) {
 		t.Fatalf("still armed after the label went: %v", r.armed)
 	}
 }
+
+// TestDrainControllerResumesACheckpointedHold: a leader died after it checkpointed a
+// held task into its set (the stop still held, the set on the drained node, nothing
+// placed): the agent reports the hold again with its set, and the next leader sends
+// and places that set for the replacement and releases the stop, without a second
+// checkpoint: the task's state is not lost to a fresh start.
+func TestDrainControllerResumesACheckpointedHold(t *testing.T) {
+	net, execs, quiet := drainAgents(t)
+	n1, n2 := execs["n1"], execs["n2"]
+	ctx := context.Background()
+	arm := worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate", Stack: "st", Service: "st_web", Slot: 1}
+	if err := n1.Arm(ctx, "c1", arm); err != nil {
+		t.Fatal(err)
+	}
+	if !n1.HoldStop("c1", "15") {
+		t.Fatal("stop not held")
+	}
+	const set = "drain.st_web.1.1"
+	if _, err := n1.CheckpointHeld(ctx, "c1", set); err != nil { // the dead leader's checkpoint
+		t.Fatal(err)
+	}
+	dumps := n1.Dumps("c1")
+	ev := node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
+		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld, Set: set}
+	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}}, sw: staticSwarm{tasks: drainTasks(), avail: "drain"},
+		addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
+	d.handle(ctx, ev)
+	v, ok := n1.Verdict("c1")
+	if !ok || v.Outcome != ociwrap.VerdictCheckpointed || !strings.Contains(v.Reason, "placed on n2") {
+		t.Fatalf("verdict %+v %v, want checkpointed and placed on n2", v, ok)
+	}
+	if p := n2.PlacedTask("st_web", 1); p == nil || p.Set != set {
+		t.Fatalf("placed on n2: %+v, want the dead leader's set %s", p, set)
+	}
+	if n := n1.Dumps("c1"); n != dumps {
+		t.Errorf("c1 dumped %d times, want %d (no second checkpoint)", n, dumps)
+	}
+}

@@ -62,8 +62,8 @@ type Config struct {
 	// DrainPoll is how often the agent looks for stops the runtime wrapper holds for a
 	// drain (drain.go). Default DefaultDrainPoll.
 	DrainPoll time.Duration
-	// DrainRepublish is how often a held stop that is still undecided is reported
-	// again. Default DefaultDrainRepublish.
+	// DrainRepublish is how often a stop still held (undecided, or checkpointed and
+	// not yet released) is reported again. Default DefaultDrainRepublish.
 	DrainRepublish time.Duration
 	// Log; default slog.Default().
 	Log *slog.Logger

@@ -16,7 +16,7 @@ import (
 // (watchDrain), and the coordinator decides it (OpHeld: checkpoint, then release).
 
 // DefaultDrainPoll is how often the agent looks for held stops (Config.DrainPoll);
-// DefaultDrainRepublish how often it reports an undecided one again.
+// DefaultDrainRepublish how often it reports one still held again.
 const (
 	DefaultDrainPoll      = 200 * time.Millisecond
 	DefaultDrainRepublish = time.Second
@@ -60,9 +60,10 @@ func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 }
 
 // watchDrain publishes a DrainEvent for every stop the wrapper holds on this node, at
-// once and again every Config.DrainRepublish while it is undecided and not
-// checkpointed (a coordinator that was not listening, or a new leader, then still
-// decides it before its deadline), until ctx ends.
+// once and again every Config.DrainRepublish while it is held (a coordinator that was
+// not listening, or a new leader, then still decides it before its deadline; one
+// checkpointed already (the event's Set) by a leader that died before it placed the
+// set and released the stop is carried on from that set), until ctx ends.
 func (a *Agent) watchDrain(ctx context.Context) {
 	d := a.cfg.Worker.Drainer
 	if d == nil {
@@ -85,7 +86,7 @@ func (a *Agent) watchDrain(ctx context.Context) {
 				k := h.ContainerID + "@" + h.Deadline.String()
 				last, seen := published[k]
 				now[k] = last
-				if seen && (h.Set != "" || time.Since(last) < a.cfg.DrainRepublish) {
+				if seen && time.Since(last) < a.cfg.DrainRepublish {
 					continue
 				}
 				if !seen {

@@ -74,6 +74,19 @@ func TestAgentDrainHold(t *testing.T) {
 	if _, ok := f.Verdict("web"); ok {
 		t.Fatal("a verdict before the release")
 	}
+	// Checkpointed and not released (its coordinator may have died), it is reported
+	// again with its set: a new leader carries the drain on from it.
+	for deadline := time.After(5 * time.Second); ; {
+		var e3 node.DrainEvent
+		select {
+		case e3 = <-events:
+		case <-deadline:
+			t.Fatal("a checkpointed, unreleased held stop was not reported again with its set")
+		}
+		if e3.ContainerID == "web" && e3.Set == "drain.st_web.1" && e3.What == node.DrainHeld {
+			break
+		}
+	}
 	b, _ = json.Marshal(node.HeldRequest{Container: "web", Release: true})
 	ask(t, conn, node.HeldSubject("n1"), b, &held)
 	if err := held.Err(); err != nil {

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -311,6 +312,45 @@ func TestSwarmRestoreFailurePutsTheStackBack(t *testing.T) {
 		}
 		if p := ex.Placed(); len(p) > 0 {
 			t.Errorf("%s: placements left: %v", n, p)
+		}
+	}
+	if h, err := e.store.LockHolder(ctx, "bank"); err != nil || h != "" {
+		t.Errorf("stack lock held by %q (%v), want free", h, err)
+	}
+	if ops, err := e.store.ListOperations(ctx); err != nil || len(ops) != 0 {
+		t.Errorf("journal left: %+v (%v)", ops, err)
+	}
+}
+
+// TestSwarmRestoreStopFailsLeavesTheStackRunning: a swarm-mode restore whose stop fails
+// (nothing scaled) lets the checkpoint's parked containers run on: nothing ended,
+// nothing held, bank_holder still at 5, the lock and journal gone, and it says so.
+func TestSwarmRestoreStopFailsLeavesTheStackRunning(t *testing.T) {
+	e, sw := newMigrateEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.snapshot("old"); err != nil {
+		t.Fatal(err)
+	}
+	sw.FailStop = errors.New("manager unreachable")
+	_, err := e.svc.Restore(ctx, api.RestoreRequest{ID: "old", Mode: api.ModeSwarm})
+	if err == nil || !strings.Contains(err.Error(), "before anything was stopped") || !strings.Contains(err.Error(), "manager unreachable") {
+		t.Fatalf("restore error %v, want one saying nothing was stopped, with the cause", err)
+	}
+	if r := sw.Replicas("bank_holder"); r != 5 {
+		t.Errorf("bank_holder at %d replicas, want 5", r)
+	}
+	waitFor(t, "nothing held", func() bool {
+		for _, ex := range e.execs {
+			if len(ex.Held()) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for n, ex := range e.execs {
+		if s := ex.Stopped(); len(s) > 0 {
+			t.Errorf("%s: containers ended although the stop failed: %v", n, s)
 		}
 	}
 	if h, err := e.store.LockHolder(ctx, "bank"); err != nil || h != "" {

@@ -89,13 +89,16 @@ func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.
 	if pk != nil {
 		kill = pk.killFunc() // the parked containers end with the stop
 	}
-	var stopped map[string]uint64 // the replicas the stop found, once it is done
+	var (
+		stopDone bool              // the stop is done: the services at 0
+		stopped  map[string]uint64 // the replicas the stop found
+	)
 	sr, _ := s.swarmRestorer(kill, func(ctx context.Context) error { _, err := s.removeStandalone(ctx, m); return err })
 	sr.Stopped = func(ctx context.Context, replicas map[string]uint64) error {
 		// The services are at 0: the parked containers end now if the stop killed
 		// none (a stack of standalone containers), and the stop is journaled with
 		// the replicas it found (the last resort's scale-back).
-		stopped = replicas
+		stopDone, stopped = true, replicas
 		_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = replicas })
 		return pk.end(ctx)
 	}
@@ -132,7 +135,7 @@ func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.
 	if rerr != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
 		if own {
-			return nil, s.swarmFailed(ctx, m, before, pk, stopped, rerr)
+			return nil, s.swarmFailed(ctx, m, before, pk, stopDone, stopped, rerr)
 		}
 		var ae *api.Error
 		if errors.As(rerr, &ae) {
@@ -167,12 +170,13 @@ func (s *Restores) swarmRestorer(kill func(ctx context.Context, byNode map[strin
 
 // swarmFailed ends a swarm-mode restore of its own that failed with cause (Run
 // undid its own steps: the services at 0, its placements taken back). If the stop
-// never happened (the parked containers not ended), they are released and run on;
+// never happened (not stopDone, the parked containers not ended), they are released
+// and run on;
 // else the checkpoint of what ran (before) is put back (swarmPutBack); without one
 // (nothing ran, or --discard-running), the services are scaled back to the
 // replicas the stop found, fresh.
-func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, pk *parkedStack, stopped map[string]uint64, cause error) error {
-	if pk != nil && !pk.wasEnded() && stopped == nil {
+func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, pk *parkedStack, stopDone bool, stopped map[string]uint64, cause error) error {
+	if pk != nil && !pk.wasEnded() && !stopDone {
 		pk.release(ctx)
 		return api.Errorf(api.CodeFailed, "restore of %s as swarm tasks failed before anything was stopped (stack %s runs as before; its checkpoint %s is kept): %v", m.ID, m.Stack, before.ID, cause)
 	}

@@ -653,6 +653,14 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if err != nil {
 		return container.Ref{}, err
 	}
+	if opts.Service == "" {
+		// A restore runs to its end even if its caller goes (its agent killed
+		// meanwhile): the request the coordinator repeats then finds the container
+		// restored (restoredBefore) rather than one half undone.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), restoreBound)
+		defer cancel()
+	}
 	if opts.Service == "" && opts.Name != "" {
 		if ref, done, err := w.restoredBefore(ctx, setID, opts); done {
 			return ref, err
@@ -733,6 +741,10 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	}
 	return ref, nil
 }
+
+// restoreBound bounds a standalone restore once its caller is gone (the agent's own
+// bound on an action).
+const restoreBound = 5 * time.Minute
 
 // restoredBefore makes a repeated restore idempotent: a request whose answer was lost
 // (its agent or this worker killed while it ran) is repeated by the coordinator, and

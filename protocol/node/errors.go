@@ -77,8 +77,9 @@ var (
 	// older version without it).
 	ErrNoWorker error = &reason{CodeUnavailable, "no_worker", "no worker for this operation"}
 	// ErrWorkerUnreachable: the agent could not reach its worker, or lost it while the
-	// worker served the request (the worker ended: killed, or restarting). What the
-	// request asked may have been done or not: repeat it only if it is idempotent.
+	// worker served the request (the worker ended: killed, or restarting); or a worker
+	// could not reach the worker it sends a set to. What the request asked may have
+	// been done or not: repeat it only if it is idempotent.
 	ErrWorkerUnreachable error = &reason{CodeUnavailable, "worker_unreachable", "the node's worker did not answer"}
 )
 

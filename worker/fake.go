@@ -497,7 +497,8 @@ func (f *Fake) Prepared() []PreflightRequest {
 
 // Restore implements Restorer: a set on this node restores as a container whose id is
 // the requested name (or the set), unless FailRestore says otherwise. The set is used
-// up unless o.Keep, as on a worker.
+// up unless o.Keep, as on a worker; a repeated restore of a set into the name it was
+// restored into answers with that container (locked again if asked), as a worker's.
 func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (container.Ref, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -11,8 +11,9 @@ package coordinator_test
 // exited restored container); and a following snapshot commits (no stale lock).
 //
 // Short by default (part of make test); the campaign: make faults RUNS=100 (or
-// go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N). A failing
-// run prints its seed; -seed N -runs 1 replays it.
+// go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N; chosen
+// seeds: make faults SEEDS=1,4,5,8 or -args -seeds 1,4,5,8). A failing run prints its
+// seed; -seed N -runs 1 replays it.
 
 import (
 	"context"
@@ -37,9 +38,9 @@ import (
 )
 
 var (
-	faultAll  = flag.Bool("all", false, "fault injection: also run the faults of knownOpen (make faults sets it)")
-	faultRuns = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
-	faultSeed = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
+	faultRuns  = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
+	faultSeed  = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
+	faultSeeds = flag.String("seeds", "", "fault injection: comma-separated seeds to run, in place of -seed and -runs")
 )
 
 // heldAfter is how long after the CLI returned (or the kill, if later) a container may
@@ -77,29 +78,6 @@ func pickFault(seed int64) fault {
 	return f
 }
 
-// knownOpen says why a fault is known to break the invariant today (issue 21, open:
-// see docs/operations.md, "Fault injection"), "" if it is not. The short run of make
-// test leaves these out (saying so); make faults runs them (-all).
-func knownOpen(f fault) string {
-	// A migration is in its restore phase from ~0.5 s (its snapshot done), a restore
-	// from ~1 s (its checkpoint of what runs done, the stack stopped). A coordinator
-	// killed at any point of either is not open: the restarted one finds the journal
-	// and releases, rolls back or finishes the operation (coordinator/restore/recoverops.go).
-	phase := time.Second
-	if f.op == "migrate" {
-		phase = 500 * time.Millisecond
-	}
-	if f.op == "snapshot" || f.victim == "criu" || f.victim == "coordinator" || f.delay < phase {
-		return ""
-	}
-	switch f.victim {
-	case "agent":
-		return "a restore waits for the dead agent's answer (15 s to the agent's action bound, 5 min), the stack half restored and its lock held; a rollback leaves the ended originals exited"
-	default:
-		return "a worker restarting while the restore phase calls it fails the restore (no retry), and the rollback then fails on the half-restored containers"
-	}
-}
-
 func (f fault) String() string {
 	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, f.op, f.victim)
 	if f.victim == "worker" || f.victim == "agent" {
@@ -123,16 +101,14 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 	if len(seen) != 12 {
 		t.Fatalf("12 consecutive seeds cover %d op/victim pairs, want 12: %v", len(seen), seen)
 	}
-	// The short run of make test (seed 1, 6 runs, known-open faults left out) still
-	// kills every process and runs every operation.
+	// The short run of make test (10 runs from seed 1) kills every process and runs
+	// every operation.
 	ops, victims := map[string]bool{}, map[string]bool{}
 	var short []string
-	for s, ran := int64(1), 0; ran < 6; s++ {
-		if f := pickFault(s); knownOpen(f) == "" {
-			ops[f.op], victims[f.victim] = true, true
-			short = append(short, f.String())
-			ran++
-		}
+	for s := int64(1); s <= 10; s++ {
+		f := pickFault(s)
+		ops[f.op], victims[f.victim] = true, true
+		short = append(short, f.String())
 	}
 	if len(ops) != 3 || len(victims) != 4 {
 		t.Fatalf("the short run covers ops %v and victims %v, want all 3 and 4:\n%s", ops, victims, strings.Join(short, "\n"))
@@ -219,18 +195,27 @@ func TestIntegrationFaults(t *testing.T) {
 			}
 		}
 	}
+	seeds := make([]int64, 0, *faultRuns)
+	for i := range *faultRuns {
+		seeds = append(seeds, base+int64(i))
+	}
+	if *faultSeeds != "" {
+		seeds = seeds[:0]
+		for _, f := range strings.Split(*faultSeeds, ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				t.Fatalf("-seeds %q: %v", *faultSeeds, err)
+			}
+			seeds = append(seeds, n)
+		}
+	}
 	fl := setupFaults(t, "flt")
 	t0 := time.Now()
 	// A committed snapshot to restore, and the transfer counters when it was taken.
 	last, lastSent := fl.checkSnapshot(t, "flt-start")
 	var summary, failed []string
-	for i, ran := 0, 0; ran < *faultRuns; i++ {
-		f := pickFault(base + int64(i))
-		if why := knownOpen(f); why != "" && !*faultAll {
-			t.Logf("KNOWN OPEN, left out of the short run (make faults runs it): %s: %s", f, why)
-			continue
-		}
-		ran++
+	for _, seed := range seeds {
+		f := pickFault(seed)
 		line := fmt.Sprintf("  %s: FAILED", f)
 		ok := t.Run(fmt.Sprintf("seed%d", f.seed), func(t *testing.T) {
 			fl.t = t
@@ -260,7 +245,7 @@ func TestIntegrationFaults(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("FAULTS: %d runs from seed %d in %s, %d failed (seeds %s):\n%s", len(summary), base, time.Since(t0).Round(time.Second),
+	t.Logf("FAULTS: %d runs (seeds %v) in %s, %d failed (seeds %s):\n%s", len(summary), seeds, time.Since(t0).Round(time.Second),
 		len(failed), strings.Join(failed, " "), strings.Join(summary, "\n"))
 }
 

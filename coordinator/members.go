@@ -122,3 +122,12 @@ func (l *liveness) live() []store.Worker {
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
 }
+
+// agent returns when node's agent started (Heartbeat.Started) and whether it is live
+// (heard from within the timeout, not gone).
+func (l *liveness) agent(node string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.seen[node]
+	return l.started[node], ok && time.Since(at) <= l.timeout
+}

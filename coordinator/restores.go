@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -37,6 +38,8 @@ func (h host) LockStack(ctx context.Context, stackName, op string) (store.Lock, 
 }
 
 func (h host) Live() []store.Worker { return h.s.live.live() }
+
+func (h host) Agent(node string) (time.Time, bool) { return h.s.live.agent(node) }
 
 func (h host) AwaitAgents(ctx context.Context, nodes map[string]bool) { h.s.awaitAgents(ctx, nodes) }
 

@@ -175,7 +175,7 @@ func New(cfg Config) (*Service, error) {
 		labels = lr
 	}
 	if s.cfg.Restorer == nil {
-		s.cfg.Restorer = &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr}, Events: s.Emit}
+		s.cfg.Restorer = &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr, Agent: s.live.agent}, Events: s.Emit}
 	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
 		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,

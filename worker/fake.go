@@ -53,6 +53,10 @@ type Fake struct {
 	FailRestore map[string]error
 	LeaveFailed bool
 	restored    map[string]bool // containers restored (by id = name), running
+	// restoredSet: container -> the set it was restored from (a failed one left by
+	// LeaveFailed: ""): a repeated restore of that set into that name answers with it,
+	// as the worker's does (Worker.Restore, restore.LabelSet).
+	restoredSet map[string]string
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
 	prepared          []PreflightRequest // Prepare requests seen (Prepared)
@@ -493,7 +497,8 @@ func (f *Fake) Prepared() []PreflightRequest {
 
 // Restore implements Restorer: a set on this node restores as a container whose id is
 // the requested name (or the set), unless FailRestore says otherwise. The set is used
-// up unless o.Keep, as on a worker.
+// up unless o.Keep, as on a worker; a repeated restore of a set into the name it was
+// restored into answers with that container (locked again if asked), as a worker's.
 func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (container.Ref, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -503,17 +508,30 @@ func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (contain
 		}
 		return container.Ref{}, err
 	}
-	if !f.sets[set] {
-		return container.Ref{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
-	}
 	id := o.Name
 	if id == "" {
 		id = set
 	}
+	if !f.restored[id] || f.restoredSet[id] != set {
+		if !f.sets[set] {
+			return container.Ref{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
+		}
+	}
 	if f.restored[id] {
+		if f.restoredSet[id] == set && set != "" {
+			// Restored from this set already: a repeated request whose answer was lost.
+			if !o.LockUntil.IsZero() {
+				f.locked[id] = true
+			}
+			return container.Ref{ID: id, Name: id}, nil
+		}
 		return container.Ref{}, fmt.Errorf("fake worker %s: container name %s is taken", f.Node, id)
 	}
 	f.restored[id] = true
+	if f.restoredSet == nil {
+		f.restoredSet = map[string]string{}
+	}
+	f.restoredSet[id] = set
 	if !o.Keep {
 		delete(f.sets, set) // consumed, as a worker's restore consumes it
 	}
@@ -536,6 +554,8 @@ func (f *Fake) RemoveContainer(_ context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.restored, name)
+	delete(f.restoredSet, name)
+	delete(f.locked, name) // its lock goes with it, as on a worker
 	return nil
 }
 

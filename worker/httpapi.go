@@ -263,7 +263,14 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	if err != nil {
 		return nil, err
 	}
-	return p.do(hr)
+	resp, err := p.do(hr)
+	if err != nil && ctx.Err() == nil {
+		// No answer (refused, reset, cut off): the worker is not running, or ended while
+		// it served the request (killed, restarting). The caller may repeat an
+		// idempotent request once it is back (node.ErrWorkerUnreachable).
+		err = node.Mark(err, node.ErrWorkerUnreachable)
+	}
+	return resp, err
 }
 
 // remoteError is the error of a worker's answer other than 200: ErrUnauthorized for a

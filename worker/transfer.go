@@ -263,7 +263,7 @@ func remoteManifest(ctx context.Context, p peer, addr, id string) (*imageset.Man
 	}
 	resp, err := p.do(req)
 	if err != nil {
-		return nil, err
+		return nil, unreachable(ctx, err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -274,6 +274,16 @@ func remoteManifest(ctx context.Context, p peer, addr, id string) (*imageset.Man
 		return nil, fmt.Errorf("%s", resp.Status)
 	}
 	return imageset.DecodeManifest(io.LimitReader(resp.Body, 16<<20))
+}
+
+// unreachable marks err, a request to another worker that got no answer (refused,
+// reset, cut off: that worker ended or restarts) while ctx still runs, with
+// node.ErrWorkerUnreachable: the coordinator repeats the send once it is back.
+func unreachable(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return node.Mark(err, node.ErrWorkerUnreachable)
 }
 
 // put sends body to url and stops the body once the receiver answered, so that a
@@ -288,7 +298,7 @@ func put(ctx context.Context, p peer, set, url, contentType string, body *stream
 	resp, err := p.do(req)
 	body.stop()
 	if err != nil {
-		return fmt.Errorf("send %s to %s: %w", set, url, err)
+		return unreachable(ctx, fmt.Errorf("send %s to %s: %w", set, url, err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -653,6 +653,19 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if err != nil {
 		return container.Ref{}, err
 	}
+	if opts.Service == "" {
+		// A restore runs to its end even if its caller goes (its agent killed
+		// meanwhile): the request the coordinator repeats then finds the container
+		// restored (restoredBefore) rather than one half undone.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), restoreBound)
+		defer cancel()
+	}
+	if opts.Service == "" && opts.Name != "" {
+		if ref, done, err := w.restoredBefore(ctx, setID, opts); done {
+			return ref, err
+		}
+	}
 	if _, err := os.Stat(set); err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
 	}
@@ -727,6 +740,43 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 		w.failPendingNow(ctx, ref, pending) // CRIU's own restore lock is gone already
 	}
 	return ref, nil
+}
+
+// restoreBound bounds a standalone restore once its caller is gone (the agent's own
+// bound on an action).
+const restoreBound = 5 * time.Minute
+
+// restoredBefore makes a repeated restore idempotent: a request whose answer was lost
+// (its agent or this worker killed while it ran) is repeated by the coordinator, and
+// the container it asked for may already exist, restored from setID
+// (restore.LabelSet). Running, it is the answer (done), network-locked again when
+// opts asks for a lock (the watchdog of a killed worker lifted it); created or exited
+// (half restored), it is removed and the restore runs anew (not done). A container of
+// another set holding the name is left to the restore, which refuses it.
+func (w *Worker) restoredBefore(ctx context.Context, setID string, opts RestoreOptions) (container.Ref, bool, error) {
+	spec, err := w.p.Inspector.Spec(ctx, opts.Name)
+	if err != nil || spec.Labels[restore.LabelSet] != setID {
+		return container.Ref{}, false, nil
+	}
+	ref, err := w.resolve(ctx, opts.Name)
+	if err != nil {
+		w.log.Warn("a container half restored from this set holds the name: removing it, then restoring again", "container", opts.Name, "set", setID, "err", err)
+		if rerr := w.RemoveContainer(ctx, opts.Name); rerr != nil {
+			return container.Ref{}, true, fmt.Errorf("worker %s: restore of set %s: remove the half-restored container %s first: %w", w.cfg.Node, setID, opts.Name, rerr)
+		}
+		return container.Ref{}, false, nil
+	}
+	if !opts.LockUntil.IsZero() {
+		if err := w.hold(ref, true, false, nil, w.deadline(opts.LockUntil)); err != nil {
+			return ref, true, fmt.Errorf("worker %s: lock %s again: %w", w.cfg.Node, ref, err)
+		}
+		if err := w.p.Locker.Lock(ctx, ref, nil); err != nil {
+			return ref, true, fmt.Errorf("worker %s: lock %s again: %w", w.cfg.Node, ref, err)
+		}
+		w.markRestored(ref.ID)
+	}
+	w.log.Info("container already restored from this set (a repeated request): answering with it", "container", opts.Name, "id", ref.ID, "set", setID, "locked", !opts.LockUntil.IsZero())
+	return ref, true, nil
 }
 
 // Info implements Inspector.

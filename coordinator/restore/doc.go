@@ -19,6 +19,9 @@
 // request of the package (pre-flight, verify, standalone listing and removal, the
 // stop of parked containers), reach the nodes only through Nodes (nodes.go), small
 // roles of the node operations (Checks, Sets, Containers, Placements), implemented
-// over the bus by AgentNodes (nodeclient.go); Config.Nodes replaces it (a fake in
-// tests). Tests run AgentNodes against agents with fake executors.
+// over the bus by AgentNodes (nodeclient.go: a call fails at once when its agent
+// restarts or goes silent, and the idempotent ones are repeated while an agent or
+// worker restarts); Config.Nodes replaces it (a fake in tests). Tests run AgentNodes
+// against agents with fake executors, killed and restarted in
+// coordinator/restorekill_test.go.
 package restore

@@ -140,12 +140,13 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		emit(it, "restored", "container "+shortID(rep.Container), rep.MS)
 		return nil
 	})
-	if err != nil {
-		// All or nothing: the containers this restore brought back are removed (still
-		// network-locked, so they talked to no one), so that a retry or migrate's
-		// rollback finds their names and addresses free. Also by name those whose
-		// restore failed: one created but not restored must not stay behind, exited,
-		// holding its name (a retry would be refused) or its address.
+	// All or nothing: on a failure the containers this restore brought back are
+	// removed (still network-locked, so they talked to no one), so that a retry or
+	// migrate's rollback finds their names and addresses free. Also by name those whose
+	// restore failed: one created but not restored must not stay behind, exited,
+	// holding its name (a retry would be refused) or its address. The removals are
+	// repeated while a node's agent or worker restarts (AgentNodes).
+	undo := func(err error) error {
 		mu.Lock()
 		for _, it := range items {
 			if _, ok := out[it.c.Key()]; !ok {
@@ -153,28 +154,37 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 			}
 		}
 		mu.Unlock()
+		uctx := context.WithoutCancel(ctx)
 		for nodeName, ids := range byNode {
-			if rerr := r.Nodes.Remove(ctx, nodeName, ids); rerr != nil {
+			if rerr := r.Nodes.Remove(uctx, nodeName, ids); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("undo: remove restored containers %v on %s (remove them by hand with docker rm -f): %w", ids, nodeName, rerr))
 			}
 		}
 		if r.Events != nil {
 			r.Events(ctx, api.Event{ID: m.ID, Phase: "undone", Message: fmt.Sprintf("%d restored containers removed after a failure", len(out))})
 		}
-		return nil, err
+		return err
+	}
+	if err != nil {
+		return nil, undo(err)
 	}
 	if locked {
 		start := time.Now()
 		for nodeName, ids := range byNode {
 			if uerr := r.Nodes.Unlock(ctx, nodeName, ids); uerr != nil {
-				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s (their worker's watchdog unlocks them at the deadline): %w", nodeName, uerr))
+				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s: %w", nodeName, uerr))
 			}
+		}
+		if err != nil {
+			// Some stay locked (until their hold's deadline): not restored as asked.
+			// Undone, so that a rollback finds the addresses free and nothing stays held.
+			return nil, undo(err)
 		}
 		if r.Events != nil {
 			r.Events(ctx, api.Event{ID: m.ID, Phase: "unlocked", Message: fmt.Sprintf("%d restored containers", len(out)), MS: time.Since(start).Milliseconds()})
 		}
 	}
-	return out, err
+	return out, nil
 }
 
 // ContainerName is the name AgentRestorer gives the container of c restored from

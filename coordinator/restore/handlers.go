@@ -164,7 +164,7 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	}
 	if err != nil {
 		if before != nil {
-			return nil, nil, s.putBack(ctx, m, before, stopped, err)
+			return nil, nil, s.putBack(ctx, m, before, targets, stopped, err)
 		}
 		if scaleBack && len(stopped) > 0 {
 			return nil, nil, s.scaleBack(ctx, m, stopped, err)
@@ -189,7 +189,7 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	if rerr != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
 		if before != nil {
-			return nil, nil, s.putBack(ctx, m, before, stopped, rerr)
+			return nil, nil, s.putBack(ctx, m, before, targets, stopped, rerr)
 		}
 		if scaleBack {
 			return nil, nil, s.scaleBack(ctx, m, stopped, rerr)
@@ -340,7 +340,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 				return refused(err)
 			}
 			// A failed swarm-native restore leaves the services at 0 (restore/swarm.go).
-			return s.rollback(ctx, m, nil, true, err)
+			return s.rollback(ctx, m, nil, nil, true, err)
 		}
 		used = res.Targets
 		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
@@ -354,7 +354,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 		if !pk.wasEnded() {
 			return refused(err)
 		}
-		return s.rollback(ctx, m, stopped, stopped != nil, err)
+		return s.rollback(ctx, m, plan, stopped, stopped != nil, err)
 	}
 	used = plan
 	return &api.MigrateResult{Snapshot: m, Restore: res}, nil
@@ -467,15 +467,12 @@ func (s *Restores) dropStreamed(ctx context.Context, m *store.Manifest, used map
 	}
 }
 
-// rollback restores a failed migration's originals where they were. wasStopped says
-// whether the stack's services were already stopped (stopped: their replicas); if
-// not, they are stopped first (exact mode), so that no swarm task holds the
-// originals' addresses. If the rollback fails, the services are started again.
-func (s *Restores) rollback(ctx context.Context, m *store.Manifest, stopped map[string]uint64, wasStopped bool, cause error) (*api.MigrateResult, error) {
-	orig := map[string]string{}
-	for _, c := range m.Containers {
-		orig[c.Key()] = c.Node
-	}
+// rollback restores a failed migration's originals where they were (putBackOriginals:
+// over whatever the failed restore onto targets left). wasStopped says whether the
+// stack's services were already stopped (stopped: their replicas); if not, they are
+// stopped first (exact mode), so that no swarm task holds the originals' addresses. If
+// the rollback fails, the services are started again.
+func (s *Restores) rollback(ctx context.Context, m *store.Manifest, targets map[string]string, stopped map[string]uint64, wasStopped bool, cause error) (*api.MigrateResult, error) {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
 	if !wasStopped {
 		var err error
@@ -483,7 +480,7 @@ func (s *Restores) rollback(ctx context.Context, m *store.Manifest, stopped map[
 			return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, fmt.Errorf("migration failed (%v) and the rollback could not stop the stack: %w", cause, err))
 		}
 	}
-	if _, err := s.restorer().Restore(ctx, m, orig); err != nil {
+	if err := s.putBackOriginals(ctx, m, m, targets); err != nil {
 		err = fmt.Errorf("migration failed (%v) and the rollback onto the original nodes failed too (%w); to restore the snapshot by hand: 'swarmckpt restore %s --on-original'", cause, err, m.ID)
 		return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,5 +81,33 @@ func TestAgentNodesNoAgentMatchesBoth(t *testing.T) {
 	_, err := a.Standalone(context.Background(), "n1", "bank")
 	if !errors.Is(err, node.ErrUnavailable) || !errors.Is(err, bus.ErrNoResponders) || !strings.Contains(err.Error(), "no live worker answers on") {
 		t.Fatalf("err = %v; want no live worker, matching node.ErrUnavailable and bus.ErrNoResponders", err)
+	}
+}
+
+// TestAgentNodesStopWaitingForADeadAgent: a call whose agent took the request and
+// then is no longer heard from (killed, not restarted) fails as soon as the
+// coordinator's liveness says so, naming the node and matching node.ErrUnavailable,
+// instead of waiting for its Timeout; it is not repeated to a dead agent.
+func TestAgentNodesStopWaitingForADeadAgent(t *testing.T) {
+	net := bus.NewNetwork()
+	var asked atomic.Int32
+	sub, err := net.Connect().Subscribe(node.RemoveSubject("n1"), func(m *bus.Msg) { asked.Add(1) }) // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	started := time.Now()
+	deadAt := started.Add(200 * time.Millisecond)
+	a := restore.AgentNodes{Bus: net.Connect(), Timeout: time.Minute,
+		Agent: func(string) (time.Time, bool) { return started, time.Now().Before(deadAt) }}
+	err = a.Remove(context.Background(), "n1", []string{"c1"})
+	if d := time.Since(started); d > 2*time.Second {
+		t.Fatalf("the call took %v: it waited for the dead agent", d)
+	}
+	if !errors.Is(err, node.ErrUnavailable) || !strings.Contains(err.Error(), "node n1") || !strings.Contains(err.Error(), "not heard from") {
+		t.Fatalf("err = %v; want the agent of node n1 not heard from, matching node.ErrUnavailable", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("asked %d times; want once (a dead agent is not asked again)", n)
 	}
 }

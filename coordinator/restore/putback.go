@@ -50,15 +50,12 @@ func (s *Restores) checkpointRunning(ctx context.Context, m *store.Manifest, hel
 }
 
 // putBack restores before (the checkpoint of what ran) on its original nodes after a
-// restore of m failed with cause once the stack was stopped. If that fails too, the
-// services are started again at the replicas they had (stopped), fresh.
-func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, stopped map[string]uint64, cause error) error {
+// restore of m onto targets failed with cause once the stack was stopped
+// (putBackOriginals). If that fails too, the services are started again at the
+// replicas they had (stopped), fresh.
+func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, targets map[string]string, stopped map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "putting-back", Message: "restore failed: putting the stack back from " + before.ID + ": " + cause.Error()})
-	orig := map[string]string{}
-	for _, c := range before.Containers {
-		orig[c.Key()] = c.Node
-	}
-	if _, err := s.restorer().Restore(context.WithoutCancel(ctx), before, orig); err != nil {
+	if err := s.putBackOriginals(ctx, before, m, targets); err != nil {
 		err = fmt.Errorf("restore failed (%v) and putting back what ran from snapshot %s failed too (%w); to put it back by hand: 'swarmckpt restore %s --on-original'",
 			cause, before.ID, err, before.ID)
 		return s.scaleBack(ctx, m, stopped, err)
@@ -66,4 +63,48 @@ func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, stopp
 	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the stack's containers run again where they were, with their state, from " + before.ID})
 	return api.Errorf(api.CodeFailed, "restore of %s failed, so the stack was put back as it was: its containers run again on their nodes with the state they had (from snapshot %s, taken just before): %v",
 		m.ID, before.ID, cause)
+}
+
+// putBackOriginals restores parked (the checkpoint of what ran, or a failed
+// migration's own snapshot) on its containers' original nodes after a restore of
+// failed onto targets did not complete. It works over whatever that restore and the
+// stop left, and can be run again: first it removes, by name, the containers the
+// failed restore may have created on its targets (restored, network-locked, or
+// created and never started: a node that restarted during the restore's undo keeps
+// them), then every standalone container of the stack (an earlier exact restore's
+// originals, ended by the stop or released by a restarted agent, which hold their
+// addresses), then restores parked, trying twice. The node calls are repeated while an
+// agent or worker restarts (AgentNodes).
+func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.Manifest, targets map[string]string) error {
+	ctx = context.WithoutCancel(ctx)
+	if failed != nil && len(targets) > 0 {
+		byNode := map[string][]string{}
+		for _, c := range failed.Containers {
+			if t, ok := targets[c.Key()]; ok {
+				byNode[t] = append(byNode[t], ContainerName(failed.ID, c))
+			}
+		}
+		for nodeName, names := range byNode {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			if err := s.nodes.Remove(cctx, nodeName, names); err != nil {
+				s.log.Warn("put back: remove the failed restore's containers (remove them by hand: docker rm -f)", "node", nodeName, "containers", names, "err", err)
+			}
+			cancel()
+		}
+	}
+	orig := map[string]string{}
+	for _, c := range parked.Containers {
+		orig[c.Key()] = c.Node
+	}
+	var err error
+	for try := 1; try <= 2; try++ {
+		if _, lerr := s.removeStandalone(ctx, parked); lerr != nil {
+			s.log.Warn("put back: removing the stack's standalone containers", "stack", parked.Stack, "err", lerr)
+		}
+		if _, err = s.restorer().Restore(ctx, parked, orig); err == nil {
+			return nil
+		}
+		s.log.Warn("put back: restoring the parked snapshot on the original nodes failed", "snapshot", parked.ID, "try", try, "err", err)
+	}
+	return err
 }

@@ -35,6 +35,10 @@ type Host interface {
 	LockStack(ctx context.Context, stack, op string) (store.Lock, string, error)
 	// Live returns the workers heard from (heartbeats).
 	Live() []store.Worker
+	// Agent returns when node's agent started (its heartbeats' Started) and whether
+	// it is live: AgentNodes.Agent, which stops a restore's call waiting for an agent
+	// that restarted or died.
+	Agent(node string) (started time.Time, live bool)
 	// AwaitAgents waits (bounded) until every node in nodes has a live agent.
 	AwaitAgents(ctx context.Context, nodes map[string]bool)
 	// DropSets deletes image sets from their nodes: those dropped, and what was left
@@ -89,7 +93,7 @@ func New(cfg Config) (*Restores, error) {
 	}
 	s := &Restores{cfg: cfg, nodes: cfg.Nodes, log: cfg.Log}
 	if s.nodes == nil {
-		s.nodes = AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr}
+		s.nodes = AgentNodes{Bus: cfg.Bus, AddrOf: s.WorkerAddr, Agent: cfg.Host.Agent}
 	}
 	return s, nil
 }

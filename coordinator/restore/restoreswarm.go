@@ -191,7 +191,7 @@ func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, p
 			m.ID, before.ID, cause)
 	}
 	s.log.Warn("putting the checkpoint back as swarm tasks failed: putting it back on its original nodes", "snapshot", before.ID, "err", err)
-	return s.putBack(ctx, m, before, s.replicasBefore(&store.Operation{}, stopped, before), fmt.Errorf("%w (and putting %s back as swarm tasks failed: %v)", cause, before.ID, err))
+	return s.putBack(ctx, m, before, nil, s.replicasBefore(&store.Operation{}, stopped, before), fmt.Errorf("%w (and putting %s back as swarm tasks failed: %v)", cause, before.ID, err))
 }
 
 // swarmPutBack restores before (the checkpoint of a stack taken before a swarm-mode

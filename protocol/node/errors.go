@@ -76,10 +76,15 @@ var (
 	// ErrNoWorker: the node's agent has no worker for the operation (or one of an
 	// older version without it).
 	ErrNoWorker error = &reason{CodeUnavailable, "no_worker", "no worker for this operation"}
+	// ErrWorkerUnreachable: the agent could not reach its worker, or lost it while the
+	// worker served the request (the worker ended: killed, or restarting); or a worker
+	// could not reach the worker it sends a set to. What the request asked may have
+	// been done or not: repeat it only if it is idempotent.
+	ErrWorkerUnreachable error = &reason{CodeUnavailable, "worker_unreachable", "the node's worker did not answer"}
 )
 
 var reasons = []*reason{ErrNoSuchSet.(*reason), ErrBadSetID.(*reason), ErrNotFrozen.(*reason),
-	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason)}
+	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason)}
 
 // Status is an operation's outcome on the wire; the zero Status is success. Every
 // reply embeds it (JSON fields error, code, reason).

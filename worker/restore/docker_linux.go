@@ -28,6 +28,11 @@ import (
 // LabelRestoredFrom is set on restored containers: the source container ID.
 const LabelRestoredFrom = "io.swarmckpt.restored-from"
 
+// LabelSet is set on a restored container: the ID of the image set it was restored
+// from, so that a repeated restore of that set into that name (a request whose answer
+// was lost) can tell the container already there is its own (worker.Worker.Restore).
+const LabelSet = "io.swarmckpt.set"
+
 // LabelService is set on a restored swarm task's container: its service name (swarm's
 // own labels are dropped, or swarm would think it owns the standalone container).
 const LabelService = "io.swarmckpt.service"
@@ -155,6 +160,7 @@ const maxAttempts = 4
 func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec container.Spec, name string, opts Options, took *phaseTimes) (id, placed string, retry bool, err error) {
 	m := v.Manifest()
 	cfg, hc, nc := d.config(spec, m.ContainerID, opts)
+	cfg.Labels[LabelSet] = filepath.Base(v.Dir())
 	t := time.Now()
 	created, err := d.Cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
 	took.create = time.Since(t)

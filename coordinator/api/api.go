@@ -262,7 +262,7 @@ const (
 	// (worker DumpLazy). Not available in migrate yet.
 	CopyPostCopy = "post-copy"
 	// CopyPreCopy: iterative pre-dumps while the container runs, then a short final
-	// dump (worker/migrate NextPreCopy decides when to stop). Needs soft-dirty page
+	// dump (worker/migrate NextRound decides when to stop). Needs soft-dirty page
 	// tracking on the dumping nodes (node.FeaturePreCopy); the dump loop is not in
 	// migrate yet.
 	CopyPreCopy = "pre-copy"

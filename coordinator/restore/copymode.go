@@ -50,7 +50,7 @@ func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (m
 		if err := s.preCopyGate(); err != nil {
 			return "", true, err
 		}
-		return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: every live node tracks soft-dirty pages, but migrate has no pre-copy dump loop yet (the iteration policy is worker/migrate.NextPreCopy); use --copy direct or --copy streamed")
+		return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: every live node tracks soft-dirty pages, but migrate has no pre-copy dump loop yet (the iteration policy is worker/migrate.NextRound); use --copy direct or --copy streamed")
 	default:
 		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s and %s are not in migrate yet)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy)
 	}

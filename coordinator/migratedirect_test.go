@@ -52,6 +52,9 @@ func TestMigrateDirect(t *testing.T) {
 				if c.Direct {
 					t.Errorf("%s did not move but is marked direct", key)
 				}
+				if c.Images.PagesHashedBy != "" {
+					t.Errorf("%s did not move but its pages are recorded as hashed by %q", key, c.Images.PagesHashedBy)
+				}
 				continue
 			}
 			if got := e.execs[nodeName].DumpedInto()[set]; got != "lab-3" {
@@ -65,6 +68,11 @@ func TestMigrateDirect(t *testing.T) {
 			}
 			if !c.Direct || c.StreamedTo != "lab-3" {
 				t.Errorf("%s: manifest direct=%v streamed_to=%q, want direct to lab-3", key, c.Direct, c.StreamedTo)
+			}
+			// The record says who hashed the pages: the target, on arrival (CRIU's
+			// page-server protocol has no checksum).
+			if c.Images == nil || c.Images.PagesHashedBy != "lab-3" {
+				t.Errorf("%s: manifest's image set %+v, want its pages hashed by lab-3", key, c.Images)
 			}
 		}
 		if tr := e.eventsOf("transferred"); len(tr) != 0 {

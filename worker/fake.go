@@ -370,7 +370,11 @@ func (f *Fake) dumpAndSend(ctx context.Context, name, set, addr, left string, do
 		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (%s)", f.Node, name, addr, err, left)
 	}
 	done()
-	return m, nil
+	// As the real worker's: the set as the target holds it, its pages hashed there (the
+	// fake names the target by its address).
+	held := *m
+	held.PagesReceivedBy = addr
+	return &held, nil
 }
 
 // DumpedInto returns the sets dumped into another node by a held dump (DumpWith with

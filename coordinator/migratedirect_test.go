@@ -10,6 +10,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // TestMigrateDirect: migrate --copy direct dumps every moving container straight into
@@ -51,6 +52,9 @@ func TestMigrateDirect(t *testing.T) {
 				if c.Direct {
 					t.Errorf("%s did not move but is marked direct", key)
 				}
+				if c.Images.PagesHashedBy != "" {
+					t.Errorf("%s did not move but its pages are recorded as hashed by %q", key, c.Images.PagesHashedBy)
+				}
 				continue
 			}
 			if got := e.execs[nodeName].DumpedInto()[set]; got != "lab-3" {
@@ -64,6 +68,11 @@ func TestMigrateDirect(t *testing.T) {
 			}
 			if !c.Direct || c.StreamedTo != "lab-3" {
 				t.Errorf("%s: manifest direct=%v streamed_to=%q, want direct to lab-3", key, c.Direct, c.StreamedTo)
+			}
+			// The record says who hashed the pages: the target, on arrival (CRIU's
+			// page-server protocol has no checksum).
+			if c.Images == nil || c.Images.PagesHashedBy != "lab-3" {
+				t.Errorf("%s: manifest's image set %+v, want its pages hashed by lab-3", key, c.Images)
 			}
 		}
 		if tr := e.eventsOf("transferred"); len(tr) != 0 {
@@ -173,6 +182,8 @@ func TestMigrateDirect(t *testing.T) {
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy}, "post-copy is not available in migrate yet"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyDirect, Mode: api.ModeSwarm}, "direct copies need --mode exact"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: "teleport"}, `unknown copy mode "teleport"`},
+			// The fake workers track no soft-dirty pages (node.FeaturePreCopy).
+			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPreCopy}, "does not track soft-dirty pages"},
 		} {
 			_, err := e.svc.Migrate(ctx, tc.req)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was changed") {
@@ -181,6 +192,31 @@ func TestMigrateDirect(t *testing.T) {
 		}
 		for nodeName, ex := range e.execs {
 			if n := len(ex.Stopped()) + len(ex.Restored()); n > 0 {
+				t.Errorf("a refused migration touched %s", nodeName)
+			}
+		}
+	})
+	t.Run("OlderWorkerRefused", func(t *testing.T) {
+		// lab-2's worker is older: it announces no dump-into-held, and would end a
+		// held container on its direct dump. Asked explicitly, the migration is
+		// refused before anything is locked, naming lab-2 and what to upgrade.
+		var e *env
+		e, _ = newMigrateEnv(t, func(ex *worker.Fake) {
+			ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
+			if ex.Node == "lab-2" {
+				ex.OldFeatures = []string{}
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir4", Stack: "bank", To: "lab-3", Algorithm: "blocking", Copy: api.CopyDirect})
+		for _, want := range []string{"nothing was changed", "node lab-2", node.FeatureDumpIntoHeld, "upgrade swarmckpt (worker and agent) on node lab-2"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("direct migrate with an older worker on lab-2: %v, want it refused with %q", err, want)
+			}
+		}
+		for nodeName, ex := range e.execs {
+			if n := len(ex.Stopped()) + len(ex.Restored()) + len(ex.DumpedInto()) + len(ex.Held()); n > 0 {
 				t.Errorf("a refused migration touched %s", nodeName)
 			}
 		}

@@ -117,10 +117,14 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	}
 
 	r := newRun(s, m, lock, alg, timeout)
+	var planErr error
 	if stream != nil {
-		r.streamTo = stream(m)
+		r.streamTo, planErr = stream(m)
 	}
-	if err := r.sendPlans(ctx, req.Exit); err != nil {
+	if planErr == nil {
+		planErr = r.sendPlans(ctx, req.Exit)
+	}
+	if err := planErr; err != nil {
 		r.finishEarly(ctx, err.Error())
 		s.cfg.Metrics.Aborted(m.Algorithm, failureClass(r.m.Reason))
 		unlock()

@@ -97,6 +97,13 @@ type ImageSet struct {
 	Durable bool        `json:"durable"`
 	// CRIUVersion that wrote the images.
 	CRIUVersion string `json:"criu_version,omitempty"`
+	// PagesHashedBy names the node that computed the memory pages' sha256 when that
+	// is not the dumping node: a direct migration's target (migrate --copy direct),
+	// whose page server hashed the pages as they arrived. CRIU's page-server protocol
+	// has no checksum, so those digests record what arrived, not what the source sent;
+	// they verify every later use of the set. Empty: the dumping node hashed every
+	// file as CRIU wrote it.
+	PagesHashedBy string `json:"pages_hashed_by,omitempty"`
 }
 
 // Bytes is the total size of the image files.

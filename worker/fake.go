@@ -28,6 +28,9 @@ import (
 // conformance suite (workertest) as the real worker does.
 type Fake struct {
 	Node string
+	// OldFeatures, when not nil, are the features Info announces instead of this
+	// version's (an older worker: []string{}).
+	OldFeatures []string
 
 	mu     sync.Mutex
 	locked map[string]bool
@@ -119,7 +122,16 @@ func (f *Fake) Roles() Roles {
 func (f *Fake) Info(context.Context) (NodeInfo, error) {
 	return NodeInfo{Node: f.Node, CRIUVersion: "fake", Addr: f.TransferAddr, DataRoot: "/fake",
 		PostCopy: Capability{Reason: "a fake worker has no page server"},
-		PreCopy:  Capability{Reason: "a fake worker tracks no dirty pages"}}, nil
+		PreCopy:  Capability{Reason: "a fake worker tracks no dirty pages"}, Features: f.features()}, nil
+}
+
+// features is what Info announces: OldFeatures when set (an older worker), else this
+// version's (Features).
+func (f *Fake) features() []string {
+	if f.OldFeatures != nil {
+		return f.OldFeatures
+	}
+	return Features()
 }
 
 // Standalone implements Inspector: the fake node has no restored standalone containers
@@ -362,7 +374,11 @@ func (f *Fake) dumpAndSend(ctx context.Context, name, set, addr, left string, do
 		return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (%s)", f.Node, name, addr, err, left)
 	}
 	done()
-	return m, nil
+	// As the real worker's: the set as the target holds it, its pages hashed there (the
+	// fake names the target by its address).
+	held := *m
+	held.PagesReceivedBy = addr
+	return &held, nil
 }
 
 // DumpedInto returns the sets dumped into another node by a held dump (DumpWith with

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/cut"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
@@ -172,7 +173,16 @@ type NodeInfo struct {
 	// PreCopy and PostCopy say whether those migration modes can run here, and why not.
 	PreCopy  Capability `json:"preCopy"`
 	PostCopy Capability `json:"postCopy"`
+	// Features are the protocol features of this worker's version (node.Feature*,
+	// e.g. node.FeatureDumpIntoHeld; Features()): an older worker sends none. The
+	// node's agent announces them with PreCopy/PostCopy in its heartbeats and
+	// membership metadata, and the coordinator asks a node only for what it announces.
+	Features []string `json:"features,omitempty"`
 }
+
+// Features are the protocol features every worker of this version has
+// (NodeInfo.Features).
+func Features() []string { return []string{node.FeatureDumpIntoHeld} }
 
 // SetDir is where image set id lives on this worker's node (the agent next to the
 // worker reads and verifies sets there).

@@ -781,7 +781,7 @@ func (w *Worker) restoredBefore(ctx context.Context, setID string, opts RestoreO
 
 // Info implements Inspector.
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
-	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot}
+	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot, Features: Features()}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
 	post := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit())
 	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}

@@ -9,6 +9,8 @@
 //	BENCH migrate size_mib=N mode=cold-streamed-tls ... (the same between workers with TLS;
 //	                                      cold-direct-tls likewise, CRIU's TLS for the pages)
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
+//	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. (--cases product, --lab; product.go)
+//	BENCH summary target=NAME size_mib=N value=.. want=.. met=yes|no|not-measured (the issue's targets, at the end)
 //
 // Every line ends with mem_touch_s: the time to write N MiB of fresh memory right
 // before the case (touch), this VM's memory state, which moves the times 10x.
@@ -20,7 +22,8 @@
 //	BENCH migrate-summary size_mib=N mode=M reps=K downtime_min_s=.. downtime_median_s=.. downtime_max_s=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
-// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls] [--reps K] [--logs DIR]
+// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls,product]
+// [--reps K] [--logs DIR] [--lab NAME --workloads DIR --dptest BIN]
 package main
 
 import (
@@ -68,10 +71,13 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy,product", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls, product: needs --lab)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	reps := flag.Int("reps", 1, "run every case this many times (migration modes interleaved) and print min/median/max summary lines")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
+	flag.StringVar(&productLab, "lab", "", "the lab whose nodes --node names (its coordinator runs the product case: `swarmckpt migrate`)")
+	flag.StringVar(&workloads, "workloads", "build/workloads", "the workload images (memhog) for the product case")
+	flag.StringVar(&dptest, "dptest", "build/dptest", "the test image's binary, run as a plain process for the product case's raw CRIU floor")
 	flag.Parse()
 	if len(socks) < 2 || *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: dataplane --swarmckpt BIN --node unix:///...sock --node unix:///...sock")
@@ -89,6 +95,10 @@ func main() {
 
 // logDir keeps the workers' logs when set (--logs).
 var logDir string
+
+// productLab, workloads, dptest: the product case's lab, workload images and raw
+// process binary (--lab, --workloads, --dptest; product.go).
+var productLab, workloads, dptest string
 
 func run(bin string, socks []string, sizes, image, cases string, reps int) error {
 	want := map[string]bool{}
@@ -158,11 +168,24 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 		cleanups = nil
 	}
 	defer flush()
+	// The issue's targets (product.go), printed at the end.
+	sum := summary{product: map[int]map[string]time.Duration{}, dumpVsRunc: map[int]float64{}, restoreVsFloor: map[int]float64{},
+		postCopy: map[int]time.Duration{}, coldDirect: map[int]time.Duration{}}
+	var sizeList []int
+	var prod *product
+	if want["product"] && productLab == "" {
+		fmt.Fprintln(os.Stderr, "# SKIPPED: the product case (swarmckpt migrate) needs --lab NAME, the lab whose nodes --node names")
+	} else if want["product"] {
+		if prod, err = newProduct(bin, productLab, workloads, dptest, nodes); err != nil {
+			return err
+		}
+	}
 	for _, s := range strings.Split(sizes, ",") {
 		mib, err := strconv.Atoi(s)
 		if err != nil {
 			return fmt.Errorf("bad size %q", s)
 		}
+		sizeList = append(sizeList, mib)
 		n := nodes[0]
 		coldDowntime := time.Duration(0)
 		// downtimes (and post-copy's totals) per mode over the repetitions (--reps).
@@ -295,6 +318,12 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			ratios["restore vs_docker"] = append(ratios["restore vs_docker"], dockerRestore.Seconds()/oursRestore.Seconds())
 			ratios["restore docker_vs_floor"] = append(ratios["restore docker_vs_floor"], dockerRestore.Seconds()/floor.Seconds())
 			flush()
+		}
+		if len(ratios["dump vs_runc"]) > 0 {
+			_, sum.dumpVsRunc[mib], _ = spread(ratios["dump vs_runc"])
+			_, vd, _ := spread(ratios["restore vs_docker"])
+			_, vf, _ := spread(ratios["restore docker_vs_floor"])
+			sum.restoreVsFloor[mib] = vd / vf
 		}
 		if reps > 1 && len(ratios["dump vs_docker"]) > 0 {
 			dlo, dmed, dhi := spread(ratios["dump vs_docker"])
@@ -442,11 +471,26 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 				}
 			}
 		}
+		if d := downtimes["post-copy"]; len(d) > 0 {
+			_, sum.postCopy[mib], _ = spread(d)
+		}
+		if d := downtimes["cold-direct"]; len(d) > 0 {
+			_, sum.coldDirect[mib], _ = spread(d)
+		}
+		if prod != nil {
+			flush()
+			med, err := prod.run(mib, reps, stamp)
+			if err != nil {
+				return err
+			}
+			sum.product[mib] = med
+		}
 		// Cleanup of the sets made here.
 		for _, d := range []string{filepath.Join(n.dataRoot, "swarmckpt", "restored"), filepath.Join(nodes[1].dataRoot, "swarmckpt", "restored")} {
 			os.RemoveAll(d)
 		}
 	}
+	sum.print(sizeList)
 	return nil
 }
 

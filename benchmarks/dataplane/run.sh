@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Data-plane benchmark (make bench-dataplane): dump, restore and cold migration through
-# the swarmckpt worker vs `docker checkpoint` and raw `runc checkpoint`, on a 2-node lab.
+# the swarmckpt worker vs `docker checkpoint` and raw `runc checkpoint`, on a 2-node lab;
+# and the product's `swarmckpt migrate` per copy mode vs Docker's path and raw CRIU
+# (case product: the lab's coordinator; benchmarks/dataplane/product.go).
 # Prints BENCH lines; see benchmarks/dataplane/RESULTS.md for recorded results.
 #
 #   SIZES=64,256,1024 LAB=dpbench benchmarks/dataplane/run.sh
@@ -42,4 +44,6 @@ for i in 1 2; do
     fi
 done
 echo "# $(date -u +%FT%TZ) $(uname -r) criu $(criu --version | awk '/Version/{print $2}') $(nproc) cores" >&2
-go run ./benchmarks/dataplane --swarmckpt build/swarmckpt --image "$IMAGE" --sizes "$SIZES" "${nodes[@]}" "$@"
+# --lab: the product case migrates through this lab's coordinator (swarmckpt migrate).
+go run ./benchmarks/dataplane --swarmckpt build/swarmckpt --image "$IMAGE" --sizes "$SIZES" "${nodes[@]}" \
+    --lab "$LAB" --workloads "${SWARMCKPT_IMAGES:-build/workloads}" --dptest build/dptest "$@"

@@ -366,11 +366,12 @@ func workerInfo(i worker.NodeInfo) (w node.Worker) {
 		w.Features = append(w.Features, "kernel="+i.Kernel)
 	}
 	if i.PostCopy.OK {
-		w.Features = append(w.Features, "post-copy")
+		w.Features = append(w.Features, node.FeaturePostCopy)
 	}
 	if i.PreCopy.OK {
-		w.Features = append(w.Features, "pre-copy")
+		w.Features = append(w.Features, node.FeaturePreCopy)
 	}
+	w.Features = node.MergeFeatures(w.Features, i.Features)
 	return w
 }
 

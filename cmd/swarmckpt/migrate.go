@@ -12,7 +12,7 @@ import (
 
 const migrateUsage = `
 Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--mode exact|swarm]
-                         [--copy streamed|direct]
+                         [--copy streamed|direct|post-copy|pre-copy]
 
 Moves a stack cold: a snapshot that stops the containers after their dump, then a
 restore on the target (--to: every container on NODE; --from: every container of NODE
@@ -29,7 +29,10 @@ streamed as above (the dumping node keeps a copy, which the rollback uses); dire
 sends the memory pages from CRIU straight to the target's page server, writing no
 copy on the dumping node (less downtime, the target verifies every page on arrival):
 the snapshot's only copy is then the target's, which a failed migration keeps and
-its rollback sends back (exact mode only). post-copy is refused: not in migrate yet.
+its rollback sends back (exact mode only; refused, naming the node, when a node involved
+runs an older worker that does not announce dump-into-held: upgrade it). post-copy is
+refused: not in migrate yet. pre-copy is refused where a node's kernel tracks no
+soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
 --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
@@ -67,9 +70,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		return usagef("--mode must be exact or swarm, not %q", *mode)
 	}
 	switch *copyMode {
-	case "", api.CopyStreamed, api.CopyDirect, api.CopyPostCopy: // post-copy: the coordinator says why not
+	case "", api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy: // post-copy, pre-copy: the coordinator says why not
 	default:
-		return usagef("--copy must be streamed or direct, not %q", *copyMode)
+		return usagef("--copy must be streamed or direct (post-copy and pre-copy: not in migrate yet), not %q", *copyMode)
 	}
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")

@@ -261,6 +261,11 @@ const (
 	// CopyPostCopy: the container restarts on the target before its pages arrived
 	// (worker DumpLazy). Not available in migrate yet.
 	CopyPostCopy = "post-copy"
+	// CopyPreCopy: iterative pre-dumps while the container runs, then a short final
+	// dump (worker/migrate NextRound decides when to stop). Needs soft-dirty page
+	// tracking on the dumping nodes (node.FeaturePreCopy); the dump loop is not in
+	// migrate yet.
+	CopyPreCopy = "pre-copy"
 )
 
 // HeldRequest asks which containers of a snapshot that is not running are still held

@@ -7,6 +7,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // LabelReader lists the stacks' services with their labels (stack.Docker,
@@ -45,9 +46,30 @@ func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (m
 		// The label asks for post-copy, which migrate cannot do yet: the fastest
 		// available mode instead.
 		return api.CopyDirect, false, nil
+	case api.CopyPreCopy:
+		if err := s.preCopyGate(); err != nil {
+			return "", true, err
+		}
+		return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: every live node tracks soft-dirty pages, but migrate has no pre-copy dump loop yet (the iteration policy is worker/migrate.NextRound); use --copy direct or --copy streamed")
 	default:
-		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s is not in migrate yet)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy)
+		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s and %s are not in migrate yet)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy)
 	}
+}
+
+// preCopyGate refuses pre-copy unless every live node announces soft-dirty tracking
+// (node.FeaturePreCopy: its kernel has CONFIG_MEM_SOFT_DIRTY): before the snapshot the
+// nodes that will dump are not known yet, and any node of the stack may be one.
+func (s *Restores) preCopyGate() error {
+	live := s.live()
+	var nodes []string
+	for _, w := range live {
+		nodes = append(nodes, w.Node)
+	}
+	slices.Sort(nodes)
+	if n, f, missing := missingFeature(live, nodes, []string{node.FeaturePreCopy}); missing {
+		return api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: node %s does not announce the worker feature %q: %s", n, f, featureWhy(f, n))
+	}
+	return nil
 }
 
 // labelCopy is the stack's swarmckpt.migration label ("" without one, or when the

@@ -14,8 +14,13 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
-// noHost is a Host that migrationCopy never uses.
+// noHost is a Host whose only use by migrationCopy is its live workers (pre-copy's
+// gate): lab-1 and lab-3, whose kernels track no soft-dirty pages.
 type noHost struct{ Host }
+
+func (noHost) Live() []store.Worker {
+	return []store.Worker{{Node: "lab-1", Features: []string{"dump-into-held"}}, {Node: "lab-3"}}
+}
 
 // TestMigrationCopy: --copy as given wins; without it the stack's swarmckpt.migration
 // label decides (cold is streamed; post-copy, not in migrate yet, falls back to
@@ -44,6 +49,8 @@ func TestMigrationCopy(t *testing.T) {
 		{name: "FlagPostCopy", copy: api.CopyPostCopy, err: "post-copy is not available in migrate yet"},
 		{name: "FlagDirectSwarm", copy: api.CopyDirect, mode: api.ModeSwarm, err: "direct copies need --mode exact"},
 		{name: "Unknown", copy: "teleport", err: `unknown copy mode "teleport"`},
+		{name: "FlagPreCopy", copy: api.CopyPreCopy, err: "node lab-1 does not announce the worker feature \"pre-copy\": its kernel does not track soft-dirty pages"},
+		{name: "LabelPreCopy", label: "pre-copy", want: api.CopyStreamed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			labels.Remove("bank", "bank_holder")

@@ -254,12 +254,12 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
 	if req.Mode != api.ModeSwarm || req.To != "" {
-		stream = func(pre *store.Manifest) map[string]string {
+		stream = func(pre *store.Manifest) (map[string]string, error) {
 			plan, err := s.migrationPlan(pre, req)
 			if err != nil {
-				return nil // the plan after the snapshot reports it
+				return nil, nil // the plan after the snapshot reports it
 			}
-			out := map[string]string{}
+			out, moving := map[string]string{}, map[string]string{}
 			for i, c := range pre.Containers {
 				t := plan[c.Key()]
 				if t == "" || t == c.Node {
@@ -267,6 +267,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 				}
 				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
 					out[c.Key()] = addr
+					moving[c.Key()] = t
 					// Kept with the manifest's next write: dropStreamed finds the
 					// copy there, and rm too if dropping it fails. Direct: the
 					// only copy is there (Images.Node names it once dumped).
@@ -274,13 +275,26 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 					pre.Containers[i].Direct = direct
 				}
 			}
+			// Every node asked for a direct dump or a held set must announce it
+			// (copyfeatures.go): an older worker would end a held container.
+			if err := copyGate(s.live(), mode, pre, moving); err != nil {
+				if explicit {
+					return nil, err
+				}
+				s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s, which cannot apply (%v): migrating streamed", mode, err)})
+				for i := range pre.Containers {
+					pre.Containers[i].Direct = false
+				}
+				direct = false
+				*copyMode = api.CopyStreamed
+			}
 			switch {
 			case len(out) > 0 && direct:
 				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped straight into their target nodes (--copy direct: no copy stays on the dumping node)", len(out))})
 			case len(out) > 0:
 				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
 			}
-			return out
+			return out, nil
 		}
 	}
 	// The stack's lock, held from the snapshot to the end of the restore or rollback:

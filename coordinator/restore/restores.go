@@ -19,8 +19,9 @@ const DefaultAlgorithm = "blocking"
 
 // StreamPlan is given a snapshot's containers before anything is locked and returns,
 // by container key, the worker address each container's dump streams its images to
-// (a migration's targets, Migrate); containers it leaves out are dumped plainly.
-type StreamPlan func(m *store.Manifest) map[string]string
+// (a migration's targets, Migrate); containers it leaves out are dumped plainly. An
+// error refuses the snapshot before anything is locked (it is aborted with it).
+type StreamPlan func(m *store.Manifest) (map[string]string, error)
 
 // SetRef is an image set on a node.
 type SetRef struct{ Node, Set string }

@@ -153,6 +153,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Worker.Restorer != nil && a.cfg.Info.Address == "" {
 		a.cfg.Info.Address = a.info.Addr
 	}
+	// The worker's protocol features are the node's (node.Feature*): heartbeats
+	// announce them, and the coordinator asks only for what is announced.
+	a.cfg.Info.Features = node.MergeFeatures(a.cfg.Info.Features, a.info.Features)
 	planSub, err := a.cfg.Bus.Subscribe(node.PlanSubject(a.cfg.Node), func(m *bus.Msg) {
 		var p node.Plan
 		if err := json.Unmarshal(m.Data, &p); err != nil {

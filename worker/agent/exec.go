@@ -159,7 +159,7 @@ func (a *Agent) stats(set string, m *imageset.Manifest, reusedFrom string) proto
 
 // ImageSet is the wire form of a worker's set manifest.
 func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) protocol.ImageSet {
-	is := protocol.ImageSet{Node: info.Node, Dir: info.SetDir(set), Durable: true, CRIUVersion: m.CRIUVersion}
+	is := protocol.ImageSet{Node: info.Node, Dir: info.SetDir(set), Durable: true, CRIUVersion: m.CRIUVersion, PagesHashedBy: m.PagesReceivedBy}
 	for _, f := range m.Files {
 		is.Files = append(is.Files, node.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})
 	}

@@ -81,6 +81,38 @@ func TestNextPreCopy(t *testing.T) {
 	}
 }
 
+// TestNextRound: with the rounds' durations the policy also stops when the dirty rate
+// converged (another round would write about as much as the last), and keeps going
+// while the rate predicts a shrinking set; size, threshold and MaxIters rules as for
+// NextPreCopy.
+func TestNextRound(t *testing.T) {
+	p := DefaultPreCopyPolicy()
+	const M = 1 << 20
+	for _, c := range []struct {
+		name   string
+		rounds []Round
+		want   Step
+		why    string
+	}{
+		{"First", nil, PreDump, "first pre-dump"},
+		{"OneRound", []Round{{1024 * M, 1}}, PreDump, "shrinking"},
+		// 100 MiB dirtied during a 1 s round; the last round took 0.1 s: ~10 MiB next.
+		{"RateShrinks", []Round{{1024 * M, 1}, {100 * M, 0.1}}, PreDump, "shrinking"},
+		// 200 MiB dirtied during a 1 s round, the last round took 0.95 s: ~190 MiB next,
+		// more than 0.9 x 200 MiB.
+		{"RateConverged", []Round{{1024 * M, 1}, {200 * M, 0.95}}, FinalDump, "dirty rate converged"},
+		{"SizeConverged", []Round{{1024 * M, 1}, {512 * M, 0.5}, {500 * M, 0.5}}, FinalDump, "not converging"},
+		{"Threshold", []Round{{1024 * M, 1}, {16 * M, 0.9}}, FinalDump, "threshold"},
+		{"MaxIters", []Round{{1024 * M, 4}, {512 * M, 2}, {256 * M, 1}, {128 * M, 0.5}, {64 * M, 0.25}}, FinalDump, "reached 5"},
+		{"NoDurations", []Round{{1024 * M, 0}, {200 * M, 0}}, PreDump, "shrinking"},
+	} {
+		got, why := NextRound(p, c.rounds)
+		if got != c.want || !strings.Contains(why, c.why) {
+			t.Errorf("%s: NextRound(%v) = %v (%s), want %v (%q)", c.name, c.rounds, got, why, c.want, c.why)
+		}
+	}
+}
+
 func TestPreDumpArgsChainParents(t *testing.T) {
 	a := PreDumpArgs("/r", "cid", "/d", 0, false)
 	if !slices.Contains(a, "--pre-dump") || slices.Contains(a, "--parent-path") {

@@ -51,20 +51,57 @@ func (s Step) String() string {
 var ErrNoProgress = errors.New("migrate: pre-copy history is empty")
 
 // NextPreCopy decides the next step from the bytes written by each pre-dump so far
-// (written[0] is the first, full pre-dump). Pure.
+// (written[0] is the first, full pre-dump), without their durations (NextRound with
+// sizes only: no dirty-rate prediction). Pure.
 func NextPreCopy(p PreCopyPolicy, written []int64) (Step, string) {
-	n := len(written)
-	switch {
-	case n == 0:
+	rounds := make([]Round, len(written))
+	for i, w := range written {
+		rounds[i] = Round{Bytes: w}
+	}
+	return NextRound(p, rounds)
+}
+
+// Round is one pre-dump: the bytes it wrote (the pages dirtied since the previous
+// one; the first writes all memory) and how long it took.
+type Round struct {
+	Bytes   int64
+	Seconds float64
+}
+
+// NextRound decides the next step of the pre-copy loop from the rounds so far. Pure.
+// It stops iterating (FinalDump) when
+//   - the last round wrote at most p.Threshold bytes: the frozen final dump is short;
+//   - p.MaxIters rounds ran;
+//   - the dirty set's size converged: the last round wrote more than p.Shrink times
+//     the one before;
+//   - the dirty rate converged: the container dirtied rounds[n-1].Bytes while round
+//     n-2 ran (rate = Bytes[n-1] / Seconds[n-2]); at that rate another round, as long
+//     as the last, would write about rate * Seconds[n-1] bytes, and if that is not
+//     under p.Shrink times the last round another one gains nothing.
+//
+// Otherwise it asks for another pre-dump.
+func NextRound(p PreCopyPolicy, rounds []Round) (Step, string) {
+	n := len(rounds)
+	if n == 0 {
 		return PreDump, "first pre-dump copies all memory while the container runs"
-	case written[n-1] <= p.Threshold:
-		return FinalDump, fmt.Sprintf("last pre-dump wrote %d bytes <= threshold %d", written[n-1], p.Threshold)
+	}
+	last := rounds[n-1]
+	switch {
+	case last.Bytes <= p.Threshold:
+		return FinalDump, fmt.Sprintf("last pre-dump wrote %d bytes <= threshold %d", last.Bytes, p.Threshold)
 	case n >= p.MaxIters:
 		return FinalDump, fmt.Sprintf("reached %d pre-dumps", n)
-	case n >= 2 && float64(written[n-1]) > p.Shrink*float64(written[n-2]):
-		return FinalDump, fmt.Sprintf("dirty set not converging: %d after %d bytes", written[n-1], written[n-2])
+	case n >= 2 && float64(last.Bytes) > p.Shrink*float64(rounds[n-2].Bytes):
+		return FinalDump, fmt.Sprintf("dirty set not converging: %d after %d bytes", last.Bytes, rounds[n-2].Bytes)
 	}
-	return PreDump, fmt.Sprintf("dirty set shrinking: %d bytes last time", written[n-1])
+	if n >= 2 && rounds[n-2].Seconds > 0 && last.Seconds > 0 {
+		rate := float64(last.Bytes) / rounds[n-2].Seconds
+		if next := rate * last.Seconds; next > p.Shrink*float64(last.Bytes) {
+			return FinalDump, fmt.Sprintf("dirty rate converged: %.0f bytes/s would dirty ~%.0f bytes during another %.2f s round, not under %.2f x the last round's %d",
+				rate, next, last.Seconds, p.Shrink, last.Bytes)
+		}
+	}
+	return PreDump, fmt.Sprintf("dirty set shrinking: %d bytes last time", last.Bytes)
 }
 
 // PreDumpArgs returns the runc checkpoint arguments of pre-dump k (0-based) into

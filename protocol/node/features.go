@@ -1,0 +1,33 @@
+package node
+
+import "slices"
+
+// Worker features (Worker.Features, announced in heartbeats and in the node's
+// membership metadata): what a worker of this version can do that an older one cannot,
+// or what its kernel allows. The coordinator asks a node for one of these only when
+// the node announces it. ONLY APPEND TO THIS LIST; a name never changes meaning.
+const (
+	// FeatureDumpIntoHeld: the worker's DumpInto honours a held container (DumpWith
+	// Into + LeaveRunning, migrate --copy direct): the container stays as its caller
+	// holds it. A worker without it ends the container once the target holds the set.
+	FeatureDumpIntoHeld = "dump-into-held"
+	// FeaturePostCopy: post-copy (lazy pages) can run on this node (worker
+	// NodeInfo.PostCopy: uffd, the pipe size).
+	FeaturePostCopy = "post-copy"
+	// FeaturePreCopy: iterative pre-dumps can run on this node: its kernel tracks
+	// soft-dirty pages (worker NodeInfo.PreCopy).
+	FeaturePreCopy = "pre-copy"
+)
+
+// Has says whether w announces feature f.
+func (w Worker) Has(f string) bool { return slices.Contains(w.Features, f) }
+
+// MergeFeatures returns have with every feature of add it lacks appended (order kept).
+func MergeFeatures(have, add []string) []string {
+	for _, f := range add {
+		if !slices.Contains(have, f) {
+			have = append(have, f)
+		}
+	}
+	return have
+}

@@ -45,6 +45,10 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	if m.State != store.StateCommitted {
 		return nil, nil, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots can be restored", m.ID, m.State)
 	}
+	if m.Partial {
+		return nil, nil, api.Errorf(api.CodeBadRequest, "snapshot %s holds only the %d containers a partial migration moved, not the stack %s: restoring it would stop the whole stack and bring back only those; take a snapshot of the stack (swarmckpt snapshot %s) and restore that",
+			m.ID, len(m.Containers), m.Stack, m.Stack)
+	}
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
@@ -248,6 +252,12 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 	*copyMode = mode
 	if !explicit && mode != api.CopyStreamed {
 		s.log.Info("migration copy mode from the stack's swarmckpt.migration label", "stack", req.Stack, "copy", mode)
+	}
+	if !req.WholeStack && req.Mode != api.ModeSwarm {
+		if req.ID == "" {
+			req.ID = s.cfg.NewID(req.Stack, time.Now())
+		}
+		return s.migratePartial(ctx, req, mode) // partial.go: only the moving containers
 	}
 	direct := mode == api.CopyDirect
 	var stream StreamPlan

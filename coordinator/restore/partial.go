@@ -130,6 +130,12 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, c
 				pre.Containers[i].Direct = direct
 			}
 		}
+		switch {
+		case len(out) > 0 && direct:
+			s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped straight into their target nodes (--copy direct: no copy stays on the dumping node)", len(out))})
+		case len(out) > 0:
+			s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
+		}
 		return out
 	}
 	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)

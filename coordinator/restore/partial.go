@@ -179,7 +179,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, c
 		return refused(fmt.Errorf("cannot journal its stop in the store: %v; check that etcd answers, then try again", err))
 	}
 	start := time.Now()
-	prior, err := s.stopMoving(ctx, m, pk)
+	prior, err := s.stopMoving(ctx, m, pk, st)
 	if err != nil && !pk.wasEnded() {
 		return refused(err)
 	}
@@ -209,89 +209,67 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, c
 }
 
 // stopMoving ends a partial migration's parked containers (m's) and takes their
-// swarm tasks out of swarm's hands: once the manager saw each moved task end, its
-// service is scaled down by the slots moved (swarm removes the slots whose task does
-// not run). The moved containers are then removed, freeing their names and
-// addresses. It returns the replicas the scaled services had (nil: none scaled).
-func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack) (map[string]uint64, error) {
+// swarm tasks out of swarm's hands, service by service, returning the replicas the
+// scaled services had (nil: none scaled). Then the moved containers are removed,
+// freeing their names and addresses.
+//
+// Swarm's scale-down does not remove the slots whose task ended: it ranks each
+// slot by its per-node count (the nth task of the service on its node) and removes
+// the highest ranks, and the replacement task that swarm's restart policy creates at
+// once for an ended task counts as the slot's. A replacement on the least loaded
+// node ranks low, and a running peer is removed instead (seen on the lab: a staying
+// bank holder shut down, a fresh duplicate started). So, for a service with staying
+// tasks, every node but the one with the most of them (X) is paused while its
+// moved tasks end: swarm places their replacements on X, where they rank above
+// every running task, and the scale-down by the moved slots removes exactly them.
+// The availabilities are set back before it returns. A service whose tasks all move
+// is scaled down without that (nothing of it stays).
+func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack) (map[string]uint64, error) {
 	t0 := time.Now()
-	moved := map[string]uint64{} // service -> swarm tasks moved
-	taskIDs := map[string]bool{}
+	movedBySvc := map[string][]store.Container{} // swarm tasks moved, by service
+	var standalone []string
 	byNode := map[string][]string{}
 	for _, c := range m.Containers {
 		if c.TaskID != "" {
-			moved[c.Service]++
-			taskIDs[c.TaskID] = true
+			movedBySvc[c.Service] = append(movedBySvc[c.Service], c)
+		} else {
+			standalone = append(standalone, c.Key())
 		}
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
 	}
 	var prior map[string]uint64
 	sw, _ := s.cfg.Stopper.(stack.Swarm)
 	rr, _ := s.cfg.Stopper.(stack.ReplicaReader)
-	if len(moved) > 0 {
-		if sw == nil || rr == nil {
-			return nil, api.Errorf(api.CodeFailed, "cannot move swarm tasks alone: this coordinator cannot scale the stack's services; use --whole-stack")
+	ss, _ := s.cfg.Stopper.(ServiceStopper)
+	aw, _ := s.cfg.Stopper.(stack.AvailabilityWriter)
+	if len(movedBySvc) > 0 {
+		if sw == nil || rr == nil || ss == nil || aw == nil {
+			return nil, api.Errorf(api.CodeFailed, "cannot move swarm tasks alone: this coordinator cannot scale the stack's services or pause nodes; use --whole-stack")
 		}
 		all, err := rr.ServiceReplicas(ctx, m.Stack)
 		if err != nil {
 			return nil, api.Errorf(api.CodeFailed, "read the replicas of stack %s's services: %v", m.Stack, err)
 		}
 		prior = map[string]uint64{}
-		for svc, n := range moved {
-			if all[svc] < n {
-				return nil, api.Errorf(api.CodeFailed, "service %s is set to %d replicas but %d of its tasks are to move: the stack changed; try again", svc, all[svc], n)
+		for svc, cs := range movedBySvc {
+			if all[svc] < uint64(len(cs)) {
+				return nil, api.Errorf(api.CodeFailed, "service %s is set to %d replicas but %d of its tasks are to move: the stack changed; try again", svc, all[svc], len(cs))
 			}
 			prior[svc] = all[svc]
 		}
 	}
-	if err := pk.end(ctx); err != nil {
+	if err := pk.endSome(ctx, standalone); err != nil {
 		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
 	}
-	if len(moved) > 0 {
-		// The moved tasks' ends, as the manager sees them, before the scale-down.
-		wctx, cancel := context.WithTimeout(ctx, partialWait)
-		err := waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
-			for _, t := range ts {
-				if taskIDs[t.TaskID] && (t.State == "running" || t.State == "starting") {
-					return false
-				}
-			}
-			return true
-		})
-		cancel()
-		if err != nil {
-			return prior, fmt.Errorf("swarm does not report the moved tasks ended: %w", err)
+	for _, svc := range slices.Sorted(maps.Keys(movedBySvc)) {
+		if err := s.moveTasksOut(ctx, m, pk, st, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
+			return prior, err
 		}
+	}
+	if len(movedBySvc) > 0 {
 		down := map[string]uint64{}
-		for svc, n := range moved {
-			down[svc] = prior[svc] - n
-		}
-		ss, ok := s.cfg.Stopper.(ServiceStopper)
-		if !ok {
-			return prior, fmt.Errorf("cannot scale the services down")
-		}
-		if err := ss.ScaleServices(ctx, m.Stack, down, nil); err != nil {
-			return prior, fmt.Errorf("scale down by the moved tasks (%s): %w", describeReplicas(down), err)
-		}
-		// Nothing of the moved slots is wanted running any more.
-		slots := map[string]bool{}
-		for _, c := range m.Containers {
-			if c.TaskID != "" {
-				slots[c.Key()] = true
-			}
-		}
-		wctx, cancel = context.WithTimeout(ctx, partialWait)
-		err = waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
-			for _, t := range ts {
-				if t.DesiredState == "running" && slots[t.Key()] {
-					return false
-				}
-			}
-			return true
-		})
-		cancel()
-		if err != nil {
-			s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("swarm still wants a moved slot running after the scale-down (%v): check 'docker service ps' for a duplicate", err)})
+		for svc, cs := range movedBySvc {
+			down[svc] = prior[svc] - uint64(len(cs))
 		}
 		s.event(ctx, api.Event{ID: m.ID, Phase: "stopped", Message: fmt.Sprintf("moved tasks out of swarm's hands: %s (were %s)", describeReplicas(down), describeReplicas(prior)), MS: time.Since(t0).Milliseconds()})
 	}
@@ -306,6 +284,103 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 		}
 	}
 	return prior, nil
+}
+
+// moveTasksOut ends the moved tasks cs of service svc (parked) and scales svc down
+// from replicas by as many, steering their replacements first (stopMoving).
+func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, svc string, cs []store.Container,
+	replicas uint64, sw stack.Swarm, ss ServiceStopper, aw stack.AvailabilityWriter) error {
+	movedIDs := map[string]bool{}
+	slots := map[string]bool{}
+	var keys []string
+	for _, c := range cs {
+		movedIDs[c.TaskID] = true
+		slots[c.Key()] = true
+		keys = append(keys, c.Key())
+	}
+	stayingOn := map[string]int{}
+	for _, c := range st.Containers {
+		if c.Service == svc && c.TaskID != "" && !slots[c.Key()] {
+			stayingOn[c.Node]++
+		}
+	}
+	host := "" // the node with the most staying tasks: the replacements' place
+	for _, n := range slices.Sorted(maps.Keys(stayingOn)) {
+		if host == "" || stayingOn[n] > stayingOn[host] {
+			host = n
+		}
+	}
+	if host != "" {
+		avail, err := aw.NodeAvailabilities(ctx)
+		if err != nil {
+			return fmt.Errorf("read the nodes' availability: %w", err)
+		}
+		var paused []string
+		defer func() {
+			for _, n := range paused {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+				if err := aw.UpdateNodeAvailability(cctx, n, stack.AvailabilityActive); err != nil {
+					s.log.Error("cannot set a node paused for a partial migration active again", "node", n, "err", err)
+					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v", n, err)})
+				}
+				cancel()
+			}
+		}()
+		for _, n := range slices.Sorted(maps.Keys(avail)) {
+			if n == host || avail[n] != stack.AvailabilityActive {
+				continue
+			}
+			if err := aw.UpdateNodeAvailability(ctx, n, stack.AvailabilityPause); err != nil {
+				return fmt.Errorf("pause node %s while the moved tasks of %s end: %w", n, svc, err)
+			}
+			paused = append(paused, n)
+		}
+		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("nodes %s paused for a moment: swarm's replacements of the moved tasks of %s go to %s, where its scale-down removes them", strings.Join(paused, ","), svc, host)})
+	}
+	if err := pk.endSome(ctx, keys); err != nil {
+		return fmt.Errorf("end the moving containers of %s, parked since their dump: %w", svc, err)
+	}
+	// The moved tasks ended, as the manager sees them, and their replacements (if
+	// any) assigned to host.
+	wctx, cancel := context.WithTimeout(ctx, partialWait)
+	err := waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
+		for _, t := range ts {
+			switch {
+			case movedIDs[t.TaskID]:
+				if t.State == "running" || t.State == "starting" || t.DesiredState == "running" {
+					return false
+				}
+			case slots[t.Key()] && (t.DesiredState == "running" || t.DesiredState == "ready"):
+				if host != "" && t.Node != host {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("swarm does not report the moved tasks of %s ended, or their replacements placed on %s: %w", svc, host, err)
+	}
+	down := replicas - uint64(len(cs))
+	if err := ss.ScaleServices(ctx, m.Stack, map[string]uint64{svc: down}, nil); err != nil {
+		return fmt.Errorf("scale %s down to %d (the moved tasks): %w", svc, down, err)
+	}
+	// Nothing of the moved slots is wanted running any more.
+	wctx, cancel = context.WithTimeout(ctx, partialWait)
+	err = waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
+		for _, t := range ts {
+			if slots[t.Key()] && (t.DesiredState == "running" || t.DesiredState == "ready") {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err != nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("swarm still wants a moved slot of %s running after the scale-down (%v): check 'docker service ps %s' for a duplicate", svc, err, svc)})
+	}
+	return nil
 }
 
 // waitTasks polls the stack's tasks until done says so or ctx ends.

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -83,4 +85,62 @@ func TestMigratePartial(t *testing.T) {
 		}
 	})
 
+}
+
+// TestRecoverInterruptedPartialMigration: a coordinator dies once a partial
+// migration's stop is done (step restoring, journaled); the next one puts the moved
+// containers (bank_holder.2 and .5 of lab-2) back on lab-2 from the migration's
+// snapshot, and touches nothing else of the stack: no container of the other nodes is
+// ended or restored, and the stack's services are not scaled.
+func TestRecoverInterruptedPartialMigration(t *testing.T) {
+	cs := &crashStore{step: restore.StepRestoring, dead: make(chan struct{}), hold: make(chan struct{})}
+	e, sw, stopDead := newMigrateEnvWrapped(t, func(m *store.Memory) store.Store { cs.Store = m; return cs })
+	ctx := context.Background()
+	opCtx, opCancel := context.WithCancel(ctx)
+	opDone := make(chan struct{})
+	t.Cleanup(func() { opCancel(); close(cs.hold); <-opDone })
+	go func() {
+		defer close(opDone)
+		_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "pmig", Stack: "bank", From: "lab-2", Algorithm: "blocking"})
+	}()
+	select {
+	case <-cs.dead:
+	case <-opDone:
+		t.Fatal("the partial migration ended without reaching step restoring")
+	case <-time.After(15 * time.Second):
+		t.Fatal("the partial migration did not reach step restoring within 15 s")
+	}
+	stopDead()
+	stopNew := e.startMigrateCoordinator(sw, e.store)
+	t.Cleanup(stopNew)
+	waitForLong(t, 20*time.Second, "the journal recovered", func() bool {
+		ops, err := e.store.ListOperations(ctx)
+		return err == nil && len(ops) == 0
+	})
+	m, err := e.store.Get(ctx, "pmig")
+	if err != nil || !m.Partial {
+		t.Fatalf("snapshot pmig: %+v, %v; want a partial one", m, err)
+	}
+	want := []string{restore.ContainerName("pmig", m.Containers[0]), restore.ContainerName("pmig", m.Containers[1])}
+	slices.Sort(want)
+	for n, ex := range e.execs {
+		r := ex.Restored()
+		slices.Sort(r)
+		switch n {
+		case "lab-2":
+			if fmt.Sprint(r) != fmt.Sprint(want) {
+				t.Errorf("restored on lab-2 after the recovery: %v, want the moved %v back", r, want)
+			}
+		default:
+			if len(r) > 0 || len(ex.Stopped()) > 0 {
+				t.Errorf("%s touched by the recovery of a partial migration: restored %v, stopped %v", n, r, ex.Stopped())
+			}
+		}
+	}
+	if r := sw.Replicas("bank_holder"); r != 5 {
+		t.Errorf("bank_holder at %d replicas, want 5 (a partial migration's recovery scales nothing)", r)
+	}
+	if len(m.Restores) == 0 || !strings.Contains(m.Restores[len(m.Restores)-1].Error, "put the moved containers back") {
+		t.Errorf("the recovery is not recorded on pmig: %+v", m.Restores)
+	}
 }

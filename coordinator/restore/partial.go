@@ -426,8 +426,20 @@ func (s *Restores) restoreRetrying(ctx context.Context, m *store.Manifest, targe
 func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
 	orig := map[string]string{}
+	byNode := map[string][]string{}
 	for _, c := range m.Containers {
 		orig[c.Key()] = c.Node
+		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+	}
+	// Originals a stop that failed half-way left parked hold their addresses: ended
+	// and removed first (those already gone make these calls fail, harmlessly).
+	if err := s.StopParked(ctx, m, false); err != nil {
+		s.log.Debug("rollback: ending the moved originals (ended by the stop?)", "err", err)
+	}
+	for nodeName, ids := range byNode {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		_ = s.nodes.Remove(cctx, nodeName, ids)
+		cancel()
 	}
 	if _, err := s.restoreRetrying(context.WithoutCancel(ctx), m, orig); err != nil {
 		err = fmt.Errorf("migration failed (%v) and putting the moved containers back on their nodes failed too (%w)", cause, err)

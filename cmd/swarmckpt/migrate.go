@@ -27,13 +27,15 @@ restored, those that stay on their node too (the behaviour before; swarm mode al
 moves the whole stack). A partial migration's snapshot holds only the moved
 containers: 'swarmckpt restore' refuses it.
 
-In exact mode the targets are chosen before the snapshot and each moving container's images stream to its target while they are dumped (the dumping node keeps
+In exact mode the targets are chosen before the snapshot and each moving
+container's images stream to its target while they are dumped (the dumping node keeps
 its copy); the restore then finds them in place. The containers stay frozen and
 network-locked from their dump until the restore stops the stack (after the snapshot
 committed and the nodes were checked) and are ended only then: a snapshot that aborts,
 or a restore refused before that stop, leaves every one running as before. --to a
-node without a live worker is refused before anything is touched. If the restore fails, the
-moved containers (all, with --whole-stack) are restored where they were, with their state. --copy says how the images reach the target
+node without a live worker is refused before anything is touched. If the restore
+fails, the moved containers (all, with --whole-stack) are restored where they were,
+with their state. --copy says how the images reach the target
 (default: the stack's swarmckpt.migration label, cold = streamed, else streamed):
 streamed as above (the dumping node keeps a copy, which the rollback uses); direct
 sends the memory pages from CRIU straight to the target's page server, writing no

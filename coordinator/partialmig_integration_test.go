@@ -40,7 +40,7 @@ func (e *e2e) bankHolders(t *testing.T) map[string]bankHolder {
 
 // partialMigrateBank: `migrate bank --from NODE` (exact mode; partial is the default)
 // moves only the holders on NODE: the migration's snapshot holds only them, they run
-// again elsewhere (spread: not two on one node while another is free), and the
+// again elsewhere (spread: the holders balanced over the nodes left), and the
 // holders on the other nodes never stop (same container, same PID and start time,
 // never in the snapshot, so never locked or frozen) and keep sending. Every
 // connection keeps its sequence (no reset, reconnect or out-of-sequence transfer in

@@ -43,7 +43,7 @@ func TestCarryVolumesReachesEveryDump(t *testing.T) {
 	}
 
 	m, _ := newMigrateEnv(t)
-	if _, err := m.svc.Migrate(ctx, api.MigrateRequest{ID: "mig-vols", Stack: "bank", To: "lab-3", Algorithm: "blocking", CarryVolumes: true}); err != nil {
+	if _, err := m.svc.Migrate(ctx, api.MigrateRequest{ID: "mig-vols", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true, CarryVolumes: true}); err != nil {
 		t.Fatal(err)
 	}
 	if n := carried(m); n != 5 {

@@ -144,7 +144,7 @@ func (e *e2e) churnSnapshotsVerified(t *testing.T) {
 	// SYN's retransmission 1 s or more later, and unpaired ends. The long-lived
 	// connection survives, and the churn goes on from the restored client.
 	target := e.name + "-3"
-	out, code := e.ctl(5*time.Minute, "migrate", "churn", "--to", target)
+	out, code := e.ctl(5*time.Minute, "migrate", "churn", "--to", target, "--whole-stack")
 	if code != 0 {
 		t.Fatalf("migrate churn --to %s: exit %d\n%s", target, code, out)
 	}

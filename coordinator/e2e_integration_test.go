@@ -622,7 +622,7 @@ func TestIntegrationE2E(t *testing.T) {
 			}
 			return false
 		})
-		out, code := e.ctl(5*time.Minute, "migrate", "echo", "--to", target)
+		out, code := e.ctl(5*time.Minute, "migrate", "echo", "--to", target, "--whole-stack")
 		if code != 0 {
 			t.Fatalf("migrate: exit %d\n%s", code, out)
 		}
@@ -682,6 +682,9 @@ func TestIntegrationE2E(t *testing.T) {
 
 	// Connect-per-request traffic: every algorithm's snapshots verify (churn_integration_test.go).
 	t.Run("ChurnSnapshotsVerified", e.churnSnapshotsVerified)
+
+	// Only the holders of one node move; the others never stop (partialmig_integration_test.go).
+	t.Run("PartialMigrateBankOffOneNode", e.partialMigrateBank)
 }
 
 // lockedBuffer is a bytes.Buffer a command writes while the test reads it.

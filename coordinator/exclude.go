@@ -36,3 +36,28 @@ func excludeServices(st *stack.Stack, exclude []string) (*stack.Stack, map[strin
 	}
 	return &out, excluded, nil
 }
+
+// onlyContainers keeps of st the containers named in only (SERVICE.SLOT; nil: all),
+// a partial migration's moving containers. A name st does not run is an error
+// (CodeFailed: the stack changed since the migration chose them).
+func onlyContainers(st *stack.Stack, only []string) (*stack.Stack, error) {
+	if len(only) == 0 {
+		return st, nil
+	}
+	out := *st
+	out.Containers = nil
+	for _, c := range st.Containers {
+		if slices.Contains(only, c.Key()) {
+			out.Containers = append(out.Containers, c)
+		}
+	}
+	if len(out.Containers) != len(only) {
+		var found []string
+		for _, c := range out.Containers {
+			found = append(found, c.Key())
+		}
+		return nil, api.Errorf(api.CodeFailed, "stack %s: the containers to move (%s) are not all running any more (found %s): the stack changed; try again",
+			st.Name, strings.Join(only, ", "), strings.Join(found, ", "))
+	}
+	return &out, nil
+}

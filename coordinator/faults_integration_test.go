@@ -311,6 +311,7 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		} else {
 			args = append(args, "--to", fl.node(f.node))
 		}
+		args = append(args, "--whole-stack") // what these faults were written for
 	case "snapshot":
 		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
 	}

@@ -101,9 +101,9 @@ func TestIntegrationLeaderFailover(t *testing.T) {
 	// says its stop is done (restoring) or begins (stopping); the new leader rolls it
 	// back from the parked snapshot.
 	fl.killLeaderMidRestore(t, []string{"restore", "ha-start"}, restore.StepRestoring, false, before)
-	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(2)}, restore.StepRestoring, true, before)
+	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(2), "--whole-stack"}, restore.StepRestoring, true, before)
 	fl.killLeaderMidRestore(t, []string{"restore", "ha-start"}, restore.StepStopping, true, before)
-	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(3)}, restore.StepStopping, false, before)
+	fl.killLeaderMidRestore(t, []string{"migrate", "bank", "--from", fl.node(3), "--whole-stack"}, restore.StepStopping, false, before)
 	// A swarm-mode restore, journaled too: killed once its stop is done (the services
 	// at 0, the checkpoint's containers ended), the new leader puts the checkpoint back
 	// as swarm tasks (bank_holder at its replicas again, with its state).

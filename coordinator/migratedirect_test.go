@@ -24,7 +24,7 @@ func TestMigrateDirect(t *testing.T) {
 		e, _, _ := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir1", Stack: "bank", To: "lab-3", Algorithm: "blocking", Copy: api.CopyDirect})
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir1", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true, Copy: api.CopyDirect})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestMigrateDirect(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("dir2", "bank_holder.2"): errors.New("criu: boom")}
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir2", Stack: "bank", To: "lab-3", Algorithm: "blocking", Copy: api.CopyDirect})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir2", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true, Copy: api.CopyDirect})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("direct migrate with a failing target: %v", err)
 		}
@@ -150,7 +150,7 @@ func TestMigrateDirect(t *testing.T) {
 		defer cancel()
 		// lab-1's dumps cannot reach lab-3 (its page server): the snapshot aborts.
 		e.execs["lab-1"].SendTo = func(string, string) (bool, error) { return false, errors.New("connection refused") }
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir3", Stack: "bank", To: "lab-3", Algorithm: "blocking", Copy: api.CopyDirect})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "dir3", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true, Copy: api.CopyDirect})
 		if !errors.Is(err, api.ErrAborted) {
 			t.Fatalf("direct migrate whose dump fails: %v, want an aborted snapshot", err)
 		}

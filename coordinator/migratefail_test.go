@@ -99,7 +99,7 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mig1", "bank_holder.1"): errors.New("criu: boom")}
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig1", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("migrate with a failing target: %v", err)
 		}
@@ -126,7 +126,7 @@ func TestMigrateRollbackStillRestoresTheOriginals(t *testing.T) {
 		set := node.SetID("mig2", "bank_holder.1")
 		e.execs["lab-3"].FailRestore = map[string]error{set: errors.New("criu: boom")}
 		e.execs["lab-1"].FailRestore = map[string]error{set: errors.New("criu: boom again")}
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig2", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig2", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 		if err == nil || !strings.Contains(err.Error(), "rollback onto the original nodes failed too") || !strings.Contains(err.Error(), "started again fresh from their images") {
 			t.Fatalf("migrate whose rollback fails: %v", err)
 		}

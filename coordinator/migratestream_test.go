@@ -47,7 +47,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		e, _, sends := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig3", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig3", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mig4", "bank_holder.2"): errors.New("criu: boom")}
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig4", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig4", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") {
 			t.Fatalf("migrate with a failing target: %v", err)
 		}
@@ -134,7 +134,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		}()
-		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig6", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); !errors.Is(err, api.ErrAborted) {
+		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig6", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true}); !errors.Is(err, api.ErrAborted) {
 			t.Fatalf("migrate whose snapshot aborts: %v", err)
 		}
 		// Dumps still running when the snapshot aborted finish, and stream their copy,
@@ -191,7 +191,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig7", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig7", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func TestMigrateStreamsImagesToTheTargets(t *testing.T) {
 		e, _, sends := streamingEnv(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig5", Stack: "bank", From: "lab-1", Algorithm: "blocking"})
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig5", Stack: "bank", From: "lab-1", Algorithm: "blocking", WholeStack: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,7 @@ func TestMigrateAbortLeavesEveryContainerRunning(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mab", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mab", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 	if !errors.Is(err, api.ErrAborted) {
 		t.Fatalf("migrate whose snapshot aborts: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestMigrateStopsContainersAfterCommit(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mok", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); err != nil {
+	if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mok", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true}); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -186,7 +186,7 @@ func TestMigrateRefusedAfterItsSnapshotLeavesTheStackRunning(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	e.execs["lab-3"].PreflightProblems = []string{"bank_holder.1: image swarmckpt/bank:dev is not on node lab-3: load it there"}
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mref", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mref", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "migration refused before anything was stopped") || !strings.Contains(err.Error(), "not on node lab-3") {
 		t.Fatalf("migrate refused by the pre-flight: %v", err)
 	}

@@ -128,7 +128,7 @@ func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want s
 	go func() {
 		defer close(opDone)
 		if kind == "migrate" {
-			_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+			_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 		} else {
 			_, _ = e.svc.Restore(opCtx, api.RestoreRequest{ID: "old"})
 		}

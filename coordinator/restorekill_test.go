@@ -210,7 +210,7 @@ func TestRestoreSurvivesAnAgentKilledMidRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mk1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mk1", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 	if err != nil {
 		t.Fatalf("migrate with lab-3's agent killed and restarted mid-restore: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
 	}
@@ -277,7 +277,7 @@ func TestRestoreSurvivesAWorkerRestartingMidRestore(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mw1", Stack: "bank", To: "lab-3", Algorithm: "blocking"}); err != nil {
+	if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mw1", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true}); err != nil {
 		t.Fatalf("migrate with lab-3's worker restarting mid-restore: %v", err)
 	}
 	if !fr.hit {
@@ -301,7 +301,7 @@ func TestRollbackOverHalfRestoredContainers(t *testing.T) {
 	e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mr1", "bank_holder.1"): errors.New("criu: boom")}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mr1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mr1", Stack: "bank", To: "lab-3", Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("migrate with a failing target: %v", err)
 	}

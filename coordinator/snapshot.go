@@ -66,6 +66,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if err != nil {
 		return nil, err
 	}
+	if st, err = onlyContainers(st, req.Only); err != nil { // exclude.go
+		return nil, err
+	}
 	lock, err := held, error(nil)
 	if lock == nil {
 		lock, err = s.lockStack(ctx, req.Stack, req.ID)
@@ -91,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
 		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
-		CarryVolumes: req.CarryVolumes, Excluded: excluded}
+		CarryVolumes: req.CarryVolumes, Excluded: excluded, Partial: len(req.Only) > 0}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})

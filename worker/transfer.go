@@ -556,6 +556,10 @@ type killer interface {
 // another holder, is lifted) and so do its journaled holds. It waits up to 10 s for
 // the end, so that the caller may act on c being gone (remove it, let swarm replace
 // its task). An error from the kill leaves c frozen and held: the caller decides.
+// The lock is lifted only once the processes ended: the RST or FIN their sockets
+// send as they close must not reach a peer that keeps running (a partial migration's
+// staying peers, coordinator/restore/partial.go), which would drop the connection
+// the restored container continues.
 func (w *Worker) end(ctx context.Context, c container.Ref, k killer) error {
 	if err := k.Kill(ctx, c); err != nil {
 		return err
@@ -564,13 +568,13 @@ func (w *Worker) end(ctx context.Context, c container.Ref, k killer) error {
 		w.log.Warn("thaw of a killed container failed; it ends when thawed", "container", c.Name, "err", err)
 		return nil
 	}
-	_ = w.p.Locker.Unlock(ctx, c, nil)
-	_ = w.unhold(c, true, true)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := k.WaitEnded(wctx, c); err != nil {
 		w.log.Warn("killed container has not ended yet", "container", c.Name, "err", err)
 	}
+	_ = w.p.Locker.Unlock(ctx, c, nil)
+	_ = w.unhold(c, true, true)
 	return nil
 }
 

@@ -12,18 +12,30 @@ import (
 
 const migrateUsage = `
 Usage: swarmckpt migrate <stack> --to NODE | --from NODE [--algorithm NAME] [--mode exact|swarm]
-                         [--copy streamed|direct|post-copy|pre-copy]
+                         [--copy streamed|direct|post-copy|pre-copy] [--whole-stack]
 
-Moves a stack cold: a snapshot that stops the containers after their dump, then a
-restore on the target (--to: every container on NODE; --from: every container of NODE
-elsewhere). In exact mode the targets are chosen before the snapshot and each moving
+Moves the containers of a stack that must move, cold: a snapshot of only those
+containers that stops them after their dump, then a restore on the target (--to:
+every container not on NODE goes to NODE; --from: every container of NODE goes
+elsewhere, spread: containers of one service are not put on one node while another
+is free, and a service's node.hostname constraints are honoured). The stack's other
+containers run on untouched, never frozen, and their connections to the moved ones
+survive (exact mode keeps the addresses: they see a pause). A moved swarm task
+becomes a standalone container and its service is scaled down by the slots moved.
+--whole-stack moves the whole stack instead: every container is dumped, stopped and
+restored, those that stay on their node too (the behaviour before; swarm mode always
+moves the whole stack). A partial migration's snapshot holds only the moved
+containers: 'swarmckpt restore' refuses it.
+
+In exact mode the targets are chosen before the snapshot and each moving
 container's images stream to its target while they are dumped (the dumping node keeps
 its copy); the restore then finds them in place. The containers stay frozen and
 network-locked from their dump until the restore stops the stack (after the snapshot
 committed and the nodes were checked) and are ended only then: a snapshot that aborts,
 or a restore refused before that stop, leaves every one running as before. --to a
-node without a live worker is refused before anything is touched. If the restore fails, the
-originals are restored where they were. --copy says how the images reach the target
+node without a live worker is refused before anything is touched. If the restore
+fails, the moved containers (all, with --whole-stack) are restored where they were,
+with their state. --copy says how the images reach the target
 (default: the stack's swarmckpt.migration label, cold = streamed, else streamed):
 streamed as above (the dumping node keeps a copy, which the rollback uses); direct
 sends the memory pages from CRIU straight to the target's page server, writing no
@@ -52,6 +64,7 @@ Examples:
   swarmckpt migrate echo --to lab-3 --copy direct
   swarmckpt migrate echo --from lab-2 --mode swarm
   swarmckpt migrate bank --from lab-2
+  swarmckpt migrate bank --from lab-2 --whole-stack
 `
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
@@ -61,6 +74,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	algo := fs.String("algorithm", coordinator.DefaultAlgorithm, "checkpoint algorithm ("+algoNames()+")")
 	carry := fs.Bool("carry-volumes", false, "move the containers' local named volumes with them (their content goes into the snapshot; exact mode)")
 	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
+	whole := fs.Bool("whole-stack", false, "move the whole stack (every container dumped, stopped and restored), not only the containers that must move")
 	copyMode := fs.String("copy", "", "how the images reach the target: streamed or direct (default: the stack's swarmckpt.migration label, else streamed)")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
@@ -93,7 +107,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	gone := coordinatorGone(rctx, cl) // still watched after a Ctrl-C
 	go func() {
 		var err error
-		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry, Copy: *copyMode})
+		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry, Copy: *copyMode, WholeStack: *whole})
 		done <- err
 	}()
 	select {

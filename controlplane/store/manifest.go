@@ -61,6 +61,10 @@ type Manifest struct {
 	// CarryVolumes: the dumps packed the containers' local named volumes into their
 	// sets (snapshot --carry-volumes), so a restore elsewhere recreates them.
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
+	// Partial: the snapshot holds only the containers a partial migration moved (the
+	// stack's others ran on untouched): it is not a snapshot of the stack, and a
+	// restore of it is refused.
+	Partial bool `json:"partial,omitempty"`
 	// Leftovers lists the image sets that could not be collected from their nodes
 	// after an abort ("NODE SET: reason"); delete them by hand or with rm later.
 	Leftovers []string `json:"leftovers,omitempty"`

@@ -115,6 +115,11 @@ type SnapshotRequest struct {
 	// Purpose is set by the coordinator on the snapshots it takes by itself (stored
 	// as the manifest's Purpose); never on the wire.
 	Purpose string `json:"-"`
+	// Only, when set, names the containers (SERVICE.SLOT) the snapshot takes: the
+	// others run on untouched (a partial migration's moving containers; the manifest
+	// is then Partial). A name the stack does not run fails the snapshot. Set by the
+	// coordinator; never on the wire.
+	Only []string `json:"-"`
 }
 
 // SnapshotResult is the outcome of a snapshot (also on abort, with Error set).
@@ -247,6 +252,12 @@ type MigrateRequest struct {
 	// CopyDirect (CopyPostCopy is refused: not in migrate yet). Empty: the stack's
 	// swarmckpt.migration label (cold is CopyStreamed), else CopyStreamed.
 	Copy string `json:"copy,omitempty"`
+	// WholeStack moves the whole stack cold (every container dumped, stopped and
+	// restored, those that stay on their node too). Default: only the moving
+	// containers (those on From, or those not on To) are dumped, stopped and
+	// restored; the others run on untouched (exact mode; swarm mode always moves the
+	// whole stack).
+	WholeStack bool `json:"whole_stack,omitempty"`
 }
 
 // Migration copy modes (MigrateRequest.Copy).

@@ -45,6 +45,10 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	if m.State != store.StateCommitted {
 		return nil, nil, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots can be restored", m.ID, m.State)
 	}
+	if m.Partial {
+		return nil, nil, api.Errorf(api.CodeBadRequest, "snapshot %s holds only the %d containers a partial migration moved, not the stack %s: restoring it would stop the whole stack and bring back only those; take a snapshot of the stack (swarmckpt snapshot %s) and restore that",
+			m.ID, len(m.Containers), m.Stack, m.Stack)
+	}
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
@@ -249,7 +253,12 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 	if !explicit && mode != api.CopyStreamed {
 		s.log.Info("migration copy mode from the stack's swarmckpt.migration label", "stack", req.Stack, "copy", mode)
 	}
-	direct := mode == api.CopyDirect
+	if !req.WholeStack && req.Mode != api.ModeSwarm {
+		if req.ID == "" {
+			req.ID = s.cfg.NewID(req.Stack, time.Now())
+		}
+		return s.migratePartial(ctx, req, mode, explicit, copyMode) // partial.go: only the moving containers
+	}
 	var stream StreamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
@@ -259,42 +268,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 			if err != nil {
 				return nil, nil // the plan after the snapshot reports it
 			}
-			out, moving := map[string]string{}, map[string]string{}
-			for i, c := range pre.Containers {
-				t := plan[c.Key()]
-				if t == "" || t == c.Node {
-					continue
-				}
-				if addr, ok := s.WorkerAddr(t); ok && addr != "" {
-					out[c.Key()] = addr
-					moving[c.Key()] = t
-					// Kept with the manifest's next write: dropStreamed finds the
-					// copy there, and rm too if dropping it fails. Direct: the
-					// only copy is there (Images.Node names it once dumped).
-					pre.Containers[i].StreamedTo = t
-					pre.Containers[i].Direct = direct
-				}
-			}
-			// Every node asked for a direct dump or a held set must announce it
-			// (copyfeatures.go): an older worker would end a held container.
-			if err := copyGate(s.live(), mode, pre, moving); err != nil {
-				if explicit {
-					return nil, err
-				}
-				s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s, which cannot apply (%v): migrating streamed", mode, err)})
-				for i := range pre.Containers {
-					pre.Containers[i].Direct = false
-				}
-				direct = false
-				*copyMode = api.CopyStreamed
-			}
-			switch {
-			case len(out) > 0 && direct:
-				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped straight into their target nodes (--copy direct: no copy stays on the dumping node)", len(out))})
-			case len(out) > 0:
-				s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
-			}
-			return out, nil
+			return s.streamTo(ctx, pre, plan, mode, explicit, copyMode)
 		}
 	}
 	// The stack's lock, held from the snapshot to the end of the restore or rollback:
@@ -499,4 +473,49 @@ func (s *Restores) rollback(ctx context.Context, m *store.Manifest, targets map[
 		return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, err)
 	}
 	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were: %v", cause)
+}
+
+// streamTo marks the containers of pre that plan moves to another node as streamed
+// (or, --copy direct, dumped straight) to their target and returns the targets'
+// worker addresses by container key: the snapshot's stream plan of a migration. Every
+// node asked for a direct dump or a held set must announce it (copyfeatures.go): an
+// explicit --copy is refused otherwise, a label's falls back to streamed (*copyMode).
+func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[string]string, mode string, explicit bool, copyMode *string) (map[string]string, error) {
+	direct := mode == api.CopyDirect
+	out, moving := map[string]string{}, map[string]string{}
+	for i, c := range pre.Containers {
+		t := plan[c.Key()]
+		if t == "" || t == c.Node {
+			continue
+		}
+		if addr, ok := s.WorkerAddr(t); ok && addr != "" {
+			out[c.Key()] = addr
+			moving[c.Key()] = t
+			// Kept with the manifest's next write: dropStreamed finds the
+			// copy there, and rm too if dropping it fails. Direct: the
+			// only copy is there (Images.Node names it once dumped).
+			pre.Containers[i].StreamedTo = t
+			pre.Containers[i].Direct = direct
+		}
+	}
+	// Every node asked for a direct dump or a held set must announce it
+	// (copyfeatures.go): an older worker would end a held container.
+	if err := copyGate(s.live(), mode, pre, moving); err != nil {
+		if explicit {
+			return nil, err
+		}
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s, which cannot apply (%v): migrating streamed", mode, err)})
+		for i := range pre.Containers {
+			pre.Containers[i].Direct = false
+		}
+		direct = false
+		*copyMode = api.CopyStreamed
+	}
+	switch {
+	case len(out) > 0 && direct:
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped straight into their target nodes (--copy direct: no copy stays on the dumping node)", len(out))})
+	case len(out) > 0:
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
+	}
+	return out, nil
 }

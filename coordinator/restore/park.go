@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -138,4 +139,27 @@ func (p *parkedStack) wasEnded() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.ended
+}
+
+// endSome ends the parked containers of p's snapshot with the given keys
+// (SERVICE.SLOT) now, and counts p as ended: a partial migration ends a service's
+// moved containers one service at a time (partial.go). A later end ends nothing.
+func (p *parkedStack) endSome(ctx context.Context, keys []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released {
+		return fmt.Errorf("the containers of %s were released", p.m.ID)
+	}
+	p.ended = true
+	sub := *p.m
+	sub.Containers = nil
+	for _, c := range p.m.Containers {
+		if slices.Contains(keys, c.Key()) {
+			sub.Containers = append(sub.Containers, c)
+		}
+	}
+	if len(sub.Containers) == 0 {
+		return nil
+	}
+	return p.s.StopParked(ctx, &sub, false)
 }

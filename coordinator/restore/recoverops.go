@@ -155,6 +155,9 @@ func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, park
 func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
 	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "rollback", Message: fmt.Sprintf("coordinator %s died during the %s at step %s: putting the stack back from %s", op.Coordinator, op.Kind, op.Step, parked.ID)})
 	pk := s.newParkedStack(parked)
+	if parked.Partial {
+		return s.rollBackPartialOp(ctx, op, m, parked, pk)
+	}
 	stopped, err := s.stopStack(ctx, parked, pk.killFunc())
 	if err != nil {
 		s.log.Warn("rollback: stopping what runs of the stack", "stack", op.Stack, "err", err)
@@ -204,6 +207,44 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 	}
 	s.recordRecovered(ctx, m, rec)
 	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the stack's containers run again where they were, with their state, from " + parked.ID})
+	return nil
+}
+
+// rollBackPartialOp is rollBackOp for a partial migration (parked.Partial): only its
+// moved containers were stopped, so only they are ended (again, in case), the
+// containers its restore may have created removed, and they put back on their
+// original nodes; the stack's other containers are not touched. If that fails, the
+// services it scaled down go back to the replicas it journaled (fresh).
+func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest, pk *parkedStack) error {
+	if err := pk.end(ctx); err != nil {
+		s.log.Debug("rollback: parked containers (already ended by the stop?)", "err", err)
+	}
+	s.removeInterrupted(ctx, op, m)
+	byNode := map[string][]string{}
+	orig := map[string]string{}
+	for _, c := range parked.Containers {
+		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+		orig[c.Key()] = c.Node
+	}
+	for nodeName, ids := range byNode { // the originals, if the stop did not remove them
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_ = s.nodes.Remove(cctx, nodeName, ids)
+		cancel()
+	}
+	_, perr := s.restoreRetrying(context.WithoutCancel(ctx), parked, orig)
+	if m != nil {
+		s.dropStreamed(ctx, m, nil)
+	}
+	rec := store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
+		Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were", op.Coordinator, op.Kind, op.Step)}
+	if perr != nil {
+		rec.Error = fmt.Sprintf("coordinator %s died during the partial %s (step %s); putting the moved containers back failed too: %v", op.Coordinator, op.Kind, op.Step, perr)
+		s.recordRecovered(ctx, m, rec)
+		return errors.Join(fmt.Errorf("putting back the containers of %s after coordinator %s died: %w", parked.ID, op.Coordinator, perr),
+			s.startAgain(ctx, op.Stack, op.Stopped))
+	}
+	s.recordRecovered(ctx, m, rec)
+	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID})
 	return nil
 }
 

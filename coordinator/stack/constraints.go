@@ -133,3 +133,42 @@ func EligibleNodes(nodes, cs []string) []string {
 	}
 	return out
 }
+
+// ReplicaReader tells the replicas each replicated service of a stack is set to (by
+// service name): a partial migration scales a service down by the slots it moves
+// out of swarm's hands.
+type ReplicaReader interface {
+	ServiceReplicas(ctx context.Context, stack string) (map[string]uint64, error)
+}
+
+var (
+	_ ReplicaReader = (*Docker)(nil)
+	_ ReplicaReader = (*FakeSwarm)(nil)
+)
+
+// ServiceReplicas implements ReplicaReader (global services are left out).
+func (d *Docker) ServiceReplicas(ctx context.Context, stack string) (map[string]uint64, error) {
+	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+stack))
+	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("stack %q: list services: %w", stack, err)
+	}
+	out := map[string]uint64{}
+	for _, s := range list {
+		if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+			out[s.Spec.Name] = *r.Replicas
+		}
+	}
+	return out, nil
+}
+
+// ServiceReplicas implements ReplicaReader.
+func (f *FakeSwarm) ServiceReplicas(context.Context, string) (map[string]uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]uint64{}
+	for k, v := range f.replicas {
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,437 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+)
+
+// A partial migration (the default of migrate in exact mode) moves only the
+// containers that must move: those on --from NODE, or those not on --to NODE. They
+// alone are snapshotted (dumped, then parked: frozen and network-locked), stopped and
+// restored on their targets as standalone containers on their own addresses; the
+// stack's other containers run on untouched, never frozen (a migration is not a
+// rollback: it needs no global cut). The staying peers' connections to a moved
+// container see a pause: their packets to its address go unanswered until it runs
+// again on its target, with its sockets. A moved swarm task leaves swarm's hands: its
+// service is scaled down by the slots moved, once swarm saw their tasks end (swarm
+// then removes the slots whose task is not running, not the running ones). On
+// failure the moved containers are put back on their original nodes, with their
+// state (and, if even that fails, their services are scaled back up, fresh).
+
+// partialWait bounds each wait on swarm during a partial migration's stop.
+const partialWait = 30 * time.Second
+
+// MoveOnly returns the partial migration's moving containers of st (SERVICE.SLOT,
+// sorted): those on req.From, or those not on req.To. A function the drain of a node
+// can call (MigrateRequest{From: NODE}).
+func MoveOnly(st *stack.Stack, req api.MigrateRequest) []string {
+	var out []string
+	for _, c := range st.Containers {
+		if req.From != "" && c.Node == req.From || req.To != "" && c.Node != req.To {
+			out = append(out, c.Key())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// partialPlan resolves the stack and chooses the moving containers and their targets
+// (SpreadTargets): refused (nothing changed) when nothing is to move or no target
+// fits. It returns the resolved stack too.
+func (s *Restores) partialPlan(ctx context.Context, req api.MigrateRequest) (*stack.Stack, map[string]string, error) {
+	if s.cfg.Resolver == nil {
+		return nil, nil, api.Errorf(api.CodeFailed, "partial migration is not available: this coordinator resolves no stacks; use --whole-stack")
+	}
+	st, err := s.cfg.Resolver.Resolve(ctx, req.Stack)
+	if err != nil {
+		if errors.Is(err, stack.ErrNotFound) {
+			return nil, nil, api.Errorf(api.CodeNotFound, "%v", err)
+		}
+		return nil, nil, api.Errorf(api.CodeFailed, "resolve stack %s: %v", req.Stack, err)
+	}
+	targets, err := s.spreadFor(ctx, st, MoveOnly(st, req), req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(targets) == 0 {
+		where := "on node " + req.From
+		if req.To != "" {
+			where = "elsewhere than on node " + req.To
+		}
+		return nil, nil, api.Errorf(api.CodeBadRequest, "migrate of stack %s refused, nothing was changed: none of its %d containers runs %s: nothing to move", req.Stack, len(st.Containers), where)
+	}
+	return st, targets, nil
+}
+
+// spreadFor is SpreadTargets over st for the moving containers only.
+func (s *Restores) spreadFor(ctx context.Context, st *stack.Stack, only []string, req api.MigrateRequest) (map[string]string, error) {
+	var moving, staying []Placed
+	for _, c := range st.Containers {
+		p := Placed{Key: c.Key(), Service: c.Service, Node: c.Node}
+		if slices.Contains(only, c.Key()) {
+			moving = append(moving, p)
+		} else {
+			staying = append(staying, p)
+		}
+	}
+	var nodes []string
+	for _, w := range s.live() {
+		if req.To != "" && w.Node == req.To || req.From != "" && w.Node != req.From {
+			nodes = append(nodes, w.Node)
+		}
+	}
+	var constraints map[string][]string
+	if pr, ok := s.cfg.Stopper.(stack.PlacementReader); ok {
+		var err error
+		if constraints, err = pr.Placement(ctx, st.Name); err != nil {
+			return nil, api.Errorf(api.CodeFailed, "migrate refused, nothing was changed: cannot read the placement of stack %s's services: %v", st.Name, err)
+		}
+	}
+	if len(moving) == 0 {
+		return nil, nil
+	}
+	if len(nodes) == 0 {
+		return nil, api.Errorf(api.CodeNoWorker, "migrate refused, nothing was changed: no node with a live worker to move to (the nodes other than %s have none): start a worker and agent on another node", req.From)
+	}
+	return SpreadTargets(moving, staying, nodes, constraints)
+}
+
+// migratePartial serves Migrate for a partial move (exact mode, not WholeStack).
+// mode is the resolved copy mode, explicit whether --copy named it (streamTo).
+func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, mode string, explicit bool, copyMode *string) (res *api.MigrateResult, err error) {
+	st, plan, err := s.partialPlan(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	only := slices.Sorted(maps.Keys(plan))
+	s.event(ctx, api.Event{ID: req.ID, Phase: "partial", Message: fmt.Sprintf("only %d of the stack's %d containers move (%s); the others run on untouched (--whole-stack moves them all)",
+		len(only), len(st.Containers), DescribeTargets(plan))})
+	stream := func(pre *store.Manifest) (map[string]string, error) {
+		return s.streamTo(ctx, pre, plan, mode, explicit, copyMode)
+	}
+	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}()
+	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer j.end(ctx)
+	var (
+		m    *store.Manifest
+		used map[string]string
+	)
+	defer func() { s.dropStreamed(ctx, m, used) }()
+	m, err = s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes, Only: only}, stream, lock)
+	if err != nil {
+		return &api.MigrateResult{Snapshot: m}, err
+	}
+	pk := s.newParkedStack(m)
+	refused := func(err error) (*api.MigrateResult, error) {
+		pk.release(ctx)
+		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: "nothing was stopped: the moving containers run on as before"})
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return &api.MigrateResult{Snapshot: m}, api.Errorf(ae.Code, "migration refused before anything was stopped (the stack runs on as before; snapshot %s is kept): %s", m.ID, ae.Message)
+		}
+		return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration refused before anything was stopped (the stack runs on as before; snapshot %s is kept): %v", m.ID, err)
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + DescribeTargets(plan)})
+	if err := s.preflight(ctx, m, plan); err != nil {
+		return refused(err)
+	}
+	if err := j.step(ctx, StepStopping, func(op *store.Operation) { op.Targets, op.Mode = plan, api.ModeExact }); err != nil {
+		return refused(fmt.Errorf("cannot journal its stop in the store: %v; check that etcd answers, then try again", err))
+	}
+	start := time.Now()
+	prior, err := s.stopMoving(ctx, m, pk, st)
+	if err != nil && !pk.wasEnded() {
+		return refused(err)
+	}
+	_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
+	var ids map[string]string
+	if err == nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: DescribeTargets(plan)})
+		ids, err = s.restoreRetrying(ctx, m, plan)
+	}
+	rec := store.Restore{At: time.Now().UTC(), Targets: plan, OK: err == nil, Mode: api.ModeExact}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	m.Restores = append(m.Restores, rec)
+	if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+		s.log.Warn("cannot record restore", "snapshot", m.ID, "err", uerr)
+	}
+	if err != nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: err.Error()})
+		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, prior, err)
+	}
+	_ = j.step(ctx, StepRestored, nil)
+	used = plan
+	r := &api.RestoreResult{ID: m.ID, Targets: plan, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: r.TotalMS, Message: fmt.Sprintf("%d moved containers run on their targets; %d others ran on untouched", len(plan), len(st.Containers)-len(plan))})
+	return &api.MigrateResult{Snapshot: m, Restore: r}, nil
+}
+
+// stopMoving ends a partial migration's parked containers (m's) and takes their
+// swarm tasks out of swarm's hands, service by service, returning the replicas the
+// scaled services had (nil: none scaled). Then the moved containers are removed,
+// freeing their names and addresses.
+//
+// Swarm's scale-down does not remove the slots whose task ended: it ranks each
+// slot by its per-node count (the nth task of the service on its node) and removes
+// the highest ranks, and the replacement task that swarm's restart policy creates at
+// once for an ended task counts as the slot's. A replacement on the least loaded
+// node ranks low, and a running peer is removed instead (seen on the lab: a staying
+// bank holder shut down, a fresh duplicate started). So, for a service with staying
+// tasks, every node but the one with the most of them (X) is paused while its
+// moved tasks end: swarm places their replacements on X, where they rank above
+// every running task, and the scale-down by the moved slots removes exactly them.
+// The availabilities are set back before it returns. A service whose tasks all move
+// is scaled down without that (nothing of it stays).
+func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack) (map[string]uint64, error) {
+	t0 := time.Now()
+	movedBySvc := map[string][]store.Container{} // swarm tasks moved, by service
+	var standalone []string
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		if c.TaskID != "" {
+			movedBySvc[c.Service] = append(movedBySvc[c.Service], c)
+		} else {
+			standalone = append(standalone, c.Key())
+		}
+		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+	}
+	var prior map[string]uint64
+	sw, _ := s.cfg.Stopper.(stack.Swarm)
+	rr, _ := s.cfg.Stopper.(stack.ReplicaReader)
+	ss, _ := s.cfg.Stopper.(ServiceStopper)
+	aw, _ := s.cfg.Stopper.(stack.AvailabilityWriter)
+	if len(movedBySvc) > 0 {
+		if sw == nil || rr == nil || ss == nil || aw == nil {
+			return nil, api.Errorf(api.CodeFailed, "cannot move swarm tasks alone: this coordinator cannot scale the stack's services or pause nodes; use --whole-stack")
+		}
+		all, err := rr.ServiceReplicas(ctx, m.Stack)
+		if err != nil {
+			return nil, api.Errorf(api.CodeFailed, "read the replicas of stack %s's services: %v", m.Stack, err)
+		}
+		prior = map[string]uint64{}
+		for svc, cs := range movedBySvc {
+			if all[svc] < uint64(len(cs)) {
+				return nil, api.Errorf(api.CodeFailed, "service %s is set to %d replicas but %d of its tasks are to move: the stack changed; try again", svc, all[svc], len(cs))
+			}
+			prior[svc] = all[svc]
+		}
+	}
+	if err := pk.endSome(ctx, standalone); err != nil {
+		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
+	}
+	for _, svc := range slices.Sorted(maps.Keys(movedBySvc)) {
+		if err := s.moveTasksOut(ctx, m, pk, st, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
+			return prior, err
+		}
+	}
+	if len(movedBySvc) > 0 {
+		down := map[string]uint64{}
+		for svc, cs := range movedBySvc {
+			down[svc] = prior[svc] - uint64(len(cs))
+		}
+		s.event(ctx, api.Event{ID: m.ID, Phase: "stopped", Message: fmt.Sprintf("moved tasks out of swarm's hands: %s (were %s)", describeReplicas(down), describeReplicas(prior)), MS: time.Since(t0).Milliseconds()})
+	}
+	// Removed (swarm's task containers too: what comes back is the snapshot), so that
+	// their names and addresses are free for the restore.
+	for nodeName, ids := range byNode {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := s.nodes.Remove(cctx, nodeName, ids)
+		cancel()
+		if err != nil {
+			return prior, fmt.Errorf("node %s: remove the moved containers %s: %w", nodeName, strings.Join(ids, " "), err)
+		}
+	}
+	return prior, nil
+}
+
+// moveTasksOut ends the moved tasks cs of service svc (parked) and scales svc down
+// from replicas by as many, steering their replacements first (stopMoving).
+func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, svc string, cs []store.Container,
+	replicas uint64, sw stack.Swarm, ss ServiceStopper, aw stack.AvailabilityWriter) error {
+	movedIDs := map[string]bool{}
+	slots := map[string]bool{}
+	var keys []string
+	for _, c := range cs {
+		movedIDs[c.TaskID] = true
+		slots[c.Key()] = true
+		keys = append(keys, c.Key())
+	}
+	stayingOn := map[string]int{}
+	for _, c := range st.Containers {
+		if c.Service == svc && c.TaskID != "" && !slots[c.Key()] {
+			stayingOn[c.Node]++
+		}
+	}
+	host := "" // the node with the most staying tasks: the replacements' place
+	for _, n := range slices.Sorted(maps.Keys(stayingOn)) {
+		if host == "" || stayingOn[n] > stayingOn[host] {
+			host = n
+		}
+	}
+	if host != "" {
+		avail, err := aw.NodeAvailabilities(ctx)
+		if err != nil {
+			return fmt.Errorf("read the nodes' availability: %w", err)
+		}
+		var paused []string
+		defer func() {
+			for _, n := range paused {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+				if err := aw.UpdateNodeAvailability(cctx, n, stack.AvailabilityActive); err != nil {
+					s.log.Error("cannot set a node paused for a partial migration active again", "node", n, "err", err)
+					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v", n, err)})
+				}
+				cancel()
+			}
+		}()
+		for _, n := range slices.Sorted(maps.Keys(avail)) {
+			if n == host || avail[n] != stack.AvailabilityActive {
+				continue
+			}
+			if err := aw.UpdateNodeAvailability(ctx, n, stack.AvailabilityPause); err != nil {
+				return fmt.Errorf("pause node %s while the moved tasks of %s end: %w", n, svc, err)
+			}
+			paused = append(paused, n)
+		}
+		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("nodes %s paused for a moment: swarm's replacements of the moved tasks of %s go to %s, where its scale-down removes them", strings.Join(paused, ","), svc, host)})
+	}
+	if err := pk.endSome(ctx, keys); err != nil {
+		return fmt.Errorf("end the moving containers of %s, parked since their dump: %w", svc, err)
+	}
+	// The moved tasks ended, as the manager sees them, and their replacements (if
+	// any) assigned to host.
+	wctx, cancel := context.WithTimeout(ctx, partialWait)
+	err := waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
+		for _, t := range ts {
+			switch {
+			case movedIDs[t.TaskID]:
+				if t.State == "running" || t.State == "starting" || t.DesiredState == "running" {
+					return false
+				}
+			case slots[t.Key()] && (t.DesiredState == "running" || t.DesiredState == "ready"):
+				if host != "" && t.Node != host {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("swarm does not report the moved tasks of %s ended, or their replacements placed on %s: %w", svc, host, err)
+	}
+	down := replicas - uint64(len(cs))
+	if err := ss.ScaleServices(ctx, m.Stack, map[string]uint64{svc: down}, nil); err != nil {
+		return fmt.Errorf("scale %s down to %d (the moved tasks): %w", svc, down, err)
+	}
+	// Nothing of the moved slots is wanted running any more.
+	wctx, cancel = context.WithTimeout(ctx, partialWait)
+	err = waitTasks(wctx, sw, m.Stack, func(ts []stack.Task) bool {
+		for _, t := range ts {
+			if slots[t.Key()] && (t.DesiredState == "running" || t.DesiredState == "ready") {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	if err != nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("swarm still wants a moved slot of %s running after the scale-down (%v): check 'docker service ps %s' for a duplicate", svc, err, svc)})
+	}
+	return nil
+}
+
+// waitTasks polls the stack's tasks until done says so or ctx ends.
+func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func([]stack.Task) bool) error {
+	for {
+		ts, err := sw.Tasks(ctx, stackName)
+		if err == nil && done(ts) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			}
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// restoreRetrying restores m's containers on targets, trying again (3 times in all,
+// 2 s apart) while an address is still held: the manager releases a moved task's
+// address shortly after its end.
+func (s *Restores) restoreRetrying(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error) {
+	var err error
+	for try := 1; ; try++ {
+		var ids map[string]string
+		if ids, err = s.restorer().Restore(ctx, m, targets); err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return ids, err
+		}
+		s.log.Info("an address is still held; restoring again", "snapshot", m.ID, "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// partialRollback puts a failed partial migration's moved containers back on their
+// original nodes, with their state (standalone containers on their addresses); if
+// that fails too, their services are scaled back to prior (fresh from their images).
+func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
+	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	orig := map[string]string{}
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		orig[c.Key()] = c.Node
+		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+	}
+	// Originals a stop that failed half-way left parked hold their addresses: ended
+	// and removed first (those already gone make these calls fail, harmlessly).
+	if err := s.StopParked(ctx, m, false); err != nil {
+		s.log.Debug("rollback: ending the moved originals (ended by the stop?)", "err", err)
+	}
+	for nodeName, ids := range byNode {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		_ = s.nodes.Remove(cctx, nodeName, ids)
+		cancel()
+	}
+	if _, err := s.restoreRetrying(context.WithoutCancel(ctx), m, orig); err != nil {
+		err = fmt.Errorf("migration failed (%v) and putting the moved containers back on their nodes failed too (%w)", cause, err)
+		if len(prior) == 0 {
+			return api.Errorf(api.CodeFailed, "%v; snapshot %s keeps their state (its image sets stay on their nodes)", err, m.ID)
+		}
+		if serr := s.startAgain(ctx, m.Stack, prior); serr != nil {
+			return api.Errorf(api.CodeFailed, "%v; %v", err, serr)
+		}
+		return api.Errorf(api.CodeFailed, "%v; their services were scaled back to %s (fresh from their images)", err, describeReplicas(prior))
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the moved containers run again where they were, with their state"})
+	return api.Errorf(api.CodeFailed, "migration failed, the moved containers were put back where they were, with their state: %v", cause)
+}

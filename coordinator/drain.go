@@ -372,7 +372,11 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 			}
 			continue
 		}
-		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget,
+		grace := t.StopGracePeriod
+		if grace <= 0 {
+			grace = defaultGracePeriod
+		}
+		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget, Grace: grace,
 			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
 	}
 	for c, st := range r.armedStack {

@@ -123,6 +123,16 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		waitLong(t, "bank healthy again", func() bool { _, ok := e.bankOK(); return ok })
 	})
 
+	t.Run("NodeAvailabilityConformance", func(t *testing.T) {
+		e.t = t
+		sw, err := stack.NewDocker(e.docker(manager))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sw.Close()
+		stacktest.NodeAvailability(t, sw, e.name+"-3") // pause moves nothing
+	})
+
 	t.Run("BankRestoredAsSwarmTasks", func(t *testing.T) {
 		e.t = t
 		if out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-sw"); code != 0 {

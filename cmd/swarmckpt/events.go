@@ -62,9 +62,7 @@ func runEvents(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("cannot follow the coordinator's events: %w (is the coordinator's NATS reachable with these credentials?)", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if f.output == "text" {
-		fmt.Fprintf(c.stderr, "following %s (Ctrl-C ends)\n", events.Subject)
-	}
+	fmt.Fprintf(c.stderr, "following %s (Ctrl-C ends)\n", events.Subject)
 	stop := afterTimeout(f.timeout)
 	for {
 		select {

@@ -32,8 +32,12 @@ A plain 'docker node update --availability drain NODE' also moves the labelled
 stacks' tasks with their memory: the runtime wrapper holds each one's stop while it
 is checkpointed (see 'swarmckpt events' for what happens).
 
+Ctrl-C does not interrupt it: it says so and waits for the end (a migration past its
+snapshot runs to its end or rolls back).
+
 Exit codes: 0 done, 1 failed (the node was not drained), 2 bad usage, 3 no such node,
-4 a stack is busy (another snapshot, restore or migration runs), 130 interrupted.
+4 a stack is busy (another snapshot, restore or migration of it runs), 5 a stack's
+migration snapshot was aborted (the node was not drained).
 
 Examples:
   swarmckpt node drain lab-2
@@ -80,9 +84,23 @@ func runNode(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer disconnect()
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	// Ctrl-C does not interrupt a drain (its migrations run to their end or roll back,
+	// as a migration past its snapshot does): it says so and waits.
+	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	res, err := api.Call[api.NodeResult](rctx, cl, api.OpNode, api.NodeRequest{ID: id, Node: pos[0], Availability: avail, Mode: mode})
+	var res *api.NodeResult
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		res, err = api.Call[api.NodeResult](rctx, cl, api.OpNode, api.NodeRequest{ID: id, Node: pos[0], Availability: avail, Mode: mode})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		fmt.Fprintf(c.stderr, "node %s cannot be interrupted: waiting for its migrations to finish or roll back ('swarmckpt events' shows what happens)\n", sub)
+		err = <-done
+	}
 	if f.output == "json" && res != nil {
 		_ = printJSON(c.stdout, res)
 	} else if res != nil && err == nil {

@@ -36,6 +36,7 @@ Examples:
 
 func runEvents(ctx context.Context, c *cli, args []string) error {
 	fs, f := newCtlFlags("events", 0)
+	fs.Lookup("timeout").Usage = "stop following after this long (0: until Ctrl-C)"
 	if _, err := f.parse(c, fs, eventsUsage, args, 0, 0, "events takes no arguments"); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -109,7 +110,8 @@ type drainController struct {
 	addr  func(node string) (string, bool)
 	log   *slog.Logger
 	mu    sync.Mutex
-	busy  map[string]bool // holds (container@deadline) decided or being decided
+	busy  map[string]bool      // holds (container@deadline) decided or being decided
+	seen  map[string]time.Time // node -> when its drain was last reported (events.DrainSeen)
 	wg    sync.WaitGroup
 	armed func() // pokes the reconciler (a moved task is armed again on its new node)
 }
@@ -134,6 +136,10 @@ func (s *Service) runDrain(ctx context.Context) {
 		var e node.DrainEvent
 		if err := json.Unmarshal(m.Data, &e); err != nil {
 			d.log.Warn("dropping an undecodable drain event", "err", err)
+			return
+		}
+		if e.What == node.DrainFailed {
+			d.failed(ctx, e)
 			return
 		}
 		if e.What != node.DrainHeld {
@@ -176,7 +182,18 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	log := d.log.With("node", e.Node, "container", e.Name, "service", e.Service, "slot", e.Slot)
 	start := time.Now()
 	left := func() time.Duration { return max(time.Until(e.Deadline), 100*time.Millisecond) }
+	ev := events.Event{Stack: e.Stack, Node: e.Node, Service: e.Service, Slot: e.Slot, Container: e.Name}
+	emit := func(kind string, f func(*events.Event)) {
+		x := ev
+		x.Kind = kind
+		if f != nil {
+			f(&x)
+		}
+		d.s.emit(ctx, x)
+	}
+	emit(events.TaskHeld, func(x *events.Event) { x.Deadline = e.Deadline })
 	release := func(why string) {
+		emit(events.Released, func(x *events.Event) { x.Reason = why })
 		if _, err := nodecall.Ask[node.HeldReply](context.WithoutCancel(ctx), d.s.cfg.Bus, node.HeldSubject(e.Node),
 			node.HeldRequest{Container: e.ContainerID, Release: true, Reason: why}, 5*time.Second); err != nil {
 			log.Warn("could not release a held stop; it proceeds at its deadline", "err", err, "deadline", e.Deadline)
@@ -193,6 +210,9 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		log.Warn("cannot list the stack's tasks: the held stop proceeds (fresh restart)", "stack", e.Stack, "err", err)
 		release("the coordinator could not list the stack's tasks: " + err.Error())
 		return
+	}
+	if avail == stack.AvailabilityDrain && d.firstSeen(e.Node, time.Now()) {
+		d.s.emit(ctx, events.Event{Kind: events.DrainSeen, Node: e.Node})
 	}
 	a := decideHeld(e, avail, tasks)
 	if !a.Migrate {
@@ -219,15 +239,22 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		// A failed checkpoint releases the stop on the node (the container runs on, then
 		// stops as swarm asked).
 		if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
+			if timedOut(err, e.Deadline, time.Now()) {
+				emit(events.HoldTimedOut, func(x *events.Event) { x.Reason = holdTimeoutReason(e, err) })
+				log.Warn("drain: the checkpoint did not finish within the hold budget: the stop went on as swarm's (stop signal, SIGKILL at stop_grace_period); swarm restarts the task fresh", "err", err)
+				return
+			}
 			if errors.Is(err, node.ErrNotFound) {
 				log.Info("drain: the stop is no longer held (decided, or its deadline passed), or the container has no arming record there: its stop proceeds", "err", err)
 				return
 			}
+			emit(events.Released, func(x *events.Event) { x.Reason = "checkpoint failed, swarm restarts the task fresh: " + err.Error() })
 			log.Error("drain: checkpoint of the held task failed: swarm restarts it fresh", "err", err)
 			return
 		}
 	}
 	tCkpt := time.Now()
+	emit(events.Checkpointed, func(x *events.Event) { x.Set = set; x.MS = tCkpt.Sub(start).Milliseconds() })
 	err = func() error {
 		// ErrSetExists: a dead leader sent it already.
 		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil && !errors.Is(err, node.ErrSetExists) {
@@ -246,7 +273,11 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		release("checkpointed into set " + set + " but not placed: " + err.Error())
 		return
 	}
-	release("checkpointed into set " + set + ", placed on " + a.Target)
+	d.releaseQuiet(ctx, e, "checkpointed into set "+set+", placed on "+a.Target, log)
+	emit(events.Restored, func(x *events.Event) {
+		x.Set, x.Target, x.MS = set, a.Target, time.Since(start).Milliseconds()
+		x.Reason = "set placed for swarm's replacement task; the target's runtime restores it when swarm starts it"
+	})
 	log.Info("drain: held task checkpointed and placed for its replacement", "target", a.Target, "set", set,
 		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
 	if d.armed != nil {
@@ -256,6 +287,48 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 			time.AfterFunc(after, d.armed)
 		}
 	}
+}
+
+// releaseQuiet releases a held stop after a migration (no Released event).
+func (d *drainController) releaseQuiet(ctx context.Context, e node.DrainEvent, why string, log *slog.Logger) {
+	if _, err := nodecall.Ask[node.HeldReply](context.WithoutCancel(ctx), d.s.cfg.Bus, node.HeldSubject(e.Node),
+		node.HeldRequest{Container: e.ContainerID, Release: true, Reason: why}, 5*time.Second); err != nil {
+		log.Warn("could not release a held stop; it proceeds at its deadline", "err", err, "deadline", e.Deadline)
+	}
+}
+
+// firstSeen reports whether node's drain is news at now (not reported in the last
+// minute: swarm's own limit on a drain's stops).
+func (d *drainController) firstSeen(nodeName string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]time.Time{}
+	}
+	if last, ok := d.seen[nodeName]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	d.seen[nodeName] = now
+	return true
+}
+
+// failed handles an agent's report of a hold that ended without a verdict (its
+// deadline passed: the wrapper passed the stop on by itself).
+func (d *drainController) failed(ctx context.Context, e node.DrainEvent) {
+	d.s.emit(ctx, events.Event{Kind: events.HoldTimedOut, Stack: e.Stack, Node: e.Node, Service: e.Service, Slot: e.Slot,
+		Container: e.Name, Deadline: e.Deadline, Reason: e.Reason})
+}
+
+// timedOut reports whether a checkpoint's error err means the hold's budget ran out
+// (its deadline passed, or the request was cut by it).
+func timedOut(err error, deadline, now time.Time) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, bus.ErrTimeout) || !now.Before(deadline)
+}
+
+// holdTimeoutReason is the event's reason for a hold whose checkpoint did not finish.
+func holdTimeoutReason(e node.DrainEvent, err error) string {
+	return fmt.Sprintf("the checkpoint did not finish before the hold's deadline %s (%v): the stop went on as swarm's, stop signal then SIGKILL at stop_grace_period; swarm restarts the task fresh",
+		e.Deadline.UTC().Format(time.RFC3339), err)
 }
 
 // drainArm arms the running tasks of a stack labelled on-drain migrate (an enabled,
@@ -308,7 +381,11 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 			}
 			continue
 		}
-		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget,
+		grace := t.StopGracePeriod
+		if grace <= 0 {
+			grace = defaultGracePeriod
+		}
+		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget, Grace: grace,
 			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
 	}
 	for c, st := range r.armedStack {

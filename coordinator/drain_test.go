@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/worker/agent"
 
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -95,9 +98,21 @@ func TestDrainControllerMigratesHeldTask(t *testing.T) {
 		if !n1.HoldStop("c1", "15") {
 			t.Fatal("stop not held")
 		}
-		d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}}, sw: staticSwarm{tasks: drainTasks(), avail: avail},
+		rec := &events.Recorder{}
+		d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}, ev: rec}, sw: staticSwarm{tasks: drainTasks(), avail: avail},
 			addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
 		d.handle(ctx, ev)
+		var kinds []string
+		for _, e := range rec.Events() {
+			kinds = append(kinds, e.Kind)
+			if e.Node != "n1" && e.Kind != events.Restored {
+				t.Errorf("%s event about node %q, want n1", e.Kind, e.Node)
+			}
+		}
+		want := map[string]string{"active": "task-held released", "drain": "task-held drain-seen checkpointed restored"}[avail]
+		if got := strings.Join(kinds, " "); got != want {
+			t.Errorf("%s node: events %q, want %q", avail, got, want)
+		}
 		v, ok := n1.Verdict("c1")
 		placed := n2.PlacedTask("st_web", 1)
 		switch avail {
@@ -252,5 +267,27 @@ func TestDrainControllerResumesACheckpointedHold(t *testing.T) {
 	}
 	if n := n1.Dumps("c1"); n != dumps {
 		t.Errorf("c1 dumped %d times, want %d (no second checkpoint)", n, dumps)
+	}
+}
+
+// A checkpoint that ends at or after the hold's deadline, or is cut by a deadline, is
+// a hold that timed out; an error well before it is not.
+func TestTimedOut(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		err      error
+		deadline time.Time
+		want     bool
+	}{
+		{context.DeadlineExceeded, now.Add(time.Second), true},
+		{fmt.Errorf("held: %w", bus.ErrTimeout), now.Add(time.Second), true},
+		{errors.New("dump failed"), now, true},
+		{errors.New("dump failed"), now.Add(5 * time.Second), false},
+		{fmt.Errorf("x: %w", node.ErrNotFound), now.Add(5 * time.Second), false},
+	}
+	for i, c := range cases {
+		if got := timedOut(c.err, c.deadline, now); got != c.want {
+			t.Errorf("case %d (%v): timedOut %v, want %v", i, c.err, got, c.want)
+		}
 	}
 }

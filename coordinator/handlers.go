@@ -92,6 +92,9 @@ func (s *Service) serveAPI() []subErr {
 		defer s.userOp(req.Stack)()
 		return s.Migrate(ctx, *req)
 	}))
+	add(api.Serve(t, api.OpNode, func(ctx context.Context, req *api.NodeRequest) (*api.NodeResult, error) {
+		return s.SetNode(ctx, *req) // nodedrain.go
+	}))
 	add(api.Serve(t, api.OpHeld, func(ctx context.Context, req *api.HeldRequest) (*api.HeldResult, error) {
 		return s.Held(ctx, req.ID) // released.go
 	}))

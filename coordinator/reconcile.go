@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
@@ -234,6 +235,7 @@ func (r *reconciler) reconcile(ctx context.Context, name string, services []poli
 			r.log.Error("stack's swarmckpt labels are in error: nothing of its policy is applied until they are fixed (swarmckpt policy "+name+")",
 				"stack", name, "errors", text)
 			r.logged[name] = text
+			r.s.emit(ctx, events.Event{Kind: events.LabelError, Stack: name, Reason: text})
 		}
 		st.Policy, st.LabelErrors, st.Schedule, st.Next = nil, errs, "", time.Time{}
 		return r.putIfChanged(ctx, st, before)

@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -94,6 +95,10 @@ type Config struct {
 	// Metrics records the snapshots' durations, frozen times, bytes and failures
 	// (metrics.NewCoordinator on the caller's registry); nil: none.
 	Metrics *metrics.Coordinator
+	// Events, when set, also receives every event of the coordinator's event stream
+	// (coordinator/events; tests record them with an events.Recorder). The stream is
+	// always published on the bus (events.Subject) and written to the log.
+	Events events.Publisher
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -149,6 +154,9 @@ type Service struct {
 	// restores serves restore and migrate (coordinator/restore).
 	restores *restore.Restores
 
+	// ev is the event stream (events.go): the log, the bus, Config.Events.
+	ev events.Publisher
+
 	mu    sync.Mutex
 	runs  map[string]*run          // active snapshots by id
 	gates map[string]*sync.RWMutex // per stack: user operations vs scheduled runs (gate)
@@ -166,6 +174,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Log.With("component", "coordinator"), runs: map[string]*run{}, gates: map[string]*sync.RWMutex{}, started: time.Now()}
 	s.live = newLiveness(s, cfg.WorkerTimeout)
+	s.ev = newEvents(s.cfg, s.log)
 	// A migration without --copy takes the stack's swarmckpt.migration label, read
 	// where the reconciler reads labels, else from the stopper (stack.Docker).
 	var labels restore.LabelReader

@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
@@ -362,6 +363,7 @@ func (r *run) finishEarly(ctx context.Context, reason string) {
 		r.s.log.Warn("cannot record abort", "snapshot", r.m.ID, "err", err)
 	}
 	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "aborted", Message: reason})
+	r.s.emit(ctx, events.Event{Kind: events.SnapshotAborted, Stack: r.m.Stack, Snapshot: r.m.ID, Reason: reason})
 }
 
 func (r *run) loop(ctx context.Context, start time.Time) {
@@ -569,6 +571,7 @@ func (r *run) commit(ctx context.Context, act algorithms.Action, start time.Time
 		}
 	}
 	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "committed", Bytes: bytes, MS: r.m.TotalMS})
+	r.s.emit(ctx, events.Event{Kind: events.SnapshotCommitted, Stack: r.m.Stack, Snapshot: r.m.ID, MS: r.m.TotalMS})
 	return nil
 }
 
@@ -596,4 +599,5 @@ func (r *run) abort(ctx context.Context, reason string) {
 		r.s.log.Warn("cannot record abort", "snapshot", r.m.ID, "err", err)
 	}
 	r.s.event(ctx, api.Event{ID: r.m.ID, Phase: "aborted", Message: reason})
+	r.s.emit(ctx, events.Event{Kind: events.SnapshotAborted, Stack: r.m.Stack, Snapshot: r.m.ID, Reason: reason})
 }

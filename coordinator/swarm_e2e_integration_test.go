@@ -123,6 +123,16 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		waitLong(t, "bank healthy again", func() bool { _, ok := e.bankOK(); return ok })
 	})
 
+	t.Run("NodeAvailabilityConformance", func(t *testing.T) {
+		e.t = t
+		sw, err := stack.NewDocker(e.docker(manager))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sw.Close()
+		stacktest.NodeAvailability(t, sw, e.name+"-3") // pause moves nothing
+	})
+
 	t.Run("BankRestoredAsSwarmTasks", func(t *testing.T) {
 		e.t = t
 		if out, code := e.ctl(2*time.Minute, "snapshot", "bank", "--id", "bank-sw"); code != 0 {
@@ -388,5 +398,62 @@ func TestIntegrationSwarmMode(t *testing.T) {
 				t.Log(l)
 			}
 		}
+		// The coordinator's log says what its event stream says.
+		for _, kind := range []string{"task-held", "drain-seen", "checkpointed", "restored"} {
+			if !strings.Contains(string(lg), "event: "+kind+" ") {
+				t.Errorf("coordinator log has no %q event line after the drain", kind)
+			}
+		}
+
+		// swarmckpt node drain: the orchestrated path, with swarmckpt events following.
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", from); err != nil {
+			t.Fatalf("set %s active again: %v\n%s", from, err, out)
+		}
+		evs := e.start("events", "events", "--output", "json", "--nats", e.nats, "--data-dir", e.dir)
+		defer func() { _ = evs.Process.Signal(os.Interrupt) }()
+		waitLong(t, "swarmckpt events following", func() bool {
+			b, _ := os.ReadFile(filepath.Join(e.dir, "events.log"))
+			return strings.Contains(string(b), "following swarmckpt.v1.events")
+		})
+		before = after
+		t1 := time.Now()
+		out, code := e.ctl(5*time.Minute, "node", "drain", to)
+		t.Logf("swarmckpt node drain %s (%.1fs, exit %d):\n%s", to, time.Since(t1).Seconds(), code, out)
+		if code != 0 {
+			t.Fatalf("node drain %s: exit %d", to, code)
+		}
+		defer func() {
+			if out, code := e.ctl(time.Minute, "node", "activate", to); code != 0 {
+				t.Errorf("node activate %s: exit %d\n%s", to, code, out)
+			}
+		}()
+		if !strings.Contains(out, "migrated counter off "+to) || !strings.Contains(out, "node "+to+" is drain") {
+			t.Errorf("node drain output lacks the migration or the drain:\n%s", out)
+		}
+		if av, _ := e.dockerOut(manager, "node", "inspect", "--format", "{{.Spec.Availability}}", to); strings.TrimSpace(av) != "drain" {
+			t.Errorf("%s is %q after swarmckpt node drain, want drain", to, strings.TrimSpace(av))
+		}
+		var to2, ctr3 string
+		waitLong(t, "counter running off "+to, func() bool {
+			to2, ctr3 = task()
+			if to2 == "" || to2 == to || ctr3 == "" {
+				return false
+			}
+			after = info(to2, ctr3)
+			return after != nil
+		})
+		t.Logf("counter on %s after swarmckpt node drain %s: %v", to2, to, after)
+		if after["instance"] != before["instance"] {
+			t.Errorf("node drain: the counter on %s is instance %v, was %v: it restarted fresh (state lost)", to2, after["instance"], before["instance"])
+		}
+		if av, bv := after["value"].(float64), before["value"].(float64); av < bv {
+			t.Errorf("node drain: counter value %v on %s, %v before: state lost", av, to2, bv)
+		}
+		waitLong(t, "swarmckpt events saw the migration and the drain", func() bool {
+			b, _ := os.ReadFile(filepath.Join(e.dir, "events.log"))
+			return strings.Contains(string(b), `"kind":"migrated"`) && strings.Contains(string(b), `"kind":"node-drain"`)
+		})
+		evOut, _ := os.ReadFile(filepath.Join(e.dir, "events.log"))
+		t.Logf("swarmckpt events:\n%s", evOut)
 	})
 }

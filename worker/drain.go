@@ -46,6 +46,9 @@ type ArmOptions struct {
 	// Budget is the longest hold of the container's stop: min(50 s,
 	// stop_grace_period) minus a margin, computed by the caller. Required (> 0).
 	Budget time.Duration `json:"budget"`
+	// Grace is the task's stop_grace_period (0: unknown), written to the arm file:
+	// after a hold that ate into it, the wrapper SIGKILLs the container when it ends.
+	Grace time.Duration `json:"grace,omitempty"`
 	// Policy is the stack's on-drain policy ("migrate"), recorded for the agent that
 	// decides what to do with a held stop.
 	Policy string `json:"policy,omitempty"`

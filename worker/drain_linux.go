@@ -97,7 +97,7 @@ func (w *Worker) Arm(ctx context.Context, name string, o ArmOptions) error {
 	if err := ociwrap.WriteJSONFile(dir, recFile(c.ID), drainRecord{Ref: c, Spec: spec, Arm: o}); err != nil {
 		return fmt.Errorf("worker %s: arm %s: %w", w.cfg.Node, c, err)
 	}
-	arm := ociwrap.Arm{BudgetMS: min(o.Budget, ociwrap.MaxHold).Milliseconds(), Policy: o.Policy}
+	arm := ociwrap.Arm{BudgetMS: min(o.Budget, ociwrap.MaxHold).Milliseconds(), GraceMS: o.Grace.Milliseconds(), Policy: o.Policy}
 	if err := ociwrap.WriteJSONFile(dir, ociwrap.ArmFile(c.ID), arm); err != nil {
 		return fmt.Errorf("worker %s: arm %s: %w", w.cfg.Node, c, err)
 	}

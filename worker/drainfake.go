@@ -89,7 +89,12 @@ func (f *Fake) HeldStops(context.Context) ([]HeldStop, error) {
 	f.drain.mu.Lock()
 	defer f.drain.mu.Unlock()
 	out := make([]HeldStop, 0, len(f.drain.stops))
-	for _, h := range f.drain.stops {
+	for name, h := range f.drain.stops {
+		if _, done := f.drain.ckpt[name]; !done && !time.Now().Before(h.Deadline) {
+			// As the wrapper does at the deadline: the stop goes on, no verdict.
+			delete(f.drain.stops, name)
+			continue
+		}
 		h.Set = f.drain.ckpt[h.ContainerID]
 		out = append(out, h)
 	}

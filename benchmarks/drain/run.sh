@@ -5,14 +5,14 @@
 #
 #   LAB=drb REPS=20 benchmarks/drain/run.sh [CASES]
 #
-# CASES (default all): timing hold ckpt hold-timeout partial dump. Prints BENCH and
+# CASES (default all): timing hold ckpt hold-timeout partial dump unarmed. Prints BENCH and
 # PARTIAL lines (the recorded ones: benchmarks/drain/RESULTS.md); needs root; about 14
 # minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-drb}
 REPS=${REPS:-20}
-CASES=${*:-timing hold ckpt hold-timeout partial dump}
+CASES=${*:-timing hold ckpt hold-timeout partial dump unarmed}
 STATE=/run/swarmckpt-drainbench
 export PATH=/usr/local/sbin:$PATH
 mkdir -p bin "$STATE"
@@ -53,6 +53,9 @@ for c in $CASES; do
         ;;
     dump)
         benchmarks/drain/dumpcost.sh "$LAB"
+        ;;
+    unarmed)   # what the wrapper adds to the stop of an unlabelled container (no lab)
+        benchmarks/drain/unarmed.sh bin/swarmckpt-runtime
         ;;
     esac
 done

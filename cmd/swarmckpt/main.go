@@ -85,6 +85,8 @@ func commands() map[string]command {
 		"rm":          {summary: "delete snapshots", run: runRm},
 		"restore":     {summary: "restore a snapshot on other nodes", run: runRestore},
 		"migrate":     {summary: "move a stack to or off a node (cold)", run: runMigrate},
+		"node":        {summary: "drain a node, moving its labelled stacks off it first, or activate it again", run: runNode, subs: nodeSubcommands},
+		"events":      {summary: "follow what the coordinator decides and does (drains, holds, checkpoints, node loss)", run: runEvents},
 		"sim":         {summary: "simulate a checkpoint algorithm at scale (deterministic, seeded)", run: runSim},
 		"readdress":   {summary: "rewrite socket addresses in a restore directory's CRIU images (run by swarmckpt-runtime)", run: runReaddress},
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -54,8 +55,9 @@ func Permissions(role Role, nodeName string) (*natsserver.Permissions, error) {
 	case RoleCLI:
 		return &natsserver.Permissions{
 			Publish: &natsserver.SubjectPermission{Allow: []string{api.Subject(">")}},
-			// Replies to its requests; the progress of operations.
-			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", api.ProgressSubject("*")}},
+			// Replies to its requests; the progress of operations; the coordinator's
+			// event stream (swarmckpt events).
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", api.ProgressSubject("*"), events.Subject}},
 		}, nil
 	case RoleAgent:
 		if err := protocol.ValidToken(nodeName); err != nil {

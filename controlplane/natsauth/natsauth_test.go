@@ -23,6 +23,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/embedded"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -216,6 +217,9 @@ func TestRolesOnEmbeddedNATS(t *testing.T) {
 		t.Fatalf("cli: %v", err)
 	}
 	if _, err := cli.Subscribe(api.ProgressSubject("op1"), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Subscribe(events.Subject, func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
 	for _, subj := range []string{api.Subject("ls"), node.NodeSubject("n1"), node.PlanSubject("n1")} {

@@ -24,6 +24,7 @@ const (
 	OpStatus   = "status"
 	OpPolicy   = "policy"
 	OpHeld     = "held"
+	OpNode     = "node"
 )
 
 // Subject is the subject of an operation.
@@ -291,6 +292,47 @@ type HeldRequest struct {
 // that does not answer is named too.
 type HeldResult struct {
 	Held []string `json:"held,omitempty"`
+}
+
+// NodeRequest sets a node's swarm availability (swarmckpt node drain|activate).
+// For AvailabilityDrain the coordinator first migrates, off Node, every stack with
+// containers there whose policy says swarmckpt.on-drain: migrate (one migration per
+// stack, --from Node), then sets the node to drain; the other stacks are left to
+// swarm (a fresh restart elsewhere). Progress goes to ProgressSubject(ID).
+type NodeRequest struct {
+	ID           string `json:"id,omitempty"`
+	Node         string `json:"node"`
+	Availability string `json:"availability"`
+	// Mode is the migrations' restore mode; "" means each stack's swarmckpt.mode
+	// label, else swarm (the moved tasks stay swarm tasks).
+	Mode string `json:"mode,omitempty"`
+}
+
+// Node availabilities (NodeRequest.Availability), swarm's.
+const (
+	AvailabilityActive = "active"
+	AvailabilityDrain  = "drain"
+)
+
+// NodeResult is the outcome of a NodeRequest.
+type NodeResult struct {
+	Node         string `json:"node"`
+	Availability string `json:"availability"`
+	// Migrated are the labelled stacks moved off the node, in order.
+	Migrated []NodeMigration `json:"migrated,omitempty"`
+	// LeftToSwarm are the stacks with containers on the node that are not labelled
+	// swarmckpt.on-drain: migrate: swarm restarts their tasks fresh elsewhere.
+	LeftToSwarm []string `json:"left_to_swarm,omitempty"`
+}
+
+// NodeMigration is one stack's migration off a drained node.
+type NodeMigration struct {
+	Stack    string `json:"stack"`
+	Snapshot string `json:"snapshot"`
+	// Moved counts the stack's containers that were on the node.
+	Moved int    `json:"moved"`
+	MS    int64  `json:"ms"`
+	Error string `json:"error,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

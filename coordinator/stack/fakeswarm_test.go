@@ -43,3 +43,7 @@ func TestFakeLabelsConformance(t *testing.T) {
 		f.Set("st", "st_web", map[string]string{"a": "b", k: v})
 	})
 }
+
+func TestFakeSwarmNodeAvailabilityConformance(t *testing.T) {
+	stacktest.NodeAvailability(t, &stack.FakeSwarm{Nodes: []string{"n1", "n2"}}, "n2")
+}

@@ -2,7 +2,9 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -55,4 +57,56 @@ func (f *FakeSwarm) NodeAvailability(_ context.Context, node string) (string, er
 		return a, nil
 	}
 	return AvailabilityActive, nil
+}
+
+// ErrBadAvailability is wrapped when an availability other than active, pause or
+// drain is asked for.
+var ErrBadAvailability = errors.New("stack: availability must be active, pause or drain")
+
+func validAvailability(a string) error {
+	switch a {
+	case AvailabilityActive, AvailabilityPause, AvailabilityDrain:
+		return nil
+	}
+	return fmt.Errorf("%w, not %q", ErrBadAvailability, a)
+}
+
+// SetNodeAvailability sets the swarm availability of the node named node (hostname or
+// node ID), as `docker node update --availability` does.
+func (d *Docker) SetNodeAvailability(ctx context.Context, node, availability string) error {
+	if err := validAvailability(availability); err != nil {
+		return err
+	}
+	nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return fmt.Errorf("stack: list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Description.Hostname != node && n.ID != node {
+			continue
+		}
+		spec := n.Spec
+		spec.Availability = swarm.NodeAvailability(availability)
+		if err := d.cli.NodeUpdate(ctx, n.ID, n.Version, spec); err != nil {
+			return fmt.Errorf("stack: set node %s to %s: %w", node, availability, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("stack: node %q: %w", node, ErrNotFound)
+}
+
+// SetNodeAvailability implements the availability change on the fake (as
+// SetAvailability, with the real one's errors).
+func (f *FakeSwarm) SetNodeAvailability(_ context.Context, node, availability string) error {
+	if err := validAvailability(availability); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	known := slices.Contains(f.Nodes, node)
+	f.mu.Unlock()
+	if !known {
+		return fmt.Errorf("stack: node %q: %w", node, ErrNotFound)
+	}
+	f.SetAvailability(node, availability)
+	return nil
 }

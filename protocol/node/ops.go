@@ -317,6 +317,9 @@ type ArmEntry struct {
 	// Budget is the longest hold of its stop: min(50 s, stop_grace_period) minus a
 	// margin.
 	Budget time.Duration `json:"budget"`
+	// Grace is the task's stop_grace_period (0: unknown): after a hold that ate into
+	// it, the wrapper SIGKILLs the container when it ends, as swarm would.
+	Grace time.Duration `json:"grace,omitempty"`
 	// Policy is the stack's on-drain policy ("migrate").
 	Policy string `json:"policy,omitempty"`
 	// Stack, Service and Slot name its swarm task.

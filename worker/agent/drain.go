@@ -33,7 +33,7 @@ func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 			rep.Failed[c] = err.Error()
 		}
 		for _, e := range req.Arm {
-			if err := d.Arm(ctx, e.Container, worker.ArmOptions{Budget: e.Budget, Policy: e.Policy, Stack: e.Stack, Service: e.Service, Slot: e.Slot}); err != nil {
+			if err := d.Arm(ctx, e.Container, worker.ArmOptions{Budget: e.Budget, Grace: e.Grace, Policy: e.Policy, Stack: e.Stack, Service: e.Service, Slot: e.Slot}); err != nil {
 				fail(e.Container, err)
 			}
 		}
@@ -71,7 +71,8 @@ func (a *Agent) watchDrain(ctx context.Context) {
 	}
 	t := time.NewTicker(a.cfg.DrainPoll)
 	defer t.Stop()
-	published := map[string]time.Time{} // container + deadline of a hold -> last published
+	published := map[string]time.Time{}   // container + deadline of a hold -> last published
+	stops := map[string]worker.HeldStop{} // the same keys: the hold
 	failing := false
 	for {
 		hs, err := d.HeldStops(ctx)
@@ -86,6 +87,7 @@ func (a *Agent) watchDrain(ctx context.Context) {
 				k := h.ContainerID + "@" + h.Deadline.String()
 				last, seen := published[k]
 				now[k] = last
+				stops[k] = h
 				if seen && time.Since(last) < a.cfg.DrainRepublish {
 					continue
 				}
@@ -98,6 +100,21 @@ func (a *Agent) watchDrain(ctx context.Context) {
 					continue
 				}
 				now[k] = time.Now()
+			}
+			for k, h := range stops {
+				if _, held := now[k]; held {
+					continue
+				}
+				delete(stops, k)
+				if h.Set == "" && !time.Now().Before(h.Deadline) {
+					// Gone undecided at its deadline: the wrapper passed the stop on.
+					e := heldEvent(a.cfg.Node, h)
+					e.What, e.Reason = node.DrainFailed, fmt.Sprintf("no verdict within the hold budget (deadline %s): the stop went on as swarm's, stop signal then SIGKILL at stop_grace_period; swarm restarts the task fresh", h.Deadline.UTC().Format(time.RFC3339))
+					a.log.Warn("held stop timed out undecided: it went on as swarm's", "container", h.Name, "deadline", h.Deadline)
+					if err := a.publishDrain(ctx, e); err != nil {
+						a.log.Warn("cannot report a timed-out hold", "container", h.Name, "err", err)
+					}
+				}
 			}
 			published = now
 		}

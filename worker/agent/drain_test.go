@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +115,50 @@ func TestAgentDrainHold(t *testing.T) {
 	}
 	if f.HoldStop("web", "15") {
 		t.Fatal("a disarmed container's stop was held")
+	}
+}
+
+// A hold that ends undecided at its deadline (the wrapper passed the stop on) is
+// reported as failed, with why, so that the coordinator's event stream says so.
+func TestAgentReportsTimedOutHold(t *testing.T) {
+	net := bus.NewNetwork()
+	f := worker.NewFake("n1")
+	startAgent(t, agent.Config{Bus: net.Connect(), Worker: f.Roles(), DrainPoll: 5 * time.Millisecond, DrainRepublish: 20 * time.Millisecond})
+	conn := net.Connect()
+	events := make(chan node.DrainEvent, 64)
+	sub, err := conn.Subscribe(node.DrainEventSubject, func(m *bus.Msg) {
+		var e node.DrainEvent
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Error(err)
+		}
+		events <- e
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := f.Arm(context.Background(), "web", worker.ArmOptions{Budget: 150 * time.Millisecond, Policy: "migrate", Service: "st_web", Slot: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !f.HoldStop("web", "15") {
+		t.Fatal("stop not held")
+	}
+	timeout := time.After(5 * time.Second)
+	held := false
+	for {
+		select {
+		case e := <-events:
+			switch e.What {
+			case node.DrainHeld:
+				held = true
+			case node.DrainFailed:
+				if !held || e.ContainerID != "web" || !strings.Contains(e.Reason, "SIGKILL at stop_grace_period") || time.Now().Before(e.Deadline) {
+					t.Fatalf("failed event %+v (held reported first: %v)", e, held)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no failed event for a hold that timed out")
+		}
 	}
 }

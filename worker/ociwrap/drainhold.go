@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,6 +49,10 @@ type Arm struct {
 	BudgetMS int64 `json:"budgetMs"`
 	// Policy is the stack's on-drain policy ("migrate"); informative for the wrapper.
 	Policy string `json:"policy,omitempty"`
+	// GraceMS is the task's stop_grace_period in milliseconds (0: unknown). After a
+	// hold that ate into it, the wrapper SIGKILLs the container when it ends, counted
+	// from the first kill (DecideAfterHold), as swarm would have.
+	GraceMS int64 `json:"graceMs,omitempty"`
 }
 
 // Budget is the hold budget, capped at MaxHold; zero or negative means "do not hold".
@@ -65,6 +71,8 @@ type StopRequest struct {
 	Bundle string `json:"bundle,omitempty"`
 	// Deadline is when the wrapper gives up waiting (RFC 3339, UTC).
 	Deadline time.Time `json:"deadline"`
+	// GraceMS is the armed stop_grace_period (Arm.GraceMS).
+	GraceMS int64 `json:"graceMs,omitempty"`
 }
 
 // Verdict outcomes.
@@ -101,6 +109,35 @@ func DecideKill(armed bool, arm Arm, signal string) KillAction {
 		return KillPass
 	}
 	return KillHold
+}
+
+// minEscalateHold: a hold shorter than this leaves the stop to dockerd's own grace
+// timer (the stop then takes the hold plus stop_grace_period, within noise).
+const minEscalateHold = time.Second
+
+// AfterHold is what the wrapper does once a hold ended (DecideAfterHold).
+type AfterHold struct {
+	// Escalate: pass the original signal on as a child process, then SIGKILL the
+	// container if it still runs KillAfter later (the rest of its grace period).
+	// Otherwise the kill is passed on (exec) and dockerd's grace timer applies.
+	Escalate  bool
+	KillAfter time.Duration
+}
+
+// DecideAfterHold is the pure decision after a hold of length held of a container
+// whose stop_grace_period is grace (0: unknown), with verdict v (nil: the hold timed
+// out). dockerd starts its grace timer only when the held kill returns, so after a
+// hold that ate into the grace period the wrapper itself keeps swarm's promise: the
+// stop signal now, SIGKILL when the grace period, counted from the first kill, ends.
+// A checkpointed container is already gone; a short hold changes nothing.
+func DecideAfterHold(v *Verdict, grace, held time.Duration) AfterHold {
+	if v != nil && v.Outcome == VerdictCheckpointed {
+		return AfterHold{}
+	}
+	if grace <= 0 || held < minEscalateHold {
+		return AfterHold{}
+	}
+	return AfterHold{Escalate: true, KillAfter: max(grace-held, 0)}
 }
 
 // HoldOutcome names how a hold ended, for the log: the verdict's outcome, or "timeout".
@@ -210,7 +247,7 @@ func BeginHold(dir, id, sig, root, bundle string, now time.Time) (StopRequest, b
 	if DecideKill(armed, arm, sig) == KillPass {
 		return StopRequest{}, false, nil
 	}
-	req := StopRequest{ID: id, Signal: sig, Root: root, Bundle: bundle, Deadline: now.Add(arm.Budget()).UTC()}
+	req := StopRequest{ID: id, Signal: sig, Root: root, Bundle: bundle, Deadline: now.Add(arm.Budget()).UTC(), GraceMS: arm.GraceMS}
 	if err := WriteJSONFile(dir, StopFile(id), req); err != nil {
 		return StopRequest{}, false, fmt.Errorf("write stop request: %w", err)
 	}
@@ -257,7 +294,69 @@ func (w *Wrapper) kill(inv Invocation, args []string) int {
 	// again without its verdict.
 	_ = os.Remove(filepath.Join(dir, StopFile(id)))
 	_ = os.Remove(filepath.Join(dir, VerdictFile(id)))
-	return w.passThrough(args)
+	a := DecideAfterHold(v, time.Duration(req.GraceMS)*time.Millisecond, w.Now().Sub(start))
+	if !a.Escalate {
+		return w.passThrough(args)
+	}
+	return w.escalate(inv, args, id, sig, a.KillAfter)
+}
+
+// escalate passes the held kill on as a child, then SIGKILLs the container if it
+// still runs after killAfter: the stop never takes longer than stop_grace_period.
+func (w *Wrapper) escalate(inv Invocation, args []string, id, sig string, killAfter time.Duration) int {
+	_, code, err := w.run(args)
+	if err != nil {
+		w.log(inv, "warning", fmt.Sprintf("kill %s of %s: %v; passing it on", sig, id, err))
+		return w.passThrough(args)
+	}
+	end := w.Now().Add(killAfter)
+	for w.Now().Before(end) {
+		if !w.running(inv, id) {
+			return code
+		}
+		time.Sleep(min(end.Sub(w.Now()), 50*time.Millisecond))
+	}
+	if !w.running(inv, id) {
+		return code
+	}
+	w.log(inv, "warning", fmt.Sprintf("%s still runs at the end of its stop_grace_period after a held kill %s: SIGKILL, as swarm would", id, sig))
+	if _, kcode, err := w.run(append(slices.Clone(inv.Global), "kill", id, "KILL")); err != nil || kcode != 0 {
+		w.log(inv, "warning", fmt.Sprintf("SIGKILL of %s: exit %d %v (dockerd kills it at its own grace period)", id, kcode, err))
+	}
+	return code
+}
+
+// running reports whether runc says container id runs (or is paused or created).
+func (w *Wrapper) running(inv Invocation, id string) bool {
+	out, code, err := w.run(append(slices.Clone(inv.Global), "state", id))
+	if err != nil || code != 0 {
+		return false
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(out, &st) != nil {
+		return false
+	}
+	return st.Status != "" && st.Status != "stopped"
+}
+
+// run runs runc with args as a child: its stdout and exit code.
+func (w *Wrapper) run(args []string) ([]byte, int, error) {
+	if w.Run != nil {
+		return w.Run(w.Runc, args)
+	}
+	cmd := exec.Command(w.Runc, args...)
+	cmd.Stderr = w.Stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out, ee.ExitCode(), nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, 0, nil
 }
 
 func (w *Wrapper) waitVerdict(dir, id string, deadline time.Time) (*Verdict, error) {

@@ -204,3 +204,73 @@ func BenchmarkKillDecisionUnarmed(b *testing.B) {
 		}
 	}
 }
+
+func TestDecideAfterHold(t *testing.T) {
+	ckpt, rel := &Verdict{Outcome: VerdictCheckpointed}, &Verdict{Outcome: VerdictRelease}
+	for _, c := range []struct {
+		name        string
+		v           *Verdict
+		grace, held time.Duration
+		want        AfterHold
+	}{
+		{"timed out, default grace", nil, 10 * time.Second, 9 * time.Second, AfterHold{Escalate: true, KillAfter: time.Second}},
+		{"timed out, long grace", nil, 120 * time.Second, 49 * time.Second, AfterHold{Escalate: true, KillAfter: 71 * time.Second}},
+		{"timed out past the grace period", nil, 10 * time.Second, 11 * time.Second, AfterHold{Escalate: true}},
+		{"late release", rel, 10 * time.Second, 4 * time.Second, AfterHold{Escalate: true, KillAfter: 6 * time.Second}},
+		{"quick release: dockerd's timer", rel, 10 * time.Second, 30 * time.Millisecond, AfterHold{}},
+		{"checkpointed: already gone", ckpt, 10 * time.Second, 9 * time.Second, AfterHold{}},
+		{"grace unknown (older arm file)", nil, 0, 9 * time.Second, AfterHold{}},
+	} {
+		if got := DecideAfterHold(c.v, c.grace, c.held); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// A hold that timed out: the wrapper passes the stop signal on as a child, and
+// SIGKILLs the container that still runs when the grace period (from the first kill)
+// ends; one that exits in time is not killed.
+func TestKillTimeoutEscalates(t *testing.T) {
+	for _, exits := range []bool{false, true} {
+		n := newNode(t, nil)
+		dir := n.drainDir(t)
+		must(t, WriteJSONFile(dir, ArmFile(id), Arm{BudgetMS: 9000, GraceMS: 10000, Policy: "migrate"}))
+		t.Chdir(n.bundle)
+		clock := time.Now()
+		var calls [][]string
+		w := &Wrapper{Runc: n.runc, Stdin: strings.NewReader(""), Stdout: os.Stderr, Stderr: os.Stderr,
+			Now: func() time.Time { clock = clock.Add(100 * time.Millisecond); return clock },
+			Exec: func(path string, argv []string, env []string) error {
+				t.Fatalf("exec %q after a timed-out hold: want the kill as a child, then SIGKILL", argv)
+				return nil
+			},
+			WaitVerdict: func(dir, cid string, deadline time.Time) (*Verdict, error) {
+				clock = deadline // the budget ran out
+				return nil, nil
+			},
+			Run: func(path string, args []string) ([]byte, int, error) {
+				calls = append(calls, args)
+				if slices.Contains(args, "state") {
+					if exits && len(calls) > 2 {
+						return []byte(`{"status":"stopped"}`), 0, nil
+					}
+					return []byte(`{"status":"running"}`), 0, nil
+				}
+				return nil, 0, nil
+			}}
+		if code := w.Main(n.killArgs("15")); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if len(calls) == 0 || !slices.Equal(calls[0], n.killArgs("15")) {
+			t.Fatalf("first runc call %q, want the held kill unchanged", calls)
+		}
+		last := calls[len(calls)-1]
+		killed := slices.Equal(last[len(last)-3:], []string{"kill", id, "KILL"})
+		if killed == exits {
+			t.Fatalf("exits in time %v: runc calls %q (SIGKILL sent: %v)", exits, calls, killed)
+		}
+		if killed && !slices.Equal(last[:len(last)-3], n.killArgs("15")[:6]) {
+			t.Fatalf("SIGKILL without runc's global flags: %q", last)
+		}
+	}
+}

@@ -28,6 +28,10 @@ type Wrapper struct {
 	// WaitVerdict waits for a held kill's verdict (drainhold.go); nil means poll the
 	// drain directory until the deadline (WaitVerdict). Tests substitute it.
 	WaitVerdict func(dir, id string, deadline time.Time) (*Verdict, error)
+	// Run runs runc (path) with args as a child and returns its stdout and exit code
+	// (the SIGKILL after a held kill, drainhold.go); nil means os/exec. Tests
+	// substitute it.
+	Run func(path string, args []string) (stdout []byte, code int, err error)
 }
 
 // FindRunc locates runc: $SWARMCKPT_RUNC, else runc on PATH, never self.

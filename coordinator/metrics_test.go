@@ -8,12 +8,16 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/metrics"
 )
 
@@ -95,5 +99,51 @@ func TestMetricsAfterSnapshots(t *testing.T) {
 	}
 	if n := sample(t, body, `swarmckpt_snapshot_failures_total{algorithm="blocking",reason="container-failed"}`); n != 1 {
 		t.Errorf("%v failures for a failed dump, want 1 with reason container-failed", n)
+	}
+}
+
+// A snapshot left unfinished by a dead coordinator (a killed leader) and aborted by the
+// recovery of the next one is counted by that one: aborted, reason
+// coordinator-restart. Before, only the snapshots a coordinator ran itself were.
+func TestMetricsCountSnapshotsAbortedByRecovery(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	m := &store.Manifest{ID: "snap-dead", Stack: "bank", Algorithm: "blocking", State: store.StatePreparing, Epoch: 1,
+		Coordinator: "dead", CreatedAt: time.Now()}
+	for _, c := range bankStack().Containers {
+		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, Node: c.Node, ContainerID: c.ContainerID})
+	}
+	if err := st.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.State = store.StateDumping
+	m.Record = []byte(`{"algorithm":"blocking","epoch":1,"snapshot":"snap-dead","phase":"active","containers":[{"id":"ctr1","node":"lab-1"}]}`)
+	if err := st.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	mx, err := metrics.NewCoordinator(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := coordinator.New(coordinator.Config{Name: "c2", Bus: bus.NewNetwork().Connect(), Store: st, Metrics: mx,
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, PlanTimeout: 100 * time.Millisecond,
+		RecoverWait: 100 * time.Millisecond, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the dead coordinator's snapshot aborted by the recovery", func() bool {
+		got, err := st.Get(ctx, "snap-dead")
+		return err == nil && got.State == store.StateAborted
+	})
+	waitFor(t, "the recovered abort counted", func() bool {
+		return strings.Contains(scrape(t, reg), `swarmckpt_snapshot_failures_total{algorithm="blocking",reason="coordinator-restart"} 1`)
+	})
+	if n := sample(t, scrape(t, reg), `swarmckpt_snapshots_total{algorithm="blocking",result="aborted"}`); n != 1 {
+		t.Errorf("%v aborted, want the 1 the recovery aborted", n)
 	}
 }

@@ -153,7 +153,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		// It returns once its containers are released (or says which are not, and
 		// until when): a caller, Ctrl-C included, may rely on what it says.
 		if held := s.awaitReleased(context.WithoutCancel(ctx), r.m); len(held) > 0 {
-			return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; still held after %s:\n  - %s",
+			// Until their deadline, the abort is re-sent to what is still held (released.go).
+			mc := *r.m // read only by followRelease
+			go s.followRelease(context.WithoutCancel(ctx), &mc, time.Now().Add(r.timeout+10*time.Second))
+			return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; still held after %s (the coordinator re-sends the abort until they are released, at their deadline at the latest):\n  - %s",
 				m.ID, r.m.Reason, releaseWait, strings.Join(held, "\n  - "))
 		}
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)

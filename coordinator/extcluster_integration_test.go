@@ -177,7 +177,7 @@ type outcome struct {
 	cliAfter time.Duration // the CLI ended this long after the kill
 	// heldDuring: while the members were still down, nothing was held any more this
 	// long after the kill (0: something was still held when they came back).
-	heldDuring time.Duration
+	heldDuring    time.Duration
 	releasedAfter time.Duration // nothing held this long after the kill
 	nextCommit    time.Duration // a next snapshot committed this long after the members came back
 }

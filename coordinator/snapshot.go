@@ -50,6 +50,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if err := protocol.ValidToken(req.ID); err != nil {
 		return nil, api.Errorf(api.CodeBadRequest, "snapshot id %q: %v", req.ID, err)
 	}
+	if m, ok, err := s.resentSnapshot(ctx, req); ok { // resend.go
+		return m, err
+	}
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = s.cfg.SnapshotTimeout
@@ -91,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
 		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
-		CarryVolumes: req.CarryVolumes, Excluded: excluded}
+		CarryVolumes: req.CarryVolumes, Excluded: excluded, RequestID: req.RequestID}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})
@@ -102,6 +105,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if err := s.cfg.Store.Create(ctx, m); err != nil {
 		unlock()
 		if errors.Is(err, store.ErrExists) {
+			if m, ok, err := s.resentSnapshot(ctx, req); ok { // created meanwhile by this request's first delivery
+				return m, err
+			}
 			return nil, api.Errorf(api.CodeBadRequest, "%v: pick another id", err)
 		}
 		return nil, api.Errorf(api.CodeFailed, "%v", err)

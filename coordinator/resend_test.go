@@ -47,7 +47,11 @@ type resends struct {
 }
 
 func (r *resends) add(_, why string) { r.mu.Lock(); r.why = append(r.why, why); r.mu.Unlock() }
-func (r *resends) list() []string   { r.mu.Lock(); defer r.mu.Unlock(); return append([]string(nil), r.why...) }
+func (r *resends) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.why...)
+}
 
 // TestSnapshotRequestResentToTheNewLeader: the leader a snapshot request was delivered
 // to dies at that instant, before it wrote anything; a CLI client with Failover sees

@@ -137,7 +137,9 @@ type leader struct {
 	started time.Time
 }
 
-func (l leader) String() string { return fmt.Sprintf("%s (started %s)", l.name, l.started.UTC().Format(time.RFC3339)) }
+func (l leader) String() string {
+	return fmt.Sprintf("%s (started %s)", l.name, l.started.UTC().Format(time.RFC3339))
+}
 
 // whoLeads asks the status; ok is false when nobody answered within a second.
 func whoLeads(ctx context.Context, c Client) (leader, bool) {

@@ -287,7 +287,7 @@ func (r *run) requestAbort(reason string) {
 func (r *run) nodeFailed(node, why string) {
 	for _, c := range r.m.Containers {
 		if c.Node == node {
-			r.requestAbort(fmt.Sprintf("node %s left the cluster (%s) while snapshotting %s", node, why, c.Key()))
+			r.requestAbort(fmt.Sprintf("node %s left the cluster (%s) while snapshotting %s: once 'swarmckpt status' shows it live, take the snapshot again", node, why, c.Key()))
 			return
 		}
 	}

@@ -137,6 +137,9 @@ type leader struct {
 	started time.Time
 }
 
+// same says whether l and o are one process.
+func (l leader) same(o leader) bool { return l.name == o.name && l.started.Equal(o.started) }
+
 func (l leader) String() string {
 	return fmt.Sprintf("%s (started %s)", l.name, l.started.UTC().Format(time.RFC3339))
 }
@@ -173,8 +176,8 @@ func failover(ctx context.Context, c Client, op string, b []byte) ([]byte, error
 			out, err := request(rctx, c.T, Subject(op), b)
 			got <- answer{out, err}
 		}()
-		changed := make(chan leader, 1)
-		go func() {
+		changed := make(chan [2]leader, 1) // the leader that had the request, the new one
+		go func(was leader, known bool) {
 			t := time.NewTicker(FailoverPoll)
 			defer t.Stop()
 			for {
@@ -187,23 +190,23 @@ func failover(ctx context.Context, c Client, op string, b []byte) ([]byte, error
 				switch {
 				case !ok:
 				case !known:
-					was, known = now, true // (read by this goroutine only until it sends)
-				case now != was && resends < MaxResends:
-					changed <- now
+					was, known = now, true // the first answer: the leader since the request
+				case !now.same(was) && resends < MaxResends:
+					changed <- [2]leader{was, now}
 					return
 				}
 			}
-		}()
+		}(was, known)
 		select {
 		case a := <-got:
 			cancel()
 			return a.out, a.err
-		case now := <-changed:
+		case ch := <-changed:
 			cancel()
 			if c.OnResend != nil {
-				c.OnResend(op, fmt.Sprintf("the leader %s ended before answering; %s leads now: sending the %s request again", was, now, op))
+				c.OnResend(op, fmt.Sprintf("the leader %s ended before answering; %s leads now: sending the %s request again", ch[0], ch[1], op))
 			}
-			was = now
+			was, known = ch[1], true
 		}
 	}
 }

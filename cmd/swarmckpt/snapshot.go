@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -116,7 +117,11 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
 			r = result{res: &api.SnapshotResult{Snapshot: m}}
 			if m.State == store.StateAborted {
-				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s; take it again with 'swarmckpt snapshot %s'", *id, m.Reason, why, heldAfter(ctx, cl, *id), pos[0]) // held.go
+				again := ""
+				if !strings.Contains(m.Reason, "'swarmckpt ") { // the reason may say what to do already
+					again = fmt.Sprintf("; take it again with 'swarmckpt snapshot %s'", pos[0])
+				}
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s%s", *id, m.Reason, why, heldAfter(ctx, cl, *id), again) // held.go
 			}
 			break
 		}

@@ -38,9 +38,9 @@ type e2e struct {
 	workers map[string]*exec.Cmd
 	agents  map[string]*exec.Cmd
 	coord   *exec.Cmd
-	// ports: NATS, etcd, etcd peer, gossip, the coordinator's and node 1's worker's
-	// metrics endpoints.
-	ports [6]int
+	// ports: NATS, etcd, etcd peer, gossip, the coordinator's, node 1's worker's and
+	// node 1's agent's metrics endpoints.
+	ports [7]int
 }
 
 func repoRoot() string {
@@ -141,9 +141,13 @@ func (e *e2e) workerToken() string {
 
 func (e *e2e) startAgent(i int) {
 	node := fmt.Sprintf("%s-%d", e.name, i)
-	e.agents[node] = e.start("agent-"+node, "agent", "--node", node, "--worker-addr-file",
+	args := []string{"agent", "--node", node, "--worker-addr-file",
 		filepath.Join(e.dir, node+".addr"), "--worker-token-file", e.workerToken(), "--nats", e.nats, "--data-dir", e.dir, "--hold", "60s", "--state-dir", filepath.Join(e.dir, "state-"+node),
-		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]), "--log-format", "json")
+		"--gossip-join", fmt.Sprintf("127.0.0.1:%d", e.ports[3]), "--log-format", "json"}
+	if i == 1 { // metrics of one agent (TestIntegrationE2E's MetricsAfterSnapshots)
+		args = append(args, "--metrics", fmt.Sprintf("127.0.0.1:%d", e.ports[6]))
+	}
+	e.agents[node] = e.start("agent-"+node, args...)
 }
 
 func (e *e2e) startCoordinator() {

@@ -16,7 +16,9 @@ func TestFailureClass(t *testing.T) {
 		"aborted by the user":                                   "user",
 		"node lab-1 refused the snapshot: busy":                 "refused",
 		"coordinator restarted before the snapshot was decided": "coordinator-restart",
-		"something new":                                         "other",
+		"coordinator c1 restarted during the snapshot":          "coordinator-restart",
+		"coordinator c1 lost its leadership (etcd did not renew its election lease: unreachable, or without quorum)": "leadership-lost",
+		"something new": "other",
 	} {
 		if got := failureClass(reason); got != want {
 			t.Errorf("failureClass(%q) = %s, want %s", reason, got, want)

@@ -151,7 +151,12 @@ func (fl *faultLab) killLeaderMidSnapshot(t *testing.T, prefix string, hostLost 
 		killed, now := fl.killLeader(t, leader, hostLost, "containers frozen by snapshot "+id)
 		select {
 		case err := <-exited:
-			t.Logf("snapshot CLI ended (%v):\n%s", err, tail(out.String(), 1500))
+			t.Logf("snapshot CLI ended %v after the kill (%v):\n%s", time.Since(killed).Round(time.Millisecond), err, tail(out.String(), 1500))
+			// The CLI sent its request again (same id and request id) to the new leader,
+			// which answered with the outcome of the dead leader's snapshot.
+			if o := out.String(); !strings.Contains(o, "sending the snapshot request again") || !strings.Contains(o, now.Coordinator+" (started") {
+				t.Errorf("the snapshot CLI did not send its request again to the new leader %s:\n%s", now.Coordinator, o)
+			}
 		case <-time.After(100 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Fatalf("the snapshot CLI still runs 100 s after the leader died:\n%s", out.String())

@@ -126,7 +126,7 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 		unsubscribe()
 		s.log.Error("lost the leadership (election lease lapsed or etcd unreachable): aborting running snapshots and stopping", "name", s.cfg.Name)
 		for _, r := range s.activeRuns() {
-			r.requestAbort(fmt.Sprintf("coordinator %s lost its leadership", s.cfg.Name))
+			r.requestAbort(fmt.Sprintf("coordinator %s lost its leadership (etcd did not renew its election lease: unreachable, or without quorum): take the snapshot again once etcd answers ('swarmckpt status' names the leader then)", s.cfg.Name))
 		}
 	}
 	<-recDone

@@ -106,7 +106,7 @@ func (l *liveness) watch(ctx context.Context) {
 		}
 		l.mu.Unlock()
 		for _, n := range dead {
-			l.gone(n, "no heartbeat for "+l.timeout.String())
+			l.gone(n, "no heartbeat for "+l.timeout.String()+": its agent died, or NATS does not reach it or this coordinator")
 		}
 	}
 }

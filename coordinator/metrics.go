@@ -22,6 +22,17 @@ func (s *Service) recordOutcome(m *store.Manifest, start time.Time) {
 	}
 }
 
+// recordRecovered records a snapshot that the recovery of this coordinator (a
+// restarted one, or a standby that took over from a dead leader) decided: the dead
+// coordinator counted nothing of it, so without this an aborted one would be missing
+// from the failures (reason coordinator-restart).
+func (s *Service) recordRecovered(m *store.Manifest) {
+	if !m.State.Final() {
+		return // not decided (the store refused the abort): the next recovery counts it
+	}
+	s.recordOutcome(m, m.CreatedAt)
+}
+
 // failureClass maps an abort's reason (free text) to the few fixed words of the
 // reason label of swarmckpt_snapshot_failures_total.
 func failureClass(reason string) string {
@@ -34,8 +45,10 @@ func failureClass(reason string) string {
 		return "node-left"
 	case strings.Contains(r, "stack lock was lost"):
 		return "lock-lost"
-	case strings.Contains(r, "coordinator restarted"):
+	case strings.Contains(r, "coordinator restarted"), strings.Contains(r, "restarted during the snapshot"):
 		return "coordinator-restart"
+	case strings.Contains(r, "lost its leadership"):
+		return "leadership-lost"
 	case strings.HasPrefix(r, "commit refused"), strings.HasPrefix(r, "no image set arrived"), strings.HasPrefix(r, "the cut is not consistent"):
 		return "commit"
 	case strings.HasPrefix(r, "container "):

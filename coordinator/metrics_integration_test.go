@@ -17,8 +17,8 @@ import (
 
 // metricsAfterSnapshots: after the committed snapshots of SnapshotBankVerified, the
 // coordinator's --metrics endpoint shows them (durations by phase, frozen times,
-// bytes, per algorithm) and node 1's worker its dumps; the agents log JSON
-// (--log-format json).
+// bytes, per algorithm), node 1's worker its dumps and node 1's agent its holds and
+// operations; the agents log JSON (--log-format json).
 func (e *e2e) metricsAfterSnapshots(t *testing.T) {
 	get := func(port int) string {
 		t.Helper()
@@ -70,6 +70,18 @@ func (e *e2e) metricsAfterSnapshots(t *testing.T) {
 	if !strings.Contains(w, `swarmckpt_worker_operation_seconds_count{op="lock"}`) || !strings.Contains(w, `swarmckpt_worker_operation_seconds_count{op="dump`) {
 		t.Errorf("worker metrics lack the lock and dump operations:\n%s", tail(w, 4000))
 	}
+	a := get(e.ports[6])
+	for _, what := range []string{"lock", "freeze"} {
+		if n := value(a, `swarmckpt_agent_holds_total{what="`+what+`"}`); n < 1 {
+			t.Errorf("agent of %s-1: %v %s holds taken", e.name, n, what)
+		}
+		if n := value(a, `swarmckpt_agent_held_seconds_count{what="`+what+`"}`); n < 1 {
+			t.Errorf("agent of %s-1: %v %s holds released", e.name, n, what)
+		}
+	}
+	if n := value(a, `swarmckpt_agent_operations_total{op="dump",result="ok"}`); n < 1 {
+		t.Errorf("agent of %s-1: %v dumps", e.name, n)
+	}
 	b, err := os.ReadFile(filepath.Join(e.dir, "agent-"+e.name+"-1.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,5 +96,5 @@ func (e *e2e) metricsAfterSnapshots(t *testing.T) {
 	if n == 0 {
 		t.Errorf("the agent (--log-format json) logged no JSON line:\n%s", tail(string(b), 2000))
 	}
-	t.Logf("coordinator metrics: %d bytes; worker: %d bytes; agent JSON log lines: %d", len(coord), len(w), n)
+	t.Logf("coordinator metrics: %d bytes; worker: %d bytes; agent: %d bytes; agent JSON log lines: %d", len(coord), len(w), len(a), n)
 }

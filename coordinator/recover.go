@@ -119,6 +119,7 @@ func (s *Service) recoverOne(ctx context.Context, m *store.Manifest) error {
 	log.Warn("found an unfinished snapshot of a previous coordinator: aborting it and releasing its containers")
 	r := newRun(s, m, nil, nil, s.cfg.SnapshotTimeout)
 	defer func() {
+		s.recordRecovered(r.m) // metrics.go
 		if r.m.State == store.StateAborted {
 			// Its partial image sets are collected like any aborted snapshot's.
 			s.collectAborted(ctx, r.m)

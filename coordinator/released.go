@@ -12,6 +12,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
+	"github.com/swarmckpt/swarmckpt/protocol"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
@@ -29,13 +30,18 @@ func (s *Service) awaitReleased(ctx context.Context, m *store.Manifest) []string
 		byNode[c.Node] = append(byNode[c.Node], c)
 	}
 	deadline := time.Now().Add(releaseWait)
+	resent := time.Now()
 	for {
-		held, silent := s.stillHeld(ctx, byNode)
+		held, silent, cs := s.stillHeld(ctx, byNode)
 		if len(held) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			// (A node that does not answer is not asked again: waiting does not help.)
 			held = append(held, silent...)
 			slices.Sort(held)
 			return held
+		}
+		if time.Since(resent) >= time.Second {
+			s.resendAbort(ctx, m, cs)
+			resent = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -61,9 +67,76 @@ func (s *Service) Held(ctx context.Context, id string) (*api.HeldResult, error) 
 	return &api.HeldResult{Held: s.awaitReleased(ctx, m)}, nil
 }
 
-// stillHeld is one round of awaitReleased: what the nodes hold, and the nodes that
-// did not answer.
-func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Container) (held, silent []string) {
+// followRelease goes on where awaitReleased gave up, in the background, for an
+// aborted snapshot whose containers were still held (or whose nodes did not answer):
+// every releaseResend it asks the nodes again and re-sends the abort to the
+// containers still held, until none is held and every node answered, or until (the
+// holds' deadline, when the workers' watchdogs release them anyway). An abort
+// published while NATS was down, or before the agents subscribed again after it came
+// back, is lost: without this its containers stayed locked or frozen until their
+// deadline (found by TestIntegrationExternalControlPlane with every NATS server down).
+func (s *Service) followRelease(ctx context.Context, m *store.Manifest, until time.Time) {
+	if m.State != store.StateAborted {
+		return
+	}
+	byNode := map[string][]store.Container{}
+	for _, c := range m.Containers {
+		byNode[c.Node] = append(byNode[c.Node], c)
+	}
+	log := s.log.With("snapshot", m.ID)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(releaseResend):
+		}
+		held, silent, cs := s.stillHeld(ctx, byNode)
+		if len(held) == 0 && len(silent) == 0 {
+			log.Info("every container of the aborted snapshot is released")
+			return
+		}
+		if time.Now().After(until) {
+			log.Warn("containers of the aborted snapshot still held at their holds' deadline (the workers' watchdogs release them)", "held", held, "silent", silent)
+			return
+		}
+		s.resendAbort(ctx, m, cs)
+	}
+}
+
+// releaseResend is how often followRelease asks the nodes again.
+const releaseResend = 2 * time.Second
+
+// resendAbort sends the abort of snapshot m again to each container of cs (their
+// agents release what they still hold of it; one that released it already ignores it).
+func (s *Service) resendAbort(ctx context.Context, m *store.Manifest, cs []store.Container) {
+	if m.State != store.StateAborted || len(cs) == 0 {
+		return
+	}
+	nodeOf := map[string]string{}
+	for _, c := range m.Containers {
+		nodeOf[c.ContainerID] = c.Node
+	}
+	for _, c := range cs {
+		env := protocol.Envelope{Version: protocol.Version, Type: protocol.TypeAbort, Snapshot: m.ID, Epoch: m.Epoch,
+			From: protocol.Coordinator, To: protocol.ContainerAddr(c.ContainerID), Body: &protocol.Decision{Reason: m.Reason}}
+		subj, err := node.SubjectFor(env.To, func(id string) (string, bool) { n, ok := nodeOf[id]; return n, ok })
+		if err != nil {
+			continue
+		}
+		b, err := protocol.Encode(env)
+		if err != nil {
+			continue
+		}
+		if err := s.cfg.Bus.Publish(ctx, subj, b); err != nil {
+			s.log.Debug("cannot re-send an abort", "snapshot", m.ID, "container", c.Key(), "err", err)
+		}
+	}
+	s.log.Info("re-sent the abort to the containers still held", "snapshot", m.ID, "containers", len(cs))
+}
+
+// stillHeld is one round of awaitReleased: what the nodes hold, the nodes that did
+// not answer, and the containers held.
+func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Container) (held, silent []string, heldCs []store.Container) {
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -73,6 +146,7 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 		go func() {
 			defer wg.Done()
 			var lines, quiet []string
+			var mine []store.Container
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			b, err := s.cfg.Bus.Request(rctx, node.HoldsSubject(nodeName), []byte("{}"))
@@ -93,16 +167,17 @@ func (s *Service) stillHeld(ctx context.Context, byNode map[string][]store.Conta
 							continue
 						}
 						lines = append(lines, describeHeld(nodeName, c, h))
+						mine = append(mine, c)
 					}
 				}
 			}
 			mu.Lock()
-			held, silent = append(held, lines...), append(silent, quiet...)
+			held, silent, heldCs = append(held, lines...), append(silent, quiet...), append(heldCs, mine...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return held, silent
+	return held, silent, heldCs
 }
 
 func describeHeld(nodeName string, c store.Container, h node.Held) string {

@@ -83,7 +83,12 @@ func newEnv(t *testing.T, nodes ...string) *env { return newEnvWith(t, nil, node
 
 // newEnvWith is newEnv with the coordinator's config changed by edit (nil: none).
 func newEnvWith(t *testing.T, edit func(*coordinator.Config), nodes ...string) *env {
-	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
+	return newEnvOn(t, bus.NewNetwork(), edit, nodes...)
+}
+
+// newEnvOn is newEnvWith on the in-memory network net.
+func newEnvOn(t *testing.T, net *bus.Network, edit func(*coordinator.Config), nodes ...string) *env {
+	e := &env{t: t, net: net, store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}, runErr: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel

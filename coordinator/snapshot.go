@@ -51,6 +51,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if err := protocol.ValidToken(req.ID); err != nil {
 		return nil, api.Errorf(api.CodeBadRequest, "snapshot id %q: %v", req.ID, err)
 	}
+	if m, ok, err := s.resentSnapshot(ctx, req); ok { // resend.go
+		return m, err
+	}
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = s.cfg.SnapshotTimeout
@@ -95,7 +98,7 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	now := time.Now().UTC()
 	m := &store.Manifest{ID: req.ID, Stack: req.Stack, Algorithm: alg.Name(), State: store.StatePreparing,
 		Epoch: epoch, LeaveRunning: !req.Exit, Coordinator: s.cfg.Name, CreatedAt: now, UpdatedAt: now, Purpose: req.Purpose,
-		CarryVolumes: req.CarryVolumes, Excluded: excluded, Partial: len(req.Only) > 0}
+		CarryVolumes: req.CarryVolumes, Excluded: excluded, Partial: len(req.Only) > 0, RequestID: req.RequestID}
 	for _, c := range st.Containers {
 		m.Containers = append(m.Containers, store.Container{Service: c.Service, Slot: c.Slot, TaskID: c.TaskID,
 			Node: c.Node, NodeID: c.NodeID, ContainerID: c.ContainerID, Image: c.Image, IPs: c.IPs, Networks: c.Networks, Aliases: c.Aliases})
@@ -106,6 +109,9 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 	if err := s.cfg.Store.Create(ctx, m); err != nil {
 		unlock()
 		if errors.Is(err, store.ErrExists) {
+			if m, ok, err := s.resentSnapshot(ctx, req); ok { // created meanwhile by this request's first delivery
+				return m, err
+			}
 			return nil, api.Errorf(api.CodeBadRequest, "%v: pick another id", err)
 		}
 		return nil, api.Errorf(api.CodeFailed, "%v", err)
@@ -161,7 +167,10 @@ func (s *Service) snapshot(ctx context.Context, req api.SnapshotRequest, stream 
 		// It returns once its containers are released (or says which are not, and
 		// until when): a caller, Ctrl-C included, may rely on what it says.
 		if held := s.awaitReleased(context.WithoutCancel(ctx), r.m); len(held) > 0 {
-			return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; still held after %s:\n  - %s",
+			// Until their deadline, the abort is re-sent to what is still held (released.go).
+			mc := *r.m // read only by followRelease
+			go s.followRelease(context.WithoutCancel(ctx), &mc, time.Now().Add(r.timeout+10*time.Second))
+			return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; still held after %s (the coordinator re-sends the abort until they are released, at their deadline at the latest):\n  - %s",
 				m.ID, r.m.Reason, releaseWait, strings.Join(held, "\n  - "))
 		}
 		return r.m, api.Errorf(api.CodeAborted, "snapshot %s aborted: %s; every container was released", m.ID, r.m.Reason)
@@ -286,7 +295,7 @@ func (r *run) requestAbort(reason string) {
 func (r *run) nodeFailed(node, why string) {
 	for _, c := range r.m.Containers {
 		if c.Node == node {
-			r.requestAbort(fmt.Sprintf("node %s left the cluster (%s) while snapshotting %s", node, why, c.Key()))
+			r.requestAbort(fmt.Sprintf("node %s left the cluster (%s) while snapshotting %s: once 'swarmckpt status' shows it live, take the snapshot again", node, why, c.Key()))
 			return
 		}
 	}
@@ -388,6 +397,15 @@ func (r *run) loop(ctx context.Context, start time.Time) {
 			log.Info("snapshot ended", "state", r.m.State, "reason", r.m.Reason, "total", time.Since(start).Round(time.Millisecond))
 			return
 		}
+		// A lost lock goes first: a message that arrived with it must not carry the
+		// snapshot on to a commit that would be refused.
+		select {
+		case <-lost:
+			lost = nil
+			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, lockLost))
+			continue
+		default:
+		}
 		select {
 		case env := <-r.inbox:
 			r.observe(ctx, env)
@@ -396,12 +414,15 @@ func (r *run) loop(ctx context.Context, start time.Time) {
 			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, reason))
 		case <-lost:
 			lost = nil
-			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, "the stack lock was lost (etcd unreachable or lease expired)"))
+			r.step(algorithms.AbortRequest(r.m.ID, r.m.Epoch, lockLost))
 		case <-tick.C:
 			r.mach.Tick()
 		}
 	}
 }
+
+// lockLost is the abort reason when the stack's lock is lost mid-snapshot.
+const lockLost = "the stack lock was lost (etcd unreachable or lease expired)"
 
 // step feeds the coordinator role one message (from a container, or of this process:
 // an abort request, a commit's outcome).

@@ -50,7 +50,7 @@ func NewCoordinator(reg prometheus.Registerer) (*Coordinator, error) {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "swarmckpt_snapshots_total",
 			Help: "Snapshots that ended, by algorithm and result (committed, aborted)."}, []string{"algorithm", "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "swarmckpt_snapshot_failures_total",
-			Help: "Aborted snapshots by algorithm and reason (timeout, container-failed, no-worker, node-left, lock-lost, commit, user, coordinator-restart, refused, other)."},
+			Help: "Aborted snapshots by algorithm and reason (timeout, container-failed, no-worker, node-left, lock-lost, commit, user, coordinator-restart, leadership-lost, refused, other); coordinator-restart counts the snapshots a dead or restarted coordinator left, aborted by the recovery of the one that leads next."},
 			[]string{"algorithm", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.duration, m.frozen, m.dump, m.bytes, m.snapBytes, m.outcomes, m.failures} {

@@ -13,6 +13,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/members"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsauth"
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
@@ -28,7 +29,8 @@ transfers and restores. Its NATS user is its node's own ("agent.NODE", derived f
 <data-dir>/nats-users/agent.key when this host has it, else --nats-user-file from
 'swarmckpt coordinator credentials'), with the coordinator's CA (--nats-ca, default
 <data-dir>/etcd-tls/ca.pem); its memberlist key is --gossip-key-file (default
-<data-dir>/gossip.key).
+<data-dir>/gossip.key). --metrics ADDR serves its Prometheus metrics (holds and operations,
+docs/operations.md) at http://ADDR/metrics (a port of its own, not the worker's).
 
 Examples:
   swarmckpt agent --node lab-1 --worker 127.0.0.1:7301 --worker-token-file /etc/swarmckpt/worker.token
@@ -52,7 +54,7 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 	gossipBind := fs.String("gossip-bind", "127.0.0.1:0", "this agent's memberlist bind address")
 	gossipKey := fs.String("gossip-key-file", "", "the coordinator's memberlist key (its <data-dir>/gossip.key; default that file when it exists)")
 	var df daemonFlags
-	df.register(fs, false)
+	df.register(fs, true)
 	if err := c.parseNoArgs(fs, agentUsage, "agent", args); err != nil {
 		return err
 	}
@@ -108,8 +110,18 @@ func runAgent(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer tr.Close()
+	reg, err := df.registry(ctx, c)
+	if err != nil {
+		return err
+	}
+	var am *metrics.Agent
+	if reg != nil {
+		if am, err = metrics.NewAgent(reg); err != nil {
+			return err
+		}
+	}
 	a, err := agent.New(agent.Config{Node: *node, Bus: tr, Worker: wc.Roles(), NodeInfo: ninfo, Hold: *hold,
-		Algorithms: registry.Lookup, StateDir: *stateDir, Info: workerInfo(ninfo), Log: c.log})
+		Algorithms: registry.Lookup, StateDir: *stateDir, Info: workerInfo(ninfo), Metrics: am, Log: c.log})
 	if err != nil {
 		return err
 	}

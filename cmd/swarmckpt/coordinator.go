@@ -254,6 +254,9 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 				nf.url, natsauth.UserFile(natsauth.Dir(nf.dataDir), natsauth.RoleCoordinator), embedded.NATSCAPath(nf.dataDir),
 				strings.Join(endpoints, ","), cr.CA, cr.Cert, cr.Key)
 		}
+		if err := df.serveControlPlane(ctx, c); err != nil {
+			return err
+		}
 		<-ctx.Done()
 		return nil
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -53,19 +55,28 @@ func (f *ctlFlags) check() error {
 }
 
 func (f *ctlFlags) connect(ctx context.Context, c *cli) (bus.Transport, api.Client, error) {
+	var tr bus.Transport
 	if c.transport != nil {
-		tr := c.transport()
-		return tr, api.Client{T: tr}, nil
+		tr = c.transport()
+	} else {
+		cfg, err := f.config(c, "swarmckpt-cli", natsauth.RoleCLI, "")
+		if err != nil {
+			return nil, api.Client{}, err
+		}
+		if tr, err = natsbus.Connect(ctx, cfg); err != nil {
+			return nil, api.Client{}, err
+		}
 	}
-	cfg, err := f.config(c, "swarmckpt-cli", natsauth.RoleCLI, "")
-	if err != nil {
-		return nil, api.Client{}, err
-	}
-	tr, err := natsbus.Connect(ctx, cfg)
-	if err != nil {
-		return nil, api.Client{}, err
-	}
-	return tr, api.Client{T: tr}, nil
+	// A request safe to send twice (reads; a snapshot, by its request id) goes again
+	// to the next leader when the one that had it died before answering.
+	return tr, api.Client{T: tr, Failover: true, OnResend: func(op, why string) { fmt.Fprintf(c.stderr, "swarmckpt: %s\n", why) }}, nil
+}
+
+// newRequestID is a random id for one request (api.SnapshotRequest.RequestID).
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // parse parses flags and positional arguments (flags may come after them), checks
@@ -278,11 +289,13 @@ func copiesOf(c store.Container) string {
 
 // coordinatorGone watches the coordinator during a long request, so that the request
 // does not wait for its own timeout when no answer can come: the channel says why, once
-// the coordinator has not answered a status request for 6 s (it died or lost NATS), or
-// answers as another process than when the request was sent (it restarted, for instance
-// under a supervisor within a second, and the request died with the old process). Call
-// it before sending the request.
-func coordinatorGone(ctx context.Context, cl api.Client) <-chan string {
+// no coordinator has answered a status request for silence (it died or lost NATS, or
+// this CLI did), or, when restarts is set, one answers as another process than when the
+// request was sent (it restarted, for instance under a supervisor within a second, or
+// a standby leads now, and the request died with the old process; a request that
+// api.Client.Failover sends again is watched without restarts). Call it before
+// sending the request.
+func coordinatorGone(ctx context.Context, cl api.Client, silence time.Duration, restarts bool) <-chan string {
 	gone := make(chan string, 1)
 	status := func() (*api.StatusResult, error) {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -305,13 +318,13 @@ func coordinatorGone(ctx context.Context, cl api.Client) <-chan string {
 			}
 			st, err := status()
 			switch {
-			case err == nil && !started.IsZero() && !st.Started.IsZero() && !st.Started.Equal(started):
+			case restarts && err == nil && !started.IsZero() && !st.Started.IsZero() && !st.Started.Equal(started):
 				gone <- "the coordinator restarted, or another one leads now: the request was lost with the process that had it"
 				return
 			case err == nil:
 				last = time.Now()
-			case time.Since(last) > 6*time.Second:
-				gone <- "the coordinator stopped answering (it died or lost NATS)"
+			case time.Since(last) > silence:
+				gone <- fmt.Sprintf("no coordinator answered for %s (none leads, or NATS is unreachable, from here or from the coordinator: %v)", silence, err)
 				return
 			}
 		}

@@ -59,3 +59,16 @@ func (d *daemonFlags) registry(ctx context.Context, c *cli) (*prometheus.Registr
 	c.log.Debug("metrics endpoint bound", "addr", addr)
 	return reg, nil
 }
+
+// serveControlPlane serves, at --metrics, what a control-plane-only process has: the
+// embedded etcd's own metrics (etcd_server_has_leader, etcd_server_leader_changes_seen_total,
+// etcd_mvcc_db_total_size_in_bytes, ...; etcd registers them on the Prometheus client's
+// default registry) with the Go runtime and process ones of that registry. Nothing
+// when --metrics is off.
+func (d *daemonFlags) serveControlPlane(ctx context.Context, c *cli) error {
+	if d.metrics == "" {
+		return nil
+	}
+	_, err := metrics.Listen(ctx, d.metrics, prometheus.DefaultGatherer, c.log)
+	return err
+}

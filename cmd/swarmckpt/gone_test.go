@@ -52,7 +52,7 @@ func TestCoordinatorGoneSeesARestart(t *testing.T) {
 	cl := api.Client{T: net.Connect()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gone := coordinatorGone(ctx, cl)
+	gone := coordinatorGone(ctx, cl, 6*time.Second, true)
 	select {
 	case why := <-gone:
 		t.Fatalf("gone before any restart: %s", why)

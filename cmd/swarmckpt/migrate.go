@@ -104,7 +104,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	var res *api.MigrateResult
-	gone := coordinatorGone(rctx, cl) // still watched after a Ctrl-C
+	gone := coordinatorGone(rctx, cl, 6*time.Second, true) // still watched after a Ctrl-C
 	go func() {
 		var err error
 		res, err = api.Call[api.MigrateResult](rctx, cl, api.OpMigrate, api.MigrateRequest{ID: id, Stack: pos[0], To: *to, From: *from, Algorithm: *algo, Mode: *mode, CarryVolumes: *carry, Copy: *copyMode, WholeStack: *whole})

@@ -119,7 +119,7 @@ func runRestore(ctx context.Context, c *cli, args []string) error {
 	// was nor restored): Ctrl-C says so and waits for its end.
 	rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	gone := coordinatorGone(rctx, cl)
+	gone := coordinatorGone(rctx, cl, 6*time.Second, true)
 	var res *api.RestoreResult
 	done := make(chan error, 1)
 	go func() {

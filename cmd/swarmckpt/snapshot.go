@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -95,27 +96,36 @@ func runSnapshot(ctx context.Context, c *cli, args []string) error {
 		err error
 	}
 	done := make(chan result, 1)
-	gone := coordinatorGone(ctx, cl)
+	// A leader that dies before answering is not waited for: the request (its id and
+	// request id) goes again to the next leader, which answers with the outcome of the
+	// snapshot the dead one began, or takes it (api.Client.Failover); only a silence
+	// longer than a takeover (--leader-ttl, 5 s, and its start) ends the wait.
+	gone := coordinatorGone(ctx, cl, 20*time.Second, false)
 	go func() {
 		rctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit, CarryVolumes: *carry, Replicas: *replicas})
+		r, err := api.Call[api.SnapshotResult](rctx, cl, api.OpSnapshot, api.SnapshotRequest{ID: *id, Stack: pos[0], Algorithm: *algo, Timeout: limit,
+			CarryVolumes: *carry, Replicas: *replicas, RequestID: newRequestID()})
 		done <- result{r, err}
 	}()
 	var r result
 	select {
 	case r = <-done:
 	case why := <-gone:
-		// A restarted coordinator decides the snapshot at once (presumed abort): wait a
-		// little for that decision and report it.
+		// A coordinator that answers again decides the snapshot at once (presumed
+		// abort): wait a little for that decision and report it.
 		if m := decided(ctx, cl, *id, 20*time.Second); m != nil {
 			r = result{res: &api.SnapshotResult{Snapshot: m}}
 			if m.State == store.StateAborted {
-				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s", *id, m.Reason, why, heldAfter(ctx, cl, *id)) // held.go
+				again := ""
+				if !strings.Contains(m.Reason, "'swarmckpt ") { // the reason may say what to do already
+					again = fmt.Sprintf("; take it again with 'swarmckpt snapshot %s'", pos[0])
+				}
+				r.err = api.Errorf(api.CodeAborted, "snapshot %s aborted: %s (%s); %s%s", *id, m.Reason, why, heldAfter(ctx, cl, *id), again) // held.go
 			}
 			break
 		}
-		return fmt.Errorf("%s during snapshot %s: a restarted coordinator aborts it and the workers release its containers at their deadline; check with 'swarmckpt inspect %s'", why, *id, *id)
+		return fmt.Errorf("%s during snapshot %s: the coordinator that leads next aborts it, and the workers release its containers at their holds' deadline at the latest; once 'swarmckpt status' answers, check it with 'swarmckpt inspect %s'", why, *id, *id)
 	case <-ctx.Done():
 		fmt.Fprintf(c.stderr, "interrupted: aborting snapshot %s and releasing its containers...\n", *id)
 		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

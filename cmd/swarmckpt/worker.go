@@ -19,13 +19,14 @@ import (
 
 const workerUsage = `
 Usage: swarmckpt worker --node NAME [flags]
-       swarmckpt worker watchdog --journal DIR
+       swarmckpt worker watchdog --journal DIR [--log-format text|json]
        swarmckpt worker tls-init --dir DIR --node NAME --ip ADDR [--ip ADDR]... [--dns NAME]...
 
 Runs the worker (data plane) of one Docker node: network lock, freeze, dump, restore and image
 transfer of the node's containers (see docs/dataplane.md). One worker per node; it talks
 to the node's dockerd, runc and CRIU. Every lock and freeze carries a deadline enforced by
-a detached watchdog process that outlives the worker.
+a detached watchdog process that outlives the worker (started with the worker's
+--log-format; it logs to <journal>/watchdog.log).
 
 Its endpoint can dump any container of the node (memory and secrets included), restore
 image sets as root and remove containers, so every request must carry the cluster's
@@ -126,6 +127,11 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		cfg.JournalDir = *journal
 	}
 	cfg.Log = c.log
+	argv, err := watchdogArgv(df.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.WatchdogArgv = argv
 	reg, err := df.registry(ctx, c)
 	if err != nil {
 		return err
@@ -158,14 +164,32 @@ func runWatchdog(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("worker watchdog", flag.ContinueOnError)
 	journal := fs.String("journal", "", "deadline journal directory to watch (required)")
 	interval := fs.Duration("interval", 20*time.Millisecond, "the most a release may lag its deadline (the journal is watched with inotify; without it, polled this often)")
+	var df daemonFlags
+	df.register(fs, false)
 	if err := c.parseNoArgs(fs, workerUsage, "worker watchdog", args); err != nil {
+		return err
+	}
+	if err := df.apply(c); err != nil {
 		return err
 	}
 	if *journal == "" {
 		return usagef("--journal is required")
 	}
-	rel := watchdog.Releaser{Lock: &netlock.NFT{}, Freeze: &freezer.Cgroup{}, Log: c.log.With("component", "watchdog")}
+	log := c.log.With("component", "watchdog")
+	log.Info("watchdog started", "journal", *journal, "pid", os.Getpid())
+	rel := watchdog.Releaser{Lock: &netlock.NFT{}, Freeze: &freezer.Cgroup{}, Log: log}
 	return watchdog.Serve(ctx, rel, *journal, *interval)
+}
+
+// watchdogArgv is the command the worker starts its watchdog with: this binary, with
+// the worker's --log-format, so that its log (<journal>/watchdog.log) has the
+// worker's format.
+func watchdogArgv(logFormat string) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("worker: find own executable for the watchdog: %w", err)
+	}
+	return []string{self, "worker", "watchdog", "--journal", "{journal}", "--log-format", logFormat}, nil
 }
 
 // runTLSInit makes (or reuses) the CA in --dir and a certificate for --node.

@@ -51,6 +51,10 @@ type Manifest struct {
 	// Purpose says why the coordinator took this snapshot by itself, e.g. "before
 	// restore of ID" (empty: asked for by a user).
 	Purpose string `json:"purpose,omitempty"`
+	// RequestID is the id of the CLI request that asked for this snapshot
+	// (api.SnapshotRequest.RequestID): the same request sent again to a new leader is
+	// answered with this snapshot's outcome instead of being refused as a duplicate id.
+	RequestID string `json:"request_id,omitempty"`
 	// Replicas is how many copies of every image set the snapshot asked for (0 or 1:
 	// only the original); Containers[i].Copies says where the others are.
 	Replicas int `json:"replicas,omitempty"`

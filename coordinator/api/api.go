@@ -121,6 +121,11 @@ type SnapshotRequest struct {
 	// is then Partial). A name the stack does not run fails the snapshot. Set by the
 	// coordinator; never on the wire.
 	Only []string `json:"-"`
+	// RequestID identifies this request (the CLI picks one at random): it is stored
+	// with the snapshot, so that the same request sent again to a new leader, because
+	// the leader it went to died before answering, is recognised: the new leader
+	// reports the outcome of the snapshot begun under ID, or takes it if none was.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // SnapshotResult is the outcome of a snapshot (also on abort, with Error set).

@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
 
@@ -65,6 +66,8 @@ type Config struct {
 	// DrainRepublish is how often a stop still held (undecided, or checkpointed and
 	// not yet released) is reported again. Default DefaultDrainRepublish.
 	DrainRepublish time.Duration
+	// Metrics records the agent's operations and holds (nil: none).
+	Metrics *metrics.Agent
 	// Log; default slog.Default().
 	Log *slog.Logger
 }
@@ -138,7 +141,7 @@ func New(cfg Config) (*Agent, error) {
 		inbox: make(chan func(), 1024), machines: map[string]algorithms.Machine{},
 		plans: map[string]*node.Plan{}, nodeOf: map[string]string{}, targets: map[string]node.Target{},
 		algoOf: map[string]string{}, queues: map[string]chan job{}, deadline: map[string]time.Time{}, recs: records{dir: cfg.StateDir},
-		started: time.Now()}, nil
+		held: heldSet{metrics: cfg.Metrics}, started: time.Now()}, nil
 }
 
 // Run serves until ctx ends.
@@ -647,6 +650,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			conns = st.Conns
 		}
 	}
+	a.cfg.Metrics.Op(act.Kind.String(), time.Since(start), opResult(err))
 	if err != nil {
 		a.log.Warn("container action failed", "action", act.Kind, "container", t.ID, "snapshot", act.Snapshot, "err", err)
 	} else {
@@ -711,6 +715,16 @@ func (a *Agent) releaseAll() {
 type heldSet struct {
 	mu sync.Mutex
 	m  map[string]heldEntry
+	// metrics counts the holds taken and how long each lasted (nil: none).
+	metrics *metrics.Agent
+}
+
+// opResult is an operation's result label: ok, or its error's class.
+func opResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return string(node.CodeOf(err))
 }
 
 type heldEntry struct {
@@ -733,9 +747,11 @@ func (h *heldSet) set(what string, t node.Target, on bool) {
 	if on {
 		if _, ok := h.m[k]; !ok {
 			h.m[k] = heldEntry{what: what, t: t, since: time.Now()}
+			h.metrics.Held(what)
 		}
-	} else {
+	} else if e, ok := h.m[k]; ok {
 		delete(h.m, k)
+		h.metrics.Released(what, time.Since(e.since))
 	}
 }
 

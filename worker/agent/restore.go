@@ -155,6 +155,7 @@ func serveOp[Req, Rep any, P interface {
 				}
 			}
 			P(&rep).Set(err)
+			a.cfg.Metrics.Op(string(op), time.Since(start), opResult(err))
 			if t, ok := any(P(&rep)).(timed); ok {
 				t.Took(time.Since(start))
 			}

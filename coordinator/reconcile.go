@@ -84,6 +84,8 @@ func (r *reconciler) poke() {
 func (r *reconciler) run(ctx context.Context) {
 	defer r.wg.Wait()
 	go r.watch(ctx)
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); newLossWatcher(r).run(ctx) }() // nodeloss.go
 	for {
 		next := r.pass(ctx, r.now())
 		wait := r.resync

@@ -3,22 +3,14 @@ package nodeloss
 import (
 	"sort"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
 
 // Fence is the record written before a lost node's stack is restored elsewhere
 // (stored with the stack's policy record in etcd): when the node comes back, the
 // containers of the stack it still has are not the stack any more and must go.
-type Fence struct {
-	// Node is the lost node.
-	Node string `json:"node"`
-	// Snapshot is the snapshot the stack was restored from.
-	Snapshot string `json:"snapshot"`
-	// At is when the node was declared lost (before the restore began).
-	At time.Time `json:"at"`
-	// Keep are the containers the restore created (filled in after it): never
-	// removed, wherever they run.
-	Keep []string `json:"keep,omitempty"`
-}
+type Fence = store.Fence
 
 // Container is one container of the fenced stack found on the node that came back.
 type Container struct {

@@ -40,6 +40,8 @@ type FakeSwarm struct {
 	Killed map[string][]string
 	// availability is SetAvailability's (nodes.go).
 	availability map[string]string
+	// states is SetNodeState's (nodestates.go).
+	states map[string]string
 }
 
 var _ Swarm = (*FakeSwarm)(nil)

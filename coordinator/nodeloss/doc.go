@@ -7,12 +7,12 @@
 //
 // A node's states in the Tracker (one step per observation):
 //
-//	         all signals down        down for Confirm
-//	  up ───────────────────> suspect ───────────────> lost ──(Lost reported once)
-//	   ^                         │                      │
-//	   └── any signal back ──────┘                      │ worker and agent back
-//	   ^                                                v
-//	   └──────────────────────────────────────────── returned (Returned reported once)
+//	      every signal down          down for Confirm
+//	up ──────────────────> suspect ──────────────────> lost   (BecameLost, once)
+//	^                         │                          │
+//	└──── a signal is back ───┘                          │ its worker or agent answers
+//	^                                                    │ (Returned, once)
+//	└────────────────────────────────────────────────────┘
 //
 // A node is down only when every signal says so: no heartbeat of its agent (NATS),
 // no worker member in memberlist, and swarm reports the node down. One signal alone

@@ -682,6 +682,10 @@ func TestIntegrationE2E(t *testing.T) {
 
 	// Connect-per-request traffic: every algorithm's snapshots verify (churn_integration_test.go).
 	t.Run("ChurnSnapshotsVerified", e.churnSnapshotsVerified)
+
+	// A node fails for real; bank (on-node-loss: restore) comes back on the survivors
+	// and the node brings no duplicate back (nodeloss_integration_test.go).
+	t.Run("NodeLossRestore", e.nodeLossRestore)
 }
 
 // lockedBuffer is a bytes.Buffer a command writes while the test reads it.

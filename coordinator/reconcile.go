@@ -411,7 +411,7 @@ func (r *reconciler) describe(ctx context.Context, name string) (*api.PolicyResu
 		if name != "" && st.Stack != name {
 			continue
 		}
-		sp := api.StackPolicy{Stack: st.Stack, LabelErrors: st.LabelErrors, Next: st.Next, Running: st.Running, Last: st.Last, Skipped: st.Skipped}
+		sp := api.StackPolicy{Stack: st.Stack, LabelErrors: st.LabelErrors, Next: st.Next, Running: st.Running, Last: st.Last, Skipped: st.Skipped, Fences: st.Fences}
 		if len(st.Policy) > 0 {
 			sp.Policy = &policy.Policy{}
 			if err := json.Unmarshal(st.Policy, sp.Policy); err != nil {

@@ -1,0 +1,201 @@
+package coordinator_test
+
+// Node loss (issue 16, Done-when 4): bank labelled with a schedule, replicas 2 and
+// swarmckpt.on-node-loss: restore; `swarmckpt lab fail` kills a node that runs a
+// holder (link cut, dockerd, containerd, shims, containers, worker and agent killed
+// with SIGKILL). Within 30 s of swarm marking the node down the coordinator restores
+// bank as a whole on the survivors from its newest snapshot readable there; the
+// total is conserved; `lab recover` brings back no duplicate holder. Part of
+// TestIntegrationE2E (its lab, at its end).
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+// bankOnNodeLoss writes bank.yml with swarmckpt.on-node-loss: restore added into dir.
+func bankOnNodeLoss(t *testing.T, dir string) string {
+	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const anchor = `        swarmckpt.replicas: "2"`
+	if !strings.Contains(string(b), anchor) {
+		t.Fatalf("bank.yml has no line %q to add the on-node-loss label after", anchor)
+	}
+	out := strings.Replace(string(b), anchor, anchor+"\n        "+policy.KeyOnNodeLoss+": "+policy.OnNodeLossRestore, 1)
+	p := filepath.Join(dir, "bank-nodeloss.yml")
+	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// holders lists the running bank holder containers (swarm tasks and standalone
+// restored ones) on each of nodes, node -> IDs; a node whose engine does not answer
+// is left out.
+func (e *e2e) holders(nodes ...string) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range nodes {
+		var ids []string
+		for _, l := range []string{"com.docker.swarm.service.name=bank_holder", "io.swarmckpt.service=bank_holder"} {
+			o, err := e.dockerOn(n, "ps", "-q", "--no-trunc", "--filter", "label="+l)
+			if err != nil {
+				ids = nil
+				break
+			}
+			ids = append(ids, strings.Fields(o)...)
+		}
+		if len(ids) > 0 {
+			out[n] = ids
+		}
+	}
+	return out
+}
+
+var rolledBackRE = regexp.MustCompile(`stack bank rolled back to snapshot (\S+)`)
+
+func (e *e2e) nodeLossRestore(t *testing.T) {
+	e.t = t
+	images, err := lab.ImageDirForTests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := e.node(1)
+	// Swarm marks a node down after a few of its dispatcher heartbeats (default 5 s):
+	// 2 s keeps the step short.
+	if out, err := e.dockerOut(mgr, "swarm", "update", "--dispatcher-heartbeat", "2s"); err != nil {
+		t.Fatalf("swarm update: %v\n%s", err, out)
+	}
+	defer func() { _, _ = e.dockerOut(mgr, "swarm", "update", "--dispatcher-heartbeat", "5s") }()
+
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images, bankOnNodeLoss(t, e.dir), "bank"); code != 0 {
+		t.Fatalf("lab deploy: %s", out)
+	}
+	waitLong(t, "bank's on-node-loss policy applied", func() bool {
+		sp, _ := e.policyOf(t)
+		return sp != nil && sp.Policy != nil && sp.Policy.OnNodeLoss == policy.OnNodeLossRestore && sp.Policy.Replicas == 2
+	})
+	waitLong(t, "bank healthy and meshed", e.bankMeshed)
+	deployed := time.Now()
+	// A scheduled snapshot of the running bank, committed, its sets on 2 nodes.
+	waitLong(t, "a committed scheduled snapshot after the deploy", func() bool {
+		for _, m := range e.scheduledSnapshots(t) {
+			if m.State == store.StateCommitted && m.CreatedAt.After(deployed) {
+				return true
+			}
+		}
+		return false
+	})
+
+	all := []string{e.node(1), e.node(2), e.node(3)}
+	before := e.holders(all...)
+	victim, idx := e.node(3), 3
+	if len(before[victim]) == 0 {
+		victim, idx = e.node(2), 2
+	}
+	if len(before[victim]) == 0 {
+		t.Fatalf("no holder on %s or %s to fail: %v", e.node(2), e.node(3), before)
+	}
+	survivors := []string{e.node(1)}
+	for _, n := range all[1:] {
+		if n != victim {
+			survivors = append(survivors, n)
+		}
+	}
+	logBefore, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+
+	// 1. The failure.
+	out, code := e.run(time.Minute, "lab", "fail", "--name", e.name, victim)
+	if code != 0 {
+		t.Fatalf("lab fail %s: exit %d\n%s", victim, code, out)
+	}
+	failedAt := time.Now()
+	t.Logf("%s", strings.TrimSpace(out))
+	// Newest committed snapshot at the failure: bank goes back to it (replicas 2:
+	// every set has a copy on a survivor), or to a newer one a run still committed.
+	var newest *store.Manifest
+	for _, m := range e.scheduledSnapshots(t) {
+		if m.State == store.StateCommitted && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
+			newest = m
+		}
+	}
+	var downAt time.Time
+	waitLong(t, "swarm marks "+victim+" down", func() bool {
+		o, _ := e.dockerOn(mgr, "node", "inspect", "--format", "{{.Status.State}}", victim)
+		if o == "down" {
+			downAt = time.Now()
+			return true
+		}
+		return false
+	})
+	// 2. Restored on the survivors, from the newest snapshot, within 30 s of the down.
+	var restoredAt time.Time
+	var snap string
+	deadline := downAt.Add(30 * time.Second)
+	for {
+		log, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		if m := rolledBackRE.FindStringSubmatch(string(log[len(logBefore):])); m != nil {
+			snap = m[1]
+			if h := e.holders(survivors...); count(h) == 5 {
+				restoredAt = time.Now()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			tailLog, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+			t.Fatalf("bank not restored on %v within 30 s of swarm marking %s down (snapshot %q, holders %v); coordinator log:\n%s",
+				survivors, victim, snap, e.holders(survivors...), tail(string(tailLog[len(logBefore):]), 4000))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if newest != nil && snap != newest.ID {
+		m := e.inspectOf(t, snap)
+		if !m.CreatedAt.After(newest.CreatedAt) {
+			t.Errorf("restored from %s (created %s), not the newest committed snapshot at the failure %s (created %s)", snap, m.CreatedAt, newest.ID, newest.CreatedAt)
+		}
+	}
+	waitLong(t, "restored bank's total conserved", func() bool { _, ok := e.bankOK(); return ok })
+	t.Logf("node %s failed; swarm marked it down after %s; bank restored from %s on %v %s after that (%s after the failure)",
+		victim, downAt.Sub(failedAt).Round(100*time.Millisecond), snap, survivors, restoredAt.Sub(downAt).Round(100*time.Millisecond), restoredAt.Sub(failedAt).Round(100*time.Millisecond))
+	sp, _ := e.policyOf(t)
+	if sp == nil || len(sp.Fences) != 1 || sp.Fences[0].Node != victim || sp.Fences[0].Snapshot != snap {
+		t.Fatalf("policy after the restore: fences %+v, want one for %s from %s", sp, victim, snap)
+	}
+
+	// 3. The node comes back: no duplicate holder, the fence cleared.
+	if out, code := e.run(3*time.Minute, "lab", "recover", "--name", e.name, victim); code != 0 {
+		t.Fatalf("lab recover %s: exit %d\n%s", victim, code, out)
+	}
+	e.startWorker(idx)
+	e.startAgent(idx)
+	waitLong(t, "the fence of "+victim+" cleared", func() bool {
+		sp, _ := e.policyOf(t)
+		return sp != nil && len(sp.Fences) == 0
+	})
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		h := e.holders(all...)
+		if count(h) != 5 || len(h[victim]) != 0 {
+			t.Fatalf("after %s came back: holders %v, want 5, none on %s (a duplicate came back)", victim, h, victim)
+		}
+	}
+	if _, ok := e.bankOK(); !ok {
+		t.Fatalf("bank's total not conserved after %s came back", victim)
+	}
+	t.Logf("%s recovered: still 5 holders, none on it; fence cleared", victim)
+
+	// Quiet again: no schedule, no on-node-loss (labels only: the services stay at 0
+	// replicas, bank runs as the restore's standalone containers).
+	if out, err := e.dockerOut(mgr, "service", "update", "--detach", "--label-rm", policy.KeySchedule, "--label-rm", policy.KeyRetain,
+		"--label-rm", policy.KeyOnNodeLoss, "bank_holder"); err != nil {
+		t.Fatalf("service update: %v\n%s", err, out)
+	}
+}

@@ -275,11 +275,9 @@ func (w *lossWatcher) restoreStack(ctx context.Context, n string, lostAt time.Ti
 		return
 	}
 	live := map[string]bool{}
-	var liveNodes []string
 	for _, wk := range w.s.live.live() {
 		if wk.Node != n {
 			live[wk.Node] = true
-			liveNodes = append(liveNodes, wk.Node)
 		}
 	}
 	m, err := nodeloss.Pick(ms, live)
@@ -288,13 +286,11 @@ func (w *lossWatcher) restoreStack(ctx context.Context, n string, lostAt time.Ti
 			Message: fmt.Sprintf("stack %s ran on lost node %s but cannot be restored: %v", p.Stack, n, err)})
 		return
 	}
-	req := api.RestoreRequest{ID: m.ID, Mode: p.Mode, DiscardRunning: true}
-	if p.Mode == "" || p.Mode == api.ModeExact {
-		if req.Targets, err = nodeloss.Targets(m, liveNodes); err != nil {
-			w.emit(ctx, slog.LevelError, LossEvent{Kind: "restore-failed", Node: n, Stack: p.Stack, Snapshot: m.ID, Message: err.Error()})
-			return
-		}
+	mode, why := nodeloss.Mode(p.Mode)
+	if why != "" {
+		w.log.Warn("stack restored in another mode than its own after a node loss", "stack", p.Stack, "node", n, "mode", mode, "why", why)
 	}
+	req := api.RestoreRequest{ID: m.ID, Mode: mode, DiscardRunning: true}
 	w.mu.Lock()
 	w.restoring[p.Stack] = true
 	w.mu.Unlock()
@@ -345,10 +341,6 @@ func (w *lossWatcher) restoreStack(ctx context.Context, n string, lostAt time.Ti
 		}
 	}); err != nil {
 		w.log.Warn("cannot record the restored containers in the fence (the fence still removes only the stack's containers on the lost node)", "stack", p.Stack, "err", err)
-	}
-	mode := p.Mode
-	if mode == "" {
-		mode = api.ModeExact
 	}
 	w.emit(ctx, slog.LevelWarn, LossEvent{Kind: "stack-restored", Node: n, Stack: p.Stack, Snapshot: m.ID,
 		Message: fmt.Sprintf("stack %s rolled back to snapshot %s (%s mode) after the loss of node %s: restored in %s, %s after the node was declared lost; targets %v",

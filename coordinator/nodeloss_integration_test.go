@@ -21,10 +21,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
-// bankOnNodeLoss writes bank.yml with swarmckpt.on-node-loss: restore and
-// swarmckpt.mode: swarm added into dir. Swarm mode: an exact-mode restore cannot give
-// the lost node's containers their addresses back while the swarm manager keeps them
-// allocated to the lost node's tasks (docs/policy.md "Node loss").
+// bankOnNodeLoss writes bank.yml with swarmckpt.on-node-loss: restore added into dir.
 func bankOnNodeLoss(t *testing.T, dir string) string {
 	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "bank.yml"))
 	if err != nil {
@@ -34,7 +31,7 @@ func bankOnNodeLoss(t *testing.T, dir string) string {
 	if !strings.Contains(string(b), anchor) {
 		t.Fatalf("bank.yml has no line %q to add the on-node-loss label after", anchor)
 	}
-	out := strings.Replace(string(b), anchor, anchor+"\n        "+policy.KeyOnNodeLoss+": "+policy.OnNodeLossRestore+"\n        "+policy.KeyMode+": swarm", 1)
+	out := strings.Replace(string(b), anchor, anchor+"\n        "+policy.KeyOnNodeLoss+": "+policy.OnNodeLossRestore, 1)
 	p := filepath.Join(dir, "bank-nodeloss.yml")
 	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
@@ -85,7 +82,7 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 	}
 	waitLong(t, "bank's on-node-loss policy applied", func() bool {
 		sp, _ := e.policyOf(t)
-		return sp != nil && sp.Policy != nil && sp.Policy.OnNodeLoss == policy.OnNodeLossRestore && sp.Policy.Replicas == 2 && sp.Policy.Mode == "swarm"
+		return sp != nil && sp.Policy != nil && sp.Policy.OnNodeLoss == policy.OnNodeLossRestore && sp.Policy.Replicas == 2
 	})
 	waitLong(t, "bank healthy and meshed", e.bankMeshed)
 	deployed := time.Now()
@@ -165,6 +162,11 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 		if !m.CreatedAt.After(newest.CreatedAt) {
 			t.Errorf("restored from %s (created %s), not the newest committed snapshot at the failure %s (created %s)", snap, m.CreatedAt, newest.ID, newest.CreatedAt)
 		}
+	}
+	// bank's mode is exact (the default), but the lost node's addresses stay allocated
+	// to its tasks: restored in swarm mode, and the log says why (nodeloss.Mode).
+	if log, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log")); !strings.Contains(string(log[len(logBefore):]), "restored in swarm mode") {
+		t.Errorf("the coordinator log does not say why an exact-mode stack was restored in swarm mode")
 	}
 	waitLong(t, "restored bank's total conserved", func() bool { _, ok := e.bankOK(); return ok })
 	t.Logf("node %s failed; swarm marked it down after %s; bank restored from %s on %v %s after that (%s after the failure)",

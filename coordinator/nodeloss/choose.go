@@ -82,49 +82,20 @@ func Ran(m *store.Manifest, running []string, n string) bool {
 	return false
 }
 
-// Targets places every container of m for an exact-mode restore after a node loss:
-// on its own node when that node is live; else on a live node that holds a set of it
-// (no transfer needed), the least loaded of those; else on the least loaded live node.
-// Ties go to the node that sorts first. live must not be empty.
-func Targets(m *store.Manifest, live []string) (map[string]string, error) {
-	if len(live) == 0 {
-		return nil, fmt.Errorf("nodeloss: no live node to restore stack %s on", m.Stack)
+// modeSwarm is coordinator/api's ModeSwarm.
+const modeSwarm = "swarm"
+
+// Mode is the mode a stack whose policy mode is policyMode ("" is exact) is restored
+// in after a node loss, and, when that is not its own, why. An exact-mode restore
+// puts every container back on its address, and the swarm manager keeps the
+// addresses of the lost node's containers allocated to that node's tasks (its
+// network attachments) until the node comes back, for up to 24 hours: no
+// exact-mode restore of them can attach (seen in the lab: "could not allocate IP
+// from IPAM: Address already in use"). So a stack in exact mode is restored in
+// swarm mode, with new addresses and its connections kept by rewriting both ends.
+func Mode(policyMode string) (mode, why string) {
+	if policyMode == modeSwarm {
+		return modeSwarm, ""
 	}
-	isLive := map[string]bool{}
-	for _, n := range live {
-		isLive[n] = true
-	}
-	nodes := append([]string(nil), live...)
-	sort.Strings(nodes)
-	load := map[string]int{}
-	out := map[string]string{}
-	var moved []store.Container
-	for _, c := range m.Containers {
-		if isLive[c.Node] {
-			out[c.Key()] = c.Node
-			load[c.Node]++
-			continue
-		}
-		moved = append(moved, c)
-	}
-	least := func(among []string) string {
-		best := ""
-		for _, n := range among {
-			if best == "" || load[n] < load[best] {
-				best = n
-			}
-		}
-		return best
-	}
-	for _, c := range moved {
-		on := readableOn(c, isLive)
-		sort.Strings(on)
-		n := least(on)
-		if n == "" {
-			n = least(nodes)
-		}
-		out[c.Key()] = n
-		load[n]++
-	}
-	return out, nil
+	return modeSwarm, "the stack's mode is exact, but the swarm manager keeps the lost node's addresses allocated to its tasks until it comes back, so its containers cannot get them back: restored in swarm mode (new addresses, the connections kept by rewriting both ends)"
 }

@@ -1,7 +1,7 @@
 // Package nodeloss holds the pure decisions of node-loss recovery (label
 // swarmckpt.on-node-loss: restore, docs/policy.md "Node loss"): when a node counts as
 // lost, which snapshot a stack that ran on it goes back to, where its containers go
-// in exact mode, and which containers a node that comes back must remove (its fence).
+// in, and which containers a node that comes back must remove (its fence).
 // Nothing here does I/O or reads a clock: the coordinator (coordinator/nodeloss.go)
 // feeds it observations and acts on its answers.
 //

@@ -3,6 +3,7 @@ package nodeloss
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,23 +135,6 @@ func TestPick(t *testing.T) {
 	}
 }
 
-func TestTargets(t *testing.T) {
-	m := &store.Manifest{Stack: "bank", Containers: []store.Container{
-		mc("h", 1, "n1", "n2"), mc("h", 2, "n3", "n1"), mc("h", 3, "n3", "n2"), mc("h", 4, "n2", "n3"), mc("h", 5, "n3"),
-	}}
-	got, err := Targets(m, []string{"n2", "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"h.1": "n1", "h.4": "n2", "h.2": "n1", "h.3": "n2", "h.5": "n1"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("Targets = %v, want %v (own node if live, else a node with a copy, least loaded)", got, want)
-	}
-	if _, err := Targets(m, nil); err == nil {
-		t.Fatal("Targets with no live node: no error")
-	}
-}
-
 func TestRan(t *testing.T) {
 	m := &store.Manifest{Containers: []store.Container{mc("h", 1, "n1")}}
 	if !Ran(m, nil, "n1") || Ran(m, nil, "n2") || !Ran(nil, []string{"n2"}, "n2") || Ran(nil, nil, "n1") {
@@ -175,5 +159,16 @@ func TestVictims(t *testing.T) {
 	mine, others := Pending([]Fence{f, {Node: "n1"}, {Node: "n3", Snapshot: "s2"}}, "n3")
 	if len(mine) != 2 || len(others) != 1 || others[0].Node != "n1" {
 		t.Fatalf("Pending: %v / %v", mine, others)
+	}
+}
+
+func TestMode(t *testing.T) {
+	if m, why := Mode("swarm"); m != "swarm" || why != "" {
+		t.Fatalf("Mode(swarm) = %q, %q", m, why)
+	}
+	for _, pm := range []string{"", "exact"} {
+		if m, why := Mode(pm); m != "swarm" || !strings.Contains(why, "addresses") {
+			t.Fatalf("Mode(%q) = %q, %q: want swarm, saying why", pm, m, why)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -85,15 +87,63 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 		return sp != nil && sp.Policy != nil && sp.Policy.OnNodeLoss == policy.OnNodeLossRestore && sp.Policy.Replicas == 2
 	})
 	waitLong(t, "bank healthy and meshed", e.bankMeshed)
-	deployed := time.Now()
-	// A scheduled snapshot of the running bank, committed, its sets on 2 nodes.
-	waitLong(t, "a committed scheduled snapshot after the deploy", func() bool {
+	// 1. bank as swarm tasks: the lost node's tasks are shut down by swarm when it
+	// comes back.
+	e.failNodeAndRecover(t, "swarm tasks")
+	// 2. bank as an exact restore's standalone containers (services at 0): those on
+	// the lost node are removed by its fence when it comes back.
+	m := e.newestScheduled(t, time.Time{})
+	if out, code := e.ctl(5*time.Minute, "restore", m.ID, "--discard-running"); code != 0 {
+		t.Fatalf("exact restore of %s: exit %d\n%s", m.ID, code, out)
+	}
+	waitLong(t, "bank healthy and meshed after the exact restore", e.bankMeshed)
+	if n := count(e.restoredOf("bank_holder", false)); n != 5 {
+		t.Fatalf("after the exact restore: %d standalone holders, want 5", n)
+	}
+	e.failNodeAndRecover(t, "standalone containers")
+
+	// Quiet again: no schedule, no on-node-loss (labels only: no task restarts).
+	if out, err := e.dockerOut(mgr, "service", "update", "--detach", "--label-rm", policy.KeySchedule, "--label-rm", policy.KeyRetain,
+		"--label-rm", policy.KeyOnNodeLoss, "bank_holder"); err != nil {
+		t.Fatalf("service update: %v\n%s", err, out)
+	}
+}
+
+// newestScheduled is bank's newest committed scheduled snapshot created after after,
+// waited for.
+func (e *e2e) newestScheduled(t *testing.T, after time.Time) *store.Manifest {
+	t.Helper()
+	var newest *store.Manifest
+	waitLong(t, "a committed scheduled snapshot after "+after.Format(time.TimeOnly), func() bool {
+		newest = nil
 		for _, m := range e.scheduledSnapshots(t) {
-			if m.State == store.StateCommitted && m.CreatedAt.After(deployed) {
-				return true
+			if m.State == store.StateCommitted && m.CreatedAt.After(after) && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
+				newest = m
 			}
 		}
-		return false
+		return newest != nil
+	})
+	return newest
+}
+
+// failNodeAndRecover waits for a scheduled snapshot of what runs, fails a node (not
+// the manager) that runs a holder, checks that bank comes back whole on the survivors
+// within 30 s of swarm marking the node down, recovers the node and checks that no
+// holder comes back on it (what names what bank runs as).
+func (e *e2e) failNodeAndRecover(t *testing.T, what string) {
+	mgr := e.node(1)
+	// A snapshot of what runs now with its copies made (retry: a run's copies follow
+	// its commit).
+	since := time.Now()
+	waitLong(t, "a scheduled snapshot of what runs, with every set on 2 nodes", func() bool {
+		m := e.newestScheduled(t, since)
+		m = e.inspectOf(t, m.ID)
+		for _, c := range m.Containers {
+			if len(c.Copies) == 0 {
+				return false
+			}
+		}
+		return len(m.Containers) == 5
 	})
 
 	all := []string{e.node(1), e.node(2), e.node(3)}
@@ -120,14 +170,6 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 	}
 	failedAt := time.Now()
 	t.Logf("%s", strings.TrimSpace(out))
-	// Newest committed snapshot at the failure: bank goes back to it (replicas 2:
-	// every set has a copy on a survivor), or to a newer one a run still committed.
-	var newest *store.Manifest
-	for _, m := range e.scheduledSnapshots(t) {
-		if m.State == store.StateCommitted && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
-			newest = m
-		}
-	}
 	var downAt time.Time
 	waitLong(t, "swarm marks "+victim+" down", func() bool {
 		o, _ := e.dockerOn(mgr, "node", "inspect", "--format", "{{.Status.State}}", victim)
@@ -157,11 +199,12 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if newest != nil && snap != newest.ID {
-		m := e.inspectOf(t, snap)
-		if !m.CreatedAt.After(newest.CreatedAt) {
-			t.Errorf("restored from %s (created %s), not the newest committed snapshot at the failure %s (created %s)", snap, m.CreatedAt, newest.ID, newest.CreatedAt)
-		}
+	// The snapshot: the newest committed one taken before the failure whose every set
+	// is on a survivor (original or copy: replicas 2), or a newer one.
+	if want := e.newestReadable(t, failedAt, survivors); want == nil {
+		t.Errorf("restored from %s, but no snapshot taken before the failure has every set on a survivor", snap)
+	} else if snap != want.ID && !e.inspectOf(t, snap).CreatedAt.After(want.CreatedAt) {
+		t.Errorf("restored from %s, not from %s, the newest snapshot taken before the failure with every set on a survivor", snap, want.ID)
 	}
 	// bank's mode is exact (the default), but the lost node's addresses stay allocated
 	// to its tasks: restored in swarm mode, and the log says why (nodeloss.Mode).
@@ -169,8 +212,8 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 		t.Errorf("the coordinator log does not say why an exact-mode stack was restored in swarm mode")
 	}
 	waitLong(t, "restored bank's total conserved", func() bool { _, ok := e.bankOK(); return ok })
-	t.Logf("node %s failed; swarm marked it down after %s; bank restored from %s on %v %s after that (%s after the failure)",
-		victim, downAt.Sub(failedAt).Round(100*time.Millisecond), snap, survivors, restoredAt.Sub(downAt).Round(100*time.Millisecond), restoredAt.Sub(failedAt).Round(100*time.Millisecond))
+	t.Logf("bank as %s: node %s failed; swarm marked it down after %s; bank restored from %s on %v %s after that (%s after the failure)",
+		what, victim, downAt.Sub(failedAt).Round(100*time.Millisecond), snap, survivors, restoredAt.Sub(downAt).Round(100*time.Millisecond), restoredAt.Sub(failedAt).Round(100*time.Millisecond))
 	sp, _ := e.policyOf(t)
 	if sp == nil || len(sp.Fences) != 1 || sp.Fences[0].Node != victim || sp.Fences[0].Snapshot != snap {
 		t.Fatalf("policy after the restore: fences %+v, want one for %s from %s", sp, victim, snap)
@@ -192,14 +235,37 @@ func (e *e2e) nodeLossRestore(t *testing.T) {
 			t.Fatalf("after %s came back: holders %v, want 5, none on %s (a duplicate came back)", victim, h, victim)
 		}
 	}
+	// Not even stopped: its standalone holders were removed by the fence.
+	if ids, err := e.dockerOn(victim, "ps", "-aq", "--filter", "label=io.swarmckpt.service=bank_holder"); err != nil || ids != "" {
+		t.Fatalf("after %s came back it still has standalone holders %q (err %v): its fence did not remove them", victim, ids, err)
+	}
 	if _, ok := e.bankOK(); !ok {
 		t.Fatalf("bank's total not conserved after %s came back", victim)
 	}
-	t.Logf("%s recovered: still 5 holders, none on it; fence cleared", victim)
+	t.Logf("bank as %s: %s recovered: still 5 holders, none on it; fence cleared", what, victim)
+}
 
-	// Quiet again: no schedule, no on-node-loss (labels only: no task restarts).
-	if out, err := e.dockerOut(mgr, "service", "update", "--detach", "--label-rm", policy.KeySchedule, "--label-rm", policy.KeyRetain,
-		"--label-rm", policy.KeyOnNodeLoss, "bank_holder"); err != nil {
-		t.Fatalf("service update: %v\n%s", err, out)
+// newestReadable is bank's newest committed scheduled snapshot created before before
+// whose every container has a set (original or copy) on one of nodes; nil if none.
+func (e *e2e) newestReadable(t *testing.T, before time.Time, nodes []string) *store.Manifest {
+	ms := e.scheduledSnapshots(t)
+	sort.Slice(ms, func(i, j int) bool { return ms[i].CreatedAt.After(ms[j].CreatedAt) })
+	for _, h := range ms {
+		if h.State != store.StateCommitted || !h.CreatedAt.Before(before) {
+			continue
+		}
+		m := e.inspectOf(t, h.ID)
+		ok := len(m.Containers) > 0
+		for _, c := range m.Containers {
+			on := slices.Contains(nodes, c.Images.Node)
+			for _, cp := range c.Copies {
+				on = on || slices.Contains(nodes, cp.Node)
+			}
+			ok = ok && on
+		}
+		if ok {
+			return m
+		}
 	}
+	return nil
 }

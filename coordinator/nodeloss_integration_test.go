@@ -1,12 +1,14 @@
 package coordinator_test
 
 // Node loss (issue 16, Done-when 4): bank labelled with a schedule, replicas 2 and
-// swarmckpt.on-node-loss: restore; `swarmckpt lab fail` kills a node that runs a
-// holder (link cut, dockerd, containerd, shims, containers, worker and agent killed
-// with SIGKILL). Within 30 s of swarm marking the node down the coordinator restores
-// bank as a whole on the survivors from its newest snapshot readable there; the
-// total is conserved; `lab recover` brings back no duplicate holder. Part of
-// TestIntegrationE2E (its lab, at its end).
+// swarmckpt.on-node-loss: restore (mode exact, the default); `swarmckpt lab fail`
+// kills a node that runs a holder (link cut, dockerd, containerd, shims, containers,
+// worker and agent killed with SIGKILL). Within 30 s of swarm marking the node down
+// the coordinator restores bank as a whole on the survivors (in swarm mode:
+// nodeloss.Mode) from its newest snapshot readable there; the total is conserved;
+// `lab recover` brings back no duplicate holder. Twice: bank running as swarm tasks
+// (swarm shuts the old ones down), then as an exact restore's standalone containers
+// (the fence removes the old ones). Part of TestIntegrationE2E (its lab, at its end).
 
 import (
 	"os"

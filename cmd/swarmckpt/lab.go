@@ -37,7 +37,7 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
                                         dockerd, containerd, shims, containers, worker and
                                         agent (and their supervisors) killed with SIGKILL
   swarmckpt lab recover lab-3           bring it back: link up, dockerd, worker and agent
-                                        started again; waits until swarm reports it ready
+                                        started again; waits until it is back in the swarm
   swarmckpt lab down                    remove everything the lab created (also after a crash)
 
 'lab up' runs each daemon under 'swarmckpt lab supervise -- COMMAND...', which restarts
@@ -135,7 +135,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 			if err := lab.Recover(ctx, c.log, p, pos[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "node %s recovered in %.1fs: link up, dockerd running, swarm reports it ready\n", pos[0], time.Since(start).Seconds())
+			fmt.Fprintf(c.stdout, "node %s recovered in %.1fs: link up, dockerd running and back in the swarm (ready)\n", pos[0], time.Since(start).Seconds())
 			return nil
 		}
 		rep, err := lab.Fail(ctx, c.log, p, pos[0])
@@ -246,8 +246,8 @@ func labDown(name string, down []string) error {
 	if len(down) == 0 {
 		return nil
 	}
-	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
-		name, strings.Join(down, ", "), name)
+	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); after `swarmckpt lab fail` bring a node back with `swarmckpt lab recover --name %s NODE`, else remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
+		name, strings.Join(down, ", "), name, name)
 }
 
 // coordinatorGossips are the memberlist addresses of lab p's coordinators.

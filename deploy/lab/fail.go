@@ -82,8 +82,8 @@ func Fail(ctx context.Context, log *slog.Logger, p Plan, name string) (FailRepor
 
 // Recover brings a node Fail killed back: its link up, its dockerd started (with the
 // data root it had: the swarm sees the node rejoin), and, in a lab with daemons, its
-// worker and agent under their supervisors. It waits until the manager reports the
-// node ready.
+// worker and agent under their supervisors. It waits until the node's engine is back
+// in the swarm and the manager reports the node ready.
 func Recover(ctx context.Context, log *slog.Logger, p Plan, name string) error {
 	n, ok := p.NodeByName(name)
 	if !ok {
@@ -111,19 +111,29 @@ func Recover(ctx context.Context, log *slog.Logger, p Plan, name string) error {
 		return err
 	}
 	defer mc.Close()
+	nc, err := nodeClient(n)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	// Ready: the node's own engine is connected to the swarm again (a manager that has
+	// not yet missed the node still reports it ready from before) and the manager
+	// reports it ready.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		nodes, err := mc.NodeList(ctx, swarm.NodeListOptions{})
-		if err == nil {
+		info, err := nc.Info(ctx)
+		if err == nil && info.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
+			var nodes []swarm.Node
+			nodes, err = mc.NodeList(ctx, swarm.NodeListOptions{})
 			for _, nd := range nodes {
 				if nd.Description.Hostname == name && nd.Status.State == swarm.NodeStateReady {
-					log.Info("node recovered: link up, dockerd running, swarm reports it ready", "component", "lab", "node", name)
+					log.Info("node recovered: link up, dockerd running and in the swarm, the manager reports it ready", "component", "lab", "node", name)
 					return nil
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s: dockerd runs but the swarm manager does not report it ready after 90s (err %v); log %s", name, err, n.LogFile)
+			return fmt.Errorf("node %s: dockerd runs but is not back in the swarm, ready, after 90s (err %v); log %s", name, err, n.LogFile)
 		}
 		select {
 		case <-ctx.Done():

@@ -689,6 +689,9 @@ func TestIntegrationE2E(t *testing.T) {
 
 	// Only the holders of one node move; the others never stop (partialmig_integration_test.go).
 	t.Run("PartialMigrateBankOffOneNode", e.partialMigrateBank)
+	// A node fails for real; bank (on-node-loss: restore) comes back on the survivors
+	// and the node brings no duplicate back (nodeloss_integration_test.go).
+	t.Run("NodeLossRestore", e.nodeLossRestore)
 }
 
 // lockedBuffer is a bytes.Buffer a command writes while the test reads it.

@@ -85,6 +85,8 @@ func (r *reconciler) poke() {
 func (r *reconciler) run(ctx context.Context) {
 	defer r.wg.Wait()
 	go r.watch(ctx)
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); newLossWatcher(r).run(ctx) }() // nodeloss.go
 	for {
 		next := r.pass(ctx, r.now())
 		wait := r.resync
@@ -411,7 +413,7 @@ func (r *reconciler) describe(ctx context.Context, name string) (*api.PolicyResu
 		if name != "" && st.Stack != name {
 			continue
 		}
-		sp := api.StackPolicy{Stack: st.Stack, LabelErrors: st.LabelErrors, Next: st.Next, Running: st.Running, Last: st.Last, Skipped: st.Skipped}
+		sp := api.StackPolicy{Stack: st.Stack, LabelErrors: st.LabelErrors, Next: st.Next, Running: st.Running, Last: st.Last, Skipped: st.Skipped, Fences: st.Fences}
 		if len(st.Policy) > 0 {
 			sp.Policy = &policy.Policy{}
 			if err := json.Unmarshal(st.Policy, sp.Policy); err != nil {

@@ -103,8 +103,13 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			_, err := nodecall.Ask[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
+			jctx, release := s.untilGone(ctx, j.home, j.to) // replicatelive.go
+			defer release()
+			_, err := nodecall.Ask[node.SendReply](jctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
 			j.ms = time.Since(t0).Milliseconds()
+			if cause := context.Cause(jctx); err != nil && cause != nil && ctx.Err() == nil {
+				err = cause
+			}
 			switch {
 			case errors.Is(err, node.ErrSetExists):
 				// A set of that name is there already (a retry): keep it only if it verifies.

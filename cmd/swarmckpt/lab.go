@@ -17,7 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/pki"
 )
 
-const labUsage = `Usage: swarmckpt lab <up|down|status|env|deploy> [flags]
+const labUsage = `Usage: swarmckpt lab <up|down|status|env|deploy|fail|recover> [flags]
 
 A real multi-node Docker Swarm on this machine: each node is its own dockerd in its own
 network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
@@ -33,6 +33,11 @@ network namespace (hostnames NAME-1..NAME-N, NAME-1 is the manager).
   eval "$(swarmckpt lab env)"           point plain docker (and swarmckpt) at the lab
   swarmckpt lab deploy deploy/examples/echo.yml echo
                                         load the images the file needs, deploy it as a stack
+  swarmckpt lab fail lab-3              a real failure of node lab-3: its link cut, then its
+                                        dockerd, containerd, shims, containers, worker and
+                                        agent (and their supervisors) killed with SIGKILL
+  swarmckpt lab recover lab-3           bring it back: link up, dockerd, worker and agent
+                                        started again; waits until it is back in the swarm
   swarmckpt lab down                    remove everything the lab created (also after a crash)
 
 'lab up' runs each daemon under 'swarmckpt lab supervise -- COMMAND...', which restarts
@@ -43,13 +48,13 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(c.stdout, labUsage)
 		if len(args) == 0 {
-			return usagef("lab needs a subcommand: up, down, status, env or deploy")
+			return usagef("lab needs a subcommand: up, down, status, env, deploy, fail or recover")
 		}
 		return errHelp
 	}
 	sub, args := args[0], args[1:]
 	if !slices.Contains(labSubcommands, sub) {
-		return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
+		return usagef("unknown lab subcommand %q: use up, down, status, env, deploy, fail or recover", sub)
 	}
 	cfg := lab.DefaultConfig()
 	fs := flag.NewFlagSet("lab "+sub, flag.ContinueOnError)
@@ -71,7 +76,7 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if sub != "deploy" && sub != "supervise" {
+	if sub != "deploy" && sub != "supervise" && sub != "fail" && sub != "recover" {
 		if err := noArgs("lab "+sub, pos); err != nil {
 			return err
 		}
@@ -117,6 +122,29 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 			return usagef("usage: swarmckpt lab supervise -- COMMAND [ARG...]")
 		}
 		return lab.Supervise(ctx, c.log, lab.DefaultRestartPolicy(), pos)
+	case "fail", "recover":
+		if len(pos) != 1 {
+			return usagef("usage: swarmckpt lab %s NODE (a node of the lab, e.g. %s-3)", sub, cfg.Name)
+		}
+		p, err := lab.Load(cfg.RunDir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		if sub == "recover" {
+			start := time.Now()
+			if err := lab.Recover(ctx, c.log, p, pos[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "node %s recovered in %.1fs: link up, dockerd running and back in the swarm (ready)\n", pos[0], time.Since(start).Seconds())
+			return nil
+		}
+		rep, err := lab.Fail(ctx, c.log, p, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "node %s failed at %s: link cut, %d processes and %d containers killed with SIGKILL\n",
+			rep.Node, rep.At.UTC().Format(time.RFC3339Nano), rep.Processes, rep.Containers)
+		return nil
 	case "deploy":
 		if len(pos) != 2 {
 			return usagef("usage: swarmckpt lab deploy FILE STACK")
@@ -134,12 +162,12 @@ func runLab(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "stack %s deployed on lab %s; all services running\n", pos[1], p.Name)
 		return nil
 	}
-	return usagef("unknown lab subcommand %q: use up, down, status, env or deploy", sub)
+	return usagef("unknown lab subcommand %q: use up, down, status, env, deploy, fail or recover", sub)
 }
 
 // labSubcommands are the words of 'swarmckpt lab' ("supervise" is how 'lab up' runs
 // its daemons).
-var labSubcommands = []string{"up", "down", "status", "env", "deploy", "supervise"}
+var labSubcommands = []string{"up", "down", "status", "env", "deploy", "fail", "recover", "supervise"}
 
 func resolveRuntime(flagValue string) string {
 	switch flagValue {
@@ -218,8 +246,8 @@ func labDown(name string, down []string) error {
 	if len(down) == 0 {
 		return nil
 	}
-	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
-		name, strings.Join(down, ", "), name)
+	return fmt.Errorf("lab %s: node(s) %s not running (their engines do not answer); after `swarmckpt lab fail` bring a node back with `swarmckpt lab recover --name %s NODE`, else remove the lab with `swarmckpt lab down --name %s` and start it again with `swarmckpt lab up`",
+		name, strings.Join(down, ", "), name, name)
 }
 
 // coordinatorGossips are the memberlist addresses of lab p's coordinators.

@@ -72,7 +72,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 
 func commands() map[string]command {
 	return map[string]command{
-		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy)", run: runLab, subs: labSubcommands},
+		"lab":         {summary: "run a local multi-node Docker Swarm lab (up, down, status, env, deploy, fail, recover)", run: runLab, subs: labSubcommands},
 		"worker":      {summary: "run a node's data plane: lock, freeze, dump, restore, transfer (docs/dataplane.md)", run: runWorker, subs: []string{"", "watchdog", "tls-init"}},
 		"version":     {summary: "print the version", run: runVersion},
 		"coordinator": {summary: "run the coordinator (embedded NATS + etcd by default), or write agents' NATS credentials", run: runCoordinator, subs: []string{"", "agent", "credentials"}},

@@ -104,6 +104,10 @@ func printStackPolicy(c *cli, sp api.StackPolicy) {
 		fmt.Fprintf(c.stdout, "  skipped:   %d runs (the previous run, or a user's operation on the stack, still went on)\n", sp.Skipped)
 	}
 	fmt.Fprintf(c.stdout, "  kept:      %d scheduled snapshots (swarmckpt ls %s)\n", sp.Kept, sp.Stack)
+	for _, f := range sp.Fences {
+		fmt.Fprintf(c.stdout, "  fenced:    node %s, lost at %s, the stack restored from %s: its containers there are removed when it comes back\n",
+			f.Node, f.At.Local().Format("2006-01-02 15:04:05"), f.Snapshot)
+	}
 }
 
 // policyValue is the effective value of label k in p.
@@ -127,6 +131,8 @@ func policyValue(p *policy.Policy, k string) string {
 		return p.Migration
 	case policy.KeyOnDrain:
 		return p.OnDrain
+	case policy.KeyOnNodeLoss:
+		return p.OnNodeLoss
 	case policy.KeyExclude: // per service: FROM lists every service carrying it
 		if len(p.Excluded) > 0 {
 			return "true for " + strings.Join(p.Excluded, ", ")

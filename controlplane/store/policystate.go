@@ -26,12 +26,29 @@ type PolicyState struct {
 	Last *PolicyRun `json:"last,omitempty"`
 	// Skipped counts the runs skipped because the previous one still went on.
 	Skipped int `json:"skipped,omitempty"`
+	// Fences are the nodes lost while they ran part of the stack, whose containers
+	// of it must not come back with them (coordinator/nodeloss): written before the
+	// stack is restored elsewhere, removed once the node came back and was cleared.
+	Fences []Fence `json:"fences,omitempty"`
 	// UpdatedAt is when the reconciler last changed this record.
 	UpdatedAt time.Time `json:"updated_at"`
 
 	// Revision is the store's version of this record, for compare-and-swap (0: not
 	// stored yet). Not serialized.
 	Revision int64 `json:"-"`
+}
+
+// Fence is the record of one lost node of a stack (PolicyState.Fences).
+type Fence struct {
+	// Node is the lost node.
+	Node string `json:"node"`
+	// Snapshot is the snapshot the stack is restored from.
+	Snapshot string `json:"snapshot"`
+	// At is when the node was declared lost (before the restore began).
+	At time.Time `json:"at"`
+	// Keep are the containers the restore created (filled in after it): never
+	// removed, wherever they run.
+	Keep []string `json:"keep,omitempty"`
 }
 
 // PolicyRun is the outcome of one scheduled run.

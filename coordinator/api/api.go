@@ -429,6 +429,9 @@ type StackPolicy struct {
 	Skipped int `json:"skipped,omitempty"`
 	// Kept counts the committed scheduled snapshots of the stack now stored.
 	Kept int `json:"kept"`
+	// Fences are the lost nodes the stack was restored away from (on-node-loss):
+	// cleared once each node came back and its superseded containers were removed.
+	Fences []store.Fence `json:"fences,omitempty"`
 }
 
 // Event is one progress event.

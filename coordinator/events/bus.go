@@ -42,7 +42,7 @@ func (p Logged) Publish(ctx context.Context, e Event) error {
 	e = stamp(e)
 	level := slog.LevelInfo
 	switch e.Kind {
-	case HoldTimedOut, LabelError, SnapshotAborted, NodeLost, RolledBack:
+	case HoldTimedOut, LabelError, SnapshotAborted, NodeLost, RolledBack, NodeLossFailed:
 		level = slog.LevelWarn
 	}
 	p.Log.Log(ctx, level, "event: "+e.String(), "event", e.Kind)

@@ -44,6 +44,12 @@ const (
 	NodeDrain = "node-drain"
 	// Migrated: a stack's containers on Node were migrated off it (Snapshot).
 	Migrated = "migrated"
+	// NodeLossFailed: a stack that had containers on a lost Node could not be
+	// restored (Reason: no snapshot readable on a live node, or the restore failed).
+	NodeLossFailed = "node-loss-failed"
+	// Fenced: a lost Node came back and Stack's containers left on it from before the
+	// loss were removed (Snapshot: the one the stack was rolled back to).
+	Fenced = "fenced"
 )
 
 // Event is one thing the coordinator decided or did.

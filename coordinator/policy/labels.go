@@ -24,6 +24,8 @@ const (
 	KeyMode      = "swarmckpt.mode"
 	KeyMigration = "swarmckpt.migration"
 	KeyOnDrain   = "swarmckpt.on-drain"
+	// KeyOnNodeLoss: what the loss of a node does to the stack (nodeloss.go).
+	KeyOnNodeLoss = "swarmckpt.on-node-loss"
 )
 
 // Prefix starts every policy label.
@@ -31,7 +33,7 @@ const Prefix = "swarmckpt."
 
 // stackWide are the keys whose value is one for the whole stack: services that set
 // them must agree.
-var stackWide = []string{KeyEnable, KeyAlgorithm, KeyTimeout, KeySchedule, KeyRetain, KeyReplicas, KeyMode, KeyMigration, KeyOnDrain}
+var stackWide = []string{KeyEnable, KeyAlgorithm, KeyTimeout, KeySchedule, KeyRetain, KeyReplicas, KeyMode, KeyMigration, KeyOnDrain, KeyOnNodeLoss}
 
 // Keys returns every known label key, sorted.
 func Keys() []string {
@@ -85,6 +87,10 @@ type Policy struct {
 	// (checkpointed while swarm's stop is held, restored as swarm's replacement:
 	// docs/drain.md); "" lets swarm restart them fresh.
 	OnDrain string `json:"on_drain,omitempty"`
+	// OnNodeLoss is what the loss of a node that ran a container of the stack does:
+	// "restore" (the whole stack rolled back to its latest snapshot whose sets all
+	// have a copy on a live node, in its Mode: docs/policy.md "Node loss"); "" nothing.
+	OnNodeLoss string `json:"on_node_loss,omitempty"`
 	// Excluded are the services labelled swarmckpt.exclude=true (sorted): left out of
 	// the stack's snapshots, recreated fresh by its restores.
 	Excluded []string `json:"excluded,omitempty"`
@@ -100,7 +106,11 @@ var (
 	Modes      = []string{"exact", "swarm"}
 	Migrations = []string{"cold", "direct", "post-copy"}
 	OnDrains   = []string{OnDrainMigrate}
+	OnNodeLoss = []string{OnNodeLossRestore}
 )
+
+// OnNodeLossRestore: a lost node's stacks are restored on the live nodes.
+const OnNodeLossRestore = "restore"
 
 // OnDrainMigrate: a drained node's tasks of the stack move with their memory.
 const OnDrainMigrate = "migrate"
@@ -239,6 +249,11 @@ func (p *Policy) apply(k, service, v string) error {
 			return bad("unknown on-drain action: use " + strings.Join(OnDrains, ", ") + " (leave the label out for swarm's fresh restart)")
 		}
 		p.OnDrain = v
+	case KeyOnNodeLoss:
+		if !slices.Contains(OnNodeLoss, v) {
+			return bad("unknown on-node-loss action: use " + strings.Join(OnNodeLoss, ", ") + " (leave the label out to do nothing when a node is lost)")
+		}
+		p.OnNodeLoss = v
 	}
 	return nil
 }

@@ -184,6 +184,9 @@ func (d *Docker) waitStopped(ctx context.Context, name string, tf filters.Args) 
 		if err != nil {
 			return fmt.Errorf("stack %q: list tasks: %w", name, err)
 		}
+		if nodes, err := d.cli.NodeList(ctx, swarm.NodeListOptions{}); err == nil {
+			tasks = onLiveNodes(tasks, nodes) // nodestates.go: a lost node's tasks never report stopped
+		}
 		running := stillRunning(tasks)
 		if len(running) == 0 {
 			return nil

@@ -40,6 +40,8 @@ type FakeSwarm struct {
 	Killed map[string][]string
 	// availability is SetAvailability's (nodes.go).
 	availability map[string]string
+	// states is SetNodeState's (nodestates.go).
+	states map[string]string
 }
 
 var _ Swarm = (*FakeSwarm)(nil)
@@ -107,7 +109,7 @@ func (f *FakeSwarm) ScaleServices(_ context.Context, _ string, replicas map[stri
 	}
 	sort.Strings(names)
 	// As swarm does: tasks go only to nodes that satisfy the hostname constraints.
-	nodes := EligibleNodes(f.Nodes, constraints)
+	nodes := slices.DeleteFunc(EligibleNodes(f.Nodes, constraints), func(n string) bool { return f.states[n] == "down" }) // nor to a down node
 	if len(nodes) == 0 {
 		return fmt.Errorf("fake swarm: no node of %v satisfies %v", f.Nodes, constraints)
 	}

@@ -133,37 +133,48 @@ func startDaemons(ctx context.Context, p Plan) error {
 		return err
 	}
 	for _, n := range p.Nodes {
-		addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
-		wTLS, aTLS := []string{"--insecure-no-tls"}, []string(nil) // the lab's workers share one host
-		if d.TLS {
-			var err error
-			if wTLS, aTLS, err = workerTLS(d, n.Name); err != nil {
-				return err
-			}
-		}
-		if err := spawn(d, "worker-"+n.Name, append([]string{"worker", "--node", n.Name, "--docker-host", n.DockerHost(),
-			"--exec-root", n.ExecRoot, "--data-root", n.DataRoot, "--listen", addr,
-			"--journal", filepath.Join(p.RunDir, n.Name, "holds"), "--token-file", tokenFile}, wTLS...)...); err != nil {
+		if err := startNodeDaemons(ctx, p, n, tokenFile); err != nil {
 			return err
 		}
-		if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
+	}
+	return nil
+}
+
+// startNodeDaemons starts node n's worker (and waits until it listens) and its
+// control-plane agent, each under a supervisor (spawn); tokenFile is the workers'
+// token. Up runs it for every node, Recover for a failed one.
+func startNodeDaemons(ctx context.Context, p Plan, n Node, tokenFile string) error {
+	d := p.Daemons
+	addr := fmt.Sprintf("127.0.0.1:%d", d.WorkerPort0+n.Index)
+	wTLS, aTLS := []string{"--insecure-no-tls"}, []string(nil) // the lab's workers share one host
+	if d.TLS {
+		var err error
+		if wTLS, aTLS, err = workerTLS(d, n.Name); err != nil {
 			return err
 		}
-		// The agent's own NATS user (natsauth: it may address no other node) and the
-		// coordinator's memberlist key.
-		userFile := filepath.Join(d.Dir, "agent-"+n.Name+".user")
-		cr, err := natsauth.AgentCredentials(natsauth.Dir(d.Dir), n.Name)
-		if err != nil {
-			return err
-		}
-		if err := natsauth.WriteFile(userFile, cr); err != nil {
-			return err
-		}
-		if err := spawn(d, "agent-"+n.Name, append([]string{"agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
-			"--nats", d.NATSURL(), "--data-dir", d.Dir, "--nats-user-file", userFile, "--nats-ca", embedded.NATSCAPath(d.Dir),
-			"--gossip-join", d.gossipAddrs(p), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
-			return err
-		}
+	}
+	if err := spawn(d, "worker-"+n.Name, append([]string{"worker", "--node", n.Name, "--docker-host", n.DockerHost(),
+		"--exec-root", n.ExecRoot, "--data-root", n.DataRoot, "--listen", addr,
+		"--journal", filepath.Join(p.RunDir, n.Name, "holds"), "--token-file", tokenFile}, wTLS...)...); err != nil {
+		return err
+	}
+	if err := waitListening(ctx, "worker "+n.Name, filepath.Join(d.Dir, "worker-"+n.Name+".log"), addr); err != nil {
+		return err
+	}
+	// The agent's own NATS user (natsauth: it may address no other node) and the
+	// coordinator's memberlist key.
+	userFile := filepath.Join(d.Dir, "agent-"+n.Name+".user")
+	cr, err := natsauth.AgentCredentials(natsauth.Dir(d.Dir), n.Name)
+	if err != nil {
+		return err
+	}
+	if err := natsauth.WriteFile(userFile, cr); err != nil {
+		return err
+	}
+	if err := spawn(d, "agent-"+n.Name, append([]string{"agent", "--node", n.Name, "--worker", addr, "--worker-token-file", tokenFile,
+		"--nats", d.NATSURL(), "--data-dir", d.Dir, "--nats-user-file", userFile, "--nats-ca", embedded.NATSCAPath(d.Dir),
+		"--gossip-join", d.gossipAddrs(p), "--gossip-key-file", members.KeyPath(d.Dir)}, aTLS...)...); err != nil {
+		return err
 	}
 	return nil
 }

@@ -24,10 +24,13 @@ const (
 	// Pipeline: PipelineStages stages of equal width; member j of stage s sends to
 	// members j and j+1 of stage s+1. Bytes flow forward only.
 	Pipeline Graph = "pipeline"
+	// Star: container 0 (a server) talks to every other container (its clients), both
+	// ways: the lab's echo stacks (fan-in, scale-N).
+	Star Graph = "star"
 )
 
 // Graphs lists every graph, for flags and tests.
-var Graphs = []Graph{Ring, AllToAll, Tiers, Pipeline}
+var Graphs = []Graph{Ring, AllToAll, Tiers, Pipeline, Star}
 
 // edge is one connection between two containers. Rates are bytes per millisecond of
 // running time of the sender in each direction (u->v, v->u).
@@ -79,6 +82,10 @@ func buildGraph(g Graph, n int, cfg *Config, rng *rand.Rand) ([]edge, error) {
 				}
 				add(i, (i+off)%n, jitter(), jitter())
 			}
+		}
+	case Star:
+		for i := 1; i < n; i++ {
+			add(0, i, jitter(), jitter())
 		}
 	case Tiers:
 		clients := n / 2

@@ -29,7 +29,7 @@ func main() {
 	replot := flag.String("replot", "", "only redo the summary, CSV and plots from this results.json")
 	withPodman := flag.Bool("podman", true, "also measure the Podman baseline")
 	strict := flag.Bool("strict", false, "exit 1 if a swarmckpt algorithm's snapshot failed or a coordinated algorithm's cut is not consistent (CI)")
-	withSim := flag.Bool("sim", true, "also run the simulator (swarmckpt sim) at the echo stacks' sizes and up to 10,000 containers, drawn with the lab's points")
+	withSim := flag.Bool("sim", true, "also calibrate the simulator from the run (writes calibration.json; NATS latency measured on an embedded server), compare it with every shape (sim-check.md) and draw its curves up to 10,000 containers with the lab's points")
 	settle := flag.Duration("settle", 2*time.Second, "pause between two measurements (traffic back to normal)")
 	flag.Parse()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -46,8 +46,8 @@ func main() {
 			logf("%s: %v", *replot, err)
 			os.Exit(1)
 		}
-		if *withSim && len(r.Sim) == 0 {
-			addSim(ctx, logf, &r, *bin)
+		if *withSim {
+			addSim(ctx, logf, &r)
 		}
 		if err := Report(os.Stdout, r, *out); err != nil {
 			logf("%v", err)
@@ -74,7 +74,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *withSim {
-		addSim(ctx, logf, &r, *bin)
+		addSim(ctx, logf, &r)
 	}
 	if err := Report(os.Stdout, r, *out); err != nil {
 		logf("%v", err)
@@ -108,10 +108,15 @@ func Failures(r Results) []string {
 	return bad
 }
 
-// addSim runs the simulator for r's echo stacks (a failure is logged and recorded, not
-// fatal: the lab's measurements stand on their own).
-func addSim(ctx context.Context, logf func(string, ...any), r *Results, bin string) {
-	sim, err := RunSim(ctx, bin, EchoImageMiB(*r))
+// addSim measures the control plane's latency (embedded NATS), calibrates the
+// simulator from r and runs it (a failure is logged and recorded, not fatal: the lab's
+// measurements stand on their own).
+func addSim(ctx context.Context, logf func(string, ...any), r *Results) {
+	nl, err := MeasureNATS(ctx, 2000)
+	if err != nil {
+		logf("NATS LATENCY NOT MEASURED: %v (the simulator keeps its default control-plane delays)", err)
+	}
+	sim, err := RunSim(ctx, *r, nl, SimSizes)
 	if err != nil {
 		logf("SIMULATOR FAILED: %v", err)
 		r.Skipped = append(r.Skipped, Skip{Method: "simulator", Why: err.Error()})

@@ -51,10 +51,12 @@ type Config struct {
 	// modelled, every dump's overhead runs at full speed).
 	CPUsPerHost float64
 	// DumpStartMs is the mean of the exponentially distributed time from a dump command
-	// reaching a node to CRIU seizing the container (starting runc and CRIU, a loaded
-	// machine's scheduling): the container keeps running and talking meanwhile, and its
-	// images record the state at the seize (default 0: seized at once). It is what makes
-	// the recordings of independently triggered dumps (uncoordinated) spread in time.
+	// reaching a running container's node to CRIU seizing the container (starting runc
+	// and CRIU, stopping a running process tree on a loaded machine): the container keeps
+	// running and talking meanwhile, and its images record the state at the seize
+	// (default 0: seized at once). A container the algorithm froze before its dump is
+	// seized at once. It is what spreads the recordings of independently triggered dumps
+	// (uncoordinated) in time.
 	DumpStartMs float64
 	// CommitCheckMs, CommitPerContainerMs and CommitReadMBps are the coordinator's work
 	// between the last container's report and the commit record (collecting the image

@@ -397,8 +397,8 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 			break
 		}
 		r.w.cs[c].dumpBegan = r.w.now
-		if r.cfg.DumpStartMs > 0 {
-			r.push(event{at: r.w.now + ms(r.rng.ExpFloat64()*r.cfg.DumpStartMs), kind: evDumpSeize, a: i, b: p.gen})
+		if r.cfg.DumpStartMs > 0 && !r.w.cs[c].down() {
+			r.push(event{at: r.w.now + ms(2*r.rng.Float64()*r.cfg.DumpStartMs), kind: evDumpSeize, a: i, b: p.gen})
 			return true
 		}
 		r.dumpSeize(i, p.gen)

@@ -86,6 +86,9 @@ func shapeConfig(s Shape, r Results, cal sim.Calibration) sim.Config {
 	cfg := sim.DefaultConfig()
 	cal.Apply(&cfg)
 	cfg.Containers, cfg.Nodes, cfg.Hosts = s.N, 3, cal.Hosts
+	// One snapshot: the harness removes each snapshot after measuring it, so minimal
+	// never has earlier images to reuse in the lab either.
+	cfg.Rounds = 1
 	cfg.IdleFraction, cfg.TrafficBytesPerMs = 0, 2 // a transfer or a line every 20 ms, each way
 	small, big := imageMiB(r, s.Name)
 	cfg.MemMiB = make([]float64, s.N)

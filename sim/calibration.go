@@ -8,7 +8,7 @@ import (
 
 // Calibration is the set of model parameters measured on a real lab (written by the
 // algorithm benchmark, benchmarks/algorithms, to calibration.json; read by `swarmckpt
-// sim --calibration FILE`). A zero field leaves the Config's value unchanged. Times in
+// sim --calibration FILE`). A zero field (nil DumpStartMs) leaves the Config's value unchanged. Times in
 // milliseconds, bandwidth in MB/s (10^6 bytes).
 type Calibration struct {
 	// Source says where the numbers come from (the run, its date, the machine).
@@ -20,8 +20,9 @@ type Calibration struct {
 	// after DumpOverheadMs of CPU work (shared by the host's CPUs).
 	DiskMBps       float64 `json:"disk_mbps,omitempty"`
 	DumpOverheadMs float64 `json:"dump_overhead_ms,omitempty"`
-	// DumpStartMs: mean delay from the dump command to CRIU seizing the container.
-	DumpStartMs float64 `json:"dump_start_ms,omitempty"`
+	// DumpStartMs: mean delay from the dump command to CRIU seizing a running
+	// container (nil: unchanged; 0 is a value: seized at once).
+	DumpStartMs *float64 `json:"dump_start_ms,omitempty"`
 	// FreezeMs and LockMs: one freeze/thaw and one lock/unlock of a container.
 	FreezeMs float64 `json:"freeze_ms,omitempty"`
 	LockMs   float64 `json:"lock_ms,omitempty"`
@@ -53,7 +54,9 @@ func (c Calibration) Apply(cfg *Config) {
 	set(&cfg.CPUsPerHost, c.CPUsPerHost)
 	set(&cfg.DiskMBps, c.DiskMBps)
 	set(&cfg.DumpOverheadMs, c.DumpOverheadMs)
-	set(&cfg.DumpStartMs, c.DumpStartMs)
+	if c.DumpStartMs != nil {
+		cfg.DumpStartMs = *c.DumpStartMs
+	}
 	set(&cfg.FreezeMs, c.FreezeMs)
 	set(&cfg.LockMs, c.LockMs)
 	set(&cfg.NetDelayMs, c.NetDelayMs)

@@ -53,10 +53,11 @@ type Config struct {
 	// DumpStartMs is the mean of the exponentially distributed time from a dump command
 	// reaching a running container's node to CRIU seizing the container (starting runc
 	// and CRIU, stopping a running process tree on a loaded machine): the container keeps
-	// running and talking meanwhile, and its images record the state at the seize
-	// (default 0: seized at once). A container the algorithm froze before its dump is
-	// seized at once. It is what spreads the recordings of independently triggered dumps
-	// (uncoordinated) in time.
+	// running and talking meanwhile, and its images record the state at the seize; the
+	// delay is uniform in [0, 2 x DumpStartMs] (default 200, fitted on the benchmark lab:
+	// benchmarks/algorithms/calibration.json; 0: seized at once). A container the
+	// algorithm froze before its dump is seized at once. It is what spreads the
+	// recordings of independently triggered dumps (uncoordinated) in time.
 	DumpStartMs float64
 	// CommitCheckMs, CommitPerContainerMs and CommitReadMBps are the coordinator's work
 	// between the last container's report and the commit record (collecting the image
@@ -99,6 +100,9 @@ type Config struct {
 	// AllToAllMax is the largest container count for which all-to-all is complete;
 	// AllToAllDegree is the degree of the bounded graph used above it (defaults 64, 16).
 	AllToAllMax, AllToAllDegree int
+	// StarSize is the size of each star of the star graph (a server and StarSize-1
+	// clients; default 0: one star of every container).
+	StarSize int
 	// PipelineStages is the number of stages of the pipeline graph (default 10).
 	PipelineStages int
 
@@ -220,7 +224,7 @@ func ParseFaults(s string) (Faults, error) {
 func DefaultConfig() Config {
 	return Config{
 		Containers: 100, Nodes: 10, Graph: Ring, Seed: 1, Rounds: 2, RoundGapMs: 1000,
-		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100, CRIULock: true,
+		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100, DumpStartMs: 200, CRIULock: true,
 		LockMs: 2, FreezeMs: 5, PersistMs: 5,
 		NetDelayMs: 0.25, NetJitterMs: 0.1, SendCostMs: 0.02, DataDelayMs: 0.25,
 		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,

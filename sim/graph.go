@@ -25,7 +25,9 @@ const (
 	// members j and j+1 of stage s+1. Bytes flow forward only.
 	Pipeline Graph = "pipeline"
 	// Star: container 0 (a server) talks to every other container (its clients), both
-	// ways: the lab's echo stacks (fan-in, scale-N).
+	// ways: the lab's echo stacks (fan-in, scale-N). With Config.StarSize, containers
+	// form stars of that size instead (container k x StarSize serves the next
+	// StarSize-1).
 	Star Graph = "star"
 )
 
@@ -84,8 +86,14 @@ func buildGraph(g Graph, n int, cfg *Config, rng *rand.Rand) ([]edge, error) {
 			}
 		}
 	case Star:
-		for i := 1; i < n; i++ {
-			add(0, i, jitter(), jitter())
+		size := cfg.StarSize
+		if size < 2 {
+			size = n
+		}
+		for i := 0; i < n; i++ {
+			if hub := i - i%size; hub != i {
+				add(hub, i, jitter(), jitter())
+			}
 		}
 	case Tiers:
 		clients := n / 2

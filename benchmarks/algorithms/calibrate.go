@@ -193,7 +193,7 @@ func fitDumps(r Results, c *sim.Calibration, start float64) bool {
 	if !ok || co[0] <= 0 || co[1] <= 0 {
 		return false
 	}
-	c.DumpStartMs, c.DumpOverheadMs, c.DiskMBps = start, co[0], 1000/co[1]
+	c.DumpStartMs, c.DumpOverheadMs, c.DiskMBps = &start, co[0], 1000/co[1]
 	return true
 }
 

@@ -26,7 +26,8 @@ verdict. Times are simulated; the same seed gives the same result.
   swarmckpt sim --algorithm blocking --containers 50 --nodes 5 --faults worker-crash=1,loss=0.01
   swarmckpt sim --algorithm all --containers 1000 --nodes 100     one line per algorithm
   swarmckpt sim --algorithm all --calibration benchmarks/algorithms/calibration.json \
-      --containers 30 --nodes 3 --graph star                    the lab's model (3 nodes, 1 host)
+      --containers 30 --nodes 3 --graph star --mem-min 2 --mem-max 2 --idle 0
+                                        the lab's 30-container echo stack, as calibrated
 
 Graphs: ring, all-to-all (degree-bounded above 64 containers), tiers, pipeline, star.
 Faults (comma-separated): worker-crash=N, loss=P, dup=P, partition=N, partition-nodes=N,

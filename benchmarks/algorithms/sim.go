@@ -340,8 +340,8 @@ func simPlot(r Results, sums []Summary) (*plot.Plot, error) {
 	}
 	p := plot.New()
 	p.Title.Text = "calibrated simulator (lines) vs lab (points): snapshot time, echo stacks"
-	p.Legend.Top, p.Legend.Left = false, false
-	p.X.Label.Text = "containers (log); up to 30 as the lab (3 nodes, 1 host); above: 10 per node, a host per node, stars of 21"
+	p.Legend.Top, p.Legend.Left = true, true
+	p.X.Label.Text = "containers (log; above 30: 10 per node, a host each)"
 	p.Y.Label.Text = "ms (log)"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, ticks125{}
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, ticks125{}

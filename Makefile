@@ -10,7 +10,8 @@ LAB     ?= lab
 export PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
 .PHONY: all setup build images images-thirdparty demo-thirdparty lint test test-unit test-integration lab-up lab-down demo \
-        demo-drain bench bench-dataplane bench-sim bench-drain bench-algorithms bench-record test-bench-quick clean faults
+        demo-drain bench bench-dataplane bench-sim bench-sim-1m bench-drain bench-algorithms bench-record test-bench-quick \
+        bench-controlplane test-bench-controlplane clean faults
 
 all: build
 
@@ -48,7 +49,7 @@ test-integration: build images images-thirdparty
 test-bench-quick: build images
 	QUICK=1 benchmarks/algorithms/run.sh
 
-test: lint test-unit test-integration test-bench-quick
+test: lint test-unit test-integration test-bench-quick test-bench-controlplane
 
 # Fault injection campaign (coordinator/faults_integration_test.go): RUNS seeded runs,
 # each killing a worker, agent, coordinator or CRIU with -9 during a snapshot, restore or
@@ -86,6 +87,19 @@ bench: bench-sim bench-dataplane bench-algorithms
 
 bench-sim: build
 	benchmarks/sim/run.sh
+
+# The simulator at 1,000,000 containers on 100,000 nodes, every algorithm (not in CI:
+# several minutes, ~5 GiB; results in benchmarks/sim/RESULTS.md).
+bench-sim-1m:
+	CONTAINERS=1000000 NODES=100000 GRAPHS=ring BIN=$(BIN)/swarmckpt-sim benchmarks/sim/run.sh
+
+# One snapshot round (markers out, acks back) with 1,000 simulated workers on a real
+# (embedded) NATS server; benchmarks/controlplane/RESULTS.md. test-bench-controlplane is
+# its short mode (20 rounds, ~10 s), part of make test.
+bench-controlplane:
+	$(GO) run ./benchmarks/controlplane
+test-bench-controlplane:
+	$(GO) run ./benchmarks/controlplane --short
 
 bench-dataplane: build images
 	benchmarks/dataplane/run.sh

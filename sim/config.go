@@ -28,14 +28,46 @@ type Config struct {
 	// (default 1000).
 	RoundGapMs float64
 
+	// MemMiB, when set, gives every container's memory in MiB (len = Containers) and
+	// overrides MemMinMiB/MemMaxMiB (a stack of known shape, e.g. one big container
+	// among small ones).
+	MemMiB []float64
 	// MemMinMiB and MemMaxMiB bound the containers' memory sizes, drawn log-uniformly
 	// (defaults 64 and 2048).
 	MemMinMiB, MemMaxMiB float64
-	// DiskMBps is each node's disk bandwidth in MB/s (10^6 bytes), shared equally by the
-	// dumps running on the node at the same time (default 1100, measured on this machine).
+	// Hosts is the number of machines the nodes run on: node n runs on host n mod Hosts,
+	// and the nodes of a host share its disk and CPUs (0, the default: every node is its
+	// own host; the benchmark lab runs its 3 nodes on 1 host).
+	Hosts int
+	// DiskMBps is each host's disk bandwidth in MB/s (10^6 bytes), shared equally by the
+	// dumps running on the host at the same time (default 1100, measured on this machine).
 	DiskMBps float64
 	// DumpOverheadMs is CRIU's fixed cost per dump on top of writing pages (default 100).
+	// With CPUsPerHost > 0 it is CPU time (ms of one core) that the dumps running on a
+	// host share: N dumps on C cores each progress at min(1, C/N). With 0 it is a plain
+	// delay, whatever else runs.
 	DumpOverheadMs float64
+	// CPUsPerHost is the number of cores of a host that its dumps share (default 0: not
+	// modelled, every dump's overhead runs at full speed).
+	CPUsPerHost float64
+	// DumpStartMs is the mean of the exponentially distributed time from a dump command
+	// reaching a running container's node to CRIU seizing the container (starting runc
+	// and CRIU, stopping a running process tree on a loaded machine): the container keeps
+	// running and talking meanwhile, and its images record the state at the seize; the
+	// delay is uniform in [0, 2 x DumpStartMs] (default 200, fitted on the benchmark lab:
+	// benchmarks/algorithms/calibration.json; 0: seized at once). A container the
+	// algorithm froze before its dump is seized at once. It is what spreads the
+	// recordings of independently triggered dumps (uncoordinated) in time.
+	DumpStartMs float64
+	// CommitCheckMs, CommitPerContainerMs and CommitReadMBps are the coordinator's work
+	// between the last container's report and the commit record (collecting the image
+	// sets, reading them for the cut check) on top of PersistMs: a fixed part, a part
+	// per container, and the images' bytes read at CommitReadMBps (defaults 0: none).
+	CommitCheckMs, CommitPerContainerMs, CommitReadMBps float64
+	// ClientMs is the client's own time around a snapshot (process start, stack
+	// resolution, printing the result), added to the reported latency so it compares
+	// with a CLI's wall time (default 0).
+	ClientMs float64
 	// CRIULock models CRIU's own network lock: with --tcp-established, CRIU drops every
 	// packet of the container it dumps from before it reads the sockets until the dump
 	// ends (default true, as on this project's nodes).
@@ -68,6 +100,9 @@ type Config struct {
 	// AllToAllMax is the largest container count for which all-to-all is complete;
 	// AllToAllDegree is the degree of the bounded graph used above it (defaults 64, 16).
 	AllToAllMax, AllToAllDegree int
+	// StarSize is the size of each star of the star graph (a server and StarSize-1
+	// clients; default 0: one star of every container).
+	StarSize int
 	// PipelineStages is the number of stages of the pipeline graph (default 10).
 	PipelineStages int
 
@@ -189,7 +224,7 @@ func ParseFaults(s string) (Faults, error) {
 func DefaultConfig() Config {
 	return Config{
 		Containers: 100, Nodes: 10, Graph: Ring, Seed: 1, Rounds: 2, RoundGapMs: 1000,
-		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100, CRIULock: true,
+		MemMinMiB: 64, MemMaxMiB: 2048, DiskMBps: 1100, DumpOverheadMs: 100, DumpStartMs: 200, CRIULock: true,
 		LockMs: 2, FreezeMs: 5, PersistMs: 5,
 		NetDelayMs: 0.25, NetJitterMs: 0.1, SendCostMs: 0.02, DataDelayMs: 0.25,
 		TrafficBytesPerMs: 1000, SendBufferBytes: 4 << 20, IdleFraction: 0.5,
@@ -230,6 +265,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: rounds = %d, need at least 1", ErrConfig, c.Rounds)
 	case c.MemMinMiB <= 0 || c.MemMaxMiB < c.MemMinMiB:
 		return fmt.Errorf("%w: memory range %g..%g MiB", ErrConfig, c.MemMinMiB, c.MemMaxMiB)
+	case c.MemMiB != nil && len(c.MemMiB) != c.Containers:
+		return fmt.Errorf("%w: %d memory sizes for %d containers", ErrConfig, len(c.MemMiB), c.Containers)
+	case c.Hosts < 0 || c.CPUsPerHost < 0 || c.DumpStartMs < 0 || c.CommitCheckMs < 0 || c.ClientMs < 0 ||
+		c.CommitPerContainerMs < 0 || c.CommitReadMBps < 0:
+		return fmt.Errorf("%w: hosts, cpus per host, dump start, commit check and client times must not be negative", ErrConfig)
 	case c.DiskMBps <= 0:
 		return fmt.Errorf("%w: disk bandwidth %g MB/s", ErrConfig, c.DiskMBps)
 	case c.ClientRetryMs <= 0:

@@ -9,10 +9,15 @@
 //
 // # Models
 //
-//   - Containers have a memory size (log-uniform between MemMinMiB and MemMaxMiB) and
-//     run on node i mod Nodes. A dump costs DumpOverheadMs plus writing the memory to the
-//     node's disk, whose bandwidth is shared equally by the dumps running on it at the
-//     same time (processor sharing), so dump time grows with the node's load.
+//   - Containers have a memory size (log-uniform between MemMinMiB and MemMaxMiB, or
+//     MemMiB) and run on node i mod Nodes; node n runs on host n mod Hosts (by default
+//     every node is its own host). A dump of a running container first waits a random
+//     start delay (DumpStartMs) until CRIU seizes it, and records it then; it costs
+//     DumpOverheadMs (CPU time shared by the host's dumps on CPUsPerHost cores, when
+//     set) plus writing the memory to the host's disk, whose bandwidth is shared equally
+//     by the dumps running on it at the same time (processor sharing), so dump time
+//     grows with the host's load. A Calibration (calibration.json, written by the
+//     algorithm benchmark from a lab run) sets these costs to measured values.
 //   - Application traffic flows along a communication graph (ring, all-to-all,
 //     client/server tiers, pipeline) as a fluid: each direction of a connection writes
 //     TrafficBytesPerMs while its sender runs, up to SendBufferBytes unacknowledged

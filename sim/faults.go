@@ -104,9 +104,13 @@ func (r *runner) healed(k int) {
 // them.
 func (r *runner) crashWorker(n int32) {
 	r.w.nodes[n].workerUp = false
-	r.w.diskProgress(n)
-	r.w.nodes[n].disk.jobs = r.w.nodes[n].disk.jobs[:0]
-	r.rescheduleDisk(n)
+	h := r.w.nodes[n].host
+	for _, cpu := range []bool{false, true} {
+		pl := r.hostPool(h, cpu)
+		pl.progress(r.w.now)
+		pl.drop(func(c int32) bool { return r.w.cs[c].node == n })
+		r.reschedulePool(h, cpu)
+	}
 	for _, c := range r.w.nodes[n].containers {
 		p := &r.procs[c]
 		p.alive, p.busy, p.rd = false, false, algorithms.Ready{}

@@ -24,10 +24,15 @@ const (
 	// Pipeline: PipelineStages stages of equal width; member j of stage s sends to
 	// members j and j+1 of stage s+1. Bytes flow forward only.
 	Pipeline Graph = "pipeline"
+	// Star: container 0 (a server) talks to every other container (its clients), both
+	// ways: the lab's echo stacks (fan-in, scale-N). With Config.StarSize, containers
+	// form stars of that size instead (container k x StarSize serves the next
+	// StarSize-1).
+	Star Graph = "star"
 )
 
 // Graphs lists every graph, for flags and tests.
-var Graphs = []Graph{Ring, AllToAll, Tiers, Pipeline}
+var Graphs = []Graph{Ring, AllToAll, Tiers, Pipeline, Star}
 
 // edge is one connection between two containers. Rates are bytes per millisecond of
 // running time of the sender in each direction (u->v, v->u).
@@ -78,6 +83,16 @@ func buildGraph(g Graph, n int, cfg *Config, rng *rand.Rand) ([]edge, error) {
 					continue // i+n/2 and i-n/2 are the same peer: add once
 				}
 				add(i, (i+off)%n, jitter(), jitter())
+			}
+		}
+	case Star:
+		size := cfg.StarSize
+		if size < 2 {
+			size = n
+		}
+		for i := 0; i < n; i++ {
+			if hub := i - i%size; hub != i {
+				add(hub, i, jitter(), jitter())
 			}
 		}
 	case Tiers:

@@ -18,11 +18,12 @@ type evKind uint8
 const (
 	evDeliver   evKind = iota + 1 // a control message arrives: c = message slot
 	evDone                        // proc a's current action finished: b = proc gen
-	evDiskCheck                   // node a's disk may have finished a dump: c = disk version
+	evDiskCheck                   // host a's disk (b=0) or CPUs (b=1) may have finished a job: c = pool version
 	evTick                        // logical clock tick of every algorithm instance
 	evFault                       // fault number a starts (b=0) or ends (b=1)
 	evDumpIO                      // container a's dump starts writing pages: b = proc gen
 	evRound                       // the next round's snapshot request
+	evDumpSeize                   // CRIU seizes container a (Config.DumpStartMs): b = proc gen
 )
 
 // event is a value type: the queue holds no pointers, so pushing allocates only when

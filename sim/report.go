@@ -57,6 +57,9 @@ type Report struct {
 	// Downtime: per container, time its compute was stopped (frozen, or frozen by CRIU
 	// during its dump), over every container of the snapshot (0 for one that was not).
 	Downtime Dist
+	// DumpTime: per fresh dump, from the command reaching the container's role to the
+	// dump's end (what a worker measures around runc).
+	DumpTime Dist
 	// Hold: per connection, time it was locked (no bytes crossing) during the round.
 	Hold Dist
 	// Messages: control messages sent between processes (coordinator <-> workers,
@@ -172,7 +175,7 @@ func (r *runner) report() Report {
 		if mine[0].committed {
 			rep.Outcome = "committed"
 		}
-		rep.LatencyMs = (r.decidedAt - r.roundAt).Millis()
+		rep.LatencyMs = (r.decidedAt - r.roundAt).Millis() + r.cfg.ClientMs
 		for _, d := range mine[1:] {
 			if d.committed != mine[0].committed {
 				rep.Violations = append(rep.Violations, fmt.Sprintf("snapshot %s decided both ways (commit and abort)", r.snap))
@@ -203,6 +206,7 @@ func (r *runner) report() Report {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("... %d containers left held in total", held))
 	}
 	rep.Downtime = dist(down)
+	rep.DumpTime = dist(r.cur.dumpMs)
 	hold := make([]float64, len(r.w.conns))
 	for i := range r.w.conns {
 		r.w.advance(int32(i))

@@ -43,7 +43,6 @@ type runner struct {
 	q     queue
 	procs []proc // containers 0..N-1, coordinator at N
 	coord int32
-	ids   map[string]int32
 	req   []protocol.Container
 
 	slots     []msgSlot
@@ -80,6 +79,7 @@ type roundStats struct {
 	dumped      int
 	reused      int
 	bytesDumped float64
+	dumpMs      []float64 // per fresh dump: from the command to its end
 }
 
 func (r *runner) tick() Time   { return Time(r.cfg.TickMs * float64(Millisecond)) }
@@ -115,20 +115,30 @@ func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
 func (r *runner) build() error {
 	cfg := &r.cfg
 	n := cfg.Containers
-	r.w = world{cfg: cfg, cs: make([]container, n), nodes: make([]node, cfg.Nodes)}
+	hosts := cfg.Hosts
+	if hosts == 0 || hosts > cfg.Nodes {
+		hosts = cfg.Nodes
+	}
+	r.w = world{cfg: cfg, cs: make([]container, n), nodes: make([]node, cfg.Nodes), hosts: make([]host, hosts)}
 	bw := cfg.DiskMBps * 1e6 / float64(Second) // bytes per microsecond
+	for i := range r.w.hosts {
+		r.w.hosts[i].disk = pool{capacity: bw, perJob: math.Inf(1)}
+		r.w.hosts[i].cpu = pool{capacity: cfg.CPUsPerHost, perJob: 1}
+	}
 	for i := range r.w.nodes {
-		r.w.nodes[i].disk.bw = bw
+		r.w.nodes[i].host = int32(i % hosts)
 		r.w.nodes[i].workerUp = true
 	}
-	r.ids = make(map[string]int32, n)
 	lo, hi := math.Log(cfg.MemMinMiB), math.Log(cfg.MemMaxMiB)
 	for i := 0; i < n; i++ {
 		c := &r.w.cs[i]
 		c.id = "c" + strconv.Itoa(i)
 		c.node = int32(i % cfg.Nodes)
-		c.mem = math.Exp(lo+(hi-lo)*r.rng.Float64()) * (1 << 20)
-		r.ids[c.id] = int32(i)
+		if cfg.MemMiB != nil {
+			c.mem = cfg.MemMiB[i] * (1 << 20)
+		} else {
+			c.mem = math.Exp(lo+(hi-lo)*r.rng.Float64()) * (1 << 20)
+		}
 		r.w.nodes[c.node].containers = append(r.w.nodes[c.node].containers, int32(i))
 	}
 	es, err := buildGraph(cfg.Graph, n, cfg, r.rng)
@@ -186,10 +196,12 @@ func (r *runner) loop() {
 			r.deliver(int32(e.c))
 		case evDone:
 			r.actionDone(e.a, e.b)
+		case evDumpSeize:
+			r.dumpSeize(e.a, e.b)
 		case evDumpIO:
 			r.dumpIO(e.a, e.b)
 		case evDiskCheck:
-			r.diskCheck(e.a, e.c)
+			r.poolCheck(e.a, e.b == 1, e.c)
 		case evTick:
 			r.onTick()
 			if !r.done {
@@ -264,7 +276,7 @@ func (r *runner) route(a protocol.Addr) int32 {
 	case protocol.KindCoordinator:
 		return r.coord
 	case protocol.KindContainer:
-		if i, ok := r.ids[a.ID]; ok {
+		if i, ok := r.index(a.ID); ok {
 			return i
 		}
 	}
@@ -367,8 +379,10 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 	p := &r.procs[i]
 	var d Time
 	switch a.Kind {
-	case algorithms.ActPersist, algorithms.ActCommit, algorithms.ActAbort:
+	case algorithms.ActPersist, algorithms.ActAbort:
 		d = ms(r.cfg.PersistMs)
+	case algorithms.ActCommit:
+		d = ms(r.commitMs())
 	case algorithms.ActLock, algorithms.ActUnlock:
 		d = ms(r.cfg.LockMs)
 	case algorithms.ActFreeze, algorithms.ActThaw:
@@ -382,14 +396,12 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 			d = ms(1)
 			break
 		}
-		r.w.setDown(c, func(ct *container) {
-			if !ct.down() {
-				ct.dumpFrozen = true
-			}
-			ct.dumping = true
-		})
-		r.w.record(c)
-		r.push(event{at: r.w.now + ms(r.cfg.DumpOverheadMs), kind: evDumpIO, a: i, b: p.gen})
+		r.w.cs[c].dumpBegan = r.w.now
+		if r.cfg.DumpStartMs > 0 && !r.w.cs[c].down() {
+			r.push(event{at: r.w.now + ms(2*r.rng.Float64()*r.cfg.DumpStartMs), kind: evDumpSeize, a: i, b: p.gen})
+			return true
+		}
+		r.dumpSeize(i, p.gen)
 		return true
 	default:
 		return false
@@ -398,8 +410,30 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 	return true
 }
 
+// index returns the container whose id is id ("c" and its index, as build names them):
+// parsed rather than looked up, so a million containers need no map.
+func (r *runner) index(id string) (int32, bool) {
+	if len(id) < 2 || id[0] != 'c' || id[1] < '0' || id[1] > '9' || (id[1] == '0' && len(id) > 2) {
+		return -1, false
+	}
+	i, err := strconv.Atoi(id[1:])
+	if err != nil || i < 0 || i >= len(r.w.cs) {
+		return -1, false
+	}
+	return int32(i), true
+}
+
+// commitMs is the coordinator's time from deciding to commit to the commit record.
+func (r *runner) commitMs() float64 {
+	v := r.cfg.PersistMs + r.cfg.CommitCheckMs + r.cfg.CommitPerContainerMs*float64(r.cfg.Containers)
+	if r.cfg.CommitReadMBps > 0 {
+		v += r.cur.bytesDumped / (r.cfg.CommitReadMBps * 1e6) * 1000
+	}
+	return v
+}
+
 func (r *runner) containerOf(a *algorithms.Action) int32 {
-	c, ok := r.ids[a.Container]
+	c, ok := r.index(a.Container)
 	if !ok {
 		return -1
 	}
@@ -412,53 +446,87 @@ func (r *runner) peersOf(a *algorithms.Action) []int32 {
 	}
 	out := make([]int32, 0, len(a.Peers))
 	for _, id := range a.Peers {
-		if c, ok := r.ids[id]; ok {
+		if c, ok := r.index(id); ok {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
+// dumpSeize is CRIU seizing container i: it stops running (if not frozen already), its
+// connections are locked by CRIU (CRIULock) and its images record the state now; then
+// the dump's fixed cost runs (on the host's CPUs when they are modelled).
+func (r *runner) dumpSeize(i int32, gen int32) {
+	p := &r.procs[i]
+	if p.gen != gen || !p.alive {
+		return
+	}
+	r.w.setDown(i, func(ct *container) {
+		if !ct.down() {
+			ct.dumpFrozen = true
+		}
+		ct.dumping = true
+	})
+	r.w.record(i)
+	if r.cfg.CPUsPerHost > 0 {
+		r.addJob(r.w.nodes[r.w.cs[i].node].host, true, poolJob{container: i, remaining: r.cfg.DumpOverheadMs * float64(Millisecond), token: gen})
+		return
+	}
+	r.push(event{at: r.w.now + ms(r.cfg.DumpOverheadMs), kind: evDumpIO, a: i, b: gen})
+}
+
+// dumpIO starts writing container i's pages to its host's disk.
 func (r *runner) dumpIO(i int32, gen int32) {
 	p := &r.procs[i]
 	if p.gen != gen || !p.alive {
 		return
 	}
-	c := i
-	n := r.w.cs[c].node
-	r.w.diskProgress(n)
-	d := &r.w.nodes[n].disk
-	d.jobs = append(d.jobs, diskJob{container: c, remaining: r.w.cs[c].mem, token: int64(gen)})
-	r.rescheduleDisk(n)
+	r.addJob(r.w.nodes[r.w.cs[i].node].host, false, poolJob{container: i, remaining: r.w.cs[i].mem, token: gen})
 }
 
-func (r *runner) rescheduleDisk(n int32) {
-	d := &r.w.nodes[n].disk
-	d.version++
-	if at, ok := r.w.diskNext(n); ok {
-		r.push(event{at: at, kind: evDiskCheck, a: n, c: d.version})
+// hostPool is host h's CPU pool (cpu) or disk.
+func (r *runner) hostPool(h int32, cpu bool) *pool {
+	if cpu {
+		return &r.w.hosts[h].cpu
+	}
+	return &r.w.hosts[h].disk
+}
+
+func (r *runner) addJob(h int32, cpu bool, j poolJob) {
+	pl := r.hostPool(h, cpu)
+	pl.progress(r.w.now)
+	pl.jobs = append(pl.jobs, j)
+	r.reschedulePool(h, cpu)
+}
+
+func (r *runner) reschedulePool(h int32, cpu bool) {
+	pl := r.hostPool(h, cpu)
+	pl.version++
+	if at, ok := pl.next(r.w.now); ok {
+		b := int32(0)
+		if cpu {
+			b = 1
+		}
+		r.push(event{at: at, kind: evDiskCheck, a: h, b: b, c: pl.version})
 	}
 }
 
-func (r *runner) diskCheck(n int32, version int64) {
-	d := &r.w.nodes[n].disk
-	if d.version != version {
+// poolCheck finishes the jobs of host h's CPU pool or disk that are done: a finished
+// CPU phase moves on to the disk, a finished disk phase completes the dump.
+func (r *runner) poolCheck(h int32, cpu bool, version int64) {
+	pl := r.hostPool(h, cpu)
+	if pl.version != version {
 		return
 	}
-	r.w.diskProgress(n)
-	var finished []diskJob
-	kept := d.jobs[:0]
-	for _, j := range d.jobs {
-		if j.remaining <= 0.5 {
-			finished = append(finished, j)
-		} else {
-			kept = append(kept, j)
-		}
-	}
-	d.jobs = kept
-	r.rescheduleDisk(n)
+	pl.progress(r.w.now)
+	finished := pl.finished()
+	r.reschedulePool(h, cpu)
 	for _, j := range finished {
-		r.actionDone(j.container, int32(j.token))
+		if cpu {
+			r.dumpIO(j.container, j.token)
+		} else {
+			r.actionDone(j.container, j.token)
+		}
 	}
 }
 
@@ -507,6 +575,7 @@ func (r *runner) actionDone(i int32, gen int32) {
 				}
 			})
 			r.w.cs[c].dumpedFresh = true
+			r.cur.dumpMs = append(r.cur.dumpMs, (r.w.now - r.w.cs[c].dumpBegan).Millis())
 			r.cur.dumped++
 			r.cur.bytesDumped += r.w.cs[c].mem
 			stats.ImageBytes = uint64(r.w.cs[c].mem)

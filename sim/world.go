@@ -21,6 +21,7 @@ type container struct {
 	downtime   Time // accumulated in the current round
 	lockAll    bool // every connection locked at this end
 	dumping    bool
+	dumpBegan  Time // when the current dump command started
 
 	recorded      bool   // recorded in the current round
 	dumpedFresh   bool   // freshly dumped in the current round
@@ -51,24 +52,17 @@ type conn struct {
 	held         Time // time spent locked (current round)
 }
 
-// disk models a node's disk shared equally by concurrent dumps (processor sharing).
-type disk struct {
-	bw      float64 // bytes per microsecond
-	jobs    []diskJob
-	last    Time
-	version int64
-}
-
-type diskJob struct {
-	container int32
-	remaining float64
-	token     int64
+// host is one machine the nodes run on: its disk and CPUs are shared by the dumps of
+// every node on it (Config.Hosts; by default every node is its own host).
+type host struct {
+	disk pool // bytes
+	cpu  pool // CPU-microseconds; used only when Config.CPUsPerHost > 0
 }
 
 // node is one worker node.
 type node struct {
 	containers []int32
-	disk       disk
+	host       int32
 	workerUp   bool
 	isolated   bool
 }
@@ -79,6 +73,7 @@ type world struct {
 	cs    []container
 	conns []conn
 	nodes []node
+	hosts []host
 	now   Time
 }
 
@@ -301,35 +296,4 @@ func (w *world) cutState() cut.State {
 		st.Containers[ct.id] = cc
 	}
 	return st
-}
-
-// disk scheduling ---------------------------------------------------------------------
-
-// diskProgress advances node n's running dumps to w.now.
-func (w *world) diskProgress(n int32) {
-	d := &w.nodes[n].disk
-	if len(d.jobs) > 0 {
-		share := d.bw / float64(len(d.jobs)) * float64(w.now-d.last)
-		for i := range d.jobs {
-			d.jobs[i].remaining -= share
-		}
-	}
-	d.last = w.now
-}
-
-// diskNext returns when the next dump of node n finishes, if any.
-func (w *world) diskNext(n int32) (Time, bool) {
-	d := &w.nodes[n].disk
-	if len(d.jobs) == 0 {
-		return 0, false
-	}
-	min := math.Inf(1)
-	for _, j := range d.jobs {
-		min = math.Min(min, j.remaining)
-	}
-	if min < 0 {
-		min = 0
-	}
-	dt := Time(math.Ceil(min * float64(len(d.jobs)) / d.bw))
-	return w.now + dt, true
 }

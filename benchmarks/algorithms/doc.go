@@ -7,7 +7,9 @@
 // For every stack shape (bank 5 and 15 holders, mixed: a 1 GiB memhog and 7 holders,
 // fan-in: an echo server and 20 clients, scale: 3, 10 and 30 containers) it deploys the
 // stack once and runs --reps repetitions; within each repetition every method runs once,
-// the order rotated from one repetition to the next (interleaved). Each measurement
+// the order rotated from one repetition to the next (interleaved; Podman's containers run
+// on the host beside the lab stack, paused while the others are measured, and the lab
+// stack is paused during Podman's turn). Each measurement
 // records per container the frozen time, the network-locked time, the dump time, the
 // time until the snapshot committed, the image bytes, what the application saw in the
 // snapshot's window (bank transfer latency p50/p99/max and the longest stall, echo
@@ -15,7 +17,12 @@
 // /window) and the cut checker's verdict.
 //
 // It writes every raw measurement (results.csv, results.json), the plots (SVG and PNG,
-// gonum.org/v1/plot) and prints BENCH lines naming the baseline and the ratio:
+// gonum.org/v1/plot), calibrates the simulator (package sim) from the measurements
+// and a NATS latency measured on an embedded server (calibration.json, read by
+// `swarmckpt sim --calibration`), compares the calibrated simulator with every shape
+// (sim-check.md, BENCH simcheck lines) and draws its curves up to 10,000 containers
+// with the lab's points (sim-vs-lab.svg), and prints BENCH lines naming the baseline
+// and the ratio:
 //
 //	BENCH stack shape=mixed algorithm=chandy-lamport reps=3 total_ms_p50=.. frozen_ms_p50=.. small_frozen_ms_p50=.. big_dump_ms=.. stall_ms_max=.. vs_docker_sequential=..x vs_runc_parallel=..x
 //

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -26,10 +27,10 @@ func main() {
 	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones)")
 	quick := flag.Bool("quick", false, "quick mode: one repetition of the small shapes (bank-5, scale-3)")
 	out := flag.String("out", "benchmarks/algorithms", "directory for results.json, results.csv and the plots")
-	replot := flag.String("replot", "", "only redo the summary, CSV and plots from this results.json")
+	replot := flag.String("replot", "", "only redo the summary, CSV, plots and the simulator's calibration and comparison from this results.json (no lab)")
 	withPodman := flag.Bool("podman", true, "also measure the Podman baseline")
 	strict := flag.Bool("strict", false, "exit 1 if a swarmckpt algorithm's snapshot failed or a coordinated algorithm's cut is not consistent (CI)")
-	withSim := flag.Bool("sim", true, "also run the simulator (swarmckpt sim) at the echo stacks' sizes and up to 10,000 containers, drawn with the lab's points")
+	withSim := flag.Bool("sim", true, "also calibrate the simulator from the run (writes calibration.json; NATS latency measured on an embedded server), compare it with every shape (sim-check.md) and draw its curves up to 10,000 containers with the lab's points")
 	settle := flag.Duration("settle", 2*time.Second, "pause between two measurements (traffic back to normal)")
 	flag.Parse()
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
@@ -41,13 +42,13 @@ func main() {
 			logf("%v", err)
 			os.Exit(1)
 		}
-		var r Results
-		if err := json.Unmarshal(b, &r); err != nil {
+		r, err := loadResults(b)
+		if err != nil {
 			logf("%s: %v", *replot, err)
 			os.Exit(1)
 		}
-		if *withSim && len(r.Sim) == 0 {
-			addSim(ctx, logf, &r, *bin)
+		if *withSim {
+			addSim(ctx, logf, &r, SimSizes)
 		}
 		if err := Report(os.Stdout, r, *out); err != nil {
 			logf("%v", err)
@@ -74,7 +75,11 @@ func main() {
 		os.Exit(1)
 	}
 	if *withSim {
-		addSim(ctx, logf, &r, *bin)
+		sizes := SimSizes
+		if *quick { // CI: the curves up to 100 containers only (10,000 takes a minute)
+			sizes = slices.DeleteFunc(slices.Clone(sizes), func(n int) bool { return n > 100 })
+		}
+		addSim(ctx, logf, &r, sizes)
 	}
 	if err := Report(os.Stdout, r, *out); err != nil {
 		logf("%v", err)
@@ -88,6 +93,23 @@ func main() {
 		logf("FAILED (--strict): %s", strings.Join(bad, "; "))
 		os.Exit(1)
 	}
+}
+
+// loadResults reads a results.json. Its "sim" part is dropped: --replot recomputes it
+// (and results.json files older than the calibrated simulator hold a list there).
+func loadResults(b []byte) (Results, error) {
+	var r Results
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return r, err
+	}
+	delete(raw, "sim")
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return r, err
+	}
+	err = json.Unmarshal(b, &r)
+	return r, err
 }
 
 // Failures lists the algorithm measurements that failed, and the coordinated
@@ -108,10 +130,15 @@ func Failures(r Results) []string {
 	return bad
 }
 
-// addSim runs the simulator for r's echo stacks (a failure is logged and recorded, not
-// fatal: the lab's measurements stand on their own).
-func addSim(ctx context.Context, logf func(string, ...any), r *Results, bin string) {
-	sim, err := RunSim(ctx, bin, EchoImageMiB(*r))
+// addSim measures the control plane's latency (embedded NATS), calibrates the
+// simulator from r and runs it (a failure is logged and recorded, not fatal: the lab's
+// measurements stand on their own).
+func addSim(ctx context.Context, logf func(string, ...any), r *Results, sizes []int) {
+	nl, err := MeasureNATS(ctx, 2000)
+	if err != nil {
+		logf("NATS LATENCY NOT MEASURED: %v (the simulator keeps its default control-plane delays)", err)
+	}
+	sim, err := RunSim(ctx, *r, nl, sizes)
 	if err != nil {
 		logf("SIMULATOR FAILED: %v", err)
 		r.Skipped = append(r.Skipped, Skip{Method: "simulator", Why: err.Error()})
@@ -165,8 +192,12 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 	r.Skipped = append(r.Skipped, Skip{Method: "dmtcp", Why: "DMTCP is not packaged for Debian 12 here; docs/algorithms.md compares with its published numbers instead"})
 	logf("DMTCP: not packaged here, not measured (docs/algorithms.md cites its published numbers)")
 	stamp := time.Now().UTC().Format("150405")
+	var podmanFor *Podman
+	if podmanWhy == "" {
+		podmanFor = pm
+	}
 	for si, s := range shapes {
-		if err := runShape(ctx, logf, r, b, s, si, reps, stamp, settle); err != nil {
+		if err := runShape(ctx, logf, r, b, podmanFor, s, si, reps, stamp, settle); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("shape %s: %w", s.Name, err)
 			}
@@ -175,25 +206,6 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 			r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: "all", Why: "shape failed: " + err.Error()})
 			r.Failed = append(r.Failed, s.Name)
 		}
-		if podmanWhy == "" {
-			for rep := range reps {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				m, err := podmanOnce(ctx, pm, s, stamp)
-				if err != nil {
-					logf("BASELINE FAILED: %s on %s: %v", MethodPodman, s.Name, err)
-					r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: MethodPodman, Why: err.Error()})
-					break
-				}
-				m.Shape, m.N, m.Rep, m.Order = s.Name, s.N, rep, len(LabMethods)
-				for i := range m.Containers {
-					m.Containers[i].Big = m.Containers[i].Big && s.Kind == "mixed"
-				}
-				logLine(logf, m)
-				r.Measurements = append(r.Measurements, m)
-			}
-		}
 		if err := Save(*r, out); err != nil {
 			return err
 		}
@@ -201,18 +213,57 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 	return nil
 }
 
-func podmanOnce(ctx context.Context, pm *Podman, s Shape, stamp string) (Measurement, error) {
-	prefix := "bench-pm-" + stamp
-	cs, err := pm.Up(ctx, s, prefix)
-	defer pm.Down(context.WithoutCancel(ctx), cs)
-	if err != nil {
-		return Measurement{}, err
+// podmanTurn is the Podman baseline's turn in the rotation: the lab stack paused, the
+// Podman containers running for settle, then checkpointed one after the other, then
+// paused again and the lab stack resumed (also when something failed: nothing stays
+// paused).
+func podmanTurn(ctx context.Context, b *Bench, pm *Podman, stack []Ctr, pcs []podmanCtr, settle time.Duration) Measurement {
+	m := Measurement{Method: MethodPodman, Verdict: "n/a (no cut)"}
+	resume := context.WithoutCancel(ctx)
+	err := pauseStack(ctx, stack, true)
+	defer func() {
+		if err := pauseStack(resume, stack, false); err != nil {
+			b.Log("WARNING: %v", err)
+		}
+	}()
+	if err == nil {
+		err = pm.Unpause(ctx, pcs)
 	}
-	time.Sleep(2 * time.Second) // a window of normal traffic before the checkpoints
+	if err != nil {
+		m.Error = err.Error()
+		return m
+	}
+	time.Sleep(settle + 2*time.Second) // traffic back to normal after the pause
 	started := time.Now().UTC().Format(time.RFC3339Nano)
-	m := pm.Checkpoint(ctx, cs)
+	m = pm.Checkpoint(ctx, pcs)
 	m.Started = started
-	return m, nil
+	if err := pm.Pause(resume, pcs); err != nil {
+		m.Error = strings.TrimPrefix(m.Error+"; "+err.Error(), "; ")
+	}
+	return m
+}
+
+// pauseStack pauses (or unpauses) the lab stack's containers, node by node.
+func pauseStack(ctx context.Context, cs []Ctr, pause bool) error {
+	verb := "unpause"
+	if pause {
+		verb = "pause"
+	}
+	byNode := map[string][]Ctr{}
+	for _, c := range cs {
+		byNode[c.Node.Name] = append(byNode[c.Node.Name], c)
+	}
+	var errs []error
+	for _, group := range byNode {
+		args := []string{verb}
+		for _, c := range group {
+			args = append(args, c.ID)
+		}
+		if _, err := docker(ctx, group[0].Node, args...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // stackName is the stack of shape s: letters and digits of its name.
@@ -220,7 +271,13 @@ func stackName(s Shape) string {
 	return "b" + strings.NewReplacer("-", "", "_", "").Replace(s.Name)
 }
 
-func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Bench, s Shape, si, reps int, stamp string, settle time.Duration) error {
+// runShape deploys shape s on the lab and measures every method reps times, the order
+// rotated from one repetition to the next. With pm, the Podman baseline takes part in
+// the rotation: its containers run on the host beside the lab stack (podman has no
+// swarm overlay) and are paused (cgroup freezer) while the lab's methods run; for its
+// own turn the lab stack's containers are paused instead, so neither stack's traffic
+// competes with the other's measurement.
+func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Bench, pm *Podman, s Shape, si, reps int, stamp string, settle time.Duration) error {
 	stack := stackName(s)
 	dir, err := os.MkdirTemp(b.Scratch, "compose-")
 	if err != nil {
@@ -246,13 +303,36 @@ func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Ben
 	if err := WaitHealthy(ctx, cs, 3*time.Minute); err != nil {
 		return err
 	}
+	methods := LabMethods
+	var pcs []podmanCtr
+	if pm != nil {
+		var err error
+		pcs, err = pm.Up(ctx, s, "bench-pm-"+stamp)
+		defer pm.Down(context.WithoutCancel(ctx), pcs)
+		if err == nil {
+			err = pm.Pause(ctx, pcs)
+		}
+		if err != nil {
+			logf("BASELINE FAILED: %s on %s: %v", MethodPodman, s.Name, err)
+			r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: MethodPodman, Why: err.Error()})
+		} else {
+			methods = append(slices.Clone(LabMethods), MethodPodman)
+		}
+	}
 	for rep := range reps {
-		for order, method := range Rotate(LabMethods, rep) {
+		for order, method := range Rotate(methods, rep) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			time.Sleep(settle)
 			id := fmt.Sprintf("%s-%s-%s-r%d", stack, stamp, strings.ReplaceAll(method, "-", ""), rep)
+			if method == MethodPodman {
+				m := podmanTurn(ctx, b, pm, cs, pcs, settle)
+				m.Shape, m.N, m.Rep, m.Order = s.Name, s.N, rep, order
+				logLine(logf, m)
+				r.Measurements = append(r.Measurements, m)
+				continue
+			}
 			t0 := time.Now()
 			var m Measurement
 			switch method {

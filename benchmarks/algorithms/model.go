@@ -146,8 +146,9 @@ type Results struct {
 	Reps         int           `json:"reps"`
 	Measurements []Measurement `json:"measurements"`
 	Skipped      []Skip        `json:"skipped,omitempty"`
-	// Sim: the simulator's predictions for the echo stacks' sizes and beyond (--sim).
-	Sim []SimPoint `json:"sim,omitempty"`
+	// Sim: the simulator calibrated from this run, its per-shape comparison with the lab
+	// and its curves up to 10,000 containers (--sim).
+	Sim *SimResults `json:"sim,omitempty"`
 	// Failed lists the shapes that could not be measured (deploy or health failed).
 	Failed []string `json:"failed_shapes,omitempty"`
 }

@@ -138,13 +138,34 @@ func (p *Podman) Up(ctx context.Context, s Shape, prefix string) ([]podmanCtr, e
 	}
 }
 
-// Down removes the containers.
+// Down removes the containers (paused ones too).
 func (p *Podman) Down(ctx context.Context, cs []podmanCtr) {
 	for _, c := range cs {
 		if _, err := podman(ctx, "rm", "-f", "-t", "1", c.name); err != nil {
 			p.Log("WARNING: %v", err)
 		}
 	}
+}
+
+// Pause freezes the containers (podman pause: the cgroup freezer) while the lab's
+// methods run; Unpause resumes them for their own turn.
+func (p *Podman) Pause(ctx context.Context, cs []podmanCtr) error { return p.pause(ctx, "pause", cs) }
+
+// Unpause resumes containers paused by Pause.
+func (p *Podman) Unpause(ctx context.Context, cs []podmanCtr) error {
+	return p.pause(ctx, "unpause", cs)
+}
+
+func (p *Podman) pause(ctx context.Context, verb string, cs []podmanCtr) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	args := []string{verb}
+	for _, c := range cs {
+		args = append(args, c.name)
+	}
+	_, err := podman(ctx, args...)
+	return err
 }
 
 // Checkpoint checkpoints every container one after the other and asks the applications

@@ -212,6 +212,23 @@ func Report(w io.Writer, r Results, dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(Table(sums)), 0o644); err != nil {
 		return err
 	}
+	if r.Sim != nil {
+		b, err := json.MarshalIndent(r.Sim.Calibration, "", " ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "calibration.json"), append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sim-check.md"), []byte(CheckTable(r.Sim)), 0o644); err != nil {
+			return err
+		}
+		for _, c := range r.Sim.Checks {
+			fmt.Fprintf(w, "BENCH simcheck shape=%s algorithm=%s lab_snapshot_ms_p50=%.0f sim_snapshot_ms_p50=%.0f sim_vs_lab_snapshot=%.2fx lab_frozen_ms_p50=%.0f sim_frozen_ms_p50=%.0f sim_vs_lab_frozen=%.2fx lab_inconsistent=%d/%d sim_inconsistent=%d/%d\n",
+				c.Shape, c.Algorithm, c.LabTotal, c.SimTotal, c.SimTotal/c.LabTotal, c.LabFrozen, c.SimFrozen, c.SimFrozen/c.LabFrozen,
+				c.LabInconsistent, c.LabRuns, c.Inconsistent, c.Runs)
+		}
+	}
 	files, err := Plots(r, sums, dir)
 	if err != nil {
 		return err

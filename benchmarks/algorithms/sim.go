@@ -4,97 +4,350 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
+
+	"github.com/swarmckpt/swarmckpt/algorithms"
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
+	"github.com/swarmckpt/swarmckpt/sim"
 )
 
-// SimPoint is the simulator's prediction for one algorithm at one size.
+// SimPoint is the calibrated simulator's prediction for one algorithm at one size of
+// the echo stack (medians over SimSeeds seeds).
 type SimPoint struct {
-	Algorithm      string  `json:"algorithm"`
-	Containers     int     `json:"containers"`
-	Nodes          int     `json:"nodes"`
-	MiB            float64 `json:"mib_per_container"`
-	LatencyMS      float64 `json:"latency_ms"`
-	DowntimeP50MS  float64 `json:"downtime_p50_ms"`
-	DowntimeP99MS  float64 `json:"downtime_p99_ms"`
-	BytesDumped    int64   `json:"bytes_dumped"`
-	ConsistentText string  `json:"consistent"`
+	Algorithm     string  `json:"algorithm"`
+	Containers    int     `json:"containers"`
+	Nodes         int     `json:"nodes"`
+	Hosts         int     `json:"hosts"`
+	MiB           float64 `json:"mib_per_container"`
+	LatencyMS     float64 `json:"latency_ms"`
+	DowntimeP50MS float64 `json:"downtime_p50_ms"`
+	DowntimeP99MS float64 `json:"downtime_p99_ms"`
+	DumpP50MS     float64 `json:"dump_p50_ms"`
+	BytesDumped   int64   `json:"bytes_dumped"`
+	// Consistent counts the seeds whose committed cut the checker found consistent.
+	Consistent string `json:"consistent"`
 }
 
-// SimSizes are the container counts the simulator is run at: the lab's echo stacks'
-// sizes, then up to 10,000 (10 containers per node above 30, as in docs/algorithms.md).
+// ShapeCheck compares the calibrated simulator with the lab on one shape and algorithm.
+type ShapeCheck struct {
+	Shape     string  `json:"shape"`
+	Algorithm string  `json:"algorithm"`
+	LabTotal  float64 `json:"lab_snapshot_ms_p50"`
+	SimTotal  float64 `json:"sim_snapshot_ms_p50"`
+	LabFrozen float64 `json:"lab_frozen_ms_p50"`
+	SimFrozen float64 `json:"sim_frozen_ms_p50"`
+	// Inconsistent counts the simulated (committed) snapshots whose cut was not
+	// consistent, of Runs; LabInconsistent of LabRuns likewise for the lab.
+	Inconsistent    int `json:"sim_inconsistent"`
+	Runs            int `json:"sim_runs"`
+	LabInconsistent int `json:"lab_inconsistent"`
+	LabRuns         int `json:"lab_runs"`
+}
+
+// TotalErr and FrozenErr are sim / lab - 1.
+func (c ShapeCheck) TotalErr() float64  { return c.SimTotal/c.LabTotal - 1 }
+func (c ShapeCheck) FrozenErr() float64 { return c.SimFrozen/c.LabFrozen - 1 }
+
+// SimResults is the simulator's part of results.json.
+type SimResults struct {
+	Calibration sim.Calibration `json:"calibration"`
+	NATS        NATSLatency     `json:"nats"`
+	Checks      []ShapeCheck    `json:"checks"`
+	Curves      []SimPoint      `json:"curves"`
+}
+
+// SimSizes are the container counts of the simulator's curves: the lab's echo stacks'
+// sizes (3 nodes on 1 host, as in the lab), then up to 10,000 (10 containers per node,
+// every node its own host with the lab machine's cores and disk, echo stacks of a
+// server and 20 clients).
 var SimSizes = []int{3, 10, 21, 30, 100, 1000, 10000}
 
-// RunSim runs `swarmckpt sim --algorithm all` at every size of SimSizes with the
-// lab's echo stacks' shape: a ring graph (each echo client has one connection), every
-// container of mib MiB (the lab's median image size), 3 nodes up to 30 containers.
-func RunSim(ctx context.Context, bin string, mib float64) ([]SimPoint, error) {
-	var out []SimPoint
-	for _, n := range SimSizes {
-		nodes := 3
-		if n > 30 {
-			nodes = n / 10
-		}
-		args := []string{"sim", "--algorithm", "all", "--containers", strconv.Itoa(n), "--nodes", strconv.Itoa(nodes),
-			"--graph", "ring", "--mem-min", fmt.Sprint(mib), "--mem-max", fmt.Sprint(mib), "--quiet", "--seed", "1"}
-		b, err := exec.CommandContext(ctx, bin, args...).Output()
+// SimSeeds is how many seeds each simulated point is the median of.
+const SimSeeds = 7
+
+// simAlgorithms are the algorithms, in Algorithms' order.
+func simAlgorithms() ([]algorithms.Algorithm, error) {
+	var out []algorithms.Algorithm
+	for _, name := range Algorithms {
+		a, err := registry.Lookup(name)
 		if err != nil {
-			return out, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+			return nil, err
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if !strings.HasPrefix(line, "BENCH sim ") {
-				continue
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// shapeConfig is the simulator's model of lab shape s: its containers' image sizes
+// (the lab's medians), its communication graph and the calibration.
+func shapeConfig(s Shape, r Results, cal sim.Calibration) sim.Config {
+	cfg := sim.DefaultConfig()
+	cal.Apply(&cfg)
+	cfg.Containers, cfg.Nodes, cfg.Hosts = s.N, 3, cal.Hosts
+	// One snapshot: the harness removes each snapshot after measuring it, so minimal
+	// never has earlier images to reuse in the lab either.
+	cfg.Rounds = 1
+	cfg.IdleFraction, cfg.TrafficBytesPerMs = 0, 2 // a transfer or a line every 20 ms, each way
+	small, big := imageMiB(r, s.Name)
+	cfg.MemMiB = make([]float64, s.N)
+	for i := range cfg.MemMiB {
+		cfg.MemMiB[i] = small
+	}
+	switch s.Kind {
+	case "bank":
+		cfg.Graph = sim.AllToAll
+	case "echo":
+		cfg.Graph = sim.Star
+	case "mixed": // the memhog (container 0) among the holders' full mesh
+		cfg.Graph = sim.AllToAll
+		cfg.MemMiB[0] = big
+	case "memhog":
+		cfg.Graph, cfg.IdleFraction = sim.Ring, 1
+	}
+	return cfg
+}
+
+// imageMiB is the median image size of shape's containers in the algorithms'
+// snapshots: the small ones and the big one (mixed).
+func imageMiB(r Results, shape string) (small, big float64) {
+	var s, b []float64
+	for _, m := range r.Measurements {
+		if m.Shape != shape || !slices.Contains(Algorithms, m.Method) {
+			continue
+		}
+		for _, c := range m.Containers {
+			if c.Big {
+				b = append(b, float64(c.Bytes)/(1<<20))
+			} else {
+				s = append(s, float64(c.Bytes)/(1<<20))
 			}
-			kv := ParseLogfmt(strings.TrimPrefix(line, "BENCH sim "))
-			f := func(k string) float64 { v, _ := strconv.ParseFloat(kv[k], 64); return v }
-			by, _ := strconv.ParseInt(kv["bytes_dumped"], 10, 64)
-			out = append(out, SimPoint{Algorithm: kv["algorithm"], Containers: n, Nodes: nodes, MiB: mib,
-				LatencyMS: f("latency_ms"), DowntimeP50MS: f("downtime_p50_ms"), DowntimeP99MS: f("downtime_p99_ms"),
-				BytesDumped: by, ConsistentText: kv["consistent"]})
+		}
+	}
+	small, big = 2, 1024
+	if len(s) > 0 {
+		small = math.Max(Median(s), 0.1)
+	}
+	if len(b) > 0 {
+		big = Median(b)
+	}
+	return small, big
+}
+
+// simFrozen is the simulated counterpart of the lab's frozen time: the downtime of
+// algorithms that freeze, the dump time of those that do not (the lab takes their
+// dump time as the frozen time, an upper bound).
+func simFrozen(algo string, rep *sim.Report) float64 {
+	if algo == "uncoordinated" || algo == "minimal" {
+		return rep.DumpTime.P50
+	}
+	return rep.Downtime.P50
+}
+
+type simRun struct {
+	latency, frozen, down99, dump []float64
+	bytes                         []float64
+	inconsistent, committed       int
+}
+
+func runSeeds(ctx context.Context, cfg sim.Config, alg algorithms.Algorithm, seeds int) (simRun, error) {
+	var out simRun
+	for seed := 1; seed <= seeds; seed++ {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		cfg.Seed = uint64(seed)
+		rep, err := sim.Run(cfg, alg)
+		if err != nil {
+			return out, fmt.Errorf("simulate %s, %d containers: %w", alg.Name(), cfg.Containers, err)
+		}
+		out.latency = append(out.latency, rep.LatencyMs)
+		out.frozen = append(out.frozen, simFrozen(alg.Name(), rep))
+		out.down99 = append(out.down99, rep.Downtime.P99)
+		out.dump = append(out.dump, rep.DumpTime.P50)
+		out.bytes = append(out.bytes, rep.BytesDumped)
+		if rep.Verdict != nil {
+			out.committed++
+			if !rep.Verdict.Consistent() {
+				out.inconsistent++
+			}
 		}
 	}
 	return out, nil
 }
 
-// EchoImageMiB is the median per-container image size of the echo stacks' algorithm
-// snapshots (what the simulator's containers are given), 2 MiB when none was measured.
-func EchoImageMiB(r Results) float64 {
-	var v []float64
-	for _, m := range r.Measurements {
-		if slices.Contains(Algorithms, m.Method) && (strings.HasPrefix(m.Shape, "scale-") || m.Shape == "fan-in") {
-			for _, c := range m.Containers {
-				v = append(v, float64(c.Bytes)/(1<<20))
+// RunSim calibrates the simulator from r and nl, simulates every lab shape with every
+// algorithm (the per-shape checks) and the echo stack at every size of sizes (SimSizes).
+func RunSim(ctx context.Context, r Results, nl NATSLatency, sizes []int) (*SimResults, error) {
+	algs, err := simAlgorithms()
+	if err != nil {
+		return nil, err
+	}
+	out := &SimResults{Calibration: Calibrate(r, nl), NATS: nl}
+	sums := Summarize(r)
+	if err := fitStart(ctx, r, sums, &out.Calibration); err != nil {
+		return out, err
+	}
+	for _, s := range Shapes {
+		for _, alg := range algs {
+			i := slices.IndexFunc(sums, func(x Summary) bool { return x.Shape == s.Name && x.Method == alg.Name() })
+			if i < 0 {
+				continue
+			}
+			run, err := runSeeds(ctx, shapeConfig(s, r, out.Calibration), alg, SimSeeds)
+			if err != nil {
+				return out, err
+			}
+			out.Checks = append(out.Checks, ShapeCheck{Shape: s.Name, Algorithm: alg.Name(),
+				LabTotal: sums[i].TotalP50, SimTotal: Median(run.latency),
+				LabFrozen: sums[i].FrozenP50, SimFrozen: Median(run.frozen),
+				Inconsistent: run.inconsistent, Runs: run.committed,
+				LabInconsistent: sums[i].Checked - sums[i].Consistent, LabRuns: sums[i].Checked})
+		}
+	}
+	mib, _ := imageMiB(r, "scale-30")
+	echo := Shape{Name: "echo", Kind: "echo"}
+	for _, n := range sizes {
+		echo.N = n
+		cfg := shapeConfig(echo, r, out.Calibration)
+		for i := range cfg.MemMiB {
+			cfg.MemMiB[i] = mib
+		}
+		if n > 30 {
+			// Beyond the lab: 10 containers per node, every node its own host (with the
+			// lab machine's cores and disk), echo stacks of fan-in's size (a server and
+			// 20 clients each), and a timeout long enough for the commit check of
+			// 10,000 containers (the lab's per-container cost; 60 s would abort).
+			cfg.Nodes, cfg.Hosts, cfg.StarSize = n/10, 0, 21
+			cfg.TimeoutTicks = 36000
+		}
+		seeds := SimSeeds
+		if n >= 1000 {
+			seeds = 3
+		}
+		for _, alg := range algs {
+			run, err := runSeeds(ctx, cfg, alg, seeds)
+			if err != nil {
+				return out, err
+			}
+			out.Curves = append(out.Curves, SimPoint{Algorithm: alg.Name(), Containers: n, Nodes: cfg.Nodes,
+				Hosts: max(cfg.Hosts, 0), MiB: mib, LatencyMS: Median(run.latency), DowntimeP50MS: Median(run.frozen),
+				DowntimeP99MS: Median(run.down99), DumpP50MS: Median(run.dump), BytesDumped: int64(Median(run.bytes)),
+				Consistent: fmt.Sprintf("%d/%d", run.committed-run.inconsistent, run.committed)})
+		}
+	}
+	return out, nil
+}
+
+// StartDelays are the mean dump start delays (ms) fitStart tries.
+var StartDelays = []float64{0, 25, 50, 75, 100, 150, 200, 300, 400}
+
+// fitStart picks the mean dump start delay (Calibration.DumpStartMs, refitting the
+// dump overhead and bandwidth for each) whose simulated uncoordinated snapshots of the
+// lab's shapes with traffic come out inconsistent as often as the lab's did (the
+// smallest such delay on a tie). Only the order in which independent dumps seize their
+// containers decides that rate; nothing else measured in the lab shows it.
+func fitStart(ctx context.Context, r Results, sums []Summary, cal *sim.Calibration) error {
+	alg, err := registry.Lookup("uncoordinated")
+	if err != nil {
+		return err
+	}
+	labBad, labRuns := 0, 0
+	for _, s := range sums {
+		if s.Method == "uncoordinated" && s.Shape != "memhog-8" {
+			labBad += s.Checked - s.Consistent
+			labRuns += s.Checked
+		}
+	}
+	if labRuns == 0 {
+		return nil
+	}
+	labRate := float64(labBad) / float64(labRuns)
+	best, bestDiff := *cal, math.Inf(1)
+	var tried []string
+	for _, d := range StartDelays {
+		c := *cal
+		if !fitDumps(r, &c, d) {
+			continue
+		}
+		bad, runs := 0, 0
+		for _, s := range Shapes {
+			if s.Kind == "memhog" || !slices.ContainsFunc(sums, func(x Summary) bool { return x.Shape == s.Name && x.Method == "uncoordinated" }) {
+				continue
+			}
+			run, err := runSeeds(ctx, shapeConfig(s, r, c), alg, SimSeeds)
+			if err != nil {
+				return err
+			}
+			bad += run.inconsistent
+			runs += run.committed
+		}
+		if runs == 0 {
+			continue
+		}
+		rate := float64(bad) / float64(runs)
+		tried = append(tried, fmt.Sprintf("%g ms: %d/%d", d, bad, runs))
+		if diff := math.Abs(rate - labRate); diff < bestDiff-1e-9 {
+			best, bestDiff = c, diff
+		}
+	}
+	best.How = cal.How
+	best.How["dump_start_ms"] = fmt.Sprintf("fitted: the mean start delay whose simulated uncoordinated snapshots of the lab's shapes with traffic are inconsistent as often as the lab's (%d/%d); tried %s", labBad, labRuns, strings.Join(tried, ", "))
+	*cal = best
+	return nil
+}
+
+// CheckTable renders the per-shape comparison as markdown (sim-check.md).
+func CheckTable(sr *SimResults) string {
+	var b strings.Builder
+	b.WriteString("| shape | algorithm | snapshot ms lab / sim | error | frozen ms p50 lab / sim | error | inconsistent cuts lab / sim |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	pct := func(v float64) string {
+		s := fmt.Sprintf("%+.0f%%", 100*v)
+		if math.Abs(v) > 0.25 {
+			s = "**" + s + "**"
+		}
+		return s
+	}
+	for _, c := range sr.Checks {
+		fmt.Fprintf(&b, "| %s | %s | %.0f / %.0f | %s | %.0f / %.0f | %s | %d/%d / %d/%d |\n", c.Shape, c.Algorithm,
+			c.LabTotal, c.SimTotal, pct(c.TotalErr()), c.LabFrozen, c.SimFrozen, pct(c.FrozenErr()),
+			c.LabInconsistent, c.LabRuns, c.Inconsistent, c.Runs)
+	}
+	within, n := 0, 0
+	for _, c := range sr.Checks {
+		for _, e := range []float64{c.TotalErr(), c.FrozenErr()} {
+			n++
+			if math.Abs(e) <= 0.25 {
+				within++
 			}
 		}
 	}
-	if len(v) == 0 {
-		return 2
-	}
-	return math.Round(Median(v)*10) / 10
+	fmt.Fprintf(&b, "\n%d of %d predictions within 25%% of the lab's median.\n", within, n)
+	return b.String()
 }
 
-// simPlot draws the simulator's latency per algorithm against the container count (lines)
-// with the lab's median snapshot times of the echo stacks (points).
+// simPlot draws the calibrated simulator's snapshot time per algorithm against the
+// container count (lines, up to 10,000) with the lab's medians of the echo stacks
+// (points).
 func simPlot(r Results, sums []Summary) (*plot.Plot, error) {
-	if len(r.Sim) == 0 {
+	if r.Sim == nil || len(r.Sim.Curves) == 0 {
 		return nil, nil
 	}
 	p := plot.New()
-	p.Title.Text = "simulator (lines) vs lab (points): snapshot time, echo stacks"
-	p.Legend.Top, p.Legend.Left = false, false
-	p.X.Label.Text = "containers (log)"
+	p.Title.Text = "calibrated simulator (lines) vs lab (points): snapshot time, echo stacks"
+	p.Legend.Top, p.Legend.Left = true, true
+	p.X.Label.Text = "containers (log; above 30: 10 per node, a host each)"
 	p.Y.Label.Text = "ms (log)"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, ticks125{}
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, ticks125{}
 	for i, algo := range Algorithms {
 		var line, pts plotter.XYs
-		for _, s := range r.Sim {
+		for _, s := range r.Sim.Curves {
 			if s.Algorithm == algo {
 				line = append(line, plotter.XY{X: float64(s.Containers), Y: math.Max(s.LatencyMS, floorMS)})
 			}
@@ -125,6 +378,6 @@ func simPlot(r Results, sums []Summary) (*plot.Plot, error) {
 			p.Legend.Add("lab "+label(algo), sc)
 		}
 	}
-	p.X.Min = math.Min(p.X.Min, 2) // the 3-container points off the frame's edge
+	p.X.Min = math.Min(p.X.Min, 2)
 	return p, nil
 }

@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"os"
+	"runtime/pprof"
+
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/registry"
 	"github.com/swarmckpt/swarmckpt/sim"
@@ -22,8 +25,11 @@ verdict. Times are simulated; the same seed gives the same result.
   swarmckpt sim --algorithm chandy-lamport --containers 10000 --nodes 1000 --graph all-to-all
   swarmckpt sim --algorithm blocking --containers 50 --nodes 5 --faults worker-crash=1,loss=0.01
   swarmckpt sim --algorithm all --containers 1000 --nodes 100     one line per algorithm
+  swarmckpt sim --algorithm all --calibration benchmarks/algorithms/calibration.json \
+      --containers 30 --nodes 3 --graph star --mem-min 2 --mem-max 2 --idle 0
+                                        the lab's 30-container echo stack, as calibrated
 
-Graphs: ring, all-to-all (degree-bounded above 64 containers), tiers, pipeline.
+Graphs: ring, all-to-all (degree-bounded above 64 containers), tiers, pipeline, star.
 Faults (comma-separated): worker-crash=N, loss=P, dup=P, partition=N, partition-nodes=N,
 partition-ms=MS, coordinator-crash=1, worker-down-ms=MS, coordinator-down-ms=MS, window-ms=MS.
 The last output line of each run is machine-readable:
@@ -36,7 +42,7 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	algName := fs.String("algorithm", "", "algorithm to run, or 'all'")
 	fs.IntVar(&cfg.Containers, "containers", cfg.Containers, "number of containers")
 	fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of worker nodes (container i runs on node i mod nodes)")
-	graph := fs.String("graph", string(cfg.Graph), "communication graph: ring, all-to-all, tiers, pipeline")
+	graph := fs.String("graph", string(cfg.Graph), "communication graph: ring, all-to-all, tiers, pipeline, star")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	faults := fs.String("faults", "", "faults injected into the measured snapshot (see above)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "snapshots taken one after the other; the last is reported")
@@ -46,9 +52,36 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&cfg.MemMaxMiB, "mem-max", cfg.MemMaxMiB, "largest container memory, MiB")
 	fs.Float64Var(&cfg.DiskMBps, "disk-mbps", cfg.DiskMBps, "disk bandwidth per node, MB/s, shared by its dumps")
 	fs.BoolVar(&cfg.CRIULock, "criu-lock", cfg.CRIULock, "model CRIU's own network lock during each dump (--tcp-established)")
+	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "machines the nodes run on (node n on host n mod hosts; 0: every node its own host); a host's disk and CPUs are shared by its dumps")
+	fs.Float64Var(&cfg.CPUsPerHost, "cpus-per-host", cfg.CPUsPerHost, "cores per host shared by its dumps' fixed cost (0: not modelled)")
+	fs.Float64Var(&cfg.DumpStartMs, "dump-start-ms", cfg.DumpStartMs, "mean delay from a dump command to CRIU seizing the container (exponential)")
+	calib := fs.String("calibration", "", "read the model's parameters measured on a lab from this JSON file (benchmarks/algorithms/calibration.json); flags given explicitly override it")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the simulator itself to this file (go tool pprof)")
 	if err := c.parseNoArgs(fs, simUsage, "sim", args); err != nil {
 		return err
+	}
+	if *calib != "" {
+		cal, err := sim.LoadCalibration(*calib)
+		if err != nil {
+			return usagef("--calibration: %v", err)
+		}
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		keep := cfg
+		cal.Apply(&cfg)
+		if explicit["hosts"] {
+			cfg.Hosts = keep.Hosts
+		}
+		if explicit["cpus-per-host"] {
+			cfg.CPUsPerHost = keep.CPUsPerHost
+		}
+		if explicit["dump-start-ms"] {
+			cfg.DumpStartMs = keep.DumpStartMs
+		}
+		if explicit["disk-mbps"] {
+			cfg.DiskMBps = keep.DiskMBps
+		}
 	}
 	cfg.Graph = sim.Graph(*graph)
 	f, err := sim.ParseFaults(*faults)
@@ -72,6 +105,13 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 		}
 		run = append(run, a)
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	violated := 0
 	for _, a := range run {
 		if err := ctx.Err(); err != nil {
@@ -92,4 +132,17 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("%d invariant violation(s) in the simulated run(s); see above", violated)
 	}
 	return nil
+}
+
+// startCPUProfile profiles the process into path until the returned stop is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }

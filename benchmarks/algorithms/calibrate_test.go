@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLeastSquaresRecoversCoefficients(t *testing.T) {
+	var xs [][]float64
+	var ys []float64
+	for i := range 10 {
+		x := []float64{1, float64(i), float64(i * i % 7)}
+		xs = append(xs, x)
+		ys = append(ys, 3+2*x[1]+0.5*x[2])
+	}
+	co, ok := leastSquares(xs, ys)
+	if !ok {
+		t.Fatal("not solved")
+	}
+	for i, want := range []float64{3, 2, 0.5} {
+		if math.Abs(co[i]-want) > 1e-6 {
+			t.Fatalf("coefficient %d = %g, want %g", i, co[i], want)
+		}
+	}
+	if _, ok := leastSquares([][]float64{{1, 1}, {2, 2}}, []float64{1, 2}); ok {
+		t.Fatal("a singular system was solved")
+	}
+}
+
+// synthetic is a lab run whose uncoordinated dumps follow overhead 100 ms on 2 cores
+// and 1000 MB/s exactly, for the calibration to find again.
+func synthetic() Results {
+	r := Results{Host: "kernel x, criu 4.2.1, 2 cores", Reps: 1}
+	for _, n := range []int{3, 10, 30} {
+		for _, mb := range []float64{2, 100} {
+			dump := 100*math.Max(float64(n)/2, 1) + float64(n)*mb
+			for _, meth := range []string{"uncoordinated", "blocking", "chandy-lamport"} {
+				m := Measurement{Shape: "scale-" + string(rune('0'+n%10)), N: n, Method: meth, TotalMS: dump + 300, Bytes: int64(float64(n) * mb * 1e6), Verdict: "consistent"}
+				for range n {
+					m.Containers = append(m.Containers, ContainerRow{DumpMS: dump, FrozenMS: dump + 20, LockedMS: dump + 100, CommitMS: dump + 250, Bytes: int64(mb * 1e6)})
+				}
+				r.Measurements = append(r.Measurements, m)
+			}
+		}
+	}
+	return r
+}
+
+func TestCalibrateFindsTheLabsParameters(t *testing.T) {
+	c := Calibrate(synthetic(), NATSLatency{OneWayP50MS: 0.1, OneWayP90MS: 0.15, PublishMS: 0.01, Samples: 10})
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 0.02*want {
+			t.Fatalf("%s = %g, want %g (calibration %+v)", name, got, want, c)
+		}
+	}
+	near("cpus_per_host", c.CPUsPerHost, 2)
+	near("dump_overhead_ms", c.DumpOverheadMs, 100)
+	near("disk_mbps", c.DiskMBps, 1000)
+	near("freeze_ms", c.FreezeMs, 10) // chandy-lamport: (frozen - dump) / 2
+	near("lock_ms", c.LockMs, 40)     // blocking: (locked - frozen) / 2
+	near("client_ms", c.ClientMs, 50) // total - commit
+	near("net_delay_ms", c.NetDelayMs, 0.1)
+	for _, k := range []string{"lock_ms", "freeze_ms", "client_ms", "dump_overhead_ms,disk_mbps"} {
+		if c.How[k] == "" {
+			t.Fatalf("calibration does not say how %s was obtained: %v", k, c.How)
+		}
+	}
+}
+
+func TestSimCheckAndCalibrationWritten(t *testing.T) {
+	r := synthetic()
+	sizes := []int{3, 10, 100}
+	sr, err := RunSim(context.Background(), r, NATSLatency{OneWayP50MS: 0.1, OneWayP90MS: 0.15, PublishMS: 0.01, Samples: 10}, sizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sr.Curves) != len(sizes)*len(Algorithms) {
+		t.Fatalf("%d curve points, want %d", len(sr.Curves), len(sizes)*len(Algorithms))
+	}
+	r.Sim = sr
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := Report(&out, r, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"calibration.json", "sim-check.md", "sim-vs-lab.svg"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s not written (%v)", f, err)
+		}
+	}
+}

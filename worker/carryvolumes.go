@@ -23,6 +23,13 @@ type DumpOptions struct {
 	// releases it. Without LeaveRunning it is DumpInto (its own hold, killed once the
 	// target holds the set). Overrides StreamTo.
 	Into string `json:"into,omitempty"`
+	// Lazy, when set (HOST:PORT, port 0: any free one), dumps post-copy as DumpLazy
+	// does: no memory page is written, CRIU serves them on that address until a
+	// restore fetched them all (WaitLazy). With LeaveRunning the container is left as
+	// its caller holds it (a migration's parked container, frozen and locked) after
+	// the last page, not ended: the caller ends it. Without LeaveRunning it is
+	// DumpLazy. Overrides Into and StreamTo; not with CarryVolumes.
+	Lazy string `json:"lazy,omitempty"`
 	// CarryVolumes packs the content of the container's local named volumes into the
 	// set (images/volume-NAME.tar, imageset.Manifest.Volumes), while it is frozen, so
 	// that a restore on another node recreates them with that content
@@ -42,6 +49,9 @@ func (c *Client) DumpWith(ctx context.Context, name, setID string, o DumpOptions
 	}
 	if o.Into != "" {
 		route, req.Addr = "dumpinto", o.Into
+	}
+	if o.Lazy != "" {
+		route, req.Addr = "dumplazy", o.Lazy
 	}
 	if err := c.call(ctx, http.MethodPost, cpath(name, route), req, &m); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
@@ -13,6 +14,15 @@ import (
 
 // DumpWith implements Dumper.
 func (w *Worker) DumpWith(ctx context.Context, name, setID string, o DumpOptions) (*imageset.Manifest, error) {
+	if o.Lazy != "" {
+		if o.CarryVolumes {
+			return nil, fmt.Errorf("worker %s: dump %s: %w: a post-copy dump cannot carry volumes (its memory stays on this node until fetched); leave out --carry-volumes or migrate with --copy direct", w.cfg.Node, name, node.ErrInvalidArgument)
+		}
+		if !o.LeaveRunning {
+			return w.DumpLazy(ctx, name, setID, o.Lazy)
+		}
+		return w.dumpLazyHeld(ctx, name, setID, o.Lazy)
+	}
 	opts := dump.Options{LeaveRunning: o.LeaveRunning}
 	if o.CarryVolumes {
 		vols, err := w.localVolumes(ctx, name)

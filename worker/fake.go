@@ -338,6 +338,8 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 		f.mu.Unlock()
 	}
 	switch {
+	case o.Lazy != "":
+		return f.DumpLazy(ctx, name, set, o.Lazy)
 	case o.Into != "" && o.LeaveRunning:
 		return f.dumpIntoHeld(ctx, name, set, o.Into)
 	case o.Into != "":

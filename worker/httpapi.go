@@ -33,7 +33,8 @@ import (
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
-//	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port"}  -> Manifest
+//	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port","leaveRunning":bool}  -> Manifest (leaveRunning: held, DumpWith Lazy)
+//	POST /v1/sets/{id}/waitlazy                                          (WaitLazy: until a held post-copy dump's last page was served)
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	DELETE /v1/containers/{name}                                        (idempotent)
@@ -133,7 +134,13 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.dumped(name(r), true)(w.DumpInto(ctx, name(r), q.Set, q.Addr))
 	})
 	handle("POST /v1/containers/{name}/dumplazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		if q.LeaveRunning {
+			return w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: true, Lazy: q.Addr})
+		}
 		return w.DumpLazy(ctx, name(r), q.Set, q.Addr)
+	})
+	handle("POST /v1/sets/{id}/waitlazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.WaitLazy(ctx, r.PathValue("id"))
 	})
 	handle("POST /v1/sets/{id}/send", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Send(ctx, r.PathValue("id"), q.Addr)

@@ -119,6 +119,9 @@ type Worker struct {
 
 	pendingMu      sync.Mutex
 	restoredLocked map[string]bool // containers restored network-locked, by ID: their unlock ends pending connects (pending_linux.go)
+
+	lazyMu    sync.Mutex
+	lazyEnded map[string]error // held post-copy dumps whose page server ended, and how, by set ID (postcopy_linux.go)
 }
 
 var (

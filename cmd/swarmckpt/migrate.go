@@ -42,8 +42,12 @@ sends the memory pages from CRIU straight to the target's page server, writing n
 copy on the dumping node (less downtime, the target verifies every page on arrival):
 the snapshot's only copy is then the target's, which a failed migration keeps and
 its rollback sends back (exact mode only; refused, naming the node, when a node involved
-runs an older worker that does not announce dump-into-held: upgrade it). post-copy is
-refused: not in migrate yet. pre-copy is refused where a node's kernel tracks no
+runs an older worker that does not announce dump-into-held: upgrade it). post-copy
+(exact mode only) needs every node that dumps a moving container, and every target, to
+announce the worker features post-copy and post-copy-migrate; no worker of this version
+announces post-copy-migrate yet (the held lazy dump it needs is not built), so it is
+refused before anything is dumped, naming the node; a stack label asking for post-copy
+migrates direct where the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
 soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
 --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services
@@ -75,7 +79,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	carry := fs.Bool("carry-volumes", false, "move the containers' local named volumes with them (their content goes into the snapshot; exact mode)")
 	mode := fs.String("mode", api.ModeExact, "restore mode: exact or swarm (see 'swarmckpt restore --help')")
 	whole := fs.Bool("whole-stack", false, "move the whole stack (every container dumped, stopped and restored), not only the containers that must move")
-	copyMode := fs.String("copy", "", "how the images reach the target: streamed or direct (default: the stack's swarmckpt.migration label, else streamed)")
+	copyMode := fs.String("copy", "", "how the images reach the target: streamed, direct, post-copy or pre-copy (default: the stack's swarmckpt.migration label, else streamed)")
 	pos, err := f.parse(c, fs, migrateUsage, args, 1, 1, "give exactly one stack name (swarmckpt migrate <stack> --to NODE)")
 	if err != nil {
 		return err
@@ -84,9 +88,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		return usagef("--mode must be exact or swarm, not %q", *mode)
 	}
 	switch *copyMode {
-	case "", api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy: // post-copy, pre-copy: the coordinator says why not
+	case "", api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy: // post-copy, pre-copy: the coordinator says where not
 	default:
-		return usagef("--copy must be streamed or direct (post-copy and pre-copy: not in migrate yet), not %q", *copyMode)
+		return usagef("--copy must be streamed, direct, post-copy or pre-copy (the last two only where the nodes announce them), not %q", *copyMode)
 	}
 	if (*to == "") == (*from == "") {
 		return usagef("give exactly one of --to NODE or --from NODE")

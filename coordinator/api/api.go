@@ -255,7 +255,8 @@ type MigrateRequest struct {
 	// (SnapshotRequest.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Copy is how the moving containers' images reach their targets: CopyStreamed,
-	// CopyDirect (CopyPostCopy is refused: not in migrate yet). Empty: the stack's
+	// CopyDirect, CopyPostCopy or CopyPreCopy (the last two refused where a node
+	// involved does not announce them, as every worker of this version). Empty: the stack's
 	// swarmckpt.migration label (cold is CopyStreamed), else CopyStreamed.
 	Copy string `json:"copy,omitempty"`
 	// WholeStack moves the whole stack cold (every container dumped, stopped and
@@ -276,7 +277,9 @@ const (
 	// snapshot's only copy (the rollback sends it back from there).
 	CopyDirect = "direct"
 	// CopyPostCopy: the container restarts on the target before its pages arrived
-	// (worker DumpLazy). Not available in migrate yet.
+	// (worker DumpLazy). Exact mode; asks the dumping nodes and the targets for
+	// node.FeaturePostCopy and node.FeaturePostCopyMigrate, which no worker of this
+	// version announces yet (the held lazy dump is not built): refused.
 	CopyPostCopy = "post-copy"
 	// CopyPreCopy: iterative pre-dumps while the container runs, then a short final
 	// dump (worker/migrate NextRound decides when to stop). Needs soft-dirty page

@@ -24,6 +24,12 @@ func copyNeeds(mode string) (source, target []string) {
 		return []string{node.FeatureDumpIntoHeld}, []string{node.FeatureDumpIntoHeld}
 	case api.CopyPreCopy:
 		return []string{node.FeaturePreCopy}, nil
+	case api.CopyPostCopy:
+		// The source serves the pages of a parked container and stays as it is held
+		// after the last one; the target's lazy-pages daemon fetches them and its agent
+		// reports the last one. Both need userfaultfd and large pipes (post-copy).
+		both := []string{node.FeaturePostCopy, node.FeaturePostCopyMigrate}
+		return both, both
 	}
 	return nil, nil
 }
@@ -33,6 +39,10 @@ func featureWhy(f, nodeName string) string {
 	switch f {
 	case node.FeaturePreCopy:
 		return "its kernel does not track soft-dirty pages (CONFIG_MEM_SOFT_DIRTY off: `criu check --feature mem_dirty_track` fails), so iterative pre-dumps cannot run there; migrate with --copy direct or --copy streamed, or between nodes whose kernels have soft-dirty"
+	case node.FeaturePostCopy:
+		return fmt.Sprintf("post-copy cannot run on node %s (its kernel lacks non-cooperative userfaultfd, or fs.pipe-max-size is below 4 MiB and its worker cannot raise it: see the worker's log, or `sysctl -w fs.pipe-max-size=4194304` there); migrate with --copy direct or --copy streamed", nodeName)
+	case node.FeaturePostCopyMigrate:
+		return "its worker cannot serve a parked container's pages for a migration (a held lazy dump; no swarmckpt worker of this version can: docs/dataplane.md \"Post-copy in migrate\"); migrate with --copy direct (least downtime of the available modes) or --copy streamed"
 	case node.FeatureDumpIntoHeld:
 		return fmt.Sprintf("its worker is older than this coordinator: it would end the container on a held direct dump, before the migration committed; upgrade swarmckpt (worker and agent) on node %s to this version, or migrate with --copy streamed", nodeName)
 	}

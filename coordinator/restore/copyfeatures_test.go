@@ -1,9 +1,15 @@
 package restore
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -72,5 +78,76 @@ func TestMergeFeatures(t *testing.T) {
 	got := node.MergeFeatures([]string{"kernel=6.18", "post-copy"}, []string{"post-copy", node.FeatureDumpIntoHeld})
 	if strings.Join(got, ",") != "kernel=6.18,post-copy,"+node.FeatureDumpIntoHeld {
 		t.Fatalf("merged %v", got)
+	}
+}
+
+// gateHost is a Host whose only uses by streamTo are its live workers and the events
+// it records.
+type gateHost struct {
+	Host
+	workers []store.Worker
+	events  []api.Event
+}
+
+func (h *gateHost) Live() []store.Worker                 { return h.workers }
+func (h *gateHost) Event(_ context.Context, e api.Event) { h.events = append(h.events, e) }
+
+// TestStreamToPostCopy: post-copy asks the dumping node and the target for post-copy
+// and post-copy-migrate. Asked with --copy, a node without them is refused by name,
+// nothing changed; asked by the stack's label, the migration falls back to direct
+// where the nodes can do that (else streamed) and says so. Where every node announces
+// both, this coordinator, which cannot drive post-copy, refuses rather than migrate
+// another way than asked.
+func TestStreamToPostCopy(t *testing.T) {
+	direct := []string{node.FeatureDumpIntoHeld, node.FeaturePostCopy}
+	all := append(slices.Clone(direct), node.FeaturePostCopyMigrate)
+	for _, tc := range []struct {
+		name      string
+		explicit  bool
+		a, b      []string // features of the source a and the target b
+		want      string   // resolved copy mode; "" refused
+		refusal   []string
+		warnsWith string
+	}{
+		{name: "FlagNoWorkerCanServe", explicit: true, a: direct, b: direct,
+			refusal: []string{"node a (it dumps a moving container)", `"post-copy-migrate"`, "--copy direct", "nothing was changed"}},
+		{name: "FlagTargetWithoutUffd", explicit: true, a: all, b: []string{node.FeatureDumpIntoHeld},
+			refusal: []string{"node b (it is a target)", `"post-copy"`, "userfaultfd"}},
+		{name: "LabelFallsBackToDirect", a: direct, b: direct, want: api.CopyDirect, warnsWith: "migrating direct"},
+		{name: "LabelFallsBackToStreamed", a: nil, b: direct, want: api.CopyStreamed, warnsWith: "migrating streamed"},
+		{name: "FlagNewerWorkers", explicit: true, a: all, b: all,
+			refusal: []string{"this coordinator's version cannot drive a post-copy migration", "upgrade the coordinator"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &gateHost{workers: []store.Worker{{Node: "a", Address: "a:1", Features: tc.a}, {Node: "b", Address: "b:1", Features: tc.b}}}
+			s, err := New(Config{Host: h, Store: store.NewMemory(), Bus: bus.NewNetwork().Connect(),
+				NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pre := &store.Manifest{ID: "m", Containers: []store.Container{{Service: "s", Slot: 1, Node: "a"}}}
+			mode := api.CopyPostCopy
+			out, err := s.streamTo(context.Background(), pre, map[string]string{"s.1": "b"}, api.CopyPostCopy, tc.explicit, &mode)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("allowed (%v), want refused with %q", out, tc.refusal)
+				}
+				for _, w := range tc.refusal {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("refusal %q lacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || mode != tc.want || out["s.1"] != "b:1" {
+				t.Fatalf("streamTo: %v %v, copy %q; want s.1 to b:1, copy %q", out, err, mode, tc.want)
+			}
+			if got := pre.Containers[0].Direct; got != (tc.want == api.CopyDirect) {
+				t.Errorf("container marked direct=%v, copy %q", got, tc.want)
+			}
+			if len(h.events) == 0 || !strings.Contains(h.events[0].Message, tc.warnsWith) || !strings.Contains(h.events[0].Message, "post-copy") {
+				t.Errorf("events %+v, want a warning saying %q", h.events, tc.warnsWith)
+			}
+		})
 	}
 }

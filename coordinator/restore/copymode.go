@@ -20,7 +20,8 @@ type LabelReader interface {
 // migrationCopy resolves the copy mode of req: --copy as given, else the stack's
 // swarmckpt.migration label (cold is streamed), else streamed. explicit says whether
 // the user chose it (--copy): a label's choice that cannot apply (direct in swarm mode)
-// falls back to streamed, an explicit one is refused.
+// falls back to streamed, an explicit one is refused. Post-copy is checked against
+// the nodes in streamTo (copyGate).
 func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (mode string, explicit bool, err error) {
 	mode, explicit = req.Copy, req.Copy != ""
 	if !explicit {
@@ -40,19 +41,24 @@ func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (m
 		}
 		return api.CopyDirect, explicit, nil
 	case api.CopyPostCopy:
-		if explicit {
-			return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: post-copy is not available in migrate yet (only in the worker's API and the data-plane benchmark); use --copy direct (least downtime of the available modes) or --copy streamed")
+		if req.Mode == api.ModeSwarm {
+			// As for direct: the restore would depend on a source swarm ends.
+			if explicit {
+				return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy --mode swarm refused, nothing was changed: post-copy needs --mode exact (the restored container keeps fetching its pages from the source, which swarm mode's stop ends); use --mode exact, or --copy streamed")
+			}
+			return api.CopyStreamed, false, nil
 		}
-		// The label asks for post-copy, which migrate cannot do yet: the fastest
-		// available mode instead.
-		return api.CopyDirect, false, nil
+		// Every node involved must announce it (copyNeeds; streamTo, once the moving
+		// containers and their targets are known); a label's choice falls back to
+		// direct, or streamed, there.
+		return api.CopyPostCopy, explicit, nil
 	case api.CopyPreCopy:
 		if err := s.preCopyGate(); err != nil {
 			return "", true, err
 		}
 		return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: every live node tracks soft-dirty pages, but migrate has no pre-copy dump loop yet (the iteration policy is worker/migrate.NextRound); use --copy direct or --copy streamed")
 	default:
-		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s and %s are not in migrate yet)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy)
+		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s and %s only where every node involved announces them: 'swarmckpt status' FEATURES)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy)
 	}
 }
 

@@ -23,8 +23,8 @@ func (noHost) Live() []store.Worker {
 }
 
 // TestMigrationCopy: --copy as given wins; without it the stack's swarmckpt.migration
-// label decides (cold is streamed; post-copy, not in migrate yet, falls back to
-// direct; direct in swarm mode to streamed), else streamed. An explicit choice that
+// label decides (cold is streamed; direct and post-copy in swarm mode fall back to
+// streamed; post-copy's nodes are checked later, in streamTo), else streamed. An explicit choice that
 // cannot apply is refused, saying nothing was changed.
 func TestMigrationCopy(t *testing.T) {
 	labels := &stack.FakeLabels{}
@@ -42,11 +42,13 @@ func TestMigrationCopy(t *testing.T) {
 		{name: "Default", want: api.CopyStreamed},
 		{name: "LabelDirect", label: "direct", want: api.CopyDirect},
 		{name: "LabelCold", label: "cold", want: api.CopyStreamed},
-		{name: "LabelPostCopy", label: "post-copy", want: api.CopyDirect},
+		{name: "LabelPostCopy", label: "post-copy", want: api.CopyPostCopy},
+		{name: "LabelPostCopySwarm", label: "post-copy", mode: api.ModeSwarm, want: api.CopyStreamed},
 		{name: "LabelDirectSwarm", label: "direct", mode: api.ModeSwarm, want: api.CopyStreamed},
 		{name: "FlagWins", label: "direct", copy: api.CopyStreamed, want: api.CopyStreamed, explicit: true},
 		{name: "FlagDirect", copy: api.CopyDirect, want: api.CopyDirect, explicit: true},
-		{name: "FlagPostCopy", copy: api.CopyPostCopy, err: "post-copy is not available in migrate yet"},
+		{name: "FlagPostCopy", copy: api.CopyPostCopy, want: api.CopyPostCopy, explicit: true},
+		{name: "FlagPostCopySwarm", copy: api.CopyPostCopy, mode: api.ModeSwarm, err: "post-copy needs --mode exact"},
 		{name: "FlagDirectSwarm", copy: api.CopyDirect, mode: api.ModeSwarm, err: "direct copies need --mode exact"},
 		{name: "Unknown", copy: "teleport", err: `unknown copy mode "teleport"`},
 		{name: "FlagPreCopy", copy: api.CopyPreCopy, err: "node lab-1 does not announce the worker feature \"pre-copy\": its kernel does not track soft-dirty pages"},

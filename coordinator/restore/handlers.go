@@ -479,7 +479,8 @@ func (s *Restores) rollback(ctx context.Context, m *store.Manifest, targets map[
 // (or, --copy direct, dumped straight) to their target and returns the targets'
 // worker addresses by container key: the snapshot's stream plan of a migration. Every
 // node asked for a direct dump or a held set must announce it (copyfeatures.go): an
-// explicit --copy is refused otherwise, a label's falls back to streamed (*copyMode).
+// explicit --copy is refused otherwise, a label's falls back (post-copy to direct
+// where that can apply, else streamed; *copyMode says which).
 func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[string]string, mode string, explicit bool, copyMode *string) (map[string]string, error) {
 	direct := mode == api.CopyDirect
 	out, moving := map[string]string{}, map[string]string{}
@@ -504,12 +505,23 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		if explicit {
 			return nil, err
 		}
-		s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s, which cannot apply (%v): migrating streamed", mode, err)})
-		for i := range pre.Containers {
-			pre.Containers[i].Direct = false
+		// A label's choice that cannot apply: post-copy falls back to direct where
+		// that can, else (and direct) to streamed.
+		fallback := api.CopyStreamed
+		if mode == api.CopyPostCopy && copyGate(s.live(), api.CopyDirect, pre, moving) == nil {
+			fallback = api.CopyDirect
 		}
-		direct = false
-		*copyMode = api.CopyStreamed
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s, which cannot apply (%v): migrating %s", mode, err, fallback)})
+		direct = fallback == api.CopyDirect
+		for i := range pre.Containers {
+			pre.Containers[i].Direct = direct && pre.Containers[i].StreamedTo != ""
+		}
+		mode, *copyMode = fallback, fallback
+	}
+	if mode == api.CopyPostCopy {
+		// Every node announces post-copy-migrate (a newer worker), but this
+		// coordinator cannot drive it: it would migrate another way than asked.
+		return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: every node involved announces the worker feature %q, but this coordinator's version cannot drive a post-copy migration; upgrade the coordinator (swarmckpt coordinator) to the workers' version, or migrate with --copy direct", node.FeaturePostCopyMigrate)
 	}
 	switch {
 	case len(out) > 0 && direct:

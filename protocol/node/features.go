@@ -17,6 +17,12 @@ const (
 	// FeaturePreCopy: iterative pre-dumps can run on this node: its kernel tracks
 	// soft-dirty pages (worker NodeInfo.PreCopy).
 	FeaturePreCopy = "pre-copy"
+	// FeaturePostCopyMigrate: the worker does a held lazy dump (a migration's parked
+	// container serves its pages from a page server and is left as its caller holds
+	// it after the last one) and its agent reports when a post-copy restore's last page
+	// arrived: what `migrate --copy post-copy` asks of the dumping node and the target
+	// (with FeaturePostCopy). No worker of this version announces it yet.
+	FeaturePostCopyMigrate = "post-copy-migrate"
 )
 
 // Has says whether w announces feature f.

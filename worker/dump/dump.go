@@ -27,7 +27,9 @@ type Options struct {
 	// written; CRIU keeps the container frozen and serves its pages lazily on that
 	// address until the restore side has fetched them all, then the container exits.
 	// Dump returns as soon as the other images are sealed; Lazy in the result tracks
-	// the page server.
+	// the page server. With LeaveRunning the container is not ended after the last
+	// page: CRIU leaves it as it found it (frozen, when its caller froze it: a held
+	// post-copy migration, the caller ends it).
 	PageServer string
 	// Sink, when set, receives the images while CRIU writes them: the memory pages
 	// (pages-*.img, which CRIU only appends to) as they grow, every other file once CRIU

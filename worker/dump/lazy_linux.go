@@ -35,7 +35,8 @@ func (r *Runc) LazyOf(set string) (Lazy, bool) {
 
 // dumpLazy runs `runc checkpoint --lazy-pages --page-server ADDR --status-fd 3` in the
 // background and returns once CRIU reports (on the status fd) that every image but
-// the memory pages is written and the page server listens.
+// the memory pages is written and the page server listens. With opts.LeaveRunning
+// the container outlives the page server (a held post-copy migration's source).
 func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spec, set string, opts Options) (*imageset.Manifest, error) {
 	images, work := imageset.ImagesPath(set), filepath.Join(set, WorkDir)
 	pr, pw, err := os.Pipe()
@@ -44,7 +45,11 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 	}
 	defer pr.Close()
 	args := []string{"--root", r.Root, "checkpoint", "--image-path", images, "--work-path", work,
-		"--tcp-established", "--lazy-pages", "--page-server", opts.PageServer, "--status-fd", "3", c.ID}
+		"--tcp-established", "--lazy-pages", "--page-server", opts.PageServer, "--status-fd", "3"}
+	if opts.LeaveRunning {
+		args = append(args, "--leave-running")
+	}
+	args = append(args, c.ID)
 	// Not CommandContext: the page server must outlive this call.
 	cmd := exec.Command(or(r.Runc, "runc"), args...)
 	if cmd.Env, err = r.TLS.env(work); err != nil {
@@ -90,7 +95,7 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 	// one of the dump. A layer that cannot be packed is reported in the manifest.
 	rootfs, _, _ := packRootfs(spec, imageset.ImagesPath(set))
 	m := &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, CRIUVersion: criu, Kernel: kernel,
-		Created: time.Now().UTC(), DumpSeconds: time.Since(start).Seconds(), LazyPages: opts.PageServer, Rootfs: rootfs}
+		Created: time.Now().UTC(), DumpSeconds: time.Since(start).Seconds(), LazyPages: opts.PageServer, Rootfs: rootfs, LeaveRunning: opts.LeaveRunning}
 	if err := imageset.Seal(set, m); err != nil {
 		_ = cmd.Process.Kill()
 		return nil, fmt.Errorf("dump %s: %w", c, err)

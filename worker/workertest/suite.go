@@ -218,6 +218,17 @@ func testDumper(t *testing.T, f Factory) {
 		if _, err := d.DumpLazy(ctx, a.Container(t), id("wt.lazy"), "127.0.0.1:0"); err == nil {
 			t.Fatalf("DumpLazy succeeded where post-copy cannot run (%s)", info.PostCopy.Reason)
 		}
+		if _, err := d.DumpWith(ctx, a.Container(t), id("wt.lazyheld"), worker.DumpOptions{LeaveRunning: true, Lazy: "127.0.0.1:0"}); err == nil {
+			t.Fatalf("held DumpWith Lazy succeeded where post-copy cannot run (%s)", info.PostCopy.Reason)
+		}
+	}
+	// No post-copy dump of set3 here: nothing to wait for.
+	if lw, ok := d.(worker.LazyWaiter); ok {
+		if err := lw.WaitLazy(ctx, set3); !errors.Is(err, node.ErrNotFound) {
+			t.Fatalf("WaitLazy of a set with no post-copy dump: %v, want node.ErrNotFound (worker.ErrNoLazy)", err)
+		}
+	} else {
+		t.Errorf("the dumper %T does not wait for post-copy page servers (worker.LazyWaiter)", d)
 	}
 }
 

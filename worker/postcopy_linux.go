@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/swarmckpt/swarmckpt/worker/dump"
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
+)
+
+// lazyServer finds the page server of a post-copy dump by its set (dump.Runc).
+type lazyServer interface {
+	LazyOf(set string) (dump.Lazy, bool)
+}
+
+// dumpLazyHeld is DumpWith with Lazy and LeaveRunning: a post-copy dump of a container
+// its caller holds (a migration's parked container, frozen and network-locked by the
+// node agent, worker/agent park.go). It takes no hold of its own: CRIU serves the
+// pages on pageServer (port 0: a free one) and, after the last one, leaves the
+// container as it found it, frozen; the caller ends it (or, if the restore failed,
+// releases it: it runs on here). WaitLazy says when the last page was served. The
+// set here holds every image but the pages, with the page server's address
+// (Manifest.LazyPages); the restore side needs it.
+func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
+	if err := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit()); err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	c, err := w.resolveDumpable(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := w.p.Dumper.(lazyServer); !ok {
+		return nil, fmt.Errorf("worker %s: dump %s: this node's dumper cannot serve pages (post-copy)", w.cfg.Node, name)
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	addr, err := freePort(pageServer)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: page server address %q: %w", w.cfg.Node, pageServer, err)
+	}
+	w.harden(ctx, c)
+	unpipe, err := w.raisePipes()
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: dump %s: post-copy: %w", w.cfg.Node, c, err)
+	}
+	m, err := w.p.Dumper.Dump(ctx, c, spec, set, dump.Options{Node: w.cfg.Node, PageServer: addr, LeaveRunning: true})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("worker %s: %w (the container is left as its caller holds it)", w.cfg.Node, err), unpipe())
+	}
+	l, ok := w.p.Dumper.(lazyServer).LazyOf(set)
+	if !ok {
+		// The page server ended already (nothing to serve, or it failed at once).
+		return m, unpipe()
+	}
+	go func() {
+		err := l.Wait()
+		w.lazyMu.Lock()
+		if w.lazyEnded == nil {
+			w.lazyEnded = map[string]error{}
+		}
+		w.lazyEnded[setID] = err
+		w.lazyMu.Unlock()
+		if perr := unpipe(); perr != nil {
+			w.log.Warn("post-copy done; could not put fs.pipe-max-size back", "container", c.Name, "err", perr)
+		}
+		if err != nil {
+			w.log.Error("post-copy page server of a held container failed; it stays as its caller holds it", "container", c.Name, "set", setID, "err", err)
+			return
+		}
+		w.log.Info("post-copy: every page served; the held container stays frozen for its caller to end", "container", c.Name, "set", setID)
+	}()
+	w.log.Info("held container dumped post-copy", "container", c.Name, "set", setID, "page_server", addr, "dump_seconds", m.DumpSeconds)
+	return m, nil
+}
+
+// WaitLazy implements LazyWaiter: it waits until the page server of the held
+// post-copy dump that produced setID ended, and returns its error: nil once every page
+// was served (the restore side has them all). A set with no such dump here returns
+// ErrNoLazy.
+func (w *Worker) WaitLazy(ctx context.Context, setID string) error {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return err
+	}
+	ended := func() (error, bool) {
+		w.lazyMu.Lock()
+		defer w.lazyMu.Unlock()
+		err, ok := w.lazyEnded[setID]
+		return err, ok
+	}
+	var l dump.Lazy
+	if ls, ok := w.p.Dumper.(lazyServer); ok {
+		l, _ = ls.LazyOf(set)
+	}
+	if l == nil {
+		if err, ok := ended(); ok {
+			return lazyResult(w.cfg.Node, setID, err)
+		}
+		return fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoLazy)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Wait() }()
+	select {
+	case err := <-done:
+		return lazyResult(w.cfg.Node, setID, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func lazyResult(nodeName, setID string, err error) error {
+	if err != nil {
+		return fmt.Errorf("worker %s: post-copy page server of set %s failed before every page was fetched: %w", nodeName, setID, err)
+	}
+	return nil
+}

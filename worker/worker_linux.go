@@ -30,6 +30,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+	"github.com/swarmckpt/swarmckpt/worker/xlate"
 )
 
 // Sentinel errors. Each wraps the wire contract's sentinel, so that a caller across
@@ -84,6 +85,9 @@ type Parts struct {
 	// RuncState answers `runc --root root state id` for a container whose stop is held
 	// (drain_linux.go); nil runs runc. Tests with fake containers set it.
 	RuncState func(ctx context.Context, root, id string) (RuncState, error)
+	// Xlate keeps address translations in containers' namespaces (xlate.NFT); nil
+	// refuses Translate.
+	Xlate xlate.Translator
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -119,6 +123,8 @@ type Worker struct {
 
 	pendingMu      sync.Mutex
 	restoredLocked map[string]bool // containers restored network-locked, by ID: their unlock ends pending connects (pending_linux.go)
+
+	xl xlates // translations kept, and their poll (xlate_linux.go)
 }
 
 var (
@@ -132,7 +138,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
@@ -191,6 +197,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 
 		EndPendingConnects: true,
+		Xlate:              &xlate.NFT{},
 	})
 	return w, cli, err
 }
@@ -256,6 +263,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.log.Error("transfer endpoint", "err", err)
 		}
 	}()
+	w.xl.start(w)
 	w.log.Info("worker started", "transfer", w.addr, "tls", w.cfg.TLS != nil, "journal", w.cfg.JournalDir, "sets", w.SetsDir())
 	return nil
 }
@@ -265,6 +273,7 @@ func (w *Worker) Addr() string { return w.addr }
 
 // Close stops the transfer endpoint. Holds stay journaled; the watchdog keeps running.
 func (w *Worker) Close() error {
+	w.xl.stop()
 	if w.srv == nil {
 		return nil
 	}

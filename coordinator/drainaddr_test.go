@@ -1,12 +1,17 @@
 package coordinator
 
 import (
+	"context"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 )
 
 // The held task's readdressing: its map covers every moving task of the stack whose
@@ -52,5 +57,39 @@ func TestHeldAddresses(t *testing.T) {
 	e3 := node.DrainEvent{Node: "n3", ContainerID: "c3", Service: "bank_holder", Slot: 3}
 	if got := heldAddresses(e3, tasks); len(got.Own) != 0 {
 		t.Errorf("Own of a task whose replacement has no address: %v", got.Own)
+	}
+}
+
+// Through the agents: the replacement's placement waits for its address map, the
+// map is there before the stop is released, and the staying peer translates.
+func TestDrainControllerReaddressesHeldTask(t *testing.T) {
+	net, execs, quiet := drainAgents(t)
+	n1, n2 := execs["n1"], execs["n2"]
+	ctx := context.Background()
+	tasks := drainTasks()
+	tasks[0].Addresses = []stack.NetAddr{{Network: "st_net", IP: "10.0.0.2"}}
+	tasks[1].Addresses = []stack.NetAddr{{Network: "st_net", IP: "10.0.0.12"}}
+	tasks[2].Node, tasks[2].Addresses = "n2", []stack.NetAddr{{Network: "st_net", IP: "10.0.0.3"}}
+	n2.SetXlateInUse("c2", netip.MustParseAddr("10.0.0.2"), true)
+	if err := n1.Arm(ctx, "c1", worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate", Stack: "st", Service: "st_web", Slot: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !n1.HoldStop("c1", "15") {
+		t.Fatal("stop not held")
+	}
+	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}, ev: &events.Recorder{}}, sw: staticSwarm{tasks: tasks, avail: "drain"},
+		addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
+	d.handle(ctx, node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
+		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld})
+	if v, ok := n1.Verdict("c1"); !ok || v.Outcome != ociwrap.VerdictCheckpointed {
+		t.Fatalf("verdict %+v %v, want checkpointed", v, ok)
+	}
+	placed := n2.PlacedTask("st_web", 1)
+	if placed == nil || !placed.WaitMap || !reflect.DeepEqual(placed.Addresses, map[string]string{"10.0.0.2": "10.0.0.12"}) {
+		t.Fatalf("placed on n2: %+v, want waiting for and holding the map 10.0.0.2 -> 10.0.0.12", placed)
+	}
+	ts, _ := n2.Translations(ctx)
+	if len(ts) != 1 || ts[0].ContainerID != "c2" || ts[0].Old.String() != "10.0.0.2" || ts[0].New.String() != "10.0.0.12" {
+		t.Fatalf("translations on n2: %+v, want c2 10.0.0.2 -> 10.0.0.12", ts)
 	}
 }

@@ -275,8 +275,13 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		}
 		place := node.PlaceRequest{Set: set, Service: e.Service, Slot: e.Slot}
 		if len(readdr.Own) > 0 {
-			// The wrapper waits for the map (sent next, before the release).
-			place.AddressMapFor = drainMapWait
+			// The wrapper waits for the map (sent next, before the release). The
+			// replacement is restored network-locked: the staying peers' packets,
+			// translated to its new address, would otherwise meet its namespace
+			// before its sockets are back and be answered with a RST
+			// (docs/restore.md "Restoring a set of containers"); unlockReplacement
+			// lifts the lock once it runs.
+			place.AddressMapFor, place.LockFor = drainMapWait, drainMapWait
 		}
 		if _, err := nodecall.Ask[node.PlaceReply](ctx, d.s.cfg.Bus, node.PlaceSubject(a.Target), place, left()); err != nil {
 			return fmt.Errorf("place set %s on %s for %s slot %d: %w", set, a.Target, e.Service, e.Slot, err)
@@ -309,6 +314,9 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	log.Info("drain: held task checkpointed and placed for its replacement", "target", a.Target, "set", set,
 		"addresses", readdr.Own, "map", readdr.Map, "translating_peers", translated,
 		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
+	if len(readdr.Own) > 0 {
+		d.unlockReplacement(context.WithoutCancel(ctx), e, a.Target, log)
+	}
 	if d.armed != nil {
 		// The replacement runs about a second after the release: a policy pass then
 		// arms it on its new node (pokes after ctx ended are dropped by the reconciler).

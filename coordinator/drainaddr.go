@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -150,4 +151,37 @@ func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, 
 		}
 	}
 	return n
+}
+
+// unlockReplacement waits until swarm's replacement of the held task runs on target
+// (restored network-locked) and unlocks it. If it does not run within drainMapWait,
+// the target's watchdog unlocks it at the lock's deadline.
+func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEvent, target string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, drainMapWait)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	key := fmt.Sprintf("%s.%d", e.Service, e.Slot)
+	for {
+		if tasks, err := d.sw.Tasks(ctx, e.Stack); err == nil {
+			for _, tk := range tasks {
+				if tk.Key() != key || tk.Node != target || !liveDesired(tk) || tk.State != "running" || tk.ContainerID == "" || tk.ContainerID == e.ContainerID {
+					continue
+				}
+				if _, err := nodecall.Ask[node.UnlockReply](ctx, d.s.cfg.Bus, node.UnlockSubject(target),
+					node.UnlockRequest{Containers: []string{tk.ContainerID}}, 5*time.Second); err != nil {
+					log.Warn("drain: could not unlock the restored replacement; its worker's watchdog unlocks it at the lock's deadline", "target", target, "container", tk.ContainerID, "err", err)
+					return
+				}
+				log.Info("drain: replacement restored and unlocked", "target", target, "container", tk.ContainerID)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("drain: the replacement did not run in time; its worker's watchdog unlocks it at the lock's deadline", "target", target, "wait", drainMapWait)
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -60,8 +60,9 @@ func TestHeldAddresses(t *testing.T) {
 	}
 }
 
-// Through the agents: the replacement's placement waits for its address map, the
-// map is there before the stop is released, and the staying peer translates.
+// Through the agents: the replacement's placement is locked and waits for its
+// address map, the map is there before the stop is released, the staying peer
+// translates, and the replacement is unlocked once it runs.
 func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 	net, execs, quiet := drainAgents(t)
 	n1, n2 := execs["n1"], execs["n2"]
@@ -69,6 +70,11 @@ func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 	tasks := drainTasks()
 	tasks[0].Addresses = []stack.NetAddr{{Network: "st_net", IP: "10.0.0.2"}}
 	tasks[1].Addresses = []stack.NetAddr{{Network: "st_net", IP: "10.0.0.12"}}
+	// The replacement runs (restored locked; the static swarm lists it running at once).
+	tasks[1].State, tasks[1].ContainerID = "running", "r1"
+	if err := n2.Lock(ctx, "r1", nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	tasks[2].Node, tasks[2].Addresses = "n2", []stack.NetAddr{{Network: "st_net", IP: "10.0.0.3"}}
 	n2.SetXlateInUse("c2", netip.MustParseAddr("10.0.0.2"), true)
 	if err := n1.Arm(ctx, "c1", worker.ArmOptions{Budget: 9 * time.Second, Policy: "migrate", Stack: "st", Service: "st_web", Slot: 1}); err != nil {
@@ -85,8 +91,11 @@ func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 		t.Fatalf("verdict %+v %v, want checkpointed", v, ok)
 	}
 	placed := n2.PlacedTask("st_web", 1)
-	if placed == nil || !placed.WaitMap || !reflect.DeepEqual(placed.Addresses, map[string]string{"10.0.0.2": "10.0.0.12"}) {
-		t.Fatalf("placed on n2: %+v, want waiting for and holding the map 10.0.0.2 -> 10.0.0.12", placed)
+	if placed == nil || !placed.WaitMap || !placed.Locked || !reflect.DeepEqual(placed.Addresses, map[string]string{"10.0.0.2": "10.0.0.12"}) {
+		t.Fatalf("placed on n2: %+v, want locked, waiting for and holding the map 10.0.0.2 -> 10.0.0.12", placed)
+	}
+	if n2.IsLocked("r1") {
+		t.Error("the running replacement was not unlocked")
 	}
 	ts, _ := n2.Translations(ctx)
 	if len(ts) != 1 || ts[0].ContainerID != "c2" || ts[0].Old.String() != "10.0.0.2" || ts[0].New.String() != "10.0.0.12" {

@@ -180,6 +180,7 @@ func (s *Service) runDrain(ctx context.Context) {
 
 // handle decides one held stop and carries the decision out before its deadline.
 func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
+	parent := ctx // unlockReplacement runs past the hold's deadline
 	ctx, cancel := context.WithDeadline(ctx, e.Deadline)
 	defer cancel()
 	log := d.log.With("node", e.Node, "container", e.Name, "service", e.Service, "slot", e.Slot)
@@ -315,7 +316,7 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		"addresses", readdr.Own, "map", readdr.Map, "translating_peers", translated,
 		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
 	if len(readdr.Own) > 0 {
-		d.unlockReplacement(context.WithoutCancel(ctx), e, a.Target, log)
+		d.unlockReplacement(parent, e, a.Target, log)
 	}
 	if d.armed != nil {
 		// The replacement runs about a second after the release: a policy pass then

@@ -155,7 +155,8 @@ func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, 
 
 // unlockReplacement waits until swarm's replacement of the held task runs on target
 // (restored network-locked) and unlocks it. If it does not run within drainMapWait,
-// the target's watchdog unlocks it at the lock's deadline.
+// or ctx ends first (the leader stops), the target's watchdog unlocks it at the
+// lock's deadline.
 func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEvent, target string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, drainMapWait)
 	defer cancel()

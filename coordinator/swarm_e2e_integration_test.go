@@ -464,8 +464,15 @@ func TestIntegrationSwarmMode(t *testing.T) {
 	// its one TCP connection: same conn_id, no gap, duplicate or reconnect, seq going on.
 	t.Run("DrainKeepsEchoConnectionToStayingServer", func(t *testing.T) {
 		e.t = t
+		// The earlier drains restarted the server fresh (the manager was drained with
+		// echo unlabelled): the client is restarted too (--force), so that it starts
+		// healthy on its first connection.
 		for _, svc := range []string{"echo_server", "echo_client"} {
-			if out, err := e.dockerOut(manager, "service", "update", "--detach", "--label-add", "swarmckpt.on-drain=migrate", svc); err != nil {
+			args := []string{"service", "update", "--detach", "--label-add", "swarmckpt.on-drain=migrate", svc}
+			if svc == "echo_client" {
+				args = append(args[:len(args)-1], "--force", svc)
+			}
+			if out, err := e.dockerOut(manager, args...); err != nil {
 				t.Fatalf("label %s: %v\n%s", svc, err, out)
 			}
 		}
@@ -490,13 +497,9 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			return from != "" && ok && st["healthy"] == true
 		})
 		waitLong(t, "echo client armed for drains on "+from, func() bool {
-			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
-			for _, l := range strings.Split(string(lg), "\n") {
-				if strings.Contains(l, "tasks armed for drains") && strings.Contains(l, "stack=echo") && strings.Contains(l, "node="+from+" ") {
-					return true
-				}
-			}
-			return false
+			id, _ := e.dockerOut(from, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_client")
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+from+".log"))
+			return strings.TrimSpace(id) != "" && strings.Contains(string(lg), "id="+strings.TrimSpace(id)+" ")
 		})
 		if st, ok := e.echoStatus(from, "echo_client"); ok {
 			before = st

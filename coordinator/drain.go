@@ -47,6 +47,9 @@ const (
 	// minDrainBudget: a shorter hold leaves no time for a checkpoint (the worker
 	// refuses one with less than 1 s left), so such a task is not armed.
 	minDrainBudget = 2 * time.Second
+	// drainMapWait is how long the replacement's wrapper waits for its address map
+	// (sent right after the placement, before the stop is released).
+	drainMapWait = 30 * time.Second
 )
 
 // drainBudget is the hold budget of a task whose stop_grace_period is grace (0: the
@@ -177,6 +180,7 @@ func (s *Service) runDrain(ctx context.Context) {
 
 // handle decides one held stop and carries the decision out before its deadline.
 func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
+	parent := ctx // unlockReplacement runs past the hold's deadline
 	ctx, cancel := context.WithDeadline(ctx, e.Deadline)
 	defer cancel()
 	log := d.log.With("node", e.Node, "container", e.Name, "service", e.Service, "slot", e.Slot)
@@ -255,15 +259,42 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	}
 	tCkpt := time.Now()
 	emit(events.Checkpointed, func(x *events.Event) { x.Set = set; x.MS = tCkpt.Sub(start).Milliseconds() })
+	// The replacement's new address (drainaddr.go): listed again now, so that the
+	// other moving tasks' replacements are in the map too.
+	if t2, err := d.sw.Tasks(ctx, e.Stack); err == nil {
+		tasks = t2
+	}
+	readdr := heldAddresses(e, tasks)
+	if len(readdr.Missing) > 0 {
+		log.Warn("drain: a moving task's replacement has no address yet: connections to it are closed at its restore", "slots", readdr.Missing)
+	}
+	translated := 0
 	err = func() error {
 		// ErrSetExists: a dead leader sent it already.
 		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil && !errors.Is(err, node.ErrSetExists) {
 			return fmt.Errorf("send set %s to %s: %w", set, a.Target, err)
 		}
-		if _, err := nodecall.Ask[node.PlaceReply](ctx, d.s.cfg.Bus, node.PlaceSubject(a.Target),
-			node.PlaceRequest{Set: set, Service: e.Service, Slot: e.Slot}, left()); err != nil {
+		place := node.PlaceRequest{Set: set, Service: e.Service, Slot: e.Slot}
+		if len(readdr.Own) > 0 {
+			// The wrapper waits for the map (sent next, before the release). The
+			// replacement is restored network-locked: the staying peers' packets,
+			// translated to its new address, would otherwise meet its namespace
+			// before its sockets are back and be answered with a RST
+			// (docs/restore.md "Restoring a set of containers"); unlockReplacement
+			// lifts the lock once it runs.
+			place.AddressMapFor, place.LockFor = drainMapWait, drainMapWait
+		}
+		if _, err := nodecall.Ask[node.PlaceReply](ctx, d.s.cfg.Bus, node.PlaceSubject(a.Target), place, left()); err != nil {
 			return fmt.Errorf("place set %s on %s for %s slot %d: %w", set, a.Target, e.Service, e.Slot, err)
 		}
+		if len(readdr.Own) == 0 {
+			return nil
+		}
+		if _, err := nodecall.Ask[node.AddressMapReply](ctx, d.s.cfg.Bus, node.AddressMapSubject(a.Target),
+			node.AddressMapRequest{Service: e.Service, Slot: e.Slot, Addresses: readdr.Map}, left()); err != nil {
+			return fmt.Errorf("address map of set %s on %s for %s slot %d: %w", set, a.Target, e.Service, e.Slot, err)
+		}
+		translated = d.translatePeers(ctx, readdr, left(), log)
 		return nil
 	}()
 	if err != nil {
@@ -277,9 +308,16 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	emit(events.Restored, func(x *events.Event) {
 		x.Set, x.Target, x.MS = set, a.Target, time.Since(start).Milliseconds()
 		x.Reason = "set placed for swarm's replacement task; the target's runtime restores it when swarm starts it"
+		if len(readdr.Own) > 0 {
+			x.Reason += fmt.Sprintf(" with the address map %v; %d staying containers translate its old address", readdr.Own, translated)
+		}
 	})
 	log.Info("drain: held task checkpointed and placed for its replacement", "target", a.Target, "set", set,
+		"addresses", readdr.Own, "map", readdr.Map, "translating_peers", translated,
 		"checkpoint_s", tCkpt.Sub(start).Seconds(), "seconds", time.Since(start).Seconds())
+	if len(readdr.Own) > 0 {
+		d.unlockReplacement(parent, e, a.Target, log)
+	}
 	if d.armed != nil {
 		// The replacement runs about a second after the release: a policy pass then
 		// arms it on its new node (pokes after ctx ended are dropped by the reconciler).

@@ -456,4 +456,82 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		evOut, _ := os.ReadFile(filepath.Join(e.dir, "events.log"))
 		t.Logf("swarmckpt events:\n%s", evOut)
 	})
+
+	// Issue 16, "Only the tasks on NODE stop": a plain drain of the echo client's node
+	// moves the client alone (the server on the manager never stops); the client comes
+	// back as swarm's replacement on a new address, its images rewritten to it, and the
+	// server's namespace translates the old address to the new one, so the client keeps
+	// its one TCP connection: same conn_id, no gap, duplicate or reconnect, seq going on.
+	t.Run("DrainKeepsEchoConnectionToStayingServer", func(t *testing.T) {
+		e.t = t
+		// The earlier drains restarted the server fresh (the manager was drained with
+		// echo unlabelled): the client is restarted too (--force), so that it starts
+		// healthy on its first connection.
+		for _, svc := range []string{"echo_server", "echo_client"} {
+			args := []string{"service", "update", "--detach", "--label-add", "swarmckpt.on-drain=migrate", svc}
+			if svc == "echo_client" {
+				args = append(args[:len(args)-1], "--force", svc)
+			}
+			if out, err := e.dockerOut(manager, args...); err != nil {
+				t.Fatalf("label %s: %v\n%s", svc, err, out)
+			}
+		}
+		clientNode := func() string {
+			out, _ := e.dockerOut(manager, "service", "ps", "echo_client", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}")
+			f := strings.Fields(out)
+			if len(f) < 2 || f[1] != "Running" {
+				return ""
+			}
+			return f[0]
+		}
+		serverID := func() string {
+			id, _ := e.dockerOut(manager, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_server")
+			return strings.TrimSpace(id)
+		}
+		from, server := "", serverID()
+		var before map[string]any
+		waitLong(t, "echo client healthy before the drain", func() bool {
+			from = clientNode()
+			st, ok := e.echoStatus(from, "echo_client")
+			before = st
+			return from != "" && ok && st["healthy"] == true
+		})
+		waitLong(t, "echo client armed for drains on "+from, func() bool {
+			id, _ := e.dockerOut(from, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_client")
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+from+".log"))
+			return strings.TrimSpace(id) != "" && strings.Contains(string(lg), "id="+strings.TrimSpace(id)+" ")
+		})
+		if st, ok := e.echoStatus(from, "echo_client"); ok {
+			before = st
+		}
+		t.Logf("echo client on %s before the drain: seq=%v conn_id=%v", from, before["seq"], before["conn_id"])
+		t0 := time.Now()
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "drain", from); err != nil {
+			t.Fatalf("drain %s: %v\n%s", from, err, out)
+		}
+		defer func() {
+			if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", from); err != nil {
+				t.Errorf("set %s active again: %v\n%s", from, err, out)
+			}
+		}()
+		to := ""
+		waitLong(t, "echo client running off "+from, func() bool { to = clientNode(); return to != "" && to != from })
+		st := e.echoSameConnection(t, to, "echo_client")
+		t.Logf("echo client on %s %.1fs after the drain of %s: seq=%v conn_id=%v gaps=%v max_reply_gap_ms=%v", to, time.Since(t0).Seconds(), from,
+			st["seq"], st["conn_id"], st["gaps"], st["max_reply_gap_ms"])
+		if sa, sb := st["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after the drain, %v before: the sequence did not continue", sa, sb)
+		}
+		if got := serverID(); got != server || got == "" {
+			t.Errorf("echo server container %q after the drain, was %q: the staying peer stopped", got, server)
+		}
+		lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		if !regexp.MustCompile(`held task checkpointed and placed.*service=echo_client.*translating_peers=1 `).Match(lg) {
+			t.Errorf("coordinator log: no drain of echo_client with 1 translating peer")
+		}
+		wl, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+manager+".log"))
+		if !strings.Contains(string(wl), "address translated for a moved peer") {
+			t.Errorf("the server's worker (%s) logged no address translation", manager)
+		}
+	})
 }

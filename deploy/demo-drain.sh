@@ -8,15 +8,13 @@
 #      set to drain;
 #   2. a plain 'docker node update --availability drain' of another node: the runtime
 #      wrapper holds each holder's stop there until it is checkpointed, and swarm's
-#      replacement is restored from it on another node.
+#      replacement is restored from it on another node, readdressed by the address
+#      map, while the holders that stay translate its old address to the new one
+#      (docs/drain.md, "The address map of a held task").
 # After each: every moved holder is the same instance (same process memory) with no
-# fewer transfers than before, and the money total is checked. The hold path places
-# the replacement without an address map yet (docs/drain.md, "Left of issue 16"), so
-# the moved holders' TCP connections are closed and money in flight on them is lost:
-# step 2 says so in a LIMIT line instead of a PROVED one when the audit finds it (it
-# runs second, so that step 1's audit is not affected). 'swarmckpt events' follows
-# throughout and is printed at the end. Prints PROVED lines and removes the lab
-# (KEEP=1 leaves it up).
+# fewer transfers than before, and the bank audit must conserve the money total with
+# no transfer lost in flight. 'swarmckpt events' follows throughout and is printed at
+# the end. Prints PROVED lines and removes the lab (KEEP=1 leaves it up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/sbin:$PATH
@@ -25,7 +23,6 @@ LAB=${LAB:-drain}
 step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%T)"; }
 die() { echo "demo-drain: $*" >&2; exit 1; }
 proved=()
-limits=()
 work=$(mktemp -d)
 
 step "lab: 3 nodes, coordinator + a worker and agent per node (removing an earlier one first)"
@@ -106,7 +103,7 @@ drain_and_check() {
   total=$(grep -o '"total": *[0-9]*' "$work/after.json" | grep -o '[0-9]*$' || true)
   if [ "$audit" != ok ]; then
     sed -n '/"problems"/,/]/p' "$work/after.json"
-    [ "$how" = docker ] || die "bank total NOT conserved after the $how drain of $node"
+    die "bank audit failed after the $how drain of $node (total $total; problems above)"
   fi
   holders "$work/after.json" >"$work/after.holders"
   local same=() s bi bs ai as to
@@ -118,12 +115,7 @@ drain_and_check() {
     [ "$as" -ge "$bs" ] || die "holder $s has $as transfers sent on $to, $bs before: state lost"
     same+=("holder $s $node->$to instance $ai transfers_sent $bs->$as")
   done
-  if [ "$audit" = ok ]; then
-    proved+=("$how drain of $node: the holders there (${moved[*]}) moved with their memory (${same[*]}); all 5 running elsewhere ${t}s after the drain; bank total $total conserved")
-  else
-    proved+=("$how drain of $node: the holders there (${moved[*]}) moved with their memory (${same[*]}); all 5 running elsewhere ${t}s after the drain")
-    limits+=("$how drain of $node: the bank audit found transfers lost in flight on the moved holders' channels (problems above): the hold path restores the replacement without an address map, so its TCP connections were closed (docs/drain.md, 'Left of issue 16')")
-  fi
+  proved+=("$how drain of $node: the holders there (${moved[*]}) moved with their memory (${same[*]}); all 5 running elsewhere ${t}s after the drain; bank total $total conserved, no transfer lost in flight")
 }
 
 N2="$LAB-2"; N3="$LAB-3"
@@ -150,4 +142,3 @@ proved+=("swarmckpt events showed the drain hold (task-held, checkpointed, resto
 
 step "summary"
 for p in "${proved[@]}"; do echo "PROVED: $p"; done
-for l in "${limits[@]}"; do echo "LIMIT: $l"; done

@@ -35,6 +35,10 @@ type Config struct {
 	// it while the work runs: if the worker hangs, the watchdog releases the container
 	// within OwnHold of the last renewal. Default 2 minutes, at most MaxHold.
 	OwnHold time.Duration
+	// XlatePoll is how often the worker checks whether a container still has a TCP
+	// socket to the old address of each translation it keeps (xlate.go), and removes
+	// the translation once none has. Default 1 s.
+	XlatePoll time.Duration
 	// WatchdogArgv starts the watchdog process; "{journal}" is replaced with JournalDir.
 	// Default: this executable with `worker watchdog --journal {journal}`.
 	WatchdogArgv []string
@@ -58,7 +62,7 @@ var ErrConfig = errors.New("worker: bad config")
 // DefaultConfig returns the defaults for node.
 func DefaultConfig(node string) Config {
 	return Config{Node: node, ExecRoot: "/run/docker", Listen: "127.0.0.1:0", MaxHold: 11 * time.Minute, OwnHold: 2 * time.Minute,
-		JournalDir: filepath.Join("/run/swarmckpt/worker", node, "holds")}
+		XlatePoll: time.Second, JournalDir: filepath.Join("/run/swarmckpt/worker", node, "holds")}
 }
 
 // Validate checks c and fills in defaults.
@@ -83,6 +87,9 @@ func (c *Config) Validate() error {
 		c.OwnHold = d.OwnHold
 	}
 	c.OwnHold = min(c.OwnHold, c.MaxHold)
+	if c.XlatePoll <= 0 {
+		c.XlatePoll = d.XlatePoll
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}

@@ -1,6 +1,7 @@
 // Package worker is the data plane of one Docker node: its container primitives
 // (Lock/Unlock, Freeze/Thaw, Dump, Restore, image transfer) behind small ctx-first role
-// interfaces (service.go: Holder, Dumper, Sets, Restorer, Tasks, Inspector; drain.go: Drainer; the
+// interfaces (service.go: Holder, Dumper, Sets, Restorer, Tasks, Inspector; drain.go: Drainer;
+// xlate.go: Translations; the
 // optional ActivityCounter of activity.go), each
 // implemented by the Worker, its HTTP Client and the in-memory Fake, with one
 // conformance suite (workertest). The node side of the control plane is the agent next

@@ -67,6 +67,7 @@ type Fake struct {
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
 	drain      fakeDrain       // Drainer (drainfake.go)
+	xl         fakeXlate       // Translations (xlatefake.go)
 	// FailStop makes Stop fail; OnStop, when set, is called with each container Stop
 	// ends (outside the fake's lock).
 	FailStop error
@@ -115,7 +116,7 @@ func NewFake(node string) *Fake {
 
 // Roles returns the fake's roles.
 func (f *Fake) Roles() Roles {
-	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f}
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Translations: f}
 }
 
 // Info implements Inspector: the fake's node, its TransferAddr, no post-copy.

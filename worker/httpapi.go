@@ -52,6 +52,8 @@ import (
 //	GET  /v1/drain                                                       -> []HeldStop
 //	POST /v1/drain/{id}/checkpoint     {"set":"ID"}                      -> Manifest
 //	POST /v1/drain/{id}/release        {"drain":{"reason":"..."}}
+//	PUT  /v1/xlate/{name}              {"xlate":{"old":IP,"new":IP}}    (Translate, xlate.go)
+//	GET  /v1/xlate                                                       -> []Translation
 
 type apiRequest struct {
 	Peers        []netip.Addr      `json:"peers,omitempty"`
@@ -65,6 +67,7 @@ type apiRequest struct {
 	Task         taskRequest       `json:"task,omitzero"`
 	Preflight    *PreflightRequest `json:"preflight,omitempty"`
 	Drain        drainRequest      `json:"drain,omitzero"`
+	Xlate        xlateRequest      `json:"xlate,omitzero"`
 }
 
 // apiError is every error answer's body: the message and its wire code
@@ -171,6 +174,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
 	w.drainAPI(handle)      // drain_linux.go
+	w.xlateAPI(handle)      // xlate_linux.go
 	w.activityAPI(handle)   // activity_linux.go
 }
 
@@ -257,7 +261,7 @@ var (
 
 // Roles returns the worker's roles, all served over its HTTP API.
 func (c *Client) Roles() Roles {
-	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c}
+	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c, Translations: c}
 }
 
 // ErrRemote: the worker answered with an error (its message is attached).

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/workertest"
+	"github.com/swarmckpt/swarmckpt/worker/xlate"
 )
 
 // The worker's roles pass their conformance suite in-process, over the HTTP API
@@ -62,8 +64,10 @@ func fakeRoles(f *worker.Fake) workertest.Node {
 			f.SetActivity(name, activity.Counters{RxBytes: 1, TxBytes: 2, CPUNanos: 7})
 			return name
 		},
-		HoldStop: func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
-		Verdict:  func(_ *testing.T, ctr string) (ociwrap.Verdict, bool) { return f.Verdict(ctr) }}
+		HoldStop:     func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
+		Verdict:      func(_ *testing.T, ctr string) (ociwrap.Verdict, bool) { return f.Verdict(ctr) },
+		XlateInUse:   func(_ *testing.T, ctr string, old netip.Addr, used bool) { f.SetXlateInUse(ctr, old, used) },
+		AnyContainer: true}
 }
 
 // listing is a restorer that lists the (no) standalone containers it restored for a
@@ -77,8 +81,10 @@ func (listing) Standalone(context.Context, string) ([]restore.Standalone, error)
 func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 	var dataRoot string
 	var n *fakeNode
-	n = newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot = c.DataRoot },
+	xl := xlate.NewFake()
+	n = newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot, c.XlatePoll = c.DataRoot, 20*time.Millisecond },
 		func(p *worker.Parts) {
+			p.Xlate = xl
 			p.Placer = &restore.Docker{DataRoot: dataRoot}
 			p.Restorer = listing{p.Restorer}
 			// runc's state of a fake container: running, with its pid.
@@ -117,6 +123,13 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 				t.Fatal(err)
 			}
 			return held
+		},
+		XlateInUse: func(t *testing.T, ctr string, old netip.Addr, used bool) {
+			ref, err := n.insp.Resolve(context.Background(), ctr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xl.SetInUse(ref, old, used)
 		},
 		Verdict: func(t *testing.T, ctr string) (ociwrap.Verdict, bool) {
 			v, err := ociwrap.ReadVerdict(drainDir, idOf(t, ctr))

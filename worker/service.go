@@ -126,6 +126,8 @@ type Roles struct {
 	Tasks     Tasks
 	Inspector Inspector
 	Drainer   Drainer
+	// Translations: xlate.go.
+	Translations Translations
 }
 
 // SetSockets is what Sockets found in a verified image set.

@@ -30,6 +30,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
+	"github.com/swarmckpt/swarmckpt/worker/xlate"
 )
 
 // Sentinel errors. Each wraps the wire contract's sentinel, so that a caller across
@@ -84,6 +85,9 @@ type Parts struct {
 	// RuncState answers `runc --root root state id` for a container whose stop is held
 	// (drain_linux.go); nil runs runc. Tests with fake containers set it.
 	RuncState func(ctx context.Context, root, id string) (RuncState, error)
+	// Xlate keeps address translations in containers' namespaces (xlate.NFT); nil
+	// refuses Translate.
+	Xlate xlate.Translator
 }
 
 // Pipes is the host's fs.pipe-max-size as the worker drives it (pipemax.Governor).
@@ -122,6 +126,7 @@ type Worker struct {
 
 	lazyMu    sync.Mutex
 	lazyEnded map[string]error // held post-copy dumps whose page server ended, and how, by set ID (postcopy_linux.go)
+	xl        xlates           // translations kept, and their poll (xlate_linux.go)
 }
 
 var (
@@ -135,7 +140,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
@@ -194,6 +199,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 
 		EndPendingConnects: true,
+		Xlate:              &xlate.NFT{},
 	})
 	return w, cli, err
 }
@@ -259,6 +265,7 @@ func (w *Worker) Start(ctx context.Context) error {
 			w.log.Error("transfer endpoint", "err", err)
 		}
 	}()
+	w.xl.start(w)
 	w.log.Info("worker started", "transfer", w.addr, "tls", w.cfg.TLS != nil, "journal", w.cfg.JournalDir, "sets", w.SetsDir())
 	return nil
 }
@@ -268,6 +275,7 @@ func (w *Worker) Addr() string { return w.addr }
 
 // Close stops the transfer endpoint. Holds stay journaled; the watchdog keeps running.
 func (w *Worker) Close() error {
+	w.xl.stop()
 	if w.srv == nil {
 		return nil
 	}

@@ -353,6 +353,25 @@ type HeldReply struct {
 	OpStatus
 }
 
+// XlateRequest makes the node's Containers (names or IDs, running) reach Old at New
+// from now on (OpXlate): the swarm task at Old moved to another node and runs at New,
+// and these containers of its stack stay, with connections to Old. The translation
+// is stateless, in each container's own network namespace, and removed by the node's
+// worker once none of the container's TCP sockets uses Old any more, or when the
+// container ends (worker/xlate, docs/restore.md "Partial migration").
+type XlateRequest struct {
+	Containers []string `json:"containers"`
+	Old        string   `json:"old"`
+	New        string   `json:"new"`
+}
+
+// XlateReply answers an XlateRequest: Failed names the containers that could not
+// translate, with why (the others do).
+type XlateReply struct {
+	Failed map[string]string `json:"failed,omitempty"`
+	OpStatus
+}
+
 // DrainEvent is what an agent publishes on DrainEventSubject about a held stop.
 type DrainEvent struct {
 	Node        string `json:"node"`

@@ -61,6 +61,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 	}))
 	a.serveTasks(ctx, &s)
 	a.serveDrain(ctx, &s)         // drain.go
+	a.serveXlate(ctx, &s)         // xlate.go
 	s.add(a.serveStandalone(ctx)) // standalone.go
 	return s.done()
 }

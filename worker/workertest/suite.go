@@ -1,5 +1,5 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
-// Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter): Run drives one
+// Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter, Translations): Run drives one
 // implementation through what the node agent relies on, and is run against the worker
 // in-process, its HTTP Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -38,6 +39,11 @@ type Node struct {
 	// reads the worker's verdict for ctr's last held stop. Nil: Drainer is skipped.
 	HoldStop func(t *testing.T, ctr, sig string) bool
 	Verdict  func(t *testing.T, ctr string) (ociwrap.Verdict, bool)
+	// XlateInUse says whether a TCP socket of container ctr uses old (what the
+	// worker's poll reads). Nil: Translations is skipped.
+	XlateInUse func(t *testing.T, ctr string, old netip.Addr, used bool)
+	// AnyContainer: every container name exists (the Fake's).
+	AnyContainer bool
 }
 
 // Factory returns two fresh nodes of one implementation: a sends sets to b.
@@ -93,6 +99,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Inspector", func(t *testing.T) { testInspector(t, f) })
 	t.Run("Drainer", func(t *testing.T) { testDrainer(t, f) }) // drain.go
 	t.Run("Activity", func(t *testing.T) { testActivity(t, f) })
+	t.Run("Translations", func(t *testing.T) { testTranslations(t, f) }) // xlate.go
 }
 
 // A container's activity counters read the same twice when it did nothing in

@@ -14,6 +14,9 @@
 // namespace still talks to OLD, so that the worker removes a translation once the
 // last connection that used the old address has ended.
 //
-// Not wired yet: no worker role, agent operation or coordinator step uses it (what
-// is left is in docs/restore.md "Partial migration", "Left").
+// The worker's role Translations (worker/xlate.go, xlate_linux.go) keeps them, with a
+// poll of InUse that removes each once unused; the node agent serves it as operation
+// xlate; the coordinator's drain hold (coordinator/drainaddr.go) calls it for the
+// staying tasks of a moved task's stack. migrate --mode swarm does not use it yet
+// (docs/restore.md "Partial migration", "Left").
 package xlate

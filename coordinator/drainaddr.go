@@ -1,0 +1,188 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// A task moved by the drain hold comes back as swarm's replacement task, on a new
+// address. So that its connections within the stack survive (docs/drain.md "The
+// address map of a held task"): its images are restored with an address map (the
+// swarm-mode restore's: the wrapper rewrites the sockets), and the stack's tasks
+// that stay where they are translate the old address to the new one in their own
+// network namespace (node operation xlate, worker/xlate) before the stop is
+// released, i.e. before swarm starts the replacement.
+
+// drainReaddress is heldAddresses' answer.
+type drainReaddress struct {
+	// Map is old IP -> new IP of every task of the stack being stopped on the
+	// draining node whose replacement has its address already (the held task's own
+	// among them): the held task's images may hold connections to the others, which
+	// move too, so all are rewritten consistently.
+	Map map[string]string
+	// Own are the held task's own old -> new pairs (one per network).
+	Own [][2]string
+	// Peers are the staying tasks' containers by node: running, on another node, of
+	// a slot that does not move. A moved slot's replacement is left out: it was (or
+	// will be) restored with the map, its sockets know the new addresses already.
+	Peers map[string][]string
+	// Missing names the moving tasks of the stack whose replacement has no address
+	// yet (their connections to the held task cannot be kept).
+	Missing []string
+}
+
+func liveDesired(t stack.Task) bool { return t.DesiredState == "running" || t.DesiredState == "ready" }
+
+// heldAddresses computes the held task's readdressing (pure): e the held stop, tasks
+// the stack's tasks as the manager lists them.
+func heldAddresses(e node.DrainEvent, tasks []stack.Task) drainReaddress {
+	out := drainReaddress{Map: map[string]string{}, Peers: map[string][]string{}}
+	// The moving tasks: on the draining node, being stopped (the held one too).
+	moving := map[string]stack.Task{}
+	for _, t := range tasks {
+		if t.Node == e.Node && t.ContainerID != "" && (!liveDesired(t) || t.ContainerID == e.ContainerID) {
+			if cur, ok := moving[t.Key()]; !ok || t.CreatedAt.After(cur.CreatedAt) {
+				moving[t.Key()] = t
+			}
+		}
+	}
+	keys := make([]string, 0, len(moving))
+	for k := range moving {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		old := moving[k]
+		var repl *stack.Task
+		for i, t := range tasks {
+			if t.Key() == k && t.TaskID != old.TaskID && t.Node != "" && t.Node != e.Node && liveDesired(t) &&
+				(repl == nil || t.CreatedAt.After(repl.CreatedAt)) {
+				repl = &tasks[i]
+			}
+		}
+		pairs := readdress(old, repl)
+		if len(pairs) == 0 {
+			out.Missing = append(out.Missing, k)
+			continue
+		}
+		for _, p := range pairs {
+			out.Map[p[0]] = p[1]
+		}
+		if old.ContainerID == e.ContainerID {
+			out.Own = pairs
+		}
+	}
+	for _, t := range tasks {
+		if _, moves := moving[t.Key()]; moves || t.Node == "" || t.Node == e.Node || t.ContainerID == "" ||
+			!liveDesired(t) || t.State != "running" {
+			continue
+		}
+		out.Peers[t.Node] = append(out.Peers[t.Node], t.ContainerID)
+	}
+	for n := range out.Peers {
+		sort.Strings(out.Peers[n])
+	}
+	return out
+}
+
+// readdress pairs old's addresses with repl's on the same networks (nil: no
+// replacement, or one without an address on every network of old).
+func readdress(old stack.Task, repl *stack.Task) [][2]string {
+	if repl == nil || len(old.Addresses) == 0 {
+		return nil
+	}
+	var out [][2]string
+	used := map[int]bool{}
+	for _, o := range old.Addresses {
+		oa, err := netip.ParseAddr(o.IP)
+		if err != nil {
+			return nil
+		}
+		found := false
+		for i, n := range repl.Addresses {
+			na, err := netip.ParseAddr(n.IP)
+			if used[i] || err != nil || n.Network != o.Network || na.Is4() != oa.Is4() {
+				continue
+			}
+			used[i], found = true, true
+			if na != oa {
+				out = append(out, [2]string{oa.String(), na.String()})
+			}
+			break
+		}
+		if !found {
+			return nil
+		}
+	}
+	return out
+}
+
+// translatePeers asks every staying peer's node to translate each of the held task's
+// own old addresses to its new one. A failure is logged (that peer's connections to
+// the moved task break, the move goes on); it returns how many containers translate.
+func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, timeout time.Duration, log *slog.Logger) int {
+	n := 0
+	nodes := make([]string, 0, len(r.Peers))
+	for nd := range r.Peers {
+		nodes = append(nodes, nd)
+	}
+	sort.Strings(nodes)
+	for _, p := range r.Own {
+		for _, nd := range nodes {
+			ctrs := r.Peers[nd]
+			rep, err := nodecall.Ask[node.XlateReply](ctx, d.s.cfg.Bus, node.XlateSubject(nd),
+				node.XlateRequest{Containers: ctrs, Old: p[0], New: p[1]}, timeout)
+			if err != nil {
+				log.Warn("drain: the staying peers of a node could not translate the moved task's address: their connections to it will break", "peer_node", nd, "old", p[0], "new", p[1], "err", err)
+				continue
+			}
+			for c, why := range rep.Failed {
+				log.Warn("drain: a staying peer could not translate the moved task's address: its connections to it will break", "peer_node", nd, "peer", c, "old", p[0], "new", p[1], "err", why)
+			}
+			n += len(ctrs) - len(rep.Failed)
+		}
+	}
+	return n
+}
+
+// unlockReplacement waits until swarm's replacement of the held task runs on target
+// (restored network-locked) and unlocks it. If it does not run within drainMapWait,
+// or ctx ends first (the leader stops), the target's watchdog unlocks it at the
+// lock's deadline.
+func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEvent, target string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, drainMapWait)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	key := fmt.Sprintf("%s.%d", e.Service, e.Slot)
+	for {
+		if tasks, err := d.sw.Tasks(ctx, e.Stack); err == nil {
+			for _, tk := range tasks {
+				if tk.Key() != key || tk.Node != target || !liveDesired(tk) || tk.State != "running" || tk.ContainerID == "" || tk.ContainerID == e.ContainerID {
+					continue
+				}
+				if _, err := nodecall.Ask[node.UnlockReply](ctx, d.s.cfg.Bus, node.UnlockSubject(target),
+					node.UnlockRequest{Containers: []string{tk.ContainerID}}, 5*time.Second); err != nil {
+					log.Warn("drain: could not unlock the restored replacement; its worker's watchdog unlocks it at the lock's deadline", "target", target, "container", tk.ContainerID, "err", err)
+					return
+				}
+				log.Info("drain: replacement restored and unlocked", "target", target, "container", tk.ContainerID)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("drain: the replacement did not run in time; its worker's watchdog unlocks it at the lock's deadline", "target", target, "wait", drainMapWait)
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,203 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/xlate"
+)
+
+// xlates are the translations a Worker keeps (Translations), recorded in
+// <data-root>/swarmckpt/xlate.json so that a worker that restarts goes on polling
+// them, and the poll that removes them.
+type xlates struct {
+	mu     sync.Mutex
+	kept   map[string]Translation // container ID + " " + old -> translation
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *Worker) xlateFile() string { return filepath.Join(w.cfg.DataRoot, "swarmckpt", "xlate.json") }
+
+// start loads the record and starts the poll.
+func (x *xlates) start(w *Worker) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.kept = map[string]Translation{}
+	if b, err := os.ReadFile(w.xlateFile()); err == nil {
+		var ts []Translation
+		if err := json.Unmarshal(b, &ts); err != nil {
+			w.log.Warn("unreadable record of address translations: ignored (their rules stay until their containers end)", "file", w.xlateFile(), "err", err)
+		}
+		for _, t := range ts {
+			x.kept[xlateKey(t.ContainerID, t.Old)] = t
+		}
+	}
+	if w.p.Xlate == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel, x.done = cancel, make(chan struct{})
+	go func() {
+		defer close(x.done)
+		t := time.NewTicker(w.cfg.XlatePoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				w.sweepXlates(ctx)
+			}
+		}
+	}()
+}
+
+func (x *xlates) stop() {
+	x.mu.Lock()
+	cancel, done := x.cancel, x.done
+	x.cancel = nil
+	x.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// saveXlates writes the record (w.xl.mu held).
+func (w *Worker) saveXlates() error {
+	ts := w.listXlates()
+	b, _ := json.Marshal(ts)
+	f := w.xlateFile()
+	if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+		return err
+	}
+	tmp := f + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, f)
+}
+
+// listXlates returns the kept translations, sorted (x.mu held).
+func (w *Worker) listXlates() []Translation {
+	out := make([]Translation, 0, len(w.xl.kept))
+	for _, t := range w.xl.kept {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Translation) int {
+		if c := strings.Compare(a.ContainerID, b.ContainerID); c != 0 {
+			return c
+		}
+		return a.Old.Compare(b.Old)
+	})
+	return out
+}
+
+// Translate implements Translations.
+func (w *Worker) Translate(ctx context.Context, name string, old, new netip.Addr) error {
+	if w.p.Xlate == nil {
+		return fmt.Errorf("worker %s: no address translator: %w", w.cfg.Node, node.ErrFailedPrecondition)
+	}
+	old, new = old.Unmap(), new.Unmap()
+	if err := xlate.Check(old, new); err != nil {
+		return node.Mark(fmt.Errorf("worker %s: translate in %s: %w", w.cfg.Node, name, err), node.ErrInvalidArgument)
+	}
+	ref, err := w.p.Inspector.Resolve(ctx, name)
+	if err != nil {
+		return node.Mark(fmt.Errorf("worker %s: translate %v -> %v: %w", w.cfg.Node, old, new, err), node.ErrNotFound)
+	}
+	w.xl.mu.Lock()
+	defer w.xl.mu.Unlock()
+	if err := w.p.Xlate.Add(ctx, ref, old, new); err != nil {
+		if errors.Is(err, xlate.ErrBadRule) || errors.Is(err, xlate.ErrConflict) {
+			err = node.Mark(err, node.ErrInvalidArgument)
+		} else if errors.Is(err, xlate.ErrNamespace) {
+			err = node.Mark(err, node.ErrNotFound)
+		}
+		return fmt.Errorf("worker %s: translate %v -> %v in %s: %w", w.cfg.Node, old, new, ref, err)
+	}
+	if w.xl.kept == nil {
+		w.xl.kept = map[string]Translation{}
+	}
+	w.xl.kept[xlateKey(ref.ID, old)] = Translation{ContainerID: ref.ID, Name: ref.Name, Old: old, New: new, Since: time.Now()}
+	w.log.Info("address translated for a moved peer", "container", ref.Name, "old", old, "new", new)
+	if err := w.saveXlates(); err != nil {
+		w.log.Warn("cannot record an address translation: a restarted worker would not remove it (it goes with the container)", "err", err)
+	}
+	return nil
+}
+
+// Translations implements Translations.
+func (w *Worker) Translations(context.Context) ([]Translation, error) {
+	w.xl.mu.Lock()
+	defer w.xl.mu.Unlock()
+	return w.listXlates(), nil
+}
+
+// sweepXlates removes every kept translation whose container ended or has no TCP
+// socket to its old address any more.
+func (w *Worker) sweepXlates(ctx context.Context) {
+	w.xl.mu.Lock()
+	defer w.xl.mu.Unlock()
+	changed := false
+	for k, t := range w.xl.kept {
+		ref, err := w.p.Inspector.Resolve(ctx, t.ContainerID)
+		if errors.Is(err, container.ErrNotFound) || errors.Is(err, container.ErrNotRunning) {
+			w.log.Info("address translation gone with its container", "container", t.Name, "old", t.Old, "new", t.New)
+			delete(w.xl.kept, k)
+			changed = true
+			continue
+		}
+		if err != nil {
+			continue // Docker busy: next time
+		}
+		used, err := w.p.Xlate.InUse(ctx, ref, t.Old)
+		if errors.Is(err, xlate.ErrNamespace) {
+			delete(w.xl.kept, k)
+			changed = true
+			continue
+		}
+		if err != nil || used {
+			continue
+		}
+		if err := w.p.Xlate.Remove(ctx, ref, t.Old); err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("cannot remove an address translation no connection uses; retrying", "container", t.Name, "old", t.Old, "err", err)
+			}
+			continue
+		}
+		w.log.Info("address translation removed: no connection uses the old address any more", "container", t.Name, "old", t.Old, "new", t.New,
+			"kept_s", time.Since(t.Since).Seconds())
+		delete(w.xl.kept, k)
+		changed = true
+	}
+	if changed {
+		if err := w.saveXlates(); err != nil {
+			w.log.Warn("cannot record the address translations", "err", err)
+		}
+	}
+}
+
+func (w *Worker) xlateAPI(handle func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error))) {
+	handle("PUT /v1/xlate/{name}", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.Translate(ctx, r.PathValue("name"), q.Xlate.Old, q.Xlate.New)
+	})
+	handle("GET /v1/xlate", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.Translations(ctx)
+	})
+}
+
+var _ Translations = (*Worker)(nil)

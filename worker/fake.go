@@ -82,7 +82,9 @@ type Fake struct {
 	// stream fails DumpTo but leaves the set sealed here.
 	StreamTo func(set, toAddr string) error
 	streamed map[string]string // set -> address it was streamed to
-	into     map[string]string // set -> address a held DumpInto sent it to
+	// lazyCancelled are the sets CancelLazy was called for.
+	lazyCancelled []string
+	into          map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
@@ -115,7 +117,7 @@ func NewFake(node string) *Fake {
 
 // Roles returns the fake's roles.
 func (f *Fake) Roles() Roles {
-	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f}
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Lazy: f}
 }
 
 // Info implements Inspector: the fake's node, its TransferAddr, no post-copy.

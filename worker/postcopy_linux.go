@@ -116,6 +116,34 @@ func (w *Worker) WaitLazy(ctx context.Context, setID string) error {
 	}
 }
 
+// CancelLazy implements LazyWaiter: it stops the page server of the held post-copy
+// dump that produced setID (the restore side, if any, fails; the held container stays
+// as its caller holds it) and waits until it ended. nil when none runs here.
+func (w *Worker) CancelLazy(ctx context.Context, setID string) error {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return err
+	}
+	ls, ok := w.p.Dumper.(lazyServer)
+	if !ok {
+		return nil
+	}
+	l, ok := ls.LazyOf(set)
+	if !ok {
+		return nil
+	}
+	l.Cancel()
+	done := make(chan struct{})
+	go func() { _ = l.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.log.Info("post-copy page server stopped: its migration was aborted", "set", setID)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker %s: stop the page server of set %s: %w", w.cfg.Node, setID, ctx.Err())
+	}
+}
+
 func lazyResult(nodeName, setID string, err error) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: post-copy page server of set %s failed before every page was fetched: %w", nodeName, setID, err)

@@ -84,6 +84,8 @@ type Fake struct {
 	streamed map[string]string // set -> address it was streamed to
 	// lazyCancelled are the sets CancelLazy was called for.
 	lazyCancelled []string
+	// disconnected are the containers DisconnectHeld took off their networks.
+	disconnected []string
 	into          map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
@@ -142,6 +143,39 @@ func (w *Worker) CancelLazy(ctx context.Context, setID string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("worker %s: stop the page server of set %s: %w", w.cfg.Node, setID, ctx.Err())
 	}
+}
+
+// DisconnectHeld implements LazyWaiter: it takes the frozen container name off every
+// network it is on (forced, as `docker network disconnect -f`), so that its restore
+// elsewhere can take its addresses; its page server runs in the worker's namespace
+// and keeps serving. Refused (ErrNotFrozen) when it is not frozen: a running
+// container would lose its connections.
+func (w *Worker) DisconnectHeld(ctx context.Context, name string) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	}
+	frozen, err := w.p.Freezer.Frozen(ctx, c)
+	if err != nil {
+		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	}
+	if !frozen {
+		return fmt.Errorf("worker %s: disconnect %s: %w: only a held post-copy source is taken off its networks; it keeps them", w.cfg.Node, name, ErrNotFrozen)
+	}
+	if w.p.Networks == nil {
+		return fmt.Errorf("worker %s: disconnect %s: this worker cannot change networks: %w", w.cfg.Node, name, node.ErrUnavailable)
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	}
+	for _, n := range spec.Networks {
+		if err := w.p.Networks.Disconnect(ctx, c.ID, n.Name); err != nil {
+			return fmt.Errorf("worker %s: %w (it stays frozen and held)", w.cfg.Node, err)
+		}
+	}
+	w.log.Info("held post-copy source taken off its networks", "container", c.Name, "networks", len(spec.Networks))
+	return nil
 }
 
 func lazyResult(nodeName, setID string, err error) error {

@@ -55,6 +55,11 @@ type Parts struct {
 	Placer interface {
 		PlaceForTask(v imageset.Verified, service string, slot int) (imageset.Verified, error)
 	}
+	// Networks takes a held post-copy source off its networks (restore.Docker); nil
+	// refuses DisconnectHeld.
+	Networks interface {
+		Disconnect(ctx context.Context, containerID, network string) error
+	}
 	// CRIUVersion and Kernel for NodeInfo.
 	CRIUVersion, Kernel string
 	// Features answers `criu check --feature` (nil: all unsupported).
@@ -135,7 +140,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Lazy: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
@@ -189,7 +194,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 	}
 	w, err := New(cfg, Parts{
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
-		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
+		Dumper: d, Restorer: r, Placer: r, Networks: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 

@@ -86,7 +86,7 @@ type Fake struct {
 	lazyCancelled []string
 	// disconnected are the containers DisconnectHeld took off their networks.
 	disconnected []string
-	into          map[string]string // set -> address a held DumpInto sent it to
+	into         map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT

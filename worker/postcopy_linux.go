@@ -61,6 +61,12 @@ func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer strin
 		// The page server ended already (nothing to serve, or it failed at once).
 		return m, unpipe()
 	}
+	w.lazyMu.Lock()
+	if w.lazyServing == nil {
+		w.lazyServing = map[string]bool{}
+	}
+	w.lazyServing[c.ID] = true
+	w.lazyMu.Unlock()
 	go func() {
 		err := l.Wait()
 		w.lazyMu.Lock()
@@ -68,6 +74,7 @@ func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer strin
 			w.lazyEnded = map[string]error{}
 		}
 		w.lazyEnded[setID] = err
+		delete(w.lazyServing, c.ID)
 		w.lazyMu.Unlock()
 		if perr := unpipe(); perr != nil {
 			w.log.Warn("post-copy done; could not put fs.pipe-max-size back", "container", c.Name, "err", perr)
@@ -145,19 +152,26 @@ func (w *Worker) CancelLazy(ctx context.Context, setID string) error {
 	}
 }
 
-// DisconnectHeld implements LazyWaiter: it takes the frozen container name off every
+// DisconnectHeld implements LazyWaiter: it takes the held container name off every
 // network it is on (forced, as `docker network disconnect -f`), so that its restore
 // elsewhere can take its addresses; its page server runs in the worker's namespace
-// and keeps serving. Refused (ErrNotFrozen) when it is not frozen: a running
-// container would lose its connections.
+// and keeps serving. Held: its post-copy page server runs (CRIU keeps its tasks
+// stopped; the cgroup's freezer need not say frozen meanwhile, seen on the lab), or
+// it is frozen. Refused (ErrNotFrozen) otherwise: a running container would lose its
+// connections.
 func (w *Worker) DisconnectHeld(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
 		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
 	}
-	frozen, err := w.p.Freezer.Frozen(ctx, c)
-	if err != nil {
-		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	w.lazyMu.Lock()
+	serving := w.lazyServing[c.ID]
+	w.lazyMu.Unlock()
+	frozen := serving
+	if !serving {
+		if frozen, err = w.p.Freezer.Frozen(ctx, c); err != nil {
+			return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+		}
 	}
 	if !frozen {
 		return fmt.Errorf("worker %s: disconnect %s: %w: only a held post-copy source is taken off its networks; it keeps them", w.cfg.Node, name, ErrNotFrozen)

@@ -83,7 +83,8 @@ func TestMemhogPostCopyHeld(t *testing.T) {
 // post-copy migration. The echo server, parked (locked, frozen) and dumped post-copy
 // held, still holds its overlay address on its node while it serves its pages, and
 // the restore on the client's node needs that address. Disconnected from the overlay
-// (docker network disconnect -f) while frozen, the source keeps serving its pages
+// (the worker's DisconnectHeld: docker network disconnect -f of each of its networks)
+// while frozen, the source keeps serving its pages
 // over the worker's own channel (the page server runs in the node's namespace, not
 // the container's), the restored server takes the address, and the client carries on
 // on the same connection with no gap, duplicate or error; after the last page the
@@ -108,8 +109,14 @@ func TestEchoServerPostCopyHeldKeepsTheConnection(t *testing.T) {
 	}
 	before := oks(n2.MustDocker(t, "logs", cli))
 	last := before[len(before)-1]
-	// The frozen source gives its address back; it keeps serving its pages.
-	n1.MustDocker(t, "network", "disconnect", "-f", echoNet, srv)
+	// The frozen source gives its address back (the worker's DisconnectHeld, what the
+	// agent's disconnect operation calls); it keeps serving its pages.
+	if err := a.DisconnectHeld(ctx, srv); err != nil {
+		t.Fatalf("DisconnectHeld of the frozen post-copy source: %v", err)
+	}
+	if nets := strings.TrimSpace(n1.MustDocker(t, "inspect", "-f", "{{len .NetworkSettings.Networks}}", srv)); nets != "0" {
+		t.Fatalf("the source is still on %s networks after DisconnectHeld, want none", nets)
+	}
 	bi, err := b.Info(ctx)
 	if err != nil {
 		t.Fatal(err)

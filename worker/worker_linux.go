@@ -127,6 +127,9 @@ type Worker struct {
 
 	lazyMu    sync.Mutex
 	lazyEnded map[string]error // held post-copy dumps whose page server ended, and how, by set ID (postcopy_linux.go)
+	// lazyServing: containers whose held post-copy dump's page server still runs, by
+	// container ID (CRIU holds their tasks stopped, the cgroup need not read frozen).
+	lazyServing map[string]bool
 }
 
 var (

@@ -83,7 +83,11 @@ type Fake struct {
 	// stream fails DumpTo but leaves the set sealed here.
 	StreamTo func(set, toAddr string) error
 	streamed map[string]string // set -> address it was streamed to
-	into     map[string]string // set -> address a held DumpInto sent it to
+	// lazyCancelled are the sets CancelLazy was called for.
+	lazyCancelled []string
+	// disconnected are the containers DisconnectHeld took off their networks.
+	disconnected []string
+	into         map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
@@ -116,7 +120,7 @@ func NewFake(node string) *Fake {
 
 // Roles returns the fake's roles.
 func (f *Fake) Roles() Roles {
-	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Translations: f}
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Translations: f, Lazy: f}
 }
 
 // Info implements Inspector: the fake's node, its TransferAddr, no post-copy.

@@ -35,6 +35,8 @@ import (
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port","leaveRunning":bool}  -> Manifest (leaveRunning: held, DumpWith Lazy)
 //	POST /v1/sets/{id}/waitlazy                                          (WaitLazy: until a held post-copy dump's last page was served)
+//	POST /v1/containers/{name}/disconnect                                (DisconnectHeld: a frozen post-copy source off its networks)
+//	POST /v1/sets/{id}/cancellazy                                        (CancelLazy: stop that page server; nil when none runs)
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	DELETE /v1/containers/{name}                                        (idempotent)
@@ -144,6 +146,12 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/sets/{id}/waitlazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.WaitLazy(ctx, r.PathValue("id"))
+	})
+	handle("POST /v1/containers/{name}/disconnect", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.DisconnectHeld(ctx, name(r))
+	})
+	handle("POST /v1/sets/{id}/cancellazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.CancelLazy(ctx, r.PathValue("id"))
 	})
 	handle("POST /v1/sets/{id}/send", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Send(ctx, r.PathValue("id"), q.Addr)
@@ -261,7 +269,7 @@ var (
 
 // Roles returns the worker's roles, all served over its HTTP API.
 func (c *Client) Roles() Roles {
-	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c, Translations: c}
+	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c, Translations: c, Lazy: c}
 }
 
 // ErrRemote: the worker answered with an error (its message is attached).

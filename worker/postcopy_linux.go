@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/migrate"
@@ -60,6 +61,12 @@ func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer strin
 		// The page server ended already (nothing to serve, or it failed at once).
 		return m, unpipe()
 	}
+	w.lazyMu.Lock()
+	if w.lazyServing == nil {
+		w.lazyServing = map[string]bool{}
+	}
+	w.lazyServing[c.ID] = true
+	w.lazyMu.Unlock()
 	go func() {
 		err := l.Wait()
 		w.lazyMu.Lock()
@@ -67,6 +74,7 @@ func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer strin
 			w.lazyEnded = map[string]error{}
 		}
 		w.lazyEnded[setID] = err
+		delete(w.lazyServing, c.ID)
 		w.lazyMu.Unlock()
 		if perr := unpipe(); perr != nil {
 			w.log.Warn("post-copy done; could not put fs.pipe-max-size back", "container", c.Name, "err", perr)
@@ -114,6 +122,74 @@ func (w *Worker) WaitLazy(ctx context.Context, setID string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// CancelLazy implements LazyWaiter: it stops the page server of the held post-copy
+// dump that produced setID (the restore side, if any, fails; the held container stays
+// as its caller holds it) and waits until it ended. nil when none runs here.
+func (w *Worker) CancelLazy(ctx context.Context, setID string) error {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return err
+	}
+	ls, ok := w.p.Dumper.(lazyServer)
+	if !ok {
+		return nil
+	}
+	l, ok := ls.LazyOf(set)
+	if !ok {
+		return nil
+	}
+	l.Cancel()
+	done := make(chan struct{})
+	go func() { _ = l.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.log.Info("post-copy page server stopped: its migration was aborted", "set", setID)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker %s: stop the page server of set %s: %w", w.cfg.Node, setID, ctx.Err())
+	}
+}
+
+// DisconnectHeld implements LazyWaiter: it takes the held container name off every
+// network it is on (forced, as `docker network disconnect -f`), so that its restore
+// elsewhere can take its addresses; its page server runs in the worker's namespace
+// and keeps serving. Held: its post-copy page server runs (CRIU keeps its tasks
+// stopped; the cgroup's freezer need not say frozen meanwhile, seen on the lab), or
+// it is frozen. Refused (ErrNotFrozen) otherwise: a running container would lose its
+// connections.
+func (w *Worker) DisconnectHeld(ctx context.Context, name string) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	}
+	w.lazyMu.Lock()
+	serving := w.lazyServing[c.ID]
+	w.lazyMu.Unlock()
+	frozen := serving
+	if !serving {
+		if frozen, err = w.p.Freezer.Frozen(ctx, c); err != nil {
+			return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+		}
+	}
+	if !frozen {
+		return fmt.Errorf("worker %s: disconnect %s: %w: only a held post-copy source is taken off its networks; it keeps them", w.cfg.Node, name, ErrNotFrozen)
+	}
+	if w.p.Networks == nil {
+		return fmt.Errorf("worker %s: disconnect %s: this worker cannot change networks: %w", w.cfg.Node, name, node.ErrUnavailable)
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("worker %s: disconnect %s: %w", w.cfg.Node, name, err)
+	}
+	for _, n := range spec.Networks {
+		if err := w.p.Networks.Disconnect(ctx, c.ID, n.Name); err != nil {
+			return fmt.Errorf("worker %s: %w (it stays frozen and held)", w.cfg.Node, err)
+		}
+	}
+	w.log.Info("held post-copy source taken off its networks", "container", c.Name, "networks", len(spec.Networks))
+	return nil
 }
 
 func lazyResult(nodeName, setID string, err error) error {

@@ -83,7 +83,8 @@ func TestMemhogPostCopyHeld(t *testing.T) {
 // post-copy migration. The echo server, parked (locked, frozen) and dumped post-copy
 // held, still holds its overlay address on its node while it serves its pages, and
 // the restore on the client's node needs that address. Disconnected from the overlay
-// (docker network disconnect -f) while frozen, the source keeps serving its pages
+// (the worker's DisconnectHeld: docker network disconnect -f of each of its networks)
+// while frozen, the source keeps serving its pages
 // over the worker's own channel (the page server runs in the node's namespace, not
 // the container's), the restored server takes the address, and the client carries on
 // on the same connection with no gap, duplicate or error; after the last page the
@@ -108,8 +109,14 @@ func TestEchoServerPostCopyHeldKeepsTheConnection(t *testing.T) {
 	}
 	before := oks(n2.MustDocker(t, "logs", cli))
 	last := before[len(before)-1]
-	// The frozen source gives its address back; it keeps serving its pages.
-	n1.MustDocker(t, "network", "disconnect", "-f", echoNet, srv)
+	// The frozen source gives its address back (the worker's DisconnectHeld, what the
+	// agent's disconnect operation calls); it keeps serving its pages.
+	if err := a.DisconnectHeld(ctx, srv); err != nil {
+		t.Fatalf("DisconnectHeld of the frozen post-copy source: %v", err)
+	}
+	if nets := strings.TrimSpace(n1.MustDocker(t, "inspect", "-f", "{{len .NetworkSettings.Networks}}", srv)); nets != "0" {
+		t.Fatalf("the source is still on %s networks after DisconnectHeld, want none", nets)
+	}
 	bi, err := b.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -151,5 +158,52 @@ func TestEchoServerPostCopyHeldKeepsTheConnection(t *testing.T) {
 		})
 	if strings.Contains(logs, "ERR") || strings.Count(logs, "connected") > 1 {
 		t.Fatalf("client after the source ended reconnected or failed:\n%s", logs)
+	}
+}
+
+// TestMemhogPostCopyHeldCancelled: an aborted post-copy migration. The page server of
+// a held post-copy dump is stopped (CancelLazy, what the agent's release of a parked
+// post-copy source calls); WaitLazy then reports a failure, never success; the
+// caller's release (thaw, unlock) lets the source run on; a second CancelLazy finds
+// nothing to stop.
+func TestMemhogPostCopyHeldCancelled(t *testing.T) {
+	src, _, name, _, a, _ := memhogPair(t, "dplazycancel", 64)
+	ctx := dockertest.Context(t, 2*time.Minute)
+	if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
+		t.Skipf("SKIPPED LOUDLY: post-copy cannot run on this node: %s %v", ai.PostCopy.Reason, err)
+	}
+	set := name + ".set"
+	deadline := time.Now().Add(90 * time.Second)
+	if err := a.Lock(ctx, name, nil, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Freeze(ctx, name, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpWith(ctx, name, set, worker.DumpOptions{LeaveRunning: true, Lazy: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CancelLazy(ctx, set); err != nil {
+		t.Fatalf("CancelLazy of a serving page server: %v", err)
+	}
+	if err := a.WaitLazy(ctx, set); err == nil {
+		t.Fatal("WaitLazy after CancelLazy: nil, want the page server's failure (its pages were not all served)")
+	}
+	passes := len(sumRE.FindAllString(src.MustDocker(t, "logs", name), -1))
+	if err := a.Thaw(ctx, name); err != nil {
+		t.Fatalf("release (thaw) of the source after its page server stopped: %v", err)
+	}
+	if err := a.Unlock(ctx, name, nil); err != nil {
+		t.Fatalf("release (unlock) of the source: %v", err)
+	}
+	if st, err := src.Docker("inspect", "-f", "{{.State.Status}}", name); err != nil || st != "running" {
+		t.Fatalf("source %s after an aborted post-copy: %q %v, want it running on", name, st, err)
+	}
+	// It runs on: a new pass of its memory checksum.
+	src.WaitLog(t, name, 30*time.Second, "a new checksum pass after the release", func(l string) bool {
+		return len(sumRE.FindAllString(l, -1)) > passes
+	})
+	if err := a.CancelLazy(ctx, set); err != nil {
+		t.Fatalf("second CancelLazy: %v, want nil (nothing to stop)", err)
 	}
 }

@@ -128,6 +128,9 @@ type Roles struct {
 	Drainer   Drainer
 	// Translations: xlate.go.
 	Translations Translations
+	// Lazy is the source side of held post-copy dumps (nil: the agent cannot stop a
+	// page server when it releases a parked container; it thaws it anyway).
+	Lazy LazyWaiter
 }
 
 // SetSockets is what Sockets found in a verified image set.

@@ -56,6 +56,11 @@ type Parts struct {
 	Placer interface {
 		PlaceForTask(v imageset.Verified, service string, slot int) (imageset.Verified, error)
 	}
+	// Networks takes a held post-copy source off its networks (restore.Docker); nil
+	// refuses DisconnectHeld.
+	Networks interface {
+		Disconnect(ctx context.Context, containerID, network string) error
+	}
 	// CRIUVersion and Kernel for NodeInfo.
 	CRIUVersion, Kernel string
 	// Features answers `criu check --feature` (nil: all unsupported).
@@ -127,6 +132,9 @@ type Worker struct {
 	lazyMu    sync.Mutex
 	lazyEnded map[string]error // held post-copy dumps whose page server ended, and how, by set ID (postcopy_linux.go)
 	xl        xlates           // translations kept, and their poll (xlate_linux.go)
+	// lazyServing: containers whose held post-copy dump's page server still runs, by
+	// container ID (CRIU holds their tasks stopped, the cgroup need not read frozen).
+	lazyServing map[string]bool
 }
 
 var (
@@ -140,7 +148,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w, Lazy: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
@@ -194,7 +202,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 	}
 	w, err := New(cfg, Parts{
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
-		Dumper: d, Restorer: r, Placer: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
+		Dumper: d, Restorer: r, Placer: r, Networks: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 

@@ -219,6 +219,19 @@ func (a AgentNodes) StopParked(ctx context.Context, nodeName string, req node.St
 	return err
 }
 
+// Disconnect implements PostCopySources.
+func (a AgentNodes) Disconnect(ctx context.Context, nodeName string, containers []string) error {
+	_, err := call[node.DisconnectReply](ctx, a, nodeName, node.DisconnectSubject(nodeName), node.DisconnectRequest{Containers: containers}, true)
+	return err
+}
+
+// WaitLazy implements PostCopySources. Repeated after an agent restart: the worker
+// keeps the page server's outcome.
+func (a AgentNodes) WaitLazy(ctx context.Context, nodeName, set string) error {
+	_, err := call[node.WaitLazyReply](ctx, a, nodeName, node.WaitLazySubject(nodeName), node.WaitLazyRequest{Set: set}, true)
+	return err
+}
+
 // Place implements Placements.
 func (a AgentNodes) Place(ctx context.Context, nodeName string, req node.PlaceRequest) (*node.PlaceReply, error) {
 	return call[node.PlaceReply](ctx, a, nodeName, node.PlaceSubject(nodeName), req, false)

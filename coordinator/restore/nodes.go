@@ -17,6 +17,7 @@ type Nodes interface {
 	Sets
 	Containers
 	Placements
+	PostCopySources
 }
 
 // Checks asks nodes what a restore must know before it changes anything.
@@ -65,4 +66,18 @@ type Placements interface {
 	Unplace(ctx context.Context, nodeName string, req node.UnplaceRequest) (*node.UnplaceReply, error)
 	// AddressMap gives the placement of SERVICE.SLOT on node its address map.
 	AddressMap(ctx context.Context, nodeName string, req node.AddressMapRequest) error
+}
+
+// PostCopySources drives the source of a post-copy migration (node.Target.PostCopy):
+// parked, frozen, serving its pages from a page server of its node.
+type PostCopySources interface {
+	// Disconnect takes the frozen containers (ids or names) on node off every network
+	// they are on, so that their restores elsewhere take their addresses; refused
+	// (node.ErrNotFrozen) for one that is not frozen.
+	Disconnect(ctx context.Context, nodeName string, containers []string) error
+	// WaitLazy waits until the page server of the post-copy dump of set on node served
+	// every page: nil then; its error otherwise, node.ErrNotFound when node knows no
+	// such dump (its worker restarted), and an error matching node.ErrUnavailable when
+	// node's agent is lost meanwhile: each is data loss for that container.
+	WaitLazy(ctx context.Context, nodeName, set string) error
 }

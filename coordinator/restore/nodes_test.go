@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -109,5 +110,41 @@ func TestAgentNodesStopWaitingForADeadAgent(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Fatalf("asked %d times; want once (a dead agent is not asked again)", n)
+	}
+}
+
+// TestAgentNodesWaitLazy: WaitLazy returns the page server's outcome as the source's
+// agent answers it (an error code crosses the bus: node.ErrNotFound when the worker
+// knows no such dump), and fails as soon as that agent is lost while the pages still
+// flow, matching node.ErrUnavailable and naming the node: each is data loss for the
+// caller, never success.
+func TestAgentNodesWaitLazy(t *testing.T) {
+	net := bus.NewNetwork()
+	sub, err := net.Connect().Subscribe(node.WaitLazySubject("n1"), func(m *bus.Msg) {
+		var rep node.WaitLazyReply
+		rep.Set(node.Mark(errors.New("worker n1: set s1.web: no post-copy page server of this set on this node"), node.ErrNotFound))
+		b, _ := json.Marshal(rep)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	a := restore.AgentNodes{Bus: net.Connect(), Timeout: time.Minute}
+	if err := a.WaitLazy(context.Background(), "n1", "s1.web"); !errors.Is(err, node.ErrNotFound) || !strings.Contains(err.Error(), "no post-copy page server") {
+		t.Fatalf("err = %v; want the worker's node.ErrNotFound", err)
+	}
+
+	silent, err := net.Connect().Subscribe(node.WaitLazySubject("n2"), func(m *bus.Msg) {}) // pages still flowing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	started := time.Now()
+	deadAt := started.Add(200 * time.Millisecond)
+	a.Agent = func(string) (time.Time, bool) { return started, time.Now().Before(deadAt) }
+	err = a.WaitLazy(context.Background(), "n2", "s1.web")
+	if !errors.Is(err, node.ErrUnavailable) || !strings.Contains(err.Error(), "node n2") {
+		t.Fatalf("err = %v; want the agent of node n2 lost, matching node.ErrUnavailable", err)
 	}
 }

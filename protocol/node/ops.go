@@ -165,6 +165,28 @@ type StopRequest struct {
 // StopReply answers a StopRequest.
 type StopReply struct{ OpStatus }
 
+// DisconnectRequest names containers of this node, frozen since their post-copy dump
+// (Target.PostCopy), to take off every network they are on (OpDisconnect): a
+// post-copy migration frees their addresses for their restore elsewhere while they
+// still serve their pages. ErrNotFrozen: one was not frozen (it keeps its networks).
+type DisconnectRequest struct {
+	Containers []string `json:"containers"`
+}
+
+// DisconnectReply answers a DisconnectRequest.
+type DisconnectReply struct{ OpStatus }
+
+// WaitLazyRequest asks this node to wait until the page server of the post-copy dump
+// that produced Set served every page (OpWaitLazy): OK then; the page server's error
+// otherwise (the restored container lacks pages: data loss); ErrNotFound when no
+// post-copy dump of Set is known here (none was made, or the worker restarted).
+type WaitLazyRequest struct {
+	Set string `json:"set"`
+}
+
+// WaitLazyReply answers a WaitLazyRequest.
+type WaitLazyReply struct{ OpStatus }
+
 // HoldsRequest asks what a node's worker holds locked or frozen (OpHolds): after a
 // failure, the coordinator can tell the user which containers are still held, where
 // and until when, instead of presuming every one was released.

@@ -43,6 +43,14 @@ type Target struct {
 	// to fall back on). An agent that does not know Direct streams as for StreamTo
 	// (and keeps its copy), which is safe.
 	Direct bool `json:"direct,omitempty"`
+	// PostCopy (migrate --copy post-copy, on a parked container only): the dump is the
+	// worker's held lazy dump (DumpWith with Lazy on this node's address, port 0, and
+	// LeaveRunning): the set here holds every image but the memory pages, which a page
+	// server of this node serves to the restore; the container stays frozen after the
+	// last page. The restore sends the set as for a plain dump (no StreamTo). Releasing
+	// the parked container (an aborted migration) stops its page server first. An
+	// agent that does not know PostCopy dumps plainly, which is safe.
+	PostCopy bool `json:"post_copy,omitempty"`
 	// CarryVolumes: the dump packs the container's local named volumes into its set
 	// (snapshot --carry-volumes; worker.DumpOptions.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -80,6 +81,9 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 		a.log.Warn("the images to reuse cannot be used: dumping afresh", "container", c.SetKey(), "reuse_from", reuseFrom, "err", err)
 	}
 	set := node.SetID(snapshot, c.SetKey())
+	if c.PostCopy {
+		return a.dumpLazy(ctx, c, set, leaveRunning)
+	}
 	if c.Direct && c.StreamTo != "" {
 		return a.dumpInto(ctx, c, set, leaveRunning)
 	}
@@ -134,6 +138,29 @@ func (a *Agent) streamed(ctx context.Context, c node.Target, set string, m *imag
 // (store.Container.Direct).
 func (a *Agent) dumpInto(ctx context.Context, c node.Target, set string, leaveRunning bool) (protocol.DumpStats, error) {
 	m, err := a.cfg.Worker.Dumper.DumpWith(ctx, c.ID, set, worker.DumpOptions{LeaveRunning: leaveRunning, Into: c.StreamTo, CarryVolumes: c.CarryVolumes})
+	if err != nil {
+		return protocol.DumpStats{}, err
+	}
+	return a.stats(set, m, ""), nil
+}
+
+// dumpLazy is a post-copy migration's dump (c.PostCopy): the worker's held lazy dump,
+// whose page server listens on this node's transfer host (a free port) and serves the
+// memory pages to the restore; the set here holds every image but the pages, and the
+// restore sends it as for a plain dump. Only a parked container (leaveRunning: frozen
+// and locked for the migration's outcome) can be dumped so: it stays frozen after the
+// last page, for the coordinator to end once WaitLazy says every page was fetched.
+func (a *Agent) dumpLazy(ctx context.Context, c node.Target, set string, leaveRunning bool) (protocol.DumpStats, error) {
+	if !leaveRunning {
+		return protocol.DumpStats{}, fmt.Errorf("agent %s: post-copy dump of %s: only a migration's parked container can be dumped post-copy (the snapshot does not stop its containers): migrate with --copy direct or streamed",
+			a.cfg.Node, c.SetKey())
+	}
+	host, _, err := net.SplitHostPort(a.info.Addr)
+	if err != nil || host == "" {
+		return protocol.DumpStats{}, fmt.Errorf("agent %s: post-copy dump of %s: the worker's transfer address %q names no host for the page server: %w (check the worker's --addr)",
+			a.cfg.Node, c.SetKey(), a.info.Addr, node.ErrUnavailable)
+	}
+	m, err := a.cfg.Worker.Dumper.DumpWith(ctx, c.ID, set, worker.DumpOptions{LeaveRunning: true, Lazy: net.JoinHostPort(host, "0")})
 	if err != nil {
 		return protocol.DumpStats{}, err
 	}

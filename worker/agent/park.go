@@ -71,6 +71,13 @@ func (a *Agent) unpark(ctx context.Context, snapshot, id string) error {
 	if !ok {
 		return nil
 	}
+	if t.PostCopy && a.cfg.Worker.Lazy != nil {
+		// Nobody fetches its pages any more: stop its page server before it runs on
+		// (pages served after the thaw would not be the dumped ones).
+		if err := a.cfg.Worker.Lazy.CancelLazy(ctx, node.SetID(snapshot, t.SetKey())); err != nil {
+			a.log.Warn("cannot stop the page server of a released post-copy source; releasing it anyway", "container", id, "snapshot", snapshot, "err", err)
+		}
+	}
 	err := errors.Join(a.thaw(ctx, t), a.unlock(ctx, t, nil))
 	if err == nil {
 		a.held.set("freeze", t, false)

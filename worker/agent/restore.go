@@ -60,6 +60,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		return err
 	}))
 	a.serveTasks(ctx, &s)
+	a.servePostCopy(ctx, &s)
 	a.serveDrain(ctx, &s)         // drain.go
 	a.serveXlate(ctx, &s)         // xlate.go
 	s.add(a.serveStandalone(ctx)) // standalone.go
@@ -97,6 +98,25 @@ func (d *tombstones) has(set string) bool {
 
 // Swarm-native restores (docs/restore.md): a set is placed for the next task of a
 // service slot, swarm's replacement task is restored by the runtime wrapper.
+
+// servePostCopy answers the operations on the source of a post-copy migration: take
+// it off its networks (OpDisconnect), wait for its last page (OpWaitLazy).
+func (a *Agent) servePostCopy(ctx context.Context, s *subs) {
+	lz := a.cfg.Worker.Lazy
+	unavailable := a.unavailable(lz == nil, "cannot serve post-copy migrations")
+	s.add(serveOp(ctx, a, node.OpDisconnect, unavailable, func(ctx context.Context, req *node.DisconnectRequest, rep *node.DisconnectReply) error {
+		var errs []error
+		for _, id := range req.Containers {
+			if err := lz.DisconnectHeld(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("disconnect %s: %w", id, err))
+			}
+		}
+		return errors.Join(errs...)
+	}))
+	s.add(serveOp(ctx, a, node.OpWaitLazy, unavailable, func(ctx context.Context, req *node.WaitLazyRequest, rep *node.WaitLazyReply) error {
+		return lz.WaitLazy(ctx, req.Set)
+	}))
+}
 
 func (a *Agent) serveTasks(ctx context.Context, s *subs) {
 	tr := a.cfg.Worker.Tasks

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
@@ -23,7 +24,9 @@ type runcLazy struct {
 
 func (l *runcLazy) Wait() error { <-l.done; return l.err }
 
-func (l *runcLazy) Cancel() { _ = l.cmd.Process.Kill() }
+// Cancel kills runc and the CRIU it started (its own process group: killing runc
+// alone leaves CRIU serving pages and holding the container's tasks, seen on the lab).
+func (l *runcLazy) Cancel() { _ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL) }
 
 // LazyOf returns the page server of the post-copy dump that produced set, if one runs.
 func (r *Runc) LazyOf(set string) (Lazy, bool) {
@@ -58,6 +61,7 @@ func (r *Runc) dumpLazy(ctx context.Context, c container.Ref, spec container.Spe
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.ExtraFiles = []*os.File{pw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Cancel ends runc and CRIU together
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		pw.Close()

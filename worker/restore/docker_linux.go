@@ -465,3 +465,12 @@ func (d *Docker) Remove(ctx context.Context, c string) error {
 	}
 	return nil
 }
+
+// Disconnect takes container id off network (docker network disconnect -f): a held
+// post-copy source gives up its address while it serves its pages.
+func (d *Docker) Disconnect(ctx context.Context, id, network string) error {
+	if err := d.Cli.NetworkDisconnect(ctx, network, id, true); err != nil {
+		return fmt.Errorf("disconnect %.12s from network %s: %w", id, network, err)
+	}
+	return nil
+}

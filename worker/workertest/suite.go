@@ -162,6 +162,12 @@ func testHolder(t *testing.T, f Factory) {
 	if err := h.Stop(ctx, ctr); !errors.Is(err, node.ErrNotFrozen) || !errors.Is(err, node.ErrFailedPrecondition) {
 		t.Fatalf("Stop of a running container: %v, want node.ErrNotFrozen", err)
 	}
+	if a.Roles.Lazy == nil {
+		t.Fatal("the worker has no post-copy source role (Roles.Lazy)")
+	}
+	if err := a.Roles.Lazy.DisconnectHeld(ctx, ctr); !errors.Is(err, node.ErrNotFrozen) {
+		t.Fatalf("DisconnectHeld of a running container: %v, want node.ErrNotFrozen (it keeps its networks)", err)
+	}
 	if err := h.Freeze(ctx, ctr, deadline); err != nil {
 		t.Fatalf("Freeze: %v", err)
 	}
@@ -233,6 +239,9 @@ func testDumper(t *testing.T, f Factory) {
 	if lw, ok := d.(worker.LazyWaiter); ok {
 		if err := lw.WaitLazy(ctx, set3); !errors.Is(err, node.ErrNotFound) {
 			t.Fatalf("WaitLazy of a set with no post-copy dump: %v, want node.ErrNotFound (worker.ErrNoLazy)", err)
+		}
+		if err := lw.CancelLazy(ctx, set3); err != nil {
+			t.Fatalf("CancelLazy of a set with no post-copy dump: %v, want nil (nothing to stop)", err)
 		}
 	} else {
 		t.Errorf("the dumper %T does not wait for post-copy page servers (worker.LazyWaiter)", d)

@@ -19,6 +19,10 @@ import (
 // connection survives and no entry is lost.
 func testRedisVolume(t *testing.T, p *tp) {
 	p.removeRestored()
+	// The migration before moved only redis_server (a partial migration): the writer
+	// and the subscriber still run as the old deployment's swarm tasks, their
+	// connections gone with the removed server. Start from no stack at all.
+	p.removeStack("redis")
 	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,4 +119,27 @@ func testRedisVolume(t *testing.T, p *tp) {
 		t.Fatalf("the recreated volume holds no AOF: %v\n%s", err, files)
 	}
 	t.Logf("recreated volume on node %d:\n%s", to[0], files)
+}
+
+// removeStack removes stack and waits until its services and its network are gone on
+// every node (a deploy right after would otherwise find the network still in use).
+func (p *tp) removeStack(stack string) {
+	p.t.Helper()
+	if out, err := p.docker(0, "stack", "rm", stack); err != nil {
+		p.t.Fatalf("docker stack rm %s: %v: %s", stack, err, out)
+	}
+	waitFor(p.t, 2*time.Minute, "stack "+stack+" removed", func() bool {
+		if out, err := p.docker(0, "service", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+stack); err != nil || out != "" {
+			return false
+		}
+		for n := 1; n <= 3; n++ {
+			if out, err := p.docker(n, "ps", "-aq", "--filter", "label=com.docker.stack.namespace="+stack); err != nil || out != "" {
+				return false
+			}
+			if out, err := p.docker(n, "network", "ls", "-q", "--filter", "name="+stack+"_net"); err != nil || out != "" {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -43,6 +43,20 @@ type Machine interface {
 	Advance()
 }
 
+// TickSkipper is an optional interface of a Machine whose Tick only counts down a
+// timer (the container roles' watchdog) until the timer fires. A caller that runs very
+// many mostly idle machines (the simulator: a million container roles) uses it to call
+// Tick only on the tick a timer fires, and SkipTicks for the ticks in between; this must
+// leave the machine exactly as calling Tick on every tick would.
+type TickSkipper interface {
+	// TicksUntilDue returns n > 0 when the n-th next call of Tick is the first one that
+	// may change anything but the countdown (the timer fires then), and 0 when no timer
+	// runs: Tick does nothing until the next Step.
+	TicksUntilDue() uint64
+	// SkipTicks has the effect of n calls of Tick.
+	SkipTicks(n uint64)
+}
+
 // Ready is what the caller must execute, in this order:
 //
 //  1. Actions, in slice order, each completed before the next starts. In particular

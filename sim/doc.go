@@ -38,7 +38,10 @@
 // Tick (every TickMs), then the Ready's actions one after the other, each completed (in
 // simulated time) before the next, each container action acknowledged with
 // Step(algorithms.Done(...)) carrying the container's live connection counters; then
-// the Ready's messages; then Advance.
+// the Ready's messages; then Advance. Container roles that implement
+// algorithms.TickSkipper (all of this repository's) are ticked only on the tick their
+// watchdog fires and brought up to date with SkipTicks before each Step, which gives
+// the same run as ticking every role every time (TestLazyTicksChangeNothing).
 //
 // # What a run reports
 //

@@ -57,7 +57,11 @@ func (r *runner) onFault(k int, end bool) {
 			for _, c := range r.w.nodes[n].containers {
 				old := &r.procs[c]
 				r.procs[c] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[c].id, Recovering: true, Record: old.record}),
-					alive: true, gen: old.gen + 1, record: old.record}
+					alive: true, gen: old.gen + 1, record: old.record, ticked: r.tickN}
+				if r.lazy {
+					r.procs[c].skip = r.procs[c].m.(algorithms.TickSkipper)
+					r.arm(c)
+				}
 				r.kick(c)
 			}
 		}

@@ -36,56 +36,85 @@ type event struct {
 	c    int64
 }
 
-// queue is a binary min-heap of events ordered by (at, seq).
+// queue is a min-priority queue of events ordered by (at, seq): a 4-ary heap plus a
+// sorted lane. An event no earlier than the lane's last one is appended to the lane
+// (O(1)), any other goes to the heap; pop takes the smaller of the two heads. Bursts
+// pushed in time order, like a coordinator's fan-out of a million messages, so skip the
+// heap. Since seq makes the order total, the pop order is that of any priority queue.
 type queue struct {
-	ev  []event
-	seq uint64
+	ev   []event // 4-ary heap
+	lane []event // sorted by (at, seq); live from head
+	head int
+	seq  uint64
 }
 
-func (q *queue) less(i, j int) bool {
-	if q.ev[i].at != q.ev[j].at {
-		return q.ev[i].at < q.ev[j].at
+func before(a, b *event) bool {
+	if a.at != b.at {
+		return a.at < b.at
 	}
-	return q.ev[i].seq < q.ev[j].seq
+	return a.seq < b.seq
 }
 
 func (q *queue) push(e event) {
 	q.seq++
 	e.seq = q.seq
+	if n := len(q.lane); n == q.head || e.at >= q.lane[n-1].at {
+		q.lane = append(q.lane, e)
+		return
+	}
 	q.ev = append(q.ev, e)
 	i := len(q.ev) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
+		p := (i - 1) / 4
+		if !before(&e, &q.ev[p]) {
 			break
 		}
-		q.ev[i], q.ev[p] = q.ev[p], q.ev[i]
+		q.ev[i] = q.ev[p]
 		i = p
 	}
+	q.ev[i] = e
 }
 
-func (q *queue) len() int { return len(q.ev) }
+func (q *queue) len() int { return len(q.ev) + len(q.lane) - q.head }
 
 func (q *queue) pop() event {
+	if q.head < len(q.lane) && (len(q.ev) == 0 || before(&q.lane[q.head], &q.ev[0])) {
+		e := q.lane[q.head]
+		q.head++
+		switch {
+		case q.head == len(q.lane):
+			q.lane, q.head = q.lane[:0], 0
+		case q.head >= 1<<16 && q.head*2 >= len(q.lane):
+			n := copy(q.lane, q.lane[q.head:])
+			q.lane, q.head = q.lane[:n], 0
+		}
+		return e
+	}
 	top := q.ev[0]
 	n := len(q.ev) - 1
-	q.ev[0] = q.ev[n]
+	last := q.ev[n]
 	q.ev = q.ev[:n]
+	if n == 0 {
+		return top
+	}
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= n {
+		c := 4*i + 1
+		if c >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && q.less(r, l) {
-			m = r
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if before(&q.ev[k], &q.ev[m]) {
+				m = k
+			}
 		}
-		if !q.less(m, i) {
+		if !before(&q.ev[m], &last) {
 			break
 		}
-		q.ev[i], q.ev[m] = q.ev[m], q.ev[i]
+		q.ev[i] = q.ev[m]
 		i = m
 	}
+	q.ev[i] = last
 	return top
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
@@ -25,6 +26,11 @@ type proc struct {
 	// record is the last record the role persisted (survives a crash of the process).
 	record []byte
 	next   int
+	// Lazy ticking of container roles that implement algorithms.TickSkipper (skip is
+	// then set): ticked is the tick the machine's countdowns have been brought to, due
+	// the tick its timer fires on (0: none).
+	skip        algorithms.TickSkipper
+	ticked, due uint64
 }
 
 type msgSlot struct {
@@ -65,6 +71,16 @@ type runner struct {
 	inRound     bool
 	lastReq     Time
 	done        bool
+
+	// Ticks: tickN counts them. With lazy (every container role implements
+	// algorithms.TickSkipper) a container role is ticked only on the tick its timer
+	// fires (dueAt: tick -> roles, possibly stale) and its countdown is brought up to
+	// date (SkipTicks) before each Step; with a million mostly idle roles this replaces
+	// a million Tick calls per tick. The outcome is the same as ticking every role on
+	// every tick (TestLazyTicksChangeNothing).
+	tickN uint64
+	lazy  bool
+	dueAt map[uint64][]int32
 }
 
 type decision struct {
@@ -97,6 +113,11 @@ func Run(cfg Config, alg algorithms.Algorithm) (*Report, error) {
 
 // RunAll simulates cfg with algorithm alg and returns one report per round.
 func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
+	return runAll(cfg, alg, true)
+}
+
+// runAll is RunAll; lazy false ticks every role on every tick (the reference).
+func runAll(cfg Config, alg algorithms.Algorithm, lazy bool) ([]Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,7 +125,7 @@ func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
 		return nil, fmt.Errorf("%w: no algorithm", ErrConfig)
 	}
 	cfg = cfg.withFaultDefaults()
-	r := &runner{cfg: cfg, alg: alg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed))}
+	r := &runner{cfg: cfg, alg: alg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed5eed)), lazy: lazy, dueAt: map[uint64][]int32{}}
 	if err := r.build(); err != nil {
 		return nil, err
 	}
@@ -174,6 +195,13 @@ func (r *runner) build() error {
 	r.procs = make([]proc, n+1)
 	for i := 0; i < n; i++ {
 		r.procs[i] = proc{m: r.alg.NewContainer(algorithms.ContainerConfig{ID: r.w.cs[i].id}), alive: true}
+		if _, ok := r.procs[i].m.(algorithms.TickSkipper); !ok {
+			r.lazy = false
+		}
+	}
+	for i := 0; i < n && r.lazy; i++ {
+		r.procs[i].skip = r.procs[i].m.(algorithms.TickSkipper)
+		r.arm(int32(i))
 	}
 	r.coord = int32(n)
 	r.procs[n] = proc{m: r.alg.NewCoordinator(r.algConfig()), alive: true}
@@ -340,10 +368,40 @@ func (r *runner) deliver(s int32) {
 		r.cur.dropped++
 		return
 	}
+	r.catchUp(m.to)
 	if err := p.m.Step(m.env); err != nil {
 		r.stepErrs++
 	}
+	r.arm(m.to)
 	r.kick(m.to)
+}
+
+// catchUp brings container role i's countdowns to the current tick (lazy ticking):
+// the ticks it missed did nothing else, as it was not due.
+func (r *runner) catchUp(i int32) {
+	p := &r.procs[i]
+	if p.skip != nil && p.ticked < r.tickN {
+		p.skip.SkipTicks(r.tickN - p.ticked)
+		p.ticked = r.tickN
+	}
+}
+
+// arm records the tick on which container role i's timer fires, after anything that
+// may have started, restarted or stopped it (lazy ticking).
+func (r *runner) arm(i int32) {
+	p := &r.procs[i]
+	if p.skip == nil {
+		return
+	}
+	n := p.skip.TicksUntilDue()
+	if n == 0 {
+		p.due = 0
+		return
+	}
+	if d := r.tickN + n; d != p.due {
+		p.due = d
+		r.dueAt[d] = append(r.dueAt[d], i)
+	}
 }
 
 // kick starts executing the proc's next Ready if it is idle and has one.
@@ -594,9 +652,11 @@ func (r *runner) actionDone(i int32, gen int32) {
 		if c >= 0 {
 			conns = r.liveCounters(c)
 		}
+		r.catchUp(i)
 		if e := p.m.Step(algorithms.Done(a, err, conns, stats)); e != nil {
 			r.stepErrs++
 		}
+		r.arm(i)
 	}
 	p.next++
 	r.execNext(i)
@@ -633,14 +693,19 @@ func (r *runner) decide(a algorithms.Action) {
 }
 
 func (r *runner) onTick() {
+	r.tickN++
 	if p := &r.procs[r.coord]; p.alive {
 		p.m.Tick()
 		r.kick(r.coord)
 	}
-	for i := int32(0); i < r.coord; i++ {
-		if p := &r.procs[i]; p.alive {
-			p.m.Tick()
-			r.kick(i)
+	if r.lazy {
+		r.tickDue()
+	} else {
+		for i := int32(0); i < r.coord; i++ {
+			if p := &r.procs[i]; p.alive {
+				p.m.Tick()
+				r.kick(i)
+			}
 		}
 	}
 	if r.inRound && r.decidedAt < 0 && r.w.now-r.lastReq >= ms(r.cfg.ClientRetryMs) {
@@ -649,6 +714,28 @@ func (r *runner) onTick() {
 	if r.inRound && r.roundOver() {
 		r.inRound = false
 		r.finishRound()
+	}
+}
+
+// tickDue ticks the container roles whose timer fires on this tick, in index order as
+// the eager loop does (the others' Tick would only count down: catchUp does it later).
+func (r *runner) tickDue() {
+	ids := r.dueAt[r.tickN]
+	if ids == nil {
+		return
+	}
+	delete(r.dueAt, r.tickN)
+	slices.Sort(ids)
+	for k, i := range ids {
+		p := &r.procs[i]
+		if (k > 0 && ids[k-1] == i) || !p.alive || p.due != r.tickN {
+			continue // a duplicate, or the timer was restarted or stopped since
+		}
+		p.skip.SkipTicks(r.tickN - 1 - p.ticked)
+		p.ticked, p.due = r.tickN, 0
+		p.m.Tick()
+		r.arm(i)
+		r.kick(i)
 	}
 }
 

@@ -3,6 +3,7 @@ package algotest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -300,6 +301,72 @@ func Run(t *testing.T, alg algorithms.Algorithm) {
 			}
 		}
 	})
+	t.Run("skipping ticks equals ticking", func(t *testing.T) { testTickSkipping(t, alg) })
+}
+
+// testTickSkipping: a container role that implements algorithms.TickSkipper behaves,
+// after SkipTicks(n), exactly as after n calls of Tick, whether or not its watchdog
+// fires within them; the ticks before TicksUntilDue produce nothing.
+func testTickSkipping(t *testing.T, alg algorithms.Algorithm) {
+	cs := Topology(3, 1)
+	coord := alg.NewCoordinator(TestConfig())
+	err := coord.Step(protocol.Envelope{Version: protocol.Version, Type: protocol.TypeSnapshotRequest, Snapshot: "s1",
+		From: protocol.ClientAddr("test"), To: protocol.Coordinator,
+		Body: &protocol.SnapshotRequest{Algorithm: alg.Name(), Containers: cs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmds []protocol.Envelope
+	for _, m := range coord.Ready().Messages {
+		if m.To == protocol.ContainerAddr(cs[0].ID) {
+			cmds = append(cmds, m)
+		}
+	}
+	if len(cmds) == 0 {
+		t.Fatalf("the coordinator's first Ready sends nothing to %s", cs[0].ID)
+	}
+	started := func() algorithms.Machine {
+		m := alg.NewContainer(algorithms.ContainerConfig{ID: cs[0].ID})
+		for _, e := range cmds {
+			if err := m.Step(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.Ready()
+		m.Advance()
+		return m
+	}
+	if _, ok := started().(algorithms.TickSkipper); !ok {
+		t.Logf("%s: the container role does not implement algorithms.TickSkipper; nothing to check", alg.Name())
+		return
+	}
+	due := started().(algorithms.TickSkipper).TicksUntilDue()
+	if due == 0 {
+		t.Fatalf("TicksUntilDue 0 after the snapshot's first command: the watchdog should run")
+	}
+	for _, n := range []uint64{1, due - 1, due, due + 5} {
+		ticked, skipped := started(), started()
+		for k := uint64(1); k <= n; k++ {
+			ticked.Tick()
+			if k < due && ticked.HasReady() {
+				t.Fatalf("tick %d of %d before the watchdog is due produced %+v", k, due, ticked.Ready())
+			}
+		}
+		skipped.(algorithms.TickSkipper).SkipTicks(n)
+		if !reflect.DeepEqual(ticked, skipped) {
+			t.Fatalf("SkipTicks(%d) (due in %d) differs from %d calls of Tick:\n%+v\n%+v", n, due, n, skipped, ticked)
+		}
+		if n >= due && !skipped.HasReady() {
+			t.Fatalf("after %d ticks (due in %d) the watchdog did not fire", n, due)
+		}
+		want := uint64(0) // fired
+		if n < due {
+			want = due - n
+		}
+		if got := skipped.(algorithms.TickSkipper).TicksUntilDue(); got != want {
+			t.Fatalf("after %d ticks TicksUntilDue = %d, want %d (0 once fired)", n, got, want)
+		}
+	}
 }
 
 // RunSchedule runs one random schedule with faults and checks the invariants.

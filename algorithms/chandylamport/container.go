@@ -40,7 +40,10 @@ type Container struct {
 	rd algorithms.Ready
 }
 
-var _ algorithms.Machine = (*Container)(nil)
+var (
+	_ algorithms.Machine     = (*Container)(nil)
+	_ algorithms.TickSkipper = (*Container)(nil)
+)
 
 // NewContainer returns the role of container cfg.ID.
 func NewContainer(cfg algorithms.ContainerConfig) *Container {
@@ -285,6 +288,27 @@ func (c *Container) Tick() {
 	if c.watchdog == 0 {
 		c.fail(fmt.Sprintf("watchdog: no decision within %d ticks; container released", c.ttl))
 	}
+}
+
+// TicksUntilDue implements algorithms.TickSkipper: the watchdog's remaining ticks.
+func (c *Container) TicksUntilDue() uint64 {
+	if c.ended {
+		return 0
+	}
+	return c.watchdog
+}
+
+// SkipTicks implements algorithms.TickSkipper.
+func (c *Container) SkipTicks(n uint64) {
+	if c.watchdog == 0 || c.ended || n == 0 {
+		return
+	}
+	if n < c.watchdog {
+		c.watchdog -= n
+		return
+	}
+	c.watchdog = 1
+	c.Tick() // fires; the rest of the n ticks do nothing once ended
 }
 
 // HasReady implements algorithms.Machine.

@@ -34,7 +34,10 @@ type Machine struct {
 	rd algorithms.Ready
 }
 
-var _ algorithms.Machine = (*Machine)(nil)
+var (
+	_ algorithms.Machine     = (*Machine)(nil)
+	_ algorithms.TickSkipper = (*Machine)(nil)
+)
 
 // New returns the role of container cfg.ID. A malformed cfg.Record is treated as
 // absent after releasing the container (the worker should log it).
@@ -235,6 +238,27 @@ func (m *Machine) Tick() {
 		m.end()
 		m.reply(protocol.TypeFailed, &protocol.Result{Error: fmt.Sprintf("watchdog: no decision within %d ticks; container released", m.ttl)})
 	}
+}
+
+// TicksUntilDue implements algorithms.TickSkipper: the watchdog's remaining ticks.
+func (m *Machine) TicksUntilDue() uint64 {
+	if m.ended {
+		return 0
+	}
+	return m.watchdog
+}
+
+// SkipTicks implements algorithms.TickSkipper.
+func (m *Machine) SkipTicks(n uint64) {
+	if m.watchdog == 0 || m.ended || n == 0 {
+		return
+	}
+	if n < m.watchdog {
+		m.watchdog -= n
+		return
+	}
+	m.watchdog = 1
+	m.Tick() // fires; the rest of the n ticks do nothing once ended
 }
 
 // HasReady implements algorithms.Machine.

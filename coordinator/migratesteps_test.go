@@ -63,3 +63,51 @@ func TestMigrateTimesItsStepsAndHashesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestMigratePreparesTargetsEarly: the targets of a partial migration are asked to
+// get ready for the restore (network keepers) while the moving containers are dumped,
+// before the pre-flight: a migration that its pre-flight refuses saw them prepared
+// once (the early request, naming the restored containers), one that goes ahead twice.
+func TestMigratePreparesTargetsEarly(t *testing.T) {
+	waitPrepared := func(t *testing.T, e *env, n string, want int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var names []string
+			for _, p := range e.execs[n].Prepared() {
+				for _, c := range p.Containers {
+					names = append(names, c.Name)
+				}
+			}
+			if len(names) >= want || time.Now().After(deadline) {
+				return names
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Run("Refused", func(t *testing.T) {
+		e, _ := newMigrateEnv(t)
+		e.execs["lab-1"].PreflightProblems = []string{"no space left for the restore: free some"}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "early1", Stack: "bank", From: "lab-2", Algorithm: "blocking"})
+		if err == nil || !strings.Contains(err.Error(), "no space left") {
+			t.Fatalf("err = %v, want the pre-flight's refusal", err)
+		}
+		// bank_holder.2 goes to lab-3, .5 to lab-1 (TestMigratePartial).
+		if got := waitPrepared(t, e, "lab-3", 1); len(got) != 1 || !strings.HasPrefix(got[0], "bank_holder-2-") {
+			t.Fatalf("lab-3 prepared %v, want the early request for bank_holder.2 only", got)
+		}
+	})
+	t.Run("Migrated", func(t *testing.T) {
+		e, _ := newMigrateEnv(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "early2", Stack: "bank", From: "lab-2", Algorithm: "blocking"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := waitPrepared(t, e, "lab-3", 2); len(got) != 2 || got[0] != got[1] {
+			t.Fatalf("lab-3 prepared %v, want bank_holder.2 twice (early, then after the pre-flight)", got)
+		}
+	})
+}

@@ -79,7 +79,7 @@ func tailOf(s string, n int) string {
 	return s
 }
 
-// migrate deploys a memhog stack of mib MiB pinned to node 1, migrates it to node 2
+// migrate deploys a memhog stack of mib MiB on node 1, migrates it to node 2
 // with copy mode, and returns the migrate command's wall time and the migration's
 // own step times (MigrateResult.Steps) as "plan:MS,snapshot:MS,dump:MS,...", empty
 // from a coordinator without them.
@@ -98,8 +98,6 @@ services:
     deploy:
       endpoint_mode: dnsrr
       replicas: 1
-      placement:
-        constraints: ["node.hostname==%s"]
       labels:
         swarmckpt.enable: "true"
 networks:
@@ -109,11 +107,19 @@ networks:
     ipam:
       config:
         - subnet: 10.240.9.0/24
-`, mib, p.nodeName(0))
+`, mib)
 	file := filepath.Join(dir, "hog.yml")
 	if err := os.WriteFile(file, []byte(compose), 0o600); err != nil {
 		return 0, "", err
 	}
+	// Placed on node 1 by pausing node 2 while it is deployed, not by a constraint:
+	// migrate honours the service's hostname constraints (a pin to node 1 would
+	// leave it no target).
+	active := func() { _, _ = p.nodes[0].docker("node", "update", "--availability", "active", p.nodeName(1)) }
+	if _, err := p.nodes[0].docker("node", "update", "--availability", "pause", p.nodeName(1)); err != nil {
+		return 0, "", err
+	}
+	defer active()
 	if _, err := p.ctl(5*time.Minute, "lab", "deploy", "--name", p.lab, "--images", p.workloads, file, stackName); err != nil {
 		return 0, "", err
 	}
@@ -133,6 +139,7 @@ networks:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	active()
 	syscall.Sync()
 	t0 := time.Now()
 	out, err := p.ctl(10*time.Minute, "migrate", stackName, "--to", p.nodeName(1), "--copy", copyMode, "--output", "json")

@@ -14,6 +14,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // A partial migration (the default of migrate in exact mode) moves only the
@@ -151,6 +152,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		used map[string]string
 	)
 	defer func() { s.dropStreamed(ctx, m, used) }()
+	s.prepareEarly(ctx, req.ID, st, plan)
 	t := step("plan", t0)
 	m, err = s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes, Only: only}, stream, lock)
 	t = step("snapshot", t)
@@ -421,6 +423,47 @@ func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func(
 // is still held: short at first (the manager usually releases a moved task's address
 // within a fraction of a second of its end), 4 s in all, as the 2 s x 2 they replace.
 var addressRetryWaits = []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 400 * time.Millisecond, 700 * time.Millisecond, time.Second, 1500 * time.Millisecond}
+
+// prepareEarly asks each target node of a partial migration (snapshot id, moving
+// containers plan) to get ready for the restore while the moving containers are being
+// dumped (node.PreflightRequest.Prepare: network keepers, which take 1.5-2.5 s to
+// start here and would otherwise be on the restore's path after the pre-flight). The
+// pre-flight's own prepare after the checks finds them running. It does not wait for
+// the answers and changes nothing the migration depends on: a migration refused or
+// failed later leaves the keepers to end by themselves (the nodes' prepared hold
+// lasts a few minutes, as after a restore refused after its pre-flight).
+func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack, plan map[string]string) {
+	reqs := map[string]*node.PreflightRequest{}
+	for _, c := range st.Containers {
+		t, ok := plan[c.Key()]
+		if !ok || c.Image == "" || len(c.Networks) == 0 {
+			continue
+		}
+		if reqs[t] == nil {
+			reqs[t] = &node.PreflightRequest{Prepare: true}
+		}
+		r := reqs[t]
+		r.Containers = append(r.Containers, node.PreflightContainer{Key: c.Key(), Name: ContainerName(id, store.Container{Service: c.Service, Slot: c.Slot}), Image: c.Image})
+		for _, ip := range c.IPs {
+			r.Addresses = append(r.Addresses, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
+		}
+	}
+	live := map[string]bool{}
+	for _, w := range s.live() {
+		live[w.Node] = true
+	}
+	bg := context.WithoutCancel(ctx)
+	for n, req := range reqs {
+		if !live[n] {
+			continue
+		}
+		go func() {
+			if rep, err := s.askPreflight(bg, n, req); err != nil || rep.Error != "" {
+				s.log.Debug("node did not prepare the migration's restore early (the pre-flight prepares it)", "node", n, "err", err, "reply", rep.Error)
+			}
+		}()
+	}
+}
 
 // restoreRetrying restores m's containers on targets, trying again (after each of
 // addressRetryWaits) while an address is still held: the manager releases a moved

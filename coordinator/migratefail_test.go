@@ -29,6 +29,12 @@ func newMigrateEnv(t *testing.T, setup ...func(*worker.Fake)) (*env, *stack.Fake
 // newMigrateEnvWrapped is newMigrateEnv whose coordinator uses wrap(e.store) (nil: the
 // store itself); it also returns what stops that coordinator (it stops at cleanup).
 func newMigrateEnvWrapped(t *testing.T, wrap func(*store.Memory) store.Store, setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm, context.CancelFunc) {
+	return newMigrateEnvConfig(t, wrap, nil, setup...)
+}
+
+// newMigrateEnvConfig is newMigrateEnvWrapped whose coordinator's config tweak
+// changes (nil: none).
+func newMigrateEnvConfig(t *testing.T, wrap func(*store.Memory) store.Store, tweak func(*coordinator.Config), setup ...func(*worker.Fake)) (*env, *stack.FakeSwarm, context.CancelFunc) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
@@ -43,7 +49,7 @@ func newMigrateEnvWrapped(t *testing.T, wrap func(*store.Memory) store.Store, se
 	if wrap != nil {
 		st = wrap(e.store)
 	}
-	cancel := e.startMigrateCoordinator(sw, st)
+	cancel := e.startMigrateCoordinator(sw, st, tweak)
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
 		ex := worker.NewFake(n)
 		ex.TransferAddr = n
@@ -73,13 +79,19 @@ func newMigrateEnvWrapped(t *testing.T, wrap func(*store.Memory) store.Store, se
 
 // startMigrateCoordinator starts e's coordinator (e.svc) over sw and st, serving
 // restores through the agents; it returns what stops it.
-func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store) context.CancelFunc {
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: st,
+func (e *env) startMigrateCoordinator(sw *stack.FakeSwarm, st store.Store, tweak ...func(*coordinator.Config)) context.CancelFunc {
+	cfg := coordinator.Config{Name: "coord-migrate", Bus: e.net.Connect(), Store: st,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, TickPeriod: 10 * time.Millisecond,
 		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, RecoverWait: 3 * time.Second,
 		WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
 		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
-			Events: e.recordEvent}})
+			Events: e.recordEvent}}
+	for _, f := range tweak {
+		if f != nil {
+			f(&cfg)
+		}
+	}
+	svc, err := coordinator.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -60,6 +60,10 @@ type Config struct {
 	// manifest's Verdict; an inconsistent cut of an algorithm that promises a
 	// consistent one aborts the snapshot) and serves inspect --verify.
 	Verify Verifier
+	// VerifyCommit, when set, is Verify for the commit of a snapshot just taken (not
+	// inspect --verify): AgentCommitVerifier lets each node accept by its file stamps
+	// a set it hashed itself as it wrote it, instead of re-reading it. Nil: Verify.
+	VerifyCommit Verifier
 	// Restorer serves restore and migrate. Default: restore.AgentRestorer over Bus
 	// (the nodes' transfer endpoints from their agents' heartbeats, progress as events).
 	Restorer Restorer

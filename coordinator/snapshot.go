@@ -566,8 +566,12 @@ func (r *run) commit(ctx context.Context, act algorithms.Action, start time.Time
 		return fmt.Errorf("no image set arrived with the dump-done of %s (an agent older than this coordinator, or a lost message): upgrade swarmckpt on those nodes, then take the snapshot again",
 			strings.Join(missing, ", "))
 	}
-	if r.s.cfg.Verify != nil {
-		r.m.Verdict = r.s.cfg.Verify(ctx, r.m)
+	verify := r.s.cfg.Verify
+	if r.s.cfg.VerifyCommit != nil {
+		verify = r.s.cfg.VerifyCommit
+	}
+	if verify != nil {
+		r.m.Verdict = verify(ctx, r.m)
 		if v := r.m.Verdict; v != nil && !v.Consistent && v.Error == "" {
 			if r.alg.Guarantees().ConsistentCut {
 				r.s.log.Error("cut is NOT consistent: algorithm bug; snapshot aborted", "snapshot", r.m.ID, "algorithm", r.m.Algorithm, "summary", v.Summary)

@@ -83,6 +83,20 @@ func checkFile(path string, f store.File) error {
 // nodes returned. It works across machines (no shared file system), in parallel over
 // the containers, each request bounded by timeout.
 func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
+	return agentVerifier(b, timeout, false)
+}
+
+// AgentCommitVerifier is AgentVerifier for the commit of a snapshot just taken
+// (Config.VerifyCommit): a node accepts a set it hashed itself as it wrote it (dumped,
+// or received while a migration streamed or dumped it there), whose files kept the
+// size, mtime and inode they had then, without re-reading it
+// (node.VerifyRequest.Recheck); every other set, and every set of an older agent, is
+// re-hashed. Either way each set's files are compared with the manifest's record.
+func AgentCommitVerifier(b bus.Transport, timeout time.Duration) Verifier {
+	return agentVerifier(b, timeout, true)
+}
+
+func agentVerifier(b bus.Transport, timeout time.Duration, recheck bool) Verifier {
 	return func(ctx context.Context, m *store.Manifest) *store.Verdict {
 		v := &store.Verdict{CheckedAt: time.Now().UTC()}
 		type result struct {
@@ -99,7 +113,7 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				socks, err := restore.AgentSockets(ctx, b, timeout, filepath.Base(c.Images.Dir), c)
+				socks, err := restore.AgentSocketsOf(ctx, b, timeout, filepath.Base(c.Images.Dir), c, recheck)
 				results[i] = result{socks, err}
 			}()
 		}

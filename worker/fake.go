@@ -48,6 +48,9 @@ type Fake struct {
 	// empty list when unset); FailVerify makes Sockets fail.
 	FakeSockets map[string]json.RawMessage
 	FailVerify  error
+	// Verifies counts the Sockets calls (full re-hashes on a real worker), Rechecks
+	// the RecheckSockets calls (SetRechecker).
+	Verifies, Rechecks int
 	// FailDrop makes DropSet fail.
 	FailDrop error
 	// FailRestore: set -> error Restore returns for it. With LeaveFailed the failed
@@ -473,6 +476,11 @@ func (f *Fake) DropSet(_ context.Context, set string) error {
 func (f *Fake) Sockets(_ context.Context, set, label string) (SetSockets, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.Verifies++
+	return f.sockets(set, label)
+}
+
+func (f *Fake) sockets(set, label string) (SetSockets, error) {
 	if f.FailVerify != nil {
 		return SetSockets{}, f.FailVerify
 	}
@@ -489,6 +497,24 @@ func (f *Fake) Sockets(_ context.Context, set, label string) (SetSockets, error)
 		out.Sockets[i].Container = label
 	}
 	return out, nil
+}
+
+var _ SetRechecker = (*Fake)(nil)
+
+// RecheckSockets implements SetRechecker: as Sockets (the fake hashes nothing);
+// Rechecks counts the calls.
+func (f *Fake) RecheckSockets(_ context.Context, set, label string) (SetSockets, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Rechecks++
+	return f.sockets(set, label)
+}
+
+// VerifyCounts returns Verifies and Rechecks (under the fake's lock).
+func (f *Fake) VerifyCounts() (verifies, rechecks int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Verifies, f.Rechecks
 }
 
 // Preflight implements Restorer: the sets of req not on this node are Missing,

@@ -41,7 +41,7 @@ import (
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
 //	DELETE /v1/containers/{name}                                        (idempotent)
 //	DELETE /v1/sets/{id}                                                (idempotent)
-//	POST /v1/sets/{id}/sockets         {"label":"SERVICE.SLOT"}          -> SetSockets
+//	POST /v1/sets/{id}/sockets         {"label":"SERVICE.SLOT"[,"recheck":true]} -> SetSockets
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
 //	POST /v1/sets/{id}/place           {"task":{"options":TaskOptions}} -> TaskPlacement (task.go)
@@ -66,6 +66,7 @@ type apiRequest struct {
 	Addr         string            `json:"addr,omitempty"`
 	Restore      RestoreOptions    `json:"restore,omitzero"`
 	Label        string            `json:"label,omitempty"`
+	Recheck      bool              `json:"recheck,omitempty"` // sockets: SetRechecker
 	Task         taskRequest       `json:"task,omitzero"`
 	Preflight    *PreflightRequest `json:"preflight,omitempty"`
 	Drain        drainRequest      `json:"drain,omitzero"`
@@ -166,6 +167,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return struct{}{}, w.DropSet(ctx, r.PathValue("id"))
 	})
 	handle("POST /v1/sets/{id}/sockets", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		if q.Recheck {
+			return w.RecheckSockets(ctx, r.PathValue("id"), q.Label)
+		}
 		return w.Sockets(ctx, r.PathValue("id"), q.Label)
 	})
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
@@ -414,6 +418,15 @@ func (c *Client) DropSet(ctx context.Context, setID string) error {
 func (c *Client) Sockets(ctx context.Context, setID, label string) (SetSockets, error) {
 	var out SetSockets
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/sockets", apiRequest{Label: label}, &out)
+	return out, err
+}
+
+var _ SetRechecker = (*Client)(nil)
+
+// RecheckSockets implements SetRechecker (a worker older than it re-hashes).
+func (c *Client) RecheckSockets(ctx context.Context, setID, label string) (SetSockets, error) {
+	var out SetSockets
+	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/sockets", apiRequest{Label: label, Recheck: true}, &out)
 	return out, err
 }
 

@@ -95,6 +95,16 @@ type Sets interface {
 	Sockets(ctx context.Context, setID, label string) (SetSockets, error)
 }
 
+// SetRechecker is a Sets whose Sockets can skip the re-hash of a set this worker
+// hashed as it wrote it (node.VerifyRequest.Recheck).
+type SetRechecker interface {
+	// RecheckSockets is Sockets, but a set this worker hashed as it wrote it (dumped
+	// or received) whose every file still has the size, mtime and inode it had then is
+	// not re-read (imageset.Recheck, what its restores check); any other set is
+	// re-hashed as by Sockets.
+	RecheckSockets(ctx context.Context, setID, label string) (SetSockets, error)
+}
+
 // Restorer brings containers back from image sets on this node.
 type Restorer interface {
 	// Preflight checks a restore's needs on this node without changing anything (or,

@@ -859,6 +859,38 @@ func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	if err != nil {
 		return SetSockets{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
+	return w.setSockets(setID, set, label, m)
+}
+
+var _ SetRechecker = (*Worker)(nil)
+
+// RecheckSockets implements SetRechecker.
+func (w *Worker) RecheckSockets(ctx context.Context, setID, label string) (SetSockets, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return SetSockets{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return SetSockets{}, err
+	}
+	w.recvMu.Lock()
+	cached, ok := w.verified[setID]
+	w.recvMu.Unlock()
+	if !ok || cached.Dir() != set {
+		return w.Sockets(ctx, setID, label) // not hashed here as written: re-hashed
+	}
+	if _, err := os.Stat(set); errors.Is(err, os.ErrNotExist) {
+		return SetSockets{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
+	}
+	v, err := imageset.Recheck(cached) // a file changed since: re-hashed
+	if err != nil {
+		return SetSockets{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+	}
+	return w.setSockets(setID, set, label, v.Manifest())
+}
+
+// setSockets reads the TCP sockets of set (setID's directory), verified as m.
+func (w *Worker) setSockets(setID, set, label string, m *imageset.Manifest) (SetSockets, error) {
 	socks, err := criuimg.ReadSockets(label, imageset.ImagesPath(set))
 	if err != nil {
 		return SetSockets{}, fmt.Errorf("worker %s: image set %s: %w", w.cfg.Node, setID, err)

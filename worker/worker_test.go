@@ -556,3 +556,31 @@ func TestRemoveContainerUndoesARestore(t *testing.T) {
 		}
 	}
 }
+
+// RecheckSockets (a commit's verify) accepts a set dumped here by its files' stamps,
+// and re-hashes one whose file changed since: the change is found.
+func TestRecheckSocketsRehashesAChangedSet(t *testing.T) {
+	a := newFakeNode(t, "a")
+	ctx := context.Background()
+	a.add("web", 7)
+	if _, err := a.w.Dump(ctx, "web", "s", false); err != nil {
+		t.Fatal(err)
+	}
+	_, werr := a.w.Sockets(ctx, "s", "web.1")
+	if _, err := a.w.RecheckSockets(ctx, "s", "web.1"); (err == nil) != (werr == nil) || errors.Is(err, imageset.ErrChecksum) {
+		t.Fatalf("recheck of an intact set: %v (Sockets: %v)", err, werr)
+	}
+	page := filepath.Join(a.w.SetsDir(), "s", "images", "pages-1.img")
+	time.Sleep(20 * time.Millisecond) // past the file system's timestamp granularity
+	b0, _ := os.ReadFile(page)
+	b0[0] ^= 0xff // same size, different content
+	if err := os.WriteFile(page, b0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.w.RecheckSockets(ctx, "s", "web.1"); !errors.Is(err, imageset.ErrChecksum) {
+		t.Fatalf("recheck of a set changed since its dump: %v, want imageset.ErrChecksum", err)
+	}
+	if _, err := a.w.RecheckSockets(ctx, "nosuch", "web.1"); !errors.Is(err, worker.ErrNoSet) {
+		t.Fatalf("recheck of a missing set: %v, want worker.ErrNoSet", err)
+	}
+}

@@ -24,7 +24,7 @@ import (
 //
 // Prints, per size and repetition,
 //
-//	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. docker_path_s=.. raw_s=..
+//	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. docker_path_s=.. raw_s=.. steps_ms=STEP:MS,...
 //
 // downtime_s is the wall time of the `swarmckpt migrate` command: an upper bound of the
 // container's downtime (it includes resolving the stack and planning, before anything
@@ -79,12 +79,14 @@ func tailOf(s string, n int) string {
 	return s
 }
 
-// migrate deploys a memhog stack of mib MiB pinned to node 1, migrates it to node 2
-// with copy mode, and returns the migrate command's wall time.
-func (p *product) migrate(mib int, copyMode, stackName string) (time.Duration, error) {
+// migrate deploys a memhog stack of mib MiB on node 1, migrates it to node 2
+// with copy mode, and returns the migrate command's wall time and the migration's
+// own step times (MigrateResult.Steps) as "plan:MS,snapshot:MS,dump:MS,...", empty
+// from a coordinator without them.
+func (p *product) migrate(mib int, copyMode, stackName string) (time.Duration, string, error) {
 	dir, err := os.MkdirTemp("", "dpbench-product-")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer os.RemoveAll(dir)
 	compose := fmt.Sprintf(`version: "3.8"
@@ -96,8 +98,6 @@ services:
     deploy:
       endpoint_mode: dnsrr
       replicas: 1
-      placement:
-        constraints: ["node.hostname==%s"]
       labels:
         swarmckpt.enable: "true"
 networks:
@@ -107,13 +107,21 @@ networks:
     ipam:
       config:
         - subnet: 10.240.9.0/24
-`, mib, p.nodeName(0))
+`, mib)
 	file := filepath.Join(dir, "hog.yml")
 	if err := os.WriteFile(file, []byte(compose), 0o600); err != nil {
-		return 0, err
+		return 0, "", err
 	}
+	// Placed on node 1 by pausing node 2 while it is deployed, not by a constraint:
+	// migrate honours the service's hostname constraints (a pin to node 1 would
+	// leave it no target).
+	active := func() { _, _ = p.nodes[0].docker("node", "update", "--availability", "active", p.nodeName(1)) }
+	if _, err := p.nodes[0].docker("node", "update", "--availability", "pause", p.nodeName(1)); err != nil {
+		return 0, "", err
+	}
+	defer active()
 	if _, err := p.ctl(5*time.Minute, "lab", "deploy", "--name", p.lab, "--images", p.workloads, file, stackName); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer p.removeStack(stackName)
 	// Running, its memory filled.
@@ -127,34 +135,43 @@ networks:
 			}
 		}
 		if i > 1200 {
-			return 0, fmt.Errorf("stack %s: memhog did not fill %d MiB on %s within 2 min", stackName, mib, p.nodeName(0))
+			return 0, "", fmt.Errorf("stack %s: memhog did not fill %d MiB on %s within 2 min", stackName, mib, p.nodeName(0))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	active()
 	syscall.Sync()
 	t0 := time.Now()
 	out, err := p.ctl(10*time.Minute, "migrate", stackName, "--to", p.nodeName(1), "--copy", copyMode, "--output", "json")
 	took := time.Since(t0)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	var res struct {
 		Snapshot struct {
 			ID string `json:"id"`
 		} `json:"snapshot"`
-		Copy string `json:"copy"`
+		Copy  string `json:"copy"`
+		Steps []struct {
+			Step string `json:"step"`
+			MS   int64  `json:"ms"`
+		} `json:"steps"`
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return 0, fmt.Errorf("migrate's JSON: %w: %s", err, tailOf(out, 500))
+		return 0, "", fmt.Errorf("migrate's JSON: %w: %s", err, tailOf(out, 500))
 	}
 	if res.Copy != copyMode {
-		return 0, fmt.Errorf("migrate --copy %s migrated with copy %q", copyMode, res.Copy)
+		return 0, "", fmt.Errorf("migrate --copy %s migrated with copy %q", copyMode, res.Copy)
+	}
+	var st []string
+	for _, s := range res.Steps {
+		st = append(st, fmt.Sprintf("%s:%d", s.Step, s.MS))
 	}
 	// The snapshot's sets (1 GiB each) go with it.
 	if res.Snapshot.ID != "" {
 		defer func() { _, _ = p.ctl(time.Minute, "rm", res.Snapshot.ID) }()
 	}
-	return took, nil
+	return took, strings.Join(st, ","), nil
 }
 
 // removeStack removes the stack and the containers its migration restored.
@@ -296,13 +313,16 @@ func (p *product) run(mib, reps int, stamp string) (map[string]time.Duration, er
 		}
 		raws = append(raws, rw)
 		for i, mode := range productCopies {
-			t, err := p.migrate(mib, mode, fmt.Sprintf("bp%d%s%d%d", mib, stamp, r, i))
+			t, steps, err := p.migrate(mib, mode, fmt.Sprintf("bp%d%s%d%d", mib, stamp, r, i))
 			if err != nil {
 				return nil, fmt.Errorf("product migrate --copy %s: %w", mode, err)
 			}
 			downs[mode] = append(downs[mode], t)
-			fmt.Printf("BENCH migrate-product size_mib=%d copy=%s downtime_s=%.3f vs_docker_path=%.1fx vs_raw=%.2f docker_path_s=%.3f raw_s=%.3f\n",
-				mib, mode, t.Seconds(), d.Seconds()/t.Seconds(), t.Seconds()/rw.Seconds(), d.Seconds(), rw.Seconds())
+			if steps == "" {
+				steps = "-"
+			}
+			fmt.Printf("BENCH migrate-product size_mib=%d copy=%s downtime_s=%.3f vs_docker_path=%.1fx vs_raw=%.2f docker_path_s=%.3f raw_s=%.3f steps_ms=%s\n",
+				mib, mode, t.Seconds(), d.Seconds()/t.Seconds(), t.Seconds()/rw.Seconds(), d.Seconds(), rw.Seconds(), steps)
 		}
 	}
 	med := map[string]time.Duration{}

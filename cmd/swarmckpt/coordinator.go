@@ -306,7 +306,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	}
 	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
 		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
-		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
+		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), VerifyCommit: coordinator.AgentCommitVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/coordinator"
@@ -152,6 +153,9 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 			}
 			fmt.Fprintf(c.stdout, "restored in %dms (copy: %s)\n", res.Restore.TotalMS, res.Copy)
 		}
+		if len(res.Steps) > 0 {
+			fmt.Fprintf(c.stdout, "steps: %s\n", stepsString(res.Steps))
+		}
 	}
 	return apiExit(err)
 }
@@ -165,4 +169,21 @@ func validNodeFlag(flag, node string) error {
 		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
+}
+
+// stepsString lists a migration's step times: "plan 12ms, snapshot 2300ms (dump
+// 1100ms), ..." (the dump is part of the snapshot step).
+func stepsString(steps []api.StepTime) string {
+	var b strings.Builder
+	for i, st := range steps {
+		switch {
+		case st.Step == "dump":
+			fmt.Fprintf(&b, " (dump %dms)", st.MS)
+			continue
+		case i > 0:
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %dms", st.Step, st.MS)
+	}
+	return b.String()
 }

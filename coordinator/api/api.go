@@ -349,6 +349,17 @@ type MigrateResult struct {
 	Restore  *RestoreResult  `json:"restore"`
 	// Copy is the copy mode used (MigrateRequest.Copy, or the default it resolved to).
 	Copy string `json:"copy,omitempty"`
+	// Steps is the wall time of each step of the migration, in order (a partial
+	// migration's: snapshot (dump and commit; dump is the longest container's dump
+	// inside it), preflight, stop, restore (transfer, restore, unlock), record); empty
+	// from coordinators older than it and for --whole-stack and --mode swarm.
+	Steps []StepTime `json:"steps,omitempty"`
+}
+
+// StepTime is the wall time of one step of an operation.
+type StepTime struct {
+	Step string `json:"step"`
+	MS   int64  `json:"ms"`
 }
 
 // StatusRequest asks for the coordinator's view of the cluster.

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // A partial migration (the default of migrate in exact mode) moves only the
@@ -109,6 +111,18 @@ func (s *Restores) spreadFor(ctx context.Context, st *stack.Stack, only []string
 // migratePartial serves Migrate for a partial move (exact mode, not WholeStack).
 // mode is the resolved copy mode, explicit whether --copy named it (streamTo).
 func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, mode string, explicit bool, copyMode *string) (res *api.MigrateResult, err error) {
+	t0 := time.Now()
+	var steps []api.StepTime
+	step := func(name string, since time.Time) time.Time {
+		now := time.Now()
+		steps = append(steps, api.StepTime{Step: name, MS: now.Sub(since).Milliseconds()})
+		return now
+	}
+	defer func() {
+		if res != nil {
+			res.Steps = steps
+		}
+	}()
 	st, plan, err := s.partialPlan(ctx, req)
 	if err != nil {
 		return nil, err
@@ -138,10 +152,14 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		used map[string]string
 	)
 	defer func() { s.dropStreamed(ctx, m, used) }()
+	s.prepareEarly(ctx, req.ID, st, plan)
+	t := step("plan", t0)
 	m, err = s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes, Only: only}, stream, lock)
+	t = step("snapshot", t)
 	if err != nil {
 		return &api.MigrateResult{Snapshot: m}, err
 	}
+	steps = append(steps, api.StepTime{Step: "dump", MS: longestDump(m)})
 	pk := s.newParkedStack(m)
 	refused := func(err error) (*api.MigrateResult, error) {
 		pk.release(ctx)
@@ -153,9 +171,12 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration refused before anything was stopped (the stack runs on as before; snapshot %s is kept): %v", m.ID, err)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + DescribeTargets(plan)})
-	if err := s.preflight(ctx, m, plan); err != nil {
+	// The sets were hashed as this migration wrote them and checked at its commit:
+	// not re-hashed again.
+	if err := s.preflightSkip(ctx, m, plan, VerifiedAtCommit(m)); err != nil {
 		return refused(err)
 	}
+	t = step("preflight", t)
 	if err := j.step(ctx, StepStopping, func(op *store.Operation) { op.Targets, op.Mode = plan, api.ModeExact }); err != nil {
 		return refused(fmt.Errorf("cannot journal its stop in the store: %v; check that etcd answers, then try again", err))
 	}
@@ -164,11 +185,13 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	if err != nil && !pk.wasEnded() {
 		return refused(err)
 	}
+	t = step("stop", t)
 	_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
 	var ids map[string]string
 	if err == nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: DescribeTargets(plan)})
 		ids, err = s.restoreRetrying(ctx, m, plan)
+		t = step("restore", t)
 	}
 	rec := store.Restore{At: time.Now().UTC(), Targets: plan, OK: err == nil, Mode: api.ModeExact}
 	if err != nil {
@@ -183,6 +206,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, prior, err)
 	}
 	_ = j.step(ctx, StepRestored, nil)
+	step("record", t)
 	used = plan
 	r := &api.RestoreResult{ID: m.ID, Targets: plan, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: r.TotalMS, Message: fmt.Sprintf("%d moved containers run on their targets; %d others ran on untouched", len(plan), len(st.Containers)-len(plan))})
@@ -256,15 +280,28 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 	}
 	// Removed (swarm's task containers too: what comes back is the snapshot), so that
 	// their names and addresses are free for the restore.
-	for nodeName, ids := range byNode {
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err := s.nodes.Remove(cctx, nodeName, ids)
-		cancel()
-		if err != nil {
-			return prior, fmt.Errorf("node %s: remove the moved containers %s: %w", nodeName, strings.Join(ids, " "), err)
-		}
+	// Node by node in parallel (independent).
+	errs := make([]error, 0, len(byNode))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, nodeName := range slices.Sorted(maps.Keys(byNode)) {
+		ids := byNode[nodeName]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := s.nodes.Remove(cctx, nodeName, ids)
+			cancel()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node %s: remove the moved containers %s: %w", nodeName, strings.Join(ids, " "), err))
+				mu.Unlock()
+			}
+		}()
 	}
-	return prior, nil
+	wg.Wait()
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return prior, errors.Join(errs...)
 }
 
 // moveTasksOut ends the moved tasks cs of service svc (parked) and scales svc down
@@ -382,23 +419,79 @@ func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func(
 	}
 }
 
-// restoreRetrying restores m's containers on targets, trying again (3 times in all,
-// 2 s apart) while an address is still held: the manager releases a moved task's
-// address shortly after its end.
+// addressRetryWaits are restoreRetrying's waits before each new try while an address
+// is still held: short at first (the manager usually releases a moved task's address
+// within a fraction of a second of its end), 4 s in all, as the 2 s x 2 they replace.
+var addressRetryWaits = []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 400 * time.Millisecond, 700 * time.Millisecond, time.Second, 1500 * time.Millisecond}
+
+// prepareEarly asks each target node of a partial migration (snapshot id, moving
+// containers plan) to get ready for the restore while the moving containers are being
+// dumped (node.PreflightRequest.Prepare: network keepers, which take 1.5-2.5 s to
+// start here and would otherwise be on the restore's path after the pre-flight). The
+// pre-flight's own prepare after the checks finds them running. It does not wait for
+// the answers and changes nothing the migration depends on: a migration refused or
+// failed later leaves the keepers to end by themselves (the nodes' prepared hold
+// lasts a few minutes, as after a restore refused after its pre-flight).
+func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack, plan map[string]string) {
+	reqs := map[string]*node.PreflightRequest{}
+	for _, c := range st.Containers {
+		t, ok := plan[c.Key()]
+		if !ok || c.Image == "" || len(c.Networks) == 0 {
+			continue
+		}
+		if reqs[t] == nil {
+			reqs[t] = &node.PreflightRequest{Prepare: true}
+		}
+		r := reqs[t]
+		r.Containers = append(r.Containers, node.PreflightContainer{Key: c.Key(), Name: ContainerName(id, store.Container{Service: c.Service, Slot: c.Slot}), Image: c.Image})
+		for _, ip := range c.IPs {
+			r.Addresses = append(r.Addresses, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
+		}
+	}
+	live := map[string]bool{}
+	for _, w := range s.live() {
+		live[w.Node] = true
+	}
+	bg := context.WithoutCancel(ctx)
+	for n, req := range reqs {
+		if !live[n] {
+			continue
+		}
+		go func() {
+			if rep, err := s.askPreflight(bg, n, req); err != nil || rep.Error != "" {
+				s.log.Debug("node did not prepare the migration's restore early (the pre-flight prepares it)", "node", n, "err", err, "reply", rep.Error)
+			}
+		}()
+	}
+}
+
+// restoreRetrying restores m's containers on targets, trying again (after each of
+// addressRetryWaits) while an address is still held: the manager releases a moved
+// task's address shortly after its end.
 func (s *Restores) restoreRetrying(ctx context.Context, m *store.Manifest, targets map[string]string) (map[string]string, error) {
 	var err error
-	for try := 1; ; try++ {
+	for try := 0; ; try++ {
 		var ids map[string]string
-		if ids, err = s.restorer().Restore(ctx, m, targets); err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+		if ids, err = s.restorer().Restore(ctx, m, targets); err == nil || try == len(addressRetryWaits) || !strings.Contains(err.Error(), "address already in use") {
 			return ids, err
 		}
-		s.log.Info("an address is still held; restoring again", "snapshot", m.ID, "try", try, "err", err)
+		s.log.Info("an address is still held; restoring again", "snapshot", m.ID, "try", try+1, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(2 * time.Second):
+		case <-time.After(addressRetryWaits[try]):
 		}
 	}
+}
+
+// longestDump is the longest dump of m's containers (ms): the data plane's share of
+// a migration's snapshot step.
+func longestDump(m *store.Manifest) int64 {
+	var ms int64
+	for _, c := range m.Containers {
+		ms = max(ms, c.DumpMS)
+	}
+	return ms
 }
 
 // partialRollback puts a failed partial migration's moved containers back on their

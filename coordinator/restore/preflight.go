@@ -35,6 +35,14 @@ const verifyTimeout = 2 * time.Minute
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
 // are skipped with a warning event.
 func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
+	return s.preflightSkip(ctx, m, targets, nil)
+}
+
+// preflightSkip is preflight with the checksum re-hash left out for the containers
+// in hashed (SERVICE.SLOT): sets this operation itself hashed as they were written and
+// checked against the manifest at its commit (VerifiedAtCommit). Their sizes are
+// still checked.
+func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets map[string]string, hashed map[string]bool) error {
 	live := map[string]bool{}
 	for _, w := range s.live() {
 		live[w.Node] = true
@@ -153,7 +161,7 @@ func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map
 		// Sizes match: now every file's checksum, on the node the restore reads the set
 		// from, before anything is stopped (a flipped byte would otherwise be found by the
 		// restore itself, after the running stack was stopped).
-		problems = append(problems, s.verifySets(ctx, m, targets, live)...)
+		problems = append(problems, s.verifySets(ctx, m, targets, live, hashed)...)
 	}
 	if len(problems) == 0 {
 		s.prepare(ctx, reqs, live)
@@ -204,16 +212,22 @@ func (s *Restores) askPreflight(ctx context.Context, nodeName string, req *node.
 // verifySets re-hashes every image set a restore of m onto targets reads, on the node
 // that holds it (the agents' verify request, as 'inspect --verify' does), in parallel,
 // and returns one problem per set whose files do not match the manifest's checksums.
-func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool) []string {
+// The sets of the containers in hashed were re-hashed by this operation already (a
+// migration's commit, VerifiedAtCommit): not again.
+func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets map[string]string, live map[string]bool, hashed map[string]bool) []string {
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
 		problems []string
 	)
 	t0 := time.Now()
-	n := 0
+	n, skipped := 0, 0
 	for _, c := range m.Containers {
 		if _, ok := targets[c.Key()]; !ok || c.Images == nil || c.Images.Node == "" || !live[c.Images.Node] {
+			continue
+		}
+		if hashed[c.Key()] {
+			skipped++
 			continue
 		}
 		n++
@@ -231,5 +245,29 @@ func (s *Restores) verifySets(ctx context.Context, m *store.Manifest, targets ma
 	if len(problems) == 0 && n > 0 {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: fmt.Sprintf("checksums of %d image sets verified on their nodes", n), MS: time.Since(t0).Milliseconds()})
 	}
+	if skipped > 0 {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: fmt.Sprintf("checksums of %d image sets not re-hashed: hashed as this migration wrote them, checked against the snapshot's manifest at its commit", skipped)})
+	}
 	return problems
+}
+
+// VerifiedAtCommit returns the containers of m (SERVICE.SLOT) whose image set the
+// commit of m checked on its node against the manifest: all of them when m carries a
+// verdict without an error (the cut checker read every set through the agents'
+// verify request, which re-hashes each file, or accepts by its files' stamps a set
+// that node hashed itself as it wrote it in this snapshot, and compares the files
+// with the manifest's record: coordinator.AgentCommitVerifier), none otherwise. Only
+// for the operation that took m, right after it committed: a restore of m later, or
+// of a set m reuses from another snapshot (its Images.Dir names that one), re-hashes.
+func VerifiedAtCommit(m *store.Manifest) map[string]bool {
+	if m == nil || m.Verdict == nil || m.Verdict.Error != "" || m.Verdict.CheckedAt.IsZero() {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, c := range m.Containers {
+		if c.Images != nil && c.Images.Node != "" && SetOf(m, c) == node.SetID(m.ID, c.Key()) {
+			out[c.Key()] = true
+		}
+	}
+	return out
 }

@@ -19,13 +19,23 @@ func AgentSockets(ctx context.Context, b bus.Transport, timeout time.Duration, s
 	return Sockets(ctx, AgentNodes{Bus: b}, timeout, set, c)
 }
 
+// AgentSocketsOf is AgentSockets; recheck lets the node accept a set it hashed as it
+// wrote it by its files' stamps (node.VerifyRequest.Recheck).
+func AgentSocketsOf(ctx context.Context, b bus.Transport, timeout time.Duration, set string, c store.Container, recheck bool) ([]cut.Socket, error) {
+	return sockets(ctx, AgentNodes{Bus: b}, timeout, set, c, recheck)
+}
+
 // Sockets asks the node holding c's image set (set) to verify it and read its
 // sockets, bounded by timeout.
 func Sockets(ctx context.Context, n Checks, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {
+	return sockets(ctx, n, timeout, set, c, false)
+}
+
+func sockets(ctx context.Context, n Checks, timeout time.Duration, set string, c store.Container, recheck bool) ([]cut.Socket, error) {
 	nodeName := c.Images.Node
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rep, err := n.Verify(cctx, nodeName, node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files})
+	rep, err := n.Verify(cctx, nodeName, node.VerifyRequest{Set: set, Label: c.Key(), Files: c.Images.Files, Recheck: recheck})
 	if err != nil {
 		if errors.Is(err, bus.ErrNoResponders) {
 			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again): %w", nodeName, node.ErrUnavailable)

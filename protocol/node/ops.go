@@ -80,6 +80,11 @@ type VerifyRequest struct {
 	Set   string `json:"set"`
 	Label string `json:"label"`
 	Files []File `json:"files"`
+	// Recheck lets the node accept, without re-reading it, a set it hashed itself as
+	// it wrote it (dumped or received) whose every file still has the size, mtime and
+	// inode it had then (the check its restores make): for the commit of a snapshot
+	// just taken. Other sets are re-hashed; so are all by agents older than it.
+	Recheck bool `json:"recheck,omitempty"`
 }
 
 // VerifyReply answers a VerifyRequest with the set's TCP sockets ([]cut.Socket as JSON).

@@ -195,9 +195,15 @@ func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) protocol.I
 
 // verify re-hashes set on this node (the worker checks every file against its own
 // manifest), checks that the manifest lists exactly the snapshot's files (want) and
-// returns the set's TCP sockets, labelled label, as JSON ([]cut.Socket).
-func (a *Agent) verify(ctx context.Context, set, label string, want []node.File) (json.RawMessage, error) {
-	res, err := a.cfg.Worker.Sets.Sockets(ctx, set, label)
+// returns the set's TCP sockets, labelled label, as JSON ([]cut.Socket). recheck
+// (node.VerifyRequest.Recheck): a set the worker hashed as it wrote it and that did
+// not change since is not re-read (worker.SetRechecker; a worker without it re-hashes).
+func (a *Agent) verify(ctx context.Context, set, label string, want []node.File, recheck bool) (json.RawMessage, error) {
+	sockets := a.cfg.Worker.Sets.Sockets
+	if rc, ok := a.cfg.Worker.Sets.(worker.SetRechecker); ok && recheck {
+		sockets = rc.RecheckSockets
+	}
+	res, err := sockets(ctx, set, label)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 	}))
 	s.add(serveOp(ctx, a, node.OpVerify, noSets, func(ctx context.Context, req *node.VerifyRequest, rep *node.VerifyReply) error {
 		var err error
-		rep.Sockets, err = a.verify(ctx, req.Set, req.Label, req.Files)
+		rep.Sockets, err = a.verify(ctx, req.Set, req.Label, req.Files, req.Recheck)
 		return err
 	}))
 	a.serveTasks(ctx, &s)

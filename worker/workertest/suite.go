@@ -198,6 +198,16 @@ func testDumper(t *testing.T, f Factory) {
 			t.Fatalf("verified manifest %+v lacks the dump's file %+v", res.Manifest.Files, want)
 		}
 	}
+	// A set dumped here, rechecked by its stamps: the same manifest and sockets.
+	if rc, ok := a.Roles.Sets.(worker.SetRechecker); ok {
+		rres, err := rc.RecheckSockets(ctx, set, "web.1")
+		if err != nil {
+			t.Fatalf("RecheckSockets of a set dumped here: %v", err)
+		}
+		if !slices.Equal(rres.Manifest.Files, res.Manifest.Files) || len(rres.Sockets) != len(res.Sockets) {
+			t.Fatalf("RecheckSockets: files %+v sockets %d, want what Sockets said: %+v, %d", rres.Manifest.Files, len(rres.Sockets), res.Manifest.Files, len(res.Sockets))
+		}
+	}
 
 	set2 := id("wt.to")
 	if _, err := d.DumpTo(ctx, a.Container(t), set2, b.Addr, true); err != nil {
@@ -272,6 +282,11 @@ func testSets(t *testing.T, f Factory) {
 	}
 	if _, err := s.Sockets(ctx, set, "x"); !errors.Is(err, node.ErrNoSuchSet) {
 		t.Fatalf("Sockets of a dropped set: %v, want node.ErrNoSuchSet", err)
+	}
+	if rc, ok := s.(worker.SetRechecker); ok {
+		if _, err := rc.RecheckSockets(ctx, set, "x"); !errors.Is(err, node.ErrNoSuchSet) {
+			t.Fatalf("RecheckSockets of a dropped set: %v, want node.ErrNoSuchSet", err)
+		}
 	}
 	if err := s.DropSet(ctx, set); err != nil {
 		t.Fatalf("second DropSet: %v, want nil (idempotent)", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
@@ -222,9 +223,19 @@ func (s *Service) planNodeDrain(ctx context.Context, sw NodeSwarm, req api.NodeR
 // operation parent (the drain), when given.
 func (s *Service) MigrateOff(ctx context.Context, parent, id, stackName, nodeName, mode string) (*api.MigrateResult, error) {
 	if parent != "" && parent != id {
+		// The forwarder runs behind the migration's own progress: a marker published
+		// after the migration ends, behind its last event on the same connection, says
+		// when everything was forwarded (then it unsubscribes; bounded).
+		const endMarker = "progress-forwarded"
+		flushed := make(chan struct{})
+		var once sync.Once
 		sub, err := s.cfg.Bus.Subscribe(api.ProgressSubject(id), func(m *bus.Msg) {
 			var e api.Event
 			if json.Unmarshal(m.Data, &e) != nil {
+				return
+			}
+			if e.Phase == endMarker {
+				once.Do(func() { close(flushed) })
 				return
 			}
 			e.ID = parent
@@ -235,7 +246,16 @@ func (s *Service) MigrateOff(ctx context.Context, parent, id, stackName, nodeNam
 			_ = s.cfg.Bus.Publish(context.WithoutCancel(ctx), api.ProgressSubject(parent), b)
 		})
 		if err == nil {
-			defer func() { _ = sub.Unsubscribe() }()
+			defer func() {
+				b, _ := json.Marshal(api.Event{ID: id, Phase: endMarker})
+				if s.cfg.Bus.Publish(context.WithoutCancel(ctx), api.ProgressSubject(id), b) == nil {
+					select {
+					case <-flushed:
+					case <-time.After(2 * time.Second):
+					}
+				}
+				_ = sub.Unsubscribe()
+			}()
 		}
 	}
 	defer s.userOp(stackName)()

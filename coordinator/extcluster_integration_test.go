@@ -162,7 +162,7 @@ func (fl *faultLab) killMidSnapshot(t *testing.T, prefix, what string, victim fu
 		})
 		fl.daemonsUp(t)
 		fl.stateKept(t, f, before)
-		fl.noLeftovers(t, f)
+		fl.noLeftovers(t, f, time.Time{}, 1, true) // a daemon was killed: failed dumps' logs may stay
 		return
 	}
 	t.Fatal("5 snapshots ended before any froze a container")

@@ -12,8 +12,9 @@ package coordinator_test
 //
 // Short by default (part of make test); the campaign: make faults RUNS=100 (or
 // go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N; chosen
-// seeds: make faults SEEDS=1,4,5,8 or -args -seeds 1,4,5,8). A failing run prints its
-// seed; -seed N -runs 1 replays it.
+// seeds: make faults SEEDS=1,4,5,8 or -args -seeds 1,4,5,8; as many as fit in a time:
+// make faults FOR=30m or -args -for 30m). A failing run prints its seed; -seed N -runs 1
+// replays it.
 
 import (
 	"context"
@@ -30,6 +31,9 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -41,6 +45,7 @@ var (
 	faultRuns  = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
 	faultSeed  = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
 	faultSeeds = flag.String("seeds", "", "fault injection: comma-separated seeds to run, in place of -seed and -runs")
+	faultFor   = flag.Duration("for", 0, "fault injection: start no run after this long (0: no limit); a campaign then runs as many as fit")
 )
 
 // heldAfter is how long after the CLI returned (or the kill, if later) a container may
@@ -59,13 +64,16 @@ type fault struct {
 	victim string // worker, agent, coordinator, criu
 	node   int    // 1..3: the victim's node (worker, agent), and migrate's --to/--from node
 	from   bool   // migrate --from node (else --to)
+	whole  bool   // migrate --whole-stack (else partial, the default: only the containers that must move)
 	delay  time.Duration
 }
 
 // pickFault derives a run from its seed: op and victim cycle (seed mod 3, seed mod 4),
 // so that 4 consecutive seeds kill every process, 3 run every operation and 12 cover
-// every pair; node, direction and delay are random. The delay spans the
-// operation's usual length on the lab (snapshot ~0.5-0.8 s, restore and migrate ~2.5-4 s).
+// every pair; a migration is partial or --whole-stack by the parity of k+k/4 (k =
+// seed/3), so that 24 consecutive seeds kill every process during both kinds and 10
+// run both; node, direction and delay are random. The delay spans the operation's
+// usual length on the lab (snapshot ~0.5-0.8 s, restore and migrate ~2.5-4 s).
 func pickFault(seed int64) fault {
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	u := uint64(seed)
@@ -75,11 +83,21 @@ func pickFault(seed int64) fault {
 		span = 3500 * time.Millisecond
 	}
 	f.delay = time.Duration(r.Int64N(int64(span)))
+	if k := u / 3; f.op == "migrate" {
+		f.whole = (k+k/4)%2 == 1
+	}
 	return f
 }
 
 func (f fault) String() string {
-	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, f.op, f.victim)
+	op := f.op
+	if f.op == "migrate" {
+		op = "partial migrate"
+		if f.whole {
+			op = "migrate --whole-stack"
+		}
+	}
+	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, op, f.victim)
 	if f.victim == "worker" || f.victim == "agent" {
 		s += fmt.Sprintf(" of node %d", f.node)
 	}
@@ -101,17 +119,35 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 	if len(seen) != 12 {
 		t.Fatalf("12 consecutive seeds cover %d op/victim pairs, want 12: %v", len(seen), seen)
 	}
-	// The short run of make test (10 runs from seed 1) kills every process and runs
-	// every operation.
+	// 24 consecutive seeds (from any start) kill every process during a partial and
+	// during a whole-stack migration.
+	for from := int64(0); from < 24; from++ {
+		kinds := map[string]bool{}
+		for s := from; s < from+24; s++ {
+			if f := pickFault(s); f.op == "migrate" {
+				kinds[fmt.Sprintf("%s/%v", f.victim, f.whole)] = true
+			} else if f.whole {
+				t.Fatalf("seed %d: %s is not a migration but picks --whole-stack", s, f)
+			}
+		}
+		if len(kinds) != 8 {
+			t.Fatalf("seeds %d-%d cover %d victim/migration-kind pairs, want 8: %v", from, from+23, len(kinds), kinds)
+		}
+	}
+	// The short run of make test (10 runs from seed 1) kills every process, runs
+	// every operation and both kinds of migration.
 	ops, victims := map[string]bool{}, map[string]bool{}
 	var short []string
 	for s := int64(1); s <= 10; s++ {
 		f := pickFault(s)
 		ops[f.op], victims[f.victim] = true, true
+		if f.op == "migrate" {
+			ops[fmt.Sprintf("migrate/whole=%v", f.whole)] = true
+		}
 		short = append(short, f.String())
 	}
-	if len(ops) != 3 || len(victims) != 4 {
-		t.Fatalf("the short run covers ops %v and victims %v, want all 3 and 4:\n%s", ops, victims, strings.Join(short, "\n"))
+	if len(ops) != 5 || len(victims) != 4 {
+		t.Fatalf("the short run covers ops %v and victims %v, want all 3 (both kinds of migration) and 4:\n%s", ops, victims, strings.Join(short, "\n"))
 	}
 }
 
@@ -215,6 +251,10 @@ func TestIntegrationFaults(t *testing.T) {
 	last, lastSent := fl.checkSnapshot(t, "flt-start")
 	var summary, failed []string
 	for _, seed := range seeds {
+		if *faultFor > 0 && time.Since(t0) > *faultFor {
+			t.Logf("FAULTS: -for %v passed: the runs from seed %d on are not run", *faultFor, seed)
+			break
+		}
 		f := pickFault(seed)
 		line := fmt.Sprintf("  %s: FAILED", f)
 		ok := t.Run(fmt.Sprintf("seed%d", f.seed), func(t *testing.T) {
@@ -311,9 +351,18 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		} else {
 			args = append(args, "--to", fl.node(f.node))
 		}
-		args = append(args, "--whole-stack") // what these faults were written for
+		if f.whole {
+			args = append(args, "--whole-stack")
+		}
 	case "snapshot":
 		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
+	}
+	// A partial migration's staying holders must run on untouched: never frozen, the
+	// same container (and process) after the run.
+	var pm *partialMove
+	if f.op == "migrate" && !f.whole {
+		pm = fl.planPartial(t, f)
+		defer pm.stop()
 	}
 	cmd := exec.Command(fl.bin, append(args, "--nats", fl.nats, "--data-dir", fl.dir)...)
 	out := &lockedBuffer{}
@@ -350,12 +399,18 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	released := fl.waitNothingHeld(t, f, from)
 	fl.daemonsUp(t)
 	fl.stateKept(t, f, before)
-	fl.noLeftovers(t, f)
+	moved := ""
+	if pm != nil {
+		pm.stop()
+		moved = fl.partialKept(t, f, pm, code)
+	}
+	fl.noLeftovers(t, f, start, code, !killed.IsZero())
+	fl.noStaleKeys(t, f)
 	kill := what // why nothing was killed
 	if !killed.IsZero() {
 		kill = fmt.Sprintf("killed at %s", killed.Sub(start).Round(time.Millisecond))
 	}
-	return fmt.Sprintf("  %s: %s; exit %d after %s; all released %s after the CLI returned", f, kill, code, took.Round(time.Millisecond), released.Round(time.Millisecond))
+	return fmt.Sprintf("  %s: %s; exit %d after %s; all released %s after the CLI returned%s", f, kill, code, took.Round(time.Millisecond), released.Round(time.Millisecond), moved)
 }
 
 // kill waits f.delay after start (or until the CLI exits) and kills f's victim with -9;
@@ -571,14 +626,25 @@ func (fl *faultLab) stateKept(t *testing.T, f fault, before map[int]int64) {
 	}
 }
 
-// noLeftovers: no partial incoming image set on any node, and no restored container
-// left exited or created.
-func (fl *faultLab) noLeftovers(t *testing.T, f fault) {
+// noLeftovers: no partial incoming image set on any node; no failed dump's or
+// restore's CRIU log from a run that neither killed anything nor failed (a dump or
+// restore that failed unreported); no restored container left exited or created
+// (noStaleKeys checks etcd).
+func (fl *faultLab) noLeftovers(t *testing.T, f fault, start time.Time, code int, killed bool) {
 	t.Helper()
 	for _, n := range fl.p.Nodes {
-		inc, _ := filepath.Glob(filepath.Join(n.DataRoot, "swarmckpt", "sets", ".incoming-*"))
+		sets := filepath.Join(n.DataRoot, "swarmckpt", "sets")
+		inc, _ := filepath.Glob(filepath.Join(sets, ".incoming-*"))
 		if len(inc) > 0 {
 			t.Errorf("%s: partial incoming image sets left on %s: %v", f, n.Name, inc)
+		}
+		if code == 0 && !killed {
+			logs, _ := filepath.Glob(filepath.Join(sets, "*.failed-*.log"))
+			for _, l := range logs {
+				if fi, err := os.Stat(l); err == nil && fi.ModTime().After(start) {
+					t.Errorf("%s: a dump or restore failed on %s though nothing was killed and the operation succeeded: %s", f, n.Name, l)
+				}
+			}
 		}
 		out, err := fl.dockerOn(n.Name, "ps", "-a", "--filter", "label=io.swarmckpt.service", "--filter", "status=exited",
 			"--filter", "status=created", "--format", "{{.Names}} {{.Status}}")
@@ -587,6 +653,57 @@ func (fl *faultLab) noLeftovers(t *testing.T, f fault) {
 		}
 		if out != "" {
 			t.Errorf("%s: restored containers left behind on %s (not running):\n%s", f, n.Name, out)
+		}
+	}
+}
+
+// noStaleKeys: in etcd, no journaled restore or migration and no lock of the bank
+// stack (waiting up to 30 s for a restarted coordinator's recovery), and every
+// worker record (<prefix>/workers/<node>) bound to a live lease.
+func (fl *faultLab) noStaleKeys(t *testing.T, f fault) {
+	t.Helper()
+	cli := fl.etcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var stale []string
+		ops, err := journaled(cli)
+		if err != nil {
+			t.Fatalf("%s: read the journal in etcd: %v", f, err)
+		}
+		for _, op := range ops {
+			stale = append(stale, fmt.Sprintf("journaled %s %s of %s at step %s", op.Kind, op.ID, op.Stack, op.Step))
+		}
+		r, err := cli.Get(ctx, etcdstore.DefaultPrefix+"/stacks/bank/lock")
+		if err != nil {
+			t.Fatalf("%s: read the stack lock in etcd: %v", f, err)
+		}
+		for _, kv := range r.Kvs {
+			stale = append(stale, fmt.Sprintf("lock %s held by %q", kv.Key, kv.Value))
+		}
+		if len(stale) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stale keys in etcd 30 s after the run: %s", f, strings.Join(stale, "; "))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := cli.Get(ctx, etcdstore.DefaultPrefix+"/workers/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("%s: read the worker records in etcd: %v", f, err)
+	}
+	if len(r.Kvs) != len(fl.p.Nodes) {
+		t.Errorf("%s: %d worker records in etcd, want one per node (%d)", f, len(r.Kvs), len(fl.p.Nodes))
+	}
+	for _, kv := range r.Kvs {
+		if kv.Lease == 0 {
+			t.Errorf("%s: worker record %s is bound to no lease: it outlives its worker", f, kv.Key)
+			continue
+		}
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil || ttl.TTL <= 0 {
+			t.Errorf("%s: worker record %s is bound to lease %x, which is not live (ttl %v, %v)", f, kv.Key, kv.Lease, ttl, err)
 		}
 	}
 }
@@ -602,4 +719,129 @@ func (fl *faultLab) checkSnapshot(t *testing.T, id string) (string, map[int]int6
 		t.Fatalf("snapshot %s after the run: exit %d (a stale lock or hold?)\n%s", id, code, out)
 	}
 	return id, sent
+}
+
+// holderAt is where a bank holder runs: its node, container and process.
+type holderAt struct {
+	node, id, name string
+	pid            int
+}
+
+// holders are the running bank holders by id (their slot: bank_holder.N.TASK for a
+// swarm task, bank_holder-N-... for a restored one); it fails on a holder running twice.
+func (fl *faultLab) holders(t *testing.T) map[int]holderAt {
+	t.Helper()
+	out := map[int]holderAt{}
+	for node, refs := range fl.allContainers(t) {
+		for _, c := range refs {
+			rest, ok := strings.CutPrefix(c.Name, "bank_holder")
+			if !ok || rest == "" {
+				continue
+			}
+			slot := strings.FieldsFunc(rest[1:], func(r rune) bool { return r == '.' || r == '-' })
+			if len(slot) == 0 {
+				continue
+			}
+			n, err := strconv.Atoi(slot[0])
+			if err != nil {
+				continue
+			}
+			if o, dup := out[n]; dup {
+				t.Fatalf("holder %d runs twice: %s on %s and %s on %s", n, o.name, o.node, c.Name, node)
+			}
+			out[n] = holderAt{node: node, id: c.ID, name: c.Name, pid: c.Pid}
+		}
+	}
+	return out
+}
+
+// partialMove is a partial migration's plan as the test sees it: the holders that
+// must move (those on --from NODE, or not on --to NODE) and those that stay, with a
+// watch that notes any staying holder seen frozen while the migration runs.
+type partialMove struct {
+	moving, staying map[int]holderAt
+	done            chan struct{}
+	stopped         chan struct{}
+	frozen          []string // staying holders seen frozen (by the watch)
+}
+
+// planPartial notes where the holders run before f's partial migration and starts
+// the watch of the staying ones' freezer state (every 20 ms until stop).
+func (fl *faultLab) planPartial(t *testing.T, f fault) *partialMove {
+	t.Helper()
+	pm := &partialMove{moving: map[int]holderAt{}, staying: map[int]holderAt{}, done: make(chan struct{}), stopped: make(chan struct{})}
+	node := fl.node(f.node)
+	for id, h := range fl.holders(t) {
+		if f.from && h.node == node || !f.from && h.node != node {
+			pm.moving[id] = h
+		} else {
+			pm.staying[id] = h
+		}
+	}
+	go func() {
+		defer close(pm.stopped)
+		fr := &freezer.Cgroup{}
+		seen := map[int]bool{}
+		for {
+			for id, h := range pm.staying {
+				if fz, err := fr.Frozen(context.Background(), container.Ref{ID: h.id, Name: h.name, Pid: h.pid}); err == nil && fz && !seen[id] {
+					seen[id] = true
+					pm.frozen = append(pm.frozen, fmt.Sprintf("holder %d (%s on %s)", id, h.name, h.node))
+				}
+			}
+			select {
+			case <-pm.done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return pm
+}
+
+// stop ends the watch (idempotent) and waits for it.
+func (pm *partialMove) stop() {
+	select {
+	case <-pm.done:
+	default:
+		close(pm.done)
+	}
+	<-pm.stopped
+}
+
+// partialKept checks a partial migration's end (code: the CLI's exit): the staying
+// holders ran on untouched (never seen frozen; the same container and process on the
+// same node); each moving holder runs once, on a target the migration allows if it
+// succeeded (else moved by a recovery, or back on its node). Their state is what
+// stateKept checks. It returns a note for the summary line.
+func (fl *faultLab) partialKept(t *testing.T, f fault, pm *partialMove, code int) string {
+	t.Helper()
+	if len(pm.frozen) > 0 {
+		t.Errorf("%s: staying holders were frozen during the partial migration: %s", f, strings.Join(pm.frozen, ", "))
+	}
+	now := fl.holders(t)
+	for id, h := range pm.staying {
+		if n, ok := now[id]; !ok || n.node != h.node || n.id != h.id || n.pid != h.pid {
+			t.Errorf("%s: staying holder %d was touched: %s on %s (pid %d) before, %+v after", f, id, h.name, h.node, h.pid, n)
+		}
+	}
+	node := fl.node(f.node)
+	moved, back := 0, 0
+	for id, h := range pm.moving {
+		n, ok := now[id]
+		switch {
+		case !ok:
+			t.Errorf("%s: moving holder %d (%s on %s) runs nowhere after the run", f, id, h.name, h.node)
+		case n.node == h.node:
+			back++
+			if code == 0 {
+				t.Errorf("%s: the migration succeeded but holder %d still runs on %s (%s)", f, id, n.node, n.name)
+			}
+		case f.from && n.node == node || !f.from && n.node != node:
+			t.Errorf("%s: holder %d moved from %s to %s, which the migration does not allow", f, id, h.node, n.node)
+		default:
+			moved++
+		}
+	}
+	return fmt.Sprintf("; partial: %d moved, %d on their node, %d stayed untouched", moved, back, len(pm.staying))
 }

@@ -406,6 +406,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	}
 	fl.noLeftovers(t, f, start, code, !killed.IsZero())
 	fl.noStaleKeys(t, f)
+	if f.victim == "agent" && !killed.IsZero() {
+		fl.noStaleRecords(t, f, killed)
+	}
 	kill := what // why nothing was killed
 	if !killed.IsZero() {
 		kill = fmt.Sprintf("killed at %s", killed.Sub(start).Round(time.Millisecond))
@@ -844,4 +847,31 @@ func (fl *faultLab) partialKept(t *testing.T, f fault, pm *partialMove, code int
 		}
 	}
 	return fmt.Sprintf("; partial: %d moved, %d on their node, %d stayed untouched", moved, back, len(pm.staying))
+}
+
+// noStaleRecords: the agent of f's node, restarted after its kill at killed, released
+// and removed every container record its predecessor left (worker/agent, records.go),
+// those of containers gone since too, within heldAfter: none written before the kill
+// remains (issue 21: records were never pruned, each restart retrying their releases).
+func (fl *faultLab) noStaleRecords(t *testing.T, f fault, killed time.Time) {
+	t.Helper()
+	dir := filepath.Join(fl.dir, "agent-"+fl.node(f.node))
+	for {
+		recs, _ := filepath.Glob(filepath.Join(dir, "*", "*.rec"))
+		var stale []string
+		for _, r := range recs {
+			if fi, err := os.Stat(r); err == nil && fi.ModTime().Before(killed) {
+				stale = append(stale, filepath.Base(filepath.Dir(r))+"/"+filepath.Base(r))
+			}
+		}
+		if len(stale) == 0 {
+			return
+		}
+		if time.Since(killed) > heldAfter {
+			t.Errorf("%s: %s later, the restarted agent of %s still keeps %d of its predecessor's %d container records: %s", f,
+				time.Since(killed).Round(time.Millisecond), fl.node(f.node), len(stale), len(recs), strings.Join(stale[:min(len(stale), 5)], ", "))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -34,6 +34,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -408,6 +409,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	fl.noStaleKeys(t, f)
 	if f.victim == "agent" && !killed.IsZero() {
 		fl.noStaleRecords(t, f, killed)
+	}
+	if f.op == "snapshot" {
+		fl.noAbortedSets(t, f, fmt.Sprintf("flt-%d", f.seed))
 	}
 	kill := what // why nothing was killed
 	if !killed.IsZero() {
@@ -873,5 +877,46 @@ func (fl *faultLab) noStaleRecords(t *testing.T, f fault, killed time.Time) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// noAbortedSets: snapshot id, once final, committed, or (aborted, or never recorded)
+// none of its image sets is left on any node within 30 s (their directories; a failed
+// dump's CRIU log, <set>.failed-dump.log, stays for diagnosis).
+func (fl *faultLab) noAbortedSets(t *testing.T, f fault, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, code := fl.ctl(20*time.Second, "inspect", id, "--output", "json")
+		var m store.Manifest
+		if code == 0 && json.Unmarshal([]byte(o), &m) == nil && m.State == store.StateCommitted {
+			return
+		}
+		if code != 0 || m.State.Final() {
+			break // aborted, or not recorded at all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: snapshot %s still %s 30 s after the run", f, id, m.State)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for {
+		var left []string
+		for _, n := range fl.p.Nodes {
+			sets, _ := filepath.Glob(filepath.Join(n.DataRoot, "swarmckpt", "sets", id+".*"))
+			for _, d := range sets {
+				if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+					left = append(left, n.Name+":"+filepath.Base(d))
+				}
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: image sets of the aborted snapshot %s left: %s", f, id, strings.Join(left, ", "))
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -74,19 +74,23 @@ type fault struct {
 // every pair; a migration is partial or --whole-stack by the parity of k+k/4 (k =
 // seed/3), so that 24 consecutive seeds kill every process during both kinds and 10
 // run both; node, direction and delay are random. The delay spans the operation's
-// usual length on the lab (snapshot ~0.5-0.8 s, restore and migrate ~2.5-4 s).
+// usual length on the lab (snapshot ~0.5-0.8 s, partial migrate ~1-2.5 s, restore and
+// whole-stack migrate ~2.5-4 s).
 func pickFault(seed int64) fault {
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	u := uint64(seed)
 	f := fault{seed: seed, op: faultOps[u%3], victim: faultVictims[u%4], node: 1 + r.IntN(3), from: r.IntN(2) == 0}
-	span := time.Second
-	if f.op != "snapshot" {
-		span = 3500 * time.Millisecond
-	}
-	f.delay = time.Duration(r.Int64N(int64(span)))
 	if k := u / 3; f.op == "migrate" {
 		f.whole = (k+k/4)%2 == 1
 	}
+	span := time.Second
+	switch {
+	case f.op == "migrate" && !f.whole:
+		span = 2500 * time.Millisecond // a partial migration moves fewer: ~1-2.5 s
+	case f.op != "snapshot":
+		span = 3500 * time.Millisecond
+	}
+	f.delay = time.Duration(r.Int64N(int64(span)))
 	return f
 }
 
@@ -342,6 +346,13 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	// The counters from before the last snapshot: what runs now has sent at least as
 	// much, and a restore goes back to that snapshot.
 	before := lastSent
+	// A partial migration's staying holders must run on untouched: never frozen, the
+	// same container (and process) after the run.
+	var pm *partialMove
+	if f.op == "migrate" && !f.whole {
+		pm = fl.planPartial(t, &f)
+		defer pm.stop()
+	}
 	args := []string{f.op, "bank"}
 	switch f.op {
 	case "restore":
@@ -357,13 +368,6 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		}
 	case "snapshot":
 		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
-	}
-	// A partial migration's staying holders must run on untouched: never frozen, the
-	// same container (and process) after the run.
-	var pm *partialMove
-	if f.op == "migrate" && !f.whole {
-		pm = fl.planPartial(t, f)
-		defer pm.stop()
 	}
 	cmd := exec.Command(fl.bin, append(args, "--nats", fl.nats, "--data-dir", fl.dir)...)
 	out := &lockedBuffer{}
@@ -773,16 +777,33 @@ type partialMove struct {
 }
 
 // planPartial notes where the holders run before f's partial migration and starts
-// the watch of the staying ones' freezer state (every 20 ms until stop).
-func (fl *faultLab) planPartial(t *testing.T, f fault) *partialMove {
+// the watch of the staying ones' freezer state (every 20 ms until stop). When f's
+// node and direction would move nothing (every holder already there, or none there:
+// migrate refuses at once), it picks the next node, then the other direction, that
+// moves some (f is changed).
+func (fl *faultLab) planPartial(t *testing.T, f *fault) *partialMove {
 	t.Helper()
-	pm := &partialMove{moving: map[int]holderAt{}, staying: map[int]holderAt{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	node := fl.node(f.node)
-	for id, h := range fl.holders(t) {
-		if f.from && h.node == node || !f.from && h.node != node {
-			pm.moving[id] = h
-		} else {
-			pm.staying[id] = h
+	pm := &partialMove{done: make(chan struct{}), stopped: make(chan struct{})}
+	hs := fl.holders(t)
+	orig := *f
+	for try := range 6 {
+		g := orig
+		g.node, g.from = 1+(orig.node-1+try%3)%3, orig.from != (try >= 3)
+		node := fl.node(g.node)
+		pm.moving, pm.staying = map[int]holderAt{}, map[int]holderAt{}
+		for id, h := range hs {
+			if g.from && h.node == node || !g.from && h.node != node {
+				pm.moving[id] = h
+			} else {
+				pm.staying[id] = h
+			}
+		}
+		if len(pm.moving) > 0 {
+			if g != orig {
+				t.Logf("%s: nothing to move from/to node %d: migrating from=%v node %d instead", orig, orig.node, g.from, g.node)
+			}
+			f.node, f.from = g.node, g.from
+			break
 		}
 	}
 	go func() {

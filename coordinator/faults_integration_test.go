@@ -397,15 +397,17 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		t.Fatalf("%s: the CLI still runs 100 s later (hung on the fault?):\n%s", f, out.String())
 	}
 	took := time.Since(start)
-	if pm != nil {
-		pm.stop() // a freeze after the migration ended is not the migration's
-	}
 	t.Logf("%s: %s; %v exited %d after %s:\n%s", f, what, args, code, took.Round(time.Millisecond), tail(out.String(), 1500))
 	from := time.Now()
 	if killed.After(from) {
 		from = killed
 	}
 	released := fl.waitNothingHeld(t, f, from)
+	if pm != nil {
+		// Watched until everything was released: a restarted coordinator's recovery
+		// (rollback or finish) included; the policy's snapshots after it are excused.
+		pm.stop()
+	}
 	fl.daemonsUp(t)
 	fl.stateKept(t, f, before)
 	moved := ""
@@ -771,7 +773,8 @@ func (fl *faultLab) holders(t *testing.T) map[int]holderAt {
 
 // partialMove is a partial migration's plan as the test sees it: the holders that
 // must move (those on --from NODE, or not on --to NODE) and those that stay, with a
-// watch that notes any staying holder seen frozen while the migration runs.
+// watch that notes any staying holder seen frozen from before the migration until
+// everything is released after it.
 type partialMove struct {
 	moving, staying map[int]holderAt
 	done            chan struct{}

@@ -54,15 +54,17 @@ test: lint test-unit test-integration test-bench-quick test-bench-controlplane
 # Fault injection campaign (coordinator/faults_integration_test.go): RUNS seeded runs,
 # each killing a worker, agent, coordinator or CRIU with -9 during a snapshot, restore or
 # migration of the bank stack on a supervised 3-node lab, from seed SEED (run i: SEED+i;
-# SEED=N RUNS=1 replays a failed run; SEEDS=1,4,5,8 runs those seeds only). make test
-# runs a short one (10 runs from seed 1).
+# SEED=N RUNS=1 replays a failed run; SEEDS=1,4,5,8 runs those seeds only; FOR=30m starts
+# no run after 30 min, so a campaign runs as many as fit). make test runs a short one
+# (10 runs from seed 1).
 RUNS ?= 100
 SEED ?= 1
 SEEDS ?=
+FOR ?=
 faults: build images
 	@mkdir -p build
 	SWARMCKPT_INTEGRATION=1 SWARMCKPT_BIN=$(CURDIR)/$(BIN)/swarmckpt SWARMCKPT_IMAGES=$(CURDIR)/build/workloads \
-	  $(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestIntegrationFaults$$' ./coordinator/ -args -runs $(RUNS) -seed $(SEED) $(if $(SEEDS),-seeds $(SEEDS)) \
+	  $(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestIntegrationFaults$$' ./coordinator/ -args -runs $(RUNS) -seed $(SEED) $(if $(SEEDS),-seeds $(SEEDS)) $(if $(FOR),-for $(FOR)) \
 	  2>&1 | tee build/faults.log | grep -E '^\s+(faults_integration_test.go|---)|FAULT|^(ok|FAIL|PASS)'; exit $${PIPESTATUS[0]}
 
 lab-up: build images

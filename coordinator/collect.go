@@ -101,9 +101,27 @@ func wholeSets(sets, dropped []setRef) int {
 	return len(all) - len(failed)
 }
 
+// dropSet drops set r on its node within timeout, repeating the drop while the node's
+// worker is unreachable (node.ErrWorkerUnreachable: killed or restarting, its
+// supervisor starting it again within a second or so): a snapshot aborted because its
+// worker died otherwise leaves that worker's partial sets behind.
 func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	for {
+		err := s.dropSetOnce(cctx, r)
+		if err == nil || !errors.Is(err, node.ErrWorkerUnreachable) {
+			return err
+		}
+		select {
+		case <-cctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) dropSetOnce(cctx context.Context, r setRef) error {
 	b, _ := json.Marshal(node.DropRequest{Set: r.set})
 	out, err := s.cfg.Bus.Request(cctx, node.DropSubject(r.node), b)
 	if err != nil {

@@ -68,6 +68,28 @@ func TestAbortCollectsPartialImages(t *testing.T) {
 	}
 }
 
+// TestAbortCollectsTheSetsOfAWorkerThatRestarts: a snapshot aborted because a worker
+// was killed mid-dump drops that worker's partial sets too once its supervisor has
+// started it again (the drop repeats while the worker is unreachable), leaving nothing
+// behind (fault campaign, seed 108).
+func TestAbortCollectsTheSetsOfAWorkerThatRestarts(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	e.execs["lab-3"].FailDump["ctr3"] = errors.New("worker at 127.0.0.1:1: connection refused")
+	e.execs["lab-2"].PutSet(node.SetID("snap-w", "bank_holder.2"))
+	e.execs["lab-2"].FailDrop = node.Mark(errors.New("worker at 127.0.0.1:2: connection refused"), node.ErrWorkerUnreachable)
+	e.execs["lab-2"].FailDrops = 3
+	if _, err := e.snapshot("snap-w"); !errors.Is(err, api.ErrAborted) {
+		t.Fatalf("err = %v, want aborted", err)
+	}
+	if e.execs["lab-2"].HasSet(node.SetID("snap-w", "bank_holder.2")) {
+		t.Fatal("the partial set is still on lab-2: its drop was not repeated once the worker was back")
+	}
+	m, err := e.store.Get(context.Background(), "snap-w")
+	if err != nil || len(m.Leftovers) != 0 {
+		t.Fatalf("manifest %+v %v: want no leftovers", m, err)
+	}
+}
+
 // TestRemoveDropsImages: rm deletes every image set of the snapshot, then its manifest.
 func TestRemoveDropsImages(t *testing.T) {
 	e := newEnv(t, "lab-1", "lab-2", "lab-3")

@@ -12,8 +12,9 @@ package coordinator_test
 //
 // Short by default (part of make test); the campaign: make faults RUNS=100 (or
 // go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N; chosen
-// seeds: make faults SEEDS=1,4,5,8 or -args -seeds 1,4,5,8). A failing run prints its
-// seed; -seed N -runs 1 replays it.
+// seeds: make faults SEEDS=1,4,5,8 or -args -seeds 1,4,5,8; as many as fit in a time:
+// make faults FOR=30m or -args -for 30m). A failing run prints its seed; -seed N -runs 1
+// replays it.
 
 import (
 	"context"
@@ -24,12 +25,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/etcdstore"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -41,6 +47,7 @@ var (
 	faultRuns  = flag.Int("runs", 10, "fault injection: number of seeded runs (TestIntegrationFaults)")
 	faultSeed  = flag.Int64("seed", -1, "fault injection: seed of the first run (-1: 1, or $SWARMCKPT_FAULT_SEED); run i uses seed+i")
 	faultSeeds = flag.String("seeds", "", "fault injection: comma-separated seeds to run, in place of -seed and -runs")
+	faultFor   = flag.Duration("for", 0, "fault injection: start no run after this long (0: no limit); a campaign then runs as many as fit")
 )
 
 // heldAfter is how long after the CLI returned (or the kill, if later) a container may
@@ -59,19 +66,29 @@ type fault struct {
 	victim string // worker, agent, coordinator, criu
 	node   int    // 1..3: the victim's node (worker, agent), and migrate's --to/--from node
 	from   bool   // migrate --from node (else --to)
+	whole  bool   // migrate --whole-stack (else partial, the default: only the containers that must move)
 	delay  time.Duration
 }
 
 // pickFault derives a run from its seed: op and victim cycle (seed mod 3, seed mod 4),
 // so that 4 consecutive seeds kill every process, 3 run every operation and 12 cover
-// every pair; node, direction and delay are random. The delay spans the
-// operation's usual length on the lab (snapshot ~0.5-0.8 s, restore and migrate ~2.5-4 s).
+// every pair; a migration is partial or --whole-stack by the parity of k+k/4 (k =
+// seed/3), so that 24 consecutive seeds kill every process during both kinds and 10
+// run both; node, direction and delay are random. The delay spans the operation's
+// usual length on the lab (snapshot ~0.5-0.8 s, partial migrate ~1-2.5 s, restore and
+// whole-stack migrate ~2.5-4 s).
 func pickFault(seed int64) fault {
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	u := uint64(seed)
 	f := fault{seed: seed, op: faultOps[u%3], victim: faultVictims[u%4], node: 1 + r.IntN(3), from: r.IntN(2) == 0}
+	if k := u / 3; f.op == "migrate" {
+		f.whole = (k+k/4)%2 == 1
+	}
 	span := time.Second
-	if f.op != "snapshot" {
+	switch {
+	case f.op == "migrate" && !f.whole:
+		span = 2500 * time.Millisecond // a partial migration moves fewer: ~1-2.5 s
+	case f.op != "snapshot":
 		span = 3500 * time.Millisecond
 	}
 	f.delay = time.Duration(r.Int64N(int64(span)))
@@ -79,7 +96,14 @@ func pickFault(seed int64) fault {
 }
 
 func (f fault) String() string {
-	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, f.op, f.victim)
+	op := f.op
+	if f.op == "migrate" {
+		op = "partial migrate"
+		if f.whole {
+			op = "migrate --whole-stack"
+		}
+	}
+	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, op, f.victim)
 	if f.victim == "worker" || f.victim == "agent" {
 		s += fmt.Sprintf(" of node %d", f.node)
 	}
@@ -101,17 +125,35 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 	if len(seen) != 12 {
 		t.Fatalf("12 consecutive seeds cover %d op/victim pairs, want 12: %v", len(seen), seen)
 	}
-	// The short run of make test (10 runs from seed 1) kills every process and runs
-	// every operation.
+	// 24 consecutive seeds (from any start) kill every process during a partial and
+	// during a whole-stack migration.
+	for from := int64(0); from < 24; from++ {
+		kinds := map[string]bool{}
+		for s := from; s < from+24; s++ {
+			if f := pickFault(s); f.op == "migrate" {
+				kinds[fmt.Sprintf("%s/%v", f.victim, f.whole)] = true
+			} else if f.whole {
+				t.Fatalf("seed %d: %s is not a migration but picks --whole-stack", s, f)
+			}
+		}
+		if len(kinds) != 8 {
+			t.Fatalf("seeds %d-%d cover %d victim/migration-kind pairs, want 8: %v", from, from+23, len(kinds), kinds)
+		}
+	}
+	// The short run of make test (10 runs from seed 1) kills every process, runs
+	// every operation and both kinds of migration.
 	ops, victims := map[string]bool{}, map[string]bool{}
 	var short []string
 	for s := int64(1); s <= 10; s++ {
 		f := pickFault(s)
 		ops[f.op], victims[f.victim] = true, true
+		if f.op == "migrate" {
+			ops[fmt.Sprintf("migrate/whole=%v", f.whole)] = true
+		}
 		short = append(short, f.String())
 	}
-	if len(ops) != 3 || len(victims) != 4 {
-		t.Fatalf("the short run covers ops %v and victims %v, want all 3 and 4:\n%s", ops, victims, strings.Join(short, "\n"))
+	if len(ops) != 5 || len(victims) != 4 {
+		t.Fatalf("the short run covers ops %v and victims %v, want all 3 (both kinds of migration) and 4:\n%s", ops, victims, strings.Join(short, "\n"))
 	}
 }
 
@@ -215,6 +257,10 @@ func TestIntegrationFaults(t *testing.T) {
 	last, lastSent := fl.checkSnapshot(t, "flt-start")
 	var summary, failed []string
 	for _, seed := range seeds {
+		if *faultFor > 0 && time.Since(t0) > *faultFor {
+			t.Logf("FAULTS: -for %v passed: the runs from seed %d on are not run", *faultFor, seed)
+			break
+		}
 		f := pickFault(seed)
 		line := fmt.Sprintf("  %s: FAILED", f)
 		ok := t.Run(fmt.Sprintf("seed%d", f.seed), func(t *testing.T) {
@@ -301,6 +347,13 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	// The counters from before the last snapshot: what runs now has sent at least as
 	// much, and a restore goes back to that snapshot.
 	before := lastSent
+	// A partial migration's staying holders must run on untouched: never frozen, the
+	// same container (and process) after the run.
+	var pm *partialMove
+	if f.op == "migrate" && !f.whole {
+		pm = fl.planPartial(t, &f)
+		defer pm.stop()
+	}
 	args := []string{f.op, "bank"}
 	switch f.op {
 	case "restore":
@@ -311,7 +364,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		} else {
 			args = append(args, "--to", fl.node(f.node))
 		}
-		args = append(args, "--whole-stack") // what these faults were written for
+		if f.whole {
+			args = append(args, "--whole-stack")
+		}
 	case "snapshot":
 		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
 	}
@@ -348,14 +403,30 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		from = killed
 	}
 	released := fl.waitNothingHeld(t, f, from)
+	if pm != nil {
+		// Watched until everything was released: a restarted coordinator's recovery
+		// (rollback or finish) included; the policy's snapshots after it are excused.
+		pm.stop()
+	}
 	fl.daemonsUp(t)
 	fl.stateKept(t, f, before)
-	fl.noLeftovers(t, f)
+	moved := ""
+	if pm != nil {
+		moved = fl.partialKept(t, f, pm, code)
+	}
+	fl.noLeftovers(t, f, start, code, !killed.IsZero())
+	fl.noStaleKeys(t, f)
+	if f.victim == "agent" && !killed.IsZero() {
+		fl.noStaleRecords(t, f, killed)
+	}
+	if f.op == "snapshot" {
+		fl.noAbortedSets(t, f, fmt.Sprintf("flt-%d", f.seed))
+	}
 	kill := what // why nothing was killed
 	if !killed.IsZero() {
 		kill = fmt.Sprintf("killed at %s", killed.Sub(start).Round(time.Millisecond))
 	}
-	return fmt.Sprintf("  %s: %s; exit %d after %s; all released %s after the CLI returned", f, kill, code, took.Round(time.Millisecond), released.Round(time.Millisecond))
+	return fmt.Sprintf("  %s: %s; exit %d after %s; all released %s after the CLI returned%s", f, kill, code, took.Round(time.Millisecond), released.Round(time.Millisecond), moved)
 }
 
 // kill waits f.delay after start (or until the CLI exits) and kills f's victim with -9;
@@ -571,14 +642,25 @@ func (fl *faultLab) stateKept(t *testing.T, f fault, before map[int]int64) {
 	}
 }
 
-// noLeftovers: no partial incoming image set on any node, and no restored container
-// left exited or created.
-func (fl *faultLab) noLeftovers(t *testing.T, f fault) {
+// noLeftovers: no partial incoming image set on any node; no failed dump's or
+// restore's CRIU log from a run that neither killed anything nor failed (a dump or
+// restore that failed unreported); no restored container left exited or created
+// (noStaleKeys checks etcd).
+func (fl *faultLab) noLeftovers(t *testing.T, f fault, start time.Time, code int, killed bool) {
 	t.Helper()
 	for _, n := range fl.p.Nodes {
-		inc, _ := filepath.Glob(filepath.Join(n.DataRoot, "swarmckpt", "sets", ".incoming-*"))
+		sets := filepath.Join(n.DataRoot, "swarmckpt", "sets")
+		inc, _ := filepath.Glob(filepath.Join(sets, ".incoming-*"))
 		if len(inc) > 0 {
 			t.Errorf("%s: partial incoming image sets left on %s: %v", f, n.Name, inc)
+		}
+		if code == 0 && !killed {
+			logs, _ := filepath.Glob(filepath.Join(sets, "*.failed-*.log"))
+			for _, l := range logs {
+				if fi, err := os.Stat(l); err == nil && fi.ModTime().After(start) {
+					t.Errorf("%s: a dump or restore failed on %s though nothing was killed and the operation succeeded: %s", f, n.Name, l)
+				}
+			}
 		}
 		out, err := fl.dockerOn(n.Name, "ps", "-a", "--filter", "label=io.swarmckpt.service", "--filter", "status=exited",
 			"--filter", "status=created", "--format", "{{.Names}} {{.Status}}")
@@ -587,6 +669,57 @@ func (fl *faultLab) noLeftovers(t *testing.T, f fault) {
 		}
 		if out != "" {
 			t.Errorf("%s: restored containers left behind on %s (not running):\n%s", f, n.Name, out)
+		}
+	}
+}
+
+// noStaleKeys: in etcd, no journaled restore or migration and no lock of the bank
+// stack (waiting up to 30 s for a restarted coordinator's recovery), and every
+// worker record (<prefix>/workers/<node>) bound to a live lease.
+func (fl *faultLab) noStaleKeys(t *testing.T, f fault) {
+	t.Helper()
+	cli := fl.etcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var stale []string
+		ops, err := journaled(cli)
+		if err != nil {
+			t.Fatalf("%s: read the journal in etcd: %v", f, err)
+		}
+		for _, op := range ops {
+			stale = append(stale, fmt.Sprintf("journaled %s %s of %s at step %s", op.Kind, op.ID, op.Stack, op.Step))
+		}
+		r, err := cli.Get(ctx, etcdstore.DefaultPrefix+"/stacks/bank/lock")
+		if err != nil {
+			t.Fatalf("%s: read the stack lock in etcd: %v", f, err)
+		}
+		for _, kv := range r.Kvs {
+			stale = append(stale, fmt.Sprintf("lock %s held by %q", kv.Key, kv.Value))
+		}
+		if len(stale) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stale keys in etcd 30 s after the run: %s", f, strings.Join(stale, "; "))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, err := cli.Get(ctx, etcdstore.DefaultPrefix+"/workers/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatalf("%s: read the worker records in etcd: %v", f, err)
+	}
+	if len(r.Kvs) != len(fl.p.Nodes) {
+		t.Errorf("%s: %d worker records in etcd, want one per node (%d)", f, len(r.Kvs), len(fl.p.Nodes))
+	}
+	for _, kv := range r.Kvs {
+		if kv.Lease == 0 {
+			t.Errorf("%s: worker record %s is bound to no lease: it outlives its worker", f, kv.Key)
+			continue
+		}
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil || ttl.TTL <= 0 {
+			t.Errorf("%s: worker record %s is bound to lease %x, which is not live (ttl %v, %v)", f, kv.Key, kv.Lease, ttl, err)
 		}
 	}
 }
@@ -602,4 +735,278 @@ func (fl *faultLab) checkSnapshot(t *testing.T, id string) (string, map[int]int6
 		t.Fatalf("snapshot %s after the run: exit %d (a stale lock or hold?)\n%s", id, code, out)
 	}
 	return id, sent
+}
+
+// holderAt is where a bank holder runs: its node, container and process.
+type holderAt struct {
+	node, id, name string
+	pid            int
+}
+
+// holders are the running bank holders by id (their slot: bank_holder.N.TASK for a
+// swarm task, bank_holder-N-... for a restored one); it fails on a holder running twice.
+func (fl *faultLab) holders(t *testing.T) map[int]holderAt {
+	t.Helper()
+	out := map[int]holderAt{}
+	for node, refs := range fl.allContainers(t) {
+		for _, c := range refs {
+			rest, ok := strings.CutPrefix(c.Name, "bank_holder")
+			if !ok || rest == "" {
+				continue
+			}
+			slot := strings.FieldsFunc(rest[1:], func(r rune) bool { return r == '.' || r == '-' })
+			if len(slot) == 0 {
+				continue
+			}
+			n, err := strconv.Atoi(slot[0])
+			if err != nil {
+				continue
+			}
+			if o, dup := out[n]; dup {
+				t.Fatalf("holder %d runs twice: %s on %s and %s on %s", n, o.name, o.node, c.Name, node)
+			}
+			out[n] = holderAt{node: node, id: c.ID, name: c.Name, pid: c.Pid}
+		}
+	}
+	return out
+}
+
+// partialMove is a partial migration's plan as the test sees it: the holders that
+// must move (those on --from NODE, or not on --to NODE) and those that stay, with a
+// watch that notes any staying holder seen frozen from before the migration until
+// everything is released after it.
+type partialMove struct {
+	moving, staying map[int]holderAt
+	done            chan struct{}
+	stopped         chan struct{}
+	frozen          []frozenAt // staying holders seen frozen (by the watch)
+}
+
+// frozenAt is a staying holder seen frozen, and when.
+type frozenAt struct {
+	id int
+	h  holderAt
+	at time.Time
+}
+
+// planPartial notes where the holders run before f's partial migration and starts
+// the watch of the staying ones' freezer state (every 20 ms until stop). When f's
+// node and direction would move nothing (every holder already there, or none there:
+// migrate refuses at once), it picks the next node, then the other direction, that
+// moves some (f is changed).
+func (fl *faultLab) planPartial(t *testing.T, f *fault) *partialMove {
+	t.Helper()
+	pm := &partialMove{done: make(chan struct{}), stopped: make(chan struct{})}
+	hs := fl.holders(t)
+	orig := *f
+	for try := range 6 {
+		g := orig
+		g.node, g.from = 1+(orig.node-1+try%3)%3, orig.from != (try >= 3)
+		node := fl.node(g.node)
+		pm.moving, pm.staying = map[int]holderAt{}, map[int]holderAt{}
+		for id, h := range hs {
+			if g.from && h.node == node || !g.from && h.node != node {
+				pm.moving[id] = h
+			} else {
+				pm.staying[id] = h
+			}
+		}
+		if len(pm.moving) > 0 {
+			if g != orig {
+				t.Logf("%s: nothing to move from/to node %d: migrating from=%v node %d instead", orig, orig.node, g.from, g.node)
+			}
+			f.node, f.from = g.node, g.from
+			break
+		}
+	}
+	go func() {
+		defer close(pm.stopped)
+		fr := &freezer.Cgroup{}
+		for {
+			for id, h := range pm.staying {
+				if fz, err := fr.Frozen(context.Background(), container.Ref{ID: h.id, Name: h.name, Pid: h.pid}); err == nil && fz {
+					pm.frozen = append(pm.frozen, frozenAt{id: id, h: h, at: time.Now()})
+				}
+			}
+			select {
+			case <-pm.done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return pm
+}
+
+// stop ends the watch (idempotent) and waits for it.
+func (pm *partialMove) stop() {
+	select {
+	case <-pm.done:
+	default:
+		close(pm.done)
+	}
+	<-pm.stopped
+}
+
+// partialKept checks a partial migration's end (code: the CLI's exit): the staying
+// holders ran on untouched (never seen frozen; the same container and process on the
+// same node); each moving holder runs once, on a target the migration allows if it
+// succeeded (else moved by a recovery, or back on its node). Their state is what
+// stateKept checks. It returns a note for the summary line.
+func (fl *faultLab) partialKept(t *testing.T, f fault, pm *partialMove, code int) string {
+	t.Helper()
+	// The bank's policy (bank.yml: a scheduled snapshot every 15 s) freezes every
+	// holder for a moment; such a snapshot cannot run while the migration holds the
+	// stack's lock, only just before or after it: a freeze seen then is its.
+	sched := fl.scheduledSnapshots(t)
+	var frozen []string
+	seen := map[int]bool{}
+	for _, fz := range pm.frozen {
+		if seen[fz.id] || slices.ContainsFunc(sched, func(w [2]time.Time) bool { return !fz.at.Before(w[0]) && !fz.at.After(w[1]) }) {
+			continue
+		}
+		seen[fz.id] = true
+		frozen = append(frozen, fmt.Sprintf("holder %d (%s on %s) at %s", fz.id, fz.h.name, fz.h.node, fz.at.Format("15:04:05.000")))
+	}
+	if len(frozen) > 0 {
+		t.Errorf("%s: staying holders were frozen during the partial migration (no scheduled snapshot ran then): %s", f, strings.Join(frozen, ", "))
+	}
+	now := fl.holders(t)
+	for id, h := range pm.staying {
+		if n, ok := now[id]; !ok || n.node != h.node || n.id != h.id || n.pid != h.pid {
+			t.Errorf("%s: staying holder %d was touched: %s on %s (pid %d) before, %+v after", f, id, h.name, h.node, h.pid, n)
+		}
+	}
+	node := fl.node(f.node)
+	moved, back := 0, 0
+	for id, h := range pm.moving {
+		n, ok := now[id]
+		switch {
+		case !ok:
+			t.Errorf("%s: moving holder %d (%s on %s) runs nowhere after the run", f, id, h.name, h.node)
+		case n.node == h.node:
+			back++
+			if code == 0 {
+				t.Errorf("%s: the migration succeeded but holder %d still runs on %s (%s)", f, id, n.node, n.name)
+			}
+		case f.from && n.node == node || !f.from && n.node != node:
+			t.Errorf("%s: holder %d moved from %s to %s, which the migration does not allow", f, id, h.node, n.node)
+		default:
+			moved++
+		}
+	}
+	return fmt.Sprintf("; partial: %d moved, %d on their node, %d stayed untouched", moved, back, len(pm.staying))
+}
+
+// noStaleRecords: the agent of f's node, restarted after its kill at killed, released
+// and removed every container record its predecessor left (worker/agent, records.go),
+// those of containers gone since too, within heldAfter: none written before the kill
+// remains (issue 21: records were never pruned, each restart retrying their releases).
+func (fl *faultLab) noStaleRecords(t *testing.T, f fault, killed time.Time) {
+	t.Helper()
+	dir := filepath.Join(fl.dir, "agent-"+fl.node(f.node))
+	for {
+		recs, _ := filepath.Glob(filepath.Join(dir, "*", "*.rec"))
+		var stale []string
+		for _, r := range recs {
+			if fi, err := os.Stat(r); err == nil && fi.ModTime().Before(killed) {
+				stale = append(stale, filepath.Base(filepath.Dir(r))+"/"+filepath.Base(r))
+			}
+		}
+		if len(stale) == 0 {
+			return
+		}
+		if time.Since(killed) > heldAfter {
+			t.Errorf("%s: %s later, the restarted agent of %s still keeps %d of its predecessor's %d container records: %s", f,
+				time.Since(killed).Round(time.Millisecond), fl.node(f.node), len(stale), len(recs), strings.Join(stale[:min(len(stale), 5)], ", "))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// noAbortedSets: snapshot id, once final, committed, or (aborted, or never recorded)
+// none of its image sets is left on any node within 30 s (their directories; a failed
+// dump's CRIU log, <set>.failed-dump.log, stays for diagnosis).
+func (fl *faultLab) noAbortedSets(t *testing.T, f fault, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, code := fl.ctl(20*time.Second, "inspect", id, "--output", "json")
+		var m store.Manifest
+		if code == 0 && json.Unmarshal([]byte(o), &m) == nil && m.State == store.StateCommitted {
+			return
+		}
+		if code != 0 || m.State.Final() {
+			break // aborted, or not recorded at all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: snapshot %s still %s 30 s after the run", f, id, m.State)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for {
+		var left []string
+		for _, n := range fl.p.Nodes {
+			sets, _ := filepath.Glob(filepath.Join(n.DataRoot, "swarmckpt", "sets", id+".*"))
+			for _, d := range sets {
+				if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+					left = append(left, n.Name+":"+filepath.Base(d))
+				}
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: image sets of the aborted snapshot %s left: %s", f, id, strings.Join(left, ", "))
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// scheduledSnapshots are the times the policy's scheduled snapshots ran (from the
+// coordinators' logs: "scheduled snapshot starts" to its "snapshot ended", widened by
+// 200 ms before and 1 s after for the freezes and releases around them; 30 s if its end
+// is not logged: its coordinator was killed).
+func (fl *faultLab) scheduledSnapshots(t *testing.T) [][2]time.Time {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(fl.dir, "coordinator*.log"))
+	start := map[string]time.Time{}
+	var out [][2]time.Time
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			ts, rest, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+			if !ok {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				continue
+			}
+			_, id, ok := strings.Cut(rest, " snapshot=")
+			if !ok {
+				continue
+			}
+			id, _, _ = strings.Cut(id, " ")
+			switch {
+			case strings.Contains(rest, `msg="scheduled snapshot starts"`):
+				start[id] = at
+			case strings.Contains(rest, `msg="snapshot ended"`):
+				if s, ok := start[id]; ok {
+					out = append(out, [2]time.Time{s.Add(-200 * time.Millisecond), at.Add(time.Second)})
+					delete(start, id)
+				}
+			}
+		}
+	}
+	for _, s := range start {
+		out = append(out, [2]time.Time{s.Add(-200 * time.Millisecond), s.Add(30 * time.Second)})
+	}
+	return out
 }

@@ -28,6 +28,10 @@ func TestHTTPErrorsCarryTheirCode(t *testing.T) {
 		{"no such set", func() error { _, err := c.Send(ctx, "nosuch", n.w.Addr()); return err }, node.ErrNoSuchSet, node.ErrNotFound, "no such image set"},
 		{"bad set id", func() error { return c.DropSet(ctx, "bad/id") }, node.ErrBadSetID, node.ErrInvalidArgument, "bad image set ID"},
 		{"not frozen", func() error { return c.Stop(ctx, "web") }, node.ErrNotFrozen, node.ErrFailedPrecondition, "not frozen"},
+		// A release of a container that no longer exists: nothing of it is held (the agent
+		// counts it released).
+		{"thaw gone", func() error { return c.Thaw(ctx, "gone") }, node.ErrNotFound, node.ErrNotFound, "not found"},
+		{"unlock gone", func() error { return c.Unlock(ctx, "gone", nil) }, node.ErrNotFound, node.ErrNotFound, "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()

@@ -53,6 +53,9 @@ type Fake struct {
 	Verifies, Rechecks int
 	// FailDrop makes DropSet fail.
 	FailDrop error
+	// FailDrops, when > 0, makes only that many DropSet calls fail with FailDrop (a
+	// worker that comes back); 0: every one while FailDrop is set.
+	FailDrops int
 	// FailRestore: set -> error Restore returns for it. With LeaveFailed the failed
 	// restore's container stays behind, holding its name (as a container Docker
 	// created but CRIU could not restore may).
@@ -465,6 +468,14 @@ func (f *Fake) DropSet(_ context.Context, set string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.FailDrop != nil {
+		if f.FailDrops == 0 {
+			return f.FailDrop
+		}
+		if f.FailDrops--; f.FailDrops == 0 {
+			err := f.FailDrop
+			f.FailDrop = nil
+			return err
+		}
 		return f.FailDrop
 	}
 	delete(f.sets, set)

@@ -26,11 +26,13 @@ type Holder interface {
 	// Lock drops the container's packets to and from peers (all when empty) until
 	// Unlock or the deadline, whichever comes first.
 	Lock(ctx context.Context, containerName string, peers []netip.Addr, deadline time.Time) error
-	// Unlock stops dropping packets for peers (all when empty).
+	// Unlock stops dropping packets for peers (all when empty). A container that no
+	// longer exists: nil or node.ErrNotFound (nothing of it is held either way).
 	Unlock(ctx context.Context, containerName string, peers []netip.Addr) error
 	// Freeze stops the container's processes until Thaw or the deadline.
 	Freeze(ctx context.Context, containerName string, deadline time.Time) error
-	// Thaw resumes the container.
+	// Thaw resumes the container. A container that no longer exists: nil or
+	// node.ErrNotFound (nothing of it is held either way).
 	Thaw(ctx context.Context, containerName string) error
 	// Stop ends a container that is frozen since its dump with exit deferred (a
 	// migration's or a restore's checkpoint that stops the stack, held until the

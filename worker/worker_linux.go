@@ -410,7 +410,7 @@ func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, dead
 func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
-		return err
+		return goneMarked(err)
 	}
 	pending := w.restoredPending(c)
 	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
@@ -444,11 +444,22 @@ func (w *Worker) freezeHeld(ctx context.Context, c container.Ref, deadline time.
 	return nil
 }
 
+// goneMarked marks a release's "no such container" (container.ErrNotFound) as
+// node.ErrNotFound on the wire: the caller then knows nothing of it is held (its lock
+// and freeze went with it), as a restarted agent releasing the records of its
+// predecessor's containers must (worker/agent).
+func goneMarked(err error) error {
+	if errors.Is(err, container.ErrNotFound) {
+		return node.Mark(err, node.ErrNotFound)
+	}
+	return err
+}
+
 // Thaw implements Holder.
 func (w *Worker) Thaw(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
-		return err
+		return goneMarked(err)
 	}
 	if err := w.p.Freezer.Thaw(ctx, c); err != nil {
 		return err

@@ -557,6 +557,19 @@ func (a *Agent) peersOf(ids []string) []node.Target {
 }
 
 // execute runs one container action and returns its Done message.
+// goneReleased turns a release's node.ErrNotFound (the container no longer exists on
+// this node: its lock and freeze went with it) into success: nothing of it is held. A
+// restarted agent's recovered roles of removed containers (moved, restored again)
+// then count as released and their records go, instead of staying until RecordTTL and
+// being released again, in vain, at every restart.
+func (a *Agent) goneReleased(err error, what string, t node.Target) error {
+	if err != nil && errors.Is(err, node.ErrNotFound) {
+		a.log.Info("container gone: nothing of it to release", "what", what, "container", t.ID, "err", err)
+		return nil
+	}
+	return err
+}
+
 func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	act, t := p.act, p.t
 	if !act.Kind.IsContainerAction() {
@@ -586,6 +599,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			break // held until the snapshot's outcome (park.go)
 		}
 		err = a.unlock(actx, t, p.peers)
+		err = a.goneReleased(err, "lock", t)
 		if err == nil {
 			a.logReleased("lock", t, act.Snapshot, len(p.peers))
 		}
@@ -603,6 +617,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			break // held until the snapshot's outcome (park.go)
 		}
 		err = a.thaw(actx, t)
+		err = a.goneReleased(err, "freeze", t)
 		if err == nil {
 			a.logReleased("freeze", t, act.Snapshot, 0)
 			a.held.set("freeze", t, false)

@@ -3,8 +3,10 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -113,6 +115,61 @@ func TestRestartedAgentPrunesStaleRecords(t *testing.T) {
 	}
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Fatalf("stale record still there: %v", err)
+	}
+}
+
+// goneHolder is a Holder whose container gone no longer exists: its release is
+// refused with node.ErrNotFound, as the worker refuses it.
+type goneHolder struct {
+	worker.Holder
+	gone string
+}
+
+func (g goneHolder) Thaw(ctx context.Context, name string) error {
+	if name == g.gone {
+		return node.Mark(errors.New("container "+name+": not found on this node"), node.ErrNotFound)
+	}
+	return g.Holder.Thaw(ctx, name)
+}
+
+func (g goneHolder) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
+	if name == g.gone {
+		return node.Mark(errors.New("container "+name+": not found on this node"), node.ErrNotFound)
+	}
+	return g.Holder.Unlock(ctx, name, peers)
+}
+
+// A restarted agent's record of a container that no longer exists (moved or restored
+// again since) counts as released: nothing of it is held, so the record goes and the
+// next restart does not try again (issue 21: stale records piled up, each restart
+// retrying their unlocks in vain).
+func TestRestartedAgentDropsTheRecordOfAGoneContainer(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "blocking"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "blocking", "gone.rec")
+	if err := os.WriteFile(p, algorithms.ContainerRecord{Epoch: 3, Snapshot: "snap-3"}.Encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roles := worker.NewFake("n1").Roles()
+	roles.Holder = goneHolder{Holder: roles.Holder, gone: "gone"}
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: roles, Algorithms: lookup,
+		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record of a container that no longer exists is still there 5 s after the restart")
+		}
 	}
 }
 

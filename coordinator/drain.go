@@ -407,8 +407,8 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 		if r.armed[t.ContainerID] {
 			continue
 		}
-		budget := drainBudget(t.StopGracePeriod)
-		if budget < minDrainBudget {
+		entry, ok := armEntry(stackName, t)
+		if !ok {
 			if r.unarmable == nil {
 				r.unarmable = map[string]bool{}
 			}
@@ -419,12 +419,7 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 			}
 			continue
 		}
-		grace := t.StopGracePeriod
-		if grace <= 0 {
-			grace = defaultGracePeriod
-		}
-		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget, Grace: grace,
-			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
+		byNode[t.Node] = append(byNode[t.Node], entry)
 	}
 	for c, st := range r.armedStack {
 		if st == stackName && !running[c] {

@@ -181,10 +181,16 @@ func (s *Service) drainHeld(ctx context.Context, sw NodeSwarm, req api.NodeReque
 		if time.Since(lastNote) >= 5*time.Second {
 			lastNote = time.Now()
 			var names []string
+			mu.Lock()
 			for _, h := range pending {
-				names = append(names, fmt.Sprintf("%s.%d", h.task.Service, h.task.Slot))
+				if h.done == nil {
+					names = append(names, fmt.Sprintf("%s.%d", h.task.Service, h.task.Slot))
+				}
 			}
-			progress("waiting", fmt.Sprintf("%.0fs: waiting for %s", time.Since(start).Seconds(), strings.Join(names, ", ")))
+			mu.Unlock()
+			if len(names) > 0 {
+				progress("waiting", fmt.Sprintf("%.0fs: waiting for %s", time.Since(start).Seconds(), strings.Join(names, ", ")))
+			}
 		}
 		select {
 		case <-tick.C:
@@ -239,6 +245,7 @@ func (s *Service) checkHeld(ctx context.Context, sw NodeSwarm, nodeName string, 
 		if !ok {
 			var err error
 			if tasks, err = sw.Tasks(ctx, h.stack); err != nil {
+				s.log.Debug("node drain: cannot list the stack's tasks to see its replacements; trying again", "stack", h.stack, "err", err)
 				continue
 			}
 			tasksOf[h.stack] = tasks

@@ -117,6 +117,10 @@ type drainController struct {
 	seen  map[string]time.Time // node -> when its drain was last reported (events.DrainSeen)
 	wg    sync.WaitGroup
 	armed func() // pokes the reconciler (a moved task is armed again on its new node)
+	// xlated are the translations (old -> new address of a task moved earlier) this
+	// controller installed in staying containers, by container (drainaddr.go): when
+	// such a container moves in turn, its images are rewritten with them.
+	xlated map[string][][2]string
 }
 
 // drainSwarm is the coordinator's DrainSwarm, if its Stopper is one.
@@ -265,6 +269,9 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		tasks = t2
 	}
 	readdr := heldAddresses(e, tasks)
+	d.mu.Lock()
+	readdr.Map = withTranslations(readdr.Map, d.xlated[e.ContainerID])
+	d.mu.Unlock()
 	if len(readdr.Missing) > 0 {
 		log.Warn("drain: a moving task's replacement has no address yet: connections to it are closed at its restore", "slots", readdr.Missing)
 	}
@@ -407,8 +414,8 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 		if r.armed[t.ContainerID] {
 			continue
 		}
-		budget := drainBudget(t.StopGracePeriod)
-		if budget < minDrainBudget {
+		entry, ok := armEntry(stackName, t)
+		if !ok {
 			if r.unarmable == nil {
 				r.unarmable = map[string]bool{}
 			}
@@ -419,12 +426,7 @@ func (r *reconciler) armTasks(ctx context.Context, stackName string) {
 			}
 			continue
 		}
-		grace := t.StopGracePeriod
-		if grace <= 0 {
-			grace = defaultGracePeriod
-		}
-		byNode[t.Node] = append(byNode[t.Node], node.ArmEntry{Container: t.ContainerID, Budget: budget, Grace: grace,
-			Policy: policy.OnDrainMigrate, Stack: stackName, Service: t.Service, Slot: t.Slot})
+		byNode[t.Node] = append(byNode[t.Node], entry)
 	}
 	for c, st := range r.armedStack {
 		if st == stackName && !running[c] {

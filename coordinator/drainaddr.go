@@ -148,6 +148,16 @@ func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, 
 				log.Warn("drain: a staying peer could not translate the moved task's address: its connections to it will break", "peer_node", nd, "peer", c, "old", p[0], "new", p[1], "err", why)
 			}
 			n += len(ctrs) - len(rep.Failed)
+			d.mu.Lock()
+			if d.xlated == nil {
+				d.xlated = map[string][][2]string{}
+			}
+			for _, c := range ctrs {
+				if _, failed := rep.Failed[c]; !failed {
+					d.xlated[c] = append(d.xlated[c], p)
+				}
+			}
+			d.mu.Unlock()
 		}
 	}
 	return n
@@ -185,4 +195,24 @@ func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEve
 		case <-t.C:
 		}
 	}
+}
+
+// withTranslations adds to m (a held task's address map) the translations its
+// container had (old -> new addresses of tasks moved earlier, that it reached through
+// its namespace's translation): its replacement's sockets are rewritten to the new
+// addresses directly, since the translation stays behind with the old namespace. A
+// pair whose old address m maps already is left as m has it.
+func withTranslations(m map[string]string, xlated [][2]string) map[string]string {
+	if len(xlated) == 0 {
+		return m
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	for _, p := range xlated {
+		if _, ok := m[p[0]]; !ok {
+			m[p[0]] = p[1]
+		}
+	}
+	return m
 }

@@ -102,3 +102,16 @@ func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 		t.Fatalf("translations on n2: %+v, want c2 10.0.0.2 -> 10.0.0.12", ts)
 	}
 }
+
+// A held task that reached an earlier-moved peer through its namespace's translation
+// is restored with that translation in its map (its sockets rewritten to the peer's
+// new address); the map's own entries win.
+func TestWithTranslations(t *testing.T) {
+	m := withTranslations(map[string]string{"10.0.0.2": "10.0.0.12"}, [][2]string{{"10.0.0.3", "10.0.0.13"}, {"10.0.0.2", "10.0.0.99"}})
+	if len(m) != 2 || m["10.0.0.2"] != "10.0.0.12" || m["10.0.0.3"] != "10.0.0.13" {
+		t.Fatalf("map %v, want own 10.0.0.2->10.0.0.12 and the translation 10.0.0.3->10.0.0.13", m)
+	}
+	if m := withTranslations(nil, [][2]string{{"10.0.0.3", "10.0.0.13"}}); m["10.0.0.3"] != "10.0.0.13" {
+		t.Fatalf("map %v from nil", m)
+	}
+}

@@ -18,11 +18,15 @@ import (
 )
 
 // `swarmckpt node drain NODE` (docs/drain.md, "swarmckpt node drain"): the
-// orchestrated drain. The labelled stacks' containers on NODE are migrated off it
-// first (one migration per stack, MigrateOff: the migrate path with --from NODE), and
-// only then is NODE set to drain; swarm restarts the other stacks' tasks fresh, as
-// without swarmckpt. A stack whose migration fails stops the drain: NODE stays as it
-// was, and the result says which stack failed and why.
+// orchestrated drain. The exact-mode labelled stacks' containers on NODE are migrated
+// off it first (one migration per stack, MigrateOff: the migrate path with --from
+// NODE); the swarm-mode ones take the drain hold (nodedrainhold.go: their tasks on
+// NODE are armed, NODE is set to drain, and each held task's replacement is awaited,
+// restored from its checkpoint), so that only the tasks on NODE stop. Swarm restarts
+// the other stacks' tasks fresh, as without swarmckpt. An exact-mode stack whose
+// migration fails stops the drain: NODE stays as it was, and the result says which
+// stack failed and why; a swarm-mode task released fresh is named in the error (NODE
+// is drained by then).
 
 // NodeSwarm is what the orchestrated drain asks of the swarm manager (stack.Docker,
 // stack.FakeSwarm; conformance: stacktest.NodeAvailability).
@@ -136,7 +140,12 @@ func (s *Service) SetNode(ctx context.Context, req api.NodeRequest) (*api.NodeRe
 		msg = append(msg, fmt.Sprintf("%s (%d)", m.Stack, m.Moved))
 	}
 	progress("planned", fmt.Sprintf("migrate off %s: %s; left to swarm: %s", req.Node, orNone(msg), orNone(plan.Left)))
+	var held []drainStack // swarm mode: the drain hold moves only the tasks on the node
 	for _, m := range plan.Migrate {
+		if m.Mode == api.ModeSwarm {
+			held = append(held, m)
+			continue
+		}
 		id := NewID(m.Stack, time.Now())
 		progress("migrating", fmt.Sprintf("stack %s (%d containers here, --mode %s) as %s", m.Stack, m.Moved, m.Mode, id))
 		start := time.Now()
@@ -163,10 +172,18 @@ func (s *Service) SetNode(ctx context.Context, req api.NodeRequest) (*api.NodeRe
 		progress("migrated", fmt.Sprintf("stack %s off %s in %dms (snapshot %s)", m.Stack, req.Node, nm.MS, nm.Snapshot))
 		s.emit(ctx, events.Event{Kind: events.Migrated, Node: req.Node, Stack: m.Stack, Snapshot: nm.Snapshot, MS: nm.MS})
 	}
-	if err := sw.SetNodeAvailability(ctx, req.Node, stack.AvailabilityDrain); err != nil {
-		return res, api.Errorf(api.CodeFailed, "the labelled stacks were moved off %s, but setting it to drain failed: %v; run 'docker node update --availability drain %s'", req.Node, err, req.Node)
+	if len(held) > 0 {
+		// drainHeld sets the node to drain itself: that is what stops the tasks.
+		if err := s.drainHeld(ctx, sw, req, held, res, progress); err != nil {
+			s.emit(ctx, events.Event{Kind: events.NodeDrain, Node: req.Node, Reason: "drain hold: " + err.Error()})
+			return res, err
+		}
+	} else {
+		if err := sw.SetNodeAvailability(ctx, req.Node, stack.AvailabilityDrain); err != nil {
+			return res, api.Errorf(api.CodeFailed, "the labelled stacks were moved off %s, but setting it to drain failed: %v; run 'docker node update --availability drain %s'", req.Node, err, req.Node)
+		}
+		res.Availability = stack.AvailabilityDrain
 	}
-	res.Availability = stack.AvailabilityDrain
 	progress("drained", fmt.Sprintf("node %s set to drain: swarm moves the other stacks' tasks (fresh restart)", req.Node))
 	s.emit(ctx, events.Event{Kind: events.NodeDrain, Node: req.Node, Reason: fmt.Sprintf("drained: %d labelled stacks migrated, %d left to swarm", len(res.Migrated), len(res.LeftToSwarm))})
 	return res, nil

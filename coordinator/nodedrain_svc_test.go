@@ -3,6 +3,8 @@ package coordinator_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,24 +21,56 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker"
 )
 
-// swarmckpt node drain through the coordinator over fakes: the stack labelled
-// on-drain migrate with containers on the node is migrated off it (--from), the
-// unlabelled one is left to swarm, and only then is the node set to drain; the
-// event stream and the progress say so. activate sets it back; an unknown node is
-// not found.
-func TestNodeDrainMigratesLabelledStacksThenDrains(t *testing.T) {
+// drainingSwarm is a FakeSwarm that, as swarm does, reschedules a node's tasks when
+// it is set to drain; then (when set) stops runs for each task marked for shutdown.
+// Its Tasks lists only the stack's (the services named STACK_*), as a swarm does.
+type drainingSwarm struct {
+	*stack.FakeSwarm
+	mu    sync.Mutex
+	stops func(old []stack.Task)
+}
+
+func (d *drainingSwarm) Tasks(ctx context.Context, stackName string) ([]stack.Task, error) {
+	all, err := d.FakeSwarm.Tasks(ctx, stackName)
+	return slices.DeleteFunc(all, func(t stack.Task) bool { return !strings.HasPrefix(t.Service, stackName+"_") }), err
+}
+
+func (d *drainingSwarm) SetNodeAvailability(ctx context.Context, node, availability string) error {
+	if err := d.FakeSwarm.SetNodeAvailability(ctx, node, availability); err != nil {
+		return err
+	}
+	if availability == stack.AvailabilityDrain {
+		old := d.Reschedule(node)
+		d.mu.Lock()
+		stops := d.stops
+		d.mu.Unlock()
+		if stops != nil {
+			stops(old)
+		}
+	}
+	return nil
+}
+
+// nodeDrainEnv runs a coordinator (with its drain controller) and agents on lab-1..3
+// over fakes: stack bank (bank_holder x3, labelled on-drain migrate with extra labels
+// bankLabels) and web (web_app x3, unlabelled).
+func nodeDrainEnv(t *testing.T, bankLabels map[string]string) (*env, *drainingSwarm, *events.Recorder, context.Context) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
-	sw := &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	sw := &drainingSwarm{FakeSwarm: &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
 	for st, svc := range map[string]string{"bank": "bank_holder", "web": "web_app"} {
 		if err := sw.ScaleServices(ctx, st, map[string]uint64{svc: 3}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	labels := &stack.FakeLabels{}
-	labels.Set("bank", "bank_holder", map[string]string{policy.KeyOnDrain: "migrate"})
+	bl := map[string]string{policy.KeyOnDrain: "migrate"}
+	for k, v := range bankLabels {
+		bl[k] = v
+	}
+	labels.Set("bank", "bank_holder", bl)
 	labels.Set("web", "web_app", map[string]string{})
 	rec := &events.Recorder{}
 	svc, err := coordinator.New(coordinator.Config{Name: "coord-drain", Bus: e.net.Connect(), Store: e.store,
@@ -73,6 +107,16 @@ func TestNodeDrainMigratesLabelledStacksThenDrains(t *testing.T) {
 		st, err := api.Call[api.StatusResult](c, e.client, api.OpStatus, api.StatusRequest{})
 		return err == nil && len(st.Workers) == 3
 	})
+	return e, sw, rec, ctx
+}
+
+// swarmckpt node drain through the coordinator over fakes, exact mode: the stack
+// labelled on-drain migrate with containers on the node is migrated off it (--from),
+// the unlabelled one is left to swarm, and only then is the node set to drain; the
+// event stream and the progress say so. activate sets it back; an unknown node is
+// not found.
+func TestNodeDrainMigratesLabelledStacksThenDrains(t *testing.T) {
+	e, sw, rec, ctx := nodeDrainEnv(t, nil)
 
 	var mu sync.Mutex
 	var phases []string
@@ -131,4 +175,138 @@ func TestNodeDrainMigratesLabelledStacksThenDrains(t *testing.T) {
 	if _, err := api.Call[api.NodeResult](ctx, e.client, api.OpNode, api.NodeRequest{Node: "lab-2", Availability: "pause"}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("availability pause: %v, want bad request", err)
 	}
+}
+
+// bankOn lists bank's running tasks by node.
+func bankOn(t *testing.T, ctx context.Context, sw *drainingSwarm) map[string][]stack.Task {
+	t.Helper()
+	tasks, err := sw.Tasks(ctx, "bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]stack.Task{}
+	for _, tk := range tasks {
+		if tk.Service == "bank_holder" && tk.DesiredState == "running" && tk.State == "running" {
+			out[tk.Node] = append(out[tk.Node], tk)
+		}
+	}
+	return out
+}
+
+// holdStops makes the fake swarm's stops of the drained node's tasks go through the
+// fake runtime wrapper: an armed task's stop is held (the agent reports it).
+func holdStops(e *env, sw *drainingSwarm) *[]string {
+	var mu sync.Mutex
+	held := &[]string{}
+	sw.mu.Lock()
+	sw.stops = func(old []stack.Task) {
+		for _, tk := range old {
+			if e.execs[tk.Node].HoldStop(tk.ContainerID, "15") {
+				mu.Lock()
+				*held = append(*held, tk.ContainerID)
+				mu.Unlock()
+			}
+		}
+	}
+	sw.mu.Unlock()
+	return held
+}
+
+// swarmckpt node drain, swarm mode (the stack's default): the drain hold path. The
+// labelled tasks on the node are armed, the node is set to drain, each held task is
+// checkpointed and its replacement elsewhere runs restored from its set, with its
+// downtime reported; the holders on the other nodes never stop (same task, same
+// container, no stack stop), and the unlabelled stack is left to swarm.
+func TestNodeDrainSwarmModeMovesOnlyTheTasksOnTheNode(t *testing.T) {
+	e, sw, rec, ctx := nodeDrainEnv(t, nil)
+	before := bankOn(t, ctx, sw)
+	if len(before["lab-2"]) == 0 {
+		t.Fatalf("no bank task on lab-2: %+v", before)
+	}
+	held := holdStops(e, sw)
+	var mu sync.Mutex
+	var phases []string
+	sub, err := e.net.Connect().Subscribe(api.ProgressSubject("drain-2"), func(m *bus.Msg) {
+		mu.Lock()
+		phases = append(phases, string(m.Data))
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	res, err := api.Call[api.NodeResult](ctx, e.client, api.OpNode, api.NodeRequest{ID: "drain-2", Node: "lab-2", Availability: api.AvailabilityDrain})
+	if err != nil {
+		t.Fatalf("node drain: %v", err)
+	}
+	if res.Availability != "drain" || len(res.Migrated) != 1 || res.Migrated[0].Stack != "bank" || res.Migrated[0].Snapshot != "" ||
+		len(res.LeftToSwarm) != 1 || res.LeftToSwarm[0] != "web" {
+		t.Fatalf("result %+v", res)
+	}
+	m := res.Migrated[0]
+	if m.Moved != len(before["lab-2"]) || len(m.Tasks) != m.Moved {
+		t.Fatalf("moved %d tasks %+v, want the %d bank tasks that were on lab-2", m.Moved, m.Tasks, len(before["lab-2"]))
+	}
+	for _, tk := range m.Tasks {
+		if tk.Fresh || tk.Target == "" || tk.Target == "lab-2" || !strings.HasPrefix(tk.Set, "drain.bank_holder.") || tk.DowntimeMS < 0 {
+			t.Errorf("task %+v: want moved off lab-2 from its drain set, with its downtime", tk)
+		}
+	}
+	for _, tk := range before["lab-2"] {
+		v, ok := e.execs["lab-2"].Verdict(tk.ContainerID)
+		if !ok || v.Outcome != "checkpointed" {
+			t.Errorf("%s's held stop: verdict %+v %v, want checkpointed", tk.ContainerID, v, ok)
+		}
+	}
+	if len(*held) != len(before["lab-2"]) {
+		t.Errorf("held stops %v, want exactly the %d bank tasks on lab-2 (web is not armed)", *held, len(before["lab-2"]))
+	}
+	// The holders elsewhere never stopped: same tasks, same containers, running.
+	after := bankOn(t, ctx, sw)
+	for _, n := range []string{"lab-1", "lab-3"} {
+		for _, tk := range before[n] {
+			if !slices.ContainsFunc(after[n], func(a stack.Task) bool { return a.TaskID == tk.TaskID && a.ContainerID == tk.ContainerID }) {
+				t.Errorf("holder %s (task %s) on %s stopped: after the drain %s runs %+v", tk.ContainerID, tk.TaskID, n, n, after[n])
+			}
+		}
+	}
+	if sw.Stops != 0 {
+		t.Errorf("the stack was stopped %d times, want never", sw.Stops)
+	}
+	if _, ok := rec.Wait(ctx, func(ev events.Event) bool {
+		return ev.Kind == events.Migrated && ev.Stack == "bank" && ev.Node == "lab-2"
+	}); !ok {
+		t.Fatalf("no migrated event: %+v", rec.Events())
+	}
+	waitFor(t, "progress: armed, draining, restored, drained", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		all := strings.Join(phases, "\n")
+		return strings.Contains(all, `"phase":"armed"`) && strings.Contains(all, `"phase":"draining"`) &&
+			strings.Contains(all, `"phase":"restored"`) && strings.Contains(all, " down ") && strings.Contains(all, `"phase":"drained"`)
+	})
+}
+
+// A held task whose checkpoint fails is released (swarm restarts it fresh): the
+// drain reports it by name and fails (exit 1), the node drained; the others moved.
+func TestNodeDrainSwarmModeReportsAFreshTask(t *testing.T) {
+	e, sw, _, ctx := nodeDrainEnv(t, nil)
+	before := bankOn(t, ctx, sw)
+	if len(before["lab-2"]) == 0 {
+		t.Fatalf("no bank task on lab-2: %+v", before)
+	}
+	bad := before["lab-2"][0]
+	e.execs["lab-2"].FailDump[bad.ContainerID] = errors.New("injected dump failure")
+	holdStops(e, sw)
+	res, err := api.Call[api.NodeResult](ctx, e.client, api.OpNode, api.NodeRequest{ID: "drain-3", Node: "lab-2", Availability: api.AvailabilityDrain})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeFailed || !strings.Contains(err.Error(), fmt.Sprintf("%s slot %d", bad.Service, bad.Slot)) ||
+		!strings.Contains(err.Error(), "injected dump failure") {
+		t.Fatalf("node drain with a failing checkpoint: %v, want failed naming %s slot %d and why", err, bad.Service, bad.Slot)
+	}
+	if a, _ := sw.NodeAvailability(ctx, "lab-2"); a != "drain" {
+		t.Fatalf("lab-2 is %s, want drain (the drain went on; only that task restarts fresh)", a)
+	}
+	_ = res
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -415,6 +416,39 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(e.dir, "events.log"))
 			return strings.Contains(string(b), "following swarmckpt.v1.events")
 		})
+		// Issue 16 "only the tasks on NODE stop": a second replica, off `to`, must not
+		// stop when `to` is drained with swarmckpt node drain (swarm mode: the drain hold
+		// moves the task on `to` alone; the whole-stack migrate would stop both).
+		if out, err := e.dockerOut(manager, "service", "scale", "--detach", "counter_counter=2"); err != nil {
+			t.Fatalf("scale counter to 2: %v\n%s", err, out)
+		}
+		type replica struct{ node, id, started string }
+		replicas := func() []replica {
+			out, _ := e.dockerOut(manager, "service", "ps", "counter_counter", "--filter", "desired-state=running",
+				"--format", "{{.Node}} {{.CurrentState}}")
+			var rs []replica
+			seen := map[string]bool{}
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				f := strings.Fields(l)
+				if len(f) < 2 || f[1] != "Running" || seen[f[0]] {
+					continue
+				}
+				seen[f[0]] = true
+				ids, _ := e.dockerOut(f[0], "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=counter_counter")
+				for _, id := range strings.Fields(ids) {
+					st, _ := e.dockerOut(f[0], "inspect", "--format", "{{.State.StartedAt}}", id)
+					rs = append(rs, replica{f[0], id, strings.TrimSpace(st)})
+				}
+			}
+			return rs
+		}
+		var staying []replica
+		waitLong(t, "two counter replicas running, one off "+to, func() bool {
+			rs := replicas()
+			staying = slices.DeleteFunc(rs, func(r replica) bool { return r.node == to })
+			return len(rs) == 2 && len(staying) == 1 && info(staying[0].node, staying[0].id) != nil
+		})
+		t.Logf("staying replica (off %s): %+v", to, staying)
 		before = after
 		t1 := time.Now()
 		out, code := e.ctl(5*time.Minute, "node", "drain", to)
@@ -435,13 +469,28 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		}
 		var to2, ctr3 string
 		waitLong(t, "counter running off "+to, func() bool {
-			to2, ctr3 = task()
-			if to2 == "" || to2 == to || ctr3 == "" {
+			for _, r := range replicas() {
+				if r.node != to && r.id != staying[0].id {
+					to2, ctr3 = r.node, r.id
+				}
+			}
+			if to2 == "" {
 				return false
 			}
 			after = info(to2, ctr3)
 			return after != nil
 		})
+		// The replica elsewhere never stopped: same container, same start time.
+		for _, r := range staying {
+			st, err := e.dockerOut(r.node, "inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}", r.id)
+			if err != nil || strings.TrimSpace(st) != "true "+r.started {
+				t.Errorf("node drain %s: the counter replica %s on %s stopped (was started %s; now %q, %v): only the tasks on %s may stop",
+					to, r.id[:12], r.node, r.started, strings.TrimSpace(st), err, to)
+			}
+		}
+		if !strings.Contains(out, "restored from drain.counter_counter.") {
+			t.Errorf("node drain output lacks the held task's restore from its drain set:\n%s", out)
+		}
 		t.Logf("counter on %s after swarmckpt node drain %s: %v", to2, to, after)
 		if after["instance"] != before["instance"] {
 			t.Errorf("node drain: the counter on %s is instance %v, was %v: it restarted fresh (state lost)", to2, after["instance"], before["instance"])

@@ -3,9 +3,10 @@
 # their memory. A 3-node lab with swarmckpt's coordinator, workers and agents; the
 # bank stack (5 holders) deployed labelled swarmckpt.on-drain: migrate (swarm mode);
 # then
-#   1. 'swarmckpt node drain' of one node: the labelled stack is migrated off it
-#      first (one snapshot, connections kept by the address map), then the node is
-#      set to drain;
+#   1. 'swarmckpt node drain' of one node: the orchestrated path; for a swarm-mode
+#      stack it is the drain hold of step 2 (the holders there armed, the node set to
+#      drain, each held stop checkpointed and restored elsewhere), and the command
+#      waits for each replacement and prints its downtime;
 #   2. a plain 'docker node update --availability drain' of another node: the runtime
 #      wrapper holds each holder's stop there until it is checkpointed, and swarm's
 #      replacement is restored from it on another node, readdressed by the address

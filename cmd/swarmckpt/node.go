@@ -14,16 +14,21 @@ const nodeUsage = `
 Usage: swarmckpt node drain NODE [--mode exact|swarm]
        swarmckpt node activate NODE
 
-drain is the orchestrated drain (docs/drain.md): every stack labelled
-swarmckpt.on-drain: migrate with containers on NODE is first migrated off it, one
-stack after the other (the migrate path with --from NODE, in the stack's
-swarmckpt.mode, else swarm mode: the moved tasks stay swarm tasks), and only then is
-NODE set to drain through the swarm manager, like 'docker node update --availability
-drain NODE'. Stacks without the label are left to swarm: it restarts their tasks
-fresh on other nodes, as without swarmckpt. Progress is printed like migrate's. If a
-migration fails, NODE is not drained: the error names the stack and why, and nothing
-else changed (that stack's migration rolls back as migrate's does).
---mode overrides the stacks' swarmckpt.mode for the migrations.
+drain is the orchestrated drain (docs/drain.md): for every stack labelled
+swarmckpt.on-drain: migrate with containers on NODE, only its containers on NODE
+stop; its containers elsewhere keep running. In its swarmckpt.mode (else swarm):
+- exact: they are migrated off NODE first, one stack after the other (the migrate
+  path with --from NODE); a failed migration leaves NODE as it was: the error names
+  the stack and why (that migration rolls back as migrate's does);
+- swarm: the drain hold, as 'docker node update --availability drain NODE' takes:
+  their tasks on NODE are armed, NODE is set to drain, each stop is held and
+  checkpointed, and the command waits (bounded by the hold budget plus 60 s) until
+  each replacement runs on another node restored from its checkpoint, printing each
+  task's downtime. A task released fresh (checkpoint failed, hold timed out) is
+  named in the error (exit 1; NODE is drained, swarm restarted that task fresh).
+Then NODE is set to drain through the swarm manager. Stacks without the label are
+left to swarm: it restarts their tasks fresh on other nodes, as without swarmckpt.
+Progress is printed like migrate's. --mode overrides the stacks' swarmckpt.mode.
 
 activate sets NODE's availability back to active (swarm may place tasks there again;
 it does not move running tasks back).
@@ -35,7 +40,8 @@ is checkpointed (see 'swarmckpt events' for what happens).
 Ctrl-C does not interrupt it: it says so and waits for the end (a migration past its
 snapshot runs to its end or rolls back).
 
-Exit codes: 0 done, 1 failed (the node was not drained), 2 bad usage, 3 no such node,
+Exit codes: 0 done, 1 failed (the node was not drained, or a swarm-mode task was
+not moved with its memory: the error says which), 2 bad usage, 3 no such node,
 4 a stack is busy (another snapshot, restore or migration of it runs), 5 a stack's
 migration snapshot was aborted (the node was not drained).
 
@@ -105,6 +111,13 @@ func runNode(ctx context.Context, c *cli, args []string) error {
 		_ = printJSON(c.stdout, res)
 	} else if res != nil && err == nil {
 		for _, m := range res.Migrated {
+			if m.Snapshot == "" { // swarm mode: the drain hold moved the tasks on the node alone
+				for _, tk := range m.Tasks {
+					fmt.Fprintf(c.stdout, "moved %s slot %d off %s to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, res.Node, tk.Target, tk.Set, tk.DowntimeMS)
+				}
+				fmt.Fprintf(c.stdout, "migrated %s off %s: %d tasks by the drain hold in %dms (its tasks elsewhere did not stop)\n", m.Stack, res.Node, m.Moved, m.MS)
+				continue
+			}
 			fmt.Fprintf(c.stdout, "migrated %s off %s: %d containers in %dms (snapshot %s)\n", m.Stack, res.Node, m.Moved, m.MS, m.Snapshot)
 		}
 		for _, st := range res.LeftToSwarm {

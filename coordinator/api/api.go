@@ -341,6 +341,24 @@ type NodeMigration struct {
 	Moved int    `json:"moved"`
 	MS    int64  `json:"ms"`
 	Error string `json:"error,omitempty"`
+	// Tasks are the swarm-mode stack's tasks that were on the node, moved by the
+	// drain hold (no snapshot: only they stopped).
+	Tasks []NodeTask `json:"tasks,omitempty"`
+}
+
+// NodeTask is one held task of a swarm-mode stack drained off a node.
+type NodeTask struct {
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	// Target is the node its replacement runs on; Set the checkpoint it was restored from.
+	Target string `json:"target,omitempty"`
+	Set    string `json:"set,omitempty"`
+	// DowntimeMS: from the hold of its stop to its replacement seen running.
+	DowntimeMS int64 `json:"downtime_ms,omitempty"`
+	// Fresh says the task was not moved with its memory (Reason: why): swarm
+	// restarts it fresh.
+	Fresh  bool   `json:"fresh,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // MigrateResult is the outcome of a migration.

@@ -42,7 +42,8 @@ const (
 	// NodeDrain: `swarmckpt node drain` moved the labelled stacks off Node and set it
 	// to drain (or activate set it active: Reason says which).
 	NodeDrain = "node-drain"
-	// Migrated: a stack's containers on Node were migrated off it (Snapshot).
+	// Migrated: a stack's containers on Node were migrated off it (Snapshot; none
+	// for a swarm-mode stack, whose tasks there moved by the drain hold).
 	Migrated = "migrated"
 	// NodeLossFailed: a stack that had containers on a lost Node could not be
 	// restored (Reason: no snapshot readable on a live node, or the restore failed).

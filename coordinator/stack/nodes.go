@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 )
@@ -109,4 +110,34 @@ func (f *FakeSwarm) SetNodeAvailability(_ context.Context, node, availability st
 	}
 	f.SetAvailability(node, availability)
 	return nil
+}
+
+// Reschedule does to node what swarm does when it is drained: each task running there
+// is marked for shutdown (it runs on until its container stops) and a replacement for
+// its slot is created on another node that is active and not down. It returns the
+// tasks marked, as they were.
+func (f *FakeSwarm) Reschedule(node string) []Task {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var others []string
+	for _, n := range f.Nodes {
+		if n != node && f.states[n] != "down" && (f.availability[n] == "" || f.availability[n] == AvailabilityActive) {
+			others = append(others, n)
+		}
+	}
+	var old []Task
+	for _, t := range slices.Clone(f.tasks) {
+		if t.Node != node || t.DesiredState != "running" || len(others) == 0 {
+			continue
+		}
+		old = append(old, *t)
+		t.DesiredState = "shutdown"
+		f.next++
+		n := others[f.rr%len(others)]
+		f.rr++
+		f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, TaskID: fmt.Sprintf("task%d", f.next), Node: n, NodeID: n,
+			DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
+			Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
+	}
+	return old
 }

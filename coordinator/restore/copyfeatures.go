@@ -96,9 +96,3 @@ func copyGate(live []store.Worker, mode string, m *store.Manifest, targets map[s
 	return api.Errorf(api.CodeBadRequest, "migrate --copy %s refused, nothing was changed: node %s (it %s) does not announce the worker feature %q: %s",
 		mode, n, role, f, featureWhy(f, n))
 }
-
-// postCopyDriven says whether this coordinator drives a post-copy migration (the
-// source's disconnect, the wait for its pages, its end after the last one:
-// partial.go). False until the lab step of migrate --copy post-copy passes:
-// streamTo refuses post-copy even where every node announces post-copy-migrate.
-const postCopyDriven = false

@@ -259,7 +259,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 		}
 		return s.migratePartial(ctx, req, mode, explicit, copyMode) // partial.go: only the moving containers
 	}
-	if mode == api.CopyPostCopy && postCopyDriven {
+	if mode == api.CopyPostCopy && s.postCopyDriven {
 		// Whole-stack and swarm mode stop the stack's services, which would end a
 		// source that still serves its pages.
 		if explicit {
@@ -528,7 +528,7 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		mode, *copyMode = fallback, fallback
 	}
 	if mode == api.CopyPostCopy {
-		if !postCopyDriven {
+		if !s.postCopyDriven {
 			// Every node announces post-copy-migrate (a newer worker), but this
 			// coordinator's drive of it is not lab-verified yet: refuse rather
 			// than migrate another way than asked.

@@ -259,7 +259,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 		}
 		return s.migratePartial(ctx, req, mode, explicit, copyMode) // partial.go: only the moving containers
 	}
-	if mode == api.CopyPostCopy && s.postCopyDriven {
+	if mode == api.CopyPostCopy {
 		// Whole-stack and swarm mode stop the stack's services, which would end a
 		// source that still serves its pages.
 		if explicit {
@@ -528,12 +528,6 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		mode, *copyMode = fallback, fallback
 	}
 	if mode == api.CopyPostCopy {
-		if !s.postCopyDriven {
-			// Every node announces post-copy-migrate (a newer worker), but this
-			// coordinator's drive of it is not lab-verified yet: refuse rather
-			// than migrate another way than asked.
-			return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: every node involved announces the worker feature %q, but this coordinator's version cannot drive a post-copy migration; upgrade the coordinator (swarmckpt coordinator) to the workers' version, or migrate with --copy direct", node.FeaturePostCopyMigrate)
-		}
 		// Post-copy: the set (no pages) stays on the source, which serves the
 		// pages to the restore; nothing streams. Standalone containers only: a
 		// moved swarm task's service would have to be scaled down while its
@@ -541,6 +535,11 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		for i, c := range pre.Containers {
 			if _, ok := moving[c.Key()]; !ok {
 				continue
+			}
+			if c.TaskID != "" && !explicit {
+				s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for post-copy, which moves standalone containers only (%s is a swarm task): migrating direct", c.Key())})
+				*copyMode = api.CopyDirect
+				return s.streamTo(ctx, pre, plan, api.CopyDirect, false, copyMode)
 			}
 			if c.TaskID != "" {
 				return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: %s is a swarm task, and post-copy moves standalone containers only (the task's service would be scaled down while its container still serves pages); migrate it with --copy direct or --copy streamed", c.Key())

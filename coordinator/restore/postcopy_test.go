@@ -140,16 +140,17 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 	})
 }
 
-// TestStreamToPostCopyDriven: where this coordinator drives post-copy and every node
-// announces it, a moving standalone container is marked post-copy in the manifest and
+// TestStreamToPostCopyDriven: where every node announces post-copy and
+// post-copy-migrate, a moving standalone container is marked post-copy in the manifest and
 // nothing streams (its set stays on the source, which serves its pages); a moving
 // swarm task is refused by name (post-copy moves standalone containers only).
 func TestStreamToPostCopyDriven(t *testing.T) {
 	all := []string{node.FeatureDumpIntoHeld, node.FeaturePostCopy, node.FeaturePostCopyMigrate}
 	for _, tc := range []struct {
-		name string
-		task string
-	}{{name: "Standalone"}, {name: "SwarmTaskRefused", task: "t1"}} {
+		name  string
+		task  string
+		label bool // asked by the stack's label, not --copy
+	}{{name: "Standalone"}, {name: "SwarmTaskRefused", task: "t1"}, {name: "SwarmTaskLabelMigratesDirect", task: "t1", label: true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &gateHost{workers: []store.Worker{{Node: "a", Address: "a:1", Features: all}, {Node: "b", Address: "b:1", Features: all}}}
 			s, err := New(Config{Host: h, Store: store.NewMemory(), Bus: bus.NewNetwork().Connect(),
@@ -157,10 +158,18 @@ func TestStreamToPostCopyDriven(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.postCopyDriven = true
 			pre := &store.Manifest{ID: "m", Containers: []store.Container{{Service: "s", Slot: 1, Node: "a", TaskID: tc.task}, {Service: "s", Slot: 2, Node: "b"}}}
 			mode := api.CopyPostCopy
-			out, err := s.streamTo(context.Background(), pre, map[string]string{"s.1": "b"}, api.CopyPostCopy, true, &mode)
+			out, err := s.streamTo(context.Background(), pre, map[string]string{"s.1": "b"}, api.CopyPostCopy, !tc.label, &mode)
+			if tc.label {
+				if err != nil || mode != api.CopyDirect || out["s.1"] != "b:1" || !pre.Containers[0].Direct || pre.Containers[0].PostCopy {
+					t.Fatalf("label post-copy of a swarm task: %v %v, copy %q, manifest %+v; want s.1 direct to b:1", out, err, mode, pre.Containers[0])
+				}
+				if len(h.events) == 0 || !strings.Contains(h.events[0].Message, "migrating direct") {
+					t.Errorf("events %+v, want a warning saying it migrates direct", h.events)
+				}
+				return
+			}
 			if tc.task != "" {
 				if err == nil || !strings.Contains(err.Error(), "s.1 is a swarm task") || !strings.Contains(err.Error(), "--copy direct") {
 					t.Fatalf("post-copy of a swarm task: %v, want refused naming s.1", err)

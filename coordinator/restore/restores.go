@@ -84,13 +84,7 @@ type Config struct {
 type Restores struct {
 	cfg   Config
 	nodes Nodes
-	// postCopyDriven says whether this coordinator drives a post-copy migration
-	// (the source's disconnect, the wait for its pages, its end after the last one:
-	// partial.go). False until the lab step of migrate --copy post-copy passes:
-	// streamTo refuses post-copy even where every node announces post-copy-migrate.
-	// Unit tests set it.
-	postCopyDriven bool
-	log            *slog.Logger
+	log   *slog.Logger
 }
 
 // New returns Restores for cfg (Host, Store, Bus, NewID and Log required).

@@ -679,6 +679,18 @@ func TestIntegrationE2E(t *testing.T) {
 			t.Errorf("the restore sent a set the direct dump had put on %s already:\n%s", back, out)
 		}
 		e.echoSameConnection(t, back, "echo_client-1-")
+
+		// Post-copy, to the target again: the echo runs there before its memory
+		// arrived, fetched from the frozen source, which is ended after the last page.
+		out, code = e.ctl(5*time.Minute, "migrate", "echo", "--to", target, "--copy", "post-copy")
+		if code != 0 {
+			t.Fatalf("migrate --copy post-copy: exit %d\n%s", code, out)
+		}
+		t.Logf("migrate --copy post-copy:\n%s", out)
+		if !strings.Contains(out, "dumped post-copy") || !strings.Contains(out, "last page of its memory arrived") {
+			t.Errorf("migrate --copy post-copy --to %s did not say it dumped post-copy and when the last page arrived:\n%s", target, out)
+		}
+		e.echoSameConnection(t, target, "echo_client-1-")
 	})
 
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).

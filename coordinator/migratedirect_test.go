@@ -179,9 +179,10 @@ func TestMigrateDirect(t *testing.T) {
 			req  api.MigrateRequest
 			want string
 		}{
-			// The fake workers announce neither post-copy nor post-copy-migrate.
+			// The fake workers do not announce post-copy (no userfaultfd).
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy}, "does not announce the worker feature \"post-copy\""},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, Mode: api.ModeSwarm}, "post-copy needs --mode exact"},
+			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, WholeStack: true}, "drop --whole-stack"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyDirect, Mode: api.ModeSwarm}, "direct copies need --mode exact"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: "teleport"}, `unknown copy mode "teleport"`},
 			// The fake workers track no soft-dirty pages (node.FeaturePreCopy).

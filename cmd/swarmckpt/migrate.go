@@ -45,10 +45,15 @@ the snapshot's only copy is then the target's, which a failed migration keeps an
 its rollback sends back (exact mode only; refused, naming the node, when a node involved
 runs an older worker that does not announce dump-into-held: upgrade it). post-copy
 (exact mode only) needs every node that dumps a moving container, and every target, to
-announce the worker features post-copy and post-copy-migrate; no worker of this version
-announces post-copy-migrate yet (the held lazy dump it needs is not built), so it is
-refused before anything is dumped, naming the node; a stack label asking for post-copy
-migrates direct where the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
+announce the worker features post-copy and post-copy-migrate (refused before anything
+is dumped otherwise, naming the node), and moves standalone containers only (a stack
+restored or migrated in exact mode; a swarm task is refused by name): the container
+runs on its target before its memory arrived, fetching its pages from the frozen
+source (taken off its networks), which is ended once the last page arrived (printed
+with the time). Until then the container depends on the source: a source that fails
+first is data loss for it (an error naming it, non-zero exit, recorded in the
+snapshot). A stack label asking for post-copy migrates direct where post-copy cannot
+apply and the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
 soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
 --mode as for restore (default exact); with --mode
 swarm the move is a placement constraint added to the stack's services

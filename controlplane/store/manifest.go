@@ -120,6 +120,14 @@ type Container struct {
 	// --copy direct): the set's only copy is there, and Images.Node names that node.
 	// A failed migration keeps it (its rollback restores from it); rm drops it there.
 	Direct bool `json:"direct,omitempty"`
+	// PostCopy: the migration dumped the container post-copy (migrate --copy
+	// post-copy): its set on Images.Node holds no pages, the restored container
+	// fetched them from that node's page server, which never wrote them to disk: no
+	// page has a checksum. The set is dropped once every page arrived.
+	PostCopy bool `json:"post_copy,omitempty"`
+	// PagesLost is set when a post-copy source failed before every page arrived (data
+	// loss for this container): what the wait for its pages reported.
+	PagesLost string `json:"pages_lost,omitempty"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`

@@ -278,8 +278,8 @@ const (
 	CopyDirect = "direct"
 	// CopyPostCopy: the container restarts on the target before its pages arrived
 	// (worker DumpLazy). Exact mode; asks the dumping nodes and the targets for
-	// node.FeaturePostCopy and node.FeaturePostCopyMigrate, which no worker of this
-	// version announces yet (the held lazy dump is not built): refused.
+	// node.FeaturePostCopy and node.FeaturePostCopyMigrate; standalone containers only.
+	// The source serves the pages until the last one arrived (restore.finishPostCopy).
 	CopyPostCopy = "post-copy"
 	// CopyPreCopy: iterative pre-dumps while the container runs, then a short final
 	// dump (worker/migrate NextRound decides when to stop). Needs soft-dirty page

@@ -96,8 +96,7 @@ func (h *gateHost) Event(_ context.Context, e api.Event) { h.events = append(h.e
 // and post-copy-migrate. Asked with --copy, a node without them is refused by name,
 // nothing changed; asked by the stack's label, the migration falls back to direct
 // where the nodes can do that (else streamed) and says so. Where every node announces
-// both, this coordinator, which cannot drive post-copy, refuses rather than migrate
-// another way than asked.
+// both: TestStreamToPostCopyDriven.
 func TestStreamToPostCopy(t *testing.T) {
 	direct := []string{node.FeatureDumpIntoHeld, node.FeaturePostCopy}
 	all := append(slices.Clone(direct), node.FeaturePostCopyMigrate)
@@ -115,8 +114,6 @@ func TestStreamToPostCopy(t *testing.T) {
 			refusal: []string{"node b (it is a target)", `"post-copy"`, "userfaultfd"}},
 		{name: "LabelFallsBackToDirect", a: direct, b: direct, want: api.CopyDirect, warnsWith: "migrating direct"},
 		{name: "LabelFallsBackToStreamed", a: nil, b: direct, want: api.CopyStreamed, warnsWith: "migrating streamed"},
-		{name: "FlagNewerWorkers", explicit: true, a: all, b: all,
-			refusal: []string{"this coordinator's version cannot drive a post-copy migration", "upgrade the coordinator"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &gateHost{workers: []store.Worker{{Node: "a", Address: "a:1", Features: tc.a}, {Node: "b", Address: "b:1", Features: tc.b}}}

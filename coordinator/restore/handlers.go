@@ -259,6 +259,15 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 		}
 		return s.migratePartial(ctx, req, mode, explicit, copyMode) // partial.go: only the moving containers
 	}
+	if mode == api.CopyPostCopy {
+		// Whole-stack and swarm mode stop the stack's services, which would end a
+		// source that still serves its pages.
+		if explicit {
+			return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: post-copy moves only some containers of a stack, in exact mode (the whole stack's stop would end a source that still serves its pages); drop --whole-stack, or migrate with --copy direct")
+		}
+		mode, *copyMode = api.CopyDirect, api.CopyDirect
+		s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: "the stack's swarmckpt.migration label asks for post-copy, which moves only some containers in exact mode: migrating direct"})
+	}
 	var stream StreamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.
@@ -519,9 +528,27 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		mode, *copyMode = fallback, fallback
 	}
 	if mode == api.CopyPostCopy {
-		// Every node announces post-copy-migrate (a newer worker), but this
-		// coordinator cannot drive it: it would migrate another way than asked.
-		return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: every node involved announces the worker feature %q, but this coordinator's version cannot drive a post-copy migration; upgrade the coordinator (swarmckpt coordinator) to the workers' version, or migrate with --copy direct", node.FeaturePostCopyMigrate)
+		// Post-copy: the set (no pages) stays on the source, which serves the
+		// pages to the restore; nothing streams. Standalone containers only: a
+		// moved swarm task's service would have to be scaled down while its
+		// container still serves pages.
+		for i, c := range pre.Containers {
+			if _, ok := moving[c.Key()]; !ok {
+				continue
+			}
+			if c.TaskID != "" && !explicit {
+				s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for post-copy, which moves standalone containers only (%s is a swarm task): migrating direct", c.Key())})
+				*copyMode = api.CopyDirect
+				return s.streamTo(ctx, pre, plan, api.CopyDirect, false, copyMode)
+			}
+			if c.TaskID != "" {
+				return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: %s is a swarm task, and post-copy moves standalone containers only (the task's service would be scaled down while its container still serves pages); migrate it with --copy direct or --copy streamed", c.Key())
+			}
+			pre.Containers[i].StreamedTo, pre.Containers[i].Direct, pre.Containers[i].PostCopy = "", false, true
+			delete(out, c.Key())
+		}
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers are dumped post-copy (--copy post-copy: they run on their targets before their memory arrives, fetched from the source, which must stay up until the last page)", len(moving))})
+		return out, nil
 	}
 	switch {
 	case len(out) > 0 && direct:

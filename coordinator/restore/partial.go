@@ -210,7 +210,51 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	used = plan
 	r := &api.RestoreResult{ID: m.ID, Targets: plan, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: r.TotalMS, Message: fmt.Sprintf("%d moved containers run on their targets; %d others ran on untouched", len(plan), len(st.Containers)-len(plan))})
+	if err := s.finishPostCopy(ctx, m, pk, start); err != nil {
+		return &api.MigrateResult{Snapshot: m, Restore: r}, err
+	}
 	return &api.MigrateResult{Snapshot: m, Restore: r}, nil
+}
+
+// finishPostCopy waits, after the restore, until the source of every post-copy
+// container of m served its last page (an event line each, with the time since the
+// migration's stop began), then ends and removes the source and drops its set (it
+// holds no pages). A source whose wait fails lost pages its restored container may
+// need: data loss for that container, recorded in m (PagesLost) and returned, naming
+// it; its source is left as it is (frozen, for inspection) and its set kept.
+func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, start time.Time) error {
+	var lost []string
+	for i, c := range m.Containers {
+		if !c.PostCopy || c.TaskID != "" {
+			continue
+		}
+		set := node.SetID(m.ID, c.Key())
+		if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
+			m.Containers[i].PagesLost = err.Error()
+			lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
+			s.event(ctx, api.Event{ID: m.ID, Phase: "pages-lost", Message: fmt.Sprintf("%s: the source on node %s failed before every page of its memory arrived (%v): the restored container may have lost memory", c.Key(), c.Node, err)})
+			continue
+		}
+		s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy-done", MS: time.Since(start).Milliseconds(), Message: fmt.Sprintf("%s: the last page of its memory arrived from node %s %s after the stop began; ending the source", c.Key(), c.Node, time.Since(start).Round(time.Millisecond))})
+		if err := pk.endSome(ctx, []string{c.Key()}); err != nil {
+			s.log.Warn("cannot end a post-copy source after its last page", "snapshot", m.ID, "container", c.Key(), "node", c.Node, "err", err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.nodes.Remove(cctx, c.Node, []string{c.ContainerID}); err != nil {
+			s.log.Warn("cannot remove a post-copy source after its last page; 'docker rm -f' it there", "snapshot", m.ID, "container", c.ContainerID, "node", c.Node, "err", err)
+		}
+		if err := s.nodes.Drop(cctx, c.Node, set); err != nil {
+			s.log.Warn("cannot drop a post-copy source's set (no pages) after its last page; 'swarmckpt rm' of the snapshot deletes it", "snapshot", m.ID, "set", set, "node", c.Node, "err", err)
+		}
+		cancel()
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+		s.log.Warn("cannot record the lost pages of a post-copy migration", "snapshot", m.ID, "err", uerr)
+	}
+	return api.Errorf(api.CodeFailed, "post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; "))
 }
 
 // stopMoving ends a partial migration's parked containers (m's) and takes their
@@ -234,13 +278,27 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 	movedBySvc := map[string][]store.Container{} // swarm tasks moved, by service
 	var standalone []string
 	byNode := map[string][]string{}
+	lazyByNode := map[string][]string{} // post-copy sources: disconnected, not ended (they serve their pages)
 	for _, c := range m.Containers {
+		if c.PostCopy && c.TaskID == "" {
+			lazyByNode[c.Node] = append(lazyByNode[c.Node], c.ContainerID)
+			continue
+		}
 		if c.TaskID != "" {
 			movedBySvc[c.Service] = append(movedBySvc[c.Service], c)
 		} else {
 			standalone = append(standalone, c.Key())
 		}
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+	}
+	for _, nodeName := range slices.Sorted(maps.Keys(lazyByNode)) {
+		ids := lazyByNode[nodeName]
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := s.nodes.Disconnect(cctx, nodeName, ids)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("node %s: take the post-copy sources %s off their networks (so that their restores take their addresses): %w", nodeName, strings.Join(ids, " "), err)
+		}
 	}
 	var prior map[string]uint64
 	sw, _ := s.cfg.Stopper.(stack.Swarm)
@@ -499,6 +557,23 @@ func longestDump(m *store.Manifest) int64 {
 // that fails too, their services are scaled back to prior (fresh from their images).
 func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	// A post-copy source holds the only copy of its memory (its set has no pages):
+	// it is neither ended, removed nor restored from its set here, but left held
+	// (frozen, off its networks) and named in the error.
+	var held []string
+	rest := *m
+	rest.Containers = nil
+	for _, c := range m.Containers {
+		if c.PostCopy {
+			held = append(held, fmt.Sprintf("%s (container %s on node %s)", c.Key(), c.ContainerID, c.Node))
+			continue
+		}
+		rest.Containers = append(rest.Containers, c)
+	}
+	if len(held) > 0 {
+		cause = fmt.Errorf("%w; the post-copy sources %s keep the only copy of their memory and stay frozen and off their networks until their hold's deadline thaws them: do not remove them; 'swarmckpt restore %s' cannot bring them back", cause, strings.Join(held, ", "), m.ID)
+		m = &rest
+	}
 	orig := map[string]string{}
 	byNode := map[string][]string{}
 	for _, c := range m.Containers {

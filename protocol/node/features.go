@@ -21,7 +21,7 @@ const (
 	// container serves its pages from a page server and is left as its caller holds
 	// it after the last one) and its agent reports when a post-copy restore's last page
 	// arrived: what `migrate --copy post-copy` asks of the dumping node and the target
-	// (with FeaturePostCopy). No worker of this version announces it yet.
+	// (with FeaturePostCopy). Every worker of this version announces it.
 	FeaturePostCopyMigrate = "post-copy-migrate"
 )
 

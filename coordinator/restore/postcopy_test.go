@@ -1,0 +1,188 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/stack"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
+)
+
+// lazyNodes records what the coordinator asks the nodes of a post-copy migration;
+// WaitLazy fails for the sets in lost (the source's page server failed).
+type lazyNodes struct {
+	Nodes
+	lost map[string]error
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (n *lazyNodes) note(f string, a ...any) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, fmt.Sprintf(f, a...))
+}
+
+func (n *lazyNodes) Disconnect(_ context.Context, nodeName string, ids []string) error {
+	n.note("disconnect %s %s", nodeName, strings.Join(ids, ","))
+	return nil
+}
+
+func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
+	n.note("waitlazy %s %s", nodeName, set)
+	return n.lost[set]
+}
+
+func (n *lazyNodes) StopParked(_ context.Context, nodeName string, req node.StopRequest) error {
+	n.note("stop %s %s", nodeName, strings.Join(req.Containers, ","))
+	return nil
+}
+
+func (n *lazyNodes) Remove(_ context.Context, nodeName string, ids []string) error {
+	n.note("remove %s %s", nodeName, strings.Join(ids, ","))
+	return nil
+}
+
+func (n *lazyNodes) Drop(_ context.Context, nodeName, set string) error {
+	n.note("drop %s %s", nodeName, set)
+	return nil
+}
+
+func (n *lazyNodes) got() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.calls)
+}
+
+// TestPostCopyStopAndFinish: a partial post-copy migration's stop takes the post-copy
+// source off its networks and neither ends nor removes it (it serves the pages of the
+// restore), while a plainly dumped container is ended and removed; after the restore,
+// the source is ended, removed and its set (no pages) dropped only once WaitLazy says
+// every page was served, with an event saying when. A failed wait is data loss: an
+// error naming the container, recorded in the snapshot, and the source left as it is.
+func TestPostCopyStopAndFinish(t *testing.T) {
+	setup := func(t *testing.T, lost map[string]error) (*Restores, *lazyNodes, *gateHost, *store.Manifest, store.Store) {
+		n := &lazyNodes{lost: lost}
+		h := &gateHost{}
+		st := store.NewMemory()
+		s, err := New(Config{Host: h, Store: st, Bus: bus.NewNetwork().Connect(), Nodes: n,
+			NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &store.Manifest{ID: "m", Stack: "st", Containers: []store.Container{
+			{Service: "echo", Slot: 1, Node: "a", ContainerID: "c-echo", PostCopy: true},
+			{Service: "db", Slot: 1, Node: "a", ContainerID: "c-db"},
+		}}
+		if err := st.Create(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		return s, n, h, m, st
+	}
+	t.Run("StopDisconnectsTheSource", func(t *testing.T) {
+		s, n, _, m, _ := setup(t, nil)
+		if _, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{}); err != nil {
+			t.Fatal(err)
+		}
+		got := n.got()
+		want := []string{"disconnect a c-echo", "stop a c-db", "remove a c-db"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("the stop asked the nodes %q, want %q (the post-copy source neither ended nor removed)", got, want)
+		}
+	})
+	t.Run("FinishAfterTheLastPage", func(t *testing.T) {
+		s, n, h, m, _ := setup(t, nil)
+		pk := s.newParkedStack(m)
+		if err := s.finishPostCopy(context.Background(), m, pk, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		set := node.SetID("m", "echo.1")
+		want := []string{"waitlazy a " + set, "stop a c-echo", "remove a c-echo", "drop a " + set}
+		if got := n.got(); !slices.Equal(got, want) {
+			t.Fatalf("after the restore the nodes were asked %q, want %q", got, want)
+		}
+		found := false
+		for _, e := range h.events {
+			found = found || (e.Phase == "post-copy-done" && strings.Contains(e.Message, "echo.1") && strings.Contains(e.Message, "last page"))
+		}
+		if !found {
+			t.Errorf("no event saying when the last page of echo.1 arrived: %+v", h.events)
+		}
+	})
+	t.Run("SourceLostIsDataLoss", func(t *testing.T) {
+		set := node.SetID("m", "echo.1")
+		s, n, _, m, st := setup(t, map[string]error{set: fmt.Errorf("node a: %w", node.ErrUnavailable)})
+		err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), time.Now())
+		if err == nil || !strings.Contains(err.Error(), "lost data") || !strings.Contains(err.Error(), "echo.1") {
+			t.Fatalf("finish with the source lost: %v, want data loss naming echo.1", err)
+		}
+		if got, want := n.got(), []string{"waitlazy a " + set}; !slices.Equal(got, want) {
+			t.Errorf("after the failed wait the nodes were asked %q, want %q (the source left as it is)", got, want)
+		}
+		rec, gerr := st.Get(context.Background(), "m")
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		if rec.Containers[0].PagesLost == "" || rec.Containers[1].PagesLost != "" {
+			t.Errorf("record: echo.1 pages_lost=%q, db.1 pages_lost=%q; want echo.1's marked only", rec.Containers[0].PagesLost, rec.Containers[1].PagesLost)
+		}
+	})
+}
+
+// TestStreamToPostCopyDriven: where every node announces post-copy and
+// post-copy-migrate, a moving standalone container is marked post-copy in the manifest and
+// nothing streams (its set stays on the source, which serves its pages); a moving
+// swarm task is refused by name (post-copy moves standalone containers only).
+func TestStreamToPostCopyDriven(t *testing.T) {
+	all := []string{node.FeatureDumpIntoHeld, node.FeaturePostCopy, node.FeaturePostCopyMigrate}
+	for _, tc := range []struct {
+		name  string
+		task  string
+		label bool // asked by the stack's label, not --copy
+	}{{name: "Standalone"}, {name: "SwarmTaskRefused", task: "t1"}, {name: "SwarmTaskLabelMigratesDirect", task: "t1", label: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &gateHost{workers: []store.Worker{{Node: "a", Address: "a:1", Features: all}, {Node: "b", Address: "b:1", Features: all}}}
+			s, err := New(Config{Host: h, Store: store.NewMemory(), Bus: bus.NewNetwork().Connect(),
+				NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pre := &store.Manifest{ID: "m", Containers: []store.Container{{Service: "s", Slot: 1, Node: "a", TaskID: tc.task}, {Service: "s", Slot: 2, Node: "b"}}}
+			mode := api.CopyPostCopy
+			out, err := s.streamTo(context.Background(), pre, map[string]string{"s.1": "b"}, api.CopyPostCopy, !tc.label, &mode)
+			if tc.label {
+				if err != nil || mode != api.CopyDirect || out["s.1"] != "b:1" || !pre.Containers[0].Direct || pre.Containers[0].PostCopy {
+					t.Fatalf("label post-copy of a swarm task: %v %v, copy %q, manifest %+v; want s.1 direct to b:1", out, err, mode, pre.Containers[0])
+				}
+				if len(h.events) == 0 || !strings.Contains(h.events[0].Message, "migrating direct") {
+					t.Errorf("events %+v, want a warning saying it migrates direct", h.events)
+				}
+				return
+			}
+			if tc.task != "" {
+				if err == nil || !strings.Contains(err.Error(), "s.1 is a swarm task") || !strings.Contains(err.Error(), "--copy direct") {
+					t.Fatalf("post-copy of a swarm task: %v, want refused naming s.1", err)
+				}
+				return
+			}
+			if err != nil || len(out) != 0 {
+				t.Fatalf("streamTo: %v %v, want nothing streamed", out, err)
+			}
+			c := pre.Containers[0]
+			if !c.PostCopy || c.Direct || c.StreamedTo != "" || pre.Containers[1].PostCopy {
+				t.Errorf("manifest %+v, want s.1 (only) post-copy, neither direct nor streamed", pre.Containers)
+			}
+		})
+	}
+}

@@ -285,22 +285,11 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 	if req.ID == "" {
 		req.ID = s.cfg.NewID(req.Stack, time.Now()) // named before it is taken: the journal names it
 	}
-	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	lock, j, release, err := s.lockMigration(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = lock.Unlock(uctx)
-	}()
-	// Journaled from here (opjournal.go): the snapshot's containers park after their
-	// dump, and a coordinator started after a crash releases them or puts them back.
-	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer j.end(ctx)
+	defer release()
 	var (
 		m    *store.Manifest
 		used map[string]string // the final targets, once the restore succeeded
@@ -557,4 +546,27 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images stream to their target nodes while they are dumped", len(out))})
 	}
 	return out, nil
+}
+
+// lockMigration takes the stack's lock for migration req, held from its snapshot to the
+// end of its restore or rollback (no other restore, migration, snapshot or rm of the
+// stack meanwhile), and begins its journal (opjournal.go): from there the snapshot's
+// containers park after their dump, and a coordinator started after a crash releases
+// them or puts them back. release ends the journal, then unlocks.
+func (s *Restores) lockMigration(ctx context.Context, req api.MigrateRequest) (store.Lock, *opJournal, func(), error) {
+	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	unlock := func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}
+	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return lock, j, func() { j.end(ctx); unlock() }, nil
 }

@@ -133,20 +133,11 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	stream := func(pre *store.Manifest) (map[string]string, error) {
 		return s.streamTo(ctx, pre, plan, mode, explicit, copyMode)
 	}
-	lock, owner, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	lock, j, release, err := s.lockMigration(ctx, req) // handlers.go
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = lock.Unlock(uctx)
-	}()
-	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer j.end(ctx)
+	defer release()
 	var (
 		m    *store.Manifest
 		used map[string]string

@@ -8,7 +8,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
-	"github.com/swarmckpt/swarmckpt/worker/migrate"
 )
 
 // lazyServer finds the page server of a post-copy dump by its set (dump.Runc).
@@ -25,14 +24,7 @@ type lazyServer interface {
 // set here holds every image but the pages, with the page server's address
 // (Manifest.LazyPages); the restore side needs it.
 func (w *Worker) dumpLazyHeld(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
-	if err := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit()); err != nil {
-		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
-	}
-	set, err := w.setPath(setID)
-	if err != nil {
-		return nil, err
-	}
-	c, err := w.resolveDumpable(ctx, name)
+	set, c, err := w.lazyDumpTarget(ctx, name, setID)
 	if err != nil {
 		return nil, err
 	}

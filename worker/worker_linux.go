@@ -582,16 +582,23 @@ func (w *Worker) harden(ctx context.Context, c container.Ref) {
 	}
 }
 
-// DumpLazy implements Dumper.
-func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
+// lazyDumpTarget checks that this node can serve pages (post-copy) and resolves a
+// post-copy dump's set directory and container.
+func (w *Worker) lazyDumpTarget(ctx context.Context, name, setID string) (string, container.Ref, error) {
 	if err := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit()); err != nil {
-		return nil, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
+		return "", container.Ref{}, fmt.Errorf("worker %s: %w", w.cfg.Node, err)
 	}
 	set, err := w.setPath(setID)
 	if err != nil {
-		return nil, err
+		return "", container.Ref{}, err
 	}
 	c, err := w.resolveDumpable(ctx, name)
+	return set, c, err
+}
+
+// DumpLazy implements Dumper.
+func (w *Worker) DumpLazy(ctx context.Context, name, setID, pageServer string) (*imageset.Manifest, error) {
+	set, c, err := w.lazyDumpTarget(ctx, name, setID)
 	if err != nil {
 		return nil, err
 	}

@@ -95,9 +95,37 @@ func TestSharedCPUsSlowDumps(t *testing.T) {
 	}
 }
 
+// TestLocksShareTheCPUs: with LockCPUMs, N containers locking at once on a host with C
+// cores wait about N x LockCPUMs / C for each lock (blocking locks every container at
+// once before the commit; the unlocks come after it); without it a lock costs LockMs
+// whatever the load.
+func TestLocksShareTheCPUs(t *testing.T) {
+	latency := func(cfg Config) float64 {
+		t.Helper()
+		rep, err := Run(cfg, byName(t, "blocking"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict == nil {
+			t.Fatalf("blocking did not commit:\n%s", rep)
+		}
+		return rep.LatencyMs
+	}
+	cfg := labLike(30)
+	cfg.DumpStartMs, cfg.LockMs = 0, 1
+	fixed := latency(cfg)
+	cfg.LockCPUMs = 5
+	shared := latency(cfg)
+	want := 30*cfg.LockCPUMs/2 - cfg.LockMs // 30 locks on 2 cores
+	if got := shared - fixed; got < 0.7*want || got > 1.3*want {
+		t.Fatalf("30 containers, lock CPU %.0f ms on 2 cores: snapshot %.0f ms vs %.0f with a fixed %.0f ms lock: +%.0f, want about +%.0f",
+			cfg.LockCPUMs, shared, fixed, cfg.LockMs, got, want)
+	}
+}
+
 func TestCalibrationAppliesAndLoads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "calibration.json")
-	if err := os.WriteFile(path, []byte(`{"hosts":1,"cpus_per_host":2,"disk_mbps":900,"dump_overhead_ms":120,"dump_start_ms":150,"lock_ms":40,"client_ms":30}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(`{"hosts":1,"cpus_per_host":2,"disk_mbps":900,"dump_overhead_ms":120,"dump_start_ms":150,"lock_ms":40,"lock_cpu_ms":6,"client_ms":30}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := LoadCalibration(path)
@@ -107,7 +135,7 @@ func TestCalibrationAppliesAndLoads(t *testing.T) {
 	cfg := DefaultConfig()
 	c.Apply(&cfg)
 	if cfg.Hosts != 1 || cfg.CPUsPerHost != 2 || cfg.DiskMBps != 900 || cfg.DumpOverheadMs != 120 ||
-		cfg.DumpStartMs != 150 || cfg.LockMs != 40 || cfg.ClientMs != 30 || cfg.FreezeMs != DefaultConfig().FreezeMs {
+		cfg.DumpStartMs != 150 || cfg.LockMs != 40 || cfg.LockCPUMs != 6 || cfg.ClientMs != 30 || cfg.FreezeMs != DefaultConfig().FreezeMs {
 		t.Fatalf("applied calibration: %+v", cfg)
 	}
 	if _, err := LoadCalibration(filepath.Join(t.TempDir(), "missing.json")); err == nil {

@@ -26,6 +26,8 @@ type Calibration struct {
 	// FreezeMs and LockMs: one freeze/thaw and one lock/unlock of a container.
 	FreezeMs float64 `json:"freeze_ms,omitempty"`
 	LockMs   float64 `json:"lock_ms,omitempty"`
+	// LockCPUMs: the CPU time of one lock/unlock on the host's shared cores (Config.LockCPUMs).
+	LockCPUMs float64 `json:"lock_cpu_ms,omitempty"`
 	// NetDelayMs, NetJitterMs, SendCostMs: the control plane (NATS) one-way latency,
 	// its spread, and a publisher's time per message.
 	NetDelayMs  float64 `json:"net_delay_ms,omitempty"`
@@ -59,6 +61,7 @@ func (c Calibration) Apply(cfg *Config) {
 	}
 	set(&cfg.FreezeMs, c.FreezeMs)
 	set(&cfg.LockMs, c.LockMs)
+	set(&cfg.LockCPUMs, c.LockCPUMs)
 	set(&cfg.NetDelayMs, c.NetDelayMs)
 	set(&cfg.NetJitterMs, c.NetJitterMs)
 	set(&cfg.SendCostMs, c.SendCostMs)

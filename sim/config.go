@@ -75,6 +75,11 @@ type Config struct {
 	// LockMs, FreezeMs: time to install/remove network lock rules and to freeze/thaw a
 	// container (defaults 2 and 5).
 	LockMs, FreezeMs float64
+	// LockCPUMs, when positive and CPUsPerHost is set, makes every lock and unlock CPU
+	// work of LockCPUMs on its host's cores (shared with the dumps' fixed costs and the
+	// other locks, like an agent's nftables transaction) instead of a fixed LockMs
+	// (default 0: LockMs).
+	LockCPUMs float64
 	// PersistMs is a durable write of the coordinator (etcd) (default 5).
 	PersistMs float64
 

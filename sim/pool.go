@@ -18,6 +18,7 @@ type poolJob struct {
 	container int32
 	remaining float64
 	token     int32 // the proc generation that started it
+	lock      bool  // a lock or unlock (Config.LockCPUMs), not a dump's fixed cost
 }
 
 // rate is what each job gets now.

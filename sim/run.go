@@ -442,6 +442,10 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 	case algorithms.ActCommit:
 		d = ms(r.commitMs())
 	case algorithms.ActLock, algorithms.ActUnlock:
+		if c := r.containerOf(a); c >= 0 && r.cfg.LockCPUMs > 0 && r.cfg.CPUsPerHost > 0 {
+			r.addJob(r.w.nodes[r.w.cs[c].node].host, true, poolJob{container: i, remaining: r.cfg.LockCPUMs * float64(Millisecond), token: p.gen, lock: true})
+			return true
+		}
 		d = ms(r.cfg.LockMs)
 	case algorithms.ActFreeze, algorithms.ActThaw:
 		d = ms(r.cfg.FreezeMs)
@@ -580,7 +584,7 @@ func (r *runner) poolCheck(h int32, cpu bool, version int64) {
 	finished := pl.finished()
 	r.reschedulePool(h, cpu)
 	for _, j := range finished {
-		if cpu {
+		if cpu && !j.lock {
 			r.dumpIO(j.container, j.token)
 		} else {
 			r.actionDone(j.container, j.token)

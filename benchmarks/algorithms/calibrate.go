@@ -111,17 +111,23 @@ func Calibrate(r Results, nl NATSLatency) sim.Calibration {
 		c.How["freeze_ms"] = fmt.Sprintf("median over %d chandy-lamport containers of (frozen - dump) / 2", len(fr))
 	}
 	// Lock: blocking locks before it freezes and unlocks after it thaws.
-	var lk []float64
+	// Every container of a blocking snapshot locks at once: a lock's CPU time is its
+	// wall time over the cores' share, as for the dumps' fixed cost.
+	var lk, lc []float64
 	for _, m := range r.Measurements {
 		if m.Method == "blocking" && m.Error == "" {
+			share := math.Max(float64(len(m.Containers))/c.CPUsPerHost, 1)
 			for _, ct := range m.Containers {
 				lk = append(lk, (ct.LockedMS-ct.FrozenMS)/2)
+				lc = append(lc, (ct.LockedMS-ct.FrozenMS)/2/share)
 			}
 		}
 	}
 	if len(lk) > 0 {
 		c.LockMs = math.Max(Median(lk), 0.5)
 		c.How["lock_ms"] = fmt.Sprintf("median over %d blocking containers of (locked - frozen) / 2", len(lk))
+		c.LockCPUMs = math.Max(Median(lc), 0.5)
+		c.How["lock_cpu_ms"] = fmt.Sprintf("median over %d blocking containers of (locked - frozen) / 2 / max(N / cores, 1): every container locks at once, on the shared cores", len(lc))
 	}
 	// Client: the CLI's wall time outside the snapshot (start to commit).
 	var cl, cc []float64

@@ -63,9 +63,12 @@ func TestCalibrateFindsTheLabsParameters(t *testing.T) {
 	near("disk_mbps", c.DiskMBps, 1000)
 	near("freeze_ms", c.FreezeMs, 10) // chandy-lamport: (frozen - dump) / 2
 	near("lock_ms", c.LockMs, 40)     // blocking: (locked - frozen) / 2
+	// blocking's lock over the cores' share: 40 ms / max(N / 2, 1) for N = 3, 10, 30
+	// (median of 1.5, 5, 15 per container: the 30s dominate).
+	near("lock_cpu_ms", c.LockCPUMs, 40/15.0)
 	near("client_ms", c.ClientMs, 50) // total - commit
 	near("net_delay_ms", c.NetDelayMs, 0.1)
-	for _, k := range []string{"lock_ms", "freeze_ms", "client_ms", "dump_overhead_ms,disk_mbps"} {
+	for _, k := range []string{"lock_ms", "lock_cpu_ms", "freeze_ms", "client_ms", "dump_overhead_ms,disk_mbps"} {
 		if c.How[k] == "" {
 			t.Fatalf("calibration does not say how %s was obtained: %v", k, c.How)
 		}

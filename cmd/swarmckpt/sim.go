@@ -53,7 +53,7 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.Float64Var(&cfg.DiskMBps, "disk-mbps", cfg.DiskMBps, "disk bandwidth per node, MB/s, shared by its dumps")
 	fs.BoolVar(&cfg.CRIULock, "criu-lock", cfg.CRIULock, "model CRIU's own network lock during each dump (--tcp-established)")
 	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "machines the nodes run on (node n on host n mod hosts; 0: every node its own host); a host's disk and CPUs are shared by its dumps")
-	fs.Float64Var(&cfg.CPUsPerHost, "cpus-per-host", cfg.CPUsPerHost, "cores per host shared by its dumps' fixed cost (0: not modelled)")
+	fs.Float64Var(&cfg.CPUsPerHost, "cpus-per-host", cfg.CPUsPerHost, "cores per host shared by its dumps' fixed cost (and its locks, with a calibration's lock_cpu_ms) (0: not modelled)")
 	fs.Float64Var(&cfg.DumpStartMs, "dump-start-ms", cfg.DumpStartMs, "mean delay from a dump command to CRIU seizing the container (exponential)")
 	calib := fs.String("calibration", "", "read the model's parameters measured on a lab from this JSON file (benchmarks/algorithms/calibration.json); flags given explicitly override it")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")

@@ -283,13 +283,18 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 		}
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
 	}
+	var tried []string
 	for _, nodeName := range slices.Sorted(maps.Keys(lazyByNode)) {
 		ids := lazyByNode[nodeName]
+		tried = append(tried, nodeName)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := s.nodes.Disconnect(cctx, nodeName, ids)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("node %s: take the post-copy sources %s off their networks (so that their restores take their addresses): %w", nodeName, strings.Join(ids, " "), err)
+			err = fmt.Errorf("node %s: take the post-copy sources %s off their networks (so that their restores take their addresses): %w", nodeName, strings.Join(ids, " "), err)
+			// Refused before anything was ended: the sources taken off their networks
+			// so far get them back before their release.
+			return nil, errors.Join(err, s.reconnectSources(ctx, m, tried))
 		}
 	}
 	var prior map[string]uint64
@@ -557,13 +562,7 @@ func (s *Restores) putBackPostCopy(ctx context.Context, m *store.Manifest, post 
 		}
 		cancel()
 	}
-	byNode := map[string]*node.ReconnectRequest{}
-	for _, c := range post {
-		if byNode[c.Node] == nil {
-			byNode[c.Node] = &node.ReconnectRequest{}
-		}
-		byNode[c.Node].Containers = append(byNode[c.Node].Containers, node.HeldNetworks{Container: c.ContainerID, Set: node.SetID(m.ID, c.Key()), Networks: attachments(c)})
-	}
+	byNode := reconnectRequests(m.ID, post)
 	var errs []error
 	for _, n := range slices.Sorted(maps.Keys(byNode)) {
 		req := byNode[n]
@@ -600,6 +599,41 @@ func (s *Restores) putBackPostCopy(ctx context.Context, m *store.Manifest, post 
 		s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the post-copy sources " + strings.Join(keys, ", ") + " run again where they were, on their addresses, with their state"})
 	}
 	return errors.Join(errs...)
+}
+
+// reconnectSources puts the post-copy sources of m on nodes back on their networks
+// (their page servers stopped), before their release by a migration refused at its
+// stop; nil when every one is back.
+func (s *Restores) reconnectSources(ctx context.Context, m *store.Manifest, nodes []string) error {
+	var post []store.Container
+	for _, c := range m.Containers {
+		if c.PostCopy && c.TaskID == "" && slices.Contains(nodes, c.Node) {
+			post = append(post, c)
+		}
+	}
+	byNode := reconnectRequests(m.ID, post)
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := s.nodes.Reconnect(cctx, n, *byNode[n]); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: put the post-copy sources back on their networks: %w (they run on there without them; 'docker network connect --ip' puts them back)", n, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// reconnectRequests are the Reconnect requests that put the post-copy sources post of
+// snapshot id back on their networks, by node.
+func reconnectRequests(id string, post []store.Container) map[string]*node.ReconnectRequest {
+	byNode := map[string]*node.ReconnectRequest{}
+	for _, c := range post {
+		if byNode[c.Node] == nil {
+			byNode[c.Node] = &node.ReconnectRequest{}
+		}
+		byNode[c.Node].Containers = append(byNode[c.Node].Containers, node.HeldNetworks{Container: c.ContainerID, Set: node.SetID(id, c.Key()), Networks: attachments(c)})
+	}
+	return byNode
 }
 
 // attachments are the networks a snapshot container was on, with its IPv4 address

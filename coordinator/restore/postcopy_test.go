@@ -23,8 +23,9 @@ import (
 // WaitLazy fails for the sets in lost (the source's page server failed).
 type lazyNodes struct {
 	Nodes
-	lost         map[string]error
-	reconnectErr error
+	lost          map[string]error
+	reconnectErr  error
+	disconnectErr map[string]error // by node
 
 	mu    sync.Mutex
 	calls []string
@@ -38,7 +39,7 @@ func (n *lazyNodes) note(f string, a ...any) {
 
 func (n *lazyNodes) Disconnect(_ context.Context, nodeName string, ids []string) error {
 	n.note("disconnect %s %s", nodeName, strings.Join(ids, ","))
-	return nil
+	return n.disconnectErr[nodeName]
 }
 
 func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
@@ -116,6 +117,20 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		want := []string{"disconnect a c-echo", "stop a c-db", "remove a c-db"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("the stop asked the nodes %q, want %q (the post-copy source neither ended nor removed)", got, want)
+		}
+	})
+	t.Run("StopRefusedReconnects", func(t *testing.T) {
+		s, n, _, m, _ := setup(t, nil)
+		m.Containers = append(m.Containers, store.Container{Service: "echo", Slot: 2, Node: "b", ContainerID: "c-echo2", PostCopy: true, Networks: []string{"st_net"}, IPs: []string{"10.5.0.4"}})
+		n.disconnectErr = map[string]error{"b": errors.New("network st_net: no such endpoint")}
+		_, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{})
+		if err == nil || !strings.Contains(err.Error(), "node b") {
+			t.Fatalf("stop with a failed disconnect on b: %v, want an error naming node b", err)
+		}
+		want := []string{"disconnect a c-echo", "disconnect b c-echo2",
+			"reconnect a c-echo " + node.SetID("m", "echo.1") + " ", "reconnect b c-echo2 " + node.SetID("m", "echo.2") + " st_net@10.5.0.4[]"}
+		if got := n.got(); !slices.Equal(got, want) {
+			t.Fatalf("the refused stop asked the nodes %q, want %q (every source tried put back on its networks; nothing ended)", got, want)
 		}
 	})
 	t.Run("FinishAfterTheLastPage", func(t *testing.T) {

@@ -571,7 +571,7 @@ func (s *Restores) putBackPostCopy(ctx context.Context, m *store.Manifest, post 
 			cctx, cancel := context.WithTimeout(uctx, time.Minute)
 			err = s.nodes.Reconnect(cctx, n, *req)
 			cancel()
-			if err == nil || try == len(addressRetryWaits) || !strings.Contains(err.Error(), "address already in use") {
+			if err == nil || try == len(addressRetryWaits) || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
 				break
 			}
 			time.Sleep(addressRetryWaits[try])

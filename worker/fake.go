@@ -91,9 +91,12 @@ type Fake struct {
 	streamed map[string]string // set -> address it was streamed to
 	// lazyCancelled are the sets CancelLazy was called for.
 	lazyCancelled []string
-	// disconnected are the containers DisconnectHeld took off their networks.
+	// disconnected are the containers DisconnectHeld took off their networks (and
+	// ReconnectHeld did not put back).
 	disconnected []string
-	into         map[string]string // set -> address a held DumpInto sent it to
+	// reconnected are the networks ReconnectHeld put each container back on.
+	reconnected map[string][]node.NetworkAttach
+	into        map[string]string // set -> address a held DumpInto sent it to
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT

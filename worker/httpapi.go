@@ -36,6 +36,7 @@ import (
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port","leaveRunning":bool}  -> Manifest (leaveRunning: held, DumpWith Lazy)
 //	POST /v1/sets/{id}/waitlazy                                          (WaitLazy: until a held post-copy dump's last page was served)
 //	POST /v1/containers/{name}/disconnect                                (DisconnectHeld: a frozen post-copy source off its networks)
+//	POST /v1/containers/{name}/reconnect                                 (ReconnectHeld: a held post-copy source back on its networks)
 //	POST /v1/sets/{id}/cancellazy                                        (CancelLazy: stop that page server; nil when none runs)
 //	POST /v1/sets/{id}/send            {"addr":"host:port"}              -> SendResult
 //	POST /v1/sets/{id}/restore         RestoreOptions                    -> container.Ref
@@ -58,19 +59,20 @@ import (
 //	GET  /v1/xlate                                                       -> []Translation
 
 type apiRequest struct {
-	Peers        []netip.Addr      `json:"peers,omitempty"`
-	Deadline     time.Time         `json:"deadline,omitzero"`
-	Set          string            `json:"set,omitempty"`
-	LeaveRunning bool              `json:"leaveRunning,omitempty"`
-	CarryVolumes bool              `json:"carryVolumes,omitempty"`
-	Addr         string            `json:"addr,omitempty"`
-	Restore      RestoreOptions    `json:"restore,omitzero"`
-	Label        string            `json:"label,omitempty"`
-	Recheck      bool              `json:"recheck,omitempty"` // sockets: SetRechecker
-	Task         taskRequest       `json:"task,omitzero"`
-	Preflight    *PreflightRequest `json:"preflight,omitempty"`
-	Drain        drainRequest      `json:"drain,omitzero"`
-	Xlate        xlateRequest      `json:"xlate,omitzero"`
+	Peers        []netip.Addr         `json:"peers,omitempty"`
+	Deadline     time.Time            `json:"deadline,omitzero"`
+	Set          string               `json:"set,omitempty"`
+	LeaveRunning bool                 `json:"leaveRunning,omitempty"`
+	CarryVolumes bool                 `json:"carryVolumes,omitempty"`
+	Addr         string               `json:"addr,omitempty"`
+	Restore      RestoreOptions       `json:"restore,omitzero"`
+	Label        string               `json:"label,omitempty"`
+	Recheck      bool                 `json:"recheck,omitempty"` // sockets: SetRechecker
+	Task         taskRequest          `json:"task,omitzero"`
+	Preflight    *PreflightRequest    `json:"preflight,omitempty"`
+	Drain        drainRequest         `json:"drain,omitzero"`
+	Xlate        xlateRequest         `json:"xlate,omitzero"`
+	Networks     []node.NetworkAttach `json:"networks,omitempty"` // ReconnectHeld
 }
 
 // apiError is every error answer's body: the message and its wire code
@@ -150,6 +152,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 	})
 	handle("POST /v1/containers/{name}/disconnect", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.DisconnectHeld(ctx, name(r))
+	})
+	handle("POST /v1/containers/{name}/reconnect", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return struct{}{}, w.ReconnectHeld(ctx, name(r), q.Networks)
 	})
 	handle("POST /v1/sets/{id}/cancellazy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.CancelLazy(ctx, r.PathValue("id"))

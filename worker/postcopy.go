@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -19,10 +21,14 @@ import (
 // every network it is on (docker network disconnect -f), so that its restore on
 // another node can take its addresses while it still serves pages; refused
 // (ErrNotFrozen) for a container that is not frozen.
+// ReconnectHeld puts such a container back on the networks it was on (nets: address
+// and aliases on each; one it is on already is left as it is): the rollback of a
+// post-copy migration whose restore failed, after CancelLazy and before its release.
 type LazyWaiter interface {
 	WaitLazy(ctx context.Context, setID string) error
 	CancelLazy(ctx context.Context, setID string) error
 	DisconnectHeld(ctx context.Context, containerName string) error
+	ReconnectHeld(ctx context.Context, containerName string, nets []node.NetworkAttach) error
 }
 
 // ErrNoLazy: no held post-copy dump of that set on this node (none was made here, or
@@ -47,6 +53,31 @@ func (c *Client) CancelLazy(ctx context.Context, setID string) error {
 // DisconnectHeld implements LazyWaiter: POST /v1/containers/{name}/disconnect.
 func (c *Client) DisconnectHeld(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodPost, "/v1/containers/"+url.PathEscape(name)+"/disconnect", apiRequest{}, nil)
+}
+
+// ReconnectHeld implements LazyWaiter: POST /v1/containers/{name}/reconnect.
+func (c *Client) ReconnectHeld(ctx context.Context, name string, nets []node.NetworkAttach) error {
+	return c.call(ctx, http.MethodPost, "/v1/containers/"+url.PathEscape(name)+"/reconnect", apiRequest{Networks: nets}, nil)
+}
+
+// ReconnectHeld implements LazyWaiter: recorded (Reconnected), and the container
+// no longer counts as disconnected.
+func (f *Fake) ReconnectHeld(_ context.Context, name string, nets []node.NetworkAttach) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disconnected = slices.DeleteFunc(f.disconnected, func(n string) bool { return n == name })
+	if f.reconnected == nil {
+		f.reconnected = map[string][]node.NetworkAttach{}
+	}
+	f.reconnected[name] = slices.Clone(nets)
+	return nil
+}
+
+// Reconnected returns the networks ReconnectHeld put each container back on.
+func (f *Fake) Reconnected() map[string][]node.NetworkAttach {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.reconnected)
 }
 
 // DisconnectHeld implements LazyWaiter: refused for a container that is not frozen;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
@@ -181,6 +182,46 @@ func (w *Worker) DisconnectHeld(ctx context.Context, name string) error {
 		}
 	}
 	w.log.Info("held post-copy source taken off its networks", "container", c.Name, "networks", len(spec.Networks))
+	return nil
+}
+
+// ReconnectHeld implements LazyWaiter: it puts container name back on every network
+// of nets with its address and aliases there (a network it is on already is left as
+// it is), as DisconnectHeld's undo: the rollback of a post-copy migration whose
+// restore failed gives the source its addresses back before it is released. Not
+// refused for a running container: connecting takes nothing from it.
+func (w *Worker) ReconnectHeld(ctx context.Context, name string, nets []node.NetworkAttach) error {
+	c, err := w.resolve(ctx, name)
+	if err != nil {
+		return goneMarked(fmt.Errorf("worker %s: reconnect %s: %w", w.cfg.Node, name, err))
+	}
+	if w.p.Networks == nil {
+		return fmt.Errorf("worker %s: reconnect %s: this worker cannot change networks: %w", w.cfg.Node, name, node.ErrUnavailable)
+	}
+	spec, err := w.p.Inspector.Spec(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("worker %s: reconnect %s: %w", w.cfg.Node, name, err)
+	}
+	on := map[string]bool{}
+	for _, n := range spec.Networks {
+		on[n.Name] = true
+	}
+	var errs []error
+	done := 0
+	for _, n := range nets {
+		if on[n.Network] {
+			continue
+		}
+		if err := w.p.Networks.Connect(ctx, c.ID, container.Network{Name: n.Network, IPv4: n.IPv4, Aliases: n.Aliases}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("worker %s: reconnect %s: %w", w.cfg.Node, name, err)
+	}
+	w.log.Info("held post-copy source put back on its networks", "container", c.Name, "networks", done)
 	return nil
 }
 

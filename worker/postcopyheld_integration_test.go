@@ -207,3 +207,82 @@ func TestMemhogPostCopyHeldCancelled(t *testing.T) {
 		t.Fatalf("second CancelLazy: %v, want nil (nothing to stop)", err)
 	}
 }
+
+// TestEchoServerPostCopyHeldPutBack: the rollback of a post-copy migration whose
+// restore failed (coordinator/restore putBackPostCopy, through the agent's reconnect
+// operation). The echo server, parked (locked, frozen), dumped post-copy held and
+// taken off the overlay (DisconnectHeld), has its page server stopped (CancelLazy),
+// is put back on the overlay with its address and an alias (ReconnectHeld), then
+// released (thaw, unlock): it answers on its old address again and the client
+// carries on on the same connection with no gap, duplicate or error.
+func TestEchoServerPostCopyHeldPutBack(t *testing.T) {
+	n1, n2, srv, cli := echoPair(t, "dpputback")
+	a, _, _ := daemon(t, n1, "putback-a")
+	ctx := dockertest.Context(t, 2*time.Minute)
+	if ai, err := a.Info(ctx); err != nil || !ai.PostCopy.OK {
+		t.Skipf("SKIPPED LOUDLY: post-copy cannot run on this node: %s %v", ai.PostCopy.Reason, err)
+	}
+	// The server's endpoint as a snapshot's manifest records it.
+	ipOf := func() string {
+		return strings.TrimSpace(n1.MustDocker(t, "inspect", "-f", `{{with index .NetworkSettings.Networks "`+echoNet+`"}}{{.IPAddress}}{{end}}`, srv))
+	}
+	ip := ipOf()
+	if ip == "" {
+		t.Fatalf("server %s has no address on %s", srv, echoNet)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	if err := a.Lock(ctx, srv, nil, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Freeze(ctx, srv, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DumpWith(ctx, srv, srv, worker.DumpOptions{LeaveRunning: true, Lazy: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	before := oks(n2.MustDocker(t, "logs", cli))
+	last := before[len(before)-1]
+	if err := a.DisconnectHeld(ctx, srv); err != nil {
+		t.Fatalf("DisconnectHeld of the frozen post-copy source: %v", err)
+	}
+	if nets := strings.TrimSpace(n1.MustDocker(t, "inspect", "-f", "{{len .NetworkSettings.Networks}}", srv)); nets != "0" {
+		t.Fatalf("the source is still on %s networks after DisconnectHeld, want none", nets)
+	}
+	// The restore failed (none is made here): the rollback puts the source back.
+	if err := a.CancelLazy(ctx, srv); err != nil {
+		t.Fatalf("CancelLazy: %v", err)
+	}
+	if err := a.ReconnectHeld(ctx, srv, []node.NetworkAttach{{Network: echoNet, IPv4: ip, Aliases: []string{"echo-back"}}}); err != nil {
+		t.Fatalf("ReconnectHeld of the source: %v", err)
+	}
+	if got := ipOf(); got != ip {
+		t.Fatalf("the source is back on %s at %q, want its old address %s", echoNet, got, ip)
+	}
+	if al := n1.MustDocker(t, "inspect", "-f", `{{with index .NetworkSettings.Networks "`+echoNet+`"}}{{.Aliases}}{{end}}`, srv); !strings.Contains(al, "echo-back") {
+		t.Fatalf("the source's aliases on %s: %s, want echo-back among them", echoNet, al)
+	}
+	// Again: a network it is on already is left as it is.
+	if err := a.ReconnectHeld(ctx, srv, []node.NetworkAttach{{Network: echoNet, IPv4: ip}}); err != nil {
+		t.Fatalf("second ReconnectHeld: %v, want nil (already on it)", err)
+	}
+	if err := a.Thaw(ctx, srv); err != nil {
+		t.Fatalf("release (thaw): %v", err)
+	}
+	if err := a.Unlock(ctx, srv, nil); err != nil {
+		t.Fatalf("release (unlock): %v", err)
+	}
+	logs := n2.WaitLog(t, cli, 30*time.Second, "20 more echoes after the source was put back",
+		func(l string) bool {
+			o := oks(l)
+			return len(o) > 0 && o[len(o)-1] >= last+20 || strings.Contains(l, "ERR")
+		})
+	if strings.Contains(logs, "ERR") || strings.Count(logs, "connected") > 1 {
+		t.Fatalf("client after the source was put back reconnected or failed:\n%s", logs)
+	}
+	seq := oks(logs)
+	for i := 1; i < len(seq); i++ {
+		if seq[i] != seq[i-1]+1 {
+			t.Fatalf("sequence broken across the put-back (last before %d): %v", last, seq)
+		}
+	}
+}

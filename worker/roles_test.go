@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/activity"
+	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/ociwrap"
@@ -70,6 +71,12 @@ func fakeRoles(f *worker.Fake) workertest.Node {
 		AnyContainer: true}
 }
 
+// fakeNetworks changes the networks of fake containers: nothing to do.
+type fakeNetworks struct{}
+
+func (fakeNetworks) Disconnect(context.Context, string, string) error         { return nil }
+func (fakeNetworks) Connect(context.Context, string, container.Network) error { return nil }
+
 // listing is a restorer that lists the (no) standalone containers it restored for a
 // stack, as restore.Docker does.
 type listing struct{ restore.Restorer }
@@ -85,6 +92,7 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 	n = newFakeNodeParts(t, name, dump.Fake{}, func(c *worker.Config) { dataRoot, c.XlatePoll = c.DataRoot, 20*time.Millisecond },
 		func(p *worker.Parts) {
 			p.Xlate = xl
+			p.Networks = fakeNetworks{}
 			p.Placer = &restore.Docker{DataRoot: dataRoot}
 			p.Restorer = listing{p.Restorer}
 			// runc's state of a fake container: running, with its pid.

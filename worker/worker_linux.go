@@ -56,10 +56,11 @@ type Parts struct {
 	Placer interface {
 		PlaceForTask(v imageset.Verified, service string, slot int) (imageset.Verified, error)
 	}
-	// Networks takes a held post-copy source off its networks (restore.Docker); nil
-	// refuses DisconnectHeld.
+	// Networks takes a held post-copy source off its networks and puts it back
+	// (restore.Docker); nil refuses DisconnectHeld and ReconnectHeld.
 	Networks interface {
 		Disconnect(ctx context.Context, containerID, network string) error
+		Connect(ctx context.Context, containerID string, n container.Network) error
 	}
 	// CRIUVersion and Kernel for NodeInfo.
 	CRIUVersion, Kernel string

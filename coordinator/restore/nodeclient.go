@@ -232,6 +232,13 @@ func (a AgentNodes) WaitLazy(ctx context.Context, nodeName, set string) error {
 	return err
 }
 
+// Reconnect implements PostCopySources. Repeated after an agent restart: a network
+// the container is on already is left as it is.
+func (a AgentNodes) Reconnect(ctx context.Context, nodeName string, req node.ReconnectRequest) error {
+	_, err := call[node.ReconnectReply](ctx, a, nodeName, node.ReconnectSubject(nodeName), req, true)
+	return err
+}
+
 // Place implements Placements.
 func (a AgentNodes) Place(ctx context.Context, nodeName string, req node.PlaceRequest) (*node.PlaceReply, error) {
 	return call[node.PlaceReply](ctx, a, nodeName, node.PlaceSubject(nodeName), req, false)

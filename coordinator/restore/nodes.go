@@ -80,4 +80,9 @@ type PostCopySources interface {
 	// such dump (its worker restarted), and an error matching node.ErrUnavailable when
 	// node's agent is lost meanwhile: each is data loss for that container.
 	WaitLazy(ctx context.Context, nodeName, set string) error
+	// Reconnect stops the page servers of the post-copy sources of req on node and
+	// puts them back on their networks with their addresses and aliases (the rollback
+	// of a failed restore); they stay held until released (Containers.StopParked with
+	// Resume).
+	Reconnect(ctx context.Context, nodeName string, req node.ReconnectRequest) error
 }

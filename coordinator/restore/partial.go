@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -194,7 +195,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	}
 	if err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: err.Error()})
-		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, prior, err)
+		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, plan, prior, err)
 	}
 	_ = j.step(ctx, StepRestored, nil)
 	step("record", t)
@@ -282,13 +283,18 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 		}
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
 	}
+	var tried []string
 	for _, nodeName := range slices.Sorted(maps.Keys(lazyByNode)) {
 		ids := lazyByNode[nodeName]
+		tried = append(tried, nodeName)
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := s.nodes.Disconnect(cctx, nodeName, ids)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("node %s: take the post-copy sources %s off their networks (so that their restores take their addresses): %w", nodeName, strings.Join(ids, " "), err)
+			err = fmt.Errorf("node %s: take the post-copy sources %s off their networks (so that their restores take their addresses): %w", nodeName, strings.Join(ids, " "), err)
+			// Refused before anything was ended: the sources taken off their networks
+			// so far get them back before their release.
+			return nil, errors.Join(err, s.reconnectSources(ctx, m, tried))
 		}
 	}
 	var prior map[string]uint64
@@ -533,6 +539,119 @@ func (s *Restores) restoreRetrying(ctx context.Context, m *store.Manifest, targe
 	}
 }
 
+// putBackPostCopy puts the post-copy sources post of m (a failed partial migration
+// to targets) back where they were: what their failed restores may have left on the
+// targets is removed by name (it may hold their addresses), then, on each source's
+// node, its page server is stopped and it is put back on its networks with its
+// addresses and aliases (Reconnect; tried again while an address is still held, as a
+// restore is), then released (thawed, unlocked): it runs on with its state. A source
+// whose networks could not be put back is released all the same (its hold's deadline
+// would release it anyway, later) and named in the error with what to do.
+func (s *Restores) putBackPostCopy(ctx context.Context, m *store.Manifest, post []store.Container, targets map[string]string) error {
+	uctx := context.WithoutCancel(ctx)
+	created := map[string][]string{}
+	for _, c := range post {
+		if t, ok := targets[c.Key()]; ok {
+			created[t] = append(created[t], ContainerName(m.ID, c))
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(created)) {
+		cctx, cancel := context.WithTimeout(uctx, time.Minute)
+		if err := s.nodes.Remove(cctx, t, created[t]); err != nil {
+			s.log.Warn("rollback: cannot remove what the failed restore left (remove it by hand: docker rm -f)", "node", t, "containers", created[t], "err", err)
+		}
+		cancel()
+	}
+	byNode := reconnectRequests(m.ID, post)
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		req := byNode[n]
+		var err error
+		for try := 0; ; try++ {
+			cctx, cancel := context.WithTimeout(uctx, time.Minute)
+			err = s.nodes.Reconnect(cctx, n, *req)
+			cancel()
+			if err == nil || try == len(addressRetryWaits) || !strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+				break
+			}
+			time.Sleep(addressRetryWaits[try])
+		}
+		if err != nil {
+			var what []string
+			for _, h := range req.Containers {
+				for _, a := range h.Networks {
+					what = append(what, fmt.Sprintf("docker network connect --ip %s %s %s", a.IPv4, a.Network, h.Container))
+				}
+			}
+			errs = append(errs, fmt.Errorf("node %s: put the post-copy sources back on their networks: %w; they run there with their state but without them: on node %s, %s", n, err, n, strings.Join(what, "; ")))
+		}
+	}
+	sub := *m
+	sub.Containers = post
+	if err := s.StopParked(uctx, &sub, true); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		keys := make([]string, 0, len(post))
+		for _, c := range post {
+			keys = append(keys, c.Key())
+		}
+		s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the post-copy sources " + strings.Join(keys, ", ") + " run again where they were, on their addresses, with their state"})
+	}
+	return errors.Join(errs...)
+}
+
+// reconnectSources puts the post-copy sources of m on nodes back on their networks
+// (their page servers stopped), before their release by a migration refused at its
+// stop; nil when every one is back.
+func (s *Restores) reconnectSources(ctx context.Context, m *store.Manifest, nodes []string) error {
+	var post []store.Container
+	for _, c := range m.Containers {
+		if c.PostCopy && c.TaskID == "" && slices.Contains(nodes, c.Node) {
+			post = append(post, c)
+		}
+	}
+	byNode := reconnectRequests(m.ID, post)
+	var errs []error
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := s.nodes.Reconnect(cctx, n, *byNode[n]); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: put the post-copy sources back on their networks: %w (they run on there without them; 'docker network connect --ip' puts them back)", n, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// reconnectRequests are the Reconnect requests that put the post-copy sources post of
+// snapshot id back on their networks, by node.
+func reconnectRequests(id string, post []store.Container) map[string]*node.ReconnectRequest {
+	byNode := map[string]*node.ReconnectRequest{}
+	for _, c := range post {
+		if byNode[c.Node] == nil {
+			byNode[c.Node] = &node.ReconnectRequest{}
+		}
+		byNode[c.Node].Containers = append(byNode[c.Node].Containers, node.HeldNetworks{Container: c.ContainerID, Set: node.SetID(id, c.Key()), Networks: attachments(c)})
+	}
+	return byNode
+}
+
+// attachments are the networks a snapshot container was on, with its IPv4 address
+// on each (oldAddresses' pairing) and its aliases there.
+func attachments(c store.Container) []node.NetworkAttach {
+	ips := map[string]string{}
+	for _, a := range oldAddresses(c) {
+		if ip, err := netip.ParseAddr(a.IP); err == nil && ip.Is4() && ips[a.Network] == "" {
+			ips[a.Network] = ip.String()
+		}
+	}
+	out := make([]node.NetworkAttach, 0, len(c.Networks))
+	for _, n := range c.Networks {
+		out = append(out, node.NetworkAttach{Network: n, IPv4: ips[n], Aliases: slices.Clone(c.Aliases[n])})
+	}
+	return out
+}
+
 // longestDump is the longest dump of m's containers (ms): the data plane's share of
 // a migration's snapshot step.
 func longestDump(m *store.Manifest) int64 {
@@ -546,23 +665,31 @@ func longestDump(m *store.Manifest) int64 {
 // partialRollback puts a failed partial migration's moved containers back on their
 // original nodes, with their state (standalone containers on their addresses); if
 // that fails too, their services are scaled back to prior (fresh from their images).
-func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, prior map[string]uint64, cause error) error {
+// The post-copy sources among them (never ended: they hold the only copy of their
+// memory) are put back by putBackPostCopy. targets is the migration's plan.
+func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, targets map[string]string, prior map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
-	// A post-copy source holds the only copy of its memory (its set has no pages):
-	// it is neither ended, removed nor restored from its set here, but left held
-	// (frozen, off its networks) and named in the error.
-	var held []string
+	var post []store.Container
 	rest := *m
 	rest.Containers = nil
 	for _, c := range m.Containers {
 		if c.PostCopy {
-			held = append(held, fmt.Sprintf("%s (container %s on node %s)", c.Key(), c.ContainerID, c.Node))
+			post = append(post, c)
 			continue
 		}
 		rest.Containers = append(rest.Containers, c)
 	}
-	if len(held) > 0 {
-		cause = fmt.Errorf("%w; the post-copy sources %s keep the only copy of their memory and stay frozen and off their networks until their hold's deadline thaws them: do not remove them; 'swarmckpt restore %s' cannot bring them back", cause, strings.Join(held, ", "), m.ID)
+	if len(post) > 0 {
+		perr := s.putBackPostCopy(ctx, m, post, targets)
+		if len(rest.Containers) == 0 {
+			if perr != nil {
+				return api.Errorf(api.CodeFailed, "migration failed (%v) and putting the moved containers back where they were failed too: %v", cause, perr)
+			}
+			return api.Errorf(api.CodeFailed, "migration failed, the moved containers were put back where they were, with their state: %v", cause)
+		}
+		if perr != nil {
+			cause = fmt.Errorf("%w; putting the post-copy sources back failed: %v", cause, perr)
+		}
 		m = &rest
 	}
 	orig := map[string]string{}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,7 +23,9 @@ import (
 // WaitLazy fails for the sets in lost (the source's page server failed).
 type lazyNodes struct {
 	Nodes
-	lost map[string]error
+	lost          map[string]error
+	reconnectErr  error
+	disconnectErr map[string]error // by node
 
 	mu    sync.Mutex
 	calls []string
@@ -36,7 +39,7 @@ func (n *lazyNodes) note(f string, a ...any) {
 
 func (n *lazyNodes) Disconnect(_ context.Context, nodeName string, ids []string) error {
 	n.note("disconnect %s %s", nodeName, strings.Join(ids, ","))
-	return nil
+	return n.disconnectErr[nodeName]
 }
 
 func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
@@ -45,8 +48,23 @@ func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
 }
 
 func (n *lazyNodes) StopParked(_ context.Context, nodeName string, req node.StopRequest) error {
+	if req.Resume {
+		n.note("release %s %s", nodeName, strings.Join(req.Containers, ","))
+		return nil
+	}
 	n.note("stop %s %s", nodeName, strings.Join(req.Containers, ","))
 	return nil
+}
+
+func (n *lazyNodes) Reconnect(_ context.Context, nodeName string, req node.ReconnectRequest) error {
+	for _, h := range req.Containers {
+		var nets []string
+		for _, a := range h.Networks {
+			nets = append(nets, fmt.Sprintf("%s@%s%v", a.Network, a.IPv4, a.Aliases))
+		}
+		n.note("reconnect %s %s %s %s", nodeName, h.Container, h.Set, strings.Join(nets, ","))
+	}
+	return n.reconnectErr
 }
 
 func (n *lazyNodes) Remove(_ context.Context, nodeName string, ids []string) error {
@@ -99,6 +117,20 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		want := []string{"disconnect a c-echo", "stop a c-db", "remove a c-db"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("the stop asked the nodes %q, want %q (the post-copy source neither ended nor removed)", got, want)
+		}
+	})
+	t.Run("StopRefusedReconnects", func(t *testing.T) {
+		s, n, _, m, _ := setup(t, nil)
+		m.Containers = append(m.Containers, store.Container{Service: "echo", Slot: 2, Node: "b", ContainerID: "c-echo2", PostCopy: true, Networks: []string{"st_net"}, IPs: []string{"10.5.0.4"}})
+		n.disconnectErr = map[string]error{"b": errors.New("network st_net: no such endpoint")}
+		_, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{})
+		if err == nil || !strings.Contains(err.Error(), "node b") {
+			t.Fatalf("stop with a failed disconnect on b: %v, want an error naming node b", err)
+		}
+		want := []string{"disconnect a c-echo", "disconnect b c-echo2",
+			"reconnect a c-echo " + node.SetID("m", "echo.1") + " ", "reconnect b c-echo2 " + node.SetID("m", "echo.2") + " st_net@10.5.0.4[]"}
+		if got := n.got(); !slices.Equal(got, want) {
+			t.Fatalf("the refused stop asked the nodes %q, want %q (every source tried put back on its networks; nothing ended)", got, want)
 		}
 	})
 	t.Run("FinishAfterTheLastPage", func(t *testing.T) {
@@ -185,4 +217,58 @@ func TestStreamToPostCopyDriven(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPostCopyRollbackPutsTheSourceBack: when the restore of a post-copy partial
+// migration fails, the rollback removes what the restore left on the target (by
+// name), stops the source's page server and puts it back on its networks with its
+// address and aliases, then releases it (thaw, unlock): it runs on where it was,
+// with its state, and the error says so. If its networks cannot be put back, it is
+// released all the same and the error says how to reconnect it by hand.
+func TestPostCopyRollbackPutsTheSourceBack(t *testing.T) {
+	setup := func(t *testing.T) (*Restores, *lazyNodes, *gateHost, *store.Manifest) {
+		n := &lazyNodes{}
+		h := &gateHost{}
+		s, err := New(Config{Host: h, Store: store.NewMemory(), Bus: bus.NewNetwork().Connect(), Nodes: n,
+			NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &store.Manifest{ID: "m", Stack: "st", Containers: []store.Container{
+			{Service: "echo", Slot: 1, Node: "a", ContainerID: "c-echo", PostCopy: true,
+				Networks: []string{"st_net"}, IPs: []string{"10.5.0.3"}, Aliases: map[string][]string{"st_net": {"echo"}}},
+		}}
+		return s, n, h, m
+	}
+	set := node.SetID("m", "echo.1")
+	cause := errors.New("restore on b: criu failed")
+	t.Run("Released", func(t *testing.T) {
+		s, n, h, m := setup(t)
+		err := s.partialRollback(context.Background(), m, map[string]string{"echo.1": "b"}, nil, cause)
+		want := []string{"remove b " + ContainerName("m", m.Containers[0]), "reconnect a c-echo " + set + " st_net@10.5.0.3[echo]", "release a c-echo"}
+		if got := n.got(); !slices.Equal(got, want) {
+			t.Fatalf("the rollback asked the nodes %q, want %q (the source back on its networks, then released)", got, want)
+		}
+		if err == nil || !strings.Contains(err.Error(), "put back where they were") || !strings.Contains(err.Error(), "criu failed") {
+			t.Fatalf("rollback: %v, want the migration's failure saying the containers were put back", err)
+		}
+		found := false
+		for _, e := range h.events {
+			found = found || (e.Phase == "put-back" && strings.Contains(e.Message, "echo.1"))
+		}
+		if !found {
+			t.Errorf("no put-back event naming echo.1: %+v", h.events)
+		}
+	})
+	t.Run("NetworksNotBack", func(t *testing.T) {
+		s, n, _, m := setup(t)
+		n.reconnectErr = errors.New("network st_net not found")
+		err := s.partialRollback(context.Background(), m, map[string]string{"echo.1": "b"}, nil, cause)
+		if got := n.got(); len(got) == 0 || got[len(got)-1] != "release a c-echo" {
+			t.Fatalf("the rollback asked the nodes %q, want the source released even so (nothing left frozen)", got)
+		}
+		if err == nil || !strings.Contains(err.Error(), "docker network connect --ip 10.5.0.3 st_net c-echo") {
+			t.Fatalf("rollback: %v, want an error saying how to put c-echo back on st_net", err)
+		}
+	})
 }

@@ -192,6 +192,35 @@ type WaitLazyRequest struct {
 // WaitLazyReply answers a WaitLazyRequest.
 type WaitLazyReply struct{ OpStatus }
 
+// ReconnectRequest puts held post-copy sources of this node back on their networks
+// (OpReconnect): the rollback of a post-copy migration whose restore failed. For each,
+// the page server of Set (if it still runs) is stopped first, then the container is
+// connected to every network of Networks with its address and aliases there (one it
+// is on already is left as it is). It stays held (frozen, network-locked): the
+// caller releases it (StopRequest with Resume).
+type ReconnectRequest struct {
+	Containers []HeldNetworks `json:"containers"`
+}
+
+// HeldNetworks is one held post-copy source (id or name) with its set (node.SetID)
+// and the networks it was on.
+type HeldNetworks struct {
+	Container string          `json:"container"`
+	Set       string          `json:"set,omitempty"`
+	Networks  []NetworkAttach `json:"networks"`
+}
+
+// NetworkAttach is a container's endpoint on one network: its IPv4 address (empty:
+// Docker picks one) and DNS aliases.
+type NetworkAttach struct {
+	Network string   `json:"network"`
+	IPv4    string   `json:"ipv4,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// ReconnectReply answers a ReconnectRequest.
+type ReconnectReply struct{ OpStatus }
+
 // HoldsRequest asks what a node's worker holds locked or frozen (OpHolds): after a
 // failure, the coordinator can tell the user which containers are still held, where
 // and until when, instead of presuming every one was released.

@@ -43,12 +43,13 @@ const (
 	OpXlate      Op = "xlate"       // XlateRequest -> XlateReply
 	OpDisconnect Op = "disconnect"  // DisconnectRequest -> DisconnectReply
 	OpWaitLazy   Op = "wait-lazy"   // WaitLazyRequest -> WaitLazyReply
+	OpReconnect  Op = "reconnect"   // ReconnectRequest -> ReconnectReply
 )
 
 // Ops lists every operation (the table above), for tests and tooling.
 var Ops = []Op{OpPlan, OpSend, OpRestore, OpDrop, OpVerify, OpRemove, OpUnlock, OpPlace,
 	OpAddressMap, OpUnplace, OpStop, OpHolds, OpPreflight, OpStandalone, OpArm, OpHeld, OpXlate,
-	OpDisconnect, OpWaitLazy}
+	OpDisconnect, OpWaitLazy, OpReconnect}
 
 // Subject is where node's agent serves operation o.
 func (o Op) Subject(node string) string { return Prefix + ".agent." + node + "." + string(o) }
@@ -92,6 +93,7 @@ func HeldSubject(node string) string       { return OpHeld.Subject(node) }
 func XlateSubject(node string) string      { return OpXlate.Subject(node) }
 func DisconnectSubject(node string) string { return OpDisconnect.Subject(node) }
 func WaitLazySubject(node string) string   { return OpWaitLazy.Subject(node) }
+func ReconnectSubject(node string) string  { return OpReconnect.Subject(node) }
 
 // SubjectFor returns the subject to publish a protocol message for addr on; containers
 // need the container -> node map (nodeOf), coordinator and nodes do not.

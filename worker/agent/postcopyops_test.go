@@ -17,7 +17,8 @@ import (
 // The post-copy source's operations: OpDisconnect takes a frozen container off its
 // networks and refuses a running one (ErrNotFrozen: it keeps them); OpWaitLazy
 // answers the worker's outcome (ErrNotFound when no post-copy dump of the set is
-// known); an agent whose worker has no post-copy role answers ErrNoWorker.
+// known); OpReconnect stops the page server of the source's set and puts it back on
+// its networks with their addresses and aliases; an agent whose worker has no post-copy role answers ErrNoWorker.
 func TestAgentPostCopySourceOps(t *testing.T) {
 	net := bus.NewNetwork()
 	w := worker.NewFake("n1")
@@ -45,6 +46,20 @@ func TestAgentPostCopySourceOps(t *testing.T) {
 	ask(t, conn, node.WaitLazySubject("n1"), b, &wait)
 	if err := wait.Err(); !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("wait-lazy of a set with no page server: %v, want node.ErrNotFound", err)
+	}
+
+	var back node.ReconnectReply
+	nets := []node.NetworkAttach{{Network: "st_net", IPv4: "10.5.0.3", Aliases: []string{"echo"}}}
+	b, _ = json.Marshal(node.ReconnectRequest{Containers: []node.HeldNetworks{{Container: "src", Set: "s1.src", Networks: nets}}})
+	ask(t, conn, node.ReconnectSubject("n1"), b, &back)
+	if err := back.Err(); err != nil {
+		t.Fatalf("reconnect of a disconnected source: %v", err)
+	}
+	if got := w.Reconnected()["src"]; len(got) != 1 || got[0].Network != "st_net" || got[0].IPv4 != "10.5.0.3" || !slices.Equal(got[0].Aliases, []string{"echo"}) || len(w.Disconnected()) != 0 {
+		t.Fatalf("reconnect put src back on %+v (still disconnected: %v), want st_net at 10.5.0.3 with alias echo", got, w.Disconnected())
+	}
+	if !slices.Equal(w.LazyCancelled(), []string{"s1.src"}) {
+		t.Fatalf("reconnect stopped the page servers of %v, want [s1.src] (before the source gets its addresses back)", w.LazyCancelled())
 	}
 
 	net2 := bus.NewNetwork()

@@ -100,7 +100,8 @@ func (d *tombstones) has(set string) bool {
 // service slot, swarm's replacement task is restored by the runtime wrapper.
 
 // servePostCopy answers the operations on the source of a post-copy migration: take
-// it off its networks (OpDisconnect), wait for its last page (OpWaitLazy).
+// it off its networks (OpDisconnect), wait for its last page (OpWaitLazy), put it
+// back on them after a failed restore (OpReconnect).
 func (a *Agent) servePostCopy(ctx context.Context, s *subs) {
 	lz := a.cfg.Worker.Lazy
 	unavailable := a.unavailable(lz == nil, "cannot serve post-copy migrations")
@@ -115,6 +116,22 @@ func (a *Agent) servePostCopy(ctx context.Context, s *subs) {
 	}))
 	s.add(serveOp(ctx, a, node.OpWaitLazy, unavailable, func(ctx context.Context, req *node.WaitLazyRequest, rep *node.WaitLazyReply) error {
 		return lz.WaitLazy(ctx, req.Set)
+	}))
+	s.add(serveOp(ctx, a, node.OpReconnect, unavailable, func(ctx context.Context, req *node.ReconnectRequest, rep *node.ReconnectReply) error {
+		var errs []error
+		for _, h := range req.Containers {
+			if h.Set != "" {
+				// Nobody fetches its pages any more: its page server stops before it
+				// gets its addresses back (and before its release thaws it).
+				if err := lz.CancelLazy(ctx, h.Set); err != nil {
+					a.log.Warn("cannot stop the page server of a post-copy source put back; reconnecting it anyway", "container", h.Container, "set", h.Set, "err", err)
+				}
+			}
+			if err := lz.ReconnectHeld(ctx, h.Container, h.Networks); err != nil {
+				errs = append(errs, fmt.Errorf("reconnect %s: %w", h.Container, err))
+			}
+		}
+		return errors.Join(errs...)
 	}))
 }
 

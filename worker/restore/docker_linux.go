@@ -309,6 +309,16 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 	return nil
 }
 
+// Connect puts container id back on network n.Name with its address and aliases
+// there (docker network connect --ip --alias): the rollback of a held post-copy
+// source that Disconnect took off it.
+func (d *Docker) Connect(ctx context.Context, id string, n container.Network) error {
+	if err := d.Cli.NetworkConnect(ctx, n.Name, id, endpoint(n, container.Spec{}, nil)); err != nil {
+		return fmt.Errorf("connect %.12s to network %s (address %q): %w", id, n.Name, n.IPv4, err)
+	}
+	return nil
+}
+
 // pinnable: Docker accepts --ip only on user-defined networks.
 func pinnable(net string) bool { return net != "bridge" && net != "host" && net != "none" }
 

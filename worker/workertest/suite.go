@@ -168,6 +168,16 @@ func testHolder(t *testing.T, f Factory) {
 	if err := a.Roles.Lazy.DisconnectHeld(ctx, ctr); !errors.Is(err, node.ErrNotFrozen) {
 		t.Fatalf("DisconnectHeld of a running container: %v, want node.ErrNotFrozen (it keeps its networks)", err)
 	}
+	// Putting a container back on its networks takes nothing from it: not refused.
+	back := []node.NetworkAttach{{Network: "wt-net", IPv4: "10.99.0.7", Aliases: []string{"echo"}}}
+	if err := a.Roles.Lazy.ReconnectHeld(ctx, ctr, back); err != nil {
+		t.Fatalf("ReconnectHeld: %v", err)
+	}
+	if !a.AnyContainer {
+		if err := a.Roles.Lazy.ReconnectHeld(ctx, "no-such-container", back); !errors.Is(err, node.ErrNotFound) {
+			t.Fatalf("ReconnectHeld of an unknown container: %v, want node.ErrNotFound", err)
+		}
+	}
 	if err := h.Freeze(ctx, ctr, deadline); err != nil {
 		t.Fatalf("Freeze: %v", err)
 	}

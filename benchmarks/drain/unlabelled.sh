@@ -27,7 +27,7 @@ export PATH=/usr/local/sbin:$PATH
 bin/swarmckpt lab down --name "$LAB" >/dev/null 2>&1 || true
 bin/swarmckpt lab up --nodes 3 --name "$LAB" --runtime "$PWD/bin/swarmckpt-runtime" \
     --images "${SWARMCKPT_IMAGES:-build/workloads}" >&2
-trap 'bin/swarmckpt lab down --name "$LAB" >&2' EXIT
+trap 'rm -f /tmp/drain-unlabelled-$LAB.yml /tmp/drain-unlabelled-$LAB.starts; bin/swarmckpt lab down --name "$LAB" >&2' EXIT
 P=/run/swarmckpt/$LAB/lab.json
 mapfile -t NODES < <(jq -r '.nodes[].name' "$P")
 sock() { jq -r --arg n "$1" '.nodes[] | select(.name == $n) | "unix://" + .socket' "$P"; }

@@ -107,7 +107,8 @@ bench-dataplane: build images
 	benchmarks/dataplane/run.sh
 
 # The drain race of docs/drain.md: drain -> swarm's kill -> replacement, holds, dump costs
-# on a 3-node lab whose runtime is the logging probe (benchmarks/drain/run.sh; REPS=20).
+# on a 3-node lab whose runtime is the logging probe (benchmarks/drain/run.sh; REPS=20),
+# then an unlabelled stack's drain with the real wrapper vs plain runc (a second lab).
 bench-drain: build images
 	benchmarks/drain/run.sh
 # Algorithms vs baselines on real stacks (benchmarks/algorithms/RESULTS.md); a 3-node lab

@@ -5,14 +5,16 @@
 #
 #   LAB=drb REPS=20 benchmarks/drain/run.sh [CASES]
 #
-# CASES (default all): timing hold ckpt hold-timeout partial dump unarmed. Prints BENCH and
-# PARTIAL lines (the recorded ones: benchmarks/drain/RESULTS.md); needs root; about 14
-# minutes in all.
+# CASES (default all): timing hold ckpt hold-timeout partial dump unarmed unlabelled.
+# Prints BENCH and PARTIAL lines (the recorded ones: benchmarks/drain/RESULTS.md); needs
+# root; about 20 minutes in all. unarmed needs no lab; unlabelled brings up a lab of its
+# own (LABu, after the probe lab is down) with the real wrapper as runtime, and runs
+# REPS_UNLABELLED (default 5) repetitions per runtime.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LAB=${LAB:-drb}
 REPS=${REPS:-20}
-CASES=${*:-timing hold ckpt hold-timeout partial dump unarmed}
+CASES=${*:-timing hold ckpt hold-timeout partial dump unarmed unlabelled}
 STATE=/run/swarmckpt-drainbench
 export PATH=/usr/local/sbin:$PATH
 mkdir -p bin "$STATE"
@@ -24,11 +26,15 @@ chmod 0755 "$STATE/runtime"
 : >"$STATE/calls.log"
 rm -f "$STATE/hold"
 
-bin/swarmckpt lab down --name "$LAB" >/dev/null 2>&1 || true
-bin/swarmckpt lab up --nodes 3 --name "$LAB" --runtime "$STATE/runtime" \
-    --images "${SWARMCKPT_IMAGES:-build/workloads}" >&2
-trap 'bin/swarmckpt lab down --name "$LAB" >&2' EXIT
-echo "# $(date -u +%FT%TZ) $(uname -r) docker $(docker -H unix:///run/swarmckpt/$LAB/$LAB-1/docker.sock version -f '{{.Server.Version}}') $(nproc) cores" >&2
+probe=no
+for c in $CASES; do case $c in unarmed | unlabelled) ;; *) probe=yes ;; esac; done
+if [ $probe = yes ]; then
+    bin/swarmckpt lab down --name "$LAB" >/dev/null 2>&1 || true
+    bin/swarmckpt lab up --nodes 3 --name "$LAB" --runtime "$STATE/runtime" \
+        --images "${SWARMCKPT_IMAGES:-build/workloads}" >&2
+    trap 'bin/swarmckpt lab down --name "$LAB" >&2' EXIT
+    echo "# $(date -u +%FT%TZ) $(uname -r) docker $(docker -H unix:///run/swarmckpt/$LAB/$LAB-1/docker.sock version -f '{{.Server.Version}}') $(nproc) cores" >&2
+fi
 
 for c in $CASES; do
     case $c in
@@ -57,5 +63,15 @@ for c in $CASES; do
     unarmed)   # what the wrapper adds to the stop of an unlabelled container (no lab)
         benchmarks/drain/unarmed.sh bin/swarmckpt-runtime
         ;;
+    unlabelled) ;; # below, once the probe lab is down
     esac
 done
+if [ $probe = yes ]; then
+    bin/swarmckpt lab down --name "$LAB" >&2
+    trap - EXIT
+fi
+case " $CASES " in
+*" unlabelled "*) # an unlabelled stack's drain end to end: the real wrapper vs plain runc
+    benchmarks/drain/unlabelled.sh "${LAB}u" "${REPS_UNLABELLED:-5}"
+    ;;
+esac

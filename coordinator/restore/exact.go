@@ -115,7 +115,8 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	// container must not reach a peer whose address is up but whose sockets are not
 	// restored yet (that peer's kernel would reset the connection). Once every
 	// container is restored, all are unlocked together.
-	locked := len(items) > 1
+	commit, _ := ctx.Value(commitKey{}).(func(context.Context) error)
+	locked := len(items) > 1 || commit != nil
 	var mu sync.Mutex
 	out := map[string]string{}
 	byNode := map[string][]string{}
@@ -168,12 +169,27 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 	if err != nil {
 		return nil, undo(err)
 	}
+	if commit != nil {
+		// The point of no return (WithCommit): from here on the restore is finished,
+		// never undone, also by a coordinator that follows a dead one.
+		if cerr := commit(ctx); cerr != nil {
+			return nil, undo(fmt.Errorf("record the restore before unlocking it: %w", cerr))
+		}
+	}
 	if locked {
 		start := time.Now()
 		for nodeName, ids := range byNode {
 			if uerr := r.Nodes.Unlock(ctx, nodeName, ids); uerr != nil {
 				err = errors.Join(err, fmt.Errorf("unlock restored containers on %s: %w", nodeName, uerr))
 			}
+		}
+		if err != nil && commit != nil {
+			// Committed: undoing now could run a container twice. Those still locked
+			// are released by their hold's deadline (or a following coordinator).
+			if r.Events != nil {
+				r.Events(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("restored, but not every container could be unlocked now (they are released at their hold's deadline): %v", err)})
+			}
+			return out, nil
 		}
 		if err != nil {
 			// Some stay locked (until their hold's deadline): not restored as asked.
@@ -185,6 +201,18 @@ func (r *AgentRestorer) Restore(ctx context.Context, m *store.Manifest, targets 
 		}
 	}
 	return out, nil
+}
+
+type commitKey struct{}
+
+// WithCommit returns ctx carrying commit for AgentRestorer.Restore: every container is
+// then restored network-locked (even one alone), and commit is called once all are
+// restored, before any is unlocked: the point after which the restore must be finished,
+// not undone (an operation's journal records StepRestored there, so that a coordinator
+// following a dead one rolls it forward instead of putting back the originals while
+// the restored copies already run). A commit error undoes the restore.
+func WithCommit(ctx context.Context, commit func(context.Context) error) context.Context {
+	return context.WithValue(ctx, commitKey{}, commit)
 }
 
 // ContainerName is the name AgentRestorer gives the container of c restored from

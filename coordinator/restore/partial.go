@@ -182,7 +182,9 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	var ids map[string]string
 	if err == nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: DescribeTargets(plan)})
-		ids, err = s.restoreRetrying(ctx, m, plan)
+		// Journaled restored before the restored containers are unlocked: from then
+		// on a following coordinator finishes the move (WithCommit).
+		ids, err = s.restoreRetrying(WithCommit(ctx, func(ctx context.Context) error { return j.step(ctx, StepRestored, nil) }), m, plan)
 		t = step("restore", t)
 	}
 	rec := store.Restore{At: time.Now().UTC(), Targets: plan, OK: err == nil, Mode: api.ModeExact}

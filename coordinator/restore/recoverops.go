@@ -135,6 +135,7 @@ func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, park
 		return
 	}
 	if op.Kind == "migrate" && op.Mode != api.ModeSwarm {
+		s.unlockCommitted(ctx, m, op.Targets)
 		s.dropStreamed(ctx, m, op.Targets)
 	}
 	for _, r := range m.Restores {
@@ -143,6 +144,26 @@ func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, park
 		}
 	}
 	s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, OK: true, Mode: op.Mode})
+}
+
+// unlockCommitted unlocks, by name, the containers a dead coordinator restored from m
+// on targets and journaled restored before unlocking them (WithCommit): they would
+// otherwise stay network-locked until their hold's deadline. Already unlocked ones
+// answer success.
+func (s *Restores) unlockCommitted(ctx context.Context, m *store.Manifest, targets map[string]string) {
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		if t, ok := targets[c.Key()]; ok && t != "" {
+			byNode[t] = append(byNode[t], ContainerName(m.ID, c))
+		}
+	}
+	for nodeName, names := range byNode {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.nodes.Unlock(cctx, nodeName, names); err != nil {
+			s.log.Warn("roll forward: unlocking the restored containers (released at their hold's deadline otherwise)", "node", nodeName, "containers", names, "err", err)
+		}
+		cancel()
+	}
 }
 
 // rollBackOp puts an interrupted operation's parked snapshot back on its original

@@ -21,8 +21,8 @@ func testRedisVolume(t *testing.T, p *tp) {
 	p.removeRestored()
 	// The migration before moved only redis_server (a partial migration): the writer
 	// and the subscriber still run as the old deployment's swarm tasks, their
-	// connections gone with the removed server. Start from no stack at all.
-	p.removeStack("redis")
+	// connections gone with the removed server. They start again with the deploy.
+	p.scaleToZero("redis_writer", "redis_subscriber")
 	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "examples", "redis.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,29 +121,24 @@ func testRedisVolume(t *testing.T, p *tp) {
 	t.Logf("recreated volume on node %d:\n%s", to[0], files)
 }
 
-// removeStack removes stack and waits until its services and its network are gone on
-// every node (a deploy right after would otherwise find the network still in use).
-// `docker stack rm` fails to remove the network while a task of it is still shutting
-// down ("in use by task"): the network is removed again once the tasks are gone.
-func (p *tp) removeStack(stack string) {
+// scaleToZero scales services to 0 and waits until none of their containers is left
+// on any node (the next deploy sets their replicas back).
+func (p *tp) scaleToZero(services ...string) {
 	p.t.Helper()
-	if out, err := p.docker(0, "stack", "rm", stack); err != nil {
-		p.t.Logf("docker stack rm %s: %v: %s (the network is removed again below)", stack, err, out)
+	args := []string{"service", "scale", "--detach"}
+	for _, svc := range services {
+		args = append(args, svc+"=0")
 	}
-	waitFor(p.t, 2*time.Minute, "stack "+stack+" removed", func() bool {
-		if out, err := p.docker(0, "service", "ls", "-q", "--filter", "label=com.docker.stack.namespace="+stack); err != nil || out != "" {
-			return false
-		}
+	if out, err := p.docker(0, args...); err != nil {
+		p.t.Fatalf("docker %v: %v: %s", args, err, out)
+	}
+	waitFor(p.t, 2*time.Minute, fmt.Sprintf("%v scaled to 0", services), func() bool {
 		for n := 1; n <= 3; n++ {
-			if out, err := p.docker(n, "ps", "-aq", "--filter", "label=com.docker.stack.namespace="+stack); err != nil || out != "" {
-				return false
+			for _, svc := range services {
+				if out, err := p.docker(n, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+svc); err != nil || out != "" {
+					return false
+				}
 			}
-		}
-		if out, err := p.docker(0, "network", "ls", "-q", "--filter", "name="+p.net); err != nil {
-			return false
-		} else if out != "" {
-			_, _ = p.docker(0, "network", "rm", p.net)
-			return false
 		}
 		return true
 	})

@@ -57,6 +57,22 @@ type TickSkipper interface {
 	SkipTicks(n uint64)
 }
 
+// SkipWatchdog is SkipTicks for a machine whose only timer is a watchdog counting down
+// in *left (0: not running; ended: the machine ignores ticks): n ticks short of it
+// count it down; n reaching it leaves one and calls tick, the Tick that fires it (the
+// rest of the n ticks do nothing once it fired).
+func SkipWatchdog(left *uint64, ended bool, n uint64, tick func()) {
+	if *left == 0 || ended || n == 0 {
+		return
+	}
+	if n < *left {
+		*left -= n
+		return
+	}
+	*left = 1
+	tick()
+}
+
 // Ready is what the caller must execute, in this order:
 //
 //  1. Actions, in slice order, each completed before the next starts. In particular

@@ -300,15 +300,7 @@ func (c *Container) TicksUntilDue() uint64 {
 
 // SkipTicks implements algorithms.TickSkipper.
 func (c *Container) SkipTicks(n uint64) {
-	if c.watchdog == 0 || c.ended || n == 0 {
-		return
-	}
-	if n < c.watchdog {
-		c.watchdog -= n
-		return
-	}
-	c.watchdog = 1
-	c.Tick() // fires; the rest of the n ticks do nothing once ended
+	algorithms.SkipWatchdog(&c.watchdog, c.ended, n, c.Tick)
 }
 
 // HasReady implements algorithms.Machine.

@@ -250,15 +250,7 @@ func (m *Machine) TicksUntilDue() uint64 {
 
 // SkipTicks implements algorithms.TickSkipper.
 func (m *Machine) SkipTicks(n uint64) {
-	if m.watchdog == 0 || m.ended || n == 0 {
-		return
-	}
-	if n < m.watchdog {
-		m.watchdog -= n
-		return
-	}
-	m.watchdog = 1
-	m.Tick() // fires; the rest of the n ticks do nothing once ended
+	algorithms.SkipWatchdog(&m.watchdog, m.ended, n, m.Tick)
 }
 
 // HasReady implements algorithms.Machine.

@@ -55,6 +55,10 @@ type Config struct {
 	// at most the worker's --max-hold, 11 min by default, after it was last renewed).
 	// A record whose release succeeded is removed at once. Default 15m.
 	RecordTTL time.Duration
+	// ReleaseRetry is the first wait before a restarted agent repeats a release of its
+	// predecessor's container that failed (doubling, at most 30 s, until it succeeds,
+	// the container is gone, or the record is older than RecordTTL). Default 1s.
+	ReleaseRetry time.Duration
 	// Info describes this worker in heartbeats (Node is filled in; Address defaults
 	// to the worker's transfer address when it has a Restorer).
 	Info node.Worker
@@ -132,6 +136,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.RecordTTL <= 0 {
 		cfg.RecordTTL = 15 * time.Minute
+	}
+	if cfg.ReleaseRetry <= 0 {
+		cfg.ReleaseRetry = time.Second
 	}
 	log := cfg.Log
 	if log == nil {
@@ -529,6 +536,8 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 					if err := a.recs.remove(r.algo, r.container, r.rec); err != nil {
 						a.log.Warn("cannot remove the record of a released container", "container", r.container, "err", err)
 					}
+				} else if r != nil {
+					a.retryRelease(ctx, q, *r, j.acts, a.cfg.ReleaseRetry)
 				}
 				for _, o := range j.msgs {
 					if err := a.cfg.Bus.Publish(ctx, o.subject, o.data); err != nil {
@@ -539,6 +548,59 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 		}
 	}()
 	return q
+}
+
+// maxReleaseRetry caps the wait between two attempts of retryRelease.
+const maxReleaseRetry = 30 * time.Second
+
+// retryRelease repeats, on the container's own queue q after wait, the release (thaw,
+// unlock) of a container a previous agent held (record r) whose first attempt failed
+// for a reason other than the container being gone. Fault seed 109 (issue 21): an agent
+// restarted while a put-back was stopping its containers; its releases at start failed
+// on containers about to be removed, and their records stayed until its next restart.
+// It stops once the release succeeded or found the container gone (the record goes),
+// once the record is no longer r (a newer role of this container wrote or removed it),
+// or once r is older than RecordTTL (every hold of its snapshot has ended: removed). A
+// container this agent holds again (a newer snapshot) is left to that snapshot.
+func (a *Agent) retryRelease(ctx context.Context, q chan job, r stored, acts []prepared, wait time.Duration) {
+	a.log.Info("release of a container held by a previous agent failed: retrying", "container", r.container, "in", wait)
+	time.AfterFunc(wait, func() {
+		retry := job{fn: func(ctx context.Context) {
+			if !a.recs.is(r.algo, r.container, r.rec) {
+				return
+			}
+			if !r.written.IsZero() && time.Since(r.written) > a.cfg.RecordTTL {
+				if err := a.recs.remove(r.algo, r.container, r.rec); err != nil {
+					a.log.Warn("cannot remove a stale container record", "container", r.container, "err", err)
+				}
+				return
+			}
+			_, locked := a.held.since("lock", r.container)
+			_, frozen := a.held.since("freeze", r.container)
+			released := !locked && !frozen
+			for _, p := range acts {
+				if !released || !p.act.Kind.IsContainerAction() {
+					continue
+				}
+				res := a.execute(ctx, p)
+				if d, ok := res.Body.(*protocol.ActionResult); !ok || d.Error != "" {
+					released = false
+				}
+			}
+			if released {
+				if err := a.recs.remove(r.algo, r.container, r.rec); err != nil {
+					a.log.Warn("cannot remove the record of a released container", "container", r.container, "err", err)
+				}
+				a.log.Info("released a container held by a previous agent on a later attempt", "container", r.container)
+				return
+			}
+			a.retryRelease(ctx, q, r, acts, min(2*wait, maxReleaseRetry))
+		}}
+		select {
+		case q <- retry:
+		case <-ctx.Done():
+		}
+	})
 }
 
 func (a *Agent) peersOf(ids []string) []node.Target {

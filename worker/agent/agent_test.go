@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,5 +219,81 @@ func TestHoldsSubjectListsHeldContainers(t *testing.T) {
 	}
 	if h := rep.Holds[0]; h.ContainerID != "ctr1" || !h.Locked || !h.Frozen || !h.OwnerAlive {
 		t.Fatalf("hold %+v, want ctr1 locked and frozen", h)
+	}
+}
+
+// busyHolder refuses the release of container c with an error that is not
+// node.ErrNotFound until gone is closed (a put-back is stopping c), and with
+// node.ErrNotFound after (the put-back removed it).
+type busyHolder struct {
+	worker.Holder
+	c       string
+	gone    chan struct{}
+	refused chan struct{} // closed at the first refusal
+	once    *sync.Once
+}
+
+func (b busyHolder) release(name string, next func() error) error {
+	if name != b.c {
+		return next()
+	}
+	select {
+	case <-b.gone:
+		return node.Mark(errors.New("container "+name+": not found on this node"), node.ErrNotFound)
+	default:
+		b.once.Do(func() { close(b.refused) })
+		return errors.New("container " + name + " is being stopped")
+	}
+}
+
+func (b busyHolder) Thaw(ctx context.Context, name string) error {
+	return b.release(name, func() error { return b.Holder.Thaw(ctx, name) })
+}
+
+func (b busyHolder) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
+	return b.release(name, func() error { return b.Holder.Unlock(ctx, name, peers) })
+}
+
+// A restarted agent whose release of a predecessor's container fails for a reason
+// other than the container being gone tries again until it is released or gone, and
+// then removes the record (issue 21, fault seed 109: the records stayed until the
+// agent's next restart).
+func TestRestartedAgentRetriesAFailedRelease(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "blocking"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "blocking", "busy.rec")
+	if err := os.WriteFile(p, algorithms.ContainerRecord{Epoch: 3, Snapshot: "snap-3"}.Encode(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roles := worker.NewFake("n1").Roles()
+	b := busyHolder{Holder: roles.Holder, c: "busy", gone: make(chan struct{}), refused: make(chan struct{}), once: &sync.Once{}}
+	roles.Holder = b
+	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: roles, Algorithms: lookup,
+		StateDir: dir, ReleaseRetry: 20 * time.Millisecond, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-b.refused:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the restarted agent never tried to release its predecessor's container")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the record went although the release failed: %v", err)
+	}
+	close(b.gone)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the record of a container whose release failed once is still there 5 s after the container went")
+		}
 	}
 }

@@ -71,6 +71,15 @@ func (r records) remove(algo, container string, rec []byte) error {
 	return nil
 }
 
+// is reports whether the record of container is still rec.
+func (r records) is(algo, container string, rec []byte) bool {
+	if r.dir == "" {
+		return true
+	}
+	cur, err := os.ReadFile(r.path(algo, container))
+	return err == nil && bytes.Equal(cur, rec)
+}
+
 // all returns every stored record.
 func (r records) all() ([]stored, error) {
 	if r.dir == "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,15 +73,16 @@ type heldAction struct {
 
 // decideHeld decides a held stop (pure): availability is the held container's node's,
 // tasks the stack's tasks as the manager reports them.
-func decideHeld(e node.DrainEvent, availability string, tasks []stack.Task) heldAction {
+func decideHeld(e node.DrainEvent, availability string, tasks []stack.Task, moving bool) heldAction {
 	release := func(why string) heldAction { return heldAction{Reason: why} }
-	if e.Policy != policy.OnDrainMigrate {
+	moving = moving || strings.HasPrefix(e.Policy, movePolicyPrefix)
+	if e.Policy != policy.OnDrainMigrate && !moving {
 		return release(fmt.Sprintf("the stack's on-drain policy is %q, not %q", e.Policy, policy.OnDrainMigrate))
 	}
 	if e.Stack == "" || e.Service == "" {
 		return release("the container was armed without its swarm task")
 	}
-	if availability != stack.AvailabilityDrain {
+	if availability != stack.AvailabilityDrain && !moving {
 		return release(fmt.Sprintf("node %s is %s, not draining: a stop for another reason (service update, scale down, stack rm, docker stop) proceeds", e.Node, availability))
 	}
 	var old *stack.Task
@@ -222,7 +224,7 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	if avail == stack.AvailabilityDrain && d.firstSeen(e.Node, time.Now()) {
 		d.s.emit(ctx, events.Event{Kind: events.DrainSeen, Node: e.Node})
 	}
-	a := decideHeld(e, avail, tasks)
+	a := decideHeld(e, avail, tasks, d.s.moves.has(taskKey(e.Stack, e.Service, e.Slot)))
 	if !a.Migrate {
 		log.Info("held stop released: not a drain to migrate", "reason", a.Reason)
 		release(a.Reason)

@@ -53,17 +53,24 @@ func TestDecideHeld(t *testing.T) {
 		tasks  []stack.Task
 		target string // "" : release
 		reason string
+		moving bool // the coordinator is moving the task (moveheld.go)
 	}{
-		{"drain with a replacement elsewhere", held, "drain", drainTasks(), "n2", ""},
-		{"node active (update, scale down, docker stop)", held, "active", drainTasks(), "", "not draining"},
-		{"node paused", held, "pause", drainTasks(), "", "not draining"},
-		{"no replacement yet", held, "drain", noRepl, "", "no replacement task"},
-		{"replacement on the drained node", held, "drain", sameNode, "", "no replacement task"},
-		{"unknown container", func() node.DrainEvent { e := held; e.ContainerID = "zz"; return e }(), "drain", drainTasks(), "", "no task with this container"},
-		{"other policy", func() node.DrainEvent { e := held; e.Policy = ""; return e }(), "drain", drainTasks(), "", "on-drain policy"},
-		{"armed without task", func() node.DrainEvent { e := held; e.Service = ""; return e }(), "drain", drainTasks(), "", "without its swarm task"},
+		{"drain with a replacement elsewhere", held, "drain", drainTasks(), "n2", "", false},
+		{"node active (update, scale down, docker stop)", held, "active", drainTasks(), "", "not draining", false},
+		{"node paused", held, "pause", drainTasks(), "", "not draining", false},
+		{"no replacement yet", held, "drain", noRepl, "", "no replacement task", false},
+		{"replacement on the drained node", held, "drain", sameNode, "", "no replacement task", false},
+		{"unknown container", func() node.DrainEvent { e := held; e.ContainerID = "zz"; return e }(), "drain", drainTasks(), "", "no task with this container", false},
+		{"other policy", func() node.DrainEvent { e := held; e.Policy = ""; return e }(), "drain", drainTasks(), "", "on-drain policy", false},
+		{"armed without task", func() node.DrainEvent { e := held; e.Service = ""; return e }(), "drain", drainTasks(), "", "without its swarm task", false},
+		// A swarm-mode migration of only the moving tasks: no drain, swarm stops them
+		// for a placement constraint.
+		{"moved by a migration (armed so)", func() node.DrainEvent { e := held; e.Policy = movePolicy("m1"); return e }(), "active", drainTasks(), "n2", "", false},
+		{"moved by a migration (the coordinator's own record)", held, "active", drainTasks(), "n2", "", true},
+		{"unlabelled stack moved by a migration", func() node.DrainEvent { e := held; e.Policy = ""; return e }(), "active", drainTasks(), "n2", "", true},
+		{"moved, but no replacement elsewhere", func() node.DrainEvent { e := held; e.Policy = movePolicy("m1"); return e }(), "active", noRepl, "", "no replacement task", false},
 	} {
-		a := decideHeld(c.e, c.avail, c.tasks)
+		a := decideHeld(c.e, c.avail, c.tasks, c.moving)
 		if a.Migrate != (c.target != "") || a.Target != c.target || !strings.Contains(a.Reason, c.reason) {
 			t.Errorf("%s: %+v, want target %q reason %q", c.name, a, c.target, c.reason)
 		}

@@ -2,7 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -62,141 +64,29 @@ func armEntry(stackName string, t stack.Task) (node.ArmEntry, bool) {
 // The node is drained when it returns without error or with a per-task failure
 // (res.Availability says which); the migrations are appended to res.Migrated.
 func (s *Service) drainHeld(ctx context.Context, sw NodeSwarm, req api.NodeRequest, stacks []drainStack, res *api.NodeResult, progress func(phase, msg string)) error {
-	var held []*heldTask
-	var entries []node.ArmEntry
+	names := make([]string, 0, len(stacks))
 	for _, m := range stacks {
-		tasks, err := sw.Tasks(ctx, m.Stack)
-		if err != nil {
-			return api.Errorf(api.CodeFailed, "node %s not drained: list stack %s's tasks: %v", req.Node, m.Stack, err)
-		}
-		for _, t := range tasks {
-			if t.Node != req.Node || t.DesiredState != "running" || t.State != "running" || t.ContainerID == "" {
-				continue
-			}
-			e, ok := armEntry(m.Stack, t)
-			if !ok {
-				return api.Errorf(api.CodeFailed, "node %s not drained: task %s slot %d of stack %s has stop_grace_period %s, which leaves no time to checkpoint it: give it more (e.g. stop_grace_period: 10s) or drain with --mode exact",
-					req.Node, t.Service, t.Slot, m.Stack, t.StopGracePeriod)
-			}
-			entries = append(entries, e)
-			held = append(held, &heldTask{stack: m.Stack, task: t, budget: e.Budget})
-		}
+		names = append(names, m.Stack)
 	}
-	if len(entries) > 0 {
-		rep, err := nodecall.Ask[node.ArmReply](ctx, s.cfg.Bus, node.ArmSubject(req.Node), node.ArmRequest{Arm: entries}, 5*time.Second)
-		if err != nil {
-			return api.Errorf(api.CodeFailed, "node %s not drained: arm the labelled tasks there for the drain hold: %v; is the agent on %s up? (swarmckpt status)", req.Node, err, req.Node)
-		}
-		if len(rep.Failed) > 0 {
-			var why []string
-			for c, w := range rep.Failed {
-				why = append(why, c+": "+w)
-			}
-			slices.Sort(why)
-			return api.Errorf(api.CodeFailed, "node %s not drained: arming tasks for the drain hold failed (%s); fix that and run 'swarmckpt node drain %s' again",
-				req.Node, strings.Join(why, "; "), req.Node)
-		}
-		progress("armed", fmt.Sprintf("%d labelled swarm-mode tasks on %s armed: their stops are held and checkpointed", len(entries), req.Node))
-	}
-	byKey := map[string]*heldTask{}
-	var budget time.Duration
-	for _, h := range held {
-		byKey[taskKey(h.stack, h.task.Service, h.task.Slot)] = h
-		budget = max(budget, h.budget)
-	}
-	var mu sync.Mutex
-	changed := make(chan struct{}, 1)
-	sub, err := events.Follow(s.cfg.Bus, func(e events.Event) {
-		if e.Node != req.Node {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		h := byKey[taskKey(e.Stack, e.Service, e.Slot)]
-		if h == nil || h.done != nil {
-			return
-		}
-		switch e.Kind {
-		case events.TaskHeld:
-			if h.heldAt.IsZero() {
-				h.heldAt = e.At
-				progress("held", fmt.Sprintf("%s slot %d: stop held, checkpointing", h.task.Service, h.task.Slot))
-			}
-		case events.Checkpointed:
-			progress("checkpointed", fmt.Sprintf("%s slot %d: checkpointed into %s in %dms", h.task.Service, h.task.Slot, e.Set, e.MS))
-		case events.Restored:
-			x := e
-			h.restored = &x
-			progress("placed", fmt.Sprintf("%s slot %d: set %s placed on %s for its replacement", h.task.Service, h.task.Slot, e.Set, e.Target))
-		case events.Released, events.HoldTimedOut:
-			h.fresh = e.Kind + ": " + e.Reason
-		default:
-			return
-		}
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}, nil)
+	held, err := s.armHeld(ctx, sw, names, func(t stack.Task) bool { return t.Node == req.Node }, policy.OnDrainMigrate, progress)
 	if err != nil {
-		return api.Errorf(api.CodeFailed, "node %s not drained: follow the drain controller's events: %v", req.Node, err)
+		var ae *api.Error
+		if errors.As(err, &ae) {
+			return api.Errorf(ae.Code, "node %s not drained: %s", req.Node, ae.Message)
+		}
+		return api.Errorf(api.CodeFailed, "node %s not drained: %v", req.Node, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-
 	start := time.Now()
-	if err := sw.SetNodeAvailability(ctx, req.Node, stack.AvailabilityDrain); err != nil {
-		return api.Errorf(api.CodeFailed, "node %s not drained: set it to drain: %v; run 'docker node update --availability drain %s'", req.Node, err, req.Node)
+	trigger := func() error {
+		if err := sw.SetNodeAvailability(ctx, req.Node, stack.AvailabilityDrain); err != nil {
+			return api.Errorf(api.CodeFailed, "node %s not drained: set it to drain: %v; run 'docker node update --availability drain %s'", req.Node, err, req.Node)
+		}
+		res.Availability = stack.AvailabilityDrain
+		progress("draining", fmt.Sprintf("node %s set to drain: swarm stops its tasks; %d held tasks to move", req.Node, len(held)))
+		return nil
 	}
-	res.Availability = stack.AvailabilityDrain
-	progress("draining", fmt.Sprintf("node %s set to drain: swarm stops its tasks; %d held tasks to move", req.Node, len(held)))
-
-	// Bound: swarm stops the tasks within seconds; each hold ends by its budget; the
-	// replacement's wrapper waits up to drainMapWait for its map and lock.
-	deadline := start.Add(budget + drainMapWait + 30*time.Second)
-	tick := time.NewTicker(holdWaitPoll)
-	defer tick.Stop()
-	lastNote := time.Now()
-	for {
-		mu.Lock()
-		var pending []*heldTask
-		for _, h := range held {
-			if h.done == nil {
-				pending = append(pending, h)
-			}
-		}
-		mu.Unlock()
-		if len(pending) == 0 {
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			mu.Lock()
-			for _, h := range pending {
-				h.done = &api.NodeTask{Service: h.task.Service, Slot: h.task.Slot, Fresh: true,
-					Reason: fmt.Sprintf("no restored replacement seen within %s of the drain", deadline.Sub(start).Round(time.Second))}
-			}
-			mu.Unlock()
-			break
-		}
-		s.checkHeld(ctx, sw, req.Node, pending, &mu, start, progress)
-		if time.Since(lastNote) >= 5*time.Second {
-			lastNote = time.Now()
-			var names []string
-			mu.Lock()
-			for _, h := range pending {
-				if h.done == nil {
-					names = append(names, fmt.Sprintf("%s.%d", h.task.Service, h.task.Slot))
-				}
-			}
-			mu.Unlock()
-			if len(names) > 0 {
-				progress("waiting", fmt.Sprintf("%.0fs: waiting for %s", time.Since(start).Seconds(), strings.Join(names, ", ")))
-			}
-		}
-		select {
-		case <-tick.C:
-		case <-changed:
-		case <-ctx.Done():
-		}
+	if err := s.awaitHeld(ctx, sw, held, trigger, "the drain", progress); err != nil {
+		return err
 	}
 	// One entry per stack, its tasks in order.
 	var failed []string
@@ -223,9 +113,155 @@ func (s *Service) drainHeld(ctx context.Context, sw NodeSwarm, req api.NodeReque
 	return nil
 }
 
+// armHeld arms, for the drain hold, the running tasks of the stacks that moving
+// selects, recording pol as their policy (policy.OnDrainMigrate, or a migration's
+// movePolicy), grouped by node. A task whose stop_grace_period leaves no time for a
+// checkpoint refuses the whole move (nothing is armed then).
+func (s *Service) armHeld(ctx context.Context, sw DrainSwarm, stacks []string, moving func(stack.Task) bool, pol string, progress func(phase, msg string)) ([]*heldTask, error) {
+	var held []*heldTask
+	byNode := map[string][]node.ArmEntry{}
+	for _, st := range stacks {
+		tasks, err := sw.Tasks(ctx, st)
+		if err != nil {
+			return nil, api.Errorf(api.CodeFailed, "list stack %s's tasks: %v", st, err)
+		}
+		for _, t := range tasks {
+			if t.DesiredState != "running" || t.State != "running" || t.ContainerID == "" || t.Node == "" || !moving(t) {
+				continue
+			}
+			e, ok := armEntry(st, t)
+			if !ok {
+				return nil, api.Errorf(api.CodeFailed, "task %s slot %d of stack %s has stop_grace_period %s, which leaves no time to checkpoint it: give it more (e.g. stop_grace_period: 10s) or use --mode exact",
+					t.Service, t.Slot, st, t.StopGracePeriod)
+			}
+			e.Policy = pol
+			byNode[t.Node] = append(byNode[t.Node], e)
+			held = append(held, &heldTask{stack: st, task: t, budget: e.Budget})
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		entries := byNode[n]
+		rep, err := nodecall.Ask[node.ArmReply](ctx, s.cfg.Bus, node.ArmSubject(n), node.ArmRequest{Arm: entries}, 5*time.Second)
+		if err != nil {
+			return nil, api.Errorf(api.CodeFailed, "arm the tasks on %s for the drain hold: %v; is the agent on %s up? (swarmckpt status)", n, err, n)
+		}
+		if len(rep.Failed) > 0 {
+			var why []string
+			for c, w := range rep.Failed {
+				why = append(why, c+": "+w)
+			}
+			slices.Sort(why)
+			return nil, api.Errorf(api.CodeFailed, "arming tasks on %s for the drain hold failed (%s); fix that and try again", n, strings.Join(why, "; "))
+		}
+		progress("armed", fmt.Sprintf("%d swarm-mode tasks on %s armed: their stops are held and checkpointed", len(entries), n))
+	}
+	return held, nil
+}
+
+// awaitHeld starts the stops of held (trigger: a node drain, or a placement
+// constraint swarm follows) and waits for each task's fate: its replacement running
+// restored from its checkpoint, or released fresh (h.done says which). what names the
+// stop in the messages ("the drain"). It returns trigger's error, or ctx's.
+func (s *Service) awaitHeld(ctx context.Context, sw DrainSwarm, held []*heldTask, trigger func() error, what string, progress func(phase, msg string)) error {
+	byKey := map[string]*heldTask{}
+	var budget time.Duration
+	for _, h := range held {
+		byKey[taskKey(h.stack, h.task.Service, h.task.Slot)] = h
+		budget = max(budget, h.budget)
+	}
+	var mu sync.Mutex
+	changed := make(chan struct{}, 1)
+	sub, err := events.Follow(s.cfg.Bus, func(e events.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		h := byKey[taskKey(e.Stack, e.Service, e.Slot)]
+		if h == nil || h.done != nil || e.Node != h.task.Node {
+			return
+		}
+		switch e.Kind {
+		case events.TaskHeld:
+			if h.heldAt.IsZero() {
+				h.heldAt = e.At
+				progress("held", fmt.Sprintf("%s slot %d: stop held, checkpointing", h.task.Service, h.task.Slot))
+			}
+		case events.Checkpointed:
+			progress("checkpointed", fmt.Sprintf("%s slot %d: checkpointed into %s in %dms", h.task.Service, h.task.Slot, e.Set, e.MS))
+		case events.Restored:
+			x := e
+			h.restored = &x
+			progress("placed", fmt.Sprintf("%s slot %d: set %s placed on %s for its replacement", h.task.Service, h.task.Slot, e.Set, e.Target))
+		case events.Released, events.HoldTimedOut:
+			h.fresh = e.Kind + ": " + e.Reason
+		default:
+			return
+		}
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}, nil)
+	if err != nil {
+		return api.Errorf(api.CodeFailed, "nothing was stopped: follow the drain controller's events: %v", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	start := time.Now()
+	if err := trigger(); err != nil {
+		return err
+	}
+	// Bound: swarm stops the tasks within seconds; each hold ends by its budget; the
+	// replacement's wrapper waits up to drainMapWait for its map and lock.
+	deadline := start.Add(budget + drainMapWait + 30*time.Second)
+	tick := time.NewTicker(holdWaitPoll)
+	defer tick.Stop()
+	lastNote := time.Now()
+	for {
+		mu.Lock()
+		var pending []*heldTask
+		for _, h := range held {
+			if h.done == nil {
+				pending = append(pending, h)
+			}
+		}
+		mu.Unlock()
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			mu.Lock()
+			for _, h := range pending {
+				h.done = &api.NodeTask{Service: h.task.Service, Slot: h.task.Slot, Fresh: true,
+					Reason: fmt.Sprintf("no restored replacement seen within %s of %s", deadline.Sub(start).Round(time.Second), what)}
+			}
+			mu.Unlock()
+			return nil
+		}
+		s.checkHeld(ctx, sw, pending, &mu, start, progress)
+		if time.Since(lastNote) >= 5*time.Second {
+			lastNote = time.Now()
+			var names []string
+			mu.Lock()
+			for _, h := range pending {
+				if h.done == nil {
+					names = append(names, fmt.Sprintf("%s.%d", h.task.Service, h.task.Slot))
+				}
+			}
+			mu.Unlock()
+			if len(names) > 0 {
+				progress("waiting", fmt.Sprintf("%.0fs: waiting for %s", time.Since(start).Seconds(), strings.Join(names, ", ")))
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-changed:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // checkHeld ends, in pending, the tasks whose fate is known: released fresh, or
 // placed with their replacement now seen running.
-func (s *Service) checkHeld(ctx context.Context, sw NodeSwarm, nodeName string, pending []*heldTask, mu *sync.Mutex, start time.Time, progress func(phase, msg string)) {
+func (s *Service) checkHeld(ctx context.Context, sw DrainSwarm, pending []*heldTask, mu *sync.Mutex, start time.Time, progress func(phase, msg string)) {
 	tasksOf := map[string][]stack.Task{}
 	for _, h := range pending {
 		mu.Lock()
@@ -251,7 +287,7 @@ func (s *Service) checkHeld(ctx context.Context, sw NodeSwarm, nodeName string, 
 			tasksOf[h.stack] = tasks
 		}
 		for _, t := range tasks {
-			if t.Service != h.task.Service || t.Slot != h.task.Slot || t.Node != restored.Target || t.Node == nodeName ||
+			if t.Service != h.task.Service || t.Slot != h.task.Slot || t.Node != restored.Target || t.Node == h.task.Node ||
 				t.DesiredState != "running" || t.State != "running" {
 				continue
 			}

@@ -102,7 +102,7 @@ func testRecoverInterruptedSwarm(t *testing.T, kind, step string, before bool, w
 	go func() {
 		defer close(opDone)
 		if kind == "migrate" {
-			_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+			_, _ = e.svc.Migrate(opCtx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 		} else {
 			_, _ = e.svc.Restore(opCtx, api.RestoreRequest{ID: "old", Mode: api.ModeSwarm})
 		}

@@ -169,6 +169,10 @@ type Service struct {
 
 	leaderMu    sync.Mutex
 	leaderSince time.Time // when this coordinator started to lead; zero while standby
+
+	// moves are the tasks a swarm-mode migration is moving through the drain hold
+	// (moveheld.go), for the drain controller's decision.
+	moves heldMoves
 }
 
 // New returns a Service; Run starts serving.
@@ -192,7 +196,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
 		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
-		Heal: s.healFromCopies}) // replicate.go
+		Heal: s.healFromCopies, MoveHeld: s.moveHeld}) // replicate.go, moveheld.go
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,22 @@ every container not on NODE goes to NODE; --from: every container of NODE goes
 elsewhere, spread: containers of one service are not put on one node while another
 is free, and a service's node.hostname constraints are honoured). The stack's other
 containers run on untouched, never frozen, and their connections to the moved ones
-survive (exact mode keeps the addresses: they see a pause). A moved swarm task
-becomes a standalone container and its service is scaled down by the slots moved.
---whole-stack moves the whole stack instead: every container is dumped, stopped and
-restored, those that stay on their node too (the behaviour before; swarm mode always
-moves the whole stack). A partial migration's snapshot holds only the moved
-containers: 'swarmckpt restore' refuses it.
+survive (exact mode keeps the addresses: they see a pause). In exact mode a moved
+swarm task becomes a standalone container and its service is scaled down by the
+slots moved. In swarm mode (--mode swarm, swarm tasks) the moving tasks are armed
+for the drain hold and a placement constraint on their services (node.hostname!=NODE
+for --from, node.hostname==NODE for --to) makes swarm replace exactly them: each
+stop is held, the task checkpointed into its own set, which is placed for swarm's
+replacement on the node swarm chose; the staying tasks' connections follow the
+moved task's new address (translated in their namespaces); the constraint is
+removed once every moved task runs restored; each moved task is printed with its
+node, set and downtime (copy: streamed, the only one there). As in a drain, a task
+whose checkpoint fails or does not finish within its stop_grace_period is stopped
+as swarm asked and restarted fresh: named in the error (exit 1); --whole-stack keeps
+the rollback. --whole-stack moves the whole stack instead: every container is
+dumped, stopped and restored, those that stay on their node too (the behaviour
+before). A partial migration's snapshot holds only the moved containers: 'swarmckpt
+restore' refuses it.
 
 In exact mode the targets are chosen before the snapshot and each moving
 container's images stream to its target while they are dumped (the dumping node keeps
@@ -57,7 +67,7 @@ back, released, it runs on where it was with its state. A stack label asking for
 apply and the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
 soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
 --mode as for restore (default exact); with --mode
-swarm the move is a placement constraint added to the stack's services
+swarm and --whole-stack (or a stack that runs standalone containers) the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and
 removed from them once the restored tasks run (swarm does not move a task whose node
 still satisfies the remaining constraints); with --to the images also stream to NODE
@@ -151,6 +161,15 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	}
 	if f.output == "json" && res != nil {
 		_ = printJSON(c.stdout, res)
+	} else if res != nil && len(res.Moved) > 0 { // swarm mode: the drain hold moved the tasks
+		for _, tk := range res.Moved {
+			if tk.Fresh {
+				fmt.Fprintf(c.stdout, "NOT moved with its memory: %s slot %d (swarm restarted it fresh): %s\n", tk.Service, tk.Slot, tk.Reason)
+				continue
+			}
+			fmt.Fprintf(c.stdout, "moved %s slot %d to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, tk.Target, tk.Set, tk.DowntimeMS)
+		}
+		fmt.Fprintf(c.stdout, "migrated %d tasks by the drain hold (copy: %s); the stack's other tasks did not stop\n", len(res.Moved), res.Copy)
 	} else if res != nil && res.Snapshot != nil {
 		printSummary(c.stdout, res.Snapshot)
 		if res.Restore != nil {

@@ -262,8 +262,9 @@ type MigrateRequest struct {
 	// WholeStack moves the whole stack cold (every container dumped, stopped and
 	// restored, those that stay on their node too). Default: only the moving
 	// containers (those on From, or those not on To) are dumped, stopped and
-	// restored; the others run on untouched (exact mode; swarm mode always moves the
-	// whole stack).
+	// restored; the others run on untouched (exact mode: as standalone containers on
+	// their own addresses; swarm mode: their tasks stopped by swarm are checkpointed
+	// through the drain hold and restored as swarm's replacement tasks).
 	WholeStack bool `json:"whole_stack,omitempty"`
 }
 
@@ -367,6 +368,9 @@ type MigrateResult struct {
 	Restore  *RestoreResult  `json:"restore"`
 	// Copy is the copy mode used (MigrateRequest.Copy, or the default it resolved to).
 	Copy string `json:"copy,omitempty"`
+	// Moved are the tasks a swarm-mode migration of only the moving tasks moved
+	// through the drain hold, each checkpointed into its own set (no Snapshot then).
+	Moved []NodeTask `json:"moved,omitempty"`
 	// Steps is the wall time of each step of the migration, in order (a partial
 	// migration's: snapshot (dump and commit; dump is the longest container's dump
 	// inside it), preflight, stop, restore (transfer, restore, unlock), record); empty

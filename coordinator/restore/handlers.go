@@ -253,6 +253,9 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 	if !explicit && mode != api.CopyStreamed {
 		s.log.Info("migration copy mode from the stack's swarmckpt.migration label", "stack", req.Stack, "copy", mode)
 	}
+	if !req.WholeStack && req.Mode == api.ModeSwarm && s.cfg.MoveHeld != nil && !s.hasStandalone(ctx, req.Stack) {
+		return s.moveHeld(ctx, req, mode, explicit, copyMode)
+	}
 	if !req.WholeStack && req.Mode != api.ModeSwarm {
 		if req.ID == "" {
 			req.ID = s.cfg.NewID(req.Stack, time.Now())
@@ -569,4 +572,50 @@ func (s *Restores) lockMigration(ctx context.Context, req api.MigrateRequest) (s
 		return nil, nil, nil, err
 	}
 	return lock, j, func() { j.end(ctx); unlock() }, nil
+}
+
+// hasStandalone reports whether stack runs standalone containers (restored in exact
+// mode): a swarm-mode migration moves the whole stack then, which brings them back
+// into swarm as tasks. A stack that cannot be resolved has none known.
+func (s *Restores) hasStandalone(ctx context.Context, stackName string) bool {
+	if s.cfg.Resolver == nil {
+		return false
+	}
+	st, err := s.cfg.Resolver.Resolve(ctx, stackName)
+	if err != nil {
+		return false
+	}
+	for _, c := range st.Containers {
+		if c.State != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// moveHeld serves a swarm-mode migration of only the moving tasks through
+// Config.MoveHeld, under the stack's lock: each is checkpointed cold by the drain hold
+// and its set sent to its replacement's node (streamed), whatever the stack's
+// swarmckpt.migration label says.
+func (s *Restores) moveHeld(ctx context.Context, req api.MigrateRequest, mode string, explicit bool, copyMode *string) (*api.MigrateResult, error) {
+	if mode != api.CopyStreamed {
+		if explicit {
+			return nil, api.Errorf(api.CodeBadRequest, "migrate --copy %s refused, nothing was changed: a swarm-mode migration of only the moving tasks checkpoints each task when swarm stops it (the drain hold) and sends its set to the replacement's node (streamed); use --whole-stack for --copy %s, or --mode exact", mode, mode)
+		}
+		s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s; a swarm-mode migration of only the moving tasks copies streamed", mode)})
+	}
+	*copyMode = api.CopyStreamed
+	if req.ID == "" {
+		req.ID = s.cfg.NewID(req.Stack, time.Now())
+	}
+	lock, _, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}()
+	return s.cfg.MoveHeld(ctx, req)
 }

@@ -75,7 +75,12 @@ type Config struct {
 	// replica when the set's node is down (coordinator/replicate.go), and may change
 	// m's Images.Node and Copies accordingly.
 	Heal func(ctx context.Context, m *store.Manifest) error
-	Log  *slog.Logger
+	// MoveHeld, when set, serves a swarm-mode migration of only the moving tasks
+	// (not WholeStack): swarm stops them (a placement constraint) and the drain hold
+	// checkpoints each into a set placed for its replacement (coordinator/moveheld.go).
+	// It runs under the stack's lock, after the migration's checks.
+	MoveHeld func(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error)
+	Log      *slog.Logger
 }
 
 // Restores serves restores and migrations for a coordinator: pre-flight, checkpoint

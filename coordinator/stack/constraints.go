@@ -106,6 +106,51 @@ func (d *Docker) RemoveConstraints(ctx context.Context, stack string, services [
 	return nil
 }
 
+// AddConstraints adds constraints to the placement of the stack's services named in
+// services (those that have them all already are not updated). Swarm then replaces
+// exactly the tasks whose node no longer satisfies them (a migration of only the
+// moving tasks in swarm mode, coordinator/moveheld.go).
+func (d *Docker) AddConstraints(ctx context.Context, stack string, services []string, constraints []string) error {
+	f := filters.NewArgs(filters.Arg("label", NamespaceLabel+"="+stack))
+	list, err := d.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("stack %q: list services: %w", stack, err)
+	}
+	for _, s := range list {
+		if !slices.Contains(services, s.Spec.Name) {
+			continue
+		}
+		spec := s.Spec
+		var p swarm.Placement
+		if spec.TaskTemplate.Placement != nil {
+			p = *spec.TaskTemplate.Placement
+		}
+		cs := slices.Clone(p.Constraints)
+		for _, c := range constraints {
+			if !slices.Contains(cs, c) {
+				cs = append(cs, c)
+			}
+		}
+		if len(cs) == len(p.Constraints) {
+			continue
+		}
+		p.Constraints = cs
+		spec.TaskTemplate.Placement = &p
+		if _, err := d.cli.ServiceUpdate(ctx, s.ID, s.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+			return fmt.Errorf("stack %q: add placement constraints %v to service %s: %w", stack, constraints, s.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// AddConstraints records the constraints in Constraints (the fake moves no task).
+func (f *FakeSwarm) AddConstraints(_ context.Context, _ string, _ []string, constraints []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Constraints = append(f.Constraints, constraints...)
+	return nil
+}
+
 // RemoveConstraints implements ConstraintRemover: the constraints leave Constraints.
 func (f *FakeSwarm) RemoveConstraints(_ context.Context, _ string, _ []string, constraints []string) error {
 	f.mu.Lock()

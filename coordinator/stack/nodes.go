@@ -117,17 +117,33 @@ func (f *FakeSwarm) SetNodeAvailability(_ context.Context, node, availability st
 // its slot is created on another node that is active and not down. It returns the
 // tasks marked, as they were.
 func (f *FakeSwarm) Reschedule(node string) []Task {
+	return f.replace(func(t *Task) bool { return t.Node == node }, func(n string) bool { return n != node })
+}
+
+// Replace is what swarm does when a placement constraint is added to services: it
+// replaces their running tasks whose node the constraint excludes (on from, or, with
+// to, not on to) by new tasks on the nodes it allows, and returns the old tasks (as
+// they were). A task whose node still satisfies it stays.
+func (f *FakeSwarm) Replace(services []string, from, to string) []Task {
+	excluded := func(n string) bool { return from != "" && n == from || to != "" && n != to }
+	return f.replace(func(t *Task) bool { return slices.Contains(services, t.Service) && excluded(t.Node) },
+		func(n string) bool { return !excluded(n) })
+}
+
+// replace replaces the running tasks that moving selects by tasks on the active,
+// up nodes that allowed admits (round robin); none when no node is left.
+func (f *FakeSwarm) replace(moving func(*Task) bool, allowed func(node string) bool) []Task {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var others []string
 	for _, n := range f.Nodes {
-		if n != node && f.states[n] != "down" && (f.availability[n] == "" || f.availability[n] == AvailabilityActive) {
+		if allowed(n) && f.states[n] != "down" && (f.availability[n] == "" || f.availability[n] == AvailabilityActive) {
 			others = append(others, n)
 		}
 	}
 	var old []Task
 	for _, t := range slices.Clone(f.tasks) {
-		if t.Node != node || t.DesiredState != "running" || len(others) == 0 {
+		if !moving(t) || t.DesiredState != "running" || len(others) == 0 {
 			continue
 		}
 		old = append(old, *t)

@@ -582,5 +582,43 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		if !strings.Contains(string(wl), "address translated for a moved peer") {
 			t.Errorf("the server's worker (%s) logged no address translation", manager)
 		}
+
+		// Issue 16, the same through `swarmckpt migrate --mode swarm --from NODE`
+		// (docs/drain.md "Partial migration in swarm mode"): no drain; a placement
+		// constraint makes swarm replace the client's task alone, the drain hold moves
+		// it with its connection, the server never stops, and the constraint goes.
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", from); err != nil {
+			t.Fatalf("set %s active again: %v\n%s", from, err, out)
+		}
+		before = st
+		t1 := time.Now()
+		out, code := e.ctl(5*time.Minute, "migrate", "echo", "--mode", "swarm", "--from", to)
+		t.Logf("swarmckpt migrate echo --mode swarm --from %s (%.1fs, exit %d):\n%s", to, time.Since(t1).Seconds(), code, out)
+		if code != 0 {
+			t.Fatalf("migrate --mode swarm --from %s: exit %d", to, code)
+		}
+		if !strings.Contains(out, "moved echo_client slot 1 to ") || !strings.Contains(out, "restored from drain.echo_client.1.") {
+			t.Errorf("migrate output does not name the moved client task and its set:\n%s", out)
+		}
+		to2 := ""
+		waitLong(t, "echo client running off "+to, func() bool { to2 = clientNode(); return to2 != "" && to2 != to })
+		st2 := e.echoSameConnection(t, to2, "echo_client")
+		t.Logf("echo client on %s %.1fs after migrate --from %s: seq=%v conn_id=%v max_reply_gap_ms=%v", to2, time.Since(t1).Seconds(), to,
+			st2["seq"], st2["conn_id"], st2["max_reply_gap_ms"])
+		if sa, sb := st2["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after the migration, %v before: the sequence did not continue", sa, sb)
+		}
+		if got := serverID(); got != server || got == "" {
+			t.Errorf("echo server container %q after the migration, was %q: the staying peer stopped", got, server)
+		}
+		for _, svc := range []string{"echo_client", "echo_server"} {
+			c, err := e.dockerOut(manager, "service", "inspect", "-f", "{{json .Spec.TaskTemplate.Placement.Constraints}}", svc)
+			if err != nil || strings.Contains(c, "node.hostname!="+to) {
+				t.Errorf("service %s keeps the migration's constraint (or cannot be read: %v): %s", svc, err, c)
+			}
+		}
+		if av, _ := e.dockerOut(manager, "node", "inspect", "--format", "{{.Spec.Availability}}", to); strings.TrimSpace(av) != "active" {
+			t.Errorf("%s is %q after migrate --from: a migration must not drain the node", to, strings.TrimSpace(av))
+		}
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/swarmckpt/swarmckpt/sim"
 )
 
 func TestLeastSquaresRecoversCoefficients(t *testing.T) {
@@ -94,6 +96,40 @@ func TestSimCheckAndCalibrationWritten(t *testing.T) {
 	for _, f := range []string{"calibration.json", "sim-check.md", "sim-vs-lab.svg"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s not written (%v)", f, err)
+		}
+	}
+}
+
+// TestFitSlotsFindsTheLimitTheDataWasMadeWith: lab dump times made by the simulator
+// itself with a per-node worker limit (or none) are fitted back to that limit.
+func TestFitSlotsFindsTheLimitTheDataWasMadeWith(t *testing.T) {
+	algs, err := simAlgorithms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slots := range []int{1, 3, 0} {
+		base := sim.Calibration{Hosts: 1, CPUsPerHost: 2, DumpOverheadMs: 100, DiskMBps: 1000, How: map[string]string{}}
+		var sums []Summary
+		for _, s := range Shapes {
+			if s.Name != "scale-10" && s.Name != "fan-in" {
+				continue
+			}
+			for _, alg := range algs[:3] { // blocking, chandy-lamport, uncoordinated
+				made := base
+				made.WorkerSlots = slots
+				run, err := runSeeds(context.Background(), shapeConfig(s, Results{}, made), alg, SimSeeds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sums = append(sums, Summary{Shape: s.Name, Method: alg.Name(), N: s.N, DumpP50: Median(run.dump), DumpMax: Median(run.dumpMax)})
+			}
+		}
+		got := base
+		if err := fitSlots(context.Background(), Results{}, sums, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.WorkerSlots != slots {
+			t.Fatalf("made with %d slots (0: no limit), fitted %d: %s", slots, got.WorkerSlots, got.How["worker_slots"])
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -89,6 +90,9 @@ func shapeConfig(s Shape, r Results, cal sim.Calibration) sim.Config {
 	cfg := sim.DefaultConfig()
 	cal.Apply(&cfg)
 	cfg.Containers, cfg.Nodes, cfg.Hosts = s.N, 3, cal.Hosts
+	// The coordinator makes every container of the stack a peer of every other (it does
+	// not know who talks to whom); the traffic flows along the shape's graph only.
+	cfg.AllPeers = true
 	// One snapshot: the harness removes each snapshot after measuring it, so minimal
 	// never has earlier images to reuse in the lab either.
 	cfg.Rounds = 1
@@ -149,9 +153,9 @@ func simFrozen(algo string, rep *sim.Report) float64 {
 }
 
 type simRun struct {
-	latency, frozen, down99, dump []float64
-	bytes                         []float64
-	inconsistent, committed       int
+	latency, frozen, down99, dump, dumpMax []float64
+	bytes                                  []float64
+	inconsistent, committed                int
 }
 
 func runSeeds(ctx context.Context, cfg sim.Config, alg algorithms.Algorithm, seeds int) (simRun, error) {
@@ -169,6 +173,7 @@ func runSeeds(ctx context.Context, cfg sim.Config, alg algorithms.Algorithm, see
 		out.frozen = append(out.frozen, simFrozen(alg.Name(), rep))
 		out.down99 = append(out.down99, rep.Downtime.P99)
 		out.dump = append(out.dump, rep.DumpTime.P50)
+		out.dumpMax = append(out.dumpMax, rep.DumpTime.Max)
 		out.bytes = append(out.bytes, rep.BytesDumped)
 		if rep.Verdict != nil {
 			out.committed++
@@ -190,6 +195,9 @@ func RunSim(ctx context.Context, r Results, nl NATSLatency, sizes []int) (*SimRe
 	out := &SimResults{Calibration: Calibrate(r, nl), NATS: nl}
 	sums := Summarize(r)
 	if err := fitStart(ctx, r, sums, &out.Calibration); err != nil {
+		return out, err
+	}
+	if err := fitSlots(ctx, r, sums, &out.Calibration); err != nil {
 		return out, err
 	}
 	for _, s := range Shapes {
@@ -224,6 +232,11 @@ func RunSim(ctx context.Context, r Results, nl NATSLatency, sizes []int) (*SimRe
 			// 10,000 containers (the lab's per-container cost; 60 s would abort).
 			cfg.Nodes, cfg.Hosts, cfg.StarSize = n/10, 0, 21
 			cfg.TimeoutTicks = 36000
+			// Every container a peer of every other is n x (n-1) peers and, under
+			// chandy-lamport, as many markers: 10^8 at 10,000. The curves take the
+			// star's neighbours as peers instead (what a coordinator that knew the
+			// communication graph would send), which today's coordinator does not.
+			cfg.AllPeers = false
 		}
 		seeds := SimSeeds
 		if n >= 1000 {
@@ -301,6 +314,63 @@ func fitStart(ctx context.Context, r Results, sums []Summary, cal *sim.Calibrati
 	return nil
 }
 
+// WorkerSlotChoices are the per-node worker limits fitSlots tries (0: no limit).
+var WorkerSlotChoices = []int{1, 2, 3, 4, 6, 8, 0}
+
+// fitSlots picks the per-node worker limit (Calibration.WorkerSlots) whose simulated
+// dump times come closest to the lab's: the sum over every shape and algorithm of the
+// squared log ratio sim / lab of the median dump and of the slowest dump per snapshot
+// (the agent times a dump from its call, so a wait for the node's worker counts in
+// it; a limit shows as dumps queued one behind the other, the slowest far above the
+// median). The smallest sum wins; no limit on a tie.
+func fitSlots(ctx context.Context, r Results, sums []Summary, cal *sim.Calibration) error {
+	algs, err := simAlgorithms()
+	if err != nil {
+		return err
+	}
+	best, bestErr := 0, math.Inf(1)
+	var tried []string
+	for _, k := range WorkerSlotChoices {
+		c := *cal
+		c.WorkerSlots = k
+		sse, n := 0.0, 0
+		for _, s := range Shapes {
+			for _, alg := range algs {
+				i := slices.IndexFunc(sums, func(x Summary) bool { return x.Shape == s.Name && x.Method == alg.Name() })
+				if i < 0 || !(sums[i].DumpP50 > 0) || !(sums[i].DumpMax > 0) {
+					continue
+				}
+				cfg := shapeConfig(s, r, c)
+				cfg.WorkerSlots = k // 0 is a value here: no limit
+				run, err := runSeeds(ctx, cfg, alg, SimSeeds)
+				if err != nil {
+					return err
+				}
+				for _, e := range [][2]float64{{Median(run.dump), sums[i].DumpP50}, {Median(run.dumpMax), sums[i].DumpMax}} {
+					if e[0] > 0 {
+						sse += math.Pow(math.Log(e[0]/e[1]), 2)
+						n++
+					}
+				}
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		name := strconv.Itoa(k)
+		if k == 0 {
+			name = "no limit"
+		}
+		tried = append(tried, fmt.Sprintf("%s: %.2f", name, sse))
+		if sse < bestErr-1e-9 || (k == 0 && sse <= bestErr+1e-9) {
+			best, bestErr = k, sse
+		}
+	}
+	cal.WorkerSlots = best
+	cal.How["worker_slots"] = fmt.Sprintf("fitted: the per-node limit on concurrent worker actions whose simulated dump times (median and slowest per snapshot, every shape and algorithm, the wait for the worker included) are closest to the lab's, least squares of log(sim / lab); sum per limit tried: %s (0: no limit)", strings.Join(tried, ", "))
+	return nil
+}
+
 // CheckTable renders the per-shape comparison as markdown (sim-check.md).
 func CheckTable(sr *SimResults) string {
 	var b strings.Builder
@@ -319,15 +389,17 @@ func CheckTable(sr *SimResults) string {
 			c.LabInconsistent, c.LabRuns, c.Inconsistent, c.Runs)
 	}
 	within, n := 0, 0
+	var abs []float64
 	for _, c := range sr.Checks {
 		for _, e := range []float64{c.TotalErr(), c.FrozenErr()} {
 			n++
+			abs = append(abs, math.Abs(e))
 			if math.Abs(e) <= 0.25 {
 				within++
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\n%d of %d predictions within 25%% of the lab's median.\n", within, n)
+	fmt.Fprintf(&b, "\n%d of %d predictions within 25%% of the lab's median (median error %.0f%%).\n", within, n, 100*Median(abs))
 	return b.String()
 }
 

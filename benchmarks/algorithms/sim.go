@@ -482,7 +482,7 @@ func simPlot(r Results, sums []Summary) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "calibrated simulator (lines) vs lab (points): snapshot time, echo stacks"
 	p.Legend.Top, p.Legend.Left = true, true
-	p.X.Label.Text = "containers (log; above 30: 10 per node, a host each)"
+	p.X.Label.Text = "containers (log; above 30: 10 per node, a host each, peers: star neighbours)"
 	p.Y.Label.Text = "ms (log)"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, ticks125{}
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, ticks125{}

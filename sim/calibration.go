@@ -28,6 +28,9 @@ type Calibration struct {
 	LockMs   float64 `json:"lock_ms,omitempty"`
 	// LockCPUMs: the CPU time of one lock/unlock on the host's shared cores (Config.LockCPUMs).
 	LockCPUMs float64 `json:"lock_cpu_ms,omitempty"`
+	// WorkerSlots: how many container actions a node's worker runs at once (Config.WorkerSlots;
+	// 0: unchanged).
+	WorkerSlots int `json:"worker_slots,omitempty"`
 	// NetDelayMs, NetJitterMs, SendCostMs: the control plane (NATS) one-way latency,
 	// its spread, and a publisher's time per message.
 	NetDelayMs  float64 `json:"net_delay_ms,omitempty"`
@@ -62,6 +65,9 @@ func (c Calibration) Apply(cfg *Config) {
 	set(&cfg.FreezeMs, c.FreezeMs)
 	set(&cfg.LockMs, c.LockMs)
 	set(&cfg.LockCPUMs, c.LockCPUMs)
+	if c.WorkerSlots != 0 {
+		cfg.WorkerSlots = c.WorkerSlots
+	}
 	set(&cfg.NetDelayMs, c.NetDelayMs)
 	set(&cfg.NetJitterMs, c.NetJitterMs)
 	set(&cfg.SendCostMs, c.SendCostMs)

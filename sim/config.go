@@ -82,6 +82,12 @@ type Config struct {
 	LockCPUMs float64
 	// PersistMs is a durable write of the coordinator (etcd) (default 5).
 	PersistMs float64
+	// WorkerSlots is how many container actions (lock, unlock, freeze, thaw, dump) one
+	// node's worker runs at once; the containers' further actions wait for a slot in
+	// arrival order, and the wait counts in the action's time (default 0: no limit, every
+	// container's actions run on their own, as the agent's goroutine per container
+	// issues them).
+	WorkerSlots int
 
 	// NetDelayMs is the one-way control-message delay between nodes, NetJitterMs the
 	// uniform jitter added to it (defaults 0.25 and 0.1; messages may be reordered).
@@ -108,6 +114,13 @@ type Config struct {
 	// StarSize is the size of each star of the star graph (a server and StarSize-1
 	// clients; default 0: one star of every container).
 	StarSize int
+	// AllPeers gives every container every other container as a peer in the snapshot
+	// request, as the coordinator does today (it does not know who talks to whom:
+	// coordinator/snapshot.go, participants), whatever Graph says; application traffic
+	// still flows along Graph only (default false: the peers are Graph's neighbours).
+	// The request then holds Containers x (Containers - 1) peers: meant for stacks of
+	// tens or hundreds of containers.
+	AllPeers bool
 	// PipelineStages is the number of stages of the pipeline graph (default 10).
 	PipelineStages int
 
@@ -272,6 +285,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: memory range %g..%g MiB", ErrConfig, c.MemMinMiB, c.MemMaxMiB)
 	case c.MemMiB != nil && len(c.MemMiB) != c.Containers:
 		return fmt.Errorf("%w: %d memory sizes for %d containers", ErrConfig, len(c.MemMiB), c.Containers)
+	case c.WorkerSlots < 0:
+		return fmt.Errorf("%w: worker slots = %d, need 0 (no limit) or more", ErrConfig, c.WorkerSlots)
 	case c.Hosts < 0 || c.CPUsPerHost < 0 || c.DumpStartMs < 0 || c.CommitCheckMs < 0 || c.ClientMs < 0 ||
 		c.CommitPerContainerMs < 0 || c.CommitReadMBps < 0:
 		return fmt.Errorf("%w: hosts, cpus per host, dump start, commit check and client times must not be negative", ErrConfig)

@@ -18,12 +18,18 @@
 //     by the dumps running on it at the same time (processor sharing), so dump time
 //     grows with the host's load. A Calibration (calibration.json, written by the
 //     algorithm benchmark from a lab run) sets these costs to measured values.
+//   - A node's worker runs at most WorkerSlots container actions (lock, unlock, freeze,
+//     thaw, dump) at once; the others wait in arrival order, and the wait counts in the
+//     action's time, as the agent times it (default: no limit; the lab's fit found none).
 //   - Application traffic flows along a communication graph (ring, all-to-all,
 //     client/server tiers, pipeline) as a fluid: each direction of a connection writes
 //     TrafficBytesPerMs while its sender runs, up to SendBufferBytes unacknowledged
 //     while the path is locked; bytes arrive after DataDelayMs while both ends are
 //     unlocked and not partitioned. Counters are advanced lazily, only when something
 //     about a connection changes, so traffic costs no events.
+//   - The snapshot request names each container's peers: its graph neighbours, or with
+//     AllPeers every other container, as the coordinator does (it does not know who
+//     talks to whom); locks, markers and unlocks follow the peers, traffic the graph.
 //   - Control messages (protocol.Envelope from the algorithms) take NetDelayMs plus
 //     jitter (so they can be reordered), a tenth of it within a node.
 //   - Faults in the measured round: worker crash (the node's agent dies with its

@@ -108,6 +108,7 @@ func (r *runner) healed(k int) {
 // them.
 func (r *runner) crashWorker(n int32) {
 	r.w.nodes[n].workerUp = false
+	r.resetWorker(n)
 	h := r.w.nodes[n].host
 	for _, cpu := range []bool{false, true} {
 		pl := r.hostPool(h, cpu)

@@ -8,14 +8,17 @@ import (
 // TestLazyTicksChangeNothing: ticking only the container roles whose timer is due
 // (algorithms.TickSkipper) gives the same reports, round by round, as ticking every
 // role on every tick, with and without faults (crashed workers restart roles, lost
-// decisions let watchdogs fire).
+// decisions let watchdogs fire), also with a worker queue (Config.WorkerSlots).
 func TestLazyTicksChangeNothing(t *testing.T) {
 	faults := []Faults{{}, {Loss: 0.2, Dup: 0.05, WorkerCrashes: 2, Partitions: 1, CoordinatorCrash: true}}
 	for _, alg := range realAlgorithms() {
 		for fi, f := range faults {
-			for _, g := range []Graph{Ring, AllToAll} {
+			for _, g := range []Graph{Ring, AllToAll, Star} {
 				cfg := small()
 				cfg.Graph, cfg.Faults, cfg.Rounds, cfg.Seed = g, f, 3, 11
+				if g == Star { // and the worker queue, every container a peer of every other
+					cfg.WorkerSlots, cfg.AllPeers = 1, true
+				}
 				if fi > 0 {
 					cfg.TimeoutTicks, cfg.WatchdogGraceTicks = 60, 10 // watchdogs fire within the run
 				}

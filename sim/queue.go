@@ -24,6 +24,7 @@ const (
 	evDumpIO                      // container a's dump starts writing pages: b = proc gen
 	evRound                       // the next round's snapshot request
 	evDumpSeize                   // CRIU seizes container a (Config.DumpStartMs): b = proc gen
+	evSlot                        // proc a got a slot of its node's worker (Config.WorkerSlots): b = proc gen
 )
 
 // event is a value type: the queue holds no pointers, so pushing allocates only when

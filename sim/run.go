@@ -31,6 +31,10 @@ type proc struct {
 	// the tick its timer fires on (0: none).
 	skip        algorithms.TickSkipper
 	ticked, due uint64
+	// slot: the proc holds a slot of its node's worker for its current action
+	// (Config.WorkerSlots, worker.go); waited: it waited for that slot since waitAt.
+	slot, waited bool
+	waitAt       Time
 }
 
 type msgSlot struct {
@@ -185,10 +189,20 @@ func (r *runner) build() error {
 	r.req = make([]protocol.Container, n)
 	for i := range r.w.cs {
 		c := &r.w.cs[i]
-		peers := make([]string, 0, len(c.edges))
-		for _, ei := range c.edges {
-			p, _ := r.w.peerOf(ei, int32(i))
-			peers = append(peers, r.w.cs[p].id)
+		var peers []string
+		if cfg.AllPeers {
+			peers = make([]string, 0, n-1)
+			for j := range r.w.cs {
+				if j != i {
+					peers = append(peers, r.w.cs[j].id)
+				}
+			}
+		} else {
+			peers = make([]string, 0, len(c.edges))
+			for _, ei := range c.edges {
+				p, _ := r.w.peerOf(ei, int32(i))
+				peers = append(peers, r.w.cs[p].id)
+			}
 		}
 		r.req[i] = protocol.Container{ID: c.id, Node: "node" + strconv.Itoa(int(c.node)), Peers: peers}
 	}
@@ -226,6 +240,8 @@ func (r *runner) loop() {
 			r.actionDone(e.a, e.b)
 		case evDumpSeize:
 			r.dumpSeize(e.a, e.b)
+		case evSlot:
+			r.onSlot(e.a, e.b)
 		case evDumpIO:
 			r.dumpIO(e.a, e.b)
 		case evDiskCheck:
@@ -418,9 +434,14 @@ func (r *runner) kick(i int32) {
 func (r *runner) execNext(i int32) {
 	p := &r.procs[i]
 	for p.next < len(p.rd.Actions) {
-		if r.startAction(i, &p.rd.Actions[p.next]) {
+		a := &p.rd.Actions[p.next]
+		if !r.acquire(i, a) {
+			return // waits for its node's worker (worker.go)
+		}
+		if r.startAction(i, a) {
 			return // completes later with evDone
 		}
+		r.release(i)
 		p.next++
 	}
 	for _, m := range p.rd.Messages {
@@ -435,6 +456,10 @@ func (r *runner) execNext(i int32) {
 // startAction begins action a of proc i and reports whether it completes later.
 func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 	p := &r.procs[i]
+	began := r.w.now // the agent times an action from its call, a wait for the worker included
+	if p.waited {
+		began, p.waited = p.waitAt, false
+	}
 	var d Time
 	switch a.Kind {
 	case algorithms.ActPersist, algorithms.ActAbort:
@@ -458,7 +483,7 @@ func (r *runner) startAction(i int32, a *algorithms.Action) bool {
 			d = ms(1)
 			break
 		}
-		r.w.cs[c].dumpBegan = r.w.now
+		r.w.cs[c].dumpBegan = began
 		if r.cfg.DumpStartMs > 0 && !r.w.cs[c].down() {
 			r.push(event{at: r.w.now + ms(2*r.rng.Float64()*r.cfg.DumpStartMs), kind: evDumpSeize, a: i, b: p.gen})
 			return true
@@ -600,6 +625,7 @@ func (r *runner) actionDone(i int32, gen int32) {
 		return
 	}
 	a := p.rd.Actions[p.next]
+	r.release(i)
 	var stats *protocol.DumpStats
 	var err error
 	c := r.containerOf(&a)

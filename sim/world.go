@@ -65,7 +65,15 @@ type node struct {
 	host       int32
 	workerUp   bool
 	isolated   bool
+	// The node's worker (Config.WorkerSlots): actions running on it, and the container
+	// roles waiting for a slot, in arrival order (from head on).
+	slotsBusy int
+	waiting   []slotWait
+	head      int
 }
+
+// slotWait is a container role waiting for its node's worker: proc and its generation.
+type slotWait struct{ proc, gen int32 }
 
 // world is the physical model: containers, connections, nodes, traffic.
 type world struct {

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/swarmckpt/swarmckpt/algorithms/registry"
+	"github.com/swarmckpt/swarmckpt/sim"
 )
 
 func TestLeastSquaresRecoversCoefficients(t *testing.T) {
@@ -95,5 +98,82 @@ func TestSimCheckAndCalibrationWritten(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Fatalf("%s not written (%v)", f, err)
 		}
+	}
+}
+
+// TestFitSlotsFindsTheLimitTheDataWasMadeWith: lab dump times made by the simulator
+// itself with a per-node worker limit (or none) are fitted back to that limit.
+func TestFitSlotsFindsTheLimitTheDataWasMadeWith(t *testing.T) {
+	algs, err := simAlgorithms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slots := range []int{1, 3, 0} {
+		base := sim.Calibration{Hosts: 1, CPUsPerHost: 2, DumpOverheadMs: 100, DiskMBps: 1000, How: map[string]string{}}
+		var sums []Summary
+		for _, s := range Shapes {
+			if s.Name != "scale-10" && s.Name != "fan-in" {
+				continue
+			}
+			for _, alg := range algs[:3] { // blocking, chandy-lamport, uncoordinated
+				made := base
+				made.WorkerSlots = slots
+				run, err := runSeeds(context.Background(), shapeConfig(s, Results{}, made), alg, SimSeeds)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sums = append(sums, Summary{Shape: s.Name, Method: alg.Name(), N: s.N, DumpP50: Median(run.dump), DumpMax: Median(run.dumpMax)})
+			}
+		}
+		got := base
+		if err := fitSlots(context.Background(), Results{}, sums, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.WorkerSlots != slots {
+			t.Fatalf("made with %d slots (0: no limit), fitted %d: %s", slots, got.WorkerSlots, got.How["worker_slots"])
+		}
+	}
+}
+
+// TestFitDumpsBySimFindsTheSimulatorsCosts: lab dump times made by the simulator with
+// a disk 1.5 times slower than the closed-form fit's are fitted back to it.
+func TestFitDumpsBySimFindsTheSimulatorsCosts(t *testing.T) {
+	alg, err := registry.Lookup("uncoordinated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Results
+	for _, s := range Shapes {
+		mib := 2.0
+		if s.Kind == "memhog" {
+			mib = 128
+		}
+		m := Measurement{Shape: s.Name, N: s.N, Method: "uncoordinated"}
+		for range s.N {
+			m.Containers = append(m.Containers, ContainerRow{Bytes: int64(mib * (1 << 20))})
+		}
+		r.Measurements = append(r.Measurements, m)
+	}
+	start := 200.0
+	fitted := sim.Calibration{Hosts: 1, CPUsPerHost: 2, DumpOverheadMs: 100, DiskMBps: 1200, DumpStartMs: &start, How: map[string]string{}}
+	made := fitted
+	made.DiskMBps = 1200 / 1.5
+	var sums []Summary
+	for _, s := range Shapes {
+		if s.Name != "scale-10" && s.Name != "fan-in" && s.Name != "memhog-8" {
+			continue
+		}
+		run, err := runSeeds(context.Background(), shapeConfig(s, r, made), alg, SimSeeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, Summary{Shape: s.Name, Method: "uncoordinated", N: s.N, DumpP50: Median(run.dump)})
+	}
+	if err := fitDumpsBySim(context.Background(), r, sums, &fitted); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(fitted.DiskMBps-800) > 1 || math.Abs(fitted.DumpOverheadMs-100) > 0.01 {
+		t.Fatalf("fitted %.1f ms overhead, %.1f MB/s; the data was made with 100 ms, 800 MB/s (%s)",
+			fitted.DumpOverheadMs, fitted.DiskMBps, fitted.How["dump_overhead_ms,disk_mbps"])
 	}
 }

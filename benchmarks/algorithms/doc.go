@@ -18,8 +18,8 @@
 //
 // It writes every raw measurement (results.csv, results.json), the plots (SVG and PNG,
 // gonum.org/v1/plot), calibrates the simulator (package sim) from the measurements
-// and a NATS latency measured on an embedded server (calibration.json, read by
-// `swarmckpt sim --calibration`), compares the calibrated simulator with every shape
+// and a NATS latency measured on an embedded server (a --replot reuses the run's;
+// calibration.json, read by `swarmckpt sim --calibration`), compares the calibrated simulator with every shape
 // (sim-check.md, BENCH simcheck lines) and draws its curves up to 10,000 containers
 // with the lab's points (sim-vs-lab.svg), and prints BENCH lines naming the baseline
 // and the ratio:

@@ -27,7 +27,7 @@ func main() {
 	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones)")
 	quick := flag.Bool("quick", false, "quick mode: one repetition of the small shapes (bank-5, scale-3)")
 	out := flag.String("out", "benchmarks/algorithms", "directory for results.json, results.csv and the plots")
-	replot := flag.String("replot", "", "only redo the summary, CSV, plots and the simulator's calibration and comparison from this results.json (no lab)")
+	replot := flag.String("replot", "", "only redo the summary, CSV, plots and the simulator's calibration and comparison from this results.json (no lab; the NATS latency measured with the run is reused)")
 	withPodman := flag.Bool("podman", true, "also measure the Podman baseline")
 	strict := flag.Bool("strict", false, "exit 1 if a swarmckpt algorithm's snapshot failed or a coordinated algorithm's cut is not consistent (CI)")
 	withSim := flag.Bool("sim", true, "also calibrate the simulator from the run (writes calibration.json; NATS latency measured on an embedded server), compare it with every shape (sim-check.md) and draw its curves up to 10,000 containers with the lab's points")
@@ -42,13 +42,13 @@ func main() {
 			logf("%v", err)
 			os.Exit(1)
 		}
-		r, err := loadResults(b)
+		r, nl, err := loadResults(b)
 		if err != nil {
 			logf("%s: %v", *replot, err)
 			os.Exit(1)
 		}
 		if *withSim {
-			addSim(ctx, logf, &r, SimSizes)
+			addSim(ctx, logf, &r, nl, SimSizes)
 		}
 		if err := Report(os.Stdout, r, *out); err != nil {
 			logf("%v", err)
@@ -79,7 +79,7 @@ func main() {
 		if *quick { // CI: the curves up to 100 containers only (10,000 takes a minute)
 			sizes = slices.DeleteFunc(slices.Clone(sizes), func(n int) bool { return n > 100 })
 		}
-		addSim(ctx, logf, &r, sizes)
+		addSim(ctx, logf, &r, NATSLatency{}, sizes)
 	}
 	if err := Report(os.Stdout, r, *out); err != nil {
 		logf("%v", err)
@@ -96,20 +96,29 @@ func main() {
 }
 
 // loadResults reads a results.json. Its "sim" part is dropped: --replot recomputes it
-// (and results.json files older than the calibrated simulator hold a list there).
-func loadResults(b []byte) (Results, error) {
+// (and results.json files older than the calibrated simulator hold a list there); the
+// NATS latency measured with the run (sim.nats, if any) is returned, so that a replot
+// calibrates from the same numbers and gives the same comparison.
+func loadResults(b []byte) (Results, NATSLatency, error) {
 	var r Results
+	var nl NATSLatency
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return r, err
+		return r, nl, err
+	}
+	var old struct {
+		NATS NATSLatency `json:"nats"`
+	}
+	if json.Unmarshal(raw["sim"], &old) == nil {
+		nl = old.NATS
 	}
 	delete(raw, "sim")
 	b, err := json.Marshal(raw)
 	if err != nil {
-		return r, err
+		return r, nl, err
 	}
 	err = json.Unmarshal(b, &r)
-	return r, err
+	return r, nl, err
 }
 
 // Failures lists the algorithm measurements that failed, and the coordinated
@@ -130,13 +139,16 @@ func Failures(r Results) []string {
 	return bad
 }
 
-// addSim measures the control plane's latency (embedded NATS), calibrates the
+// addSim measures the control plane's latency (embedded NATS) unless nl holds one
+// measured already (a replot: the run's), calibrates the
 // simulator from r and runs it (a failure is logged and recorded, not fatal: the lab's
 // measurements stand on their own).
-func addSim(ctx context.Context, logf func(string, ...any), r *Results, sizes []int) {
-	nl, err := MeasureNATS(ctx, 2000)
-	if err != nil {
-		logf("NATS LATENCY NOT MEASURED: %v (the simulator keeps its default control-plane delays)", err)
+func addSim(ctx context.Context, logf func(string, ...any), r *Results, nl NATSLatency, sizes []int) {
+	if nl.Samples == 0 {
+		var err error
+		if nl, err = MeasureNATS(ctx, 2000); err != nil {
+			logf("NATS LATENCY NOT MEASURED: %v (the simulator keeps its default control-plane delays)", err)
+		}
 	}
 	sim, err := RunSim(ctx, *r, nl, sizes)
 	if err != nil {

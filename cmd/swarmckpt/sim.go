@@ -26,7 +26,7 @@ verdict. Times are simulated; the same seed gives the same result.
   swarmckpt sim --algorithm blocking --containers 50 --nodes 5 --faults worker-crash=1,loss=0.01
   swarmckpt sim --algorithm all --containers 1000 --nodes 100     one line per algorithm
   swarmckpt sim --algorithm all --calibration benchmarks/algorithms/calibration.json \
-      --containers 30 --nodes 3 --graph star --mem-min 2 --mem-max 2 --idle 0
+      --containers 30 --nodes 3 --graph star --mem-min 2 --mem-max 2 --idle 0 --all-peers
                                         the lab's 30-container echo stack, as calibrated
 
 Graphs: ring, all-to-all (degree-bounded above 64 containers), tiers, pipeline, star.
@@ -55,6 +55,8 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&cfg.Hosts, "hosts", cfg.Hosts, "machines the nodes run on (node n on host n mod hosts; 0: every node its own host); a host's disk and CPUs are shared by its dumps")
 	fs.Float64Var(&cfg.CPUsPerHost, "cpus-per-host", cfg.CPUsPerHost, "cores per host shared by its dumps' fixed cost (and its locks, with a calibration's lock_cpu_ms) (0: not modelled)")
 	fs.Float64Var(&cfg.DumpStartMs, "dump-start-ms", cfg.DumpStartMs, "mean delay from a dump command to CRIU seizing the container (exponential)")
+	fs.BoolVar(&cfg.AllPeers, "all-peers", cfg.AllPeers, "make every container a peer of every other in the snapshot request, as the coordinator does (traffic still follows --graph; containers x (containers-1) peers)")
+	fs.IntVar(&cfg.WorkerSlots, "worker-slots", cfg.WorkerSlots, "container actions (lock, unlock, freeze, thaw, dump) one node's worker runs at once, the others wait (0: no limit)")
 	calib := fs.String("calibration", "", "read the model's parameters measured on a lab from this JSON file (benchmarks/algorithms/calibration.json); flags given explicitly override it")
 	quiet := fs.Bool("quiet", false, "print only the BENCH line")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the simulator itself to this file (go tool pprof)")
@@ -81,6 +83,9 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 		}
 		if explicit["disk-mbps"] {
 			cfg.DiskMBps = keep.DiskMBps
+		}
+		if explicit["worker-slots"] {
+			cfg.WorkerSlots = keep.WorkerSlots
 		}
 	}
 	cfg.Graph = sim.Graph(*graph)

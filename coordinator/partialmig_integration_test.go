@@ -3,6 +3,8 @@ package coordinator_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +47,8 @@ func (e *e2e) bankHolders(t *testing.T) map[string]bankHolder {
 // never in the snapshot, so never locked or frozen) and keep sending. Every
 // connection keeps its sequence (no reset, reconnect or out-of-sequence transfer in
 // any holder's log or the audit) and the total is conserved. The downtimes are printed.
+// A staying task finds every holder, the moved ones too, under each of the service's
+// names and opens new connections to them (movedFoundByName).
 func (e *e2e) partialMigrateBank(t *testing.T) {
 	e.t = t
 	waitLong(t, "bank healthy and meshed before the partial migration", e.bankMeshed)
@@ -153,6 +157,7 @@ func (e *e2e) partialMigrateBank(t *testing.T) {
 		ids[h.node] = append(ids[h.node], id)
 	}
 	e.bankRestoredOK(t, ids) // audit: total conserved, no transfer out of sequence; no reset in any log
+	e.movedFoundByName(t, staying, ids)
 	for id, h := range after {
 		lg, _ := e.dockerOut(h.node, "logs", id)
 		for _, bad := range []string{"reset by peer", "connection to peer lost", "RECONNECT", "anomalies=1", "seq_anomalies"} {
@@ -176,4 +181,77 @@ func countNodes(hs map[string]bankHolder) map[string]int {
 		out[h.node]++
 	}
 	return out
+}
+
+// swarmNames are the names swarm's DNS answers with bank_holder's task addresses: the
+// service's name, its compose alias, and tasks.<each> (what clients use to list all tasks).
+var swarmNames = []string{"holder", "bank_holder", "tasks.holder", "tasks.bank_holder"}
+
+// movedFoundByName: after a partial migration the moved holders run as standalone
+// containers and swarm's service has only the staying tasks, yet a staying task must
+// still find every holder under each of the service's names: every name resolves, in
+// the staying tasks' own network namespaces (each node's embedded DNS), to the
+// addresses of all 5 holders (ids: node -> holder IDs), and a NEW connection from
+// inside a staying task, to every address the name gives, exchanges data (`bank
+// query` run in the staying task: it pauses, reads and audits every holder it finds by
+// the name, and fails if one is missing).
+func (e *e2e) movedFoundByName(t *testing.T, staying map[string]bankHolder, ids map[string][]string) {
+	if _, err := os.Stat(hostBusybox); err != nil {
+		t.Fatalf("no %s on this machine (make setup installs busybox-static): the DNS check needs its nslookup", hostBusybox)
+	}
+	want := e.ipsOf(t, "bank_net", ids)
+	if len(want) != 5 {
+		t.Fatalf("bank holders' addresses on bank_net %v, want 5", want)
+	}
+	perNode := map[string]bankHolder{} // one staying holder per node that has one
+	for _, h := range staying {
+		perNode[h.node] = h
+	}
+	start := time.Now()
+	for _, name := range swarmNames {
+		for _, n := range slices.Sorted(maps.Keys(perNode)) {
+			h := perNode[n]
+			var got []string
+			for {
+				var err error
+				if got, err = e.resolveOn(n, h.id, name); err != nil {
+					t.Fatal(err)
+				}
+				if slices.Equal(got, want) || time.Since(start) > time.Minute {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("in staying holder %.12s on %s, %s resolves to %v, want every holder %v (the moved ones are standalone containers: they must carry the name as an alias)", h.id, n, name, got, want)
+			} else {
+				t.Logf("in staying holder %.12s on %s, %s resolves to every holder %v", h.id, n, name, got)
+			}
+		}
+	}
+	var h bankHolder
+	for _, n := range slices.Sorted(maps.Keys(perNode)) {
+		h = perNode[n]
+		break
+	}
+	for _, name := range swarmNames {
+		out, err := e.dockerOut(h.node, "exec", h.id, "/bank", "query", "--service", name, "--count", "5", "--json")
+		var rep struct {
+			Holders []struct {
+				ID int `json:"id"`
+			} `json:"holders"`
+		}
+		_, js, _ := strings.Cut(out, "{")
+		_ = json.NewDecoder(strings.NewReader("{" + js)).Decode(&rep) // a note may follow the report
+		var found []int
+		for _, s := range rep.Holders {
+			found = append(found, s.ID)
+		}
+		slices.Sort(found)
+		if err != nil || !slices.Equal(found, []int{1, 2, 3, 4, 5}) {
+			t.Errorf("bank query --service %s run in staying holder %.12s on %s (new connections to every holder the name gives): holders %v, want 1-5 (%v):\n%s", name, h.id, h.node, found, err, tail(out, 2000))
+		} else {
+			t.Logf("bank query --service %s in staying holder %.12s on %s: new connections reached holders %v, audit OK", name, h.id, h.node, found)
+		}
+	}
 }

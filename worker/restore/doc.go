@@ -2,7 +2,8 @@
 // node. Standalone containers are recreated with `docker create` from the recorded
 // container.Spec (Spec.CreateConfig: same image, command, env, mounts, labels and
 // runtime settings such as init, ports, limits, capabilities, ulimits and sysctls;
-// networks with the same IP by --ip and the swarm service name as a network alias),
+// networks with the same IP by --ip and, as network aliases, the names swarm's DNS gave
+// the task: service name, task aliases and tasks.<each>),
 // the set is renamed into the node's restore area as
 // <data-root>/swarmckpt/restore/id-<new ID> (same filesystem: no copy), the set's
 // writable layer (images/rootfs-diff.tar) is unpacked into the new container's overlay

@@ -333,15 +333,38 @@ func endpoint(n container.Network, spec container.Spec, extra []string) *network
 		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4, IPv6Address: n.IPv6}
 	}
 	if spec.Service != "" && pinnable(n.Name) {
-		has := false
-		for _, a := range es.Aliases {
-			has = has || a == spec.Service
-		}
-		if !has {
-			es.Aliases = append(es.Aliases, spec.Service)
+		for _, a := range serviceAliases(spec.Service, extra) {
+			if !slices.Contains(es.Aliases, a) {
+				es.Aliases = append(es.Aliases, a)
+			}
 		}
 	}
 	return es
+}
+
+// tasksPrefix: swarm's DNS answers tasks.<service> and tasks.<service alias> with the
+// address of every task of the service, whatever its endpoint mode (the names
+// clients use to find all tasks, e.g. cluster peers).
+const tasksPrefix = "tasks."
+
+// serviceAliases are the names swarm's DNS answers with a task's address that a
+// container standing in for the task must carry as network aliases: the service's
+// name and tasks.<name>, and tasks.<alias> for each of the task's service aliases
+// (extra: the compose short name such as holder; the bare ones are added as given).
+// Without the tasks.* ones, after a partial migration tasks.<name> answers only the
+// staying tasks, and after a whole-stack exact restore (the service at 0 replicas)
+// not at all: the embedded DNS forwards the query, which times out on a network
+// without an outside resolver (seen on the lab, docs/restore.md "Aliases").
+// Aliases already starting with tasks. (a restored container restored again brings
+// its own) get no second prefix.
+func serviceAliases(service string, extra []string) []string {
+	out := []string{service}
+	for _, a := range append([]string{service}, extra...) {
+		if a != "" && !strings.HasPrefix(a, tasksPrefix) && !slices.Contains(out, tasksPrefix+a) {
+			out = append(out, tasksPrefix+a)
+		}
+	}
+	return out
 }
 
 func (d *Docker) config(spec container.Spec, from string, opts Options) (*dcontainer.Config, *dcontainer.HostConfig, *network.NetworkingConfig) {

@@ -75,8 +75,15 @@ type lossWatcher struct {
 	wg        sync.WaitGroup
 }
 
+// lossGraceTimeouts is how many worker timeouts (Config.WorkerTimeout) after a
+// leader's first observation a node it never saw up may be declared lost
+// (nodeloss.Tracker.Grace): every live agent has sent several heartbeats by then.
+const lossGraceTimeouts = 3
+
 func newLossWatcher(r *reconciler) *lossWatcher {
-	return &lossWatcher{s: r.s, r: r, log: r.s.log.With("component", "nodeloss"), tr: nodeloss.NewTracker(0), now: time.Now,
+	tr := nodeloss.NewTracker(0)
+	tr.Grace = lossGraceTimeouts * r.s.cfg.WorkerTimeout
+	return &lossWatcher{s: r.s, r: r, log: r.s.log.With("component", "nodeloss"), tr: tr, now: time.Now,
 		notify: func(ctx context.Context, e LossEvent) { r.s.emit(ctx, e.event()) }, restoring: map[string]bool{}, fencing: map[string]bool{}}
 }
 
@@ -157,10 +164,14 @@ func (w *lossWatcher) step(ctx context.Context, sw LossSwarm) {
 	for _, n := range nodes {
 		switch w.tr.Observe(n, sig[n], now) {
 		case nodeloss.BecameLost:
-			w.emit(ctx, slog.LevelWarn, LossEvent{Kind: "node-lost", Node: n, Message: fmt.Sprintf(
-				"node %s lost: no heartbeat from its agent, its worker gone from memberlist, and swarm reports it %s", n, sig[n].Swarm)})
+			seen := w.tr.SeenUp(n)
+			msg := fmt.Sprintf("node %s lost: no heartbeat from its agent, its worker gone from memberlist, and swarm reports it %s", n, sig[n].Swarm)
+			if !seen {
+				msg += fmt.Sprintf(" (found so by this leader, which never saw it up, %s after it began to observe)", w.tr.Grace)
+			}
+			w.emit(ctx, slog.LevelWarn, LossEvent{Kind: "node-lost", Node: n, Message: msg})
 			w.wg.Add(1)
-			go func() { defer w.wg.Done(); w.restoreStacks(ctx, n, now) }()
+			go func() { defer w.wg.Done(); w.restoreStacks(ctx, n, now, seen) }()
 		case nodeloss.Returned:
 			w.log.Info("lost node is back (its agent or worker answers); clearing its fences", "node", n)
 		}
@@ -188,9 +199,14 @@ func (w *lossWatcher) step(ctx context.Context, sw LossSwarm) {
 }
 
 // labelled returns the stacks whose policy says on-node-loss: restore, with it.
-func (w *lossWatcher) labelled() map[string]policy.Policy {
+func (w *lossWatcher) labelled(ctx context.Context) map[string]policy.Policy {
 	w.r.mu.Lock()
 	defer w.r.mu.Unlock()
+	if w.r.states == nil {
+		if err := w.r.load(ctx); err != nil {
+			w.log.Warn("cannot read the stacks' policy records: the lost node's stacks are not known", "err", err)
+		}
+	}
 	out := map[string]policy.Policy{}
 	for name, st := range w.r.states {
 		if len(st.Policy) == 0 {
@@ -245,9 +261,25 @@ func (w *lossWatcher) updateState(ctx context.Context, stackName string, f func(
 	return w.r.put(ctx, &c)
 }
 
-// restoreStacks restores every labelled stack that had a container on lost node n.
-func (w *lossWatcher) restoreStacks(ctx context.Context, n string, lostAt time.Time) {
-	stacks := w.labelled()
+// fenceAgainst returns stack's stored fence against node n, if any.
+func (w *lossWatcher) fenceAgainst(stackName, n string) (store.Fence, bool) {
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	if st := w.r.states[stackName]; st != nil {
+		for _, f := range st.Fences {
+			if f.Node == n {
+				return f, true
+			}
+		}
+	}
+	return store.Fence{}, false
+}
+
+// restoreStacks restores every labelled stack that had a container on lost node n;
+// seen says whether this leader saw n up (if not, a stack fenced against n was
+// restored after its loss by an earlier leader already).
+func (w *lossWatcher) restoreStacks(ctx context.Context, n string, lostAt time.Time, seen bool) {
+	stacks := w.labelled(ctx)
 	names := make([]string, 0, len(stacks))
 	for name := range stacks {
 		names = append(names, name)
@@ -256,6 +288,15 @@ func (w *lossWatcher) restoreStacks(ctx context.Context, n string, lostAt time.T
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return
+		}
+		if f, ok := w.fenceAgainst(name, n); ok && !seen {
+			if len(f.Keep) == 0 {
+				w.log.Warn("stack fenced against the lost node by an earlier leader whose restore may not have finished (no restored containers recorded): not restored again; check it with 'docker stack ps STACK' and, if it does not run, restore it by hand: swarmckpt restore --mode swarm --discard-running SNAPSHOT",
+					"stack", name, "node", n, "snapshot", f.Snapshot, "fenced_at", f.At)
+			} else {
+				w.log.Info("stack already restored after the loss of this node by an earlier leader (its fence is stored): left as it is", "stack", name, "node", n, "snapshot", f.Snapshot, "fenced_at", f.At)
+			}
+			continue
 		}
 		w.restoreStack(ctx, n, lostAt, stacks[name])
 	}

@@ -76,7 +76,7 @@ func TestNodeLossFoundByNewLeader(t *testing.T) {
 			Resolver:   resolveWith(func(ctx context.Context) ([]stack.Container, error) { return svc.StandaloneContainers(ctx, "bank") }),
 			Algorithms: lookup, TickPeriod: 10 * time.Millisecond, SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second,
 			WorkerTimeout: 300 * time.Millisecond, Stopper: sw, Policies: labels, PolicyResync: 50 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(log, nil)),
+			Log:      slog.New(slog.NewTextHandler(log, nil)),
 			Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second}}})
 		if err != nil {
 			t.Fatal(err)

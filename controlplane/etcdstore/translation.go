@@ -29,7 +29,9 @@ func (s *Store) PutTranslation(ctx context.Context, t store.Translation) error {
 func (s *Store) ListTranslations(ctx context.Context) ([]store.Translation, error) {
 	ptrs, err := listJSON(ctx, s, s.prefix+"/xlates/", "translation record",
 		func(*store.Translation, int64) {},
-		func(k string) string { return "delete key " + k + ": the translation it names is then no longer known to the coordinator" })
+		func(k string) string {
+			return "delete key " + k + ": the translation it names is then no longer known to the coordinator"
+		})
 	if err != nil {
 		return nil, err
 	}

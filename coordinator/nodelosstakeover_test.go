@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +25,10 @@ import (
 // dies while no coordinator runs (its agent stops, swarm says it down). Coordinator 2
 // starts on the same store: lab-1 and lab-2 send heartbeats and are not lost; lab-3,
 // which it never saw up, is lost after the grace period and bank is restored from
-// bank-s1. Coordinator 3 then starts with lab-3 still down: bank is fenced against
-// lab-3 already (by coordinator 2), so it is not restored a second time.
+// bank-s1; lab-4, down in swarm all along and never running any of bank, is not
+// declared lost. Coordinator 3 then starts with lab-3 still down: bank is fenced
+// against lab-3 already (by coordinator 2), so it is not restored a second time and
+// lab-3 is not declared lost again.
 func TestNodeLossFoundByNewLeader(t *testing.T) {
 	net := bus.NewNetwork()
 	st := store.NewMemory()
@@ -56,7 +59,9 @@ func TestNodeLossFoundByNewLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sw := &stack.FakeSwarm{Nodes: nodes, Network: "bank_net", Subnet: "10.1.0."}
+	// lab-4 is down in swarm from the start and never ran anything of bank.
+	sw := &stack.FakeSwarm{Nodes: append(slices.Clone(nodes), "lab-4"), Network: "bank_net", Subnet: "10.1.0."}
+	sw.SetNodeState("lab-4", "down")
 	sw.Start = func(tk stack.Task) (string, string, string) {
 		ex := execs[tk.Node].Fake
 		if p := ex.PlacedTask(tk.Service, tk.Slot); p != nil && p.WaitMap && p.Addresses == nil {
@@ -145,6 +150,11 @@ func TestNodeLossFoundByNewLeader(t *testing.T) {
 			t.Errorf("coordinator 2 declared the live %s lost", n)
 		}
 	}
+	// lab-4, down all along with nothing labelled on it: no node-lost event.
+	waitForLong(t, 10*time.Second, "coordinator 2 found nothing to restore for lab-4", func() bool { return nothingFor(log2.String(), "lab-4") })
+	if strings.Contains(log2.String(), "node lab-4 lost") {
+		t.Errorf("coordinator 2 declared lab-4 lost, which never ran anything labelled")
+	}
 	if sp := policyOf(); sp == nil || len(sp.Fences) != 1 || sp.Fences[0].Node != "lab-3" || sp.Fences[0].Snapshot != "bank-s1" {
 		t.Fatalf("fences after the restore: %+v, want one for lab-3 from bank-s1", sp)
 	}
@@ -154,10 +164,24 @@ func TestNodeLossFoundByNewLeader(t *testing.T) {
 	log3 := &lockedBuffer{}
 	stop3 := start("coord-3", log3)
 	defer stop3()
-	waitForLong(t, 20*time.Second, "coordinator 3 finds bank restored after the loss of lab-3", func() bool {
-		return strings.Contains(log3.String(), "stack already restored after the loss of this node by an earlier leader")
+	waitForLong(t, 20*time.Second, "coordinator 3 finds bank restored after the loss of lab-3, and nothing else to restore", func() bool {
+		return strings.Contains(log3.String(), "stack already restored after the loss of this node by an earlier leader") && nothingFor(log3.String(), "lab-3")
 	})
+	if strings.Contains(log3.String(), "node lab-3 lost") {
+		t.Errorf("coordinator 3 declared lab-3 lost again, though bank was restored after its loss already")
+	}
 	if m, _ := st.Get(ctx, "bank-s1"); m == nil || len(m.Restores) != 1 {
 		t.Fatalf("restores of bank-s1: %+v, want exactly 1 (no second restore by coordinator 3)", m)
 	}
+}
+
+// nothingFor says whether log has the line of a node down since before its
+// coordinator led for which no stack was to be restored.
+func nothingFor(log, node string) bool {
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, `msg="node down since before this coordinator led: no labelled stack to restore for it`) && strings.Contains(l, "node="+node) {
+			return true
+		}
+	}
+	return false
 }

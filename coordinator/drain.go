@@ -106,7 +106,10 @@ func decideHeld(e node.DrainEvent, availability string, tasks []stack.Task) held
 	return heldAction{Migrate: true, Target: repl[0].Node}
 }
 
-// drainController handles the agents' drain events (leader only).
+// drainController handles the agents' drain events (leader only). The translations
+// it has staying containers install are recorded in the store, not in its memory
+// (xlates.go): when such a container moves in turn its images are rewritten with
+// them, also by a leader that took over since.
 type drainController struct {
 	s     *Service
 	sw    DrainSwarm
@@ -117,10 +120,6 @@ type drainController struct {
 	seen  map[string]time.Time // node -> when its drain was last reported (events.DrainSeen)
 	wg    sync.WaitGroup
 	armed func() // pokes the reconciler (a moved task is armed again on its new node)
-	// The translations (old -> new address of a task moved earlier) installed in
-	// staying containers are recorded in the store (store.Translations, drainaddr.go,
-	// xlates.go), not here: when such a container moves in turn, its images are
-	// rewritten with them, also by a leader that took over since.
 }
 
 // drainSwarm is the coordinator's DrainSwarm, if its Stopper is one.

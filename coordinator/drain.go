@@ -108,7 +108,10 @@ func decideHeld(e node.DrainEvent, availability string, tasks []stack.Task, movi
 	return heldAction{Migrate: true, Target: repl[0].Node}
 }
 
-// drainController handles the agents' drain events (leader only).
+// drainController handles the agents' drain events (leader only). The translations
+// it has staying containers install are recorded in the store, not in its memory
+// (xlates.go): when such a container moves in turn its images are rewritten with
+// them, also by a leader that took over since.
 type drainController struct {
 	s     *Service
 	sw    DrainSwarm
@@ -119,10 +122,6 @@ type drainController struct {
 	seen  map[string]time.Time // node -> when its drain was last reported (events.DrainSeen)
 	wg    sync.WaitGroup
 	armed func() // pokes the reconciler (a moved task is armed again on its new node)
-	// xlated are the translations (old -> new address of a task moved earlier) this
-	// controller installed in staying containers, by container (drainaddr.go): when
-	// such a container moves in turn, its images are rewritten with them.
-	xlated map[string][][2]string
 }
 
 // drainSwarm is the coordinator's DrainSwarm, if its Stopper is one.
@@ -271,9 +270,8 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		tasks = t2
 	}
 	readdr := heldAddresses(e, tasks)
-	d.mu.Lock()
-	readdr.Map = withTranslations(readdr.Map, d.xlated[e.ContainerID])
-	d.mu.Unlock()
+	own := d.s.translationsOf(ctx, e.ContainerID, log) // xlates.go
+	readdr.Map = withTranslations(readdr.Map, own)
 	if len(readdr.Missing) > 0 {
 		log.Warn("drain: a moving task's replacement has no address yet: connections to it are closed at its restore", "slots", readdr.Missing)
 	}
@@ -303,7 +301,7 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 			node.AddressMapRequest{Service: e.Service, Slot: e.Slot, Addresses: readdr.Map}, left()); err != nil {
 			return fmt.Errorf("address map of set %s on %s for %s slot %d: %w", set, a.Target, e.Service, e.Slot, err)
 		}
-		translated = d.translatePeers(ctx, readdr, left(), log)
+		translated = d.translatePeers(ctx, e.Stack, readdr, left(), log)
 		return nil
 	}()
 	if err != nil {
@@ -314,6 +312,9 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		return
 	}
 	d.releaseQuiet(ctx, e, "checkpointed into set "+set+", placed on "+a.Target, log)
+	// Its translations stay behind with its namespace; its replacement's sockets
+	// were rewritten with them.
+	d.s.forgetTranslations(context.WithoutCancel(ctx), e.ContainerID, own, log) // xlates.go
 	emit(events.Restored, func(x *events.Event) {
 		x.Set, x.Target, x.MS = set, a.Target, time.Since(start).Milliseconds()
 		x.Reason = "set placed for swarm's replacement task; the target's runtime restores it when swarm starts it"

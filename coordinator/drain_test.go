@@ -16,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/worker/agent"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -106,7 +107,7 @@ func TestDrainControllerMigratesHeldTask(t *testing.T) {
 			t.Fatal("stop not held")
 		}
 		rec := &events.Recorder{}
-		d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}, ev: rec}, sw: staticSwarm{tasks: drainTasks(), avail: avail},
+		d := &drainController{s: &Service{cfg: Config{Bus: net.Connect(), Store: store.NewMemory()}, ev: rec}, sw: staticSwarm{tasks: drainTasks(), avail: avail},
 			addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
 		d.handle(ctx, ev)
 		var kinds []string
@@ -262,7 +263,7 @@ func TestDrainControllerResumesACheckpointedHold(t *testing.T) {
 	dumps := n1.Dumps("c1")
 	ev := node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
 		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld, Set: set}
-	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}}, sw: staticSwarm{tasks: drainTasks(), avail: "drain"},
+	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect(), Store: store.NewMemory()}}, sw: staticSwarm{tasks: drainTasks(), avail: "drain"},
 		addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
 	d.handle(ctx, ev)
 	v, ok := n1.Verdict("c1")

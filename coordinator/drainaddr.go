@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -126,9 +127,10 @@ func readdress(old stack.Task, repl *stack.Task) [][2]string {
 }
 
 // translatePeers asks every staying peer's node to translate each of the held task's
-// own old addresses to its new one. A failure is logged (that peer's connections to
-// the moved task break, the move goes on); it returns how many containers translate.
-func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, timeout time.Duration, log *slog.Logger) int {
+// own old addresses to its new one, and records each translation in the store
+// (xlates.go). A failure is logged (that peer's connections to the moved task break,
+// the move goes on); it returns how many containers translate.
+func (d *drainController) translatePeers(ctx context.Context, stackName string, r drainReaddress, timeout time.Duration, log *slog.Logger) int {
 	n := 0
 	nodes := make([]string, 0, len(r.Peers))
 	for nd := range r.Peers {
@@ -148,16 +150,11 @@ func (d *drainController) translatePeers(ctx context.Context, r drainReaddress, 
 				log.Warn("drain: a staying peer could not translate the moved task's address: its connections to it will break", "peer_node", nd, "peer", c, "old", p[0], "new", p[1], "err", why)
 			}
 			n += len(ctrs) - len(rep.Failed)
-			d.mu.Lock()
-			if d.xlated == nil {
-				d.xlated = map[string][][2]string{}
-			}
 			for _, c := range ctrs {
 				if _, failed := rep.Failed[c]; !failed {
-					d.xlated[c] = append(d.xlated[c], p)
+					d.s.recordTranslation(ctx, store.Translation{Node: nd, Container: c, Old: p[0], New: p[1], Stack: stackName, At: time.Now().UTC()}, log)
 				}
 			}
-			d.mu.Unlock()
 		}
 	}
 	return n

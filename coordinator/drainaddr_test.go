@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -83,7 +84,7 @@ func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 	if !n1.HoldStop("c1", "15") {
 		t.Fatal("stop not held")
 	}
-	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect()}, ev: &events.Recorder{}}, sw: staticSwarm{tasks: tasks, avail: "drain"},
+	d := &drainController{s: &Service{cfg: Config{Bus: net.Connect(), Store: store.NewMemory()}, ev: &events.Recorder{}}, sw: staticSwarm{tasks: tasks, avail: "drain"},
 		addr: func(n string) (string, bool) { return n, true }, log: quiet, busy: map[string]bool{}}
 	d.handle(ctx, node.DrainEvent{Node: "n1", ContainerID: "c1", Name: "c1", Stack: "st", Service: "st_web", Slot: 1, Policy: "migrate",
 		Deadline: time.Now().Add(9 * time.Second), What: node.DrainHeld})

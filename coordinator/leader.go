@@ -105,6 +105,9 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 	drainDone := make(chan struct{})
 	go func() { defer close(drainDone); s.runDrain(lctx) }() // drain.go
 	defer func() { <-drainDone }()
+	xlateDone := make(chan struct{})
+	go func() { defer close(xlateDone); s.runXlates(lctx) }() // xlates.go
+	defer func() { <-xlateDone }()
 	recDone := make(chan struct{})
 	if s.rec != nil {
 		// After recovery: the scheduled runs a predecessor left are final by now.

@@ -75,8 +75,15 @@ type lossWatcher struct {
 	wg        sync.WaitGroup
 }
 
+// lossGraceTimeouts is how many worker timeouts (Config.WorkerTimeout) after a
+// leader's first observation a node it never saw up may be declared lost
+// (nodeloss.Tracker.Grace): every live agent has sent several heartbeats by then.
+const lossGraceTimeouts = 3
+
 func newLossWatcher(r *reconciler) *lossWatcher {
-	return &lossWatcher{s: r.s, r: r, log: r.s.log.With("component", "nodeloss"), tr: nodeloss.NewTracker(0), now: time.Now,
+	tr := nodeloss.NewTracker(0)
+	tr.Grace = lossGraceTimeouts * r.s.cfg.WorkerTimeout
+	return &lossWatcher{s: r.s, r: r, log: r.s.log.With("component", "nodeloss"), tr: tr, now: time.Now,
 		notify: func(ctx context.Context, e LossEvent) { r.s.emit(ctx, e.event()) }, restoring: map[string]bool{}, fencing: map[string]bool{}}
 }
 
@@ -157,10 +164,19 @@ func (w *lossWatcher) step(ctx context.Context, sw LossSwarm) {
 	for _, n := range nodes {
 		switch w.tr.Observe(n, sig[n], now) {
 		case nodeloss.BecameLost:
-			w.emit(ctx, slog.LevelWarn, LossEvent{Kind: "node-lost", Node: n, Message: fmt.Sprintf(
-				"node %s lost: no heartbeat from its agent, its worker gone from memberlist, and swarm reports it %s", n, sig[n].Swarm)})
+			lost := LossEvent{Kind: "node-lost", Node: n, Message: fmt.Sprintf(
+				"node %s lost: no heartbeat from its agent, its worker gone from memberlist, and swarm reports it %s", n, sig[n].Swarm)}
+			if !w.tr.SeenUp(n) {
+				// Down since before this leader led: restoreStacks says it lost only
+				// if a labelled stack is to be restored (a node long gone is not news).
+				lost.Message += fmt.Sprintf(" (down since before this coordinator led: never seen up in the %s after it began to observe)", w.tr.Grace)
+				w.wg.Add(1)
+				go func() { defer w.wg.Done(); w.restoreStacks(ctx, n, now, &lost) }()
+				continue
+			}
+			w.emit(ctx, slog.LevelWarn, lost)
 			w.wg.Add(1)
-			go func() { defer w.wg.Done(); w.restoreStacks(ctx, n, now) }()
+			go func() { defer w.wg.Done(); w.restoreStacks(ctx, n, now, nil) }()
 		case nodeloss.Returned:
 			w.log.Info("lost node is back (its agent or worker answers); clearing its fences", "node", n)
 		}
@@ -188,9 +204,14 @@ func (w *lossWatcher) step(ctx context.Context, sw LossSwarm) {
 }
 
 // labelled returns the stacks whose policy says on-node-loss: restore, with it.
-func (w *lossWatcher) labelled() map[string]policy.Policy {
+func (w *lossWatcher) labelled(ctx context.Context) map[string]policy.Policy {
 	w.r.mu.Lock()
 	defer w.r.mu.Unlock()
+	if w.r.states == nil {
+		if err := w.r.load(ctx); err != nil {
+			w.log.Warn("cannot read the stacks' policy records: the lost node's stacks are not known", "err", err)
+		}
+	}
 	out := map[string]policy.Policy{}
 	for name, st := range w.r.states {
 		if len(st.Policy) == 0 {
@@ -245,20 +266,84 @@ func (w *lossWatcher) updateState(ctx context.Context, stackName string, f func(
 	return w.r.put(ctx, &c)
 }
 
+// fenceAgainst returns stack's stored fence against node n, if any.
+func (w *lossWatcher) fenceAgainst(stackName, n string) (store.Fence, bool) {
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	if st := w.r.states[stackName]; st != nil {
+		for _, f := range st.Fences {
+			if f.Node == n {
+				return f, true
+			}
+		}
+	}
+	return store.Fence{}, false
+}
+
 // restoreStacks restores every labelled stack that had a container on lost node n.
-func (w *lossWatcher) restoreStacks(ctx context.Context, n string, lostAt time.Time) {
-	stacks := w.labelled()
+// unseen is the node-lost event of a node this leader never saw up (nil: it saw it
+// go, and said so): a stack fenced against n was restored after this loss by an
+// earlier leader already and is left alone, and the event is emitted only if some
+// stack is to be restored.
+func (w *lossWatcher) restoreStacks(ctx context.Context, n string, lostAt time.Time, unseen *LossEvent) {
+	stacks := w.labelled(ctx)
 	names := make([]string, 0, len(stacks))
 	for name := range stacks {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	if unseen != nil {
+		var todo []string
+		for _, name := range names {
+			if f, ok := w.fenceAgainst(name, n); ok {
+				if len(f.Keep) == 0 {
+					w.log.Warn("stack fenced against the lost node by an earlier leader whose restore may not have finished (no restored containers recorded): not restored again; check it with 'docker stack ps STACK' and, if it does not run, restore it by hand: swarmckpt restore --mode swarm --discard-running SNAPSHOT",
+						"stack", name, "node", n, "snapshot", f.Snapshot, "fenced_at", f.At)
+				} else {
+					w.log.Info("stack already restored after the loss of this node by an earlier leader (its fence is stored): left as it is", "stack", name, "node", n, "snapshot", f.Snapshot, "fenced_at", f.At)
+				}
+				continue
+			}
+			if w.ranOn(ctx, stacks[name], n) {
+				todo = append(todo, name)
+			}
+		}
+		if len(todo) == 0 {
+			w.log.Info("node down since before this coordinator led: no labelled stack to restore for it (none ran there, or an earlier leader restored them)", "node", n)
+			return
+		}
+		w.emit(ctx, slog.LevelWarn, *unseen)
+		names = todo
+	}
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return
 		}
 		w.restoreStack(ctx, n, lostAt, stacks[name])
 	}
+}
+
+// ranOn says whether stack p had a container on node n: in its newest committed
+// snapshot, or running there now (nodeloss.Ran). A snapshot list that cannot be read
+// counts as yes (restoreStack reports the error).
+func (w *lossWatcher) ranOn(ctx context.Context, p policy.Policy, n string) bool {
+	ms, err := w.s.cfg.Store.List(ctx, p.Stack)
+	if err != nil {
+		return true
+	}
+	var newest *store.Manifest
+	for _, m := range ms {
+		if m.State == store.StateCommitted && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
+			newest = m
+		}
+	}
+	var running []string
+	if st, err := w.s.cfg.Resolver.Resolve(ctx, p.Stack); err == nil {
+		for _, c := range st.Containers {
+			running = append(running, c.Node)
+		}
+	}
+	return nodeloss.Ran(newest, running, n)
 }
 
 // restoreStack restores stack p after the loss of node n, if it ran there.

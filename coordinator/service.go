@@ -84,6 +84,10 @@ type Config struct {
 	// PolicyResync is the reconciler's longest pause between two passes when no
 	// service event comes. Default 30s.
 	PolicyResync time.Duration
+	// XlateResync is how often the leader compares its records of the address
+	// translations staying containers keep (xlates.go) with what their workers keep,
+	// and deletes those that ended. Default 10s.
+	XlateResync time.Duration
 	// Elector, when set, makes this coordinator one of several on the same store
 	// (leader.go): it serves the CLI, recovers what a dead leader left unfinished and
 	// runs the policy reconciler only while it leads; until then it is a standby. Nil:
@@ -116,6 +120,9 @@ func (c *Config) defaults() error {
 	}
 	if c.TickPeriod <= 0 {
 		c.TickPeriod = 100 * time.Millisecond
+	}
+	if c.XlateResync <= 0 {
+		c.XlateResync = 10 * time.Second
 	}
 	if c.SnapshotTimeout <= 0 {
 		c.SnapshotTimeout = 2 * time.Minute

@@ -11,6 +11,8 @@
 //	<prefix>/election/<lease>      a coordinator's candidacy (store.Candidate, JSON), bound
 //	                               to its lease; the oldest leads (Elector, election.go)
 //	<prefix>/operations/<owner>    journal of a restore or migration (store.Operation), JSON
+//	<prefix>/xlates/<ctr>/<old>    an address translation the coordinator had a staying
+//	                               container's worker install (store.Translation), JSON
 //
 // Compare-and-swap uses the header key's mod revision (store.Manifest.Revision).
 // Commit is one transaction that puts the header after comparing the manifest's

@@ -21,6 +21,7 @@ type Memory struct {
 	epochs  map[string]uint64
 	pols    map[string]memEntry
 	ops     map[string]memEntry
+	xlates  map[string]memEntry // container + " " + old (memoryxlate.go)
 }
 
 type memEntry struct {
@@ -32,7 +33,8 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty store.
 func NewMemory() *Memory {
-	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}, ops: map[string]memEntry{}}
+	return &Memory{snaps: map[string]memEntry{}, locks: map[string]*memLock{}, workers: map[string]Worker{}, epochs: map[string]uint64{}, pols: map[string]memEntry{}, ops: map[string]memEntry{},
+		xlates: map[string]memEntry{}}
 }
 
 // PutRaw stores raw bytes as a manifest (to test corrupt manifests).

@@ -94,5 +94,6 @@ type Store interface {
 	Workers
 	Policies
 	Operations
+	Translations
 	Close() error
 }

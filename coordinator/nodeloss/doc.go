@@ -18,5 +18,8 @@
 // no worker member in memberlist, and swarm reports the node down. One signal alone
 // (a NATS hiccup, a gossip suspicion, a manager that has not yet missed a swarm
 // heartbeat) never makes it lost, and a signal that comes back before Confirm has
-// passed resets it (flapping).
+// passed resets it (flapping). A node the tracker never saw up (the coordinator took
+// over the lead, or started, after the node died) starts in up too, but its first
+// "every signal down" counts only once Tracker.Grace has passed since the tracker's
+// first observation: until then a live node's heartbeat may simply not have arrived.
 package nodeloss

@@ -101,6 +101,48 @@ func TestTrackerNeverSeenUp(t *testing.T) {
 	if ev := tr.Observe("n", allDown, at(1)); ev != BecameLost {
 		t.Fatalf("confirm 0: event %v, want BecameLost at the first all-down observation", ev)
 	}
+	if tr.SeenUp("old") || !tr.SeenUp("n") {
+		t.Fatalf("SeenUp: old %v n %v, want false true", tr.SeenUp("old"), tr.SeenUp("n"))
+	}
+}
+
+// A tracker with Grace (a leader that took over after a node died): a node never
+// seen up is lost once Grace has passed since the first observation and every signal
+// is down; one whose heartbeat arrives within Grace is up; one that swarm does not
+// report down is never lost.
+func TestTrackerNeverSeenUpGrace(t *testing.T) {
+	tr := NewTracker(2 * time.Second)
+	tr.Grace = 5 * time.Second
+	for i := 0; i <= 4; i++ {
+		for _, n := range []string{"dead", "late", "unknown"} {
+			s := allDown
+			if n == "unknown" {
+				s = Signals{Swarm: SwarmUnknown}
+			}
+			if n == "late" && i >= 3 {
+				s = Signals{Heartbeat: true, Swarm: SwarmReady} // its agent's first heartbeat arrives late
+			}
+			if ev := tr.Observe(n, s, at(i)); ev != None {
+				t.Fatalf("%s: event %v at %d s, within the grace period", n, ev, i)
+			}
+		}
+	}
+	var lostAt int
+	for i := 5; i <= 20 && lostAt == 0; i++ {
+		if ev := tr.Observe("unknown", Signals{Swarm: SwarmUnknown}, at(i)); ev != None {
+			t.Fatalf("a node swarm does not report down: event %v at %d s", ev, i)
+		}
+		if ev := tr.Observe("late", Signals{Heartbeat: true, Swarm: SwarmReady}, at(i)); ev != None {
+			t.Fatalf("a node whose heartbeat came within grace: event %v at %d s", ev, i)
+		}
+		if tr.Observe("dead", allDown, at(i)) == BecameLost {
+			lostAt = i
+		}
+	}
+	// Grace from 0 to 5 s, then down for Confirm (2 s): lost at 7 s.
+	if lostAt != 7 || tr.State("dead") != Lost || tr.SeenUp("dead") {
+		t.Fatalf("node never seen up, every signal down: lost at %d s (state %v, seen up %v), want 7 s, lost, not seen up", lostAt, tr.State("dead"), tr.SeenUp("dead"))
+	}
 }
 
 func mc(svc string, slot int, node string, copies ...string) store.Container {

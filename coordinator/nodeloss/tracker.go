@@ -77,7 +77,15 @@ type Tracker struct {
 	// observation with every signal down, after swarm already waited its heartbeat
 	// period out.
 	Confirm time.Duration
-	nodes   map[string]*node
+	// Grace is how long after the tracker's first observation a node it never saw up
+	// may be declared lost (every signal down, then Confirm as for any node): a
+	// coordinator that took over the lead, or started, after a node died has never
+	// seen it up, and must still restore its stacks. Long enough for every live
+	// agent's heartbeat and memberlist member to arrive first. 0: a node never seen up
+	// is never declared lost.
+	Grace time.Duration
+	start time.Time
+	nodes map[string]*node
 }
 
 // NewTracker returns a tracker with the given confirmation period.
@@ -86,10 +94,15 @@ func NewTracker(confirm time.Duration) *Tracker {
 }
 
 // Observe feeds the signals of node n at now and returns what changed. A node never
-// seen up (no heartbeat or member yet, and not ready in swarm) is never declared lost:
-// the coordinator may have just started while it was long gone, and its stacks were
-// dealt with then (or it never ran any).
+// seen up (no heartbeat or member yet, and not ready in swarm) is declared lost only
+// once Grace has passed since the first observation (never with Grace 0): right
+// after the coordinator starts, a live node's heartbeat may not have arrived yet.
+// Whether its stacks were dealt with already (by the leader that saw it go) is the
+// caller's question (SeenUp says which case it is).
 func (t *Tracker) Observe(n string, s Signals, now time.Time) Event {
+	if t.start.IsZero() {
+		t.start = now
+	}
 	r := t.nodes[n]
 	if r == nil {
 		r = &node{}
@@ -100,7 +113,7 @@ func (t *Tracker) Observe(n string, s Signals, now time.Time) Event {
 	}
 	switch r.state {
 	case Up:
-		if s.down() && r.seenUp {
+		if s.down() && (r.seenUp || t.Grace > 0 && now.Sub(t.start) >= t.Grace) {
 			r.state, r.downSince = Suspect, now
 			if t.Confirm <= 0 {
 				r.state = Lost
@@ -130,6 +143,13 @@ func (t *Tracker) State(n string) State {
 		return r.state
 	}
 	return Up
+}
+
+// SeenUp says whether node n was ever observed up (a heartbeat, a member, or ready in
+// swarm) by this tracker.
+func (t *Tracker) SeenUp(n string) bool {
+	r := t.nodes[n]
+	return r != nil && r.seenUp
 }
 
 // LostNodes lists the nodes in state Lost, sorted.

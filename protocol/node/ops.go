@@ -428,6 +428,26 @@ type XlateReply struct {
 	OpStatus
 }
 
+// XlatesRequest asks for the translations the node's worker keeps (OpXlates): the
+// coordinator forgets its record of one the worker removed.
+type XlatesRequest struct{}
+
+// XlateKept is one translation a node's worker keeps: Container (an ID; Name its
+// name) reaches Old at New since Since.
+type XlateKept struct {
+	Container string    `json:"container"`
+	Name      string    `json:"name,omitempty"`
+	Old       string    `json:"old"`
+	New       string    `json:"new"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// XlatesReply answers an XlatesRequest: every translation the worker keeps.
+type XlatesReply struct {
+	Translations []XlateKept `json:"translations,omitempty"`
+	OpStatus
+}
+
 // DrainEvent is what an agent publishes on DrainEventSubject about a held stop.
 type DrainEvent struct {
 	Node        string `json:"node"`

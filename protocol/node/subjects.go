@@ -44,12 +44,13 @@ const (
 	OpDisconnect Op = "disconnect"  // DisconnectRequest -> DisconnectReply
 	OpWaitLazy   Op = "wait-lazy"   // WaitLazyRequest -> WaitLazyReply
 	OpReconnect  Op = "reconnect"   // ReconnectRequest -> ReconnectReply
+	OpXlates     Op = "xlates"      // XlatesRequest -> XlatesReply
 )
 
 // Ops lists every operation (the table above), for tests and tooling.
 var Ops = []Op{OpPlan, OpSend, OpRestore, OpDrop, OpVerify, OpRemove, OpUnlock, OpPlace,
 	OpAddressMap, OpUnplace, OpStop, OpHolds, OpPreflight, OpStandalone, OpArm, OpHeld, OpXlate,
-	OpDisconnect, OpWaitLazy, OpReconnect}
+	OpDisconnect, OpWaitLazy, OpReconnect, OpXlates}
 
 // Subject is where node's agent serves operation o.
 func (o Op) Subject(node string) string { return Prefix + ".agent." + node + "." + string(o) }
@@ -94,6 +95,7 @@ func XlateSubject(node string) string      { return OpXlate.Subject(node) }
 func DisconnectSubject(node string) string { return OpDisconnect.Subject(node) }
 func WaitLazySubject(node string) string   { return OpWaitLazy.Subject(node) }
 func ReconnectSubject(node string) string  { return OpReconnect.Subject(node) }
+func XlatesSubject(node string) string     { return OpXlates.Subject(node) }
 
 // SubjectFor returns the subject to publish a protocol message for addr on; containers
 // need the container -> node map (nodeOf), coordinator and nodes do not.

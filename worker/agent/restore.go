@@ -63,6 +63,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 	a.servePostCopy(ctx, &s)
 	a.serveDrain(ctx, &s)         // drain.go
 	a.serveXlate(ctx, &s)         // xlate.go
+	a.serveXlates(ctx, &s)        // xlate.go
 	s.add(a.serveStandalone(ctx)) // standalone.go
 	return s.done()
 }

@@ -30,3 +30,21 @@ func (a *Agent) serveXlate(ctx context.Context, s *subs) {
 		return nil
 	}))
 }
+
+// serveXlates serves OpXlates: the translations the worker keeps (it removes each
+// once unused), so that the coordinator forgets its records of the removed ones.
+func (a *Agent) serveXlates(ctx context.Context, s *subs) {
+	x := a.cfg.Worker.Translations
+	unavailable := a.unavailable(x == nil, "cannot translate addresses")
+	s.add(serveOp(ctx, a, node.OpXlates, unavailable, func(ctx context.Context, _ *node.XlatesRequest, rep *node.XlatesReply) error {
+		ts, err := x.Translations(ctx)
+		if err != nil {
+			return fmt.Errorf("xlates: list the worker's translations: %w", err)
+		}
+		for _, t := range ts {
+			rep.Translations = append(rep.Translations, node.XlateKept{Container: t.ContainerID, Name: t.Name,
+				Old: t.Old.String(), New: t.New.String(), Since: t.Since})
+		}
+		return nil
+	}))
+}

@@ -34,6 +34,15 @@ func TestAgentXlate(t *testing.T) {
 	if len(ts) != 2 || ts[0].ContainerID != "a" || ts[1].ContainerID != "b" || ts[0].New != netip.MustParseAddr("10.0.1.9") {
 		t.Fatalf("translations %+v, want 10.0.1.5 -> 10.0.1.9 in a and b", ts)
 	}
+	// OpXlates lists what the worker keeps; b's translation, no longer in use, is
+	// removed by then.
+	f.SetXlateInUse("b", old, false)
+	var kept node.XlatesReply
+	ask(t, conn, node.XlatesSubject("n1"), []byte(`{}`), &kept)
+	if err := kept.Err(); err != nil || len(kept.Translations) != 1 || kept.Translations[0].Container != "a" ||
+		kept.Translations[0].Old != "10.0.1.5" || kept.Translations[0].New != "10.0.1.9" || kept.Translations[0].Since.IsZero() {
+		t.Fatalf("xlates: %+v %v, want only a's 10.0.1.5 -> 10.0.1.9", kept.Translations, err)
+	}
 	rep = node.XlateReply{}
 	b, _ = json.Marshal(node.XlateRequest{Containers: []string{"a"}, Old: "10.0.1.6", New: "10.0.1.9"})
 	ask(t, conn, node.XlateSubject("n1"), b, &rep)

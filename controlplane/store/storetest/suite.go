@@ -27,6 +27,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("LockHolder", func(t *testing.T) { testLockHolder(t, f) })
 	t.Run("ListLocks", func(t *testing.T) { testListLocks(t, f) })
 	t.Run("Operations", func(t *testing.T) { testOperations(t, f) })
+	t.Run("Translations", func(t *testing.T) { testTranslations(t, f) })
 	t.Run("Headers", func(t *testing.T) { testHeaders(t, f) })
 	t.Run("LargeManifest", func(t *testing.T) { testLargeManifest(t, f) })
 	t.Run("OldRecord", func(t *testing.T) { testOldRecord(t, f) })

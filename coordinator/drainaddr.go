@@ -152,7 +152,7 @@ func (d *drainController) translatePeers(ctx context.Context, stackName string, 
 			n += len(ctrs) - len(rep.Failed)
 			for _, c := range ctrs {
 				if _, failed := rep.Failed[c]; !failed {
-					d.s.recordTranslation(ctx, store.Translation{Node: nd, Container: c, Old: p[0], New: p[1], Stack: stackName, At: time.Now().UTC()}, log)
+					d.s.recordChained(ctx, store.Translation{Node: nd, Container: c, Old: p[0], New: p[1], Stack: stackName, At: time.Now().UTC()}, log)
 				}
 			}
 		}

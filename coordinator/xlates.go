@@ -31,6 +31,38 @@ func (s *Service) recordTranslation(ctx context.Context, t store.Translation, lo
 	}
 }
 
+// recordChained records t, a translation t.Container's node installed, as its worker
+// keeps it (xlate.Apply): where a record of t.Container translates some X to t.Old
+// (the peer moved before, and the container's sockets still know it as X), that
+// record now goes to t.New instead (deleted if X is t.New), and t itself is not
+// recorded.
+func (s *Service) recordChained(ctx context.Context, t store.Translation, log *slog.Logger) {
+	recs, err := s.cfg.Store.ListTranslations(ctx)
+	if err != nil {
+		log.Warn("drain: cannot read the recorded address translations; recording the new one alone", "err", err)
+		s.recordTranslation(ctx, t, log)
+		return
+	}
+	chained := false
+	for _, r := range recs {
+		if r.Container != t.Container || r.New != t.Old {
+			continue
+		}
+		chained = true
+		if r.Old == t.New {
+			if err := s.cfg.Store.DeleteTranslation(context.WithoutCancel(ctx), r.Container, r.Old); err != nil {
+				log.Warn("drain: cannot delete the record of a translation that ended (the leader's sweep deletes it later)", "container", r.Container, "old", r.Old, "err", err)
+			}
+			continue
+		}
+		r.New, r.At = t.New, t.At
+		s.recordTranslation(ctx, r, log)
+	}
+	if !chained {
+		s.recordTranslation(ctx, t, log)
+	}
+}
+
 // translationsOf returns the recorded translations of container (old -> new pairs).
 func (s *Service) translationsOf(ctx context.Context, container string, log *slog.Logger) [][2]string {
 	ts, err := s.cfg.Store.ListTranslations(ctx)

@@ -166,3 +166,36 @@ func TestStaleTranslations(t *testing.T) {
 		t.Fatalf("stale %+v, want none", got)
 	}
 }
+
+// A peer that moves again: the staying container's record X -> old is re-pointed to
+// the newest address, as its worker re-points the rule (xlate.Apply), and old -> new
+// is not recorded; a peer back at its first address ends the record.
+func TestRecordChainedTranslations(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := &Service{cfg: Config{Store: store.NewMemory()}, log: quiet}
+	at := time.Unix(1000, 0).UTC()
+	s.recordChained(ctx, store.Translation{Node: "n1", Container: "srv", Old: "10.0.0.10", New: "10.0.0.12", Stack: "echo", At: at}, quiet)
+	s.recordChained(ctx, store.Translation{Node: "n1", Container: "other", Old: "10.0.0.12", New: "10.0.0.13", Stack: "echo", At: at}, quiet)
+	s.recordChained(ctx, store.Translation{Node: "n1", Container: "srv", Old: "10.0.0.12", New: "10.0.0.14", Stack: "echo", At: at}, quiet)
+	got := func() map[string]string {
+		recs, err := s.cfg.Store.ListTranslations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, r := range recs {
+			m[r.Container+" "+r.Old] = r.New
+		}
+		return m
+	}
+	want := map[string]string{"srv 10.0.0.10": "10.0.0.14", "other 10.0.0.12": "10.0.0.13"}
+	if m := got(); !reflect.DeepEqual(m, want) {
+		t.Fatalf("records after the peer moved again: %v, want %v", m, want)
+	}
+	s.recordChained(ctx, store.Translation{Node: "n1", Container: "srv", Old: "10.0.0.14", New: "10.0.0.10", Stack: "echo", At: at}, quiet)
+	delete(want, "srv 10.0.0.10")
+	if m := got(); !reflect.DeepEqual(m, want) {
+		t.Fatalf("records after the peer came back to its first address: %v, want %v", m, want)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/worker/xlate"
 )
 
 // Translations is the role a worker offers for a swarm-mode move (issue 16, "Only
@@ -59,3 +61,23 @@ func (c *Client) Translations(ctx context.Context) ([]Translation, error) {
 var _ Translations = (*Client)(nil)
 
 func xlateKey(id string, old netip.Addr) string { return id + " " + old.Unmap().String() }
+
+// keptAfter returns kept with container id's translations replaced by rules (a
+// translation kept before keeps its Since). Pure.
+func keptAfter(kept map[string]Translation, id, name string, rules []xlate.Rule, now time.Time) map[string]Translation {
+	out := map[string]Translation{}
+	for k, t := range kept {
+		if t.ContainerID != id {
+			out[k] = t
+		}
+	}
+	for _, r := range rules {
+		k := xlateKey(id, r.Old)
+		since := now
+		if t, ok := kept[k]; ok {
+			since = t.Since
+		}
+		out[k] = Translation{ContainerID: id, Name: name, Old: r.Old, New: r.New, Since: since}
+	}
+	return out
+}

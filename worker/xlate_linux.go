@@ -132,8 +132,20 @@ func (w *Worker) Translate(ctx context.Context, name string, old, new netip.Addr
 	if w.xl.kept == nil {
 		w.xl.kept = map[string]Translation{}
 	}
-	w.xl.kept[xlateKey(ref.ID, old)] = Translation{ContainerID: ref.ID, Name: ref.Name, Old: old, New: new, Since: time.Now()}
-	w.log.Info("address translated for a moved peer", "container", ref.Name, "old", old, "new", new)
+	// What the namespace translates now: old -> new, or, for a peer that moved again,
+	// the earlier translation re-pointed to new (xlate.Apply).
+	var before []xlate.Rule
+	for _, t := range w.xl.kept {
+		if t.ContainerID == ref.ID {
+			before = append(before, xlate.Rule{Old: t.Old, New: t.New})
+		}
+	}
+	now, err := xlate.Apply(before, true, old, new)
+	if err != nil { // the namespace took it: keep what was asked
+		now = []xlate.Rule{{Old: old, New: new}}
+	}
+	w.xl.kept = keptAfter(w.xl.kept, ref.ID, ref.Name, now, time.Now())
+	w.log.Info("address translated for a moved peer", "container", ref.Name, "old", old, "new", new, "translations", fmt.Sprint(now))
 	if err := w.saveXlates(); err != nil {
 		w.log.Warn("cannot record an address translation: a restarted worker would not remove it (it goes with the container)", "err", err)
 	}

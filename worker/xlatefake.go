@@ -33,13 +33,14 @@ func (f *Fake) Translate(_ context.Context, name string, old, new netip.Addr) er
 			rules = append(rules, xlate.Rule{Old: t.Old, New: t.New})
 		}
 	}
-	if _, err := xlate.Apply(rules, true, old, new); err != nil {
+	now, err := xlate.Apply(rules, true, old, new)
+	if err != nil {
 		return node.Mark(fmt.Errorf("fake worker %s: translate in %s: %w", f.Node, name, err), node.ErrInvalidArgument)
 	}
 	if f.xl.kept == nil {
 		f.xl.kept, f.xl.inUse = map[string]Translation{}, map[string]bool{}
 	}
-	f.xl.kept[xlateKey(name, old)] = Translation{ContainerID: name, Name: name, Old: old, New: new, Since: time.Now()}
+	f.xl.kept = keptAfter(f.xl.kept, name, name, now, time.Now())
 	return nil
 }
 

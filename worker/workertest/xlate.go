@@ -51,6 +51,18 @@ func testTranslations(t *testing.T, f Factory) {
 	if !ok || tr.New != new || tr.ContainerID == "" {
 		t.Fatalf("Translations after Translate: %+v (found %v), want %v -> %v", tr, ok, old, new)
 	}
+	// The moved peer moves again (new -> newer): the container's sockets still know
+	// it as old, so old now goes to newer, and nothing translates new.
+	newer := netip.MustParseAddr("10.77.0.11")
+	if err := x.Translate(ctx, ctr, new, newer); err != nil {
+		t.Fatalf("Translate(%s, %v, %v) (moved again): %v", ctr, new, newer, err)
+	}
+	if tr, ok = find(); !ok || tr.New != newer {
+		t.Fatalf("Translations after the peer moved again: %+v (found %v), want %v -> %v", tr, ok, old, newer)
+	}
+	if ts, _ := x.Translations(ctx); len(ts) != 1 {
+		t.Fatalf("Translations after the peer moved again: %+v, want only %v -> %v", ts, old, newer)
+	}
 	// Still in use: kept over several polls.
 	time.Sleep(100 * time.Millisecond) // several polls of the suite's workers (20 ms): nothing to wait for
 	if _, ok := find(); !ok {

@@ -35,7 +35,7 @@ func (r Rule) String() string { return r.Old.String() + "->" + r.New.String() }
 // Translator keeps the translations of containers' network namespaces.
 type Translator interface {
 	// Add translates old to new in c's namespace, replacing a translation of old to
-	// another address. Idempotent.
+	// another address, and chaining one of another address to old (Apply). Idempotent.
 	Add(ctx context.Context, c container.Ref, old, new netip.Addr) error
 	// Remove removes the translation of old (none: not an error).
 	Remove(ctx context.Context, c container.Ref, old netip.Addr) error
@@ -62,7 +62,13 @@ func Check(old, new netip.Addr) error {
 
 // Apply returns rules with old translated to new (add) or without old (!add),
 // sorted by Old. Adding a translation whose New another Old already has is
-// ErrConflict (the reverse map would be ambiguous). Pure.
+// ErrConflict (the reverse map would be ambiguous). A container that moves again
+// chains: adding old -> new where a rule X -> old exists (the peer's sockets still
+// know it as X, from before its first move) re-points that rule to X -> new (and
+// drops it if X is new: back at its first address), and old -> new itself is then
+// not added, since new's packets can be given only one source address back (the
+// first one, which the peer's connections from before the first move know; a
+// connection the peer opened to old since then breaks). Pure.
 func Apply(rules []Rule, add bool, old, new netip.Addr) ([]Rule, error) {
 	old, new = old.Unmap(), new.Unmap()
 	out := slices.DeleteFunc(slices.Clone(rules), func(r Rule) bool { return r.Old == old })
@@ -70,12 +76,26 @@ func Apply(rules []Rule, add bool, old, new netip.Addr) ([]Rule, error) {
 		if err := Check(old, new); err != nil {
 			return nil, err
 		}
-		for _, r := range out {
-			if r.New == new {
-				return nil, fmt.Errorf("%w: %v is already translated from %v", ErrConflict, new, r.Old)
+		chained := false
+		for i := range out {
+			if out[i].New == old {
+				out[i].New, chained = new, true
 			}
 		}
-		out = append(out, Rule{Old: old, New: new})
+		out = slices.DeleteFunc(out, func(r Rule) bool { return r.Old == r.New })
+		seen := map[netip.Addr]netip.Addr{}
+		for _, r := range out {
+			if o, ok := seen[r.New]; ok {
+				return nil, fmt.Errorf("%w: %v is already translated from %v", ErrConflict, r.New, o)
+			}
+			seen[r.New] = r.Old
+		}
+		if !chained {
+			if o, ok := seen[new]; ok {
+				return nil, fmt.Errorf("%w: %v is already translated from %v", ErrConflict, new, o)
+			}
+			out = append(out, Rule{Old: old, New: new})
+		}
 	}
 	slices.SortFunc(out, func(a, b Rule) int { return a.Old.Compare(b.Old) })
 	return out, nil

@@ -77,6 +77,14 @@ func Run(t *testing.T, tr xlate.Translator, target Target) {
 		}
 		want(t, c, xlate.Rule{Old: a, New: b})
 	})
+	t.Run("a moved container that moves again chains", func(t *testing.T) {
+		c := target(t)
+		must(t, tr.Add(ctx, c, a, b)) // first move: a -> b
+		must(t, tr.Add(ctx, c, b, c4))
+		want(t, c, xlate.Rule{Old: a, New: c4}) // the sockets know a: a -> c4
+		must(t, tr.Add(ctx, c, c4, a))          // back at its first address
+		want(t, c)
+	})
 	t.Run("namespaces are separate", func(t *testing.T) {
 		c1, c2 := target(t), target(t)
 		must(t, tr.Add(ctx, c1, a, b))

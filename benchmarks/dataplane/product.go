@@ -64,11 +64,27 @@ type product struct {
 	bin, lab, workloads, dptest string
 	env                         []string
 	nodes                       []node
-	// deploys counts the stacks deployed: each gets its own subnet (10.242.N.0/24), as
-	// the network of a removed stack can outlive it (a network keeper's failed first
-	// start on a node leaving its overlay leaks a swarm attachment task, which keeps
-	// the network; worker/restore's startKeeper).
-	deploys int
+}
+
+// freeSubnet is a subnet 10.242.N.0/24 no network of the lab has: each deployed stack
+// gets its own, as the network of a removed stack can outlive it (a network keeper's
+// failed first start on a node leaving its overlay leaks a swarm attachment task, which
+// keeps the network; worker/restore's startKeeper).
+func (p *product) freeSubnet() (string, error) {
+	ids, err := p.nodes[0].docker("network", "ls", "-q")
+	if err != nil {
+		return "", err
+	}
+	used, err := p.nodes[0].docker(append([]string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"}, strings.Fields(ids)...)...)
+	if err != nil {
+		return "", err
+	}
+	for n := 0; n < 256; n++ {
+		if s := fmt.Sprintf("10.242.%d.0/24", n); !strings.Contains(" "+strings.Join(strings.Fields(used), " ")+" ", " "+s+" ") {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("no free subnet 10.242.N.0/24 left on the lab (networks of removed stacks kept by leaked attachments: 'swarmckpt lab down' and up again)")
 }
 
 func newProduct(bin, lab, workloads, dptest string, nodes []node) (*product, error) {
@@ -189,6 +205,10 @@ func (p *product) migrate(mib int, copyMode, stackName string) ([]timedMigration
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	subnet, err := p.freeSubnet()
+	if err != nil {
+		return nil, err
+	}
 	compose := fmt.Sprintf(`version: "3.8"
 services:
   hog:
@@ -206,9 +226,8 @@ networks:
     attachable: true
     ipam:
       config:
-        - subnet: 10.242.%d.0/24
-`, mib, p.deploys%256)
-	p.deploys++
+        - subnet: %s
+`, mib, subnet)
 	file := filepath.Join(dir, "hog.yml")
 	if err := os.WriteFile(file, []byte(compose), 0o600); err != nil {
 		return nil, err
@@ -221,10 +240,10 @@ networks:
 		return nil, err
 	}
 	defer active()
+	defer p.removeStack(stackName)
 	if _, err := p.ctl(5*time.Minute, "lab", "deploy", "--name", p.lab, "--images", p.workloads, file, stackName); err != nil {
 		return nil, err
 	}
-	defer p.removeStack(stackName)
 	// Running, its memory filled.
 	n := p.nodes[0]
 	var id string

@@ -696,6 +696,10 @@ func TestIntegrationE2E(t *testing.T) {
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).
 	t.Run("MigrateRestoredEchoAgain", e.migrateRestoredEchoAgain)
 
+	// A 256 MiB memhog keeps its memory's checksum through every copy mode
+	// (memhogmig_integration_test.go).
+	t.Run("MigrateMemhogKeepsChecksum", e.migrateMemhogKeepsChecksum)
+
 	// Connect-per-request traffic: every algorithm's snapshots verify (churn_integration_test.go).
 	t.Run("ChurnSnapshotsVerified", e.churnSnapshotsVerified)
 

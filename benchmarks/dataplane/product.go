@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,17 +25,38 @@ import (
 //
 // Prints, per size and repetition,
 //
-//	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. docker_path_s=.. raw_s=.. steps_ms=STEP:MS,...
+//	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. docker_path_s=.. raw_s=.. wall_s=.. steps_ms=STEP:MS,...
 //
-// downtime_s is the wall time of the `swarmckpt migrate` command: an upper bound of the
-// container's downtime (it includes resolving the stack and planning, before anything
-// is frozen), compared with the whole Docker path and the whole raw dump+restore.
+// downtime_s is the time from the start of the `swarmckpt migrate` command (text
+// output) until it printed its `restored` event (the moved containers run on their
+// targets): an upper bound of the container's downtime (it includes resolving the stack
+// and planning, before anything is frozen), compared with the whole Docker path and the
+// whole raw dump+restore. wall_s is the command's wall time: for post-copy it also
+// waits until the last page arrived from the source (downtime_s was wall_s before run
+// 23; for streamed and direct the two differ by the reply alone). MODE is a copy mode,
+// or direct-standalone: a direct migration of a standalone container, as post-copy's
+// (productCopies); streamed and direct move the stack's swarm task, which also scales
+// its service down.
 // Then the issue's targets, one line each (medians over the repetitions):
 //
-//	BENCH summary target=NAME size_mib=N value=.. want=.. met=yes|no|not-measured [why=".."]
+//	BENCH summary target=NAME size_mib=N [copy=MODE|source=product|data-plane] value=.. want=.. met=yes|no|not-measured [why=".."]
 
-// productCopies are the copy modes the product case migrates with.
-var productCopies = []string{"streamed", "direct"}
+// productCopies are the copy modes the product case migrates with, each from a
+// freshly deployed stack. post-copy moves standalone containers only: its stack is
+// first moved to node 2 by an untimed direct migration, then timed back to node 1
+// with direct ("direct-standalone": the same starting point as post-copy's), then
+// timed to node 2 with post-copy.
+var productCopies = []string{"streamed", "direct", "post-copy"}
+
+// productModes are the migrations the product case times (its lines, in order).
+var productModes = []string{"streamed", "direct", "direct-standalone", "post-copy"}
+
+// timedMigration is one timed migration of the product case: its mode (a copy mode,
+// or direct-standalone: a direct migration of a standalone container).
+type timedMigration struct {
+	mode string
+	migration
+}
 
 // product runs the product case for every size; it returns the medians per copy mode
 // by size for the summary.
@@ -42,6 +64,27 @@ type product struct {
 	bin, lab, workloads, dptest string
 	env                         []string
 	nodes                       []node
+}
+
+// freeSubnet is a subnet 10.242.N.0/24 no network of the lab has: each deployed stack
+// gets its own, as the network of a removed stack can outlive it (a network keeper's
+// failed first start on a node leaving its overlay leaks a swarm attachment task, which
+// keeps the network; worker/restore's startKeeper).
+func (p *product) freeSubnet() (string, error) {
+	ids, err := p.nodes[0].docker("network", "ls", "-q")
+	if err != nil {
+		return "", err
+	}
+	used, err := p.nodes[0].docker(append([]string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"}, strings.Fields(ids)...)...)
+	if err != nil {
+		return "", err
+	}
+	for n := 0; n < 256; n++ {
+		if s := fmt.Sprintf("10.242.%d.0/24", n); !strings.Contains(" "+strings.Join(strings.Fields(used), " ")+" ", " "+s+" ") {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("no free subnet 10.242.N.0/24 left on the lab (networks of removed stacks kept by leaked attachments: 'swarmckpt lab down' and up again)")
 }
 
 func newProduct(bin, lab, workloads, dptest string, nodes []node) (*product, error) {
@@ -79,16 +122,93 @@ func tailOf(s string, n int) string {
 	return s
 }
 
-// migrate deploys a memhog stack of mib MiB on node 1, migrates it to node 2
-// with copy mode, and returns the migrate command's wall time and the migration's
-// own step times (MigrateResult.Steps) as "plan:MS,snapshot:MS,dump:MS,...", empty
-// from a coordinator without them.
-func (p *product) migrate(mib int, copyMode, stackName string) (time.Duration, string, error) {
+// migration is what one `swarmckpt migrate` (text output) said, and when.
+type migration struct {
+	// running: from the command's start until it printed the `restored` event (the
+	// moved containers run on their targets); zero when it printed none. wall: until
+	// it exited (post-copy: after the last page arrived, too).
+	running, wall time.Duration
+	// snapshot: the migration's snapshot ID; copy: the copy mode it reports; steps:
+	// its step times as "plan:MS,snapshot:MS,dump:MS,..." (empty without them).
+	snapshot, copy, steps string
+}
+
+var (
+	snapshotLine = regexp.MustCompile(`^snapshot (\S+) of stack `)
+	copyLine     = regexp.MustCompile(`\(copy: ([a-z-]+)\)`)
+	stepTime     = regexp.MustCompile(`([a-z][a-z-]*) (\d+)ms`)
+)
+
+// parseLine takes in one line of migrate's text output, seen at since.
+func (m *migration) parseLine(line string, since time.Duration) {
+	switch {
+	case m.running == 0 && strings.HasPrefix(line, "[") && strings.Contains(line, "] restored "):
+		m.running = since
+	case snapshotLine.MatchString(line):
+		m.snapshot = snapshotLine.FindStringSubmatch(line)[1]
+	case strings.HasPrefix(line, "steps: "):
+		var st []string
+		for _, p := range stepTime.FindAllStringSubmatch(line, -1) {
+			st = append(st, p[1]+":"+p[2])
+		}
+		m.steps = strings.Join(st, ",")
+	}
+	if c := copyLine.FindStringSubmatch(line); c != nil && strings.HasPrefix(line, "restored in ") {
+		m.copy = c[1]
+	}
+}
+
+// runMigrate runs `swarmckpt migrate stackName --to NODE --copy MODE` and times it
+// by its output lines.
+func (p *product) runMigrate(stackName, to, copyMode string) (migration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, "migrate", stackName, "--to", to, "--copy", copyMode)
+	cmd.Env = p.env
+	var out strings.Builder
+	cmd.Stderr = &out
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return migration{}, err
+	}
+	var m migration
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return migration{}, err
+	}
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		m.parseLine(sc.Text(), time.Since(t0))
+		out.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	m.wall = time.Since(t0)
+	if err != nil {
+		return m, fmt.Errorf("swarmckpt migrate %s --to %s --copy %s: %w: %s", stackName, to, copyMode, err, tailOf(out.String(), 1500))
+	}
+	if m.copy != copyMode {
+		return m, fmt.Errorf("migrate --copy %s migrated with copy %q: %s", copyMode, m.copy, tailOf(out.String(), 1500))
+	}
+	if m.running == 0 {
+		// The event did not reach the CLI before it ended: the wall time bounds it.
+		m.running = m.wall
+	}
+	return m, nil
+}
+
+// migrate deploys a memhog stack of mib MiB on node 1 and migrates it to node 2 with
+// copy mode; for post-copy, which moves standalone containers only, as productCopies
+// says. It returns the timed migrations.
+func (p *product) migrate(mib int, copyMode, stackName string) ([]timedMigration, error) {
 	dir, err := os.MkdirTemp("", "dpbench-product-")
 	if err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	subnet, err := p.freeSubnet()
+	if err != nil {
+		return nil, err
+	}
 	compose := fmt.Sprintf(`version: "3.8"
 services:
   hog:
@@ -106,24 +226,24 @@ networks:
     attachable: true
     ipam:
       config:
-        - subnet: 10.240.9.0/24
-`, mib)
+        - subnet: %s
+`, mib, subnet)
 	file := filepath.Join(dir, "hog.yml")
 	if err := os.WriteFile(file, []byte(compose), 0o600); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	// Placed on node 1 by pausing node 2 while it is deployed, not by a constraint:
 	// migrate honours the service's hostname constraints (a pin to node 1 would
 	// leave it no target).
 	active := func() { _, _ = p.nodes[0].docker("node", "update", "--availability", "active", p.nodeName(1)) }
 	if _, err := p.nodes[0].docker("node", "update", "--availability", "pause", p.nodeName(1)); err != nil {
-		return 0, "", err
+		return nil, err
 	}
 	defer active()
-	if _, err := p.ctl(5*time.Minute, "lab", "deploy", "--name", p.lab, "--images", p.workloads, file, stackName); err != nil {
-		return 0, "", err
-	}
 	defer p.removeStack(stackName)
+	if _, err := p.ctl(5*time.Minute, "lab", "deploy", "--name", p.lab, "--images", p.workloads, file, stackName); err != nil {
+		return nil, err
+	}
 	// Running, its memory filled.
 	n := p.nodes[0]
 	var id string
@@ -135,43 +255,35 @@ networks:
 			}
 		}
 		if i > 1200 {
-			return 0, "", fmt.Errorf("stack %s: memhog did not fill %d MiB on %s within 2 min", stackName, mib, p.nodeName(0))
+			return nil, fmt.Errorf("stack %s: memhog did not fill %d MiB on %s within 2 min", stackName, mib, p.nodeName(0))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	active()
-	syscall.Sync()
-	t0 := time.Now()
-	out, err := p.ctl(10*time.Minute, "migrate", stackName, "--to", p.nodeName(1), "--copy", copyMode, "--output", "json")
-	took := time.Since(t0)
-	if err != nil {
-		return 0, "", err
+	type step struct {
+		mode, copy, to string
+		timed          bool
 	}
-	var res struct {
-		Snapshot struct {
-			ID string `json:"id"`
-		} `json:"snapshot"`
-		Copy  string `json:"copy"`
-		Steps []struct {
-			Step string `json:"step"`
-			MS   int64  `json:"ms"`
-		} `json:"steps"`
+	steps := []step{{copyMode, copyMode, p.nodeName(1), true}}
+	if copyMode == "post-copy" {
+		steps = []step{{"direct", "direct", p.nodeName(1), false}, {"direct-standalone", "direct", p.nodeName(0), true}, {"post-copy", "post-copy", p.nodeName(1), true}}
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return 0, "", fmt.Errorf("migrate's JSON: %w: %s", err, tailOf(out, 500))
+	var timed []timedMigration
+	for _, st := range steps {
+		syscall.Sync()
+		m, err := p.runMigrate(stackName, st.to, st.copy)
+		// The snapshot's sets (up to 1 GiB each) go with it.
+		if m.snapshot != "" {
+			defer func() { _, _ = p.ctl(time.Minute, "rm", m.snapshot) }()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s to %s: %w", st.mode, st.to, err)
+		}
+		if st.timed {
+			timed = append(timed, timedMigration{st.mode, m})
+		}
 	}
-	if res.Copy != copyMode {
-		return 0, "", fmt.Errorf("migrate --copy %s migrated with copy %q", copyMode, res.Copy)
-	}
-	var st []string
-	for _, s := range res.Steps {
-		st = append(st, fmt.Sprintf("%s:%d", s.Step, s.MS))
-	}
-	// The snapshot's sets (1 GiB each) go with it.
-	if res.Snapshot.ID != "" {
-		defer func() { _, _ = p.ctl(time.Minute, "rm", res.Snapshot.ID) }()
-	}
-	return took, strings.Join(st, ","), nil
+	return timed, nil
 }
 
 // removeStack removes the stack and the containers its migration restored.
@@ -312,17 +424,20 @@ func (p *product) run(mib, reps int, stamp string) (map[string]time.Duration, er
 			return nil, fmt.Errorf("raw criu: %w", err)
 		}
 		raws = append(raws, rw)
-		for i, mode := range productCopies {
-			t, steps, err := p.migrate(mib, mode, fmt.Sprintf("bp%d%s%d%d", mib, stamp, r, i))
+		for i, copyMode := range productCopies {
+			ms, err := p.migrate(mib, copyMode, fmt.Sprintf("bp%d%s%d%d", mib, stamp, r, i))
 			if err != nil {
-				return nil, fmt.Errorf("product migrate --copy %s: %w", mode, err)
+				return nil, fmt.Errorf("product migrate --copy %s: %w", copyMode, err)
 			}
-			downs[mode] = append(downs[mode], t)
-			if steps == "" {
-				steps = "-"
+			for _, m := range ms {
+				t, steps := m.running, m.steps
+				downs[m.mode] = append(downs[m.mode], t)
+				if steps == "" {
+					steps = "-"
+				}
+				fmt.Printf("BENCH migrate-product size_mib=%d copy=%s downtime_s=%.3f vs_docker_path=%.1fx vs_raw=%.2f docker_path_s=%.3f raw_s=%.3f wall_s=%.3f steps_ms=%s\n",
+					mib, m.mode, t.Seconds(), d.Seconds()/t.Seconds(), t.Seconds()/rw.Seconds(), d.Seconds(), rw.Seconds(), m.wall.Seconds(), steps)
 			}
-			fmt.Printf("BENCH migrate-product size_mib=%d copy=%s downtime_s=%.3f vs_docker_path=%.1fx vs_raw=%.2f docker_path_s=%.3f raw_s=%.3f steps_ms=%s\n",
-				mib, mode, t.Seconds(), d.Seconds()/t.Seconds(), t.Seconds()/rw.Seconds(), d.Seconds(), rw.Seconds(), steps)
 		}
 	}
 	med := map[string]time.Duration{}
@@ -356,20 +471,32 @@ func met(ok bool) string {
 func (s summary) print(sizes []int) {
 	for _, mib := range sizes {
 		if med, ok := s.product[mib]; ok {
-			for _, mode := range productCopies {
+			for _, mode := range productModes {
+				if med[mode] == 0 {
+					continue
+				}
 				r := med["docker-path"].Seconds() / med[mode].Seconds()
 				fmt.Printf("BENCH summary target=product_vs_docker_path size_mib=%d copy=%s value=%.1fx want=>=15x met=%s\n", mib, mode, r, met(r >= 15))
 			}
 			r := med["direct"].Seconds() / med["raw"].Seconds()
 			fmt.Printf("BENCH summary target=direct_vs_raw size_mib=%d value=%.2f want=<=1.3 met=%s\n", mib, r, met(r <= 1.3))
 		}
+		measured := false
+		if med, ok := s.product[mib]; ok && med["post-copy"] > 0 && med["direct-standalone"] > 0 {
+			r := med["post-copy"].Seconds() / med["direct-standalone"].Seconds()
+			fmt.Printf("BENCH summary target=postcopy_vs_cold_direct size_mib=%d source=product value=%.2f want=<=0.25 met=%s why=%q\n", mib, r, met(r <= 0.25),
+				"product migrate downtimes (until the container runs) of one standalone container: post-copy vs direct-standalone")
+			measured = true
+		}
 		if pc, ok := s.postCopy[mib]; ok && s.coldDirect[mib] > 0 {
 			r := pc.Seconds() / s.coldDirect[mib].Seconds()
-			fmt.Printf("BENCH summary target=postcopy_vs_cold_direct size_mib=%d value=%.2f want=<=0.25 met=%s why=%q\n", mib, r, met(r <= 0.25),
-				"data plane (worker API), not product migrate: post-copy is not in migrate yet")
-		} else {
+			fmt.Printf("BENCH summary target=postcopy_vs_cold_direct size_mib=%d source=data-plane value=%.2f want=<=0.25 met=%s why=%q\n", mib, r, met(r <= 0.25),
+				"data plane (worker API): the cases post-copy and cold-direct")
+			measured = true
+		}
+		if !measured {
 			fmt.Printf("BENCH summary target=postcopy_vs_cold_direct size_mib=%d met=not-measured why=%q\n", mib,
-				"post-copy is not in migrate yet; run the data-plane cases post-copy and cold-direct for the worker's ratio")
+				"run --cases product (product migrate), or post-copy,cold-direct (the worker's ratio)")
 		}
 		if v, ok := s.dumpVsRunc[mib]; ok {
 			fmt.Printf("BENCH summary target=dump_vs_runc size_mib=%d value=%.2f want=<=1.0 met=%s\n", mib, v, met(v <= 1.0))

@@ -1,0 +1,146 @@
+package coordinator_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmckpt/swarmckpt/deploy/lab"
+)
+
+// memhogChecksum is the part of memhog's /checksum a restore must keep.
+type memhogChecksum struct {
+	SHA256   string `json:"sha256"`
+	Writes   uint64 `json:"writes"`
+	MiB      int    `json:"mib"`
+	Paused   bool   `json:"paused"`
+	Instance string `json:"instance"`
+}
+
+// memhogOn finds the one running memhog container of the memhog stack (its swarm task
+// or the standalone container a migration restored): node and ID.
+func (e *e2e) memhogOn(t *testing.T) (string, string) {
+	t.Helper()
+	var node, id string
+	for i := 1; i <= 3; i++ {
+		out, err := e.dockerOn(e.node(i), "ps", "-q", "--no-trunc", "--filter", "name=memhog_memhog")
+		if err != nil {
+			t.Fatalf("docker ps on %s: %v: %s", e.node(i), err, out)
+		}
+		for _, f := range strings.Fields(out) {
+			if id != "" {
+				t.Fatalf("two running memhog containers: %s on %s and %s on %s", id, node, f, e.node(i))
+			}
+			node, id = e.node(i), f
+		}
+	}
+	if id == "" {
+		t.Fatalf("no running memhog container on any node")
+	}
+	return node, id
+}
+
+// memhogGet runs `/memhog get PATH` in container id on node and decodes its JSON.
+func (e *e2e) memhogGet(t *testing.T, node, id, path string, v any) {
+	t.Helper()
+	out, err := e.dockerOn(node, "exec", id, "/memhog", "get", path)
+	if err != nil {
+		t.Fatalf("memhog %s in %s on %s: %v: %s", path, id, node, err, out)
+	}
+	if v != nil {
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("memhog %s in %s on %s: %v: %s", path, id, node, err, out)
+		}
+	}
+}
+
+// migrateMemhogKeepsChecksum: a 256 MiB memhog (deploy/examples/memhog.yml, 5% of its
+// memory rewritten per second) migrates once with each copy mode of `swarmckpt
+// migrate` (streamed from its swarm task, then direct and post-copy, which move
+// standalone containers), and keeps every byte: with its writer paused, the checksum
+// of its whole memory after the migration equals the one before (same sha256, same
+// number of writes, same process: its instance id), and /verify finds the memory to
+// be exactly what its own counters say. Post-copy's checksum reads every page, so the
+// ones still on the source are fetched too.
+func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
+	e.t = t
+	images, _ := lab.ImageDirForTests()
+	if out, code := e.run(3*time.Minute, "lab", "deploy", "--name", e.name, "--images", images,
+		filepath.Join(repoRoot(), "deploy", "examples", "memhog.yml"), "memhog"); code != 0 {
+		t.Fatalf("lab deploy memhog: %s", out)
+	}
+	t.Cleanup(func() {
+		_, _ = e.dockerOn(e.node(1), "stack", "rm", "memhog")
+		for n, ids := range e.restoredOf("memhog_memhog", true) {
+			_, _ = e.dockerOn(n, append([]string{"rm", "-f"}, ids...)...)
+		}
+	})
+	waitLong(t, "memhog filled its memory", func() bool {
+		for i := 1; i <= 3; i++ {
+			id, _ := e.dockerOn(e.node(i), "ps", "-q", "--filter", "name=memhog_memhog")
+			if id == "" {
+				continue
+			}
+			if out, err := e.dockerOn(e.node(i), "exec", strings.Fields(id)[0], "/memhog", "get", "/healthz"); err == nil && strings.Contains(out, "ok") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, mode := range []string{"streamed", "direct", "post-copy"} {
+		from, id := e.memhogOn(t)
+		// The next node in the lab's order.
+		to := e.node(1)
+		for i := 1; i <= 3; i++ {
+			if e.node(i) == from {
+				to = e.node(i%3 + 1)
+			}
+		}
+		var before, after memhogChecksum
+		e.memhogGet(t, from, id, "/pause", nil)
+		e.memhogGet(t, from, id, "/checksum", &before)
+		if before.MiB != 256 || before.SHA256 == "" || !before.Paused {
+			t.Fatalf("memhog's checksum before the migration: %+v, want 256 MiB, a sha256, paused", before)
+		}
+		t0 := time.Now()
+		out, code := e.ctl(5*time.Minute, "migrate", "memhog", "--to", to, "--copy", mode)
+		if code != 0 {
+			t.Fatalf("migrate memhog --to %s --copy %s: exit %d\n%s", to, mode, code, out)
+		}
+		took := time.Since(t0)
+		if !strings.Contains(out, "(copy: "+mode+")") {
+			t.Errorf("migrate --copy %s did not migrate with copy %s:\n%s", mode, mode, out)
+		}
+		if mode == "post-copy" && !strings.Contains(out, "last page of its memory arrived") {
+			t.Errorf("migrate --copy post-copy did not say when the last page arrived:\n%s", out)
+		}
+		node, nid := e.memhogOn(t)
+		if node != to || nid == id {
+			t.Fatalf("after migrate --copy %s --to %s: memhog %s runs on %s (before: %s on %s)", mode, to, nid, node, id, from)
+		}
+		e.memhogGet(t, node, nid, "/checksum", &after)
+		if after != before {
+			t.Errorf("migrate --copy %s %s -> %s changed memhog's memory: checksum before %+v, after %+v", mode, from, to, before, after)
+		}
+		var v struct {
+			OK     bool   `json:"ok"`
+			Writes uint64 `json:"writes"`
+		}
+		e.memhogGet(t, node, nid, "/verify", &v)
+		if !v.OK || v.Writes != before.Writes {
+			t.Errorf("memhog /verify after migrate --copy %s: %+v, want ok at %d writes", mode, v, before.Writes)
+		}
+		t.Logf("migrate --copy %s %s -> %s: %s; 256 MiB checksum kept (%s, %d writes)", mode, from, to, took.Round(time.Millisecond), before.SHA256[:12], before.Writes)
+		// Rewriting again, so the next migration moves memory that changed since.
+		e.memhogGet(t, node, nid, "/resume", nil)
+		waitLong(t, "memhog rewriting again after migrate --copy "+mode, func() bool {
+			var st struct {
+				Writes uint64 `json:"writes"`
+			}
+			e.memhogGet(t, node, nid, "/stats", &st)
+			return st.Writes > before.Writes
+		})
+	}
+}

@@ -192,7 +192,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
 		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
-		Heal: s.healFromCopies}) // replicate.go
+		Heal: s.healFromCopies, Events: s.ev}) // replicate.go
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -204,32 +205,61 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	used = plan
 	r := &api.RestoreResult{ID: m.ID, Targets: plan, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: r.TotalMS, Message: fmt.Sprintf("%d moved containers run on their targets; %d others ran on untouched", len(plan), len(st.Containers)-len(plan))})
-	if err := s.finishPostCopy(ctx, m, pk, start); err != nil {
+	if err := s.finishPostCopy(ctx, m, pk, plan, start); err != nil {
 		return &api.MigrateResult{Snapshot: m, Restore: r}, err
 	}
 	return &api.MigrateResult{Snapshot: m, Restore: r}, nil
 }
 
-// finishPostCopy waits, after the restore, until the source of every post-copy
-// container of m served its last page (an event line each, with the time since the
-// migration's stop began), then ends and removes the source and drops its set (it
-// holds no pages). A source whose wait fails lost pages its restored container may
-// need: data loss for that container, recorded in m (PagesLost) and returned, naming
-// it; its source is left as it is (frozen, for inspection) and its set kept.
-func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, start time.Time) error {
+// finishPostCopy waits, after the restore of m onto targets, until the source of
+// every post-copy container of m served its last page (an event line each, with the
+// time since the migration's stop began at start; zero: not known, as in a
+// recovery), records when (PagesArrived), then ends and removes the source and drops
+// its set (it holds no pages). A container whose pages arrived before (recorded by a
+// coordinator that died before ending its source) is not waited for again; one whose
+// loss was recorded before is left as it is. A source whose wait fails lost pages its
+// restored container may need: data loss for that container, recorded in m
+// (PagesLost), published (a pages-lost progress event and events.PagesLost) and
+// returned, naming it; its source is left as it is (frozen, for inspection) and its
+// set kept. A wait that ends because ctx did records nothing: the source serves on,
+// and a later call (the next coordinator's recovery) finishes it.
+func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, targets map[string]string, start time.Time) error {
 	var lost []string
-	for i, c := range m.Containers {
-		if !c.PostCopy || c.TaskID != "" {
+	for i := range m.Containers {
+		c := &m.Containers[i]
+		if !c.PostCopy || c.TaskID != "" || c.PagesLost != "" {
 			continue
 		}
 		set := node.SetID(m.ID, c.Key())
-		if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
-			m.Containers[i].PagesLost = err.Error()
-			lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
-			s.event(ctx, api.Event{ID: m.ID, Phase: "pages-lost", Message: fmt.Sprintf("%s: the source on node %s failed before every page of its memory arrived (%v): the restored container may have lost memory", c.Key(), c.Node, err)})
-			continue
+		if c.PagesArrived.IsZero() {
+			if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("stopped waiting for the last pages of %s from node %s (%w): its source serves on; the next coordinator's recovery finishes the migration", c.Key(), c.Node, ctx.Err())
+				}
+				c.PagesLost = err.Error()
+				lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
+				s.event(ctx, api.Event{ID: m.ID, Phase: "pages-lost", Message: fmt.Sprintf("%s: the source on node %s failed before every page of its memory arrived (%v): the restored container may have lost memory", c.Key(), c.Node, err)})
+				s.publish(ctx, events.Event{Kind: events.PagesLost, Stack: m.Stack, Node: c.Node, Service: c.Service, Slot: c.Slot, Container: c.ContainerID,
+					Snapshot: m.ID, Set: set, Target: targets[c.Key()], Reason: err.Error()})
+				if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+					s.log.Warn("cannot record the lost pages of a post-copy migration", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+				}
+				continue
+			}
+			c.PagesArrived = time.Now().UTC()
+			msg := fmt.Sprintf("%s: the last page of its memory arrived from node %s; ending the source", c.Key(), c.Node)
+			var ms int64
+			if !start.IsZero() {
+				ms = time.Since(start).Milliseconds()
+				msg = fmt.Sprintf("%s: the last page of its memory arrived from node %s %s after the stop began; ending the source", c.Key(), c.Node, time.Since(start).Round(time.Millisecond))
+			}
+			s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy-done", MS: ms, Message: msg})
+			// Recorded before the source is ended: a coordinator that finishes this
+			// after a crash then knows the pages arrived.
+			if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+				s.log.Warn("cannot record that a post-copy container's last page arrived", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+			}
 		}
-		s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy-done", MS: time.Since(start).Milliseconds(), Message: fmt.Sprintf("%s: the last page of its memory arrived from node %s %s after the stop began; ending the source", c.Key(), c.Node, time.Since(start).Round(time.Millisecond))})
 		if err := pk.endSome(ctx, []string{c.Key()}); err != nil {
 			s.log.Warn("cannot end a post-copy source after its last page", "snapshot", m.ID, "container", c.Key(), "node", c.Node, "err", err)
 		}
@@ -244,9 +274,6 @@ func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *pa
 	}
 	if len(lost) == 0 {
 		return nil
-	}
-	if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
-		s.log.Warn("cannot record the lost pages of a post-copy migration", "snapshot", m.ID, "err", uerr)
 	}
 	return api.Errorf(api.CodeFailed, "post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; "))
 }

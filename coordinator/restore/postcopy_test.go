@@ -15,6 +15,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -26,6 +27,7 @@ type lazyNodes struct {
 	lost          map[string]error
 	reconnectErr  error
 	disconnectErr map[string]error // by node
+	onWait        func()           // called by WaitLazy first, if set
 
 	mu    sync.Mutex
 	calls []string
@@ -44,6 +46,9 @@ func (n *lazyNodes) Disconnect(_ context.Context, nodeName string, ids []string)
 
 func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
 	n.note("waitlazy %s %s", nodeName, set)
+	if n.onWait != nil {
+		n.onWait()
+	}
 	return n.lost[set]
 }
 
@@ -134,15 +139,26 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		}
 	})
 	t.Run("FinishAfterTheLastPage", func(t *testing.T) {
-		s, n, h, m, _ := setup(t, nil)
+		s, n, h, m, st := setup(t, nil)
 		pk := s.newParkedStack(m)
-		if err := s.finishPostCopy(context.Background(), m, pk, time.Now()); err != nil {
+		if err := s.finishPostCopy(context.Background(), m, pk, map[string]string{"echo.1": "b"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		set := node.SetID("m", "echo.1")
 		want := []string{"waitlazy a " + set, "stop a c-echo", "remove a c-echo", "drop a " + set}
 		if got := n.got(); !slices.Equal(got, want) {
 			t.Fatalf("after the restore the nodes were asked %q, want %q", got, want)
+		}
+		if rec, err := st.Get(context.Background(), "m"); err != nil || rec.Containers[0].PagesArrived.IsZero() {
+			t.Errorf("record %+v (%v): want echo.1's last page's arrival recorded (before its source is ended)", rec, err)
+		}
+		// Finished again (a coordinator following one that died after ending the
+		// source): not waited for again.
+		if err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.got(); slices.Index(got[len(want):], "waitlazy a "+set) >= 0 {
+			t.Errorf("finished again, the nodes were asked %q: waited again for pages recorded arrived", got[len(want):])
 		}
 		found := false
 		for _, e := range h.events {
@@ -155,7 +171,9 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 	t.Run("SourceLostIsDataLoss", func(t *testing.T) {
 		set := node.SetID("m", "echo.1")
 		s, n, _, m, st := setup(t, map[string]error{set: fmt.Errorf("node a: %w", node.ErrUnavailable)})
-		err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), time.Now())
+		ev := &events.Recorder{}
+		s.cfg.Events = ev
+		err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), map[string]string{"echo.1": "b"}, time.Now())
 		if err == nil || !strings.Contains(err.Error(), "lost data") || !strings.Contains(err.Error(), "echo.1") {
 			t.Fatalf("finish with the source lost: %v, want data loss naming echo.1", err)
 		}
@@ -166,8 +184,18 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		if gerr != nil {
 			t.Fatal(gerr)
 		}
-		if rec.Containers[0].PagesLost == "" || rec.Containers[1].PagesLost != "" {
-			t.Errorf("record: echo.1 pages_lost=%q, db.1 pages_lost=%q; want echo.1's marked only", rec.Containers[0].PagesLost, rec.Containers[1].PagesLost)
+		if rec.Containers[0].PagesLost == "" || rec.Containers[1].PagesLost != "" || !rec.Containers[0].PagesArrived.IsZero() {
+			t.Errorf("record: echo.1 pages_lost=%q pages_arrived=%v, db.1 pages_lost=%q; want echo.1's marked lost only", rec.Containers[0].PagesLost, rec.Containers[0].PagesArrived, rec.Containers[1].PagesLost)
+		}
+		want := events.Event{Kind: events.PagesLost, Stack: "st", Node: "a", Service: "echo", Slot: 1, Container: "c-echo", Snapshot: "m", Set: set, Target: "b"}
+		evs := ev.Events()
+		if len(evs) != 1 || evs[0].Reason == "" || !strings.Contains(evs[0].Reason, "node a") {
+			t.Fatalf("events %+v, want one pages-lost naming echo.1 with the wait's error", evs)
+		}
+		got := evs[0]
+		got.At, got.Reason = time.Time{}, ""
+		if got != want {
+			t.Errorf("event %+v, want %+v", got, want)
 		}
 	})
 }

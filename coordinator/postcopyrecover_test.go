@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,82 @@ func testRecoverPostCopy(t *testing.T, step string, before bool, want string) {
 		if lostEv != (want == "lost") {
 			t.Errorf("pages-lost event for bank_holder.2: %v, want %v (events %s)", lostEv, want == "lost", fmt.Sprint(evs))
 		}
+	}
+}
+
+// TestMigratePostCopyLostSource: a post-copy migration (no coordinator dies) whose
+// source fails before its last page reports data loss for that container: migrate
+// fails naming it, the record marks it, the event stream says pages-lost; the other
+// container's source is ended once its pages arrived. A source that serves every page
+// is ended only then, and migrate succeeds.
+func TestMigratePostCopyLostSource(t *testing.T) {
+	for _, lose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lost=%v", lose), func(t *testing.T) {
+			id := "pclive"
+			set2 := node.SetID(id, "bank_holder.2")
+			rec := &events.Recorder{}
+			var mu sync.Mutex
+			var stoppedAtWait []string
+			var lab2 *worker.Fake
+			e, _, _ := newMigrateEnvConfig(t, nil, func(cfg *coordinator.Config) { cfg.Events = rec }, func(ex *worker.Fake) {
+				ex.OldFeatures = append(worker.Features(), node.FeaturePostCopy)
+				send := ex.SendTo
+				ex.TransferAddr = ex.Node + ":7000"
+				ex.SendTo = func(set, to string) (bool, error) { return send(set, strings.TrimSuffix(to, ":7000")) }
+				if ex.Node == "lab-2" {
+					lab2 = ex
+				}
+				ex.LazyWait = func(_ context.Context, set string) error {
+					own := map[string]string{set2: "ctr2", node.SetID(id, "bank_holder.5"): "ctr5"}[set]
+					mu.Lock()
+					if slices.Contains(lab2.Stopped(), own) {
+						stoppedAtWait = append(stoppedAtWait, own)
+					}
+					mu.Unlock()
+					if lose && set == set2 {
+						return errors.New("criu: connection reset by peer")
+					}
+					return nil
+				}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: id, Stack: "bank", From: "lab-2", Algorithm: "blocking", Copy: api.CopyPostCopy})
+			mu.Lock()
+			if len(stoppedAtWait) > 0 {
+				t.Errorf("sources ended before their last page was served: %v", stoppedAtWait)
+			}
+			mu.Unlock()
+			m, gerr := e.store.Get(context.Background(), id)
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			lostEv := slices.ContainsFunc(rec.Events(), func(ev events.Event) bool {
+				return ev.Kind == events.PagesLost && ev.Service == "bank_holder" && ev.Slot == 2 && ev.Node == "lab-2" && ev.Target != "" && strings.Contains(ev.Reason, "connection reset")
+			})
+			if !lose {
+				if err != nil {
+					t.Fatalf("migrate: %v", err)
+				}
+				if st := lab2.Stopped(); !slices.Contains(st, "ctr2") || !slices.Contains(st, "ctr5") || lostEv {
+					t.Errorf("stopped %v, pages-lost event %v; want both sources ended, no loss", st, lostEv)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "lost data") || !strings.Contains(err.Error(), "bank_holder.2") {
+				t.Fatalf("migrate with bank_holder.2's source lost: %v, want data loss naming it", err)
+			}
+			if !lostEv {
+				t.Errorf("no pages-lost event for bank_holder.2: %v", rec.Events())
+			}
+			for _, c := range m.Containers {
+				if (c.PagesLost != "") != (c.Key() == "bank_holder.2") {
+					t.Errorf("record of %s: pages_lost %q", c.Key(), c.PagesLost)
+				}
+			}
+			if st := lab2.Stopped(); slices.Contains(st, "ctr2") || !slices.Contains(st, "ctr5") {
+				t.Errorf("stopped %v, want bank_holder.5's source (ctr5) only", st)
+			}
+		})
 	}
 }

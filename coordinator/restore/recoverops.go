@@ -137,6 +137,9 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 // containers are unlocked); a source that failed first is data loss for its
 // container, returned.
 func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
+	if parked == nil && m != nil && op.Kind == "migrate" && op.Parked == m.ID && m.State == store.StateCommitted {
+		parked = m // its own snapshot (not read as the parked one: the store failed then)
+	}
 	var post []store.Container
 	if parked != nil {
 		rest := *parked

@@ -221,10 +221,14 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 // restored container may need: data loss for that container, recorded in m
 // (PagesLost), published (a pages-lost progress event and events.PagesLost) and
 // returned, naming it; its source is left as it is (frozen, for inspection) and its
-// set kept. A wait that ends because ctx did records nothing: the source serves on,
-// and a later call (the next coordinator's recovery) finishes it.
+// set kept. Unless the restored container is seen ended on its target (its restore
+// failed after it began to run): then the source, which still holds its memory as
+// of the migration's cut, is put back where it was (putBackPostCopy), a warning
+// recorded in m and the failure returned. A wait that ends because ctx did records
+// nothing: the source serves on, and a later call (the next coordinator's recovery)
+// finishes it.
 func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, targets map[string]string, start time.Time) error {
-	var lost []string
+	var lost, back []string
 	for i := range m.Containers {
 		c := &m.Containers[i]
 		if !c.PostCopy || c.TaskID != "" || c.PagesLost != "" {
@@ -235,6 +239,21 @@ func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *pa
 			if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("stopped waiting for the last pages of %s from node %s (%w): its source serves on; the next coordinator's recovery finishes the migration", c.Key(), c.Node, ctx.Err())
+				}
+				if t := targets[c.Key()]; t != "" && s.stoppedOnTarget(ctx, m, *c, t) {
+					// Its restore failed after all: the restored container ended on
+					// its target before every page arrived, and the source still holds
+					// its memory as of the migration's cut: put back where it was.
+					perr := s.putBackPostCopy(ctx, m, []store.Container{*c}, targets)
+					if perr == nil {
+						m.Warnings = append(m.Warnings, fmt.Sprintf("post-copy %s: its restored container stopped on node %s before every page arrived (%v); its source was put back on node %s, with its state as of this snapshot", c.Key(), t, err, c.Node))
+						if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+							s.log.Warn("cannot record a post-copy source put back", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+						}
+						back = append(back, fmt.Sprintf("%s (its restored container stopped on node %s before every page arrived: %v)", c.Key(), t, err))
+						continue
+					}
+					err = fmt.Errorf("%w; its restored container stopped on node %s and putting its source back failed too: %v", err, t, perr)
 				}
 				c.PagesLost = err.Error()
 				lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
@@ -272,10 +291,37 @@ func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *pa
 		}
 		cancel()
 	}
-	if len(lost) == 0 {
+	var msgs []string
+	if len(lost) > 0 {
+		msgs = append(msgs, fmt.Sprintf("post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; ")))
+	}
+	if len(back) > 0 {
+		msgs = append(msgs, fmt.Sprintf("post-copy migration failed after its restore for %s: put back where they ran, with their state as of snapshot %s (what they did on their targets since is lost); migrate them again", strings.Join(back, "; "), m.ID))
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	return api.Errorf(api.CodeFailed, "post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; "))
+	return api.Errorf(api.CodeFailed, "%s", strings.Join(msgs, "; "))
+}
+
+// stoppedOnTarget says whether the container of c restored from m on target exists
+// there but no longer runs (its restore failed after it began to run). Not known
+// (the target does not answer, or has no such container): false.
+func (s *Restores) stoppedOnTarget(ctx context.Context, m *store.Manifest, c store.Container, target string) bool {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := s.nodes.Standalone(cctx, target, m.Stack)
+	if err != nil {
+		s.log.Warn("cannot tell whether a post-copy container still runs on its target", "snapshot", m.ID, "container", c.Key(), "node", target, "err", err)
+		return false
+	}
+	name := ContainerName(m.ID, c)
+	for _, sc := range list {
+		if sc.Name == name {
+			return !sc.Running
+		}
+	}
+	return false
 }
 
 // stopMoving ends a partial migration's parked containers (m's) and takes their

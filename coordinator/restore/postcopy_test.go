@@ -28,6 +28,8 @@ type lazyNodes struct {
 	reconnectErr  error
 	disconnectErr map[string]error // by node
 	onWait        func()           // called by WaitLazy first, if set
+	// standalone: what Standalone lists, by node (nil: nothing restored there).
+	standalone map[string][]node.Standalone
 
 	mu    sync.Mutex
 	calls []string
@@ -75,6 +77,10 @@ func (n *lazyNodes) Reconnect(_ context.Context, nodeName string, req node.Recon
 func (n *lazyNodes) Remove(_ context.Context, nodeName string, ids []string) error {
 	n.note("remove %s %s", nodeName, strings.Join(ids, ","))
 	return nil
+}
+
+func (n *lazyNodes) Standalone(_ context.Context, nodeName, _ string) ([]node.Standalone, error) {
+	return n.standalone[nodeName], nil
 }
 
 func (n *lazyNodes) Drop(_ context.Context, nodeName, set string) error {
@@ -198,6 +204,54 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 			t.Errorf("event %+v, want %+v", got, want)
 		}
 	})
+}
+
+// TestPostCopyTargetStoppedPutsTheSourceBack: when the wait for a post-copy
+// container's last page fails and its restored container is seen ended on its target
+// (its restore failed after it began to run), the source, which still holds its
+// memory as of the cut, is put back where it was (what is left on the target removed,
+// its page server stopped, its networks given back, released) instead of being left
+// frozen: no pages_lost, a warning recorded, an error saying it was put back. Still
+// running there, it is data loss as before.
+func TestPostCopyTargetStoppedPutsTheSourceBack(t *testing.T) {
+	set := node.SetID("m", "echo.1")
+	for _, running := range []bool{false, true} {
+		t.Run(fmt.Sprintf("running=%v", running), func(t *testing.T) {
+			n := &lazyNodes{lost: map[string]error{set: errors.New("node a: page server: connection reset")}}
+			st := store.NewMemory()
+			s, err := New(Config{Host: &gateHost{}, Store: st, Bus: bus.NewNetwork().Connect(), Nodes: n,
+				NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &store.Manifest{ID: "m", Stack: "st", Containers: []store.Container{{Service: "echo", Slot: 1, Node: "a", ContainerID: "c-echo", PostCopy: true,
+				Networks: []string{"st_net"}, IPs: []string{"10.5.0.3"}}}}
+			if err := st.Create(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			name := ContainerName("m", m.Containers[0])
+			n.standalone = map[string][]node.Standalone{"b": {{Name: "other", Running: true}, {Name: name, Running: running}}}
+			err = s.finishPostCopy(context.Background(), m, s.newParkedStack(m), map[string]string{"echo.1": "b"}, time.Now())
+			rec, _ := st.Get(context.Background(), "m")
+			got := n.got()
+			if running {
+				if err == nil || !strings.Contains(err.Error(), "lost data") || rec.Containers[0].PagesLost == "" || slices.Contains(got, "release a c-echo") {
+					t.Fatalf("target still running: %v, record %+v, calls %q; want data loss, the source left as it is", err, rec.Containers[0], got)
+				}
+				return
+			}
+			want := []string{"waitlazy a " + set, "remove b " + name, "reconnect a c-echo " + set + " st_net@10.5.0.3[]", "release a c-echo"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("the nodes were asked %q, want %q (the source put back where it was)", got, want)
+			}
+			if err == nil || !strings.Contains(err.Error(), "put back where they ran") || strings.Contains(err.Error(), "lost data") {
+				t.Fatalf("finish: %v, want a failure saying echo.1 was put back", err)
+			}
+			if rec.Containers[0].PagesLost != "" || len(rec.Warnings) != 1 || !strings.Contains(rec.Warnings[0], "put back on node a") {
+				t.Errorf("record %+v (warnings %q): want no pages_lost and a warning saying the source was put back", rec.Containers[0], rec.Warnings)
+			}
+		})
+	}
 }
 
 // TestStreamToPostCopyDriven: where every node announces post-copy and

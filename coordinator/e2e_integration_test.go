@@ -693,6 +693,10 @@ func TestIntegrationE2E(t *testing.T) {
 		e.echoSameConnection(t, target, "echo_client-1-")
 	})
 
+	// A post-copy migration of the echo whose coordinator is killed once its restore
+	// began: the restarted one puts the sources back or finishes (postcopykill_integration_test.go).
+	t.Run("PostCopyCoordinatorKilled", e.postCopyCoordinatorKilled)
+
 	// The migrated echo migrates again, exact then swarm mode (restoredagain_integration_test.go).
 	t.Run("MigrateRestoredEchoAgain", e.migrateRestoredEchoAgain)
 

@@ -203,7 +203,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
 		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
-		Heal: s.healFromCopies, MoveHeld: s.moveHeld}) // replicate.go, moveheld.go
+		Heal: s.healFromCopies, MoveHeld: s.moveHeld, Events: s.ev}) // replicate.go, moveheld.go
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,10 @@
 #      wrapper holds each holder's stop there until it is checkpointed, and swarm's
 #      replacement is restored from it on another node, readdressed by the address
 #      map, while the holders that stay translate its old address to the new one
-#      (docs/drain.md, "The address map of a held task").
+#      (docs/drain.md, "The address map of a held task");
+#   3. 'swarmckpt migrate bank --mode swarm --from NODE': no drain; a placement
+#      constraint makes swarm replace only the holders on NODE, through the same hold
+#      (docs/drain.md, "Partial migration in swarm mode").
 # After each: every moved holder is the same instance (same process memory) with no
 # fewer transfers than before, and the bank audit must conserve the money total with
 # no transfer lost in flight. 'swarmckpt events' follows throughout and is printed at
@@ -89,6 +92,7 @@ drain_and_check() {
   case $how in
   docker) docker node update --availability drain "$node" >/dev/null ;;
   swarmckpt) $BIN node drain "$node" ;;
+  migrate) $BIN migrate bank --mode swarm --from "$node" ;;
   esac
   local ok="" t
   for _ in $(seq 1 240); do
@@ -116,7 +120,9 @@ drain_and_check() {
     [ "$as" -ge "$bs" ] || die "holder $s has $as transfers sent on $to, $bs before: state lost"
     same+=("holder $s $node->$to instance $ai transfers_sent $bs->$as")
   done
-  proved+=("$how drain of $node: the holders there (${moved[*]}) moved with their memory (${same[*]}); all 5 running elsewhere ${t}s after the drain; bank total $total conserved, no transfer lost in flight")
+  local what="$how drain"
+  [ "$how" = migrate ] && what="swarmckpt migrate --mode swarm --from"
+  proved+=("$what of $node: the holders there (${moved[*]}) moved with their memory (${same[*]}); all 5 running elsewhere ${t}s after the drain; bank total $total conserved, no transfer lost in flight")
 }
 
 N2="$LAB-2"; N3="$LAB-3"
@@ -129,6 +135,16 @@ step "2. docker node update --availability drain $N3 (plain swarm command)"
 if ! placement | grep -q " $N3\$"; then N3=$(placement | awk '{print $2}' | sort | uniq -c | sort -rn | awk '{print $2; exit}'); fi
 drain_and_check docker "$N3"
 docker node update --availability active "$N3" >/dev/null
+
+step "3. swarmckpt migrate bank --mode swarm --from NODE (no drain: a placement constraint moves only the holders there)"
+N4="$LAB-1"
+if ! placement | grep -q " $N4\$"; then N4=$(placement | awk '{print $2}' | sort | uniq -c | sort -rn | awk '{print $2; exit}'); fi
+drain_and_check migrate "$N4"
+av=$(docker node inspect --format '{{.Spec.Availability}}' "$N4")
+[ "$av" = active ] || die "$N4 is $av after swarmckpt migrate --from: a migration must not drain the node"
+if docker service inspect --format '{{json .Spec.TaskTemplate.Placement.Constraints}}' bank_holder | grep -q "node.hostname!=$N4"; then
+  die "bank_holder keeps the migration's placement constraint node.hostname!=$N4"
+fi
 
 step "swarmckpt events (what the coordinator decided and did)"
 kinds="task-held checkpointed restored migrated node-drain"

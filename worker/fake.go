@@ -91,6 +91,12 @@ type Fake struct {
 	streamed map[string]string // set -> address it was streamed to
 	// lazyCancelled are the sets CancelLazy was called for.
 	lazyCancelled []string
+	// LazyWait, when set, makes the fake serve post-copy: DumpLazy is a held dump
+	// (the container left as its caller holds it) whose "page server" WaitLazy waits
+	// for through LazyWait (nil: every page served; an error: the page server's),
+	// until CancelLazy stops it. Without it DumpLazy is refused (no page server).
+	LazyWait func(ctx context.Context, set string) error
+	lazy     map[string]bool // sets dumped post-copy (LazyWait), false once cancelled
 	// disconnected are the containers DisconnectHeld took off their networks (and
 	// ReconnectHeld did not put back).
 	disconnected []string
@@ -414,9 +420,28 @@ func (f *Fake) DumpInto(ctx context.Context, name, set, addr string) (*imageset.
 	})
 }
 
-// DumpLazy implements Dumper: refused, as where post-copy cannot run (Info.PostCopy).
-func (f *Fake) DumpLazy(context.Context, string, string, string) (*imageset.Manifest, error) {
-	return nil, fmt.Errorf("fake worker %s: post-copy dump: a fake worker has no page server: %w", f.Node, node.ErrUnavailable)
+// DumpLazy implements Dumper: refused, as where post-copy cannot run (Info.PostCopy),
+// unless LazyWait is set: then a held dump whose page server LazyWait stands for.
+func (f *Fake) DumpLazy(ctx context.Context, name, set, _ string) (*imageset.Manifest, error) {
+	f.mu.Lock()
+	serves := f.LazyWait != nil
+	f.mu.Unlock()
+	if !serves {
+		return nil, fmt.Errorf("fake worker %s: post-copy dump: a fake worker has no page server: %w", f.Node, node.ErrUnavailable)
+	}
+	m, err := f.Dump(ctx, name, set, true)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lazy == nil {
+		f.lazy = map[string]bool{}
+	}
+	f.lazy[set] = true
+	held := *m
+	held.LazyPages = f.TransferAddr
+	return &held, nil
 }
 
 // Streamed returns the sets whose dump streamed them, with the address they went to.

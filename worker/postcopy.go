@@ -99,15 +99,35 @@ func (f *Fake) Disconnected() []string {
 	return append([]string(nil), f.disconnected...)
 }
 
-// WaitLazy implements LazyWaiter: a fake worker serves no pages.
-func (f *Fake) WaitLazy(context.Context, string) error { return ErrNoLazy }
+// WaitLazy implements LazyWaiter: a fake worker serves no pages (ErrNoLazy), unless
+// LazyWait is set and setID was dumped post-copy here: LazyWait's answer then (an
+// error once CancelLazy stopped it).
+func (f *Fake) WaitLazy(ctx context.Context, setID string) error {
+	f.mu.Lock()
+	wait, serving, dumped := f.LazyWait, f.lazy[setID], false
+	if f.lazy != nil {
+		_, dumped = f.lazy[setID]
+	}
+	f.mu.Unlock()
+	switch {
+	case wait == nil || !dumped:
+		return fmt.Errorf("fake worker %s: set %s: %w", f.Node, setID, ErrNoLazy)
+	case !serving:
+		return fmt.Errorf("fake worker %s: post-copy page server of set %s failed before every page was fetched: stopped (CancelLazy)", f.Node, setID)
+	}
+	return wait(ctx, setID)
+}
 
 // CancelLazy implements LazyWaiter: a fake worker serves no pages, so there is
-// nothing to stop; the call is recorded (LazyCancelled).
+// nothing to stop (with LazyWait, the set's page server counts as stopped); the call
+// is recorded (LazyCancelled).
 func (f *Fake) CancelLazy(_ context.Context, setID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lazyCancelled = append(f.lazyCancelled, setID)
+	if f.lazy[setID] {
+		f.lazy[setID] = false
+	}
 	return nil
 }
 

@@ -16,7 +16,8 @@ Usage: swarmckpt inspect <snapshot> [--verify] [--output json]
 
 Shows a snapshot: state, containers with node, addresses, freeze time, images and
 the nodes holding copies of each image set (COPIES, with swarmckpt.replicas or
-snapshot --replicas). --verify re-checks every image file's sha256 (on every copy
+snapshot --replicas); for a post-copy migration, when each container's last page
+arrived, or that its pages were lost (its source failed first). --verify re-checks every image file's sha256 (on every copy
 too) and runs the cut checker on the stored CRIU images: for every TCP connection
 between two containers of the snapshot, bytes received <= bytes sent in both
 directions, printed as per-connection evidence. Exit code 1 when the cut is
@@ -80,6 +81,15 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 				if cp.Error != "" {
 					fmt.Fprintf(c.stdout, "copy of %s on %s is BAD: %s\n", ct.Key(), cp.Node, cp.Error)
 				}
+			}
+		}
+		for _, ct := range m.Containers {
+			switch {
+			case !ct.PostCopy:
+			case ct.PagesLost != "":
+				fmt.Fprintf(c.stdout, "post-copy %s: PAGES LOST: its source on %s failed before every page of its memory arrived (%s): the restored container may be missing memory; restart it (or restore an earlier snapshot) rather than trust its state\n", ct.Key(), ct.Node, ct.PagesLost)
+			case !ct.PagesArrived.IsZero():
+				fmt.Fprintf(c.stdout, "post-copy %s: its last page arrived from %s at %s (pages moved without a checksum)\n", ct.Key(), ct.Node, ct.PagesArrived.Local().Format(time.RFC3339))
 			}
 		}
 		for _, r := range m.Restores {

@@ -62,8 +62,11 @@ runs on its target before its memory arrived, fetching its pages from the frozen
 source (taken off its networks), which is ended once the last page arrived (printed
 with the time). Until then the container depends on the source: a source that fails
 first is data loss for it (an error naming it, non-zero exit, recorded in the
-snapshot). A failed restore puts the source back: its networks and addresses given
-back, released, it runs on where it was with its state. A stack label asking for post-copy migrates direct where post-copy cannot
+snapshot, a pages-lost event in 'swarmckpt events'; if the restored container itself
+ended on its target, the source is put back instead). A failed restore puts the source
+back: its networks and addresses given back, released, it runs on where it was with
+its state. If the coordinator dies meanwhile, the next one puts the source back (the
+restore had not completed) or waits for the last page and then ends the source. A stack label asking for post-copy migrates direct where post-copy cannot
 apply and the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
 soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
 --mode as for restore (default exact); with --mode

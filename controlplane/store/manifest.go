@@ -128,6 +128,11 @@ type Container struct {
 	// PagesLost is set when a post-copy source failed before every page arrived (data
 	// loss for this container): what the wait for its pages reported.
 	PagesLost string `json:"pages_lost,omitempty"`
+	// PagesArrived is when a post-copy container's source had served its last page
+	// (every page reached the restored container), recorded before the source is
+	// ended: a coordinator that finishes the migration after the one that ran it
+	// died does not wait for those pages again.
+	PagesArrived time.Time `json:"pages_arrived,omitzero"`
 	// FreezeMS is how long the container's processes were frozen; DumpMS the dump.
 	FreezeMS int64 `json:"freeze_ms,omitempty"`
 	DumpMS   int64 `json:"dump_ms,omitempty"`

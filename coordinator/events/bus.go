@@ -28,8 +28,8 @@ func (p Bus) Publish(ctx context.Context, e Event) error {
 	return nil
 }
 
-// Logged writes every event to Log (warnings for hold timeouts, label errors and
-// aborts, info for the rest), then passes it to Next (if any).
+// Logged writes every event to Log (warnings for hold timeouts, label errors,
+// aborts, node losses, rollbacks and lost pages; info for the rest), then passes it to Next (if any).
 type Logged struct {
 	Log  *slog.Logger
 	Next Publisher
@@ -42,7 +42,7 @@ func (p Logged) Publish(ctx context.Context, e Event) error {
 	e = stamp(e)
 	level := slog.LevelInfo
 	switch e.Kind {
-	case HoldTimedOut, LabelError, SnapshotAborted, NodeLost, RolledBack, NodeLossFailed:
+	case HoldTimedOut, LabelError, SnapshotAborted, NodeLost, RolledBack, NodeLossFailed, PagesLost:
 		level = slog.LevelWarn
 	}
 	p.Log.Log(ctx, level, "event: "+e.String(), "event", e.Kind)

@@ -51,6 +51,11 @@ const (
 	// Fenced: a lost Node came back and Stack's containers left on it from before the
 	// loss were removed (Snapshot: the one the stack was rolled back to).
 	Fenced = "fenced"
+	// PagesLost: the source of a post-copy migration (Node, Container; Service and
+	// Slot the moved container's, Set its set) failed before every memory page reached
+	// the restored container on Target (Reason: what the wait for its pages said):
+	// data loss for that container, which runs on but may miss memory.
+	PagesLost = "pages-lost"
 )
 
 // Event is one thing the coordinator decided or did.

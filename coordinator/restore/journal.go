@@ -20,8 +20,10 @@ const (
 	// every slot on every candidate node, the services scaled up with
 	// Operation.Constraints, the tasks restored from their placements).
 	StepRestoring = "restoring"
-	// StepRestored: every container runs restored (and unlocked); what is left is
-	// bookkeeping (the restore's record, the migration's unused streamed copies).
+	// StepRestored: every container runs restored (journaled before they are
+	// unlocked); what is left is their unlock, bookkeeping (the restore's record, the
+	// migration's unused streamed copies) and, for a post-copy migration, the end of
+	// each source once it served its last page (the post-copy window).
 	StepRestored = "restored"
 )
 
@@ -38,13 +40,17 @@ const (
 	// container of the stack removed, the half-restored ones included, placements
 	// taken back, constraints removed), then put the parked snapshot back: a
 	// swarm-mode restore's checkpoint as swarm tasks (the services at the replicas
-	// they had), else (or if that fails) on its original nodes.
+	// they had), else (or if that fails) on its original nodes. A post-copy
+	// migration's sources are not ended but put back where they were (their page
+	// servers stopped, their networks given back, released).
 	ActRollBack Action = "roll back"
 	// ActScaleBack: the stop may have begun, but nothing was parked (nothing ran, or
 	// the restore discarded the running state): the services are scaled back to the
 	// replicas the stop found, as a failed restore without a checkpoint does.
 	ActScaleBack Action = "scale back"
-	// ActRollForward: the restore completed; its bookkeeping is finished.
+	// ActRollForward: the restore completed; the restored containers are unlocked,
+	// its bookkeeping finished, and a post-copy migration's sources ended once each
+	// served its last page (a source that failed first: data loss, reported).
 	ActRollForward Action = "roll forward"
 )
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -204,32 +205,80 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	used = plan
 	r := &api.RestoreResult{ID: m.ID, Targets: plan, Containers: ids, TotalMS: time.Since(start).Milliseconds()}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "restored", MS: r.TotalMS, Message: fmt.Sprintf("%d moved containers run on their targets; %d others ran on untouched", len(plan), len(st.Containers)-len(plan))})
-	if err := s.finishPostCopy(ctx, m, pk, start); err != nil {
+	if err := s.finishPostCopy(ctx, m, pk, plan, start); err != nil {
 		return &api.MigrateResult{Snapshot: m, Restore: r}, err
 	}
 	return &api.MigrateResult{Snapshot: m, Restore: r}, nil
 }
 
-// finishPostCopy waits, after the restore, until the source of every post-copy
-// container of m served its last page (an event line each, with the time since the
-// migration's stop began), then ends and removes the source and drops its set (it
-// holds no pages). A source whose wait fails lost pages its restored container may
-// need: data loss for that container, recorded in m (PagesLost) and returned, naming
-// it; its source is left as it is (frozen, for inspection) and its set kept.
-func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, start time.Time) error {
-	var lost []string
-	for i, c := range m.Containers {
-		if !c.PostCopy || c.TaskID != "" {
+// finishPostCopy waits, after the restore of m onto targets, until the source of
+// every post-copy container of m served its last page (an event line each, with the
+// time since the migration's stop began at start; zero: not known, as in a
+// recovery), records when (PagesArrived), then ends and removes the source and drops
+// its set (it holds no pages). A container whose pages arrived before (recorded by a
+// coordinator that died before ending its source) is not waited for again; one whose
+// loss was recorded before is left as it is. A source whose wait fails lost pages its
+// restored container may need: data loss for that container, recorded in m
+// (PagesLost), published (a pages-lost progress event and events.PagesLost) and
+// returned, naming it; its source is left as it is (frozen, for inspection) and its
+// set kept. Unless the restored container is seen ended on its target (its restore
+// failed after it began to run): then the source, which still holds its memory as
+// of the migration's cut, is put back where it was (putBackPostCopy), a warning
+// recorded in m and the failure returned. A wait that ends because ctx did records
+// nothing: the source serves on, and a later call (the next coordinator's recovery)
+// finishes it.
+func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *parkedStack, targets map[string]string, start time.Time) error {
+	var lost, back []string
+	for i := range m.Containers {
+		c := &m.Containers[i]
+		if !c.PostCopy || c.TaskID != "" || c.PagesLost != "" {
 			continue
 		}
 		set := node.SetID(m.ID, c.Key())
-		if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
-			m.Containers[i].PagesLost = err.Error()
-			lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
-			s.event(ctx, api.Event{ID: m.ID, Phase: "pages-lost", Message: fmt.Sprintf("%s: the source on node %s failed before every page of its memory arrived (%v): the restored container may have lost memory", c.Key(), c.Node, err)})
-			continue
+		if c.PagesArrived.IsZero() {
+			if err := s.nodes.WaitLazy(ctx, c.Node, set); err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("stopped waiting for the last pages of %s from node %s (%w): its source serves on; the next coordinator's recovery finishes the migration", c.Key(), c.Node, ctx.Err())
+				}
+				if t := targets[c.Key()]; t != "" && s.stoppedOnTarget(ctx, m, *c, t) {
+					// Its restore failed after all: the restored container ended on
+					// its target before every page arrived, and the source still holds
+					// its memory as of the migration's cut: put back where it was.
+					perr := s.putBackPostCopy(ctx, m, []store.Container{*c}, targets)
+					if perr == nil {
+						m.Warnings = append(m.Warnings, fmt.Sprintf("post-copy %s: its restored container stopped on node %s before every page arrived (%v); its source was put back on node %s, with its state as of this snapshot", c.Key(), t, err, c.Node))
+						if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+							s.log.Warn("cannot record a post-copy source put back", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+						}
+						back = append(back, fmt.Sprintf("%s (its restored container stopped on node %s before every page arrived: %v)", c.Key(), t, err))
+						continue
+					}
+					err = fmt.Errorf("%w; its restored container stopped on node %s and putting its source back failed too: %v", err, t, perr)
+				}
+				c.PagesLost = err.Error()
+				lost = append(lost, fmt.Sprintf("%s (its source on node %s: %v)", c.Key(), c.Node, err))
+				s.event(ctx, api.Event{ID: m.ID, Phase: "pages-lost", Message: fmt.Sprintf("%s: the source on node %s failed before every page of its memory arrived (%v): the restored container may have lost memory", c.Key(), c.Node, err)})
+				s.publish(ctx, events.Event{Kind: events.PagesLost, Stack: m.Stack, Node: c.Node, Service: c.Service, Slot: c.Slot, Container: c.ContainerID,
+					Snapshot: m.ID, Set: set, Target: targets[c.Key()], Reason: err.Error()})
+				if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+					s.log.Warn("cannot record the lost pages of a post-copy migration", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+				}
+				continue
+			}
+			c.PagesArrived = time.Now().UTC()
+			msg := fmt.Sprintf("%s: the last page of its memory arrived from node %s; ending the source", c.Key(), c.Node)
+			var ms int64
+			if !start.IsZero() {
+				ms = time.Since(start).Milliseconds()
+				msg = fmt.Sprintf("%s: the last page of its memory arrived from node %s %s after the stop began; ending the source", c.Key(), c.Node, time.Since(start).Round(time.Millisecond))
+			}
+			s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy-done", MS: ms, Message: msg})
+			// Recorded before the source is ended: a coordinator that finishes this
+			// after a crash then knows the pages arrived.
+			if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
+				s.log.Warn("cannot record that a post-copy container's last page arrived", "snapshot", m.ID, "container", c.Key(), "err", uerr)
+			}
 		}
-		s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy-done", MS: time.Since(start).Milliseconds(), Message: fmt.Sprintf("%s: the last page of its memory arrived from node %s %s after the stop began; ending the source", c.Key(), c.Node, time.Since(start).Round(time.Millisecond))})
 		if err := pk.endSome(ctx, []string{c.Key()}); err != nil {
 			s.log.Warn("cannot end a post-copy source after its last page", "snapshot", m.ID, "container", c.Key(), "node", c.Node, "err", err)
 		}
@@ -242,13 +291,37 @@ func (s *Restores) finishPostCopy(ctx context.Context, m *store.Manifest, pk *pa
 		}
 		cancel()
 	}
-	if len(lost) == 0 {
+	var msgs []string
+	if len(lost) > 0 {
+		msgs = append(msgs, fmt.Sprintf("post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; ")))
+	}
+	if len(back) > 0 {
+		msgs = append(msgs, fmt.Sprintf("post-copy migration failed after its restore for %s: put back where they ran, with their state as of snapshot %s (what they did on their targets since is lost); migrate them again", strings.Join(back, "; "), m.ID))
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	if uerr := s.cfg.Store.Update(ctx, m); uerr != nil {
-		s.log.Warn("cannot record the lost pages of a post-copy migration", "snapshot", m.ID, "err", uerr)
+	return api.Errorf(api.CodeFailed, "%s", strings.Join(msgs, "; "))
+}
+
+// stoppedOnTarget says whether the container of c restored from m on target exists
+// there but no longer runs (its restore failed after it began to run). Not known
+// (the target does not answer, or has no such container): false.
+func (s *Restores) stoppedOnTarget(ctx context.Context, m *store.Manifest, c store.Container, target string) bool {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := s.nodes.Standalone(cctx, target, m.Stack)
+	if err != nil {
+		s.log.Warn("cannot tell whether a post-copy container still runs on its target", "snapshot", m.ID, "container", c.Key(), "node", target, "err", err)
+		return false
 	}
-	return api.Errorf(api.CodeFailed, "post-copy migration lost data: %s; the restored containers run, but may be missing memory they had not fetched yet: restart them (or restore an earlier snapshot) rather than trust their state", strings.Join(lost, "; "))
+	name := ContainerName(m.ID, c)
+	for _, sc := range list {
+		if sc.Name == name {
+			return !sc.Running
+		}
+	}
+	return false
 }
 
 // stopMoving ends a partial migration's parked containers (m's) and takes their

@@ -15,6 +15,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -26,6 +27,9 @@ type lazyNodes struct {
 	lost          map[string]error
 	reconnectErr  error
 	disconnectErr map[string]error // by node
+	onWait        func()           // called by WaitLazy first, if set
+	// standalone: what Standalone lists, by node (nil: nothing restored there).
+	standalone map[string][]node.Standalone
 
 	mu    sync.Mutex
 	calls []string
@@ -44,6 +48,9 @@ func (n *lazyNodes) Disconnect(_ context.Context, nodeName string, ids []string)
 
 func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
 	n.note("waitlazy %s %s", nodeName, set)
+	if n.onWait != nil {
+		n.onWait()
+	}
 	return n.lost[set]
 }
 
@@ -70,6 +77,10 @@ func (n *lazyNodes) Reconnect(_ context.Context, nodeName string, req node.Recon
 func (n *lazyNodes) Remove(_ context.Context, nodeName string, ids []string) error {
 	n.note("remove %s %s", nodeName, strings.Join(ids, ","))
 	return nil
+}
+
+func (n *lazyNodes) Standalone(_ context.Context, nodeName, _ string) ([]node.Standalone, error) {
+	return n.standalone[nodeName], nil
 }
 
 func (n *lazyNodes) Drop(_ context.Context, nodeName, set string) error {
@@ -134,15 +145,26 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		}
 	})
 	t.Run("FinishAfterTheLastPage", func(t *testing.T) {
-		s, n, h, m, _ := setup(t, nil)
+		s, n, h, m, st := setup(t, nil)
 		pk := s.newParkedStack(m)
-		if err := s.finishPostCopy(context.Background(), m, pk, time.Now()); err != nil {
+		if err := s.finishPostCopy(context.Background(), m, pk, map[string]string{"echo.1": "b"}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		set := node.SetID("m", "echo.1")
 		want := []string{"waitlazy a " + set, "stop a c-echo", "remove a c-echo", "drop a " + set}
 		if got := n.got(); !slices.Equal(got, want) {
 			t.Fatalf("after the restore the nodes were asked %q, want %q", got, want)
+		}
+		if rec, err := st.Get(context.Background(), "m"); err != nil || rec.Containers[0].PagesArrived.IsZero() {
+			t.Errorf("record %+v (%v): want echo.1's last page's arrival recorded (before its source is ended)", rec, err)
+		}
+		// Finished again (a coordinator following one that died after ending the
+		// source): not waited for again.
+		if err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.got(); slices.Index(got[len(want):], "waitlazy a "+set) >= 0 {
+			t.Errorf("finished again, the nodes were asked %q: waited again for pages recorded arrived", got[len(want):])
 		}
 		found := false
 		for _, e := range h.events {
@@ -155,7 +177,9 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 	t.Run("SourceLostIsDataLoss", func(t *testing.T) {
 		set := node.SetID("m", "echo.1")
 		s, n, _, m, st := setup(t, map[string]error{set: fmt.Errorf("node a: %w", node.ErrUnavailable)})
-		err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), time.Now())
+		ev := &events.Recorder{}
+		s.cfg.Events = ev
+		err := s.finishPostCopy(context.Background(), m, s.newParkedStack(m), map[string]string{"echo.1": "b"}, time.Now())
 		if err == nil || !strings.Contains(err.Error(), "lost data") || !strings.Contains(err.Error(), "echo.1") {
 			t.Fatalf("finish with the source lost: %v, want data loss naming echo.1", err)
 		}
@@ -166,10 +190,68 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		if gerr != nil {
 			t.Fatal(gerr)
 		}
-		if rec.Containers[0].PagesLost == "" || rec.Containers[1].PagesLost != "" {
-			t.Errorf("record: echo.1 pages_lost=%q, db.1 pages_lost=%q; want echo.1's marked only", rec.Containers[0].PagesLost, rec.Containers[1].PagesLost)
+		if rec.Containers[0].PagesLost == "" || rec.Containers[1].PagesLost != "" || !rec.Containers[0].PagesArrived.IsZero() {
+			t.Errorf("record: echo.1 pages_lost=%q pages_arrived=%v, db.1 pages_lost=%q; want echo.1's marked lost only", rec.Containers[0].PagesLost, rec.Containers[0].PagesArrived, rec.Containers[1].PagesLost)
+		}
+		want := events.Event{Kind: events.PagesLost, Stack: "st", Node: "a", Service: "echo", Slot: 1, Container: "c-echo", Snapshot: "m", Set: set, Target: "b"}
+		evs := ev.Events()
+		if len(evs) != 1 || evs[0].Reason == "" || !strings.Contains(evs[0].Reason, "node a") {
+			t.Fatalf("events %+v, want one pages-lost naming echo.1 with the wait's error", evs)
+		}
+		got := evs[0]
+		got.At, got.Reason = time.Time{}, ""
+		if got != want {
+			t.Errorf("event %+v, want %+v", got, want)
 		}
 	})
+}
+
+// TestPostCopyTargetStoppedPutsTheSourceBack: when the wait for a post-copy
+// container's last page fails and its restored container is seen ended on its target
+// (its restore failed after it began to run), the source, which still holds its
+// memory as of the cut, is put back where it was (what is left on the target removed,
+// its page server stopped, its networks given back, released) instead of being left
+// frozen: no pages_lost, a warning recorded, an error saying it was put back. Still
+// running there, it is data loss as before.
+func TestPostCopyTargetStoppedPutsTheSourceBack(t *testing.T) {
+	set := node.SetID("m", "echo.1")
+	for _, running := range []bool{false, true} {
+		t.Run(fmt.Sprintf("running=%v", running), func(t *testing.T) {
+			n := &lazyNodes{lost: map[string]error{set: errors.New("node a: page server: connection reset")}}
+			st := store.NewMemory()
+			s, err := New(Config{Host: &gateHost{}, Store: st, Bus: bus.NewNetwork().Connect(), Nodes: n,
+				NewID: func(string, time.Time) string { return "x" }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &store.Manifest{ID: "m", Stack: "st", Containers: []store.Container{{Service: "echo", Slot: 1, Node: "a", ContainerID: "c-echo", PostCopy: true,
+				Networks: []string{"st_net"}, IPs: []string{"10.5.0.3"}}}}
+			if err := st.Create(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			name := ContainerName("m", m.Containers[0])
+			n.standalone = map[string][]node.Standalone{"b": {{Name: "other", Running: true}, {Name: name, Running: running}}}
+			err = s.finishPostCopy(context.Background(), m, s.newParkedStack(m), map[string]string{"echo.1": "b"}, time.Now())
+			rec, _ := st.Get(context.Background(), "m")
+			got := n.got()
+			if running {
+				if err == nil || !strings.Contains(err.Error(), "lost data") || rec.Containers[0].PagesLost == "" || slices.Contains(got, "release a c-echo") {
+					t.Fatalf("target still running: %v, record %+v, calls %q; want data loss, the source left as it is", err, rec.Containers[0], got)
+				}
+				return
+			}
+			want := []string{"waitlazy a " + set, "remove b " + name, "reconnect a c-echo " + set + " st_net@10.5.0.3[]", "release a c-echo"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("the nodes were asked %q, want %q (the source put back where it was)", got, want)
+			}
+			if err == nil || !strings.Contains(err.Error(), "put back where they ran") || strings.Contains(err.Error(), "lost data") {
+				t.Fatalf("finish: %v, want a failure saying echo.1 was put back", err)
+			}
+			if rec.Containers[0].PagesLost != "" || len(rec.Warnings) != 1 || !strings.Contains(rec.Warnings[0], "put back on node a") {
+				t.Errorf("record %+v (warnings %q): want no pages_lost and a warning saying the source was put back", rec.Containers[0], rec.Warnings)
+			}
+		})
+	}
 }
 
 // TestStreamToPostCopyDriven: where every node announces post-copy and

@@ -105,11 +105,17 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 			rerr = s.StopParked(ctx, parked, true)
 		}
 	case ActRollForward:
-		s.rollForward(ctx, op, m, parked)
+		rerr = s.rollForward(ctx, op, m, parked)
 	case ActRollBack:
 		rerr = s.rollBackOp(ctx, op, m, parked)
 	case ActScaleBack:
 		rerr = s.scaleBackOp(ctx, op, m)
+	}
+	if rerr != nil && ctx.Err() != nil {
+		// This coordinator stops (or lost its leadership) mid-way: the next one
+		// recovers the operation again (each action can be repeated).
+		log.Warn("recovery of the operation interrupted: left journaled for the next coordinator", "err", rerr)
+		return fmt.Errorf("left journaled, recovered again at the next start: %w", rerr)
 	}
 	if rerr != nil {
 		log.Error("recovery of the operation failed", "err", rerr)
@@ -124,26 +130,58 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 
 // rollForward finishes a restore that completed: the parked containers are ended
 // (the stop did; again in case), a migration's streamed copies that no restore used
-// are dropped, and the restore is recorded on the snapshot if it is not yet.
-func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) {
+// are dropped, and the restore is recorded on the snapshot if it is not yet. The
+// post-copy sources of a migration are not ended with them: the restored containers
+// may still be fetching their memory from them (the post-copy window), so each is
+// ended only once it served its last page (finishPostCopy, after the restored
+// containers are unlocked); a source that failed first is data loss for its
+// container, returned.
+func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
+	if parked == nil && m != nil && op.Kind == "migrate" && op.Parked == m.ID && m.State == store.StateCommitted {
+		parked = m // its own snapshot (not read as the parked one: the store failed then)
+	}
+	var post []store.Container
 	if parked != nil {
-		if err := s.StopParked(ctx, parked, false); err != nil {
-			s.log.Debug("parked containers of a completed restore (ended by its stop)", "err", err)
+		rest := *parked
+		rest.Containers = nil
+		for _, c := range parked.Containers {
+			if c.PostCopy && c.TaskID == "" {
+				post = append(post, c)
+				continue
+			}
+			rest.Containers = append(rest.Containers, c)
+		}
+		if len(rest.Containers) > 0 {
+			if err := s.StopParked(ctx, &rest, false); err != nil {
+				s.log.Debug("parked containers of a completed restore (ended by its stop)", "err", err)
+			}
 		}
 	}
+	if m == nil && len(post) == 0 {
+		return nil
+	}
 	if m == nil {
-		return
+		m = parked // a post-copy migration's snapshot is its parked one
 	}
 	if op.Kind == "migrate" && op.Mode != api.ModeSwarm {
 		s.unlockCommitted(ctx, m, op.Targets)
 		s.dropStreamed(ctx, m, op.Targets)
 	}
+	var ferr error
+	if len(post) > 0 {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "post-copy", Message: fmt.Sprintf("coordinator %s died in the post-copy window of the migration: waiting until every page reached the restored containers, then ending their sources", op.Coordinator)})
+		ferr = s.finishPostCopy(ctx, m, s.newParkedStack(parked), op.Targets, time.Time{})
+		if ctx.Err() != nil {
+			return ferr // left journaled: the next coordinator waits again
+		}
+	}
 	for _, r := range m.Restores {
 		if r.OK && !r.At.Before(op.UpdatedAt) {
-			return // recorded by the dead coordinator
+			return ferr // recorded by the dead coordinator
 		}
 	}
 	s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, OK: true, Mode: op.Mode})
+	return ferr
 }
 
 // unlockCommitted unlocks, by name, the containers a dead coordinator restored from m
@@ -235,24 +273,48 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 // moved containers were stopped, so only they are ended (again, in case), the
 // containers its restore may have created removed, and they put back on their
 // original nodes; the stack's other containers are not touched. If that fails, the
-// services it scaled down go back to the replicas it journaled (fresh).
+// services it scaled down go back to the replicas it journaled (fresh). Its post-copy
+// sources are never ended (each holds the only copy of its container's memory, and
+// its set none of the pages): each is put back where it was as a failed restore's
+// rollback puts it back (putBackPostCopy: what the restore left on its target
+// removed, its page server stopped, its networks given back, then released).
 func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest, pk *parkedStack) error {
-	if err := pk.end(ctx); err != nil {
-		s.log.Debug("rollback: parked containers (already ended by the stop?)", "err", err)
-	}
-	s.removeInterrupted(ctx, op, m)
-	byNode := map[string][]string{}
-	orig := map[string]string{}
+	var post []store.Container
+	rest := *parked
+	rest.Containers = nil
 	for _, c := range parked.Containers {
-		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
-		orig[c.Key()] = c.Node
+		if c.PostCopy && c.TaskID == "" {
+			post = append(post, c)
+			continue
+		}
+		rest.Containers = append(rest.Containers, c)
 	}
-	for nodeName, ids := range byNode { // the originals, if the stop did not remove them
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_ = s.nodes.Remove(cctx, nodeName, ids)
-		cancel()
+	var errs []error
+	if len(post) > 0 {
+		if err := s.putBackPostCopy(ctx, parked, post, op.Targets); err != nil {
+			errs = append(errs, fmt.Errorf("putting the post-copy sources of %s back after coordinator %s died: %w", parked.ID, op.Coordinator, err))
+		}
+		pk = s.newParkedStack(&rest)
 	}
-	_, perr := s.restoreRetrying(context.WithoutCancel(ctx), parked, orig)
+	var perr error
+	if len(rest.Containers) > 0 {
+		if err := pk.end(ctx); err != nil {
+			s.log.Debug("rollback: parked containers (already ended by the stop?)", "err", err)
+		}
+		s.removeInterrupted(ctx, op, &rest)
+		byNode := map[string][]string{}
+		orig := map[string]string{}
+		for _, c := range rest.Containers {
+			byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
+			orig[c.Key()] = c.Node
+		}
+		for nodeName, ids := range byNode { // the originals, if the stop did not remove them
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_ = s.nodes.Remove(cctx, nodeName, ids)
+			cancel()
+		}
+		_, perr = s.restoreRetrying(context.WithoutCancel(ctx), &rest, orig)
+	}
 	if m != nil {
 		s.dropStreamed(ctx, m, nil)
 	}
@@ -261,12 +323,17 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 	if perr != nil {
 		rec.Error = fmt.Sprintf("coordinator %s died during the partial %s (step %s); putting the moved containers back failed too: %v", op.Coordinator, op.Kind, op.Step, perr)
 		s.recordRecovered(ctx, m, rec)
-		return errors.Join(fmt.Errorf("putting back the containers of %s after coordinator %s died: %w", parked.ID, op.Coordinator, perr),
-			s.startAgain(ctx, op.Stack, op.Stopped))
+		return errors.Join(append(errs, fmt.Errorf("putting back the containers of %s after coordinator %s died: %w", parked.ID, op.Coordinator, perr),
+			s.startAgain(ctx, op.Stack, op.Stopped))...)
+	}
+	if len(errs) > 0 {
+		rec.Error = fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were, but: %v", op.Coordinator, op.Kind, op.Step, errors.Join(errs...))
 	}
 	s.recordRecovered(ctx, m, rec)
-	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID})
-	return nil
+	if len(rest.Containers) > 0 {
+		s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID})
+	}
+	return errors.Join(errs...)
 }
 
 // scaleBackOp ends an interrupted operation that parked nothing (nothing ran, or

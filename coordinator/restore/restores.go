@@ -10,6 +10,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
@@ -80,7 +81,12 @@ type Config struct {
 	// checkpoints each into a set placed for its replacement (coordinator/moveheld.go).
 	// It runs under the stack's lock, after the migration's checks.
 	MoveHeld func(ctx context.Context, req api.MigrateRequest) (*api.MigrateResult, error)
-	Log      *slog.Logger
+	// Events, when set, is the coordinator's event stream (coordinator/events): what
+	// a user must hear of even when no migrate is waiting for it (a post-copy
+	// container's lost pages, found by the migration or by the recovery of one a dead
+	// coordinator left).
+	Events events.Publisher
+	Log    *slog.Logger
 }
 
 // Restores serves restores and migrations for a coordinator: pre-flight, checkpoint
@@ -107,6 +113,16 @@ func New(cfg Config) (*Restores, error) {
 func (s *Restores) restorer() Restorer { return s.cfg.Restorer }
 
 func (s *Restores) event(ctx context.Context, e api.Event) { s.cfg.Host.Event(ctx, e) }
+
+// publish emits e on the coordinator's event stream (Config.Events), if any.
+func (s *Restores) publish(ctx context.Context, e events.Event) {
+	if s.cfg.Events == nil {
+		return
+	}
+	if err := s.cfg.Events.Publish(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Debug("event not published", "event", e.Kind, "err", err)
+	}
+}
 
 func (s *Restores) live() []store.Worker { return s.cfg.Host.Live() }
 

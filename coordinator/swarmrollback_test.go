@@ -11,6 +11,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
@@ -196,4 +197,46 @@ func TestSwarmMigrateRollbackFallsBack(t *testing.T) {
 		}
 		e.requireReleased(t, sw)
 	})
+}
+
+// TestSwarmMigrateFailsAtOnceWhenSwarmShutsTheFailedTaskDown: on a real swarm a task
+// whose restore failed gets desired state shutdown at once, and its replacement may be
+// held back (restart delay, or no other node the constraint allows): the migration
+// must see the failure then (FailedTask), not wait out its 2-minute task timeout (the
+// lab saw `X on "" is ""` after 2 min), and roll back as swarm tasks.
+func TestSwarmMigrateFailsAtOnceWhenSwarmShutsTheFailedTaskDown(t *testing.T) {
+	e, sw := newMigrateEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sw.ShutdownFailed = true
+	failingStarts(e, sw, "mig", func(n int64) bool { return n == 1 })
+	start := time.Now()
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	if err == nil || !strings.Contains(err.Error(), "originals restored where they were, as swarm tasks") || !strings.Contains(err.Error(), "failed on lab-3: starting container failed") {
+		t.Fatalf("migrate whose failed task swarm shut down: %v (after %s); want the task's failure and a put-back as swarm tasks", err, time.Since(start))
+	}
+	if r := sw.Replicas("bank_holder"); r != 5 {
+		t.Errorf("bank_holder at %d replicas after the rollback, want 5", r)
+	}
+	e.requireReleased(t, sw)
+}
+
+// TestFailedTask: a failed task of a planned slot created since the scale-up is found
+// whatever its desired state; older ones, other slots and other states are not.
+func TestFailedTask(t *testing.T) {
+	plan := []restore.SlotPlan{{Service: "a", Slot: 1}, {Service: "a", Slot: 2}}
+	now := time.Now()
+	tasks := []stack.Task{
+		{Service: "a", Slot: 1, State: "failed", DesiredState: "shutdown", CreatedAt: now.Add(-time.Hour)},
+		{Service: "b", Slot: 1, State: "failed", DesiredState: "shutdown", CreatedAt: now},
+		{Service: "a", Slot: 1, State: "running", DesiredState: "running", CreatedAt: now},
+		{Service: "a", Slot: 2, State: "shutdown", DesiredState: "shutdown", CreatedAt: now},
+	}
+	if p, tk, ok := restore.FailedTask(plan, tasks, now.Add(-time.Second)); ok {
+		t.Fatalf("found %s (%+v), want none", p.Key(), tk)
+	}
+	tasks = append(tasks, stack.Task{Service: "a", Slot: 2, TaskID: "t9", State: "failed", DesiredState: "shutdown", CreatedAt: now, Err: "restore failed"})
+	if p, tk, ok := restore.FailedTask(plan, tasks, now.Add(-time.Second)); !ok || p.Key() != "a.2" || tk.TaskID != "t9" {
+		t.Fatalf("got %s %+v %v, want a.2's task t9", p.Key(), tk, ok)
+	}
 }

@@ -171,6 +171,24 @@ func CurrentTasks(plan []SlotPlan, tasks []stack.Task, since time.Time) map[stri
 	return out
 }
 
+// FailedTask finds a task of a planned slot, created at or after since, that failed
+// (a container the runtime wrapper could not restore from its set: never a fresh
+// start), whatever its desired state now: swarm sets a failed task's desired state to
+// shutdown at once, so it is no slot's current task, and may hold the replacement
+// back (restart delay, or no other node to place it on). Pure.
+func FailedTask(plan []SlotPlan, tasks []stack.Task, since time.Time) (SlotPlan, stack.Task, bool) {
+	bySlot := map[string]SlotPlan{}
+	for _, p := range plan {
+		bySlot[p.Key()] = p
+	}
+	for _, t := range tasks {
+		if p, ok := bySlot[t.Key()]; ok && t.State == "failed" && !t.CreatedAt.Before(since) {
+			return p, t, true
+		}
+	}
+	return SlotPlan{}, stack.Task{}, false
+}
+
 // BuildAddressMap maps every snapshot address of the plan to its replacement task's
 // address on the same network. It returns the slots whose task has no address there
 // yet (not ready: poll again). Pure.
@@ -530,6 +548,12 @@ func (w *swarmRun) followTasks(ctx context.Context) error {
 						p.Key(), tk.TaskID, p.Old.Key(), tk.State, tk.Node, tk.Err)
 				}
 			}
+		}
+		if p, tk, ok := FailedTask(w.plan, tasks, w.since); ok {
+			// Swarm already set it to shutdown (it is no slot's current task any more)
+			// and may hold its replacement back: the restore from its set failed.
+			return fmt.Errorf("task %s (%s, snapshot container %s) failed on %s: %s (the runtime log of that node's dockerd has the wrapper's error)",
+				p.Key(), tk.TaskID, p.Old.Key(), tk.Node, tk.Err)
 		}
 		if !mapSent {
 			am, missing, err := BuildAddressMap(w.plan, current)

@@ -19,6 +19,9 @@ type FakeSwarm struct {
 	Subnet  string // e.g. "10.1.0." (addresses Subnet+10, +11, ...)
 	// Start decides the state of a task that is not running yet; nil: it runs.
 	Start func(t Task) (state, container, errMsg string)
+	// ShutdownFailed makes a task that Start failed end as on a real swarm that holds
+	// its replacement back: desired state shutdown at once, no replacement.
+	ShutdownFailed bool
 	// FailScale makes ScaleServices fail; FailStop makes StopStack and StopServices
 	// fail (nothing changed).
 	FailScale, FailStop error
@@ -145,6 +148,9 @@ func (f *FakeSwarm) Tasks(_ context.Context, _ string) ([]Task, error) {
 		f.mu.Lock()
 		if t.DesiredState == "running" {
 			t.State, t.ContainerID, t.Err = state, ctr, msg
+			if state == "failed" && f.ShutdownFailed {
+				t.DesiredState = "shutdown"
+			}
 		}
 		f.mu.Unlock()
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
@@ -239,4 +242,114 @@ func TestFailedTask(t *testing.T) {
 	if p, tk, ok := restore.FailedTask(plan, tasks, now.Add(-time.Second)); !ok || p.Key() != "a.2" || tk.TaskID != "t9" {
 		t.Fatalf("got %s %+v %v, want a.2's task t9", p.Key(), tk, ok)
 	}
+}
+
+// TestSwarmMigrateRollbackInterruptedIsRecovered: the coordinator dies in the middle
+// of a swarm-mode migration's rollback, once the put-back's tasks are being started
+// (the stack ran on lab-1 and lab-2; the migration failed on lab-3). The put-back's
+// candidate nodes and its constraint keeping swarm off lab-3 were journaled before it
+// began, and the next coordinator rolls back from the journal the same way: bank_holder
+// at 5 replicas, every task from the migration's snapshot, none on lab-3, no
+// constraint left, nothing held or placed, lock and journal gone.
+func TestSwarmMigrateRollbackInterruptedIsRecovered(t *testing.T) {
+	st := bankStack()
+	for i := range st.Containers {
+		st.Containers[i].Node = []string{"lab-1", "lab-2"}[i%2]
+	}
+	var (
+		mu      sync.Mutex
+		journal []store.Operation
+	)
+	rec := func(m *store.Memory) store.Store {
+		return &recordingStore{Store: m, put: func(op store.Operation) { mu.Lock(); journal = append(journal, op); mu.Unlock() }}
+	}
+	e, sw, stopDead := newMigrateEnvConfig(t, rec, func(cfg *coordinator.Config) { cfg.Resolver = stack.Static{"bank": st} })
+	ctx := context.Background()
+	startedFrom := placingStarts(sw, e.execs)
+	placing := sw.Start
+	dead, hold := make(chan struct{}), make(chan struct{})
+	var died sync.Once
+	sw.Start = func(tk stack.Task) (string, string, string) {
+		if tk.Node == "lab-3" {
+			return "failed", "", "starting container failed: swarmckpt-runtime: create: restore failed"
+		}
+		blocked := false
+		died.Do(func() { blocked = true })
+		if blocked { // the first task of the put-back: the coordinator dies here
+			close(dead)
+			<-hold
+		}
+		return placing(tk)
+	}
+	opDone := make(chan struct{})
+	t.Cleanup(func() { close(hold); <-opDone })
+	go func() {
+		defer close(opDone)
+		_, _ = e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	}()
+	select {
+	case <-dead:
+	case <-opDone:
+		t.Fatal("the migration ended without putting its snapshot back as swarm tasks")
+	case <-time.After(15 * time.Second):
+		t.Fatal("the migration's rollback did not start the put-back's tasks within 15 s")
+	}
+	stopDead()
+	mu.Lock()
+	last := journal[len(journal)-1]
+	mu.Unlock()
+	if !slices.Contains(last.Nodes, "lab-1") || !slices.Contains(last.Nodes, "lab-2") || !slices.Contains(last.Constraints, "node.hostname!=lab-3") {
+		t.Errorf("journal before the put-back: nodes %v, constraints %v; want lab-1 and lab-2 among the nodes and node.hostname!=lab-3 among the constraints", last.Nodes, last.Constraints)
+	}
+	stopNew := e.startMigrateCoordinator(sw, e.store, func(cfg *coordinator.Config) { cfg.Resolver = stack.Static{"bank": st} })
+	t.Cleanup(stopNew)
+	waitForLong(t, 30*time.Second, "the journal recovered", func() bool {
+		ops, err := e.store.ListOperations(ctx)
+		return err == nil && len(ops) == 0
+	})
+	if r := sw.Replicas("bank_holder"); r != 5 {
+		t.Errorf("bank_holder at %d replicas after the recovery, want 5", r)
+	}
+	tasks, err := sw.Tasks(ctx, "bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasks {
+		if tk.DesiredState == "running" && tk.Node == "lab-3" {
+			t.Errorf("put-back task %s runs on lab-3, where the migration failed", tk.Key())
+		}
+	}
+	from := startedFrom()
+	for slot := 1; slot <= 5; slot++ {
+		k := fmt.Sprintf("bank_holder.%d", slot)
+		if !strings.HasPrefix(from[k], node.SetID("mig", "")) {
+			t.Errorf("task %s started from %q, want a set of snapshot mig: %v", k, from[k], from)
+		}
+	}
+	if s := e.standaloneRestored(); len(s) > 0 {
+		t.Errorf("standalone containers restored although the snapshot went back as swarm tasks: %v", s)
+	}
+	waitFor(t, "nothing held", func() bool {
+		for _, ex := range e.execs {
+			if len(ex.Held()) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	e.requireReleased(t, sw)
+}
+
+// recordingStore passes every journal write to put.
+type recordingStore struct {
+	store.Store
+	put func(op store.Operation)
+}
+
+func (r *recordingStore) PutOperation(ctx context.Context, op *store.Operation) error {
+	if err := r.Store.PutOperation(ctx, op); err != nil {
+		return err
+	}
+	r.put(*op)
+	return nil
 }

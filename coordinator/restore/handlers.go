@@ -211,7 +211,8 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore
 // on the target nodes; if the restore fails, the originals are restored where they
-// were (rollback); if that fails too, the stack's services are started again. In exact
+// were (rollback; swarm mode: as swarm tasks, swarmRollback); if that fails too, the
+// stack's services are started again. In exact
 // mode the targets are planned before the snapshot, and each moving container's dump
 // streams its images to its target while CRIU writes them (the dumping node keeps its
 // copy, which the rollback uses); the restore then finds the sets in place. With

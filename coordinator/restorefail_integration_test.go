@@ -61,7 +61,9 @@ func (e *e2e) runningTasks(service string) int {
 	return n
 }
 
-// TestIntegrationRestoreFailurePutsTheStackBack: an exact restore that passes the
+// TestIntegrationRestoreFailurePutsTheStackBack: first a swarm-mode migration to the
+// target whose image is swapped (below) fails there and is rolled back as swarm tasks
+// (swarmMigrateFailsAndRollsBack). Then an exact restore that passes the
 // pre-flight but fails in CRIU after the stack was stopped (on the target node the
 // image's tag points at another image: present, so the pre-flight passes, but the files
 // the processes had are not there) puts the stack back as it ran, with its state: the
@@ -143,6 +145,8 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	}
 	t.Cleanup(putBack)
 
+	e.swarmMigrateFailsAndRollsBack(t, svc, target)
+
 	out, code = e.ctl(3*time.Minute, "restore", "sleepfail", "--node", svc+".1="+target, "--node", svc+".2="+target)
 	putBack() // the services' fresh tasks need the real image
 	t.Logf("restore (made to fail):\n%s", out)
@@ -209,5 +213,65 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	t.Logf("put-back sleepers continued at %v", counts)
 	if r := e.runningTasks(svc); r != 0 {
 		t.Errorf("service %s runs %d swarm tasks besides the put-back containers, want 0", svc, r)
+	}
+}
+
+// swarmMigrateFailsAndRollsBack: a `migrate --mode swarm --to target` of the sleeper
+// stack (2 swarm tasks, none on target) fails on target, whose image behind the tag is
+// another one (the runtime wrapper's restore fails in CRIU), after the stop. The
+// rollback puts the migration's snapshot back as swarm tasks where they ran: the
+// service at its 2 replicas again, no task on target (kept off it for the put-back),
+// no placement constraint left, and each sleeper counting on from its checkpoint (it
+// used to come back as standalone containers, the service left at 0).
+func (e *e2e) swarmMigrateFailsAndRollsBack(t *testing.T, svc, target string) {
+	t.Helper()
+	t0 := time.Now()
+	out, code := e.ctl(5*time.Minute, "migrate", "sleeper", "--to", target, "--mode", "swarm")
+	took := time.Since(t0)
+	t.Logf("migrate --mode swarm --to %s (made to fail, %s):\n%s", target, took.Round(time.Millisecond), out)
+	if code == 0 {
+		t.Fatalf("migrate --mode swarm to %s succeeded although its image was swapped", target)
+	}
+	if took > 90*time.Second { // the failed task is seen at once (FailedTasks), not at swarm's retry or the 2-minute task timeout
+		t.Errorf("the failing swarm-mode migration took %s to roll back, want well under the 2-minute task timeout", took.Round(time.Second))
+	}
+	if !strings.Contains(out, "originals restored where they were, as swarm tasks") {
+		t.Errorf("migrate error does not say the stack was put back as swarm tasks")
+	}
+	waitLong(t, "sleeper 2/2 as swarm tasks after the rollback", func() bool { return e.runningTasks(svc) == 2 })
+	if c, err := e.dockerCmd(e.name+"-1", "service", "inspect", "-f", "{{.Spec.TaskTemplate.Placement}}", svc); err != nil || strings.Contains(c, "node.hostname") {
+		t.Errorf("placement of %s after the rollback: %q (%v), want no node.hostname constraint left", svc, c, err)
+	}
+	var counts []int
+	waitLong(t, "both put-back sleeper tasks counting on", func() bool {
+		counts = counts[:0]
+		for i := 1; i <= 3; i++ {
+			node := fmt.Sprintf("%s-%d", e.name, i)
+			ids, err := e.dockerCmd(node, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+svc)
+			if err != nil {
+				continue
+			}
+			for _, id := range strings.Fields(ids) {
+				if node == target {
+					t.Errorf("put-back task container %s runs on %s, the failed migration's target", id, node)
+				}
+				logs, err := e.dockerCmd(node, "logs", id)
+				if f := strings.Fields(logs); err == nil && len(f) > 0 {
+					if v, err := strconv.Atoi(f[0]); err == nil {
+						counts = append(counts, v)
+					}
+				}
+			}
+		}
+		return len(counts) == 2
+	})
+	for _, v := range counts {
+		if v <= 1 {
+			t.Errorf("a put-back sleeper task printed %d first: started fresh, not from the migration's snapshot (counts %v)", v, counts)
+		}
+	}
+	t.Logf("swarm-mode rollback: sleeper tasks continued at %v", counts)
+	if c, err := e.dockerCmd(e.name+"-1", "service", "ps", svc, "--filter", "desired-state=running", "--format", "{{.Node}}"); err != nil || strings.Contains(c, target) {
+		t.Errorf("running tasks of %s on %q (%v): want none on %s", svc, c, err, target)
 	}
 }

@@ -46,7 +46,9 @@ committed and the nodes were checked) and are ended only then: a snapshot that a
 or a restore refused before that stop, leaves every one running as before. --to a
 node without a live worker is refused before anything is touched. If the restore
 fails, the moved containers (all, with --whole-stack) are restored where they were,
-with their state. --copy says how the images reach the target
+with their state (with --mode swarm as swarm tasks, the services at the replicas they
+had, on the nodes they ran on; failing that as standalone containers on their
+original nodes). --copy says how the images reach the target
 (default: the stack's swarmckpt.migration label, cold = streamed, else streamed):
 streamed as above (the dumping node keeps a copy, which the rollback uses); direct
 sends the memory pages from CRIU straight to the target's page server, writing no

@@ -6,7 +6,8 @@
 // cut to restore (recoveryline.go), a checkpoint of what runs (putback.go; a
 // migration's own snapshot), its containers parked after their dump (park.go), the
 // stop (stop.go, standalone.go), the restore, and on failure the checkpoint put back
-// (on the original nodes; a swarm-mode restore's as swarm tasks, restoreswarm.go).
+// (on the original nodes; a swarm-mode restore's or migration's as swarm tasks where
+// they ran, restoreswarm.go).
 // In both modes each step is journaled in the store before it begins
 // (opjournal.go), so that a coordinator started after a crash releases, rolls back or
 // finishes it (recoverops.go, by Decide's rule in journal.go).

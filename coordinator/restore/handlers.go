@@ -211,7 +211,8 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 
 // Migrate moves a stack cold: snapshot (containers stopped after their dump), restore
 // on the target nodes; if the restore fails, the originals are restored where they
-// were (rollback); if that fails too, the stack's services are started again. In exact
+// were (rollback; swarm mode: as swarm tasks, swarmRollback); if that fails too, the
+// stack's services are started again. In exact
 // mode the targets are planned before the snapshot, and each moving container's dump
 // streams its images to its target while CRIU writes them (the dumping node keeps its
 // copy, which the rollback uses); the restore then finds the sets in place. With
@@ -329,7 +330,7 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 				return refused(err)
 			}
 			// A failed swarm-native restore leaves the services at 0 (restore/swarm.go).
-			return s.rollback(ctx, m, nil, nil, true, err)
+			return s.swarmRollback(ctx, m, j, err)
 		}
 		used = res.Targets
 		return &api.MigrateResult{Snapshot: m, Restore: res}, nil
@@ -474,6 +475,24 @@ func (s *Restores) rollback(ctx context.Context, m *store.Manifest, targets map[
 		return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, err)
 	}
 	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were: %v", cause)
+}
+
+// swarmRollback rolls back a swarm-mode migration whose restore failed with cause
+// after the stop (the services at 0, its placements and constraints taken back): its
+// snapshot goes back as swarm tasks where they ran (swarmPutBack), the services at
+// the replicas they had, every task from its container's checkpoint. Failing that,
+// the originals are restored where they were as standalone containers (rollback), and
+// failing that too, the services are started again at those replicas, fresh.
+func (s *Restores) swarmRollback(ctx context.Context, m *store.Manifest, j *opJournal, cause error) (*api.MigrateResult, error) {
+	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	err := s.swarmPutBack(ctx, m, j)
+	if err == nil {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the stack's services run again at the replicas they had, with their state, from " + m.ID})
+		return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were, as swarm tasks: the stack's services run again at the replicas they had, with their state (from snapshot %s): %v", m.ID, cause)
+	}
+	s.log.Warn("rollback: putting the migration's snapshot back as swarm tasks failed: putting it back on its original nodes as standalone containers", "snapshot", m.ID, "err", err)
+	return s.rollback(ctx, m, nil, s.replicasBefore(&store.Operation{}, nil, m), true,
+		fmt.Errorf("%w (and putting %s back as swarm tasks failed: %v)", cause, m.ID, err))
 }
 
 // streamTo marks the containers of pre that plan moves to another node as streamed

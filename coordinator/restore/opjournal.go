@@ -45,6 +45,14 @@ func (j *opJournal) step(ctx context.Context, step string, set func(op *store.Op
 	return nil
 }
 
+// record journals what set records, at the step the operation is at (nil j: nothing).
+func (j *opJournal) record(ctx context.Context, set func(op *store.Operation)) error {
+	if j == nil {
+		return nil
+	}
+	return j.step(ctx, j.op.Step, set)
+}
+
 // end deletes the journal: the operation ended (as asked, rolled back, or refused).
 func (j *opJournal) end(ctx context.Context) {
 	if j == nil {

@@ -16,8 +16,8 @@ import (
 
 // RecoverOperations finishes or rolls back every restore and migration whose journal
 // (store.Operation, opjournal.go) a dead coordinator left, by Decide's rule:
-// released (nothing was stopped), rolled back (the parked snapshot put back on its
-// original nodes), scaled back (nothing was parked) or rolled forward (the restore
+// released (nothing was stopped), rolled back (the parked snapshot put back where it
+// ran: in swarm mode as swarm tasks), scaled back (nothing was parked) or rolled forward (the restore
 // had completed). Each is done under the stack's lock, taken over from the dead
 // coordinator, and its journal deleted once done; one that cannot be done (its
 // stack locked by a live coordinator, the store unreachable) stays journaled for
@@ -204,8 +204,9 @@ func (s *Restores) unlockCommitted(ctx context.Context, m *store.Manifest, targe
 	}
 }
 
-// rollBackOp puts an interrupted operation's parked snapshot back on its original
-// nodes: first it stops what still runs of the stack, as the restore's stop does
+// rollBackOp puts an interrupted operation's parked snapshot back where it ran (a
+// swarm-mode operation's as swarm tasks, falling back to standalone containers on the
+// original nodes): first it stops what still runs of the stack, as the restore's stop does
 // (idempotent): the parked containers ended, the services at 0, a swarm-mode
 // restore's placements taken back, every standalone container of the stack removed
 // (an earlier restore's, and those the interrupted restore created); then it restores
@@ -227,10 +228,13 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 	s.undoPlacements(ctx, op, m)
 	s.removeInterrupted(ctx, op, m)
 	replicas := s.replicasBefore(op, stopped, parked)
-	if op.Kind == "restore" && op.Mode == api.ModeSwarm {
-		// A swarm-mode restore's checkpoint goes back as it ran: as swarm tasks, the
-		// services at the replicas they had (as its own failure does: swarmFailed).
-		err := s.swarmPutBack(ctx, parked)
+	if op.Mode == api.ModeSwarm {
+		// A swarm-mode restore's checkpoint, or a swarm-mode migration's snapshot,
+		// goes back as it ran: as swarm tasks, the services at the replicas they had,
+		// on the nodes they ran on (as its own failure does: swarmFailed,
+		// swarmRollback). The put-back's nodes and constraints are journaled first:
+		// should this coordinator die too, the next one takes them back.
+		err := s.swarmPutBack(ctx, parked, &opJournal{s: s, op: op})
 		if err == nil {
 			s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Mode: op.Mode,
 				Error: fmt.Sprintf("coordinator %s died during the %s (step %s); the next coordinator put the stack back from %s (as swarm tasks)", op.Coordinator, op.Kind, op.Step, parked.ID)})

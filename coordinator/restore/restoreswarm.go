@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -135,7 +136,7 @@ func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.
 	if rerr != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: rerr.Error()})
 		if own {
-			return nil, s.swarmFailed(ctx, m, before, pk, stopDone, stopped, rerr)
+			return nil, s.swarmFailed(ctx, m, before, pk, j, stopDone, stopped, rerr)
 		}
 		var ae *api.Error
 		if errors.As(rerr, &ae) {
@@ -175,7 +176,7 @@ func (s *Restores) swarmRestorer(kill func(ctx context.Context, byNode map[strin
 // else the checkpoint of what ran (before) is put back (swarmPutBack); without one
 // (nothing ran, or --discard-running), the services are scaled back to the
 // replicas the stop found, fresh.
-func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, pk *parkedStack, stopDone bool, stopped map[string]uint64, cause error) error {
+func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, pk *parkedStack, j *opJournal, stopDone bool, stopped map[string]uint64, cause error) error {
 	if pk != nil && !pk.wasEnded() && !stopDone {
 		pk.release(ctx)
 		return api.Errorf(api.CodeFailed, "restore of %s as swarm tasks failed before anything was stopped (stack %s runs as before; its checkpoint %s is kept): %v", m.ID, m.Stack, before.ID, cause)
@@ -184,7 +185,7 @@ func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, p
 		return s.scaleBack(ctx, m, stopped, cause)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "putting-back", Message: "restore failed: putting the stack back from " + before.ID + ": " + cause.Error()})
-	err := s.swarmPutBack(ctx, before)
+	err := s.swarmPutBack(ctx, before, j)
 	if err == nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the stack's services run again at the replicas they had, with their state, from " + before.ID})
 		return api.Errorf(api.CodeFailed, "restore of %s as swarm tasks failed, so the stack was put back: its services run again with the state they had (from snapshot %s, taken just before): %v",
@@ -194,23 +195,94 @@ func (s *Restores) swarmFailed(ctx context.Context, m, before *store.Manifest, p
 	return s.putBack(ctx, m, before, nil, s.replicasBefore(&store.Operation{}, stopped, before), fmt.Errorf("%w (and putting %s back as swarm tasks failed: %v)", cause, before.ID, err))
 }
 
-// swarmPutBack restores before (the checkpoint of a stack taken before a swarm-mode
-// restore replaced it) as swarm tasks: the services come back at the replicas they
-// had, every task from its container's checkpoint. What still runs of the stack is
-// stopped first (Run's stop).
-func (s *Restores) swarmPutBack(ctx context.Context, before *store.Manifest) error {
-	sr, err := s.swarmRestorer(s.killTasks, func(ctx context.Context) error { _, err := s.removeStandalone(ctx, before); return err })
+// swarmPutBack restores parked (the checkpoint of a stack taken before a swarm-mode
+// restore replaced it, or a swarm-mode migration's own snapshot) as swarm tasks where
+// they ran: the services come back at the replicas they had, every task from its
+// container's checkpoint, on the nodes with a live worker that ran them
+// (putBackPlacement: a node the failed operation moved the stack to, maybe the
+// reason it failed, is kept out by placement constraints, removed again once the
+// tasks run or the put-back is undone). What still runs of the stack is stopped
+// first (Run's stop). j (nil: none) journals the candidate nodes and constraints
+// first, so that a coordinator started after a crash mid-way takes the placements and
+// constraints back (undoPlacements).
+func (s *Restores) swarmPutBack(ctx context.Context, parked *store.Manifest, j *opJournal) error {
+	sr, err := s.swarmRestorer(s.killTasks, func(ctx context.Context) error { _, err := s.removeStandalone(ctx, parked); return err })
 	if err != nil {
 		return err
 	}
-	if _, _, err := PlanSlots(before); err != nil {
+	if _, _, err := PlanSlots(parked); err != nil {
 		return err
 	}
+	nodes, constraints := s.putBackPlacement(parked)
+	if pr, ok := s.cfg.Stopper.(stack.PlacementReader); ok && len(constraints) > 0 {
+		// A constraint a service has of its own stays: the undo and the end of Run
+		// remove what they added.
+		own, err := pr.Placement(ctx, parked.Stack)
+		if err != nil {
+			constraints, nodes = nil, s.liveNodes()
+		}
+		for _, cs := range own {
+			constraints = slices.DeleteFunc(constraints, func(c string) bool { return slices.Contains(cs, c) })
+		}
+	}
+	if len(nodes) == 0 {
+		return api.Errorf(api.CodeNoWorker, "no live worker to put %s back on", parked.ID)
+	}
+	if err := j.record(ctx, func(op *store.Operation) {
+		for _, n := range nodes {
+			if !slices.Contains(op.Nodes, n) {
+				op.Nodes = append(op.Nodes, n)
+			}
+		}
+		for _, c := range constraints {
+			if !slices.Contains(op.Constraints, c) {
+				op.Constraints = append(op.Constraints, c)
+			}
+		}
+	}); err != nil && len(constraints) > 0 {
+		// Unjournaled, constraints left by a crash mid-way would pin the services.
+		constraints, nodes = nil, s.liveNodes()
+	}
+	_, err = sr.Run(context.WithoutCancel(ctx), parked, nodes, constraints)
+	return err
+}
+
+// putBackPlacement says where a swarm-mode put-back of parked runs: nodes are the
+// nodes with a live worker that ran parked's containers (where they were), and
+// constraints keep swarm off every other node it might pick: the other live nodes
+// (among them the node a failed migration moved the stack to) and the containers'
+// nodes without a live worker (a task there would start fresh). When none of its
+// nodes has a live worker, every live node, unconstrained.
+func (s *Restores) putBackPlacement(parked *store.Manifest) (nodes, constraints []string) {
+	live := s.liveNodes()
+	own := map[string]bool{}
+	for _, c := range parked.Containers {
+		own[c.Node] = true
+	}
+	for _, n := range live {
+		if own[n] {
+			nodes = append(nodes, n)
+		} else {
+			constraints = append(constraints, "node.hostname!="+n)
+		}
+	}
+	if len(nodes) == 0 {
+		return live, nil
+	}
+	for _, n := range slices.Sorted(maps.Keys(own)) {
+		if n != "" && !slices.Contains(live, n) {
+			constraints = append(constraints, "node.hostname!="+n)
+		}
+	}
+	return nodes, constraints
+}
+
+// liveNodes are the nodes with a live worker, sorted.
+func (s *Restores) liveNodes() []string {
 	var nodes []string
 	for _, w := range s.live() {
 		nodes = append(nodes, w.Node)
 	}
 	sort.Strings(nodes)
-	_, err = sr.Run(context.WithoutCancel(ctx), before, nodes, nil)
-	return err
+	return nodes
 }

@@ -19,6 +19,10 @@ type FakeSwarm struct {
 	Subnet  string // e.g. "10.1.0." (addresses Subnet+10, +11, ...)
 	// Start decides the state of a task that is not running yet; nil: it runs.
 	Start func(t Task) (state, container, errMsg string)
+	// ShutdownFailed makes a task that Start failed end as on a real swarm: desired
+	// state shutdown at once; with ReplaceFailed swarm creates its replacement (same
+	// slot and node, a new address), else none (it holds it back).
+	ShutdownFailed, ReplaceFailed bool
 	// FailScale makes ScaleServices fail; FailStop makes StopStack and StopServices
 	// fail (nothing changed).
 	FailScale, FailStop error
@@ -145,6 +149,15 @@ func (f *FakeSwarm) Tasks(_ context.Context, _ string) ([]Task, error) {
 		f.mu.Lock()
 		if t.DesiredState == "running" {
 			t.State, t.ContainerID, t.Err = state, ctr, msg
+			if state == "failed" && f.ShutdownFailed {
+				t.DesiredState = "shutdown"
+				if f.ReplaceFailed {
+					f.next++
+					f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, TaskID: fmt.Sprintf("task%d", f.next), Node: t.Node, NodeID: t.NodeID,
+						DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
+						Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
+				}
+			}
 		}
 		f.mu.Unlock()
 	}

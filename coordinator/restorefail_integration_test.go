@@ -226,7 +226,7 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 func (e *e2e) swarmMigrateFailsAndRollsBack(t *testing.T, svc, target string) {
 	t.Helper()
 	t0 := time.Now()
-	out, code := e.ctl(5*time.Minute, "migrate", "sleeper", "--to", target, "--mode", "swarm")
+	out, code := e.ctl(5*time.Minute, "migrate", "sleeper", "--to", target, "--mode", "swarm", "--whole-stack")
 	took := time.Since(t0)
 	t.Logf("migrate --mode swarm --to %s (made to fail, %s):\n%s", target, took.Round(time.Millisecond), out)
 	if code == 0 {

@@ -82,7 +82,7 @@ func TestSwarmMigrateFailureRollsBackAsSwarmTasks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	startedFrom := failingStarts(e, sw, "mig", func(n int64) bool { return n == 1 }) // the migration's first task
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "originals restored where they were, as swarm tasks") || !strings.Contains(err.Error(), "restore failed") {
 		t.Fatalf("migrate with a task failing on the target: %v; want a failure saying the stack was put back as swarm tasks, with the cause", err)
 	}
@@ -124,7 +124,7 @@ func TestSwarmMigrateRollbackKeepsOffTheTarget(t *testing.T) {
 		}
 		return placing(tk)
 	}
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "originals restored where they were, as swarm tasks") {
 		t.Fatalf("migrate failing on lab-3: %v; want a failure saying the stack was put back as swarm tasks", err)
 	}
@@ -169,7 +169,7 @@ func TestSwarmMigrateRollbackFallsBack(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		failingStarts(e, sw, "mig", func(int64) bool { return true })
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 		if err == nil || !strings.Contains(err.Error(), "originals restored where they were") || !strings.Contains(err.Error(), "back as swarm tasks failed") {
 			t.Fatalf("migrate whose put-back as swarm tasks fails: %v", err)
 		}
@@ -191,7 +191,7 @@ func TestSwarmMigrateRollbackFallsBack(t *testing.T) {
 		defer cancel()
 		failingStarts(e, sw, "mig", func(int64) bool { return true })
 		e.execs["lab-3"].FailRestore = map[string]error{node.SetID("mig", "bank_holder.3"): errors.New("criu: boom")}
-		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+		_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 		if err == nil || !strings.Contains(err.Error(), "started again fresh from their images") || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("migrate whose put-backs all fail: %v", err)
 		}
@@ -214,7 +214,7 @@ func TestSwarmMigrateFailsAtOnceWhenSwarmShutsTheFailedTaskDown(t *testing.T) {
 	sw.ShutdownFailed = true
 	failingStarts(e, sw, "mig", func(n int64) bool { return n == 1 })
 	start := time.Now()
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "originals restored where they were, as swarm tasks") || !strings.Contains(err.Error(), "failed on lab-3: starting container failed") {
 		t.Fatalf("migrate whose failed task swarm shut down: %v (after %s); want the task's failure and a put-back as swarm tasks", err, time.Since(start))
 	}
@@ -269,7 +269,7 @@ func TestSwarmMigrateFailsOnTheFirstFailedTask(t *testing.T) {
 		return placing(tk)
 	}
 	start := time.Now()
-	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 	if err == nil || !strings.Contains(err.Error(), "originals restored where they were, as swarm tasks") || !strings.Contains(err.Error(), "bank_holder.1") || !strings.Contains(err.Error(), "failed on lab-3: starting container failed") {
 		t.Fatalf("migrate whose first task fails: %v (after %s); want that failure and a put-back as swarm tasks", err, time.Since(start))
 	}
@@ -325,7 +325,7 @@ func TestSwarmMigrateRollbackInterruptedIsRecovered(t *testing.T) {
 	t.Cleanup(func() { close(hold); <-opDone })
 	go func() {
 		defer close(opDone)
-		_, _ = e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking"})
+		_, _ = e.svc.Migrate(ctx, api.MigrateRequest{ID: "mig", Stack: "bank", To: "lab-3", Mode: api.ModeSwarm, Algorithm: "blocking", WholeStack: true})
 	}()
 	select {
 	case <-dead:

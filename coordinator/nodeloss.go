@@ -331,19 +331,30 @@ func (w *lossWatcher) ranOn(ctx context.Context, p policy.Policy, n string) bool
 	if err != nil {
 		return true
 	}
+	return nodeloss.Ran(newestCommitted(ms), w.runningNodes(ctx, p.Stack), n)
+}
+
+// newestCommitted is the newest committed snapshot of ms (nil: none).
+func newestCommitted(ms []*store.Manifest) *store.Manifest {
 	var newest *store.Manifest
 	for _, m := range ms {
 		if m.State == store.StateCommitted && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
 			newest = m
 		}
 	}
+	return newest
+}
+
+// runningNodes are the nodes of stack's running containers (none if it cannot be
+// resolved).
+func (w *lossWatcher) runningNodes(ctx context.Context, stackName string) []string {
 	var running []string
-	if st, err := w.s.cfg.Resolver.Resolve(ctx, p.Stack); err == nil {
+	if st, err := w.s.cfg.Resolver.Resolve(ctx, stackName); err == nil {
 		for _, c := range st.Containers {
 			running = append(running, c.Node)
 		}
 	}
-	return nodeloss.Ran(newest, running, n)
+	return running
 }
 
 // restoreStack restores stack p after the loss of node n, if it ran there.
@@ -354,19 +365,7 @@ func (w *lossWatcher) restoreStack(ctx context.Context, n string, lostAt time.Ti
 			Message: fmt.Sprintf("stack %s: cannot list its snapshots after the loss of node %s: %v; restore it by hand (swarmckpt ls %s, swarmckpt restore ID)", p.Stack, n, err, p.Stack)})
 		return
 	}
-	var newest *store.Manifest
-	for _, m := range ms {
-		if m.State == store.StateCommitted && (newest == nil || m.CreatedAt.After(newest.CreatedAt)) {
-			newest = m
-		}
-	}
-	var running []string
-	if st, err := w.s.cfg.Resolver.Resolve(ctx, p.Stack); err == nil {
-		for _, c := range st.Containers {
-			running = append(running, c.Node)
-		}
-	}
-	if !nodeloss.Ran(newest, running, n) {
+	if !nodeloss.Ran(newestCommitted(ms), w.runningNodes(ctx, p.Stack), n) {
 		w.log.Info("stack labelled on-node-loss ran nothing on the lost node: left as it is", "stack", p.Stack, "node", n)
 		return
 	}

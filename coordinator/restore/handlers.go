@@ -627,14 +627,10 @@ func (s *Restores) moveHeld(ctx context.Context, req api.MigrateRequest, mode st
 	if req.ID == "" {
 		req.ID = s.cfg.NewID(req.Stack, time.Now())
 	}
-	lock, _, err := s.lockStackAs(ctx, req.Stack, "migrate-"+req.ID)
+	_, _, unlock, err := s.lockStackUntil(ctx, req.Stack, "migrate-"+req.ID)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = lock.Unlock(uctx)
-	}()
+	defer unlock()
 	return s.cfg.MoveHeld(ctx, req)
 }

@@ -142,15 +142,8 @@ func (s *Restores) rollForward(ctx context.Context, op *store.Operation, m, park
 	}
 	var post []store.Container
 	if parked != nil {
-		rest := *parked
-		rest.Containers = nil
-		for _, c := range parked.Containers {
-			if c.PostCopy && c.TaskID == "" {
-				post = append(post, c)
-				continue
-			}
-			rest.Containers = append(rest.Containers, c)
-		}
+		var rest store.Manifest
+		post, rest = splitPostCopy(parked)
 		if len(rest.Containers) > 0 {
 			if err := s.StopParked(ctx, &rest, false); err != nil {
 				s.log.Debug("parked containers of a completed restore (ended by its stop)", "err", err)
@@ -283,16 +276,7 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 // rollback puts it back (putBackPostCopy: what the restore left on its target
 // removed, its page server stopped, its networks given back, then released).
 func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest, pk *parkedStack) error {
-	var post []store.Container
-	rest := *parked
-	rest.Containers = nil
-	for _, c := range parked.Containers {
-		if c.PostCopy && c.TaskID == "" {
-			post = append(post, c)
-			continue
-		}
-		rest.Containers = append(rest.Containers, c)
-	}
+	post, rest := splitPostCopy(parked)
 	var errs []error
 	if len(post) > 0 {
 		if err := s.putBackPostCopy(ctx, parked, post, op.Targets); err != nil {
@@ -472,4 +456,19 @@ func (s *Restores) recordRecovered(ctx context.Context, m *store.Manifest, rec s
 	if err := s.cfg.Store.Update(ctx, m); err != nil {
 		s.log.Warn("cannot record the recovered restore", "snapshot", m.ID, "err", err)
 	}
+}
+
+// splitPostCopy returns parked's post-copy sources (standalone containers migrated
+// post-copy) and a copy of parked with the other containers only.
+func splitPostCopy(parked *store.Manifest) (post []store.Container, rest store.Manifest) {
+	rest = *parked
+	rest.Containers = nil
+	for _, c := range parked.Containers {
+		if c.PostCopy && c.TaskID == "" {
+			post = append(post, c)
+			continue
+		}
+		rest.Containers = append(rest.Containers, c)
+	}
+	return post, rest
 }

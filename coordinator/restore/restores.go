@@ -130,6 +130,20 @@ func (s *Restores) lockStackAs(ctx context.Context, stackName, op string) (store
 	return s.cfg.Host.LockStack(ctx, stackName, op)
 }
 
+// lockStackUntil takes the stack's lock as op and returns, with it and its owner, the
+// function that releases it (bounded, past ctx's end).
+func (s *Restores) lockStackUntil(ctx context.Context, stackName, op string) (store.Lock, string, func(), error) {
+	lock, owner, err := s.lockStackAs(ctx, stackName, op)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return lock, owner, func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+	}, nil
+}
+
 func (s *Restores) lockStack(ctx context.Context, stackName, op string) (store.Lock, error) {
 	l, _, err := s.cfg.Host.LockStack(ctx, stackName, op)
 	return l, err

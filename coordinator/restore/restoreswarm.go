@@ -59,15 +59,11 @@ func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.
 	if own {
 		// One restore, migration or snapshot of a stack at a time, and no rm of the
 		// snapshot while it is restored (remove takes the same lock).
-		lock, owner, err := s.lockStackAs(ctx, m.Stack, "restore-"+m.ID)
+		lock, owner, unlock, err := s.lockStackUntil(ctx, m.Stack, "restore-"+m.ID)
 		if err != nil {
 			return nil, err
 		}
-		defer func() {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = lock.Unlock(uctx)
-		}()
+		defer unlock()
 		// Journaled from here, as an exact restore (the checkpoint's id chosen first).
 		checkpoint := ""
 		if !req.DiscardRunning {

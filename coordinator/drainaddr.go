@@ -31,9 +31,12 @@ type drainReaddress struct {
 	Map map[string]string
 	// Own are the held task's own old -> new pairs (one per network).
 	Own [][2]string
-	// Peers are the staying tasks' containers by node: running, on another node, of
-	// a slot that does not move. A moved slot's replacement is left out: it was (or
-	// will be) restored with the map, its sockets know the new addresses already.
+	// Peers are the staying tasks' containers by node: running, of a slot that does
+	// not move (now), on any node: also the held task's own node, where a migration
+	// moves the tasks one after the other (swarm's update), so that one that moves
+	// later carries the translation into its own images. A moved slot's replacement
+	// is left out: it was (or will be) restored with the map, its sockets know the
+	// new addresses already.
 	Peers map[string][]string
 	// Missing names the moving tasks of the stack whose replacement has no address
 	// yet (their connections to the held task cannot be kept).
@@ -82,7 +85,7 @@ func heldAddresses(e node.DrainEvent, tasks []stack.Task) drainReaddress {
 		}
 	}
 	for _, t := range tasks {
-		if _, moves := moving[t.Key()]; moves || t.Node == "" || t.Node == e.Node || t.ContainerID == "" ||
+		if _, moves := moving[t.Key()]; moves || t.Node == "" || t.ContainerID == "" ||
 			!liveDesired(t) || t.State != "running" {
 			continue
 		}

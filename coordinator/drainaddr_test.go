@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,6 +54,13 @@ func TestHeldAddresses(t *testing.T) {
 	}
 	if want := []string{"bank_holder.3"}; !reflect.DeepEqual(got.Missing, want) {
 		t.Errorf("Missing %v, want %v", got.Missing, want)
+	}
+	// A migration moves the tasks of a node one after the other (swarm's update): a
+	// task on the held task's node that does not move (yet) is a staying peer too, so
+	// that it carries the translation into its own images when it moves later.
+	seq := append(slices.Clone(tasks), task(6, "t6", "n3", "running", "running", "c6", "10.0.0.7", 0))
+	if got := heldAddresses(e, seq); !slices.Contains(got.Peers["n3"], "c6") {
+		t.Errorf("Peers %v: want c6, staying (for now) on the held task's node n3", got.Peers)
 	}
 	// A replacement without its address: nothing of its own to translate.
 	e3 := node.DrainEvent{Node: "n3", ContainerID: "c3", Service: "bank_holder", Slot: 3}

@@ -236,6 +236,12 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		release(why)
 		return
 	}
+	// What the held container's namespace translates (peers that moved before it),
+	// from its worker while the container still runs (a checkpoint with exit ends it,
+	// and the worker forgets its translations then): its sockets know those peers by
+	// their old addresses, which its images are rewritten from. The store's records
+	// are the fallback (xlates.go).
+	kept, keptOK := d.s.keptTranslations(ctx, e.Node, e.ContainerID, log)
 	set := e.Set
 	if set != "" {
 		// Checkpointed already, by a leader that died before it placed the set and
@@ -270,8 +276,15 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		tasks = t2
 	}
 	readdr := heldAddresses(e, tasks)
-	own := d.s.translationsOf(ctx, e.ContainerID, log) // xlates.go
-	readdr.Map = withTranslations(readdr.Map, own)
+	own := kept
+	if !keptOK {
+		own = d.s.translationsOf(ctx, e.ContainerID, log) // xlates.go
+	}
+	var dropped [][2]string
+	readdr.Map, dropped = withTranslations(readdr.Map, own)
+	if len(dropped) > 0 {
+		log.Warn("drain: translations of the held container left out of its address map: their new address is another's too (the rewrite needs one old address per new one); the connections through them break", "dropped", dropped)
+	}
 	if len(readdr.Missing) > 0 {
 		log.Warn("drain: a moving task's replacement has no address yet: connections to it are closed at its restore", "slots", readdr.Missing)
 	}

@@ -202,17 +202,29 @@ func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEve
 // its namespace's translation): its replacement's sockets are rewritten to the new
 // addresses directly, since the translation stays behind with the old namespace. A
 // pair whose old address m maps already is left as m has it.
-func withTranslations(m map[string]string, xlated [][2]string) map[string]string {
+func withTranslations(m map[string]string, xlated [][2]string) (map[string]string, [][2]string) {
 	if len(xlated) == 0 {
-		return m
+		return m, nil
 	}
 	if m == nil {
 		m = map[string]string{}
 	}
-	for _, p := range xlated {
-		if _, ok := m[p[0]]; !ok {
-			m[p[0]] = p[1]
-		}
+	to := map[string]bool{}
+	for _, n := range m {
+		to[n] = true
 	}
-	return m
+	var dropped [][2]string
+	for _, p := range xlated {
+		if _, ok := m[p[0]]; ok {
+			continue
+		}
+		if to[p[1]] {
+			// Two old addresses onto one new: the rewrite refuses such a map (it could
+			// merge two connections into one 4-tuple), and the whole placement with it.
+			dropped = append(dropped, p)
+			continue
+		}
+		m[p[0]], to[p[1]] = p[1], true
+	}
+	return m, dropped
 }

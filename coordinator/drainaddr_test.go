@@ -116,11 +116,18 @@ func TestDrainControllerReaddressesHeldTask(t *testing.T) {
 // is restored with that translation in its map (its sockets rewritten to the peer's
 // new address); the map's own entries win.
 func TestWithTranslations(t *testing.T) {
-	m := withTranslations(map[string]string{"10.0.0.2": "10.0.0.12"}, [][2]string{{"10.0.0.3", "10.0.0.13"}, {"10.0.0.2", "10.0.0.99"}})
-	if len(m) != 2 || m["10.0.0.2"] != "10.0.0.12" || m["10.0.0.3"] != "10.0.0.13" {
-		t.Fatalf("map %v, want own 10.0.0.2->10.0.0.12 and the translation 10.0.0.3->10.0.0.13", m)
+	m, dropped := withTranslations(map[string]string{"10.0.0.2": "10.0.0.12"}, [][2]string{{"10.0.0.3", "10.0.0.13"}, {"10.0.0.2", "10.0.0.99"}})
+	if len(m) != 2 || m["10.0.0.2"] != "10.0.0.12" || m["10.0.0.3"] != "10.0.0.13" || len(dropped) != 0 {
+		t.Fatalf("map %v (dropped %v), want own 10.0.0.2->10.0.0.12 and the translation 10.0.0.3->10.0.0.13", m, dropped)
 	}
-	if m := withTranslations(nil, [][2]string{{"10.0.0.3", "10.0.0.13"}}); m["10.0.0.3"] != "10.0.0.13" {
+	if m, _ := withTranslations(nil, [][2]string{{"10.0.0.3", "10.0.0.13"}}); m["10.0.0.3"] != "10.0.0.13" {
 		t.Fatalf("map %v from nil", m)
+	}
+	// Two old addresses onto one new one would make the rewrite refuse the whole map
+	// (demo-drain: "both map to"), and the held task would restart fresh: the later
+	// one is left out, and said.
+	m, dropped = withTranslations(map[string]string{"10.0.0.4": "10.0.0.14"}, [][2]string{{"10.0.0.3", "10.0.0.25"}, {"10.0.0.16", "10.0.0.25"}, {"10.0.0.5", "10.0.0.14"}})
+	if len(m) != 2 || m["10.0.0.3"] != "10.0.0.25" || len(dropped) != 2 {
+		t.Fatalf("map %v dropped %v: want 10.0.0.4->10.0.0.14 and 10.0.0.3->10.0.0.25, the two others dropped", m, dropped)
 	}
 }

@@ -63,6 +63,24 @@ func (s *Service) recordChained(ctx context.Context, t store.Translation, log *s
 	}
 }
 
+// keptTranslations asks node's worker which translations container's namespace has
+// (old -> new pairs, sorted); false if the node did not answer.
+func (s *Service) keptTranslations(ctx context.Context, nodeName, container string, log *slog.Logger) ([][2]string, bool) {
+	rep, err := nodecall.Ask[node.XlatesReply](ctx, s.cfg.Bus, node.XlatesSubject(nodeName), node.XlatesRequest{}, 3*time.Second)
+	if err != nil {
+		log.Debug("drain: cannot ask the held container's node for its translations; using the recorded ones", "node", nodeName, "err", err)
+		return nil, false
+	}
+	var out [][2]string
+	for _, k := range rep.Translations {
+		if k.Container == container {
+			out = append(out, [2]string{k.Old, k.New})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out, true
+}
+
 // translationsOf returns the recorded translations of container (old -> new pairs).
 func (s *Service) translationsOf(ctx context.Context, container string, log *slog.Logger) [][2]string {
 	ts, err := s.cfg.Store.ListTranslations(ctx)

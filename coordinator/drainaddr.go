@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -140,26 +141,40 @@ func (d *drainController) translatePeers(ctx context.Context, stackName string, 
 		nodes = append(nodes, nd)
 	}
 	sort.Strings(nodes)
+	// The nodes at once: one slow to answer (its worker busy) does not use up the
+	// others' time within the hold.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, p := range r.Own {
 		for _, nd := range nodes {
 			ctrs := r.Peers[nd]
-			rep, err := nodecall.Ask[node.XlateReply](ctx, d.s.cfg.Bus, node.XlateSubject(nd),
-				node.XlateRequest{Containers: ctrs, Old: p[0], New: p[1]}, timeout)
-			if err != nil {
-				log.Warn("drain: the staying peers of a node could not translate the moved task's address: their connections to it will break", "peer_node", nd, "old", p[0], "new", p[1], "err", err)
-				continue
-			}
-			for c, why := range rep.Failed {
-				log.Warn("drain: a staying peer could not translate the moved task's address: its connections to it will break", "peer_node", nd, "peer", c, "old", p[0], "new", p[1], "err", why)
-			}
-			n += len(ctrs) - len(rep.Failed)
-			for _, c := range ctrs {
-				if _, failed := rep.Failed[c]; !failed {
-					d.s.recordChained(ctx, store.Translation{Node: nd, Container: c, Old: p[0], New: p[1], Stack: stackName, At: time.Now().UTC()}, log)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rep, err := nodecall.Ask[node.XlateReply](ctx, d.s.cfg.Bus, node.XlateSubject(nd),
+					node.XlateRequest{Containers: ctrs, Old: p[0], New: p[1]}, timeout)
+				if err != nil {
+					log.Warn("drain: the staying peers of a node could not translate the moved task's address: their connections to it will break", "peer_node", nd, "old", p[0], "new", p[1], "err", err)
+					return
 				}
-			}
+				for c, why := range rep.Failed {
+					log.Warn("drain: a staying peer could not translate the moved task's address: its connections to it will break", "peer_node", nd, "peer", c, "old", p[0], "new", p[1], "err", why)
+				}
+				mu.Lock()
+				n += len(ctrs) - len(rep.Failed)
+				mu.Unlock()
+				for _, c := range ctrs {
+					if _, failed := rep.Failed[c]; !failed {
+						// One record at a time: recordChained reads and rewrites the records.
+						mu.Lock()
+						d.s.recordChained(ctx, store.Translation{Node: nd, Container: c, Old: p[0], New: p[1], Stack: stackName, At: time.Now().UTC()}, log)
+						mu.Unlock()
+					}
+				}
+			}()
 		}
 	}
+	wg.Wait()
 	return n
 }
 

@@ -160,47 +160,75 @@ func (w *Worker) Translations(context.Context) ([]Translation, error) {
 }
 
 // sweepXlates removes every kept translation whose container ended or has no TCP
-// socket to its old address any more.
+// socket to its old address any more. The lock is not held while a container is
+// looked at: Docker answers nothing about a container whose stop the runtime wrapper
+// holds (a drain), and Translate for the other containers must not wait for that;
+// each look is bounded (xlateLook), a container that does not answer is looked at
+// again at the next poll.
 func (w *Worker) sweepXlates(ctx context.Context) {
 	w.xl.mu.Lock()
-	defer w.xl.mu.Unlock()
-	changed := false
+	kept := make(map[string]Translation, len(w.xl.kept))
 	for k, t := range w.xl.kept {
-		ref, err := w.p.Inspector.Resolve(ctx, t.ContainerID)
-		if errors.Is(err, container.ErrNotFound) || errors.Is(err, container.ErrNotRunning) {
-			w.log.Info("address translation gone with its container", "container", t.Name, "old", t.Old, "new", t.New)
-			delete(w.xl.kept, k)
-			changed = true
+		kept[k] = t
+	}
+	w.xl.mu.Unlock()
+	for k, t := range kept {
+		if ctx.Err() != nil {
+			return
+		}
+		gone, remove := w.sweepOne(ctx, t)
+		if !gone && !remove {
 			continue
 		}
-		if err != nil {
-			continue // Docker busy: next time
-		}
-		used, err := w.p.Xlate.InUse(ctx, ref, t.Old)
-		if errors.Is(err, xlate.ErrNamespace) {
-			delete(w.xl.kept, k)
-			changed = true
-			continue
-		}
-		if err != nil || used {
-			continue
-		}
-		if err := w.p.Xlate.Remove(ctx, ref, t.Old); err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("cannot remove an address translation no connection uses; retrying", "container", t.Name, "old", t.Old, "err", err)
+		w.xl.mu.Lock()
+		if cur, ok := w.xl.kept[k]; ok && cur == t {
+			if remove {
+				if ref, err := w.p.Inspector.Resolve(ctx, t.ContainerID); err == nil {
+					if err := w.p.Xlate.Remove(ctx, ref, t.Old); err != nil {
+						if ctx.Err() == nil {
+							w.log.Warn("cannot remove an address translation no connection uses; retrying", "container", t.Name, "old", t.Old, "err", err)
+						}
+						w.xl.mu.Unlock()
+						continue
+					}
+				}
+				w.log.Info("address translation removed: no connection uses the old address any more", "container", t.Name, "old", t.Old, "new", t.New,
+					"kept_s", time.Since(t.Since).Seconds())
+			} else {
+				w.log.Info("address translation gone with its container", "container", t.Name, "old", t.Old, "new", t.New)
 			}
-			continue
+			delete(w.xl.kept, k)
+			if err := w.saveXlates(); err != nil {
+				w.log.Warn("cannot record the address translations", "err", err)
+			}
 		}
-		w.log.Info("address translation removed: no connection uses the old address any more", "container", t.Name, "old", t.Old, "new", t.New,
-			"kept_s", time.Since(t.Since).Seconds())
-		delete(w.xl.kept, k)
-		changed = true
+		w.xl.mu.Unlock()
 	}
-	if changed {
-		if err := w.saveXlates(); err != nil {
-			w.log.Warn("cannot record the address translations", "err", err)
-		}
+}
+
+// xlateLook bounds one look at a container by the translations' poll.
+const xlateLook = 2 * time.Second
+
+// sweepOne tells whether t's container ended (gone) or no TCP socket of it uses t.Old
+// any more (remove); neither when it cannot tell now.
+func (w *Worker) sweepOne(ctx context.Context, t Translation) (gone, remove bool) {
+	lctx, cancel := context.WithTimeout(ctx, xlateLook)
+	defer cancel()
+	ref, err := w.p.Inspector.Resolve(lctx, t.ContainerID)
+	if errors.Is(err, container.ErrNotFound) || errors.Is(err, container.ErrNotRunning) {
+		return true, false
 	}
+	if err != nil {
+		return false, false // Docker busy (or the container's stop held): next time
+	}
+	used, err := w.p.Xlate.InUse(lctx, ref, t.Old)
+	if errors.Is(err, xlate.ErrNamespace) {
+		return true, false
+	}
+	if err != nil || used {
+		return false, false
+	}
+	return false, true
 }
 
 func (w *Worker) xlateAPI(handle func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error))) {

@@ -3,11 +3,13 @@ package coordinator_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // TestMigrateTimesItsStepsAndHashesOnce: a partial migration reports the wall time
@@ -40,7 +42,7 @@ func TestMigrateTimesItsStepsAndHashesOnce(t *testing.T) {
 				t.Errorf("step %s took %d ms", s.Step, s.MS)
 			}
 		}
-		if got, want := strings.Join(names, ","), "plan,snapshot,dump,preflight,stop,restore,record"; got != want {
+		if got, want := strings.Join(names, ","), "plan,prepare,snapshot,dump,preflight,stop,restore,record"; got != want {
 			t.Fatalf("steps %s, want %s", got, want)
 		}
 		if res.Snapshot.Verdict == nil || res.Snapshot.Verdict.Error != "" {
@@ -108,6 +110,98 @@ func TestMigratePreparesTargetsEarly(t *testing.T) {
 		}
 		if got := waitPrepared(t, e, "lab-3", 2); len(got) != 2 || got[0] != got[1] {
 			t.Fatalf("lab-3 prepared %v, want bank_holder.2 twice (early, then after the pre-flight)", got)
+		}
+	})
+}
+
+// TestMigrateFreezesAfterTargetsReady: a partial migration asks its targets to get
+// ready for the restore and waits until they are (their network keepers run) before it
+// locks, freezes or dumps anything on the source; a target not ready within
+// MigratePrepareWait is not waited for further: the migration goes ahead (its restore
+// waits for the keepers, as without the wait).
+func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
+	t.Run("Ready", func(t *testing.T) {
+		var (
+			mu      sync.Mutex
+			readies []string // per Ready prepare: what the source held when it was ready
+		)
+		var e *env
+		e, _, _ = newMigrateEnvConfig(t, nil, nil, func(f *worker.Fake) {
+			f.PrepareReady = func(ctx context.Context, req worker.PreflightRequest) error {
+				// The keepers "start" for up to 500 ms: a coordinator that does not wait
+				// for them locks and freezes the source (lab-2) meanwhile.
+				src := e.execs["lab-2"]
+				deadline := time.Now().Add(500 * time.Millisecond)
+				for len(src.Held()) == 0 && src.Dumps("ctr2")+src.Dumps("ctr5") == 0 && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				readies = append(readies, f.Node+": held "+strings.Join(src.Held(), ","))
+				return nil
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "ready1", Stack: "bank", From: "lab-2", Algorithm: "blocking"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// bank_holder.2 goes to lab-3, .5 to lab-1 (TestMigratePartial): one Ready
+		// prepare each, both answered before anything was held on the source.
+		if len(readies) != 2 {
+			t.Fatalf("Ready prepares %v, want one per target (lab-1, lab-3)", readies)
+		}
+		for _, r := range readies {
+			if !strings.HasSuffix(r, ": held ") {
+				t.Errorf("a target was ready only after the source was held (%s): the freeze must come after the keepers run", r)
+			}
+		}
+		var prep int64 = -1
+		for _, st := range res.Steps {
+			if st.Step == "prepare" {
+				prep = st.MS
+			}
+		}
+		if prep < 400 {
+			t.Errorf("prepare step %d ms, want the ~500 ms the targets took to be ready", prep)
+		}
+	})
+	t.Run("Late", func(t *testing.T) {
+		release := make(chan struct{})
+		var (
+			mu      sync.Mutex
+			waiting int // Ready prepares still unanswered
+		)
+		e, _, _ := newMigrateEnvConfig(t, nil, func(c *coordinator.Config) { c.MigratePrepareWait = 200 * time.Millisecond }, func(f *worker.Fake) {
+			f.PrepareReady = func(ctx context.Context, req worker.PreflightRequest) error {
+				mu.Lock()
+				waiting++
+				mu.Unlock()
+				defer func() { mu.Lock(); waiting--; mu.Unlock() }()
+				select { // keepers that never get ready during this migration
+				case <-release:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		})
+		defer close(release)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "late1", Stack: "bank", From: "lab-2", Algorithm: "blocking"}); err != nil {
+			t.Fatalf("migrate with targets not ready in time: %v; want it to go ahead without them", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if waiting != 2 {
+			t.Fatalf("%d Ready prepares still waiting when the migration ended, want 2 (it went ahead without them)", waiting)
+		}
+		if got := e.execs["lab-2"].Dumps("ctr2"); got != 1 {
+			t.Fatalf("bank_holder.2 (ctr2) dumped %d times, want 1", got)
 		}
 	})
 }

@@ -88,6 +88,10 @@ type Config struct {
 	// translations staying containers keep (xlates.go) with what their workers keep,
 	// and deletes those that ended. Default 10s.
 	XlateResync time.Duration
+	// MigratePrepareWait bounds how long a partial migration waits, before it freezes
+	// anything, for its targets' network keepers to run (restore.Config.PrepareWait).
+	// Default 10s (restore.DefaultPrepareWait); negative: not waited for.
+	MigratePrepareWait time.Duration
 	// Elector, when set, makes this coordinator one of several on the same store
 	// (leader.go): it serves the CLI, recovers what a dead leader left unfinished and
 	// runs the policy reconciler only while it leads; until then it is a standby. Nil:
@@ -203,7 +207,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	rs, err := restore.New(restore.Config{Name: cfg.Name, Host: host{s}, Bus: cfg.Bus, Store: cfg.Store, Resolver: cfg.Resolver,
 		Algorithms: cfg.Algorithms, Restorer: s.cfg.Restorer, Stopper: cfg.Stopper, Labels: labels, NewID: NewID, Log: s.log,
-		Heal: s.healFromCopies, MoveHeld: s.moveHeld, Events: s.ev}) // replicate.go, moveheld.go
+		Heal: s.healFromCopies, MoveHeld: s.moveHeld, Events: s.ev, PrepareWait: cfg.MigratePrepareWait}) // replicate.go, moveheld.go
 	if err != nil {
 		return nil, err
 	}

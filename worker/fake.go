@@ -69,6 +69,10 @@ type Fake struct {
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
 	prepared          []PreflightRequest // Prepare requests seen (Prepared)
+	// PrepareReady, when set, is called (outside the fake's lock) by a Prepare
+	// request with Ready, after it was recorded, and answers it with its error: the
+	// time this node's network keepers take to start.
+	PrepareReady func(ctx context.Context, req PreflightRequest) error
 	// Undumpable: container -> the error CheckDump returns for it.
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
@@ -558,15 +562,20 @@ func (f *Fake) VerifyCounts() (verifies, rechecks int) {
 
 // Preflight implements Restorer: the sets of req not on this node are Missing,
 // PreflightProblems are reported as they are; a Prepare request is only recorded
-// (Prepared).
-func (f *Fake) Preflight(_ context.Context, req PreflightRequest) (PreflightReport, error) {
+// (Prepared) and, with Ready, answered by PrepareReady when set.
+func (f *Fake) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	var rep PreflightReport
 	if req.Prepare {
 		f.prepared = append(f.prepared, req)
+		ready := f.PrepareReady
+		f.mu.Unlock()
+		if req.Ready && ready != nil {
+			return rep, ready(ctx, req)
+		}
 		return rep, nil
 	}
+	defer f.mu.Unlock()
 	for _, s := range req.Sets {
 		if !f.sets[s.Set] {
 			rep.Missing = append(rep.Missing, s.Set)

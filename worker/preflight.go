@@ -16,6 +16,9 @@ type PreflightRequest struct {
 	// Prepare: the restore goes ahead (node.PreflightRequest.Prepare); nothing is
 	// checked.
 	Prepare bool `json:"prepare,omitempty"`
+	// Ready, with Prepare: answer once what Prepare started is ready (the network
+	// keepers run, or could not be started), or ctx ended (an error then).
+	Ready bool `json:"ready,omitempty"`
 }
 
 // PreflightSet is an image set and the files (relative to the set's directory, e.g.

@@ -14,15 +14,23 @@ import (
 // Preflight implements Restorer: each set's directory and files (presence and
 // size; checksums are verified by Restore), then the Docker checks of the restorer
 // (images, names, addresses) when it has them. A Prepare request only hands the
-// restore's needs to the restorer's Prepare (network keepers), when it has one.
+// restore's needs to the restorer's Prepare (network keepers), when it has one, and
+// with Ready answers once they are ready (or ctx ended: an error).
 func (w *Worker) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	var rep PreflightReport
 	if req.Prepare {
 		type preparer interface {
-			Prepare(ctx context.Context, c restore.Check)
+			Prepare(ctx context.Context, c restore.Check) (ready <-chan struct{})
 		}
 		if p, ok := w.p.Restorer.(preparer); ok {
-			p.Prepare(ctx, req.Check)
+			ready := p.Prepare(ctx, req.Check)
+			if req.Ready {
+				select {
+				case <-ready:
+				case <-ctx.Done():
+					return rep, fmt.Errorf("worker %s: prepare: the network keepers were not ready in time (%w): they go on starting; the restore waits for them", w.cfg.Node, ctx.Err())
+				}
+			}
 		}
 		return rep, nil
 	}

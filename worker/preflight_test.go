@@ -5,11 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/container"
+	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/restore"
 )
 
 // Preflight reports a set that is not there as Missing, and a set whose files are
@@ -84,5 +88,57 @@ func TestPreflightRefusesLocalVolumeElsewhere(t *testing.T) {
 	}
 	if rep := ask("n0"); len(rep.Problems) != 0 {
 		t.Fatalf("restore on the container's own node: problems %q", rep.Problems)
+	}
+}
+
+// preparingRestorer is a restorer whose Prepare's keepers are ready when ready is
+// closed; prepared counts its Prepare calls.
+type preparingRestorer struct {
+	restore.Restorer
+	ready    chan struct{}
+	prepared atomic.Int32
+}
+
+func (p *preparingRestorer) Prepare(context.Context, restore.Check) <-chan struct{} {
+	p.prepared.Add(1)
+	return p.ready
+}
+
+// A Prepare request hands the restore's needs to the restorer's Prepare and answers at
+// once; with Ready it answers only once what Prepare started is ready, or fails
+// saying so when its time ran out first.
+func TestPreflightPrepareReady(t *testing.T) {
+	pr := &preparingRestorer{ready: make(chan struct{})}
+	n := newFakeNodeParts(t, "n1", dump.Fake{}, nil, func(p *worker.Parts) {
+		pr.Restorer = p.Restorer
+		p.Restorer = pr
+	})
+	cl := &worker.Client{Addr: n.w.Addr()}
+	req := worker.PreflightRequest{Prepare: true}
+	if _, err := cl.Preflight(context.Background(), req); err != nil {
+		t.Fatalf("prepare without Ready: %v", err)
+	}
+	req.Ready = true
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := cl.Preflight(ctx, req); err == nil {
+		t.Fatal("prepare with Ready answered while its keepers were not ready")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Preflight(context.Background(), req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("prepare with Ready answered (%v) before its keepers were ready", err)
+	default:
+	}
+	close(pr.ready)
+	if err := <-done; err != nil {
+		t.Fatalf("prepare with Ready once the keepers were ready: %v", err)
+	}
+	if got := pr.prepared.Load(); got != 3 {
+		t.Fatalf("Prepare called %d times, want 3", got)
 	}
 }

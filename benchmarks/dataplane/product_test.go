@@ -18,7 +18,7 @@ func TestMigrationParsesMigrateOutput(t *testing.T) {
 		"memhog_hog.1  lab-2  5ms     700ms  150.0 KiB",
 		"snapshot memhog-20261206-093000 of stack memhog: committed, algorithm blocking, 1 containers, 150.0 KiB of images, total 900ms",
 		"restored in 400ms (copy: post-copy)",
-		"steps: plan 8ms, snapshot 895ms (dump 834ms), preflight 2ms, stop 60ms, restore 212ms, record 21ms",
+		"steps: plan 8ms, prepare 700ms, snapshot 895ms (dump 834ms), preflight 2ms, stop 60ms, restore 212ms, record 21ms",
 	}
 	var m migration
 	for i, l := range lines {
@@ -33,12 +33,16 @@ func TestMigrationParsesMigrateOutput(t *testing.T) {
 	if m.copy != "post-copy" {
 		t.Errorf("copy = %q, want post-copy", m.copy)
 	}
-	if want := "plan:8,snapshot:895,dump:834,preflight:2,stop:60,restore:212,record:21"; m.steps != want {
+	if want := "plan:8,prepare:700,snapshot:895,dump:834,preflight:2,stop:60,restore:212,record:21"; m.steps != want {
 		t.Errorf("steps = %q, want %q", m.steps, want)
+	}
+	// Nothing is frozen during plan and prepare: not downtime.
+	if got, want := m.downtime(), 4*time.Second-708*time.Millisecond; got != want {
+		t.Errorf("downtime = %v, want %v (until restored less plan and prepare)", got, want)
 	}
 	var none migration
 	none.parseLine("restored in 400ms (copy: direct)", time.Second)
-	if none.running != 0 || none.copy != "direct" {
+	if none.running != 0 || none.copy != "direct" || none.downtime() != 0 {
 		t.Errorf("the result line alone: running %v copy %q, want 0 and direct", none.running, none.copy)
 	}
 }

@@ -372,8 +372,9 @@ type MigrateResult struct {
 	// through the drain hold, each checkpointed into its own set (no Snapshot then).
 	Moved []NodeTask `json:"moved,omitempty"`
 	// Steps is the wall time of each step of the migration, in order (a partial
-	// migration's: snapshot (dump and commit; dump is the longest container's dump
-	// inside it), preflight, stop, restore (transfer, restore, unlock), record); empty
+	// migration's: plan, prepare (until the targets' network keepers run, before
+	// anything is frozen), snapshot (dump and commit; dump is the longest container's
+	// dump inside it), preflight, stop, restore (transfer, restore, unlock), record); empty
 	// from coordinators older than it and for --whole-stack and --mode swarm.
 	Steps []StepTime `json:"steps,omitempty"`
 }

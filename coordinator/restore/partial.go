@@ -145,8 +145,9 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		used map[string]string
 	)
 	defer func() { s.dropStreamed(ctx, m, used) }()
-	s.prepareEarly(ctx, req.ID, st, plan)
 	t := step("plan", t0)
+	s.prepareEarly(ctx, req.ID, st, plan)
+	t = step("prepare", t)
 	m, err = s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes, Only: only}, stream, lock)
 	t = step("snapshot", t)
 	if err != nil {
@@ -554,15 +555,33 @@ func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func(
 // within a fraction of a second of its end), 4 s in all, as the 2 s x 2 they replace.
 var addressRetryWaits = []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 400 * time.Millisecond, 700 * time.Millisecond, time.Second, 1500 * time.Millisecond}
 
+// DefaultPrepareWait is Config.PrepareWait's default.
+const DefaultPrepareWait = 10 * time.Second
+
+// prepareWait is how long prepareEarly waits for the targets (Config.PrepareWait).
+func (s *Restores) prepareWait() time.Duration {
+	if s.cfg.PrepareWait == 0 {
+		return DefaultPrepareWait
+	}
+	return s.cfg.PrepareWait
+}
+
 // prepareEarly asks each target node of a partial migration (snapshot id, moving
-// containers plan) to get ready for the restore while the moving containers are being
-// dumped (node.PreflightRequest.Prepare: network keepers, which take 1.5-2.5 s to
-// start here and would otherwise be on the restore's path after the pre-flight). The
-// pre-flight's own prepare after the checks finds them running. It does not wait for
-// the answers and changes nothing the migration depends on: a migration refused or
-// failed later leaves the keepers to end by themselves (the nodes' prepared hold
-// lasts a few minutes, as after a restore refused after its pre-flight).
+// containers plan) to get ready for the restore (node.PreflightRequest.Prepare:
+// network keepers, which take 0.7-2.5 s to start here and would otherwise be on the
+// restore's path) and waits, before anything is frozen, until every live target said
+// it is ready (Ready), at most prepareWait: the keepers' start is then off the
+// downtime of every copy mode (post-copy's short lazy dump hid none of it; a dump
+// into the target hid it only when longer). A target that is not ready in time, or
+// fails to answer, is not waited for further (logged; an event says so): the
+// migration goes ahead and its restore waits for what is still starting, as without
+// the wait; a node older than Ready answers at once. The pre-flight's own prepare
+// after the checks finds the keepers running. It changes nothing the migration
+// depends on: a migration refused or failed later leaves the keepers to end by
+// themselves (the nodes' prepared hold lasts a few minutes, as after a restore
+// refused after its pre-flight).
 func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack, plan map[string]string) {
+	wait := s.prepareWait()
 	reqs := map[string]*node.PreflightRequest{}
 	for _, c := range st.Containers {
 		t, ok := plan[c.Key()]
@@ -570,7 +589,7 @@ func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack,
 			continue
 		}
 		if reqs[t] == nil {
-			reqs[t] = &node.PreflightRequest{Prepare: true}
+			reqs[t] = &node.PreflightRequest{Prepare: true, Ready: wait > 0}
 		}
 		r := reqs[t]
 		r.Containers = append(r.Containers, node.PreflightContainer{Key: c.Key(), Name: ContainerName(id, store.Container{Service: c.Service, Slot: c.Slot}), Image: c.Image})
@@ -582,17 +601,49 @@ func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack,
 	for _, w := range s.live() {
 		live[w.Node] = true
 	}
+	type answer struct {
+		node string
+		err  error
+	}
+	t0 := time.Now()
+	answers := make(chan answer, len(reqs)) // never blocks a sender left behind
+	pending := map[string]bool{}
 	bg := context.WithoutCancel(ctx)
 	for n, req := range reqs {
 		if !live[n] {
 			continue
 		}
+		pending[n] = true
 		go func() {
-			if rep, err := s.askPreflight(bg, n, req); err != nil || rep.Error != "" {
-				s.log.Debug("node did not prepare the migration's restore early (the pre-flight prepares it)", "node", n, "err", err, "reply", rep.Error)
+			rep, err := s.askPreflight(bg, n, req)
+			if err == nil && rep.Error != "" {
+				err = errors.New(rep.Error)
 			}
+			if err != nil {
+				s.log.Debug("node did not prepare the migration's restore early (the pre-flight prepares it)", "node", n, "err", err)
+			}
+			answers <- answer{n, err}
 		}()
 	}
+	if wait <= 0 || len(pending) == 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(pending) > 0 {
+		select {
+		case a := <-answers:
+			delete(pending, a.node)
+		case <-timer.C:
+			late := slices.Sorted(maps.Keys(pending))
+			s.log.Info("targets not ready for the restore in time; freezing anyway (the restore waits for them)", "snapshot", id, "nodes", late, "wait", wait)
+			s.event(ctx, api.Event{ID: id, Phase: "prepare-late", Message: fmt.Sprintf("node(s) %s not ready for the restore after %s (network keepers still starting): going ahead; the restore waits for them", strings.Join(late, ", "), wait)})
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+	s.log.Info("targets ready for the restore before anything is frozen", "snapshot", id, "nodes", len(reqs), "seconds", time.Since(t0).Seconds())
 }
 
 // restoreRetrying restores m's containers on targets, trying again (after each of

@@ -86,7 +86,12 @@ type Config struct {
 	// container's lost pages, found by the migration or by the recovery of one a dead
 	// coordinator left).
 	Events events.Publisher
-	Log    *slog.Logger
+	// PrepareWait bounds how long a partial migration waits, before it freezes
+	// anything, for its targets to be ready for the restore (their network keepers
+	// running; prepareEarly); then it goes ahead and the restore waits for them. 0:
+	// DefaultPrepareWait; negative: not waited for (the keepers start during the dump).
+	PrepareWait time.Duration
+	Log         *slog.Logger
 }
 
 // Restores serves restores and migrations for a coordinator: pre-flight, checkpoint

@@ -264,6 +264,11 @@ type PreflightRequest struct {
 	// restored here join with their Addresses, so the node keeps the network while the
 	// stack stops) and answers at once; nothing is checked.
 	Prepare bool `json:"prepare,omitempty"`
+	// Ready, with Prepare, has the node answer only once what it started is ready
+	// (its keepers run, or could not be started) or the request's time ran out (an
+	// error then): a migration asks it before it freezes anything, so that the
+	// keepers' start is off its downtime. Older nodes answer at once.
+	Ready bool `json:"ready,omitempty"`
 }
 
 // PreflightSet is an image set and the files the snapshot recorded for it.

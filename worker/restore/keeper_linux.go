@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -34,8 +35,12 @@ const (
 // of c restored on this node will join with their addresses, before the stack is
 // stopped: the node then keeps those networks through the stop, and the restore finds
 // its keepers running (they cost ~2.5 s each to start here, on the restore's path
-// otherwise). The restore of each container, or preparedLife, ends the hold.
-func (d *Docker) Prepare(ctx context.Context, c Check) {
+// otherwise). The restore of each container, or preparedLife, ends the hold. The
+// returned channel is closed once every keeper Prepare started runs (or could not be
+// started): a caller that waits for it before freezing anything keeps their start off
+// the downtime.
+func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
+	var wg sync.WaitGroup
 	for _, cc := range c.Containers {
 		var nets []string
 		for _, a := range c.Addresses {
@@ -51,11 +56,19 @@ func (d *Docker) Prepare(ctx context.Context, c Check) {
 			continue
 		}
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		wg.Add(1)
 		go func() {
 			defer cancel()
+			defer wg.Done()
 			d.keep.prepared(cc.Name, d.holdNets(bg, cc.Image, nets, cc.Name), preparedLife)
 		}()
 	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
 }
 
 // holdNetworks starts (or shares) a keeper container on every swarm network the

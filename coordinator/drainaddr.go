@@ -50,6 +50,7 @@ func liveDesired(t stack.Task) bool { return t.DesiredState == "running" || t.De
 // the stack's tasks as the manager lists them.
 func heldAddresses(e node.DrainEvent, tasks []stack.Task) drainReaddress {
 	out := drainReaddress{Map: map[string]string{}, Peers: map[string][]string{}}
+	var ownRepl time.Time // when the held task's replacement was created
 	// The moving tasks: on the draining node, being stopped (the held one too).
 	moving := map[string]stack.Task{}
 	for _, t := range tasks {
@@ -83,11 +84,14 @@ func heldAddresses(e node.DrainEvent, tasks []stack.Task) drainReaddress {
 		}
 		if old.ContainerID == e.ContainerID {
 			out.Own = pairs
+			ownRepl = repl.CreatedAt
 		}
 	}
 	for _, t := range tasks {
-		if _, moves := moving[t.Key()]; moves || t.Node == "" || t.ContainerID == "" ||
-			!liveDesired(t) || t.State != "running" {
+		if t.Node == "" || t.ContainerID == "" || !liveDesired(t) || t.State != "running" {
+			continue
+		}
+		if old, moves := moving[t.Key()]; moves && !movedBefore(old, t, ownRepl) {
 			continue
 		}
 		out.Peers[t.Node] = append(out.Peers[t.Node], t.ContainerID)
@@ -96,6 +100,18 @@ func heldAddresses(e node.DrainEvent, tasks []stack.Task) drainReaddress {
 		sort.Strings(out.Peers[n])
 	}
 	return out
+}
+
+// movedBefore reports whether repl, the running replacement of a slot whose task old
+// on the held task's node was stopped, was restored before the held task's
+// replacement existed (created at ownRepl): it runs since before then, so its map
+// could not have the held task's new address, and it is a staying peer that must
+// translate (a migration moves a node's tasks one after the other). In a drain every
+// replacement is created at once, before any is restored: such a replacement knows
+// the new address already and is left out. old still running (being stopped now, in
+// the same drain) or times unknown: left out.
+func movedBefore(old, repl stack.Task, ownRepl time.Time) bool {
+	return old.State != "running" && !repl.StateSince.IsZero() && !ownRepl.IsZero() && repl.StateSince.Before(ownRepl)
 }
 
 // readdress pairs old's addresses with repl's on the same networks (nil: no

@@ -62,6 +62,21 @@ func TestHeldAddresses(t *testing.T) {
 	if got := heldAddresses(e, seq); !slices.Contains(got.Peers["n3"], "c6") {
 		t.Errorf("Peers %v: want c6, staying (for now) on the held task's node n3", got.Peers)
 	}
+	// A slot moved earlier by the same migration (its task on n3 ended): its
+	// replacement, running since before the held task's replacement was created, was
+	// restored without the held task's new address: a peer. One running since after
+	// (a drain: every replacement created at once, then restored) knows it: not one.
+	before := task(7, "t7", "n3", "shutdown", "shutdown", "c7", "10.0.0.8", -time.Minute)
+	early := task(7, "t7b", "n2", "running", "running", "c7b", "10.0.0.18", -30*time.Second)
+	early.StateSince = t0.Add(-20 * time.Second) // t1b (the held task's replacement) is created at t0+1s
+	late := early
+	late.StateSince = t0.Add(5 * time.Second)
+	if got := heldAddresses(e, append(slices.Clone(tasks), before, early)); !slices.Contains(got.Peers["n2"], "c7b") {
+		t.Errorf("Peers %v: want c7b, restored before the held task's replacement existed", got.Peers)
+	}
+	if got := heldAddresses(e, append(slices.Clone(tasks), before, late)); slices.Contains(got.Peers["n2"], "c7b") {
+		t.Errorf("Peers %v: c7b was restored after the held task's replacement existed (its map had the new address)", got.Peers)
+	}
 	// A replacement without its address: nothing of its own to translate.
 	e3 := node.DrainEvent{Node: "n3", ContainerID: "c3", Service: "bank_holder", Slot: 3}
 	if got := heldAddresses(e3, tasks); len(got.Own) != 0 {

@@ -26,6 +26,9 @@ type Task struct {
 	Err          string    `json:"err,omitempty"`
 	ContainerID  string    `json:"container_id,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+	// StateSince is when the task reached State (swarm's status timestamp; zero:
+	// unknown).
+	StateSince time.Time `json:"state_since,omitzero"`
 	// Addresses are the task's addresses, network name -> IPs (ingress left out), in
 	// the order swarm lists its attachments.
 	Addresses []NetAddr `json:"addresses,omitempty"`
@@ -145,7 +148,7 @@ func BuildTasks(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node
 			continue
 		}
 		o := Task{Service: name, Slot: t.Slot, TaskID: t.ID, NodeID: t.NodeID, Node: nodeName[t.NodeID],
-			DesiredState: string(t.DesiredState), State: string(t.Status.State), Err: t.Status.Err, CreatedAt: t.CreatedAt}
+			DesiredState: string(t.DesiredState), State: string(t.Status.State), Err: t.Status.Err, CreatedAt: t.CreatedAt, StateSince: t.Status.Timestamp}
 		if o.Node == "" {
 			o.Node = t.NodeID
 		}

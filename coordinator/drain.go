@@ -283,7 +283,7 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	var dropped [][2]string
 	readdr.Map, dropped = withTranslations(readdr.Map, own)
 	if len(dropped) > 0 {
-		log.Warn("drain: translations of the held container left out of its address map: their new address is another's too (the rewrite needs one old address per new one); the connections through them break", "dropped", dropped)
+		log.Info("drain: address map entries replaced by the held container's translations onto the same new address (its sockets know those peers by the translations' old addresses)", "dropped", dropped)
 	}
 	if len(readdr.Missing) > 0 {
 		log.Warn("drain: a moving task's replacement has no address yet: connections to it are closed at its restore", "slots", readdr.Missing)

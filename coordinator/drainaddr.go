@@ -240,22 +240,23 @@ func withTranslations(m map[string]string, xlated [][2]string) (map[string]strin
 	if m == nil {
 		m = map[string]string{}
 	}
-	to := map[string]bool{}
-	for _, n := range m {
-		to[n] = true
-	}
 	var dropped [][2]string
 	for _, p := range xlated {
 		if _, ok := m[p[0]]; ok {
 			continue
 		}
-		if to[p[1]] {
-			// Two old addresses onto one new: the rewrite refuses such a map (it could
-			// merge two connections into one 4-tuple), and the whole placement with it.
-			dropped = append(dropped, p)
-			continue
+		// The translation says how the container's sockets know that peer (p[0]); an
+		// entry of the map onto the same new address (the peer's address before it
+		// moved, from the stack's task history) is not what they know, and the rewrite
+		// accepts one old address per new one: the translation wins.
+		for o, n := range m {
+			if n == p[1] {
+				dropped = append(dropped, [2]string{o, n})
+				delete(m, o)
+			}
 		}
-		m[p[0]], to[p[1]] = p[1], true
+		m[p[0]] = p[1]
 	}
+	sort.Slice(dropped, func(i, j int) bool { return dropped[i][0] < dropped[j][0] })
 	return m, dropped
 }

@@ -126,7 +126,8 @@ func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
 			readies []string // per Ready prepare: what the source held when it was ready
 		)
 		var e *env
-		e, _, _ = newMigrateEnvConfig(t, nil, nil, func(f *worker.Fake) {
+		// The wait is off by default (restore.DefaultPrepareWait): turned on here.
+		e, _, _ = newMigrateEnvConfig(t, nil, func(c *coordinator.Config) { c.MigratePrepareWait = 10 * time.Second }, func(f *worker.Fake) {
 			f.PrepareReady = func(ctx context.Context, req worker.PreflightRequest) error {
 				// The keepers "start" for up to 500 ms: a coordinator that does not wait
 				// for them locks and freezes the source (lab-2) meanwhile.

@@ -90,7 +90,7 @@ type Config struct {
 	XlateResync time.Duration
 	// MigratePrepareWait bounds how long a partial migration waits, before it freezes
 	// anything, for its targets' network keepers to run (restore.Config.PrepareWait).
-	// Default 10s (restore.DefaultPrepareWait); negative: not waited for.
+	// 0: restore.DefaultPrepareWait (not waited for); negative: not waited for.
 	MigratePrepareWait time.Duration
 	// Elector, when set, makes this coordinator one of several on the same store
 	// (leader.go): it serves the CLI, recovers what a dead leader left unfinished and

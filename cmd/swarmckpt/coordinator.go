@@ -177,6 +177,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	holdBase := fs.Duration("hold-base", holdtime.Default().Base, "hold budget: fixed part of a snapshot's timeout and its containers' hold deadlines")
 	holdFloor := fs.Int64("hold-floor", holdtime.Default().Floor>>20, "hold budget: slowest rate, in MiB/s, images are assumed to be written or streamed at")
 	holdMax := fs.Duration("hold-max", holdtime.Default().Max, "hold budget: longest timeout it gives (keep the agents' --hold and the workers' --max-hold above it)")
+	prepWait := fs.Duration("migrate-prepare-wait", 0, "a partial migration waits up to this long, before it freezes anything, for its targets' network keepers (less downtime, docs/restore.md); 0: not waited for (the default: see docs/restore.md on fault seed 2)")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
 	gossipJoin := fs.String("gossip-join", "", "other coordinators' memberlist addresses to join, comma-separated (several coordinators; unreachable ones are skipped)")
 	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")
@@ -305,7 +306,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		defer cl.Leave(2 * time.Second)
 	}
 	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
-		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
+		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, MigratePrepareWait: migratePrepareWait(*prepWait), Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
 		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), VerifyCommit: coordinator.AgentCommitVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
@@ -480,4 +481,13 @@ func runCredentials(c *cli, args []string) error {
 		return nil
 	}
 	return natsauth.WriteFile(*out, cr)
+}
+
+// migratePrepareWait is the coordinator's MigratePrepareWait for the flag's value d
+// (<= 0: not waited for).
+func migratePrepareWait(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -89,7 +89,8 @@ type Config struct {
 	// PrepareWait bounds how long a partial migration waits, before it freezes
 	// anything, for its targets to be ready for the restore (their network keepers
 	// running; prepareEarly); then it goes ahead and the restore waits for them. 0:
-	// DefaultPrepareWait; negative: not waited for (the keepers start during the dump).
+	// DefaultPrepareWait (off); negative: not waited for (the keepers start during the
+	// dump).
 	PrepareWait time.Duration
 	Log         *slog.Logger
 }

@@ -392,10 +392,16 @@ func holdTimeoutReason(e node.DrainEvent, err error) string {
 		e.Deadline.UTC().Format(time.RFC3339), err)
 }
 
+// migratesOnDrain reports whether p (nil: no swarmckpt label) is an enabled policy
+// labelled swarmckpt.on-drain: migrate.
+func migratesOnDrain(p *policy.Policy) bool {
+	return p != nil && p.Enabled && p.OnDrain == policy.OnDrainMigrate
+}
+
 // drainArm arms the running tasks of a stack labelled on-drain migrate (an enabled,
 // valid policy), and disarms what was armed of a stack that is not (any more).
 func (r *reconciler) drainArm(ctx context.Context, stackName string, services []policy.Service) {
-	if p, err := policy.Derive(stackName, services); err == nil && p != nil && p.Enabled && p.OnDrain == policy.OnDrainMigrate {
+	if p, err := policy.Derive(stackName, services); err == nil && migratesOnDrain(p) {
 		r.armTasks(ctx, stackName)
 		return
 	}

@@ -1,9 +1,11 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -143,13 +145,7 @@ func (s *Service) moveHeld(ctx context.Context, req api.MigrateRequest) (*api.Mi
 		}
 		return nil, api.Errorf(api.CodeFailed, "migrate refused, nothing was changed: %v", err)
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range services {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(services))
 	c := moveConstraint(req)
 	start := time.Now()
 	trigger := func() error {
@@ -182,7 +178,7 @@ func (s *Service) moveHeld(ctx context.Context, req api.MigrateRequest) (*api.Mi
 		}
 	}
 	slices.SortFunc(res.Moved, func(a, b api.NodeTask) int {
-		return strings.Compare(fmt.Sprintf("%s/%09d", a.Service, a.Slot), fmt.Sprintf("%s/%09d", b.Service, b.Slot))
+		return cmp.Or(strings.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
 	})
 	s.emit(ctx, events.Event{Kind: events.Migrated, Stack: req.Stack, Node: req.From, MS: time.Since(start).Milliseconds(),
 		Reason: fmt.Sprintf("migration %s: %d of %d tasks moved with their memory through the drain hold", req.ID, len(held)-len(failed), len(held))})
@@ -206,7 +202,7 @@ func (s *Service) rearm(ctx context.Context, stackName string, tasks []stack.Tas
 				}
 			}
 			p, err := policy.Derive(stackName, svcs)
-			labelled = err == nil && p != nil && p.Enabled && p.OnDrain == policy.OnDrainMigrate
+			labelled = err == nil && migratesOnDrain(p)
 		}
 	}
 	byNode := map[string]node.ArmRequest{}

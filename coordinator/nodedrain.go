@@ -64,7 +64,7 @@ func planDrain(policies map[string]*policy.Policy, onNode map[string]int, mode s
 	slices.Sort(names)
 	for _, st := range names {
 		pol := policies[st]
-		if pol == nil || !pol.Enabled || pol.OnDrain != policy.OnDrainMigrate {
+		if !migratesOnDrain(pol) {
 			p.Left = append(p.Left, st)
 			continue
 		}

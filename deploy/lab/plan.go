@@ -103,6 +103,10 @@ type Node struct {
 	Manager   bool   `json:"manager"`
 }
 
+// TmpDir is the node's private temporary directory ($TMPDIR of its dockerd and
+// containerd), inside its data directory.
+func (n Node) TmpDir() string { return filepath.Join(filepath.Dir(n.DataRoot), "tmp") }
+
 // DockerHost is the DOCKER_HOST value for the node.
 func (n Node) DockerHost() string { return "unix://" + n.Socket }
 

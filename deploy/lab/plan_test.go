@@ -45,7 +45,12 @@ func TestPlanLayout(t *testing.T) {
 		if !strings.HasPrefix(n.Addr, "10.231.7.") {
 			t.Errorf("node %s addr %s not in 10.231.7.0/24", n.Name, n.Addr)
 		}
-		for _, v := range []string{n.Addr, n.Socket, n.ExecRoot, n.DataRoot, n.RuncRoot} {
+		// Lab down removes p.DataDir: the node's temporary directory (containerd's
+		// checkpoint leftovers) must be inside it, and the node's own.
+		if !strings.HasPrefix(n.TmpDir(), p.DataDir+"/") || strings.HasPrefix(n.TmpDir(), n.DataRoot+"/") {
+			t.Errorf("node %s temporary directory %s: want inside %s, beside (not in) its data root %s", n.Name, n.TmpDir(), p.DataDir, n.DataRoot)
+		}
+		for _, v := range []string{n.Addr, n.Socket, n.ExecRoot, n.DataRoot, n.RuncRoot, n.TmpDir()} {
 			if seen[v] {
 				t.Errorf("value %s shared by two nodes", v)
 			}

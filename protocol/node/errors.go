@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"syscall"
 )
 
 // Errors cross the node boundary (agent replies over NATS, the worker's HTTP API) as a
@@ -81,10 +82,14 @@ var (
 	// could not reach the worker it sends a set to. What the request asked may have
 	// been done or not: repeat it only if it is idempotent.
 	ErrWorkerUnreachable error = &reason{CodeUnavailable, "worker_unreachable", "the node's worker did not answer"}
+	// ErrNoSpace: the node's disk is full: images could not be written there. A local
+	// error matching syscall.ENOSPC is sent as this reason.
+	ErrNoSpace error = &reason{CodeFailedPrecondition, "no_space", "no space left on the node's disk"}
 )
 
 var reasons = []*reason{ErrNoSuchSet.(*reason), ErrBadSetID.(*reason), ErrNotFrozen.(*reason),
-	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason)}
+	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason),
+	ErrNoSpace.(*reason)}
 
 // Status is an operation's outcome on the wire; the zero Status is success. Every
 // reply embeds it (JSON fields error, code, reason).
@@ -157,6 +162,10 @@ func classify(err error) (Code, string) {
 		if errors.Is(err, r) {
 			return r.code, r.name
 		}
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		r := ErrNoSpace.(*reason)
+		return r.code, r.name
 	}
 	for _, c := range classes {
 		if errors.Is(err, c) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 )
 
@@ -42,6 +43,16 @@ func TestStatusRoundTrip(t *testing.T) {
 				t.Errorf("%v: errors.Is(decoded, %v) = %v, want %v", sentinel, other, !want, want)
 			}
 		}
+	}
+}
+
+// A local "disk full" (syscall.ENOSPC, e.g. from a dump whose CRIU log says so, or a
+// write of a received set) crosses the wire as ErrNoSpace.
+func TestNoSpaceCrossesTheWire(t *testing.T) {
+	err := fmt.Errorf("dump web.1: %w: the file system of /sets is full", syscall.ENOSPC)
+	got := StatusOf(err).Err()
+	if !errors.Is(got, ErrNoSpace) || !errors.Is(got, ErrFailedPrecondition) || got.Error() != err.Error() {
+		t.Fatalf("decoded %v (%#v): want ErrNoSpace, its class and the message", got, got)
 	}
 }
 

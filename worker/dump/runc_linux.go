@@ -139,8 +139,10 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 		if os.Rename(logPath, set+".failed-dump.log") == nil {
 			logPath = set + ".failed-dump.log"
 		}
-		return nil, fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
-			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6))
+		logText, _ := os.ReadFile(logPath)
+		return nil, noSpace(fmt.Errorf("dump %s: %w: runc checkpoint: %w: %s; CRIU log: %s",
+			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6)), filepath.Dir(set), freeBytes(filepath.Dir(set)),
+			out.String(), string(logText))
 	}
 	// The writable layer, before the images stream on (the tar is one more file of the
 	// set). A snapshot (leave running) whose layer cannot be packed fails: its

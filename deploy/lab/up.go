@@ -281,12 +281,13 @@ func startDockerd(ctx context.Context, p Plan, n Node) error {
 	// this, every swarm task start first tries a pull and waits ~20 s for its DNS
 	// lookup to time out (docs/restore.md, "Measured").
 	//
-	// TMPDIR: containerd (started by dockerd with dockerd's environment) writes each
-	// `docker checkpoint create` into a ctrd-checkpoint* directory of $TMPDIR and, in
-	// this Docker's containerd, leaves it there: the benchmarks' Docker baselines left
-	// 1,594 of them (42 GiB, process memory) in the host's /tmp, and the disk filled
-	// (CRIU then failed with "No space left on device"). A private directory of the
-	// node's data (0700) keeps them, and lab down removes them with it.
+	// TMPDIR: containerd (started by dockerd with dockerd's environment) unpacks the
+	// checkpoint of each `docker start --checkpoint` into a ctrd-checkpoint* directory
+	// of $TMPDIR and, in this Docker's containerd, leaves it there (seen: one per
+	// restore, none for `docker checkpoint create`): the benchmarks' Docker baselines
+	// left 1,594 of them (42 GiB of process memory) in the host's /tmp, and the disk
+	// filled (CRIU then failed with "No space left on device"). A private directory of
+	// the node's data (0700) keeps them, and lab down removes them with it.
 	tmp := n.TmpDir()
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("node %s: create its temporary directory: %w", n.Name, err)

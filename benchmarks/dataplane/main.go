@@ -409,17 +409,29 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
 			// page server of node 2's worker (no copy written on node 1), the other images
 			// follow, node 2 hashes the pages as they arrive; then restore on node 2.
+			// cold-direct and cold-direct-arrival (its pages hashed on arrival): the pair
+			// in alternating order (even repetitions arrival first), so that neither
+			// always meets the memory the case before it left.
+			direct := []func() error{}
 			if want["cold-direct"] {
-				if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, sfx), false, plain, func(name string) (*imageset.Manifest, error) {
-					return a.DumpInto(ctx, name, name, bi.Addr)
-				}); err != nil {
-					return err
-				}
+				direct = append(direct, func() error {
+					return oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, sfx), false, plain, func(name string) (*imageset.Manifest, error) {
+						return a.DumpInto(ctx, name, name, bi.Addr)
+					})
+				})
 			}
 			if want["cold-direct-arrival"] {
-				if err := oneCallMigration("cold-direct-arrival", fmt.Sprintf("bench-darr-%d-%s", mib, sfx), false, arrival, func(name string) (*imageset.Manifest, error) {
-					return arrival.a.DumpInto(ctx, name, name, arrival.bAddr)
-				}); err != nil {
+				direct = append(direct, func() error {
+					return oneCallMigration("cold-direct-arrival", fmt.Sprintf("bench-darr-%d-%s", mib, sfx), false, arrival, func(name string) (*imageset.Manifest, error) {
+						return arrival.a.DumpInto(ctx, name, name, arrival.bAddr)
+					})
+				})
+			}
+			if r%2 == 1 {
+				slices.Reverse(direct)
+			}
+			for _, f := range direct {
+				if err := f(); err != nil {
 					return err
 				}
 			}

@@ -105,6 +105,9 @@ func TestWorkersSendTheirTokenToEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"s.web", "s.api", "s.db"} {
+		if err := b.w.AwaitDigests(ctx, id); err != nil { // s.api: its pages are hashed later
+			t.Fatal(err)
+		}
 		if _, err := imageset.Verify(filepath.Join(b.w.SetsDir(), id)); err != nil {
 			t.Fatalf("set %s on b: %v", id, err)
 		}

@@ -39,6 +39,14 @@ type Config struct {
 	// socket to the old address of each translation it keeps (xlate.go), and removes
 	// the translation once none has. Default 1 s.
 	XlatePoll time.Duration
+	// PageDigests is when this worker, receiving a direct transfer's memory pages from
+	// the dumping CRIU (DumpInto's target: CRIU's page-server protocol has no checksum),
+	// computes their sha256 for the set's manifest: PageDigestsAfterRestore (default)
+	// hashes them in the background once the restore that follows the transfer ran,
+	// PageDigestsOnArrival while its page server writes them (on the migration's
+	// critical path). A sender may ask for one per transfer (a held migration's dump
+	// asks for on-arrival: its snapshot record needs the digests at once).
+	PageDigests string
 	// WatchdogArgv starts the watchdog process; "{journal}" is replaced with JournalDir.
 	// Default: this executable with `worker watchdog --journal {journal}`.
 	WatchdogArgv []string
@@ -55,6 +63,12 @@ type Config struct {
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }
+
+// Config.PageDigests values.
+const (
+	PageDigestsAfterRestore = "after-restore"
+	PageDigestsOnArrival    = "on-arrival"
+)
 
 // ErrConfig: a required setting is missing or invalid.
 var ErrConfig = errors.New("worker: bad config")
@@ -87,6 +101,13 @@ func (c *Config) Validate() error {
 		c.OwnHold = d.OwnHold
 	}
 	c.OwnHold = min(c.OwnHold, c.MaxHold)
+	switch c.PageDigests {
+	case "":
+		c.PageDigests = PageDigestsAfterRestore
+	case PageDigestsAfterRestore, PageDigestsOnArrival:
+	default:
+		return fmt.Errorf("%w: page digests %q (use %s or %s)", ErrConfig, c.PageDigests, PageDigestsAfterRestore, PageDigestsOnArrival)
+	}
 	if c.XlatePoll <= 0 {
 		c.XlatePoll = d.XlatePoll
 	}

@@ -82,6 +82,10 @@ func TestDumpIntoMovesThePagesStraightToTheTarget(t *testing.T) {
 		if _, err := s.DumpInto(ctx, c.Name, "mig."+c.Name, b.w.Addr()); err != nil {
 			t.Fatal(err)
 		}
+		// The pages are hashed after the restore (Config.PageDigests): verified after that.
+		if err := b.w.AwaitDigests(ctx, "mig."+c.Name); err != nil {
+			t.Fatal(err)
+		}
 		got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig."+c.Name))
 		if err != nil {
 			t.Fatalf("received set: %v", err)
@@ -197,7 +201,7 @@ func TestDumpIntoTargetFailureThawsAndLeavesNothing(t *testing.T) {
 func TestPageServerTakesOnlyTheAskingHost(t *testing.T) {
 	b := newFakeNode(t, "b")
 	asker := netip.MustParseAddr("127.0.0.9")
-	addr, err := b.w.ReceivePages("mig.web", asker)
+	addr, err := b.w.ReceivePages("mig.web", asker, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,9 @@ func TestMemhogStreamedMigrationKeepsMemory(t *testing.T) {
 // TestMemhogDirectMigrationKeepsMemory: cold migration with DumpInto (CRIU sends the
 // pages straight to the target's page server; no copy on the source) restores a memhog
 // on the other node with a byte-identical memory checksum, continuing its passes, and
-// the source container is ended, not left running or frozen.
+// the source container is ended, not left running or frozen. The set is kept (as a
+// migration's snapshot keeps it): its pages, hashed after the restore (the target's
+// default page digests), are then recorded and verify.
 func TestMemhogDirectMigrationKeepsMemory(t *testing.T) {
 	src, dst, name, want, a, b := memhogPair(t, "dpdirect", 96)
 	ctx := dockertest.Context(t, 2*time.Minute)
@@ -71,7 +73,29 @@ func TestMemhogDirectMigrationKeepsMemory(t *testing.T) {
 			t.Fatalf("source container 10s after DumpInto: %q %v, want it exited", st, err)
 		}
 	}
-	restoredKeepsMemory(ctx, t, b, dst, name, set, want)
+	restoredKeepsMemoryWith(ctx, t, b, dst, name, set, want, worker.RestoreOptions{Keep: true})
+	// Sockets waits for the pages' hash after the restore, then re-hashes the whole set
+	// against the manifest it wrote.
+	res, err := b.Sockets(ctx, set, "x")
+	if err != nil {
+		t.Fatalf("verify the kept set after the restore: %v", err)
+	}
+	var pages int64
+	for _, f := range res.Manifest.Files {
+		if len(f.SHA256) != 64 {
+			t.Errorf("%s recorded without a digest: %+v", f.Name, f)
+		}
+		if strings.HasPrefix(f.Name, "pages-") {
+			pages += f.Size
+		}
+	}
+	if res.Manifest.PagesUnhashed || res.Manifest.PagesReceivedBy == "" || pages < 96<<20 {
+		t.Fatalf("kept set after its pages were hashed: unhashed %v, received by %q, %d bytes of pages",
+			res.Manifest.PagesUnhashed, res.Manifest.PagesReceivedBy, pages)
+	}
+	if err := b.DropSet(ctx, set); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestMemhogMigratedBetweenTLSWorkers: workers started with --tls-* (certificates made

@@ -174,7 +174,7 @@ func TestSetDroppedWhileArrivingIsNotKept(t *testing.T) {
 // DumpInto that has not connected yet) closes it and removes what it received.
 func TestDropClosesAPageServerOfTheSet(t *testing.T) {
 	b := newFakeNode(t, "b")
-	addr, err := b.w.ReceivePages("mig.web", netip.MustParseAddr("127.0.0.1"))
+	addr, err := b.w.ReceivePages("mig.web", netip.MustParseAddr("127.0.0.1"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

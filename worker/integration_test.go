@@ -174,8 +174,16 @@ func runMemhog(t *testing.T, n dockertest.Node, prefix string, mib int) (name, w
 // with the memory checksum want, continuing its passes rather than starting afresh.
 func restoredKeepsMemory(ctx context.Context, t *testing.T, b *worker.Client, dst dockertest.Node, name, set, want string) {
 	t.Helper()
+	restoredKeepsMemoryWith(ctx, t, b, dst, name, set, want, worker.RestoreOptions{})
+}
+
+// restoredKeepsMemoryWith is restoredKeepsMemory with the restore's options o (its
+// runtime always swarmckpt).
+func restoredKeepsMemoryWith(ctx context.Context, t *testing.T, b *worker.Client, dst dockertest.Node, name, set, want string, o worker.RestoreOptions) {
+	t.Helper()
 	t.Cleanup(func() { _, _ = dst.Docker("rm", "-f", name) })
-	ref, err := b.Restore(ctx, set, worker.RestoreOptions{Runtime: "swarmckpt"})
+	o.Runtime = "swarmckpt"
+	ref, err := b.Restore(ctx, set, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,9 @@ import (
 // port) and answers its address. The first connection from the host that asked is
 // handed to `criu page-server --ps-socket`, which writes the memory pages the dumping
 // CRIU sends into <sets>/.pages-<id>/images; the worker hashes them while they are
-// written (dump.Follow). The live stream of the other images (PUT /v1/sets/{id}) then
+// written (dump.Follow), or, with page digests after the restore (Config.PageDigests,
+// latehash_linux.go), only follows their growth for the write-out and hashes them once
+// the restore ran (dump.FollowSizes; the set is PagesUnhashed until then). The live stream of the other images (PUT /v1/sets/{id}) then
 // completes the set: once it verified, the page files are adopted into it with their
 // digests (imageset.Verified.Adopt) and the set is renamed into place. Whatever fails,
 // both directories are removed: nothing half-received stays.
@@ -39,9 +41,13 @@ type pageServer interface {
 	PageServer(ctx context.Context, conn *os.File, images, logFile string) error
 }
 
+// errBadDigests: a page transfer asked for an unknown Config.PageDigests.
+var errBadDigests = errors.New("bad request")
+
 // pagesRecv is one incoming page transfer.
 type pagesRecv struct {
 	dir    string // <sets>/.pages-<id>
+	late   bool   // digests after the restore: the files come without (FollowSizes)
 	cancel context.CancelFunc
 	done   chan struct{} // closed when files/err are set
 	files  []imageset.File
@@ -51,8 +57,16 @@ type pagesRecv struct {
 func (w *Worker) pagesDir(id string) string { return filepath.Join(w.SetsDir(), ".pages-"+id) }
 
 // ReceivePages opens a one-shot page server for set id, accepting a connection from
-// from only, and returns its HOST:PORT.
-func (w *Worker) ReceivePages(id string, from netip.Addr) (string, error) {
+// from only, and returns its HOST:PORT. digests is when the pages are hashed
+// (Config.PageDigests; empty: this worker's setting).
+func (w *Worker) ReceivePages(id string, from netip.Addr, digests string) (string, error) {
+	switch digests {
+	case "":
+		digests = w.cfg.PageDigests
+	case PageDigestsAfterRestore, PageDigestsOnArrival:
+	default:
+		return "", fmt.Errorf("worker %s: receive pages of set %s: %w: page digests %q (want %s or %s)", w.cfg.Node, id, errBadDigests, digests, PageDigestsAfterRestore, PageDigestsOnArrival)
+	}
 	ps, ok := w.p.Dumper.(pageServer)
 	if !ok {
 		return "", fmt.Errorf("worker %s: this node's dumper cannot run a page server", w.cfg.Node)
@@ -84,7 +98,7 @@ func (w *Worker) ReceivePages(id string, from netip.Addr) (string, error) {
 		return "", errors.Join(fmt.Errorf("worker %s: page server for set %s: %w", w.cfg.Node, id, err), os.RemoveAll(dir))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pagesAcceptTimeout+pagesWaitTimeout)
-	pr := &pagesRecv{dir: dir, cancel: cancel, done: make(chan struct{})}
+	pr := &pagesRecv{dir: dir, late: digests == PageDigestsAfterRestore, cancel: cancel, done: make(chan struct{})}
 	w.pagesMu.Lock()
 	if old := w.pages[id]; old != nil {
 		old.cancel()
@@ -95,7 +109,7 @@ func (w *Worker) ReceivePages(id string, from netip.Addr) (string, error) {
 	w.pages[id] = pr
 	w.pagesMu.Unlock()
 	go func() {
-		pr.files, pr.err = w.servePages(ctx, ps, ln.(*net.TCPListener), from, images, filepath.Join(dir, dump.WorkDir, "page-server.log"))
+		pr.files, pr.err = w.servePages(ctx, ps, ln.(*net.TCPListener), from, images, filepath.Join(dir, dump.WorkDir, "page-server.log"), pr.late)
 		close(pr.done)
 		<-ctx.Done() // a live stream claims it (and cancels) before; else its time is up
 		if w.takePagesIf(id, pr) {
@@ -103,13 +117,14 @@ func (w *Worker) ReceivePages(id string, from netip.Addr) (string, error) {
 			_ = os.RemoveAll(pr.dir)
 		}
 	}()
-	w.log.Info("page server open", "set", id, "addr", ln.Addr().String(), "from", from)
+	w.log.Info("page server open", "set", id, "addr", ln.Addr().String(), "from", from, "page_digests", digests)
 	return ln.Addr().String(), nil
 }
 
 // servePages accepts the dumping CRIU's connection and runs the page server on it,
-// hashing the page files while they are written.
-func (w *Worker) servePages(ctx context.Context, ps pageServer, ln *net.TCPListener, from netip.Addr, images, logFile string) ([]imageset.File, error) {
+// hashing the page files while they are written; late: only following their growth
+// (their digests stay empty, for HashLate after the restore).
+func (w *Worker) servePages(ctx context.Context, ps pageServer, ln *net.TCPListener, from netip.Addr, images, logFile string, late bool) ([]imageset.File, error) {
 	defer ln.Close()
 	_ = ln.SetDeadline(time.Now().Add(pagesAcceptTimeout))
 	stopAccept := context.AfterFunc(ctx, func() { ln.Close() }) // dropPages: stop waiting
@@ -141,7 +156,11 @@ func (w *Worker) servePages(ctx context.Context, ps pageServer, ln *net.TCPListe
 	}
 	stop := make(chan struct{})
 	followed := make(chan map[string]imageset.File, 1)
-	go func() { followed <- dump.Follow(images, stop) }()
+	follow := dump.Follow
+	if late {
+		follow = dump.FollowSizes
+	}
+	go func() { followed <- follow(images, stop) }()
 	err = ps.PageServer(ctx, f, images, logFile)
 	close(stop)
 	known := <-followed

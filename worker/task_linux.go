@@ -81,13 +81,18 @@ func (w *Worker) placer() (taskPlacer, error) {
 
 // verifiedSet checks every file of set setID (the stat-only recheck for a set hashed as
 // it arrived), as Restore does.
-func (w *Worker) verifiedSet(setID string) (imageset.Verified, error) {
+func (w *Worker) verifiedSet(ctx context.Context, setID string) (imageset.Verified, error) {
 	set, err := w.setPath(setID)
 	if err != nil {
 		return imageset.Verified{}, err
 	}
 	if _, err := os.Stat(set); err != nil {
 		return imageset.Verified{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
+	}
+	if !w.holdsReceived(setID) {
+		if err := w.awaitHash(ctx, setID); err != nil {
+			return imageset.Verified{}, fmt.Errorf("worker %s: refusing to place set %s: %w", w.cfg.Node, setID, err)
+		}
 	}
 	w.recvMu.Lock()
 	cached, ok := w.verified[setID]
@@ -113,7 +118,7 @@ func (w *Worker) PlaceTask(ctx context.Context, setID string, o TaskOptions) (Ta
 	if err != nil {
 		return TaskPlacement{}, err
 	}
-	v, err := w.verifiedSet(setID)
+	v, err := w.verifiedSet(ctx, setID)
 	if err != nil {
 		return TaskPlacement{}, err
 	}

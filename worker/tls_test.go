@@ -162,6 +162,9 @@ func TestTLSKeepsThePageServerModes(t *testing.T) {
 	if _, err := c.DumpInto(ctx, "web", "mig.web", b.w.Addr()); err != nil {
 		t.Fatalf("DumpInto between TLS workers: %v", err)
 	}
+	if err := b.w.AwaitDigests(ctx, "mig.web"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig.web")); err != nil {
 		t.Fatalf("set on the target: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func (w *Worker) handler() http.Handler {
 			http.Error(rw, "bad remote address "+r.RemoteAddr, http.StatusBadRequest)
 			return
 		}
-		addr, err := w.ReceivePages(r.PathValue("id"), from.Addr())
+		addr, err := w.ReceivePages(r.PathValue("id"), from.Addr(), r.URL.Query().Get("digests"))
 		if err != nil {
 			http.Error(rw, err.Error(), transferStatus(err))
 			return
@@ -78,7 +79,7 @@ func (w *Worker) handler() http.Handler {
 // while it arrived, 500 otherwise.
 func transferStatus(err error) int {
 	switch {
-	case errors.Is(err, imageset.ErrChecksum), errors.Is(err, imageset.ErrMissing), errors.Is(err, imageset.ErrManifest), errors.Is(err, ErrBadSetID):
+	case errors.Is(err, imageset.ErrChecksum), errors.Is(err, imageset.ErrMissing), errors.Is(err, imageset.ErrManifest), errors.Is(err, ErrBadSetID), errors.Is(err, errBadDigests):
 		return http.StatusBadRequest
 	case errors.Is(err, os.ErrExist):
 		return http.StatusConflict
@@ -135,6 +136,9 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 	w.log.Info("image set received", "set", id, "bytes", v.Manifest().TotalBytes(), "seconds", time.Since(start).Seconds(), "sync_s", time.Since(tSync).Seconds())
 	v = v.Moved(final)
 	w.remember(id, v)
+	if v.Unhashed() {
+		w.scheduleHash(id, v) // latehash_linux.go
+	}
 	return v, nil
 }
 
@@ -223,6 +227,9 @@ func (w *Worker) keepArrived(id string, a *arriving, tmp, final string) error {
 func (w *Worker) Send(ctx context.Context, id, addr string) (SendResult, error) {
 	set, err := w.setPath(id)
 	if err != nil {
+		return SendResult{}, err
+	}
+	if err := w.awaitHash(ctx, id); err != nil { // the receiver checks every digest
 		return SendResult{}, err
 	}
 	local, err := imageset.ReadManifest(set)
@@ -470,7 +477,7 @@ func (w *Worker) dumpInto(ctx context.Context, name, setID, addr string, opts du
 		return nil, fmt.Errorf("worker %s: this node's dumper cannot dump into another node", w.cfg.Node)
 	}
 	start := time.Now()
-	psAddr, err := openPages(ctx, w.peer, addr, setID)
+	psAddr, err := openPages(ctx, w.peer, addr, setID, "") // the target's setting
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}
@@ -521,7 +528,9 @@ func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opt
 		return nil, err
 	}
 	start := time.Now()
-	psAddr, err := openPages(ctx, w.peer, addr, setID)
+	// Hashed on arrival: the manifest read back below goes into the snapshot's record,
+	// which needs every digest when the migration commits, before the restore.
+	psAddr, err := openPages(ctx, w.peer, addr, setID, PageDigestsOnArrival)
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}
@@ -656,9 +665,14 @@ func (w *Worker) renewHolds(c container.Ref, lock bool, first time.Time, interva
 	}
 }
 
-// openPages asks the worker at addr to open a page server for set id.
-func openPages(ctx context.Context, p peer, addr, id string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(addr, setsPath+id+"/pages"), nil)
+// openPages asks the worker at addr to open a page server for set id, hashing the
+// pages when digests says (Config.PageDigests; empty: as that worker is configured).
+func openPages(ctx context.Context, p peer, addr, id, digests string) (string, error) {
+	u := p.url(addr, setsPath+id+"/pages")
+	if digests != "" {
+		u += "?digests=" + url.QueryEscape(digests)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return "", err
 	}

@@ -123,6 +123,10 @@ type Worker struct {
 	tasks    taskWatches                  // swarm-task placements (task_linux.go)
 	verified map[string]imageset.Verified // sets hashed as they were written here, by set ID
 	incoming map[string]*arriving         // sets being received, by set ID (transfer.go)
+	hashes   map[string]*lateHash         // received sets whose pages are hashed later, by set ID (latehash_linux.go)
+
+	bg     context.Context // ends with Close: background work (latehash_linux.go)
+	bgStop context.CancelFunc
 
 	pagesMu sync.Mutex
 	pages   map[string]*pagesRecv // page servers of incoming DumpInto sets, by set ID
@@ -164,6 +168,7 @@ func New(cfg Config, p Parts) (*Worker, error) {
 	w := &Worker{cfg: cfg, p: p, log: cfg.Log.With("component", "worker", "node", cfg.Node),
 		journal: watchdog.Journal{Dir: cfg.JournalDir}}
 	w.peer = newPeer(cfg.TLS.client(), cfg.Token)
+	w.bg, w.bgStop = context.WithCancel(context.Background())
 	w.rel = watchdog.Releaser{Lock: p.Locker, Freeze: p.Freezer, Owns: p.Owns, Log: w.log}
 	if self, err := watchdog.Self(); err != nil {
 		w.log.Warn("cannot identify this process for the watchdog; if this worker dies, its holds last until their deadline", "err", err)
@@ -285,6 +290,7 @@ func (w *Worker) Addr() string { return w.addr }
 // Close stops the transfer endpoint. Holds stay journaled; the watchdog keeps running.
 func (w *Worker) Close() error {
 	w.xl.stop()
+	w.bgStop()
 	if w.srv == nil {
 		return nil
 	}
@@ -707,6 +713,14 @@ func (w *Worker) Restore(ctx context.Context, setID string, opts RestoreOptions)
 	if _, err := os.Stat(set); err != nil {
 		return container.Ref{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
 	}
+	// A direct transfer's pages are hashed once this restore ran (latehash_linux.go);
+	// a restore that is not the first after the transfer waits for that hash.
+	defer w.hashAfterRestore(setID)
+	if !w.holdsReceived(setID) {
+		if err := w.awaitHash(ctx, setID); err != nil {
+			return container.Ref{}, fmt.Errorf("worker %s: refusing to restore set %s: %w", w.cfg.Node, setID, err)
+		}
+	}
 	// Sets received by this worker were hashed while they streamed in: Recheck accepts
 	// them if no file changed since (stat only); anything else is re-hashed in full.
 	w.recvMu.Lock()
@@ -854,6 +868,7 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	// A page server opened for the set (DumpInto) closes: a dump that has not
 	// connected yet fails, and its container keeps running where it was.
 	w.dropPages(setID)
+	w.stopHash(setID) // a pending hash of its received pages ends first
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)
 	}
@@ -873,6 +888,9 @@ func (w *Worker) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	}
 	if _, err := os.Stat(set); errors.Is(err, os.ErrNotExist) {
 		return SetSockets{}, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
+	}
+	if err := w.awaitHash(ctx, setID); err != nil {
+		return SetSockets{}, err
 	}
 	m, err := imageset.Verify(set)
 	if err != nil {
@@ -933,6 +951,15 @@ func (w *Worker) RemoveContainer(ctx context.Context, name string) error {
 	_ = w.unhold(ref, true, true)
 	w.log.Info("container removed", "container", name)
 	return nil
+}
+
+// holdsReceived tells whether this worker holds set setID as it hashed (or received)
+// it (remember), not yet consumed by a restore.
+func (w *Worker) holdsReceived(setID string) bool {
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	_, ok := w.verified[setID]
+	return ok
 }
 
 // remember caches a set hashed as it was written on this node (dumped or received).

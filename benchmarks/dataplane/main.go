@@ -8,6 +8,8 @@
 //	BENCH migrate size_mib=N mode=cold-streamed downtime_s=.. dump_s=.. criu_s=.. restore_s=.. worker_rss_mib=..
 //	BENCH migrate size_mib=N mode=cold-streamed-tls ... (the same between workers with TLS;
 //	                                      cold-direct-tls likewise, CRIU's TLS for the pages)
+//	BENCH migrate size_mib=N mode=cold-direct-arrival ... (cold-direct between workers that hash
+//	                                      the received pages on arrival, not after the restore)
 //	BENCH migrate size_mib=N mode=post-copy downtime_s=.. total_s=.. vs_cold=..
 //	BENCH migrate-product size_mib=N copy=MODE downtime_s=.. vs_docker_path=..x vs_raw=.. (--cases product, --lab; product.go)
 //	BENCH summary target=NAME size_mib=N value=.. want=.. met=yes|no|not-measured (the targets, at the end)
@@ -22,7 +24,7 @@
 //	BENCH migrate-summary size_mib=N mode=M reps=K downtime_min_s=.. downtime_median_s=.. downtime_max_s=..
 //
 // Usage: go run ./benchmarks/dataplane --swarmckpt BIN --node SOCK --node SOCK [--sizes 64,256,1024]
-// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls,product]
+// [--cases dump,restore,cold,cold-streamed,cold-direct,post-copy,cold-streamed-tls,cold-direct-tls,cold-direct-arrival,product]
 // [--reps K] [--logs DIR] [--lab NAME --workloads DIR --dptest BIN]
 package main
 
@@ -71,7 +73,7 @@ func main() {
 	bin := flag.String("swarmckpt", "", "swarmckpt binary (runs the workers)")
 	sizes := flag.String("sizes", "64,256,1024", "container memory sizes in MiB")
 	image := flag.String("image", "swarmckpt/dptest:dev", "image with a memhog mode: IMAGE memhog MIB")
-	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy,product", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls, product: needs --lab)")
+	cases := flag.String("cases", "dump,restore,cold,cold-streamed,cold-direct,post-copy,product", "cases to run (comma separated; also cold-streamed-tls, cold-direct-tls, cold-direct-arrival, product: needs --lab)")
 	flag.StringVar(&logDir, "logs", "", "keep the workers' logs in this directory")
 	reps := flag.Int("reps", 1, "run every case this many times (migration modes interleaved) and print min/median/max summary lines")
 	flag.Var(&socks, "node", "Docker socket of a lab node (twice)")
@@ -147,6 +149,16 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 	// cold-streamed-tls, cold-direct-tls: the same migrations as cold-streamed and
 	// cold-direct, between a second pair of workers (on the same nodes) that run with
 	// TLS: the price of encrypting the stream (Go's TLS), or the pages (CRIU's TLS).
+	// cold-direct-arrival: cold-direct between a second pair of workers that hash the
+	// received pages while their page server writes them (worker --page-digests
+	// on-arrival), where the default hashes them after the restore.
+	var arrival pair
+	if want["cold-direct-arrival"] {
+		if arrival, err = startPair(bin, nodes, "bench-arr", tokenFile, token, "--page-digests", "on-arrival"); err != nil {
+			return err
+		}
+		defer arrival.stop()
+	}
 	var withTLS pair
 	if want["cold-streamed-tls"] || want["cold-direct-tls"] {
 		if withTLS, err = startTLSPair(bin, nodes, tokDir, tokenFile, token); err != nil {
@@ -397,10 +409,29 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			// migrate (cold-direct): DumpInto on node 1: CRIU sends the pages straight to a
 			// page server of node 2's worker (no copy written on node 1), the other images
 			// follow, node 2 hashes the pages as they arrive; then restore on node 2.
+			// cold-direct and cold-direct-arrival (its pages hashed on arrival): the pair
+			// in alternating order (even repetitions arrival first), so that neither
+			// always meets the memory the case before it left.
+			direct := []func() error{}
 			if want["cold-direct"] {
-				if err := oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, sfx), false, plain, func(name string) (*imageset.Manifest, error) {
-					return a.DumpInto(ctx, name, name, bi.Addr)
-				}); err != nil {
+				direct = append(direct, func() error {
+					return oneCallMigration("cold-direct", fmt.Sprintf("bench-dir-%d-%s", mib, sfx), false, plain, func(name string) (*imageset.Manifest, error) {
+						return a.DumpInto(ctx, name, name, bi.Addr)
+					})
+				})
+			}
+			if want["cold-direct-arrival"] {
+				direct = append(direct, func() error {
+					return oneCallMigration("cold-direct-arrival", fmt.Sprintf("bench-darr-%d-%s", mib, sfx), false, arrival, func(name string) (*imageset.Manifest, error) {
+						return arrival.a.DumpInto(ctx, name, name, arrival.bAddr)
+					})
+				})
+			}
+			if r%2 == 1 {
+				slices.Reverse(direct)
+			}
+			for _, f := range direct {
+				if err := f(); err != nil {
 					return err
 				}
 			}
@@ -458,7 +489,7 @@ func run(bin string, socks []string, sizes, image, cases string, reps int) error
 			}
 		}
 		if reps > 1 {
-			for _, mode := range []string{"cold", "cold-streamed", "cold-streamed-tls", "cold-direct", "cold-direct-tls", "post-copy"} {
+			for _, mode := range []string{"cold", "cold-streamed", "cold-streamed-tls", "cold-direct", "cold-direct-arrival", "cold-direct-tls", "post-copy"} {
 				if d := downtimes[mode]; len(d) > 0 {
 					extra := ""
 					if t := totals[mode]; len(t) > 0 {
@@ -613,6 +644,38 @@ type pair struct {
 	bAddr string
 	pids  []int
 	stop  func()
+}
+
+// startPair starts a worker on each node named prefix-1, prefix-2, with extra flags.
+func startPair(bin string, nodes []node, prefix, tokenFile, token string, extra ...string) (pair, error) {
+	var p pair
+	var stops []func()
+	p.stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for i, n := range nodes[:2] {
+		c, pid, stop, err := startWorker(bin, n, fmt.Sprintf("%s-%d", prefix, i+1), tokenFile, token, extra...)
+		if err != nil {
+			p.stop()
+			return p, err
+		}
+		stops = append(stops, stop)
+		p.pids = append(p.pids, pid)
+		if i == 0 {
+			p.a = c
+		} else {
+			p.b = c
+		}
+	}
+	bi, err := p.b.Info(context.Background())
+	if err != nil {
+		p.stop()
+		return p, err
+	}
+	p.bAddr = bi.Addr
+	return p, nil
 }
 
 // startTLSPair starts a worker with TLS on each node (certificates by worker tls-init

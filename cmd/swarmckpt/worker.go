@@ -78,6 +78,7 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 	tlsCA := fs.String("tls-ca", "", "with --tls-cert and --tls-key: serve HTTPS and reach other workers over HTTPS verified by this CA (the cluster's)")
 	tlsCert := fs.String("tls-cert", "", "this node's certificate (SANs: the addresses others dial), signed by --tls-ca")
 	tlsKey := fs.String("tls-key", "", "this node's private key (mode 0600); the certificate and key are read again when their files change (rotation without a restart)")
+	pageDigests := fs.String("page-digests", worker.PageDigestsAfterRestore, "when the pages a direct transfer's page server receives here are hashed: after-restore (in the background once the restore ran; the set is unverified until then) or on-arrival (while they arrive, on the migration's critical path)")
 	noTLS := fs.Bool("insecure-no-tls", false, "serve plain HTTP: image sets (process memory, secrets included) cross the network in clear (one-host labs and tests only)")
 	var df daemonFlags
 	df.register(fs, true)
@@ -123,6 +124,10 @@ func runWorker(ctx context.Context, c *cli, args []string) error {
 		cfg.TLS = tl
 	}
 	cfg.DockerHost, cfg.ExecRoot, cfg.DataRoot, cfg.Listen, cfg.MaxHold = *host, *execRoot, *dataRoot, *listen, *maxHold
+	if *pageDigests != worker.PageDigestsAfterRestore && *pageDigests != worker.PageDigestsOnArrival {
+		return usagef("--page-digests %q: use %s or %s", *pageDigests, worker.PageDigestsAfterRestore, worker.PageDigestsOnArrival)
+	}
+	cfg.PageDigests = *pageDigests
 	if *journal != "" {
 		cfg.JournalDir = *journal
 	}

@@ -31,6 +31,9 @@ type follower struct {
 	// its target node, imageset.WritebackEvery says why; a local dump: the set is
 	// fsynced before it is reported durable, imageset.Sync).
 	writeback bool
+	// sizesOnly: the files are not read, only their growth is followed (for the
+	// write-out); FollowSizes.
+	sizesOnly bool
 }
 
 type followed struct {
@@ -86,6 +89,15 @@ func (fl *follower) pass() {
 		if x.bad {
 			continue
 		}
+		if fl.sizesOnly {
+			if fi, err := x.f.Stat(); err != nil {
+				x.bad = true
+			} else if d := fi.Size() - x.off; d > 0 {
+				x.off += d
+				x.wb.Wrote(d)
+			}
+			continue
+		}
 		for {
 			n, err := x.f.ReadAt(fl.buf, x.off)
 			if n > 0 {
@@ -113,6 +125,18 @@ func (fl *follower) pass() {
 func Follow(dir string, stop <-chan struct{}) map[string]imageset.File {
 	fl := newFollower(dir, nil)
 	fl.writeback = true
+	known, _ := fl.run(stop, 2*time.Millisecond)
+	return known
+}
+
+// FollowSizes is Follow without reading: it starts the disk write-out of the memory
+// page files of dir as they grow, until stop is closed, and returns the files it saw
+// with their sizes and no digest (SHA256 empty), for a receiver that hashes them later
+// (imageset.HashLate). imageset.SealKnown keeps such an entry (empty digest) where the
+// size still matches and hashes every other file.
+func FollowSizes(dir string, stop <-chan struct{}) map[string]imageset.File {
+	fl := newFollower(dir, nil)
+	fl.writeback, fl.sizesOnly = true, true
 	known, _ := fl.run(stop, 2*time.Millisecond)
 	return known
 }
@@ -147,7 +171,11 @@ func (fl *follower) result() (map[string]imageset.File, map[string]bool) {
 		if now, err := os.Stat(filepath.Join(fl.dir, name)); err != nil || !os.SameFile(fi, now) {
 			continue
 		}
-		out[name] = imageset.File{Name: name, Size: x.off, SHA256: hex.EncodeToString(x.h.Sum(nil))}
+		f := imageset.File{Name: name, Size: x.off}
+		if !fl.sizesOnly {
+			f.SHA256 = hex.EncodeToString(x.h.Sum(nil))
+		}
+		out[name] = f
 	}
 	return out, streamed
 }

@@ -37,6 +37,9 @@ var (
 	ErrMissing = errors.New("imageset: file set differs from manifest")
 	// ErrManifest: the manifest is absent, unreadable or of an unknown version.
 	ErrManifest = errors.New("imageset: bad manifest")
+	// ErrUnhashed: the set's memory pages, received from a direct transfer, have not
+	// been hashed yet (Manifest.PagesUnhashed), so nothing can verify them.
+	ErrUnhashed = errors.New("imageset: the memory pages of this set were received by a direct transfer and have not been hashed yet (the receiving worker hashes them after the restore; if it ended before that, the set cannot be verified: restore from another snapshot)")
 )
 
 // File is one image file of the set.
@@ -75,6 +78,14 @@ type Manifest struct {
 	// dumping CRIU (its page server wrote them; Worker.DumpInto) and computed their
 	// digests: the source never wrote them to its disk.
 	PagesReceivedBy string `json:"pagesReceivedBy,omitempty"`
+	// PagesUnhashed: the memory page files PagesReceivedBy received have no digest yet
+	// (their SHA256 is empty). A direct transfer's receiver may hash them after the
+	// restore that follows it, off the critical path (HashLate), and then rewrites this
+	// manifest with the digests and without this mark. Until then the set is not
+	// verified: Verify refuses it (ErrUnhashed), and so does every restore but the one
+	// the receiving worker process itself trusts as received. A set whose worker ended
+	// before its hash finished keeps the mark: it is never trusted silently.
+	PagesUnhashed bool `json:"pagesUnhashed,omitempty"`
 	// Rootfs says what the set carries of the container's writable layer (the tar
 	// images/rootfs-diff.tar, package rootfsdiff); nil in sets written before it
 	// existed and in sets of fakes.
@@ -191,10 +202,12 @@ func Seal(set string, m *Manifest) error { return SealKnown(set, m, nil) }
 
 // SealKnown is Seal reusing digests computed while the files were written (known, by
 // name relative to images/): a known entry is used only if its size is the file's size
-// now; every other file is hashed.
+// now; every other file is hashed. A known entry without a digest (dump.FollowSizes)
+// stays without one, and m is then marked PagesUnhashed (HashLate computes them).
 func SealKnown(set string, m *Manifest, known map[string]File) error {
 	m.Version = Version
 	m.Files = m.Files[:0]
+	m.PagesUnhashed = false
 	root := ImagesPath(set)
 	if err := os.Chmod(set, DirMode); err != nil {
 		return fmt.Errorf("imageset: seal %s: %w", set, err)
@@ -217,6 +230,7 @@ func SealKnown(set string, m *Manifest, known map[string]File) error {
 		if k, ok := known[name]; ok {
 			if fi, err := d.Info(); err == nil && fi.Size() == k.Size {
 				m.Files = append(m.Files, File{Name: name, Size: k.Size, SHA256: k.SHA256})
+				m.PagesUnhashed = m.PagesUnhashed || k.SHA256 == ""
 				return nil
 			}
 		}
@@ -273,7 +287,8 @@ func DecodeManifest(r io.Reader) (*Manifest, error) {
 		if err := CheckName(f.Name); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrManifest, err)
 		}
-		if len(f.SHA256) != 64 || f.Size < 0 {
+		unhashed := f.SHA256 == "" && m.PagesUnhashed // Verify refuses the set (ErrUnhashed)
+		if (len(f.SHA256) != 64 && !unhashed) || f.Size < 0 {
 			return nil, fmt.Errorf("%w: file %q has no valid sha256/size", ErrManifest, f.Name)
 		}
 		if i > 0 && m.Files[i-1].Name >= f.Name {
@@ -302,6 +317,9 @@ func Verify(set string) (*Manifest, error) {
 	m, err := ReadManifest(set)
 	if err != nil {
 		return nil, fmt.Errorf("imageset: verify %s: %w", set, err)
+	}
+	if m.PagesUnhashed {
+		return nil, fmt.Errorf("imageset: verify %s (container %.12s): %w", set, m.ContainerID, ErrUnhashed)
 	}
 	root := ImagesPath(set)
 	seen := 0

@@ -117,8 +117,9 @@ func Sealed(dir string, m *Manifest) (Verified, error) {
 }
 
 // Adopt moves files — image files under from (names relative to it), whose digests were
-// computed on this node as they were written — into v's images, adds them to v's
-// manifest with PagesReceivedBy set to by, and rewrites manifest.json. A name v
+// computed on this node as they were written, or left empty to be computed later
+// (HashLate: the manifest is then marked PagesUnhashed) — into v's images, adds them to
+// v's manifest with PagesReceivedBy set to by, and rewrites manifest.json. A name v
 // already holds, or a file whose size is not the one given, is refused (ErrChecksum /
 // ErrManifest) and v is left as it was but for the files already moved.
 func (v Verified) Adopt(from string, files []File, by string) (Verified, error) {
@@ -155,6 +156,9 @@ func (v Verified) Adopt(from string, files []File, by string) (Verified, error) 
 		}
 		stamps[f.Name] = stampOf(fi)
 		m.Files = append(m.Files, f)
+		if f.SHA256 == "" {
+			m.PagesUnhashed = true
+		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
 	m.PagesReceivedBy = by

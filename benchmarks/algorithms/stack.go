@@ -38,7 +38,9 @@ func Compose(s Shape, sub int) string {
 	case "idle":
 		holders := s.N - s.Idle
 		svc("holder", "swarmckpt/bank:dev", fmt.Sprintf(`"holder", "--count", "%d", "--service", "holder", "--initial", "1000", "--interval", "20ms", "--listen", ":9000", "--http", ":8080"`, holders), holders, "")
-		svc("idle", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0", "--listen", ":8080"`, s.BigMiB), s.Idle, "")
+		// Idle: no rewrite, no progress log (a log line every 10 s is CPU time, which
+		// makes a container changed for minimal).
+		svc("idle", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0", "--progress", "0", "--listen", ":8080"`, s.BigMiB), s.Idle, "")
 	case "memhog":
 		svc("memhog", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0.05", "--listen", ":8080"`, s.BigMiB), s.N, "")
 	case "echo":

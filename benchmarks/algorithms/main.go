@@ -25,7 +25,7 @@ func main() {
 	labName := flag.String("lab", "benchalgo", "name of the lab (up, with its daemons: swarmckpt lab up --name NAME)")
 	images := flag.String("images", "build/workloads", "directory of the workload image tars")
 	reps := flag.Int("reps", 3, "repetitions of every method on every shape (methods rotated within each)")
-	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones)")
+	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones); idle alone writes only idle.json and idle.md")
 	quick := flag.Bool("quick", false, "quick mode: one repetition of the small shapes (bank-5, scale-3)")
 	out := flag.String("out", "benchmarks/algorithms", "directory for results.json, results.csv and the plots")
 	replot := flag.String("replot", "", "only redo the summary, CSV, plots and the simulator's calibration and comparison from this results.json (no lab; the NATS latency measured with the run is reused)")

@@ -1,8 +1,10 @@
 package coordinator_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
+	"github.com/swarmckpt/swarmckpt/worker"
+	"github.com/swarmckpt/swarmckpt/worker/activity"
 )
 
 // minimalReusesIdle: minimal on a real stack (issue 17, "Minimal must be minimal on
@@ -59,6 +63,7 @@ func (e *e2e) minimalReusesIdle(t *testing.T) {
 		return out
 	}
 	first := snap("idle-min-0")
+	e.perConnectionCounters(t, byService(first))
 	var prev, reused *store.Manifest = first, nil
 	for i := 1; i <= 3 && reused == nil; i++ {
 		m := snap(fmt.Sprintf("idle-min-%d", i))
@@ -127,4 +132,60 @@ func (e *e2e) minimalReusesIdle(t *testing.T) {
 			t.Errorf("after restore %s: %d running restored %s containers, want 1", reused.ID, n, s)
 		}
 	}
+}
+
+// perConnectionCounters: a real worker lists a container's TCP connections from its
+// network namespace (netlink sock_diag), each with its own counters: the echo client's
+// connection to the server (its address, port 7000) carries bytes, the idle container
+// has no connection (a listener is none), and the server lists the same connection
+// from its end.
+func (e *e2e) perConnectionCounters(t *testing.T, cs map[string]store.Container) {
+	token, err := worker.ReadTokenFile(e.workerToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(c store.Container) activity.Counters {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		wc := &worker.Client{Addr: e.workerAddr(c.Node), Token: token}
+		a, err := wc.Activity(ctx, c.ContainerID)
+		if err != nil {
+			t.Fatalf("activity of %s on %s: %v", c.Service, c.Node, err)
+		}
+		return a
+	}
+	client, server, idle := cs["idle_client"], cs["idle_server"], cs["idle_idle"]
+	if len(server.IPs) == 0 {
+		t.Fatalf("the server's manifest entry has no address: %+v", server)
+	}
+	toServer := func(a activity.Counters) (activity.Conn, bool) {
+		for _, k := range a.Conns {
+			if strings.HasSuffix(k.Remote, ":7000") && slices.ContainsFunc(server.IPs, func(ip string) bool { return strings.HasPrefix(k.Remote, strings.Split(ip, "/")[0]+":") }) {
+				return k, true
+			}
+		}
+		return activity.Conn{}, false
+	}
+	a := read(client)
+	k0, ok := toServer(a)
+	if !ok {
+		t.Fatalf("the echo client's connections %+v list none to the server (%v, port 7000)", a.Conns, server.IPs)
+	}
+	var k1 activity.Conn
+	waitFor(t, "the echo client's connection to carry more bytes", func() bool {
+		k1, ok = toServer(read(client))
+		return ok && k1.Local == k0.Local && k1.Sent > k0.Sent && k1.Received > k0.Received
+	})
+	var back bool
+	for _, k := range read(server).Conns {
+		back = back || (k.Local == k1.Remote && k.Remote == k1.Local)
+	}
+	if !back {
+		t.Errorf("the server does not list its end of %s-%s", k1.Local, k1.Remote)
+	}
+	if ic := read(idle); len(ic.Conns) != 0 {
+		t.Errorf("the idle container lists connections: %+v", ic.Conns)
+	}
+	t.Logf("echo client -> server: %s-%s sent %d -> %d received %d -> %d bytes", k0.Local, k0.Remote, k0.Sent, k1.Sent, k0.Received, k1.Received)
 }

@@ -27,7 +27,8 @@ func TestMinimalReusesIdleContainersAcrossSnapshots(t *testing.T) {
 	nodeOf := map[string]string{}
 	for _, c := range st.Containers {
 		nodeOf[c.ContainerID] = c.Node
-		e.execs[c.Node].SetActivity(c.ContainerID, activity.Counters{RxBytes: 100, TxBytes: 200})
+		e.execs[c.Node].SetActivity(c.ContainerID, activity.Counters{RxBytes: 100, TxBytes: 200, CPUNanos: 5,
+			Conns: []activity.Conn{{Local: "10.0.0.2:40000", Remote: "10.0.0.3:9000", Sent: 200, Received: 100}}})
 	}
 	snap := func(id string) *store.Manifest {
 		t.Helper()
@@ -92,7 +93,8 @@ func TestMinimalReusesIdleContainersAcrossSnapshots(t *testing.T) {
 	})
 	before := dumps()
 	// Only ctr1 carries traffic between the two snapshots.
-	e.execs[nodeOf["ctr1"]].SetActivity("ctr1", activity.Counters{RxBytes: 150, TxBytes: 260})
+	e.execs[nodeOf["ctr1"]].SetActivity("ctr1", activity.Counters{RxBytes: 150, TxBytes: 260, CPUNanos: 5,
+		Conns: []activity.Conn{{Local: "10.0.0.2:40000", Remote: "10.0.0.3:9000", Sent: 260, Received: 150}}})
 	m2 := snap("m2")
 	after := dumps()
 	for id := range nodeOf {

@@ -52,15 +52,25 @@ type Dump struct {
 // this end has written to the peer (Sent) and bytes it has received from the peer
 // (Received), counted since the connection opened.
 //
+// Peer is the peer container's id (the algorithms' simulated containers), or, from a
+// real worker, which counts each TCP socket of the container's network namespace
+// (netlink sock_diag), the remote address and port ("10.0.1.6:9000"), with Local the
+// socket's own ("10.0.1.5:41234"): a worker does not know which container an address
+// belongs to. Such a socket's Sent counts every byte the application wrote (acked or
+// still queued), Received every byte that arrived (read or not).
+//
 // A worker that cannot tell connections apart reports aggregate counters instead: one
 // with Peer AllPeers, the bytes of every connection of the container together (its
 // network interfaces' counters: equal ones mean no connection carried a byte in
-// between), and one with Peer CPUTime whose Sent is the CPU time (ns) the container
-// used so far.
+// between). A real worker adds one with Peer CPUTime whose Sent is the CPU time (ns)
+// the container used so far, to either kind.
 type ConnCounter struct {
 	Peer     string `json:"peer"`
 	Sent     uint64 `json:"sent"`
 	Received uint64 `json:"received"`
+	// Local is this end's address and port of a socket counted by a real worker ("" in
+	// counters per peer container and in the aggregate ones).
+	Local string `json:"local,omitempty"`
 }
 
 // Peers of the aggregate ConnCounters (see ConnCounter).

@@ -62,7 +62,8 @@ func fakeRoles(f *worker.Fake) workertest.Node {
 	return workertest.Node{Name: f.Node, Roles: f.Roles(), Addr: f.TransferAddr,
 		Container: func(*testing.T) string {
 			name := fmt.Sprintf("ctr%d", ctrSeq.Add(1))
-			f.SetActivity(name, activity.Counters{RxBytes: 1, TxBytes: 2, CPUNanos: 7})
+			f.SetActivity(name, activity.Counters{RxBytes: 1, TxBytes: 2, CPUNanos: 7,
+				Conns: []activity.Conn{{Local: "10.99.0.2:40000", Remote: "10.99.0.3:9000", Sent: 2, Received: 1}}})
 			return name
 		},
 		HoldStop:     func(_ *testing.T, ctr, sig string) bool { return f.HoldStop(ctr, sig) },
@@ -101,7 +102,8 @@ func realNode(t *testing.T, name string, overHTTP bool) workertest.Node {
 				return worker.RuncState{Pid: ref.Pid, Status: "running"}, err
 			}
 			p.Activity = func(pid int) (activity.Counters, error) {
-				return activity.Counters{RxBytes: uint64(pid), TxBytes: 2 * uint64(pid), CPUNanos: 7}, nil
+				return activity.Counters{RxBytes: uint64(pid), TxBytes: 2 * uint64(pid), CPUNanos: 7,
+					Conns: []activity.Conn{{Local: "10.99.0.2:40000", Remote: "10.99.0.3:9000", Sent: 2 * uint64(pid), Received: uint64(pid)}}}, nil
 			}
 		})
 	drainDir := filepath.Join(dataRoot, ociwrap.AreaDir, ociwrap.DrainDir)

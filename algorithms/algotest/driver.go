@@ -109,6 +109,8 @@ type Driver struct {
 	Errors []string
 
 	log *strings.Builder
+
+	socks sockets // ReportSockets (sockets.go)
 }
 
 // NewDriver builds a driver with a fresh coordinator and one container role per container.
@@ -358,6 +360,9 @@ func (d *Driver) action(who string, a algorithms.Action) (protocol.Envelope, boo
 			stats = &protocol.DumpStats{Conns: rec.Conns, ReusedFrom: rec.ReusedFrom}
 			if a.ReuseFrom == "" {
 				stats.ImageBytes = 4096
+				stats.Conns = d.reported(c)
+			} else if d.socks.on {
+				stats.Conns = nil // a real worker reads no counters for a reused set
 			}
 		}
 	default:
@@ -365,7 +370,7 @@ func (d *Driver) action(who string, a algorithms.Action) (protocol.Envelope, boo
 		return protocol.Envelope{}, false
 	}
 	d.logf("%s: %s", a.Container, desc)
-	d.net = append(d.net, inflight{m: algorithms.Done(a, err, d.counters(c), stats), local: true})
+	d.net = append(d.net, inflight{m: algorithms.Done(a, err, d.reported(c), stats), local: true})
 	return protocol.Envelope{}, false
 }
 

@@ -29,6 +29,9 @@ import (
 //	deliver [n=N]         deliver the N oldest messages (default 1)
 //	tick [n=N]            tick every machine N times (default 1)
 //	traffic from=A to=B bytes=N   A's application writes N bytes to B
+//	counters kind=sockets report counters as a real worker does: per socket, and CPU time
+//	connect from=A to=B   (kind=sockets) A opens one more connection to B, no bytes on it
+//	run id=C              (kind=sockets) C runs 1 ms of CPU time, no traffic
 //	drop to=ADDR          drop every in-flight message to ADDR (coordinator or container id)
 //	dup                   duplicate every in-flight message
 //	reverse               reverse the order of the in-flight messages
@@ -230,6 +233,22 @@ func (s *scriptRun) exec(c *scriptCase) string {
 		b, _ := strconv.ParseUint(c.args["bytes"], 10, 64)
 		if !s.d.Traffic(c.args["from"], c.args["to"], b) {
 			return "not sent: sender frozen or no such connection"
+		}
+		return ""
+	case "counters":
+		if c.args["kind"] != "sockets" {
+			return "error: counters kind=sockets is the only kind to switch to"
+		}
+		s.d.ReportSockets()
+		return ""
+	case "connect":
+		if !s.d.Connect(c.args["from"], c.args["to"]) {
+			return "not connected: no such peer, or counters are not per socket"
+		}
+		return ""
+	case "run":
+		if !s.d.Run(c.args["id"]) {
+			return "not run: no such container, frozen, or counters are not per socket"
 		}
 		return ""
 	case "drop":

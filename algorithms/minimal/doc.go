@@ -23,9 +23,13 @@
 // and for p->c, c's received in the base image <= p's sent then <= p's sent now. Only
 // dirty containers pay a dump; everyone pays one lock round trip.
 //
-// A real worker reports aggregate counters instead of per-connection ones (Peer
-// protocol.AllPeers: the bytes of all its interfaces; protocol.CPUTime: the CPU time
-// it used): a clean container then also ran no instruction since its base reading.
+// A real worker does not know which container is at a socket's other end: it reports
+// one counter per TCP socket of the container (ConnCounter.Local set, Peer the remote
+// address) and the CPU time it used (Peer protocol.CPUTime), an older worker aggregate
+// counters (Peer protocol.AllPeers: the bytes of all its interfaces) and the CPU time.
+// Such a container is clean when its counters equal its base's one for one: the same
+// connections, none of which moved a byte, and no instruction run since its base
+// reading.
 // The coordinator service continues the role across a stack's snapshots from the
 // last committed record (ContinueCoordinator, algorithms.Continuer), so the bases
 // survive a coordinator restart (docs/algorithms.md "minimal on a real stack").

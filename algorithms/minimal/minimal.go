@@ -1,10 +1,10 @@
 package minimal
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
@@ -223,23 +223,28 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 	return nil
 }
 
+// sorted returns cs sorted by peer, then local address (a real worker's sockets).
 func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
 	out := slices.Clone(cs)
-	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	slices.SortFunc(out, func(a, b protocol.ConnCounter) int {
+		return cmp.Or(cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.Local, b.Local))
+	})
 	return out
 }
 
 // clean reports whether container id carried no byte since its base image: either
-// one counter per peer, each equal to the base's, or the aggregate counters of a real
-// worker (protocol.AllPeers: every connection together, its interfaces' counters;
-// protocol.CPUTime: the CPU time it used) equal to the base's.
+// one counter per peer container, each equal to the base's, or a real worker's
+// counters, equal to the base's one for one: one per TCP socket (Local set: the same
+// sockets, none of which moved a byte), the aggregate ones of an older worker
+// (protocol.AllPeers: every connection together, its interfaces' counters), and the
+// CPU time it used (protocol.CPUTime).
 func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	b, ok := c.bases[id]
 	if !ok || len(b.Conns) != len(now) {
 		return false
 	}
 	n := sorted(now)
-	if aggregate(n) {
+	if measured(n) {
 		return slices.Equal(n, b.Conns)
 	}
 	peers := c.Containers[c.Index[id]].Peers
@@ -254,10 +259,12 @@ func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
 	return true
 }
 
-// aggregate reports whether cs are aggregate counters (see protocol.ConnCounter).
-func aggregate(cs []protocol.ConnCounter) bool {
+// measured reports whether cs are a real worker's counters (see protocol.ConnCounter):
+// per socket (Local set), aggregate (protocol.AllPeers) and the CPU time
+// (protocol.CPUTime), none per peer container.
+func measured(cs []protocol.ConnCounter) bool {
 	for _, c := range cs {
-		if c.Peer != protocol.AllPeers && c.Peer != protocol.CPUTime {
+		if c.Local == "" && c.Peer != protocol.AllPeers && c.Peer != protocol.CPUTime {
 			return false
 		}
 	}

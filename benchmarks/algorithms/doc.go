@@ -26,6 +26,12 @@
 //
 //	BENCH stack shape=mixed algorithm=chandy-lamport reps=3 total_ms_p50=.. frozen_ms_p50=.. small_frozen_ms_p50=.. big_dump_ms=.. stall_ms_max=.. vs_docker_sequential=..x vs_runc_parallel=..x
 //
+// The idle shape (5 bank holders and 3 idle memhogs) is measured apart (idle.go): only
+// the algorithms, each taking two snapshots in a row, so that minimal's second one
+// reuses the idle containers' images; it writes idle.json and idle.md (not part of
+// results.json, the plots or the calibration) and BENCH idle lines with the bytes and
+// time minimal saved and the ratios to the others' second snapshots.
+//
 // Usage (make bench-algorithms runs it through run.sh, which brings up the lab):
 //
 //	go run ./benchmarks/algorithms --swarmckpt bin/swarmckpt --lab NAME --images DIR [--reps 3] [--shapes bank-5,mixed] [--quick] [--out DIR]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -24,7 +25,7 @@ func main() {
 	labName := flag.String("lab", "benchalgo", "name of the lab (up, with its daemons: swarmckpt lab up --name NAME)")
 	images := flag.String("images", "build/workloads", "directory of the workload image tars")
 	reps := flag.Int("reps", 3, "repetitions of every method on every shape (methods rotated within each)")
-	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones)")
+	shapes := flag.String("shapes", "", "comma-separated shapes (default: all; with --quick: the small ones); idle alone writes only idle.json and idle.md")
 	quick := flag.Bool("quick", false, "quick mode: one repetition of the small shapes (bank-5, scale-3)")
 	out := flag.String("out", "benchmarks/algorithms", "directory for results.json, results.csv and the plots")
 	replot := flag.String("replot", "", "only redo the summary, CSV, plots and the simulator's calibration and comparison from this results.json (no lab; the NATS latency measured with the run is reused)")
@@ -69,10 +70,28 @@ func main() {
 		os.Exit(2)
 	}
 	r := Results{Command: strings.Join(os.Args, " "), Started: time.Now().UTC().Format(time.RFC3339), Reps: *reps, Host: host()}
-	if err := run(ctx, logf, &r, *bin, *labName, *images, *out, picked, *reps, *withPodman, *settle); err != nil {
+	ir := IdleResults{Command: r.Command, Started: r.Started, Reps: r.Reps, Host: r.Host}
+	if err := run(ctx, logf, &r, &ir, *bin, *labName, *images, *out, picked, *reps, *withPodman, *settle); err != nil {
 		logf("FAILED: %v", err)
-		_ = Save(r, *out)
+		_ = saveAll(r, ir, *out)
 		os.Exit(1)
+	}
+	if slices.ContainsFunc(picked, func(s Shape) bool { return s.Kind == "idle" }) {
+		if err := IdleReport(os.Stdout, ir, *out); err != nil {
+			logf("%v", err)
+			os.Exit(1)
+		}
+	}
+	if bad := IdleFailures(ir); *strict && len(bad) > 0 {
+		logf("FAILED (--strict): %s", strings.Join(bad, "; "))
+		os.Exit(1)
+	}
+	if !slices.ContainsFunc(picked, func(s Shape) bool { return s.Kind != "idle" }) {
+		if len(r.Failed) > 0 {
+			logf("FAILED: shapes %s (see the skipped lines)", strings.Join(r.Failed, ", "))
+			os.Exit(1)
+		}
+		return // the idle shapes alone: results.json, the plots and the simulator stay
 	}
 	if *withSim {
 		sizes := SimSizes
@@ -172,7 +191,7 @@ func host() string {
 	return fmt.Sprintf("kernel %s, criu %s, %s cores", strings.TrimSpace(string(k)), v, strings.TrimSpace(string(n)))
 }
 
-func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labName, images, out string, shapes []Shape, reps int, withPodman bool, settle time.Duration) error {
+func run(ctx context.Context, logf func(string, ...any), r *Results, ir *IdleResults, bin, labName, images, out string, shapes []Shape, reps int, withPodman bool, settle time.Duration) error {
 	p, err := lab.Load(lab.DefaultConfig().RunDir, labName)
 	if err != nil {
 		return err
@@ -188,6 +207,9 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 	b := &Bench{Bin: bin, Plan: p, Images: images, Scratch: scratch, Log: logf}
 	pm := &Podman{Images: images, Scratch: scratch, PortBase: 31000, HTTPBase: 32000, Log: logf}
 	podmanWhy := ""
+	if !slices.ContainsFunc(shapes, func(s Shape) bool { return s.Kind != "idle" }) {
+		withPodman = false // the idle shapes measure the algorithms only
+	}
 	if withPodman {
 		if podmanWhy = pm.Available(); podmanWhy == "" {
 			if err := pm.Load(ctx); err != nil {
@@ -209,18 +231,44 @@ func run(ctx context.Context, logf func(string, ...any), r *Results, bin, labNam
 		podmanFor = pm
 	}
 	for si, s := range shapes {
-		if err := runShape(ctx, logf, r, b, podmanFor, s, si, reps, stamp, settle); err != nil {
+		var err error
+		if s.Kind == "idle" {
+			err = runIdle(ctx, logf, ir, b, s, si, reps, stamp, settle)
+		} else {
+			err = runShape(ctx, logf, r, b, podmanFor, s, si, reps, stamp, settle)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("shape %s: %w", s.Name, err)
 			}
 			// Recorded, and the run goes on with the next shape.
 			logf("SHAPE FAILED: %s: %v", s.Name, err)
-			r.Skipped = append(r.Skipped, Skip{Shape: s.Name, Method: "all", Why: "shape failed: " + err.Error()})
+			skip := Skip{Shape: s.Name, Method: "all", Why: "shape failed: " + err.Error()}
+			if s.Kind == "idle" {
+				ir.Skipped = append(ir.Skipped, skip)
+			} else {
+				r.Skipped = append(r.Skipped, skip)
+			}
 			r.Failed = append(r.Failed, s.Name)
 		}
-		if err := Save(*r, out); err != nil {
+		if err := saveAll(*r, *ir, out); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// saveAll writes results.json (if any shape but the idle ones ran: a run of the idle
+// shape alone leaves the other shapes' results as they are) and idle.json (if an
+// idle shape ran).
+func saveAll(r Results, ir IdleResults, out string) error {
+	if len(r.Measurements) > 0 {
+		if err := Save(r, out); err != nil {
+			return err
+		}
+	}
+	if len(ir.Pairs) > 0 || len(ir.Skipped) > 0 {
+		return IdleReport(io.Discard, ir, out)
 	}
 	return nil
 }
@@ -290,29 +338,9 @@ func stackName(s Shape) string {
 // own turn the lab stack's containers are paused instead, so neither stack's traffic
 // competes with the other's measurement.
 func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Bench, pm *Podman, s Shape, si, reps int, stamp string, settle time.Duration) error {
-	stack := stackName(s)
-	dir, err := os.MkdirTemp(b.Scratch, "compose-")
+	stack, cs, undeploy, err := deployShape(ctx, logf, b, s, si)
+	defer undeploy()
 	if err != nil {
-		return err
-	}
-	file := filepath.Join(dir, stack+".yml")
-	if err := os.WriteFile(file, []byte(Compose(s, 60+si)), 0o600); err != nil {
-		return err
-	}
-	logf("shape %s: deploying stack %s (%d containers)", s.Name, stack, s.N)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	defer removeStack(context.WithoutCancel(ctx), logf, b, stack)
-	if err := lab.Deploy(ctx, log, b.Plan, b.Images, file, stack, 4*time.Minute); err != nil {
-		return err
-	}
-	cs, err := StackContainers(ctx, b.Plan, stack)
-	if err != nil {
-		return err
-	}
-	if len(cs) != s.N {
-		return fmt.Errorf("stack %s runs %d containers, want %d", stack, len(cs), s.N)
-	}
-	if err := WaitHealthy(ctx, cs, 3*time.Minute); err != nil {
 		return err
 	}
 	methods := LabMethods
@@ -376,6 +404,38 @@ func runShape(ctx context.Context, logf func(string, ...any), r *Results, b *Ben
 		}
 	}
 	return nil
+}
+
+// deployShape deploys shape s (the si-th of the run) on the lab, waits until it is
+// healthy and returns its stack, containers and what removes it (call it also on error).
+func deployShape(ctx context.Context, logf func(string, ...any), b *Bench, s Shape, si int) (string, []Ctr, func(), error) {
+	stack := stackName(s)
+	nothing := func() {}
+	dir, err := os.MkdirTemp(b.Scratch, "compose-")
+	if err != nil {
+		return stack, nil, nothing, err
+	}
+	file := filepath.Join(dir, stack+".yml")
+	if err := os.WriteFile(file, []byte(Compose(s, 60+si)), 0o600); err != nil {
+		return stack, nil, nothing, err
+	}
+	logf("shape %s: deploying stack %s (%d containers)", s.Name, stack, s.N)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	undeploy := func() { removeStack(context.WithoutCancel(ctx), logf, b, stack) }
+	if err := lab.Deploy(ctx, log, b.Plan, b.Images, file, stack, 4*time.Minute); err != nil {
+		return stack, nil, undeploy, err
+	}
+	cs, err := StackContainers(ctx, b.Plan, stack)
+	if err != nil {
+		return stack, nil, undeploy, err
+	}
+	if len(cs) != s.N {
+		return stack, nil, undeploy, fmt.Errorf("stack %s runs %d containers, want %d", stack, len(cs), s.N)
+	}
+	if err := WaitHealthy(ctx, cs, 3*time.Minute); err != nil {
+		return stack, nil, undeploy, err
+	}
+	return stack, cs, undeploy, nil
 }
 
 func logLine(logf func(string, ...any), m Measurement) {

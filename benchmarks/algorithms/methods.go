@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 )
 
 // Bench holds what every method needs.
@@ -34,6 +35,14 @@ func (b *Bench) env() []string {
 // user does), reads the manifest it prints and the agents' release lines, then
 // removes the snapshot (its images would fill the disk over a run).
 func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []Ctr) Measurement {
+	m := b.Snapshot(ctx, stack, algo, id)
+	b.Remove(ctx, id)
+	return m
+}
+
+// Snapshot takes one snapshot of stack with algo through the swarmckpt CLI and reads
+// the manifest it prints; the snapshot stays (Remove).
+func (b *Bench) Snapshot(ctx context.Context, stack, algo, id string) Measurement {
 	m := Measurement{Method: algo, ID: id}
 	t0 := time.Now()
 	cmd := exec.CommandContext(ctx, b.Bin, "snapshot", stack, "--algorithm", algo, "--id", id, "--output", "json", "--timeout", "5m")
@@ -59,6 +68,8 @@ func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []C
 			FrozenMS: float64(c.FreezeMS), CommitMS: float64(man.TotalMS), Big: c.Service == "memhog" || strings.HasSuffix(c.Service, "_memhog")}
 		if c.Images != nil {
 			row.Bytes = c.Images.Bytes()
+			// A set of another snapshot: an unchanged container's images reused (minimal).
+			row.Reused = filepath.Base(c.Images.Dir) != node.SetID(man.ID, c.Key())
 		}
 		row.Container = strings.TrimPrefix(row.Container, stack+"_")
 		m.Bytes += row.Bytes
@@ -76,12 +87,16 @@ func (b *Bench) RunAlgorithm(ctx context.Context, stack, algo, id string, cs []C
 	default:
 		m.Verdict = "INCONSISTENT: " + v.Summary
 	}
+	return m
+}
+
+// Remove removes snapshot id (its images would fill the disk over a run).
+func (b *Bench) Remove(ctx context.Context, id string) {
 	rm := exec.CommandContext(ctx, b.Bin, "rm", id)
 	rm.Env = b.env()
 	if out, err := rm.CombinedOutput(); err != nil {
 		b.Log("WARNING: swarmckpt rm %s: %v: %s (its images stay on the nodes)", id, err, lastLine(string(out)))
 	}
-	return m
 }
 
 // FillReleased sets each container's frozen and locked time of algorithm measurement m

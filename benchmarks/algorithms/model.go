@@ -36,10 +36,13 @@ type Shape struct {
 	Name string // bank-5, mixed, fan-in, scale-10, ...
 	// Kind: "bank" (N holders, full mesh), "mixed" (a memhog of BigMiB and N-1
 	// holders), "echo" (one server and N-1 clients), "memhog" (N memhogs of BigMiB,
-	// no traffic: the issue's 8 x 128 MiB target).
+	// no traffic: the issue's 8 x 128 MiB target), "idle" (N-Idle holders and Idle
+	// memhogs of BigMiB that never rewrite their memory and have no connection: the
+	// algorithms only, two snapshots in a row, idle.go).
 	Kind   string
 	N      int // containers
-	BigMiB int // mixed: the memhog's size
+	BigMiB int // mixed: the memhog's size; idle: each idle container's
+	Idle   int // idle: the idle containers
 	Quick  bool
 }
 
@@ -53,6 +56,7 @@ var Shapes = []Shape{
 	{Name: "scale-30", Kind: "echo", N: 30},
 	{Name: "mixed", Kind: "mixed", N: 8, BigMiB: 1024},
 	{Name: "memhog-8", Kind: "memhog", N: 8, BigMiB: 128},
+	{Name: "idle", Kind: "idle", N: 8, Idle: 3, BigMiB: 64},
 }
 
 // PickShapes returns the shapes named in list (comma separated; "" = all, or the quick
@@ -110,6 +114,9 @@ type ContainerRow struct {
 	CommitMS float64   `json:"commit_ms"`
 	Bytes    int64     `json:"bytes"`
 	App      *AppStats `json:"app,omitempty"`
+	// Reused: the snapshot points at an earlier snapshot's images of this container
+	// (minimal: unchanged since), Bytes are theirs; nothing was written.
+	Reused bool `json:"reused,omitempty"`
 }
 
 // Measurement is one method's snapshot of one stack in one repetition.

@@ -5,6 +5,9 @@
 #
 #   benchmarks/algorithms/run.sh [--reps 3] [--shapes bank-5,mixed] [--out DIR]
 #   QUICK=1 benchmarks/algorithms/run.sh      one repetition of bank-5 and scale-3 (CI)
+#   benchmarks/algorithms/run.sh --shapes idle --reps 3
+#                                             the idle shape alone: minimal's reuse
+#                                             (writes idle.json, idle.md; nothing else)
 #
 # Needs root, make setup (CRIU, Docker, Podman), make build and make images. Brings up
 # its own lab (LAB, default benchalgo) and removes it at the end, also on failure.

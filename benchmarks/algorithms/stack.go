@@ -35,6 +35,12 @@ func Compose(s Shape, sub int) string {
 			svc("memhog", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0.05", "--listen", ":8080"`, s.BigMiB), 1, "")
 		}
 		svc("holder", "swarmckpt/bank:dev", fmt.Sprintf(`"holder", "--count", "%d", "--service", "holder", "--initial", "1000", "--interval", "20ms", "--listen", ":9000", "--http", ":8080"`, holders), holders, "")
+	case "idle":
+		holders := s.N - s.Idle
+		svc("holder", "swarmckpt/bank:dev", fmt.Sprintf(`"holder", "--count", "%d", "--service", "holder", "--initial", "1000", "--interval", "20ms", "--listen", ":9000", "--http", ":8080"`, holders), holders, "")
+		// Idle: no rewrite, no progress log (a log line every 10 s is CPU time, which
+		// makes a container changed for minimal).
+		svc("idle", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0", "--progress", "0", "--listen", ":8080"`, s.BigMiB), s.Idle, "")
 	case "memhog":
 		svc("memhog", "swarmckpt/memhog:dev", fmt.Sprintf(`"--mib", "%d", "--dirty-fraction", "0.05", "--listen", ":8080"`, s.BigMiB), s.N, "")
 	case "echo":

@@ -2,11 +2,13 @@ package activity
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -17,14 +19,47 @@ var ErrFormat = errors.New("activity: unexpected /proc format")
 // ErrNoCPU is returned when the container's cgroup has no CPU accounting to read.
 var ErrNoCPU = errors.New("no CPU time accounting for the container's cgroup")
 
+// ErrSockets is returned when the TCP sockets of the container's network namespace
+// cannot be listed (the namespace is gone, or netlink sock_diag refused).
+var ErrSockets = errors.New("activity: cannot list the container's TCP sockets")
+
 // Counters are the bytes and packets every interface but loopback received and sent,
-// and the CPU time (ns) the container's cgroup used.
+// the CPU time (ns) the container's cgroup used, and every TCP connection of its
+// network namespace with its own byte counters.
 type Counters struct {
 	RxBytes   uint64 `json:"rx_bytes"`
 	RxPackets uint64 `json:"rx_packets"`
 	TxBytes   uint64 `json:"tx_bytes"`
 	TxPackets uint64 `json:"tx_packets"`
 	CPUNanos  uint64 `json:"cpu_ns"`
+	// Conns are the TCP sockets with a peer (any state but LISTEN, TIME_WAIT, CLOSE),
+	// loopback ones included, sorted (SortConns). Empty (not nil) when there are none.
+	Conns []Conn `json:"conns"`
+}
+
+// Conn is one TCP socket: its local and remote address and port, every byte the
+// application wrote to it (Sent: acknowledged or still queued; the kernel also counts
+// an acknowledged SYN or FIN as one) and every byte that arrived on it (Received: read
+// or not), since it opened.
+type Conn struct {
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+}
+
+// SortConns sorts cs by local, then remote address.
+func SortConns(cs []Conn) {
+	slices.SortFunc(cs, func(a, b Conn) int {
+		return cmp.Or(cmp.Compare(a.Local, b.Local), cmp.Compare(a.Remote, b.Remote))
+	})
+}
+
+// Equal reports whether c and o are the same counters (the same connections, each
+// with the same bytes).
+func (c Counters) Equal(o Counters) bool {
+	return c.RxBytes == o.RxBytes && c.RxPackets == o.RxPackets && c.TxBytes == o.TxBytes &&
+		c.TxPackets == o.TxPackets && c.CPUNanos == o.CPUNanos && slices.Equal(c.Conns, o.Conns)
 }
 
 // Reader reads counters from a /proc and a cgroup file system.
@@ -56,6 +91,12 @@ func (r Reader) Read(pid int) (Counters, error) {
 	c.CPUNanos, err = cpuTime(or(r.Cgroup, "/sys/fs/cgroup"), string(cg))
 	if err != nil {
 		return Counters{}, err
+	}
+	if c.Conns, err = Sockets(filepath.Join(proc, strconv.Itoa(pid), "ns", "net")); err != nil {
+		return Counters{}, err
+	}
+	if c.Conns == nil {
+		c.Conns = []Conn{}
 	}
 	return c, nil
 }

@@ -21,7 +21,7 @@ func TestParseSumsAllButLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Counters{RxBytes: 1030, RxPackets: 11, TxBytes: 2040, TxPackets: 22}
-	if c != want {
+	if !c.Equal(want) {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
 }

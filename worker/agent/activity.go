@@ -19,12 +19,17 @@ type lockedAll struct {
 	m  map[string]string // container id -> snapshot
 }
 
-// counters converts a worker's reading to the aggregate ConnCounters of the protocol.
+// counters converts a worker's reading to the protocol's ConnCounters: one per TCP
+// connection (Local, and the remote end as Peer) and the CPU time (protocol.CPUTime).
+// The interfaces' byte counters are not reported: any packet (ARP, a neighbour's
+// broadcast) moves them, while only a connection's bytes matter to the cut; traffic
+// that is no TCP connection needs the container to run, which the CPU time shows.
 func counters(c activity.Counters) []protocol.ConnCounter {
-	return []protocol.ConnCounter{
-		{Peer: protocol.AllPeers, Sent: c.TxBytes, Received: c.RxBytes},
-		{Peer: protocol.CPUTime, Sent: c.CPUNanos},
+	out := make([]protocol.ConnCounter, 0, len(c.Conns)+1)
+	for _, k := range c.Conns {
+		out = append(out, protocol.ConnCounter{Peer: k.Remote, Local: k.Local, Sent: k.Sent, Received: k.Received})
 	}
+	return append(out, protocol.ConnCounter{Peer: protocol.CPUTime, Sent: c.CPUNanos})
 }
 
 // activityOf reads container t's counters; nil if the worker cannot (it is no

@@ -29,7 +29,8 @@ type Node struct {
 	Roles worker.Roles
 	// Addr is the node's transfer address: where other nodes send it sets.
 	Addr string
-	// Container returns a new running container of the node (its name).
+	// Container returns a new running container of the node (its name), with one TCP
+	// connection (ActivityCounter lists it).
 	Container func(t *testing.T) string
 	// Complete, when set, makes a set the suite dumped on the node readable by Sockets
 	// and PlaceTask (a fake dumper's images are no CRIU images).
@@ -102,8 +103,9 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Translations", func(t *testing.T) { testTranslations(t, f) }) // xlate.go
 }
 
-// A container's activity counters read the same twice when it did nothing in
-// between (the suite's containers run nothing), and locking it changes none of them.
+// A container's activity counters, per connection too, read the same twice when it did
+// nothing in between (the suite's containers run nothing), and locking it changes none
+// of them.
 func testActivity(t *testing.T, f Factory) {
 	a, _ := f(t)
 	ac, ok := a.Roles.Holder.(worker.ActivityCounter)
@@ -119,11 +121,23 @@ func testActivity(t *testing.T, f Factory) {
 	if c1.CPUNanos == 0 {
 		t.Fatalf("Activity(%s) = %+v: a running container used some CPU time", ctr, c1)
 	}
+	// Per connection: the suite's containers have one TCP connection.
+	if len(c1.Conns) == 0 {
+		t.Fatalf("Activity(%s) = %+v: no connection counters (the container has a TCP connection)", ctr, c1)
+	}
+	for _, k := range c1.Conns {
+		if _, err := netip.ParseAddrPort(k.Local); err != nil {
+			t.Fatalf("Activity(%s): connection %+v: local address: %v", ctr, k, err)
+		}
+		if _, err := netip.ParseAddrPort(k.Remote); err != nil {
+			t.Fatalf("Activity(%s): connection %+v: remote address: %v", ctr, k, err)
+		}
+	}
 	if err := a.Roles.Holder.Lock(ctx, ctr, nil, time.Now().Add(time.Minute)); err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	c2, err := ac.Activity(ctx, ctr)
-	if err != nil || c2 != c1 {
+	if err != nil || !c2.Equal(c1) {
 		t.Fatalf("Activity(%s) after a lock = %+v, %v; want %+v again", ctr, c2, err, c1)
 	}
 	if err := a.Roles.Holder.Unlock(ctx, ctr, nil); err != nil {

@@ -1,7 +1,7 @@
 // Command memhog holds a block of memory, keeps rewriting part of it, and reports a
 // checksum of it, so a restore can be proven byte-identical.
 //
-//	memhog [--mib 64] [--dirty-fraction 0.1] [--seed 1] [--tick 100ms] [--listen :8080]
+//	memhog [--mib 64] [--dirty-fraction 0.1] [--seed 1] [--tick 100ms] [--listen :8080] [--progress 10s]
 //	memhog get URL...             # probe helper for scratch images
 //
 // Memory layout: --mib MiB split into 4 KiB chunks (one page each). At start every chunk

@@ -57,11 +57,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the deterministic content")
 	tick := fs.Duration("tick", 100*time.Millisecond, "writer step; each step rewrites dirty-fraction*tick/1s of the memory")
 	listen := fs.String("listen", ":8080", "HTTP address")
+	progress := fs.Duration("progress", 10*time.Second, "interval of the progress log line (0 = never: with --dirty-fraction 0 the process then runs no instruction unless asked over HTTP)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dirty < 0 || *dirty > 100 || *tick <= 0 {
-		return errors.New("--dirty-fraction must be in [0,100] and --tick > 0")
+	if *dirty < 0 || *dirty > 100 || *tick <= 0 || *progress < 0 {
+		return errors.New("--dirty-fraction must be in [0,100], --tick > 0 and --progress >= 0")
 	}
 	log := serve.Logger(stdout, "memhog")
 	t0 := time.Now()
@@ -75,7 +76,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *dirty > 0 {
 		go h.writer(ctx)
 	}
-	go h.progress(ctx)
+	if *progress > 0 {
+		go h.progress(ctx, *progress)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checksum", h.checksum)
 	mux.HandleFunc("GET /verify", h.verify)
@@ -179,8 +182,8 @@ func (h *hog) stats(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-func (h *hog) progress(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
+func (h *hog) progress(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

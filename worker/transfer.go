@@ -143,6 +143,10 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 // Start calls it before the endpoint listens, so no transfer of this process is cut.
 func (w *Worker) removeStaleIncoming() {
 	stale, _ := filepath.Glob(filepath.Join(w.SetsDir(), ".incoming-*"))
+	// A pre-copy's pre-dumps (precopy.go) are of no use to a worker that restarted:
+	// the migration that asked for them failed with the old one.
+	pre, _ := filepath.Glob(filepath.Join(w.SetsDir(), preCopyPrefix+"*"))
+	stale = append(stale, pre...)
 	for _, d := range stale {
 		if err := os.RemoveAll(d); err != nil {
 			w.log.Warn("could not remove the partial set of an interrupted transfer", "dir", d, "err", err)

@@ -81,10 +81,14 @@ var (
 	// could not reach the worker it sends a set to. What the request asked may have
 	// been done or not: repeat it only if it is idempotent.
 	ErrWorkerUnreachable error = &reason{CodeUnavailable, "worker_unreachable", "the node's worker did not answer"}
+	// ErrNoSoftDirty: a pre-copy (iterative pre-dump) asked of a node whose kernel
+	// tracks no soft-dirty pages (CONFIG_MEM_SOFT_DIRTY off; FeaturePreCopy not
+	// announced).
+	ErrNoSoftDirty error = &reason{CodeFailedPrecondition, "no_soft_dirty", "the kernel tracks no soft-dirty pages: pre-copy cannot run on this node"}
 )
 
 var reasons = []*reason{ErrNoSuchSet.(*reason), ErrBadSetID.(*reason), ErrNotFrozen.(*reason),
-	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason)}
+	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason), ErrNoSoftDirty.(*reason)}
 
 // Status is an operation's outcome on the wire; the zero Status is success. Every
 // reply embeds it (JSON fields error, code, reason).

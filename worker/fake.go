@@ -531,6 +531,7 @@ func (f *Fake) DropSet(_ context.Context, set string) error {
 		return f.FailDrop
 	}
 	delete(f.sets, set)
+	delete(f.pre.rounds, set) // its pre-dumps, as the worker's DropSet
 	return nil
 }
 

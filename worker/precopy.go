@@ -117,6 +117,14 @@ func (f *Fake) PreCopied() map[string]int {
 	return out
 }
 
+// PreDumpsKept returns how many pre-dumps PreCopy kept for set that no dump took
+// (nor DropSet dropped).
+func (f *Fake) PreDumpsKept(set string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pre.rounds[set]
+}
+
 // takePreDumps is the fake's DumpOptions.PreCopied: the pre-dumps kept for set,
 // taken (an error if none).
 func (f *Fake) takePreDumps(set string) error {

@@ -377,9 +377,16 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 		if o.Lazy != "" || o.Into != "" {
 			return nil, fmt.Errorf("fake worker %s: dump %s: %w: pre-dumps go with a plain or streamed dump only", f.Node, name, node.ErrInvalidArgument)
 		}
-		if err := f.takePreDumps(set); err != nil {
+		n, err := f.takePreDumps(set)
+		if err != nil {
 			return nil, err
 		}
+		o.PreCopied = false
+		m, err := f.DumpWith(ctx, name, set, o)
+		if m != nil {
+			m.PreDumps = n
+		}
+		return m, err
 	}
 	switch {
 	case o.Lazy != "":

@@ -127,14 +127,14 @@ func (f *Fake) PreDumpsKept(set string) int {
 
 // takePreDumps is the fake's DumpOptions.PreCopied: the pre-dumps kept for set,
 // taken (an error if none).
-func (f *Fake) takePreDumps(set string) error {
+func (f *Fake) takePreDumps(set string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := f.pre.rounds[set]
 	if n == 0 {
-		return errNoPreDumps(f.Node, set)
+		return 0, errNoPreDumps(f.Node, set)
 	}
 	delete(f.pre.rounds, set)
 	f.pre.dumped[set] = n
-	return nil
+	return n, nil
 }

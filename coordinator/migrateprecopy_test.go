@@ -15,7 +15,8 @@ import (
 
 // TestMigratePreCopy: migrate --copy pre-copy against the worker fakes. Where every
 // dumping node tracks soft-dirty pages, each moving container is pre-dumped on its
-// node before the snapshot (the fake runs the policy: 3 rounds), its dump takes the
+// node before the snapshot (the fake runs the policy: 3 rounds) and its pre-dumps
+// are sent ahead to its target's worker; its dump takes the
 // pre-dumps (Target.PreCopy) and streams to its target, the dumping node keeps its
 // set (the rollback's), and the snapshot records the rounds. Where one lacks
 // soft-dirty, pre-copy is refused before anything is touched, naming the node and
@@ -42,6 +43,9 @@ func TestMigratePreCopy(t *testing.T) {
 			}
 			if got := e.execs[nodeName].PreCopied()[set]; got != wantRounds {
 				t.Errorf("%s (on %s): its dump took %d pre-dumps, want %d", key, nodeName, got, wantRounds)
+			}
+			if got := e.execs[nodeName].PreSent()[set]; got != wantStream {
+				t.Errorf("%s (on %s): pre-dumps sent ahead to %q, want %q", key, nodeName, got, wantStream)
 			}
 			if got := e.execs[nodeName].Streamed()[set]; got != wantStream {
 				t.Errorf("%s (on %s): streamed to %q, want %q", key, nodeName, got, wantStream)

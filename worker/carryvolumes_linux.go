@@ -28,7 +28,7 @@ func (w *Worker) DumpWith(ctx context.Context, name, setID string, o DumpOptions
 		if o.Into != "" {
 			return nil, fmt.Errorf("worker %s: dump %s: %w: pre-dumps go with a plain or streamed dump only, not a direct one", w.cfg.Node, name, node.ErrInvalidArgument)
 		}
-		if err := w.withPreDumps(setID, &opts); err != nil {
+		if err := w.withPreDumps(setID, o.StreamTo, &opts); err != nil {
 			return nil, err
 		}
 		// Taken into the set by the dump, or useless after a failed one (CRIU's

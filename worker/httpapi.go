@@ -33,7 +33,7 @@ import (
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
-//	POST /v1/containers/{name}/precopy {"set":"ID"}  -> PreCopyReport (pre-dumps kept for the set's dump)
+//	POST /v1/containers/{name}/precopy {"set":"ID","addr":"host:port"}  -> PreCopyReport (pre-dumps kept for the set's dump, sent ahead to addr)
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port","leaveRunning":bool}  -> Manifest (leaveRunning: held, DumpWith Lazy)
 //	POST /v1/sets/{id}/waitlazy                                          (WaitLazy: until a held post-copy dump's last page was served)
 //	POST /v1/containers/{name}/disconnect                                (DisconnectHeld: a frozen post-copy source off its networks)
@@ -138,7 +138,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes, PreCopied: q.PreCopied}))
 	})
 	handle("POST /v1/containers/{name}/precopy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.PreCopy(ctx, name(r), q.Set)
+		return w.PreCopy(ctx, name(r), q.Set, q.Addr)
 	})
 	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		if q.LeaveRunning || q.CarryVolumes {

@@ -21,8 +21,12 @@ type PreCopier interface {
 	// writes only the pages dirtied since the last round. The container runs on
 	// throughout. Refused (node.ErrNoSoftDirty) where the kernel tracks no soft-dirty
 	// pages (NodeInfo.PreCopy). A failed PreCopy keeps nothing; a new one replaces
-	// the pre-dumps of an earlier one; DropSet of setID drops them.
-	PreCopy(ctx context.Context, containerName, setID string) (PreCopyReport, error)
+	// the pre-dumps of an earlier one; DropSet of setID drops them. to, when set, is
+	// the worker the set will stream to: the pre-dumps are sent there (sealed and
+	// verified on arrival as a set of their own) once the rounds are done, while the
+	// container still runs, and the set's streamed dump then sends only the rest; if
+	// that send fails, the pre-dumps stream with the set (SendError says why).
+	PreCopy(ctx context.Context, containerName, setID, to string) (PreCopyReport, error)
 }
 
 // PreCopyReport is what PreCopy did.
@@ -32,6 +36,10 @@ type PreCopyReport struct {
 	Rounds []migrate.Round `json:"rounds"`
 	// Why is the policy's reason to stop pre-dumping.
 	Why string `json:"why"`
+	// SentTo is the worker the pre-dumps were sent to ahead of the dump ("" when none
+	// was asked for, or the send failed: SendError).
+	SentTo    string `json:"sentTo,omitempty"`
+	SendError string `json:"sendError,omitempty"`
 }
 
 // Bytes is what the rounds wrote in all.
@@ -44,7 +52,9 @@ func (r PreCopyReport) Bytes() int64 {
 }
 
 // preCopyPrefix names the directory of a set's pre-dumps under the sets directory,
-// until its dump takes them: <sets>/.precopy-<set ID> (images/pre/K inside).
+// until its dump takes them: <sets>/.precopy-<set ID> (images/pre/K inside; sealed,
+// with its manifest, once sent ahead). On the target, the pre-dumps sent ahead are a
+// set of that ID, which the set's live stream adopts (ReceiveLive).
 const preCopyPrefix = ".precopy-"
 
 // preCopyDir is where PreCopy keeps the pre-dumps of set id (valid set IDs only).
@@ -61,9 +71,9 @@ var (
 )
 
 // PreCopy implements PreCopier: POST /v1/containers/{name}/precopy.
-func (c *Client) PreCopy(ctx context.Context, name, setID string) (PreCopyReport, error) {
+func (c *Client) PreCopy(ctx context.Context, name, setID, to string) (PreCopyReport, error) {
 	var r PreCopyReport
-	err := c.call(ctx, http.MethodPost, cpath(name, "precopy"), apiRequest{Set: setID}, &r)
+	err := c.call(ctx, http.MethodPost, cpath(name, "precopy"), apiRequest{Set: setID, Addr: to}, &r)
 	return r, err
 }
 
@@ -73,12 +83,14 @@ type fakePreCopy struct {
 	rounds map[string]int
 	// dumped: set -> the pre-dumps its PreCopied dump took.
 	dumped map[string]int
+	// sent: set -> the address its pre-dumps were sent to ahead of the dump.
+	sent map[string]string
 }
 
 // PreCopy implements PreCopier: refused (node.ErrNoSoftDirty) unless SoftDirty;
 // else the rounds migrate.RunPreCopy runs with the default policy over
 // dump.FakePreDumpBytes, kept for the set's dump.
-func (f *Fake) PreCopy(ctx context.Context, name, setID string) (PreCopyReport, error) {
+func (f *Fake) PreCopy(ctx context.Context, name, setID, to string) (PreCopyReport, error) {
 	f.mu.Lock()
 	on, fail := f.SoftDirty, f.FailDump[name]
 	f.mu.Unlock()
@@ -100,10 +112,25 @@ func (f *Fake) PreCopy(ctx context.Context, name, setID string) (PreCopyReport, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pre.rounds == nil {
-		f.pre.rounds, f.pre.dumped = map[string]int{}, map[string]int{}
+		f.pre.rounds, f.pre.dumped, f.pre.sent = map[string]int{}, map[string]int{}, map[string]string{}
 	}
 	f.pre.rounds[setID] = len(rounds)
-	return PreCopyReport{Rounds: rounds, Why: why}, nil
+	rep := PreCopyReport{Rounds: rounds, Why: why}
+	if to != "" {
+		f.pre.sent[setID], rep.SentTo = to, to
+	}
+	return rep, nil
+}
+
+// PreSent returns, by set, the address its pre-dumps were sent to ahead of its dump.
+func (f *Fake) PreSent() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range f.pre.sent {
+		out[k] = v
+	}
+	return out
 }
 
 // PreCopied returns, by set, how many pre-dumps each PreCopied dump took.

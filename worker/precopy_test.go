@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -44,13 +45,22 @@ func TestPreCopyLoopThenFinalDump(t *testing.T) {
 	}{a.w, &worker.Client{Addr: a.w.Addr()}} {
 		name := []string{"web", "api"}[i]
 		set := "mig." + name
-		rep, err := s.PreCopy(ctx, name, set)
+		rep, err := s.PreCopy(ctx, name, set, b.w.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(rep.Rounds) < 2 || rep.Rounds[0].Bytes != dump.FakePreDumpBytes(0) || rep.Why == "" {
 			t.Fatalf("%s: report %+v: want the policy's rounds from a full pre-dump 0", name, rep)
 		}
+		// Sent ahead, while the container runs: a verified set of their own on b.
+		if rep.SentTo != b.w.Addr() || rep.SendError != "" {
+			t.Fatalf("%s: pre-dumps not sent ahead: %+v", name, rep)
+		}
+		ahead := filepath.Join(b.w.SetsDir(), ".precopy-"+set)
+		if pm, err := imageset.Verify(ahead); err != nil || pm.PreDumps != len(rep.Rounds) {
+			t.Fatalf("%s: the pre-dumps on the target: %+v %v", name, pm, err)
+		}
+		aheadIno := inode(t, filepath.Join(imageset.ImagesPath(ahead), "pre", "0", "pages-1.img"))
 		m, err := s.DumpWith(ctx, name, set, worker.DumpOptions{StreamTo: b.w.Addr(), PreCopied: true})
 		if err != nil {
 			t.Fatal(err)
@@ -67,8 +77,14 @@ func TestPreCopyLoopThenFinalDump(t *testing.T) {
 		if err != nil || got.PreDumps != m.PreDumps || len(got.Files) != len(m.Files) {
 			t.Fatalf("%s: received set %+v, %v", name, got, err)
 		}
-		if _, err := os.Stat(filepath.Join(a.w.SetsDir(), ".precopy-"+set)); !os.IsNotExist(err) {
-			t.Fatalf("%s: the pre-dumps' directory stays after the dump: %v", name, err)
+		for _, n := range []*fakeNode{a, b} {
+			if _, err := os.Stat(filepath.Join(n.w.SetsDir(), ".precopy-"+set)); !os.IsNotExist(err) {
+				t.Fatalf("%s: the pre-dumps' directory stays after the dump: %v", name, err)
+			}
+		}
+		// The target adopted the pre-dumps it held (the same file), not a second copy.
+		if got := inode(t, filepath.Join(b.w.SetsDir(), set, "images", "pre", "0", "pages-1.img")); got != aheadIno {
+			t.Fatalf("%s: pre-dump 0 on the target is inode %d, the one sent ahead %d: streamed again", name, got, aheadIno)
 		}
 		if _, err := b.w.Restore(ctx, set, worker.RestoreOptions{}); err != nil {
 			t.Fatalf("%s: restore of the pre-copied set: %v", name, err)
@@ -85,7 +101,7 @@ func TestPreCopyLoopThenFinalDump(t *testing.T) {
 		t.Fatalf("dump without pre-dumps: %v", err)
 	}
 	// DropSet drops the pre-dumps of a set whose dump never came (an aborted snapshot).
-	if _, err := a.w.PreCopy(ctx, "web", "aborted.web"); err != nil {
+	if _, err := a.w.PreCopy(ctx, "web", "aborted.web", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.w.DropSet(ctx, "aborted.web"); err != nil {
@@ -107,7 +123,7 @@ func TestPreCopyRefusedWithoutSoftDirty(t *testing.T) {
 		t.Fatalf("Info.PreCopy = %+v", ni.PreCopy)
 	}
 	for _, s := range []worker.PreCopier{a.w, &worker.Client{Addr: a.w.Addr()}} {
-		_, err := s.PreCopy(ctx, "web", "mig.web")
+		_, err := s.PreCopy(ctx, "web", "mig.web", "")
 		if !errors.Is(err, node.ErrNoSoftDirty) || !errors.Is(err, node.ErrFailedPrecondition) || !strings.Contains(err.Error(), "CONFIG_MEM_SOFT_DIRTY") {
 			t.Fatalf("%T: %v", s, err)
 		}
@@ -132,10 +148,48 @@ func (f failingPreDumps) PreDump(ctx context.Context, c container.Ref, images, w
 func TestPreCopyFailedRoundKeepsNothing(t *testing.T) {
 	a := newFakeNodeParts(t, "a", failingPreDumps{}, nil, softDirty)
 	a.add("web", 7)
-	if _, err := a.w.PreCopy(context.Background(), "web", "mig.web"); !errors.Is(err, migrate.ErrPreDump) || !errors.Is(err, dump.ErrCRIU) || !strings.Contains(err.Error(), "round 1") {
+	if _, err := a.w.PreCopy(context.Background(), "web", "mig.web", ""); !errors.Is(err, migrate.ErrPreDump) || !errors.Is(err, dump.ErrCRIU) || !strings.Contains(err.Error(), "round 1") {
 		t.Fatalf("PreCopy whose round 1 fails: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(a.w.SetsDir(), ".precopy-mig.web")); !os.IsNotExist(err) {
 		t.Fatalf("a failed pre-copy left its pre-dumps: %v", err)
+	}
+}
+
+// inode is the inode number of path.
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestPreCopyNotSentAheadStreamsWithTheSet: when the pre-dumps could not be sent
+// ahead (the target refused them), they stream with the set, which arrives whole.
+func TestPreCopyNotSentAheadStreamsWithTheSet(t *testing.T) {
+	a := newFakeNodeParts(t, "a", dump.Fake{}, nil, softDirty)
+	b := newFakeNodeParts(t, "b", dump.Fake{}, nil, softDirty)
+	ctx := context.Background()
+	a.add("web", 7)
+	// A set of that name on b already: the send ahead is refused (409).
+	if err := os.MkdirAll(filepath.Join(b.w.SetsDir(), ".precopy-mig.web"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.w.PreCopy(ctx, "web", "mig.web", b.w.Addr())
+	if err != nil || rep.SentTo != "" || rep.SendError == "" {
+		t.Fatalf("PreCopy whose send ahead fails: %+v %v, want the rounds kept and the send's error", rep, err)
+	}
+	if err := os.RemoveAll(filepath.Join(b.w.SetsDir(), ".precopy-mig.web")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.w.DumpWith(ctx, "web", "mig.web", worker.DumpOptions{StreamTo: b.w.Addr(), PreCopied: true})
+	if err != nil || m.PreDumps != len(rep.Rounds) {
+		t.Fatalf("dump: %+v %v", m, err)
+	}
+	got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig.web"))
+	if err != nil || len(got.Files) != len(m.Files) || got.PreDumps != m.PreDumps {
+		t.Fatalf("received set: %+v %v, want all %d files", got, err, len(m.Files))
 	}
 }

@@ -541,7 +541,7 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 	if mode == api.CopyPreCopy && len(moving) > 0 {
 		// Pre-copy (precopy.go): the pre-dumps run now, while the containers run;
 		// their dumps stream as for streamed, taking the pre-dumps along.
-		if err := s.preCopy(ctx, pre, moving); err != nil {
+		if err := s.preCopy(ctx, pre, moving, out); err != nil {
 			if explicit {
 				return nil, err
 			}

@@ -19,11 +19,14 @@ import (
 // are pre-dumped while they run, before the snapshot locks anything: each source's
 // worker runs its iteration policy (worker/migrate.NextRound: rounds until the dirty
 // set is under a bound, stops shrinking, or MaxIters) and keeps the pre-dumps; the
-// snapshot's dump of the container (node.Target.PreCopy) then writes only the pages
-// dirtied since the last round, chained onto it, and streams the whole set
-// (pre-dumps included, every file checksummed) to the target, the dumping node
-// keeping its copy as for streamed: the rollback is the streamed one. The target
-// links the chain when it restores the set.
+// source sends the pre-dumps to the target once the rounds are done (a set of their
+// own, verified on arrival), still before anything is locked; the snapshot's dump of
+// the container (node.Target.PreCopy) then writes only the pages dirtied since the
+// last round, chained onto it, and streams the set to the target, whose receiver
+// adopts the pre-dumps it holds already (every file of the set checksummed; those the
+// target does not hold stream with it), the dumping node keeping its copy as for
+// streamed: the rollback is the streamed one. The target links the chain when it
+// restores the set.
 
 // preCopyTimeout bounds the pre-dumps of one container (every round).
 const preCopyTimeout = 10 * time.Minute
@@ -33,7 +36,7 @@ const preCopyTimeout = 10 * time.Minute
 // the pre-dumps already kept are dropped (best effort) and the error names the
 // container, its node and what to do; nothing else was touched (the containers ran
 // on throughout).
-func (s *Restores) preCopy(ctx context.Context, pre *store.Manifest, moving map[string]string) error {
+func (s *Restores) preCopy(ctx context.Context, pre *store.Manifest, moving, addrs map[string]string) error {
 	type result struct {
 		i   int
 		rep *node.PreCopyReply
@@ -55,7 +58,7 @@ func (s *Restores) preCopy(ctx context.Context, pre *store.Manifest, moving map[
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, preCopyTimeout)
 			defer cancel()
-			rep, err := s.nodes.PreCopy(cctx, c.Node, node.PreCopyRequest{Container: c.ContainerID, Set: node.SetID(pre.ID, c.Key())})
+			rep, err := s.nodes.PreCopy(cctx, c.Node, node.PreCopyRequest{Container: c.ContainerID, Set: node.SetID(pre.ID, c.Key()), To: addrs[c.Key()]})
 			results <- result{i, rep, err}
 		}()
 	}
@@ -99,8 +102,12 @@ func (s *Restores) preCopy(ctx context.Context, pre *store.Manifest, moving map[
 			total += b
 			sizes[k] = fmt.Sprint(b)
 		}
-		s.event(ctx, api.Event{ID: pre.ID, Phase: "pre-copy", Message: fmt.Sprintf("%s: %d pre-dumps on node %s while it ran (%s bytes; %s): its dump writes only the pages dirtied since",
-			c.Key(), len(rep.Rounds), c.Node, strings.Join(sizes, ", "), rep.Why)})
+		sent := fmt.Sprintf("sent ahead to node %s", moving[c.Key()])
+		if rep.SentTo == "" {
+			sent = "they stream with its set (sending them ahead failed: " + rep.SendError + ")"
+		}
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "pre-copy", Message: fmt.Sprintf("%s: %d pre-dumps on node %s while it ran (%s bytes; %s), %s: its dump writes only the pages dirtied since",
+			c.Key(), len(rep.Rounds), c.Node, strings.Join(sizes, ", "), rep.Why, sent)})
 		s.log.Info("pre-copy rounds done", "snapshot", pre.ID, "container", c.Key(), "node", c.Node, "rounds", len(rep.Rounds), "bytes", total)
 	}
 	s.event(ctx, api.Event{ID: pre.ID, Phase: "pre-copy-done", MS: time.Since(t0).Milliseconds(), Message: fmt.Sprintf("%d containers pre-dumped; the snapshot locks, freezes and dumps them now", len(asked))})

@@ -491,6 +491,10 @@ type PreCopyRequest struct {
 	Container string `json:"container"`
 	// Set is the image set its dump will write (SetID).
 	Set string `json:"set"`
+	// To, when set, is the transfer address of the worker the set will stream to:
+	// the pre-dumps are sent there once the rounds are done (the container still
+	// running), and the set's stream then carries only the rest.
+	To string `json:"to,omitempty"`
 }
 
 // PreCopyReply answers a PreCopyRequest: the rounds run, the bytes of memory pages
@@ -499,4 +503,8 @@ type PreCopyReply struct {
 	OpStatus
 	Rounds []int64 `json:"rounds,omitempty"`
 	Why    string  `json:"why,omitempty"`
+	// SentTo is To once the pre-dumps arrived there; SendError why they did not (they
+	// then stream with the set).
+	SentTo    string `json:"sent_to,omitempty"`
+	SendError string `json:"send_error,omitempty"`
 }

@@ -15,11 +15,11 @@ func (a *Agent) servePreCopy(ctx context.Context, s *subs) {
 	pc := a.cfg.Worker.PreCopier
 	unavailable := a.unavailable(pc == nil, "cannot pre-dump containers (pre-copy)")
 	s.add(serveOp(ctx, a, node.OpPreCopy, unavailable, func(ctx context.Context, req *node.PreCopyRequest, rep *node.PreCopyReply) error {
-		r, err := pc.PreCopy(ctx, req.Container, req.Set)
+		r, err := pc.PreCopy(ctx, req.Container, req.Set, req.To)
 		for _, x := range r.Rounds {
 			rep.Rounds = append(rep.Rounds, x.Bytes)
 		}
-		rep.Why = r.Why
+		rep.Why, rep.SentTo, rep.SendError = r.Why, r.SentTo, r.SendError
 		return err
 	}))
 }

@@ -56,6 +56,12 @@ type Options struct {
 	PreCopied string
 	// PreDumps is the number of pre-dumps in PreCopied.
 	PreDumps int
+	// PreKnown are the digests of the pre-dumps' files (names under images/, as in
+	// the set), computed when they were sealed to be sent ahead: sealing reuses them.
+	// With PreSent, the Sink's receiver holds those files already (sent while the
+	// container ran): they are not streamed again.
+	PreKnown map[string]imageset.File
+	PreSent  bool
 }
 
 // PreDumper runs the pre-dumps of a pre-copy migration (Runc and Fake implement it).

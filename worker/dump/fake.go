@@ -87,6 +87,7 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 	if opts.Sink != nil {
 		known = map[string]imageset.File{} // streamRest sends and hashes them
 	}
+	known = withPreKnown(known, opts)
 	m = &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC(), Volumes: vols, PreDumps: preDumps(opts)}
 	if opts.Sink != nil {

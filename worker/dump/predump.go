@@ -34,3 +34,19 @@ func preDumps(opts Options) int {
 	}
 	return opts.PreDumps
 }
+
+// withPreKnown adds the digests of the pre-dumps the dump took (opts.PreKnown) to
+// known: with a sink only when its receiver holds them already (opts.PreSent), so
+// that streamRest does not send them again; without one always (sealing reuses them).
+func withPreKnown(known map[string]imageset.File, opts Options) map[string]imageset.File {
+	if opts.PreCopied == "" || len(opts.PreKnown) == 0 || opts.Sink != nil && !opts.PreSent {
+		return known
+	}
+	if known == nil {
+		known = map[string]imageset.File{}
+	}
+	for n, f := range opts.PreKnown {
+		known[n] = f
+	}
+	return known
+}

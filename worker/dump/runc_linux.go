@@ -182,6 +182,7 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	if ps := cmd.ProcessState; ps != nil {
 		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for
 	}
+	known = withPreKnown(known, opts)
 	if opts.Sink != nil {
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
 			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)

@@ -14,7 +14,8 @@ import (
 func RunPreCopier(t *testing.T, f Factory) { testPreCopier(t, f) }
 
 // testPreCopier: a node that does not announce pre-copy (Info.PreCopy) refuses
-// PreCopy with node.ErrNoSoftDirty; one that does pre-dumps in rounds, and the
+// PreCopy with node.ErrNoSoftDirty; one that does pre-dumps in rounds, sends them
+// ahead to the other node, and the
 // set's PreCopied dump takes them (Manifest.PreDumps) and streams to the other node;
 // a PreCopied dump of a set whose pre-dumps are gone is refused
 // (node.ErrFailedPrecondition) and dumps nothing.
@@ -30,14 +31,14 @@ func testPreCopier(t *testing.T, f Factory) {
 		t.Fatal(err)
 	}
 	ctr, set := a.Container(t), id("wt.pre")
-	rep, err := pc.PreCopy(ctx, ctr, set)
+	rep, err := pc.PreCopy(ctx, ctr, set, b.Addr)
 	if !info.PreCopy.OK {
 		if !errors.Is(err, node.ErrNoSoftDirty) || !errors.Is(err, node.ErrFailedPrecondition) {
 			t.Fatalf("PreCopy on a node without pre-copy (%s): %+v %v, want node.ErrNoSoftDirty", info.PreCopy.Reason, rep, err)
 		}
 	} else {
-		if err != nil || len(rep.Rounds) == 0 || rep.Why == "" {
-			t.Fatalf("PreCopy: %+v %v, want its rounds and why they stopped", rep, err)
+		if err != nil || len(rep.Rounds) == 0 || rep.Why == "" || rep.SentTo != b.Addr {
+			t.Fatalf("PreCopy: %+v %v, want its rounds, why they stopped, and the pre-dumps sent ahead to %s", rep, err, b.Addr)
 		}
 		m, err := a.Roles.Dumper.DumpWith(ctx, ctr, set, worker.DumpOptions{StreamTo: b.Addr, PreCopied: true})
 		if err != nil || m.PreDumps != len(rep.Rounds) {

@@ -72,10 +72,11 @@ restore had not completed) or waits for the last page and then ends the source. 
 apply and the nodes allow that, else streamed, with a warning. pre-copy (exact mode)
 pre-dumps each moving container on its node while it runs, round after round as the
 node's worker policy says (at most 5; it stops once a round wrote 16 MiB or less, or the
-dirty set stops shrinking), before anything is locked; the snapshot's dump then writes
-only the pages dirtied since the last round and streams the set, pre-dumps included
-(every file checksummed), to the target, the dumping node keeping its copy (rollback as
-streamed); the target links the pre-dump chain when it restores. It needs every node
+dirty set stops shrinking), and sends the pre-dumps to the target, before anything is
+locked; the snapshot's dump then writes only the pages dirtied since the last round and
+streams the rest of the set to the target (every file checksummed), the dumping node
+keeping its copy (rollback as streamed); the target links the pre-dump chain when it
+restores. It needs every node
 that may dump a moving container (--from NODE, or every live node but --to NODE) to
 announce the worker feature pre-copy (its kernel tracks soft-dirty pages): otherwise it
 is refused before anything is touched, naming the node (exit 2; a label asking for it

@@ -18,9 +18,9 @@ import (
 // streamingEnv is newMigrateEnv whose executors stream a migration's dumps to their
 // targets, and whose Send sends nothing to a target that already holds the set, as the
 // worker does (SendResult.AlreadyThere). sends counts the transfers Send really made.
-func streamingEnv(t *testing.T) (e *env, sw *stack.FakeSwarm, sends *atomic.Int64) {
+func streamingEnv(t *testing.T, setup ...func(*worker.Fake)) (e *env, sw *stack.FakeSwarm, sends *atomic.Int64) {
 	sends = &atomic.Int64{}
-	e, sw = newMigrateEnv(t, func(ex *worker.Fake) {
+	e, sw = newMigrateEnv(t, append([]func(*worker.Fake){func(ex *worker.Fake) {
 		ex.StreamTo = func(set, to string) error { e.execs[to].PutSet(set); return nil }
 		ex.SendTo = func(set, to string) (bool, error) {
 			if e.execs[to].HasSet(set) {
@@ -30,7 +30,7 @@ func streamingEnv(t *testing.T) (e *env, sw *stack.FakeSwarm, sends *atomic.Int6
 			e.execs[to].PutSet(set)
 			return false, nil
 		}
-	})
+	}}, setup...)...)
 	return e, sw, sends
 }
 

@@ -322,7 +322,7 @@ func (r *run) targets() []node.Target {
 	out := make([]node.Target, 0, len(r.m.Containers))
 	for _, c := range r.m.Containers {
 		out = append(out, node.Target{ID: c.ContainerID, Service: c.Service, Slot: c.Slot, Node: c.Node, IPs: c.IPs,
-			StreamTo: r.streamTo[c.Key()], Direct: c.Direct && r.streamTo[c.Key()] != "", PostCopy: c.PostCopy, CarryVolumes: r.m.CarryVolumes})
+			StreamTo: r.streamTo[c.Key()], Direct: c.Direct && r.streamTo[c.Key()] != "", PostCopy: c.PostCopy, PreCopy: c.PreCopy && r.streamTo[c.Key()] != "", CarryVolumes: r.m.CarryVolumes})
 	}
 	return out
 }

@@ -35,6 +35,11 @@ type DumpOptions struct {
 	// that a restore on another node recreates them with that content
 	// (`snapshot --carry-volumes`). Volumes of other drivers are not touched.
 	CarryVolumes bool `json:"carryVolumes,omitempty"`
+	// PreCopied: the dump takes the pre-dumps PreCopy kept on this node for setID
+	// (migrate --copy pre-copy) into the set and writes only the pages dirtied since
+	// the last one (imageset.Manifest.PreDumps). Refused if PreCopy kept none. Only
+	// for a plain or streamed (StreamTo) dump.
+	PreCopied bool `json:"preCopied,omitempty"`
 }
 
 // DumpWith implements Dumper: POST /v1/containers/{name}/dump, dumpto with
@@ -42,7 +47,7 @@ type DumpOptions struct {
 // no volume, and a restore elsewhere is refused as for any set without them.
 func (c *Client) DumpWith(ctx context.Context, name, setID string, o DumpOptions) (*imageset.Manifest, error) {
 	var m imageset.Manifest
-	req := apiRequest{Set: setID, LeaveRunning: o.LeaveRunning, CarryVolumes: o.CarryVolumes}
+	req := apiRequest{Set: setID, LeaveRunning: o.LeaveRunning, CarryVolumes: o.CarryVolumes, PreCopied: o.PreCopied}
 	route := "dump"
 	if o.StreamTo != "" {
 		route, req.Addr = "dumpto", o.StreamTo

@@ -24,6 +24,17 @@ func (w *Worker) DumpWith(ctx context.Context, name, setID string, o DumpOptions
 		return w.dumpLazyHeld(ctx, name, setID, o.Lazy)
 	}
 	opts := dump.Options{LeaveRunning: o.LeaveRunning}
+	if o.PreCopied {
+		if o.Into != "" {
+			return nil, fmt.Errorf("worker %s: dump %s: %w: pre-dumps go with a plain or streamed dump only, not a direct one", w.cfg.Node, name, node.ErrInvalidArgument)
+		}
+		if err := w.withPreDumps(setID, o.StreamTo, &opts); err != nil {
+			return nil, err
+		}
+		// Taken into the set by the dump, or useless after a failed one (CRIU's
+		// chain was cut): what is left goes.
+		defer func() { _ = w.dropPreDumps(setID) }()
+	}
 	if o.CarryVolumes {
 		vols, err := w.localVolumes(ctx, name)
 		if err != nil {

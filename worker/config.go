@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/metrics"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
 )
 
 // Config configures a Worker.
@@ -60,6 +61,10 @@ type Config struct {
 	// Metrics records the API operations' durations and failures, frozen times and
 	// dumped bytes (metrics.NewWorker on the caller's registry); nil: none.
 	Metrics *metrics.Worker
+	// PreCopy is the iteration policy of pre-copy (PreCopy: how many pre-dumps, when
+	// to stop). Default migrate.DefaultPreCopyPolicy() (at most 5 rounds, stop under
+	// 16 MiB dirty or when the dirty set shrinks by less than 10%).
+	PreCopy migrate.PreCopyPolicy
 	// Log receives the worker's logs. Default slog.Default().
 	Log *slog.Logger
 }
@@ -110,6 +115,12 @@ func (c *Config) Validate() error {
 	}
 	if c.XlatePoll <= 0 {
 		c.XlatePoll = d.XlatePoll
+	}
+	if c.PreCopy == (migrate.PreCopyPolicy{}) {
+		c.PreCopy = migrate.DefaultPreCopyPolicy()
+	}
+	if err := c.PreCopy.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

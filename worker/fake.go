@@ -84,6 +84,11 @@ type Fake struct {
 	OnStop   func(container string)
 	lockFor  map[string]time.Duration // container -> its last Lock's deadline, from then
 	carried  map[string]bool          // containers dumped with CarryVolumes
+	// SoftDirty makes the fake a node whose kernel tracks soft-dirty pages: it
+	// announces pre-copy (Info) and PreCopy runs (precopy.go); otherwise PreCopy is
+	// refused with node.ErrNoSoftDirty, as on this project's machines.
+	SoftDirty bool
+	pre       fakePreCopy
 	// TransferAddr is this node's transfer address (Info's Addr). SendTo, when set,
 	// serves Send and DumpInto (e.g. PutSet on another Fake); without it the fake
 	// cannot send sets.
@@ -139,14 +144,21 @@ func NewFake(node string) *Fake {
 
 // Roles returns the fake's roles.
 func (f *Fake) Roles() Roles {
-	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Translations: f, Lazy: f}
+	return Roles{Holder: f, Dumper: f, Sets: f, Restorer: f, Tasks: f, Inspector: f, Drainer: f, Translations: f, Lazy: f, PreCopier: f}
 }
 
-// Info implements Inspector: the fake's node, its TransferAddr, no post-copy.
+// Info implements Inspector: the fake's node, its TransferAddr, no post-copy,
+// pre-copy with SoftDirty.
 func (f *Fake) Info(context.Context) (NodeInfo, error) {
+	f.mu.Lock()
+	pre := Capability{OK: f.SoftDirty}
+	f.mu.Unlock()
+	if !pre.OK {
+		pre.Reason = "a fake worker tracks no dirty pages (Fake.SoftDirty off)"
+	}
 	return NodeInfo{Node: f.Node, CRIUVersion: "fake", Addr: f.TransferAddr, DataRoot: "/fake",
 		PostCopy: Capability{Reason: "a fake worker has no page server"},
-		PreCopy:  Capability{Reason: "a fake worker tracks no dirty pages"}, Features: f.features()}, nil
+		PreCopy:  pre, Features: f.features()}, nil
 }
 
 // features is what Info announces: OldFeatures when set (an older worker), else this
@@ -361,6 +373,21 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 		f.carried[name] = true
 		f.mu.Unlock()
 	}
+	if o.PreCopied {
+		if o.Lazy != "" || o.Into != "" {
+			return nil, fmt.Errorf("fake worker %s: dump %s: %w: pre-dumps go with a plain or streamed dump only", f.Node, name, node.ErrInvalidArgument)
+		}
+		n, err := f.takePreDumps(set)
+		if err != nil {
+			return nil, err
+		}
+		o.PreCopied = false
+		m, err := f.DumpWith(ctx, name, set, o)
+		if m != nil {
+			m.PreDumps = n
+		}
+		return m, err
+	}
 	switch {
 	case o.Lazy != "":
 		return f.DumpLazy(ctx, name, set, o.Lazy)
@@ -511,6 +538,7 @@ func (f *Fake) DropSet(_ context.Context, set string) error {
 		return f.FailDrop
 	}
 	delete(f.sets, set)
+	delete(f.pre.rounds, set) // its pre-dumps, as the worker's DropSet
 	return nil
 }
 

@@ -30,9 +30,10 @@ import (
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
-//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
-//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool} -> Manifest
+//	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool}  -> Manifest
+//	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
+//	POST /v1/containers/{name}/precopy {"set":"ID","addr":"host:port"}  -> PreCopyReport (pre-dumps kept for the set's dump, sent ahead to addr)
 //	POST /v1/containers/{name}/dumplazy {"set":"ID","addr":"host:port","leaveRunning":bool}  -> Manifest (leaveRunning: held, DumpWith Lazy)
 //	POST /v1/sets/{id}/waitlazy                                          (WaitLazy: until a held post-copy dump's last page was served)
 //	POST /v1/containers/{name}/disconnect                                (DisconnectHeld: a frozen post-copy source off its networks)
@@ -64,6 +65,7 @@ type apiRequest struct {
 	Set          string               `json:"set,omitempty"`
 	LeaveRunning bool                 `json:"leaveRunning,omitempty"`
 	CarryVolumes bool                 `json:"carryVolumes,omitempty"`
+	PreCopied    bool                 `json:"preCopied,omitempty"` // DumpOptions.PreCopied
 	Addr         string               `json:"addr,omitempty"`
 	Restore      RestoreOptions       `json:"restore,omitzero"`
 	Label        string               `json:"label,omitempty"`
@@ -130,10 +132,13 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return struct{}{}, err
 	})
 	handle("POST /v1/containers/{name}/dump", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, CarryVolumes: q.CarryVolumes}))
+		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, CarryVolumes: q.CarryVolumes, PreCopied: q.PreCopied}))
 	})
 	handle("POST /v1/containers/{name}/dumpto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes}))
+		return w.dumped(name(r), !q.LeaveRunning)(w.DumpWith(ctx, name(r), q.Set, DumpOptions{LeaveRunning: q.LeaveRunning, StreamTo: q.Addr, CarryVolumes: q.CarryVolumes, PreCopied: q.PreCopied}))
+	})
+	handle("POST /v1/containers/{name}/precopy", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.PreCopy(ctx, name(r), q.Set, q.Addr)
 	})
 	handle("POST /v1/containers/{name}/dumpinto", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		if q.LeaveRunning || q.CarryVolumes {
@@ -278,7 +283,7 @@ var (
 
 // Roles returns the worker's roles, all served over its HTTP API.
 func (c *Client) Roles() Roles {
-	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c, Translations: c, Lazy: c}
+	return Roles{Holder: c, Dumper: c, Sets: c, Restorer: c, Tasks: c, Inspector: c, Drainer: c, Translations: c, Lazy: c, PreCopier: c}
 }
 
 // ErrRemote: the worker answered with an error (its message is attached).

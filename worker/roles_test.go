@@ -56,6 +56,38 @@ func TestRolesConformance(t *testing.T) {
 	})
 }
 
+// The PreCopier role where the kernel tracks soft-dirty pages (TestRolesConformance
+// covers nodes without, as this project's machines): in-process, over HTTP, and the
+// Fake with SoftDirty.
+func TestPreCopierConformance(t *testing.T) {
+	for _, overHTTP := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Worker", true: "Client"}[overHTTP], func(t *testing.T) {
+			workertest.RunPreCopier(t, func(t *testing.T) (a, b workertest.Node) {
+				na, nb := newFakeNodeParts(t, "a", dump.Fake{}, nil, softDirty), newFakeNodeParts(t, "b", dump.Fake{}, nil, softDirty)
+				node := func(n *fakeNode, name string) workertest.Node {
+					roles := n.w.Roles()
+					if overHTTP {
+						roles = (&worker.Client{Addr: n.w.Addr()}).Roles()
+					}
+					return workertest.Node{Name: name, Roles: roles, Addr: n.w.Addr(), Container: func(*testing.T) string {
+						i := ctrSeq.Add(1)
+						return n.add(fmt.Sprintf("ctr%d", i), int(100+i)).Name
+					}}
+				}
+				return node(na, "a"), node(nb, "b")
+			})
+		})
+	}
+	t.Run("Fake", func(t *testing.T) {
+		workertest.RunPreCopier(t, func(t *testing.T) (a, b workertest.Node) {
+			fa, fb := worker.NewFake("a"), worker.NewFake("b")
+			fa.SoftDirty, fa.TransferAddr, fb.TransferAddr = true, "fake-a:1", "fake-b:1"
+			fa.StreamTo = func(set, to string) error { fb.PutSet(set); return nil }
+			return fakeRoles(fa), fakeRoles(fb)
+		})
+	})
+}
+
 var ctrSeq atomic.Int64
 
 func fakeRoles(f *worker.Fake) workertest.Node {

@@ -143,6 +143,9 @@ type Roles struct {
 	// Lazy is the source side of held post-copy dumps (nil: the agent cannot stop a
 	// page server when it releases a parked container; it thaws it anyway).
 	Lazy LazyWaiter
+	// PreCopier runs a pre-copy migration's pre-dumps (precopy.go; nil: the agent
+	// refuses them with node.ErrNoWorker).
+	PreCopier PreCopier
 }
 
 // SetSockets is what Sockets found in a verified image set.

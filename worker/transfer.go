@@ -96,8 +96,24 @@ func (w *Worker) Receive(ctx context.Context, id string, r io.Reader) (imageset.
 
 // ReceiveLive stores the live stream r (a dump streaming from DumpTo) as image set id,
 // verified on the fly against the manifest that ends the stream.
+// The pre-dumps of a pre-copy sent ahead of it (.precopy-<id>, precopy.go) are
+// adopted: the stream does not carry them again, and they go with the set.
 func (w *Worker) ReceiveLive(ctx context.Context, id string, r io.Reader) (imageset.Verified, error) {
-	return w.receive(id, r, imageset.ReceiveLive)
+	pre := imageset.Verified{}
+	if !strings.HasPrefix(id, preCopyPrefix) {
+		pre = w.preSent(id)
+	}
+	v, err := w.receive(id, r, func(r io.Reader, dir string) (imageset.Verified, error) {
+		return imageset.ReceiveLiveAdopting(r, dir, pre)
+	})
+	if pre.Valid() {
+		// Adopted into the set, or broken by a failed stream (a new migration
+		// pre-copies again): either way of no further use.
+		if derr := w.dropPreDumps(id); derr != nil {
+			w.log.Warn("cannot remove the pre-dumps sent ahead of a set", "set", id, "err", derr)
+		}
+	}
+	return v, err
 }
 
 func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (imageset.Verified, error)) (imageset.Verified, error) {
@@ -147,6 +163,10 @@ func (w *Worker) receive(id string, r io.Reader, into func(io.Reader, string) (i
 // Start calls it before the endpoint listens, so no transfer of this process is cut.
 func (w *Worker) removeStaleIncoming() {
 	stale, _ := filepath.Glob(filepath.Join(w.SetsDir(), ".incoming-*"))
+	// A pre-copy's pre-dumps (precopy.go) are of no use to a worker that restarted:
+	// the migration that asked for them failed with the old one.
+	pre, _ := filepath.Glob(filepath.Join(w.SetsDir(), preCopyPrefix+"*"))
+	stale = append(stale, pre...)
 	for _, d := range stale {
 		if err := os.RemoveAll(d); err != nil {
 			w.log.Warn("could not remove the partial set of an interrupted transfer", "dir", d, "err", err)

@@ -153,7 +153,7 @@ var (
 
 // Roles returns the worker's roles, called in-process.
 func (w *Worker) Roles() Roles {
-	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w, Lazy: w}
+	return Roles{Holder: w, Dumper: w, Sets: w, Restorer: w, Tasks: w, Inspector: w, Drainer: w, Translations: w, Lazy: w, PreCopier: w}
 }
 
 // New returns a Worker over parts. Call Start to reconcile the journal, start the
@@ -835,6 +835,9 @@ func (w *Worker) restoredBefore(ctx context.Context, setID string, opts RestoreO
 func (w *Worker) Info(ctx context.Context) (NodeInfo, error) {
 	ni := NodeInfo{Node: w.cfg.Node, CRIUVersion: w.p.CRIUVersion, Kernel: w.p.Kernel, Addr: w.addr, DataRoot: w.cfg.DataRoot, Features: Features()}
 	pre := migrate.PreCopySupport(ctx, w.p.Features)
+	if _, ok := w.p.Dumper.(dump.PreDumper); pre == nil && !ok {
+		pre = fmt.Errorf("%w: this worker's dumper cannot pre-dump", migrate.ErrPreCopyUnsupported)
+	}
 	post := migrate.PostCopySupport(ctx, w.p.Features, w.pipeLimit())
 	ni.PreCopy = Capability{OK: pre == nil, Reason: errString(pre)}
 	ni.PostCopy = Capability{OK: post == nil, Reason: errString(post)}
@@ -869,6 +872,9 @@ func (w *Worker) DropSet(ctx context.Context, setID string) error {
 	// connected yet fails, and its container keeps running where it was.
 	w.dropPages(setID)
 	w.stopHash(setID) // a pending hash of its received pages ends first
+	if err := w.dropPreDumps(setID); err != nil {
+		return fmt.Errorf("worker %s: drop the pre-dumps of image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, preCopyDir(w.SetsDir(), setID))
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("worker %s: drop image set %s: %w (remove %s by hand)", w.cfg.Node, setID, err, dir)
 	}

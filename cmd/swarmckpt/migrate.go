@@ -69,8 +69,20 @@ ended on its target, the source is put back instead). A failed restore puts the 
 back: its networks and addresses given back, released, it runs on where it was with
 its state. If the coordinator dies meanwhile, the next one puts the source back (the
 restore had not completed) or waits for the last page and then ends the source. A stack label asking for post-copy migrates direct where post-copy cannot
-apply and the nodes allow that, else streamed, with a warning. pre-copy is refused where a node's kernel tracks no
-soft-dirty pages (named), and elsewhere too: its dump loop is not in migrate yet.
+apply and the nodes allow that, else streamed, with a warning. pre-copy (exact mode)
+pre-dumps each moving container on its node while it runs, round after round as the
+node's worker policy says (at most 5; it stops once a round wrote 16 MiB or less, or the
+dirty set stops shrinking), and sends the pre-dumps to the target, before anything is
+locked; the snapshot's dump then writes only the pages dirtied since the last round and
+streams the rest of the set to the target (every file checksummed), the dumping node
+keeping its copy (rollback as streamed); the target links the pre-dump chain when it
+restores. It needs every node
+that may dump a moving container (--from NODE, or every live node but --to NODE) to
+announce the worker feature pre-copy (its kernel tracks soft-dirty pages): otherwise it
+is refused before anything is touched, naming the node (exit 2; a label asking for it
+migrates streamed, with a warning). A failed pre-dump fails the migration before
+anything is locked (the containers run on). Not run on this project's machines (kernel
+6.18 without soft-dirty): docs/dataplane.md "Pre-copy".
 --mode as for restore (default exact); with --mode
 swarm and --whole-stack (or a stack that runs standalone containers) the move is a placement constraint added to the stack's services
 (node.hostname==NODE for --to, node.hostname!=NODE for --from) for the restore, and

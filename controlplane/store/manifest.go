@@ -125,6 +125,12 @@ type Container struct {
 	// fetched them from that node's page server, which never wrote them to disk: no
 	// page has a checksum. The set is dropped once every page arrived.
 	PostCopy bool `json:"post_copy,omitempty"`
+	// PreCopy: the migration pre-dumped the container while it ran (migrate --copy
+	// pre-copy, PreDumps rounds) and its dump wrote only the pages dirtied since the
+	// last; the set holds the pre-dumps too (every file checksummed) and streamed to
+	// StreamedTo as a streamed dump's does; the dumping node keeps its copy.
+	PreCopy  bool `json:"pre_copy,omitempty"`
+	PreDumps int  `json:"pre_dumps,omitempty"`
 	// PagesLost is set when a post-copy source failed before every page arrived (data
 	// loss for this container): what the wait for its pages reported.
 	PagesLost string `json:"pages_lost,omitempty"`

@@ -256,7 +256,8 @@ type MigrateRequest struct {
 	CarryVolumes bool `json:"carry_volumes,omitempty"`
 	// Copy is how the moving containers' images reach their targets: CopyStreamed,
 	// CopyDirect, CopyPostCopy or CopyPreCopy (the last two refused where a node
-	// involved does not announce them, as every worker of this version). Empty: the stack's
+	// involved does not announce them: post-copy-migrate, or pre-copy on a kernel
+	// without soft-dirty, as on this project's machines). Empty: the stack's
 	// swarmckpt.migration label (cold is CopyStreamed), else CopyStreamed.
 	Copy string `json:"copy,omitempty"`
 	// WholeStack moves the whole stack cold (every container dumped, stopped and
@@ -282,10 +283,11 @@ const (
 	// node.FeaturePostCopy and node.FeaturePostCopyMigrate; standalone containers only.
 	// The source serves the pages until the last one arrived (restore.finishPostCopy).
 	CopyPostCopy = "post-copy"
-	// CopyPreCopy: iterative pre-dumps while the container runs, then a short final
-	// dump (worker/migrate NextRound decides when to stop). Needs soft-dirty page
-	// tracking on the dumping nodes (node.FeaturePreCopy); the dump loop is not in
-	// migrate yet.
+	// CopyPreCopy: iterative pre-dumps while the container runs (node.OpPreCopy; the
+	// worker's policy, worker/migrate NextRound, decides when to stop), then a short
+	// final dump of the pages dirtied since, streamed with the pre-dumps as for
+	// CopyStreamed. Exact mode; needs soft-dirty page tracking on the dumping nodes
+	// (node.FeaturePreCopy), refused otherwise before anything is touched.
 	CopyPreCopy = "pre-copy"
 )
 

@@ -104,7 +104,7 @@ const MaxReplicas = 16
 // Values allowed for the enumerated keys.
 var (
 	Modes      = []string{"exact", "swarm"}
-	Migrations = []string{"cold", "direct", "post-copy"}
+	Migrations = []string{"cold", "direct", "post-copy", "pre-copy"}
 	OnDrains   = []string{OnDrainMigrate}
 	OnNodeLoss = []string{OnNodeLossRestore}
 )

@@ -58,7 +58,7 @@ func TestDerive(t *testing.T) {
 		{name: "replicas word", services: []Service{svc("a", KeyReplicas, "two")}, errs: []string{"not a whole number from 1 to 16"}},
 		{name: "replicas 17", services: []Service{svc("a", KeyReplicas, "17")}, errs: []string{"not a whole number from 1 to 16"}},
 		{name: "mode", services: []Service{svc("a", KeyMode, "fast")}, errs: []string{"unknown restore mode: use one of exact, swarm"}},
-		{name: "migration", services: []Service{svc("a", KeyMigration, "teleport")}, errs: []string{"unknown migration kind: use one of cold, direct, post-copy"}},
+		{name: "migration", services: []Service{svc("a", KeyMigration, "teleport")}, errs: []string{"unknown migration kind: use one of cold, direct, post-copy, pre-copy"}},
 		{name: "on-drain migrate", services: []Service{svc("a", KeyOnDrain, "migrate"), svc("b", KeyOnDrain, "migrate")},
 			want: &Policy{Stack: "s", Enabled: true, Replicas: 1, OnDrain: OnDrainMigrate, From: map[string][]string{KeyOnDrain: {"a", "b"}}}},
 		{name: "on-drain unknown", services: []Service{svc("a", KeyOnDrain, "restart")},

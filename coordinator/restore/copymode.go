@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -53,23 +54,45 @@ func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (m
 		// direct, or streamed, there.
 		return api.CopyPostCopy, explicit, nil
 	case api.CopyPreCopy:
-		if err := s.preCopyGate(); err != nil {
-			return "", true, err
+		if req.Mode == api.ModeSwarm {
+			// Swarm mode places the set for swarm's replacement task, whose runtime
+			// wrapper does not link a pre-dump chain.
+			if explicit {
+				return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy --mode swarm refused, nothing was changed: pre-copy needs --mode exact (a set placed for swarm's replacement task cannot chain its pre-dumps yet); use --mode exact, or --copy streamed")
+			}
+			return api.CopyStreamed, false, nil
 		}
-		return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: every live node tracks soft-dirty pages, but migrate has no pre-copy dump loop yet (the iteration policy is worker/migrate.NextRound); use --copy direct or --copy streamed")
+		// Every node that may dump a moving container must track soft-dirty pages:
+		// refused before anything is touched (a label's choice falls back to
+		// streamed). streamTo checks the nodes that do dump one once they are known.
+		if err := s.preCopyGate(req); err != nil {
+			if explicit {
+				return "", true, err
+			}
+			s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for pre-copy, which cannot apply (%v): migrating streamed", err)})
+			return api.CopyStreamed, false, nil
+		}
+		return api.CopyPreCopy, explicit, nil
 	default:
 		return "", explicit, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: unknown copy mode %q: use %s or %s (%s and %s only where every node involved announces them: 'swarmckpt status' FEATURES)", mode, api.CopyStreamed, api.CopyDirect, api.CopyPostCopy, api.CopyPreCopy)
 	}
 }
 
-// preCopyGate refuses pre-copy unless every live node announces soft-dirty tracking
-// (node.FeaturePreCopy: its kernel has CONFIG_MEM_SOFT_DIRTY): before the snapshot the
-// nodes that will dump are not known yet, and any node of the stack may be one.
-func (s *Restores) preCopyGate() error {
+// preCopyGate refuses pre-copy of req unless every live node that may dump a moving
+// container announces soft-dirty tracking (node.FeaturePreCopy: its kernel has
+// CONFIG_MEM_SOFT_DIRTY): --from NODE, or (--to NODE) every live node but NODE. Before
+// the snapshot the moving containers are not resolved yet; streamTo checks the nodes
+// that do dump one (copyGate). The error is CodeBadRequest (exit 2), naming the node.
+func (s *Restores) preCopyGate(req api.MigrateRequest) error {
 	live := s.live()
 	var nodes []string
 	for _, w := range live {
-		nodes = append(nodes, w.Node)
+		if req.From != "" && w.Node == req.From || req.From == "" && w.Node != req.To {
+			nodes = append(nodes, w.Node)
+		}
+	}
+	if req.From != "" && len(nodes) == 0 {
+		nodes = []string{req.From} // no live worker: announces nothing
 	}
 	slices.Sort(nodes)
 	if n, f, missing := missingFeature(live, nodes, []string{node.FeaturePreCopy}); missing {

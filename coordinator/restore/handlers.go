@@ -538,6 +538,20 @@ func (s *Restores) streamTo(ctx context.Context, pre *store.Manifest, plan map[s
 		}
 		mode, *copyMode = fallback, fallback
 	}
+	if mode == api.CopyPreCopy && len(moving) > 0 {
+		// Pre-copy (precopy.go): the pre-dumps run now, while the containers run;
+		// their dumps stream as for streamed, taking the pre-dumps along.
+		if err := s.preCopy(ctx, pre, moving, out); err != nil {
+			if explicit {
+				return nil, err
+			}
+			s.event(ctx, api.Event{ID: pre.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for pre-copy, which failed (%v): migrating streamed", err)})
+			*copyMode = api.CopyStreamed
+			return out, nil
+		}
+		s.event(ctx, api.Event{ID: pre.ID, Phase: "streaming", Message: fmt.Sprintf("%d containers' images, pre-dumps included, stream to their target nodes while they are dumped", len(out))})
+		return out, nil
+	}
 	if mode == api.CopyPostCopy {
 		// Post-copy: the set (no pages) stays on the source, which serves the
 		// pages to the restore; nothing streams. Standalone containers only: a

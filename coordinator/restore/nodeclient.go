@@ -239,6 +239,12 @@ func (a AgentNodes) Reconnect(ctx context.Context, nodeName string, req node.Rec
 	return err
 }
 
+// PreCopy implements PreCopySources. Not repeated: a worker that restarted lost its
+// pre-dumps, and the migration fails (nothing changed).
+func (a AgentNodes) PreCopy(ctx context.Context, nodeName string, req node.PreCopyRequest) (*node.PreCopyReply, error) {
+	return call[node.PreCopyReply](ctx, a, nodeName, node.PreCopySubject(nodeName), req, false)
+}
+
 // Place implements Placements.
 func (a AgentNodes) Place(ctx context.Context, nodeName string, req node.PlaceRequest) (*node.PlaceReply, error) {
 	return call[node.PlaceReply](ctx, a, nodeName, node.PlaceSubject(nodeName), req, false)

@@ -18,6 +18,7 @@ type Nodes interface {
 	Containers
 	Placements
 	PostCopySources
+	PreCopySources
 }
 
 // Checks asks nodes what a restore must know before it changes anything.
@@ -85,4 +86,14 @@ type PostCopySources interface {
 	// of a failed restore); they stay held until released (Containers.StopParked with
 	// Resume).
 	Reconnect(ctx context.Context, nodeName string, req node.ReconnectRequest) error
+}
+
+// PreCopySources drives the source of a pre-copy migration (node.Target.PreCopy)
+// before its snapshot: the pre-dumps while it runs.
+type PreCopySources interface {
+	// PreCopy pre-dumps a running container on node for its set (rounds as the
+	// node's policy says) and keeps them there for the set's dump; refused
+	// (node.ErrNoSoftDirty) where node's kernel tracks no soft-dirty pages. Nothing is
+	// kept on failure.
+	PreCopy(ctx context.Context, nodeName string, req node.PreCopyRequest) (*node.PreCopyReply, error)
 }

@@ -85,11 +85,15 @@ var (
 	// ErrNoSpace: the node's disk is full: images could not be written there. A local
 	// error matching syscall.ENOSPC is sent as this reason.
 	ErrNoSpace error = &reason{CodeFailedPrecondition, "no_space", "no space left on the node's disk"}
+	// ErrNoSoftDirty: a pre-copy (iterative pre-dump) asked of a node whose kernel
+	// tracks no soft-dirty pages (CONFIG_MEM_SOFT_DIRTY off; FeaturePreCopy not
+	// announced).
+	ErrNoSoftDirty error = &reason{CodeFailedPrecondition, "no_soft_dirty", "the kernel tracks no soft-dirty pages: pre-copy cannot run on this node"}
 )
 
 var reasons = []*reason{ErrNoSuchSet.(*reason), ErrBadSetID.(*reason), ErrNotFrozen.(*reason),
 	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason),
-	ErrNoSpace.(*reason)}
+	ErrNoSpace.(*reason), ErrNoSoftDirty.(*reason)}
 
 // Status is an operation's outcome on the wire; the zero Status is success. Every
 // reply embeds it (JSON fields error, code, reason).

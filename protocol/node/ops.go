@@ -479,3 +479,32 @@ const (
 	DrainReleased     = "released"
 	DrainFailed       = "failed"
 )
+
+// PreCopyRequest asks this node to pre-dump a container of a pre-copy migration
+// (OpPreCopy, migrate --copy pre-copy) while it runs: round after round, as the
+// node's iteration policy says, kept on the node for the container's dump in
+// snapshot Set's plan (Target.PreCopy), which then writes only the pages dirtied
+// since the last round. ErrNoSoftDirty where the node's kernel tracks no soft-dirty
+// pages. The container runs on either way; a failure keeps nothing.
+type PreCopyRequest struct {
+	// Container is the container's ID (or name) on this node.
+	Container string `json:"container"`
+	// Set is the image set its dump will write (SetID).
+	Set string `json:"set"`
+	// To, when set, is the transfer address of the worker the set will stream to:
+	// the pre-dumps are sent there once the rounds are done (the container still
+	// running), and the set's stream then carries only the rest.
+	To string `json:"to,omitempty"`
+}
+
+// PreCopyReply answers a PreCopyRequest: the rounds run, the bytes of memory pages
+// each wrote (the first: all of them), and the policy's reason to stop.
+type PreCopyReply struct {
+	OpStatus
+	Rounds []int64 `json:"rounds,omitempty"`
+	Why    string  `json:"why,omitempty"`
+	// SentTo is To once the pre-dumps arrived there; SendError why they did not (they
+	// then stream with the set).
+	SentTo    string `json:"sent_to,omitempty"`
+	SendError string `json:"send_error,omitempty"`
+}

@@ -51,6 +51,13 @@ type Target struct {
 	// the parked container (an aborted migration) stops its page server first. An
 	// agent that does not know PostCopy dumps plainly, which is safe.
 	PostCopy bool `json:"post_copy,omitempty"`
+	// PreCopy (with StreamTo, migrate --copy pre-copy): the dump takes the pre-dumps
+	// OpPreCopy kept on this node for the container's set (worker DumpOptions
+	// PreCopied) and writes only the pages dirtied since the last one; the set,
+	// pre-dumps included, streams to StreamTo as for a streamed dump. An agent that
+	// does not know PreCopy streams a plain dump, which is safe (the pre-dumps are
+	// dropped with the set).
+	PreCopy bool `json:"pre_copy,omitempty"`
 	// CarryVolumes: the dump packs the container's local named volumes into its set
 	// (snapshot --carry-volumes; worker.DumpOptions.CarryVolumes).
 	CarryVolumes bool `json:"carry_volumes,omitempty"`

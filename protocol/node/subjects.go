@@ -45,12 +45,13 @@ const (
 	OpWaitLazy   Op = "wait-lazy"   // WaitLazyRequest -> WaitLazyReply
 	OpReconnect  Op = "reconnect"   // ReconnectRequest -> ReconnectReply
 	OpXlates     Op = "xlates"      // XlatesRequest -> XlatesReply
+	OpPreCopy    Op = "pre-copy"    // PreCopyRequest -> PreCopyReply
 )
 
 // Ops lists every operation (the table above), for tests and tooling.
 var Ops = []Op{OpPlan, OpSend, OpRestore, OpDrop, OpVerify, OpRemove, OpUnlock, OpPlace,
 	OpAddressMap, OpUnplace, OpStop, OpHolds, OpPreflight, OpStandalone, OpArm, OpHeld, OpXlate,
-	OpDisconnect, OpWaitLazy, OpReconnect, OpXlates}
+	OpDisconnect, OpWaitLazy, OpReconnect, OpXlates, OpPreCopy}
 
 // Subject is where node's agent serves operation o.
 func (o Op) Subject(node string) string { return Prefix + ".agent." + node + "." + string(o) }
@@ -96,6 +97,7 @@ func DisconnectSubject(node string) string { return OpDisconnect.Subject(node) }
 func WaitLazySubject(node string) string   { return OpWaitLazy.Subject(node) }
 func ReconnectSubject(node string) string  { return OpReconnect.Subject(node) }
 func XlatesSubject(node string) string     { return OpXlates.Subject(node) }
+func PreCopySubject(node string) string    { return OpPreCopy.Subject(node) }
 
 // SubjectFor returns the subject to publish a protocol message for addr on; containers
 // need the container -> node map (nodeOf), coordinator and nodes do not.

@@ -166,6 +166,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The worker's protocol features are the node's (node.Feature*): heartbeats
 	// announce them, and the coordinator asks only for what is announced.
 	a.cfg.Info.Features = node.MergeFeatures(a.cfg.Info.Features, a.info.Features)
+	if a.info.PreCopy.OK && a.cfg.Worker.PreCopier != nil {
+		// Its kernel tracks soft-dirty pages (the worker checked): pre-copy can run here.
+		a.cfg.Info.Features = node.MergeFeatures(a.cfg.Info.Features, []string{node.FeaturePreCopy})
+	}
 	planSub, err := a.cfg.Bus.Subscribe(node.PlanSubject(a.cfg.Node), func(m *bus.Msg) {
 		var p node.Plan
 		if err := json.Unmarshal(m.Data, &p); err != nil {

@@ -90,6 +90,9 @@ func (a *Agent) dump(ctx context.Context, snapshot string, c node.Target, leaveR
 	if c.CarryVolumes { // carryvolumes.go
 		return a.dumpCarrying(ctx, c, set, leaveRunning)
 	}
+	if c.PreCopy && c.StreamTo != "" {
+		return a.dumpPreCopied(ctx, c, set, leaveRunning) // precopy.go
+	}
 	if c.StreamTo != "" {
 		return a.dumpTo(ctx, c, set, leaveRunning)
 	}

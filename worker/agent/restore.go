@@ -61,6 +61,7 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 	}))
 	a.serveTasks(ctx, &s)
 	a.servePostCopy(ctx, &s)
+	a.servePreCopy(ctx, &s)       // precopy.go
 	a.serveDrain(ctx, &s)         // drain.go
 	a.serveXlate(ctx, &s)         // xlate.go
 	a.serveXlates(ctx, &s)        // xlate.go

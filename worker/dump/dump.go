@@ -46,6 +46,31 @@ type Options struct {
 	// Volumes are local named volumes whose content goes into the set (packVolumes),
 	// while the container is frozen, right after CRIU's dump. Not for post-copy dumps.
 	Volumes []Volume
+	// PreCopied, when set, is the directory where PreDump wrote this container's
+	// pre-dumps (images/pre/0 .. PreDumps-1, imageset.PreDumpPath) while it ran
+	// (migrate --copy pre-copy): they move into the set, and CRIU writes only the pages
+	// dirtied since the last one, chained onto it (--parent-path). The set records
+	// PreDumps; its parent links are removed before it is sealed (regular files only)
+	// and made again by its restore (imageset.LinkParents). Not with PageServer or
+	// SendPages.
+	PreCopied string
+	// PreDumps is the number of pre-dumps in PreCopied.
+	PreDumps int
+	// PreKnown are the digests of the pre-dumps' files (names under images/, as in
+	// the set), computed when they were sealed to be sent ahead: sealing reuses them.
+	// With PreSent, the Sink's receiver holds those files already (sent while the
+	// container ran): they are not streamed again.
+	PreKnown map[string]imageset.File
+	PreSent  bool
+}
+
+// PreDumper runs the pre-dumps of a pre-copy migration (Runc and Fake implement it).
+type PreDumper interface {
+	// PreDump writes pre-dump k (0-based) of the running container c into
+	// imageset.PreDumpPath(images, k), chained onto pre-dump k-1 (CRIU's work files
+	// under work), and returns the bytes of memory pages it wrote: all of them for
+	// k = 0, those dirtied since pre-dump k-1 after. c keeps running.
+	PreDump(ctx context.Context, c container.Ref, images, work string, k int) (int64, error)
 }
 
 // Volume is a local named volume to carry: its name, where the container mounts it,

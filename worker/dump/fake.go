@@ -19,7 +19,10 @@ import (
 // from the container ID. Containers with Pid <= 0 fail like an exited container.
 type Fake struct{}
 
-var _ Dumper = Fake{}
+var (
+	_ Dumper    = Fake{}
+	_ PreDumper = Fake{}
+)
 
 // Dump implements Dumper.
 func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set string, opts Options) (m *imageset.Manifest, err error) {
@@ -48,6 +51,23 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 		"inventory.img": "fake inventory " + c.ID,
 		"pages-1.img":   fmt.Sprintf("fake pages of pid %d", c.Pid),
 	}
+	if opts.PreCopied != "" {
+		// As CRIU with --parent-path: the pre-dumps move in and the final dump links
+		// its parent; the link goes before sealing, as in Runc.Dump.
+		if err := adoptPreDumps(opts.PreCopied, images, opts.PreDumps); err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(imageset.ParentPath(opts.PreDumps, true), filepath.Join(images, imageset.ParentLink)); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(filepath.Join(images, imageset.ParentLink, "pages-1.img")); err != nil {
+			return nil, fmt.Errorf("dump %s: %w: parent images: %w", c, ErrCRIU, err)
+		}
+		files["pages-1.img"] = fmt.Sprintf("fake pages of pid %d dirtied since pre-dump %d", c.Pid, opts.PreDumps-1)
+		if err := imageset.UnlinkParents(images, opts.PreDumps); err != nil {
+			return nil, err
+		}
+	}
 	if opts.SendPages != "" {
 		pages := map[string]string{"pages-1.img": files["pages-1.img"], "pagemap-1.img": "fake pagemap " + c.ID}
 		delete(files, "pages-1.img")
@@ -67,8 +87,9 @@ func (Fake) Dump(_ context.Context, c container.Ref, spec container.Spec, set st
 	if opts.Sink != nil {
 		known = map[string]imageset.File{} // streamRest sends and hashes them
 	}
+	known = withPreKnown(known, opts)
 	m = &imageset.Manifest{ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
-		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC(), Volumes: vols}
+		CRIUVersion: "fake", Kernel: "fake", Created: time.Now().UTC(), Volumes: vols, PreDumps: preDumps(opts)}
 	if opts.Sink != nil {
 		if known, err = streamRest(images, known, nil, opts.Sink); err != nil {
 			return nil, err
@@ -128,4 +149,34 @@ func sendPages(addr string, files map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// FakePreDumpBytes is what the fake's pre-dump k reports written: half of the one
+// before, from 64 MiB (a converging dirty set), whatever it writes.
+func FakePreDumpBytes(k int) int64 { return (64 << 20) >> k }
+
+// PreDump implements PreDumper: pre-dump k writes a small pages file under
+// imageset.PreDumpPath(images, k), links its parent as CRIU does, and reports
+// FakePreDumpBytes(k). A container with Pid <= 0 fails like an exited one.
+func (Fake) PreDump(_ context.Context, c container.Ref, images, _ string, k int) (int64, error) {
+	if c.Pid <= 0 {
+		return 0, fmt.Errorf("pre-dump %d of %s: %w: container is not running", k, c, ErrCRIU)
+	}
+	dir := imageset.PreDumpPath(images, k)
+	if err := os.MkdirAll(dir, imageset.DirMode); err != nil {
+		return 0, err
+	}
+	if p := imageset.ParentPath(k, false); p != "" {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			return 0, fmt.Errorf("pre-dump %d of %s: %w: no parent: %w", k, c, ErrCRIU, err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, imageset.ParentLink)); err != nil {
+			return 0, err
+		}
+	}
+	page := fmt.Sprintf("fake pre-dump %d of pid %d", k, c.Pid)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), []byte(page), imageset.FileMode); err != nil {
+		return 0, err
+	}
+	return FakePreDumpBytes(k), nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
+	"github.com/swarmckpt/swarmckpt/worker/migrate"
 )
 
 // WorkDir is the subdirectory of a set holding CRIU's logs (not part of the images).
@@ -42,7 +43,10 @@ type Runc struct {
 	lazy   map[string]Lazy // post-copy page servers by set dir
 }
 
-var _ Dumper = (*Runc)(nil)
+var (
+	_ Dumper    = (*Runc)(nil)
+	_ PreDumper = (*Runc)(nil)
+)
 
 // Versions returns the CRIU version and kernel release recorded in manifests.
 func (r *Runc) Versions() (criu, kernel string) {
@@ -101,6 +105,14 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	if opts.SendPages != "" {
 		args = append(args, "--page-server", opts.SendPages)
 	}
+	if opts.PreCopied != "" {
+		// The pre-dumps (and CRIU's links between them) move in; CRIU writes only
+		// the pages dirtied since the last one.
+		if err := adoptPreDumps(opts.PreCopied, images, opts.PreDumps); err != nil {
+			return nil, fmt.Errorf("dump %s: %w", c, err)
+		}
+		args = append(args, "--parent-path", imageset.ParentPath(opts.PreDumps, true))
+	}
 	args = append(args, c.ID)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, or(r.Runc, "runc"), args...)
@@ -144,6 +156,12 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 			c, ErrCRIU, err, strings.TrimSpace(out.String()), LogTail(logPath, 6)), filepath.Dir(set), freeBytes(filepath.Dir(set)),
 			out.String(), string(logText))
 	}
+	if opts.PreCopied != "" {
+		// A sealed set holds regular files only: its restore links the chain again.
+		if err := imageset.UnlinkParents(images, opts.PreDumps); err != nil {
+			return nil, fmt.Errorf("dump %s: %w", c, err)
+		}
+	}
 	// The writable layer, before the images stream on (the tar is one more file of the
 	// set). A snapshot (leave running) whose layer cannot be packed fails: its
 	// container runs on, and a set that cannot be restored elsewhere is worse than none.
@@ -161,11 +179,12 @@ func (r *Runc) Dump(ctx context.Context, c container.Ref, spec container.Spec, s
 	m = &imageset.Manifest{
 		ContainerID: c.ID, Node: opts.Node, Spec: spec, LeaveRunning: opts.LeaveRunning,
 		CRIUVersion: criu, Kernel: kernel, Created: time.Now().UTC(), DumpSeconds: took.Seconds(),
-		Rootfs: rootfs, Volumes: vols,
+		Rootfs: rootfs, Volumes: vols, PreDumps: preDumps(opts),
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		m.DumpCPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds() // runc and the CRIU it waited for
 	}
+	known = withPreKnown(known, opts)
 	if opts.Sink != nil {
 		if known, err = streamRest(images, known, fw.streamed, opts.Sink); err != nil {
 			return nil, fmt.Errorf("dump %s: read back images: %w", c, err)
@@ -260,4 +279,39 @@ func (r *Runc) PageServer(ctx context.Context, conn *os.File, images, logFile st
 		return fmt.Errorf("%w: criu page-server: %w: %s; CRIU log: %s", ErrCRIU, err, strings.TrimSpace(string(out)), LogTail(logFile, 6))
 	}
 	return nil
+}
+
+// PreDump implements PreDumper: `runc checkpoint --pre-dump` (migrate.PreDumpArgs),
+// the container running on.
+func (r *Runc) PreDump(ctx context.Context, c container.Ref, images, work string, k int) (int64, error) {
+	dir := imageset.PreDumpPath(images, k)
+	wdir := filepath.Join(work, fmt.Sprintf("pre-%d", k))
+	for _, d := range []string{dir, wdir} {
+		if err := os.MkdirAll(d, imageset.DirMode); err != nil {
+			return 0, fmt.Errorf("pre-dump %d of %s: %w", k, c, err)
+		}
+	}
+	out, err := exec.CommandContext(ctx, or(r.Runc, "runc"), migrate.PreDumpArgs(r.Root, c.ID, images, work, k)...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pre-dump %d of %s: %w: runc checkpoint --pre-dump: %w: %s; CRIU log: %s",
+			k, c, ErrCRIU, err, strings.TrimSpace(string(out)), LogTail(filepath.Join(wdir, "dump.log"), 6))
+	}
+	return pagesBytes(dir)
+}
+
+// pagesBytes is the size of the memory pages (pages-*.img) in dir.
+func pagesBytes(dir string) (int64, error) {
+	pages, err := filepath.Glob(filepath.Join(dir, "pages-*.img"))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range pages {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0, err
+		}
+		n += fi.Size()
+	}
+	return n, nil
 }

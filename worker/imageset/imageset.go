@@ -95,6 +95,10 @@ type Manifest struct {
 	// set like the others (hashed, sealed, transferred, verified). A restore on another
 	// node recreates each volume with that content before the container is restored.
 	Volumes []Volume `json:"volumes,omitempty"`
+	// PreDumps is the number of pre-dumps under images/pre/ (migrate --copy pre-copy,
+	// parents.go) whose pages the final dump's images refer to: a restore links the
+	// chain (LinkParents) first. 0: a dump without pre-dumps.
+	PreDumps int `json:"preDumps,omitempty"`
 	// Files lists every file under images/, sorted by name.
 	Files []File `json:"files"`
 }

@@ -150,6 +150,17 @@ type liveFile struct {
 // stream, mismatch, disk full) dir is removed: nothing half-received stays behind.
 // Memory use is bounded by three fixed buffers, whatever the size of the set.
 func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
+	return ReceiveLiveAdopting(r, dir, Verified{})
+}
+
+// ReceiveLiveAdopting is ReceiveLive that takes a file the closing manifest lists but
+// the stream did not send from pre, a set verified on this node (a pre-copy's
+// pre-dumps, received while the container ran), when pre's manifest lists it with the
+// same name, size and sha256: the file moves (a rename) into dir. pre's files are
+// the ones it verified on arrival as long as they keep their size (Recheck the set
+// first). A zero pre adopts nothing. On failure the files moved stay in dir, which is
+// removed: pre is then incomplete and must be dropped.
+func ReceiveLiveAdopting(r io.Reader, dir string, pre Verified) (v Verified, err error) {
 	if err := os.MkdirAll(filepath.Dir(dir), DirMode); err != nil {
 		return v, fmt.Errorf("imageset: receive into %s: %w", dir, err)
 	}
@@ -214,7 +225,7 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 			if n, _ := br.Read(hdr[:1]); n > 0 {
 				return v, fmt.Errorf("%w: data after the manifest", ErrMissing)
 			}
-			return finishLive(dir, mb, files)
+			return finishLive(dir, mb, files, pre)
 		case opAppend, opRestart:
 		default:
 			return v, fmt.Errorf("%w: unknown frame %q", ErrManifest, op)
@@ -272,16 +283,23 @@ func ReceiveLive(r io.Reader, dir string) (v Verified, err error) {
 }
 
 // finishLive checks what was received against the manifest mb and seals the set.
-func finishLive(dir string, mb []byte, files map[string]*liveFile) (Verified, error) {
+func finishLive(dir string, mb []byte, files map[string]*liveFile, pre Verified) (Verified, error) {
 	m, err := DecodeManifest(bytes.NewReader(mb))
 	if err != nil {
 		return Verified{}, err
 	}
 	stamps := make(map[string]stamp, len(files))
+	adopted := 0
 	for _, want := range m.Files {
 		f := files[want.Name]
 		if f == nil {
-			return Verified{}, fmt.Errorf("%w: %s is in the manifest but was not sent", ErrMissing, want.Name)
+			st, err := adopt(pre, want, dir)
+			if err != nil {
+				return Verified{}, fmt.Errorf("%w: %s is in the manifest but was not sent (%v)", ErrMissing, want.Name, err)
+			}
+			stamps[want.Name] = st
+			adopted++
+			continue
 		}
 		if sum := hex.EncodeToString(f.h.Sum(nil)); f.n != want.Size || sum != want.SHA256 {
 			return Verified{}, fmt.Errorf("%w: %s arrived with %d bytes sha256 %.12s, manifest says %d bytes %.12s",
@@ -296,7 +314,7 @@ func finishLive(dir string, mb []byte, files map[string]*liveFile) (Verified, er
 		}
 		stamps[want.Name] = stampOf(fi)
 	}
-	if len(files) != len(m.Files) {
+	if len(files)+adopted != len(m.Files) {
 		var extra []string
 		for name := range files {
 			if _, ok := m.Lookup(name); !ok {
@@ -310,4 +328,33 @@ func finishLive(dir string, mb []byte, files map[string]*liveFile) (Verified, er
 		return Verified{}, err
 	}
 	return Verified{dir: dir, m: m, stamps: stamps}, nil
+}
+
+// adopt moves file want of the verified set pre into dir's images, if pre holds it with
+// the same size and sha256 (and it still has that size), and returns its stamp.
+func adopt(pre Verified, want File, dir string) (stamp, error) {
+	if !pre.Valid() {
+		return stamp{}, errors.New("no earlier set holds it")
+	}
+	have, ok := pre.m.Lookup(want.Name)
+	if !ok || have.Size != want.Size || have.SHA256 != want.SHA256 {
+		return stamp{}, fmt.Errorf("the pre-sent set %s does not hold it with that content", pre.dir)
+	}
+	from := filepath.Join(ImagesPath(pre.dir), filepath.FromSlash(want.Name))
+	fi, err := os.Stat(from)
+	if err != nil || fi.Size() != want.Size {
+		return stamp{}, fmt.Errorf("the pre-sent set %s changed: %v", pre.dir, err)
+	}
+	to := filepath.Join(ImagesPath(dir), filepath.FromSlash(want.Name))
+	if err := os.MkdirAll(filepath.Dir(to), DirMode); err != nil {
+		return stamp{}, err
+	}
+	if err := os.Rename(from, to); err != nil {
+		return stamp{}, err
+	}
+	fi, err = os.Stat(to)
+	if err != nil {
+		return stamp{}, err
+	}
+	return stampOf(fi), nil
 }

@@ -2,11 +2,14 @@ package imageset_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -122,5 +125,55 @@ func TestLiveWriterRefusesBadNamesAndSticks(t *testing.T) {
 	}
 	if err := lw.Append("ok.img", nil); err == nil || lw.Err() == nil {
 		t.Fatal("writer went on after an error")
+	}
+}
+
+// TestLiveStreamAdoptsPreSentFiles: a file the closing manifest lists but the stream
+// did not send is taken from the pre-sent set when it holds it with the same size and
+// sha256 (moved, the received set verifies); with other content, or without a
+// pre-sent set, the receive fails as for any missing file and keeps nothing.
+func TestLiveStreamAdoptsPreSentFiles(t *testing.T) {
+	src := makeSet(t)
+	pre := filepath.Join(t.TempDir(), "pre")
+	must(t, os.MkdirAll(filepath.Join(pre, "images", "pre", "0"), imageset.DirMode))
+	must(t, os.WriteFile(filepath.Join(pre, "images", "pre", "0", "pages-1.img"), []byte("round 0"), imageset.FileMode))
+	must(t, imageset.Seal(pre, &imageset.Manifest{PreDumps: 1}))
+	pv, err := imageset.Check(pre)
+	must(t, err)
+	withPre := func(content string) func(m *imageset.Manifest, lw *imageset.LiveWriter) {
+		return func(m *imageset.Manifest, _ *imageset.LiveWriter) {
+			sum := sha256.Sum256([]byte(content))
+			m.Files = append(m.Files, imageset.File{Name: "pre/0/pages-1.img", Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])})
+			sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })
+			m.PreDumps = 1
+		}
+	}
+	// Other content than the pre-sent file: refused, nothing kept, the pre-sent file untouched.
+	bad := filepath.Join(t.TempDir(), "bad")
+	if _, err := imageset.ReceiveLiveAdopting(liveStream(t, src, withPre("round 0, changed")), bad, pv); !errors.Is(err, imageset.ErrMissing) {
+		t.Fatalf("a pre-sent file with other content: %v, want ErrMissing", err)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Fatalf("a refused receive kept %s: %v", bad, err)
+	}
+	if _, err := imageset.ReceiveLive(liveStream(t, src, withPre("round 0")), filepath.Join(t.TempDir(), "nopre")); !errors.Is(err, imageset.ErrMissing) {
+		t.Fatalf("without a pre-sent set: %v, want ErrMissing", err)
+	}
+	dst := filepath.Join(t.TempDir(), "in")
+	v, err := imageset.ReceiveLiveAdopting(liveStream(t, src, withPre("round 0")), dst, pv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Manifest().Files) != 3 || v.Manifest().PreDumps != 1 {
+		t.Fatalf("received %v", v)
+	}
+	if _, err := imageset.Verify(dst); err != nil {
+		t.Fatalf("the set with the adopted file does not verify: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(pre, "images", "pre", "0", "pages-1.img")); !os.IsNotExist(err) {
+		t.Fatalf("the adopted file is still in the pre-sent set: %v", err)
+	}
+	if _, err := imageset.Recheck(v); err != nil {
+		t.Fatalf("recheck of the set with the adopted file: %v", err)
 	}
 }

@@ -3,8 +3,9 @@
 // post-copy (lazy pages over userfaultfd) can run on a node, and the pure planning
 // logic of pre-copy's iterations, tested without the kernel feature.
 //
-// Pre-copy loop (PlanPreCopy): pre-dump while the container runs, each iteration
-// writing only pages dirtied since the previous one (--prev-images-dir), until the
+// Pre-copy loop (RunPreCopy, deciding with NextRound): pre-dump while the container
+// runs, each iteration writing only pages dirtied since the previous one
+// (--parent-path, imageset.PreDumpPath's layout), until the
 // dirty set is small enough or stops shrinking, then a final dump with the container
 // stopped:
 //

@@ -114,13 +114,13 @@ func TestNextRound(t *testing.T) {
 }
 
 func TestPreDumpArgsChainParents(t *testing.T) {
-	a := PreDumpArgs("/r", "cid", "/d", 0, false)
-	if !slices.Contains(a, "--pre-dump") || slices.Contains(a, "--parent-path") {
+	a := PreDumpArgs("/r", "cid", "/s/images", "/s/work", 0)
+	if !slices.Contains(a, "--pre-dump") || slices.Contains(a, "--parent-path") || !slices.Contains(a, "/s/images/pre/0") || a[len(a)-1] != "cid" {
 		t.Fatalf("first: %q", a)
 	}
-	f := PreDumpArgs("/r", "cid", "/d", 2, true)
+	f := PreDumpArgs("/r", "cid", "/s/images", "/s/work", 2)
 	i := slices.Index(f, "--parent-path")
-	if slices.Contains(f, "--pre-dump") || i < 0 || f[i+1] != "../1" || f[len(f)-1] != "cid" {
-		t.Fatalf("final: %q", f)
+	if !slices.Contains(f, "--pre-dump") || i < 0 || f[i+1] != "../1" || !slices.Contains(f, "/s/images/pre/2") || !slices.Contains(f, "/s/work/pre-2") || f[len(f)-1] != "cid" {
+		t.Fatalf("third: %q", f)
 	}
 }

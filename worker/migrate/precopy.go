@@ -3,6 +3,9 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+
+	"github.com/swarmckpt/swarmckpt/worker/imageset"
 )
 
 // PreCopyPolicy bounds the pre-copy loop.
@@ -104,16 +107,15 @@ func NextRound(p PreCopyPolicy, rounds []Round) (Step, string) {
 	return PreDump, fmt.Sprintf("dirty set shrinking: %d bytes last time", last.Bytes)
 }
 
-// PreDumpArgs returns the runc checkpoint arguments of pre-dump k (0-based) into
-// dir/k, chaining to the previous iteration's images; final is the last, real dump.
-func PreDumpArgs(root, id, dir string, k int, final bool) []string {
-	args := []string{"--root", root, "checkpoint", "--image-path", fmt.Sprintf("%s/%d", dir, k),
-		"--work-path", fmt.Sprintf("%s/work-%d", dir, k), "--tcp-established"}
-	if !final {
-		args = append(args, "--pre-dump")
-	}
-	if k > 0 {
-		args = append(args, "--parent-path", fmt.Sprintf("../%d", k-1))
+// PreDumpArgs returns the runc checkpoint arguments of pre-dump k (0-based) of
+// container id into images/pre/K (imageset.PreDumpPath), CRIU's work files in
+// work/pre-K, chained to pre-dump K-1 (--parent-path ../K-1); the container keeps
+// running (--pre-dump).
+func PreDumpArgs(root, id, images, work string, k int) []string {
+	args := []string{"--root", root, "checkpoint", "--pre-dump", "--image-path", imageset.PreDumpPath(images, k),
+		"--work-path", filepath.Join(work, fmt.Sprintf("pre-%d", k)), "--tcp-established"}
+	if p := imageset.ParentPath(k, false); p != "" {
+		args = append(args, "--parent-path", p)
 	}
 	return append(args, id)
 }

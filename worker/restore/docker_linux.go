@@ -247,20 +247,34 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 // itself, or with keep a hard-linked copy of it (the set stays; nothing rewrites an
 // image in place: CRIU's restore only reads them and writes its log and stats as new
 // files, TaskOptions.Keep relies on the same).
+// A pre-copy set's chain of pre-dumps is linked where it is placed (the set itself
+// holds regular files only: imageset.LinkParents).
 func place(v imageset.Verified, placed string, keep bool) error {
 	if !keep {
-		return os.Rename(v.Dir(), placed)
-	}
-	if err := linkTree(v.Dir(), placed); err != nil {
+		if err := os.Rename(v.Dir(), placed); err != nil {
+			return err
+		}
+	} else if err := linkTree(v.Dir(), placed); err != nil {
 		return errors.Join(err, os.RemoveAll(placed))
+	}
+	if n := v.Manifest().PreDumps; n > 0 {
+		if err := imageset.LinkParents(imageset.ImagesPath(placed), n); err != nil {
+			return errors.Join(err, unplace(v, placed, keep))
+		}
 	}
 	return nil
 }
 
-// unplace undoes place after a failed restore: the set goes back, or its copy goes.
+// unplace undoes place after a failed restore: the set goes back (its pre-dump
+// chain unlinked again), or its copy goes.
 func unplace(v imageset.Verified, placed string, keep bool) error {
 	if keep {
 		return os.RemoveAll(placed)
+	}
+	if n := v.Manifest().PreDumps; n > 0 {
+		if err := imageset.UnlinkParents(imageset.ImagesPath(placed), n); err != nil {
+			return err
+		}
 	}
 	return os.Rename(placed, v.Dir())
 }

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,8 @@ type Fake struct {
 	ids   map[string]string // id -> name
 	ips   map[string]string // "net/ip" -> name
 	next  int
+	// chains are the pre-dump chain lengths of the pre-copy sets restored, in order.
+	chains []int
 }
 
 var _ Restorer = (*Fake)(nil)
@@ -45,6 +48,14 @@ func (f *Fake) Exists(name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.names[name]
+}
+
+// PreDumpChains returns the pre-dump chain lengths of the pre-copy sets restored
+// (imageset.Manifest.PreDumps), each linked and read through before its restore.
+func (f *Fake) PreDumpChains() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.chains...)
 }
 
 // Restore implements Restorer.
@@ -83,10 +94,28 @@ func (f *Fake) Restore(_ context.Context, v imageset.Verified, opts Options) (co
 	if f.FailStart != nil {
 		return container.Ref{}, fmt.Errorf("restore of %s: %w: %w", name, ErrRestore, f.FailStart)
 	}
+	dir := v.Dir()
 	if !opts.Keep {
-		if err := os.Rename(v.Dir(), filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))); err != nil {
+		dir = filepath.Join(f.Consumed, fmt.Sprint(name, ".", f.next))
+		if err := os.Rename(v.Dir(), dir); err != nil {
 			return container.Ref{}, err
 		}
+	}
+	if n := v.Manifest().PreDumps; n > 0 {
+		// As the real restore: the pre-dump chain linked where the set is restored,
+		// the final dump's parent images readable through it.
+		images := imageset.ImagesPath(dir)
+		err := imageset.LinkParents(images, n)
+		if err == nil {
+			_, err = os.Stat(filepath.Join(images, imageset.ParentLink, "pages-1.img"))
+		}
+		if opts.Keep {
+			err = errors.Join(err, imageset.UnlinkParents(images, n))
+		}
+		if err != nil {
+			return container.Ref{}, fmt.Errorf("restore of %s: %w: pre-dump chain: %w", name, ErrRestore, err)
+		}
+		f.chains = append(f.chains, n)
 	}
 	f.names[name] = true
 	f.ids[ref.ID] = name

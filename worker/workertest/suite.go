@@ -1,5 +1,6 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
-// Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter, Translations): Run drives one
+// Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter, Translations,
+// PreCopier): Run drives one
 // implementation through what the node agent relies on, and is run against the worker
 // in-process, its HTTP Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
@@ -101,6 +102,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Drainer", func(t *testing.T) { testDrainer(t, f) }) // drain.go
 	t.Run("Activity", func(t *testing.T) { testActivity(t, f) })
 	t.Run("Translations", func(t *testing.T) { testTranslations(t, f) }) // xlate.go
+	t.Run("PreCopier", func(t *testing.T) { testPreCopier(t, f) })       // precopy.go
 }
 
 // A container's activity counters, per connection too, read the same twice when it did

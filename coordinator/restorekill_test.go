@@ -37,6 +37,9 @@ type killEnv struct {
 	mu    sync.Mutex
 	conns map[string]*bus.Memory
 	wrap  map[string]func(worker.Restorer) worker.Restorer
+	// wrapSets, when it names a node, wraps the Sets role of that node's agents
+	// started from then on.
+	wrapSets map[string]func(worker.Sets) worker.Sets
 }
 
 func newKillEnv(t *testing.T, wrap map[string]func(worker.Restorer) worker.Restorer) *killEnv {
@@ -91,6 +94,9 @@ func (e *killEnv) startAgent(n string) {
 	roles := e.execs[n].Roles()
 	if w := e.wrap[n]; w != nil {
 		roles.Restorer = w(roles.Restorer)
+	}
+	if w := e.wrapSets[n]; w != nil {
+		roles.Sets = w(roles.Sets)
 	}
 	conn := e.net.Connect()
 	a, err := agent.New(agent.Config{Node: n, Bus: conn, Worker: roles, Algorithms: lookup,

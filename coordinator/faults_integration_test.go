@@ -404,6 +404,7 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		select {
 		case code = <-exited:
 			slow := time.Since(start).Round(time.Second)
+			t.Logf("%s: SLOW: the CLI's whole output (where its time went):\n%s", f, out.String())
 			defer t.Errorf("%s: SLOW: the CLI took %s (more than %s) though it ended and the checks below ran", f, slow, slowAfter)
 		case <-time.After(time.Until(start.Add(hungAfter))):
 			_ = cmd.Process.Kill()
@@ -473,10 +474,11 @@ func (fl *faultLab) diagnose(t *testing.T, from time.Time) {
 			mounts, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.Pid))
 			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.Pid))
 			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", c.Pid))
-			procs, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", c.Pid))
+			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", c.Pid))
+			procs, _, _ := strings.Cut(string(cg), "\n")
 			t.Logf("DIAGNOSE %s %s (pid %d): nft tables [%s]; %d mounts; %d fds; %d threads; cgroup %s",
 				node, c.Name, c.Pid, strings.Join(strings.Fields(string(tables)), " "), strings.Count(string(mounts), "\n"),
-				len(fds), len(tasks), strings.TrimSpace(string(procs)))
+				len(fds), len(tasks), strings.TrimSpace(procs))
 		}
 	}
 }

@@ -72,7 +72,21 @@ func (s *Service) RecoverOperations(ctx context.Context) error {
 }
 
 // StandaloneContainers implements stack.StandaloneFunc (restore.Restores.StandaloneContainers).
+// The list asks the live nodes' agents: a coordinator that started less than a worker
+// timeout ago may not have heard every live agent yet (each heartbeats well within it),
+// so it first waits until then. Without the wait, a snapshot sent again to a restarted
+// coordinator found a stack of restored containers "with no running task" (fault
+// seed 1014: exit 3 although the stack ran).
 func (s *Service) StandaloneContainers(ctx context.Context, stackName string) ([]stack.Container, error) {
+	if wait := time.Until(s.started.Add(s.cfg.WorkerTimeout)); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 	return s.restores.StandaloneContainers(ctx, stackName)
 }
 

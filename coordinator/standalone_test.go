@@ -271,3 +271,60 @@ func TestSwarmRestoreRemovesStandaloneAfterTheStop(t *testing.T) {
 		t.Fatalf("tasks started although the removal failed: %v", e2.started)
 	}
 }
+
+// TestStandaloneListedAfterACoordinatorRestart (issue 21, fault seed 1014): a stack of
+// restored (standalone) containers is found by asking the live nodes' agents. A
+// coordinator that has just started has heard none of them yet: asked at once (a
+// snapshot the CLI sent again to the restarted coordinator), it must wait until the
+// agents had the time to be heard, not answer that the stack has no running task.
+func TestStandaloneListedAfterACoordinatorRestart(t *testing.T) {
+	net := bus.NewNetwork()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	svc, err := coordinator.New(coordinator.Config{Name: "coord-restarted", Bus: net.Connect(), Store: store.NewMemory(),
+		Resolver: stack.Static{}, Algorithms: lookup, TickPeriod: 10 * time.Millisecond, WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
+		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: net.Connect(), Timeout: 5 * time.Second}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	// The agents (restarted by their supervisors, or just not heard yet) come 150 ms
+	// after the coordinator; each runs one restored holder.
+	for n, name := range map[string]string{"lab-2": "bank_holder-1-old", "lab-3": "bank_holder-2-old"} {
+		x := &standaloneExec{Fake: worker.NewFake(n)}
+		x.PutSet("seed." + name)
+		if _, err := x.Fake.Restore(ctx, "seed."+name, worker.RestoreOptions{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		a, err := agent.New(agent.Config{Node: n, Bus: net.Connect(), Worker: x.roles(), Algorithms: lookup,
+			TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			_ = a.Run(ctx)
+		}()
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	got, err := svc.StandaloneContainers(lctx, "bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, c := range got {
+		keys = append(keys, c.Key()+"@"+c.Node)
+	}
+	if strings.Join(keys, " ") != "bank_holder.1@lab-2 bank_holder.2@lab-3" {
+		t.Fatalf("listed right after the coordinator started: %v, want both restored holders (the agents were up 150 ms later)", keys)
+	}
+}

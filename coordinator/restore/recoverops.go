@@ -111,6 +111,17 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 	case ActScaleBack:
 		rerr = s.scaleBackOp(ctx, op, m)
 	}
+	if ref := parked; op.Kind == "migrate" && ctx.Err() == nil {
+		if ref == nil {
+			ref = m
+		}
+		if ref != nil && ref.Partial {
+			// The network keepers the dead coordinator had the moving containers' nodes
+			// prepare (prepareEarly) are no longer needed: the put-back's restores
+			// ended theirs on the sources; the others end now, not minutes later.
+			s.releasePrepared(ctx, op.Snapshot, ref.Containers, op.Targets)
+		}
+	}
 	if rerr != nil && ctx.Err() != nil {
 		// This coordinator stops (or lost its leadership) mid-way: the next one
 		// recovers the operation again (each action can be repeated).

@@ -102,17 +102,19 @@ func (h *preparedHold) end() {
 	}
 }
 
-// endPrepared releases the prepared hold of container name (only h, when h is set).
-func (k *keepers) endPrepared(name string, h *preparedHold) {
+// endPrepared releases the prepared hold of container name (only h, when h is set),
+// and says whether there was one.
+func (k *keepers) endPrepared(name string, h *preparedHold) bool {
 	k.mu.Lock()
 	cur := k.pre[name]
 	if cur == nil || h != nil && cur != h {
 		k.mu.Unlock()
-		return
+		return false
 	}
 	delete(k.pre, name)
 	k.mu.Unlock()
 	cur.end()
+	return true
 }
 
 type keeper struct {

@@ -83,8 +83,14 @@ func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
 // rolled back). A keeper no restore holds either stops. A name without a hold is
 // skipped.
 func (d *Docker) Unprepare(_ context.Context, c Check) {
+	var ended []string
 	for _, cc := range c.Containers {
-		d.keep.endPrepared(cc.Name, nil)
+		if d.keep.endPrepared(cc.Name, nil) {
+			ended = append(ended, cc.Name)
+		}
+	}
+	if d.Log != nil && len(ended) > 0 {
+		d.Log.Info("prepared network keepers released", "containers", ended)
 	}
 }
 

@@ -178,7 +178,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return refused(fmt.Errorf("cannot journal its stop in the store: %v; check that etcd answers, then try again", err))
 	}
 	start := time.Now()
-	prior, err := s.stopMoving(ctx, m, pk, st)
+	prior, err := s.stopMoving(ctx, m, pk, st, j)
 	if err != nil && !pk.wasEnded() {
 		return refused(err)
 	}
@@ -344,7 +344,7 @@ func (s *Restores) stoppedOnTarget(ctx context.Context, m *store.Manifest, c sto
 // every running task, and the scale-down by the moved slots removes exactly them.
 // The availabilities are set back before it returns. A service whose tasks all move
 // is scaled down without that (nothing of it stays).
-func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack) (map[string]uint64, error) {
+func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, j *opJournal) (map[string]uint64, error) {
 	t0 := time.Now()
 	movedBySvc := map[string][]store.Container{} // swarm tasks moved, by service
 	var standalone []string
@@ -401,7 +401,7 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
 	}
 	for _, svc := range slices.Sorted(maps.Keys(movedBySvc)) {
-		if err := s.moveTasksOut(ctx, m, pk, st, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
+		if err := s.moveTasksOut(ctx, m, pk, st, j, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
 			return prior, err
 		}
 	}
@@ -439,8 +439,11 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 }
 
 // moveTasksOut ends the moved tasks cs of service svc (parked) and scales svc down
-// from replicas by as many, steering their replacements first (stopMoving).
-func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, svc string, cs []store.Container,
+// from replicas by as many, steering their replacements first (stopMoving). Each node
+// it pauses is journaled in j (Operation.Paused) before the pause and dropped once
+// it is active again: a coordinator killed meanwhile leaves it to the next one's
+// recovery (activatePaused), not paused for good.
+func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, j *opJournal, svc string, cs []store.Container,
 	replicas uint64, sw stack.Swarm, ss ServiceStopper, aw stack.AvailabilityWriter) error {
 	movedIDs := map[string]bool{}
 	slots := map[string]bool{}
@@ -469,18 +472,29 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 		}
 		var paused []string
 		defer func() {
+			var active []string
 			for _, n := range paused {
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 				if err := aw.UpdateNodeAvailability(cctx, n, stack.AvailabilityActive); err != nil {
 					s.log.Error("cannot set a node paused for a partial migration active again", "node", n, "err", err)
-					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v", n, err)})
+					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v; set it active: docker node update --availability active %s", n, err, n)})
+				} else {
+					active = append(active, n)
 				}
 				cancel()
+			}
+			if len(active) > 0 {
+				_ = j.record(ctx, func(op *store.Operation) {
+					op.Paused = slices.DeleteFunc(op.Paused, func(n string) bool { return slices.Contains(active, n) })
+				})
 			}
 		}()
 		for _, n := range slices.Sorted(maps.Keys(avail)) {
 			if n == host || avail[n] != stack.AvailabilityActive {
 				continue
+			}
+			if err := j.record(ctx, func(op *store.Operation) { op.Paused = append(op.Paused, n) }); err != nil {
+				return fmt.Errorf("cannot journal the pause of node %s in the store (%v), so it was not paused; check that etcd answers, then try again", n, err)
 			}
 			if err := aw.UpdateNodeAvailability(ctx, n, stack.AvailabilityPause); err != nil {
 				return fmt.Errorf("pause node %s while the moved tasks of %s end: %w", n, svc, err)

@@ -114,11 +114,11 @@ func TestMigratePreparesTargetsEarly(t *testing.T) {
 	})
 }
 
-// TestMigrateFreezesAfterTargetsReady: a partial migration asks its targets to get
-// ready for the restore and waits until they are (their network keepers run) before it
-// locks, freezes or dumps anything on the source; a target not ready within
-// MigratePrepareWait is not waited for further: the migration goes ahead (its restore
-// waits for the keepers, as without the wait).
+// TestMigrateFreezesAfterTargetsReady: a partial migration asks its targets (and its
+// source, for a put-back) to get ready and, by default, waits until they are (their
+// network keepers run) before it locks, freezes or dumps anything on the source; a
+// node not ready within MigratePrepareWait is not waited for further: the migration
+// goes ahead (its restore waits for the keepers, as without the wait).
 func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
 	t.Run("Ready", func(t *testing.T) {
 		var (
@@ -126,8 +126,8 @@ func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
 			readies []string // per Ready prepare: what the source held when it was ready
 		)
 		var e *env
-		// The wait is off by default (restore.DefaultPrepareWait): turned on here.
-		e, _, _ = newMigrateEnvConfig(t, nil, func(c *coordinator.Config) { c.MigratePrepareWait = 10 * time.Second }, func(f *worker.Fake) {
+		// The wait is on by default (restore.DefaultPrepareWait).
+		e, _, _ = newMigrateEnvConfig(t, nil, nil, func(f *worker.Fake) {
 			f.PrepareReady = func(ctx context.Context, req worker.PreflightRequest) error {
 				// The keepers "start" for up to 500 ms: a coordinator that does not wait
 				// for them locks and freezes the source (lab-2) meanwhile.
@@ -151,9 +151,10 @@ func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		// bank_holder.2 goes to lab-3, .5 to lab-1 (TestMigratePartial): one Ready
-		// prepare each, both answered before anything was held on the source.
-		if len(readies) != 2 {
-			t.Fatalf("Ready prepares %v, want one per target (lab-1, lab-3)", readies)
+		// prepare each, and one of the source (lab-2) for both, all answered before
+		// anything was held on the source.
+		if len(readies) != 3 {
+			t.Fatalf("Ready prepares %v, want one per target (lab-1, lab-3) and one of the source (lab-2)", readies)
 		}
 		for _, r := range readies {
 			if !strings.HasSuffix(r, ": held ") {
@@ -198,8 +199,8 @@ func TestMigrateFreezesAfterTargetsReady(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if waiting != 2 {
-			t.Fatalf("%d Ready prepares still waiting when the migration ended, want 2 (it went ahead without them)", waiting)
+		if waiting != 3 {
+			t.Fatalf("%d Ready prepares still waiting when the migration ended, want 3 (it went ahead without them)", waiting)
 		}
 		if got := e.execs["lab-2"].Dumps("ctr2"); got != 1 {
 			t.Fatalf("bank_holder.2 (ctr2) dumped %d times, want 1", got)

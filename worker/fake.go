@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ type Fake struct {
 	// PreflightProblems are what Preflight reports (besides missing sets).
 	PreflightProblems []string
 	prepared          []PreflightRequest // Prepare requests seen (Prepared)
+	// prepHeld: the containers (by name) a Prepare holds keepers for, until their
+	// restore here or a Release ends the hold (PreparedHolds); restoredKept: the
+	// restored containers whose restore found such a hold (RestoredKept).
+	prepHeld     map[string]bool
+	restoredKept []string
 	// PrepareReady, when set, is called (outside the fake's lock) by a Prepare
 	// request with Ready, after it was recorded, and answers it with its error: the
 	// time this node's network keepers take to start.
@@ -590,12 +596,26 @@ func (f *Fake) VerifyCounts() (verifies, rechecks int) {
 
 // Preflight implements Restorer: the sets of req not on this node are Missing,
 // PreflightProblems are reported as they are; a Prepare request is only recorded
-// (Prepared) and, with Ready, answered by PrepareReady when set.
+// (Prepared), its containers held (PreparedHolds) until their restore here or a
+// Release request, and, with Ready, answered by PrepareReady when set.
 func (f *Fake) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	f.mu.Lock()
 	var rep PreflightReport
+	if req.Release {
+		for _, c := range req.Containers {
+			delete(f.prepHeld, c.Name)
+		}
+		f.mu.Unlock()
+		return rep, nil
+	}
 	if req.Prepare {
 		f.prepared = append(f.prepared, req)
+		if f.prepHeld == nil {
+			f.prepHeld = map[string]bool{}
+		}
+		for _, c := range req.Containers {
+			f.prepHeld[c.Name] = true
+		}
 		ready := f.PrepareReady
 		f.mu.Unlock()
 		if req.Ready && ready != nil {
@@ -620,6 +640,22 @@ func (f *Fake) Prepared() []PreflightRequest {
 	return append([]PreflightRequest(nil), f.prepared...)
 }
 
+// PreparedHolds returns, sorted, the containers (by name) whose Prepare hold (their
+// network keepers, on a worker) is still on: neither restored here nor released.
+func (f *Fake) PreparedHolds() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.prepHeld))
+}
+
+// RestoredKept returns, in order, the containers restored here whose restore found
+// their Prepare hold on (on a worker: their networks kept by keepers).
+func (f *Fake) RestoredKept() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.restoredKept...)
+}
+
 // Restore implements Restorer: a set on this node restores as a container whose id is
 // the requested name (or the set), unless FailRestore says otherwise. The set is used
 // up unless o.Keep, as on a worker; a repeated restore of a set into the name it was
@@ -636,6 +672,10 @@ func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (contain
 	id := o.Name
 	if id == "" {
 		id = set
+	}
+	if f.prepHeld[id] { // a worker's restore ends Prepare's hold
+		f.restoredKept = append(f.restoredKept, id)
+		delete(f.prepHeld, id)
 	}
 	if !f.restored[id] || f.restoredSet[id] != set {
 		if !f.sets[set] {

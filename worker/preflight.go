@@ -19,6 +19,9 @@ type PreflightRequest struct {
 	// Ready, with Prepare: answer once what Prepare started is ready (the network
 	// keepers run, or could not be started), or ctx ended (an error then).
 	Ready bool `json:"ready,omitempty"`
+	// Release: what an earlier Prepare of the Containers (by name) started is no
+	// longer needed (node.PreflightRequest.Release); nothing is checked.
+	Release bool `json:"release,omitempty"`
 }
 
 // PreflightSet is an image set and the files (relative to the set's directory, e.g.

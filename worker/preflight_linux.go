@@ -15,9 +15,19 @@ import (
 // size; checksums are verified by Restore), then the Docker checks of the restorer
 // (images, names, addresses) when it has them. A Prepare request only hands the
 // restore's needs to the restorer's Prepare (network keepers), when it has one, and
-// with Ready answers once they are ready (or ctx ended: an error).
+// with Ready answers once they are ready (or ctx ended: an error); a Release request
+// ends what Prepare started (the restorer's Unprepare).
 func (w *Worker) Preflight(ctx context.Context, req PreflightRequest) (PreflightReport, error) {
 	var rep PreflightReport
+	if req.Release {
+		type unpreparer interface {
+			Unprepare(ctx context.Context, c restore.Check)
+		}
+		if u, ok := w.p.Restorer.(unpreparer); ok {
+			u.Unprepare(ctx, req.Check)
+		}
+		return rep, nil
+	}
 	if req.Prepare {
 		type preparer interface {
 			Prepare(ctx context.Context, c restore.Check) (ready <-chan struct{})

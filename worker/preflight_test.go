@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,11 +93,22 @@ func TestPreflightRefusesLocalVolumeElsewhere(t *testing.T) {
 }
 
 // preparingRestorer is a restorer whose Prepare's keepers are ready when ready is
-// closed; prepared counts its Prepare calls.
+// closed; prepared counts its Prepare calls, unprepared lists the containers its
+// Unprepare released.
 type preparingRestorer struct {
 	restore.Restorer
-	ready    chan struct{}
-	prepared atomic.Int32
+	ready      chan struct{}
+	prepared   atomic.Int32
+	mu         sync.Mutex
+	unprepared []string
+}
+
+func (p *preparingRestorer) Unprepare(_ context.Context, c restore.Check) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cc := range c.Containers {
+		p.unprepared = append(p.unprepared, cc.Name)
+	}
 }
 
 func (p *preparingRestorer) Prepare(context.Context, restore.Check) <-chan struct{} {
@@ -140,5 +152,30 @@ func TestPreflightPrepareReady(t *testing.T) {
 	}
 	if got := pr.prepared.Load(); got != 3 {
 		t.Fatalf("Prepare called %d times, want 3", got)
+	}
+}
+
+// A Release request ends, through the restorer's Unprepare, what a Prepare of its
+// containers started, checks nothing and prepares nothing.
+func TestPreflightRelease(t *testing.T) {
+	pr := &preparingRestorer{ready: make(chan struct{})}
+	n := newFakeNodeParts(t, "n1", dump.Fake{}, nil, func(p *worker.Parts) {
+		pr.Restorer = p.Restorer
+		p.Restorer = pr
+	})
+	cl := &worker.Client{Addr: n.w.Addr()}
+	req := worker.PreflightRequest{Release: true, Check: restore.Check{Containers: []restore.CheckContainer{{Key: "bank_holder.2", Name: "bank_holder-2-m1"}}},
+		Sets: []worker.PreflightSet{{Set: "not-here"}}}
+	rep, err := cl.Preflight(context.Background(), req)
+	if err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if len(rep.Missing) != 0 || len(rep.Problems) != 0 {
+		t.Fatalf("a release checked the request: %+v", rep)
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if len(pr.unprepared) != 1 || pr.unprepared[0] != "bank_holder-2-m1" || pr.prepared.Load() != 0 {
+		t.Fatalf("released %v, prepared %d times; want bank_holder-2-m1 released, nothing prepared", pr.unprepared, pr.prepared.Load())
 	}
 }

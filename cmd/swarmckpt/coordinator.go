@@ -17,6 +17,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/natsbus"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/holdtime"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 	"github.com/swarmckpt/swarmckpt/metrics"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -177,7 +178,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 	holdBase := fs.Duration("hold-base", holdtime.Default().Base, "hold budget: fixed part of a snapshot's timeout and its containers' hold deadlines")
 	holdFloor := fs.Int64("hold-floor", holdtime.Default().Floor>>20, "hold budget: slowest rate, in MiB/s, images are assumed to be written or streamed at")
 	holdMax := fs.Duration("hold-max", holdtime.Default().Max, "hold budget: longest timeout it gives (keep the agents' --hold and the workers' --max-hold above it)")
-	prepWait := fs.Duration("migrate-prepare-wait", 0, "a partial migration waits up to this long, before it freezes anything, for its targets' network keepers (less downtime, docs/restore.md); 0: not waited for (the default: see docs/restore.md on fault seed 2)")
+	prepWait := fs.Duration("migrate-prepare-wait", restore.DefaultPrepareWait, "a partial migration waits up to this long, before it freezes anything, for the network keepers of its targets and of the nodes its containers leave (less downtime; a rollback's put-back finds its networks: docs/restore.md); 0: not waited for (they start during the dump)")
 	gossip := fs.String("gossip", "", "memberlist bind address host:port (e.g. 127.0.0.1:17946); agents join it with --gossip-join; empty: heartbeats only")
 	gossipJoin := fs.String("gossip-join", "", "other coordinators' memberlist addresses to join, comma-separated (several coordinators; unreachable ones are skipped)")
 	leaderTTL := fs.Duration("leader-ttl", etcdstore.DefaultLeaderTTL, "lease of this coordinator's leadership: a standby takes over this long after the leader died (whole seconds)")

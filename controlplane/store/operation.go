@@ -35,6 +35,11 @@ type Operation struct {
 	Constraints []string `json:"constraints,omitempty"`
 	// Stopped are the replicas the stop found (recorded once it is done).
 	Stopped map[string]uint64 `json:"stopped,omitempty"`
+	// Paused are the swarm nodes a partial migration's stop set to pause for a moment
+	// (journaled before each pause, dropped once they are active again): a following
+	// coordinator sets those still paused active again before it puts anything back
+	// (a container cannot join a swarm network on a paused node).
+	Paused []string `json:"paused,omitempty"`
 	// Coordinator is the coordinator that ran it.
 	Coordinator string    `json:"coordinator"`
 	UpdatedAt   time.Time `json:"updated_at"`

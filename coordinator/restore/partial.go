@@ -147,6 +147,9 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	defer func() { s.dropStreamed(ctx, m, used) }()
 	t := step("plan", t0)
 	s.prepareEarly(ctx, req.ID, st, plan)
+	// Deferred after the lock's release: runs before it, once the migration committed
+	// (its post-copy sources served their last page) or rolled back.
+	defer s.releasePrepared(ctx, req.ID, movingOf(st, plan), plan)
 	t = step("prepare", t)
 	m, err = s.cfg.Host.Snapshot(ctx, api.SnapshotRequest{ID: req.ID, Stack: req.Stack, Algorithm: req.Algorithm, Exit: true, CarryVolumes: req.CarryVolumes, Only: only}, stream, lock)
 	t = step("snapshot", t)
@@ -175,7 +178,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return refused(fmt.Errorf("cannot journal its stop in the store: %v; check that etcd answers, then try again", err))
 	}
 	start := time.Now()
-	prior, err := s.stopMoving(ctx, m, pk, st)
+	prior, err := s.stopMoving(ctx, m, pk, st, j)
 	if err != nil && !pk.wasEnded() {
 		return refused(err)
 	}
@@ -341,7 +344,7 @@ func (s *Restores) stoppedOnTarget(ctx context.Context, m *store.Manifest, c sto
 // every running task, and the scale-down by the moved slots removes exactly them.
 // The availabilities are set back before it returns. A service whose tasks all move
 // is scaled down without that (nothing of it stays).
-func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack) (map[string]uint64, error) {
+func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, j *opJournal) (map[string]uint64, error) {
 	t0 := time.Now()
 	movedBySvc := map[string][]store.Container{} // swarm tasks moved, by service
 	var standalone []string
@@ -398,7 +401,7 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
 	}
 	for _, svc := range slices.Sorted(maps.Keys(movedBySvc)) {
-		if err := s.moveTasksOut(ctx, m, pk, st, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
+		if err := s.moveTasksOut(ctx, m, pk, st, j, svc, movedBySvc[svc], prior[svc], sw, ss, aw); err != nil {
 			return prior, err
 		}
 	}
@@ -436,8 +439,11 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 }
 
 // moveTasksOut ends the moved tasks cs of service svc (parked) and scales svc down
-// from replicas by as many, steering their replacements first (stopMoving).
-func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, svc string, cs []store.Container,
+// from replicas by as many, steering their replacements first (stopMoving). Each node
+// it pauses is journaled in j (Operation.Paused) before the pause and dropped once
+// it is active again: a coordinator killed meanwhile leaves it to the next one's
+// recovery (activatePaused), not paused for good.
+func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *parkedStack, st *stack.Stack, j *opJournal, svc string, cs []store.Container,
 	replicas uint64, sw stack.Swarm, ss ServiceStopper, aw stack.AvailabilityWriter) error {
 	movedIDs := map[string]bool{}
 	slots := map[string]bool{}
@@ -466,18 +472,29 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 		}
 		var paused []string
 		defer func() {
+			var active []string
 			for _, n := range paused {
 				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 				if err := aw.UpdateNodeAvailability(cctx, n, stack.AvailabilityActive); err != nil {
 					s.log.Error("cannot set a node paused for a partial migration active again", "node", n, "err", err)
-					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v", n, err)})
+					s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("node %s stays paused: %v; set it active: docker node update --availability active %s", n, err, n)})
+				} else {
+					active = append(active, n)
 				}
 				cancel()
+			}
+			if len(active) > 0 {
+				_ = j.record(ctx, func(op *store.Operation) {
+					op.Paused = slices.DeleteFunc(op.Paused, func(n string) bool { return slices.Contains(active, n) })
+				})
 			}
 		}()
 		for _, n := range slices.Sorted(maps.Keys(avail)) {
 			if n == host || avail[n] != stack.AvailabilityActive {
 				continue
+			}
+			if err := j.record(ctx, func(op *store.Operation) { op.Paused = append(op.Paused, n) }); err != nil {
+				return fmt.Errorf("cannot journal the pause of node %s in the store (%v), so it was not paused; check that etcd answers, then try again", n, err)
 			}
 			if err := aw.UpdateNodeAvailability(ctx, n, stack.AvailabilityPause); err != nil {
 				return fmt.Errorf("pause node %s while the moved tasks of %s end: %w", n, svc, err)
@@ -555,16 +572,17 @@ func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func(
 // within a fraction of a second of its end), 4 s in all, as the 2 s x 2 they replace.
 var addressRetryWaits = []time.Duration{150 * time.Millisecond, 250 * time.Millisecond, 400 * time.Millisecond, 700 * time.Millisecond, time.Second, 1500 * time.Millisecond}
 
-// DefaultPrepareWait is Config.PrepareWait's default: off. With the wait on, a
-// coordinator killed right after the moving containers' stop (fault seed 2, twice in
-// two runs) was followed by a put-back on the original node that met the node's
-// removal of its overlay instance: dockerd kept the failed attachment and every
-// attempt waited out 20 s, the bank broken (docs/restore.md "Network attachments on
-// worker nodes"). Without it, seed 2 passes (twice). Turned on per coordinator with
-// --migrate-prepare-wait until the put-back prepares its own nodes' keepers.
-const DefaultPrepareWait = -1
+// DefaultPrepareWait is Config.PrepareWait's default. The wait was off by default
+// for a while: with it on, a coordinator killed right after the moving containers'
+// stop (fault seed 2, twice in two runs) was followed by a put-back on the original
+// node that met the node's removal of its overlay instance (the last container there
+// on the network had just been dumped and removed): dockerd kept the failed
+// attachment and every attempt waited out 20 s (docs/restore.md "Network attachments
+// on worker nodes"). The sources now hold keepers of their own for the whole
+// migration (prepareEarly), so a put-back always finds its networks.
+const DefaultPrepareWait = 10 * time.Second
 
-// prepareWait is how long prepareEarly waits for the targets (Config.PrepareWait).
+// prepareWait is how long prepareEarly waits for the nodes (Config.PrepareWait).
 func (s *Restores) prepareWait() time.Duration {
 	if s.cfg.PrepareWait == 0 {
 		return DefaultPrepareWait
@@ -572,36 +590,31 @@ func (s *Restores) prepareWait() time.Duration {
 	return s.cfg.PrepareWait
 }
 
-// prepareEarly asks each target node of a partial migration (snapshot id, moving
-// containers plan) to get ready for the restore (node.PreflightRequest.Prepare:
-// network keepers, which take 0.7-2.5 s to start here and would otherwise be on the
-// restore's path) and waits, before anything is frozen, until every live target said
-// it is ready (Ready), at most prepareWait: the keepers' start is then off the
-// downtime of every copy mode (post-copy's short lazy dump hid none of it; a dump
-// into the target hid it only when longer). A target that is not ready in time, or
-// fails to answer, is not waited for further (logged; an event says so): the
-// migration goes ahead and its restore waits for what is still starting, as without
-// the wait; a node older than Ready answers at once. The pre-flight's own prepare
-// after the checks finds the keepers running. It changes nothing the migration
-// depends on: a migration refused or failed later leaves the keepers to end by
-// themselves (the nodes' prepared hold lasts a few minutes, as after a restore
-// refused after its pre-flight).
+// prepareEarly asks each node of a partial migration (snapshot id, moving containers
+// plan) to get ready (node.PreflightRequest.Prepare: network keepers, which take
+// 0.7-2.5 s to start here): each target for the containers it restores (the keepers
+// would otherwise be on the restore's path), and each source for the containers
+// that leave it, under the names their put-back restores there (its last container
+// on a network stopped, a node removes its instance of the network, and a rollback's
+// put-back that met that removal failed: fault seed 2). It waits, before anything is
+// frozen, until every live node said it is ready (Ready), at most prepareWait: the
+// keepers' start is then off the downtime of every copy mode (post-copy's short lazy
+// dump hid none of it; a dump into the target hid it only when longer), and the
+// sources' keepers run before their containers stop. A node that is not ready in
+// time, or fails to answer, is not waited for further (logged; an event says so):
+// the migration goes ahead and its restore waits for what is still starting, as
+// without the wait; a node older than Ready answers at once. The pre-flight's own
+// prepare after the checks finds the targets' keepers running. The holds end when the
+// migration ends (releasePrepared), committed, rolled back or refused; a restore of
+// the container on the node ends its hold there too; a coordinator killed meanwhile
+// leaves them to its successor's recovery (which releases them) or to the nodes'
+// bound (a prepared hold lasts a few minutes; a keeper whose worker was killed ends
+// by itself after 5 minutes).
 func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack, plan map[string]string) {
 	wait := s.prepareWait()
-	reqs := map[string]*node.PreflightRequest{}
-	for _, c := range st.Containers {
-		t, ok := plan[c.Key()]
-		if !ok || c.Image == "" || len(c.Networks) == 0 {
-			continue
-		}
-		if reqs[t] == nil {
-			reqs[t] = &node.PreflightRequest{Prepare: true, Ready: wait > 0}
-		}
-		r := reqs[t]
-		r.Containers = append(r.Containers, node.PreflightContainer{Key: c.Key(), Name: ContainerName(id, store.Container{Service: c.Service, Slot: c.Slot}), Image: c.Image})
-		for _, ip := range c.IPs {
-			r.Addresses = append(r.Addresses, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
-		}
+	reqs := prepareRequests(id, st, plan)
+	for _, r := range reqs {
+		r.Prepare, r.Ready = true, wait > 0
 	}
 	live := map[string]bool{}
 	for _, w := range s.live() {
@@ -626,7 +639,7 @@ func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack,
 				err = errors.New(rep.Error)
 			}
 			if err != nil {
-				s.log.Debug("node did not prepare the migration's restore early (the pre-flight prepares it)", "node", n, "err", err)
+				s.log.Debug("node did not prepare the migration early (a target's pre-flight prepares it)", "node", n, "err", err)
 			}
 			answers <- answer{n, err}
 		}()
@@ -642,14 +655,14 @@ func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack,
 			delete(pending, a.node)
 		case <-timer.C:
 			late := slices.Sorted(maps.Keys(pending))
-			s.log.Info("targets not ready for the restore in time; freezing anyway (the restore waits for them)", "snapshot", id, "nodes", late, "wait", wait)
-			s.event(ctx, api.Event{ID: id, Phase: "prepare-late", Message: fmt.Sprintf("node(s) %s not ready for the restore after %s (network keepers still starting): going ahead; the restore waits for them", strings.Join(late, ", "), wait)})
+			s.log.Info("nodes not ready for the migration in time; freezing anyway (the restore waits for them)", "snapshot", id, "nodes", late, "wait", wait)
+			s.event(ctx, api.Event{ID: id, Phase: "prepare-late", Message: fmt.Sprintf("node(s) %s not ready for the migration after %s (network keepers still starting): going ahead; the restore waits for them", strings.Join(late, ", "), wait)})
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
-	s.log.Info("targets ready for the restore before anything is frozen", "snapshot", id, "nodes", len(reqs), "seconds", time.Since(t0).Seconds())
+	s.log.Info("nodes ready for the migration before anything is frozen", "snapshot", id, "nodes", len(reqs), "seconds", time.Since(t0).Seconds())
 }
 
 // restoreRetrying restores m's containers on targets, trying again (after each of

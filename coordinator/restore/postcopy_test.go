@@ -121,7 +121,7 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 	}
 	t.Run("StopDisconnectsTheSource", func(t *testing.T) {
 		s, n, _, m, _ := setup(t, nil)
-		if _, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{}); err != nil {
+		if _, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		got := n.got()
@@ -134,7 +134,7 @@ func TestPostCopyStopAndFinish(t *testing.T) {
 		s, n, _, m, _ := setup(t, nil)
 		m.Containers = append(m.Containers, store.Container{Service: "echo", Slot: 2, Node: "b", ContainerID: "c-echo2", PostCopy: true, Networks: []string{"st_net"}, IPs: []string{"10.5.0.4"}})
 		n.disconnectErr = map[string]error{"b": errors.New("network st_net: no such endpoint")}
-		_, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{})
+		_, err := s.stopMoving(context.Background(), m, s.newParkedStack(m), &stack.Stack{}, nil)
 		if err == nil || !strings.Contains(err.Error(), "node b") {
 			t.Fatalf("stop with a failed disconnect on b: %v, want an error naming node b", err)
 		}

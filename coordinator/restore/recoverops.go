@@ -98,6 +98,7 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 	if err != nil {
 		m = nil // recorded nowhere then; the action does not need it
 	}
+	s.activatePaused(ctx, op)
 	var rerr error
 	switch act {
 	case ActRelease:
@@ -110,6 +111,17 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 		rerr = s.rollBackOp(ctx, op, m, parked)
 	case ActScaleBack:
 		rerr = s.scaleBackOp(ctx, op, m)
+	}
+	if ref := parked; op.Kind == "migrate" && ctx.Err() == nil {
+		if ref == nil {
+			ref = m
+		}
+		if ref != nil && ref.Partial {
+			// The network keepers the dead coordinator had the moving containers' nodes
+			// prepare (prepareEarly) are no longer needed: the put-back's restores
+			// ended theirs on the sources; the others end now, not minutes later.
+			s.releasePrepared(ctx, op.Snapshot, ref.Containers, op.Targets)
+		}
 	}
 	if rerr != nil && ctx.Err() != nil {
 		// This coordinator stops (or lost its leadership) mid-way: the next one
@@ -471,4 +483,40 @@ func splitPostCopy(parked *store.Manifest) (post []store.Container, rest store.M
 		rest.Containers = append(rest.Containers, c)
 	}
 	return post, rest
+}
+
+// activatePaused sets active again the nodes a dead coordinator's partial migration
+// paused for a moment (op.Paused) and that are still paused, before anything is put
+// back: a container restored on a paused node cannot join a swarm network (its
+// attachment waits out the manager's 20 s, and again on every try). A node set to
+// anything else meanwhile is left as it is. One that cannot be set active is logged,
+// with the command that does it, and the recovery goes on.
+func (s *Restores) activatePaused(ctx context.Context, op *store.Operation) {
+	if len(op.Paused) == 0 {
+		return
+	}
+	aw, ok := s.cfg.Stopper.(stack.AvailabilityWriter)
+	if !ok {
+		s.log.Error("nodes paused by a dead coordinator's migration, and this coordinator cannot set them active: set them active by hand (docker node update --availability active NODE)", "operation", op.ID, "nodes", op.Paused)
+		return
+	}
+	avail, err := aw.NodeAvailabilities(ctx)
+	if err != nil {
+		s.log.Error("cannot read the nodes' availability to set active again those a dead coordinator's migration paused: set them active by hand (docker node update --availability active NODE)", "operation", op.ID, "nodes", op.Paused, "err", err)
+		return
+	}
+	for _, n := range op.Paused {
+		if avail[n] != stack.AvailabilityPause {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := aw.UpdateNodeAvailability(cctx, n, stack.AvailabilityActive)
+		cancel()
+		if err != nil {
+			s.log.Error("cannot set active again a node a dead coordinator's migration paused: set it active by hand", "operation", op.ID, "node", n, "command", "docker node update --availability active "+n, "err", err)
+			s.event(ctx, api.Event{ID: op.Snapshot, Phase: "warning", Message: fmt.Sprintf("node %s stays paused (paused for a moment by the migration whose coordinator died): %v; set it active: docker node update --availability active %s", n, err, n)})
+			continue
+		}
+		s.log.Info("set active again a node a dead coordinator's migration had paused", "operation", op.ID, "node", n)
+	}
 }

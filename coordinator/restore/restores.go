@@ -87,10 +87,10 @@ type Config struct {
 	// coordinator left).
 	Events events.Publisher
 	// PrepareWait bounds how long a partial migration waits, before it freezes
-	// anything, for its targets to be ready for the restore (their network keepers
-	// running; prepareEarly); then it goes ahead and the restore waits for them. 0:
-	// DefaultPrepareWait (off); negative: not waited for (the keepers start during the
-	// dump).
+	// anything, for its targets to be ready for the restore and its sources for a
+	// put-back (their network keepers running; prepareEarly); then it goes ahead and
+	// the restore waits for them. 0: DefaultPrepareWait (10 s); negative: not waited
+	// for (the keepers start during the dump).
 	PrepareWait time.Duration
 	Log         *slog.Logger
 }

@@ -269,6 +269,13 @@ type PreflightRequest struct {
 	// error then): a migration asks it before it freezes anything, so that the
 	// keepers' start is off its downtime. Older nodes answer at once.
 	Ready bool `json:"ready,omitempty"`
+	// Release ends, at once, what an earlier Prepare started for the Containers (by
+	// name; their keepers stop unless a restore holds them): a partial migration sends
+	// it to its nodes once it committed or rolled back. Nothing is checked. Without
+	// it a Prepare's hold ends with the container's restore on the node, or after a
+	// few minutes (a node older than Release checks the request instead, harmlessly,
+	// and its holds end so).
+	Release bool `json:"release,omitempty"`
 }
 
 // PreflightSet is an image set and the files the snapshot recorded for it.

@@ -267,7 +267,7 @@ func taskOptions(req node.PlaceRequest) worker.TaskOptions {
 // preflightRequest is what a pre-flight request asks of the worker.
 func preflightRequest(req node.PreflightRequest) worker.PreflightRequest {
 	wr := worker.PreflightRequest{Check: restore.Check{Stack: req.Stack, Containers: req.Containers, Addresses: req.Addresses},
-		Prepare: req.Prepare, Ready: req.Ready}
+		Prepare: req.Prepare, Ready: req.Ready, Release: req.Release}
 	for _, s := range req.Sets {
 		ps := worker.PreflightSet{Set: s.Set, Target: s.Target, Key: s.Key}
 		for _, f := range s.Files {

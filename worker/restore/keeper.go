@@ -30,41 +30,91 @@ type keepers struct {
 }
 
 // preparedHold is Prepare's hold on the keepers of a container about to be restored.
+// It is registered at once (prepare) and holds once Prepare's keepers were started
+// (set): an end that comes first (the restore's, or a release: Unprepare) releases
+// them as soon as they are.
 type preparedHold struct {
+	timer *time.Timer
+	mu    sync.Mutex
+	// release is the hold on the keepers; nil until set.
 	release func()
-	timer   *time.Timer
+	ended   bool
+	// prev is the hold this one replaced: it holds the same keepers, and is ended
+	// only once this one holds them (the keepers never stop in between).
+	prev *preparedHold
 }
 
-// prepared records release as the prepared hold of container name: the end of its
-// restore (endPrepared) or ttl releases it, whichever comes first.
-func (k *keepers) prepared(name string, release func(), ttl time.Duration) {
-	h := &preparedHold{release: release}
+// prepare registers a new prepared hold of container name, replacing any earlier one:
+// the end of its restore (endPrepared) or ttl ends it, whichever comes first; set
+// gives it its keepers.
+func (k *keepers) prepare(name string, ttl time.Duration) *preparedHold {
+	h := &preparedHold{}
 	k.mu.Lock()
 	if k.pre == nil {
 		k.pre = map[string]*preparedHold{}
 	}
-	old := k.pre[name]
+	h.prev = k.pre[name]
 	k.pre[name] = h
 	h.timer = time.AfterFunc(ttl, func() { k.endPrepared(name, h) })
 	k.mu.Unlock()
-	if old != nil {
-		old.timer.Stop()
-		old.release()
+	return h
+}
+
+// prepared records release as the prepared hold of container name (prepare, then set).
+func (k *keepers) prepared(name string, release func(), ttl time.Duration) {
+	k.prepare(name, ttl).set(release)
+}
+
+// set gives h the hold on its keepers (released at once when h has ended already),
+// then ends the hold h replaced.
+func (h *preparedHold) set(release func()) {
+	h.mu.Lock()
+	ended := h.ended
+	if !ended {
+		h.release = release
+	}
+	prev := h.prev
+	h.prev = nil
+	h.mu.Unlock()
+	if ended {
+		release()
+	}
+	if prev != nil {
+		prev.end()
 	}
 }
 
-// endPrepared releases the prepared hold of container name (only h, when h is set).
-func (k *keepers) endPrepared(name string, h *preparedHold) {
+// end releases h's keepers (once set) and the hold it replaced.
+func (h *preparedHold) end() {
+	h.mu.Lock()
+	h.ended = true
+	r, prev := h.release, h.prev
+	h.release, h.prev = nil, nil
+	h.mu.Unlock()
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	if r != nil {
+		r()
+	}
+	if prev != nil {
+		prev.end()
+	}
+}
+
+// endPrepared releases the prepared hold of container name (only h, when h is set),
+// and says whether there was one.
+func (k *keepers) endPrepared(name string, h *preparedHold) bool {
 	k.mu.Lock()
 	cur := k.pre[name]
 	if cur == nil || h != nil && cur != h {
 		k.mu.Unlock()
-		return
+		return false
 	}
 	delete(k.pre, name)
 	k.mu.Unlock()
-	cur.timer.Stop()
-	cur.release()
+	cur.end()
+	return true
 }
 
 type keeper struct {

@@ -24,8 +24,10 @@ const (
 	// or a prepared restore never came): its process exits and Docker removes the
 	// container (AutoRemove).
 	keeperLife = 5 * time.Minute
-	// preparedLife is how long Prepare's hold on a keeper lasts when no restore of the
-	// container ends it.
+	// preparedLife is how long Prepare's hold on a keeper lasts when neither a restore
+	// of the container nor a release (Unprepare) ends it: the coordinator that
+	// prepared it was killed, or its operation was refused (a partial migration's
+	// sources hold theirs for the whole migration, seconds to a minute here).
 	preparedLife = 4 * time.Minute
 	// keeperBin is where the runtime binary is mounted in a keeper container.
 	keeperBin = "/.swarmckpt-hold"
@@ -35,10 +37,12 @@ const (
 // of c restored on this node will join with their addresses, before the stack is
 // stopped: the node then keeps those networks through the stop, and the restore finds
 // its keepers running (they cost ~2.5 s each to start here, on the restore's path
-// otherwise). The restore of each container, or preparedLife, ends the hold. The
-// returned channel is closed once every keeper Prepare started runs (or could not be
-// started): a caller that waits for it before freezing anything keeps their start off
-// the downtime.
+// otherwise). The restore of each container, a release (Unprepare), or preparedLife
+// ends the hold. The returned channel is closed once every keeper Prepare started runs
+// (or could not be started): a caller that waits for it before freezing anything keeps
+// their start off the downtime. A partial migration also prepares the nodes its
+// containers leave (their names as restored there): a rollback's put-back then finds
+// their networks kept.
 func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
 	var wg sync.WaitGroup
 	for _, cc := range c.Containers {
@@ -55,12 +59,15 @@ func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
 		if len(nets) == 0 || cc.Image == "" {
 			continue
 		}
+		// Registered before its keepers start: a release (Unprepare) or restore that
+		// ends it meanwhile releases them as soon as they run.
+		h := d.keep.prepare(cc.Name, preparedLife)
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		wg.Add(1)
 		go func() {
 			defer cancel()
 			defer wg.Done()
-			d.keep.prepared(cc.Name, d.holdNets(bg, cc.Image, nets, cc.Name), preparedLife)
+			h.set(d.holdNets(bg, cc.Image, nets, cc.Name))
 		}()
 	}
 	done := make(chan struct{})
@@ -69,6 +76,22 @@ func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
 		close(done)
 	}()
 	return done
+}
+
+// Unprepare ends, at once, Prepare's holds on the keepers of the containers of c (by
+// name): the operation that prepared them is over (a partial migration committed or
+// rolled back). A keeper no restore holds either stops. A name without a hold is
+// skipped.
+func (d *Docker) Unprepare(_ context.Context, c Check) {
+	var ended []string
+	for _, cc := range c.Containers {
+		if d.keep.endPrepared(cc.Name, nil) {
+			ended = append(ended, cc.Name)
+		}
+	}
+	if d.Log != nil && len(ended) > 0 {
+		d.Log.Info("prepared network keepers released", "containers", ended)
+	}
 }
 
 // holdNetworks starts (or shares) a keeper container on every swarm network the

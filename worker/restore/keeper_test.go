@@ -142,3 +142,42 @@ func TestPreparedHolds(t *testing.T) {
 		t.Fatal("c3-new not released at the restore's end")
 	}
 }
+
+// TestPreparedHoldEndedBeforeItsKeepersRun: a prepared hold is registered before its
+// keepers start (prepare, then set when they run): a release (Unprepare) or restore
+// that ends it first has the keepers released as soon as they run, never left held;
+// a hold that replaces another still starting ends the other once it holds its own.
+func TestPreparedHoldEndedBeforeItsKeepersRun(t *testing.T) {
+	var k keepers
+	var released sync.Map
+	rel := func(name string) func() { return func() { released.Store(name, true) } }
+	isReleased := func(name string) bool { _, ok := released.Load(name); return ok }
+
+	h := k.prepare("c1", time.Hour)
+	k.endPrepared("c1", nil) // released while its keepers still start
+	if isReleased("c1") {
+		t.Fatal("released before the keepers were set")
+	}
+	h.set(rel("c1"))
+	if !isReleased("c1") {
+		t.Fatal("keepers set after the hold ended were kept")
+	}
+
+	first := k.prepare("c2", time.Hour)
+	second := k.prepare("c2", time.Hour)
+	second.set(rel("c2-second"))
+	first.set(rel("c2-first")) // the replaced hold's keepers run last
+	if !isReleased("c2-first") || isReleased("c2-second") {
+		t.Fatalf("replaced hold released %v (want true), replacing hold released %v (want false)", isReleased("c2-first"), isReleased("c2-second"))
+	}
+	k.endPrepared("c2", nil)
+	if !isReleased("c2-second") {
+		t.Fatal("the replacing hold was not released at its end")
+	}
+	k.mu.Lock()
+	left := len(k.pre)
+	k.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d prepared holds left", left)
+	}
+}

@@ -72,7 +72,9 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	}
 	var took phaseTimes
 	took.precheck = time.Since(t0)
+	tHold := time.Now()
 	release := d.holdNetworks(ctx, spec, name)
+	took.hold = time.Since(tHold)
 	defer func() {
 		release()
 		d.keep.endPrepared(name, nil) // Prepare's hold, if it made one, ends with the restore
@@ -141,14 +143,17 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	if d.Log != nil {
 		d.Log.Info("container restored", "container", name, "id", id, "from", m.ContainerID,
 			"check_create_start_s", tStarted.Sub(t0).Seconds(), "precheck_s", took.precheck.Seconds(),
-			"create_s", took.create.Seconds(), "start_s", took.start.Seconds(),
+			"keeper_wait_s", took.hold.Seconds(), "create_s", took.create.Seconds(), "setup_s", took.setup.Seconds(), "start_s", took.start.Seconds(),
 			"criu_restore_s", criu.Total.Seconds(), "criu_pages_s", criu.Pages.Seconds(), "criu_hooks_s", criu.Hooks.Seconds(), "locked", opts.NetworkLock)
 	}
 	return container.Ref{ID: id, Name: name, Pid: ci.State.Pid}, nil
 }
 
-// phaseTimes are the durations of a restore's steps, logged with its outcome.
-type phaseTimes struct{ precheck, create, start time.Duration }
+// phaseTimes are the durations of a restore's steps, logged with its outcome: hold is
+// the wait for the network keepers (none when Prepare started them early enough),
+// setup the steps between docker create and docker start (further networks, the set
+// placed, rootfs changes, the lock script, post-copy's lazy-pages daemon).
+type phaseTimes struct{ precheck, hold, create, setup, start time.Duration }
 
 // maxAttempts bounds create+start attempts that failed before the runtime ran.
 const maxAttempts = 4
@@ -226,6 +231,7 @@ func (d *Docker) attempt(ctx context.Context, v imageset.Verified, spec containe
 			}
 		}()
 	}
+	took.setup = time.Since(t) - took.create
 	t = time.Now()
 	err = d.Cli.ContainerStart(ctx, id, dcontainer.StartOptions{})
 	took.start = time.Since(t)

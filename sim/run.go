@@ -122,6 +122,16 @@ func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
 
 // runAll is RunAll; lazy false ticks every role on every tick (the reference).
 func runAll(cfg Config, alg algorithms.Algorithm, lazy bool) ([]Report, error) {
+	r, err := newRunner(cfg, alg, lazy)
+	if err != nil {
+		return nil, err
+	}
+	r.loop()
+	return r.reports, nil
+}
+
+// newRunner validates cfg and builds the run's world and roles.
+func newRunner(cfg Config, alg algorithms.Algorithm, lazy bool) (*runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,8 +143,7 @@ func runAll(cfg Config, alg algorithms.Algorithm, lazy bool) ([]Report, error) {
 	if err := r.build(); err != nil {
 		return nil, err
 	}
-	r.loop()
-	return r.reports, nil
+	return r, nil
 }
 
 func (r *runner) build() error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
@@ -86,6 +87,54 @@ type Base struct {
 	Conns    []protocol.ConnCounter `json:"conns"`
 }
 
+// baseMap is the bases as a record's state: it encodes itself (coord.JSONAppender)
+// exactly as json.Marshal encodes a map[string]Base (TestBasesEncoding), without
+// reflection: at a million containers the record is written at every snapshot.
+type baseMap map[string]Base
+
+// AppendJSON implements coord.JSONAppender.
+func (m baseMap) AppendJSON(buf []byte) []byte {
+	if m == nil {
+		return append(buf, "null"...)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		b := m[k]
+		buf = coord.AppendString(buf, k)
+		buf = append(buf, `:{"snapshot":`...)
+		buf = coord.AppendString(buf, b.Snapshot)
+		buf = append(buf, `,"conns":`...)
+		if b.Conns == nil {
+			buf = append(buf, "null"...)
+		} else {
+			buf = append(buf, '[')
+			for j, cc := range b.Conns {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, `{"peer":`...)
+				buf = coord.AppendString(buf, cc.Peer)
+				buf = append(buf, `,"sent":`...)
+				buf = strconv.AppendUint(buf, cc.Sent, 10)
+				buf = append(buf, `,"received":`...)
+				buf = strconv.AppendUint(buf, cc.Received, 10)
+				buf = append(buf, '}')
+			}
+			buf = append(buf, ']')
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, '}')
+}
+
 type phase uint8
 
 const (
@@ -102,10 +151,16 @@ type Coordinator struct {
 	bases map[string]Base // committed bases, by container
 	next  map[string]Base // the bases once the commit being written is durable
 
-	phase phase
-	acked map[string]bool
-	dirty map[string]bool
-	fresh map[string][]protocol.ConnCounter // counters of this snapshot's fresh dumps
+	// Per container of the snapshot, by position in Containers: answered in the
+	// current phase (nacked of them), dirty (ndirty), dumped afresh (isFresh) with
+	// the counters of that dump (fresh).
+	phase   phase
+	acked   []bool
+	nacked  int
+	dirty   []bool
+	ndirty  int
+	isFresh []bool
+	fresh   [][]protocol.ConnCounter
 }
 
 var _ algorithms.Machine = (*Coordinator)(nil)
@@ -132,7 +187,13 @@ func RecoverCoordinator(cfg algorithms.Config, rec []byte) (*Coordinator, error)
 
 // Dirty reports how many containers dumped afresh in the last snapshot that got past
 // the lock phase (the rest reused their images).
-func (c *Coordinator) Dirty() int { return len(c.dirty) }
+func (c *Coordinator) Dirty() int { return c.ndirty }
+
+// answered reports whether container id answered in the current phase.
+func (c *Coordinator) answered(id string) bool {
+	i, ok := c.Index[id]
+	return ok && i < len(c.acked) && c.acked[i]
+}
 
 // Step implements algorithms.Machine.
 func (c *Coordinator) Step(m protocol.Envelope) error {
@@ -142,11 +203,12 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		if err != nil || req == nil {
 			return err
 		}
-		c.Persist(c.bases)
+		c.Persist(baseMap(c.bases))
 		c.phase = phaseLocking
-		c.acked = make(map[string]bool, len(c.Containers))
-		c.dirty = map[string]bool{}
-		c.fresh = map[string][]protocol.ConnCounter{}
+		n := len(c.Containers)
+		c.acked, c.nacked = make([]bool, n), 0
+		c.dirty, c.ndirty = make([]bool, n), 0
+		c.isFresh, c.fresh = make([]bool, n), make([][]protocol.ConnCounter, n)
 		c.SendAll(protocol.TypeLock, lockAll)
 		return nil
 	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
@@ -169,80 +231,102 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		r = &protocol.Result{}
 	}
 	id := m.From.ID
+	i := c.Index[id] // Accept: one of the snapshot's containers
 	switch {
 	case m.Type == protocol.TypeFailed:
 		c.abort(coord.FailReason(m))
 	case m.Type == protocol.TypeLockDone && c.phase == phaseLocking:
-		if c.acked[id] {
+		if c.acked[i] {
 			return nil
 		}
-		c.acked[id] = true
-		if !c.clean(id, r.Conns) {
-			c.dirty[id] = true
+		c.acked[i] = true
+		c.nacked++
+		if !c.clean(i, r.Conns) {
+			c.dirty[i] = true
+			c.ndirty++
 		}
-		if len(c.acked) == len(c.Containers) {
+		if c.nacked == len(c.Containers) {
 			c.phase = phaseDumping
 			clear(c.acked)
-			for _, ct := range c.Containers {
-				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(ct.ID))
+			c.nacked = 0
+			c.GrowMessages(len(c.Containers))
+			for k, ct := range c.Containers {
+				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(k))
 			}
 		}
 	case m.Type == protocol.TypeDumpDone && c.phase == phaseDumping:
-		if c.acked[id] {
+		if c.acked[i] {
 			return nil
 		}
-		c.acked[id] = true
+		c.acked[i] = true
+		c.nacked++
 		// A container told to reuse that dumped afresh instead (its worker found the
 		// base's images gone) has a new base too.
-		if c.dirty[id] || (r.Dump != nil && r.Dump.ReusedFrom == "" && r.Dump.Conns != nil) {
+		if c.dirty[i] || (r.Dump != nil && r.Dump.ReusedFrom == "" && r.Dump.Conns != nil) {
 			conns := r.Conns
 			if r.Dump != nil && r.Dump.Conns != nil {
 				conns = r.Dump.Conns
 			}
-			c.fresh[id] = conns
+			c.isFresh[i], c.fresh[i] = true, sorted(conns)
 		}
-		if len(c.acked) == len(c.Containers) {
+		if c.nacked == len(c.Containers) {
 			// Only this snapshot's containers keep a base: those of containers gone
 			// since (restored ones are new containers) would pile up in the record.
 			next := make(map[string]Base, len(c.Containers))
-			for _, ct := range c.Containers {
-				if b, ok := c.bases[ct.ID]; ok {
+			for k, ct := range c.Containers {
+				if c.isFresh[k] {
+					next[ct.ID] = Base{Snapshot: c.Snapshot, Conns: c.fresh[k]}
+				} else if b, ok := c.bases[ct.ID]; ok {
 					next[ct.ID] = b
 				}
-			}
-			for k, v := range c.fresh {
-				next[k] = Base{Snapshot: c.Snapshot, Conns: sorted(v)}
 			}
 			// The bases change only once the commit is durable: a snapshot whose commit
 			// fails is aborted, and its images must not be reused.
 			c.next = next
 			c.phase = phaseIdle
-			c.Commit(next)
+			c.Commit(baseMap(next))
 		}
 	}
 	return nil
 }
 
+// sorted returns a copy of cs sorted by peer.
 func sorted(cs []protocol.ConnCounter) []protocol.ConnCounter {
 	out := slices.Clone(cs)
-	sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	if !strictlySorted(out) {
+		sort.Slice(out, func(i, j int) bool { return out[i].Peer < out[j].Peer })
+	}
 	return out
 }
 
-// clean reports whether container id carried no byte since its base image: either
-// one counter per peer, each equal to the base's, or the aggregate counters of a real
-// worker (protocol.AllPeers: every connection together, its interfaces' counters;
-// protocol.CPUTime: the CPU time it used) equal to the base's.
-func (c *Coordinator) clean(id string, now []protocol.ConnCounter) bool {
-	b, ok := c.bases[id]
+// strictlySorted reports whether cs is sorted by peer without repeats, the order any
+// sort gives (the counters of one peer per connection usually come sorted already).
+func strictlySorted(cs []protocol.ConnCounter) bool {
+	for i := 1; i < len(cs); i++ {
+		if cs[i-1].Peer >= cs[i].Peer {
+			return false
+		}
+	}
+	return true
+}
+
+// clean reports whether container i of the snapshot carried no byte since its base
+// image: either one counter per peer, each equal to the base's, or the aggregate
+// counters of a real worker (protocol.AllPeers: every connection together, its
+// interfaces' counters; protocol.CPUTime: the CPU time it used) equal to the base's.
+func (c *Coordinator) clean(i int, now []protocol.ConnCounter) bool {
+	b, ok := c.bases[c.Containers[i].ID]
 	if !ok || len(b.Conns) != len(now) {
 		return false
 	}
-	n := sorted(now)
+	n := now
+	if !strictlySorted(n) {
+		n = sorted(now)
+	}
 	if aggregate(n) {
 		return slices.Equal(n, b.Conns)
 	}
-	peers := c.Containers[c.Index[id]].Peers
+	peers := c.Containers[i].Peers
 	if len(peers) != len(n) {
 		return false
 	}
@@ -267,36 +351,37 @@ func aggregate(cs []protocol.ConnCounter) bool {
 // freshDump is the command for a dirty container (shared, read-only).
 var freshDump = &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true}
 
-// dumpCmd is the dump command for container id: fresh if dirty, else reuse its base.
-func (c *Coordinator) dumpCmd(id string) *protocol.Dump {
-	if c.dirty[id] {
+// dumpCmd is the dump command for container i of the snapshot: fresh if dirty, else
+// reuse its base.
+func (c *Coordinator) dumpCmd(i int) *protocol.Dump {
+	if c.dirty[i] {
 		return freshDump
 	}
-	return &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true, ReuseFrom: c.bases[id].Snapshot}
+	return &protocol.Dump{LeaveRunning: true, ReleaseAfter: true, Locked: true, ReuseFrom: c.bases[c.Containers[i].ID].Snapshot}
 }
 
 func (c *Coordinator) abort(reason string) {
 	c.phase = phaseIdle
 	c.next = nil
-	c.Abort(reason, c.bases)
+	c.Abort(reason, baseMap(c.bases))
 }
 
 // Tick implements algorithms.Machine.
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
-		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.acked[id] }))
+		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.answered(id) }))
 		return
 	}
 	if c.ResendDue() {
-		for _, ct := range c.Containers {
-			if c.acked[ct.ID] {
+		for i, ct := range c.Containers {
+			if i < len(c.acked) && c.acked[i] {
 				continue
 			}
 			switch c.phase {
 			case phaseLocking:
 				c.Send(ct.ID, protocol.TypeLock, lockAll)
 			case phaseDumping:
-				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(ct.ID))
+				c.Send(ct.ID, protocol.TypeDump, c.dumpCmd(i))
 			}
 		}
 	}

@@ -172,7 +172,7 @@ func TestBasesEncoding(t *testing.T) {
 		{},
 		{"b": {Snapshot: "s1", Conns: nil}, "a": {Snapshot: "s<2>", Conns: []protocol.ConnCounter{}}},
 		{"c9": {Snapshot: "snap-1", Conns: []protocol.ConnCounter{{Peer: "c10", Sent: 1 << 60, Received: 0}, {Peer: "c8", Sent: 7, Received: 9}}},
-			"c10": {Snapshot: "snap-2", Conns: []protocol.ConnCounter{{Peer: protocol.AllPeers, Sent: 3}, {Peer: protocol.CPUTime, Received: 4}}},
+			"c10":         {Snapshot: "snap-2", Conns: []protocol.ConnCounter{{Peer: protocol.AllPeers, Sent: 3}, {Peer: protocol.CPUTime, Received: 4}}},
 			"x\"&\\é\xff": {Snapshot: "\u2028", Conns: []protocol.ConnCounter{{Peer: "<p>"}}}},
 	}
 	for _, m := range cases {

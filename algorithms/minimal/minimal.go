@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
@@ -66,10 +67,22 @@ func (c *Coordinator) ReusableFrom() map[string]string {
 }
 
 // DropBase forgets container id's base (its images are gone): it dumps afresh.
-func (c *Coordinator) DropBase(id string) { delete(c.bases, id) }
+func (c *Coordinator) DropBase(id string) {
+	delete(c.bases, id)
+	c.basesJSON = nil
+}
+
+// basesState is the committed bases as a record's state.
+func (c *Coordinator) basesState() coord.JSONAppender {
+	if c.basesJSON != nil {
+		return c.basesJSON
+	}
+	return baseMap(c.bases)
+}
 
 func (c *Coordinator) setBases(state json.RawMessage) error {
 	if len(state) > 0 && string(state) != "null" {
+		c.basesJSON = nil
 		if err := json.Unmarshal(state, &c.bases); err != nil {
 			return fmt.Errorf("%s: record bases: %v: %w", Name, err, algorithms.ErrBadRecord)
 		}
@@ -97,17 +110,25 @@ func (m baseMap) AppendJSON(buf []byte) []byte {
 	if m == nil {
 		return append(buf, "null"...)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	type entry struct {
+		id string
+		b  Base
 	}
-	slices.Sort(keys)
+	es := make([]entry, 0, len(m))
+	size := 2
+	for k, b := range m {
+		es = append(es, entry{k, b})
+		size += len(k) + len(b.Snapshot) + 30 + len(b.Conns)*60
+	}
+	// Keys are unique: any sort gives json.Marshal's order.
+	slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.id, y.id) })
+	buf = slices.Grow(buf, size)
 	buf = append(buf, '{')
-	for i, k := range keys {
+	for i, e := range es {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		b := m[k]
+		k, b := e.id, &e.b
 		buf = coord.AppendString(buf, k)
 		buf = append(buf, `:{"snapshot":`...)
 		buf = coord.AppendString(buf, b.Snapshot)
@@ -135,6 +156,12 @@ func (m baseMap) AppendJSON(buf []byte) []byte {
 	return append(buf, '}')
 }
 
+// encoded is a state already encoded (coord.JSONAppender).
+type encoded []byte
+
+// AppendJSON implements coord.JSONAppender.
+func (e encoded) AppendJSON(buf []byte) []byte { return append(buf, e...) }
+
 type phase uint8
 
 const (
@@ -150,6 +177,9 @@ type Coordinator struct {
 	coord.Base
 	bases map[string]Base // committed bases, by container
 	next  map[string]Base // the bases once the commit being written is durable
+	// basesJSON and nextJSON are their encodings as a record's state, once known (nil:
+	// not known; every snapshot's first record holds the bases, as its commit did).
+	basesJSON, nextJSON encoded
 
 	// Per container of the snapshot, by position in Containers: answered in the
 	// current phase (nacked of them), dirty (ndirty), dumped afresh (isFresh) with
@@ -203,7 +233,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		if err != nil || req == nil {
 			return err
 		}
-		c.Persist(baseMap(c.bases))
+		c.Persist(c.basesState())
 		c.phase = phaseLocking
 		n := len(c.Containers)
 		c.acked, c.nacked = make([]bool, n), 0
@@ -215,6 +245,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		switch out, reason := c.Decide(m); out {
 		case coord.Committed:
 			c.bases, c.next = c.next, nil
+			c.basesJSON, c.nextJSON = c.nextJSON, nil
 		case coord.Aborting:
 			c.abort(reason)
 		}
@@ -223,15 +254,14 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
 	}
-	if !c.Accept(m) {
+	i, ok := c.AcceptIndex(m)
+	if !ok {
 		return nil
 	}
 	r, _ := m.Body.(*protocol.Result)
 	if r == nil {
 		r = &protocol.Result{}
 	}
-	id := m.From.ID
-	i := c.Index[id] // Accept: one of the snapshot's containers
 	switch {
 	case m.Type == protocol.TypeFailed:
 		c.abort(coord.FailReason(m))
@@ -282,9 +312,9 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			}
 			// The bases change only once the commit is durable: a snapshot whose commit
 			// fails is aborted, and its images must not be reused.
-			c.next = next
+			c.next, c.nextJSON = next, baseMap(next).AppendJSON(nil)
 			c.phase = phaseIdle
-			c.Commit(baseMap(next))
+			c.Commit(c.nextJSON)
 		}
 	}
 	return nil
@@ -362,8 +392,8 @@ func (c *Coordinator) dumpCmd(i int) *protocol.Dump {
 
 func (c *Coordinator) abort(reason string) {
 	c.phase = phaseIdle
-	c.next = nil
-	c.Abort(reason, baseMap(c.bases))
+	c.next, c.nextJSON = nil, nil
+	c.Abort(reason, c.basesState())
 }
 
 // Tick implements algorithms.Machine.

@@ -181,28 +181,35 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 		}
 		return idx, nil
 	}
-	type edge struct{ a, b string }
+	// The directed edges, as pairs of positions (ids are unique: the same set as
+	// pairs of ids). The second pass finds the peers again in the same order.
+	edge := func(a, b int) uint64 { return uint64(a)<<32 | uint64(b) }
 	total := 0
 	for _, c := range cs {
 		total += len(c.Peers)
 	}
-	edges := make(map[edge]struct{}, total)
-	for _, c := range cs {
+	edges := make(map[uint64]struct{}, total)
+	peerAt := make([]int32, 0, total)
+	for i, c := range cs {
 		for _, p := range c.Peers {
-			if _, ok := idx[p]; !ok {
+			j, ok := idx[p]
+			if !ok {
 				return nil, fmt.Errorf("container %q has peer %q outside the snapshot: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
-			if p == c.ID {
+			if j == i {
 				return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
 			}
-			edges[edge{c.ID, p}] = struct{}{}
+			edges[edge(i, j)] = struct{}{}
+			peerAt = append(peerAt, int32(j))
 		}
 	}
-	for _, c := range cs {
+	k := 0
+	for i, c := range cs {
 		for _, p := range c.Peers {
-			if _, ok := edges[edge{p, c.ID}]; !ok {
+			if _, ok := edges[edge(int(peerAt[k]), i)]; !ok {
 				return nil, fmt.Errorf("container %q has peer %q but not the other way round: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
+			k++
 		}
 	}
 	return idx, nil
@@ -211,11 +218,17 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 // Accept reports whether m belongs to the active snapshot and comes from one of its
 // containers; stale, duplicate-after-end and foreign messages are not accepted.
 func (b *Base) Accept(m protocol.Envelope) bool {
-	if !b.Active || b.Committing || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
-		return false
-	}
-	_, ok := b.Index[m.From.ID]
+	_, ok := b.AcceptIndex(m)
 	return ok
+}
+
+// AcceptIndex is Accept that also returns the sender's position in Containers.
+func (b *Base) AcceptIndex(m protocol.Envelope) (int, bool) {
+	if !b.Active || b.Committing || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
+		return 0, false
+	}
+	i, ok := b.Index[m.From.ID]
+	return i, ok
 }
 
 // Deadline is the watchdog deadline given to containers: the remaining timeout plus grace.
@@ -256,16 +269,13 @@ func (b *Base) GrowMessages(n int) {
 // JSONAppender encodes itself without reflection.
 func (b *Base) Record(phase, reason string, state any) []byte {
 	var st []byte
-	if state != nil {
-		if a, ok := state.(JSONAppender); ok {
-			st = a.AppendJSON(nil)
-		} else {
-			s, err := json.Marshal(state)
-			if err != nil {
-				panic(fmt.Sprintf("%s: state is not JSON-encodable: %v", b.Name, err)) // programming error
-			}
-			st = s
+	app, isApp := state.(JSONAppender)
+	if state != nil && !isApp {
+		s, err := json.Marshal(state)
+		if err != nil {
+			panic(fmt.Sprintf("%s: state is not JSON-encodable: %v", b.Name, err)) // programming error
 		}
+		st = s
 	}
 	if b.recContainers == nil {
 		cs := b.Containers
@@ -293,9 +303,13 @@ func (b *Base) Record(phase, reason string, state any) []byte {
 	if b.recAllPeers {
 		out = append(out, `,"all_peers":true`...)
 	}
-	if len(st) > 0 {
+	if state != nil {
 		out = append(out, `,"state":`...)
-		out = append(out, st...)
+		if isApp {
+			out = app.AppendJSON(out)
+		} else {
+			out = append(out, st...)
+		}
 	}
 	return append(out, '}')
 }

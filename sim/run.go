@@ -321,7 +321,9 @@ func (r *runner) nodeOf(i int32) int32 {
 	return r.w.cs[i].node
 }
 
-func (r *runner) isolated(n int32) bool { return n >= 0 && r.w.nodes[n].isolated }
+func (r *runner) isolated(n int32) bool {
+	return r.w.isolatedNodes > 0 && n >= 0 && r.w.nodes[n].isolated
+}
 
 // route returns the proc a message is for, or -1.
 func (r *runner) route(a protocol.Addr) int32 {
@@ -388,8 +390,7 @@ func (r *runner) deliver(s int32) {
 	r.freeSlots = append(r.freeSlots, s)
 	r.inflight--
 	p := &r.procs[m.to]
-	fn, tn := r.nodeOf(r.route(m.env.From)), r.nodeOf(m.to)
-	if !p.alive || r.isolated(fn) != r.isolated(tn) {
+	if !p.alive || (r.w.isolatedNodes > 0 && r.isolated(r.nodeOf(r.route(m.env.From))) != r.isolated(r.nodeOf(m.to))) {
 		r.cur.dropped++
 		return
 	}

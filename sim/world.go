@@ -83,13 +83,28 @@ type world struct {
 	nodes []node
 	hosts []host
 	now   Time
+	// isolatedNodes counts the nodes cut off by a partition now (0: every path is
+	// open to every node, the common case, checked first).
+	isolatedNodes int
+}
+
+// setIsolated cuts node n off (or reconnects it).
+func (w *world) setIsolated(n int32, on bool) {
+	nd := &w.nodes[n]
+	switch {
+	case on && !nd.isolated:
+		w.isolatedNodes++
+	case !on && nd.isolated:
+		w.isolatedNodes--
+	}
+	nd.isolated = on
 }
 
 func (w *world) pathOpen(e *conn) bool {
 	if w.locked(e) {
 		return false
 	}
-	return w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
+	return w.isolatedNodes == 0 || w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
 }
 
 // locked reports whether no byte may cross e: a lock at either end, or (CRIULock) a

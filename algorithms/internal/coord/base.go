@@ -181,15 +181,15 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 		}
 		return idx, nil
 	}
-	// The directed edges, as pairs of positions (ids are unique: the same set as
-	// pairs of ids). The second pass finds the peers again in the same order.
-	edge := func(a, b int) uint64 { return uint64(a)<<32 | uint64(b) }
+	// The peers by position, each container's in a segment of adj (off), sorted in
+	// srt: the second pass looks for the reverse edge in the peer's segment, in the
+	// same order as the peers are listed.
 	total := 0
 	for _, c := range cs {
 		total += len(c.Peers)
 	}
-	edges := make(map[uint64]struct{}, total)
-	peerAt := make([]int32, 0, total)
+	off := make([]int, len(cs)+1)
+	adj := make([]int, 0, total)
 	for i, c := range cs {
 		for _, p := range c.Peers {
 			j, ok := idx[p]
@@ -199,14 +199,19 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 			if j == i {
 				return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
 			}
-			edges[edge(i, j)] = struct{}{}
-			peerAt = append(peerAt, int32(j))
+			adj = append(adj, j)
 		}
+		off[i+1] = len(adj)
+	}
+	srt := slices.Clone(adj)
+	for i := range cs {
+		slices.Sort(srt[off[i]:off[i+1]])
 	}
 	k := 0
 	for i, c := range cs {
 		for _, p := range c.Peers {
-			if _, ok := edges[edge(int(peerAt[k]), i)]; !ok {
+			j := adj[k]
+			if _, found := slices.BinarySearch(srt[off[j]:off[j+1]], i); !found {
 				return nil, fmt.Errorf("container %q has peer %q but not the other way round: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
 			k++
@@ -338,6 +343,14 @@ func appendContainers(buf []byte, cs []protocol.Container) []byte {
 	if cs == nil {
 		return append(buf, "null"...)
 	}
+	size := 2
+	for _, c := range cs {
+		size += len(c.ID) + len(c.Node) + 24
+		for _, p := range c.Peers {
+			size += len(p) + 3
+		}
+	}
+	buf = slices.Grow(buf, size)
 	buf = append(buf, '[')
 	for i, c := range cs {
 		if i > 0 {

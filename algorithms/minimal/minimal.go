@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
@@ -133,24 +132,7 @@ func (m baseMap) AppendJSON(buf []byte) []byte {
 		buf = append(buf, `:{"snapshot":`...)
 		buf = coord.AppendString(buf, b.Snapshot)
 		buf = append(buf, `,"conns":`...)
-		if b.Conns == nil {
-			buf = append(buf, "null"...)
-		} else {
-			buf = append(buf, '[')
-			for j, cc := range b.Conns {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, `{"peer":`...)
-				buf = coord.AppendString(buf, cc.Peer)
-				buf = append(buf, `,"sent":`...)
-				buf = strconv.AppendUint(buf, cc.Sent, 10)
-				buf = append(buf, `,"received":`...)
-				buf = strconv.AppendUint(buf, cc.Received, 10)
-				buf = append(buf, '}')
-			}
-			buf = append(buf, ']')
-		}
+		buf = coord.AppendConnCounters(buf, b.Conns)
 		buf = append(buf, '}')
 	}
 	return append(buf, '}')

@@ -338,6 +338,27 @@ func AppendString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
+// AppendConnCounters appends cs as json.Marshal encodes a []protocol.ConnCounter.
+func AppendConnCounters(buf []byte, cs []protocol.ConnCounter) []byte {
+	if cs == nil {
+		return append(buf, "null"...)
+	}
+	buf = append(buf, '[')
+	for j, cc := range cs {
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"peer":`...)
+		buf = AppendString(buf, cc.Peer)
+		buf = append(buf, `,"sent":`...)
+		buf = strconv.AppendUint(buf, cc.Sent, 10)
+		buf = append(buf, `,"received":`...)
+		buf = strconv.AppendUint(buf, cc.Received, 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
+}
+
 // appendContainers appends cs as json.Marshal encodes a []protocol.Container.
 func appendContainers(buf []byte, cs []protocol.Container) []byte {
 	if cs == nil {

@@ -49,6 +49,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		}
 		c.Persist(nil)
 		c.done, c.ndone = make([]bool, len(c.Containers)), 0
+		c.GrowMessages(len(c.Containers))
 		for _, ct := range c.Containers {
 			c.Send(ct.ID, protocol.TypeMarker, &protocol.Marker{Peers: ct.Peers})
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/swarmckpt/swarmckpt/protocol"
 )
@@ -281,10 +282,21 @@ type ContainerRecord struct {
 	Snapshot string `json:"snapshot"`
 }
 
-// Encode returns the record's deterministic bytes.
+// Encode returns the record's deterministic bytes: json.Marshal's (assembled by hand
+// for a plain snapshot id, as every container writes one per snapshot).
 func (r ContainerRecord) Encode() []byte {
-	b, _ := json.Marshal(r) // a struct of a number and a string always encodes
-	return b
+	for i := 0; i < len(r.Snapshot); i++ {
+		if c := r.Snapshot[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(r) // a struct of a number and a string always encodes
+			return b
+		}
+	}
+	b := make([]byte, 0, 32+len(r.Snapshot))
+	b = append(b, `{"epoch":`...)
+	b = strconv.AppendUint(b, r.Epoch, 10)
+	b = append(b, `,"snapshot":"`...)
+	b = append(b, r.Snapshot...)
+	return append(b, `"}`...)
 }
 
 // DecodeContainerRecord parses what ContainerRecord.Encode wrote; nil gives the zero record.

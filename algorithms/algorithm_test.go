@@ -1,6 +1,7 @@
 package algorithms
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -63,5 +64,19 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Timeout: 5}.WithDefaults()
 	if c.Timeout != 5 || c.WatchdogGrace != DefaultConfig().WatchdogGrace || c.FirstEpoch != 1 {
 		t.Fatalf("WithDefaults = %+v", c)
+	}
+}
+
+// TestContainerRecordEncoding: Encode writes json.Marshal's bytes, plain ids and ids
+// that need escapes alike.
+func TestContainerRecordEncoding(t *testing.T) {
+	for _, r := range []ContainerRecord{{}, {Epoch: 1, Snapshot: "snap-1"}, {Epoch: 1 << 63, Snapshot: "s<&>\"\\\n"}, {Epoch: 7, Snapshot: "é\u2028\xff\x7f"}} {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Encode(); string(got) != string(want) {
+			t.Errorf("%+v: got %s, want %s", r, got, want)
+		}
 	}
 }

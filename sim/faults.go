@@ -70,7 +70,7 @@ func (r *runner) onFault(k int, end bool) {
 			for _, c := range r.w.nodes[n].containers {
 				r.w.touch(c)
 			}
-			r.w.nodes[n].isolated = !end
+			r.w.setIsolated(n, !end)
 		}
 	case fCoordinatorCrash:
 		p := &r.procs[r.coord]

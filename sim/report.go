@@ -3,7 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/swarmckpt/swarmckpt/cut"
@@ -18,7 +18,7 @@ func dist(v []float64) Dist {
 	if len(v) == 0 {
 		return Dist{}
 	}
-	sort.Float64s(v)
+	slices.Sort(v) // no NaNs: the order sort.Float64s gives
 	q := func(p float64) float64 {
 		i := int(p*float64(len(v))+0.5) - 1
 		i = max(0, min(i, len(v)-1))

@@ -122,6 +122,16 @@ func RunAll(cfg Config, alg algorithms.Algorithm) ([]Report, error) {
 
 // runAll is RunAll; lazy false ticks every role on every tick (the reference).
 func runAll(cfg Config, alg algorithms.Algorithm, lazy bool) ([]Report, error) {
+	r, err := newRunner(cfg, alg, lazy)
+	if err != nil {
+		return nil, err
+	}
+	r.loop()
+	return r.reports, nil
+}
+
+// newRunner validates cfg and builds the run's world and roles.
+func newRunner(cfg Config, alg algorithms.Algorithm, lazy bool) (*runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,8 +143,7 @@ func runAll(cfg Config, alg algorithms.Algorithm, lazy bool) ([]Report, error) {
 	if err := r.build(); err != nil {
 		return nil, err
 	}
-	r.loop()
-	return r.reports, nil
+	return r, nil
 }
 
 func (r *runner) build() error {
@@ -312,7 +321,9 @@ func (r *runner) nodeOf(i int32) int32 {
 	return r.w.cs[i].node
 }
 
-func (r *runner) isolated(n int32) bool { return n >= 0 && r.w.nodes[n].isolated }
+func (r *runner) isolated(n int32) bool {
+	return r.w.isolatedNodes > 0 && n >= 0 && r.w.nodes[n].isolated
+}
 
 // route returns the proc a message is for, or -1.
 func (r *runner) route(a protocol.Addr) int32 {
@@ -379,8 +390,7 @@ func (r *runner) deliver(s int32) {
 	r.freeSlots = append(r.freeSlots, s)
 	r.inflight--
 	p := &r.procs[m.to]
-	fn, tn := r.nodeOf(r.route(m.env.From)), r.nodeOf(m.to)
-	if !p.alive || r.isolated(fn) != r.isolated(tn) {
+	if !p.alive || (r.w.isolatedNodes > 0 && r.isolated(r.nodeOf(r.route(m.env.From))) != r.isolated(r.nodeOf(m.to))) {
 		r.cur.dropped++
 		return
 	}

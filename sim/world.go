@@ -83,13 +83,28 @@ type world struct {
 	nodes []node
 	hosts []host
 	now   Time
+	// isolatedNodes counts the nodes cut off by a partition now (0: every path is
+	// open to every node, the common case, checked first).
+	isolatedNodes int
+}
+
+// setIsolated cuts node n off (or reconnects it).
+func (w *world) setIsolated(n int32, on bool) {
+	nd := &w.nodes[n]
+	switch {
+	case on && !nd.isolated:
+		w.isolatedNodes++
+	case !on && nd.isolated:
+		w.isolatedNodes--
+	}
+	nd.isolated = on
 }
 
 func (w *world) pathOpen(e *conn) bool {
 	if w.locked(e) {
 		return false
 	}
-	return w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
+	return w.isolatedNodes == 0 || w.nodes[w.cs[e.u].node].isolated == w.nodes[w.cs[e.v].node].isolated
 }
 
 // locked reports whether no byte may cross e: a lock at either end, or (CRIULock) a
@@ -286,6 +301,17 @@ func (w *world) counters(c int32, fn func(peer int32, sent, recv uint64)) {
 // cutState builds the checker's input from the current round's recordings.
 func (w *world) cutState() cut.State {
 	st := cut.State{Containers: make(map[string]*cut.Container, len(w.cs))}
+	// The end names of connection e, "<container>#<e>" for u and v, built once: one
+	// end's local name is the other's remote one.
+	names := make([][2]string, len(w.conns))
+	endName := func(ei int32, k int) string {
+		if names[ei][0] == "" {
+			e := &w.conns[ei]
+			name := strconv.Itoa(int(ei))
+			names[ei] = [2]string{w.cs[e.u].id + "#" + name, w.cs[e.v].id + "#" + name}
+		}
+		return names[ei][k]
+	}
 	for ci := range w.cs {
 		ct := &w.cs[ci]
 		if !ct.recorded {
@@ -295,8 +321,7 @@ func (w *world) cutState() cut.State {
 		for _, ei := range ct.edges {
 			e := &w.conns[ei]
 			p, out := w.peerOf(ei, int32(ci))
-			name := strconv.Itoa(int(ei))
-			local, remote := ct.id+"#"+name, w.cs[p].id+"#"+name
+			local, remote := endName(ei, out), endName(ei, 1-out)
 			o, in := &e.d[out], &e.d[1-out]
 			cc.Conns = append(cc.Conns, cut.Conn{Local: local, Remote: remote, Peer: w.cs[p].id,
 				Sent: uint64(o.recSent), Acked: uint64(o.recAcked), Received: uint64(in.recRecv)})

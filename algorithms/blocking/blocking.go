@@ -32,7 +32,10 @@ func (p phase) String() string { return [...]string{"idle", "locking", "dumping"
 type Coordinator struct {
 	coord.Base
 	phase phase
-	acked map[string]bool // containers that answered the current phase
+	// acked: by position in Containers, the containers that answered the current
+	// phase (nacked of them).
+	acked  []bool
+	nacked int
 }
 
 var _ algorithms.Machine = (*Coordinator)(nil)
@@ -59,7 +62,7 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 		}
 		c.Persist(nil)
 		c.phase = phaseLocking
-		c.acked = make(map[string]bool, len(c.Containers))
+		c.acked, c.nacked = make([]bool, len(c.Containers)), 0
 		c.SendAll(protocol.TypeLock, lockCmd)
 		return nil
 	case protocol.TypeCommitDone, protocol.TypeAbortRequest:
@@ -71,20 +74,22 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
 	}
-	if !c.Accept(m) {
+	i, ok := c.AcceptIndex(m)
+	if !ok {
 		return nil
 	}
 	switch {
 	case m.Type == protocol.TypeFailed:
 		c.abort(coord.FailReason(m))
 	case m.Type == protocol.TypeLockDone && c.phase == phaseLocking:
-		if c.ack(m.From.ID) {
+		if c.ack(i) {
 			c.phase = phaseDumping
 			clear(c.acked)
+			c.nacked = 0
 			c.SendAll(protocol.TypeDump, dumpCmd)
 		}
 	case m.Type == protocol.TypeDumpDone && c.phase == phaseDumping:
-		if c.ack(m.From.ID) {
+		if c.ack(i) {
 			c.phase = phaseIdle
 			c.Commit(nil)
 		}
@@ -92,10 +97,20 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 	return nil
 }
 
-// ack records an answer and reports whether every container has answered.
-func (c *Coordinator) ack(id string) bool {
-	c.acked[id] = true
-	return len(c.acked) == len(c.Containers)
+// ack records an answer of container i (its position) and reports whether every
+// container has answered.
+func (c *Coordinator) ack(i int) bool {
+	if !c.acked[i] {
+		c.acked[i] = true
+		c.nacked++
+	}
+	return c.nacked == len(c.Containers)
+}
+
+// answered reports whether container id answered in the current phase.
+func (c *Coordinator) answered(id string) bool {
+	i, ok := c.Index[id]
+	return ok && i < len(c.acked) && c.acked[i]
 }
 
 func (c *Coordinator) abort(reason string) {
@@ -106,12 +121,12 @@ func (c *Coordinator) abort(reason string) {
 // Tick implements algorithms.Machine.
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
-		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.acked[id] }))
+		c.abort(c.TimeoutReason(c.phase.String(), func(id string) bool { return !c.answered(id) }))
 		return
 	}
 	if c.ResendDue() {
-		for _, ct := range c.Containers {
-			if c.acked[ct.ID] {
+		for i, ct := range c.Containers {
+			if i < len(c.acked) && c.acked[i] {
 				continue
 			}
 			switch c.phase {

@@ -2,6 +2,7 @@ package chandylamport
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
@@ -202,6 +203,7 @@ func (c *Container) startRecording() {
 
 func (c *Container) dump() {
 	c.phase = cDumping
+	c.rd.Actions = slices.Grow(c.rd.Actions, 3)
 	c.act(algorithms.Action{Kind: algorithms.ActFreeze})
 	c.act(algorithms.Action{Kind: algorithms.ActDump, LeaveRunning: true})
 	c.act(algorithms.Action{Kind: algorithms.ActThaw})
@@ -209,6 +211,9 @@ func (c *Container) dump() {
 
 // unlockRecorded reopens the connections to peers that have recorded.
 func (c *Container) unlockRecorded() {
+	if len(c.locked) == 0 {
+		return
+	}
 	var open []string
 	for p := range c.locked {
 		if c.recorded[p] {
@@ -269,6 +274,7 @@ func (c *Container) stepResult(m protocol.Envelope) error {
 			return nil
 		}
 		c.phase = cRecorded
+		c.rd.Messages = slices.Grow(c.rd.Messages, 2+len(c.peers)) // and maybe Done
 		c.send(protocol.Coordinator, protocol.TypeDumpDone, &protocol.Result{Dump: r.Dump})
 		for _, p := range c.peers {
 			c.send(protocol.ContainerAddr(p), protocol.TypeMarker, &protocol.Marker{})

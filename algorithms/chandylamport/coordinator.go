@@ -20,7 +20,9 @@ func Algorithm() algorithms.Algorithm {
 // Coordinator is the coordinator role.
 type Coordinator struct {
 	coord.Base
-	done map[string]bool
+	// done: by position in Containers, the containers that reported done (ndone).
+	done  []bool
+	ndone int
 }
 
 var _ algorithms.Machine = (*Coordinator)(nil)
@@ -46,7 +48,8 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 			return err
 		}
 		c.Persist(nil)
-		c.done = make(map[string]bool, len(c.Containers))
+		c.done, c.ndone = make([]bool, len(c.Containers)), 0
+		c.GrowMessages(len(c.Containers))
 		for _, ct := range c.Containers {
 			c.Send(ct.ID, protocol.TypeMarker, &protocol.Marker{Peers: ct.Peers})
 		}
@@ -60,15 +63,19 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 	default:
 		return fmt.Errorf("%s coordinator: %s message: %w", Name, m.Type, algorithms.ErrUnexpected)
 	}
-	if !c.Accept(m) {
+	i, ok := c.AcceptIndex(m)
+	if !ok {
 		return nil
 	}
 	switch m.Type {
 	case protocol.TypeFailed:
 		c.Abort(coord.FailReason(m), nil)
 	case protocol.TypeDone:
-		c.done[m.From.ID] = true
-		if len(c.done) == len(c.Containers) {
+		if !c.done[i] {
+			c.done[i] = true
+			c.ndone++
+		}
+		if c.ndone == len(c.Containers) {
 			c.Commit(nil)
 		}
 	}
@@ -78,12 +85,15 @@ func (c *Coordinator) Step(m protocol.Envelope) error {
 // Tick implements algorithms.Machine.
 func (c *Coordinator) Tick() {
 	if c.Base.Tick() {
-		c.Abort(c.TimeoutReason("recording", func(id string) bool { return !c.done[id] }), nil)
+		c.Abort(c.TimeoutReason("recording", func(id string) bool {
+			i, ok := c.Index[id]
+			return !ok || i >= len(c.done) || !c.done[i]
+		}), nil)
 		return
 	}
 	if c.ResendDue() {
-		for _, ct := range c.Containers {
-			if !c.done[ct.ID] {
+		for i, ct := range c.Containers {
+			if i >= len(c.done) || !c.done[i] {
 				c.Send(ct.ID, protocol.TypeMarker, &protocol.Marker{Peers: ct.Peers})
 			}
 		}

@@ -163,3 +163,25 @@ func TestAggregateCountersAndContinue(t *testing.T) {
 		t.Fatalf("continue from another algorithm's record: %v, want ErrBadRecord", err)
 	}
 }
+
+// TestBasesEncoding: the bases encode themselves in a record exactly as json.Marshal
+// encodes a map[string]Base (nil map, nil and empty counters, ids that need escapes).
+func TestBasesEncoding(t *testing.T) {
+	cases := []map[string]Base{
+		nil,
+		{},
+		{"b": {Snapshot: "s1", Conns: nil}, "a": {Snapshot: "s<2>", Conns: []protocol.ConnCounter{}}},
+		{"c9": {Snapshot: "snap-1", Conns: []protocol.ConnCounter{{Peer: "c10", Sent: 1 << 60, Received: 0}, {Peer: "c8", Sent: 7, Received: 9}}},
+			"c10":         {Snapshot: "snap-2", Conns: []protocol.ConnCounter{{Peer: protocol.AllPeers, Sent: 3}, {Peer: protocol.CPUTime, Received: 4}}},
+			"x\"&\\é\xff": {Snapshot: "\u2028", Conns: []protocol.ConnCounter{{Peer: "<p>"}}}},
+	}
+	for _, m := range cases {
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := baseMap(m).AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("bases %v:\n got %s\nwant %s", m, got, want)
+		}
+	}
+}

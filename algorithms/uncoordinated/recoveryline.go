@@ -46,27 +46,35 @@ func counter(cp []Checkpoint, i int, peer string) protocol.ConnCounter {
 // must not decrease along a container's history. It runs in
 // O((sum of rollbacks + containers) * degree * history) time.
 func RecoveryLine(cs []protocol.Container, h History) (Line, error) {
-	peers := make(map[string][]string, len(cs))
-	idx := make(map[string]int, len(cs))
-	for _, c := range cs {
-		if _, dup := peers[c.ID]; dup {
+	// By position in cs (a million containers in the simulator): peers, histories and
+	// the line's index, looked up by id once.
+	pos := make(map[string]int, len(cs))
+	hist := make([][]Checkpoint, len(cs))
+	idx := make([]int, len(cs))
+	for i, c := range cs {
+		if _, dup := pos[c.ID]; dup {
 			return Line{}, fmt.Errorf("%s: recovery line: container %q listed twice", Name, c.ID)
 		}
-		peers[c.ID] = c.Peers
-		idx[c.ID] = len(h[c.ID]) - 1
+		pos[c.ID] = i
+		hist[i] = h[c.ID]
+		idx[i] = len(hist[i]) - 1
 	}
-	for _, c := range cs {
-		for _, p := range c.Peers {
-			if _, ok := peers[p]; !ok {
+	peers := make([][]int, len(cs))
+	for i, c := range cs {
+		peers[i] = make([]int, len(c.Peers))
+		for k, p := range c.Peers {
+			j, ok := pos[p]
+			if !ok {
 				return Line{}, fmt.Errorf("%s: recovery line: container %q has peer %q outside the set", Name, c.ID, p)
 			}
+			peers[i][k] = j
 		}
 	}
-	work := make([]string, 0, len(cs))
-	queued := make(map[string]bool, len(cs))
-	for _, c := range cs {
-		work = append(work, c.ID)
-		queued[c.ID] = true
+	work := make([]int, 0, len(cs))
+	queued := make([]bool, len(cs))
+	for i := range cs {
+		work = append(work, i)
+		queued[i] = true
 	}
 	for len(work) > 0 {
 		b := work[len(work)-1]
@@ -75,8 +83,8 @@ func RecoveryLine(cs []protocol.Container, h History) (Line, error) {
 		// Check every incoming channel a->b; roll b back until all hold.
 		moved := false
 		for _, a := range peers[b] {
-			sent := counter(h[a], idx[a], b).Sent
-			for idx[b] >= 0 && counter(h[b], idx[b], a).Received > sent {
+			sent := counter(hist[a], idx[a], cs[b].ID).Sent
+			for idx[b] >= 0 && counter(hist[b], idx[b], cs[a].ID).Received > sent {
 				idx[b]--
 				moved = true
 			}
@@ -92,9 +100,10 @@ func RecoveryLine(cs []protocol.Container, h History) (Line, error) {
 			}
 		}
 	}
-	l := Line{Index: idx, RolledBack: make(map[string]int, len(cs))}
-	for _, c := range cs {
-		r := len(h[c.ID]) - 1 - idx[c.ID]
+	l := Line{Index: make(map[string]int, len(cs)), RolledBack: make(map[string]int, len(cs))}
+	for i, c := range cs {
+		r := len(hist[i]) - 1 - idx[i]
+		l.Index[c.ID] = idx[i]
 		l.RolledBack[c.ID] = r
 		l.Total += r
 		l.Max = max(l.Max, r)

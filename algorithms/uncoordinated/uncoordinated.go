@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
 	"github.com/swarmckpt/swarmckpt/algorithms/internal/coord"
@@ -33,6 +35,57 @@ type Checkpoint struct {
 
 // History is every container's checkpoints, oldest first.
 type History map[string][]Checkpoint
+
+// AppendJSON appends h as json.Marshal encodes it, without reflection (the coordinator
+// records its history at every snapshot; TestHistoryEncoding).
+func (h History) AppendJSON(buf []byte) []byte {
+	if h == nil {
+		return append(buf, "null"...)
+	}
+	type entry struct {
+		id  string
+		cps []Checkpoint
+	}
+	es := make([]entry, 0, len(h))
+	size := 2
+	for k, cps := range h {
+		es = append(es, entry{k, cps})
+		size += len(k) + 4
+		for _, cp := range cps {
+			size += len(cp.Snapshot) + 40 + len(cp.Conns)*60
+		}
+	}
+	// Keys are unique: any sort gives json.Marshal's order.
+	slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.id, y.id) })
+	buf = slices.Grow(buf, size)
+	buf = append(buf, '{')
+	for i, e := range es {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = coord.AppendString(buf, e.id)
+		buf = append(buf, ':')
+		if e.cps == nil {
+			buf = append(buf, "null"...)
+			continue
+		}
+		buf = append(buf, '[')
+		for j, cp := range e.cps {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"snapshot":`...)
+			buf = coord.AppendString(buf, cp.Snapshot)
+			buf = append(buf, `,"epoch":`...)
+			buf = strconv.AppendUint(buf, cp.Epoch, 10)
+			buf = append(buf, `,"conns":`...)
+			buf = coord.AppendConnCounters(buf, cp.Conns)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}')
+}
 
 // Coordinator is the coordinator role.
 type Coordinator struct {

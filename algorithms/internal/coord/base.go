@@ -3,7 +3,9 @@ package coord
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/swarmckpt/swarmckpt/algorithms"
@@ -92,6 +94,11 @@ type Base struct {
 
 	elapsed uint64
 	rd      algorithms.Ready
+	// recContainers caches the JSON of Containers as a Record holds it (the same for
+	// every record of a snapshot); recAllPeers: written as all_peers. Reset wherever
+	// Containers is set.
+	recContainers []byte
+	recAllPeers   bool
 }
 
 // Init sets up a fresh Base.
@@ -132,6 +139,7 @@ func (b *Base) Start(m protocol.Envelope) (*protocol.SnapshotRequest, error) {
 	b.Active = true
 	b.Containers = req.Containers
 	b.Index = idx
+	b.recContainers = nil
 	b.elapsed = 0
 	return req, nil
 }
@@ -173,28 +181,40 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 		}
 		return idx, nil
 	}
-	type edge struct{ a, b string }
+	// The peers by position, each container's in a segment of adj (off), sorted in
+	// srt: the second pass looks for the reverse edge in the peer's segment, in the
+	// same order as the peers are listed.
 	total := 0
 	for _, c := range cs {
 		total += len(c.Peers)
 	}
-	edges := make(map[edge]struct{}, total)
-	for _, c := range cs {
+	off := make([]int, len(cs)+1)
+	adj := make([]int, 0, total)
+	for i, c := range cs {
 		for _, p := range c.Peers {
-			if _, ok := idx[p]; !ok {
+			j, ok := idx[p]
+			if !ok {
 				return nil, fmt.Errorf("container %q has peer %q outside the snapshot: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
-			if p == c.ID {
+			if j == i {
 				return nil, fmt.Errorf("container %q is its own peer: %w", c.ID, algorithms.ErrBadRequest)
 			}
-			edges[edge{c.ID, p}] = struct{}{}
+			adj = append(adj, j)
 		}
+		off[i+1] = len(adj)
 	}
-	for _, c := range cs {
+	srt := slices.Clone(adj)
+	for i := range cs {
+		slices.Sort(srt[off[i]:off[i+1]])
+	}
+	k := 0
+	for i, c := range cs {
 		for _, p := range c.Peers {
-			if _, ok := edges[edge{p, c.ID}]; !ok {
+			j := adj[k]
+			if _, found := slices.BinarySearch(srt[off[j]:off[j+1]], i); !found {
 				return nil, fmt.Errorf("container %q has peer %q but not the other way round: %w", c.ID, p, algorithms.ErrBadRequest)
 			}
+			k++
 		}
 	}
 	return idx, nil
@@ -203,11 +223,17 @@ func Validate(cs []protocol.Container) (map[string]int, error) {
 // Accept reports whether m belongs to the active snapshot and comes from one of its
 // containers; stale, duplicate-after-end and foreign messages are not accepted.
 func (b *Base) Accept(m protocol.Envelope) bool {
-	if !b.Active || b.Committing || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
-		return false
-	}
-	_, ok := b.Index[m.From.ID]
+	_, ok := b.AcceptIndex(m)
 	return ok
+}
+
+// AcceptIndex is Accept that also returns the sender's position in Containers.
+func (b *Base) AcceptIndex(m protocol.Envelope) (int, bool) {
+	if !b.Active || b.Committing || m.Epoch != b.Epoch || m.Snapshot != b.Snapshot || m.From.Kind != protocol.KindContainer {
+		return 0, false
+	}
+	i, ok := b.Index[m.From.ID]
+	return i, ok
 }
 
 // Deadline is the watchdog deadline given to containers: the remaining timeout plus grace.
@@ -229,29 +255,145 @@ func (b *Base) Send(id string, t protocol.Type, body any) {
 
 // SendAll queues the same message to every container (bodies are shared, read-only).
 func (b *Base) SendAll(t protocol.Type, body any) {
+	b.GrowMessages(len(b.Containers))
 	for _, c := range b.Containers {
 		b.Send(c.ID, t, body)
 	}
 }
 
-// Record builds the record of the current snapshot with the given phase and state.
+// GrowMessages makes room for n more messages in the next Ready (a fan-out to every
+// container appends a million of them at scale).
+func (b *Base) GrowMessages(n int) {
+	b.rd.Messages = slices.Grow(b.rd.Messages, n)
+}
+
+// Record builds the record of the current snapshot with the given phase and state:
+// json.Marshal of a Record, byte for byte (TestRecordEncoding), assembled from parts
+// since a record is written at every step of a snapshot and holds every container: the
+// containers' JSON is encoded once per snapshot, and a state that implements
+// JSONAppender encodes itself without reflection.
 func (b *Base) Record(phase, reason string, state any) []byte {
-	r := Record{Algorithm: b.Name, Epoch: b.Epoch, Snapshot: b.Snapshot, Phase: phase, Reason: reason, Containers: b.Containers}
-	if len(b.Containers) > 2 && complete(b.Containers) {
-		r.Containers, r.AllPeers = withoutPeers(b.Containers), true
-	}
-	if state != nil {
+	var st []byte
+	app, isApp := state.(JSONAppender)
+	if state != nil && !isApp {
 		s, err := json.Marshal(state)
 		if err != nil {
 			panic(fmt.Sprintf("%s: state is not JSON-encodable: %v", b.Name, err)) // programming error
 		}
-		r.State = s
+		st = s
 	}
-	out, err := json.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("%s: record is not JSON-encodable: %v", b.Name, err))
+	if b.recContainers == nil {
+		cs := b.Containers
+		b.recAllPeers = len(cs) > 2 && complete(cs)
+		if b.recAllPeers {
+			cs = withoutPeers(cs)
+		}
+		b.recContainers = appendContainers(nil, cs)
 	}
-	return out
+	out := make([]byte, 0, 160+len(b.Name)+len(b.Snapshot)+len(reason)+len(b.recContainers)+len(st))
+	out = append(out, `{"algorithm":`...)
+	out = AppendString(out, b.Name)
+	out = append(out, `,"epoch":`...)
+	out = strconv.AppendUint(out, b.Epoch, 10)
+	out = append(out, `,"snapshot":`...)
+	out = AppendString(out, b.Snapshot)
+	out = append(out, `,"phase":`...)
+	out = AppendString(out, phase)
+	if reason != "" {
+		out = append(out, `,"reason":`...)
+		out = AppendString(out, reason)
+	}
+	out = append(out, `,"containers":`...)
+	out = append(out, b.recContainers...)
+	if b.recAllPeers {
+		out = append(out, `,"all_peers":true`...)
+	}
+	if state != nil {
+		out = append(out, `,"state":`...)
+		if isApp {
+			out = app.AppendJSON(out)
+		} else {
+			out = append(out, st...)
+		}
+	}
+	return append(out, '}')
+}
+
+// JSONAppender is a coordinator state that appends its own JSON encoding to a buffer:
+// exactly what json.Marshal would produce for it (compact, HTML-escaped strings).
+type JSONAppender interface {
+	AppendJSON(buf []byte) []byte
+}
+
+// AppendString appends s as a JSON string, as json.Marshal encodes it.
+func AppendString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // escapes, non-ASCII: let encoding/json decide
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// AppendConnCounters appends cs as json.Marshal encodes a []protocol.ConnCounter.
+func AppendConnCounters(buf []byte, cs []protocol.ConnCounter) []byte {
+	if cs == nil {
+		return append(buf, "null"...)
+	}
+	buf = append(buf, '[')
+	for j, cc := range cs {
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"peer":`...)
+		buf = AppendString(buf, cc.Peer)
+		buf = append(buf, `,"sent":`...)
+		buf = strconv.AppendUint(buf, cc.Sent, 10)
+		buf = append(buf, `,"received":`...)
+		buf = strconv.AppendUint(buf, cc.Received, 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
+}
+
+// appendContainers appends cs as json.Marshal encodes a []protocol.Container.
+func appendContainers(buf []byte, cs []protocol.Container) []byte {
+	if cs == nil {
+		return append(buf, "null"...)
+	}
+	size := 2
+	for _, c := range cs {
+		size += len(c.ID) + len(c.Node) + 24
+		for _, p := range c.Peers {
+			size += len(p) + 3
+		}
+	}
+	buf = slices.Grow(buf, size)
+	buf = append(buf, '[')
+	for i, c := range cs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"id":`...)
+		buf = AppendString(buf, c.ID)
+		buf = append(buf, `,"node":`...)
+		buf = AppendString(buf, c.Node)
+		if len(c.Peers) > 0 {
+			buf = append(buf, `,"peers":[`...)
+			for j, p := range c.Peers {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = AppendString(buf, p)
+			}
+			buf = append(buf, ']')
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
 }
 
 // Persist queues an ActPersist of the active snapshot with the algorithm state.
@@ -398,6 +540,7 @@ func (b *Base) Recover(record []byte) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: record of snapshot %q: %v: %w", b.Name, r.Snapshot, err, algorithms.ErrBadRecord)
 	}
 	b.Epoch, b.Snapshot, b.Containers, b.Index = r.Epoch, r.Snapshot, r.Containers, idx
+	b.recContainers = nil
 	switch r.Phase {
 	case PhaseActive:
 		b.Active = true

@@ -145,7 +145,11 @@ func (e *haEnv) snapshotAsync(id string) <-chan error {
 }
 
 func (e *haEnv) manifest(id string) *store.Manifest {
-	m, err := e.coords[mapKey(e.coords)].st.Get(context.Background(), id)
+	c := e.coords[mapKey(e.coords)]
+	if c == nil {
+		return nil // no coordinator's store client answers now (one killed, the next not up): poll again
+	}
+	m, err := c.st.Get(context.Background(), id)
 	if err != nil {
 		return nil
 	}

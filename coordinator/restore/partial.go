@@ -396,6 +396,11 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 			}
 			prior[svc] = all[svc]
 		}
+		// Journaled before anything is ended: a following coordinator that finds a
+		// service's moved tasks ended scales it down by them (finishMoveOut).
+		if err := j.record(ctx, func(op *store.Operation) { op.Stopped = prior }); err != nil {
+			return nil, fmt.Errorf("cannot journal the replicas of stack %s's services in the store (%v), so nothing was stopped; check that etcd answers, then try again", m.Stack, err)
+		}
 	}
 	if err := pk.endSome(ctx, standalone); err != nil {
 		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
@@ -502,6 +507,17 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 			paused = append(paused, n)
 		}
 		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("nodes %s paused for a moment: swarm's replacements of the moved tasks of %s go to %s, where its scale-down removes them", strings.Join(paused, ","), svc, host)})
+	}
+	// Journaled before the end: from it on swarm may start replacements of the moved
+	// tasks, and a following coordinator must finish their scale-down before it puts
+	// the moved containers back (finishMoveOut), not leave a replacement and a
+	// put-back running for one slot (fault seed 98: "holder answered twice").
+	if err := j.record(ctx, func(op *store.Operation) {
+		if !slices.Contains(op.Ending, svc) {
+			op.Ending = append(op.Ending, svc)
+		}
+	}); err != nil {
+		return fmt.Errorf("cannot journal the end of the moved tasks of %s in the store (%v), so they were not ended; check that etcd answers, then try again", svc, err)
 	}
 	if err := pk.endSome(ctx, keys); err != nil {
 		return fmt.Errorf("end the moving containers of %s, parked since their dump: %w", svc, err)

@@ -31,6 +31,7 @@ type replacingSwarm struct {
 	replicas       map[string]uint64
 	prior          map[string]uint64
 	dieAtScaleDown bool
+	failScaleDowns int // scale-downs that fail (nothing scaled), first ones
 	dead, hold     chan struct{}
 	once           sync.Once
 }
@@ -49,8 +50,14 @@ func (r *replacingSwarm) ScaleServices(_ context.Context, _ string, replicas map
 	r.mu.Lock()
 	die := false
 	for s, n := range replicas {
-		die = die || r.dieAtScaleDown && n < r.replicas[s]
+		die = die || n < r.replicas[s]
 	}
+	if die && r.failScaleDowns > 0 {
+		r.failScaleDowns--
+		r.mu.Unlock()
+		return fmt.Errorf("fake swarm: the manager did not answer")
+	}
+	die = die && r.dieAtScaleDown
 	if die {
 		r.mu.Unlock()
 		r.once.Do(func() { close(r.dead) })
@@ -191,6 +198,55 @@ func TestRecoverFinishesTheMoveOut(t *testing.T) {
 	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
 		if a, _ := sw.NodeAvailability(ctx, n); a != stack.AvailabilityActive {
 			t.Errorf("%s is %q after the recovery, want active", n, a)
+		}
+	}
+}
+
+// TestFailedScaleDownPutsBackWithoutDuplicates: a partial migration --to lab-3 ends
+// the moved holders, and swarm's manager does not answer its scale-down: the
+// migration fails and puts the moved holders back on their nodes. It first takes
+// the moved slots out of swarm's hands (the scale-down again), so that no fresh
+// replacement of a moved slot runs beside its put-back (fault seed 98's duplicate,
+// on the migration's own rollback).
+func TestFailedScaleDownPutsBackWithoutDuplicates(t *testing.T) {
+	rs := &replacingSwarm{failScaleDowns: 1, replicas: map[string]uint64{"bank_holder": 5}, prior: map[string]uint64{"bank_holder": 5}}
+	e, sw, _ := newMigrateEnvConfig(t, nil, func(c *coordinator.Config) {
+		rs.FakeSwarm = c.Stopper.(*stack.FakeSwarm)
+		c.Stopper = rs
+		st := bankStack()
+		for i := range st.Containers {
+			st.Containers[i].TaskID = fmt.Sprintf("task%d", i+1)
+		}
+		c.Resolver = stack.Static{"bank": st}
+	})
+	rs.mu.Lock()
+	rs.execs = e.execs
+	rs.mu.Unlock()
+	ctx := context.Background()
+	_, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "scalefail1", Stack: "bank", To: "lab-3", Algorithm: "blocking"})
+	if err == nil {
+		t.Fatal("the migration succeeded although its scale-down failed")
+	}
+	if got, _ := rs.ServiceReplicas(ctx, "bank"); got["bank_holder"] != 1 {
+		t.Errorf("bank_holder at %d replicas after the rollback, want 1 (5 less the 4 moved slots, put back as standalone containers)", got["bank_holder"])
+	}
+	if got := rs.runningSlots(t); fmt.Sprint(got) != "map[3:1]" {
+		t.Errorf("swarm's running tasks by slot after the rollback: %v, want only slot 3's: a replacement of a moved slot runs beside its put-back", got)
+	}
+	for n, slots := range map[string][]int{"lab-1": {1, 4}, "lab-2": {2, 5}} {
+		var want []string
+		for _, slot := range slots {
+			want = append(want, restore.ContainerName("scalefail1", store.Container{Service: "bank_holder", Slot: slot}))
+		}
+		got := e.execs[n].Restored()
+		slices.Sort(got)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("restored on %s after the rollback: %v, want the moved %v back, with their state", n, got, want)
+		}
+	}
+	for _, n := range []string{"lab-1", "lab-2", "lab-3"} {
+		if a, _ := sw.NodeAvailability(ctx, n); a != stack.AvailabilityActive {
+			t.Errorf("%s is %q after the rollback, want active", n, a)
 		}
 	}
 }

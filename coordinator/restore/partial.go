@@ -183,7 +183,12 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return refused(err)
 	}
 	t = step("stop", t)
-	_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
+	stopErr := err
+	if err == nil {
+		// A stop that failed stays journaled as stopping: its ending says which
+		// moved tasks were ended (splitNeverEnded).
+		_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
+	}
 	var ids map[string]string
 	if err == nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: DescribeTargets(plan)})
@@ -202,7 +207,11 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	}
 	if err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: err.Error()})
-		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, plan, prior, err)
+		back := m
+		if stopErr != nil {
+			back = s.settleFailedStop(ctx, j, m)
+		}
+		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, back, plan, prior, err)
 	}
 	_ = j.step(ctx, StepRestored, nil)
 	step("record", t)
@@ -565,6 +574,27 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 	return nil
 }
 
+// settleFailedStop readies m (a partial migration whose stop failed) for its
+// rollback, as the recovery does after a coordinator died in the stop: the moved
+// slots of each service whose tasks were ended (j's Ending) are taken out of swarm's
+// hands (finishMoveOut: swarm may run replacements of them, and the put-back would
+// run beside them), and the moved swarm tasks never ended are released (they run on
+// as swarm tasks, with their state). It returns m without the released ones: what
+// the rollback puts back.
+func (s *Restores) settleFailedStop(ctx context.Context, j *opJournal, m *store.Manifest) *store.Manifest {
+	if j == nil {
+		return m
+	}
+	s.finishMoveOut(ctx, j.op, m)
+	kept, run := splitNeverEnded(j.op, m)
+	if len(kept.Containers) > 0 {
+		if err := s.StopParked(ctx, &kept, true); err != nil {
+			s.log.Warn("rollback: releasing the moved tasks never ended (their hold's deadline releases them)", "snapshot", m.ID, "err", err)
+		}
+	}
+	return &run
+}
+
 // waitTasks polls the stack's tasks until done says so or ctx ends.
 func waitTasks(ctx context.Context, sw stack.Swarm, stackName string, done func([]stack.Task) bool) error {
 	for {
@@ -830,6 +860,9 @@ func longestDump(m *store.Manifest) int64 {
 // memory) are put back by putBackPostCopy. targets is the migration's plan.
 func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, targets map[string]string, prior map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	if len(m.Containers) == 0 {
+		return api.Errorf(api.CodeFailed, "migration failed before the moved containers were stopped; they were released and run on where they were, with their state: %v", cause)
+	}
 	var post []store.Container
 	rest := *m
 	rest.Containers = nil

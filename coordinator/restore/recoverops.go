@@ -572,8 +572,9 @@ func splitNeverEnded(op *store.Operation, rest *store.Manifest) (kept, run store
 // replacements. Repeating it is harmless (a scale to the same replicas). Without it,
 // the put-back that follows would run each moved container beside swarm's fresh
 // replacement of it: two holders for one slot (fault seed 98). A wait that times
-// out is logged and the scale-down done all the same; one that cannot be done is
-// logged with the command that does it.
+// out (or ends with ctx) is logged and the scale-down done all the same (ctx's end
+// does not stop it); one that cannot be done is logged with the command that does
+// it.
 func (s *Restores) finishMoveOut(ctx context.Context, op *store.Operation, parked *store.Manifest) {
 	if len(op.Ending) == 0 {
 		return
@@ -628,7 +629,7 @@ func (s *Restores) finishMoveOut(ctx context.Context, op *store.Operation, parke
 			s.log.Warn("finishing the move-out: swarm does not report the moved tasks ended, or their replacements placed; scaling down all the same", "service", svc, "err", err)
 		}
 		down := prior - uint64(len(cs))
-		cctx, cancel := context.WithTimeout(ctx, stopTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		err = ss.ScaleServices(cctx, op.Stack, map[string]uint64{svc: down}, nil)
 		cancel()
 		if err != nil {

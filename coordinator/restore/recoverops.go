@@ -549,12 +549,14 @@ func (s *Restores) activatePaused(ctx context.Context, op *store.Operation) {
 // splitNeverEnded splits rest (a partial migration's parked containers, post-copy
 // sources apart) into the swarm tasks whose end op's dead coordinator never began
 // (their service not in op.Ending while it was still stopping: they were parked,
-// then released at their hold's deadline or still parked) and the others.
+// then released at their hold's deadline or still parked) and the others. A
+// journal without the replicas (Stopped, journaled before any end) was written by
+// an older coordinator that journaled no Ending: all count as ended.
 func splitNeverEnded(op *store.Operation, rest *store.Manifest) (kept, run store.Manifest) {
 	kept, run = *rest, *rest
 	kept.Containers, run.Containers = nil, nil
 	for _, c := range rest.Containers {
-		if c.TaskID != "" && op.Step == StepStopping && !slices.Contains(op.Ending, c.Service) {
+		if c.TaskID != "" && op.Step == StepStopping && op.Stopped != nil && !slices.Contains(op.Ending, c.Service) {
 			kept.Containers = append(kept.Containers, c)
 			continue
 		}

@@ -33,8 +33,16 @@ type Operation struct {
 	// Constraints the placement constraints it adds to the services.
 	Nodes       []string `json:"nodes,omitempty"`
 	Constraints []string `json:"constraints,omitempty"`
-	// Stopped are the replicas the stop found (recorded once it is done).
+	// Stopped are the replicas the stop found (recorded once it is done; a partial
+	// migration's, before it ends anything).
 	Stopped map[string]uint64 `json:"stopped,omitempty"`
+	// Ending are the services whose moved tasks a partial migration's stop began to
+	// end (journaled before their end, with the nodes it paused): swarm may have
+	// started their replacements, so a following coordinator finishes taking the
+	// moved slots out of swarm's hands (the scale-down by them) before it puts the
+	// moved containers back; the moved tasks of a service not named were never
+	// ended, and are released (they run on as swarm tasks, with their state).
+	Ending []string `json:"ending,omitempty"`
 	// Paused are the swarm nodes a partial migration's stop set to pause for a moment
 	// (journaled before each pause, dropped once they are active again): a following
 	// coordinator sets those still paused active again before it puts anything back

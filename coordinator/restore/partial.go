@@ -183,7 +183,12 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 		return refused(err)
 	}
 	t = step("stop", t)
-	_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
+	stopErr := err
+	if err == nil {
+		// A stop that failed stays journaled as stopping: its ending says which
+		// moved tasks were ended (splitNeverEnded).
+		_ = j.step(ctx, StepRestoring, func(op *store.Operation) { op.Stopped = prior })
+	}
 	var ids map[string]string
 	if err == nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restoring", Message: DescribeTargets(plan)})
@@ -202,7 +207,11 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	}
 	if err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "restore-failed", Message: err.Error()})
-		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, m, plan, prior, err)
+		back := m
+		if stopErr != nil {
+			back = s.settleFailedStop(ctx, j, m)
+		}
+		return &api.MigrateResult{Snapshot: m}, s.partialRollback(ctx, back, plan, prior, err)
 	}
 	_ = j.step(ctx, StepRestored, nil)
 	step("record", t)
@@ -396,6 +405,11 @@ func (s *Restores) stopMoving(ctx context.Context, m *store.Manifest, pk *parked
 			}
 			prior[svc] = all[svc]
 		}
+		// Journaled before anything is ended: a following coordinator that finds a
+		// service's moved tasks ended scales it down by them (finishMoveOut).
+		if err := j.record(ctx, func(op *store.Operation) { op.Stopped = prior }); err != nil {
+			return nil, fmt.Errorf("cannot journal the replicas of stack %s's services in the store (%v), so nothing was stopped; check that etcd answers, then try again", m.Stack, err)
+		}
 	}
 	if err := pk.endSome(ctx, standalone); err != nil {
 		return prior, fmt.Errorf("end the moving containers, parked since their dump: %w", err)
@@ -503,6 +517,17 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 		}
 		s.event(ctx, api.Event{ID: m.ID, Phase: "stopping", Message: fmt.Sprintf("nodes %s paused for a moment: swarm's replacements of the moved tasks of %s go to %s, where its scale-down removes them", strings.Join(paused, ","), svc, host)})
 	}
+	// Journaled before the end: from it on swarm may start replacements of the moved
+	// tasks, and a following coordinator must finish their scale-down before it puts
+	// the moved containers back (finishMoveOut), not leave a replacement and a
+	// put-back running for one slot (fault seed 98: "holder answered twice").
+	if err := j.record(ctx, func(op *store.Operation) {
+		if !slices.Contains(op.Ending, svc) {
+			op.Ending = append(op.Ending, svc)
+		}
+	}); err != nil {
+		return fmt.Errorf("cannot journal the end of the moved tasks of %s in the store (%v), so they were not ended; check that etcd answers, then try again", svc, err)
+	}
 	if err := pk.endSome(ctx, keys); err != nil {
 		return fmt.Errorf("end the moving containers of %s, parked since their dump: %w", svc, err)
 	}
@@ -547,6 +572,27 @@ func (s *Restores) moveTasksOut(ctx context.Context, m *store.Manifest, pk *park
 		s.event(ctx, api.Event{ID: m.ID, Phase: "warning", Message: fmt.Sprintf("swarm still wants a moved slot of %s running after the scale-down (%v): check 'docker service ps %s' for a duplicate", svc, err, svc)})
 	}
 	return nil
+}
+
+// settleFailedStop readies m (a partial migration whose stop failed) for its
+// rollback, as the recovery does after a coordinator died in the stop: the moved
+// slots of each service whose tasks were ended (j's Ending) are taken out of swarm's
+// hands (finishMoveOut: swarm may run replacements of them, and the put-back would
+// run beside them), and the moved swarm tasks never ended are released (they run on
+// as swarm tasks, with their state). It returns m without the released ones: what
+// the rollback puts back.
+func (s *Restores) settleFailedStop(ctx context.Context, j *opJournal, m *store.Manifest) *store.Manifest {
+	if j == nil {
+		return m
+	}
+	s.finishMoveOut(ctx, j.op, m)
+	kept, run := splitNeverEnded(j.op, m)
+	if len(kept.Containers) > 0 {
+		if err := s.StopParked(ctx, &kept, true); err != nil {
+			s.log.Warn("rollback: releasing the moved tasks never ended (their hold's deadline releases them)", "snapshot", m.ID, "err", err)
+		}
+	}
+	return &run
 }
 
 // waitTasks polls the stack's tasks until done says so or ctx ends.
@@ -814,6 +860,9 @@ func longestDump(m *store.Manifest) int64 {
 // memory) are put back by putBackPostCopy. targets is the migration's plan.
 func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, targets map[string]string, prior map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "rollback", Message: cause.Error()})
+	if len(m.Containers) == 0 {
+		return api.Errorf(api.CodeFailed, "migration failed before the moved containers were stopped; they were released and run on where they were, with their state: %v", cause)
+	}
 	var post []store.Container
 	rest := *m
 	rest.Containers = nil

@@ -98,6 +98,11 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 	if err != nil {
 		m = nil // recorded nowhere then; the action does not need it
 	}
+	if act == ActRollBack && parked.Partial {
+		// Before the paused nodes are set active: swarm's replacements of the moved
+		// tasks went to the node left active, where the scale-down removes them.
+		s.finishMoveOut(ctx, op, parked)
+	}
 	s.activatePaused(ctx, op)
 	var rerr error
 	switch act {
@@ -290,6 +295,26 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest, pk *parkedStack) error {
 	post, rest := splitPostCopy(parked)
 	var errs []error
+	if kept, run := splitNeverEnded(op, &rest); len(kept.Containers) > 0 {
+		// Swarm tasks the dead coordinator never ended: released, they run on where
+		// they were as swarm tasks, with their state (swarm never saw them end). Ended
+		// and put back as standalone containers, each would run beside the
+		// replacement swarm starts for it.
+		if err := s.StopParked(ctx, &kept, true); err != nil {
+			s.log.Warn("rollback: releasing the moved tasks never ended (their hold's deadline releases them)", "snapshot", parked.ID, "err", err)
+		}
+		rest = run
+		pk = s.newParkedStack(&rest)
+		if len(post) == 0 && len(rest.Containers) == 0 {
+			s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
+				Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s), before it ended the moved containers: the next coordinator released them, they run on where they were", op.Coordinator, op.Kind, op.Step)})
+			if m != nil {
+				s.dropStreamed(ctx, m, nil)
+			}
+			s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers were never stopped: released, they run on where they were, with their state"})
+			return nil
+		}
+	}
 	if len(post) > 0 {
 		if err := s.putBackPostCopy(ctx, parked, post, op.Targets); err != nil {
 			errs = append(errs, fmt.Errorf("putting the post-copy sources of %s back after coordinator %s died: %w", parked.ID, op.Coordinator, err))
@@ -518,5 +543,115 @@ func (s *Restores) activatePaused(ctx context.Context, op *store.Operation) {
 			continue
 		}
 		s.log.Info("set active again a node a dead coordinator's migration had paused", "operation", op.ID, "node", n)
+	}
+}
+
+// splitNeverEnded splits rest (a partial migration's parked containers, post-copy
+// sources apart) into the swarm tasks whose end op's dead coordinator never began
+// (their service not in op.Ending while it was still stopping: they were parked,
+// then released at their hold's deadline or still parked) and the others. A
+// journal without the replicas (Stopped, journaled before any end) was written by
+// an older coordinator that journaled no Ending: all count as ended.
+func splitNeverEnded(op *store.Operation, rest *store.Manifest) (kept, run store.Manifest) {
+	kept, run = *rest, *rest
+	kept.Containers, run.Containers = nil, nil
+	for _, c := range rest.Containers {
+		if c.TaskID != "" && op.Step == StepStopping && op.Stopped != nil && !slices.Contains(op.Ending, c.Service) {
+			kept.Containers = append(kept.Containers, c)
+			continue
+		}
+		run.Containers = append(run.Containers, c)
+	}
+	return kept, run
+}
+
+// finishMoveOut finishes, for a dead coordinator's partial migration, taking the
+// moved swarm tasks of each service it began to end (op.Ending) out of swarm's
+// hands, as its stop would have (moveTasksOut): they are ended (again, in case),
+// then, once swarm reports them ended and the replacements it started for them (if
+// any) on a node the migration did not pause, the service is scaled down by the
+// moved slots from the replicas journaled (op.Stopped), which removes those
+// replacements. Repeating it is harmless (a scale to the same replicas). Without it,
+// the put-back that follows would run each moved container beside swarm's fresh
+// replacement of it: two holders for one slot (fault seed 98). A wait that times
+// out (or ends with ctx) is logged and the scale-down done all the same (ctx's end
+// does not stop it); one that cannot be done is logged with the command that does
+// it.
+func (s *Restores) finishMoveOut(ctx context.Context, op *store.Operation, parked *store.Manifest) {
+	if len(op.Ending) == 0 {
+		return
+	}
+	sw, _ := s.cfg.Stopper.(stack.Swarm)
+	ss, _ := s.cfg.Stopper.(ServiceStopper)
+	if sw == nil || ss == nil {
+		s.log.Error("a dead coordinator's partial migration ended swarm tasks, and this coordinator cannot scale their services: scale them down by the moved slots by hand", "operation", op.ID, "services", op.Ending)
+		return
+	}
+	_, rest := splitPostCopy(parked)
+	bySvc := map[string][]store.Container{}
+	for _, c := range rest.Containers {
+		if c.TaskID != "" && slices.Contains(op.Ending, c.Service) {
+			bySvc[c.Service] = append(bySvc[c.Service], c)
+		}
+	}
+	for _, svc := range slices.Sorted(maps.Keys(bySvc)) {
+		cs := bySvc[svc]
+		prior := op.Stopped[svc]
+		if prior < uint64(len(cs)) {
+			s.log.Error("a dead coordinator's partial migration did not journal the replicas of a service whose tasks it ended: check 'docker service ps' for a duplicate of a moved slot", "operation", op.ID, "service", svc)
+			continue
+		}
+		sub := *parked
+		sub.Containers = cs
+		if err := s.StopParked(ctx, &sub, false); err != nil {
+			s.log.Debug("finishing the move-out: moved tasks (ended by the dead coordinator)", "service", svc, "err", err)
+		}
+		movedIDs, slots := map[string]bool{}, map[string]bool{}
+		for _, c := range cs {
+			movedIDs[c.TaskID], slots[c.Key()] = true, true
+		}
+		wctx, cancel := context.WithTimeout(ctx, partialWait)
+		err := waitTasks(wctx, sw, op.Stack, func(ts []stack.Task) bool {
+			for _, t := range ts {
+				switch {
+				case movedIDs[t.TaskID]:
+					if t.State == "running" || t.State == "starting" || t.DesiredState == "running" {
+						return false
+					}
+				case slots[t.Key()] && (t.DesiredState == "running" || t.DesiredState == "ready"):
+					if slices.Contains(op.Paused, t.Node) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		cancel()
+		if err != nil {
+			s.log.Warn("finishing the move-out: swarm does not report the moved tasks ended, or their replacements placed; scaling down all the same", "service", svc, "err", err)
+		}
+		down := prior - uint64(len(cs))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		err = ss.ScaleServices(cctx, op.Stack, map[string]uint64{svc: down}, nil)
+		cancel()
+		if err != nil {
+			s.log.Error("finishing the move-out: cannot scale the service down by the moved slots: do it by hand", "service", svc, "command", fmt.Sprintf("docker service scale %s=%d", svc, down), "err", err)
+			s.event(ctx, api.Event{ID: op.Snapshot, Phase: "warning", Message: fmt.Sprintf("swarm may run fresh replacements of the moved tasks of %s beside the containers put back: scale it down (docker service scale %s=%d): %v", svc, svc, down, err)})
+			continue
+		}
+		wctx, cancel = context.WithTimeout(ctx, partialWait)
+		err = waitTasks(wctx, sw, op.Stack, func(ts []stack.Task) bool {
+			for _, t := range ts {
+				if slots[t.Key()] && !movedIDs[t.TaskID] && (t.DesiredState == "running" || t.DesiredState == "ready") {
+					return false
+				}
+			}
+			return true
+		})
+		cancel()
+		if err != nil {
+			s.event(ctx, api.Event{ID: op.Snapshot, Phase: "warning", Message: fmt.Sprintf("swarm still wants a moved slot of %s running after the scale-down (%v): check 'docker service ps %s' for a duplicate", svc, err, svc)})
+		}
+		s.log.Info("finished taking a dead coordinator's moved tasks out of swarm's hands", "operation", op.ID, "service", svc, "replicas", down)
 	}
 }

@@ -173,7 +173,9 @@ func TestBasesEncoding(t *testing.T) {
 		{"b": {Snapshot: "s1", Conns: nil}, "a": {Snapshot: "s<2>", Conns: []protocol.ConnCounter{}}},
 		{"c9": {Snapshot: "snap-1", Conns: []protocol.ConnCounter{{Peer: "c10", Sent: 1 << 60, Received: 0}, {Peer: "c8", Sent: 7, Received: 9}}},
 			"c10":         {Snapshot: "snap-2", Conns: []protocol.ConnCounter{{Peer: protocol.AllPeers, Sent: 3}, {Peer: protocol.CPUTime, Received: 4}}},
-			"x\"&\\é\xff": {Snapshot: "\u2028", Conns: []protocol.ConnCounter{{Peer: "<p>"}}}},
+			"x\"&\\é\xff": {Snapshot: "\u2028", Conns: []protocol.ConnCounter{{Peer: "<p>"}}},
+			// A real worker's per-socket counters (Local set) and its CPU time.
+			"sock": {Snapshot: "s3", Conns: []protocol.ConnCounter{{Peer: "10.0.0.3:9000", Local: "10.0.0.2:40000", Sent: 200, Received: 100}, {Peer: protocol.CPUTime, Sent: 5}}}},
 	}
 	for _, m := range cases {
 		want, err := json.Marshal(m)

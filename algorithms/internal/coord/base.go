@@ -354,6 +354,10 @@ func AppendConnCounters(buf []byte, cs []protocol.ConnCounter) []byte {
 		buf = strconv.AppendUint(buf, cc.Sent, 10)
 		buf = append(buf, `,"received":`...)
 		buf = strconv.AppendUint(buf, cc.Received, 10)
+		if cc.Local != "" {
+			buf = append(buf, `,"local":`...)
+			buf = AppendString(buf, cc.Local)
+		}
 		buf = append(buf, '}')
 	}
 	return append(buf, ']')

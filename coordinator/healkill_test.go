@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"github.com/swarmckpt/swarmckpt/coordinator"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,11 +60,12 @@ func TestRestoreHealSurvivesAnAgentKilledMidVerify(t *testing.T) {
 		}
 		return s
 	}}
+	before, _ := e.svc.AgentAlive(home)
 	e.kill9(home)
 	e.startAgent(home)
-	waitFor(t, "the agent of "+home+" back", func() bool {
-		st, err := api.Call[api.StatusResult](ctx, e.client, api.OpStatus, api.StatusRequest{})
-		return err == nil && len(st.Workers) == 3
+	waitFor(t, "the agent of "+home+" back (a new start time, live)", func() bool {
+		started, live := e.svc.AgentAlive(home)
+		return live && !started.Equal(before)
 	})
 	go func() {
 		<-bs.entered
@@ -82,5 +84,61 @@ func TestRestoreHealSurvivesAnAgentKilledMidVerify(t *testing.T) {
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("the restore took %v: it waited for the dead agent's verify", d)
+	}
+}
+
+// TestCommitVerifySurvivesAnAgentKilledMidVerify (issue 21, fault seed 1417): a
+// snapshot's commit verifies every set on its node (AgentCommitVerifierWatched). The
+// agent of one node is killed (-9) while its worker verifies, and restarted: the
+// commit must ask the restarted agent again, not wait for the lost answer until the
+// verify's timeout (the restore's checkpoint took 2 min on the lab).
+func TestCommitVerifySurvivesAnAgentKilledMidVerify(t *testing.T) {
+	e := newKillEnv(t, nil, func(e *killEnv, c *coordinator.Config) {
+		c.SnapshotTimeout = time.Minute
+		c.VerifyCommit = coordinator.AgentCommitVerifierWatched(c.Bus, 40*time.Second, func(n string) (time.Time, bool) { return e.svc.AgentAlive(n) })
+	})
+	home := bankStack().Containers[0].Node
+	set := node.SetID("cv", bankStack().Containers[0].Key())
+	bs := &blockingSets{set: set, entered: make(chan struct{}), hang: make(chan struct{})}
+	defer close(bs.hang)
+	first := true
+	e.wrapSets = map[string]func(worker.Sets) worker.Sets{home: func(s worker.Sets) worker.Sets {
+		if first {
+			first = false
+			bs.Sets = s
+			return bs // no RecheckSockets: the agent verifies through Sockets
+		}
+		return s
+	}}
+	before, _ := e.svc.AgentAlive(home)
+	e.kill9(home)
+	e.startAgent(home)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitFor(t, "the agent of "+home+" back (a new start time, live)", func() bool {
+		started, live := e.svc.AgentAlive(home)
+		return live && !started.Equal(before)
+	})
+	go func() {
+		<-bs.entered
+		e.kill9(home)
+		time.Sleep(300 * time.Millisecond) // the supervisor's restart delay
+		e.startAgent(home)
+	}()
+	start := time.Now()
+	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "cv", Stack: "bank", Algorithm: "blocking"})
+	if err != nil {
+		t.Fatalf("snapshot with %s's agent killed and restarted while it verified for the commit: %v (after %v)", home, err, time.Since(start).Round(time.Millisecond))
+	}
+	select {
+	case <-bs.entered:
+	default:
+		t.Fatalf("the commit's verify of %s never reached its worker: the test killed nothing", set)
+	}
+	if res.Snapshot.Verdict == nil || res.Snapshot.Verdict.Error != "" {
+		t.Errorf("verdict %+v: want the cut checked", res.Snapshot.Verdict)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the snapshot took %v: its commit waited for the dead agent's verify", d)
 	}
 }

@@ -42,7 +42,7 @@ type killEnv struct {
 	wrapSets map[string]func(worker.Sets) worker.Sets
 }
 
-func newKillEnv(t *testing.T, wrap map[string]func(worker.Restorer) worker.Restorer) *killEnv {
+func newKillEnv(t *testing.T, wrap map[string]func(worker.Restorer) worker.Restorer, opts ...func(*killEnv, *coordinator.Config)) *killEnv {
 	e := &killEnv{env: &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}, conns: map[string]*bus.Memory{}, wrap: wrap}
 	e.sw = &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}
@@ -53,9 +53,13 @@ func newKillEnv(t *testing.T, wrap map[string]func(worker.Restorer) worker.Resto
 	if _, err := e.sw.Tasks(ctx, "bank"); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-kill", Bus: e.net.Connect(), Store: e.store,
+	cfg := coordinator.Config{Name: "coord-kill", Bus: e.net.Connect(), Store: e.store,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: e.sw, TickPeriod: 10 * time.Millisecond,
-		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, WorkerTimeout: 500 * time.Millisecond, Log: quiet()})
+		SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, WorkerTimeout: 500 * time.Millisecond, Log: quiet()}
+	for _, o := range opts {
+		o(e, &cfg)
+	}
+	svc, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,25 @@ func AgentCommitVerifier(b bus.Transport, timeout time.Duration) Verifier {
 	return agentVerifier(b, timeout, true)
 }
 
+// AgentCommitVerifierWatched is AgentCommitVerifier whose requests watch each node's
+// agent through agent (Service.AgentAlive): a verify whose agent restarts or dies
+// while it serves the request is asked again of the restarted agent at once
+// (restore.AgentNodes), instead of holding the snapshot's commit until timeout (2 min
+// when the agent of a node was killed mid-verify: fault seed 1417). Without a live
+// agent the verify fails at once. agent is called only once the coordinator runs.
+func AgentCommitVerifierWatched(b bus.Transport, timeout time.Duration, agent func(node string) (started time.Time, live bool)) Verifier {
+	return agentVerifierWith(restore.AgentNodes{Bus: b, Agent: agent}, timeout, true)
+}
+
+// AgentAlive says when node's agent started (its heartbeats' start time) and whether
+// it is live (heard from within the worker timeout).
+func (s *Service) AgentAlive(node string) (time.Time, bool) { return s.live.agent(node) }
+
 func agentVerifier(b bus.Transport, timeout time.Duration, recheck bool) Verifier {
+	return agentVerifierWith(restore.AgentNodes{Bus: b}, timeout, recheck)
+}
+
+func agentVerifierWith(n restore.AgentNodes, timeout time.Duration, recheck bool) Verifier {
 	return func(ctx context.Context, m *store.Manifest) *store.Verdict {
 		v := &store.Verdict{CheckedAt: time.Now().UTC()}
 		type result struct {
@@ -113,7 +131,7 @@ func agentVerifier(b bus.Transport, timeout time.Duration, recheck bool) Verifie
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				socks, err := restore.AgentSocketsOf(ctx, b, timeout, filepath.Base(c.Images.Dir), c, recheck)
+				socks, err := restore.SocketsOf(ctx, n, timeout, filepath.Base(c.Images.Dir), c, recheck)
 				results[i] = result{socks, err}
 			}()
 		}

@@ -306,9 +306,12 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 		defer cl.Leave(2 * time.Second)
 	}
+	// The commit's verifier watches the agents through the service built below (it
+	// runs only once the service does).
+	var svc *coordinator.Service
 	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
 		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, MigratePrepareWait: migratePrepareWait(*prepWait), Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
-		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), VerifyCommit: coordinator.AgentCommitVerifier(tr, 2*time.Minute), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
+		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), VerifyCommit: coordinator.AgentCommitVerifierWatched(tr, 2*time.Minute, func(n string) (time.Time, bool) { return svc.AgentAlive(n) }), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
 	}
@@ -321,7 +324,7 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	svc, err := coordinator.New(cfg)
+	svc, err = coordinator.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,12 @@ func AgentSocketsOf(ctx context.Context, b bus.Transport, timeout time.Duration,
 	return sockets(ctx, AgentNodes{Bus: b}, timeout, set, c, recheck)
 }
 
+// SocketsOf is Sockets through n; recheck lets the node accept a set it hashed as it
+// wrote it by its files' stamps (node.VerifyRequest.Recheck).
+func SocketsOf(ctx context.Context, n Checks, timeout time.Duration, set string, c store.Container, recheck bool) ([]cut.Socket, error) {
+	return sockets(ctx, n, timeout, set, c, recheck)
+}
+
 // Sockets asks the node holding c's image set (set) to verify it and read its
 // sockets, bounded by timeout.
 func Sockets(ctx context.Context, n Checks, timeout time.Duration, set string, c store.Container) ([]cut.Socket, error) {

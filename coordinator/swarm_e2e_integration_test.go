@@ -533,11 +533,19 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			}
 			return f[0]
 		}
+		// The server's running task, wherever swarm placed it (a task that restarts is a
+		// new task): asking the manager's own containers only found it when it ran there.
 		serverID := func() string {
-			id, _ := e.dockerOut(manager, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_server")
-			return strings.TrimSpace(id)
+			out, _ := e.dockerOut(manager, "service", "ps", "echo_server", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.ID}} {{.CurrentState}}")
+			f := strings.Fields(out)
+			if len(f) < 2 || f[1] != "Running" {
+				return ""
+			}
+			return f[0]
 		}
-		from, server := "", serverID()
+		server := ""
+		waitLong(t, "echo server running before the drain", func() bool { server = serverID(); return server != "" })
+		from := ""
 		var before map[string]any
 		waitLong(t, "echo client healthy before the drain", func() bool {
 			from = clientNode()

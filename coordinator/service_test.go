@@ -48,6 +48,10 @@ type env struct {
 	events []api.Event // the restorer's progress events, where the env records them
 
 	runErr chan error // what the coordinator's Run returned
+
+	// wrapHolder, when set, replaces the Holder the agents started after it use
+	// (node, the fake's Holder).
+	wrapHolder func(node string, h worker.Holder) worker.Holder
 }
 
 // recordEvent is a restorer's Events hook that keeps every event.
@@ -133,7 +137,11 @@ func (e *env) startAgent(node string) {
 		ex = worker.NewFake(node)
 		e.execs[node] = ex
 	}
-	a, err := agent.New(agent.Config{Node: node, Bus: e.net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
+	roles := ex.Roles()
+	if e.wrapHolder != nil {
+		roles.Holder = e.wrapHolder(node, roles.Holder)
+	}
+	a, err := agent.New(agent.Config{Node: node, Bus: e.net.Connect(), Worker: roles, Algorithms: lookup,
 		TickPeriod: 10 * time.Millisecond, HeartbeatPeriod: 50 * time.Millisecond, Log: quiet()})
 	if err != nil {
 		e.t.Fatal(err)

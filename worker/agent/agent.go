@@ -55,9 +55,11 @@ type Config struct {
 	// at most the worker's --max-hold, 11 min by default, after it was last renewed).
 	// A record whose release succeeded is removed at once. Default 15m.
 	RecordTTL time.Duration
-	// ReleaseRetry is the first wait before a restarted agent repeats a release of its
-	// predecessor's container that failed (doubling, at most 30 s, until it succeeds,
-	// the container is gone, or the record is older than RecordTTL). Default 1s.
+	// ReleaseRetry is the first wait before the agent repeats a release (thaw, unlock)
+	// that failed for a reason other than the container being gone, doubling, at most
+	// 30 s, until it succeeds or the container is gone: a container role's release
+	// until Hold after the failure (release.go), a restarted agent's release of its
+	// predecessor's container until the record is older than RecordTTL. Default 1s.
 	ReleaseRetry time.Duration
 	// Info describes this worker in heartbeats (Node is filled in; Address defaults
 	// to the worker's transfer address when it has a Restorer).
@@ -93,6 +95,7 @@ type Agent struct {
 
 	held   heldSet
 	parked parkedSet // park.go
+	rel    releases  // failed releases, repeated (release.go)
 	recs   records
 	drops  tombstones
 	// locked: the snapshot that locked all of a container's connections (activity.go).
@@ -523,6 +526,9 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 					res := a.execute(ctx, p)
 					if r, ok := res.Body.(*protocol.ActionResult); !ok || r.Error != "" {
 						released = false
+						if j.recovered == nil && isRelease(p.act.Kind) {
+							a.releaseFailed(ctx, q, p) // repeated until it succeeds (release.go)
+						}
 					}
 					m := j.m
 					select {
@@ -652,7 +658,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 	)
 	switch act.Kind {
 	case algorithms.ActLock:
-		err = a.lock(actx, t, p.peers)
+		err = a.holding(actx, t.ID, func() error { return a.lock(actx, t, p.peers) })
 		if err == nil {
 			a.held.set("lock", t, true)
 			a.held.started("lock", t.ID, act.Snapshot)
@@ -673,7 +679,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			a.held.set("lock", t, false)
 		}
 	case algorithms.ActFreeze:
-		err = a.freeze(actx, t)
+		err = a.holding(actx, t.ID, func() error { return a.freeze(actx, t) })
 		if err == nil {
 			a.held.set("freeze", t, true)
 			a.held.started("freeze", t.ID, act.Snapshot)
@@ -701,7 +707,7 @@ func (a *Agent) execute(ctx context.Context, p prepared) protocol.Envelope {
 			// Frozen from before the dump to the snapshot's outcome: the dump leaves it
 			// frozen, and nothing it does after the dump can be lost.
 			if _, frozen := a.held.since("freeze", t.ID); !frozen {
-				if err = a.freeze(actx, t); err != nil {
+				if err = a.holding(actx, t.ID, func() error { return a.freeze(actx, t) }); err != nil {
 					break
 				}
 				a.held.set("freeze", t, true)
@@ -789,6 +795,7 @@ func (a *Agent) releaseAll() {
 			a.log.Warn("release on shutdown failed", "what", h.what, "container", h.t.ID, "err", err)
 		}
 	}
+	a.releasePending(ctx) // release.go
 }
 
 // heldSet records which containers this agent has locked or frozen (shared between

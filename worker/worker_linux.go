@@ -413,12 +413,27 @@ func (w *Worker) Lock(ctx context.Context, name string, peers []netip.Addr, dead
 	return nil
 }
 
-// Unlock implements Holder.
+// releaseTimeout bounds a release (unlock, thaw) once it began: it runs to its end
+// even when its caller goes away (the agent's request cancelled or cut off), because a
+// release cut off half-way (its nft killed with the request's context) leaves the
+// container held with nobody to know.
+const releaseTimeout = 30 * time.Second
+
+// detached is the context a release runs in: ctx's values, not its cancellation,
+// bounded by releaseTimeout.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+}
+
+// Unlock implements Holder. Once the container is found, the unlock runs to its end
+// even if ctx ends (detached).
 func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
 		return goneMarked(err)
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	pending := w.restoredPending(c)
 	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
 		return err
@@ -462,12 +477,15 @@ func goneMarked(err error) error {
 	return err
 }
 
-// Thaw implements Holder.
+// Thaw implements Holder. Once the container is found, the thaw runs to its end even
+// if ctx ends (detached).
 func (w *Worker) Thaw(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
 	if err != nil {
 		return goneMarked(err)
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	if err := w.p.Freezer.Thaw(ctx, c); err != nil {
 		return err
 	}

@@ -313,8 +313,28 @@ func findBinary(explicit string) (string, error) {
 	return "", errors.New("cannot find the swarmckpt binary to run the lab's daemons: run 'make build' and use bin/swarmckpt, or set --daemons=false")
 }
 
+// forkOfParent tells whether process pid, whose command line is cmdline, is a child
+// its parent forked and has not yet exec'd: between fork and exec a child has its
+// parent's command line. A daemon starting nsenter for an unlock is then found by the
+// daemon's command line too (fault seed 1500 killed the worker's child that was to run
+// nft, not the worker).
+func forkOfParent(pid string, cmdline []byte) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // state, ppid, ...
+	if len(f) < 2 {
+		return false
+	}
+	parent, err := os.ReadFile(filepath.Join("/proc", f[1], "cmdline"))
+	return err == nil && string(parent) == string(cmdline)
+}
+
 // DaemonPid is the PID of lab p's running daemon role ("coordinator", or "worker" or
-// "agent" of node), not of its supervisor; 0 if none runs. Found by command line.
+// "agent" of node), not of its supervisor nor of a child it is starting; 0 if none
+// runs. Found by command line.
 func (p Plan) DaemonPid(role, node string) int {
 	d := p.Daemons
 	if d == nil {
@@ -328,7 +348,7 @@ func (p Plan) DaemonPid(role, node string) int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) < 3 || args[0] != d.Binary {
+		if len(args) < 3 || args[0] != d.Binary || forkOfParent(e.Name(), b) {
 			continue
 		}
 		has := func(flag, val string) bool {

@@ -2,10 +2,12 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/freezer"
@@ -78,5 +80,34 @@ func TestReleaseOutlivesItsRequest(t *testing.T) {
 	}
 	if _, ok, _ := (watchdog.Journal{Dir: n.journal}).Get(c.ID); ok {
 		t.Fatal("hold still journaled after the release")
+	}
+}
+
+// TestReleaseOfAStoppedContainerIsGone: the unlock and thaw of a container whose
+// process ended (stopped by its dump, exited: no network namespace, no freezer cgroup)
+// answer node.ErrNotFound, which the agent counts as released (nothing is held, nothing
+// to repeat), and its hold leaves the journal.
+func TestReleaseOfAStoppedContainerIsGone(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	c := n.add("web", 42)
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	if err := n.w.Lock(ctx, "web", nil, until); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.w.Freeze(ctx, "web", until); err != nil {
+		t.Fatal(err)
+	}
+	stopped := c
+	stopped.Pid = 0
+	n.insp.Add(stopped, container.Spec{Name: "web", Image: "img"})
+	if err := n.w.Thaw(ctx, "web"); !errors.Is(err, node.ErrNotFound) {
+		t.Fatalf("thaw of a stopped container: %v, want node.ErrNotFound", err)
+	}
+	if err := n.w.Unlock(ctx, "web", nil); !errors.Is(err, node.ErrNotFound) {
+		t.Fatalf("unlock of a stopped container: %v, want node.ErrNotFound", err)
+	}
+	if _, ok, _ := (watchdog.Journal{Dir: n.journal}).Get(c.ID); ok {
+		t.Fatal("hold of a stopped container still journaled after its release")
 	}
 }

@@ -429,6 +429,9 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // even if ctx ends (detached).
 func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) error {
 	c, err := w.resolve(ctx, name)
+	if errors.Is(err, container.ErrNotRunning) {
+		return w.goneRelease(c, true, false, err)
+	}
 	if err != nil {
 		return goneMarked(err)
 	}
@@ -436,6 +439,9 @@ func (w *Worker) Unlock(ctx context.Context, name string, peers []netip.Addr) er
 	defer cancel()
 	pending := w.restoredPending(c)
 	if err := w.p.Locker.Unlock(ctx, c, peers); err != nil {
+		if errors.Is(err, netlock.ErrNamespace) {
+			return w.goneRelease(c, true, false, err)
+		}
 		return err
 	}
 	if st, err := w.p.Locker.State(ctx, c); err == nil && !st.Locked() {
@@ -481,15 +487,35 @@ func goneMarked(err error) error {
 // if ctx ends (detached).
 func (w *Worker) Thaw(ctx context.Context, name string) error {
 	c, err := w.resolve(ctx, name)
+	if errors.Is(err, container.ErrNotRunning) {
+		return w.goneRelease(c, false, true, err)
+	}
 	if err != nil {
 		return goneMarked(err)
 	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	if err := w.p.Freezer.Thaw(ctx, c); err != nil {
+		if errors.Is(err, freezer.ErrNoCgroup) {
+			return w.goneRelease(c, false, true, err)
+		}
 		return err
 	}
 	return w.unhold(c, false, true)
+}
+
+// goneRelease is the outcome of a release of c that is not running, or whose network
+// namespace or freezer cgroup is gone (err): its process ended (a container stopped by
+// its dump, or exited), and with it what was locked or frozen. Its hold leaves the
+// journal and the release answers node.ErrNotFound: the agent counts it released
+// (nothing to repeat), as for a container that no longer exists.
+func (w *Worker) goneRelease(c container.Ref, lock, freeze bool, err error) error {
+	if c.ID != "" {
+		if uerr := w.unhold(c, lock, freeze); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+	}
+	return node.Mark(err, node.ErrNotFound)
 }
 
 // Dump implements Dumper.

@@ -24,6 +24,11 @@
 // with the message that says the container is recorded, and commits only when it holds
 // every container's set.
 //
+// A release (thaw, unlock) that fails for a reason other than the container being gone
+// is repeated on the container's goroutine until it succeeds, and no new lock or freeze
+// of the container is taken before it succeeded (release.go): a container role releases
+// once, and its snapshot may have ended by then.
+//
 // Event loop (one goroutine per agent):
 //
 //	inbox (plan, protocol message, action result) ──► Step ──► Ready

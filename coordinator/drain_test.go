@@ -257,7 +257,7 @@ func TestDrainControllerResumesACheckpointedHold(t *testing.T) {
 		t.Fatal("stop not held")
 	}
 	const set = "drain.st_web.1.1"
-	if _, err := n1.CheckpointHeld(ctx, "c1", set); err != nil { // the dead leader's checkpoint
+	if _, err := n1.CheckpointHeld(ctx, "c1", set, ""); err != nil { // the dead leader's checkpoint
 		t.Fatal(err)
 	}
 	dumps := n1.Dumps("c1")

@@ -74,7 +74,7 @@ func testDrainer(t *testing.T, f Factory) {
 		t.Fatal("second stop not held")
 	}
 	set := id("wt.drain")
-	m, err := d.CheckpointHeld(ctx, h.ContainerID, set)
+	m, err := d.CheckpointHeld(ctx, h.ContainerID, set, "")
 	if err != nil || m == nil || len(m.Files) == 0 {
 		t.Fatalf("CheckpointHeld: %+v %v, want a manifest with files", m, err)
 	}
@@ -85,7 +85,7 @@ func testDrainer(t *testing.T, f Factory) {
 	if h, ok := heldStop(t, a, ctr); !ok || h.Set != set {
 		t.Fatalf("held stop after CheckpointHeld: %+v %v, want held with set %s", h, ok, set)
 	}
-	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrConflict) {
+	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain"), ""); !errors.Is(err, node.ErrConflict) {
 		t.Fatalf("second CheckpointHeld: %v, want node.ErrConflict", err)
 	}
 	if err := d.ReleaseHeld(ctx, h.ContainerID, ""); err != nil {
@@ -94,7 +94,7 @@ func testDrainer(t *testing.T, f Factory) {
 	if v, ok := a.Verdict(t, ctr); !ok || v.Outcome != ociwrap.VerdictCheckpointed {
 		t.Fatalf("verdict after CheckpointHeld and ReleaseHeld: %+v %v, want checkpointed", v, ok)
 	}
-	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrNotFound) {
+	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain"), ""); !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("CheckpointHeld without a held stop: %v, want node.ErrNotFound", err)
 	}
 	if err := a.Roles.Sets.DropSet(ctx, set); err != nil {

@@ -628,5 +628,33 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		if av, _ := e.dockerOut(manager, "node", "inspect", "--format", "{{.Spec.Availability}}", to); strings.TrimSpace(av) != "active" {
 			t.Errorf("%s is %q after migrate --from: a migration must not drain the node", to, strings.TrimSpace(av))
 		}
+
+		// Issue 19, the same with --copy direct: the held stop is dumped straight into
+		// the node swarm placed the replacement on (no set written on the source), and
+		// the client keeps its connection.
+		before = st2
+		t2 := time.Now()
+		out, code = e.ctl(5*time.Minute, "migrate", "echo", "--mode", "swarm", "--copy", "direct", "--from", to2)
+		t.Logf("swarmckpt migrate echo --mode swarm --copy direct --from %s (%.1fs, exit %d):\n%s", to2, time.Since(t2).Seconds(), code, out)
+		if code != 0 {
+			t.Fatalf("migrate --mode swarm --copy direct --from %s: exit %d", to2, code)
+		}
+		if !strings.Contains(out, "moved echo_client slot 1 to ") || !strings.Contains(out, "(copy direct)") || !strings.Contains(out, "copy: direct") {
+			t.Errorf("migrate output does not name the moved client task as copied direct:\n%s", out)
+		}
+		to3 := ""
+		waitLong(t, "echo client running off "+to2, func() bool { to3 = clientNode(); return to3 != "" && to3 != to2 })
+		st3 := e.echoSameConnection(t, to3, "echo_client")
+		t.Logf("echo client on %s %.1fs after migrate --copy direct --from %s: seq=%v conn_id=%v max_reply_gap_ms=%v", to3, time.Since(t2).Seconds(), to2,
+			st3["seq"], st3["conn_id"], st3["max_reply_gap_ms"])
+		if sa, sb := st3["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after the direct migration, %v before: the sequence did not continue", sa, sb)
+		}
+		if got := serverID(); got != server || got == "" {
+			t.Errorf("echo server container %q after the direct migration, was %q: the staying peer stopped", got, server)
+		}
+		if wl, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+to2+".log")); !strings.Contains(string(wl), "held container checkpointed straight into another node") {
+			t.Errorf("the source's worker (%s) did not log a direct checkpoint of the held client", to2)
+		}
 	})
 }

@@ -184,7 +184,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 				fmt.Fprintf(c.stdout, "NOT moved with its memory: %s slot %d (swarm restarted it fresh): %s\n", tk.Service, tk.Slot, tk.Reason)
 				continue
 			}
-			fmt.Fprintf(c.stdout, "moved %s slot %d to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, tk.Target, tk.Set, tk.DowntimeMS)
+			fmt.Fprintf(c.stdout, "moved %s slot %d to %s: restored from %s, down %dms%s\n", tk.Service, tk.Slot, tk.Target, tk.Set, tk.DowntimeMS, copyNote(tk.Copy))
 		}
 		fmt.Fprintf(c.stdout, "migrated %d tasks by the drain hold (copy: %s); the stack's other tasks did not stop\n", len(res.Moved), res.Copy)
 	} else if res != nil && res.Snapshot != nil {
@@ -228,4 +228,13 @@ func stepsString(steps []api.StepTime) string {
 		fmt.Fprintf(&b, "%s %dms", st.Step, st.MS)
 	}
 	return b.String()
+}
+
+// copyNote is how a task moved by the drain hold was copied, for its line ("" when
+// not said).
+func copyNote(copyMode string) string {
+	if copyMode == "" {
+		return ""
+	}
+	return " (copy " + copyMode + ")"
 }

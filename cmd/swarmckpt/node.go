@@ -113,7 +113,7 @@ func runNode(ctx context.Context, c *cli, args []string) error {
 		for _, m := range res.Migrated {
 			if m.Snapshot == "" { // swarm mode: the drain hold moved the tasks on the node alone
 				for _, tk := range m.Tasks {
-					fmt.Fprintf(c.stdout, "moved %s slot %d off %s to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, res.Node, tk.Target, tk.Set, tk.DowntimeMS)
+					fmt.Fprintf(c.stdout, "moved %s slot %d off %s to %s: restored from %s, down %dms%s\n", tk.Service, tk.Slot, res.Node, tk.Target, tk.Set, tk.DowntimeMS, copyNote(tk.Copy))
 				}
 				fmt.Fprintf(c.stdout, "migrated %s off %s: %d tasks by the drain hold in %dms (its tasks elsewhere did not stop)\n", m.Stack, res.Node, m.Moved, m.MS)
 				continue

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/events"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
@@ -236,13 +239,32 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		release(why)
 		return
 	}
+	// How the set reaches the replacement's node: the migration's copy mode for a
+	// move, else the stack's swarmckpt.migration label; direct only where both nodes'
+	// workers can (node.FeatureDrainDirect), else streamed with the reason said.
+	want, moving := d.s.moves.copyOf(taskKey(e.Stack, e.Service, e.Slot))
+	if !moving {
+		want = d.s.stackMigrationLabel(ctx, e.Stack, log)
+	}
+	var live []store.Worker
+	if d.s.live != nil && (want == api.CopyDirect || want == api.CopyPostCopy) {
+		live = d.s.live.live()
+	}
+	direct, copyNote := heldCopy(want, live, e.Node, a.Target)
+	if copyNote != "" {
+		log.Warn("drain: "+copyNote, "target", a.Target)
+	}
+	copyMode := api.CopyStreamed
+	if direct {
+		copyMode = api.CopyDirect
+	}
 	// What the held container's namespace translates (peers that moved before it),
 	// from its worker while the container still runs (a checkpoint with exit ends it,
 	// and the worker forgets its translations then): its sockets know those peers by
 	// their old addresses, which its images are rewritten from. The store's records
 	// are the fallback (xlates.go).
 	kept, keptOK := d.s.keptTranslations(ctx, e.Node, e.ContainerID, log)
-	set := e.Set
+	set, into := e.Set, e.Into
 	if set != "" {
 		// Checkpointed already, by a leader that died before it placed the set and
 		// released the stop (the agent reports a held stop until it is released): the
@@ -250,10 +272,13 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		log.Info("drain: resuming a drain a previous leader checkpointed: sending and placing its set for the replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
 	} else {
 		set = fmt.Sprintf("drain.%s.%d.%d", e.Service, e.Slot, time.Now().UnixMilli())
-		log.Info("drain: checkpointing the held task for its replacement", "target", a.Target, "set", set, "left", time.Until(e.Deadline).Round(time.Millisecond))
+		if direct {
+			into = to // dumped straight into the replacement's node: nothing to send
+		}
+		log.Info("drain: checkpointing the held task for its replacement", "target", a.Target, "set", set, "copy", copyMode, "left", time.Until(e.Deadline).Round(time.Millisecond))
 		// A failed checkpoint releases the stop on the node (the container runs on, then
-		// stops as swarm asked).
-		if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set}, left()); err != nil {
+		// stops as swarm asked); a direct one leaves nothing on the target.
+		if _, err := nodecall.Ask[node.HeldReply](ctx, d.s.cfg.Bus, node.HeldSubject(e.Node), node.HeldRequest{Container: e.ContainerID, Set: set, Into: into}, left()); err != nil {
 			if timedOut(err, e.Deadline, time.Now()) {
 				emit(events.HoldTimedOut, func(x *events.Event) { x.Reason = holdTimeoutReason(e, err) })
 				log.Warn("drain: the checkpoint did not finish within the hold budget: the stop went on as swarm's (stop signal, SIGKILL at stop_grace_period); swarm restarts the task fresh", "err", err)
@@ -269,7 +294,10 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		}
 	}
 	tCkpt := time.Now()
-	emit(events.Checkpointed, func(x *events.Event) { x.Set = set; x.MS = tCkpt.Sub(start).Milliseconds() })
+	if into != "" {
+		copyMode = api.CopyDirect // also a dead leader's direct checkpoint
+	}
+	emit(events.Checkpointed, func(x *events.Event) { x.Set, x.Copy = set, copyMode; x.MS = tCkpt.Sub(start).Milliseconds() })
 	// The replacement's new address (drainaddr.go): listed again now, so that the
 	// other moving tasks' replacements are in the map too.
 	if t2, err := d.sw.Tasks(ctx, e.Stack); err == nil {
@@ -290,9 +318,16 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	}
 	translated := 0
 	err = func() error {
-		// ErrSetExists: a dead leader sent it already.
-		if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil && !errors.Is(err, node.ErrSetExists) {
-			return fmt.Errorf("send set %s to %s: %w", set, a.Target, err)
+		switch {
+		case into == "":
+			// ErrSetExists: a dead leader sent it already.
+			if _, err := nodecall.Ask[node.SendReply](ctx, d.s.cfg.Bus, node.SendSubject(e.Node), node.SendRequest{Set: set, To: to}, left()); err != nil && !errors.Is(err, node.ErrSetExists) {
+				return fmt.Errorf("send set %s to %s: %w", set, a.Target, err)
+			}
+		case into != to:
+			// A dead leader dumped it into a node swarm no longer places the
+			// replacement on: the set stays there, its only copy.
+			return fmt.Errorf("set %s was dumped straight into the worker at %s, but swarm placed the replacement on %s (%s)", set, into, a.Target, to)
 		}
 		place := node.PlaceRequest{Set: set, Service: e.Service, Slot: e.Slot}
 		if len(readdr.Own) > 0 {
@@ -318,10 +353,17 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 		return nil
 	}()
 	if err != nil {
-		// The container is gone (dumped with exit); its set stays on the node.
-		log.Error("drain: the task was checkpointed but its set could not be placed for the replacement: swarm starts it fresh; the state is in the set on the node",
+		// The container is gone (dumped with exit); its set stays where it is.
+		where := "the node " + e.Node
+		if into != "" {
+			where = "the worker at " + into + " (copy direct: its only copy)"
+			if into == to {
+				where = "node " + a.Target + " (copy direct: its only copy)"
+			}
+		}
+		log.Error("drain: the task was checkpointed but its set could not be placed for the replacement: swarm starts it fresh; the state is kept in the set on "+where,
 			"set", set, "err", err)
-		release("checkpointed into set " + set + " but not placed: " + err.Error())
+		release("checkpointed into set " + set + " but not placed: " + err.Error() + "; swarm starts the task fresh; the set is kept on " + where)
 		return
 	}
 	d.releaseQuiet(ctx, e, "checkpointed into set "+set+", placed on "+a.Target, log)
@@ -329,8 +371,11 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 	// were rewritten with them.
 	d.s.forgetTranslations(context.WithoutCancel(ctx), e.ContainerID, own, log) // xlates.go
 	emit(events.Restored, func(x *events.Event) {
-		x.Set, x.Target, x.MS = set, a.Target, time.Since(start).Milliseconds()
+		x.Set, x.Target, x.MS, x.Copy = set, a.Target, time.Since(start).Milliseconds(), copyMode
 		x.Reason = "set placed for swarm's replacement task; the target's runtime restores it when swarm starts it"
+		if copyNote != "" {
+			x.Reason += "; " + copyNote
+		}
 		if len(readdr.Own) > 0 {
 			x.Reason += fmt.Sprintf(" with the address map %v; %d staying containers translate its old address", readdr.Own, translated)
 		}
@@ -348,6 +393,54 @@ func (d *drainController) handle(ctx context.Context, e node.DrainEvent) {
 			time.AfterFunc(after, d.armed)
 		}
 	}
+}
+
+// heldCopy decides (pure) whether a held stop's set is dumped straight into the
+// replacement's node: want is the copy mode asked (a migration's, or the stack's
+// swarmckpt.migration label; post-copy cannot apply to a held stop, whose container
+// swarm ends, and means direct there), live the live workers, source the held task's
+// node and target the replacement's. Direct needs both to announce
+// node.FeatureDrainDirect; otherwise the copy is streamed and note says why.
+func heldCopy(want string, live []store.Worker, source, target string) (direct bool, note string) {
+	if want != api.CopyDirect && want != api.CopyPostCopy {
+		return false, ""
+	}
+	var why []string
+	if want == api.CopyPostCopy {
+		why = append(why, "post-copy cannot apply to a held stop (swarm ends the source, which a post-copy restore fetches its pages from): direct")
+	}
+	for _, n := range []string{source, target} {
+		i := slices.IndexFunc(live, func(w store.Worker) bool { return w.Node == n })
+		if i < 0 || !live[i].Has(node.FeatureDrainDirect) {
+			why = append(why, fmt.Sprintf("copy %s asked, but node %s's worker does not announce %q (upgrade swarmckpt there): copied streamed", api.CopyDirect, n, node.FeatureDrainDirect))
+			return false, strings.Join(why, "; ")
+		}
+	}
+	return true, strings.Join(why, "; ")
+}
+
+// stackMigrationLabel is stack's swarmckpt.migration label ("" without one, or when
+// the labels cannot be read: streamed).
+func (s *Service) stackMigrationLabel(ctx context.Context, stackName string, log *slog.Logger) string {
+	src, ok := s.policySource()
+	if !ok {
+		return ""
+	}
+	labels, err := src.ServiceLabels(ctx)
+	if err != nil {
+		log.Warn("cannot read the stack's labels for its migration copy mode: copied streamed", "stack", stackName, "err", err)
+		return ""
+	}
+	var svcs []policy.Service
+	for _, l := range labels {
+		if l.Stack == stackName {
+			svcs = append(svcs, policy.Service{Name: l.Service, Labels: l.Labels})
+		}
+	}
+	if p, _ := policy.Derive(stackName, svcs); p != nil {
+		return p.Migration
+	}
+	return ""
 }
 
 // releaseQuiet releases a held stop after a migration (no Released event).

@@ -257,7 +257,7 @@ func TestDrainControllerResumesACheckpointedHold(t *testing.T) {
 		t.Fatal("stop not held")
 	}
 	const set = "drain.st_web.1.1"
-	if _, err := n1.CheckpointHeld(ctx, "c1", set); err != nil { // the dead leader's checkpoint
+	if _, err := n1.CheckpointHeld(ctx, "c1", set, ""); err != nil { // the dead leader's checkpoint
 		t.Fatal(err)
 	}
 	dumps := n1.Dumps("c1")
@@ -296,6 +296,39 @@ func TestTimedOut(t *testing.T) {
 	for i, c := range cases {
 		if got := timedOut(c.err, c.deadline, now); got != c.want {
 			t.Errorf("case %d (%v): timedOut %v, want %v", i, c.err, got, c.want)
+		}
+	}
+}
+
+// heldCopy: a held stop is copied direct when direct (or post-copy, which cannot
+// apply to a held stop) is asked and both its node and the replacement's announce
+// drain-direct; otherwise streamed, saying why.
+func TestHeldCopy(t *testing.T) {
+	cur := []string{"dump-into-held", "post-copy-migrate", "drain-direct"}
+	live := []store.Worker{{Node: "a", Features: cur}, {Node: "b", Features: cur}, {Node: "old", Features: cur[:2]}}
+	for _, tc := range []struct {
+		want, source, target string
+		direct               bool
+		note                 []string
+	}{
+		{want: "", source: "a", target: "b"},
+		{want: "streamed", source: "a", target: "b"},
+		{want: "cold", source: "a", target: "b"},
+		{want: "pre-copy", source: "a", target: "b"},
+		{want: "direct", source: "a", target: "b", direct: true},
+		{want: "post-copy", source: "a", target: "b", direct: true, note: []string{"post-copy cannot apply to a held stop"}},
+		{want: "direct", source: "old", target: "b", note: []string{"node old's worker does not announce \"drain-direct\"", "copied streamed"}},
+		{want: "direct", source: "a", target: "old", note: []string{"node old's worker", "copied streamed"}},
+		{want: "direct", source: "a", target: "gone", note: []string{"node gone's worker", "copied streamed"}},
+	} {
+		direct, note := heldCopy(tc.want, live, tc.source, tc.target)
+		if direct != tc.direct || (len(tc.note) == 0) != (note == "") {
+			t.Errorf("heldCopy(%q, %s -> %s) = %v, %q; want direct %v, a note %v", tc.want, tc.source, tc.target, direct, note, tc.direct, len(tc.note) > 0)
+		}
+		for _, w := range tc.note {
+			if !strings.Contains(note, w) {
+				t.Errorf("heldCopy(%q, %s -> %s) note %q, want it to say %q", tc.want, tc.source, tc.target, note, w)
+			}
 		}
 	}
 }

@@ -181,9 +181,10 @@ func TestMigrateDirect(t *testing.T) {
 		}{
 			// The fake workers do not announce post-copy (no userfaultfd).
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy}, "does not announce the worker feature \"post-copy\""},
-			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, Mode: api.ModeSwarm}, "post-copy needs --mode exact"},
+			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, Mode: api.ModeSwarm}, "swarm starts the replacement only once that container has ended"},
+			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, Mode: api.ModeSwarm, WholeStack: true}, "post-copy needs --mode exact"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPostCopy, WholeStack: true}, "drop --whole-stack"},
-			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyDirect, Mode: api.ModeSwarm}, "direct copies need --mode exact"},
+			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyDirect, Mode: api.ModeSwarm, WholeStack: true}, "direct copies need --mode exact"},
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: "teleport"}, `unknown copy mode "teleport"`},
 			// The fake workers track no soft-dirty pages (node.FeaturePreCopy).
 			{api.MigrateRequest{Stack: "bank", To: "lab-3", Copy: api.CopyPreCopy}, "does not track soft-dirty pages"},

@@ -43,19 +43,21 @@ func movePolicy(id string) string { return movePolicyPrefix + id }
 // controller migrates their held stops even if their arming was replaced meanwhile
 // (the reconciler arms a labelled stack's tasks with the on-drain policy).
 type heldMoves struct {
-	mu sync.Mutex
-	m  map[string]string // taskKey -> migration id
+	mu   sync.Mutex
+	m    map[string]string // taskKey -> migration id
+	copy map[string]string // migration id -> its copy mode (api.CopyStreamed, api.CopyDirect)
 }
 
-func (h *heldMoves) add(id string, keys []string) {
+func (h *heldMoves) add(id, copyMode string, keys []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.m == nil {
-		h.m = map[string]string{}
+		h.m, h.copy = map[string]string{}, map[string]string{}
 	}
 	for _, k := range keys {
 		h.m[k] = id
 	}
+	h.copy[id] = copyMode
 }
 
 func (h *heldMoves) remove(id string) {
@@ -66,13 +68,20 @@ func (h *heldMoves) remove(id string) {
 			delete(h.m, k)
 		}
 	}
+	delete(h.copy, id)
 }
 
 func (h *heldMoves) has(key string) bool {
+	_, ok := h.copyOf(key)
+	return ok
+}
+
+// copyOf is the copy mode of the migration moving the task key, if one does.
+func (h *heldMoves) copyOf(key string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.m[key]
-	return ok
+	id, ok := h.m[key]
+	return h.copy[id], ok
 }
 
 // ConstraintChanger is a swarm that adds and removes placement constraints on a
@@ -134,7 +143,11 @@ func (s *Service) moveHeld(ctx context.Context, req api.MigrateRequest) (*api.Mi
 		}
 		return nil, api.Errorf(api.CodeBadRequest, "migrate refused, nothing was changed: stack %s has no running task %s (docker stack ps %s)", req.Stack, where, req.Stack)
 	}
-	s.moves.add(req.ID, keys)
+	copyMode := req.Copy
+	if copyMode != api.CopyDirect {
+		copyMode = api.CopyStreamed // restore.Restores.moveHeld resolved the rest
+	}
+	s.moves.add(req.ID, copyMode, keys)
 	defer s.moves.remove(req.ID)
 	held, err := s.armHeld(ctx, sw, []string{req.Stack}, func(t stack.Task) bool { return movingTask(req, t) }, movePolicy(req.ID), progress)
 	if err != nil {

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/events"
+	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/stack"
 )
 
@@ -115,17 +118,132 @@ func TestMigrateSwarmModeMovesOnlyTheTasksOnTheNode(t *testing.T) {
 	}
 }
 
-// A copy mode the drain hold cannot do is refused before anything changes.
-func TestMigrateSwarmModePartialRefusesDirect(t *testing.T) {
-	e, sw, _, ctx := nodeDrainEnv(t, nil)
+// migrate --mode swarm --copy direct (issue 19): each held stop is dumped straight
+// into the node swarm placed its replacement on; the set lives only there (the
+// source keeps none), is placed for the slot, and the result and events say direct.
+func TestMigrateSwarmModeDirect(t *testing.T) {
+	e, sw, rec, ctx := nodeDrainEnv(t, nil)
+	held := holdStops(e, sw)
 	before := bankOn(t, ctx, sw)
-	_, err := api.Call[api.MigrateResult](ctx, e.client, api.OpMigrate, api.MigrateRequest{ID: "mv-d", Stack: "bank", From: "lab-2", Mode: api.ModeSwarm, Copy: api.CopyDirect})
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.Code != api.CodeBadRequest || !strings.Contains(ae.Message, "nothing was changed") {
-		t.Fatalf("migrate --copy direct --mode swarm: %v, want a bad request saying nothing was changed", err)
+	if len(before["lab-2"]) == 0 {
+		t.Fatalf("no task on lab-2: %+v", before)
+	}
+	res, err := api.Call[api.MigrateResult](ctx, e.client, api.OpMigrate, api.MigrateRequest{ID: "mv-d", Stack: "bank", From: "lab-2", Mode: api.ModeSwarm, Copy: api.CopyDirect})
+	if err != nil {
+		t.Fatalf("migrate --mode swarm --copy direct: %v", err)
+	}
+	if res.Copy != api.CopyDirect || len(res.Moved) != len(before["lab-2"]) || len(*held) != len(before["lab-2"]) {
+		t.Fatalf("result %+v (held %v), want the %d tasks on lab-2 moved, copy direct", res, *held, len(before["lab-2"]))
+	}
+	for _, tk := range res.Moved {
+		if tk.Fresh || tk.Target == "" || tk.Target == "lab-2" || tk.Set == "" || tk.Copy != api.CopyDirect {
+			t.Errorf("task %+v: want moved off lab-2, copied direct", tk)
+			continue
+		}
+		if e.execs["lab-2"].HasSet(tk.Set) {
+			t.Errorf("set %s stayed on the source lab-2: a direct copy keeps none there", tk.Set)
+		}
+		if !e.execs[tk.Target].HasSet(tk.Set) {
+			t.Errorf("set %s is not on the target %s", tk.Set, tk.Target)
+		}
+		if into := e.execs["lab-2"].DumpedInto(); into[tk.Set] != "" {
+			t.Errorf("set %s went through the migration's held DumpInto (%v), not the drain hold's checkpoint", tk.Set, into)
+		}
+	}
+	for _, tk := range before["lab-2"] {
+		if v, ok := e.execs["lab-2"].Verdict(tk.ContainerID); !ok || v.Outcome != "checkpointed" {
+			t.Errorf("%s's held stop: verdict %+v %v, want checkpointed", tk.ContainerID, v, ok)
+		}
+	}
+	if _, ok := rec.Wait(ctx, func(ev events.Event) bool { return ev.Kind == events.Restored && ev.Copy == api.CopyDirect }); !ok {
+		t.Errorf("no restored event saying copy direct: %+v", rec.Events())
+	}
+	if len(sw.Constraints) != 0 {
+		t.Errorf("the placement constraint stayed: %v", sw.Constraints)
+	}
+}
+
+// What the drain hold cannot do is refused before anything changes: post-copy (swarm
+// starts the replacement only once the held source has ended), and direct where a
+// node that may hold a stop or take a replacement runs an older worker (naming it).
+func TestMigrateSwarmModeRefusesWhatTheHoldCannotDo(t *testing.T) {
+	e, sw, _, ctx := nodeDrainEnv(t, nil)
+	e.execs["lab-3"].OldFeatures = []string{"dump-into-held", "post-copy-migrate"} // no drain-direct
+	e.cancel["lab-3"]()
+	e.startAgent("lab-3") // announces what its (older) worker does
+	waitFor(t, "lab-3's heartbeat without drain-direct", func() bool {
+		for _, w := range coordinator.LiveWorkers(e.svc) {
+			if w.Node == "lab-3" {
+				return !w.Has("drain-direct") && len(w.Features) > 0
+			}
+		}
+		return false
+	})
+	before := bankOn(t, ctx, sw)
+	for _, tc := range []struct {
+		copy string
+		want []string
+	}{
+		{api.CopyPostCopy, []string{"swarm starts the replacement only once that container has ended", "use --copy direct"}},
+		{api.CopyDirect, []string{"node lab-3", `"drain-direct"`, "upgrade swarmckpt"}},
+	} {
+		_, err := api.Call[api.MigrateResult](ctx, e.client, api.OpMigrate, api.MigrateRequest{Stack: "bank", From: "lab-2", Mode: api.ModeSwarm, Copy: tc.copy})
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.CodeBadRequest || !strings.Contains(ae.Message, "nothing was changed") {
+			t.Fatalf("migrate --copy %s --mode swarm: %v, want a bad request saying nothing was changed", tc.copy, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(ae.Message, w) {
+				t.Errorf("migrate --copy %s --mode swarm: %q, want it to say %q", tc.copy, ae.Message, w)
+			}
+		}
 	}
 	after := bankOn(t, ctx, sw)
 	if len(after["lab-2"]) != len(before["lab-2"]) || len(sw.Constraints) != 0 {
 		t.Fatalf("something changed: tasks on lab-2 %d -> %d, constraints %v", len(before["lab-2"]), len(after["lab-2"]), sw.Constraints)
+	}
+}
+
+// The stack's swarmckpt.migration label applies to a swarm-mode migration of only the
+// moving tasks: post-copy, which cannot apply to a held stop, copies direct (with a
+// warning); with a node whose worker cannot, streamed.
+func TestMigrateSwarmModeLabelCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name, label string
+		old         bool // lab-3 runs an older worker (no drain-direct)
+		want        string
+	}{
+		{name: "PostCopyCopiesDirect", label: "post-copy", want: api.CopyDirect},
+		{name: "DirectOnAnOlderNodeStreams", label: "direct", old: true, want: api.CopyStreamed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, sw, _, ctx := nodeDrainEnv(t, map[string]string{policy.KeyMigration: tc.label})
+			if tc.old {
+				e.execs["lab-3"].OldFeatures = []string{"dump-into-held", "post-copy-migrate"}
+				e.cancel["lab-3"]()
+				e.startAgent("lab-3")
+				waitFor(t, "lab-3's heartbeat without drain-direct", func() bool {
+					for _, w := range coordinator.LiveWorkers(e.svc) {
+						if w.Node == "lab-3" {
+							return !w.Has("drain-direct") && len(w.Features) > 0
+						}
+					}
+					return false
+				})
+			}
+			holdStops(e, sw)
+			res, err := api.Call[api.MigrateResult](ctx, e.client, api.OpMigrate, api.MigrateRequest{ID: "mv-l", Stack: "bank", From: "lab-2", Mode: api.ModeSwarm})
+			if err != nil {
+				t.Fatalf("migrate --mode swarm with label %s: %v", tc.label, err)
+			}
+			if res.Copy != tc.want || len(res.Moved) == 0 {
+				t.Fatalf("result %+v, want copy %s", res, tc.want)
+			}
+			for _, tk := range res.Moved {
+				if tk.Fresh || tk.Copy != tc.want || e.execs["lab-2"].HasSet(tk.Set) != (tc.want == api.CopyStreamed) {
+					t.Errorf("task %+v: want moved with copy %s (a set left on lab-2 only when streamed)", tk, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -310,3 +310,72 @@ func TestNodeDrainSwarmModeReportsAFreshTask(t *testing.T) {
 	}
 	_ = res
 }
+
+// A stack labelled swarmckpt.migration: direct is drained with copy direct (issue
+// 19): each held task's set is dumped straight into its replacement's node, the
+// source keeps none; the drain result says direct.
+func TestNodeDrainSwarmModeDirectByLabel(t *testing.T) {
+	e, sw, _, ctx := nodeDrainEnv(t, map[string]string{policy.KeyMigration: "direct"})
+	before := bankOn(t, ctx, sw)
+	if len(before["lab-2"]) == 0 {
+		t.Fatalf("no bank task on lab-2: %+v", before)
+	}
+	holdStops(e, sw)
+	res, err := api.Call[api.NodeResult](ctx, e.client, api.OpNode, api.NodeRequest{ID: "drain-d", Node: "lab-2", Availability: api.AvailabilityDrain})
+	if err != nil {
+		t.Fatalf("node drain: %v", err)
+	}
+	if len(res.Migrated) != 1 || len(res.Migrated[0].Tasks) != len(before["lab-2"]) {
+		t.Fatalf("result %+v, want bank's %d tasks on lab-2 moved", res, len(before["lab-2"]))
+	}
+	for _, tk := range res.Migrated[0].Tasks {
+		if tk.Fresh || tk.Copy != api.CopyDirect || tk.Target == "" || tk.Target == "lab-2" {
+			t.Errorf("task %+v: want moved off lab-2, copied direct", tk)
+			continue
+		}
+		if e.execs["lab-2"].HasSet(tk.Set) || !e.execs[tk.Target].HasSet(tk.Set) {
+			t.Errorf("set %s: on lab-2 %v (want false), on target %s %v (want true)", tk.Set, e.execs["lab-2"].HasSet(tk.Set), tk.Target, e.execs[tk.Target].HasSet(tk.Set))
+		}
+	}
+}
+
+// A direct move whose set cannot be placed for the replacement (swarm then starts it
+// fresh) keeps the set on the target, its only copy, and says so by name.
+func TestNodeDrainSwarmModeDirectUnplacedKeepsTheSet(t *testing.T) {
+	e, sw, rec, ctx := nodeDrainEnv(t, map[string]string{policy.KeyMigration: "direct"})
+	before := bankOn(t, ctx, sw)
+	if len(before["lab-2"]) == 0 {
+		t.Fatalf("no bank task on lab-2: %+v", before)
+	}
+	for _, ex := range e.execs {
+		ex.FailPlace = map[string]error{}
+		for _, tk := range before["lab-2"] {
+			ex.FailPlace[fmt.Sprintf("%s.%d", tk.Service, tk.Slot)] = errors.New("injected place failure")
+		}
+	}
+	holdStops(e, sw)
+	_, err := api.Call[api.NodeResult](ctx, e.client, api.OpNode, api.NodeRequest{ID: "drain-u", Node: "lab-2", Availability: api.AvailabilityDrain})
+	if err == nil || !strings.Contains(err.Error(), "injected place failure") {
+		t.Fatalf("node drain whose placements fail: %v, want the failure named", err)
+	}
+	ev, ok := rec.Wait(ctx, func(ev events.Event) bool {
+		return ev.Kind == events.Released && strings.Contains(ev.Reason, "copy direct: its only copy")
+	})
+	if !ok {
+		t.Fatalf("no released event saying the set is kept on the target: %+v", rec.Events())
+	}
+	var set, target string
+	for _, x := range rec.Events() {
+		if x.Kind == events.Checkpointed && x.Service == ev.Service && x.Slot == ev.Slot {
+			set = x.Set
+		}
+	}
+	for n, ex := range e.execs {
+		if set != "" && ex.HasSet(set) {
+			target = n
+		}
+	}
+	if set == "" || target == "" || target == "lab-2" || !strings.Contains(ev.Reason, "node "+target) || !strings.Contains(ev.Reason, set) {
+		t.Fatalf("set %q kept on %q; released event %+v: want the set kept on the target and named there", set, target, ev)
+	}
+}

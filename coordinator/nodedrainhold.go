@@ -295,7 +295,7 @@ func (s *Service) checkHeld(ctx context.Context, sw DrainSwarm, pending []*heldT
 			if from.IsZero() {
 				from = start
 			}
-			nt := &api.NodeTask{Service: h.task.Service, Slot: h.task.Slot, Target: t.Node, Set: restored.Set,
+			nt := &api.NodeTask{Service: h.task.Service, Slot: h.task.Slot, Target: t.Node, Set: restored.Set, Copy: restored.Copy,
 				DowntimeMS: time.Since(from).Milliseconds()}
 			mu.Lock()
 			h.done = nt

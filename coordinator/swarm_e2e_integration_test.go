@@ -628,5 +628,79 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		if av, _ := e.dockerOut(manager, "node", "inspect", "--format", "{{.Spec.Availability}}", to); strings.TrimSpace(av) != "active" {
 			t.Errorf("%s is %q after migrate --from: a migration must not drain the node", to, strings.TrimSpace(av))
 		}
+
+		// Issue 19, the same with --copy direct: the held stop is dumped straight into
+		// the node swarm placed the replacement on (no set written on the source), and
+		// the client keeps its connection.
+		before = st2
+		t2 := time.Now()
+		out, code = e.ctl(5*time.Minute, "migrate", "echo", "--mode", "swarm", "--copy", "direct", "--from", to2)
+		t.Logf("swarmckpt migrate echo --mode swarm --copy direct --from %s (%.1fs, exit %d):\n%s", to2, time.Since(t2).Seconds(), code, out)
+		if code != 0 {
+			t.Fatalf("migrate --mode swarm --copy direct --from %s: exit %d", to2, code)
+		}
+		if !strings.Contains(out, "moved echo_client slot 1 to ") || !strings.Contains(out, "(copy direct)") || !strings.Contains(out, "copy: direct") {
+			t.Errorf("migrate output does not name the moved client task as copied direct:\n%s", out)
+		}
+		to3 := ""
+		waitLong(t, "echo client running off "+to2, func() bool { to3 = clientNode(); return to3 != "" && to3 != to2 })
+		st3 := e.echoSameConnection(t, to3, "echo_client")
+		t.Logf("echo client on %s %.1fs after migrate --copy direct --from %s: seq=%v conn_id=%v max_reply_gap_ms=%v", to3, time.Since(t2).Seconds(), to2,
+			st3["seq"], st3["conn_id"], st3["max_reply_gap_ms"])
+		if sa, sb := st3["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after the direct migration, %v before: the sequence did not continue", sa, sb)
+		}
+		if got := serverID(); got != server || got == "" {
+			t.Errorf("echo server container %q after the direct migration, was %q: the staying peer stopped", got, server)
+		}
+		if wl, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+to2+".log")); !strings.Contains(string(wl), "held container checkpointed straight into another node") {
+			t.Errorf("the source's worker (%s) did not log a direct checkpoint of the held client", to2)
+		}
+
+		// And a plain drain of the client's node once the stack's label says
+		// swarmckpt.migration: direct (a service label change restarts no task): the
+		// drain hold copies direct too.
+		if out, err := e.dockerOut(manager, "service", "update", "--detach", "--label-add", "swarmckpt.migration=direct", "echo_client"); err != nil {
+			t.Fatalf("label echo_client swarmckpt.migration=direct: %v\n%s", err, out)
+		}
+		waitLong(t, "echo client armed for drains on "+to3, func() bool {
+			id, _ := e.dockerOut(to3, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_client")
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+to3+".log"))
+			return strings.TrimSpace(id) != "" && strings.Contains(string(lg), "id="+strings.TrimSpace(id)+" ")
+		})
+		restoredDirect := regexp.MustCompile(`event: restored [^\n]*service=echo_client[^\n]*copy=direct`)
+		lg, _ = os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		directBefore := len(restoredDirect.FindAll(lg, -1))
+		before = st3
+		t3 := time.Now()
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "drain", to3); err != nil {
+			t.Fatalf("drain %s: %v\n%s", to3, err, out)
+		}
+		defer func() {
+			if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", to3); err != nil {
+				t.Errorf("set %s active again: %v\n%s", to3, err, out)
+			}
+		}()
+		to4 := ""
+		waitLong(t, "echo client running off "+to3, func() bool { to4 = clientNode(); return to4 != "" && to4 != to3 })
+		running := time.Since(t3)
+		st4 := e.echoSameConnection(t, to4, "echo_client")
+		t.Logf("echo client on %s: running %.1fs, answering %.1fs after the drain of %s (label migration: direct): seq=%v conn_id=%v max_reply_gap_ms=%v", to4,
+			running.Seconds(), time.Since(t3).Seconds(), to3, st4["seq"], st4["conn_id"], st4["max_reply_gap_ms"])
+		if sa, sb := st4["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after the labelled drain, %v before: the sequence did not continue", sa, sb)
+		}
+		waitLong(t, "a restored event of echo_client with copy=direct for the drain", func() bool {
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+			return len(restoredDirect.FindAll(lg, -1)) > directBefore
+		})
+		lg, _ = os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		var evs []string
+		for _, l := range strings.Split(string(lg), "\n") {
+			if strings.Contains(l, "event: ") && strings.Contains(l, "echo_client") {
+				evs = append(evs, l)
+			}
+		}
+		t.Logf("the labelled drain's events:\n%s", strings.Join(evs[max(0, len(evs)-4):], "\n"))
 	})
 }

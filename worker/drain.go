@@ -35,7 +35,12 @@ type Drainer interface {
 	// On failure the container is left running and unlocked and its stop proceeds at
 	// once (verdict "release", with the reason). Not held: ErrNotHeld
 	// (node.ErrNotFound); checkpointed already: ErrCheckpointed.
-	CheckpointHeld(ctx context.Context, containerID, setID string) (*imageset.Manifest, error)
+	// With into (the worker address of the node where swarm placed the replacement;
+	// node.FeatureDrainDirect), the set is dumped straight into that worker, as
+	// DumpInto does (the pages to its page server, hashed on arrival), and no copy
+	// stays here: the target's verified set is the only one; the container is ended
+	// once the target holds it, and on failure the target keeps nothing.
+	CheckpointHeld(ctx context.Context, containerID, setID, into string) (*imageset.Manifest, error)
 	// ReleaseHeld lets a held stop proceed now: verdict "checkpointed" after
 	// CheckpointHeld, "release" otherwise (not a drain).
 	ReleaseHeld(ctx context.Context, containerID, reason string) error
@@ -70,6 +75,8 @@ type HeldStop struct {
 	Armed ArmOptions `json:"armed"`
 	// Set is the image set CheckpointHeld dumped it into ("" : not checkpointed).
 	Set string `json:"set,omitempty"`
+	// Into is the worker address Set was dumped straight into ("": Set is here).
+	Into string `json:"into,omitempty"`
 }
 
 // ErrNotHeld: no stop of that container is held on this node.
@@ -109,9 +116,9 @@ func (c *Client) HeldStops(ctx context.Context) ([]HeldStop, error) {
 }
 
 // CheckpointHeld implements Drainer.
-func (c *Client) CheckpointHeld(ctx context.Context, id, setID string) (*imageset.Manifest, error) {
+func (c *Client) CheckpointHeld(ctx context.Context, id, setID, into string) (*imageset.Manifest, error) {
 	var out imageset.Manifest
-	if err := c.call(ctx, http.MethodPost, drainPath(id)+"/checkpoint", apiRequest{Set: setID}, &out); err != nil {
+	if err := c.call(ctx, http.MethodPost, drainPath(id)+"/checkpoint", apiRequest{Set: setID, Addr: into}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

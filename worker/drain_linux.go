@@ -61,6 +61,10 @@ func recFile(id string) string { return "rec-" + id }
 // ckptFile records that a held container was checkpointed (JSON: the set ID).
 func ckptFile(id string) string { return "ckpt-" + id }
 
+// intoFile records where a held container checkpointed straight into another node
+// went (JSON: that worker's address; CheckpointHeld with into).
+func intoFile(id string) string { return "into-" + id }
+
 // release writes the verdict for a held stop of id: checkpointed when CheckpointHeld
 // dumped it, release otherwise.
 func (w *Worker) release(id, reason string) error {
@@ -73,7 +77,7 @@ func (w *Worker) release(id, reason string) error {
 		}
 	}
 	err := w.verdict(id, outcome, reason)
-	return errors.Join(err, rmMissingOK(filepath.Join(w.drainDir(), ckptFile(id))))
+	return errors.Join(err, rmMissingOK(filepath.Join(w.drainDir(), ckptFile(id))), rmMissingOK(filepath.Join(w.drainDir(), intoFile(id))))
 }
 
 // Arm implements Drainer.
@@ -125,7 +129,7 @@ func (w *Worker) pruneArmed(ctx context.Context, keep string) {
 			continue
 		}
 		if err := errors.Join(rmMissingOK(filepath.Join(dir, ociwrap.ArmFile(id))), rmMissingOK(p),
-			rmMissingOK(filepath.Join(dir, ckptFile(id)))); err != nil {
+			rmMissingOK(filepath.Join(dir, ckptFile(id))), rmMissingOK(filepath.Join(dir, intoFile(id)))); err != nil {
 			w.log.Warn("cannot remove the drain arming of a container that is gone", "id", id, "err", err)
 		}
 	}
@@ -211,6 +215,7 @@ func (w *Worker) HeldStops(ctx context.Context) ([]HeldStop, error) {
 			h.Name, h.Armed = rec.Ref.Name, rec.Arm
 		}
 		_ = w.readJSON(ckptFile(id), &h.Set)
+		_ = w.readJSON(intoFile(id), &h.Into)
 		out = append(out, h)
 	}
 	return out, nil
@@ -222,7 +227,7 @@ func (w *Worker) HeldStops(ctx context.Context) ([]HeldStop, error) {
 const minCheckpointTime = time.Second
 
 // CheckpointHeld implements Drainer.
-func (w *Worker) CheckpointHeld(ctx context.Context, id, setID string) (m *imageset.Manifest, err error) {
+func (w *Worker) CheckpointHeld(ctx context.Context, id, setID, into string) (m *imageset.Manifest, err error) {
 	req, err := w.heldStop(id)
 	if err != nil {
 		return nil, err
@@ -269,6 +274,9 @@ func (w *Worker) CheckpointHeld(ctx context.Context, id, setID string) (m *image
 	if err != nil {
 		return nil, err
 	}
+	if into != "" {
+		return w.checkpointHeldInto(ctx, id, setID, set, into, c, rec.Spec, req.Deadline)
+	}
 	t0 := time.Now()
 	w.harden(ctx, c)
 	if err := w.hold(c, true, false, nil, w.deadline(req.Deadline)); err != nil {
@@ -297,6 +305,62 @@ func (w *Worker) CheckpointHeld(ctx context.Context, id, setID string) (m *image
 	}
 	w.log.Info("held container checkpointed", "container", c.Name, "set", setID, "bytes", m.TotalBytes(), "seconds", time.Since(t0).Seconds(),
 		"left_of_hold", time.Until(req.Deadline).Seconds())
+	return m, nil
+}
+
+// checkpointHeldInto is CheckpointHeld's direct transfer (into: the worker of the
+// node where swarm placed the replacement): CRIU sends the memory pages straight to a
+// page server there (hashed on arrival: the set is placed at once), the other images
+// follow in a live stream, and no copy is written here. The container is
+// network-locked and frozen (journaled until the hold's deadline) and dumped with
+// --leave-running; it is ended only once the target verified and holds the whole set,
+// which is then its only copy. If anything fails before that, it is thawed and
+// unlocked and its stop proceeds (the caller's verdict), and the target keeps nothing.
+func (w *Worker) checkpointHeldInto(ctx context.Context, id, setID, set, into string, c container.Ref, spec container.Spec, deadline time.Time) (*imageset.Manifest, error) {
+	k, ok := w.p.Dumper.(killer)
+	if !ok {
+		return nil, fmt.Errorf("this node's dumper cannot dump into another node")
+	}
+	t0 := time.Now()
+	psAddr, err := openPages(ctx, w.peer, into, setID, PageDigestsOnArrival)
+	if err != nil {
+		return nil, fmt.Errorf("open a page server on %s: %w (nothing was done to the container)", into, err)
+	}
+	w.harden(ctx, c)
+	until := w.deadline(deadline)
+	if err := w.hold(c, true, true, nil, until); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	release := func() error {
+		ctx := context.WithoutCancel(ctx)
+		return errors.Join(w.p.Freezer.Thaw(ctx, c), w.p.Locker.Unlock(ctx, c, nil), w.unhold(c, true, true))
+	}
+	if err := w.p.Locker.Lock(ctx, c, nil); err != nil {
+		return nil, errors.Join(fmt.Errorf("lock: %w", err), release())
+	}
+	if err := w.p.Freezer.Freeze(ctx, c); err != nil {
+		return nil, errors.Join(fmt.Errorf("freeze: %w", err), release())
+	}
+	opts := dump.Options{Node: w.cfg.Node, LeaveRunning: true, SendPages: psAddr}
+	m, derr, serr := w.dumpStreamedWith(ctx, setID, into, opts,
+		func(m *imageset.Manifest) { m.LeaveRunning = false }, // ended below once the target holds the set
+		func(o dump.Options) (*imageset.Manifest, error) { return w.p.Dumper.Dump(ctx, c, spec, set, o) })
+	_ = w.DropSet(context.WithoutCancel(ctx), setID) // without its pages it restores nowhere
+	if err := errors.Join(derr, serr); err != nil {
+		return nil, errors.Join(fmt.Errorf("dump into %s (the target keeps nothing; the container runs on here): %w", into, err), release())
+	}
+	if err := w.end(context.WithoutCancel(ctx), c, k); err != nil {
+		// Thawing it would run it next to its replacement: it stays frozen and locked
+		// until the hold's deadline; the set on the target is its state.
+		return m, fmt.Errorf("dumped into %s (set %s holds its state there), but ending it here failed: %w (it stays frozen until %s: remove it with docker rm -f)",
+			into, setID, err, until.Format(time.RFC3339))
+	}
+	// The stop stays held until ReleaseHeld, as for a checkpoint here.
+	if err := errors.Join(ociwrap.WriteJSONFile(w.drainDir(), intoFile(id), into), ociwrap.WriteJSONFile(w.drainDir(), ckptFile(id), setID)); err != nil {
+		w.log.Warn("could not record the checkpoint of a held container; its release will say release", "container", c.Name, "err", err)
+	}
+	w.log.Info("held container checkpointed straight into another node", "container", c.Name, "set", setID, "to", into,
+		"bytes", m.TotalBytes(), "dump_seconds", m.DumpSeconds, "seconds", time.Since(t0).Seconds(), "left_of_hold", time.Until(deadline).Seconds())
 	return m, nil
 }
 
@@ -337,7 +401,7 @@ func (w *Worker) drainAPI(handle func(pattern string, f func(ctx context.Context
 		return w.HeldStops(ctx)
 	})
 	handle("POST /v1/drain/{name}/checkpoint", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
-		return w.CheckpointHeld(ctx, r.PathValue("name"), q.Set)
+		return w.CheckpointHeld(ctx, r.PathValue("name"), q.Set, q.Addr)
 	})
 	handle("POST /v1/drain/{name}/release", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return struct{}{}, w.ReleaseHeld(ctx, r.PathValue("name"), q.Drain.Reason)

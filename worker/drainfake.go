@@ -15,6 +15,7 @@ import (
 type fakeDrain struct {
 	mu       sync.Mutex
 	ckpt     map[string]string // held and checkpointed: container -> set
+	into     map[string]string // held and checkpointed into another node: container -> its address
 	armed    map[string]ArmOptions
 	stops    map[string]HeldStop
 	verdicts map[string]ociwrap.Verdict
@@ -79,6 +80,7 @@ func (d *fakeDrain) decide(name, outcome, reason string) {
 			reason = "set " + set
 		}
 		delete(d.ckpt, name)
+		delete(d.into, name)
 	}
 	delete(d.stops, name)
 	d.verdicts[name] = ociwrap.Verdict{Outcome: outcome, Reason: reason}
@@ -95,16 +97,17 @@ func (f *Fake) HeldStops(context.Context) ([]HeldStop, error) {
 			delete(f.drain.stops, name)
 			continue
 		}
-		h.Set = f.drain.ckpt[h.ContainerID]
+		h.Set, h.Into = f.drain.ckpt[h.ContainerID], f.drain.into[h.ContainerID]
 		out = append(out, h)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ContainerID < out[j].ContainerID })
 	return out, nil
 }
 
-// CheckpointHeld implements Drainer: the fake dump (FailDump applies) into setID; the
-// stop stays held until ReleaseHeld.
-func (f *Fake) CheckpointHeld(ctx context.Context, name, setID string) (*imageset.Manifest, error) {
+// CheckpointHeld implements Drainer: the fake dump (FailDump applies) into setID, or
+// with into, sent there through SendTo with none left here (the container ends only
+// once it is there); the stop stays held until ReleaseHeld.
+func (f *Fake) CheckpointHeld(ctx context.Context, name, setID, into string) (*imageset.Manifest, error) {
 	f.drain.mu.Lock()
 	_, held := f.drain.stops[name]
 	_, done := f.drain.ckpt[name]
@@ -115,7 +118,18 @@ func (f *Fake) CheckpointHeld(ctx context.Context, name, setID string) (*imagese
 	if done {
 		return nil, fmt.Errorf("fake worker %s: %s: %w", f.Node, name, ErrCheckpointed)
 	}
-	m, err := f.Dump(ctx, name, setID, false)
+	var (
+		m   *imageset.Manifest
+		err error
+	)
+	if into != "" {
+		m, err = f.dumpAndSend(ctx, name, setID, into, "its stop proceeds", func() {
+			f.stopped[name] = true
+			f.frozen[name], f.locked[name] = false, false
+		})
+	} else {
+		m, err = f.Dump(ctx, name, setID, false)
+	}
 	f.drain.mu.Lock()
 	defer f.drain.mu.Unlock()
 	if err != nil {
@@ -123,9 +137,12 @@ func (f *Fake) CheckpointHeld(ctx context.Context, name, setID string) (*imagese
 		return nil, err
 	}
 	if f.drain.ckpt == nil {
-		f.drain.ckpt = map[string]string{}
+		f.drain.ckpt, f.drain.into = map[string]string{}, map[string]string{}
 	}
 	f.drain.ckpt[name] = setID
+	if into != "" {
+		f.drain.into[name] = into
+	}
 	return m, nil
 }
 

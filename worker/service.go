@@ -202,7 +202,9 @@ type NodeInfo struct {
 
 // Features are the protocol features every worker of this version has
 // (NodeInfo.Features).
-func Features() []string { return []string{node.FeatureDumpIntoHeld, node.FeaturePostCopyMigrate} }
+func Features() []string {
+	return []string{node.FeatureDumpIntoHeld, node.FeaturePostCopyMigrate, node.FeatureDrainDirect}
+}
 
 // SetDir is where image set id lives on this worker's node (the agent next to the
 // worker reads and verifies sets there).

@@ -439,6 +439,15 @@ func (w *Worker) dumpTo(ctx context.Context, name, setID, addr string, opts dump
 // fix, if not nil, amends the manifest first. The dump's error and the stream's come
 // apart: after a failed dump the stream is cut, so the receiver keeps nothing.
 func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opts dump.Options, fix func(*imageset.Manifest)) (m *imageset.Manifest, dumpErr, streamErr error) {
+	return w.dumpStreamedWith(ctx, setID, addr, opts, fix, func(opts dump.Options) (*imageset.Manifest, error) {
+		return w.dump(ctx, name, setID, opts)
+	})
+}
+
+// dumpStreamedWith is dumpStreamed with the dump itself given (do, called with opts
+// and the live set's Sink): a held container is dumped from its arming record, not
+// through the engine (drain_linux.go).
+func (w *Worker) dumpStreamedWith(ctx context.Context, setID, addr string, opts dump.Options, fix func(*imageset.Manifest), do func(dump.Options) (*imageset.Manifest, error)) (m *imageset.Manifest, dumpErr, streamErr error) {
 	set, err := w.setPath(setID)
 	if err != nil {
 		return nil, err, nil
@@ -450,7 +459,7 @@ func (w *Worker) dumpStreamed(ctx context.Context, name, setID, addr string, opt
 	go func() {
 		sent <- put(ctx, w.peer, set, w.peer.url(addr, setsPath+setID), imageset.LiveContentType, body)
 	}()
-	m, err = w.dump(ctx, name, setID, opts)
+	m, err = do(opts)
 	if err != nil {
 		body.end(fmt.Errorf("dump failed: %w", err)) // the receiver drops what it got
 		<-sent

@@ -30,7 +30,13 @@ stop is held, the task checkpointed into its own set, which is placed for swarm'
 replacement on the node swarm chose; the staying tasks' connections follow the
 moved task's new address (translated in their namespaces); the constraint is
 removed once every moved task runs restored; each moved task is printed with its
-node, set and downtime (copy: streamed, the only one there). As in a drain, a task
+node, set, downtime and copy mode: streamed (the set sent after the checkpoint) or
+direct (the held stop dumped straight into the replacement's node, no copy on the
+source; needs every node that may hold a stop or take a replacement to announce the
+worker feature drain-direct, refused otherwise naming the node; a label's direct
+copies streamed then, with a warning). post-copy is refused there: swarm starts the
+replacement only once the held container has ended, and a post-copy restore fetches
+its pages from it (a label's post-copy copies direct). As in a drain, a task
 whose checkpoint fails or does not finish within its stop_grace_period is stopped
 as swarm asked and restarted fresh: named in the error (exit 1); --whole-stack keeps
 the rollback. --whole-stack moves the whole stack instead: every container is
@@ -54,8 +60,9 @@ streamed as above (the dumping node keeps a copy, which the rollback uses); dire
 sends the memory pages from CRIU straight to the target's page server, writing no
 copy on the dumping node (less downtime, the target verifies every page on arrival):
 the snapshot's only copy is then the target's, which a failed migration keeps and
-its rollback sends back (exact mode only; refused, naming the node, when a node involved
-runs an older worker that does not announce dump-into-held: upgrade it). post-copy
+its rollback sends back (exact mode, or swarm mode without --whole-stack: see above;
+refused, naming the node, when a node involved runs an older worker that does not
+announce dump-into-held: upgrade it). post-copy
 (exact mode only) needs every node that dumps a moving container, and every target, to
 announce the worker features post-copy and post-copy-migrate (refused before anything
 is dumped otherwise, naming the node), and moves standalone containers only (a stack
@@ -101,6 +108,7 @@ Examples:
   swarmckpt migrate echo --to lab-3
   swarmckpt migrate echo --to lab-3 --copy direct
   swarmckpt migrate echo --from lab-2 --mode swarm
+  swarmckpt migrate echo --from lab-2 --mode swarm --copy direct
   swarmckpt migrate bank --from lab-2
   swarmckpt migrate bank --from lab-2 --whole-stack
 `
@@ -184,7 +192,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 				fmt.Fprintf(c.stdout, "NOT moved with its memory: %s slot %d (swarm restarted it fresh): %s\n", tk.Service, tk.Slot, tk.Reason)
 				continue
 			}
-			fmt.Fprintf(c.stdout, "moved %s slot %d to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, tk.Target, tk.Set, tk.DowntimeMS)
+			fmt.Fprintf(c.stdout, "moved %s slot %d to %s: restored from %s, down %dms%s\n", tk.Service, tk.Slot, tk.Target, tk.Set, tk.DowntimeMS, copyNote(tk.Copy))
 		}
 		fmt.Fprintf(c.stdout, "migrated %d tasks by the drain hold (copy: %s); the stack's other tasks did not stop\n", len(res.Moved), res.Copy)
 	} else if res != nil && res.Snapshot != nil {
@@ -228,4 +236,13 @@ func stepsString(steps []api.StepTime) string {
 		fmt.Fprintf(&b, "%s %dms", st.Step, st.MS)
 	}
 	return b.String()
+}
+
+// copyNote is how a task moved by the drain hold was copied, for its line ("" when
+// not said).
+func copyNote(copyMode string) string {
+	if copyMode == "" {
+		return ""
+	}
+	return " (copy " + copyMode + ")"
 }

@@ -24,7 +24,9 @@ stop; its containers elsewhere keep running. In its swarmckpt.mode (else swarm):
   their tasks on NODE are armed, NODE is set to drain, each stop is held and
   checkpointed, and the command waits (bounded by the hold budget plus 60 s) until
   each replacement runs on another node restored from its checkpoint, printing each
-  task's downtime. A task released fresh (checkpoint failed, hold timed out) is
+  task's downtime and copy mode (the stack's swarmckpt.migration label: direct or
+  post-copy dump each held stop straight into its replacement's node where both
+  nodes announce drain-direct, else streamed). A task released fresh (checkpoint failed, hold timed out) is
   named in the error (exit 1; NODE is drained, swarm restarted that task fresh).
 Then NODE is set to drain through the swarm manager. Stacks without the label are
 left to swarm: it restarts their tasks fresh on other nodes, as without swarmckpt.
@@ -113,7 +115,7 @@ func runNode(ctx context.Context, c *cli, args []string) error {
 		for _, m := range res.Migrated {
 			if m.Snapshot == "" { // swarm mode: the drain hold moved the tasks on the node alone
 				for _, tk := range m.Tasks {
-					fmt.Fprintf(c.stdout, "moved %s slot %d off %s to %s: restored from %s, down %dms\n", tk.Service, tk.Slot, res.Node, tk.Target, tk.Set, tk.DowntimeMS)
+					fmt.Fprintf(c.stdout, "moved %s slot %d off %s to %s: restored from %s, down %dms%s\n", tk.Service, tk.Slot, res.Node, tk.Target, tk.Set, tk.DowntimeMS, copyNote(tk.Copy))
 				}
 				fmt.Fprintf(c.stdout, "migrated %s off %s: %d tasks by the drain hold in %dms (its tasks elsewhere did not stop)\n", m.Stack, res.Node, m.Moved, m.MS)
 				continue

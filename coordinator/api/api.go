@@ -356,6 +356,9 @@ type NodeTask struct {
 	// Target is the node its replacement runs on; Set the checkpoint it was restored from.
 	Target string `json:"target,omitempty"`
 	Set    string `json:"set,omitempty"`
+	// Copy is how the set reached Target: streamed (sent after the checkpoint) or
+	// direct (dumped straight into Target, its only copy there).
+	Copy string `json:"copy,omitempty"`
 	// DowntimeMS: from the hold of its stop to its replacement seen running.
 	DowntimeMS int64 `json:"downtime_ms,omitempty"`
 	// Fresh says the task was not moved with its memory (Reason: why): swarm

@@ -76,6 +76,9 @@ type Event struct {
 	Reason   string    `json:"reason,omitempty"`
 	Deadline time.Time `json:"deadline,omitzero"`
 	MS       int64     `json:"ms,omitempty"`
+	// Copy is how a held task's set reached its replacement's node (streamed,
+	// direct).
+	Copy string `json:"copy,omitempty"`
 }
 
 // Publisher is what every controller emits its events through.
@@ -112,6 +115,7 @@ func (e Event) String() string {
 	add("snapshot", e.Snapshot)
 	add("set", e.Set)
 	add("target", e.Target)
+	add("copy", e.Copy)
 	if !e.Deadline.IsZero() {
 		add("deadline", e.Deadline.UTC().Format(time.RFC3339Nano))
 	}

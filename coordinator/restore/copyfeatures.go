@@ -43,6 +43,8 @@ func featureWhy(f, nodeName string) string {
 		return fmt.Sprintf("post-copy cannot run on node %s (its kernel lacks non-cooperative userfaultfd, or fs.pipe-max-size is below 4 MiB and its worker cannot raise it: see the worker's log, or `sysctl -w fs.pipe-max-size=4194304` there); migrate with --copy direct or --copy streamed", nodeName)
 	case node.FeaturePostCopyMigrate:
 		return "its worker cannot serve a parked container's pages for a migration (a held lazy dump; no swarmckpt worker of this version can: docs/dataplane.md \"Post-copy in migrate\"); migrate with --copy direct (least downtime of the available modes) or --copy streamed"
+	case node.FeatureDrainDirect:
+		return fmt.Sprintf("its worker is older than this coordinator: it cannot checkpoint a held task straight into another node; upgrade swarmckpt (worker and agent) on node %s to this version, or migrate with --copy streamed", nodeName)
 	case node.FeatureDumpIntoHeld:
 		return fmt.Sprintf("its worker is older than this coordinator: it would end the container on a held direct dump, before the migration committed; upgrade swarmckpt (worker and agent) on node %s to this version, or migrate with --copy streamed", nodeName)
 	}

@@ -32,16 +32,25 @@ func (s *Restores) migrationCopy(ctx context.Context, req api.MigrateRequest) (m
 	case "", "cold", api.CopyStreamed:
 		return api.CopyStreamed, explicit, nil
 	case api.CopyDirect:
+		if req.Mode == api.ModeSwarm && s.movesHeld(ctx, req) {
+			// Only the moving tasks, through the drain hold: each held stop is dumped
+			// straight into its replacement's node (moveHeld checks the nodes).
+			return api.CopyDirect, explicit, nil
+		}
 		if req.Mode == api.ModeSwarm {
-			// Swarm mode places the tasks itself (with --from: anywhere but NODE) and
-			// restores sets as copies: not yet for a set whose only copy is the target's.
+			// A whole-stack swarm-mode migration places the tasks itself (with --from:
+			// anywhere but NODE) and restores sets as copies: not yet for a set whose
+			// only copy is the target's.
 			if explicit {
-				return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy direct --mode swarm refused, nothing was changed: direct copies need --mode exact (in swarm mode the set's only copy would be used up by the restore); use --mode exact, or --copy streamed")
+				return "", true, api.Errorf(api.CodeBadRequest, "migrate --copy direct --mode swarm refused, nothing was changed: direct copies need --mode exact, or in swarm mode a migration of only the moving tasks (without --whole-stack: in a whole-stack swarm-mode restore the set's only copy would be used up by the restore); use --mode exact, drop --whole-stack, or use --copy streamed")
 			}
 			return api.CopyStreamed, false, nil
 		}
 		return api.CopyDirect, explicit, nil
 	case api.CopyPostCopy:
+		if req.Mode == api.ModeSwarm && s.movesHeld(ctx, req) {
+			return api.CopyPostCopy, explicit, nil // moveHeld refuses it, or a label's falls back
+		}
 		if req.Mode == api.ModeSwarm {
 			// As for direct: the restore would depend on a source swarm ends.
 			if explicit {
@@ -99,6 +108,55 @@ func (s *Restores) preCopyGate(req api.MigrateRequest) error {
 		return api.Errorf(api.CodeBadRequest, "migrate --copy pre-copy refused, nothing was changed: node %s does not announce the worker feature %q: %s", n, f, featureWhy(f, n))
 	}
 	return nil
+}
+
+// movesHeld reports whether migration req moves only the moving tasks through the
+// drain hold (Config.MoveHeld): swarm mode without --whole-stack, on a stack of swarm
+// tasks.
+func (s *Restores) movesHeld(ctx context.Context, req api.MigrateRequest) bool {
+	return !req.WholeStack && req.Mode == api.ModeSwarm && s.cfg.MoveHeld != nil && !s.hasStandalone(ctx, req.Stack)
+}
+
+// heldDirectGate refuses a direct copy of the moving tasks of req (a migration
+// through the drain hold) unless every live node that may hold a moving task's stop
+// (--from NODE, or every live node but --to NODE) and every node swarm may place a
+// replacement on (every live node but --from NODE, or --to NODE) announces
+// node.FeatureDrainDirect. The error is CodeBadRequest, naming the node.
+func (s *Restores) heldDirectGate(req api.MigrateRequest) error {
+	live := s.live()
+	var sources, targets []string
+	for _, w := range live {
+		if req.From != "" {
+			if w.Node == req.From {
+				sources = append(sources, w.Node)
+			} else {
+				targets = append(targets, w.Node)
+			}
+			continue
+		}
+		if w.Node != req.To {
+			sources = append(sources, w.Node)
+		}
+	}
+	if req.From != "" && len(sources) == 0 {
+		sources = []string{req.From} // no live worker: announces nothing
+	}
+	if req.To != "" {
+		targets = []string{req.To}
+	}
+	slices.Sort(sources)
+	slices.Sort(targets)
+	role := "holds a moving task's stop"
+	n, f, missing := missingFeature(live, sources, []string{node.FeatureDrainDirect})
+	if !missing {
+		role = "may take a replacement"
+		n, f, missing = missingFeature(live, targets, []string{node.FeatureDrainDirect})
+	}
+	if !missing {
+		return nil
+	}
+	return api.Errorf(api.CodeBadRequest, "migrate --copy direct refused, nothing was changed: node %s (it %s) does not announce the worker feature %q: %s",
+		n, role, f, featureWhy(f, n))
 }
 
 // labelCopy is the stack's swarmckpt.migration label ("" without one, or when the

@@ -627,20 +627,42 @@ func (s *Restores) hasStandalone(ctx context.Context, stackName string) bool {
 }
 
 // moveHeld serves a swarm-mode migration of only the moving tasks through
-// Config.MoveHeld, under the stack's lock: each is checkpointed cold by the drain hold
-// and its set sent to its replacement's node (streamed), whatever the stack's
-// swarmckpt.migration label says.
+// Config.MoveHeld, under the stack's lock: each is checkpointed by the drain hold when
+// swarm stops it, its set sent to its replacement's node (streamed) or, copy direct,
+// dumped straight into it (the set's only copy is the target's). Post-copy cannot
+// apply (swarm starts the replacement only once the held container has ended, and a
+// post-copy restore fetches its pages from it): refused when asked with --copy, a
+// label's falls back to direct; pre-copy's label falls back to streamed.
 func (s *Restores) moveHeld(ctx context.Context, req api.MigrateRequest, mode string, explicit bool, copyMode *string) (*api.MigrateResult, error) {
-	if mode != api.CopyStreamed {
-		if explicit {
-			return nil, api.Errorf(api.CodeBadRequest, "migrate --copy %s refused, nothing was changed: a swarm-mode migration of only the moving tasks checkpoints each task when swarm stops it (the drain hold) and sends its set to the replacement's node (streamed); use --whole-stack for --copy %s, or --mode exact", mode, mode)
-		}
-		s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: fmt.Sprintf("the stack's swarmckpt.migration label asks for %s; a swarm-mode migration of only the moving tasks copies streamed", mode)})
-	}
-	*copyMode = api.CopyStreamed
 	if req.ID == "" {
 		req.ID = s.cfg.NewID(req.Stack, time.Now())
 	}
+	warn := func(msg string) { s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: msg}) }
+	switch mode {
+	case api.CopyStreamed:
+	case api.CopyPostCopy, api.CopyDirect:
+		if mode == api.CopyPostCopy {
+			if explicit {
+				return nil, api.Errorf(api.CodeBadRequest, "migrate --copy post-copy refused, nothing was changed: a swarm-mode migration of only the moving tasks checkpoints each task when swarm stops it (the drain hold), and swarm starts the replacement only once that container has ended (or a minute later), while a post-copy restore fetches its pages from it until the last one: the pages not yet fetched would be lost (docs/drain.md \"Copy modes of the drain hold\"); use --copy direct (least downtime here), or --mode exact for post-copy")
+			}
+			warn("the stack's swarmckpt.migration label asks for post-copy, which cannot apply to a task moved by the drain hold (swarm ends the source before the replacement starts): copying direct where the nodes allow")
+			mode = api.CopyDirect
+		}
+		if err := s.heldDirectGate(req); err != nil {
+			if explicit {
+				return nil, err
+			}
+			warn(fmt.Sprintf("the stack's swarmckpt.migration label asks for direct, which cannot apply (%v): copying streamed", err))
+			mode = api.CopyStreamed
+		}
+	default:
+		if explicit {
+			return nil, api.Errorf(api.CodeBadRequest, "migrate --copy %s refused, nothing was changed: a swarm-mode migration of only the moving tasks copies streamed or direct; use one of those, or --mode exact", mode)
+		}
+		warn(fmt.Sprintf("the stack's swarmckpt.migration label asks for %s; a swarm-mode migration of only the moving tasks copies streamed or direct: copying streamed", mode))
+		mode = api.CopyStreamed
+	}
+	*copyMode, req.Copy = mode, mode
 	_, _, unlock, err := s.lockStackUntil(ctx, req.Stack, "migrate-"+req.ID)
 	if err != nil {
 		return nil, err

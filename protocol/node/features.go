@@ -23,6 +23,12 @@ const (
 	// arrived: what `migrate --copy post-copy` asks of the dumping node and the target
 	// (with FeaturePostCopy). Every worker of this version announces it.
 	FeaturePostCopyMigrate = "post-copy-migrate"
+	// FeatureDrainDirect: the worker checkpoints a held stop (the drain hold) straight
+	// into another node's worker (HeldRequest.Into: the pages to its page server, no
+	// copy on this node) and reports where the set went (DrainEvent.Into): what a
+	// drain or a swarm-mode migration with copy direct asks of the held task's node
+	// and of its replacement's. Every worker of this version announces it.
+	FeatureDrainDirect = "drain-direct"
 )
 
 // Has says whether w announces feature f.

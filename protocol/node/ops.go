@@ -407,12 +407,15 @@ type ArmReply struct {
 // proceed now (Reason says why, for the log); otherwise checkpoint the container with
 // exit into image set Set, under its network lock, and keep the stop held until a
 // second request with Release (so that the set can be placed for swarm's replacement
-// before swarm sees the old task end). ErrNotFound: no such held stop.
+// before swarm sees the old task end). ErrNotFound: no such held stop. With Into
+// (the worker address of the replacement's node; FeatureDrainDirect), the checkpoint
+// is dumped straight into that worker and no copy stays on this node.
 type HeldRequest struct {
 	Container string `json:"container"`
 	Set       string `json:"set,omitempty"`
 	Release   bool   `json:"release,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	Into      string `json:"into,omitempty"`
 }
 
 // HeldReply answers a HeldRequest: the checkpoint's files.
@@ -477,6 +480,9 @@ type DrainEvent struct {
 	Set  string `json:"set,omitempty"`
 	// Reason says why (failures, releases).
 	Reason string `json:"reason,omitempty"`
+	// Into is the worker address Set was dumped straight into (HeldRequest.Into);
+	// "": Set is on Node.
+	Into string `json:"into,omitempty"`
 }
 
 // DrainEvent.What values.

@@ -51,7 +51,7 @@ func (a *Agent) serveDrain(ctx context.Context, s *subs) {
 		if req.Set == "" {
 			return node.Mark(errors.New("held: a checkpoint needs a set ID"), node.ErrInvalidArgument)
 		}
-		m, err := d.CheckpointHeld(ctx, req.Container, req.Set)
+		m, err := d.CheckpointHeld(ctx, req.Container, req.Set, req.Into)
 		if m != nil {
 			rep.Files = ImageSet(a.info, req.Set, m).Files
 		}
@@ -129,7 +129,7 @@ func (a *Agent) watchDrain(ctx context.Context) {
 // heldEvent is the DrainEvent of a held stop.
 func heldEvent(nodeName string, h worker.HeldStop) node.DrainEvent {
 	return node.DrainEvent{Node: nodeName, ContainerID: h.ContainerID, Name: h.Name, Stack: h.Armed.Stack, Service: h.Armed.Service,
-		Slot: h.Armed.Slot, Policy: h.Armed.Policy, Signal: h.Signal, Deadline: h.Deadline, What: node.DrainHeld, Set: h.Set}
+		Slot: h.Armed.Slot, Policy: h.Armed.Policy, Signal: h.Signal, Deadline: h.Deadline, What: node.DrainHeld, Set: h.Set, Into: h.Into}
 }
 
 func (a *Agent) publishDrain(ctx context.Context, e node.DrainEvent) error {

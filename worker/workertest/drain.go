@@ -30,7 +30,7 @@ func heldStop(t *testing.T, n Node, ctr string) (worker.HeldStop, bool) {
 // until a verdict: ReleaseHeld (after CheckpointHeld: verdict checkpointed), a failed
 // checkpoint, or Disarm.
 func testDrainer(t *testing.T, f Factory) {
-	a, _ := f(t)
+	a, b := f(t)
 	if a.Roles.Drainer == nil || a.HoldStop == nil || a.Verdict == nil {
 		t.Skip("SKIP: this implementation has no Drainer (or the factory no HoldStop/Verdict)")
 	}
@@ -74,7 +74,7 @@ func testDrainer(t *testing.T, f Factory) {
 		t.Fatal("second stop not held")
 	}
 	set := id("wt.drain")
-	m, err := d.CheckpointHeld(ctx, h.ContainerID, set)
+	m, err := d.CheckpointHeld(ctx, h.ContainerID, set, "")
 	if err != nil || m == nil || len(m.Files) == 0 {
 		t.Fatalf("CheckpointHeld: %+v %v, want a manifest with files", m, err)
 	}
@@ -85,7 +85,7 @@ func testDrainer(t *testing.T, f Factory) {
 	if h, ok := heldStop(t, a, ctr); !ok || h.Set != set {
 		t.Fatalf("held stop after CheckpointHeld: %+v %v, want held with set %s", h, ok, set)
 	}
-	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrConflict) {
+	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain"), ""); !errors.Is(err, node.ErrConflict) {
 		t.Fatalf("second CheckpointHeld: %v, want node.ErrConflict", err)
 	}
 	if err := d.ReleaseHeld(ctx, h.ContainerID, ""); err != nil {
@@ -94,11 +94,45 @@ func testDrainer(t *testing.T, f Factory) {
 	if v, ok := a.Verdict(t, ctr); !ok || v.Outcome != ociwrap.VerdictCheckpointed {
 		t.Fatalf("verdict after CheckpointHeld and ReleaseHeld: %+v %v, want checkpointed", v, ok)
 	}
-	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain")); !errors.Is(err, node.ErrNotFound) {
+	if _, err := d.CheckpointHeld(ctx, h.ContainerID, id("wt.drain"), ""); !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("CheckpointHeld without a held stop: %v, want node.ErrNotFound", err)
 	}
 	if err := a.Roles.Sets.DropSet(ctx, set); err != nil {
 		t.Fatalf("DropSet of the drained set: %v", err)
+	}
+
+	// A drain with copy direct: the held container is checkpointed straight into the
+	// replacement's node; the set is there, not here, and the stop stays held.
+	ctr3 := a.Container(t)
+	if err := d.Arm(ctx, ctr3, arm); err != nil {
+		t.Fatalf("Arm: %v", err)
+	}
+	if !a.HoldStop(t, ctr3, "15") {
+		t.Fatal("stop of the third armed container not held")
+	}
+	h3, _ := heldStop(t, a, ctr3)
+	into := id("wt.drainto")
+	if _, err := d.CheckpointHeld(ctx, h3.ContainerID, into, b.Addr); err != nil {
+		t.Fatalf("CheckpointHeld into %s: %v", b.Addr, err)
+	}
+	if h, ok := heldStop(t, a, ctr3); !ok || h.Set != into || h.Into != b.Addr {
+		t.Fatalf("held stop after CheckpointHeld into %s: %+v %v, want held with set %s dumped into it", b.Addr, h, ok, into)
+	}
+	complete(t, b, into)
+	if _, err := b.Roles.Sets.Sockets(ctx, into, "x"); err != nil {
+		t.Fatalf("set of CheckpointHeld into the target: %v", err)
+	}
+	if _, err := a.Roles.Sets.Sockets(ctx, into, "x"); !errors.Is(err, node.ErrNoSuchSet) {
+		t.Fatalf("set of CheckpointHeld into another node, on the source: %v, want node.ErrNoSuchSet (none stays)", err)
+	}
+	if err := d.ReleaseHeld(ctx, h3.ContainerID, ""); err != nil {
+		t.Fatalf("ReleaseHeld after the direct checkpoint: %v", err)
+	}
+	if v, ok := a.Verdict(t, ctr3); !ok || v.Outcome != ociwrap.VerdictCheckpointed {
+		t.Fatalf("verdict after the direct checkpoint and ReleaseHeld: %+v %v, want checkpointed", v, ok)
+	}
+	if err := b.Roles.Sets.DropSet(ctx, into); err != nil {
+		t.Fatalf("DropSet of the set dumped into the target: %v", err)
 	}
 
 	// Disarm releases a held stop; afterwards nothing is held.

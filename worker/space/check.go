@@ -58,13 +58,17 @@ func Check(node string, disk Disk, dumps []Dump) error {
 	if disk.Mount != "" && disk.Mount != disk.Dir {
 		fs = fmt.Sprintf("%s (mounted at %s)", disk.Dir, disk.Mount)
 	}
-	return fmt.Errorf("%w: node %s: the file system of %s has %s free (%d bytes), but the dump of %s needs about %s (%d bytes: memory in use plus %.0f%%, at least %s each): "+
+	n := "1 container"
+	if len(dumps) > 1 {
+		n = fmt.Sprintf("%d containers", len(dumps))
+	}
+	return fmt.Errorf("%w: node %s: the dump of %s needs about %s (%d bytes: %s, plus %.0f%%, at least %s each), but the file system of %s has %s free (%d bytes): "+
 		"refused before anything was locked or frozen; free space there (remove old snapshots with 'swarmckpt rm', or give the stack a retention policy), "+
 		"or give the node's Docker data-root a larger disk, and try again",
-		syscall.ENOSPC, node, fs, human(disk.Free), disk.Free, what(dumps), human(need), need, MarginRatio*100, human(MarginMin))
+		syscall.ENOSPC, node, n, human(need), need, what(dumps), MarginRatio*100, human(MarginMin), fs, human(disk.Free), disk.Free)
 }
 
-// what names the dumps, the largest first, at most 3 of them.
+// what names the dumps and their memory, the largest first, at most 3 of them.
 func what(dumps []Dump) string {
 	byEst := slices.Clone(dumps)
 	slices.SortStableFunc(byEst, func(a, b Dump) int { return cmp.Compare(b.Estimate(), a.Estimate()) })
@@ -78,20 +82,14 @@ func what(dumps []Dump) string {
 		if d.Memory >= 0 {
 			mem = human(d.Memory) + " in memory"
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s)", d.Label, mem))
+		parts = append(parts, fmt.Sprintf("%s %s", d.Label, mem))
 	}
-	n := "1 container"
-	if len(dumps) > 1 {
-		n = fmt.Sprintf("%d containers", len(dumps))
-	}
-	return n + ": " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 func human(b int64) string {
-	switch {
-	case b >= 1<<30:
+	if b >= 1<<30 {
 		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
-	default:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 }

@@ -19,9 +19,9 @@ func TestCheckRefusesWhatDoesNotFit(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("566 MiB in 500 MiB free: err = %v, want one matching ENOSPC", err)
 	}
-	for _, want := range []string{"node lab-1", "/var/lib/docker/swarmckpt/sets (mounted at /var/lib/docker)", "500.0 MiB free (524288000 bytes)",
-		"3 containers: bank_holder.1 (300.0 MiB in memory), bank_holder.2 (200.0 MiB in memory), web.1 (memory unknown)",
-		"needs about 566.0 MiB (593494016 bytes", "before anything was locked or frozen", "swarmckpt rm", "try again"} {
+	for _, want := range []string{"node lab-1: the dump of 3 containers needs about 566.0 MiB (593494016 bytes: bank_holder.1 300.0 MiB in memory, bank_holder.2 200.0 MiB in memory, web.1 memory unknown, plus 10%, at least 16.0 MiB each)",
+		"the file system of /var/lib/docker/swarmckpt/sets (mounted at /var/lib/docker) has 500.0 MiB free (524288000 bytes)",
+		"before anything was locked or frozen", "swarmckpt rm", "try again"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message lacks %q:\n%v", want, err)
 		}
@@ -43,7 +43,7 @@ func TestCheckEdges(t *testing.T) {
 	}
 	many := []Dump{{"a", 1 << 20}, {"b", 5 << 30}, {"c", 3 << 20}, {"d", 2 << 20}, {"e", 0}}
 	err := Check("n", Disk{Dir: "/d", Free: 1 << 20}, many)
-	if err == nil || !strings.Contains(err.Error(), "5 containers: b (5.0 GiB in memory), c (3.0 MiB in memory), d (2.0 MiB in memory), 2 more") {
+	if err == nil || !strings.Contains(err.Error(), "5 containers needs about 5.6 GiB (5978980352 bytes: b 5.0 GiB in memory, c 3.0 MiB in memory, d 2.0 MiB in memory, 2 more, plus") {
 		t.Errorf("want the largest three named first: %v", err)
 	}
 	if err == nil || strings.Contains(err.Error(), "mounted at") {

@@ -36,7 +36,9 @@ func (w *Worker) CheckSpace(ctx context.Context, dumps []SpaceDump) error {
 		w.log.Warn("cannot read the free space of the sets directory: the dumps' disk space is not checked", "dir", w.SetsDir(), "err", err)
 		return nil
 	}
-	return space.Check(w.cfg.Node, disk, est)
+	err = space.Check(w.cfg.Node, disk, est)
+	w.log.Info("disk space for dumps checked", "dumps", len(est), "need", space.Need(est), "free", disk.Free, "dir", disk.Dir, "mount", disk.Mount, "fits", err == nil)
+	return err
 }
 
 func (w *Worker) dumpSpaceAPI(handle func(pattern string, f func(ctx context.Context, r *http.Request, req apiRequest) (any, error))) {

@@ -32,6 +32,15 @@ func (d Dump) Estimate() int64 {
 	return m + max(int64(float64(m)*MarginRatio), MarginMin)
 }
 
+// Need is what dumps will take on disk: the sum of their estimates.
+func Need(dumps []Dump) int64 {
+	var need int64
+	for _, d := range dumps {
+		need += d.Estimate()
+	}
+	return need
+}
+
 // Disk is the file system that holds a node's image sets.
 type Disk struct {
 	// Dir is the directory the sets are written in.
@@ -47,10 +56,7 @@ type Disk struct {
 // syscall.ENOSPC that names node, the file system, its free space, what the dumps
 // need (the largest few by name) and what to do. No dump: nil.
 func Check(node string, disk Disk, dumps []Dump) error {
-	var need int64
-	for _, d := range dumps {
-		need += d.Estimate()
-	}
+	need := Need(dumps)
 	if len(dumps) == 0 || need <= disk.Free {
 		return nil
 	}

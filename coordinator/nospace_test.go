@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
+	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/worker/space"
 )
 
@@ -31,6 +32,16 @@ func TestSnapshotRefusedBeforeAnyLockWhenANodeHasNoSpace(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+	e.requireRefusedUntouched(t, res)
+	if asked := ex.SpaceAsked(); len(asked) != 1 || len(asked[0]) != 2 {
+		t.Errorf("lab-1 was asked about %v, want its two dumps once", asked)
+	}
+}
+
+// requireRefusedUntouched: a snapshot refused before it began (res its result) is
+// recorded as aborted, left no container held and released the stack's lock.
+func (e *env) requireRefusedUntouched(t *testing.T, res *api.SnapshotResult) {
+	t.Helper()
 	if res == nil || res.Snapshot.State != store.StateAborted {
 		t.Fatalf("manifest not recorded as aborted: %+v", res)
 	}
@@ -39,8 +50,5 @@ func TestSnapshotRefusedBeforeAnyLockWhenANodeHasNoSpace(t *testing.T) {
 	}
 	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
 		t.Fatalf("stack lock not released: %v", err)
-	}
-	if asked := ex.SpaceAsked(); len(asked) != 1 || len(asked[0]) != 2 {
-		t.Errorf("lab-1 was asked about %v, want its two dumps once", asked)
 	}
 }

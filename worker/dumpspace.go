@@ -1,11 +1,9 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"strings"
 )
 
 // SpaceChecker is a Dumper that tells, before anything is locked or frozen, whether
@@ -41,19 +39,7 @@ func (d SpaceDump) label() string {
 // the disk fills).
 func (c *Client) CheckSpace(ctx context.Context, dumps []SpaceDump) error {
 	b, _ := json.Marshal(apiRequest{Space: dumps})
-	resp, err := c.do(ctx, http.MethodPost, "/v1/space", strings.NewReader(string(b)))
-	if err != nil {
-		return fmt.Errorf("worker at %s: check space: %w", c.Addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	if (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) &&
-		resp.Header.Get("Content-Type") != "application/json" {
-		return nil // the route is unknown there, not a refusal
-	}
-	return c.remoteError(resp)
+	return c.check(ctx, "/v1/space", bytes.NewReader(b), "check space")
 }
 
 var _ SpaceChecker = (*Client)(nil)

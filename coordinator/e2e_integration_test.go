@@ -346,6 +346,9 @@ func TestIntegrationE2E(t *testing.T) {
 			if m.State != store.StateCommitted || len(m.Containers) != 5 || m.Complete() != nil || m.Algorithm != algo {
 				t.Fatalf("manifest: %+v", m)
 			}
+			if algo == "blocking" {
+				e.requireDumpSpaceChecked(t) // space_integration_test.go
+			}
 			vout, code := e.ctl(time.Minute, "inspect", id, "--verify")
 			if code != 0 || !strings.Contains(vout, "cut check: consistent") {
 				t.Fatalf("inspect --verify: exit %d\n%s", code, vout)

@@ -2,11 +2,12 @@ package coordinator_test
 
 import (
 	"context"
-	"github.com/swarmckpt/swarmckpt/coordinator"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
@@ -30,6 +31,59 @@ func (b *blockingSets) Sockets(ctx context.Context, set, label string) (worker.S
 	return b.Sets.Sockets(ctx, set, label)
 }
 
+// requireEntered fails t unless the verify of b's set reached its worker (else the
+// test killed nothing).
+func (b *blockingSets) requireEntered(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-b.entered:
+	default:
+		t.Fatalf("%s of %s never reached its worker: the test killed nothing", what, b.set)
+	}
+}
+
+// killAgentMidVerify arms home's node so that the next verify of set kills (-9) the
+// agent serving it: the agent is restarted with its Sets role wrapped (blockingSets:
+// the first verify of set tells entered and never answers), the test waits until the
+// coordinator sees the new agent (a new start time, live), and as that verify enters
+// the worker the agent is killed, then, with restart, started again after its
+// supervisor's restart delay (its successor gets the plain role); without, it stays
+// dead.
+func killAgentMidVerify(t *testing.T, e *killEnv, home, set string, restart bool) *blockingSets {
+	t.Helper()
+	bs := &blockingSets{set: set, entered: make(chan struct{}), hang: make(chan struct{})}
+	t.Cleanup(func() { close(bs.hang) }) // before newKillEnv's cleanup waits for the agents
+	first := true
+	e.wrapSets = map[string]func(worker.Sets) worker.Sets{home: func(s worker.Sets) worker.Sets {
+		if first { // the agent started now; its successor gets the plain role
+			first = false
+			bs.Sets = s
+			return bs // no RecheckSockets: the agent verifies through Sockets
+		}
+		return s
+	}}
+	before, _ := e.svc.AgentAlive(home)
+	e.kill9(home)
+	e.startAgent(home)
+	waitFor(t, "the agent of "+home+" back (a new start time, live)", func() bool {
+		started, live := e.svc.AgentAlive(home)
+		return live && !started.Equal(before)
+	})
+	go func() {
+		select {
+		case <-bs.entered:
+		case <-bs.hang:
+			return
+		}
+		e.kill9(home)
+		if restart {
+			time.Sleep(300 * time.Millisecond) // the supervisor's restart delay
+			e.startAgent(home)
+		}
+	}()
+	return bs
+}
+
 // TestRestoreHealSurvivesAnAgentKilledMidVerify (issue 21, fault seed 889): before a
 // restore reads a snapshot's sets, the coordinator verifies each set that has copies
 // on its own node (healFromCopies). The agent of that node is killed (-9) while its
@@ -49,39 +103,12 @@ func TestRestoreHealSurvivesAnAgentKilledMidVerify(t *testing.T) {
 		t.Fatalf("%s has no copy: the heal step would not verify it", c0.Key())
 	}
 	home := c0.Images.Node
-	bs := &blockingSets{set: node.SetID("hk", c0.Key()), entered: make(chan struct{}), hang: make(chan struct{})}
-	defer close(bs.hang)
-	first := true
-	e.wrapSets = map[string]func(worker.Sets) worker.Sets{home: func(s worker.Sets) worker.Sets {
-		if first { // the agent started now; its successor gets the plain role
-			first = false
-			bs.Sets = s
-			return bs
-		}
-		return s
-	}}
-	before, _ := e.svc.AgentAlive(home)
-	e.kill9(home)
-	e.startAgent(home)
-	waitFor(t, "the agent of "+home+" back (a new start time, live)", func() bool {
-		started, live := e.svc.AgentAlive(home)
-		return live && !started.Equal(before)
-	})
-	go func() {
-		<-bs.entered
-		e.kill9(home)
-		time.Sleep(300 * time.Millisecond) // the supervisor's restart delay
-		e.startAgent(home)
-	}()
+	bs := killAgentMidVerify(t, e, home, node.SetID("hk", c0.Key()), true)
 	start := time.Now()
 	if _, err := e.svc.Restore(ctx, api.RestoreRequest{ID: "hk", OnOriginal: true, DiscardRunning: true}); err != nil {
 		t.Fatalf("restore with %s's agent killed and restarted while it verified %s's set: %v (after %v)", home, c0.Key(), err, time.Since(start).Round(time.Millisecond))
 	}
-	select {
-	case <-bs.entered:
-	default:
-		t.Fatalf("the verify of %s's set on %s never reached its worker: the test did not kill anything", c0.Key(), home)
-	}
+	bs.requireEntered(t, "the heal's verify on "+home)
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("the restore took %v: it waited for the dead agent's verify", d)
 	}
@@ -98,47 +125,62 @@ func TestCommitVerifySurvivesAnAgentKilledMidVerify(t *testing.T) {
 		c.VerifyCommit = coordinator.AgentCommitVerifierWatched(c.Bus, 40*time.Second, func(n string) (time.Time, bool) { return e.svc.AgentAlive(n) })
 	})
 	home := bankStack().Containers[0].Node
-	set := node.SetID("cv", bankStack().Containers[0].Key())
-	bs := &blockingSets{set: set, entered: make(chan struct{}), hang: make(chan struct{})}
-	defer close(bs.hang)
-	first := true
-	e.wrapSets = map[string]func(worker.Sets) worker.Sets{home: func(s worker.Sets) worker.Sets {
-		if first {
-			first = false
-			bs.Sets = s
-			return bs // no RecheckSockets: the agent verifies through Sockets
-		}
-		return s
-	}}
-	before, _ := e.svc.AgentAlive(home)
-	e.kill9(home)
-	e.startAgent(home)
+	bs := killAgentMidVerify(t, e, home, node.SetID("cv", bankStack().Containers[0].Key()), true)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	waitFor(t, "the agent of "+home+" back (a new start time, live)", func() bool {
-		started, live := e.svc.AgentAlive(home)
-		return live && !started.Equal(before)
-	})
-	go func() {
-		<-bs.entered
-		e.kill9(home)
-		time.Sleep(300 * time.Millisecond) // the supervisor's restart delay
-		e.startAgent(home)
-	}()
 	start := time.Now()
 	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "cv", Stack: "bank", Algorithm: "blocking"})
 	if err != nil {
 		t.Fatalf("snapshot with %s's agent killed and restarted while it verified for the commit: %v (after %v)", home, err, time.Since(start).Round(time.Millisecond))
 	}
-	select {
-	case <-bs.entered:
-	default:
-		t.Fatalf("the commit's verify of %s never reached its worker: the test killed nothing", set)
-	}
+	bs.requireEntered(t, "the commit's verify")
 	if res.Snapshot.Verdict == nil || res.Snapshot.Verdict.Error != "" {
 		t.Errorf("verdict %+v: want the cut checked", res.Snapshot.Verdict)
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("the snapshot took %v: its commit waited for the dead agent's verify", d)
+	}
+}
+
+// TestInspectVerifySurvivesAnAgentKilledMidVerify (issue 21): `inspect --verify`
+// verifies every set on its node (AgentVerifierWatched, as cmd wires it). The agent
+// of one node is killed (-9) while its worker verifies. Restarted, it is asked again
+// at once and the verdict is whole; left dead, the verify fails as soon as the
+// coordinator stops hearing from it, naming the node and what to do. Unwatched
+// (AgentVerifier), both wait for the verify's timeout (40 s here, 2 min in cmd).
+func TestInspectVerifySurvivesAnAgentKilledMidVerify(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		t.Run(map[bool]string{true: "restarted", false: "dead"}[restart], func(t *testing.T) {
+			e := newKillEnv(t, nil, func(e *killEnv, c *coordinator.Config) {
+				c.Verify = coordinator.AgentVerifierWatched(c.Bus, 40*time.Second, func(n string) (time.Time, bool) { return e.svc.AgentAlive(n) })
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if _, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "iv", Stack: "bank", Algorithm: "blocking"}); err != nil {
+				t.Fatal(err)
+			}
+			c0 := bankStack().Containers[0]
+			home := c0.Node
+			bs := killAgentMidVerify(t, e, home, node.SetID("iv", c0.Key()), restart)
+			start := time.Now()
+			res, err := api.Call[api.InspectResult](ctx, e.client, api.OpInspect, api.InspectRequest{ID: "iv", Verify: true})
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("inspect --verify with %s's agent killed while it verified: %v (after %v)", home, err, took.Round(time.Millisecond))
+			}
+			bs.requireEntered(t, "inspect's verify")
+			v := res.Snapshot.Verdict
+			switch {
+			case v == nil:
+				t.Fatal("inspect --verify returned no verdict")
+			case restart && (v.Error != "" || !v.Consistent):
+				t.Errorf("verdict %+v: want the restarted agent asked again and the cut checked", v)
+			case !restart && (!strings.Contains(v.Error, "node "+home) || !strings.Contains(v.Error, "start the agent there")):
+				t.Errorf("verdict error %q: want one naming node %s and saying to start its agent", v.Error, home)
+			}
+			if took > 15*time.Second {
+				t.Errorf("inspect --verify took %v: it waited for the dead agent's verify", took)
+			}
+		})
 	}
 }

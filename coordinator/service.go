@@ -58,7 +58,8 @@ type Config struct {
 	PlanTimeout time.Duration
 	// Verify, when set, checks every snapshot's cut before it commits (stored as the
 	// manifest's Verdict; an inconsistent cut of an algorithm that promises a
-	// consistent one aborts the snapshot) and serves inspect --verify.
+	// consistent one aborts the snapshot) and serves inspect --verify
+	// (AgentVerifierWatched in cmd).
 	Verify Verifier
 	// VerifyCommit, when set, is Verify for the commit of a snapshot just taken (not
 	// inspect --verify): AgentCommitVerifier lets each node accept by its file stamps

@@ -253,15 +253,7 @@ func TestSnapshotRefusedWhenANodeHasNoWorker(t *testing.T) {
 	if !errors.Is(err, api.ErrNoWorker) || !strings.Contains(err.Error(), "lab-3") {
 		t.Fatalf("err = %v, want no live worker on lab-3", err)
 	}
-	if res == nil || res.Snapshot.State != store.StateAborted {
-		t.Fatalf("manifest not recorded as aborted: %+v", res)
-	}
-	if h := e.held(); len(h) != 0 {
-		t.Fatalf("containers held after a refused snapshot: %v", h)
-	}
-	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
-		t.Fatalf("stack lock not released: %v", err)
-	}
+	e.requireRefusedUntouched(t, res) // nospace_test.go
 }
 
 func TestSnapshotAbortsWhenADumpFailsAndReleasesEveryone(t *testing.T) {
@@ -421,15 +413,7 @@ func TestSnapshotRefusedBeforeAnyLockWhenANodeCannotDump(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refused the snapshot") || !strings.Contains(err.Error(), "uid 999") || !strings.Contains(err.Error(), "lab-3") {
 		t.Fatalf("err = %v, want lab-3's refusal naming the process's uid", err)
 	}
-	if res == nil || res.Snapshot.State != store.StateAborted {
-		t.Fatalf("manifest not recorded as aborted: %+v", res)
-	}
-	if h := e.held(); len(h) != 0 {
-		t.Fatalf("containers held after a refused snapshot: %v", h)
-	}
-	if _, err := e.store.LockStack(context.Background(), "bank", "probe", time.Second); err != nil {
-		t.Fatalf("stack lock not released: %v", err)
-	}
+	e.requireRefusedUntouched(t, res) // nospace_test.go
 }
 
 // TestRestartedCoordinatorWaitsForTheAgents: a coordinator that finds a snapshot its

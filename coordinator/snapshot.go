@@ -359,6 +359,9 @@ func (r *run) sendPlans(ctx context.Context, exit bool) error {
 			return api.Errorf(api.CodeFailed, "node %s answered the plan with garbage: %v", c.Node, err)
 		}
 		if rep.Error != "" {
+			if rep.Reason != "" { // e.g. no_space: its disk would not hold the dumps
+				return api.Errorf(api.CodeFailed, "node %s refused the snapshot (%s): %s", c.Node, rep.Reason, rep.Error)
+			}
 			return api.Errorf(api.CodeFailed, "node %s refused the snapshot: %s", c.Node, rep.Error)
 		}
 	}

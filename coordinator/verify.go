@@ -86,6 +86,16 @@ func AgentVerifier(b bus.Transport, timeout time.Duration) Verifier {
 	return agentVerifier(b, timeout, false)
 }
 
+// AgentVerifierWatched is AgentVerifier whose requests watch each node's agent
+// through agent (Service.AgentAlive), as AgentCommitVerifierWatched does: an
+// `inspect --verify` whose agent is killed and restarted while it serves the request
+// is asked again of the restarted agent at once, and one whose agent stays dead fails
+// as soon as the coordinator stops hearing from it (its worker timeout), naming the
+// node, instead of waiting for timeout. agent is called only once the coordinator runs.
+func AgentVerifierWatched(b bus.Transport, timeout time.Duration, agent func(node string) (started time.Time, live bool)) Verifier {
+	return agentVerifierWith(restore.AgentNodes{Bus: b, Agent: agent}, timeout, false)
+}
+
 // AgentCommitVerifier is AgentVerifier for the commit of a snapshot just taken
 // (Config.VerifyCommit): a node accepts a set it hashed itself as it wrote it (dumped,
 // or received while a migration streamed or dumped it there), whose files kept the

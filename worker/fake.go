@@ -20,6 +20,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/container"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/space"
 )
 
 // Fake is an in-memory worker offering every role, for tests of the node agent and the
@@ -122,6 +123,13 @@ type Fake struct {
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
 	claimed   map[string]string    // SERVICE.SLOT -> container that claimed its set
+
+	// Disk, when set, is the file system of the fake's sets as CheckSpace sees it
+	// (nil: room for every dump); MemoryUse: container -> its memory in use in bytes
+	// (absent: unknown, the margin only).
+	Disk      *space.Disk
+	MemoryUse map[string]int64
+	spaceAsks [][]SpaceDump // CheckSpace calls (SpaceAsked)
 }
 
 // FakeTask is a set placed for a swarm task on a Fake.
@@ -291,6 +299,34 @@ func (f *Fake) CheckDump(_ context.Context, name string) error {
 	defer f.mu.Unlock()
 	return f.Undumpable[name]
 }
+
+// CheckSpace implements SpaceChecker: space.Check of Disk and MemoryUse.
+func (f *Fake) CheckSpace(_ context.Context, dumps []SpaceDump) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.spaceAsks = append(f.spaceAsks, slices.Clone(dumps))
+	if f.Disk == nil {
+		return nil
+	}
+	est := make([]space.Dump, 0, len(dumps))
+	for _, d := range dumps {
+		mem, ok := f.MemoryUse[d.Container]
+		if !ok {
+			mem = -1
+		}
+		est = append(est, space.Dump{Label: d.label(), Memory: mem})
+	}
+	return space.Check(f.Node, *f.Disk, est)
+}
+
+// SpaceAsked returns the dumps of every CheckSpace call, in order.
+func (f *Fake) SpaceAsked() [][]SpaceDump {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.spaceAsks)
+}
+
+var _ SpaceChecker = (*Fake)(nil)
 
 // fakeImage is the one image file of every fake set, the same on every Fake (so that
 // a set sent or placed elsewhere verifies there, and a manifest written by hand can

@@ -30,6 +30,7 @@ import (
 //	POST /v1/containers/{name}/thaw
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
+//	POST /v1/space                                                      (CheckSpace: the dumps' disk space)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
@@ -75,6 +76,7 @@ type apiRequest struct {
 	Drain        drainRequest         `json:"drain,omitzero"`
 	Xlate        xlateRequest         `json:"xlate,omitzero"`
 	Networks     []node.NetworkAttach `json:"networks,omitempty"` // ReconnectHeld
+	Space        []SpaceDump          `json:"space,omitempty"`    // CheckSpace
 }
 
 // apiError is every error answer's body: the message and its wire code
@@ -194,6 +196,7 @@ func (w *Worker) api(mux *http.ServeMux) {
 	w.taskAPI(handle)
 	w.standaloneAPI(handle) // standalone_linux.go
 	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
+	w.dumpSpaceAPI(handle)  // dumpspace_linux.go
 	w.holdsAPI(handle)      // holds_linux.go
 	w.drainAPI(handle)      // drain_linux.go
 	w.xlateAPI(handle)      // xlate_linux.go

@@ -29,6 +29,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker/pendingconn"
 	"github.com/swarmckpt/swarmckpt/worker/pipemax"
 	"github.com/swarmckpt/swarmckpt/worker/restore"
+	"github.com/swarmckpt/swarmckpt/worker/space"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 	"github.com/swarmckpt/swarmckpt/worker/xlate"
 )
@@ -77,6 +78,11 @@ type Parts struct {
 	// cannot dump here (container.Dumpable: a process of another user without
 	// CAP_SYS_RESOURCE). Nil: no check (tests with fake containers).
 	Dumpable func(c container.Ref) error
+	// Memory returns the memory in use (bytes) of the container whose init process is
+	// pid: the estimate of what its dump writes, for the disk-space preflight
+	// (CheckSpace; space.Reader.Memory). Nil: only the margin is counted (tests with
+	// fake containers).
+	Memory func(pid int) (int64, error)
 	// Owns tells whether pid still belongs to container id before a hold is released
 	// (nil: watchdog.BelongsTo, the cgroup check). Tests with fake containers set it.
 	Owns func(pid int, id string) bool
@@ -210,6 +216,7 @@ func NewDocker(ctx context.Context, cfg Config) (*Worker, *client.Client, error)
 		Inspector: container.NewDocker(cli), Locker: &netlock.NFT{}, Freezer: &freezer.Cgroup{},
 		Dumper: d, Restorer: r, Placer: r, Networks: r, CRIUVersion: criu, Kernel: kernel, Features: migrate.CRIUFeatures{},
 		Dumpable: container.Dumpable,
+		Memory:   space.Reader{}.Memory,
 		Pipes:    pipemax.Governor{Sysctl: pipemax.DefaultSysctl, Dir: pipemax.DefaultDir, Log: cfg.Log.With("component", "worker", "node", cfg.Node)},
 
 		EndPendingConnects: true,

@@ -306,12 +306,13 @@ func runCoordinator(ctx context.Context, c *cli, args []string) error {
 		}
 		defer cl.Leave(2 * time.Second)
 	}
-	// The commit's verifier watches the agents through the service built below (it
-	// runs only once the service does).
+	// The verifiers (inspect --verify's and the commit's) watch the agents through the
+	// service built below (they run only once the service does).
 	var svc *coordinator.Service
+	agentAlive := func(n string) (time.Time, bool) { return svc.AgentAlive(n) }
 	cfg := coordinator.Config{Name: *name, Bus: tr, Store: st, Elector: st.Elector(*leaderTTL), Resolver: res,
 		Algorithms: registry.Lookup, SnapshotTimeout: *timeout, MigratePrepareWait: migratePrepareWait(*prepWait), Hold: holdtime.Budget{Base: *holdBase, Floor: *holdFloor << 20, Max: *holdMax},
-		Verify: coordinator.AgentVerifier(tr, 2*time.Minute), VerifyCommit: coordinator.AgentCommitVerifierWatched(tr, 2*time.Minute, func(n string) (time.Time, bool) { return svc.AgentAlive(n) }), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
+		Verify: coordinator.AgentVerifierWatched(tr, 2*time.Minute, agentAlive), VerifyCommit: coordinator.AgentCommitVerifierWatched(tr, 2*time.Minute, agentAlive), Stopper: res, Policies: policySource(*policies, res), Log: c.log}
 	if cl != nil {
 		cfg.Members = cl.Members
 	}

@@ -50,7 +50,10 @@ its copy); the restore then finds them in place. The containers stay frozen and
 network-locked from their dump until the restore stops the stack (after the snapshot
 committed and the nodes were checked) and are ended only then: a snapshot that aborts,
 or a restore refused before that stop, leaves every one running as before. --to a
-node without a live worker is refused before anything is touched. If the restore
+node without a live worker is refused before anything is touched. A migration's
+snapshot (exact mode, or --whole-stack) is refused before anything is locked when a
+node's disk would not hold its dumps (no_space, as for snapshot; a dump with --copy
+direct, pre-copy or post-copy is not counted). If the restore
 fails, the moved containers (all, with --whole-stack) are restored where they were,
 with their state (with --mode swarm as swarm tasks, the services at the replicas they
 had, on the nodes they ran on; failing that as standalone containers on their

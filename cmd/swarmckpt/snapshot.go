@@ -41,6 +41,10 @@ it, such a snapshot restores only on the container's own node.
 Unless --timeout is given, the coordinator bounds the snapshot by its work (the
 stack's last image sizes: docs/operations.md, "How long holds last"); with it, the
 snapshot may take 5 s less than --timeout.
+Before anything is locked or frozen each node checks that its disk holds the image
+sets it will write (each container's memory in use plus 10%, at least 16 MiB, against
+the free space of <data-root>/swarmckpt/sets); a node whose disk would not refuses the
+snapshot (no_space, exit 1), naming the file system, the free and needed bytes.
 
 Exit codes: 0 committed, 1 failed, 2 bad usage, 3 no such stack, 4 the stack is being
 snapshotted already, 5 aborted, 130 interrupted.

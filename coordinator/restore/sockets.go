@@ -46,6 +46,10 @@ func sockets(ctx context.Context, n Checks, timeout time.Duration, set string, c
 		if errors.Is(err, bus.ErrNoResponders) {
 			return nil, fmt.Errorf("no live worker on node %s, which holds the images (start it, then verify again): %w", nodeName, node.ErrUnavailable)
 		}
+		if lost := (agentLostError{}); errors.As(err, &lost) {
+			// Its agent died (or restarted and was not back in time) while it verified.
+			return nil, fmt.Errorf("node %s, which holds the images: %w (start the agent there, or wait until its supervisor has restarted it, then verify again)", nodeName, err)
+		}
 		return nil, fmt.Errorf("node %s: %w", nodeName, err)
 	}
 	var socks []cut.Socket

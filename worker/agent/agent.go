@@ -181,8 +181,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// Before the plan is accepted (and anything of the stack locked): can this
 		// node dump its containers at all (dumpcheck.go)?
-		if why := a.checkPlan(ctx, &p); why != "" {
-			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: refused(why)})
+		if st := a.checkPlan(ctx, &p); st.Error != "" {
+			a.respond(m, node.PlanReply{Node: a.cfg.Node, Status: st})
 			return
 		}
 		done := make(chan string, 1)

@@ -214,6 +214,15 @@ func testDumper(t *testing.T, f Factory) {
 	if err := d.CheckDump(ctx, ctr); err != nil {
 		t.Fatalf("CheckDump of a dumpable container: %v", err)
 	}
+	// The disk-space preflight: room for a container's dump here; no dump, no question.
+	if sc, ok := d.(worker.SpaceChecker); ok {
+		if err := sc.CheckSpace(ctx, []worker.SpaceDump{{Container: ctr, Label: "web.1"}}); err != nil {
+			t.Fatalf("CheckSpace of a container's dump with room on the disk: %v", err)
+		}
+		if err := sc.CheckSpace(ctx, nil); err != nil {
+			t.Fatalf("CheckSpace of no dump: %v", err)
+		}
+	}
 	_, set, m := dumped(t, a)
 	res, err := a.Roles.Sets.Sockets(ctx, set, "web.1")
 	if err != nil {

@@ -13,22 +13,34 @@ import (
 	"github.com/swarmckpt/swarmckpt/worker"
 )
 
-// blockingSets verifies through the worker, but on the first verify of set tells
-// entered and never answers (its agent is killed meanwhile: the answer is lost).
+// blockingSets verifies and sends through the worker, but on the first verify of set
+// (with send: the first send of set) tells entered and never answers (its agent is
+// killed meanwhile: the answer is lost).
 type blockingSets struct {
 	worker.Sets
 	set     string
+	send    bool
 	entered chan struct{}
 	hang    chan struct{}
 	once    atomic.Bool
 }
 
-func (b *blockingSets) Sockets(ctx context.Context, set, label string) (worker.SetSockets, error) {
-	if set == b.set && b.once.CompareAndSwap(false, true) {
+// block blocks the first call on b's set of the kind b blocks.
+func (b *blockingSets) block(set string, send bool) {
+	if set == b.set && send == b.send && b.once.CompareAndSwap(false, true) {
 		close(b.entered)
 		<-b.hang
 	}
+}
+
+func (b *blockingSets) Sockets(ctx context.Context, set, label string) (worker.SetSockets, error) {
+	b.block(set, false)
 	return b.Sets.Sockets(ctx, set, label)
+}
+
+func (b *blockingSets) Send(ctx context.Context, set, addr string) (worker.SendResult, error) {
+	b.block(set, true)
+	return b.Sets.Send(ctx, set, addr)
 }
 
 // requireEntered fails t unless the verify of b's set reached its worker (else the
@@ -51,7 +63,19 @@ func (b *blockingSets) requireEntered(t *testing.T, what string) {
 // dead.
 func killAgentMidVerify(t *testing.T, e *killEnv, home, set string, restart bool) *blockingSets {
 	t.Helper()
-	bs := &blockingSets{set: set, entered: make(chan struct{}), hang: make(chan struct{})}
+	return killAgentMid(t, e, home, set, restart, false)
+}
+
+// killAgentMidSend is killAgentMidVerify for the next send of set (a copy to another
+// node) instead of its verify.
+func killAgentMidSend(t *testing.T, e *killEnv, home, set string, restart bool) *blockingSets {
+	t.Helper()
+	return killAgentMid(t, e, home, set, restart, true)
+}
+
+func killAgentMid(t *testing.T, e *killEnv, home, set string, restart, send bool) *blockingSets {
+	t.Helper()
+	bs := &blockingSets{set: set, send: send, entered: make(chan struct{}), hang: make(chan struct{})}
 	t.Cleanup(func() { close(bs.hang) }) // before newKillEnv's cleanup waits for the agents
 	first := true
 	e.wrapSets = map[string]func(worker.Sets) worker.Sets{home: func(s worker.Sets) worker.Sets {
@@ -182,5 +206,34 @@ func TestInspectVerifySurvivesAnAgentKilledMidVerify(t *testing.T) {
 				t.Errorf("inspect --verify took %v: it waited for the dead agent's verify", took)
 			}
 		})
+	}
+}
+
+// TestReplicaCopySurvivesAnAgentKilledMidSend (issue 21, fault seed 1905): after a
+// snapshot with replicas commits, each set is copied to another node by its node's
+// agent. That agent is killed (-9) while its worker sends, and restarted: the copy
+// must be asked again of the restarted agent, not wait for the lost answer until the
+// copy's timeout (the snapshot's CLI waited 5 min on the lab, then reported the copy
+// failed).
+func TestReplicaCopySurvivesAnAgentKilledMidSend(t *testing.T) {
+	e := newKillEnv(t, nil)
+	c0 := bankStack().Containers[0]
+	home := c0.Node
+	bs := killAgentMidSend(t, e, home, node.SetID("rk", c0.Key()), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := api.Call[api.SnapshotResult](ctx, e.client, api.OpSnapshot, api.SnapshotRequest{ID: "rk", Stack: "bank", Algorithm: "blocking", Replicas: 2})
+	if err != nil {
+		t.Fatalf("snapshot with %s's agent killed and restarted while it copied %s's set: %v (after %v)", home, c0.Key(), err, time.Since(start).Round(time.Millisecond))
+	}
+	bs.requireEntered(t, "the copy")
+	for _, c := range res.Snapshot.Containers {
+		if c.Key() == c0.Key() && len(c.Copies) == 0 {
+			t.Errorf("%s has no copy after its node's agent restarted mid-copy", c.Key())
+		}
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the snapshot took %v: it waited for the dead agent's copy", d)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
-	"github.com/swarmckpt/swarmckpt/coordinator/nodecall"
 	"github.com/swarmckpt/swarmckpt/coordinator/policy"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
@@ -105,7 +104,7 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 			t0 := time.Now()
 			jctx, release := s.untilGone(ctx, j.home, j.to) // replicatelive.go
 			defer release()
-			_, err := nodecall.Ask[node.SendReply](jctx, s.cfg.Bus, node.SendSubject(j.home), node.SendRequest{Set: j.set, To: addr[j.to]}, copyTimeout)
+			_, err := s.copyNodes().Send(jctx, j.home, node.SendRequest{Set: j.set, To: addr[j.to]})
 			j.ms = time.Since(t0).Milliseconds()
 			if cause := context.Cause(jctx); err != nil && cause != nil && ctx.Err() == nil {
 				err = cause
@@ -160,6 +159,17 @@ func (s *Service) replicate(ctx context.Context, m *store.Manifest, want int) er
 // that long before its checkpoint).
 func (s *Service) agentNodes() restore.AgentNodes {
 	return restore.AgentNodes{Bus: s.cfg.Bus, AddrOf: s.WorkerAddr, Agent: s.live.agent}
+}
+
+// copyNodes is agentNodes for copies between nodes, each bounded by copyTimeout: a
+// copy whose sending agent is killed and restarted while its worker sends is asked
+// again of the restarted agent at once (the send is idempotent: a set already there
+// verifies or is node.ErrSetExists), not waited for until copyTimeout (fault seed
+// 1905: the snapshot waited 5 min).
+func (s *Service) copyNodes() restore.AgentNodes {
+	a := s.agentNodes()
+	a.Timeout = copyTimeout
+	return a
 }
 
 // copyAt is c as if its image set were the copy on node n (for Sockets and the
@@ -258,7 +268,7 @@ func (s *Service) healFromCopies(ctx context.Context, m *store.Manifest) error {
 					break
 				}
 				t0 := time.Now()
-				if _, err := nodecall.Ask[node.SendReply](ctx, s.cfg.Bus, node.SendSubject(cp.Node), node.SendRequest{Set: set, To: live[home]}, copyTimeout); err != nil {
+				if _, err := s.copyNodes().Send(ctx, cp.Node, node.SendRequest{Set: set, To: live[home]}); err != nil {
 					why = append(why, fmt.Sprintf("copy %s -> %s: %v", cp.Node, home, err))
 					continue
 				}

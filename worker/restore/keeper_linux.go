@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +149,49 @@ func (d *Docker) holdNets(ctx context.Context, image string, nets []string, name
 	}
 }
 
+// keeperPrefix begins the name of every network keeper container (startKeeper).
+const keeperPrefix = "swarmckpt-keep-"
+
+// isKeeper tells a network keeper's container by its name.
+func isKeeper(name string) bool { return strings.HasPrefix(strings.TrimPrefix(name, "/"), keeperPrefix) }
+
+// freeFromKeepers gives up every address of spec (its fixed IPv4 addresses) that a
+// network keeper on this node holds. A keeper has no fixed address: the manager gives
+// it any free one, and one started after a container's stop or removal (a put-back
+// after a rollback's removal, a restore whose keepers started late, a keeper left by
+// an earlier attempt) can be given that container's exact address; the restore's
+// create then waits out the manager's 20 s on every attempt ("attaching to network
+// failed"; the manager: "Address already in use"), for as long as the keeper lives
+// (fault seed 1234). This node's keeper of the network is replaced first (a new one
+// started while the old still runs, so the network stays and the new one gets
+// another address), then the old one removed; a keeper no restore here holds (left
+// by an earlier worker process) is removed. Best effort: logged.
+func (d *Docker) freeFromKeepers(ctx context.Context, spec container.Spec, name string) {
+	for _, n := range spec.Networks {
+		if n.IPv4 == "" || !pinnable(n.Name) {
+			continue
+		}
+		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if err != nil {
+			continue
+		}
+		for cid, ep := range ni.Containers {
+			if !strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") || !isKeeper(ep.Name) {
+				continue
+			}
+			rerr := d.keep.replace(n.Name, cid, func() (string, error) { return d.startKeeper(ctx, n.Name, spec.Image) })
+			err := d.Cli.ContainerRemove(context.WithoutCancel(ctx), cid, dcontainer.RemoveOptions{Force: true})
+			if err != nil && cerrdefs.IsNotFound(err) {
+				err = nil
+			}
+			if d.Log != nil {
+				d.Log.Warn("network keeper held the address of a container restored here: replaced", "container", name,
+					"network", n.Name, "address", n.IPv4, "keeper", ep.Name, "id", cid[:min(12, len(cid))], "err", errors.Join(rerr, err))
+			}
+		}
+	}
+}
+
 // startKeeper runs a keeper container on network: the restored container's image (it
 // is on this node) running only the node runtime's own static binary in its hold mode
 // (ociwrap.HoldArg), with a dynamic address. A start failing on the network attachment
@@ -171,7 +216,7 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 	for attempt := 1; ; attempt++ {
 		suffix := make([]byte, 4)
 		_, _ = rand.Read(suffix)
-		c, err := d.Cli.ContainerCreate(ctx, cfg, hc, nil, nil, "swarmckpt-keep-"+netName+"-"+hex.EncodeToString(suffix))
+		c, err := d.Cli.ContainerCreate(ctx, cfg, hc, nil, nil, keeperPrefix+netName+"-"+hex.EncodeToString(suffix))
 		if err != nil {
 			return "", fmt.Errorf("create network keeper: %w", err)
 		}

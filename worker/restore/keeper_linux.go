@@ -153,7 +153,9 @@ func (d *Docker) holdNets(ctx context.Context, image string, nets []string, name
 const keeperPrefix = "swarmckpt-keep-"
 
 // isKeeper tells a network keeper's container by its name.
-func isKeeper(name string) bool { return strings.HasPrefix(strings.TrimPrefix(name, "/"), keeperPrefix) }
+func isKeeper(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, "/"), keeperPrefix)
+}
 
 // freeFromKeepers gives up every address of spec (its fixed IPv4 addresses) that a
 // network keeper on this node holds. A keeper has no fixed address: the manager gives

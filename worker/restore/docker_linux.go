@@ -47,6 +47,7 @@ type Docker struct {
 	LazyArgs []string
 
 	keep keepers // network keepers shared by concurrent restores (keeper.go)
+	want wanted  // addresses the running restores take: no keeper keeps one
 }
 
 var _ Restorer = (*Docker)(nil)
@@ -66,6 +67,13 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		name = spec.Name
 	}
 	what := fmt.Sprintf("restore of container %s (was %.12s) from %s", name, m.ContainerID, v.Dir())
+	addrs := map[string]string{}
+	for _, n := range spec.Networks {
+		if pinnable(n.Name) {
+			addrs[n.Name] = n.IPv4
+		}
+	}
+	defer d.want.add(addrs)()
 	t0 := time.Now()
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)

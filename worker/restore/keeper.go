@@ -220,3 +220,49 @@ func (k *keepers) replace(network, id string, start func() (string, error)) erro
 	}
 	return nil
 }
+
+// wanted counts the addresses the restores running on a node take (network/IPv4):
+// a keeper given one is not kept (startKeeper).
+type wanted struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// add records the fixed IPv4 addresses of nets (network name -> address) until the
+// returned func is called.
+func (w *wanted) add(nets map[string]string) (done func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]int{}
+	}
+	var keys []string
+	for n, ip := range nets {
+		if ip != "" {
+			keys = append(keys, n+"/"+ip)
+			w.m[n+"/"+ip]++
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			for _, k := range keys {
+				if w.m[k]--; w.m[k] <= 0 {
+					delete(w.m, k)
+				}
+			}
+		})
+	}
+}
+
+// has tells whether a restore running here takes ip on network.
+func (w *wanted) has(network, ip string) bool {
+	if ip == "" {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.m[network+"/"+ip] > 0
+}

@@ -215,6 +215,15 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 		NetworkMode: dcontainer.NetworkMode(netName),
 		Binds:       []string{bin + ":" + keeperBin + ":ro"},
 	}
+	// Keepers given an address a restore here takes (wanted): kept running until one
+	// that is not runs (so that the next cannot be given the same address), then
+	// removed; after wantedTries the last one is kept (freeFromKeepers replaces it).
+	var wrong []string
+	defer func() {
+		for _, id := range wrong {
+			_ = d.Cli.ContainerRemove(context.WithoutCancel(ctx), id, dcontainer.RemoveOptions{Force: true})
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		suffix := make([]byte, 4)
 		_, _ = rand.Read(suffix)
@@ -224,6 +233,15 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 		}
 		err = d.Cli.ContainerStart(ctx, c.ID, dcontainer.StartOptions{})
 		if err == nil {
+			ip := d.addressOn(ctx, c.ID, netName)
+			if d.want.has(netName, ip) && len(wrong) < wantedTries-1 && ctx.Err() == nil {
+				if d.Log != nil {
+					d.Log.Warn("network keeper was given an address a restore here takes: starting another", "network", netName, "address", ip, "keeper", c.ID[:12])
+				}
+				wrong = append(wrong, c.ID)
+				attempt--
+				continue
+			}
 			return c.ID, nil
 		}
 		_ = d.Cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, dcontainer.RemoveOptions{Force: true})
@@ -236,6 +254,22 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
 		}
 	}
+}
+
+// wantedTries bounds the keepers startKeeper starts to get one without an address a
+// restore on the node takes.
+const wantedTries = 3
+
+// addressOn returns container id's IPv4 address on network netName ("" if unknown).
+func (d *Docker) addressOn(ctx context.Context, id, netName string) string {
+	ci, err := d.Cli.ContainerInspect(ctx, id)
+	if err != nil || ci.NetworkSettings == nil {
+		return ""
+	}
+	if es := ci.NetworkSettings.Networks[netName]; es != nil {
+		return es.IPAddress
+	}
+	return ""
 }
 
 // holdBinary is the host path of swarmckpt-runtime as this node's Docker knows it (a

@@ -240,3 +240,24 @@ func TestKeeperReplacedWhileItRuns(t *testing.T) {
 		t.Fatalf("stopped %v after the last release, want [k2] (the replacement; k1 was the caller's to remove, n1's replacement failed)", stopped)
 	}
 }
+
+// TestWantedAddresses: the addresses of the restores running on a node count until
+// each restore ends (two restores of one address count twice); a keeper given one
+// is not kept.
+func TestWantedAddresses(t *testing.T) {
+	var w wanted
+	done1 := w.add(map[string]string{"bank_net": "10.240.4.4", "other": ""})
+	done2 := w.add(map[string]string{"bank_net": "10.240.4.4"})
+	if !w.has("bank_net", "10.240.4.4") || w.has("bank_net", "10.240.4.5") || w.has("other", "") || w.has("other_net", "10.240.4.4") {
+		t.Fatal("wanted: wrong answer while two restores take 10.240.4.4 on bank_net")
+	}
+	done1()
+	done1() // idempotent
+	if !w.has("bank_net", "10.240.4.4") {
+		t.Fatal("10.240.4.4 not wanted any more while a second restore still takes it")
+	}
+	done2()
+	if w.has("bank_net", "10.240.4.4") {
+		t.Fatal("10.240.4.4 still wanted after both restores ended")
+	}
+}

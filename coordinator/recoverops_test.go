@@ -209,6 +209,18 @@ func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want s
 			t.Errorf("%s still holds network keepers prepared for %v after the recovery", n, h)
 		}
 	}
+	if want == rolledBack {
+		// Before the put-back every live node's keepers give up the stack's addresses
+		// (a Prepare without containers): one on any node given a stopped original's
+		// address would hold it against that original's put-back.
+		for n, ex := range e.execs {
+			if !slices.ContainsFunc(ex.Prepared(), func(r worker.PreflightRequest) bool {
+				return len(r.Containers) == 0 && len(r.Addresses) > 0
+			}) {
+				t.Errorf("%s was not asked to free the stack's addresses from its keepers before the put-back", n)
+			}
+		}
+	}
 	if kind == "restore" && want == rolledBack {
 		for n, h := range putBackHeld.snapshot() {
 			t.Errorf("%s held keepers prepared for the dead restore (%v) when the put-back began: one may hold a put-back container's address", n, h)

@@ -195,7 +195,10 @@ func (s *Restores) prepare(ctx context.Context, reqs map[string]*node.PreflightR
 	}
 	var wg sync.WaitGroup
 	for n, req := range reqs {
-		if !live[n] || len(req.Containers) == 0 {
+		// A node that restores nothing is asked too: its keepers give up the
+		// operation's addresses (one holding the address of a container restored
+		// elsewhere would hold it against that restore).
+		if !live[n] || len(req.Containers) == 0 && len(req.Addresses) == 0 {
 			continue
 		}
 		p := *req

@@ -273,6 +273,7 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 		if _, err := s.removeStandalone(ctx, parked); err != nil {
 			s.log.Warn("rollback: removing the stack's standalone containers", "stack", op.Stack, "err", err)
 		}
+		s.freeAddresses(ctx, parked)
 		if _, perr = s.restorer().Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
 			break
 		}

@@ -264,5 +264,5 @@ func (w *wanted) has(network, ip string) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.m[network+"/"+ip] > 0
+	return w.m[network+"/"+ip] > 0 || w.m["/"+ip] > 0
 }

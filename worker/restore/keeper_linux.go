@@ -46,6 +46,12 @@ const (
 // containers leave (their names as restored there): a rollback's put-back then finds
 // their networks kept.
 func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
+	// Every address of the operation (all its containers', on any node) is given up
+	// by this node's keepers first, and none started for wantedLife may keep one: a
+	// keeper here holding the address of a container restored on another node would
+	// hold it against that restore (seen on the lab: 4 x 20 s, then undone).
+	d.freeAddresses(ctx, c.Addresses)
+	d.wantFor(c.Addresses, wantedLife)
 	var wg sync.WaitGroup
 	for _, cc := range c.Containers {
 		var nets []string
@@ -157,6 +163,59 @@ func isKeeper(name string) bool {
 	return strings.HasPrefix(strings.TrimPrefix(name, "/"), keeperPrefix)
 }
 
+// wantedLife is how long Prepare's addresses count as wanted (wanted): its restore,
+// or its put-back, comes within it.
+const wantedLife = 2 * time.Minute
+
+// wantFor has addrs count as wanted for d (keepers started meanwhile do not keep one).
+func (d *Docker) wantFor(addrs []CheckAddress, dur time.Duration) {
+	for _, a := range addrs {
+		nets := a.Networks
+		if len(nets) == 0 {
+			nets = []string{""}
+		}
+		m := map[string]string{}
+		for _, n := range nets {
+			m[n] = a.IP
+		}
+		time.AfterFunc(dur, d.want.add(m))
+	}
+}
+
+// freeAddresses has this node's keepers give up every address of addrs (each on its
+// networks, or on any network when none is said): freeFromKeepers for the
+// containers of another node, or of the operation as a whole.
+func (d *Docker) freeAddresses(ctx context.Context, addrs []CheckAddress) {
+	if len(addrs) == 0 {
+		return
+	}
+	list, err := d.Cli.ContainerList(ctx, dcontainer.ListOptions{})
+	if err != nil {
+		return
+	}
+	for _, h := range list {
+		if h.Labels[LabelKeeper] == "" || h.NetworkSettings == nil {
+			continue
+		}
+		for netName, es := range h.NetworkSettings.Networks {
+			for _, a := range addrs {
+				if es == nil || es.IPAddress != a.IP || len(a.Networks) > 0 && !slices.Contains(a.Networks, netName) {
+					continue
+				}
+				image := h.Image
+				d.evictKeeper(ctx, netName, h.ID, strings.TrimPrefix(firstName(h.Names), "/"), image, a.IP, "")
+			}
+		}
+	}
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
 // freeFromKeepers gives up every address of spec (its fixed IPv4 addresses) that a
 // network keeper on this node holds. A keeper has no fixed address: the manager gives
 // it any free one, and one started after a container's stop or removal (a put-back
@@ -181,16 +240,23 @@ func (d *Docker) freeFromKeepers(ctx context.Context, spec container.Spec, name 
 			if !strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") || !isKeeper(ep.Name) {
 				continue
 			}
-			rerr := d.keep.replace(n.Name, cid, func() (string, error) { return d.startKeeper(ctx, n.Name, spec.Image) })
-			err := d.Cli.ContainerRemove(context.WithoutCancel(ctx), cid, dcontainer.RemoveOptions{Force: true})
-			if err != nil && cerrdefs.IsNotFound(err) {
-				err = nil
-			}
-			if d.Log != nil {
-				d.Log.Warn("network keeper held the address of a container restored here: replaced", "container", name,
-					"network", n.Name, "address", n.IPv4, "keeper", ep.Name, "id", cid[:min(12, len(cid))], "err", errors.Join(rerr, err))
-			}
+			d.evictKeeper(ctx, n.Name, cid, ep.Name, spec.Image, n.IPv4, name)
 		}
+	}
+}
+
+// evictKeeper replaces keeper cid (name) of network netName, which holds address ip
+// a restore takes (of container restored, when on this node): this node's keeper of
+// the network is replaced by a new one (image), then cid is removed.
+func (d *Docker) evictKeeper(ctx context.Context, netName, cid, name, image, ip, restored string) {
+	rerr := d.keep.replace(netName, cid, func() (string, error) { return d.startKeeper(ctx, netName, image) })
+	err := d.Cli.ContainerRemove(context.WithoutCancel(ctx), cid, dcontainer.RemoveOptions{Force: true})
+	if err != nil && cerrdefs.IsNotFound(err) {
+		err = nil
+	}
+	if d.Log != nil {
+		d.Log.Warn("network keeper held an address a restore takes: replaced", "container", restored,
+			"network", netName, "address", ip, "keeper", name, "id", cid[:min(12, len(cid))], "err", errors.Join(rerr, err))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
 	"github.com/swarmckpt/swarmckpt/coordinator/restore"
+	"github.com/swarmckpt/swarmckpt/worker"
 )
 
 // crashStore is a coordinator's store through which that coordinator "dies" at one
@@ -113,7 +115,34 @@ func TestRecoverInterruptedOperations(t *testing.T) {
 
 func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want string) {
 	cs := &crashStore{step: step, before: before, dead: make(chan struct{}), hold: make(chan struct{})}
-	e, sw, stopDead := newMigrateEnvWrapped(t, func(m *store.Memory) store.Store { cs.Store = m; return cs })
+	putBackHeld := &heldAt{held: map[string][]string{}}
+	// The restore's own containers are named ...-<suffix>; any other restore is the
+	// put-back's (the parked snapshot's names).
+	suffix := strings.TrimPrefix(restore.ContainerName("old", store.Container{Service: "x", Slot: 1}), "x-1")
+	var execs map[string]*worker.Fake
+	e, sw, stopDead := newMigrateEnvWrapped(t, func(m *store.Memory) store.Store { cs.Store = m; return cs }, func(f *worker.Fake) {
+		// At the put-back's first restore (any node), what the nodes still hold
+		// prepared for the dead restore.
+		f.OnRestore = func(name string) {
+			if kind != "restore" || strings.HasSuffix(name, suffix) {
+				return
+			}
+			putBackHeld.once.Do(func() {
+				for n, ex := range execs {
+					var h []string
+					for _, c := range ex.PreparedHolds() {
+						if strings.HasSuffix(c, suffix) {
+							h = append(h, c)
+						}
+					}
+					if len(h) > 0 {
+						putBackHeld.set(n, h)
+					}
+				}
+			})
+		}
+	})
+	execs = e.execs
 	ctx := context.Background()
 	if kind == "restore" {
 		if _, err := e.snapshot("old"); err != nil {
@@ -171,6 +200,31 @@ func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want s
 	}
 	if h := heldNow(); len(h) > 0 {
 		t.Errorf("still held 10 s after the recovery: %v", h)
+	}
+	// The network keepers the dead coordinator had its targets prepare are released
+	// by the recovery, not left to their 4-minute bound: one given a stopped
+	// container's address held it against that container's put-back (fault seed 1234).
+	for n, ex := range e.execs {
+		if h := ex.PreparedHolds(); len(h) > 0 {
+			t.Errorf("%s still holds network keepers prepared for %v after the recovery", n, h)
+		}
+	}
+	if want == rolledBack {
+		// Before the put-back every live node's keepers give up the stack's addresses
+		// (a Prepare without containers): one on any node given a stopped original's
+		// address would hold it against that original's put-back.
+		for n, ex := range e.execs {
+			if !slices.ContainsFunc(ex.Prepared(), func(r worker.PreflightRequest) bool {
+				return len(r.Containers) == 0 && len(r.Addresses) > 0
+			}) {
+				t.Errorf("%s was not asked to free the stack's addresses from its keepers before the put-back", n)
+			}
+		}
+	}
+	if kind == "restore" && want == rolledBack {
+		for n, h := range putBackHeld.snapshot() {
+			t.Errorf("%s held keepers prepared for the dead restore (%v) when the put-back began: one may hold a put-back container's address", n, h)
+		}
 	}
 	restored := map[string][]string{}
 	for n, ex := range e.execs {
@@ -237,4 +291,23 @@ func testRecoverInterrupted(t *testing.T, kind, step string, before bool, want s
 			t.Errorf("the completed restore is not recorded on %s: %+v", snap, m.Restores)
 		}
 	}
+}
+
+// heldAt records, once, what nodes held at one moment.
+type heldAt struct {
+	once sync.Once
+	mu   sync.Mutex
+	held map[string][]string
+}
+
+func (h *heldAt) set(n string, v []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held[n] = v
+}
+
+func (h *heldAt) snapshot() map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.held)
 }

@@ -90,9 +90,9 @@ type Config struct {
 	// and deletes those that ended. Default 10s.
 	XlateResync time.Duration
 	// MigratePrepareWait bounds how long a partial migration waits, before it freezes
-	// anything, for the network keepers of its targets and sources to run
-	// (restore.Config.PrepareWait). 0: restore.DefaultPrepareWait (10 s); negative:
-	// not waited for.
+	// anything, for the network keepers of its targets and sources to run, and a
+	// restore, before it stops the stack, for its targets' (restore.Config.PrepareWait).
+	// 0: restore.DefaultPrepareWait (10 s); negative: not waited for.
 	MigratePrepareWait time.Duration
 	// Elector, when set, makes this coordinator one of several on the same store
 	// (leader.go): it serves the CLI, recovers what a dead leader left unfinished and

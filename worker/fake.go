@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -89,8 +90,11 @@ type Fake struct {
 	// ends (outside the fake's lock).
 	FailStop error
 	OnStop   func(container string)
-	lockFor  map[string]time.Duration // container -> its last Lock's deadline, from then
-	carried  map[string]bool          // containers dumped with CarryVolumes
+	// OnRestore, when set, is called with the name of each container a Restore is
+	// asked for, before it is done (outside the fake's lock).
+	OnRestore func(name string)
+	lockFor   map[string]time.Duration // container -> its last Lock's deadline, from then
+	carried   map[string]bool          // containers dumped with CarryVolumes
 	// SoftDirty makes the fake a node whose kernel tracks soft-dirty pages: it
 	// announces pre-copy (Info) and PreCopy runs (precopy.go); otherwise PreCopy is
 	// refused with node.ErrNoSoftDirty, as on this project's machines.
@@ -697,6 +701,12 @@ func (f *Fake) RestoredKept() []string {
 // up unless o.Keep, as on a worker; a repeated restore of a set into the name it was
 // restored into answers with that container (locked again if asked), as a worker's.
 func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (container.Ref, error) {
+	f.mu.Lock()
+	hook := f.OnRestore
+	f.mu.Unlock()
+	if hook != nil {
+		hook(cmp.Or(o.Name, set))
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.FailRestore[set]; err != nil {

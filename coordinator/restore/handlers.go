@@ -98,7 +98,9 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 		held = lock
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + DescribeTargets(targets)})
-	if err := s.preflight(ctx, chosen.m, targets); err != nil {
+	// A restore that stops the stack itself (own) waits for its targets' keepers
+	// before the stop (prepare).
+	if err := s.preflight(ctx, chosen.m, targets, own); err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
 		return nil, nil, err
 	}
@@ -112,7 +114,7 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 		if !req.DiscardRunning {
 			checkpoint = s.cfg.NewID(m.Stack, time.Now())
 		}
-		if j, err = s.beginOp(ctx, owner, "restore", m.Stack, m.ID, checkpoint); err != nil {
+		if j, err = s.beginOp(ctx, owner, "restore", m.Stack, m.ID, checkpoint, targets); err != nil {
 			return nil, nil, err
 		}
 		defer j.end(ctx)
@@ -599,7 +601,7 @@ func (s *Restores) lockMigration(ctx context.Context, req api.MigrateRequest) (s
 		defer cancel()
 		_ = lock.Unlock(uctx)
 	}
-	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID)
+	j, err := s.beginOp(ctx, owner, "migrate", req.Stack, req.ID, req.ID, nil)
 	if err != nil {
 		unlock()
 		return nil, nil, nil, err

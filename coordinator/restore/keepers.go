@@ -103,3 +103,41 @@ func (s *Restores) releasePrepared(ctx context.Context, id string, moving []stor
 	}
 	wg.Wait()
 }
+
+// freeAddresses has every live node's network keepers give up the addresses of m's
+// containers before they are restored (a put-back: the originals were stopped or
+// removed, their addresses free): a keeper has no fixed address and one started
+// after that stop or removal, on any node, can have been given one, which it would
+// hold against that container's restore for as long as it lives (fault seed 1234).
+// It is a Prepare without containers (node.PreflightRequest: the node starts nothing,
+// its keepers give up Addresses and no keeper it starts soon keeps one); each node
+// in parallel, at most releaseTimeout; a node that fails is logged, nothing more.
+func (s *Restores) freeAddresses(ctx context.Context, m *store.Manifest) {
+	var addrs []node.PreflightAddress
+	for _, c := range m.Containers {
+		for _, ip := range c.IPs {
+			addrs = append(addrs, node.PreflightAddress{Key: c.Key(), IP: ip, Networks: c.Networks})
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for _, w := range s.live() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, releaseTimeout)
+			defer cancel()
+			rep, err := s.nodes.Preflight(cctx, w.Node, node.PreflightRequest{Prepare: true, Addresses: addrs})
+			if err == nil && rep.Error != "" {
+				err = errors.New(rep.Error)
+			}
+			if err != nil {
+				s.log.Warn("put back: the node's network keepers may hold an address of the stack", "snapshot", m.ID, "node", w.Node, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}

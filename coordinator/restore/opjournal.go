@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
@@ -19,10 +20,12 @@ type opJournal struct {
 
 // beginOp journals a new operation at StepBegun, before anything is changed:
 // it is refused (nothing changed) if the journal cannot be written, since a crash
-// later would leave nothing to recover it by.
-func (s *Restores) beginOp(ctx context.Context, owner, kind, stackName, snapshot, parked string) (*opJournal, error) {
+// later would leave nothing to recover it by. targets, when known (a restore's,
+// planned by its pre-flight, which had them prepare), are journaled with it: a
+// recovery releases what the targets prepared.
+func (s *Restores) beginOp(ctx context.Context, owner, kind, stackName, snapshot, parked string, targets map[string]string) (*opJournal, error) {
 	op := &store.Operation{ID: owner, Kind: kind, Stack: stackName, Snapshot: snapshot, Parked: parked, Mode: api.ModeExact,
-		Step: StepBegun, Coordinator: s.cfg.Name, UpdatedAt: time.Now().UTC()}
+		Step: StepBegun, Coordinator: s.cfg.Name, UpdatedAt: time.Now().UTC(), Targets: maps.Clone(targets)}
 	if err := s.cfg.Store.PutOperation(ctx, op); err != nil {
 		return nil, api.Errorf(api.CodeFailed, "%s of %s refused, nothing was changed: cannot journal it in the store (%v); check that etcd answers, then try again", kind, snapshot, err)
 	}

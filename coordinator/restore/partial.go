@@ -170,7 +170,7 @@ func (s *Restores) migratePartial(ctx context.Context, req api.MigrateRequest, m
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + DescribeTargets(plan)})
 	// The sets were hashed as this migration wrote them and checked at its commit:
 	// not re-hashed again.
-	if err := s.preflightSkip(ctx, m, plan, VerifiedAtCommit(m)); err != nil {
+	if err := s.preflightSkip(ctx, m, plan, VerifiedAtCommit(m), false); err != nil {
 		return refused(err)
 	}
 	t = step("preflight", t)

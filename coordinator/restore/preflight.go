@@ -34,15 +34,15 @@ const verifyTimeout = 2 * time.Minute
 // error listing every problem with its fix (CodeFailed; CodeNoWorker when only
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
 // are skipped with a warning event.
-func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
-	return s.preflightSkip(ctx, m, targets, nil)
+func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string, waitReady bool) error {
+	return s.preflightSkip(ctx, m, targets, nil, waitReady)
 }
 
 // preflightSkip is preflight with the checksum re-hash left out for the containers
 // in hashed (SERVICE.SLOT): sets this operation itself hashed as they were written and
 // checked against the manifest at its commit (VerifiedAtCommit). Their sizes are
 // still checked.
-func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets map[string]string, hashed map[string]bool) error {
+func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets map[string]string, hashed map[string]bool, waitReady bool) error {
 	live := map[string]bool{}
 	for _, w := range s.live() {
 		live[w.Node] = true
@@ -164,7 +164,7 @@ func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets
 		problems = append(problems, s.verifySets(ctx, m, targets, live, hashed)...)
 	}
 	if len(problems) == 0 {
-		s.prepare(ctx, reqs, live)
+		s.prepare(ctx, reqs, live, waitReady)
 		return nil
 	}
 	sort.Strings(problems)
@@ -179,19 +179,39 @@ func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets
 
 // prepare tells each live target node of a restore that passed its pre-flight checks
 // to get ready (node.PreflightRequest.Prepare: network keepers started while the
-// stack still runs). Best effort: a node that does not answer restores without.
-func (s *Restores) prepare(ctx context.Context, reqs map[string]*node.PreflightRequest, live map[string]bool) {
+// stack still runs); with waitReady (a restore that stops the stack after this) it
+// waits until they run (Ready), at most prepareWait: a keeper
+// has no fixed address, and one that gets its address after the stop can be given
+// the exact address of a stopped container, which that container's restore or
+// put-back then cannot take (fault seed 1234: a target's keeper, started 1.9 s
+// after the Prepare, outlived the coordinator killed at the stop and held a put-back
+// container's address). Best effort: a node that does not answer, or is not ready in
+// time, restores without (or with its keepers when they run). A migration's stop came
+// before its pre-flight: nothing to wait for then.
+func (s *Restores) prepare(ctx context.Context, reqs map[string]*node.PreflightRequest, live map[string]bool, waitReady bool) {
+	wait := s.prepareWait()
+	if !waitReady {
+		wait = 0
+	}
 	var wg sync.WaitGroup
 	for n, req := range reqs {
-		if !live[n] || len(req.Containers) == 0 {
+		// A node that restores nothing is asked too: its keepers give up the
+		// operation's addresses (one holding the address of a container restored
+		// elsewhere would hold it against that restore).
+		if !live[n] || len(req.Containers) == 0 && len(req.Addresses) == 0 {
 			continue
 		}
 		p := *req
-		p.Prepare, p.Sets = true, nil
+		p.Prepare, p.Sets, p.Ready = true, nil, wait > 0
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if rep, err := s.askPreflight(ctx, n, &p); err != nil || rep.Error != "" {
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if wait > 0 {
+				pctx, cancel = context.WithTimeout(ctx, wait)
+			}
+			defer cancel()
+			if rep, err := s.askPreflight(pctx, n, &p); err != nil || rep.Error != "" {
 				s.log.Warn("node did not prepare the restore (it restores without network keepers)", "node", n, "err", err, "reply", rep.Error)
 			}
 		}()

@@ -101,6 +101,7 @@ func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.M
 		if _, lerr := s.removeStandalone(ctx, parked); lerr != nil {
 			s.log.Warn("put back: removing the stack's standalone containers", "stack", parked.Stack, "err", lerr)
 		}
+		s.freeAddresses(ctx, parked)
 		if _, err = s.restorer().Restore(ctx, parked, orig); err == nil {
 			return nil
 		}

@@ -104,6 +104,13 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 		s.finishMoveOut(ctx, op, parked)
 	}
 	s.activatePaused(ctx, op)
+	if op.Kind == "restore" && m != nil {
+		// The network keepers the dead coordinator had the targets prepare (under the
+		// restored names, never a put-back's) end before anything is put back: one
+		// given a stopped container's address would hold it for minutes, and that
+		// container's put-back could not take it (fault seed 1234).
+		s.releasePrepared(ctx, op.Snapshot, s.preparedAt(op, m.Containers), nil)
+	}
 	var rerr error
 	switch act {
 	case ActRelease:
@@ -126,6 +133,10 @@ func (s *Restores) recoverOp(ctx context.Context, op *store.Operation, parked *s
 			// prepare (prepareEarly) are no longer needed: the put-back's restores
 			// ended theirs on the sources; the others end now, not minutes later.
 			s.releasePrepared(ctx, op.Snapshot, ref.Containers, op.Targets)
+		} else if ref != nil {
+			// A whole-stack migration's targets' (after the put-back: a target that is
+			// also a container's own node prepared it under its put-back's name).
+			s.releasePrepared(ctx, op.Snapshot, s.preparedAt(op, ref.Containers), nil)
 		}
 	}
 	if rerr != nil && ctx.Err() != nil {
@@ -262,6 +273,7 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 		if _, err := s.removeStandalone(ctx, parked); err != nil {
 			s.log.Warn("rollback: removing the stack's standalone containers", "stack", op.Stack, "err", err)
 		}
+		s.freeAddresses(ctx, parked)
 		if _, perr = s.restorer().Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
 			break
 		}
@@ -654,4 +666,28 @@ func (s *Restores) finishMoveOut(ctx context.Context, op *store.Operation, parke
 		}
 		s.log.Info("finished taking a dead coordinator's moved tasks out of swarm's hands", "operation", op.ID, "service", svc, "replicas", down)
 	}
+}
+
+// preparedAt returns cs as releasePrepared takes them (each on a node to ask): on the
+// node op's pre-flight had prepare each (its journaled target), or, when op died
+// before journaling its targets, on every live node (a node asked to release what it
+// does not hold skips it). A restore prepares nothing on the snapshot's own nodes.
+func (s *Restores) preparedAt(op *store.Operation, cs []store.Container) []store.Container {
+	var out []store.Container
+	for _, c := range cs {
+		at := store.Container{Service: c.Service, Slot: c.Slot}
+		if n := op.Targets[c.Key()]; n != "" {
+			at.Node = n
+			out = append(out, at)
+			continue
+		}
+		if len(op.Targets) > 0 {
+			continue
+		}
+		for _, w := range s.live() {
+			at.Node = w.Node
+			out = append(out, at)
+		}
+	}
+	return out
 }

@@ -88,9 +88,11 @@ type Config struct {
 	Events events.Publisher
 	// PrepareWait bounds how long a partial migration waits, before it freezes
 	// anything, for its targets to be ready for the restore and its sources for a
-	// put-back (their network keepers running; prepareEarly); then it goes ahead and
-	// the restore waits for them. 0: DefaultPrepareWait (10 s); negative: not waited
-	// for (the keepers start during the dump).
+	// put-back (their network keepers running; prepareEarly), and how long any other
+	// restore or migration waits after its pre-flight, before it stops anything, for
+	// its targets' keepers (prepare); then it goes ahead and the restore waits for
+	// them. 0: DefaultPrepareWait (10 s); negative: not waited for (the keepers start
+	// during the dump).
 	PrepareWait time.Duration
 	Log         *slog.Logger
 }

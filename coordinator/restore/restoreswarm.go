@@ -69,7 +69,7 @@ func (s *Restores) restoreSwarm(ctx context.Context, m *store.Manifest, req api.
 		if !req.DiscardRunning {
 			checkpoint = s.cfg.NewID(m.Stack, time.Now())
 		}
-		if j, err = s.beginOp(ctx, owner, "restore", m.Stack, m.ID, checkpoint); err != nil {
+		if j, err = s.beginOp(ctx, owner, "restore", m.Stack, m.ID, checkpoint, nil); err != nil {
 			return nil, err
 		}
 		defer j.end(ctx)

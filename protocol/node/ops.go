@@ -262,7 +262,10 @@ type PreflightRequest struct {
 	// Prepare says the checks passed on every node and the restore goes ahead: the
 	// node starts what shortens it (a keeper on each swarm network the Containers
 	// restored here join with their Addresses, so the node keeps the network while the
-	// stack stops) and answers at once; nothing is checked.
+	// stack stops) and answers at once; nothing is checked. Its keepers first give up
+	// every one of the Addresses they hold (those of all the operation's containers,
+	// wherever restored) and keep off them for a while: a Prepare without Containers
+	// (sent to every live node, and before each put-back) does only that.
 	Prepare bool `json:"prepare,omitempty"`
 	// Ready, with Prepare, has the node answer only once what it started is ready
 	// (its keepers run, or could not be started) or the request's time ran out (an

@@ -85,6 +85,9 @@ func (d *Docker) Check(ctx context.Context, node string, c Check) ([]string, err
 			if ofStack(c.Stack, h.Labels) {
 				continue // an earlier exact restore of the stack: removed before the restore
 			}
+			if h.Labels[LabelKeeper] != "" {
+				continue // a network keeper: the restore replaces one holding its address
+			}
 			if h.NetworkSettings == nil {
 				continue
 			}

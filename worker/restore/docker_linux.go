@@ -47,6 +47,7 @@ type Docker struct {
 	LazyArgs []string
 
 	keep keepers // network keepers shared by concurrent restores (keeper.go)
+	want wanted  // addresses the running restores take: no keeper keeps one
 }
 
 var _ Restorer = (*Docker)(nil)
@@ -66,6 +67,13 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		name = spec.Name
 	}
 	what := fmt.Sprintf("restore of container %s (was %.12s) from %s", name, m.ContainerID, v.Dir())
+	addrs := map[string]string{}
+	for _, n := range spec.Networks {
+		if pinnable(n.Name) {
+			addrs[n.Name] = n.IPv4
+		}
+	}
+	defer d.want.add(addrs)()
 	t0 := time.Now()
 	if err := d.precheck(ctx, spec, name); err != nil {
 		return ref, fmt.Errorf("%s: %w", what, err)
@@ -74,6 +82,10 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 	took.precheck = time.Since(t0)
 	tHold := time.Now()
 	release := d.holdNetworks(ctx, spec, name)
+	// A keeper (this restore's, or any on this node) may have been given one of the
+	// addresses this container takes: one freed by a container stopped or removed
+	// meanwhile (fault seed 1234). It is replaced before the create.
+	d.freeFromKeepers(ctx, spec, name)
 	took.hold = time.Since(tHold)
 	defer func() {
 		release()
@@ -88,6 +100,13 @@ func (d *Docker) Restore(ctx context.Context, v imageset.Verified, opts Options)
 		}
 		if !retry || attempt >= maxAttempts || ctx.Err() != nil {
 			return ref, fmt.Errorf("%s: %w", what, err)
+		}
+		// A keeper started meanwhile may hold the address: replaced. A container of
+		// this node that is no keeper holding it is not waited for (each attempt
+		// would wait out the manager's 20 s again): refused at once.
+		d.freeFromKeepers(ctx, spec, name)
+		if cerr := d.checkAddresses(ctx, spec); cerr != nil {
+			return ref, fmt.Errorf("%s: %w (after: %w)", what, cerr, err)
 		}
 		// The runtime never ran and everything was rolled back: a network that vanished
 		// from this node between create and start (a swarm worker drops an attachable
@@ -307,6 +326,12 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 	if _, err := d.Cli.ContainerInspect(ctx, name); err == nil {
 		return fmt.Errorf("%w: %s (remove it first)", ErrNameTaken, name)
 	}
+	return d.checkAddresses(ctx, spec)
+}
+
+// checkAddresses refuses an address of spec that a container on this node holds, but
+// a network keeper (freeFromKeepers gives those up).
+func (d *Docker) checkAddresses(ctx context.Context, spec container.Spec) error {
 	for _, n := range spec.Networks {
 		if n.IPv4 == "" || !pinnable(n.Name) {
 			continue
@@ -321,7 +346,7 @@ func (d *Docker) precheck(ctx context.Context, spec container.Spec, name string)
 			return fmt.Errorf("network %s on this node: %w", n.Name, err)
 		}
 		for cid, ep := range ni.Containers {
-			if strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") {
+			if strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") && !isKeeper(ep.Name) {
 				return fmt.Errorf("%w: %s on network %s is held by %s (%.12s)", ErrIPTaken, n.IPv4, n.Name, ep.Name, cid)
 			}
 		}

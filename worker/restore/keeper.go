@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -121,6 +122,8 @@ type keeper struct {
 	ready chan struct{} // closed once the start returned
 	id    string        // "" when no keeper could be started
 	refs  int
+	// replacing is open while replace starts a keeper in place of id (k.mu).
+	replacing chan struct{}
 }
 
 // hold returns once a keeper of network runs (start started it, or another restore's
@@ -160,10 +163,106 @@ func (k *keepers) hold(ctx context.Context, network string, start func() (string
 			k.mu.Unlock()
 			if last {
 				<-kp.ready
-				if kp.id != "" {
-					stop(kp.id)
+				if id := k.settled(kp); id != "" {
+					stop(id)
 				}
 			}
 		})
 	}
+}
+
+// settled returns kp's keeper once no replace of it is under way.
+func (k *keepers) settled(kp *keeper) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for kp.replacing != nil {
+		ch := kp.replacing
+		k.mu.Unlock()
+		<-ch
+		k.mu.Lock()
+	}
+	return kp.id
+}
+
+// replace swaps the running keeper of network, when it is id, for a new one, and
+// returns once id is no longer this node's keeper of network (the caller then removes
+// it): start runs while id still does, so the node keeps the network throughout and
+// the new keeper cannot be given id's address. A keeper that is not this node's keeper
+// of network (left by an earlier worker process) is nobody's: nothing to replace.
+// Concurrent calls for one keeper start one replacement. A failed start leaves the
+// network without a keeper (the error says so); id must go all the same.
+func (k *keepers) replace(network, id string, start func() (string, error)) error {
+	k.mu.Lock()
+	kp := k.m[network]
+	k.mu.Unlock()
+	if kp == nil {
+		return nil
+	}
+	<-kp.ready
+	if k.settled(kp) != id {
+		return nil
+	}
+	k.mu.Lock()
+	if kp.id != id || kp.replacing != nil {
+		k.mu.Unlock()
+		return k.replace(network, id, start) // another replace began meanwhile
+	}
+	kp.replacing = make(chan struct{})
+	k.mu.Unlock()
+	nid, err := start()
+	k.mu.Lock()
+	kp.id = nid // "" when the start failed: nothing left to stop
+	close(kp.replacing)
+	kp.replacing = nil
+	k.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("replace keeper %.12s of network %s: %w", id, network, err)
+	}
+	return nil
+}
+
+// wanted counts the addresses the restores running on a node take (network/IPv4):
+// a keeper given one is not kept (startKeeper).
+type wanted struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// add records the fixed IPv4 addresses of nets (network name -> address) until the
+// returned func is called.
+func (w *wanted) add(nets map[string]string) (done func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]int{}
+	}
+	var keys []string
+	for n, ip := range nets {
+		if ip != "" {
+			keys = append(keys, n+"/"+ip)
+			w.m[n+"/"+ip]++
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			for _, k := range keys {
+				if w.m[k]--; w.m[k] <= 0 {
+					delete(w.m, k)
+				}
+			}
+		})
+	}
+}
+
+// has tells whether a restore running here takes ip on network.
+func (w *wanted) has(network, ip string) bool {
+	if ip == "" {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.m[network+"/"+ip] > 0 || w.m["/"+ip] > 0
 }

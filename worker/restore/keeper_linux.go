@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +46,12 @@ const (
 // containers leave (their names as restored there): a rollback's put-back then finds
 // their networks kept.
 func (d *Docker) Prepare(ctx context.Context, c Check) (ready <-chan struct{}) {
+	// Every address of the operation (all its containers', on any node) is given up
+	// by this node's keepers first, and none started for wantedLife may keep one: a
+	// keeper here holding the address of a container restored on another node would
+	// hold it against that restore (seen on the lab: 4 x 20 s, then undone).
+	d.freeAddresses(ctx, c.Addresses)
+	d.wantFor(c.Addresses, wantedLife)
 	var wg sync.WaitGroup
 	for _, cc := range c.Containers {
 		var nets []string
@@ -147,6 +155,111 @@ func (d *Docker) holdNets(ctx context.Context, image string, nets []string, name
 	}
 }
 
+// keeperPrefix begins the name of every network keeper container (startKeeper).
+const keeperPrefix = "swarmckpt-keep-"
+
+// isKeeper tells a network keeper's container by its name.
+func isKeeper(name string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, "/"), keeperPrefix)
+}
+
+// wantedLife is how long Prepare's addresses count as wanted (wanted): its restore,
+// or its put-back, comes within it.
+const wantedLife = 2 * time.Minute
+
+// wantFor has addrs count as wanted for d (keepers started meanwhile do not keep one).
+func (d *Docker) wantFor(addrs []CheckAddress, dur time.Duration) {
+	for _, a := range addrs {
+		nets := a.Networks
+		if len(nets) == 0 {
+			nets = []string{""}
+		}
+		m := map[string]string{}
+		for _, n := range nets {
+			m[n] = a.IP
+		}
+		time.AfterFunc(dur, d.want.add(m))
+	}
+}
+
+// freeAddresses has this node's keepers give up every address of addrs (each on its
+// networks, or on any network when none is said): freeFromKeepers for the
+// containers of another node, or of the operation as a whole.
+func (d *Docker) freeAddresses(ctx context.Context, addrs []CheckAddress) {
+	if len(addrs) == 0 {
+		return
+	}
+	list, err := d.Cli.ContainerList(ctx, dcontainer.ListOptions{})
+	if err != nil {
+		return
+	}
+	for _, h := range list {
+		if h.Labels[LabelKeeper] == "" || h.NetworkSettings == nil {
+			continue
+		}
+		for netName, es := range h.NetworkSettings.Networks {
+			for _, a := range addrs {
+				if es == nil || es.IPAddress != a.IP || len(a.Networks) > 0 && !slices.Contains(a.Networks, netName) {
+					continue
+				}
+				image := h.Image
+				d.evictKeeper(ctx, netName, h.ID, strings.TrimPrefix(firstName(h.Names), "/"), image, a.IP, "")
+			}
+		}
+	}
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+// freeFromKeepers gives up every address of spec (its fixed IPv4 addresses) that a
+// network keeper on this node holds. A keeper has no fixed address: the manager gives
+// it any free one, and one started after a container's stop or removal (a put-back
+// after a rollback's removal, a restore whose keepers started late, a keeper left by
+// an earlier attempt) can be given that container's exact address; the restore's
+// create then waits out the manager's 20 s on every attempt ("attaching to network
+// failed"; the manager: "Address already in use"), for as long as the keeper lives
+// (fault seed 1234). This node's keeper of the network is replaced first (a new one
+// started while the old still runs, so the network stays and the new one gets
+// another address), then the old one removed; a keeper no restore here holds (left
+// by an earlier worker process) is removed. Best effort: logged.
+func (d *Docker) freeFromKeepers(ctx context.Context, spec container.Spec, name string) {
+	for _, n := range spec.Networks {
+		if n.IPv4 == "" || !pinnable(n.Name) {
+			continue
+		}
+		ni, err := d.Cli.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if err != nil {
+			continue
+		}
+		for cid, ep := range ni.Containers {
+			if !strings.HasPrefix(ep.IPv4Address, n.IPv4+"/") || !isKeeper(ep.Name) {
+				continue
+			}
+			d.evictKeeper(ctx, n.Name, cid, ep.Name, spec.Image, n.IPv4, name)
+		}
+	}
+}
+
+// evictKeeper replaces keeper cid (name) of network netName, which holds address ip
+// a restore takes (of container restored, when on this node): this node's keeper of
+// the network is replaced by a new one (image), then cid is removed.
+func (d *Docker) evictKeeper(ctx context.Context, netName, cid, name, image, ip, restored string) {
+	rerr := d.keep.replace(netName, cid, func() (string, error) { return d.startKeeper(ctx, netName, image) })
+	err := d.Cli.ContainerRemove(context.WithoutCancel(ctx), cid, dcontainer.RemoveOptions{Force: true})
+	if err != nil && cerrdefs.IsNotFound(err) {
+		err = nil
+	}
+	if d.Log != nil {
+		d.Log.Warn("network keeper held an address a restore takes: replaced", "container", restored,
+			"network", netName, "address", ip, "keeper", name, "id", cid[:min(12, len(cid))], "err", errors.Join(rerr, err))
+	}
+}
+
 // startKeeper runs a keeper container on network: the restored container's image (it
 // is on this node) running only the node runtime's own static binary in its hold mode
 // (ociwrap.HoldArg), with a dynamic address. A start failing on the network attachment
@@ -168,15 +281,33 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 		NetworkMode: dcontainer.NetworkMode(netName),
 		Binds:       []string{bin + ":" + keeperBin + ":ro"},
 	}
+	// Keepers given an address a restore here takes (wanted): kept running until one
+	// that is not runs (so that the next cannot be given the same address), then
+	// removed; after wantedTries the last one is kept (freeFromKeepers replaces it).
+	var wrong []string
+	defer func() {
+		for _, id := range wrong {
+			_ = d.Cli.ContainerRemove(context.WithoutCancel(ctx), id, dcontainer.RemoveOptions{Force: true})
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		suffix := make([]byte, 4)
 		_, _ = rand.Read(suffix)
-		c, err := d.Cli.ContainerCreate(ctx, cfg, hc, nil, nil, "swarmckpt-keep-"+netName+"-"+hex.EncodeToString(suffix))
+		c, err := d.Cli.ContainerCreate(ctx, cfg, hc, nil, nil, keeperPrefix+netName+"-"+hex.EncodeToString(suffix))
 		if err != nil {
 			return "", fmt.Errorf("create network keeper: %w", err)
 		}
 		err = d.Cli.ContainerStart(ctx, c.ID, dcontainer.StartOptions{})
 		if err == nil {
+			ip := d.addressOn(ctx, c.ID, netName)
+			if d.want.has(netName, ip) && len(wrong) < wantedTries-1 && ctx.Err() == nil {
+				if d.Log != nil {
+					d.Log.Warn("network keeper was given an address a restore here takes: starting another", "network", netName, "address", ip, "keeper", c.ID[:12])
+				}
+				wrong = append(wrong, c.ID)
+				attempt--
+				continue
+			}
 			return c.ID, nil
 		}
 		_ = d.Cli.ContainerRemove(context.WithoutCancel(ctx), c.ID, dcontainer.RemoveOptions{Force: true})
@@ -189,6 +320,22 @@ func (d *Docker) startKeeper(ctx context.Context, netName, image string) (string
 		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
 		}
 	}
+}
+
+// wantedTries bounds the keepers startKeeper starts to get one without an address a
+// restore on the node takes.
+const wantedTries = 3
+
+// addressOn returns container id's IPv4 address on network netName ("" if unknown).
+func (d *Docker) addressOn(ctx context.Context, id, netName string) string {
+	ci, err := d.Cli.ContainerInspect(ctx, id)
+	if err != nil || ci.NetworkSettings == nil {
+		return ""
+	}
+	if es := ci.NetworkSettings.Networks[netName]; es != nil {
+		return es.IPAddress
+	}
+	return ""
 }
 
 // holdBinary is the host path of swarmckpt-runtime as this node's Docker knows it (a

@@ -181,3 +181,83 @@ func TestPreparedHoldEndedBeforeItsKeepersRun(t *testing.T) {
 		t.Fatalf("%d prepared holds left", left)
 	}
 }
+
+// TestKeeperReplacedWhileItRuns: a keeper given the address of a container restored on
+// its node (fault seed 1234) is replaced: the new one starts while the old still runs
+// (the node keeps the network), concurrent replaces of one keeper start one
+// replacement, a keeper that is not the node's keeper of the network (an earlier
+// worker's) starts nothing, and the last release stops the replacement, not the
+// replaced one (which the caller removed).
+func TestKeeperReplacedWhileItRuns(t *testing.T) {
+	var k keepers
+	var stopped []string
+	var mu sync.Mutex
+	stop := func(id string) { mu.Lock(); stopped = append(stopped, id); mu.Unlock() }
+	release := k.hold(context.Background(), "bank_net", func() (string, error) { return "k1", nil }, stop)
+
+	var starts atomic.Int32
+	gate := make(chan struct{})
+	start := func() (string, error) {
+		starts.Add(1)
+		<-gate
+		return "k2", nil
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- k.replace("bank_net", "k1", start) }()
+	}
+	for starts.Load() == 0 {
+		runtime.Gosched()
+	}
+	if id := k.m["bank_net"].id; id != "k1" {
+		t.Fatalf("keeper %q while its replacement starts, want k1 still running", id)
+	}
+	close(gate)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if starts.Load() != 1 {
+		t.Fatalf("%d replacements started for one keeper, want 1", starts.Load())
+	}
+	if err := k.replace("bank_net", "stray", func() (string, error) { t.Error("a stray keeper was replaced"); return "", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.replace("other_net", "k1", func() (string, error) { t.Error("a network without keeper got one"); return "", nil }); err != nil {
+		t.Fatal(err)
+	}
+	// A failed replacement leaves nothing to stop.
+	hold2 := k.hold(context.Background(), "net2", func() (string, error) { return "n1", nil }, stop)
+	if err := k.replace("net2", "n1", func() (string, error) { return "", errors.New("no") }); err == nil {
+		t.Error("a failed replacement returned no error")
+	}
+	release()
+	hold2()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stopped) != 1 || stopped[0] != "k2" {
+		t.Fatalf("stopped %v after the last release, want [k2] (the replacement; k1 was the caller's to remove, n1's replacement failed)", stopped)
+	}
+}
+
+// TestWantedAddresses: the addresses of the restores running on a node count until
+// each restore ends (two restores of one address count twice); a keeper given one
+// is not kept.
+func TestWantedAddresses(t *testing.T) {
+	var w wanted
+	done1 := w.add(map[string]string{"bank_net": "10.240.4.4", "other": ""})
+	done2 := w.add(map[string]string{"bank_net": "10.240.4.4"})
+	if !w.has("bank_net", "10.240.4.4") || w.has("bank_net", "10.240.4.5") || w.has("other", "") || w.has("other_net", "10.240.4.4") {
+		t.Fatal("wanted: wrong answer while two restores take 10.240.4.4 on bank_net")
+	}
+	done1()
+	done1() // idempotent
+	if !w.has("bank_net", "10.240.4.4") {
+		t.Fatal("10.240.4.4 not wanted any more while a second restore still takes it")
+	}
+	done2()
+	if w.has("bank_net", "10.240.4.4") {
+		t.Fatal("10.240.4.4 still wanted after both restores ended")
+	}
+}

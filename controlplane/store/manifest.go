@@ -83,8 +83,8 @@ type Manifest struct {
 	NContainers int   `json:"n_containers,omitempty"`
 	ImageBytes  int64 `json:"image_bytes,omitempty"`
 	// PagesPending counts the containers whose image set still waits for its page
-	// digests (ImageSet.PagesPending: a direct migration's target hashes the pages
-	// after the restore), so that a coordinator finds them from the headers alone
+	// digests (ImageSet.PagesPending, not PagesUnverified: a direct migration's target
+	// hashes the pages after the restore), so that a coordinator finds them from the headers alone
 	// (Summarize sets it) and fills them in (coordinator/restore FillPages).
 	PagesPending int `json:"pages_pending,omitempty"`
 
@@ -204,7 +204,7 @@ func (m *Manifest) Summarize() {
 	m.NContainers, m.ImageBytes = len(m.Containers), m.Bytes()
 	m.PagesPending = 0
 	for _, c := range m.Containers {
-		if c.Images != nil && c.Images.PagesPending {
+		if c.Images != nil && c.Images.PagesPending && c.Images.PagesUnverified == "" {
 			m.PagesPending++
 		}
 	}

@@ -24,7 +24,7 @@ const preflightTimeout = 30 * time.Second
 // 1 s per GiB here).
 const verifyTimeout = 2 * time.Minute
 
-// preflight asks the nodes, before anything is changed, whether the exact restore of
+// preflightSkip asks the nodes, before anything is changed, whether the exact restore of
 // m onto targets can run: every node involved has a live worker; every image set is
 // on its node with every file at its recorded size (and so is a copy already on its
 // target, which the restore would use); every
@@ -33,15 +33,10 @@ const verifyTimeout = 2 * time.Minute
 // holds an address the restored containers take, on any live node. It returns one
 // error listing every problem with its fix (CodeFailed; CodeNoWorker when only
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
-// are skipped with a warning event.
-func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string) error {
-	return s.preflightSkip(ctx, m, targets, nil)
-}
-
-// preflightSkip is preflight with the checksum re-hash left out for the containers
-// in hashed (SERVICE.SLOT): sets this operation itself hashed as they were written and
-// checked against the manifest at its commit (VerifiedAtCommit). Their sizes are
-// still checked.
+// are skipped with a warning event. The checksum re-hash is left out for the
+// containers in hashed (SERVICE.SLOT; nil: none): sets this operation itself hashed
+// as they were written (or received) and checked against the manifest at its commit
+// (VerifiedAtCommit). Their sizes are still checked.
 func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets map[string]string, hashed map[string]bool) error {
 	live := map[string]bool{}
 	for _, w := range s.live() {

@@ -9,6 +9,7 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
+	"github.com/swarmckpt/swarmckpt/coordinator/restore"
 )
 
 type subErr struct {
@@ -62,6 +63,19 @@ func (s *Service) serveAPI() []subErr {
 			}
 			if m.State != store.StateCommitted {
 				return &api.InspectResult{Snapshot: m}, api.Errorf(api.CodeBadRequest, "snapshot %s is %s: only committed snapshots have a cut to verify", m.ID, m.State)
+			}
+			if restore.PagesNotVerified(m) != "" {
+				// A direct migration's page digests not in the record yet: from the
+				// node holding the set, waiting for its hash (pages.go).
+				fm, ferr := restore.FillPages(ctx, s.cfg.Store, s.pagesNodes(), m.ID, pagesAsk)
+				if fm == nil {
+					return nil, storeErr(ferr)
+				}
+				m = fm
+				if why := restore.PagesNotVerified(m); why != "" {
+					m.Verdict = &store.Verdict{CheckedAt: time.Now().UTC(), Error: "not verified: " + why}
+					return &api.InspectResult{Snapshot: m}, nil
+				}
 			}
 			m.Verdict = s.cfg.Verify(ctx, m)
 			s.verifyCopies(ctx, m) // replicate.go: each copy's outcome in its Copy.Error
@@ -127,7 +141,11 @@ func (s *Service) Migrate(ctx context.Context, req api.MigrateRequest) (*api.Mig
 	if err := validMigrateRequest(req); err != nil { // validate.go
 		return nil, err
 	}
-	return s.restores.Migrate(ctx, req)
+	res, err := s.restores.Migrate(ctx, req)
+	if res != nil && res.Snapshot != nil && res.Snapshot.PagesPending > 0 {
+		s.kickPages() // pages.go: the target's page digests, once it hashed them
+	}
+	return res, err
 }
 
 // remove deletes a snapshot's image sets from every node that holds one (best effort:

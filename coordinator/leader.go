@@ -105,6 +105,9 @@ func (s *Service) lead(ctx context.Context, l store.Leadership) error {
 	drainDone := make(chan struct{})
 	go func() { defer close(drainDone); s.runDrain(lctx) }() // drain.go
 	defer func() { <-drainDone }()
+	pagesDone := make(chan struct{})
+	go func() { defer close(pagesDone); s.runPages(lctx) }() // pages.go
+	defer func() { <-pagesDone }()
 	xlateDone := make(chan struct{})
 	go func() { defer close(xlateDone); s.runXlates(lctx) }() // xlates.go
 	defer func() { <-xlateDone }()

@@ -2,11 +2,13 @@ package coordinator_test
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/deploy/lab"
 )
 
@@ -105,6 +107,7 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 			t.Fatalf("memhog's checksum before the migration: %+v, want 256 MiB, a sha256, paused", before)
 		}
 		t0 := time.Now()
+		hashedBefore := e.workerLogCount("received pages hashed after the restore")
 		out, code := e.ctl(5*time.Minute, "migrate", "memhog", "--to", to, "--copy", mode)
 		if code != 0 {
 			t.Fatalf("migrate memhog --to %s --copy %s: exit %d\n%s", to, mode, code, out)
@@ -133,6 +136,13 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 			t.Errorf("memhog /verify after migrate --copy %s: %+v, want ok at %d writes", mode, v, before.Writes)
 		}
 		t.Logf("migrate --copy %s %s -> %s: %s; 256 MiB checksum kept (%s, %d writes)", mode, from, to, took.Round(time.Millisecond), before.SHA256[:12], before.Writes)
+		if mode == "direct" {
+			e.directDigestsRecorded(t, to)
+			// The target hashed the pages after the restore (not on arrival).
+			if n := e.workerLogCount("received pages hashed after the restore") - hashedBefore; n != 1 {
+				t.Errorf("workers logged %d late hashes of received pages during the direct migration, want 1 (the target's, after its restore)", n)
+			}
+		}
 		// Rewriting again, so the next migration moves memory that changed since.
 		e.memhogGet(t, node, nid, "/resume", nil)
 		waitLong(t, "memhog rewriting again after migrate --copy "+mode, func() bool {
@@ -143,4 +153,52 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 			return st.Writes > before.Writes
 		})
 	}
+}
+
+// directDigestsRecorded checks the record of the newest memhog snapshot, a direct
+// migration's to node to: the target hashed the pages it received after the restore
+// and the coordinator filled their digests into the record (none pending or
+// unverified, every file with a sha256, the pages hashed by to), and inspect --verify
+// then verifies the set against them.
+func (e *e2e) directDigestsRecorded(t *testing.T, to string) {
+	t.Helper()
+	out, code := e.ctl(20*time.Second, "ls", "memhog", "--output", "json")
+	if code != 0 {
+		t.Fatalf("ls memhog: exit %d\n%s", code, out)
+	}
+	var hs []store.Manifest
+	if err := json.Unmarshal([]byte(out), &hs); err != nil || len(hs) == 0 {
+		t.Fatalf("ls memhog --output json: %v\n%s", err, out)
+	}
+	id := hs[len(hs)-1].ID // oldest first
+	t0 := time.Now()
+	waitLong(t, "the direct migration's page digests recorded", func() bool {
+		m := e.manifest(id)
+		for _, c := range m.Containers {
+			if c.Images == nil || c.Images.PagesPending || c.Images.PagesUnverified != "" || c.Images.PagesHashedBy != to {
+				return false
+			}
+			for _, f := range c.Images.Files {
+				if len(f.SHA256) != 64 {
+					return false
+				}
+			}
+		}
+		return len(m.Containers) > 0
+	})
+	t.Logf("direct migration %s: page digests recorded %s after the migrate returned", id, time.Since(t0).Round(time.Millisecond))
+	vout, code := e.ctl(2*time.Minute, "inspect", id, "--verify")
+	if code != 0 || !strings.Contains(vout, "cut check: consistent") || strings.Contains(vout, "pending") {
+		t.Errorf("inspect --verify of the direct migration's snapshot %s: exit %d\n%s", id, code, vout)
+	}
+}
+
+// workerLogCount counts the lines of the lab's worker logs that contain what.
+func (e *e2e) workerLogCount(what string) (n int) {
+	logs, _ := filepath.Glob(filepath.Join(e.dir, "worker-"+e.name+"-*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		n += strings.Count(string(b), what)
+	}
+	return n
 }

@@ -5,6 +5,7 @@ package coordinator_test
 // after MigrateEchoSameConnection (which leaves the echo stack restored in exact mode).
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/worker/watchdog"
 )
 
@@ -25,7 +27,10 @@ import (
 // restored: the post-copy window, or just after it): the migration is finished, each
 // source ended only after its last page. Each time the echo client runs on exactly one
 // of the two nodes with its first connection (no gap, duplicate or reconnect), no hold
-// is left on either node and no operation stays journaled.
+// is left on either node and no operation stays journaled. Then once more with
+// --copy direct, killed once the restore began: put back or finished as well, and the
+// next coordinator fills the page digests the target computed after the restore into
+// the record (the digests live with the set on the target).
 func (e *e2e) postCopyCoordinatorKilled(t *testing.T) {
 	e.t = t
 	from := ""
@@ -44,7 +49,31 @@ func (e *e2e) postCopyCoordinatorKilled(t *testing.T) {
 	on := e.postCopyKilledAt(t, from, to, "restoring", "")
 	// Again, from where it runs now, killed in the post-copy window: finished.
 	next := map[string]string{from: to, to: from}[on]
-	e.postCopyKilledAt(t, on, next, "unlocked", next)
+	on = e.killedAt(t, "post-copy", on, next, "unlocked", next)
+	// A direct migration killed once its restore began: put back (sent back from the
+	// target's sets) or finished, and the next coordinator fills the record's page
+	// digests, which the target hashed after the restore.
+	next = map[string]string{from: to, to: from}[on]
+	e.killedAt(t, "direct", on, next, "restoring", "")
+	out, code := e.ctl(20*time.Second, "ls", "echo", "--output", "json")
+	var hs []store.Manifest
+	if err := json.Unmarshal([]byte(out), &hs); code != 0 || err != nil || len(hs) == 0 {
+		t.Fatalf("ls echo: exit %d %v\n%s", code, err, out)
+	}
+	id := hs[len(hs)-1].ID
+	waitLong(t, "the killed direct migration's page digests recorded by the next coordinator", func() bool {
+		m := e.manifest(id)
+		direct := 0
+		for _, c := range m.Containers {
+			if c.Images == nil || c.Images.PagesPending || c.Images.PagesUnverified != "" {
+				return false
+			}
+			if c.Direct {
+				direct++
+			}
+		}
+		return direct > 0
+	})
 }
 
 // postCopyKilledAt migrates the echo stack post-copy from node from to node to, kills
@@ -53,7 +82,13 @@ func (e *e2e) postCopyCoordinatorKilled(t *testing.T) {
 // node the echo runs on.
 func (e *e2e) postCopyKilledAt(t *testing.T, from, to, line, want string) string {
 	t.Helper()
-	cmd := exec.Command(e.bin, "migrate", "echo", "--to", to, "--copy", "post-copy", "--nats", e.nats, "--data-dir", e.dir)
+	return e.killedAt(t, "post-copy", from, to, line, want)
+}
+
+// killedAt is postCopyKilledAt with copy mode mode.
+func (e *e2e) killedAt(t *testing.T, mode, from, to, line, want string) string {
+	t.Helper()
+	cmd := exec.Command(e.bin, "migrate", "echo", "--to", to, "--copy", mode, "--nats", e.nats, "--data-dir", e.dir)
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -62,7 +97,7 @@ func (e *e2e) postCopyKilledAt(t *testing.T, from, to, line, want string) string
 	waitOutput(t, cmd, &out, line)
 	_ = e.coord.Process.Kill()
 	_ = cmd.Wait()
-	t.Logf("migrate --copy post-copy %s -> %s, its coordinator killed once it printed %q:\n%s", from, to, line, out.String())
+	t.Logf("migrate --copy %s %s -> %s, its coordinator killed once it printed %q:\n%s", mode, from, to, line, out.String())
 	e.startCoordinator()
 	waitLong(t, "the restarted coordinator recovered the migration (no operation journaled)", func() bool {
 		o, code := e.ctl(10*time.Second, "status")
@@ -79,12 +114,12 @@ func (e *e2e) postCopyKilledAt(t *testing.T, from, to, line, want string) string
 		return false
 	})
 	other := map[string]string{from: to, to: from}[on]
-	what := map[bool]string{true: "put back where they were (the restore had not completed)", false: "finished: the sources ended after their last pages"}[on == from]
+	what := map[bool]string{true: "put back where they were (the restore had not completed)", false: "finished"}[on == from]
 	t.Logf("after the recovery the echo runs on %s: %s", on, what)
 	if want != "" && on != want {
 		t.Errorf("after the recovery the echo runs on %s, want %s (the restore had completed: finished, not put back)", on, want)
 	}
-	t.Logf("the restarted coordinator's recovery:\n%s", grepLog(filepath.Join(e.dir, "coordinator.log"), "previous coordinator did not finish", "recover", "post-copy", "pages"))
+	t.Logf("the restarted coordinator's recovery:\n%s", grepLog(filepath.Join(e.dir, "coordinator.log"), "previous coordinator did not finish", "recover", mode, "pages"))
 	e.echoSameConnection(t, on, "echo_client-1-")
 	// The echo's own containers (not the network keepers a restore's pre-flight
 	// started there, swarmckpt-keep-*, which end by themselves).

@@ -1,15 +1,19 @@
 package coordinator_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmckpt/swarmckpt/controlplane/store"
 )
 
 // sleeperYML: a stack whose PID 1 (busybox sh, no SIGTERM trap) ignores SIGTERM, as
@@ -213,6 +217,83 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	t.Logf("put-back sleepers continued at %v", counts)
 	if r := e.runningTasks(svc); r != 0 {
 		t.Errorf("service %s runs %d swarm tasks besides the put-back containers, want 0", svc, r)
+	}
+	e.directMigrateFailsAndRollsBack(t, target, img, orig, counts)
+}
+
+// directMigrateFailsAndRollsBack: a `migrate --copy direct --to target` of the sleepers
+// (standalone, put back by the step before) whose restore fails in CRIU on target
+// (img's tag swapped there again) rolls back from the target's sets, the snapshot's
+// only copies: the sleepers run again on their own nodes counting on past after (their
+// counts before), the target keeps the sets, and the record gets their page digests
+// (the target hashed them after the failed restore; the rollback's transfer waited
+// for that hash).
+func (e *e2e) directMigrateFailsAndRollsBack(t *testing.T, target, img, orig string, after []int) {
+	t.Helper()
+	if out, err := e.dockerCmd(target, "tag", "swarmckpt/echo:dev", img); err != nil {
+		t.Fatalf("retag on %s: %v: %s", target, err, out)
+	}
+	defer func() {
+		if out, err := e.dockerCmd(target, "tag", orig, img); err != nil {
+			t.Errorf("put %s back on %s: %v: %s", img, target, err, out)
+		}
+	}()
+	hashed := e.workerLogCount("received pages hashed after the restore")
+	out, code := e.ctl(5*time.Minute, "migrate", "sleeper", "--to", target, "--copy", "direct")
+	t.Logf("migrate --copy direct (made to fail):\n%s", out)
+	if code == 0 {
+		t.Fatal("migrate --copy direct succeeded although the target's image was swapped")
+	}
+	if !strings.Contains(out, "put back where they were, with their state") {
+		t.Errorf("direct migrate error does not say the sleepers were put back with their state")
+	}
+	var counts []int
+	waitLong(t, "both sleepers running again after the failed direct migration, counting on", func() bool {
+		counts = counts[:0]
+		for i := 1; i <= 3; i++ {
+			node := fmt.Sprintf("%s-%d", e.name, i)
+			if node == target {
+				continue
+			}
+			names, err := e.dockerCmd(node, "ps", "--filter", "name=sleeper_sleeper-", "--format", "{{.Names}}")
+			if err != nil {
+				continue
+			}
+			for _, n := range strings.Fields(names) {
+				logs, err := e.dockerCmd(node, "logs", n)
+				if f := strings.Fields(logs); err == nil && len(f) > 0 {
+					if v, err := strconv.Atoi(f[0]); err == nil {
+						counts = append(counts, v)
+					}
+				}
+			}
+		}
+		return len(counts) == 2
+	})
+	lowest := slices.Min(after)
+	for _, v := range counts {
+		if v <= lowest {
+			t.Errorf("a sleeper put back by the direct rollback printed %d first, not past its count before (%v): started from an older state (counts %v)", v, after, counts)
+		}
+	}
+	t.Logf("sleepers put back by the direct rollback continued at %v (before: %v)", counts, after)
+	lsOut, code := e.ctl(20*time.Second, "ls", "sleeper", "--output", "json")
+	var hs []store.Manifest
+	if err := json.Unmarshal([]byte(lsOut), &hs); code != 0 || err != nil || len(hs) == 0 {
+		t.Fatalf("ls sleeper: exit %d %v\n%s", code, err, lsOut)
+	}
+	id := hs[len(hs)-1].ID
+	waitLong(t, "the failed direct migration's page digests recorded", func() bool {
+		m := e.manifest(id)
+		for _, c := range m.Containers {
+			if !c.Direct || c.Images == nil || c.Images.Node != target || c.Images.PagesPending || c.Images.PagesUnverified != "" {
+				return false
+			}
+		}
+		return len(m.Containers) > 0
+	})
+	if n := e.workerLogCount("received pages hashed after the restore") - hashed; n < 1 {
+		t.Errorf("no late hash logged on %s for the failed direct migration's sets", target)
 	}
 }
 

@@ -170,6 +170,8 @@ type Service struct {
 
 	// restores serves restore and migrate (coordinator/restore).
 	restores *restore.Restores
+	// pagesKick makes the pages loop look for pending page digests now (pages.go).
+	pagesKick chan struct{}
 
 	// ev is the event stream (events.go): the log, the bus, Config.Events.
 	ev events.Publisher
@@ -214,6 +216,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.restores = rs
+	s.pagesKick = make(chan struct{}, 1)
 	if cfg.Policies != nil {
 		s.rec = newReconciler(s)
 	}

@@ -1,5 +1,7 @@
 package protocol
 
+import "strings"
+
 // Container is one participant of a snapshot: a container, the worker node it runs on,
 // and the containers of the same snapshot it has TCP connections with (its peers; the
 // relation is symmetric: if b is a peer of a, a is a peer of b). A connection between a
@@ -114,6 +116,24 @@ type ImageSet struct {
 	// they verify every later use of the set. Empty: the dumping node hashed every
 	// file as CRIU wrote it.
 	PagesHashedBy string `json:"pages_hashed_by,omitempty"`
+	// PagesPending: the memory page files (images/pages-*.img) that PagesHashedBy
+	// received from a direct transfer have no sha256 yet (empty SHA256): that node
+	// hashes them after the restore, off the migration's critical path, and the
+	// coordinator then fills them into the record (and clears this). Until then only
+	// their sizes are recorded: a restore or verify of the snapshot waits for them
+	// (and is refused if they cannot come). Empty in records of every other set.
+	PagesPending bool `json:"pages_pending,omitempty"`
+	// PagesUnverified says why the pending page digests will never come (the
+	// receiving node lost the set, or its worker could not hash it): the set
+	// cannot be verified, and a restore from it is refused.
+	PagesUnverified string `json:"pages_unverified,omitempty"`
+}
+
+// PendingPageFile reports whether a file of a set recorded with PagesPending may lack
+// its sha256: a memory page file of CRIU's images (images/pages-N.img).
+func PendingPageFile(name string) bool {
+	base := name[strings.LastIndexByte(name, '/')+1:]
+	return strings.HasPrefix(base, "pages-") && strings.HasSuffix(base, ".img")
 }
 
 // Bytes is the total size of the image files.

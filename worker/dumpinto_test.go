@@ -397,14 +397,18 @@ func TestDumpIntoHeldLeavesTheContainerAsHeld(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The manifest returned is the target's: with the pages and their digests,
-			// so that a verify on the target compares like with like.
-			if f, ok := m.Lookup("pages-1.img"); !ok || f.SHA256 == "" {
-				t.Fatalf("returned manifest lacks the pages the target received: %+v", m.Files)
+			// The manifest returned is the target's: with the pages as received, their
+			// digests pending (the target hashes them after the restore, by default),
+			// so that the snapshot's record marks them so (PagesPending).
+			if f, ok := m.Lookup("pages-1.img"); !ok || f.SHA256 != "" || f.Size == 0 || !m.PagesUnhashed {
+				t.Fatalf("returned manifest %+v (unhashed %v), want the pages the target received, their digests pending", m.Files, m.PagesUnhashed)
+			}
+			if err := b.w.AwaitDigests(ctx, "mig."+c.Name); err != nil {
+				t.Fatal(err)
 			}
 			got, err := imageset.Verify(filepath.Join(b.w.SetsDir(), "mig."+c.Name))
 			if err != nil {
-				t.Fatalf("received set: %v", err)
+				t.Fatalf("received set once hashed: %v", err)
 			}
 			if got.PagesReceivedBy != "b" || got.ContainerID != c.ID {
 				t.Fatalf("received manifest: %+v", got)

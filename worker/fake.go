@@ -123,6 +123,18 @@ type Fake struct {
 	// reconnected are the networks ReconnectHeld put each container back on.
 	reconnected map[string][]node.NetworkAttach
 	into        map[string]string // set -> address a held DumpInto sent it to
+	// IntoTo, when set, serves a held DumpInto's transfer (DumpWith with Into and
+	// LeaveRunning) instead of SendTo: the target receives the set and answers its
+	// manifest as it holds it (ReceiveDirect on another Fake).
+	IntoTo func(set, toAddr string) (*imageset.Manifest, error)
+	// LateDigests makes this Fake, as a direct transfer's target (ReceiveDirect),
+	// hash the received pages after the restore (worker --page-digests after-restore,
+	// latehashfake.go); HashGate, when set, holds every such hash until closed.
+	LateDigests bool
+	HashGate    chan struct{}
+	late        map[string]*fakeHash // sets whose received pages are not hashed yet
+	hashed      []string             // sets whose received pages were hashed (Hashed)
+	digestAsks  int                  // SetDigests answered (DigestAsks)
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
 	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
@@ -451,6 +463,23 @@ func (f *Fake) DumpWith(ctx context.Context, name, set string, o DumpOptions) (*
 // goes to addr through SendTo and none stays here; the container is left as its
 // caller holds it (not ended, on success either).
 func (f *Fake) dumpIntoHeld(ctx context.Context, name, set, addr string) (*imageset.Manifest, error) {
+	f.mu.Lock()
+	into := f.IntoTo
+	f.mu.Unlock()
+	if into != nil {
+		if _, err := f.Dump(ctx, name, set, true); err != nil {
+			return nil, err
+		}
+		held, err := into(set, addr)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.sets, set)
+		if err != nil {
+			return nil, fmt.Errorf("fake worker %s: dump %s into %s: %w (the target keeps nothing)", f.Node, name, addr, err)
+		}
+		f.into[set] = addr
+		return held, nil
+	}
 	return f.dumpAndSend(ctx, name, set, addr, "the target keeps nothing", func() { f.into[set] = addr })
 }
 
@@ -561,6 +590,9 @@ func (f *Fake) Send(_ context.Context, set, addr string) (SendResult, error) {
 	if f.SendTo == nil {
 		return SendResult{}, fmt.Errorf("fake worker %s cannot send set %s", f.Node, set)
 	}
+	if err := f.awaitLate(context.Background(), set); err != nil { // the receiver checks every digest
+		return SendResult{}, err
+	}
 	there, err := f.SendTo(set, addr)
 	return SendResult{AlreadyThere: there}, err
 }
@@ -585,12 +617,16 @@ func (f *Fake) DropSet(_ context.Context, set string) error {
 	}
 	delete(f.sets, set)
 	delete(f.pre.rounds, set) // its pre-dumps, as the worker's DropSet
+	delete(f.late, set)
 	return nil
 }
 
 // Sockets implements Sets: the set must be on this node; its sockets are
 // FakeSockets[set] (none when unset), or FailVerify.
-func (f *Fake) Sockets(_ context.Context, set, label string) (SetSockets, error) {
+func (f *Fake) Sockets(ctx context.Context, set, label string) (SetSockets, error) {
+	if err := f.awaitLate(ctx, set); err != nil {
+		return SetSockets{}, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Verifies++
@@ -605,6 +641,9 @@ func (f *Fake) sockets(set, label string) (SetSockets, error) {
 		return SetSockets{}, fmt.Errorf("fake worker %s: set %s: %w", f.Node, set, ErrNoSet)
 	}
 	out := SetSockets{Manifest: fakeManifest(""), Sockets: []cut.Socket{}}
+	if f.pendingLocked(set) {
+		out.Manifest = unhashed(out.Manifest) // held as received (RecheckSockets)
+	}
 	if raw, ok := f.FakeSockets[set]; ok {
 		if err := json.Unmarshal(raw, &out.Sockets); err != nil {
 			return SetSockets{}, fmt.Errorf("fake worker %s: FakeSockets of %s: %w", f.Node, set, err)
@@ -624,6 +663,9 @@ func (f *Fake) RecheckSockets(_ context.Context, set, label string) (SetSockets,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Rechecks++
+	if h := f.late[set]; h != nil && h.lost {
+		return SetSockets{}, fmt.Errorf("fake worker %s: set %s: %w (%w)", f.Node, set, ErrUnhashed, imageset.ErrUnhashed)
+	}
 	return f.sockets(set, label)
 }
 
@@ -743,8 +785,14 @@ func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (contain
 		f.restoredSet = map[string]string{}
 	}
 	f.restoredSet[id] = set
+	if h := f.late[set]; h != nil && h.lost {
+		return container.Ref{}, fmt.Errorf("fake worker %s: refusing to restore set %s: %w (%w)", f.Node, set, ErrUnhashed, imageset.ErrUnhashed)
+	}
 	if !o.Keep {
 		delete(f.sets, set) // consumed, as a worker's restore consumes it
+		delete(f.late, set)
+	} else {
+		f.startHashLocked(set) // its received pages are hashed once it was restored
 	}
 	return container.Ref{ID: id, Name: id}, nil
 }

@@ -45,6 +45,7 @@ import (
 //	DELETE /v1/containers/{name}                                        (idempotent)
 //	DELETE /v1/sets/{id}                                                (idempotent)
 //	POST /v1/sets/{id}/sockets         {"label":"SERVICE.SLOT"[,"recheck":true]} -> SetSockets
+//	POST /v1/sets/{id}/digests                                           -> Manifest (DigestWaiter: once its received pages are hashed)
 //	GET  /v1/info                                                        -> NodeInfo
 //	PUT  /v1/sets/{id}                 tar stream (see transfer.go)
 //	POST /v1/sets/{id}/place           {"task":{"options":TaskOptions}} -> TaskPlacement (task.go)
@@ -183,6 +184,9 @@ func (w *Worker) api(mux *http.ServeMux) {
 			return w.RecheckSockets(ctx, r.PathValue("id"), q.Label)
 		}
 		return w.Sockets(ctx, r.PathValue("id"), q.Label)
+	})
+	handle("POST /v1/sets/{id}/digests", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
+		return w.SetDigests(ctx, r.PathValue("id"))
 	})
 	handle("GET /v1/info", func(ctx context.Context, r *http.Request, q apiRequest) (any, error) {
 		return w.Info(ctx)
@@ -432,6 +436,17 @@ func (c *Client) Sockets(ctx context.Context, setID, label string) (SetSockets, 
 	var out SetSockets
 	err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/sockets", apiRequest{Label: label}, &out)
 	return out, err
+}
+
+var _ DigestWaiter = (*Client)(nil)
+
+// SetDigests implements DigestWaiter (a worker older than it answers 404: not found).
+func (c *Client) SetDigests(ctx context.Context, setID string) (*imageset.Manifest, error) {
+	var out imageset.Manifest
+	if err := c.call(ctx, http.MethodPost, "/v1/sets/"+url.PathEscape(setID)+"/digests", apiRequest{}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 var _ SetRechecker = (*Client)(nil)

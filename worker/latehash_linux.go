@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,6 +173,64 @@ func (w *Worker) stopHash(id string) {
 	if h != nil {
 		h.cancel()
 		<-h.done
+	}
+}
+
+var _ DigestWaiter = (*Worker)(nil)
+
+// SetDigests implements DigestWaiter: AwaitDigests, then the set's manifest as on
+// disk (not re-hashed: its digests are the ones this worker computed). A set still
+// marked PagesUnhashed then (its hash failed, or a previous worker left it and it
+// could not be resumed) is ErrUnhashed.
+func (w *Worker) SetDigests(ctx context.Context, setID string) (*imageset.Manifest, error) {
+	set, err := w.setPath(setID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(set); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, ErrNoSet)
+	}
+	if err := w.awaitHash(ctx, setID); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnhashed, err)
+	}
+	m, err := imageset.ReadManifest(set)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: set %s: %w", w.cfg.Node, setID, err)
+	}
+	if m.PagesUnhashed {
+		return nil, fmt.Errorf("worker %s: set %s: %w (%w)", w.cfg.Node, setID, ErrUnhashed, imageset.ErrUnhashed)
+	}
+	return m, nil
+}
+
+// resumeHashes schedules, when the worker starts, the hash of every set whose pages
+// a previous worker process received and left unhashed (it ended first): from the
+// stamps the files had when they arrived (imageset.ResumeLate), at once and at nice
+// 19. A set that cannot be resumed keeps its mark: refused, and reported so by
+// SetDigests.
+func (w *Worker) resumeHashes() {
+	dirs, _ := filepath.Glob(filepath.Join(w.SetsDir(), "*", imageset.ManifestName))
+	for _, mf := range dirs {
+		dir := filepath.Dir(mf)
+		id := filepath.Base(dir)
+		if strings.HasPrefix(id, ".") {
+			continue
+		}
+		m, err := imageset.ReadManifest(dir)
+		if err != nil || !m.PagesUnhashed {
+			continue
+		}
+		v, err := imageset.ResumeLate(dir)
+		if err != nil {
+			w.log.Warn("a set's received pages were left unhashed by a previous worker and cannot be hashed now: the set stays unverified (a restore from it is refused)", "set", id, "err", err)
+			continue
+		}
+		w.log.Info("resuming the hash of a set's received pages that a previous worker left unhashed", "set", id)
+		w.scheduleHash(id, v)
+		w.hashAfterRestore(id) // at once: no restore of this process is waiting for it
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
 	"github.com/swarmckpt/swarmckpt/worker/dump"
 	"github.com/swarmckpt/swarmckpt/worker/imageset"
@@ -108,25 +110,67 @@ func TestDirectSetSecondRestoreWaitsForTheHash(t *testing.T) {
 }
 
 // TestDirectSetUnhashedWhenItsWorkerEnded: a worker that ends before the hash finished
-// (here: before the restore, so it never started) leaves the set marked; the worker
-// that runs next refuses to restore it, saying why.
+// (here: before the restore, so it never started) leaves the set marked, with the
+// stamps its page files had when they arrived. The worker that runs next resumes the
+// hash from those stamps (the set is then verified and restores; SetDigests reports
+// its digests); a page file changed meanwhile is not hashed: the set stays refused,
+// saying why, and SetDigests says it never will be (node.ErrPagesUnhashed).
 func TestDirectSetUnhashedWhenItsWorkerEnded(t *testing.T) {
-	a, b := newFakeNodeDumper(t, "a", &killRecorder{}), newFakeNode(t, "b")
-	set := directSet(t, a, b, "web", "mig.web")
-	if err := b.w.Close(); err != nil {
-		t.Fatal(err)
+	restart := func(t *testing.T, b *fakeNode, meanwhile func()) *fakeNode {
+		t.Helper()
+		if err := b.w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		meanwhile()
+		dataRoot := filepath.Dir(filepath.Dir(b.w.SetsDir()))
+		b2 := newFakeNodeConfig(t, "b", dump.Fake{}, func(c *worker.Config) { c.DataRoot = dataRoot })
+		if b2.w.SetsDir() != b.w.SetsDir() {
+			t.Fatalf("new worker's sets %s, want %s", b2.w.SetsDir(), b.w.SetsDir())
+		}
+		return b2
 	}
-	dataRoot := filepath.Dir(filepath.Dir(b.w.SetsDir()))
-	b2 := newFakeNodeConfig(t, "b", dump.Fake{}, func(c *worker.Config) { c.DataRoot = dataRoot })
-	if b2.w.SetsDir() != b.w.SetsDir() {
-		t.Fatalf("new worker's sets %s, want %s", b2.w.SetsDir(), b.w.SetsDir())
-	}
-	unhashedOnDisk(t, set)
-	_, err := b2.w.Restore(context.Background(), "mig.web", worker.RestoreOptions{Name: "web", Keep: true})
-	if !errors.Is(err, imageset.ErrUnhashed) || !strings.Contains(err.Error(), "refusing to restore") || !strings.Contains(err.Error(), "not been hashed") {
-		t.Fatalf("restore of a set whose pages were never hashed: %v, want a refusal naming ErrUnhashed", err)
-	}
-	unhashedOnDisk(t, set) // the refusal changed nothing
+	t.Run("Resumed", func(t *testing.T) {
+		a, b := newFakeNodeDumper(t, "a", &killRecorder{}), newFakeNode(t, "b")
+		ctx := context.Background()
+		set := directSet(t, a, b, "web", "mig.web")
+		unhashedOnDisk(t, set)
+		b2 := restart(t, b, func() {})
+		m, err := b2.w.SetDigests(ctx, "mig.web")
+		if err != nil {
+			t.Fatalf("digests of a set the previous worker left unhashed: %v, want them resumed", err)
+		}
+		if f, ok := m.Lookup("pages-1.img"); !ok || len(f.SHA256) != 64 || m.PagesUnhashed || m.PagesReceived != nil {
+			t.Fatalf("manifest after the resumed hash: %+v", m)
+		}
+		if _, err := imageset.Verify(set); err != nil {
+			t.Fatalf("set after the resumed hash: %v, want verified", err)
+		}
+		if _, err := b2.w.Restore(ctx, "mig.web", worker.RestoreOptions{Name: "web", Keep: true}); err != nil {
+			t.Fatalf("restore after the resumed hash: %v", err)
+		}
+	})
+	t.Run("ChangedMeanwhile", func(t *testing.T) {
+		a, b := newFakeNodeDumper(t, "a", &killRecorder{}), newFakeNode(t, "b")
+		set := directSet(t, a, b, "web", "mig.web")
+		b2 := restart(t, b, func() {
+			// Same size, another mtime: not what arrived any more.
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(filepath.Join(imageset.ImagesPath(set), "pages-1.img"), later, later); err != nil {
+				t.Fatal(err)
+			}
+		})
+		ctx := context.Background()
+		_, err := b2.w.SetDigests(ctx, "mig.web")
+		if !errors.Is(err, node.ErrPagesUnhashed) || !errors.Is(err, imageset.ErrUnhashed) {
+			t.Fatalf("digests of a set whose page file changed after it arrived: %v, want ErrPagesUnhashed", err)
+		}
+		unhashedOnDisk(t, set)
+		_, err = b2.w.Restore(ctx, "mig.web", worker.RestoreOptions{Name: "web", Keep: true})
+		if !errors.Is(err, imageset.ErrUnhashed) || !strings.Contains(err.Error(), "refusing to restore") || !strings.Contains(err.Error(), "not been hashed") {
+			t.Fatalf("restore of a set whose pages were never hashed: %v, want a refusal naming ErrUnhashed", err)
+		}
+		unhashedOnDisk(t, set) // the refusal changed nothing
+	})
 }
 
 // TestDirectSetCorruptedAfterTheHashIsRefused: a byte of the pages changed after their

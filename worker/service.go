@@ -107,6 +107,19 @@ type SetRechecker interface {
 	RecheckSockets(ctx context.Context, setID, label string) (SetSockets, error)
 }
 
+// DigestWaiter is a Sets that can say when the memory pages it received from a direct
+// transfer are hashed (Config.PageDigests after-restore): what a coordinator needs
+// to fill a snapshot record whose page digests were pending at the commit.
+type DigestWaiter interface {
+	// SetDigests waits until the received pages of set setID are hashed (starting
+	// that hash now if it still waits for the set's restore) and returns the set's
+	// manifest as this worker recorded it, without re-hashing. A set whose pages
+	// were left unhashed by a worker that ended before it hashed them, and cannot be
+	// hashed now, fails with an error matching imageset.ErrUnhashed; a set not here,
+	// node.ErrNoSuchSet.
+	SetDigests(ctx context.Context, setID string) (*imageset.Manifest, error)
+}
+
 // Restorer brings containers back from image sets on this node.
 type Restorer interface {
 	// Preflight checks a restore's needs on this node without changing anything (or,

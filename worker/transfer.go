@@ -550,16 +550,20 @@ func (w *Worker) dumpInto(ctx context.Context, name, setID, addr string, opts du
 // node agent from before its dump to the migration's outcome, worker/agent park.go).
 // It takes no hold of its own and leaves the container as it found it, on success
 // too: the caller ends it once the migration committed, or releases it (it then runs
-// on here). On success the set's only copy is on the target, verified; on failure
-// the target keeps nothing. No set is left on this node either way.
+// on here). On success the set's only copy is on the target (its pages as received); on failure
+// the target keeps nothing. No set is left on this node either way. The target hashes
+// the received pages as it is configured: the manifest returned then lists them
+// without digests (PagesUnhashed) until that worker hashed them after the restore.
 func (w *Worker) dumpIntoHeld(ctx context.Context, name, setID, addr string, opts dump.Options) (*imageset.Manifest, error) {
 	if _, err := w.setPath(setID); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	// Hashed on arrival: the manifest read back below goes into the snapshot's record,
-	// which needs every digest when the migration commits, before the restore.
-	psAddr, err := openPages(ctx, w.peer, addr, setID, PageDigestsOnArrival)
+	// Hashed as the target is configured (Config.PageDigests; by default after the
+	// restore): the manifest read back below goes into the snapshot's record, which
+	// then marks the pages pending (protocol.ImageSet.PagesPending) until the
+	// coordinator reads their digests from the target (DigestWaiter).
+	psAddr, err := openPages(ctx, w.peer, addr, setID, "")
 	if err != nil {
 		return nil, fmt.Errorf("worker %s: dump %s into %s: %w (nothing was done to the container)", w.cfg.Node, name, addr, err)
 	}

@@ -44,6 +44,9 @@ var (
 	ErrNoSet = fmt.Errorf("worker: %w", node.ErrNoSuchSet)
 	// ErrNotFrozen: Stop of a container that is not frozen since its dump.
 	ErrNotFrozen = fmt.Errorf("worker: %w", node.ErrNotFrozen)
+	// ErrUnhashed: the pages a direct transfer left here were never hashed and cannot
+	// be (SetDigests).
+	ErrUnhashed = fmt.Errorf("worker: %w", node.ErrPagesUnhashed)
 )
 
 // Parts are the primitives a Worker composes; tests pass fakes.
@@ -259,6 +262,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 	}
 	w.removeStalePages()
+	w.resumeHashes() // latehash_linux.go
 	w.removeStaleIncoming()
 	w.pruneFailedLogs(time.Now())
 	if w.p.Pipes != nil {

@@ -84,6 +84,15 @@ func runInspect(ctx context.Context, c *cli, args []string) error {
 			}
 		}
 		for _, ct := range m.Containers {
+			switch im := ct.Images; {
+			case im == nil:
+			case im.PagesUnverified != "":
+				fmt.Fprintf(c.stdout, "direct %s: PAGES UNVERIFIED: the memory pages %s received were never hashed (%s): a restore from this set is refused; restore another snapshot\n", ct.Key(), im.Node, im.PagesUnverified)
+			case im.PagesPending:
+				fmt.Fprintf(c.stdout, "direct %s: page digests pending: %s hashes the memory pages it received after the restore, and the coordinator records them then (inspect --verify and restore wait for them)\n", ct.Key(), im.Node)
+			}
+		}
+		for _, ct := range m.Containers {
 			switch {
 			case !ct.PostCopy:
 			case ct.PagesLost != "":

@@ -61,11 +61,15 @@ original nodes). --copy says how the images reach the target
 (default: the stack's swarmckpt.migration label, cold = streamed, else streamed):
 streamed as above (the dumping node keeps a copy, which the rollback uses); direct
 sends the memory pages from CRIU straight to the target's page server, writing no
-copy on the dumping node (less downtime, the target verifies every page on arrival):
-the snapshot's only copy is then the target's, which a failed migration keeps and
-its rollback sends back (exact mode, or swarm mode without --whole-stack: see above;
-refused, naming the node, when a node involved runs an older worker that does not
-announce dump-into-held: upgrade it). post-copy
+copy on the dumping node (less downtime; the target hashes the pages after the
+restore, off the downtime, and the coordinator then records their digests: until then
+'inspect' says "page digests pending", and a restore or 'inspect --verify' of the
+snapshot waits for them): the snapshot's only copy is then the target's, which a
+failed migration keeps and its rollback sends back (exact mode, or swarm mode without
+--whole-stack, whose held stops' pages the target verifies on arrival: see above;
+refused, naming the node, when a node involved runs an older worker that does not announce
+dump-into-held: upgrade it). streamed stays the default until direct has streamed's
+record on the lab's failure paths (docs/cli.md "Which copy mode"). post-copy
 (exact mode only) needs every node that dumps a moving container, and every target, to
 announce the worker features post-copy and post-copy-migrate (refused before anything
 is dumped otherwise, naming the node), and moves standalone containers only (a stack

@@ -82,6 +82,11 @@ type Manifest struct {
 	// they existed have them from Headers too.
 	NContainers int   `json:"n_containers,omitempty"`
 	ImageBytes  int64 `json:"image_bytes,omitempty"`
+	// PagesPending counts the containers whose image set still waits for its page
+	// digests (ImageSet.PagesPending, not PagesUnverified: a direct migration's target
+	// hashes the pages after the restore), so that a coordinator finds them from the headers alone
+	// (Summarize sets it) and fills them in (coordinator/restore FillPages).
+	PagesPending int `json:"pages_pending,omitempty"`
 
 	// Revision is the store's version of this manifest, used for compare-and-swap.
 	// Not serialized.
@@ -194,8 +199,16 @@ type Restore struct {
 	RolledBack map[string]int    `json:"rolled_back,omitempty"`
 }
 
-// Summarize sets NContainers and ImageBytes from Containers.
-func (m *Manifest) Summarize() { m.NContainers, m.ImageBytes = len(m.Containers), m.Bytes() }
+// Summarize sets NContainers, ImageBytes and PagesPending from Containers.
+func (m *Manifest) Summarize() {
+	m.NContainers, m.ImageBytes = len(m.Containers), m.Bytes()
+	m.PagesPending = 0
+	for _, c := range m.Containers {
+		if c.Images != nil && c.Images.PagesPending && c.Images.PagesUnverified == "" {
+			m.PagesPending++
+		}
+	}
+}
 
 // HeaderOnly reports whether m was read by Headers (no Containers, no Record).
 func (m *Manifest) HeaderOnly() bool { return m.headerOnly }
@@ -223,7 +236,8 @@ func (m *Manifest) Bytes() int64 {
 }
 
 // Complete returns nil when every container's image set is durable and every file
-// has a valid sha256: the condition for Commit.
+// has a valid sha256 (but the memory page files of a set whose page digests are
+// pending: ImageSet.PagesPending): the condition for Commit.
 func (m *Manifest) Complete() error {
 	if len(m.Containers) == 0 {
 		return fmt.Errorf("%w: snapshot %s has no containers", ErrIncomplete, m.ID)
@@ -238,6 +252,9 @@ func (m *Manifest) Complete() error {
 			return fmt.Errorf("%w: image set of %s lists no files", ErrIncomplete, c.Key())
 		}
 		for _, f := range c.Images.Files {
+			if f.SHA256 == "" && c.Images.PagesPending && protocol.PendingPageFile(f.Name) {
+				continue // a direct transfer's pages, hashed after the restore (FillPages)
+			}
 			if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {
 				return fmt.Errorf("%w: %s file %s has no valid sha256 (%q)", ErrIncomplete, c.Key(), f.Name, f.SHA256)
 			}

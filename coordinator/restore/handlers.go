@@ -52,6 +52,17 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 	if err := m.Complete(); err != nil {
 		return nil, nil, api.Errorf(api.CodeCorrupt, "%v", err)
 	}
+	if own && PagesNotVerified(m) != "" {
+		// A direct migration's sets whose page digests are not in the record yet
+		// (pages.go): fetched from their nodes first (waiting for their hash), or
+		// refused.
+		if m, err = FillPages(ctx, s.cfg.Store, s.nodes, m.ID, pagesWait); m == nil {
+			return nil, nil, StoreErr(err)
+		}
+		if why := PagesNotVerified(m); why != "" {
+			return nil, nil, api.Errorf(api.CodeFailed, "restore of %s refused, nothing was changed: the record of its images is incomplete: %s (page digests come from the node holding the set once its worker hashed them: start that node's worker and agent, then restore again; a set that can never be verified cannot be restored: restore another snapshot)", m.ID, why)
+		}
+	}
 	if err := s.heal(ctx, m); err != nil { // copies.go: a bad original is replaced by a healthy replica
 		return nil, nil, err
 	}
@@ -98,9 +109,24 @@ func (s *Restores) restore(ctx context.Context, req api.RestoreRequest, own bool
 		held = lock
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "preflight", Message: "checking the nodes before stopping anything: " + DescribeTargets(targets)})
+	// A migration's own restore (right after its commit) does not re-hash the sets
+	// whose pages its direct dumps left for their targets to hash after the restore:
+	// the commit checked them as received (by their files' stamps), and a re-hash
+	// here would wait for that hash, on the migration's critical path (pages.go).
+	var hashed map[string]bool
+	if !own && pk != nil {
+		for k := range VerifiedAtCommit(chosen.m) {
+			if c := containerOf(chosen.m, k); c != nil && c.Images.PagesPending {
+				if hashed == nil {
+					hashed = map[string]bool{}
+				}
+				hashed[k] = true
+			}
+		}
+	}
 	// A restore that stops the stack itself (own) waits for its targets' keepers
 	// before the stop (prepare).
-	if err := s.preflight(ctx, chosen.m, targets, own); err != nil {
+	if err := s.preflightSkip(ctx, chosen.m, targets, hashed, own); err != nil {
 		s.event(ctx, api.Event{ID: m.ID, Phase: "refused", Message: err.Error()})
 		return nil, nil, err
 	}

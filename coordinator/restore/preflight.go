@@ -24,7 +24,7 @@ const preflightTimeout = 30 * time.Second
 // 1 s per GiB here).
 const verifyTimeout = 2 * time.Minute
 
-// preflight asks the nodes, before anything is changed, whether the exact restore of
+// preflightSkip asks the nodes, before anything is changed, whether the exact restore of
 // m onto targets can run: every node involved has a live worker; every image set is
 // on its node with every file at its recorded size (and so is a copy already on its
 // target, which the restore would use); every

@@ -89,11 +89,16 @@ var (
 	// tracks no soft-dirty pages (CONFIG_MEM_SOFT_DIRTY off; FeaturePreCopy not
 	// announced).
 	ErrNoSoftDirty error = &reason{CodeFailedPrecondition, "no_soft_dirty", "the kernel tracks no soft-dirty pages: pre-copy cannot run on this node"}
+	// ErrPagesUnhashed: the memory pages a direct transfer left on the node were not
+	// hashed and never will be (the worker that received them ended first and they
+	// cannot be resumed, or a file changed since it arrived): the set cannot be
+	// verified.
+	ErrPagesUnhashed error = &reason{CodeFailedPrecondition, "pages_unhashed", "the set's received memory pages were never hashed: it cannot be verified"}
 )
 
 var reasons = []*reason{ErrNoSuchSet.(*reason), ErrBadSetID.(*reason), ErrNotFrozen.(*reason),
 	ErrNotParked.(*reason), ErrSetExists.(*reason), ErrNoWorker.(*reason), ErrWorkerUnreachable.(*reason),
-	ErrNoSpace.(*reason), ErrNoSoftDirty.(*reason)}
+	ErrNoSpace.(*reason), ErrNoSoftDirty.(*reason), ErrPagesUnhashed.(*reason)}
 
 // Status is an operation's outcome on the wire; the zero Status is success. Every
 // reply embeds it (JSON fields error, code, reason).

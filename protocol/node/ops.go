@@ -85,11 +85,21 @@ type VerifyRequest struct {
 	// inode it had then (the check its restores make): for the commit of a snapshot
 	// just taken. Other sets are re-hashed; so are all by agents older than it.
 	Recheck bool `json:"recheck,omitempty"`
+	// Digests asks, instead of a verify, for the set's files as the node's worker
+	// recorded them once the memory pages it received from a direct transfer are
+	// hashed (it hashes them after the restore; the request waits for that, starting
+	// it at once): VerifyReply.Files, with every digest, to fill a snapshot record
+	// whose pages were pending (store ImageSet.PagesPending). Files and Label are not
+	// used. ErrPagesUnhashed: they never will be. An agent older than Digests
+	// verifies instead and fails (Files empty): the record stays pending.
+	Digests bool `json:"digests,omitempty"`
 }
 
-// VerifyReply answers a VerifyRequest with the set's TCP sockets ([]cut.Socket as JSON).
+// VerifyReply answers a VerifyRequest with the set's TCP sockets ([]cut.Socket as
+// JSON), or, for Digests, its files.
 type VerifyReply struct {
 	Sockets json.RawMessage `json:"sockets,omitempty"`
+	Files   []File          `json:"files,omitempty"`
 	OpStatus
 }
 

@@ -189,7 +189,7 @@ func (a *Agent) stats(set string, m *imageset.Manifest, reusedFrom string) proto
 
 // ImageSet is the wire form of a worker's set manifest.
 func ImageSet(info worker.NodeInfo, set string, m *imageset.Manifest) protocol.ImageSet {
-	is := protocol.ImageSet{Node: info.Node, Dir: info.SetDir(set), Durable: true, CRIUVersion: m.CRIUVersion, PagesHashedBy: m.PagesReceivedBy}
+	is := protocol.ImageSet{Node: info.Node, Dir: info.SetDir(set), Durable: true, CRIUVersion: m.CRIUVersion, PagesHashedBy: m.PagesReceivedBy, PagesPending: m.PagesUnhashed}
 	for _, f := range m.Files {
 		is.Files = append(is.Files, node.File{Name: imageset.ImagesDir + "/" + f.Name, Size: f.Size, SHA256: f.SHA256})
 	}
@@ -216,7 +216,24 @@ func (a *Agent) verify(ctx context.Context, set, label string, want []node.File,
 	return json.Marshal(res.Sockets)
 }
 
+// digests answers a node.VerifyRequest with Digests: the files of set as the worker
+// recorded them once its received pages are hashed (worker.DigestWaiter).
+func (a *Agent) digests(ctx context.Context, set string) ([]node.File, error) {
+	dw, ok := a.cfg.Worker.Sets.(worker.DigestWaiter)
+	if !ok {
+		return nil, node.Mark(fmt.Errorf("the worker of node %s cannot report the digests of received pages (an older version): upgrade it", a.cfg.Node), node.ErrNoWorker)
+	}
+	m, err := dw.SetDigests(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	return ImageSet(a.info, set, m).Files, nil
+}
+
 // SameFiles compares the files of a set on a node with the snapshot's record of them.
+// A memory page file the record lists without a digest (its pages were pending at the
+// commit: protocol.ImageSet.PagesPending) is compared by its size only: the node's
+// worker checks its content against its own manifest.
 func SameFiles(got, want []node.File) error {
 	byName := make(map[string]node.File, len(got))
 	for _, f := range got {
@@ -227,7 +244,7 @@ func SameFiles(got, want []node.File) error {
 		switch {
 		case !ok:
 			return fmt.Errorf("file %s of the snapshot is missing: the set is incomplete; take a new snapshot", w.Name)
-		case g.Size != w.Size || !strings.EqualFold(g.SHA256, w.SHA256):
+		case g.Size != w.Size || !strings.EqualFold(g.SHA256, w.SHA256) && !(w.SHA256 == "" && protocol.PendingPageFile(w.Name)):
 			return fmt.Errorf("file %s differs from the snapshot's manifest (size %d sha256 %.12s, manifest says size %d sha256 %.12s): the images were changed; take a new snapshot",
 				w.Name, g.Size, g.SHA256, w.Size, w.SHA256)
 		}

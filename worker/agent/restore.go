@@ -55,6 +55,11 @@ func (a *Agent) serveRestore(ctx context.Context) ([]bus.Subscription, error) {
 		return errors.Join(errs...)
 	}))
 	s.add(serveOp(ctx, a, node.OpVerify, noSets, func(ctx context.Context, req *node.VerifyRequest, rep *node.VerifyReply) error {
+		if req.Digests {
+			files, err := a.digests(ctx, req.Set)
+			rep.Files = files
+			return err
+		}
 		var err error
 		rep.Sockets, err = a.verify(ctx, req.Set, req.Label, req.Files, req.Recheck)
 		return err

@@ -86,6 +86,13 @@ type Manifest struct {
 	// the receiving worker process itself trusts as received. A set whose worker ended
 	// before its hash finished keeps the mark: it is never trusted silently.
 	PagesUnhashed bool `json:"pagesUnhashed,omitempty"`
+	// PagesReceived records, for each page file still without a digest, the (mtime,
+	// inode) it had when it arrived (its size is in Files): a worker that starts after
+	// the one that received the set ended before hashing it resumes the hash from
+	// these (ResumeLate) instead of leaving the set unverified; a file whose stamp
+	// changed since is not hashed (the set stays unverified). Cleared with
+	// PagesUnhashed.
+	PagesReceived map[string]ReceivedStamp `json:"pagesReceived,omitempty"`
 	// Rootfs says what the set carries of the container's writable layer (the tar
 	// images/rootfs-diff.tar, package rootfsdiff); nil in sets written before it
 	// existed and in sets of fakes.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Unhashed tells whether v still waits for the digests of its received pages
@@ -49,7 +50,7 @@ func HashLate(ctx context.Context, v Verified) (Verified, error) {
 		}
 		m.Files[i].SHA256 = sum
 	}
-	m.PagesUnhashed = false
+	m.PagesUnhashed, m.PagesReceived = false, nil
 	if err := WriteManifest(v.dir, m); err != nil {
 		return v, err
 	}
@@ -71,7 +72,7 @@ func hashReceived(ctx context.Context, p string, f File, stamps map[string]stamp
 	if err != nil {
 		return "", err
 	}
-	if want, ok := stamps[f.Name]; (ok && want != stampOf(fi)) || fi.Size() != f.Size {
+	if want, ok := stamps[f.Name]; (ok && !want.same(stampOf(fi))) || fi.Size() != f.Size {
 		return "", fmt.Errorf("%w: %s changed since it was received", ErrChecksum, f.Name)
 	}
 	h := sha256.New()
@@ -94,4 +95,39 @@ func hashReceived(ctx context.Context, p string, f File, stamps map[string]stamp
 		return "", fmt.Errorf("%w: %s has %d bytes, %d were received", ErrChecksum, f.Name, n, f.Size)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ReceivedStamp is what a received page file was when it arrived (Manifest.PagesReceived):
+// its modification time (ns since the epoch) and inode.
+type ReceivedStamp struct {
+	MtimeNS int64  `json:"mtimeNs"`
+	Inode   uint64 `json:"inode"`
+}
+
+// ResumeLate returns the set at dir, whose pages a previous worker process received
+// but did not hash (Manifest.PagesUnhashed), as HashLate takes it: with the stamps
+// its files had when they arrived (Manifest.PagesReceived), so that HashLate hashes
+// only files that are still what arrived. A set that records no stamp for one of its
+// unhashed files (received by a worker older than PagesReceived) cannot be resumed:
+// ErrUnhashed. The set returned is not verified: only HashLate may use it.
+func ResumeLate(dir string) (Verified, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return Verified{}, fmt.Errorf("imageset: resume the hash of %s: %w", dir, err)
+	}
+	if !m.PagesUnhashed {
+		return Verified{}, fmt.Errorf("imageset: resume the hash of %s: its pages are hashed already", dir)
+	}
+	stamps := map[string]stamp{}
+	for _, f := range m.Files {
+		if f.SHA256 != "" {
+			continue
+		}
+		r, ok := m.PagesReceived[f.Name]
+		if !ok {
+			return Verified{}, fmt.Errorf("imageset: resume the hash of %s: %s has no stamp of its arrival: %w", dir, f.Name, ErrUnhashed)
+		}
+		stamps[f.Name] = stamp{size: f.Size, mtime: time.Unix(0, r.MtimeNS), ino: r.Inode}
+	}
+	return Verified{dir: dir, m: m, stamps: stamps}, nil
 }

@@ -153,3 +153,23 @@ func TestManifestWithoutDigestNeedsTheMark(t *testing.T) {
 		t.Fatalf("a manifest with an empty digest and no PagesUnhashed: %v, want ErrManifest", err)
 	}
 }
+
+// TestResumeLateNeedsArrivalStamps: a set whose unhashed pages carry no stamp of their
+// arrival (received by a worker older than Manifest.PagesReceived; here sealed by
+// SealKnown) cannot have its hash resumed by another process: ErrUnhashed, and the
+// set stays refused. A hashed set is not resumed either.
+func TestResumeLateNeedsArrivalStamps(t *testing.T) {
+	v := receivedUnhashed(t)
+	if _, err := imageset.ResumeLate(v.Dir()); !errors.Is(err, imageset.ErrUnhashed) {
+		t.Fatalf("ResumeLate of a set without arrival stamps: %v, want ErrUnhashed", err)
+	}
+	if _, err := imageset.Verify(v.Dir()); !errors.Is(err, imageset.ErrUnhashed) {
+		t.Fatalf("Verify after a refused resume: %v, want ErrUnhashed", err)
+	}
+	if _, err := imageset.HashLate(context.Background(), v); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imageset.ResumeLate(v.Dir()); err == nil {
+		t.Fatal("ResumeLate of a hashed set: nil, want an error")
+	}
+}

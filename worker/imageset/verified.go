@@ -27,6 +27,12 @@ type stamp struct {
 	ino   uint64
 }
 
+// same compares two stamps (times by their instant: one read back from a manifest has
+// no monotonic reading).
+func (s stamp) same(o stamp) bool {
+	return s.size == o.size && s.ino == o.ino && s.mtime.Equal(o.mtime)
+}
+
 func stampOf(fi fs.FileInfo) stamp {
 	st := stamp{size: fi.Size(), mtime: fi.ModTime()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -158,6 +164,11 @@ func (v Verified) Adopt(from string, files []File, by string) (Verified, error) 
 		m.Files = append(m.Files, f)
 		if f.SHA256 == "" {
 			m.PagesUnhashed = true
+			if m.PagesReceived == nil {
+				m.PagesReceived = map[string]ReceivedStamp{}
+			}
+			st := stampOf(fi)
+			m.PagesReceived[f.Name] = ReceivedStamp{MtimeNS: st.mtime.UnixNano(), Inode: st.ino}
 		}
 	}
 	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Name < m.Files[j].Name })

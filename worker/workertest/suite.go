@@ -309,6 +309,24 @@ func testSets(t *testing.T, f Factory) {
 	if res, err := s.Send(ctx, set, b.Addr); err != nil || !res.AlreadyThere {
 		t.Fatalf("second Send: %+v %v, want AlreadyThere", res, err)
 	}
+	// DigestWaiter: a set received whole (every file verified on arrival) has every
+	// digest at once; a set not there is node.ErrNoSuchSet.
+	if dw, ok := b.Roles.Sets.(worker.DigestWaiter); ok {
+		m, err := dw.SetDigests(ctx, set)
+		if err != nil || m == nil || len(m.Files) == 0 || m.PagesUnhashed {
+			t.Fatalf("SetDigests of a sent set: %+v %v, want its manifest with every digest", m, err)
+		}
+		for _, f := range m.Files {
+			if len(f.SHA256) != 64 {
+				t.Fatalf("SetDigests of a sent set: file %s has digest %q", f.Name, f.SHA256)
+			}
+		}
+		if _, err := dw.SetDigests(ctx, "wt.nosuch"); !errors.Is(err, node.ErrNoSuchSet) {
+			t.Fatalf("SetDigests of a missing set: %v, want node.ErrNoSuchSet", err)
+		}
+	} else {
+		t.Errorf("%T does not implement worker.DigestWaiter", b.Roles.Sets)
+	}
 	if _, err := s.Send(ctx, "wt.nosuch", b.Addr); !errors.Is(err, node.ErrNoSuchSet) || !errors.Is(err, node.ErrNotFound) {
 		t.Fatalf("Send of a missing set: %v, want node.ErrNoSuchSet", err)
 	}

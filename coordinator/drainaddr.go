@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -195,33 +196,44 @@ func (d *drainController) translatePeers(ctx context.Context, stackName string, 
 }
 
 // unlockReplacement waits until swarm's replacement of the held task runs on target
-// (restored network-locked) and unlocks it. If it does not run within drainMapWait,
-// or ctx ends first (the leader stops), the target's watchdog unlocks it at the
-// lock's deadline.
+// (restored network-locked) and unlocks it. An unlock that fails (the target's agent
+// slow to answer under load) is asked again until drainMapWait: until then the
+// replacement cannot answer anyone. If it does not run (or cannot be unlocked)
+// within drainMapWait, or ctx ends first (the leader stops), the target's watchdog
+// unlocks it at the lock's deadline, drainMapWait after the placement.
 func (d *drainController) unlockReplacement(ctx context.Context, e node.DrainEvent, target string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, drainMapWait)
 	defer cancel()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	key := fmt.Sprintf("%s.%d", e.Service, e.Slot)
+	var lastErr error
 	for {
 		if tasks, err := d.sw.Tasks(ctx, e.Stack); err == nil {
 			for _, tk := range tasks {
 				if tk.Key() != key || tk.Node != target || !liveDesired(tk) || tk.State != "running" || tk.ContainerID == "" || tk.ContainerID == e.ContainerID {
 					continue
 				}
-				if _, err := nodecall.Ask[node.UnlockReply](ctx, d.s.cfg.Bus, node.UnlockSubject(target),
-					node.UnlockRequest{Containers: []string{tk.ContainerID}}, 5*time.Second); err != nil {
-					log.Warn("drain: could not unlock the restored replacement; its worker's watchdog unlocks it at the lock's deadline", "target", target, "container", tk.ContainerID, "err", err)
+				_, err := nodecall.Ask[node.UnlockReply](ctx, d.s.cfg.Bus, node.UnlockSubject(target),
+					node.UnlockRequest{Containers: []string{tk.ContainerID}}, 5*time.Second)
+				if err == nil {
+					log.Info("drain: replacement restored and unlocked", "target", target, "container", tk.ContainerID)
 					return
 				}
-				log.Info("drain: replacement restored and unlocked", "target", target, "container", tk.ContainerID)
-				return
+				if errors.Is(err, node.ErrNotFound) {
+					log.Warn("drain: the restored replacement is gone from its node before its unlock", "target", target, "container", tk.ContainerID, "err", err)
+					return
+				}
+				if lastErr == nil {
+					log.Warn("drain: could not unlock the restored replacement: asking again", "target", target, "container", tk.ContainerID, "err", err)
+				}
+				lastErr = err
 			}
 		}
 		select {
 		case <-ctx.Done():
-			log.Warn("drain: the replacement did not run in time; its worker's watchdog unlocks it at the lock's deadline", "target", target, "wait", drainMapWait)
+			log.Warn("drain: the replacement did not run, or could not be unlocked, in time; its worker's watchdog unlocks it at the lock's deadline",
+				"target", target, "wait", drainMapWait, "err", lastErr)
 			return
 		case <-t.C:
 		}

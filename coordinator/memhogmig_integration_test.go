@@ -60,8 +60,9 @@ func (e *e2e) memhogGet(t *testing.T, node, id, path string, v any) {
 
 // migrateMemhogKeepsChecksum: a 256 MiB memhog (deploy/examples/memhog.yml, 5% of its
 // memory rewritten per second) migrates once with each copy mode of `swarmckpt
-// migrate` (streamed from its swarm task, then direct and post-copy, which move
-// standalone containers), and keeps every byte: with its writer paused, the checksum
+// migrate` (swarm mode direct, its swarm task moved through the drain hold; streamed
+// from its swarm task; then direct and post-copy, which move standalone containers),
+// and keeps every byte: with its writer paused, the checksum
 // of its whole memory after the migration equals the one before (same sha256, same
 // number of writes, same process: its instance id), and /verify finds the memory to
 // be exactly what its own counters say. Post-copy's checksum reads every page, so the
@@ -91,7 +92,11 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 		}
 		return false
 	})
-	for _, mode := range []string{"streamed", "direct", "post-copy"} {
+	// swarm-direct first, while memhog is a swarm task: `--mode swarm --copy direct
+	// --from NODE` moves the task through the drain hold, its held stop dumped straight
+	// into the node swarm placed the replacement on (docs/drain.md "Copy modes of the
+	// drain hold"); it stays a swarm task, which the streamed move then takes from.
+	for _, mode := range []string{"swarm-direct", "streamed", "direct", "post-copy"} {
 		from, id := e.memhogOn(t)
 		// The next node in the lab's order.
 		to := e.node(1)
@@ -106,22 +111,41 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 		if before.MiB != 256 || before.SHA256 == "" || !before.Paused {
 			t.Fatalf("memhog's checksum before the migration: %+v, want 256 MiB, a sha256, paused", before)
 		}
+		args, copyMode := []string{"migrate", "memhog", "--to", to, "--copy", mode}, mode
+		if mode == "swarm-direct" {
+			args, copyMode = []string{"migrate", "memhog", "--mode", "swarm", "--copy", "direct", "--from", from}, "direct"
+		}
 		t0 := time.Now()
 		hashedBefore := e.workerLogCount("received pages hashed after the restore")
-		out, code := e.ctl(5*time.Minute, "migrate", "memhog", "--to", to, "--copy", mode)
+		out, code := e.ctl(5*time.Minute, args...)
 		if code != 0 {
-			t.Fatalf("migrate memhog --to %s --copy %s: exit %d\n%s", to, mode, code, out)
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
 		}
 		took := time.Since(t0)
-		if !strings.Contains(out, "(copy: "+mode+")") {
-			t.Errorf("migrate --copy %s did not migrate with copy %s:\n%s", mode, mode, out)
+		if !strings.Contains(out, "(copy: "+copyMode+")") {
+			t.Errorf("%s did not migrate with copy %s:\n%s", strings.Join(args, " "), copyMode, out)
 		}
 		if mode == "post-copy" && !strings.Contains(out, "last page of its memory arrived") {
 			t.Errorf("migrate --copy post-copy did not say when the last page arrived:\n%s", out)
 		}
+		if mode == "swarm-direct" {
+			if !strings.Contains(out, "moved memhog_memhog slot 1 to ") || !strings.Contains(out, "(copy direct)") {
+				t.Errorf("%s does not name the moved memhog task as copied direct:\n%s", strings.Join(args, " "), out)
+			}
+			// Swarm picks the node; the replacement is its task, running once restored.
+			waitLong(t, "memhog's swarm task running off "+from, func() bool {
+				n, _ := e.dockerOn(e.node(1), "service", "ps", "memhog_memhog", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}")
+				f := strings.Fields(n)
+				if len(f) < 2 || f[0] == from || f[1] != "Running" {
+					return false
+				}
+				to = f[0]
+				return true
+			})
+		}
 		node, nid := e.memhogOn(t)
 		if node != to || nid == id {
-			t.Fatalf("after migrate --copy %s --to %s: memhog %s runs on %s (before: %s on %s)", mode, to, nid, node, id, from)
+			t.Fatalf("after %s: memhog %s runs on %s, want %s (before: %s on %s)", strings.Join(args, " "), nid, node, to, id, from)
 		}
 		e.memhogGet(t, node, nid, "/checksum", &after)
 		if after != before {
@@ -135,7 +159,7 @@ func (e *e2e) migrateMemhogKeepsChecksum(t *testing.T) {
 		if !v.OK || v.Writes != before.Writes {
 			t.Errorf("memhog /verify after migrate --copy %s: %+v, want ok at %d writes", mode, v, before.Writes)
 		}
-		t.Logf("migrate --copy %s %s -> %s: %s; 256 MiB checksum kept (%s, %d writes)", mode, from, to, took.Round(time.Millisecond), before.SHA256[:12], before.Writes)
+		t.Logf("%s (%s -> %s): %s; 256 MiB checksum kept (%s, %d writes)", strings.Join(args, " "), from, to, took.Round(time.Millisecond), before.SHA256[:12], before.Writes)
 		if mode == "direct" {
 			e.directDigestsRecorded(t, to)
 			// The target hashed the pages after the restore (not on arrival).

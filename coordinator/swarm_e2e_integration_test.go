@@ -67,6 +67,28 @@ func setupSwarmE2E(t *testing.T) *e2e {
 			}
 			logDockerd(t, e.name, 3)
 		}
+		if keep := os.Getenv("SWARMCKPT_TEST_LOGS"); keep != "" {
+			// Keep every daemon's log, the nodes' dockerd logs too (lab down removes
+			// them), for a look after the run.
+			to := filepath.Join(keep, t.Name())
+			logs, _ := filepath.Glob(filepath.Join(e.dir, "*.log"))
+			for i := 1; i <= 3; i++ {
+				node := fmt.Sprintf("%s-%d", e.name, i)
+				logs = append(logs, filepath.Join("/var/lib/swarmckpt", e.name, node, "dockerd.log"))
+			}
+			if err := os.MkdirAll(to, 0o700); err == nil {
+				for _, l := range logs {
+					name := filepath.Base(l)
+					if name == "dockerd.log" {
+						name = "dockerd-" + filepath.Base(filepath.Dir(l)) + ".log"
+					}
+					if b, err := os.ReadFile(l); err == nil {
+						_ = os.WriteFile(filepath.Join(to, name), b, 0o600)
+					}
+				}
+			}
+			t.Logf("daemon logs kept in %s (SWARMCKPT_TEST_LOGS)", to)
+		}
 		if out, code := e.run(3*time.Minute, "lab", "down", "--name", e.name); code != 0 {
 			t.Errorf("lab down: %s", out)
 		}
@@ -702,5 +724,68 @@ func TestIntegrationSwarmMode(t *testing.T) {
 			}
 		}
 		t.Logf("the labelled drain's events:\n%s", strings.Join(evs[max(0, len(evs)-4):], "\n"))
+		// Where the time went (docs/drain.md "Where a drain's time goes"): each step's
+		// first log line after the drain, in seconds from it.
+		t.Logf("the labelled drain's phases, s from the drain of %s: %s; echo client running (service ps) %.1f, answering %.1f",
+			to3, e.drainPhases(t3, to3, to4), running.Seconds(), time.Since(t3).Seconds())
 	})
+}
+
+// drainPhases says when (seconds from t0, "-" when not seen) each step of the drain
+// of the echo client from node from to node to happened: the held stop, the
+// checkpoint, the set placed (then the stop released), the replacement's container
+// created and started (restored), its unlock or the coordinator giving up on it
+// (then the target's watchdog lifts the lock at its deadline), and a timed-out bulk
+// sync of libnetwork on the target.
+func (e *e2e) drainPhases(t0 time.Time, from, to string) string {
+	at := func(file string, match ...string) string {
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(e.dir, file)
+		}
+		b, _ := os.ReadFile(file)
+		for _, l := range strings.Split(string(b), "\n") {
+			ok := true
+			for _, m := range match {
+				ok = ok && strings.Contains(l, m)
+			}
+			if !ok {
+				continue
+			}
+			ts := ""
+			if i := strings.Index(l, "time="); i >= 0 {
+				ts = strings.Trim(strings.Fields(l[i+len("time="):])[0], `"`) // slog's, or dockerd's time="..."
+			} else if i := strings.Index(l, `"time":"`); i >= 0 {
+				ts, _, _ = strings.Cut(l[i+len(`"time":"`):], `"`)
+			}
+			if tm, err := time.Parse(time.RFC3339Nano, ts); err == nil && !tm.Before(t0) {
+				return fmt.Sprintf("%.2f", tm.Sub(t0).Seconds())
+			}
+		}
+		return "-"
+	}
+	// The replacement's container: created by swarm's executor once the old task
+	// ended, started (restored by the runtime wrapper) after its network attachment.
+	created, started := "-", "-"
+	id, _ := e.dockerOut(to, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_client")
+	if f := strings.Fields(id); len(f) == 1 {
+		out, _ := e.dockerOut(to, "inspect", "--format", "{{.Created}} {{.State.StartedAt}}", f[0])
+		if ts := strings.Fields(out); len(ts) == 2 {
+			for i, p := range []*string{&created, &started} {
+				if tm, err := time.Parse(time.RFC3339Nano, ts[i]); err == nil {
+					*p = fmt.Sprintf("%.2f", tm.Sub(t0).Seconds())
+				}
+			}
+		}
+	}
+	return strings.Join([]string{
+		"held " + at("agent-"+from+".log", "stop held for a drain", "echo_client"),
+		"checkpointed " + at("coordinator.log", "event: checkpointed", "service=echo_client"),
+		"placed " + at("coordinator.log", "event: restored", "service=echo_client"),
+		"created " + created, "started " + started,
+		"unlocked " + at("coordinator.log", "drain: replacement restored and unlocked", "service=echo_client"),
+		"unlock-given-up " + at("coordinator.log", "drain: ", "service=echo_client", "watchdog unlocks it at the lock's deadline"),
+		// libnetwork's overlay join on the target waits up to 30 s for a peer's bulk
+		// sync (docs/drain.md "Where a drain's time goes").
+		"target-bulk-sync-timed-out " + at(filepath.Join("/var/lib/swarmckpt", e.name, to, "dockerd.log"), "Bulk sync to node", "timed out"),
+	}, " ")
 }

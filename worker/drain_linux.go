@@ -232,6 +232,9 @@ func (w *Worker) CheckpointHeld(ctx context.Context, id, setID, into string) (m 
 	if err != nil {
 		return nil, err
 	}
+	// Once this checkpoint is done, off its path: the node's drain sets past their
+	// retention go (drainsets.go).
+	defer func() { go w.pruneDrainSets(context.WithoutCancel(ctx), time.Now()) }()
 	if _, err := os.Stat(filepath.Join(w.drainDir(), ckptFile(id))); err == nil {
 		return nil, fmt.Errorf("worker %s: held container %.12s was checkpointed already: %w", w.cfg.Node, id, ErrCheckpointed)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -137,8 +138,11 @@ type Fake struct {
 	digestAsks  int                  // SetDigests answered (DigestAsks)
 	// FailPlace: SERVICE.SLOT -> error PlaceTask returns for it.
 	FailPlace map[string]error
-	tasks     map[string]*FakeTask // placed sets, by SERVICE.SLOT
-	claimed   map[string]string    // SERVICE.SLOT -> container that claimed its set
+	// FailUnlocks: that many Unlock calls fail (with ErrFakeUnlock), then they work
+	// (an agent slow to answer under load).
+	FailUnlocks int
+	tasks       map[string]*FakeTask // placed sets, by SERVICE.SLOT
+	claimed     map[string]string    // SERVICE.SLOT -> container that claimed its set
 
 	// Disk, when set, is the file system of the fake's sets as CheckSpace sees it
 	// (nil: room for every dump); MemoryUse: container -> its memory in use in bytes
@@ -204,6 +208,9 @@ func (f *Fake) features() []string {
 // (tests that need some wrap the Fake and override this).
 func (f *Fake) Standalone(context.Context, string) ([]restore.Standalone, error) { return nil, nil }
 
+// ErrFakeUnlock is the error of the Unlock calls FailUnlocks makes fail.
+var ErrFakeUnlock = errors.New("worker fake: unlock failed (FailUnlocks)")
+
 // Lock implements Holder.
 func (f *Fake) Lock(_ context.Context, name string, _ []netip.Addr, deadline time.Time) error {
 	f.mu.Lock()
@@ -237,6 +244,10 @@ func (f *Fake) CarriedVolumes(c string) bool {
 func (f *Fake) Unlock(_ context.Context, name string, _ []netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.FailUnlocks > 0 {
+		f.FailUnlocks--
+		return fmt.Errorf("worker %s: unlock %s: %w", f.Node, name, ErrFakeUnlock)
+	}
 	f.locked[name] = false
 	return nil
 }

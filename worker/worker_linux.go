@@ -265,6 +265,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.resumeHashes() // latehash_linux.go
 	w.removeStaleIncoming()
 	w.pruneFailedLogs(time.Now())
+	w.pruneDrainSets(ctx, time.Now())
 	if w.p.Pipes != nil {
 		if err := w.p.Pipes.Reconcile(); err != nil {
 			w.log.Warn("could not put back a fs.pipe-max-size raised by a post-copy dump whose worker died", "err", err)

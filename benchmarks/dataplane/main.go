@@ -648,39 +648,38 @@ type pair struct {
 
 // startPair starts a worker on each node named prefix-1, prefix-2, with extra flags.
 func startPair(bin string, nodes []node, prefix, tokenFile, token string, extra ...string) (pair, error) {
-	var p pair
-	var stops []func()
-	p.stop = func() {
-		for _, s := range stops {
-			s()
-		}
-	}
-	for i, n := range nodes[:2] {
-		c, pid, stop, err := startWorker(bin, n, fmt.Sprintf("%s-%d", prefix, i+1), tokenFile, token, extra...)
-		if err != nil {
-			p.stop()
-			return p, err
-		}
-		stops = append(stops, stop)
-		p.pids = append(p.pids, pid)
-		if i == 0 {
-			p.a = c
-		} else {
-			p.b = c
-		}
-	}
-	bi, err := p.b.Info(context.Background())
-	if err != nil {
-		p.stop()
-		return p, err
-	}
-	p.bAddr = bi.Addr
-	return p, nil
+	return startPairWith(nodes, func(i int, n node) (*worker.Client, int, func(), error) {
+		return startWorker(bin, n, fmt.Sprintf("%s-%d", prefix, i+1), tokenFile, token, extra...)
+	})
 }
 
 // startTLSPair starts a worker with TLS on each node (certificates by worker tls-init
 // in dir), and clients that trust their CA.
 func startTLSPair(bin string, nodes []node, dir, tokenFile, token string) (pair, error) {
+	tlsDir := filepath.Join(dir, "tls")
+	return startPairWith(nodes, func(i int, n node) (*worker.Client, int, func(), error) {
+		name := fmt.Sprintf("bench-tls-%d", i+1)
+		if out, err := exec.Command(bin, "worker", "tls-init", "--dir", tlsDir, "--node", name, "--ip", "127.0.0.1").CombinedOutput(); err != nil {
+			return nil, 0, nil, fmt.Errorf("worker tls-init: %w: %s", err, out)
+		}
+		caCert, _ := pki.CAFiles(tlsDir)
+		cert, key := pki.NodeFiles(tlsDir, name)
+		pool, err := worker.LoadCA(caCert)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		c, pid, stop, err := startWorker(bin, n, name, tokenFile, token, "--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		c.TLS = worker.ClientTLS(pool)
+		return c, pid, stop, nil
+	})
+}
+
+// startPairWith starts the workers of a pair on nodes 1 and 2 with start, and reads
+// node 2's transfer address; on an error it stops what it started.
+func startPairWith(nodes []node, start func(i int, n node) (*worker.Client, int, func(), error)) (pair, error) {
 	var p pair
 	var stops []func()
 	p.stop = func() {
@@ -688,26 +687,13 @@ func startTLSPair(bin string, nodes []node, dir, tokenFile, token string) (pair,
 			s()
 		}
 	}
-	tlsDir := filepath.Join(dir, "tls")
 	for i, n := range nodes[:2] {
-		name := fmt.Sprintf("bench-tls-%d", i+1)
-		if out, err := exec.Command(bin, "worker", "tls-init", "--dir", tlsDir, "--node", name, "--ip", "127.0.0.1").CombinedOutput(); err != nil {
-			return p, fmt.Errorf("worker tls-init: %w: %s", err, out)
-		}
-		caCert, _ := pki.CAFiles(tlsDir)
-		cert, key := pki.NodeFiles(tlsDir, name)
-		c, pid, stop, err := startWorker(bin, n, name, tokenFile, token, "--tls-ca", caCert, "--tls-cert", cert, "--tls-key", key)
+		c, pid, stop, err := start(i, n)
 		if err != nil {
 			p.stop()
 			return p, err
 		}
 		stops = append(stops, stop)
-		pool, err := worker.LoadCA(caCert)
-		if err != nil {
-			p.stop()
-			return p, err
-		}
-		c.TLS = worker.ClientTLS(pool)
 		p.pids = append(p.pids, pid)
 		if i == 0 {
 			p.a = c

@@ -158,6 +158,10 @@ func (s *Service) moveHeld(ctx context.Context, req api.MigrateRequest) (*api.Mi
 		}
 		return nil, api.Errorf(api.CodeFailed, "migrate refused, nothing was changed: %v", err)
 	}
+	// The nodes that may take the replacements keep the moving tasks' networks until
+	// they run (drainkeep.go): a node joining a network at the replacement's
+	// assignment can wait 30 s for the leaving node (docs/drain.md).
+	defer s.keepNetworks(ctx, sw, req.ID, []string{req.Stack}, func(t stack.Task) bool { return movingTask(req, t) }, req.From, req.To)()
 	names := slices.Sorted(maps.Keys(services))
 	c := moveConstraint(req)
 	start := time.Now()

@@ -54,7 +54,8 @@ func (d *drainingSwarm) SetNodeAvailability(ctx context.Context, node, availabil
 // nodeDrainEnv runs a coordinator (with its drain controller) and agents on lab-1..3
 // over fakes: stack bank (bank_holder x3, labelled on-drain migrate with extra labels
 // bankLabels) and web (web_app x3, unlabelled).
-func nodeDrainEnv(t *testing.T, bankLabels map[string]string) (*env, *drainingSwarm, *events.Recorder, context.Context) {
+// opts change the coordinator's configuration.
+func nodeDrainEnv(t *testing.T, bankLabels map[string]string, opts ...func(*coordinator.Config)) (*env, *drainingSwarm, *events.Recorder, context.Context) {
 	e := &env{t: t, net: bus.NewNetwork(), store: store.NewMemory(), execs: map[string]*worker.Fake{},
 		cancel: map[string]context.CancelFunc{}}
 	sw := &drainingSwarm{FakeSwarm: &stack.FakeSwarm{Nodes: []string{"lab-1", "lab-2", "lab-3"}, Network: "bank_net", Subnet: "10.1.0."}}
@@ -73,12 +74,16 @@ func nodeDrainEnv(t *testing.T, bankLabels map[string]string) (*env, *drainingSw
 	labels.Set("bank", "bank_holder", bl)
 	labels.Set("web", "web_app", map[string]string{})
 	rec := &events.Recorder{}
-	svc, err := coordinator.New(coordinator.Config{Name: "coord-drain", Bus: e.net.Connect(), Store: e.store,
+	cfg := coordinator.Config{Name: "coord-drain", Bus: e.net.Connect(), Store: e.store,
 		Resolver: stack.Static{"bank": bankStack()}, Algorithms: lookup, Stopper: sw, Policies: labels, Events: rec,
 		TickPeriod: 10 * time.Millisecond, SnapshotTimeout: 5 * time.Second, PlanTimeout: time.Second, RecoverWait: 3 * time.Second,
 		WorkerTimeout: 500 * time.Millisecond, Log: quiet(),
 		Restorer: &restore.AgentRestorer{Nodes: restore.AgentNodes{Bus: e.net.Connect(), AddrOf: func(n string) (string, bool) { return n, true }, Timeout: 5 * time.Second},
-			Events: e.recordEvent}})
+			Events: e.recordEvent}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := coordinator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

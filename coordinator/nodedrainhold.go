@@ -76,6 +76,14 @@ func (s *Service) drainHeld(ctx context.Context, sw NodeSwarm, req api.NodeReque
 		}
 		return api.Errorf(api.CodeFailed, "node %s not drained: %v", req.Node, err)
 	}
+	// The other nodes keep the held tasks' networks until their replacements run
+	// (drainkeep.go): a node joining a network at the replacement's assignment can
+	// wait 30 s for the drained node (docs/drain.md "Network keepers of the drain hold").
+	id := req.ID
+	if id == "" {
+		id = NewID("drain-"+req.Node, time.Now())
+	}
+	defer s.keepNetworks(ctx, sw, id, names, func(t stack.Task) bool { return t.Node == req.Node }, req.Node, "")()
 	start := time.Now()
 	trigger := func() error {
 		if err := sw.SetNodeAvailability(ctx, req.Node, stack.AvailabilityDrain); err != nil {

@@ -728,6 +728,53 @@ func TestIntegrationSwarmMode(t *testing.T) {
 		// first log line after the drain, in seconds from it.
 		t.Logf("the labelled drain's phases, s from the drain of %s: %s; echo client running (service ps) %.1f, answering %.1f",
 			to3, e.drainPhases(t3, to3, to4), running.Seconds(), time.Since(t3).Seconds())
+
+		// The same shape through `swarmckpt node drain` (docs/drain.md "Network keepers
+		// of the drain hold"): the client has just left to3 (its network too, unless the
+		// server runs there); the drain first has every other node keep the client's
+		// networks (keepers), then drains to4; the replacement's node joins no network
+		// on the downtime. The keepers are gone once the client runs.
+		if out, err := e.dockerOut(manager, "node", "update", "--availability", "active", to3); err != nil {
+			t.Fatalf("set %s active again: %v\n%s", to3, err, out)
+		}
+		waitLong(t, "echo client armed for drains on "+to4, func() bool {
+			id, _ := e.dockerOut(to4, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=echo_client")
+			lg, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+to4+".log"))
+			return strings.TrimSpace(id) != "" && strings.Contains(string(lg), "id="+strings.TrimSpace(id)+" ")
+		})
+		before = st4
+		t5 := time.Now()
+		out, code = e.ctl(5*time.Minute, "node", "drain", to4)
+		t.Logf("swarmckpt node drain %s (%.1fs, exit %d):\n%s", to4, time.Since(t5).Seconds(), code, out)
+		if code != 0 {
+			t.Fatalf("node drain %s: exit %d", to4, code)
+		}
+		defer func() {
+			if out, code := e.ctl(time.Minute, "node", "activate", to4); code != 0 {
+				t.Errorf("node activate %s: exit %d\n%s", to4, code, out)
+			}
+		}()
+		to5 := ""
+		waitLong(t, "echo client running off "+to4, func() bool { to5 = clientNode(); return to5 != "" && to5 != to4 })
+		st5 := e.echoSameConnection(t, to5, "echo_client")
+		t.Logf("echo client on %s %.1fs after swarmckpt node drain %s: seq=%v conn_id=%v max_reply_gap_ms=%v", to5, time.Since(t5).Seconds(), to4,
+			st5["seq"], st5["conn_id"], st5["max_reply_gap_ms"])
+		if sa, sb := st5["seq"].(float64), before["seq"].(float64); sa <= sb {
+			t.Errorf("echo client seq %v after node drain, %v before: the sequence did not continue", sa, sb)
+		}
+		if wl, _ := os.ReadFile(filepath.Join(e.dir, "worker-"+to5+".log")); !strings.Contains(string(wl), "network keeper started") {
+			t.Errorf("the replacement's node (%s) started no network keeper for the drain hold", to5)
+		}
+		waitLong(t, "the drain hold's network keepers on "+to5+" removed", func() bool {
+			out, err := e.dockerOut(to5, "ps", "-aq", "--filter", "label=io.swarmckpt.keeper")
+			return err == nil && strings.TrimSpace(out) == ""
+		})
+		lg, _ = os.ReadFile(filepath.Join(e.dir, "coordinator.log"))
+		ready := "-"
+		if m := regexp.MustCompile(`nodes ready for the drain hold[^\n]*seconds=([0-9.]+)`).FindAllSubmatch(lg, -1); len(m) > 0 {
+			ready = string(m[len(m)-1][1])
+		}
+		t.Logf("swarmckpt node drain's phases, s from the command (keepers ready after %s s, then the drain): %s", ready, e.drainPhases(t5, to4, to5))
 	})
 }
 

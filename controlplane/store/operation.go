@@ -13,7 +13,7 @@ import (
 type Operation struct {
 	// ID names the operation: its stack lock's owner (coordinator/op-...).
 	ID string `json:"id"`
-	// Kind is restore or migrate.
+	// Kind is restore, migrate, or keepers (a drain hold's network keepers).
 	Kind  string `json:"kind"`
 	Stack string `json:"stack"`
 	// Snapshot is the snapshot being restored (a migration's own).
@@ -48,6 +48,10 @@ type Operation struct {
 	// coordinator sets those still paused active again before it puts anything back
 	// (a container cannot join a swarm network on a paused node).
 	Paused []string `json:"paused,omitempty"`
+	// Kept are the moving tasks (SERVICE.SLOT) whose networks a drain hold had the
+	// Nodes keep (Kind keepers, coordinator/restore KeepNetworks): a following
+	// coordinator releases those keepers.
+	Kept []string `json:"kept,omitempty"`
 	// Coordinator is the coordinator that ran it.
 	Coordinator string    `json:"coordinator"`
 	UpdatedAt   time.Time `json:"updated_at"`

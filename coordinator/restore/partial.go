@@ -657,8 +657,15 @@ func (s *Restores) prepareWait() time.Duration {
 // bound (a prepared hold lasts a few minutes; a keeper whose worker was killed ends
 // by itself after 5 minutes).
 func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack, plan map[string]string) {
+	s.prepareNodes(ctx, id, prepareRequests(id, st, plan), "the migration", "the restore waits for them")
+}
+
+// prepareNodes sends each live node of reqs its Prepare (with Ready when the prepare
+// wait is on) and waits, at most prepareWait, until every one answered (prepareEarly;
+// a drain hold's keepers, heldkeepers.go). what names the operation in the log and
+// the prepare-late event, then what it does when a node is late.
+func (s *Restores) prepareNodes(ctx context.Context, id string, reqs map[string]*node.PreflightRequest, what, then string) {
 	wait := s.prepareWait()
-	reqs := prepareRequests(id, st, plan)
 	for _, r := range reqs {
 		r.Prepare, r.Ready = true, wait > 0
 	}
@@ -701,14 +708,14 @@ func (s *Restores) prepareEarly(ctx context.Context, id string, st *stack.Stack,
 			delete(pending, a.node)
 		case <-timer.C:
 			late := slices.Sorted(maps.Keys(pending))
-			s.log.Info("nodes not ready for the migration in time; freezing anyway (the restore waits for them)", "snapshot", id, "nodes", late, "wait", wait)
-			s.event(ctx, api.Event{ID: id, Phase: "prepare-late", Message: fmt.Sprintf("node(s) %s not ready for the migration after %s (network keepers still starting): going ahead; the restore waits for them", strings.Join(late, ", "), wait)})
+			s.log.Info("nodes not ready for "+what+" in time; going ahead: "+then, "snapshot", id, "nodes", late, "wait", wait)
+			s.event(ctx, api.Event{ID: id, Phase: "prepare-late", Message: fmt.Sprintf("node(s) %s not ready for %s after %s (network keepers still starting): going ahead; %s", strings.Join(late, ", "), what, wait, then)})
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
-	s.log.Info("nodes ready for the migration before anything is frozen", "snapshot", id, "nodes", len(reqs), "seconds", time.Since(t0).Seconds())
+	s.log.Info("nodes ready for "+what+" before anything stops", "snapshot", id, "nodes", len(reqs), "seconds", time.Since(t0).Seconds())
 }
 
 // restoreRetrying restores m's containers on targets, trying again (after each of

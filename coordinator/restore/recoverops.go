@@ -50,6 +50,12 @@ func (s *Restores) RecoverOperations(ctx context.Context) error {
 	s.cfg.Host.AwaitAgents(ctx, nodes)
 	var errs []error
 	for _, op := range ops {
+		if op.Kind == KindKeepers {
+			if err := s.recoverKept(ctx, op); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err := s.recoverOp(ctx, op, parked[op.ID]); err != nil {
 			errs = append(errs, fmt.Errorf("%s of %s (stack %s): %w", op.Kind, op.Snapshot, op.Stack, err))
 		}

@@ -123,13 +123,16 @@ func (f *FakeSwarm) ScaleServices(_ context.Context, _ string, replicas map[stri
 			f.next++
 			node := nodes[f.rr%len(nodes)]
 			f.rr++
-			f.tasks = append(f.tasks, &Task{Service: s, Slot: slot, TaskID: fmt.Sprintf("task%d", f.next), Node: node, NodeID: node,
+			f.tasks = append(f.tasks, &Task{Service: s, Slot: slot, Image: FakeImage(s), TaskID: fmt.Sprintf("task%d", f.next), Node: node, NodeID: node,
 				DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
 				Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
 		}
 	}
 	return nil
 }
+
+// FakeImage is the image of service's tasks in a FakeSwarm.
+func FakeImage(service string) string { return "fake/" + service + ":latest" }
 
 // Tasks implements Swarm.
 func (f *FakeSwarm) Tasks(_ context.Context, _ string) ([]Task, error) {
@@ -153,7 +156,7 @@ func (f *FakeSwarm) Tasks(_ context.Context, _ string) ([]Task, error) {
 				t.DesiredState = "shutdown"
 				if f.ReplaceFailed {
 					f.next++
-					f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, TaskID: fmt.Sprintf("task%d", f.next), Node: t.Node, NodeID: t.NodeID,
+					f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, Image: t.Image, TaskID: fmt.Sprintf("task%d", f.next), Node: t.Node, NodeID: t.NodeID,
 						DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
 						Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
 				}

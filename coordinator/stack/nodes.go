@@ -151,7 +151,7 @@ func (f *FakeSwarm) replace(moving func(*Task) bool, allowed func(node string) b
 		f.next++
 		n := others[f.rr%len(others)]
 		f.rr++
-		f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, TaskID: fmt.Sprintf("task%d", f.next), Node: n, NodeID: n,
+		f.tasks = append(f.tasks, &Task{Service: t.Service, Slot: t.Slot, Image: t.Image, TaskID: fmt.Sprintf("task%d", f.next), Node: n, NodeID: n,
 			DesiredState: "running", State: "assigned", CreatedAt: time.Now(),
 			Addresses: []NetAddr{{Network: f.Network, IP: fmt.Sprintf("%s%d", f.Subnet, 9+f.next)}}})
 	}

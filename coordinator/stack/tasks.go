@@ -35,6 +35,9 @@ type Task struct {
 	// StopGracePeriod is the task's stop_grace_period (0: not set, Docker's default
 	// of 10 s applies).
 	StopGracePeriod time.Duration `json:"stop_grace_period,omitempty"`
+	// Image is the task's image (its spec's, without a digest): a drain hold's
+	// network keepers run it on the nodes that may take the replacement.
+	Image string `json:"image,omitempty"`
 }
 
 // NetAddr is an address on a named network.
@@ -158,8 +161,11 @@ func BuildTasks(services []swarm.Service, tasks []swarm.Task, nodes []swarm.Node
 		if t.Status.ContainerStatus != nil {
 			o.ContainerID = t.Status.ContainerStatus.ContainerID
 		}
-		if cs := t.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
-			o.StopGracePeriod = *cs.StopGracePeriod
+		if cs := t.Spec.ContainerSpec; cs != nil {
+			o.Image = stripDigest(cs.Image)
+			if cs.StopGracePeriod != nil {
+				o.StopGracePeriod = *cs.StopGracePeriod
+			}
 		}
 		for _, na := range t.NetworksAttachments {
 			if na.Network.Spec.Ingress {

@@ -100,6 +100,9 @@ type Agent struct {
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
+	// restartReleased are the containers (ids) recover released at this agent's
+	// start: a stop of one names the restart (park.go notParked).
+	restartReleased map[string]bool
 
 	started time.Time // when New ran (Heartbeat.Started)
 }
@@ -330,6 +333,10 @@ func (a *Agent) recover() {
 			a.recovering = map[string]stored{}
 		}
 		a.recovering[k] = r
+		if a.restartReleased == nil {
+			a.restartReleased = map[string]bool{}
+		}
+		a.restartReleased[r.container] = true
 		if _, ok := a.targets[r.container]; !ok {
 			a.targets[r.container] = node.Target{ID: r.container, Node: a.cfg.Node}
 		}

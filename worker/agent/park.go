@@ -24,6 +24,14 @@ import (
 //	coordinator: Stop, Resume   -> released: the coordinator changed its mind
 //	hold deadline (watchdog)    -> released by the worker: this agent or the
 //	                               coordinator died; nothing is lost
+//
+// A container released without the coordinator (this agent restarted and released
+// what its predecessor parked, or the worker's watchdog did) runs on: its state is
+// newer than the snapshot's. A later Stop of it is refused (node.ErrNotParked, naming
+// how it was released) and never ends it, a Resume does nothing, and the reply says
+// per container what was found (node.StopOutcome: running, or gone when it no longer
+// runs), also from an agent that lost the snapshot's plan: the coordinator's
+// put-back keeps such a container instead of replacing it by its checkpoint.
 
 // parkedSet records the containers parked after their dump, by snapshot (shared by
 // the container goroutines and the event loop).

@@ -95,12 +95,29 @@ func (s *Restores) stopOutcomes(ctx context.Context, m *store.Manifest, resume b
 		sort.Strings(errs)
 		return outs, fmt.Errorf("%s the containers of %s held since their dump: %s", what, m.ID, strings.Join(errs, "; "))
 	}
-	msg := fmt.Sprintf("%d containers ended, frozen since their dump", len(m.Containers))
-	if resume {
-		msg = fmt.Sprintf("%d containers released: they run on as before", len(m.Containers))
-	}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: msg, MS: time.Since(t0).Milliseconds()})
+	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: describeOutcomes(outs), MS: time.Since(t0).Milliseconds()})
 	return outs, nil
+}
+
+// describeOutcomes says what a stop or release of parked containers found, counted.
+func describeOutcomes(outs map[string]node.StopOutcome) string {
+	n := map[string]int{}
+	for _, o := range outs {
+		n[o.Outcome]++
+	}
+	var parts []string
+	for _, w := range []struct{ outcome, what string }{
+		{node.StopEnded, "ended, frozen since their dump"},
+		{node.StopReleased, "released: they run on as before"},
+		{node.StopRunning, "not held any more: released after their dump, they ran on"},
+		{node.StopGone, "no longer running (ended before)"},
+		{node.StopUnknown, "not known"},
+	} {
+		if n[w.outcome] > 0 {
+			parts = append(parts, fmt.Sprintf("%d containers %s", n[w.outcome], w.what))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // parkedStack ends the containers of an Exit snapshot, parked since their dump, at the

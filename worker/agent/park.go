@@ -174,7 +174,10 @@ func (a *Agent) notParked(ctx context.Context, snapshot, id string, resume bool,
 	st, err := a.containerState(ctx, id)
 	switch {
 	case err != nil:
+		// Not touched; the error keeps the worker's (a worker restarting:
+		// node.ErrWorkerUnreachable, so the coordinator asks again).
 		out.Detail = fmt.Sprintf("container %s was %s, and node %s's worker cannot say whether it still runs: %v", id, why, a.cfg.Node, err)
+		return out, fmt.Errorf("container %s was %s, and node %s's worker cannot say whether it still runs (it was not touched): %w", id, why, a.cfg.Node, err)
 	case st == worker.ContainerGone || st == worker.ContainerExited:
 		out.Outcome, out.Detail = node.StopGone, fmt.Sprintf("container %s is not held since its dump and no longer runs (%s)", id, st)
 		return out, nil

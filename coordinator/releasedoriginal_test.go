@@ -155,6 +155,10 @@ func TestRollbackKeepsOriginalsReleasedAfterTheirDump(t *testing.T) {
 		if h := e.held(); len(h) > 0 {
 			t.Errorf("still held after the recovery: %v", h)
 		}
+		m, err := e.store.Get(context.Background(), "rel3")
+		if err != nil || len(m.Restores) == 0 || !strings.Contains(m.Restores[len(m.Restores)-1].Error, "kept where they run") {
+			t.Errorf("the recovery's record on rel3 does not name the originals kept: %+v, %v", m, err)
+		}
 	})
 
 	t.Run("WholeStack", func(t *testing.T) {

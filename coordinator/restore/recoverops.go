@@ -334,15 +334,15 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 		if len(gone.Containers) > 0 {
 			_, perr = s.restoreRetrying(context.WithoutCancel(ctx), gone, orig)
 		}
-		if note := o.note(); note != "" {
-			errs = append(errs, errors.New(note))
+		if len(o.unknown) > 0 {
+			errs = append(errs, errors.New(o.note()))
 		}
 	}
 	if m != nil {
 		s.dropStreamed(ctx, m, nil)
 	}
 	rec := store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
-		Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were", op.Coordinator, op.Kind, op.Step)}
+		Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were%s", op.Coordinator, op.Kind, op.Step, withNote(o.note()))}
 	if perr != nil {
 		rec.Error = fmt.Sprintf("coordinator %s died during the partial %s (step %s); putting the moved containers back failed too: %v", op.Coordinator, op.Kind, op.Step, perr)
 		s.recordRecovered(ctx, m, rec)
@@ -354,7 +354,7 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 	}
 	s.recordRecovered(ctx, m, rec)
 	if len(rest.Containers) > 0 {
-		s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID})
+		s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID + withNote(o.note())})
 	}
 	return errors.Join(errs...)
 }

@@ -210,4 +210,35 @@ func TestRollbackKeepsOriginalsReleasedAfterTheirDump(t *testing.T) {
 			t.Errorf("still held after the migration: %v", h)
 		}
 	})
+
+	t.Run("EndedButItsAnswerLost", func(t *testing.T) {
+		// The worker ended the moved containers, but the answer was lost with it
+		// (killed): a repeated end fails ("container ... is exited"). They are gone,
+		// frozen since their dump until then: the migration goes on from the
+		// snapshot (fault seed 1792: counted unknown, nothing was put back).
+		var e *env
+		h := &stoppingHook{}
+		h.hook = func() {
+			ex := e.execs["lab-2"]
+			ex.FailStop = errors.New("worker lab-2: container is exited: container: not running")
+			ex.Gone("ctr2")
+			ex.Gone("ctr5")
+		}
+		e, _, _ = newMigrateEnvWrapped(t, func(m *store.Memory) store.Store { h.Store = m; return h })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := e.svc.Migrate(ctx, api.MigrateRequest{ID: "rel5", Stack: "bank", From: "lab-2", Algorithm: "blocking"})
+		if err != nil {
+			t.Fatalf("migration whose moved containers were ended with the answer lost: %v", err)
+		}
+		if res.Restore == nil || len(res.Restore.Targets) != 2 {
+			t.Fatalf("restore %+v, want both moved containers restored", res.Restore)
+		}
+		for k, n := range res.Restore.Targets {
+			r := e.execs[n].Restored()
+			if !slices.ContainsFunc(r, func(c string) bool { return strings.HasPrefix(c, strings.ReplaceAll(k, ".", "-")+"-") }) {
+				t.Errorf("%s not restored on its target %s: %v", k, n, r)
+			}
+		}
+	})
 }

@@ -136,6 +136,13 @@ func (a *Agent) endParked(ctx context.Context, snapshot, id, why string) (node.S
 			a.parked.releasedAs(snapshot, id, why)
 			return a.notParked(ctx, snapshot, id, false, why)
 		}
+		if a.noLongerRuns(ctx, id) {
+			// Ended already (a Stop whose answer was lost with the worker: fault
+			// seed 1792), or killed while frozen: it never ran on after its dump.
+			a.held.set("freeze", t, false)
+			a.held.set("lock", t, false)
+			return node.StopOutcome{Container: id, Outcome: node.StopGone, Detail: fmt.Sprintf("container %s no longer runs (it was frozen since its dump)", id)}, nil
+		}
 		a.parked.add(snapshot, t) // still held: a Resume or the deadline releases it
 		return node.StopOutcome{Container: id, Outcome: node.StopUnknown, Detail: err.Error()}, err
 	}
@@ -153,9 +160,27 @@ func (a *Agent) resumeParked(ctx context.Context, snapshot, id, why string) (nod
 		return a.notParked(ctx, snapshot, id, true, why)
 	}
 	if err != nil {
+		if a.noLongerRuns(ctx, id) {
+			// Ended meanwhile (killed while frozen): nothing of it is held, and it
+			// never ran on after its dump.
+			a.held.set("freeze", node.Target{ID: id}, false)
+			a.held.set("lock", node.Target{ID: id}, false)
+			return node.StopOutcome{Container: id, Outcome: node.StopGone, Detail: fmt.Sprintf("container %s no longer runs (it was frozen since its dump)", id)}, nil
+		}
 		return node.StopOutcome{Container: id, Outcome: node.StopUnknown, Detail: err.Error()}, err
 	}
+	if a.noLongerRuns(ctx, id) {
+		// A release of a container that is gone may succeed (nothing to thaw).
+		return node.StopOutcome{Container: id, Outcome: node.StopGone, Detail: fmt.Sprintf("container %s no longer runs (it was frozen since its dump)", id)}, nil
+	}
 	return node.StopOutcome{Container: id, Outcome: node.StopReleased}, nil
+}
+
+// noLongerRuns says whether the worker reads container id as exited or gone (false
+// when it cannot tell).
+func (a *Agent) noLongerRuns(ctx context.Context, id string) bool {
+	st, err := a.containerState(ctx, id)
+	return err == nil && (st == worker.ContainerGone || st == worker.ContainerExited)
 }
 
 // notParked is the outcome of a stop (or, resume, a release) of container id, which

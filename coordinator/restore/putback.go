@@ -77,8 +77,8 @@ func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, targe
 // did not end: those still parked are released (their state is parked's), those
 // released after their dump ran on (a restarted agent, a hold's deadline) and are
 // never removed or replaced (originals.go); then it restores the rest of parked,
-// trying twice. note names the originals kept, or those whose nodes did not answer
-// (left as they are: then err says so too). The node calls are repeated while an
+// trying twice. note names the originals kept, and those whose nodes did not answer
+// (left as they are). The node calls are repeated while an
 // agent or worker restarts (AgentNodes).
 func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.Manifest, targets map[string]string) (note string, err error) {
 	ctx = context.WithoutCancel(ctx)
@@ -131,8 +131,7 @@ func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.M
 	if err == nil && len(o.kept) > 0 {
 		s.event(ctx, api.Event{ID: parked.ID, Phase: "put-back", Message: fmt.Sprintf("%d of the originals were not ended: they run on where they were, not replaced from %s%s", len(o.kept), parked.ID, withNote(o.note()))})
 	}
-	if err == nil && len(o.unknown) > 0 {
-		err = errors.New(o.note())
-	}
+	// Those whose nodes could not tell are named in note only: an error would scale
+	// the services back, fresh, beside whatever of them still runs.
 	return o.note(), err
 }

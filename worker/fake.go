@@ -85,6 +85,7 @@ type Fake struct {
 	// Undumpable: container -> the error CheckDump returns for it.
 	Undumpable map[string]error
 	stopped    map[string]bool // containers ended by Stop
+	gone       map[string]bool // containers removed (RemoveContainer, Gone): containerstate.go
 	drain      fakeDrain       // Drainer (drainfake.go)
 	xl         fakeXlate       // Translations (xlatefake.go)
 	// FailStop makes Stop fail; OnStop, when set, is called with each container Stop
@@ -765,6 +766,7 @@ func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (contain
 	if err := f.FailRestore[set]; err != nil {
 		if f.LeaveFailed && o.Name != "" {
 			f.restored[o.Name] = true
+			delete(f.gone, o.Name)
 		}
 		return container.Ref{}, err
 	}
@@ -792,6 +794,7 @@ func (f *Fake) Restore(_ context.Context, set string, o RestoreOptions) (contain
 		return container.Ref{}, fmt.Errorf("fake worker %s: container name %s is taken", f.Node, id)
 	}
 	f.restored[id] = true
+	delete(f.gone, id)
 	if f.restoredSet == nil {
 		f.restoredSet = map[string]string{}
 	}
@@ -826,6 +829,10 @@ func (f *Fake) RemoveContainer(_ context.Context, name string) error {
 	delete(f.restored, name)
 	delete(f.restoredSet, name)
 	delete(f.locked, name) // its lock goes with it, as on a worker
+	if f.gone == nil {
+		f.gone = map[string]bool{}
+	}
+	f.gone[name] = true
 	return nil
 }
 

@@ -31,6 +31,7 @@ import (
 //	POST /v1/containers/{name}/stop                                     (Stop: end a container frozen since its dump)
 //	POST /v1/containers/{name}/dumpable                                 (CheckDump: refused as Lock would)
 //	POST /v1/space                                                      (CheckSpace: the dumps' disk space)
+//	GET  /v1/containers/{name}/state                                    -> {"state":ContainerState} (ContainerStater)
 //	POST /v1/containers/{name}/dump    {"set":"ID","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool}  -> Manifest
 //	POST /v1/containers/{name}/dumpto  {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool,"preCopied":bool} -> Manifest
 //	POST /v1/containers/{name}/dumpinto {"set":"ID","addr":"host:port","leaveRunning":bool,"carryVolumes":bool}  -> Manifest
@@ -198,13 +199,14 @@ func (w *Worker) api(mux *http.ServeMux) {
 		return w.Preflight(ctx, *q.Preflight)
 	})
 	w.taskAPI(handle)
-	w.standaloneAPI(handle) // standalone_linux.go
-	w.dumpCheckAPI(handle)  // dumpcheck_linux.go
-	w.dumpSpaceAPI(handle)  // dumpspace_linux.go
-	w.holdsAPI(handle)      // holds_linux.go
-	w.drainAPI(handle)      // drain_linux.go
-	w.xlateAPI(handle)      // xlate_linux.go
-	w.activityAPI(handle)   // activity_linux.go
+	w.standaloneAPI(handle)     // standalone_linux.go
+	w.dumpCheckAPI(handle)      // dumpcheck_linux.go
+	w.containerStateAPI(handle) // containerstate_linux.go
+	w.dumpSpaceAPI(handle)      // dumpspace_linux.go
+	w.holdsAPI(handle)          // holds_linux.go
+	w.drainAPI(handle)          // drain_linux.go
+	w.xlateAPI(handle)          // xlate_linux.go
+	w.activityAPI(handle)       // activity_linux.go
 }
 
 // dumped returns what records a dump's result in the metrics and passes it on: its

@@ -498,11 +498,12 @@ func (s *Restores) rollback(ctx context.Context, m *store.Manifest, targets map[
 			return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, fmt.Errorf("migration failed (%v) and the rollback could not stop the stack: %w", cause, err))
 		}
 	}
-	if err := s.putBackOriginals(ctx, m, m, targets); err != nil {
+	note, err := s.putBackOriginals(ctx, m, m, targets)
+	if err != nil {
 		err = fmt.Errorf("migration failed (%v) and the rollback onto the original nodes failed too (%w); to restore the snapshot by hand: 'swarmckpt restore %s --on-original'", cause, err, m.ID)
 		return &api.MigrateResult{Snapshot: m}, s.scaleBack(ctx, m, stopped, err)
 	}
-	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were: %v", cause)
+	return &api.MigrateResult{Snapshot: m}, api.Errorf(api.CodeFailed, "migration failed, originals restored where they were%s: %v", withNote(note), cause)
 }
 
 // swarmRollback rolls back a swarm-mode migration whose restore failed with cause

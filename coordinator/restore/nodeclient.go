@@ -18,8 +18,8 @@ import (
 // restarts (a new start in its heartbeats) or stops being heard from while it serves
 // a request cannot answer any more (kill -9 loses the request with the process), so
 // the call fails at once with an error matching node.ErrUnavailable (agentLostError)
-// instead of waiting for Timeout. A call that may be repeated (every one but
-// StopParked and the placements, whose state the agent keeps in memory) is then
+// instead of waiting for Timeout. A call that may be repeated (every one but the
+// placements, whose state the agent keeps in memory) is then
 // repeated, with a bounded backoff, while the node's agent is live and for at most
 // RetryFor: after that agent loss, after "no responders" (an agent between its death
 // and its restart), and after node.ErrWorkerUnreachable (the worker killed or
@@ -213,10 +213,11 @@ func (a AgentNodes) Remove(ctx context.Context, nodeName string, containers []st
 	return err
 }
 
-// StopParked implements Containers.
-func (a AgentNodes) StopParked(ctx context.Context, nodeName string, req node.StopRequest) error {
-	_, err := call[node.StopReply](ctx, a, nodeName, node.StopSubject(nodeName), req, false)
-	return err
+// StopParked implements Containers. Repeated after an agent restart: a container
+// the lost agent ended is gone, one it (or its successor) released runs on, and a
+// container not parked is never ended (node.StopOutcome says which).
+func (a AgentNodes) StopParked(ctx context.Context, nodeName string, req node.StopRequest) (*node.StopReply, error) {
+	return call[node.StopReply](ctx, a, nodeName, node.StopSubject(nodeName), req, true)
 }
 
 // Disconnect implements PostCopySources.

@@ -54,8 +54,11 @@ type Containers interface {
 	// Remove force-removes containers (ids or names) on node.
 	Remove(ctx context.Context, nodeName string, containers []string) error
 	// StopParked ends the containers node keeps frozen since their dump (req.Resume:
-	// releases them: they run on).
-	StopParked(ctx context.Context, nodeName string, req node.StopRequest) error
+	// releases them: they run on). The reply says, per container, what node found and
+	// did (node.StopOutcome; none from an agent of an older version); it comes with
+	// the error when the node answered (a container not parked: node.ErrNotParked,
+	// never ended).
+	StopParked(ctx context.Context, nodeName string, req node.StopRequest) (*node.StopReply, error)
 }
 
 // Placements leaves sets for the runtime wrapper of swarm's replacement tasks.

@@ -20,12 +20,23 @@ import (
 // a snapshot parked there.
 const stopTimeoutPerNode = 90 * time.Second
 
-// stopParked ends the containers of a committed snapshot taken with Exit (a
+// StopParked ends the containers of a committed snapshot taken with Exit (a
 // migration's, or the checkpoint a restore takes of the running stack), which their
 // nodes keep frozen and locked since their dump (worker/agent park.go); with resume it
 // releases them instead (they run on). Nodes in parallel. The error names every
-// container that could not be ended, and why.
+// container that could not be ended, and why; a container that was released after
+// its dump (it ran on) is never ended.
 func (s *Restores) StopParked(ctx context.Context, m *store.Manifest, resume bool) error {
+	_, err := s.stopOutcomes(ctx, m, resume)
+	return err
+}
+
+// stopOutcomes is StopParked that returns, by container id, what each node found and
+// did (node.StopOutcome): a node that did not answer leaves its containers
+// node.StopUnknown; one of an older version, which answers without outcomes, leaves
+// them ended if it ended them, and node.StopGone otherwise (what such a coordinator
+// assumed).
+func (s *Restores) stopOutcomes(ctx context.Context, m *store.Manifest, resume bool) (map[string]node.StopOutcome, error) {
 	byNode := map[string][]string{}
 	for _, c := range m.Containers {
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
@@ -39,35 +50,74 @@ func (s *Restores) StopParked(ctx context.Context, m *store.Manifest, resume boo
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 		errs []string
+		outs = map[string]node.StopOutcome{}
 	)
 	for nodeName, ids := range byNode {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeoutPerNode)
-			err := s.nodes.StopParked(cctx, nodeName, node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume})
+			rep, err := s.nodes.StopParked(cctx, nodeName, node.StopRequest{Snapshot: m.ID, Containers: ids, Resume: resume})
 			cancel()
 			if errors.Is(err, bus.ErrNoResponders) {
 				err = fmt.Errorf("no live agent (its containers are released at their hold's deadline and run on)")
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range ids {
+				o := node.StopOutcome{Container: id, Outcome: node.StopUnknown}
+				switch {
+				case rep == nil:
+					o.Detail = fmt.Sprintf("node %s did not answer: %v", nodeName, err)
+				case len(rep.Containers) == 0 && err == nil && !resume:
+					o.Outcome = node.StopEnded
+				case len(rep.Containers) == 0:
+					// An older agent: it refused to end a container not parked
+					// (ended before), and released a parked one or did nothing.
+					// Counted gone, as such a coordinator did: its put-back
+					// replaces it from the snapshot.
+					o.Outcome, o.Detail = node.StopGone, fmt.Sprintf("node %s's agent is of an older version: it says no outcome", nodeName)
+				}
+				outs[id] = o
+			}
+			if rep != nil {
+				for _, o := range rep.Containers {
+					outs[o.Container] = o
+				}
+			}
 			if err != nil {
-				mu.Lock()
 				errs = append(errs, fmt.Sprintf("node %s: %v", nodeName, err))
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if len(errs) > 0 {
 		sort.Strings(errs)
-		return fmt.Errorf("%s the containers of %s held since their dump: %s", what, m.ID, strings.Join(errs, "; "))
+		return outs, fmt.Errorf("%s the containers of %s held since their dump: %s", what, m.ID, strings.Join(errs, "; "))
 	}
-	msg := fmt.Sprintf("%d containers ended, frozen since their dump", len(m.Containers))
-	if resume {
-		msg = fmt.Sprintf("%d containers released: they run on as before", len(m.Containers))
+	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: describeOutcomes(outs), MS: time.Since(t0).Milliseconds()})
+	return outs, nil
+}
+
+// describeOutcomes says what a stop or release of parked containers found, counted.
+func describeOutcomes(outs map[string]node.StopOutcome) string {
+	n := map[string]int{}
+	for _, o := range outs {
+		n[o.Outcome]++
 	}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "stopped-after-dump", Message: msg, MS: time.Since(t0).Milliseconds()})
-	return nil
+	var parts []string
+	for _, w := range []struct{ outcome, what string }{
+		{node.StopEnded, "ended, frozen since their dump"},
+		{node.StopReleased, "released: they run on as before"},
+		{node.StopRunning, "not held any more: released after their dump, they ran on"},
+		{node.StopGone, "no longer running (ended before)"},
+		{node.StopUnknown, "not known"},
+	} {
+		if n[w.outcome] > 0 {
+			parts = append(parts, fmt.Sprintf("%d containers %s", n[w.outcome], w.what))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // parkedStack ends the containers of an Exit snapshot, parked since their dump, at the

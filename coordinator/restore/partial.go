@@ -893,24 +893,32 @@ func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, targe
 		}
 		m = &rest
 	}
+	// What the failed restore may have left on the targets goes first, by name: it
+	// would run beside an original that is kept, or hold a name or address.
+	s.removeFailedRestore(ctx, m, targets)
+	// The originals still parked are released (frozen since their dump, they run on
+	// with the snapshot's state), those released earlier ran on and are kept (never
+	// ended: fault seed 1793); only the ended ones are put back from the snapshot.
+	o := s.settleOriginals(ctx, m)
+	if len(o.gone) == 0 {
+		s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "no moved container had been ended: they run on where they were" + withNote(o.note())})
+		return api.Errorf(api.CodeFailed, "migration failed and was abandoned before any moved container was ended: they run on where they were%s: %v", withNote(o.note()), cause)
+	}
+	gone := only(m, o.gone)
 	orig := map[string]string{}
 	byNode := map[string][]string{}
-	for _, c := range m.Containers {
+	for _, c := range gone.Containers {
 		orig[c.Key()] = c.Node
 		byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
 	}
-	// Originals a stop that failed half-way left parked hold their addresses: ended
-	// and removed first (those already gone make these calls fail, harmlessly).
-	if err := s.StopParked(ctx, m, false); err != nil {
-		s.log.Debug("rollback: ending the moved originals (ended by the stop?)", "err", err)
-	}
+	// The ended originals, if the stop did not remove them: they hold their names.
 	for nodeName, ids := range byNode {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		_ = s.nodes.Remove(cctx, nodeName, ids)
 		cancel()
 	}
-	if _, err := s.restoreRetrying(context.WithoutCancel(ctx), m, orig); err != nil {
-		err = fmt.Errorf("migration failed (%v) and putting the moved containers back on their nodes failed too (%w)", cause, err)
+	if _, err := s.restoreRetrying(context.WithoutCancel(ctx), gone, orig); err != nil {
+		err = fmt.Errorf("migration failed (%v) and putting the moved containers back on their nodes failed too (%w)%s", cause, err, withNote(o.note()))
 		if len(prior) == 0 {
 			return api.Errorf(api.CodeFailed, "%v; snapshot %s keeps their state (its image sets stay on their nodes)", err, m.ID)
 		}
@@ -919,6 +927,37 @@ func (s *Restores) partialRollback(ctx context.Context, m *store.Manifest, targe
 		}
 		return api.Errorf(api.CodeFailed, "%v; their services were scaled back to %s (fresh from their images)", err, describeReplicas(prior))
 	}
-	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the moved containers run again where they were, with their state"})
-	return api.Errorf(api.CodeFailed, "migration failed, the moved containers were put back where they were, with their state: %v", cause)
+	keys := make([]string, 0, len(gone.Containers))
+	for _, c := range gone.Containers {
+		keys = append(keys, c.Key())
+	}
+	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: fmt.Sprintf("the moved containers run again where they were, with their state: %s put back from %s%s", strings.Join(keys, ", "), m.ID, withNote(o.note()))})
+	return api.Errorf(api.CodeFailed, "migration failed, the moved containers were put back where they were, with their state (%s from snapshot %s%s): %v", strings.Join(keys, ", "), m.ID, withNote(o.note()), cause)
+}
+
+// withNote is "; " and note, or "" for an empty note.
+func withNote(note string) string {
+	if note == "" {
+		return ""
+	}
+	return "; " + note
+}
+
+// removeFailedRestore removes, by name, what a failed restore of m onto targets may
+// have left there (restored, locked, or created and never started): nothing of it may
+// run beside an original that is kept, nor hold a name or address a put-back needs.
+func (s *Restores) removeFailedRestore(ctx context.Context, m *store.Manifest, targets map[string]string) {
+	byNode := map[string][]string{}
+	for _, c := range m.Containers {
+		if t, ok := targets[c.Key()]; ok && t != "" && t != c.Node {
+			byNode[t] = append(byNode[t], ContainerName(m.ID, c))
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := s.nodes.Remove(cctx, n, byNode[n]); err != nil {
+			s.log.Warn("rollback: cannot remove what the failed restore left (remove it by hand: docker rm -f)", "node", n, "containers", byNode[n], "err", err)
+		}
+		cancel()
+	}
 }

@@ -54,13 +54,13 @@ func (n *lazyNodes) WaitLazy(_ context.Context, nodeName, set string) error {
 	return n.lost[set]
 }
 
-func (n *lazyNodes) StopParked(_ context.Context, nodeName string, req node.StopRequest) error {
+func (n *lazyNodes) StopParked(_ context.Context, nodeName string, req node.StopRequest) (*node.StopReply, error) {
 	if req.Resume {
 		n.note("release %s %s", nodeName, strings.Join(req.Containers, ","))
-		return nil
+		return &node.StopReply{}, nil
 	}
 	n.note("stop %s %s", nodeName, strings.Join(req.Containers, ","))
-	return nil
+	return &node.StopReply{}, nil
 }
 
 func (n *lazyNodes) Reconnect(_ context.Context, nodeName string, req node.ReconnectRequest) error {

@@ -55,14 +55,15 @@ func (s *Restores) checkpointRunning(ctx context.Context, m *store.Manifest, hel
 // replicas they had (stopped), fresh.
 func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, targets map[string]string, stopped map[string]uint64, cause error) error {
 	s.event(ctx, api.Event{ID: m.ID, Phase: "putting-back", Message: "restore failed: putting the stack back from " + before.ID + ": " + cause.Error()})
-	if err := s.putBackOriginals(ctx, before, m, targets); err != nil {
+	note, err := s.putBackOriginals(ctx, before, m, targets)
+	if err != nil {
 		err = fmt.Errorf("restore failed (%v) and putting back what ran from snapshot %s failed too (%w); to put it back by hand: 'swarmckpt restore %s --on-original'",
 			cause, before.ID, err, before.ID)
 		return s.scaleBack(ctx, m, stopped, err)
 	}
 	s.event(ctx, api.Event{ID: m.ID, Phase: "put-back", Message: "the stack's containers run again where they were, with their state, from " + before.ID})
-	return api.Errorf(api.CodeFailed, "restore of %s failed, so the stack was put back as it was: its containers run again on their nodes with the state they had (from snapshot %s, taken just before): %v",
-		m.ID, before.ID, cause)
+	return api.Errorf(api.CodeFailed, "restore of %s failed, so the stack was put back as it was: its containers run again on their nodes with the state they had (from snapshot %s, taken just before%s): %v",
+		m.ID, before.ID, withNote(note), cause)
 }
 
 // putBackOriginals restores parked (the checkpoint of what ran, or a failed
@@ -72,10 +73,14 @@ func (s *Restores) putBack(ctx context.Context, m, before *store.Manifest, targe
 // failed restore may have created on its targets (restored, network-locked, or
 // created and never started: a node that restarted during the restore's undo keeps
 // them), then every standalone container of the stack (an earlier exact restore's
-// originals, ended by the stop or released by a restarted agent, which hold their
-// addresses), then restores parked, trying twice. The node calls are repeated while an
+// originals ended by the stop, which hold their addresses) but the originals the stop
+// did not end: those still parked are released (their state is parked's), those
+// released after their dump ran on (a restarted agent, a hold's deadline) and are
+// never removed or replaced (originals.go); then it restores the rest of parked,
+// trying twice. note names the originals kept, and those whose nodes did not answer
+// (left as they are). The node calls are repeated while an
 // agent or worker restarts (AgentNodes).
-func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.Manifest, targets map[string]string) error {
+func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.Manifest, targets map[string]string) (note string, err error) {
 	ctx = context.WithoutCancel(ctx)
 	if failed != nil && len(targets) > 0 {
 		byNode := map[string][]string{}
@@ -92,20 +97,42 @@ func (s *Restores) putBackOriginals(ctx context.Context, parked, failed *store.M
 			cancel()
 		}
 	}
-	orig := map[string]string{}
+	// The standalone originals (an earlier exact restore's) the stop did not end are
+	// kept: still parked, they are released (their state is the checkpoint's);
+	// released since their dump, they ran on and are never removed or replaced
+	// (originals.go). The swarm tasks went with their services' scale to 0: every one
+	// is put back.
+	var standalone, tasks []store.Container
 	for _, c := range parked.Containers {
+		if c.TaskID == "" {
+			standalone = append(standalone, c)
+		} else {
+			tasks = append(tasks, c)
+		}
+	}
+	o := s.settleOriginals(ctx, only(parked, standalone))
+	back := only(parked, append(tasks, o.gone...))
+	orig := map[string]string{}
+	for _, c := range back.Containers {
 		orig[c.Key()] = c.Node
 	}
-	var err error
 	for try := 1; try <= 2; try++ {
-		if _, lerr := s.removeStandalone(ctx, parked); lerr != nil {
+		if _, lerr := s.removeStandaloneExcept(ctx, parked, o.kept); lerr != nil {
 			s.log.Warn("put back: removing the stack's standalone containers", "stack", parked.Stack, "err", lerr)
 		}
-		s.freeAddresses(ctx, parked)
-		if _, err = s.restorer().Restore(ctx, parked, orig); err == nil {
-			return nil
+		if len(back.Containers) == 0 {
+			break
+		}
+		s.freeAddresses(ctx, back)
+		if _, err = s.restorer().Restore(ctx, back, orig); err == nil {
+			break
 		}
 		s.log.Warn("put back: restoring the parked snapshot on the original nodes failed", "snapshot", parked.ID, "try", try, "err", err)
 	}
-	return err
+	if err == nil && len(o.kept) > 0 {
+		s.event(ctx, api.Event{ID: parked.ID, Phase: "put-back", Message: fmt.Sprintf("%d of the originals were not ended: they run on where they were, not replaced from %s%s", len(o.kept), parked.ID, withNote(o.note()))})
+	}
+	// Those whose nodes could not tell are named in note only: an error would scale
+	// the services back, fresh, beside whatever of them still runs.
+	return o.note(), err
 }

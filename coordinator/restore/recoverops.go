@@ -236,14 +236,15 @@ func (s *Restores) unlockCommitted(ctx context.Context, m *store.Manifest, targe
 // original nodes): first it stops what still runs of the stack, as the restore's stop does
 // (idempotent): the parked containers ended, the services at 0, a swarm-mode
 // restore's placements taken back, every standalone container of the stack removed
-// (an earlier restore's, and those the interrupted restore created); then it restores
-// the parked snapshot, retrying once; if that fails, the services are scaled back
-// (fresh, as a failed put-back does).
+// (an earlier restore's, and those the interrupted restore created) but the
+// originals released after their dump, which ran on and are kept (putBackOriginals);
+// then it restores the rest of the parked snapshot, retrying once; if that fails, the
+// services are scaled back (fresh, as a failed put-back does).
 func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
 	s.event(ctx, api.Event{ID: op.Snapshot, Phase: "rollback", Message: fmt.Sprintf("coordinator %s died during the %s at step %s: putting the stack back from %s", op.Coordinator, op.Kind, op.Step, parked.ID)})
 	pk := s.newParkedStack(parked)
 	if parked.Partial {
-		return s.rollBackPartialOp(ctx, op, m, parked, pk)
+		return s.rollBackPartialOp(ctx, op, m, parked)
 	}
 	stopped, err := s.stopStack(ctx, parked, pk.killFunc())
 	if err != nil {
@@ -270,21 +271,9 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 		}
 		s.log.Warn("rollback: putting the checkpoint back as swarm tasks failed: putting it back on its original nodes", "snapshot", parked.ID, "err", err)
 	}
-	orig := map[string]string{}
-	for _, c := range parked.Containers {
-		orig[c.Key()] = c.Node
-	}
-	var perr error
-	for try := 1; try <= 2; try++ {
-		if _, err := s.removeStandalone(ctx, parked); err != nil {
-			s.log.Warn("rollback: removing the stack's standalone containers", "stack", op.Stack, "err", err)
-		}
-		s.freeAddresses(ctx, parked)
-		if _, perr = s.restorer().Restore(context.WithoutCancel(ctx), parked, orig); perr == nil {
-			break
-		}
-		s.log.Warn("rollback: putting back the parked snapshot failed", "snapshot", parked.ID, "try", try, "err", perr)
-	}
+	// Every standalone container of the stack removed but the originals that ran on
+	// after their dump (kept: originals.go), then the rest put back, trying twice.
+	_, perr := s.putBackOriginals(ctx, parked, nil, nil)
 	if op.Kind == "migrate" && m != nil && op.Mode != api.ModeSwarm {
 		s.dropStreamed(ctx, m, nil)
 	}
@@ -302,15 +291,17 @@ func (s *Restores) rollBackOp(ctx context.Context, op *store.Operation, m, parke
 }
 
 // rollBackPartialOp is rollBackOp for a partial migration (parked.Partial): only its
-// moved containers were stopped, so only they are ended (again, in case), the
-// containers its restore may have created removed, and they put back on their
-// original nodes; the stack's other containers are not touched. If that fails, the
+// moved containers were stopped, so only they are considered: the containers its
+// restore may have created removed, those still parked released (they run on with
+// the snapshot's state), those released since their dump kept (they ran on: never
+// ended nor replaced), and the ended ones put back on their original nodes
+// (settleOriginals); the stack's other containers are not touched. If that fails, the
 // services it scaled down go back to the replicas it journaled (fresh). Its post-copy
 // sources are never ended (each holds the only copy of its container's memory, and
 // its set none of the pages): each is put back where it was as a failed restore's
 // rollback puts it back (putBackPostCopy: what the restore left on its target
 // removed, its page server stopped, its networks given back, then released).
-func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest, pk *parkedStack) error {
+func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m, parked *store.Manifest) error {
 	post, rest := splitPostCopy(parked)
 	var errs []error
 	if kept, run := splitNeverEnded(op, &rest); len(kept.Containers) > 0 {
@@ -322,7 +313,6 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 			s.log.Warn("rollback: releasing the moved tasks never ended (their hold's deadline releases them)", "snapshot", parked.ID, "err", err)
 		}
 		rest = run
-		pk = s.newParkedStack(&rest)
 		if len(post) == 0 && len(rest.Containers) == 0 {
 			s.recordRecovered(ctx, m, store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
 				Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s), before it ended the moved containers: the next coordinator released them, they run on where they were", op.Coordinator, op.Kind, op.Step)})
@@ -337,17 +327,19 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 		if err := s.putBackPostCopy(ctx, parked, post, op.Targets); err != nil {
 			errs = append(errs, fmt.Errorf("putting the post-copy sources of %s back after coordinator %s died: %w", parked.ID, op.Coordinator, err))
 		}
-		pk = s.newParkedStack(&rest)
 	}
 	var perr error
+	var o settled
 	if len(rest.Containers) > 0 {
-		if err := pk.end(ctx); err != nil {
-			s.log.Debug("rollback: parked containers (already ended by the stop?)", "err", err)
-		}
 		s.removeInterrupted(ctx, op, &rest)
+		// The originals still parked are released (their state is the snapshot's),
+		// those released earlier ran on and are kept; only the ended ones are put
+		// back (originals.go).
+		o = s.settleOriginals(ctx, &rest)
+		gone := only(&rest, o.gone)
 		byNode := map[string][]string{}
 		orig := map[string]string{}
-		for _, c := range rest.Containers {
+		for _, c := range gone.Containers {
 			byNode[c.Node] = append(byNode[c.Node], c.ContainerID)
 			orig[c.Key()] = c.Node
 		}
@@ -356,13 +348,18 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 			_ = s.nodes.Remove(cctx, nodeName, ids)
 			cancel()
 		}
-		_, perr = s.restoreRetrying(context.WithoutCancel(ctx), &rest, orig)
+		if len(gone.Containers) > 0 {
+			_, perr = s.restoreRetrying(context.WithoutCancel(ctx), gone, orig)
+		}
+		if len(o.unknown) > 0 {
+			errs = append(errs, errors.New(o.note()))
+		}
 	}
 	if m != nil {
 		s.dropStreamed(ctx, m, nil)
 	}
 	rec := store.Restore{At: time.Now().UTC(), Targets: op.Targets, Mode: op.Mode,
-		Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were", op.Coordinator, op.Kind, op.Step)}
+		Error: fmt.Sprintf("coordinator %s died during the partial %s (step %s); the next coordinator put the moved containers back where they were%s", op.Coordinator, op.Kind, op.Step, withNote(o.note()))}
 	if perr != nil {
 		rec.Error = fmt.Sprintf("coordinator %s died during the partial %s (step %s); putting the moved containers back failed too: %v", op.Coordinator, op.Kind, op.Step, perr)
 		s.recordRecovered(ctx, m, rec)
@@ -374,7 +371,7 @@ func (s *Restores) rollBackPartialOp(ctx context.Context, op *store.Operation, m
 	}
 	s.recordRecovered(ctx, m, rec)
 	if len(rest.Containers) > 0 {
-		s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID})
+		s.event(ctx, api.Event{ID: op.Snapshot, Phase: "put-back", Message: "the moved containers run again where they were, with their state, from " + parked.ID + withNote(o.note())})
 	}
 	return errors.Join(errs...)
 }
@@ -621,15 +618,22 @@ func (s *Restores) finishMoveOut(ctx context.Context, op *store.Operation, parke
 		}
 		sub := *parked
 		sub.Containers = cs
-		if err := s.StopParked(ctx, &sub, false); err != nil {
+		outs, err := s.stopOutcomes(ctx, &sub, false)
+		if err != nil {
 			s.log.Debug("finishing the move-out: moved tasks (ended by the dead coordinator)", "service", svc, "err", err)
+		}
+		// A moved task released after its dump ran on as a swarm task: it is not
+		// ended, and the scale-down leaves its slot (the put-back keeps it).
+		cs = slices.DeleteFunc(slices.Clone(cs), func(c store.Container) bool { return outs[c.ContainerID].Outcome == node.StopRunning })
+		if len(cs) == 0 {
+			continue
 		}
 		movedIDs, slots := map[string]bool{}, map[string]bool{}
 		for _, c := range cs {
 			movedIDs[c.TaskID], slots[c.Key()] = true, true
 		}
 		wctx, cancel := context.WithTimeout(ctx, partialWait)
-		err := waitTasks(wctx, sw, op.Stack, func(ts []stack.Task) bool {
+		err = waitTasks(wctx, sw, op.Stack, func(ts []stack.Task) bool {
 			for _, t := range ts {
 				switch {
 				case movedIDs[t.TaskID]:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,9 +142,20 @@ func standaloneSlot(sc node.Standalone) int {
 // brings the stack back: the part of "stop what runs" the swarm manager cannot do. It
 // returns how many it removed.
 func (s *Restores) removeStandalone(ctx context.Context, m *store.Manifest) (int, error) {
+	return s.removeStandaloneExcept(ctx, m, nil)
+}
+
+// removeStandaloneExcept is removeStandalone that leaves the containers keep names
+// (ids or names): originals a put-back keeps (originals.go).
+func (s *Restores) removeStandaloneExcept(ctx context.Context, m *store.Manifest, keep map[string]bool) (int, error) {
 	byNode, err := s.listStandalone(ctx, m.Stack)
 	if err != nil {
 		return 0, stopWhatRunsErr(m, err)
+	}
+	if len(keep) > 0 {
+		for n, list := range byNode {
+			byNode[n] = slices.DeleteFunc(list, func(sc node.Standalone) bool { return keep[sc.ID] || keep[sc.Name] })
+		}
 	}
 	return s.removeListed(ctx, m, byNode)
 }

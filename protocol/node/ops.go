@@ -169,16 +169,54 @@ type UnplaceReply struct {
 }
 
 // StopRequest names a snapshot and the containers (ids, as in its Plan) parked since
-// their dump on this node, to end (OpStop). ErrNotParked: one was not parked.
+// their dump on this node, to end (OpStop). ErrNotParked: one was not parked (it is
+// never ended then: released since its dump, it ran on, and ending it would lose
+// what it did since). The node answers even without the snapshot's plan (an agent
+// that restarted), and a request can be repeated: a container not parked is only
+// looked at, never touched.
 type StopRequest struct {
 	Snapshot   string   `json:"snapshot"`
 	Containers []string `json:"containers"`
-	// Resume releases them instead (thaw, unlock): they run on.
+	// Resume releases them instead (thaw, unlock): they run on. Resuming a container
+	// that is not parked does nothing (its outcome says what it is).
 	Resume bool `json:"resume,omitempty"`
 }
 
-// StopReply answers a StopRequest.
-type StopReply struct{ OpStatus }
+// StopReply answers a StopRequest: Containers says, per container of the request,
+// what the node found and did (absent from a node of an older version: then only
+// the status is known).
+type StopReply struct {
+	Containers []StopOutcome `json:"containers,omitempty"`
+	OpStatus
+}
+
+// StopOutcome is what a StopRequest found and did for one container.
+type StopOutcome struct {
+	Container string `json:"container"`
+	// Outcome is one of the Stop* values: ONLY APPEND.
+	Outcome string `json:"outcome"`
+	// Detail says why (a container not parked: released when the agent restarted,
+	// or at its hold's deadline).
+	Detail string `json:"detail,omitempty"`
+}
+
+// The outcomes of a StopRequest's container. ONLY APPEND.
+const (
+	// StopEnded: it was parked since its dump and is now ended (its state is the
+	// snapshot's).
+	StopEnded = "ended"
+	// StopReleased: it was parked since its dump and is now released (Resume): it runs
+	// on from the state the snapshot holds.
+	StopReleased = "released"
+	// StopRunning: it was not parked (released since its dump: by a restarted agent,
+	// or by the worker at its hold's deadline) and still exists: it ran on, its state
+	// is NEWER than the snapshot's. It was not touched.
+	StopRunning = "running"
+	// StopGone: it was not parked and no longer runs (ended before, or removed).
+	StopGone = "gone"
+	// StopUnknown: the node could not tell (its worker did not answer).
+	StopUnknown = "unknown"
+)
 
 // DisconnectRequest names containers of this node, frozen since their post-copy dump
 // (Target.PostCopy), to take off every network they are on (OpDisconnect): a

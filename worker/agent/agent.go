@@ -103,6 +103,12 @@ type Agent struct {
 	// recovering are the records recover rebuilt roles from, by machine key, until
 	// their release is queued (drain).
 	recovering map[string]stored
+	// restartReleased are the containers (ids) recover released at this agent's
+	// start: a stop of one names the restart (park.go notParked).
+	restartReleased map[string]bool
+	// releasing counts, per container, the recovered roles' first releases queued
+	// and not done yet: a plan for such a container is refused (acceptPlan).
+	releasing map[string]int
 
 	started time.Time // when New ran (Heartbeat.Started)
 }
@@ -333,6 +339,10 @@ func (a *Agent) recover() {
 			a.recovering = map[string]stored{}
 		}
 		a.recovering[k] = r
+		if a.restartReleased == nil {
+			a.restartReleased = map[string]bool{}
+		}
+		a.restartReleased[r.container] = true
 		if _, ok := a.targets[r.container]; !ok {
 			a.targets[r.container] = node.Target{ID: r.container, Node: a.cfg.Node}
 		}
@@ -370,6 +380,9 @@ func (a *Agent) acceptPlan(p *node.Plan) string {
 	if err != nil {
 		return fmt.Sprintf("algorithm %q: %v", p.Algorithm, err)
 	}
+	if why := a.stillReleasing(p); why != "" {
+		return why
+	}
 	a.plans[p.Snapshot] = p
 	a.algoOf[p.Snapshot] = p.Algorithm
 	for _, c := range p.Containers {
@@ -381,6 +394,30 @@ func (a *Agent) acceptPlan(p *node.Plan) string {
 		k := key(p.Algorithm, c.ID)
 		if _, ok := a.machines[k]; !ok {
 			a.machines[k] = alg.NewContainer(algorithms.ContainerConfig{ID: c.ID})
+		}
+	}
+	return ""
+}
+
+// stillReleasing refuses a plan (its reason; "": none) one of whose containers here
+// a role recovered from a previous agent's record has not released yet. That release
+// (thaw, unlock all) runs on the queue of the record's algorithm, beside the plan's
+// own lock, freeze and dump when the plan's algorithm is another: run after them, it
+// lifted the new snapshot's lock and let messages cross its cut (fault seed 9257: an
+// agent restarted just as a migration's snapshot began; the bank lost messages).
+func (a *Agent) stillReleasing(p *node.Plan) string {
+	for _, c := range p.Containers {
+		if c.Node != a.cfg.Node {
+			continue
+		}
+		pending := a.releasing[c.ID] > 0
+		for k := range a.recovering {
+			if _, id, _ := strings.Cut(k, "/"); id == c.ID {
+				pending = true
+			}
+		}
+		if pending {
+			return fmt.Sprintf("container %s is still being released by node %s's agent, which restarted (its predecessor held it for an earlier snapshot): take the snapshot again in a moment", c.ID, a.cfg.Node)
 		}
 	}
 	return ""
@@ -439,6 +476,10 @@ func (a *Agent) drain(ctx context.Context) {
 				// The recovered role's first Ready is the release of its container.
 				j.recovered = &r
 				delete(a.recovering, k)
+				if a.releasing == nil {
+					a.releasing = map[string]int{}
+				}
+				a.releasing[r.container]++
 			}
 			algo, _, _ := strings.Cut(k, "/")
 			for _, env := range rd.Messages {
@@ -548,6 +589,17 @@ func (a *Agent) queue(ctx context.Context, k string) chan job {
 					}
 				} else if r != nil {
 					a.retryRelease(ctx, q, *r, j.acts, a.cfg.ReleaseRetry)
+				}
+				if r := j.recovered; r != nil {
+					select {
+					case a.inbox <- func() {
+						if a.releasing[r.container]--; a.releasing[r.container] <= 0 {
+							delete(a.releasing, r.container)
+						}
+					}:
+					case <-ctx.Done():
+						return
+					}
 				}
 				for _, o := range j.msgs {
 					if err := a.cfg.Bus.Publish(ctx, o.subject, o.data); err != nil {

@@ -1,6 +1,6 @@
 // Package workertest is the conformance suite of the worker's roles (worker.Holder,
 // Dumper, Sets, Restorer, Tasks, Inspector, Drainer, ActivityCounter, Translations,
-// PreCopier): Run drives one
+// PreCopier, ContainerStater): Run drives one
 // implementation through what the node agent relies on, and is run against the worker
 // in-process, its HTTP Client and the in-memory worker.Fake (worker/roles_test.go).
 package workertest
@@ -148,11 +148,28 @@ func testActivity(t *testing.T, f Factory) {
 }
 
 // Lock and freeze hold a container until released, and Holds lists them; Stop ends a
-// frozen container only.
+// frozen container only. ContainerState reads each state without touching it.
 func testHolder(t *testing.T, f Factory) {
 	a, _ := f(t)
 	h, ctx := a.Roles.Holder, context.Background()
 	ctr := a.Container(t)
+	cs, ok := h.(worker.ContainerStater)
+	if !ok {
+		t.Fatalf("%T is no worker.ContainerStater", h)
+	}
+	state := func(want ...worker.ContainerState) {
+		t.Helper()
+		st, err := cs.ContainerState(ctx, ctr)
+		if err != nil || !slices.Contains(want, st) {
+			t.Fatalf("ContainerState: %q, %v; want one of %q", st, err, want)
+		}
+	}
+	state(worker.ContainerRunning)
+	if !a.AnyContainer {
+		if st, err := cs.ContainerState(ctx, "no-such-container"); err != nil || st != worker.ContainerGone {
+			t.Fatalf("ContainerState of an unknown container: %q, %v; want %q", st, err, worker.ContainerGone)
+		}
+	}
 	deadline := time.Now().Add(time.Minute)
 	if err := h.Lock(ctx, ctr, nil, deadline); err != nil {
 		t.Fatalf("Lock: %v", err)
@@ -166,9 +183,11 @@ func testHolder(t *testing.T, f Factory) {
 	if l, fr := held(t, a, ctr); !l || !fr {
 		t.Fatalf("Holds: locked %v frozen %v, want both", l, fr)
 	}
+	state(worker.ContainerFrozen)
 	if err := h.Thaw(ctx, ctr); err != nil {
 		t.Fatalf("Thaw: %v", err)
 	}
+	state(worker.ContainerRunning)
 	if err := h.Unlock(ctx, ctr, nil); err != nil {
 		t.Fatalf("Unlock: %v", err)
 	}

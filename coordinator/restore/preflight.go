@@ -33,15 +33,11 @@ const verifyTimeout = 2 * time.Minute
 // holds an address the restored containers take, on any live node. It returns one
 // error listing every problem with its fix (CodeFailed; CodeNoWorker when only
 // workers are missing), nil when all is well. Nodes whose agent is too old to answer
-// are skipped with a warning event.
-func (s *Restores) preflight(ctx context.Context, m *store.Manifest, targets map[string]string, waitReady bool) error {
-	return s.preflightSkip(ctx, m, targets, nil, waitReady)
-}
-
-// preflightSkip is preflight with the checksum re-hash left out for the containers
-// in hashed (SERVICE.SLOT): sets this operation itself hashed as they were written and
-// checked against the manifest at its commit (VerifiedAtCommit). Their sizes are
-// still checked.
+// are skipped with a warning event. The checksum re-hash is left out for the
+// containers in hashed (SERVICE.SLOT; nil: none): sets this operation itself hashed as
+// they were written (or received) and checked against the manifest at its commit
+// (VerifiedAtCommit); their sizes are still checked. With waitReady it waits for the
+// targets' network keepers (prepare) before it returns.
 func (s *Restores) preflightSkip(ctx context.Context, m *store.Manifest, targets map[string]string, hashed map[string]bool, waitReady bool) error {
 	live := map[string]bool{}
 	for _, w := range s.live() {

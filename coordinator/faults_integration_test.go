@@ -1108,8 +1108,9 @@ const directDigestsWithin = 90 * time.Second
 // directKept checks what a direct migration (f.direct; the CLI started at start,
 // returned at returned with exit code) recorded and left: its snapshot (bank's, asked
 // for by no policy or test, created since start) once final is committed or left no
-// set (noAbortedSets); committed, every container is recorded direct with its set on
-// a node other than the one it ran on, that set is there (the snapshot's only copy:
+// set (noAbortedSets); committed, every container that moves is recorded direct with
+// its set on a node other than the one it ran on (one that does not, in a whole-stack
+// migration, has its set where it ran), that set is there (the snapshot's only copy:
 // neither a failed migration nor its rollback drops it), the node it ran on holds no
 // copy if the migration succeeded (none is kept there), and its page digests are
 // filled into the record within directDigestsWithin (pages_pending cleared, none
@@ -1141,27 +1142,39 @@ func (fl *faultLab) directKept(t *testing.T, f fault, start, returned time.Time,
 			notes = append(notes, fmt.Sprintf("%s %s", id, m.State))
 			continue
 		}
+		direct := 0
 		for _, ct := range m.Containers {
 			name := fmt.Sprintf("%s.%d", ct.Service, ct.Slot)
 			switch {
-			case !ct.Direct || ct.Images == nil:
-				t.Errorf("%s: %s of the direct migration's snapshot %s is not recorded as dumped direct (direct %v, images %+v)", f, name, id, ct.Direct, ct.Images)
+			case ct.Images == nil:
+				t.Errorf("%s: %s of the committed snapshot %s has no image set recorded", f, name, id)
+				continue
+			case !ct.Direct && ct.Images.Node == ct.Node:
+				continue // it does not move (--whole-stack restores it where it ran): dumped there
+			case !ct.Direct:
+				t.Errorf("%s: %s of the direct migration's snapshot %s ran on %s but its set is on %s, not recorded as dumped direct", f, name, id, ct.Node, ct.Images.Node)
 				continue
 			case ct.Images.Node == ct.Node:
 				t.Errorf("%s: %s of snapshot %s ran on %s and its direct set is recorded there, not on its target", f, name, id, ct.Node)
 			}
-			if _, err := os.Stat(ct.Images.Dir); err != nil {
+			direct++
+			// Images.Dir is the dumping node's path (a direct set's record keeps it):
+			// the set is the one of that name on Images.Node.
+			set := filepath.Base(ct.Images.Dir)
+			if _, err := os.Stat(fl.setDir(ct.Images.Node, set)); err != nil {
 				t.Errorf("%s: the set of %s, snapshot %s's only copy, is gone from its target %s: %v", f, name, id, ct.Images.Node, err)
 			}
 			if code != 0 || slices.ContainsFunc(ct.Copies, func(cp store.Copy) bool { return cp.Node == ct.Node }) {
 				continue // a rollback sent the set back there (the target kept its copy)
 			}
-			for _, n := range fl.p.Nodes {
-				src := filepath.Join(n.DataRoot, "swarmckpt", "sets", filepath.Base(ct.Images.Dir))
-				if _, err := os.Stat(src); n.Name == ct.Node && err == nil {
+			if src := fl.setDir(ct.Node, set); src != "" {
+				if _, err := os.Stat(src); err == nil {
 					t.Errorf("%s: the direct migration succeeded but %s's set %s is also on %s, where it ran", f, name, src, ct.Node)
 				}
 			}
+		}
+		if direct == 0 {
+			t.Errorf("%s: the direct migration's committed snapshot %s records no container dumped direct", f, id)
 		}
 		deadline := time.Now().Add(directDigestsWithin)
 		for {
@@ -1188,8 +1201,8 @@ func (fl *faultLab) directKept(t *testing.T, f fault, start, returned time.Time,
 				break
 			}
 			if len(pending) == 0 {
-				notes = append(notes, fmt.Sprintf("%s committed, %d sets on their targets, digests recorded %s after the CLI returned",
-					id, len(m.Containers), time.Since(returned).Round(100*time.Millisecond)))
+				notes = append(notes, fmt.Sprintf("%s committed, %d sets dumped into their targets, digests recorded %s after the CLI returned",
+					id, direct, time.Since(returned).Round(100*time.Millisecond)))
 				break
 			}
 			if time.Now().After(deadline) {
@@ -1201,4 +1214,14 @@ func (fl *faultLab) directKept(t *testing.T, f fault, start, returned time.Time,
 		}
 	}
 	return "; direct: " + strings.Join(notes, ", ")
+}
+
+// setDir is the directory of image set set on node ("" for a node not of the lab).
+func (fl *faultLab) setDir(node, set string) string {
+	for _, n := range fl.p.Nodes {
+		if n.Name == node {
+			return filepath.Join(n.DataRoot, "swarmckpt", "sets", set)
+		}
+	}
+	return ""
 }

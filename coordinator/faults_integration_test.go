@@ -1173,8 +1173,9 @@ func (fl *faultLab) directKept(t *testing.T, f fault, start, returned time.Time,
 				}
 			}
 		}
-		if direct == 0 {
-			t.Errorf("%s: the direct migration's committed snapshot %s records no container dumped direct", f, id)
+		if direct == 0 { // --whole-stack --from a node none ran on, or --to the node all ran on
+			notes = append(notes, fmt.Sprintf("%s committed, no container moved to another node", id))
+			continue
 		}
 		deadline := time.Now().Add(directDigestsWithin)
 		for {

@@ -2,13 +2,17 @@ package coordinator_test
 
 // Fault injection (issue 21, "Done when"): on a 3-node lab whose daemons are supervised
 // (`lab up --daemons`: each restarted when it ends, as the systemd units restart them),
-// each seeded run starts a snapshot, restore or migration of the bank stack and kills,
-// with -9 and after a seeded delay, one of our processes: a worker, an agent, the
-// coordinator or a CRIU. After each run it checks the invariant: every holder runs with
-// its state (money conserved, no holder started fresh: its transfer counter did not go
-// back) or the operation completed; nothing frozen or network-locked, nothing journaled
-// held, a few seconds after the CLI returned; no leftovers (no .incoming-* set, no
-// exited restored container); and a following snapshot commits (no stale lock).
+// each seeded run starts a snapshot, restore or migration (streamed, or --copy direct)
+// of the bank stack and kills, with -9 and after a seeded delay, one of our processes:
+// a worker, an agent, the coordinator or a CRIU. After each run it checks the
+// invariant: every holder runs with its state (money conserved, no holder started
+// fresh: its transfer counter did not go back) or the operation completed; nothing
+// frozen or network-locked, nothing journaled held, a few seconds after the CLI
+// returned; no leftovers (no .incoming-* set or direct transfer's .pages-* directory,
+// no exited restored container); and a following snapshot commits (no stale lock). A
+// direct migration's record also keeps its sets on their targets (the only copy after
+// a success, not dropped by a failure or its rollback) and gets its page digests within
+// a bounded time (directKept).
 //
 // Short by default (part of make test); the campaign: make faults RUNS=100 (or
 // go test -run TestIntegrationFaults ./coordinator/ -args -runs 100 -seed N; chosen
@@ -67,6 +71,7 @@ type fault struct {
 	node   int    // 1..3: the victim's node (worker, agent), and migrate's --to/--from node
 	from   bool   // migrate --from node (else --to)
 	whole  bool   // migrate --whole-stack (else partial, the default: only the containers that must move)
+	direct bool   // migrate --copy direct (else streamed, the default)
 	delay  time.Duration
 }
 
@@ -74,7 +79,11 @@ type fault struct {
 // so that 4 consecutive seeds kill every process, 3 run every operation and 12 cover
 // every pair; a migration is partial or --whole-stack by the parity of k+k/4 (k =
 // seed/3), so that 24 consecutive seeds kill every process during both kinds and 10
-// run both; node, direction and delay are random. The delay spans the operation's
+// run both; a migration copies direct (--copy direct) or streamed by the parity of
+// k/2+k/8, so that 48 consecutive seeds kill every process during every kind of
+// migration with either copy mode (the short run's seed 8 is direct), and the seeds
+// that were streamed migrations before the copy mode was picked (until 2026-12-06)
+// keep every other choice; node, direction and delay are random. The delay spans the operation's
 // usual length on the lab (snapshot ~0.5-0.8 s, partial migrate ~1-2.5 s, restore and
 // whole-stack migrate ~2.5-4 s).
 func pickFault(seed int64) fault {
@@ -83,6 +92,7 @@ func pickFault(seed int64) fault {
 	f := fault{seed: seed, op: faultOps[u%3], victim: faultVictims[u%4], node: 1 + r.IntN(3), from: r.IntN(2) == 0}
 	if k := u / 3; f.op == "migrate" {
 		f.whole = (k+k/4)%2 == 1
+		f.direct = (k/2+k/8)%2 == 1
 	}
 	span := time.Second
 	switch {
@@ -101,6 +111,9 @@ func (f fault) String() string {
 		op = "partial migrate"
 		if f.whole {
 			op = "migrate --whole-stack"
+		}
+		if f.direct {
+			op += " --copy direct"
 		}
 	}
 	s := fmt.Sprintf("seed %d: %s, kill -9 %s", f.seed, op, f.victim)
@@ -132,12 +145,25 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 		for s := from; s < from+24; s++ {
 			if f := pickFault(s); f.op == "migrate" {
 				kinds[fmt.Sprintf("%s/%v", f.victim, f.whole)] = true
-			} else if f.whole {
-				t.Fatalf("seed %d: %s is not a migration but picks --whole-stack", s, f)
+			} else if f.whole || f.direct {
+				t.Fatalf("seed %d: %s is not a migration but picks --whole-stack or --copy direct", s, f)
 			}
 		}
 		if len(kinds) != 8 {
 			t.Fatalf("seeds %d-%d cover %d victim/migration-kind pairs, want 8: %v", from, from+23, len(kinds), kinds)
+		}
+	}
+	// 48 consecutive seeds (from any start) kill every process during a partial and a
+	// whole-stack migration, each copied streamed and direct.
+	for from := int64(0); from < 48; from++ {
+		kinds := map[string]bool{}
+		for s := from; s < from+48; s++ {
+			if f := pickFault(s); f.op == "migrate" {
+				kinds[fmt.Sprintf("%s/%v/%v", f.victim, f.whole, f.direct)] = true
+			}
+		}
+		if len(kinds) != 16 {
+			t.Fatalf("seeds %d-%d cover %d victim/migration-kind/copy triples, want 16: %v", from, from+47, len(kinds), kinds)
 		}
 	}
 	// The short run of make test (10 runs from seed 1) kills every process, runs
@@ -149,11 +175,12 @@ func TestPickFaultCoversEveryPair(t *testing.T) {
 		ops[f.op], victims[f.victim] = true, true
 		if f.op == "migrate" {
 			ops[fmt.Sprintf("migrate/whole=%v", f.whole)] = true
+			ops[fmt.Sprintf("migrate/direct=%v", f.direct)] = true
 		}
 		short = append(short, f.String())
 	}
-	if len(ops) != 5 || len(victims) != 4 {
-		t.Fatalf("the short run covers ops %v and victims %v, want all 3 (both kinds of migration) and 4:\n%s", ops, victims, strings.Join(short, "\n"))
+	if len(ops) != 7 || len(victims) != 4 {
+		t.Fatalf("the short run covers ops %v and victims %v, want all 3 (both kinds of migration, both copy modes) and 4:\n%s", ops, victims, strings.Join(short, "\n"))
 	}
 }
 
@@ -369,6 +396,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		if f.whole {
 			args = append(args, "--whole-stack")
 		}
+		if f.direct {
+			args = append(args, "--copy", "direct")
+		}
 	case "snapshot":
 		args = append(args, "--id", fmt.Sprintf("flt-%d", f.seed))
 	}
@@ -436,6 +466,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 	}
 	if f.op == "snapshot" {
 		fl.noAbortedSets(t, f, fmt.Sprintf("flt-%d", f.seed))
+	}
+	if f.direct {
+		moved += fl.directKept(t, f, start, start.Add(took), code)
 	}
 	kill := what // why nothing was killed
 	if !killed.IsZero() {
@@ -696,16 +729,17 @@ func (fl *faultLab) stateKept(t *testing.T, f fault, before map[int]int64) {
 	}
 }
 
-// noLeftovers: no partial incoming image set on any node; no failed dump's or
-// restore's CRIU log from a run that neither killed anything nor failed (a dump or
-// restore that failed unreported); no restored container left exited or created
-// (noStaleKeys checks etcd).
+// noLeftovers: no partial incoming image set (.incoming-*, or a direct transfer's
+// .pages-*) on any node; no failed dump's or restore's CRIU log from a run that
+// neither killed anything nor failed (a dump or restore that failed unreported); no
+// restored container left exited or created (noStaleKeys checks etcd).
 func (fl *faultLab) noLeftovers(t *testing.T, f fault, start time.Time, code int, killed bool) {
 	t.Helper()
 	for _, n := range fl.p.Nodes {
 		sets := filepath.Join(n.DataRoot, "swarmckpt", "sets")
 		inc, _ := filepath.Glob(filepath.Join(sets, ".incoming-*"))
-		if len(inc) > 0 {
+		pages, _ := filepath.Glob(filepath.Join(sets, ".pages-*")) // a direct transfer's
+		if inc = append(inc, pages...); len(inc) > 0 {
 			t.Errorf("%s: partial incoming image sets left on %s: %v", f, n.Name, inc)
 		}
 		if code == 0 && !killed {
@@ -1063,4 +1097,132 @@ func (fl *faultLab) scheduledSnapshots(t *testing.T) [][2]time.Time {
 		out = append(out, [2]time.Time{s.Add(-200 * time.Millisecond), s.Add(30 * time.Second)})
 	}
 	return out
+}
+
+// directDigestsWithin bounds how long after its checks begin a direct migration's
+// record may still wait for its page digests: the target hashes the pages after the
+// restore (or 30 s after the transfer if none came), and the coordinator's pages loop
+// fills them at once after the migration, at a new leader's start and every 30 s.
+const directDigestsWithin = 90 * time.Second
+
+// directKept checks what a direct migration (f.direct; the CLI started at start,
+// returned at returned with exit code) recorded and left: its snapshot (bank's, asked
+// for by no policy or test, created since start) once final is committed or left no
+// set (noAbortedSets); committed, every container that moves is recorded direct with
+// its set on a node other than the one it ran on (one that does not, in a whole-stack
+// migration, has its set where it ran), that set is there (the snapshot's only copy:
+// neither a failed migration nor its rollback drops it), the node it ran on holds no
+// copy if the migration succeeded (none is kept there), and its page digests are
+// filled into the record within directDigestsWithin (pages_pending cleared, none
+// unverified, every file with its sha256; polled). It returns a note for the summary.
+func (fl *faultLab) directKept(t *testing.T, f fault, start, returned time.Time, code int) string {
+	t.Helper()
+	out, c := fl.ctl(20*time.Second, "ls", "bank", "--output", "json")
+	var hs []store.Manifest
+	if c != 0 || json.Unmarshal([]byte(out), &hs) != nil {
+		t.Fatalf("%s: ls bank --output json: exit %d\n%s", f, c, out)
+	}
+	var ids []string
+	for _, h := range hs {
+		if h.Purpose == "" && !strings.HasPrefix(h.ID, "flt-") && !h.CreatedAt.Before(start.Add(-time.Second)) {
+			ids = append(ids, h.ID)
+		}
+	}
+	if len(ids) == 0 {
+		if code == 0 {
+			t.Errorf("%s: the direct migration succeeded but no snapshot of it is recorded", f)
+		}
+		return "; direct: no snapshot recorded"
+	}
+	var notes []string
+	for _, id := range ids {
+		fl.noAbortedSets(t, f, id)
+		m := fl.manifest(id)
+		if m.State != store.StateCommitted {
+			notes = append(notes, fmt.Sprintf("%s %s", id, m.State))
+			continue
+		}
+		direct := 0
+		for _, ct := range m.Containers {
+			name := fmt.Sprintf("%s.%d", ct.Service, ct.Slot)
+			switch {
+			case ct.Images == nil:
+				t.Errorf("%s: %s of the committed snapshot %s has no image set recorded", f, name, id)
+				continue
+			case !ct.Direct && ct.Images.Node == ct.Node:
+				continue // it does not move (--whole-stack restores it where it ran): dumped there
+			case !ct.Direct:
+				t.Errorf("%s: %s of the direct migration's snapshot %s ran on %s but its set is on %s, not recorded as dumped direct", f, name, id, ct.Node, ct.Images.Node)
+				continue
+			case ct.Images.Node == ct.Node:
+				t.Errorf("%s: %s of snapshot %s ran on %s and its direct set is recorded there, not on its target", f, name, id, ct.Node)
+			}
+			direct++
+			// Images.Dir is the dumping node's path (a direct set's record keeps it):
+			// the set is the one of that name on Images.Node.
+			set := filepath.Base(ct.Images.Dir)
+			if _, err := os.Stat(fl.setDir(ct.Images.Node, set)); err != nil {
+				t.Errorf("%s: the set of %s, snapshot %s's only copy, is gone from its target %s: %v", f, name, id, ct.Images.Node, err)
+			}
+			if code != 0 || slices.ContainsFunc(ct.Copies, func(cp store.Copy) bool { return cp.Node == ct.Node }) {
+				continue // a rollback sent the set back there (the target kept its copy)
+			}
+			if src := fl.setDir(ct.Node, set); src != "" {
+				if _, err := os.Stat(src); err == nil {
+					t.Errorf("%s: the direct migration succeeded but %s's set %s is also on %s, where it ran", f, name, src, ct.Node)
+				}
+			}
+		}
+		if direct == 0 { // --whole-stack --from a node none ran on, or --to the node all ran on
+			notes = append(notes, fmt.Sprintf("%s committed, no container moved to another node", id))
+			continue
+		}
+		deadline := time.Now().Add(directDigestsWithin)
+		for {
+			m = fl.manifest(id)
+			var pending, unverified []string
+			for _, ct := range m.Containers {
+				name := fmt.Sprintf("%s.%d", ct.Service, ct.Slot)
+				switch {
+				case ct.Images == nil:
+				case ct.Images.PagesUnverified != "":
+					unverified = append(unverified, name+": "+ct.Images.PagesUnverified)
+				case ct.Images.PagesPending:
+					pending = append(pending, name+" on "+ct.Images.Node)
+				default:
+					for _, fi := range ct.Images.Files {
+						if len(fi.SHA256) != 64 {
+							pending = append(pending, name+" "+fi.Name+" without its sha256")
+						}
+					}
+				}
+			}
+			if len(unverified) > 0 {
+				t.Errorf("%s: the direct migration's snapshot %s records sets whose pages will never be verified: %s", f, id, strings.Join(unverified, "; "))
+				break
+			}
+			if len(pending) == 0 {
+				notes = append(notes, fmt.Sprintf("%s committed, %d sets dumped into their targets, digests recorded %s after the CLI returned",
+					id, direct, time.Since(returned).Round(100*time.Millisecond)))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: the page digests of the direct migration's snapshot %s are still pending %s after the CLI returned: %s",
+					f, id, time.Since(returned).Round(time.Second), strings.Join(pending, "; "))
+				break
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	return "; direct: " + strings.Join(notes, ", ")
+}
+
+// setDir is the directory of image set set on node ("" for a node not of the lab).
+func (fl *faultLab) setDir(node, set string) string {
+	for _, n := range fl.p.Nodes {
+		if n.Name == node {
+			return filepath.Join(n.DataRoot, "swarmckpt", "sets", set)
+		}
+	}
+	return ""
 }

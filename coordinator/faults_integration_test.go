@@ -383,6 +383,9 @@ func (fl *faultLab) faultRun(t *testing.T, f fault, last string, lastSent map[in
 		pm = fl.planPartial(t, &f)
 		defer pm.stop()
 	}
+	if f.op == "migrate" && f.whole {
+		fl.pickMoving(t, &f) // a whole-stack migration of nothing is refused too
+	}
 	args := []string{f.op, "bank"}
 	switch f.op {
 	case "restore":
@@ -877,29 +880,27 @@ type frozenAt struct {
 	at time.Time
 }
 
-// planPartial notes where the holders run before f's partial migration and starts
-// the watch of the staying ones' freezer state (every 20 ms until stop). When f's
-// node and direction would move nothing (every holder already there, or none there:
-// migrate refuses at once), it picks the next node, then the other direction, that
-// moves some (f is changed).
-func (fl *faultLab) planPartial(t *testing.T, f *fault) *partialMove {
+// pickMoving returns which holders f's migration moves and which stay. When f's node
+// and direction would move nothing (every holder already there, or none there:
+// migrate refuses at once, exit 2, --whole-stack too), it picks the next node, then
+// the other direction, that moves some (f is changed).
+func (fl *faultLab) pickMoving(t *testing.T, f *fault) (moving, staying map[int]holderAt) {
 	t.Helper()
-	pm := &partialMove{done: make(chan struct{}), stopped: make(chan struct{})}
 	hs := fl.holders(t)
 	orig := *f
 	for try := range 6 {
 		g := orig
 		g.node, g.from = 1+(orig.node-1+try%3)%3, orig.from != (try >= 3)
 		node := fl.node(g.node)
-		pm.moving, pm.staying = map[int]holderAt{}, map[int]holderAt{}
+		moving, staying = map[int]holderAt{}, map[int]holderAt{}
 		for id, h := range hs {
 			if g.from && h.node == node || !g.from && h.node != node {
-				pm.moving[id] = h
+				moving[id] = h
 			} else {
-				pm.staying[id] = h
+				staying[id] = h
 			}
 		}
-		if len(pm.moving) > 0 {
+		if len(moving) > 0 {
 			if g != orig {
 				t.Logf("%s: nothing to move from/to node %d: migrating from=%v node %d instead", orig, orig.node, g.from, g.node)
 			}
@@ -907,6 +908,16 @@ func (fl *faultLab) planPartial(t *testing.T, f *fault) *partialMove {
 			break
 		}
 	}
+	return moving, staying
+}
+
+// planPartial notes where the holders run before f's partial migration (pickMoving:
+// f may change) and starts the watch of the staying ones' freezer state (every 20 ms
+// until stop).
+func (fl *faultLab) planPartial(t *testing.T, f *fault) *partialMove {
+	t.Helper()
+	pm := &partialMove{done: make(chan struct{}), stopped: make(chan struct{})}
+	pm.moving, pm.staying = fl.pickMoving(t, f)
 	go func() {
 		defer close(pm.stopped)
 		fr := &freezer.Cgroup{}

@@ -41,7 +41,9 @@ whose checkpoint fails or does not finish within its stop_grace_period is stoppe
 as swarm asked and restarted fresh: named in the error (exit 1); --whole-stack keeps
 the rollback. --whole-stack moves the whole stack instead: every container is
 dumped, stopped and restored, those that stay on their node too (the behaviour
-before). A partial migration's snapshot holds only the moved containers: 'swarmckpt
+before). A migration that would move nothing (--from a node where none of the
+stack's containers runs, --to the node where all run) is refused at once, exit 2,
+with --whole-stack too. A partial migration's snapshot holds only the moved containers: 'swarmckpt
 restore' refuses it.
 
 In exact mode the targets are chosen before the snapshot and each moving

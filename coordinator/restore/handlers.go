@@ -300,6 +300,9 @@ func (s *Restores) migrate(ctx context.Context, req api.MigrateRequest, copyMode
 		mode, *copyMode = api.CopyDirect, api.CopyDirect
 		s.event(ctx, api.Event{ID: req.ID, Phase: "warning", Message: "the stack's swarmckpt.migration label asks for post-copy, which moves only some containers in exact mode: migrating direct"})
 	}
+	if err := s.wholeStackMoves(ctx, req); err != nil {
+		return nil, err
+	}
 	var stream StreamPlan
 	// Exact mode plans every target; swarm mode with --to knows the one node swarm may
 	// place the tasks on (node.hostname==TO). Swarm mode with --from does not.

@@ -2,7 +2,6 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -139,31 +138,11 @@ func (s *Restores) releaseKept(ctx context.Context, op *store.Operation) {
 	for _, k := range op.Kept {
 		cs = append(cs, node.PreflightContainer{Key: k, Name: KeepName(op.Snapshot, k)})
 	}
-	live := map[string]bool{}
-	for _, w := range s.live() {
-		live[w.Node] = true
-	}
-	var wg sync.WaitGroup
+	byNode := map[string][]node.PreflightContainer{}
 	for _, n := range op.Nodes {
-		if !live[n] {
-			s.log.Info("node without a live worker: its network keepers of the drain hold end by themselves", "operation", op.Snapshot, "node", n)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, releaseTimeout)
-			defer cancel()
-			rep, err := s.nodes.Preflight(cctx, n, node.PreflightRequest{Release: true, Containers: cs})
-			if err == nil && rep.Error != "" {
-				err = errors.New(rep.Error)
-			}
-			if err != nil {
-				s.log.Warn("cannot release the network keepers of the drain hold (they end by themselves within minutes)", "operation", op.Snapshot, "node", n, "err", err)
-			}
-		}()
+		byNode[n] = cs
 	}
-	wg.Wait()
+	s.releaseKeepers(ctx, byNode, "of the drain hold", "operation", op.Snapshot)
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.DeleteOperation(dctx, op.ID); err != nil {

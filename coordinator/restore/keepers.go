@@ -77,6 +77,14 @@ func (s *Restores) releasePrepared(ctx context.Context, id string, moving []stor
 		add(c.Node, c)
 		add(plan[c.Key()], c)
 	}
+	s.releaseKeepers(ctx, byNode, "prepared for the migration", "snapshot", id)
+}
+
+// releaseKeepers asks each live node of byNode to end its keepers cs
+// (node.PreflightRequest.Release), in parallel, each at most releaseTimeout; what
+// names them in the logs (with the key and id). A node without a live worker, or that
+// does not answer, ends them by itself within minutes (logged).
+func (s *Restores) releaseKeepers(ctx context.Context, byNode map[string][]node.PreflightContainer, what, key, id string) {
 	live := map[string]bool{}
 	for _, w := range s.live() {
 		live[w.Node] = true
@@ -84,7 +92,7 @@ func (s *Restores) releasePrepared(ctx context.Context, id string, moving []stor
 	var wg sync.WaitGroup
 	for n, cs := range byNode {
 		if !live[n] {
-			s.log.Info("node without a live worker: its keepers prepared for the migration end by themselves", "snapshot", id, "node", n)
+			s.log.Info("node without a live worker: its network keepers "+what+" end by themselves", key, id, "node", n)
 			continue
 		}
 		wg.Add(1)
@@ -97,7 +105,7 @@ func (s *Restores) releasePrepared(ctx context.Context, id string, moving []stor
 				err = errors.New(rep.Error)
 			}
 			if err != nil {
-				s.log.Warn("cannot release the network keepers prepared for the migration (they end by themselves within minutes)", "snapshot", id, "node", n, "err", err)
+				s.log.Warn("cannot release the network keepers "+what+" (they end by themselves within minutes)", key, id, "node", n, "err", err)
 			}
 		}()
 	}

@@ -191,22 +191,7 @@ func TestIntegrationRestoreFailurePutsTheStackBack(t *testing.T) {
 	// number each prints after the put-back continues its count (a fresh start prints 1).
 	var counts []int
 	waitLong(t, "both sleepers running again, counting on", func() bool {
-		counts = counts[:0]
-		for i := 1; i <= 3; i++ {
-			node := fmt.Sprintf("%s-%d", e.name, i)
-			names, err := e.dockerCmd(node, "ps", "--filter", "name=sleeper_sleeper-", "--format", "{{.Names}}")
-			if err != nil {
-				continue
-			}
-			for _, n := range strings.Fields(names) {
-				logs, err := e.dockerCmd(node, "logs", n)
-				if f := strings.Fields(logs); err == nil && len(f) > 0 {
-					if v, err := strconv.Atoi(f[0]); err == nil {
-						counts = append(counts, v)
-					}
-				}
-			}
-		}
+		counts = e.sleeperFirstCounts("")
 		return len(counts) == 2
 	})
 	for _, v := range counts {
@@ -249,25 +234,7 @@ func (e *e2e) directMigrateFailsAndRollsBack(t *testing.T, target, img, orig str
 	}
 	var counts []int
 	waitLong(t, "both sleepers running again after the failed direct migration, counting on", func() bool {
-		counts = counts[:0]
-		for i := 1; i <= 3; i++ {
-			node := fmt.Sprintf("%s-%d", e.name, i)
-			if node == target {
-				continue
-			}
-			names, err := e.dockerCmd(node, "ps", "--filter", "name=sleeper_sleeper-", "--format", "{{.Names}}")
-			if err != nil {
-				continue
-			}
-			for _, n := range strings.Fields(names) {
-				logs, err := e.dockerCmd(node, "logs", n)
-				if f := strings.Fields(logs); err == nil && len(f) > 0 {
-					if v, err := strconv.Atoi(f[0]); err == nil {
-						counts = append(counts, v)
-					}
-				}
-			}
-		}
+		counts = e.sleeperFirstCounts(target)
 		return len(counts) == 2
 	})
 	lowest := slices.Min(after)
@@ -355,4 +322,29 @@ func (e *e2e) swarmMigrateFailsAndRollsBack(t *testing.T, svc, target string) {
 	if c, err := e.dockerCmd(e.name+"-1", "service", "ps", svc, "--filter", "desired-state=running", "--format", "{{.Node}}"); err != nil || strings.Contains(c, target) {
 		t.Errorf("running tasks of %s on %q (%v): want none on %s", svc, c, err, target)
 	}
+}
+
+// sleeperFirstCounts returns the first number each running sleeper container printed,
+// on every node but skip (a fresh start prints 1; a restored one continues its count).
+func (e *e2e) sleeperFirstCounts(skip string) []int {
+	var counts []int
+	for i := 1; i <= 3; i++ {
+		node := fmt.Sprintf("%s-%d", e.name, i)
+		if node == skip {
+			continue
+		}
+		names, err := e.dockerCmd(node, "ps", "--filter", "name=sleeper_sleeper-", "--format", "{{.Names}}")
+		if err != nil {
+			continue
+		}
+		for _, n := range strings.Fields(names) {
+			logs, err := e.dockerCmd(node, "logs", n)
+			if f := strings.Fields(logs); err == nil && len(f) > 0 {
+				if v, err := strconv.Atoi(f[0]); err == nil {
+					counts = append(counts, v)
+				}
+			}
+		}
+	}
+	return counts
 }

@@ -104,13 +104,18 @@ func wholeSets(sets, dropped []setRef) int {
 // dropSet drops set r on its node within timeout, repeating the drop while the node's
 // worker is unreachable (node.ErrWorkerUnreachable: killed or restarting, its
 // supervisor starting it again within a second or so): a snapshot aborted because its
-// worker died otherwise leaves that worker's partial sets behind.
+// worker died otherwise leaves that worker's partial sets behind. A node whose agent
+// does not answer at all (no responders) is asked again too while it may only be
+// reconnecting: its agent still counts as live, or this coordinator started less than
+// one worker timeout ago (its embedded NATS died with the previous one and the agents
+// are reconnecting: fault seed 2906, whose restarted coordinator aborted the dead one's
+// direct migration 0.6 s after its start and left the sets on the target).
 func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		err := s.dropSetOnce(cctx, r)
-		if err == nil || !errors.Is(err, node.ErrWorkerUnreachable) {
+		if err == nil || !errors.Is(err, node.ErrWorkerUnreachable) && !(errors.Is(err, errNoAgent) && s.mayReconnect(r.node)) {
 			return err
 		}
 		select {
@@ -121,12 +126,25 @@ func (s *Service) dropSet(ctx context.Context, r setRef, timeout time.Duration) 
 	}
 }
 
+// errNoAgent: no agent of the node answered (no responders on its subject).
+var errNoAgent = errors.New("its agent does not answer")
+
+// mayReconnect says whether node n's agent may answer soon though it did not now: it
+// still counts as live (heard within the worker timeout), or this coordinator started
+// less than one worker timeout ago (every live agent is heard within it).
+func (s *Service) mayReconnect(n string) bool {
+	if _, live := s.live.agent(n); live {
+		return true
+	}
+	return time.Since(s.started) < max(s.cfg.WorkerTimeout, 5*time.Second)
+}
+
 func (s *Service) dropSetOnce(cctx context.Context, r setRef) error {
 	b, _ := json.Marshal(node.DropRequest{Set: r.set})
 	out, err := s.cfg.Bus.Request(cctx, node.DropSubject(r.node), b)
 	if err != nil {
 		if errors.Is(err, bus.ErrNoResponders) {
-			return fmt.Errorf("no live worker on node %s", r.node)
+			return fmt.Errorf("no live worker on node %s: %w", r.node, errNoAgent)
 		}
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/controlplane/store"
 	"github.com/swarmckpt/swarmckpt/coordinator"
 	"github.com/swarmckpt/swarmckpt/coordinator/api"
@@ -270,4 +271,40 @@ func TestDumpEndingAfterItsAbortKeepsNoSet(t *testing.T) {
 	waitFor(t, "the late dump's set dumped and dropped", func() bool {
 		return e.execs["lab-2"].Dumps("ctr2") == 1 && !e.execs["lab-2"].HasSet(set)
 	})
+}
+
+// TestRemoveReachesAnAgentReconnecting (fault seed 2906): a node whose agent does not
+// answer for a moment (its NATS connection re-established after the coordinator
+// restarted, or the agent restarting) while it still counts as live gets the drop once
+// it answers again: rm removes its set instead of reporting it left over.
+func TestRemoveReachesAnAgentReconnecting(t *testing.T) {
+	e := newEnv(t, "lab-1", "lab-2", "lab-3")
+	if _, err := e.snapshot("snap-rc"); err != nil {
+		t.Fatal(err)
+	}
+	e.cancel["lab-3"]()
+	probe := e.net.Connect()
+	waitFor(t, "lab-3's agent stopped (no responders on its subjects)", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := probe.Request(ctx, node.DropSubject("lab-3"), []byte(`{"set":"none"}`))
+		return errors.Is(err, bus.ErrNoResponders)
+	})
+	back := make(chan struct{})
+	go func() {
+		defer close(back)
+		time.Sleep(200 * time.Millisecond) // the agent's reconnect delay, not a synchronisation
+		e.startAgent("lab-3")
+	}()
+	res, err := e.remove("snap-rc")
+	<-back
+	if err != nil {
+		t.Fatalf("rm with lab-3's agent reconnecting: %v", err)
+	}
+	if res.ImagesRemoved != 5 || len(res.Warnings) != 0 {
+		t.Fatalf("result %+v, want 5 sets removed and no warnings (the reconnected agent asked again)", res)
+	}
+	if e.execs["lab-3"].HasSet(node.SetID("snap-rc", "bank_holder.3")) {
+		t.Error("lab-3's set is still there")
+	}
 }

@@ -37,22 +37,8 @@ func TestRestartedAgentReleasesWhatItsPredecessorHeld(t *testing.T) {
 	}
 	ex := worker.NewFake("n1")
 	ex.Hold("ctr1")
-	a, err := agent.New(agent.Config{Node: "n1", Bus: bus.NewNetwork().Connect(), Worker: ex.Roles(), Algorithms: lookup,
-		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	restartUntilReleased(t, ex, bus.NewNetwork().Connect(), dir)
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ex.Held()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still held after restart: %v", ex.Held())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	// Released: the record goes, so that the next restart does not release it again.
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "blocking", "ctr1.rec")); os.IsNotExist(err) {
@@ -295,5 +281,28 @@ func TestRestartedAgentRetriesAFailedRelease(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the record of a container whose release failed once is still there 5 s after the container went")
 		}
+	}
+}
+
+// restartUntilReleased starts an agent of node n1 over ex on b with the records a
+// previous agent left in dir (it runs until the test ends), and waits until it has
+// released everything ex holds (at most 5 s).
+func restartUntilReleased(t *testing.T, ex *worker.Fake, b bus.Transport, dir string) {
+	t.Helper()
+	a, err := agent.New(agent.Config{Node: "n1", Bus: b, Worker: ex.Roles(), Algorithms: lookup,
+		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ex.Held()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still held after restart: %v", ex.Held())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

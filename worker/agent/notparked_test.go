@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"github.com/swarmckpt/swarmckpt/controlplane/bus"
 	"github.com/swarmckpt/swarmckpt/protocol/node"
 	"github.com/swarmckpt/swarmckpt/worker"
-	"github.com/swarmckpt/swarmckpt/worker/agent"
 )
 
 // A restarted agent released ctr1, which its predecessor held parked since its dump
@@ -37,22 +34,10 @@ func TestStopOfContainersNotParkedSaysWhatTheyAre(t *testing.T) {
 	ex.Hold("ctr1") // parked by the killed agent: frozen and locked since its dump
 	ex.Gone("ctr9")
 	net := bus.NewNetwork()
-	a, err := agent.New(agent.Config{Node: "n1", Bus: net.Connect(), Worker: ex.Roles(), Algorithms: lookup,
-		StateDir: dir, TickPeriod: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	restartUntilReleased(t, ex, net.Connect(), dir)
+	ctx := context.Background()
+	var err error
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ex.Held()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("still held after restart: %v", ex.Held())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	client := net.Connect()
 	ask := func(resume bool) (node.StopReply, error) {
 		t.Helper()
